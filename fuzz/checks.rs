@@ -2229,6 +2229,7 @@ pub fn log_line(data: &[u8]) {
         upstream_response: Some(Duration::from_micros(11_204)),
         upstream_bytes_received: Some(5_320),
         upstream_response_length: Some(5_120),
+        upstream_bytes_sent: Some(410),
         gzip_sizes: Some((5_120, 1_536)),
         termination: Default::default(),
         limit_req: None,

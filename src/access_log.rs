@@ -69,6 +69,7 @@ mod tests {
             upstream_response: Some(Duration::from_micros(2_100)),
             upstream_bytes_received: Some(1_290),
             upstream_response_length: Some(1_024),
+            upstream_bytes_sent: Some(410),
             gzip_sizes: Some((5_120, 1_536)),
             termination: Default::default(),
             limit_req: None,

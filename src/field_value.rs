@@ -518,6 +518,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::UpstreamQueueTime
         | Var::UpstreamResponseTime
         | Var::UpstreamBytesReceived
+        | Var::UpstreamBytesSent
         | Var::UpstreamResponseLength
         | Var::UpstreamCacheStatus
         | Var::DurationMs
@@ -885,6 +886,7 @@ mod tests {
             "$request_length",
             "$upstream_response_time",
             "$upstream_bytes_received",
+            "$upstream_bytes_sent",
             "$upstream_response_length",
             "$request_completion",
             "$gzip_ratio",

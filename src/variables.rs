@@ -40,6 +40,7 @@ pub enum Var {
     UpstreamQueueTime,
     UpstreamResponseTime,
     UpstreamBytesReceived,
+    UpstreamBytesSent,
     UpstreamResponseLength,
     UpstreamCacheStatus,
     Referer,
@@ -91,6 +92,7 @@ impl Var {
                 | Var::RequestLength
                 | Var::UpstreamResponseTime
                 | Var::UpstreamBytesReceived
+                | Var::UpstreamBytesSent
                 | Var::UpstreamResponseLength
                 | Var::Termination
                 | Var::RequestCompletion
@@ -115,6 +117,7 @@ impl Var {
                 | Var::UpstreamQueueTime
                 | Var::UpstreamResponseTime
                 | Var::UpstreamBytesReceived
+                | Var::UpstreamBytesSent
                 | Var::UpstreamResponseLength
                 | Var::UpstreamCacheStatus
                 | Var::DurationMs
@@ -160,6 +163,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("upstream_queue_time", Var::UpstreamQueueTime),
     ("upstream_response_time", Var::UpstreamResponseTime),
     ("upstream_bytes_received", Var::UpstreamBytesReceived),
+    ("upstream_bytes_sent", Var::UpstreamBytesSent),
     ("upstream_response_length", Var::UpstreamResponseLength),
     ("upstream_cache_status", Var::UpstreamCacheStatus),
     ("http_referer", Var::Referer),

@@ -146,7 +146,9 @@ fn assert_a_handshake_failed(backend: &TlsBackend) {
 fn get_and_post_reach_a_tls_backend_on_one_kept_connection() {
     let trust = Trust::new();
     let backend = echo_on_ip(&trust, "a");
-    let proxy = start(&trust.conf(&tls_target(&backend, ""), ""), |_| {});
+    // Counted as sent and read before and after encryption.
+    let logged = "log_format = $upstream_bytes_sent $upstream_response_length\n";
+    let mut proxy = start(&trust.conf(&tls_target(&backend, ""), logged), |_| {});
     let mut client = proxy.connect();
     let r = client.get("/one?x=1");
     assert_eq!(r.status, 200, "{}", r.head.raw);
@@ -176,6 +178,16 @@ fn get_and_post_reach_a_tls_backend_on_one_kept_connection() {
     assert_eq!(handshakes[0].sni, None);
     assert!(!handshakes[0].client_cert);
     assert_eq!(handshakes[0].version, Some(ProtocolVersion::TLSv1_3));
+
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let counted: Vec<String> = seen
+        .iter()
+        .map(|s| {
+            let body = echoed("a", s.method(), s.path(), &s.body);
+            format!("{} {}", s.head.raw.len() + s.body.len(), body.len())
+        })
+        .collect();
+    assert_eq!(proxy.log_lines(), counted);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod support;
 use inverso::config::LogFormat;
 use inverso::Config;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -940,4 +941,34 @@ fn upstream_bytes_are_the_last_target_s_and_a_dash_without_an_answer() {
     });
     assert_eq!(proxy.connect().get("/").status, 502);
     assert_eq!(lines_of(proxy), ["502 -"]);
+}
+
+#[test]
+fn upstream_bytes_sent_are_the_request_s_head_and_body_as_the_backend_got_them() {
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let seen_by_backend = received.clone();
+    let origin = Backend::start("origin", move |seen, out| {
+        let sizes = (seen.head.raw.len(), seen.body.len());
+        seen_by_backend.lock().unwrap().push(sizes);
+        respond(out, 200, &[("Cache-Control", "no-store")], b"ok");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[origin.addr], |c| {
+        c.log_format = LogFormat::parse("$request_method $upstream_bytes_sent").unwrap();
+        c.cache_size = 0;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/a").status, 200);
+    client.send(b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert_eq!(client.response().status, 200);
+    drop(client);
+    let lines = lines_of(proxy);
+    let sizes = received.lock().unwrap().clone();
+    assert_eq!(sizes.len(), 2);
+    assert_eq!(sizes[1].1, 10, "{sizes:?}");
+    let sent: Vec<usize> = sizes.iter().map(|(head, body)| head + body).collect();
+    assert_eq!(
+        lines,
+        [format!("GET {}", sent[0]), format!("POST {}", sent[1])]
+    );
 }

@@ -2328,6 +2328,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_response: None,
         upstream_bytes_received: None,
         upstream_response_length: None,
+        upstream_bytes_sent: None,
         gzip_sizes: None,
         termination: Default::default(),
         limit_req: None,

@@ -72,10 +72,12 @@ pub struct Record {
     /// target's pick to the response's end (`$upstream_response_time`).
     pub upstream_response: Option<Duration>,
     /// The bytes read of the last backend's answer: its head, body and
-    /// the body's framing (`$upstream_bytes_received`), and those after
-    /// its head (`$upstream_response_length`); none when no answer came.
+    /// the body's framing (`$upstream_bytes_received`), those after its
+    /// head (`$upstream_response_length`), and the bytes of the request
+    /// sent to it (`$upstream_bytes_sent`); none when no answer came.
     pub upstream_bytes_received: Option<u64>,
     pub upstream_response_length: Option<u64>,
+    pub upstream_bytes_sent: Option<u64>,
     /// The body bytes of the answer before and after it was compressed,
     /// when it went compressed (`$gzip_ratio`).
     pub gzip_sizes: Option<(u64, u64)>,
@@ -183,6 +185,7 @@ impl Record {
             upstream_response: None,
             upstream_bytes_received: None,
             upstream_response_length: None,
+            upstream_bytes_sent: None,
             gzip_sizes: None,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.

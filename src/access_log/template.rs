@@ -146,6 +146,7 @@ impl Template {
             upstream_response: Some(Duration::from_micros(11_204)),
             upstream_bytes_received: Some(5_320),
             upstream_response_length: Some(5_120),
+            upstream_bytes_sent: Some(410),
             gzip_sizes: None,
             termination: Default::default(),
             limit_req: None,
@@ -385,6 +386,7 @@ fn write_var(
         Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
         Var::UpstreamBytesReceived => out.number(r.upstream_bytes_received),
         Var::UpstreamResponseLength => out.number(r.upstream_response_length),
+        Var::UpstreamBytesSent => out.number(r.upstream_bytes_sent),
         Var::GzipRatio => out.own(r.gzip_sizes.and_then(gzip_ratio).as_deref()),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Termination => out.own(Some(r.termination.as_str())),
@@ -554,6 +556,7 @@ mod tests {
             upstream_response: Some(Duration::from_micros(2_750)),
             upstream_bytes_received: Some(1_290),
             upstream_response_length: Some(1_024),
+            upstream_bytes_sent: Some(410),
             gzip_sizes: Some((5_120, 1_536)),
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
@@ -601,6 +604,7 @@ mod tests {
             upstream_response: None,
             upstream_bytes_received: None,
             upstream_response_length: None,
+            upstream_bytes_sent: None,
             gzip_sizes: None,
             termination: Default::default(),
             limit_req: None,
@@ -672,6 +676,7 @@ mod tests {
             ("$upstream_queue_time", "1.250"),
             ("$upstream_response_time", "0.003"),
             ("$upstream_bytes_received", "1290"),
+            ("$upstream_bytes_sent", "410"),
             ("$upstream_response_length", "1024"),
             ("$upstream_cache_status", "MISS"),
             ("$termination", "SD"),
@@ -775,10 +780,11 @@ mod tests {
                         $pool $ssl_protocol $ssl_cipher $ssl_client_verify \
                         $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
                         $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name \
-                        $upstream_bytes_received $upstream_response_length $gzip_ratio";
+                        $upstream_bytes_received $upstream_response_length $gzip_ratio \
+                        $upstream_bytes_sent";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // A hit, answered whole.
         assert_eq!(line("[$request_completion]", &bare_record()), "[OK]");

@@ -441,14 +441,17 @@ impl TlsStream {
     /// encrypted a batch at a time, and the records sent while the peer
     /// is watched. The records are taken out of `outgoing` for that, as
     /// what `answered` reads takes the locks before it.
+    ///
+    /// The bytes it says went are those of `bufs` whose records all did.
     pub fn write_all_unless_answered(
         &self,
         mut bufs: &mut [IoSlice<'_>],
         mut answered: impl FnMut() -> bool,
-    ) -> io::Result<bool> {
+    ) -> io::Result<super::conn::Sent> {
         IoSlice::advance_slices(&mut bufs, 0);
+        let mut plain = 0;
         while !bufs.is_empty() {
-            let records = {
+            let (records, taken) = {
                 let mut out = self.outgoing.lock();
                 let mut session = self.session.lock();
                 let taken = session.writer().write_vectored(bufs)?;
@@ -461,7 +464,7 @@ impl TlsStream {
                 }
                 // Set under the lock the others look at it under.
                 self.sending.store(true, Ordering::Relaxed);
-                std::mem::take(&mut *out)
+                (std::mem::take(&mut *out), taken as u64)
             };
             let sent = super::conn::send_all_unless_answered(
                 &self.tcp,
@@ -476,11 +479,18 @@ impl TlsStream {
                 out.clear();
             }
             drop(out);
-            if !sent? {
-                return Ok(false);
+            if !sent?.whole {
+                return Ok(super::conn::Sent {
+                    whole: false,
+                    bytes: plain,
+                });
             }
+            plain += taken;
         }
-        Ok(true)
+        Ok(super::conn::Sent {
+            whole: true,
+            bytes: plain,
+        })
     }
 
     /// Gives the incoming buffer back while it holds nothing (see

@@ -215,6 +215,7 @@ pub fn serve(
                 upstream_response: tally.time,
                 upstream_bytes_received: tally.received,
                 upstream_response_length: tally.body,
+                upstream_bytes_sent: tally.sent,
                 gzip_sizes: client.take_gzip_sizes(),
                 termination: client.termination(),
                 limit_req: client.limit_req,

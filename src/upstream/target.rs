@@ -87,9 +87,10 @@ pub struct UpstreamConn {
     /// The same for a body streamed from the client: the rest of it is
     /// still on the client connection, which closes after the answer.
     pub client_body_left: bool,
-    /// What had been read from it when it was checked out: what this
-    /// exchange receives is counted from there.
+    /// What had been read from it and written to it when it was checked
+    /// out: what this exchange receives and sends is counted from there.
     pub received_from: u64,
+    pub sent_from: u64,
 }
 
 impl Upstreams {
@@ -111,6 +112,7 @@ impl Upstreams {
                 in_use(&conn.get_ref().0);
                 return Ok(UpstreamConn {
                     received_from: conn.get_ref().received(),
+                    sent_from: conn.get_ref().sent(),
                     conn,
                     reused: true,
                     body_cut: false,
@@ -135,6 +137,7 @@ impl Upstreams {
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {
             received_from: stream.received(),
+            sent_from: stream.sent(),
             conn: BufConn::new(SharedStream(stream), UPSTREAM_BUFFER).without_probe(),
             reused: false,
             body_cut: false,

@@ -13,10 +13,12 @@ use std::time::Duration;
 /// A connection to a backend, and the bytes read from it.
 pub struct Stream {
     kind: Kind,
-    /// Every byte read since it was opened: what one exchange received is
-    /// the difference over it (`$upstream_bytes_received`). Written only
+    /// Every byte read and written since it was opened: what one
+    /// exchange received and sent is the difference over it
+    /// (`$upstream_bytes_received`, `$upstream_bytes_sent`). Written only
     /// by the thread that has the connection checked out.
     received: AtomicU64,
+    sent: AtomicU64,
 }
 
 /// TCP, a Unix-domain stream socket (a `unix:PATH` target), or TLS over
@@ -44,6 +46,7 @@ impl From<Kind> for Stream {
         Stream {
             kind,
             received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
         }
     }
 }
@@ -59,14 +62,29 @@ impl Stream {
         self.received.load(Ordering::Relaxed)
     }
 
-    /// Counts what a read gave.
-    fn count(&self, read: io::Result<usize>) -> io::Result<usize> {
+    /// The bytes written to it since it was opened (over TLS, before
+    /// they were encrypted).
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    fn counted_read(&self, read: io::Result<usize>) -> io::Result<usize> {
         if let Ok(n) = read {
-            // One reader at a time: no add need be atomic as a whole.
-            let seen = self.received.load(Ordering::Relaxed);
-            self.received.store(seen + n as u64, Ordering::Relaxed);
+            add(&self.received, n as u64);
         }
         read
+    }
+
+    /// Counts what a write took.
+    pub(super) fn count_sent(&self, n: u64) {
+        add(&self.sent, n);
+    }
+
+    fn counted_write(&self, written: io::Result<usize>) -> io::Result<usize> {
+        if let Ok(n) = written {
+            self.count_sent(n as u64);
+        }
+        written
     }
 
     /// Whether bytes are waiting to be read, without reading or waiting:
@@ -91,9 +109,15 @@ impl Stream {
     }
 }
 
+/// One reader and one writer at a time (the thread that has the
+/// connection): no add need be atomic as a whole.
+fn add(count: &AtomicU64, n: u64) {
+    count.store(count.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+}
+
 impl Socket for Stream {
     fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.count(match &self.kind {
+        self.counted_read(match &self.kind {
             Kind::Tls(s) => s.read_now(buf),
             _ => recv_now(self.as_raw_fd(), buf),
         })
@@ -146,7 +170,7 @@ impl Socket for Stream {
 
 impl Read for &Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.count(match &self.kind {
+        self.counted_read(match &self.kind {
             Kind::Tcp(s) => (&*s).read(buf),
             Kind::Unix(s) => (&*s).read(buf),
             Kind::Tls(s) => (&**s).read(buf),
@@ -160,21 +184,23 @@ impl Read for &Stream {
 /// `main` ignores it, an embedder's may not).
 impl Write for &Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &self.kind {
+        let written = match &self.kind {
             Kind::Tcp(s) => (&*s).write(buf),
             Kind::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
             Kind::Tls(s) => (&**s).write(buf),
-        }
+        };
+        self.counted_write(written)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match &self.kind {
+        let written = match &self.kind {
             Kind::Tcp(s) => (&*s).write_vectored(bufs),
             Kind::Unix(s) => {
                 socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
             }
             Kind::Tls(s) => (&**s).write_vectored(bufs),
-        }
+        };
+        self.counted_write(written)
     }
 
     fn flush(&mut self) -> io::Result<()> {

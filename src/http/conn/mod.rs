@@ -54,7 +54,7 @@ pub use source::Source;
 pub use sys::peek;
 pub use taken::Taken;
 pub use watch::{wait_unless_left, Lag, Pending, WatchingClose};
-pub use write::{write_all_unless_answered, write_all_vectored, write_all_vectored_counting};
+pub use write::{write_all_unless_answered, write_all_vectored, write_all_vectored_counting, Sent};
 
 pub(super) use spare::{give_buffer, take_buffer};
 pub(super) use sys::{read_retrying, readable_within, recv_now};

@@ -14,16 +14,27 @@ use std::time::Duration;
 /// peer has answered and stopped reading (a backend's 413 to an upload,
 /// RFC 9112 §9.5). After `answered` says no, the peer's bytes are not
 /// waited on again until more has gone (its end, say, would otherwise
-/// wake every wait at once).
+/// wake every wait at once). What went is counted in the stream's
+/// [`Stream::sent`].
 pub fn write_all_unless_answered(
     stream: &Stream,
     bufs: &mut [IoSlice<'_>],
     answered: impl FnMut() -> bool,
 ) -> io::Result<bool> {
-    match stream.kind() {
+    let sent = match stream.kind() {
         Kind::Tls(s) => s.write_all_unless_answered(bufs, answered),
         _ => send_all_unless_answered(stream, bufs, answered),
-    }
+    }?;
+    stream.count_sent(sent.bytes);
+    Ok(sent.whole)
+}
+
+/// How a write that stops when the peer answers ended: whether all went,
+/// and how many bytes did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub whole: bool,
+    pub bytes: u64,
 }
 
 /// [`write_all_unless_answered`] on the socket itself: `bufs` go as
@@ -32,8 +43,9 @@ pub(in crate::http) fn send_all_unless_answered(
     stream: &impl Socket,
     mut bufs: &mut [IoSlice<'_>],
     mut answered: impl FnMut() -> bool,
-) -> io::Result<bool> {
+) -> io::Result<Sent> {
     let socket = socket2::SockRef::from(stream);
+    let mut bytes = 0;
     let mut watch_peer = true;
     IoSlice::advance_slices(&mut bufs, 0);
     while !bufs.is_empty() {
@@ -41,6 +53,7 @@ pub(in crate::http) fn send_all_unless_answered(
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => {
                 IoSlice::advance_slices(&mut bufs, n);
+                bytes += n as u64;
                 watch_peer = true;
                 continue;
             }
@@ -62,7 +75,10 @@ pub(in crate::http) fn send_all_unless_answered(
         // POLLHUP and POLLERR come unasked: the next send says what broke.
         if fds[0].revents & libc::POLLIN != 0 {
             if answered() {
-                return Ok(false);
+                return Ok(Sent {
+                    whole: false,
+                    bytes,
+                });
             }
             // Watched again only when `answered` took all there was: over
             // TLS, records that carry no data (a TLS 1.3 session ticket,
@@ -72,7 +88,7 @@ pub(in crate::http) fn send_all_unless_answered(
             watch_peer = matches!(peek(stream), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
         }
     }
-    Ok(true)
+    Ok(Sent { whole: true, bytes })
 }
 
 /// `write_all` for several buffers at once (`Write::write_all_vectored` is

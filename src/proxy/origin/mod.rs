@@ -136,6 +136,7 @@ struct Reading {
     stream: Arc<Stream>,
     from: u64,
     body_from: u64,
+    sent_from: u64,
 }
 
 impl<'s> Busy<'s> {
@@ -155,8 +156,8 @@ impl<'s> Busy<'s> {
     }
 
     /// An answer's head, `head_len` bytes long, came on `up`: what is
-    /// read of it from the exchange's start, and from after the head, is
-    /// counted until the drop.
+    /// read of it from the exchange's start, and from after the head, and
+    /// what is written to it, are counted until the drop.
     fn answered_on(&mut self, up: &UpstreamConn, head_len: usize) {
         let stream = &up.conn.get_ref().0;
         // Of what was read so far, what follows the head is the body's.
@@ -165,6 +166,7 @@ impl<'s> Busy<'s> {
             stream: stream.clone(),
             from: up.received_from,
             body_from: stream.received().saturating_sub(past_head),
+            sent_from: up.sent_from,
         });
     }
 }
@@ -178,16 +180,21 @@ impl Drop for Busy<'_> {
         took.micros
             .store(micros.saturating_add(1), Ordering::Relaxed);
         // Without an answer, none: not an earlier target's either.
-        let (received, body) = match &self.reading {
+        let (received, body, sent) = match &self.reading {
             Some(reading) => {
-                let now = reading.stream.received();
-                let since = |from: u64| now.saturating_sub(from).saturating_add(1);
-                (since(reading.from), since(reading.body_from))
+                let since = |now: u64, from: u64| now.saturating_sub(from).saturating_add(1);
+                let (read, written) = (reading.stream.received(), reading.stream.sent());
+                (
+                    since(read, reading.from),
+                    since(read, reading.body_from),
+                    since(written, reading.sent_from),
+                )
             }
-            None => (0, 0),
+            None => (0, 0, 0),
         };
         took.received.store(received, Ordering::Relaxed);
         took.body.store(body, Ordering::Relaxed);
+        took.sent.store(sent, Ordering::Relaxed);
     }
 }
 
@@ -199,6 +206,7 @@ pub(super) struct ExchangeTally {
     micros: AtomicU64,
     received: AtomicU64,
     body: AtomicU64,
+    sent: AtomicU64,
 }
 
 /// What an [`ExchangeTally`] held.
@@ -208,10 +216,12 @@ pub(super) struct Tally {
     /// (`$upstream_response_time`).
     pub time: Option<Duration>,
     /// The bytes of the answer read, its head, body and framing
-    /// (`$upstream_bytes_received`), and those after its head
-    /// (`$upstream_response_length`); none when no answer came.
+    /// (`$upstream_bytes_received`), those after its head
+    /// (`$upstream_response_length`), and those of the request sent
+    /// (`$upstream_bytes_sent`); none when no answer came.
     pub received: Option<u64>,
     pub body: Option<u64>,
+    pub sent: Option<u64>,
 }
 
 impl ExchangeTally {
@@ -222,6 +232,7 @@ impl ExchangeTally {
             time: take(&self.micros).map(Duration::from_micros),
             received: take(&self.received),
             body: take(&self.body),
+            sent: take(&self.sent),
         }
     }
 }
