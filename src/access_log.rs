@@ -48,6 +48,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_secs(784_111_777),
             client: "127.0.0.1".parse().unwrap(),
             peer: Some(([127, 0, 0, 1], 40_000).into()),
+            proxied_to: None,
             server: Some(([127, 0, 0, 1], 8080).into()),
             remote_user: None,
             request_line: "GET /a\"b HTTP/1.1".into(),

@@ -52,6 +52,9 @@ pub struct Facts<'a> {
     /// The connection's other end (or the client its PROXY header
     /// names), before `real_ip_from`: `$realip_remote_addr`.
     pub peer: SocketAddr,
+    /// The address a PROXY header said the client connected to: with
+    /// one, `peer` is the client it named (`$proxy_protocol_addr`).
+    pub proxied_to: Option<SocketAddr>,
     /// The address and port it connected to.
     pub server: SocketAddr,
     /// The user `auth_basic` accepted for this request.
@@ -83,6 +86,7 @@ impl<'a> Facts<'a> {
             sent_target: None,
             client: [192, 0, 2, 10].into(),
             peer: ([192, 0, 2, 10], 51_000).into(),
+            proxied_to: None,
             server: ([192, 0, 2, 1], 8080).into(),
             user: None,
             scheme: "http",
@@ -421,6 +425,23 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(Decimal::new(u64::from(facts.peer.port())).as_bytes());
             return;
         }
+        // Empty without a PROXY header, as nginx's.
+        Var::ProxyProtocolAddr => match facts.proxied_to {
+            Some(_) => return drop(write!(out, "{}", facts.peer.ip())),
+            None => "",
+        },
+        Var::ProxyProtocolPort => match facts.proxied_to {
+            Some(_) => return drop(write!(out, "{}", facts.peer.port())),
+            None => "",
+        },
+        Var::ProxyProtocolServerAddr => match facts.proxied_to {
+            Some(to) => return drop(write!(out, "{}", to.ip())),
+            None => "",
+        },
+        Var::ProxyProtocolServerPort => match facts.proxied_to {
+            Some(to) => return drop(write!(out, "{}", to.port())),
+            None => "",
+        },
         Var::Hostname => variables::hostname(),
         Var::Pid => {
             out.extend_from_slice(Decimal::new(u64::from(std::process::id())).as_bytes());
@@ -684,6 +705,7 @@ mod tests {
             user: Some("ann"),
             request_id: Some("r-1"),
             pool: Some("api"),
+            proxied_to: Some(([198, 51, 100, 1], 443).into()),
             ..facts(&head)
         };
         let pid = std::process::id().to_string();
@@ -692,6 +714,14 @@ mod tests {
             (
                 "$realip_remote_addr:$realip_remote_port",
                 "192.0.2.10:51000",
+            ),
+            (
+                "$proxy_protocol_addr:$proxy_protocol_port",
+                "192.0.2.10:51000",
+            ),
+            (
+                "$proxy_protocol_server_addr:$proxy_protocol_server_port",
+                "198.51.100.1:443",
             ),
             ("$hostname", variables::hostname()),
             ("$pid", &pid),
@@ -747,6 +777,15 @@ mod tests {
                 &behind
             ),
             "192.0.2.10:[] 10.0.0.9:40001"
+        );
+        // Without a PROXY header: empty, as nginx's.
+        assert_eq!(
+            rendered(
+                "[$proxy_protocol_addr|$proxy_protocol_port|$proxy_protocol_server_addr|\
+                 $proxy_protocol_server_port]",
+                &behind
+            ),
+            "[|||]"
         );
         // After a `rewrite.<name>` rule: the request as it came, but for
         // its path and query.

@@ -244,14 +244,32 @@ fn remote_addr_is_the_client_a_trusted_proxy_or_a_proxy_protocol_header_names() 
     let balanced = Backend::echo("balanced");
     let proxy = proxy_for(
         &balanced,
-        "proxy_protocol = true\nrequest_header.X-Client-IP = $remote_addr\n",
+        "proxy_protocol = true\nrequest_header.X-Client-IP = $remote_addr\n\
+         request_header.X-PP = $proxy_protocol_addr:$proxy_protocol_port\n\
+         request_header.X-PP-Front = $proxy_protocol_server_addr:$proxy_protocol_server_port\n",
     );
     let mut client = proxy.connect();
-    client.send(b"PROXY TCP4 203.0.113.5 127.0.0.1 5555 80\r\n");
+    client.send(b"PROXY TCP4 203.0.113.5 198.51.100.1 5555 443\r\n");
     assert_eq!(client.get("/balanced").status, 200);
+    // A balancer's own connection (LOCAL) names no client: empty.
+    let mut local = proxy.connect();
+    local.send(b"PROXY UNKNOWN\r\n");
+    assert_eq!(local.get("/local").status, 200);
     assert_fields(
         &seen_at(&balanced, "/balanced"),
-        &[("x-client-ip", Some("203.0.113.5"))],
+        &[
+            ("x-client-ip", Some("203.0.113.5")),
+            ("x-pp", Some("203.0.113.5:5555")),
+            ("x-pp-front", Some("198.51.100.1:443")),
+        ],
+    );
+    assert_fields(
+        &seen_at(&balanced, "/local"),
+        &[
+            ("x-client-ip", Some("127.0.0.1")),
+            ("x-pp", Some(":")),
+            ("x-pp-front", Some(":")),
+        ],
     );
 }
 

@@ -2307,6 +2307,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         time: std::time::SystemTime::now(),
         client: "127.0.0.1".parse().unwrap(),
         peer: None,
+        proxied_to: None,
         server: None,
         remote_user: None,
         request_line: "GET / HTTP/1.1".into(),

@@ -22,6 +22,9 @@ pub struct Record {
     /// The connection's other end (or the client its PROXY header names),
     /// before `real_ip_from` read who is behind it: `$realip_remote_addr`.
     pub peer: Option<SocketAddr>,
+    /// The address a PROXY header said the client connected to: with
+    /// one, `peer` is the client it named (`$proxy_protocol_addr`).
+    pub proxied_to: Option<SocketAddr>,
     /// The address and port the client connected to (`port` or
     /// `tls_port`), when known.
     pub server: Option<SocketAddr>,
@@ -164,6 +167,7 @@ impl Record {
             time,
             client: client.ip(),
             peer: Some(client),
+            proxied_to: None,
             server: Some(server),
             remote_user: None,
             request_line,

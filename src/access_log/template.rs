@@ -125,6 +125,7 @@ impl Template {
             time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
             client: [203, 0, 113, 7].into(),
             peer: Some(([203, 0, 113, 7], 51_234).into()),
+            proxied_to: None,
             server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
@@ -337,6 +338,20 @@ fn write_var(
             None => out.absent(),
         },
         Var::RealipRemotePort => out.number(r.peer.map(|peer| u64::from(peer.port()))),
+        Var::ProxyProtocolAddr => match (r.proxied_to, r.peer) {
+            (Some(_), Some(peer)) => push_ip(out.line, peer.ip()),
+            _ => out.absent(),
+        },
+        Var::ProxyProtocolPort => out.number(
+            r.peer
+                .filter(|_| r.proxied_to.is_some())
+                .map(|p| u64::from(p.port())),
+        ),
+        Var::ProxyProtocolServerAddr => match r.proxied_to {
+            Some(to) => push_ip(out.line, to.ip()),
+            None => out.absent(),
+        },
+        Var::ProxyProtocolServerPort => out.number(r.proxied_to.map(|to| u64::from(to.port()))),
         Var::Hostname => out.text(Some(variables::hostname())),
         Var::Pid => out.number(Some(u64::from(std::process::id()))),
         // As the combined line writes it: its spaces escaped too, since
@@ -535,6 +550,7 @@ mod tests {
             time: UNIX_EPOCH + Duration::from_millis(784_111_777_042),
             client: "192.0.2.10".parse().unwrap(),
             peer: Some(([192, 0, 2, 10], 51_000).into()),
+            proxied_to: Some(([198, 51, 100, 1], 443).into()),
             server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
@@ -590,6 +606,7 @@ mod tests {
     fn bare_record() -> Record {
         Record {
             peer: None,
+            proxied_to: None,
             remote_user: None,
             referer: None,
             user_agent: None,
@@ -641,6 +658,10 @@ mod tests {
             ("$remote_port", "51000"),
             ("$realip_remote_addr", "192.0.2.10"),
             ("$realip_remote_port", "51000"),
+            ("$proxy_protocol_addr", "192.0.2.10"),
+            ("$proxy_protocol_port", "51000"),
+            ("$proxy_protocol_server_addr", "198.51.100.1"),
+            ("$proxy_protocol_server_port", "443"),
             ("$hostname", variables::hostname()),
             ("$pid", &pid),
             ("$server_addr", "192.0.2.1"),
@@ -781,10 +802,11 @@ mod tests {
                         $ssl_client_fingerprint $ssl_client_s_dn $ssl_client_i_dn \
                         $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name \
                         $upstream_bytes_received $upstream_response_length $gzip_ratio \
-                        $upstream_bytes_sent";
+                        $upstream_bytes_sent $proxy_protocol_addr $proxy_protocol_port \
+                        $proxy_protocol_server_addr $proxy_protocol_server_port";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // A hit, answered whole.
         assert_eq!(line("[$request_completion]", &bare_record()), "[OK]");

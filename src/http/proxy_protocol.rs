@@ -24,6 +24,9 @@ pub const V2_MAX: usize = 16 + 4096;
 pub struct Header {
     pub len: usize,
     pub source: Option<SocketAddr>,
+    /// Where the client connected to (the balancer's own address), named
+    /// beside the source.
+    pub destination: Option<SocketAddr>,
     pub tls: bool,
 }
 
@@ -181,20 +184,20 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     }
     let line = std::str::from_utf8(&buf[..end]).map_err(|_| E::NotText)?;
     let words: Vec<&str> = line.split(' ').collect();
-    let source = match words.as_slice() {
-        ["PROXY", "UNKNOWN", ..] => None,
+    let (source, destination) = match words.as_slice() {
+        ["PROXY", "UNKNOWN", ..] => (None, None),
         ["PROXY", family @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
             let v4 = *family == "TCP4";
-            let src = address(src, v4)?;
-            address(dst, v4)?;
-            port(dport)?;
-            Some(SocketAddr::new(src, port(sport)?))
+            let src = SocketAddr::new(address(src, v4)?, port(sport)?);
+            let dst = SocketAddr::new(address(dst, v4)?, port(dport)?);
+            (Some(src), Some(dst))
         }
         _ => return Err(E::MalformedLine(line.into())),
     };
     Ok(Some(Header {
         len,
         source,
+        destination,
         tls: false,
     }))
 }
@@ -235,7 +238,7 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
         return Ok(None);
     };
     let rest = &header[16..];
-    let (source, tlvs): (_, &[u8]) = match command {
+    let (addresses, tlvs): (_, &[u8]) = match command {
         // LOCAL: the balancer's own connection (a health check).
         0 => (None, &[]),
         // Families and transports past UNIX and DGRAM "must be rejected
@@ -247,15 +250,27 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
             // Over TCP or not, the address is the client's (STREAM or
             // DGRAM); UNSPEC and UNIX name no IP peer.
             1 if rest.len() >= 12 => {
-                let ip = [rest[0], rest[1], rest[2], rest[3]];
-                let port = u16::from_be_bytes([rest[8], rest[9]]);
-                (Some(SocketAddr::new(IpAddr::from(ip), port)), &rest[12..])
+                let ip =
+                    |at: usize| IpAddr::from([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]]);
+                let port = |at: usize| u16::from_be_bytes([rest[at], rest[at + 1]]);
+                let source = SocketAddr::new(ip(0), port(8));
+                (
+                    Some((source, SocketAddr::new(ip(4), port(10)))),
+                    &rest[12..],
+                )
             }
             2 if rest.len() >= 36 => {
-                let mut ip = [0u8; 16];
-                ip.copy_from_slice(&rest[..16]);
-                let port = u16::from_be_bytes([rest[32], rest[33]]);
-                (Some(SocketAddr::new(IpAddr::from(ip), port)), &rest[36..])
+                let ip = |at: usize| {
+                    let mut ip = [0u8; 16];
+                    ip.copy_from_slice(&rest[at..at + 16]);
+                    IpAddr::from(ip)
+                };
+                let port = |at: usize| u16::from_be_bytes([rest[at], rest[at + 1]]);
+                let source = SocketAddr::new(ip(0), port(32));
+                (
+                    Some((source, SocketAddr::new(ip(16), port(34)))),
+                    &rest[36..],
+                )
             }
             1 | 2 => return Err(E::ShortAddresses),
             _ => (None, &[]),
@@ -264,7 +279,8 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     };
     Ok(Some(Header {
         len,
-        source,
+        source: addresses.map(|(source, _)| source),
+        destination: addresses.map(|(_, destination)| destination),
         tls: client_used_tls(tlvs)?,
     }))
 }
@@ -363,10 +379,15 @@ mod tests {
         let header = parse(line).unwrap().unwrap();
         assert_eq!(header.len, 45);
         assert_eq!(header.source, addr("192.0.2.1:56324"));
-        let six = b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n";
-        assert_eq!(parse(six).unwrap().unwrap().source, addr("[2001:db8::1]:1"));
+        assert_eq!(header.destination, addr("198.51.100.1:443"));
+        let six = parse(b"PROXY TCP6 2001:db8::1 2001:db8::2 1 2\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(six.source, addr("[2001:db8::1]:1"));
+        assert_eq!(six.destination, addr("[2001:db8::2]:2"));
         let unknown = b"PROXY UNKNOWN whatever follows\r\n";
-        assert_eq!(parse(unknown).unwrap().unwrap().source, None);
+        let unknown = parse(unknown).unwrap().unwrap();
+        assert_eq!((unknown.source, unknown.destination), (None, None));
     }
 
     #[test]
@@ -386,15 +407,19 @@ mod tests {
         }
         let header = parse(&whole).unwrap().unwrap();
         assert_eq!((header.len, header.source), (28, addr("192.0.2.1:8080")));
+        assert_eq!(header.destination, addr("198.51.100.1:443"));
     }
 
     #[test]
     fn version_2_families_and_commands() {
         let mut six = [0u8; 36];
         six[..16].copy_from_slice(&"2001:db8::7".parse::<Ipv6Addr>().unwrap().octets());
+        six[16..32].copy_from_slice(&"2001:db8::8".parse::<Ipv6Addr>().unwrap().octets());
         six[32..34].copy_from_slice(&443u16.to_be_bytes());
+        six[34..36].copy_from_slice(&8443u16.to_be_bytes());
         let header = parse(&v2(1, 0x21, &six)).unwrap().unwrap();
         assert_eq!(header.source, addr("[2001:db8::7]:443"));
+        assert_eq!(header.destination, addr("[2001:db8::8]:8443"));
         // LOCAL, UNSPEC and UNIX: no client named. TLVs after the addresses.
         assert_eq!(parse(&v2(0, 0x11, &[0; 12])).unwrap().unwrap().source, None);
         assert_eq!(parse(&v2(1, 0x00, &[])).unwrap().unwrap().source, None);

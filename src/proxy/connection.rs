@@ -185,6 +185,7 @@ pub fn serve(
                 time,
                 client: client.real_ip,
                 peer: Some(SocketAddr::new(client.peer, client.peer_port)),
+                proxied_to: client.proxied_to,
                 server: Some(client.server),
                 remote_user: line.remote_user,
                 request_line: line.request_line,

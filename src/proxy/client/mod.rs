@@ -51,6 +51,10 @@ pub(super) struct Client {
     pub(super) peer: IpAddr,
     /// `peer`'s port, for the log (`$remote_port`).
     pub(super) peer_port: u16,
+    /// The address a PROXY header said the client connected to (the
+    /// balancer's front): with one, `peer` is the client it named
+    /// (`$proxy_protocol_addr`, `$proxy_protocol_server_addr`).
+    pub(super) proxied_to: Option<SocketAddr>,
     /// The address and port the client connected to (`port` or
     /// `tls_port`): `$server_addr`, `$server_port`.
     pub(super) server: SocketAddr,
@@ -230,6 +234,7 @@ impl Client {
             // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
             peer: peer.ip().to_canonical(),
             peer_port: peer.port(),
+            proxied_to: None,
             server: inherited.addr,
             real_ip: peer.ip().to_canonical(),
             tls_in_front: watch.client().tls().is_some(),

@@ -139,6 +139,7 @@ impl Client {
         if let Some(source) = header.source {
             self.peer = source.ip().to_canonical();
             self.peer_port = source.port();
+            self.proxied_to = header.destination;
         }
         self.tls_in_front |= header.tls;
     }

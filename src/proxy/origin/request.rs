@@ -121,6 +121,7 @@ pub(in crate::proxy) fn facts<'a>(
         sent_target: client.sent_target.as_deref(),
         client: client.real_ip,
         peer: std::net::SocketAddr::new(client.peer, client.peer_port),
+        proxied_to: client.proxied_to,
         server: client.server,
         user: client.user.as_deref(),
         scheme: client.scheme,
