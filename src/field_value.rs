@@ -182,6 +182,9 @@ impl FieldValue {
             let log_only = match piece {
                 Piece::Named(Named::SentField(name)) => Some(format!("sent_http_{name}")),
                 Piece::Named(Named::UpstreamField(name)) => Some(format!("upstream_http_{name}")),
+                Piece::Named(Named::UpstreamCookie(name)) => {
+                    Some(format!("upstream_cookie_{name}"))
+                }
                 _ => None,
             };
             if let Some(variable) = log_only {
@@ -568,7 +571,11 @@ fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
                 out.extend_from_slice(value.as_bytes());
             }
         }
-        Named::Var(_) | Named::Field(_) | Named::SentField(_) | Named::UpstreamField(_) => {}
+        Named::Var(_)
+        | Named::Field(_)
+        | Named::SentField(_)
+        | Named::UpstreamField(_)
+        | Named::UpstreamCookie(_) => {}
     }
 }
 
@@ -819,6 +826,7 @@ mod tests {
                 "t=$limit_req_status",
                 "$sent_http_content_type",
                 "$upstream_http_server",
+                "$upstream_cookie_sid",
             ] {
                 let e = FieldValue::parse(value, family).unwrap_err();
                 assert!(e.contains("the access log's alone"), "{value}: {e}");

@@ -222,6 +222,10 @@ pub enum Named {
     /// (last) backend gave, as it came, named alike; the access log's
     /// alone.
     UpstreamField(Box<str>),
+    /// `$upstream_cookie_<name>`: the value of the cookie of that name
+    /// the (last) backend's answer set (see [`set_cookie_value`]); the
+    /// access log's alone.
+    UpstreamCookie(Box<str>),
     /// `$cookie_<name>`: the request's cookie of that name (see
     /// [`cookie_in`]).
     Cookie(Box<str>),
@@ -309,7 +313,7 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     }
     // The families of names: a prefix, then what it names.
     type Make = fn(Box<str>) -> Named;
-    let families: [(&str, Make, &str); 5] = [
+    let families: [(&str, Make, &str); 6] = [
         (
             "http_",
             Named::Field,
@@ -329,6 +333,11 @@ pub fn lookup(name: &str) -> Result<Named, String> {
             "cookie_",
             Named::Cookie,
             "cookie name, e.g. `$cookie_session`",
+        ),
+        (
+            "upstream_cookie_",
+            Named::UpstreamCookie,
+            "cookie name, e.g. `$upstream_cookie_session`",
         ),
         (
             "arg_",
@@ -385,6 +394,18 @@ pub fn cookie_in<'a>(cookies: &'a [u8], name: &str) -> Option<&'a [u8]> {
             .eq_ignore_ascii_case(name.as_bytes());
         named.then(|| pair[eq + 1..].trim_ascii())
     })
+}
+
+/// nginx's `$upstream_cookie_<name>` in `set_cookie` (the value of one
+/// `Set-Cookie` field): the cookie's value if the field sets one of that
+/// name, in any case (as nginx compares it), the value as sent.
+pub fn set_cookie_value<'a>(set_cookie: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    let pair = set_cookie.split(|&b| b == b';').next()?;
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    let named = pair[..eq]
+        .trim_ascii()
+        .eq_ignore_ascii_case(name.as_bytes());
+    named.then(|| pair[eq + 1..].trim_ascii())
 }
 
 /// nginx's `$arg_<name>` in `query` (what follows a target's `?`): the

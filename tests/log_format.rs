@@ -219,6 +219,26 @@ fn upstream_http_reads_the_backend_s_fields_as_they_came() {
 }
 
 #[test]
+fn upstream_cookie_reads_the_cookies_the_backend_set() {
+    let origin = Backend::start("origin", |_, out| {
+        let fields = [
+            ("Set-Cookie", "sid=abc123; Path=/; HttpOnly"),
+            ("Set-Cookie", "Theme=dark"),
+            ("Set-Cookie", "flag; Secure"),
+        ];
+        respond(out, 200, &fields, b"body");
+        Action::KeepAlive
+    });
+    // A template naming no `$upstream_http_` field: the backend's fields
+    // are kept for its cookies all the same.
+    let template = "$upstream_cookie_sid|$upstream_cookie_THEME|$upstream_cookie_flag|\
+                    $upstream_cookie_none";
+    let proxy = start_proxy(&[origin.addr], logging_as(template));
+    assert_eq!(proxy.connect().get("/").status, 200);
+    assert_eq!(lines_of(proxy), ["abc123|dark|-|-"]);
+}
+
+#[test]
 fn nginx_s_combined_format_reads_as_nginx_writes_it() {
     let origin = numbered_fresh_origin();
     let mut proxy = start_proxy(&[origin.addr], logging_as(NGINX_COMBINED));

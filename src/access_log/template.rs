@@ -74,8 +74,12 @@ impl Template {
         let names = Names {
             pool: parts.contains(&Piece::Named(Named::Var(Var::Pool))),
             sent_fields: (parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_)))),
-            upstream_fields: (parts.iter())
-                .any(|p| matches!(p, Piece::Named(Named::UpstreamField(_)))),
+            upstream_fields: (parts.iter()).any(|p| {
+                matches!(
+                    p,
+                    Piece::Named(Named::UpstreamField(_) | Named::UpstreamCookie(_))
+                )
+            }),
         };
         Ok(Template {
             source: text.into(),
@@ -97,8 +101,9 @@ impl Template {
         self.names.sent_fields
     }
 
-    /// Whether it writes an `$upstream_http_<name>`: only then does a
-    /// record carry the backend's fields.
+    /// Whether it writes an `$upstream_http_<name>` or an
+    /// `$upstream_cookie_<name>`: only then does a record carry the
+    /// backend's fields.
     pub fn names_upstream_fields(&self) -> bool {
         self.names.upstream_fields
     }
@@ -207,6 +212,13 @@ impl Template {
                         .filter(|(field, _)| variables::names_field(name, field))
                         .map(|(_, value)| Cow::from(value.as_str()));
                     out.text(joined(values).as_deref());
+                }
+                Piece::Named(Named::UpstreamCookie(name)) => {
+                    let fields = record.upstream_fields.iter().flat_map(Headers::iter);
+                    let value = (fields
+                        .filter(|(field, _)| field.eq_ignore_ascii_case("set-cookie")))
+                    .find_map(|(_, value)| variables::set_cookie_value(value, name));
+                    out.text(value.map(String::from_utf8_lossy).as_deref());
                 }
                 Piece::Named(Named::UpstreamField(name)) => {
                     let fields = record.upstream_fields.iter().flat_map(Headers::iter);
@@ -771,6 +783,32 @@ mod tests {
             ..record()
         };
         assert_eq!(line(&template.source, &record), "text/plain|5|text/plain");
+    }
+
+    #[test]
+    fn upstream_cookie_is_the_value_a_backend_s_set_cookie_gives_the_name() {
+        let mut fields = Headers::new();
+        fields.push("Set-Cookie", " sid = a b ; Path=/");
+        fields.push("set-cookie", "sid=second");
+        fields.push("Set-Cookie", "lang");
+        fields.push("X-Sid", "sid=not-a-cookie");
+        fields.push("Set-Cookie", "empty=; Max-Age=0");
+        let r = Record {
+            upstream_fields: Some(fields),
+            ..record()
+        };
+        // The first that names it, in any case; its value trimmed.
+        let template = "$upstream_cookie_SID|$upstream_cookie_lang|$upstream_cookie_empty|\
+                        $upstream_cookie_path";
+        assert_eq!(line(template, &r), "a b|-||-");
+        assert_eq!(line("$upstream_cookie_sid", &bare_record()), "-");
+        assert!(Template::parse("$upstream_cookie_sid")
+            .unwrap()
+            .names_upstream_fields());
+        assert!(!Template::parse("$cookie_sid")
+            .unwrap()
+            .names_upstream_fields());
+        assert!(error("$upstream_cookie_").contains("needs a cookie name"));
     }
 
     #[test]
