@@ -2265,6 +2265,7 @@ pub fn log_line(data: &[u8]) {
                 subject: subject.map(Box::from),
                 issuer: issuer.map(Box::from),
                 serial: serial.map(Box::from),
+                validity: None,
             })
         }),
     };

@@ -8,7 +8,7 @@
 
 use crate::config::FieldFamily;
 use crate::digits::{hex_pair, is_unreserved, Decimal, Thousandths};
-use crate::http::date::{Clf, Iso8601};
+use crate::http::date::{format_certificate_date, Clf, Iso8601};
 use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
@@ -521,6 +521,23 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         Var::SslClientSerial => certificate
             .and_then(|c| c.serial.as_deref())
             .unwrap_or_default(),
+        Var::SslClientVStart | Var::SslClientVEnd => {
+            let validity = certificate.and_then(|c| c.validity);
+            let date = validity.map(|(start, end)| match var {
+                Var::SslClientVStart => start,
+                _ => end,
+            });
+            if let Some(date) = date {
+                out.extend_from_slice(format_certificate_date(date).as_bytes());
+            }
+            return;
+        }
+        Var::SslClientVRemain => {
+            if let Some(days) = certificate.and_then(|c| c.days_left(facts.now)) {
+                out.extend_from_slice(Decimal::new(days).as_bytes());
+            }
+            return;
+        }
         Var::SslClientEscapedCert => {
             if let Some(c) = certificate {
                 out.extend(c.escaped_pem());
@@ -699,6 +716,11 @@ mod tests {
             subject: Some("CN=alice".into()),
             issuer: Some("CN=CA".into()),
             serial: Some("0BAD".into()),
+            // From before the request to ten days and an hour after it.
+            validity: Some((
+                UNIX_EPOCH + Duration::from_secs(784_000_000),
+                UNIX_EPOCH + Duration::from_secs(784_111_777 + 10 * 86_400 + 3_600),
+            )),
         };
         let over_tls = Facts {
             tls: Some(crate::http::tls::Agreed {
@@ -762,6 +784,10 @@ mod tests {
             (
                 "$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial",
                 "CN=alice|CN=CA|0BAD",
+            ),
+            (
+                "$ssl_client_v_start|$ssl_client_v_end|$ssl_client_v_remain",
+                "Nov  5 01:46:40 1994 GMT|Nov 16 09:49:37 1994 GMT|10",
             ),
             (
                 "$ssl_client_escaped_cert",
@@ -907,6 +933,7 @@ mod tests {
             subject: Some("CN=a\rb".into()),
             issuer: None,
             serial: None,
+            validity: None,
         };
         let f = Facts {
             certificate: Some(&cert),

@@ -671,6 +671,40 @@ request_header.X-Sni = $ssl_server_name
 ";
 
 #[test]
+fn the_client_certificate_s_validity_is_written_as_nginx_writes_it() {
+    let m = Mtls::new();
+    let backend = Backend::echo("app");
+    let proxy = m.proxy(
+        &backend,
+        "request_header.X-V = $ssl_client_v_start|$ssl_client_v_end\n\
+         request_header.X-Remain = $ssl_client_v_remain\n",
+    );
+    let at = |secs: u64| UNIX_EPOCH + Duration::from_secs(secs);
+    // 2024-03-01 12:00:00 to 2100-01-01 00:00:00.
+    let (start, end) = (1_709_294_400, 4_102_444_800);
+    let leaf = m.clients.client_leaf_valid("carol", at(start), at(end));
+    let days_left = || {
+        (end - SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs())
+            / 86_400
+    };
+    let before = days_left();
+    let tls13 = [&rustls::version::TLS13];
+    let r = tls_get(&proxy, &m.client(&tls13, Some(leaf.shown())), "/carol");
+    assert_eq!(r.status, 200);
+    let after = days_left();
+    let seen = seen_at(&backend, "/carol");
+    assert_eq!(
+        one(&seen, "x-v").as_deref(),
+        Some("Mar  1 12:00:00 2024 GMT|Jan  1 00:00:00 2100 GMT")
+    );
+    let remain: u64 = one(&seen, "x-remain").unwrap().parse().unwrap();
+    assert!((after..=before).contains(&remain), "{remain}");
+}
+
+#[test]
 fn over_tls_the_backend_is_told_of_the_client_s_certificate() {
     let m = Mtls::new();
     let backend = Backend::echo("app");

@@ -12,7 +12,7 @@
 use super::record::{escape_into, push_user};
 use super::{Heads, Record};
 use crate::digits::{push_ip, Decimal, Thousandths};
-use crate::http::date::LogClock;
+use crate::http::date::{format_certificate_date, LogClock};
 use crate::http::headers::Headers;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::borrow::Cow;
@@ -461,6 +461,15 @@ fn write_var(
         Var::SslClientSDn => out.text(certificate.and_then(|c| c.subject.as_deref())),
         Var::SslClientIDn => out.text(certificate.and_then(|c| c.issuer.as_deref())),
         Var::SslClientSerial => out.text(certificate.and_then(|c| c.serial.as_deref())),
+        Var::SslClientVStart => {
+            let start = certificate.and_then(|c| c.validity).map(|(start, _)| start);
+            out.own(start.map(format_certificate_date).as_deref())
+        }
+        Var::SslClientVEnd => {
+            let end = certificate.and_then(|c| c.validity).map(|(_, end)| end);
+            out.own(end.map(format_certificate_date).as_deref())
+        }
+        Var::SslClientVRemain => out.number(certificate.and_then(|c| c.days_left(r.time))),
         // URL-encoded: nothing left to escape.
         Var::SslClientEscapedCert => match certificate {
             Some(c) => out.line.extend(c.escaped_pem().map(char::from)),
@@ -609,6 +618,10 @@ mod tests {
                 subject: Some("CN=alice,O=Example\\, Inc.".into()),
                 issuer: Some("CN=Example CA".into()),
                 serial: Some("0BAD".into()),
+                validity: Some((
+                    UNIX_EPOCH + Duration::from_secs(784_000_000),
+                    UNIX_EPOCH + Duration::from_secs(784_111_777 + 10 * 86_400 + 3_600),
+                )),
             })),
         }
     }
@@ -741,6 +754,9 @@ mod tests {
             ("$ssl_client_s_dn", "CN=alice,O=Example\\x5C, Inc."),
             ("$ssl_client_i_dn", "CN=Example CA"),
             ("$ssl_client_serial", "0BAD"),
+            ("$ssl_client_v_start", "Nov  5 01:46:40 1994 GMT"),
+            ("$ssl_client_v_end", "Nov 16 09:49:37 1994 GMT"),
+            ("$ssl_client_v_remain", "10"),
             (
                 "$ssl_client_escaped_cert",
                 "-----BEGIN%20CERTIFICATE-----%0AAQID%0A-----END%20CERTIFICATE-----%0A",

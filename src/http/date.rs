@@ -107,6 +107,20 @@ pub fn format_listing_date(t: SystemTime) -> String {
     )
 }
 
+/// A certificate's date as OpenSSL prints one (`ASN1_TIME_print`), so
+/// nginx's `$ssl_client_v_start` and `$ssl_client_v_end`: `Nov  6
+/// 08:49:37 1994 GMT`, the day padded with a space.
+pub fn format_certificate_date(t: SystemTime) -> String {
+    let c = to_civil(t);
+    format!(
+        "{} {:>2} {} {} GMT",
+        c.month_name(),
+        c.day,
+        c.clock(),
+        c.year
+    )
+}
+
 /// The Common Log Format timestamp, in UTC: `06/Nov/1994:08:49:37 +0000`.
 /// Written straight into the line that holds it: the access log formats
 /// one per request.

@@ -7,6 +7,7 @@
 use crate::digits::{hex_pair, is_unreserved, push_hex};
 use base64::Engine as _;
 use rustls_pki_types::CertificateDer;
+use std::time::SystemTime;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ClientCertificate {
@@ -25,6 +26,9 @@ pub struct ClientCertificate {
     pub issuer: Option<Box<str>>,
     /// Its serial number in upper-case hex (`$ssl_client_serial`).
     pub serial: Option<Box<str>>,
+    /// When it becomes valid and stops being so (`$ssl_client_v_start`,
+    /// `$ssl_client_v_end`).
+    pub validity: Option<(SystemTime, SystemTime)>,
 }
 
 impl ClientCertificate {
@@ -45,7 +49,16 @@ impl ClientCertificate {
             subject: super::x509::subject(own).map(Box::from),
             issuer: super::x509::issuer(own).map(Box::from),
             serial: super::x509::serial(own).map(Box::from),
+            validity: super::x509::validity(own),
         })
+    }
+
+    /// The whole days left of its validity at `now`, as nginx's
+    /// `$ssl_client_v_remain`: 0 when less than one is (or none).
+    pub fn days_left(&self, now: SystemTime) -> Option<u64> {
+        let (_, end) = self.validity?;
+        let left = end.duration_since(now).unwrap_or_default().as_secs();
+        Some(left / 86_400)
     }
 
     /// The certificate in PEM, URL-encoded as nginx's
@@ -87,6 +100,8 @@ mod tests {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
         params.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x0b, 0xad]));
+        params.not_before = rcgen::date_time_ymd(2026, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2026, 12, 2);
         let mut name = rcgen::DistinguishedName::new();
         name.push(rcgen::DnType::CommonName, "alice");
         params.distinguished_name = name;
@@ -95,6 +110,17 @@ mod tests {
         assert_eq!(shown.subject.as_deref(), Some("CN=alice"));
         assert_eq!(shown.issuer.as_deref(), Some("CN=alice"));
         assert_eq!(shown.serial.as_deref(), Some("0BAD"));
+        let at = |secs: u64| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(shown.validity, Some((at(1_767_225_600), at(1_796_169_600))));
+        // Whole days left, as nginx counts them: none in the last one, nor
+        // after the end.
+        assert_eq!(
+            shown.days_left(at(1_796_169_600 - 10 * 86_400 - 1)),
+            Some(10)
+        );
+        assert_eq!(shown.days_left(at(1_796_169_600 - 10 * 86_400)), Some(10));
+        assert_eq!(shown.days_left(at(1_796_169_600 - 86_399)), Some(0));
+        assert_eq!(shown.days_left(at(1_796_169_600 + 5)), Some(0));
         let escaped: String = shown.escaped_pem().map(char::from).collect();
         assert!(escaped.starts_with("-----BEGIN%20CERTIFICATE-----%0A"));
         assert!(!escaped.contains(['+', '/', '=', '\n', ' ']), "{escaped}");

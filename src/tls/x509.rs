@@ -2,9 +2,9 @@
 //! itself, by walking its DER, as rustls says nothing of them: when it
 //! stops being valid (`notAfter`), for the warnings and the metric that
 //! say a certificate is about to expire (the most common way for HTTPS to
-//! stop working); and whom it names, who issued it and its serial
-//! number, for the log and the backends (`$ssl_client_s_dn`,
-//! `$ssl_client_i_dn`, `$ssl_client_serial`).
+//! stop working); and whom it names, who issued it, its serial number
+//! and its validity, for the log and the backends (`$ssl_client_s_dn`,
+//! `$ssl_client_i_dn`, `$ssl_client_serial`, `$ssl_client_v_end`).
 
 use crate::digits::push_hex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -26,9 +26,14 @@ const VERSION: u8 = 0xa0;
 /// The end of `certificate`'s validity period; `None` when the bytes are
 /// not a certificate as RFC 5280 lays one out.
 pub fn not_after(certificate: &[u8]) -> Option<SystemTime> {
-    let (_, _, after_not_before) = next(tbs_fields(certificate)?.validity)?;
-    let (tag, time, _) = next(after_not_before)?;
-    parse_time(tag, time)
+    validity(certificate).map(|(_, end)| end)
+}
+
+/// `certificate`'s validity period: its `notBefore` and `notAfter`.
+pub fn validity(certificate: &[u8]) -> Option<(SystemTime, SystemTime)> {
+    let (start_tag, start, after_start) = next(tbs_fields(certificate)?.validity)?;
+    let (end_tag, end, _) = next(after_start)?;
+    Some((parse_time(start_tag, start)?, parse_time(end_tag, end)?))
 }
 
 /// Whom `certificate` names, as RFC 4514 writes a name and nginx's
