@@ -86,9 +86,17 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
     };
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let started = Instant::now();
+    let layer_4 = matches!(settings.kind, ProbeKind::Connect);
     let mut stream = super::open(&probe.addr, probe.tls.as_ref())
         .and_then(|stream| {
-            super::connect(&stream, &probe.addr, connect_within)?;
+            match super::connect(&stream, &probe.addr, connect_within) {
+                // Only a connection that was made can be reset (a SYN is
+                // refused, not reset): the backend took it and let go at
+                // once, which a layer-4 check counts as up, as HAProxy's
+                // does, however soon the reset came.
+                Err(e) if layer_4 && e.kind() == io::ErrorKind::ConnectionReset => {}
+                connected => connected?,
+            }
             let left =
                 (deadline.min(started + connect_within)).saturating_duration_since(Instant::now());
             super::handshake(&stream, left)?;
