@@ -2233,6 +2233,7 @@ pub fn log_line(data: &[u8]) {
         upstream_response_length: Some(5_120),
         upstream_bytes_sent: Some(410),
         gzip_sizes: Some((5_120, 1_536)),
+        request_body: None,
         termination: Default::default(),
         limit_req: None,
         pool: (flags & 16 != 0).then(|| "api".into()),

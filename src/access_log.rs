@@ -72,6 +72,7 @@ mod tests {
             upstream_response_length: Some(1_024),
             upstream_bytes_sent: Some(410),
             gzip_sizes: Some((5_120, 1_536)),
+            request_body: None,
             termination: Default::default(),
             limit_req: None,
             pool: Some("api".into()),

@@ -545,7 +545,11 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             return;
         }
         // The log's alone: refused by `parse`.
-        Var::Connection | Var::ConnectionRequests | Var::Termination | Var::LimitReqStatus => "",
+        Var::Connection
+        | Var::ConnectionRequests
+        | Var::Termination
+        | Var::LimitReqStatus
+        | Var::RequestBody => "",
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent
@@ -850,6 +854,7 @@ mod tests {
             for value in [
                 "c=$connection",
                 "t=$limit_req_status",
+                "$request_body",
                 "$sent_http_content_type",
                 "$upstream_http_server",
                 "$upstream_cookie_sid",

@@ -77,6 +77,7 @@ pub enum Var {
     Pid,
     RequestCompletion,
     GzipRatio,
+    RequestBody,
 }
 
 impl Var {
@@ -84,7 +85,11 @@ impl Var {
     pub fn log_only(self) -> bool {
         matches!(
             self,
-            Var::Connection | Var::ConnectionRequests | Var::Termination | Var::LimitReqStatus
+            Var::Connection
+                | Var::ConnectionRequests
+                | Var::Termination
+                | Var::LimitReqStatus
+                | Var::RequestBody
         )
     }
 
@@ -208,6 +213,7 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("document_uri", Var::Uri),
     ("request_completion", Var::RequestCompletion),
     ("gzip_ratio", Var::GzipRatio),
+    ("request_body", Var::RequestBody),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

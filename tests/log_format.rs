@@ -992,3 +992,29 @@ fn upstream_bytes_sent_are_the_request_s_head_and_body_as_the_backend_got_them()
         [format!("GET {}", sent[0]), format!("POST {}", sent[1])]
     );
 }
+
+#[test]
+fn request_body_is_logged_when_it_was_read_whole_and_escaped_as_any_text() {
+    let origin = Backend::echo("app");
+    let proxy = start_proxy(&[origin.addr], |c| {
+        c.log_format =
+            LogFormat::parse("escape=json {\"m\":\"$request_method\",\"b\":\"$request_body\"}")
+                .unwrap();
+        c.cache_size = 0;
+        c.request_buffer_size = 1024;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.post("/form", b"name=\"ann\"\n&x=1").status, 200);
+    assert_eq!(client.get("/page").status, 200);
+    // Past request_buffer_size: streamed as it came, never held whole.
+    assert_eq!(client.post("/upload", &pattern(4096)).status, 200);
+    drop(client);
+    assert_eq!(
+        lines_of(proxy),
+        [
+            r#"{"m":"POST","b":"name=\"ann\"\n&x=1"}"#,
+            r#"{"m":"GET","b":""}"#,
+            r#"{"m":"POST","b":""}"#,
+        ]
+    );
+}

@@ -2331,6 +2331,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_response_length: None,
         upstream_bytes_sent: None,
         gzip_sizes: None,
+        request_body: None,
         termination: Default::default(),
         limit_req: None,
         pool: None,

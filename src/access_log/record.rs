@@ -84,6 +84,9 @@ pub struct Record {
     /// The body bytes of the answer before and after it was compressed,
     /// when it went compressed (`$gzip_ratio`).
     pub gzip_sizes: Option<(u64, u64)>,
+    /// The request's body, when a template writes it and it was read
+    /// whole before it went (`$request_body`).
+    pub request_body: Option<Box<[u8]>>,
     /// Why and where the exchange ended, as HAProxy's termination state
     /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
     pub termination: Termination,
@@ -191,6 +194,7 @@ impl Record {
             upstream_response_length: None,
             upstream_bytes_sent: None,
             gzip_sizes: None,
+            request_body: None,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.
             termination: Termination::new(By::Proxy, Stage::Request),

@@ -42,6 +42,7 @@ struct Names {
     pool: bool,
     sent_fields: bool,
     upstream_fields: bool,
+    request_body: bool,
 }
 
 impl Template {
@@ -73,6 +74,7 @@ impl Template {
         }
         let names = Names {
             pool: parts.contains(&Piece::Named(Named::Var(Var::Pool))),
+            request_body: parts.contains(&Piece::Named(Named::Var(Var::RequestBody))),
             sent_fields: (parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_)))),
             upstream_fields: (parts.iter()).any(|p| {
                 matches!(
@@ -106,6 +108,11 @@ impl Template {
     /// backend's fields.
     pub fn names_upstream_fields(&self) -> bool {
         self.names.upstream_fields
+    }
+
+    /// Whether it writes `$request_body`: only then is a body kept.
+    pub fn names_request_body(&self) -> bool {
+        self.names.request_body
     }
 
     /// The template as written.
@@ -154,6 +161,7 @@ impl Template {
             upstream_response_length: Some(5_120),
             upstream_bytes_sent: Some(410),
             gzip_sizes: None,
+            request_body: None,
             termination: Default::default(),
             limit_req: None,
             pool: Some(crate::config::DEFAULT_POOL.into()),
@@ -415,6 +423,12 @@ fn write_var(
         Var::UpstreamResponseLength => out.number(r.upstream_response_length),
         Var::UpstreamBytesSent => out.number(r.upstream_bytes_sent),
         Var::GzipRatio => out.own(r.gzip_sizes.and_then(gzip_ratio).as_deref()),
+        Var::RequestBody => out.text(
+            r.request_body
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .as_deref(),
+        ),
         Var::UpstreamCacheStatus => out.own(r.cache),
         Var::Termination => out.own(Some(r.termination.as_str())),
         // Empty otherwise, as nginx's: a value, not a missing one.
@@ -595,6 +609,7 @@ mod tests {
             upstream_response_length: Some(1_024),
             upstream_bytes_sent: Some(410),
             gzip_sizes: Some((5_120, 1_536)),
+            request_body: Some(b"q=caf\xc3\xa9&n=\"1\"\n\xff"[..].into()),
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
             pool: Some("api".into()),
@@ -648,6 +663,7 @@ mod tests {
             upstream_response_length: None,
             upstream_bytes_sent: None,
             gzip_sizes: None,
+            request_body: None,
             termination: Default::default(),
             limit_req: None,
             pool: None,
@@ -729,6 +745,11 @@ mod tests {
             // Cut short (`SD`): empty, as nginx's.
             ("$request_completion", ""),
             ("$gzip_ratio", "3.33"),
+            // Escaped as any text; a byte that is not UTF-8 replaced.
+            (
+                "$request_body",
+                "q=caf\\xC3\\xA9&n=\\x221\\x22\\x0A\\xEF\\xBF\\xBD",
+            ),
             ("$limit_req_status", "DELAYED"),
             ("$http_referer", "https://ref.example/"),
             ("$http_user_agent", "curl/8"),

@@ -632,6 +632,12 @@ impl Config {
         matches!(&self.log_format, LogFormat::Template(t) if t.names_upstream_fields())
     }
 
+    /// Whether request bodies read whole are kept for the log: a
+    /// template writes `$request_body`.
+    pub fn logs_request_body(&self) -> bool {
+        matches!(&self.log_format, LogFormat::Template(t) if t.names_request_body())
+    }
+
     /// Whether access-log records name the pool a request went to: the
     /// combined and JSON lines do with pools defined, a template that
     /// writes `$pool` always.

@@ -83,6 +83,7 @@ pub fn serve(
         client.forget_backend();
         client.begin_anew();
         client.take_gzip_sizes();
+        client.request_body = None;
         client.head_bytes = 0;
         client.pacing = Pacing::OFF;
         client.watch.set_idle();
@@ -218,6 +219,7 @@ pub fn serve(
                 upstream_response_length: tally.body,
                 upstream_bytes_sent: tally.sent,
                 gzip_sizes: client.take_gzip_sizes(),
+                request_body: client.request_body.take(),
                 termination: client.termination(),
                 limit_req: client.limit_req,
                 pool,

@@ -86,6 +86,11 @@ pub(super) fn forward(
         }
     };
     client.body_read_whole = body.is_buffered();
+    if let RequestBody::Buffered(bytes) = &body {
+        if !bytes.is_empty() && shared.config.logs_request_body() {
+            client.request_body = Some(bytes.as_slice().into());
+        }
+    }
     let cache = shared.cache_for(client.route);
     // Whether `mirror` has its copy already (see below).
     let mut copied = false;

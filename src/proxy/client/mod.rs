@@ -166,6 +166,9 @@ pub(super) struct Client {
     /// This request's body (if any) was read to its end before it went to
     /// a backend: nothing of the request is left on the connection.
     pub(super) body_read_whole: bool,
+    /// For the log, with `$request_body` in its template: this request's
+    /// body, read whole before it went.
+    pub(super) request_body: Option<Box<[u8]>>,
     /// With `sticky_cookie`: the cookie, and the target it named in this
     /// request, if it did.
     pub(super) sticky: Option<Sticky>,
@@ -275,6 +278,7 @@ impl Client {
             gzip_sizes: Cell::new(None),
             request_id: None,
             body_read_whole: false,
+            request_body: None,
             sticky: None,
             route: None,
             sent_target: None,
