@@ -133,6 +133,15 @@ impl NamePatterns {
         self.patterns.iter().any(|p| p.matches(name))
     }
 
+    /// Whether a name that begins with `start` may match: one listed
+    /// begins with it, or it begins with a prefix listed.
+    pub fn may_match_a_name_beginning(&self, start: &[u8]) -> bool {
+        self.patterns.iter().any(|p| match p {
+            Pattern::Exact(exact) => exact.starts_with(start),
+            Pattern::Prefix(prefix) => prefix.starts_with(start) || start.starts_with(prefix),
+        })
+    }
+
     /// Whether `name` is listed as a name of its own, not under a prefix.
     pub fn lists_exactly(&self, name: &[u8]) -> bool {
         (self.patterns.iter()).any(|p| matches!(p, Pattern::Exact(n) if **n == *name))

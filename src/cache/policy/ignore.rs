@@ -167,6 +167,7 @@ mod tests {
         assert!(set.ignores("VARY") && !set.ignores("x-accel-expires"));
         let all = "X-Accel-Expires, Surrogate-Control, Vary, Set-Cookie, Expires, Cache-Control";
         assert_eq!(IgnoredHeaders::parse(all).unwrap().names().count(), 6);
+        assert!(!IgnoredHeaders::parse("Vary").unwrap().is_empty());
         for empty in ["", " ", ","] {
             assert!(
                 IgnoredHeaders::parse(empty).unwrap().is_empty(),

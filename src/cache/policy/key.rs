@@ -69,13 +69,16 @@ pub struct PrefixKeys {
 /// `shop.example/products/`. `None` for a target that does not end in `*`.
 ///
 /// The parameters `ignored` names are left out of the query as from a
-/// request's, the last one too, which the `*` cuts short, when its name is
-/// whole (it holds a `=`): `/p?utm_source=a&*` and `/p?gclid=*` are `/p?`,
-/// and `/p?id=3&gclid=*` is `/p?id=3&`, each with its bare key (`/p`,
+/// request's, the last one too, which the `*` cuts short, when it may be
+/// one of them: `/p?utm_source=a&*` and `/p?gclid=*` are `/p?`, and
+/// `/p?id=3&gclid=*` is `/p?id=3&`, each with its bare key (`/p`,
 /// `/p?id=3`) besides, where such URLs with nothing but trackers after
-/// are stored. A name still being typed is kept: `?utm*` may begin
-/// `utm_source` or `utmost`, and left out as ignored it would widen the
-/// prefix to every query of the path (`/p?gclid*` is `/p?gclid`).
+/// are stored. So is a name still being typed that an ignored one may
+/// begin with: `/p?gcl*` names `/p?gclid=1`, stored as `/p`, and
+/// `/p?id=3&gclid=1&page=2`, stored as `/p?id=3&page=2`; its prefix is
+/// `/p?` (it drops `/p?utmost=1` too: a purge may drop too much, never
+/// too little). One that no ignored name begins with is kept
+/// (`/p?page*` is `/p?page`).
 pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Option<PrefixKeys> {
     let target = request.path_and_query();
     let before = without_cut_escape(target.strip_suffix('*')?);
@@ -97,8 +100,7 @@ pub fn prefix_keys_of_uri(request: &RequestHead, ignored: &IgnoredParams) -> Opt
         key.push(if separated == start { '?' } else { '&' });
         let cut_at = key.len();
         push_path(&mut key, cut);
-        let named = &key[cut_at..];
-        if named.contains('=') && ignored_either_way(named, ignored) {
+        if cut_may_be_ignored(&key[cut_at..], ignored) {
             key.truncate(cut_at);
         }
         if key.len() == cut_at {
@@ -369,6 +371,19 @@ fn push_query(key: &mut String, query: &str, ignored: &IgnoredParams) {
 /// backend's reading of the query; a tracker's value rarely holds a `;`,
 /// so little sharing is lost, and `utm_source=x;utm_medium=y` (or any
 /// query under a lone `*`) is still left out whole.
+/// Whether the parameter a purge's `*` cuts short (`cut`, as the key
+/// spells it) may be one `ignored` leaves out of keys: its `;` pieces
+/// before the last are (see [`ignored_either_way`]), and the last is, or
+/// is a name still being typed that an ignored one may begin with.
+fn cut_may_be_ignored(cut: &str, ignored: &IgnoredParams) -> bool {
+    let (whole, last) = cut.rsplit_once(';').unwrap_or(("", cut));
+    let last_may_be = match last.split_once('=') {
+        Some((name, _)) => ignored.matches(name),
+        None => ignored.may_begin(last),
+    };
+    last_may_be && (whole.is_empty() || ignored_either_way(whole, ignored))
+}
+
 fn ignored_either_way(spelled: &str, ignored: &IgnoredParams) -> bool {
     let named = |piece: &str| ignored.matches(&piece[..piece.find('=').unwrap_or(piece.len())]);
     named(spelled) && spelled.split(';').filter(|p| !p.is_empty()).all(named)
@@ -1125,6 +1140,13 @@ mod tests {
                 "shop.example/search?q=100",
             ),
             ("shop.example", "/a%2F*", "shop.example/a%2F"),
+            // `%z` begins no escape: a lone `%`, kept as keys spell it,
+            // so the purge takes `100%zip` and not every `100...`.
+            (
+                "shop.example",
+                "/search?q=100%z*",
+                "shop.example/search?q=100%25z",
+            ),
             ("shop.example", "/a**", "shop.example/a*"),
             ("admin", "http://Shop.example/p/*", "shop.example/p/"),
         ] {
@@ -1177,15 +1199,24 @@ mod tests {
     }
 
     #[test]
-    fn ignored_params_leave_a_prefix_but_for_a_name_the_star_cuts() {
+    fn ignored_params_leave_a_prefix_and_so_may_a_name_the_star_cuts() {
         for (target, expected, bare_key) in [
             ("/p?utm_source=a&*", "h/p?", Some("h/p")),
             ("/p?id=3&utm_source=a&*", "h/p?id=3&", Some("h/p?id=3")),
             ("/p?utm_source=a&id=*", "h/p?id=", None),
             ("/p?&&id=3&&*", "h/p?id=3&", Some("h/p?id=3")),
-            // A name the star cuts is kept, ignored or not: left out,
-            // `/p?gclid*` would be every query of `/p`. Whole, it goes.
-            ("/p?gclid*", "h/p?gclid", None),
+            // A name the star cuts goes when an ignored one may begin
+            // with it: the prefix widens to every query of `/p` rather
+            // than leave `/p?gclid=1` (stored as `/p`) in place.
+            ("/p?gclid*", "h/p?", Some("h/p")),
+            ("/p?gcl*", "h/p?", Some("h/p")),
+            ("/p?utm*", "h/p?", Some("h/p")),
+            ("/p?utm_sou*", "h/p?", Some("h/p")),
+            ("/p?id=3&gcl*", "h/p?id=3&", Some("h/p?id=3")),
+            // One no ignored name begins with stays.
+            ("/p?page*", "h/p?page", None),
+            ("/p?id=3&gclid=x;ut*", "h/p?id=3&", Some("h/p?id=3")),
+            ("/p?id=3&gclid=x;page*", "h/p?id=3&gclid=x;page", None),
             ("/p?gclid=*", "h/p?", Some("h/p")),
             ("/p?id=3&gclid=*", "h/p?id=3&", Some("h/p?id=3")),
             (
@@ -1217,6 +1248,12 @@ mod tests {
             ("/p?gclid=*", "/p?gclid=x&id=1"),
             ("/p?gclid=*", "/p?gclid=x;callback=y"),
             ("/p?*", "/p?fbclid=1"),
+            ("/p?gclid*", "/p?gclid=1"),
+            ("/p?gcl*", "/p?gclid=1&id=2"),
+            ("/p?utm*", "/p?utm_source=1"),
+            ("/p?id=3&gcl*", "/p?id=3&gclid=1&page=2"),
+            ("/p?id=3&gclid=x;ut*", "/p?id=3&gclid=x;utm_source=1"),
+            ("/p?page*", "/p?page=2&gclid=1"),
         ] {
             let key = key_ignoring(TRACKERS, url);
             let under = key.starts_with(&prefix(TRACKERS, "h", target).unwrap());

@@ -66,6 +66,12 @@ impl IgnoredParams {
     pub fn matches(&self, name: &str) -> bool {
         self.names.matches(name.as_bytes())
     }
+
+    /// Whether a parameter whose name begins with `start` (as the key
+    /// spells it) may be left out of the key.
+    pub fn may_begin(&self, start: &str) -> bool {
+        self.names.may_match_a_name_beginning(start.as_bytes())
+    }
 }
 
 /// Whether every `%` in `name` starts `%XX`: a lone one, which the key
