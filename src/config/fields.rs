@@ -666,6 +666,26 @@ mod tests {
     }
 
     #[test]
+    fn authorization_is_sent_fixed_and_never_from_variables() {
+        assert_eq!(
+            request_edits("request_header.Authorization = Bearer abc\n").unwrap(),
+            [("Authorization".to_string(), Some("Bearer abc".to_string()))]
+        );
+        for name in ["Authorization", "authorization"] {
+            let e = request_edits(&format!("request_header.{name} = Bearer $remote_addr\n"))
+                .unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{name}");
+            assert!(
+                e.message
+                    .contains("Authorization cannot hold variables: the cache takes"),
+                "{name}: {e}"
+            );
+        }
+        // On a response the field goes to the client, and no cache keys on it.
+        assert!(field_edits("response_header.Authorization = Bearer $remote_addr\n").is_ok());
+    }
+
+    #[test]
     fn request_header_values_are_visible_ascii_of_at_most_8_kib() {
         let long = "v".repeat(8 * 1024 + 1);
         for (value, says) in [

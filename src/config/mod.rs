@@ -1255,6 +1255,13 @@ mod tests {
         let nine = (0..9)
             .map(|i| format!("x{i}-cache-control"))
             .collect::<Vec<_>>();
+        // 8 is the most, not one past it.
+        let eight = nine[..8].join(",");
+        let c = build(&format!(
+            "targets = 127.0.0.1:1\ntargeted_cache_control = {eight}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.targeted_cache_control.len(), 8);
         for (bad, why) in [
             ("Cache-Control", "ending in"),
             ("-Cache-Control", "ending in"),
@@ -1302,6 +1309,35 @@ mod tests {
             assert_eq!(e.place, "proxy.conf:2", "{line}");
             assert!(e.message.contains(why), "{line}: {e}");
         }
+        // The limits themselves pass: 32 statuses or ranges, 256 bytes of
+        // body; one more does not.
+        let statuses = |n: u16| {
+            let listed: Vec<String> = (200..200 + n).map(|s| s.to_string()).collect();
+            build(&format!(
+                "targets = 127.0.0.1:1\nhealth_check_expect_status = {}\n",
+                listed.join(",")
+            ))
+        };
+        assert_eq!(statuses(32).unwrap().health_check_expect_status.len(), 32);
+        let e = statuses(33).unwrap_err();
+        assert!(
+            e.message
+                .contains("33 statuses or ranges listed; at most 32"),
+            "{e}"
+        );
+        let body = |n: usize| {
+            let text = "x".repeat(n);
+            build(&format!(
+                "targets = 127.0.0.1:1\nhealth_check_expect_body = {text}\n"
+            ))
+        };
+        let c = body(256).unwrap();
+        assert_eq!(
+            c.health_check_expect_body.as_deref().map(str::len),
+            Some(256)
+        );
+        let e = body(257).unwrap_err();
+        assert!(e.message.contains("at most 256 bytes"), "{e}");
     }
 
     #[test]
@@ -1539,6 +1575,16 @@ mod tests {
             attributes("SameSite=None; Secure; Partitioned").unwrap(),
             "; SameSite=None; Secure; Partitioned"
         );
+        assert_eq!(attributes("samesite=strict").unwrap(), "; SameSite=Strict");
+        // A domain name is at most 253 bytes (RFC 1035 §2.3.4, less the
+        // root's dot).
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert_eq!(
+            attributes(&format!("Domain={longest}")).unwrap(),
+            format!("; Domain={longest}")
+        );
         let refused = |v: &str| attributes(v).unwrap_err().message;
         for (bad, why) in [
             ("SameSite=None", "SameSite=None needs Secure"),
@@ -1557,7 +1603,11 @@ mod tests {
             ("Domain=a..b", "is not a domain name"),
             ("Path=/app", "always says `Path=/; HttpOnly`"),
             ("HttpOnly", "always says"),
-            ("Expires=Wed, 21 Oct 2037 07:28:00 GMT", "Max-Age"),
+            (
+                "Expires=Wed, 21 Oct 2037 07:28:00 GMT",
+                "Expires: say how long with Max-Age",
+            ),
+            (&format!("Domain={longest}b"), "is not a domain name"),
             ("Secure, HttpOnly", "is not one of"),
             ("Priority=High", "is not one of"),
             ("Secure=yes", "is not one of"),
@@ -1770,6 +1820,28 @@ mod tests {
         assert_eq!(parse_size("0"), Ok(0));
         assert!(parse_size("10MB").is_err());
         assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn limit_rate_is_a_size_a_second_with_or_without_its_per_second() {
+        for (rate, bytes) in [
+            ("0", 0),
+            ("100/s", 100),
+            ("512KiB/s", 512 << 10),
+            ("2MiB", 2 << 20),
+        ] {
+            let c = build(&format!("targets = 127.0.0.1:1\nlimit_rate = {rate}\n")).unwrap();
+            assert_eq!(c.pacing.rate, bytes, "{rate}");
+        }
+        for (bad, says) in [
+            ("/s", "`/s` is not a rate"),
+            ("5MB/s", "use KiB, MiB or GiB"),
+            ("5KiB/m", "unknown size unit `kib/m`"),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\nlimit_rate = {bad}\n")).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{bad}");
+            assert!(e.message.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -213,6 +213,36 @@ mod tests {
     }
 
     #[test]
+    fn an_auth_request_is_a_pool_of_its_own_and_one_path_of_visible_ascii() {
+        assert_eq!(
+            AuthRequest::parse("sso /verify?x=1").unwrap(),
+            Some(AuthRequest {
+                pool_name: "sso".into(),
+                pool: 0,
+                path: "/verify?x=1".into(),
+            })
+        );
+        assert_eq!(AuthRequest::parse("").unwrap(), None);
+        assert_eq!(AuthRequest::parse("OFF").unwrap(), None);
+        for (bad, says) in [
+            ("sso", "give the pool that answers and the path"),
+            (
+                "sso /verify extra",
+                "give the pool that answers and the path",
+            ),
+            ("default /verify", "a pool of its own"),
+            // Each rule alone: no leading `/`, a second `/`, a byte past
+            // ASCII.
+            ("sso verify", "is not a path"),
+            ("sso //evil.example/verify", "is not a path"),
+            ("sso /verify\u{e9}", "is not a path"),
+        ] {
+            let e = AuthRequest::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
     fn a_realm_is_printable_ascii_without_quotes_and_off_is_none() {
         assert_eq!(
             parse_realm("Staff only").unwrap().as_deref(),
@@ -220,6 +250,9 @@ mod tests {
         );
         assert_eq!(parse_realm("").unwrap(), None);
         assert_eq!(parse_realm("off").unwrap(), None);
+        // 128 is the most, not one past it.
+        let longest = "x".repeat(128);
+        assert_eq!(parse_realm(&longest).unwrap().as_deref(), Some(&*longest));
         for bad in ["a\"b", "a\\b", "caf\u{e9}", "a\tb", &"x".repeat(129)] {
             assert!(parse_realm(bad).is_err(), "{bad:?}");
         }

@@ -131,8 +131,8 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 let found = lookup(host, port)
                     .map(addresses_of)
                     .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
-                if found.left_out > 0 {
-                    log::warn!("{}", found.cap_warning(name));
+                if let Some(warning) = found.cap_warning(name) {
+                    log::warn!("{warning}");
                 }
                 as_written.at(&found.used)
             }
@@ -224,13 +224,15 @@ pub struct Addresses {
 }
 
 impl Addresses {
-    /// What to warn of when `left_out` is not 0.
-    pub fn cap_warning(&self, name: &str) -> String {
-        format!(
-            "target {name} resolves to {} addresses; only the first {} (sorted) are used",
-            self.used.len() + self.left_out,
-            self.used.len()
-        )
+    /// What to warn of, if anything was left out.
+    pub fn cap_warning(&self, name: &str) -> Option<String> {
+        (self.left_out > 0).then(|| {
+            format!(
+                "target {name} resolves to {} addresses; only the first {} (sorted) are used",
+                self.used.len() + self.left_out,
+                self.used.len()
+            )
+        })
     }
 }
 
@@ -423,11 +425,17 @@ mod tests {
             SocketAddr::from(([10, 0, 0, MAX_ADDRESSES_PER_NAME as u8 - 1], 80))
         );
         assert_eq!(
-            found.cap_warning("app:80"),
-            "target app:80 resolves to 100 addresses; only the first 64 (sorted) are used"
+            found.cap_warning("app:80").as_deref(),
+            Some("target app:80 resolves to 100 addresses; only the first 64 (sorted) are used")
         );
         let exactly = addresses_of((0..64u8).map(|i| SocketAddr::from(([10, 0, 0, i], 80))));
         assert_eq!((exactly.used.len(), exactly.left_out), (64, 0));
+        assert_eq!(exactly.cap_warning("app:80"), None, "nothing to warn of");
+        let one_past = addresses_of((0..65u8).map(|i| SocketAddr::from(([10, 0, 0, i], 80))));
+        assert_eq!(
+            one_past.cap_warning("app:80").as_deref(),
+            Some("target app:80 resolves to 65 addresses; only the first 64 (sorted) are used")
+        );
     }
 
     fn written_as(name: &str) -> Target {

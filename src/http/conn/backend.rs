@@ -10,7 +10,8 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// A connection to a backend, and the bytes read from it.
+/// A connection to a backend, and the bytes read from it and written to
+/// it.
 pub struct Stream {
     kind: Kind,
     /// Every byte read and written since it was opened: what one
