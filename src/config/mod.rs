@@ -1576,6 +1576,10 @@ mod tests {
             "; SameSite=None; Secure; Partitioned"
         );
         assert_eq!(attributes("samesite=strict").unwrap(), "; SameSite=Strict");
+        assert_eq!(
+            attributes("Domain=my-shop.example").unwrap(),
+            "; Domain=my-shop.example"
+        );
         // A domain name is at most 253 bytes (RFC 1035 §2.3.4, less the
         // root's dot).
         let label = "a".repeat(63);
@@ -1601,6 +1605,14 @@ mod tests {
             ("Domain=.", "is not a domain name"),
             ("Domain=..a", "is not a domain name"),
             ("Domain=a..b", "is not a domain name"),
+            // A label is 63 bytes at most, and neither begins nor ends
+            // with a hyphen (RFC 1035 §2.3.1).
+            (
+                &format!("Domain={}.com", "a".repeat(64)),
+                "is not a domain name",
+            ),
+            ("Domain=-shop.example", "is not a domain name"),
+            ("Domain=shop-.example", "is not a domain name"),
             ("Path=/app", "always says `Path=/; HttpOnly`"),
             ("HttpOnly", "always says"),
             (

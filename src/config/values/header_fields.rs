@@ -391,10 +391,15 @@ pub(in crate::config) fn parse_cookie_attributes(v: &str) -> Result<Arc<str>, St
             },
             ("domain", Some(v)) => {
                 let name = v.strip_prefix('.').unwrap_or(v);
+                // RFC 1035 §2.3.1 labels: letters, digits and inner hyphens,
+                // 63 bytes at most.
                 let fits = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
-                let labels = name
-                    .split('.')
-                    .all(|l| !l.is_empty() && l.bytes().all(fits));
+                let labels = name.split('.').all(|l| {
+                    (1..=63).contains(&l.len())
+                        && l.bytes().all(fits)
+                        && !l.starts_with('-')
+                        && !l.ends_with('-')
+                });
                 if name.len() > 253 || !labels {
                     return Err(format!(
                         "Domain=`{}` is not a domain name",
