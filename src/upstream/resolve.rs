@@ -452,6 +452,42 @@ mod tests {
     }
 
     #[test]
+    fn a_change_says_how_many_addresses_past_the_most_a_name_may_use_were_left_out() {
+        let targets = [target("app:80", "10.0.0.5:80")];
+        let many = |_: &str| -> io::Result<Vec<SocketAddr>> {
+            Ok((0..config::MAX_ADDRESSES_PER_NAME as u8 + 2)
+                .map(|i| SocketAddr::from(([10, 0, 1, i], 80)))
+                .collect())
+        };
+        let changes = look_up(&targets, &many, OWN, &mut Failures::default());
+        assert_eq!(changes[0].now.len(), config::MAX_ADDRESSES_PER_NAME);
+        assert_eq!(changes[0].left_out, 2);
+        assert!(
+            changes[0].to_string().ends_with(&format!(
+                "; 2 more left out, at most {} addresses of a name being used",
+                config::MAX_ADDRESSES_PER_NAME
+            )),
+            "{}",
+            changes[0]
+        );
+    }
+
+    #[test]
+    fn a_failure_that_lasts_is_not_said_again_at_each_lookup_while_its_name_stays() {
+        let t0 = Instant::now();
+        let mut failures = Failures::default();
+        assert!(failures.failed("app:80", t0));
+        assert!(failures.failed("gone:80", t0));
+        // Between two lookups: a reload took `gone:80` out.
+        failures.keep_only(&[target("app:80", "10.0.0.5:80")]);
+        assert!(!failures.failed("app:80", t0), "said again");
+        assert!(
+            failures.failed("gone:80", t0),
+            "a name taken out is forgotten"
+        );
+    }
+
+    #[test]
     fn the_thread_steps_every_interval_until_stopped_or_told_to_end() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let resolver =

@@ -140,9 +140,9 @@ impl Warnings {
 
 /// Reads a state file's bytes, whatever they are: a line that does not
 /// parse is skipped with a warning. Without the `inverso-state 1` line
-/// first (a file written by hand), the lines are read as version 1, with
-/// a warning; with another version, nothing is (its lines may mean
-/// something else).
+/// first (comments and blank lines aside: a file written by hand), the
+/// lines are read as version 1, with a warning; with another version,
+/// nothing is (its lines may mean something else).
 pub fn parse(bytes: &[u8]) -> Parsed {
     let mut parsed = Parsed::default();
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -151,36 +151,39 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         .enumerate()
         .map(|(i, line)| (i + 1, line))
         .peekable();
-    let header = lines.peek().map(|&(_, first)| header(first));
-    match header {
+    // The header is the first line that says anything: blank lines and
+    // comments before it (a file edited by hand) do not hide it.
+    while lines.next_if(|(_, line)| says_nothing(line)).is_some() {}
+    let Some(&(at, first)) = lines.peek() else {
         // Empty, or blank: nothing to apply (a file made with `touch`).
-        None => return parsed,
-        Some(_) if bytes.iter().all(u8::is_ascii_whitespace) => return parsed,
-        Some(Header::Version(FORMAT_VERSION)) => {
+        return parsed;
+    };
+    match header(first) {
+        Header::Version(FORMAT_VERSION) => {
             lines.next();
         }
-        Some(Header::Version(other)) => {
+        Header::Version(other) => {
             let message = format!(
                 "format version {other}; this build reads version {FORMAT_VERSION}: nothing applied"
             );
-            parsed.warnings.push(Some(1), message);
+            parsed.warnings.push(Some(at), message);
             parsed.foreign = true;
             return parsed;
         }
-        Some(Header::Bad) => {
+        Header::Bad => {
             let message = format!(
                 "`{MAGIC}` is not followed by a version number (`{MAGIC} {FORMAT_VERSION}`): \
                  nothing applied"
             );
-            parsed.warnings.push(Some(1), message);
+            parsed.warnings.push(Some(at), message);
             parsed.foreign = true;
             return parsed;
         }
-        Some(Header::None) => {
+        Header::None => {
             let message = format!(
                 "no `{MAGIC} {FORMAT_VERSION}` line first: read as version {FORMAT_VERSION}"
             );
-            parsed.warnings.push(Some(1), message);
+            parsed.warnings.push(Some(at), message);
         }
     }
     for (number, line) in lines {
@@ -195,6 +198,12 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         }
     }
     parsed
+}
+
+/// A blank line or a comment.
+fn says_nothing(line: &[u8]) -> bool {
+    let text = line.trim_ascii();
+    text.is_empty() || text.starts_with(b"#")
 }
 
 /// What the first line of a file says of its format.
@@ -620,7 +629,17 @@ mod tests {
             let warnings = said(&parsed);
             assert!(warnings[0].starts_with("f:1: ") && warnings[0].contains(says));
             assert!(warnings[0].contains("nothing applied"), "{warnings:?}");
-        }
+        } // Found past comments and blank lines a hand's edit put first.
+        let parsed = parse(b"# kept by hand\n\n  \ninverso-state 2\napp:8000 maint\n");
+        assert!(parsed.lines.is_empty() && parsed.foreign);
+        let warnings = said(&parsed);
+        assert!(
+            warnings[0].starts_with("f:4: format version 2"),
+            "{warnings:?}"
+        );
+        let parsed = parse(b"# kept by hand\ninverso-state 1\napp:8000 maint\n");
+        assert_eq!(parsed.lines.len(), 1);
+        assert!(parsed.warnings.is_empty(), "{:?}", said(&parsed));
     }
 
     #[test]
@@ -868,6 +887,99 @@ mod tests {
             up.get(0).targets()[3].health.admin_state(),
             AdminState::Ready
         );
+    }
+
+    #[test]
+    fn a_file_of_the_limit_exactly_is_read_whole_and_one_byte_more_loses_its_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        // The line whose newline is the last within the limit sets a
+        // state, and the one after it ends right at the limit.
+        let (kept, last) = (&b"127.0.0.1:3 maint\n"[..], &b"127.0.0.1:4 drain\n"[..]);
+        let mut bytes = b"inverso-state 1\n#".to_vec();
+        let padding = MAX_STATE_FILE as usize - bytes.len() - 1 - kept.len() - last.len();
+        bytes.extend(std::iter::repeat_n(b'x', padding));
+        bytes.push(b'\n');
+        bytes.extend_from_slice(kept);
+        bytes.extend_from_slice(last);
+        assert_eq!(bytes.len() as u64, MAX_STATE_FILE);
+        std::fs::write(&path, &bytes).unwrap();
+        let up = three_of_a_name_and_two();
+        let restored = restore(&up, &path);
+        assert!(restored.warnings.is_empty(), "{:?}", restored.warnings);
+        let [.., third, db] = up.get(0).targets() else {
+            panic!()
+        };
+        assert_eq!(third.health.admin_state(), AdminState::Maint);
+        assert_eq!(db.health.admin_state(), AdminState::Drain);
+
+        // One byte more, a blank at the end of the last line: that line
+        // crosses the limit and is dropped whole, though the part within
+        // would read as a line; the one before it is read as it is.
+        bytes.insert(bytes.len() - 1, b' ');
+        std::fs::write(&path, &bytes).unwrap();
+        let up = three_of_a_name_and_two();
+        let restored = restore(&up, &path);
+        assert_eq!(restored.warnings.len(), 1, "{:?}", restored.warnings);
+        assert!(restored.warnings[0].contains("larger than 1048576 bytes"));
+        let [.., third, db] = up.get(0).targets() else {
+            panic!()
+        };
+        assert_eq!(third.health.admin_state(), AdminState::Maint);
+        assert_eq!(db.health.admin_state(), AdminState::Ready);
+    }
+
+    #[test]
+    fn a_file_of_garbage_at_start_up_says_how_many_warnings_it_did_not_show() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let mut bytes = b"inverso-state 1\n".to_vec();
+        for _ in 0..MAX_WARNINGS + 5 {
+            bytes.extend_from_slice(b"garbage\n");
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let parsed = parse(&bytes);
+        assert!(!parsed.warnings.is_empty());
+        let restored = restore(&three_of_a_name_and_two(), &path);
+        assert_eq!(restored.warnings.len(), MAX_WARNINGS + 1);
+        assert_eq!(
+            restored.warnings[MAX_WARNINGS],
+            format!("state_file {}: 5 more warnings not shown", path.display())
+        );
+    }
+
+    #[test]
+    fn a_line_that_names_one_target_otherwise_says_which_it_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        std::fs::write(&path, b"127.0.0.1:4 drain\n127.0.0.1:3 maint\n").unwrap();
+        let restored = restore(&three_of_a_name_and_two(), &path);
+        let file = format!("state_file {}", path.display());
+        assert_eq!(
+            restored.applied,
+            [
+                format!("{file}:1: 127.0.0.1:4 -> drain (db.internal:5432)"),
+                format!("{file}:2: 127.0.0.1:3 -> maint"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_file_in_the_working_directory_has_a_directory() {
+        assert_eq!(unwritable_directory(Path::new("state")), None);
+        assert!(unwritable_directory(Path::new("no-such-directory/state")).is_some());
+    }
+
+    #[test]
+    fn a_save_that_fails_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        // A regular file where the state file's directory should be.
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let failed = save_or_warn(&file.join("state"), &three_of_a_name_and_two(), "test");
+        let why = failed.unwrap_err();
+        assert!(why.contains("Not a directory"), "{why}");
+        assert_eq!(std::fs::read(&file).unwrap(), b"x");
     }
 
     #[test]

@@ -182,6 +182,7 @@ mod tests {
             max_fails: 3,
             fail_timeout: Duration::from_secs(10),
         });
+        assert_eq!(h.passive().max_fails, 3);
         h.failed(now, "x");
         assert!(h.usable(now), "one failure of three");
         h.failed(now, "x");

@@ -325,6 +325,98 @@ mod tests {
         assert_eq!(silent.to_string(), "no reply within 100ms");
     }
 
+    fn leaked(parts: &[&[u8]]) -> &'static [u8] {
+        Box::leak(parts.concat().into_boxed_slice())
+    }
+
+    /// Time enough for a probe that passes to pass on a loaded machine.
+    fn patient() -> Active {
+        Active {
+            timeout: Duration::from_secs(10),
+            ..probing(1, 1)
+        }
+    }
+
+    #[test]
+    fn a_probe_reads_a_head_of_a_few_kilobytes_and_refuses_one_past_the_limit() {
+        let padded = |n: usize| {
+            leaked(&[
+                b"HTTP/1.1 200 OK\r\nX-Padding: ",
+                &vec![b'p'; n],
+                b"\r\nContent-Length: 0\r\n\r\n",
+            ])
+        };
+        assert!(probe_with(padded(4000), &patient()).is_ok());
+        // Past the limit by more than one read: it is checked between reads.
+        let large = probe_with(padded(2 * MAX_PROBE_HEAD), &patient());
+        assert!(matches!(large, Err(ProbeError::HeadTooLarge)), "{large:?}");
+    }
+
+    #[test]
+    fn a_probe_skips_a_few_interim_heads_but_not_an_endless_run_of_them() {
+        let after = |interim: usize| {
+            leaked(&[
+                &b"HTTP/1.1 100 Continue\r\n\r\n".repeat(interim),
+                b"HTTP/1.1 204 No Content\r\n\r\n",
+            ])
+        };
+        assert!(probe_with(after(MAX_PROBE_INTERIM), &patient()).is_ok());
+        let flood = probe_with(after(MAX_PROBE_INTERIM + 1), &patient());
+        assert!(matches!(flood, Err(ProbeError::Status(100))), "{flood:?}");
+    }
+
+    #[test]
+    fn a_probe_searches_the_first_64_kib_of_a_body_for_the_text() {
+        let up_at = |at: usize| {
+            let mut body = vec![b'.'; 100_000];
+            body[at..at + 2].copy_from_slice(b"UP");
+            leaked(&[b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", &body])
+        };
+        let expecting_up = Active {
+            expect_body: Some("UP".into()),
+            ..patient()
+        };
+        // Written out rather than read from the constant under test.
+        let limit = 64 * 1024;
+        assert!(probe_with(up_at(limit - 2), &expecting_up).is_ok());
+        let past = probe_with(up_at(limit), &expecting_up);
+        assert!(matches!(past, Err(ProbeError::Body(_))), "{past:?}");
+        // A body that ends at the close, the connection held open: the
+        // limit read is enough, the probe waits for no more.
+        let mut body = vec![b'.'; limit];
+        body[..2].copy_from_slice(b"UP");
+        let held = leaked(&[b"HTTP/1.1 200 OK\r\n\r\n", &body]);
+        assert!(probe_with(held, &expecting_up).is_ok());
+    }
+
+    #[test]
+    fn a_body_cut_by_a_reset_is_a_failure_to_receive_not_a_late_reply() {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nnot yet");
+            // Dropped with a zero linger: a reset, not a close.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        });
+        let probe = Probe {
+            name: addr.to_string().into(),
+            host: addr.to_string().into(),
+            addr: addr.into(),
+            tls: None,
+            health: Arc::new(health(1, 10)),
+        };
+        let settings = Active {
+            expect_body: Some("ok".into()),
+            ..patient()
+        };
+        let reset = probe_once(&probe, &settings);
+        server.join().unwrap();
+        assert!(matches!(reset, Err(ProbeError::Receive(_))), "{reset:?}");
+    }
+
     /// A connect probe of `addr`, given long enough to pass on a loaded
     /// machine (see [`connect_probe_within`]).
     fn connect_probe(addr: Endpoint) -> Result<(), ProbeError> {
