@@ -132,6 +132,8 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
     let mut interim = 0;
     loop {
         match find_head_end(&buf, &mut scanned) {
+            // One read may bring a whole head past the limit.
+            Ok(Some(len)) if len > MAX_PROBE_HEAD => return Err(ProbeError::HeadTooLarge),
             Ok(Some(len)) => {
                 let head = parse_response(&buf[..len]).map_err(ProbeError::BadReply)?;
                 match head.status {
@@ -347,9 +349,16 @@ mod tests {
             ])
         };
         assert!(probe_with(padded(4000), &patient()).is_ok());
-        // Past the limit by more than one read: it is checked between reads.
-        let large = probe_with(padded(2 * MAX_PROBE_HEAD), &patient());
-        assert!(matches!(large, Err(ProbeError::HeadTooLarge)), "{large:?}");
+        // The head's own length without the padding's.
+        let rest = padded(0).len();
+        assert!(probe_with(padded(MAX_PROBE_HEAD - rest), &patient()).is_ok());
+        for past in [MAX_PROBE_HEAD - rest + 1, 2 * MAX_PROBE_HEAD] {
+            let large = probe_with(padded(past), &patient());
+            assert!(
+                matches!(large, Err(ProbeError::HeadTooLarge)),
+                "{past}: {large:?}"
+            );
+        }
     }
 
     #[test]
