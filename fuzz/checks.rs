@@ -2234,6 +2234,7 @@ pub fn log_line(data: &[u8]) {
         upstream_bytes_sent: Some(410),
         gzip_sizes: Some((5_120, 1_536)),
         request_body: None,
+        tcp_info: None,
         termination: Default::default(),
         limit_req: None,
         pool: (flags & 16 != 0).then(|| "api".into()),

@@ -73,6 +73,7 @@ mod tests {
             upstream_bytes_sent: Some(410),
             gzip_sizes: Some((5_120, 1_536)),
             request_body: None,
+            tcp_info: None,
             termination: Default::default(),
             limit_req: None,
             pool: Some("api".into()),

@@ -549,7 +549,11 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::ConnectionRequests
         | Var::Termination
         | Var::LimitReqStatus
-        | Var::RequestBody => "",
+        | Var::RequestBody
+        | Var::TcpinfoRtt
+        | Var::TcpinfoRttvar
+        | Var::TcpinfoSndCwnd
+        | Var::TcpinfoRcvSpace => "",
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent
@@ -855,6 +859,7 @@ mod tests {
                 "c=$connection",
                 "t=$limit_req_status",
                 "$request_body",
+                "$tcpinfo_rtt",
                 "$sent_http_content_type",
                 "$upstream_http_server",
                 "$upstream_cookie_sid",

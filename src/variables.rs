@@ -78,6 +78,10 @@ pub enum Var {
     RequestCompletion,
     GzipRatio,
     RequestBody,
+    TcpinfoRtt,
+    TcpinfoRttvar,
+    TcpinfoSndCwnd,
+    TcpinfoRcvSpace,
 }
 
 impl Var {
@@ -90,6 +94,10 @@ impl Var {
                 | Var::Termination
                 | Var::LimitReqStatus
                 | Var::RequestBody
+                | Var::TcpinfoRtt
+                | Var::TcpinfoRttvar
+                | Var::TcpinfoSndCwnd
+                | Var::TcpinfoRcvSpace
         )
     }
 
@@ -214,6 +222,10 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("request_completion", Var::RequestCompletion),
     ("gzip_ratio", Var::GzipRatio),
     ("request_body", Var::RequestBody),
+    ("tcpinfo_rtt", Var::TcpinfoRtt),
+    ("tcpinfo_rttvar", Var::TcpinfoRttvar),
+    ("tcpinfo_snd_cwnd", Var::TcpinfoSndCwnd),
+    ("tcpinfo_rcv_space", Var::TcpinfoRcvSpace),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

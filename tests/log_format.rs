@@ -1018,3 +1018,17 @@ fn request_body_is_logged_when_it_was_read_whole_and_escaped_as_any_text() {
         ]
     );
 }
+
+#[test]
+fn tcpinfo_is_what_the_kernel_measured_of_the_client_s_connection() {
+    let origin = numbered_fresh_origin();
+    let template = "$tcpinfo_rtt $tcpinfo_rttvar $tcpinfo_snd_cwnd $tcpinfo_rcv_space";
+    let proxy = start_proxy(&[origin.addr], logging_as(template));
+    assert_eq!(proxy.connect().get("/").status, 200);
+    let lines = lines_of(proxy);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let numbers: Vec<u64> = lines[0].split(' ').map(|n| n.parse().unwrap()).collect();
+    assert_eq!(numbers.len(), 4, "{lines:?}");
+    // A live connection has a congestion window and room to receive.
+    assert!(numbers[2] > 0 && numbers[3] > 0, "{lines:?}");
+}

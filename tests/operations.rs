@@ -2332,6 +2332,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_bytes_sent: None,
         gzip_sizes: None,
         request_body: None,
+        tcp_info: None,
         termination: Default::default(),
         limit_req: None,
         pool: None,

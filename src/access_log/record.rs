@@ -87,6 +87,9 @@ pub struct Record {
     /// The request's body, when a template writes it and it was read
     /// whole before it went (`$request_body`).
     pub request_body: Option<Box<[u8]>>,
+    /// What the kernel measured of the client's connection as the
+    /// response ended, when a template writes it (`$tcpinfo_rtt`).
+    pub tcp_info: Option<crate::http::conn::TcpInfo>,
     /// Why and where the exchange ended, as HAProxy's termination state
     /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
     pub termination: Termination,
@@ -195,6 +198,7 @@ impl Record {
             upstream_bytes_sent: None,
             gzip_sizes: None,
             request_body: None,
+            tcp_info: None,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.
             termination: Termination::new(By::Proxy, Stage::Request),

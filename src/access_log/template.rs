@@ -43,6 +43,7 @@ struct Names {
     sent_fields: bool,
     upstream_fields: bool,
     request_body: bool,
+    tcp_info: bool,
 }
 
 impl Template {
@@ -75,6 +76,17 @@ impl Template {
         let names = Names {
             pool: parts.contains(&Piece::Named(Named::Var(Var::Pool))),
             request_body: parts.contains(&Piece::Named(Named::Var(Var::RequestBody))),
+            tcp_info: parts.iter().any(|p| {
+                matches!(
+                    p,
+                    Piece::Named(Named::Var(
+                        Var::TcpinfoRtt
+                            | Var::TcpinfoRttvar
+                            | Var::TcpinfoSndCwnd
+                            | Var::TcpinfoRcvSpace
+                    ))
+                )
+            }),
             sent_fields: (parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_)))),
             upstream_fields: (parts.iter()).any(|p| {
                 matches!(
@@ -113,6 +125,11 @@ impl Template {
     /// Whether it writes `$request_body`: only then is a body kept.
     pub fn names_request_body(&self) -> bool {
         self.names.request_body
+    }
+
+    /// Whether it writes a `$tcpinfo_*`: only then is the kernel asked.
+    pub fn names_tcp_info(&self) -> bool {
+        self.names.tcp_info
     }
 
     /// The template as written.
@@ -162,6 +179,7 @@ impl Template {
             upstream_bytes_sent: Some(410),
             gzip_sizes: None,
             request_body: None,
+            tcp_info: None,
             termination: Default::default(),
             limit_req: None,
             pool: Some(crate::config::DEFAULT_POOL.into()),
@@ -423,6 +441,10 @@ fn write_var(
         Var::UpstreamResponseLength => out.number(r.upstream_response_length),
         Var::UpstreamBytesSent => out.number(r.upstream_bytes_sent),
         Var::GzipRatio => out.own(r.gzip_sizes.and_then(gzip_ratio).as_deref()),
+        Var::TcpinfoRtt => out.number(r.tcp_info.map(|t| u64::from(t.rtt))),
+        Var::TcpinfoRttvar => out.number(r.tcp_info.map(|t| u64::from(t.rttvar))),
+        Var::TcpinfoSndCwnd => out.number(r.tcp_info.map(|t| u64::from(t.snd_cwnd))),
+        Var::TcpinfoRcvSpace => out.number(r.tcp_info.map(|t| u64::from(t.rcv_space))),
         Var::RequestBody => out.text(
             r.request_body
                 .as_deref()
@@ -610,6 +632,12 @@ mod tests {
             upstream_bytes_sent: Some(410),
             gzip_sizes: Some((5_120, 1_536)),
             request_body: Some(b"q=caf\xc3\xa9&n=\"1\"\n\xff"[..].into()),
+            tcp_info: Some(crate::http::conn::TcpInfo {
+                rtt: 1_500,
+                rttvar: 750,
+                snd_cwnd: 10,
+                rcv_space: 65_483,
+            }),
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
             pool: Some("api".into()),
@@ -664,6 +692,7 @@ mod tests {
             upstream_bytes_sent: None,
             gzip_sizes: None,
             request_body: None,
+            tcp_info: None,
             termination: Default::default(),
             limit_req: None,
             pool: None,
@@ -745,6 +774,10 @@ mod tests {
             // Cut short (`SD`): empty, as nginx's.
             ("$request_completion", ""),
             ("$gzip_ratio", "3.33"),
+            ("$tcpinfo_rtt", "1500"),
+            ("$tcpinfo_rttvar", "750"),
+            ("$tcpinfo_snd_cwnd", "10"),
+            ("$tcpinfo_rcv_space", "65483"),
             // Escaped as any text; a byte that is not UTF-8 replaced.
             (
                 "$request_body",
@@ -878,10 +911,10 @@ mod tests {
                         $ssl_client_serial $ssl_client_escaped_cert $ssl_server_name \
                         $upstream_bytes_received $upstream_response_length $gzip_ratio \
                         $upstream_bytes_sent $proxy_protocol_addr $proxy_protocol_port \
-                        $proxy_protocol_server_addr $proxy_protocol_server_port";
+                        $proxy_protocol_server_addr $proxy_protocol_server_port $tcpinfo_rtt";
         assert_eq!(
             line(template, &bare_record()),
-            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
+            "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - -"
         );
         // A hit, answered whole.
         assert_eq!(line("[$request_completion]", &bare_record()), "[OK]");

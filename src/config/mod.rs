@@ -632,6 +632,12 @@ impl Config {
         matches!(&self.log_format, LogFormat::Template(t) if t.names_upstream_fields())
     }
 
+    /// Whether the kernel is asked what it measured of each client
+    /// connection for the log: a template writes a `$tcpinfo_*`.
+    pub fn logs_tcp_info(&self) -> bool {
+        matches!(&self.log_format, LogFormat::Template(t) if t.names_tcp_info())
+    }
+
     /// Whether request bodies read whole are kept for the log: a
     /// template writes `$request_body`.
     pub fn logs_request_body(&self) -> bool {

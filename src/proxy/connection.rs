@@ -8,7 +8,7 @@ use super::own_answer::refused_head;
 use super::{cached, first_line, starts_a_head_request, ConnWatch, Current, Inherited};
 use super::{Outcome, Shared};
 use crate::access_log::{By, Heads, Record, Stage, Termination};
-use crate::http::conn::Socket as _;
+use crate::http::conn::{tcp_info, Socket as _};
 use crate::http::proxy_protocol;
 use crate::pace::Pacing;
 use crate::request_id;
@@ -220,6 +220,9 @@ pub fn serve(
                 upstream_bytes_sent: tally.sent,
                 gzip_sizes: client.take_gzip_sizes(),
                 request_body: client.request_body.take(),
+                tcp_info: (shared.config.logs_tcp_info())
+                    .then(|| tcp_info(client.conn.get_ref().0.tcp()))
+                    .flatten(),
                 termination: client.termination(),
                 limit_req: client.limit_req,
                 pool,

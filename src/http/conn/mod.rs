@@ -51,7 +51,7 @@ pub use leaving::{peer_gone, Leaving};
 pub use shared::SharedStream;
 pub use socket::Socket;
 pub use source::Source;
-pub use sys::peek;
+pub use sys::{peek, tcp_info, TcpInfo};
 pub use taken::Taken;
 pub use watch::{wait_unless_left, Lag, Pending, WatchingClose};
 pub use write::{write_all_unless_answered, write_all_vectored, write_all_vectored_counting, Sent};
