@@ -2235,6 +2235,8 @@ pub fn log_line(data: &[u8]) {
         gzip_sizes: Some((5_120, 1_536)),
         request_body: None,
         tcp_info: None,
+        connection_time: None,
+        pipelined: false,
         termination: Default::default(),
         limit_req: None,
         pool: (flags & 16 != 0).then(|| "api".into()),

@@ -74,6 +74,8 @@ mod tests {
             gzip_sizes: Some((5_120, 1_536)),
             request_body: None,
             tcp_info: None,
+            connection_time: None,
+            pipelined: false,
             termination: Default::default(),
             limit_req: None,
             pool: Some("api".into()),

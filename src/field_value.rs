@@ -553,7 +553,9 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::TcpinfoRtt
         | Var::TcpinfoRttvar
         | Var::TcpinfoSndCwnd
-        | Var::TcpinfoRcvSpace => "",
+        | Var::TcpinfoRcvSpace
+        | Var::ConnectionTime
+        | Var::Pipe => "",
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent

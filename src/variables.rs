@@ -82,6 +82,8 @@ pub enum Var {
     TcpinfoRttvar,
     TcpinfoSndCwnd,
     TcpinfoRcvSpace,
+    ConnectionTime,
+    Pipe,
 }
 
 impl Var {
@@ -98,6 +100,8 @@ impl Var {
                 | Var::TcpinfoRttvar
                 | Var::TcpinfoSndCwnd
                 | Var::TcpinfoRcvSpace
+                | Var::ConnectionTime
+                | Var::Pipe
         )
     }
 
@@ -226,6 +230,8 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("tcpinfo_rttvar", Var::TcpinfoRttvar),
     ("tcpinfo_snd_cwnd", Var::TcpinfoSndCwnd),
     ("tcpinfo_rcv_space", Var::TcpinfoRcvSpace),
+    ("connection_time", Var::ConnectionTime),
+    ("pipe", Var::Pipe),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

@@ -1032,3 +1032,34 @@ fn tcpinfo_is_what_the_kernel_measured_of_the_client_s_connection() {
     // A live connection has a congestion window and room to receive.
     assert!(numbers[2] > 0 && numbers[3] > 0, "{lines:?}");
 }
+
+#[test]
+fn pipe_says_which_request_came_before_the_answer_ahead_of_it_and_connection_time_grows() {
+    let origin = numbered_fresh_origin();
+    let proxy = start_proxy(&[origin.addr], |c| {
+        c.log_format =
+            LogFormat::parse("$request_uri $pipe $connection_requests $connection_time").unwrap();
+        c.cache_size = 0;
+    });
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/alone").status, 200);
+    // Two at once: the second waits in the proxy's buffer for the first's
+    // answer.
+    client.send(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(client.response().status, 200);
+    assert_eq!(client.response().status, 200);
+    drop(client);
+    let lines = lines_of(proxy);
+    let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
+    let pipes: Vec<(&str, &str, &str)> = fields.iter().map(|f| (f[0], f[1], f[2])).collect();
+    assert_eq!(
+        pipes,
+        [
+            ("/alone", ".", "1"),
+            ("/first", ".", "2"),
+            ("/second", "p", "3")
+        ]
+    );
+    let times: Vec<u64> = fields.iter().map(|f| millis(f[3])).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}

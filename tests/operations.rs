@@ -2333,6 +2333,8 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         gzip_sizes: None,
         request_body: None,
         tcp_info: None,
+        connection_time: None,
+        pipelined: false,
         termination: Default::default(),
         limit_req: None,
         pool: None,

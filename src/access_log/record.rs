@@ -90,6 +90,11 @@ pub struct Record {
     /// What the kernel measured of the client's connection as the
     /// response ended, when a template writes it (`$tcpinfo_rtt`).
     pub tcp_info: Option<crate::http::conn::TcpInfo>,
+    /// How long the client connection had been open as the response
+    /// ended (`$connection_time`), and whether the request had come
+    /// before the answer to the one ahead of it went (`$pipe`).
+    pub connection_time: Option<Duration>,
+    pub pipelined: bool,
     /// Why and where the exchange ended, as HAProxy's termination state
     /// (`$termination`: `--`, `SC`, `sH`, `CD`, ...).
     pub termination: Termination,
@@ -199,6 +204,8 @@ impl Record {
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
+            connection_time: None,
+            pipelined: false,
             // Over a connection limit: the proxy's refusal, before a
             // request was read, as HAProxy's `PR`.
             termination: Termination::new(By::Proxy, Stage::Request),

@@ -180,6 +180,8 @@ impl Template {
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
+            connection_time: None,
+            pipelined: false,
             termination: Default::default(),
             limit_req: None,
             pool: Some(crate::config::DEFAULT_POOL.into()),
@@ -430,6 +432,9 @@ fn write_var(
         Var::RequestLength => out.number(r.request_length),
         Var::Connection => out.number(r.connection.map(|(serial, _)| serial)),
         Var::ConnectionRequests => out.number(r.connection.map(|(_, requests)| requests)),
+        Var::ConnectionTime => out.time(r.connection_time, seconds),
+        // nginx's: `p` or `.`.
+        Var::Pipe => out.own(Some(if r.pipelined { "p" } else { "." })),
         Var::RequestTime => out.time(Some(r.duration), seconds),
         Var::UpstreamAddr => out.text(r.upstream.as_deref()),
         Var::UpstreamHeaderTime => out.time(r.upstream_wait, seconds),
@@ -638,6 +643,8 @@ mod tests {
                 snd_cwnd: 10,
                 rcv_space: 65_483,
             }),
+            connection_time: Some(Duration::from_millis(61_250)),
+            pipelined: true,
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
             pool: Some("api".into()),
@@ -693,6 +700,8 @@ mod tests {
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
+            connection_time: None,
+            pipelined: false,
             termination: Default::default(),
             limit_req: None,
             pool: None,
@@ -759,6 +768,8 @@ mod tests {
             ("$request_length", "120"),
             ("$connection", "7"),
             ("$connection_requests", "3"),
+            ("$connection_time", "61.250"),
+            ("$pipe", "p"),
             ("$request_time", "0.002"),
             ("$upstream_addr", "127.0.0.1:9001"),
             ("$upstream_header_time", "0.001"),
@@ -918,6 +929,7 @@ mod tests {
         );
         // A hit, answered whole.
         assert_eq!(line("[$request_completion]", &bare_record()), "[OK]");
+        assert_eq!(line("[$pipe] $connection_time", &bare_record()), "[.] -");
         // Over TLS without a certificate shown.
         let r = Record {
             client_certificate: None,

@@ -95,6 +95,9 @@ pub fn serve(
         // thread as surely as trickling bytes. Between requests the idle
         // timeout applies until the next head starts.
         let taken_before = client.conn.taken();
+        // nginx's `$pipe`: the request came before the answer to the one
+        // ahead of it had gone.
+        let pipelined = !first && !client.conn.buffered().is_empty();
         let head = client.read_head(first.then_some(accepted));
         first = false;
         // Closed by shutdown as idle while the head came: not served, as
@@ -223,6 +226,8 @@ pub fn serve(
                 tcp_info: (shared.config.logs_tcp_info())
                     .then(|| tcp_info(client.conn.get_ref().0.tcp()))
                     .flatten(),
+                connection_time: Some(accepted.elapsed()),
+                pipelined,
                 termination: client.termination(),
                 limit_req: client.limit_req,
                 pool,

@@ -57,7 +57,8 @@ impl Shared {
 
     /// The settings of the pool at `index` (0: `targets`, the top level's).
     pub fn config_of_pool(&self, index: usize) -> &Config {
-        (self.config.pool_configs().nth(index)).unwrap_or(&self.config)
+        let pool = index.checked_sub(1).and_then(|i| self.config.pools.get(i));
+        pool.map_or(&self.config, |pool| &pool.config)
     }
 
     /// How requests routed to that pool use the cache.
