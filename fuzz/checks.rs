@@ -914,6 +914,7 @@ pub fn rewrite(data: &[u8]) {
                 protocol: "TLSv1.3",
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
+                alpn: Some("http/1.1"),
             }),
             server_name: https.then_some("www.example.com"),
             certificate: None,
@@ -2259,6 +2260,7 @@ pub fn log_line(data: &[u8]) {
             protocol: "TLSv1.3",
             cipher: "TLS13_AES_128_GCM_SHA256",
             resumed: false,
+            alpn: Some("http/1.1"),
         }),
         server_name: server_name.filter(|_| tls).map(Arc::from),
         client_certificate: (tls && flags & 32 != 0).then(|| {

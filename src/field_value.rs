@@ -505,6 +505,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             Some(_) => ".",
             None => "",
         },
+        Var::SslAlpnProtocol => facts.tls.and_then(|tls| tls.alpn).unwrap_or_default(),
+        Var::SslEarlyData | Var::Http2 | Var::Http3 => "",
         Var::SslServerName => facts.server_name.unwrap_or_default(),
         Var::SslClientVerify => match (facts.tls, certificate) {
             (None, _) => "",
@@ -737,6 +739,7 @@ mod tests {
                 protocol: "TLSv1.3",
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
+                alpn: Some("http/1.1"),
             }),
             server_name: Some("shop.example"),
             certificate: Some(&cert),
@@ -790,6 +793,8 @@ mod tests {
                 "TLSv1.3 TLS13_AES_128_GCM_SHA256 shop.example",
             ),
             ("[$ssl_session_reused]", "[.]"),
+            ("$ssl_alpn_protocol", "http/1.1"),
+            ("[$ssl_early_data|$http2|$http3]", "[||]"),
             ("$ssl_client_verify $ssl_client_fingerprint", "SUCCESS 70"),
             (
                 "$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial",
@@ -923,6 +928,7 @@ mod tests {
                 protocol: "TLSv1.3",
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
+                alpn: Some("http/1.1"),
             }),
             ..facts(&head)
         };

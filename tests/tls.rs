@@ -483,6 +483,31 @@ fn a_resumed_session_is_logged_and_counted_as_one() {
 }
 
 #[test]
+fn the_alpn_protocol_agreed_is_logged_and_http2_is_empty() {
+    let pki = Pki::new();
+    let backend = Backend::echo("a");
+    let more = "log_format = $request_uri [$ssl_alpn_protocol] [$http2]\n";
+    let mut proxy = start_tls(
+        &tls_conf(&backend.addr.to_string(), &pki.entry, more),
+        |_| {},
+    );
+    let tls13 = [&rustls::version::TLS13];
+    for (path, alpn) in [
+        ("/h2-first", &[&b"h2"[..], b"http/1.1"][..]),
+        ("/none", &[][..]),
+    ] {
+        let config = client_config(&pki.ca, &tls13, alpn, None);
+        let mut client = TlsClient::connect(tls_addr(&proxy), &config, "localhost");
+        assert_eq!(client.get(path).status, 200);
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        ["/h2-first [http/1.1] []", "/none [-] []"]
+    );
+}
+
+#[test]
 fn tls_1_2_and_1_3_handshakes_both_work() {
     let pki = Pki::new();
     let backend = Backend::echo("app");

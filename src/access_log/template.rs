@@ -196,6 +196,7 @@ impl Template {
                 protocol: "TLSv1.3",
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
+                alpn: Some("http/1.1"),
             }),
             server_name: Some("www.example.com".into()),
             client_certificate: None,
@@ -490,6 +491,10 @@ fn write_var(
         Var::SslProtocol => out.own(r.tls.map(|tls| tls.protocol)),
         Var::SslCipher => out.own(r.tls.map(|tls| tls.cipher)),
         Var::SslSessionReused => out.own(r.tls.map(|tls| if tls.resumed { "r" } else { "." })),
+        Var::SslAlpnProtocol => out.own(r.tls.and_then(|tls| tls.alpn)),
+        // Never: early data (0-RTT) is not taken, and HTTP/2 and 3 are
+        // not spoken. Empty, as nginx's for a request without them.
+        Var::SslEarlyData | Var::Http2 | Var::Http3 => out.own(Some("")),
         Var::SslServerName => out.text(r.server_name.as_deref()),
         // nginx's: whether the client showed a certificate that passed (a
         // failed one fails the handshake, and never makes a request).
@@ -659,6 +664,7 @@ mod tests {
                 protocol: "TLSv1.2",
                 cipher: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
                 resumed: true,
+                alpn: Some("http/1.1"),
             }),
             server_name: Some("shop.example".into()),
             client_certificate: Some(Arc::new(ClientCertificate {
@@ -809,6 +815,11 @@ mod tests {
             ("$ssl_protocol", "TLSv1.2"),
             ("$ssl_cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
             ("$ssl_session_reused", "r"),
+            ("$ssl_alpn_protocol", "http/1.1"),
+            // Empty, not a dash: nginx's value without them.
+            ("$ssl_early_data", ""),
+            ("$http2", ""),
+            ("$http3", ""),
             ("$ssl_server_name", "shop.example"),
             ("$ssl_client_verify", "SUCCESS"),
             (

@@ -90,6 +90,9 @@ pub struct Agreed {
     /// Whether the handshake resumed an earlier session (by a ticket or
     /// an ID) rather than making a new one: `$ssl_session_reused`.
     pub resumed: bool,
+    /// The protocol agreed in ALPN (`http/1.1`, `http/1.0`): none when
+    /// the client offered none (`$ssl_alpn_protocol`).
+    pub alpn: Option<&'static str>,
 }
 
 impl TlsStream {
@@ -202,8 +205,8 @@ impl TlsStream {
         }
     }
 
-    /// The protocol version and cipher suite agreed, and whether the
-    /// session was resumed, for the log.
+    /// The protocol version, cipher suite and ALPN protocol agreed, and
+    /// whether the session was resumed, for the log.
     pub fn agreed(&self) -> Agreed {
         let session = self.session.lock();
         let version = match session.protocol_version() {
@@ -215,10 +218,17 @@ impl TlsStream {
             .negotiated_cipher_suite()
             .and_then(|s| s.suite().as_str())
             .unwrap_or("-");
+        // Only those this proxy offers can be agreed.
+        let alpn = match session.alpn_protocol() {
+            Some(b"http/1.1") => Some("http/1.1"),
+            Some(b"http/1.0") => Some("http/1.0"),
+            _ => None,
+        };
         Agreed {
             protocol: version,
             cipher: suite,
             resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            alpn,
         }
     }
 
