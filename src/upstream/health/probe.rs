@@ -248,13 +248,7 @@ mod tests {
             // Held until the prober is done with it.
             let _ = stream.read(&mut buf);
         });
-        let probe = Probe {
-            name: addr.to_string().into(),
-            host: addr.to_string().into(),
-            addr: addr.into(),
-            tls: None,
-            health: Arc::new(health(1, 10)),
-        };
+        let probe = probe_at(addr);
         let result = probe_once(&probe, settings);
         drop(probe);
         server.join().unwrap();
@@ -329,6 +323,17 @@ mod tests {
 
     fn leaked(parts: &[&[u8]]) -> &'static [u8] {
         Box::leak(parts.concat().into_boxed_slice())
+    }
+
+    /// A plain HTTP probe of a target at `addr`.
+    fn probe_at(addr: std::net::SocketAddr) -> Probe {
+        Probe {
+            name: addr.to_string().into(),
+            host: addr.to_string().into(),
+            addr: addr.into(),
+            tls: None,
+            health: Arc::new(health(1, 10)),
+        }
     }
 
     /// Time enough for a probe that passes to pass on a loaded machine.
@@ -410,13 +415,7 @@ mod tests {
             // Dropped with a zero linger: a reset, not a close.
             let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
         });
-        let probe = Probe {
-            name: addr.to_string().into(),
-            host: addr.to_string().into(),
-            addr: addr.into(),
-            tls: None,
-            health: Arc::new(health(1, 10)),
-        };
+        let probe = probe_at(addr);
         let settings = Active {
             expect_body: Some("ok".into()),
             ..patient()
