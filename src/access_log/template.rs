@@ -73,28 +73,26 @@ impl Template {
                     .into(),
             );
         }
-        let names = Names {
-            pool: parts.contains(&Piece::Named(Named::Var(Var::Pool))),
-            request_body: parts.contains(&Piece::Named(Named::Var(Var::RequestBody))),
-            tcp_info: parts.iter().any(|p| {
-                matches!(
-                    p,
-                    Piece::Named(Named::Var(
-                        Var::TcpinfoRtt
-                            | Var::TcpinfoRttvar
-                            | Var::TcpinfoSndCwnd
-                            | Var::TcpinfoRcvSpace
-                    ))
-                )
-            }),
-            sent_fields: (parts.iter()).any(|p| matches!(p, Piece::Named(Named::SentField(_)))),
-            upstream_fields: (parts.iter()).any(|p| {
-                matches!(
-                    p,
-                    Piece::Named(Named::UpstreamField(_) | Named::UpstreamCookie(_))
-                )
-            }),
-        };
+        let mut names = Names::default();
+        for piece in &parts {
+            let Piece::Named(named) = piece else {
+                continue;
+            };
+            let flag = match named {
+                Named::Var(Var::Pool) => &mut names.pool,
+                Named::Var(Var::RequestBody) => &mut names.request_body,
+                Named::Var(
+                    Var::TcpinfoRtt
+                    | Var::TcpinfoRttvar
+                    | Var::TcpinfoSndCwnd
+                    | Var::TcpinfoRcvSpace,
+                ) => &mut names.tcp_info,
+                Named::SentField(_) => &mut names.sent_fields,
+                Named::UpstreamField(_) | Named::UpstreamCookie(_) => &mut names.upstream_fields,
+                _ => continue,
+            };
+            *flag = true;
+        }
         Ok(Template {
             source: text.into(),
             escape,
