@@ -83,9 +83,11 @@ pub enum Condition {
     /// A path (as routes read it: decoded, without its query) that
     /// begins with, ends in or holds one of these texts, sorted, each
     /// once: HAProxy's `path_beg`, `path_end -i` and `path_sub`. An
-    /// ending is compared without case (`.jpg` takes `/a.JPG`) and kept
-    /// in lower case; a beginning or a piece as written, as paths are.
-    PathText(PathMatch, Box<[Box<str>]>),
+    /// ending is compared without case (`.jpg` takes `/a.JPG`); a
+    /// beginning or a piece as written, as paths are, unless `-i` says
+    /// any case (the flag). Texts compared without case are kept in
+    /// lower case.
+    PathText(PathMatch, bool, Box<[Box<str>]>),
     /// A path (as routes read it) this pattern matches somewhere, as
     /// written (`(?i)` for any case): HAProxy's `path_reg`, nginx's
     /// `location ~`.
@@ -128,13 +130,19 @@ impl PathMatch {
         }
     }
 
-    /// Whether `path` begins with, ends in or holds `text`, as
+    /// Whether `path` begins with, ends in or holds `text`, in any case
+    /// when `any_case` says so (an ending always), as
     /// [`Condition::PathText`] compares.
-    fn found(self, path: &str, text: &str) -> bool {
+    fn found(self, path: &str, text: &str, any_case: bool) -> bool {
+        let (path, text) = (path.as_bytes(), text.as_bytes());
+        let same = |piece: &[u8]| match any_case {
+            true => piece.eq_ignore_ascii_case(text),
+            false => piece == text,
+        };
         match self {
-            PathMatch::Begins => path.starts_with(text),
-            PathMatch::Ends => ends_with_any_case(path, text),
-            PathMatch::Holds => path.contains(text),
+            PathMatch::Begins => path.get(..text.len()).is_some_and(same),
+            PathMatch::Ends => path.len() >= text.len() && same(&path[path.len() - text.len()..]),
+            PathMatch::Holds => text.is_empty() || path.windows(text.len()).any(same),
         }
     }
 }
@@ -221,9 +229,9 @@ impl Condition {
                      `if header_reg <Name> <pattern>`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
                      `if client <address or block>[,...]`, `if share <N>%`, \
-                     `if path_beg <beginning>[,...]`, `if path_end <ending>[,...]`, \
-                     `if path_sub <text>[,...]` or `if path_reg <pattern>`, or one of these \
-                     negated (`if not cookie beta`)";
+                     `if path_beg [-i] <beginning>[,...]`, `if path_end <ending>[,...]`, \
+                     `if path_sub [-i] <text>[,...]` or `if path_reg <pattern>`, or one of \
+                     these negated (`if not cookie beta`)";
         let value = |word: Option<&&str>| -> Result<Option<Box<str>>, String> {
             match word {
                 Some(v) if v.len() > MAX_VALUE_LEN || !v.bytes().all(|b| b.is_ascii_graphic()) => {
@@ -300,17 +308,20 @@ impl Condition {
                     .collect::<Result<Vec<Cidr>, String>>()?;
                 Ok(Condition::Client(blocks.into()))
             }
-            [keyword @ ("path_beg" | "path_end" | "path_sub"), list] => {
+            [keyword @ ("path_beg" | "path_end" | "path_sub"), list]
+            | [keyword @ ("path_beg" | "path_end" | "path_sub"), "-i", list] => {
                 let how = match *keyword {
                     "path_beg" => PathMatch::Begins,
                     "path_end" => PathMatch::Ends,
                     _ => PathMatch::Holds,
                 };
+                // HAProxy's `-i`; an ending is compared without case anyway.
+                let any_case = words.len() == 3 || how == PathMatch::Ends;
                 value(Some(list))?;
                 let mut texts: Vec<Box<str>> = (list.split(','))
-                    .map(|t| match how {
-                        PathMatch::Ends => t.to_ascii_lowercase().into(),
-                        _ => t.into(),
+                    .map(|t| match any_case {
+                        true => t.to_ascii_lowercase().into(),
+                        false => t.into(),
                     })
                     .collect();
                 texts.sort();
@@ -322,7 +333,7 @@ impl Condition {
                         how.example()
                     ));
                 }
-                Ok(Condition::PathText(how, texts.into()))
+                Ok(Condition::PathText(how, any_case, texts.into()))
             }
             ["path_reg", pattern] => {
                 value(Some(pattern))?;
@@ -361,7 +372,9 @@ impl Condition {
     /// Whether `path` meets a condition on the path; `false` for another.
     fn holds_for_path(&self, path: &str) -> bool {
         match self {
-            Condition::PathText(how, texts) => texts.iter().any(|t| how.found(path, t)),
+            Condition::PathText(how, any_case, texts) => {
+                texts.iter().any(|t| how.found(path, t, *any_case))
+            }
             Condition::PathReg(pattern) => pattern.regex.is_match(path),
             _ => false,
         }
@@ -450,12 +463,6 @@ fn share_of(client: IpAddr) -> u8 {
     (hash % 100) as u8
 }
 
-/// Whether `path` ends in `ending` (lower case), in any case.
-fn ends_with_any_case(path: &str, ending: &str) -> bool {
-    let (path, ending) = (path.as_bytes(), ending.as_bytes());
-    path.len() >= ending.len() && path[path.len() - ending.len()..].eq_ignore_ascii_case(ending)
-}
-
 /// RFC 9110 §5.6.2's token characters.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -481,8 +488,13 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
-            Condition::PathText(how, texts) => {
-                return write!(f, "{} {}", how.keyword(), texts.join(","))
+            // `-i` shown where it is not the keyword's own way.
+            Condition::PathText(how, any_case, texts) => {
+                let flag = match *any_case && *how != PathMatch::Ends {
+                    true => " -i",
+                    false => "",
+                };
+                return write!(f, "{}{flag} {}", how.keyword(), texts.join(","));
             }
             Condition::PathReg(pattern) => return write!(f, "path_reg {}", pattern.text),
             Condition::Not(negated) => return write!(f, "not {negated}"),
@@ -574,6 +586,13 @@ mod tests {
             assert!(holds("path_sub /wp-,/.git", "/blog/wp-login.php"));
             assert!(holds("path_sub /wp-,/.git", "/a/.git/config"));
             assert!(!holds("path_sub /wp-", "/blog/WP-login.php"));
+            // HAProxy's `-i`: in any case.
+            assert!(holds("path_beg -i /API", "/api/x"));
+            assert!(holds("path_beg -i /api", "/Api/x"));
+            assert!(!holds("path_beg -i /api", "/x/api"));
+            assert!(holds("path_sub -i /WP-", "/blog/wp-login.php"));
+            assert!(!holds("path_sub -i /wp-", "/blog/wp_login.php"));
+            assert!(holds("path_end -i .jpg", "/a/B.JPG"));
             assert!(holds("not path_sub /.git", "/a/git"));
             assert!(holds(r"path_reg \.php(/|$)", "/index.php/x"));
             assert!(holds(r"path_reg \.php(/|$)", "/index.php"));
@@ -673,6 +692,8 @@ mod tests {
             "not path_end .php",
             "path_beg /API,/v2",
             "path_sub /.git",
+            "path_beg -i /api,/v2",
+            "path_sub -i /.git",
             "header_reg user-agent (?i)bot",
         ] {
             assert_eq!(Condition::parse(text).unwrap().to_string(), text);
@@ -685,6 +706,12 @@ mod tests {
         assert_eq!(c.to_string(), "header x-version beta");
         let c = Condition::parse("method PUT,POST,PUT").unwrap();
         assert_eq!(c.to_string(), "method POST,PUT");
+        // Texts compared in any case are kept in lower case; an ending's
+        // `-i` is its own way already.
+        let c = Condition::parse("path_beg -i /API,/api").unwrap();
+        assert_eq!(c.to_string(), "path_beg -i /api");
+        let c = Condition::parse("path_end -i .JPG").unwrap();
+        assert_eq!(c.to_string(), "path_end .jpg");
         let c = Condition::parse("path_end .JS,.css,.js").unwrap();
         assert_eq!(c.to_string(), "path_end .css,.js");
     }
