@@ -293,12 +293,12 @@ mod tests {
         let e = Loader::new()
             .file("proxy.conf", "targets = 127.0.0.1:1\n")
             .unwrap()
-            .env([("INVERSO_LOG_FORMAT".into(), "$nope".into())])
+            .env([("INVERSO_LOG_FORMAT".into(), "$qqqqqqq".into())])
             .build()
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "environment INVERSO_LOG_FORMAT: log_format: unknown variable `$nope`"
+            "environment INVERSO_LOG_FORMAT: log_format: unknown variable `$qqqqqqq`"
         );
         // The heads would be taken at every request and never written.
         let e =

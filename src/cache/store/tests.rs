@@ -326,6 +326,7 @@ fn an_entry_born_after_now_is_not_fresh_until_the_clock_catches_up() {
     let entry = stored_at_h_a(head, born, lifetime, &plain());
     let cc = policy::CacheControl::default();
     let use_at = |now| policy::usable(&cc, false, &entry.as_stored(now));
+    assert_eq!(use_at(born), policy::Use::Fresh, "born this millisecond");
     assert_eq!(use_at(born + Duration::from_secs(30)), policy::Use::Fresh);
     assert_eq!(
         use_at(born + Duration::from_secs(61)),
@@ -341,6 +342,30 @@ fn an_entry_born_after_now_is_not_fresh_until_the_clock_catches_up() {
         policy::Use::Validate
     );
     assert_eq!(entry.age(born - year), Duration::ZERO);
+}
+
+#[test]
+fn an_entry_stands_in_on_errors_until_its_window_ends_under_the_ttl_in_force() {
+    let lifetime = Lifetime {
+        fresh: Duration::from_secs(60),
+        stale_if_error: Duration::from_secs(600),
+    };
+    let born = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let entry = stored_at_h_a(ResponseHead::new(200), born, lifetime, &plain());
+    let ms = |d: Duration| unix_ms(born + d);
+    let secs = Duration::from_secs;
+    assert_eq!(entry.expires_under(Duration::MAX), ms(secs(60)));
+    assert_eq!(entry.stale_until_under(Duration::MAX), ms(secs(660)));
+    let end = born + secs(660);
+    let just_before = end - Duration::from_millis(1);
+    assert!(entry.within_stale_window(just_before, Duration::MAX));
+    assert!(!entry.within_stale_window(end, Duration::MAX), "ended");
+    // A `ttl` lowered by a reload ends its freshness, and the window
+    // after it, sooner.
+    let ttl = secs(10);
+    assert_eq!(entry.expires_under(ttl), ms(ttl));
+    assert_eq!(entry.stale_until_under(ttl), ms(secs(610)));
+    assert!(!entry.within_stale_window(just_before, ttl));
 }
 
 #[test]
@@ -519,6 +544,20 @@ fn lookup_insert_and_variants() {
     assert!(cache.lookup("h/v", &Headers::new()).is_none());
     assert_eq!(cache.invalidate("h/v"), 1);
     assert!(cache.lookup("h/v", &gzip).is_none());
+}
+
+/// Only the final snapshot records recency: a hit changes it, a miss
+/// does not.
+#[test]
+fn only_a_hit_marks_the_recency_changed() {
+    let cache = Cache::new(1 << 20, 1 << 16);
+    assert!(cache.insert(entry("h/a", "x", 60, None)));
+    assert!(!cache.take_touched(), "nothing read yet");
+    assert!(cache.lookup("h/b", &Headers::new()).is_none());
+    assert!(!cache.take_touched(), "a miss");
+    assert!(cache.lookup("h/a", &Headers::new()).is_some());
+    assert!(cache.take_touched(), "a hit");
+    assert!(!cache.take_touched(), "taken once");
 }
 
 #[test]
@@ -1529,6 +1568,19 @@ fn expiry_leaves_an_entry_stored_while_it_looked() {
 }
 
 #[test]
+fn expiry_changes_the_generation_only_when_it_drops() {
+    let cache = Cache::new(1 << 20, 1 << 16);
+    cache.insert(entry("h/a", "x", 5, None));
+    let now = SystemTime::now();
+    let before = cache.generation();
+    assert_eq!(cache.expire_due(now), 0);
+    assert_eq!(cache.generation(), before, "nothing to snapshot");
+    // Past 5 s of freshness and 10 s of stale window.
+    assert_eq!(cache.expire_due(now + Duration::from_secs(16)), 1);
+    assert!(cache.generation() > before, "the snapshot must be written");
+}
+
+#[test]
 fn eviction_counts_and_oversize() {
     // Room for six entries of this size, not seven.
     let one = entry("h/0", &"b".repeat(100), 60, None).weight();
@@ -1720,6 +1772,51 @@ fn a_newer_response_too_heavy_to_store_drops_the_older_one() {
 }
 
 #[test]
+fn a_body_of_the_largest_size_and_an_entry_of_the_whole_capacity_are_stored() {
+    // `max_object_size` is the largest body stored, not the first refused.
+    let cache = Cache::new(1 << 20, 100);
+    assert!(cache.insert(entry("h/a", &"b".repeat(100), 60, None)));
+    assert!(!cache.insert(entry("h/b", &"b".repeat(101), 60, None)));
+    // An entry weighing the whole capacity fits it alone.
+    let whole = entry("h/c", "x", 60, None);
+    let cache = Cache::new(whole.weight(), 1 << 16);
+    assert!(cache.insert(whole));
+    assert_eq!(cache.len(), 1);
+}
+
+/// A compressed copy is never written to a snapshot: counting one in
+/// changes nothing to write, unless it evicts.
+#[test]
+fn a_reweigh_counts_the_compressed_copy_and_changes_the_generation_only_when_it_evicts() {
+    let e = |key: &str| Arc::new(entry(key, &"b".repeat(1000), 60, None));
+    let (a, b, c) = (e("h/a"), e("h/b"), e("h/c"));
+    let stored = a.weight() + b.weight() + c.weight();
+    let cache = Cache::new(stored + 100, 1 << 16);
+    for x in [&a, &b, &c] {
+        assert!(cache.insert_shared(x.clone()));
+    }
+    let before = cache.generation();
+    b.compressed(|_| vec![b'z'; 50]);
+    cache.reweigh(&b);
+    assert_eq!(cache.bytes(), stored + 50);
+    assert_eq!(cache.generation(), before, "nothing to snapshot");
+    assert_eq!(cache.stats.evictions.load(Ordering::Relaxed), 0);
+    // Past the capacity: the least recently used goes, and is written.
+    c.compressed(|_| vec![b'z'; 500]);
+    cache.reweigh(&c);
+    assert!(cache.lookup("h/a", &Headers::new()).is_none());
+    assert_eq!(cache.bytes(), b.weight() + c.weight());
+    assert_eq!(cache.stats.evictions.load(Ordering::Relaxed), 1);
+    assert!(cache.generation() > before, "the snapshot must be written");
+    // One no longer what its key holds is not counted.
+    let replaced = e("h/b");
+    assert!(cache.insert_shared(replaced.clone()));
+    let bytes = cache.bytes();
+    cache.reweigh(&b);
+    assert_eq!(cache.bytes(), bytes);
+}
+
+#[test]
 fn records_round_trip_through_entries() {
     let e = entry("h/a", "body", 60, Some("Accept"));
     let back = Entry::from_record(e.record.clone(), &plain()).unwrap();
@@ -1746,6 +1843,41 @@ fn a_fill_outlived_by_an_invalidation_or_a_clear_is_not_stored() {
     drop((early, other, late));
     let state = cache.state.lock();
     assert!(state.fills.is_empty() && state.invalidated.is_empty());
+}
+
+#[test]
+fn invalidations_are_forgotten_once_no_fill_in_flight_began_before_them() {
+    let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+    let early = cache.begin_fill();
+    cache.invalidate_prefixes(&["h/p/".into()], Purge::Hard);
+    let middle = cache.begin_fill();
+    cache.invalidate("h/a");
+    let late = cache.begin_fill();
+    cache.invalidate("h/b");
+    cache.invalidate_prefixes(&["h/q/".into()], Purge::Hard);
+    let remembered = |cache: &Cache| {
+        let state = cache.state.lock();
+        let mut urls: Vec<String> = state.invalidated.keys().cloned().collect();
+        urls.sort();
+        let groups = (state.invalidated_groups.iter()).map(|(g, _)| g.clone());
+        (urls, groups.collect::<Vec<_>>())
+    };
+    let prefix = |p: &str| Group::Prefixes(vec![p.into()]);
+    // Each is forgotten once the fills left in flight all began after it.
+    drop(early);
+    let (urls, groups) = remembered(&cache);
+    assert_eq!(urls, ["h/a", "h/b"]);
+    assert_eq!(groups, [prefix("h/q/")]);
+    drop(middle);
+    let (urls, groups) = remembered(&cache);
+    assert_eq!(urls, ["h/b"]);
+    assert_eq!(groups, [prefix("h/q/")]);
+    // The late fill still stores nothing those after it name.
+    let e = |key: &str| Arc::new(entry(key, "body", 60, None));
+    assert!(!cache.insert_filled(e("h/b"), &late));
+    assert!(!cache.insert_filled(e("h/q/1"), &late));
+    assert!(cache.insert_filled(e("h/a"), &late));
+    assert!(cache.insert_filled(e("h/p/1"), &late));
 }
 
 #[test]
