@@ -224,8 +224,7 @@ impl FieldValue {
             }
         }
         let kind = match &pieces[..] {
-            // `$$` alone: text after all.
-            [] => Kind::Text("".into()),
+            // Dollar signs alone (`5$$`): text after all.
             [Piece::Text(text)] => Kind::Text(text.as_str().into()),
             _ => Kind::Variables {
                 pieces: pieces.into(),
@@ -684,6 +683,11 @@ mod tests {
             "/x/%5Cevil.example%23%C3%A9"
         );
         assert_eq!(rendered_url("/fixed?a=$$", &facts), "/fixed?a=$");
+        // A `?` written again in the query leaves it the query.
+        assert_eq!(
+            rendered_url("/start?rd=$uri?$args", &facts),
+            "/start?rd=%2Fa%20b%2Fc?x%3D1%26y%3D%252F"
+        );
         // `$is_args$args` carries the query as it came, `?` and all, as
         // `$request_uri` does; nothing without one.
         assert_eq!(
@@ -813,6 +817,14 @@ mod tests {
         for (value, expected) in cases {
             assert_eq!(rendered(value, &over_tls), expected, "{value}");
         }
+        let resumed = Facts {
+            tls: Some(crate::http::tls::Agreed {
+                resumed: true,
+                ..over_tls.tls.unwrap()
+            }),
+            ..facts(&head)
+        };
+        assert_eq!(rendered("[$ssl_session_reused]", &resumed), "[r]");
         // Behind a balancer the client's port is not known; the
         // connection's other end is the balancer.
         let behind = Facts {
@@ -970,6 +982,7 @@ mod tests {
         ] {
             let e = FieldValue::parse(&format!("${name}"), FieldFamily::Request).unwrap_err();
             assert!(e.contains("only once the response"), "{name}: {e}");
+            assert!(e.starts_with(&format!("`${name}` ")), "{name}: {e}");
             assert!(FieldValue::parse(&format!("${name}"), FieldFamily::Response).is_ok());
         }
         for known_after_the_body in [

@@ -566,3 +566,48 @@ pub fn is_args(query: Option<&str>) -> &'static str {
         _ => "",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_misspelt_name_is_hinted_up_to_the_longest_compared() {
+        let field = "x".repeat(HINTED_NAME - "htpp_".len());
+        let e = lookup(&format!("htpp_{field}")).unwrap_err();
+        assert!(e.contains(&format!("did you mean `$http_{field}`")), "{e}");
+        let e = lookup(&format!("htpp_{field}x")).unwrap_err();
+        assert!(!e.contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn a_field_is_named_by_its_whole_name_an_underscore_standing_for_a_dash() {
+        assert!(names_field("x_request_id", "X-Request-Id"));
+        assert!(names_field("x_forwarded_host", "X_Forwarded_Host"));
+        assert!(!names_field("accept", "Accept-Encoding"));
+        assert!(!names_field("accept_encoding", "Accept"));
+        // A dash stands for no other byte, nor `_` for any other.
+        assert!(!names_field("xxa", "X-A"));
+        assert!(!names_field("x_a", "XbA"));
+    }
+
+    #[test]
+    fn a_url_in_the_query_does_not_make_the_target_absolute() {
+        let line = RequestLine::split("GET /go?to=http://x.example/p HTTP/1.1").unwrap();
+        assert_eq!(line.authority(), None);
+        assert_eq!(line.uri(), "/go?to=http://x.example/p");
+        assert_eq!(line.path(), "/go");
+        assert_eq!(line.query(), Some("to=http://x.example/p"));
+        let line = RequestLine::split("GET ://x.example/p HTTP/1.1").unwrap();
+        assert_eq!(line.authority(), None);
+        assert_eq!(line.path(), "://x.example/p");
+    }
+
+    // The kernel's name is what gethostname(2) reads.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn hostname_is_the_machine_s() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname(), kernel.trim_end());
+    }
+}

@@ -902,6 +902,58 @@ mod tests {
     }
 
     #[test]
+    fn response_fields_of_one_name_are_joined_as_nginx_joins_them() {
+        let mut upstream = Headers::new();
+        upstream.push("Vary", "Accept");
+        upstream.push("Server", "app/1");
+        upstream.push("vary", "Cookie");
+        let r = Record {
+            response_head: Some(
+                b"HTTP/1.1 200 OK\r\nVary: Accept-Encoding\r\nX-A: 1\r\nvary: Origin\r\n\r\n"
+                    .to_vec(),
+            ),
+            upstream_fields: Some(upstream),
+            ..record()
+        };
+        assert_eq!(
+            line("$sent_http_vary|$sent_http_x_a|$sent_http_x_none", &r),
+            "Accept-Encoding, Origin|1|-"
+        );
+        assert_eq!(
+            line(
+                "$upstream_http_vary|$upstream_http_server|$upstream_http_x_none",
+                &r
+            ),
+            "Accept, Cookie|app/1|-"
+        );
+    }
+
+    #[test]
+    fn a_template_tells_what_its_records_must_carry() {
+        let source = "$pool $sent_http_x_a $upstream_http_server $request_body";
+        let all = Template::parse(source).unwrap();
+        assert_eq!(all.source(), source);
+        assert!(all.names_pool());
+        assert!(all.names_sent_fields());
+        assert!(all.names_upstream_fields());
+        assert!(all.names_request_body());
+        let none = Template::parse("$status $http_x_a $cookie_sid $upstream_addr").unwrap();
+        assert!(!none.names_pool());
+        assert!(!none.names_sent_fields());
+        assert!(!none.names_upstream_fields());
+        assert!(!none.names_request_body());
+        // `$cookie_<name>` reads the Cookie field, which records then carry.
+        assert_eq!(
+            &*none
+                .request_fields()
+                .iter()
+                .map(|f| &**f)
+                .collect::<Vec<_>>(),
+            ["x_a", "cookie"]
+        );
+    }
+
+    #[test]
     fn gzip_ratio_is_nginx_s_two_decimals_rounded_half_up() {
         for (sizes, ratio) in [
             ((5_120, 1_536), "3.33"),
@@ -1247,10 +1299,12 @@ mod tests {
 
     #[test]
     fn the_example_line_is_written_by_the_template() {
-        let t = Template::parse("$remote_addr \"$request\" $host $http_x_absent $status").unwrap();
+        let t = Template::parse("$remote_addr \"$request\" $host $http_x_absent $status $msec")
+            .unwrap();
         assert_eq!(
             t.example_line(),
-            "203.0.113.7 \"GET /search?q=caf%C3%A9 HTTP/1.1\" www.example.com - 200"
+            "203.0.113.7 \"GET /search?q=caf%C3%A9 HTTP/1.1\" www.example.com - 200 \
+             1764444352.412"
         );
     }
 }

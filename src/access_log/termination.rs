@@ -169,5 +169,6 @@ mod tests {
         );
         assert_eq!(Termination::new(By::Killed, Stage::Data).as_str(), "KD");
         assert!(Termination::default().is_normal());
+        assert!(!Termination::new(By::Local, Stage::Request).is_normal());
     }
 }
