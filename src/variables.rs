@@ -438,12 +438,9 @@ pub fn cookie_in<'a>(cookies: &'a [u8], name: &str) -> Option<&'a [u8]> {
 /// `Set-Cookie` field): the cookie's value if the field sets one of that
 /// name, in any case (as nginx compares it), the value as sent.
 pub fn set_cookie_value<'a>(set_cookie: &'a [u8], name: &str) -> Option<&'a [u8]> {
+    // The cookie is its first pair: what follows are its attributes.
     let pair = set_cookie.split(|&b| b == b';').next()?;
-    let eq = pair.iter().position(|&b| b == b'=')?;
-    let named = pair[..eq]
-        .trim_ascii()
-        .eq_ignore_ascii_case(name.as_bytes());
-    named.then(|| pair[eq + 1..].trim_ascii())
+    cookie_in(pair, name)
 }
 
 /// nginx's `$arg_<name>` in `query` (what follows a target's `?`): the

@@ -226,7 +226,10 @@ pub fn serve(
                 tcp_info: (shared.config.logs_tcp_info())
                     .then(|| tcp_info(client.conn.get_ref().0.tcp()))
                     .flatten(),
-                connection_time: Some(accepted.elapsed()),
+                // From clocks read already: to the head, then the answer.
+                connection_time: Some(
+                    client.started.saturating_duration_since(accepted) + duration,
+                ),
                 pipelined,
                 termination: client.termination(),
                 limit_req: client.limit_req,

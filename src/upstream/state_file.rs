@@ -229,13 +229,13 @@ fn header(line: &[u8]) -> Header {
 
 /// A target and its state; `None` for a blank line or a comment.
 fn parse_line(line: &[u8]) -> Result<Option<(String, AdminState)>, String> {
+    if says_nothing(line) {
+        return Ok(None);
+    }
     let Ok(text) = std::str::from_utf8(line) else {
         return Err("not UTF-8 text: skipped".to_string());
     };
     let text = text.trim();
-    if text.is_empty() || text.starts_with('#') {
-        return Ok(None);
-    }
     let mut words = text.split_whitespace();
     match (words.next(), words.next(), words.next()) {
         (Some(target), Some(state), None) => match state.parse() {
