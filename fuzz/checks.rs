@@ -2233,6 +2233,7 @@ pub fn log_line(data: &[u8]) {
         upstream_bytes_received: Some(5_320),
         upstream_response_length: Some(5_120),
         upstream_bytes_sent: Some(410),
+        earlier_tries: Vec::new(),
         gzip_sizes: Some((5_120, 1_536)),
         request_body: None,
         tcp_info: None,

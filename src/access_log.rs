@@ -71,6 +71,7 @@ mod tests {
             upstream_bytes_received: Some(1_290),
             upstream_response_length: Some(1_024),
             upstream_bytes_sent: Some(410),
+            earlier_tries: Vec::new(),
             gzip_sizes: Some((5_120, 1_536)),
             request_body: None,
             tcp_info: None,

@@ -11,6 +11,7 @@ use crate::digits::{hex_pair, is_unreserved, Decimal, Thousandths};
 use crate::http::date::{format_certificate_date, Clf, Iso8601};
 use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
+use crate::upstream_tries::{push_earlier, TryValue, UpstreamTry};
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -105,17 +106,15 @@ impl<'a> Facts<'a> {
 /// for.
 pub struct Answer<'a> {
     pub status: u16,
-    /// The backend that sent it, or was last tried for it.
-    pub upstream: Option<&'a str>,
     /// What the cache did (the `X-Cache` value), when it is on.
     pub cache: Option<&'a str>,
-    /// The status of the last backend's answer, or the one the proxy gave
-    /// for its failure.
-    pub upstream_status: Option<u16>,
-    /// How long the backend took to send its head once it had the request.
-    pub upstream_wait: Option<Duration>,
-    /// How long the connection to it took to open (zero for a pooled one).
-    pub upstream_connect: Option<Duration>,
+    /// The backend that sent it, or was last tried for it: its address,
+    /// its answer's status (or the one the proxy gave for its failure),
+    /// how long it took to send its head, how long its connection took to
+    /// open; what comes after the head is not known yet.
+    pub last: UpstreamTry,
+    /// The backends tried before it, in order.
+    pub earlier: &'a [UpstreamTry],
     /// How long the request waited for a slot at a target (`max_conns`)
     /// before its exchanges, all told (zero when it did not).
     pub upstream_queue: Option<Duration>,
@@ -379,21 +378,21 @@ fn write_answer_var(var: Var, answer: &Answer<'_>, out: &mut Vec<u8>) {
     };
     match var {
         Var::Status => out.extend_from_slice(Decimal::new(answer.status.into()).as_bytes()),
-        Var::UpstreamAddr => out.extend_from_slice(answer.upstream.unwrap_or_default().as_bytes()),
+        // Of each backend tried, as nginx lists them: a `-` for the last
+        // only when others come before it.
+        _ if var.per_target() => {
+            let last = answer.last.value(var);
+            if last.is_some() || !answer.earlier.is_empty() {
+                push_earlier(var, answer.earlier, out);
+                out.extend_from_slice(last.as_ref().map_or("-", TryValue::as_str).as_bytes());
+            }
+        }
         Var::UpstreamCacheStatus => {
             out.extend_from_slice(answer.cache.unwrap_or_default().as_bytes())
         }
         Var::RequestTime => time(out, Some(answer.elapsed), Thousandths::seconds),
         Var::DurationMs => time(out, Some(answer.elapsed), Thousandths::millis),
-        Var::UpstreamHeaderTime => time(out, answer.upstream_wait, Thousandths::seconds),
-        Var::UpstreamConnectTime => time(out, answer.upstream_connect, Thousandths::seconds),
         Var::UpstreamQueueTime => time(out, answer.upstream_queue, Thousandths::seconds),
-        Var::UpstreamStatus => {
-            if let Some(status) = answer.upstream_status {
-                out.extend_from_slice(Decimal::new(status.into()).as_bytes());
-            }
-        }
-        Var::UpstreamMs => time(out, answer.upstream_wait, Thousandths::millis),
         // The request's are rendered before, and the body's size refused.
         _ => {}
     }
@@ -1012,14 +1011,64 @@ mod tests {
     fn answer() -> Answer<'static> {
         Answer {
             status: 502,
-            upstream: Some("10.0.0.5:8080"),
             cache: Some("MISS"),
-            upstream_status: Some(503),
-            upstream_wait: Some(Duration::from_micros(12_345_678)),
-            upstream_connect: Some(Duration::from_micros(2_400)),
+            last: UpstreamTry {
+                upstream: Some("10.0.0.5:8080".into()),
+                status: Some(503),
+                wait: Some(Duration::from_micros(12_345_678)),
+                connect: Some(Duration::from_micros(2_400)),
+                ..UpstreamTry::default()
+            },
+            earlier: &[],
             upstream_queue: Some(Duration::from_micros(301_200)),
             elapsed: Duration::from_micros(1_500_250),
         }
+    }
+
+    #[test]
+    fn a_response_field_lists_each_backend_tried_before_the_last() {
+        let head = head("/a", &[]);
+        let facts = facts(&head);
+        let earlier = [UpstreamTry {
+            upstream: Some("10.0.0.4:8080".into()),
+            status: Some(502),
+            connect: Some(Duration::from_micros(900)),
+            response: Some(Duration::from_millis(3)),
+            ..UpstreamTry::default()
+        }];
+        let retried = Answer {
+            earlier: &earlier,
+            ..answer()
+        };
+        let cases = [
+            ("$upstream_addr", "10.0.0.4:8080, 10.0.0.5:8080"),
+            ("$upstream_status", "502, 503"),
+            ("$upstream_connect_time", "0.001, 0.002"),
+            (
+                "$upstream_header_time $upstream_ms",
+                "-, 12.346 -, 12345.678",
+            ),
+            ("$upstream_queue_time", "0.301"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                finished(value, &facts, &retried),
+                format!("X-A: {expected}\r\n"),
+                "{value}"
+            );
+        }
+        // The last lacking a value it has after others: `-` in its place.
+        let last_unanswered = Answer {
+            last: UpstreamTry {
+                wait: None,
+                ..answer().last
+            },
+            ..retried
+        };
+        assert_eq!(
+            finished("$upstream_header_time", &facts, &last_unanswered),
+            "X-A: -, -\r\n"
+        );
     }
 
     fn finished(value: &str, facts: &Facts<'_>, answer: &Answer<'_>) -> String {
@@ -1069,11 +1118,8 @@ mod tests {
         // What the response lacks is nothing, and a value that is then
         // empty sends no field.
         let from_cache = Answer {
-            upstream: None,
             cache: None,
-            upstream_status: None,
-            upstream_wait: None,
-            upstream_connect: None,
+            last: UpstreamTry::default(),
             upstream_queue: None,
             ..answer()
         };

@@ -74,6 +74,7 @@ pub mod systemd;
 pub mod throttle;
 pub mod tls;
 pub mod upstream;
+pub mod upstream_tries;
 pub mod variables;
 
 pub use config::Config;

@@ -929,10 +929,11 @@ fn upstream_bytes_are_those_of_each_exchange_head_and_framing_included() {
 }
 
 #[test]
-fn upstream_bytes_are_the_last_target_s_and_a_dash_without_an_answer() {
+fn upstream_bytes_are_each_target_s_and_a_dash_without_an_answer() {
     // Round robin over a target that refuses connections and one that
     // answers: of two requests, one tries the first target before the
-    // second. Each logs the answer's bytes alone, and a cache hit none.
+    // second. Each logs the answer's bytes, after a `-` for the refused
+    // target that one tried first, and a cache hit none.
     let origin = Backend::start("origin", |_, out| {
         respond(out, 200, &[("Cache-Control", "max-age=60")], b"four");
         Action::KeepAlive
@@ -941,7 +942,8 @@ fn upstream_bytes_are_the_last_target_s_and_a_dash_without_an_answer() {
         "HTTP/1.1 200 Whatever\r\nCache-Control: max-age=60\r\nContent-Length: 4\r\n\r\nfour";
     let template = "$request_uri $upstream_addr $upstream_bytes_received \
                     $upstream_response_length $upstream_cache_status";
-    let proxy = start_proxy(&[dead_addr(), origin.addr], logging_as(template));
+    let dead = dead_addr();
+    let proxy = start_proxy(&[dead, origin.addr], logging_as(template));
     let mut client = proxy.connect();
     for path in ["/a", "/b"] {
         assert_eq!(client.get(path).body_str(), "four", "{path}");
@@ -949,10 +951,19 @@ fn upstream_bytes_are_the_last_target_s_and_a_dash_without_an_answer() {
     assert_eq!(client.get("/a").header("x-cache"), Some("HIT"));
     drop(client);
     let answered = |path: &str| format!("{path} {} {} 4 MISS", origin.addr, answer.len());
-    assert_eq!(
-        lines_of(proxy),
-        [answered("/a"), answered("/b"), "/a - - - HIT".to_string()]
+    let retried = |path: &str| {
+        let (addr, len) = (origin.addr, answer.len());
+        format!("{path} {dead}, {addr} -, {len} -, 4 MISS")
+    };
+    let lines = lines_of(proxy);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let (a, b) = (&lines[0], &lines[1]);
+    assert!(
+        (*a == retried("/a") && *b == answered("/b"))
+            || (*a == answered("/a") && *b == retried("/b")),
+        "{lines:?}"
     );
+    assert_eq!(lines[2], "/a - - - HIT");
 
     // No target answered: nothing read.
     let proxy = start_proxy(&[dead_addr()], |c| {
@@ -1062,4 +1073,88 @@ fn pipe_says_which_request_came_before_the_answer_ahead_of_it_and_connection_tim
     );
     let times: Vec<u64> = fields.iter().map(|f| millis(f[3])).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{lines:?}");
+}
+
+#[test]
+fn upstream_variables_list_every_target_tried_as_nginx_does() {
+    // Round robin starts at the first target: one that refuses the
+    // connection, then one that answers 503 (listed in
+    // `retry_on_status`) for `/retry`, then one that answers.
+    let dead = dead_addr();
+    let busy = Backend::start("busy", |seen, out| {
+        let status = if seen.path() == "/retry" { 503 } else { 200 };
+        respond(out, status, &[], b"busy");
+        Action::KeepAlive
+    });
+    let ok = Backend::start("ok", |_, out| {
+        respond(out, 200, &[], b"fine");
+        Action::KeepAlive
+    });
+    let template = "$status|$upstream_addr|$upstream_status|$upstream_connect_time|\
+                    $upstream_header_time|$upstream_response_time|$upstream_bytes_received|\
+                    $upstream_response_length";
+    let text = format!(
+        "targets = {dead}, {}, {}\nretries = 2\nretry_on_status = 503\n\
+         response_header.X-Tried = $upstream_addr / $upstream_status\n\
+         log_format = {template}\n",
+        busy.addr, ok.addr
+    );
+    let mut proxy = start_proxy(&[dead, busy.addr, ok.addr], from_file(&text));
+    let mut client = proxy.connect();
+    let answer = client.get("/retry");
+    assert_eq!(answer.body_str(), "fine");
+    let tried = format!("{dead}, {}, {}", busy.addr, ok.addr);
+    assert_eq!(
+        answer.header("x-tried"),
+        Some(format!("{tried} / 502, 503, 200").as_str()),
+        "the response's field lists them too"
+    );
+    // The next request on the connection went to one target: nothing of
+    // the first's is listed.
+    let next = client.get("/again");
+    assert_eq!(next.status, 200);
+    let single = next.header("x-tried").unwrap().to_string();
+    assert!(!single.contains(','), "{single}");
+    drop(client);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let fields: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(
+        fields[..3],
+        ["200", &tried, "502, 503, 200"],
+        "{}",
+        lines[0]
+    );
+    let list = |i: usize| -> Vec<&str> { fields[i].split(", ").collect() };
+    // The refused connection took no time to open that nginx would tell,
+    // and neither it nor any part after it; the two that answered did.
+    let connect = list(3);
+    assert_eq!(connect[0], "-", "{}", lines[0]);
+    assert!(
+        connect[1..].iter().all(|t| is_thousandths(t)),
+        "{}",
+        lines[0]
+    );
+    let header = list(4);
+    assert_eq!(header[0], "-", "{}", lines[0]);
+    assert!(
+        header[1..].iter().all(|t| is_thousandths(t)),
+        "{}",
+        lines[0]
+    );
+    assert!(list(5).iter().all(|t| is_thousandths(t)), "{}", lines[0]);
+    // The bytes of each answer: the 503's head and its 4-byte body, then
+    // the 200's.
+    let received = list(6);
+    assert_eq!(received[0], "-", "{}", lines[0]);
+    assert!(received[1].parse::<u64>().unwrap() > 4, "{}", lines[0]);
+    assert_eq!(list(7), ["-", "4", "4"], "{}", lines[0]);
+    // One target: no list.
+    let second: Vec<&str> = lines[1].split('|').collect();
+    assert!(
+        !second[1].contains(',') && !second[2].contains(','),
+        "{}",
+        lines[1]
+    );
 }

@@ -2344,6 +2344,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_bytes_received: None,
         upstream_response_length: None,
         upstream_bytes_sent: None,
+        earlier_tries: Vec::new(),
         gzip_sizes: None,
         request_body: None,
         tcp_info: None,

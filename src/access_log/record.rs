@@ -8,6 +8,7 @@ use crate::http::date::{format_rfc3339, LogClock};
 use crate::http::Headers;
 use crate::json;
 use crate::tls::client_cert::ClientCertificate;
+use crate::upstream_tries::UpstreamTry;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -81,6 +82,10 @@ pub struct Record {
     pub upstream_bytes_received: Option<u64>,
     pub upstream_response_length: Option<u64>,
     pub upstream_bytes_sent: Option<u64>,
+    /// The targets tried before the last, in order, as the per-target
+    /// variables of a template list them ahead of the last's; empty for
+    /// a request that went to one.
+    pub earlier_tries: Vec<UpstreamTry>,
     /// The body bytes of the answer before and after it was compressed,
     /// when it went compressed (`$gzip_ratio`).
     pub gzip_sizes: Option<(u64, u64)>,
@@ -155,6 +160,21 @@ impl Heads {
 }
 
 impl Record {
+    /// What the record says of the last target tried: the one that
+    /// answered, or the last that failed.
+    pub fn last_try(&self) -> UpstreamTry {
+        UpstreamTry {
+            upstream: self.upstream.clone(),
+            status: self.upstream_status,
+            connect: self.upstream_connect,
+            wait: self.upstream_wait,
+            response: self.upstream_response,
+            bytes_received: self.upstream_bytes_received,
+            response_length: self.upstream_response_length,
+            bytes_sent: self.upstream_bytes_sent,
+        }
+    }
+
     /// The client's port: none when `client` is not the connection's
     /// other end but the address a proxy in front named.
     pub fn client_port(&self) -> Option<u16> {
@@ -201,6 +221,7 @@ impl Record {
             upstream_bytes_received: None,
             upstream_response_length: None,
             upstream_bytes_sent: None,
+            earlier_tries: Vec::new(),
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,

@@ -14,6 +14,7 @@ use super::{Heads, Record};
 use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::{format_certificate_date, LogClock};
 use crate::http::headers::Headers;
+use crate::upstream_tries::TryValue;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -175,6 +176,7 @@ impl Template {
             upstream_bytes_received: Some(5_320),
             upstream_response_length: Some(5_120),
             upstream_bytes_sent: Some(410),
+            earlier_tries: Vec::new(),
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
@@ -348,6 +350,14 @@ impl Out<'_> {
         self.own(d.map(unit).as_ref().map(Thousandths::as_str));
     }
 
+    fn try_value(&mut self, value: Option<TryValue<'_>>) {
+        match value {
+            Some(TryValue::Text(text)) => self.text(Some(text)),
+            Some(value) => self.own(Some(value.as_str())),
+            None => self.absent(),
+        }
+    }
+
     fn absent(&mut self) {
         if self.escape == Escape::Default {
             self.line.push('-');
@@ -435,15 +445,16 @@ fn write_var(
         // nginx's: `p` or `.`.
         Var::Pipe => out.own(Some(if r.pipelined { "p" } else { "." })),
         Var::RequestTime => out.time(Some(r.duration), seconds),
-        Var::UpstreamAddr => out.text(r.upstream.as_deref()),
-        Var::UpstreamHeaderTime => out.time(r.upstream_wait, seconds),
-        Var::UpstreamStatus => out.number(r.upstream_status.map(u64::from)),
-        Var::UpstreamConnectTime => out.time(r.upstream_connect, seconds),
+        Var::UpstreamAddr
+        | Var::UpstreamStatus
+        | Var::UpstreamConnectTime
+        | Var::UpstreamHeaderTime
+        | Var::UpstreamMs
+        | Var::UpstreamResponseTime
+        | Var::UpstreamBytesReceived
+        | Var::UpstreamResponseLength
+        | Var::UpstreamBytesSent => write_tries(var, r, out),
         Var::UpstreamQueueTime => out.time(r.upstream_queue, seconds),
-        Var::UpstreamResponseTime => out.time(r.upstream_response, seconds),
-        Var::UpstreamBytesReceived => out.number(r.upstream_bytes_received),
-        Var::UpstreamResponseLength => out.number(r.upstream_response_length),
-        Var::UpstreamBytesSent => out.number(r.upstream_bytes_sent),
         Var::GzipRatio => out.own(r.gzip_sizes.and_then(gzip_ratio).as_deref()),
         Var::TcpinfoRtt => out.number(r.tcp_info.map(|t| u64::from(t.rtt))),
         Var::TcpinfoRttvar => out.number(r.tcp_info.map(|t| u64::from(t.rttvar))),
@@ -481,7 +492,6 @@ fn write_var(
             }
         }
         Var::DurationMs => out.time(Some(r.duration), millis),
-        Var::UpstreamMs => out.time(r.upstream_wait, millis),
         Var::Pool => out.text(r.pool.as_deref()),
         Var::Scheme => out.own(Some(r.scheme)),
         // nginx's: `on` over TLS to this proxy, else empty.
@@ -520,6 +530,21 @@ fn write_var(
             None => out.absent(),
         },
     }
+}
+
+/// A per-target variable (see [`Var::per_target`]): of each target
+/// tried before the last, then of the last, as nginx lists them
+/// (`502, 200`). Inside a list, a target with nothing to say is `-`
+/// whatever the escaping.
+fn write_tries(var: Var, r: &Record, out: &mut Out<'_>) {
+    for tried in &r.earlier_tries {
+        match tried.value(var) {
+            Some(value) => out.try_value(Some(value)),
+            None => out.line.push('-'),
+        }
+        out.line.push_str(", ");
+    }
+    out.try_value(r.last_try().value(var));
 }
 
 /// nginx's `$gzip_ratio` of a body `bytes_in` long compressed to
@@ -638,6 +663,7 @@ mod tests {
             upstream_bytes_received: Some(1_290),
             upstream_response_length: Some(1_024),
             upstream_bytes_sent: Some(410),
+            earlier_tries: Vec::new(),
             gzip_sizes: Some((5_120, 1_536)),
             request_body: Some(b"q=caf\xc3\xa9&n=\"1\"\n\xff"[..].into()),
             tcp_info: Some(crate::http::conn::TcpInfo {
@@ -701,6 +727,7 @@ mod tests {
             upstream_bytes_received: None,
             upstream_response_length: None,
             upstream_bytes_sent: None,
+            earlier_tries: Vec::new(),
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
@@ -720,6 +747,57 @@ mod tests {
             request_line: "GET / HTTP/1.0".into(),
             ..record()
         }
+    }
+
+    #[test]
+    fn per_target_variables_list_the_targets_tried_before_the_last_first() {
+        use crate::upstream_tries::UpstreamTry;
+        let mut r = record();
+        r.earlier_tries = vec![
+            UpstreamTry {
+                upstream: Some("127.0.0.1:9003".into()),
+                status: Some(502),
+                response: Some(Duration::from_micros(300)),
+                ..UpstreamTry::default()
+            },
+            UpstreamTry {
+                upstream: Some("127.0.0.1:9002".into()),
+                status: Some(503),
+                connect: Some(Duration::ZERO),
+                wait: Some(Duration::from_micros(2_000)),
+                response: Some(Duration::from_micros(2_100)),
+                bytes_received: Some(90),
+                response_length: Some(4),
+                bytes_sent: Some(410),
+            },
+        ];
+        let cases = [
+            (
+                "$upstream_addr",
+                "127.0.0.1:9003, 127.0.0.1:9002, 127.0.0.1:9001",
+            ),
+            ("$upstream_status", "502, 503, 200"),
+            ("$upstream_connect_time", "-, 0.000, 0.001"),
+            ("$upstream_header_time", "-, 0.002, 0.001"),
+            ("$upstream_ms", "-, 2.000, 1.250"),
+            ("$upstream_response_time", "0.000, 0.002, 0.003"),
+            ("$upstream_bytes_received", "-, 90, 1290"),
+            ("$upstream_response_length", "-, 4, 1024"),
+            ("$upstream_bytes_sent", "-, 410, 410"),
+            // One for the request, summed over the targets.
+            ("$upstream_queue_time", "1.250"),
+        ];
+        for (template, expected) in cases {
+            assert_eq!(line(template, &r), expected, "{template}");
+        }
+        // Inside a list a lacking value is `-` even in JSON, as nginx
+        // writes it; the last's, lacking, is empty there as alone.
+        r.upstream_wait = None;
+        assert_eq!(
+            line("escape=json $upstream_header_time|$upstream_status", &r),
+            "-, 0.002, |502, 503, 200"
+        );
+        assert_eq!(line("$upstream_header_time", &r), "-, 0.002, -");
     }
 
     fn line(template: &str, record: &Record) -> String {

@@ -322,11 +322,9 @@ mod tests {
         e.pending(&facts, &mut pending);
         let answer = crate::field_value::Answer {
             status: 304,
-            upstream: None,
             cache: Some("HIT"),
-            upstream_status: None,
-            upstream_wait: None,
-            upstream_connect: None,
+            last: crate::upstream_tries::UpstreamTry::default(),
+            earlier: &[],
             upstream_queue: None,
             elapsed: std::time::Duration::ZERO,
         };

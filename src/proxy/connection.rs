@@ -221,6 +221,7 @@ pub fn serve(
                 upstream_bytes_received: tally.received,
                 upstream_response_length: tally.body,
                 upstream_bytes_sent: tally.sent,
+                earlier_tries: std::mem::take(&mut client.earlier_tries),
                 gzip_sizes: client.take_gzip_sizes(),
                 request_body: client.request_body.take(),
                 tcp_info: (shared.config.logs_tcp_info())

@@ -8,6 +8,7 @@ use crate::field_value::Answer;
 use crate::gzip::ForClient;
 use crate::metrics::GzipCounters;
 use crate::proxy::{coded_response, Shared};
+use crate::upstream_tries::UpstreamTry;
 
 impl Client {
     /// Keeps a copy of the response head about to be sent, when the log
@@ -157,11 +158,15 @@ impl Client {
         if !self.pending_fields.is_empty() {
             let answer = Answer {
                 status,
-                upstream: self.upstream.as_deref(),
                 cache,
-                upstream_status: self.upstream_status,
-                upstream_wait: self.upstream_wait,
-                upstream_connect: self.upstream_connect,
+                last: UpstreamTry {
+                    upstream: self.upstream.clone(),
+                    status: self.upstream_status,
+                    wait: self.upstream_wait,
+                    connect: self.upstream_connect,
+                    ..UpstreamTry::default()
+                },
+                earlier: &self.earlier_tries,
                 upstream_queue: self.upstream_queue,
                 elapsed: self.started.elapsed(),
             };

@@ -36,6 +36,7 @@ use crate::metrics::GzipCounters;
 use crate::pace::Pacing;
 use crate::tls::client_cert::ClientCertificate;
 use crate::upstream::sticky::Sticky;
+use crate::upstream_tries::UpstreamTry;
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -128,6 +129,9 @@ pub(super) struct Client {
     /// For the log: how long the backend's part of the last exchange
     /// took, and what it read.
     pub(super) exchange_tally: Arc<ExchangeTally>,
+    /// For the log and response fields: the targets tried for the request
+    /// being served before the one tried last (empty for most).
+    pub(super) earlier_tries: Vec<UpstreamTry>,
     /// For the log: why and where this request's exchange ended
     /// (`$termination`). The first failure told of it stays (see
     /// [`Client::ended`]); a cell, as the relay sees the client shared.
@@ -263,6 +267,7 @@ impl Client {
             upstream_connect: None,
             upstream_queue: None,
             exchange_tally: Arc::default(),
+            earlier_tries: Vec::new(),
             termination: Cell::new(Termination::NORMAL),
             read_timeout: ReadTimeout(inherited.read_timeout),
             bytes_on_accept: inherited.deferred,
@@ -333,6 +338,22 @@ impl Client {
         self.exchange_tally.take();
     }
 
+    /// Keeps what the log says of the target last tried, `upstream`, as
+    /// an earlier one's: another is about to be tried.
+    pub(super) fn tried_before(&mut self, upstream: Arc<str>) {
+        let tally = self.exchange_tally.take();
+        self.earlier_tries.push(UpstreamTry {
+            upstream: Some(upstream),
+            status: self.upstream_status,
+            connect: self.upstream_connect,
+            wait: self.upstream_wait,
+            response: tally.time,
+            bytes_received: tally.received,
+            response_length: tally.body,
+            bytes_sent: tally.sent,
+        });
+    }
+
     /// Counts an answer that went compressed, `bytes_in` of body made
     /// `bytes_out`: in the metrics, and for this request's log line.
     pub(super) fn count_gzip(&self, counters: &GzipCounters, bytes_in: u64, bytes_out: u64) {
@@ -353,6 +374,7 @@ impl Client {
         self.forget_upstream_answer();
         self.upstream = None;
         self.upstream_queue = None;
+        self.earlier_tries.clear();
     }
 
     /// Adds `waited` to the time the request being served spent waiting

@@ -14,7 +14,7 @@ use crate::proxy::{relay, Client, Refusal, Shared};
 use crate::throttle::OnceAMinute;
 use crate::upstream::slots::Waiting;
 use crate::upstream::sticky::Sticky;
-use crate::upstream::Pick;
+use crate::upstream::{Pick, Upstream};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -93,6 +93,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
     // While the request waits for a slot (`max_conns`).
     let mut queued: Option<InLine> = None;
     let mut copied = false;
+    let mut last_tried: Option<&Upstream> = None;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(Sticky::stuck_to);
         let waiting = queued.as_ref().map(|line| &line.place);
@@ -108,7 +109,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 if let Some(answered) = answered {
                     relay::discard(answered, is_head, client);
                 }
-                // What the log says of a backend is of the last tried.
+                // What the log says of the last backend is of this one:
+                // the one before is listed ahead of it.
+                if let Some(before) = last_tried {
+                    client.tried_before(before.name.clone());
+                }
                 client.forget_upstream_answer();
                 (index, Busy::new(busy, &client.exchange_tally))
             }
@@ -181,6 +186,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
         tried[index] = true;
         let picked = Instant::now();
         let target = &upstreams.targets()[index];
+        last_tried = Some(target);
         if !client.pending_fields.is_empty() {
             client.upstream = Some(target.name.clone());
         }
