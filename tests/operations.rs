@@ -1454,13 +1454,31 @@ impl Running {
     }
 
     fn wait_exit(&mut self) -> Option<i32> {
+        self.wait_status().code()
+    }
+
+    fn wait_status(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + WAIT_LIMIT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
+                return status;
             }
             assert!(Instant::now() < deadline, "the process did not exit");
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the process to exit, and fails with how it exited (a
+    /// code or a signal) and all it wrote unless it exited with 0.
+    #[track_caller]
+    fn assert_exits_cleanly(&mut self) {
+        let status = self.wait_status();
+        if status.code() != Some(0) {
+            // Its end of the pipe is closed: the reader thread ends soon.
+            while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(1)) {
+                self.seen.push(line);
+            }
+            panic!("the process exited with {status}; it wrote {:#?}", self.seen);
         }
     }
 }
@@ -1518,7 +1536,7 @@ fn a_small_file_found_shorter_than_its_size_is_said_and_logged_ph() {
         "{said}"
     );
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
     let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
     assert_eq!(log.lines().collect::<Vec<_>>(), ["500 PH"]);
 }
@@ -1574,7 +1592,7 @@ fn a_file_the_proxy_may_not_read_is_403_said_once_and_logged_ph() {
     );
     drop(client);
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
     let said = stderr_after_exit(&mut running);
     let times = said
         .iter()
@@ -1663,7 +1681,7 @@ fn a_file_not_opened_for_want_of_descriptors_is_500_said_and_logged_rh() {
     );
     drop(client);
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
     let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
     assert_eq!(log.lines().collect::<Vec<_>>(), ["200 --", "500 RH"]);
 }
@@ -1698,7 +1716,7 @@ fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
         running.seen
     );
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
 }
 
 #[test]
@@ -1729,7 +1747,7 @@ fn sighup_reads_the_error_pages_again_and_a_bad_one_refuses_the_reload() {
     assert!(refused.contains("errors/502.html"), "{refused}");
     assert_eq!(get().body_str(), "<p>second</p>");
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
 }
 
 #[test]
@@ -1759,7 +1777,7 @@ fn a_reload_that_turns_the_cache_off_is_checked_with_the_cache_kept_on() {
     running.expect("`cache_size` changed");
     running.expect("new configuration in force");
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
 }
 
 #[test]
@@ -1821,7 +1839,7 @@ fn signals_reload_refuse_reopen_and_stop_the_binary() {
 
     // SIGTERM: a clean exit that flushes the log.
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
     let new = std::fs::read_to_string(&log).unwrap();
     assert_eq!(new.lines().count(), 1, "{new}");
     assert!(new.contains("GET /4"));
@@ -1936,7 +1954,7 @@ fn a_refused_reload_quoting_control_characters_is_told_safely() {
     assert!(!line.contains(['\0', '\x1b']), "{line:?}");
     assert!(line.contains("log\\u{0}s\\u{1b}[2J"), "{line}");
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
 }
 
 #[test]
@@ -2026,7 +2044,7 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
     // minute before.
     running.expect("the final snapshot was not written");
     running.expect("lines lost while this process ran");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
 }
 
 /// Threads of process `pid` (from /proc).
@@ -2099,7 +2117,7 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     assert_eq!(Client::connect(first_addr).get("/count").status, 200);
     let threads = settled_threads_of(first.child.id());
     first.signal("TERM");
-    assert_eq!(first.wait_exit(), Some(0));
+    first.assert_exits_cleanly();
     let mut running = as_other_user(Some(threads));
     let addr = address_after(&running.expect("listening on "), "listening on ");
     let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
@@ -2153,7 +2171,7 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
         Client::connect(addr).get("/after").status == 200
     }));
     running.signal("TERM");
-    assert_eq!(running.wait_exit(), Some(0));
+    running.assert_exits_cleanly();
     let log = std::fs::read_to_string(dir.path().join("access.log")).unwrap();
     // The refusals logged (with their request line if it had arrived).
     assert!(log.matches("\" 503 ").count() >= 2, "{log}");
