@@ -975,6 +975,40 @@ fn upstream_bytes_are_each_target_s_and_a_dash_without_an_answer() {
 }
 
 #[test]
+fn upstream_bytes_of_a_backend_that_failed_to_answer_are_what_went_and_came_before() {
+    // One closes once it has read the request; one sends part of a head
+    // and closes: nginx's counts of a failed try, no body either way.
+    let request_sizes = Arc::new(Mutex::new(Vec::new()));
+    let seen_by_backend = request_sizes.clone();
+    let silent = Backend::start("silent", move |seen, _| {
+        seen_by_backend.lock().unwrap().push(seen.head.raw.len());
+        Action::Close
+    });
+    let partial = Backend::start("partial", |_, out| {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\nContent-");
+        Action::Close
+    });
+    for (backend, received) in [(&silent, 0), (&partial, 25)] {
+        let proxy = start_proxy(&[backend.addr], |c| {
+            c.log_format = LogFormat::parse(
+                "$status $upstream_bytes_sent $upstream_bytes_received $upstream_response_length",
+            )
+            .unwrap();
+            c.cache_size = 0;
+            c.retries = Some(0);
+        });
+        assert_eq!(proxy.connect().get("/").status, 502);
+        let lines = lines_of(proxy);
+        let sent = lines[0].split(' ').nth(1).unwrap().parse::<usize>().unwrap();
+        assert!(sent > 20, "{lines:?}");
+        assert_eq!(lines, [format!("502 {sent} {received} -")], "{}", backend.name);
+        if backend.name == "silent" {
+            assert_eq!(*request_sizes.lock().unwrap(), [sent]);
+        }
+    }
+}
+
+#[test]
 fn upstream_bytes_sent_are_the_request_s_head_and_body_as_the_backend_got_them() {
     let received = Arc::new(Mutex::new(Vec::new()));
     let seen_by_backend = received.clone();

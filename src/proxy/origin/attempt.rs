@@ -4,12 +4,12 @@
 
 use super::exchange::send_request;
 use super::retry::may_send_again;
-use super::{Failure, Outgoing};
+use super::{Busy, Failure, Outgoing};
 use crate::cache::policy::OwnFields;
 use crate::http::conn::{is_local_shortage, SharedStream, Stream};
 use crate::http::{BufConn, ResponseHead};
 use crate::proxy::Client;
-use crate::upstream::{Upstream, UpstreamConn, Upstreams};
+use crate::upstream::{UpstreamConn, Upstreams};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,7 +19,8 @@ pub(in crate::proxy) fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool
     conn.buffered().is_empty() && conn.get_ref().still_open()
 }
 
-/// One target: send the request, read the response head. A pooled
+/// One target, `busy`'s: send the request, read the response head (what
+/// went and came on a connection that failed noted in `busy`). A pooled
 /// connection the backend closed while it idled fails before any response
 /// byte: for an idempotent request whose body can be sent again, that one
 /// failure is retried on a new connection and not held against the target.
@@ -33,12 +34,13 @@ pub(in crate::proxy) fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool
 pub(super) fn attempt(
     client: &mut Client,
     upstreams: &Upstreams,
-    target: &Upstream,
+    busy: &mut Busy<'_>,
     request: &[u8],
     send: &Outgoing<'_>,
     idempotent: bool,
     own: &OwnFields,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
+    let target = busy.target;
     let replayable = may_send_again(idempotent, send.body);
     let mut fresh = false;
     loop {
@@ -88,13 +90,17 @@ pub(super) fn attempt(
             Err(f) if up.reused && f.before_response() && up.conn.buffered().is_empty() => {
                 target.forget_idle();
                 if !replayable {
+                    busy.failed_on(&up);
                     return Err(Failure::Stale(Box::new(f)));
                 }
                 // Sent again: the backend may well have seen both.
                 target.stats.requests.fetch_add(1, Ordering::Relaxed);
                 fresh = true;
             }
-            Err(f) => return Err(f),
+            Err(f) => {
+                busy.failed_on(&up);
+                return Err(f);
+            }
         }
     }
 }

@@ -115,7 +115,8 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     client.tried_before(before.name.clone());
                 }
                 client.forget_upstream_answer();
-                (index, Busy::new(busy, &client.exchange_tally))
+                let target = &upstreams.targets()[index];
+                (index, Busy::new(target, busy, &client.exchange_tally))
             }
             (Pick::Full | Pick::Nothing | Pick::Unavailable, Some(answered)) => {
                 // An answer after all, whatever failed after it.
@@ -185,7 +186,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
         };
         tried[index] = true;
         let picked = Instant::now();
-        let target = &upstreams.targets()[index];
+        let target = busy.target;
         last_tried = Some(target);
         if !client.pending_fields.is_empty() {
             client.upstream = Some(target.name.clone());
@@ -207,7 +208,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
         let own = &shared.cache_rules.of_pool(to.pool).own_fields;
         // The log tells how the last target tried ended the exchange.
         client.begin_anew();
-        let attempted = attempt(client, upstreams, target, &request, send, idempotent, own);
+        let attempted = attempt(client, upstreams, &mut busy, &request, send, idempotent, own);
         if let Err(f) = &attempted {
             client.failed(f);
         }

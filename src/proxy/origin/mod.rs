@@ -123,6 +123,8 @@ pub(super) struct Fetched<'s> {
 /// dropped before the connection goes back to the pool (see
 /// `relay::reuse`): past that, another exchange may be reading it.
 pub(super) struct Busy<'s> {
+    /// The target asked.
+    target: &'s Upstream,
     _slot: InFlight<'s>,
     began: Instant,
     /// `None` once it is known no backend was asked after all.
@@ -135,13 +137,15 @@ pub(super) struct Busy<'s> {
 struct Reading {
     stream: Arc<Stream>,
     from: u64,
-    body_from: u64,
+    /// None when no answer's head came whole: no body either.
+    body_from: Option<u64>,
     sent_from: u64,
 }
 
 impl<'s> Busy<'s> {
-    fn new(slot: InFlight<'s>, took: &Arc<ExchangeTally>) -> Busy<'s> {
+    fn new(target: &'s Upstream, slot: InFlight<'s>, took: &Arc<ExchangeTally>) -> Busy<'s> {
         Busy {
+            target,
             _slot: slot,
             began: Instant::now(),
             took: Some(took.clone()),
@@ -165,7 +169,19 @@ impl<'s> Busy<'s> {
         self.reading = Some(Reading {
             stream: stream.clone(),
             from: up.received_from,
-            body_from: stream.received().saturating_sub(past_head),
+            body_from: Some(stream.received().saturating_sub(past_head)),
+            sent_from: up.sent_from,
+        });
+    }
+
+    /// The exchange on `up` failed before an answer's head came whole:
+    /// what went and came on it meanwhile is counted as an answer's is,
+    /// as nginx counts a failed try's, with no body.
+    fn failed_on(&mut self, up: &UpstreamConn) {
+        self.reading = Some(Reading {
+            stream: up.conn.get_ref().0.clone(),
+            from: up.received_from,
+            body_from: None,
             sent_from: up.sent_from,
         });
     }
@@ -179,14 +195,14 @@ impl Drop for Busy<'_> {
         let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
         took.micros
             .store(micros.saturating_add(1), Ordering::Relaxed);
-        // Without an answer, none: not an earlier target's either.
+        // Without a connection, none: not an earlier target's either.
         let (received, body, sent) = match &self.reading {
             Some(reading) => {
                 let since = |now: u64, from: u64| now.saturating_sub(from).saturating_add(1);
                 let (read, written) = (reading.stream.received(), reading.stream.sent());
                 (
                     since(read, reading.from),
-                    since(read, reading.body_from),
+                    reading.body_from.map_or(0, |from| since(read, from)),
                     since(written, reading.sent_from),
                 )
             }
