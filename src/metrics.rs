@@ -24,6 +24,11 @@ pub struct Metrics {
     durations: Histogram,
     /// Client connections open right now.
     pub connections: AtomicUsize,
+    /// Client connections taken from a listener, and of those the ones
+    /// served (not refused over `max_connections` or
+    /// `max_connections_per_client`), as nginx's `accepts` and `handled`.
+    pub accepted: AtomicU64,
+    pub handled: AtomicU64,
     /// SIGHUP reloads applied and refused.
     pub reloads: AtomicU64,
     pub reloads_refused: AtomicU64,

@@ -999,9 +999,19 @@ fn upstream_bytes_of_a_backend_that_failed_to_answer_are_what_went_and_came_befo
         });
         assert_eq!(proxy.connect().get("/").status, 502);
         let lines = lines_of(proxy);
-        let sent = lines[0].split(' ').nth(1).unwrap().parse::<usize>().unwrap();
+        let sent = lines[0]
+            .split(' ')
+            .nth(1)
+            .unwrap()
+            .parse::<usize>()
+            .unwrap();
         assert!(sent > 20, "{lines:?}");
-        assert_eq!(lines, [format!("502 {sent} {received} -")], "{}", backend.name);
+        assert_eq!(
+            lines,
+            [format!("502 {sent} {received} -")],
+            "{}",
+            backend.name
+        );
         if backend.name == "silent" {
             assert_eq!(*request_sizes.lock().unwrap(), [sent]);
         }

@@ -1478,7 +1478,10 @@ impl Running {
             while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(1)) {
                 self.seen.push(line);
             }
-            panic!("the process exited with {status}; it wrote {:#?}", self.seen);
+            panic!(
+                "the process exited with {status}; it wrote {:#?}",
+                self.seen
+            );
         }
     }
 }

@@ -52,6 +52,32 @@ pub fn metrics_text(shared: &Shared) -> String {
         "inverso_connections_in_flight {}",
         m.connections.load(Ordering::Relaxed)
     );
+    family(
+        &mut out,
+        "inverso_connections",
+        "gauge",
+        "Client connections open, by what each is doing: reading a request head, serving a request, waiting for the next (nginx's stub_status).",
+    );
+    let phases = shared.census.phases();
+    for (state, count) in [
+        ("reading", phases.reading),
+        ("writing", phases.writing),
+        ("waiting", phases.waiting),
+    ] {
+        let _ = writeln!(out, "inverso_connections{{state=\"{state}\"}} {count}");
+    }
+    counter(
+        &mut out,
+        "inverso_connections_accepted_total",
+        "Client connections accepted.",
+        m.accepted.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "inverso_connections_handled_total",
+        "Client connections accepted and served, not refused over max_connections or max_connections_per_client.",
+        m.handled.load(Ordering::Relaxed),
+    );
 
     // Each pool's totals, as HAProxy's per-backend families: what the
     // clients of its requests got, and how many of its targets may serve.

@@ -3,7 +3,7 @@
 
 use super::listing::cache_entries;
 use super::purge::{give_back_freed_memory, purge, soft_purge};
-use super::status::push_cache_totals;
+use super::status::{push_cache_totals, stub_status};
 use super::targets::target_state;
 use super::{host_is_an_address, metrics_text, status_json, Reply};
 use crate::cache::Purge;
@@ -40,6 +40,7 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
             ..Reply::text(200, metrics_text(shared))
         },
         "/status" if read => Reply::json(200, status_json(shared)),
+        "/stub_status" if read => Reply::text(200, stub_status(shared)),
         "/healthz" if read => {
             if shared.shutting_down.load(Ordering::SeqCst) {
                 Reply::text(503, "shutting down\n")
@@ -51,7 +52,9 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
                 Reply::text(200, "ok\n")
             }
         }
-        "/metrics" | "/status" | "/healthz" => Reply::not_allowed("GET, HEAD, PURGE"),
+        "/metrics" | "/status" | "/stub_status" | "/healthz" => {
+            Reply::not_allowed("GET, HEAD, PURGE")
+        }
         // A web page whose name an attacker points at 127.0.0.1 (DNS
         // rebinding) is same-origin with the admin listener, and may send
         // it anything: the one request that destroys is only taken under a

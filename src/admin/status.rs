@@ -1,4 +1,5 @@
-//! `GET /status`: the targets, the pools and the cache, as one JSON object.
+//! `GET /status`: the targets, the pools and the cache, as one JSON
+//! object; `GET /stub_status`: nginx's page of connection counts.
 
 use super::targets::push_name_and_address;
 use crate::json;
@@ -8,6 +9,27 @@ use crate::upstream::pools::Pools;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
+
+/// `/stub_status`: nginx's page of that name to the byte, for the
+/// monitoring that reads it (nginx-prometheus-exporter, the nginx checks
+/// of Datadog, Zabbix and Telegraf): the connections open, those
+/// accepted and those served, the requests answered, and the open ones
+/// reading a request head, serving a request, and waiting for the next.
+pub fn stub_status(shared: &Shared) -> String {
+    let m = &shared.metrics;
+    let phases = shared.census.phases();
+    let requests: u64 = m.requests().iter().sum();
+    format!(
+        "Active connections: {} \nserver accepts handled requests\n {} {} {requests} \n\
+         Reading: {} Writing: {} Waiting: {} \n",
+        phases.active(),
+        m.accepted.load(Ordering::Relaxed),
+        m.handled.load(Ordering::Relaxed),
+        phases.reading,
+        phases.writing,
+        phases.waiting,
+    )
+}
 
 /// `/status`: the targets and the cache, as one JSON object.
 pub fn status_json(shared: &Shared) -> String {

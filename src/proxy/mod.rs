@@ -86,7 +86,7 @@ pub use mirror::Mirrors;
 pub use own_response::ErrorResponse;
 pub use own_response::{coded_response, error_response, own_response, starts_a_head_request};
 pub use shared::Shared;
-pub use watch::ConnWatch;
+pub use watch::{ConnWatch, Phase};
 
 pub(crate) use client::first_line;
 // For the files here, which name them `super::X`.

@@ -41,6 +41,9 @@ pub struct Shared {
     pub auth_answers: Arc<AuthAnswers>,
     /// `mirror`'s queue and threads: the same in every generation.
     pub mirrors: Arc<Mirrors>,
+    /// What the client connections are doing: the same in every
+    /// generation.
+    pub census: crate::server::Census,
 }
 
 impl Shared {

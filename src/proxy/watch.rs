@@ -10,6 +10,16 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+/// What a client connection is doing, as nginx's `stub_status` tells
+/// them apart: waiting for a request (keep-alive), reading one's head,
+/// or serving one (its body, the backend's part, the answer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Waiting,
+    Reading,
+    Writing,
+}
+
 /// [`ConnWatch::state`]: waiting for a request, serving one, or closed by
 /// shutdown while it waited.
 const IDLE: u8 = 0;
@@ -70,6 +80,15 @@ impl ConnWatch {
         let _ = self
             .state
             .compare_exchange(BUSY, IDLE, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// What it is doing now (read without a lock: a glance, for counts).
+    pub fn phase(&self) -> Phase {
+        match self.state.load(Ordering::Relaxed) {
+            BUSY => Phase::Writing,
+            _ if self.idle_generation.load(Ordering::Relaxed) == u64::MAX => Phase::Reading,
+            _ => Phase::Waiting,
+        }
     }
 
     /// Serving a request: neither waiting for one nor closed as idle.

@@ -109,6 +109,7 @@ pub(super) fn register(
         inner.current.generation(),
     ));
     inner.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    inner.metrics.handled.fetch_add(1, Ordering::Relaxed);
     connections.live.insert(id, watch.clone());
     Ok(Slot {
         inner: inner.clone(),

@@ -53,7 +53,7 @@ pub use start::{Server, StartError};
 
 use crate::access_log::LogSender;
 use crate::metrics::Metrics;
-use crate::proxy::{ConnWatch, Current, Inherited};
+use crate::proxy::{ConnWatch, Current, Inherited, Phase};
 use crate::upstream::health::Checker;
 use crate::upstream::resolve::{self, Resolver};
 use crossbeam_channel::Sender;
@@ -83,7 +83,7 @@ struct Inner {
     shutting_down: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
     log: LogSender,
-    connections: Mutex<Connections>,
+    connections: Arc<Mutex<Connections>>,
     /// Signalled whenever a connection ends.
     drained: Condvar,
     next_id: AtomicU64,
@@ -91,6 +91,44 @@ struct Inner {
     inherited: Inherited,
     /// The address actually listened on (a reload keeps it).
     listening: SocketAddr,
+}
+
+/// What the client connections are doing, counted for the admin
+/// listener (`/stub_status`, `/metrics`): a handle on the server's
+/// registry of them, which every generation of the settings shares.
+#[derive(Clone)]
+pub struct Census(Arc<Mutex<Connections>>);
+
+/// How many client connections do what, as nginx's `stub_status` counts
+/// them (see [`Phase`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Phases {
+    pub reading: usize,
+    pub writing: usize,
+    pub waiting: usize,
+}
+
+impl Phases {
+    /// Every open connection.
+    pub fn active(&self) -> usize {
+        self.reading + self.writing + self.waiting
+    }
+}
+
+impl Census {
+    /// A count of the open connections by what each is doing: the
+    /// registry's lock is held for one glance at each.
+    pub fn phases(&self) -> Phases {
+        let mut phases = Phases::default();
+        for conn in self.0.lock().live.values() {
+            match conn.phase() {
+                Phase::Reading => phases.reading += 1,
+                Phase::Writing => phases.writing += 1,
+                Phase::Waiting => phases.waiting += 1,
+            }
+        }
+        phases
+    }
 }
 
 /// The live client connections, so shutdown can reach them, and how many

@@ -230,6 +230,7 @@ impl Control {
             shutting_down: self.inner.shutting_down.clone(),
             metrics: self.inner.metrics.clone(),
             mirrors: old.mirrors.clone(),
+            census: old.census.clone(),
         });
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps

@@ -6,7 +6,7 @@ use super::limiters::limiters_for;
 use super::listener::{bind, set_inherited_options, start_listening};
 use super::reload::restart_resolver;
 use super::workers::Workers;
-use super::{Connections, Inner, ServerHandle};
+use super::{Census, Connections, Inner, ServerHandle};
 use crate::access_log::{AccessLog, Outputs, Syslog};
 use crate::admin::Admin;
 use crate::cache::persist;
@@ -123,7 +123,9 @@ impl Server {
             restore_states(&pools, path);
         }
         let (shutting_down, metrics) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let connections = Arc::new(Mutex::new(Connections::default()));
         let shared = Shared {
+            census: Census(connections.clone()),
             cache: cache.clone(),
             pools,
             log: access_log.sender(),
@@ -145,7 +147,7 @@ impl Server {
             resolver: Mutex::new(None),
             idle_closer: Mutex::new(None),
             lookup_failures: Mutex::default(),
-            connections: Mutex::new(Connections::default()),
+            connections,
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
             inherited,

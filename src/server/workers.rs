@@ -213,6 +213,7 @@ fn work(workers: &Arc<Workers>) {
         let (stream, peer) = match accepted {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(5);
+                inner.metrics.accepted.fetch_add(1, Ordering::Relaxed);
                 (stream, peer)
             }
             // The listener's receive timeout (set for the sockets it

@@ -208,7 +208,9 @@ pub(in crate::proxy) fn fetch_from<'s>(
         let own = &shared.cache_rules.of_pool(to.pool).own_fields;
         // The log tells how the last target tried ended the exchange.
         client.begin_anew();
-        let attempted = attempt(client, upstreams, &mut busy, &request, send, idempotent, own);
+        let attempted = attempt(
+            client, upstreams, &mut busy, &request, send, idempotent, own,
+        );
         if let Err(f) = &attempted {
             client.failed(f);
         }
