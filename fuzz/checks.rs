@@ -915,11 +915,13 @@ pub fn rewrite(data: &[u8]) {
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
                 alpn: Some("http/1.1"),
+                group: Some("X25519"),
             }),
             server_name: https.then_some("www.example.com"),
             certificate: None,
             request_id: Some("r-1"),
             pool: Some("default"),
+            route_host: None,
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };
         is_args_field(&facts, &head);
@@ -2234,6 +2236,7 @@ pub fn log_line(data: &[u8]) {
         upstream_response_length: Some(5_120),
         upstream_bytes_sent: Some(410),
         earlier_tries: Vec::new(),
+        route_host: None,
         gzip_sizes: Some((5_120, 1_536)),
         request_body: None,
         tcp_info: None,
@@ -2262,6 +2265,7 @@ pub fn log_line(data: &[u8]) {
             cipher: "TLS13_AES_128_GCM_SHA256",
             resumed: false,
             alpn: Some("http/1.1"),
+            group: Some("X25519"),
         }),
         server_name: server_name.filter(|_| tls).map(Arc::from),
         client_certificate: (tls && flags & 32 != 0).then(|| {

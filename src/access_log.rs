@@ -72,6 +72,7 @@ mod tests {
             upstream_response_length: Some(1_024),
             upstream_bytes_sent: Some(410),
             earlier_tries: Vec::new(),
+            route_host: None,
             gzip_sizes: Some((5_120, 1_536)),
             request_body: None,
             tcp_info: None,

@@ -68,6 +68,9 @@ pub struct Facts<'a> {
     pub certificate: Option<&'a ClientCertificate>,
     pub request_id: Option<&'a str>,
     pub pool: Option<&'a str>,
+    /// The host of the route the request took, as written
+    /// (`$server_name`).
+    pub route_host: Option<&'a str>,
     pub now: SystemTime,
 }
 
@@ -96,6 +99,7 @@ impl<'a> Facts<'a> {
             certificate: None,
             request_id: None,
             pool: None,
+            route_host: None,
             now: SystemTime::now(),
         }
     }
@@ -491,6 +495,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             return;
         }
         Var::Pool => facts.pool.unwrap_or_default(),
+        Var::ServerName => facts.route_host.unwrap_or_default(),
         Var::Scheme => facts.scheme,
         Var::Https => match facts.tls {
             Some(_) => "on",
@@ -504,6 +509,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             None => "",
         },
         Var::SslAlpnProtocol => facts.tls.and_then(|tls| tls.alpn).unwrap_or_default(),
+        Var::SslCurve => facts.tls.and_then(|tls| tls.group).unwrap_or_default(),
         Var::SslEarlyData | Var::Http2 | Var::Http3 => "",
         Var::SslServerName => facts.server_name.unwrap_or_default(),
         Var::SslClientVerify => match (facts.tls, certificate) {
@@ -743,6 +749,7 @@ mod tests {
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
                 alpn: Some("http/1.1"),
+                group: Some("X25519"),
             }),
             server_name: Some("shop.example"),
             certificate: Some(&cert),
@@ -750,6 +757,7 @@ mod tests {
             user: Some("ann"),
             request_id: Some("r-1"),
             pool: Some("api"),
+            route_host: Some("*.shop.example"),
             proxied_to: Some(([198, 51, 100, 1], 443).into()),
             ..facts(&head)
         };
@@ -791,12 +799,14 @@ mod tests {
                 "https://r.example/ curl/8",
             ),
             ("$request_id $pool $scheme $https", "r-1 api https on"),
+            ("$server_name", "*.shop.example"),
             (
                 "$ssl_protocol $ssl_cipher $ssl_server_name",
                 "TLSv1.3 TLS13_AES_128_GCM_SHA256 shop.example",
             ),
             ("[$ssl_session_reused]", "[.]"),
             ("$ssl_alpn_protocol", "http/1.1"),
+            ("$ssl_curve", "X25519"),
             ("[$ssl_early_data|$http2|$http3]", "[||]"),
             ("$ssl_client_verify $ssl_client_fingerprint", "SUCCESS 70"),
             (
@@ -940,6 +950,7 @@ mod tests {
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
                 alpn: Some("http/1.1"),
+                group: Some("X25519"),
             }),
             ..facts(&head)
         };

@@ -2366,6 +2366,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         upstream_response_length: None,
         upstream_bytes_sent: None,
         earlier_tries: Vec::new(),
+        route_host: None,
         gzip_sizes: None,
         request_body: None,
         tcp_info: None,

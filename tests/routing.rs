@@ -101,6 +101,58 @@ fn cacheable_echo(name: &str) -> Backend {
 // ------------------------------------------------------ host and path
 
 #[test]
+fn server_name_is_the_host_of_the_route_taken_as_written() {
+    let backend = Backend::start("main", |seen, out| {
+        let sent = seen.field_or("x-server-name", "(none)");
+        respond(out, 200, &[("X-Seen", &sent)], b"");
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\n\
+             route.shop.example/ = default\n\
+             route.*.example.org/ = default\n\
+             route./api/ = default\n\
+             request_header.X-Server-Name = $server_name\n\
+             log_format = $host [$server_name]\n",
+            backend.addr
+        )),
+    );
+    let mut client = proxy.connect();
+    // A value that renders empty sends no field.
+    for (host, path, sent) in [
+        ("Shop.Example", "/", "shop.example"),
+        ("a.example.org", "/", "*.example.org"),
+        ("x.test", "/api/", "(none)"),
+        ("x.test", "/", "(none)"),
+        ("shop.example", "/", "shop.example"),
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        client.send(request.as_bytes());
+        let answer = client.response();
+        assert_eq!(answer.status, 200, "{host}{path}");
+        assert_eq!(answer.header("x-seen"), Some(sent), "{host}{path}");
+    }
+    // Refused before it is routed: not the last request's route's.
+    client.send(b"GET /\x01 HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+    assert_eq!(client.response().status, 400);
+    drop(client);
+    assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        [
+            "shop.example [shop.example]",
+            "a.example.org [*.example.org]",
+            "x.test [-]",
+            "x.test [-]",
+            "shop.example [shop.example]",
+            "- [-]",
+        ]
+    );
+}
+
+#[test]
 fn requests_go_to_the_pool_their_host_and_path_route_them_to() {
     let (main, api, shop) = (
         Backend::echo("main"),

@@ -508,6 +508,46 @@ fn the_alpn_protocol_agreed_is_logged_and_http2_is_empty() {
 }
 
 #[test]
+fn the_key_exchange_group_is_logged_as_openssl_names_it() {
+    let pki = Pki::new();
+    let backend = Backend::echo("a");
+    let more = "log_format = $request_uri $ssl_protocol $ssl_curve\n";
+    let mut proxy = start_tls(
+        &tls_conf(&backend.addr.to_string(), &pki.entry, more),
+        |_| {},
+    );
+    // rustls offers X25519 first; a client that offers P-256 alone gets
+    // it, which OpenSSL (and so nginx) calls `prime256v1`.
+    let p256_only = {
+        let mut only = rustls::crypto::ring::default_provider();
+        only.kx_groups = vec![rustls::crypto::ring::kx_group::SECP256R1];
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pki.ca.der.clone()).unwrap();
+        rustls::ClientConfig::builder_with_provider(Arc::new(only))
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    };
+    let configs = [
+        (
+            "/default",
+            client_config(&pki.ca, &[&rustls::version::TLS13], &[], None),
+        ),
+        ("/p256", Arc::new(p256_only)),
+    ];
+    for (path, config) in &configs {
+        let mut client = TlsClient::connect(tls_addr(&proxy), config, "localhost");
+        assert_eq!(client.get(path).status, 200);
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        ["/default TLSv1.3 X25519", "/p256 TLSv1.2 prime256v1"]
+    );
+}
+
+#[test]
 fn tls_1_2_and_1_3_handshakes_both_work() {
     let pki = Pki::new();
     let backend = Backend::echo("app");

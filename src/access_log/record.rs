@@ -86,6 +86,10 @@ pub struct Record {
     /// variables of a template list them ahead of the last's; empty for
     /// a request that went to one.
     pub earlier_tries: Vec<UpstreamTry>,
+    /// The host of the route the request took, as the route is written
+    /// (`example.com`, `*.example.com`): nginx's `$server_name`, the name
+    /// of the server block that took it; none for a route of any host.
+    pub route_host: Option<Arc<str>>,
     /// The body bytes of the answer before and after it was compressed,
     /// when it went compressed (`$gzip_ratio`).
     pub gzip_sizes: Option<(u64, u64)>,
@@ -222,6 +226,7 @@ impl Record {
             upstream_response_length: None,
             upstream_bytes_sent: None,
             earlier_tries: Vec::new(),
+            route_host: None,
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,

@@ -177,6 +177,7 @@ impl Template {
             upstream_response_length: Some(5_120),
             upstream_bytes_sent: Some(410),
             earlier_tries: Vec::new(),
+            route_host: None,
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
@@ -197,6 +198,7 @@ impl Template {
                 cipher: "TLS13_AES_128_GCM_SHA256",
                 resumed: false,
                 alpn: Some("http/1.1"),
+                group: Some("X25519"),
             }),
             server_name: Some("www.example.com".into()),
             client_certificate: None,
@@ -493,6 +495,7 @@ fn write_var(
         }
         Var::DurationMs => out.time(Some(r.duration), millis),
         Var::Pool => out.text(r.pool.as_deref()),
+        Var::ServerName => out.text(r.route_host.as_deref()),
         Var::Scheme => out.own(Some(r.scheme)),
         // nginx's: `on` over TLS to this proxy, else empty.
         Var::Https => out.own(Some(if r.tls.is_some() { "on" } else { "" })),
@@ -500,6 +503,7 @@ fn write_var(
         Var::SslCipher => out.own(r.tls.map(|tls| tls.cipher)),
         Var::SslSessionReused => out.own(r.tls.map(|tls| if tls.resumed { "r" } else { "." })),
         Var::SslAlpnProtocol => out.own(r.tls.and_then(|tls| tls.alpn)),
+        Var::SslCurve => out.own(r.tls.and_then(|tls| tls.group)),
         // Never: early data (0-RTT) is not taken, and HTTP/2 and 3 are
         // not spoken. Empty, as nginx's for a request without them.
         Var::SslEarlyData | Var::Http2 | Var::Http3 => out.own(Some("")),
@@ -677,6 +681,7 @@ mod tests {
             termination: Termination::new(By::Server, Stage::Data),
             limit_req: Some("DELAYED"),
             pool: Some("api".into()),
+            route_host: Some("*.shop.example".into()),
             show_pool: false,
             request_id: Some("4f1c-x".into()),
             heads: None,
@@ -689,6 +694,7 @@ mod tests {
                 cipher: "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
                 resumed: true,
                 alpn: Some("http/1.1"),
+                group: Some("X25519"),
             }),
             server_name: Some("shop.example".into()),
             client_certificate: Some(Arc::new(ClientCertificate {
@@ -728,6 +734,7 @@ mod tests {
             upstream_response_length: None,
             upstream_bytes_sent: None,
             earlier_tries: Vec::new(),
+            route_host: None,
             gzip_sizes: None,
             request_body: None,
             tcp_info: None,
@@ -886,12 +893,14 @@ mod tests {
             ("$duration_ms", "1.500"),
             ("$upstream_ms", "1.250"),
             ("$pool", "api"),
+            ("$server_name", "*.shop.example"),
             ("$scheme", "https"),
             ("$https", "on"),
             ("$ssl_protocol", "TLSv1.2"),
             ("$ssl_cipher", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"),
             ("$ssl_session_reused", "r"),
             ("$ssl_alpn_protocol", "http/1.1"),
+            ("$ssl_curve", "X25519"),
             // Empty, not a dash: nginx's value without them.
             ("$ssl_early_data", ""),
             ("$http2", ""),

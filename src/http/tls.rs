@@ -93,6 +93,19 @@ pub struct Agreed {
     /// The protocol agreed in ALPN (`http/1.1`, `http/1.0`): none when
     /// the client offered none (`$ssl_alpn_protocol`).
     pub alpn: Option<&'static str>,
+    /// The key exchange group, as OpenSSL names it (`X25519`,
+    /// `prime256v1`, `X25519MLKEM768`): none for a TLS 1.2 session
+    /// resumed without one (`$ssl_curve`).
+    pub group: Option<&'static str>,
+}
+
+/// A key exchange group's name as OpenSSL (and so nginx) writes it:
+/// the IANA name, but for P-256's.
+fn openssl_group_name(group: rustls::NamedGroup) -> Option<&'static str> {
+    match group {
+        rustls::NamedGroup::secp256r1 => Some("prime256v1"),
+        other => other.as_str(),
+    }
 }
 
 impl TlsStream {
@@ -224,11 +237,13 @@ impl TlsStream {
             Some(b"http/1.0") => Some("http/1.0"),
             _ => None,
         };
+        let group = session.negotiated_key_exchange_group();
         Agreed {
             protocol: version,
             cipher: suite,
             resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
             alpn,
+            group: group.and_then(|g| openssl_group_name(g.name())),
         }
     }
 

@@ -78,6 +78,9 @@ pub fn serve(
         client.takes_gzip = false;
         client.sent_target = None;
         client.made_target = None;
+        // Not the last request's: one refused before it is routed took
+        // none, and is answered under the top level's settings.
+        client.route = None;
         client.response_fields.clear();
         client.pending_fields.clear();
         client.forget_backend();
@@ -222,6 +225,9 @@ pub fn serve(
                 upstream_response_length: tally.body,
                 upstream_bytes_sent: tally.sent,
                 earlier_tries: std::mem::take(&mut client.earlier_tries),
+                route_host: (client.route)
+                    .and_then(|i| shared.config.routes.get(i))
+                    .and_then(|route| route.server_name().cloned()),
                 gzip_sizes: client.take_gzip_sizes(),
                 request_body: client.request_body.take(),
                 tcp_info: (shared.config.logs_tcp_info())

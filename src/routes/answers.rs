@@ -70,6 +70,7 @@ impl Route {
         }
         let (host, path) = parse_spec(spec)?;
         let route = Route {
+            server_name: host.server_name(),
             host,
             path,
             pool: 0,
@@ -141,6 +142,7 @@ impl Route {
         });
         let (host, path) = parse_spec(spec)?;
         Ok(Route {
+            server_name: host.server_name(),
             host,
             path,
             pool: 0,

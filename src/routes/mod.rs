@@ -59,6 +59,9 @@ pub use table::{Ambiguous, Routes, MAX_ROUTES};
 #[derive(Clone, Debug)]
 pub struct Route {
     host: HostPattern,
+    /// The host it is written for, as written (`example.com`,
+    /// `*.example.com`): nginx's `$server_name`, its server block's name.
+    server_name: Option<Arc<str>>,
     /// Starts with `/`; `/` alone matches every path.
     path: Box<str>,
     /// The pool's index: 0 for `targets`, then each `pool.<name>` in the

@@ -32,6 +32,7 @@ impl Route {
         }
         let (host, path) = parse_spec(spec)?;
         Ok(Route {
+            server_name: host.server_name(),
             host,
             path,
             pool,
@@ -55,6 +56,7 @@ impl Route {
     ) -> Result<Route, String> {
         let (host, path) = parse_spec(spec)?;
         Ok(Route {
+            server_name: host.server_name(),
             host,
             path,
             pool: fallback.unwrap_or(0),
@@ -172,6 +174,12 @@ impl Route {
     /// With `rate_limit=`: the route's rate, burst and delay.
     pub fn rate_limit(&self) -> Option<Limit> {
         self.rate_limit
+    }
+
+    /// The host it is written for, as written (`example.com`,
+    /// `*.example.com`); none for a route of any host.
+    pub fn server_name(&self) -> Option<&Arc<str>> {
+        self.server_name.as_ref()
     }
 
     /// With `rewrite=`: what replaces the matched prefix.

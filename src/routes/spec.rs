@@ -5,6 +5,7 @@
 use super::paths::{is_ambiguous, routing_path};
 use crate::http::head::push_host_name;
 use std::fmt;
+use std::sync::Arc;
 
 /// The host and path of a `route.` key's part after the dot.
 pub(super) fn parse_spec(spec: &str) -> Result<(HostPattern, Box<str>), String> {
@@ -56,6 +57,14 @@ pub(crate) enum HostPattern {
 }
 
 impl HostPattern {
+    /// As a route key writes it: none for a route of any host.
+    pub(crate) fn server_name(&self) -> Option<Arc<str>> {
+        match self {
+            HostPattern::Any => None,
+            named => Some(named.to_string().into()),
+        }
+    }
+
     /// How specific: the more, the earlier tried.
     pub(crate) fn rank(&self) -> (u8, usize) {
         match self {
