@@ -426,4 +426,319 @@ mod tests {
         file.write_if_needed(&cache, Moment::Tick);
         assert_eq!(writes(), 1);
     }
+
+    /// A record of `key` fresh for ten minutes from `now`.
+    fn fresh_record(key: &str, body: &[u8], now: u64) -> Record {
+        Record {
+            key: key.as_bytes().to_vec(),
+            head: b"HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\n".to_vec(),
+            body: Arc::from(body),
+            stored_at: now,
+            expires_at: now + 600_000,
+            stale_until: now + 600_000,
+        }
+    }
+
+    fn keys_on_disk(path: &Path) -> Vec<String> {
+        let on_disk = persist::load_snapshot(path, 0, &LoadLimits::UNLIMITED).unwrap();
+        let keys = on_disk.records.iter();
+        keys.map(|r| String::from_utf8_lossy(&r.key).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_change_is_written_at_the_next_tick_and_only_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let mut file = SnapshotFile::new(&cache, path.clone());
+        let writes = || cache.stats.snapshot_writes.load(Relaxed);
+        // No file and nothing cached: nothing to write.
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 0);
+        assert!(!path.exists());
+        let settings = Settings::default();
+        let now = unix_ms(SystemTime::now());
+        cache.load(vec![fresh_record("h/a", b"a", now)], now, |_| {
+            Some(&settings)
+        });
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 1);
+        assert_eq!(keys_on_disk(&path), ["h/a"]);
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(writes(), 1);
+    }
+
+    #[test]
+    fn the_last_snapshot_is_written_for_reads_alone_and_not_without_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let settings = Settings::default();
+        let now = unix_ms(SystemTime::now());
+        cache.load(vec![fresh_record("h/a", b"a", now)], now, |_| {
+            Some(&settings)
+        });
+        let mut file = SnapshotFile::new(&cache, path.clone());
+        file.write_if_needed(&cache, Moment::Tick);
+        let writes = || cache.stats.snapshot_writes.load(Relaxed);
+        assert_eq!(writes(), 1);
+        file.write_if_needed(&cache, Moment::Last { touched: false });
+        assert_eq!(writes(), 1);
+        // Reads changed only the recency, which the generation does not
+        // count: the last moment to keep it.
+        file.write_if_needed(&cache, Moment::Last { touched: true });
+        assert_eq!(writes(), 2);
+    }
+
+    #[test]
+    fn a_snapshot_another_process_wrote_before_the_first_tick_is_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let settings = Settings::default();
+        let now = unix_ms(SystemTime::now());
+        cache.load(vec![fresh_record("h/ours", b"a", now)], now, |_| {
+            Some(&settings)
+        });
+        // No file at start-up: none is this process's yet.
+        let mut file = SnapshotFile::new(&cache, path.clone());
+        persist::write_snapshot(&path, [&fresh_record("h/theirs", b"b", now)]).unwrap();
+        file.write_if_needed(&cache, Moment::Tick);
+        assert_eq!(keys_on_disk(&path), ["h/ours"]);
+    }
+
+    #[test]
+    fn records_whose_pool_no_longer_caches_are_left_out_of_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let now = unix_ms(SystemTime::now());
+        let records = [
+            fresh_record("h/a", b"a", now),
+            fresh_record("h/b", b"b", now),
+        ];
+        persist::write_snapshot(&path, &records).unwrap();
+        let cache = Cache::new(1 << 20, 1 << 16);
+        assert_eq!(load(&cache, &path, |_| None), 0);
+        assert!(cache.is_empty());
+        // Left in place: nothing in it was damaged.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_record_with_a_body_of_max_object_size_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let now = unix_ms(SystemTime::now());
+        let body = vec![b'x'; 1 << 16];
+        persist::write_snapshot(&path, [&fresh_record("h/big", &body, now)]).unwrap();
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let settings = Settings::default();
+        // Its key and head come on top of the body in the file.
+        assert_eq!(load(&cache, &path, |_| Some(&settings)), 1);
+    }
+
+    #[test]
+    fn a_damaged_snapshot_is_moved_aside_under_the_second_it_happened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        std::fs::write(&path, b"not a snapshot").unwrap();
+        let before = unix_ms(SystemTime::now()) / 1000;
+        let said = set_aside(&path, "unread");
+        let after = unix_ms(SystemTime::now()) / 1000;
+        assert!(!path.exists());
+        let aside: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let [aside] = &aside[..] else {
+            panic!("{aside:?}");
+        };
+        let name = aside.file_name().unwrap().to_str().unwrap();
+        let secs: u64 = name
+            .strip_prefix("cache.bin.unread-")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((before..=after).contains(&secs), "{name}");
+        assert_eq!(
+            said,
+            format!(
+                "; the file is kept as {} (the next snapshot would replace it)",
+                aside.display()
+            )
+        );
+        // Nothing left there to move.
+        assert_eq!(set_aside(&path, "unread"), "");
+    }
+
+    #[test]
+    fn an_error_is_told_with_each_of_its_causes() {
+        let e = PersistError::Io {
+            step: "open",
+            path: PathBuf::from("cache.bin"),
+            source: std::io::Error::other("not a regular file"),
+        };
+        assert_eq!(with_causes(&e), "cannot open cache.bin: not a regular file");
+    }
+
+    #[test]
+    fn a_snapshot_writes_what_the_cache_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        let cache = Cache::new(1 << 20, 1 << 16);
+        let settings = Settings::default();
+        let now = unix_ms(SystemTime::now());
+        let records = vec![
+            fresh_record("h/a", b"ab", now),
+            fresh_record("h/b", b"c", now),
+        ];
+        cache.load(records, now, |_| Some(&settings));
+        let stats = snapshot(&cache, &path).unwrap();
+        assert_eq!(stats.records, 2);
+        assert_eq!(stats.bytes, std::fs::metadata(&path).unwrap().len());
+        assert_eq!(keys_on_disk(&path), ["h/a", "h/b"]);
+    }
+
+    /// A timer that would not tick for an hour, over a cache changed
+    /// since it started: only its last snapshot writes the file.
+    fn timer_with_a_change(path: &Path) -> Timer {
+        let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
+        let timer = Timer::start(cache.clone(), Duration::from_secs(3600), Some(path.into()));
+        let settings = Settings::default();
+        let now = unix_ms(SystemTime::now());
+        cache.load(vec![fresh_record("h/a", b"a", now)], now, |_| {
+            Some(&settings)
+        });
+        timer.unwrap()
+    }
+
+    #[test]
+    fn finishing_the_timer_waits_for_its_last_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        timer_with_a_change(&path).finish();
+        assert_eq!(keys_on_disk(&path), ["h/a"]);
+    }
+
+    #[test]
+    fn dropping_the_timer_waits_for_its_last_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        drop(timer_with_a_change(&path));
+        assert_eq!(keys_on_disk(&path), ["h/a"]);
+    }
+
+    /// The log lines this thread writes, while it captures them.
+    struct Capture;
+
+    thread_local! {
+        static CAPTURED: std::cell::RefCell<Option<Vec<String>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    impl log::Log for Capture {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            CAPTURED.with(|c| c.borrow().is_some())
+        }
+
+        fn log(&self, record: &log::Record) {
+            CAPTURED.with(|c| {
+                if let Some(lines) = c.borrow_mut().as_mut() {
+                    lines.push(format!("{} {}", record.level(), record.args()));
+                }
+            });
+        }
+
+        fn flush(&self) {}
+    }
+
+    /// What `f` logs on this thread. The logger is the process's, for
+    /// every test: the other threads' lines are not kept.
+    fn logged<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
+        static INSTALLED: std::sync::Once = std::sync::Once::new();
+        INSTALLED.call_once(|| {
+            log::set_logger(&Capture).unwrap();
+            log::set_max_level(log::LevelFilter::Trace);
+        });
+        CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        let out = f();
+        let lines = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
+        (out, lines)
+    }
+
+    /// What [`load`] logs of a snapshot of `records` into a cache of
+    /// `capacity` bytes where only keys under `h/cached` are cached.
+    fn load_logged(records: &[Record], capacity: u64) -> (usize, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cache.bin");
+        persist::write_snapshot(&path, records).unwrap();
+        let cache = Cache::new(capacity, 1 << 16);
+        let settings = Settings::default();
+        let settings_of = |key: &str| key.starts_with("h/cached").then_some(&settings);
+        let (stored, lines) = logged(|| load(&cache, &path, settings_of));
+        let lines = lines
+            .iter()
+            .map(|l| l.replace(&*path.to_string_lossy(), "FILE"));
+        (stored, lines.collect())
+    }
+
+    #[test]
+    fn a_load_says_what_it_kept_and_what_it_left_out() {
+        let now = unix_ms(SystemTime::now());
+        let elapsed = regex::Regex::new(r" in [0-9.]+[µnm]?s,").unwrap();
+        let info = |lines: &[String]| -> Vec<String> {
+            let infos = lines.iter().filter(|l| l.starts_with("INFO"));
+            infos
+                .map(|l| elapsed.replace(l, " in T,").into_owned())
+                .collect()
+        };
+        let warns = |lines: &[String]| -> Vec<String> {
+            let warns = lines.iter().filter(|l| l.starts_with("WARN"));
+            warns.cloned().collect()
+        };
+        // Nothing in it: nothing to say.
+        let (stored, lines) = load_logged(&[], 1 << 20);
+        assert_eq!((stored, lines), (0, vec![]));
+        // Everything used.
+        let (stored, lines) = load_logged(&[fresh_record("h/cached", b"a", now)], 1 << 20);
+        assert_eq!(stored, 1);
+        assert_eq!(
+            info(&lines),
+            ["INFO cache snapshot FILE: loaded 1 of 1 records in T, 1 kept within cache_size (skipped: 0 expired, 0 larger than the cache takes, 0 for URLs whose pool does not use the cache)"]
+        );
+        assert_eq!(warns(&lines), Vec::<String>::new());
+        // Only an expired record: still said.
+        let mut expired = fresh_record("h/cached", b"a", now - 20_000);
+        (expired.expires_at, expired.stale_until) = (now - 10_000, now - 10_000);
+        let (_, lines) = load_logged(&[expired], 1 << 20);
+        assert_eq!(
+            info(&lines),
+            ["INFO cache snapshot FILE: loaded 0 of 0 records in T, 0 kept within cache_size (skipped: 1 expired, 0 larger than the cache takes, 0 for URLs whose pool does not use the cache)"]
+        );
+        // Only a record larger than the cache reads: still said.
+        let (_, lines) = load_logged(&[fresh_record("h/cached", &[b'x'; 200], now)], 64);
+        assert_eq!(
+            info(&lines),
+            ["INFO cache snapshot FILE: loaded 0 of 0 records in T, 0 kept within cache_size (skipped: 0 expired, 1 larger than the cache takes, 0 for URLs whose pool does not use the cache)"]
+        );
+        // One used, one left out on purpose, one not used.
+        let mut unparsed = fresh_record("h/cached-too", b"c", now);
+        unparsed.head = b"not a status line\r\n".to_vec();
+        let records = [
+            fresh_record("h/cached", b"a", now),
+            fresh_record("h/other", b"b", now),
+            unparsed,
+        ];
+        let (stored, lines) = load_logged(&records, 1 << 20);
+        assert_eq!(stored, 1);
+        assert_eq!(
+            info(&lines),
+            ["INFO cache snapshot FILE: loaded 1 of 3 records in T, 1 kept within cache_size (skipped: 0 expired, 0 larger than the cache takes, 1 for URLs whose pool does not use the cache)"]
+        );
+        assert_eq!(
+            warns(&lines),
+            ["WARN cache snapshot FILE: 1 records not used: a head that does not parse, a status the cache never stores, a key that is not UTF-8, or a body larger than max_object_size (`inverso cache inspect` shows which)"]
+        );
+    }
 }

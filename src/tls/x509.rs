@@ -410,6 +410,114 @@ mod tests {
         assert_eq!(with_integer(&[]), None);
     }
 
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag, contents.len() as u8];
+        out.extend_from_slice(contents);
+        out
+    }
+
+    /// A certificate of bare fields (no version, an empty algorithm and
+    /// validity): `serial` a whole TLV, `issuer` and `subject` the
+    /// contents of their names.
+    fn bare(serial: &[u8], issuer: &[u8], subject: &[u8]) -> Vec<u8> {
+        let mut tbs = serial.to_vec();
+        tbs.extend(tlv(SEQUENCE, &[]));
+        tbs.extend(tlv(SEQUENCE, issuer));
+        tbs.extend(tlv(SEQUENCE, &[]));
+        tbs.extend(tlv(SEQUENCE, subject));
+        tlv(SEQUENCE, &tlv(SEQUENCE, &tbs))
+    }
+
+    /// One part of a name: `pair_tag` around an attribute of `oid_tag`.
+    fn part(pair_tag: u8, oid_tag: u8, value: &[u8]) -> Vec<u8> {
+        let pair = [tlv(oid_tag, &[0x55, 0x04, 0x03]), tlv(UTF8_STRING, value)].concat();
+        tlv(SET, &tlv(pair_tag, &pair))
+    }
+
+    #[test]
+    fn a_name_of_anything_but_attribute_pairs_is_not_read() {
+        let serial = tlv(INTEGER, &[0x01]);
+        let good = part(SEQUENCE, OID, b"alice");
+        let der = bare(&serial, &good, &good);
+        assert_eq!(subject(&der).as_deref(), Some("CN=alice"));
+        // The pair's sequence, or its type's OID, of another tag.
+        for bad in [part(SET, OID, b"bob"), part(SEQUENCE, INTEGER, b"bob")] {
+            let der = bare(&serial, &good, &bad);
+            assert_eq!(subject(&der), None, "{bad:02x?}");
+            assert_eq!(issuer(&der).as_deref(), Some("CN=alice"));
+        }
+    }
+
+    #[test]
+    fn a_certificate_whose_serial_is_no_integer_is_not_read() {
+        let good = part(SEQUENCE, OID, b"alice");
+        assert_eq!(
+            serial(&bare(&tlv(INTEGER, &[0x01]), &good, &good)).as_deref(),
+            Some("01")
+        );
+        let der = bare(&tlv(OID, &[0x01]), &good, &good);
+        assert_eq!((serial(&der), subject(&der)), (None, None));
+    }
+
+    #[test]
+    fn lengths_are_read_in_the_long_form_up_to_four_bytes_and_never_indefinite() {
+        let empty: &[u8] = &[];
+        assert_eq!(
+            next(&[0x04, 0x84, 0, 0, 0, 1, 0xaa, 0xbb]),
+            Some((0x04, &[0xaa][..], &[0xbb][..]))
+        );
+        assert_eq!(next(&[0x04, 0x82, 0, 0]), Some((0x04, empty, empty)));
+        let mut long = vec![0x04, 0x81, 0x80];
+        long.extend([0x5a; 128]);
+        assert_eq!(next(&long), Some((0x04, &long[3..], empty)));
+        // BER's indefinite length (`0x80`), which DER forbids, followed
+        // by as many bytes as a short form of 128 would take.
+        let mut indefinite = vec![0x04, 0x80];
+        indefinite.extend([0x5a; 128]);
+        assert_eq!(next(&indefinite), None);
+        assert_eq!(next(&[0x04, 0x85, 0, 0, 0, 0, 1, 0xaa]), None);
+        assert_eq!(next(&[0x04, 0x82, 0x01]), None);
+        assert_eq!(next(&[0x04, 0x02, 0xaa]), None);
+    }
+
+    #[test]
+    fn times_are_read_to_the_second_and_fields_out_of_range_refused() {
+        let secs = |tag: u8, text: &[u8]| {
+            let time = parse_time(tag, text)?;
+            Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs())
+        };
+        // UTCTime's 99 is 1999.
+        assert_eq!(secs(UTC_TIME, b"991231235958Z"), Some(946_684_798));
+        assert_eq!(
+            secs(GENERALIZED_TIME, b"20500101123456Z"),
+            Some(2_524_653_296)
+        );
+        for text in [
+            &b"491232000000Z"[..],
+            b"491231240000Z",
+            b"491231236000Z",
+            b"490001000000Z",
+        ] {
+            assert_eq!(secs(UTC_TIME, text), None, "{}", text.escape_ascii());
+        }
+    }
+
+    #[test]
+    fn an_arc_too_large_for_64_bits_is_written_as_the_largest() {
+        let mut oid = vec![0x2b];
+        oid.extend([0xff; 10]);
+        oid.push(0x01);
+        assert_eq!(dotted(&oid), format!("1.3.{}", u64::MAX));
+        assert_eq!(dotted(&[]), "?");
+    }
+
+    #[test]
+    fn a_bmp_string_is_read_as_utf16_and_one_that_is_not_as_its_bytes() {
+        assert_eq!(attribute_value(BMP_STRING, &[0x00, 0x61, 0x00, 0xe9]), "aé");
+        assert_eq!(attribute_value(BMP_STRING, &[0x00, 0x61, 0x00]), "#006100");
+        assert_eq!(attribute_value(BMP_STRING, &[0xd8, 0x00]), "#d800");
+    }
+
     proptest::proptest! {
         #[test]
         fn any_bytes_are_read_without_panicking(bytes: Vec<u8>) {

@@ -95,6 +95,23 @@ fn many_variants_of_one_url_are_indexed_and_forgotten_one_by_one() {
 }
 
 #[test]
+fn a_variant_tells_its_url_and_the_fields_it_was_keyed_on() {
+    let vary = ["accept-encoding".to_string(), "accept-language".to_string()];
+    let mut fields = Headers::new();
+    fields.push("Accept-Encoding", "gzip");
+    fields.push("Accept-Language", "fr");
+    let key = policy::variant_key("h/page?a=b", &vary, &fields);
+    let variant = entry(&key, "x", 60, Some("Accept-Encoding, Accept-Language"));
+    assert_eq!(variant.primary_key(), "h/page?a=b");
+    let names: Vec<&str> = variant.vary_names().collect();
+    assert_eq!(names, ["accept-encoding", "accept-language"]);
+    // One that does not vary is its own URL's.
+    let whole = entry("h/page?a=b", "x", 60, None);
+    assert_eq!(whole.primary_key(), "h/page?a=b");
+    assert_eq!(whole.vary_names().count(), 0);
+}
+
+#[test]
 fn a_key_whose_response_was_not_stored_is_not_coalesced_for_a_while() {
     let cache = Arc::new(Cache::new(1 << 20, 1 << 16));
     let Flight::Leader(leader) = cache.join_flight("h/poll") else {
