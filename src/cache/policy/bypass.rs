@@ -119,6 +119,19 @@ mod tests {
     }
 
     #[test]
+    fn a_name_is_listed_as_itself_only_when_named_whole() {
+        let setting = BypassCookies::parse("sessionid, wp-postpass_*").unwrap();
+        assert!(setting.lists("sessionid"));
+        // Under a prefix it bypasses, but is not named.
+        assert!(!setting.lists("wp-postpass_"));
+        assert!(!setting.lists("wp-postpass_x"));
+        assert!(!setting.lists("SessionID"));
+        assert!(!setting.is_empty());
+        assert!(BypassCookies::parse("").unwrap().is_empty());
+        assert!(BypassCookies::default().is_empty());
+    }
+
+    #[test]
     fn a_listed_cookie_anywhere_in_any_cookie_field_matches() {
         let sid = "sessionid";
         assert!(matches(sid, &["sessionid=abc"]));

@@ -185,6 +185,61 @@ mod tests {
     }
 
     #[test]
+    fn validators_ask_for_a_304_with_each_stored_validator_as_stored() {
+        const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let both = response(200, &[("ETag", "W/\"v1\""), ("Last-Modified", LM)]);
+        assert_eq!(
+            validators(&both),
+            [
+                ("If-None-Match", b"W/\"v1\"".to_vec()),
+                ("If-Modified-Since", LM.as_bytes().to_vec())
+            ]
+        );
+        let dated = response(200, &[("Last-Modified", LM)]);
+        assert_eq!(
+            validators(&dated),
+            [("If-Modified-Since", LM.as_bytes().to_vec())]
+        );
+        // A Date is no validator: the origin could not tell our copy by it.
+        let bare = response(200, &[("Date", LM)]);
+        assert!(validators(&bare).is_empty());
+    }
+
+    #[test]
+    fn a_304_naming_another_representation_refreshes_nothing() {
+        const LM: &str = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let strong = response(200, &[("ETag", "\"v1\""), ("Last-Modified", LM)]);
+        let answer = |fields: &[(&str, &str)]| response(304, fields);
+        assert!(same_validator(&strong, &answer(&[("ETag", "\"v1\"")])));
+        assert!(same_validator(&strong, &answer(&[("ETag", " \"v1\" ")])));
+        assert!(!same_validator(&strong, &answer(&[("ETag", "\"v2\"")])));
+        // A weak tag matches by weak comparison; a strong one only a
+        // strong tag, byte for byte (RFC 9110 §8.8.3.2).
+        assert!(same_validator(&strong, &answer(&[("ETag", "W/\"v1\"")])));
+        let weak = response(200, &[("ETag", "W/\"v1\"")]);
+        assert!(!same_validator(&weak, &answer(&[("ETag", "\"v1\"")])));
+        assert!(same_validator(&weak, &answer(&[("ETag", "W/\"v1\"")])));
+        // An entity-tag beside a Last-Modified decides alone.
+        let tagged_other_date = [("ETag", "\"v1\""), ("Last-Modified", "x")];
+        assert!(same_validator(&strong, &answer(&tagged_other_date)));
+        // A tag where none was stored names another representation.
+        let untagged = response(200, &[("Last-Modified", LM)]);
+        assert!(!same_validator(&untagged, &answer(&[("ETag", "\"v1\"")])));
+        // Last-Modified: the same date, however it is written.
+        let obsolete_form = "Sunday, 06-Nov-94 08:49:37 GMT";
+        assert!(same_validator(&untagged, &answer(&[("Last-Modified", LM)])));
+        let same_date = answer(&[("Last-Modified", obsolete_form)]);
+        assert!(same_validator(&untagged, &same_date));
+        let later = answer(&[("Last-Modified", "Mon, 07 Nov 1994 08:49:37 GMT")]);
+        assert!(!same_validator(&untagged, &later));
+        let bare = response(200, &[]);
+        assert!(!same_validator(&bare, &answer(&[("Last-Modified", LM)])));
+        // Bare: it answered the cache's own condition.
+        assert!(same_validator(&strong, &answer(&[])));
+        assert!(same_validator(&bare, &answer(&[])));
+    }
+
+    #[test]
     fn a_304_refreshes_fields() {
         let mut stored = response(
             200,

@@ -930,6 +930,39 @@ mod tests {
     }
 
     #[test]
+    fn a_response_that_said_nothing_of_freshness_gets_no_stale_window() {
+        let now = SystemTime::now();
+        let window = |settings: &Settings, resp: &[(&str, &str)]| {
+            let lifetime = storable(&get(&[]), &response(200, resp), now, settings);
+            lifetime.map(|l| l.stale_if_error)
+        };
+        let configured = Some(Duration::from_secs(60));
+        let etag = ("ETag", "\"x\"");
+        // A validator alone: stored to be revalidated, never served stale.
+        assert_eq!(window(&settings(), &[etag]), Some(Duration::ZERO));
+        // Fresh for no time, but by the origin's word: the window applies.
+        for said in [("Cache-Control", "max-age=0"), ("Expires", "0")] {
+            assert_eq!(window(&settings(), &[said, etag]), configured, "{said:?}");
+        }
+        // A lifetime guessed from Last-Modified is a lifetime.
+        let date = format_http_date(now);
+        let lm = format_http_date(now - Duration::from_secs(1000));
+        let guessed = [("Date", &*date), ("Last-Modified", &*lm)];
+        assert_eq!(window(&settings(), &guessed), configured);
+        // A field for this cache alone sets Expires aside: said nothing.
+        let targeting = Targeting {
+            fields: Arc::from(["cdn-cache-control".into()]),
+            ..Targeting::default()
+        };
+        let targeted = Settings {
+            targeting,
+            ..settings()
+        };
+        let expires_past = [("Expires", "0"), etag, ("CDN-Cache-Control", "none")];
+        assert_eq!(window(&targeted, &expires_past), Some(Duration::ZERO));
+    }
+
+    #[test]
     fn request_directives() {
         let cc = |v: &str| {
             let mut h = Headers::new();

@@ -118,6 +118,10 @@ mod tests {
         assert_eq!(no_any.lifetime(200), secs(300));
         assert_eq!(no_any.lifetime(404), None);
         assert_eq!(CacheValid::parse("").unwrap(), CacheValid::default());
+        // Off only when no status is given a lifetime.
+        assert!(CacheValid::parse(" , ").unwrap().is_empty());
+        assert!(!no_any.is_empty() && !rules.is_empty());
+        assert!(!CacheValid::parse("any 1s").unwrap().is_empty());
         for bad in [
             "10m",
             "200",
