@@ -497,6 +497,29 @@ mod tests {
     }
 
     #[test]
+    fn the_fields_of_a_head_are_kept_apart_in_both_formats() {
+        let mut r = record();
+        r.heads = Some(Box::new(Heads {
+            request: Heads::fields_of(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"),
+            response: Vec::new(),
+        }));
+        assert!(
+            r.to_json().ends_with(
+                r#""request_headers":[["Host","a"],["Accept","*/*"]],"response_headers":[]}"#
+            ),
+            "{}",
+            r.to_json()
+        );
+        // Joined by an escaped CRLF, so that the line stays one line.
+        assert!(
+            r.format()
+                .ends_with(r#" request_headers="Host: a\x0D\x0AAccept: */*" response_headers="""#),
+            "{}",
+            r.format()
+        );
+    }
+
+    #[test]
     fn a_request_id_follows_the_durations_in_both_formats() {
         let mut r = record();
         assert!(!r.to_json().contains("request_id"));

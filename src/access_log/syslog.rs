@@ -729,6 +729,112 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_host_name_may_hold_dashes_and_underscores() {
+        // Taken as a name and looked up, not refused as malformed.
+        for name in ["log-host.invalid:514", "log_host.invalid:514"] {
+            let e = SyslogTarget::parse(name).unwrap_err();
+            assert!(e.contains("does not resolve"), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_settings_come_from_the_configuration_as_check_says_them() {
+        let mut config = crate::Config::with_targets(Vec::new());
+        assert_eq!(Syslog::of(&config), None);
+        config.log_syslog = Some(SyslogTarget::parse("127.0.0.1:5514").unwrap());
+        config.log_syslog_facility = Facility::parse("local0").unwrap();
+        config.log_syslog_tag = parse_tag("edge_1").unwrap();
+        let syslog = Syslog::of(&config).unwrap();
+        assert_eq!(
+            syslog,
+            Syslog {
+                target: config.log_syslog.clone().unwrap(),
+                facility: Facility(16),
+                tag: "edge_1".into(),
+            }
+        );
+        assert_eq!(
+            syslog.describe(),
+            "access log to syslog: udp 127.0.0.1:5514, RFC 3164, facility local0, \
+             severity info (err for 5xx), tag edge_1"
+        );
+        let local = Syslog {
+            target: SyslogTarget::Unix("/dev/log".into()),
+            facility: Facility::parse("kern").unwrap(),
+            ..syslog
+        };
+        assert!(
+            local
+                .describe()
+                .starts_with("access log to syslog: unix /dev/log, RFC 3164, facility kern,"),
+            "{}",
+            local.describe()
+        );
+    }
+
+    #[test]
+    fn a_failed_send_keeps_a_local_socket_only_when_its_peer_is_still_there() {
+        let local = Socket::Unix(UnixDatagram::unbound().unwrap());
+        for (errno, keeps) in [
+            (libc::EAGAIN, true),
+            (libc::EINTR, true),
+            (libc::ENOBUFS, true),
+            (libc::ECONNREFUSED, false),
+            (libc::ENOTCONN, false),
+        ] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert_eq!(keeps_socket(&local, &e), keeps, "{e}");
+        }
+        // Over UDP a refusal says only that nothing listened just then.
+        let udp = Socket::Udp(UdpSocket::bind("127.0.0.1:0").unwrap());
+        let refused = io::Error::from_raw_os_error(libc::ECONNREFUSED);
+        assert!(keeps_socket(&udp, &refused));
+    }
+
+    #[test]
+    fn a_reconnect_finds_a_restarted_daemon_within_the_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        let mut sink = sink_to(SyslogTarget::Unix(path.clone()));
+        let t0 = sink.opened_at.unwrap();
+        drop(receiver);
+        std::fs::remove_file(&path).unwrap();
+        let receiver = UnixDatagram::bind(&path).unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        // As SIGUSR1 asks: the socket is opened again at the next line,
+        // though one was opened less than a second before.
+        sink.reconnect();
+        let lost = AtomicU64::new(0);
+        sink.send_at("after", 200, t0, SystemTime::now(), &lost);
+        let mut buf = [0u8; 1024];
+        let n = receiver.recv(&mut buf).unwrap();
+        assert!(std::str::from_utf8(&buf[..n])
+            .unwrap()
+            .ends_with(" inverso: after"));
+        assert_eq!(lost.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_line_is_cut_before_a_character_that_would_not_fit_whole() {
+        // Two bytes of `é` after the x's.
+        let line = format!("{}é", "x".repeat(MAX_DATAGRAM - 11));
+        assert_eq!(fit_to_datagram(&line, 9), line);
+        assert_eq!(fit_to_datagram(&line, 10), &line[..MAX_DATAGRAM - 11]);
+        assert_eq!(fit_to_datagram("abc", MAX_DATAGRAM + 1), "");
+    }
+
+    // The kernel's name is what gethostname(2) reads.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_hostname_is_the_machine_s() {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(hostname(), kernel.trim_end());
+    }
+
     fn unix(time: SystemTime) -> i64 {
         time.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
     }
