@@ -575,6 +575,29 @@ mod tests {
         })
     }
 
+    /// A daemon's socket at `path`, its reads bounded.
+    fn listening(path: &std::path::Path) -> UnixDatagram {
+        let receiver = UnixDatagram::bind(path).unwrap();
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        receiver
+    }
+
+    /// The daemon restarts: its socket goes, and another takes the path.
+    fn restarted(receiver: UnixDatagram, path: &std::path::Path) -> UnixDatagram {
+        drop(receiver);
+        std::fs::remove_file(path).unwrap();
+        listening(path)
+    }
+
+    /// The next datagram the daemon gets, as text.
+    fn received(receiver: &UnixDatagram) -> String {
+        let mut buf = [0u8; 1024];
+        let n = receiver.recv(&mut buf).unwrap();
+        String::from_utf8(buf[..n].to_vec()).unwrap()
+    }
+
     #[test]
     fn a_datagram_is_rfc_3164_with_the_line_cut_to_fit() {
         let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -621,35 +644,21 @@ mod tests {
         let mut sink = sink_to(SyslogTarget::Unix(path.clone()));
         assert!(sink.socket.is_none());
         let t0 = sink.opened_at.unwrap();
-        let receiver = UnixDatagram::bind(&path).unwrap();
-        receiver
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let receiver = listening(&path);
         sink.send_at("early", 200, t0, time, &lost);
         assert_eq!(lost.load(Ordering::Relaxed), 1);
         // A second on, it connects.
         let later = t0 + RECONNECT_EVERY;
         sink.send_at("first", 200, later, time, &lost);
-        let mut buf = [0u8; 1024];
-        let n = receiver.recv(&mut buf).unwrap();
-        let got = std::str::from_utf8(&buf[..n]).unwrap();
         assert_eq!(
-            got,
+            received(&receiver),
             format!("<190>{} inverso: first", local_stamp(unix(time)))
         );
         // The daemon restarts: the socket's peer is gone, another is at
         // the path. The next line finds the new one, none lost.
-        drop(receiver);
-        std::fs::remove_file(&path).unwrap();
-        let receiver = UnixDatagram::bind(&path).unwrap();
-        receiver
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let receiver = restarted(receiver, &path);
         sink.send_at("after", 200, later + RECONNECT_EVERY, time, &lost);
-        let n = receiver.recv(&mut buf).unwrap();
-        assert!(std::str::from_utf8(&buf[..n])
-            .unwrap()
-            .ends_with(" inverso: after"));
+        assert!(received(&receiver).ends_with(" inverso: after"));
         assert_eq!(lost.load(Ordering::Relaxed), 1);
     }
 
@@ -799,22 +808,13 @@ mod tests {
         let receiver = UnixDatagram::bind(&path).unwrap();
         let mut sink = sink_to(SyslogTarget::Unix(path.clone()));
         let t0 = sink.opened_at.unwrap();
-        drop(receiver);
-        std::fs::remove_file(&path).unwrap();
-        let receiver = UnixDatagram::bind(&path).unwrap();
-        receiver
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        let receiver = restarted(receiver, &path);
         // As SIGUSR1 asks: the socket is opened again at the next line,
         // though one was opened less than a second before.
         sink.reconnect();
         let lost = AtomicU64::new(0);
         sink.send_at("after", 200, t0, SystemTime::now(), &lost);
-        let mut buf = [0u8; 1024];
-        let n = receiver.recv(&mut buf).unwrap();
-        assert!(std::str::from_utf8(&buf[..n])
-            .unwrap()
-            .ends_with(" inverso: after"));
+        assert!(received(&receiver).ends_with(" inverso: after"));
         assert_eq!(lost.load(Ordering::Relaxed), 0);
     }
 
