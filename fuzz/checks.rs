@@ -921,6 +921,7 @@ pub fn rewrite(data: &[u8]) {
             certificate: None,
             request_id: Some("r-1"),
             pool: Some("default"),
+            connection: Some((7, 3)),
             route_host: None,
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };

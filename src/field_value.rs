@@ -68,6 +68,9 @@ pub struct Facts<'a> {
     pub certificate: Option<&'a ClientCertificate>,
     pub request_id: Option<&'a str>,
     pub pool: Option<&'a str>,
+    /// The client connection's serial number and the requests it has
+    /// carried, this one included (`$connection`, `$connection_requests`).
+    pub connection: Option<(u64, u64)>,
     /// The host of the route the request took, as written
     /// (`$server_name`).
     pub route_host: Option<&'a str>,
@@ -99,6 +102,7 @@ impl<'a> Facts<'a> {
             certificate: None,
             request_id: None,
             pool: None,
+            connection: None,
             route_host: None,
             now: SystemTime::now(),
         }
@@ -550,10 +554,18 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             }
             return;
         }
+        Var::Connection | Var::ConnectionRequests => {
+            let count = facts.connection.map(|(serial, requests)| match var {
+                Var::Connection => serial,
+                _ => requests,
+            });
+            if let Some(count) = count {
+                out.extend_from_slice(Decimal::new(count).as_bytes());
+            }
+            return;
+        }
         // The log's alone: refused by `parse`.
-        Var::Connection
-        | Var::ConnectionRequests
-        | Var::Termination
+        Var::Termination
         | Var::LimitReqStatus
         | Var::RequestBody
         | Var::TcpinfoRtt
@@ -757,6 +769,7 @@ mod tests {
             user: Some("ann"),
             request_id: Some("r-1"),
             pool: Some("api"),
+            connection: Some((7, 3)),
             route_host: Some("*.shop.example"),
             proxied_to: Some(([198, 51, 100, 1], 443).into()),
             ..facts(&head)
@@ -800,6 +813,7 @@ mod tests {
             ),
             ("$request_id $pool $scheme $https", "r-1 api https on"),
             ("$server_name", "*.shop.example"),
+            ("$connection/$connection_requests", "7/3"),
             (
                 "$ssl_protocol $ssl_cipher $ssl_server_name",
                 "TLSv1.3 TLS13_AES_128_GCM_SHA256 shop.example",
@@ -884,7 +898,6 @@ mod tests {
         }
         for family in [FieldFamily::Request, FieldFamily::Response] {
             for value in [
-                "c=$connection",
                 "t=$limit_req_status",
                 "$request_body",
                 "$tcpinfo_rtt",

@@ -97,9 +97,7 @@ impl Var {
     pub fn log_only(self) -> bool {
         matches!(
             self,
-            Var::Connection
-                | Var::ConnectionRequests
-                | Var::Termination
+            Var::Termination
                 | Var::LimitReqStatus
                 | Var::RequestBody
                 | Var::TcpinfoRtt

@@ -491,6 +491,36 @@ fn request_id_is_the_id_request_id_header_carries() {
 }
 
 #[test]
+fn connection_and_connection_requests_tell_the_backend_which_client_connection_and_its_count() {
+    let backend = Backend::echo("app");
+    let proxy = proxy_for(
+        &backend,
+        "request_header.X-Conn = $connection/$connection_requests\n\
+         response_header.X-Conn = $connection/$connection_requests\n",
+    );
+    let mut first = proxy.connect();
+    let mut second = proxy.connect();
+    let answers = [
+        ("/a1", first.get("/a1")),
+        ("/a2", first.get("/a2")),
+        ("/b1", second.get("/b1")),
+    ];
+    let sent: Vec<(u64, u64)> = answers
+        .iter()
+        .map(|(path, answer)| {
+            let value = one(&seen_at(&backend, path), "x-conn").expect("the backend got it");
+            assert_eq!(answer.header("x-conn"), Some(value.as_str()), "{path}");
+            let (serial, requests) = value.split_once('/').unwrap();
+            (serial.parse().unwrap(), requests.parse().unwrap())
+        })
+        .collect();
+    // One connection's two requests, counted; the other's first.
+    assert_eq!(sent[0].0, sent[1].0);
+    assert_eq!((sent[0].1, sent[1].1, sent[2].1), (1, 2, 1));
+    assert_ne!(sent[2].0, sent[0].0);
+}
+
+#[test]
 fn pool_names_the_pool_routed_to_and_a_pool_s_own_value_takes_the_top_level_s_place() {
     let site = Backend::echo("site");
     let api = Backend::echo("api");

@@ -72,6 +72,7 @@ pub fn serve(
         current.refresh(&mut shared, &mut seen);
         take_settings(&mut client, &shared, seen, &mut timeout);
         served += 1;
+        client.connection = (connection, served);
         client.forget_forwarded();
         client.user = None;
         client.limit_req = None;

@@ -176,6 +176,10 @@ pub(super) struct Client {
     /// With `sticky_cookie`: the cookie, and the target it named in this
     /// request, if it did.
     pub(super) sticky: Option<Sticky>,
+    /// The connection's serial number, and the requests it has carried,
+    /// the one being served included (`$connection`,
+    /// `$connection_requests`).
+    pub(super) connection: (u64, u64),
     /// The route this request took (its index in the generation's
     /// `routes`); `None`: it goes to `targets`.
     pub(super) route: Option<usize>,
@@ -285,6 +289,7 @@ impl Client {
             body_read_whole: false,
             request_body: None,
             sticky: None,
+            connection: (0, 0),
             route: None,
             sent_target: None,
             made_target: None,

@@ -132,6 +132,7 @@ pub(in crate::proxy) fn facts<'a>(
         // From the route: `client.pool` is taken for the log before a
         // revalidation in the background renders these.
         pool: (shared.routed_pool(client.route)).map(|i| &**shared.pools.get(i).shared_name()),
+        connection: Some(client.connection),
         route_host: (client.route)
             .and_then(|i| shared.config.routes.get(i))
             .and_then(|route| route.server_name())
