@@ -386,9 +386,13 @@ fn write_answer_var(var: Var, answer: &Answer<'_>, out: &mut Vec<u8>) {
     };
     match var {
         Var::Status => out.extend_from_slice(Decimal::new(answer.status.into()).as_bytes()),
-        // Of each backend tried, as nginx lists them: a `-` for the last
-        // only when others come before it.
-        _ if var.per_target() => {
+        // Of each backend tried, as nginx lists them (those a head can
+        // tell): a `-` for the last only when others come before it.
+        Var::UpstreamAddr
+        | Var::UpstreamStatus
+        | Var::UpstreamConnectTime
+        | Var::UpstreamHeaderTime
+        | Var::UpstreamMs => {
             let last = answer.last.value(var);
             if last.is_some() || !answer.earlier.is_empty() {
                 push_earlier(var, answer.earlier, out);
@@ -555,11 +559,12 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             return;
         }
         Var::Connection | Var::ConnectionRequests => {
-            let count = facts.connection.map(|(serial, requests)| match var {
-                Var::Connection => serial,
-                _ => requests,
-            });
-            if let Some(count) = count {
+            if let Some((serial, requests)) = facts.connection {
+                let count = if var == Var::Connection {
+                    serial
+                } else {
+                    requests
+                };
                 out.extend_from_slice(Decimal::new(count).as_bytes());
             }
             return;

@@ -128,23 +128,6 @@ impl Var {
         )
     }
 
-    /// Whether it says something of each target tried, which nginx lists
-    /// for every one, comma-separated (see [`crate::upstream_tries`]).
-    pub fn per_target(self) -> bool {
-        matches!(
-            self,
-            Var::UpstreamAddr
-                | Var::UpstreamStatus
-                | Var::UpstreamConnectTime
-                | Var::UpstreamHeaderTime
-                | Var::UpstreamMs
-                | Var::UpstreamResponseTime
-                | Var::UpstreamBytesReceived
-                | Var::UpstreamResponseLength
-                | Var::UpstreamBytesSent
-        )
-    }
-
     /// Whether its value is known only once a response has come: such a
     /// variable cannot go in a request.
     pub fn after_response(self) -> bool {

@@ -536,7 +536,7 @@ fn write_var(
     }
 }
 
-/// A per-target variable (see [`Var::per_target`]): of each target
+/// A variable of a target (see [`crate::upstream_tries::UpstreamTry::value`]): of each target
 /// tried before the last, then of the last, as nginx lists them
 /// (`502, 200`). Inside a list, a target with nothing to say is `-`
 /// whatever the escaping.
