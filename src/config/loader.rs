@@ -451,6 +451,34 @@ mod tests {
             let e = build(&format!("targets = {targets}\n")).unwrap_err();
             assert!(e.message.contains(says), "{targets}: {e}");
         }
+        // PROXY protocol: either version, on any target, once.
+        let c = build(
+            "targets = 127.0.0.1:1 send_proxy, 127.0.0.1:2 tls send_proxy_v2, \
+                       unix:/run/app.sock send_proxy, 127.0.0.1:3\n",
+        )
+        .unwrap();
+        let sent: Vec<_> = c.targets.iter().map(|t| t.send_proxy).collect();
+        use crate::http::send_proxy::ProxyVersion::{V1, V2};
+        assert_eq!(sent, [Some(V1), Some(V2), Some(V1), None]);
+        for (targets, says) in [
+            (
+                "127.0.0.1:1 send_proxy send_proxy",
+                "send_proxy given twice",
+            ),
+            (
+                "127.0.0.1:1 send_proxy_v2 send_proxy_v2",
+                "send_proxy_v2 given twice",
+            ),
+            ("127.0.0.1:1 send_proxy send_proxy_v2", "given both"),
+            (
+                "127.0.0.1:1 send_proxy=v2",
+                "unknown option `send_proxy=v2`",
+            ),
+            ("127.0.0.1:1 send-proxy", "send_proxy or send_proxy_v2"),
+        ] {
+            let e = build(&format!("targets = {targets}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{targets}: {e}");
+        }
         assert_eq!(
             build("worker_priority = -5\ntargets = 127.0.0.1:1\n")
                 .unwrap()

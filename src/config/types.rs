@@ -3,6 +3,7 @@
 //! requests are spread over them.
 
 use crate::access_log::Template;
+use crate::http::send_proxy::ProxyVersion;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -79,6 +80,10 @@ pub struct Target {
     /// (`tls_name=NAME`, else the host it is written with) and the name
     /// sent in SNI unless it is an address; `None`: plain HTTP.
     pub tls: Option<rustls_pki_types::ServerName<'static>>,
+    /// `send_proxy` or `send_proxy_v2`: each connection to it starts with
+    /// a PROXY protocol header naming the client, as HAProxy's
+    /// `send-proxy` and `send-proxy-v2`; `None`: none.
+    pub send_proxy: Option<ProxyVersion>,
 }
 
 impl Target {
@@ -94,6 +99,7 @@ impl Target {
             max_fails: None,
             fail_timeout: None,
             tls: None,
+            send_proxy: None,
         }
     }
 
@@ -245,6 +251,7 @@ mod tests {
             max_fails: Some(4),
             fail_timeout: Some(Duration::from_secs(45)),
             tls: None,
+            send_proxy: None,
         };
         let addrs: Vec<SocketAddr> = vec![
             "10.0.0.5:80".parse().unwrap(),

@@ -12,6 +12,7 @@ pub mod head;
 pub mod headers;
 pub mod proxy_protocol;
 pub mod range;
+pub mod send_proxy;
 pub mod structured;
 pub mod tls;
 

@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::Instant;
 
 /// Version 2's first 12 bytes.
-const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
+pub(super) const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
 /// Version 1's longest line, CRLF included (section 2.1).
 const V1_MAX: usize = 107;
 /// The longest version 2 header accepted: the addresses and room for the
@@ -64,11 +64,9 @@ pub enum ProxyHeaderError {
 use ProxyHeaderError as E;
 
 /// Version 2's TLV type for TLS details, and its "client used TLS" bit.
-const PP2_TYPE_SSL: u8 = 0x20;
-const PP2_CLIENT_SSL: u8 = 0x01;
+pub(super) const PP2_TYPE_SSL: u8 = 0x20;
+pub(super) const PP2_CLIENT_SSL: u8 = 0x01;
 
-/// Parses the header at the start of `buf`: `Ok(None)` while it is
-/// incomplete; an error when these bytes cannot start one.
 /// Why a connection under `proxy_protocol` did not start with a header.
 #[derive(Debug, thiserror::Error)]
 pub enum NoHeader {
@@ -153,6 +151,8 @@ pub fn header_part(buf: &[u8]) -> usize {
     }
 }
 
+/// Parses the header at the start of `buf`: `Ok(None)` while it is
+/// incomplete; an error when these bytes cannot start one.
 pub fn parse(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
     let signature_seen = buf.len().min(V2_SIGNATURE.len());
     if buf[..signature_seen] == V2_SIGNATURE[..signature_seen] {

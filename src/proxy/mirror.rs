@@ -13,9 +13,10 @@ use super::{Current, Shared};
 use crate::http::conn::{is_timeout, write_all_vectored_counting};
 use crate::http::conn::{SharedStream, Stream};
 use crate::http::head::{find_head_end, parse_response};
+use crate::http::send_proxy::ClientEnds;
 use crate::http::{BodyKind, BufConn};
 use crate::metrics::Metrics;
-use crate::upstream::{Pick, Upstream, UpstreamConn, Upstreams};
+use crate::upstream::{ForClient, Pick, Upstream, UpstreamConn, Upstreams};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::io::IoSlice;
 use std::net::IpAddr;
@@ -51,6 +52,9 @@ pub(super) struct Duplicate {
     pub client: IpAddr,
     pub uri: String,
     pub key: Option<Vec<u8>>,
+    /// Whom a `send_proxy` target's PROXY header names: the client of
+    /// the request copied.
+    pub ends: ClientEnds,
 }
 
 impl Duplicate {
@@ -217,7 +221,13 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
         .any(|m| copy.head.starts_with(m.as_bytes()));
     let mut fresh = false;
     loop {
-        let Ok(mut up) = upstreams.checkout(target, fresh, |_| {}) else {
+        // A connection to a `send_proxy` target names the client: it
+        // closes after the copy, kept by nobody.
+        let client = ForClient {
+            ends: copy.ends,
+            kept: None,
+        };
+        let Ok(mut up) = upstreams.checkout(target, fresh, Some(client), |_| {}) else {
             return None;
         };
         // Bytes on an idle connection are no answer to this copy.
@@ -227,7 +237,7 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
         match send_and_read(&mut up, copy, is_head, target.keeps_no_connection()) {
             Answer::Read(status, reusable) => {
                 if reusable && up.conn.buffered().is_empty() {
-                    target.checkin(up.conn);
+                    target.checkin(up.conn, None);
                 }
                 return Some(status);
             }

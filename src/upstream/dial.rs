@@ -7,7 +7,7 @@ use crate::config::Endpoint;
 use crate::http::conn::{Kind, Stream};
 use crate::http::tls::{HandshakeError, TlsStream};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
-use std::io;
+use std::io::{self, Write};
 use std::time::Duration;
 
 /// A socket for `endpoint`, not connected yet (see [`connect`]): one a
@@ -62,6 +62,16 @@ pub fn handshake(stream: &Stream, limit: Duration) -> io::Result<()> {
             e => io::Error::new(kind, format!("TLS handshake: {e}")),
         }
     })
+}
+
+/// Writes `bytes` on `stream`, connected, before anything else and
+/// outside any TLS (a PROXY header goes before the TLS hello), within
+/// `limit`. They are a few dozen bytes on a new connection, which its
+/// send buffer takes at once.
+pub fn send_in_clear(stream: &Stream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    let socket = SockRef::from(stream);
+    socket.set_write_timeout(Some(limit.max(Duration::from_millis(1))))?;
+    (&*socket).write_all(bytes)
 }
 
 /// Connects `stream`, opened by [`open`] for `endpoint`, within `timeout`.

@@ -84,6 +84,13 @@ impl IdleConns {
         self.clear();
     }
 
+    /// Whether a connection idle since `since` may still be used, as one
+    /// of these would be: connections are kept, the pool is not retired,
+    /// and it has not idled past `max_age`.
+    pub fn would_keep(&self, since: Instant) -> bool {
+        self.max_idle > 0 && !self.retired.load(Ordering::Relaxed) && since.elapsed() < self.max_age
+    }
+
     pub fn give(&self, conn: BufConn<SharedStream<Stream>>) {
         if self.max_idle == 0 {
             return;

@@ -10,7 +10,10 @@
 //!   and a connection to it lent from its idle ones or made anew and
 //!   given back ([`UpstreamConn`]).
 //! - `dial`: a socket to a backend opened, connected and its TLS
-//!   handshake made ([`open`], [`connect`], [`handshake`]).
+//!   handshake made ([`open`], [`connect`], [`handshake`]), and a PROXY
+//!   header sent before it ([`send_in_clear`]).
+//! - `kept`: the connection a client connection keeps to a `send_proxy`
+//!   target, never pooled ([`KeptConns`]).
 //! - `pick`: which target the next request goes to, or why none, and
 //!   the wait for a slot at targets at their `max_conns` ([`Pick`]).
 //! - `states`: what a target's state carries over to the next
@@ -31,16 +34,19 @@ pub mod state_file;
 pub mod sticky;
 
 mod dial;
+mod kept;
 mod pick;
 mod states;
 mod target;
 
-pub use dial::{connect, handshake, open};
+pub use dial::{connect, handshake, open, send_in_clear};
+pub use kept::{ForClient, KeptConns};
 pub use pick::Pick;
 pub use slots::InFlight;
 pub use target::{BackendTls, UpstreamConn};
 
 use crate::config::{Config, Endpoint, Target};
+use crate::http::send_proxy::ProxyVersion;
 use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
 use balancer::Balancer;
@@ -66,6 +72,8 @@ pub struct Upstream {
     pub addr: Endpoint,
     /// How it is spoken to over TLS (`tls`); `None`: plain HTTP.
     pub tls: Option<BackendTls>,
+    /// The PROXY header each connection to it starts with (`send_proxy`).
+    pub send_proxy: Option<ProxyVersion>,
     pub weight: u32,
     pub backup: bool,
     /// Written `down`: in maintenance from the start (see
@@ -168,6 +176,7 @@ impl Upstreams {
                             .unwrap_or_else(crate::tls::backends::default_client_config),
                         name,
                     }),
+                    send_proxy: t.send_proxy,
                     weight: t.weight,
                     backup: t.backup,
                     down: t.down,
@@ -282,6 +291,7 @@ impl Upstreams {
                 host: t.host.clone(),
                 addr: t.addr.clone(),
                 tls: t.tls.clone(),
+                send_proxy: t.send_proxy,
                 health: t.health.clone(),
             })
             .collect()

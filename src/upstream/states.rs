@@ -180,6 +180,7 @@ mod tests {
             max_fails,
             fail_timeout,
             tls: None,
+            send_proxy: None,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

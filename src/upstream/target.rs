@@ -2,9 +2,11 @@
 //! connection to it lent from its idle ones or made anew, and given back.
 
 use super::admin_state::AdminState;
-use super::dial::{connect, handshake, open};
+use super::dial::{connect, handshake, open, send_in_clear};
+use super::kept::{ForClient, KeptConns};
 use super::{slots, Upstream, Upstreams};
 use crate::http::conn::{Kind, SharedStream, Socket as _, Stream};
+use crate::http::send_proxy;
 use crate::http::BufConn;
 use rustls_pki_types::ServerName;
 use std::io;
@@ -30,15 +32,23 @@ impl Upstream {
         self.idle.clear();
     }
 
-    /// Returns a connection whose last exchange ended cleanly; one to a
-    /// target in maintenance is closed.
-    pub fn checkin(&self, mut conn: BufConn<SharedStream<Stream>>) {
+    /// Returns a connection whose last exchange ended cleanly: to the
+    /// pool, or, to a `send_proxy` target, to the client connection it
+    /// was made for (`kept`; with none, it closes). One to a target in
+    /// maintenance is closed.
+    pub fn checkin(&self, mut conn: BufConn<SharedStream<Stream>>, kept: Option<&KeptConns>) {
         if self.health.admin_state() == AdminState::Maint {
             return;
         }
         conn.release_if_empty();
         if let Kind::Tls(tls) = conn.get_ref().kind() {
             tls.release_if_empty();
+        }
+        if self.send_proxy.is_some() {
+            if let Some(kept) = kept.filter(|_| !self.keeps_no_connection()) {
+                kept.keep(self, conn);
+            }
+            return;
         }
         self.idle.give(conn);
         // Put into maintenance while it was given back: the clear that
@@ -95,7 +105,9 @@ pub struct UpstreamConn {
 
 impl Upstreams {
     /// An idle pooled connection to `target`, or a new one when none is
-    /// left or `fresh` is asked for.
+    /// left or `fresh` is asked for. To a `send_proxy` target, the one
+    /// `client` kept instead, or a new one that starts with the PROXY
+    /// header naming `client` (a health probe's `UNKNOWN` with none).
     ///
     /// `in_use` is shown the socket before anything waits on it, even the
     /// connect: a forced shutdown can then end the wait (see
@@ -105,10 +117,16 @@ impl Upstreams {
         &self,
         target: &Upstream,
         fresh: bool,
+        client: Option<ForClient<'_>>,
         in_use: impl FnOnce(&Arc<Stream>),
     ) -> io::Result<UpstreamConn> {
         if !fresh {
-            if let Some(conn) = target.idle.take() {
+            let idle = match (target.send_proxy, client.and_then(|c| c.kept)) {
+                (None, _) => target.idle.take(),
+                (Some(_), Some(kept)) => kept.take_for(target),
+                (Some(_), None) => None,
+            };
+            if let Some(conn) = idle {
                 in_use(&conn.get_ref().0);
                 return Ok(UpstreamConn {
                     received_from: conn.get_ref().received(),
@@ -124,6 +142,11 @@ impl Upstreams {
         in_use(&stream);
         let started = Instant::now();
         connect(&stream, &target.addr, self.connect_timeout)?;
+        if let Some(version) = target.send_proxy {
+            let header = send_proxy::header(version, client.as_ref().map(|c| &c.ends));
+            let left = self.connect_timeout.saturating_sub(started.elapsed());
+            send_in_clear(&stream, &header, left)?;
+        }
         match stream.kind() {
             Kind::Tcp(tcp) => tcp.set_nodelay(true)?,
             Kind::Tls(tls) => tls.tcp().set_nodelay(true)?,

@@ -3,10 +3,11 @@
 
 use super::scalars::{parse_fail_timeout, parse_max_fails, parse_number};
 use crate::config::{Config, Endpoint, Target};
+use crate::http::send_proxy::ProxyVersion;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME], ...`
+/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
 /// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
@@ -30,6 +31,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut down = false;
         let mut tls = false;
         let mut tls_name = None;
+        let mut send_proxy = None;
         let once = |key: &str| format!("target {name}: {key} given twice");
         let bad = |key: &str, m: String| format!("target {name}: {key}: {m}");
         for option in words {
@@ -52,6 +54,21 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     return Err(once("tls"));
                 }
                 tls = true;
+                continue;
+            }
+            if let Some(version) = [ProxyVersion::V1, ProxyVersion::V2]
+                .into_iter()
+                .find(|v| v.option() == option)
+            {
+                if let Some(given) = send_proxy.replace(version) {
+                    return Err(match given == version {
+                        true => once(option),
+                        false => format!(
+                            "target {name}: send_proxy and send_proxy_v2 given both (one \
+                             header per connection: choose the version its backend reads)"
+                        ),
+                    });
+                }
                 continue;
             }
             match option.split_once('=') {
@@ -80,7 +97,8 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
                          max_conns=N, backup or down; for passive health, max_fails=N or \
-                         fail_timeout=D; for TLS, tls and tls_name=NAME)"
+                         fail_timeout=D; for TLS, tls and tls_name=NAME; for a PROXY \
+                         protocol header, send_proxy or send_proxy_v2)"
                     ))
                 }
             }
@@ -119,6 +137,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             max_fails,
             fail_timeout,
             tls,
+            send_proxy,
         };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
@@ -174,6 +193,9 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         }
         if let Some(name) = &target.tls {
             options.push_str(&format!(", tls for {}", name.to_str()));
+        }
+        if let Some(version) = target.send_proxy {
+            options.push_str(&format!(", {}", version.option()));
         }
         if target.backup {
             options.push_str(", backup");
@@ -449,6 +471,7 @@ mod tests {
             max_fails: None,
             fail_timeout: None,
             tls: None,
+            send_proxy: None,
         }
     }
 
@@ -488,13 +511,16 @@ mod tests {
 
     #[test]
     fn check_lists_each_address_of_a_name_under_the_name() {
-        let mut targets = vec![Target::new("10.0.0.1:80", "10.0.0.1:80".parse().unwrap())];
+        let mut targets = vec![Target {
+            send_proxy: Some(ProxyVersion::V2),
+            ..Target::new("10.0.0.1:80", "10.0.0.1:80".parse().unwrap())
+        }];
         targets.extend(written_as("app:80").at(&addrs(&["10.0.0.5:80", "10.0.0.6:80"])));
         targets.extend(written_as("db:80").at(&addrs(&["10.0.0.9:80"])));
         assert_eq!(
             target_lines(&Config::with_targets(targets)),
             [
-                "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1)",
+                "# target 10.0.0.1:80 -> 10.0.0.1:80 (weight 1, send_proxy_v2)",
                 "# target app:80 resolves to 2 addresses, each a target of its own:",
                 "# target app:80@10.0.0.5:80 -> 10.0.0.5:80 (weight 3, max_conns 7, backup)",
                 "# target app:80@10.0.0.6:80 -> 10.0.0.6:80 (weight 3, max_conns 7, backup)",

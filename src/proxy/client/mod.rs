@@ -30,12 +30,14 @@ use crate::config::Config;
 use crate::field_value::Pending;
 use crate::http::conn::{ClientStream, SharedStream, Socket as _};
 use crate::http::head::RequestLimits;
+use crate::http::send_proxy::ClientEnds;
 use crate::http::tls::TlsStream;
 use crate::http::{BufConn, RequestHead};
 use crate::metrics::GzipCounters;
 use crate::pace::Pacing;
 use crate::tls::client_cert::ClientCertificate;
 use crate::upstream::sticky::Sticky;
+use crate::upstream::{ForClient, KeptConns};
 use crate::upstream_tries::UpstreamTry;
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
@@ -218,6 +220,9 @@ pub(super) struct Client {
     /// backend names in `X-Accel-Redirect` is served for (see
     /// [`super::files::accel_request`]).
     pub(super) accel: Option<RequestHead>,
+    /// The connections this client connection keeps to `send_proxy`
+    /// targets between its requests: their PROXY headers named it.
+    pub(super) kept_backend: KeptConns,
 }
 
 /// The receive timeout a client socket has. Each read that may wait sets
@@ -301,6 +306,23 @@ impl Client {
             watch,
             after_response: None,
             accel: None,
+            kept_backend: KeptConns::default(),
+        }
+    }
+
+    /// Whom a connection to a backend is made for: the two ends of this
+    /// connection as a PROXY header names them (the client a PROXY header
+    /// in front named, not the one `real_ip_from` takes from a field: a
+    /// kept connection serves the next request too), and where those to
+    /// `send_proxy` targets are kept.
+    pub(super) fn for_backend(&self) -> ForClient<'_> {
+        ForClient {
+            ends: ClientEnds {
+                source: SocketAddr::new(self.peer, self.peer_port),
+                destination: self.proxied_to.unwrap_or(self.server),
+                tls: (self.tls_in_front).then(|| self.tls.as_ref().map(|tls| tls.protocol)),
+            },
+            kept: Some(&self.kept_backend),
         }
     }
 

@@ -48,7 +48,9 @@ pub(super) fn attempt(
         let connecting = Instant::now();
         client.upstream_connect = None;
         let mut up = upstreams
-            .checkout(target, fresh, |stream| client.watch.watch_backend(stream))
+            .checkout(target, fresh, Some(client.for_backend()), |stream| {
+                client.watch.watch_backend(stream)
+            })
             .map_err(|e| {
                 if is_local_shortage(&e) {
                     Failure::Local(e)

@@ -32,6 +32,7 @@ pub(super) fn mirror(
         client: client.real_ip,
         uri: uri.to_string(),
         key: client.hash_key().map(<[u8]>::to_vec),
+        ends: client.for_backend().ends,
     });
 }
 

@@ -23,7 +23,7 @@ pub(super) fn reuse(client: &Client, target: &Upstream, conn: BufConn<SharedStre
         // No longer this connection's to cut at a forced close: from the
         // pool it may carry someone else's request.
         client.watch.backend_done();
-        target.checkin(conn);
+        target.checkin(conn, Some(&client.kept_backend));
     }
 }
 

@@ -197,6 +197,9 @@ pub struct Probe {
     pub addr: Endpoint,
     /// Probes of a target with `tls` go over TLS, as its requests do.
     pub tls: Option<super::BackendTls>,
+    /// Probes of a `send_proxy` target start with the header too (as
+    /// HAProxy's do), one that names no client: the backend expects one.
+    pub send_proxy: Option<crate::http::send_proxy::ProxyVersion>,
     pub health: Arc<Health>,
 }
 
@@ -378,6 +381,7 @@ mod tests {
             host: "t:1".into(),
             addr: addr.into(),
             tls: None,
+            send_proxy: None,
             health: h.clone(),
         };
         let settings = Active {
@@ -437,6 +441,7 @@ mod tests {
                 host: addr.to_string().into(),
                 addr: addr.into(),
                 tls: None,
+                send_proxy: None,
                 health: Arc::new(health(1, 3600)),
             })
             .collect();

@@ -58,13 +58,16 @@ pub enum ProbeError {
 ///
 /// [`ProbeKind::Connect`]: the connect is the probe, bounded by
 /// `connect_timeout` (and the probe's timeout), and the connection is
-/// closed as soon as it is made: nothing is sent or read, so a backend
+/// closed as soon as it is made: nothing is sent (but the PROXY header of
+/// a `send_proxy` target, whose fate is not waited for) or read, so a backend
 /// that accepts and never answers, or resets the connection at once, is
 /// up (HAProxy's layer-4 check).
 ///
 /// To a target with `tls`, connecting takes the TLS handshake too, in the
 /// same time: a certificate that would fail a request fails the probe
-/// (HAProxy's layer-6 check).
+/// (HAProxy's layer-6 check). To a `send_proxy` target, every probe
+/// starts with a PROXY header that names no client (`UNKNOWN`, `LOCAL`),
+/// as HAProxy's do: its backend refuses a connection without one.
 ///
 /// [`ProbeKind::Http`]: a 2xx or 3xx final status is healthy, or one
 /// `expect_status` lists, with a body that holds `expect_body` when that
@@ -97,9 +100,18 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
                 Err(e) if layer_4 && e.kind() == io::ErrorKind::ConnectionReset => {}
                 connected => connected?,
             }
-            let left =
-                (deadline.min(started + connect_within)).saturating_duration_since(Instant::now());
-            super::handshake(&stream, left)?;
+            let left = || {
+                (deadline.min(started + connect_within)).saturating_duration_since(Instant::now())
+            };
+            if let Some(version) = probe.send_proxy {
+                let header = crate::http::send_proxy::header(version, None);
+                let sent = super::send_in_clear(&stream, &header, left());
+                // A layer-4 check asks no more than the connect, made.
+                if !layer_4 {
+                    sent?;
+                }
+            }
+            super::handshake(&stream, left())?;
             Ok(stream)
         })
         .map_err(|e| {
@@ -332,6 +344,7 @@ mod tests {
             host: addr.to_string().into(),
             addr: addr.into(),
             tls: None,
+            send_proxy: None,
             health: Arc::new(health(1, 10)),
         }
     }
@@ -443,6 +456,7 @@ mod tests {
             host: "t:1".into(),
             addr,
             tls: None,
+            send_proxy: None,
             health: Arc::new(health(1, 10)),
         };
         probe_once(&probe, &settings)
