@@ -49,6 +49,7 @@ mod tests {
             client: "127.0.0.1".parse().unwrap(),
             peer: Some(([127, 0, 0, 1], 40_000).into()),
             proxied_to: None,
+            proxy_tlvs: None,
             server: Some(([127, 0, 0, 1], 8080).into()),
             remote_user: None,
             request_line: "GET /a\"b HTTP/1.1".into(),

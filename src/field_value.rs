@@ -9,6 +9,7 @@
 use crate::config::FieldFamily;
 use crate::digits::{hex_pair, is_unreserved, Decimal, Thousandths};
 use crate::http::date::{format_certificate_date, Clf, Iso8601};
+use crate::http::proxy_tlv;
 use crate::http::RequestHead;
 use crate::tls::client_cert::ClientCertificate;
 use crate::upstream_tries::{push_earlier, TryValue, UpstreamTry};
@@ -56,6 +57,9 @@ pub struct Facts<'a> {
     /// The address a PROXY header said the client connected to: with
     /// one, `peer` is the client it named (`$proxy_protocol_addr`).
     pub proxied_to: Option<SocketAddr>,
+    /// The TLVs of the connection's version 2 PROXY header, when it had
+    /// any (`$proxy_protocol_tlv_<name>`).
+    pub proxy_tlvs: Option<&'a [u8]>,
     /// The address and port it connected to.
     pub server: SocketAddr,
     /// The user `auth_basic` accepted for this request.
@@ -94,6 +98,7 @@ impl<'a> Facts<'a> {
             client: [192, 0, 2, 10].into(),
             peer: ([192, 0, 2, 10], 51_000).into(),
             proxied_to: None,
+            proxy_tlvs: None,
             server: ([192, 0, 2, 1], 8080).into(),
             user: None,
             scheme: "http",
@@ -621,6 +626,14 @@ fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
                 out.extend_from_slice(value.as_bytes());
             }
         }
+        Named::ProxyTlv(name) => {
+            if let Some(value) = facts
+                .proxy_tlvs
+                .and_then(|tlvs| proxy_tlv::value(tlvs, *name))
+            {
+                out.extend_from_slice(&value);
+            }
+        }
         Named::Var(_)
         | Named::Field(_)
         | Named::SentField(_)
@@ -777,6 +790,7 @@ mod tests {
             connection: Some((7, 3)),
             route_host: Some("*.shop.example"),
             proxied_to: Some(([198, 51, 100, 1], 443).into()),
+            proxy_tlvs: None,
             ..facts(&head)
         };
         let pid = std::process::id().to_string();

@@ -6,6 +6,7 @@
 //! backend's fields.
 
 use crate::config::nearest;
+use crate::http::proxy_tlv::TlvName;
 use std::borrow::Cow;
 
 /// Every variable but `$http_<name>`.
@@ -271,6 +272,9 @@ pub enum Named {
     Cookie(Box<str>),
     /// `$arg_<name>`: the query parameter of that name (see [`arg_in`]).
     Arg(Box<str>),
+    /// `$proxy_protocol_tlv_<name>`: a TLV of the connection's PROXY
+    /// header (see [`crate::http::proxy_tlv`]).
+    ProxyTlv(TlvName),
 }
 
 /// A piece of a text holding variables.
@@ -350,6 +354,9 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     // nginx's names for two request fields.
     if matches!(lower.as_str(), "content_type" | "content_length") {
         return Ok(Named::Field(lower.into()));
+    }
+    if let Some(tlv) = lower.strip_prefix("proxy_protocol_tlv_") {
+        return TlvName::parse(tlv).map(Named::ProxyTlv);
     }
     // The families of names: a prefix, then what it names.
     type Make = fn(Box<str>) -> Named;
@@ -577,6 +584,27 @@ mod tests {
         assert!(e.contains(&format!("did you mean `$http_{field}`")), "{e}");
         let e = lookup(&format!("htpp_{field}x")).unwrap_err();
         assert!(!e.contains("did you mean"), "{e}");
+    }
+
+    #[test]
+    fn a_proxy_protocol_tlv_is_named_as_nginx_names_it_in_any_case() {
+        let named = |name: &str| lookup(name).unwrap();
+        assert_eq!(
+            named("proxy_protocol_tlv_0xEA"),
+            Named::ProxyTlv(TlvName::Top(0xea))
+        );
+        assert_eq!(
+            named("Proxy_Protocol_TLV_SSL_CN"),
+            Named::ProxyTlv(TlvName::Ssl(0x22))
+        );
+        // The variables of the header's addresses stay themselves.
+        assert_eq!(
+            named("proxy_protocol_addr"),
+            Named::Var(Var::ProxyProtocolAddr)
+        );
+        let e = lookup("proxy_protocol_tlv_vpce").unwrap_err();
+        assert!(e.contains("not a TLV's name"), "{e}");
+        assert!(lookup("proxy_protocol_tlv_").is_err());
     }
 
     #[test]

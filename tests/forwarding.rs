@@ -177,6 +177,58 @@ fn a_proxy_protocol_header_names_the_client() {
 }
 
 #[test]
+fn the_tlvs_of_a_version_2_header_are_variables_as_nginx_names_them() {
+    let a = Backend::echo("a");
+    let text = format!(
+        "targets = {}\nproxy_protocol = true\n\
+         request_header.X-Endpoint = $proxy_protocol_tlv_0xea\n\
+         log_format = $proxy_protocol_tlv_alpn|$proxy_protocol_tlv_ssl_version|\
+         $proxy_protocol_tlv_ssl_verify|$proxy_protocol_tlv_authority|$proxy_protocol_tlv_0xEA\n",
+        a.addr
+    );
+    let mut proxy = start_proxy(&[a.addr], from_file(&text));
+    let tlv = |kind: u8, value: &[u8]| {
+        let mut out = vec![kind];
+        out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        out.extend_from_slice(value);
+        out
+    };
+    // What an AWS NLB in front of a PrivateLink endpoint sends (its
+    // endpoint's ID, type 0xEA, subtype 1), and HAProxy's ALPN and SSL.
+    let mut ssl = vec![0x01, 0, 0, 0, 0];
+    ssl.extend(tlv(0x21, b"TLSv1.3"));
+    let tlvs = [
+        tlv(0x01, b"http/1.1"),
+        tlv(0xea, b"\x01vpce-0abc"),
+        tlv(0x20, &ssl),
+    ]
+    .concat();
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n\x21\x11".to_vec();
+    header.extend_from_slice(&(12 + tlvs.len() as u16).to_be_bytes());
+    header.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80]);
+    header.extend_from_slice(&tlvs);
+    let mut client = proxy.connect();
+    client.send(&header);
+    assert_eq!(client.get("/").status, 200);
+    // A version 1 header has none.
+    let mut v1 = proxy.connect();
+    v1.send(b"PROXY TCP4 203.0.113.5 127.0.0.1 5555 80\r\n");
+    assert_eq!(v1.get("/v1").status, 200);
+    let endpoints: Vec<String> = (a.seen().iter())
+        .map(|s| s.field_or("x-endpoint", "(none)"))
+        .collect();
+    // A byte a field value cannot hold is written as `\xNN`; an empty
+    // value leaves the field out.
+    assert_eq!(endpoints, ["\\x01vpce-0abc", "(none)"]);
+    drop((client, v1));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(
+        proxy.log_lines(),
+        ["http/1.1|TLSv1.3|0|-|\\x01vpce-0abc", "-|-|-|-|-",]
+    );
+}
+
+#[test]
 fn hop_by_hop_fields_are_removed_and_forwarding_fields_added() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], |_| {});

@@ -2343,6 +2343,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         client: "127.0.0.1".parse().unwrap(),
         peer: None,
         proxied_to: None,
+        proxy_tlvs: None,
         server: None,
         remote_user: None,
         request_line: "GET / HTTP/1.1".into(),

@@ -26,6 +26,9 @@ pub struct Record {
     /// The address a PROXY header said the client connected to: with
     /// one, `peer` is the client it named (`$proxy_protocol_addr`).
     pub proxied_to: Option<SocketAddr>,
+    /// The TLVs of the connection's version 2 PROXY header, when it had
+    /// any (`$proxy_protocol_tlv_<name>`).
+    pub proxy_tlvs: Option<Arc<[u8]>>,
     /// The address and port the client connected to (`port` or
     /// `tls_port`), when known.
     pub server: Option<SocketAddr>,
@@ -203,6 +206,7 @@ impl Record {
             client: client.ip(),
             peer: Some(client),
             proxied_to: None,
+            proxy_tlvs: None,
             server: Some(server),
             remote_user: None,
             request_line,

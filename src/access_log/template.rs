@@ -14,6 +14,7 @@ use super::{Heads, Record};
 use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::{format_certificate_date, LogClock};
 use crate::http::headers::Headers;
+use crate::http::proxy_tlv;
 use crate::upstream_tries::TryValue;
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::borrow::Cow;
@@ -154,6 +155,7 @@ impl Template {
             client: [203, 0, 113, 7].into(),
             peer: Some(([203, 0, 113, 7], 51_234).into()),
             proxied_to: None,
+            proxy_tlvs: None,
             server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
@@ -235,6 +237,11 @@ impl Template {
                         None => request.and_then(|l| l.query()),
                     };
                     out.text(query.and_then(|query| variables::arg_in(query, name)));
+                }
+                Piece::Named(Named::ProxyTlv(name)) => {
+                    let tlvs = record.proxy_tlvs.as_deref();
+                    let value = tlvs.and_then(|tlvs| proxy_tlv::value(tlvs, *name));
+                    out.text(value.as_deref().map(String::from_utf8_lossy).as_deref());
                 }
                 Piece::Named(Named::SentField(name)) => {
                     let head = record.response_head.as_deref().unwrap_or_default();
@@ -645,6 +652,7 @@ mod tests {
             client: "192.0.2.10".parse().unwrap(),
             peer: Some(([192, 0, 2, 10], 51_000).into()),
             proxied_to: Some(([198, 51, 100, 1], 443).into()),
+            proxy_tlvs: None,
             server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
@@ -718,6 +726,7 @@ mod tests {
         Record {
             peer: None,
             proxied_to: None,
+            proxy_tlvs: None,
             remote_user: None,
             referer: None,
             user_agent: None,

@@ -11,6 +11,7 @@ pub mod forward;
 pub mod head;
 pub mod headers;
 pub mod proxy_protocol;
+pub mod proxy_tlv;
 pub mod range;
 pub mod send_proxy;
 pub mod structured;

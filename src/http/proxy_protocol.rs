@@ -28,6 +28,9 @@ pub struct Header {
     /// beside the source.
     pub destination: Option<SocketAddr>,
     pub tls: bool,
+    /// The TLVs after version 2's addresses, as they came (each fits in
+    /// its header): what `$proxy_protocol_tlv_<name>` reads.
+    pub tlvs: Box<[u8]>,
 }
 
 /// Why bytes cannot start a PROXY header.
@@ -199,6 +202,7 @@ fn parse_v1(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
         source,
         destination,
         tls: false,
+        tlvs: Box::default(),
     }))
 }
 
@@ -282,6 +286,7 @@ fn parse_v2(buf: &[u8]) -> Result<Option<Header>, ProxyHeaderError> {
         source: addresses.map(|(source, _)| source),
         destination: addresses.map(|(_, destination)| destination),
         tls: client_used_tls(tlvs)?,
+        tlvs: tlvs.into(),
     }))
 }
 

@@ -194,6 +194,7 @@ pub fn serve(
                 client: client.real_ip,
                 peer: Some(SocketAddr::new(client.peer, client.peer_port)),
                 proxied_to: client.proxied_to,
+                proxy_tlvs: client.proxy_tlvs.clone(),
                 server: Some(client.server),
                 remote_user: line.remote_user,
                 request_line: line.request_line,

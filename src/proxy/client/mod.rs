@@ -58,6 +58,9 @@ pub(super) struct Client {
     /// balancer's front): with one, `peer` is the client it named
     /// (`$proxy_protocol_addr`, `$proxy_protocol_server_addr`).
     pub(super) proxied_to: Option<SocketAddr>,
+    /// The TLVs of the connection's version 2 PROXY header, when it had
+    /// any (`$proxy_protocol_tlv_<name>`).
+    pub(super) proxy_tlvs: Option<Arc<[u8]>>,
     /// The address and port the client connected to (`port` or
     /// `tls_port`): `$server_addr`, `$server_port`.
     pub(super) server: SocketAddr,
@@ -251,6 +254,7 @@ impl Client {
             peer: peer.ip().to_canonical(),
             peer_port: peer.port(),
             proxied_to: None,
+            proxy_tlvs: None,
             server: inherited.addr,
             real_ip: peer.ip().to_canonical(),
             tls_in_front: watch.client().tls().is_some(),

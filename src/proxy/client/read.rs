@@ -140,6 +140,7 @@ impl Client {
             self.peer = source.ip().to_canonical();
             self.peer_port = source.port();
             self.proxied_to = header.destination;
+            self.proxy_tlvs = (!header.tlvs.is_empty()).then(|| header.tlvs.into());
         }
         self.tls_in_front |= header.tls;
     }

@@ -122,6 +122,7 @@ pub(in crate::proxy) fn facts<'a>(
         client: client.real_ip,
         peer: std::net::SocketAddr::new(client.peer, client.peer_port),
         proxied_to: client.proxied_to,
+        proxy_tlvs: client.proxy_tlvs.as_deref(),
         server: client.server,
         user: client.user.as_deref(),
         scheme: client.scheme,
