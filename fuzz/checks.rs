@@ -2155,6 +2155,7 @@ pub fn log_line(data: &[u8]) {
     use inverso::config::LogFormat;
     use inverso::http::date::LogClock;
     use inverso::tls::client_cert::ClientCertificate;
+    use inverso::upstream_tries::UpstreamTry;
     let [pick, flags, rest @ ..] = data else {
         return;
     };
@@ -2224,20 +2225,22 @@ pub fn log_line(data: &[u8]) {
         bytes: 5120,
         referer,
         user_agent,
-        upstream: (flags & 8 != 0).then(|| "backend.example:8080".into()),
         cache: Some("MISS"),
         duration: Duration::from_micros(12_345),
         connection: Some((7, 3)),
         head_bytes: 200,
         request_length: Some(120),
-        upstream_status: Some(200),
-        upstream_wait: Some(Duration::from_micros(10_512)),
-        upstream_connect: Some(Duration::ZERO),
         upstream_queue: Some(Duration::ZERO),
-        upstream_response: Some(Duration::from_micros(11_204)),
-        upstream_bytes_received: Some(5_320),
-        upstream_response_length: Some(5_120),
-        upstream_bytes_sent: Some(410),
+        last_try: UpstreamTry {
+            upstream: (flags & 8 != 0).then(|| "backend.example:8080".into()),
+            status: Some(200),
+            connect: Some(Duration::ZERO),
+            wait: Some(Duration::from_micros(10_512)),
+            response: Some(Duration::from_micros(11_204)),
+            bytes_received: Some(5_320),
+            response_length: Some(5_120),
+            bytes_sent: Some(410),
+        },
         earlier_tries: Vec::new(),
         route_host: None,
         gzip_sizes: Some((5_120, 1_536)),
@@ -2362,7 +2365,7 @@ pub fn log_line(data: &[u8]) {
             "id" => Logged::Value(record.request_id.clone()),
             "x_a" => Logged::Value(field_of("x_a", ", ")),
             "cookie" => Logged::Value(field_of("cookie", "; ")),
-            "upstream" => Logged::Value(record.upstream.as_deref().map(String::from)),
+            "upstream" => Logged::Value(record.last_try.upstream.as_deref().map(String::from)),
             "pool" => Logged::Value(record.pool.as_deref().map(String::from)),
             "sni" => Logged::Value(record.server_name.as_deref().map(String::from)),
             "s_dn" => of_certificate(|c| c.subject.as_deref()),
@@ -2446,7 +2449,10 @@ pub fn log_line(data: &[u8]) {
             assert_eq!(*get("remote_user"), string(record.remote_user.as_deref()));
             assert_eq!(*get("referer"), string(record.referer.as_deref()));
             assert_eq!(*get("user_agent"), string(record.user_agent.as_deref()));
-            assert_eq!(*get("upstream"), string(record.upstream.as_deref()));
+            assert_eq!(
+                *get("upstream"),
+                string(record.last_try.upstream.as_deref())
+            );
             if record.show_pool {
                 assert_eq!(*get("pool"), string(record.pool.as_deref()));
             }

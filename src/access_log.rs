@@ -41,6 +41,7 @@ pub use termination::{By, Stage, Termination};
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream_tries::UpstreamTry;
     use std::time::{Duration, UNIX_EPOCH};
 
     pub(super) fn record() -> Record {
@@ -58,20 +59,22 @@ mod tests {
             bytes: 512,
             referer: None,
             user_agent: Some("curl/8\n".into()),
-            upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1500),
             connection: Some((7, 2)),
             head_bytes: 180,
             request_length: Some(96),
-            upstream_status: Some(200),
-            upstream_wait: Some(Duration::from_micros(1250)),
-            upstream_connect: Some(Duration::from_micros(310)),
             upstream_queue: Some(Duration::ZERO),
-            upstream_response: Some(Duration::from_micros(2_100)),
-            upstream_bytes_received: Some(1_290),
-            upstream_response_length: Some(1_024),
-            upstream_bytes_sent: Some(410),
+            last_try: UpstreamTry {
+                upstream: Some("127.0.0.1:9001".into()),
+                status: Some(200),
+                connect: Some(Duration::from_micros(310)),
+                wait: Some(Duration::from_micros(1250)),
+                response: Some(Duration::from_micros(2_100)),
+                bytes_received: Some(1_290),
+                response_length: Some(1_024),
+                bytes_sent: Some(410),
+            },
             earlier_tries: Vec::new(),
             route_host: None,
             gzip_sizes: Some((5_120, 1_536)),

@@ -15,18 +15,23 @@ pub struct UpstreamTry {
     /// The target (`$upstream_addr`).
     pub upstream: Option<Arc<str>>,
     /// Its answer's status, or the one the proxy gave for its failure
-    /// (502, 504).
+    /// (502, 504; `$upstream_status`).
     pub status: Option<u16>,
-    /// How long its connection took to open (zero for a pooled one).
+    /// How long the last connection opened to it took (zero for a pooled
+    /// one; `$upstream_connect_time`).
     pub connect: Option<Duration>,
     /// How long it took to send its response head once it had the
-    /// request.
+    /// request (none when it did not answer; `$upstream_header_time`,
+    /// `$upstream_ms`).
     pub wait: Option<Duration>,
-    /// From its pick to the end of its part of the exchange.
+    /// From its pick to the end of its part of the exchange: the
+    /// response's end for the one that answered
+    /// (`$upstream_response_time`).
     pub response: Option<Duration>,
-    /// The bytes read of its answer (head, body and framing), those after
-    /// the head, and those of the request sent to it: none when no answer
-    /// came.
+    /// The bytes read of its answer: its head, body and the body's
+    /// framing (`$upstream_bytes_received`), those after its head
+    /// (`$upstream_response_length`), and the bytes of the request sent
+    /// to it (`$upstream_bytes_sent`); none when no answer came.
     pub bytes_received: Option<u64>,
     pub response_length: Option<u64>,
     pub bytes_sent: Option<u64>,

@@ -2325,6 +2325,7 @@ fn a_stalled_access_log_neither_hangs_a_reopen_nor_the_shutdown() {
 fn a_reopen_given_up_on_is_never_applied_later() {
     use inverso::access_log::{AccessLog, Outputs, Record};
     use inverso::config::LogFormat;
+    use inverso::upstream_tries::UpstreamTry;
     use std::io::Read;
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("fifo");
@@ -2352,20 +2353,13 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         bytes: 0,
         referer: None,
         user_agent: Some("u".repeat(8 * 1024)),
-        upstream: None,
         cache: None,
         duration: Duration::ZERO,
         connection: None,
         head_bytes: 0,
         request_length: None,
-        upstream_status: None,
-        upstream_wait: None,
-        upstream_connect: None,
         upstream_queue: None,
-        upstream_response: None,
-        upstream_bytes_received: None,
-        upstream_response_length: None,
-        upstream_bytes_sent: None,
+        last_try: UpstreamTry::default(),
         earlier_tries: Vec::new(),
         route_host: None,
         gzip_sizes: None,

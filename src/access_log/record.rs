@@ -46,8 +46,6 @@ pub struct Record {
     pub bytes: u64,
     pub referer: Option<String>,
     pub user_agent: Option<String>,
-    /// The target that answered, if any.
-    pub upstream: Option<Arc<str>>,
     /// HIT, MISS, ... when the cache had a say.
     pub cache: Option<&'static str>,
     pub duration: Duration,
@@ -62,29 +60,15 @@ pub struct Record {
     /// The bytes read of the request, its line, fields and body with
     /// their framing (`$request_length`); none for one never read.
     pub request_length: Option<u64>,
-    /// The status of the last backend's answer, or the one the proxy gave
-    /// for its failure (`$upstream_status`).
-    pub upstream_status: Option<u16>,
-    /// How long the backend that answered took to send its response head
-    /// once it had the request (none when no backend answered).
-    pub upstream_wait: Option<Duration>,
-    /// How long the last connection opened to a backend for the request
-    /// took (zero for a pooled one; `$upstream_connect_time`).
-    pub upstream_connect: Option<Duration>,
     /// How long the request waited for a slot at a target (`max_conns`)
     /// before its exchanges, summed over the targets tried (zero when it
     /// did not wait; `$upstream_queue_time`, HAProxy's `Tw`).
     pub upstream_queue: Option<Duration>,
-    /// How long the backend's part of the last exchange took, from the
-    /// target's pick to the response's end (`$upstream_response_time`).
-    pub upstream_response: Option<Duration>,
-    /// The bytes read of the last backend's answer: its head, body and
-    /// the body's framing (`$upstream_bytes_received`), those after its
-    /// head (`$upstream_response_length`), and the bytes of the request
-    /// sent to it (`$upstream_bytes_sent`); none when no answer came.
-    pub upstream_bytes_received: Option<u64>,
-    pub upstream_response_length: Option<u64>,
-    pub upstream_bytes_sent: Option<u64>,
+    /// The last target tried: the one that answered, or the last that
+    /// failed. Its values end the per-target variables' lists, and its
+    /// address and wait are the combined and JSON lines' `upstream` and
+    /// `upstream_ms`.
+    pub last_try: UpstreamTry,
     /// The targets tried before the last, in order, as the per-target
     /// variables of a template list them ahead of the last's; empty for
     /// a request that went to one.
@@ -167,21 +151,6 @@ impl Heads {
 }
 
 impl Record {
-    /// What the record says of the last target tried: the one that
-    /// answered, or the last that failed.
-    pub fn last_try(&self) -> UpstreamTry {
-        UpstreamTry {
-            upstream: self.upstream.clone(),
-            status: self.upstream_status,
-            connect: self.upstream_connect,
-            wait: self.upstream_wait,
-            response: self.upstream_response,
-            bytes_received: self.upstream_bytes_received,
-            response_length: self.upstream_response_length,
-            bytes_sent: self.upstream_bytes_sent,
-        }
-    }
-
     /// The client's port: none when `client` is not the connection's
     /// other end but the address a proxy in front named.
     pub fn client_port(&self) -> Option<u16> {
@@ -215,20 +184,13 @@ impl Record {
             bytes,
             referer: None,
             user_agent: None,
-            upstream: None,
             cache: None,
             duration,
             connection: None,
             head_bytes: 0,
             request_length: None,
-            upstream_status: None,
-            upstream_wait: None,
-            upstream_connect: None,
             upstream_queue: None,
-            upstream_response: None,
-            upstream_bytes_received: None,
-            upstream_response_length: None,
-            upstream_bytes_sent: None,
+            last_try: UpstreamTry::default(),
             earlier_tries: Vec::new(),
             route_host: None,
             gzip_sizes: None,
@@ -308,14 +270,14 @@ impl Record {
         json::push_opt_str(out, self.user_agent.as_deref());
         out.push(',');
         json::push_key(out, "upstream");
-        json::push_opt_str(out, self.upstream.as_deref());
+        json::push_opt_str(out, self.last_try.upstream.as_deref());
         out.push(',');
         json::push_key(out, "cache");
         json::push_opt_str(out, self.cache);
         out.push_str(",\"duration_ms\":");
         out.push_str(Thousandths::millis(self.duration).as_str());
         out.push_str(",\"upstream_ms\":");
-        match self.upstream_wait {
+        match self.last_try.wait {
             Some(wait) => out.push_str(Thousandths::millis(wait).as_str()),
             None => out.push_str("null"),
         }
@@ -387,13 +349,13 @@ impl Record {
         line.push_str("\" \"");
         escape_into(line, self.user_agent.as_deref().unwrap_or("-"));
         line.push_str("\" upstream=");
-        line.push_str(self.upstream.as_deref().unwrap_or("-"));
+        line.push_str(self.last_try.upstream.as_deref().unwrap_or("-"));
         line.push_str(" cache=");
         line.push_str(self.cache.unwrap_or("-"));
         line.push_str(" duration_ms=");
         line.push_str(Thousandths::millis(self.duration).as_str());
         line.push_str(" upstream_ms=");
-        match self.upstream_wait {
+        match self.last_try.wait {
             Some(wait) => line.push_str(Thousandths::millis(wait).as_str()),
             None => line.push('-'),
         }
@@ -654,7 +616,7 @@ mod tests {
     #[test]
     fn no_backend_answer_is_a_dash_or_null() {
         let mut r = record();
-        r.upstream_wait = None;
+        r.last_try.wait = None;
         assert!(r.format().ends_with(" duration_ms=1.500 upstream_ms=-"));
         assert!(r
             .to_json()

@@ -15,7 +15,7 @@ use crate::digits::{push_ip, Decimal, Thousandths};
 use crate::http::date::{format_certificate_date, LogClock};
 use crate::http::headers::Headers;
 use crate::http::proxy_tlv;
-use crate::upstream_tries::TryValue;
+use crate::upstream_tries::{TryValue, UpstreamTry};
 use crate::variables::{self, host_of, Named, Piece, RequestLine, Var};
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -164,20 +164,22 @@ impl Template {
             bytes: 5120,
             referer: Some("https://www.example.com/".into()),
             user_agent: Some("curl/8.5.0".into()),
-            upstream: Some("10.0.0.5:8080".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(12_345),
             connection: Some((7, 3)),
             head_bytes: 200,
             request_length: Some(120),
-            upstream_status: Some(200),
-            upstream_wait: Some(Duration::from_micros(10_512)),
-            upstream_connect: Some(Duration::ZERO),
             upstream_queue: Some(Duration::ZERO),
-            upstream_response: Some(Duration::from_micros(11_204)),
-            upstream_bytes_received: Some(5_320),
-            upstream_response_length: Some(5_120),
-            upstream_bytes_sent: Some(410),
+            last_try: UpstreamTry {
+                upstream: Some("10.0.0.5:8080".into()),
+                status: Some(200),
+                connect: Some(Duration::ZERO),
+                wait: Some(Duration::from_micros(10_512)),
+                response: Some(Duration::from_micros(11_204)),
+                bytes_received: Some(5_320),
+                response_length: Some(5_120),
+                bytes_sent: Some(410),
+            },
             earlier_tries: Vec::new(),
             route_host: None,
             gzip_sizes: None,
@@ -555,7 +557,7 @@ fn write_tries(var: Var, r: &Record, out: &mut Out<'_>) {
         }
         out.line.push_str(", ");
     }
-    out.try_value(r.last_try().value(var));
+    out.try_value(r.last_try.value(var));
 }
 
 /// nginx's `$gzip_ratio` of a body `bytes_in` long compressed to
@@ -661,20 +663,22 @@ mod tests {
             bytes: 512,
             referer: Some("https://ref.example/".into()),
             user_agent: Some("curl/8".into()),
-            upstream: Some("127.0.0.1:9001".into()),
             cache: Some("MISS"),
             duration: Duration::from_micros(1_500),
             connection: Some((7, 3)),
             head_bytes: 200,
             request_length: Some(120),
-            upstream_status: Some(200),
-            upstream_wait: Some(Duration::from_micros(1_250)),
-            upstream_connect: Some(Duration::from_micros(500)),
             upstream_queue: Some(Duration::from_micros(1_250_400)),
-            upstream_response: Some(Duration::from_micros(2_750)),
-            upstream_bytes_received: Some(1_290),
-            upstream_response_length: Some(1_024),
-            upstream_bytes_sent: Some(410),
+            last_try: UpstreamTry {
+                upstream: Some("127.0.0.1:9001".into()),
+                status: Some(200),
+                connect: Some(Duration::from_micros(500)),
+                wait: Some(Duration::from_micros(1_250)),
+                response: Some(Duration::from_micros(2_750)),
+                bytes_received: Some(1_290),
+                response_length: Some(1_024),
+                bytes_sent: Some(410),
+            },
             earlier_tries: Vec::new(),
             gzip_sizes: Some((5_120, 1_536)),
             request_body: Some(b"q=caf\xc3\xa9&n=\"1\"\n\xff"[..].into()),
@@ -730,18 +734,11 @@ mod tests {
             remote_user: None,
             referer: None,
             user_agent: None,
-            upstream: None,
             cache: None,
             connection: None,
             request_length: None,
-            upstream_status: None,
-            upstream_wait: None,
-            upstream_connect: None,
             upstream_queue: None,
-            upstream_response: None,
-            upstream_bytes_received: None,
-            upstream_response_length: None,
-            upstream_bytes_sent: None,
+            last_try: UpstreamTry::default(),
             earlier_tries: Vec::new(),
             route_host: None,
             gzip_sizes: None,
@@ -767,7 +764,6 @@ mod tests {
 
     #[test]
     fn per_target_variables_list_the_targets_tried_before_the_last_first() {
-        use crate::upstream_tries::UpstreamTry;
         let mut r = record();
         r.earlier_tries = vec![
             UpstreamTry {
@@ -808,7 +804,7 @@ mod tests {
         }
         // Inside a list a lacking value is `-` even in JSON, as nginx
         // writes it; the last's, lacking, is empty there as alone.
-        r.upstream_wait = None;
+        r.last_try.wait = None;
         assert_eq!(
             line("escape=json $upstream_header_time|$upstream_status", &r),
             "-, 0.002, |502, 503, 200"

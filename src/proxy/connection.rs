@@ -188,7 +188,6 @@ pub fn serve(
                 ),
                 false => (None, sent_head),
             };
-            let tally = client.exchange_tally.take();
             shared.log.log(Record {
                 time,
                 client: client.real_ip,
@@ -203,7 +202,6 @@ pub fn serve(
                 bytes: outcome.bytes,
                 referer: line.referer,
                 user_agent: line.user_agent,
-                upstream: outcome.upstream,
                 cache: outcome.cache,
                 duration,
                 connection: Some((connection, served)),
@@ -218,14 +216,8 @@ pub fn serve(
                         .saturating_sub(client.blank_before)
                         .max(head_len.unwrap_or_default()),
                 ),
-                upstream_status: client.upstream_status,
-                upstream_wait: client.upstream_wait,
-                upstream_connect: client.upstream_connect,
                 upstream_queue: client.upstream_queue,
-                upstream_response: tally.time,
-                upstream_bytes_received: tally.received,
-                upstream_response_length: tally.body,
-                upstream_bytes_sent: tally.sent,
+                last_try: client.take_last_try(outcome.upstream),
                 earlier_tries: std::mem::take(&mut client.earlier_tries),
                 route_host: (client.route)
                     .and_then(|i| shared.config.routes.get(i))

@@ -372,9 +372,17 @@ impl Client {
     /// Keeps what the log says of the target last tried, `upstream`, as
     /// an earlier one's: another is about to be tried.
     pub(super) fn tried_before(&mut self, upstream: Arc<str>) {
+        let tried = self.take_last_try(Some(upstream));
+        self.earlier_tries.push(tried);
+    }
+
+    /// What the log says of the target last tried, `upstream`: for an
+    /// earlier one's entry or for the log line. Takes the exchange's
+    /// tally, so that the next target or request starts without one.
+    pub(super) fn take_last_try(&self, upstream: Option<Arc<str>>) -> UpstreamTry {
         let tally = self.exchange_tally.take();
-        self.earlier_tries.push(UpstreamTry {
-            upstream: Some(upstream),
+        UpstreamTry {
+            upstream,
             status: self.upstream_status,
             connect: self.upstream_connect,
             wait: self.upstream_wait,
@@ -382,7 +390,7 @@ impl Client {
             bytes_received: tally.received,
             response_length: tally.body,
             bytes_sent: tally.sent,
-        });
+        }
     }
 
     /// Counts an answer that went compressed, `bytes_in` of body made
