@@ -64,6 +64,18 @@ pub fn handshake(stream: &Stream, limit: Duration) -> io::Result<()> {
     })
 }
 
+/// Turns Nagle's algorithm off on `stream`, connected over TCP: a request
+/// written in pieces (a PROXY header, then the TLS hello or the head)
+/// would otherwise wait for the backend's delayed acknowledgement of the
+/// first (up to 40 ms on Linux).
+pub fn no_delay(stream: &Stream) -> io::Result<()> {
+    match stream.kind() {
+        Kind::Tcp(tcp) => tcp.set_nodelay(true),
+        Kind::Tls(tls) => tls.tcp().set_nodelay(true),
+        Kind::Unix(_) => Ok(()),
+    }
+}
+
 /// Writes `bytes` on `stream`, connected, before anything else and
 /// outside any TLS (a PROXY header goes before the TLS hello), within
 /// `limit`. They are a few dozen bytes on a new connection, which its

@@ -39,7 +39,7 @@ mod pick;
 mod states;
 mod target;
 
-pub use dial::{connect, handshake, open, send_in_clear};
+pub use dial::{connect, handshake, no_delay, open, send_in_clear};
 pub use kept::{ForClient, KeptConns};
 pub use pick::Pick;
 pub use slots::InFlight;

@@ -2,7 +2,7 @@
 //! connection to it lent from its idle ones or made anew, and given back.
 
 use super::admin_state::AdminState;
-use super::dial::{connect, handshake, open, send_in_clear};
+use super::dial::{connect, handshake, no_delay, open, send_in_clear};
 use super::kept::{ForClient, KeptConns};
 use super::{slots, Upstream, Upstreams};
 use crate::http::conn::{Kind, SharedStream, Socket as _, Stream};
@@ -107,7 +107,7 @@ impl Upstreams {
     /// An idle pooled connection to `target`, or a new one when none is
     /// left or `fresh` is asked for. To a `send_proxy` target, the one
     /// `client` kept instead, or a new one that starts with the PROXY
-    /// header naming `client` (a health probe's `UNKNOWN` with none).
+    /// header naming `client` (`UNKNOWN`, `LOCAL` with none).
     ///
     /// `in_use` is shown the socket before anything waits on it, even the
     /// connect: a forced shutdown can then end the wait (see
@@ -142,15 +142,11 @@ impl Upstreams {
         in_use(&stream);
         let started = Instant::now();
         connect(&stream, &target.addr, self.connect_timeout)?;
+        no_delay(&stream)?;
         if let Some(version) = target.send_proxy {
             let header = send_proxy::header(version, client.as_ref().map(|c| &c.ends));
             let left = self.connect_timeout.saturating_sub(started.elapsed());
             send_in_clear(&stream, &header, left)?;
-        }
-        match stream.kind() {
-            Kind::Tcp(tcp) => tcp.set_nodelay(true)?,
-            Kind::Tls(tls) => tls.tcp().set_nodelay(true)?,
-            Kind::Unix(_) => {}
         }
         handshake(
             &stream,

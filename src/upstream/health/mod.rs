@@ -32,7 +32,7 @@ pub use probe::{ProbeError, MAX_PROBE_BODY};
 
 // The probe's connection is opened as a request's is (`super::open` and
 // the rest, named so from `probe`).
-use super::{connect, handshake, open, send_in_clear, BackendTls};
+use super::{connect, handshake, no_delay, open, send_in_clear, BackendTls};
 use crate::upstream::admin_state::{AdminCell, AdminState};
 use parking_lot::Mutex;
 use std::sync::Arc;

@@ -105,7 +105,8 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
             };
             if let Some(version) = probe.send_proxy {
                 let header = crate::http::send_proxy::header(version, None);
-                let sent = super::send_in_clear(&stream, &header, left());
+                let sent = super::no_delay(&stream)
+                    .and_then(|()| super::send_in_clear(&stream, &header, left()));
                 // A layer-4 check asks no more than the connect, made.
                 if !layer_4 {
                     sent?;
