@@ -262,4 +262,41 @@ mod tests {
             assert_eq!(Route::parse(spec, 1, None).unwrap().to_string(), spec);
         }
     }
+
+    #[test]
+    fn a_route_gives_back_what_it_was_made_with() {
+        let plain = Route::parse("/api/", 1, None).unwrap();
+        assert_eq!(plain.rewrite(), None);
+        assert_eq!(plain.server_name(), None);
+        assert!(!plain.rewrites_cookie_paths() && plain.condition().is_none());
+        assert!(plain.with_cookie_paths().is_err());
+        let rewritten = Route::parse("*.example.com/api/", 1, Some("/v2/")).unwrap();
+        assert_eq!(rewritten.rewrite(), Some("/v2/"));
+        assert_eq!(rewritten.server_name().map(|s| &**s), Some("*.example.com"));
+        assert!(!rewritten.rewrites_cookie_paths());
+        let cookies = rewritten.with_cookie_paths().unwrap();
+        assert!(cookies.rewrites_cookie_paths());
+        let on = cookies.on_condition(Condition::parse("method POST").unwrap());
+        assert_eq!(
+            on.condition().map(|c| c.to_string()).as_deref(),
+            Some("method POST")
+        );
+    }
+
+    #[test]
+    fn a_files_route_reads_the_path_below_its_prefix() {
+        let dir = || Arc::new(Files::open(env!("CARGO_MANIFEST_DIR")).unwrap());
+        let slash = Route::serving_files("/static/", dir(), None).unwrap();
+        // As routes read it: escapes of letters decoded, `//` merged.
+        assert_eq!(slash.path_under("/static//%61.css"), "/a.css");
+        assert_eq!(slash.path_under("/static/"), "/");
+        let bare = Route::serving_files("/static", dir(), None).unwrap();
+        assert_eq!(bare.path_under("/static/a/b"), "/a/b");
+        assert_eq!(bare.path_under("/static"), "");
+        // What is not there goes to the pool: a client reaches it, so
+        // it cannot be `internal`.
+        let fallback = Route::serving_files("/static/", dir(), Some(1)).unwrap();
+        assert!(fallback.internal().is_err());
+        assert!(slash.internal().unwrap().is_internal());
+    }
 }

@@ -168,6 +168,25 @@ mod tests {
     }
 
     #[test]
+    fn the_table_says_what_its_routes_ask_of_a_request() {
+        let none = Routes::default();
+        assert!(none.is_empty() && !none.by_host() && !none.take_accel_redirects());
+        let paths = routes(&[("/api/", 1), ("/", 2)]);
+        assert!(!paths.is_empty() && !paths.by_host() && !paths.take_accel_redirects());
+        assert!(routes(&[("/api/", 1), ("shop.example/", 2)]).by_host());
+        // Only an `internal` route is one a backend's `X-Accel-Redirect`
+        // may name: a plain `files` route is for clients.
+        let dir =
+            std::sync::Arc::new(crate::files::Files::open(env!("CARGO_MANIFEST_DIR")).unwrap());
+        let served = Route::serving_files("/static/", dir.clone(), None).unwrap();
+        let internal = Route::serving_files("/protected/", dir, None).unwrap();
+        assert!(!Routes::new(vec![served.clone()]).take_accel_redirects());
+        let both = Routes::new(vec![served, internal.internal().unwrap()]);
+        assert!(both.take_accel_redirects());
+        assert_eq!(both.iter().filter(|r| r.is_internal()).count(), 1);
+    }
+
+    #[test]
     fn paths_match_whole_segments() {
         let r = routes(&[("/api", 1), ("/static/", 2)]);
         for (target, want) in [
@@ -398,6 +417,9 @@ mod tests {
         for target in ["/api/v4/projects/group%2Fproject", "/api/x;jsessionid=1"] {
             assert_eq!(pool(&api, None, target), 1, "{target}");
         }
+        // An escaped `;` is no parameter: servers drop parameters before
+        // they decode, so `/admin%3Bx/` is no `/admin/` to any of them.
+        assert_eq!(api.route(None, "/admin%3Bx/secret"), Ok(None));
         // What backends resolve in different ways is refused outright.
         for target in [
             "/x/../admin/y",
@@ -406,6 +428,7 @@ mod tests {
             "/x/%2e%2e/admin/",
             "/x/%2E./admin/",
             "/x/..%2Fadmin/",
+            "/static%2F../admin/",
             "/x/..;/admin/",
             "/x/.;a=b/admin/",
             "/x/..\\admin/",
