@@ -112,21 +112,25 @@ mod tests {
 
     #[test]
     fn names_are_nginxs_or_numbers() {
-        let ok = |name: &str| TlvName::parse(name).unwrap();
-        assert_eq!(ok("alpn"), TlvName::Top(0x01));
-        assert_eq!(ok("authority"), TlvName::Top(0x02));
-        assert_eq!(ok("unique_id"), TlvName::Top(0x05));
-        assert_eq!(ok("ssl"), TlvName::Top(0x20));
-        assert_eq!(ok("netns"), TlvName::Top(0x30));
-        assert_eq!(ok("0xea"), TlvName::Top(0xea));
-        assert_eq!(ok("0x1"), TlvName::Top(0x01));
-        assert_eq!(ok("ssl_version"), TlvName::Ssl(0x21));
-        assert_eq!(ok("ssl_cn"), TlvName::Ssl(0x22));
-        assert_eq!(ok("ssl_cipher"), TlvName::Ssl(0x23));
-        assert_eq!(ok("ssl_sig_alg"), TlvName::Ssl(0x24));
-        assert_eq!(ok("ssl_key_alg"), TlvName::Ssl(0x25));
-        assert_eq!(ok("ssl_0x21"), TlvName::Ssl(0x21));
-        assert_eq!(ok("ssl_verify"), TlvName::SslVerify);
+        use TlvName::{Ssl, SslVerify, Top};
+        for (name, named) in [
+            ("alpn", Top(0x01)),
+            ("authority", Top(0x02)),
+            ("unique_id", Top(0x05)),
+            ("ssl", Top(0x20)),
+            ("netns", Top(0x30)),
+            ("0xea", Top(0xea)),
+            ("0x1", Top(0x01)),
+            ("ssl_version", Ssl(0x21)),
+            ("ssl_cn", Ssl(0x22)),
+            ("ssl_cipher", Ssl(0x23)),
+            ("ssl_sig_alg", Ssl(0x24)),
+            ("ssl_key_alg", Ssl(0x25)),
+            ("ssl_0x21", Ssl(0x21)),
+            ("ssl_verify", SslVerify),
+        ] {
+            assert_eq!(TlvName::parse(name), Ok(named), "{name}");
+        }
         for bad in [
             "", "0x", "0x100", "0xg1", "ea", "ssl_", "ssl_alpn", "ssl_ssl", "x0ea", "0x+1",
         ] {
