@@ -7,7 +7,9 @@
 mod support;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use support::pki::Pki;
+use support::tls_client::{client_settings, TlsClient};
 use support::*;
 
 /// What an inner proxy says of each request in a field to its backend:
@@ -17,6 +19,12 @@ use support::*;
 const SEEN: &str = "request_header.X-Seen = $remote_addr:$remote_port \
                     $server_port-$connection/$connection_requests $scheme \
                     $proxy_protocol_server_addr:$proxy_protocol_server_port\n";
+
+/// What an inner proxy says of the client's TLS, from the TLVs of a
+/// version 2 header.
+const TLS_SEEN: &str = "request_header.X-Tls = $proxy_protocol_tlv_authority \
+                        $proxy_protocol_tlv_alpn $proxy_protocol_tlv_ssl_version \
+                        $proxy_protocol_tlv_ssl_cipher\n";
 
 /// An app behind inner proxies that want a PROXY header, behind a front
 /// proxy whose targets they are, each written with `option`, with
@@ -34,7 +42,10 @@ impl Chain {
 
     fn of(inners: usize, option: &str, front: &str) -> Chain {
         let app = Backend::echo("app");
-        let inner_text = format!("targets = {}\nproxy_protocol = true\n{SEEN}", app.addr);
+        let inner_text = format!(
+            "targets = {}\nproxy_protocol = true\n{SEEN}{TLS_SEEN}",
+            app.addr
+        );
         let inners: Vec<Proxy> = (0..inners)
             .map(|_| start_proxy(&[app.addr], from_file(&inner_text)))
             .collect();
@@ -241,4 +252,35 @@ fn a_mirrored_copy_names_the_client_of_the_request_copied_on_a_connection_closed
     // Each copy on a connection of its own: none is kept for the next.
     assert_ne!(seen[0][1], seen[1][1], "{seen:?}");
     assert_eq!((&seen[0][2], &seen[1][2]), (&"1".into(), &"1".into()));
+}
+
+#[test]
+fn version_2_tells_what_the_clients_handshake_agreed() {
+    let pki = Pki::new();
+    let front = format!("tls_port = 0\ntls_certificates = {}\n", pki.entry);
+    for (option, expected) in [
+        // The suite is the one the two chose: a TLS 1.3 one.
+        ("send_proxy_v2", "localhost http/1.1 TLSv1.3 TLS13_"),
+        // Version 1 cannot say it: nothing but the addresses.
+        ("send_proxy", ""),
+    ] {
+        let chain = Chain::new(option, &front);
+        let mut settings = client_settings(&pki.ca, &[&rustls::version::TLS13], None);
+        settings.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let addr = chain.front.handle().tls_addr().unwrap();
+        let mut client = TlsClient::try_connect(addr, &Arc::new(settings), "localhost").unwrap();
+        assert_eq!(client.get("/").status, 200, "{option}");
+        let seen = chain.app.seen();
+        assert_eq!(seen.len(), 1, "{option}");
+        let tls = seen[0].field_or("x-tls", "");
+        assert!(tls.starts_with(expected), "{option}: {tls}");
+        assert_eq!(tls.is_empty(), expected.is_empty(), "{option}: {tls}");
+        let scheme = parts(&seen[0].field_or("x-seen", "-"))[3].clone();
+        let expected_scheme = if option == "send_proxy_v2" {
+            "https"
+        } else {
+            "http"
+        };
+        assert!(scheme.starts_with(expected_scheme), "{option}: {scheme}");
+    }
 }

@@ -5,7 +5,9 @@
 //! Specification: <https://www.haproxy.org/download/2.9/doc/proxy-protocol.txt>.
 
 use super::proxy_protocol::{PP2_CLIENT_SSL, PP2_TYPE_SSL, V2_SIGNATURE};
+use super::tls::Agreed;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Which version of the header a target is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,13 +31,22 @@ impl ProxyVersion {
 /// The client connection a header speaks for: where it came from, where
 /// it arrived (both as this proxy has them, after a PROXY header of its
 /// own: the client and the balancer's front), and its TLS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientEnds {
     pub source: SocketAddr,
     pub destination: SocketAddr,
-    /// The client came over TLS; with the version, when this proxy made
-    /// the handshake (`TLSv1.3`).
-    pub tls: Option<Option<&'static str>>,
+    /// None: the client came over plain TCP.
+    pub tls: Option<ClientTls>,
+}
+
+/// A client's TLS, as far as this proxy knows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// What this proxy's handshake with it agreed; none when a balancer
+    /// in front made the handshake (and said so in its PROXY header).
+    pub agreed: Option<Agreed>,
+    /// The host name its hello asked for (SNI).
+    pub server_name: Option<Arc<str>>,
 }
 
 /// Version 2's command for a connection of the sender's own (a health
@@ -45,8 +56,13 @@ const PROXY: u8 = 0x21;
 /// Version 2's families, each over a stream (TCP).
 const TCP4: u8 = 0x11;
 const TCP6: u8 = 0x21;
-/// The sub-TLV of `PP2_TYPE_SSL` that names the TLS version.
+/// Version 2's TLVs for the protocol agreed in ALPN and the host name
+/// asked for in SNI, and the SSL TLV's sub-TLVs for the TLS version and
+/// the cipher suite.
+const PP2_TYPE_ALPN: u8 = 0x01;
+const PP2_TYPE_AUTHORITY: u8 = 0x02;
 const PP2_SUBTYPE_SSL_VERSION: u8 = 0x21;
+const PP2_SUBTYPE_SSL_CIPHER: u8 = 0x23;
 
 /// The header for a connection made for `client`, or, with none, for
 /// one of the proxy's own (a health probe): version 1's `UNKNOWN`,
@@ -108,12 +124,24 @@ fn v2(client: Option<&ClientEnds>) -> Vec<u8> {
     }
     out.extend_from_slice(&client.source.port().to_be_bytes());
     out.extend_from_slice(&client.destination.port().to_be_bytes());
-    if let Some(version) = client.tls {
+    if let Some(tls) = &client.tls {
+        let agreed = tls.agreed.as_ref();
+        if let Some(alpn) = agreed.and_then(|a| a.alpn) {
+            push_tlv(&mut out, PP2_TYPE_ALPN, alpn.as_bytes());
+        }
+        if let Some(name) = &tls.server_name {
+            push_tlv(&mut out, PP2_TYPE_AUTHORITY, name.as_bytes());
+        }
         // The client's bits, then `verify`: zero, as HAProxy sends it
         // for a client that showed no certificate.
         let mut ssl = vec![PP2_CLIENT_SSL, 0, 0, 0, 0];
-        if let Some(version) = version {
-            push_tlv(&mut ssl, PP2_SUBTYPE_SSL_VERSION, version.as_bytes());
+        if let Some(agreed) = agreed {
+            push_tlv(
+                &mut ssl,
+                PP2_SUBTYPE_SSL_VERSION,
+                agreed.protocol.as_bytes(),
+            );
+            push_tlv(&mut ssl, PP2_SUBTYPE_SSL_CIPHER, agreed.cipher.as_bytes());
         }
         push_tlv(&mut out, PP2_TYPE_SSL, &ssl);
     }
@@ -132,12 +160,27 @@ fn push_tlv(out: &mut Vec<u8>, kind: u8, value: &[u8]) {
 mod tests {
     use super::*;
     use crate::http::proxy_protocol::{parse, Header};
+    use crate::http::proxy_tlv::{self, TlvName};
 
-    fn ends(source: &str, destination: &str, tls: Option<Option<&'static str>>) -> ClientEnds {
+    fn ends(source: &str, destination: &str, tls: Option<ClientTls>) -> ClientEnds {
         ClientEnds {
             source: source.parse().unwrap(),
             destination: destination.parse().unwrap(),
             tls,
+        }
+    }
+
+    /// A handshake this proxy made, with SNI and ALPN.
+    fn handshake() -> ClientTls {
+        ClientTls {
+            agreed: Some(Agreed {
+                protocol: "TLSv1.3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
+                resumed: false,
+                alpn: Some("http/1.1"),
+                group: Some("X25519"),
+            }),
+            server_name: Some("shop.example".into()),
         }
     }
 
@@ -176,8 +219,8 @@ mod tests {
             ("192.0.2.1:56324", "198.51.100.1:443"),
             ("[2001:db8::7]:1", "[::1]:8080"),
         ] {
-            for tls in [None, Some(None), Some(Some("TLSv1.3"))] {
-                let client = ends(source, destination, tls);
+            for tls in [None, Some(ClientTls::default()), Some(handshake())] {
+                let client = ends(source, destination, tls.clone());
                 let bytes = header(ProxyVersion::V2, Some(&client));
                 let read = read_back(&bytes);
                 assert_eq!(read.len, bytes.len(), "{bytes:?}");
@@ -186,15 +229,36 @@ mod tests {
                 assert_eq!(read.tls, tls.is_some(), "{bytes:?}");
             }
         }
-        let with_version = header(
+        // What the handshake agreed, in TLVs that `$proxy_protocol_tlv_`
+        // reads back.
+        let bytes = header(
             ProxyVersion::V2,
-            Some(&ends("10.0.0.1:1", "10.0.0.2:2", Some(Some("TLSv1.2")))),
+            Some(&ends("10.0.0.1:1", "10.0.0.2:2", Some(handshake()))),
         );
-        // The addresses (12), then the SSL TLV: client bits, verify, and
-        // the version sub-TLV.
-        let tlv = &with_version[16 + 12..];
-        assert_eq!(tlv[..8], [0x20, 0, 15, 0x01, 0, 0, 0, 0]);
-        assert_eq!(&tlv[8..], b"\x21\x00\x07TLSv1.2");
+        let tlvs = read_back(&bytes).tlvs;
+        let tlv = |name| {
+            let value = proxy_tlv::value(&tlvs, TlvName::parse(name).unwrap());
+            value.map(|v| String::from_utf8(v.into_owned()).unwrap())
+        };
+        assert_eq!(tlv("alpn").as_deref(), Some("http/1.1"));
+        assert_eq!(tlv("authority").as_deref(), Some("shop.example"));
+        assert_eq!(tlv("ssl_version").as_deref(), Some("TLSv1.3"));
+        assert_eq!(
+            tlv("ssl_cipher").as_deref(),
+            Some("TLS13_AES_128_GCM_SHA256")
+        );
+        assert_eq!(tlv("ssl_verify").as_deref(), Some("0"));
+        // A client a balancer in front said came over TLS: the SSL TLV
+        // alone, its client bit set.
+        let bytes = header(
+            ProxyVersion::V2,
+            Some(&ends(
+                "10.0.0.1:1",
+                "10.0.0.2:2",
+                Some(ClientTls::default()),
+            )),
+        );
+        assert_eq!(bytes[16 + 12..], [0x20, 0, 5, 0x01, 0, 0, 0, 0]);
         let mixed = header(ProxyVersion::V2, Some(&ends("10.0.0.1:1", "[::1]:2", None)));
         assert_eq!(mixed[13], 0x21, "TCP over IPv6");
         assert_eq!(

@@ -224,7 +224,7 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
         // A connection to a `send_proxy` target names the client: it
         // closes after the copy, kept by nobody.
         let client = ForClient {
-            ends: copy.ends,
+            ends: copy.ends.clone(),
             kept: None,
         };
         let Ok(mut up) = upstreams.checkout(target, fresh, Some(client), |_| {}) else {

@@ -71,7 +71,6 @@ impl KeptConns {
 /// `send_proxy` target's PROXY header names, and where that connection
 /// keeps its own to such a target (none for a mirrored copy, whose
 /// connection closes after it).
-#[derive(Clone, Copy)]
 pub struct ForClient<'a> {
     pub ends: ClientEnds,
     pub kept: Option<&'a KeptConns>,

@@ -121,7 +121,7 @@ impl Upstreams {
         in_use: impl FnOnce(&Arc<Stream>),
     ) -> io::Result<UpstreamConn> {
         if !fresh {
-            let idle = match (target.send_proxy, client.and_then(|c| c.kept)) {
+            let idle = match (target.send_proxy, client.as_ref().and_then(|c| c.kept)) {
                 (None, _) => target.idle.take(),
                 (Some(_), Some(kept)) => kept.take_for(target),
                 (Some(_), None) => None,

@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::field_value::Pending;
 use crate::http::conn::{ClientStream, SharedStream, Socket as _};
 use crate::http::head::RequestLimits;
-use crate::http::send_proxy::ClientEnds;
+use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::TlsStream;
 use crate::http::{BufConn, RequestHead};
 use crate::metrics::GzipCounters;
@@ -324,7 +324,10 @@ impl Client {
             ends: ClientEnds {
                 source: SocketAddr::new(self.peer, self.peer_port),
                 destination: self.proxied_to.unwrap_or(self.server),
-                tls: (self.tls_in_front).then(|| self.tls.as_ref().map(|tls| tls.protocol)),
+                tls: (self.tls_in_front).then(|| ClientTls {
+                    agreed: self.tls,
+                    server_name: self.server_name.clone(),
+                }),
             },
             kept: Some(&self.kept_backend),
         }
