@@ -417,6 +417,16 @@ fn a_prefix_purge_with_trackers_reaches_the_urls_stored_without_them() {
     // a request, so every `/q?gclid=...` goes, stored as `/q` or not.
     stored("/q?gclid=x", 3);
     stored("/q?gclid=y&id=2", 4);
+    // Its listing counts the bare key's entry against the limit.
+    let listed = admin(
+        admin_addr,
+        "GET",
+        "/cache/entries?prefix=%2Fq%3Fgclid%3D&limit=1",
+    )
+    .body_str();
+    assert_eq!(listed.matches("{\"key\"").count(), 1, "{listed}");
+    assert!(listed.contains("\"key\":\"test.example/q\""), "{listed}");
+    assert!(listed.contains("\"truncated\":true"), "{listed}");
     let purged = admin(admin_addr, "PURGE", "/q?gclid=*");
     assert_eq!(purged.status, 200, "{}", purged.body_str());
     assert!(

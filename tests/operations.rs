@@ -1840,9 +1840,12 @@ fn signals_reload_refuse_reopen_and_stop_the_binary() {
         200
     );
 
-    // SIGTERM: a clean exit that flushes the log.
+    // SIGTERM: a clean exit that flushes the log, with no lost line to
+    // tell of.
     running.signal("TERM");
     running.assert_exits_cleanly();
+    let said = stderr_after_exit(&mut running);
+    assert!(!said.iter().any(|l| l.contains("lines lost")), "{said:#?}");
     let new = std::fs::read_to_string(&log).unwrap();
     assert_eq!(new.lines().count(), 1, "{new}");
     assert!(new.contains("GET /4"));
@@ -2047,6 +2050,38 @@ fn writes_past_the_file_size_limit_fail_without_killing_the_process() {
     // minute before.
     running.expect("the final snapshot was not written");
     running.expect("lines lost while this process ran");
+    running.assert_exits_cleanly();
+}
+
+#[test]
+fn a_purge_says_on_stderr_what_it_did_to_the_entries() {
+    // The operator reads there whether a purge removed the entries or,
+    // soft, only marked them stale.
+    let origin = Backend::start("origin", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=600")], b"body");
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let settings = conf(origin.addr, "").replace("cache_size = 0\n", "cache_size = 1MiB\n");
+    std::fs::write(dir.path().join("proxy.conf"), settings).unwrap();
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let admin_addr = address_after(&running.expect("admin listener on "), "admin listener on ");
+    let get = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+    one_request(addr, get);
+    assert_eq!(one_request(addr, get).header("x-cache"), Some("HIT"));
+    for (soft, said) in [("1", "admin: soft purge "), ("0", "admin: purge ")] {
+        let purge = format!("PURGE /a HTTP/1.1\r\nHost: h\r\nSoft-Purge: {soft}\r\n\r\n");
+        assert_eq!(one_request(admin_addr, purge.as_bytes()).status, 200);
+        let line = running.expect(said);
+        let done = if soft == "1" {
+            "marked stale"
+        } else {
+            "removed"
+        };
+        assert!(line.ends_with(&format!(": 1 entries {done}")), "{line}");
+    }
+    running.signal("TERM");
     running.assert_exits_cleanly();
 }
 

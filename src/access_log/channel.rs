@@ -228,6 +228,43 @@ mod tests {
     }
 
     #[test]
+    fn a_reopen_to_the_same_syslog_connects_at_the_next_line_not_at_the_reopen() {
+        // SIGUSR1 sent as the syslog daemon restarts (a logrotate
+        // postrotate doing both): its socket may be back only after the
+        // reopen. The next line finds it, rather than wait out the second
+        // a connect failed at the reopen itself would hold it off for.
+        use crate::access_log::{Facility, SyslogTarget};
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.sock");
+        let syslog = Syslog {
+            target: SyslogTarget::Unix(path.clone()),
+            facility: Facility::default(),
+            tag: "inverso".into(),
+        };
+        let daemon = UnixDatagram::bind(&path).unwrap();
+        let log = AccessLog::start(Outputs {
+            syslog: Some(syslog.clone()),
+            ..Outputs::default()
+        })
+        .unwrap();
+        let sender = log.sender();
+        drop(daemon);
+        std::fs::remove_file(&path).unwrap();
+        sender
+            .reopen(None, LogFormat::Combined, Some(syslog))
+            .unwrap();
+        let daemon = UnixDatagram::bind(&path).unwrap();
+        daemon
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        sender.log(record());
+        log.finish();
+        assert!(daemon.recv(&mut [0u8; 1024]).is_ok(), "the line never came");
+        assert_eq!(sender.lost(), 0);
+    }
+
+    #[test]
     fn a_reader_that_stops_reading_stalls_the_queue_and_loses_nothing() {
         // The log goes to a pipe whose reader does not read (a stuck log
         // shipper): once the pipe and the queue are full, senders wait and

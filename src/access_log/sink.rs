@@ -296,6 +296,71 @@ mod tests {
     }
 
     #[test]
+    fn lines_wait_in_the_buffer_until_a_flush_or_until_the_next_would_overflow_it() {
+        let lost = AtomicU64::new(0);
+        let mut sink = Sink::new("file", disk(usize::MAX, 0));
+        // 1024 lines of 64 bytes fill the 64 KiB buffer exactly: none
+        // written yet.
+        let line = [&[b'x'; 63][..], b"\n"].concat();
+        for _ in 0..1024 {
+            sink.write(&line, &lost);
+        }
+        assert!(
+            sink.inner.got.is_empty(),
+            "written before the buffer was full"
+        );
+        // One more does not fit: what was gathered goes first, whole.
+        sink.write(b"last\n", &lost);
+        assert_eq!(sink.inner.got.len(), 64 * 1024);
+        sink.flush(&lost);
+        assert_eq!(sink.inner.got.len(), 64 * 1024 + b"last\n".len());
+        assert!(sink.inner.got.ends_with(b"x\nlast\n"));
+        assert_eq!(lost.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_lines_lost_are_summed_while_writes_fail_and_start_over_once_one_works() {
+        let lost = AtomicU64::new(0);
+        let mut sink = Sink::new("file", disk(0, 2));
+        sink.write(b"one\ntwo\n", &lost);
+        sink.flush(&lost);
+        sink.write(b"three\n", &lost);
+        sink.flush(&lost);
+        // What the warning says: all lost since the failures began.
+        assert_eq!(sink.failures.lost, 3);
+        sink.write(b"four\n", &lost);
+        sink.flush(&lost);
+        assert_eq!(sink.inner.got, b"four\n");
+        // Said with the recovery, then forgotten: the next failure starts
+        // its own count.
+        assert_eq!(sink.failures.lost, 0);
+        assert!(!sink.failures.throttle.recovered(), "recovered twice");
+        assert_eq!(
+            lost.load(Ordering::Relaxed),
+            3,
+            "the process's count goes on"
+        );
+    }
+
+    #[test]
+    fn a_file_no_longer_at_its_path_is_not_read_through_it() {
+        // Moved away between its open and the sink's (a logrotate): the
+        // file now at the path, cut or not, says nothing of this one.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.log");
+        std::fs::write(&path, "whole\n").unwrap();
+        let file = open_log_file(&path).unwrap();
+        let moved = dir.path().join("access.log.1");
+        std::fs::rename(&path, &moved).unwrap();
+        std::fs::write(&path, "another cut fragm").unwrap();
+        let lost = AtomicU64::new(0);
+        let mut sink = Sink::for_file(&path, file);
+        sink.write(b"next\n", &lost);
+        sink.flush(&lost);
+        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "whole\nnext\n");
+    }
+
+    #[test]
     fn a_flush_with_nothing_to_write_is_no_sign_of_recovery() {
         let lost = AtomicU64::new(0);
         let mut sink = Sink::new("file", disk(0, NEVER_RECOVERS));

@@ -514,6 +514,7 @@ mod tests {
             "{json}"
         );
         assert_eq!(json.matches("{\"key\"").count(), 2);
+        assert_eq!(json.matches("},{\"key\"").count(), 1, "{json}");
         assert!(json.ends_with("}],\"truncated\":true}"), "{json}");
         listing.entries.clear();
         listing.truncated = false;
