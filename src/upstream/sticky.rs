@@ -283,6 +283,8 @@ mod tests {
     #[test]
     fn without_lifetimes_the_cookie_is_the_id_alone_and_dates_are_written_off() {
         let none = Lifetimes::default();
+        // Nothing to date: the request needs no clock.
+        assert!(!none.any());
         assert_eq!(none.value("abc", NOW, Some(5)), "abc");
         let read = none.read("abc", NOW);
         assert_eq!(
@@ -310,6 +312,7 @@ mod tests {
     #[test]
     fn a_cookie_idle_longer_than_max_idle_holds_nobody() {
         let idle = lifetimes(Some(HOUR), None);
+        assert!(idle.any());
         assert_eq!(idle.value("abc", NOW, None), format!("abc|{NOW:x}"));
         let at = |ago: u64| idle.read(&format!("abc|{:x}", NOW - ago), NOW);
         assert_eq!(at(HOUR).id.as_deref(), Some("abc"));
@@ -326,6 +329,7 @@ mod tests {
     #[test]
     fn a_cookie_older_than_max_life_holds_nobody_however_busy() {
         let life = lifetimes(None, Some(8 * HOUR));
+        assert!(life.any());
         assert_eq!(life.value("abc", NOW, Some(7)), "abc||7");
         assert_eq!(life.value("abc", NOW, None), format!("abc||{NOW:x}"));
         let at = |ago: u64| life.read(&format!("abc||{:x}", NOW - ago), NOW);
