@@ -6,7 +6,8 @@
 //! - `server`: listener, accept loop, worker pool, connection limit, shutdown.
 //! - `proxy`: one client connection: request, upstream, response, log.
 //! - `http`: bytes on the wire: heads, body framing, dates, forwarding headers,
-//!   the response fields the operator sets and removes.
+//!   the response fields the operator sets and removes, the PROXY protocol
+//!   header read from clients and sent to backends.
 //! - `upstream`: backends: balancer, health (passive and active checks), drain and
 //!   maintenance states (kept across restarts: `state_file`), keep-alive pools, names
 //!   looked up again (`resolve_interval`).
