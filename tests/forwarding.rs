@@ -1209,6 +1209,30 @@ fn without_upstream_keepalive_every_request_opens_a_connection() {
     assert_eq!(a.connections(), 5);
 }
 
+#[test]
+fn a_backend_connection_carries_at_most_upstream_keepalive_requests() {
+    for (requests, connections) in [("2", 3), ("0", 1)] {
+        let a = Backend::echo("a");
+        let text = format!(
+            "targets = {}\nupstream_keepalive_requests = {requests}\n",
+            a.addr
+        );
+        let proxy = start_proxy(&[a.addr], from_file(&text));
+        let mut client = proxy.connect();
+        for i in 0..5 {
+            assert_eq!(client.get(&format!("/{i}")).status, 200);
+        }
+        // 2, 2 and 1; or all on one with no limit. Each closed once done
+        // with, not left for the backend to time out.
+        assert_eq!(a.connections(), connections, "{requests}");
+        let closed = connections - 1;
+        assert!(
+            wait_until(WAIT_LIMIT, || a.closed() == closed),
+            "{requests}"
+        );
+    }
+}
+
 /// A backend that answers every request with an unasked `100 Continue`, a
 /// `103 Early Hints` carrying a field it names in `Connection` and a
 /// `Content-Length` no 1xx may have, and then the final response.

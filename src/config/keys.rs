@@ -224,6 +224,25 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_number(v, 0..=100_000).map(|n| c.upstream_keepalive = n as usize),
     },
     Key {
+        name: "upstream_keepalive_requests",
+        default: "1000",
+        help: "requests one connection to a backend carries before it is closed (nginx's \
+               upstream keepalive_requests, HAProxy's max-reuse); 0 = no limit",
+        apply: |c, v| {
+            parse_number(v, 0..=1_000_000_000)
+                .map(|n| c.upstream_keepalive_requests = (n > 0).then_some(n))
+        },
+    },
+    Key {
+        name: "upstream_keepalive_time",
+        default: "1h",
+        help: "longest a connection to a backend is kept open for more requests, counted from \
+               its opening (nginx's upstream keepalive_time); 0 = no limit",
+        apply: |c, v| {
+            parse_duration(v).map(|d| c.upstream_keepalive_time = (!d.is_zero()).then_some(d))
+        },
+    },
+    Key {
         name: "max_object_size",
         default: "",
         help: "largest response body stored in the cache; empty = cache_size / 8",

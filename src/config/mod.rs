@@ -116,6 +116,11 @@ pub struct Config {
     /// Connections one client address may hold at once; 0 = no limit.
     pub max_connections_per_client: usize,
     pub upstream_keepalive: usize,
+    /// Requests one backend connection carries at most; `None`: no limit.
+    pub upstream_keepalive_requests: Option<u64>,
+    /// How long after its opening a backend connection may still be
+    /// reused; `None`: no limit.
+    pub upstream_keepalive_time: Option<Duration>,
     pub shutdown_timeout: Duration,
     /// Worker threads under SCHED_BATCH (throughput) rather than the
     /// default policy (tail latency).
@@ -412,6 +417,8 @@ impl Config {
             max_connections: 1,
             max_connections_per_client: 0,
             upstream_keepalive: 0,
+            upstream_keepalive_requests: None,
+            upstream_keepalive_time: None,
             shutdown_timeout: Duration::ZERO,
             batch_scheduling: false,
             worker_priority: None,
@@ -709,6 +716,26 @@ mod tests {
         for key in KEYS {
             assert_eq!((key.apply)(&mut c, key.default), Ok(()), "{}", key.name);
         }
+    }
+
+    #[test]
+    fn a_backend_connections_use_is_limited_as_nginxs_by_default_and_zero_is_none() {
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        let limits = (c.upstream_keepalive_requests, c.upstream_keepalive_time);
+        assert_eq!(limits, (Some(1000), Some(Duration::from_secs(3600))));
+        let text = "targets = 127.0.0.1:1\nupstream_keepalive_requests = 0\n\
+                    upstream_keepalive_time = 0\n";
+        let c = build(text).unwrap();
+        assert_eq!(
+            (c.upstream_keepalive_requests, c.upstream_keepalive_time),
+            (None, None)
+        );
+        let text = "targets = 127.0.0.1:1\nupstream_keepalive_requests = 5\n\
+                    upstream_keepalive_time = 90s\n";
+        let c = build(text).unwrap();
+        let limits = (c.upstream_keepalive_requests, c.upstream_keepalive_time);
+        assert_eq!(limits, (Some(5), Some(Duration::from_secs(90))));
+        assert!(build("targets = 127.0.0.1:1\nupstream_keepalive_requests = -1\n").is_err());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub struct IdleConns {
     /// close idle connections themselves after a while, and a connection
     /// they closed costs a failed attempt.
     max_age: Duration,
+    most_use: MostUse,
     /// The settings this pool belongs to were replaced (a reload): no
     /// request looks here any more, and none sweeps it, so a connection
     /// given back is closed rather than kept for as long as a request of
@@ -26,17 +27,31 @@ pub struct IdleConns {
     retired: AtomicBool,
 }
 
+/// How much use a connection may see before it is closed rather than
+/// kept for another exchange: nginx's upstream `keepalive_requests` and
+/// `keepalive_time`, so that a backend that grows with each connection's
+/// life is relieved, and a balancer between the proxy and its backends
+/// (a Kubernetes Service) spreads new connections again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MostUse {
+    /// Exchanges (`upstream_keepalive_requests`); `None`: no limit.
+    pub requests: Option<u64>,
+    /// Time since it was opened (`upstream_keepalive_time`).
+    pub lifetime: Option<Duration>,
+}
+
 impl IdleConns {
     /// Whether no connection is ever kept (`upstream_keepalive = 0`).
     pub fn keeps_none(&self) -> bool {
         self.max_idle == 0
     }
 
-    pub fn new(max_idle: usize, max_age: Duration) -> IdleConns {
+    pub fn new(max_idle: usize, max_age: Duration, most_use: MostUse) -> IdleConns {
         IdleConns {
             idle: Mutex::new(Vec::new()),
             max_idle,
             max_age,
+            most_use,
             retired: AtomicBool::new(false),
         }
     }
@@ -82,6 +97,14 @@ impl IdleConns {
     pub fn retire(&self) {
         self.retired.store(true, Ordering::Relaxed);
         self.clear();
+    }
+
+    /// Whether `stream` has had all the use it may: it is closed after
+    /// its exchange, not kept.
+    pub fn worn_out(&self, stream: &Stream) -> bool {
+        let (lent, age) = stream.used();
+        self.most_use.requests.is_some_and(|most| lent >= most)
+            || self.most_use.lifetime.is_some_and(|most| age >= most)
     }
 
     /// Whether a connection idle since `since` may still be used, as one
@@ -141,10 +164,32 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_is_worn_out_by_its_requests_or_its_life() {
+        let (_listener, conns) = connections(1);
+        let stream = &conns[0].get_ref().0;
+        let by_requests = |requests| MostUse {
+            requests: Some(requests),
+            lifetime: None,
+        };
+        let pool = |most_use| IdleConns::new(4, Duration::from_secs(3600), most_use);
+        stream.lend();
+        assert!(!pool(by_requests(2)).worn_out(stream));
+        stream.lend();
+        assert!(pool(by_requests(2)).worn_out(stream));
+        assert!(!pool(MostUse::default()).worn_out(stream), "no limit");
+        let by_life = |lifetime| MostUse {
+            requests: None,
+            lifetime: Some(lifetime),
+        };
+        assert!(!pool(by_life(Duration::from_secs(3600))).worn_out(stream));
+        assert!(pool(by_life(Duration::ZERO)).worn_out(stream));
+    }
+
+    #[test]
     fn a_sweep_closes_only_connections_idle_past_their_age() {
         let (_listener, conns) = connections(2);
-        let keeping = IdleConns::new(4, Duration::from_secs(3600));
-        let expiring = IdleConns::new(4, Duration::ZERO);
+        let keeping = IdleConns::new(4, Duration::from_secs(3600), MostUse::default());
+        let expiring = IdleConns::new(4, Duration::ZERO, MostUse::default());
         let mut conns = conns.into_iter();
         keeping.give(conns.next().unwrap());
         expiring.give(conns.next().unwrap());

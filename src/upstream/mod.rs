@@ -51,7 +51,7 @@ use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
 use balancer::Balancer;
 use health::{Active, Checker, Health, Passive, Probe, ProbeKind};
-use idle::IdleConns;
+use idle::{IdleConns, MostUse};
 use rustls_pki_types::ServerName;
 use std::io;
 use std::sync::Arc;
@@ -186,6 +186,10 @@ impl Upstreams {
                     idle: Arc::new(IdleConns::new(
                         config.upstream_keepalive,
                         config.connection_timeout,
+                        MostUse {
+                            requests: config.upstream_keepalive_requests,
+                            lifetime: config.upstream_keepalive_time,
+                        },
                     )),
                     stats: Arc::default(),
                 }

@@ -37,7 +37,7 @@ impl Upstream {
     /// was made for (`kept`; with none, it closes). One to a target in
     /// maintenance is closed.
     pub fn checkin(&self, mut conn: BufConn<SharedStream<Stream>>, kept: Option<&KeptConns>) {
-        if self.health.admin_state() == AdminState::Maint {
+        if self.health.admin_state() == AdminState::Maint || self.idle.worn_out(&conn.get_ref().0) {
             return;
         }
         conn.release_if_empty();
@@ -127,6 +127,7 @@ impl Upstreams {
                 (Some(_), None) => None,
             };
             if let Some(conn) = idle {
+                conn.get_ref().lend();
                 in_use(&conn.get_ref().0);
                 return Ok(UpstreamConn {
                     received_from: conn.get_ref().received(),
@@ -139,6 +140,7 @@ impl Upstreams {
             }
         }
         let stream = Arc::new(open(&target.addr, target.tls.as_ref())?);
+        stream.lend();
         in_use(&stream);
         let started = Instant::now();
         connect(&stream, &target.addr, self.connect_timeout)?;

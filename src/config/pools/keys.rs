@@ -66,6 +66,8 @@ pub const POOL_KEYS: &[&str] = &[
     "backend_timeout",
     "tunnel_timeout",
     "upstream_keepalive",
+    "upstream_keepalive_requests",
+    "upstream_keepalive_time",
     "backend_tls_verify",
     "backend_tls_ca",
     "backend_tls_protocols",

@@ -8,7 +8,7 @@ use std::net::{Shutdown, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A connection to a backend, and the bytes read from it and written to
 /// it.
@@ -20,6 +20,10 @@ pub struct Stream {
     /// by the thread that has the connection checked out.
     received: AtomicU64,
     sent: AtomicU64,
+    /// When it was opened, and the exchanges it was lent for: what
+    /// `upstream_keepalive_time` and `upstream_keepalive_requests` limit.
+    opened: Instant,
+    lent: AtomicU64,
 }
 
 /// TCP, a Unix-domain stream socket (a `unix:PATH` target), or TLS over
@@ -48,6 +52,8 @@ impl From<Kind> for Stream {
             kind,
             received: AtomicU64::new(0),
             sent: AtomicU64::new(0),
+            opened: Instant::now(),
+            lent: AtomicU64::new(0),
         }
     }
 }
@@ -55,6 +61,16 @@ impl From<Kind> for Stream {
 impl Stream {
     pub fn kind(&self) -> &Kind {
         &self.kind
+    }
+
+    /// Counts one more exchange on it.
+    pub fn lend(&self) {
+        add(&self.lent, 1);
+    }
+
+    /// The exchanges it was lent for, and how long ago it was opened.
+    pub fn used(&self) -> (u64, Duration) {
+        (self.lent.load(Ordering::Relaxed), self.opened.elapsed())
     }
 
     /// The bytes read from it since it was opened (its TLS records'
