@@ -2116,6 +2116,8 @@ const LOG_TEXT: &[(&str, &str)] = &[
     ("upstream_x_a", "$upstream_http_x_a"),
     ("cookie_a", "$cookie_a"),
     ("arg_a", "$arg_a"),
+    ("tlv_authority", "$proxy_protocol_tlv_authority"),
+    ("tlv_ssl_cn", "$proxy_protocol_tlv_ssl_cn"),
 ];
 
 /// What a record holds of a client's or backend's bytes, as the log
@@ -2140,7 +2142,8 @@ enum Logged {
 /// template, then the request line, the Basic user, what a rewrite made,
 /// `Referer`, `User-Agent`, a request ID, the TLS server name, the client
 /// certificate's subject, issuer, serial and bytes, the request fields
-/// (`name:value` lines) and the response head's. A part left out is
+/// (`name:value` lines), the response head's, and a PROXY header's TLVs
+/// (as they came: whether they fit is the reader's to find). A part left out is
 /// absent; bytes that are not UTF-8 are U+FFFD, as the proxy takes them.
 ///
 /// No value writes into the line a control byte, nor anything outside
@@ -2210,13 +2213,15 @@ pub fn log_line(data: &[u8]) {
         }
     }
     let response_head = format!("HTTP/1.1 200 OK\r\n{}", next().unwrap_or_default());
+    // A version 2 PROXY header's TLVs, as a balancer sent them.
+    let proxy_tlvs = next().map(|tlvs| Arc::from(tlvs.into_bytes()));
     let tls = flags & 4 != 0;
     let record = Record {
         time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
         client: [203, 0, 113, 7].into(),
         peer: Some(([10, 0, 0, 9], 40_001).into()),
         proxied_to: None,
-        proxy_tlvs: None,
+        proxy_tlvs,
         server: Some(([10, 0, 0, 1], 443).into()),
         remote_user,
         request_line,
@@ -2396,6 +2401,16 @@ pub fn log_line(data: &[u8]) {
                     .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
                     .collect();
                 (!values.is_empty()).then(|| values.join(", "))
+            }),
+            "tlv_authority" | "tlv_ssl_cn" => Logged::Value({
+                use inverso::http::proxy_tlv::{value, TlvName};
+                let name = match key {
+                    "tlv_authority" => TlvName::Top(0x02),
+                    _ => TlvName::Ssl(0x22),
+                };
+                let tlvs = record.proxy_tlvs.as_deref();
+                let found = tlvs.and_then(|tlvs| value(tlvs, name));
+                found.map(|v| String::from_utf8_lossy(&v).into_owned())
             }),
             _ => Logged::Value(None),
         }
