@@ -72,6 +72,8 @@ pub mod routes;
 pub mod sched;
 pub mod server;
 pub mod systemd;
+#[cfg(test)]
+mod test_log;
 pub mod throttle;
 pub mod tls;
 pub mod upstream;

@@ -470,6 +470,50 @@ mod tests {
     }
 
     #[test]
+    fn a_checker_probes_again_each_interval_but_not_a_target_in_maintenance() {
+        use std::net::TcpListener;
+        // Out after two 503s in a row: the second probe comes an interval
+        // after the first.
+        let failing = endpoint(
+            b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        );
+        // Never accepted: a probe's connect would be queued all the same.
+        let paused = TcpListener::bind("127.0.0.1:0").unwrap();
+        paused.set_nonblocking(true).unwrap();
+        let probes: Vec<Probe> = [failing, paused.local_addr().unwrap()]
+            .into_iter()
+            .map(|addr| Probe {
+                name: addr.to_string().into(),
+                host: addr.to_string().into(),
+                addr: addr.into(),
+                tls: None,
+                send_proxy: None,
+                health: Arc::new(health(1, 3600)),
+            })
+            .collect();
+        let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
+        healths[1].set_admin_state(AdminState::Maint);
+        let settings = Active {
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            ..probing(1, 2)
+        };
+        let checker = Checker::start(probes, settings).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while healths[0].usable(Instant::now()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!healths[0].usable(Instant::now()), "no second probe");
+        // An interval and more went by: the target in maintenance would
+        // have had its first probe at once.
+        let accepted = paused.accept().map(|_| ()).map_err(|e| e.kind());
+        assert_eq!(accepted, Err(io::ErrorKind::WouldBlock));
+        stop_within_limit(checker);
+    }
+
+    #[test]
     fn a_failed_connect_probe_is_logged_as_one() {
         assert_eq!(ProbeKind::Connect.to_string(), "by connect");
         let http = |method, path: &str| ProbeKind::Http {
@@ -531,6 +575,62 @@ mod tests {
     }
 
     #[test]
+    fn a_target_its_checks_bring_back_ramps_up_from_the_probe_that_did() {
+        use crate::upstream::balancer::FULL_SHARE;
+        let (s, period) = (Duration::from_secs, Duration::from_secs(100));
+        let half = FULL_SHARE / 2;
+        let t0 = Instant::now();
+        let connect = Active {
+            kind: ProbeKind::Connect,
+            ..probing(1, 1)
+        };
+        // Out an hour for its requests, a GET answered as asked: back from
+        // that probe, not from the hour's end.
+        let h = health(1, 3600);
+        h.failed(t0, "refused");
+        h.probed(0, t0 + s(10), &probing(1, 1), Ok(()));
+        assert_eq!(h.share(t0 + s(60), period), half);
+        // Out for its connects: back from the one accepted.
+        let h = health(1, 3600);
+        h.probed(0, t0, &connect, Err(ProbeError::Status(500)));
+        h.probed(0, t0 + s(10), &connect, Ok(()));
+        assert_eq!(h.share(t0 + s(60), period), half);
+        // Out for its requests, connects accepted: back (and ramping) only
+        // from the passive mark's end.
+        let h = health(1, 100);
+        h.failed(t0, "reset");
+        h.probed(0, t0 + s(10), &connect, Ok(()));
+        assert_eq!(h.share(t0 + s(150), period), half);
+    }
+
+    #[test]
+    fn a_target_is_said_down_once_and_up_once_back() {
+        use crate::test_log::logged;
+        let s = Duration::from_secs;
+        let t0 = Instant::now();
+        let h = health(1, 3600);
+        let settings = probing(1, 1);
+        let ((), lines) = logged(|| {
+            for _ in 0..2 {
+                h.probed(0, t0, &settings, Err(ProbeError::Status(503)));
+            }
+            h.probed(0, t0 + s(1), &settings, Ok(()));
+        });
+        let down = "WARN target t:1 down: health check /health failed 1 time(s): status 503";
+        assert_eq!(lines, [down, "INFO target t:1 up"]);
+        // A connect accepted the instant a passive mark ends: back, as
+        // requests may go to it from that instant.
+        let h = health(1, 10);
+        let connect = Active {
+            kind: ProbeKind::Connect,
+            ..probing(1, 1)
+        };
+        h.failed(t0, "refused");
+        let ((), lines) = logged(|| h.probed(0, t0 + s(10), &connect, Ok(())));
+        assert_eq!(lines, ["INFO target t:1 up"]);
+    }
+
+    #[test]
     fn a_result_from_a_checker_stopped_by_a_reload_counts_no_more() {
         // Its probe ended just as a reload turned checks off: applied
         // after, its failure would hold the target down with no checker
@@ -540,7 +640,12 @@ mod tests {
             let failed = Err(ProbeError::Status(500));
             h.probed(checker, Instant::now(), &probing(1, 1), failed);
         };
+        // A reload that keeps the checks starts a checker in place of the
+        // one before, whose results count no more from then on.
+        let replaced = h.new_checker();
         let old = h.new_checker();
+        fail(replaced);
+        assert!(h.usable(Instant::now()));
         h.checks_off();
         fail(old);
         assert!(h.usable(Instant::now()));

@@ -175,6 +175,34 @@ mod tests {
     }
 
     #[test]
+    fn a_target_is_said_down_once_and_up_once_back_unless_its_checks_hold_it() {
+        use crate::test_log::logged;
+        let t0 = Instant::now();
+        let [later, after] = [1, 2].map(|s| t0 + Duration::from_secs(s));
+        let h = health(1, 10);
+        let ((), lines) = logged(|| {
+            h.failed(t0, "refused");
+            h.failed(later, "refused");
+            h.succeeded(after);
+            h.failed(after, "refused");
+            h.set_passive(Passive::default());
+        });
+        let down = "WARN target t:1 down: refused (1 failure(s) within 10s; out for 10s)";
+        let changed = "INFO target t:1 up: max_fails or fail_timeout changed";
+        assert_eq!(lines, [down, "INFO target t:1 up", down, changed]);
+        // Held down by its checks: neither says it is up.
+        let h = health(1, 10);
+        h.probed(0, t0, &probing(1, 1), Err(ProbeError::Status(500)));
+        let ((), lines) = logged(|| {
+            h.failed(later, "refused");
+            h.succeeded(after);
+            h.failed(after, "refused");
+            h.set_passive(Passive::default());
+        });
+        assert_eq!(lines, Vec::<String>::new());
+    }
+
+    #[test]
     fn a_reload_applies_its_passive_settings_to_the_health_it_keeps() {
         let h = health(1, 3600);
         let now = Instant::now();

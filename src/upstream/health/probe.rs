@@ -381,6 +381,22 @@ mod tests {
     }
 
     #[test]
+    fn a_head_that_never_ends_is_refused_once_past_the_limit_not_waited_for() {
+        // After an interim head, so that what is held of the final one
+        // never stands at the limit exactly; held open afterwards, so
+        // that only the limit ends the probe before its timeout.
+        let endless = leaked(&[
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nX-Padding: ",
+            &vec![b'p'; 4 * MAX_PROBE_HEAD],
+        ]);
+        let refused = probe_with(endless, &patient());
+        assert!(
+            matches!(refused, Err(ProbeError::HeadTooLarge)),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn a_probe_skips_a_few_interim_heads_but_not_an_endless_run_of_them() {
         let after = |interim: usize| {
             leaked(&[
