@@ -2657,6 +2657,73 @@ fn answers(proxy: &Proxy, n: usize) -> Vec<String> {
 }
 
 #[test]
+fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_a_reload() {
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let weighted = |c: &mut Config| {
+        with_admin(c);
+        c.balance = Balance::WeightedRoundRobin;
+    };
+    let proxy = start_proxy(&[a.addr, b.addr], weighted);
+    let shares = |n: usize| {
+        let served = answers(&proxy, n);
+        let a_count = served.iter().filter(|name| *name == "a").count();
+        (a_count, n - a_count)
+    };
+    assert_eq!(shares(8), (4, 4));
+    let put = |body: &str| {
+        admin_request(
+            &proxy,
+            "PUT",
+            &format!("/targets/{}", a.addr),
+            "127.0.0.1",
+            body,
+        )
+    };
+    let r = put("weight=3\n");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert!(r.body_str().contains("\"weight\":3"), "{}", r.body_str());
+    assert!(
+        r.body_str().contains("\"previous_weight\":1"),
+        "{}",
+        r.body_str()
+    );
+    assert_eq!(shares(8), (6, 2));
+    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    assert!(status.contains("\"weight\":3,"), "{status}");
+    let gauge = |addr| format!("inverso_upstream_weight{{target=\"{addr}\",pool=\"default\"}}");
+    assert_eq!(proxy.metric(&gauge(a.addr)), Some(3));
+    assert_eq!(proxy.metric(&gauge(b.addr)), Some(1));
+    // Refused: out of range, not a number, not a word it knows.
+    for body in ["weight=0", "weight=10001", "weight=x", "weight=", "heavy=2"] {
+        let r = put(body);
+        assert_eq!(r.status, 400, "{body}: {}", r.body_str());
+        assert!(
+            r.body_str().contains("weight=N"),
+            "{body}: {}",
+            r.body_str()
+        );
+    }
+    // A reload puts the file's weights back.
+    proxy.reload(&[a.addr, b.addr], weighted);
+    assert_eq!(shares(8), (4, 4));
+
+    // A balancer that does not read weights as it picks refuses one.
+    for balance in [Balance::RoundRobin, Balance::IpHash, Balance::UriHash] {
+        let proxy = start_proxy(&[a.addr, b.addr], |c| {
+            with_admin(c);
+            c.balance = balance;
+        });
+        let path = format!("/targets/{}", a.addr);
+        let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", "weight=3");
+        assert_eq!(r.status, 409, "{balance:?}: {}", r.body_str());
+        assert!(r.body_str().contains(balance.name()), "{}", r.body_str());
+        let now = admin_request(&proxy, "GET", &path, "admin", "").body_str();
+        assert!(now.contains("\"weight\":1,"), "{balance:?}: {now}");
+    }
+}
+
+#[test]
 fn a_drained_target_gets_no_new_requests_whatever_the_algorithm() {
     for balance in ALGORITHMS {
         let a = Backend::echo("a");

@@ -143,12 +143,18 @@ pub fn metrics_text(shared: &Shared) -> String {
             "gauge",
             "1 while a backend is healthy, 0 while health checks or failures keep it out.",
         ),
+        (
+            "inverso_upstream_weight",
+            "gauge",
+            "Each backend's weight in force: the one the admin listener gave, else the configured one.",
+        ),
     ] {
         family(&mut out, name, kind, help);
         let now = std::time::Instant::now();
         for (t, labels) in &targets {
             let value = match name {
                 "inverso_upstream_up" => u64::from(t.health.usable(now)),
+                "inverso_upstream_weight" => u64::from(t.weight_now()),
                 "inverso_upstream_in_flight" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
                 "inverso_upstream_failures_total" => t.stats.failures.load(Ordering::Relaxed),
                 _ => t.stats.requests.load(Ordering::Relaxed),

@@ -57,7 +57,7 @@ pub fn status_json(shared: &Shared) -> String {
         let _ = write!(
             out,
             ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
-            t.weight,
+            t.weight_now(),
             t.backup,
             match t.max_conns {
                 0 => "null".to_string(),

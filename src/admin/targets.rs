@@ -1,5 +1,5 @@
 //! `/targets/<id>`: a target's admin state (`ready`, `drain`, `maint`),
-//! read or set, and saved to `state_file`.
+//! read or set, and saved to `state_file`; and its weight, until a reload.
 
 use super::{host_is_an_address, Reply};
 use crate::cache::policy;
@@ -13,7 +13,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 /// `/targets/<id>`: `GET` says the target's state, `PUT` with `ready`,
-/// `drain` or `maint` as the body sets it. `id` is the target's `name`
+/// `drain` or `maint` as the body sets it, or with `weight=N` its weight
+/// (refused, 409, by a pool whose balancer does not read weights as it
+/// picks). `id` is the target's `name`
 /// or `address` as `/status` shows them, percent-encoded if need be
 /// (`%5B::1%5D:80`), or a name as written in `targets` that gives several
 /// addresses (`app:8000`), which stands for each of its targets: a `PUT`
@@ -46,29 +48,39 @@ pub(super) fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &S
     if targets.is_empty() {
         return Reply::text(404, format!("no target is named {id:?}\n"));
     }
-    let state = match std::str::from_utf8(body).map(str::parse::<AdminState>) {
+    let change = match std::str::from_utf8(body).map(Change::parse) {
         _ if !set => None,
-        Ok(Ok(state)) => Some(state),
+        Ok(Ok(change)) => Some(change),
         // A client's bytes, going to whoever reads the answer.
-        Ok(Err(e)) => return Reply::text(400, format!("{}\n", escape_controls(&e.to_string()))),
-        Err(_) => return Reply::text(400, "the body must be ready, drain or maint\n"),
+        Ok(Err(e)) => return Reply::text(400, format!("{}\n", escape_controls(&e))),
+        Err(_) => return Reply::text(400, format!("{BODIES}\n")),
     };
+    if let Some(Change::Weight(_)) = change {
+        let unweighed = (targets.iter())
+            .map(|target| shared.pools.pool_of(target))
+            .find(|pool| !pool.balance().weighs_as_it_picks());
+        if let Some(pool) = unweighed {
+            return Reply::text(
+                409,
+                format!(
+                    "pool {} balances by {}, which does not read a weight as it picks: \
+                     change weight= in the configuration and reload\n",
+                    pool.name(),
+                    pool.balance().name()
+                ),
+            );
+        }
+    }
     let each: Vec<String> = (targets.iter())
         .map(|target| {
-            let was = state.map(|state| {
-                let was = shared.pools.set_admin_state(target, state);
-                if was != state {
-                    log::info!(
-                        "admin: target {} {was} -> {state} ({} request(s) in flight)",
-                        target.name,
-                        target.in_flight()
-                    );
-                }
-                was
-            });
+            let was = change.map(|change| change.apply(target, shared));
             target_json(target, was)
         })
         .collect();
+    let state = match change {
+        Some(Change::State(state)) => Some(state),
+        _ => None,
+    };
     // Every PUT writes the file, a change or not: one that could not be
     // saved is saved by sending it again.
     let saved = match (state, &shared.config.state_file) {
@@ -96,6 +108,65 @@ pub(super) fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &S
     Reply::json(200, out)
 }
 
+/// What a `PUT` body may say.
+const BODIES: &str = "the body must be ready, drain, maint or weight=N (1 to 10000)";
+
+/// What a `PUT` sets: the state, or the weight (HAProxy's `set server
+/// be/srv weight`), which holds until a reload puts the file's back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    State(AdminState),
+    Weight(u32),
+}
+
+/// What a target had before a change: the answer's `previous`.
+enum Was {
+    State(AdminState),
+    Weight(u32),
+}
+
+impl Change {
+    /// `ready`, `drain`, `maint` or `weight=N`, in any case, with blanks
+    /// around (as `curl -d` or `echo` sends it).
+    fn parse(body: &str) -> Result<Change, String> {
+        let body = body.trim();
+        let refused = || format!("{BODIES}, not `{body}` (for no new requests at all: drain)");
+        let Some((name, value)) = body.split_once('=') else {
+            return body.parse().map(Change::State).map_err(|_| refused());
+        };
+        let weight = (name.trim().eq_ignore_ascii_case("weight"))
+            .then(|| value.trim())
+            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|v| v.parse().ok())
+            .filter(|w| (1..=10_000).contains(w));
+        weight.map(Change::Weight).ok_or_else(refused)
+    }
+
+    fn apply(self, target: &Upstream, shared: &Shared) -> Was {
+        match self {
+            Change::State(state) => {
+                let was = shared.pools.set_admin_state(target, state);
+                if was != state {
+                    log::info!(
+                        "admin: target {} {was} -> {state} ({} request(s) in flight)",
+                        target.name,
+                        target.in_flight()
+                    );
+                }
+                Was::State(was)
+            }
+            Change::Weight(weight) => {
+                let was = target.weight_now();
+                target.health.admin().set_weight(Some(weight));
+                if was != weight {
+                    log::info!("admin: target {} weight {was} -> {weight}", target.name);
+                }
+                Was::Weight(was)
+            }
+        }
+    }
+}
+
 /// `"saved":true`, or `"saved":false,"save_error":"..."`: whether the
 /// states were written to `state_file`. The state is in force either way
 /// (200): it is the next start that would not find it.
@@ -121,19 +192,50 @@ pub(super) fn push_name_and_address(out: &mut String, target: &Upstream) {
 /// draining it waits on is `in_flight` coming down to 0. A name that
 /// stands for several targets is answered `{"name":...,"targets":[...]}`,
 /// each of them so.
-fn target_json(target: &Upstream, was: Option<AdminState>) -> String {
+fn target_json(target: &Upstream, was: Option<Was>) -> String {
     let mut out = String::from("{");
     push_name_and_address(&mut out, target);
     let _ = write!(
         out,
-        ",\"admin_state\":\"{}\",\"healthy\":{},\"in_flight\":{}",
+        ",\"admin_state\":\"{}\",\"weight\":{},\"healthy\":{},\"in_flight\":{}",
         target.health.admin_state(),
+        target.weight_now(),
         target.health.usable(Instant::now()),
         target.in_flight(),
     );
-    if let Some(was) = was {
-        let _ = write!(out, ",\"previous\":\"{was}\"");
+    match was {
+        Some(Was::State(was)) => _ = write!(out, ",\"previous\":\"{was}\""),
+        Some(Was::Weight(was)) => _ = write!(out, ",\"previous_weight\":{was}"),
+        None => {}
     }
     out.push('}');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_is_a_state_or_a_weight_in_range() {
+        assert_eq!(
+            Change::parse(" Drain\r\n"),
+            Ok(Change::State(AdminState::Drain))
+        );
+        assert_eq!(Change::parse("weight=3\n"), Ok(Change::Weight(3)));
+        assert_eq!(Change::parse("WEIGHT = 10000"), Ok(Change::Weight(10_000)));
+        assert_eq!(Change::parse("weight=1"), Ok(Change::Weight(1)));
+        for bad in [
+            "weight=0",
+            "weight=10001",
+            "weight=+3",
+            "weight=3.5",
+            "weight",
+            "w=3",
+            "up",
+        ] {
+            let e = Change::parse(bad).unwrap_err();
+            assert!(e.contains("weight=N"), "{bad}: {e}");
+        }
+    }
 }

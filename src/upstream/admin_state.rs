@@ -15,7 +15,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 /// A target's administrative state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,20 +92,35 @@ impl FromStr for AdminState {
 }
 
 /// The state of one target, shared by the request threads, the checker
-/// and the admin listener.
+/// and the admin listener, and the weight the operator gave it there
+/// (HAProxy's `set server be/srv weight`), until a reload.
 #[derive(Debug, Default)]
-pub struct AdminCell(AtomicU8);
+pub struct AdminCell {
+    state: AtomicU8,
+    /// 0: none given, the configured weight stands.
+    weight: AtomicU32,
+}
 
 impl AdminCell {
     pub fn get(&self) -> AdminState {
         // Relaxed: the state orders nothing else; a pick that still sees
         // the old state for a moment is one that began before the change.
-        AdminState::from_u8(self.0.load(Ordering::Relaxed))
+        AdminState::from_u8(self.state.load(Ordering::Relaxed))
     }
 
     /// Sets the state; returns the one it replaced.
     pub fn set(&self, state: AdminState) -> AdminState {
-        AdminState::from_u8(self.0.swap(state.to_u8(), Ordering::Relaxed))
+        AdminState::from_u8(self.state.swap(state.to_u8(), Ordering::Relaxed))
+    }
+
+    /// The weight the operator gave, if any.
+    pub fn weight(&self) -> Option<u32> {
+        Some(self.weight.load(Ordering::Relaxed)).filter(|&w| w > 0)
+    }
+
+    /// Gives the target `weight` (`None`: back to the configured one).
+    pub fn set_weight(&self, weight: Option<u32>) {
+        self.weight.store(weight.unwrap_or(0), Ordering::Relaxed);
     }
 }
 
@@ -134,6 +149,18 @@ mod tests {
             cell.set(state);
             assert_eq!(cell.get(), state);
         }
+    }
+
+    #[test]
+    fn a_cell_holds_a_weight_given_until_it_is_taken_back() {
+        let cell = AdminCell::default();
+        assert_eq!(cell.weight(), None);
+        cell.set_weight(Some(7));
+        assert_eq!((cell.weight(), cell.get()), (Some(7), AdminState::Ready));
+        cell.set(AdminState::Drain);
+        assert_eq!(cell.weight(), Some(7), "the state leaves it alone");
+        cell.set_weight(None);
+        assert_eq!(cell.weight(), None);
     }
 
     #[test]

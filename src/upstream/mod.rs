@@ -45,7 +45,7 @@ pub use pick::Pick;
 pub use slots::InFlight;
 pub use target::{BackendTls, UpstreamConn};
 
-use crate::config::{Config, Endpoint, Target};
+use crate::config::{Balance, Config, Endpoint, Target};
 use crate::http::send_proxy::ProxyVersion;
 use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
@@ -107,6 +107,8 @@ pub struct Upstreams {
     /// The primary targets, then the backups if any: a group is picked
     /// from only when the ones before it have no target left.
     groups: Vec<Group>,
+    /// The algorithm of its balancers.
+    balance: Balance,
     /// Reads and writes.
     timeout: Duration,
     connect_timeout: Duration,
@@ -221,6 +223,7 @@ impl Upstreams {
         Upstreams {
             name,
             groups,
+            balance: config.balance,
             targets,
             timeout: config.effective_backend_timeout(),
             connect_timeout: config.effective_connect_timeout(),
@@ -278,6 +281,11 @@ impl Upstreams {
     /// The longest a read from or a write to a backend may wait.
     pub fn backend_timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The algorithm its balancers pick by.
+    pub fn balance(&self) -> Balance {
+        self.balance
     }
 
     /// How long a request may wait for a slot when every target that could

@@ -52,7 +52,7 @@ impl Peers for Candidates<'_> {
         self.members.len()
     }
     fn weight(&self, i: usize) -> u32 {
-        self.targets[self.members[i]].weight
+        self.targets[self.members[i]].weight_now()
     }
     fn share(&self, i: usize) -> u32 {
         let health = &self.targets[self.members[i]].health;

@@ -67,6 +67,10 @@ impl Upstreams {
             if was_down.is_some_and(|was| was != target.down) {
                 flipped.push(i);
             }
+            // A reload puts the file's weights back, as HAProxy's does.
+            if !keep_idle {
+                target.health.admin().set_weight(None);
+            }
             // Counters kept: the requests of the generation before, those
             // waiting included, count against this one's limit from now on.
             target.stats.waiting.set_limit(target.max_conns);
@@ -135,6 +139,7 @@ mod tests {
         let alone = &one.targets()[0];
         alone.health.failed(Instant::now(), "test");
         one.set_admin_state(alone, AdminState::Drain);
+        alone.health.admin().set_weight(Some(5));
 
         let mut two = generation(&[a, b]);
         two.keep_state_of(&all(&one), true);
@@ -145,6 +150,11 @@ mod tests {
         assert!(Arc::ptr_eq(&kept.idle, &alone.idle));
         assert!(!kept.health.usable(Instant::now()), "still down");
         assert_eq!(kept.health.admin_state(), AdminState::Drain);
+        assert_eq!(
+            kept.weight_now(),
+            5,
+            "the operator's weight, through a new address"
+        );
         // Its clients stuck to it under its former name still are.
         assert_eq!(
             kept.former_sticky_id.as_deref(),
@@ -160,6 +170,8 @@ mod tests {
         reloaded.keep_state_of(&all(&two), false);
         assert!(Arc::ptr_eq(&reloaded.targets()[0].health, &kept.health));
         assert!(!Arc::ptr_eq(&reloaded.targets()[0].idle, &kept.idle));
+        // But the operator's weight: the file's is back.
+        assert_eq!(reloaded.targets()[0].weight_now(), 1);
         // Back to one: named as written, the same target still.
         let mut back = generation(&[a]);
         back.keep_state_of(&all(&two), true);

@@ -65,6 +65,13 @@ impl Upstream {
         self.health.admin_state().takes_new_requests() && self.health.usable(now)
     }
 
+    /// Its weight now: the one the operator gave on the admin listener,
+    /// else the configured one. A balancer that weighs as it picks reads
+    /// it each time; the hashing ones were built with the configured one.
+    pub fn weight_now(&self) -> u32 {
+        self.health.admin().weight().unwrap_or(self.weight)
+    }
+
     /// Requests being served by this backend right now.
     pub fn in_flight(&self) -> usize {
         self.stats.in_flight.load(Ordering::Relaxed)

@@ -153,6 +153,12 @@ impl Health {
         self.admin.get()
     }
 
+    /// What the operator set through the admin listener, the weight (see
+    /// [`AdminCell::set_weight`]).
+    pub fn admin(&self) -> &AdminCell {
+        &self.admin
+    }
+
     /// Sets the operator's state; returns the one it replaced. Back to
     /// `ready` from `drain` or `maint` is coming back into rotation.
     pub fn set_admin_state(&self, state: AdminState) -> AdminState {
