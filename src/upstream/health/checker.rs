@@ -427,15 +427,10 @@ mod tests {
         addr
     }
 
-    #[test]
-    fn a_reply_trickling_in_fails_its_probe_and_delays_no_other_target() {
-        let trickle = endpoint(b"HTTP/1.1 200 OK\r\nX-Pad: aaaa", Duration::from_millis(20));
-        let failing = endpoint(
-            b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n",
-            Duration::ZERO,
-        );
-        let probes: Vec<Probe> = [trickle, failing]
-            .into_iter()
+    /// A plain probe of each address, its target out after one failure
+    /// (for an hour, were it a request's).
+    fn probes_at(addrs: [std::net::SocketAddr; 2]) -> Vec<Probe> {
+        (addrs.into_iter())
             .map(|addr| Probe {
                 name: addr.to_string().into(),
                 host: addr.to_string().into(),
@@ -444,7 +439,17 @@ mod tests {
                 send_proxy: None,
                 health: Arc::new(health(1, 3600)),
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_trickling_in_fails_its_probe_and_delays_no_other_target() {
+        let trickle = endpoint(b"HTTP/1.1 200 OK\r\nX-Pad: aaaa", Duration::from_millis(20));
+        let failing = endpoint(
+            b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n",
+            Duration::ZERO,
+        );
+        let probes = probes_at([trickle, failing]);
         let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
         let settings = Active {
             interval: Duration::from_millis(50),
@@ -481,17 +486,7 @@ mod tests {
         // Never accepted: a probe's connect would be queued all the same.
         let paused = TcpListener::bind("127.0.0.1:0").unwrap();
         paused.set_nonblocking(true).unwrap();
-        let probes: Vec<Probe> = [failing, paused.local_addr().unwrap()]
-            .into_iter()
-            .map(|addr| Probe {
-                name: addr.to_string().into(),
-                host: addr.to_string().into(),
-                addr: addr.into(),
-                tls: None,
-                send_proxy: None,
-                health: Arc::new(health(1, 3600)),
-            })
-            .collect();
+        let probes = probes_at([failing, paused.local_addr().unwrap()]);
         let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
         healths[1].set_admin_state(AdminState::Maint);
         let settings = Active {
