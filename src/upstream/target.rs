@@ -114,7 +114,8 @@ impl Upstreams {
     /// An idle pooled connection to `target`, or a new one when none is
     /// left or `fresh` is asked for. To a `send_proxy` target, the one
     /// `client` kept instead, or a new one that starts with the PROXY
-    /// header naming `client` (`UNKNOWN`, `LOCAL` with none).
+    /// header naming `client` (`UNKNOWN`, `LOCAL` with none); `client` is
+    /// read for no other target.
     ///
     /// `in_use` is shown the socket before anything waits on it, even the
     /// connect: a forced shutdown can then end the wait (see

@@ -47,8 +47,10 @@ pub(super) fn attempt(
         let request_time = SystemTime::now();
         let connecting = Instant::now();
         client.upstream_connect = None;
+        // Whom a PROXY header names, made only for a target sent one.
+        let for_client = target.send_proxy.is_some().then(|| client.for_backend());
         let mut up = upstreams
-            .checkout(target, fresh, Some(client.for_backend()), |stream| {
+            .checkout(target, fresh, for_client, |stream| {
                 client.watch.watch_backend(stream)
             })
             .map_err(|e| {
