@@ -4,6 +4,8 @@
 //! client connection, reused by that client's next request to the same
 //! target, and closed with it (HAProxy's private connections).
 
+use super::admin_state::AdminState;
+use super::health::Health;
 use super::idle::IdleConns;
 use super::Upstream;
 use crate::http::conn::{SharedStream, Stream};
@@ -30,6 +32,9 @@ struct Kept {
     /// address, in the same generation of the settings (a reload's pools
     /// are new ones; a retired pool takes none back).
     pool: Arc<IdleConns>,
+    /// The target's health and state, read at each look: one put into
+    /// maintenance has its kept connections closed, as its pooled ones.
+    health: Arc<Health>,
     conn: BufConn<SharedStream<Stream>>,
     since: Instant,
 }
@@ -45,6 +50,7 @@ impl KeptConns {
         let closed = replaced.map(|at| kept.remove(at));
         kept.push(Kept {
             pool: target.idle.clone(),
+            health: target.health.clone(),
             conn,
             since: Instant::now(),
         });
@@ -54,11 +60,14 @@ impl KeptConns {
 
     /// The connection kept to `target`, if there is one. Those that may
     /// no longer be used close first, to whichever target: idle for
-    /// longer than the target's pooled ones may be, or their pool
-    /// retired (a reload's: no request goes to its targets any more).
+    /// longer than the target's pooled ones may be, their pool retired
+    /// (a reload's: no request goes to its targets any more), or their
+    /// target put into maintenance.
     pub(super) fn take_for(&self, target: &Upstream) -> Option<BufConn<SharedStream<Stream>>> {
         let mut kept = self.0.take();
-        kept.retain(|k| k.pool.would_keep(k.since));
+        kept.retain(|k| {
+            k.pool.would_keep(k.since) && k.health.admin_state() != AdminState::Maint
+        });
         let found = (kept.iter())
             .position(|k| Arc::ptr_eq(&k.pool, &target.idle))
             .map(|at| kept.remove(at).conn);
@@ -142,9 +151,9 @@ mod tests {
         kept.keep(old, conn(&backend));
         let (mut at_old, _) = backend.accept().unwrap();
         kept.keep(new, conn(&backend));
-        old.idle.retire(); // a reload
-                           // Looking for the new target's closes the old one's, which its
-                           // backend sees.
+        // A reload; looking for the new target's then closes the old
+        // one's, which its backend sees.
+        old.idle.retire();
         assert!(kept.take_for(new).is_some());
         at_old
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -160,5 +169,29 @@ mod tests {
         let ageless = Upstreams::new(&config);
         kept.keep(&ageless.targets()[0], conn(&backend));
         assert!(kept.take_for(&ageless.targets()[0]).is_none());
+    }
+
+    #[test]
+    fn those_of_a_target_put_into_maintenance_close_at_the_next_look() {
+        let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = upstreams(2, Balance::RoundRobin, None);
+        let targets = pool.targets();
+        let kept = KeptConns::default();
+        kept.keep(&targets[0], conn(&backend));
+        let (mut at_backend, _) = backend.accept().unwrap();
+        kept.keep(&targets[1], conn(&backend));
+        targets[0].health.set_admin_state(AdminState::Drain);
+        assert!(kept.take_for(&targets[1]).is_some());
+        let drained = kept.take_for(&targets[0]).expect("drained, not closed");
+        kept.keep(&targets[0], drained);
+
+        targets[0].health.set_admin_state(AdminState::Maint);
+        assert!(kept.take_for(&targets[1]).is_none());
+        at_backend
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(std::io::Read::read(&mut at_backend, &mut [0; 1]).unwrap(), 0);
+        targets[0].health.set_admin_state(AdminState::Ready);
+        assert!(kept.take_for(&targets[0]).is_none(), "closed for good");
     }
 }
