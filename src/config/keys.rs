@@ -89,7 +89,8 @@ pub const KEYS: &[Key] = &[
         name: "targets",
         default: "",
         help: "backends, comma separated host:port or unix:PATH with optional weight=N, \
-               max_conns=N, backup, down, max_fails=N, fail_timeout=D, tls, tls_name=NAME",
+               max_conns=N, backup, down, max_fails=N, fail_timeout=D, tls, tls_name=NAME, \
+               send_proxy, send_proxy_v2, agent_port=N",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {

@@ -84,6 +84,10 @@ pub struct Target {
     /// a PROXY protocol header naming the client, as HAProxy's
     /// `send-proxy` and `send-proxy-v2`; `None`: none.
     pub send_proxy: Option<ProxyVersion>,
+    /// `agent_port=N`: its agent, asked each `health_check_interval` on
+    /// that port of its address, says its weight and state (HAProxy's
+    /// `agent-check agent-port N`); `None`: none.
+    pub agent_port: Option<u16>,
 }
 
 impl Target {
@@ -100,6 +104,7 @@ impl Target {
             fail_timeout: None,
             tls: None,
             send_proxy: None,
+            agent_port: None,
         }
     }
 
@@ -263,6 +268,7 @@ mod tests {
             fail_timeout: Some(Duration::from_secs(45)),
             tls: None,
             send_proxy: None,
+            agent_port: None,
         };
         let addrs: Vec<SocketAddr> = vec![
             "10.0.0.5:80".parse().unwrap(),

@@ -13,6 +13,7 @@
 //! health) by a reload that keeps the target; a restart forgets it, unless
 //! `state_file` keeps it (see [`super::state_file`]).
 
+use parking_lot::Mutex;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -99,6 +100,19 @@ pub struct AdminCell {
     state: AtomicU8,
     /// 0: none given, the configured weight stands.
     weight: AtomicU32,
+    /// What the target's agent said last (see [`AgentHeard`]).
+    agent: Mutex<AgentHeard>,
+}
+
+/// What a target's agent said last of the kinds applied when its answer
+/// changes (see `health::agent`): kept with the state, through a reload
+/// and a re-resolution, so that an answer already applied is not applied
+/// again over an operator's change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentHeard {
+    /// The share of its configured weight, in percent.
+    pub percent: Option<u32>,
+    pub state: Option<AdminState>,
 }
 
 impl AdminCell {
@@ -121,6 +135,23 @@ impl AdminCell {
     /// Gives the target `weight` (`None`: back to the configured one).
     pub fn set_weight(&self, weight: Option<u32>) {
         self.weight.store(weight.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// Records what the agent said now, of each kind it named; returns
+    /// what it had said before.
+    pub fn agent_heard(&self, percent: Option<u32>, state: Option<AdminState>) -> AgentHeard {
+        let mut heard = self.agent.lock();
+        let before = *heard;
+        heard.percent = percent.or(heard.percent);
+        heard.state = state.or(heard.state);
+        before
+    }
+
+    /// A reload put the configured weight back: the agent's share, even
+    /// unchanged, is applied again at its next answer.
+    pub fn reset_weight(&self) {
+        self.set_weight(None);
+        self.agent.lock().percent = None;
     }
 }
 

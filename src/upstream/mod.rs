@@ -50,7 +50,7 @@ use crate::http::send_proxy::ProxyVersion;
 use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
 use balancer::Balancer;
-use health::{Active, Checker, Health, Passive, Probe, ProbeKind};
+use health::{Active, AgentTiming, Checker, Health, Passive, Probe, ProbeKind};
 use idle::{IdleConns, MostUse};
 use rustls_pki_types::ServerName;
 use std::io;
@@ -74,6 +74,9 @@ pub struct Upstream {
     pub tls: Option<BackendTls>,
     /// The PROXY header each connection to it starts with (`send_proxy`).
     pub send_proxy: Option<ProxyVersion>,
+    /// The port its agent answers on (`agent_port=N`, see
+    /// [`health::Agent`]).
+    agent_port: Option<u16>,
     pub weight: u32,
     pub backup: bool,
     /// Written `down`: in maintenance from the start (see
@@ -179,6 +182,7 @@ impl Upstreams {
                         name,
                     }),
                     send_proxy: t.send_proxy,
+                    agent_port: t.agent_port,
                     weight: t.weight,
                     backup: t.backup,
                     down: t.down,
@@ -344,6 +348,21 @@ impl Upstreams {
             expect_body: config.health_check_expect_body.clone(),
         };
         Checker::start(self.probes(), settings).map(Some)
+    }
+
+    /// Starts asking the agents of the targets that have one
+    /// (`agent_port=N`), every `health_check_interval`, each question
+    /// within `health_check_timeout`.
+    pub fn start_agents(&self, config: &Config) -> io::Result<Option<Checker>> {
+        let agents = self.agents(config);
+        if agents.is_empty() {
+            return Ok(None);
+        }
+        let timing = AgentTiming {
+            interval: config.health_check_interval,
+            timeout: config.effective_health_check_timeout(),
+        };
+        Checker::ask_agents(agents, timing).map(Some)
     }
 }
 

@@ -107,15 +107,14 @@ impl Pools {
         }
     }
 
-    /// Starts the active health checks of each pool that has them, under
-    /// its own settings (`config`'s for `targets`, its pool's for the
+    /// Starts the active health checks and the agents' questions of each
+    /// pool that has them, under its own settings (`config`'s for `targets`, its pool's for the
     /// others).
     pub fn start_checkers(&self, config: &Config) -> io::Result<Vec<Checker>> {
         let mut checkers = Vec::new();
         for (pool, settings) in self.pools.iter().zip(config.pool_configs()) {
-            if let Some(checker) = pool.start_checker(settings)? {
-                checkers.push(checker);
-            }
+            checkers.extend(pool.start_checker(settings)?);
+            checkers.extend(pool.start_agents(settings)?);
         }
         Ok(checkers)
     }

@@ -3,8 +3,11 @@
 //! set through the admin listener.
 
 use super::admin_state::AdminState;
-use super::health::Health;
-use super::{Upstream, Upstreams};
+use super::health::{Agent, Health};
+use super::idle::IdleConns;
+use super::{TargetStats, Upstream, Upstreams};
+use crate::config::{Config, Endpoint};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 impl Upstreams {
@@ -69,7 +72,7 @@ impl Upstreams {
             }
             // A reload puts the file's weights back, as HAProxy's does.
             if !keep_idle {
-                target.health.admin().set_weight(None);
+                target.health.admin().reset_weight();
             }
             // Counters kept: the requests of the generation before, those
             // waiting included, count against this one's limit from now on.
@@ -91,17 +94,57 @@ impl Upstreams {
     /// waiting for a slot is woken to choose again: the targets it may
     /// wait for have changed.
     pub fn set_admin_state(&self, target: &Upstream, state: AdminState) -> AdminState {
-        let was = target.health.set_admin_state(state);
-        // After the store: a connection given back meanwhile either is in
-        // the pool for this clear, or its giver sees the new state.
-        if state == AdminState::Maint {
-            target.idle.clear();
-        }
-        for t in &self.targets {
-            t.stats.waiting.wake_all();
-        }
-        was
+        let pool = self.targets.iter().map(|t| &*t.stats);
+        set_admin_state(&target.health, &target.idle, pool, state)
     }
+
+    /// What each target's agent is asked, with how to set its state from
+    /// the agent's thread as [`Upstreams::set_admin_state`] does; a
+    /// target without one has what its agent said before let go.
+    pub fn agents(&self, config: &Config) -> Vec<Agent> {
+        let weighs = config.balance.weighs_as_it_picks();
+        let pool: Arc<[Arc<TargetStats>]> = self.targets.iter().map(|t| t.stats.clone()).collect();
+        let mut agents = Vec::new();
+        for t in &self.targets {
+            let (Some(port), Endpoint::Tcp(addr)) = (t.agent_port, &t.addr) else {
+                t.health.agent_gone();
+                continue;
+            };
+            let (health, idle, pool) = (t.health.clone(), t.idle.clone(), pool.clone());
+            agents.push(Agent {
+                name: t.written.clone(),
+                addr: SocketAddr::new(addr.ip(), port),
+                health: t.health.clone(),
+                configured_weight: t.weight,
+                weighs,
+                set_state: Arc::new(move |state| {
+                    set_admin_state(&health, &idle, pool.iter().map(|t| &**t), state);
+                }),
+            });
+        }
+        agents
+    }
+}
+
+/// Sets a target's administrative state; returns the one it replaced.
+/// `pool`: the counters of every target of its pool, whose waiting
+/// requests are woken.
+fn set_admin_state<'a>(
+    health: &Health,
+    idle: &IdleConns,
+    pool: impl Iterator<Item = &'a TargetStats>,
+    state: AdminState,
+) -> AdminState {
+    let was = health.set_admin_state(state);
+    // After the store: a connection given back meanwhile either is in
+    // the pool for this clear, or its giver sees the new state.
+    if state == AdminState::Maint {
+        idle.clear();
+    }
+    for stats in pool {
+        stats.waiting.wake_all();
+    }
+    was
 }
 
 /// The administrative state every target of `targets` written as
@@ -193,6 +236,7 @@ mod tests {
             fail_timeout,
             tls: None,
             send_proxy: None,
+            agent_port: None,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

@@ -7,7 +7,7 @@ use crate::http::send_proxy::ProxyVersion;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2], ...`
+/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ agent_port=N], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
 /// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
@@ -32,6 +32,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut tls = false;
         let mut tls_name = None;
         let mut send_proxy = None;
+        let mut agent_port = None;
         let once = |key: &str| format!("target {name}: {key} given twice");
         let bad = |key: &str, m: String| format!("target {name}: {key}: {m}");
         for option in words {
@@ -93,12 +94,20 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 Some(("fail_timeout", d)) => {
                     fail_timeout = Some(parse_fail_timeout(d).map_err(|m| bad("fail_timeout", m))?)
                 }
+                Some(("agent_port", _)) if agent_port.is_some() => {
+                    return Err(once("agent_port"))
+                }
+                Some(("agent_port", n)) => {
+                    let port = parse_number(n, 1..=65_535).map_err(|m| bad("agent_port", m))?;
+                    agent_port = Some(port as u16);
+                }
                 _ => {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
                          max_conns=N, backup or down; for passive health, max_fails=N or \
                          fail_timeout=D; for TLS, tls and tls_name=NAME; for a PROXY \
-                         protocol header, send_proxy or send_proxy_v2)"
+                         protocol header, send_proxy or send_proxy_v2; for an agent, \
+                         agent_port=N)"
                     ))
                 }
             }
@@ -126,6 +135,12 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 Some(name)
             }
         };
+        if agent_port.is_some() && matches!(written(name)?, Written::Unix(_)) {
+            return Err(format!(
+                "target {name}: agent_port= needs an address to ask the agent at, which a \
+                 Unix socket has not"
+            ));
+        }
         // As written; `at` gives it each address found.
         let as_written = Target {
             name: name.to_string(),
@@ -138,6 +153,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             fail_timeout,
             tls,
             send_proxy,
+            agent_port,
         };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
@@ -196,6 +212,9 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         }
         if let Some(version) = target.send_proxy {
             options.push_str(&format!(", {}", version.option()));
+        }
+        if let Some(port) = target.agent_port {
+            options.push_str(&format!(", agent on port {port}"));
         }
         if target.backup {
             options.push_str(", backup");
@@ -472,6 +491,7 @@ mod tests {
             fail_timeout: None,
             tls: None,
             send_proxy: None,
+            agent_port: None,
         }
     }
 

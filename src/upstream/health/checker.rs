@@ -33,7 +33,7 @@ impl Health {
         state.last_probe = None;
         if state.active_down {
             state.active_down = false;
-            if state.down_until.is_none() {
+            if state.down_until.is_none() && !state.agent_down {
                 state.announce_up(&self.name(), ": health checks are off");
             }
         }
@@ -80,7 +80,7 @@ impl Health {
                         state.fails = 0;
                         state.window_start = None;
                     }
-                    if !still_out {
+                    if !still_out && !state.agent_down {
                         state.announce_up(&self.name(), "");
                     }
                 }
@@ -203,7 +203,8 @@ pub struct Probe {
     pub health: Arc<Health>,
 }
 
-/// The checker threads, one per target; stopped by [`Checker::stop`] (or
+/// The checker threads, one per target (or the agents' threads, see
+/// [`Checker::ask_agents`]); stopped by [`Checker::stop`] (or
 /// on drop) without waiting for them: one in the middle of a probe ends
 /// when the probe does (at most its timeout later) and applies nothing
 /// more. Waiting would hold a reload, and with it the signal thread, or a
@@ -223,6 +224,19 @@ impl Checker {
             std::thread::Builder::new()
                 .name("health".into())
                 .spawn(move || check_loop(&probe, checker, &settings, &stopped))?;
+        }
+        Ok(Checker { _stop: stop })
+    }
+
+    /// Starts a thread per agent (see [`super::agent`]), stopped as the
+    /// checker threads are.
+    pub fn ask_agents(agents: Vec<super::Agent>, timing: super::AgentTiming) -> io::Result<Checker> {
+        let (stop, stopped) = bounded(1);
+        for agent in agents {
+            let stopped = stopped.clone();
+            std::thread::Builder::new()
+                .name("agent".into())
+                .spawn(move || super::agent::ask_loop(&agent, timing, &stopped))?;
         }
         Ok(Checker { _stop: stop })
     }

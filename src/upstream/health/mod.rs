@@ -22,11 +22,13 @@
 //! - here: a target's [`Health`], shared by all of them, and the
 //!   operator's state it carries.
 
+mod agent;
 mod checker;
 mod passive;
 mod probe;
 mod slow_start;
 
+pub use agent::{Agent, AgentTiming};
 pub use checker::{Active, Checker, Probe, ProbeKind};
 pub use probe::{ProbeError, MAX_PROBE_BODY};
 
@@ -74,6 +76,8 @@ struct State {
     last_failure: Option<Instant>,
     /// Failing its active checks.
     active_down: bool,
+    /// Said to be down by its agent, until it says `up`.
+    agent_down: bool,
     /// When it last came back into rotation (or will, at the end of a
     /// passive mark): `slow_start` ramps its share up from then.
     back_since: Option<Instant>,
@@ -96,6 +100,12 @@ struct State {
 }
 
 impl State {
+    /// Held out by what its checks said: the active ones' `fall`, or its
+    /// agent's `down`.
+    fn checked_down(&self) -> bool {
+        self.active_down || self.agent_down
+    }
+
     /// Says the target is back, once, if it was said to be down.
     fn announce_up(&mut self, name: &str, why: &str) {
         if std::mem::take(&mut self.announced_down) {

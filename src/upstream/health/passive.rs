@@ -22,7 +22,7 @@ impl Health {
         if let Some(until) = state.down_until.take() {
             // Back now (for `slow_start`), not when the mark would have ended.
             state.back_since = Some(until.min(Instant::now()));
-            if !state.active_down {
+            if !state.checked_down() {
                 state.announce_up(&self.name(), ": max_fails or fail_timeout changed");
             }
         }
@@ -35,14 +35,15 @@ impl Health {
     /// Whether requests may go to this target at `now`.
     pub fn usable(&self, now: Instant) -> bool {
         let state = self.state.lock();
-        !state.active_down && state.down_until.is_none_or(|until| now >= until)
+        !state.checked_down() && state.down_until.is_none_or(|until| now >= until)
     }
 
-    /// For choosing among down targets, lowest first: whether the active
-    /// checker holds it down, then when it last failed (`None`: never).
+    /// For choosing among down targets, lowest first: whether its active
+    /// checks or its agent hold it down, then when it last failed
+    /// (`None`: never).
     pub fn fallback_rank(&self) -> (bool, Option<Instant>) {
         let state = self.state.lock();
-        (state.active_down, state.last_failure)
+        (state.checked_down(), state.last_failure)
     }
 
     /// An exchange failed: connect error, timeout, malformed reply.
@@ -102,7 +103,7 @@ impl Health {
         if let Some(until) = state.down_until.take() {
             state.back_since = Some(until.min(Instant::now()));
         }
-        if !state.active_down {
+        if !state.checked_down() {
             state.announce_up(&self.name(), "");
         }
     }

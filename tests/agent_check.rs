@@ -1,0 +1,189 @@
+//! Agent checks (`agent_port=N`, HAProxy's `agent-check`): a program
+//! beside a backend says its weight, its state and whether it is up.
+
+mod support;
+
+use inverso::config::Balance;
+use inverso::Config;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+/// An agent on a port of 127.0.0.1: each connection gets the answer set
+/// last, then a close.
+struct Agent {
+    port: u16,
+    answer: Arc<Mutex<String>>,
+    asked: Arc<AtomicUsize>,
+}
+
+impl Agent {
+    fn start(answer: &str) -> Agent {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let answer = Arc::new(Mutex::new(answer.to_string()));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (said, counted) = (answer.clone(), asked.clone());
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let line = said.lock().unwrap().clone();
+                let _ = conn.write_all(line.as_bytes());
+            }
+        });
+        Agent { port, answer, asked }
+    }
+
+    /// Says `answer` from now on, and returns once the proxy has applied
+    /// it: the question after the next one is asked only once the next
+    /// one's answer (the new one) was applied.
+    #[track_caller]
+    fn says(&self, answer: &str) {
+        *self.answer.lock().unwrap() = answer.to_string();
+        let asked = self.asked.load(Ordering::SeqCst);
+        assert!(
+            wait_until(WAIT_LIMIT, || self.asked.load(Ordering::SeqCst) >= asked + 2),
+            "the agent was not asked again"
+        );
+    }
+}
+
+/// Targets `a` and `b`, balanced by weight, `a` with its agent.
+fn proxy_with_agent(a: SocketAddr, b: SocketAddr, agent: &Agent) -> Proxy {
+    start_proxy(&[a, b], with_agent(agent.port, Balance::WeightedRoundRobin))
+}
+
+fn with_agent(port: u16, balance: Balance) -> impl FnOnce(&mut Config) {
+    move |c: &mut Config| {
+        c.admin_port = Some(0);
+        c.balance = balance;
+        c.health_check_interval = Duration::from_millis(20);
+        c.targets[0].agent_port = Some(port);
+    }
+}
+
+/// How many of `n` requests, each on a new connection, `a` served.
+fn served_by_a(proxy: &Proxy, n: usize) -> usize {
+    (0..n)
+        .filter(|_| {
+            let response = proxy.connect().get("/");
+            assert_eq!(response.status, 200, "{}", response.body_str());
+            response.header("x-backend") == Some("a")
+        })
+        .count()
+}
+
+fn state_of(proxy: &Proxy, target: SocketAddr) -> String {
+    let body = proxy.admin("GET", &format!("/targets/{target}"), "").body_str();
+    let (_, rest) = body.split_once("\"admin_state\":\"").expect(&body);
+    rest.split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn the_agent_gives_its_target_a_share_of_its_weight() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let agent = Agent::start("100%\n");
+    let proxy = proxy_with_agent(a.addr, b.addr, &agent);
+    agent.says("100%\n");
+    assert_eq!(served_by_a(&proxy, 8), 4);
+
+    agent.says("300%\n");
+    assert_eq!(served_by_a(&proxy, 8), 6);
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(status.contains("\"weight\":3,"), "{status}");
+
+    // 0% drains it, as HAProxy's weight 0; a share again brings it back.
+    agent.says("0%\n");
+    assert_eq!(state_of(&proxy, a.addr), "drain");
+    assert_eq!(served_by_a(&proxy, 4), 0);
+    agent.says("200%\n");
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+    assert_eq!(served_by_a(&proxy, 6), 4);
+
+    // A reload puts the configured weight back, and the agent's share,
+    // unchanged, is given again.
+    proxy.reload(&[a.addr, b.addr], with_agent(agent.port, Balance::WeightedRoundRobin));
+    agent.says("200%\n");
+    assert_eq!(served_by_a(&proxy, 6), 4);
+}
+
+#[test]
+fn the_agent_sets_its_target_state_and_the_operator_has_the_last_word_until_it_says_another() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let agent = Agent::start("ready\n");
+    let proxy = proxy_with_agent(a.addr, b.addr, &agent);
+    agent.says("drain, 50%\n");
+    assert_eq!(state_of(&proxy, a.addr), "drain");
+    assert_eq!(served_by_a(&proxy, 4), 0);
+
+    // The operator puts it back; the agent saying the same again does
+    // not undo that.
+    let r = proxy.admin("PUT", &format!("/targets/{}", a.addr), "ready");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    agent.says("drain, 50%\n");
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+    assert_eq!(served_by_a(&proxy, 4), 2);
+
+    agent.says("MAINT\n");
+    assert_eq!(state_of(&proxy, a.addr), "maint");
+    assert_eq!(served_by_a(&proxy, 4), 0);
+    agent.says("ready\n");
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+    assert_eq!(served_by_a(&proxy, 4), 2);
+}
+
+#[test]
+fn an_agent_that_says_down_holds_its_target_out_until_it_says_up() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let agent = Agent::start("up\n");
+    let proxy = start_proxy(&[a.addr, b.addr], with_agent(agent.port, Balance::RoundRobin));
+    agent.says("up\n");
+    assert_eq!(served_by_a(&proxy, 4), 2);
+
+    agent.says("stopped # disk full\n");
+    assert_eq!(served_by_a(&proxy, 4), 0);
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(status.contains("\"healthy\":false"), "{status}");
+    // Saying nothing of it, or nothing at all, leaves it down.
+    agent.says("ready\n");
+    agent.says("");
+    assert_eq!(served_by_a(&proxy, 4), 0);
+    agent.says("up\n");
+    assert_eq!(served_by_a(&proxy, 4), 2);
+
+    // Down again, then a reload takes the agent away: what it said goes.
+    agent.says("down\n");
+    assert_eq!(served_by_a(&proxy, 4), 0);
+    proxy.reload(&[a.addr, b.addr], |c| c.admin_port = Some(0));
+    assert_eq!(served_by_a(&proxy, 4), 2);
+}
+
+#[test]
+fn an_agent_that_cannot_be_reached_changes_nothing() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let dead = dead_addr().port();
+    let proxy = start_proxy(&[a.addr, b.addr], with_agent(dead, Balance::RoundRobin));
+    assert_eq!(served_by_a(&proxy, 4), 2);
+    assert_eq!(state_of(&proxy, a.addr), "ready");
+}
+
+#[test]
+fn agent_port_is_checked_as_the_file_is_read() {
+    let refused = [
+        ("127.0.0.1:1 agent_port=0", "agent_port"),
+        ("127.0.0.1:1 agent_port=65536", "agent_port"),
+        ("127.0.0.1:1 agent_port=x", "agent_port"),
+        ("127.0.0.1:1 agent_port=1 agent_port=2", "agent_port given twice"),
+        ("unix:/run/app.sock agent_port=9", "Unix socket"),
+    ];
+    for (targets, says) in refused {
+        let error = config_error(&format!("targets = {targets}\n"));
+        assert!(error.contains(says), "{targets}: {error}");
+    }
+    let (code, out, err) = inverso_check("targets = 127.0.0.1:9001 agent_port=9777\n", "");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("agent on port 9777"), "{out}");
+}
