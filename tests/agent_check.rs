@@ -34,7 +34,11 @@ impl Agent {
                 let _ = conn.write_all(line.as_bytes());
             }
         });
-        Agent { port, answer, asked }
+        Agent {
+            port,
+            answer,
+            asked,
+        }
     }
 
     /// Says `answer` from now on, and returns once the proxy has applied
@@ -45,7 +49,8 @@ impl Agent {
         *self.answer.lock().unwrap() = answer.to_string();
         let asked = self.asked.load(Ordering::SeqCst);
         assert!(
-            wait_until(WAIT_LIMIT, || self.asked.load(Ordering::SeqCst) >= asked + 2),
+            wait_until(WAIT_LIMIT, || self.asked.load(Ordering::SeqCst)
+                >= asked + 2),
             "the agent was not asked again"
         );
     }
@@ -77,7 +82,9 @@ fn served_by_a(proxy: &Proxy, n: usize) -> usize {
 }
 
 fn state_of(proxy: &Proxy, target: SocketAddr) -> String {
-    let body = proxy.admin("GET", &format!("/targets/{target}"), "").body_str();
+    let body = proxy
+        .admin("GET", &format!("/targets/{target}"), "")
+        .body_str();
     let (_, rest) = body.split_once("\"admin_state\":\"").expect(&body);
     rest.split('"').next().unwrap().to_string()
 }
@@ -105,7 +112,10 @@ fn the_agent_gives_its_target_a_share_of_its_weight() {
 
     // A reload puts the configured weight back, and the agent's share,
     // unchanged, is given again.
-    proxy.reload(&[a.addr, b.addr], with_agent(agent.port, Balance::WeightedRoundRobin));
+    proxy.reload(
+        &[a.addr, b.addr],
+        with_agent(agent.port, Balance::WeightedRoundRobin),
+    );
     agent.says("200%\n");
     assert_eq!(served_by_a(&proxy, 6), 4);
 }
@@ -139,7 +149,10 @@ fn the_agent_sets_its_target_state_and_the_operator_has_the_last_word_until_it_s
 fn an_agent_that_says_down_holds_its_target_out_until_it_says_up() {
     let (a, b) = (Backend::echo("a"), Backend::echo("b"));
     let agent = Agent::start("up\n");
-    let proxy = start_proxy(&[a.addr, b.addr], with_agent(agent.port, Balance::RoundRobin));
+    let proxy = start_proxy(
+        &[a.addr, b.addr],
+        with_agent(agent.port, Balance::RoundRobin),
+    );
     agent.says("up\n");
     assert_eq!(served_by_a(&proxy, 4), 2);
 
@@ -176,7 +189,10 @@ fn agent_port_is_checked_as_the_file_is_read() {
         ("127.0.0.1:1 agent_port=0", "agent_port"),
         ("127.0.0.1:1 agent_port=65536", "agent_port"),
         ("127.0.0.1:1 agent_port=x", "agent_port"),
-        ("127.0.0.1:1 agent_port=1 agent_port=2", "agent_port given twice"),
+        (
+            "127.0.0.1:1 agent_port=1 agent_port=2",
+            "agent_port given twice",
+        ),
         ("unix:/run/app.sock agent_port=9", "Unix socket"),
     ];
     for (targets, says) in refused {

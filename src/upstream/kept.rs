@@ -65,9 +65,7 @@ impl KeptConns {
     /// target put into maintenance.
     pub(super) fn take_for(&self, target: &Upstream) -> Option<BufConn<SharedStream<Stream>>> {
         let mut kept = self.0.take();
-        kept.retain(|k| {
-            k.pool.would_keep(k.since) && k.health.admin_state() != AdminState::Maint
-        });
+        kept.retain(|k| k.pool.would_keep(k.since) && k.health.admin_state() != AdminState::Maint);
         let found = (kept.iter())
             .position(|k| Arc::ptr_eq(&k.pool, &target.idle))
             .map(|at| kept.remove(at).conn);
@@ -190,7 +188,10 @@ mod tests {
         at_backend
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        assert_eq!(std::io::Read::read(&mut at_backend, &mut [0; 1]).unwrap(), 0);
+        assert_eq!(
+            std::io::Read::read(&mut at_backend, &mut [0; 1]).unwrap(),
+            0
+        );
         targets[0].health.set_admin_state(AdminState::Ready);
         assert!(kept.take_for(&targets[0]).is_none(), "closed for good");
     }

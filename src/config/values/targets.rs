@@ -94,9 +94,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 Some(("fail_timeout", d)) => {
                     fail_timeout = Some(parse_fail_timeout(d).map_err(|m| bad("fail_timeout", m))?)
                 }
-                Some(("agent_port", _)) if agent_port.is_some() => {
-                    return Err(once("agent_port"))
-                }
+                Some(("agent_port", _)) if agent_port.is_some() => return Err(once("agent_port")),
                 Some(("agent_port", n)) => {
                     let port = parse_number(n, 1..=65_535).map_err(|m| bad("agent_port", m))?;
                     agent_port = Some(port as u16);

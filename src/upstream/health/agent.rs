@@ -91,7 +91,10 @@ pub fn parse(answer: &[u8]) -> Answer {
         None => (&*line, ""),
     };
     let mut read = Answer::default();
-    for word in words.split([' ', '\t', ',', '\r']).filter(|w| !w.is_empty()) {
+    for word in words
+        .split([' ', '\t', ',', '\r'])
+        .filter(|w| !w.is_empty())
+    {
         let lower = word.to_ascii_lowercase();
         match lower.as_str() {
             "ready" => read.state = Some(AdminState::Ready),
@@ -153,7 +156,10 @@ impl Agent {
                 if self.weighs {
                     let weight = share(self.configured_weight, p);
                     admin.set_weight(Some(weight));
-                    log::info!("target {}: its agent gives it weight {weight} ({p}%)", self.name);
+                    log::info!(
+                        "target {}: its agent gives it weight {weight} ({p}%)",
+                        self.name
+                    );
                 } else if !std::mem::replace(warned_weighs, true) {
                     log::warn!(
                         "target {}: its agent gives it {p}% of its weight, which this pool's \
@@ -168,7 +174,10 @@ impl Agent {
             let was = admin.get();
             if was != state {
                 (self.set_state)(state);
-                log::info!("target {}: its agent sets it {state} (was {was})", self.name);
+                log::info!(
+                    "target {}: its agent sets it {state} (was {was})",
+                    self.name
+                );
             }
         }
         match &answer.health {

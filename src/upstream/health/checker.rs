@@ -230,7 +230,10 @@ impl Checker {
 
     /// Starts a thread per agent (see [`super::agent`]), stopped as the
     /// checker threads are.
-    pub fn ask_agents(agents: Vec<super::Agent>, timing: super::AgentTiming) -> io::Result<Checker> {
+    pub fn ask_agents(
+        agents: Vec<super::Agent>,
+        timing: super::AgentTiming,
+    ) -> io::Result<Checker> {
         let (stop, stopped) = bounded(1);
         for agent in agents {
             let stopped = stopped.clone();
