@@ -19,6 +19,8 @@
 //!   threads ([`Checker`]) and the `rise`/`fall` counts of their results.
 //! - `probe`: one probe, a connect or a `GET` and its answer judged
 //!   ([`ProbeError`]).
+//! - `agent`: the agents of targets with `agent_port` asked, and what
+//!   they say applied ([`Agent`]).
 //! - here: a target's [`Health`], shared by all of them, and the
 //!   operator's state it carries.
 
