@@ -194,6 +194,9 @@ pub struct TargetStats {
     /// How long it took to send each of those heads once it had the
     /// request (the log's `upstream_ms`).
     pub header_times: Histogram,
+    /// The same, as a recent average, for `least_time` (measured only
+    /// under it).
+    pub latency: crate::upstream::latency::Latency,
     /// The requests waiting for a slot here (`max_conns`), in the order
     /// they began to wait (see [`crate::upstream::slots::Waiting`]).
     pub waiting: crate::upstream::slots::Queue,

@@ -3190,3 +3190,54 @@ fn a_bad_target_state_is_quoted_with_its_control_characters_escaped() {
         "{text:?}"
     );
 }
+
+#[test]
+fn least_time_sends_requests_to_the_target_that_answers_faster() {
+    let slow = Backend::start("slow", |_, out| {
+        std::thread::sleep(Duration::from_millis(100));
+        respond(out, 200, &[("X-Backend", "slow")], b"slow");
+        Action::KeepAlive
+    });
+    let fast = Backend::echo("fast");
+    let proxy = start_proxy(&[slow.addr, fast.addr], |c| {
+        with_admin(c);
+        c.balance = Balance::LeastTime;
+    });
+    // One at a time: least_conn would take turns. Each target is tried
+    // once to be measured; then the slow one's time keeps it out until
+    // it fades, seconds later (a busy machine may slow a fast answer
+    // past it once or twice).
+    let served = answers(&proxy, 20);
+    let slow_served = served.iter().filter(|s| *s == "slow").count();
+    assert!((1..=3).contains(&slow_served), "{served:?}");
+    // `/status` shows the times it picks by: the slow one's near the
+    // 100 ms it waits (faded a little since), the fast one's below.
+    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let response_ms = |addr: SocketAddr| -> f64 {
+        let at = status
+            .find(&format!("\"address\":\"{addr}\""))
+            .expect(&status);
+        let rest = &status[at..];
+        let (_, value) = rest.split_once("\"response_ms\":").expect(&status);
+        value
+            .split(['}', ','])
+            .next()
+            .unwrap()
+            .parse()
+            .expect(&status)
+    };
+    assert!(response_ms(slow.addr) >= 50.0, "{status}");
+    assert!(response_ms(fast.addr) < response_ms(slow.addr), "{status}");
+
+    // Under least_conn, the same requests take turns.
+    proxy.reload(&[slow.addr, fast.addr], |c| {
+        with_admin(c);
+        c.balance = Balance::LeastConn;
+    });
+    let served = answers(&proxy, 4);
+    assert_eq!(
+        served.iter().filter(|s| *s == "slow").count(),
+        2,
+        "{served:?}"
+    );
+}

@@ -56,7 +56,7 @@ pub fn status_json(shared: &Shared) -> String {
         let passive = t.health.passive();
         let _ = write!(
             out,
-            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{},\"response_ms\":{}}}",
             t.weight_now(),
             t.backup,
             match t.max_conns {
@@ -70,6 +70,11 @@ pub fn status_json(shared: &Shared) -> String {
             t.stats.in_flight.load(Ordering::Relaxed),
             t.stats.requests.load(Ordering::Relaxed),
             t.stats.failures.load(Ordering::Relaxed),
+            // What `least_time` reads; measured under it alone.
+            match t.stats.latency.at(Instant::now()) {
+                Some(ns) => format!("{:.3}", ns as f64 / 1e6),
+                None => "null".to_string(),
+            },
         );
     }
     out.push_str("],\"pools\":");

@@ -496,7 +496,7 @@ impl Loader {
                     scope,
                     "targets",
                     format!(
-                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, ip_hash, uri_hash, hash or random_two)",
+                        "{} has weight={}, but balance = round_robin ignores weights (use weighted_round_robin, least_conn, least_time, ip_hash, uri_hash, hash or random_two)",
                         t.as_written(), t.weight
                     ),
                 ));

@@ -359,8 +359,8 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "balance",
         default: "round_robin",
-        help: "round_robin, weighted_round_robin, least_conn, ip_hash, uri_hash, hash or \
-               random_two",
+        help: "round_robin, weighted_round_robin, least_conn, least_time, ip_hash, uri_hash, \
+               hash or random_two",
         apply: |c, v| Balance::parse(v).map(|b| c.balance = b),
     },
     Key {

@@ -201,6 +201,9 @@ pub enum Balance {
     RoundRobin,
     WeightedRoundRobin,
     LeastConn,
+    /// Fewest requests in flight, each counted by how long the target
+    /// has taken to answer lately (nginx Plus's `least_time header`).
+    LeastTime,
     IpHash,
     UriHash,
     /// Consistent hashing of what `hash_on` names.
@@ -213,6 +216,7 @@ impl Balance {
         ("round_robin", Balance::RoundRobin),
         ("weighted_round_robin", Balance::WeightedRoundRobin),
         ("least_conn", Balance::LeastConn),
+        ("least_time", Balance::LeastTime),
         ("ip_hash", Balance::IpHash),
         ("uri_hash", Balance::UriHash),
         ("hash", Balance::Hash),
@@ -237,7 +241,10 @@ impl Balance {
     pub fn weighs_as_it_picks(self) -> bool {
         matches!(
             self,
-            Balance::WeightedRoundRobin | Balance::LeastConn | Balance::RandomTwo
+            Balance::WeightedRoundRobin
+                | Balance::LeastConn
+                | Balance::LeastTime
+                | Balance::RandomTwo
         )
     }
 

@@ -33,6 +33,11 @@ pub trait Peers {
     }
     /// Requests being served by target `i` right now.
     fn in_flight(&self, i: usize) -> usize;
+    /// How long target `i` has taken to answer lately, in nanoseconds
+    /// (see [`super::latency`]); `None` before its first answer.
+    fn latency(&self, _i: usize) -> Option<u64> {
+        None
+    }
     /// Whether target `i` may be chosen for this request.
     fn usable(&self, i: usize) -> bool;
 }
@@ -75,6 +80,7 @@ pub fn new(
         Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
         Balance::LeastConn => Box::new(LeastConn::new(n)),
+        Balance::LeastTime => Box::new(LeastConn::by_time(n)),
         Balance::IpHash => Box::new(IpHash(ring())),
         Balance::UriHash => Box::new(UriHash(ring())),
         Balance::Hash => Box::new(KeyHash {
@@ -189,6 +195,9 @@ impl Balancer for SmoothWeighted {
 /// targets idle, the second two) gave them 1:2:3 or 1:2:1.
 pub struct LeastConn {
     turns: Mutex<Turns>,
+    /// `least_time`: each request in flight counts for how long the
+    /// target has taken to answer lately (see [`time_load`]).
+    by_time: bool,
 }
 
 struct Turns {
@@ -214,7 +223,31 @@ impl LeastConn {
                 at: vec![0; targets],
                 last: 0,
             }),
+            by_time: false,
         }
+    }
+
+    /// `least_time`: the target whose requests in flight, and the one
+    /// to come, would take the least time by its recent answers.
+    pub fn by_time(targets: usize) -> Self {
+        LeastConn {
+            by_time: true,
+            ..LeastConn::new(targets)
+        }
+    }
+}
+
+/// A target's load under `least_time`: its requests in flight and the
+/// one to come, each counted as long as it has taken to answer lately
+/// (Finagle's "peak EWMA" cost). One not measured yet is tried first
+/// while it has nothing in flight, and last while it has: requests
+/// arriving together do not all go to a target of unknown speed.
+fn time_load(in_flight: usize, latency: Option<u64>) -> u64 {
+    let requests = in_flight as u64 + 1;
+    match latency {
+        Some(ns) => ns.max(1).saturating_mul(requests),
+        None if in_flight == 0 => 0,
+        None => (u64::MAX >> 8).saturating_add(requests),
     }
 }
 
@@ -225,7 +258,13 @@ impl Balancer for LeastConn {
         // look might differ from those counted on the first.
         let loads: Vec<(usize, (u64, u64))> = (0..peers.len())
             .filter(|&i| peers.usable(i))
-            .map(|i| (i, (peers.in_flight(i) as u64, weight_of(peers, i))))
+            .map(|i| {
+                let load = match self.by_time {
+                    true => time_load(peers.in_flight(i), peers.latency(i)),
+                    false => peers.in_flight(i) as u64,
+                };
+                (i, (load, weight_of(peers, i)))
+            })
             .collect();
         // a/b < c/d without division: a*d < c*b (in u128: a weight is up
         // to u32::MAX thousandfold).
@@ -418,6 +457,9 @@ impl Peers for Whole<'_> {
     }
     fn in_flight(&self, i: usize) -> usize {
         self.0.in_flight(i)
+    }
+    fn latency(&self, i: usize) -> Option<u64> {
+        self.0.latency(i)
     }
     fn usable(&self, i: usize) -> bool {
         self.0.usable(i)
@@ -864,6 +906,66 @@ mod tests {
         for window in got.windows(4) {
             assert_eq!(window.iter().filter(|&&i| i == 0).count(), 3, "{got:?}");
         }
+    }
+
+    /// Targets of weight 1, each with its requests in flight and how
+    /// long it has taken to answer lately.
+    struct Timed(Vec<(usize, Option<u64>)>);
+
+    impl Peers for Timed {
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn weight(&self, _: usize) -> u32 {
+            1
+        }
+        fn in_flight(&self, i: usize) -> usize {
+            self.0[i].0
+        }
+        fn latency(&self, i: usize) -> Option<u64> {
+            self.0[i].1
+        }
+        fn usable(&self, _: usize) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn least_time_counts_each_request_in_flight_by_how_long_its_target_takes() {
+        let lt = LeastConn::by_time(2);
+        let pick = |peers: Timed| {
+            lt.pick(&Context {
+                client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                uri: "/",
+                key: None,
+                peers: &peers,
+            })
+        };
+        const MS: u64 = 1_000_000;
+        // Idle, the faster; least_conn would take turns.
+        assert_eq!(
+            pick(Timed(vec![(0, Some(30 * MS)), (0, Some(10 * MS))])),
+            Some(1)
+        );
+        // 3 in flight at 10 ms (40 with the next) against 1 at 30 (60).
+        assert_eq!(
+            pick(Timed(vec![(1, Some(30 * MS)), (3, Some(10 * MS))])),
+            Some(1)
+        );
+        // 6 in flight at 10 ms (70) against 1 at 30 (60).
+        assert_eq!(
+            pick(Timed(vec![(1, Some(30 * MS)), (6, Some(10 * MS))])),
+            Some(0)
+        );
+        // One not measured yet is tried at once while idle, and passed
+        // over while its first requests are out.
+        assert_eq!(pick(Timed(vec![(0, Some(MS)), (0, None)])), Some(1));
+        assert_eq!(pick(Timed(vec![(50, Some(MS)), (1, None)])), Some(0));
+        // With none measured, least_conn's turns.
+        let turns: Vec<_> = (0..4)
+            .map(|_| pick(Timed(vec![(0, None), (0, None)])))
+            .collect();
+        assert_eq!(turns, [Some(0), Some(1), Some(0), Some(1)]);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod balancer;
 pub mod hash_on;
 pub mod health;
 pub mod idle;
+pub mod latency;
 pub mod pools;
 pub mod resolve;
 pub mod retry_on;
@@ -77,6 +78,10 @@ pub struct Upstream {
     /// The port its agent answers on (`agent_port=N`, see
     /// [`health::Agent`]).
     agent_port: Option<u16>,
+    /// Under `least_time`, its answers are timed (see [`latency`]), and
+    /// a failure counts as an answer as slow as this (`backend_timeout`):
+    /// a target that fails fast is no fast target.
+    pub failure_takes: Option<Duration>,
     pub weight: u32,
     pub backup: bool,
     /// Written `down`: in maintenance from the start (see
@@ -183,6 +188,8 @@ impl Upstreams {
                     }),
                     send_proxy: t.send_proxy,
                     agent_port: t.agent_port,
+                    failure_takes: (config.balance == Balance::LeastTime)
+                        .then(|| config.effective_backend_timeout()),
                     weight: t.weight,
                     backup: t.backup,
                     down: t.down,

@@ -61,6 +61,9 @@ impl Peers for Candidates<'_> {
     fn in_flight(&self, i: usize) -> usize {
         self.targets[self.members[i]].in_flight()
     }
+    fn latency(&self, i: usize) -> Option<u64> {
+        self.targets[self.members[i]].stats.latency.at(self.now)
+    }
     fn usable(&self, i: usize) -> bool {
         let index = self.members[i];
         could_serve(&self.targets[index], index, self.tried, self.now)
@@ -290,6 +293,7 @@ mod tests {
             Balance::RoundRobin,
             Balance::WeightedRoundRobin,
             Balance::LeastConn,
+            Balance::LeastTime,
             Balance::IpHash,
             Balance::UriHash,
             Balance::Hash,

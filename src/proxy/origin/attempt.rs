@@ -81,6 +81,9 @@ pub(super) fn attempt(
                 client.upstream_status = Some(response.status);
                 if let Some(wait) = client.upstream_wait {
                     target.stats.header_times.observe(wait);
+                    if target.failure_takes.is_some() {
+                        target.stats.latency.observe(wait, Instant::now());
+                    }
                 }
                 return Ok((up, response, head_len, request_time));
             }

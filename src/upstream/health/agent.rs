@@ -163,8 +163,8 @@ impl Agent {
                 } else if !std::mem::replace(warned_weighs, true) {
                     log::warn!(
                         "target {}: its agent gives it {p}% of its weight, which this pool's \
-                         balance does not read (weighted_round_robin, least_conn and \
-                         random_two do)",
+                         balance does not read (weighted_round_robin, least_conn, least_time \
+                         and random_two do)",
                         self.name
                     );
                 }
