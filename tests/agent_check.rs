@@ -203,3 +203,38 @@ fn agent_port_is_checked_as_the_file_is_read() {
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains("agent on port 9777"), "{out}");
 }
+
+#[test]
+fn the_agent_sets_how_many_requests_its_target_takes_at_once() {
+    let release = Gate::new();
+    let held = release.clone();
+    let a = Backend::start("a", move |seen, out| {
+        if seen.path() == "/slow" {
+            held.wait();
+        }
+        respond(out, 200, &[("X-Backend", "a")], seen.path().as_bytes());
+        Action::KeepAlive
+    });
+    let agent = Agent::start("up\n");
+    let proxy = start_proxy(&[a.addr], |c| {
+        with_agent(agent.port, Balance::RoundRobin)(c);
+        c.queue_timeout = Some(Duration::from_millis(200));
+    });
+    agent.says("maxconn:1\n");
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(status.contains("\"max_conns\":1,"), "{status}");
+
+    let mut slow = proxy.connect();
+    slow.send(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    // Its one slot taken: the next waits its queue_timeout, then 503.
+    assert_eq!(proxy.connect().get("/next").status, 503);
+    assert_eq!(a.requests(), 1);
+
+    agent.says("maxconn:0\n");
+    assert_eq!(proxy.connect().get("/next").status, 200);
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(status.contains("\"max_conns\":null,"), "{status}");
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+}

@@ -59,7 +59,8 @@ pub fn status_json(shared: &Shared) -> String {
             ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{},\"response_ms\":{}}}",
             t.weight_now(),
             t.backup,
-            match t.max_conns {
+            // In force: an agent's `maxconn:N` may have changed it.
+            match t.stats.waiting.limit() {
                 0 => "null".to_string(),
                 n => n.to_string(),
             },

@@ -98,28 +98,27 @@ impl Upstreams {
         set_admin_state(&target.health, &target.idle, pool, state)
     }
 
-    /// What each target's agent is asked, with how to set its state from
-    /// the agent's thread as [`Upstreams::set_admin_state`] does; a
-    /// target without one has what its agent said before let go.
+    /// What each target's agent is asked, with what it needs to set its
+    /// state from the agent's thread as [`Upstreams::set_admin_state`]
+    /// does; a target without one has what its agent said before let go.
     pub fn agents(&self, config: &Config) -> Vec<Agent> {
         let weighs = config.balance.weighs_as_it_picks();
         let pool: Arc<[Arc<TargetStats>]> = self.targets.iter().map(|t| t.stats.clone()).collect();
         let mut agents = Vec::new();
-        for t in &self.targets {
+        for (index, t) in self.targets.iter().enumerate() {
             let (Some(port), Endpoint::Tcp(addr)) = (t.agent_port, &t.addr) else {
                 t.health.agent_gone();
                 continue;
             };
-            let (health, idle, pool) = (t.health.clone(), t.idle.clone(), pool.clone());
             agents.push(Agent {
                 name: t.written.clone(),
                 addr: SocketAddr::new(addr.ip(), port),
                 health: t.health.clone(),
                 configured_weight: t.weight,
                 weighs,
-                set_state: Arc::new(move |state| {
-                    set_admin_state(&health, &idle, pool.iter().map(|t| &**t), state);
-                }),
+                idle: t.idle.clone(),
+                pool: pool.clone(),
+                index,
             });
         }
         agents
@@ -129,7 +128,7 @@ impl Upstreams {
 /// Sets a target's administrative state; returns the one it replaced.
 /// `pool`: the counters of every target of its pool, whose waiting
 /// requests are woken.
-fn set_admin_state<'a>(
+pub(super) fn set_admin_state<'a>(
     health: &Health,
     idle: &IdleConns,
     pool: impl Iterator<Item = &'a TargetStats>,

@@ -8,7 +8,8 @@
 //! - `ready`, `drain`, `maint`: its administrative state, as the admin
 //!   listener sets it;
 //! - `up`, or `down`, `fail`, `failed`, `stopped` with a reason after
-//!   `#`: whether it is up, as far as its agent knows.
+//!   `#`: whether it is up, as far as its agent knows;
+//! - `maxconn:30`: the most requests it takes at once, as `max_conns=N`.
 //!
 //! Words are separated by blanks or commas, in any case. A weight or a
 //! state is applied when the agent's answer about it changes, so that
@@ -19,7 +20,10 @@
 //! nothing, changes nothing: reachability is the health checks' job.
 
 use super::Health;
+use crate::metrics::TargetStats;
 use crate::upstream::admin_state::{AdminCell, AdminState};
+use crate::upstream::idle::IdleConns;
+use crate::upstream::states::set_admin_state;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::fmt;
 use std::io::{self, Read};
@@ -37,6 +41,9 @@ const MAX_PERCENT: u32 = 10_000;
 /// The weights a target may have (see `targets`' `weight=N`).
 const MAX_WEIGHT: u32 = 10_000;
 
+/// The most requests at once an agent may give a target, as `max_conns=N`.
+const MAX_CONNS: usize = 1_000_000;
+
 /// A target whose agent is asked.
 pub struct Agent {
     /// The target as written in `targets`.
@@ -49,9 +56,13 @@ pub struct Agent {
     /// Whether the pool's balancer reads weights as it picks: a share
     /// given for another is said to do nothing, once.
     pub weighs: bool,
-    /// Closes the target's idle connections and wakes the requests
-    /// waiting for a slot, as a change on the admin listener does.
-    pub set_state: Arc<dyn Fn(AdminState) + Send + Sync>,
+    /// Its idle connections, closed when the agent says `maint`.
+    pub idle: Arc<IdleConns>,
+    /// The counters of every target of its pool, whose requests waiting
+    /// for a slot are woken by a change, as by one on the admin listener.
+    pub pool: Arc<[Arc<TargetStats>]>,
+    /// Its own among them.
+    pub index: usize,
 }
 
 /// How often and how long agents are asked.
@@ -76,8 +87,9 @@ pub struct Answer {
     pub percent: Option<u32>,
     pub state: Option<AdminState>,
     pub health: Option<Said>,
-    /// Words understood and not acted on (HAProxy's `maxconn:N`), and
-    /// words not understood.
+    /// `maxconn:N`: the most requests at once (0: no limit).
+    pub max_conns: Option<usize>,
+    /// Words not understood.
     pub ignored: Vec<String>,
 }
 
@@ -108,9 +120,10 @@ pub fn parse(answer: &[u8]) -> Answer {
                 };
                 read.health = Some(Said::Down(said));
             }
-            _ => match percent(&lower) {
-                Some(p) => read.percent = Some(p),
-                None => read.ignored.push(word.to_string()),
+            _ => match (percent(&lower), max_conns(&lower)) {
+                (Some(p), _) => read.percent = Some(p),
+                (_, Some(n)) => read.max_conns = Some(n),
+                _ => read.ignored.push(word.to_string()),
             },
         }
     }
@@ -124,6 +137,15 @@ fn percent(word: &str) -> Option<u32> {
         return None;
     }
     digits.parse().ok().filter(|&p| p <= MAX_PERCENT)
+}
+
+/// `maxconn:30`: 30.
+fn max_conns(word: &str) -> Option<usize> {
+    let digits = word.strip_prefix("maxconn:")?;
+    if digits.is_empty() || digits.len() > 7 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&n| n <= MAX_CONNS)
 }
 
 /// `percent` of `configured`, rounded, at least 1 (0% drains instead)
@@ -173,12 +195,27 @@ impl Agent {
         if let Some(state) = state {
             let was = admin.get();
             if was != state {
-                (self.set_state)(state);
+                let pool = self.pool.iter().map(|stats| &**stats);
+                set_admin_state(&self.health, &self.idle, pool, state);
                 log::info!(
                     "target {}: its agent sets it {state} (was {was})",
                     self.name
                 );
             }
+        }
+        // Every answer: nothing else sets it while the proxy runs.
+        let own = &self.pool[self.index];
+        if let Some(limit) = answer.max_conns.filter(|&n| n != own.waiting.limit()) {
+            own.waiting.set_limit(limit);
+            // Requests waiting for another target may take this one now.
+            for stats in self.pool.iter() {
+                stats.waiting.wake_all();
+            }
+            let said = match limit {
+                0 => "no limit".to_string(),
+                n => n.to_string(),
+            };
+            log::info!("target {}: its agent gives it max_conns {said}", self.name);
         }
         match &answer.health {
             Some(Said::Up) => self.health.agent_says(None),
@@ -333,9 +370,20 @@ mod tests {
         assert_eq!(parse(b"fail").health, Some(Said::Down("fail".into())));
         assert_eq!(parse(b"down up").health, Some(Said::Up), "the later wins");
 
-        let read = parse(b"maxconn:30 50 %5 12.5% 10001% 0%");
-        assert_eq!(read.percent, Some(0));
-        assert_eq!(read.ignored, ["maxconn:30", "50", "%5", "12.5%", "10001%"]);
+        let read = parse(b"maxconn:30 50 %5 12.5% 10001% maxconn:x maxconn:1000001 0%");
+        assert_eq!((read.percent, read.max_conns), (Some(0), Some(30)));
+        assert_eq!(
+            read.ignored,
+            [
+                "50",
+                "%5",
+                "12.5%",
+                "10001%",
+                "maxconn:x",
+                "maxconn:1000001"
+            ]
+        );
+        assert_eq!(parse(b"MAXCONN:0").max_conns, Some(0));
         assert_eq!(parse(b""), Answer::default());
     }
 
