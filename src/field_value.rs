@@ -276,6 +276,13 @@ impl FieldValue {
         tidy(out, start);
     }
 
+    /// Appends the value for the request `facts` tells of as its
+    /// variables are, byte for byte, neither trimmed nor escaped: what
+    /// an application hashes (`secure_link_md5`), not a field to send.
+    pub fn render_raw(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
+        self.write_pieces(facts, out, |_, _| {});
+    }
+
     /// Appends the value as a URL to send a client to
     /// (`auth_request_redirect`): the text as written, each variable's
     /// value percent-encoded so that it stays the part of the URL it is

@@ -33,6 +33,8 @@
 //! - `https_redirect`: plain-HTTP requests sent to HTTPS (`redirect_to_https`).
 //! - `request_id`: the ID each request carries with `request_id_header`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
+//! - `secure_link`: links signed by the application, checked before a
+//!   pool serves them (nginx's `secure_link`).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
 //! - `limits`: the process limits that would stop it short of `max_connections`.
 //! - `tls`: the certificates and settings of `tls_port`.
@@ -70,6 +72,7 @@ pub mod request_id;
 pub mod rewrite;
 pub mod routes;
 pub mod sched;
+pub mod secure_link;
 pub mod server;
 pub mod systemd;
 #[cfg(test)]

@@ -264,3 +264,91 @@ fn check_prints_the_lists_and_names_the_line_of_a_bad_block() {
     assert!(stderr.contains("proxy.conf:3: deny_from: "), "{stderr}");
     assert!(stderr.contains("300.1.1.1"), "{stderr}");
 }
+
+// ------------------------------------------------------------ secure links
+
+/// nginx's recipe: the MD5 of `expires`, the path, the client's address
+/// and the secret, in base64url without padding.
+fn signed(expires: u64, uri: &str) -> String {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let text = format!("{expires}{uri}127.0.0.1 s3cret");
+    let hash = md5::Md5::digest(text.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash)
+}
+
+fn now() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.unwrap().as_secs()
+}
+
+#[test]
+fn a_secure_link_is_served_only_with_its_hash_and_before_it_expires() {
+    let (a, site) = (Backend::echo("a"), Backend::echo("site"));
+    let text = format!(
+        "targets = {}\npool.dl = {}\nroute./dl/ = dl\n\
+         pool.dl.secure_link = $arg_md5,$arg_expires\n\
+         pool.dl.secure_link_md5 = $secure_link_expires$uri$remote_addr s3cret\n",
+        site.addr, a.addr
+    );
+    let proxy = start_proxy(&[site.addr], from_file(&text));
+    let later = now() + 3600;
+    let get = |path: String| proxy.connect().get(&path).status;
+
+    let hash = signed(later, "/dl/report.pdf");
+    assert_eq!(
+        get(format!("/dl/report.pdf?md5={hash}&expires={later}")),
+        200
+    );
+    assert_eq!(a.requests(), 1);
+    // Padded, as some signers write it.
+    assert_eq!(
+        get(format!("/dl/report.pdf?md5={hash}==&expires={later}")),
+        200
+    );
+
+    let refused = [
+        format!("/dl/report.pdf?expires={later}"),
+        format!("/dl/report.pdf?md5=&expires={later}"),
+        format!("/dl/other.pdf?md5={hash}&expires={later}"),
+        format!("/dl/report.pdf?md5={hash}&expires={}", later + 1),
+        format!("/dl/report.pdf?md5={hash}"),
+        format!("/dl/report.pdf?md5={hash}&expires=soon"),
+        format!("/dl/report.pdf?md5=%2B{hash}&expires={later}"),
+    ];
+    for path in refused {
+        assert_eq!(get(path.clone()), 403, "{path}");
+    }
+    assert_eq!(a.requests(), 2, "no refused request reached the backend");
+
+    // The right hash for a time gone: 410.
+    let earlier = now() - 60;
+    let hash = signed(earlier, "/dl/report.pdf");
+    assert_eq!(
+        get(format!("/dl/report.pdf?md5={hash}&expires={earlier}")),
+        410
+    );
+    assert_eq!(a.requests(), 2);
+    // Outside the pool, nothing is asked.
+    assert_eq!(get("/elsewhere".into()), 200);
+    assert_eq!(site.requests(), 1);
+}
+
+#[test]
+fn secure_link_and_secure_link_md5_go_together() {
+    let alone = config_error("targets = 127.0.0.1:1\nsecure_link = $arg_md5\n");
+    assert!(
+        alone.contains("secure_link: is on, but secure_link_md5 is empty"),
+        "{alone}"
+    );
+    let md5 = config_error("targets = 127.0.0.1:1\nsecure_link_md5 = $uri s\n");
+    assert!(
+        md5.contains("secure_link_md5: is set, but secure_link is off"),
+        "{md5}"
+    );
+    let bad = config_error("targets = 127.0.0.1:1\nsecure_link = $arg_md5,$nope\n");
+    assert!(
+        bad.contains("secure_link: ") && bad.contains("$nope"),
+        "{bad}"
+    );
+}

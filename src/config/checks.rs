@@ -299,6 +299,17 @@ impl Loader {
                     .into(),
             ));
         }
+        match (&config.secure_link, &config.secure_link_md5) {
+            (Some(_), None) => {
+                let why = "is on, but secure_link_md5 is empty: no hash to compare".into();
+                return Err(self.refused_in(scope, "secure_link", why));
+            }
+            (None, Some(_)) if self.sets(scope, "secure_link_md5") => {
+                let why = "is set, but secure_link is off: no link is checked".into();
+                return Err(self.refused_in(scope, "secure_link_md5", why));
+            }
+            _ => {}
+        }
         match (&config.auth_basic, &config.auth_users) {
             (Some(_), None) => Err(self.refused_in(
                 scope,

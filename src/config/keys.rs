@@ -4,9 +4,10 @@
 //! more), and how its value is parsed into the [`Config`].
 
 use super::values::*;
-use super::{Balance, Config, LogFormat};
+use super::{Balance, Config, FieldFamily, LogFormat};
 use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
+use crate::field_value::FieldValue;
 use crate::patterns::PathPrefixes;
 use crate::ratelimit::Rate;
 use crate::upstream::hash_on::HashOn;
@@ -1022,6 +1023,34 @@ pub const KEYS: &[Key] = &[
                the `?` as one query value (`/oauth2/start?rd=$request_uri`); empty = the 401 \
                goes to the client as it came",
         apply: |c, v| parse_auth_redirect(v).map(|r| c.auth_request_redirect = r),
+    },
+    Key {
+        name: "secure_link",
+        default: "",
+        help: "where a request's signed hash and, after a comma, its expiry time are read from, \
+               as nginx's secure_link (`$arg_md5,$arg_expires`): a request whose hash is not the \
+               MD5 of secure_link_md5 gets 403, one whose time has passed 410; empty = off",
+        apply: |c, v| {
+            c.secure_link = match v.trim() {
+                "" => None,
+                v => Some(FieldValue::parse(v, FieldFamily::Request)?),
+            };
+            Ok(())
+        },
+    },
+    Key {
+        name: "secure_link_md5",
+        default: "",
+        help: "what a secure link's hash is of, as nginx's secure_link_md5: a text with \
+               variables and the expiry time as $secure_link_expires \
+               (`$secure_link_expires$uri$remote_addr s3cret`); empty = none",
+        apply: |c, v| {
+            c.secure_link_md5 = match v.trim() {
+                "" => None,
+                v => Some(crate::secure_link::SignedText::parse(v)?),
+            };
+            Ok(())
+        },
     },
     Key {
         name: "keepalive_requests",

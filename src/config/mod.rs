@@ -309,6 +309,11 @@ pub struct Config {
     pub allow_from: CidrList,
     /// Client addresses refused 403, whatever `allow_from` says.
     pub deny_from: CidrList,
+    /// `secure_link`: where a request's hash and expiry time are read
+    /// from (see [`crate::secure_link`]); `None`: no secure links.
+    pub secure_link: Option<FieldValue>,
+    /// `secure_link_md5`: what the hash is of.
+    pub secure_link_md5: Option<crate::secure_link::SignedText>,
     /// `auth_basic`: the realm clients sign in to (see [`crate::auth`]);
     /// `None`: no sign-in.
     pub auth_basic: Option<Arc<str>>,
@@ -509,6 +514,8 @@ impl Config {
             redirect_to_https_except: Default::default(),
             allow_from: CidrList::default(),
             deny_from: CidrList::default(),
+            secure_link: None,
+            secure_link_md5: None,
             auth_basic: None,
             auth_users: None,
             auth_basic_except_from: CidrList::default(),

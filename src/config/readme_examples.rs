@@ -456,7 +456,7 @@ fn the_shipped_proxy_conf_names_every_key_a_pool_sets() {
     let from = SHIPPED.split_once("# A pool may set its own ").unwrap().1;
     let paragraph = from.split_once("A backend is in one pool only").unwrap().0;
     let words: BTreeSet<&str> = paragraph
-        .split(|c: char| !(c.is_ascii_lowercase() || c == '_' || c == '*'))
+        .split(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '*'))
         .collect();
     let missing: Vec<&str> = (POOL_KEYS.iter().copied())
         .filter(|k| !words.contains(k))

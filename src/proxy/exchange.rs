@@ -22,11 +22,12 @@ use crate::ratelimit::{self, Keys};
 use crate::realip;
 use crate::request_id;
 use crate::routes::{Ambiguous, Asked, Lookup, Return, CLOSE_UNANSWERED};
+use crate::secure_link::{self, Verdict};
 use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
 /// frames the message with itself.
@@ -133,6 +134,19 @@ pub(super) fn exchange(
     };
     if !access::admits(client.real_ip, &settings.allow_from, &settings.deny_from) {
         return (deny(client, &head, shared), line);
+    }
+    if let (Some(given), Some(signed)) = (&settings.secure_link, &settings.secure_link_md5) {
+        let facts = origin::facts(&head, client, shared);
+        let status = match secure_link::check(given, signed, &facts, SystemTime::now()) {
+            Verdict::Valid => None,
+            Verdict::Forged => Some(403),
+            Verdict::Expired => Some(410),
+        };
+        if let Some(status) = status {
+            client.ended(REFUSED);
+            let outcome = answer_unread(client, &head, body_kind, status, b"", shared);
+            return (outcome, line);
+        }
     }
     // `return 444` says nothing, over either scheme (a scanner gets no
     // redirect to HTTPS either): the connection is closed, what the

@@ -20,6 +20,8 @@ use crate::routes::MAX_ROUTES;
 pub const POOL_KEYS: &[&str] = &[
     "allow_from",
     "deny_from",
+    "secure_link",
+    "secure_link_md5",
     "auth_basic",
     "auth_basic_user_file",
     "auth_basic_except_from",
