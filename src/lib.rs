@@ -23,6 +23,7 @@
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `json_value`: strict JSON reading, for JWTs and their key files.
 //! - `access`: which client addresses may send requests (`allow_from`, `deny_from`).
 //! - `cidr_set`: lists of address blocks, searched by address in a handful of steps.
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
@@ -61,6 +62,7 @@ pub mod gzip;
 pub mod http;
 pub mod https_redirect;
 pub mod json;
+pub mod json_value;
 pub mod limits;
 pub mod metrics;
 pub mod pace;

@@ -4,6 +4,7 @@
 //! `http_auth`.
 
 pub mod htpasswd;
+pub mod jwt;
 mod md5_crypt;
 
 pub use htpasswd::{Users, UsersError};

@@ -1,0 +1,662 @@
+//! `auth_jwt`: requests let through only with a JSON Web Token (RFC 7519)
+//! signed by a key of a JWKS file (RFC 7517), sent as `Authorization:
+//! Bearer <token>` (RFC 6750), as nginx Plus's `auth_jwt` with
+//! `auth_jwt_key_file` and HAProxy's `jwt_verify`.
+//!
+//! What is checked: the token is three base64url parts; its header names
+//! an algorithm of [`Alg`] (never `none`) and no critical extension; a key
+//! of the file of that algorithm's kind (and of the token's `kid`, when it
+//! names one; of the key's own `alg`, when the key names one) verifies its
+//! signature; its claims are a JSON object whose `exp` has not passed and
+//! whose `nbf` has come. A key's kind is tied to the algorithms it may
+//! verify, so a public RSA key is never taken for an HMAC secret (the
+//! classic forgery of a token signed with the public key as secret).
+
+use crate::json_value::{self, Value};
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::DecodePaddingMode;
+use base64::{alphabet, Engine as _};
+use ring::{hmac, signature};
+use std::fmt;
+use std::path::Path;
+
+/// Base64url as JOSE writes it, without padding; taken with it too.
+const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// The longest token read: identity providers' are a few kilobytes.
+pub const MAX_TOKEN: usize = 16 * 1024;
+
+/// The fewest bytes an HMAC secret may have: RFC 7518 §3.2 asks for at
+/// least the hash's size, and a shorter one can be guessed offline from
+/// any token it signed.
+const MIN_HMAC_KEY: usize = 32;
+
+/// The fewest bytes of an RSA modulus (2048 bits), as ring verifies.
+const MIN_RSA_MODULUS: usize = 256;
+
+/// The signature algorithms taken (RFC 7518 §3.1, and RFC 8037's EdDSA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Alg {
+    Hs256,
+    Hs384,
+    Hs512,
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    EdDsa,
+}
+
+impl Alg {
+    const NAMES: [(&'static str, Alg); 12] = [
+        ("HS256", Alg::Hs256),
+        ("HS384", Alg::Hs384),
+        ("HS512", Alg::Hs512),
+        ("RS256", Alg::Rs256),
+        ("RS384", Alg::Rs384),
+        ("RS512", Alg::Rs512),
+        ("PS256", Alg::Ps256),
+        ("PS384", Alg::Ps384),
+        ("PS512", Alg::Ps512),
+        ("ES256", Alg::Es256),
+        ("ES384", Alg::Es384),
+        ("EdDSA", Alg::EdDsa),
+    ];
+
+    fn named(name: &str) -> Option<Alg> {
+        Alg::NAMES.iter().find(|(n, _)| *n == name).map(|(_, a)| *a)
+    }
+}
+
+/// A key of the file, public (or, for HMAC, the shared secret).
+#[derive(Clone, PartialEq, Eq)]
+enum Key {
+    Hmac(Vec<u8>),
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    P256(Vec<u8>),
+    P384(Vec<u8>),
+    Ed25519(Vec<u8>),
+}
+
+/// Never a secret in a message.
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Key::Hmac(_) => "oct",
+            Key::Rsa { .. } => "RSA",
+            Key::P256(_) => "EC P-256",
+            Key::P384(_) => "EC P-384",
+            Key::Ed25519(_) => "OKP Ed25519",
+        })
+    }
+}
+
+impl Key {
+    /// Whether `alg` is one this kind of key signs with.
+    fn fits(&self, alg: Alg) -> bool {
+        use Alg::*;
+        match self {
+            Key::Hmac(_) => matches!(alg, Hs256 | Hs384 | Hs512),
+            Key::Rsa { .. } => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
+            Key::P256(_) => alg == Es256,
+            Key::P384(_) => alg == Es384,
+            Key::Ed25519(_) => alg == EdDsa,
+        }
+    }
+
+    fn verifies(&self, alg: Alg, signed: &[u8], signature_bytes: &[u8]) -> bool {
+        use signature::*;
+        let rsa = |params: &'static RsaParameters| match self {
+            Key::Rsa { n, e } => (RsaPublicKeyComponents { n, e })
+                .verify(params, signed, signature_bytes)
+                .is_ok(),
+            _ => false,
+        };
+        let public = |algorithm: &'static dyn VerificationAlgorithm, key: &[u8]| {
+            UnparsedPublicKey::new(algorithm, key)
+                .verify(signed, signature_bytes)
+                .is_ok()
+        };
+        let mac = |algorithm: hmac::Algorithm| match self {
+            Key::Hmac(secret) => {
+                hmac::verify(&hmac::Key::new(algorithm, secret), signed, signature_bytes).is_ok()
+            }
+            _ => false,
+        };
+        match (alg, self) {
+            (Alg::Hs256, _) => mac(hmac::HMAC_SHA256),
+            (Alg::Hs384, _) => mac(hmac::HMAC_SHA384),
+            (Alg::Hs512, _) => mac(hmac::HMAC_SHA512),
+            (Alg::Rs256, _) => rsa(&RSA_PKCS1_2048_8192_SHA256),
+            (Alg::Rs384, _) => rsa(&RSA_PKCS1_2048_8192_SHA384),
+            (Alg::Rs512, _) => rsa(&RSA_PKCS1_2048_8192_SHA512),
+            (Alg::Ps256, _) => rsa(&RSA_PSS_2048_8192_SHA256),
+            (Alg::Ps384, _) => rsa(&RSA_PSS_2048_8192_SHA384),
+            (Alg::Ps512, _) => rsa(&RSA_PSS_2048_8192_SHA512),
+            (Alg::Es256, Key::P256(point)) => public(&ECDSA_P256_SHA256_FIXED, point),
+            (Alg::Es384, Key::P384(point)) => public(&ECDSA_P384_SHA384_FIXED, point),
+            (Alg::EdDsa, Key::Ed25519(x)) => public(&ED25519, x),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Jwk {
+    kid: Option<String>,
+    /// The one algorithm it may be used with, if the file says.
+    alg: Option<Alg>,
+    key: Key,
+}
+
+/// The keys of a JWKS file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jwks {
+    keys: Vec<Jwk>,
+}
+
+/// The most of a key file read.
+const MAX_KEY_FILE: u64 = json_value::MAX_JSON as u64;
+
+impl Jwks {
+    /// Reads the file at `path` (see [`Jwks::parse`]).
+    pub fn read(path: &Path) -> Result<Jwks, String> {
+        use std::io::Read as _;
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut text = Vec::new();
+        (file.take(MAX_KEY_FILE + 1))
+            .read_to_end(&mut text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        if text.len() as u64 > MAX_KEY_FILE {
+            return Err(format!("{}: larger than 1 MiB", path.display()));
+        }
+        Jwks::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// A JWKS (`{"keys":[...]}`), or a single JWK. Keys for encryption
+    /// (`"use":"enc"`) and of a kind not taken are left out; a key of a
+    /// kind taken that is malformed, or too weak, is an error, as is a
+    /// file with no key left.
+    pub fn parse(text: &[u8]) -> Result<Jwks, String> {
+        let value = json_value::parse(text).map_err(|e| format!("not JSON: {e}"))?;
+        let listed = match value.get("keys") {
+            Some(keys) => keys.as_array().ok_or("`keys` is not an array")?.to_vec(),
+            None => vec![value],
+        };
+        let mut keys = Vec::new();
+        for (i, jwk) in listed.iter().enumerate() {
+            let at = |e: String| match jwk.get("kid").and_then(Value::as_str) {
+                Some(kid) => format!("key `{kid}`: {e}"),
+                None => format!("key {}: {e}", i + 1),
+            };
+            if let Some(key) = read_jwk(jwk).map_err(at)? {
+                keys.push(key);
+            }
+        }
+        if keys.is_empty() {
+            return Err(
+                "no signing key of a kind taken (oct, RSA, EC P-256 or P-384, \
+                        OKP Ed25519)"
+                    .into(),
+            );
+        }
+        Ok(Jwks { keys })
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// One JWK, or `None` for one not for signing or of another kind.
+fn read_jwk(jwk: &Value) -> Result<Option<Jwk>, String> {
+    if !matches!(jwk, Value::Object(_)) {
+        return Err("not an object".into());
+    }
+    let text = |name: &str| -> Result<Option<&str>, String> {
+        match jwk.get(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("`{name}` is not a string")),
+        }
+    };
+    let bytes = |name: &str| -> Result<Vec<u8>, String> {
+        let value = text(name)?.ok_or_else(|| format!("no `{name}`"))?;
+        B64URL
+            .decode(value)
+            .map_err(|_| format!("`{name}` is not base64url"))
+    };
+    if text("use")?.is_some_and(|u| u != "sig") {
+        return Ok(None);
+    }
+    let key = match (text("kty")?, text("crv")?) {
+        (Some("oct"), _) => {
+            let secret = bytes("k")?;
+            if secret.len() < MIN_HMAC_KEY {
+                return Err(format!(
+                    "an HMAC secret of {} bytes; at least {MIN_HMAC_KEY} (RFC 7518 §3.2)",
+                    secret.len()
+                ));
+            }
+            Key::Hmac(secret)
+        }
+        (Some("RSA"), _) => {
+            let n = bytes("n")?;
+            let significant = n.iter().skip_while(|&&b| b == 0).count();
+            if significant < MIN_RSA_MODULUS {
+                return Err(format!(
+                    "an RSA key of {} bits; at least 2048",
+                    significant * 8
+                ));
+            }
+            Key::Rsa { n, e: bytes("e")? }
+        }
+        (Some("EC"), Some(curve @ ("P-256" | "P-384"))) => {
+            let size = if curve == "P-256" { 32 } else { 48 };
+            let (x, y) = (bytes("x")?, bytes("y")?);
+            if x.len() != size || y.len() != size {
+                return Err(format!("`x` and `y` of {curve} are {size} bytes each"));
+            }
+            // Uncompressed, as ring reads a point.
+            let point = [&[4u8][..], &x, &y].concat();
+            match curve {
+                "P-256" => Key::P256(point),
+                _ => Key::P384(point),
+            }
+        }
+        (Some("OKP"), Some("Ed25519")) => {
+            let x = bytes("x")?;
+            if x.len() != 32 {
+                return Err("`x` of Ed25519 is 32 bytes".into());
+            }
+            Key::Ed25519(x)
+        }
+        (None, _) => return Err("no `kty`".into()),
+        _ => return Ok(None),
+    };
+    let alg = match text("alg")? {
+        None => None,
+        Some(name) => {
+            let alg = Alg::named(name).ok_or_else(|| format!("`alg` {name} is not taken"))?;
+            if !key.fits(alg) {
+                return Err(format!("`alg` {name} is not one of a {key:?} key"));
+            }
+            Some(alg)
+        }
+    };
+    Ok(Some(Jwk {
+        kid: text("kid")?.map(str::to_string),
+        alg,
+        key,
+    }))
+}
+
+/// Why a token is not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    /// Not three base64url parts, a header or claims that are not JSON
+    /// objects, a critical extension, a claim of the wrong type.
+    Malformed,
+    /// `none`, or an algorithm not taken.
+    Algorithm,
+    /// No key of the file verifies it.
+    Signature,
+    /// Its `exp` has passed.
+    Expired,
+    /// Its `nbf` has not come.
+    NotYet,
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Invalid::Malformed => "malformed",
+            Invalid::Algorithm => "an algorithm not taken",
+            Invalid::Signature => "a signature no key verifies",
+            Invalid::Expired => "expired",
+            Invalid::NotYet => "not valid yet",
+        })
+    }
+}
+
+/// What a valid token says of its bearer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// Its `sub` claim, for the log's `$remote_user`.
+    pub subject: Option<String>,
+}
+
+/// Checks `token` against `keys` at `now` (seconds since 1970).
+pub fn verify(token: &[u8], keys: &Jwks, now: u64) -> Result<Verified, Invalid> {
+    if token.len() > MAX_TOKEN {
+        return Err(Invalid::Malformed);
+    }
+    let mut parts = token.split(|&b| b == b'.');
+    let (Some(header), Some(claims), Some(signature_text), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Invalid::Malformed);
+    };
+    let header = decode_object(header)?;
+    let alg = match header.get("alg") {
+        Some(Value::String(name)) => Alg::named(name).ok_or(Invalid::Algorithm)?,
+        _ => return Err(Invalid::Malformed),
+    };
+    // RFC 7515 §4.1.11: an extension not understood must not be ignored.
+    if header.get("crit").is_some() {
+        return Err(Invalid::Malformed);
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(kid)) => Some(kid.as_str()),
+        Some(_) => return Err(Invalid::Malformed),
+    };
+    let signature_bytes = B64URL
+        .decode(signature_text)
+        .map_err(|_| Invalid::Malformed)?;
+    let signed = &token[..token.len() - signature_text.len() - 1];
+    let verified = (keys.keys.iter())
+        .filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)))
+        .filter(|k| k.key.fits(alg) && k.alg.is_none_or(|a| a == alg))
+        .any(|k| k.key.verifies(alg, signed, &signature_bytes));
+    if !verified {
+        return Err(Invalid::Signature);
+    }
+    // Read only once signed: nothing an unsigned token says is looked at.
+    let claims = decode_object(claims)?;
+    let time = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(Value::Number(n)) => Ok(Some(*n)),
+        Some(_) => Err(Invalid::Malformed),
+    };
+    let now = now as f64;
+    if time("exp")?.is_some_and(|exp| now >= exp) {
+        return Err(Invalid::Expired);
+    }
+    if time("nbf")?.is_some_and(|nbf| now < nbf) {
+        return Err(Invalid::NotYet);
+    }
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(Verified { subject })
+}
+
+/// A base64url part holding a JSON object.
+fn decode_object(part: &[u8]) -> Result<Value, Invalid> {
+    let bytes = B64URL.decode(part).map_err(|_| Invalid::Malformed)?;
+    match json_value::parse(&bytes) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        _ => Err(Invalid::Malformed),
+    }
+}
+
+/// The token of a request's one `Authorization: Bearer` field (the
+/// scheme in any case, RFC 6750 §2.1): `None` without one, or with two
+/// fields (which one would a backend read?).
+pub fn bearer_token(headers: &crate::http::Headers) -> Option<&[u8]> {
+    let mut fields = headers.get_all("authorization");
+    let field = fields.next()?.trim_ascii();
+    if fields.next().is_some() || field.len() < 7 || !field[..7].eq_ignore_ascii_case(b"bearer ") {
+        return None;
+    }
+    Some(field[7..].trim_ascii()).filter(|t| !t.is_empty())
+}
+
+/// The `WWW-Authenticate` line of a 401, whole: RFC 6750 §3's, saying
+/// `invalid_token` when one was sent.
+pub fn challenge(realm: &str, sent_one: bool) -> String {
+    let error = match sent_one {
+        true => ", error=\"invalid_token\"",
+        false => "",
+    };
+    format!("WWW-Authenticate: Bearer realm=\"{realm}\"{error}\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _};
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// `header.claims` as base64url parts, and its signature by `sign`.
+    fn token(header: &str, claims: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let signed = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
+        let signature = sign(signed.as_bytes());
+        format!("{signed}.{}", b64(&signature))
+    }
+
+    const SECRET: &[u8; 32] = b"0123456789abcdef0123456789abcdef";
+
+    fn hs256(signed: &[u8]) -> Vec<u8> {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
+        hmac::sign(&key, signed).as_ref().to_vec()
+    }
+
+    fn oct_keys() -> Jwks {
+        Jwks::parse(format!(r#"{{"keys":[{{"kty":"oct","k":"{}"}}]}}"#, b64(SECRET)).as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_hmac_token_is_taken_until_it_expires() {
+        let keys = oct_keys();
+        let good = token(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"sub":"ann","exp":2000}"#,
+            hs256,
+        );
+        let verified = verify(good.as_bytes(), &keys, 1999).unwrap();
+        assert_eq!(verified.subject.as_deref(), Some("ann"));
+        assert_eq!(verify(good.as_bytes(), &keys, 2000), Err(Invalid::Expired));
+        let early = token(r#"{"alg":"HS256"}"#, r#"{"nbf":1000}"#, hs256);
+        assert_eq!(verify(early.as_bytes(), &keys, 999), Err(Invalid::NotYet));
+        assert!(verify(early.as_bytes(), &keys, 1000).is_ok());
+    }
+
+    #[test]
+    fn forged_and_malformed_tokens_are_refused() {
+        let keys = oct_keys();
+        let claims = r#"{"sub":"ann"}"#;
+        // Signed with another secret, or not at all.
+        let other = |signed: &[u8]| {
+            let key = hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]);
+            hmac::sign(&key, signed).as_ref().to_vec()
+        };
+        let forged = token(r#"{"alg":"HS256"}"#, claims, other);
+        assert_eq!(verify(forged.as_bytes(), &keys, 0), Err(Invalid::Signature));
+        let unsigned = token(r#"{"alg":"none"}"#, claims, |_| Vec::new());
+        assert_eq!(
+            verify(unsigned.as_bytes(), &keys, 0),
+            Err(Invalid::Algorithm)
+        );
+        // Claims changed after signing.
+        let good = token(r#"{"alg":"HS256"}"#, claims, hs256);
+        let mut parts: Vec<&str> = good.split('.').collect();
+        let admin = b64(br#"{"sub":"admin"}"#);
+        parts[1] = &admin;
+        assert_eq!(
+            verify(parts.join(".").as_bytes(), &keys, 0),
+            Err(Invalid::Signature)
+        );
+
+        let malformed = [
+            "".to_string(),
+            "a.b".into(),
+            format!("{good}.x"),
+            token(r#"{"alg":"HS256","crit":["exp"]}"#, claims, hs256),
+            token(r#"{"alg":"HS256","kid":7}"#, claims, hs256),
+            token(r#"{"alg":"HS256"}"#, r#"["not","an","object"]"#, hs256),
+            token(r#"{"alg":"HS256"}"#, r#"{"exp":"tomorrow"}"#, hs256),
+            token(r#"{"alg":"HS256","alg":"none"}"#, claims, hs256),
+            good.replace('.', ".!"),
+        ];
+        for t in malformed {
+            assert_eq!(
+                verify(t.as_bytes(), &keys, 0),
+                Err(Invalid::Malformed),
+                "{t}"
+            );
+        }
+        assert_eq!(
+            verify(token(r#"{"alg":7}"#, claims, hs256).as_bytes(), &keys, 0),
+            Err(Invalid::Malformed)
+        );
+    }
+
+    #[test]
+    fn elliptic_curve_and_edwards_keys_verify_their_own_algorithm_alone() {
+        let rng = SystemRandom::new();
+        let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let point = pair.public_key().as_ref();
+        let ed_pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let ed = Ed25519KeyPair::from_pkcs8(ed_pkcs8.as_ref()).unwrap();
+        let jwks = format!(
+            r#"{{"keys":[
+                {{"kty":"EC","crv":"P-256","kid":"ec","x":"{}","y":"{}"}},
+                {{"kty":"OKP","crv":"Ed25519","kid":"ed","x":"{}"}},
+                {{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB"}},
+                {{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}}
+            ]}}"#,
+            b64(&point[1..33]),
+            b64(&point[33..]),
+            b64(ed.public_key().as_ref())
+        );
+        let keys = Jwks::parse(jwks.as_bytes()).unwrap();
+        assert_eq!(keys.len(), 2, "the encryption key and P-521 left out");
+        let es = |signed: &[u8]| pair.sign(&rng, signed).unwrap().as_ref().to_vec();
+        let t = token(r#"{"alg":"ES256","kid":"ec"}"#, "{}", es);
+        assert!(verify(t.as_bytes(), &keys, 0).is_ok());
+        // Without a kid, each key that fits is tried.
+        let t = token(r#"{"alg":"ES256"}"#, "{}", es);
+        assert!(verify(t.as_bytes(), &keys, 0).is_ok());
+        // Another key's kid: that one alone is tried.
+        let t = token(r#"{"alg":"ES256","kid":"ed"}"#, "{}", es);
+        assert_eq!(verify(t.as_bytes(), &keys, 0), Err(Invalid::Signature));
+        let eddsa = |signed: &[u8]| ed.sign(signed).as_ref().to_vec();
+        let t = token(r#"{"alg":"EdDSA"}"#, "{}", eddsa);
+        assert!(verify(t.as_bytes(), &keys, 0).is_ok());
+
+        // A public key is never an HMAC secret: a token "signed" with the
+        // public key's bytes as one is refused.
+        let as_secret = |signed: &[u8]| {
+            let key = hmac::Key::new(hmac::HMAC_SHA256, point);
+            hmac::sign(&key, signed).as_ref().to_vec()
+        };
+        let t = token(r#"{"alg":"HS256","kid":"ec"}"#, "{}", as_secret);
+        assert_eq!(verify(t.as_bytes(), &keys, 0), Err(Invalid::Signature));
+    }
+
+    /// RFC 7515 Appendix A.2: the RS256 example, its key and its token.
+    #[test]
+    fn the_rsa_example_of_rfc_7515_verifies() {
+        let n = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddx\
+                 HmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMs\
+                 D1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSH\
+                 SXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdV\
+                 MTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8\
+                 NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+        let token = "eyJhbGciOiJSUzI1NiJ9\
+            .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt\
+            cGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
+            .cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7\
+            AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4\
+            BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K\
+            0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqv\
+            hJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrB\
+            p0igcN_IoypGlUPQGe77Rw";
+        let keys =
+            Jwks::parse(format!(r#"{{"kty":"RSA","n":"{n}","e":"AQAB"}}"#).as_bytes()).unwrap();
+        assert_eq!(
+            verify(token.as_bytes(), &keys, 1_300_819_379)
+                .unwrap()
+                .subject,
+            None
+        );
+        assert_eq!(
+            verify(token.as_bytes(), &keys, 1_300_819_380),
+            Err(Invalid::Expired)
+        );
+        // The key made to say it is for PS256 alone: not for this token.
+        let ps = format!(r#"{{"kty":"RSA","alg":"PS256","n":"{n}","e":"AQAB"}}"#);
+        let keys = Jwks::parse(ps.as_bytes()).unwrap();
+        assert_eq!(verify(token.as_bytes(), &keys, 0), Err(Invalid::Signature));
+    }
+
+    #[test]
+    fn a_key_file_is_refused_with_what_is_wrong_in_it() {
+        let refused = [
+            ("{", "not JSON"),
+            (r#"{"keys":{}}"#, "not an array"),
+            (r#"{"keys":[]}"#, "no signing key"),
+            (
+                r#"{"keys":[{"kty":"oct","k":"c2hvcnQ"}]}"#,
+                "an HMAC secret of 5 bytes",
+            ),
+            (
+                r#"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#,
+                "an RSA key of 24 bits",
+            ),
+            (
+                r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
+                "32 bytes each",
+            ),
+            (r#"{"keys":[{"kid":"k1","k":"AA"}]}"#, "key `k1`: no `kty`"),
+            (r#"{"keys":[{"kty":"oct","k":"!!"}]}"#, "not base64url"),
+            (r#"{"keys":[{"kty":"oct","k":7}]}"#, "`k` is not a string"),
+        ];
+        for (text, says) in refused {
+            let e = Jwks::parse(text.as_bytes()).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        let secret = b64(SECRET);
+        let e = Jwks::parse(format!(r#"{{"kty":"oct","alg":"RS256","k":"{secret}"}}"#).as_bytes())
+            .unwrap_err();
+        assert!(e.contains("`alg` RS256 is not one of a oct key"), "{e}");
+    }
+
+    #[test]
+    fn the_token_is_the_one_bearer_field() {
+        use crate::http::Headers;
+        let headers = |fields: &[&str]| {
+            let mut h = Headers::new();
+            for f in fields {
+                h.push("Authorization", f.as_bytes());
+            }
+            h
+        };
+        let one = headers(&["bearer  abc.def.ghi "]);
+        assert_eq!(bearer_token(&one), Some(&b"abc.def.ghi"[..]));
+        for fields in [
+            &[][..],
+            &["Basic YTpi"],
+            &["Bearer"],
+            &["Bearer "],
+            &["Bearer a", "Bearer b"],
+        ] {
+            assert_eq!(bearer_token(&headers(fields)), None, "{fields:?}");
+        }
+        assert_eq!(
+            challenge("api", true),
+            "WWW-Authenticate: Bearer realm=\"api\", error=\"invalid_token\"\r\n"
+        );
+    }
+}
