@@ -2799,3 +2799,51 @@ fn json_value(text: &str, at: &mut usize) -> Json {
         }
     }
 }
+
+/// The HMAC secret of [`jwt`]'s key file.
+const JWT_SECRET: &[u8; 32] = b"fuzz-secret-fuzz-secret-fuzz-sec";
+
+/// JSON, JWKS files and tokens: nothing panics; bytes as they come never
+/// verify; and a token signed here with the file's key, its header and
+/// claims taken from the input (the header before the first newline),
+/// is never refused for its signature while its header names HS256 and
+/// no `kid`.
+pub fn jwt(data: &[u8]) {
+    use base64::Engine as _;
+    use inverso::auth::jwt::{self, Invalid, Jwks};
+    use inverso::json_value::{self, Value};
+    let _ = json_value::parse(data);
+    let _ = Jwks::parse(data);
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let keys = Jwks::parse(format!(r#"{{"kty":"oct","k":"{}"}}"#, b64(JWT_SECRET)).as_bytes())
+        .expect("the fuzz key");
+    assert!(
+        jwt::verify(data, &keys, 0).is_err(),
+        "bytes as they came verified"
+    );
+
+    let (header, claims) = match data.iter().position(|&b| b == b'\n') {
+        Some(end) => (&data[..end], &data[end + 1..]),
+        None => (&br#"{"alg":"HS256"}"#[..], data),
+    };
+    let signed = format!("{}.{}", b64(header), b64(claims));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, JWT_SECRET);
+    let signature = ring::hmac::sign(&key, signed.as_bytes());
+    let token = format!("{signed}.{}", b64(signature.as_ref()));
+    let result = jwt::verify(token.as_bytes(), &keys, 1_000);
+    let parsed = json_value::parse(header).ok();
+    let plain_hs256 = parsed.as_ref().is_some_and(|h| {
+        h.get("alg").and_then(Value::as_str) == Some("HS256") && h.get("kid").is_none()
+    });
+    if plain_hs256 {
+        assert_ne!(
+            result,
+            Err(Invalid::Signature),
+            "signed with the key, refused"
+        );
+    }
+    if result.is_ok() {
+        assert!(plain_hs256 || parsed.is_some_and(|h| h.get("kid").is_some()));
+        assert!(matches!(json_value::parse(claims), Ok(Value::Object(_))));
+    }
+}

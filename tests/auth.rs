@@ -469,3 +469,151 @@ fn a_declared_length_over_max_body_size_is_413_before_auth_basic() {
     assert_eq!(r.status, 413, "{}", r.head.raw);
     assert_eq!(backend.requests(), 0);
 }
+
+// ---------------------------------------------------------------- auth_jwt
+
+mod jwt {
+    use super::*;
+    use base64::Engine as _;
+    use ring::rand::SystemRandom;
+    use ring::signature::{self, EcdsaKeyPair, KeyPair as _};
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// An identity provider's P-256 key, published as a JWKS.
+    struct Issuer {
+        pair: EcdsaKeyPair,
+        rng: SystemRandom,
+    }
+
+    impl Issuer {
+        fn new() -> Issuer {
+            let rng = SystemRandom::new();
+            let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+            let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+            Issuer { pair, rng }
+        }
+
+        fn jwks(&self) -> String {
+            let point = self.pair.public_key().as_ref();
+            format!(
+                r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"{}","y":"{}"}}]}}"#,
+                b64(&point[1..33]),
+                b64(&point[33..])
+            )
+        }
+
+        /// A token with `claims`, as `Authorization: Bearer`.
+        fn bearer(&self, claims: &str) -> String {
+            let signed = format!(
+                "{}.{}",
+                b64(br#"{"alg":"ES256","kid":"k1"}"#),
+                b64(claims.as_bytes())
+            );
+            let signature = self.pair.sign(&self.rng, signed.as_bytes()).unwrap();
+            format!("Bearer {signed}.{}", b64(signature.as_ref()))
+        }
+    }
+
+    fn now() -> u64 {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        since.unwrap().as_secs()
+    }
+
+    #[test]
+    fn a_request_without_a_valid_token_is_answered_401_and_never_forwarded() {
+        let backend = Backend::echo("api");
+        let issuer = Issuer::new();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("jwks.json");
+        std::fs::write(&keys, issuer.jwks()).unwrap();
+        let text = format!(
+            "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\nlog_format = $remote_user $status\n",
+            backend.addr,
+            keys.display()
+        );
+        let mut proxy = start_proxy(&[backend.addr], from_file_with_admin(&text));
+        let valid = issuer.bearer(&format!(r#"{{"sub":"ann","exp":{}}}"#, now() + 600));
+        let expired = issuer.bearer(&format!(r#"{{"sub":"ann","exp":{}}}"#, now() - 1));
+        let other = Issuer::new().bearer(r#"{"sub":"ann"}"#);
+
+        let r = proxy.get_on("api.example", "/orders", &[]);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer realm=\"api\""));
+        for bad in [
+            expired.as_str(),
+            &other,
+            "Bearer not.a.token",
+            "Basic YW5uOnNlY3JldA==",
+        ] {
+            let r = proxy.get_on("api.example", "/orders", &[("Authorization", bad)]);
+            let challenge = match bad.starts_with("Bearer") {
+                true => "Bearer realm=\"api\", error=\"invalid_token\"",
+                false => "Bearer realm=\"api\"",
+            };
+            assert_eq!(
+                (r.status, r.header("www-authenticate")),
+                (401, Some(challenge)),
+                "{bad}"
+            );
+        }
+        assert_eq!(backend.requests(), 0);
+
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
+        assert_eq!(r.status, 200);
+        // The backend gets the token, to read its claims.
+        assert_eq!(backend.seen()[0].field_or("authorization", "-"), valid);
+        let missing = "inverso_auth_refused_total{reason=\"missing\"}";
+        let wrong = "inverso_auth_refused_total{reason=\"wrong\"}";
+        assert_eq!(proxy.metric(missing), Some(2));
+        assert_eq!(proxy.metric(wrong), Some(3));
+        assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
+        // `$remote_user`: a valid token's subject; a Basic field's user
+        // (nginx's `$remote_user` too), refused all the same.
+        let lines = proxy.log_lines();
+        let expected = ["- 401", "- 401", "- 401", "- 401", "ann 401", "ann 200"];
+        assert_eq!(lines, expected);
+    }
+
+    #[test]
+    fn the_keys_and_the_realm_go_together_and_a_bad_key_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("jwks.json");
+        std::fs::write(&keys, Issuer::new().jwks()).unwrap();
+        let keys = keys.display();
+        let alone = config_error("targets = 127.0.0.1:1\nauth_jwt = api\n");
+        assert!(
+            alone.contains("auth_jwt: is on, but auth_jwt_key_file is empty"),
+            "{alone}"
+        );
+        let file = config_error(&format!(
+            "targets = 127.0.0.1:1\nauth_jwt_key_file = {keys}\n"
+        ));
+        assert!(
+            file.contains("auth_jwt_key_file: is set, but auth_jwt is off"),
+            "{file}"
+        );
+        let both = config_error(&format!(
+            "targets = 127.0.0.1:1\nauth_jwt = api\nauth_jwt_key_file = {keys}\n\
+             auth_basic = staff\nauth_basic_user_file = {}\n",
+            users_file(dir.path(), USERS)
+        ));
+        assert!(
+            both.contains("both read the one Authorization field"),
+            "{both}"
+        );
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, r#"{"keys":[{"kty":"oct","k":"c2hvcnQ"}]}"#).unwrap();
+        let e = config_error(&format!(
+            "targets = 127.0.0.1:1\nauth_jwt = api\nauth_jwt_key_file = {}\n",
+            bad.display()
+        ));
+        assert!(
+            e.contains("bad.json: key 1: an HMAC secret of 5 bytes"),
+            "{e}"
+        );
+    }
+}

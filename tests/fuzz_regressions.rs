@@ -26,6 +26,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("x509", checks::x509),
     ("client_fields", checks::client_fields),
     ("log_line", checks::log_line),
+    ("jwt", checks::jwt),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

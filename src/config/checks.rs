@@ -299,6 +299,22 @@ impl Loader {
                     .into(),
             ));
         }
+        match (&config.auth_jwt, &config.auth_jwt_keys) {
+            (Some(_), None) => {
+                let why = "is on, but auth_jwt_key_file is empty: no token could be verified";
+                return Err(self.refused_in(scope, "auth_jwt", why.into()));
+            }
+            (None, Some(_)) if self.sets(scope, "auth_jwt_key_file") => {
+                let why = "is set, but auth_jwt is off: every request would pass unchecked; set \
+                           `auth_jwt = <realm>` too";
+                return Err(self.refused_in(scope, "auth_jwt_key_file", why.into()));
+            }
+            (Some(_), _) if config.auth_basic.is_some() => {
+                let why = "and auth_basic are both on: both read the one Authorization field";
+                return Err(self.refused_in(scope, "auth_jwt", why.into()));
+            }
+            _ => {}
+        }
         match (&config.secure_link, &config.secure_link_md5) {
             (Some(_), None) => {
                 let why = "is on, but secure_link_md5 is empty: no hash to compare".into();

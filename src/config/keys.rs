@@ -1025,6 +1025,21 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_auth_redirect(v).map(|r| c.auth_request_redirect = r),
     },
     Key {
+        name: "auth_jwt",
+        default: "",
+        help: "the realm of a token asked for: a request without `Authorization: Bearer` and a \
+               JSON Web Token signed by a key of auth_jwt_key_file, not expired, gets 401, as \
+               nginx Plus's auth_jwt; empty or `off` = none asked for",
+        apply: |c, v| parse_realm(v).map(|realm| c.auth_jwt = realm),
+    },
+    Key {
+        name: "auth_jwt_key_file",
+        default: "",
+        help: "the keys a token must be signed by: a JWKS file (RFC 7517), as an identity \
+               provider publishes it, read at start-up and reload; empty = none",
+        apply: |c, v| optional_jwks(v).map(|keys| c.auth_jwt_keys = keys),
+    },
+    Key {
         name: "secure_link",
         default: "",
         help: "where a request's signed hash and, after a comma, its expiry time are read from, \

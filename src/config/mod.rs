@@ -317,6 +317,11 @@ pub struct Config {
     /// `auth_basic`: the realm clients sign in to (see [`crate::auth`]);
     /// `None`: no sign-in.
     pub auth_basic: Option<Arc<str>>,
+    /// `auth_jwt`: the realm a request without a valid token is told of
+    /// (see [`crate::auth::jwt`]); `None`: no token asked for.
+    pub auth_jwt: Option<Arc<str>>,
+    /// `auth_jwt_key_file`: the keys a token must be signed by.
+    pub auth_jwt_keys: Option<Arc<crate::auth::jwt::Jwks>>,
     /// `auth_basic_user_file`: who may sign in.
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
@@ -517,6 +522,8 @@ impl Config {
             secure_link: None,
             secure_link_md5: None,
             auth_basic: None,
+            auth_jwt: None,
+            auth_jwt_keys: None,
             auth_users: None,
             auth_basic_except_from: CidrList::default(),
             auth_request: None,

@@ -36,11 +36,14 @@ enum Made {
     Ca,
     /// A revocation list of that authority's, revoking none.
     Crl,
+    /// A JWKS of one HMAC key, as `auth_jwt_key_file` reads.
+    Jwks,
 }
 
 /// Every path an example names, and what is made in its place.
 const FILES: &[(&str, Made)] = &[
     ("/etc/inverso/htpasswd", Made::Users),
+    ("/etc/inverso/jwks.json", Made::Jwks),
     (
         "/etc/letsencrypt/live/shop.example/fullchain.pem",
         Made::Chain,
@@ -251,6 +254,10 @@ impl Fixtures {
                 Made::ChainAndKey => format!("{other}{other_key}"),
                 Made::Ca => ca.clone(),
                 Made::Crl => crl.clone(),
+                Made::Jwks => {
+                    r#"{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#
+                        .to_string()
+                }
             };
             std::fs::write(&at, text).unwrap();
         }

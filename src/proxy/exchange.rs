@@ -10,7 +10,7 @@ use super::rewriting::{rewrite, RuleAnswer};
 use super::{answer_unread, client_cert, files, first_line, forward_auth, location_field};
 use super::{origin, relay, Client, Outcome, Shared};
 use crate::access;
-use crate::auth;
+use crate::auth::{self, jwt};
 use crate::config::Config;
 use crate::digits::push_field;
 use crate::http::forward::FORWARDING_FIELDS;
@@ -27,7 +27,7 @@ use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
 /// frames the message with itself.
@@ -329,6 +329,35 @@ pub(super) fn exchange(
                 shared.metrics.count_auth_refusal(refused);
                 client.ended(REFUSED);
                 let challenge = auth::challenge(realm);
+                let challenge = challenge.as_bytes();
+                let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
+                return (outcome, line);
+            }
+        }
+    }
+    // `auth_jwt`: where `auth_basic` is, which it cannot be on beside.
+    if let Some((realm, keys)) = (settings.auth_jwt.as_ref()).zip(settings.auth_jwt_keys.as_ref()) {
+        let token = jwt::bearer_token(&head.headers);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        match token.map(|token| jwt::verify(token, keys, now)) {
+            Some(Ok(verified)) => {
+                // `$remote_user`: the token's subject.
+                line.remote_user.clone_from(&verified.subject);
+                if names_variables(settings, shared) {
+                    client.user = verified.subject;
+                    render_response_fields(client, &head, settings, shared);
+                }
+            }
+            refused => {
+                let sent_one = refused.is_some();
+                shared.metrics.count_auth_refusal(match sent_one {
+                    true => auth::Refused::Wrong,
+                    false => auth::Refused::Missing,
+                });
+                client.ended(REFUSED);
+                let challenge = jwt::challenge(realm, sent_one);
                 let challenge = challenge.as_bytes();
                 let outcome = answer_unread(client, &head, body_kind, 401, challenge, shared);
                 return (outcome, line);

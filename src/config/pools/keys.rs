@@ -25,6 +25,8 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_basic",
     "auth_basic_user_file",
     "auth_basic_except_from",
+    "auth_jwt",
+    "auth_jwt_key_file",
     "auth_request",
     "auth_request_headers",
     "mirror",

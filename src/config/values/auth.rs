@@ -174,6 +174,16 @@ pub(in crate::config) fn optional_users(
     Ok(Some(Arc::new(users)))
 }
 
+/// The keys of a JWKS file (see [`crate::auth::jwt::Jwks`]); empty: none.
+pub(in crate::config) fn optional_jwks(
+    v: &str,
+) -> Result<Option<Arc<crate::auth::jwt::Jwks>>, String> {
+    match v {
+        "" => Ok(None),
+        path => crate::auth::jwt::Jwks::read(std::path::Path::new(path)).map(|k| Some(Arc::new(k))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

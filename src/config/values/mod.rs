@@ -24,7 +24,9 @@ mod targets;
 // values were one file in `config`.
 use super::DEFAULT_POOL;
 pub use auth::AuthRequest;
-pub(super) use auth::{optional_users, parse_auth_fields, parse_auth_redirect, parse_realm};
+pub(super) use auth::{
+    optional_jwks, optional_users, parse_auth_fields, parse_auth_redirect, parse_realm,
+};
 pub(super) use certificates::{backend_certificate, parse_certificates};
 pub(super) use header_fields::{
     parse_cache_name, parse_cookie_attributes, parse_cookie_name, parse_device_token,
