@@ -25,6 +25,8 @@
 //! - `json`: string escaping for the JSON log and `/status`.
 //! - `json_value`: strict JSON reading, for JWTs and their key files.
 //! - `access`: which client addresses may send requests (`allow_from`, `deny_from`).
+//! - `auth`: who may send requests: users of an htpasswd file (`auth_basic`),
+//!   bearers of a signed token (`auth_jwt`).
 //! - `cidr_set`: lists of address blocks, searched by address in a handful of steps.
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.

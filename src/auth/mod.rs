@@ -1,7 +1,8 @@
 //! `auth_basic`: HTTP Basic authentication (RFC 7617) of the clients of
 //! the proxy or of a pool, against an htpasswd file, as nginx's
 //! `auth_basic` with `auth_basic_user_file` and HAProxy's `userlist` with
-//! `http_auth`.
+//! `http_auth`; and, in [`jwt`], `auth_jwt`: JSON Web Tokens checked
+//! against an identity provider's keys.
 
 pub mod htpasswd;
 pub mod jwt;
