@@ -579,6 +579,48 @@ mod jwt {
     }
 
     #[test]
+    fn a_pool_takes_its_token_from_a_cookie_too() {
+        let (site, api) = (Backend::echo("site"), Backend::echo("api"));
+        let issuer = Issuer::new();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("jwks.json");
+        std::fs::write(&keys, issuer.jwks()).unwrap();
+        let text = format!(
+            "targets = {}
+pool.api = {}
+route./api/ = api
+pool.api.auth_jwt = api
+             pool.api.auth_jwt_key_file = {}
+pool.api.auth_jwt_cookie = session
+",
+            site.addr,
+            api.addr,
+            keys.display()
+        );
+        let proxy = start_proxy(&[site.addr], from_file(&text));
+        let bearer = issuer.bearer(r#"{"sub":"ann"}"#);
+        let token = bearer.strip_prefix("Bearer ").unwrap();
+        let cookie = format!("theme=dark; session={token}");
+        let get = |fields: &[(&str, &str)]| proxy.get_on("x", "/api/orders", fields).status;
+        assert_eq!(get(&[("Cookie", &cookie)]), 200);
+        assert_eq!(get(&[("Authorization", &bearer)]), 200);
+        assert_eq!(get(&[("Cookie", "session=x.y.z")]), 401);
+        assert_eq!(get(&[("Cookie", "theme=dark")]), 401);
+        // Not the top level's: the site asks for nothing.
+        assert_eq!(proxy.get_on("x", "/", &[]).status, 200);
+        assert_eq!((api.requests(), site.requests()), (2, 1));
+        let e = config_error(
+            "targets = 127.0.0.1:1
+auth_jwt_cookie = session
+",
+        );
+        assert!(
+            e.contains("auth_jwt_cookie: is set, but auth_jwt is off"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn the_keys_and_the_realm_go_together_and_a_bad_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let keys = dir.path().join("jwks.json");

@@ -403,6 +403,21 @@ fn decode_object(part: &[u8]) -> Result<Value, Invalid> {
     }
 }
 
+/// A request's token: that of its `Authorization` field (see
+/// [`bearer_token`]), or, with none, of the one `cookie` it carries of
+/// that name (two, and a backend might read the other: none).
+pub fn token<'a>(headers: &'a crate::http::Headers, cookie: Option<&str>) -> Option<&'a [u8]> {
+    if headers.contains("authorization") {
+        return bearer_token(headers);
+    }
+    let name = cookie?;
+    let mut values = (headers.get_all("cookie"))
+        .flat_map(crate::http::headers::cookie_pairs)
+        .filter_map(|pair| crate::http::headers::cookie_named(pair, name));
+    let value = values.next()?;
+    (values.next().is_none() && !value.is_empty()).then_some(value)
+}
+
 /// The token of a request's one `Authorization: Bearer` field (the
 /// scheme in any case, RFC 6750 §2.1): `None` without one, or with two
 /// fields (which one would a backend read?).
@@ -654,6 +669,35 @@ mod tests {
         ] {
             assert_eq!(bearer_token(&headers(fields)), None, "{fields:?}");
         }
+        // From a cookie, for a request without the field.
+        let with = |fields: &[(&str, &str)]| {
+            let mut h = Headers::new();
+            for (name, value) in fields {
+                h.push(name, value.as_bytes());
+            }
+            h
+        };
+        let cookie = with(&[("Cookie", "a=1; jwt=abc.def.ghi")]);
+        assert_eq!(
+            super::token(&cookie, Some("jwt")),
+            Some(&b"abc.def.ghi"[..])
+        );
+        assert_eq!(super::token(&cookie, None), None);
+        assert_eq!(super::token(&cookie, Some("other")), None);
+        let twice = with(&[("Cookie", "jwt=a.b.c"), ("Cookie", "jwt=d.e.f")]);
+        assert_eq!(
+            super::token(&twice, Some("jwt")),
+            None,
+            "which would a backend read?"
+        );
+        let empty = with(&[("Cookie", "jwt=")]);
+        assert_eq!(super::token(&empty, Some("jwt")), None);
+        let field_first = with(&[("Authorization", "Basic x"), ("Cookie", "jwt=a.b.c")]);
+        assert_eq!(
+            super::token(&field_first, Some("jwt")),
+            None,
+            "the field's, not a Bearer"
+        );
         assert_eq!(
             challenge("api", true),
             "WWW-Authenticate: Bearer realm=\"api\", error=\"invalid_token\"\r\n"

@@ -313,6 +313,12 @@ impl Loader {
                 let why = "and auth_basic are both on: both read the one Authorization field";
                 return Err(self.refused_in(scope, "auth_jwt", why.into()));
             }
+            (None, _)
+                if config.auth_jwt_cookie.is_some() && self.sets(scope, "auth_jwt_cookie") =>
+            {
+                let why = "is set, but auth_jwt is off: no token is asked for";
+                return Err(self.refused_in(scope, "auth_jwt_cookie", why.into()));
+            }
             _ => {}
         }
         match (&config.secure_link, &config.secure_link_md5) {

@@ -1040,6 +1040,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional_jwks(v).map(|keys| c.auth_jwt_keys = keys),
     },
     Key {
+        name: "auth_jwt_cookie",
+        default: "",
+        help: "a cookie the token may come in instead, for a request without an Authorization \
+               field (a browser's, whose script cannot set one), as nginx Plus's \
+               `auth_jwt ... token=$cookie_<name>`; needs auth_jwt; empty = none",
+        apply: |c, v| optional(v, parse_cookie_name).map(|n| c.auth_jwt_cookie = n),
+    },
+    Key {
         name: "secure_link",
         default: "",
         help: "where a request's signed hash and, after a comma, its expiry time are read from, \

@@ -322,6 +322,8 @@ pub struct Config {
     pub auth_jwt: Option<Arc<str>>,
     /// `auth_jwt_key_file`: the keys a token must be signed by.
     pub auth_jwt_keys: Option<Arc<crate::auth::jwt::Jwks>>,
+    /// `auth_jwt_cookie`: a cookie the token may come in instead.
+    pub auth_jwt_cookie: Option<Arc<str>>,
     /// `auth_basic_user_file`: who may sign in.
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
@@ -524,6 +526,7 @@ impl Config {
             auth_basic: None,
             auth_jwt: None,
             auth_jwt_keys: None,
+            auth_jwt_cookie: None,
             auth_users: None,
             auth_basic_except_from: CidrList::default(),
             auth_request: None,

@@ -337,7 +337,7 @@ pub(super) fn exchange(
     }
     // `auth_jwt`: where `auth_basic` is, which it cannot be on beside.
     if let Some((realm, keys)) = (settings.auth_jwt.as_ref()).zip(settings.auth_jwt_keys.as_ref()) {
-        let token = jwt::bearer_token(&head.headers);
+        let token = jwt::token(&head.headers, settings.auth_jwt_cookie.as_deref());
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());

@@ -27,6 +27,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_basic_except_from",
     "auth_jwt",
     "auth_jwt_key_file",
+    "auth_jwt_cookie",
     "auth_request",
     "auth_request_headers",
     "mirror",
