@@ -1149,4 +1149,319 @@ mod tests {
         let c = build("targets = 127.0.0.1:1\nredirect_to_https = true\n").unwrap();
         assert!(c.redirect_to_https);
     }
+
+    /// Building `text` as `build` does, with the warnings it logs.
+    fn warnings(text: &str) -> (Result<Config, ConfigError>, Vec<String>) {
+        let (built, lines) = crate::test_log::logged(|| build(text));
+        (
+            built,
+            lines
+                .into_iter()
+                .filter(|l| l.starts_with("WARN "))
+                .collect(),
+        )
+    }
+
+    /// How many of `lines` say `words`.
+    fn saying(lines: &[String], words: &str) -> usize {
+        lines.iter().filter(|l| l.contains(words)).count()
+    }
+
+    /// A PEM file `file` in `dir`: a self-signed certificate for `names`
+    /// and its key (served, or taken as its own authority).
+    fn certificate(dir: &Path, file: &str, names: &[&str]) -> PathBuf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = dir.join(file);
+        std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_cache_warning_is_given_once_unless_a_pool_earns_one_of_its_own() {
+        let capped = "targets = 127.0.0.1:1\nttl = 10s\ncache_valid = 200 1m\n";
+        let unread = "targets = 127.0.0.1:1\ncache_ignore_headers = Cache-Control\n";
+        for (top, words, own) in [
+            (capped, "ttl caps every lifetime", "pool.api.ttl = 5s\n"),
+            (
+                unread,
+                "Cache-Control is not read",
+                "pool.api.cache_ignore_headers = Cache-Control, Expires\n",
+            ),
+        ] {
+            let (c, lines) = warnings(top);
+            c.unwrap();
+            assert_eq!(saying(&lines, words), 1, "{lines:?}");
+            // A pool that takes the top level's settings is not warned of
+            // what the top level was.
+            let (c, lines) = warnings(&format!("{top}pool.api = 127.0.0.1:2\n"));
+            c.unwrap();
+            assert_eq!(saying(&lines, words), 1, "{lines:?}");
+            // One with settings of its own that earn another warning is.
+            let (c, lines) = warnings(&format!("{top}pool.api = 127.0.0.1:2\n{own}"));
+            c.unwrap();
+            assert_eq!(saying(&lines, words), 2, "{own}: {lines:?}");
+            // A reload that keeps a cache of its own size was checked, and
+            // warned of, when it was read: not again.
+            let mut loader = Loader::new();
+            loader.file("proxy.conf", top).unwrap();
+            let c = loader.build().unwrap();
+            let (kept, lines) = crate::test_log::logged(|| loader.check_cache_kept(&c, 1 << 20));
+            assert!(kept.is_ok());
+            assert_eq!(saying(&lines, words), 0, "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn backend_tls_files_named_are_read_and_the_settings_made_once_for_all_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        // Read even while no target has tls, so that `check` finds what is
+        // wrong before a target needs it; the error names the key.
+        for key in ["backend_tls_ca", "backend_tls_certificate"] {
+            let text = format!("targets = 127.0.0.1:1\n{key} = {}\n", missing.display());
+            let e = build(&text).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:2", "{e}");
+            assert!(e.message.starts_with(&format!("{key}: ")), "{e}");
+        }
+        // Pools with the top level's keys share its settings (and so its
+        // sessions).
+        let c = build("targets = 127.0.0.1:1 tls\npool.api = 127.0.0.1:2 tls\n").unwrap();
+        let top = c.backend_tls.as_ref().unwrap();
+        let pool = c.pools[0].config.backend_tls.as_ref().unwrap();
+        assert!(Arc::ptr_eq(top, pool));
+        // Pools with keys of their own get settings of their own, made
+        // once for every pool with those keys.
+        let c = build(
+            "targets = 127.0.0.1:1 tls\n\
+             pool.a = 127.0.0.1:2 tls\npool.a.backend_tls_verify = false\n\
+             pool.b = 127.0.0.1:3 tls\npool.b.backend_tls_verify = false\n",
+        )
+        .unwrap();
+        let top = c.backend_tls.as_ref().unwrap();
+        let [a, b] = [0, 1].map(|i| c.pools[i].config.backend_tls.clone().unwrap());
+        assert!(!Arc::ptr_eq(top, &a));
+        assert!(Arc::ptr_eq(&a, &b));
+        // Not verifying is warned of; verifying, the default, is not.
+        let (c, lines) = warnings("targets = 127.0.0.1:1 tls\nbackend_tls_verify = false\n");
+        c.unwrap();
+        assert_eq!(
+            saying(&lines, "backend_tls_verify: is false"),
+            1,
+            "{lines:?}"
+        );
+        let (c, lines) = warnings("targets = 127.0.0.1:1 tls\n");
+        c.unwrap();
+        assert_eq!(saying(&lines, "backend_tls_verify"), 0, "{lines:?}");
+    }
+
+    #[test]
+    fn tls_port_takes_certificates_on_a_port_of_its_own_and_asks_clients_with_an_authority() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = certificate(dir.path(), "named.pem", &["a.test"]);
+        let nameless = certificate(dir.path(), "nameless.pem", &["127.0.0.1"]);
+        let missing = dir.path().join("missing.pem");
+        let tls = |more: &str| {
+            build(&format!(
+                "targets = 127.0.0.1:1\ntls_port = 8443\ntls_certificates = {}\n{more}",
+                named.display()
+            ))
+        };
+        let c = tls("").unwrap();
+        assert!(c.tls.is_some());
+        assert!(c.tls_client_auth.is_none());
+        let e = build("targets = 127.0.0.1:1\ntls_port = 8443\n").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("tls_port: is set, but tls_certificates is empty"),
+            "{e}"
+        );
+        for (more, says) in [
+            ("port = 8443\n", "tls_port: 8443 is also `port`"),
+            ("admin_port = 8443\n", "tls_port: 8443 is also `admin_port`"),
+        ] {
+            let e = tls(more).unwrap_err();
+            assert!(e.message.starts_with(says), "{more}: {e}");
+        }
+        // Clients' certificates, checked against the authority named.
+        let c = tls(&format!(
+            "tls_verify_client = on\ntls_client_ca = {}\n",
+            named.display()
+        ))
+        .unwrap();
+        assert!(c.tls_client_auth.is_some());
+        // A file that cannot be read is named by its own key.
+        for (ca, crl, key) in [
+            (&named, &missing, "tls_client_crl"),
+            (&missing, &named, "tls_client_ca"),
+        ] {
+            let e = tls(&format!(
+                "tls_verify_client = on\ntls_client_ca = {}\ntls_client_crl = {}\n",
+                ca.display(),
+                crl.display()
+            ))
+            .unwrap_err();
+            assert!(e.message.starts_with(&format!("{key}: ")), "{e}");
+        }
+        // Strict SNI: refused when no certificate names a host, as every
+        // client would be; warned of when some do not.
+        let strict = |files: &str| {
+            warnings(&format!(
+                "targets = 127.0.0.1:1\ntls_port = 8443\ntls_certificates = {files}\n\
+                 tls_strict_sni = on\n"
+            ))
+        };
+        let (e, _) = strict(&nameless.display().to_string());
+        let e = e.unwrap_err();
+        assert!(e.message.contains("every client would be refused"), "{e}");
+        let (c, lines) = strict(&format!("{}, {}", named.display(), nameless.display()));
+        assert!(c.unwrap().tls.is_some());
+        assert_eq!(saying(&lines, "names no host"), 1, "{lines:?}");
+    }
+
+    #[test]
+    fn auth_basic_goes_with_its_user_file_and_what_it_spares_is_warned_of_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = dir.path().join("users");
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        std::fs::write(&users, format!("ann:{hash}\n")).unwrap();
+        let conf = |more: &str| format!("targets = 127.0.0.1:1\n{more}");
+        let file = format!("auth_basic_user_file = {}\n", users.display());
+        let signed = conf(&format!("auth_basic = shop\n{file}"));
+        let c = build(&signed).unwrap();
+        assert!(c.auth_basic.is_some() && c.auth_users.is_some());
+        for (text, says) in [
+            (
+                conf("auth_basic = shop\n"),
+                "auth_basic: is on, but auth_basic_user_file is empty",
+            ),
+            (
+                conf(&file),
+                "auth_basic_user_file: is set, but auth_basic is off",
+            ),
+            (
+                conf("auth_basic_except_from = 10.0.0.0/8\n"),
+                "auth_basic_except_from: is set, but auth_basic is off",
+            ),
+        ] {
+            let e = build(&text).unwrap_err();
+            assert!(e.message.starts_with(says), "{text:?}: {e}");
+        }
+        // A pool that turns the sign-in off may keep the top level's file.
+        build(&format!(
+            "{signed}pool.api = 127.0.0.1:2\npool.api.auth_basic = off\n"
+        ))
+        .unwrap();
+        // Spared blocks that likely spare more than meant: warned of where
+        // they are set, not again for a pool that takes them.
+        let every = "spares every client of an address family";
+        let (c, lines) = warnings(&format!(
+            "{signed}auth_basic_except_from = 0.0.0.0/0\npool.api = 127.0.0.1:2\n"
+        ));
+        c.unwrap();
+        assert_eq!(saying(&lines, every), 1, "{lines:?}");
+        let (c, lines) = warnings(&format!(
+            "{signed}auth_basic_except_from = 10.0.0.0/8\nreal_ip_from = 10.1.0.0/16\n"
+        ));
+        c.unwrap();
+        assert_eq!(
+            saying(&lines, "shares addresses with real_ip_from (10.1.0.0/16)"),
+            1,
+            "{lines:?}"
+        );
+        let (c, lines) = warnings(&format!("{signed}auth_basic_except_from = 10.0.0.0/8\n"));
+        c.unwrap();
+        assert_eq!(saying(&lines, "auth_basic_except_from"), 0, "{lines:?}");
+    }
+
+    #[test]
+    fn a_redirect_to_https_no_request_can_escape_is_warned_of() {
+        let loop_warning = "redirect_to_https: neither real_ip_from";
+        let (c, lines) = warnings("targets = 127.0.0.1:1\nredirect_to_https = true\n");
+        c.unwrap();
+        assert_eq!(saying(&lines, loop_warning), 1, "{lines:?}");
+        // A trusted proxy or a PROXY header can say a request came by https.
+        for more in ["real_ip_from = 10.0.0.0/8", "proxy_protocol = true"] {
+            let (c, lines) = warnings(&format!(
+                "targets = 127.0.0.1:1\nredirect_to_https = true\n{more}\n"
+            ));
+            c.unwrap();
+            assert_eq!(saying(&lines, loop_warning), 0, "{more}: {lines:?}");
+        }
+    }
+
+    #[test]
+    fn a_health_check_path_as_long_as_max_uri_length_is_taken() {
+        let conf = |path: &str| {
+            build(&format!(
+                "targets = 127.0.0.1:1\nmax_uri_length = 8\nhealth_check_path = {path}\n"
+            ))
+        };
+        assert_eq!(
+            conf("/1234567").unwrap().health_check_path.as_deref(),
+            Some("/1234567")
+        );
+        let e = conf("/12345678").unwrap_err();
+        assert!(e.message.contains("longer than max_uri_length (8)"), "{e}");
+    }
+
+    #[test]
+    fn without_a_cache_there_is_no_snapshot_to_share_a_file_with_or_leave_out_of() {
+        // The snapshot's default name, free for the log without a cache.
+        let c = build("targets = 127.0.0.1:1\ncache_size = 0\npath_to_log = ./cache.bin\n");
+        assert!(c.is_ok(), "{c:?}");
+        let c = build("targets = 127.0.0.1:1\ncache_size = 0\nmax_object_size = 5GiB\n").unwrap();
+        assert_eq!(c.snapshot_leaves_out(), None);
+        // The largest body a record holds is still in the snapshot.
+        let sized = |max: u64| {
+            build(&format!(
+                "targets = 127.0.0.1:1\ncache_size = 8GiB\nmax_object_size = {max}\n"
+            ))
+            .unwrap()
+            .snapshot_leaves_out()
+        };
+        assert_eq!(sized(MAX_SNAPSHOT_BODY), None);
+        assert!(sized(MAX_SNAPSHOT_BODY + 1).is_some());
+    }
+
+    #[test]
+    fn a_rate_limit_key_the_proxy_edits_before_counting_is_refused() {
+        let limited = "targets = 127.0.0.1:1\nrate_limit = 5/s\n";
+        let e = build(&format!(
+            "{limited}rate_limit_key = cookie:sid\nrequest_header.Cookie =\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message.contains("request_header.Cookie sets or removes"),
+            "{e}"
+        );
+        // A name with underscores is the field spelled with dashes.
+        let e = build(&format!(
+            "{limited}underscores_in_headers = on\nrate_limit_key = header:X_Api_Key\n\
+             request_header.X-Api-Key = k\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.message.contains("is set or removed by request_header"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn files_of_one_name_in_two_directories_are_two_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        std::fs::create_dir(&one).unwrap();
+        std::fs::create_dir(&two).unwrap();
+        let text = format!(
+            "targets = 127.0.0.1:1\npath_to_persistence = {}\nstate_file = {}\n",
+            one.join("f").display(),
+            two.join("f").display()
+        );
+        assert_eq!(build(&text).unwrap().state_file, Some(two.join("f")));
+    }
 }

@@ -544,4 +544,31 @@ mod tests {
         );
         assert!(build("targets = 127.0.0.1:1\ncache_size = 0\nmax_object_size = 2MiB\n").is_ok());
     }
+
+    #[test]
+    fn the_source_is_the_file_read_else_configuration() {
+        let mut l = Loader::new();
+        assert_eq!((l.source(), l.read_a_file()), ("configuration", false));
+        l.file("proxy.conf", "targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!((l.source(), l.read_a_file()), ("proxy.conf", true));
+    }
+
+    #[test]
+    fn pool_route_and_rewrite_keys_in_the_environment_are_ignored_as_file_only() {
+        for var in [
+            "INVERSO_POOL",
+            "INVERSO_POOL_API",
+            "INVERSO_ROUTE",
+            "INVERSO_REWRITE_X",
+        ] {
+            let (_, lines) = crate::test_log::logged(|| {
+                Loader::new().env([(var.to_string(), "127.0.0.1:2".to_string())]);
+            });
+            assert_eq!(lines.len(), 1, "{var}: {lines:?}");
+            assert!(
+                lines[0].contains("read from the configuration file only"),
+                "{var}: {lines:?}"
+            );
+        }
+    }
 }
