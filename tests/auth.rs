@@ -531,7 +531,8 @@ mod jwt {
         let keys = dir.path().join("jwks.json");
         std::fs::write(&keys, issuer.jwks()).unwrap();
         let text = format!(
-            "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\nlog_format = $remote_user $status\n",
+            "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\nlog_format = $remote_user $status\n\
+             request_header.X-User = $remote_user\n",
             backend.addr,
             keys.display()
         );
@@ -564,8 +565,13 @@ mod jwt {
 
         let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
         assert_eq!(r.status, 200);
-        // The backend gets the token, to read its claims.
+        // The backend gets the token, to read its claims, and the subject
+        // where the operator asked, in place of any the client sent.
         assert_eq!(backend.seen()[0].field_or("authorization", "-"), valid);
+        assert_eq!(backend.seen()[0].field_or("x-user", "-"), "ann");
+        let fields = [("Authorization", valid.as_str()), ("X-User", "admin")];
+        assert_eq!(proxy.get_on("api.example", "/orders", &fields).status, 200);
+        assert_eq!(backend.seen()[1].field_or("x-user", "-"), "ann");
         let missing = "inverso_auth_refused_total{reason=\"missing\"}";
         let wrong = "inverso_auth_refused_total{reason=\"wrong\"}";
         assert_eq!(proxy.metric(missing), Some(2));
@@ -574,7 +580,7 @@ mod jwt {
         // `$remote_user`: a valid token's subject; a Basic field's user
         // (nginx's `$remote_user` too), refused all the same.
         let lines = proxy.log_lines();
-        let expected = ["- 401", "- 401", "- 401", "- 401", "ann 401", "ann 200"];
+        let expected = ["- 401", "- 401", "- 401", "- 401", "ann 401", "ann 200", "ann 200"];
         assert_eq!(lines, expected);
     }
 
