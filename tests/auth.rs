@@ -580,7 +580,9 @@ mod jwt {
         // `$remote_user`: a valid token's subject; a Basic field's user
         // (nginx's `$remote_user` too), refused all the same.
         let lines = proxy.log_lines();
-        let expected = ["- 401", "- 401", "- 401", "- 401", "ann 401", "ann 200", "ann 200"];
+        let expected = [
+            "- 401", "- 401", "- 401", "- 401", "ann 401", "ann 200", "ann 200",
+        ];
         assert_eq!(lines, expected);
     }
 
