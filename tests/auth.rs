@@ -594,13 +594,8 @@ mod jwt {
         let keys = dir.path().join("jwks.json");
         std::fs::write(&keys, issuer.jwks()).unwrap();
         let text = format!(
-            "targets = {}
-pool.api = {}
-route./api/ = api
-pool.api.auth_jwt = api
-             pool.api.auth_jwt_key_file = {}
-pool.api.auth_jwt_cookie = session
-",
+            "targets = {}\npool.api = {}\nroute./api/ = api\npool.api.auth_jwt = api\n\
+             pool.api.auth_jwt_key_file = {}\npool.api.auth_jwt_cookie = session\n",
             site.addr,
             api.addr,
             keys.display()
@@ -617,15 +612,46 @@ pool.api.auth_jwt_cookie = session
         // Not the top level's: the site asks for nothing.
         assert_eq!(proxy.get_on("x", "/", &[]).status, 200);
         assert_eq!((api.requests(), site.requests()), (2, 1));
-        let e = config_error(
-            "targets = 127.0.0.1:1
-auth_jwt_cookie = session
-",
+        for key in ["auth_jwt_cookie", "auth_jwt_issuer", "auth_jwt_audience"] {
+            let e = config_error(&format!("targets = 127.0.0.1:1\n{key} = x\n"));
+            assert!(
+                e.contains(&format!("{key}: is set, but auth_jwt is off")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_token_issued_by_another_or_for_another_audience_is_refused() {
+        let backend = Backend::echo("api");
+        let issuer = Issuer::new();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("jwks.json");
+        std::fs::write(&keys, issuer.jwks()).unwrap();
+        let text = format!(
+            "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\n\
+             auth_jwt_issuer = https://id.example\nauth_jwt_audience = orders\n",
+            backend.addr,
+            keys.display()
         );
-        assert!(
-            e.contains("auth_jwt_cookie: is set, but auth_jwt is off"),
-            "{e}"
-        );
+        let proxy = start_proxy(&[backend.addr], from_file(&text));
+        let answer = |claims: &str| {
+            let bearer = issuer.bearer(claims);
+            let r = proxy.get_on("x", "/", &[("Authorization", &bearer)]);
+            (r.status, r.header("www-authenticate").map(str::to_string))
+        };
+        let ours = r#"{"iss":"https://id.example","aud":["web","orders"]}"#;
+        assert_eq!(answer(ours), (200, None));
+        let invalid = Some("Bearer realm=\"api\", error=\"invalid_token\"".to_string());
+        for claims in [
+            r#"{"iss":"https://id.example","aud":"web"}"#,
+            r#"{"iss":"https://other.example","aud":"orders"}"#,
+            r#"{"aud":"orders"}"#,
+            r#"{"iss":"https://id.example"}"#,
+        ] {
+            assert_eq!(answer(claims), (401, invalid.clone()), "{claims}");
+        }
+        assert_eq!(backend.requests(), 1);
     }
 
     #[test]

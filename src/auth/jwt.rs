@@ -316,6 +316,9 @@ pub enum Invalid {
     Expired,
     /// Its `nbf` has not come.
     NotYet,
+    /// Issued by another issuer, or for another audience, than
+    /// `auth_jwt_issuer` and `auth_jwt_audience` ask for.
+    NotOurs,
 }
 
 impl fmt::Display for Invalid {
@@ -326,6 +329,7 @@ impl fmt::Display for Invalid {
             Invalid::Signature => "a signature no key verifies",
             Invalid::Expired => "expired",
             Invalid::NotYet => "not valid yet",
+            Invalid::NotOurs => "issued by another, or for another audience",
         })
     }
 }
@@ -335,6 +339,20 @@ impl fmt::Display for Invalid {
 pub struct Verified {
     /// Its `sub` claim, for the log's `$remote_user`.
     pub subject: Option<String>,
+    /// Its `iss` claim: who issued it.
+    pub issuer: Option<String>,
+    /// Its `aud` claim, one or several: whom it is for.
+    pub audiences: Vec<String>,
+}
+
+impl Verified {
+    /// Whether it was issued by `issuer` and for `audience`, each when
+    /// asked (`auth_jwt_issuer`, `auth_jwt_audience`): a token the same
+    /// provider issued for another application is no token for this one.
+    pub fn is_for(&self, issuer: Option<&str>, audience: Option<&str>) -> bool {
+        issuer.is_none_or(|i| self.issuer.as_deref() == Some(i))
+            && audience.is_none_or(|a| self.audiences.iter().any(|mine| mine == a))
+    }
 }
 
 /// Checks `token` against `keys` at `now` (seconds since 1970).
@@ -387,11 +405,25 @@ pub fn verify(token: &[u8], keys: &Jwks, now: u64) -> Result<Verified, Invalid> 
     if time("nbf")?.is_some_and(|nbf| now < nbf) {
         return Err(Invalid::NotYet);
     }
-    let subject = claims
-        .get("sub")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    Ok(Verified { subject })
+    let text = |name: &str| match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Invalid::Malformed),
+    };
+    // RFC 7519 §4.1.3: one string, or an array of them.
+    let audiences = match claims.get("aud") {
+        None => Vec::new(),
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(many)) => (many.iter())
+            .map(|a| a.as_str().map(str::to_string).ok_or(Invalid::Malformed))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(Invalid::Malformed),
+    };
+    Ok(Verified {
+        subject: text("sub")?,
+        issuer: text("iss")?,
+        audiences,
+    })
 }
 
 /// A base64url part holding a JSON object.
@@ -483,6 +515,34 @@ mod tests {
         let early = token(r#"{"alg":"HS256"}"#, r#"{"nbf":1000}"#, hs256);
         assert_eq!(verify(early.as_bytes(), &keys, 999), Err(Invalid::NotYet));
         assert!(verify(early.as_bytes(), &keys, 1000).is_ok());
+    }
+
+    #[test]
+    fn the_issuer_and_audience_are_read_for_whoever_asks() {
+        let keys = oct_keys();
+        let claims = r#"{"iss":"https://id.example","aud":["api","web"],"sub":"ann"}"#;
+        let t = token(r#"{"alg":"HS256"}"#, claims, hs256);
+        let v = verify(t.as_bytes(), &keys, 0).unwrap();
+        assert!(v.is_for(None, None));
+        assert!(v.is_for(Some("https://id.example"), Some("web")));
+        assert!(!v.is_for(Some("https://id.example/"), None));
+        assert!(!v.is_for(None, Some("admin")));
+        let one = token(r#"{"alg":"HS256"}"#, r#"{"aud":"api"}"#, hs256);
+        let v = verify(one.as_bytes(), &keys, 0).unwrap();
+        assert!(v.is_for(None, Some("api")) && !v.is_for(Some("x"), None));
+        for claims in [
+            r#"{"aud":7}"#,
+            r#"{"aud":["api",7]}"#,
+            r#"{"iss":{}}"#,
+            r#"{"sub":1}"#,
+        ] {
+            let t = token(r#"{"alg":"HS256"}"#, claims, hs256);
+            assert_eq!(
+                verify(t.as_bytes(), &keys, 0),
+                Err(Invalid::Malformed),
+                "{claims}"
+            );
+        }
     }
 
     #[test]

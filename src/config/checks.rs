@@ -313,11 +313,17 @@ impl Loader {
                 let why = "and auth_basic are both on: both read the one Authorization field";
                 return Err(self.refused_in(scope, "auth_jwt", why.into()));
             }
-            (None, _)
-                if config.auth_jwt_cookie.is_some() && self.sets(scope, "auth_jwt_cookie") =>
-            {
-                let why = "is set, but auth_jwt is off: no token is asked for";
-                return Err(self.refused_in(scope, "auth_jwt_cookie", why.into()));
+            (None, _) => {
+                let set = [
+                    ("auth_jwt_cookie", config.auth_jwt_cookie.is_some()),
+                    ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
+                    ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
+                ];
+                if let Some((key, _)) = set.iter().find(|(key, set)| *set && self.sets(scope, key))
+                {
+                    let why = "is set, but auth_jwt is off: no token is asked for";
+                    return Err(self.refused_in(scope, key, why.into()));
+                }
             }
             _ => {}
         }

@@ -1048,6 +1048,26 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_cookie_name).map(|n| c.auth_jwt_cookie = n),
     },
     Key {
+        name: "auth_jwt_issuer",
+        default: "",
+        help: "the issuer a token must name (`iss`), as the provider writes it \
+               (`https://id.example.com/realms/x`); needs auth_jwt; empty = any",
+        apply: |c, v| {
+            c.auth_jwt_issuer = (!v.is_empty()).then(|| v.into());
+            Ok(())
+        },
+    },
+    Key {
+        name: "auth_jwt_audience",
+        default: "",
+        help: "an audience a token must name (`aud`): this application's, so that a token the \
+               provider issued for another is refused; needs auth_jwt; empty = any",
+        apply: |c, v| {
+            c.auth_jwt_audience = (!v.is_empty()).then(|| v.into());
+            Ok(())
+        },
+    },
+    Key {
         name: "secure_link",
         default: "",
         help: "where a request's signed hash and, after a comma, its expiry time are read from, \

@@ -324,6 +324,10 @@ pub struct Config {
     pub auth_jwt_keys: Option<Arc<crate::auth::jwt::Jwks>>,
     /// `auth_jwt_cookie`: a cookie the token may come in instead.
     pub auth_jwt_cookie: Option<Arc<str>>,
+    /// `auth_jwt_issuer`: the `iss` a token must have; `None`: any.
+    pub auth_jwt_issuer: Option<Arc<str>>,
+    /// `auth_jwt_audience`: an `aud` a token must have; `None`: any.
+    pub auth_jwt_audience: Option<Arc<str>>,
     /// `auth_basic_user_file`: who may sign in.
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
@@ -527,6 +531,8 @@ impl Config {
             auth_jwt: None,
             auth_jwt_keys: None,
             auth_jwt_cookie: None,
+            auth_jwt_issuer: None,
+            auth_jwt_audience: None,
             auth_users: None,
             auth_basic_except_from: CidrList::default(),
             auth_request: None,

@@ -341,7 +341,18 @@ pub(super) fn exchange(
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        match token.map(|token| jwt::verify(token, keys, now)) {
+        let (issuer, audience) = (
+            settings.auth_jwt_issuer.as_deref(),
+            settings.auth_jwt_audience.as_deref(),
+        );
+        let verified = token.map(|token| {
+            jwt::verify(token, keys, now).and_then(|v| {
+                v.is_for(issuer, audience)
+                    .then_some(v)
+                    .ok_or(jwt::Invalid::NotOurs)
+            })
+        });
+        match verified {
             Some(Ok(verified)) => {
                 // `$remote_user`: the token's subject.
                 line.remote_user.clone_from(&verified.subject);

@@ -28,6 +28,8 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_jwt",
     "auth_jwt_key_file",
     "auth_jwt_cookie",
+    "auth_jwt_issuer",
+    "auth_jwt_audience",
     "auth_request",
     "auth_request_headers",
     "mirror",
