@@ -1002,6 +1002,28 @@ fn a_connection_timeout_shortened_then_lengthened_again_closes_nothing() {
 }
 
 #[test]
+fn a_reload_that_shortens_connection_timeout_closes_nothing_before_the_new_one() {
+    let (a, proxy, mut idle) = an_hour_idle();
+    let reloaded = Instant::now();
+    reload_timeouts(&proxy, &a, &[UNDONE]);
+    // A whole exchange on another connection: time for a close asked by
+    // the reload to have been done, had it been done at once.
+    assert_eq!(proxy.connect().get("/after").status, 200);
+    let stream = &idle.reader.stream;
+    stream.set_nonblocking(true).unwrap();
+    let open =
+        matches!(stream.peek(&mut [0u8; 1]), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    // A machine too loaded to look within the new timeout proves nothing.
+    assert!(
+        open || reloaded.elapsed() >= UNDONE,
+        "closed before the new timeout"
+    );
+    // ...and closed once it has passed.
+    assert!(idle.is_closed());
+}
+
+#[test]
 fn keepalive_timeout_bounds_the_wait_between_requests_alone() {
     // Shorter than connection_timeout (an hour): the idle connection
     // closes by it, well within the client's own read timeout.
@@ -1778,6 +1800,27 @@ fn a_reload_that_turns_the_cache_off_is_checked_with_the_cache_kept_on() {
     std::fs::write(&file, conf(dead_addr(), "sticky_cookie = SERVERID\n")).unwrap();
     running.signal("HUP");
     running.expect("`cache_size` changed");
+    running.expect("new configuration in force");
+    running.signal("TERM");
+    running.assert_exits_cleanly();
+}
+
+#[test]
+fn a_proxy_started_without_a_cache_takes_a_reload_only_a_cache_would_refuse() {
+    // The check with the cache kept on is for a cache that runs: one
+    // started off stays off, and settings that only conflict with a
+    // cache are taken.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    std::fs::write(&file, conf(dead_addr(), "")).unwrap();
+    let mut running = Running::start(dir.path());
+    running.expect("listening on ");
+    let conflicting = conf(
+        dead_addr(),
+        "sticky_cookie = SERVERID\ncache_bypass_cookies = SERVERID\n",
+    );
+    std::fs::write(&file, conflicting).unwrap();
+    running.signal("HUP");
     running.expect("new configuration in force");
     running.signal("TERM");
     running.assert_exits_cleanly();

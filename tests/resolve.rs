@@ -311,6 +311,27 @@ fn localhost_targets_keep_serving_with_the_resolver_thread_on() {
         .expect("shutdown did not return"));
 }
 
+/// A pool's target written as a name follows it as the top level's do,
+/// and counts among the names that changed.
+#[test]
+fn a_pool_s_target_follows_its_name() {
+    let (a, b, c) = (Backend::echo("a"), Backend::echo("b"), Backend::echo("c"));
+    let from_text = from_file_with_admin(&format!(
+        "targets = {}\npool.other = {}\nroute./p/ = other\n",
+        a.addr, b.addr
+    ));
+    let proxy = start_proxy(&[], move |c| {
+        from_text(c);
+        c.pools[0].config.targets[0].name = SVC.into();
+    });
+    let dns = FakeDns::answering(c.addr);
+    let changed = (proxy.handle().control()).re_resolve(&|name: &str| dns.resolve(name));
+    assert_eq!(changed, 1);
+    let response = proxy.connect().get("/p/x");
+    assert_eq!(response.header("x-backend"), Some("c"));
+    assert_eq!(backend_of(&proxy), "a");
+}
+
 // ------------------------------------------- a name giving several addresses
 
 /// A resolver that answers `SVC` with every address the test put in it,

@@ -468,6 +468,9 @@ fn a_resumed_session_is_logged_and_counted_as_one() {
     let returning = pki.client();
     let mut first = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
     assert_eq!(first.get("/new").status, 200);
+    // Counted at the handshake, before the request was served: a whole
+    // handshake is no resumption.
+    assert_eq!(proxy.metric("inverso_tls_sessions_resumed_total"), Some(0));
     drop(first);
     let mut again = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
     assert_eq!(
@@ -494,6 +497,8 @@ fn the_alpn_protocol_agreed_is_logged_and_http2_is_empty() {
     let tls13 = [&rustls::version::TLS13];
     for (path, alpn) in [
         ("/h2-first", &[&b"h2"[..], b"http/1.1"][..]),
+        // `curl --http1.0`'s offer: agreed, and logged as such.
+        ("/h1.0", &[&b"http/1.0"[..]][..]),
         ("/none", &[][..]),
     ] {
         let config = client_config(&pki.ca, &tls13, alpn, None);
@@ -503,7 +508,11 @@ fn the_alpn_protocol_agreed_is_logged_and_http2_is_empty() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert_eq!(
         proxy.log_lines(),
-        ["/h2-first [http/1.1] []", "/none [-] []"]
+        [
+            "/h2-first [http/1.1] []",
+            "/h1.0 [http/1.0] []",
+            "/none [-] []"
+        ]
     );
 }
 
@@ -957,6 +966,25 @@ fn a_reload_serves_the_renewed_certificate_to_new_connections() {
         .map(|s| s.path().to_string())
         .collect();
     assert_eq!(paths, ["/before", "/renewed", "/resumed", "/kept"]);
+}
+
+/// Turning TLS off waits for a restart, as the port does: the reload
+/// reports `tls_port`, and the port goes on serving its certificate
+/// (nothing else listens there until the restart).
+#[test]
+fn a_reload_that_turns_tls_off_keeps_serving_it_until_a_restart() {
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let text = tls_conf(&backend.addr.to_string(), &pki.entry, "");
+    let proxy = start_tls(&text, |_| {});
+    let addr = tls_addr(&proxy);
+    let plain = format!("targets = {}\n", backend.addr);
+    let next = proxy.config_for(&[], from_file_with_admin(&plain));
+    let reloaded = proxy.handle().control().reload(next).unwrap();
+    assert_eq!(reloaded.needs_restart, ["tls_port"]);
+    let mut client = TlsClient::connect(addr, &pki.client(), "localhost");
+    assert!(client.server_cert() == pki.localhost.der);
+    assert_eq!(client.get("/after").status, 200);
 }
 
 // ---------------------------------------------------------------- configuration
