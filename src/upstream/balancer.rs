@@ -1084,6 +1084,24 @@ mod tests {
         }
     }
 
+    #[test]
+    fn least_conn_idle_targets_take_turns_exactly_at_any_weight_up_to_16() {
+        // The lighter listed first: where its turn and the heavier one's
+        // fall due together, a turn a hair short of exact would let the
+        // heavier in again ahead of it, and a run of w + 1 picks would
+        // hold none of the lighter.
+        for w in 2..=16u32 {
+            let lc = LeastConn::new(2);
+            let peers = Fake(vec![(1, 0, true), (w, 0, true)]);
+            let run = w as usize + 1;
+            let got = picks(&lc, &peers, 10 * run);
+            for window in got.windows(run) {
+                let light = window.iter().filter(|&&i| i == 0).count();
+                assert_eq!(light, 1, "weight {w}: {got:?}");
+            }
+        }
+    }
+
     fn names(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("10.0.0.{i}:80")).collect()
     }
@@ -1151,10 +1169,12 @@ mod tests {
             };
             heavy.pick(&cx).unwrap()
         };
-        let on_0 = (0..)
+        // Bounded: 3/5 of the URIs are the heavy one's, and a search that
+        // found none would otherwise run on for ever.
+        let on_0 = (0..1_000)
             .map(|k| format!("/k{k}"))
             .find(|u| pick_heavy(u, &loads(0)) == 0);
-        let on_0 = on_0.unwrap();
+        let on_0 = on_0.expect("a URI of the heavy target's");
         // 2 placed, 2 slots: 3/5 of them, 1.2, is the heavy one's: 1 is
         // below; 3 placed, 3 slots, 1.8: 2 is not.
         assert_eq!(pick_heavy(&on_0, &loads(1)), 0);
@@ -1192,6 +1212,19 @@ mod tests {
         let one = std::thread::spawn(draws).join().unwrap();
         let another = std::thread::spawn(draws).join().unwrap();
         assert_ne!(one, another);
+    }
+
+    #[test]
+    fn the_random_draws_do_not_fall_into_a_short_cycle() {
+        // A draw over the whole range stands for the generator's state:
+        // one repeated is a cycle entered, every choice after it a replay
+        // of earlier ones. xorshift64* repeats none this side of 2^64
+        // draws; a step lost (an `|=` for an `^=`) cycles within a few
+        // hundred thousand.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1_000_000 {
+            assert!(seen.insert(random_below(usize::MAX)), "{}", seen.len());
+        }
     }
 
     #[test]
