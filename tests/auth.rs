@@ -506,6 +506,13 @@ mod jwt {
             )
         }
 
+        /// Its JWKS written in `dir`, as `auth_jwt_key_file` reads it.
+        fn published_in(&self, dir: &Path) -> std::path::PathBuf {
+            let path = dir.join("jwks.json");
+            std::fs::write(&path, self.jwks()).unwrap();
+            path
+        }
+
         /// A token with `claims`, as `Authorization: Bearer`.
         fn bearer(&self, claims: &str) -> String {
             let signed = format!(
@@ -528,8 +535,7 @@ mod jwt {
         let backend = Backend::echo("api");
         let issuer = Issuer::new();
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("jwks.json");
-        std::fs::write(&keys, issuer.jwks()).unwrap();
+        let keys = issuer.published_in(dir.path());
         let text = format!(
             "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\nlog_format = $remote_user $status\n\
              request_header.X-User = $remote_user\n",
@@ -591,8 +597,7 @@ mod jwt {
         let (site, api) = (Backend::echo("site"), Backend::echo("api"));
         let issuer = Issuer::new();
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("jwks.json");
-        std::fs::write(&keys, issuer.jwks()).unwrap();
+        let keys = issuer.published_in(dir.path());
         let text = format!(
             "targets = {}\npool.api = {}\nroute./api/ = api\npool.api.auth_jwt = api\n\
              pool.api.auth_jwt_key_file = {}\npool.api.auth_jwt_cookie = session\n",
@@ -626,8 +631,7 @@ mod jwt {
         let backend = Backend::echo("api");
         let issuer = Issuer::new();
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("jwks.json");
-        std::fs::write(&keys, issuer.jwks()).unwrap();
+        let keys = issuer.published_in(dir.path());
         let text = format!(
             "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\n\
              auth_jwt_issuer = https://id.example\nauth_jwt_audience = orders\n",
@@ -657,8 +661,7 @@ mod jwt {
     #[test]
     fn the_keys_and_the_realm_go_together_and_a_bad_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("jwks.json");
-        std::fs::write(&keys, Issuer::new().jwks()).unwrap();
+        let keys = Issuer::new().published_in(dir.path());
         let keys = keys.display();
         let alone = config_error("targets = 127.0.0.1:1\nauth_jwt = api\n");
         assert!(
