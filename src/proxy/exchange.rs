@@ -337,22 +337,7 @@ pub(super) fn exchange(
     }
     // `auth_jwt`: where `auth_basic` is, which it cannot be on beside.
     if let Some((realm, keys)) = (settings.auth_jwt.as_ref()).zip(settings.auth_jwt_keys.as_ref()) {
-        let token = jwt::token(&head.headers, settings.auth_jwt_cookie.as_deref());
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let (issuer, audience) = (
-            settings.auth_jwt_issuer.as_deref(),
-            settings.auth_jwt_audience.as_deref(),
-        );
-        let verified = token.map(|token| {
-            jwt::verify(token, keys, now).and_then(|v| {
-                v.is_for(issuer, audience)
-                    .then_some(v)
-                    .ok_or(jwt::Invalid::NotOurs)
-            })
-        });
-        match verified {
+        match token_verdict(&head, keys, settings) {
             Some(Ok(verified)) => {
                 // `$remote_user`: the token's subject.
                 line.remote_user.clone_from(&verified.subject);
@@ -480,6 +465,29 @@ fn names_variables(settings: &Config, shared: &Shared) -> bool {
     let asked = (settings.auth_request.as_ref()).map(|a| shared.config_of_pool(a.pool));
     (std::iter::once(settings).chain(asked))
         .any(|c| c.request_headers.has_variables() || c.response_headers.has_variables())
+}
+
+/// What the token of `head` is worth under `settings`' `auth_jwt_*`:
+/// `None` without one; refused when `keys` do not verify it, or it was
+/// issued by another issuer or for another audience than those asked.
+fn token_verdict(
+    head: &RequestHead,
+    keys: &jwt::Jwks,
+    settings: &Config,
+) -> Option<Result<jwt::Verified, jwt::Invalid>> {
+    let token = jwt::token(&head.headers, settings.auth_jwt_cookie.as_deref())?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (issuer, audience) = (
+        settings.auth_jwt_issuer.as_deref(),
+        settings.auth_jwt_audience.as_deref(),
+    );
+    let verified = jwt::verify(token, keys, now).and_then(|v| match v.is_for(issuer, audience) {
+        true => Ok(v),
+        false => Err(jwt::Invalid::NotOurs),
+    });
+    Some(verified)
 }
 
 /// Renders the `response_header.*` of `settings` whose values hold
