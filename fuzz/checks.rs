@@ -910,6 +910,7 @@ pub fn rewrite(data: &[u8]) {
             proxy_tlvs: None,
             server: (std::net::Ipv4Addr::new(192, 0, 2, 1), 8080).into(),
             user: Some(field).filter(|f| !f.is_empty()),
+            jwt_claims: None,
             scheme,
             tls: https.then_some(inverso::http::tls::Agreed {
                 protocol: "TLSv1.3",

@@ -62,8 +62,11 @@ pub struct Facts<'a> {
     pub proxy_tlvs: Option<&'a [u8]>,
     /// The address and port it connected to.
     pub server: SocketAddr,
-    /// The user `auth_basic` accepted for this request.
+    /// The user `auth_basic` accepted for this request, or the subject
+    /// of its token (`auth_jwt`).
     pub user: Option<&'a str>,
+    /// The claims of the token `auth_jwt` verified (`$jwt_claim_<name>`).
+    pub jwt_claims: Option<&'a crate::json_value::Value>,
     pub scheme: &'a str,
     /// The TLS version and cipher suite of a connection to `tls_port`.
     pub tls: Option<crate::http::tls::Agreed>,
@@ -101,6 +104,7 @@ impl<'a> Facts<'a> {
             proxy_tlvs: None,
             server: ([192, 0, 2, 1], 8080).into(),
             user: None,
+            jwt_claims: None,
             scheme: "http",
             tls: None,
             server_name: None,
@@ -641,11 +645,46 @@ fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
                 out.extend_from_slice(&value);
             }
         }
+        Named::JwtClaim(name) => {
+            if let Some(claim) = facts.jwt_claims.and_then(|claims| claims.get(name)) {
+                push_claim(claim, out);
+            }
+        }
         Named::Var(_)
         | Named::Field(_)
         | Named::SentField(_)
         | Named::UpstreamField(_)
         | Named::UpstreamCookie(_) => {}
+    }
+}
+
+/// A claim as nginx Plus's `$jwt_claim_<name>` writes it: a string as it
+/// is, a number or `true`/`false` as JSON writes them, an array's items
+/// so written and joined by `,`; nothing for `null` or an object.
+fn push_claim(claim: &crate::json_value::Value, out: &mut Vec<u8>) {
+    use crate::json_value::Value;
+    match claim {
+        Value::String(s) => out.extend_from_slice(s.as_bytes()),
+        // Integers (times, ids) without a `.0`; others as Rust writes
+        // the shortest text that reads back the same.
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            let _ = write!(out, "{}", *n as i64);
+        }
+        Value::Number(n) => {
+            let _ = write!(out, "{n}");
+        }
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                if !matches!(item, Value::Array(_)) {
+                    push_claim(item, out);
+                }
+            }
+        }
+        Value::Null | Value::Object(_) => {}
     }
 }
 
@@ -948,6 +987,39 @@ mod tests {
         assert_eq!(arg_in("a=1&flag", "flag"), Some(""));
         assert_eq!(arg_in("ab=1", "a"), None);
         assert_eq!(arg_in("", "a"), None);
+    }
+
+    #[test]
+    fn jwt_claims_are_written_as_nginx_plus_writes_them() {
+        let head = head("/", &[]);
+        let claims = crate::json_value::parse(
+            br#"{"sub":"ann","Email":"ann@example.com","exp":1767225600,"ratio":0.5,
+                "admin":false,"groups":["ops","dev",7],"nested":{"a":1},"none":null}"#,
+        )
+        .unwrap();
+        let f = Facts {
+            jwt_claims: Some(&claims),
+            ..facts(&head)
+        };
+        assert_eq!(
+            rendered(
+                "$jwt_claim_sub|${jwt_claim_Email}|$jwt_claim_exp|$jwt_claim_ratio",
+                &f
+            ),
+            "ann|ann@example.com|1767225600|0.5"
+        );
+        assert_eq!(
+            rendered("$jwt_claim_admin|$jwt_claim_groups|$jwt_claim_nested|$jwt_claim_none|$jwt_claim_email", &f),
+            "false|ops,dev,7|||",
+            "names as the token writes them: `email` is not `Email`"
+        );
+        assert_eq!(
+            rendered("[$jwt_claim_sub]", &facts(&head)),
+            "[]",
+            "no token"
+        );
+        let e = FieldValue::parse("$jwt_claim_", FieldFamily::Request).unwrap_err();
+        assert!(e.contains("needs a claim's name"), "{e}");
     }
 
     #[test]

@@ -275,6 +275,9 @@ pub enum Named {
     /// `$proxy_protocol_tlv_<name>`: a TLV of the connection's PROXY
     /// header (see [`crate::http::proxy_tlv`]).
     ProxyTlv(TlvName),
+    /// `$jwt_claim_<name>`: a claim of the request's token (`auth_jwt`),
+    /// named as the token writes it (claims' names are case-sensitive).
+    JwtClaim(Box<str>),
 }
 
 /// A piece of a text holding variables.
@@ -357,6 +360,12 @@ pub fn lookup(name: &str) -> Result<Named, String> {
     }
     if let Some(tlv) = lower.strip_prefix("proxy_protocol_tlv_") {
         return TlvName::parse(tlv).map(Named::ProxyTlv);
+    }
+    if lower.starts_with("jwt_claim_") {
+        return match &name["jwt_claim_".len()..] {
+            "" => Err("`$jwt_claim_` needs a claim's name, e.g. `$jwt_claim_email`".into()),
+            claim => Ok(Named::JwtClaim(claim.into())),
+        };
     }
     // The families of names: a prefix, then what it names.
     type Make = fn(Box<str>) -> Named;

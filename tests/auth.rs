@@ -634,7 +634,8 @@ mod jwt {
         let keys = issuer.published_in(dir.path());
         let text = format!(
             "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\n\
-             auth_jwt_issuer = https://id.example\nauth_jwt_audience = orders\n",
+             auth_jwt_issuer = https://id.example\nauth_jwt_audience = orders\n\
+             request_header.X-Groups = $jwt_claim_groups\n",
             backend.addr,
             keys.display()
         );
@@ -644,8 +645,10 @@ mod jwt {
             let r = proxy.get_on("x", "/", &[("Authorization", &bearer)]);
             (r.status, r.header("www-authenticate").map(str::to_string))
         };
-        let ours = r#"{"iss":"https://id.example","aud":["web","orders"]}"#;
+        let ours = r#"{"iss":"https://id.example","aud":["web","orders"],"groups":["ops","dev"]}"#;
         assert_eq!(answer(ours), (200, None));
+        // A claim handed on to the backend, as the operator asked.
+        assert_eq!(backend.seen()[0].field_or("x-groups", "-"), "ops,dev");
         let invalid = Some("Bearer realm=\"api\", error=\"invalid_token\"".to_string());
         for claims in [
             r#"{"iss":"https://id.example","aud":"web"}"#,
@@ -692,6 +695,11 @@ mod jwt {
         ));
         assert!(
             e.contains("bad.json: key 1: an HMAC secret of 5 bytes"),
+            "{e}"
+        );
+        let e = config_error("targets = 127.0.0.1:1\nlog_format = $jwt_claim_sub $status\n");
+        assert!(
+            e.contains("`$jwt_claim_<name>` is for request_header.*"),
             "{e}"
         );
     }

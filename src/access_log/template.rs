@@ -68,6 +68,17 @@ impl Template {
                 fields.push(field);
             }
         }
+        // The record keeps no token: `$remote_user` is its subject.
+        if parts
+            .iter()
+            .any(|p| matches!(p, Piece::Named(Named::JwtClaim(_))))
+        {
+            return Err(
+                "`$jwt_claim_<name>` is for request_header.* and response_header.* \
+                        values; the log has the token's subject as `$remote_user`"
+                    .into(),
+            );
+        }
         if parts.iter().all(|p| matches!(p, Piece::Text(_))) {
             return Err(
                 "the template names no variable: every line would be the same (`$$` is a \
@@ -267,6 +278,8 @@ impl Template {
                         .map(|(_, value)| String::from_utf8_lossy(value));
                     out.text(joined(values).as_deref());
                 }
+                // Refused by `parse`.
+                Piece::Named(Named::JwtClaim(_)) => out.text(None),
             }
         }
     }

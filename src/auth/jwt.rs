@@ -335,7 +335,7 @@ impl fmt::Display for Invalid {
 }
 
 /// What a valid token says of its bearer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Verified {
     /// Its `sub` claim, for the log's `$remote_user`.
     pub subject: Option<String>,
@@ -343,6 +343,8 @@ pub struct Verified {
     pub issuer: Option<String>,
     /// Its `aud` claim, one or several: whom it is for.
     pub audiences: Vec<String>,
+    /// Every claim, for `$jwt_claim_<name>`.
+    pub claims: Value,
 }
 
 impl Verified {
@@ -423,6 +425,7 @@ pub fn verify(token: &[u8], keys: &Jwks, now: u64) -> Result<Verified, Invalid> 
         subject: text("sub")?,
         issuer: text("iss")?,
         audiences,
+        claims,
     })
 }
 

@@ -75,6 +75,7 @@ pub fn serve(
         client.connection = (connection, served);
         client.forget_forwarded();
         client.user = None;
+        client.jwt_claims = None;
         client.limit_req = None;
         client.takes_gzip = false;
         client.sent_target = None;

@@ -343,6 +343,7 @@ pub(super) fn exchange(
                 line.remote_user.clone_from(&verified.subject);
                 if names_variables(settings, shared) {
                     client.user = verified.subject;
+                    client.jwt_claims = Some(verified.claims);
                     render_response_fields(client, &head, settings, shared);
                 }
             }

@@ -90,9 +90,12 @@ pub(super) struct Client {
     /// takes gzip (see `relay::client_takes_gzip`): with `gzip` on, the proxy's
     /// own answers to it may go compressed.
     pub(super) takes_gzip: bool,
-    /// The user `auth_basic` accepted for the request being served
-    /// (`$remote_user`).
+    /// The user `auth_basic` accepted for the request being served, or
+    /// its token's subject (`$remote_user`).
     pub(super) user: Option<String>,
+    /// The claims of the token `auth_jwt` verified for the request being
+    /// served, while a field's value names one (`$jwt_claim_<name>`).
+    pub(super) jwt_claims: Option<crate::json_value::Value>,
     /// For the log: what the rate limits did with the request being
     /// served (`$limit_req_status`); none when none applied.
     pub(super) limit_req: Option<&'static str>,
@@ -266,6 +269,7 @@ impl Client {
             scheme: scheme_of(watch.client().tls().is_some()),
             takes_gzip: false,
             user: None,
+            jwt_claims: None,
             limit_req: None,
             response_fields: Vec::new(),
             pending_fields: Vec::new(),
