@@ -112,6 +112,19 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         "admin_auth_basic_user_file",
         &config.admin_auth_users,
     )?;
+    let key = "auth_jwt_key_file";
+    if let Some(keys) = &config.auth_jwt_keys {
+        writeln!(out, "# {key}: {}", keys.summary())?;
+    }
+    for pool in &config.pools {
+        let own = match (&pool.config.auth_jwt_keys, &config.auth_jwt_keys) {
+            (Some(pool_keys), Some(top_keys)) => !Arc::ptr_eq(pool_keys, top_keys),
+            (pool_keys, _) => pool_keys.is_some(),
+        };
+        if let Some(keys) = pool.config.auth_jwt_keys.as_ref().filter(|_| own) {
+            writeln!(out, "# pool {}: {key}: {}", pool.name, keys.summary())?;
+        }
+    }
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())
@@ -180,6 +193,12 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             (None, Some(_)) => ", auth_basic off".to_string(),
             (None, None) => String::new(),
         };
+        let token = match (&settings.auth_jwt, &config.auth_jwt) {
+            (Some(realm), _) => format!(", auth_jwt \"{realm}\""),
+            (None, Some(_)) => ", auth_jwt off".to_string(),
+            (None, None) => String::new(),
+        };
+        let sign_in = sign_in + &token;
         // Its own, or the top level's, which it takes.
         let mirrored = (settings.mirror.as_ref()).map_or(String::new(), |to| {
             format!(", mirrored to {}", config::printable(to))

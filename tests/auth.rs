@@ -697,6 +697,23 @@ mod jwt {
             e.contains("bad.json: key 1: an HMAC secret of 5 bytes"),
             "{e}"
         );
+        // `check` says what it read, and where a token is asked for.
+        let (code, out, err) = inverso_check(
+            &format!(
+                "targets = 127.0.0.1:1\nauth_jwt = api\nauth_jwt_key_file = {keys}\n\
+                 pool.open = 127.0.0.1:2\npool.open.auth_jwt = off\nroute./open/ = open\n"
+            ),
+            "",
+        );
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            out.contains("# auth_jwt_key_file: 1 key: EC P-256 `k1`\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("# pool open: balance round_robin, auth_jwt off"),
+            "{out}"
+        );
         let e = config_error("targets = 127.0.0.1:1\nlog_format = $jwt_claim_sub $status\n");
         assert!(
             e.contains("`$jwt_claim_<name>` is for request_header.*"),

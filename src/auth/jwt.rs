@@ -214,6 +214,29 @@ impl Jwks {
         self.keys.len()
     }
 
+    /// For `check`: how many keys were read, and of what kind, each with
+    /// its `kid` and `alg` when it has them.
+    pub fn summary(&self) -> String {
+        let keys: Vec<String> = (self.keys.iter())
+            .map(|k| {
+                let mut key = format!("{:?}", k.key);
+                if let Some(kid) = &k.kid {
+                    key.push_str(&format!(" `{}`", crate::config::printable(kid)));
+                }
+                if let Some(alg) = k.alg {
+                    let name = Alg::NAMES
+                        .iter()
+                        .find(|(_, a)| *a == alg)
+                        .map_or("?", |(n, _)| n);
+                    key.push_str(&format!(" for {name}"));
+                }
+                key
+            })
+            .collect();
+        let noun = if keys.len() == 1 { "key" } else { "keys" };
+        format!("{} {noun}: {}", keys.len(), keys.join(", "))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -620,6 +643,7 @@ mod tests {
         );
         let keys = Jwks::parse(jwks.as_bytes()).unwrap();
         assert_eq!(keys.len(), 2, "the encryption key and P-521 left out");
+        assert_eq!(keys.summary(), "2 keys: EC P-256 `ec`, OKP Ed25519 `ed`");
         let es = |signed: &[u8]| pair.sign(&rng, signed).unwrap().as_ref().to_vec();
         let t = token(r#"{"alg":"ES256","kid":"ec"}"#, "{}", es);
         assert!(verify(t.as_bytes(), &keys, 0).is_ok());
@@ -676,6 +700,7 @@ mod tests {
         // The key made to say it is for PS256 alone: not for this token.
         let ps = format!(r#"{{"kty":"RSA","alg":"PS256","n":"{n}","e":"AQAB"}}"#);
         let keys = Jwks::parse(ps.as_bytes()).unwrap();
+        assert_eq!(keys.summary(), "1 key: RSA for PS256");
         assert_eq!(verify(token.as_bytes(), &keys, 0), Err(Invalid::Signature));
     }
 
