@@ -299,45 +299,8 @@ impl Loader {
                     .into(),
             ));
         }
-        match (&config.auth_jwt, &config.auth_jwt_keys) {
-            (Some(_), None) => {
-                let why = "is on, but auth_jwt_key_file is empty: no token could be verified";
-                return Err(self.refused_in(scope, "auth_jwt", why.into()));
-            }
-            (None, Some(_)) if self.sets(scope, "auth_jwt_key_file") => {
-                let why = "is set, but auth_jwt is off: every request would pass unchecked; set \
-                           `auth_jwt = <realm>` too";
-                return Err(self.refused_in(scope, "auth_jwt_key_file", why.into()));
-            }
-            (Some(_), _) if config.auth_basic.is_some() => {
-                let why = "and auth_basic are both on: both read the one Authorization field";
-                return Err(self.refused_in(scope, "auth_jwt", why.into()));
-            }
-            (None, _) => {
-                let set = [
-                    ("auth_jwt_cookie", config.auth_jwt_cookie.is_some()),
-                    ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
-                    ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
-                ];
-                if let Some((key, _)) = set.iter().find(|(key, set)| *set && self.sets(scope, key))
-                {
-                    let why = "is set, but auth_jwt is off: no token is asked for";
-                    return Err(self.refused_in(scope, key, why.into()));
-                }
-            }
-            _ => {}
-        }
-        match (&config.secure_link, &config.secure_link_md5) {
-            (Some(_), None) => {
-                let why = "is on, but secure_link_md5 is empty: no hash to compare".into();
-                return Err(self.refused_in(scope, "secure_link", why));
-            }
-            (None, Some(_)) if self.sets(scope, "secure_link_md5") => {
-                let why = "is set, but secure_link is off: no link is checked".into();
-                return Err(self.refused_in(scope, "secure_link_md5", why));
-            }
-            _ => {}
-        }
+        self.check_jwt(config, scope)?;
+        self.check_secure_link(config, scope)?;
         match (&config.auth_basic, &config.auth_users) {
             (Some(_), None) => Err(self.refused_in(
                 scope,
@@ -385,6 +348,60 @@ impl Loader {
             return;
         };
         log::warn!("{}", self.refused_in(scope, "auth_basic_except_from", why));
+    }
+
+    /// `auth_jwt` and `auth_jwt_key_file` go together, as `auth_basic`
+    /// and its file do; the keys that refine it mean nothing without it;
+    /// and it cannot be on beside `auth_basic`, which reads the same
+    /// field.
+    fn check_jwt(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        let refused = |key: &str, why: &str| Err(self.refused_in(scope, key, why.into()));
+        match (&config.auth_jwt, &config.auth_jwt_keys) {
+            (Some(_), None) => refused(
+                "auth_jwt",
+                "is on, but auth_jwt_key_file is empty: no token could be verified",
+            ),
+            (None, Some(_)) if self.sets(scope, "auth_jwt_key_file") => refused(
+                "auth_jwt_key_file",
+                "is set, but auth_jwt is off: every request would pass unchecked; set \
+                 `auth_jwt = <realm>` too",
+            ),
+            (Some(_), _) if config.auth_basic.is_some() => refused(
+                "auth_jwt",
+                "and auth_basic are both on: both read the one Authorization field",
+            ),
+            (None, _) => {
+                let refining = [
+                    ("auth_jwt_cookie", config.auth_jwt_cookie.is_some()),
+                    ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
+                    ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
+                ];
+                match (refining.iter()).find(|(key, set)| *set && self.sets(scope, key)) {
+                    Some((key, _)) => {
+                        refused(key, "is set, but auth_jwt is off: no token is asked for")
+                    }
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// `secure_link` and `secure_link_md5` go together: a hash read and
+    /// nothing to compare it with, or the other way round, is a mistake.
+    fn check_secure_link(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
+        let refused = |key: &str, why: &str| Err(self.refused_in(scope, key, why.into()));
+        match (&config.secure_link, &config.secure_link_md5) {
+            (Some(_), None) => refused(
+                "secure_link",
+                "is on, but secure_link_md5 is empty: no hash to compare",
+            ),
+            (None, Some(_)) if self.sets(scope, "secure_link_md5") => refused(
+                "secure_link_md5",
+                "is set, but secure_link is off: no link is checked",
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// `redirect_to_https_except` means nothing without the redirect. The
