@@ -617,8 +617,13 @@ mod jwt {
         // Not the top level's: the site asks for nothing.
         assert_eq!(proxy.get_on("x", "/", &[]).status, 200);
         assert_eq!((api.requests(), site.requests()), (2, 1));
-        for key in ["auth_jwt_cookie", "auth_jwt_issuer", "auth_jwt_audience"] {
-            let e = config_error(&format!("targets = 127.0.0.1:1\n{key} = x\n"));
+        for (key, value) in [
+            ("auth_jwt_cookie", "x"),
+            ("auth_jwt_issuer", "x"),
+            ("auth_jwt_audience", "x"),
+            ("auth_jwt_leeway", "30s"),
+        ] {
+            let e = config_error(&format!("targets = 127.0.0.1:1\n{key} = {value}\n"));
             assert!(
                 e.contains(&format!("{key}: is set, but auth_jwt is off")),
                 "{e}"
@@ -635,7 +640,7 @@ mod jwt {
         let text = format!(
             "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\n\
              auth_jwt_issuer = https://id.example\nauth_jwt_audience = orders\n\
-             request_header.X-Groups = $jwt_claim_groups\n",
+             request_header.X-Groups = $jwt_claim_groups\nauth_jwt_leeway = 1m\n",
             backend.addr,
             keys.display()
         );
@@ -659,6 +664,14 @@ mod jwt {
             assert_eq!(answer(claims), (401, invalid.clone()), "{claims}");
         }
         assert_eq!(backend.requests(), 1);
+        // Within the leeway of its expiry, and past it.
+        let expired = |ago: u64| {
+            let exp = now() - ago;
+            format!(r#"{{"iss":"https://id.example","aud":"orders","exp":{exp}}}"#)
+        };
+        assert_eq!(answer(&expired(20)).0, 200);
+        assert_eq!(answer(&expired(120)), (401, invalid.clone()));
+        assert_eq!(backend.requests(), 2);
     }
 
     #[test]

@@ -382,6 +382,18 @@ impl Verified {
 
 /// Checks `token` against `keys` at `now` (seconds since 1970).
 pub fn verify(token: &[u8], keys: &Jwks, now: u64) -> Result<Verified, Invalid> {
+    verify_within(token, keys, now, 0)
+}
+
+/// [`verify`], taking a token `leeway` seconds past its `exp` or before
+/// its `nbf` (`auth_jwt_leeway`): the provider's clock and this one's may
+/// disagree by that much.
+pub fn verify_within(
+    token: &[u8],
+    keys: &Jwks,
+    now: u64,
+    leeway: u64,
+) -> Result<Verified, Invalid> {
     if token.len() > MAX_TOKEN {
         return Err(Invalid::Malformed);
     }
@@ -423,11 +435,11 @@ pub fn verify(token: &[u8], keys: &Jwks, now: u64) -> Result<Verified, Invalid> 
         Some(Value::Number(n)) => Ok(Some(*n)),
         Some(_) => Err(Invalid::Malformed),
     };
-    let now = now as f64;
-    if time("exp")?.is_some_and(|exp| now >= exp) {
+    let (now, leeway) = (now as f64, leeway as f64);
+    if time("exp")?.is_some_and(|exp| now >= exp + leeway) {
         return Err(Invalid::Expired);
     }
-    if time("nbf")?.is_some_and(|nbf| now < nbf) {
+    if time("nbf")?.is_some_and(|nbf| now + leeway < nbf) {
         return Err(Invalid::NotYet);
     }
     let text = |name: &str| match claims.get(name) {
@@ -541,6 +553,13 @@ mod tests {
         let early = token(r#"{"alg":"HS256"}"#, r#"{"nbf":1000}"#, hs256);
         assert_eq!(verify(early.as_bytes(), &keys, 999), Err(Invalid::NotYet));
         assert!(verify(early.as_bytes(), &keys, 1000).is_ok());
+        // With a minute's leeway, either way.
+        assert!(verify_within(good.as_bytes(), &keys, 2059, 60).is_ok());
+        let late = verify_within(good.as_bytes(), &keys, 2060, 60);
+        assert_eq!(late, Err(Invalid::Expired));
+        assert!(verify_within(early.as_bytes(), &keys, 940, 60).is_ok());
+        let soon = verify_within(early.as_bytes(), &keys, 939, 60);
+        assert_eq!(soon, Err(Invalid::NotYet));
     }
 
     #[test]

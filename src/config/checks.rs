@@ -375,6 +375,7 @@ impl Loader {
                     ("auth_jwt_cookie", config.auth_jwt_cookie.is_some()),
                     ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
                     ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
+                    ("auth_jwt_leeway", !config.auth_jwt_leeway.is_zero()),
                 ];
                 match (refining.iter()).find(|(key, set)| *set && self.sets(scope, key)) {
                     Some((key, _)) => {

@@ -1068,6 +1068,21 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "auth_jwt_leeway",
+        default: "0s",
+        help: "how far past its expiry (exp) or before its start (nbf) a token is still taken, \
+               as nginx Plus's auth_jwt_leeway: the provider's clock and this machine's may \
+               disagree; at most 10m",
+        apply: |c, v| {
+            let leeway = parse_duration(v)?;
+            if leeway > std::time::Duration::from_secs(600) {
+                return Err("more than 10m: a token would outlive its expiry by that much".into());
+            }
+            c.auth_jwt_leeway = leeway;
+            Ok(())
+        },
+    },
+    Key {
         name: "secure_link",
         default: "",
         help: "where a request's signed hash and, after a comma, its expiry time are read from, \

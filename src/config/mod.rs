@@ -328,6 +328,9 @@ pub struct Config {
     pub auth_jwt_issuer: Option<Arc<str>>,
     /// `auth_jwt_audience`: an `aud` a token must have; `None`: any.
     pub auth_jwt_audience: Option<Arc<str>>,
+    /// `auth_jwt_leeway`: how far past `exp` or before `nbf` a token is
+    /// still taken.
+    pub auth_jwt_leeway: Duration,
     /// `auth_basic_user_file`: who may sign in.
     pub auth_users: Option<Arc<crate::auth::Users>>,
     /// Clients that need not sign in; empty: none.
@@ -533,6 +536,7 @@ impl Config {
             auth_jwt_cookie: None,
             auth_jwt_issuer: None,
             auth_jwt_audience: None,
+            auth_jwt_leeway: Duration::ZERO,
             auth_users: None,
             auth_basic_except_from: CidrList::default(),
             auth_request: None,

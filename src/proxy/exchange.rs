@@ -484,9 +484,12 @@ fn token_verdict(
         settings.auth_jwt_issuer.as_deref(),
         settings.auth_jwt_audience.as_deref(),
     );
-    let verified = jwt::verify(token, keys, now).and_then(|v| match v.is_for(issuer, audience) {
-        true => Ok(v),
-        false => Err(jwt::Invalid::NotOurs),
+    let leeway = settings.auth_jwt_leeway.as_secs();
+    let verified = jwt::verify_within(token, keys, now, leeway).and_then(|v| {
+        match v.is_for(issuer, audience) {
+            true => Ok(v),
+            false => Err(jwt::Invalid::NotOurs),
+        }
     });
     Some(verified)
 }

@@ -30,6 +30,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_jwt_cookie",
     "auth_jwt_issuer",
     "auth_jwt_audience",
+    "auth_jwt_leeway",
     "auth_request",
     "auth_request_headers",
     "mirror",
