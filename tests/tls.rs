@@ -12,13 +12,14 @@
 mod support;
 
 use inverso::config::{Config, Loader};
+use inverso::http::tls::TlsStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
 use rustls::{SignatureScheme, SupportedProtocolVersion};
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -1659,4 +1660,244 @@ fn a_slow_handshake_takes_from_the_time_the_first_head_is_given() {
         "{answer}"
     );
     assert_eq!(backend.requests(), 0);
+}
+
+// ---------------------------------------------------------------- the stream itself
+
+/// A client's end of a TLS connection.
+type ClientEnd = rustls::StreamOwned<ClientConnection, TcpStream>;
+
+/// A `TlsStream` accepting a TLS 1.3 client (a key update needs 1.3),
+/// its handshake done: the proxy's end, and the client's.
+fn stream_pair(pki: &Pki) -> (TlsStream, ClientEnd) {
+    let server = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pki.localhost.chain(&pki.ca), pki.localhost.key())
+        .unwrap();
+    let client = Arc::new(client_settings(&pki.ca, &[&rustls::version::TLS13], None));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    // Room for all a test sends before the stream reads any of it.
+    let room = socket2::SockRef::from(&listener).set_recv_buffer_size(1 << 20);
+    room.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connecting = std::thread::spawn(move || {
+        let tcp = raw_connect(addr);
+        let name = ServerName::try_from("localhost").unwrap();
+        let conn = ClientConnection::new(client, name).unwrap();
+        let mut end = rustls::StreamOwned::new(conn, tcp);
+        while end.conn.is_handshaking() {
+            end.conn.complete_io(&mut end.sock).unwrap();
+        }
+        end
+    });
+    let (tcp, _) = listener.accept().unwrap();
+    let stream = TlsStream::accepting(tcp, Arc::new(server)).unwrap();
+    stream.handshake(IO_TIMEOUT, IO_TIMEOUT).unwrap();
+    (stream, connecting.join().unwrap())
+}
+
+/// Sends the records the client's session made; how many bytes they are.
+fn send_records(client: &mut ClientEnd) -> usize {
+    let mut records = Vec::new();
+    while client.conn.wants_write() {
+        client.conn.write_tls(&mut records).unwrap();
+    }
+    client.sock.write_all(&records).unwrap();
+    records.len()
+}
+
+/// Waits (up to the socket's read timeout) until `bytes` have come to
+/// `stream` and, with `and_end`, the client's end after them: a peek
+/// that waits for all returns early only at the end.
+fn wait_arrived(stream: &TlsStream, bytes: usize, and_end: bool) {
+    let wanted = bytes + usize::from(and_end);
+    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); wanted];
+    let flags = libc::MSG_PEEK | libc::MSG_WAITALL;
+    let peeked = socket2::SockRef::from(stream.tcp()).recv_with_flags(&mut buf, flags);
+    assert_eq!(peeked.unwrap(), bytes);
+}
+
+/// Whether something waits to be read is told as it moves from the
+/// socket into the session and out: a pipelined request is served, and
+/// a connection with nothing waiting is not held for one.
+#[test]
+fn a_tls_stream_says_whether_plaintext_waits_wherever_it_is() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    assert!(!stream.has_waiting(), "nothing was sent");
+    client.conn.writer().write_all(b"hello world").unwrap();
+    let sent = send_records(&mut client);
+    wait_arrived(&stream, sent, false);
+    assert!(stream.has_waiting(), "the record waits in the socket");
+    let mut head = [0u8; 5];
+    assert_eq!(stream.read_now(&mut head).unwrap(), 5);
+    assert_eq!(&head, b"hello");
+    assert!(stream.has_waiting(), "the session holds the rest");
+    let mut rest = [0u8; 16];
+    assert_eq!(stream.read_now(&mut rest).unwrap(), 6);
+    assert_eq!(&rest[..6], b" world");
+    assert!(!stream.has_waiting(), "all was read");
+}
+
+/// A client that says `close_notify` has gone, though its TCP connection
+/// stays open.
+#[test]
+fn a_tls_client_that_says_close_notify_is_gone() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    assert!(!stream.peer_gone());
+    client.conn.send_close_notify();
+    let sent = send_records(&mut client);
+    wait_arrived(&stream, sent, false);
+    assert!(stream.peer_gone());
+}
+
+/// A record that carries no data (a key update) before the TCP end
+/// without `close_notify` does not hide that end.
+#[test]
+fn a_tls_client_that_ends_after_a_key_update_is_gone() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    client.conn.refresh_traffic_keys().unwrap();
+    let sent = send_records(&mut client);
+    client.sock.shutdown(Shutdown::Write).unwrap();
+    wait_arrived(&stream, sent, true);
+    assert!(stream.peer_gone());
+}
+
+/// A client that sent more than the session holds at once and then
+/// ended is not gone while it is unread; what is read in full records
+/// leaves ciphertext waiting, which is said to wait, and kept when the
+/// idle buffers are given back: every byte is read.
+#[test]
+fn a_tls_client_that_ends_after_more_than_a_record_is_read_to_the_end() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    // Full records and a short one, 22 bytes each more in ciphertext, to
+    // end where the socket's ninth read (16 KiB and 256 bytes at a time)
+    // does: rustls, holding the start of a record each time, takes less
+    // of that read than it has before it holds a record's plaintext.
+    let body: Vec<u8> = (0..(9 * 16_384 + 2_084u32))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    client.conn.set_buffer_limit(None);
+    client.conn.writer().write_all(&body).unwrap();
+    let sent = send_records(&mut client);
+    client.sock.shutdown(Shutdown::Write).unwrap();
+    wait_arrived(&stream, sent, true);
+    assert!(!stream.peer_gone(), "its bytes wait to be read");
+    let mut got = Vec::new();
+    let mut record = vec![0u8; 16_384];
+    // Bounded: each read gives at least a byte until the end.
+    for _ in 0..=body.len() {
+        let n = (&stream).read(&mut record).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&record[..n]);
+        assert!(
+            got.len() == body.len() || stream.has_waiting(),
+            "{} bytes of {} read, the rest waits",
+            got.len(),
+            body.len()
+        );
+        stream.release_if_empty();
+    }
+    assert!(got == body, "{} bytes of {} read", got.len(), body.len());
+    assert!(stream.cut_short(), "the end came without close_notify");
+}
+
+/// A connection let go without a word (an idle one the proxy closes)
+/// still says `close_notify`: the client sees an orderly end, not a
+/// truncation.
+#[test]
+fn a_tls_stream_dropped_says_close_notify() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    drop(stream);
+    let mut buf = [0u8; 16];
+    assert_eq!(client.read(&mut buf).unwrap(), 0);
+    let state = client.conn.process_new_packets().unwrap();
+    assert!(state.peer_has_closed());
+}
+
+/// A write watched for an answer (an upload to a TLS backend) that is
+/// not answered sends every buffer, and says so with the bytes it sent.
+#[test]
+fn a_tls_write_not_answered_sends_all_its_buffers() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    let big = vec![b'x'; 40_000];
+    let mut bufs = [
+        io::IoSlice::new(b"head\r\n"),
+        io::IoSlice::new(&big),
+        io::IoSlice::new(b"tail"),
+    ];
+    let sent = stream
+        .write_all_unless_answered(&mut bufs, || false)
+        .unwrap();
+    let total = 6 + big.len() + 4;
+    let whole = inverso::http::conn::Sent {
+        whole: true,
+        bytes: total as u64,
+    };
+    assert_eq!(sent, whole);
+    let mut got = vec![0u8; total];
+    client.read_exact(&mut got).unwrap();
+    assert_eq!(&got[..6], b"head\r\n");
+    assert!(got[6..total - 4] == big[..]);
+    assert_eq!(&got[total - 4..], b"tail");
+}
+
+/// A write that does not wait (a tunnel's) keeps the records the socket
+/// did not take, says so, takes nothing more until they went, and sends
+/// them at the flush: the client gets every byte, in order.
+#[test]
+fn a_tls_write_that_does_not_wait_keeps_what_the_socket_refused() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    assert!(!stream.has_unsent(), "nothing was written");
+    let chunk: Vec<u8> = (0..8192u32).map(|i| (i % 253) as u8).collect();
+    let mut written = Vec::new();
+    // Bounded: the socket's buffers hold some MiB, the client reads nothing.
+    for _ in 0..100_000 {
+        let taken = stream.write_now(&[io::IoSlice::new(&chunk)]).unwrap();
+        written.extend_from_slice(&chunk[..taken]);
+        if stream.has_unsent() {
+            break;
+        }
+    }
+    assert!(stream.has_unsent(), "the socket filled up");
+    assert_eq!(
+        stream.write_now(&[io::IoSlice::new(&chunk)]).unwrap(),
+        0,
+        "nothing more is taken while records wait"
+    );
+    let reading = std::thread::spawn(move || {
+        let mut got = vec![0u8; written.len()];
+        client.read_exact(&mut got).unwrap();
+        assert!(got == written, "the bytes came in order");
+    });
+    (&stream).flush().unwrap();
+    assert!(!stream.has_unsent(), "the flush sent them");
+    reading.join().unwrap();
+}
+
+/// A write that does not wait still says that the connection broke (a
+/// client that reset it), so a tunnel ends rather than writing on.
+#[test]
+fn a_tls_write_that_does_not_wait_says_the_connection_broke() {
+    let pki = Pki::new();
+    let (stream, client) = stream_pair(&pki);
+    // No lingering: the close resets the connection.
+    socket2::SockRef::from(&client.sock)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    // Bounded: the reset is seen at the latest by the write after the
+    // first one it answers.
+    let broke = (0..1000).any(|_| stream.write_now(&[io::IoSlice::new(b"more")]).is_err());
+    assert!(broke, "the reset was not reported");
 }
