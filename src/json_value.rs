@@ -106,7 +106,7 @@ impl Reader<'_> {
         }
     }
 
-    fn expect(&mut self, word: &[u8], value: Value) -> Result<Value, JsonError> {
+    fn literal(&mut self, word: &[u8], value: Value) -> Result<Value, JsonError> {
         match self.text[self.at..].starts_with(word) {
             true => {
                 self.at += word.len();
@@ -125,9 +125,9 @@ impl Reader<'_> {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
             Some(b'"') => self.string().map(Value::String),
-            Some(b't') => self.expect(b"true", Value::Bool(true)),
-            Some(b'f') => self.expect(b"false", Value::Bool(false)),
-            Some(b'n') => self.expect(b"null", Value::Null),
+            Some(b't') => self.literal(b"true", Value::Bool(true)),
+            Some(b'f') => self.literal(b"false", Value::Bool(false)),
+            Some(b'n') => self.literal(b"null", Value::Null),
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.error("not a value")),
             None => Err(self.error("no value")),
