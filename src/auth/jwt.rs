@@ -193,7 +193,7 @@ impl Jwks {
         let mut keys = Vec::new();
         for (i, jwk) in listed.iter().enumerate() {
             let at = |e: String| match jwk.get("kid").and_then(Value::as_str) {
-                Some(kid) => format!("key `{kid}`: {e}"),
+                Some(kid) => format!("key `{}`: {e}", crate::config::printable(kid)),
                 None => format!("key {}: {e}", i + 1),
             };
             if let Some(key) = read_jwk(jwk).map_err(at)? {
