@@ -235,6 +235,7 @@ impl Health {
             Some(why) if !state.agent_down => {
                 state.agent_down = true;
                 if !std::mem::replace(&mut state.announced_down, true) {
+                    let why = crate::config::printable(why);
                     log::warn!("target {} down: its agent says {why}", self.name());
                 }
             }
@@ -334,7 +335,7 @@ pub(super) fn ask_loop(agent: &Agent, timing: AgentTiming, stopped: &Receiver<()
                         "target {}: its agent at {} said what is not acted on: {}",
                         agent.name,
                         agent.addr,
-                        answer.ignored.join(" ")
+                        crate::config::printable(&answer.ignored.join(" "))
                     );
                 }
                 agent.apply(&answer, &mut warned_weighs);
