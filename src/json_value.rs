@@ -319,6 +319,12 @@ mod tests {
             [Value::Bool(true), Value::Bool(false), Value::Null]
         );
         assert_eq!(v.get("o"), Some(&Value::Object(vec![])));
+        // An exponent's sign, either way.
+        let n = parse(b"[1E+2,25e-1]").unwrap();
+        assert_eq!(
+            n,
+            Value::Array(vec![Value::Number(100.0), Value::Number(2.5)])
+        );
         assert_eq!(v.get("x"), None);
         let s = parse(br#""a\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00 \u20ac""#).unwrap();
         assert_eq!(
@@ -364,7 +370,31 @@ mod tests {
         assert_eq!(parse(deep.as_bytes()).unwrap_err().what, "nested too deep");
         let fine = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
         assert!(parse(fine.as_bytes()).is_ok());
+        // Objects in objects count as deep as arrays in arrays.
+        let objects = |depth: usize| r#"{"a":"#.repeat(depth) + "1" + &"}".repeat(depth);
+        let deep = objects(MAX_DEPTH + 1);
+        assert_eq!(parse(deep.as_bytes()).unwrap_err().what, "nested too deep");
+        assert!(parse(objects(MAX_DEPTH).as_bytes()).is_ok());
         let long = vec![b' '; MAX_JSON + 1];
         assert_eq!(parse(&long).unwrap_err().what, "text too long");
+    }
+
+    #[test]
+    fn a_text_of_up_to_one_mebibyte_is_read() {
+        // A JWKS of many keys, or a claim-heavy token, up to 1 MiB whole.
+        let mut most = vec![b' '; 1024 * 1024];
+        most[0] = b'7';
+        assert_eq!(parse(&most), Ok(Value::Number(7.0)));
+        most.push(b' ');
+        assert_eq!(parse(&most).unwrap_err().what, "text too long");
+    }
+
+    #[test]
+    fn an_error_says_what_and_at_which_byte() {
+        // As a key file's error reads in a configuration error.
+        assert_eq!(
+            parse(b"[1,]").unwrap_err().to_string(),
+            "not a value at byte 3"
+        );
     }
 }

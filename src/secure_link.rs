@@ -157,6 +157,78 @@ fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::{Headers, RequestHead, Version};
+    use std::time::Duration;
+
+    /// What `check` says of a GET of `target` from 192.0.2.10, at `now`
+    /// seconds since 1970.
+    fn verdict(secure_link: &str, md5: &str, target: &str, now: u64) -> Verdict {
+        let head = RequestHead {
+            method: "GET".into(),
+            target: target.into(),
+            version: Version::Http11,
+            headers: Headers::new(),
+        };
+        let given = FieldValue::parse(secure_link, FieldFamily::Request).unwrap();
+        let signed = SignedText::parse(md5).unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(now);
+        check(&given, &signed, &Facts::plain(&head), now)
+    }
+
+    /// The hash an application hands out for `text`.
+    fn hash(text: &str) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Md5::digest(text.as_bytes()))
+    }
+
+    #[test]
+    fn a_link_is_valid_with_its_hash_up_to_its_expiry_time() {
+        let link = "$arg_md5,$arg_expires";
+        let md5 = "$secure_link_expires$uri$remote_addr s3cret";
+        let h = hash("2000/dl/a.pdf192.0.2.10 s3cret");
+        let target = format!("/dl/a.pdf?md5={h}&expires=2000");
+        assert_eq!(verdict(link, md5, &target, 1999), Verdict::Valid);
+        assert_eq!(
+            verdict(link, md5, &target, 2000),
+            Verdict::Valid,
+            "its last second"
+        );
+        assert_eq!(verdict(link, md5, &target, 2001), Verdict::Expired);
+        // Another file, another time, another secret: forged, not expired.
+        let other = format!("/dl/b.pdf?md5={h}&expires=2000");
+        assert_eq!(verdict(link, md5, &other, 2001), Verdict::Forged);
+        let later = format!("/dl/a.pdf?md5={h}&expires=2001");
+        assert_eq!(verdict(link, md5, &later, 0), Verdict::Forged);
+        let secret = "$secure_link_expires$uri$remote_addr other";
+        assert_eq!(verdict(link, secret, &target, 0), Verdict::Forged);
+        // The expiry time where each `$secure_link_expires` is.
+        let twice = "a${secure_link_expires}b$secure_link_expires";
+        let h = hash("a2000b2000");
+        let target = format!("/dl/a.pdf?md5={h}&expires=2000");
+        assert_eq!(verdict(link, twice, &target, 0), Verdict::Valid);
+    }
+
+    #[test]
+    fn a_link_without_an_expiry_time_never_expires() {
+        let h = hash("/dl/a.pdf s3cret");
+        let target = format!("/dl/a.pdf?md5={h}");
+        assert_eq!(
+            verdict("$arg_md5", "$uri s3cret", &target, u64::MAX >> 8),
+            Verdict::Valid
+        );
+        // The hash alone is read before the comma, the time after it.
+        let h = hash("7/dl/a.pdf");
+        let target = format!("/dl/a.pdf?md5={h}&expires=7");
+        let link = "$arg_md5,$arg_expires";
+        assert_eq!(
+            verdict(link, "$secure_link_expires$uri", &target, 7),
+            Verdict::Valid
+        );
+        let no_hash = "/dl/a.pdf?expires=7".to_string();
+        assert_eq!(
+            verdict(link, "$secure_link_expires$uri", &no_hash, 0),
+            Verdict::Forged
+        );
+    }
 
     #[test]
     fn the_signed_text_is_cut_where_the_expiry_time_goes() {
@@ -192,8 +264,24 @@ mod tests {
     }
 
     #[test]
+    fn hashes_are_the_same_only_byte_for_byte() {
+        let right: [u8; 16] = Md5::digest(b"x").into();
+        assert!(same(&right, &right));
+        let mut guessed = right;
+        guessed[0] ^= 1;
+        assert!(!same(&right, &guessed));
+        // Two bytes wrong the same way: their differences do not cancel.
+        guessed[15] ^= 1;
+        assert!(!same(&right, &guessed));
+    }
+
+    #[test]
     fn an_expiry_time_is_a_positive_number_of_seconds() {
         assert_eq!(seconds(b"1767225600"), Some(1_767_225_600));
+        // Up to 19 digits: any such number fits in 64 bits.
+        let nineteen = b"1000000000000000000";
+        assert_eq!(seconds(nineteen), Some(10u64.pow(18)));
+        assert_eq!(seconds(b"10000000000000000000"), None, "20 digits");
         for bad in [
             &b""[..],
             b"0",

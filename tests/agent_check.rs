@@ -143,6 +143,14 @@ fn the_agent_sets_its_target_state_and_the_operator_has_the_last_word_until_it_s
     agent.says("ready\n");
     assert_eq!(state_of(&proxy, a.addr), "ready");
     assert_eq!(served_by_a(&proxy, 4), 2);
+
+    // The operator drains it: a new share from the agent says nothing of
+    // its state (only a 0% of its own is undone by one), and leaves it so.
+    let r = proxy.admin("PUT", &format!("/targets/{}", a.addr), "drain");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    agent.says("75%\n");
+    assert_eq!(state_of(&proxy, a.addr), "drain");
+    assert_eq!(served_by_a(&proxy, 4), 0);
 }
 
 #[test]
@@ -237,4 +245,22 @@ fn the_agent_sets_how_many_requests_its_target_takes_at_once() {
     assert!(status.contains("\"max_conns\":null,"), "{status}");
     release.open();
     assert_eq!(slow.response().body, b"/slow");
+}
+
+#[test]
+fn the_agent_is_asked_at_once_at_start_then_each_interval() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let agent = Agent::start("drain\n");
+    // An interval no test waits for: what the agent said at once counts.
+    let proxy = start_proxy(&[a.addr, b.addr], |c: &mut Config| {
+        with_agent(agent.port, Balance::WeightedRoundRobin)(c);
+        c.health_check_interval = Duration::from_secs(3600);
+    });
+    assert!(
+        wait_until(WAIT_LIMIT, || state_of(&proxy, a.addr) == "drain"),
+        "the agent was not asked at start"
+    );
+    assert_eq!(served_by_a(&proxy, 4), 0);
+    // Asked once, not again until the interval is over.
+    assert_eq!(agent.asked.load(Ordering::SeqCst), 1);
 }

@@ -723,6 +723,166 @@ mod tests {
         assert_eq!(verify(token.as_bytes(), &keys, 0), Err(Invalid::Signature));
     }
 
+    /// RFC 7515 Appendix A.2's RSA key, private parts too, to sign with.
+    fn rfc_7515_rsa_pair() -> (String, signature::RsaKeyPair) {
+        let part = |text: &str| B64URL.decode(text.replace([' ', '\n'], "")).unwrap();
+        let n = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddx\
+                 HmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMs\
+                 D1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSH\
+                 SXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdV\
+                 MTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8\
+                 NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+        let components = ring::rsa::KeyPairComponents {
+            public_key: ring::rsa::PublicKeyComponents {
+                n: part(n),
+                e: part("AQAB"),
+            },
+            d: part(
+                "Eq5xpGnNCivDflJsRQBXHx1hdR1k6Ulwe2JZD50LpXyWPEAeP88vLNO97I\
+                 jlA7_GQ5sLKMgvfTeXZx9SE-7YwVol2NXOoAJe46sui395IW_GO-pWJ1O0\
+                 BkTGoVEn2bKVRUCgu-GjBVaYLU6f3l9kJfFNS3E0QbVdxzubSu3Mkqzjkn\
+                 439X0M_V51gfpRLI9JYanrC4D4qAdGcopV_0ZHHzQlBjudU2QvXt4ehNYT\
+                 CBr6XCLQUShb1juUO1ZdiYoFaFQT5Tw8bGUl_x_jTj3ccPDVZFD9pIuhLh\
+                 BOneufuBiB4cS98l2SR_RQyGWSeWjnczT0QU91p1DhOVRuOopznQ",
+            ),
+            p: part(
+                "4BzEEOtIpmVdVEZNCqS7baC4crd0pqnRH_5IB3jw3bcxGn6QLvnEtfdUdi\
+                 YrqBdss1l58BQ3KhooKeQTa9AB0Hw_Py5PJdTJNPY8cQn7ouZ2KKDcmnPG\
+                 BY5t7yLc1QlQ5xHdwW1VhvKn-nXqhJTBgIPgtldC-KDV5z-y2XDwGUc",
+            ),
+            q: part(
+                "uQPEfgmVtjL0Uyyx88GZFF1fOunH3-7cepKmtH4pxhtCoHqpWmT8YA\
+                 mZxaewHgHAjLYsp1ZSe7zFYHj7C6ul7TjeLQeZD_YwD66t62wDmpe_HlB\
+                 -TnBA-njbglfIsRLtXlnDzQkv5dTltRJ11BKBBypeeF6689rjcJIDEz9RWdc",
+            ),
+            dP: part(
+                "BwKfV3Akq5_MFZDFZCnW-wzl-CCo83WoZvnLQwCTeDv8uzluRSnm71I3Q\
+                 CLdhrqE2e9YkxvuxdBfpT_PI7Yz-FOKnu1R6HsJeDCjn12Sk3vmAktV2zb\
+                 34MCdy7cpdTh_YVr7tss2u6vneTwrA86rZtu5Mbr1C1XsmvkxHQAdYo0",
+            ),
+            dQ: part(
+                "h_96-mK1R_7glhsum81dZxjTnYynPbZpHziZjeeHcXYsXaaMwkOlODsWa\
+                 7I9xXDoRwbKgB719rrmI2oKr6N3Do9U0ajaHF-NKJnwgjMd2w9cjz3_-ky\
+                 NlxAr2v4IKhGNpmM5iIgOS1VZnOZ68m6_pbLBSp3nssTdlqvd0tIiTHU",
+            ),
+            qInv: part(
+                "IYd7DHOhrWvxkwPQsRM2tOgrjbcrfvtQJipd-DlcxyVuuM9sQLdgjVk2o\
+                 y26F0EmpScGLq2MowX7fhd_QJQ3ydy5cY7YIBi87w93IKLEdfnbJtoOPLU\
+                 W0ITrJReOgo1cq9SbsxYawBgfp_gh6A5603k2-ZQwVK0JKSHuLFkuQ3U",
+            ),
+        };
+        let pair = signature::RsaKeyPair::from_components(&components).unwrap();
+        let jwks = format!(r#"{{"kty":"RSA","n":"{}","e":"AQAB"}}"#, n.replace(' ', ""));
+        (jwks, pair)
+    }
+
+    #[test]
+    fn each_algorithm_taken_verifies_a_token_signed_with_it() {
+        let rng = SystemRandom::new();
+        // HMAC: each hash with the one secret.
+        let keys = oct_keys();
+        for (name, alg) in [
+            ("HS256", hmac::HMAC_SHA256),
+            ("HS384", hmac::HMAC_SHA384),
+            ("HS512", hmac::HMAC_SHA512),
+        ] {
+            let mac = |signed: &[u8]| {
+                let key = hmac::Key::new(alg, SECRET);
+                hmac::sign(&key, signed).as_ref().to_vec()
+            };
+            let t = token(&format!(r#"{{"alg":"{name}"}}"#), r#"{"sub":"ann"}"#, mac);
+            assert!(verify(t.as_bytes(), &keys, 0).is_ok(), "{name}");
+        }
+
+        // RSA: PKCS #1 v1.5 and PSS, each hash, with one key.
+        let (jwks, pair) = rfc_7515_rsa_pair();
+        let keys = Jwks::parse(jwks.as_bytes()).unwrap();
+        let rsa: [(&str, &'static dyn signature::RsaEncoding); 6] = [
+            ("RS256", &signature::RSA_PKCS1_SHA256),
+            ("RS384", &signature::RSA_PKCS1_SHA384),
+            ("RS512", &signature::RSA_PKCS1_SHA512),
+            ("PS256", &signature::RSA_PSS_SHA256),
+            ("PS384", &signature::RSA_PSS_SHA384),
+            ("PS512", &signature::RSA_PSS_SHA512),
+        ];
+        for (name, encoding) in rsa {
+            let sign = |signed: &[u8]| {
+                let mut out = vec![0; pair.public().modulus_len()];
+                pair.sign(encoding, &rng, signed, &mut out).unwrap();
+                out
+            };
+            let t = token(&format!(r#"{{"alg":"{name}"}}"#), "{}", sign);
+            assert!(verify(t.as_bytes(), &keys, 0).is_ok(), "{name}");
+            // Another hash named than the one signed with: refused.
+            let other = if name.ends_with("256") { "384" } else { "256" };
+            let relabelled = token(&format!(r#"{{"alg":"{}{other}"}}"#, &name[..2]), "{}", sign);
+            assert_eq!(
+                verify(relabelled.as_bytes(), &keys, 0),
+                Err(Invalid::Signature),
+                "{name} named {}{other}",
+                &name[..2]
+            );
+        }
+
+        // P-384, whose key verifies ES384 and nothing else.
+        let alg = &signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let p384 = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let point = p384.public_key().as_ref();
+        let jwks = format!(
+            r#"{{"kty":"EC","crv":"P-384","x":"{}","y":"{}"}}"#,
+            b64(&point[1..49]),
+            b64(&point[49..])
+        );
+        let keys = Jwks::parse(jwks.as_bytes()).unwrap();
+        let es = |signed: &[u8]| p384.sign(&rng, signed).unwrap().as_ref().to_vec();
+        let t = token(r#"{"alg":"ES384"}"#, "{}", es);
+        assert!(verify(t.as_bytes(), &keys, 0).is_ok());
+        let t = token(r#"{"alg":"ES256"}"#, "{}", es);
+        assert_eq!(verify(t.as_bytes(), &keys, 0), Err(Invalid::Signature));
+    }
+
+    #[test]
+    fn a_token_of_up_to_the_longest_read_is_taken() {
+        let keys = oct_keys();
+        // Identity providers' tokens run to a few kilobytes, with groups
+        // and roles among their claims: one of 16 KiB is taken. Padded
+        // claims grow a token one or two bytes a step; a padded header
+        // makes up the odd byte.
+        let padded = |claims: usize, header: usize| {
+            let claims = format!(r#"{{"groups":"{}"}}"#, "g".repeat(claims));
+            let header = format!(r#"{{"alg":"HS256","typ":"{}"}}"#, "J".repeat(header));
+            token(&header, &claims, hs256)
+        };
+        let longest_taken = 16 * 1024;
+        let from = longest_taken * 3 / 4 - 128;
+        let (claims, header) = (from..from + 128)
+            .flat_map(|c| (0..3).map(move |h| (c, h)))
+            .find(|&(c, h)| padded(c, h).len() == longest_taken)
+            .unwrap();
+        let longest = padded(claims, header);
+        assert!(verify(longest.as_bytes(), &keys, 0).is_ok());
+        let over = padded(claims + 1, header);
+        assert_eq!(verify(over.as_bytes(), &keys, 0), Err(Invalid::Malformed));
+    }
+
+    #[test]
+    fn a_key_file_is_read_up_to_one_mebibyte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        let one = format!(r#"{{"kty":"oct","k":"{}"}}"#, b64(SECRET));
+        // Blanks after the key, to exactly the most read, and one more.
+        let mut text = one.into_bytes();
+        text.resize(json_value::MAX_JSON, b' ');
+        std::fs::write(&path, &text).unwrap();
+        let keys = Jwks::read(&path).unwrap();
+        assert_eq!((keys.len(), keys.is_empty()), (1, false));
+        text.push(b' ');
+        std::fs::write(&path, &text).unwrap();
+        let e = Jwks::read(&path).unwrap_err();
+        assert!(e.contains("larger than 1 MiB"), "{e}");
+    }
+
     #[test]
     fn a_key_file_is_refused_with_what_is_wrong_in_it() {
         let refused = [
@@ -739,6 +899,15 @@ mod tests {
             ),
             (
                 r#"{"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]}"#,
+                "32 bytes each",
+            ),
+            // One coordinate of the right size is not enough.
+            (
+                &format!(
+                    r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#,
+                    x = "A".repeat(43),
+                    y = "A".repeat(42)
+                ),
                 "32 bytes each",
             ),
             (r#"{"keys":[{"kid":"k1","k":"AA"}]}"#, "key `k1`: no `kty`"),

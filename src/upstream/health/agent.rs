@@ -385,6 +385,14 @@ mod tests {
             ]
         );
         assert_eq!(parse(b"MAXCONN:0").max_conns, Some(0));
+        assert_eq!(parse(b"Maint").state, Some(AdminState::Maint));
+        // The highest of each, in full; a sign is no digit.
+        let read = parse(b"10000% maxconn:1000000 +5% maxconn:+5");
+        assert_eq!(
+            (read.percent, read.max_conns),
+            (Some(10_000), Some(1_000_000))
+        );
+        assert_eq!(read.ignored, ["+5%", "maxconn:+5"]);
         assert_eq!(parse(b""), Answer::default());
     }
 
@@ -408,6 +416,56 @@ mod tests {
         h.agent_says(Some("stopped"));
         h.agent_gone();
         assert!(h.usable(now), "no agent, nothing said");
+    }
+
+    #[test]
+    fn the_agent_saying_up_brings_back_only_a_target_it_held_out() {
+        use super::super::test_support::health;
+        use crate::upstream::balancer::FULL_SHARE;
+        let period = Duration::from_secs(100);
+        // Up, said of a target it never said down: no slow start anew.
+        let h = health(1, 10);
+        h.agent_says(None);
+        assert_eq!(h.share(Instant::now(), period), FULL_SHARE);
+
+        // Down from its agent alone, then up: back, slowly.
+        h.agent_says(Some("down"));
+        h.agent_says(None);
+        assert!(h.usable(Instant::now()));
+        assert!(h.share(Instant::now(), period) < FULL_SHARE);
+
+        // Down, then out for failing too: up from the agent does not end
+        // the passive hold, whose end starts its slow start.
+        let h = health(1, 10);
+        let now = Instant::now();
+        h.agent_says(Some("down"));
+        h.failed(now, "refused");
+        h.agent_says(None);
+        let until = now + Duration::from_secs(10);
+        assert!(!h.usable(now));
+        assert_eq!(h.share(until + period / 2, period), FULL_SHARE / 2);
+    }
+
+    #[test]
+    fn an_answer_ends_at_its_line_or_its_connection_within_a_kilobyte() {
+        use std::io::Write as _;
+        // An agent that writes `answer`, then closes.
+        let answered = |answer: Vec<u8>| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let agent = std::thread::spawn(move || {
+                let (mut conn, _) = listener.accept().unwrap();
+                let _ = conn.write_all(&answer);
+            });
+            let read = ask(addr, Duration::from_secs(10));
+            agent.join().unwrap();
+            read
+        };
+        assert_eq!(answered(b"75%".to_vec()).unwrap(), b"75%");
+        let most = vec![b' '; MAX_ANSWER];
+        assert_eq!(answered(most.clone()).unwrap(), most);
+        let over = vec![b' '; MAX_ANSWER + 1];
+        assert!(matches!(answered(over), Err(AskError::TooLong)));
     }
 
     #[test]
