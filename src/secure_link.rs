@@ -142,10 +142,7 @@ fn decode_hash(text: &[u8]) -> Option<[u8; 16]> {
     if text.len() > MAX_HASH_TEXT {
         return None;
     }
-    let unpadded = text.strip_suffix(b"==").unwrap_or(text);
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(unpadded)
-        .ok()?;
+    let bytes = crate::auth::jwt::B64URL.decode(text).ok()?;
     bytes.try_into().ok()
 }
 

@@ -20,8 +20,9 @@ use ring::{hmac, signature};
 use std::fmt;
 use std::path::Path;
 
-/// Base64url as JOSE writes it, without padding; taken with it too.
-const B64URL: GeneralPurpose = GeneralPurpose::new(
+/// Base64url as JOSE writes it, without padding; taken with it too
+/// (secure links' hashes are read with it as well).
+pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
     &alphabet::URL_SAFE,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
@@ -686,15 +687,18 @@ mod tests {
         assert_eq!(verify(t.as_bytes(), &keys, 0), Err(Invalid::Signature));
     }
 
+    /// RFC 7515 Appendix A.2's RSA modulus, in base64url.
+    const RFC_7515_N: &str = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddx\
+        HmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMs\
+        D1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSH\
+        SXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdV\
+        MTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8\
+        NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+
     /// RFC 7515 Appendix A.2: the RS256 example, its key and its token.
     #[test]
     fn the_rsa_example_of_rfc_7515_verifies() {
-        let n = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddx\
-                 HmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMs\
-                 D1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSH\
-                 SXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdV\
-                 MTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8\
-                 NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+        let n = RFC_7515_N;
         let token = "eyJhbGciOiJSUzI1NiJ9\
             .eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt\
             cGxlLmNvbS9pc19yb290Ijp0cnVlfQ\
@@ -726,12 +730,7 @@ mod tests {
     /// RFC 7515 Appendix A.2's RSA key, private parts too, to sign with.
     fn rfc_7515_rsa_pair() -> (String, signature::RsaKeyPair) {
         let part = |text: &str| B64URL.decode(text.replace([' ', '\n'], "")).unwrap();
-        let n = "ofgWCuLjybRlzo0tZWJjNiuSfb4p4fAkd_wWJcyQoTbji9k0l8W26mPddx\
-                 HmfHQp-Vaw-4qPCJrcS2mJPMEzP1Pt0Bm4d4QlL-yRT-SFd2lZS-pCgNMs\
-                 D1W_YpRPEwOWvG6b32690r2jZ47soMZo9wGzjb_7OMg0LOL-bSf63kpaSH\
-                 SXndS5z5rexMdbBYUsLA9e-KXBdQOS-UTo7WTBEMa2R2CapHg665xsmtdV\
-                 MTBQY4uDZlxvb3qCo5ZwKh9kG4LT6_I5IhlJH7aGhyxXFvUK-DWNmoudF8\
-                 NAco9_h9iaGNj8q2ethFkMLs91kzk2PAcDTW9gb54h4FRWyuXpoQ";
+        let n = RFC_7515_N;
         let components = ring::rsa::KeyPairComponents {
             public_key: ring::rsa::PublicKeyComponents {
                 n: part(n),

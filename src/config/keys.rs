@@ -1052,20 +1052,14 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "the issuer a token must name (`iss`), as the provider writes it \
                (`https://id.example.com/realms/x`); needs auth_jwt; empty = any",
-        apply: |c, v| {
-            c.auth_jwt_issuer = (!v.is_empty()).then(|| v.into());
-            Ok(())
-        },
+        apply: |c, v| optional(v, |v| Ok(v.into())).map(|i| c.auth_jwt_issuer = i),
     },
     Key {
         name: "auth_jwt_audience",
         default: "",
         help: "an audience a token must name (`aud`): this application's, so that a token the \
                provider issued for another is refused; needs auth_jwt; empty = any",
-        apply: |c, v| {
-            c.auth_jwt_audience = (!v.is_empty()).then(|| v.into());
-            Ok(())
-        },
+        apply: |c, v| optional(v, |v| Ok(v.into())).map(|a| c.auth_jwt_audience = a),
     },
     Key {
         name: "auth_jwt_leeway",
@@ -1089,11 +1083,8 @@ pub const KEYS: &[Key] = &[
                as nginx's secure_link (`$arg_md5,$arg_expires`): a request whose hash is not the \
                MD5 of secure_link_md5 gets 403, one whose time has passed 410; empty = off",
         apply: |c, v| {
-            c.secure_link = match v.trim() {
-                "" => None,
-                v => Some(FieldValue::parse(v, FieldFamily::Request)?),
-            };
-            Ok(())
+            let parse = |v: &str| FieldValue::parse(v, FieldFamily::Request);
+            optional(v, parse).map(|link| c.secure_link = link)
         },
     },
     Key {
@@ -1103,11 +1094,8 @@ pub const KEYS: &[Key] = &[
                variables and the expiry time as $secure_link_expires \
                (`$secure_link_expires$uri$remote_addr s3cret`); empty = none",
         apply: |c, v| {
-            c.secure_link_md5 = match v.trim() {
-                "" => None,
-                v => Some(crate::secure_link::SignedText::parse(v)?),
-            };
-            Ok(())
+            let parse = crate::secure_link::SignedText::parse;
+            optional(v, parse).map(|signed| c.secure_link_md5 = signed)
         },
     },
     Key {
