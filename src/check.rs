@@ -112,17 +112,17 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         "admin_auth_basic_user_file",
         &config.admin_auth_users,
     )?;
-    let key = "auth_jwt_key_file";
     if let Some(keys) = &config.auth_jwt_keys {
-        writeln!(out, "# {key}: {}", keys.summary())?;
+        writeln!(out, "# {}: {}", keys.key(), keys.summary())?;
     }
     for pool in &config.pools {
         let own = match (&pool.config.auth_jwt_keys, &config.auth_jwt_keys) {
-            (Some(pool_keys), Some(top_keys)) => !Arc::ptr_eq(pool_keys, top_keys),
+            (Some(pool_keys), Some(top_keys)) => !pool_keys.same_as(top_keys),
             (pool_keys, _) => pool_keys.is_some(),
         };
         if let Some(keys) = pool.config.auth_jwt_keys.as_ref().filter(|_| own) {
-            writeln!(out, "# pool {}: {key}: {}", pool.name, keys.summary())?;
+            let (name, key) = (&pool.name, keys.key());
+            writeln!(out, "# pool {name}: {key}: {}", keys.summary())?;
         }
     }
     write_state_file(&mut out, &config)?;

@@ -477,6 +477,8 @@ mod jwt {
     use base64::Engine as _;
     use ring::rand::SystemRandom;
     use ring::signature::{self, EcdsaKeyPair, KeyPair as _};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     fn b64(bytes: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -486,21 +488,28 @@ mod jwt {
     struct Issuer {
         pair: EcdsaKeyPair,
         rng: SystemRandom,
+        /// The key's id, in the JWKS and each token's header.
+        kid: &'static str,
     }
 
     impl Issuer {
         fn new() -> Issuer {
+            Issuer::with_kid("k1")
+        }
+
+        fn with_kid(kid: &'static str) -> Issuer {
             let rng = SystemRandom::new();
             let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
             let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
             let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
-            Issuer { pair, rng }
+            Issuer { pair, rng, kid }
         }
 
         fn jwks(&self) -> String {
             let point = self.pair.public_key().as_ref();
             format!(
-                r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","use":"sig","x":"{}","y":"{}"}}]}}"#,
+                r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"{}","use":"sig","x":"{}","y":"{}"}}]}}"#,
+                self.kid,
                 b64(&point[1..33]),
                 b64(&point[33..])
             )
@@ -515,11 +524,8 @@ mod jwt {
 
         /// A token with `claims`, as `Authorization: Bearer`.
         fn bearer(&self, claims: &str) -> String {
-            let signed = format!(
-                "{}.{}",
-                b64(br#"{"alg":"ES256","kid":"k1"}"#),
-                b64(claims.as_bytes())
-            );
+            let header = format!(r#"{{"alg":"ES256","kid":"{}"}}"#, self.kid);
+            let signed = format!("{}.{}", b64(header.as_bytes()), b64(claims.as_bytes()));
             let signature = self.pair.sign(&self.rng, signed.as_bytes()).unwrap();
             format!("Bearer {signed}.{}", b64(signature.as_ref()))
         }
@@ -674,6 +680,113 @@ mod jwt {
         assert_eq!(backend.requests(), 2);
     }
 
+    /// An identity provider's `jwks_uri`: answers each `GET` with the
+    /// status and body it is given, then closes.
+    fn key_server(served: &Arc<Mutex<(u16, String)>>) -> Backend {
+        let served = served.clone();
+        Backend::start("idp", move |_, out| {
+            let (status, body) = served.lock().unwrap().clone();
+            let fields = [("Content-Type", "application/json")];
+            respond(out, status, &fields, body.as_bytes());
+            Action::Close
+        })
+    }
+
+    /// The status of a request with `token`, asked every 50 ms until it
+    /// is `status` (or 20 s have passed, and the test fails).
+    fn becomes(proxy: &Proxy, token: &str, status: u16) -> bool {
+        let answer = || proxy.get_on("api.example", "/orders", &[("Authorization", token)]);
+        wait_until(Duration::from_secs(20), || {
+            let done = answer().status == status;
+            if !done {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            done
+        })
+    }
+
+    #[test]
+    fn keys_fetched_from_a_pool_come_when_it_answers_and_stay_while_it_fails() {
+        let backend = Backend::echo("api");
+        let served = Arc::new(Mutex::new((503, "down for maintenance".to_string())));
+        let idp = key_server(&served);
+        let issuer = Issuer::new();
+        let text = format!(
+            "targets = {}\nauth_jwt = api\npool.idp = {}\n\
+             auth_jwt_key_request = idp /protocol/openid-connect/certs\nauth_jwt_key_cache = 1s\n",
+            backend.addr, idp.addr
+        );
+        let proxy = start_proxy(&[backend.addr], from_file(&text));
+        let valid = issuer.bearer(&format!(r#"{{"sub":"ann","exp":{}}}"#, now() + 600));
+        // No keys yet: nothing can be verified, and it is not the
+        // client's doing.
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("10")));
+        assert!(wait_until(Duration::from_secs(10), || idp.requests() >= 1));
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
+        assert_eq!(r.status, 503);
+        assert_eq!(backend.requests(), 0);
+        let asked = &idp.seen()[0];
+        assert_eq!(
+            (asked.method(), asked.path()),
+            ("GET", "/protocol/openid-connect/certs")
+        );
+
+        *served.lock().unwrap() = (200, issuer.jwks());
+        assert!(becomes(&proxy, &valid, 200));
+        assert_eq!(backend.requests(), 1);
+        let forged = Issuer::new().bearer(r#"{"sub":"ann"}"#);
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &forged)]);
+        assert_eq!(r.status, 401);
+
+        // The provider fails, then answers what is no key set: the keys
+        // that came are kept through both.
+        for broken in [
+            (500, "oops".to_string()),
+            (200, r#"{"keys":[]}"#.to_string()),
+        ] {
+            *served.lock().unwrap() = broken;
+            let seen = idp.requests();
+            assert!(wait_until(Duration::from_secs(10), || idp.requests() >= seen + 2));
+            let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
+            assert_eq!(r.status, 200);
+        }
+    }
+
+    #[test]
+    fn a_token_naming_a_new_key_has_the_keys_fetched_again_at_once() {
+        let backend = Backend::echo("api");
+        let (old, new) = (Issuer::with_kid("2026-11"), Issuer::with_kid("2026-12"));
+        let served = Arc::new(Mutex::new((200, old.jwks())));
+        let idp = key_server(&served);
+        // A pool asks a key server in the default pool (an application
+        // that publishes its own keys), and fetches them every hour only.
+        let text = format!(
+            "targets = {}\npool.api = {}\nroute./orders = api\n\
+             pool.api.auth_jwt = api\npool.api.auth_jwt_key_request = default /jwks.json\n\
+             pool.api.auth_jwt_key_cache = 1h\n",
+            idp.addr, backend.addr
+        );
+        let proxy = start_proxy(&[idp.addr], from_file(&text));
+        let claims = format!(r#"{{"sub":"ann","exp":{}}}"#, now() + 600);
+        assert!(becomes(&proxy, &old.bearer(&claims), 200));
+        assert_eq!(idp.requests(), 1);
+
+        // The provider rotates: its new key is published, and the first
+        // token signed by it is refused, but has the keys fetched again
+        // well before the hour is out.
+        *served.lock().unwrap() = (200, new.jwks());
+        assert!(becomes(&proxy, &new.bearer(&claims), 200));
+        assert_eq!(idp.requests(), 2, "one fetch, however many tokens asked");
+        let r = proxy.get_on(
+            "api.example",
+            "/orders",
+            &[("Authorization", &old.bearer(&claims))],
+        );
+        assert_eq!(r.status, 401, "the key withdrawn is no longer taken");
+        assert!(backend.seen().iter().all(|r| r.path() == "/orders"));
+    }
+
     #[test]
     fn the_keys_and_the_realm_go_together_and_a_bad_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
@@ -681,7 +794,9 @@ mod jwt {
         let keys = keys.display();
         let alone = config_error("targets = 127.0.0.1:1\nauth_jwt = api\n");
         assert!(
-            alone.contains("auth_jwt: is on, but auth_jwt_key_file is empty"),
+            alone.contains(
+                "auth_jwt: is on, but auth_jwt_key_file and auth_jwt_key_request are empty"
+            ),
             "{alone}"
         );
         let file = config_error(&format!(

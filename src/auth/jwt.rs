@@ -465,6 +465,22 @@ pub fn verify_within(
     })
 }
 
+/// Whether `token` names (`kid`) a key `keys` lacks: fetched keys are
+/// asked for again, as the provider may have begun to sign with a new
+/// one. A token that names none, or is not one, does not.
+pub fn names_unknown_key(token: &[u8], keys: &Jwks) -> bool {
+    let Some(header) = token.split(|&b| b == b'.').next() else {
+        return false;
+    };
+    let Ok(header) = decode_object(header) else {
+        return false;
+    };
+    match header.get("kid") {
+        Some(Value::String(kid)) => !(keys.keys.iter()).any(|k| k.kid.as_deref() == Some(kid)),
+        _ => false,
+    }
+}
+
 /// A base64url part holding a JSON object.
 fn decode_object(part: &[u8]) -> Result<Value, Invalid> {
     let bytes = B64URL.decode(part).map_err(|_| Invalid::Malformed)?;

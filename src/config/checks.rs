@@ -350,19 +350,42 @@ impl Loader {
         log::warn!("{}", self.refused_in(scope, "auth_basic_except_from", why));
     }
 
-    /// `auth_jwt` and `auth_jwt_key_file` go together, as `auth_basic`
+    /// `auth_jwt` and its keys (`auth_jwt_key_file` or
+    /// `auth_jwt_key_request`, one of them) go together, as `auth_basic`
     /// and its file do; the keys that refine it mean nothing without it;
     /// and it cannot be on beside `auth_basic`, which reads the same
     /// field.
     fn check_jwt(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
         let refused = |key: &str, why: &str| Err(self.refused_in(scope, key, why.into()));
-        match (&config.auth_jwt, &config.auth_jwt_keys) {
-            (Some(_), None) => refused(
+        if config.auth_jwt_keys.is_some() && config.auth_jwt_key_request.is_some() {
+            return refused(
+                "auth_jwt_key_request",
+                "and auth_jwt_key_file are both set: the keys come from one of them",
+            );
+        }
+        if config.auth_jwt_key_request.is_none()
+            && config.auth_jwt.is_some()
+            && self.writes(scope, "auth_jwt_key_cache")
+        {
+            return refused(
+                "auth_jwt_key_cache",
+                "is set, but auth_jwt_key_request is empty: a key file is read at start-up and \
+                 reload, never fetched",
+            );
+        }
+        let source = match config.auth_jwt_key_request {
+            Some(_) => "auth_jwt_key_request",
+            None => "auth_jwt_key_file",
+        };
+        let has_keys = config.auth_jwt_keys.is_some() || config.auth_jwt_key_request.is_some();
+        match (&config.auth_jwt, has_keys) {
+            (Some(_), false) => refused(
                 "auth_jwt",
-                "is on, but auth_jwt_key_file is empty: no token could be verified",
+                "is on, but auth_jwt_key_file and auth_jwt_key_request are empty: no token \
+                 could be verified",
             ),
-            (None, Some(_)) if self.sets(scope, "auth_jwt_key_file") => refused(
-                "auth_jwt_key_file",
+            (None, true) if self.sets(scope, source) => refused(
+                source,
                 "is set, but auth_jwt is off: every request would pass unchecked; set \
                  `auth_jwt = <realm>` too",
             ),
@@ -376,6 +399,10 @@ impl Loader {
                     ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
                     ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
                     ("auth_jwt_leeway", !config.auth_jwt_leeway.is_zero()),
+                    (
+                        "auth_jwt_key_cache",
+                        self.writes(scope, "auth_jwt_key_cache"),
+                    ),
                 ];
                 match (refining.iter()).find(|(key, set)| *set && self.sets(scope, key)) {
                     Some((key, _)) => {

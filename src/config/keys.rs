@@ -4,7 +4,8 @@
 //! more), and how its value is parsed into the [`Config`].
 
 use super::values::*;
-use super::{Balance, Config, FieldFamily, LogFormat};
+use super::{Balance, Config, FieldFamily, LogFormat, PoolRequest};
+use crate::auth::jwt_keys::JwtKeys;
 use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
 use crate::field_value::FieldValue;
@@ -984,7 +985,7 @@ pub const KEYS: &[Key] = &[
         help: "`<pool> <path>`: each request is first asked of that pool with a GET of path \
                carrying the client's fields (nginx's auth_request, Traefik's forwardAuth); a 2xx \
                lets it through, any other answer goes to the client as it came; empty or off = off",
-        apply: |c, v| AuthRequest::parse(v).map(|a| c.auth_request = a),
+        apply: |c, v| parse_auth_request(v).map(|a| c.auth_request = a),
     },
     Key {
         name: "mirror",
@@ -1037,7 +1038,31 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "the keys a token must be signed by: a JWKS file (RFC 7517), as an identity \
                provider publishes it, read at start-up and reload; empty = none",
-        apply: |c, v| optional_jwks(v).map(|keys| c.auth_jwt_keys = keys),
+        apply: |c, v| optional_jwks(v).map(|keys| c.auth_jwt_keys = keys.map(JwtKeys::File)),
+    },
+    Key {
+        name: "auth_jwt_key_request",
+        default: "",
+        help: "`<pool> <path>`: the keys a token must be signed by, fetched with a GET of path \
+               from that pool (an identity provider's jwks_uri), as nginx Plus's \
+               auth_jwt_key_request, and again every auth_jwt_key_cache; the last set that came \
+               is kept while a fetch fails; instead of auth_jwt_key_file; empty = none",
+        apply: |c, v| PoolRequest::parse(v).map(|asked| c.auth_jwt_key_request = asked),
+    },
+    Key {
+        name: "auth_jwt_key_cache",
+        default: "10m",
+        help: "how long keys auth_jwt_key_request fetched are used before they are fetched \
+               again (sooner, 5s after the last fetch at most, when a token names a key they \
+               lack: the provider rotated its keys); at least 1s",
+        apply: |c, v| {
+            let every = parse_duration(v)?;
+            if every < std::time::Duration::from_secs(1) {
+                return Err("less than 1s: keys would be fetched for every request".into());
+            }
+            c.auth_jwt_key_cache = every;
+            Ok(())
+        },
     },
     Key {
         name: "auth_jwt_cookie",

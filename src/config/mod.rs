@@ -60,7 +60,7 @@ pub(crate) use suggest::nearest;
 pub use types::{Balance, Endpoint, LogFormat, Target};
 pub use values::{
     addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines, written, Addresses,
-    AuthRequest, Written, MAX_ADDRESSES_PER_NAME,
+    PoolRequest, Written, MAX_ADDRESSES_PER_NAME,
 };
 
 /// The effective configuration of one proxy process.
@@ -320,8 +320,14 @@ pub struct Config {
     /// `auth_jwt`: the realm a request without a valid token is told of
     /// (see [`crate::auth::jwt`]); `None`: no token asked for.
     pub auth_jwt: Option<Arc<str>>,
-    /// `auth_jwt_key_file`: the keys a token must be signed by.
-    pub auth_jwt_keys: Option<Arc<crate::auth::jwt::Jwks>>,
+    /// The keys a token must be signed by: `auth_jwt_key_file`'s, or
+    /// those `auth_jwt_key_request` fetches (set once the pools are).
+    pub auth_jwt_keys: Option<crate::auth::jwt_keys::JwtKeys>,
+    /// `auth_jwt_key_request`: the pool and path keys are fetched from.
+    pub auth_jwt_key_request: Option<PoolRequest>,
+    /// `auth_jwt_key_cache`: how long fetched keys are used before they
+    /// are asked for again.
+    pub auth_jwt_key_cache: Duration,
     /// `auth_jwt_cookie`: a cookie the token may come in instead.
     pub auth_jwt_cookie: Option<Arc<str>>,
     /// `auth_jwt_issuer`: the `iss` a token must have; `None`: any.
@@ -337,7 +343,7 @@ pub struct Config {
     pub auth_basic_except_from: CidrList,
     /// `auth_request`: the pool and path each request is first asked of;
     /// `None`: none.
-    pub auth_request: Option<AuthRequest>,
+    pub auth_request: Option<PoolRequest>,
     /// `mirror`: the pool a copy of each request sent to a backend goes
     /// to as well, its answer dropped; `None`: none.
     pub mirror: Option<Arc<str>>,
@@ -533,6 +539,8 @@ impl Config {
             auth_basic: None,
             auth_jwt: None,
             auth_jwt_keys: None,
+            auth_jwt_key_request: None,
+            auth_jwt_key_cache: Duration::from_secs(600),
             auth_jwt_cookie: None,
             auth_jwt_issuer: None,
             auth_jwt_audience: None,
@@ -594,6 +602,17 @@ impl Config {
     /// How long a client connection may wait for its next request.
     pub fn effective_keepalive_timeout(&self) -> Duration {
         self.keepalive_timeout.unwrap_or(self.connection_timeout)
+    }
+
+    /// The sets of keys `auth_jwt_key_request` fetches for the top level
+    /// and each pool (one shared by several scopes, as often).
+    pub fn fetched_jwt_keys(
+        &self,
+    ) -> impl Iterator<Item = &Arc<crate::auth::jwt_keys::FetchedKeys>> {
+        self.pool_configs().filter_map(|c| match &c.auth_jwt_keys {
+            Some(crate::auth::jwt_keys::JwtKeys::Fetched(keys)) => Some(keys),
+            _ => None,
+        })
     }
 
     pub fn effective_backend_timeout(&self) -> Duration {

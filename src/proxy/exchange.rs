@@ -10,6 +10,8 @@ use super::rewriting::{rewrite, RuleAnswer};
 use super::{answer_unread, client_cert, files, first_line, forward_auth, location_field};
 use super::{origin, relay, Client, Outcome, Shared};
 use crate::access;
+use crate::access_log::{By, Stage, Termination};
+use crate::auth::jwt_keys::{self, JwtKeys};
 use crate::auth::{self, jwt};
 use crate::config::Config;
 use crate::digits::push_field;
@@ -336,8 +338,19 @@ pub(super) fn exchange(
         }
     }
     // `auth_jwt`: where `auth_basic` is, which it cannot be on beside.
-    if let Some((realm, keys)) = (settings.auth_jwt.as_ref()).zip(settings.auth_jwt_keys.as_ref()) {
-        match token_verdict(&head, keys, settings) {
+    if let Some((realm, source)) = (settings.auth_jwt.as_ref()).zip(settings.auth_jwt_keys.as_ref())
+    {
+        let Some(keys) = source.current() else {
+            // Fetched keys that have never come: no token can be checked,
+            // which is not the client's doing (nginx Plus answers a failed
+            // key request with an error too, not with 401).
+            client.ended(Termination::new(By::Server, Stage::Request));
+            let mut retry_after = Vec::new();
+            push_field(&mut retry_after, "Retry-After", jwt_keys::RETRY.as_secs());
+            let outcome = answer_unread(client, &head, body_kind, 503, &retry_after, shared);
+            return (outcome, line);
+        };
+        match token_verdict(&head, &keys, settings) {
             Some(Ok(verified)) => {
                 // `$remote_user`: the token's subject.
                 line.remote_user.clone_from(&verified.subject);
@@ -348,6 +361,15 @@ pub(super) fn exchange(
                 }
             }
             refused => {
+                if let (Some(Err(jwt::Invalid::Signature)), JwtKeys::Fetched(fetched)) =
+                    (&refused, source)
+                {
+                    // The provider may have begun to sign with a new key.
+                    let token = jwt::token(&head.headers, settings.auth_jwt_cookie.as_deref());
+                    if token.is_some_and(|token| jwt::names_unknown_key(token, &keys)) {
+                        fetched.ask_again();
+                    }
+                }
                 let sent_one = refused.is_some();
                 shared.metrics.count_auth_refusal(match sent_one {
                     true => auth::Refused::Wrong,

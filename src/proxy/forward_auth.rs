@@ -13,7 +13,7 @@ use super::origin::{self, Destination, Outgoing, RequestBody};
 use super::relay::{self, push_connection_header};
 use super::{answer_unread, location_field, Client, Outcome, Refusal, Shared};
 use crate::access_log::{By, Stage, Termination};
-use crate::config::AuthRequest;
+use crate::config::PoolRequest;
 use crate::field_value::FieldValue;
 use crate::http::conn::write_all_vectored;
 use crate::http::edits::FieldEdits;
@@ -71,7 +71,7 @@ pub(super) fn ask(
     client: &mut Client,
     head: &mut RequestHead,
     body_kind: BodyKind,
-    asked: &AuthRequest,
+    asked: &PoolRequest,
     names: &[Box<str>],
     shared: &Shared,
 ) -> Result<Option<Outcome>, Refusal> {

@@ -213,6 +213,13 @@ impl Control {
         if let Some(rewrites) = Arc::get_mut(&mut next.rewrites) {
             rewrites.keep_counts_of(&old.config.rewrites);
         }
+        // Keys fetched as before serve until the new settings' own fetch
+        // comes, rather than a 503 to every token meanwhile.
+        for keys in next.fetched_jwt_keys() {
+            for before in old.config.fetched_jwt_keys() {
+                keys.take_keys_of(before);
+            }
+        }
         let mut pools = Pools::new(&next);
         pools.keep_state_of(&old.pools, keep_idle);
         let replaced = self.inner.current.replace(Shared {

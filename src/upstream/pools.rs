@@ -9,7 +9,7 @@
 //! so a target's name names one target across them all.
 
 use super::admin_state::AdminState;
-use super::health::Checker;
+use super::health::{Active, Checker, KeyFetch, ProbeKind};
 use super::{Upstream, Upstreams};
 use crate::config::Config;
 use std::io;
@@ -108,15 +108,53 @@ impl Pools {
     }
 
     /// Starts the active health checks and the agents' questions of each
-    /// pool that has them, under its own settings (`config`'s for `targets`, its pool's for the
-    /// others).
+    /// pool that has them, under its own settings (`config`'s for
+    /// `targets`, its pool's for the others), and the fetches of the keys
+    /// `auth_jwt_key_request` asks for.
     pub fn start_checkers(&self, config: &Config) -> io::Result<Vec<Checker>> {
         let mut checkers = Vec::new();
         for (pool, settings) in self.pools.iter().zip(config.pool_configs()) {
             checkers.extend(pool.start_checker(settings)?);
             checkers.extend(pool.start_agents(settings)?);
         }
+        let fetches = self.key_fetches(config);
+        if !fetches.is_empty() {
+            checkers.push(Checker::fetch_keys(fetches)?);
+        }
         Ok(checkers)
+    }
+
+    /// Each set of keys `auth_jwt_key_request` fetches, once however
+    /// many scopes share it: a `GET` of its path from a target of its
+    /// pool, within the pool's `backend_timeout`, any 2xx taken.
+    fn key_fetches(&self, config: &Config) -> Vec<KeyFetch> {
+        let mut fetches: Vec<KeyFetch> = Vec::new();
+        for keys in config.fetched_jwt_keys() {
+            if fetches.iter().any(|f| Arc::ptr_eq(&f.keys, keys)) {
+                continue;
+            }
+            let pool = keys.from.pool;
+            let asked = config.pool_configs().nth(pool).unwrap_or(config);
+            fetches.push(KeyFetch {
+                keys: keys.clone(),
+                targets: self.get(pool).probes(),
+                settings: Active {
+                    kind: ProbeKind::Http {
+                        method: "GET",
+                        path: keys.from.path.to_string(),
+                    },
+                    host: asked.request_headers.value_of("host").map(str::to_string),
+                    interval: keys.every,
+                    timeout: asked.effective_backend_timeout(),
+                    connect_timeout: asked.effective_connect_timeout(),
+                    rise: 1,
+                    fall: 1,
+                    expect_status: Arc::new([(200, 299)]),
+                    expect_body: None,
+                },
+            });
+        }
+        fetches
     }
 }
 

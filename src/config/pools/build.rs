@@ -57,12 +57,15 @@ impl Loader {
         top.routes = Arc::new(self.build_routes(&pools)?);
         self.read_more_error_pages(top, &mut pools)?;
         self.resolve_auth_requests(top, &mut pools)?;
+        self.resolve_key_requests(top, &mut pools)?;
         self.check_mirrors(top, &mut pools)?;
         self.warn_of_sign_in_loops(top, &pools);
-        // Asked by `auth_request`, or sent copies by `mirror`.
+        // Asked by `auth_request` or for keys, or sent copies by `mirror`.
         let asked = |i: usize, name: &str| {
             (std::iter::once(&*top).chain(pools.iter().map(|p| &p.config))).any(|c| {
-                c.auth_request.as_ref().is_some_and(|a| a.pool == i)
+                [&c.auth_request, &c.auth_jwt_key_request]
+                    .into_iter()
+                    .any(|asked| asked.as_ref().is_some_and(|a| a.pool == i))
                     || c.mirror.as_deref() == Some(name)
             })
         };
@@ -199,6 +202,14 @@ impl Loader {
         // Another service's sign-in page is its own.
         if sets("auth_request") && !sets("auth_request_redirect") {
             config.auth_request_redirect = None;
+        }
+        // Of the two sources of keys, the one a pool sets is the one it
+        // has.
+        if sets("auth_jwt_key_file") && !sets("auth_jwt_key_request") {
+            config.auth_jwt_key_request = None;
+        }
+        if sets("auth_jwt_key_request") && !sets("auth_jwt_key_file") {
+            config.auth_jwt_keys = None;
         }
         // The top-level fields, but for those the pool sets itself.
         for family in FieldFamily::ALL {

@@ -27,6 +27,8 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_basic_except_from",
     "auth_jwt",
     "auth_jwt_key_file",
+    "auth_jwt_key_request",
+    "auth_jwt_key_cache",
     "auth_jwt_cookie",
     "auth_jwt_issuer",
     "auth_jwt_audience",

@@ -1,9 +1,10 @@
 //! What pools mean to one another once all are built: the pools
-//! `auth_request` and `mirror` name, sign-in loops, sticky cookies, and
-//! each backend in one pool.
+//! `auth_request`, `auth_jwt_key_request` and `mirror` name, sign-in
+//! loops, sticky cookies, and each backend in one pool.
 
 use super::routes::index_named;
 use super::{PoolConfig, Scope, DEFAULT_POOL};
+use crate::auth::jwt_keys::{FetchedKeys, JwtKeys};
 use crate::config::{Config, ConfigError, Loader, Origin};
 use crate::routes::Route;
 use std::sync::Arc;
@@ -46,6 +47,43 @@ impl Loader {
                 }
                 config.auth_request = None;
             }
+        }
+        Ok(())
+    }
+
+    /// Each `auth_jwt_key_request`'s pool, by name, and the keys it
+    /// fetches: one set for the scopes asking the same (a pool taking the
+    /// top level's request shares its keys and its fetches).
+    pub(super) fn resolve_key_requests(
+        &self,
+        top: &mut Config,
+        pools: &mut [PoolConfig],
+    ) -> Result<(), ConfigError> {
+        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
+        let scopes = std::iter::once((None, top))
+            .chain((pools.iter_mut().enumerate()).map(|(i, p)| (Some(&*names[i]), &mut p.config)));
+        let mut made: Vec<Arc<FetchedKeys>> = Vec::new();
+        for (name, config) in scopes {
+            let Some(asked) = &mut config.auth_jwt_key_request else {
+                continue;
+            };
+            let scope = name.map_or(Scope::Top, Scope::Pool);
+            let key_scope = match self.sets(scope, "auth_jwt_key_request") {
+                true => scope,
+                false => Scope::Top,
+            };
+            asked.pool = index_named(&asked.pool_name, names.iter().map(|n| &**n))
+                .map_err(|m| self.refused_in(key_scope, "auth_jwt_key_request", m))?;
+            let every = config.auth_jwt_key_cache;
+            let same = |f: &&Arc<FetchedKeys>| f.from == *asked && f.every == every;
+            let fetched = match made.iter().find(same) {
+                Some(fetched) => fetched.clone(),
+                None => {
+                    made.push(Arc::new(FetchedKeys::new(asked.clone(), every)));
+                    made[made.len() - 1].clone()
+                }
+            };
+            config.auth_jwt_keys = Some(JwtKeys::Fetched(fetched));
         }
         Ok(())
     }

@@ -6,10 +6,11 @@ use crate::config::FieldFamily;
 use crate::field_value::FieldValue;
 use std::sync::Arc;
 
-/// `auth_request = <pool> <path>`: the pool each request is first asked
-/// of, and the path of that GET.
+/// `<pool> <path>`: a GET of the path asked of the pool, by
+/// `auth_request` (each request first) and `auth_jwt_key_request` (the
+/// keys tokens are signed by).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthRequest {
+pub struct PoolRequest {
     /// As written.
     pub pool_name: Arc<str>,
     /// Its index in the pools, known once they are.
@@ -18,9 +19,9 @@ pub struct AuthRequest {
     pub path: Box<str>,
 }
 
-impl AuthRequest {
+impl PoolRequest {
     /// `<pool> <path>`; empty or `off`: none.
-    pub(in crate::config) fn parse(v: &str) -> Result<Option<AuthRequest>, String> {
+    pub(in crate::config) fn parse(v: &str) -> Result<Option<PoolRequest>, String> {
         if v.is_empty() || v.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
@@ -31,13 +32,6 @@ impl AuthRequest {
                 v.escape_debug()
             ));
         };
-        if pool == super::DEFAULT_POOL {
-            return Err(
-                "the service goes in a pool of its own (`pool.<name> = host:port`), which its \
-                 sign-in pages are routed to and which is never asked about its own requests"
-                    .into(),
-            );
-        }
         // `//x` reads as another host to some servers.
         if !path.starts_with('/')
             || path.starts_with("//")
@@ -48,12 +42,28 @@ impl AuthRequest {
                 path.escape_debug()
             ));
         }
-        Ok(Some(AuthRequest {
+        Ok(Some(PoolRequest {
             pool_name: pool.into(),
             pool: 0,
             path: path.into(),
         }))
     }
+}
+
+/// `auth_request`: a [`PoolRequest`] of a pool of its own.
+pub(in crate::config) fn parse_auth_request(v: &str) -> Result<Option<PoolRequest>, String> {
+    let asked = PoolRequest::parse(v)?;
+    if asked
+        .as_ref()
+        .is_some_and(|a| &*a.pool_name == super::DEFAULT_POOL)
+    {
+        return Err(
+            "the service goes in a pool of its own (`pool.<name> = host:port`), which its \
+             sign-in pages are routed to and which is never asked about its own requests"
+                .into(),
+        );
+    }
+    Ok(asked)
 }
 
 /// `auth_request_redirect`: a path (`/oauth2/start?rd=$request_uri`) or
@@ -225,15 +235,18 @@ mod tests {
     #[test]
     fn an_auth_request_is_a_pool_of_its_own_and_one_path_of_visible_ascii() {
         assert_eq!(
-            AuthRequest::parse("sso /verify?x=1").unwrap(),
-            Some(AuthRequest {
+            parse_auth_request("sso /verify?x=1").unwrap(),
+            Some(PoolRequest {
                 pool_name: "sso".into(),
                 pool: 0,
                 path: "/verify?x=1".into(),
             })
         );
-        assert_eq!(AuthRequest::parse("").unwrap(), None);
-        assert_eq!(AuthRequest::parse("OFF").unwrap(), None);
+        assert_eq!(parse_auth_request("").unwrap(), None);
+        assert_eq!(parse_auth_request("OFF").unwrap(), None);
+        // Keys may come from the default pool: only a sign-in service is
+        // refused it.
+        assert!(PoolRequest::parse("default /jwks").unwrap().is_some());
         for (bad, says) in [
             ("sso", "give the pool that answers and the path"),
             (
@@ -247,7 +260,7 @@ mod tests {
             ("sso //evil.example/verify", "is not a path"),
             ("sso /verify\u{e9}", "is not a path"),
         ] {
-            let e = AuthRequest::parse(bad).unwrap_err();
+            let e = parse_auth_request(bad).unwrap_err();
             assert!(e.contains(says), "{bad:?}: {e}");
         }
     }

@@ -20,12 +20,13 @@ mod header_fields;
 mod scalars;
 mod targets;
 
-// Named as `super::DEFAULT_POOL` by `AuthRequest::parse`, from when the
+// Named as `super::DEFAULT_POOL` by `parse_auth_request`, from when the
 // values were one file in `config`.
 use super::DEFAULT_POOL;
-pub use auth::AuthRequest;
+pub use auth::PoolRequest;
 pub(super) use auth::{
-    optional_jwks, optional_users, parse_auth_fields, parse_auth_redirect, parse_realm,
+    optional_jwks, optional_users, parse_auth_fields, parse_auth_redirect, parse_auth_request,
+    parse_realm,
 };
 pub(super) use certificates::{backend_certificate, parse_certificates};
 pub(super) use header_fields::{

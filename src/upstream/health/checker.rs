@@ -211,7 +211,7 @@ pub struct Probe {
 /// shutdown, on a backend that accepts and never answers.
 pub struct Checker {
     /// Dropping it wakes every thread's wait between probes.
-    _stop: Sender<()>,
+    pub(super) _stop: Sender<()>,
 }
 
 impl Checker {

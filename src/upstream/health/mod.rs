@@ -21,17 +21,21 @@
 //!   ([`ProbeError`]).
 //! - `agent`: the agents of targets with `agent_port` asked, and what
 //!   they say applied ([`Agent`]).
+//! - `key_fetch`: the keys `auth_jwt_key_request` asks a pool for,
+//!   fetched as a probe fetches ([`KeyFetch`]).
 //! - here: a target's [`Health`], shared by all of them, and the
 //!   operator's state it carries.
 
 mod agent;
 mod checker;
+mod key_fetch;
 mod passive;
 mod probe;
 mod slow_start;
 
 pub use agent::{Agent, AgentTiming};
 pub use checker::{Active, Checker, Probe, ProbeKind};
+pub use key_fetch::KeyFetch;
 pub use probe::{ProbeError, MAX_PROBE_BODY};
 
 // The probe's connection is opened as a request's is (`super::open` and

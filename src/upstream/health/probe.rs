@@ -52,6 +52,10 @@ pub enum ProbeError {
     Status(u16),
     #[error("body without `{0}`")]
     Body(Arc<str>),
+    #[error("body larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("body cut short")]
+    BodyCut,
 }
 
 /// One probe on a fresh connection, all within `settings.timeout`.
@@ -73,20 +77,92 @@ pub enum ProbeError {
 /// `expect_status` lists, with a body that holds `expect_body` when that
 /// is set (interim 1xx heads are skipped).
 pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
-    let deadline = Instant::now() + settings.timeout;
-    let too_late = || ProbeError::Late(settings.timeout);
-    let left = || {
-        Some(deadline.saturating_duration_since(Instant::now()))
-            .filter(|d| !d.is_zero())
-            .ok_or_else(too_late)
+    let within = Within::from_now(settings.timeout);
+    let Some(answer) = get(probe, settings, &within, "inverso-health-check")? else {
+        return Ok(());
     };
-    let failed = |e: io::Error, otherwise: fn(io::Error) -> ProbeError| {
+    let Some(expected) = &settings.expect_body else {
+        return Ok(());
+    };
+    // A body cut short (or longer than what is read of it) may still hold
+    // the text.
+    let (body, _) = read_body(answer, &within, MAX_PROBE_BODY)?;
+    let found =
+        expected.is_empty() || (body.windows(expected.len())).any(|w| w == expected.as_bytes());
+    found
+        .then_some(())
+        .ok_or_else(|| ProbeError::Body(expected.clone()))
+}
+
+/// The body of a `GET` of `settings`' path from `probe`'s target, whole
+/// and at most `limit` bytes (the keys `auth_jwt_key_request` fetches),
+/// on a fresh connection opened as a probe's, within `settings.timeout`;
+/// a final status `expect_status` does not list is an error.
+pub(super) fn fetch_body(
+    probe: &Probe,
+    settings: &Active,
+    limit: usize,
+) -> Result<Vec<u8>, ProbeError> {
+    let within = Within::from_now(settings.timeout);
+    let answer = get(probe, settings, &within, "inverso")?.ok_or(ProbeError::Closed)?;
+    match read_body(answer, &within, limit)? {
+        (body, BodyRead::Whole) => Ok(body),
+        (_, BodyRead::PastLimit) => Err(ProbeError::BodyTooLarge(limit)),
+        (_, BodyRead::Cut) => Err(ProbeError::BodyCut),
+    }
+}
+
+/// The deadline of one probe.
+struct Within {
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Within {
+    fn from_now(timeout: Duration) -> Within {
+        Within {
+            deadline: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    fn too_late(&self) -> ProbeError {
+        ProbeError::Late(self.timeout)
+    }
+
+    /// What is left of the time, none being an error.
+    fn left(&self) -> Result<Duration, ProbeError> {
+        Some(self.deadline.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| self.too_late())
+    }
+
+    /// A timeout as [`ProbeError::Late`], any other error as `otherwise`.
+    fn failed(&self, e: io::Error, otherwise: fn(io::Error) -> ProbeError) -> ProbeError {
         if is_timeout(&e) {
-            too_late()
+            self.too_late()
         } else {
             otherwise(e)
         }
-    };
+    }
+}
+
+/// A `GET`'s final head, and the connection with what came after it.
+struct Answer {
+    stream: crate::http::conn::Stream,
+    head: crate::http::ResponseHead,
+    rest: Vec<u8>,
+}
+
+/// Connects to `probe`'s target (see [`probe_once`]) and, for
+/// [`ProbeKind::Http`], sends the `GET` and reads its final head, whose
+/// status must pass; `None` for [`ProbeKind::Connect`], once connected.
+fn get(
+    probe: &Probe,
+    settings: &Active,
+    within: &Within,
+    user_agent: &str,
+) -> Result<Option<Answer>, ProbeError> {
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let started = Instant::now();
     let layer_4 = matches!(settings.kind, ProbeKind::Connect);
@@ -101,7 +177,8 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
                 connected => connected?,
             }
             let left = || {
-                (deadline.min(started + connect_within)).saturating_duration_since(Instant::now())
+                (within.deadline.min(started + connect_within))
+                    .saturating_duration_since(Instant::now())
             };
             if let Some(version) = probe.send_proxy {
                 let header = crate::http::send_proxy::header(version, None);
@@ -126,19 +203,19 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
         // Dropped here: a plain close, nothing waited for (the proxy's
         // side keeps a TIME_WAIT a minute, one per probe: a dozen per
         // target at the default interval).
-        ProbeKind::Connect => return Ok(()),
+        ProbeKind::Connect => return Ok(None),
         ProbeKind::Http { method, path } => (method, path),
     };
     stream
-        .set_write_timeout(Some(left()?))
+        .set_write_timeout(Some(within.left()?))
         .map_err(ProbeError::Send)?;
     let host = settings.host.as_deref().unwrap_or(&probe.host);
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: inverso-health-check\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\nConnection: close\r\n\r\n"
     );
     stream
         .write_all(request.as_bytes())
-        .map_err(|e| failed(e, ProbeError::Send))?;
+        .map_err(|e| within.failed(e, ProbeError::Send))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     let mut scanned = 0;
@@ -158,16 +235,12 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
                     }
                     status if !settings.passes(status) => return Err(ProbeError::Status(status)),
                     _ => {
-                        let Some(expected) = &settings.expect_body else {
-                            return Ok(());
-                        };
                         buf.drain(..len);
-                        let body = probe_body(&mut stream, &head, buf, &left, settings.timeout)?;
-                        let found = expected.is_empty()
-                            || (body.windows(expected.len())).any(|w| w == expected.as_bytes());
-                        return found
-                            .then_some(())
-                            .ok_or_else(|| ProbeError::Body(expected.clone()));
+                        return Ok(Some(Answer {
+                            stream,
+                            head,
+                            rest: buf,
+                        }));
                     }
                 }
             }
@@ -176,59 +249,85 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
             Err(e) => return Err(ProbeError::BadReply(e)),
         }
         stream
-            .set_read_timeout(Some(left()?))
+            .set_read_timeout(Some(within.left()?))
             .map_err(ProbeError::Receive)?;
         match stream.read(&mut chunk) {
             Ok(0) => return Err(ProbeError::Closed),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) => return Err(failed(e, ProbeError::Receive)),
+            Err(e) => return Err(within.failed(e, ProbeError::Receive)),
         }
     }
 }
 
-/// As much of a probe's body as there is, up to [`MAX_PROBE_BODY`]: read
-/// to its end (the probe said `Connection: close`, and a length or the
-/// last chunk may end it sooner) within what `left` leaves of the probe's
-/// time, and decoded from chunks. `buf` holds what came after the head.
-fn probe_body(
-    stream: &mut crate::http::conn::Stream,
-    head: &crate::http::ResponseHead,
-    mut buf: Vec<u8>,
-    left: &impl Fn() -> Result<Duration, ProbeError>,
-    timeout: Duration,
-) -> Result<Vec<u8>, ProbeError> {
+/// How much of a body [`read_body`] read.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyRead {
+    Whole,
+    /// It ended (or the connection did) before its length or last chunk.
+    Cut,
+    /// It goes on past the limit.
+    PastLimit,
+}
+
+/// As much of an answer's body as there is, up to `limit` bytes, and
+/// how much of it that is: read to its end (the request said
+/// `Connection: close`, and a length or the last chunk may end it sooner)
+/// within what is left of the probe's time, and decoded from chunks.
+fn read_body(
+    answer: Answer,
+    within: &Within,
+    limit: usize,
+) -> Result<(Vec<u8>, BodyRead), ProbeError> {
     use crate::http::{BodyKind, BodyReader, BufConn};
-    let kind = BodyKind::for_response(false, head).map_err(ProbeError::BadReply)?;
+    let Answer {
+        mut stream,
+        head,
+        rest: mut buf,
+    } = answer;
+    let kind = BodyKind::for_response(false, &head).map_err(ProbeError::BadReply)?;
     // A chunk's data may itself end in an empty line: whole only once the
     // chunks decode to their end.
     let whole = |buf: &[u8]| match kind {
+        BodyKind::Empty => true,
         BodyKind::Length(n) => buf.len() as u64 >= n,
-        BodyKind::Chunked => decode_complete_chunked(buf, MAX_PROBE_BODY as u64).is_some(),
-        _ => false,
+        BodyKind::Chunked => decode_complete_chunked(buf, limit as u64).is_some(),
+        BodyKind::UntilClose => false,
     };
+    let mut closed = false;
     let mut chunk = [0u8; 4096];
-    while buf.len() < MAX_PROBE_BODY && !whole(&buf) {
+    while buf.len() < limit && !whole(&buf) {
         stream
-            .set_read_timeout(Some(left()?))
+            .set_read_timeout(Some(within.left()?))
             .map_err(ProbeError::Receive)?;
         match stream.read(&mut chunk) {
-            Ok(0) => break,
+            Ok(0) => {
+                closed = true;
+                break;
+            }
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if is_timeout(&e) => return Err(ProbeError::Late(timeout)),
+            Err(e) if is_timeout(&e) => return Err(within.too_late()),
             Err(e) => return Err(ProbeError::Receive(e)),
         }
     }
-    // What came, decoded as far as it goes: a body cut short (or longer
-    // than what is read of it) may still hold the text. No limit on the
-    // reader, which would refuse a larger body before its first byte.
+    let read = match whole(&buf) || closed && kind == BodyKind::UntilClose {
+        true => BodyRead::Whole,
+        false if buf.len() >= limit => BodyRead::PastLimit,
+        false => BodyRead::Cut,
+    };
+    // What came, decoded as far as it goes. No limit on the reader, which
+    // would refuse a larger body before its first byte.
     let mut conn = BufConn::holding(buf);
     let mut reader = BodyReader::new(kind);
     let mut body = Vec::new();
     while let Ok(Some(piece)) = reader.next(&mut conn) {
         body.extend_from_slice(piece);
     }
-    body.truncate(MAX_PROBE_BODY);
-    Ok(body)
+    let read = match body.len() > limit {
+        true => BodyRead::PastLimit,
+        false => read,
+    };
+    body.truncate(limit);
+    Ok((body, read))
 }
 
 #[cfg(test)]

@@ -1,0 +1,250 @@
+//! Where the keys `auth_jwt` checks tokens against come from: a file read
+//! with the configuration (`auth_jwt_key_file`), or a pool asked for them
+//! and asked again every `auth_jwt_key_cache` (`auth_jwt_key_request`,
+//! nginx Plus's), so that the keys an identity provider rotates are
+//! followed without a reload. The fetching itself is a thread of the
+//! server's (see `crate::upstream::health::Checker::fetch_keys`); here is
+//! what requests and that thread share.
+
+use super::jwt::Jwks;
+use crate::config::PoolRequest;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use parking_lot::RwLock;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The soonest keys are fetched again after a token named a key not
+/// among them, counted from the last fetch: a provider that began to sign
+/// with a new key is followed within that, and tokens naming keys nobody
+/// has cannot make the proxy ask more often (one fetch per 5 s at most,
+/// as `jwks-rsa`'s default allows 10 a minute).
+pub const MIN_REFETCH: Duration = Duration::from_secs(5);
+
+/// The longest a failed fetch waits before the next try (sooner under a
+/// shorter `auth_jwt_key_cache`): the keys a provider publishes while it
+/// was unreachable are needed soon.
+pub const RETRY: Duration = Duration::from_secs(10);
+
+/// The keys a scope checks tokens against.
+#[derive(Clone, Debug)]
+pub enum JwtKeys {
+    /// `auth_jwt_key_file`: read with the configuration.
+    File(Arc<Jwks>),
+    /// `auth_jwt_key_request`: fetched while the proxy runs.
+    Fetched(Arc<FetchedKeys>),
+}
+
+impl JwtKeys {
+    /// The keys in force; `None` while fetched ones have never come.
+    pub fn current(&self) -> Option<Arc<Jwks>> {
+        match self {
+            JwtKeys::File(keys) => Some(keys.clone()),
+            JwtKeys::Fetched(fetched) => fetched.current(),
+        }
+    }
+
+    /// The key that gave them (for `check` and errors).
+    pub fn key(&self) -> &'static str {
+        match self {
+            JwtKeys::File(_) => "auth_jwt_key_file",
+            JwtKeys::Fetched(_) => "auth_jwt_key_request",
+        }
+    }
+
+    /// For `check`: the keys read, or where they will be fetched from.
+    pub fn summary(&self) -> String {
+        match self {
+            JwtKeys::File(keys) => keys.summary(),
+            JwtKeys::Fetched(fetched) => format!(
+                "GET {} of pool {}, every {:?} once running",
+                fetched.from.path, fetched.from.pool_name, fetched.every
+            ),
+        }
+    }
+
+    /// Whether both are the one source (a pool that took the top level's).
+    pub fn same_as(&self, other: &JwtKeys) -> bool {
+        match (self, other) {
+            (JwtKeys::File(a), JwtKeys::File(b)) => Arc::ptr_eq(a, b),
+            (JwtKeys::Fetched(a), JwtKeys::Fetched(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+/// Keys fetched from a pool: the last set that came whole, kept while
+/// later fetches fail.
+pub struct FetchedKeys {
+    /// The pool and path asked.
+    pub from: PoolRequest,
+    /// `auth_jwt_key_cache`: how long a set is used before it is asked
+    /// for again.
+    pub every: Duration,
+    keys: RwLock<Option<Arc<Jwks>>>,
+    /// A token named a key the set lacks: the fetcher is woken to ask
+    /// again (see [`MIN_REFETCH`]). One pending wake is enough.
+    wake: Sender<()>,
+    woken: Receiver<()>,
+}
+
+impl std::fmt::Debug for FetchedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedKeys")
+            .field("from", &self.from)
+            .field("every", &self.every)
+            .field("has_keys", &self.keys.read().is_some())
+            .finish()
+    }
+}
+
+impl FetchedKeys {
+    pub fn new(from: PoolRequest, every: Duration) -> FetchedKeys {
+        let (wake, woken) = bounded(1);
+        FetchedKeys {
+            from,
+            every,
+            keys: RwLock::new(None),
+            wake,
+            woken,
+        }
+    }
+
+    pub fn current(&self) -> Option<Arc<Jwks>> {
+        self.keys.read().clone()
+    }
+
+    /// Puts `keys` in force; whether they differ from those before.
+    pub fn put(&self, keys: Jwks) -> bool {
+        let mut current = self.keys.write();
+        let changed = current.as_deref() != Some(&keys);
+        if changed {
+            *current = Some(Arc::new(keys));
+        }
+        changed
+    }
+
+    /// Asks the fetcher for the keys again, soon (see [`MIN_REFETCH`]).
+    pub fn ask_again(&self) {
+        // Full: a wake is pending already.
+        let _ = self.wake.try_send(());
+    }
+
+    /// What wakes the fetcher.
+    pub fn woken(&self) -> &Receiver<()> {
+        &self.woken
+    }
+
+    /// Takes the keys `before` fetched, when it asked the same pool for
+    /// the same path: a reload goes on with them until its own fetch
+    /// comes, rather than refusing every token meanwhile.
+    pub fn take_keys_of(&self, before: &FetchedKeys) {
+        // The same set (settings kept by a new lookup of names): its lock
+        // is not taken twice.
+        if std::ptr::eq(self, before) {
+            return;
+        }
+        if self.from.pool_name == before.from.pool_name && self.from.path == before.from.path {
+            let mut keys = self.keys.write();
+            if keys.is_none() {
+                keys.clone_from(&before.keys.read());
+            }
+        }
+    }
+}
+
+/// When the fetcher asks next, having last asked at `asked`: `every`
+/// after a set came, [`RETRY`] (or `every`, if shorter) after a failure;
+/// no later than [`MIN_REFETCH`] after it when a token since `woken` it.
+pub fn next_fetch(asked: Instant, got_keys: bool, every: Duration, woken: bool) -> Instant {
+    let wait = match got_keys {
+        true => every,
+        false => RETRY.min(every),
+    };
+    let wait = match woken {
+        true => wait.min(MIN_REFETCH),
+        false => wait,
+    };
+    asked + wait
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ONE_KEY: &str =
+        r#"{"kty":"oct","kid":"a","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#;
+    const OTHER_KEY: &str =
+        r#"{"kty":"oct","kid":"b","k":"YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQtYWFh"}"#;
+
+    fn from(pool: &str, path: &str) -> PoolRequest {
+        PoolRequest {
+            pool_name: pool.into(),
+            pool: 1,
+            path: path.into(),
+        }
+    }
+
+    fn keys(text: &str) -> Jwks {
+        Jwks::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn fetched_keys_are_none_until_a_set_comes_and_a_new_set_replaces_it() {
+        let fetched = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
+        assert!(fetched.current().is_none());
+        assert!(fetched.put(keys(ONE_KEY)));
+        assert_eq!(fetched.current().as_deref(), Some(&keys(ONE_KEY)));
+        assert!(
+            !fetched.put(keys(ONE_KEY)),
+            "the same set again is no change"
+        );
+        assert!(fetched.put(keys(OTHER_KEY)));
+        assert_eq!(fetched.current().as_deref(), Some(&keys(OTHER_KEY)));
+    }
+
+    #[test]
+    fn a_reload_takes_the_keys_of_the_same_request_only_and_keeps_its_own() {
+        let before = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
+        before.put(keys(ONE_KEY));
+        let elsewhere = FetchedKeys::new(from("idp", "/other"), Duration::from_secs(600));
+        elsewhere.take_keys_of(&before);
+        assert!(elsewhere.current().is_none());
+        let other_pool = FetchedKeys::new(from("sso", "/jwks"), Duration::from_secs(600));
+        other_pool.take_keys_of(&before);
+        assert!(other_pool.current().is_none());
+        // Another cache time is the same request.
+        let same = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(60));
+        same.take_keys_of(&before);
+        assert_eq!(same.current().as_deref(), Some(&keys(ONE_KEY)));
+        let fetched_first = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(60));
+        fetched_first.put(keys(OTHER_KEY));
+        fetched_first.take_keys_of(&before);
+        assert_eq!(fetched_first.current().as_deref(), Some(&keys(OTHER_KEY)));
+        before.take_keys_of(&before);
+        assert_eq!(before.current().as_deref(), Some(&keys(ONE_KEY)));
+    }
+
+    #[test]
+    fn the_next_fetch_is_a_cache_time_away_sooner_after_a_failure_or_an_unknown_key() {
+        let now = Instant::now();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(next_fetch(now, true, hour, false), now + hour);
+        assert_eq!(next_fetch(now, false, hour, false), now + RETRY);
+        assert_eq!(next_fetch(now, true, hour, true), now + MIN_REFETCH);
+        assert_eq!(next_fetch(now, false, hour, true), now + MIN_REFETCH);
+        // A cache time shorter than both rules it.
+        let second = Duration::from_secs(1);
+        assert_eq!(next_fetch(now, false, second, false), now + second);
+        assert_eq!(next_fetch(now, true, second, true), now + second);
+    }
+
+    #[test]
+    fn a_wake_is_pending_once_however_many_tokens_ask() {
+        let fetched = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
+        assert!(fetched.woken().try_recv().is_err());
+        fetched.ask_again();
+        fetched.ask_again();
+        assert!(fetched.woken().try_recv().is_ok());
+        assert!(fetched.woken().try_recv().is_err());
+    }
+}
