@@ -788,6 +788,69 @@ mod jwt {
     }
 
     #[test]
+    fn keys_come_from_one_source_a_pool_named_and_check_says_which() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = Issuer::new().published_in(dir.path());
+        let keys = keys.display();
+        let base = "targets = 127.0.0.1:1\npool.idp = 127.0.0.1:2\n";
+        for (more, says) in [
+            (
+                format!("auth_jwt = api\nauth_jwt_key_file = {keys}\nauth_jwt_key_request = idp /jwks\n"),
+                "auth_jwt_key_request: and auth_jwt_key_file are both set".to_string(),
+            ),
+            (
+                "auth_jwt = api\nauth_jwt_key_request = ipd /jwks\n".into(),
+                "auth_jwt_key_request: no pool is named `ipd`".into(),
+            ),
+            (
+                "auth_jwt = api\nauth_jwt_key_request = idp jwks\n".into(),
+                "`jwks` is not a path".into(),
+            ),
+            (
+                "auth_jwt_key_request = idp /jwks\n".into(),
+                "auth_jwt_key_request: is set, but auth_jwt is off".into(),
+            ),
+            (
+                format!("auth_jwt = api\nauth_jwt_key_file = {keys}\nauth_jwt_key_cache = 1m\n"),
+                "auth_jwt_key_cache: is set, but auth_jwt_key_request is empty".into(),
+            ),
+            (
+                "auth_jwt = api\nauth_jwt_key_request = idp /jwks\nauth_jwt_key_cache = 500ms\n"
+                    .into(),
+                "auth_jwt_key_cache: less than 1s".into(),
+            ),
+            (
+                "auth_jwt_key_cache = 1m\n".into(),
+                "auth_jwt_key_cache: is set, but auth_jwt is off".into(),
+            ),
+        ] {
+            let e = config_error(&format!("{base}{more}"));
+            assert!(e.contains(&says), "{more}: {e}");
+        }
+        // A pool's own file in place of the top level's request, and the
+        // other way round: each scope has the source it names.
+        let (code, out, err) = inverso_check(
+            &format!(
+                "{base}auth_jwt = api\nauth_jwt_key_request = idp /jwks\nauth_jwt_key_cache = 2m\n\
+                 pool.local = 127.0.0.1:3\npool.local.auth_jwt_key_file = {keys}\n\
+                 pool.other = 127.0.0.1:4\npool.other.auth_jwt_key_request = default /keys\n\
+                 route./local/ = local\nroute./other/ = other\n"
+            ),
+            "",
+        );
+        assert_eq!(code, Some(0), "{err}");
+        for line in [
+            "# auth_jwt_key_request: GET /jwks of pool idp, every 120s once running\n",
+            "# pool local: auth_jwt_key_file: 1 key: EC P-256 `k1`\n",
+            "# pool other: auth_jwt_key_request: GET /keys of pool default, every 120s once running\n",
+        ] {
+            assert!(out.contains(line), "{line}{out}");
+        }
+        assert!(!out.contains("# pool idp: auth_jwt"), "{out}");
+        assert!(!err.contains("pool.idp: no route"), "{err}");
+    }
+
+    #[test]
     fn the_keys_and_the_realm_go_together_and_a_bad_key_file_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let keys = Issuer::new().published_in(dir.path());

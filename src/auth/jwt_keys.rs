@@ -13,6 +13,9 @@ use parking_lot::RwLock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// `auth_jwt_key_cache`'s default.
+pub const DEFAULT_CACHE: Duration = Duration::from_secs(600);
+
 /// The soonest keys are fetched again after a token named a key not
 /// among them, counted from the last fetch: a provider that began to sign
 /// with a new key is followed within that, and tokens naming keys nobody

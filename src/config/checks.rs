@@ -5,6 +5,7 @@
 use super::listeners::{listeners_overlap, target_at};
 use super::pools::Scope;
 use super::{printable, Balance, Config, ConfigError, Loader, Origin};
+use crate::auth::jwt_keys;
 use crate::cache::persist::MAX_SNAPSHOT_BODY;
 use crate::realip::Cidr;
 use std::path::Path;
@@ -363,9 +364,11 @@ impl Loader {
                 "and auth_jwt_key_file are both set: the keys come from one of them",
             );
         }
+        let key_cache_set = config.auth_jwt_key_cache != jwt_keys::DEFAULT_CACHE;
         if config.auth_jwt_key_request.is_none()
             && config.auth_jwt.is_some()
-            && self.writes(scope, "auth_jwt_key_cache")
+            && key_cache_set
+            && self.sets(scope, "auth_jwt_key_cache")
         {
             return refused(
                 "auth_jwt_key_cache",
@@ -399,10 +402,7 @@ impl Loader {
                     ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
                     ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
                     ("auth_jwt_leeway", !config.auth_jwt_leeway.is_zero()),
-                    (
-                        "auth_jwt_key_cache",
-                        self.writes(scope, "auth_jwt_key_cache"),
-                    ),
+                    ("auth_jwt_key_cache", key_cache_set),
                 ];
                 match (refining.iter()).find(|(key, set)| *set && self.sets(scope, key)) {
                     Some((key, _)) => {

@@ -540,7 +540,7 @@ impl Config {
             auth_jwt: None,
             auth_jwt_keys: None,
             auth_jwt_key_request: None,
-            auth_jwt_key_cache: Duration::from_secs(600),
+            auth_jwt_key_cache: crate::auth::jwt_keys::DEFAULT_CACHE,
             auth_jwt_cookie: None,
             auth_jwt_issuer: None,
             auth_jwt_audience: None,

@@ -69,6 +69,7 @@ const FILES: &[(&str, Made)] = &[
 const NAMES: &[(&str, &str)] = &[
     ("app1.internal:8443", "localhost:8443"),
     ("app2.internal:8443", "localhost:8444"),
+    ("id.example.com:443", "localhost:8445"),
 ];
 
 /// Keys an example leaves out because the text around it has them:
@@ -112,6 +113,18 @@ const CONTEXT: &[(&str, &str, &str, &str)] = &[
         "auth_request_redirect = /oauth2/start?rd=$scheme://$host$request_uri",
         "pool.authelia = 127.0.0.1:9091\nauth_request = authelia /api/authz/forward-auth\n",
         "where auth_request's refusals go: the service is the example's above",
+    ),
+    (
+        "README.md",
+        "pool.api.auth_jwt_key_request = idp /realms/shop/protocol/openid-connect/certs",
+        "pool.api = 10.0.0.9:8080\nroute./api/ = api\npool.api.auth_jwt = api\n",
+        "keys fetched for the pool of the section's first example",
+    ),
+    (
+        "proxy.conf",
+        "auth_jwt_key_request = idp /realms/shop/protocol/openid-connect/certs",
+        "auth_jwt = api\n",
+        "keys fetched in place of the file of the example above",
     ),
 ];
 

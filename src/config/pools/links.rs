@@ -249,6 +249,34 @@ mod tests {
     use crate::config::pools::tests::{build, refused};
 
     #[test]
+    fn scopes_asking_the_same_keys_share_one_set_and_its_fetches() {
+        use crate::auth::jwt_keys::JwtKeys;
+        let c = build(
+            "targets = 127.0.0.1:9001\nauth_jwt = api\nauth_jwt_key_request = idp /jwks\n\
+             pool.idp = 127.0.0.1:9002\n\
+             pool.same = 127.0.0.1:9003\npool.same.auth_jwt_key_request = idp /jwks\n\
+             pool.slow = 127.0.0.1:9004\npool.slow.auth_jwt_key_cache = 1h\n\
+             pool.own = 127.0.0.1:9005\npool.own.auth_jwt_key_request = default /keys\n\
+             route./same/ = same\nroute./slow/ = slow\nroute./own/ = own\n",
+        )
+        .unwrap();
+        let fetched = |i: usize| match &c.pool_configs().nth(i).unwrap().auth_jwt_keys {
+            Some(JwtKeys::Fetched(keys)) => keys.clone(),
+            other => panic!("{other:?}"),
+        };
+        let top = fetched(0);
+        assert_eq!((top.from.pool, &*top.from.path), (1, "/jwks"));
+        // The pool asked, and one asking the same itself, share the set.
+        assert!(std::sync::Arc::ptr_eq(&top, &fetched(1)));
+        assert!(std::sync::Arc::ptr_eq(&top, &fetched(2)));
+        // Another cache time or another request: a set of its own.
+        assert_eq!(fetched(3).every, std::time::Duration::from_secs(3600));
+        assert!(!std::sync::Arc::ptr_eq(&top, &fetched(3)));
+        assert_eq!((fetched(4).from.pool, &*fetched(4).from.path), (0, "/keys"));
+        assert_eq!(c.fetched_jwt_keys().count(), 5);
+    }
+
+    #[test]
     fn two_pools_may_not_share_a_sticky_cookie() {
         let base = "targets = 127.0.0.1:9001\nsticky_cookie = SRV\npool.api = 127.0.0.1:9002\n\
                     route./api/ = api\n";

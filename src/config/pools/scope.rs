@@ -60,15 +60,6 @@ impl Loader {
             .unwrap_or(first)
     }
 
-    /// Whether `scope` writes `key` itself: a pool, as [`Loader::sets`];
-    /// the top level, when the key is not left at its default.
-    pub(in crate::config) fn writes(&self, scope: Scope<'_>, key: &str) -> bool {
-        match scope {
-            Scope::Top => !matches!(self.settings[key].origin, Origin::Default),
-            Scope::Pool(_) => self.sets(scope, key),
-        }
-    }
-
     /// Whether `scope` sets `key` itself (the top level: always).
     pub(in crate::config) fn sets(&self, scope: Scope<'_>, key: &str) -> bool {
         match scope {

@@ -421,6 +421,65 @@ mod tests {
         );
     }
 
+    /// What [`fetch_body`] makes, at `limit` bytes and for any 2xx, of
+    /// `reply` from a server that closes the connection after it; and
+    /// the request the server read.
+    fn fetched(reply: &'static [u8], limit: usize) -> (Result<Vec<u8>, ProbeError>, String) {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let _ = stream.write_all(reply);
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let settings = Active {
+            expect_status: Arc::new([(200, 299)]),
+            ..patient()
+        };
+        let result = fetch_body(&probe_at(addr), &settings, limit);
+        (result, server.join().unwrap())
+    }
+
+    #[test]
+    fn a_fetched_body_is_taken_whole_or_not_at_all() {
+        let keys = b"{\"keys\":[]}".to_vec();
+        let (whole, asked) = fetched(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"keys\":[]}",
+            11,
+        );
+        assert_eq!(whole.unwrap(), keys);
+        assert!(asked.starts_with("GET /health HTTP/1.1\r\n"), "{asked}");
+        assert!(asked.contains("\r\nUser-Agent: inverso\r\n"), "{asked}");
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                        5\r\n{\"key\r\n6\r\ns\":[]}\r\n0\r\n\r\n";
+        assert_eq!(fetched(chunked, 100).0.unwrap(), keys);
+        let until_close = b"HTTP/1.1 200 OK\r\n\r\n{\"keys\":[]}";
+        assert_eq!(fetched(until_close, 100).0.unwrap(), keys);
+
+        let short = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"keys\":[]}";
+        assert!(matches!(fetched(short, 100).0, Err(ProbeError::BodyCut)));
+        let no_last_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"key\r\n";
+        assert!(matches!(
+            fetched(no_last_chunk, 100).0,
+            Err(ProbeError::BodyCut)
+        ));
+        for past in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n{\"keys\":[]}"[..],
+            until_close,
+        ] {
+            let e = fetched(past, 10).0.unwrap_err();
+            assert_eq!(e.to_string(), "body larger than 10 bytes");
+        }
+        let missing = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(
+            fetched(missing, 100).0,
+            Err(ProbeError::Status(404))
+        ));
+    }
+
     #[test]
     fn a_probe_skips_interim_heads_and_names_a_timeout() {
         let s = Duration::from_secs;
