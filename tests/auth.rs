@@ -751,6 +751,16 @@ mod jwt {
             let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
             assert_eq!(r.status, 200);
         }
+
+        // A reload asking the same goes on with those keys while the
+        // provider still fails; one asking for another path has none.
+        proxy.reload(&[backend.addr], from_file(&text));
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
+        assert_eq!(r.status, 200);
+        let elsewhere = text.replace("/protocol/openid-connect/certs", "/keys");
+        proxy.reload(&[backend.addr], from_file(&elsewhere));
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
+        assert_eq!(r.status, 503);
     }
 
     #[test]
