@@ -51,6 +51,7 @@ pub struct Metrics {
     /// with wrong ones.
     pub auth_missing: AtomicU64,
     pub auth_wrong: AtomicU64,
+    pub auth_forbidden: AtomicU64,
     /// Requests `auth_request`'s pool let through, refused (answered
     /// other than 2xx), and could not be asked of.
     pub auth_requests_allowed: AtomicU64,
@@ -109,6 +110,7 @@ impl Metrics {
         let counter = match refused {
             crate::auth::Refused::Missing => &self.auth_missing,
             crate::auth::Refused::Wrong => &self.auth_wrong,
+            crate::auth::Refused::Forbidden => &self.auth_forbidden,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

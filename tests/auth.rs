@@ -680,6 +680,66 @@ mod jwt {
         assert_eq!(backend.requests(), 2);
     }
 
+    #[test]
+    fn a_valid_token_whose_claims_lack_what_is_required_is_refused_403() {
+        let backend = Backend::echo("api");
+        let issuer = Issuer::new();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = issuer.published_in(dir.path());
+        let text = format!(
+            "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\n\
+             auth_jwt_require = scope=orders:read, realm_access.roles=admin|auditor\n\
+             log_format = $remote_user $status\n",
+            backend.addr,
+            keys.display()
+        );
+        let mut proxy = start_proxy(&[backend.addr], from_file_with_admin(&text));
+        let answer = |claims: &str| {
+            let bearer = issuer.bearer(claims);
+            let r = proxy.get_on("x", "/", &[("Authorization", &bearer)]);
+            (r.status, r.header("www-authenticate").map(str::to_string))
+        };
+        let keycloak = |scope: &str, roles: &str| {
+            format!(r#"{{"sub":"ann","scope":"{scope}","realm_access":{{"roles":{roles}}}}}"#)
+        };
+        assert_eq!(
+            answer(&keycloak("profile orders:read", r#"["auditor"]"#)),
+            (200, None)
+        );
+        let insufficient = Some("Bearer realm=\"api\", error=\"insufficient_scope\"".to_string());
+        for claims in [
+            keycloak("profile", r#"["admin"]"#),
+            keycloak("orders:read", r#"["user"]"#),
+            r#"{"sub":"ann","scope":"orders:read"}"#.to_string(),
+        ] {
+            assert_eq!(answer(&claims), (403, insufficient.clone()), "{claims}");
+        }
+        assert_eq!(backend.requests(), 1);
+        // A token that is no valid one is still 401, whatever it claims.
+        let forged = Issuer::new().bearer(&keycloak("orders:read", r#"["admin"]"#));
+        let r = proxy.get_on("x", "/", &[("Authorization", &forged)]);
+        assert_eq!(r.status, 401);
+        let forbidden = "inverso_auth_refused_total{reason=\"forbidden\"}";
+        assert_eq!(proxy.metric(forbidden), Some(3));
+        assert!(proxy.shutdown(Duration::from_secs(5)));
+        // Refused, but who it is is known.
+        assert_eq!(
+            proxy.log_lines(),
+            ["ann 200", "ann 403", "ann 403", "ann 403", "- 401"]
+        );
+        let e = config_error("targets = 127.0.0.1:1\nauth_jwt_require = scope=x\n");
+        assert!(
+            e.contains("auth_jwt_require: is set, but auth_jwt is off"),
+            "{e}"
+        );
+        let e = config_error(&format!(
+            "targets = 127.0.0.1:1\nauth_jwt = api\nauth_jwt_key_file = {}\n\
+             auth_jwt_require = scope\n",
+            keys.display()
+        ));
+        assert!(e.contains("auth_jwt_require: `scope`: give a claim"), "{e}");
+    }
+
     /// An identity provider's `jwks_uri`: answers each `GET` with the
     /// status and body it is given, then closes.
     fn key_server(served: &Arc<Mutex<(u16, String)>>) -> Backend {

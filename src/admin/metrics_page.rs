@@ -263,8 +263,12 @@ pub fn metrics_text(shared: &Shared) -> String {
     labeled_counter(
         &mut out,
         ("inverso_auth_refused_total", "reason"),
-        "Requests answered 401 by auth_basic: without credentials (a browser's first request), or with a user or password that is not in auth_basic_user_file.",
-        &[("missing", &m.auth_missing), ("wrong", &m.auth_wrong)],
+        "Requests refused by auth_basic or auth_jwt: 401 without credentials or a token (a browser's first request), 401 with a user or password not in auth_basic_user_file or a token not taken (wrong), 403 with a valid token whose claims do not meet auth_jwt_require (forbidden).",
+        &[
+            ("missing", &m.auth_missing),
+            ("wrong", &m.auth_wrong),
+            ("forbidden", &m.auth_forbidden),
+        ],
     );
     labeled_counter(
         &mut out,

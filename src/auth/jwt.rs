@@ -527,6 +527,12 @@ pub fn challenge(realm: &str, sent_one: bool) -> String {
     format!("WWW-Authenticate: Bearer realm=\"{realm}\"{error}\r\n")
 }
 
+/// The `WWW-Authenticate` line of a 403 for a valid token whose claims
+/// `auth_jwt_require` refuses: RFC 6750 §3.1's `insufficient_scope`.
+pub fn challenge_forbidden(realm: &str) -> String {
+    format!("WWW-Authenticate: Bearer realm=\"{realm}\", error=\"insufficient_scope\"\r\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,13 @@
 //! the proxy or of a pool, against an htpasswd file, as nginx's
 //! `auth_basic` with `auth_basic_user_file` and HAProxy's `userlist` with
 //! `http_auth`; and, in [`jwt`], `auth_jwt`: JSON Web Tokens checked
-//! against an identity provider's keys, read or fetched ([`jwt_keys`]).
+//! against an identity provider's keys, read or fetched ([`jwt_keys`]),
+//! and what their claims must say ([`jwt_require`]).
 
 pub mod htpasswd;
 pub mod jwt;
 pub mod jwt_keys;
+pub mod jwt_require;
 mod md5_crypt;
 
 pub use htpasswd::{Users, UsersError};
@@ -66,6 +68,9 @@ impl Credentials {
 pub enum Refused {
     Missing,
     Wrong,
+    /// A valid token whose claims do not say what `auth_jwt_require`
+    /// asks (403).
+    Forbidden,
 }
 
 /// The credentials a connection last had accepted, with the users they

@@ -403,6 +403,7 @@ impl Loader {
                     ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
                     ("auth_jwt_leeway", !config.auth_jwt_leeway.is_zero()),
                     ("auth_jwt_key_cache", key_cache_set),
+                    ("auth_jwt_require", config.auth_jwt_require.is_some()),
                 ];
                 match (refining.iter()).find(|(key, set)| *set && self.sets(scope, key)) {
                     Some((key, _)) => {

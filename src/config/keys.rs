@@ -6,6 +6,7 @@
 use super::values::*;
 use super::{Balance, Config, FieldFamily, LogFormat, PoolRequest};
 use crate::auth::jwt_keys::JwtKeys;
+use crate::auth::jwt_require::Required;
 use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
 use crate::field_value::FieldValue;
@@ -1062,6 +1063,18 @@ pub const KEYS: &[Key] = &[
             }
             c.auth_jwt_key_cache = every;
             Ok(())
+        },
+    },
+    Key {
+        name: "auth_jwt_require",
+        default: "",
+        help: "what a valid token's claims must say, or its request is refused 403 \
+               (insufficient_scope): `<claim>=<value>[|<value>...]`, comma separated, all \
+               required (`scope=orders:read, realm_access.roles=admin|auditor`); `scope` and \
+               `scp` are lists of words, an array any of its items; needs auth_jwt; empty = none",
+        apply: |c, v| {
+            let parse = |v: &str| Required::parse(v).map(Arc::new);
+            optional(v, parse).map(|r| c.auth_jwt_require = r)
         },
     },
     Key {

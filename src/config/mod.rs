@@ -328,6 +328,8 @@ pub struct Config {
     /// `auth_jwt_key_cache`: how long fetched keys are used before they
     /// are asked for again.
     pub auth_jwt_key_cache: Duration,
+    /// `auth_jwt_require`: what a valid token's claims must say.
+    pub auth_jwt_require: Option<Arc<crate::auth::jwt_require::Required>>,
     /// `auth_jwt_cookie`: a cookie the token may come in instead.
     pub auth_jwt_cookie: Option<Arc<str>>,
     /// `auth_jwt_issuer`: the `iss` a token must have; `None`: any.
@@ -540,6 +542,7 @@ impl Config {
             auth_jwt: None,
             auth_jwt_keys: None,
             auth_jwt_key_request: None,
+            auth_jwt_require: None,
             auth_jwt_key_cache: crate::auth::jwt_keys::DEFAULT_CACHE,
             auth_jwt_cookie: None,
             auth_jwt_issuer: None,

@@ -126,6 +126,19 @@ const CONTEXT: &[(&str, &str, &str, &str)] = &[
         "auth_jwt = api\n",
         "keys fetched in place of the file of the example above",
     ),
+    (
+        "README.md",
+        "pool.api.auth_jwt_require = scope=orders:read, realm_access.roles=admin|auditor",
+        "pool.api = 10.0.0.9:8080\nroute./api/ = api\npool.api.auth_jwt = api\n\
+         pool.api.auth_jwt_key_file = /etc/inverso/jwks.json\n",
+        "claims required of the tokens of the section's first example",
+    ),
+    (
+        "proxy.conf",
+        "auth_jwt_require = scope=orders:read, realm_access.roles=admin|auditor",
+        "auth_jwt = api\nauth_jwt_key_file = /etc/inverso/jwks.json\n",
+        "claims required of the tokens the keys above verify",
+    ),
 ];
 
 /// Examples that show a configuration refused, on purpose: `(a line of

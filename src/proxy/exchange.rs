@@ -351,6 +351,19 @@ pub(super) fn exchange(
             return (outcome, line);
         };
         match token_verdict(&head, &keys, settings) {
+            Some(Ok(verified))
+                if !(settings.auth_jwt_require.as_ref())
+                    .is_none_or(|r| r.holds(&verified.claims)) =>
+            {
+                // Who it is, but not one allowed here.
+                line.remote_user.clone_from(&verified.subject);
+                shared.metrics.count_auth_refusal(auth::Refused::Forbidden);
+                client.ended(REFUSED);
+                let challenge = jwt::challenge_forbidden(realm);
+                let outcome =
+                    answer_unread(client, &head, body_kind, 403, challenge.as_bytes(), shared);
+                return (outcome, line);
+            }
             Some(Ok(verified)) => {
                 // `$remote_user`: the token's subject.
                 line.remote_user.clone_from(&verified.subject);

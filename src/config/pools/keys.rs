@@ -29,6 +29,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_jwt_key_file",
     "auth_jwt_key_request",
     "auth_jwt_key_cache",
+    "auth_jwt_require",
     "auth_jwt_cookie",
     "auth_jwt_issuer",
     "auth_jwt_audience",
