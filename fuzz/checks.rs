@@ -2843,8 +2843,28 @@ pub fn jwt(data: &[u8]) {
             "signed with the key, refused"
         );
     }
-    if result.is_ok() {
+    // A token naming no key is never one whose key is unknown.
+    if parsed.as_ref().is_some_and(|h| h.get("kid").is_none()) {
+        assert!(!jwt::names_unknown_key(token.as_bytes(), &keys));
+    }
+    if let Ok(verified) = result {
         assert!(plain_hs256 || parsed.is_some_and(|h| h.get("kid").is_some()));
         assert!(matches!(json_value::parse(claims), Ok(Value::Object(_))));
+        // `auth_jwt_require` on what the claims say: each of the first
+        // claims' own string values is said by it.
+        if let Value::Object(members) = &verified.claims {
+            for (name, value) in members.iter().take(4) {
+                let Some(text) = value.as_str() else { continue };
+                let requirement = format!("{name}={text}");
+                if let Ok(required) = inverso::auth::jwt_require::Required::parse(&requirement) {
+                    let parsed_whole = !requirement.contains(',') && !text.contains('|');
+                    let untrimmed = name.trim() == name && text.trim() == text;
+                    if parsed_whole && untrimmed && !name.contains('=') {
+                        assert!(required.holds(&verified.claims), "{requirement}");
+                    }
+                }
+            }
+        }
     }
+    let _ = std::str::from_utf8(data).map(inverso::auth::jwt_require::Required::parse);
 }
