@@ -6,6 +6,7 @@
 //! response's field may also name what is known once the response has
 //! come (`$status`, `$upstream_addr`), filled in as each head is written.
 
+use crate::auth::jwt;
 use crate::config::FieldFamily;
 use crate::digits::{hex_pair, is_unreserved, Decimal, Thousandths};
 use crate::http::date::{format_certificate_date, Clf, Iso8601};
@@ -646,7 +647,7 @@ fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
             }
         }
         Named::JwtClaim(name) => {
-            if let Some(claim) = facts.jwt_claims.and_then(|claims| claims.get(name)) {
+            if let Some(claim) = facts.jwt_claims.and_then(|claims| jwt::claim(claims, name)) {
                 push_claim(claim, out);
             }
         }
@@ -1020,6 +1021,31 @@ mod tests {
         );
         let e = FieldValue::parse("$jwt_claim_", FieldFamily::Request).unwrap_err();
         assert!(e.contains("needs a claim's name"), "{e}");
+        // In braces, a claim's name is the token's own: a path through
+        // objects, a URL (Auth0's namespaced claims).
+        let claims = crate::json_value::parse(
+            br#"{"realm_access":{"roles":["admin","auditor"]},"https://example.com/tier":"gold",
+                "a.b":"whole"}"#,
+        )
+        .unwrap();
+        let f = Facts {
+            jwt_claims: Some(&claims),
+            ..facts(&head)
+        };
+        assert_eq!(
+            rendered(
+                "${jwt_claim_realm_access.roles}|${JWT_CLAIM_https://example.com/tier}|${jwt_claim_a.b}|$jwt_claim_realm_access.roles",
+                &f
+            ),
+            "admin,auditor|gold|whole|.roles",
+            "a whole name first; without braces the name ends at the dot"
+        );
+        for bad in ["${jwt_claim_a b}", "${host.x}", "${jwt_claim_}"] {
+            assert!(
+                FieldValue::parse(bad, FieldFamily::Request).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -324,7 +324,16 @@ pub fn pieces(text: &str) -> Result<Vec<Piece>, String> {
                  `${{status}}`); `$$` writes a dollar sign"
             ));
         }
-        if !name.chars().all(is_name_char) {
+        // A claim's name in braces is the token's own: Auth0's
+        // `https://example.com/roles`, or a path (`realm_access.roles`).
+        let claim = || {
+            let prefix = name.get(.."jwt_claim_".len())?;
+            let claim = &name[prefix.len()..];
+            Some(claim).filter(|c| {
+                prefix.eq_ignore_ascii_case("jwt_claim_") && c.bytes().all(|b| b.is_ascii_graphic())
+            })
+        };
+        if !name.chars().all(is_name_char) && claim().is_none() {
             return Err(format!(
                 "`${{{name}}}`: a variable name has only letters, digits and `_`"
             ));

@@ -689,7 +689,8 @@ mod jwt {
         let text = format!(
             "targets = {}\nauth_jwt = api\nauth_jwt_key_file = {}\n\
              auth_jwt_require = scope=orders:read, realm_access.roles=admin|auditor\n\
-             log_format = $remote_user $status\n",
+             log_format = $remote_user $status\n\
+             request_header.X-Roles = ${{jwt_claim_realm_access.roles}}\n",
             backend.addr,
             keys.display()
         );
@@ -703,9 +704,10 @@ mod jwt {
             format!(r#"{{"sub":"ann","scope":"{scope}","realm_access":{{"roles":{roles}}}}}"#)
         };
         assert_eq!(
-            answer(&keycloak("profile orders:read", r#"["auditor"]"#)),
+            answer(&keycloak("profile orders:read", r#"["auditor","user"]"#)),
             (200, None)
         );
+        assert_eq!(backend.seen()[0].field_or("x-roles", "-"), "auditor,user");
         let insufficient = Some("Bearer realm=\"api\", error=\"insufficient_scope\"".to_string());
         for claims in [
             keycloak("profile", r#"["admin"]"#),

@@ -481,6 +481,18 @@ pub fn names_unknown_key(token: &[u8], keys: &Jwks) -> bool {
     }
 }
 
+/// The claim named `name` of a token's `claims`: a claim of that whole
+/// name (`email`, `https://example.com/roles`), else, for a name with
+/// dots, the path it writes through objects (`realm_access.roles`), as
+/// nginx Plus's `auth_jwt_claim_set` names a nested one.
+pub fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
+    claims.get(name).or_else(|| {
+        let mut path = name.split('.');
+        let first = claims.get(path.next()?)?;
+        path.try_fold(first, |value, step| value.get(step))
+    })
+}
+
 /// A base64url part holding a JSON object.
 fn decode_object(part: &[u8]) -> Result<Value, Invalid> {
     let bytes = B64URL.decode(part).map_err(|_| Invalid::Malformed)?;

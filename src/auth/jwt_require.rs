@@ -5,6 +5,7 @@
 //! does not say it is refused 403 with `error="insufficient_scope"`
 //! (RFC 6750 §3.1): it is a valid token, for a bearer not allowed here.
 
+use super::jwt::claim;
 use crate::json_value::Value;
 
 /// The most requirements one scope lists.
@@ -80,16 +81,6 @@ impl Requirement {
         let words = matches!(last, "scope" | "scp");
         (self.any_of.iter()).any(|wanted| says(value, wanted, words))
     }
-}
-
-/// The claim named `name`: a claim of that whole name, else, for a name
-/// with dots, the path it writes through objects.
-fn claim<'a>(claims: &'a Value, name: &str) -> Option<&'a Value> {
-    claims.get(name).or_else(|| {
-        let mut path = name.split('.');
-        let first = claims.get(path.next()?)?;
-        path.try_fold(first, |value, step| value.get(step))
-    })
 }
 
 /// Whether `value` says `wanted`: a string that is it (or, with `words`,
