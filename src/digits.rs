@@ -114,6 +114,25 @@ pub fn hex_pair(b: u8, upper: bool) -> [u8; 2] {
     [digits[usize::from(b >> 4)], digits[usize::from(b & 15)]]
 }
 
+/// `text` with every `%XX` decoded; `None` for a `%` without two hex
+/// digits after it.
+pub fn percent_decoded(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let digit = |at: usize| (*bytes.get(at)? as char).to_digit(16);
+            out.push((digit(i + 1)? * 16 + digit(i + 2)?) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Appends `bytes` in hex, two digits each.
 pub fn push_hex(out: &mut String, bytes: &[u8], upper: bool) {
     out.reserve(2 * bytes.len());

@@ -3,9 +3,9 @@
 
 mod support;
 
-use inverso::config::Balance;
+use inverso::config::{AgentCheck, Balance};
 use inverso::Config;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,7 +66,12 @@ fn with_agent(port: u16, balance: Balance) -> impl FnOnce(&mut Config) {
         c.admin_port = Some(0);
         c.balance = balance;
         c.health_check_interval = Duration::from_millis(20);
-        c.targets[0].agent_port = Some(port);
+        c.targets[0].agent = Some(AgentCheck {
+            port,
+            addr: None,
+            interval: None,
+            send: None,
+        });
     }
 }
 
@@ -201,15 +206,90 @@ fn agent_port_is_checked_as_the_file_is_read() {
             "127.0.0.1:1 agent_port=1 agent_port=2",
             "agent_port given twice",
         ),
-        ("unix:/run/app.sock agent_port=9", "Unix socket"),
+        (
+            "unix:/run/app.sock agent_port=9",
+            "give it with agent_addr=IP",
+        ),
+        ("127.0.0.1:1 agent_send=x", "agent_send= is for its agent"),
+        (
+            "127.0.0.1:1 agent_inter=1s",
+            "agent_inter= is for its agent",
+        ),
+        ("127.0.0.1:1 agent_addr=::1", "agent_addr= is for its agent"),
+        (
+            "127.0.0.1:1 agent_port=9 agent_addr=localhost",
+            "not an IP address",
+        ),
+        (
+            "127.0.0.1:1 agent_port=9 agent_inter=50ms",
+            "less than 100ms",
+        ),
+        (
+            "127.0.0.1:1 agent_port=9 agent_send=%0",
+            "give the text sent",
+        ),
+        ("127.0.0.1:1 agent_port=9 agent_send=", "give the text sent"),
+        (
+            "127.0.0.1:1 agent_port=9 agent_inter=1s agent_inter=2s",
+            "agent_inter given twice",
+        ),
     ];
     for (targets, says) in refused {
         let error = config_error(&format!("targets = {targets}\n"));
         assert!(error.contains(says), "{targets}: {error}");
     }
-    let (code, out, err) = inverso_check("targets = 127.0.0.1:9001 agent_port=9777\n", "");
+    let (code, out, err) = inverso_check(
+        "targets = 127.0.0.1:9001 agent_port=9777, unix:/run/app.sock agent_port=9778 \
+         agent_addr=[::1] agent_inter=5s agent_send=pool%20web%0A\n",
+        "",
+    );
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("agent on port 9777"), "{out}");
+    assert!(out.contains("agent on port 9777)"), "{out}");
+    assert!(
+        out.contains("agent on port 9778 of ::1 every 5s sent `pool web\\n`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_agent_beside_a_unix_socket_backend_is_asked_at_its_address_with_its_text() {
+    let a = UnixBackend::echo("a");
+    let b = Backend::echo("b");
+    // An agent that reads a line, then answers it with the share set.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let heard = Arc::new(Mutex::new(Vec::<String>::new()));
+    let said = heard.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut line = Vec::new();
+            let mut byte = [0u8; 1];
+            while line.last() != Some(&b'\n') && matches!(conn.read(&mut byte), Ok(1)) {
+                line.push(byte[0]);
+            }
+            said.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&line).into_owned());
+            let _ = conn.write_all(b"300%\n");
+        }
+    });
+    // The pool's checks are an hour apart: the agent's own interval is
+    // what asks it again and again.
+    let text = format!(
+        "targets = unix:{} agent_port={port} agent_addr=127.0.0.1 agent_inter=100ms \
+         agent_send=pool%20web%0A, {}\nbalance = weighted_round_robin\n\
+         health_check_interval = 1h\n",
+        a.path.display(),
+        b.addr
+    );
+    let proxy = start_proxy(&[b.addr], from_file(&text));
+    assert!(wait_until(WAIT_LIMIT, || heard.lock().unwrap().len() >= 3));
+    assert!(heard.lock().unwrap().iter().all(|l| l == "pool web\n"));
+    let from_a = (0..8)
+        .filter(|_| proxy.connect().get("/").body_str().starts_with("a "))
+        .count();
+    assert_eq!(from_a, 6, "a's weight is 3 to b's 1");
 }
 
 #[test]

@@ -84,10 +84,26 @@ pub struct Target {
     /// a PROXY protocol header naming the client, as HAProxy's
     /// `send-proxy` and `send-proxy-v2`; `None`: none.
     pub send_proxy: Option<ProxyVersion>,
-    /// `agent_port=N`: its agent, asked each `health_check_interval` on
-    /// that port of its address, says its weight and state (HAProxy's
-    /// `agent-check agent-port N`); `None`: none.
-    pub agent_port: Option<u16>,
+    /// `agent_port=N` and the options that go with it: its agent, which
+    /// says its weight and state (HAProxy's `agent-check`); `None`: none.
+    pub agent: Option<AgentCheck>,
+}
+
+/// Where and how a target's agent is asked (see
+/// [`crate::upstream::health::Agent`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentCheck {
+    /// `agent_port=N` (HAProxy's `agent-port`).
+    pub port: u16,
+    /// `agent_addr=IP`: the agent at another address than the target's
+    /// (`agent-addr`); `None`: the target's own.
+    pub addr: Option<std::net::IpAddr>,
+    /// `agent_inter=D`: how often it is asked (`agent-inter`); `None`:
+    /// every `health_check_interval`.
+    pub interval: Option<Duration>,
+    /// `agent_send=TEXT`: sent to it once connected, `%XX` decoded
+    /// (`agent-send`); `None`: nothing.
+    pub send: Option<Box<[u8]>>,
 }
 
 impl Target {
@@ -104,7 +120,7 @@ impl Target {
             fail_timeout: None,
             tls: None,
             send_proxy: None,
-            agent_port: None,
+            agent: None,
         }
     }
 
@@ -275,7 +291,7 @@ mod tests {
             fail_timeout: Some(Duration::from_secs(45)),
             tls: None,
             send_proxy: None,
-            agent_port: None,
+            agent: None,
         };
         let addrs: Vec<SocketAddr> = vec![
             "10.0.0.5:80".parse().unwrap(),

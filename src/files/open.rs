@@ -6,6 +6,7 @@
 use super::beneath::Opened;
 use super::find::{Found, Unopened};
 use super::Files;
+use crate::digits::percent_decoded;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -158,23 +159,4 @@ pub(super) fn relative_path(under: &str) -> Option<PathBuf> {
         path.push(std::ffi::OsStr::from_bytes(&decoded));
     }
     Some(path)
-}
-
-/// `segment` with every `%XX` decoded; `None` for a `%` without two hex
-/// digits after it.
-fn percent_decoded(segment: &str) -> Option<Vec<u8>> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let digit = |at: usize| (*bytes.get(at)? as char).to_digit(16);
-            out.push((digit(i + 1)? * 16 + digit(i + 2)?) as u8);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
 }

@@ -75,9 +75,9 @@ pub struct Upstream {
     pub tls: Option<BackendTls>,
     /// The PROXY header each connection to it starts with (`send_proxy`).
     pub send_proxy: Option<ProxyVersion>,
-    /// The port its agent answers on (`agent_port=N`, see
+    /// Where and how its agent is asked (`agent_port=N`, see
     /// [`health::Agent`]).
-    agent_port: Option<u16>,
+    agent: Option<crate::config::AgentCheck>,
     /// Under `least_time`, its answers are timed (see [`latency`]), and
     /// a failure counts as an answer as slow as this (`backend_timeout`):
     /// a target that fails fast is no fast target.
@@ -187,7 +187,7 @@ impl Upstreams {
                         name,
                     }),
                     send_proxy: t.send_proxy,
-                    agent_port: t.agent_port,
+                    agent: t.agent.clone(),
                     failure_takes: (config.balance == Balance::LeastTime)
                         .then(|| config.effective_backend_timeout()),
                     weight: t.weight,

@@ -106,13 +106,20 @@ impl Upstreams {
         let pool: Arc<[Arc<TargetStats>]> = self.targets.iter().map(|t| t.stats.clone()).collect();
         let mut agents = Vec::new();
         for (index, t) in self.targets.iter().enumerate() {
-            let (Some(port), Endpoint::Tcp(addr)) = (t.agent_port, &t.addr) else {
+            let own_ip = match &t.addr {
+                Endpoint::Tcp(addr) => Some(addr.ip()),
+                Endpoint::Unix(_) => None,
+            };
+            let Some((check, ip)) = (t.agent.as_ref()).and_then(|a| Some((a, a.addr.or(own_ip)?)))
+            else {
                 t.health.agent_gone();
                 continue;
             };
             agents.push(Agent {
                 name: t.written.clone(),
-                addr: SocketAddr::new(addr.ip(), port),
+                addr: SocketAddr::new(ip, check.port),
+                interval: check.interval,
+                send: check.send.clone(),
                 health: t.health.clone(),
                 configured_weight: t.weight,
                 weighs,
@@ -235,7 +242,7 @@ mod tests {
             fail_timeout,
             tls: None,
             send_proxy: None,
-            agent_port: None,
+            agent: None,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

@@ -1,13 +1,15 @@
 //! Targets: `targets` as written, the addresses a name stands for, and
 //! `check`'s account of them.
 
-use super::scalars::{parse_fail_timeout, parse_max_fails, parse_number};
-use crate::config::{Config, Endpoint, Target};
+use super::scalars::{parse_duration, parse_fail_timeout, parse_max_fails, parse_number};
+use crate::config::{AgentCheck, Config, Endpoint, Target};
+use crate::digits::percent_decoded;
 use crate::http::send_proxy::ProxyVersion;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::time::Duration;
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ agent_port=N], ...`
+/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
 /// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
@@ -33,6 +35,9 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut tls_name = None;
         let mut send_proxy = None;
         let mut agent_port = None;
+        let mut agent_addr = None;
+        let mut agent_inter = None;
+        let mut agent_send: Option<Box<[u8]>> = None;
         let once = |key: &str| format!("target {name}: {key} given twice");
         let bad = |key: &str, m: String| format!("target {name}: {key}: {m}");
         for option in words {
@@ -99,13 +104,45 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     let port = parse_number(n, 1..=65_535).map_err(|m| bad("agent_port", m))?;
                     agent_port = Some(port as u16);
                 }
+                Some(("agent_addr", _)) if agent_addr.is_some() => return Err(once("agent_addr")),
+                Some(("agent_addr", a)) => {
+                    let ip = a.trim_start_matches('[').trim_end_matches(']');
+                    agent_addr = Some(ip.parse::<std::net::IpAddr>().map_err(|_| {
+                        bad(
+                            "agent_addr",
+                            format!("`{}` is not an IP address", a.escape_debug()),
+                        )
+                    })?);
+                }
+                Some(("agent_inter", _)) if agent_inter.is_some() => {
+                    return Err(once("agent_inter"))
+                }
+                Some(("agent_inter", d)) => {
+                    let every = parse_duration(d).map_err(|m| bad("agent_inter", m))?;
+                    if every < Duration::from_millis(100) {
+                        return Err(bad("agent_inter", "less than 100ms".into()));
+                    }
+                    agent_inter = Some(every);
+                }
+                Some(("agent_send", _)) if agent_send.is_some() => return Err(once("agent_send")),
+                Some(("agent_send", text)) => {
+                    let sent = percent_decoded(text).filter(|t| !t.is_empty() && t.len() <= 1024);
+                    agent_send = Some(sent.map(Vec::into_boxed_slice).ok_or_else(|| {
+                        bad(
+                            "agent_send",
+                            "give the text sent, 1 to 1024 bytes, `%XX` for a byte that is no \
+                             visible character (`%0A` a new line, `%20` a space)"
+                                .into(),
+                        )
+                    })?);
+                }
                 _ => {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
                          max_conns=N, backup or down; for passive health, max_fails=N or \
                          fail_timeout=D; for TLS, tls and tls_name=NAME; for a PROXY \
                          protocol header, send_proxy or send_proxy_v2; for an agent, \
-                         agent_port=N)"
+                         agent_port=N, agent_addr=IP, agent_inter=D and agent_send=TEXT)"
                     ))
                 }
             }
@@ -133,10 +170,33 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 Some(name)
             }
         };
-        if agent_port.is_some() && matches!(written(name)?, Written::Unix(_)) {
+        let agent = match agent_port {
+            Some(port) => Some(AgentCheck {
+                port,
+                addr: agent_addr,
+                interval: agent_inter,
+                send: agent_send,
+            }),
+            None => {
+                let given = [
+                    ("agent_addr", agent_addr.is_some()),
+                    ("agent_inter", agent_inter.is_some()),
+                    ("agent_send", agent_send.is_some()),
+                ];
+                if let Some((key, _)) = given.iter().find(|(_, given)| *given) {
+                    return Err(format!(
+                        "target {name}: {key}= is for its agent: give agent_port=N too"
+                    ));
+                }
+                None
+            }
+        };
+        if agent.as_ref().is_some_and(|a| a.addr.is_none())
+            && matches!(written(name)?, Written::Unix(_))
+        {
             return Err(format!(
                 "target {name}: agent_port= needs an address to ask the agent at, which a \
-                 Unix socket has not"
+                 Unix socket has not: give it with agent_addr=IP"
             ));
         }
         // As written; `at` gives it each address found.
@@ -151,7 +211,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             fail_timeout,
             tls,
             send_proxy,
-            agent_port,
+            agent,
         };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
@@ -211,8 +271,18 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         if let Some(version) = target.send_proxy {
             options.push_str(&format!(", {}", version.option()));
         }
-        if let Some(port) = target.agent_port {
-            options.push_str(&format!(", agent on port {port}"));
+        if let Some(agent) = &target.agent {
+            options.push_str(&format!(", agent on port {}", agent.port));
+            if let Some(ip) = agent.addr {
+                options.push_str(&format!(" of {ip}"));
+            }
+            if let Some(every) = agent.interval {
+                options.push_str(&format!(" every {every:?}"));
+            }
+            if let Some(text) = &agent.send {
+                let text = crate::config::printable(&String::from_utf8_lossy(text));
+                options.push_str(&format!(" sent `{text}`"));
+            }
         }
         if target.backup {
             options.push_str(", backup");
@@ -489,7 +559,7 @@ mod tests {
             fail_timeout: None,
             tls: None,
             send_proxy: None,
-            agent_port: None,
+            agent: None,
         }
     }
 

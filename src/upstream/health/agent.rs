@@ -26,7 +26,7 @@ use crate::upstream::idle::IdleConns;
 use crate::upstream::states::set_admin_state;
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use std::fmt;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,8 +48,13 @@ const MAX_CONNS: usize = 1_000_000;
 pub struct Agent {
     /// The target as written in `targets`.
     pub name: Arc<str>,
-    /// The target's address at the agent's port.
+    /// The target's address (or `agent_addr`) at the agent's port.
     pub addr: SocketAddr,
+    /// `agent_inter`: how often it is asked, in place of the pool's
+    /// `health_check_interval`.
+    pub interval: Option<Duration>,
+    /// `agent_send`: what it is sent once connected.
+    pub send: Option<Box<[u8]>>,
     pub health: Arc<Health>,
     /// What a percentage is a share of.
     pub configured_weight: u32,
@@ -263,6 +268,7 @@ impl Health {
 #[derive(Debug)]
 enum AskError {
     Connect(io::Error),
+    Send(io::Error),
     Receive(io::Error),
     TooLong,
 }
@@ -271,6 +277,7 @@ impl fmt::Display for AskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AskError::Connect(e) => write!(f, "cannot connect: {e}"),
+            AskError::Send(e) => write!(f, "cannot send agent_send's text: {e}"),
             AskError::Receive(e) => write!(f, "no answer: {e}"),
             AskError::TooLong => write!(f, "an answer longer than {MAX_ANSWER} bytes"),
         }
@@ -279,9 +286,15 @@ impl fmt::Display for AskError {
 
 /// Connects to the agent and reads its answer, up to its first line's
 /// end or the connection's, within `timeout` in all.
-fn ask(addr: SocketAddr, timeout: Duration) -> Result<Vec<u8>, AskError> {
+fn ask(addr: SocketAddr, send: Option<&[u8]>, timeout: Duration) -> Result<Vec<u8>, AskError> {
     let deadline = Instant::now() + timeout;
     let mut conn = TcpStream::connect_timeout(&addr, timeout).map_err(AskError::Connect)?;
+    if let Some(text) = send {
+        let left = deadline.saturating_duration_since(Instant::now());
+        (conn.set_write_timeout(Some(left.max(Duration::from_millis(1)))))
+            .and_then(|()| conn.write_all(text))
+            .map_err(AskError::Send)?;
+    }
     let mut answer = Vec::with_capacity(64);
     let mut buf = [0u8; 256];
     loop {
@@ -316,12 +329,12 @@ pub(super) fn ask_loop(agent: &Agent, timing: AgentTiming, stopped: &Receiver<()
     loop {
         // Asked at once at first: what it says counts from the start.
         if !std::mem::take(&mut first) {
-            match stopped.recv_timeout(timing.interval) {
+            match stopped.recv_timeout(agent.interval.unwrap_or(timing.interval)) {
                 Err(RecvTimeoutError::Timeout) => {}
                 _ => return,
             }
         }
-        let answer = ask(agent.addr, timing.timeout);
+        let answer = ask(agent.addr, agent.send.as_deref(), timing.timeout);
         // Stopped while asking: a new agent thread (a reload's) may have
         // its own answer applied by now.
         if matches!(stopped.try_recv(), Err(TryRecvError::Disconnected)) {
@@ -457,7 +470,7 @@ mod tests {
                 let (mut conn, _) = listener.accept().unwrap();
                 let _ = conn.write_all(&answer);
             });
-            let read = ask(addr, Duration::from_secs(10));
+            let read = ask(addr, None, Duration::from_secs(10));
             agent.join().unwrap();
             read
         };
