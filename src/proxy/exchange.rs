@@ -342,8 +342,8 @@ pub(super) fn exchange(
     {
         let Some(keys) = source.current() else {
             // Fetched keys that have never come: no token can be checked,
-            // which is not the client's doing (nginx Plus answers a failed
-            // key request with an error too, not with 401).
+            // which is not the client's doing, nor a reason to ask it for
+            // another token (a 401 would).
             client.ended(Termination::new(By::Server, Stage::Request));
             let mut retry_after = Vec::new();
             push_field(&mut retry_after, "Retry-After", jwt_keys::RETRY.as_secs());
@@ -352,8 +352,8 @@ pub(super) fn exchange(
         };
         match token_verdict(&head, &keys, settings) {
             Some(Ok(verified))
-                if !(settings.auth_jwt_require.as_ref())
-                    .is_none_or(|r| r.holds(&verified.claims)) =>
+                if (settings.auth_jwt_require.as_ref())
+                    .is_some_and(|r| !r.holds(&verified.claims)) =>
             {
                 // Who it is, but not one allowed here.
                 line.remote_user.clone_from(&verified.subject);

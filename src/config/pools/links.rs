@@ -9,7 +9,43 @@ use crate::config::{Config, ConfigError, Loader, Origin};
 use crate::routes::Route;
 use std::sync::Arc;
 
+/// Each pool's name, in order.
+fn pool_names(pools: &[PoolConfig]) -> Vec<Arc<str>> {
+    pools.iter().map(|p| p.name.clone()).collect()
+}
+
+/// The top level and each pool: its index among the pools (0: the top
+/// level's `targets`), its scope and its settings.
+fn scopes<'a>(
+    top: &'a mut Config,
+    pools: &'a mut [PoolConfig],
+    names: &'a [Arc<str>],
+) -> impl Iterator<Item = (usize, Scope<'a>, &'a mut Config)> {
+    let pools =
+        (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Scope::Pool(&names[i]), &mut p.config));
+    std::iter::once((0, Scope::Top, top)).chain(pools)
+}
+
 impl Loader {
+    /// The index of the pool `name` that `key` names in `scope`, and the
+    /// scope its mistakes are told of: a pool that takes the top level's
+    /// key is judged there.
+    fn pool_named<'a>(
+        &self,
+        scope: Scope<'a>,
+        key: &str,
+        name: &str,
+        names: &[Arc<str>],
+    ) -> Result<(usize, Scope<'a>), ConfigError> {
+        let key_scope = match self.sets(scope, key) {
+            true => scope,
+            false => Scope::Top,
+        };
+        let index = index_named(name, names.iter().map(|n| &**n))
+            .map_err(|m| self.refused_in(key_scope, key, m))?;
+        Ok((index, key_scope))
+    }
+
     /// Each `auth_request`'s pool, by name. A pool's requests are not
     /// asked of itself (its sign-in pages must be reachable by a client
     /// that has not signed in): the top level's key is off for it, and
@@ -19,22 +55,14 @@ impl Loader {
         top: &mut Config,
         pools: &mut [PoolConfig],
     ) -> Result<(), ConfigError> {
-        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
-        let scopes = std::iter::once((0, None, top)).chain(
-            (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Some(&*names[i]), &mut p.config)),
-        );
-        for (own, name, config) in scopes {
+        let names = pool_names(pools);
+        for (own, scope, config) in scopes(top, pools, &names) {
             let Some(asked) = &mut config.auth_request else {
                 continue;
             };
-            let scope = name.map_or(Scope::Top, Scope::Pool);
-            // A pool that takes the top level's key is judged there.
-            let key_scope = match self.sets(scope, "auth_request") {
-                true => scope,
-                false => Scope::Top,
-            };
-            asked.pool = index_named(&asked.pool_name, names.iter().map(|n| &**n))
-                .map_err(|m| self.refused_in(key_scope, "auth_request", m))?;
+            let (pool, key_scope) =
+                self.pool_named(scope, "auth_request", &asked.pool_name, &names)?;
+            asked.pool = pool;
             if asked.pool == own {
                 if !matches!(key_scope, Scope::Top) {
                     return Err(self.refused_in(
@@ -59,21 +87,14 @@ impl Loader {
         top: &mut Config,
         pools: &mut [PoolConfig],
     ) -> Result<(), ConfigError> {
-        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
-        let scopes = std::iter::once((None, top))
-            .chain((pools.iter_mut().enumerate()).map(|(i, p)| (Some(&*names[i]), &mut p.config)));
+        let names = pool_names(pools);
         let mut made: Vec<Arc<FetchedKeys>> = Vec::new();
-        for (name, config) in scopes {
+        for (_, scope, config) in scopes(top, pools, &names) {
             let Some(asked) = &mut config.auth_jwt_key_request else {
                 continue;
             };
-            let scope = name.map_or(Scope::Top, Scope::Pool);
-            let key_scope = match self.sets(scope, "auth_jwt_key_request") {
-                true => scope,
-                false => Scope::Top,
-            };
-            asked.pool = index_named(&asked.pool_name, names.iter().map(|n| &**n))
-                .map_err(|m| self.refused_in(key_scope, "auth_jwt_key_request", m))?;
+            let key = "auth_jwt_key_request";
+            asked.pool = self.pool_named(scope, key, &asked.pool_name, &names)?.0;
             let every = config.auth_jwt_key_cache;
             let same = |f: &&Arc<FetchedKeys>| f.from == *asked && f.every == every;
             let fetched = match made.iter().find(same) {
@@ -96,23 +117,14 @@ impl Loader {
         top: &mut Config,
         pools: &mut [PoolConfig],
     ) -> Result<(), ConfigError> {
-        let names: Vec<Arc<str>> = pools.iter().map(|p| p.name.clone()).collect();
-        let scopes = std::iter::once((0, None, top)).chain(
-            (pools.iter_mut().enumerate()).map(|(i, p)| (i + 1, Some(&*names[i]), &mut p.config)),
-        );
-        for (own, name, config) in scopes {
+        let names = pool_names(pools);
+        for (own, scope, config) in scopes(top, pools, &names) {
             let Some(mirror) = &config.mirror else {
                 continue;
             };
-            let scope = name.map_or(Scope::Top, Scope::Pool);
-            let key_scope = match self.sets(scope, "mirror") {
-                true => scope,
-                false => Scope::Top,
-            };
-            let to = index_named(mirror, names.iter().map(|n| &**n))
-                .map_err(|m| self.refused_in(key_scope, "mirror", m))?;
+            let (to, key_scope) = self.pool_named(scope, "mirror", mirror, &names)?;
             if to == own {
-                if !matches!(key_scope, Scope::Top) || name.is_none() {
+                if !matches!(key_scope, Scope::Top) || own == 0 {
                     return Err(self.refused_in(
                         key_scope,
                         "mirror",
