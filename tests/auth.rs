@@ -742,6 +742,50 @@ mod jwt {
         assert!(e.contains("auth_jwt_require: `scope`: give a claim"), "{e}");
     }
 
+    #[test]
+    fn a_token_in_a_field_of_its_own_leaves_authorization_to_auth_basic() {
+        let backend = Backend::echo("app");
+        let issuer = Issuer::new();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = issuer.published_in(dir.path());
+        // Behind Cloudflare Access, whose assertion names the user, an
+        // application with its own Basic sign-in.
+        let jwt = format!(
+            "auth_jwt = access\nauth_jwt_key_file = {}\n\
+             auth_jwt_header = Cf-Access-Jwt-Assertion\n",
+            keys.display()
+        );
+        let text = signing_in(&backend, &users_file(dir.path(), USERS), &jwt);
+        let proxy = start_proxy(&[backend.addr], from_file(&text));
+        let assertion = issuer.bearer(r#"{"sub":"ann@example.com"}"#);
+        let assertion = assertion.trim_start_matches("Bearer ");
+        let both = [ANN, ("Cf-Access-Jwt-Assertion", assertion)];
+        assert_eq!(proxy.get_on("x", "/", &both).status, 200);
+        assert_eq!(backend.seen()[0].field_or("authorization", "-"), ANN.1);
+        let r = proxy.get_on("x", "/", &[ANN]);
+        assert_eq!(
+            (r.status, r.header("www-authenticate")),
+            (401, Some("Bearer realm=\"access\""))
+        );
+        let r = proxy.get_on("x", "/", &[("Cf-Access-Jwt-Assertion", assertion)]);
+        assert_eq!(r.status, 401);
+        assert!(r.header("www-authenticate").unwrap().starts_with("Basic"));
+        // A Bearer in Authorization is no token here.
+        let bearer = issuer.bearer(r#"{"sub":"ann@example.com"}"#);
+        let r = proxy.get_on("x", "/", &[("Authorization", &bearer)]);
+        assert_eq!(r.status, 401);
+        assert_eq!(backend.requests(), 1);
+        let e = config_error(&format!(
+            "targets = 127.0.0.1:1\nauth_jwt = api\nauth_jwt_key_file = {}\n\
+             auth_jwt_header = Cookie\n",
+            keys.display()
+        ));
+        assert!(
+            e.contains("auth_jwt_header: `Cookie` is a field HTTP gives"),
+            "{e}"
+        );
+    }
+
     /// An identity provider's `jwks_uri`: answers each `GET` with the
     /// status and body it is given, then closes.
     fn key_server(served: &Arc<Mutex<(u16, String)>>) -> Backend {

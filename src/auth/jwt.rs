@@ -503,11 +503,24 @@ fn decode_object(part: &[u8]) -> Result<Value, Invalid> {
 }
 
 /// A request's token: that of its `Authorization` field (see
-/// [`bearer_token`]), or, with none, of the one `cookie` it carries of
-/// that name (two, and a backend might read the other: none).
-pub fn token<'a>(headers: &'a crate::http::Headers, cookie: Option<&str>) -> Option<&'a [u8]> {
-    if headers.contains("authorization") {
-        return bearer_token(headers);
+/// [`bearer_token`]), or, with `field` (`auth_jwt_header`), the whole
+/// value of its one field of that name instead; or, with neither field,
+/// of the one `cookie` it carries of that name (two fields or cookies,
+/// and a backend might read the other: none).
+pub fn token<'a>(
+    headers: &'a crate::http::Headers,
+    field: Option<&'a str>,
+    cookie: Option<&str>,
+) -> Option<&'a [u8]> {
+    match field {
+        Some(name) if headers.contains(name) => {
+            let mut values = headers.get_all(name);
+            let value = values.next()?.trim_ascii();
+            return (values.next().is_none() && !value.is_empty()).then_some(value);
+        }
+        Some(_) => {}
+        None if headers.contains("authorization") => return bearer_token(headers),
+        None => {}
     }
     let name = cookie?;
     let mut values = (headers.get_all("cookie"))
@@ -988,25 +1001,47 @@ mod tests {
         };
         let cookie = with(&[("Cookie", "a=1; jwt=abc.def.ghi")]);
         assert_eq!(
-            super::token(&cookie, Some("jwt")),
+            super::token(&cookie, None, Some("jwt")),
             Some(&b"abc.def.ghi"[..])
         );
-        assert_eq!(super::token(&cookie, None), None);
-        assert_eq!(super::token(&cookie, Some("other")), None);
+        assert_eq!(super::token(&cookie, None, None), None);
+        assert_eq!(super::token(&cookie, None, Some("other")), None);
         let twice = with(&[("Cookie", "jwt=a.b.c"), ("Cookie", "jwt=d.e.f")]);
         assert_eq!(
-            super::token(&twice, Some("jwt")),
+            super::token(&twice, None, Some("jwt")),
             None,
             "which would a backend read?"
         );
         let empty = with(&[("Cookie", "jwt=")]);
-        assert_eq!(super::token(&empty, Some("jwt")), None);
+        assert_eq!(super::token(&empty, None, Some("jwt")), None);
         let field_first = with(&[("Authorization", "Basic x"), ("Cookie", "jwt=a.b.c")]);
         assert_eq!(
-            super::token(&field_first, Some("jwt")),
+            super::token(&field_first, None, Some("jwt")),
             None,
             "the field's, not a Bearer"
         );
+        // `auth_jwt_header`: its one field's whole value, Authorization
+        // left alone; without the field, the cookie.
+        let assertion = with(&[
+            ("Authorization", "Bearer x.y.z"),
+            ("Cf-Access-Jwt-Assertion", " a.b.c "),
+            ("Cookie", "jwt=d.e.f"),
+        ]);
+        let from = Some("cf-access-jwt-assertion");
+        assert_eq!(super::token(&assertion, from, None), Some(&b"a.b.c"[..]));
+        assert_eq!(
+            super::token(&assertion, from, Some("jwt")),
+            Some(&b"a.b.c"[..])
+        );
+        assert_eq!(
+            super::token(&field_first, from, Some("jwt")),
+            Some(&b"a.b.c"[..])
+        );
+        assert_eq!(super::token(&field_first, from, None), None);
+        let two = with(&[("X-Token", "a.b.c"), ("X-Token", "d.e.f")]);
+        assert_eq!(super::token(&two, Some("x-token"), None), None);
+        let blank = with(&[("X-Token", " ")]);
+        assert_eq!(super::token(&blank, Some("x-token"), None), None);
         assert_eq!(
             challenge("api", true),
             "WWW-Authenticate: Bearer realm=\"api\", error=\"invalid_token\"\r\n"

@@ -392,13 +392,17 @@ impl Loader {
                 "is set, but auth_jwt is off: every request would pass unchecked; set \
                  `auth_jwt = <realm>` too",
             ),
-            (Some(_), _) if config.auth_basic.is_some() => refused(
-                "auth_jwt",
-                "and auth_basic are both on: both read the one Authorization field",
-            ),
+            (Some(_), _) if config.auth_basic.is_some() && config.auth_jwt_header.is_none() => {
+                refused(
+                    "auth_jwt",
+                    "and auth_basic are both on: both read the one Authorization field (a \
+                     token in another field, auth_jwt_header, leaves it to auth_basic)",
+                )
+            }
             (None, _) => {
                 let refining = [
                     ("auth_jwt_cookie", config.auth_jwt_cookie.is_some()),
+                    ("auth_jwt_header", config.auth_jwt_header.is_some()),
                     ("auth_jwt_issuer", config.auth_jwt_issuer.is_some()),
                     ("auth_jwt_audience", config.auth_jwt_audience.is_some()),
                     ("auth_jwt_leeway", !config.auth_jwt_leeway.is_zero()),

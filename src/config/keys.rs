@@ -1079,6 +1079,15 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "auth_jwt_header",
+        default: "",
+        help: "a field the token comes in, its whole value, in place of Authorization: Bearer \
+               (nginx Plus's `auth_jwt ... token=$http_<name>`): Cloudflare Access's \
+               Cf-Access-Jwt-Assertion, Google IAP's X-Goog-Iap-Jwt-Assertion; needs auth_jwt; \
+               empty = Authorization",
+        apply: |c, v| optional(v, parse_field_name).map(|n| c.auth_jwt_header = n),
+    },
+    Key {
         name: "auth_jwt_cookie",
         default: "",
         help: "a cookie the token may come in instead, for a request without an Authorization \

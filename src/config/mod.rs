@@ -330,6 +330,9 @@ pub struct Config {
     pub auth_jwt_key_cache: Duration,
     /// `auth_jwt_require`: what a valid token's claims must say.
     pub auth_jwt_require: Option<Arc<crate::auth::jwt_require::Required>>,
+    /// `auth_jwt_header`: the field the token comes in, in place of
+    /// `Authorization`.
+    pub auth_jwt_header: Option<Arc<str>>,
     /// `auth_jwt_cookie`: a cookie the token may come in instead.
     pub auth_jwt_cookie: Option<Arc<str>>,
     /// `auth_jwt_issuer`: the `iss` a token must have; `None`: any.
@@ -544,6 +547,7 @@ impl Config {
             auth_jwt_key_request: None,
             auth_jwt_require: None,
             auth_jwt_key_cache: crate::auth::jwt_keys::DEFAULT_CACHE,
+            auth_jwt_header: None,
             auth_jwt_cookie: None,
             auth_jwt_issuer: None,
             auth_jwt_audience: None,

@@ -378,7 +378,11 @@ pub(super) fn exchange(
                     (&refused, source)
                 {
                     // The provider may have begun to sign with a new key.
-                    let token = jwt::token(&head.headers, settings.auth_jwt_cookie.as_deref());
+                    let token = jwt::token(
+                        &head.headers,
+                        settings.auth_jwt_header.as_deref(),
+                        settings.auth_jwt_cookie.as_deref(),
+                    );
                     if token.is_some_and(|token| jwt::names_unknown_key(token, &keys)) {
                         fetched.ask_again();
                     }
@@ -511,7 +515,11 @@ fn token_verdict(
     keys: &jwt::Jwks,
     settings: &Config,
 ) -> Option<Result<jwt::Verified, jwt::Invalid>> {
-    let token = jwt::token(&head.headers, settings.auth_jwt_cookie.as_deref())?;
+    let token = jwt::token(
+        &head.headers,
+        settings.auth_jwt_header.as_deref(),
+        settings.auth_jwt_cookie.as_deref(),
+    )?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -30,6 +30,7 @@ pub const POOL_KEYS: &[&str] = &[
     "auth_jwt_key_request",
     "auth_jwt_key_cache",
     "auth_jwt_require",
+    "auth_jwt_header",
     "auth_jwt_cookie",
     "auth_jwt_issuer",
     "auth_jwt_audience",
