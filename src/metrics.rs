@@ -47,11 +47,16 @@ pub struct Metrics {
     pub address_changes: AtomicU64,
     /// Requests refused 403 by `allow_from` or `deny_from`.
     pub access_denied: AtomicU64,
-    /// Requests answered 401 by `auth_basic`: without credentials, and
-    /// with wrong ones.
+    /// Requests refused by `auth_basic` or `auth_jwt`: without
+    /// credentials, with wrong ones, and (403) with a token whose claims
+    /// `auth_jwt_require` refuses.
     pub auth_missing: AtomicU64,
     pub auth_wrong: AtomicU64,
     pub auth_forbidden: AtomicU64,
+    /// Sets of keys `auth_jwt_key_request` fetched, and fetches that
+    /// failed.
+    pub jwt_key_fetches: AtomicU64,
+    pub jwt_key_fetches_failed: AtomicU64,
     /// Requests `auth_request`'s pool let through, refused (answered
     /// other than 2xx), and could not be asked of.
     pub auth_requests_allowed: AtomicU64,

@@ -822,7 +822,7 @@ mod jwt {
              auth_jwt_key_request = idp /protocol/openid-connect/certs\nauth_jwt_key_cache = 1s\n",
             backend.addr, idp.addr
         );
-        let proxy = start_proxy(&[backend.addr], from_file(&text));
+        let proxy = start_proxy(&[backend.addr], from_file_with_admin(&text));
         let valid = issuer.bearer(&format!(r#"{{"sub":"ann","exp":{}}}"#, now() + 600));
         // No keys yet: nothing can be verified, and it is not the
         // client's doing.
@@ -857,6 +857,14 @@ mod jwt {
             let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
             assert_eq!(r.status, 200);
         }
+        let fetches = |result: &str| {
+            let name = format!("inverso_jwt_key_fetches_total{{result=\"{result}\"}}");
+            proxy.metric(&name).unwrap()
+        };
+        // Counted once each fetch is judged, a moment after it is asked.
+        assert!(wait_until(Duration::from_secs(10), || fetches("failed") >= 5));
+        assert!(fetches("ok") >= 1);
+        assert!(fetches("ok") + fetches("failed") <= idp.requests() as u64);
 
         // A reload asking the same goes on with those keys while the
         // provider still fails; one asking for another path has none.

@@ -272,6 +272,15 @@ pub fn metrics_text(shared: &Shared) -> String {
     );
     labeled_counter(
         &mut out,
+        ("inverso_jwt_key_fetches_total", "result"),
+        "Fetches of the keys auth_jwt_key_request asks a pool for: a set put in force (ok), or none (failed: no answer, another status, not a key set; the set before is kept).",
+        &[
+            ("ok", &m.jwt_key_fetches),
+            ("failed", &m.jwt_key_fetches_failed),
+        ],
+    );
+    labeled_counter(
+        &mut out,
         ("inverso_auth_requests_total", "result"),
         "Requests asked of the auth_request pool: let through (a 2xx), refused (any other answer, sent to the client), or failed (the pool could not be asked: 502, 503 or 504); or let through unasked on a yes auth_request_cache kept (cached).",
         &[

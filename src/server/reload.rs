@@ -347,7 +347,10 @@ impl Control {
             return;
         }
         let current = self.inner.current.get();
-        match current.pools.start_checkers(&current.config) {
+        match current
+            .pools
+            .start_checkers(&current.config, &current.metrics)
+        {
             Ok(next) => *checker = next,
             Err(e) => log::error!("reload: cannot start the health checker: {e}"),
         }

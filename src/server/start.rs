@@ -157,7 +157,7 @@ impl Server {
         first.mirrors.attach(&inner.current);
         *inner.checker.lock() = first
             .pools
-            .start_checkers(&first.config)
+            .start_checkers(&first.config, &first.metrics)
             .map_err(StartError::Thread)?;
         drop(first);
         restart_resolver(&inner).map_err(StartError::Thread)?;

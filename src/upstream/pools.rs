@@ -12,6 +12,7 @@ use super::admin_state::AdminState;
 use super::health::{Active, Checker, KeyFetch, ProbeKind};
 use super::{Upstream, Upstreams};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use std::io;
 use std::sync::Arc;
 
@@ -111,7 +112,11 @@ impl Pools {
     /// pool that has them, under its own settings (`config`'s for
     /// `targets`, its pool's for the others), and the fetches of the keys
     /// `auth_jwt_key_request` asks for.
-    pub fn start_checkers(&self, config: &Config) -> io::Result<Vec<Checker>> {
+    pub fn start_checkers(
+        &self,
+        config: &Config,
+        metrics: &Arc<Metrics>,
+    ) -> io::Result<Vec<Checker>> {
         let mut checkers = Vec::new();
         for (pool, settings) in self.pools.iter().zip(config.pool_configs()) {
             checkers.extend(pool.start_checker(settings)?);
@@ -119,7 +124,7 @@ impl Pools {
         }
         let fetches = self.key_fetches(config);
         if !fetches.is_empty() {
-            checkers.push(Checker::fetch_keys(fetches)?);
+            checkers.push(Checker::fetch_keys(fetches, metrics)?);
         }
         Ok(checkers)
     }

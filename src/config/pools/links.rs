@@ -100,8 +100,9 @@ impl Loader {
             let fetched = match made.iter().find(same) {
                 Some(fetched) => fetched.clone(),
                 None => {
-                    made.push(Arc::new(FetchedKeys::new(asked.clone(), every)));
-                    made[made.len() - 1].clone()
+                    let fetched = Arc::new(FetchedKeys::new(asked.clone(), every));
+                    made.push(fetched.clone());
+                    fetched
                 }
             };
             config.auth_jwt_keys = Some(JwtKeys::Fetched(fetched));

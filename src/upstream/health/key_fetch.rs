@@ -12,9 +12,11 @@ use super::AdminState;
 use crate::auth::jwt::Jwks;
 use crate::auth::jwt_keys::{next_fetch, FetchedKeys, RETRY};
 use crate::json_value::MAX_JSON;
+use crate::metrics::Metrics;
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, select, Receiver};
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,19 +32,19 @@ pub struct KeyFetch {
 impl Checker {
     /// Starts a thread per set of keys, stopped as the checker threads
     /// are.
-    pub fn fetch_keys(fetches: Vec<KeyFetch>) -> io::Result<Checker> {
+    pub fn fetch_keys(fetches: Vec<KeyFetch>, metrics: &Arc<Metrics>) -> io::Result<Checker> {
         let (stop, stopped) = bounded(1);
         for fetch in fetches {
-            let stopped = stopped.clone();
+            let (stopped, metrics) = (stopped.clone(), metrics.clone());
             std::thread::Builder::new()
                 .name("jwt-keys".into())
-                .spawn(move || fetch_loop(&fetch, &stopped))?;
+                .spawn(move || fetch_loop(&fetch, &metrics, &stopped))?;
         }
         Ok(Checker { _stop: stop })
     }
 }
 
-fn fetch_loop(fetch: &KeyFetch, stopped: &Receiver<()>) {
+fn fetch_loop(fetch: &KeyFetch, metrics: &Metrics, stopped: &Receiver<()>) {
     let from = &fetch.keys.from;
     let mut said = Throttle::new();
     loop {
@@ -57,6 +59,7 @@ fn fetch_loop(fetch: &KeyFetch, stopped: &Receiver<()>) {
         }
         let got_keys = match fetched {
             Ok(keys) => {
+                metrics.jwt_key_fetches.fetch_add(1, Ordering::Relaxed);
                 let count = keys.len();
                 let changed = fetch.keys.put(keys);
                 let recovered = said.recovered();
@@ -70,6 +73,7 @@ fn fetch_loop(fetch: &KeyFetch, stopped: &Receiver<()>) {
                 true
             }
             Err(why) => {
+                (metrics.jwt_key_fetches_failed).fetch_add(1, Ordering::Relaxed);
                 if let Some(quiet) = said.failed_because(Instant::now(), &why) {
                     let kept = match fetch.keys.current() {
                         Some(keys) => format!("the {} key(s) fetched before are kept", keys.len()),
