@@ -2217,6 +2217,10 @@ pub fn log_line(data: &[u8]) {
     // A version 2 PROXY header's TLVs, as a balancer sent them.
     let proxy_tlvs = next().map(|tlvs| Arc::from(tlvs.into_bytes()));
     let tls = flags & 4 != 0;
+    // A verified token's claims, as `$jwt_claim_<name>` reads them.
+    let jwt_claims = next()
+        .and_then(|text| inverso::json_value::parse(text.as_bytes()).ok())
+        .map(Arc::new);
     let record = Record {
         time: UNIX_EPOCH + Duration::from_millis(1_764_444_352_412),
         client: [203, 0, 113, 7].into(),
@@ -2225,6 +2229,7 @@ pub fn log_line(data: &[u8]) {
         proxy_tlvs,
         server: Some(([10, 0, 0, 1], 443).into()),
         remote_user,
+        jwt_claims,
         request_line,
         made_target,
         status: [200, 404, 502, 499][usize::from(flags >> 6)],

@@ -53,6 +53,7 @@ mod tests {
             proxy_tlvs: None,
             server: Some(([127, 0, 0, 1], 8080).into()),
             remote_user: None,
+            jwt_claims: None,
             request_line: "GET /a\"b HTTP/1.1".into(),
             made_target: None,
             status: 200,

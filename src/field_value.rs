@@ -662,7 +662,7 @@ fn push_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
 /// A claim as nginx Plus's `$jwt_claim_<name>` writes it: a string as it
 /// is, a number or `true`/`false` as JSON writes them, an array's items
 /// so written and joined by `,`; nothing for `null` or an object.
-fn push_claim(claim: &crate::json_value::Value, out: &mut Vec<u8>) {
+pub(crate) fn push_claim(claim: &crate::json_value::Value, out: &mut Vec<u8>) {
     use crate::json_value::Value;
     match claim {
         Value::String(s) => out.extend_from_slice(s.as_bytes()),

@@ -2425,6 +2425,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         proxy_tlvs: None,
         server: None,
         remote_user: None,
+        jwt_claims: None,
         request_line: "GET / HTTP/1.1".into(),
         made_target: None,
         status: 200,

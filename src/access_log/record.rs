@@ -36,6 +36,9 @@ pub struct Record {
     /// whether or not its password is right (nginx's `$remote_user`);
     /// none without one, or for a request refused before its head parsed.
     pub remote_user: Option<String>,
+    /// The claims of the token `auth_jwt` verified, when a `log_format`
+    /// template names one (`$jwt_claim_<name>`).
+    pub jwt_claims: Option<Arc<crate::json_value::Value>>,
     /// `GET /path HTTP/1.1`, or what could be read of a malformed one.
     pub request_line: String,
     /// The path and query a `rewrite.<name>` rule made of the request's,
@@ -178,6 +181,7 @@ impl Record {
             proxy_tlvs: None,
             server: Some(server),
             remote_user: None,
+            jwt_claims: None,
             request_line,
             made_target: None,
             status: 503,

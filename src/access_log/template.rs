@@ -46,6 +46,7 @@ struct Names {
     upstream_fields: bool,
     request_body: bool,
     tcp_info: bool,
+    jwt_claims: bool,
 }
 
 impl Template {
@@ -67,17 +68,6 @@ impl Template {
             if !fields.contains(&field) {
                 fields.push(field);
             }
-        }
-        // The record keeps no token: `$remote_user` is its subject.
-        if parts
-            .iter()
-            .any(|p| matches!(p, Piece::Named(Named::JwtClaim(_))))
-        {
-            return Err(
-                "`$jwt_claim_<name>` is for request_header.* and response_header.* \
-                        values; the log has the token's subject as `$remote_user`"
-                    .into(),
-            );
         }
         if parts.iter().all(|p| matches!(p, Piece::Text(_))) {
             return Err(
@@ -102,6 +92,7 @@ impl Template {
                 ) => &mut names.tcp_info,
                 Named::SentField(_) => &mut names.sent_fields,
                 Named::UpstreamField(_) | Named::UpstreamCookie(_) => &mut names.upstream_fields,
+                Named::JwtClaim(_) => &mut names.jwt_claims,
                 _ => continue,
             };
             *flag = true;
@@ -143,6 +134,12 @@ impl Template {
         self.names.tcp_info
     }
 
+    /// Whether it writes a `$jwt_claim_<name>`: only then does a record
+    /// carry the token's claims.
+    pub fn names_jwt_claims(&self) -> bool {
+        self.names.jwt_claims
+    }
+
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source
@@ -169,6 +166,7 @@ impl Template {
             proxy_tlvs: None,
             server: Some(([10, 0, 0, 1], 443).into()),
             remote_user: None,
+            jwt_claims: None,
             request_line: "GET /search?q=caf%C3%A9 HTTP/1.1".into(),
             made_target: None,
             status: 200,
@@ -278,8 +276,15 @@ impl Template {
                         .map(|(_, value)| String::from_utf8_lossy(value));
                     out.text(joined(values).as_deref());
                 }
-                // Refused by `parse`.
-                Piece::Named(Named::JwtClaim(_)) => out.text(None),
+                Piece::Named(Named::JwtClaim(name)) => {
+                    let mut value = Vec::new();
+                    let claims = record.jwt_claims.as_deref();
+                    if let Some(claim) = claims.and_then(|c| crate::auth::jwt::claim(c, name)) {
+                        crate::field_value::push_claim(claim, &mut value);
+                    }
+                    let value = String::from_utf8_lossy(&value);
+                    out.text(Some(&*value).filter(|v| !v.is_empty()));
+                }
             }
         }
     }
@@ -670,6 +675,7 @@ mod tests {
             proxy_tlvs: None,
             server: Some(([192, 0, 2, 1], 8443).into()),
             remote_user: Some("ann".into()),
+            jwt_claims: None,
             request_line: "GET /a/b.html?x=1&y=%22 HTTP/1.1".into(),
             made_target: None,
             status: 200,
@@ -745,6 +751,7 @@ mod tests {
             proxied_to: None,
             proxy_tlvs: None,
             remote_user: None,
+            jwt_claims: None,
             referer: None,
             user_agent: None,
             cache: None,
@@ -773,6 +780,31 @@ mod tests {
             request_line: "GET / HTTP/1.0".into(),
             ..record()
         }
+    }
+
+    #[test]
+    fn a_token_s_claims_are_written_as_in_field_values_and_nothing_without_one() {
+        let claims = crate::json_value::parse(
+            br#"{"sub":"ann","email":"ann@example.com","realm_access":{"roles":["a","b"]},
+                "n":3,"note":"say \"hi\""}"#,
+        )
+        .unwrap();
+        let r = Record {
+            jwt_claims: Some(Arc::new(claims)),
+            ..record()
+        };
+        let template =
+            "$jwt_claim_email ${jwt_claim_realm_access.roles} $jwt_claim_n $jwt_claim_none";
+        assert!(Template::parse(template).unwrap().names_jwt_claims());
+        assert!(!Template::parse("$remote_user").unwrap().names_jwt_claims());
+        assert_eq!(line(template, &r), "ann@example.com a,b 3 -");
+        assert_eq!(line(template, &record()), "- - - -");
+        // Escaped as any text a client sent.
+        assert_eq!(line("$jwt_claim_note", &r), "say \\x22hi\\x22");
+        assert_eq!(
+            line("escape=json {\"n\":\"$jwt_claim_note\"}", &r),
+            r#"{"n":"say \"hi\""}"#
+        );
     }
 
     #[test]

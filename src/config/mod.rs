@@ -698,6 +698,12 @@ impl Config {
         matches!(&self.log_format, LogFormat::Template(t) if t.names_tcp_info())
     }
 
+    /// Whether a verified token's claims are kept for the log: a template
+    /// writes a `$jwt_claim_<name>`.
+    pub fn logs_jwt_claims(&self) -> bool {
+        matches!(&self.log_format, LogFormat::Template(t) if t.names_jwt_claims())
+    }
+
     /// Whether request bodies read whole are kept for the log: a
     /// template writes `$request_body`.
     pub fn logs_request_body(&self) -> bool {

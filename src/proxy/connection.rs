@@ -197,6 +197,7 @@ pub fn serve(
                 proxy_tlvs: client.proxy_tlvs.clone(),
                 server: Some(client.server),
                 remote_user: line.remote_user,
+                jwt_claims: line.jwt_claims,
                 request_line: line.request_line,
                 made_target: client.made_target.take(),
                 status: outcome.status,

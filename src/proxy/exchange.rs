@@ -29,6 +29,7 @@ use crate::throttle::OnceAMinute;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
@@ -357,6 +358,9 @@ pub(super) fn exchange(
             {
                 // Who it is, but not one allowed here.
                 line.remote_user.clone_from(&verified.subject);
+                if shared.config.logs_jwt_claims() {
+                    line.jwt_claims = Some(Arc::new(verified.claims));
+                }
                 shared.metrics.count_auth_refusal(auth::Refused::Forbidden);
                 client.ended(REFUSED);
                 let challenge = jwt::challenge_forbidden(realm);
@@ -367,9 +371,18 @@ pub(super) fn exchange(
             Some(Ok(verified)) => {
                 // `$remote_user`: the token's subject.
                 line.remote_user.clone_from(&verified.subject);
-                if names_variables(settings, shared) {
+                // The claims are kept only for what names them.
+                let (logged, used) = (
+                    shared.config.logs_jwt_claims(),
+                    names_variables(settings, shared),
+                );
+                let claims = (logged || used).then(|| Arc::new(verified.claims));
+                if logged {
+                    line.jwt_claims.clone_from(&claims);
+                }
+                if used {
                     client.user = verified.subject;
-                    client.jwt_claims = Some(verified.claims);
+                    client.jwt_claims = claims;
                     render_response_fields(client, &head, settings, shared);
                 }
             }

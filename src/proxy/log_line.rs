@@ -4,13 +4,18 @@ use crate::access_log::RequestFields;
 use crate::auth;
 use crate::config::Config;
 use crate::http::{Headers, RequestHead};
+use crate::json_value::Value;
 use crate::variables;
+use std::sync::Arc;
 
 /// The request fields the access log shows.
 pub(super) struct LogLine {
     pub(super) request_line: String,
     /// The user `Authorization: Basic` claims, right password or not.
     pub(super) remote_user: Option<String>,
+    /// The verified token's claims, when a `log_format` template names
+    /// one.
+    pub(super) jwt_claims: Option<Arc<Value>>,
     pub(super) referer: Option<String>,
     pub(super) user_agent: Option<String>,
     /// With `log_headers`: the request's fields.
@@ -26,6 +31,7 @@ impl LogLine {
         LogLine {
             request_line,
             remote_user: None,
+            jwt_claims: None,
             referer: None,
             user_agent: None,
             headers: None,
@@ -46,6 +52,7 @@ impl LogLine {
             // Taken before the request is checked or forwarded: a 401's
             // line names the user refused. No field, no allocation.
             remote_user: crate::auth::claimed_user(&head.headers),
+            jwt_claims: None,
             referer: logged_field(&head.headers, "referer"),
             user_agent: logged_field(&head.headers, "user_agent"),
             headers,

@@ -95,7 +95,7 @@ pub(super) struct Client {
     pub(super) user: Option<String>,
     /// The claims of the token `auth_jwt` verified for the request being
     /// served, while a field's value names one (`$jwt_claim_<name>`).
-    pub(super) jwt_claims: Option<crate::json_value::Value>,
+    pub(super) jwt_claims: Option<std::sync::Arc<crate::json_value::Value>>,
     /// For the log: what the rate limits did with the request being
     /// served (`$limit_req_status`); none when none applied.
     pub(super) limit_req: Option<&'static str>,

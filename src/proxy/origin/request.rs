@@ -125,7 +125,7 @@ pub(in crate::proxy) fn facts<'a>(
         proxy_tlvs: client.proxy_tlvs.as_deref(),
         server: client.server,
         user: client.user.as_deref(),
-        jwt_claims: client.jwt_claims.as_ref(),
+        jwt_claims: client.jwt_claims.as_deref(),
         scheme: client.scheme,
         tls: client.tls,
         server_name: client.server_name.as_deref(),
