@@ -163,6 +163,13 @@ pub struct Jwks {
     keys: Vec<Jwk>,
 }
 
+/// The most signing keys a set may hold: a token that names none (no
+/// `kid`) is tried against every key of its algorithm's kind, so that a
+/// set of thousands (a provider's mistake, or a fetched set an attacker
+/// shaped) would make each forged token cost as many verifications.
+/// Providers publish a few (two to a dozen).
+const MAX_KEYS: usize = 32;
+
 /// The most of a key file read.
 const MAX_KEY_FILE: u64 = json_value::MAX_JSON as u64;
 
@@ -207,6 +214,13 @@ impl Jwks {
                         OKP Ed25519)"
                     .into(),
             );
+        }
+        if keys.len() > MAX_KEYS {
+            return Err(format!(
+                "{} signing keys, more than {MAX_KEYS}: a token naming no key is tried \
+                 against each",
+                keys.len()
+            ));
         }
         Ok(Jwks { keys })
     }
@@ -927,6 +941,21 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let e = Jwks::read(&path).unwrap_err();
         assert!(e.contains("larger than 1 MiB"), "{e}");
+    }
+
+    #[test]
+    fn a_key_set_holds_at_most_32_signing_keys_but_any_number_for_encryption() {
+        let key = format!(r#"{{"kty":"oct","k":"{}"}}"#, b64(SECRET));
+        let encrypting = r#"{"kty":"oct","use":"enc","k":"AAAA"}"#;
+        let set = |signing: usize, others: usize| {
+            let keys: Vec<&str> = (std::iter::repeat_n(key.as_str(), signing))
+                .chain(std::iter::repeat_n(encrypting, others))
+                .collect();
+            Jwks::parse(format!(r#"{{"keys":[{}]}}"#, keys.join(",")).as_bytes())
+        };
+        assert_eq!(set(32, 100).unwrap().len(), 32);
+        let e = set(33, 0).unwrap_err();
+        assert!(e.contains("33 signing keys, more than 32"), "{e}");
     }
 
     #[test]
