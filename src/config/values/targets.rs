@@ -106,8 +106,8 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 }
                 Some(("agent_addr", _)) if agent_addr.is_some() => return Err(once("agent_addr")),
                 Some(("agent_addr", a)) => {
-                    let ip = a.trim_start_matches('[').trim_end_matches(']');
-                    agent_addr = Some(ip.parse::<std::net::IpAddr>().map_err(|_| {
+                    let ip = (a.strip_prefix('[')).and_then(|a| a.strip_suffix(']'));
+                    agent_addr = Some(ip.unwrap_or(a).parse::<IpAddr>().map_err(|_| {
                         bad(
                             "agent_addr",
                             format!("`{}` is not an IP address", a.escape_debug()),

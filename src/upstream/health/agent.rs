@@ -284,8 +284,9 @@ impl fmt::Display for AskError {
     }
 }
 
-/// Connects to the agent and reads its answer, up to its first line's
-/// end or the connection's, within `timeout` in all.
+/// Connects to the agent, sends it `send` (`agent_send`) if given, and
+/// reads its answer, up to its first line's end or the connection's,
+/// within `timeout` in all.
 fn ask(addr: SocketAddr, send: Option<&[u8]>, timeout: Duration) -> Result<Vec<u8>, AskError> {
     let deadline = Instant::now() + timeout;
     let mut conn = TcpStream::connect_timeout(&addr, timeout).map_err(AskError::Connect)?;
