@@ -793,6 +793,49 @@ mod jwt {
         );
     }
 
+    #[test]
+    fn a_token_in_a_field_of_its_own_keeps_answers_from_the_cache_as_authorization_does() {
+        let issuer = Issuer::new();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = issuer.published_in(dir.path());
+        let token = |sub: &str| {
+            let bearer = issuer.bearer(&format!(r#"{{"sub":"{sub}"}}"#));
+            bearer.trim_start_matches("Bearer ").to_string()
+        };
+        let (ann, bob) = (token("ann"), token("bob"));
+        let run = |more: &str| {
+            let backend = cacheable_origin();
+            let text = format!(
+                "targets = {}\nauth_jwt = app\nauth_jwt_key_file = {}\n\
+                 auth_jwt_header = X-Token\n{more}",
+                backend.addr,
+                keys.display()
+            );
+            let tweak = from_file(&text);
+            let proxy = start_proxy(&[backend.addr], |c| {
+                tweak(c);
+                c.cache_size = 1 << 20;
+            });
+            let first = proxy.get_on("x", "/page", &[("X-Token", &ann)]);
+            let second = proxy.get_on("x", "/page", &[("X-Token", &bob)]);
+            let seen = backend.seen()[0].field_or("x-token", "-");
+            (
+                x_cache(&first).to_string(),
+                x_cache(&second).to_string(),
+                seen,
+            )
+        };
+        // The backend saw who asked: its answer (max-age, not public) is
+        // ann's, not bob's.
+        let (first, second, seen) = run("");
+        assert_eq!((first.as_str(), second.as_str()), ("MISS", "MISS"));
+        assert_eq!(seen, ann);
+        // Taken out before the backend: its answer is anyone's.
+        let (first, second, seen) = run("request_header.X-Token =\n");
+        assert_eq!((first.as_str(), second.as_str()), ("MISS", "HIT"));
+        assert_eq!(seen, "-");
+    }
+
     /// An identity provider's `jwks_uri`: answers each `GET` with the
     /// status and body it is given, then closes.
     fn key_server(served: &Arc<Mutex<(u16, String)>>) -> Backend {

@@ -676,6 +676,11 @@ impl Config {
             rendered_fields: (self.request_headers.rendered_names())
                 .chain(self.request_id_header.as_deref().map(Box::from))
                 .collect(),
+            credential_fields: (self.auth_jwt_header.as_deref())
+                .filter(|_| self.auth_jwt.is_some())
+                .map(Box::from)
+                .into_iter()
+                .collect(),
         }
     }
 

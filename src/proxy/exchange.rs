@@ -470,15 +470,24 @@ pub(super) fn exchange(
         }
     }
     // A pool whose backends never get the client's credentials (its
-    // `request_header.Authorization` removes them, or sets its own) gets
-    // answers that cannot depend on them: the cache reads the request
-    // without them too, as anyone's (RFC 9111 §3.5 keeps a shared cache
-    // from answering with what an origin sent for credentials it saw).
-    // Not when a value holds variables: one may tell the backend who the
-    // client is (`$remote_user`), and its answer is then for them alone.
+    // `request_header.Authorization` removes them, or sets its own; the
+    // same of `auth_jwt_header`'s field) gets answers that cannot depend
+    // on them: the cache reads the request without them too, as anyone's
+    // (RFC 9111 §3.5 keeps a shared cache from answering with what an
+    // origin sent for credentials it saw). Not when a value holds
+    // variables: one may tell the backend who the client is
+    // (`$remote_user`), and its answer is then for them alone.
     let edits = &settings.request_headers;
-    if edits.edits(b"authorization") && !edits.has_variables() {
-        head.headers.remove("authorization");
+    if !edits.has_variables() {
+        let token_field = settings
+            .auth_jwt_header
+            .as_deref()
+            .filter(|_| settings.auth_jwt.is_some());
+        for name in std::iter::once("authorization").chain(token_field) {
+            if edits.edits(name.as_bytes()) {
+                head.headers.remove(name);
+            }
+        }
     }
     // While the body arrives, a pause longer than client_body_timeout ends
     // the exchange with 408 (the response side keeps connection_timeout).

@@ -86,9 +86,20 @@ pub struct Settings {
     /// Variants are keyed on the client's fields, not on what the backend
     /// was sent, so a response that varies on one of these is not stored.
     pub rendered_fields: Arc<[Box<str>]>,
+    /// Request fields that authenticate a request besides `Authorization`
+    /// (`auth_jwt_header`'s): a request with one is treated as one with
+    /// `Authorization` (RFC 9111 §3.5), its token taken out of the
+    /// cache's own requests.
+    pub credential_fields: Arc<[Box<str>]>,
 }
 
 impl Settings {
+    /// Whether `request` is authenticated (see [`has_credentials`]), by
+    /// one of [`Settings::credential_fields`] too.
+    pub fn has_credentials(&self, request: &Headers) -> bool {
+        has_credentials(request) || (self.credential_fields.iter()).any(|f| request.contains(f))
+    }
+
     /// The request fields a response's variants are keyed on: those its
     /// `Vary` names ([`vary_names`]), or none when Vary is not read (one
     /// entry per URL, as nginx's `proxy_ignore_headers Vary`).
@@ -235,7 +246,7 @@ pub fn storable(
     // do Cache-Control's `s-maxage` and `must-revalidate`: they permit it
     // for the revalidation they impose once stale, and with a field for
     // this cache read they are not; only its `public` still counts.
-    if has_credentials(&request.headers) && !shared_despite_credentials(&cc, response) {
+    if settings.has_credentials(&request.headers) && !shared_despite_credentials(&cc, response) {
         return None;
     }
     // Stricter than the RFC: a Set-Cookie meant for one user must not be
@@ -335,7 +346,7 @@ pub fn answer_shared_despite_credentials(
     answer: &ResponseHead,
     settings: &Settings,
 ) -> bool {
-    if !has_credentials(request) {
+    if !settings.has_credentials(request) {
         return true;
     }
     let answer = &*settings.ignored.read(answer);

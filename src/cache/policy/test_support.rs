@@ -17,6 +17,7 @@ pub(super) fn settings() -> Settings {
         ignored: IgnoredHeaders::default(),
         never_stored: Arc::default(),
         rendered_fields: Arc::default(),
+        credential_fields: Arc::default(),
     }
 }
 

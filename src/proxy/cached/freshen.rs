@@ -58,7 +58,7 @@ impl Revalidated<'_> {
         // Whether the response may be stored, whoever asked (see
         // `neutral`): this client's own directives, credentials, cookies
         // or spellings are no reason to drop the entry for everyone.
-        let everyones = judged(&neutral(&own));
+        let everyones = judged(&neutral(&own, settings));
         // Whether it may be stored as the answer to this client's own
         // request, as its fields would be if the entry took them: not
         // when, asked with a cookie, it set one (the fields of a signed-in
@@ -110,7 +110,7 @@ impl Revalidated<'_> {
             (Some(lifetime), None) => refreshed(lifetime),
             // Many applications answer `private` to any signed-in request:
             // that says nothing of the entry, which is everyone's.
-            (None, None) if policy::has_credentials(&own.headers) => refreshed(unstored),
+            (None, None) if settings.has_credentials(&own.headers) => refreshed(unstored),
             (None, None) => {
                 cache.invalidate(self.primary);
                 refreshed(unstored)
@@ -130,14 +130,16 @@ impl Revalidated<'_> {
 /// body rendered for them, does not drop the entry for everyone on one
 /// visitor's analytics cookie, while a 304 that says `no-store` or
 /// `private` still does.
-pub(super) fn neutral(own: &RequestHead) -> RequestHead {
+pub(super) fn neutral(own: &RequestHead, settings: &policy::Settings) -> RequestHead {
     let mut neutral = own.clone();
-    for name in [
+    let credentials = [
         "authorization",
         "client-cert",
         "client-cert-chain",
         "cookie",
-    ] {
+    ];
+    let tokens = settings.credential_fields.iter().map(|f| &**f);
+    for name in credentials.into_iter().chain(tokens) {
         neutral.headers.remove(name);
     }
     neutral.headers.retain(|name, _| !name.contains(&b'_'));

@@ -67,7 +67,9 @@ pub(super) fn through_cache(
                 // does one with `no-store`, whose answer nothing may keep
                 // (RFC 9111 §5.2.1.5), a refresh in the background neither.
                 Use::StaleRevalidating
-                    if !policy::has_credentials(&request.headers) && !req_cc.no_store =>
+                    if !(shared.caching(client.route).settings)
+                        .has_credentials(&request.headers)
+                        && !req_cc.no_store =>
                 {
                     // Revalidated after the response (see `refresh`).
                     client.after_response = Some(Refresh::of(&request, &entry, primary.clone()));
@@ -230,7 +232,7 @@ pub(super) fn through_cache(
     if let Some(entry) = stored.as_ref().filter(|_| lifetime.is_none()) {
         let status = fetched.response.status;
         let a_new_answer = !request.is_head() && policy::answers_the_url(status) && status < 500;
-        let the_clients_own = policy::has_credentials(&request.headers)
+        let the_clients_own = settings.has_credentials(&request.headers)
             || req_cc.no_store
             || (fits(&fetched, cache)
                 && refused_for_its_own(&request, &fetched, entry, response_time, &settings));
@@ -258,7 +260,7 @@ pub(super) fn through_cache(
     let for_the_url = flight.is_some() && {
         let vary = settings.key_names(&fetched.response);
         let plain_get = request.method == "GET"
-            && !policy::has_credentials(&request.headers)
+            && !settings.has_credentials(&request.headers)
             && !["cookie", "if-none-match", "if-modified-since"]
                 .iter()
                 .any(|f| sent.headers.contains(f))

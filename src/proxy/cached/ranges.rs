@@ -55,7 +55,8 @@ pub(in crate::proxy) fn serve_range(
     let keep_alive = client.keeps_alive(request);
     // What the cache may do on its own for this client: what `serve`
     // does only for requests without credentials or no-store.
-    let on_its_own = !policy::has_credentials(&request.headers) && !req_cc.no_store;
+    let on_its_own = !(shared.caching(client.route).settings).has_credentials(&request.headers)
+        && !req_cc.no_store;
     let answering = Answering::new(request, keep_alive, cache, client, shared);
     // The cookies of an answer this request brought, which are its own.
     let mut cookies = Vec::new();

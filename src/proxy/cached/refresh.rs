@@ -240,7 +240,7 @@ pub(super) fn refused_for_its_own(
     response_time: SystemTime,
     settings: &Settings,
 ) -> bool {
-    let neutral = neutral(request);
+    let neutral = neutral(request, settings);
     let response = &fetched.response;
     // With nothing taken out, the refusal was the response's own.
     neutral.headers.len() < request.headers.len()
