@@ -882,6 +882,9 @@ mod jwt {
         let r = proxy.get_on("api.example", "/orders", &[("Authorization", &valid)]);
         assert_eq!(r.status, 503);
         assert_eq!(backend.requests(), 0);
+        let keys_status = || proxy.admin("GET", "/status", "").body_str();
+        let none_yet = r#""jwt_keys":[{"pool":"idp","path":"/protocol/openid-connect/certs","keys":0,"fetched_s_ago":null,"every_s":1}]"#;
+        assert!(keys_status().contains(none_yet), "{}", keys_status());
         let asked = &idp.seen()[0];
         assert_eq!(
             (asked.method(), asked.path()),
@@ -891,6 +894,8 @@ mod jwt {
         *served.lock().unwrap() = (200, issuer.jwks());
         assert!(becomes(&proxy, &valid, 200));
         assert_eq!(backend.requests(), 1);
+        let one = r#""jwt_keys":[{"pool":"idp","path":"/protocol/openid-connect/certs","keys":1,"fetched_s_ago":"#;
+        assert!(keys_status().contains(one), "{}", keys_status());
         let forged = Issuer::new().bearer(r#"{"sub":"ann"}"#);
         let r = proxy.get_on("api.example", "/orders", &[("Authorization", &forged)]);
         assert_eq!(r.status, 401);

@@ -80,6 +80,8 @@ pub fn status_json(shared: &Shared) -> String {
     }
     out.push_str("],\"pools\":");
     push_pools(&mut out, &shared.pools, Instant::now());
+    out.push_str(",\"jwt_keys\":");
+    push_fetched_keys(&mut out, shared, Instant::now());
     out.push_str(",\"cache\":");
     push_cache_totals(&mut out, shared);
     out.push_str("}\n");
@@ -110,6 +112,40 @@ fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
             let _ = write!(out, "{comma}\"{class}\":{n}");
         }
         out.push_str("}}");
+    }
+    out.push(']');
+}
+
+/// `/status`'s `jwt_keys` array: each set of keys `auth_jwt_key_request`
+/// fetches, with how many keys it holds and how long ago it last came
+/// (`null`: never yet, and its scopes answer 503).
+fn push_fetched_keys(out: &mut String, shared: &Shared, now: Instant) {
+    let mut seen: Vec<&std::sync::Arc<crate::auth::jwt_keys::FetchedKeys>> = Vec::new();
+    for fetched in shared.config.fetched_jwt_keys() {
+        if !seen.iter().any(|s| std::sync::Arc::ptr_eq(s, fetched)) {
+            seen.push(fetched);
+        }
+    }
+    out.push('[');
+    for (i, fetched) in seen.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(out, "pool");
+        json::push_str(out, &fetched.from.pool_name);
+        out.push(',');
+        json::push_key(out, "path");
+        json::push_str(out, &fetched.from.path);
+        let keys = fetched.current().map_or(0, |k| k.len());
+        let ago = fetched.came().map_or("null".to_string(), |t| {
+            format!("{:.3}", now.saturating_duration_since(t).as_secs_f64())
+        });
+        let every = fetched.every.as_secs();
+        let _ = write!(
+            out,
+            ",\"keys\":{keys},\"fetched_s_ago\":{ago},\"every_s\":{every}}}"
+        );
     }
     out.push(']');
 }

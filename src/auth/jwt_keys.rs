@@ -9,7 +9,7 @@
 use super::jwt::Jwks;
 use crate::config::PoolRequest;
 use crossbeam_channel::{bounded, Receiver, Sender};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -84,6 +84,8 @@ pub struct FetchedKeys {
     /// for again.
     pub every: Duration,
     keys: RwLock<Option<Arc<Jwks>>>,
+    /// When a set last came (the same as before, or new).
+    came: Mutex<Option<Instant>>,
     /// A token named a key the set lacks: the fetcher is woken to ask
     /// again (see [`MIN_REFETCH`]). One pending wake is enough.
     wake: Sender<()>,
@@ -107,6 +109,7 @@ impl FetchedKeys {
             from,
             every,
             keys: RwLock::new(None),
+            came: Mutex::new(None),
             wake,
             woken,
         }
@@ -116,8 +119,14 @@ impl FetchedKeys {
         self.keys.read().clone()
     }
 
+    /// When a set last came; `None` before the first.
+    pub fn came(&self) -> Option<Instant> {
+        *self.came.lock()
+    }
+
     /// Puts `keys` in force; whether they differ from those before.
     pub fn put(&self, keys: Jwks) -> bool {
+        *self.came.lock() = Some(Instant::now());
         let mut current = self.keys.write();
         let changed = current.as_deref() != Some(&keys);
         if changed {
@@ -195,7 +204,10 @@ mod tests {
     fn fetched_keys_are_none_until_a_set_comes_and_a_new_set_replaces_it() {
         let fetched = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
         assert!(fetched.current().is_none());
+        assert!(fetched.came().is_none());
+        let before = Instant::now();
         assert!(fetched.put(keys(ONE_KEY)));
+        assert!(fetched.came().is_some_and(|t| t >= before));
         assert_eq!(fetched.current().as_deref(), Some(&keys(ONE_KEY)));
         assert!(
             !fetched.put(keys(ONE_KEY)),
