@@ -237,6 +237,38 @@ fn a_refused_request_is_logged_as_the_proxy_s_refusal() {
     }
 }
 
+/// A refusal's log line names the gateway's target as `upstream` (the
+/// README's word): who said no is what an operator looks for, whether
+/// its answer was relayed or made the redirect to `auth_request_redirect`.
+/// A request let through names the backend that answered it, not the
+/// gateway.
+#[test]
+fn a_refused_request_is_logged_with_the_gateway_s_target_as_upstream() {
+    let (app, gate) = (Backend::echo("app"), gateway());
+    for (more, status) in [("", 401), ("auth_request_redirect = /login\n", 302)] {
+        let text = guarded(app.addr, gate.addr, more);
+        let mut proxy = start_proxy(&[], move |c| {
+            from_file(&text)(c);
+            c.log_format = inverso::config::LogFormat::parse("$status $upstream_addr").unwrap();
+        });
+        let expired = [("Authorization", "Bearer expired")];
+        let signed_in = [("Cookie", "session=ok")];
+        assert_eq!(proxy.get_on("app.example", "/a", &[]).status, 302);
+        assert_eq!(proxy.get_on("app.example", "/a", &expired).status, status);
+        assert_eq!(proxy.get_on("app.example", "/a", &signed_in).status, 200);
+        assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            proxy.log_lines(),
+            [
+                format!("302 {}", gate.addr),
+                format!("{status} {}", gate.addr),
+                format!("200 {}", app.addr),
+            ],
+            "{more}"
+        );
+    }
+}
+
 #[test]
 fn the_client_cannot_forge_the_fields_the_gateway_gives() {
     let (app, gate) = (Backend::echo("app"), gateway());
