@@ -86,9 +86,10 @@ fn fetch_loop(fetch: &KeyFetch, metrics: &Metrics, stopped: &Receiver<()>) {
                     };
                     log::warn!(
                         "auth_jwt_key_request: cannot fetch the keys from pool {} ({}): \
-                         {why}{again}; {kept}; trying again within {RETRY:?}",
+                         {why}{again}; {kept}; trying again within {:?}",
                         from.pool_name,
-                        from.path
+                        from.path,
+                        RETRY.min(fetch.keys.every)
                     );
                 }
                 false

@@ -1,5 +1,7 @@
 //! One probe on a fresh connection: a connect alone, or a `GET` whose
-//! status and body are judged, all within the probe's timeout.
+//! status and body are judged, all within the probe's timeout; and, on
+//! such a connection, the body of a `GET` fetched whole (the keys
+//! `auth_jwt_key_request` asks for).
 
 use super::checker::{Active, Probe, ProbeKind};
 use crate::http::body::decode_complete_chunked;
