@@ -198,26 +198,38 @@ fn cacheable_origin() -> Backend {
     })
 }
 
+/// One page of a [`cacheable_origin`] asked through a proxy with a cache,
+/// configured by `text`, by two clients signed in with `users`' fields:
+/// each answer's `X-Cache`, and the `field` the backend saw first.
+fn cached_for_two(
+    text: impl Fn(&Backend) -> String,
+    users: [(&str, &str); 2],
+    field: &str,
+) -> (String, String, String) {
+    let backend = cacheable_origin();
+    let tweak = from_file(&text(&backend));
+    let proxy = start_proxy(&[backend.addr], |c| {
+        tweak(c);
+        c.cache_size = 1 << 20;
+    });
+    let first = proxy.get_on("x", "/page", &[users[0]]);
+    let second = proxy.get_on("x", "/page", &[users[1]]);
+    assert_eq!(proxy.get_on("x", "/page", &[]).status, 401);
+    let seen = backend.seen()[0].field_or(field, "-");
+    (
+        x_cache(&first).to_string(),
+        x_cache(&second).to_string(),
+        seen,
+    )
+}
+
 #[test]
 fn a_pool_that_keeps_credentials_from_its_backends_is_cached_for_everyone_signed_in() {
     let dir = tempfile::tempdir().unwrap();
     let file = users_file(dir.path(), USERS);
     let run = |strip: &str| {
-        let backend = cacheable_origin();
-        let tweak = from_file(&signing_in(&backend, &file, strip));
-        let proxy = start_proxy(&[backend.addr], |c| {
-            tweak(c);
-            c.cache_size = 1 << 20;
-        });
-        let first = proxy.get_on("x", "/page", &[ANN]);
-        let second = proxy.get_on("x", "/page", &[BOB]);
-        assert_eq!(proxy.get_on("x", "/page", &[]).status, 401);
-        let seen = backend.seen()[0].field_or("authorization", "-");
-        (
-            x_cache(&first).to_string(),
-            x_cache(&second).to_string(),
-            seen,
-        )
+        let text = |backend: &Backend| signing_in(backend, &file, strip);
+        cached_for_two(text, [ANN, BOB], "authorization")
     };
     // As RFC 9111 §3.5 asks: the backend saw credentials, so what it
     // answered is not stored for a shared cache.
@@ -804,26 +816,15 @@ mod jwt {
         };
         let (ann, bob) = (token("ann"), token("bob"));
         let run = |more: &str| {
-            let backend = cacheable_origin();
-            let text = format!(
-                "targets = {}\nauth_jwt = app\nauth_jwt_key_file = {}\n\
-                 auth_jwt_header = X-Token\n{more}",
-                backend.addr,
-                keys.display()
-            );
-            let tweak = from_file(&text);
-            let proxy = start_proxy(&[backend.addr], |c| {
-                tweak(c);
-                c.cache_size = 1 << 20;
-            });
-            let first = proxy.get_on("x", "/page", &[("X-Token", &ann)]);
-            let second = proxy.get_on("x", "/page", &[("X-Token", &bob)]);
-            let seen = backend.seen()[0].field_or("x-token", "-");
-            (
-                x_cache(&first).to_string(),
-                x_cache(&second).to_string(),
-                seen,
-            )
+            let text = |backend: &Backend| {
+                format!(
+                    "targets = {}\nauth_jwt = app\nauth_jwt_key_file = {}\n\
+                     auth_jwt_header = X-Token\n{more}",
+                    backend.addr,
+                    keys.display()
+                )
+            };
+            cached_for_two(text, [("X-Token", &ann), ("X-Token", &bob)], "x-token")
         };
         // The backend saw who asked: its answer (max-age, not public) is
         // ann's, not bob's.
