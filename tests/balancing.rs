@@ -2708,19 +2708,44 @@ fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_a_rel
     proxy.reload(&[a.addr, b.addr], weighted);
     assert_eq!(shares(8), (4, 4));
 
-    // A balancer that does not read weights as it picks refuses one.
-    for balance in [Balance::RoundRobin, Balance::IpHash, Balance::UriHash] {
-        let proxy = start_proxy(&[a.addr, b.addr], |c| {
-            with_admin(c);
-            c.balance = balance;
-        });
-        let path = format!("/targets/{}", a.addr);
-        let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", "weight=3");
-        assert_eq!(r.status, 409, "{balance:?}: {}", r.body_str());
-        assert!(r.body_str().contains(balance.name()), "{}", r.body_str());
-        let now = admin_request(&proxy, "GET", &path, "admin", "").body_str();
-        assert!(now.contains("\"weight\":1,"), "{balance:?}: {now}");
-    }
+    // `round_robin`, which weighs nothing, refuses one.
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        with_admin(c);
+        c.balance = Balance::RoundRobin;
+    });
+    let path = format!("/targets/{}", a.addr);
+    let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", "weight=3");
+    assert_eq!(r.status, 409, "{}", r.body_str());
+    assert!(r.body_str().contains("round_robin"), "{}", r.body_str());
+    let now = admin_request(&proxy, "GET", &path, "admin", "").body_str();
+    assert!(now.contains("\"weight\":1,"), "{now}");
+}
+
+#[test]
+fn a_weight_given_at_run_time_moves_urls_to_that_target_under_uri_hash() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        with_admin(c);
+        c.balance = Balance::UriHash;
+    });
+    let served_by = || -> Vec<bool> {
+        (0..200)
+            .map(|k| {
+                let r = proxy.connect().get(&format!("/item/{k}"));
+                r.header("x-backend") == Some("a")
+            })
+            .collect()
+    };
+    let before = served_by();
+    let path = format!("/targets/{}", a.addr);
+    let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", "weight=4");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    let after = served_by();
+    // Each URL a had stays on it, and about 4/5 go there now.
+    assert!((before.iter().zip(&after)).all(|(&was_a, &is_a)| !was_a || is_a));
+    let on_a = after.iter().filter(|&&a| a).count();
+    assert!((125..=195).contains(&on_a), "{on_a} of 200");
+    assert!(before.iter().filter(|&&a| a).count() <= 140);
 }
 
 #[test]

@@ -252,16 +252,10 @@ impl Balance {
 
     /// Whether it reads each target's weight as it picks, so that a
     /// weight given on the admin listener counts from the next request:
-    /// not `round_robin`, which weighs nothing, nor the hashing ones,
-    /// whose rings were laid out by the configured weights.
+    /// all but `round_robin`, which weighs nothing (the hashing ones lay
+    /// their rings out anew).
     pub fn weighs_as_it_picks(self) -> bool {
-        matches!(
-            self,
-            Balance::WeightedRoundRobin
-                | Balance::LeastConn
-                | Balance::LeastTime
-                | Balance::RandomTwo
-        )
+        self != Balance::RoundRobin
     }
 
     pub fn name(self) -> &'static str {

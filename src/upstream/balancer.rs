@@ -10,10 +10,11 @@
 //! (try the least recently failed one) is the caller's policy.
 
 use crate::config::Balance;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A target's whole share of its weight, in thousandths (see
 /// [`Peers::share`]).
@@ -72,10 +73,7 @@ pub fn new(
     hash_balance_factor: Option<u32>,
 ) -> Box<dyn Balancer> {
     let n = names.len();
-    let ring = || Ring {
-        bound: hash_balance_factor,
-        ..Ring::new(names, weights)
-    };
+    let ring = || LiveRing::new(names, weights, hash_balance_factor);
     match balance {
         Balance::RoundRobin => Box::new(RoundRobin::default()),
         Balance::WeightedRoundRobin => Box::new(SmoothWeighted::new(n)),
@@ -389,9 +387,61 @@ impl Ring {
     }
 }
 
+/// A hashing balancer's [`Ring`], laid out by the weights in force: a
+/// weight given while the proxy runs (the admin listener's `weight=`, an
+/// agent's share) lays it out anew at the next pick, as HAProxy's
+/// consistent hashing takes `set server weight`. The target reweighed
+/// gains or loses the keys of the points it gains or loses, about that
+/// share; no other key moves.
+pub struct LiveRing {
+    names: Box<[Box<str>]>,
+    bound: Option<u32>,
+    /// The weights it was laid out by, and the ring.
+    laid_out: RwLock<Arc<(Box<[u32]>, Ring)>>,
+}
+
+impl LiveRing {
+    fn new(names: &[&str], weights: &[u32], bound: Option<u32>) -> LiveRing {
+        LiveRing {
+            names: names.iter().map(|&n| n.into()).collect(),
+            bound,
+            laid_out: RwLock::new(Arc::new(Self::lay_out(names, weights, bound))),
+        }
+    }
+
+    fn lay_out(names: &[&str], weights: &[u32], bound: Option<u32>) -> (Box<[u32]>, Ring) {
+        let ring = Ring {
+            bound,
+            ..Ring::new(names, weights)
+        };
+        (weights.into(), ring)
+    }
+
+    fn pick(&self, hash: u64, peers: &dyn Peers) -> Option<usize> {
+        self.ring(peers).1.pick(hash, peers)
+    }
+
+    /// The ring for the weights `peers` have now: the one laid out
+    /// before while they are the same (a read lock and a look at each
+    /// weight), else a new one.
+    fn ring(&self, peers: &dyn Peers) -> Arc<(Box<[u32]>, Ring)> {
+        let laid_out = self.laid_out.read().clone();
+        let same = laid_out.0.len() == peers.len()
+            && (laid_out.0.iter().enumerate()).all(|(i, &w)| peers.weight(i) == w);
+        if same {
+            return laid_out;
+        }
+        let weights: Vec<u32> = (0..peers.len()).map(|i| peers.weight(i)).collect();
+        let names: Vec<&str> = self.names.iter().map(|n| &**n).collect();
+        let fresh = Arc::new(Self::lay_out(&names, &weights, self.bound));
+        *self.laid_out.write() = fresh.clone();
+        fresh
+    }
+}
+
 /// Consistent hashing of the client address: a client stays on one target
 /// while it can serve.
-pub struct IpHash(Ring);
+pub struct IpHash(LiveRing);
 
 impl Balancer for IpHash {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
@@ -409,7 +459,7 @@ impl Balancer for IpHash {
 /// so caching backends each hold their share of the URLs, not all of them.
 /// The URI is hashed as sent, not normalised (`/a%2Fb` is not `/a/b`):
 /// what the backends cache it under is theirs to decide.
-pub struct UriHash(Ring);
+pub struct UriHash(LiveRing);
 
 impl Balancer for UriHash {
     fn pick(&self, cx: &Context<'_>) -> Option<usize> {
@@ -426,7 +476,7 @@ impl Balancer for UriHash {
 /// HAProxy applies `roundrobin` to one without the header: hashed as one
 /// empty value, they would all pile onto a single target.
 pub struct KeyHash {
-    ring: Ring,
+    ring: LiveRing,
     keyless: SmoothWeighted,
 }
 
@@ -1264,9 +1314,54 @@ mod tests {
     }
 
     #[test]
+    fn a_weight_given_at_run_time_lays_the_ring_out_anew_moving_keys_to_that_target_alone() {
+        let names = names(4);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hash = UriHash(LiveRing::new(&names, &[1; 4], None));
+        let owners = |peers: &Fake| -> Vec<usize> {
+            (0..8_000)
+                .map(|k| {
+                    let uri = format!("/item/{k}");
+                    let cx = Context {
+                        client: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        uri: &uri,
+                        key: None,
+                        peers,
+                    };
+                    hash.pick(&cx).unwrap()
+                })
+                .collect()
+        };
+        let mut peers = Fake::even(4);
+        let before = owners(&peers);
+        assert_eq!(
+            owners(&peers),
+            before,
+            "the same ring while the weights are"
+        );
+        // Target 2 given weight 4 of 7: about 4/7 of the keys, up from 1/4.
+        peers.0[2].0 = 4;
+        let after = owners(&peers);
+        let moved: Vec<(usize, usize)> = (before.iter().zip(&after))
+            .filter(|(a, b)| a != b)
+            .map(|(&a, &b)| (a, b))
+            .collect();
+        assert!(
+            moved.iter().all(|&(_, to)| to == 2),
+            "keys move to it alone"
+        );
+        let share = after.iter().filter(|&&t| t == 2).count();
+        assert!((4_000..5_200).contains(&share), "{share}");
+        // Back to 1: the ring it had, every key where it was.
+        peers.0[2].0 = 1;
+        assert_eq!(owners(&peers), before);
+    }
+
+    #[test]
     fn ip_hash_keeps_a_client_and_walks_past_unusable_targets() {
         let names = names(3);
-        let hash = IpHash(ring(&names));
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let hash = IpHash(LiveRing::new(&names, &[1; 3], None));
         let mut peers = Fake::even(3);
         let cx = Context {
             client: "192.0.2.7".parse().unwrap(),

@@ -190,8 +190,7 @@ impl Agent {
                 } else if !std::mem::replace(warned_weighs, true) {
                     log::warn!(
                         "target {}: its agent gives it {p}% of its weight, which this pool's \
-                         balance does not read (weighted_round_robin, least_conn, least_time \
-                         and random_two do)",
+                         balance, round_robin, does not read (every other one does)",
                         self.name
                     );
                 }
