@@ -37,7 +37,9 @@ fn status_pools(proxy: &Proxy) -> String {
     assert_eq!(response.status, 200);
     let body = response.body_str();
     let (_, rest) = body.split_once("\"pools\":").expect("pools");
-    let (pools, _) = rest.split_once(",\"jwt_keys\":").expect("jwt_keys after pools");
+    let (pools, _) = rest
+        .split_once(",\"jwt_keys\":")
+        .expect("jwt_keys after pools");
     pools.to_string()
 }
 

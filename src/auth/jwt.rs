@@ -1075,5 +1075,38 @@ mod tests {
             challenge("api", true),
             "WWW-Authenticate: Bearer realm=\"api\", error=\"invalid_token\"\r\n"
         );
+        // A valid token, for a bearer not allowed here (RFC 6750 §3.1).
+        assert_eq!(
+            challenge_forbidden("api"),
+            "WWW-Authenticate: Bearer realm=\"api\", error=\"insufficient_scope\"\r\n"
+        );
+    }
+
+    #[test]
+    fn only_a_token_naming_a_key_the_set_lacks_has_the_keys_asked_for_again() {
+        let key = |kid: &str| format!(r#"{{"kty":"oct","kid":"{kid}","k":"{}"}}"#, b64(SECRET));
+        let set = format!(r#"{{"keys":[{},{}]}}"#, key("a"), key("b"));
+        let keys = Jwks::parse(set.as_bytes()).unwrap();
+        let claims = r#"{"sub":"ann"}"#;
+        let naming = |header: &str| token(header, claims, hs256);
+        assert!(names_unknown_key(
+            naming(r#"{"alg":"HS256","kid":"c"}"#).as_bytes(),
+            &keys
+        ));
+        // A key without a `kid` is not the one a token names.
+        let kid_a = naming(r#"{"alg":"HS256","kid":"a"}"#);
+        assert!(names_unknown_key(kid_a.as_bytes(), &oct_keys()));
+        // Known, or naming none, or not a token at all: nothing to fetch.
+        for t in [
+            kid_a,
+            naming(r#"{"alg":"HS256","kid":"b"}"#),
+            naming(r#"{"alg":"HS256"}"#),
+            naming(r#"{"alg":"HS256","kid":7}"#),
+            naming(r#"["kid","c"]"#),
+            "!!.e30.x".to_string(),
+            String::new(),
+        ] {
+            assert!(!names_unknown_key(t.as_bytes(), &keys), "{t}");
+        }
     }
 }

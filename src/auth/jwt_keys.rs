@@ -254,6 +254,35 @@ mod tests {
     }
 
     #[test]
+    fn a_scope_that_took_the_top_levels_keys_is_one_source_with_it() {
+        // `check` lists a pool's keys only when they are not the top
+        // level's: the one file or request, not an equal one.
+        let file = JwtKeys::File(Arc::new(keys(ONE_KEY)));
+        let inherited = file.clone();
+        let read_again = JwtKeys::File(Arc::new(keys(ONE_KEY)));
+        assert!(file.same_as(&inherited));
+        assert!(!file.same_as(&read_again));
+        let request = JwtKeys::Fetched(Arc::new(FetchedKeys::new(
+            from("idp", "/jwks"),
+            DEFAULT_CACHE,
+        )));
+        let asked_again = JwtKeys::Fetched(Arc::new(FetchedKeys::new(
+            from("idp", "/jwks"),
+            DEFAULT_CACHE,
+        )));
+        assert!(request.same_as(&request.clone()));
+        assert!(!request.same_as(&asked_again));
+        assert!(!file.same_as(&request) && !request.same_as(&file));
+        // A file's keys are in force at once, a request's once fetched.
+        assert_eq!(file.current().as_deref(), Some(&keys(ONE_KEY)));
+        assert!(request.current().is_none());
+        if let JwtKeys::Fetched(fetched) = &request {
+            fetched.put(keys(OTHER_KEY));
+        }
+        assert_eq!(request.current().as_deref(), Some(&keys(OTHER_KEY)));
+    }
+
+    #[test]
     fn a_wake_is_pending_once_however_many_tokens_ask() {
         let fetched = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
         assert!(fetched.woken().try_recv().is_err());

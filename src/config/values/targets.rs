@@ -547,6 +547,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_agents_options_are_read_each_once_beside_its_port() {
+        let [target] = &parse_targets(
+            "127.0.0.1:1 agent_port=9 agent_addr=[::1] agent_inter=100ms agent_send=up%0A",
+        )
+        .unwrap()[..] else {
+            panic!("one target");
+        };
+        let agent = target.agent.as_ref().unwrap();
+        assert_eq!(agent.port, 9);
+        assert_eq!(agent.addr, "::1".parse().ok());
+        assert_eq!(agent.interval, Some(Duration::from_millis(100)));
+        assert_eq!(agent.send.as_deref(), Some(&b"up\n"[..]));
+        // The bounds the README gives: asked at most every 100ms, a text
+        // of 1 to 1024 bytes.
+        let longest = format!("127.0.0.1:1 agent_port=9 agent_send={}", "a".repeat(1024));
+        assert!(parse_targets(&longest).is_ok());
+        for (bad, says) in [
+            ("agent_inter=99ms", "agent_inter: less than 100ms"),
+            (
+                &format!("agent_send={}", "a".repeat(1025)),
+                "give the text sent",
+            ),
+            ("agent_port=10", "agent_port given twice"),
+            ("agent_addr=::1 agent_addr=::2", "agent_addr given twice"),
+            ("agent_inter=1s agent_inter=2s", "agent_inter given twice"),
+            ("agent_send=a agent_send=b", "agent_send given twice"),
+        ] {
+            let e = parse_targets(&format!("127.0.0.1:1 agent_port=9 {bad}")).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
     fn written_as(name: &str) -> Target {
         Target {
             name: name.into(),

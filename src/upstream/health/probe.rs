@@ -483,6 +483,16 @@ mod tests {
     }
 
     #[test]
+    fn a_fetched_body_longer_than_the_limit_is_too_large_though_only_the_limit_came() {
+        // Its length says more than the limit: what is missing is past
+        // it, so the set is too large, not cut short (the error says
+        // which setting to look at).
+        let longer = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"keys\":[]";
+        let e = fetched(longer, 10).0.unwrap_err();
+        assert_eq!(e.to_string(), "body larger than 10 bytes");
+    }
+
+    #[test]
     fn a_probe_skips_interim_heads_and_names_a_timeout() {
         let s = Duration::from_secs;
         let continued = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
