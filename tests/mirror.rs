@@ -415,3 +415,241 @@ fn a_client_s_field_cannot_take_the_next_line_out_of_the_mirror_s_copy() {
         );
     }
 }
+
+/// Waits for `n` copies counted as `result`: answered, failed or dropped.
+fn counted(proxy: &Proxy, result: &str, n: u64) -> bool {
+    let name = format!("inverso_mirror_requests_total{{result=\"{result}\"}}");
+    wait_until(WAIT_LIMIT, || proxy.metric(&name) == Some(n))
+}
+
+#[test]
+fn a_mirror_s_connection_is_kept_after_an_answer_read_whole_and_closed_after_a_large_one() {
+    // An answer of a length past what is worth reading (1 MiB) closes
+    // its connection; a small one, one after an interim answer, one
+    // without a body and one of some hundred kilobytes each leave it for
+    // the next copy.
+    let shadow = Backend::start("shadow", |seen, out| {
+        match seen.path() {
+            "/big" => respond(out, 200, &[], &vec![b'x'; (1 << 20) + 1]),
+            "/early" => {
+                let _ = out.write_all(b"HTTP/1.1 103 Early Hints\r\nLink: </s>\r\n\r\n");
+                respond(out, 200, &[], b"after a hint");
+            }
+            "/empty" => respond(out, 204, &[], b""),
+            // Read in more than one piece, but within what is read.
+            "/medium" => respond(out, 200, &[], &vec![b'x'; 500_000]),
+            _ => respond(out, 200, &[], b"small"),
+        }
+        Action::KeepAlive
+    });
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "");
+    let mut client = proxy.connect();
+    let paths = ["/1", "/early", "/empty", "/medium", "/2"];
+    for (n, path) in (1..).zip(paths) {
+        assert_eq!(client.get(path).status, 200);
+        assert!(counted(&proxy, "answered", n), "{path}");
+    }
+    assert_eq!(shadow.connections(), 1, "every copy went on the first's");
+    assert_eq!(client.get("/big").status, 200);
+    assert!(counted(&proxy, "answered", 6));
+    assert_eq!(client.get("/3").status, 200);
+    assert!(counted(&proxy, "answered", 7));
+    assert_eq!(shadow.connections(), 2, "the large answer's was closed");
+    assert!(wait_until(WAIT_LIMIT, || shadow.closed() == 1));
+}
+
+#[test]
+fn a_mirror_s_connection_whose_answer_says_close_is_not_kept() {
+    // The backend says `Connection: close` but leaves the connection
+    // open: it is closed all the same, the next copy goes on a new one.
+    let shadow = Backend::start("shadow", |_, out| {
+        respond(out, 200, &[("Connection", "close")], b"ok");
+        Action::KeepAlive
+    });
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "");
+    let mut client = proxy.connect();
+    for (n, path) in [(1, "/1"), (2, "/2")] {
+        assert_eq!(client.get(path).status, 200);
+        assert!(counted(&proxy, "answered", n), "{path}");
+    }
+    assert_eq!((shadow.requests(), shadow.connections()), (2, 2));
+}
+
+#[test]
+fn a_mirror_s_answer_head_is_read_up_to_32_kib() {
+    // A head of some kilobytes is read as any; one past 32 KiB is not.
+    // Its end comes a moment after the rest, so that the proxy holds
+    // the long part unfinished first.
+    let shadow = Backend::start("shadow", |seen, out| {
+        let long = if seen.path() == "/huge" { 40_000 } else { 8000 };
+        let start = format!("HTTP/1.1 200 OK\r\nX-Long: {}", "v".repeat(long));
+        let _ = out.write_all(start.as_bytes());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let _ = out.write_all(b"\r\nContent-Length: 2\r\n\r\nok");
+        Action::KeepAlive
+    });
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "");
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/long").status, 200);
+    assert!(counted(&proxy, "answered", 1));
+    assert_eq!(client.get("/huge").status, 200);
+    assert!(counted(&proxy, "failed", 1));
+    assert_eq!(
+        proxy.metric("inverso_mirror_requests_total{result=\"answered\"}"),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_mirror_s_switch_or_endless_interim_answers_are_counted_without_waiting_for_more() {
+    // A copy asks for no switch, and what follows a 101 or a seventeenth
+    // interim answer is not read: the copy is answered at once, and its
+    // connection closed (the backend hangs on until then).
+    let shadow = Backend::start("shadow", |seen, out| {
+        let head: &[u8] = match seen.path() {
+            "/switch" => {
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n"
+            }
+            _ => b"HTTP/1.1 102 Processing\r\n\r\n",
+        };
+        let times = if seen.path() == "/switch" { 1 } else { 17 };
+        for _ in 0..times {
+            let _ = out.write_all(head);
+        }
+        Action::Hang
+    });
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "backend_timeout = 30s\n");
+    let soon = std::time::Duration::from_secs(3);
+    let answered = |n| {
+        wait_until(soon, || {
+            proxy.metric("inverso_mirror_requests_total{result=\"answered\"}") == Some(n)
+        })
+    };
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/switch").status, 200);
+    assert!(answered(1));
+    assert_eq!(client.get("/processing").status, 200);
+    assert!(answered(2));
+    assert!(wait_until(WAIT_LIMIT, || shadow.closed() == 2));
+}
+
+#[test]
+fn a_copy_that_may_be_sent_twice_is_sent_again_when_a_kept_connection_was_closed() {
+    // `/once` is hung up on (read, then the connection closed unanswered)
+    // the first time, answered after; `/hangup` always; `/nonsense` is
+    // answered with what is no HTTP, `/interim` with an interim answer
+    // only, `/slow` not at all.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let hung_once = AtomicBool::new(false);
+    let shadow = Backend::start("shadow", move |seen, out| match seen.path() {
+        "/once" if !hung_once.swap(true, Ordering::SeqCst) => Action::Close,
+        "/hangup" => Action::Close,
+        "/nonsense" => {
+            let _ = out.write_all(b"nonsense\r\n\r\n");
+            Action::Close
+        }
+        "/interim" => {
+            let _ = out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            Action::Close
+        }
+        "/slow" => Action::Hang,
+        _ => {
+            respond(out, 200, &[], b"ok");
+            Action::KeepAlive
+        }
+    });
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "pool.shadow.backend_timeout = 1s\n");
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/1").status, 200);
+    assert!(counted(&proxy, "answered", 1));
+    // On the kept connection, hung up on: a GET goes again on a new one.
+    assert_eq!(client.get("/once").status, 200);
+    assert!(counted(&proxy, "answered", 2));
+    assert_eq!((shadow.requests(), shadow.connections()), (3, 2));
+    // A POST is not sent twice.
+    assert_eq!(client.request("POST", "/hangup", &[], b"x").status, 200);
+    assert!(counted(&proxy, "failed", 1));
+    assert_eq!(shadow.requests(), 4);
+    // Nor is a GET hung up on over a new connection: it is no kept one
+    // the backend had closed while it idled.
+    assert_eq!(client.get("/hangup").status, 200);
+    assert!(counted(&proxy, "failed", 2));
+    assert_eq!(shadow.requests(), 5);
+    // Nor one the backend answered in part (with what is no HTTP, an
+    // interim answer only), nor one it kept waiting: each on a kept
+    // connection.
+    let (mut answered, mut failed) = (2, 2);
+    for path in ["/nonsense", "/interim", "/slow"] {
+        let requests = shadow.requests();
+        assert_eq!(client.get("/warm").status, 200);
+        answered += 1;
+        assert!(counted(&proxy, "answered", answered), "{path}");
+        assert_eq!(client.get(path).status, 200);
+        failed += 1;
+        assert!(counted(&proxy, "failed", failed), "{path}");
+        assert_eq!(shadow.requests(), requests + 2, "{path}");
+    }
+}
+
+#[test]
+fn copies_sent_back_to_back_to_a_slow_mirror_each_find_a_thread() {
+    // None waits behind another while fewer than sixteen are out.
+    let gate = Gate::new();
+    let shadow = {
+        let gate = gate.clone();
+        Backend::start("shadow", move |_, out| {
+            gate.wait();
+            respond(out, 200, &[], b"late");
+            Action::KeepAlive
+        })
+    };
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "");
+    let mut client = proxy.connect();
+    for i in 0..16 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+    }
+    let all_out = wait_until(WAIT_LIMIT, || shadow.requests() == 16);
+    gate.open();
+    assert!(all_out, "{} of 16 at the mirror", shadow.requests());
+}
+
+#[test]
+fn no_more_than_sixteen_copies_are_sent_at_once_the_rest_wait_their_turn() {
+    // A mirror that holds every copy unanswered holds the sixteen
+    // threads that send them; the copies after wait in the queue, and
+    // go once it answers.
+    let gate = Gate::new();
+    let shadow = {
+        let gate = gate.clone();
+        Backend::start("shadow", move |_, out| {
+            gate.wait();
+            respond(out, 200, &[], b"late");
+            Action::KeepAlive
+        })
+    };
+    let main = Backend::echo("main");
+    let proxy = mirrored(&main, shadow.addr, "");
+    // Each copy waited for at the mirror before the next is sent, so
+    // that each finds every thread busy.
+    let mut client = proxy.connect();
+    for i in 0..20 {
+        assert_eq!(client.get(&format!("/{i}")).status, 200);
+        let reached = (i + 1).min(16);
+        assert!(wait_until(WAIT_LIMIT, || shadow.requests() == reached));
+    }
+    // Time for a seventeenth copy to come, were there a thread to send it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(shadow.requests(), 16);
+    gate.open();
+    assert!(wait_until(WAIT_LIMIT, || shadow.requests() == 20));
+    assert_eq!(
+        proxy.metric("inverso_mirror_requests_total{result=\"dropped\"}"),
+        Some(0)
+    );
+}

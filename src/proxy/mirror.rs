@@ -99,7 +99,9 @@ impl Mirrors {
     }
 
     /// Queues `copy`, or drops it when the queue is full; starts a thread
-    /// when none is free.
+    /// when fewer are free than copies wait (a thread just started is
+    /// free until it takes one: counted against the copies, a copy sent
+    /// right after the one that started it would wait behind it).
     pub(super) fn send(self: &Arc<Self>, copy: Duplicate) {
         let size = copy.size();
         let taken = (self.queued_bytes).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -116,7 +118,7 @@ impl Mirrors {
                 return;
             }
         }
-        if self.idle.load(Ordering::SeqCst) == 0 {
+        if self.idle.load(Ordering::SeqCst) < self.queue.len() {
             self.start_thread();
         }
     }
@@ -368,5 +370,101 @@ impl Drop for Place<'_> {
         if !mirrors.taken.is_empty() {
             mirrors.start_thread();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    /// A copy with a body of `len` bytes.
+    fn copy(len: usize) -> Duplicate {
+        let any: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        Duplicate {
+            pool: "shadow".into(),
+            head: b"POST / HTTP/1.1\r\n\r\n".to_vec(),
+            body: vec![0; len],
+            client: any.ip(),
+            uri: "/".into(),
+            key: None,
+            ends: ClientEnds {
+                source: any,
+                destination: any,
+                tls: None,
+            },
+        }
+    }
+
+    /// Polls `cond` for up to five seconds: whether it came to hold.
+    fn soon(cond: impl Fn() -> bool) -> bool {
+        let due = Instant::now() + Duration::from_secs(5);
+        while !cond() {
+            if Instant::now() > due {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    #[test]
+    fn copies_waiting_for_a_slow_mirror_hold_no_more_than_their_bytes_allow() {
+        let metrics = Arc::new(Metrics::default());
+        let mirrors = Mirrors::new(metrics.clone(), Arc::default());
+        // Every thread taken by a slow mirror: the copies stay queued.
+        mirrors.threads.store(MAX_THREADS, Ordering::SeqCst);
+        let dropped = || metrics.mirror_dropped.load(Ordering::Relaxed);
+        let third = MAX_QUEUED_BYTES / 3;
+        mirrors.send(copy(third));
+        mirrors.send(copy(third));
+        assert_eq!((mirrors.taken.len(), dropped()), (2, 0));
+        // Three thirds and their heads are past the bound: dropped.
+        mirrors.send(copy(third));
+        assert_eq!((mirrors.taken.len(), dropped()), (2, 1));
+        // A small copy still fits.
+        mirrors.send(copy(1000));
+        assert_eq!((mirrors.taken.len(), dropped()), (3, 1));
+    }
+
+    #[test]
+    fn a_copy_sent_before_a_thread_just_started_took_the_one_before_starts_another() {
+        let metrics = Arc::new(Metrics::default());
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let mirrors = Mirrors::new(metrics, shutting_down.clone());
+        // A thread started for a copy, free until it takes it.
+        mirrors.threads.store(1, Ordering::SeqCst);
+        mirrors.idle.store(1, Ordering::SeqCst);
+        mirrors.send(copy(10));
+        assert_eq!(
+            mirrors.threads.load(Ordering::SeqCst),
+            1,
+            "one free for one copy"
+        );
+        // Two copies for it: the second must not wait behind the first.
+        mirrors.send(copy(10));
+        assert_eq!(mirrors.threads.load(Ordering::SeqCst), 2);
+        shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_thread_with_no_copy_to_send_stays_a_while_and_ends_at_shutdown() {
+        let metrics = Arc::new(Metrics::default());
+        let shutting_down = Arc::new(AtomicBool::new(false));
+        let mirrors = Mirrors::new(metrics.clone(), shutting_down.clone());
+        let threads = || mirrors.threads.load(Ordering::SeqCst);
+        // No settings attached: the thread started drops the copy.
+        mirrors.send(copy(10));
+        assert_eq!(threads(), 1);
+        assert!(soon(|| metrics.mirror_dropped.load(Ordering::Relaxed) == 1));
+        // Idle past its queue's one-second wait, well short of `IDLE`: it
+        // is there for the next copy.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(threads(), 1);
+        shutting_down.store(true, Ordering::Relaxed);
+        assert!(soon(|| threads() == 0));
+        // None started in its place, with no copy waiting.
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(threads(), 0);
     }
 }
