@@ -75,15 +75,7 @@ fn each_request_goes_to_the_mirror_too_and_its_answer_is_dropped() {
 #[test]
 fn a_client_never_waits_for_the_mirror() {
     let main = Backend::echo("main");
-    let gate = Gate::new();
-    let shadow = {
-        let gate = gate.clone();
-        Backend::start("shadow", move |_, out| {
-            gate.wait();
-            respond(out, 200, &[], b"late");
-            Action::KeepAlive
-        })
-    };
+    let (gate, shadow) = held_mirror();
     let proxy = mirrored(&main, shadow.addr, "");
     // While the mirror holds its copies unanswered, the clients have
     // their answers.
@@ -596,18 +588,22 @@ fn a_copy_that_may_be_sent_twice_is_sent_again_when_a_kept_connection_was_closed
     }
 }
 
+/// A mirror that answers no copy until the gate opens.
+fn held_mirror() -> (Gate, Backend) {
+    let gate = Gate::new();
+    let held = gate.clone();
+    let shadow = Backend::start("shadow", move |_, out| {
+        held.wait();
+        respond(out, 200, &[], b"late");
+        Action::KeepAlive
+    });
+    (gate, shadow)
+}
+
 #[test]
 fn copies_sent_back_to_back_to_a_slow_mirror_each_find_a_thread() {
     // None waits behind another while fewer than sixteen are out.
-    let gate = Gate::new();
-    let shadow = {
-        let gate = gate.clone();
-        Backend::start("shadow", move |_, out| {
-            gate.wait();
-            respond(out, 200, &[], b"late");
-            Action::KeepAlive
-        })
-    };
+    let (gate, shadow) = held_mirror();
     let main = Backend::echo("main");
     let proxy = mirrored(&main, shadow.addr, "");
     let mut client = proxy.connect();
@@ -624,15 +620,7 @@ fn no_more_than_sixteen_copies_are_sent_at_once_the_rest_wait_their_turn() {
     // A mirror that holds every copy unanswered holds the sixteen
     // threads that send them; the copies after wait in the queue, and
     // go once it answers.
-    let gate = Gate::new();
-    let shadow = {
-        let gate = gate.clone();
-        Backend::start("shadow", move |_, out| {
-            gate.wait();
-            respond(out, 200, &[], b"late");
-            Action::KeepAlive
-        })
-    };
+    let (gate, shadow) = held_mirror();
     let main = Backend::echo("main");
     let proxy = mirrored(&main, shadow.addr, "");
     // Each copy waited for at the mirror before the next is sent, so

@@ -611,6 +611,14 @@ impl Config {
         self.keepalive_timeout.unwrap_or(self.connection_timeout)
     }
 
+    /// `auth_jwt_header`'s field, where tokens come in place of
+    /// `Authorization`, while `auth_jwt` asks for one.
+    pub fn jwt_token_field(&self) -> Option<&str> {
+        self.auth_jwt_header
+            .as_deref()
+            .filter(|_| self.auth_jwt.is_some())
+    }
+
     /// The sets of keys `auth_jwt_key_request` fetches for the top level
     /// and each pool (one shared by several scopes, as often).
     pub fn fetched_jwt_keys(
@@ -676,8 +684,7 @@ impl Config {
             rendered_fields: (self.request_headers.rendered_names())
                 .chain(self.request_id_header.as_deref().map(Box::from))
                 .collect(),
-            credential_fields: (self.auth_jwt_header.as_deref())
-                .filter(|_| self.auth_jwt.is_some())
+            credential_fields: (self.jwt_token_field())
                 .map(Box::from)
                 .into_iter()
                 .collect(),

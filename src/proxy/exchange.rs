@@ -352,33 +352,27 @@ pub(super) fn exchange(
             return (outcome, line);
         };
         match token_verdict(&head, &keys, settings) {
-            Some(Ok(verified))
-                if (settings.auth_jwt_require.as_ref())
-                    .is_some_and(|r| !r.holds(&verified.claims)) =>
-            {
-                // Who it is, but not one allowed here.
-                line.remote_user.clone_from(&verified.subject);
-                if shared.config.logs_jwt_claims() {
-                    line.jwt_claims = Some(Arc::new(verified.claims));
-                }
-                shared.metrics.count_auth_refusal(auth::Refused::Forbidden);
-                client.ended(REFUSED);
-                let challenge = jwt::challenge_forbidden(realm);
-                let outcome =
-                    answer_unread(client, &head, body_kind, 403, challenge.as_bytes(), shared);
-                return (outcome, line);
-            }
             Some(Ok(verified)) => {
-                // `$remote_user`: the token's subject.
+                // `$remote_user`: the token's subject, allowed here or not.
                 line.remote_user.clone_from(&verified.subject);
+                let allowed =
+                    (settings.auth_jwt_require.as_ref()).is_none_or(|r| r.holds(&verified.claims));
                 // The claims are kept only for what names them.
                 let (logged, used) = (
                     shared.config.logs_jwt_claims(),
-                    names_variables(settings, shared),
+                    allowed && names_variables(settings, shared),
                 );
                 let claims = (logged || used).then(|| Arc::new(verified.claims));
                 if logged {
                     line.jwt_claims.clone_from(&claims);
+                }
+                if !allowed {
+                    shared.metrics.count_auth_refusal(auth::Refused::Forbidden);
+                    client.ended(REFUSED);
+                    let challenge = jwt::challenge_forbidden(realm);
+                    let challenge = challenge.as_bytes();
+                    let outcome = answer_unread(client, &head, body_kind, 403, challenge, shared);
+                    return (outcome, line);
                 }
                 if used {
                     client.user = verified.subject;
@@ -391,12 +385,9 @@ pub(super) fn exchange(
                     (&refused, source)
                 {
                     // The provider may have begun to sign with a new key.
-                    let token = jwt::token(
-                        &head.headers,
-                        settings.auth_jwt_header.as_deref(),
-                        settings.auth_jwt_cookie.as_deref(),
-                    );
-                    if token.is_some_and(|token| jwt::names_unknown_key(token, &keys)) {
+                    if jwt_token(&head, settings)
+                        .is_some_and(|token| jwt::names_unknown_key(token, &keys))
+                    {
                         fetched.ask_again();
                     }
                 }
@@ -479,11 +470,7 @@ pub(super) fn exchange(
     // (`$remote_user`), and its answer is then for them alone.
     let edits = &settings.request_headers;
     if !edits.has_variables() {
-        let token_field = settings
-            .auth_jwt_header
-            .as_deref()
-            .filter(|_| settings.auth_jwt.is_some());
-        for name in std::iter::once("authorization").chain(token_field) {
+        for name in std::iter::once("authorization").chain(settings.jwt_token_field()) {
             if edits.edits(name.as_bytes()) {
                 head.headers.remove(name);
             }
@@ -529,6 +516,15 @@ fn names_variables(settings: &Config, shared: &Shared) -> bool {
         .any(|c| c.request_headers.has_variables() || c.response_headers.has_variables())
 }
 
+/// The token of `head`, where `settings` say it comes.
+fn jwt_token<'a>(head: &'a RequestHead, settings: &'a Config) -> Option<&'a [u8]> {
+    let (field, cookie) = (
+        settings.jwt_token_field(),
+        settings.auth_jwt_cookie.as_deref(),
+    );
+    jwt::token(&head.headers, field, cookie)
+}
+
 /// What the token of `head` is worth under `settings`' `auth_jwt_*`:
 /// `None` without one; refused when `keys` do not verify it, or it was
 /// issued by another issuer or for another audience than those asked.
@@ -537,11 +533,7 @@ fn token_verdict(
     keys: &jwt::Jwks,
     settings: &Config,
 ) -> Option<Result<jwt::Verified, jwt::Invalid>> {
-    let token = jwt::token(
-        &head.headers,
-        settings.auth_jwt_header.as_deref(),
-        settings.auth_jwt_cookie.as_deref(),
-    )?;
+    let token = jwt_token(head, settings)?;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

@@ -14,7 +14,6 @@ use parking_lot::{Mutex, RwLock};
 use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// A target's whole share of its weight, in thousandths (see
 /// [`Peers::share`]).
@@ -397,7 +396,7 @@ pub struct LiveRing {
     names: Box<[Box<str>]>,
     bound: Option<u32>,
     /// The weights it was laid out by, and the ring.
-    laid_out: RwLock<Arc<(Box<[u32]>, Ring)>>,
+    laid_out: RwLock<(Box<[u32]>, Ring)>,
 }
 
 impl LiveRing {
@@ -405,7 +404,7 @@ impl LiveRing {
         LiveRing {
             names: names.iter().map(|&n| n.into()).collect(),
             bound,
-            laid_out: RwLock::new(Arc::new(Self::lay_out(names, weights, bound))),
+            laid_out: RwLock::new(Self::lay_out(names, weights, bound)),
         }
     }
 
@@ -417,25 +416,24 @@ impl LiveRing {
         (weights.into(), ring)
     }
 
+    /// The pick on the ring laid out before while `peers`' weights are
+    /// those it was laid out by (a read lock, held for the pick, and a
+    /// look at each weight), else on a new one.
     fn pick(&self, hash: u64, peers: &dyn Peers) -> Option<usize> {
-        self.ring(peers).1.pick(hash, peers)
-    }
-
-    /// The ring for the weights `peers` have now: the one laid out
-    /// before while they are the same (a read lock and a look at each
-    /// weight), else a new one.
-    fn ring(&self, peers: &dyn Peers) -> Arc<(Box<[u32]>, Ring)> {
-        let laid_out = self.laid_out.read().clone();
-        let same = laid_out.0.len() == peers.len()
-            && (laid_out.0.iter().enumerate()).all(|(i, &w)| peers.weight(i) == w);
-        if same {
-            return laid_out;
+        {
+            let (weights, ring) = &*self.laid_out.read();
+            let same = weights.len() == peers.len()
+                && (weights.iter().enumerate()).all(|(i, &w)| peers.weight(i) == w);
+            if same {
+                return ring.pick(hash, peers);
+            }
         }
         let weights: Vec<u32> = (0..peers.len()).map(|i| peers.weight(i)).collect();
         let names: Vec<&str> = self.names.iter().map(|n| &**n).collect();
-        let fresh = Arc::new(Self::lay_out(&names, &weights, self.bound));
-        *self.laid_out.write() = fresh.clone();
-        fresh
+        let fresh = Self::lay_out(&names, &weights, self.bound);
+        let picked = fresh.1.pick(hash, peers);
+        *self.laid_out.write() = fresh;
+        picked
     }
 }
 

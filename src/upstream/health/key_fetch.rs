@@ -140,7 +140,7 @@ fn fetch_once(fetch: &KeyFetch) -> Result<Jwks, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{health, probing};
+    use super::super::test_support::{probe_at, probing};
     use super::*;
     use crate::config::PoolRequest;
     use crossbeam_channel::Sender;
@@ -196,17 +196,6 @@ mod tests {
         (addr, server)
     }
 
-    fn target(addr: SocketAddr) -> Probe {
-        Probe {
-            name: addr.to_string().into(),
-            host: addr.to_string().into(),
-            addr: addr.into(),
-            tls: None,
-            send_proxy: None,
-            health: Arc::new(health(1, 60)),
-        }
-    }
-
     fn fetch_from(targets: Vec<Probe>, every: Duration) -> KeyFetch {
         let from = PoolRequest {
             pool_name: "idp".into(),
@@ -240,9 +229,9 @@ mod tests {
         let taken_out = TcpListener::bind("127.0.0.1:0").unwrap();
         let (usable, server) = key_server(vec![answer(200, KEYS)], None);
         let targets = vec![
-            target(in_maintenance.local_addr().unwrap()),
-            target(taken_out.local_addr().unwrap()),
-            target(usable),
+            probe_at(in_maintenance.local_addr().unwrap()),
+            probe_at(taken_out.local_addr().unwrap()),
+            probe_at(usable),
         ];
         targets[0].health.set_admin_state(AdminState::Maint);
         targets[1].health.failed(Instant::now(), "refused");
@@ -252,7 +241,7 @@ mod tests {
         assert!(!was_asked(&in_maintenance));
         assert!(!was_asked(&taken_out));
 
-        let alone = fetch_from(vec![target(usable)], Duration::from_secs(600));
+        let alone = fetch_from(vec![probe_at(usable)], Duration::from_secs(600));
         alone.targets[0].health.set_admin_state(AdminState::Maint);
         assert_eq!(
             fetch_once(&alone).unwrap_err(),
@@ -273,7 +262,7 @@ mod tests {
             answer(200, KEYS),
         ];
         let (addr, server) = key_server(replies, Some(stop));
-        let fetch = fetch_from(vec![target(addr)], Duration::from_millis(20));
+        let fetch = fetch_from(vec![probe_at(addr)], Duration::from_millis(20));
         let metrics = Metrics::default();
         let ((), lines) = crate::test_log::logged(|| fetch_loop(&fetch, &metrics, &stopped));
         server.join().unwrap();

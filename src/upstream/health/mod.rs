@@ -193,6 +193,19 @@ impl Health {
 mod test_support {
     use super::*;
 
+    /// A plain HTTP target at `addr`, as a probe (or a key fetch) reaches
+    /// it, out for a minute once it fails.
+    pub(super) fn probe_at(addr: std::net::SocketAddr) -> Probe {
+        Probe {
+            name: addr.to_string().into(),
+            host: addr.to_string().into(),
+            addr: addr.into(),
+            tls: None,
+            send_proxy: None,
+            health: Arc::new(health(1, 60)),
+        }
+    }
+
     pub(super) fn probing(rise: u32, fall: u32) -> Active {
         Active {
             kind: ProbeKind::Http {

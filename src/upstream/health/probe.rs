@@ -334,7 +334,7 @@ fn read_body(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_support::{health, probing};
+    use super::super::test_support::{health, probe_at, probing};
     use super::*;
     use crate::config::Endpoint;
     use std::net::SocketAddr;
@@ -506,18 +506,6 @@ mod tests {
 
     fn leaked(parts: &[&[u8]]) -> &'static [u8] {
         Box::leak(parts.concat().into_boxed_slice())
-    }
-
-    /// A plain HTTP probe of a target at `addr`.
-    fn probe_at(addr: std::net::SocketAddr) -> Probe {
-        Probe {
-            name: addr.to_string().into(),
-            host: addr.to_string().into(),
-            addr: addr.into(),
-            tls: None,
-            send_proxy: None,
-            health: Arc::new(health(1, 10)),
-        }
     }
 
     /// Time enough for a probe that passes to pass on a loaded machine.
