@@ -347,10 +347,13 @@ fn write_state_file(out: &mut impl std::io::Write, config: &Config) -> std::io::
     if restored.missing {
         writeln!(
             out,
-            "# state_file {file}: none yet: every target starts ready"
+            "# state_file {file}: none yet: every target starts as configured"
         )?;
     } else if restored.applied.is_empty() {
-        writeln!(out, "# state_file {file}: every target starts ready")?;
+        writeln!(
+            out,
+            "# state_file {file}: every target starts as configured"
+        )?;
     }
     for applied in &restored.applied {
         writeln!(out, "# {applied}")?;

@@ -115,13 +115,26 @@ fn the_agent_gives_its_target_a_share_of_its_weight() {
     assert_eq!(state_of(&proxy, a.addr), "ready");
     assert_eq!(served_by_a(&proxy, 6), 4);
 
-    // A reload puts the configured weight back, and the agent's share,
-    // unchanged, is given again.
+    // A reload as written keeps its weight; one that edits `weight=`
+    // puts it in force, and the agent's share, unchanged, is given again,
+    // of the new weight: 200% of 2.
     proxy.reload(
         &[a.addr, b.addr],
         with_agent(agent.port, Balance::WeightedRoundRobin),
     );
+    assert_eq!(served_by_a(&proxy, 6), 4);
+    proxy.reload(&[a.addr, b.addr], |c| {
+        with_agent(agent.port, Balance::WeightedRoundRobin)(c);
+        c.targets[0].weight = 2;
+    });
     agent.says("200%\n");
+    assert_eq!(served_by_a(&proxy, 5), 4);
+    // A reload that takes the agent away takes its weight too.
+    proxy.reload(&[a.addr, b.addr], |c| {
+        with_agent(agent.port, Balance::WeightedRoundRobin)(c);
+        c.targets[0].weight = 2;
+        c.targets[0].agent = None;
+    });
     assert_eq!(served_by_a(&proxy, 6), 4);
 }
 

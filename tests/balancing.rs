@@ -2657,7 +2657,7 @@ fn answers(proxy: &Proxy, n: usize) -> Vec<String> {
 }
 
 #[test]
-fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_a_reload() {
+fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_weight_is_edited() {
     let a = Backend::echo("a");
     let b = Backend::echo("b");
     let weighted = |c: &mut Config| {
@@ -2704,9 +2704,15 @@ fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_a_rel
             r.body_str()
         );
     }
-    // A reload puts the file's weights back.
+    // A reload keeps it while `weight=` is as it was, and puts the
+    // file's in force once it was edited.
     proxy.reload(&[a.addr, b.addr], weighted);
-    assert_eq!(shares(8), (4, 4));
+    assert_eq!(shares(8), (6, 2));
+    proxy.reload(&[a.addr, b.addr], |c| {
+        weighted(c);
+        c.targets[0].weight = 2;
+    });
+    assert_eq!(shares(6), (4, 2));
 
     // `round_robin`, which weighs nothing, refuses one.
     let proxy = start_proxy(&[a.addr, b.addr], |c| {

@@ -213,7 +213,7 @@ fn check_says_what_the_state_file_would_apply_and_what_it_skips() {
     let stdout = check();
     assert!(stdout.contains("state_file = state "), "{stdout}");
     assert!(
-        stdout.contains("# state_file state: none yet: every target starts ready\n"),
+        stdout.contains("# state_file state: none yet: every target starts as configured\n"),
         "{stdout}"
     );
     damaged_file(&dir.path().join("state"), a, b);
@@ -222,7 +222,7 @@ fn check_says_what_the_state_file_would_apply_and_what_it_skips() {
         format!("# state_file state:3: {a} -> maint\n"),
         "# warning: state_file state:2: not UTF-8 text: skipped".to_string(),
         "# warning: state_file state:4: no target is named `gone.internal:80`".to_string(),
-        "# warning: state_file state:5: expected `<target> <state>`, found `\\u{1b}[2J`"
+        "# warning: state_file state:5: expected `<target> <state>` or `<target> weight=<N> configured=<N>`, found `\\u{1b}[2J`"
             .to_string(),
         "# warning: state_file state:6: unknown target state `mai`".to_string(),
     ] {
@@ -386,4 +386,75 @@ fn a_reload_may_not_make_the_state_file_the_snapshot_still_written() {
     // With a file of its own, taken.
     next.state_file = Some(dir.path().join("states"));
     proxy.handle().control().reload(next).unwrap();
+}
+
+/// The `weight` `GET /targets/<target>` reports.
+#[track_caller]
+fn weight_of(proxy: &Proxy, target: impl std::fmt::Display) -> u32 {
+    let body = proxy
+        .admin("GET", &format!("/targets/{target}"), "")
+        .body_str();
+    let (_, rest) = body.split_once("\"weight\":").expect("weight");
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+/// `a` and `b` under `weighted_round_robin`, `a` written `weight=a_weight`.
+fn weighing(a: SocketAddr, b: SocketAddr, a_weight: u32) -> impl Fn(&mut Config) {
+    move |c| {
+        c.balance = inverso::config::Balance::WeightedRoundRobin;
+        c.targets = vec![target(a), target(b)];
+        c.targets[0].weight = a_weight;
+    }
+}
+
+#[test]
+fn a_weight_given_at_run_time_is_kept_by_restarts_and_reloads_until_weight_is_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = state_path(&dir);
+    let a = Backend::echo("a");
+    let b = Backend::echo("b");
+    let first = proxy_keeping_with(&[a.addr, b.addr], &state, weighing(a.addr, b.addr, 1));
+    let reply = first.admin("PUT", &format!("/targets/{}", a.addr), "weight=3");
+    assert!(reply.body_str().contains("\"saved\":true"), "{reply:?}");
+    assert_eq!(
+        listed(&state),
+        [format!("{} weight=3 configured=1", a.addr)]
+    );
+    stop(first);
+
+    // A restart finds it, and the balancer weighs by it: 3 to 1.
+    let second = proxy_keeping_with(&[a.addr, b.addr], &state, weighing(a.addr, b.addr, 1));
+    assert_eq!(weight_of(&second, a.addr), 3);
+    assert_eq!(
+        answers(&second, 8),
+        HashMap::from([("a".to_string(), 6), ("b".to_string(), 2)])
+    );
+    // A reload that leaves `weight=` as it was keeps it.
+    let mut same = Config::with_targets(vec![]);
+    weighing(a.addr, b.addr, 1)(&mut same);
+    (
+        same.log_to_stdout,
+        same.cache_size,
+        same.path_to_persistence,
+    ) = (false, 0, None);
+    (same.admin_port, same.state_file) = (Some(0), Some(state.clone()));
+    second.handle().control().reload(same.clone()).unwrap();
+    assert_eq!(weight_of(&second, a.addr), 3);
+    // One that edits it puts the file's in force, and the state file
+    // no longer lists it.
+    let mut edited = same;
+    edited.targets[0].weight = 2;
+    second.handle().control().reload(edited).unwrap();
+    assert_eq!(weight_of(&second, a.addr), 2);
+    assert!(listed(&state).is_empty(), "{:?}", listed(&state));
+    second.admin("PUT", &format!("/targets/{}", a.addr), "weight=5");
+    stop(second);
+
+    // Nor does a restart with `weight=` edited since apply the file's.
+    let third = proxy_keeping_with(&[a.addr, b.addr], &state, weighing(a.addr, b.addr, 4));
+    assert_eq!(weight_of(&third, a.addr), 4);
+    stop(third);
+    let fourth = proxy_keeping_with(&[a.addr, b.addr], &state, weighing(a.addr, b.addr, 2));
+    assert_eq!(weight_of(&fourth, a.addr), 5);
 }

@@ -1,9 +1,9 @@
-//! `/targets/<id>`: a target's admin state (`ready`, `drain`, `maint`),
-//! read or set, and saved to `state_file`; and its weight, until a reload.
+//! `/targets/<id>`: a target's admin state (`ready`, `drain`, `maint`)
+//! and its weight, read or set, and saved to `state_file`.
 
 use super::{host_is_an_address, Reply};
 use crate::cache::policy;
-use crate::config::escape_controls;
+use crate::config::{escape_controls, MAX_WEIGHT};
 use crate::http::RequestHead;
 use crate::json;
 use crate::proxy::Shared;
@@ -23,8 +23,8 @@ use std::time::Instant;
 /// the name comes to give later starts in the state they share, see
 /// `Upstreams::keep_state_of`).
 ///
-/// With `state_file`, a `PUT` writes every target's state there before it
-/// is answered, and says whether that worked (`"saved"`).
+/// With `state_file`, a `PUT` writes every target's state and weight
+/// there before it is answered, and says whether that worked (`"saved"`).
 pub(super) fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &Shared) -> Reply {
     let method = head.method.as_str();
     let set = match method {
@@ -77,13 +77,9 @@ pub(super) fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &S
             target_json(target, was)
         })
         .collect();
-    let state = match change {
-        Some(Change::State(state)) => Some(state),
-        _ => None,
-    };
     // Every PUT writes the file, a change or not: one that could not be
     // saved is saved by sending it again.
-    let saved = match (state, &shared.config.state_file) {
+    let saved = match (change, &shared.config.state_file) {
         (Some(_), Some(path)) => Some(state_file::save_or_warn(path, &shared.pools, "admin")),
         _ => None,
     };
@@ -112,7 +108,8 @@ pub(super) fn target_state(head: &RequestHead, id: &str, body: &[u8], shared: &S
 const BODIES: &str = "the body must be ready, drain, maint or weight=N (1 to 10000)";
 
 /// What a `PUT` sets: the state, or the weight (HAProxy's `set server
-/// be/srv weight`), which holds until a reload puts the file's back.
+/// be/srv weight`), which holds until the configuration gives the target
+/// another (see `Upstreams::keep_state_of`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Change {
     State(AdminState),
@@ -138,7 +135,7 @@ impl Change {
             .then(|| value.trim())
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|v| v.parse().ok())
-            .filter(|w| (1..=10_000).contains(w));
+            .filter(|w| (1..=MAX_WEIGHT).contains(w));
         weight.map(Change::Weight).ok_or_else(refused)
     }
 

@@ -46,6 +46,10 @@ impl LogFormat {
     }
 }
 
+/// The highest `weight=N` a target may have, in the file, through the
+/// admin listener, from its agent or in `state_file`.
+pub const MAX_WEIGHT: u32 = 10_000;
+
 /// A backend as configured: `host:port` or `unix:PATH` with its options
 /// (`weight=N`, `max_conns=N`, `backup`, `max_fails=N`, `fail_timeout=D`),
 /// resolved at load time. A name that gives several addresses

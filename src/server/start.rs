@@ -231,7 +231,7 @@ fn restore_states(pools: &Pools, path: &std::path::Path) {
     let restored = state_file::restore_at_start(pools, path);
     if restored.missing {
         log::info!(
-            "state_file {}: none yet; every target starts ready",
+            "state_file {}: none yet; every target starts as configured",
             config::printable(&path.display().to_string())
         );
     }

@@ -11,7 +11,8 @@
 //! Requests in flight finish in either case. The state is one atomic per
 //! target, read by every pick without a lock, and kept (with the target's
 //! health) by a reload that keeps the target; a restart forgets it, unless
-//! `state_file` keeps it (see [`super::state_file`]).
+//! `state_file` keeps it (see [`super::state_file`]). So is the weight the
+//! operator gives a target, while its `weight=` is as it was.
 
 use parking_lot::Mutex;
 use std::fmt;
@@ -94,7 +95,7 @@ impl FromStr for AdminState {
 
 /// The state of one target, shared by the request threads, the checker
 /// and the admin listener, and the weight the operator gave it there
-/// (HAProxy's `set server be/srv weight`), until a reload.
+/// (HAProxy's `set server be/srv weight`) or its agent gave it.
 #[derive(Debug, Default)]
 pub struct AdminCell {
     state: AtomicU8,
@@ -147,11 +148,21 @@ impl AdminCell {
         before
     }
 
-    /// A reload put the configured weight back: the agent's share, even
-    /// unchanged, is applied again at its next answer.
+    /// The configured weight is back (a reload changed it): the agent's
+    /// share, even unchanged, is applied again at its next answer.
     pub fn reset_weight(&self) {
         self.set_weight(None);
         self.agent.lock().percent = None;
+    }
+
+    /// The target's agent is no longer asked: the weight it gave goes
+    /// with it (its state stays, as any state set, until changed), and
+    /// an agent asked again later has its word applied afresh.
+    pub fn agent_gone(&self) {
+        let heard = std::mem::take(&mut *self.agent.lock());
+        if heard.percent.is_some_and(|p| p > 0) {
+            self.set_weight(None);
+        }
     }
 }
 
@@ -192,6 +203,21 @@ mod tests {
         assert_eq!(cell.weight(), Some(7), "the state leaves it alone");
         cell.set_weight(None);
         assert_eq!(cell.weight(), None);
+    }
+
+    #[test]
+    fn the_weight_an_agent_gave_goes_with_it_and_the_operators_stays() {
+        let cell = AdminCell::default();
+        cell.agent_heard(Some(50), None);
+        cell.set_weight(Some(3));
+        cell.agent_gone();
+        assert_eq!(cell.weight(), None);
+        assert_eq!(cell.agent_heard(None, None), AgentHeard::default());
+        // An agent that said 0% drained the target and gave no weight.
+        cell.agent_heard(Some(0), Some(AdminState::Drain));
+        cell.set_weight(Some(4));
+        cell.agent_gone();
+        assert_eq!(cell.weight(), Some(4));
     }
 
     #[test]

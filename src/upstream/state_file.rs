@@ -1,9 +1,10 @@
-//! `state_file`: the drain and maintenance states set through the admin
-//! listener, kept across restarts, as HAProxy's `server-state-file` read
-//! with `load-server-state-from-file`. A reload keeps the states in memory
-//! anyway; a restart (a crash, a reboot, a binary upgrade under
-//! `reuse_port`, where a new process starts beside the old one) would
-//! otherwise put every target back in rotation.
+//! `state_file`: the drain and maintenance states and the weights set
+//! through the admin listener, kept across restarts, as HAProxy's
+//! `server-state-file` read with `load-server-state-from-file`. A reload
+//! keeps them in memory anyway; a restart (a crash, a reboot, a binary
+//! upgrade under `reuse_port`, where a new process starts beside the old
+//! one) would otherwise put every target back in rotation at the weight
+//! its configuration gives it.
 //!
 //! # Format, version 1
 //!
@@ -11,20 +12,28 @@
 //!
 //! ```text
 //! inverso-state 1
-//! # <target> <state>: the targets not as configured, as set through the admin listener
+//! # <target> <state>, <target> weight=<N> configured=<N>: what is not as configured
 //! app:8000 maint
 //! 10.0.0.7:80 drain
+//! 10.0.0.8:80 weight=5 configured=1
 //! ```
 //!
 //! The first line names the format and its version, so that a later one
 //! can be told apart instead of sniffed. Then one line per target that is
 //! not in the state its configuration gives it (`ready`, or `maint` for
 //! one written `down`): the target and its state (`ready`, `drain` or `maint`, in
-//! any case), separated by blanks. Blank lines and lines starting with `#`
+//! any case), separated by blanks; and one per target given another
+//! weight than its configured one: the weight, and the configured weight
+//! it was given over. That weight is applied only while the configuration
+//! still gives the target the one it was given over, as HAProxy applies
+//! its file's `srv_uweight` only while `srv_iweight` is the
+//! configuration's: a `weight=` edited since wins. A reader of version 1
+//! from before weights were kept skips a weight line, with a warning, and
+//! applies the states. Blank lines and lines starting with `#`
 //! are ignored. The target is named as `/status` shows it (its `name`, or
 //! its `address`), or by a name as written in `targets` that gives several
 //! addresses, which stands for each of them: the file is written so when
-//! every address of such a name is in one state, and an address the name
+//! every address of such a name is in one state (or has one weight), and an address the name
 //! gives at the next start is then in that state too, as a re-resolution
 //! puts it (see `Upstreams::keep_state_of`). `name@address`, the name of
 //! one address of such a name, also finds that address once the name
@@ -56,7 +65,7 @@ use super::pools::Pools;
 use super::Upstream;
 use crate::cache::persist::{self, PersistError};
 use crate::cache::timer::with_causes;
-use crate::config::printable;
+use crate::config::{printable, MAX_WEIGHT};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write as _};
@@ -78,14 +87,38 @@ const MAX_WARNINGS: usize = 10;
 /// The most of a bad line quoted in its warning.
 const QUOTED: usize = 60;
 
-/// One line that sets a target's state.
+/// One line that sets a target's state or its weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     /// 1 for the first line of the file.
     pub number: usize,
     /// As the file names it.
     pub target: String,
-    pub state: AdminState,
+    pub setting: Setting,
+}
+
+/// What a line sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting {
+    State(AdminState),
+    /// A weight given at run time (`PUT /targets/... weight=N`, an
+    /// agent's share), and the configured weight it was given over.
+    Weight {
+        weight: u32,
+        configured: u32,
+    },
+}
+
+impl std::fmt::Display for Setting {
+    /// As the file writes it after the target.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Setting::State(state) => write!(f, "{state}"),
+            Setting::Weight { weight, configured } => {
+                write!(f, "weight={weight} configured={configured}")
+            }
+        }
+    }
 }
 
 /// What [`parse`] found.
@@ -188,10 +221,10 @@ pub fn parse(bytes: &[u8]) -> Parsed {
     }
     for (number, line) in lines {
         match parse_line(line) {
-            Ok(Some((target, state))) => parsed.lines.push(Line {
+            Ok(Some((target, setting))) => parsed.lines.push(Line {
                 number,
                 target,
-                state,
+                setting,
             }),
             Ok(None) => {}
             Err(message) => parsed.warnings.push(Some(number), message),
@@ -227,8 +260,8 @@ fn header(line: &[u8]) -> Header {
     }
 }
 
-/// A target and its state; `None` for a blank line or a comment.
-fn parse_line(line: &[u8]) -> Result<Option<(String, AdminState)>, String> {
+/// A target and what the line sets; `None` for a blank line or a comment.
+fn parse_line(line: &[u8]) -> Result<Option<(String, Setting)>, String> {
     if says_nothing(line) {
         return Ok(None);
     }
@@ -237,16 +270,45 @@ fn parse_line(line: &[u8]) -> Result<Option<(String, AdminState)>, String> {
     };
     let text = text.trim();
     let mut words = text.split_whitespace();
-    match (words.next(), words.next(), words.next()) {
-        (Some(target), Some(state), None) => match state.parse() {
-            Ok(state) => Ok(Some((target.to_string(), state))),
+    match (words.next(), words.next(), words.next(), words.next()) {
+        (Some(target), Some(state), None, None) => match state.parse() {
+            Ok(state) => Ok(Some((target.to_string(), Setting::State(state)))),
             Err(e) => Err(format!("{e}: skipped")),
         },
+        (Some(target), Some(weight), Some(configured), None) if weight.contains('=') => {
+            match (
+                weight_of(weight, "weight"),
+                weight_of(configured, "configured"),
+            ) {
+                (Ok(weight), Ok(configured)) => Ok(Some((
+                    target.to_string(),
+                    Setting::Weight { weight, configured },
+                ))),
+                (Err(e), _) | (_, Err(e)) => Err(format!("{e}: skipped")),
+            }
+        }
         _ => Err(format!(
-            "expected `<target> <state>`, found `{}`: skipped",
+            "expected `<target> <state>` or `<target> weight=<N> configured=<N>`, \
+             found `{}`: skipped",
             quote(text)
         )),
     }
+}
+
+/// `name=N`, N a weight a target may have.
+fn weight_of(word: &str, name: &str) -> Result<u32, String> {
+    (word.split_once('='))
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, n)| n)
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=MAX_WEIGHT).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "expected `{name}=N` (1 to {MAX_WEIGHT}), found `{}`",
+                quote(word)
+            )
+        })
 }
 
 /// A bad line as a warning quotes it: its first characters, controls
@@ -308,10 +370,28 @@ pub fn restore(upstreams: &Pools, path: &Path) -> Restored {
                     warnings.push(Some(line.number), message);
                     continue;
                 }
-                for target in &targets {
-                    upstreams.set_admin_state(target, line.state);
-                }
-                let mut said = format!("{file}:{}: {} -> {}", line.number, line.target, line.state);
+                let targets = match line.setting {
+                    Setting::State(state) => {
+                        for target in &targets {
+                            upstreams.set_admin_state(target, state);
+                        }
+                        targets
+                    }
+                    Setting::Weight { weight, configured } => {
+                        match weigh(upstreams, targets, weight, configured) {
+                            Ok(weighed) => weighed,
+                            Err(why) => {
+                                warnings.push(Some(line.number), format!("{why}: ignored"));
+                                continue;
+                            }
+                        }
+                    }
+                };
+                let set = match line.setting {
+                    Setting::State(state) => state.to_string(),
+                    Setting::Weight { weight, .. } => format!("weight {weight}"),
+                };
+                let mut said = format!("{file}:{}: {} -> {set}", line.number, line.target);
                 if targets.len() > 1 || *targets[0].name != line.target {
                     let names: Vec<&str> = targets.iter().map(|t| &*t.name).collect();
                     let _ = write!(said, " ({})", names.join(", "));
@@ -325,6 +405,40 @@ pub fn restore(upstreams: &Pools, path: &Path) -> Restored {
     }
     restored.warnings = warnings.said_of(&file);
     restored
+}
+
+/// Gives each of `targets` still configured with the weight `weight` was
+/// given over that weight; returns those it gave it, or why it gave it to
+/// none.
+fn weigh<'a>(
+    upstreams: &Pools,
+    targets: Vec<&'a Upstream>,
+    weight: u32,
+    configured: u32,
+) -> Result<Vec<&'a Upstream>, String> {
+    let (same, edited): (Vec<&Upstream>, Vec<&Upstream>) =
+        targets.into_iter().partition(|t| t.weight == configured);
+    if same.is_empty() {
+        let now = edited.first().map_or(configured, |t| t.weight);
+        return Err(format!(
+            "weight {weight} was given over weight={configured}, and the configuration says \
+             weight={now} now, which stands"
+        ));
+    }
+    if let Some(pool) = (same.iter())
+        .map(|t| upstreams.pool_of(t))
+        .find(|pool| !pool.balance().weighs_as_it_picks())
+    {
+        return Err(format!(
+            "weight {weight}: pool {} balances by {}, which does not read a weight as it picks",
+            pool.name(),
+            pool.balance().name()
+        ));
+    }
+    for target in &same {
+        target.health.admin().set_weight(Some(weight));
+    }
+    Ok(same)
 }
 
 /// [`restore`] at start-up: a file of another version, of which nothing
@@ -415,42 +529,69 @@ fn targets_named<'a>(upstreams: &'a Pools, id: &str) -> Vec<&'a Upstream> {
         .collect()
 }
 
-/// The file for the states `upstreams` are in now: one line per target
-/// not in the state its configuration gives it (`ready`, or `maint` for
-/// one written `down`), or one for a name that gives several addresses,
-/// all in one state. A target written `down` and in maintenance is left
-/// out: a start puts it there anyway, and one whose word was taken out
-/// meanwhile starts `ready`, as the configuration now says.
+/// The file for the states and weights `upstreams` have now: one line
+/// per target not in the state its configuration gives it (`ready`, or
+/// `maint` for one written `down`), one per target given another weight
+/// than its configured one, or one for a name that gives several
+/// addresses, all in one state (or of one weight). A target written
+/// `down` and in maintenance is left out: a start puts it there anyway,
+/// and one whose word was taken out meanwhile starts `ready`, as the
+/// configuration now says.
 pub fn render(upstreams: &Pools) -> String {
     let mut out = format!(
         "{MAGIC} {FORMAT_VERSION}\n\
-         # <target> <state>: the targets not as configured, as set through the admin listener\n"
+         # <target> <state>, <target> weight=<N> configured=<N>: what is not as configured, \
+         as set through the admin listener\n"
     );
-    let configured = |target: &Upstream| match target.down {
-        true => AdminState::Maint,
-        false => AdminState::Ready,
-    };
     let targets: Vec<&Upstream> = upstreams.targets().collect();
     // Read once: a change made meanwhile by another admin request is
     // written by that request.
-    let states: Vec<AdminState> = targets.iter().map(|t| t.health.admin_state()).collect();
+    let states: Vec<Setting> = (targets.iter())
+        .map(|t| Setting::State(t.health.admin_state()))
+        .collect();
+    let weights: Vec<Setting> = (targets.iter())
+        .map(|t| Setting::Weight {
+            weight: t.weight_now(),
+            configured: t.weight,
+        })
+        .collect();
+    let configured_state = |target: &Upstream| match target.down {
+        true => Setting::State(AdminState::Maint),
+        false => Setting::State(AdminState::Ready),
+    };
+    let configured_weight = |target: &Upstream| Setting::Weight {
+        weight: target.weight,
+        configured: target.weight,
+    };
+    write_settings(&mut out, &targets, &states, configured_state);
+    write_settings(&mut out, &targets, &weights, configured_weight);
+    out
+}
+
+/// A line for each of `settings` (one per target) that is not what
+/// `configured` gives its target, or one for a name that gives several
+/// addresses whose settings are all one.
+fn write_settings(
+    out: &mut String,
+    targets: &[&Upstream],
+    settings: &[Setting],
+    configured: impl Fn(&Upstream) -> Setting,
+) {
     let mut names_done: HashSet<&str> = HashSet::new();
     for (i, target) in targets.iter().enumerate() {
-        let group: Vec<usize> = (0..targets.len())
-            .filter(|&j| targets[j].written == target.written)
-            .collect();
-        let shared = states[i];
-        if group.len() > 1 && group.iter().all(|&j| states[j] == shared) {
-            if shared != configured(target) && names_done.insert(&target.written) {
-                let _ = writeln!(out, "{} {shared}", target.written);
+        let setting = settings[i];
+        let mut group = (0..targets.len()).filter(|&j| targets[j].written == target.written);
+        let several = group.clone().nth(1).is_some();
+        if several && group.all(|j| settings[j] == setting) {
+            if setting != configured(target) && names_done.insert(&target.written) {
+                let _ = writeln!(out, "{} {setting}", target.written);
             }
             continue;
         }
-        if states[i] != configured(target) {
-            let _ = writeln!(out, "{} {}", target.name, states[i]);
+        if setting != configured(target) {
+            let _ = writeln!(out, "{} {setting}", target.name);
         }
     }
-    out
 }
 
 /// Writes of this process one after the other (the directory's lock
@@ -484,7 +625,7 @@ pub fn save_or_warn(path: &Path, upstreams: &Pools, during: &str) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Target};
+    use crate::config::{Balance, Config, Target};
 
     fn target(name: &str, addr: &str) -> Target {
         Target::new(name, addr.parse().unwrap())
@@ -523,15 +664,15 @@ mod tests {
             b"inverso-state 1\n# a comment\n\napp:8000 maint\r\n  10.0.0.7:80\tDRAIN  \n[::1]:81 ready\n",
         );
         assert!(parsed.warnings.is_empty(), "{:?}", said(&parsed));
-        let lines: Vec<(usize, &str, AdminState)> = (parsed.lines.iter())
-            .map(|l| (l.number, &*l.target, l.state))
+        let lines: Vec<(usize, &str, Setting)> = (parsed.lines.iter())
+            .map(|l| (l.number, &*l.target, l.setting))
             .collect();
         assert_eq!(
             lines,
             [
-                (4, "app:8000", AdminState::Maint),
-                (5, "10.0.0.7:80", AdminState::Drain),
-                (6, "[::1]:81", AdminState::Ready),
+                (4, "app:8000", Setting::State(AdminState::Maint)),
+                (5, "10.0.0.7:80", Setting::State(AdminState::Drain)),
+                (6, "[::1]:81", Setting::State(AdminState::Ready)),
             ]
         );
     }
@@ -556,15 +697,155 @@ mod tests {
         assert_eq!(kept, ["a:1", "e:5"]);
         let warnings = said(&parsed);
         let at = |n: usize| warnings.iter().find(|w| w.starts_with(&format!("f:{n}: ")));
-        assert!(at(3)
-            .unwrap()
-            .contains("expected `<target> <state>`, found `b:2`"));
+        assert!(at(3).unwrap().contains(
+            "expected `<target> <state>` or `<target> weight=<N> configured=<N>`, found `b:2`"
+        ));
         assert!(at(4).unwrap().contains("unknown target state `drained`"));
         assert!(at(5).unwrap().contains("found `d:4 drain extra`"));
         assert!(at(6).unwrap().contains("not UTF-8"));
         // A line cut short (a file truncated by hand) is a bad line too.
         assert!(at(8).unwrap().contains("unknown target state `mai`"));
         assert_eq!(warnings.len(), 5, "{warnings:?}");
+    }
+
+    #[test]
+    fn a_weight_line_parses_and_a_bad_one_says_what_it_expected() {
+        let parsed = parse(
+            b"inverso-state 1\na:1 weight=5 configured=1\nb:2 WEIGHT=10000 Configured=7\n\
+              c:3 weight=0 configured=1\nd:4 weight=5 configured=10001\ne:5 weight=+5 configured=1\n\
+              f:6 configured=1 weight=5\ng:7 weight=5 configured=1 drain\nh:8 weight= configured=1\n",
+        );
+        let kept: Vec<(&str, Setting)> = (parsed.lines.iter())
+            .map(|l| (&*l.target, l.setting))
+            .collect();
+        let weight = |weight, configured| Setting::Weight { weight, configured };
+        assert_eq!(kept, [("a:1", weight(5, 1)), ("b:2", weight(10_000, 7))]);
+        let warnings = said(&parsed);
+        let at = |n: usize| {
+            (warnings.iter())
+                .find(|w| w.starts_with(&format!("f:{n}: ")))
+                .unwrap_or_else(|| panic!("line {n}: {warnings:?}"))
+        };
+        assert!(at(4).contains("expected `weight=N` (1 to 10000), found `weight=0`"));
+        assert!(at(5).contains("expected `configured=N` (1 to 10000), found `configured=10001`"));
+        assert!(at(6).contains("found `weight=+5`"));
+        assert!(at(7).contains("expected `weight=N`"), "the order is fixed");
+        assert!(at(8).contains("expected `<target> <state>` or"));
+        assert!(at(9).contains("found `weight=`"));
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
+        assert_eq!(weight(5, 1).to_string(), "weight=5 configured=1");
+    }
+
+    /// Two targets under `weighted_round_robin` (or `balance`), the first
+    /// written `weight=configured`.
+    fn weighed(balance: Balance, configured: u32) -> Pools {
+        let mut targets = vec![
+            target("127.0.0.1:1", "127.0.0.1:1"),
+            target("127.0.0.1:2", "127.0.0.1:2"),
+        ];
+        targets[0].weight = configured;
+        let mut config = Config::with_targets(targets);
+        config.balance = balance;
+        Pools::new(&config)
+    }
+
+    #[test]
+    fn a_weight_is_saved_over_its_configured_one_and_restored_only_while_that_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let up = weighed(Balance::WeightedRoundRobin, 2);
+        let [first, second] = up.get(0).targets() else {
+            panic!()
+        };
+        first.health.admin().set_weight(Some(6));
+        // Given its configured weight: as configured, not listed.
+        second.health.admin().set_weight(Some(1));
+        up.set_admin_state(second, AdminState::Drain);
+        let body = |up: &Pools| render(up).lines().skip(2).collect::<Vec<_>>().join("\n");
+        assert_eq!(
+            body(&up),
+            "127.0.0.1:2 drain\n127.0.0.1:1 weight=6 configured=2"
+        );
+        save(&path, &up).unwrap();
+
+        let next = weighed(Balance::WeightedRoundRobin, 2);
+        let restored = restore(&next, &path);
+        assert!(restored.warnings.is_empty(), "{:?}", restored.warnings);
+        assert_eq!(next.get(0).targets()[0].weight_now(), 6);
+        let file = format!("state_file {}", path.display());
+        assert_eq!(
+            restored.applied,
+            [
+                format!("{file}:3: 127.0.0.1:2 -> drain"),
+                format!("{file}:4: 127.0.0.1:1 -> weight 6"),
+            ]
+        );
+        // `weight=` edited since: the configuration's stands.
+        let edited = weighed(Balance::WeightedRoundRobin, 3);
+        let restored = restore(&edited, &path);
+        assert_eq!(edited.get(0).targets()[0].weight_now(), 3);
+        assert_eq!(
+            restored.applied,
+            [format!("{file}:3: 127.0.0.1:2 -> drain")]
+        );
+        assert_eq!(
+            restored.warnings,
+            [format!(
+                "{file}:4: weight 6 was given over weight=2, and the configuration says \
+                 weight=3 now, which stands: ignored"
+            )]
+        );
+        // A balancer that weighs nothing is given nothing, and says so.
+        let unweighed = weighed(Balance::RoundRobin, 2);
+        let restored = restore(&unweighed, &path);
+        assert_eq!(unweighed.get(0).targets()[0].health.admin().weight(), None);
+        assert!(
+            restored.warnings[0].ends_with(
+                "weight 6: pool default balances by round_robin, which does not read \
+                 a weight as it picks: ignored"
+            ),
+            "{:?}",
+            restored.warnings
+        );
+    }
+
+    #[test]
+    fn a_name_whose_addresses_share_a_weight_is_written_once_and_restored_to_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        let generation = || {
+            let mut config = Config::with_targets(target("app:80", "127.0.0.1:1").at(&[
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap(),
+            ]));
+            config.balance = Balance::LeastConn;
+            Pools::new(&config)
+        };
+        let up = generation();
+        let [a1, a2] = up.get(0).targets() else {
+            panic!()
+        };
+        a1.health.admin().set_weight(Some(4));
+        let body = |up: &Pools| render(up).lines().skip(2).collect::<Vec<_>>().join("\n");
+        assert_eq!(body(&up), "app:80@127.0.0.1:1 weight=4 configured=1");
+        a2.health.admin().set_weight(Some(4));
+        assert_eq!(body(&up), "app:80 weight=4 configured=1");
+        save(&path, &up).unwrap();
+        let next = generation();
+        let restored = restore(&next, &path);
+        let weights: Vec<u32> = next
+            .get(0)
+            .targets()
+            .iter()
+            .map(|t| t.weight_now())
+            .collect();
+        assert_eq!(weights, [4, 4]);
+        assert!(
+            restored.applied[0]
+                .ends_with(":3: app:80 -> weight 4 (app:80@127.0.0.1:1, app:80@127.0.0.1:2)"),
+            "{:?}",
+            restored.applied
+        );
     }
 
     #[test]
@@ -675,7 +956,8 @@ mod tests {
         assert_eq!(
             render(&up),
             "inverso-state 1\n\
-             # <target> <state>: the targets not as configured, as set through the admin listener\n"
+             # <target> <state>, <target> weight=<N> configured=<N>: what is not as configured, \
+             as set through the admin listener\n"
         );
         let [a1, a2, third, db] = up.get(0).targets() else {
             panic!()

@@ -30,7 +30,13 @@ impl Upstreams {
     ///
     /// A target whose `down` was written or taken out since takes what
     /// the word now says (maintenance, or ready), whatever the operator
-    /// set; one whose word is as it was keeps the state it had.
+    /// set; one whose word is as it was keeps the state it had. So with
+    /// the weight given at run time (through the admin listener, by an
+    /// agent): kept while the target's `weight=` is as it was, the file's
+    /// once it was edited, as HAProxy's `server-state-file` keeps
+    /// `srv_uweight` only while `srv_iweight` is the configuration's. An
+    /// address new to a name has the weight every address of the name
+    /// had, if they had one.
     ///
     /// [`Target::at`]: crate::config::Target::at
     pub fn keep_state_of(&mut self, old: &[&Upstream], keep_idle: bool) {
@@ -61,17 +67,19 @@ impl Upstreams {
                 if keep_idle {
                     target.idle = same.idle.clone();
                 }
-            } else if let Some(state) = state_of_every(old, &target.written) {
-                target.health.set_admin_state(state);
+            } else {
+                if let Some(state) = state_of_every(old, &target.written) {
+                    target.health.set_admin_state(state);
+                }
+                let weight = weight_of_every(old, &target.written, target.weight);
+                target.health.admin().set_weight(weight);
             }
-            let was_down = (same_name.or_else(renamed))
-                .or_else(|| old.iter().find(|o| o.written == target.written))
-                .map(|o| o.down);
-            if was_down.is_some_and(|was| was != target.down) {
+            let was = (same_name.or_else(renamed))
+                .or_else(|| old.iter().find(|o| o.written == target.written));
+            if was.is_some_and(|was| was.down != target.down) {
                 flipped.push(i);
             }
-            // A reload puts the file's weights back, as HAProxy's does.
-            if !keep_idle {
+            if was.is_some_and(|was| was.weight != target.weight) {
                 target.health.admin().reset_weight();
             }
             // Counters kept: the requests of the generation before, those
@@ -163,6 +171,21 @@ fn state_of_every(targets: &[&Upstream], written: &str) -> Option<AdminState> {
     states.all(|s| s == first).then_some(first)
 }
 
+/// The weight every target of `targets` written as `written` was given
+/// at run time over a configured weight of `configured`, if there are
+/// some and they agree.
+fn weight_of_every(targets: &[&Upstream], written: &str, configured: u32) -> Option<u32> {
+    let mut weights = (targets.iter())
+        .filter(|t| *t.written == *written)
+        .map(|t| {
+            (t.weight == configured)
+                .then(|| t.health.admin().weight())
+                .flatten()
+        });
+    let first = weights.next()??;
+    weights.all(|w| w == Some(first)).then_some(first)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::sticky;
@@ -219,13 +242,47 @@ mod tests {
         reloaded.keep_state_of(&all(&two), false);
         assert!(Arc::ptr_eq(&reloaded.targets()[0].health, &kept.health));
         assert!(!Arc::ptr_eq(&reloaded.targets()[0].idle, &kept.idle));
-        // But the operator's weight: the file's is back.
-        assert_eq!(reloaded.targets()[0].weight_now(), 1);
+        assert_eq!(reloaded.targets()[0].weight_now(), 5);
         // Back to one: named as written, the same target still.
         let mut back = generation(&[a]);
         back.keep_state_of(&all(&two), true);
         assert_eq!(&*back.targets()[0].name, "app:80");
         assert!(Arc::ptr_eq(&back.targets()[0].health, &kept.health));
+    }
+
+    #[test]
+    fn a_weight_given_at_run_time_holds_until_weight_is_edited_and_reaches_a_new_address() {
+        let written = Target::new("app:80", "127.0.0.1:1".parse().unwrap());
+        let addrs: [SocketAddr; 4] = [1, 2, 3, 4].map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+        let generation = |addrs: &[SocketAddr], weight: u32| {
+            let mut targets = written.at(addrs);
+            targets.iter_mut().for_each(|t| t.weight = weight);
+            Upstreams::new(&Config::with_targets(targets))
+        };
+        let weights =
+            |up: &Upstreams| -> Vec<u32> { up.targets().iter().map(|t| t.weight_now()).collect() };
+        let one = generation(&addrs[..2], 2);
+        for t in one.targets() {
+            t.health.admin().set_weight(Some(7));
+        }
+        // A reload as written, and a third address: it has the weight
+        // the name's addresses all had.
+        let mut two = generation(&addrs[..3], 2);
+        two.keep_state_of(&all(&one), false);
+        assert_eq!(weights(&two), [7, 7, 7]);
+        // One address given another: a new one has the configured weight.
+        two.targets()[0].health.admin().set_weight(Some(9));
+        let mut three = generation(&addrs, 2);
+        three.keep_state_of(&all(&two), true);
+        assert_eq!(weights(&three), [9, 7, 7, 2]);
+        // `weight=` edited: the file's, for every address.
+        let mut four = generation(&addrs, 3);
+        four.keep_state_of(&all(&three), false);
+        assert_eq!(weights(&four), [3, 3, 3, 3]);
+        assert!(four
+            .targets()
+            .iter()
+            .all(|t| t.health.admin().weight().is_none()));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `check`'s account of them.
 
 use super::scalars::{parse_duration, parse_fail_timeout, parse_max_fails, parse_number};
-use crate::config::{AgentCheck, Config, Endpoint, Target};
+use crate::config::{AgentCheck, Config, Endpoint, Target, MAX_WEIGHT};
 use crate::digits::percent_decoded;
 use crate::http::send_proxy::ProxyVersion;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -82,7 +82,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                 Some(("tls_name", n)) => tls_name = Some(n),
                 Some(("weight", _)) if weight.is_some() => return Err(once("weight")),
                 Some(("weight", w)) => {
-                    weight = Some(parse_number(w, 1..=10_000).map_err(|m| bad("weight", m))? as u32)
+                    weight = Some(parse_number(w, 1..=MAX_WEIGHT).map_err(|m| bad("weight", m))?)
                 }
                 Some(("max_conns", _)) if max_conns.is_some() => return Err(once("max_conns")),
                 Some(("max_conns", n)) => {

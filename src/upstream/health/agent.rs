@@ -20,6 +20,7 @@
 //! nothing, changes nothing: reachability is the health checks' job.
 
 use super::Health;
+use crate::config::MAX_WEIGHT;
 use crate::metrics::TargetStats;
 use crate::upstream::admin_state::{AdminCell, AdminState};
 use crate::upstream::idle::IdleConns;
@@ -37,9 +38,6 @@ const MAX_ANSWER: usize = 1024;
 
 /// The highest share of its configured weight an agent may give a target.
 const MAX_PERCENT: u32 = 10_000;
-
-/// The weights a target may have (see `targets`' `weight=N`).
-const MAX_WEIGHT: u32 = 10_000;
 
 /// The most requests at once an agent may give a target, as `max_conns=N`.
 const MAX_CONNS: usize = 1_000_000;
@@ -257,9 +255,10 @@ impl Health {
     }
 
     /// Its agent is no longer asked (a reload took `agent_port` away):
-    /// the `down` it said is let go.
+    /// the `down` it said and the weight it gave are let go.
     pub fn agent_gone(&self) {
         self.agent_says(None);
+        self.admin().agent_gone();
     }
 }
 
