@@ -125,6 +125,17 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             writeln!(out, "# pool {name}: {key}: {}", keys.summary())?;
         }
     }
+    if let Some(served) = &config.tls_served {
+        for stapled in served.stapled() {
+            writeln!(
+                out,
+                "# tls_certificates {}: OCSP response {} stapled, {}",
+                config::printable(&stapled.chain.display().to_string()),
+                config::printable(&stapled.from.display().to_string()),
+                stapled.good
+            )?;
+        }
+    }
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())

@@ -1071,6 +1071,11 @@ fn the_configuration_refuses_tls_settings_that_cannot_work() {
             vec!["`key=` given twice".into()],
         ),
         (
+            format!("backend_tls_certificate = {good} ocsp=a.der\n"),
+            "backend_tls_certificate",
+            vec!["a backend is not stapled".into()],
+        ),
+        (
             format!("tls_port = 8080\ntls_certificates = {good}\n"),
             "tls_port",
             vec!["8080".into(), "`port`".into()],

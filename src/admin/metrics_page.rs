@@ -341,6 +341,25 @@ pub fn metrics_text(shared: &Shared) -> String {
                 "inverso_tls_certificate_expiry_seconds{{file=\"{file}\"}} {secs}"
             );
         }
+        family(
+            &mut out,
+            "inverso_tls_ocsp_next_update_seconds",
+            "gauge",
+            "When the OCSP response stapled with each certificate of tls_certificates goes out of date (its nextUpdate), in seconds since the Unix epoch; a certificate without one, or whose response says no nextUpdate, is not listed.",
+        );
+        for stapled in served.stapled() {
+            let Some(secs) = (stapled.good.next_update)
+                .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+            else {
+                continue;
+            };
+            let file = label(&stapled.chain.display().to_string());
+            let secs = secs.as_secs();
+            let _ = writeln!(
+                out,
+                "inverso_tls_ocsp_next_update_seconds{{file=\"{file}\"}} {secs}"
+            );
+        }
     }
     labeled_counter(
         &mut out,

@@ -571,8 +571,9 @@ pub const KEYS: &[Key] = &[
         name: "tls_certificates",
         default: "",
         help: "comma separated PEM files, each a certificate chain and its private key, or \
-               the chain with ` key=<file>` naming the key's; a client gets the first valid \
-               for the name it asks (SNI), else the first; read again on reload",
+               the chain with ` key=<file>` naming the key's, and ` ocsp=<file>` its OCSP \
+               response to staple (else <chain>.ocsp when there is one); a client gets the \
+               first valid for the name it asks (SNI), else the first; read again on reload",
         apply: |c, v| {
             let (files, served) = parse_certificates(v)?;
             c.tls_certificates = files;

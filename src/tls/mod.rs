@@ -11,6 +11,10 @@
 //! all when none is, or when it names none, as nginx's default server
 //! does.
 //!
+//! A certificate is stapled with its authority's OCSP response when
+//! there is one (`ocsp=`, or the chain's file name with `.ocsp` after it,
+//! HAProxy's way): see [`ocsp`].
+//!
 //! Clients may be asked for certificates of their own (`tls_verify_client`,
 //! checked against `tls_client_ca` and `tls_client_crl`: mutual TLS).
 //!
@@ -19,6 +23,7 @@
 
 pub mod backends;
 pub mod client_cert;
+pub mod ocsp;
 pub mod trust;
 pub mod words;
 pub mod x509;
@@ -34,6 +39,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use trust::TrustError;
@@ -81,12 +87,29 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 /// [`server_config`]).
 const SESSION_CACHE: usize = 20_000;
 
-/// One `tls_certificates` entry as written: the chain's file, and the
-/// key's when it is another.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One `tls_certificates` entry as written: the chain's file, the key's
+/// when it is another, and the OCSP response's when it is named.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CertificateFiles {
     pub chain: PathBuf,
     pub key: Option<PathBuf>,
+    pub ocsp: Option<PathBuf>,
+}
+
+impl CertificateFiles {
+    /// The OCSP response's file: the one named, or the chain's name with
+    /// `.ocsp` after it (`site.pem.ocsp`), as HAProxy looks for it; and
+    /// whether it was named.
+    fn ocsp_file(&self) -> (PathBuf, bool) {
+        match &self.ocsp {
+            Some(path) => (path.clone(), true),
+            None => {
+                let mut path = self.chain.clone().into_os_string();
+                path.push(".ocsp");
+                (PathBuf::from(path), false)
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,53 +141,104 @@ pub enum CertificateError {
     UnusableKey { path: PathBuf, error: rustls::Error },
     #[error("{}: the private key does not belong to the certificate {}", key.display(), chain.display())]
     KeyMismatch { chain: PathBuf, key: PathBuf },
+    #[error("{}: {error} (for the certificate {})", path.display(), chain.display())]
+    Ocsp {
+        path: PathBuf,
+        chain: PathBuf,
+        error: ocsp::OcspError,
+    },
 }
 
 /// The certificates served, in the order written, each with what it was
 /// read from (for `inverso check` and the log).
 pub struct Certificates {
-    entries: Vec<(CertificateFiles, Arc<CertifiedKey>)>,
+    entries: Vec<Entry>,
+}
+
+/// One certificate served.
+struct Entry {
+    files: CertificateFiles,
+    key: Arc<CertifiedKey>,
+    stapled: Option<Stapled>,
+}
+
+/// A certificate with its OCSP response, given to clients until the
+/// response's `nextUpdate`; the certificate alone after it.
+struct Stapled {
+    key: Arc<CertifiedKey>,
+    from: PathBuf,
+    good: ocsp::Good,
+    /// Whether its going out of date was said.
+    said_expired: AtomicBool,
 }
 
 /// Never the keys.
 impl fmt::Debug for Certificates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.entries.iter().map(|(files, _)| &files.chain))
+            .entries(self.entries.iter().map(|entry| &entry.files.chain))
             .finish()
     }
 }
 
+/// An OCSP response stapled: its file, and what it says.
+pub struct StapledFrom<'a> {
+    pub chain: &'a Path,
+    pub from: &'a Path,
+    pub good: ocsp::Good,
+}
+
 impl Certificates {
     /// Reads every entry's files, checking each key against its
-    /// certificate, and warns of one that has expired or expires within
+    /// certificate and each OCSP response against its certificate, and
+    /// warns of a certificate that has expired or expires within
     /// [`EXPIRY_WARNING`]: clients refuse it then.
     pub fn load(files: &[CertificateFiles]) -> Result<Certificates, CertificateError> {
         let provider = provider();
-        let entries = files
-            .iter()
-            .map(|f| Ok((f.clone(), Arc::new(load_one(f, &provider)?))))
+        let now = SystemTime::now();
+        let entries = (files.iter())
+            .map(|files| {
+                let key = Arc::new(load_one(files, &provider)?);
+                let stapled = staple(files, &key, now)?;
+                Ok(Entry {
+                    files: files.clone(),
+                    key,
+                    stapled,
+                })
+            })
             .collect::<Result<_, CertificateError>>()?;
         let certificates = Certificates { entries };
-        for (files, key) in &certificates.entries {
-            warn_of_expiring_key(&files.chain, key);
+        for entry in &certificates.entries {
+            warn_of_expiring_key(&entry.files.chain, &entry.key);
         }
         Ok(certificates)
     }
 
     pub fn files(&self) -> impl Iterator<Item = &CertificateFiles> {
-        self.entries.iter().map(|(files, _)| files)
+        self.entries.iter().map(|entry| &entry.files)
     }
 
     /// Each certificate's file, and when it stops being valid (`None`
     /// for a certificate that cannot say).
     pub fn valid_until(&self) -> impl Iterator<Item = (&Path, Option<SystemTime>)> {
-        (self.entries.iter()).map(|(files, key)| {
-            let der = key.end_entity_cert().ok();
+        (self.entries.iter()).map(|entry| {
+            let der = entry.key.end_entity_cert().ok();
             (
-                files.chain.as_path(),
+                entry.files.chain.as_path(),
                 der.and_then(|der| x509::not_after(der)),
             )
+        })
+    }
+
+    /// The OCSP responses stapled, each with its certificate's file.
+    pub fn stapled(&self) -> impl Iterator<Item = StapledFrom<'_>> {
+        (self.entries.iter()).filter_map(|entry| {
+            let stapled = entry.stapled.as_ref()?;
+            Some(StapledFrom {
+                chain: &entry.files.chain,
+                from: &stapled.from,
+                good: stapled.good,
+            })
         })
     }
 
@@ -174,19 +248,19 @@ impl Certificates {
     /// that names a host is given by name.
     pub fn naming_no_host(&self) -> impl Iterator<Item = &Path> {
         (self.entries.iter())
-            .filter(|(_, key)| {
-                let leaf = key.end_entity_cert().ok();
+            .filter(|entry| {
+                let leaf = entry.key.end_entity_cert().ok();
                 let cert = leaf.and_then(|der| webpki::EndEntityCert::try_from(der).ok());
                 cert.is_none_or(|cert| cert.valid_dns_names().next().is_none())
             })
-            .map(|(files, _)| files.chain.as_path())
+            .map(|entry| entry.files.chain.as_path())
     }
 
     /// The certificate for a client that asked for `name`: the first
     /// valid for it (wildcards as browsers match them), else the first,
     /// or, `strict`, none.
-    fn for_name(&self, name: Option<&str>, strict: bool) -> Option<&Arc<CertifiedKey>> {
-        let first = self.entries.first().map(|(_, key)| key);
+    fn for_name(&self, name: Option<&str>, strict: bool) -> Option<&Entry> {
+        let first = self.entries.first();
         let otherwise = first.filter(|_| !strict);
         let Some(name) = name else {
             return otherwise;
@@ -199,9 +273,88 @@ impl Certificates {
         };
         self.entries
             .iter()
-            .map(|(_, key)| key)
-            .find(|key| valid_for(key, &name))
+            .find(|entry| valid_for(&entry.key, &name))
             .or(otherwise)
+    }
+}
+
+impl Entry {
+    /// What a client is given at `now`: the certificate with its OCSP
+    /// response while that is in date, the certificate alone after
+    /// (a response out of date is refused by the clients that read it,
+    /// where none at all has them ask the authority themselves).
+    fn served(&self, now: SystemTime) -> &Arc<CertifiedKey> {
+        let Some(stapled) = &self.stapled else {
+            return &self.key;
+        };
+        match stapled.good.next_update {
+            Some(next) if next <= now => {
+                if !stapled.said_expired.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "{}: the OCSP response is out of date since {} (its nextUpdate), \
+                         and is no longer stapled: fetch a new one, and reload",
+                        stapled.from.display(),
+                        crate::http::date::format_rfc3339(next)
+                    );
+                }
+                &self.key
+            }
+            _ => &stapled.key,
+        }
+    }
+}
+
+/// The OCSP response to staple with `key`, read from its file (see
+/// [`CertificateFiles::ocsp_file`]). A file named with `ocsp=` that
+/// cannot be read, or is no response about this certificate, is an error
+/// (a mistake in the configuration); a response not good now (out of
+/// date, revoked, refused) is warned of and not stapled, as is anything
+/// wrong with a file found by its name alone.
+fn staple(
+    files: &CertificateFiles,
+    key: &CertifiedKey,
+    now: SystemTime,
+) -> Result<Option<Stapled>, CertificateError> {
+    let (path, named) = files.ocsp_file();
+    let unusable = |error: ocsp::OcspError| CertificateError::Ocsp {
+        path: path.clone(),
+        chain: files.chain.clone(),
+        error,
+    };
+    let bytes = match read_at_most(&path, ocsp::MAX_RESPONSE) {
+        Ok(Some(bytes)) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
+        Err(error) if named => return Err(CertificateError::Unreadable { path, error }),
+        Ok(None) if named => return Err(CertificateError::TooLarge { path }),
+        Ok(None) | Err(_) => {
+            log::warn!(
+                "{}: unreadable or larger than {} KiB: no OCSP response stapled",
+                path.display(),
+                ocsp::MAX_RESPONSE / 1024
+            );
+            return Ok(None);
+        }
+    };
+    let leaf = key
+        .end_entity_cert()
+        .map_err(|e| malformed(&files.chain, e))?;
+    let issuer = key.cert.get(1).map(|der| der.as_ref());
+    match ocsp::check(&bytes, leaf, issuer, now) {
+        Ok(good) => {
+            let mut stapled = key.clone();
+            stapled.ocsp = Some(bytes);
+            Ok(Some(Stapled {
+                key: Arc::new(stapled),
+                from: path,
+                good,
+                said_expired: AtomicBool::new(false),
+            }))
+        }
+        Err(error) if named && error.is_a_mistake() => Err(unusable(error)),
+        Err(error) => {
+            log::warn!("{}: not stapled", unusable(error));
+            Ok(None)
+        }
     }
 }
 
@@ -225,7 +378,8 @@ struct ByName {
 impl ResolvesServerCert for ByName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name();
-        let found = self.certificates.for_name(name, self.strict).cloned();
+        let found = (self.certificates.for_name(name, self.strict))
+            .map(|entry| entry.served(SystemTime::now()).clone());
         if found.is_none() {
             log::debug!(
                 "TLS handshake refused (tls_strict_sni): no certificate for {}",
@@ -449,7 +603,7 @@ pub fn sessions_carry_over(
 ) -> bool {
     let (served, serving) = (&was.0.entries, &next.0.entries);
     let same_certificates = served.len() == serving.len()
-        && (served.iter().zip(serving)).all(|((_, a), (_, b))| a.cert.first() == b.cert.first());
+        && (served.iter().zip(serving)).all(|(a, b)| a.key.cert.first() == b.key.cert.first());
     same_certificates && was.1.map(|a| &a.made_of) == next.1.map(|a| &a.made_of)
 }
 
@@ -576,7 +730,43 @@ mod tests {
         Certificates::load(&[CertificateFiles {
             chain: chain_path,
             key,
+            ocsp: None,
         }])
+    }
+
+    #[test]
+    fn a_stapled_response_is_served_until_its_next_update_and_the_certificate_alone_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = made();
+        let mut loaded = load(dir.path(), &cert, Some(&key)).unwrap();
+        let entry = loaded.entries.pop().unwrap();
+        assert!(entry.stapled.is_none(), "no chain.pem.ocsp beside it");
+        let until = SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000);
+        let mut with = (*entry.key).clone();
+        with.ocsp = Some(b"a response".to_vec());
+        let stapled = Arc::new(with);
+        let entry = Entry {
+            stapled: Some(Stapled {
+                key: stapled.clone(),
+                from: dir.path().join("chain.pem.ocsp"),
+                good: ocsp::Good {
+                    this_update: until - Duration::from_secs(86_400),
+                    next_update: Some(until),
+                },
+                said_expired: AtomicBool::new(false),
+            }),
+            ..entry
+        };
+        let second = Duration::from_secs(1);
+        assert!(Arc::ptr_eq(entry.served(until - second), &stapled));
+        assert!(Arc::ptr_eq(entry.served(until), &entry.key));
+        assert!(entry
+            .stapled
+            .as_ref()
+            .unwrap()
+            .said_expired
+            .load(Ordering::Relaxed));
+        assert!(Arc::ptr_eq(entry.served(until + second), &entry.key));
     }
 
     #[test]

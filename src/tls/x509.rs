@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const SEQUENCE: u8 = 0x30;
 const SET: u8 = 0x31;
 const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
 const OID: u8 = 0x06;
 const UTF8_STRING: u8 = 0x0c;
 const PRINTABLE_STRING: u8 = 0x13;
@@ -114,14 +115,23 @@ fn distinguished_name(mut name: &[u8]) -> Option<String> {
 
 /// The contents of the fields of a certificate's `TBSCertificate` read
 /// here.
-struct TbsFields<'a> {
-    serial: &'a [u8],
-    issuer: &'a [u8],
+pub(super) struct TbsFields<'a> {
+    pub serial: &'a [u8],
+    pub issuer: &'a [u8],
+    /// The issuer's name whole, tag and length too: what an OCSP
+    /// response's `issuerNameHash` is a hash of.
+    pub issuer_whole: &'a [u8],
     validity: &'a [u8],
     subject: &'a [u8],
+    /// The subject's name whole.
+    pub subject_whole: &'a [u8],
+    /// The `subjectPublicKey` BIT STRING's bits (its unused-bits byte
+    /// left out): what an OCSP response's `issuerKeyHash` is a hash of,
+    /// for the issuer's certificate.
+    pub public_key: &'a [u8],
 }
 
-fn tbs_fields(certificate: &[u8]) -> Option<TbsFields<'_>> {
+pub(super) fn tbs_fields(certificate: &[u8]) -> Option<TbsFields<'_>> {
     let (tag, cert, _) = next(certificate)?;
     let (tbs_tag, mut tbs, _) = (tag == SEQUENCE).then(|| next(cert))??;
     if tbs_tag != SEQUENCE {
@@ -134,16 +144,33 @@ fn tbs_fields(certificate: &[u8]) -> Option<TbsFields<'_>> {
     let (serial_tag, serial, rest) = next(tbs)?;
     // The signature algorithm: skipped.
     let (_, _, rest) = next(rest)?;
-    let (issuer_tag, issuer, rest) = next(rest)?;
-    let (validity_tag, validity, rest) = next(rest)?;
-    let (subject_tag, subject, _) = next(rest)?;
+    let (issuer_tag, issuer, after_issuer) = next(rest)?;
+    let issuer_whole = &rest[..rest.len() - after_issuer.len()];
+    let (validity_tag, validity, rest) = next(after_issuer)?;
+    let (subject_tag, subject, after_subject) = next(rest)?;
+    let subject_whole = &rest[..rest.len() - after_subject.len()];
     let sequences = [issuer_tag, validity_tag, subject_tag] == [SEQUENCE; 3];
     (serial_tag == INTEGER && sequences).then_some(TbsFields {
         serial,
         issuer,
+        issuer_whole,
         validity,
         subject,
+        subject_whole,
+        public_key: public_key(after_subject).unwrap_or_default(),
     })
+}
+
+/// The key's bits of a `SubjectPublicKeyInfo` first in `der`.
+fn public_key(der: &[u8]) -> Option<&[u8]> {
+    let (SEQUENCE, info, _) = next(der)? else {
+        return None;
+    };
+    let (_, _, rest) = next(info)?; // the algorithm
+    match next(rest)? {
+        (BIT_STRING, bits, _) => bits.split_first().map(|(_, bits)| bits),
+        _ => None,
+    }
 }
 
 /// RFC 4514's short names, and those OpenSSL (so nginx) writes.
@@ -249,7 +276,7 @@ fn attribute_value(tag: u8, value: &[u8]) -> String {
 
 /// The first TLV of `der`: its tag, its contents, and what follows it.
 /// Lengths in the long form up to four bytes; anything else is `None`.
-fn next(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(super) fn next(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = der.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
@@ -268,7 +295,7 @@ fn next(der: &[u8]) -> Option<(u8, &[u8], &[u8])> {
 
 /// `YYMMDDHHMMSSZ` (UTCTime: 50-99 are 19xx) or `YYYYMMDDHHMMSSZ`
 /// (GeneralizedTime), as RFC 5280 §4.1.2.5 requires them written.
-fn parse_time(tag: u8, text: &[u8]) -> Option<SystemTime> {
+pub(super) fn parse_time(tag: u8, text: &[u8]) -> Option<SystemTime> {
     let (year, rest) = match (tag, text.len()) {
         (UTC_TIME, 13) => {
             let yy = digits(&text[..2])?;

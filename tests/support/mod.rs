@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod ocsp;
 pub mod pki;
 pub mod tls_backend;
 pub mod tls_client;
