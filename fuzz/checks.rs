@@ -2873,3 +2873,29 @@ pub fn jwt(data: &[u8]) {
     }
     let _ = std::str::from_utf8(data).map(inverso::auth::jwt_require::Required::parse);
 }
+
+/// OCSP responses as `tls::ocsp` walks them, about a certificate: the
+/// input is the certificate's DER and its issuer's, each after its length
+/// in two bytes (big-endian), then the response (seeded with good,
+/// revoked and expired responses about test certificates). Nothing
+/// panics, and a response found good is in date.
+pub fn ocsp(data: &[u8]) {
+    fn field(data: &[u8]) -> Option<(&[u8], &[u8])> {
+        let (len, rest) = data.split_first_chunk::<2>()?;
+        let len = usize::from(u16::from_be_bytes(*len));
+        (rest.len() >= len).then(|| rest.split_at(len))
+    }
+    let Some((leaf, rest)) = field(data) else {
+        return;
+    };
+    let Some((issuer, response)) = field(rest) else {
+        return;
+    };
+    let now = std::time::SystemTime::now();
+    for issuer in [Some(issuer), None] {
+        if let Ok(good) = inverso::tls::ocsp::check(response, leaf, issuer, now) {
+            assert!(good.this_update <= now + std::time::Duration::from_secs(300));
+            assert!(good.next_update.is_none_or(|next| next > now));
+        }
+    }
+}

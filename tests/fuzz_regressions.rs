@@ -27,6 +27,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("client_fields", checks::client_fields),
     ("log_line", checks::log_line),
     ("jwt", checks::jwt),
+    ("ocsp", checks::ocsp),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

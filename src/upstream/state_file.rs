@@ -33,9 +33,10 @@
 //! are ignored. The target is named as `/status` shows it (its `name`, or
 //! its `address`), or by a name as written in `targets` that gives several
 //! addresses, which stands for each of them: the file is written so when
-//! every address of such a name is in one state (or has one weight), and an address the name
-//! gives at the next start is then in that state too, as a re-resolution
-//! puts it (see `Upstreams::keep_state_of`). `name@address`, the name of
+//! every address of such a name is in one state (or has one weight), and
+//! an address the name gives at the next start is then in that state (or
+//! of that weight) too, as a re-resolution puts it (see
+//! `Upstreams::keep_state_of`). `name@address`, the name of
 //! one address of such a name, also finds that address once the name
 //! gives it alone.
 //!
