@@ -125,6 +125,20 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             writeln!(out, "# pool {name}: {key}: {}", keys.summary())?;
         }
     }
+    let choice = &config.tls_choice;
+    if config.tls.is_some() && (choice.suites_chosen() || choice.groups_chosen()) {
+        let (suites, groups) = choice.describe();
+        writeln!(
+            out,
+            "# tls_port offers the cipher suites {}",
+            suites.join(", ")
+        )?;
+        writeln!(
+            out,
+            "# tls_port offers the key exchange groups {}",
+            groups.join(", ")
+        )?;
+    }
     if let Some(served) = &config.tls_served {
         for stapled in served.stapled() {
             writeln!(

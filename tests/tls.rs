@@ -581,6 +581,103 @@ fn tls_1_2_and_1_3_handshakes_both_work() {
     assert_metric_becomes(&proxy, OK, 2);
 }
 
+/// A client of `pki` that offers only `suites` and `groups` (all of
+/// rustls's when empty).
+fn offering(
+    pki: &Pki,
+    suites: &[rustls::SupportedCipherSuite],
+    groups: &[&'static dyn rustls::crypto::SupportedKxGroup],
+) -> Arc<ClientConfig> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    if !suites.is_empty() {
+        provider.cipher_suites = suites.to_vec();
+    }
+    if !groups.is_empty() {
+        provider.kx_groups = groups.to_vec();
+    }
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.der.clone()).unwrap();
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
+}
+
+#[test]
+fn tls_ciphers_and_tls_groups_offer_only_what_they_name() {
+    use rustls::crypto::ring::{cipher_suite, kx_group};
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let more = "tls_ciphers = DHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:\
+                TLS_AES_256_GCM_SHA384\ntls_groups = P-384\n";
+    let text = tls_conf(&backend.addr.to_string(), &pki.entry, more);
+    let proxy = start_tls(&text, |_| {});
+    let addr = tls_addr(&proxy);
+    let agreed = |client: &TlsClient| {
+        let conn = client.conn();
+        let suite = conn.negotiated_cipher_suite().unwrap().suite();
+        let group = conn.negotiated_key_exchange_group().unwrap().name();
+        (suite, group)
+    };
+    // Everything offered: the proxy's one suite and one group are agreed.
+    let mut client = TlsClient::connect(addr, &offering(&pki, &[], &[]), "localhost");
+    assert_eq!(
+        agreed(&client),
+        (
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+            rustls::NamedGroup::secp384r1
+        )
+    );
+    assert_eq!(client.get("/").status, 200);
+    let tls12 = offering(
+        &pki,
+        &[cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+        &[],
+    );
+    let client = TlsClient::connect(addr, &tls12, "localhost");
+    assert_eq!(
+        agreed(&client).0,
+        rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+    );
+    // A client offering only what is not named is refused, each way.
+    for refused in [
+        offering(&pki, &[cipher_suite::TLS13_AES_128_GCM_SHA256], &[]),
+        offering(
+            &pki,
+            &[cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256],
+            &[],
+        ),
+        offering(&pki, &[], &[kx_group::X25519, kx_group::SECP256R1]),
+    ] {
+        assert!(TlsClient::try_connect(addr, &refused, "localhost").is_err());
+    }
+    assert_metric_becomes(&proxy, FAILED, 3);
+
+    // `check` lists what is offered.
+    std::fs::write(pki.dir.path().join("proxy.conf"), &text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .args(["check", "--config", "proxy.conf"])
+        .current_dir(pki.dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains(
+            "# tls_port offers the cipher suites TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, \
+             TLS13_AES_256_GCM_SHA384\n# tls_port offers the key exchange groups secp384r1\n"
+        ),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("`DHE-RSA-AES128-GCM-SHA256` is no cipher suite this build offers"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn tls_protocols_may_leave_tls_1_2_out() {
     let pki = Pki::new();
@@ -1069,6 +1166,21 @@ fn the_configuration_refuses_tls_settings_that_cannot_work() {
             format!("tls_port = 8443\ntls_certificates = {good} key=a.key key=b.key\n"),
             "tls_certificates",
             vec!["`key=` given twice".into()],
+        ),
+        (
+            format!("tls_port = 8443\ntls_certificates = {good}\ntls_ciphers = HIGH:!aNULL\n"),
+            "tls_ciphers",
+            vec!["names no cipher suite this build offers".into()],
+        ),
+        (
+            format!("tls_port = 8443\ntls_certificates = {good}\ntls_groups = X448\n"),
+            "tls_groups",
+            vec!["`X448`".into()],
+        ),
+        (
+            "tls_groups = X25519\n".into(),
+            "tls_groups",
+            vec!["tls_port is not".into()],
         ),
         (
             format!("backend_tls_certificate = {good} ocsp=a.der\n"),

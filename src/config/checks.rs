@@ -174,6 +174,8 @@ impl Loader {
         let Some(port) = config.tls_port else {
             let set_alone = [
                 ("tls_protocols", config.tls_protocols != Default::default()),
+                ("tls_ciphers", config.tls_choice.suites_chosen()),
+                ("tls_groups", config.tls_choice.groups_chosen()),
                 ("tls_strict_sni", config.tls_strict_sni),
             ];
             if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {
@@ -252,6 +254,7 @@ impl Loader {
             served,
             client_auth.as_deref(),
             config.tls_protocols,
+            &config.tls_choice,
             config.tls_strict_sni,
         ));
         config.tls_client_auth = client_auth;

@@ -590,6 +590,39 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| crate::tls::TlsVersions::parse(v).map(|t| c.tls_protocols = t),
     },
     Key {
+        name: "tls_ciphers",
+        default: "",
+        help: "the cipher suites tls_port offers, most preferred first, as nginx's \
+               ssl_ciphers (and TLS 1.3's Ciphersuites) and HAProxy's ciphers and \
+               ciphersuites: OpenSSL's names (ECDHE-ECDSA-AES128-GCM-SHA256, \
+               TLS_AES_128_GCM_SHA256) or IANA's, separated by colons; a name of a suite \
+               rustls lacks is skipped with a warning, and a TLS version none of whose suites \
+               is named keeps all of its own; empty = all",
+        apply: |c, v| {
+            let (choice, skipped) = c.tls_choice.clone().with_suites(v)?;
+            for name in skipped {
+                log::warn!(
+                    "tls_ciphers: `{}` is no cipher suite this build offers (rustls: ECDHE with \
+                     AES-GCM or ChaCha20-Poly1305): skipped",
+                    crate::config::printable(&name)
+                );
+            }
+            c.tls_choice = choice;
+            Ok(())
+        },
+    },
+    Key {
+        name: "tls_groups",
+        default: "",
+        help: "the key exchange groups tls_port offers, most preferred first, as nginx's \
+               ssl_ecdh_curve and HAProxy's curves: X25519, prime256v1 (P-256), secp384r1 \
+               (P-384), separated by colons; empty = all three",
+        apply: |c, v| {
+            c.tls_choice = c.tls_choice.clone().with_groups(v)?;
+            Ok(())
+        },
+    },
+    Key {
         name: "tls_strict_sni",
         default: "false",
         help: "true: a client on tls_port that names no host a certificate of \

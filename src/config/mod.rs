@@ -212,6 +212,9 @@ pub struct Config {
     pub tls_verify_client: crate::tls::VerifyClient,
     /// `tls_protocols`: the TLS versions `tls_port` speaks.
     pub tls_protocols: crate::tls::TlsVersions,
+    /// `tls_ciphers` and `tls_groups`: the cipher suites and key
+    /// exchange groups `tls_port` offers.
+    pub tls_choice: crate::tls::suites::TlsChoice,
     /// `tls_strict_sni`: a client that names no host a certificate is
     /// valid for is refused at the handshake, not given the first.
     pub tls_strict_sni: bool,
@@ -494,6 +497,7 @@ impl Config {
             tls_served: None,
             tls_verify_client: Default::default(),
             tls_protocols: Default::default(),
+            tls_choice: Default::default(),
             tls_strict_sni: false,
             tls_client_ca: None,
             tls_client_crl: None,

@@ -123,6 +123,7 @@ impl Control {
                 next.tls_served = was.tls_served.clone();
                 next.tls_verify_client = was.tls_verify_client;
                 next.tls_protocols = was.tls_protocols;
+                next.tls_choice = was.tls_choice.clone();
                 next.tls_strict_sni = was.tls_strict_sni;
                 next.tls_client_ca = was.tls_client_ca.clone();
                 next.tls_client_crl = was.tls_client_crl.clone();

@@ -24,6 +24,7 @@
 pub mod backends;
 pub mod client_cert;
 pub mod ocsp;
+pub mod suites;
 pub mod trust;
 pub mod words;
 pub mod x509;
@@ -565,9 +566,11 @@ pub fn server_config(
     certificates: Arc<Certificates>,
     client_auth: Option<&ClientAuth>,
     versions: TlsVersions,
+    choice: &suites::TlsChoice,
     strict_sni: bool,
 ) -> Arc<ServerConfig> {
-    let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
+    // Every version keeps a suite of its own (see `TlsChoice::provider`).
+    let builder = ServerConfig::builder_with_provider(Arc::new(choice.provider()))
         .with_protocol_versions(&versions.rustls())
         .expect("rustls's ring provider supports TLS 1.2 and 1.3");
     let builder = match client_auth {
