@@ -239,6 +239,33 @@ fn backend_tls_protocols_may_leave_tls_1_2_out() {
 }
 
 #[test]
+fn backend_tls_groups_and_ciphers_offer_only_what_they_name_per_pool_too() {
+    use rustls::crypto::ring::kx_group;
+    let trust = Trust::new();
+    static X25519_ALONE: &[&dyn rustls::crypto::SupportedKxGroup] = &[kx_group::X25519];
+    let x25519 = TlsBackend::echo("x", trust.serving(&["127.0.0.1"]).groups(X25519_ALONE));
+    let other = TlsBackend::echo("other", trust.serving(&["127.0.0.1"]).groups(X25519_ALONE));
+    // P-384 alone at the top level; the pool of `other` offers X25519 too,
+    // and TLS 1.2 with one suite alone.
+    let more = format!(
+        "backend_tls_groups = secp384r1\npool.other = {}\nroute./other/ = other\n\
+         pool.other.backend_tls_groups = P-384:X25519\n\
+         pool.other.backend_tls_protocols = TLSv1.2\n\
+         pool.other.backend_tls_ciphers = ECDHE-ECDSA-CHACHA20-POLY1305\n",
+        tls_target(&other, "")
+    );
+    let proxy = start(&trust.conf(&tls_target(&x25519, ""), &more), |_| {});
+    assert_eq!(proxy.connect().get("/a").status, 502);
+    assert!(x25519.handshakes().is_empty(), "{:?}", x25519.handshakes());
+    let r = proxy.connect().get("/other/a");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(
+        other.handshakes()[0].suite,
+        Some(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256)
+    );
+}
+
+#[test]
 fn a_large_upload_and_large_and_chunked_responses_cross_intact() {
     const LARGE_RESPONSE: usize = 4 << 20;
     const CHUNKED: usize = 300_000;

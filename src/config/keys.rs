@@ -689,6 +689,35 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "backend_tls_ciphers",
+        default: "",
+        help: "the cipher suites offered to targets with `tls`, most preferred first, as \
+               nginx's proxy_ssl_ciphers: named as tls_ciphers names them; empty = all",
+        apply: |c, v| {
+            let (choice, skipped) = c.backend_tls_keys.choice.clone().with_suites(v)?;
+            for name in skipped {
+                log::warn!(
+                    "backend_tls_ciphers: `{}` is no cipher suite this build offers (rustls: \
+                     ECDHE with AES-GCM or ChaCha20-Poly1305): skipped",
+                    crate::config::printable(&name)
+                );
+            }
+            c.backend_tls_keys.choice = choice;
+            Ok(())
+        },
+    },
+    Key {
+        name: "backend_tls_groups",
+        default: "",
+        help: "the key exchange groups offered to targets with `tls`, most preferred first, \
+               as nginx's proxy_ssl_conf_command Groups: named as tls_groups names them; \
+               empty = all three",
+        apply: |c, v| {
+            c.backend_tls_keys.choice = c.backend_tls_keys.choice.clone().with_groups(v)?;
+            Ok(())
+        },
+    },
+    Key {
         name: "backend_tls_certificate",
         default: "",
         help: "client certificate shown to backends over TLS that ask for one: a PEM chain and \

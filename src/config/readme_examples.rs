@@ -98,6 +98,12 @@ const CONTEXT: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "proxy.conf",
+        "tls_ciphers = ECDHE-ECDSA-AES256-GCM-SHA384:TLS_AES_256_GCM_SHA384",
+        "tls_port = 443\ntls_certificates = /etc/inverso/other-sites.pem\n",
+        "the suites and groups offered on tls_port, which the lines before set up",
+    ),
+    (
+        "proxy.conf",
         "route./ = files /srv/shop/public fallback=app",
         "pool.app = 127.0.0.1:8000\n",
         "`files` routes: the pool they fall back to is the README's",

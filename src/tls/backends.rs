@@ -8,6 +8,7 @@
 //! the target is written with or its `tls_name=`: HAProxy's `verify
 //! required`, where nginx's `proxy_ssl_verify` is off unless set.
 
+use super::suites::TlsChoice;
 use super::trust::{self, TrustError};
 use super::{load_one, provider, CertificateFiles, TlsVersions};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -35,6 +36,9 @@ pub struct BackendTlsKeys {
     pub certificate: Option<CertificateFiles>,
     /// `backend_tls_protocols`: the TLS versions offered to backends.
     pub protocols: TlsVersions,
+    /// `backend_tls_ciphers` and `backend_tls_groups`: the cipher suites
+    /// and key exchange groups offered to them.
+    pub choice: TlsChoice,
 }
 
 impl Default for BackendTlsKeys {
@@ -44,6 +48,7 @@ impl Default for BackendTlsKeys {
             ca: None,
             certificate: None,
             protocols: TlsVersions::default(),
+            choice: TlsChoice::default(),
         }
     }
 }
@@ -53,7 +58,7 @@ impl Default for BackendTlsKeys {
 /// knows not to), sessions resumed from the last 256 (rustls's memory
 /// store), and the certificate checks `keys` ask for.
 pub fn client_config(keys: &BackendTlsKeys) -> Result<Arc<ClientConfig>, TrustError> {
-    let provider = Arc::new(provider());
+    let provider = Arc::new(keys.choice.provider());
     let builder = builder(&provider, keys.protocols);
     let builder = match keys.verify {
         true => builder.with_root_certificates(trusted(keys.ca.as_deref())?),

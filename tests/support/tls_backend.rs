@@ -28,6 +28,7 @@ pub struct TlsSetup {
     stall: bool,
     ip: IpAddr,
     receive_buffer: Option<usize>,
+    groups: Option<&'static [&'static dyn rustls::crypto::SupportedKxGroup]>,
 }
 
 impl TlsSetup {
@@ -42,7 +43,17 @@ impl TlsSetup {
             stall: false,
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             receive_buffer: None,
+            groups: None,
         }
+    }
+
+    /// Agrees on a key exchange group of `groups` alone.
+    pub fn groups(
+        mut self,
+        groups: &'static [&'static dyn rustls::crypto::SupportedKxGroup],
+    ) -> TlsSetup {
+        self.groups = Some(groups);
+        self
     }
 
     /// Requires a client certificate that `ca` signed: a client without
@@ -81,7 +92,11 @@ impl TlsSetup {
     }
 
     fn config(self) -> Arc<ServerConfig> {
-        let builder = ServerConfig::builder_with_provider(provider())
+        let mut own = (*provider()).clone();
+        if let Some(groups) = self.groups {
+            own.kx_groups = groups.to_vec();
+        }
+        let builder = ServerConfig::builder_with_provider(Arc::new(own))
             .with_protocol_versions(self.versions)
             .unwrap();
         let builder = match self.client_ca {
@@ -112,6 +127,7 @@ pub struct Handshake {
     pub version: Option<ProtocolVersion>,
     /// Whether the client resumed a session of an earlier connection.
     pub resumed: bool,
+    pub suite: Option<rustls::CipherSuite>,
 }
 
 /// A TLS origin server: a [`Backend`] (its counters, `seen`, `addr`,
@@ -238,6 +254,7 @@ impl TlsBackend {
             client_cert: conn.peer_certificates().is_some_and(|c| !c.is_empty()),
             version: conn.protocol_version(),
             resumed: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            suite: conn.negotiated_cipher_suite().map(|s| s.suite()),
         });
         Ok(TlsStream(Arc::new(Mutex::new(StreamOwned::new(conn, tcp)))))
     }

@@ -83,6 +83,8 @@ pub const POOL_KEYS: &[&str] = &[
     "backend_tls_verify",
     "backend_tls_ca",
     "backend_tls_protocols",
+    "backend_tls_ciphers",
+    "backend_tls_groups",
     "backend_tls_certificate",
     "sticky_cookie",
     "sticky_cookie_nocache",
