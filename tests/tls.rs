@@ -679,6 +679,34 @@ fn tls_ciphers_and_tls_groups_offer_only_what_they_name() {
 }
 
 #[test]
+fn the_client_s_order_chooses_the_suite_unless_tls_prefer_server_ciphers() {
+    use rustls::crypto::ring::cipher_suite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
+    let pki = Pki::new();
+    let backend = Backend::echo("app");
+    let client = offering(
+        &pki,
+        &[TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384],
+        &[],
+    );
+    for (prefer, agreed) in [
+        ("false", rustls::CipherSuite::TLS13_AES_128_GCM_SHA256),
+        ("true", rustls::CipherSuite::TLS13_AES_256_GCM_SHA384),
+    ] {
+        let more = format!(
+            "tls_ciphers = TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256\n\
+             tls_prefer_server_ciphers = {prefer}\n"
+        );
+        let proxy = start_tls(
+            &tls_conf(&backend.addr.to_string(), &pki.entry, &more),
+            |_| {},
+        );
+        let connected = TlsClient::connect(tls_addr(&proxy), &client, "localhost");
+        let suite = connected.conn().negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, agreed, "tls_prefer_server_ciphers = {prefer}");
+    }
+}
+
+#[test]
 fn tls_protocols_may_leave_tls_1_2_out() {
     let pki = Pki::new();
     let backend = Backend::echo("app");

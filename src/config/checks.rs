@@ -176,6 +176,10 @@ impl Loader {
                 ("tls_protocols", config.tls_protocols != Default::default()),
                 ("tls_ciphers", config.tls_choice.suites_chosen()),
                 ("tls_groups", config.tls_choice.groups_chosen()),
+                (
+                    "tls_prefer_server_ciphers",
+                    config.tls_choice.prefer_own_order,
+                ),
                 ("tls_strict_sni", config.tls_strict_sni),
             ];
             if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {

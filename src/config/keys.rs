@@ -592,7 +592,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "tls_ciphers",
         default: "",
-        help: "the cipher suites tls_port offers, most preferred first, as nginx's \
+        help: "the cipher suites tls_port offers, in our order of preference, as nginx's \
                ssl_ciphers (and TLS 1.3's Ciphersuites) and HAProxy's ciphers and \
                ciphersuites: OpenSSL's names (ECDHE-ECDSA-AES128-GCM-SHA256, \
                TLS_AES_128_GCM_SHA256) or IANA's, separated by colons; a name of a suite \
@@ -612,11 +612,20 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "tls_prefer_server_ciphers",
+        default: "false",
+        help: "true: the cipher suite agreed on tls_port is the first of tls_ciphers' order \
+               the client offers (nginx's ssl_prefer_server_ciphers on, HAProxy's default); \
+               false: the first of the client's order offered here, as nginx's default and \
+               Mozilla's guidelines (a phone that prefers ChaCha20 gets it)",
+        apply: |c, v| parse_bool(v).map(|b| c.tls_choice.prefer_own_order = b),
+    },
+    Key {
         name: "tls_groups",
         default: "",
-        help: "the key exchange groups tls_port offers, most preferred first, as nginx's \
-               ssl_ecdh_curve and HAProxy's curves: X25519, prime256v1 (P-256), secp384r1 \
-               (P-384), separated by colons; empty = all three",
+        help: "the key exchange groups tls_port offers, as nginx's ssl_ecdh_curve and \
+               HAProxy's curves: X25519, prime256v1 (P-256), secp384r1 (P-384), separated by \
+               colons (the client's order chooses among them); empty = all three",
         apply: |c, v| {
             c.tls_choice = c.tls_choice.clone().with_groups(v)?;
             Ok(())

@@ -582,6 +582,7 @@ pub fn server_config(
         strict: strict_sni,
     }));
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
+    config.ignore_client_order = choice.prefer_own_order;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     match rustls::crypto::ring::Ticketer::new() {
         Ok(ticketer) => config.ticketer = ticketer,

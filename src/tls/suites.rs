@@ -22,6 +22,9 @@ use rustls::{CipherSuite, NamedGroup, SupportedCipherSuite};
 pub struct TlsChoice {
     suites: Option<Vec<CipherSuite>>,
     groups: Option<Vec<NamedGroup>>,
+    /// `tls_prefer_server_ciphers`: the suite agreed is the first of ours
+    /// the client offers, not the first of the client's we offer.
+    pub prefer_own_order: bool,
 }
 
 /// Each suite of rustls's *ring* provider and the names OpenSSL gives it
@@ -95,7 +98,9 @@ fn names(suite: SupportedCipherSuite, name: &str) -> bool {
 
 impl TlsChoice {
     /// `tls_ciphers`: suites separated by `:` (OpenSSL's way), commas or
-    /// blanks, most preferred first. Returns the choice, and the names
+    /// blanks, in order of preference (ours with
+    /// `tls_prefer_server_ciphers`; as a client, the order offered).
+    /// Returns the choice, and the names
     /// skipped (no suite rustls has), to be warned of; a list that names
     /// none it has is an error. Empty: every suite.
     pub fn with_suites(self, list: &str) -> Result<(TlsChoice, Vec<String>), String> {
@@ -139,7 +144,8 @@ impl TlsChoice {
     }
 
     /// `tls_groups`: key exchange groups, as `tls_ciphers` separates
-    /// suites, most preferred first. A name of no group this build has is
+    /// suites (rustls agrees on the first of the client's order it
+    /// offers). A name of no group this build has is
     /// an error (OpenSSL refuses one too). Empty: every group.
     pub fn with_groups(self, list: &str) -> Result<TlsChoice, String> {
         let words: Vec<&str> = (list.split([':', ',', ' ', '\t']))
