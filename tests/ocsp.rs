@@ -288,6 +288,9 @@ fn ocsp_naming_what_is_no_response_about_the_certificate_is_a_configuration_erro
     assert!(said.contains("not an OCSP response"), "{said}");
     let said = load(format!("{chain} ocsp={}", missing.display()));
     assert!(said.contains("missing.der"), "{said}");
+    let large = write(&dir.join("large.der"), &vec![0x30; 16 * 1024 + 1]);
+    let said = load(format!("{chain} ocsp={}", large.display()));
+    assert!(said.contains("large.der: larger than 16 KiB"), "{said}");
     let said = load(format!("{chain} ocsp={0} ocsp={0}", other.display()));
     assert!(said.contains("`ocsp=` given twice"), "{said}");
     let said = load(format!("{chain} ocsp="));

@@ -122,6 +122,8 @@ pub enum CertificateError {
     },
     #[error("{}: larger than 1 MiB: not a certificate file", path.display())]
     TooLarge { path: PathBuf },
+    #[error("{}: larger than {} KiB: not an OCSP response", path.display(), ocsp::MAX_RESPONSE / 1024)]
+    OcspTooLarge { path: PathBuf },
     #[error("{}: no PEM certificate in it (`-----BEGIN CERTIFICATE-----`)", path.display())]
     NoCertificate { path: PathBuf },
     #[error(
@@ -326,7 +328,7 @@ fn staple(
         Ok(Some(bytes)) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
         Err(error) if named => return Err(CertificateError::Unreadable { path, error }),
-        Ok(None) if named => return Err(CertificateError::TooLarge { path }),
+        Ok(None) if named => return Err(CertificateError::OcspTooLarge { path }),
         Ok(None) | Err(_) => {
             log::warn!(
                 "{}: unreadable or larger than {} KiB: no OCSP response stapled",

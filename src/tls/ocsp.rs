@@ -38,8 +38,9 @@ const BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
 const CLOCK_SKEW: Duration = Duration::from_secs(300);
 
 /// The most of a response file read: one is a few kilobytes (more with
-/// the responder's certificates in it).
-pub const MAX_RESPONSE: u64 = 64 * 1024;
+/// the responder's certificates in it), and TLS 1.3 carries it in an
+/// extension of at most 64 KiB with the certificate's other extensions.
+pub const MAX_RESPONSE: u64 = 16 * 1024;
 
 /// Why a response is not stapled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
