@@ -486,6 +486,80 @@ fn a_resumed_session_is_logged_and_counted_as_one() {
     assert_eq!(proxy.log_lines(), [". /new", "r /again"]);
 }
 
+/// The TLS records a server sent, each as its type and its first
+/// content byte (a handshake message's type, while not yet encrypted).
+#[derive(Default)]
+struct Records {
+    bytes: Vec<u8>,
+}
+
+impl Records {
+    fn kinds(&self) -> Vec<(u8, u8)> {
+        let mut kinds = Vec::new();
+        let mut rest = &self.bytes[..];
+        while rest.len() >= 6 {
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            kinds.push((rest[0], rest[5]));
+            rest = &rest[(5 + len).min(rest.len())..];
+        }
+        kinds
+    }
+}
+
+/// Whether a TLS 1.2 handshake with the proxy at `addr` had it send a
+/// session ticket (RFC 5077): a `NewSessionTicket` (handshake type 4),
+/// the one handshake message it sends in the clear after the client's
+/// `Finished`, right before its `ChangeCipherSpec`.
+fn tls12_ticket_sent(addr: SocketAddr, pki: &Pki) -> bool {
+    let config = client_config(&pki.ca, &[&rustls::version::TLS12], &[], None);
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut conn = ClientConnection::new(config, name).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut records = Records::default();
+    let mut buf = [0u8; 16 * 1024];
+    while conn.is_handshaking() {
+        while conn.wants_write() {
+            conn.write_tls(&mut tcp).unwrap();
+        }
+        if conn.wants_read() {
+            let n = tcp.read(&mut buf).unwrap();
+            assert!(n > 0, "the proxy closed during the handshake");
+            records.bytes.extend_from_slice(&buf[..n]);
+            conn.read_tls(&mut &buf[..n]).unwrap();
+            conn.process_new_packets().unwrap();
+        }
+    }
+    let kinds = records.kinds();
+    let cipher_spec = kinds.iter().position(|&(kind, _)| kind == 20).unwrap();
+    kinds[..cipher_spec].contains(&(22, 4))
+}
+
+#[test]
+fn tls_session_tickets_false_issues_none_and_sessions_still_resume_from_memory() {
+    let pki = Pki::new();
+    let backend = Backend::echo("a");
+    for (tickets, sent) in [("true", true), ("false", false)] {
+        let more = format!("tls_session_tickets = {tickets}\n");
+        let proxy = start_tls(
+            &tls_conf(&backend.addr.to_string(), &pki.entry, &more),
+            |_| {},
+        );
+        assert_eq!(tls12_ticket_sent(tls_addr(&proxy), &pki), sent, "{tickets}");
+        // TLS 1.3 resumes either way: from the ticket, or by the session
+        // kept in memory that the ticket names.
+        let returning = client_config(&pki.ca, &[&rustls::version::TLS13], &[], None);
+        let mut first = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
+        assert_eq!(first.get("/").status, 200);
+        let again = TlsClient::connect(tls_addr(&proxy), &returning, "localhost");
+        assert_eq!(
+            again.conn().handshake_kind(),
+            Some(rustls::HandshakeKind::Resumed),
+            "{tickets}"
+        );
+    }
+}
+
 #[test]
 fn the_alpn_protocol_agreed_is_logged_and_http2_is_empty() {
     let pki = Pki::new();

@@ -181,6 +181,7 @@ impl Loader {
                     config.tls_choice.prefer_own_order,
                 ),
                 ("tls_strict_sni", config.tls_strict_sni),
+                ("tls_session_tickets", !config.tls_session_tickets),
             ];
             if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {
                 return Err(self.refused(
@@ -260,6 +261,7 @@ impl Loader {
             config.tls_protocols,
             &config.tls_choice,
             config.tls_strict_sni,
+            config.tls_session_tickets,
         ));
         config.tls_client_auth = client_auth;
         Ok(())

@@ -632,6 +632,15 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "tls_session_tickets",
+        default: "true",
+        help: "false: no session tickets on tls_port (nginx's ssl_session_tickets off, as \
+               Mozilla's guidelines set it, HAProxy's no-tls-tickets): a returning client \
+               resumes from the proxy's memory alone, and nothing a client holds can resume \
+               a session after the ticket key would have changed",
+        apply: |c, v| parse_bool(v).map(|b| c.tls_session_tickets = b),
+    },
+    Key {
         name: "tls_strict_sni",
         default: "false",
         help: "true: a client on tls_port that names no host a certificate of \

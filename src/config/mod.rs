@@ -218,6 +218,9 @@ pub struct Config {
     /// `tls_strict_sni`: a client that names no host a certificate is
     /// valid for is refused at the handshake, not given the first.
     pub tls_strict_sni: bool,
+    /// `tls_session_tickets`: sessions resume from tickets that carry
+    /// them, encrypted; without, from the proxy's memory alone.
+    pub tls_session_tickets: bool,
     pub tls_client_ca: Option<PathBuf>,
     pub tls_client_crl: Option<PathBuf>,
     /// The checks those keys make (also of resumed sessions).
@@ -499,6 +502,7 @@ impl Config {
             tls_protocols: Default::default(),
             tls_choice: Default::default(),
             tls_strict_sni: false,
+            tls_session_tickets: true,
             tls_client_ca: None,
             tls_client_crl: None,
             tls_client_auth: None,

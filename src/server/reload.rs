@@ -125,6 +125,7 @@ impl Control {
                 next.tls_protocols = was.tls_protocols;
                 next.tls_choice = was.tls_choice.clone();
                 next.tls_strict_sni = was.tls_strict_sni;
+                next.tls_session_tickets = was.tls_session_tickets;
                 next.tls_client_ca = was.tls_client_ca.clone();
                 next.tls_client_crl = was.tls_client_crl.clone();
                 next.tls_client_auth = was.tls_client_auth.clone();

@@ -570,6 +570,7 @@ pub fn server_config(
     versions: TlsVersions,
     choice: &suites::TlsChoice,
     strict_sni: bool,
+    tickets: bool,
 ) -> Arc<ServerConfig> {
     // Every version keeps a suite of its own (see `TlsChoice::provider`).
     let builder = ServerConfig::builder_with_provider(Arc::new(choice.provider()))
@@ -587,7 +588,8 @@ pub fn server_config(
     config.ignore_client_order = choice.prefer_own_order;
     config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
     match rustls::crypto::ring::Ticketer::new() {
-        Ok(ticketer) => config.ticketer = ticketer,
+        Ok(ticketer) if tickets => config.ticketer = ticketer,
+        Ok(_) => {}
         Err(e) => log::warn!("TLS tickets: {e}; TLS 1.3 sessions resume from memory"),
     }
     Arc::new(config)
@@ -613,12 +615,15 @@ pub fn sessions_carry_over(
     same_certificates && was.1.map(|a| &a.made_of) == next.1.map(|a| &a.made_of)
 }
 
-/// `next`, resuming the sessions of `was`: its store of TLS 1.2 session
-/// IDs and its ticket key.
+/// `next`, resuming the sessions of `was`: its store of sessions, and
+/// its ticket key while both give tickets (`tls_session_tickets` turned
+/// off, or on, takes effect).
 pub fn with_sessions_of(next: &ServerConfig, was: &ServerConfig) -> Arc<ServerConfig> {
     let mut config = next.clone();
     config.session_storage = was.session_storage.clone();
-    config.ticketer = was.ticketer.clone();
+    if next.ticketer.enabled() && was.ticketer.enabled() {
+        config.ticketer = was.ticketer.clone();
+    }
     Arc::new(config)
 }
 
@@ -773,6 +778,34 @@ mod tests {
             .said_expired
             .load(Ordering::Relaxed));
         assert!(Arc::ptr_eq(entry.served(until + second), &entry.key));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_ticket_key_while_both_give_tickets_and_turns_them_off_or_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = made();
+        let served = Arc::new(load(dir.path(), &cert, Some(&key)).unwrap());
+        let config = |tickets: bool| {
+            let choice = suites::TlsChoice::default();
+            server_config(
+                served.clone(),
+                None,
+                TlsVersions::default(),
+                &choice,
+                false,
+                tickets,
+            )
+        };
+        let (on, off) = (config(true), config(false));
+        assert!(on.ticketer.enabled() && !off.ticketer.enabled());
+        let kept = with_sessions_of(&config(true), &on);
+        assert!(Arc::ptr_eq(&kept.ticketer, &on.ticketer));
+        assert!(Arc::ptr_eq(&kept.session_storage, &on.session_storage));
+        assert!(!with_sessions_of(&off, &on).ticketer.enabled());
+        let back_on = config(true);
+        let turned_on = with_sessions_of(&back_on, &off);
+        assert!(turned_on.ticketer.enabled());
+        assert!(Arc::ptr_eq(&turned_on.ticketer, &back_on.ticketer));
     }
 
     #[test]
