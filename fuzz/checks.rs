@@ -13,7 +13,7 @@ use inverso::cidr_set::CidrList;
 use inverso::config::Loader;
 use inverso::field_value::Facts;
 use inverso::http::body::{
-    chunk_size_line, decode_complete_chunked, response_forbids_reuse, LAST_CHUNK,
+    chunk_size_line, decode_complete_chunked, last_chunk_with, response_forbids_reuse, LAST_CHUNK,
 };
 use inverso::http::head::{
     check_target_bytes, find_head_end, parse_request, parse_response, RequestLimits,
@@ -175,9 +175,23 @@ pub fn chunked(data: &[u8]) {
     let joined = decode_chunked_by(wire, 8 * buffer, u64::MAX, true);
     let one_by_one = decode_chunked_by(wire, buffer, u64::MAX, false);
     assert_eq!(joined, one_by_one);
-    if let Some((whole, used)) = decode_complete_chunked(wire, u64::MAX) {
-        assert!(used <= wire.len());
-        assert_eq!(streamed.as_deref(), Some(&whole[..]));
+    if let Some(whole) = decode_complete_chunked(wire, u64::MAX) {
+        assert!(whole.used <= wire.len());
+        assert_eq!(streamed.as_deref(), Some(&whole.body[..]));
+        // The trailer fields kept to pass on (`pass_trailers`) are whole
+        // field lines, none that frames the message, and end a body that
+        // reads back to the same body and the same fields.
+        let trailers = &whole.trailers;
+        assert!(trailers.is_empty() || trailers.ends_with(b"\r\n"));
+        for line in trailers.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let name = line.split(|&b| b == b':').next().unwrap_or_default();
+            for framing in [&b"content-length"[..], b"transfer-encoding", b"trailer"] {
+                assert!(!name.eq_ignore_ascii_case(framing), "{line:?}");
+            }
+        }
+        let again = [&b"1\r\nx\r\n"[..], &last_chunk_with(trailers)].concat();
+        let read = decode_complete_chunked(&again, u64::MAX).expect("our own ending reads");
+        assert_eq!((&read.body[..], &read.trailers), (&b"x"[..], trailers));
     }
     let Some(body) = streamed else {
         return;

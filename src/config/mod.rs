@@ -137,6 +137,9 @@ pub struct Config {
     /// A backend's 4xx or 5xx with a page in `error_pages` is answered
     /// with the page (see [`Config::intercepts`]).
     pub intercept_errors: bool,
+    /// `pass_trailers`: a chunked response's trailer fields go on to the
+    /// client (those a trailer may carry).
+    pub pass_trailers: bool,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -463,6 +466,7 @@ impl Config {
             max_object_size: None,
             cache: true,
             intercept_errors: false,
+            pass_trailers: false,
             cache_unlabeled: false,
             cache_valid: Arc::default(),
             cache_ignore_headers: Default::default(),

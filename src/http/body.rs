@@ -10,8 +10,60 @@ use std::io;
 /// Longest chunk-size line (size, extensions, CRLF) we read. Extensions carry
 /// nothing we use; a long line is an attack on our memory.
 pub const MAX_CHUNK_LINE: usize = 4096;
-/// Most bytes of trailer fields after the last chunk; trailers are dropped.
+/// Most bytes of trailer fields after the last chunk.
 pub const MAX_TRAILERS: usize = 16 * 1024;
+
+/// Fields a trailer section may not carry on (RFC 9110 §6.5.1): those
+/// that frame the message, route it, modify the request, authenticate,
+/// control the response or say how to process its content; they are
+/// needed before the content, and a recipient that merged them in after
+/// it would act on what the sender never meant. Those of one connection
+/// too.
+const NOT_IN_TRAILERS: &[&str] = &[
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+    "content-type",
+    "content-range",
+    "trailer",
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+    "authorization",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "www-authenticate",
+    "cookie",
+    "set-cookie",
+    "cache-control",
+    "expires",
+    "date",
+    "age",
+    "vary",
+    "etag",
+    "last-modified",
+    "location",
+    "retry-after",
+    "pragma",
+    "expect",
+    "max-forwards",
+    "range",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+];
+
+/// Whether a trailer field of `name` (its bytes as sent) may be passed on.
+fn may_trail(name: &[u8]) -> bool {
+    !NOT_IN_TRAILERS
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n.as_bytes()))
+}
 
 /// How a message body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -271,6 +323,8 @@ pub struct BodyReader {
     state: State,
     remaining: u64,
     trailer_bytes: usize,
+    /// The trailer fields that may be passed on, each line with its CRLF.
+    trailers: Vec<u8>,
     /// Decoded bytes so far.
     read: u64,
     /// Most decoded bytes allowed (`u64::MAX`: no limit).
@@ -295,6 +349,7 @@ impl BodyReader {
             state,
             remaining,
             trailer_bytes: 0,
+            trailers: Vec::new(),
             read: 0,
             limit: u64::MAX,
             broken: None,
@@ -314,6 +369,12 @@ impl BodyReader {
 
     pub fn is_done(&self) -> bool {
         self.state == State::Done
+    }
+
+    /// The trailer fields of a chunked body read so far that may be
+    /// passed on (see [`NOT_IN_TRAILERS`]), each line with its CRLF.
+    pub fn trailers(&self) -> &[u8] {
+        &self.trailers
     }
 
     /// Why the body cannot be read on, if it cannot: what
@@ -470,6 +531,9 @@ impl BodyReader {
                         self.state = State::Done;
                     } else if !is_field_line(&line) {
                         return Err(BodyError::BadChunk("malformed trailer field"));
+                    } else if line.split(|&b| b == b':').next().is_some_and(may_trail) {
+                        self.trailers.extend_from_slice(&line);
+                        self.trailers.extend_from_slice(b"\r\n");
                     }
                 }
             }
@@ -636,10 +700,11 @@ fn is_field_line(line: &[u8]) -> bool {
 
 /// A chunked body decoded whole from `wire`, when all of it, last chunk
 /// and trailers included, is there and decodes to at most `limit` bytes;
-/// with the number of bytes of `wire` it took. `None` otherwise: more is
-/// still to come, it is too large, or it is malformed (whoever reads it
-/// from the connection then meets the error).
-pub fn decode_complete_chunked(wire: &[u8], limit: u64) -> Option<(Vec<u8>, usize)> {
+/// with the number of bytes of `wire` it took, and the trailer fields
+/// that may be passed on. `None` otherwise: more is still to come, it is
+/// too large, or it is malformed (whoever reads it from the connection
+/// then meets the error).
+pub fn decode_complete_chunked(wire: &[u8], limit: u64) -> Option<Whole> {
     // A whole body ends its last chunk (and trailers) with an empty line:
     // a stream still arriving is not copied for nothing.
     if !wire.ends_with(b"\r\n\r\n") {
@@ -651,7 +716,27 @@ pub fn decode_complete_chunked(wire: &[u8], limit: u64) -> Option<(Vec<u8>, usiz
     while let Some(piece) = reader.next(&mut conn).ok()? {
         body.extend_from_slice(piece);
     }
-    Some((body, wire.len() - conn.buffered().len()))
+    Some(Whole {
+        used: wire.len() - conn.buffered().len(),
+        body,
+        trailers: reader.trailers,
+    })
+}
+
+/// A chunked body [`decode_complete_chunked`] found whole.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Whole {
+    pub body: Vec<u8>,
+    /// The bytes of the wire it took.
+    pub used: usize,
+    /// As [`BodyReader::trailers`].
+    pub trailers: Vec<u8>,
+}
+
+/// The bytes that end a chunked body with `trailers` (lines of fields,
+/// each with its CRLF): the last chunk, them, the empty line.
+pub fn last_chunk_with(trailers: &[u8]) -> Vec<u8> {
+    [b"0\r\n", trailers, b"\r\n"].concat()
 }
 
 /// Writes the framing of one chunk of `len` bytes: the size line.
@@ -1394,9 +1479,14 @@ mod tests {
     #[test]
     fn a_complete_chunked_body_is_decoded_from_what_arrived_and_nothing_else() {
         let wire = b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n";
+        let whole = |body: &[u8], used: usize, trailers: &[u8]| Whole {
+            body: body.to_vec(),
+            used,
+            trailers: trailers.to_vec(),
+        };
         assert_eq!(
             decode_complete_chunked(wire, 64),
-            Some((b"abcde".to_vec(), wire.len()))
+            Some(whole(b"abcde", wire.len(), b"T: 1\r\n"))
         );
         // Bytes after its end: not a body that arrived alone.
         let mut more = wire.to_vec();
@@ -1404,7 +1494,7 @@ mod tests {
         assert_eq!(decode_complete_chunked(&more, 64), None);
         assert_eq!(
             decode_complete_chunked(b"0\r\n\r\n", 64),
-            Some((Vec::new(), 5))
+            Some(whole(b"", 5, b""))
         );
         // Not all there yet, at every cut.
         let whole = b"3\r\nabc\r\n0\r\n\r\n";
@@ -1415,6 +1505,26 @@ mod tests {
         assert_eq!(decode_complete_chunked(whole, 2), None);
         assert_eq!(decode_complete_chunked(b"3\nabc\r\n0\r\n\r\n", 64), None);
         assert_eq!(decode_complete_chunked(b"zz\r\n", 64), None);
+    }
+
+    #[test]
+    fn trailer_fields_are_kept_to_pass_on_but_those_needed_before_the_content() {
+        let wire = b"2\r\nab\r\n0\r\nX-Checksum: 9f\r\nContent-Length: 99\r\n\
+                     set-cookie: a=b\r\nServer-Timing: db;dur=53\r\nTRANSFER-ENCODING: x\r\n\r\n";
+        let (body, _) = decode(BodyKind::Chunked, wire).unwrap();
+        assert_eq!(body, b"ab");
+        let mut conn = BufConn::new(&wire[..], 7);
+        let mut reader = BodyReader::new(BodyKind::Chunked);
+        while reader.next(&mut conn).unwrap().is_some() {}
+        assert_eq!(
+            reader.trailers(),
+            b"X-Checksum: 9f\r\nServer-Timing: db;dur=53\r\n"
+        );
+        assert_eq!(
+            last_chunk_with(reader.trailers()),
+            b"0\r\nX-Checksum: 9f\r\nServer-Timing: db;dur=53\r\n\r\n"
+        );
+        assert_eq!(last_chunk_with(b""), LAST_CHUNK);
     }
 
     #[test]
@@ -1442,10 +1552,8 @@ mod tests {
         // that message too.
         let body = b"3\r\nabc\r\n0\r\n\r\n";
         let wire = [&body[..], b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"].concat();
-        assert_eq!(
-            decode_complete_chunked(&wire, 64),
-            Some((b"abc".to_vec(), body.len()))
-        );
+        let whole = decode_complete_chunked(&wire, 64).unwrap();
+        assert_eq!((&whole.body[..], whole.used), (&b"abc"[..], body.len()));
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub const POOL_KEYS: &[&str] = &[
     "limit_rate_after",
     "error_pages",
     "intercept_errors",
+    "pass_trailers",
     "cache",
     "ttl",
     "cache_valid",

@@ -63,6 +63,10 @@ pub(super) fn prepare_request(
     // Content-Length: some backends answer a POST without one 411.
     let had_body =
         head.headers.contains("content-length") || head.headers.contains("transfer-encoding");
+    // A client that takes trailer fields says so to this hop alone; with
+    // them passed on, the backend is told (some send them only then).
+    let takes_trailers = shared.config_of_pool(to.pool).pass_trailers
+        && (head.headers.tokens("te")).any(|t| t.eq_ignore_ascii_case("trailers"));
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
     // Every field the client sent of a name `request_header.*` sets or
@@ -79,6 +83,10 @@ pub(super) fn prepare_request(
     };
     if send.upgrade {
         head.headers.push("Connection", "Upgrade");
+    }
+    if takes_trailers {
+        head.headers.push("TE", "trailers");
+        head.headers.push("Connection", "TE");
     }
     add_forwarded(
         &mut head.headers,

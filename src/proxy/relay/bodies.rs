@@ -71,8 +71,8 @@ pub(in crate::proxy) fn discard(fetched: Fetched<'_>, request_is_head: bool, cli
         // to its end, as the connection is worth keeping. Else not worth
         // waiting for.
         BodyKind::Chunked => match decode_complete_chunked(up.conn.buffered(), u64::MAX) {
-            Some((_, len)) => {
-                up.conn.consume(len);
+            Some(whole) => {
+                up.conn.consume(whole.used);
                 true
             }
             None => false,

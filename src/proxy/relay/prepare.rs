@@ -89,6 +89,7 @@ pub(super) fn prepare_response(
     shared: &Shared,
 ) -> Result<Prepared, Failure> {
     let edits = &shared.pool_config(client.route).response_headers;
+    let passes_trailers = shared.pool_config(client.route).pass_trailers;
     let gzip = shared.gzip(client.route);
     let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
@@ -111,10 +112,14 @@ pub(super) fn prepare_response(
                 && !up.conn.buffered().ends_with(b"\r\n\r\n")
                 && matches!(up.conn.fill_now(), Ok(n) if n > 0)
             {}
-            decode_complete_chunked(up.conn.buffered(), limit).map(|(body, used)| {
-                up.conn.consume(used);
-                Gathered::Decoded(body)
-            })
+            // A body whose trailer fields are passed on streams with
+            // them, in chunks.
+            decode_complete_chunked(up.conn.buffered(), limit)
+                .filter(|whole| !passes_trailers || whole.trailers.is_empty())
+                .map(|whole| {
+                    up.conn.consume(whole.used);
+                    Gathered::Decoded(whole.body)
+                })
         }
         _ => None,
     };
@@ -141,6 +146,13 @@ pub(super) fn prepare_response(
         }
         _ => None,
     };
+    // The trailer fields a body passed on in chunks says will follow it
+    // (RFC 9110 §6.6.2), a field of one hop otherwise.
+    let trailer_names: Vec<&[u8]> = match (passes_trailers, kind) {
+        (true, BodyKind::Chunked) => response.headers.get_all("trailer").collect(),
+        _ => Vec::new(),
+    };
+    let mut announced = trailer_names.join(&b", "[..]);
     // Before any field is copied into a line of our own (a compressed
     // answer's weak ETag): what the backend named in `Connection` was for
     // that hop alone.
@@ -226,6 +238,11 @@ pub(super) fn prepare_response(
         if sticky_cookie.nocache && sticky::shared_caches_may_store(&response.headers, edits) {
             head.extend_from_slice(b"Cache-Control: private\r\n");
         }
+    }
+    if rechunk && compress.is_none() && !announced.is_empty() {
+        head.extend_from_slice(b"Trailer: ");
+        head.append(&mut announced);
+        head.extend_from_slice(b"\r\n");
     }
     match (kind, &compressed) {
         (_, Some(body)) => push_field(&mut head, "Content-Length", body.len() as u64),

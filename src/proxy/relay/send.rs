@@ -7,7 +7,7 @@ use super::prepare::{Prepared, Window};
 use super::{Broken, Tee, CHUNK_FRAMING, GATHER_PATIENCE};
 use crate::access_log::Stage;
 use crate::gzip::Encoder;
-use crate::http::body::LAST_CHUNK;
+use crate::http::body::{last_chunk_with, LAST_CHUNK};
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{ClientStream, Leaving, Pending, SharedStream, Stream, WatchingClose};
 use crate::http::{BodyKind, BodyReader, BufConn};
@@ -67,6 +67,11 @@ pub(super) fn send_streamed(
     let mut reader = BodyReader::new(prepared.kind);
     let to: &ClientStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
+    // Trailer fields end a body that goes on as it came: not one
+    // compressed or cut to a range (a checksum would no longer be its).
+    let trailers = shared.pool_config(client.route).pass_trailers
+        && prepared.encoder.is_none()
+        && prepared.window.is_none();
     let encoder = prepared.encoder;
     let watched = client
         .conn
@@ -94,6 +99,7 @@ pub(super) fn send_streamed(
                 chunked: prepared.rechunk,
                 encoder: encoder.map(|e| (e, &shared.metrics.gzip, client)),
                 window: prepared.window,
+                trailers,
             };
             let sent = copy_body(&mut reader, conn, &out, head, framing, tee);
             (sent, conn.get_ref().left)
@@ -161,6 +167,8 @@ struct Framing<'a> {
     encoder: Option<(Encoder, &'a GzipCounters, &'a Client)>,
     /// Only this range of it goes (never compressed).
     window: Option<Window>,
+    /// Its trailer fields go too (`pass_trailers`), when chunked.
+    trailers: bool,
 }
 
 /// Streams a body from `from` to `out`, the head, unless already sent
@@ -177,6 +185,7 @@ fn copy_body(
         chunked,
         mut encoder,
         mut window,
+        trailers,
     } = framing;
     let head_was_sent = head.is_none();
     let mut pending_head = head;
@@ -262,7 +271,15 @@ fn copy_body(
         }
         None => Vec::new(),
     };
-    let last: &[u8] = if chunked { LAST_CHUNK } else { b"" };
+    let with_trailers;
+    let last: &[u8] = match chunked {
+        false => b"",
+        true if trailers && !reader.trailers().is_empty() => {
+            with_trailers = last_chunk_with(reader.trailers());
+            &with_trailers
+        }
+        true => LAST_CHUNK,
+    };
     if !head.is_empty() || !rest.is_empty() || !last.is_empty() {
         let (_, result) = write_piece(&mut to, &head, &rest, chunked, last, &mut size_line);
         result.map_err(|_| client_gone(sent))?;
