@@ -473,6 +473,36 @@ fn a_gateway_that_does_not_answer_in_time_is_a_504() {
 }
 
 #[test]
+fn a_refusal_whose_body_trickles_in_past_the_backend_timeout_is_a_504() {
+    let app = Backend::echo("app");
+    // Each byte well within the timeout of the one before it, the whole
+    // body not: ten bytes 150 ms apart, under a 500 ms timeout.
+    let slow = Backend::start("slow", |_, out| {
+        let head = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 10\r\n\r\n";
+        let _ = out.write_all(head);
+        for _ in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            if out.write_all(b"x").is_err() {
+                break;
+            }
+        }
+        Action::Close
+    });
+    let proxy = start_proxy(
+        &[],
+        from_file(&guarded(
+            app.addr,
+            slow.addr,
+            "pool.sso.backend_timeout = 500ms\npool.sso.retries = 0\n",
+        )),
+    );
+    let r = proxy.get_on("app.example", "/", &[SIGNED_IN]);
+    assert_eq!(r.status, 504, "{}", r.head.raw);
+    assert_eq!(slow.requests(), 1);
+    assert_eq!(app.requests(), 0);
+}
+
+#[test]
 fn each_answer_is_counted_on_the_admin_listener() {
     let (app, gate) = (Backend::echo("app"), gateway());
     let proxy = start_proxy(&[], from_file_with_admin(&guarded(app.addr, gate.addr, "")));

@@ -2074,6 +2074,20 @@ fn an_absurd_age_makes_an_old_response_not_a_crash() {
 }
 
 #[test]
+fn a_304_that_refreshes_an_entry_leaves_its_connection_in_the_pool() {
+    let (backend, proxy) = behind_cache(etag_origin(
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+        &[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")],
+    ));
+    expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
+    for _ in 0..2 {
+        expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
+    }
+    // Each 304 is whole with its head: one connection carries all three.
+    assert_eq!((backend.requests(), backend.connections()), (3, 1));
+}
+
+#[test]
 fn a_stale_entry_with_an_etag_is_revalidated_and_fresh_again() {
     let (backend, proxy) = behind_cache(etag_origin(
         &[

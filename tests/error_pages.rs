@@ -131,13 +131,21 @@ fn a_rate_limited_request_gets_the_429_page_with_its_retry_after() {
         c.request_id_header = Some("X-Request-ID".into());
     });
     let mut client = proxy.connect();
+    let first = std::time::Instant::now();
     assert_eq!(client.get("/1").status, 200);
     let refused = client.get("/2");
+    let since_first = first.elapsed();
     assert_eq!(refused.status, 429);
     assert_eq!(refused.header("content-type"), Some(HTML));
     assert_eq!(refused.body_str(), PAGE_429);
+    // The hour's token less the moment since the first request, rounded
+    // up: a client that waits as long as it is told is let in.
     let retry: u64 = refused.header("retry-after").unwrap().parse().unwrap();
-    assert!(retry >= 1, "{retry}");
+    assert!(retry <= 3600, "{retry}");
+    assert!(
+        Duration::from_secs(retry) + since_first >= Duration::from_secs(3600),
+        "{retry} s, {since_first:?} after the first request"
+    );
     assert!(
         refused.header("x-request-id").is_some(),
         "{:?}",

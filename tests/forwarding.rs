@@ -784,13 +784,25 @@ fn a_client_that_asks_to_close_gets_its_whole_response_then_the_end() {
     let proxy = start_proxy(&[a.addr], |_| {});
     let mut client = proxy.connect();
     // The client keeps its side open: the proxy must close on its own
-    // after the response, whether it lingers or not.
+    // after the response.
     let response = client.get_with("/bye", &[("Connection", "close")]);
     assert_eq!(response.status, 200);
     assert_eq!(response.body, pattern(50_000));
     assert!(response.head.has_token("connection", "close"));
     assert!(client.is_closed());
+    // Its whole request read, it has nothing more to send: no lingering.
+    assert!(client.was_closed_without_lingering());
     proxy.assert_becomes_idle();
+}
+
+#[test]
+fn a_client_that_asks_to_close_is_not_lingered_on_after_a_502_either() {
+    let proxy = start_proxy(&[dead_addr()], |_| {});
+    let mut client = proxy.connect();
+    let response = client.get_with("/bye", &[("Connection", "close")]);
+    assert_eq!(response.status, 502, "{}", response.head.raw);
+    assert!(client.is_closed());
+    assert!(client.was_closed_without_lingering());
 }
 
 #[test]

@@ -368,6 +368,49 @@ fn a_discarded_answer_leaves_its_connection_fit_for_the_next_request() {
 }
 
 #[test]
+fn a_discarded_answer_whose_body_is_still_coming_closes_its_connection() {
+    // The 503's head comes alone, its body held back until `bad` has been
+    // asked again: pooled, the connection would give that body as the
+    // answer to the next request sent on it.
+    let held = Gate::new();
+    let body_held = held.clone();
+    let bad = Backend::start("bad", move |seen, out| {
+        if seen.path() != "/retry" {
+            respond(out, 200, &[], format!("bad {}", seen.path()).as_bytes());
+            return Action::KeepAlive;
+        }
+        let head = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\r\n";
+        let _ = out.write_all(head).and_then(|()| out.flush());
+        body_held.wait();
+        let _ = out.write_all(b"later");
+        Action::KeepAlive
+    });
+    let good = Backend::echo("good");
+    let proxy = start_proxy(&[bad.addr, good.addr], |c| {
+        listing("503")(c);
+        c.max_fails = 0;
+        c.retries = Some(1);
+    });
+    let response = send(&proxy, b"GET /retry HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(response.header("x-backend"), Some("good"));
+    // Round robin comes back to `bad` within two requests: on a new
+    // connection, answered in step, while that body is still held.
+    let from_bad = (0..2).any(|_| {
+        let response = send(&proxy, b"GET /plain HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(response.status, 200, "{}", response.head.raw);
+        response.body_str() == "bad /plain"
+    });
+    held.open();
+    assert!(from_bad, "round robin never came back to bad");
+    assert!(
+        wait_until(WAIT_LIMIT, || bad.closed() == 1),
+        "the connection of the discarded answer was kept"
+    );
+    // Nothing more was sent on that connection.
+    assert_eq!((bad.connections(), bad.requests()), (2, 2));
+}
+
+#[test]
 fn a_large_discarded_body_is_not_read_its_connection_is_closed() {
     // 4 MiB the client will never see: the proxy closes the connection
     // rather than read it (the backend's write then fails).

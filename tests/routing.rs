@@ -917,6 +917,20 @@ fn return_444_closes_the_connection_without_an_answer() {
 }
 
 #[test]
+fn a_request_dropped_by_return_444_after_an_answered_one_closes_without_lingering() {
+    let main = Backend::echo("main");
+    let text = format!("targets = {}\nroute./.env = return 444\n", main.addr);
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/").status, 200);
+    client.send(b"GET /.env HTTP/1.1\r\nHost: site.test\r\n\r\n");
+    assert!(client.is_closed());
+    // A scanner gets no more time on a kept connection than on a new one.
+    assert!(client.was_closed_without_lingering());
+    assert_eq!(main.requests(), 1);
+}
+
+#[test]
 fn a_route_may_take_only_the_requests_that_meet_its_condition() {
     // A canary by cookie, WebSockets by their Upgrade field, writes by
     // their method, the office by its address; the rest as before.
@@ -1546,6 +1560,14 @@ fn rate_limit_key_counts_each_api_key_on_its_own_and_the_rest_by_address() {
         [200, 200]
     );
     assert_eq!(status("/", &[]), 429);
+    // More keys than are counted: refused without a bucket asked, and
+    // told to come back in a second, not two.
+    let keys: Vec<String> = (0..=inverso::ratelimit::MAX_KEYS)
+        .map(|i| format!("k{i}"))
+        .collect();
+    let many: Vec<_> = keys.iter().map(|k| ("X-Api-Key", k.as_str())).collect();
+    let r = proxy.get_on("site.test", "/", &many);
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("1")));
     // Nor does a key no backend will see: under an underscore (dropped
     // with underscores_in_headers off) or named in `Connection`.
     assert_eq!(status("/", &[("X_Api_Key", "r1")]), 429);

@@ -1144,6 +1144,22 @@ impl Client {
     pub fn is_closed(&mut self) -> bool {
         self.reader.is_closed()
     }
+
+    /// Whether the proxy closed its socket outright, with no lingering
+    /// close: once its end of stream was read (see [`Client::is_closed`]),
+    /// a byte sent is answered with a reset, where a proxy that lingers
+    /// reads and drops it. Past the end of the stream a read returns that
+    /// end, reset or not: the reset is looked for as the socket's error.
+    /// Bounded by [`WAIT_LIMIT`].
+    pub fn was_closed_without_lingering(&mut self) -> bool {
+        if self.reader.stream.write_all(b"x").is_err() {
+            return true;
+        }
+        let stream = &self.reader.stream;
+        wait_until(WAIT_LIMIT, || {
+            matches!(stream.take_error(), Ok(Some(_)) | Err(_))
+        })
+    }
 }
 
 /// Runs `inverso check` on `text` as `proxy.conf`, logging at `log`
