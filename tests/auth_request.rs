@@ -1396,3 +1396,35 @@ fn a_declared_length_over_max_body_size_is_413_before_the_gateway_is_asked() {
     assert_eq!(r.status, 413, "{}", r.head.raw);
     assert_eq!(gate.requests(), 0);
 }
+
+#[test]
+fn the_sign_in_redirect_names_the_user_auth_basic_signed_in() {
+    // Whether `$remote_user` is known was asked of the fields alone: with
+    // none naming a variable, the redirect's came out empty.
+    let app = Backend::echo("app");
+    let gate = Backend::start("sso", |_, out| {
+        respond(out, 401, &[], b"who?");
+        Action::KeepAlive
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("htpasswd");
+    std::fs::write(&users, "ann:$apr1$abcdefgh$h9FWgUz3n9YxylKLlR5SQ/\n").unwrap();
+    let more = format!(
+        "auth_basic = Staff\nauth_basic_user_file = {}\n\
+         auth_request_redirect = https://sso.example/login?user=$remote_user\n",
+        users.display()
+    );
+    let text = guarded(app.addr, gate.addr, &more);
+    let proxy = start_proxy(&[], from_file(&text));
+    let r = proxy
+        .connect()
+        .get_with("/", &[("Authorization", "Basic YW5uOnNlY3JldA==")]);
+    assert_eq!(r.status, 302, "{}", r.head.raw);
+    assert_eq!(
+        r.header("location"),
+        Some("https://sso.example/login?user=ann"),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(app.requests(), 0);
+}

@@ -509,11 +509,13 @@ pub(super) fn exchange(
 }
 
 /// Whether a field value of `settings`, or of its `auth_request`
-/// service's pool, holds variables.
+/// service's pool, or its `auth_request_redirect`, holds variables.
 fn names_variables(settings: &Config, shared: &Shared) -> bool {
     let asked = (settings.auth_request.as_ref()).map(|a| shared.config_of_pool(a.pool));
+    let redirect = settings.auth_request_redirect.as_ref();
     (std::iter::once(settings).chain(asked))
         .any(|c| c.request_headers.has_variables() || c.response_headers.has_variables())
+        || redirect.is_some_and(|url| url.text().is_none())
 }
 
 /// The token of `head`, where `settings` say it comes.
