@@ -9,16 +9,13 @@ mod support;
 
 use inverso::config::Loader;
 use inverso::tls::ocsp::{self, OcspError};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::ClientConfig;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use support::ocsp::{response, Status};
 use support::pki::{provider, Ca, Leaf, Pki};
-use support::tls_client::TlsClient;
+use support::tls_client::{TlsClient, Verifier};
 use support::*;
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -95,60 +92,9 @@ fn to_second(t: SystemTime) -> SystemTime {
 
 // ---------------------------------------------------------------- served
 
-/// A client of the test CA that keeps what the server stapled.
-#[derive(Debug)]
-struct Stapled {
-    inner: Arc<WebPkiServerVerifier>,
-    seen: Mutex<Option<Vec<u8>>>,
-}
-
-impl ServerCertVerifier for Stapled {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        *self.seen.lock().unwrap() = Some(ocsp.to_vec());
-        (self.inner).verify_server_cert(end_entity, intermediates, name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
 /// What the proxy stapled for a client speaking `version` (empty: nothing).
 fn stapled(proxy: &Proxy, ca: &Ca, version: &'static rustls::SupportedProtocolVersion) -> Vec<u8> {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca.der.clone()).unwrap();
-    let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .unwrap();
-    let verifier = Arc::new(Stapled {
-        inner,
-        seen: Mutex::new(None),
-    });
+    let verifier = Verifier::of(ca, None);
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[version])
         .unwrap()
@@ -159,7 +105,7 @@ fn stapled(proxy: &Proxy, ca: &Ca, version: &'static rustls::SupportedProtocolVe
     let addr = proxy.handle().tls_addr().unwrap();
     let mut client = TlsClient::connect(addr, &Arc::new(config), "localhost");
     assert_eq!(client.get("/").status, 200);
-    let seen = verifier.seen.lock().unwrap().take();
+    let seen = verifier.stapled.lock().unwrap().take();
     seen.expect("the certificate was checked")
 }
 

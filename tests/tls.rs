@@ -13,18 +13,16 @@ mod support;
 
 use inverso::config::{Config, Loader};
 use inverso::http::tls::TlsStream;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore};
-use rustls::{SignatureScheme, SupportedProtocolVersion};
+use rustls::pki_types::ServerName;
+use rustls::SupportedProtocolVersion;
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use support::pki::{provider, Ca, Leaf, Pki};
-use support::tls_client::{client_settings, TlsClient};
+use support::tls_client::{client_settings, TlsClient, Verifier};
 use support::*;
 
 // ---------------------------------------------------------------- certificates
@@ -51,60 +49,11 @@ fn client_config(
     let mut config = client_settings(ca, versions, None);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     if let Some(name) = certified_for {
-        let mut roots = RootCertStore::empty();
-        roots.add(ca.der.clone()).unwrap();
-        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-            .build()
-            .unwrap();
-        let name = ServerName::try_from(name.to_string()).unwrap();
         config
             .dangerous()
-            .set_certificate_verifier(Arc::new(CertifiedFor { inner, name }));
+            .set_certificate_verifier(Verifier::of(ca, Some(name)));
     }
     Arc::new(config)
-}
-
-/// Verifies the chain as usual, but against `name` rather than the name
-/// the client asked for.
-#[derive(Debug)]
-struct CertifiedFor {
-    inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for CertifiedFor {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _asked: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        (self.inner).verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
 }
 
 /// Reads a raw socket until the peer ends the stream (or resets it);

@@ -167,3 +167,70 @@ impl TlsClient {
         self.reader.is_closed()
     }
 }
+
+/// A client's check of the proxy's certificate, by `ca`, as rustls makes
+/// it, that keeps what the proxy stapled (its OCSP response), and with
+/// `instead` checks the certificate against that name rather than the
+/// one asked for (to see which certificate a name nobody serves gets).
+#[derive(Debug)]
+pub struct Verifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    instead: Option<ServerName<'static>>,
+    /// The OCSP response of the last handshake checked (empty: none).
+    pub stapled: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+impl Verifier {
+    pub fn of(ca: &Ca, instead: Option<&str>) -> Arc<Verifier> {
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.der.clone()).unwrap();
+        let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider(),
+        )
+        .build()
+        .unwrap();
+        Arc::new(Verifier {
+            inner,
+            instead: instead.map(|name| ServerName::try_from(name.to_string()).unwrap()),
+            stapled: std::sync::Mutex::new(None),
+        })
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        asked: &ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        *self.stapled.lock().unwrap() = Some(ocsp.to_vec());
+        let name = self.instead.as_ref().unwrap_or(asked);
+        (self.inner).verify_server_cert(end_entity, intermediates, name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
