@@ -213,43 +213,19 @@ fn a_request_not_signed_in_gets_the_gateway_s_answer_and_never_reaches_the_backe
 
 /// The log tells a request the gateway refused (its redirect or its 401
 /// relayed, or the 302 to `auth_request_redirect`) as the proxy's refusal,
-/// `PR`, as `auth_basic`'s; one it let through ended as it should.
+/// `PR`, as `auth_basic`'s, and names the gateway's target as `upstream`
+/// (the README's word): who said no is what an operator looks for. One it
+/// let through ended as it should, and names the backend that answered
+/// it, not the gateway.
 #[test]
-fn a_refused_request_is_logged_as_the_proxy_s_refusal() {
+fn a_refused_request_is_logged_as_the_proxy_s_refusal_by_the_gateway_s_target() {
     let (app, gate) = (Backend::echo("app"), gateway());
     for (more, status) in [("", 401), ("auth_request_redirect = /login\n", 302)] {
         let text = guarded(app.addr, gate.addr, more);
         let mut proxy = start_proxy(&[], move |c| {
             from_file(&text)(c);
-            c.log_format = inverso::config::LogFormat::parse("$status $termination").unwrap();
-        });
-        let expired = [("Authorization", "Bearer expired")];
-        let signed_in = [("Cookie", "session=ok")];
-        assert_eq!(proxy.get_on("app.example", "/a", &[]).status, 302);
-        assert_eq!(proxy.get_on("app.example", "/a", &expired).status, status);
-        assert_eq!(proxy.get_on("app.example", "/a", &signed_in).status, 200);
-        assert!(proxy.shutdown(std::time::Duration::from_secs(5)));
-        assert_eq!(
-            proxy.log_lines(),
-            ["302 PR", &format!("{status} PR"), "200 --"],
-            "{more}"
-        );
-    }
-}
-
-/// A refusal's log line names the gateway's target as `upstream` (the
-/// README's word): who said no is what an operator looks for, whether
-/// its answer was relayed or made the redirect to `auth_request_redirect`.
-/// A request let through names the backend that answered it, not the
-/// gateway.
-#[test]
-fn a_refused_request_is_logged_with_the_gateway_s_target_as_upstream() {
-    let (app, gate) = (Backend::echo("app"), gateway());
-    for (more, status) in [("", 401), ("auth_request_redirect = /login\n", 302)] {
-        let text = guarded(app.addr, gate.addr, more);
-        let mut proxy = start_proxy(&[], move |c| {
-            from_file(&text)(c);
-            c.log_format = inverso::config::LogFormat::parse("$status $upstream_addr").unwrap();
+            c.log_format =
+                inverso::config::LogFormat::parse("$status $termination $upstream_addr").unwrap();
         });
         let expired = [("Authorization", "Bearer expired")];
         let signed_in = [("Cookie", "session=ok")];
@@ -260,9 +236,9 @@ fn a_refused_request_is_logged_with_the_gateway_s_target_as_upstream() {
         assert_eq!(
             proxy.log_lines(),
             [
-                format!("302 {}", gate.addr),
-                format!("{status} {}", gate.addr),
-                format!("200 {}", app.addr),
+                format!("302 PR {}", gate.addr),
+                format!("{status} PR {}", gate.addr),
+                format!("200 -- {}", app.addr),
             ],
             "{more}"
         );

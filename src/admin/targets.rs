@@ -3,7 +3,7 @@
 
 use super::{host_is_an_address, Reply};
 use crate::cache::policy;
-use crate::config::{escape_controls, MAX_WEIGHT};
+use crate::config::{escape_controls, weight_from};
 use crate::http::RequestHead;
 use crate::json;
 use crate::proxy::Shared;
@@ -132,10 +132,8 @@ impl Change {
             return body.parse().map(Change::State).map_err(|_| refused());
         };
         let weight = (name.trim().eq_ignore_ascii_case("weight"))
-            .then(|| value.trim())
-            .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|v| v.parse().ok())
-            .filter(|w| (1..=MAX_WEIGHT).contains(w));
+            .then(|| weight_from(value.trim()))
+            .flatten();
         weight.map(Change::Weight).ok_or_else(refused)
     }
 

@@ -609,15 +609,7 @@ pub const KEYS: &[Key] = &[
                rustls lacks is skipped with a warning, and a TLS version none of whose suites \
                is named keeps all of its own; empty = all",
         apply: |c, v| {
-            let (choice, skipped) = c.tls_choice.clone().with_suites(v)?;
-            for name in skipped {
-                log::warn!(
-                    "tls_ciphers: `{}` is no cipher suite this build offers (rustls: ECDHE with \
-                     AES-GCM or ChaCha20-Poly1305): skipped",
-                    crate::config::printable(&name)
-                );
-            }
-            c.tls_choice = choice;
+            c.tls_choice = with_suites(&c.tls_choice, v, "tls_ciphers")?;
             Ok(())
         },
     },
@@ -722,15 +714,7 @@ pub const KEYS: &[Key] = &[
         help: "the cipher suites offered to targets with `tls`, most preferred first, as \
                nginx's proxy_ssl_ciphers: named as tls_ciphers names them; empty = all",
         apply: |c, v| {
-            let (choice, skipped) = c.backend_tls_keys.choice.clone().with_suites(v)?;
-            for name in skipped {
-                log::warn!(
-                    "backend_tls_ciphers: `{}` is no cipher suite this build offers (rustls: \
-                     ECDHE with AES-GCM or ChaCha20-Poly1305): skipped",
-                    crate::config::printable(&name)
-                );
-            }
-            c.backend_tls_keys.choice = choice;
+            c.backend_tls_keys.choice = with_suites(&c.backend_tls_keys.choice, v, "backend_tls_ciphers")?;
             Ok(())
         },
     },
@@ -1305,4 +1289,23 @@ pub const MAX_HEADER_SIZE_CEILING: u64 = 1 << 20;
 
 pub(super) fn find_key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
+}
+
+/// `choice` with the suites of `list` (`key`'s value), each name of a
+/// suite this build lacks warned of: a list written for OpenSSL is read
+/// as OpenSSL reads it, but the operator learns what it does not offer.
+fn with_suites(
+    choice: &crate::tls::suites::TlsChoice,
+    list: &str,
+    key: &str,
+) -> Result<crate::tls::suites::TlsChoice, String> {
+    let (choice, skipped) = choice.clone().with_suites(list)?;
+    for name in skipped {
+        log::warn!(
+            "{key}: `{}` is no cipher suite this build offers (rustls: ECDHE with AES-GCM or \
+             ChaCha20-Poly1305): skipped",
+            crate::config::printable(&name)
+        );
+    }
+    Ok(choice)
 }

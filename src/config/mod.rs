@@ -57,7 +57,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 pub(crate) use suggest::nearest;
-pub use types::{AgentCheck, Balance, Endpoint, LogFormat, Target, MAX_WEIGHT};
+pub use types::{weight_from, AgentCheck, Balance, Endpoint, LogFormat, Target, MAX_WEIGHT};
 pub use values::{
     addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines, written, Addresses,
     PoolRequest, Written, MAX_ADDRESSES_PER_NAME,

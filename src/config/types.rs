@@ -50,6 +50,15 @@ impl LogFormat {
 /// admin listener, from its agent or in `state_file`.
 pub const MAX_WEIGHT: u32 = 10_000;
 
+/// A weight written as digits alone (no sign, no blanks), 1 to
+/// [`MAX_WEIGHT`]: as the admin listener and `state_file` take one.
+pub fn weight_from(digits: &str) -> Option<u32> {
+    Some(digits)
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|d| d.parse().ok())
+        .filter(|w| (1..=MAX_WEIGHT).contains(w))
+}
+
 /// A backend as configured: `host:port` or `unix:PATH` with its options
 /// (`weight=N`, `max_conns=N`, `backup`, `max_fails=N`, `fail_timeout=D`),
 /// resolved at load time. A name that gives several addresses

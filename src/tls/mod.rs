@@ -90,7 +90,7 @@ const SESSION_CACHE: usize = 20_000;
 
 /// One `tls_certificates` entry as written: the chain's file, the key's
 /// when it is another, and the OCSP response's when it is named.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateFiles {
     pub chain: PathBuf,
     pub key: Option<PathBuf>,

@@ -75,13 +75,9 @@ const GROUP_NAMES: &[(NamedGroup, &[&str])] = &[
     (NamedGroup::secp384r1, &["secp384r1", "P-384"]),
 ];
 
-fn all_suites() -> Vec<SupportedCipherSuite> {
-    rustls::crypto::ring::default_provider().cipher_suites
-}
-
-fn all_groups() -> Vec<&'static dyn SupportedKxGroup> {
-    rustls::crypto::ring::default_provider().kx_groups
-}
+/// Every suite and group of the *ring* provider, in its order.
+const ALL_SUITES: &[SupportedCipherSuite] = rustls::crypto::ring::ALL_CIPHER_SUITES;
+const ALL_GROUPS: &[&dyn SupportedKxGroup] = rustls::crypto::ring::ALL_KX_GROUPS;
 
 /// Whether `name` (any case) names `suite`.
 fn names(suite: SupportedCipherSuite, name: &str) -> bool {
@@ -116,11 +112,10 @@ impl TlsChoice {
                 Vec::new(),
             ));
         }
-        let all = all_suites();
         let mut chosen: Vec<CipherSuite> = Vec::new();
         let mut skipped = Vec::new();
         for word in words {
-            match all.iter().find(|&&suite| names(suite, word)) {
+            match ALL_SUITES.iter().find(|&&suite| names(suite, word)) {
                 Some(suite) if !chosen.contains(&suite.suite()) => chosen.push(suite.suite()),
                 Some(_) => {}
                 None => skipped.push(word.to_string()),
@@ -193,24 +188,22 @@ impl TlsChoice {
     pub(crate) fn provider(&self) -> CryptoProvider {
         let mut provider = rustls::crypto::ring::default_provider();
         if let Some(chosen) = &self.suites {
-            let all = all_suites();
             let version_named = |tls13: bool| {
-                (all.iter()).any(|s| chosen.contains(&s.suite()) && is_tls13(*s) == tls13)
+                (ALL_SUITES.iter()).any(|s| chosen.contains(&s.suite()) && is_tls13(*s) == tls13)
             };
             let mut suites: Vec<SupportedCipherSuite> = (chosen.iter())
-                .filter_map(|id| all.iter().find(|s| s.suite() == *id).copied())
+                .filter_map(|id| ALL_SUITES.iter().find(|s| s.suite() == *id).copied())
                 .collect();
             for tls13 in [true, false] {
                 if !version_named(tls13) {
-                    suites.extend(all.iter().filter(|s| is_tls13(**s) == tls13));
+                    suites.extend(ALL_SUITES.iter().filter(|s| is_tls13(**s) == tls13));
                 }
             }
             provider.cipher_suites = suites;
         }
         if let Some(chosen) = &self.groups {
-            let all = all_groups();
             provider.kx_groups = (chosen.iter())
-                .filter_map(|name| all.iter().find(|g| g.name() == *name).copied())
+                .filter_map(|name| ALL_GROUPS.iter().find(|g| g.name() == *name).copied())
                 .collect();
         }
         provider

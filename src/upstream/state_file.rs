@@ -66,7 +66,7 @@ use super::pools::Pools;
 use super::Upstream;
 use crate::cache::persist::{self, PersistError};
 use crate::cache::timer::with_causes;
-use crate::config::{printable, MAX_WEIGHT};
+use crate::config::{printable, weight_from, MAX_WEIGHT};
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::io::{self, Read, Write as _};
@@ -300,10 +300,7 @@ fn parse_line(line: &[u8]) -> Result<Option<(String, Setting)>, String> {
 fn weight_of(word: &str, name: &str) -> Result<u32, String> {
     (word.split_once('='))
         .filter(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, n)| n)
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|n| n.parse().ok())
-        .filter(|n| (1..=MAX_WEIGHT).contains(n))
+        .and_then(|(_, n)| weight_from(n))
         .ok_or_else(|| {
             format!(
                 "expected `{name}=N` (1 to {MAX_WEIGHT}), found `{}`",

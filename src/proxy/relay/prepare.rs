@@ -88,8 +88,8 @@ pub(super) fn prepare_response(
     client: &Client,
     shared: &Shared,
 ) -> Result<Prepared, Failure> {
-    let edits = &shared.pool_config(client.route).response_headers;
-    let passes_trailers = shared.pool_config(client.route).pass_trailers;
+    let pool = shared.pool_config(client.route);
+    let (edits, passes_trailers) = (&pool.response_headers, pool.pass_trailers);
     let gzip = shared.gzip(client.route);
     let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
