@@ -1,7 +1,8 @@
 //! `pass_trailers`: the trailer fields of a backend's chunked response
 //! (after its last chunk) reach the client, those a trailer may carry
-//! alone, and a client's `TE: trailers` reaches the backend; without the
-//! key, neither, as nginx's `proxy_pass_trailers off`.
+//! alone, and a client's `TE: trailers` and the trailer fields of its
+//! upload reach the backend; without the key, none, as nginx's
+//! `proxy_pass_trailers off`.
 
 mod support;
 
@@ -139,4 +140,83 @@ fn a_pool_passes_them_on_its_own_and_the_cache_stores_the_body_alone() {
     let hit = raw_get(proxy.addr, "/t/x", "");
     assert!(hit.contains("X-Cache: HIT"), "{hit}");
     assert!(hit.ends_with("\r\n\r\nhello world"), "{hit:?}");
+}
+
+/// A chunked `POST /up` of `body` in chunks of at most 4 KiB, announcing
+/// and ending with `trailers`, from a client that also sent `X-Tag` in
+/// its head.
+fn chunked_upload(body: &[u8], trailers: &[&str]) -> Vec<u8> {
+    let mut request = b"POST /up HTTP/1.1\r\nHost: test.example\r\nX-Tag: head\r\n\
+                        Trailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    for chunk in body.chunks(4096) {
+        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        request.extend_from_slice(chunk);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n");
+    for field in trailers {
+        request.extend_from_slice(format!("{field}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    request
+}
+
+/// Trailer fields a client may end an upload with: one to pass, and some
+/// that would stand in for a field of the head: one the proxy writes, one
+/// the client sent there, one a trailer may not carry.
+const UPLOAD_TRAILERS: &[&str] = &[
+    "X-Checksum: 9f86d081",
+    "X-Forwarded-For: 203.0.113.9",
+    "x-tag: trailer",
+    "Authorization: Basic YTpi",
+];
+
+#[test]
+fn with_pass_trailers_a_client_s_trailer_fields_reach_the_backend_less_those_of_the_head() {
+    // A body read whole (within request_buffer_size) and one that
+    // outgrows it, streamed: each goes chunked, with its trailer fields.
+    for size in [11, 200 * 1024] {
+        let backend = Backend::echo("e");
+        let proxy = start_proxy(&[backend.addr], |c| c.pass_trailers = true);
+        let body = vec![b'u'; size];
+        let mut client = proxy.connect();
+        client.send(&chunked_upload(&body, UPLOAD_TRAILERS));
+        assert_eq!(client.response().status, 200);
+        let seen = backend.seen.lock().unwrap()[0].clone();
+        assert_eq!(seen.body, body, "{size}");
+        assert_eq!(seen.head.get("transfer-encoding"), Some("chunked"));
+        assert_eq!(seen.head.get("trailer"), Some("X-Checksum"), "{size}");
+        assert_eq!(seen.trailers, ["X-Checksum: 9f86d081"], "{size}");
+        assert_eq!(seen.field_or("x-tag", "-"), "head");
+    }
+}
+
+#[test]
+fn without_it_an_upload_s_trailer_fields_stay_behind() {
+    let backend = Backend::echo("e");
+    let proxy = start_proxy(&[backend.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(&chunked_upload(b"hello world", UPLOAD_TRAILERS));
+    assert_eq!(client.response().status, 200);
+    let seen = backend.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.body, b"hello world");
+    // Read whole: sent with a length, and nothing announced.
+    assert_eq!(seen.head.get("content-length"), Some("11"));
+    assert_eq!(seen.field_or("trailer", "-"), "-");
+    assert!(seen.trailers.is_empty(), "{:?}", seen.trailers);
+}
+
+#[test]
+fn an_upload_without_trailer_fields_is_still_sent_whole_with_a_length() {
+    let backend = Backend::echo("e");
+    let proxy = start_proxy(&[backend.addr], |c| c.pass_trailers = true);
+    let mut client = proxy.connect();
+    client.send(&chunked_upload(b"hello world", &[]));
+    assert_eq!(client.response().status, 200);
+    let seen = backend.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.body, b"hello world");
+    assert_eq!(seen.head.get("content-length"), Some("11"));
+    assert_eq!(seen.field_or("transfer-encoding", "-"), "-");
+    assert_eq!(seen.field_or("trailer", "-"), "-");
 }

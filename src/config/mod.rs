@@ -138,7 +138,8 @@ pub struct Config {
     /// with the page (see [`Config::intercepts`]).
     pub intercept_errors: bool,
     /// `pass_trailers`: a chunked response's trailer fields go on to the
-    /// client (those a trailer may carry).
+    /// client, and a chunked request's to the backend (those a trailer may
+    /// carry).
     pub pass_trailers: bool,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,

@@ -131,6 +131,7 @@ pub(super) fn exchange(
     let settings = shared.pool_config(client.route);
     render_response_fields(client, &head, settings, shared);
     client.pacing = settings.pacing;
+    client.pass_trailers = settings.pass_trailers;
     client.max_body = match settings.max_body_size {
         0 => u64::MAX,
         n => n,

@@ -256,6 +256,12 @@ impl<S: Read> Reader<S> {
 
     /// Decodes a chunked body (extensions ignored, trailers skipped).
     pub fn read_chunked(&mut self) -> io::Result<Vec<u8>> {
+        Ok(self.read_chunked_with_trailers()?.0)
+    }
+
+    /// Decodes a chunked body (extensions ignored), and its trailer
+    /// field lines as they came.
+    pub fn read_chunked_with_trailers(&mut self) -> io::Result<(Vec<u8>, Vec<String>)> {
         let mut body = Vec::new();
         loop {
             let line = self.read_line()?;
@@ -264,8 +270,13 @@ impl<S: Read> Reader<S> {
                 .map_err(|_| bad(&format!("bad chunk size line {line:?}")))?;
             if size == 0 {
                 // Trailer fields, then the empty line.
-                while !self.read_line()?.is_empty() {}
-                return Ok(body);
+                let mut trailers = Vec::new();
+                loop {
+                    match self.read_line()? {
+                        end if end.is_empty() => return Ok((body, trailers)),
+                        field => trailers.push(field),
+                    }
+                }
             }
             body.extend_from_slice(&self.read_exact_body(size)?);
             if !self.read_line()?.is_empty() {
@@ -319,6 +330,8 @@ pub struct Seen {
     pub head: Head,
     /// The body, decoded from whatever framing the proxy used.
     pub body: Vec<u8>,
+    /// The trailer field lines after a chunked body, as they came.
+    pub trailers: Vec<String>,
 }
 
 impl Seen {
@@ -497,16 +510,17 @@ fn serve<S: Conn>(
     let mut writer = stream.try_clone()?;
     let mut reader = Reader::new(stream);
     while let Some(head) = reader.read_head()? {
-        let body = if head.is_chunked() {
-            reader.read_chunked()?
+        let (body, trailers) = if head.is_chunked() {
+            reader.read_chunked_with_trailers()?
         } else {
             let n = head.content_length()?.unwrap_or(0);
-            reader.read_exact_body(n)?
+            (reader.read_exact_body(n)?, Vec::new())
         };
         let request = Seen {
             conn: id,
             head,
             body,
+            trailers,
         };
         seen.lock().unwrap().push(request.clone());
         requests.fetch_add(1, Ordering::SeqCst);

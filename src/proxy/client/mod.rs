@@ -156,6 +156,9 @@ pub(super) struct Client {
     /// The request's pool's max_body_size (`u64::MAX` when unlimited),
     /// set once it is routed.
     pub(super) max_body: u64,
+    /// Its pool's `pass_trailers`, set once the request is routed: a
+    /// chunked body's trailer fields go on to the backend.
+    pub(super) pass_trailers: bool,
     /// How fast the response goes to the client: its pool's `limit_rate`,
     /// set once the request is routed.
     pub(super) pacing: Pacing,
@@ -292,6 +295,7 @@ impl Client {
             body_timeout: timeout,
             limits: RequestLimits::default(),
             max_body: u64::MAX,
+            pass_trailers: false,
             pacing: Pacing::OFF,
             request_buffer: 0,
             response_buffer: 0,

@@ -205,7 +205,9 @@ impl Client {
 
     /// Reads a request body whole if it ends within request_buffer_size;
     /// past that (a chunked body: a longer Content-Length is never read
-    /// here), what was read becomes the start of a streamed body.
+    /// here), what was read becomes the start of a streamed body. So does
+    /// a whole chunked body with trailer fields to pass on: one sent with
+    /// a `Content-Length` would have nowhere to carry them.
     pub(in crate::proxy) fn read_body(&mut self, kind: BodyKind) -> Result<RequestBody, Refusal> {
         let mut rest = BodyReader::with_limit(kind, self.max_body);
         let mut body = Vec::new();
@@ -216,6 +218,9 @@ impl Client {
                     if body.len() as u64 > self.request_buffer {
                         return Ok(RequestBody::streamed_from(kind, body, rest));
                     }
+                }
+                Ok(None) if self.pass_trailers && !rest.trailers().is_empty() => {
+                    return Ok(RequestBody::streamed_from(kind, body, rest));
                 }
                 Ok(None) => return Ok(RequestBody::Buffered(body)),
                 Err(e) => {

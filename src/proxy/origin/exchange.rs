@@ -116,7 +116,15 @@ fn send_with_body(
                 client.send_continue().map_err(|_| Failure::Client(None))?;
             }
             let chunked = *kind == BodyKind::Chunked;
-            let whole = stream_request_body(chunked, &start, rest, &mut client.conn, &mut up.conn)?;
+            let trailers = client.pass_trailers.then_some(request);
+            let whole = stream_request_body(
+                chunked,
+                trailers,
+                &start,
+                rest,
+                &mut client.conn,
+                &mut up.conn,
+            )?;
             up.body_cut = !whole;
             up.client_body_left = !whole;
         }

@@ -65,8 +65,27 @@ pub(super) fn prepare_request(
         head.headers.contains("content-length") || head.headers.contains("transfer-encoding");
     // A client that takes trailer fields says so to this hop alone; with
     // them passed on, the backend is told (some send them only then).
-    let takes_trailers = shared.config_of_pool(to.pool).pass_trailers
-        && (head.headers.tokens("te")).any(|t| t.eq_ignore_ascii_case("trailers"));
+    let passes_trailers = shared.config_of_pool(to.pool).pass_trailers;
+    let takes_trailers =
+        passes_trailers && (head.headers.tokens("te")).any(|t| t.eq_ignore_ascii_case("trailers"));
+    // The trailer fields a body that goes on in chunks says will follow
+    // it (RFC 9110 §6.6.2), a field of one hop otherwise: a body read
+    // whole goes with a length, and without them (see `Client::read_body`).
+    let chunked = matches!(
+        send.body,
+        RequestBody::Streamed {
+            kind: BodyKind::Chunked,
+            ..
+        }
+    );
+    let announced: Vec<Vec<u8>> = match passes_trailers && chunked {
+        true => head
+            .headers
+            .get_all("trailer")
+            .map(<[u8]>::to_vec)
+            .collect(),
+        false => Vec::new(),
+    };
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
     // Every field the client sent of a name `request_header.*` sets or
@@ -87,6 +106,9 @@ pub(super) fn prepare_request(
     if takes_trailers {
         head.headers.push("TE", "trailers");
         head.headers.push("Connection", "TE");
+    }
+    for names in announced {
+        head.headers.push("Trailer", names);
     }
     add_forwarded(
         &mut head.headers,

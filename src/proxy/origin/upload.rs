@@ -2,7 +2,7 @@
 //! it has all of it: then the rest stays unsent and the answer is relayed.
 
 use super::{Failure, Phase, MAX_RESPONSE_HEAD};
-use crate::http::body::{chunk_size_line, LAST_CHUNK};
+use crate::http::body::{chunk_size_line, last_chunk_with, LAST_CHUNK};
 use crate::http::conn::{write_all_unless_answered, SharedStream, Source, Stream};
 use crate::http::head::find_head_end;
 use crate::http::{BodyReader, BufConn};
@@ -54,6 +54,10 @@ fn answered_or(up: &mut BufConn<SharedStream<Stream>>, e: io::Error) -> Result<b
 /// sent a byte per chunk would otherwise cost a write, and most likely a
 /// packet, per byte.
 ///
+/// With `trailers`, the trailer fields the client sent after a chunked
+/// body go after it (`pass_trailers`), but for those of a name in the
+/// request's `head` (see [`trailers_not_in`]).
+///
 /// Returns whether the whole body went. A backend may answer before it has
 /// read the body (a 413, a 401), and then stop reading or close (RFC 9112
 /// §9.5: a client sending a body should watch for that). Before each piece
@@ -63,6 +67,7 @@ fn answered_or(up: &mut BufConn<SharedStream<Stream>>, e: io::Error) -> Result<b
 /// the connection, a 504 some write timeouts later).
 pub(super) fn stream_request_body(
     chunked: bool,
+    trailers: Option<&[u8]>,
     start: &[u8],
     mut rest: BodyReader,
     from: &mut BufConn<impl Source>,
@@ -107,9 +112,45 @@ pub(super) fn stream_request_body(
         }
     }
     if chunked {
-        (up.get_mut().write_all(LAST_CHUNK)).map_err(|e| Failure::io(Phase::Sending, e))?;
+        let passed = match trailers {
+            Some(head) if !rest.trailers().is_empty() => trailers_not_in(rest.trailers(), head),
+            _ => Vec::new(),
+        };
+        let end = match passed.is_empty() {
+            true => LAST_CHUNK,
+            false => &last_chunk_with(&passed),
+        };
+        (up.get_mut().write_all(end)).map_err(|e| Failure::io(Phase::Sending, e))?;
     }
     Ok(true)
+}
+
+/// The lines of `trailers` whose field names the request `head` (as sent
+/// to the backend) has none of. A backend may merge trailer fields into
+/// the head's (RFC 9110 §6.5.2 lets it, where it knows that is safe): a
+/// client's trailer must not add to, or stand in for, a field the proxy
+/// wrote (`X-Forwarded-For`, `X-Real-IP`, a `request_header.*`, the
+/// request's ID) or one the client sent in the head and the proxy passed
+/// on as it was.
+fn trailers_not_in(trailers: &[u8], head: &[u8]) -> Vec<u8> {
+    let in_head: Vec<&[u8]> = (head.split(|&b| b == b'\n').skip(1))
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+        .map(field_name)
+        .collect();
+    let mut passed = Vec::with_capacity(trailers.len());
+    for line in trailers.split_inclusive(|&b| b == b'\n') {
+        let name = field_name(line);
+        if !in_head.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            passed.extend_from_slice(line);
+        }
+    }
+    passed
+}
+
+/// The name of the field on `line`: what comes before its colon.
+fn field_name(line: &[u8]) -> &[u8] {
+    line.split(|&b| b == b':').next().unwrap_or_default()
 }
 
 /// Whether the backend has begun its final answer while the request body
