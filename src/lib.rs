@@ -66,6 +66,7 @@ pub mod https_redirect;
 pub mod json;
 pub mod json_value;
 pub mod limits;
+pub mod location_rewrite;
 pub mod metrics;
 pub mod pace;
 pub mod patterns;

@@ -891,6 +891,19 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| crate::cookie_flags::CookieFlags::parse(v).map(|f| c.cookie_flags = f),
     },
     Key {
+        name: "location_rewrite",
+        default: "",
+        help: "the start of the URL in a backend's Location and Refresh replaced, as nginx's \
+               proxy_redirect, for a backend that writes its own address or scheme in its \
+               redirects: comma separated rules `<from> <to>`, `http://app.internal:8080/ \
+               $scheme://$host/` or `http:// https://`; the first rule whose start the URL has \
+               applies; the replacement may name the request's $scheme, $host, $http_host, \
+               $server_port and $server_name; empty = none",
+        apply: |c, v| {
+            crate::location_rewrite::LocationRewrite::parse(v).map(|r| c.location_rewrite = r)
+        },
+    },
+    Key {
         name: "sticky_cookie_nocache",
         default: "false",
         help: "a response that sets the sticky_cookie is marked `Cache-Control: private` unless it \

@@ -283,6 +283,10 @@ pub struct Config {
     /// `Secure`, `HttpOnly` and `SameSite` given to (or taken from) the
     /// backends' cookies (nginx's `proxy_cookie_flags`); empty: none.
     pub cookie_flags: crate::cookie_flags::CookieFlags,
+    /// `location_rewrite`: what the URLs in a backend's `Location` and
+    /// `Refresh` begin with replaced (nginx's `proxy_redirect`); empty:
+    /// none.
+    pub location_rewrite: crate::location_rewrite::LocationRewrite,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -536,6 +540,7 @@ impl Config {
             sticky_cookie_attributes: Arc::from(""),
             sticky_cookie_lifetimes: Default::default(),
             cookie_flags: Default::default(),
+            location_rewrite: Default::default(),
             rate_limit: None,
             rate_limit_burst: None,
             rate_limit_delay: None,

@@ -222,6 +222,9 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 if shared.config.logs_upstream_fields() {
                     client.upstream_fields = Some(response.headers.clone());
                 }
+                // A `Location` a route's `rewrite=` put back under its
+                // prefix is the client's: `location_rewrite` leaves it.
+                let mut location_made = false;
                 if let Some(route) = rewriting {
                     // `Content-Location` too: it names a URL of the
                     // client's, which a successful POST's invalidates.
@@ -229,12 +232,30 @@ pub(in crate::proxy) fn fetch_from<'s>(
                         let named = response.headers.get_str(field);
                         let back = named.and_then(|l| route.location_back(l.trim(), sent_host));
                         if let Some(back) = back {
+                            location_made |= field == "Location";
                             response.headers.set(field, back);
                         }
                     }
                     // The backend's cookies: the proxy's own sticky cookie
                     // is added as the head is written (`relay`), after.
                     (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
+                }
+                let rules = &forwarded.location_rewrite;
+                if !rules.is_empty() {
+                    if !location_made {
+                        let made =
+                            (response.headers.get_str("location")).and_then(|l| rules.location(l));
+                        if let Some(made) = made {
+                            response.headers.set("Location", made);
+                        }
+                    }
+                    let refresh = response
+                        .headers
+                        .get_str("refresh")
+                        .and_then(|r| rules.refresh(r));
+                    if let Some(refresh) = refresh {
+                        response.headers.set("Refresh", refresh);
+                    }
                 }
                 // After the paths: a rule reads the cookie's name alone.
                 let cookie_flags = &pool_config.cookie_flags;

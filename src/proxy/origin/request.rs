@@ -8,6 +8,7 @@ use crate::http::edits::FieldEdits;
 use crate::http::forward::{add_forwarded, strip_hop_by_hop, Forwarded};
 use crate::http::head::push_canonical_authority;
 use crate::http::{BodyKind, RequestHead};
+use crate::location_rewrite::Rendered;
 use crate::proxy::{via_entry, Client, Shared};
 use crate::upstream::Upstream;
 use std::time::SystemTime;
@@ -26,6 +27,8 @@ pub(super) struct Forwarding {
     /// those fields, rendered for this request (every attempt sends the
     /// same); empty without.
     rendered: Vec<u8>,
+    /// `location_rewrite`'s rules for this request; empty without.
+    pub(super) location_rewrite: Rendered,
 }
 
 /// Rewrites `head` for any backend once: end-to-end fields only, less
@@ -38,13 +41,20 @@ pub(super) fn prepare_request(
     to: Destination<'_>,
     shared: &Shared,
 ) -> Forwarding {
-    let edits = &shared.config_of_pool(to.pool).request_headers;
+    let pool = shared.config_of_pool(to.pool);
+    let edits = &pool.request_headers;
     // From the request as the client sent it (less what the proxy took
     // out before anything read it: an underscored name, its own cookie).
     let mut rendered = Vec::new();
     if edits.has_variables() {
         edits.render_variable_lines(&facts(head, client, shared), &mut rendered);
     }
+    let location_rewrite = match pool.location_rewrite.is_empty() {
+        true => Rendered::default(),
+        false => pool
+            .location_rewrite
+            .for_request(&facts(head, client, shared)),
+    };
     // With a route's `rewrite=`, the path it replaces a prefix of.
     let target = head.origin_target();
     let path = match to.route.and_then(|r| r.rewritten(&target)) {
@@ -65,7 +75,7 @@ pub(super) fn prepare_request(
         head.headers.contains("content-length") || head.headers.contains("transfer-encoding");
     // A client that takes trailer fields says so to this hop alone; with
     // them passed on, the backend is told (some send them only then).
-    let passes_trailers = shared.config_of_pool(to.pool).pass_trailers;
+    let passes_trailers = pool.pass_trailers;
     let takes_trailers =
         passes_trailers && (head.headers.tokens("te")).any(|t| t.eq_ignore_ascii_case("trailers"));
     // The trailer fields a body that goes on in chunks says will follow
@@ -136,6 +146,7 @@ pub(super) fn prepare_request(
         host_set,
         had_body,
         rendered,
+        location_rewrite,
     }
 }
 

@@ -1,0 +1,320 @@
+//! `location_rewrite` (nginx's `proxy_redirect`, HAProxy's `http-response
+//! replace-header Location`): the URL in a backend's `Location` and
+//! `Refresh` made one the client can follow, for a backend that writes
+//! its own address or scheme into its redirects
+//! (`location_rewrite = http://app.internal:8080/ $scheme://$host/`, or
+//! `http:// https://` behind TLS the proxy ends). Rules are tried in the
+//! order written; the first whose prefix begins the URL replaces it, as
+//! nginx applies the first matching directive.
+
+use crate::config::FieldFamily;
+use crate::field_value::{Facts, FieldValue};
+use crate::variables::{self, Named, Piece, Var};
+
+/// Most rules one setting lists: each redirect a backend sends is
+/// compared with them in turn.
+const MAX_RULES: usize = 32;
+
+/// The rules, in the order written; empty when the setting is off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocationRewrite {
+    rules: Box<[Rule]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Rule {
+    /// The start of a URL the rule replaces.
+    from: Box<str>,
+    /// Its scheme and authority (`http://app.internal:8080`), compared in
+    /// any case as URLs' are (RFC 3986 §6.2.2.1); the rest as written.
+    authority_len: usize,
+    to: FieldValue,
+}
+
+/// The rules with their replacements made for one request.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    rules: Vec<(Box<str>, usize, String)>,
+}
+
+impl LocationRewrite {
+    /// Comma separated rules, each `<from> <to>`: a prefix of the URLs to
+    /// replace, and what replaces it, which may name the request's
+    /// variables (`$scheme`, `$host`, `$http_host`, `$server_port`, ...).
+    /// Empty = off.
+    pub fn parse(v: &str) -> Result<LocationRewrite, String> {
+        let mut rules = Vec::new();
+        if v.trim().is_empty() {
+            return Ok(LocationRewrite::default());
+        }
+        for entry in v.split(',') {
+            let words: Vec<&str> = entry.split_whitespace().collect();
+            let [from, to] = words[..] else {
+                return Err(format!(
+                    "`{}`: a rule is `<from> <to>` (`http://app.internal:8080/ \
+                     https://www.example.com/`), rules separated by commas",
+                    entry.trim()
+                ));
+            };
+            if from.starts_with('~') {
+                return Err(format!(
+                    "`{from}`: nginx's regular expressions are not read here; write the \
+                     start of the URLs to replace"
+                ));
+            }
+            if from.contains('$') {
+                return Err(format!(
+                    "`{from}`: the URLs to replace are written as they come, without \
+                     variables (the replacement may name them)"
+                ));
+            }
+            if entry.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+                return Err(format!("`{}`: a control character", entry.trim()));
+            }
+            let to =
+                FieldValue::parse(to, FieldFamily::Request).map_err(|e| format!("{to}: {e}"))?;
+            if !names_only_the_same_for_a_url(to.source()) {
+                return Err(format!(
+                    "{}: a variable that may differ between two requests for one URL (the \
+                     cache stores the redirect made for the first); the replacement may name {}",
+                    to.source(),
+                    SAME_FOR_A_URL.map(|v| format!("${v}")).join(", ")
+                ));
+            }
+            rules.push(Rule {
+                from: from.into(),
+                authority_len: authority_len(from),
+                to,
+            });
+        }
+        if rules.len() > MAX_RULES {
+            return Err(format!("{} rules; at most {MAX_RULES}", rules.len()));
+        }
+        Ok(LocationRewrite {
+            rules: rules.into(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules as they apply to the request `facts` tells of: each
+    /// replacement with its variables' values, made from the request as
+    /// the client sent it (its `$host`, not the one the backend is sent).
+    pub fn for_request(&self, facts: &Facts<'_>) -> Rendered {
+        let rules = self.rules.iter().map(|rule| {
+            let mut to = Vec::new();
+            rule.to.render_url(facts, &mut to);
+            let to = String::from_utf8_lossy(&to).into_owned();
+            (rule.from.clone(), rule.authority_len, to)
+        });
+        Rendered {
+            rules: rules.collect(),
+        }
+    }
+}
+
+impl Rendered {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// A `Location` as the first rule that begins it makes it; `None`
+    /// when none does.
+    pub fn location(&self, url: &str) -> Option<String> {
+        let (from, _, to) = (self.rules.iter()).find(|(from, n, _)| begins(url, from, *n))?;
+        Some(format!("{to}{}", &url[from.len()..]))
+    }
+
+    /// A `Refresh` (`5; url=http://app.internal/next`) with the URL after
+    /// its `url=` made as a `Location` is; `None` when it has none, or no
+    /// rule begins it.
+    pub fn refresh(&self, value: &str) -> Option<String> {
+        let at = value.to_ascii_lowercase().find("url=")? + "url=".len();
+        let (before, url) = value.split_at(at);
+        // Some servers quote it: `url='/next'`.
+        let quote = url.get(..1).filter(|q| matches!(*q, "'" | "\""));
+        let unquoted = quote.map_or(url, |q| &url[q.len()..]);
+        let made = self.location(unquoted)?;
+        Some(format!("{before}{}{made}", quote.unwrap_or("")))
+    }
+}
+
+/// The variables a replacement may name: each has one value for the
+/// requests the cache answers from one entry (its key holds the scheme
+/// and host; the port and server name are the listener's and the
+/// route's).
+const SAME_FOR_A_URL: [&str; 5] = ["scheme", "host", "http_host", "server_port", "server_name"];
+
+/// Whether every variable `to` names is one of [`SAME_FOR_A_URL`].
+fn names_only_the_same_for_a_url(to: &str) -> bool {
+    let Ok(pieces) = variables::pieces(to) else {
+        return false;
+    };
+    let allowed = |var: &Var| {
+        (variables::VARIABLES.iter()).any(|(name, v)| v == var && SAME_FOR_A_URL.contains(name))
+    };
+    pieces.iter().all(|piece| match piece {
+        Piece::Text(_) => true,
+        Piece::Named(Named::Var(var)) => allowed(var),
+        Piece::Named(Named::Field(field)) => &**field == "host",
+        Piece::Named(_) => false,
+    })
+}
+
+/// Where a URL's scheme and authority end in `from`: after `scheme://`
+/// and up to the path; 0 for a path or anything else.
+fn authority_len(from: &str) -> usize {
+    let Some(start) = from.find("://").map(|i| i + 3) else {
+        return 0;
+    };
+    let scheme = &from[..start - 3];
+    if scheme.is_empty()
+        || !scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    {
+        return 0;
+    }
+    from[start..]
+        .find(['/', '?', '#'])
+        .map_or(from.len(), |i| start + i)
+}
+
+/// Whether `url` begins with `from`, its first `authority_len` bytes in
+/// any case.
+fn begins(url: &str, from: &str, authority_len: usize) -> bool {
+    let (Some(head), Some(tail)) = (url.get(..authority_len), url.get(authority_len..from.len()))
+    else {
+        return false;
+    };
+    head.eq_ignore_ascii_case(&from[..authority_len]) && tail == &from[authority_len..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(v: &str) -> Rendered {
+        let rules = LocationRewrite::parse(v).unwrap();
+        let rules = rules.rules.iter().map(|rule| {
+            let to = rule
+                .to
+                .text()
+                .expect("fixed text in these tests")
+                .to_owned();
+            (rule.from.clone(), rule.authority_len, to)
+        });
+        Rendered {
+            rules: rules.collect(),
+        }
+    }
+
+    #[test]
+    fn the_first_rule_that_begins_the_url_replaces_its_start() {
+        let r = rendered(
+            "http://app.internal:8080/admin/ https://admin.example/, \
+             http://app.internal:8080/ https://www.example/",
+        );
+        let l = |url| r.location(url);
+        assert_eq!(
+            l("http://app.internal:8080/admin/users?id=3").as_deref(),
+            Some("https://admin.example/users?id=3")
+        );
+        assert_eq!(
+            l("http://app.internal:8080/login").as_deref(),
+            Some("https://www.example/login")
+        );
+        // Scheme and host in any case; the path as written.
+        assert_eq!(
+            l("HTTP://App.Internal:8080/login").as_deref(),
+            Some("https://www.example/login")
+        );
+        assert_eq!(
+            l("http://app.internal:8080/Admin/x").as_deref(),
+            Some("https://www.example/Admin/x")
+        );
+        // Another port, another host, a relative URL: as they came.
+        assert_eq!(l("http://app.internal:8081/login"), None);
+        assert_eq!(l("http://app.internal.evil/login"), None);
+        assert_eq!(l("/login"), None);
+        assert_eq!(l("http://app.internal:80"), None);
+    }
+
+    #[test]
+    fn a_scheme_alone_is_a_prefix_too() {
+        let r = rendered("http:// https://");
+        assert_eq!(
+            r.location("http://www.example/a").as_deref(),
+            Some("https://www.example/a")
+        );
+        assert_eq!(r.location("https://www.example/a"), None);
+        let paths = rendered("/app/ /");
+        assert_eq!(paths.location("/app/x").as_deref(), Some("/x"));
+        assert_eq!(paths.location("/APP/x"), None, "a path as written");
+    }
+
+    #[test]
+    fn refresh_has_the_url_after_its_url_equals_made_the_same_way() {
+        let r = rendered("http://app.internal/ https://www.example/");
+        assert_eq!(
+            r.refresh("5; url=http://app.internal/next").as_deref(),
+            Some("5; url=https://www.example/next")
+        );
+        assert_eq!(
+            r.refresh("0;URL='http://APP.internal/next'").as_deref(),
+            Some("0;URL='https://www.example/next'")
+        );
+        assert_eq!(r.refresh("5"), None);
+        assert_eq!(r.refresh("5; url=http://other/next"), None);
+    }
+
+    #[test]
+    fn bad_rules_are_refused_with_what_is_wrong() {
+        let err = |v: &str| LocationRewrite::parse(v).unwrap_err();
+        assert!(err("http://a/").contains("a rule is `<from> <to>`"));
+        assert!(err("http://a/ http://b/ extra").contains("a rule is"));
+        assert!(err("http://a/ http://b/,").contains("a rule is"));
+        assert!(err("~^http://a/ http://b/").contains("regular expressions"));
+        assert!(err("http://$host/ http://b/").contains("without variables"));
+        assert!(err("http://a/ http://$nope/").contains("nope"));
+        assert!(err("http://a/ $status").contains("once the response has come"));
+        for mixed in [
+            "$remote_addr",
+            "$cookie_c",
+            "$http_x_user",
+            "$arg_a",
+            "$request_id",
+        ] {
+            let message = err(&format!("http://a/ http://x/{mixed}"));
+            assert!(
+                message.contains("may differ between two requests"),
+                "{message}"
+            );
+            assert!(message.contains("$scheme, $host, $http_host"), "{message}");
+        }
+        let named = "http://a/ $scheme://$http_host:$server_port/$server_name/$host/$$";
+        assert!(LocationRewrite::parse(named).is_ok());
+        let many = vec!["http://a/ http://b/"; 33].join(",");
+        assert!(err(&many).contains("at most 32"));
+        assert!(LocationRewrite::parse(" ").unwrap().is_empty());
+        assert_eq!(
+            LocationRewrite::parse("http:// https://")
+                .unwrap()
+                .rules
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_authority_ends_where_the_path_begins() {
+        assert_eq!(authority_len("http://a.b:8/x"), "http://a.b:8".len());
+        assert_eq!(authority_len("http://a.b"), "http://a.b".len());
+        assert_eq!(authority_len("http://"), "http://".len());
+        assert_eq!(authority_len("/app/"), 0);
+        assert_eq!(authority_len("://x/"), 0);
+        assert_eq!(authority_len("a b://x/"), 0);
+    }
+}
