@@ -18,7 +18,7 @@ use inverso::http::body::{
 use inverso::http::head::{
     check_target_bytes, find_head_end, parse_request, parse_response, RequestLimits,
 };
-use inverso::http::headers::set_cookie_paths;
+use inverso::http::headers::set_cookie_attributes;
 use inverso::http::proxy_protocol::{self, V2_MAX};
 use inverso::http::{BodyKind, BodyReader, BufConn, Headers, RequestHead, ResponseHead, Version};
 use inverso::routes::{
@@ -375,8 +375,8 @@ pub fn routes(data: &[u8]) {
             let Some(back) = route.set_cookie_back(field) else {
                 continue;
             };
-            let before: Vec<_> = set_cookie_paths(field).collect();
-            let after: Vec<_> = set_cookie_paths(&back).collect();
+            let before: Vec<_> = set_cookie_attributes(field, "path").collect();
+            let after: Vec<_> = set_cookie_attributes(&back, "path").collect();
             assert_eq!(before.len(), after.len(), "{request}");
             let (mut was, mut is) = (0, 0);
             for (b, a) in before.into_iter().zip(after) {

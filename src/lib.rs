@@ -54,6 +54,7 @@ pub mod auth;
 pub mod cache;
 pub mod cidr_set;
 pub mod config;
+pub mod cookie_domain;
 pub mod cookie_flags;
 pub mod demo;
 pub mod digits;

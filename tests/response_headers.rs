@@ -232,6 +232,37 @@ fn cookie_flags_give_each_pool_s_cookies_theirs_and_leave_the_sticky_one_alone()
     );
 }
 
+#[test]
+fn cookie_domain_gives_the_client_s_host_for_the_backend_s_own() {
+    let backend = Backend::start("app", |_, out| {
+        let fields = [
+            ("Set-Cookie", "sid=1; Domain=app.internal; Path=/"),
+            ("Set-Cookie", "pref=2; Domain=.static.internal"),
+            ("Set-Cookie", "other=3; Domain=example.net"),
+        ];
+        respond(out, 200, &fields, b"x");
+        Action::KeepAlive
+    });
+    let text = format!(
+        "targets = {}\ncookie_domain = app.internal $host, static.internal example.com\n\
+         cookie_flags = sid secure\n",
+        backend.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let r = proxy.get_on("www.example.com:8080", "/", &[]);
+    let cookies: Vec<&str> = r.head.get_all("set-cookie").collect();
+    assert_eq!(
+        cookies,
+        [
+            "sid=1; Domain=www.example.com; Path=/; Secure",
+            "pref=2; Domain=.example.com",
+            "other=3; Domain=example.net",
+        ],
+        "{}",
+        r.head.raw
+    );
+}
+
 // ---------------------------------------------------------------- cache
 
 /// A proxy with its cache on in front of `backend`, with `lines` of

@@ -891,6 +891,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| crate::cookie_flags::CookieFlags::parse(v).map(|f| c.cookie_flags = f),
     },
     Key {
+        name: "cookie_domain",
+        default: "",
+        help: "the Domain of the backends' cookies replaced on their way to clients, as \
+               nginx's proxy_cookie_domain, for a backend that names its own host in them: \
+               comma separated rules `<from> <to>`, `app.internal example.com` or \
+               `app.internal $host`; the first rule naming the domain applies; empty = none",
+        apply: |c, v| crate::cookie_domain::CookieDomains::parse(v).map(|d| c.cookie_domain = d),
+    },
+    Key {
         name: "location_rewrite",
         default: "",
         help: "the start of the URL in a backend's Location and Refresh replaced, as nginx's \

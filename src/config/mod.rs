@@ -283,6 +283,9 @@ pub struct Config {
     /// `Secure`, `HttpOnly` and `SameSite` given to (or taken from) the
     /// backends' cookies (nginx's `proxy_cookie_flags`); empty: none.
     pub cookie_flags: crate::cookie_flags::CookieFlags,
+    /// `cookie_domain`: the `Domain` of the backends' cookies replaced
+    /// (nginx's `proxy_cookie_domain`); empty: none.
+    pub cookie_domain: crate::cookie_domain::CookieDomains,
     /// `location_rewrite`: what the URLs in a backend's `Location` and
     /// `Refresh` begin with replaced (nginx's `proxy_redirect`); empty:
     /// none.
@@ -540,6 +543,7 @@ impl Config {
             sticky_cookie_attributes: Arc::from(""),
             sticky_cookie_lifetimes: Default::default(),
             cookie_flags: Default::default(),
+            cookie_domain: Default::default(),
             location_rewrite: Default::default(),
             rate_limit: None,
             rate_limit_burst: None,

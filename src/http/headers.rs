@@ -285,14 +285,17 @@ pub fn cookie_named<'a>(pair: &'a [u8], name: &str) -> Option<&'a [u8]> {
     (&pair[..eq] == name.as_bytes()).then(|| &pair[eq + 1..])
 }
 
-/// Where the values of a `Set-Cookie` field's `Path` attributes are in
-/// it (byte ranges), first to last, as RFC 6265 §5.2 reads the field:
-/// the attributes are what follows the first `;`, split at every `;`
-/// (quotes mean nothing there); an attribute's name is what comes before
-/// its first `=` (any case), its value what comes after, each without the
-/// spaces and tabs around it. A `Path` without `=` has no value, and is
-/// not given.
-pub fn set_cookie_paths(field: &[u8]) -> impl Iterator<Item = Range<usize>> + '_ {
+/// Where the values of a `Set-Cookie` field's attributes of the name
+/// `named` (`path`, `domain`) are in it (byte ranges),
+/// first to last, as RFC 6265 §5.2 reads the field: the attributes are
+/// what follows the first `;`, split at every `;` (quotes mean nothing
+/// there); an attribute's name is what comes before its first `=` (any
+/// case), its value what comes after, each without the spaces and tabs
+/// around it. One without `=` has no value, and is not given.
+pub fn set_cookie_attributes<'a>(
+    field: &'a [u8],
+    named: &'static str,
+) -> impl Iterator<Item = Range<usize>> + 'a {
     let attributes = (field.iter().position(|&b| b == b';')).map_or(field.len(), |i| i + 1);
     let mut start = attributes;
     (field[attributes..].split(|&b| b == b';'))
@@ -304,7 +307,7 @@ pub fn set_cookie_paths(field: &[u8]) -> impl Iterator<Item = Range<usize>> + '_
         .filter_map(|(at, attribute)| {
             let eq = attribute.iter().position(|&b| b == b'=')?;
             let name = &attribute[..eq];
-            if !name[trim_wsp(name)].eq_ignore_ascii_case(b"path") {
+            if !name[trim_wsp(name)].eq_ignore_ascii_case(named.as_bytes()) {
                 return None;
             }
             let value = trim_wsp(&attribute[eq + 1..]);
@@ -511,7 +514,7 @@ mod tests {
     #[test]
     fn a_set_cookie_s_paths_are_its_path_attributes_values_trimmed() {
         fn paths(field: &str) -> Vec<&str> {
-            (set_cookie_paths(field.as_bytes()))
+            (set_cookie_attributes(field.as_bytes(), "path"))
                 .map(|span| &field[span])
                 .collect()
         }

@@ -6,7 +6,7 @@
 use super::paths::{path_is_under, routing_path};
 use super::spec::host_of;
 use super::Route;
-use crate::http::headers::set_cookie_paths;
+use crate::http::headers::set_cookie_attributes;
 
 impl Route {
     /// The request-target a backend is sent for `target` (path and query,
@@ -64,7 +64,7 @@ impl Route {
         let mut back: Option<Vec<u8>> = None;
         // Where the field's bytes not yet copied to `back` begin.
         let mut copied = 0;
-        for span in set_cookie_paths(field) {
+        for span in set_cookie_attributes(field, "path") {
             let Ok(path) = std::str::from_utf8(&field[span.clone()]) else {
                 continue;
             };

@@ -93,6 +93,7 @@ pub const POOL_KEYS: &[&str] = &[
     "sticky_cookie_max_idle",
     "sticky_cookie_max_life",
     "cookie_flags",
+    "cookie_domain",
     "location_rewrite",
     "health_check_path",
     "health_check_tcp",

@@ -15,6 +15,7 @@ use crate::throttle::OnceAMinute;
 use crate::upstream::slots::Waiting;
 use crate::upstream::sticky::Sticky;
 use crate::upstream::{Pick, Upstream};
+use crate::variables::host_of;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -256,6 +257,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     if let Some(refresh) = refresh {
                         response.headers.set("Refresh", refresh);
                     }
+                }
+                let cookie_domain = &pool_config.cookie_domain;
+                if !cookie_domain.is_empty() {
+                    let host = forwarded.host.as_deref().map(host_of);
+                    (response.headers).edit_values("set-cookie", |c| cookie_domain.apply(c, host));
                 }
                 // After the paths: a rule reads the cookie's name alone.
                 let cookie_flags = &pool_config.cookie_flags;
