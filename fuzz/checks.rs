@@ -810,7 +810,16 @@ pub fn rewrite(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let is_key = |l: &&str| l.starts_with("rewrite.") || l.starts_with("auth_request_redirect");
+    let is_key = |l: &&str| {
+        [
+            "rewrite.",
+            "auth_request_redirect",
+            "location_rewrite",
+            "cookie_domain",
+        ]
+        .iter()
+        .any(|k| l.starts_with(k))
+    };
     let (keys, requests): (Vec<&str>, Vec<&str>) = text.lines().partition(is_key);
     let conf = format!(
         "targets = 127.0.0.1:9001\npool.sso = 127.0.0.1:9002\nauth_request = sso /check\n{}\n",
@@ -942,6 +951,7 @@ pub fn rewrite(data: &[u8]) {
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };
         is_args_field(&facts, &head);
+        backend_urls_made_the_client_s(&config, &facts, field);
         let Some(url) = redirect else {
             continue;
         };
@@ -949,6 +959,52 @@ pub fn rewrite(data: &[u8]) {
         url.render_url(&facts, &mut out);
         auth_redirect_rendered(url.source(), &out, facts.scheme);
     }
+}
+
+/// `field` as a backend's `Location`, `Refresh` and `Set-Cookie`, as
+/// README says of `location_rewrite` and `cookie_domain`: a URL a rule
+/// begins keeps what follows that start, and what replaces it is the
+/// rule's, its variables' values escaped where a URL cannot hold them
+/// (no control byte, space or `\` comes from them); a cookie keeps
+/// every byte but its `Domain` values.
+fn backend_urls_made_the_client_s(
+    config: &inverso::config::Config,
+    facts: &Facts<'_>,
+    field: &str,
+) {
+    let rules = config.location_rewrite.for_request(facts);
+    let unsafe_byte = |b: &u8| b.is_ascii_control() || b" \\".contains(b);
+    let added = |made: &str| made.bytes().filter(unsafe_byte).count();
+    if let Some(made) = rules.location(field) {
+        assert!(added(&made) <= added(field), "{field} made {made}");
+        assert!(rules.location(field) == Some(made), "one answer");
+    }
+    if let Some(made) = rules.refresh(field) {
+        assert!(added(&made) <= added(field), "{field} made {made}");
+        let url = field
+            .to_ascii_lowercase()
+            .find("url=")
+            .expect("a Refresh made has url=");
+        assert_eq!(made[..url], field[..url], "{field} made {made}");
+    }
+    let host = facts.head.authority().map(inverso::variables::host_of);
+    let Some(made) = config.cookie_domain.apply(field.as_bytes(), host) else {
+        return;
+    };
+    let before: Vec<_> = set_cookie_attributes(field.as_bytes(), "domain").collect();
+    let after: Vec<_> = set_cookie_attributes(&made, "domain").collect();
+    assert_eq!(before.len(), after.len(), "{field}");
+    let (mut was, mut is) = (0, 0);
+    for (b, a) in before.into_iter().zip(after) {
+        assert_eq!(field.as_bytes()[was..b.start], made[is..a.start], "{field}");
+        let (old, new) = (&field.as_bytes()[b.clone()], &made[a.clone()]);
+        let a_domain = !new
+            .iter()
+            .any(|b| b.is_ascii_control() || b";, ".contains(b));
+        assert!(old == new || a_domain, "{field}");
+        (was, is) = (b.end, a.end);
+    }
+    assert_eq!(field.as_bytes()[was..], made[is..], "{field}");
 }
 
 /// A request field of `$is_args` and `$args`, as README's Templates
