@@ -2881,6 +2881,67 @@ fn a_sticky_client_keeps_its_drained_target_but_not_one_in_maintenance() {
     assert_eq!(a.requests(), 3);
 }
 
+/// `field` (a boolean or a number) in `/status` for the target at `addr`.
+fn status_of(proxy: &Proxy, addr: SocketAddr, field: &str) -> String {
+    let status = admin_request(proxy, "GET", "/status", "admin", "").body_str();
+    let at = (status.find(&format!("\"name\":\"{addr}\"")))
+        .unwrap_or_else(|| panic!("no {addr} in {status}"));
+    let object = status[at..].split('}').next().unwrap();
+    let (_, value) = (object.split_once(&format!("\"{field}\":"))).expect(field);
+    value.split(',').next().unwrap().to_string()
+}
+
+#[test]
+fn with_disable_on_404_a_target_whose_probe_gets_404_is_drained_until_one_passes() {
+    // b's health path answers what `health` holds; requests, its name.
+    let health = Arc::new(std::sync::atomic::AtomicU16::new(200));
+    let answers = |name: &'static str, health: Arc<std::sync::atomic::AtomicU16>| {
+        Backend::start(name, move |seen, out| {
+            match seen.path() == "/health" {
+                true => respond(out, health.load(Ordering::SeqCst), &[], b""),
+                false => respond(out, 200, &[("X-Backend", name)], name.as_bytes()),
+            }
+            Action::KeepAlive
+        })
+    };
+    let a = answers("a", Arc::new(200.into()));
+    let b = answers("b", health.clone());
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        sticky(c);
+        with_admin(c);
+        c.health_check_disable_on_404 = true;
+    });
+    let b_id = inverso::upstream::sticky::id_of(&b.addr.to_string());
+    health.store(404, Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || {
+        status_of(&proxy, b.addr, "stopping") == "true"
+    }));
+    assert_eq!(status_of(&proxy, b.addr, "healthy"), "true");
+    for _ in 0..5 {
+        assert_eq!(get_sticky(&proxy, None).0, "a");
+        // A client the sticky cookie ties to it still comes.
+        assert_eq!(get_sticky(&proxy, Some(&b_id)), ("b".to_string(), None));
+    }
+    // Probes answered 404 are no failures: still up after many.
+    let probes = |backend: &Backend| {
+        backend
+            .seen()
+            .iter()
+            .filter(|s| s.path() == "/health")
+            .count()
+    };
+    let seen = probes(&b);
+    assert!(wait_until(WAIT_LIMIT, || probes(&b) >= seen + 3));
+    assert_eq!(status_of(&proxy, b.addr, "healthy"), "true");
+    health.store(200, Ordering::SeqCst);
+    assert!(
+        wait_until(WAIT_LIMIT, || get_sticky(&proxy, None).0 == "b"),
+        "b never given a new request again"
+    );
+    assert_eq!(status_of(&proxy, b.addr, "stopping"), "false");
+}
+
 #[test]
 fn with_no_target_ready_requests_get_503_whatever_the_algorithm() {
     for balance in ALGORITHMS {

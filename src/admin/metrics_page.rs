@@ -144,6 +144,11 @@ pub fn metrics_text(shared: &Shared) -> String {
             "1 while a backend is healthy, 0 while health checks or failures keep it out.",
         ),
         (
+            "inverso_upstream_stopping",
+            "gauge",
+            "1 while a backend's health check answers 404 under health_check_disable_on_404: up, but given no new request.",
+        ),
+        (
             "inverso_upstream_weight",
             "gauge",
             "Each backend's weight in force: the one the admin listener gave, else the configured one.",
@@ -154,6 +159,7 @@ pub fn metrics_text(shared: &Shared) -> String {
         for (t, labels) in &targets {
             let value = match name {
                 "inverso_upstream_up" => u64::from(t.health.usable(now)),
+                "inverso_upstream_stopping" => u64::from(t.health.stopping()),
                 "inverso_upstream_weight" => u64::from(t.weight_now()),
                 "inverso_upstream_in_flight" => t.stats.in_flight.load(Ordering::Relaxed) as u64,
                 "inverso_upstream_failures_total" => t.stats.failures.load(Ordering::Relaxed),

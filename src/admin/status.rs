@@ -56,7 +56,7 @@ pub fn status_json(shared: &Shared) -> String {
         let passive = t.health.passive();
         let _ = write!(
             out,
-            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{},\"response_ms\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"stopping\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{},\"response_ms\":{}}}",
             t.weight_now(),
             t.backup,
             // In force: an agent's `maxconn:N` may have changed it.
@@ -67,6 +67,7 @@ pub fn status_json(shared: &Shared) -> String {
             passive.max_fails,
             passive.fail_timeout.as_millis(),
             t.health.usable(std::time::Instant::now()),
+            t.health.stopping(),
             t.health.admin_state(),
             t.stats.in_flight.load(Ordering::Relaxed),
             t.stats.requests.load(Ordering::Relaxed),

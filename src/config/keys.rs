@@ -508,6 +508,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_expected_body(v).map(|b| c.health_check_expect_body = b),
     },
     Key {
+        name: "health_check_disable_on_404",
+        default: "false",
+        help: "true: a target whose probe is answered 404 stays up but is given no new \
+               request (clients a sticky_cookie ties to it still come), until a probe passes \
+               again, as HAProxy's http-check disable-on-404: an application about to stop \
+               answers its health path 404 and is drained",
+        apply: |c, v| parse_bool(v).map(|b| c.health_check_disable_on_404 = b),
+    },
+    Key {
         name: "health_check_interval",
         default: "5s",
         help: "time between two probes of a target",

@@ -195,6 +195,10 @@ pub struct Config {
     pub health_check_expect_status: Arc<[(u16, u16)]>,
     /// Text a probe's body must hold.
     pub health_check_expect_body: Option<Arc<str>>,
+    /// `health_check_disable_on_404`: a probe answered 404 keeps the
+    /// target up but gives it no new request (HAProxy's
+    /// `http-check disable-on-404`).
+    pub health_check_disable_on_404: bool,
     /// The probes' method: `GET`, `HEAD` or `OPTIONS`.
     pub health_check_method: &'static str,
     pub health_check_interval: Duration,
@@ -501,6 +505,7 @@ impl Config {
             health_check_host: None,
             health_check_expect_status: Arc::from([]),
             health_check_expect_body: None,
+            health_check_disable_on_404: false,
             health_check_method: "GET",
             health_check_interval: Duration::from_secs(1),
             health_check_timeout: None,

@@ -353,6 +353,7 @@ impl Upstreams {
             fall: config.health_check_fall,
             expect_status: config.health_check_expect_status.clone(),
             expect_body: config.health_check_expect_body.clone(),
+            disable_on_404: config.health_check_disable_on_404,
         };
         Checker::start(self.probes(), settings).map(Some)
     }

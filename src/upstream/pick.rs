@@ -190,9 +190,10 @@ impl Upstreams {
         }
         // The last resort is for targets that are down, not for those the
         // operator took out: a target drained or in maintenance may be
-        // the very one being worked on.
+        // the very one being worked on (and one its checks say is on its
+        // way out, the very one being stopped).
         let index = (0..self.targets.len())
-            .filter(|&i| self.targets[i].health.admin_state().takes_new_requests())
+            .filter(|&i| self.targets[i].health.takes_new_requests())
             .min_by_key(|&i| self.targets[i].health.fallback_rank());
         index.map_or(Choice::Unavailable, Choice::Target)
     }

@@ -156,6 +156,7 @@ impl Pools {
                     fall: 1,
                     expect_status: Arc::new([(200, 299)]),
                     expect_body: None,
+                    disable_on_404: false,
                 },
             });
         }

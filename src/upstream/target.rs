@@ -60,9 +60,9 @@ impl Upstream {
 
     /// Whether the balancer may give it a new request at `now`: up (as
     /// far as failures and health checks say) and `ready`, neither
-    /// drained nor in maintenance.
+    /// drained nor in maintenance, nor stopping by its checks' word.
     pub fn in_rotation(&self, now: Instant) -> bool {
-        self.health.admin_state().takes_new_requests() && self.health.usable(now)
+        self.health.takes_new_requests() && self.health.usable(now)
     }
 
     /// Its weight now: the one the operator gave on the admin listener,

@@ -100,6 +100,7 @@ pub const POOL_KEYS: &[&str] = &[
     "health_check_host",
     "health_check_expect_status",
     "health_check_expect_body",
+    "health_check_disable_on_404",
     "health_check_method",
     "health_check_interval",
     "health_check_timeout",

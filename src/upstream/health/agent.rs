@@ -360,6 +360,7 @@ pub(super) fn ask_loop(agent: &Agent, timing: AgentTiming, stopped: &Receiver<()
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::upstream::health::Probed;
 
     #[test]
     fn an_answer_is_read_word_by_word() {
@@ -416,13 +417,13 @@ mod tests {
         let checks = probing(1, 1);
         let now = Instant::now();
         h.agent_says(Some("down"));
-        h.probed(0, now, &checks, Ok(()));
+        h.probed(0, now, &checks, Ok(Probed::Passed));
         assert!(!h.usable(now), "good probes do not overrule the agent");
         assert!(h.fallback_rank().0, "last among the targets to try");
         h.probed(0, now, &checks, Err(ProbeError::Status(503)));
         h.agent_says(None);
         assert!(!h.usable(now), "the checks still hold it");
-        h.probed(0, now, &checks, Ok(()));
+        h.probed(0, now, &checks, Ok(Probed::Passed));
         assert!(h.usable(now));
 
         h.agent_says(Some("stopped"));

@@ -2,12 +2,13 @@
 //! `fall` failed probes in a row taking it out and `rise` good ones
 //! bringing it back (HAProxy's model), one checker's results at a time.
 
-use super::probe::{probe_once, ProbeError};
-use super::{Health, Streak};
+use super::probe::{probe_once, ProbeError, Probed};
+use super::{Health, State, Streak};
 use crate::config::Endpoint;
 use crate::upstream::admin_state::AdminState;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,24 @@ impl Health {
                 state.announce_up(&self.name(), ": health checks are off");
             }
         }
+        self.set_stopping(false, &mut state, Instant::now(), "health checks are off");
+    }
+
+    /// Whether the checks keep the target out of rotation while up: its
+    /// last probe was answered 404 under `health_check_disable_on_404`.
+    /// Says so in the log when that changes, and a target back in
+    /// rotation ramps up under `slow_start` as one back from `drain`.
+    fn set_stopping(&self, stopping: bool, state: &mut State, now: Instant, why: &str) {
+        if self.stopping.swap(stopping, Ordering::Relaxed) == stopping {
+            return;
+        }
+        match stopping {
+            true => log::warn!("target {} takes no new request: {why}", self.name()),
+            false => {
+                state.back_since = Some(state.down_until.map_or(now, |until| until.max(now)));
+                log::info!("target {} takes new requests again: {why}", self.name());
+            }
+        }
     }
 
     /// Counts one probe result, and flips the target's state at a
@@ -47,16 +66,30 @@ impl Health {
         checker: u64,
         now: Instant,
         settings: &Active,
-        result: Result<(), ProbeError>,
+        result: Result<Probed, ProbeError>,
     ) {
         let mut state = self.state.lock();
         if state.checker != checker {
             return;
         }
         let state = &mut *state;
+        match result {
+            Ok(Probed::NotFound) => {
+                let why = format!(
+                    "health check {} answered 404 (disable-on-404)",
+                    settings.kind
+                );
+                self.set_stopping(true, state, now, &why);
+            }
+            Ok(Probed::Passed) => {
+                let why = format!("health check {} passed", settings.kind);
+                self.set_stopping(false, state, now, &why);
+            }
+            Err(_) => {}
+        }
         let streak = &mut state.streak;
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 streak.bad = 0;
                 streak.good = streak.good.saturating_add(1);
                 let passive_out = state.down_until.is_some_and(|u| now < u);
@@ -184,6 +217,9 @@ pub struct Active {
     pub expect_status: Arc<[(u16, u16)]>,
     /// Text the body must hold (`health_check_expect_body`).
     pub expect_body: Option<Arc<str>>,
+    /// A `404` keeps the target up but out of rotation
+    /// (`health_check_disable_on_404`).
+    pub disable_on_404: bool,
 }
 
 /// A target as the checker sees it.
@@ -298,6 +334,39 @@ mod tests {
     use std::net::SocketAddr;
 
     #[test]
+    fn a_404_under_disable_on_404_keeps_the_target_up_but_out_of_rotation() {
+        let h = health(0, 60);
+        let now = Instant::now();
+        let settings = Active {
+            disable_on_404: true,
+            ..probing(2, 2)
+        };
+        h.probed(0, now, &settings, Ok(Probed::NotFound));
+        assert!(h.stopping() && !h.takes_new_requests());
+        // Counted as a good probe: failures in between do not add up.
+        h.probed(0, now, &settings, Err(ProbeError::Status(503)));
+        h.probed(0, now, &settings, Ok(Probed::NotFound));
+        h.probed(0, now, &settings, Err(ProbeError::Status(503)));
+        assert!(h.usable(now), "no two failures in a row");
+        assert!(h.stopping(), "a failure says nothing of stopping");
+        h.probed(0, now, &settings, Ok(Probed::Passed));
+        assert!(!h.stopping() && h.takes_new_requests());
+        // A down target whose probes answer 404 comes up, stopping.
+        h.probed(0, now, &settings, Err(ProbeError::Status(503)));
+        h.probed(0, now, &settings, Err(ProbeError::Status(503)));
+        assert!(!h.usable(now));
+        h.probed(0, now, &settings, Ok(Probed::NotFound));
+        h.probed(0, now, &settings, Ok(Probed::NotFound));
+        assert!(h.usable(now) && h.stopping());
+        // Checks turned off let it go.
+        h.checks_off();
+        assert!(!h.stopping() && h.takes_new_requests());
+        // A result of an older checker is not applied.
+        h.probed(0, now, &settings, Ok(Probed::NotFound));
+        assert!(!h.stopping());
+    }
+
+    #[test]
     fn rise_and_fall_thresholds() {
         let h = health(1, 10);
         let settings = probing(2, 3);
@@ -306,16 +375,16 @@ mod tests {
         h.probed(0, now, &settings, bad());
         h.probed(0, now, &settings, bad());
         assert!(h.usable(now));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         h.probed(0, now, &settings, bad());
         h.probed(0, now, &settings, bad());
         assert!(h.usable(now), "the good probe reset the streak");
         h.probed(0, now, &settings, bad());
         assert!(!h.usable(now));
         assert_eq!(h.fallback_rank().1, Some(now));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(!h.usable(now));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(h.usable(now));
     }
 
@@ -324,13 +393,13 @@ mod tests {
         let h = health(1, 3600);
         let settings = probing(2, 3);
         let now = Instant::now();
-        h.probed(0, now, &settings, Ok(()));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         h.failed(now, "refused");
         assert!(!h.usable(now));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(!h.usable(now), "one good probe is not enough");
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(h.usable(now));
     }
 
@@ -546,8 +615,8 @@ mod tests {
         assert!(h.usable(now));
         h.probed(0, now, &settings, refused());
         assert!(!h.usable(now));
-        h.probed(0, now, &settings, Ok(()));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(h.usable(now));
     }
 
@@ -559,7 +628,7 @@ mod tests {
         assert!(!h.usable(now));
         let settings = probing(1, 1);
         h.probed(0, now, &settings, Err(ProbeError::Status(500)));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(h.usable(now));
     }
 
@@ -574,15 +643,15 @@ mod tests {
         let h = health(1, 3600);
         let now = Instant::now();
         h.failed(now, "reset");
-        h.probed(0, now, &settings, Ok(()));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(!h.usable(now));
         assert!(h.usable(now + Duration::from_secs(3600)));
         // Out for its connects: back once one is accepted.
         let h = health(1, 3600);
         h.probed(0, now, &settings, Err(ProbeError::Status(500)));
         assert!(!h.usable(now));
-        h.probed(0, now, &settings, Ok(()));
+        h.probed(0, now, &settings, Ok(Probed::Passed));
         assert!(h.usable(now));
     }
 
@@ -600,18 +669,18 @@ mod tests {
         // that probe, not from the hour's end.
         let h = health(1, 3600);
         h.failed(t0, "refused");
-        h.probed(0, t0 + s(10), &probing(1, 1), Ok(()));
+        h.probed(0, t0 + s(10), &probing(1, 1), Ok(Probed::Passed));
         assert_eq!(h.share(t0 + s(60), period), half);
         // Out for its connects: back from the one accepted.
         let h = health(1, 3600);
         h.probed(0, t0, &connect, Err(ProbeError::Status(500)));
-        h.probed(0, t0 + s(10), &connect, Ok(()));
+        h.probed(0, t0 + s(10), &connect, Ok(Probed::Passed));
         assert_eq!(h.share(t0 + s(60), period), half);
         // Out for its requests, connects accepted: back (and ramping) only
         // from the passive mark's end.
         let h = health(1, 100);
         h.failed(t0, "reset");
-        h.probed(0, t0 + s(10), &connect, Ok(()));
+        h.probed(0, t0 + s(10), &connect, Ok(Probed::Passed));
         assert_eq!(h.share(t0 + s(150), period), half);
     }
 
@@ -626,7 +695,7 @@ mod tests {
             for _ in 0..2 {
                 h.probed(0, t0, &settings, Err(ProbeError::Status(503)));
             }
-            h.probed(0, t0 + s(1), &settings, Ok(()));
+            h.probed(0, t0 + s(1), &settings, Ok(Probed::Passed));
         });
         let down = "WARN target t:1 down: health check /health failed 1 time(s): status 503";
         assert_eq!(lines, [down, "INFO target t:1 up"]);
@@ -638,7 +707,7 @@ mod tests {
             ..probing(1, 1)
         };
         h.failed(t0, "refused");
-        let ((), lines) = logged(|| h.probed(0, t0 + s(10), &connect, Ok(())));
+        let ((), lines) = logged(|| h.probed(0, t0 + s(10), &connect, Ok(Probed::Passed)));
         assert_eq!(lines, ["INFO target t:1 up"]);
     }
 

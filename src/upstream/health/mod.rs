@@ -36,13 +36,14 @@ mod slow_start;
 pub use agent::{Agent, AgentTiming};
 pub use checker::{Active, Checker, Probe, ProbeKind};
 pub use key_fetch::KeyFetch;
-pub use probe::{ProbeError, MAX_PROBE_BODY};
+pub use probe::{ProbeError, Probed, MAX_PROBE_BODY};
 
 // The probe's connection is opened as a request's is (`super::open` and
 // the rest, named so from `probe`).
 use super::{connect, handshake, no_delay, open, send_in_clear, BackendTls};
 use crate::upstream::admin_state::{AdminCell, AdminState};
 use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,10 @@ pub struct Health {
     /// with the health that replaces this one when the target's name
     /// comes to resolve to another address (see [`Health::sharing_admin_of`]).
     admin: Arc<AdminCell>,
+    /// Up, but given no new request: its last probe was answered 404
+    /// under `health_check_disable_on_404` (HAProxy's NOLB). An atomic
+    /// beside the lock, as `admin`, for every pick reads it.
+    stopping: AtomicBool,
 }
 
 #[derive(Default)]
@@ -138,6 +143,7 @@ impl Health {
                 ..State::default()
             }),
             admin: Arc::default(),
+            stopping: AtomicBool::new(false),
         }
     }
 
@@ -167,6 +173,19 @@ impl Health {
 
     pub fn admin_state(&self) -> AdminState {
         self.admin.get()
+    }
+
+    /// Whether the balancer may give the target a new request: `ready`,
+    /// and not stopping by its checks' word (a `404` under
+    /// `health_check_disable_on_404`). Clients a `sticky_cookie` ties to
+    /// it come either way.
+    pub fn takes_new_requests(&self) -> bool {
+        self.admin.get().takes_new_requests() && !self.stopping()
+    }
+
+    /// Stopping by its checks' word (see [`Health::takes_new_requests`]).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
     }
 
     /// What the operator set through the admin listener, the weight (see
@@ -220,6 +239,7 @@ mod test_support {
             fall,
             expect_status: Arc::from([]),
             expect_body: None,
+            disable_on_404: false,
         }
     }
 

@@ -77,14 +77,20 @@ pub enum ProbeError {
 ///
 /// [`ProbeKind::Http`]: a 2xx or 3xx final status is healthy, or one
 /// `expect_status` lists, with a body that holds `expect_body` when that
-/// is set (interim 1xx heads are skipped).
-pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeError> {
+/// is set (interim 1xx heads are skipped); with `disable_on_404`, a 404
+/// is [`Probed::NotFound`], whatever those say (as HAProxy's
+/// `disable-on-404` goes before its `http-check expect`).
+pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<Probed, ProbeError> {
     let within = Within::from_now(settings.timeout);
-    let Some(answer) = get(probe, settings, &within, "inverso-health-check")? else {
-        return Ok(());
+    let soft_404 = settings.disable_on_404;
+    let Some(answer) = get(probe, settings, &within, "inverso-health-check", soft_404)? else {
+        return Ok(Probed::Passed);
     };
+    if soft_404 && answer.head.status == 404 {
+        return Ok(Probed::NotFound);
+    }
     let Some(expected) = &settings.expect_body else {
-        return Ok(());
+        return Ok(Probed::Passed);
     };
     // A body cut short (or longer than what is read of it) may still hold
     // the text.
@@ -92,8 +98,17 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<(), ProbeEr
     let found =
         expected.is_empty() || (body.windows(expected.len())).any(|w| w == expected.as_bytes());
     found
-        .then_some(())
+        .then_some(Probed::Passed)
         .ok_or_else(|| ProbeError::Body(expected.clone()))
+}
+
+/// A probe that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probed {
+    Passed,
+    /// Answered 404 under `disable_on_404`: up, but to be given no new
+    /// request (an application on its way out says so).
+    NotFound,
 }
 
 /// The body of a `GET` of `settings`' path from `probe`'s target, whole
@@ -106,7 +121,7 @@ pub(super) fn fetch_body(
     limit: usize,
 ) -> Result<Vec<u8>, ProbeError> {
     let within = Within::from_now(settings.timeout);
-    let answer = get(probe, settings, &within, "inverso")?.ok_or(ProbeError::Closed)?;
+    let answer = get(probe, settings, &within, "inverso", false)?.ok_or(ProbeError::Closed)?;
     match read_body(answer, &within, limit)? {
         (body, BodyRead::Whole) => Ok(body),
         (_, BodyRead::PastLimit) => Err(ProbeError::BodyTooLarge(limit)),
@@ -158,12 +173,14 @@ struct Answer {
 
 /// Connects to `probe`'s target (see [`probe_once`]) and, for
 /// [`ProbeKind::Http`], sends the `GET` and reads its final head, whose
-/// status must pass; `None` for [`ProbeKind::Connect`], once connected.
+/// status must pass, or be a 404 when `soft_404`; `None` for
+/// [`ProbeKind::Connect`], once connected.
 fn get(
     probe: &Probe,
     settings: &Active,
     within: &Within,
     user_agent: &str,
+    soft_404: bool,
 ) -> Result<Option<Answer>, ProbeError> {
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let started = Instant::now();
@@ -235,7 +252,9 @@ fn get(
                         scanned = 0;
                         continue;
                     }
-                    status if !settings.passes(status) => return Err(ProbeError::Status(status)),
+                    status if !(settings.passes(status) || soft_404 && status == 404) => {
+                        return Err(ProbeError::Status(status))
+                    }
                     _ => {
                         buf.drain(..len);
                         return Ok(Some(Answer {
@@ -341,7 +360,7 @@ mod tests {
 
     /// One probe of a server that reads the request, writes `reply` and
     /// holds the connection open.
-    fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<(), ProbeError> {
+    fn probe_answered_with(reply: &'static [u8], timeout: Duration) -> Result<Probed, ProbeError> {
         let settings = Active {
             timeout,
             ..probing(1, 1)
@@ -350,7 +369,7 @@ mod tests {
     }
 
     /// [`probe_answered_with`] under `settings`.
-    fn probe_with(reply: &'static [u8], settings: &Active) -> Result<(), ProbeError> {
+    fn probe_with(reply: &'static [u8], settings: &Active) -> Result<Probed, ProbeError> {
         use std::net::TcpListener;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -367,6 +386,40 @@ mod tests {
         drop(probe);
         server.join().unwrap();
         result
+    }
+
+    #[test]
+    fn under_disable_on_404_a_404_is_a_probe_passed_by_a_target_on_its_way_out() {
+        let not_found = b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\n\r\ngone";
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nUP";
+        let soft = |expect_status: &[(u16, u16)], body: Option<&str>| Active {
+            disable_on_404: true,
+            expect_status: expect_status.into(),
+            expect_body: body.map(Into::into),
+            ..probing(1, 1)
+        };
+        assert_eq!(
+            probe_with(not_found, &soft(&[], None)).unwrap(),
+            Probed::NotFound
+        );
+        // Before what the checks expect, as HAProxy's: listed, or with a
+        // body without the text, a 404 is still one.
+        let listed = soft(&[(200, 200), (404, 404)], Some("UP"));
+        assert_eq!(probe_with(not_found, &listed).unwrap(), Probed::NotFound);
+        assert_eq!(probe_with(ok, &listed).unwrap(), Probed::Passed);
+        let without = Active {
+            disable_on_404: false,
+            ..soft(&[], None)
+        };
+        assert!(matches!(
+            probe_with(not_found, &without),
+            Err(ProbeError::Status(404))
+        ));
+        let other = b"HTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n";
+        assert!(matches!(
+            probe_with(other, &soft(&[], None)),
+            Err(ProbeError::Status(410))
+        ));
     }
 
     #[test]
@@ -615,11 +668,11 @@ mod tests {
 
     /// A connect probe of `addr`, given long enough to pass on a loaded
     /// machine (see [`connect_probe_within`]).
-    fn connect_probe(addr: Endpoint) -> Result<(), ProbeError> {
+    fn connect_probe(addr: Endpoint) -> Result<Probed, ProbeError> {
         connect_probe_within(addr, Duration::from_secs(10))
     }
 
-    fn connect_probe_within(addr: Endpoint, within: Duration) -> Result<(), ProbeError> {
+    fn connect_probe_within(addr: Endpoint, within: Duration) -> Result<Probed, ProbeError> {
         let settings = Active {
             kind: ProbeKind::Connect,
             timeout: within,

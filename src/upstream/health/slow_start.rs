@@ -33,7 +33,7 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::{health, probing};
-    use super::super::{AdminState, Passive, ProbeError};
+    use super::super::{AdminState, Passive, ProbeError, Probed};
     use super::*;
 
     #[test]
@@ -54,7 +54,7 @@ mod tests {
         let checked = health(0, 10);
         let settings = probing(1, 1);
         checked.probed(0, t0, &settings, Err(ProbeError::Status(503)));
-        checked.probed(0, t0 + s(40), &settings, Ok(()));
+        checked.probed(0, t0 + s(40), &settings, Ok(Probed::Passed));
         assert_eq!(checked.share(t0 + s(60), period), 200);
 
         // Back from maintenance: from the operator's word.
@@ -88,9 +88,9 @@ mod tests {
         let (s, period) = (Duration::from_secs, Duration::from_secs(100));
         let settings = probing(2, 1);
         h.failed(t0, "x");
-        h.probed(0, t0 + s(4), &settings, Ok(()));
+        h.probed(0, t0 + s(4), &settings, Ok(Probed::Passed));
         // The mark ended at t0 + 10: back (and ramping) since then.
-        h.probed(0, t0 + s(30), &settings, Ok(()));
+        h.probed(0, t0 + s(30), &settings, Ok(Probed::Passed));
         assert_eq!(h.share(t0 + s(30), period), 200);
     }
 
