@@ -77,6 +77,7 @@ pub mod realip;
 pub mod request_id;
 pub mod rewrite;
 pub mod routes;
+pub mod rule_pairs;
 pub mod sched;
 pub mod secure_link;
 pub mod server;
