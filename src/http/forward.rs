@@ -139,60 +139,88 @@ pub struct Forwarded<'a> {
 /// proxy saw or a trusted proxy in front said (a client's own values would
 /// be lies we pass on); and `Via` appended.
 pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
-    let mut peer = String::with_capacity(15);
-    push_ip(&mut peer, f.client_ip);
-    // One buffer for X-Forwarded-For, then Forwarded: `set` copies.
-    let mut scratch = join_values(headers, "x-forwarded-for", &peer);
-    headers.set("X-Forwarded-For", &scratch);
-    let mut named = String::new();
-    let client = if f.real_ip == f.client_ip {
-        &peer
-    } else {
-        push_ip(&mut named, f.real_ip);
-        &named
-    };
+    let mut client = String::with_capacity(15);
+    push_ip(&mut client, f.real_ip);
+    // What earlier hops wrote, before this one's entry.
+    let mut forwarded_for = Vec::with_capacity(64);
+    push_joined(&mut forwarded_for, headers, "x-forwarded-for");
+    match f.client_ip == f.real_ip {
+        true => forwarded_for.extend_from_slice(client.as_bytes()),
+        false => {
+            let mut peer = String::with_capacity(15);
+            push_ip(&mut peer, f.client_ip);
+            forwarded_for.extend_from_slice(peer.as_bytes());
+        }
+    }
+    let via = f.via.map(|entry| {
+        let mut via = Vec::with_capacity(32);
+        push_joined(&mut via, headers, "via");
+        via.extend_from_slice(entry.as_bytes());
+        via
+    });
+    let capability = f.surrogate_capability.map(|entry| surrogate_capability(headers, entry));
+    // Every field set below goes in one pass over the list (each `set`
+    // would walk it again): these run on every request.
+    headers.retain(|name, _| {
+        let named = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        !(ALWAYS_WRITTEN.iter().any(|n| named(n))
+            || via.is_some() && named("via")
+            || capability.is_some() && named("surrogate-capability"))
+    });
+    headers.push("X-Forwarded-For", forwarded_for);
     // As nginx's common `proxy_set_header X-Real-IP $remote_addr` (with
     // its realip module, the client a trusted proxy names): backends moved
     // from behind nginx trust it for allow-lists, rate limits and audit
     // logs.
-    headers.set("X-Real-IP", client);
+    headers.push("X-Real-IP", &client);
     // Ours alone, not appended to: the elements before it would be the
     // client's word (a trusted proxy's is in X-Forwarded-For), and readers
     // such as Spring's ForwardedHeaderFilter take host and proto from the
     // first element.
-    scratch.clear();
-    push_forwarded_element(&mut scratch, client, f.host, f.proto);
-    headers.set("Forwarded", &scratch);
-    headers.set("X-Forwarded-Proto", f.proto);
-    match f.host {
-        Some(host) => headers.set("X-Forwarded-Host", host),
-        None => {
-            headers.remove("x-forwarded-host");
+    let mut element = Vec::with_capacity(64);
+    push_forwarded_element(&mut element, &client, f.host, f.proto);
+    headers.push("Forwarded", element);
+    headers.push("X-Forwarded-Proto", f.proto);
+    if let Some(host) = f.host {
+        headers.push("X-Forwarded-Host", host);
+    }
+    if let Some(via) = via {
+        headers.push("Via", via);
+    }
+    if let Some(capability) = capability {
+        headers.push("Surrogate-Capability", capability);
+    }
+}
+
+/// The fields [`add_forwarded`] always writes (or, `X-Forwarded-Host`
+/// for a request without a host, takes out), in lower case.
+const ALWAYS_WRITTEN: [&str; 5] = [
+    "x-forwarded-for",
+    "x-real-ip",
+    "forwarded",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+];
+
+/// `Surrogate-Capability` as it goes on: what surrogates in front
+/// announced, but an entry in this cache's own name, then `entry`, this
+/// cache's. No device in front has this cache's name, and whoever sent it
+/// (a client claiming ESI, say) would have the origin answer what suits a
+/// device this cache is not, for it to store for everyone.
+fn surrogate_capability(headers: &Headers, entry: &str) -> Vec<u8> {
+    let ours = entry.split('=').next().unwrap_or(entry).trim();
+    let mut capability = Vec::new();
+    for device in headers.quoted_list("surrogate-capability") {
+        let token = device.split('=').next().unwrap_or(device).trim();
+        // One with a quote left open would make this cache's entry,
+        // after it, part of its quoted string.
+        if !token.eq_ignore_ascii_case(ours) && quotes_close(device) {
+            capability.extend_from_slice(device.as_bytes());
+            capability.extend_from_slice(b", ");
         }
     }
-    if let Some(entry) = f.via {
-        let via = join_values(headers, "via", entry);
-        headers.set("Via", via);
-    }
-    if let Some(entry) = f.surrogate_capability {
-        // What surrogates in front announced, but an entry in this
-        // cache's own name: no device in front has it, and whoever sent it
-        // (a client claiming ESI, say) would have the origin answer what
-        // suits a device this cache is not, for it to store for everyone.
-        let ours = entry.split('=').next().unwrap_or(entry).trim();
-        let mut capability = Vec::new();
-        for device in headers.quoted_list("surrogate-capability") {
-            let token = device.split('=').next().unwrap_or(device).trim();
-            // One with a quote left open would make this cache's entry,
-            // after it, part of its quoted string.
-            if !token.eq_ignore_ascii_case(ours) && quotes_close(device) {
-                capability.extend_from_slice(device.as_bytes());
-                capability.extend_from_slice(b", ");
-            }
-        }
-        capability.extend_from_slice(entry.as_bytes());
-        headers.set("Surrogate-Capability", capability);
-    }
+    capability.extend_from_slice(entry.as_bytes());
+    capability
 }
 
 /// Whether every quoted string `element` opens is closed (RFC 9110
@@ -250,9 +278,9 @@ fn push_forwarded_value(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-/// All values of `name` joined with ", ", then `last`.
-fn join_values(headers: &Headers, name: &str, last: &str) -> Vec<u8> {
-    let mut out = Vec::new();
+/// Appends every value of `name`, each followed by ", " (the value to
+/// come after them is the caller's).
+fn push_joined(out: &mut Vec<u8>, headers: &Headers, name: &str) {
     for v in headers.get_all(name) {
         let v = v.trim_ascii();
         if !v.is_empty() {
@@ -260,8 +288,6 @@ fn join_values(headers: &Headers, name: &str, last: &str) -> Vec<u8> {
             out.extend_from_slice(b", ");
         }
     }
-    out.extend_from_slice(last.as_bytes());
-    out
 }
 
 #[cfg(test)]

@@ -197,7 +197,8 @@ pub(in crate::proxy) fn fetch_from<'s>(
         // Once, whatever the retries: the mirror sees the request a
         // client made. Whether its connection is kept is its own pool's
         // word (see `mirror::send_and_read`), not this one's.
-        if send.mirrored && !std::mem::replace(&mut copied, true) {
+        let mirrors = send.mirrored && pool_config.mirror.is_some();
+        if mirrors && !std::mem::replace(&mut copied, true) {
             let copy = upstream_request(head, &forwarded, edits, send, target, false);
             mirror(&copy, send, client, uri, to.pool, shared);
         }
