@@ -167,6 +167,21 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
             || via.is_some() && named("via")
             || capability.is_some() && named("surrogate-capability"))
     });
+    let mut element = Vec::with_capacity(64);
+    push_forwarded_element(&mut element, &client, f.host, f.proto);
+    // Room for them all at once.
+    let values = [
+        forwarded_for.len(),
+        client.len(),
+        element.len(),
+        f.proto.len(),
+        f.host.map_or(0, str::len),
+        via.as_ref().map_or(0, Vec::len),
+        capability.as_ref().map_or(0, Vec::len),
+    ];
+    // Their names: `X-Forwarded-For` to `Surrogate-Capability`.
+    const NAMES: usize = 89;
+    headers.reserve(values.len(), values.iter().sum::<usize>() + NAMES);
     headers.push("X-Forwarded-For", forwarded_for);
     // As nginx's common `proxy_set_header X-Real-IP $remote_addr` (with
     // its realip module, the client a trusted proxy names): backends moved
@@ -177,8 +192,6 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
     // client's word (a trusted proxy's is in X-Forwarded-For), and readers
     // such as Spring's ForwardedHeaderFilter take host and proto from the
     // first element.
-    let mut element = Vec::with_capacity(64);
-    push_forwarded_element(&mut element, &client, f.host, f.proto);
     headers.push("Forwarded", element);
     headers.push("X-Forwarded-Proto", f.proto);
     if let Some(host) = f.host {

@@ -68,6 +68,14 @@ impl Headers {
         self.fields.len()
     }
 
+    /// Room for `n` more fields of `bytes` bytes in all: a list parsed or
+    /// cloned has none to spare, and fields pushed one by one would each
+    /// grow it anew.
+    pub fn reserve(&mut self, n: usize, bytes: usize) {
+        self.fields.reserve(n);
+        self.bytes.reserve(bytes);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
