@@ -158,7 +158,9 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
         via.extend_from_slice(entry.as_bytes());
         via
     });
-    let capability = f.surrogate_capability.map(|entry| surrogate_capability(headers, entry));
+    let capability = f
+        .surrogate_capability
+        .map(|entry| surrogate_capability(headers, entry));
     // Every field set below goes in one pass over the list (each `set`
     // would walk it again): these run on every request.
     headers.retain(|name, _| {

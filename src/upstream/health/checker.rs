@@ -38,22 +38,29 @@ impl Health {
                 state.announce_up(&self.name(), ": health checks are off");
             }
         }
-        self.set_stopping(false, &mut state, Instant::now(), "health checks are off");
+        let why = || "health checks are off".to_string();
+        self.set_stopping(false, &mut state, Instant::now(), why);
     }
 
     /// Whether the checks keep the target out of rotation while up: its
     /// last probe was answered 404 under `health_check_disable_on_404`.
     /// Says so in the log when that changes, and a target back in
     /// rotation ramps up under `slow_start` as one back from `drain`.
-    fn set_stopping(&self, stopping: bool, state: &mut State, now: Instant, why: &str) {
+    fn set_stopping(
+        &self,
+        stopping: bool,
+        state: &mut State,
+        now: Instant,
+        why: impl FnOnce() -> String,
+    ) {
         if self.stopping.swap(stopping, Ordering::Relaxed) == stopping {
             return;
         }
         match stopping {
-            true => log::warn!("target {} takes no new request: {why}", self.name()),
+            true => log::warn!("target {} takes no new request: {}", self.name(), why()),
             false => {
                 state.back_since = Some(state.down_until.map_or(now, |until| until.max(now)));
-                log::info!("target {} takes new requests again: {why}", self.name());
+                log::info!("target {} takes new requests again: {}", self.name(), why());
             }
         }
     }
@@ -75,15 +82,17 @@ impl Health {
         let state = &mut *state;
         match result {
             Ok(Probed::NotFound) => {
-                let why = format!(
-                    "health check {} answered 404 (disable-on-404)",
-                    settings.kind
-                );
-                self.set_stopping(true, state, now, &why);
+                let why = || {
+                    format!(
+                        "health check {} answered 404 (disable-on-404)",
+                        settings.kind
+                    )
+                };
+                self.set_stopping(true, state, now, why);
             }
             Ok(Probed::Passed) => {
-                let why = format!("health check {} passed", settings.kind);
-                self.set_stopping(false, state, now, &why);
+                let why = || format!("health check {} passed", settings.kind);
+                self.set_stopping(false, state, now, why);
             }
             Err(_) => {}
         }
