@@ -37,8 +37,7 @@ pub struct Rendered {
 impl LocationRewrite {
     /// Comma separated rules, each `<from> <to>`: a prefix of the URLs to
     /// replace, and what replaces it, which may name the request's
-    /// variables (`$scheme`, `$host`, `$http_host`, `$server_port`, ...).
-    /// Empty = off.
+    /// variables of [`SAME_FOR_A_URL`]. Empty = off.
     pub fn parse(v: &str) -> Result<LocationRewrite, String> {
         let mut rules = Vec::new();
         let example = "http://app.internal:8080/ https://www.example.com/";
