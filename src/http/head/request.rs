@@ -1,12 +1,13 @@
 //! A request head: what it says of its target and its connection, and
 //! how one is parsed and checked within the configured limits.
 
-use super::fields::{collect_headers, header_storage};
+use super::fields::collect_headers;
 use super::host::check_host;
 use super::target::{check_target, path_and_query_of, split_absolute};
 use super::{as_http11, persists, HeadError, Version, MAX_HEADERS};
 use crate::http::headers::Headers;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// A parsed request head.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,9 +111,11 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
         }
     }
     let max_headers = limits.max_headers.min(MAX_HEADERS);
-    let mut storage = header_storage(head, max_headers);
-    let mut req = httparse::Request::new(&mut storage);
-    match req.parse(head) {
+    // On the stack and left uninitialized for httparse to fill: neither
+    // counted, allocated nor cleared for each request.
+    let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(head, &mut storage[..max_headers]) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(max_headers)),

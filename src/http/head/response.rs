@@ -51,11 +51,25 @@ fn push_status(out: &mut Vec<u8>, status: u16) {
     out.extend_from_slice(&digits);
 }
 
+/// How many fields a response head is first parsed into (see
+/// [`parse_response`]).
+const FEW_HEADERS: usize = 24;
+
 /// Parses a complete response head from a backend.
 pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
-    let mut storage = header_storage(head, MAX_HEADERS);
-    let mut res = httparse::Response::new(&mut storage);
-    match res.parse(head) {
+    // Most answers have a few fields: a list of as many on the stack
+    // spares counting the head's lines and an allocation, and a longer
+    // head is parsed again into one as long as it needs.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    let mut many;
+    let mut res = httparse::Response::new(&mut few);
+    let mut parsed = res.parse(head);
+    if let Err(httparse::Error::TooManyHeaders) = parsed {
+        many = header_storage(head, MAX_HEADERS);
+        res = httparse::Response::new(&mut many);
+        parsed = res.parse(head);
+    }
+    match parsed {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(MAX_HEADERS)),
@@ -190,6 +204,32 @@ fn registered_reason(status: u16) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_with_more_fields_than_the_first_list_holds_is_parsed_whole() {
+        let head_with = |n: usize| {
+            let fields: String = (0..n).map(|i| format!("X-F{i}: {i}\r\n")).collect();
+            format!("HTTP/1.1 200 OK\r\n{fields}\r\n").into_bytes()
+        };
+        for n in [
+            0,
+            FEW_HEADERS - 1,
+            FEW_HEADERS,
+            FEW_HEADERS + 1,
+            MAX_HEADERS,
+        ] {
+            let parsed = parse_response(&head_with(n)).unwrap();
+            assert_eq!(parsed.headers.len(), n);
+            if n > 0 {
+                let last = format!("x-f{}", n - 1);
+                assert_eq!(parsed.headers.get_str(&last), Some(&*(n - 1).to_string()));
+            }
+        }
+        assert_eq!(
+            parse_response(&head_with(MAX_HEADERS + 1)).err(),
+            Some(HeadError::TooManyHeaders(MAX_HEADERS))
+        );
+    }
 
     #[test]
     fn an_empty_reason_of_a_registered_status_is_filled_in() {
