@@ -481,9 +481,10 @@ pub fn arg_in<'a>(query: &'a str, name: &str) -> Option<&'a str> {
 }
 
 /// Whether `$http_<name>` names the field called `field`.
-pub fn names_field(name: &str, field: &str) -> bool {
+pub fn names_field(name: &str, field: impl AsRef<[u8]>) -> bool {
+    let field = field.as_ref();
     name.len() == field.len()
-        && (name.bytes().zip(field.bytes()))
+        && (name.bytes().zip(field.iter().copied()))
             .all(|(n, f)| n == f.to_ascii_lowercase() || (n == b'_' && f == b'-'))
 }
 

@@ -205,6 +205,12 @@ impl Headers {
         self.fields = fields;
     }
 
+    /// Names and values as bytes, as lookups read them: without
+    /// [`Headers::iter`]'s check that each name is text (which it is).
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        (self.fields.iter()).map(|f| (f.name_in(&self.bytes), self.value_of(f)))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.fields
             .iter()

@@ -81,7 +81,7 @@ fn logged_value(name: &str, value: &[u8]) -> String {
 /// joined with `, `, as every other `$http_` variable's; obs-text (not
 /// UTF-8) logged as U+FFFD rather than lost.
 fn logged_field(headers: &Headers, name: &str) -> Option<String> {
-    let named = (headers.iter()).filter(|(field, _)| variables::names_field(name, field));
+    let named = (headers.iter_bytes()).filter(|(field, _)| variables::names_field(name, field));
     named.fold(None, |joined, (_, value)| {
         let value = String::from_utf8_lossy(value.trim_ascii());
         Some(match joined {
