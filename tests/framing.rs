@@ -274,6 +274,25 @@ fn a_close_delimited_response_is_relayed_intact() {
 }
 
 #[test]
+fn an_empty_close_delimited_response_reaches_an_http_1_0_client_head_and_all() {
+    // Nothing of the body ever comes: the head still goes, then the
+    // close that ends the body (an HTTP/1.0 client has no chunks).
+    let a = Backend::start("a", |_, out| {
+        out.write_all(b"HTTP/1.1 200 OK\r\nX-Kind: eof\r\n\r\n")
+            .unwrap();
+        Action::Close
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    client.send(b"GET /empty HTTP/1.0\r\n\r\n");
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("x-kind"), Some("eof"));
+    assert!(!response.head.is_chunked(), "{}", response.head.raw);
+    assert!(response.body.is_empty());
+}
+
+#[test]
 fn a_large_content_length_response_is_relayed_intact() {
     let body = pattern(3 * 1024 * 1024 + 5);
     let sent = body.clone();
@@ -377,6 +396,26 @@ fn a_backend_connection_that_cannot_be_pooled_is_closed_before_a_slow_client_rea
     // The client reads no more: the proxy is still writing to it.
     let closed = || a.closed.load(std::sync::atomic::Ordering::SeqCst) == 1;
     assert!(wait_until(WAIT_LIMIT, closed));
+}
+
+#[test]
+fn a_streamed_response_that_says_close_never_has_its_backend_connection_reused() {
+    // Past response_buffer_size, so streamed; the backend would read on,
+    // but said it closes: the proxy must not send it another request.
+    let body = pattern(200_000);
+    let sent = body.clone();
+    let a = Backend::start("a", move |_, out| {
+        respond(out, 200, &[("Connection", "close")], &sent);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr], |_| {});
+    let mut client = proxy.connect();
+    for _ in 0..2 {
+        let response = client.get("/big");
+        assert_eq!(response.status, 200);
+        assert!(response.body == body, "body bytes differ");
+    }
+    assert_eq!(a.connections(), 2);
 }
 
 #[test]

@@ -430,6 +430,53 @@ fn a_body_that_ends_with_its_connection_is_compressed_in_chunks_and_the_client_k
 }
 
 #[test]
+fn a_chunked_page_that_came_whole_goes_compressed_with_its_length() {
+    // All its chunks arrive with the head: decoded and read whole, then
+    // compressed whole, as a page of a known length is.
+    let backend = Backend::start("chunks", |_, out| {
+        let mut bytes =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        bytes.extend_from_slice(&chunked(&page(5000), 700, ""));
+        let _ = out.write_all(&bytes);
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    let zipped = client.get_with("/", &[GZIP]);
+    assert_eq!(zipped.header("content-encoding"), Some("gzip"));
+    assert!(!zipped.head.is_chunked(), "{}", zipped.head.raw);
+    assert_eq!(
+        zipped.header("content-length"),
+        Some(zipped.body.len().to_string().as_str())
+    );
+    assert_eq!(gunzip(&zipped.body), page(5000));
+    // Without gzip, the same page as it came, its length now known.
+    let plain = client.get("/");
+    assert!(!plain.head.has("content-encoding"));
+    assert_eq!(plain.header("content-length"), Some("5000"));
+    assert_eq!(plain.body, page(5000));
+}
+
+#[test]
+fn a_head_for_a_page_too_small_to_compress_says_no_coding_as_its_get() {
+    // The length a HEAD's answer describes is the one gzip_min_length is
+    // measured against, as it is for the GET.
+    let backend = origin(99, HTML);
+    let proxy = start_proxy(&[backend.addr], gzip_on);
+    let mut client = proxy.connect();
+    let head = client.head_with("/", &[GZIP]);
+    assert_eq!(head.status, 200);
+    assert!(!head.head.has("content-encoding"), "{}", head.head.raw);
+    assert!(!head.head.has("vary"), "{}", head.head.raw);
+    assert_eq!(head.header("content-length"), Some("99"));
+    assert_eq!(head.header("etag"), Some("\"v1\""));
+    let get = client.get_with("/", &[GZIP]);
+    assert!(!get.head.has("content-encoding"));
+    assert_eq!(get.body, page(99));
+}
+
+#[test]
 fn an_etag_the_backend_names_in_connection_is_not_written_back_weakened() {
     const FIELDS: &[(&str, &str)] = &[
         ("Content-Type", "text/html"),

@@ -979,6 +979,69 @@ fn a_client_gone_before_any_response_byte_is_logged_499() {
 }
 
 #[test]
+fn a_client_reset_before_any_body_byte_went_is_logged_499() {
+    // A request pipelined behind it: the client is not looked at while
+    // the backend works, so the answer, read whole or streamed, is
+    // written to a client already gone, and its first write fails.
+    for len in [4, 200_000] {
+        let release = Gate::new();
+        let gate = release.clone();
+        let a = Backend::start("a", move |_, out| {
+            gate.wait();
+            respond(out, 200, &[], &pattern(len));
+            Action::KeepAlive
+        });
+        let mut proxy = start_proxy(&[a.addr], |_| {});
+        let mut stream = proxy.connect().reader.stream;
+        stream
+            .write_all(
+                b"GET /reset HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
+            )
+            .unwrap();
+        assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(stream);
+        release.open();
+        proxy.assert_becomes_idle();
+        let line = logged_line(&mut proxy, "/reset");
+        assert!(line.contains("\" 499 0 "), "{len}: {line}");
+    }
+}
+
+#[test]
+fn a_body_cut_short_by_the_client_is_logged_with_its_status() {
+    // Read whole (within response_buffer_size) and sent in one write, or
+    // streamed: the client stops taking it, and resets, once it has the
+    // head.
+    const SIZE: usize = 16 << 20;
+    let a = Backend::start("a", |_, out| {
+        respond(out, 200, &[], &pattern(SIZE));
+        Action::KeepAlive
+    });
+    for buffer in [SIZE as u64, 64 << 10] {
+        let mut proxy = start_proxy(&[a.addr], |c| c.response_buffer_size = buffer);
+        let mut client = Client::connect_taking(4096, proxy.addr);
+        client.send(b"GET /cut HTTP/1.1\r\nHost: x\r\n\r\n");
+        let head = client.reader.read_head().unwrap().unwrap();
+        assert!(head.start_line.starts_with("HTTP/1.1 200 "), "{}", head.raw);
+        let stream = client.reader.stream;
+        socket2::SockRef::from(&stream)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(stream);
+        proxy.assert_becomes_idle();
+        let line = logged_line(&mut proxy, "/cut");
+        let bytes: u64 = (line.split("\" 200 ").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{buffer}: not a 200: {line}"));
+        assert!(bytes < SIZE as u64, "{buffer}: {line}");
+    }
+}
+
+#[test]
 fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     // The client closes normally (curl -m, a closed tab) while the backend
     // works; its answer then comes: not sent, logged 499, and the backend
@@ -1125,6 +1188,32 @@ fn a_client_that_leaves_an_event_stream_has_its_backend_connection_closed() {
 }
 
 #[test]
+fn a_client_that_leaves_an_event_stream_is_logged_as_the_one_that_ended_it() {
+    // Seen leaving while the proxy waited on the backend: the client
+    // ended the exchange in its body (`CD`), not the backend (`SD`),
+    // which did nothing wrong.
+    let first_event = Gate::new();
+    first_event.open();
+    let saw_close = Arc::new(AtomicUsize::new(0));
+    let a = streaming_backend(&first_event, &saw_close);
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = 2 * WAIT_LIMIT;
+        c.log_format =
+            inverso::config::LogFormat::parse("$status $body_bytes_sent $termination").unwrap();
+    });
+    let (mut client, _head) = head_only(&proxy, "/events");
+    assert_eq!(client.reader.read_line().unwrap(), "c");
+    drop(client);
+    assert!(
+        wait_until(WAIT_LIMIT, || saw_close.load(Ordering::SeqCst) == 1),
+        "the backend saw no close"
+    );
+    proxy.assert_becomes_idle();
+    assert!(proxy.shutdown(WAIT_LIMIT));
+    assert_eq!(proxy.log_lines(), ["200 12 CD"]);
+}
+
+#[test]
 fn an_event_stream_that_fails_after_its_head_went_on_alone_is_cut_not_answered_502() {
     // Its head already reached the client: a 502 after it would be read
     // as the body's next bytes (and the connection might even be kept).
@@ -1151,6 +1240,34 @@ fn an_event_stream_that_fails_after_its_head_went_on_alone_is_cut_not_answered_5
         let line = logged_line(&mut proxy, "/events");
         assert!(line.contains("\" 200 0 "), "{what}: {line}");
     }
+}
+
+#[test]
+fn a_client_reset_before_an_event_stream_s_head_went_on_alone_is_logged_499() {
+    // A request pipelined behind it: the client is not looked at while
+    // the backend works, and the head, sent alone as no event comes,
+    // fails to go. Nothing reached the client.
+    let release = Gate::new();
+    let gate = release.clone();
+    let a = Backend::start("a", move |_, out| {
+        gate.wait();
+        let _ = out.write_all(EVENT_STREAM_HEAD);
+        Action::Hang
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut stream = proxy.connect().reader.stream;
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    release.open();
+    proxy.assert_becomes_idle();
+    let line = logged_line(&mut proxy, "/events");
+    assert!(line.contains("\" 499 0 "), "{line}");
 }
 
 #[test]
