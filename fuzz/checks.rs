@@ -816,6 +816,7 @@ pub fn rewrite(data: &[u8]) {
             "auth_request_redirect",
             "location_rewrite",
             "cookie_domain",
+            "cookie_path",
         ]
         .iter()
         .any(|k| l.starts_with(k))
@@ -966,7 +967,7 @@ pub fn rewrite(data: &[u8]) {
 /// begins keeps what follows that start, and what replaces it is the
 /// rule's, its variables' values escaped where a URL cannot hold them
 /// (no control byte, space or `\` comes from them); a cookie keeps
-/// every byte but its `Domain` values.
+/// every byte but its `Domain` and `Path` values.
 fn backend_urls_made_the_client_s(
     config: &inverso::config::Config,
     facts: &Facts<'_>,
@@ -988,23 +989,34 @@ fn backend_urls_made_the_client_s(
         assert_eq!(made[..url], field[..url], "{field} made {made}");
     }
     let host = facts.head.authority().map(inverso::variables::host_of);
-    let Some(made) = config.cookie_domain.apply(field.as_bytes(), host) else {
-        return;
-    };
-    let before: Vec<_> = set_cookie_attributes(field.as_bytes(), "domain").collect();
-    let after: Vec<_> = set_cookie_attributes(&made, "domain").collect();
-    assert_eq!(before.len(), after.len(), "{field}");
+    if let Some(made) = config.cookie_domain.apply(field.as_bytes(), host) {
+        only_values_changed(field.as_bytes(), &made, "domain", b";, ");
+    }
+    if let Some(made) = config.cookie_path.apply(field.as_bytes()) {
+        only_values_changed(field.as_bytes(), &made, "path", b";");
+    }
+}
+
+/// `made` is `field` (a `Set-Cookie` value) but for the values of its
+/// `attribute`s, as many as it had, each with no more control bytes or
+/// bytes of `not_in` than it had: a rule's replacement brings none.
+fn only_values_changed(field: &[u8], made: &[u8], attribute: &'static str, not_in: &[u8]) {
+    let shown = String::from_utf8_lossy(field);
+    let before: Vec<_> = set_cookie_attributes(field, attribute).collect();
+    let after: Vec<_> = set_cookie_attributes(made, attribute).collect();
+    assert_eq!(before.len(), after.len(), "{shown}");
     let (mut was, mut is) = (0, 0);
     for (b, a) in before.into_iter().zip(after) {
-        assert_eq!(field.as_bytes()[was..b.start], made[is..a.start], "{field}");
-        let (old, new) = (&field.as_bytes()[b.clone()], &made[a.clone()]);
-        let a_domain = !new
-            .iter()
-            .any(|b| b.is_ascii_control() || b";, ".contains(b));
-        assert!(old == new || a_domain, "{field}");
+        assert_eq!(field[was..b.start], made[is..a.start], "{shown}");
+        let unsafe_bytes = |value: &[u8]| {
+            let unsafe_byte = |b: &&u8| b.is_ascii_control() || not_in.contains(b);
+            value.iter().filter(unsafe_byte).count()
+        };
+        let (old, new) = (&field[b.clone()], &made[a.clone()]);
+        assert!(unsafe_bytes(new) <= unsafe_bytes(old), "{shown}");
         (was, is) = (b.end, a.end);
     }
-    assert_eq!(field.as_bytes()[was..], made[is..], "{field}");
+    assert_eq!(field[was..], made[is..], "{shown}");
 }
 
 /// A request field of `$is_args` and `$args`, as README's Templates

@@ -233,19 +233,19 @@ fn cookie_flags_give_each_pool_s_cookies_theirs_and_leave_the_sticky_one_alone()
 }
 
 #[test]
-fn cookie_domain_gives_the_client_s_host_for_the_backend_s_own() {
+fn cookie_domain_and_cookie_path_give_the_client_s_host_and_path_for_the_backend_s_own() {
     let backend = Backend::start("app", |_, out| {
         let fields = [
-            ("Set-Cookie", "sid=1; Domain=app.internal; Path=/"),
-            ("Set-Cookie", "pref=2; Domain=.static.internal"),
-            ("Set-Cookie", "other=3; Domain=example.net"),
+            ("Set-Cookie", "sid=1; Domain=app.internal; Path=/app/"),
+            ("Set-Cookie", "pref=2; Domain=.static.internal; Path=/app/prefs"),
+            ("Set-Cookie", "other=3; Domain=example.net; Path=/else"),
         ];
         respond(out, 200, &fields, b"x");
         Action::KeepAlive
     });
     let text = format!(
         "targets = {}\ncookie_domain = app.internal $host, static.internal example.com\n\
-         cookie_flags = sid secure\n",
+         cookie_path = /app/ /\ncookie_flags = sid secure\n",
         backend.addr
     );
     let proxy = start_proxy(&[], from_file(&text));
@@ -255,8 +255,8 @@ fn cookie_domain_gives_the_client_s_host_for_the_backend_s_own() {
         cookies,
         [
             "sid=1; Domain=www.example.com; Path=/; Secure",
-            "pref=2; Domain=.example.com",
-            "other=3; Domain=example.net",
+            "pref=2; Domain=.example.com; Path=/prefs",
+            "other=3; Domain=example.net; Path=/else",
         ],
         "{}",
         r.head.raw

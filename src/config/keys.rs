@@ -906,7 +906,16 @@ pub const KEYS: &[Key] = &[
                nginx's proxy_cookie_domain, for a backend that names its own host in them: \
                comma separated rules `<from> <to>`, `app.internal example.com` or \
                `app.internal $host`; the first rule naming the domain applies; empty = none",
-        apply: |c, v| crate::cookie_domain::CookieDomains::parse(v).map(|d| c.cookie_domain = d),
+        apply: |c, v| crate::cookie_rewrite::CookieDomains::parse(v).map(|d| c.cookie_domain = d),
+    },
+    Key {
+        name: "cookie_path",
+        default: "",
+        help: "the Path of the backends' cookies replaced on their way to clients, as nginx's \
+               proxy_cookie_path, for a backend that writes its own base path in them: comma \
+               separated rules `<from> <to>`, `/app/ /`; the first rule whose path begins the \
+               cookie's replaces that start; empty = none",
+        apply: |c, v| crate::cookie_rewrite::CookiePaths::parse(v).map(|p| c.cookie_path = p),
     },
     Key {
         name: "location_rewrite",

@@ -289,7 +289,10 @@ pub struct Config {
     pub cookie_flags: crate::cookie_flags::CookieFlags,
     /// `cookie_domain`: the `Domain` of the backends' cookies replaced
     /// (nginx's `proxy_cookie_domain`); empty: none.
-    pub cookie_domain: crate::cookie_domain::CookieDomains,
+    pub cookie_domain: crate::cookie_rewrite::CookieDomains,
+    /// `cookie_path`: the `Path` of the backends' cookies replaced
+    /// (nginx's `proxy_cookie_path`); empty: none.
+    pub cookie_path: crate::cookie_rewrite::CookiePaths,
     /// `location_rewrite`: what the URLs in a backend's `Location` and
     /// `Refresh` begin with replaced (nginx's `proxy_redirect`); empty:
     /// none.
@@ -549,6 +552,7 @@ impl Config {
             sticky_cookie_lifetimes: Default::default(),
             cookie_flags: Default::default(),
             cookie_domain: Default::default(),
+            cookie_path: Default::default(),
             location_rewrite: Default::default(),
             rate_limit: None,
             rate_limit_burst: None,

@@ -94,6 +94,7 @@ pub const POOL_KEYS: &[&str] = &[
     "sticky_cookie_max_life",
     "cookie_flags",
     "cookie_domain",
+    "cookie_path",
     "location_rewrite",
     "health_check_path",
     "health_check_tcp",

@@ -264,6 +264,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     let host = forwarded.host.as_deref().map(host_of);
                     (response.headers).edit_values("set-cookie", |c| cookie_domain.apply(c, host));
                 }
+                // After a route's `cookie_paths`, on the paths it made.
+                let cookie_path = &pool_config.cookie_path;
+                if !cookie_path.is_empty() {
+                    (response.headers).edit_values("set-cookie", |c| cookie_path.apply(c));
+                }
                 // After the paths: a rule reads the cookie's name alone.
                 let cookie_flags = &pool_config.cookie_flags;
                 if !cookie_flags.is_empty() {

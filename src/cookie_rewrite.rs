@@ -1,8 +1,11 @@
-//! `cookie_domain` (nginx's `proxy_cookie_domain`): the `Domain` of a
-//! backend's cookies replaced on their way to clients, for a backend that
-//! names its own host in them (`cookie_domain = app.internal $host`):
-//! a browser drops a cookie whose domain is not the site's. Rules are
-//! tried in the order written; the first naming the domain applies.
+//! `cookie_domain` and `cookie_path` (nginx's `proxy_cookie_domain` and
+//! `proxy_cookie_path`): the `Domain` and `Path` of a backend's cookies
+//! replaced on their way to clients, for a backend that names its own
+//! host or its own base path in them (`cookie_domain = app.internal
+//! $host`, `cookie_path = /app/ /`): a browser drops a cookie whose
+//! domain is not the site's, and sends one back only under its path.
+//! Rules are tried in the order written; the first that takes the value
+//! applies, as nginx applies the first matching directive.
 
 use crate::http::headers::set_cookie_attributes;
 use crate::rule_pairs;
@@ -57,34 +60,91 @@ impl CookieDomains {
     /// `host` is what `$host` stands for (none: such a rule does not
     /// apply). `None` when no rule applies.
     pub fn apply(&self, field: &[u8], host: Option<&str>) -> Option<Vec<u8>> {
-        let mut made: Option<Vec<u8>> = None;
-        // Where the field's bytes not yet copied to `made` begin.
-        let mut copied = 0;
-        for span in set_cookie_attributes(field, "domain") {
-            let value = &field[span.clone()];
+        replace_values(field, "domain", |value| {
             let dot = usize::from(value.starts_with(b"."));
             let named = &value[dot..];
-            let rule = self
-                .rules
-                .iter()
-                .find(|r| named.eq_ignore_ascii_case(r.from.as_bytes()));
-            let to = match rule.map(|r| &r.to) {
-                Some(To::Domain(to)) => &**to,
-                Some(To::Host) => match host {
-                    Some(host) => host,
-                    None => continue,
-                },
-                None => continue,
+            let rule =
+                (self.rules.iter()).find(|r| named.eq_ignore_ascii_case(r.from.as_bytes()))?;
+            let to = match &rule.to {
+                To::Domain(to) => to,
+                To::Host => host?,
             };
-            let out = made.get_or_insert_with(|| Vec::with_capacity(field.len() + to.len()));
-            out.extend_from_slice(&field[copied..span.start + dot]);
-            out.extend_from_slice(to.as_bytes());
-            copied = span.end;
-        }
-        let mut made = made?;
-        made.extend_from_slice(&field[copied..]);
-        Some(made)
+            Some([&value[..dot], to.as_bytes()].concat())
+        })
     }
+}
+
+/// The rules of `cookie_path`, in the order written; empty when the
+/// setting is off.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CookiePaths {
+    /// Each a path a cookie's `Path` may begin with, and what replaces
+    /// that start.
+    rules: Box<[(Box<str>, Box<str>)]>,
+}
+
+impl CookiePaths {
+    /// Comma separated rules, each `<from> <to>`: the start of the paths
+    /// the backend writes, and what clients get in its place, both
+    /// beginning with `/`. Empty = off.
+    pub fn parse(v: &str) -> Result<CookiePaths, String> {
+        let mut rules = Vec::new();
+        for (from, to) in rule_pairs::parse(v, "/app/ /")? {
+            for path in [from, to] {
+                if !path.starts_with('/') || path.contains([';', '?', '$']) {
+                    return Err(format!(
+                        "`{path}`: not a cookie's path (it begins with `/`, and has no `;`, \
+                         `?` or variable)"
+                    ));
+                }
+            }
+            rules.push((from.into(), to.into()));
+        }
+        Ok(CookiePaths {
+            rules: rules.into(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// A `Set-Cookie` field's value with each `Path` attribute that a
+    /// rule's path begins given the rule's in place of that start (paths
+    /// compared as written), the rest byte for byte. `None` when no rule
+    /// applies.
+    pub fn apply(&self, field: &[u8]) -> Option<Vec<u8>> {
+        replace_values(field, "path", |value| {
+            let (from, to) =
+                (self.rules.iter()).find(|(from, _)| value.starts_with(from.as_bytes()))?;
+            Some([to.as_bytes(), &value[from.len()..]].concat())
+        })
+    }
+}
+
+/// `field` (a `Set-Cookie` value) with the value of each attribute of
+/// the name `attribute` that `replace` gives another in its place, the
+/// rest byte for byte; `None` when it gives none.
+fn replace_values(
+    field: &[u8],
+    attribute: &'static str,
+    mut replace: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let mut made: Option<Vec<u8>> = None;
+    // Where the field's bytes not yet copied to `made` begin.
+    let mut copied = 0;
+    for span in set_cookie_attributes(field, attribute) {
+        let Some(value) = replace(&field[span.clone()]) else {
+            continue;
+        };
+        let out = made.get_or_insert_with(|| Vec::with_capacity(field.len() + value.len()));
+        out.extend_from_slice(&field[copied..span.start]);
+        out.extend_from_slice(&value);
+        copied = span.end;
+    }
+    let mut made = made?;
+    made.extend_from_slice(&field[copied..]);
+    Some(made)
 }
 
 /// `text` if it is a domain name (letters, digits, `-` and dots; a
@@ -152,6 +212,34 @@ mod tests {
         assert_eq!(apply(rules, "sid=1; Path=/app.internal", None), None);
         // `$host` with no host known: left as it is.
         assert_eq!(apply(rules, "sid=1; Domain=api.internal", None), None);
+    }
+
+    #[test]
+    fn the_first_path_rule_that_begins_a_cookie_s_path_replaces_that_start() {
+        let rules = CookiePaths::parse("/app/admin/ /admin/, /app/ /, /APP /x").unwrap();
+        let apply = |field: &str| {
+            let made = rules.apply(field.as_bytes())?;
+            Some(String::from_utf8(made).unwrap())
+        };
+        assert_eq!(
+            apply("sid=1; Path=/app/account; HttpOnly").as_deref(),
+            Some("sid=1; Path=/account; HttpOnly")
+        );
+        assert_eq!(
+            apply("a=1; path = /app/admin/x").as_deref(),
+            Some("a=1; path = /admin/x")
+        );
+        assert_eq!(apply("a=1; Path=/app/").as_deref(), Some("a=1; Path=/"));
+        // Compared as written; elsewhere, none, or the pair: as it came.
+        assert_eq!(apply("a=1; Path=/App/x"), None);
+        assert_eq!(apply("a=1; Path=/other"), None);
+        assert_eq!(apply("a=1"), None);
+        assert_eq!(apply("Path=/app/x"), None);
+        let err = |v: &str| CookiePaths::parse(v).unwrap_err();
+        assert!(err("app/ /").contains("not a cookie's path"));
+        assert!(err("/app/ /$host/").contains("not a cookie's path"));
+        assert!(err("/a;b /").contains("not a cookie's path"));
+        assert!(CookiePaths::parse("").unwrap().is_empty());
     }
 
     #[test]
