@@ -984,30 +984,40 @@ fn a_client_reset_before_any_body_byte_went_is_logged_499() {
     // the backend works, so the answer, read whole or streamed, is
     // written to a client already gone, and its first write fails.
     for len in [4, 200_000] {
-        let release = Gate::new();
-        let gate = release.clone();
-        let a = Backend::start("a", move |_, out| {
-            gate.wait();
+        let line = logged_after_a_reset_mid_answer("/reset", move |out| {
             respond(out, 200, &[], &pattern(len));
             Action::KeepAlive
         });
-        let mut proxy = start_proxy(&[a.addr], |_| {});
-        let mut stream = proxy.connect().reader.stream;
-        stream
-            .write_all(
-                b"GET /reset HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n",
-            )
-            .unwrap();
-        assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-        socket2::SockRef::from(&stream)
-            .set_linger(Some(Duration::ZERO))
-            .unwrap();
-        drop(stream);
-        release.open();
-        proxy.assert_becomes_idle();
-        let line = logged_line(&mut proxy, "/reset");
         assert!(line.contains("\" 499 0 "), "{len}: {line}");
     }
+}
+
+/// The log line of `GET path`, sent with another request pipelined
+/// behind it, from a client that resets its connection while the
+/// backend, which answers with `answer` once let go, works on it.
+fn logged_after_a_reset_mid_answer(
+    path: &str,
+    answer: impl Fn(&mut std::net::TcpStream) -> Action + Send + Sync + 'static,
+) -> String {
+    let release = Gate::new();
+    let gate = release.clone();
+    let a = Backend::start("a", move |_, out| {
+        gate.wait();
+        answer(out)
+    });
+    let mut proxy = start_proxy(&[a.addr], |_| {});
+    let mut stream = proxy.connect().reader.stream;
+    let pipelined =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    stream.write_all(pipelined.as_bytes()).unwrap();
+    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
+    socket2::SockRef::from(&stream)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(stream);
+    release.open();
+    proxy.assert_becomes_idle();
+    logged_line(&mut proxy, path)
 }
 
 #[test]
@@ -1247,26 +1257,10 @@ fn a_client_reset_before_an_event_stream_s_head_went_on_alone_is_logged_499() {
     // A request pipelined behind it: the client is not looked at while
     // the backend works, and the head, sent alone as no event comes,
     // fails to go. Nothing reached the client.
-    let release = Gate::new();
-    let gate = release.clone();
-    let a = Backend::start("a", move |_, out| {
-        gate.wait();
+    let line = logged_after_a_reset_mid_answer("/events", |out| {
         let _ = out.write_all(EVENT_STREAM_HEAD);
         Action::Hang
     });
-    let mut proxy = start_proxy(&[a.addr], |_| {});
-    let mut stream = proxy.connect().reader.stream;
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert!(wait_until(WAIT_LIMIT, || a.requests() == 1));
-    socket2::SockRef::from(&stream)
-        .set_linger(Some(Duration::ZERO))
-        .unwrap();
-    drop(stream);
-    release.open();
-    proxy.assert_becomes_idle();
-    let line = logged_line(&mut proxy, "/events");
     assert!(line.contains("\" 499 0 "), "{line}");
 }
 

@@ -237,7 +237,10 @@ fn cookie_domain_and_cookie_path_give_the_client_s_host_and_path_for_the_backend
     let backend = Backend::start("app", |_, out| {
         let fields = [
             ("Set-Cookie", "sid=1; Domain=app.internal; Path=/app/"),
-            ("Set-Cookie", "pref=2; Domain=.static.internal; Path=/app/prefs"),
+            (
+                "Set-Cookie",
+                "pref=2; Domain=.static.internal; Path=/app/prefs",
+            ),
             ("Set-Cookie", "other=3; Domain=example.net; Path=/else"),
         ];
         respond(out, 200, &fields, b"x");
