@@ -3,7 +3,7 @@
 (Python 3.11, standard library only; valgrind from Debian).
 
     scripts/instructions.py [--binary target/release/inverso] [--requests 2000]
-                            [--cases proxied,hit,gzip-hit,miss]
+                            [--cases proxied,hit,gzip-hit,miss] [--browser] [--top N]
 
 Requests per second move with the machine by 20-50% from one hour to the
 next (see README's Performance); instructions per request do not, so this
@@ -47,6 +47,18 @@ import threading
 import time
 
 BODY = b"x" * 1024
+# What a browser sends besides Host (`--browser`): wrk, as the benchmarks
+# run it, sends Host alone.
+BROWSER_FIELDS = [
+    ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Language", "en-US,en;q=0.5"),
+    ("Referer", "https://bench.test/index.html"),
+    ("Cookie", "session=5f1e2d3c4b5a69788796a5b4c3d2e1f0; theme=dark"),
+    ("Sec-Fetch-Dest", "document"),
+    ("Sec-Fetch-Mode", "navigate"),
+    ("Upgrade-Insecure-Requests", "1"),
+]
 CASES = ["proxied", "miss", "hit", "gzip-hit"]
 # callgrind runs the proxy some 50 times slower: starting, and answering.
 START_LIMIT = 60.0
@@ -199,7 +211,7 @@ def dumped_instructions(directory, top):
     sys.exit(f"no totals in {dumps[0]}")
 
 
-def measure(binary, case, requests, warmup, top):
+def measure(binary, case, requests, warmup, top, browser=False):
     cache_control = "no-store" if case == "miss" else "max-age=3600"
     backend = start_backend(cache_control)
     directory = tempfile.mkdtemp(prefix="inverso-instructions-")
@@ -208,6 +220,8 @@ def measure(binary, case, requests, warmup, top):
     with open(conf, "w") as f:
         f.write(config(case, port, backend.server_address[1]))
     fields = [("Accept-Encoding", "gzip")] if case == "gzip-hit" else []
+    if browser:
+        fields += BROWSER_FIELDS
     proc = subprocess.Popen(
         [
             "valgrind",
@@ -272,6 +286,9 @@ def main():
     parser.add_argument(
         "--top", type=int, default=0, help="print the N functions that executed most (all threads)"
     )
+    parser.add_argument(
+        "--browser", action="store_true", help="send a browser's fields too (by default Host alone, as wrk)"
+    )
     args = parser.parse_args()
     # The proxy runs in a directory of its own.
     args.binary = os.path.abspath(args.binary)
@@ -288,7 +305,7 @@ def main():
         sys.exit("--requests must be 1 to 100000, --warmup 0 to 10000")
     print(f"{'case':<10} {'requests':>8} {'instructions/request':>21}")
     for case in cases:
-        per = measure(args.binary, case, args.requests, args.warmup, args.top)
+        per = measure(args.binary, case, args.requests, args.warmup, args.top, args.browser)
         print(f"{case:<10} {args.requests:>8} {per:>21,.0f}", flush=True)
 
 

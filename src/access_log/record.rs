@@ -417,7 +417,10 @@ pub(super) fn escape_into(out: &mut String, s: &str) {
 /// `s` with every byte that is not `plain` written as `\xHH` (each byte
 /// of a character outside ASCII).
 fn escape_with(out: &mut String, s: &str, plain: impl Fn(u8) -> bool) {
-    if s.bytes().all(&plain) {
+    // Without stopping at the first byte that is not plain: a loop with
+    // no exit is checked many bytes at a time, and nearly every value is
+    // plain throughout.
+    if s.bytes().fold(true, |all, b| all & plain(b)) {
         out.push_str(s);
         return;
     }

@@ -83,7 +83,13 @@ fn logged_value(name: &str, value: &[u8]) -> String {
 fn logged_field(headers: &Headers, name: &str) -> Option<String> {
     let named = (headers.iter_bytes()).filter(|(field, _)| variables::names_field(name, field));
     named.fold(None, |joined, (_, value)| {
-        let value = String::from_utf8_lossy(value.trim_ascii());
+        let value = value.trim_ascii();
+        // Text, as nearly every value is, checked a word at a time; only
+        // another is read character by character for what to replace.
+        let value = match std::str::from_utf8(value) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(value),
+        };
         Some(match joined {
             Some(joined) => format!("{joined}, {value}"),
             None => value.into_owned(),

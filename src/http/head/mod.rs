@@ -118,7 +118,9 @@ impl HeadError {
 /// from in `scanned`.
 pub fn find_head_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, HeadError> {
     let mut i = *scanned;
-    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+    // `memchr` looks a word or a vector at a time: a byte at a time, the
+    // search was a tenth of the work of a request with a browser's fields.
+    while let Some(off) = memchr::memchr(b'\n', &buf[i..]) {
         let lf = i + off;
         if lf == 0 || buf[lf - 1] != b'\r' {
             return Err(HeadError::BareLf);

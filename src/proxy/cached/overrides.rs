@@ -21,10 +21,8 @@ const METHOD_OVERRIDES: [&str; 3] = [
 /// either spelling (with `underscores_in_headers`, `X_HTTP_Method` reaches
 /// a CGI backend as `X-HTTP-Method`).
 fn method_overrides(head: &RequestHead) -> impl Iterator<Item = &[u8]> {
-    (head.headers.iter())
-        .filter(|(name, _)| {
-            (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name.as_bytes()))
-        })
+    (head.headers.iter_bytes())
+        .filter(|(name, _)| (METHOD_OVERRIDES.iter()).any(|m| read_alike(m.as_bytes(), name)))
         .map(|(_, value)| value)
 }
 
