@@ -83,6 +83,11 @@ static TCHAR: [bool; 256] = {
     table
 };
 
+/// How many fields a head is first parsed into, on the stack (see
+/// `parse_request`): more than most heads have, and small beside a
+/// worker's stack.
+pub(super) const FEW_HEADERS: usize = 24;
+
 /// Room for httparse to put the fields of `head`: one slot per line (an
 /// upper bound on the fields), at most `max`, on the heap. A fixed array of
 /// `MAX_HEADERS` on the stack would be 8 KiB that every worker thread

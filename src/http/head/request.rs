@@ -1,7 +1,7 @@
 //! A request head: what it says of its target and its connection, and
 //! how one is parsed and checked within the configured limits.
 
-use super::fields::collect_headers;
+use super::fields::{collect_headers, header_storage, FEW_HEADERS};
 use super::host::check_host;
 use super::target::{check_target, path_and_query_of, split_absolute};
 use super::{as_http11, persists, HeadError, Version, MAX_HEADERS};
@@ -111,11 +111,23 @@ pub fn parse_request(head: &[u8], limits: &RequestLimits) -> Result<RequestHead,
         }
     }
     let max_headers = limits.max_headers.min(MAX_HEADERS);
-    // On the stack and left uninitialized for httparse to fill: neither
-    // counted, allocated nor cleared for each request.
-    let mut storage = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    // Most requests have a few fields: a short list on the stack, left
+    // uninitialized for httparse to fill, spares counting the head's
+    // lines and an allocation; a longer head is parsed again into one as
+    // long as it needs. Short, as each worker's stack keeps what it once
+    // touched while it idles (see `header_storage`).
+    let mut few = [const { MaybeUninit::uninit() }; FEW_HEADERS];
+    let mut many;
     let mut req = httparse::Request::new(&mut []);
-    match req.parse_with_uninit_headers(head, &mut storage[..max_headers]) {
+    let mut parsed = req.parse_with_uninit_headers(head, &mut few[..max_headers.min(FEW_HEADERS)]);
+    if let Err(httparse::Error::TooManyHeaders) = parsed {
+        if max_headers > FEW_HEADERS {
+            many = header_storage(head, max_headers);
+            req = httparse::Request::new(&mut many);
+            parsed = req.parse(head);
+        }
+    }
+    match parsed {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(HeadError::Malformed("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders(max_headers)),
@@ -314,6 +326,33 @@ mod tests {
         let mut r = req(b"GET /p?q HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
         assert_eq!(r.set_path_and_query("/n"), "/p?q");
         assert_eq!((&*r.target, r.path_and_query()), ("/n", "/n".into()));
+    }
+
+    #[test]
+    fn a_head_with_more_fields_than_the_first_list_holds_is_parsed_whole() {
+        let head_with = |n: usize| {
+            let fields: String = (0..n).map(|i| format!("X-F{i}: {i}\r\n")).collect();
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{fields}\r\n").into_bytes()
+        };
+        let limits = |max_headers| RequestLimits {
+            max_headers,
+            ..RequestLimits::default()
+        };
+        for n in [FEW_HEADERS - 2, FEW_HEADERS - 1, FEW_HEADERS, 99] {
+            let parsed = parse_request(&head_with(n), &limits(100)).unwrap();
+            assert_eq!(parsed.headers.len(), n + 1, "{n}");
+            assert!(parsed.headers.contains(&format!("x-f{}", n - 1)), "{n}");
+        }
+        assert_eq!(
+            parse_request(&head_with(100), &limits(100)).err(),
+            Some(HeadError::TooManyHeaders(100))
+        );
+        // A limit below the first list's length counts as well.
+        assert!(parse_request(&head_with(9), &limits(10)).is_ok());
+        assert_eq!(
+            parse_request(&head_with(10), &limits(10)).err(),
+            Some(HeadError::TooManyHeaders(10))
+        );
     }
 
     #[test]

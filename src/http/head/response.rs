@@ -1,7 +1,7 @@
 //! A response head: one parsed from a backend, or one the proxy makes,
 //! and the reason phrases of the statuses.
 
-use super::fields::{collect_headers, header_storage};
+use super::fields::{collect_headers, header_storage, FEW_HEADERS};
 use super::{as_http11, persists, HeadError, Version, MAX_HEADERS};
 use crate::http::headers::Headers;
 
@@ -50,10 +50,6 @@ fn push_status(out: &mut Vec<u8>, status: u16) {
     ];
     out.extend_from_slice(&digits);
 }
-
-/// How many fields a response head is first parsed into (see
-/// [`parse_response`]).
-const FEW_HEADERS: usize = 24;
 
 /// Parses a complete response head from a backend.
 pub fn parse_response(head: &[u8]) -> Result<ResponseHead, HeadError> {
