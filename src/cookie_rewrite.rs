@@ -10,7 +10,8 @@
 use crate::http::headers::set_cookie_attributes;
 use crate::rule_pairs;
 
-/// The rules, in the order written; empty when the setting is off.
+/// The rules of `cookie_domain`, in the order written; empty when the
+/// setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CookieDomains {
     rules: Box<[Rule]>,
