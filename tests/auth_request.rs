@@ -1404,3 +1404,38 @@ fn the_sign_in_redirect_names_the_user_auth_basic_signed_in() {
     );
     assert_eq!(app.requests(), 0);
 }
+
+#[test]
+fn a_long_session_cookie_of_a_yes_goes_with_a_hit_too() {
+    // As long as an oauth2-proxy session: longer than the room a hit's
+    // head makes for its own fields before any are counted in.
+    let session = format!("_oauth2_proxy={}; Path=/; HttpOnly", "s".repeat(400));
+    let gate = {
+        let session = session.clone();
+        Backend::start("sso", move |_, out| {
+            respond(out, 200, &[("Set-Cookie", session.as_str())], b"");
+            Action::KeepAlive
+        })
+    };
+    let app = Backend::start("app", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=600")], b"page");
+        Action::KeepAlive
+    });
+    let configure = from_file(&guarded(app.addr, gate.addr, ""));
+    let proxy = start_proxy(&[], |c| {
+        configure(c);
+        c.cache_size = 4 << 20;
+    });
+    let mut client = proxy.connect();
+    for cache in ["MISS", "HIT"] {
+        let r = client.get_with("/p", &[SIGNED_IN]);
+        let raw = &r.head.raw;
+        assert_eq!(
+            (r.header("x-cache"), r.body_str().as_str()),
+            (Some(cache), "page"),
+            "{raw}"
+        );
+        assert_eq!(r.header("set-cookie"), Some(session.as_str()), "{raw}");
+    }
+    assert_eq!(app.requests(), 1);
+}

@@ -203,6 +203,32 @@ fn a_repeated_get_is_a_hit_and_head_is_answered_from_the_get() {
 }
 
 #[test]
+fn a_hit_to_a_client_that_closes_says_so_and_closes() {
+    let (backend, proxy) = cached_fixed(200, &[("Cache-Control", "max-age=60")]);
+    get(&proxy, "/c");
+    for request in [
+        "GET /c HTTP/1.1\r\nHost: test.example\r\nConnection: close\r\n\r\n",
+        "GET /c HTTP/1.0\r\nHost: test.example\r\n\r\n",
+    ] {
+        let mut client = proxy.connect();
+        client.send(request.as_bytes());
+        let hit = client.response();
+        expect(&hit, 200, "HIT", "/c #1");
+        assert!(
+            hit.head.has_token("connection", "close"),
+            "{request:?}:\n{}",
+            hit.head.raw
+        );
+        // Closed: a request sent after it is never answered.
+        let again = b"GET /c HTTP/1.1\r\nHost: test.example\r\n\r\n";
+        let _ = client.reader.stream.write_all(again);
+        let after = client.try_response(false);
+        assert!(after.is_err(), "{request:?}: kept open, answered {after:?}");
+    }
+    assert_eq!(backend.requests(), 1);
+}
+
+#[test]
 fn a_range_of_a_stored_response_is_answered_from_the_cache() {
     let (backend, proxy) =
         cached_fixed(200, &[("Cache-Control", "max-age=60"), ("ETag", "\"v1\"")]);
@@ -4125,6 +4151,34 @@ fn assert_no_stale_copy(after_500: &Response, after_hang_up: &Response) {
         "{}",
         after_hang_up.head.raw
     );
+}
+
+#[test]
+fn an_origin_s_500_leaves_the_entry_it_could_not_stand_in_for() {
+    // Nothing may be served stale here, so the 500 goes to the client;
+    // but it is the origin failing, not a new answer for the URL: the
+    // entry stays, and the next request revalidates it.
+    let failing = Arc::new(AtomicBool::new(false));
+    let fails = failing.clone();
+    let backend = origin(move |seen| {
+        let born_stale = fields(&[("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")]);
+        if fails.load(Ordering::SeqCst) {
+            (500, Vec::new())
+        } else if seen.head.has("if-none-match") {
+            (304, born_stale)
+        } else {
+            (200, born_stale)
+        }
+    });
+    let proxy = cached_proxy(&backend, |c| c.stale_if_error = Duration::ZERO);
+    expect(&get(&proxy, "/e"), 200, "MISS", "/e #1");
+    failing.store(true, Ordering::SeqCst);
+    let failed = get(&proxy, "/e");
+    let answer = (failed.status, failed.body_str());
+    assert_eq!(answer, (500, "/e #2".to_string()), "{}", failed.head.raw);
+    failing.store(false, Ordering::SeqCst);
+    expect(&get(&proxy, "/e"), 200, "REVALIDATED", "/e #1");
+    assert_eq!(backend.requests(), 3);
 }
 
 #[test]

@@ -128,3 +128,21 @@ fn without_a_name_no_cache_status_is_written() {
         assert!(!client.get("/").head.has("cache-status"));
     }
 }
+
+#[test]
+fn the_ttl_a_hit_says_is_what_is_left_of_its_freshness() {
+    let backend = Backend::start("origin", |seen, out| {
+        // A minute's freshness, twenty seconds of it spent upstream.
+        let fields = [("Cache-Control", "max-age=60"), ("Age", "20")];
+        respond(out, 200, &fields, seen.path().as_bytes());
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], named);
+    let mut client = proxy.connect();
+    assert_eq!(x_cache(&client.get("/a")), "MISS");
+    let hit = client.get("/a");
+    assert_eq!(x_cache(&hit), "HIT");
+    let member = ours(&hit);
+    assert!(member.starts_with("inverso; hit; ttl="), "{member}");
+    assert!((39..=40).contains(&ttl(&member)), "{member}");
+}

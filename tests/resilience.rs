@@ -1080,6 +1080,35 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
 }
 
+#[test]
+fn a_client_that_gives_up_on_an_answer_the_cache_may_not_keep_is_logged_with_its_backend() {
+    // Through the cache, an answer it will not store is not read for a
+    // client gone meanwhile either: logged 499, naming the backend.
+    let release = Gate::new();
+    let gate = release.clone();
+    let a = Backend::start("a", move |_, out| {
+        // Bounded: answers anyway once the test is over.
+        gate.wait();
+        respond(
+            out,
+            200,
+            &[("Cache-Control", "no-store")],
+            &vec![b'x'; 4 << 20],
+        );
+        Action::KeepAlive
+    });
+    let mut proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
+    send_then_leave(&proxy, &a, "/unkept");
+    // Past the wait after which the proxy looks (20 ms): a precondition,
+    // not a measurement.
+    std::thread::sleep(Duration::from_millis(50));
+    release.open();
+    proxy.assert_becomes_idle();
+    let line = logged_line(&mut proxy, "/unkept");
+    assert!(line.contains("\" 499 0 "), "{line}");
+    assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+}
+
 /// Shuts `proxy` down, asserting that nothing was cut, and returns its
 /// access log's line for `path`.
 #[track_caller]

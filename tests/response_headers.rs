@@ -418,6 +418,48 @@ fn stale_and_revalidated_answers_get_them() {
     assert!(stored_head(&proxy).contains("X-Powered-By: Express"));
 }
 
+#[test]
+fn fields_longer_than_the_stored_head_go_out_whole_from_the_cache() {
+    // Born stale: each GET after the first is revalidated, and the 304
+    // brings a session cookie for this client alone.
+    let cookie = format!("session={}; Path=/", "c".repeat(3000));
+    let backend = {
+        let cookie = cookie.clone();
+        Backend::start("origin", move |seen, out| {
+            let fields = [("Cache-Control", "max-age=0"), ("ETag", "\"v1\"")];
+            if seen.head.has("if-none-match") {
+                write_304(
+                    out,
+                    &[fields[0], fields[1], ("Set-Cookie", cookie.as_str())],
+                );
+            } else {
+                respond(out, 200, &fields, b"body");
+            }
+            Action::KeepAlive
+        })
+    };
+    // A policy far longer than what the backend sent.
+    let policy = format!("default-src 'self' {}", "https://cdn.example ".repeat(60));
+    let lines = format!(
+        "response_header.Content-Security-Policy = {}\n",
+        policy.trim()
+    );
+    let proxy = cached(&backend, &lines);
+    assert_eq!(get(&proxy, "/p", &[]).header("x-cache"), Some("MISS"));
+    let revalidated = get(&proxy, "/p", &[]);
+    let raw = &revalidated.head.raw;
+    assert_eq!(revalidated.header("x-cache"), Some("REVALIDATED"), "{raw}");
+    assert_eq!(revalidated.body, b"body");
+    assert_eq!(
+        revalidated.header("set-cookie"),
+        Some(cookie.as_str()),
+        "{raw}"
+    );
+    let csp = revalidated.header("content-security-policy");
+    assert_eq!(csp, Some(policy.trim()), "{raw}");
+    assert_eq!(backend.requests(), 2);
+}
+
 // ---------------------------------------------------------------- own answers
 
 #[test]
