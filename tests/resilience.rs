@@ -1056,21 +1056,7 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
     // The client closes normally (curl -m, a closed tab) while the backend
     // works; its answer then comes: not sent, logged 499, and the backend
     // connection closed rather than read to the end of a long body.
-    let release = Gate::new();
-    let gate = release.clone();
-    let a = Backend::start("a", move |_, out| {
-        // Bounded: answers anyway once the test is over.
-        gate.wait();
-        respond(out, 200, &[], &vec![b'x'; 4 << 20]);
-        Action::KeepAlive
-    });
-    let mut proxy = start_proxy(&[a.addr], |_| {});
-    send_then_leave(&proxy, &a, "/abandoned");
-    // Past the wait after which the proxy looks (20 ms): a precondition,
-    // not a measurement.
-    std::thread::sleep(Duration::from_millis(50));
-    release.open();
-    proxy.assert_becomes_idle();
+    let (mut proxy, a) = answered_after_the_client_left("/abandoned", &[], |_| {});
     assert!(
         wait_until(WAIT_LIMIT, || a.closed() == 1),
         "the backend connection is closed, not pooled"
@@ -1084,29 +1070,38 @@ fn a_client_that_gives_up_waiting_is_logged_499_and_its_response_not_read() {
 fn a_client_that_gives_up_on_an_answer_the_cache_may_not_keep_is_logged_with_its_backend() {
     // Through the cache, an answer it will not store is not read for a
     // client gone meanwhile either: logged 499, naming the backend.
+    let unkept = &[("Cache-Control", "no-store")];
+    let (mut proxy, a) =
+        answered_after_the_client_left("/unkept", unkept, |c| c.cache_size = 4 << 20);
+    let line = logged_line(&mut proxy, "/unkept");
+    assert!(line.contains("\" 499 0 "), "{line}");
+    assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+}
+
+/// A proxy (as `tweak` sets it) and its backend, which answers `GET path`
+/// with 4 MiB and `fields` only once the client that asked has left;
+/// returned once the proxy is idle again.
+fn answered_after_the_client_left(
+    path: &str,
+    fields: &'static [(&'static str, &'static str)],
+    tweak: impl FnOnce(&mut inverso::Config),
+) -> (Proxy, Backend) {
     let release = Gate::new();
     let gate = release.clone();
     let a = Backend::start("a", move |_, out| {
         // Bounded: answers anyway once the test is over.
         gate.wait();
-        respond(
-            out,
-            200,
-            &[("Cache-Control", "no-store")],
-            &vec![b'x'; 4 << 20],
-        );
+        respond(out, 200, fields, &vec![b'x'; 4 << 20]);
         Action::KeepAlive
     });
-    let mut proxy = start_proxy(&[a.addr], |c| c.cache_size = 4 << 20);
-    send_then_leave(&proxy, &a, "/unkept");
+    let proxy = start_proxy(&[a.addr], tweak);
+    send_then_leave(&proxy, &a, path);
     // Past the wait after which the proxy looks (20 ms): a precondition,
     // not a measurement.
     std::thread::sleep(Duration::from_millis(50));
     release.open();
     proxy.assert_becomes_idle();
-    let line = logged_line(&mut proxy, "/unkept");
-    assert!(line.contains("\" 499 0 "), "{line}");
-    assert!(line.contains(&format!("upstream={}", a.addr)), "{line}");
+    (proxy, a)
 }
 
 /// Shuts `proxy` down, asserting that nothing was cut, and returns its

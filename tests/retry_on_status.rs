@@ -28,6 +28,13 @@ fn listing(statuses: &str) -> impl Fn(&mut Config) + '_ {
     move |c| c.retry_on_status = RetryOnStatus::parse(statuses).unwrap()
 }
 
+/// A 503 is tried once more on another target, and counts no failure.
+fn one_retry_on_503(c: &mut Config) {
+    listing("503")(c);
+    c.max_fails = 0;
+    c.retries = Some(1);
+}
+
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 const POST: &[u8] = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
 
@@ -186,11 +193,7 @@ fn when_every_target_answers_a_listed_status_the_last_answer_is_relayed() {
         .map(|name| answering(name, 503, &[]))
         .collect();
     let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
-    let proxy = start_proxy(&addrs, |c| {
-        listing("503")(c);
-        c.max_fails = 0;
-        c.retries = Some(1);
-    });
+    let proxy = start_proxy(&addrs, one_retry_on_503);
     assert_eq!(send(&proxy, GET).status, 503);
     let asked: usize = backends.iter().map(Backend::requests).sum();
     assert_eq!(asked, 2);
@@ -347,11 +350,7 @@ fn a_discarded_answer_leaves_its_connection_fit_for_the_next_request() {
         Action::KeepAlive
     });
     let good = Backend::echo("good");
-    let proxy = start_proxy(&[bad.addr, good.addr], |c| {
-        listing("503")(c);
-        c.max_fails = 0;
-        c.retries = Some(1);
-    });
+    let proxy = start_proxy(&[bad.addr, good.addr], one_retry_on_503);
     assert_eq!(
         send(&proxy, b"GET /retry HTTP/1.1\r\nHost: x\r\n\r\n").status,
         200
@@ -386,11 +385,7 @@ fn a_discarded_answer_whose_body_is_still_coming_closes_its_connection() {
         Action::KeepAlive
     });
     let good = Backend::echo("good");
-    let proxy = start_proxy(&[bad.addr, good.addr], |c| {
-        listing("503")(c);
-        c.max_fails = 0;
-        c.retries = Some(1);
-    });
+    let proxy = start_proxy(&[bad.addr, good.addr], one_retry_on_503);
     let response = send(&proxy, b"GET /retry HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(response.header("x-backend"), Some("good"));
     // Round robin comes back to `bad` within two requests: on a new

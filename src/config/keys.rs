@@ -214,8 +214,8 @@ pub const KEYS: &[Key] = &[
         help: "true: the trailer fields of a backend's chunked response (sent after its \
                body: a checksum, Server-Timing) go on to the client, as nginx's \
                proxy_pass_trailers and HAProxy's way, and a client's `TE: trailers` and the \
-               trailer fields of its chunked upload to the backend; fields that frame, route, authenticate or describe the content stay \
-               behind (RFC 9110 §6.5.1)",
+               trailer fields of its chunked upload to the backend; fields that frame, route, \
+               authenticate or describe the content stay behind (RFC 9110 §6.5.1)",
         apply: |c, v| parse_bool(v).map(|b| c.pass_trailers = b),
     },
     Key {

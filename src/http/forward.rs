@@ -22,8 +22,9 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// The fields the proxy writes itself, whatever the client sent in them:
-/// [`add_forwarded`]'s, and those of a client's certificate (RFC 9440,
-/// see `proxy::client_cert`).
+/// [`add_forwarded`]'s (first those it always writes, [`ALWAYS_WRITTEN`],
+/// then `Via`), and those of a client's certificate (RFC 9440, see
+/// `proxy::client_cert`).
 pub const FORWARDING_FIELDS: [&str; 8] = [
     "x-forwarded-for",
     "x-forwarded-host",
@@ -171,7 +172,7 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
     });
     let mut element = Vec::with_capacity(64);
     push_forwarded_element(&mut element, &client, f.host, f.proto);
-    // Room for them all at once.
+    // Room for them all at once, their names (at most 20 bytes) too.
     let values = [
         forwarded_for.len(),
         client.len(),
@@ -181,9 +182,10 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
         via.as_ref().map_or(0, Vec::len),
         capability.as_ref().map_or(0, Vec::len),
     ];
-    // Their names: `X-Forwarded-For` to `Surrogate-Capability`.
-    const NAMES: usize = 89;
-    headers.reserve(values.len(), values.iter().sum::<usize>() + NAMES);
+    headers.reserve(
+        values.len(),
+        values.iter().sum::<usize>() + 20 * values.len(),
+    );
     headers.push("X-Forwarded-For", forwarded_for);
     // As nginx's common `proxy_set_header X-Real-IP $remote_addr` (with
     // its realip module, the client a trusted proxy names): backends moved
@@ -208,14 +210,9 @@ pub fn add_forwarded(headers: &mut Headers, f: &Forwarded<'_>) {
 }
 
 /// The fields [`add_forwarded`] always writes (or, `X-Forwarded-Host`
-/// for a request without a host, takes out), in lower case.
-const ALWAYS_WRITTEN: [&str; 5] = [
-    "x-forwarded-for",
-    "x-real-ip",
-    "forwarded",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-];
+/// for a request without a host, takes out): the first five of
+/// [`FORWARDING_FIELDS`].
+const ALWAYS_WRITTEN: &[&str] = FORWARDING_FIELDS.split_at(5).0;
 
 /// `Surrogate-Capability` as it goes on: what surrogates in front
 /// announced, but an entry in this cache's own name, then `entry`, this
