@@ -8,24 +8,34 @@
 //! applies, as nginx applies the first matching directive.
 
 use crate::http::headers::set_cookie_attributes;
-use crate::rule_pairs;
+use crate::rewrite::Pattern;
+use crate::rule_pairs::{self, Part};
 
 /// The rules of `cookie_domain`, in the order written; empty when the
 /// setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CookieDomains {
-    rules: Box<[Rule]>,
+    rules: Box<[DomainRule]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Rule {
-    /// The domain replaced, lower case, without a leading dot.
-    from: Box<str>,
-    to: To,
+enum DomainRule {
+    Domain {
+        /// The domain replaced, lower case, without a leading dot.
+        from: Box<str>,
+        to: To,
+    },
+    /// nginx's `~pattern`: a `Domain` value it matches (its dot
+    /// included) replaced whole.
+    Pattern {
+        pattern: Pattern,
+        to: Box<[Part<To>]>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum To {
+    /// A domain, or in a pattern's replacement a part of one.
     Domain(Box<str>),
     /// `$host`: the host the client asked for, without its port.
     Host,
@@ -33,19 +43,38 @@ enum To {
 
 impl CookieDomains {
     /// Comma separated rules, each `<from> <to>`: a domain the backend
-    /// writes, and the one clients get in its place, or `$host`. Empty =
-    /// off.
+    /// writes, or nginx's `~pattern` (`~*` in any case) matching the
+    /// values to replace whole, and the one clients get in its place, or
+    /// `$host`; a pattern's may name its groups (`$1` to `$9`) and hold
+    /// `$host` among them. Empty = off.
     pub fn parse(v: &str) -> Result<CookieDomains, String> {
         let mut rules = Vec::new();
         for (from, to) in rule_pairs::parse(v, "app.internal $host")? {
-            let to = match to {
-                "$host" => To::Host,
-                to => To::Domain(domain(to)?.into()),
+            let rule = match rule_pairs::pattern(from) {
+                Some(pattern) => {
+                    let pattern = pattern?;
+                    let groups = pattern.regex().captures_len() - 1;
+                    let mut parts = Vec::new();
+                    for part in rule_pairs::split_at_groups(to, groups)? {
+                        match part {
+                            Part::Text(text) => parts.extend(domain_parts(text)?),
+                            Part::Group(n) => parts.push(Part::Group(n)),
+                        }
+                    }
+                    DomainRule::Pattern {
+                        pattern,
+                        to: parts.into(),
+                    }
+                }
+                None => DomainRule::Domain {
+                    from: domain(from)?.to_ascii_lowercase().into(),
+                    to: match to {
+                        "$host" => To::Host,
+                        to => To::Domain(domain(to)?.into()),
+                    },
+                },
             };
-            rules.push(Rule {
-                from: domain(from)?.to_ascii_lowercase().into(),
-                to,
-            });
+            rules.push(rule);
         }
         Ok(CookieDomains {
             rules: rules.into(),
@@ -57,21 +86,43 @@ impl CookieDomains {
     }
 
     /// A `Set-Cookie` field's value with each `Domain` attribute a rule
-    /// names replaced (its leading dot kept), the rest byte for byte;
-    /// `host` is what `$host` stands for (none: such a rule does not
-    /// apply). `None` when no rule applies.
+    /// takes replaced (a domain rule keeps its leading dot), the rest
+    /// byte for byte; `host` is what `$host` stands for (none: a rule
+    /// that writes it does not apply). `None` when no rule applies.
     pub fn apply(&self, field: &[u8], host: Option<&str>) -> Option<Vec<u8>> {
         replace_values(field, "domain", |value| {
-            let dot = usize::from(value.starts_with(b"."));
-            let named = &value[dot..];
-            let rule =
-                (self.rules.iter()).find(|r| named.eq_ignore_ascii_case(r.from.as_bytes()))?;
-            let to = match &rule.to {
-                To::Domain(to) => to,
-                To::Host => host?,
-            };
-            Some([&value[..dot], to.as_bytes()].concat())
+            (self.rules.iter()).find_map(|rule| rule.apply(value, host))
         })
+    }
+}
+
+impl DomainRule {
+    fn apply(&self, value: &[u8], host: Option<&str>) -> Option<Vec<u8>> {
+        match self {
+            DomainRule::Domain { from, to } => {
+                let dot = usize::from(value.starts_with(b"."));
+                if !value[dot..].eq_ignore_ascii_case(from.as_bytes()) {
+                    return None;
+                }
+                let to = match to {
+                    To::Domain(to) => to,
+                    To::Host => host?,
+                };
+                Some([&value[..dot], to.as_bytes()].concat())
+            }
+            DomainRule::Pattern { pattern, to } => {
+                if host.is_none() && to.contains(&Part::Text(To::Host)) {
+                    return None;
+                }
+                let captures = pattern.regex().captures(std::str::from_utf8(value).ok()?)?;
+                let mut made = String::new();
+                rule_pairs::fill(to, &captures, &mut made, |to, out| match to {
+                    To::Domain(text) => out.push_str(text),
+                    To::Host => out.push_str(host.unwrap_or_default()),
+                });
+                Some(made.into_bytes())
+            }
+        }
     }
 }
 
@@ -79,27 +130,52 @@ impl CookieDomains {
 /// setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CookiePaths {
-    /// Each a path a cookie's `Path` may begin with, and what replaces
-    /// that start.
-    rules: Box<[(Box<str>, Box<str>)]>,
+    rules: Box<[PathRule]>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum PathRule {
+    /// A path that begins with `from` has that start replaced by `to`.
+    Prefix { from: Box<str>, to: Box<str> },
+    /// nginx's `~pattern`: a path it matches replaced whole.
+    Pattern {
+        pattern: Pattern,
+        to: Box<[Part<Box<str>>]>,
+    },
 }
 
 impl CookiePaths {
     /// Comma separated rules, each `<from> <to>`: the start of the paths
-    /// the backend writes, and what clients get in its place, both
-    /// beginning with `/`. Empty = off.
+    /// the backend writes, or nginx's `~pattern` (`~*` in any case)
+    /// matching those to replace whole, and what clients get in its
+    /// place, beginning with `/` (a pattern's may begin with a group,
+    /// and name its groups, `$1` to `$9`). Empty = off.
     pub fn parse(v: &str) -> Result<CookiePaths, String> {
         let mut rules = Vec::new();
         for (from, to) in rule_pairs::parse(v, "/app/ /")? {
-            for path in [from, to] {
-                if !path.starts_with('/') || path.contains([';', '?', '$']) {
-                    return Err(format!(
-                        "`{path}`: not a cookie's path (it begins with `/`, and has no `;`, \
-                         `?` or variable)"
-                    ));
+            let rule = match rule_pairs::pattern(from) {
+                Some(pattern) => {
+                    let pattern = pattern?;
+                    let groups = pattern.regex().captures_len() - 1;
+                    let parts = rule_pairs::split_at_groups(to, groups)?;
+                    if let Some(Part::Text(first)) = parts.first() {
+                        path(first, to)?;
+                    }
+                    let parts = (parts.into_iter()).map(|part| match part {
+                        Part::Text(text) => path_text(text, to).map(|t| Part::Text(t.into())),
+                        Part::Group(n) => Ok(Part::Group(n)),
+                    });
+                    PathRule::Pattern {
+                        pattern,
+                        to: parts.collect::<Result<_, _>>()?,
+                    }
                 }
-            }
-            rules.push((from.into(), to.into()));
+                None => PathRule::Prefix {
+                    from: path(from, from)?.into(),
+                    to: path(to, to)?.into(),
+                },
+            };
+            rules.push(rule);
         }
         Ok(CookiePaths {
             rules: rules.into(),
@@ -110,17 +186,51 @@ impl CookiePaths {
         self.rules.is_empty()
     }
 
-    /// A `Set-Cookie` field's value with each `Path` attribute that a
-    /// rule's path begins given the rule's in place of that start (paths
-    /// compared as written), the rest byte for byte. `None` when no rule
-    /// applies.
+    /// A `Set-Cookie` field's value with each `Path` attribute a rule
+    /// takes replaced (a prefix rule's start, compared as written, or
+    /// what a pattern matched), the rest byte for byte. `None` when no
+    /// rule applies.
     pub fn apply(&self, field: &[u8]) -> Option<Vec<u8>> {
         replace_values(field, "path", |value| {
-            let (from, to) =
-                (self.rules.iter()).find(|(from, _)| value.starts_with(from.as_bytes()))?;
-            Some([to.as_bytes(), &value[from.len()..]].concat())
+            (self.rules.iter()).find_map(|rule| match rule {
+                PathRule::Prefix { from, to } => {
+                    let rest = value.strip_prefix(from.as_bytes())?;
+                    Some([to.as_bytes(), rest].concat())
+                }
+                PathRule::Pattern { pattern, to } => {
+                    let captures = pattern.regex().captures(std::str::from_utf8(value).ok()?)?;
+                    let mut made = String::new();
+                    rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
+                    Some(made.into_bytes())
+                }
+            })
         })
     }
+}
+
+/// `text`, of the rule word `written`, if it is a cookie's path: it
+/// begins with `/`.
+fn path<'a>(text: &'a str, written: &str) -> Result<&'a str, String> {
+    match text.starts_with('/') {
+        true => path_text(text, written),
+        false => Err(not_a_path(written)),
+    }
+}
+
+/// `text`, a part of the rule word `written`, if a cookie's path may
+/// hold it: no `;`, `?` or variable.
+fn path_text<'a>(text: &'a str, written: &str) -> Result<&'a str, String> {
+    match text.contains([';', '?', '$']) {
+        true => Err(not_a_path(written)),
+        false => Ok(text),
+    }
+}
+
+fn not_a_path(written: &str) -> String {
+    format!(
+        "`{written}`: not a cookie's path (it begins with `/`, or a pattern's group, and has \
+         no `;`, `?` or variable)"
+    )
 }
 
 /// `field` (a `Set-Cookie` value) with the value of each attribute of
@@ -165,6 +275,32 @@ fn domain(text: &str) -> Result<&str, String> {
              also be `$host`"
         )),
     }
+}
+
+/// A pattern's replacement text `text` (between its groups) as parts of
+/// a domain: `$host` where it is written, the rest letters, digits, `-`
+/// and dots.
+fn domain_parts(text: &str) -> Result<Vec<Part<To>>, String> {
+    let mut parts = Vec::new();
+    for (i, piece) in text.split("$host").enumerate() {
+        if i > 0 {
+            parts.push(Part::Text(To::Host));
+        }
+        if piece.is_empty() {
+            continue;
+        }
+        // `$hostname` would be a variable of its own.
+        let name_goes_on = i > 0 && piece.starts_with(|c: char| c.is_ascii_alphanumeric());
+        if name_goes_on || !(piece.bytes()).all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        {
+            return Err(format!(
+                "`{text}`: a pattern's replacement is a domain's letters, digits, `-` and \
+                 dots, its groups (`$1`) and `$host`"
+            ));
+        }
+        parts.push(Part::Text(To::Domain(piece.into())));
+    }
+    Ok(parts)
 }
 
 #[cfg(test)]
@@ -241,6 +377,59 @@ mod tests {
         assert!(err("/app/ /$host/").contains("not a cookie's path"));
         assert!(err("/a;b /").contains("not a cookie's path"));
         assert!(CookiePaths::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_domain_pattern_replaces_the_whole_value_it_matches() {
+        let rules = "~*^\\.?([a-z]+)\\.internal$ $1.example.com, ~^static\\. cdn.$host";
+        let host = Some("www.example.org");
+        assert_eq!(
+            apply(rules, "sid=1; Domain=.App.Internal; Path=/", host).as_deref(),
+            Some("sid=1; Domain=App.example.com; Path=/"),
+            "any case, the dot matched and replaced with the rest"
+        );
+        assert_eq!(
+            apply(rules, "a=1; Domain=static.internal.net", host).as_deref(),
+            Some("a=1; Domain=cdn.www.example.org")
+        );
+        // A rule writing `$host` with no host known does not apply.
+        assert_eq!(apply(rules, "a=1; Domain=static.internal.net", None), None);
+        assert_eq!(apply(rules, "a=1; Domain=a.b.internal", host), None);
+        let err = |v: &str| CookieDomains::parse(v).unwrap_err();
+        assert!(err("~^(a) $2.com").contains("names `$2`"));
+        assert!(err("~^(a) $1;x").contains("a domain's letters"));
+        assert!(err("~^(a) $hostname").contains("a domain's letters"));
+        assert!(err("~^(a $host").contains("does not compile"));
+    }
+
+    #[test]
+    fn a_path_pattern_replaces_the_whole_path_it_matches() {
+        let rules = CookiePaths::parse("~^/app(/.*)?$ /new$1, ~*^/API/(v[0-9]+)/ /api/$1").unwrap();
+        let apply = |field: &str| {
+            let made = rules.apply(field.as_bytes())?;
+            Some(String::from_utf8(made).unwrap())
+        };
+        assert_eq!(
+            apply("sid=1; Path=/app/account; HttpOnly").as_deref(),
+            Some("sid=1; Path=/new/account; HttpOnly")
+        );
+        assert_eq!(
+            apply("sid=1; Path=/app").as_deref(),
+            Some("sid=1; Path=/new")
+        );
+        assert_eq!(
+            apply("a=1; Path=/Api/V2/users").as_deref(),
+            Some("a=1; Path=/api/V2")
+        );
+        assert_eq!(apply("a=1; Path=/application"), None);
+        let paths = CookiePaths::parse("~^/[^/]+(/.*)$ $1").unwrap();
+        let made = paths.apply(b"a=1; Path=/app/x").unwrap();
+        assert_eq!(made, b"a=1; Path=/x", "a group first");
+        let err = |v: &str| CookiePaths::parse(v).unwrap_err();
+        assert!(err("~^/a(.*) x$1").contains("not a cookie's path"));
+        assert!(err("~^/a(.*) /$1;x").contains("not a cookie's path"));
+        assert!(err("~^/a(.*) /$host$1").contains("not a cookie's path"));
+        assert!(err("~^/a /$1").contains("names `$1`, but the pattern has 0"));
     }
 
     #[test]

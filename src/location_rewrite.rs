@@ -9,8 +9,14 @@
 
 use crate::config::FieldFamily;
 use crate::field_value::{Facts, FieldValue};
-use crate::rule_pairs;
+use crate::rewrite::Pattern;
+use crate::rule_pairs::{self, Part};
 use crate::variables::{self, Named, Piece, Var};
+
+/// The longest URL a rule makes; past it the backend's goes as it came
+/// (a replacement that names a group many times would otherwise make a
+/// field many times the size of the backend's).
+const MAX_MADE: usize = 16 * 1024;
 
 /// The rules, in the order written; empty when the setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -19,50 +25,72 @@ pub struct LocationRewrite {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Rule {
-    /// The start of a URL the rule replaces.
-    from: Box<str>,
-    /// Its scheme and authority (`http://app.internal:8080`), compared in
-    /// any case as URLs' are (RFC 3986 §6.2.2.1); the rest as written.
-    authority_len: usize,
-    to: FieldValue,
+enum Rule {
+    /// A URL that begins with `from` has that start replaced by `to`.
+    Prefix {
+        from: Box<str>,
+        /// Its scheme and authority (`http://app.internal:8080`), compared
+        /// in any case as URLs' are (RFC 3986 §6.2.2.1); the rest as
+        /// written.
+        authority_len: usize,
+        to: FieldValue,
+    },
+    /// nginx's `~pattern`: a URL it matches is replaced whole by `to`,
+    /// which may name the match's groups.
+    Pattern {
+        pattern: Pattern,
+        to: Box<[Part<FieldValue>]>,
+    },
 }
 
-/// The rules with their replacements made for one request.
+/// The replacements of the rules, their variables' values made for one
+/// request: each rule's, in the order of the rules.
 #[derive(Debug, Default)]
 pub struct Rendered {
-    rules: Vec<(Box<str>, usize, String)>,
+    replacements: Vec<Vec<Part<String>>>,
 }
 
 impl LocationRewrite {
     /// Comma separated rules, each `<from> <to>`: a prefix of the URLs to
-    /// replace, and what replaces it, which may name the request's
-    /// variables of [`SAME_FOR_A_URL`]. Empty = off.
+    /// replace, or nginx's `~pattern` (`~*` in any case) matching those
+    /// to replace whole, and what replaces it, which may name the
+    /// request's variables of [`SAME_FOR_A_URL`] and a pattern's groups
+    /// (`$1` to `$9`). Empty = off.
     pub fn parse(v: &str) -> Result<LocationRewrite, String> {
         let mut rules = Vec::new();
         let example = "http://app.internal:8080/ https://www.example.com/";
         for (from, to) in rule_pairs::parse(v, example)? {
-            if from.contains('$') {
-                return Err(format!(
-                    "`{from}`: the URLs to replace are written as they come, without \
-                     variables (the replacement may name them)"
-                ));
-            }
-            let to =
-                FieldValue::parse(to, FieldFamily::Request).map_err(|e| format!("{to}: {e}"))?;
-            if !names_only_the_same_for_a_url(to.source()) {
-                return Err(format!(
-                    "{}: a variable that may differ between two requests for one URL (the \
-                     cache stores the redirect made for the first); the replacement may name {}",
-                    to.source(),
-                    SAME_FOR_A_URL.map(|v| format!("${v}")).join(", ")
-                ));
-            }
-            rules.push(Rule {
-                from: from.into(),
-                authority_len: authority_len(from),
-                to,
-            });
+            let rule = match rule_pairs::pattern(from) {
+                Some(pattern) => {
+                    let pattern = pattern?;
+                    let groups = pattern.regex().captures_len() - 1;
+                    let to = (rule_pairs::split_at_groups(to, groups)?.into_iter())
+                        .map(|part| match part {
+                            Part::Text(text) => replacement(text).map(Part::Text),
+                            Part::Group(n) => Ok(Part::Group(n)),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    Rule::Pattern { pattern, to }
+                }
+                None if from.contains('$') => {
+                    return Err(format!(
+                        "`{from}`: the URLs to replace are written as they come, without \
+                         variables (the replacement may name them)"
+                    ))
+                }
+                None if rule_pairs::names_a_group(to) => {
+                    return Err(format!(
+                        "`{to}` names a group, which only a pattern (`~...`) has; `$$` writes \
+                         a dollar"
+                    ))
+                }
+                None => Rule::Prefix {
+                    from: from.into(),
+                    authority_len: authority_len(from),
+                    to: replacement(to)?,
+                },
+            };
+            rules.push(rule);
         }
         Ok(LocationRewrite {
             rules: rules.into(),
@@ -73,46 +101,99 @@ impl LocationRewrite {
         self.rules.is_empty()
     }
 
-    /// The rules as they apply to the request `facts` tells of: each
-    /// replacement with its variables' values, made from the request as
-    /// the client sent it (its `$host`, not the one the backend is sent).
+    /// The rules' replacements as they apply to the request `facts`
+    /// tells of: their variables' values made from the request as the
+    /// client sent it (its `$host`, not the one the backend is sent).
     pub fn for_request(&self, facts: &Facts<'_>) -> Rendered {
-        let rules = self.rules.iter().map(|rule| {
-            let mut to = Vec::new();
-            rule.to.render_url(facts, &mut to);
-            let to = String::from_utf8_lossy(&to).into_owned();
-            (rule.from.clone(), rule.authority_len, to)
+        self.rendered_with(|to| {
+            let mut out = Vec::new();
+            to.render_url(facts, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        })
+    }
+
+    /// The replacements, each text as `render` makes it.
+    fn rendered_with(&self, mut render: impl FnMut(&FieldValue) -> String) -> Rendered {
+        let replacements = self.rules.iter().map(|rule| match rule {
+            Rule::Prefix { to, .. } => vec![Part::Text(render(to))],
+            Rule::Pattern { to, .. } => (to.iter())
+                .map(|part| match part {
+                    Part::Text(text) => Part::Text(render(text)),
+                    Part::Group(n) => Part::Group(*n),
+                })
+                .collect(),
         });
         Rendered {
-            rules: rules.collect(),
+            replacements: replacements.collect(),
         }
     }
-}
 
-impl Rendered {
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
-    /// A `Location` as the first rule that begins it makes it; `None`
-    /// when none does.
-    pub fn location(&self, url: &str) -> Option<String> {
-        let (from, _, to) = (self.rules.iter()).find(|(from, n, _)| begins(url, from, *n))?;
-        Some(format!("{to}{}", &url[from.len()..]))
+    /// A `Location` as the first rule that takes it makes it, with the
+    /// replacements `rendered` for its request; `None` when none does.
+    pub fn location(&self, rendered: &Rendered, url: &str) -> Option<String> {
+        let mut rules = self.rules.iter().zip(&rendered.replacements);
+        let made = rules.find_map(|(rule, to)| rule.apply(to, url))?;
+        Some(made).filter(|made| made.len() <= MAX_MADE)
     }
 
     /// A `Refresh` (`5; url=http://app.internal/next`) with the URL after
     /// its `url=` made as a `Location` is; `None` when it has none, or no
-    /// rule begins it.
-    pub fn refresh(&self, value: &str) -> Option<String> {
+    /// rule takes it.
+    pub fn refresh(&self, rendered: &Rendered, value: &str) -> Option<String> {
         let at = value.to_ascii_lowercase().find("url=")? + "url=".len();
         let (before, url) = value.split_at(at);
         // Some servers quote it: `url='/next'`.
         let quote = url.get(..1).filter(|q| matches!(*q, "'" | "\""));
         let unquoted = quote.map_or(url, |q| &url[q.len()..]);
-        let made = self.location(unquoted)?;
+        let made = self.location(rendered, unquoted)?;
         Some(format!("{before}{}{made}", quote.unwrap_or("")))
     }
+}
+
+impl Rule {
+    /// What the rule makes of `url`, with its replacement `to` as made
+    /// for the request; `None` when it does not take it.
+    fn apply(&self, to: &[Part<String>], url: &str) -> Option<String> {
+        let mut made = String::new();
+        match self {
+            Rule::Prefix {
+                from,
+                authority_len,
+                ..
+            } => {
+                if !begins(url, from, *authority_len) {
+                    return None;
+                }
+                // One text: the prefix's replacement names no group.
+                for part in to {
+                    if let Part::Text(t) = part {
+                        made.push_str(t);
+                    }
+                }
+                made.push_str(&url[from.len()..]);
+            }
+            Rule::Pattern { pattern, .. } => {
+                let captures = pattern.regex().captures(url)?;
+                rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
+            }
+        }
+        Some(made)
+    }
+}
+
+/// A replacement's text, read, if it names only variables of
+/// [`SAME_FOR_A_URL`].
+fn replacement(to: &str) -> Result<FieldValue, String> {
+    let to = FieldValue::parse(to, FieldFamily::Request).map_err(|e| format!("{to}: {e}"))?;
+    if !names_only_the_same_for_a_url(to.source()) {
+        return Err(format!(
+            "{}: a variable that may differ between two requests for one URL (the cache \
+             stores the redirect made for the first); the replacement may name {}",
+            to.source(),
+            SAME_FOR_A_URL.map(|v| format!("${v}")).join(", ")
+        ));
+    }
+    Ok(to)
 }
 
 /// The variables a replacement may name: each has one value for the
@@ -170,19 +251,27 @@ fn begins(url: &str, from: &str, authority_len: usize) -> bool {
 mod tests {
     use super::*;
 
-    fn rendered(v: &str) -> Rendered {
-        let rules = LocationRewrite::parse(v).unwrap();
-        let rules = rules.rules.iter().map(|rule| {
-            let to = rule
-                .to
-                .text()
-                .expect("fixed text in these tests")
-                .to_owned();
-            (rule.from.clone(), rule.authority_len, to)
-        });
-        Rendered {
-            rules: rules.collect(),
+    /// Rules whose replacements name no variable, made.
+    struct Fixed {
+        rules: LocationRewrite,
+        rendered: Rendered,
+    }
+
+    impl Fixed {
+        fn location(&self, url: &str) -> Option<String> {
+            self.rules.location(&self.rendered, url)
         }
+
+        fn refresh(&self, value: &str) -> Option<String> {
+            self.rules.refresh(&self.rendered, value)
+        }
+    }
+
+    fn rendered(v: &str) -> Fixed {
+        let rules = LocationRewrite::parse(v).unwrap();
+        let fixed = |to: &FieldValue| to.text().expect("fixed text in these tests").to_owned();
+        let rendered = rules.rendered_with(fixed);
+        Fixed { rules, rendered }
     }
 
     #[test]
@@ -275,6 +364,47 @@ mod tests {
                 .len(),
             1
         );
+        assert!(err("http://a/ http://b/$1").contains("names a group, which only a pattern"));
+        assert!(LocationRewrite::parse("http://a/ http://b/$$1").is_ok());
+        assert!(err("~^http://a(/.*) http://b$2").contains("names `$2`, but the pattern has 1"));
+        assert!(err("~^(a http://b").contains("does not compile"));
+        assert!(err("~^http://a(/.*) http://$remote_addr$1").contains("may differ between"));
+    }
+
+    #[test]
+    fn a_pattern_replaces_the_whole_url_it_matches_with_its_groups() {
+        let r = rendered(
+            "~^http://[^/:]+:8080(/.*)?$ https://www.example$1, \
+             ~*^HTTP://(api|static)\\.internal/ https://$1.example/",
+        );
+        assert_eq!(
+            r.location("http://app.internal:8080/login?next=%2F")
+                .as_deref(),
+            Some("https://www.example/login?next=%2F")
+        );
+        // A group that took no part writes nothing.
+        assert_eq!(
+            r.location("http://app.internal:8080").as_deref(),
+            Some("https://www.example")
+        );
+        // `~*`: in any case; the whole URL replaced, its path too.
+        assert_eq!(
+            r.location("http://Static.internal/img/a.png").as_deref(),
+            Some("https://Static.example/")
+        );
+        assert_eq!(r.location("http://app.internal:8081/login"), None);
+        assert_eq!(
+            r.refresh("3; url=http://a:8080/next").as_deref(),
+            Some("3; url=https://www.example/next")
+        );
+        // Not anchored unless written so, as nginx's: anywhere in the URL.
+        let anywhere = rendered("~internal /x");
+        assert_eq!(anywhere.location("/a/internal/b").as_deref(), Some("/x"));
+        // A rule making a URL past the bound leaves the backend's.
+        let many = rendered(&format!("~(.*) {}", "$1".repeat(8)));
+        let long = format!("/{}", "a".repeat(MAX_MADE / 8));
+        assert_eq!(many.location(&long), None);
+        assert_eq!(many.location("/b").as_deref(), Some(&*"/b".repeat(8)));
     }
 
     #[test]

@@ -1,6 +1,13 @@
-//! The `<from> <to>` rules of `location_rewrite` and `cookie_domain`
-//! (nginx's `proxy_redirect` and `proxy_cookie_domain`), comma separated,
-//! each two words; what each word may be is the setting's to say.
+//! The `<from> <to>` rules of `location_rewrite`, `cookie_domain` and
+//! `cookie_path` (nginx's `proxy_redirect`, `proxy_cookie_domain` and
+//! `proxy_cookie_path`), comma separated, each two words; what each word
+//! may be is the setting's to say. A `<from>` may be nginx's regular
+//! expression (`~pattern`, `~*pattern` in any case), which replaces the
+//! whole value it matches with its `<to>`, and that may name the groups
+//! (`$1` to `$9`) of the match.
+
+use crate::rewrite::Pattern;
+use regex::Captures;
 
 /// Most rules one setting lists: each value a backend sends is compared
 /// with them in turn.
@@ -22,12 +29,6 @@ pub fn parse<'a>(v: &'a str, example: &str) -> Result<Vec<(&'a str, &'a str)>, S
                 entry.trim()
             ));
         };
-        if from.starts_with('~') {
-            return Err(format!(
-                "`{from}`: nginx's regular expressions are not read here; write what the \
-                 value begins with, as it comes"
-            ));
-        }
         if entry.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             return Err(format!("`{}`: a control character", entry.trim()));
         }
@@ -37,6 +38,81 @@ pub fn parse<'a>(v: &'a str, example: &str) -> Result<Vec<(&'a str, &'a str)>, S
         return Err(format!("{} rules; at most {MAX_RULES}", rules.len()));
     }
     Ok(rules)
+}
+
+/// The pattern a `<from>` written `~pattern` (or `~*pattern`, letters
+/// in any case) compiles to; `None` for one that is not a pattern.
+pub fn pattern(from: &str) -> Option<Result<Pattern, String>> {
+    let (text, any_case) = match from.strip_prefix("~*") {
+        Some(text) => (text, true),
+        None => (from.strip_prefix('~')?, false),
+    };
+    Some(Pattern::compile_with(text, any_case).map_err(|e| format!("`{from}`: {e}")))
+}
+
+/// A pattern rule's replacement: its text, and the groups of the match
+/// written between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Part<T> {
+    Text(T),
+    /// `$N`: what group N matched; nothing for one that took no part.
+    Group(usize),
+}
+
+/// `to` split at the groups it names, `$1` to `$9` (one digit, as nginx
+/// reads them), for a pattern with `groups` groups; a `$$` is left in
+/// the text, for the setting to read as it reads its text.
+pub fn split_at_groups(to: &str, groups: usize) -> Result<Vec<Part<&str>>, String> {
+    let mut parts = Vec::new();
+    let (bytes, mut text_from, mut at) = (to.as_bytes(), 0, 0);
+    while at < bytes.len() {
+        let next = bytes.get(at + 1).copied();
+        match (bytes[at], next) {
+            (b'$', Some(b'$')) => at += 2,
+            (b'$', Some(digit @ b'1'..=b'9')) => {
+                let n = usize::from(digit - b'0');
+                if n > groups {
+                    return Err(format!(
+                        "`{to}` names `${n}`, but the pattern has {groups} group(s) \
+                         (parentheses)"
+                    ));
+                }
+                if text_from < at {
+                    parts.push(Part::Text(&to[text_from..at]));
+                }
+                parts.push(Part::Group(n));
+                at += 2;
+                text_from = at;
+            }
+            _ => at += 1,
+        }
+    }
+    if text_from < to.len() {
+        parts.push(Part::Text(&to[text_from..]));
+    }
+    Ok(parts)
+}
+
+/// Whether `to` names a group (`$1` to `$9`): a rule that is not a
+/// pattern has none to name.
+pub fn names_a_group(to: &str) -> bool {
+    split_at_groups(to, 9).is_ok_and(|parts| parts.iter().any(|p| matches!(p, Part::Group(_))))
+}
+
+/// `parts` written into `out`, each group as `captures` holds it, each
+/// text as `text` writes it.
+pub fn fill<T>(
+    parts: &[Part<T>],
+    captures: &Captures<'_>,
+    out: &mut String,
+    mut text: impl FnMut(&T, &mut String),
+) {
+    for part in parts {
+        match part {
+            Part::Text(t) => text(t, out),
+            Part::Group(n) => out.push_str(captures.get(*n).map_or("", |m| m.as_str())),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -51,10 +127,54 @@ mod tests {
         assert!(err("a").contains("a rule is `<from> <to>` (`x.internal x.com`)"));
         assert!(err("a b c").contains("`a b c`: a rule is"));
         assert!(err("a b,").contains("a rule is"));
-        assert!(err("~^a b").contains("regular expressions"));
         assert!(err("a b\u{1}").contains("control character"));
         let many = vec!["a b"; 33].join(",");
         assert!(err(&many).contains("33 rules; at most 32"));
         assert_eq!(parse(&vec!["a b"; 32].join(","), "").unwrap().len(), 32);
+    }
+
+    #[test]
+    fn a_tilde_makes_a_pattern_and_a_star_after_it_one_in_any_case() {
+        assert!(pattern("/app/").is_none());
+        let exact = pattern("~^/App/").unwrap().unwrap();
+        assert!(exact.regex().is_match("/App/x") && !exact.regex().is_match("/app/x"));
+        let any = pattern("~*^/App/").unwrap().unwrap();
+        assert!(any.regex().is_match("/app/x"));
+        assert_ne!(exact, any, "compared with their case too");
+        let err = pattern("~^(a").unwrap().unwrap_err();
+        assert!(
+            err.starts_with("`~^(a`: the pattern `^(a` does not compile"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_replacement_splits_at_its_groups_and_keeps_a_doubled_dollar() {
+        use Part::{Group, Text};
+        assert_eq!(
+            split_at_groups("https://$host$1/x$2", 2).unwrap(),
+            [Text("https://$host"), Group(1), Text("/x"), Group(2)]
+        );
+        assert_eq!(
+            split_at_groups("$$1$10", 1).unwrap(),
+            [Text("$$1"), Group(1), Text("0")]
+        );
+        assert_eq!(split_at_groups("", 0).unwrap(), []);
+        let err = split_at_groups("/$2", 1).unwrap_err();
+        assert!(
+            err.contains("names `$2`, but the pattern has 1 group(s)"),
+            "{err}"
+        );
+        assert!(names_a_group("/$1") && !names_a_group("/$$1") && !names_a_group("$host"));
+    }
+
+    #[test]
+    fn groups_are_filled_from_the_match_and_one_that_took_no_part_is_empty() {
+        let re = regex::Regex::new("^/(a)?(b)").unwrap();
+        let captures = re.captures("/b").unwrap();
+        let parts = split_at_groups("[$1][$2]", 2).unwrap();
+        let mut out = String::new();
+        fill(&parts, &captures, &mut out, |t, out| out.push_str(t));
+        assert_eq!(out, "[][b]");
     }
 }

@@ -133,6 +133,31 @@ fn a_location_a_route_s_rewrite_put_back_is_left_alone() {
 }
 
 #[test]
+fn a_pattern_replaces_the_whole_url_with_its_groups_and_the_client_s_host() {
+    let backend = redirecting("http://App.Internal:8080/login?next=%2F");
+    // nginx's `proxy_redirect ~*^http://[^/]+:8080(/.*)$ $scheme://$host$1`.
+    let rules = "location_rewrite = ~*^http://[a-z.]+:8080(/.*)$ $scheme://$host$1\n";
+    let proxy = proxy_with(backend.addr, rules);
+    let r = proxy.get_on("www.example.test", "/go", &[]);
+    assert_eq!(
+        r.head.get("location"),
+        Some("http://www.example.test/login?next=%2F")
+    );
+    assert_eq!(
+        r.head.get("refresh"),
+        Some("3; url=http://www.example.test/login?next=%2F")
+    );
+    // Matched in the case written without the `*`.
+    let exact = "location_rewrite = ~^http://[a-z.]+:8080(/.*)$ $scheme://$host$1\n";
+    let proxy = proxy_with(backend.addr, exact);
+    let r = proxy.get_on("www.example.test", "/go", &[]);
+    assert_eq!(
+        r.head.get("location"),
+        Some("http://App.Internal:8080/login?next=%2F")
+    );
+}
+
+#[test]
 fn a_rule_that_is_not_two_urls_is_refused_with_its_line() {
     let message = config_error("targets = 127.0.0.1:1\nlocation_rewrite = http://a/\n");
     assert!(
@@ -143,4 +168,13 @@ fn a_rule_that_is_not_two_urls_is_refused_with_its_line() {
     let message =
         config_error("targets = 127.0.0.1:1\nlocation_rewrite = http://a/ $upstream_addr/\n");
     assert!(message.contains("once the response has come"), "{message}");
+    let message = config_error("targets = 127.0.0.1:1\nlocation_rewrite = ~^http://a(/.*) /$2\n");
+    assert!(
+        message.starts_with("proxy.conf:2: location_rewrite"),
+        "{message}"
+    );
+    assert!(
+        message.contains("names `$2`, but the pattern has 1 group(s)"),
+        "{message}"
+    );
 }

@@ -266,6 +266,38 @@ fn cookie_domain_and_cookie_path_give_the_client_s_host_and_path_for_the_backend
     );
 }
 
+#[test]
+fn cookie_domain_and_cookie_path_patterns_replace_the_values_they_match() {
+    let backend = Backend::start("app", |_, out| {
+        let fields = [
+            (
+                "Set-Cookie",
+                "sid=1; Domain=eu.app.internal; Path=/app/eu/cart",
+            ),
+            ("Set-Cookie", "other=3; Domain=example.net; Path=/else"),
+        ];
+        respond(out, 200, &fields, b"x");
+        Action::KeepAlive
+    });
+    let text = format!(
+        "targets = {}\ncookie_domain = ~^([a-z]+)\\.app\\.internal$ $1.$host\n\
+         cookie_path = ~^/app/[a-z]+(/.*)$ $1\n",
+        backend.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let r = proxy.get_on("www.example.com:8080", "/", &[]);
+    let cookies: Vec<&str> = r.head.get_all("set-cookie").collect();
+    assert_eq!(
+        cookies,
+        [
+            "sid=1; Domain=eu.www.example.com; Path=/cart",
+            "other=3; Domain=example.net; Path=/else",
+        ],
+        "{}",
+        r.head.raw
+    );
+}
+
 // ---------------------------------------------------------------- cache
 
 /// A proxy with its cache on in front of `backend`, with `lines` of

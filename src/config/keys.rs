@@ -905,7 +905,9 @@ pub const KEYS: &[Key] = &[
         help: "the Domain of the backends' cookies replaced on their way to clients, as \
                nginx's proxy_cookie_domain, for a backend that names its own host in them: \
                comma separated rules `<from> <to>`, `app.internal example.com` or \
-               `app.internal $host`; the first rule naming the domain applies; empty = none",
+               `app.internal $host`; the first rule naming the domain applies; `~pattern` \
+               (`~*` in any case), a regular expression, replaces a value it matches whole, its \
+               groups named $1 to $9; empty = none",
         apply: |c, v| crate::cookie_rewrite::CookieDomains::parse(v).map(|d| c.cookie_domain = d),
     },
     Key {
@@ -914,7 +916,9 @@ pub const KEYS: &[Key] = &[
         help: "the Path of the backends' cookies replaced on their way to clients, as nginx's \
                proxy_cookie_path, for a backend that writes its own base path in them: comma \
                separated rules `<from> <to>`, `/app/ /`; the first rule whose path begins the \
-               cookie's replaces that start; empty = none",
+               cookie's replaces that start; `~pattern` (`~*` in any case), a regular \
+               expression, replaces a path it matches whole, its groups named $1 to $9; empty = \
+               none",
         apply: |c, v| crate::cookie_rewrite::CookiePaths::parse(v).map(|p| c.cookie_path = p),
     },
     Key {
@@ -925,7 +929,9 @@ pub const KEYS: &[Key] = &[
                redirects: comma separated rules `<from> <to>`, `http://app.internal:8080/ \
                $scheme://$host/` or `http:// https://`; the first rule whose start the URL has \
                applies; the replacement may name the request's $scheme, $host, $http_host, \
-               $server_port and $server_name; empty = none",
+               $server_port and $server_name; `~pattern` (`~*` in any case), a regular \
+               expression, replaces a URL it matches whole, its groups named $1 to $9; empty = \
+               none",
         apply: |c, v| {
             crate::location_rewrite::LocationRewrite::parse(v).map(|r| c.location_rewrite = r)
         },

@@ -241,6 +241,12 @@ pub(super) fn is_url(text: &str) -> bool {
 
 /// `pattern`, compiled within the bounds a `Purge-Regex` has.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
+    build(pattern, false)
+}
+
+/// `pattern` compiled as [`compile`] does, letters matching in either
+/// case with `any_case` (nginx's `~*`).
+fn build(pattern: &str, any_case: bool) -> Result<Regex, String> {
     if pattern.len() > MAX_PATTERN_LEN {
         return Err(format!(
             "the pattern is longer than {MAX_PATTERN_LEN} bytes ({})",
@@ -249,9 +255,51 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
     }
     RegexBuilder::new(pattern)
         .size_limit(MAX_PATTERN_SIZE)
+        .case_insensitive(any_case)
         .build()
         .map_err(|e| format!("the pattern `{pattern}` does not compile: {}", one_line(&e)))
 }
+
+/// A pattern of a setting, compiled, and compared by its text as the
+/// rest of a configuration is (a reload tells what changed).
+#[derive(Clone, Debug)]
+pub struct Pattern {
+    text: Box<str>,
+    any_case: bool,
+    regex: Regex,
+}
+
+impl Pattern {
+    pub fn compile(pattern: &str) -> Result<Pattern, String> {
+        Pattern::compile_with(pattern, false)
+    }
+
+    /// With `any_case`, letters match in either case.
+    pub fn compile_with(pattern: &str, any_case: bool) -> Result<Pattern, String> {
+        Ok(Pattern {
+            text: pattern.into(),
+            any_case,
+            regex: build(pattern, any_case)?,
+        })
+    }
+
+    pub fn regex(&self) -> &Regex {
+        &self.regex
+    }
+
+    /// As written, without nginx's `~` or `~*`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        (&self.text, self.any_case) == (&other.text, other.any_case)
+    }
+}
+
+impl Eq for Pattern {}
 
 /// The regex engine's message on one line: a syntax error is written on
 /// several (the pattern, a line of `^` under the part at fault, then

@@ -10,6 +10,7 @@
 
 use crate::http::Headers;
 use crate::realip::Cidr;
+use crate::rewrite::Pattern;
 use crate::upstream::balancer::stable_hash;
 use std::fmt;
 use std::net::IpAddr;
@@ -146,30 +147,6 @@ impl PathMatch {
         }
     }
 }
-
-/// A `path_reg` or `header_reg` pattern, compiled, compared by its text.
-#[derive(Clone, Debug)]
-pub struct Pattern {
-    text: Box<str>,
-    regex: regex::Regex,
-}
-
-impl Pattern {
-    fn compile(pattern: &str) -> Result<Pattern, String> {
-        Ok(Pattern {
-            text: pattern.into(),
-            regex: crate::rewrite::compile_pattern(pattern)?,
-        })
-    }
-}
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Pattern) -> bool {
-        self.text == other.text
-    }
-}
-
-impl Eq for Pattern {}
 
 impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
@@ -375,7 +352,7 @@ impl Condition {
             Condition::PathText(how, any_case, texts) => {
                 texts.iter().any(|t| how.found(path, t, *any_case))
             }
-            Condition::PathReg(pattern) => pattern.regex.is_match(path),
+            Condition::PathReg(pattern) => pattern.regex().is_match(path),
             _ => false,
         }
     }
@@ -408,7 +385,7 @@ impl Condition {
             // A byte that is not UTF-8 hides nothing around it.
             Condition::HeaderReg { name, pattern } => (asked.headers.get_all(name)).any(|v| {
                 pattern
-                    .regex
+                    .regex()
                     .is_match(&String::from_utf8_lossy(v.trim_ascii()))
             }),
             Condition::Cookie { name, value } => match (asked.headers.cookie(name), value) {
@@ -474,7 +451,7 @@ impl fmt::Display for Condition {
         let (kind, name, value) = match self {
             Condition::Header { name, value } => ("header", &**name, value.as_deref()),
             Condition::HeaderReg { name, pattern } => {
-                return write!(f, "header_reg {name} {}", pattern.text)
+                return write!(f, "header_reg {name} {}", pattern.text())
             }
             Condition::Cookie { name, value } => ("cookie", &**name, value.as_deref()),
             Condition::Query { name, value } => ("query", &**name, value.as_deref()),
@@ -496,7 +473,7 @@ impl fmt::Display for Condition {
                 };
                 return write!(f, "{}{flag} {}", how.keyword(), texts.join(","));
             }
-            Condition::PathReg(pattern) => return write!(f, "path_reg {}", pattern.text),
+            Condition::PathReg(pattern) => return write!(f, "path_reg {}", pattern.text()),
             Condition::Not(negated) => return write!(f, "not {negated}"),
         };
         write!(f, "{kind} {name}")?;

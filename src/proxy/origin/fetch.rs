@@ -242,11 +242,12 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     // is added as the head is written (`relay`), after.
                     (response.headers).edit_values("set-cookie", |c| route.set_cookie_back(c));
                 }
-                let rules = &forwarded.location_rewrite;
+                let rules = &pool_config.location_rewrite;
                 if !rules.is_empty() {
+                    let rendered = &forwarded.location_rewrite;
                     if !location_made {
-                        let made =
-                            (response.headers.get_str("location")).and_then(|l| rules.location(l));
+                        let location = response.headers.get_str("location");
+                        let made = location.and_then(|l| rules.location(rendered, l));
                         if let Some(made) = made {
                             response.headers.set("Location", made);
                         }
@@ -254,7 +255,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     let refresh = response
                         .headers
                         .get_str("refresh")
-                        .and_then(|r| rules.refresh(r));
+                        .and_then(|r| rules.refresh(rendered, r));
                     if let Some(refresh) = refresh {
                         response.headers.set("Refresh", refresh);
                     }
