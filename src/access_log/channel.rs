@@ -346,8 +346,15 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
+        // `finish` gives a stalled writer 5 s: on a machine busy enough
+        // to starve it, writing 20,000 lines may take longer than that
+        // without anything being lost. It is waited for here, bounded.
+        let lines = || (std::fs::read_to_string(&path).unwrap().lines()).count();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while lines() < 20_000 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         log.finish();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 20_000);
+        assert_eq!(lines(), 20_000);
     }
 }
