@@ -146,6 +146,33 @@ fn decode_hash(text: &[u8]) -> Option<[u8; 16]> {
     bytes.try_into().ok()
 }
 
+/// nginx's `secure_link_secret`: for a target `/<prefix>/<hash>/<link>`
+/// whose `<hash>` is the MD5, in 32 hex digits (either case), of
+/// `<link>` as sent (its query included) followed by `secret`, the
+/// target the request goes on with: `/<prefix>/<link>`, the hash's
+/// segment taken out. `None` for any other target, the hash wrong,
+/// missing or not 32 digits, or the link empty, as nginx's module says
+/// no (its `$secure_link` empty).
+pub fn unsigned_target(target: &str, secret: &str) -> Option<String> {
+    let rest = target.strip_prefix('/')?;
+    let (prefix, rest) = rest.split_once('/')?;
+    let (hash, link) = rest.split_once('/')?;
+    if prefix.contains('?') || hash.len() != 32 || link.is_empty() {
+        return None;
+    }
+    let mut given = [0u8; 16];
+    for (byte, pair) in given.iter_mut().zip(hash.as_bytes().chunks(2)) {
+        let digit = |b: u8| char::from(b).to_digit(16);
+        *byte = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    let expected: [u8; 16] = Md5::new()
+        .chain_update(link)
+        .chain_update(secret)
+        .finalize()
+        .into();
+    same(&given, &expected).then(|| format!("/{prefix}/{link}"))
+}
+
 /// Compared in time that does not depend on where they differ.
 fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -154,6 +181,52 @@ fn same(a: &[u8; 16], b: &[u8; 16]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_link_is_its_target_less_the_hash_of_its_link_and_the_secret() {
+        // nginx's own example: `echo -n 'link/to/fileSECRET' | md5sum`.
+        let md5_hex = |text: &str| {
+            let mut hex = String::new();
+            crate::digits::push_hex(&mut hex, &Md5::digest(text), false);
+            hex
+        };
+        let hash = md5_hex("link/to/fileSECRET");
+        let target = format!("/p/{hash}/link/to/file");
+        assert_eq!(
+            unsigned_target(&target, "SECRET").as_deref(),
+            Some("/p/link/to/file")
+        );
+        let upper = format!("/p/{}/link/to/file", hash.to_uppercase());
+        assert_eq!(
+            unsigned_target(&upper, "SECRET").as_deref(),
+            Some("/p/link/to/file")
+        );
+        // The query is part of what is signed, as nginx reads the link.
+        let signed = md5_hex("f?v=2SECRET");
+        let with_query = format!("/dl/{signed}/f?v=2");
+        assert_eq!(
+            unsigned_target(&with_query, "SECRET").as_deref(),
+            Some("/dl/f?v=2")
+        );
+        assert_eq!(
+            unsigned_target(&format!("/dl/{signed}/f?v=3"), "SECRET"),
+            None
+        );
+        for forged in [
+            format!("/p/{hash}/link/to/other"),
+            format!("/q/{hash}/link/to/file").replace("/q/", "/p/x/"),
+            format!("/p/{}/link/to/file", &hash[..31]),
+            format!("/p/{hash}z/link/to/file"),
+            format!("/p/{}g/link/to/file", &hash[..31]),
+            format!("/p/{hash}/"),
+            format!("/{hash}/link/to/file"),
+            "/p/link/to/file".to_string(),
+            "*".to_string(),
+        ] {
+            assert_eq!(unsigned_target(&forged, "SECRET"), None, "{forged}");
+        }
+        assert_eq!(unsigned_target(&target, "OTHER"), None);
+    }
     use crate::http::{Headers, RequestHead, Version};
     use std::time::Duration;
 

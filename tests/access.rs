@@ -334,6 +334,82 @@ fn a_secure_link_is_served_only_with_its_hash_and_before_it_expires() {
     assert_eq!(site.requests(), 1);
 }
 
+/// nginx's `secure_link_secret` recipe: the MD5, in hex, of the link
+/// and the secret word.
+fn signed_in_path(link: &str) -> String {
+    use md5::Digest as _;
+    let hash = md5::Md5::digest(format!("{link}s3cret").as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn a_link_signed_in_its_path_goes_on_without_its_hash_and_a_forged_one_is_refused() {
+    let (files, site) = (Backend::echo("files"), Backend::echo("site"));
+    let text = format!(
+        "targets = {}\npool.docs = {}\nroute./p/ = docs rewrite=/secure/\n\
+         pool.docs.secure_link_secret = s3cret\nlog_format = $request_uri $uri $status\n",
+        site.addr, files.addr
+    );
+    let mut proxy = start_proxy(&[site.addr], from_file(&text));
+    let get = |path: &str| proxy.connect().get(path).status;
+
+    let hash = signed_in_path("docs/guide.pdf?v=2");
+    assert_eq!(get(&format!("/p/{hash}/docs/guide.pdf?v=2")), 200);
+    let upper = hash.to_uppercase();
+    assert_eq!(get(&format!("/p/{upper}/docs/guide.pdf?v=2")), 200);
+    let seen: Vec<String> = files.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(seen, ["/secure/docs/guide.pdf?v=2"; 2]);
+
+    for forged in [
+        format!("/p/{hash}/docs/guide.pdf?v=3"),
+        format!("/p/{hash}/docs/other.pdf?v=2"),
+        format!("/p/{}/docs/guide.pdf?v=2", &hash[1..]),
+        format!("/p/{hash}/"),
+        "/p/docs/guide.pdf?v=2".to_string(),
+    ] {
+        assert_eq!(get(&forged), 403, "{forged}");
+    }
+    assert_eq!(files.requests(), 2, "no forged link reached the backend");
+    // Outside the pool, nothing is asked.
+    assert_eq!(get("/elsewhere"), 200);
+    assert_eq!(site.requests(), 1);
+
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert_eq!(
+        lines[0],
+        format!("/p/{hash}/docs/guide.pdf?v=2 /p/docs/guide.pdf 200"),
+        "the log has the client's target, and the path without its hash (before the route's \
+         rewrite=, as ever)"
+    );
+}
+
+#[test]
+fn every_link_signed_in_its_path_to_one_file_is_one_cache_entry() {
+    let files = Backend::start("files", |_, out| {
+        respond(out, 200, &[("Cache-Control", "max-age=60")], b"guide");
+        Action::KeepAlive
+    });
+    let text = format!("targets = {}\nsecure_link_secret = s3cret\n", files.addr);
+    let file = from_file(&text);
+    let proxy = start_proxy(&[], |c| {
+        file(c);
+        c.cache_size = 1 << 20;
+    });
+    let hash = signed_in_path("docs/guide.pdf");
+    let lower = proxy.connect().get(&format!("/p/{hash}/docs/guide.pdf"));
+    assert_eq!(lower.head.get("x-cache"), Some("MISS"));
+    let upper = format!("/p/{}/docs/guide.pdf", hash.to_uppercase());
+    let again = proxy.connect().get(&upper);
+    assert_eq!(
+        (again.status, again.head.get("x-cache")),
+        (200, Some("HIT"))
+    );
+    assert_eq!(files.requests(), 1);
+    // The entry is the link's: its path without a hash is still refused.
+    assert_eq!(proxy.connect().get("/p/docs/guide.pdf").status, 403);
+}
+
 #[test]
 fn secure_link_and_secure_link_md5_go_together() {
     let alone = config_error("targets = 127.0.0.1:1\nsecure_link = $arg_md5\n");
@@ -346,6 +422,16 @@ fn secure_link_and_secure_link_md5_go_together() {
         md5.contains("secure_link_md5: is set, but secure_link is off"),
         "{md5}"
     );
+    let both = config_error(
+        "targets = 127.0.0.1:1\nsecure_link = $arg_md5\nsecure_link_md5 = $uri s\n\
+         secure_link_secret = s3cret\n",
+    );
+    assert!(
+        both.contains("secure_link_secret: goes with one of secure_link and secure_link_secret"),
+        "{both}"
+    );
+    let spaced = config_error("targets = 127.0.0.1:1\nsecure_link_secret = two words\n");
+    assert!(spaced.contains("one word of visible ASCII"), "{spaced}");
     let bad = config_error("targets = 127.0.0.1:1\nsecure_link = $arg_md5,$nope\n");
     assert!(
         bad.contains("secure_link: ") && bad.contains("$nope"),

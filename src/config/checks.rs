@@ -430,9 +430,20 @@ impl Loader {
     }
 
     /// `secure_link` and `secure_link_md5` go together: a hash read and
-    /// nothing to compare it with, or the other way round, is a mistake.
+    /// nothing to compare it with, or the other way round, is a mistake;
+    /// `secure_link_secret` is another way of signing links, not both.
     fn check_secure_link(&self, config: &Config, scope: Scope<'_>) -> Result<(), ConfigError> {
         let refused = |key: &str, why: &str| Err(self.refused_in(scope, key, why.into()));
+        if config.secure_link.is_some() && config.secure_link_secret.is_some() {
+            let key = match self.sets(scope, "secure_link_secret") {
+                true => "secure_link_secret",
+                false => "secure_link",
+            };
+            return refused(
+                key,
+                "goes with one of secure_link and secure_link_secret: a link is signed one way",
+            );
+        }
         match (&config.secure_link, &config.secure_link_md5) {
             (Some(_), None) => refused(
                 "secure_link",

@@ -1268,6 +1268,21 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "secure_link_secret",
+        default: "",
+        help: "a secret word for links signed in their path, as nginx's secure_link_secret: \
+               /<prefix>/<hash>/<link>, the hash the MD5 in hex of the link (as sent, its query \
+               included) and the word; the request goes on as /<prefix>/<link>, any other gets \
+               403; not with secure_link; empty = off",
+        apply: |c, v| {
+            if v.bytes().any(|b| !b.is_ascii_graphic()) {
+                return Err("one word of visible ASCII characters".into());
+            }
+            c.secure_link_secret = (!v.is_empty()).then(|| v.into());
+            Ok(())
+        },
+    },
+    Key {
         name: "keepalive_requests",
         default: "1000",
         help: "requests served on one client connection, the last answered with Connection: close; 0 = no limit",

@@ -338,6 +338,9 @@ pub struct Config {
     pub secure_link: Option<FieldValue>,
     /// `secure_link_md5`: what the hash is of.
     pub secure_link_md5: Option<crate::secure_link::SignedText>,
+    /// `secure_link_secret`: the word hashed after a link in its path
+    /// (see [`crate::secure_link::unsigned_target`]); `None`: off.
+    pub secure_link_secret: Option<Arc<str>>,
     /// `auth_basic`: the realm clients sign in to (see [`crate::auth`]);
     /// `None`: no sign-in.
     pub auth_basic: Option<Arc<str>>,
@@ -572,6 +575,7 @@ impl Config {
             deny_from: CidrList::default(),
             secure_link: None,
             secure_link_md5: None,
+            secure_link_secret: None,
             auth_basic: None,
             auth_jwt: None,
             auth_jwt_keys: None,

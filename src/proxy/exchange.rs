@@ -152,6 +152,22 @@ pub(super) fn exchange(
             return (outcome, line);
         }
     }
+    if let Some(secret) = &settings.secure_link_secret {
+        match secure_link::unsigned_target(&head.origin_target(), secret) {
+            // The backend, the cache's key and the log's `$uri` have the
+            // link without its hash; `$request_uri` the client's.
+            Some(to) => {
+                let sent = head.set_path_and_query(&to);
+                client.sent_target.get_or_insert(sent);
+                client.made_target = Some(to);
+            }
+            None => {
+                client.ended(REFUSED);
+                let outcome = answer_unread(client, &head, body_kind, 403, b"", shared);
+                return (outcome, line);
+            }
+        }
+    }
     // `return 444` says nothing, over either scheme (a scanner gets no
     // redirect to HTTPS either): the connection is closed, what the
     // client still sends unread. Not a request a rule redirects (a

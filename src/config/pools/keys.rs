@@ -22,6 +22,7 @@ pub const POOL_KEYS: &[&str] = &[
     "deny_from",
     "secure_link",
     "secure_link_md5",
+    "secure_link_secret",
     "auth_basic",
     "auth_basic_user_file",
     "auth_basic_except_from",
