@@ -105,3 +105,62 @@ fn a_stored_url_s_new_version_is_stored_whatever_its_count() {
     assert_eq!(client.get("/p").body_str(), "v3");
     assert_eq!(*asked_with.lock().unwrap(), ["-", "\"1\"", "\"2\""]);
 }
+
+#[test]
+fn an_answer_the_cache_may_not_keep_does_not_count_toward_its_url_s_uses() {
+    // Only URLs whose answers may be stored are counted: a page answered
+    // `private` to everyone (an account page, asked for all the time)
+    // would otherwise take the places of the storable URLs' counts. Its
+    // first answer here is `private`, its next ones may be stored.
+    let numbered = std::sync::atomic::AtomicUsize::new(0);
+    let backend = Backend::start("origin", move |seen, out| {
+        let n = numbered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let cache_control = if n == 1 {
+            "private, max-age=60"
+        } else {
+            "max-age=60"
+        };
+        let body = format!("{} #{n}", seen.path());
+        respond(
+            out,
+            200,
+            &[("Cache-Control", cache_control)],
+            body.as_bytes(),
+        );
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[backend.addr], |c| cache_on(c, 2));
+    let mut client = proxy.connect();
+    expect(&client.get("/page"), 200, "MISS", "/page #1");
+    // Its first counted use: not stored yet.
+    expect(&client.get("/page"), 200, "MISS", "/page #2");
+    expect(&client.get("/page"), 200, "MISS", "/page #3");
+    expect(&client.get("/page"), 200, "HIT", "/page #3");
+    assert_eq!(backend.requests(), 3);
+}
+
+#[test]
+fn with_one_use_nothing_is_counted_so_a_url_s_count_starts_when_a_reload_raises_it() {
+    // At 1, counting would cost a place in the table for every URL and
+    // decide nothing: a URL asked for then, once raised to 2, is asked
+    // for twice more before it is stored again.
+    let backend = numbered_fresh_origin();
+    let with_admin = |min_uses| {
+        move |c: &mut Config| {
+            cache_on(c, min_uses);
+            c.admin_port = Some(0);
+        }
+    };
+    let proxy = start_proxy(&[backend.addr], with_admin(1));
+    let mut client = proxy.connect();
+    expect(&client.get("/page"), 200, "MISS", "/page #1");
+    expect(&client.get("/page"), 200, "HIT", "/page #1");
+    let admin = proxy.handle().admin_addr().unwrap();
+    let purged = one_request(admin, b"PURGE /page HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    assert_eq!(purged.status, 200, "{}", purged.body_str());
+    proxy.reload(&[backend.addr], with_admin(2));
+    let mut client = proxy.connect();
+    expect(&client.get("/page"), 200, "MISS", "/page #2");
+    expect(&client.get("/page"), 200, "MISS", "/page #3");
+    expect(&client.get("/page"), 200, "HIT", "/page #3");
+}
