@@ -311,3 +311,222 @@ pub(super) fn write_piece(
         ],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pace::Pacing;
+    use std::io::{ErrorKind, Read};
+    use std::net::{TcpListener, TcpStream};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    /// A bound no test reaches.
+    const FAR: u64 = 1 << 20;
+    /// How long a write waits for a client that reads nothing before it
+    /// is taken for gone.
+    const GIVES_UP: Duration = Duration::from_secs(1);
+    /// How long a write may wait for a client that reads: a machine busy
+    /// with other work may keep its thread waiting a while.
+    const PATIENT: Duration = Duration::from_secs(30);
+
+    /// A client's connection with little room between its two ends
+    /// (small buffers, not grown by the kernel), so that most of what a
+    /// client that reads nothing is written waits in the backlog: the
+    /// proxy's end, whose blocking writes give up after `write_timeout`
+    /// (as a connection's timeout has them), and the client's.
+    fn connection(write_timeout: Duration) -> (ClientStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (domain, kind) = (socket2::Domain::IPV4, socket2::Type::STREAM);
+        let client = socket2::Socket::new(domain, kind, None).unwrap();
+        client.set_recv_buffer_size(4096).unwrap();
+        client
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        socket2::SockRef::from(&ours)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        ours.set_write_timeout(Some(write_timeout)).unwrap();
+        let client = TcpStream::from(client);
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (ClientStream::Tcp(ours), client)
+    }
+
+    /// `len` bytes that tell their places apart, told from another
+    /// write's by `seed`.
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8 ^ seed).collect()
+    }
+
+    /// The client reading `len` bytes, from now on.
+    fn reading(mut client: TcpStream, len: usize) -> JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut got = vec![0; len];
+            client.read_exact(&mut got).unwrap();
+            got
+        })
+    }
+
+    /// Writes through a backlog of `bound` bytes, counted in `held`, with
+    /// every connection's together limited to `limit`.
+    fn lagging<'a>(
+        client: &'a ClientStream,
+        bound: u64,
+        held: &'a AtomicU64,
+        limit: u64,
+    ) -> ClientOut<'a> {
+        let ahead = ReadAhead { held, limit };
+        ClientOut::new(Paced::new(client, Pacing::OFF), Some((bound, ahead)))
+    }
+
+    #[test]
+    fn what_a_client_does_not_take_at_once_waits_counted_and_reaches_it_whole_in_order() {
+        let (ours, client) = connection(PATIENT);
+        let held = AtomicU64::new(0);
+        let out = lagging(&ours, FAR, &held, u64::MAX);
+        assert_eq!(out.lag(), Lag::None, "nothing waits yet");
+        let (first, second) = (bytes(200 << 10, 1), bytes(100 << 10, 2));
+        // Both taken whole at once, the client reading nothing: the
+        // bound is far (the backend is read on meanwhile). The first in
+        // two slices (a head and a piece of body), of which the socket
+        // takes the head and part of the piece.
+        let split = [IoSlice::new(&first[..100]), IoSlice::new(&first[100..])];
+        assert_eq!((&out).write_vectored(&split).unwrap(), first.len());
+        assert!(out.delivered() > 100, "the socket took the head");
+        assert_eq!((&out).write(&second).unwrap(), second.len());
+        let total = (first.len() + second.len()) as u64;
+        let waiting = out.unsent();
+        assert!(waiting > 0, "the client took {} bytes", out.delivered());
+        assert_eq!(out.delivered() + waiting, total);
+        assert_eq!(held.load(Ordering::Relaxed), waiting, "counted as held");
+        // Once the client reads, what waits goes as it takes it, as a
+        // wait for the backend sends it (see `WatchingClose`).
+        let reader = reading(client, total as usize);
+        let mut tries = 0;
+        while out.lag() != Lag::None && tries < 10_000 {
+            assert_eq!(out.lag(), Lag::Room(ours.as_raw_fd()));
+            Pending::send_now(&out);
+            std::thread::sleep(Duration::from_millis(1));
+            tries += 1;
+        }
+        assert_eq!((out.delivered(), out.unsent()), (total, 0));
+        assert_eq!(held.load(Ordering::Relaxed), 0, "no longer held");
+        (&out).flush().unwrap();
+        assert_eq!(reader.join().unwrap(), [first, second].concat());
+    }
+
+    #[test]
+    fn what_waited_for_a_client_found_gone_is_dropped_and_counted_unsent() {
+        let (ours, client) = connection(GIVES_UP);
+        let held = AtomicU64::new(0);
+        let out = lagging(&ours, FAR, &held, u64::MAX);
+        let first = bytes(200 << 10, 1);
+        (&out).write_all(&first).unwrap();
+        let delivered = out.delivered();
+        assert!(out.unsent() > 0);
+        // It leaves, its bytes unread: a reset, which the next send finds.
+        drop(client);
+        let second = bytes(50 << 10, 2);
+        // Taken whole: the failure shows at the next write.
+        assert_eq!((&out).write(&second).unwrap(), second.len());
+        let total = (first.len() + second.len()) as u64;
+        assert_eq!(
+            (out.delivered(), out.unsent()),
+            (delivered, total - delivered)
+        );
+        // Not held against every other connection's read-ahead while the
+        // backend takes its time to send the rest.
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+        assert_eq!(out.lag(), Lag::None, "nothing waits for a client gone");
+        let again = (&out).write(&second).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::BrokenPipe);
+        assert_eq!((&out).flush().unwrap_err().kind(), ErrorKind::BrokenPipe);
+        assert_eq!(out.unsent(), total - delivered, "refused, not counted");
+    }
+
+    #[test]
+    fn a_write_that_finds_the_client_gone_is_counted_unsent_whole() {
+        let (ours, client) = connection(GIVES_UP);
+        let held = AtomicU64::new(0);
+        let out = lagging(&ours, FAR, &held, u64::MAX);
+        // Small enough for the socket to take at once.
+        (&out).write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+        assert_eq!((out.delivered(), out.unsent()), (17, 0));
+        drop(client);
+        let body = bytes(50 << 10, 1);
+        assert_eq!((&out).write(&body).unwrap(), body.len());
+        assert_eq!((out.delivered(), out.unsent()), (17, body.len() as u64));
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn past_the_caches_capacity_a_client_still_has_the_least_backlog_wait_for_it() {
+        // Every connection's read-ahead is at the cache's capacity (a
+        // limit of 0): this client still has LEAST_BACKLOG wait for it,
+        // not its backend read at its pace from the first byte on.
+        let (ours, _client) = connection(GIVES_UP);
+        let held = AtomicU64::new(0);
+        let out = lagging(&ours, FAR, &held, 0);
+        // 64 KiB: LEAST_BACKLOG, as it is meant to be.
+        let piece = bytes(64 << 10, 1);
+        assert_eq!((&out).write(&piece).unwrap(), piece.len());
+        let waiting = out.unsent();
+        assert!(waiting > 0, "the client took {} bytes", out.delivered());
+        assert_eq!(held.load(Ordering::Relaxed), waiting, "still waiting");
+        assert_eq!(out.lag(), Lag::Room(ours.as_raw_fd()));
+        // Another as large waits for the client: reading nothing, it is
+        // found gone when the write gives up.
+        let more = bytes(64 << 10, 2);
+        assert_eq!((&out).write(&more).unwrap(), more.len());
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+        let again = (&out).write(&more).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn once_nothing_is_stored_what_waits_is_the_most_that_will() {
+        let (ours, _client) = connection(GIVES_UP);
+        let held = AtomicU64::new(0);
+        let out = lagging(&ours, FAR, &held, u64::MAX);
+        let piece = bytes(200 << 10, 1);
+        (&out).write_all(&piece).unwrap();
+        let waiting = out.unsent();
+        assert!(waiting > 64 << 10, "{waiting} bytes wait");
+        out.stop_reading_ahead();
+        // Far within the bound it was given, yet past what waits: the
+        // write waits for the client, which, reading nothing, is found
+        // gone when it gives up.
+        let more = bytes(16 << 10, 2);
+        assert_eq!((&out).write(&more).unwrap(), more.len());
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+        let again = (&out).write(&more).unwrap_err();
+        assert_eq!(again.kind(), ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn what_waits_when_the_response_ends_unsent_no_longer_counts() {
+        let (ours, _client) = connection(GIVES_UP);
+        let held = AtomicU64::new(0);
+        let out = lagging(&ours, FAR, &held, u64::MAX);
+        (&out).write_all(&bytes(200 << 10, 1)).unwrap();
+        assert!(held.load(Ordering::Relaxed) > 0);
+        drop(out);
+        assert_eq!(held.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn without_a_bound_writes_go_straight_to_the_client_and_count_as_delivered() {
+        let (ours, client) = connection(PATIENT);
+        let out = ClientOut::new(Paced::new(&ours, Pacing::OFF), None);
+        let body = bytes(100 << 10, 1);
+        let reader = reading(client, body.len());
+        (&out).write_all(&body).unwrap();
+        assert_eq!((out.delivered(), out.unsent()), (body.len() as u64, 0));
+        assert_eq!(out.lag(), Lag::None);
+        (&out).flush().unwrap();
+        assert_eq!(reader.join().unwrap(), body);
+    }
+}
