@@ -116,11 +116,11 @@ impl DomainRule {
                 }
                 let captures = pattern.regex().captures(std::str::from_utf8(value).ok()?)?;
                 let mut made = String::new();
-                rule_pairs::fill(to, &captures, &mut made, |to, out| match to {
+                let fits = rule_pairs::fill(to, &captures, &mut made, |to, out| match to {
                     To::Domain(text) => out.push_str(text),
                     To::Host => out.push_str(host.unwrap_or_default()),
                 });
-                Some(made.into_bytes())
+                fits.then(|| made.into_bytes())
             }
         }
     }
@@ -200,8 +200,8 @@ impl CookiePaths {
                 PathRule::Pattern { pattern, to } => {
                     let captures = pattern.regex().captures(std::str::from_utf8(value).ok()?)?;
                     let mut made = String::new();
-                    rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
-                    Some(made.into_bytes())
+                    let fits = rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
+                    fits.then(|| made.into_bytes())
                 }
             })
         })

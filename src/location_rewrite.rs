@@ -10,13 +10,8 @@
 use crate::config::FieldFamily;
 use crate::field_value::{Facts, FieldValue};
 use crate::rewrite::Pattern;
-use crate::rule_pairs::{self, Part};
+use crate::rule_pairs::{self, Part, MAX_MADE};
 use crate::variables::{self, Named, Piece, Var};
-
-/// The longest URL a rule makes; past it the backend's goes as it came
-/// (a replacement that names a group many times would otherwise make a
-/// field many times the size of the backend's).
-const MAX_MADE: usize = 16 * 1024;
 
 /// The rules, in the order written; empty when the setting is off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -174,7 +169,9 @@ impl Rule {
             }
             Rule::Pattern { pattern, .. } => {
                 let captures = pattern.regex().captures(url)?;
-                rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
+                if !rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t)) {
+                    return None;
+                }
             }
         }
         Some(made)

@@ -99,20 +99,30 @@ pub fn names_a_group(to: &str) -> bool {
     split_at_groups(to, 9).is_ok_and(|parts| parts.iter().any(|p| matches!(p, Part::Group(_))))
 }
 
+/// The longest value a rule makes; past it the backend's goes as it
+/// came (a replacement that names a group many times would otherwise
+/// make a field many times the size of the backend's).
+pub const MAX_MADE: usize = 16 * 1024;
+
 /// `parts` written into `out`, each group as `captures` holds it, each
-/// text as `text` writes it.
+/// text as `text` writes it; `false`, and `out` not to be used, when that
+/// would make it longer than [`MAX_MADE`].
 pub fn fill<T>(
     parts: &[Part<T>],
     captures: &Captures<'_>,
     out: &mut String,
     mut text: impl FnMut(&T, &mut String),
-) {
+) -> bool {
     for part in parts {
         match part {
             Part::Text(t) => text(t, out),
             Part::Group(n) => out.push_str(captures.get(*n).map_or("", |m| m.as_str())),
         }
+        if out.len() > MAX_MADE {
+            return false;
+        }
     }
+    true
 }
 
 #[cfg(test)]
@@ -174,7 +184,12 @@ mod tests {
         let captures = re.captures("/b").unwrap();
         let parts = split_at_groups("[$1][$2]", 2).unwrap();
         let mut out = String::new();
-        fill(&parts, &captures, &mut out, |t, out| out.push_str(t));
+        assert!(fill(&parts, &captures, &mut out, |t, out| out.push_str(t)));
         assert_eq!(out, "[][b]");
+        let long = "x".repeat(MAX_MADE / 4 + 1);
+        let captures = regex::Regex::new("(.*)").unwrap().captures(&long).unwrap();
+        let parts = split_at_groups("$1$1$1$1", 1).unwrap();
+        assert!(!fill(&parts, &captures, &mut String::new(), |t, out| out
+            .push_str(t)));
     }
 }
