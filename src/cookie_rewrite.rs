@@ -9,7 +9,7 @@
 
 use crate::http::headers::set_cookie_attributes;
 use crate::rewrite::Pattern;
-use crate::rule_pairs::{self, Part};
+use crate::rule_pairs::{self, Part, MAX_MADE};
 
 /// The rules of `cookie_domain`, in the order written; empty when the
 /// setting is off.
@@ -50,21 +50,10 @@ impl CookieDomains {
     pub fn parse(v: &str) -> Result<CookieDomains, String> {
         let mut rules = Vec::new();
         for (from, to) in rule_pairs::parse(v, "app.internal $host")? {
-            let rule = match rule_pairs::pattern(from) {
-                Some(pattern) => {
-                    let pattern = pattern?;
-                    let groups = pattern.regex().captures_len() - 1;
-                    let mut parts = Vec::new();
-                    for part in rule_pairs::split_at_groups(to, groups)? {
-                        match part {
-                            Part::Text(text) => parts.extend(domain_parts(text)?),
-                            Part::Group(n) => parts.push(Part::Group(n)),
-                        }
-                    }
-                    DomainRule::Pattern {
-                        pattern,
-                        to: parts.into(),
-                    }
+            let rule = match rule_pairs::pattern_rule(from, to, domain_parts) {
+                Some(rule) => {
+                    let (pattern, to) = rule?;
+                    DomainRule::Pattern { pattern, to }
                 }
                 None => DomainRule::Domain {
                     from: domain(from)?.to_ascii_lowercase().into(),
@@ -116,11 +105,11 @@ impl DomainRule {
                 }
                 let captures = pattern.regex().captures(std::str::from_utf8(value).ok()?)?;
                 let mut made = String::new();
-                let fits = rule_pairs::fill(to, &captures, &mut made, |to, out| match to {
+                rule_pairs::fill(to, &captures, &mut made, |to, out| match to {
                     To::Domain(text) => out.push_str(text),
                     To::Host => out.push_str(host.unwrap_or_default()),
                 });
-                fits.then(|| made.into_bytes())
+                Some(made.into_bytes())
             }
         }
     }
@@ -153,22 +142,16 @@ impl CookiePaths {
     pub fn parse(v: &str) -> Result<CookiePaths, String> {
         let mut rules = Vec::new();
         for (from, to) in rule_pairs::parse(v, "/app/ /")? {
-            let rule = match rule_pairs::pattern(from) {
-                Some(pattern) => {
-                    let pattern = pattern?;
-                    let groups = pattern.regex().captures_len() - 1;
-                    let parts = rule_pairs::split_at_groups(to, groups)?;
-                    if let Some(Part::Text(first)) = parts.first() {
-                        path(first, to)?;
+            let read =
+                |text: &str| path_text(text, to).map(|t| vec![Part::Text(Box::<str>::from(t))]);
+            let rule = match rule_pairs::pattern_rule(from, to, read) {
+                Some(rule) => {
+                    let (pattern, parts) = rule?;
+                    // What replaces a path is one, unless a group begins it.
+                    if matches!(parts.first(), Some(Part::Text(t)) if !t.starts_with('/')) {
+                        return Err(not_a_path(to));
                     }
-                    let parts = (parts.into_iter()).map(|part| match part {
-                        Part::Text(text) => path_text(text, to).map(|t| Part::Text(t.into())),
-                        Part::Group(n) => Ok(Part::Group(n)),
-                    });
-                    PathRule::Pattern {
-                        pattern,
-                        to: parts.collect::<Result<_, _>>()?,
-                    }
+                    PathRule::Pattern { pattern, to: parts }
                 }
                 None => PathRule::Prefix {
                     from: path(from, from)?.into(),
@@ -200,8 +183,8 @@ impl CookiePaths {
                 PathRule::Pattern { pattern, to } => {
                     let captures = pattern.regex().captures(std::str::from_utf8(value).ok()?)?;
                     let mut made = String::new();
-                    let fits = rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
-                    fits.then(|| made.into_bytes())
+                    rule_pairs::fill(to, &captures, &mut made, |t, out| out.push_str(t));
+                    Some(made.into_bytes())
                 }
             })
         })
@@ -234,8 +217,9 @@ fn not_a_path(written: &str) -> String {
 }
 
 /// `field` (a `Set-Cookie` value) with the value of each attribute of
-/// the name `attribute` that `replace` gives another in its place, the
-/// rest byte for byte; `None` when it gives none.
+/// the name `attribute` that `replace` gives another in its place (one
+/// past [`MAX_MADE`] left as it came), the rest byte for byte; `None`
+/// when it gives none.
 fn replace_values(
     field: &[u8],
     attribute: &'static str,
@@ -245,7 +229,8 @@ fn replace_values(
     // Where the field's bytes not yet copied to `made` begin.
     let mut copied = 0;
     for span in set_cookie_attributes(field, attribute) {
-        let Some(value) = replace(&field[span.clone()]) else {
+        let replaced = replace(&field[span.clone()]);
+        let Some(value) = replaced.filter(|v| v.len() <= MAX_MADE) else {
             continue;
         };
         let out = made.get_or_insert_with(|| Vec::with_capacity(field.len() + value.len()));
@@ -425,6 +410,11 @@ mod tests {
         let paths = CookiePaths::parse("~^/[^/]+(/.*)$ $1").unwrap();
         let made = paths.apply(b"a=1; Path=/app/x").unwrap();
         assert_eq!(made, b"a=1; Path=/x", "a group first");
+        // A path a rule would make past the bound is left as it came.
+        let doubled = CookiePaths::parse("~(.*) $1$1").unwrap();
+        let long = format!("a=1; Path=/{}", "p".repeat(MAX_MADE / 2));
+        assert_eq!(doubled.apply(long.as_bytes()), None);
+        assert!(doubled.apply(b"a=1; Path=/p").is_some());
         let err = |v: &str| CookiePaths::parse(v).unwrap_err();
         assert!(err("~^/a(.*) x$1").contains("not a cookie's path"));
         assert!(err("~^/a(.*) /$1;x").contains("not a cookie's path"));

@@ -55,16 +55,10 @@ impl LocationRewrite {
         let mut rules = Vec::new();
         let example = "http://app.internal:8080/ https://www.example.com/";
         for (from, to) in rule_pairs::parse(v, example)? {
-            let rule = match rule_pairs::pattern(from) {
-                Some(pattern) => {
-                    let pattern = pattern?;
-                    let groups = pattern.regex().captures_len() - 1;
-                    let to = (rule_pairs::split_at_groups(to, groups)?.into_iter())
-                        .map(|part| match part {
-                            Part::Text(text) => replacement(text).map(Part::Text),
-                            Part::Group(n) => Ok(Part::Group(n)),
-                        })
-                        .collect::<Result<_, _>>()?;
+            let read = |text: &str| replacement(text).map(|v| vec![Part::Text(v)]);
+            let rule = match rule_pairs::pattern_rule(from, to, read) {
+                Some(rule) => {
+                    let (pattern, to) = rule?;
                     Rule::Pattern { pattern, to }
                 }
                 None if from.contains('$') => {

@@ -42,12 +42,37 @@ pub fn parse<'a>(v: &'a str, example: &str) -> Result<Vec<(&'a str, &'a str)>, S
 
 /// The pattern a `<from>` written `~pattern` (or `~*pattern`, letters
 /// in any case) compiles to; `None` for one that is not a pattern.
-pub fn pattern(from: &str) -> Option<Result<Pattern, String>> {
+fn pattern(from: &str) -> Option<Result<Pattern, String>> {
     let (text, any_case) = match from.strip_prefix("~*") {
         Some(text) => (text, true),
         None => (from.strip_prefix('~')?, false),
     };
     Some(Pattern::compile_with(text, any_case).map_err(|e| format!("`{from}`: {e}")))
+}
+
+/// A rule whose `<from>` is a pattern (see [`pattern`]): the pattern, and
+/// `to` split at the groups it names, each text between them read by
+/// `text` into the setting's parts; `None` for a `<from>` that is not a
+/// pattern.
+#[allow(clippy::type_complexity)]
+pub fn pattern_rule<T>(
+    from: &str,
+    to: &str,
+    mut text: impl FnMut(&str) -> Result<Vec<Part<T>>, String>,
+) -> Option<Result<(Pattern, Box<[Part<T>]>), String>> {
+    let read = |pattern: Pattern| {
+        // Group 0 is the whole match; `$1` is the first in parentheses.
+        let groups = pattern.regex().captures_len() - 1;
+        let mut parts = Vec::new();
+        for part in split_at_groups(to, groups)? {
+            match part {
+                Part::Text(t) => parts.extend(text(t)?),
+                Part::Group(n) => parts.push(Part::Group(n)),
+            }
+        }
+        Ok((pattern, parts.into()))
+    };
+    Some(pattern(from)?.and_then(read))
 }
 
 /// A pattern rule's replacement: its text, and the groups of the match

@@ -39,6 +39,36 @@ fn stands_in_for_proxy_field(name: &[u8]) -> bool {
     (framing.iter().chain(&FORWARDING_FIELDS)).any(|ours| read_alike(ours.as_bytes(), name))
 }
 
+/// The status a request the pool's secure links refuse is answered
+/// (nginx's `secure_link`: 403, or 410 for a time gone; its
+/// `secure_link_secret`: 403); `None` when it may go on, a link signed
+/// in its path then without its hash: the backend, the cache's key and
+/// the log's `$uri` have it so, `$request_uri` the client's.
+fn secure_link_refusal(
+    client: &mut Client,
+    head: &mut RequestHead,
+    settings: &Config,
+    shared: &Shared,
+) -> Option<u16> {
+    if let (Some(given), Some(signed)) = (&settings.secure_link, &settings.secure_link_md5) {
+        let facts = origin::facts(head, client, shared);
+        match secure_link::check(given, signed, &facts, SystemTime::now()) {
+            Verdict::Valid => {}
+            Verdict::Forged => return Some(403),
+            Verdict::Expired => return Some(410),
+        }
+    }
+    if let Some(secret) = &settings.secure_link_secret {
+        let Some(to) = secure_link::unsigned_target(&head.origin_target(), secret) else {
+            return Some(403);
+        };
+        let sent = head.set_path_and_query(&to);
+        client.sent_target.get_or_insert(sent);
+        client.made_target = Some(to);
+    }
+    None
+}
+
 /// One request/response exchange, from a complete head in the client's
 /// buffer to the last byte of the response.
 pub(super) fn exchange(
@@ -139,34 +169,10 @@ pub(super) fn exchange(
     if !access::admits(client.real_ip, &settings.allow_from, &settings.deny_from) {
         return (deny(client, &head, shared), line);
     }
-    if let (Some(given), Some(signed)) = (&settings.secure_link, &settings.secure_link_md5) {
-        let facts = origin::facts(&head, client, shared);
-        let status = match secure_link::check(given, signed, &facts, SystemTime::now()) {
-            Verdict::Valid => None,
-            Verdict::Forged => Some(403),
-            Verdict::Expired => Some(410),
-        };
-        if let Some(status) = status {
-            client.ended(REFUSED);
-            let outcome = answer_unread(client, &head, body_kind, status, b"", shared);
-            return (outcome, line);
-        }
-    }
-    if let Some(secret) = &settings.secure_link_secret {
-        match secure_link::unsigned_target(&head.origin_target(), secret) {
-            // The backend, the cache's key and the log's `$uri` have the
-            // link without its hash; `$request_uri` the client's.
-            Some(to) => {
-                let sent = head.set_path_and_query(&to);
-                client.sent_target.get_or_insert(sent);
-                client.made_target = Some(to);
-            }
-            None => {
-                client.ended(REFUSED);
-                let outcome = answer_unread(client, &head, body_kind, 403, b"", shared);
-                return (outcome, line);
-            }
-        }
+    if let Some(status) = secure_link_refusal(client, &mut head, settings, shared) {
+        client.ended(REFUSED);
+        let outcome = answer_unread(client, &head, body_kind, status, b"", shared);
+        return (outcome, line);
     }
     // `return 444` says nothing, over either scheme (a scanner gets no
     // redirect to HTTPS either): the connection is closed, what the
