@@ -79,6 +79,7 @@ pub mod rewrite;
 pub mod routes;
 pub mod rule_pairs;
 pub mod sched;
+pub mod thread_stack;
 pub mod secure_link;
 pub mod server;
 pub mod systemd;

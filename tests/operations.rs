@@ -1049,6 +1049,24 @@ fn keepalive_timeout_bounds_the_wait_between_requests_alone() {
 }
 
 #[test]
+fn a_connection_idle_past_a_second_still_serves_and_still_closes_at_keepalive_timeout() {
+    // After a second with nothing, the wait for the next request gives
+    // back the stack below it and goes on for the rest of keepalive_timeout:
+    // neither closed when its first part ends nor kept past the whole.
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.connection_timeout = Duration::from_secs(3600);
+        c.keepalive_timeout = Some(Duration::from_secs(4));
+    });
+    let mut idle = proxy.connect();
+    assert_eq!(idle.get("/before").status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(idle.get("/after").status, 200);
+    assert!(idle.is_closed(), "kept past keepalive_timeout");
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
 fn a_reload_that_shortens_keepalive_timeout_closes_connections_idle_under_the_old_one() {
     let (a, proxy, mut idle) = an_hour_idle();
     let mut next = proxy_config(&[a.addr]);

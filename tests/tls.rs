@@ -1625,6 +1625,23 @@ fn an_idle_tls_connection_is_closed_at_keepalive_timeout() {
 }
 
 #[test]
+fn an_idle_tls_connection_serves_after_its_stack_is_given_back() {
+    // The wait for the next request is cut in two after a second (see
+    // `thread_stack`): the session's reads go on across the cut.
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "keepalive_timeout = 4s\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |c| {
+        c.connection_timeout = IO_TIMEOUT * 6;
+    });
+    let mut idle = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(idle.get("/before").status, 200);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(idle.get("/after").status, 200);
+    assert!(idle.is_closed(), "kept past keepalive_timeout");
+}
+
+#[test]
 fn a_page_goes_gzipped_over_tls() {
     let pki = Pki::new();
     let text: Vec<u8> = b"<p>compressed over TLS</p>\n"

@@ -112,169 +112,216 @@ pub fn serve(
         {
             break;
         }
-        let generation = seen;
-        current.refresh(&mut shared, &mut seen);
-        if seen != generation {
-            take_settings(&mut client, &shared, seen, &mut timeout);
+        if let HeadRead::Closed = head {
+            break;
         }
-        let limit = shared.config.keepalive_requests;
-        client.last_request = limit != 0 && served >= limit;
-        // Every request gets its own, given before its head is parsed: one
-        // refused as malformed has one too, in its answer and its log line.
-        client.request_id = shared
-            .config
-            .request_id_header
-            .clone()
-            .map(|name| (name, request_id::generate()));
-        let time = SystemTime::now();
-        client.started = Instant::now();
-        // A head refused as it is (no Host) was read whole all the same,
-        // if not taken.
-        let head_len = match head {
-            HeadRead::Ready(len) => Some(len as u64),
-            _ => None,
+        let waited = Waited {
+            head,
+            taken_before,
+            pipelined,
+            accepted,
+            connection: (connection, served),
         };
-        let (outcome, line) = match head {
-            HeadRead::Ready(len) => {
-                let done = exchange(&mut client, len, &shared);
-                client.watch.backend_done();
-                done
-            }
-            HeadRead::Closed => break,
-            HeadRead::Abandoned(request_line) => {
-                client.ended(Termination::new(By::Client, Stage::Request));
-                let outcome = Outcome {
-                    linger: false,
-                    ..Outcome::closing(400, 0)
-                };
-                (outcome, LogLine::raw(request_line))
-            }
-            HeadRead::Refused(status, request_line) => {
-                client.ended(refused_head(status));
-                let bytes = client.refuse_unparsed(status, &shared.config);
-                (Outcome::closing(status, bytes), LogLine::raw(request_line))
-            }
-        };
-        let duration = client.started.elapsed();
-        shared.metrics.observe(outcome.status, duration);
-        // Logged 499: the client left before its answer began, whoever
-        // saw it go.
-        if outcome.status == 499 {
-            client.ended(Termination::new(By::Client, Stage::Head));
-        }
-        // Counted under the pool whoever answered (one relaxed add, as
-        // `observe`); its name, a shared count to touch, only for a log
-        // that writes it.
-        let pool = client.pool.take().map(|i| shared.pools.get(i));
-        if let Some(pool) = pool {
-            pool.stats().answers.count(outcome.status);
-        }
-        let pool = pool
-            .filter(|_| shared.config.logs_pool())
-            .map(|pool| pool.shared_name().clone());
-        let sent_head = client.sent_head.take();
-        // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
-        if !shared.config.log_skips(line.quiet_path, outcome.status) {
-            // `log_headers` (combined, JSON) writes every field, a
-            // template its `$sent_http_<name>` (never both: refused).
-            let (heads, response_head) = match shared.config.log_headers {
-                true => (
-                    sent_head.map(|sent| {
-                        Box::new(Heads {
-                            request: line.headers.unwrap_or_default(),
-                            response: Heads::fields_of(&sent),
-                        })
-                    }),
-                    None,
-                ),
-                false => (None, sent_head),
-            };
-            shared.log.log(Record {
-                time,
-                client: client.real_ip,
-                peer: Some(SocketAddr::new(client.peer, client.peer_port)),
-                proxied_to: client.proxied_to,
-                proxy_tlvs: client.proxy_tlvs.clone(),
-                server: Some(client.server),
-                remote_user: line.remote_user,
-                jwt_claims: line.jwt_claims,
-                request_line: line.request_line,
-                made_target: client.made_target.take(),
-                status: outcome.status,
-                bytes: outcome.bytes,
-                referer: line.referer,
-                user_agent: line.user_agent,
-                cache: outcome.cache,
-                duration,
-                connection: Some((connection, served)),
-                // A client gone before anything reached it got no head.
-                head_bytes: if outcome.status == 499 {
-                    0
-                } else {
-                    client.head_bytes
-                },
-                request_length: Some(
-                    (client.conn.taken() - taken_before)
-                        .saturating_sub(client.blank_before)
-                        .max(head_len.unwrap_or_default()),
-                ),
-                upstream_queue: client.upstream_queue,
-                last_try: client.take_last_try(outcome.upstream),
-                earlier_tries: std::mem::take(&mut client.earlier_tries),
-                route_host: (client.route)
-                    .and_then(|i| shared.config.routes.get(i))
-                    .and_then(|route| route.server_name().cloned()),
-                gzip_sizes: client.take_gzip_sizes(),
-                request_body: client.request_body.take(),
-                tcp_info: (shared.config.logs_tcp_info())
-                    .then(|| tcp_info(client.conn.get_ref().0.tcp()))
-                    .flatten(),
-                // From clocks read already: to the head, then the answer.
-                connection_time: Some(
-                    client.started.saturating_duration_since(accepted) + duration,
-                ),
-                pipelined,
-                termination: client.termination(),
-                limit_req: client.limit_req,
-                pool,
-                show_pool: !shared.config.pools.is_empty(),
-                request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
-                heads,
-                fields: line.fields,
-                response_head,
-                upstream_fields: client.upstream_fields.take(),
-                scheme: client.scheme,
-                tls: client.tls,
-                server_name: client.server_name.clone(),
-                client_certificate: client.certificate.clone(),
-            });
-        }
-        // Idle as far as shutdown is concerned, before the flag is read: a
-        // shutdown then either is seen here or ends the revalidation, never
-        // waits for it. Not begun during a shutdown: no client waits for it.
-        if let Some(job) = client.after_response.take() {
-            client.watch.set_idle();
-            if !shared.shutting_down.load(Ordering::SeqCst) {
-                cached::refresh(&mut client, job, &shared);
-                client.watch.backend_done();
-            }
-        }
-        let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
-        if !outcome.keep_alive || client.last_request || shutting_down {
-            // During a shutdown too when input is left unread: closing on it
-            // would send a reset that can destroy the response still on its
-            // way (a pipelined request, an upload cut short). Bounded. But
-            // for a first request dropped (`return 444`): nothing was sent
-            // that a reset could destroy, and the client gets no more time.
-            let dropped = outcome.status == CLOSE_UNANSWERED && served == 1;
-            if !dropped && (client.has_unread_input() || (outcome.linger && !shutting_down)) {
-                linger(client.conn.get_ref());
-            }
+        if !answer(&mut client, waited, current, (&mut shared, &mut seen, &mut timeout)) {
             break;
         }
         client.conn.release_if_empty();
         client.conn.get_ref().release_if_empty();
     }
+}
+
+/// A request's head as its wait for it ended, with what the wait saw.
+struct Waited {
+    head: HeadRead,
+    /// What the connection had taken before this request's bytes.
+    taken_before: u64,
+    /// nginx's `$pipe`.
+    pipelined: bool,
+    accepted: Instant,
+    /// The connection's number, and this request's on it.
+    connection: (u64, u64),
+}
+
+/// Answers the request whose head `waited` says came, and logs it:
+/// whether the connection is kept for another. Out of line, so that the
+/// frames it needs (the exchange, the log's record) are not part of the
+/// loop's, which waits for a connection's next request: only the pages
+/// of that wait stay with an idle connection (see `read_head`).
+#[inline(never)]
+fn answer(
+    client: &mut Client,
+    waited: Waited,
+    current: &Current,
+    (shared, seen, timeout): (&mut Arc<Shared>, &mut u64, &mut Duration),
+) -> bool {
+    let Waited {
+        head,
+        taken_before,
+        pipelined,
+        accepted,
+        connection: (connection, served),
+    } = waited;
+    let generation = *seen;
+    current.refresh(shared, seen);
+    if *seen != generation {
+        take_settings(client, shared, *seen, timeout);
+    }
+    let limit = shared.config.keepalive_requests;
+    client.last_request = limit != 0 && served >= limit;
+    // Every request gets its own, given before its head is parsed: one
+    // refused as malformed has one too, in its answer and its log line.
+    client.request_id = shared
+        .config
+        .request_id_header
+        .clone()
+        .map(|name| (name, request_id::generate()));
+    let time = SystemTime::now();
+    client.started = Instant::now();
+    // A head refused as it is (no Host) was read whole all the same,
+    // if not taken.
+    let head_len = match head {
+        HeadRead::Ready(len) => Some(len as u64),
+        _ => None,
+    };
+    let (outcome, line) = match head {
+        HeadRead::Ready(len) => {
+            let done = exchange(client, len, shared);
+            client.watch.backend_done();
+            done
+        }
+        HeadRead::Closed => return false,
+        HeadRead::Abandoned(request_line) => {
+            client.ended(Termination::new(By::Client, Stage::Request));
+            let outcome = Outcome {
+                linger: false,
+                ..Outcome::closing(400, 0)
+            };
+            (outcome, LogLine::raw(request_line))
+        }
+        HeadRead::Refused(status, request_line) => {
+            client.ended(refused_head(status));
+            let bytes = client.refuse_unparsed(status, &shared.config);
+            (Outcome::closing(status, bytes), LogLine::raw(request_line))
+        }
+    };
+    let duration = client.started.elapsed();
+    shared.metrics.observe(outcome.status, duration);
+    // Logged 499: the client left before its answer began, whoever
+    // saw it go.
+    if outcome.status == 499 {
+        client.ended(Termination::new(By::Client, Stage::Head));
+    }
+    // Counted under the pool whoever answered (one relaxed add, as
+    // `observe`); its name, a shared count to touch, only for a log
+    // that writes it.
+    let pool = client.pool.take().map(|i| shared.pools.get(i));
+    if let Some(pool) = pool {
+        pool.stats().answers.count(outcome.status);
+    }
+    let pool = pool
+        .filter(|_| shared.config.logs_pool())
+        .map(|pool| pool.shared_name().clone());
+    let sent_head = client.sent_head.take();
+    // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
+    if !shared.config.log_skips(line.quiet_path, outcome.status) {
+        // `log_headers` (combined, JSON) writes every field, a
+        // template its `$sent_http_<name>` (never both: refused).
+        let (heads, response_head) = match shared.config.log_headers {
+            true => (
+                sent_head.map(|sent| {
+                    Box::new(Heads {
+                        request: line.headers.unwrap_or_default(),
+                        response: Heads::fields_of(&sent),
+                    })
+                }),
+                None,
+            ),
+            false => (None, sent_head),
+        };
+        shared.log.log(Record {
+            time,
+            client: client.real_ip,
+            peer: Some(SocketAddr::new(client.peer, client.peer_port)),
+            proxied_to: client.proxied_to,
+            proxy_tlvs: client.proxy_tlvs.clone(),
+            server: Some(client.server),
+            remote_user: line.remote_user,
+            jwt_claims: line.jwt_claims,
+            request_line: line.request_line,
+            made_target: client.made_target.take(),
+            status: outcome.status,
+            bytes: outcome.bytes,
+            referer: line.referer,
+            user_agent: line.user_agent,
+            cache: outcome.cache,
+            duration,
+            connection: Some((connection, served)),
+            // A client gone before anything reached it got no head.
+            head_bytes: if outcome.status == 499 {
+                0
+            } else {
+                client.head_bytes
+            },
+            request_length: Some(
+                (client.conn.taken() - taken_before)
+                    .saturating_sub(client.blank_before)
+                    .max(head_len.unwrap_or_default()),
+            ),
+            upstream_queue: client.upstream_queue,
+            last_try: client.take_last_try(outcome.upstream),
+            earlier_tries: std::mem::take(&mut client.earlier_tries),
+            route_host: (client.route)
+                .and_then(|i| shared.config.routes.get(i))
+                .and_then(|route| route.server_name().cloned()),
+            gzip_sizes: client.take_gzip_sizes(),
+            request_body: client.request_body.take(),
+            tcp_info: (shared.config.logs_tcp_info())
+                .then(|| tcp_info(client.conn.get_ref().0.tcp()))
+                .flatten(),
+            // From clocks read already: to the head, then the answer.
+            connection_time: Some(
+                client.started.saturating_duration_since(accepted) + duration,
+            ),
+            pipelined,
+            termination: client.termination(),
+            limit_req: client.limit_req,
+            pool,
+            show_pool: !shared.config.pools.is_empty(),
+            request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
+            heads,
+            fields: line.fields,
+            response_head,
+            upstream_fields: client.upstream_fields.take(),
+            scheme: client.scheme,
+            tls: client.tls,
+            server_name: client.server_name.clone(),
+            client_certificate: client.certificate.clone(),
+        });
+    }
+    // Idle as far as shutdown is concerned, before the flag is read: a
+    // shutdown then either is seen here or ends the revalidation, never
+    // waits for it. Not begun during a shutdown: no client waits for it.
+    if let Some(job) = client.after_response.take() {
+        client.watch.set_idle();
+        if !shared.shutting_down.load(Ordering::SeqCst) {
+            cached::refresh(client, job, shared);
+            client.watch.backend_done();
+        }
+    }
+    let shutting_down = shared.shutting_down.load(Ordering::SeqCst);
+    if !outcome.keep_alive || client.last_request || shutting_down {
+        // During a shutdown too when input is left unread: closing on it
+        // would send a reset that can destroy the response still on its
+        // way (a pipelined request, an upload cut short). Bounded. But
+        // for a first request dropped (`return 444`): nothing was sent
+        // that a reset could destroy, and the client gets no more time.
+        let dropped = outcome.status == CLOSE_UNANSWERED && served == 1;
+        if !dropped && (client.has_unread_input() || (outcome.linger && !shutting_down)) {
+            linger(client.conn.get_ref());
+        }
+        return false;
+    }
+    true
 }
 
 /// Applies the settings of `shared` (generation `seen`) to the connection.
@@ -298,6 +345,7 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
 
 /// Answers 503 to a connection over a limit without waiting for its
 /// request (what has arrived of it names it in the log), and closes it.
+#[inline(never)]
 fn refuse(client: &mut Client, shared: &Shared) {
     let (time, started) = (SystemTime::now(), Instant::now());
     // Read what the client already sent, so closing does not reset the

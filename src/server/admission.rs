@@ -122,6 +122,7 @@ pub(super) fn register(
 /// Answers 503 to `stream` from `peer`, which reached `server`, and logs
 /// it. One to `tls_port` is closed unanswered: an answer over TLS would
 /// take the handshake the limit is there to spare.
+#[inline(never)]
 pub(super) fn refuse(
     stream: Arc<ClientStream>,
     (peer, server): (SocketAddr, SocketAddr),

@@ -66,6 +66,7 @@ struct Ended;
 /// nginx does. The client a header names is counted in `slot` before the
 /// handshake: over `max_connections_per_client`, the connection is closed
 /// unanswered, as at accept, sparing the handshake.
+#[inline(never)]
 fn begin_tls(
     tls: &TlsStream,
     (peer, server): (SocketAddr, SocketAddr),
@@ -147,6 +148,7 @@ fn check_resumed(tls: &TlsStream, config: &Config) -> Result<(), HandshakeError>
 /// The accepted `tcp` as the connection it is: a plain one, or the start
 /// of a TLS one (its handshake is the serving thread's); `None` when the
 /// settings cannot start a TLS session.
+#[inline(never)]
 pub(super) fn client_stream(
     tcp: TcpStream,
     tls: bool,

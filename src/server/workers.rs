@@ -163,6 +163,7 @@ impl Surplus {
 
 /// Starts one more worker; logs (once a minute) if the system refuses a
 /// thread.
+#[inline(never)]
 fn spawn_worker(workers: &Arc<Workers>) -> io::Result<()> {
     let workers = workers.clone();
     workers.idle.fetch_add(1, Ordering::SeqCst);
@@ -205,6 +206,7 @@ fn work(workers: &Arc<Workers>) {
     let inner = &workers.inner;
     let mut backoff = Duration::from_millis(5);
     let mut idle_since = Instant::now();
+    let mut stack_given_back = true;
     loop {
         let accepted = workers.listener.accept();
         if inner.shutting_down.load(Ordering::SeqCst) {
@@ -220,6 +222,12 @@ fn work(workers: &Arc<Workers>) {
             // hands out) also bounds `accept`: a thread unused for a while
             // retires, unless it is the last one accepting.
             Err(e) if is_timeout(&e) => {
+                // A connection's deep calls are past: an idle worker keeps
+                // only the stack its `accept` needs.
+                if !stack_given_back {
+                    crate::thread_stack::release_below();
+                    stack_given_back = true;
+                }
                 workers.sweep_if_due();
                 if idle_since.elapsed() >= WORKER_IDLE && leave_if_not_last(&workers.idle) {
                     return;
@@ -270,6 +278,7 @@ fn work(workers: &Arc<Workers>) {
         }
         workers.idle.fetch_add(1, Ordering::SeqCst);
         idle_since = Instant::now();
+        stack_given_back = false;
         // After the connection, not before: it waits for no sweep.
         workers.sweep_if_due();
         if workers.surplus.take() && leave_if_not_last(&workers.idle) {

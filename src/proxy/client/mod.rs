@@ -251,9 +251,14 @@ impl Client {
     /// A connection just accepted from `peer`, its socket watched by
     /// `watch`, with what it `inherited` from the listener (its timeouts
     /// become its idle and read timeout).
-    pub(super) fn new(watch: Arc<ConnWatch>, peer: SocketAddr, inherited: Inherited) -> Client {
+    ///
+    /// On the heap, as its connection's loop holds it while waiting for
+    /// the next request: a page less of stack stays with an idle
+    /// connection (see [`crate::thread_stack`]).
+    #[inline(never)]
+    pub(super) fn new(watch: Arc<ConnWatch>, peer: SocketAddr, inherited: Inherited) -> Box<Client> {
         let timeout = inherited.timeout;
-        Client {
+        Box::new(Client {
             conn: BufConn::new(SharedStream(watch.client().clone()), CLIENT_BUFFER),
             // A dual-stack listener (bind = ::) sees IPv4 clients as
             // ::ffff:a.b.c.d; they are logged, hashed and forwarded as a.b.c.d.
@@ -319,7 +324,7 @@ impl Client {
             after_response: None,
             accel: None,
             kept_backend: KeptConns::default(),
-        }
+        })
     }
 
     /// Whom a connection to a backend is made for: the two ends of this

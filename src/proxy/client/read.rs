@@ -13,11 +13,18 @@ use crate::proxy::origin::{Failure, RequestBody};
 use crate::proxy::{client_body_status, Refusal};
 use crate::sched::{self, Peer};
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at
 /// least one; unbounded would let a client idle forever on CRLFs).
 const MAX_LEADING_EMPTY_LINES: usize = 4;
+
+/// How long a connection waits for its next request before the stack
+/// pages its last one touched below the wait are given back (see
+/// [`crate::thread_stack`]): most keep-alive requests come sooner, and so
+/// pay for no page fault, while a connection left idle keeps only what
+/// its wait needs.
+const STACK_KEPT_FOR: Duration = Duration::from_secs(1);
 
 pub(in crate::proxy) enum HeadRead {
     /// A complete head of this many bytes is buffered.
@@ -37,11 +44,19 @@ impl Client {
     /// idle timeout (or, on a new connection, the head timeout counted from
     /// `since`); from then on the whole head must arrive within the head
     /// timeout, however slowly it trickles (slowloris): 408 and close.
+    ///
+    /// Out of line, as what it calls: the connection's loop waits here,
+    /// and an idle connection keeps the stack pages down to this wait.
+    #[inline(never)]
     pub(in crate::proxy) fn read_head(&mut self, since: Option<Instant>) -> HeadRead {
         let max_head = self.limits.max_head_size;
         let mut scanned = 0;
         let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
         let mut empty_lines = 0;
+        // Between requests, the idle wait is cut in two: the stack below
+        // it is given back when the first part ends with nothing.
+        let mut stack_given_back = false;
+        let idle_in_two = self.idle_timeout > STACK_KEPT_FOR;
         self.blank_before = 0;
         if since.is_some() && self.bytes_on_accept && self.conn.buffered().is_empty() {
             // Whatever this finds (bytes, the end, an error, nothing yet),
@@ -82,7 +97,9 @@ impl Client {
             }
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
-                None => self.idle_timeout,
+                None if !idle_in_two => self.idle_timeout,
+                None if stack_given_back => self.idle_timeout - STACK_KEPT_FOR,
+                None => STACK_KEPT_FOR,
             };
             if wait.is_zero() {
                 break self.head_timed_out();
@@ -97,6 +114,10 @@ impl Client {
             match filled {
                 Ok(0) => break self.head_abandoned(),
                 Ok(_) => {}
+                Err(e) if is_timeout(&e) && deadline.is_none() && idle_in_two && !stack_given_back => {
+                    crate::thread_stack::release_below();
+                    stack_given_back = true;
+                }
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),
                 Err(_) => break self.head_abandoned(),
             }
@@ -115,6 +136,7 @@ impl Client {
     /// Takes the PROXY protocol header the connection starts with (due
     /// within the head timeout from `accepted`): its client becomes the
     /// peer. `false` when there is none, to close the connection.
+    #[inline(never)]
     pub(in crate::proxy) fn take_proxy_header(
         &mut self,
         accepted: Instant,
@@ -135,6 +157,7 @@ impl Client {
 
     /// The client a PROXY header names becomes the peer (one read before
     /// a TLS handshake comes here that way).
+    #[inline(never)]
     pub(in crate::proxy) fn take_header(&mut self, header: proxy_protocol::Header) {
         if let Some(source) = header.source {
             self.peer = source.ip().to_canonical();
