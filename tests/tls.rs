@@ -1994,6 +1994,36 @@ fn a_tls_client_that_ends_after_more_than_a_record_is_read_to_the_end() {
     assert!(stream.cut_short(), "the end came without close_notify");
 }
 
+/// A connection whose buffers were given back (idle a while) waits for
+/// its next request without taking them again: storage for a record is
+/// taken once one comes.
+#[test]
+fn a_tls_stream_waits_without_buffers_once_given_back() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    client.conn.writer().write_all(b"first").unwrap();
+    send_records(&mut client);
+    let mut buf = [0u8; 16];
+    assert_eq!((&stream).read(&mut buf).unwrap(), 5);
+    assert!(stream.held_buffers() > 0, "a record was read into one");
+    stream.release_if_empty();
+    assert_eq!(stream.held_buffers(), 0);
+    // A wait that ends with nothing, as an idle connection's does.
+    let patience = Some(Duration::from_millis(100));
+    stream.tcp().set_read_timeout(patience).unwrap();
+    let waited = (&stream).read(&mut buf).unwrap_err();
+    assert!(
+        matches!(waited.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        "{waited}"
+    );
+    assert_eq!(stream.held_buffers(), 0, "the wait took a buffer");
+    stream.tcp().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    client.conn.writer().write_all(b"second").unwrap();
+    send_records(&mut client);
+    assert_eq!((&stream).read(&mut buf).unwrap(), 6);
+    assert_eq!(&buf[..6], b"second");
+}
+
 /// A connection let go without a word (an idle one the proxy closes)
 /// still says `close_notify`: the client sees an orderly end, not a
 /// truncation.

@@ -52,6 +52,9 @@ pub struct TlsStream {
     /// for as long as the peer takes: [`TlsStream::say_closing`] does not
     /// wait for it.
     handshaking: AtomicBool,
+    /// A client's connection, whose reads wait as long as the client
+    /// idles; a backend's wait for an answer just asked for.
+    waits_idle: bool,
 }
 
 /// Ciphertext read from the socket and not yet given to the session.
@@ -111,7 +114,7 @@ fn openssl_group_name(group: rustls::NamedGroup) -> Option<&'static str> {
 impl TlsStream {
     /// A client's connection, to be accepted with [`TlsStream::handshake`].
     pub fn accepting(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, rustls::Error> {
-        Ok(Self::over(tcp, ServerConnection::new(config)?.into()))
+        Ok(Self::over(tcp, ServerConnection::new(config)?.into(), true))
     }
 
     /// A connection to a backend known as `name`, which `tcp` is (or is
@@ -122,11 +125,12 @@ impl TlsStream {
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
     ) -> Result<Self, rustls::Error> {
-        Ok(Self::over(tcp, ClientConnection::new(config, name)?.into()))
+        Ok(Self::over(tcp, ClientConnection::new(config, name)?.into(), false))
     }
 
-    fn over(tcp: TcpStream, session: Connection) -> TlsStream {
+    fn over(tcp: TcpStream, session: Connection, waits_idle: bool) -> TlsStream {
         TlsStream {
+            waits_idle,
             tcp,
             session: Mutex::new(session),
             incoming: Mutex::default(),
@@ -313,6 +317,12 @@ impl TlsStream {
                 // The first wait is the socket's own, timeout and all.
                 (true, None) => {
                     waited = Some((Instant::now(), None));
+                    // Given back while the connection idles (see
+                    // `release_if_empty`): taken again once a record comes,
+                    // so that the wait holds none.
+                    if self.waits_idle && incoming.buf.is_empty() {
+                        wait_for_bytes(&self.tcp)?;
+                    }
                     super::conn::read_retrying(&mut &self.tcp, incoming.space())?
                 }
                 (true, Some((since, came))) => {
@@ -536,6 +546,12 @@ impl TlsStream {
         }
     }
 
+    /// The bytes of storage the connection holds for records read and to
+    /// be sent (rustls's own apart): none once given back while it idles.
+    pub fn held_buffers(&self) -> usize {
+        self.incoming.lock().buf.len() + self.outgoing.lock().capacity()
+    }
+
     /// Whether plaintext or ciphertext is waiting to be read, without
     /// reading or waiting (a pipelined request, the next one on a kept
     /// connection). Not knowing, because another thread holds the
@@ -608,6 +624,17 @@ impl Drop for TlsStream {
     fn drop(&mut self) {
         if !self.session.get_mut().is_handshaking() {
             self.say_closing();
+        }
+    }
+}
+
+/// Waits, within `tcp`'s receive timeout, until bytes (or the end) have
+/// come, leaving them unread.
+fn wait_for_bytes(tcp: &TcpStream) -> io::Result<()> {
+    loop {
+        match tcp.peek(&mut [0u8]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            peeked => return peeked.map(drop),
         }
     }
 }

@@ -126,7 +126,6 @@ pub fn serve(
             break;
         }
         client.conn.release_if_empty();
-        client.conn.get_ref().release_if_empty();
     }
 }
 

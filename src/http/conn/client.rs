@@ -35,7 +35,8 @@ impl ClientStream {
 
     /// Gives back what the connection holds for reading while nothing is in it,
     /// as [`BufConn::release_if_empty`](super::BufConn::release_if_empty) does:
-    /// an idle TLS connection keeps no record buffer.
+    /// a TLS connection idle for a while keeps no record buffer (its wait
+    /// takes one again only once a record comes).
     pub fn release_if_empty(&self) {
         if let ClientStream::Tls(s) = self {
             s.release_if_empty();

@@ -54,8 +54,9 @@ impl Client {
         let mut deadline: Option<Instant> = since.map(|t| t + self.header_timeout);
         let mut empty_lines = 0;
         // Between requests, the idle wait is cut in two: the stack below
-        // it is given back when the first part ends with nothing.
-        let mut stack_given_back = false;
+        // it, and a TLS session's buffers, are given back when the first
+        // part ends with nothing.
+        let mut given_back = false;
         let idle_in_two = self.idle_timeout > STACK_KEPT_FOR;
         self.blank_before = 0;
         if since.is_some() && self.bytes_on_accept && self.conn.buffered().is_empty() {
@@ -98,7 +99,7 @@ impl Client {
             let wait = match deadline {
                 Some(deadline) => deadline.saturating_duration_since(Instant::now()),
                 None if !idle_in_two => self.idle_timeout,
-                None if stack_given_back => self.idle_timeout - STACK_KEPT_FOR,
+                None if given_back => self.idle_timeout - STACK_KEPT_FOR,
                 None => STACK_KEPT_FOR,
             };
             if wait.is_zero() {
@@ -114,9 +115,10 @@ impl Client {
             match filled {
                 Ok(0) => break self.head_abandoned(),
                 Ok(_) => {}
-                Err(e) if is_timeout(&e) && deadline.is_none() && idle_in_two && !stack_given_back => {
+                Err(e) if is_timeout(&e) && deadline.is_none() && idle_in_two && !given_back => {
                     crate::thread_stack::release_below();
-                    stack_given_back = true;
+                    self.conn.get_ref().release_if_empty();
+                    given_back = true;
                 }
                 Err(e) if is_timeout(&e) => break self.head_timed_out(),
                 Err(_) => break self.head_abandoned(),
