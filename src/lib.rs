@@ -79,12 +79,12 @@ pub mod rewrite;
 pub mod routes;
 pub mod rule_pairs;
 pub mod sched;
-pub mod thread_stack;
 pub mod secure_link;
 pub mod server;
 pub mod systemd;
 #[cfg(test)]
 mod test_log;
+pub mod thread_stack;
 pub mod throttle;
 pub mod tls;
 pub mod upstream;

@@ -96,9 +96,7 @@ mod tests {
         let mut pages = vec![0u8; len.div_ceil(page)];
         // SAFETY: the range is mapped (this thread's stack) and `pages`
         // has a byte per page of it.
-        let ok = unsafe {
-            libc::mincore(start as *mut libc::c_void, len, pages.as_mut_ptr()) == 0
-        };
+        let ok = unsafe { libc::mincore(start as *mut libc::c_void, len, pages.as_mut_ptr()) == 0 };
         assert!(ok, "mincore: {}", std::io::Error::last_os_error());
         pages.iter().filter(|&&p| p & 1 == 1).count()
     }
@@ -117,23 +115,25 @@ mod tests {
 
     #[test]
     fn the_pages_below_the_caller_are_given_back_and_usable_again() {
-        let spawned = std::thread::Builder::new().stack_size(256 * 1024).spawn(|| {
-            let lowest = lowest_address().expect("a thread knows its stack");
-            let marker = 0u8;
-            let here = std::hint::black_box(&marker) as *const u8 as usize;
-            assert!(lowest < here && here - lowest <= 256 * 1024 + 64 * 1024);
-            let page = page_size();
-            let start = lowest.next_multiple_of(page);
-            // The region a deep call touches, well below this frame.
-            let below = (here - 16 * page) / page * page;
-            go_deep(128 * 1024);
-            let touched = resident(below - 8 * page, 8 * page);
-            release_below();
-            let after = resident(below - 8 * page, 8 * page);
-            // Deep again: the zeroed pages serve as before.
-            go_deep(128 * 1024);
-            (touched, after, resident(start, below - start))
-        });
+        let spawned = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let lowest = lowest_address().expect("a thread knows its stack");
+                let marker = 0u8;
+                let here = std::hint::black_box(&marker) as *const u8 as usize;
+                assert!(lowest < here && here - lowest <= 256 * 1024 + 64 * 1024);
+                let page = page_size();
+                let start = lowest.next_multiple_of(page);
+                // The region a deep call touches, well below this frame.
+                let below = (here - 16 * page) / page * page;
+                go_deep(128 * 1024);
+                let touched = resident(below - 8 * page, 8 * page);
+                release_below();
+                let after = resident(below - 8 * page, 8 * page);
+                // Deep again: the zeroed pages serve as before.
+                go_deep(128 * 1024);
+                (touched, after, resident(start, below - start))
+            });
         let (touched, after, again) = spawned.unwrap().join().unwrap();
         assert_eq!(touched, 8, "the deep call touched every page");
         assert_eq!(after, 0, "all of them given back");

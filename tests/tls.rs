@@ -2013,7 +2013,10 @@ fn a_tls_stream_waits_without_buffers_once_given_back() {
     stream.tcp().set_read_timeout(patience).unwrap();
     let waited = (&stream).read(&mut buf).unwrap_err();
     assert!(
-        matches!(waited.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        matches!(
+            waited.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ),
         "{waited}"
     );
     assert_eq!(stream.held_buffers(), 0, "the wait took a buffer");

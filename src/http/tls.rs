@@ -125,7 +125,11 @@ impl TlsStream {
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
     ) -> Result<Self, rustls::Error> {
-        Ok(Self::over(tcp, ClientConnection::new(config, name)?.into(), false))
+        Ok(Self::over(
+            tcp,
+            ClientConnection::new(config, name)?.into(),
+            false,
+        ))
     }
 
     fn over(tcp: TcpStream, session: Connection, waits_idle: bool) -> TlsStream {

@@ -112,9 +112,6 @@ pub fn serve(
         {
             break;
         }
-        if let HeadRead::Closed = head {
-            break;
-        }
         let waited = Waited {
             head,
             taken_before,
@@ -122,7 +119,12 @@ pub fn serve(
             accepted,
             connection: (connection, served),
         };
-        if !answer(&mut client, waited, current, (&mut shared, &mut seen, &mut timeout)) {
+        if !answer(
+            &mut client,
+            waited,
+            current,
+            (&mut shared, &mut seen, &mut timeout),
+        ) {
             break;
         }
         client.conn.release_if_empty();
@@ -278,9 +280,7 @@ fn answer(
                 .then(|| tcp_info(client.conn.get_ref().0.tcp()))
                 .flatten(),
             // From clocks read already: to the head, then the answer.
-            connection_time: Some(
-                client.started.saturating_duration_since(accepted) + duration,
-            ),
+            connection_time: Some(client.started.saturating_duration_since(accepted) + duration),
             pipelined,
             termination: client.termination(),
             limit_req: client.limit_req,

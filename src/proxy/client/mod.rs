@@ -256,7 +256,11 @@ impl Client {
     /// the next request: a page less of stack stays with an idle
     /// connection (see [`crate::thread_stack`]).
     #[inline(never)]
-    pub(super) fn new(watch: Arc<ConnWatch>, peer: SocketAddr, inherited: Inherited) -> Box<Client> {
+    pub(super) fn new(
+        watch: Arc<ConnWatch>,
+        peer: SocketAddr,
+        inherited: Inherited,
+    ) -> Box<Client> {
         let timeout = inherited.timeout;
         Box::new(Client {
             conn: BufConn::new(SharedStream(watch.client().clone()), CLIENT_BUFFER),
