@@ -4,7 +4,7 @@
 //! may be is the setting's to say. A `<from>` may be nginx's regular
 //! expression (`~pattern`, `~*pattern` in any case), which replaces the
 //! whole value it matches with its `<to>`, and that may name the groups
-//! (`$1` to `$9`) of the match.
+//! of the match: `$1` to `$9`, and a named one by its name.
 
 use crate::rewrite::Pattern;
 use regex::Captures;
@@ -12,6 +12,11 @@ use regex::Captures;
 /// Most rules one setting lists: each value a backend sends is compared
 /// with them in turn.
 const MAX_RULES: usize = 32;
+
+/// The variables the settings' replacements may name: a group named as
+/// one is refused, as nginx refuses a capture named as a variable of its
+/// own (a replacement could not tell which it names).
+const VARIABLES: [&str; 5] = ["host", "scheme", "http_host", "server_port", "server_name"];
 
 /// The rules of `v` as `(from, to)`, in the order written; none when it
 /// is empty. `example` is a rule as the setting's are written, for the
@@ -63,8 +68,16 @@ pub fn pattern_rule<T>(
     let read = |pattern: Pattern| {
         // Group 0 is the whole match; `$1` is the first in parentheses.
         let groups = pattern.regex().captures_len() - 1;
+        let named: Vec<(&str, usize)> = (pattern.regex().capture_names().enumerate())
+            .filter_map(|(n, name)| name.map(|name| (name, n)))
+            .collect();
+        if let Some((name, _)) = named.iter().find(|(name, _)| VARIABLES.contains(name)) {
+            return Err(format!(
+                "`{from}`: its group `{name}` is named as the variable `${name}`: rename it"
+            ));
+        }
         let mut parts = Vec::new();
-        for part in split_at_groups(to, groups)? {
+        for part in split_at_groups(to, groups, &named)? {
             match part {
                 Part::Text(t) => parts.extend(text(t)?),
                 Part::Group(n) => parts.push(Part::Group(n)),
@@ -85,9 +98,15 @@ pub enum Part<T> {
 }
 
 /// `to` split at the groups it names, `$1` to `$9` (one digit, as nginx
-/// reads them), for a pattern with `groups` groups; a `$$` is left in
-/// the text, for the setting to read as it reads its text.
-pub fn split_at_groups(to: &str, groups: usize) -> Result<Vec<Part<&str>>, String> {
+/// reads them), for a pattern with `groups` groups, and those of `named`
+/// by their names (`$name`, `${name}`); a `$$`, and a `$name` that names
+/// no group, are left in the text, for the setting to read as it reads
+/// its text.
+pub fn split_at_groups<'a>(
+    to: &'a str,
+    groups: usize,
+    named: &[(&str, usize)],
+) -> Result<Vec<Part<&'a str>>, String> {
     let mut parts = Vec::new();
     let (bytes, mut text_from, mut at) = (to.as_bytes(), 0, 0);
     while at < bytes.len() {
@@ -109,6 +128,31 @@ pub fn split_at_groups(to: &str, groups: usize) -> Result<Vec<Part<&str>>, Strin
                 at += 2;
                 text_from = at;
             }
+            (b'$', Some(c)) if c == b'{' || c == b'_' || c.is_ascii_alphabetic() => {
+                let (name, end) = match c {
+                    b'{' => match to[at + 2..].find('}') {
+                        Some(len) => (&to[at + 2..at + 2 + len], at + 3 + len),
+                        None => ("", at + 1),
+                    },
+                    _ => {
+                        let len = (bytes[at + 1..].iter())
+                            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+                            .count();
+                        (&to[at + 1..at + 1 + len], at + 1 + len)
+                    }
+                };
+                match named.iter().find(|(group, _)| *group == name) {
+                    Some(&(_, n)) => {
+                        if text_from < at {
+                            parts.push(Part::Text(&to[text_from..at]));
+                        }
+                        parts.push(Part::Group(n));
+                        at = end;
+                        text_from = at;
+                    }
+                    None => at += 1,
+                }
+            }
             _ => at += 1,
         }
     }
@@ -121,7 +165,7 @@ pub fn split_at_groups(to: &str, groups: usize) -> Result<Vec<Part<&str>>, Strin
 /// Whether `to` names a group (`$1` to `$9`): a rule that is not a
 /// pattern has none to name.
 pub fn names_a_group(to: &str) -> bool {
-    split_at_groups(to, 9).is_ok_and(|parts| parts.iter().any(|p| matches!(p, Part::Group(_))))
+    split_at_groups(to, 9, &[]).is_ok_and(|parts| parts.iter().any(|p| matches!(p, Part::Group(_))))
 }
 
 /// The longest value a rule makes; past it the backend's goes as it
@@ -187,15 +231,15 @@ mod tests {
     fn a_replacement_splits_at_its_groups_and_keeps_a_doubled_dollar() {
         use Part::{Group, Text};
         assert_eq!(
-            split_at_groups("https://$host$1/x$2", 2).unwrap(),
+            split_at_groups("https://$host$1/x$2", 2, &[]).unwrap(),
             [Text("https://$host"), Group(1), Text("/x"), Group(2)]
         );
         assert_eq!(
-            split_at_groups("$$1$10", 1).unwrap(),
+            split_at_groups("$$1$10", 1, &[]).unwrap(),
             [Text("$$1"), Group(1), Text("0")]
         );
-        assert_eq!(split_at_groups("", 0).unwrap(), []);
-        let err = split_at_groups("/$2", 1).unwrap_err();
+        assert_eq!(split_at_groups("", 0, &[]).unwrap(), []);
+        let err = split_at_groups("/$2", 1, &[]).unwrap_err();
         assert!(
             err.contains("names `$2`, but the pattern has 1 group(s)"),
             "{err}"
@@ -204,16 +248,49 @@ mod tests {
     }
 
     #[test]
+    fn a_named_group_is_named_by_its_name_and_a_variable_is_left_to_the_setting() {
+        use Part::{Group, Text};
+        let named = [("app", 1), ("rest", 2)];
+        assert_eq!(
+            split_at_groups("$scheme://$host/${app}x$rest$hostname$", 2, &named).unwrap(),
+            [
+                Text("$scheme://$host/"),
+                Group(1),
+                Text("x"),
+                Group(2),
+                Text("$hostname$")
+            ]
+        );
+        assert_eq!(
+            split_at_groups("${app", 2, &named).unwrap(),
+            [Text("${app")]
+        );
+        let rule = |from: &str, to: &str| pattern_rule(from, to, |t| Ok(vec![Text(t.to_string())]));
+        let (_, parts) = rule("~^/(?<app>[a-z]+)/(?P<rest>.*)$", "/$rest/$app")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            parts[..],
+            [Text("/".into()), Group(2), Text("/".into()), Group(1)]
+        );
+        let clash = rule("~^(?<host>.*)$", "$host").unwrap().unwrap_err();
+        assert!(
+            clash.contains("group `host` is named as the variable `$host`"),
+            "{clash}"
+        );
+    }
+
+    #[test]
     fn groups_are_filled_from_the_match_and_one_that_took_no_part_is_empty() {
         let re = regex::Regex::new("^/(a)?(b)").unwrap();
         let captures = re.captures("/b").unwrap();
-        let parts = split_at_groups("[$1][$2]", 2).unwrap();
+        let parts = split_at_groups("[$1][$2]", 2, &[]).unwrap();
         let mut out = String::new();
         assert!(fill(&parts, &captures, &mut out, |t, out| out.push_str(t)));
         assert_eq!(out, "[][b]");
         let long = "x".repeat(MAX_MADE / 4 + 1);
         let captures = regex::Regex::new("(.*)").unwrap().captures(&long).unwrap();
-        let parts = split_at_groups("$1$1$1$1", 1).unwrap();
+        let parts = split_at_groups("$1$1$1$1", 1, &[]).unwrap();
         assert!(!fill(&parts, &captures, &mut String::new(), |t, out| out
             .push_str(t)));
     }

@@ -147,6 +147,14 @@ fn a_pattern_replaces_the_whole_url_with_its_groups_and_the_client_s_host() {
         r.head.get("refresh"),
         Some("3; url=http://www.example.test/login?next=%2F")
     );
+    // A named group, by its name.
+    let named = "location_rewrite = ~*^http://[a-z.]+:8080(?<path>/.*)$ https://$host$path\n";
+    let proxy = proxy_with(backend.addr, named);
+    let r = proxy.get_on("www.example.test", "/go", &[]);
+    assert_eq!(
+        r.head.get("location"),
+        Some("https://www.example.test/login?next=%2F")
+    );
     // Matched in the case written without the `*`.
     let exact = "location_rewrite = ~^http://[a-z.]+:8080(/.*)$ $scheme://$host$1\n";
     let proxy = proxy_with(backend.addr, exact);

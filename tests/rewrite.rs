@@ -55,7 +55,8 @@ fn an_internal_rewrite_reaches_the_backend_with_the_new_path_and_the_query_as_ng
              rewrite.kept = ^/old/(.*)$ /new/$1\n\
              rewrite.after = ^/item/(\\d+)$ /show?id=$1 last\n\
              rewrite.dropped = ^/tracked/(.*)$ /clean/$1? break\n\
-             rewrite.dollar = ^/price/([0-9]+)$ /cost/$$$1\n",
+             rewrite.dollar = ^/price/([0-9]+)$ /cost/$$$1\n\
+             rewrite.named = ^/users/(?<id>\\d+)/(?P<tab>[a-z]+)$ /profile?user=$id&tab=${{tab}}\n",
             main.addr
         )),
     );
@@ -69,6 +70,8 @@ fn an_internal_rewrite_reaches_the_backend_with_the_new_path_and_the_query_as_ng
         // A `?` at the end: the client's query dropped.
         ("/tracked/x?utm_source=a", "/clean/x"),
         ("/price/12", "/cost/$12"),
+        // Named groups, by their names (nginx's named captures).
+        ("/users/42/posts?x", "/profile?user=42&tab=posts&x"),
         // Matched as routes read the path: escapes of letters decoded,
         // `//` merged.
         ("/%6Fld//c?q", "/new/c?q"),
@@ -77,7 +80,7 @@ fn an_internal_rewrite_reaches_the_backend_with_the_new_path_and_the_query_as_ng
         assert_eq!(status, 200, "{target}");
         assert_eq!(got, format!("main GET {sent} len=0 fnv=cbf29ce484222325"));
     }
-    assert_eq!(main.requests(), 7);
+    assert_eq!(main.requests(), 8);
 }
 
 #[test]

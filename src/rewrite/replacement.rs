@@ -65,6 +65,50 @@ pub(super) enum Query {
     Written,
 }
 
+/// The variables a replacement may name, besides groups.
+const VARIABLES: [&str; 6] = [
+    "host",
+    "scheme",
+    "request_uri",
+    "args",
+    "query_string",
+    "is_args",
+];
+
+/// A pattern's groups, as a replacement may name them: `$1` to `$9` by
+/// number, each named one (`(?<name>...)`, `(?P<name>...)`) by its name
+/// too, as nginx's named captures.
+pub(super) struct Groups<'a> {
+    /// How many, the whole match apart.
+    count: usize,
+    /// The named ones, with their number.
+    named: Vec<(&'a str, usize)>,
+}
+
+impl<'a> Groups<'a> {
+    /// The groups of `regex`. A group named as a variable is refused: a
+    /// replacement could not tell which it names.
+    pub(super) fn of(regex: &'a regex::Regex) -> Result<Groups<'a>, String> {
+        let named: Vec<(&str, usize)> = (regex.capture_names().enumerate())
+            .filter_map(|(n, name)| name.map(|name| (name, n)))
+            .collect();
+        if let Some((name, _)) = named.iter().find(|(name, _)| VARIABLES.contains(name)) {
+            return Err(format!(
+                "the pattern's group `{name}` is named as the variable `${name}`: rename it"
+            ));
+        }
+        Ok(Groups {
+            count: regex.captures_len() - 1,
+            named,
+        })
+    }
+
+    /// The number of the group named `name`.
+    fn named(&self, name: &str) -> Option<usize> {
+        (self.named.iter()).find_map(|&(named, n)| (named == name).then_some(n))
+    }
+}
+
 /// The group of ASCII `digit` (`1` to `9`) of a pattern with `groups`
 /// groups, which the replacement `written` names.
 fn group(written: &str, digit: u8, groups: usize) -> Result<Piece, String> {
@@ -168,8 +212,8 @@ impl Replacement {
         site_of(self.pieces.len(), last)
     }
 
-    /// `written`, for a pattern with `groups` groups.
-    pub(super) fn parse(written: &str, groups: usize) -> Result<Replacement, String> {
+    /// `written`, for a pattern with `groups`.
+    pub(super) fn parse(written: &str, groups: &Groups<'_>) -> Result<Replacement, String> {
         // A `\` is a `/` to browsers and some servers: refused in paths
         // (see `is_ambiguous`).
         let refused = |c: &char| !c.is_ascii_graphic() || matches!(c, '#' | '\\');
@@ -194,7 +238,7 @@ impl Replacement {
                     text.push('$');
                     continue;
                 }
-                Some(d @ '1'..='9') => group(written, d as u8, groups)?,
+                Some(d @ '1'..='9') => group(written, d as u8, groups.count)?,
                 Some(c) if c == '{' || c.is_ascii_alphabetic() => {
                     let name = variable_name(c, &mut chars).ok_or_else(|| {
                         format!("the replacement `{written}` has a `${{` without `}}`")
@@ -206,15 +250,19 @@ impl Replacement {
                         b"args" | b"query_string" => Piece::Args,
                         b"is_args" => Piece::IsArgs,
                         // `${1}0`: group 1, then a `0`.
-                        &[d @ b'1'..=b'9'] => group(written, d, groups)?,
-                        _ => {
-                            return Err(format!(
-                                "the replacement `{written}` names `${name}`: it may name \
-                                 `$1` to `${MAX_GROUP}`, `$host`, `$scheme`, `$request_uri`, \
-                                 `$args` (`$query_string`) and `$is_args` (`${{host}}` before \
-                                 a letter, digit or `_`; `$$` writes a dollar)"
-                            ))
-                        }
+                        &[d @ b'1'..=b'9'] => group(written, d, groups.count)?,
+                        _ => match groups.named(&name) {
+                            Some(n) => Piece::Group(n),
+                            None => {
+                                return Err(format!(
+                                    "the replacement `{written}` names `${name}`: it may name \
+                                     `$1` to `${MAX_GROUP}`, the pattern's named groups, \
+                                     `$host`, `$scheme`, `$request_uri`, `$args` \
+                                     (`$query_string`) and `$is_args` (`${{host}}` before a \
+                                     letter, digit or `_`; `$$` writes a dollar)"
+                                ))
+                            }
+                        },
                     }
                 }
                 _ => {
@@ -268,6 +316,27 @@ mod tests {
         );
         // `$10` is `$1` and a `0`, as nginx reads it.
         assert_eq!(made("^/(a)$ /$10", "/a"), internal("/a0"));
+    }
+
+    #[test]
+    fn named_groups_are_named_by_their_names_and_numbers() {
+        // nginx's named captures: `(?<name>...)`, and Perl's `(?P<name>...)`.
+        let rule = "^/users/(?<id>\\d+)/(?P<tab>[a-z]+)$ /profile?user=$id&tab=${tab}x&again=$1";
+        assert_eq!(
+            made(rule, "/users/42/posts"),
+            internal("/profile?user=42&tab=postsx&again=42")
+        );
+        // Past nine groups, a name is the way to the tenth.
+        let many = "^/(a)(b)(c)(d)(e)(f)(g)(h)(i)(?<tenth>j)$ /$tenth/$1";
+        assert_eq!(made(many, "/abcdefghij"), internal("/j/a"));
+        let refused = |value: &str| Rule::parse("r", value).unwrap_err();
+        let unknown = refused("^/(?<id>\\d+)$ /u/$user");
+        assert!(
+            unknown.contains("`$user`") && unknown.contains("named groups"),
+            "{unknown}"
+        );
+        let clash = refused("^/(?<host>[a-z]+)$ /u/$host");
+        assert!(clash.contains("named as the variable `$host`"), "{clash}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! compiled within bounds, its replacement, flag and `host=`; and what
 //! `check` says it does.
 
-use super::replacement::{Piece, Query, Replacement};
+use super::replacement::{Groups, Piece, Query, Replacement};
 use super::Rule;
 use crate::cache::policy::{MAX_PATTERN_LEN, MAX_PATTERN_SIZE};
 use crate::routes::{parse_host, HostPattern};
@@ -112,9 +112,7 @@ impl Rule {
             }
         }
         let regex = compile(pattern)?;
-        // Group 0 is the whole match; `$1` is the first in parentheses.
-        let groups = regex.captures_len() - 1;
-        let mut replacement = Replacement::parse(written, groups)?;
+        let mut replacement = Replacement::parse(written, &Groups::of(&regex)?)?;
         let url = is_url(written)
             || matches!(&replacement.pieces[..], [Piece::Scheme, Piece::Text(t), ..] if t.starts_with("://"));
         let site = match url {
@@ -405,8 +403,8 @@ mod tests {
             (
                 "r",
                 "^/(a)$ /$x",
-                "names `$x`: it may name `$1` to `$9`, `$host`, `$scheme`, `$request_uri`, \
-                 `$args` (`$query_string`) and `$is_args`",
+                "names `$x`: it may name `$1` to `$9`, the pattern's named groups, `$host`, \
+                 `$scheme`, `$request_uri`, `$args` (`$query_string`) and `$is_args`",
             ),
             ("r", "^/(a)$ /$hostname", "names `$hostname`"),
             ("r", "^/(a)$ /${uri}", "names `$uri`"),
