@@ -627,8 +627,9 @@ impl Written {
 
     /// What the replacement makes of a path (as routes read it) and the
     /// client's `target` (origin-form, as sent): `$N` the group's text
-    /// (empty when it took no part), `$$` a dollar, `$request_uri` the
-    /// target, `$args` (`$query_string`) its query and `$is_args` a `?`
+    /// (empty when it took no part; a named one by its name too), `$$` a
+    /// dollar, `$request_uri` the target, `$args` (`$query_string`) its
+    /// query and `$is_args` a `?`
     /// when it has one (a bare `?` is none); no `?` keeps the client's
     /// query, `?args` puts it after its own with `&`, a `?` at the end
     /// drops it (and is not written), and a replacement that writes the
@@ -673,10 +674,11 @@ impl Written {
                 "request_uri" => made.push_str(target),
                 "args" | "query_string" => made.push_str(query.unwrap_or_default()),
                 "is_args" => made.push_str(if query.is_some() { "?" } else { "" }),
-                digit => {
-                    let n = digit
-                        .parse::<usize>()
-                        .expect("a rule that loads names $1 to $9");
+                group => {
+                    let named = || (self.regex.capture_names()).position(|g| g == Some(group));
+                    let n = (group.parse::<usize>().ok())
+                        .or_else(named)
+                        .expect("a rule that loads names $1 to $9 or a named group");
                     let group = captures.as_ref().and_then(|c| c.get(n));
                     made.push_str(group.map_or("", |m| m.as_str()));
                     continue;

@@ -175,6 +175,11 @@ impl Rule {
 /// A replacement's text, read, if it names only variables of
 /// [`SAME_FOR_A_URL`].
 fn replacement(to: &str) -> Result<FieldValue, String> {
+    // Browsers read a `\` in an http(s) URL as a `/`: `https://\evil.example`
+    // would send clients to another site than the one written.
+    if to.contains('\\') {
+        return Err(format!("{to}: a `\\`, which browsers read as `/` (write `%5C`)"));
+    }
     let to = FieldValue::parse(to, FieldFamily::Request).map_err(|e| format!("{to}: {e}"))?;
     if !names_only_the_same_for_a_url(to.source()) {
         return Err(format!(
@@ -360,6 +365,9 @@ mod tests {
         assert!(err("~^http://a(/.*) http://b$2").contains("names `$2`, but the pattern has 1"));
         assert!(err("~^(a http://b").contains("does not compile"));
         assert!(err("~^http://a(/.*) http://$remote_addr$1").contains("may differ between"));
+        // Found by the fuzzer: `https://\evil.example` is another site.
+        assert!(err("http:// https://\\").contains("browsers read as `/`"));
+        assert!(err("~^http://a(/.*) https://\\$1").contains("browsers read as `/`"));
     }
 
     #[test]
