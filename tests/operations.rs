@@ -2309,6 +2309,54 @@ fn the_descriptor_limit_is_raised_as_far_as_allowed_and_the_rest_said() {
     assert_eq!(line.split_whitespace().nth(3), Some("4096"), "{line}");
 }
 
+/// A reload that raises max_connections raises the descriptor limit for
+/// them as a start does, as far as the hard limit allows, and says what
+/// is still short; a reload that leaves max_connections as it was does
+/// not say it again (one shortfall, one warning, however many reloads).
+#[test]
+fn a_reload_that_raises_max_connections_raises_the_descriptor_limit_and_says_so_once() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("proxy.conf");
+    std::fs::write(&file, conf(a.addr, "max_connections = 50\n")).unwrap();
+    let mut running = Running::start_with(dir.path(), |command| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only setrlimit, async-signal-safe, runs between fork
+        // and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let limit = libc::rlimit {
+                    rlim_cur: 256,
+                    rlim_max: 4096,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    running.expect("listening on ");
+    let pid = running.child.id();
+    // 50 connections fit in 256 descriptors: the start leaves it.
+    assert_eq!(open_files_limit(pid).rlim_cur, 256);
+
+    // 10,000 would want more than the hard limit gives.
+    std::fs::write(&file, conf(a.addr, "max_connections = 10000\n")).unwrap();
+    running.signal("HUP");
+    running.expect("new configuration in force");
+    assert_eq!(open_files_limit(pid).rlim_cur, 4096);
+
+    running.signal("HUP");
+    running.expect("new configuration in force");
+    let warnings = (running.seen.iter())
+        .filter(|l| l.contains("descriptors (RLIMIT_NOFILE"))
+        .count();
+    assert_eq!(warnings, 1, "{:#?}", running.seen);
+    running.signal("TERM");
+    running.assert_exits_cleanly();
+}
+
 #[test]
 fn out_of_descriptors_the_proxy_answers_503_and_blames_no_backend() {
     let a = Backend::echo("a");

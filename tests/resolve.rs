@@ -311,6 +311,30 @@ fn localhost_targets_keep_serving_with_the_resolver_thread_on() {
         .expect("shutdown did not return"));
 }
 
+/// The `resolve_interval` thread takes its steps itself, with the system
+/// resolver: a target whose name gives another address than the one it
+/// stands at moves there with no step driven by the test. A reload that
+/// turns the interval on starts the thread.
+#[test]
+fn a_reload_that_sets_resolve_interval_has_names_followed_without_a_driven_step() {
+    let a = Backend::echo("a");
+    let b = echo_on(localhost_ip(), "b");
+    // Written as localhost's name, standing at a's address.
+    let at_a = |c: &mut Config| c.targets[0].name = format!("localhost:{}", b.port());
+    let proxy = start_proxy(&[a.addr], at_a);
+    // No interval, no thread: nothing looked the name up.
+    assert_eq!(backend_of(&proxy), "a");
+    proxy.reload(&[a.addr], |c| {
+        at_a(c);
+        c.resolve_interval = Some(Duration::from_secs(1));
+    });
+    let served_by_b = || proxy.connect().get("/").header("x-backend") == Some("b");
+    assert!(
+        wait_until(WAIT_LIMIT, served_by_b),
+        "the name was not followed"
+    );
+}
+
 /// A pool's target written as a name follows it as the top level's do,
 /// and counts among the names that changed.
 #[test]

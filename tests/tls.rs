@@ -2119,3 +2119,158 @@ fn a_tls_write_that_does_not_wait_says_the_connection_broke() {
     let broke = (0..1000).any(|_| stream.write_now(&[io::IoSlice::new(b"more")]).is_err());
     assert!(broke, "the reset was not reported");
 }
+
+/// The records the client's session makes of `plain`, not sent.
+fn records_of(client: &mut ClientEnd, plain: &[u8]) -> Vec<u8> {
+    client.conn.writer().write_all(plain).unwrap();
+    let mut records = Vec::new();
+    while client.conn.wants_write() {
+        client.conn.write_tls(&mut records).unwrap();
+    }
+    records
+}
+
+/// Waits until nothing is left unread in `stream`'s socket: a read under
+/// way on another thread has taken what was sent.
+fn wait_taken(stream: &TlsStream) {
+    // Bounded: 5 s in all.
+    for _ in 0..500 {
+        let peeked = inverso::http::conn::peek(stream.tcp());
+        if matches!(peeked, Err(ref e) if e.kind() == io::ErrorKind::WouldBlock) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the read took nothing of what came");
+}
+
+/// A read of `stream`, and what it gives as text.
+fn read_text(stream: &TlsStream) -> io::Result<String> {
+    let mut buf = [0u8; 256];
+    let mut reader = stream;
+    let n = reader.read(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// A record cut in two, its rest sent after a pause longer than the
+/// grace a record's start gets but well within the read's timeout: the
+/// read waits for it, as a plain socket's read would, and deciphers the
+/// whole.
+#[test]
+fn a_record_whose_rest_comes_within_the_read_timeout_is_read_whole() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    let records = records_of(&mut client, b"split by a pause");
+    let (start, rest) = records.split_at(records.len() / 2);
+    std::thread::scope(|s| {
+        let reading = s.spawn(|| read_text(&stream));
+        client.sock.write_all(start).unwrap();
+        wait_taken(&stream);
+        std::thread::sleep(Duration::from_secs(2));
+        client.sock.write_all(rest).unwrap();
+        assert_eq!(reading.join().unwrap().unwrap(), "split by a pause");
+    });
+}
+
+/// The rest of a record whose start came after the read's timeout had
+/// run from the wait's start (the timeout shortened under the waiting
+/// read, as a start that comes just before the timeout leaves it) still
+/// gets its second.
+#[test]
+fn the_rest_of_a_record_begun_late_in_the_wait_gets_a_second_more() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    let records = records_of(&mut client, b"begun late");
+    let (start, rest) = records.split_at(records.len() / 2);
+    std::thread::scope(|s| {
+        let reading = s.spawn(|| read_text(&stream));
+        // The read waits with the timeout it began with (IO_TIMEOUT); the
+        // rest is waited for with this one, reckoned from the wait's start.
+        std::thread::sleep(Duration::from_millis(500));
+        stream
+            .tcp()
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        client.sock.write_all(start).unwrap();
+        wait_taken(&stream);
+        std::thread::sleep(Duration::from_millis(200));
+        client.sock.write_all(rest).unwrap();
+        assert_eq!(reading.join().unwrap().unwrap(), "begun late");
+    });
+}
+
+/// A record trickled in three pieces, each well within the socket's
+/// timeout of the one before, the last after that timeout reckoned from
+/// the start of the read: the read ends then, `TimedOut`, rather than
+/// giving each piece a timeout of its own.
+#[test]
+fn a_trickled_record_times_out_from_the_start_of_the_read() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    let limit = Duration::from_secs(3);
+    stream.tcp().set_read_timeout(Some(limit)).unwrap();
+    let records = records_of(&mut client, &[b'x'; 200]);
+    let third = records.len() / 3;
+    std::thread::scope(|s| {
+        let reading = s.spawn(|| read_text(&stream));
+        // At 0, half the timeout, and a quarter of it past its end,
+        // counted from when the read has its first piece (its wait began
+        // before: a reading thread slow to start moves nothing later).
+        client.sock.write_all(&records[..third]).unwrap();
+        wait_taken(&stream);
+        std::thread::sleep(limit / 2);
+        client.sock.write_all(&records[third..2 * third]).unwrap();
+        std::thread::sleep(limit * 3 / 4);
+        let _ = client.sock.write_all(&records[2 * third..]);
+        let read = reading.join().unwrap();
+        assert!(
+            matches!(read, Err(ref e) if e.kind() == io::ErrorKind::TimedOut),
+            "{read:?}"
+        );
+    });
+}
+
+/// A record that fails its check (a byte changed on the way) is an
+/// error for the read, not the end of the stream nor a wait for more.
+#[test]
+fn a_record_that_fails_to_decrypt_is_an_error_not_an_end() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    let mut records = records_of(&mut client, b"tampered with");
+    *records.last_mut().unwrap() ^= 1;
+    client.sock.write_all(&records).unwrap();
+    // Nothing more comes: a read that waited on would see the end.
+    client.sock.shutdown(Shutdown::Write).unwrap();
+    let read = read_text(&stream);
+    assert!(
+        matches!(read, Err(ref e) if e.kind() == io::ErrorKind::InvalidData),
+        "{read:?}"
+    );
+    assert!(!stream.cut_short(), "no end was read");
+}
+
+/// A connection reset while the rest of a record is awaited says so: the
+/// reset is an error, not an end.
+#[test]
+fn a_reset_within_a_record_is_an_error_not_an_end() {
+    let pki = Pki::new();
+    let (stream, mut client) = stream_pair(&pki);
+    let records = records_of(&mut client, b"cut by a reset");
+    let start = &records[..records.len() / 2];
+    client.sock.write_all(start).unwrap();
+    // No lingering: the close resets the connection.
+    socket2::SockRef::from(&client.sock)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(client);
+    // The start is read first, then the reset seen as the record's rest
+    // is looked for.
+    wait_arrived(&stream, start.len(), true);
+    let read = read_text(&stream);
+    assert!(
+        matches!(read, Err(ref e) if e.kind() == io::ErrorKind::ConnectionReset),
+        "{read:?}"
+    );
+    assert!(!stream.cut_short(), "a reset is no end");
+}
