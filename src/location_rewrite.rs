@@ -178,7 +178,9 @@ fn replacement(to: &str) -> Result<FieldValue, String> {
     // Browsers read a `\` in an http(s) URL as a `/`: `https://\evil.example`
     // would send clients to another site than the one written.
     if to.contains('\\') {
-        return Err(format!("{to}: a `\\`, which browsers read as `/` (write `%5C`)"));
+        return Err(format!(
+            "{to}: a `\\`, which browsers read as `/` (write `%5C`)"
+        ));
     }
     let to = FieldValue::parse(to, FieldFamily::Request).map_err(|e| format!("{to}: {e}"))?;
     if !names_only_the_same_for_a_url(to.source()) {
