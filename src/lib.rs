@@ -36,6 +36,7 @@
 //! - `https_redirect`: plain-HTTP requests sent to HTTPS (`redirect_to_https`).
 //! - `request_id`: the ID each request carries with `request_id_header`.
 //! - `sched`: the scheduling hint for worker threads (SCHED_BATCH).
+//! - `thread_stack`: the stack pages an idle worker no longer needs, given back.
 //! - `secure_link`: links signed by the application, checked before a
 //!   pool serves them (nginx's `secure_link`).
 //! - `throttle`: a lasting failure said once a minute, not at every retry.
