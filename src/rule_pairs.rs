@@ -6,16 +6,15 @@
 //! whole value it matches with its `<to>`, and that may name the groups
 //! of the match: `$1` to `$9`, and a named one by its name.
 
-use crate::rewrite::Pattern;
+use crate::rewrite::{named_groups, Pattern};
 use regex::Captures;
 
 /// Most rules one setting lists: each value a backend sends is compared
 /// with them in turn.
 const MAX_RULES: usize = 32;
 
-/// The variables the settings' replacements may name: a group named as
-/// one is refused, as nginx refuses a capture named as a variable of its
-/// own (a replacement could not tell which it names).
+/// The variables the settings' replacements may name, which no group may
+/// be named as (see [`named_groups`]).
 const VARIABLES: [&str; 5] = ["host", "scheme", "http_host", "server_port", "server_name"];
 
 /// The rules of `v` as `(from, to)`, in the order written; none when it
@@ -68,14 +67,8 @@ pub fn pattern_rule<T>(
     let read = |pattern: Pattern| {
         // Group 0 is the whole match; `$1` is the first in parentheses.
         let groups = pattern.regex().captures_len() - 1;
-        let named: Vec<(&str, usize)> = (pattern.regex().capture_names().enumerate())
-            .filter_map(|(n, name)| name.map(|name| (name, n)))
-            .collect();
-        if let Some((name, _)) = named.iter().find(|(name, _)| VARIABLES.contains(name)) {
-            return Err(format!(
-                "`{from}`: its group `{name}` is named as the variable `${name}`: rename it"
-            ));
-        }
+        let named =
+            named_groups(pattern.regex(), &VARIABLES).map_err(|e| format!("`{from}`: {e}"))?;
         let mut parts = Vec::new();
         for part in split_at_groups(to, groups, &named)? {
             match part {

@@ -86,20 +86,11 @@ pub(super) struct Groups<'a> {
 }
 
 impl<'a> Groups<'a> {
-    /// The groups of `regex`. A group named as a variable is refused: a
-    /// replacement could not tell which it names.
+    /// The groups of `regex` (see [`super::named_groups`]).
     pub(super) fn of(regex: &'a regex::Regex) -> Result<Groups<'a>, String> {
-        let named: Vec<(&str, usize)> = (regex.capture_names().enumerate())
-            .filter_map(|(n, name)| name.map(|name| (name, n)))
-            .collect();
-        if let Some((name, _)) = named.iter().find(|(name, _)| VARIABLES.contains(name)) {
-            return Err(format!(
-                "the pattern's group `{name}` is named as the variable `${name}`: rename it"
-            ));
-        }
         Ok(Groups {
             count: regex.captures_len() - 1,
-            named,
+            named: super::named_groups(regex, &VARIABLES)?,
         })
     }
 

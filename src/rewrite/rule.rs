@@ -237,6 +237,25 @@ pub(super) fn is_url(text: &str) -> bool {
     text.starts_with("http://") || text.starts_with("https://")
 }
 
+/// The groups `regex` names (`(?<name>...)`, `(?P<name>...)`), each
+/// with its number. One named as one of `variables` is refused, as nginx
+/// refuses a capture named as a variable of its own: a replacement could
+/// not tell which it names.
+pub fn named_groups<'a>(
+    regex: &'a Regex,
+    variables: &[&str],
+) -> Result<Vec<(&'a str, usize)>, String> {
+    let named: Vec<(&str, usize)> = (regex.capture_names().enumerate())
+        .filter_map(|(n, name)| name.map(|name| (name, n)))
+        .collect();
+    match named.iter().find(|(name, _)| variables.contains(name)) {
+        Some((name, _)) => Err(format!(
+            "the pattern's group `{name}` is named as the variable `${name}`: rename it"
+        )),
+        None => Ok(named),
+    }
+}
+
 /// `pattern`, compiled within the bounds a `Purge-Regex` has.
 pub fn compile(pattern: &str) -> Result<Regex, String> {
     build(pattern, false)
