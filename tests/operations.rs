@@ -2276,12 +2276,10 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     assert!(log.matches("\" 503 ").count() >= 2, "{log}");
 }
 
-#[test]
-fn the_descriptor_limit_is_raised_as_far_as_allowed_and_the_rest_said() {
-    let a = Backend::echo("a");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("proxy.conf"), conf(a.addr, "")).unwrap();
-    let mut running = Running::start_with(dir.path(), |command| {
+/// The binary started in `dir` with a descriptor limit of 256, which it
+/// may raise to 4096.
+fn start_with_few_descriptors(dir: &Path) -> Running {
+    Running::start_with(dir, |command| {
         use std::os::unix::process::CommandExt;
         // SAFETY: only setrlimit, async-signal-safe, runs between fork
         // and exec.
@@ -2297,7 +2295,15 @@ fn the_descriptor_limit_is_raised_as_far_as_allowed_and_the_rest_said() {
                 Ok(())
             });
         }
-    });
+    })
+}
+
+#[test]
+fn the_descriptor_limit_is_raised_as_far_as_allowed_and_the_rest_said() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("proxy.conf"), conf(a.addr, "")).unwrap();
+    let mut running = start_with_few_descriptors(dir.path());
     // 10,000 connections would want more than the hard limit gives.
     let warning = running.expect("descriptors (RLIMIT_NOFILE");
     assert!(warning.contains("at most 4096 descriptors"), "{warning}");
@@ -2319,23 +2325,7 @@ fn a_reload_that_raises_max_connections_raises_the_descriptor_limit_and_says_so_
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("proxy.conf");
     std::fs::write(&file, conf(a.addr, "max_connections = 50\n")).unwrap();
-    let mut running = Running::start_with(dir.path(), |command| {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: only setrlimit, async-signal-safe, runs between fork
-        // and exec.
-        unsafe {
-            command.pre_exec(|| {
-                let limit = libc::rlimit {
-                    rlim_cur: 256,
-                    rlim_max: 4096,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    });
+    let mut running = start_with_few_descriptors(dir.path());
     running.expect("listening on ");
     let pid = running.child.id();
     // 50 connections fit in 256 descriptors: the start leaves it.
