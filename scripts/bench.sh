@@ -8,6 +8,9 @@
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
 #   BENCH_REPS        repetitions of the whole round          (default 1)
 #   BENCH_IDLE_CONNS  idle keep-alive connections (idle mode) (default 5000)
+#   BENCH_IDLE_TLS_CONNS
+#                     idle TLS keep-alive connections (tls mode)
+#                                                           (default 1000)
 #   BENCH_TIMEOUT     wrk request timeout in seconds          (default 5)
 #   BENCH_SKIP_BUILD  1 = use the existing target/release/inverso
 #   BENCH_INVERSO_BIN another inverso binary to measure (no build)
@@ -55,7 +58,9 @@
 #          HTTP, no TLS at all) as the ceiling. 1 KiB and 64 KiB with 64
 #          keep-alive connections, and 1 KiB with 64 sending "Connection:
 #          close", where every request is a new TCP connection and TLS
-#          handshake. Interleaved as in proxy mode.
+#          handshake. Interleaved as in proxy mode. Then, as idle mode does
+#          it, memory per idle TLS keep-alive connection
+#          (BENCH_IDLE_TLS_CONNS of them) for inverso, nginx and HAProxy.
 #   backend-tls
 #          TLS to backends: clients speak plain HTTP to nginx, HAProxy and
 #          inverso, and each proxy speaks TLS 1.3 to the same two backends,
@@ -224,7 +229,11 @@
 #     that the answers were the 1 KiB body.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
-#     (scripts/bench_idle.py); kernel socket buffers are not in RSS.
+#     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
+#     fresh process of each proxy, one at a time. In tls mode the same for
+#     BENCH_IDLE_TLS_CONNS TLS connections (bench_idle.py --tls: python's
+#     ssl, SNI localhost, no certificate check) to a fresh process of each
+#     proxy set up as for tls mode's runs, after them.
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
 # default takes about 16, of which `files`, `tls` and `backend-tls` about 2
@@ -256,6 +265,7 @@ esac
 readonly SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 readonly REPS=${BENCH_REPS:-1}
 readonly IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
+readonly IDLE_TLS_CONNS=${BENCH_IDLE_TLS_CONNS:-1000}
 readonly WRK_TIMEOUT=${BENCH_TIMEOUT:-5}
 readonly NICE=${BENCH_NICE:-0}
 if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
@@ -303,7 +313,7 @@ if [[ -n $PROXY_NICE ]]; then
   PROXY_AT=$((PROXY_AT < -20 ? -20 : PROXY_AT > 19 ? 19 : PROXY_AT))
 fi
 readonly PROXY_AT
-for v in SECONDS_PER_RUN REPS IDLE_CONNS WRK_TIMEOUT; do
+for v in SECONDS_PER_RUN REPS IDLE_CONNS IDLE_TLS_CONNS WRK_TIMEOUT; do
   if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
     echo "bench: $v must be a positive integer, got '${!v}'" >&2
     exit 2
@@ -765,7 +775,7 @@ cache_size = $cache_size
 connection_timeout = 120s
 path_to_persistence =
 path_to_log =
-max_connections = $((IDLE_CONNS + 1000))
+max_connections = $(((IDLE_CONNS > IDLE_TLS_CONNS ? IDLE_CONNS : IDLE_TLS_CONNS) + 1000))
 worker_priority = $PROXY_AT
 EOF
   if (($# > 0)); then printf '%s\n' "$@" >>"$conf"; fi
@@ -1450,6 +1460,29 @@ mode_files() {
   stop_pid "$nginx_pid"
 }
 
+# start_inverso_tls VAR NAME PORT TLS_PORT (tls mode): inverso taking TLS
+# on TLS_PORT with the benchmark's certificate (its plain PORT unused); sets
+# VAR to its PID, or to "" if it could not start (its cells then read n/a).
+start_inverso_tls() {
+  local _tvar=$1 name=$2 port=$3 tls_port=$4 _tpid=""
+  # A file name is a word of tls_certificates: it must not hold a space.
+  if [[ $TLS_DIR =~ [[:space:]] ]]; then
+    log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
+    note "tls mode: the temp dir holds a space, so $name was not started"
+  else
+    start_inverso _tpid "$name" "$port" 0 "tls_port = $tls_port" \
+      "tls_certificates = $TLS_DIR/cert.pem key=$TLS_DIR/key.pem"
+  fi
+  if [[ -n $_tpid ]] && ! wait_listening "$_tpid" "$tls_port"; then
+    log "$name does not listen on its tls_port $tls_port; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/$name/stderr.log" >&2 || true
+    note "$name did not listen on tls_port"
+    stop_pid "$_tpid"
+    _tpid=""
+  fi
+  printf -v "$_tvar" '%s' "$_tpid"
+}
+
 mode_tls() {
   log "== tls mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
   local p_nginx p_haproxy p_inverso p_inverso_tls nginx_pid haproxy_pid inverso_pid="" s body
@@ -1461,21 +1494,7 @@ mode_tls() {
   pick_port p_inverso_tls # its tls_port
   start_nginx_proxy nginx_pid nginx-tls "$p_nginx" 0 0 1
   start_haproxy haproxy_pid "$p_haproxy" plain ssl crt "$TLS_DIR/combined.pem"
-  # A file name is a word of tls_certificates: it must not hold a space.
-  if [[ $TLS_DIR =~ [[:space:]] ]]; then
-    log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
-    note "tls mode: the temp dir holds a space, so inverso was not started"
-  else
-    start_inverso inverso_pid inverso-tls "$p_inverso" 0 "tls_port = $p_inverso_tls" \
-      "tls_certificates = $TLS_DIR/cert.pem key=$TLS_DIR/key.pem"
-  fi
-  if [[ -n $inverso_pid ]] && ! wait_listening "$inverso_pid" "$p_inverso_tls"; then
-    log "inverso-tls does not listen on its tls_port $p_inverso_tls; its cells read n/a. stderr:"
-    tail -n 20 "$TMP/inverso-tls/stderr.log" >&2 || true
-    note "inverso-tls did not listen on tls_port"
-    stop_pid "$inverso_pid"
-    inverso_pid=""
-  fi
+  start_inverso_tls inverso_pid inverso-tls "$p_inverso" "$p_inverso_tls"
 
   # direct: the backend over plain HTTP, the ceiling; the others over https.
   local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso_tls)
@@ -1533,6 +1552,30 @@ mode_tls() {
   fi
   stop_pid "$haproxy_pid"
   stop_pid "$nginx_pid"
+  tls_idle
+}
+
+# tls_idle (tls mode, after its runs): memory per idle TLS keep-alive
+# connection, as mode_idle measures plain ones: a fresh process of each
+# proxy, set up as for the runs, one at a time, IDLE_TLS_CONNS connections
+# to its TLS port (idle_tls.tsv). Fresh, so that what the load runs left
+# in the allocators or in a thread pool does not lower the figure.
+tls_idle() {
+  log "== tls mode, idle: $IDLE_TLS_CONNS idle TLS keep-alive connections"
+  local port plain pid
+  pick_port plain # inverso's plain port, which nothing measures
+  pick_port port
+  start_inverso_tls pid inverso-tls-idle "$plain" "$port"
+  measure_idle inverso "$pid" "$port" tls
+  [[ -n $pid ]] && stop_pid "$pid"
+  pick_port port
+  start_nginx_proxy pid nginx-tls-idle "$port" 0 0 1
+  measure_idle nginx "$pid" "$port" tls
+  stop_pid "$pid"
+  pick_port port
+  start_haproxy pid "$port" plain ssl crt "$TLS_DIR/combined.pem"
+  measure_idle haproxy "$pid" "$port" tls
+  stop_pid "$pid"
 }
 
 mode_backend_tls() {
@@ -1715,21 +1758,26 @@ mode_auth() {
   done
 }
 
-# measure_idle SYSTEM PID PORT: RSS of the process tree before and while
-# IDLE_CONNS idle keep-alive connections are open.
+# measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
+# while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
+# tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
 measure_idle() {
-  local system=$1 pid=$2 port=$3
+  local system=$1 pid=$2 port=$3 tls=${4:-}
+  local conns=$IDLE_CONNS tsv=$OUT_DIR/idle.tsv scheme=http tls_arg=() kind=idle
+  if [[ $tls == tls ]]; then
+    conns=$IDLE_TLS_CONNS tsv=$OUT_DIR/idle_tls.tsv scheme=https tls_arg=(--tls) kind=idle-tls
+  fi
   if [[ -z $pid ]]; then
-    printf '%s\t%s\tna\tna\tna\tna\tna\tna\tna\n' "$system" "$IDLE_CONNS" >>"$OUT_DIR/idle.tsv"
+    printf '%s\t%s\tna\tna\tna\tna\tna\tna\tna\n' "$system" "$conns" >>"$tsv"
     return 0
   fi
-  local state=$TMP/idle-$system before after tb ta ready done_ i client
+  local state=$TMP/$kind-$system before after tb ta ready done_ i client
   mkdir -p "$state"
-  warm_up "http://127.0.0.1:$port/1k"
+  warm_up "$scheme://127.0.0.1:$port/1k"
   sleep 1
   before=$(status_tree VmRSS "$pid") tb=$(status_tree Threads "$pid")
-  python3 "$SCRIPT_DIR/bench_idle.py" 127.0.0.1 "$port" "$IDLE_CONNS" /1k "$state" \
-    --hold 300 &
+  python3 "$SCRIPT_DIR/bench_idle.py" 127.0.0.1 "$port" "$conns" /1k "$state" \
+    --hold 300 ${tls_arg[@]+"${tls_arg[@]}"} &
   client=$!
   PIDS+=("$client")
   for ((i = 0; i < 1800; i++)); do # up to 180 s to open them all
@@ -1737,7 +1785,7 @@ measure_idle() {
     alive "$client" || break
     sleep 0.1
   done
-  ready=$(cat "$state/ready" 2>/dev/null || echo "ok=0 failed=$IDLE_CONNS")
+  ready=$(cat "$state/ready" 2>/dev/null || echo "ok=0 failed=$conns")
   sleep 2 # let lazily started threads and buffers settle
   after=$(status_tree VmRSS "$pid") ta=$(status_tree Threads "$pid")
   touch "$state/release"
@@ -1750,9 +1798,9 @@ measure_idle() {
   stop_pid "$client"
   local ok=${ready#ok=} failed
   ok=${ok%% *} failed=${ready##*failed=}
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$IDLE_CONNS" "$ok" "$failed" \
-    "${done_#still_open=}" "$before" "$after" "$tb" "$ta" >>"$OUT_DIR/idle.tsv"
-  log "idle $system: $ok open, $failed failed, RSS $before -> $after KiB"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$conns" "$ok" "$failed" \
+    "${done_#still_open=}" "$before" "$after" "$tb" "$ta" >>"$tsv"
+  log "$kind $system: $ok open, $failed failed, RSS $before -> $after KiB"
 }
 
 mode_idle() {
@@ -1781,11 +1829,18 @@ main() {
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   NOFILE=$(ulimit -n)
   [[ $NOFILE == unlimited ]] && NOFILE=65536
-  ((NOFILE > 2 * IDLE_CONNS + 1000)) ||
-    log "warning: open-file limit $NOFILE is low for $IDLE_CONNS idle connections"
+  # The most idle connections this mode holds open at once: idle mode's
+  # plain ones or tls mode's TLS ones (never both together).
+  local idle_n=0
+  case $MODE in idle | all) idle_n=$IDLE_CONNS ;; esac
+  if [[ $MODE == tls || $MODE == all ]] && ((IDLE_TLS_CONNS > idle_n)); then
+    idle_n=$IDLE_TLS_CONNS
+  fi
+  ((NOFILE > 2 * idle_n + 1000)) ||
+    log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
@@ -1801,8 +1856,11 @@ main() {
   printf 'cell\tsystem\trep\topened\tresumed\testablished_after\n' >"$OUT_DIR/backendtlsconns.tsv"
   printf 'system\tstatus\tbytes\twhoami_status\tremote_user\n' >"$OUT_DIR/authcheck.tsv"
   printf 'system\tallowed\tdenied\tfailed\twrk_requests\n' >"$OUT_DIR/authcount.tsv"
-  printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
-    >"$OUT_DIR/idle.tsv"
+  local f
+  for f in idle idle_tls; do
+    printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
+      >"$OUT_DIR/$f.tsv"
+  done
 
   build_inverso
 

@@ -9,6 +9,10 @@ proxy's memory while the connections sit idle. Then it counts how many of the
 connections the server has not closed, writes STATE_DIR/done
 ("still_open=<n>"), closes everything and exits.
 
+With --tls, each connection is a TLS one (SNI localhost, the certificate not
+checked: the benchmark's is self-signed), so that the server holds a TLS
+session per idle connection as well.
+
 Connections are opened one after another: a thread-per-connection server gets
 its threads one at a time, which is also what an idle fleet looks like.
 """
@@ -16,6 +20,7 @@ its threads one at a time, which is also what an idle fleet looks like.
 import argparse
 import os
 import socket
+import ssl
 import sys
 import time
 
@@ -67,6 +72,17 @@ def still_open(sock):
 
     (Not select(): it cannot watch descriptors above 1023.)"""
     sock.setblocking(False)
+    if isinstance(sock, ssl.SSLSocket):
+        # An SSLSocket takes no recv flags, so no MSG_PEEK: read instead
+        # (nothing is used after this). A record that is not application
+        # data (a session ticket) is taken in and leaves nothing to read;
+        # b"" is close_notify or the TCP connection's end.
+        try:
+            return sock.recv(1) != b""
+        except ssl.SSLWantReadError:
+            return True
+        except OSError:
+            return False
     try:
         return sock.recv(1, socket.MSG_PEEK) != b""
     except BlockingIOError:
@@ -91,7 +107,15 @@ def main():
     ap.add_argument("state_dir")
     ap.add_argument("--hold", type=float, default=120.0,
                     help="longest wait for the release file, seconds")
+    ap.add_argument("--tls", action="store_true",
+                    help="speak TLS (SNI localhost, the certificate not checked)")
     args = ap.parse_args()
+
+    context = None
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
 
     request = (f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
                "User-Agent: inverso-bench-idle\r\n\r\n").encode()
@@ -102,6 +126,10 @@ def main():
         s = None
         try:
             s = socket.create_connection((args.host, args.port), timeout=10)
+            if context is not None:
+                # A failed handshake closes the connection in wrap_socket;
+                # the close() below is then a no-op (s is detached).
+                s = context.wrap_socket(s, server_hostname="localhost")
             s.sendall(request)
             if not read_response(s):
                 raise OSError("bad response")

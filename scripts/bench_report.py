@@ -2,9 +2,10 @@
 """Turns the raw files of scripts/bench.sh into one Markdown report.
 
 Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
-cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv, tlsresume.tsv,
-backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv, authcount.tsv, info.txt
-there; prints the report and writes OUT_DIR/results.md)
+idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
+tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
+authcount.tsv, info.txt there; prints the report and writes
+OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -502,7 +503,7 @@ def mem_section(mem):
             + table(["mode", "system", "peak RSS MiB (VmHWM)", "threads"], rows) + [""])
 
 
-def idle_section(idle):
+def idle_section(idle, title="Idle keep-alive connections: memory"):
     if not idle:
         return []
     rows = []
@@ -518,7 +519,7 @@ def idle_section(idle):
                      na(m["still_open"]), fmt_kib(before), fmt_kib(after), per_conn, threads])
     header = ["system", "conns asked", "opened", "failed", "still open at end",
               "RSS before MiB", "RSS with idle conns MiB", "KiB per idle conn", "threads"]
-    return ["## Idle keep-alive connections: memory", ""] + table(header, rows) + [""]
+    return [f"## {title}", ""] + table(header, rows) + [""]
 
 
 def main():
@@ -550,6 +551,8 @@ def main():
     out += files_section(runs, read_tsv(os.path.join(out_dir, "filescheck.tsv")), clk_tck)
     out += tls_section(runs, read_tsv(os.path.join(out_dir, "tlscheck.tsv")),
                        read_tsv(os.path.join(out_dir, "tlsresume.tsv")), clk_tck)
+    out += idle_section(read_tsv(os.path.join(out_dir, "idle_tls.tsv")),
+                        "Idle TLS keep-alive connections: memory")
     out += backend_tls_section(runs, read_tsv(os.path.join(out_dir, "backendtlscheck.tsv")),
                                read_tsv(os.path.join(out_dir, "backendtlsconns.tsv")), clk_tck)
     out += auth_section(runs, read_tsv(os.path.join(out_dir, "authcheck.tsv")),
