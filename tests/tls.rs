@@ -1642,6 +1642,25 @@ fn an_idle_tls_connection_serves_after_its_stack_is_given_back() {
 }
 
 #[test]
+fn a_tls_client_that_leaves_while_idle_past_a_second_frees_its_connection() {
+    // The wait past the first second runs from the connection's loop
+    // (`TlsStream::wait_idle`): a client gone then ends it, well before
+    // keepalive_timeout.
+    let pki = Pki::new();
+    let a = Backend::echo("a");
+    let more = "keepalive_timeout = 600s\n";
+    let proxy = start_tls(&tls_conf(&a.addr.to_string(), &pki.entry, more), |c| {
+        c.connection_timeout = IO_TIMEOUT * 6;
+    });
+    let mut idle = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    assert_eq!(idle.get("/before").status, 200);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(proxy.handle().live_connections(), 1);
+    drop(idle);
+    proxy.assert_becomes_idle();
+}
+
+#[test]
 fn a_page_goes_gzipped_over_tls() {
     let pki = Pki::new();
     let text: Vec<u8> = b"<p>compressed over TLS</p>\n"
@@ -2020,9 +2039,17 @@ fn a_tls_stream_waits_without_buffers_once_given_back() {
         "{waited}"
     );
     assert_eq!(stream.held_buffers(), 0, "the wait took a buffer");
+    // The wait an idle connection makes from its loop's frame, the same.
+    let waited = stream.wait_idle().unwrap_err();
+    assert!(
+        matches!(waited.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        "{waited}"
+    );
     stream.tcp().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     client.conn.writer().write_all(b"second").unwrap();
     send_records(&mut client);
+    stream.wait_idle().unwrap();
+    assert_eq!(stream.held_buffers(), 0, "bytes came, none read yet");
     assert_eq!((&stream).read(&mut buf).unwrap(), 6);
     assert_eq!(&buf[..6], b"second");
 }

@@ -556,6 +556,18 @@ impl TlsStream {
         self.incoming.lock().buf.len() + self.outgoing.lock().capacity()
     }
 
+    /// Waits, within the socket's receive timeout, until the client sends
+    /// again, unless something waits to be read already. For a long wait
+    /// from a shallow frame: an idle connection's, whose stack below the
+    /// wait was given back, need not run under the session's read (see
+    /// `Client::read_head`).
+    pub fn wait_idle(&self) -> io::Result<()> {
+        match self.has_waiting() {
+            true => Ok(()),
+            false => wait_for_bytes(&self.tcp),
+        }
+    }
+
     /// Whether plaintext or ciphertext is waiting to be read, without
     /// reading or waiting (a pipelined request, the next one on a kept
     /// connection). Not knowing, because another thread holds the

@@ -105,6 +105,17 @@ impl Client {
             if wait.is_zero() {
                 break self.head_timed_out();
             }
+            // A TLS connection idle past the first part waits here, not
+            // under the session's read: the stack it keeps ends here.
+            let stream = self.conn.get_ref();
+            if let Some(tls) = stream.tls().filter(|_| given_back && deadline.is_none()) {
+                self.read_timeout.set(stream, wait);
+                match tls.wait_idle() {
+                    Ok(()) => {}
+                    Err(e) if is_timeout(&e) => break self.head_timed_out(),
+                    Err(_) => break self.head_abandoned(),
+                }
+            }
             // Set for the read that waits: one the yields make needless
             // (a new connection's request there by then) needs none.
             let filled =
