@@ -2042,7 +2042,10 @@ fn a_tls_stream_waits_without_buffers_once_given_back() {
     // The wait an idle connection makes from its loop's frame, the same.
     let waited = stream.wait_idle().unwrap_err();
     assert!(
-        matches!(waited.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+        matches!(
+            waited.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ),
         "{waited}"
     );
     stream.tcp().set_read_timeout(Some(IO_TIMEOUT)).unwrap();
