@@ -25,7 +25,7 @@ pub fn parse<'a>(v: &'a str, example: &str) -> Result<Vec<(&'a str, &'a str)>, S
         return Ok(Vec::new());
     }
     let mut rules = Vec::new();
-    for entry in v.split(',') {
+    for entry in entries(v) {
         let words: Vec<&str> = entry.split_whitespace().collect();
         let [from, to] = words[..] else {
             return Err(format!(
@@ -42,6 +42,31 @@ pub fn parse<'a>(v: &'a str, example: &str) -> Result<Vec<(&'a str, &'a str)>, S
         return Err(format!("{} rules; at most {MAX_RULES}", rules.len()));
     }
     Ok(rules)
+}
+
+/// `v` split at the commas between its rules: not at one within braces
+/// in a pattern (`~^/v\d{1,2}/`, a repetition count).
+fn entries(v: &str) -> Vec<&str> {
+    let mut entries = Vec::new();
+    let (mut start, mut braces) = (0, 0usize);
+    // Whether the entry's first word, read so far, is a pattern.
+    let mut in_pattern = false;
+    for (at, c) in v.char_indices() {
+        let first_word = v[start..at].trim_start();
+        match c {
+            ',' if braces == 0 || !in_pattern => {
+                entries.push(&v[start..at]);
+                (start, braces, in_pattern) = (at + 1, 0, false);
+            }
+            '~' if first_word.is_empty() => in_pattern = true,
+            c if c.is_whitespace() && !first_word.is_empty() => in_pattern = false,
+            '{' if in_pattern => braces += 1,
+            '}' if in_pattern => braces = braces.saturating_sub(1),
+            _ => {}
+        }
+    }
+    entries.push(&v[start..]);
+    entries
 }
 
 /// The pattern a `<from>` written `~pattern` (or `~*pattern`, letters
@@ -238,6 +263,21 @@ mod tests {
             "{err}"
         );
         assert!(names_a_group("/$1") && !names_a_group("/$$1") && !names_a_group("$host"));
+    }
+
+    #[test]
+    fn a_comma_within_a_pattern_s_braces_does_not_split_it() {
+        assert_eq!(
+            parse("~^/v\\d{1,2}/(.*)$ /$1, ~*a{2,}b{,3} /c,/d /e", "a b").unwrap(),
+            [
+                ("~^/v\\d{1,2}/(.*)$", "/$1"),
+                ("~*a{2,}b{,3}", "/c"),
+                ("/d", "/e")
+            ]
+        );
+        // Only a pattern's: elsewhere a comma splits, braces or not.
+        assert!(parse("/x{1,2} /y", "a b").is_err());
+        assert!(parse("~^/a(.*) /b{1,2}", "a b").is_err());
     }
 
     #[test]

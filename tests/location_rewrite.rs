@@ -147,8 +147,8 @@ fn a_pattern_replaces_the_whole_url_with_its_groups_and_the_client_s_host() {
         r.head.get("refresh"),
         Some("3; url=http://www.example.test/login?next=%2F")
     );
-    // A named group, by its name.
-    let named = "location_rewrite = ~*^http://[a-z.]+:8080(?<path>/.*)$ https://$host$path\n";
+    // A named group, by its name; a comma within braces, of the pattern.
+    let named = "location_rewrite = ~*^http://[a-z.]{1,64}:8080(?<path>/.*)$ https://$host$path\n";
     let proxy = proxy_with(backend.addr, named);
     let r = proxy.get_on("www.example.test", "/go", &[]);
     assert_eq!(
