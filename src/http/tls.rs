@@ -52,9 +52,6 @@ pub struct TlsStream {
     /// for as long as the peer takes: [`TlsStream::say_closing`] does not
     /// wait for it.
     handshaking: AtomicBool,
-    /// A client's connection, whose reads wait as long as the client
-    /// idles; a backend's wait for an answer just asked for.
-    waits_idle: bool,
 }
 
 /// Ciphertext read from the socket and not yet given to the session.
@@ -114,7 +111,7 @@ fn openssl_group_name(group: rustls::NamedGroup) -> Option<&'static str> {
 impl TlsStream {
     /// A client's connection, to be accepted with [`TlsStream::handshake`].
     pub fn accepting(tcp: TcpStream, config: Arc<ServerConfig>) -> Result<Self, rustls::Error> {
-        Ok(Self::over(tcp, ServerConnection::new(config)?.into(), true))
+        Ok(Self::over(tcp, ServerConnection::new(config)?.into()))
     }
 
     /// A connection to a backend known as `name`, which `tcp` is (or is
@@ -125,16 +122,11 @@ impl TlsStream {
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
     ) -> Result<Self, rustls::Error> {
-        Ok(Self::over(
-            tcp,
-            ClientConnection::new(config, name)?.into(),
-            false,
-        ))
+        Ok(Self::over(tcp, ClientConnection::new(config, name)?.into()))
     }
 
-    fn over(tcp: TcpStream, session: Connection, waits_idle: bool) -> TlsStream {
+    fn over(tcp: TcpStream, session: Connection) -> TlsStream {
         TlsStream {
-            waits_idle,
             tcp,
             session: Mutex::new(session),
             incoming: Mutex::default(),
@@ -321,12 +313,6 @@ impl TlsStream {
                 // The first wait is the socket's own, timeout and all.
                 (true, None) => {
                     waited = Some((Instant::now(), None));
-                    // Given back while the connection idles (see
-                    // `release_if_empty`): taken again once a record comes,
-                    // so that the wait holds none.
-                    if self.waits_idle && incoming.buf.is_empty() {
-                        wait_for_bytes(&self.tcp)?;
-                    }
                     super::conn::read_retrying(&mut &self.tcp, incoming.space())?
                 }
                 (true, Some((since, came))) => {
@@ -556,16 +542,13 @@ impl TlsStream {
         self.incoming.lock().buf.len() + self.outgoing.lock().capacity()
     }
 
-    /// Waits, within the socket's receive timeout, until the client sends
-    /// again, unless something waits to be read already. For a long wait
-    /// from a shallow frame: an idle connection's, whose stack below the
-    /// wait was given back, need not run under the session's read (see
-    /// `Client::read_head`).
-    pub fn wait_idle(&self) -> io::Result<()> {
-        match self.has_waiting() {
-            true => Ok(()),
-            false => wait_for_bytes(&self.tcp),
-        }
+    /// Whether the peer sends again within `patience`, or something waits
+    /// to be read already. For the long wait of an idle connection whose
+    /// buffers and stack below the wait were given back (see
+    /// `Client::read_head`): it takes no buffer, and runs no deeper than
+    /// its caller, where a read would wait under the session's.
+    pub fn wait_idle(&self, patience: Duration) -> io::Result<bool> {
+        Ok(self.has_waiting() || super::conn::readable_within(self.tcp.as_raw_fd(), patience)?)
     }
 
     /// Whether plaintext or ciphertext is waiting to be read, without
@@ -640,17 +623,6 @@ impl Drop for TlsStream {
     fn drop(&mut self) {
         if !self.session.get_mut().is_handshaking() {
             self.say_closing();
-        }
-    }
-}
-
-/// Waits, within `tcp`'s receive timeout, until bytes (or the end) have
-/// come, leaving them unread.
-fn wait_for_bytes(tcp: &TcpStream) -> io::Result<()> {
-    loop {
-        match tcp.peek(&mut [0u8]) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            peeked => return peeked.map(drop),
         }
     }
 }

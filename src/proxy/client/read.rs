@@ -106,13 +106,13 @@ impl Client {
                 break self.head_timed_out();
             }
             // A TLS connection idle past the first part waits here, not
-            // under the session's read: the stack it keeps ends here.
-            let stream = self.conn.get_ref();
-            if let Some(tls) = stream.tls().filter(|_| given_back && deadline.is_none()) {
-                self.read_timeout.set(stream, wait);
-                match tls.wait_idle() {
-                    Ok(()) => {}
-                    Err(e) if is_timeout(&e) => break self.head_timed_out(),
+            // under the session's read: the stack it keeps ends here, and
+            // it takes a buffer again only once the client sends.
+            let tls = self.conn.get_ref().tls();
+            if let Some(tls) = tls.filter(|_| given_back && deadline.is_none()) {
+                match tls.wait_idle(wait) {
+                    Ok(true) => {}
+                    Ok(false) => break self.head_timed_out(),
                     Err(_) => break self.head_abandoned(),
                 }
             }

@@ -479,10 +479,16 @@ mod tests {
         assert_eq!(out.lag(), Lag::Room(ours.as_raw_fd()));
         // Another as large waits for the client: reading nothing, it is
         // found gone when the write gives up.
-        let more = bytes(64 << 10, 2);
-        assert_eq!((&out).write(&more).unwrap(), more.len());
+        waits_for_a_client_found_gone(&out, &held, &bytes(64 << 10, 2));
+    }
+
+    /// Writes `more`, which waits for a client that reads nothing: taken,
+    /// the client then found gone as the write gives up (nothing held for
+    /// it any longer), and the next write refused.
+    fn waits_for_a_client_found_gone(out: &ClientOut<'_>, held: &AtomicU64, more: &[u8]) {
+        assert_eq!((&*out).write(more).unwrap(), more.len());
         assert_eq!(held.load(Ordering::Relaxed), 0);
-        let again = (&out).write(&more).unwrap_err();
+        let again = (&*out).write(more).unwrap_err();
         assert_eq!(again.kind(), ErrorKind::BrokenPipe);
     }
 
@@ -499,11 +505,7 @@ mod tests {
         // Far within the bound it was given, yet past what waits: the
         // write waits for the client, which, reading nothing, is found
         // gone when it gives up.
-        let more = bytes(16 << 10, 2);
-        assert_eq!((&out).write(&more).unwrap(), more.len());
-        assert_eq!(held.load(Ordering::Relaxed), 0);
-        let again = (&out).write(&more).unwrap_err();
-        assert_eq!(again.kind(), ErrorKind::BrokenPipe);
+        waits_for_a_client_found_gone(&out, &held, &bytes(16 << 10, 2));
     }
 
     #[test]
