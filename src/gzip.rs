@@ -45,7 +45,7 @@ impl MediaTypes {
 
     /// Whether the type of a `Content-Type` value (its parameters, such
     /// as `charset`, aside) is listed.
-    fn lists(&self, content_type: &[u8]) -> bool {
+    pub(crate) fn lists(&self, content_type: &[u8]) -> bool {
         let end = content_type.iter().position(|&b| b == b';');
         let media_type = content_type[..end.unwrap_or(content_type.len())].trim_ascii();
         // Lowered on the stack: this is asked of every response. A type
@@ -58,6 +58,19 @@ impl MediaTypes {
         lower.make_ascii_lowercase();
         self.0.matches(lower)
     }
+}
+
+/// Not coded already, nor forbidden to be transformed (RFC 9111
+/// §5.2.2.6). The codings are read as bytes: one that is not UTF-8 is
+/// still a coding, and the body not to be coded again. A quoted string
+/// holding `, no-transform` (a field name in `no-cache="..."`) reads as
+/// the directive: compressing less than allowed is no harm.
+pub fn may_transform(headers: &Headers) -> bool {
+    let mut codings = (headers.get_all("content-encoding"))
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii);
+    codings.all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
+        && !headers.has_token("cache-control", "no-transform")
 }
 
 /// The longest media type (RFC 6838: 127 characters each side of `/`).
@@ -138,27 +151,14 @@ impl Gzip {
         // The likeliest to refuse first: this is asked of every response.
         (headers.get("content-type")).is_some_and(|t| self.types.lists(t))
             && !headers.contains("content-range")
-            && self.may_code(headers)
+            && may_transform(headers)
     }
 
     /// Whether the whole body a `206` is a part of would go out compressed
     /// to some clients (its length aside): the part, sent as it came, then
     /// says `Vary` as that `200` would (RFC 9110 §15.3.7).
     pub fn suits_the_whole_of(&self, part: &Headers) -> bool {
-        (part.get("content-type")).is_some_and(|t| self.types.lists(t)) && self.may_code(part)
-    }
-
-    /// Not coded already, nor forbidden to be transformed (RFC 9111
-    /// §5.2.2.6). The codings are read as bytes: one that is not UTF-8 is
-    /// still a coding, and the body not to be coded again. A quoted string
-    /// holding `, no-transform` (a field name in `no-cache="..."`) reads as
-    /// the directive: compressing less than allowed is no harm.
-    fn may_code(&self, headers: &Headers) -> bool {
-        let mut codings = (headers.get_all("content-encoding"))
-            .flat_map(|v| v.split(|&b| b == b','))
-            .map(<[u8]>::trim_ascii);
-        codings.all(|c| c.is_empty() || c.eq_ignore_ascii_case(b"identity"))
-            && !headers.has_token("cache-control", "no-transform")
+        (part.get("content-type")).is_some_and(|t| self.types.lists(t)) && may_transform(part)
     }
 
     /// A whole body, compressed.

@@ -182,12 +182,18 @@ fn replacement(to: &str) -> Result<FieldValue, String> {
             "{to}: a `\\`, which browsers read as `/` (write `%5C`)"
         ));
     }
-    let to = FieldValue::parse(to, FieldFamily::Request).map_err(|e| format!("{to}: {e}"))?;
+    FieldValue::parse(to, FieldFamily::Request)
+        .and_then(same_for_a_url)
+        .map_err(|e| format!("{to}: {e}"))
+}
+
+/// `to`, if it names only variables of [`SAME_FOR_A_URL`]: what the
+/// cache stores is made once for every request for the URL.
+pub(crate) fn same_for_a_url(to: FieldValue) -> Result<FieldValue, String> {
     if !names_only_the_same_for_a_url(to.source()) {
         return Err(format!(
-            "{}: a variable that may differ between two requests for one URL (the cache \
-             stores the redirect made for the first); the replacement may name {}",
-            to.source(),
+            "a variable that may differ between two requests for one URL (the cache \
+             stores what is made for the first); the replacement may name {}",
             SAME_FOR_A_URL.map(|v| format!("${v}")).join(", ")
         ));
     }

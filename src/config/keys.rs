@@ -937,6 +937,39 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "sub_filter",
+        default: "",
+        help: "strings replaced in the bodies of responses of the sub_filter_types as they are \
+               relayed, as nginx's sub_filter: comma separated rules `<find> <replacement>`, \
+               each quoted ('...' or \"...\") when it holds a space, a comma or a quote, \
+               `'http://app.internal:8080/' 'https://$host/'`; found in any case; the \
+               replacement may name $scheme, $host, $http_host, $server_port and \
+               $server_name; `#` is written \\x23; backends are asked for uncompressed \
+               bodies; empty = none",
+        apply: |c, v| crate::sub_filter::SubFilter::parse(v).map(|s| c.sub_filter = s),
+    },
+    Key {
+        name: "sub_filter_types",
+        default: "text/html",
+        help: "media types whose bodies sub_filter rewrites (`text/*` matches a prefix, a lone \
+               * any type)",
+        apply: |c, v| crate::gzip::MediaTypes::parse(v).map(|t| c.sub_filter_types = t),
+    },
+    Key {
+        name: "sub_filter_once",
+        default: "true",
+        help: "each sub_filter rule replaces its first match in a body alone, as nginx's \
+               default; false replaces every match",
+        apply: |c, v| parse_bool(v).map(|b| c.sub_filter_once = b),
+    },
+    Key {
+        name: "sub_filter_last_modified",
+        default: "false",
+        help: "a body sub_filter rewrote keeps the backend's Last-Modified, its ETag weakened; \
+               false removes both, as nginx does by default",
+        apply: |c, v| parse_bool(v).map(|b| c.sub_filter_last_modified = b),
+    },
+    Key {
         name: "sticky_cookie_nocache",
         default: "false",
         help: "a response that sets the sticky_cookie is marked `Cache-Control: private` unless it \

@@ -297,6 +297,15 @@ pub struct Config {
     /// `Refresh` begin with replaced (nginx's `proxy_redirect`); empty:
     /// none.
     pub location_rewrite: crate::location_rewrite::LocationRewrite,
+    /// `sub_filter`: strings replaced in the bodies of responses of the
+    /// `sub_filter_types` (nginx's `sub_filter`); empty: none.
+    pub sub_filter: crate::sub_filter::SubFilter,
+    pub sub_filter_types: crate::gzip::MediaTypes,
+    /// Each rule replaces its first match alone (nginx's default).
+    pub sub_filter_once: bool,
+    /// A rewritten body keeps the backend's `Last-Modified`, its `ETag`
+    /// weakened; else both go.
+    pub sub_filter_last_modified: bool,
     /// Requests one client address may make over time; more get 429.
     pub rate_limit: Option<Rate>,
     /// Requests past the rate a client may make at once; `None`: one
@@ -557,6 +566,10 @@ impl Config {
             cookie_domain: Default::default(),
             cookie_path: Default::default(),
             location_rewrite: Default::default(),
+            sub_filter: Default::default(),
+            sub_filter_types: Default::default(),
+            sub_filter_once: true,
+            sub_filter_last_modified: false,
             rate_limit: None,
             rate_limit_burst: None,
             rate_limit_delay: None,

@@ -50,7 +50,9 @@ impl<'a> StreamedPart<'a> {
         let request = answering.request;
         let head = &bodiless.head;
         let conditional = (CLIENT_CONDITIONS.iter()).any(|name| request.headers.contains(name));
-        if !asks_a_range(request) || conditional || head.status != 200 {
+        // A body `sub_filter` rewrites has its length once it is whole.
+        let rewritten = fetched.substitution.is_some();
+        if !asks_a_range(request) || conditional || head.status != 200 || rewritten {
             return None;
         }
         let Ok(BodyKind::Length(len)) = BodyKind::for_response(false, &fetched.response) else {

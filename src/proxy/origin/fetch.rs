@@ -9,8 +9,10 @@ use super::request::{prepare_request, upstream_request};
 use super::retry::{is_idempotent, may_send_again, retry_elsewhere};
 use super::{Busy, Destination, Failure, Fetched, Outgoing};
 use crate::access_log::{By, Stage, Termination};
-use crate::http::RequestHead;
+use crate::config::Config;
+use crate::http::{Headers, RequestHead};
 use crate::proxy::{relay, Client, Refusal, Shared};
+use crate::sub_filter;
 use crate::throttle::OnceAMinute;
 use crate::upstream::slots::Waiting;
 use crate::upstream::sticky::Sticky;
@@ -275,6 +277,11 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 if !cookie_flags.is_empty() {
                     (response.headers).edit_values("set-cookie", |c| cookie_flags.apply(c));
                 }
+                let substitution = sub_filter(pool_config, &mut response.headers, response.status)
+                    .then(|| {
+                        (pool_config.sub_filter)
+                            .substitution(&forwarded.sub_filter, pool_config.sub_filter_once)
+                    });
                 let status = response.status;
                 report_answer(target, picked, status, retry_on, client);
                 let fetched = Fetched {
@@ -284,6 +291,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     head_len,
                     request_time,
                     busy: Some(busy),
+                    substitution,
                 };
                 // After a forced shutdown cut the connections, the answer
                 // in hand is the last there will be.
@@ -340,4 +348,19 @@ pub(in crate::proxy) fn fetch_from<'s>(
             }
         }
     }
+}
+
+/// Whether `sub_filter` rewrites the body of a response with `headers`
+/// and `status`: then, and for a `304` that may validate such a body, its
+/// validators are made the rewritten body's, before the cache reads them.
+fn sub_filter(pool: &Config, headers: &mut Headers, status: u16) -> bool {
+    if pool.sub_filter.is_empty() {
+        return false;
+    }
+    let types = &pool.sub_filter_types;
+    let rewrites = sub_filter::rewrites(types, status, headers);
+    if rewrites || status == 304 && sub_filter::may_validate_rewritten(types, headers) {
+        sub_filter::edit_validators(headers, pool.sub_filter_last_modified);
+    }
+    rewrites
 }

@@ -51,6 +51,7 @@ use super::{Client, Shared};
 use crate::http::conn::Stream;
 use crate::http::{BodyKind, BodyReader, ResponseHead};
 use crate::routes::Route;
+use crate::sub_filter::Substitution;
 use crate::upstream::{InFlight, Upstream, UpstreamConn};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,6 +114,9 @@ pub(super) struct Fetched<'s> {
     /// Counts the exchange in the target's in-flight requests; released
     /// as soon as the backend's part is over.
     busy: Option<Busy<'s>>,
+    /// `sub_filter`'s rewriting of the body, when it rewrites this one:
+    /// its fields were made the rewritten body's already (see `fetch`).
+    pub substitution: Option<Substitution>,
 }
 
 /// An exchange in flight at its target: it counts there (against

@@ -29,6 +29,8 @@ pub(super) struct Forwarding {
     rendered: Vec<u8>,
     /// `location_rewrite`'s rules for this request; empty without.
     pub(super) location_rewrite: Rendered,
+    /// `sub_filter`'s replacements for this request; empty without.
+    pub(super) sub_filter: crate::sub_filter::Rendered,
 }
 
 /// Rewrites `head` for any backend once: end-to-end fields only, less
@@ -54,6 +56,10 @@ pub(super) fn prepare_request(
         false => pool
             .location_rewrite
             .for_request(&facts(head, client, shared)),
+    };
+    let sub_filter = match pool.sub_filter.is_empty() {
+        true => Default::default(),
+        false => pool.sub_filter.for_request(&facts(head, client, shared)),
     };
     // With a route's `rewrite=`, the path it replaces a prefix of.
     let target = head.origin_target();
@@ -98,6 +104,12 @@ pub(super) fn prepare_request(
     };
     strip_hop_by_hop(&mut head.headers, send.upgrade);
     head.headers.remove("expect");
+    // A compressed body holds none of `sub_filter`'s strings as written:
+    // the backend is asked for bodies as they are (as nginx's users are
+    // told to do by hand). A `request_header.Accept-Encoding` still goes.
+    if !pool.sub_filter.is_empty() {
+        head.headers.remove("accept-encoding");
+    }
     // Every field the client sent of a name `request_header.*` sets or
     // removes, or that a backend reading `_` as `-` would take for one
     // (with `underscores_in_headers`): the set ones go after the fields
@@ -147,6 +159,7 @@ pub(super) fn prepare_request(
         had_body,
         rendered,
         location_rewrite,
+        sub_filter,
     }
 }
 

@@ -102,12 +102,27 @@ pub(in crate::proxy) enum Absorbed {
 /// to the pool. Each read waits at most the backend's timeout.
 pub(in crate::proxy) fn absorb(
     client: &Client,
-    fetched: Fetched<'_>,
+    mut fetched: Fetched<'_>,
     tee: &mut Tee<'_>,
     within: Option<Duration>,
 ) -> Absorbed {
-    match read_body(client, fetched, tee.limit, within, |piece| tee.push(piece)) {
+    // Stored as clients get it, `sub_filter`'s strings replaced.
+    let mut substitution = fetched.substitution.take();
+    let read = read_body(
+        client,
+        fetched,
+        tee.limit,
+        within,
+        |piece| match substitution.as_mut() {
+            Some(s) => s.pass(piece, false, |made| tee.push(made)),
+            None => tee.push(piece),
+        },
+    );
+    match read {
         Ok(_) => {
+            if let Some(s) = substitution.as_mut() {
+                s.pass(b"", true, |made| tee.push(made));
+            }
             tee.finish();
             Absorbed::Whole
         }

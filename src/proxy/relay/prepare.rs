@@ -98,8 +98,12 @@ pub(super) fn prepare_response(
     let kind = BodyKind::for_response(how.request_is_head, response)?;
     let upstream_reusable = may_reuse(response, kind, up);
     let limit = client.response_buffer;
+    // A body `sub_filter` rewrites streams, its length unknown (what it
+    // becomes may be far larger than what came, and is made as it comes).
+    let substituting = fetched.substitution.is_some();
     let gathered = match kind {
         BodyKind::Empty => Some(Gathered::OnConnection(0)),
+        _ if substituting => None,
         BodyKind::Length(n) if n <= limit => {
             gather(&mut up.conn, n as usize)?.then_some(Gathered::OnConnection(n as usize))
         }
@@ -141,7 +145,7 @@ pub(super) fn prepare_response(
     // the backend's Content-Length for them (never on a 204), if it is
     // one number; another value says nothing a client could use.
     let described_length = match kind {
-        BodyKind::Empty if !forbids_content_length(response.status) => {
+        BodyKind::Empty if !forbids_content_length(response.status) && !substituting => {
             content_length(&response.headers).ok().flatten()
         }
         _ => None,
@@ -175,6 +179,7 @@ pub(super) fn prepare_response(
         _ => None,
     };
     let streams_compressed = compress.is_some() && gathered.is_none();
+    let streams_substituted = substituting && gathered.is_none();
     let mut coding_fields = Vec::with_capacity(if coding.is_some() { 128 } else { 0 });
     if compress.is_some() {
         gzip::push_compressed_fields(&mut coding_fields, &response.headers);
@@ -191,8 +196,9 @@ pub(super) fn prepare_response(
     // A body we cannot delimit for this client (HTTP/1.0 has no chunked)
     // is sent raw and ended by closing the connection (`how` already
     // closes one whose request body was cut short, see [`relay`]).
-    let delimited_by_close =
-        matches!(kind, BodyKind::Chunked | BodyKind::UntilClose) || streams_compressed;
+    let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose)
+        || streams_compressed
+        || streams_substituted;
     let rechunk = delimited_by_close && how.version == Version::Http11;
     let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
     // Ours says what the cache did; the backend's (a cache behind it)
@@ -247,7 +253,9 @@ pub(super) fn prepare_response(
     match (kind, &compressed) {
         (_, Some(body)) => push_field(&mut head, "Content-Length", body.len() as u64),
         _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        (BodyKind::Length(n), None) => push_field(&mut head, "Content-Length", n),
+        (BodyKind::Length(n), None) if !streams_substituted => {
+            push_field(&mut head, "Content-Length", n)
+        }
         // The length of a compressed body that did not come is unknown.
         (BodyKind::Empty, None) if compress.is_none() => {
             if let Some(len) = described_length {

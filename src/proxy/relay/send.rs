@@ -10,12 +10,13 @@ use crate::gzip::Encoder;
 use crate::http::body::{last_chunk_with, LAST_CHUNK};
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{ClientStream, Leaving, Pending, SharedStream, Stream, WatchingClose};
-use crate::http::{BodyKind, BodyReader, BufConn};
+use crate::http::{BodyError, BodyKind, BodyReader, BufConn};
 use crate::metrics::GzipCounters;
 use crate::pace::Paced;
 use crate::proxy::client::CLIENT_CHECK_AFTER;
 use crate::proxy::origin::{Failure, Fetched, Phase};
 use crate::proxy::{Client, Shared};
+use crate::sub_filter::Substitution;
 use std::io::{IoSlice, Write};
 
 /// Sends the head and a body read whole in one write, `coded` as the
@@ -65,6 +66,7 @@ pub(super) fn send_streamed(
 ) -> Result<(u64, bool), Broken> {
     let patience = shared.pool(client.route).backend_timeout();
     let mut reader = BodyReader::new(prepared.kind);
+    let substitution = fetched.substitution.take();
     let to: &ClientStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
     // Trailer fields end a body that goes on as it came: not one
@@ -101,7 +103,8 @@ pub(super) fn send_streamed(
                 window: prepared.window,
                 trailers,
             };
-            let sent = copy_body(&mut reader, conn, &out, head, framing, tee);
+            let mut pieces = Pieces::new(&mut reader, substitution);
+            let sent = copy_body(&mut pieces, conn, &out, head, framing, tee);
             (sent, conn.get_ref().left)
         },
     );
@@ -174,7 +177,7 @@ struct Framing<'a> {
 /// Streams a body from `from` to `out`, the head, unless already sent
 /// (`None`), going out with the first piece. Returns the body bytes sent.
 fn copy_body(
-    reader: &mut BodyReader,
+    reader: &mut Pieces<'_>,
     from: &mut BufConn<WatchingClose<'_>>,
     out: &ClientOut<'_>,
     head: Option<Vec<u8>>,
@@ -205,7 +208,7 @@ fn copy_body(
         // Every chunk one read brought, as one piece: a backend's many
         // small chunks go on in one write, not one each (nothing is
         // waited for that has not come).
-        let piece = match reader.next_joined(from) {
+        let (piece, last) = match reader.next(from) {
             Ok(Some(piece)) => piece,
             Ok(None) => break,
             Err(e) => {
@@ -222,7 +225,7 @@ fn copy_body(
         let mut given_up = false;
         if let Some(copy) = tee.as_deref_mut() {
             copy.push(piece);
-            if reader.is_done() {
+            if last {
                 copy.finish();
             }
             given_up = copy.overflowed;
@@ -274,8 +277,8 @@ fn copy_body(
     let with_trailers;
     let last: &[u8] = match chunked {
         false => b"",
-        true if trailers && !reader.trailers().is_empty() => {
-            with_trailers = last_chunk_with(reader.trailers());
+        true if trailers && !reader.reader.trailers().is_empty() => {
+            with_trailers = last_chunk_with(reader.reader.trailers());
             &with_trailers
         }
         true => LAST_CHUNK,
@@ -293,17 +296,76 @@ fn copy_body(
 /// ends (then stored), grows past what is stored, or fails.
 fn read_on_into(
     copy: &mut Tee<'_>,
-    reader: &mut BodyReader,
+    reader: &mut Pieces<'_>,
     from: &mut BufConn<WatchingClose<'_>>,
 ) {
     while !copy.overflowed {
-        match reader.next_joined(from) {
-            Ok(Some(piece)) => copy.push(piece),
+        match reader.next(from) {
+            Ok(Some((piece, _))) => copy.push(piece),
             Ok(None) => return copy.finish(),
             Err(_) => return,
         }
         if reader.is_done() {
             return copy.finish();
         }
+    }
+}
+
+/// A body's pieces as the client gets them: as they come, or as
+/// `sub_filter` makes them.
+struct Pieces<'r> {
+    reader: &'r mut BodyReader,
+    substitution: Option<Substitution>,
+    /// What `substitution` made last.
+    made: Vec<u8>,
+    /// It has more to give before the next read.
+    more: bool,
+    /// The body has all been read.
+    ended: bool,
+}
+
+impl<'r> Pieces<'r> {
+    fn new(reader: &'r mut BodyReader, substitution: Option<Substitution>) -> Pieces<'r> {
+        Pieces {
+            reader,
+            substitution,
+            made: Vec::new(),
+            more: false,
+            ended: false,
+        }
+    }
+
+    /// The next piece (see [`BodyReader::next_joined`]), and whether it
+    /// is the body's last; `None` at the end.
+    fn next<'a>(
+        &'a mut self,
+        from: &'a mut BufConn<WatchingClose<'_>>,
+    ) -> Result<Option<(&'a [u8], bool)>, BodyError> {
+        let Some(substitution) = self.substitution.as_mut() else {
+            let piece = self.reader.next_joined(from)?;
+            return Ok(piece.map(|piece| (piece, self.reader.is_done())));
+        };
+        loop {
+            if !self.more {
+                if self.ended {
+                    return Ok(None);
+                }
+                match self.reader.next_joined(from)? {
+                    Some(piece) => substitution.feed(piece),
+                    None => self.ended = true,
+                }
+                self.ended |= self.reader.is_done();
+            }
+            self.more = substitution.drain(&mut self.made, self.ended);
+            if !self.made.is_empty() {
+                let last = self.reader.is_done() && !self.more;
+                return Ok(Some((&self.made, last)));
+            }
+        }
+    }
+
+    /// Whether the last piece was the body's last.
+    fn is_done(&self) -> bool {
+        self.reader.is_done() && !self.more
     }
 }
