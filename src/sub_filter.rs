@@ -543,4 +543,65 @@ mod tests {
         assert!(may_validate_rewritten(&types, &Headers::default()));
         assert!(!may_validate_rewritten(&types, &json));
     }
+
+    /// What the rules make of `body`, the slow way: at each byte, the
+    /// first rule (not used, with `once`) whose string begins there.
+    fn reference(rules: &[(Vec<u8>, Vec<u8>)], once: bool, body: &[u8]) -> Vec<u8> {
+        let (mut made, mut used, mut at) = (Vec::new(), vec![false; rules.len()], 0);
+        'bytes: while at < body.len() {
+            for (i, (from, to)) in rules.iter().enumerate() {
+                let here = body.get(at..at + from.len());
+                if !used[i] && here.is_some_and(|h| h.eq_ignore_ascii_case(from)) {
+                    made.extend_from_slice(to);
+                    at += from.len();
+                    used[i] = once;
+                    continue 'bytes;
+                }
+            }
+            made.push(body[at]);
+            at += 1;
+        }
+        made
+    }
+
+    proptest::proptest! {
+        /// Whatever the pieces, the body is made as the slow way makes it.
+        #[test]
+        fn pieces_make_what_the_whole_makes(
+            strings in proptest::collection::vec(("[abAB<]{1,4}", "[xy]{0,3}"), 1..5),
+            body in "[abAB<c]{0,60}",
+            sizes in proptest::collection::vec(1usize..9, 1..20),
+            once in proptest::bool::ANY,
+        ) {
+            let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+            for (from, to) in strings {
+                if !pairs.iter().any(|(f, _)| f.eq_ignore_ascii_case(from.as_bytes())) {
+                    pairs.push((from.into_bytes(), to.into_bytes()));
+                }
+            }
+            let v = (pairs.iter())
+                .map(|(f, t)| format!("'{}' '{}'", String::from_utf8_lossy(f), String::from_utf8_lossy(t)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let (filter, rendered) = super::tests::rules(&v);
+            let mut sub = filter.substitution(&rendered, once);
+            let mut made = Vec::new();
+            let (mut rest, mut size) = (body.as_bytes(), sizes.iter().cycle());
+            loop {
+                let n = (*size.next().unwrap()).min(rest.len());
+                let (piece, after) = rest.split_at(n);
+                rest = after;
+                sub.pass(piece, rest.is_empty(), |out| made.extend_from_slice(out));
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            let expected = reference(&pairs, once, body.as_bytes());
+            proptest::prop_assert_eq!(
+                String::from_utf8_lossy(&made),
+                String::from_utf8_lossy(&expected),
+                "rules {}", v
+            );
+        }
+    }
 }
