@@ -93,6 +93,23 @@ fn a_compressed_body_goes_without_them() {
 }
 
 #[test]
+fn a_body_sub_filter_rewrites_goes_without_them() {
+    let backend = trailing_backend();
+    let text = format!(
+        "targets = {}\npass_trailers = true\nsub_filter = world there\nsub_filter_types = text/plain\n",
+        backend.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let got = raw_get(proxy.addr, "/", "");
+    assert!(got.contains("hello there"), "{got:?}");
+    assert!(
+        !got.contains("X-Checksum") && !got.contains("Trailer:"),
+        "{got:?}"
+    );
+    assert!(got.ends_with("\r\n0\r\n\r\n"), "{got:?}");
+}
+
+#[test]
 fn a_client_s_te_trailers_reaches_the_backend_only_with_pass_trailers() {
     for pass in [true, false] {
         let backend = Backend::echo("e");

@@ -245,7 +245,7 @@ pub(super) fn prepare_response(
             head.extend_from_slice(b"Cache-Control: private\r\n");
         }
     }
-    if rechunk && compress.is_none() && !announced.is_empty() {
+    if rechunk && compress.is_none() && !substituting && !announced.is_empty() {
         head.extend_from_slice(b"Trailer: ");
         head.append(&mut announced);
         head.extend_from_slice(b"\r\n");

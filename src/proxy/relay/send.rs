@@ -70,9 +70,11 @@ pub(super) fn send_streamed(
     let to: &ClientStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
     // Trailer fields end a body that goes on as it came: not one
-    // compressed or cut to a range (a checksum would no longer be its).
+    // compressed, rewritten or cut to a range (a checksum would no longer
+    // be its).
     let trailers = shared.pool_config(client.route).pass_trailers
         && prepared.encoder.is_none()
+        && substitution.is_none()
         && prepared.window.is_none();
     let encoder = prepared.encoder;
     let watched = client
