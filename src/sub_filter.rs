@@ -172,8 +172,8 @@ pub fn edit_validators(headers: &mut Headers, keep_last_modified: bool) {
         headers.remove("last-modified");
         return;
     }
-    let strong = (headers.get_str("etag")).filter(|tag| !tag.trim_start().starts_with("W/"));
-    if let Some(tag) = strong.map(|tag| format!("W/{}", tag.trim())) {
+    let strong = (headers.get("etag")).filter(|tag| !tag.trim_ascii_start().starts_with(b"W/"));
+    if let Some(tag) = strong.map(|tag| [b"W/", tag.trim_ascii()].concat()) {
         headers.set("ETag", tag);
     }
 }
