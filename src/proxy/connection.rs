@@ -184,7 +184,7 @@ fn answer(
         HeadRead::Ready(len) => Some(len as u64),
         _ => None,
     };
-    let (outcome, line) = match head {
+    let (mut outcome, line) = match head {
         HeadRead::Ready(len) => {
             let done = exchange(client, len, shared);
             client.watch.backend_done();
@@ -212,91 +212,16 @@ fn answer(
     if outcome.status == 499 {
         client.ended(Termination::new(By::Client, Stage::Head));
     }
-    // Counted under the pool whoever answered (one relaxed add, as
-    // `observe`); its name, a shared count to touch, only for a log
-    // that writes it.
-    let pool = client.pool.take().map(|i| shared.pools.get(i));
-    if let Some(pool) = pool {
-        pool.stats().answers.count(outcome.status);
-    }
-    let pool = pool
-        .filter(|_| shared.config.logs_pool())
-        .map(|pool| pool.shared_name().clone());
-    let sent_head = client.sent_head.take();
-    // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
-    if !shared.config.log_skips(line.quiet_path, outcome.status) {
-        // `log_headers` (combined, JSON) writes every field, a
-        // template its `$sent_http_<name>` (never both: refused).
-        let (heads, response_head) = match shared.config.log_headers {
-            true => (
-                sent_head.map(|sent| {
-                    Box::new(Heads {
-                        request: line.headers.unwrap_or_default(),
-                        response: Heads::fields_of(&sent),
-                    })
-                }),
-                None,
-            ),
-            false => (None, sent_head),
-        };
-        shared.log.log(Record {
-            time,
-            client: client.real_ip,
-            peer: Some(SocketAddr::new(client.peer, client.peer_port)),
-            proxied_to: client.proxied_to,
-            proxy_tlvs: client.proxy_tlvs.clone(),
-            server: Some(client.server),
-            remote_user: line.remote_user,
-            jwt_claims: line.jwt_claims,
-            request_line: line.request_line,
-            made_target: client.made_target.take(),
-            status: outcome.status,
-            bytes: outcome.bytes,
-            referer: line.referer,
-            user_agent: line.user_agent,
-            cache: outcome.cache,
-            duration,
-            connection: Some((connection, served)),
-            // A client gone before anything reached it got no head.
-            head_bytes: if outcome.status == 499 {
-                0
-            } else {
-                client.head_bytes
-            },
-            request_length: Some(
-                (client.conn.taken() - taken_before)
-                    .saturating_sub(client.blank_before)
-                    .max(head_len.unwrap_or_default()),
-            ),
-            upstream_queue: client.upstream_queue,
-            last_try: client.take_last_try(outcome.upstream),
-            earlier_tries: std::mem::take(&mut client.earlier_tries),
-            route_host: (client.route)
-                .and_then(|i| shared.config.routes.get(i))
-                .and_then(|route| route.server_name().cloned()),
-            gzip_sizes: client.take_gzip_sizes(),
-            request_body: client.request_body.take(),
-            tcp_info: (shared.config.logs_tcp_info())
-                .then(|| tcp_info(client.conn.get_ref().0.tcp()))
-                .flatten(),
-            // From clocks read already: to the head, then the answer.
-            connection_time: Some(client.started.saturating_duration_since(accepted) + duration),
-            pipelined,
-            termination: client.termination(),
-            limit_req: client.limit_req,
-            pool,
-            show_pool: !shared.config.pools.is_empty(),
-            request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
-            heads,
-            fields: line.fields,
-            response_head,
-            upstream_fields: client.upstream_fields.take(),
-            scheme: client.scheme,
-            tls: client.tls,
-            server_name: client.server_name.clone(),
-            client_certificate: client.certificate.clone(),
-        });
-    }
+    let timing = Timing {
+        time,
+        duration,
+        head_len,
+        taken_before,
+        pipelined,
+        accepted,
+        connection: (connection, served),
+    };
+    count_and_log(client, shared, &mut outcome, line, timing);
     // Idle as far as shutdown is concerned, before the flag is read: a
     // shutdown then either is seen here or ends the revalidation, never
     // waits for it. Not begun during a shutdown: no client waits for it.
@@ -321,6 +246,125 @@ fn answer(
         return false;
     }
     true
+}
+
+/// When an answer began and how long it took, and where its request
+/// stood on the connection: what the log says besides the exchange's own.
+struct Timing {
+    time: SystemTime,
+    duration: Duration,
+    /// The request head's length, when it was read whole.
+    head_len: Option<u64>,
+    taken_before: u64,
+    pipelined: bool,
+    accepted: Instant,
+    connection: (u64, u64),
+}
+
+/// Counts the answer under the pool that gave it, and logs it unless
+/// `log_skip_paths` or `log_skip_statuses` leave it out.
+fn count_and_log(
+    client: &mut Client,
+    shared: &Shared,
+    outcome: &mut Outcome,
+    line: LogLine,
+    timing: Timing,
+) {
+    let Timing {
+        time,
+        duration,
+        head_len,
+        taken_before,
+        pipelined,
+        accepted,
+        connection: (connection, served),
+    } = timing;
+    // Counted under the pool whoever answered (one relaxed add, as
+    // `observe`); its name, a shared count to touch, only for a log
+    // that writes it.
+    let pool = client.pool.take().map(|i| shared.pools.get(i));
+    if let Some(pool) = pool {
+        pool.stats().answers.count(outcome.status);
+    }
+    let pool = pool
+        .filter(|_| shared.config.logs_pool())
+        .map(|pool| pool.shared_name().clone());
+    let sent_head = client.sent_head.take();
+    // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
+    if shared.config.log_skips(line.quiet_path, outcome.status) {
+        return;
+    }
+    // `log_headers` (combined, JSON) writes every field, a
+    // template its `$sent_http_<name>` (never both: refused).
+    let (heads, response_head) = match shared.config.log_headers {
+        true => (
+            sent_head.map(|sent| {
+                Box::new(Heads {
+                    request: line.headers.unwrap_or_default(),
+                    response: Heads::fields_of(&sent),
+                })
+            }),
+            None,
+        ),
+        false => (None, sent_head),
+    };
+    shared.log.log(Record {
+        time,
+        client: client.real_ip,
+        peer: Some(SocketAddr::new(client.peer, client.peer_port)),
+        proxied_to: client.proxied_to,
+        proxy_tlvs: client.proxy_tlvs.clone(),
+        server: Some(client.server),
+        remote_user: line.remote_user,
+        jwt_claims: line.jwt_claims,
+        request_line: line.request_line,
+        made_target: client.made_target.take(),
+        status: outcome.status,
+        bytes: outcome.bytes,
+        referer: line.referer,
+        user_agent: line.user_agent,
+        cache: outcome.cache,
+        duration,
+        connection: Some((connection, served)),
+        // A client gone before anything reached it got no head.
+        head_bytes: if outcome.status == 499 {
+            0
+        } else {
+            client.head_bytes
+        },
+        request_length: Some(
+            (client.conn.taken() - taken_before)
+                .saturating_sub(client.blank_before)
+                .max(head_len.unwrap_or_default()),
+        ),
+        upstream_queue: client.upstream_queue,
+        last_try: client.take_last_try(outcome.upstream.take()),
+        earlier_tries: std::mem::take(&mut client.earlier_tries),
+        route_host: (client.route)
+            .and_then(|i| shared.config.routes.get(i))
+            .and_then(|route| route.server_name().cloned()),
+        gzip_sizes: client.take_gzip_sizes(),
+        request_body: client.request_body.take(),
+        tcp_info: (shared.config.logs_tcp_info())
+            .then(|| tcp_info(client.conn.get_ref().0.tcp()))
+            .flatten(),
+        // From clocks read already: to the head, then the answer.
+        connection_time: Some(client.started.saturating_duration_since(accepted) + duration),
+        pipelined,
+        termination: client.termination(),
+        limit_req: client.limit_req,
+        pool,
+        show_pool: !shared.config.pools.is_empty(),
+        request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
+        heads,
+        fields: line.fields,
+        response_head,
+        upstream_fields: client.upstream_fields.take(),
+        scheme: client.scheme,
+        tls: client.tls,
+        server_name: client.server_name.clone(),
+        client_certificate: client.certificate.clone(),
+    });
 }
 
 /// Applies the settings of `shared` (generation `seen`) to the connection.
