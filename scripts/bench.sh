@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|backend-tls|auth|all]
-#                                                                  (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|backend-tls|auth|subfilter|all]
+#                                                            (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -86,6 +86,20 @@
 #          another server before proxying without Lua (the usual way is
 #          haproxy-auth-request, a Lua script on its httpclient) or an
 #          SPOE agent, a program of its own; no direct row either.
+#   subfilter
+#          bodies rewritten as they are relayed: inverso's `sub_filter`
+#          against nginx's `sub_filter`, each beside the same proxy without
+#          it, set up as in proxy mode (cache off) in front of the same two
+#          backends: nginx, nginx-sub, inverso, inverso-sub, 64 keep-alive
+#          connections, a 1 KiB and a 64 KiB text/html page (/1k.html,
+#          /64k.html) holding `http://app.internal:8080/` about every 256
+#          bytes (4 and 263 times) and one `</head>`; two rules, the address
+#          to `https://www.example.com/` and `</head>` to a script tag
+#          before it, every match replaced. Interleaved as in proxy mode.
+#          The report gives each proxy's req/s and CPU with the filter over
+#          its own without, and inverso-sub over nginx-sub. No HAProxy: it
+#          has no body substitution (its rewriting rules touch the head
+#          alone; a body takes a Lua filter); no direct row either.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -227,6 +241,27 @@
 #     start, the mode stops with an error and measures nothing. Errors
 #     as in every mode (wrk counts a status >= 400); bytes/resp shows
 #     that the answers were the 1 KiB body.
+#   - subfilter mode: scripts/bench_pages.py makes the pages, and beside
+#     each, piece by piece rather than by replacing strings, the page the
+#     rules must make of it. The backend nginx gives .html files the type
+#     text/html. nginx-sub: nginx-proxy's config plus, in `location /`,
+#     `sub_filter 'http://app.internal:8080/' 'https://www.example.com/';
+#     sub_filter '</head>' '<script src="/a.js"></script></head>';
+#     sub_filter_once off; sub_filter_types text/html; proxy_set_header
+#     Accept-Encoding "";` (nginx's filter finds nothing in a compressed
+#     body: backends must be asked for plain ones; a pool of inverso's with
+#     rules does that itself). inverso-sub: inverso-proxy's config plus
+#     `sub_filter = 'http://app.internal:8080/' 'https://www.example.com/',
+#     '</head>' '<script src="/a.js"></script></head>'`, `sub_filter_once
+#     = false` and `sub_filter_types = text/html` (its default, written
+#     out). Both send a rewritten body chunked, its length unknown until it
+#     ends. Before measuring, a curl probe (no Accept-Encoding, as wrk)
+#     checks that each system answers /1k.html and /64k.html with 200:
+#     nginx and inverso with the page's exact bytes (not rewritten),
+#     nginx-sub and inverso-sub with the rewritten page's, and the same
+#     bytes from the two (cmp of what curl got from each); if not, or if
+#     inverso-sub does not start, the mode stops with an error and
+#     measures nothing.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
@@ -236,8 +271,8 @@
 #     proxy set up as for tls mode's runs, after them.
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
-# default takes about 16, of which `files`, `tls` and `backend-tls` about 2
-# each a repetition, `auth` under 1). For
+# default takes about 18, of which `files`, `tls` and `backend-tls` about 2
+# each a repetition, `auth` under 1, `subfilter` about 1.5). For
 # README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -251,13 +286,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | idle | files | tls | backend-tls | auth | all) ;;
+  proxy | cache | gzip | idle | files | tls | backend-tls | auth | subfilter | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|backend-tls|auth|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|backend-tls|auth|subfilter|all]" >&2
     exit 2
     ;;
 esac
@@ -452,7 +487,27 @@ make_content() {
   for f in 1k 64k; do
     [[ $(wc -c <"$TMP/www/c/$f.txt") == "$(body_size "$f")" ]] || die "short text body $f.txt"
   done
+  # subfilter mode: HTML pages holding the strings its rules replace, and
+  # in $TMP/subfilter-want (not served) what each must become.
+  mkdir -p "$TMP/subfilter-want"
+  local made
+  for f in 1k 64k; do
+    made=$(python3 "$SCRIPT_DIR/bench_pages.py" "$(body_size "$f")" "$TMP/www/$f.html" \
+      "$TMP/subfilter-want/$f.html" "$SUB_FROM1" "$SUB_TO1" "$SUB_FROM2" "$SUB_TO2") ||
+      die "bench_pages.py could not make $f.html"
+    SUBFILTER_PAGES[$f]=$made
+  done
 }
+
+# subfilter mode's rules, the same for nginx-sub and inverso-sub: an
+# application's own address written as the public one, and a script put
+# before </head>. They hold no `$` (a variable in both configs), `#` (a
+# comment in inverso's file) or `\` (an escape in both). The second
+# replacement holds its own string to find, `</head>`, as such a rule
+# does: a filter that looked at what it wrote would not end.
+readonly SUB_FROM1='http://app.internal:8080/' SUB_TO1='https://www.example.com/'
+readonly SUB_FROM2='</head>' SUB_TO2='<script src="/a.js"></script></head>'
+declare -A SUBFILTER_PAGES=() # what bench_pages.py said of each page
 
 # Lines every nginx config here needs so that nothing lands outside $TMP:
 # Debian's build defaults point its temp paths and logs into /var.
@@ -535,7 +590,7 @@ $(nginx_http_common backend)
   etag off;
   open_file_cache max=64;
   default_type application/octet-stream;
-  types { text/plain txt; }
+  types { text/plain txt; text/html html; }
   server {
     listen 127.0.0.1:$BACKEND1 backlog=4096;
     listen 127.0.0.1:$BACKEND2 backlog=4096;
@@ -563,15 +618,16 @@ EOF
   fi
 }
 
-# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS] [AUTH]:
-# nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1: gzip on for
-# text/plain, level 1; TLS=1: the port takes HTTPS with make_certificate's
-# certificate; BACKEND_TLS=1: to the backends' ssl ports over TLS,
-# verifying their certificate; AUTH=1: every request first asked of the
-# sign-in service, auth_request); sets VAR to its master's PID.
+# start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS] [AUTH]
+# [SUB]: nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1: gzip on
+# for text/plain, level 1; TLS=1: the port takes HTTPS with
+# make_certificate's certificate; BACKEND_TLS=1: to the backends' ssl ports
+# over TLS, verifying their certificate; AUTH=1: every request first asked
+# of the sign-in service, auth_request; SUB=1: subfilter mode's rules
+# rewrite text/html bodies, sub_filter); sets VAR to its master's PID.
 start_nginx_proxy() {
   local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} backend_tls=${7:-0}
-  local auth=${8:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local auth=${8:-0} sub=${9:-0} conf=$TMP/$2.conf cache_http="" cache_loc="" sub_loc=""
   local gzip_http="" listen_ssl="" ssl_server="" auth_http="" auth_loc="" auth_server=""
   local scheme=http b1=$BACKEND1 b2=$BACKEND2 ssl_loc=""
   if [[ $auth == 1 ]]; then
@@ -625,6 +681,18 @@ start_nginx_proxy() {
     # proxy_cache included (the cache keeps the backend's uncompressed body).
     gzip_http="gzip on; gzip_types text/plain; gzip_comp_level 1; gzip_min_length 256; gzip_proxied any; gzip_vary on;"
   fi
+  if [[ $sub == 1 ]]; then
+    # Every match, not the first alone; the backends asked for plain
+    # bodies, as nginx's documentation says to (the filter finds nothing
+    # in a compressed one). text/html is nginx's default type here:
+    # written out, as inverso's is, it draws a harmless "duplicate MIME
+    # type" warning in the error log.
+    sub_loc="sub_filter '$SUB_FROM1' '$SUB_TO1';
+      sub_filter '$SUB_FROM2' '$SUB_TO2';
+      sub_filter_once off;
+      sub_filter_types text/html;
+      proxy_set_header Accept-Encoding \"\";"
+  fi
   if [[ $cache == 1 ]]; then
     mkdir -p "$TMP/$name/cache"
     cache_http="proxy_cache_path $TMP/$name/cache levels=1:2 keys_zone=bench:16m max_size=256m inactive=10m use_temp_path=off;"
@@ -658,6 +726,7 @@ $(nginx_http_common "$name")
       $ssl_loc
       $cache_loc
       $auth_loc
+      $sub_loc
     }
     $auth_server
   }
@@ -1270,6 +1339,61 @@ auth_counters() {
       n["denied"] == "" ? "na" : n["denied"], n["failed"] == "" ? "na" : n["failed"] }' || true
 }
 
+# ---------------------------------------------------------------- subfilter
+
+SUBFILTER_FAILED=0 # 1: the subfilter mode stopped before measuring (its checks failed)
+
+# subfilter_probe SYSTEM PORT BODY (subfilter mode): GET /BODY.html (no
+# Accept-Encoding, as wrk sends none) must answer 200 with, through a
+# system with the rules (its name ends in -sub), the rewritten page of
+# $TMP/subfilter-want, and through one without, the page as the backend
+# serves it. What curl got stays in $TMP/subfilter-probe/SYSTEM-BODY.html,
+# so that subfilter_same can compare the two -sub systems' bytes. Writes
+# subfiltercheck.tsv (with how many of the application's addresses are
+# left in the body); returns 1, having said why, on a wrong answer.
+subfilter_probe() {
+  local system=$1 port=$2 body=$3 raw heads code ctype size want got=neither left
+  mkdir -p "$TMP/subfilter-probe"
+  raw=$TMP/subfilter-probe/$system-$body.html heads=$TMP/subfilter-probe/$system-$body.heads
+  want=$TMP/www/$body.html
+  [[ $system == *-sub ]] && want=$TMP/subfilter-want/$body.html
+  : >"$raw"
+  code=$(curl -s -D "$heads" -o "$raw" -w '%{http_code}' --max-time 5 \
+    "http://127.0.0.1:$port/$body.html" || true)
+  ctype=$(tr -d '\r' <"$heads" | awk -F': ' 'tolower($1) == "content-type" { print $2 }')
+  size=$(wc -c <"$raw")
+  if cmp -s "$raw" "$TMP/subfilter-want/$body.html"; then
+    got=rewritten
+  elif cmp -s "$raw" "$TMP/www/$body.html"; then
+    got=as-served
+  fi
+  left=$( (grep -o -F -e "$SUB_FROM1" "$raw" || true) | wc -l)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "$size" \
+    "${ctype:-none}" "$got" "$left" >>"$OUT_DIR/subfiltercheck.tsv"
+  log "subfilter probe $system /$body.html: status ${code:-none}, $size bytes ($got; addresses left in it: $left), Content-Type '${ctype:-none}'"
+  if [[ $code != 200 ]] || ! cmp -s "$raw" "$want"; then
+    log "error: $system /$body.html answered status '${code:-none}' with $size bytes ($got), expected 200 with the $(wc -c <"$want") bytes of the page $([[ $system == *-sub ]] && echo rewritten || echo "as served")"
+    note "subfilter mode: $system /$body.html answered status '${code:-none}' with $size bytes ($got) instead of the page $([[ $system == *-sub ]] && echo rewritten || echo "as served")"
+    return 1
+  fi
+}
+
+# subfilter_same BODY: the bytes nginx-sub and inverso-sub sent for
+# /BODY.html (subfilter_probe's files) must be the same. Writes
+# subfiltersame.tsv; returns 1, having said where they part, if not.
+subfilter_same() {
+  local body=$1 a b same=yes where=""
+  a=$TMP/subfilter-probe/nginx-sub-$body.html b=$TMP/subfilter-probe/inverso-sub-$body.html
+  if ! where=$(cmp "$a" "$b" 2>&1); then same=no; fi
+  printf '%s\t%s\t%s\t%s\n' "$body" "$(wc -c <"$a")" "$(wc -c <"$b")" "$same" \
+    >>"$OUT_DIR/subfiltersame.tsv"
+  log "subfilter probe /$body.html: nginx-sub and inverso-sub sent the same bytes: $same${where:+ ($where)}"
+  if [[ $same != yes ]]; then
+    note "subfilter mode: nginx-sub and inverso-sub sent different bytes for /$body.html: $where"
+    return 1
+  fi
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -1758,6 +1882,98 @@ mode_auth() {
   done
 }
 
+mode_subfilter() {
+  log "== subfilter mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_nginx_sub p_inverso p_inverso_sub nginx_pid nginx_sub_pid
+  local inverso_pid="" inverso_sub_pid="" s body rep failed=() f
+  local -A page
+  local kv
+  for f in 1k 64k; do
+    log "subfilter page $f.html: ${SUBFILTER_PAGES[$f]}"
+    page=()
+    for kv in ${SUBFILTER_PAGES[$f]}; do page[${kv%%=*}]=${kv#*=}; done
+    printf '%s\t%s\t%s\t%s\t%s\n' "$f" "${page[bytes]}" "${page[rewritten_bytes]}" \
+      "${page[from1]}" "${page[from2]}" >>"$OUT_DIR/subfilterpages.tsv"
+  done
+  pick_port p_nginx
+  pick_port p_nginx_sub
+  pick_port p_inverso
+  pick_port p_inverso_sub
+  start_nginx_proxy nginx_pid nginx-nosub "$p_nginx" 0
+  start_nginx_proxy nginx_sub_pid nginx-sub "$p_nginx_sub" 0 0 0 0 0 1
+  start_inverso inverso_pid inverso-nosub "$p_inverso" 0
+  start_inverso inverso_sub_pid inverso-sub "$p_inverso_sub" 0 \
+    "sub_filter = '$SUB_FROM1' '$SUB_TO1', '$SUB_FROM2' '$SUB_TO2'" \
+    "sub_filter_once = false" "sub_filter_types = text/html"
+  # This mode is about inverso's sub_filter: without it, nothing to
+  # compare (start_inverso said why).
+  [[ -n $inverso_sub_pid ]] || failed+=(inverso-sub)
+
+  local -A ports=([nginx]=$p_nginx [nginx-sub]=$p_nginx_sub [inverso]=$p_inverso
+    [inverso-sub]=$p_inverso_sub)
+  local -A pids=([nginx]=$nginx_pid [nginx-sub]=$nginx_sub_pid [inverso]=$inverso_pid
+    [inverso-sub]=$inverso_sub_pid)
+  local systems=(nginx nginx-sub inverso inverso-sub)
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      if ! subfilter_probe "$s" "${ports[$s]}" "$body"; then
+        [[ " ${failed[*]-} " == *" $s "* ]] || failed+=("$s")
+      fi
+    done
+  done
+  if ((${#failed[@]} == 0)); then
+    for body in 1k 64k; do
+      subfilter_same "$body" || failed+=("nginx-sub/inverso-sub ($body.html differs)")
+    done
+  fi
+  if ((${#failed[@]} > 0)); then
+    local -A said=([nginx]=nginx-nosub/error.log [nginx-sub]=nginx-sub/error.log
+      [inverso]=inverso-nosub/stderr.log [inverso-sub]=inverso-sub/stderr.log)
+    for s in "${systems[@]}"; do
+      [[ " ${failed[*]} " == *" $s "* && -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
+      log "$s's ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+    done
+    log "error: subfilter mode stopped, nothing measured: ${failed[*]} did not start or did not answer as expected (see above)"
+    note "subfilter mode stopped before measuring: ${failed[*]} did not start or did not answer as expected"
+    SUBFILTER_FAILED=1
+    for s in inverso-sub inverso nginx-sub nginx; do
+      if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+    done
+    return 0
+  fi
+  # 64 connections (wrk takes the last -c): the proxies' pools to the
+  # backends then hold what a run needs.
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      warm_up "http://127.0.0.1:${ports[$s]}/$body.html" -c 64
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 1k 64k; do
+      for s in "${systems[@]}"; do
+        run_wrk subfilter "$body ka64" "$s" "$rep" "${pids[$s]}" \
+          "http://127.0.0.1:${ports[$s]}/$body.html" 64
+      done
+    done
+  done
+
+  for s in "${systems[@]}"; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\tsubfilter\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\tsubfilter\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  for s in inverso-sub inverso nginx-sub nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+}
+
 # measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
 # while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
 # tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
@@ -1840,7 +2056,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
@@ -1856,6 +2072,10 @@ main() {
   printf 'cell\tsystem\trep\topened\tresumed\testablished_after\n' >"$OUT_DIR/backendtlsconns.tsv"
   printf 'system\tstatus\tbytes\twhoami_status\tremote_user\n' >"$OUT_DIR/authcheck.tsv"
   printf 'system\tallowed\tdenied\tfailed\twrk_requests\n' >"$OUT_DIR/authcount.tsv"
+  printf 'system\tbody\tstatus\tbytes\tcontent_type\tbody_was\taddresses_left\n' \
+    >"$OUT_DIR/subfiltercheck.tsv"
+  printf 'body\tnginx_sub_bytes\tinverso_sub_bytes\tsame\n' >"$OUT_DIR/subfiltersame.tsv"
+  printf 'body\tbytes\trewritten_bytes\taddresses\thead_ends\n' >"$OUT_DIR/subfilterpages.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -1902,6 +2122,7 @@ main() {
     tls) mode_tls ;;
     backend-tls) mode_backend_tls ;;
     auth) mode_auth ;;
+    subfilter) mode_subfilter ;;
     all)
       mode_proxy
       mode_idle
@@ -1911,6 +2132,7 @@ main() {
       mode_tls
       mode_backend_tls
       mode_auth
+      mode_subfilter
       ;;
   esac
 
@@ -1921,6 +2143,8 @@ main() {
     die "the backend-tls mode stopped before measuring (a proxy did not start or did not proxy over TLS; see above)"
   ((AUTH_FAILED == 0)) ||
     die "the auth mode stopped before measuring (a proxy did not start or did not ask the service; see above)"
+  ((SUBFILTER_FAILED == 0)) ||
+    die "the subfilter mode stopped before measuring (a proxy did not start or did not answer the pages as expected; see above)"
 }
 
 main "$@"

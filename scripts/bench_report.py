@@ -4,7 +4,8 @@
 Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
 idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
-authcount.tsv, info.txt there; prints the report and writes
+authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
+info.txt there; prints the report and writes
 OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
@@ -264,37 +265,55 @@ def backend_tls_section(runs, checks, conns, clk_tck):
             + rows + [""])
 
 
-def auth_section(runs, checks, counts, clk_tck):
-    """auth mode: nginx and inverso, each without and with auth_request."""
-    order, cells = group(runs, "auth")
+def with_without_rows(runs, clk_tck, mode, suffix, what, probe):
+    """The table of a mode whose systems are nginx and inverso, each
+    without and with a feature (its name ending in suffix: auth, subfilter):
+    each with the feature over the same proxy without it, and each over
+    nginx the same way. probe(None, None) gives the probe column's heading,
+    probe(cell, system, with_feature) its value."""
+    order, cells = group(runs, mode)
     if not order:
         return []
     header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
-              "req/s ÷ same proxy without auth", "req/s ÷ nginx (same auth)",
-              "p99 ÷ nginx p99 (same auth)", "proxy CPU µs/req",
-              "CPU ÷ same proxy without auth", "bytes/resp",
-              "Remote-User at the backend (probe)", "other CPU %"]
-    seen = {c["system"]: c for c in checks}
+              f"req/s ÷ same proxy without {what}", f"req/s ÷ nginx (same {what})",
+              f"p99 ÷ nginx p99 (same {what})", "proxy CPU µs/req",
+              f"CPU ÷ same proxy without {what}", "bytes/resp",
+              probe(None, None, None), "other CPU %"]
     rows = []
     for name in order:
         systems = cells[name]
         for sysname, c in systems.items():
-            auth = sysname.endswith("-auth")
-            base = systems.get(sysname[:-len("-auth")]) if auth else None
-            ref = systems.get("nginx-auth" if auth else "nginx")
+            on = sysname.endswith(suffix)
+            base = systems.get(sysname[:-len(suffix)]) if on else None
+            ref = systems.get("nginx" + suffix if on else "nginx")
             cpu = c.cpu_us_per_req(clk_tck)
             base_cpu = base.cpu_us_per_req(clk_tck) if base else None
             rows.append([
                 name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
                 c.errors(),
-                fmt_ratio(c.rps(), base.rps() if base else None) if auth else "—",
+                fmt_ratio(c.rps(), base.rps() if base else None) if on else "—",
                 fmt_ratio(c.rps(), ref.rps() if ref else None),
                 fmt_ratio(c.p99(), ref.p99() if ref else None),
                 "n/a" if cpu is None else f"{cpu:.1f}",
-                fmt_ratio(cpu, base_cpu) if auth else "—",
+                fmt_ratio(cpu, base_cpu) if on else "—",
                 fmt_int(c.bytes_per_req()),
-                auth_label(seen.get(sysname), auth), c.other_cpu(),
+                probe(name, sysname, on), c.other_cpu(),
             ])
+    return table(header, rows)
+
+
+def auth_section(runs, checks, counts, clk_tck):
+    """auth mode: nginx and inverso, each without and with auth_request."""
+    seen = {c["system"]: c for c in checks}
+
+    def probe(cell, system, auth):
+        if cell is None:
+            return "Remote-User at the backend (probe)"
+        return auth_label(seen.get(system), auth)
+
+    rows = with_without_rows(runs, clk_tck, "auth", "-auth", "auth", probe)
+    if not rows:
+        return []
     counted = ""
     for r in counts:
         counted = (f" {r['system']}'s inverso_auth_requests_total over the runs: "
@@ -317,7 +336,60 @@ def auth_section(runs, checks, counts, clk_tck):
              "SPOE agent. Ratios are of the medians. Remote-User at the backend: what "
              "GET /whoami, sent with a forged `Remote-User: mallory`, showed the "
              "backend got, before measuring." + kept_answers() + counted, ""]
-            + table(header, rows) + [""])
+            + rows + [""])
+
+
+def subfilter_section(runs, pages, checks, same, clk_tck):
+    """subfilter mode: nginx and inverso, each without and with sub_filter."""
+    seen = {(c["system"], c["body"]): c for c in checks}
+    alike = {s["body"]: s for s in same}
+
+    def probe(cell, system, sub):
+        if cell is None:
+            return "body (probe)"
+        body = cell.split()[0]
+        return subfilter_label(seen.get((system, body)), alike.get(body), sub)
+
+    rows = with_without_rows(runs, clk_tck, "subfilter", "-sub", "sub_filter", probe)
+    if not rows:
+        return []
+    made = "; ".join(f"{p['body']}.html: {p['bytes']} bytes, {p['addresses']} "
+                     f"addresses, {p['head_ends']} `</head>`, {p['rewritten_bytes']} "
+                     "bytes rewritten" for p in pages)
+    return (["## Rewriting bodies: inverso `sub_filter` vs nginx `sub_filter`", "",
+             "The backends serve text/html pages of 1 KiB and 64 KiB holding "
+             "`http://app.internal:8080/` about every 256 bytes and one `</head>` "
+             f"({made or 'n/a'}); the -sub systems rewrite every match as they relay the "
+             "body (cache off), the address to `https://www.example.com/` and "
+             "`</head>` to `<script src=\"/a.js\"></script></head>`, and send it "
+             "chunked. nginx-sub: `sub_filter` twice, `sub_filter_once off`, "
+             "`sub_filter_types text/html`, `proxy_set_header Accept-Encoding \"\"`; "
+             "inverso-sub: `sub_filter` with the two rules, `sub_filter_once = false`. "
+             "nginx and inverso: the same proxies without it, set up as in proxy mode, "
+             "on the same pages. No HAProxy: it has no body substitution. Ratios are "
+             "of the medians. body (probe): what curl got from each system before "
+             "measuring: the rewritten page from the -sub systems, the same bytes "
+             "from both, and the page as served from the others.", ""]
+            + rows + [""])
+
+
+def subfilter_label(check, same, sub):
+    if check is None:
+        return "n/a"
+    problems = []
+    if check["status"] != "200":
+        problems.append(f"status {check['status']}")
+    want = "rewritten" if sub else "as-served"
+    if check["body_was"] != want:
+        problems.append(f"{check['bytes']} bytes, {check['body_was']}, "
+                        f"{check['addresses_left']} addresses left")
+    if sub and (same is None or same["same"] != "yes"):
+        problems.append("not the same bytes as the other -sub")
+    if problems:
+        return "**" + "; ".join(problems) + "**"
+    if sub:
+        return f"rewritten, {check['bytes']} bytes, the same from both"
+    return f"as served, {check['bytes']} bytes"
 
 
 def kept_answers():
@@ -557,6 +629,9 @@ def main():
                                read_tsv(os.path.join(out_dir, "backendtlsconns.tsv")), clk_tck)
     out += auth_section(runs, read_tsv(os.path.join(out_dir, "authcheck.tsv")),
                         read_tsv(os.path.join(out_dir, "authcount.tsv")), clk_tck)
+    out += subfilter_section(runs, read_tsv(os.path.join(out_dir, "subfilterpages.tsv")),
+                             read_tsv(os.path.join(out_dir, "subfiltercheck.tsv")),
+                             read_tsv(os.path.join(out_dir, "subfiltersame.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
