@@ -2989,3 +2989,133 @@ pub fn ocsp(data: &[u8]) {
         }
     }
 }
+
+/// What `sub_filter` rules make of a body, the slow way: at each byte,
+/// the first rule (not used yet, with `once`) whose string is there in
+/// any case of its ASCII letters, or else the byte as it came.
+fn sub_filter_reference(rules: &[(&[u8], &[u8])], once: bool, body: &[u8]) -> Vec<u8> {
+    let (mut made, mut used, mut at) = (Vec::new(), vec![false; rules.len()], 0);
+    'bytes: while at < body.len() {
+        for (i, (from, to)) in rules.iter().enumerate() {
+            let here = body.get(at..at + from.len());
+            if !used[i] && here.is_some_and(|h| h.eq_ignore_ascii_case(from)) {
+                made.extend_from_slice(to);
+                at += from.len();
+                used[i] = once;
+                continue 'bytes;
+            }
+        }
+        made.push(body[at]);
+        at += 1;
+    }
+    made
+}
+
+/// The body `sub` makes of `body` fed in pieces of `sizes` (cycled; a
+/// 0 feeds an empty piece), the last one saying the body ended or, with
+/// `end_apart`, an empty piece after it: every slice handed on is at
+/// most [`inverso::sub_filter::SLICE`] and one replacement more.
+fn sub_filter_fed(
+    mut sub: inverso::sub_filter::Substitution,
+    body: &[u8],
+    sizes: &[usize],
+    end_apart: bool,
+) -> Vec<u8> {
+    let most = inverso::sub_filter::SLICE + 4096;
+    let mut made = Vec::new();
+    let mut sink = |slice: &[u8]| {
+        assert!(slice.len() <= most, "a slice of {} bytes", slice.len());
+        made.extend_from_slice(slice);
+    };
+    let (mut rest, mut size) = (body, sizes.iter().cycle());
+    while !rest.is_empty() {
+        let n = size.next().map_or(rest.len(), |&n| n.min(rest.len()));
+        let (piece, after) = rest.split_at(n);
+        rest = after;
+        sub.pass(piece, rest.is_empty() && !end_apart, &mut sink);
+    }
+    if body.is_empty() || end_apart {
+        sub.pass(b"", true, &mut sink);
+    }
+    made
+}
+
+/// `sub_filter` rules and a body: the first line is the setting, then a
+/// byte of flags (1: `sub_filter_once`; 2: the end comes as an empty
+/// piece of its own), a count of piece sizes (up to 15) and a byte for
+/// each (under 200 as it is, else that many KiB past 199), and the body.
+/// Parsing never panics; the replacements rendered for a request are the
+/// texts written when no variable is named; and the body fed in those
+/// pieces is made as it is when fed whole, and as the slow way makes it
+/// (the earliest match first, of two at one byte the rule written
+/// first, in any case of its letters, each rule once with `once`), in
+/// slices of at most `SLICE` bytes and one replacement.
+pub fn sub_filter(data: &[u8]) {
+    use inverso::sub_filter::SubFilter;
+    let (line, rest) = match data.iter().position(|&b| b == b'\n') {
+        Some(end) => (&data[..end], &data[end + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(setting) = std::str::from_utf8(line) else {
+        return;
+    };
+    let Ok(filter) = SubFilter::parse(setting) else {
+        return;
+    };
+    let (flags, rest) = rest.split_first().unwrap_or((&0, &[]));
+    let (count, rest) = rest.split_first().unwrap_or((&0, &[]));
+    let (sizes, body) = rest.split_at(usize::from(count % 16).min(rest.len()));
+    let mut sizes: Vec<usize> = (sizes.iter())
+        .map(|&b| match b {
+            0..200 => usize::from(b),
+            _ => usize::from(b - 199) * 1024,
+        })
+        .collect();
+    if sizes.iter().all(|&n| n == 0) {
+        sizes.clear();
+    }
+    let (once, end_apart) = (flags & 1 == 1, flags & 2 == 2);
+
+    let wire = b"GET /page HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
+    let head = parse_request(wire, &RequestLimits::default()).expect("a plain request");
+    let facts = Facts {
+        head: &head,
+        sent_target: None,
+        client: std::net::Ipv4Addr::new(192, 0, 2, 10).into(),
+        peer: ([192, 0, 2, 10], 51_000).into(),
+        proxied_to: None,
+        proxy_tlvs: None,
+        server: (std::net::Ipv4Addr::new(192, 0, 2, 1), 8080).into(),
+        user: None,
+        jwt_claims: None,
+        scheme: "http",
+        tls: None,
+        server_name: None,
+        certificate: None,
+        request_id: None,
+        pool: Some("default"),
+        connection: Some((7, 3)),
+        route_host: None,
+        now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    };
+    let rendered = filter.for_request(&facts);
+    if let Some(texts) = filter.rendered_without_request() {
+        assert!(texts.texts().eq(rendered.texts()), "{setting}");
+    }
+    let rules: Vec<(&[u8], &[u8])> = filter.strings().zip(rendered.texts()).collect();
+    assert_eq!(rules.len(), filter.strings().count(), "{setting}");
+
+    let whole = sub_filter_fed(filter.substitution(&rendered, once), body, &[], false);
+    let pieces = sub_filter_fed(
+        filter.substitution(&rendered, once),
+        body,
+        &sizes,
+        end_apart,
+    );
+    assert!(
+        whole == pieces,
+        "{setting}: pieces {sizes:?} make another body"
+    );
+    let slow = sub_filter_reference(&rules, once, body);
+    assert!(whole == slow, "{setting}: not what the slow way makes");
+}

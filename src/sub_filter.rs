@@ -27,7 +27,7 @@ const MAX_RULES: usize = 32;
 const MAX_FROM: usize = 255;
 /// The longest replacement, as written.
 const MAX_TO: usize = 4096;
-/// About the most bytes handed on at once (one replacement more at most).
+/// The most bytes handed on at once, but for one replacement more.
 pub const SLICE: usize = 64 * 1024;
 
 /// The rules of `sub_filter`, in the order written; empty when it is off.
@@ -123,6 +123,23 @@ impl SubFilter {
         Rendered(self.rules.iter().map(render).collect())
     }
 
+    /// The replacements when none names a variable, as
+    /// [`SubFilter::for_request`] renders them for any request; `None`
+    /// when one does. For tests and fuzzing, which have no request.
+    pub fn rendered_without_request(&self) -> Option<Rendered> {
+        let texts = self
+            .rules
+            .iter()
+            .map(|r| r.to.text().map(|t| t.as_bytes().into()));
+        texts.collect::<Option<_>>().map(Rendered)
+    }
+
+    /// The strings to find, as decoded, in the order of the rules: for
+    /// tests and fuzzing, which check what is replaced.
+    pub fn strings(&self) -> impl Iterator<Item = &[u8]> {
+        self.rules.iter().map(|r| &r.from[..])
+    }
+
     /// What rewrites one body, with the replacements `rendered` for its
     /// request; `once`: each rule replaces its first match alone.
     pub fn substitution(&self, rendered: &Rendered, once: bool) -> Substitution {
@@ -193,6 +210,13 @@ fn finder<'a>(
         .map(Some)
 }
 
+impl Rendered {
+    /// The replacements, in the order of the rules.
+    pub fn texts(&self) -> impl Iterator<Item = &[u8]> {
+        self.0.iter().map(|t| &t[..])
+    }
+}
+
 /// One body being rewritten: fed its pieces as they come
 /// ([`Substitution::feed`]), and drained of what is made
 /// ([`Substitution::drain`]).
@@ -225,10 +249,6 @@ impl Substitution {
     pub fn drain(&mut self, out: &mut Vec<u8>, ended: bool) -> bool {
         out.clear();
         loop {
-            if out.len() >= SLICE {
-                self.compact();
-                return true;
-            }
             let end = self.pending.len();
             let found = (self.finder.as_ref())
                 .and_then(|f| f.find(Input::new(&self.pending).span(self.at..end)));
@@ -236,23 +256,34 @@ impl Substitution {
             // of an earlier rule, waits for what comes next: not one
             // that ends before the last `longest` bytes.
             let settled = found.filter(|m| ended || m.start() + self.longest <= end);
+            let until = match (&settled, &self.finder) {
+                (Some(m), _) => m.start(),
+                (None, Some(_)) if !ended => end.saturating_sub(self.longest - 1).max(self.at),
+                (None, _) => end,
+            };
+            // What comes before the match (or the end) goes as it came,
+            // a slice's worth at a time: the match is found again.
+            let room = SLICE - out.len();
+            if until - self.at > room {
+                out.extend_from_slice(&self.pending[self.at..self.at + room]);
+                self.at += room;
+                return true;
+            }
+            out.extend_from_slice(&self.pending[self.at..until]);
+            self.at = until;
             let Some(m) = settled else {
-                let held = match (&self.finder, ended) {
-                    (Some(_), false) => end.saturating_sub(self.longest - 1).max(self.at),
-                    _ => end,
-                };
-                out.extend_from_slice(&self.pending[self.at..held]);
-                self.at = held;
                 self.compact();
                 return false;
             };
             let rule = self.finds[m.pattern().as_usize()];
-            out.extend_from_slice(&self.pending[self.at..m.start()]);
             out.extend_from_slice(&self.to[rule]);
             self.at = m.end();
             if self.once {
                 self.used[rule] = true;
                 self.find_unused();
+            }
+            if out.len() >= SLICE {
+                return true;
             }
         }
     }
@@ -367,13 +398,7 @@ mod tests {
     /// The rules of `v`, their replacements naming no variable.
     fn rules(v: &str) -> (SubFilter, Rendered) {
         let filter = SubFilter::parse(v).unwrap();
-        let rendered = Rendered(
-            filter
-                .rules
-                .iter()
-                .map(|r| r.to.text().unwrap().as_bytes().into())
-                .collect(),
-        );
+        let rendered = filter.rendered_without_request().unwrap();
         (filter, rendered)
     }
 
@@ -450,7 +475,13 @@ mod tests {
         sub.pass(&[b'x'; 100], true, |out| slices.push(out.len()));
         assert_eq!(slices.iter().sum::<usize>(), 100 * MAX_TO);
         assert!(slices.len() > 1);
-        assert!(slices.iter().all(|&n| n < SLICE + MAX_TO), "{slices:?}");
+        assert!(slices.iter().all(|&n| n <= SLICE + MAX_TO), "{slices:?}");
+        // A long run of text after most of a slice is cut too.
+        let body = [&[b'x'; 15][..], &[b'a'; 10_000], b"x"].concat();
+        let mut slices = Vec::new();
+        sub.pass(&body, true, |out| slices.push(out.len()));
+        assert_eq!(slices.iter().sum::<usize>(), 16 * MAX_TO + 10_000);
+        assert!(slices.iter().all(|&n| n <= SLICE + MAX_TO), "{slices:?}");
     }
 
     #[test]
@@ -461,6 +492,9 @@ mod tests {
         let to: Vec<&[u8]> = rendered.0.iter().map(|t| &t[..]).collect();
         assert_eq!(to, [&b"c \"d\""[..], b"it's\n", b","]);
         assert!(SubFilter::parse("").unwrap().is_empty());
+        // A replacement naming a variable has no text without a request.
+        let host = SubFilter::parse("a '$host/', b c").unwrap();
+        assert!(host.rendered_without_request().is_none());
     }
 
     #[test]

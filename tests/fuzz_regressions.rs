@@ -28,6 +28,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("log_line", checks::log_line),
     ("jwt", checks::jwt),
     ("ocsp", checks::ocsp),
+    ("sub_filter", checks::sub_filter),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
