@@ -474,7 +474,8 @@ mod tests {
         let mut slices = Vec::new();
         sub.pass(&[b'x'; 100], true, |out| slices.push(out.len()));
         assert_eq!(slices.iter().sum::<usize>(), 100 * MAX_TO);
-        assert!(slices.len() > 1);
+        // 400 KiB in seven slices of 64 KiB, the last shorter.
+        assert_eq!(slices.len(), 7, "{slices:?}");
         assert!(slices.iter().all(|&n| n <= SLICE + MAX_TO), "{slices:?}");
         // A long run of text after most of a slice is cut too.
         let body = [&[b'x'; 15][..], &[b'a'; 10_000], b"x"].concat();
@@ -482,6 +483,58 @@ mod tests {
         sub.pass(&body, true, |out| slices.push(out.len()));
         assert_eq!(slices.iter().sum::<usize>(), 16 * MAX_TO + 10_000);
         assert!(slices.iter().all(|&n| n <= SLICE + MAX_TO), "{slices:?}");
+    }
+
+    /// Of a piece that matches nothing, all goes on but what could begin
+    /// a string with what comes next: the longest less a byte.
+    #[test]
+    fn a_piece_s_end_is_held_back_by_the_longest_string_less_a_byte() {
+        let (filter, rendered) = rules("xyz q, x r");
+        let mut sub = filter.substitution(&rendered, false);
+        let mut out = Vec::new();
+        sub.feed(b"abcdef");
+        assert!(!sub.drain(&mut out, false));
+        assert_eq!(out, b"abcd");
+        assert!(!sub.drain(&mut out, true));
+        assert_eq!(out, b"ef");
+        // A string of one byte is whole when it comes: nothing waits.
+        let (filter, rendered) = rules("x y");
+        let mut sub = filter.substitution(&rendered, false);
+        sub.feed(b"abc");
+        assert!(!sub.drain(&mut out, false));
+        assert_eq!(out, b"abc");
+    }
+
+    /// What was handed on is forgotten: a long body that matches
+    /// nothing keeps no more than it holds back.
+    #[test]
+    fn what_went_on_is_not_kept() {
+        let (filter, rendered) = rules("'</head>' x");
+        let mut sub = filter.substitution(&rendered, false);
+        let mut made = 0;
+        for _ in 0..1000 {
+            sub.pass(&[b'.'; 100], false, |out| made += out.len());
+        }
+        assert_eq!(made, 100 * 1000 - ("</head>".len() - 1));
+        assert_eq!((sub.pending.len(), sub.at), ("</head>".len() - 1, 0));
+    }
+
+    /// A replacement's variables take the request's values; one without
+    /// any is as written.
+    #[test]
+    fn replacements_are_made_for_each_request() {
+        let filter = SubFilter::parse("'http://app/' '$scheme://$host/', a b").unwrap();
+        let mut headers = Headers::default();
+        headers.push("Host", "www.example.test");
+        let head = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/".into(),
+            version: crate::http::Version::Http11,
+            headers,
+        };
+        let rendered = filter.for_request(&Facts::plain(&head));
+        let to: Vec<&[u8]> = rendered.0.iter().map(|t| &t[..]).collect();
+        assert_eq!(to, [&b"http://www.example.test/"[..], b"b"]);
     }
 
     #[test]
@@ -495,6 +548,24 @@ mod tests {
         // A replacement naming a variable has no text without a request.
         let host = SubFilter::parse("a '$host/', b c").unwrap();
         assert!(host.rendered_without_request().is_none());
+        assert!(!SubFilter::parse("a b").unwrap().is_empty());
+    }
+
+    /// Each limit is taken up to its last allowed value, and refused
+    /// past it.
+    #[test]
+    fn limits_hold_up_to_their_last_value() {
+        let longest = format!("{} y", "x".repeat(MAX_FROM));
+        assert!(SubFilter::parse(&longest).is_ok());
+        let to = "y".repeat(MAX_TO);
+        assert!(SubFilter::parse(&format!("x {to}")).is_ok());
+        let e = SubFilter::parse(&format!("x {to}y")).unwrap_err();
+        assert!(e.contains("at most 4096"), "{e}");
+        let most = (0..MAX_RULES)
+            .map(|i| format!("a{i} b"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert_eq!(SubFilter::parse(&most).unwrap().rules.len(), MAX_RULES);
     }
 
     #[test]

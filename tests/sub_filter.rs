@@ -511,3 +511,40 @@ fn a_bad_rule_is_refused_with_its_line() {
         assert!(message.contains(says), "{line}: {message}");
     }
 }
+
+/// With rules on, a body they do not rewrite is relayed as without them:
+/// one past the response buffer with its length, and a small one read
+/// whole and compressed with its new length, not streamed in chunks.
+#[test]
+fn a_body_no_rule_rewrites_keeps_its_length_large_or_compressed() {
+    let large = text(APP.as_bytes()).repeat(5000);
+    let backend = serving(
+        200,
+        &[("Content-Type", "application/json")],
+        large.as_bytes(),
+    );
+    let proxy = proxy_with(backend.addr, EVERY);
+    let r = proxy.connect().get("/");
+    assert_eq!(text(&r.body), large);
+    let length = large.len().to_string();
+    assert_eq!(r.header("content-length"), Some(&*length), "{}", r.head.raw);
+    assert!(!r.head.is_chunked(), "{}", r.head.raw);
+
+    let small = "{\"url\": \"http://app.internal/x\"}\n".repeat(20);
+    let backend = serving(
+        200,
+        &[("Content-Type", "application/json")],
+        small.as_bytes(),
+    );
+    let proxy = proxy_with(backend.addr, &format!("{EVERY}gzip = on\n"));
+    let r = proxy
+        .connect()
+        .get_with("/", &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+    assert!(r.head.has("content-length"), "{}", r.head.raw);
+    let mut unzipped = String::new();
+    GzDecoder::new(&r.body[..])
+        .read_to_string(&mut unzipped)
+        .expect("a gzip stream");
+    assert_eq!(unzipped, small);
+}
