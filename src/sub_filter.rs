@@ -8,10 +8,12 @@
 //! `sub_filter_once` (nginx's default), each rule replaces its first match
 //! alone.
 //!
-//! A body comes in pieces: what could begin a string cut between two
-//! pieces waits for the next one (at most the longest string less a
+//! A body read whole is rewritten whole ([`Substitution::whole`]). One
+//! that streams comes in pieces: what could begin a string cut between
+//! two pieces waits for the next one (at most the longest string less a
 //! byte), and what a piece makes is handed on in slices of at most
-//! [`SLICE`] bytes, however much a replacement makes of it.
+//! [`SLICE`] bytes (and a replacement), however much a replacement makes
+//! of it.
 
 use crate::config::FieldFamily;
 use crate::field_value::{Facts, FieldValue};
@@ -219,7 +221,9 @@ impl Rendered {
 
 /// One body being rewritten: fed its pieces as they come
 /// ([`Substitution::feed`]), and drained of what is made
-/// ([`Substitution::drain`]).
+/// ([`Substitution::drain`]); or a body read whole, rewritten whole
+/// ([`Substitution::whole`]).
+#[derive(Clone)]
 pub struct Substitution {
     rules: Arc<[Rule]>,
     /// Finds the strings of the rules still in use; `None` once none is.
@@ -284,6 +288,25 @@ impl Substitution {
             }
             if out.len() >= SLICE {
                 return true;
+            }
+        }
+    }
+
+    /// `body`, the whole of one, as it is rewritten, when that is at most
+    /// `limit` bytes; `None` when longer. Leaves this one as it was, for
+    /// a body that is to stream then.
+    pub fn whole(&self, body: &[u8], limit: u64) -> Option<Vec<u8>> {
+        let mut rewriting = self.clone();
+        rewriting.feed(body);
+        let (mut made, mut out) = (Vec::new(), Vec::new());
+        loop {
+            let more = rewriting.drain(&mut out, true);
+            if (made.len() + out.len()) as u64 > limit {
+                return None;
+            }
+            made.extend_from_slice(&out);
+            if !more {
+                return Some(made);
             }
         }
     }
@@ -483,6 +506,18 @@ mod tests {
         sub.pass(&body, true, |out| slices.push(out.len()));
         assert_eq!(slices.iter().sum::<usize>(), 16 * MAX_TO + 10_000);
         assert!(slices.iter().all(|&n| n <= SLICE + MAX_TO), "{slices:?}");
+    }
+
+    /// A body read whole is rewritten whole while what it makes fits,
+    /// and the rewriting it was asked of stays as it was.
+    #[test]
+    fn a_whole_body_is_rewritten_if_it_fits() {
+        let (filter, rendered) = rules("ab XYZ");
+        let sub = filter.substitution(&rendered, true);
+        assert_eq!(sub.whole(b"ab ab", 6).as_deref(), Some(&b"XYZ ab"[..]));
+        assert_eq!(sub.whole(b"ab ab", 5), None);
+        // Still unused: the first match is replaced again.
+        assert_eq!(sub.whole(b"xab", 100).as_deref(), Some(&b"xXYZ"[..]));
     }
 
     /// Of a piece that matches nothing, all goes on but what could begin

@@ -52,10 +52,25 @@ fn text(body: &[u8]) -> String {
 }
 
 #[test]
-fn a_page_with_a_length_is_rewritten_in_any_case_and_streams_without_one() {
+fn a_page_read_whole_goes_with_its_new_length_in_one_write() {
     let page = b"<a href=\"http://APP.internal/x\">http://app.Internal/y</a>";
     let backend = serving(200, HTML, page);
     let proxy = proxy_with(backend.addr, EVERY);
+    let wanted = "<a href=\"https://www.example.test/x\">https://www.example.test/y</a>";
+    let r = proxy.connect().get("/");
+    assert_eq!(r.status, 200);
+    assert_eq!(text(&r.body), wanted);
+    assert!(!r.head.is_chunked(), "{}", r.head.raw);
+    let length = wanted.len().to_string();
+    assert_eq!(r.head.get("content-length"), Some(length.as_str()));
+}
+
+#[test]
+fn a_page_that_streams_is_rewritten_in_any_case_and_goes_without_a_length() {
+    let page = b"<a href=\"http://APP.internal/x\">http://app.Internal/y</a>";
+    let backend = serving(200, HTML, page);
+    // Every body streams.
+    let proxy = proxy_with(backend.addr, &format!("{EVERY}response_buffer_size = 0\n"));
     let wanted =
         "<a href=\"https://www.example.test/x\">https://www.example.test/y</a>".to_string();
 
@@ -75,6 +90,23 @@ fn a_page_with_a_length_is_rewritten_in_any_case_and_streams_without_one() {
     assert!(!r.head.is_chunked(), "{}", r.head.raw);
     assert!(!r.head.has("content-length"), "{}", r.head.raw);
     assert_eq!(text(&r.body), wanted);
+}
+
+/// A page that fits the buffer but whose rewriting would not streams
+/// all the same, rewritten.
+#[test]
+fn a_page_whose_rewriting_outgrows_the_buffer_streams() {
+    let page = "x".repeat(1000);
+    let backend = serving(200, HTML, page.as_bytes());
+    let rules = format!(
+        "sub_filter = x '{}'\nsub_filter_once = false\nresponse_buffer_size = 64KiB\n",
+        "y".repeat(100)
+    );
+    let proxy = proxy_with(backend.addr, &rules);
+    let r = proxy.connect().get("/");
+    assert_eq!(r.status, 200);
+    assert!(r.head.is_chunked(), "{}", r.head.raw);
+    assert_eq!(r.body, "y".repeat(100_000).into_bytes());
 }
 
 #[test]
@@ -441,7 +473,8 @@ fn a_cached_rewritten_body_is_compressed_for_hits_too() {
 }
 
 /// A body cut short by the backend must not reach the client as a whole
-/// one: the chunks it goes in stop without their last.
+/// one: read whole, it is answered 502; streamed, the chunks it goes in
+/// stop without their last.
 #[test]
 fn a_body_the_backend_cut_short_is_not_ended_as_if_whole() {
     let backend = Backend::start("app", |_, out| {
@@ -452,6 +485,8 @@ fn a_body_the_backend_cut_short_is_not_ended_as_if_whole() {
         Action::Close
     });
     let proxy = proxy_with(backend.addr, EVERY);
+    assert_eq!(proxy.connect().get("/").status, 502);
+    let proxy = proxy_with(backend.addr, &format!("{EVERY}response_buffer_size = 0\n"));
     let mut client = proxy.connect();
     client.send(b"GET / HTTP/1.1\r\nHost: test.example\r\n\r\n");
     let head = client.reader.read_head().unwrap().unwrap();

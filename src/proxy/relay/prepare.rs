@@ -98,14 +98,27 @@ pub(super) fn prepare_response(
     let kind = BodyKind::for_response(how.request_is_head, response)?;
     let upstream_reusable = may_reuse(response, kind, up);
     let limit = client.response_buffer;
-    // A body `sub_filter` rewrites streams, its length unknown (what it
-    // becomes may be far larger than what came, and is made as it comes).
+    // A body `sub_filter` rewrites is rewritten whole when it is read
+    // whole and what it becomes fits the buffer too; else it streams, its
+    // length unknown (what it becomes may be far larger than what came).
     let substituting = fetched.substitution.is_some();
+    let rewrite = |body: &[u8]| match &fetched.substitution {
+        Some(substitution) => substitution.whole(body, limit),
+        None => Some(Vec::new()),
+    };
     let gathered = match kind {
         BodyKind::Empty => Some(Gathered::OnConnection(0)),
-        _ if substituting => None,
         BodyKind::Length(n) if n <= limit => {
-            gather(&mut up.conn, n as usize)?.then_some(Gathered::OnConnection(n as usize))
+            if !gather(&mut up.conn, n as usize)? {
+                None
+            } else if substituting {
+                rewrite(&up.conn.buffered()[..n as usize]).map(|made| {
+                    up.conn.consume(n as usize);
+                    Gathered::Decoded(made)
+                })
+            } else {
+                Some(Gathered::OnConnection(n as usize))
+            }
         }
         BodyKind::Chunked => {
             // What has arrived already, without waiting: a page sent in
@@ -120,9 +133,13 @@ pub(super) fn prepare_response(
             // them, in chunks.
             decode_complete_chunked(up.conn.buffered(), limit)
                 .filter(|whole| !passes_trailers || whole.trailers.is_empty())
-                .map(|whole| {
+                .and_then(|whole| {
+                    let body = match substituting {
+                        true => rewrite(&whole.body)?,
+                        false => whole.body,
+                    };
                     up.conn.consume(whole.used);
-                    Gathered::Decoded(whole.body)
+                    Some(Gathered::Decoded(body))
                 })
         }
         _ => None,
