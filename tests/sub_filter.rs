@@ -156,10 +156,33 @@ fn a_chunked_body_in_small_chunks_that_cut_the_strings_is_all_rewritten() {
         let _ = out.write_all(b"0\r\n\r\n");
         Action::KeepAlive
     });
-    let proxy = proxy_with(backend.addr, EVERY);
+    // Streamed, as it comes: not read whole first.
+    let proxy = proxy_with(backend.addr, &format!("{EVERY}response_buffer_size = 0\n"));
     let r = proxy.connect().get("/");
     assert_eq!(r.status, 200);
     assert_eq!(text(&r.body), page.replace(APP, WWW));
+}
+
+/// A chunked page all there with its head is read whole, rewritten whole
+/// and sent with its length.
+#[test]
+fn a_chunked_page_come_whole_goes_rewritten_with_its_length() {
+    let page = "<p>http://app.internal/page</p>\n".repeat(20);
+    let wire = chunked(page.as_bytes(), 100, "");
+    let backend = Backend::start("app", move |_, out| {
+        let head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let _ = out.write_all(&[&head[..], &wire].concat());
+        Action::KeepAlive
+    });
+    let proxy = proxy_with(backend.addr, EVERY);
+    let r = proxy.connect().get("/");
+    assert_eq!(r.status, 200);
+    let wanted = page.replace(APP, WWW);
+    assert_eq!(text(&r.body), wanted);
+    assert!(!r.head.is_chunked(), "{}", r.head.raw);
+    let length = wanted.len().to_string();
+    assert_eq!(r.head.get("content-length"), Some(length.as_str()));
 }
 
 #[test]
