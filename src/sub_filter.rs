@@ -58,8 +58,13 @@ impl SubFilter {
     /// `\xHH` for an ASCII byte, and any other character as itself). The
     /// replacement may name the variables a `location_rewrite` may.
     pub fn parse(v: &str) -> Result<SubFilter, String> {
+        let split = split_rules(v)?;
+        // Counted first: each rule is compared with those before it.
+        if split.len() > MAX_RULES {
+            return Err(format!("{} rules; at most {MAX_RULES}", split.len()));
+        }
         let mut rules: Vec<Rule> = Vec::new();
-        for words in split_rules(v)? {
+        for words in split {
             let [from, to] = <[String; 2]>::try_from(words).map_err(|words| {
                 format!(
                     "`{}`: a rule is two strings, `<find> <replacement>` (`'</head>' \
@@ -94,9 +99,6 @@ impl SubFilter {
                 from: from.into_bytes().into(),
                 to,
             });
-        }
-        if rules.len() > MAX_RULES {
-            return Err(format!("{} rules; at most {MAX_RULES}", rules.len()));
         }
         let finder = finder(rules.iter().map(|r| &r.from[..]))
             .map_err(|e| format!("the strings to find: {e}"))?;
