@@ -248,9 +248,9 @@ impl Substitution {
         self.pending.extend_from_slice(piece);
     }
 
-    /// Replaces `out` with the next bytes of the rewritten body: about
-    /// [`SLICE`] at most, and none that may still begin a match with what
-    /// is fed next, unless `ended` (the body has all been fed). Returns
+    /// Replaces `out` with the next bytes of the rewritten body: at most
+    /// [`SLICE`] and a replacement, and none that may still begin a match
+    /// with what is fed next, unless `ended` (the body has all been fed). Returns
     /// whether more is ready, to be drained again before the next feed.
     pub fn drain(&mut self, out: &mut Vec<u8>, ended: bool) -> bool {
         out.clear();
@@ -300,7 +300,7 @@ impl Substitution {
     pub fn whole(&self, body: &[u8], limit: u64) -> Option<Vec<u8>> {
         let mut rewriting = self.clone();
         rewriting.feed(body);
-        let (mut made, mut out) = (Vec::new(), Vec::new());
+        let (mut made, mut out) = (Vec::with_capacity(body.len()), Vec::new());
         loop {
             let more = rewriting.drain(&mut out, true);
             if (made.len() + out.len()) as u64 > limit {
