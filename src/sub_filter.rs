@@ -172,13 +172,39 @@ pub fn rewrites(types: &MediaTypes, status: u16, headers: &Headers) -> bool {
         && crate::gzip::may_transform(headers)
 }
 
-/// Whether a `304` may be one for a body rewritten (its type listed, or
-/// not said, as a `304` most often does not): its validators are then
-/// made as the rewritten body's were (see [`edit_validators`]), or they
-/// would replace those of the stored or cached body.
-pub fn may_validate_rewritten(types: &MediaTypes, headers: &Headers) -> bool {
-    (headers.get("content-type")).is_none_or(|t| types.lists(t))
-        && crate::gzip::may_transform(headers)
+/// Whether a `304` answering `request` validates a body rewritten: then
+/// its validators are made as the rewritten body's were (see
+/// [`edit_validators`]), or they would replace those of the stored or
+/// cached body. One of a listed type does; most say no type, and one
+/// that does not is taken for one when the request asked after the weak
+/// `ETag` a rewritten body was given (`sub_filter_last_modified`) and the
+/// `304` names it strong, or when rewritten bodies keep no validator at
+/// all (editing it then takes nothing a client could keep).
+pub fn validates_rewritten(
+    types: &MediaTypes,
+    response: &Headers,
+    request: &Headers,
+    keep_last_modified: bool,
+) -> bool {
+    if !crate::gzip::may_transform(response) {
+        return false;
+    }
+    match response.get("content-type") {
+        Some(t) => types.lists(t),
+        None => !keep_last_modified || asked_after_it_weakened(request, response),
+    }
+}
+
+/// Whether `request`'s `If-None-Match` names the `ETag` of `response`
+/// made weak.
+fn asked_after_it_weakened(request: &Headers, response: &Headers) -> bool {
+    let Some(tag) = response.get("etag").map(<[u8]>::trim_ascii) else {
+        return false;
+    };
+    let weakened = [b"W/", tag].concat();
+    (request.get_all("if-none-match"))
+        .flat_map(|v| v.split(|&b| b == b','))
+        .any(|asked| asked.trim_ascii() == weakened)
 }
 
 /// A rewritten body's validators, as nginx makes them: the backend's
@@ -682,8 +708,31 @@ mod tests {
         let mut json = Headers::default();
         json.push("Content-Type", "application/json");
         assert!(!rewrites(&types, 200, &json));
-        assert!(may_validate_rewritten(&types, &Headers::default()));
-        assert!(!may_validate_rewritten(&types, &json));
+        let none = Headers::default();
+        assert!(validates_rewritten(&types, &none, &none, false));
+        assert!(!validates_rewritten(&types, &json, &none, false));
+        // Keeping validators, a 304 of no type is a rewritten body's
+        // when the weak tag it was given is what was asked after.
+        let mut strong = Headers::default();
+        strong.push("ETag", "\"v1\"");
+        let asking = |tag: &str| {
+            let mut h = Headers::default();
+            h.push("If-None-Match", tag);
+            h
+        };
+        assert!(validates_rewritten(
+            &types,
+            &strong,
+            &asking("\"v0\", W/\"v1\""),
+            true
+        ));
+        assert!(!validates_rewritten(
+            &types,
+            &strong,
+            &asking("\"v1\""),
+            true
+        ));
+        assert!(!validates_rewritten(&types, &strong, &none, true));
     }
 
     /// What the rules make of `body`, the slow way: at each byte, the

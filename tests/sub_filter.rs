@@ -606,3 +606,29 @@ fn a_body_no_rule_rewrites_keeps_its_length_large_or_compressed() {
         .expect("a gzip stream");
     assert_eq!(unzipped, small);
 }
+
+/// A `304` that says no type and validates a body no rule rewrote (the
+/// client asked after its strong tag) keeps that tag strong.
+#[test]
+fn a_304_for_a_body_left_alone_keeps_its_strong_etag() {
+    let backend = Backend::start("app", |seen, out| {
+        if seen.head.has("if-none-match") {
+            write_304(out, &[("ETag", "\"p1\"")]);
+        } else {
+            respond(
+                out,
+                200,
+                &[("Content-Type", "image/png"), ("ETag", "\"p1\"")],
+                b"png",
+            );
+        }
+        Action::KeepAlive
+    });
+    let proxy = proxy_with(
+        backend.addr,
+        &format!("{EVERY}sub_filter_last_modified = true\n"),
+    );
+    let r = proxy.get_on("test.example", "/logo.png", &[("If-None-Match", "\"p1\"")]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    assert_eq!(r.head.get("etag"), Some("\"p1\""), "{}", r.head.raw);
+}

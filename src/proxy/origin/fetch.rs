@@ -10,7 +10,7 @@ use super::retry::{is_idempotent, may_send_again, retry_elsewhere};
 use super::{Busy, Destination, Failure, Fetched, Outgoing};
 use crate::access_log::{By, Stage, Termination};
 use crate::config::Config;
-use crate::http::{Headers, RequestHead};
+use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::proxy::{relay, Client, Refusal, Shared};
 use crate::sub_filter;
 use crate::throttle::OnceAMinute;
@@ -277,8 +277,8 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 if !cookie_flags.is_empty() {
                     (response.headers).edit_values("set-cookie", |c| cookie_flags.apply(c));
                 }
-                let substitution = sub_filter(pool_config, &mut response.headers, response.status)
-                    .then(|| {
+                let substitution =
+                    sub_filter(pool_config, &mut response, &head.headers).then(|| {
                         (pool_config.sub_filter)
                             .substitution(&forwarded.sub_filter, pool_config.sub_filter_once)
                     });
@@ -350,17 +350,20 @@ pub(in crate::proxy) fn fetch_from<'s>(
     }
 }
 
-/// Whether `sub_filter` rewrites the body of a response with `headers`
-/// and `status`: then, and for a `304` that may validate such a body, its
-/// validators are made the rewritten body's, before the cache reads them.
-fn sub_filter(pool: &Config, headers: &mut Headers, status: u16) -> bool {
+/// Whether `sub_filter` rewrites the body of `response`: then, and for
+/// a `304` that validates such a body, its validators are made the
+/// rewritten body's, before the cache reads them.
+fn sub_filter(pool: &Config, response: &mut ResponseHead, request: &Headers) -> bool {
     if pool.sub_filter.is_empty() {
         return false;
     }
-    let types = &pool.sub_filter_types;
-    let rewrites = sub_filter::rewrites(types, status, headers);
-    if rewrites || status == 304 && sub_filter::may_validate_rewritten(types, headers) {
-        sub_filter::edit_validators(headers, pool.sub_filter_last_modified);
+    let (types, keeps) = (&pool.sub_filter_types, pool.sub_filter_last_modified);
+    let headers = &mut response.headers;
+    let rewrites = sub_filter::rewrites(types, response.status, headers);
+    let validates =
+        response.status == 304 && sub_filter::validates_rewritten(types, headers, request, keeps);
+    if rewrites || validates {
+        sub_filter::edit_validators(headers, keeps);
     }
     rewrites
 }
