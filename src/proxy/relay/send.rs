@@ -179,7 +179,7 @@ struct Framing<'a> {
 /// Streams a body from `from` to `out`, the head, unless already sent
 /// (`None`), going out with the first piece. Returns the body bytes sent.
 fn copy_body(
-    reader: &mut Pieces<'_>,
+    pieces: &mut Pieces<'_>,
     from: &mut BufConn<WatchingClose<'_>>,
     out: &ClientOut<'_>,
     head: Option<Vec<u8>>,
@@ -210,7 +210,7 @@ fn copy_body(
         // Every chunk one read brought, as one piece: a backend's many
         // small chunks go on in one write, not one each (nothing is
         // waited for that has not come).
-        let (piece, last) = match reader.next(from) {
+        let (piece, last) = match pieces.next(from) {
             Ok(Some(piece)) => piece,
             Ok(None) => break,
             Err(e) => {
@@ -247,8 +247,8 @@ fn copy_body(
             // The client is gone, but a response being stored is still
             // worth having whole (its waits do not watch the client
             // either): read on into the cache, then report the client.
-            if let Some(copy) = tee.as_deref_mut().filter(|_| !reader.is_done()) {
-                read_on_into(copy, reader, from);
+            if let Some(copy) = tee.as_deref_mut().filter(|_| !pieces.is_done()) {
+                read_on_into(copy, pieces, from);
             }
             return Err(client_gone(sent));
         }
@@ -279,8 +279,8 @@ fn copy_body(
     let with_trailers;
     let last: &[u8] = match chunked {
         false => b"",
-        true if trailers && !reader.reader.trailers().is_empty() => {
-            with_trailers = last_chunk_with(reader.reader.trailers());
+        true if trailers && !pieces.reader.trailers().is_empty() => {
+            with_trailers = last_chunk_with(pieces.reader.trailers());
             &with_trailers
         }
         true => LAST_CHUNK,
@@ -298,16 +298,16 @@ fn copy_body(
 /// ends (then stored), grows past what is stored, or fails.
 fn read_on_into(
     copy: &mut Tee<'_>,
-    reader: &mut Pieces<'_>,
+    pieces: &mut Pieces<'_>,
     from: &mut BufConn<WatchingClose<'_>>,
 ) {
     while !copy.overflowed {
-        match reader.next(from) {
+        match pieces.next(from) {
             Ok(Some((piece, _))) => copy.push(piece),
             Ok(None) => return copy.finish(),
             Err(_) => return,
         }
-        if reader.is_done() {
+        if pieces.is_done() {
             return copy.finish();
         }
     }
