@@ -101,25 +101,19 @@ pub(super) fn prepare_response(
     // A body `sub_filter` rewrites is rewritten whole when it is read
     // whole and what it becomes fits the buffer too; else it streams, its
     // length unknown (what it becomes may be far larger than what came).
-    let substituting = fetched.substitution.is_some();
-    let rewrite = |body: &[u8]| match &fetched.substitution {
-        Some(substitution) => substitution.whole(body, limit),
-        None => Some(Vec::new()),
-    };
+    let rewriting = fetched.substitution.as_ref();
+    let substituting = rewriting.is_some();
     let gathered = match kind {
         BodyKind::Empty => Some(Gathered::OnConnection(0)),
-        BodyKind::Length(n) if n <= limit => {
-            if !gather(&mut up.conn, n as usize)? {
-                None
-            } else if substituting {
-                rewrite(&up.conn.buffered()[..n as usize]).map(|made| {
+        BodyKind::Length(n) if n <= limit => match (gather(&mut up.conn, n as usize)?, rewriting) {
+            (false, _) => None,
+            (true, None) => Some(Gathered::OnConnection(n as usize)),
+            (true, Some(rewriting)) => (rewriting.whole(&up.conn.buffered()[..n as usize], limit))
+                .map(|made| {
                     up.conn.consume(n as usize);
                     Gathered::Decoded(made)
-                })
-            } else {
-                Some(Gathered::OnConnection(n as usize))
-            }
-        }
+                }),
+        },
         BodyKind::Chunked => {
             // What has arrived already, without waiting: a page sent in
             // one go is all there, and an event stream is not held back.
@@ -134,9 +128,9 @@ pub(super) fn prepare_response(
             decode_complete_chunked(up.conn.buffered(), limit)
                 .filter(|whole| !passes_trailers || whole.trailers.is_empty())
                 .and_then(|whole| {
-                    let body = match substituting {
-                        true => rewrite(&whole.body)?,
-                        false => whole.body,
+                    let body = match rewriting {
+                        Some(rewriting) => rewriting.whole(&whole.body, limit)?,
+                        None => whole.body,
                     };
                     up.conn.consume(whole.used);
                     Some(Gathered::Decoded(body))
