@@ -300,6 +300,7 @@ pub struct Config {
     /// `sub_filter`: strings replaced in the bodies of responses of the
     /// `sub_filter_types` (nginx's `sub_filter`); empty: none.
     pub sub_filter: crate::sub_filter::SubFilter,
+    /// The media types whose bodies `sub_filter` rewrites.
     pub sub_filter_types: crate::gzip::MediaTypes,
     /// Each rule replaces its first match alone (nginx's default).
     pub sub_filter_once: bool,
