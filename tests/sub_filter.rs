@@ -632,3 +632,92 @@ fn a_304_for_a_body_left_alone_keeps_its_strong_etag() {
     assert_eq!(r.status, 304, "{}", r.head.raw);
     assert_eq!(r.head.get("etag"), Some("\"p1\""), "{}", r.head.raw);
 }
+
+/// A directory for a `files` route: `page.html` naming the backend's
+/// address twice, its precompressed copy (which holds it too, coded),
+/// and `logo.txt` of a type no rule rewrites.
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let page = b"<a href=\"http://app.internal/a\">http://app.internal/b</a>";
+    std::fs::write(dir.path().join("page.html"), page).unwrap();
+    let mut coder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    coder.write_all(page).unwrap();
+    std::fs::write(dir.path().join("page.html.gz"), coder.finish().unwrap()).unwrap();
+    std::fs::write(dir.path().join("logo.txt"), b"http://app.internal/").unwrap();
+    dir
+}
+
+/// A file of a type the rules rewrite is rewritten as a backend's page
+/// is: whole, with its new length, without the file's validators and
+/// without ranges; its precompressed copy is not sent in its place.
+#[test]
+fn a_file_route_s_pages_are_rewritten_too() {
+    let dir = site();
+    let backend = serving(200, HTML, b"-");
+    let lines = format!(
+        "{EVERY}route./s/ = files {} precompressed\n",
+        dir.path().display()
+    );
+    let proxy = proxy_with(backend.addr, &lines);
+    let wanted = "<a href=\"https://www.example.test/a\">https://www.example.test/b</a>";
+    let r = proxy.get_on("test.example", "/s/page.html", &[("Range", "bytes=0-3")]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(text(&r.body), wanted);
+    let length = wanted.len().to_string();
+    assert_eq!(r.head.get("content-length"), Some(length.as_str()));
+    for gone in ["etag", "last-modified", "accept-ranges", "content-encoding"] {
+        assert!(!r.head.has(gone), "{gone}: {}", r.head.raw);
+    }
+    // A client that takes gzip is sent the file rewritten, not the
+    // precompressed copy as it is.
+    let r = proxy.get_on(
+        "test.example",
+        "/s/page.html",
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(!r.head.has("content-encoding"), "{}", r.head.raw);
+    assert_eq!(text(&r.body), wanted);
+    // A HEAD says no length it would have to rewrite the file to know.
+    let mut client = proxy.connect();
+    client.send(b"HEAD /s/page.html HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(!head.has("content-length"), "{}", head.raw);
+    drop(client);
+    // Another type goes as it is, with its validators.
+    let r = proxy.get_on("test.example", "/s/logo.txt", &[]);
+    assert_eq!(text(&r.body), "http://app.internal/");
+    assert!(r.head.has("etag"), "{}", r.head.raw);
+}
+
+/// With `gzip` too, a rewritten file goes compressed to a client that
+/// takes it, and decompresses to the rewritten page.
+#[test]
+fn a_rewritten_file_is_compressed_after() {
+    let dir = site();
+    let backend = serving(200, HTML, b"-");
+    let lines = format!(
+        "{EVERY}gzip = true\ngzip_min_length = 0\nroute./s/ = files {}\n",
+        dir.path().display()
+    );
+    let proxy = proxy_with(backend.addr, &lines);
+    let r = proxy.get_on(
+        "test.example",
+        "/s/page.html",
+        &[("Accept-Encoding", "gzip")],
+    );
+    assert_eq!(
+        r.head.get("content-encoding"),
+        Some("gzip"),
+        "{}",
+        r.head.raw
+    );
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&r.body[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(
+        plain,
+        "<a href=\"https://www.example.test/a\">https://www.example.test/b</a>"
+    );
+}

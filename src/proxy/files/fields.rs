@@ -1,14 +1,20 @@
 //! The fields of a file's answer that others decide: the backend's, for
 //! a file it named, and `gzip`'s, for a file it compresses.
 
+use crate::config::Config;
 use crate::files::Served;
 use crate::gzip::Gzip;
 use crate::http::Headers;
+use crate::sub_filter;
 
 /// Largest file `gzip` compresses as it is sent (read whole, then
 /// compressed): larger ones go as they are. Make a `.gz` copy for those,
 /// with `precompressed`.
 const MAX_GZIPPED: u64 = 1024 * 1024;
+
+/// Largest file `sub_filter` rewrites (read whole, then rewritten), as
+/// for `gzip`: larger ones go as they are.
+const MAX_REWRITTEN: u64 = 1024 * 1024;
 
 /// The backend's fields for the file it named (`X-Accel-Redirect`), in
 /// place of the file's own of those names; merged before `gzip` is asked,
@@ -47,11 +53,36 @@ pub(super) fn compressible(
     kept: Option<&Headers>,
     cache_control: Option<&str>,
 ) -> bool {
+    let described = described(served, kept, cache_control);
+    served.encoding.is_none()
+        && served.len <= MAX_GZIPPED
+        && gzip.suits(200, &described, Some(served.len))
+}
+
+/// Whether `sub_filter` (in `pool`, with rules) rewrites the file
+/// `served`, as [`compressible`] asks it of `gzip`: a type it lists, no
+/// coding of its own, no `no-transform`, no more than [`MAX_REWRITTEN`].
+pub(super) fn rewritable(
+    pool: &Config,
+    served: &Served,
+    kept: Option<&Headers>,
+    cache_control: Option<&str>,
+) -> bool {
+    let described = described(served, kept, cache_control);
+    !pool.sub_filter.is_empty()
+        && served.encoding.is_none()
+        && served.len <= MAX_REWRITTEN
+        && sub_filter::rewrites(&pool.sub_filter_types, 200, &described)
+}
+
+/// The fields `gzip` and `sub_filter` read of a file's 200: its type and
+/// caching fields, the backend's in place of the file's as `take_kept`
+/// has them.
+fn described(served: &Served, kept: Option<&Headers>, cache_control: Option<&str>) -> Headers {
     let mut described = Headers::new();
     let content_type = kept.and_then(|kept| kept.get("content-type"));
     let content_type = content_type.unwrap_or(served.content_type.as_bytes());
     described.push("Content-Type", content_type);
-    // As `take_kept` has them: the backend's in place of the file's.
     match kept.filter(|kept| kept.contains("cache-control") || kept.contains("expires")) {
         Some(kept) => {
             for value in kept.get_all("cache-control") {
@@ -64,9 +95,7 @@ pub(super) fn compressible(
             }
         }
     }
-    served.encoding.is_none()
-        && served.len <= MAX_GZIPPED
-        && gzip.suits(200, &described, Some(served.len))
+    described
 }
 
 /// The fields of an answer compressed for its client: its tag weak (a

@@ -25,14 +25,16 @@ mod send;
 pub(super) use accel::{accel_kept, accel_redirect_of, accel_request, serve_accel};
 
 use super::client::Client;
+use super::origin::facts;
 use super::{answer_unread, location_field, Outcome, Shared};
 use crate::files::{self, Files, Found, Reply};
 use crate::http::date::format_http_date;
 use crate::http::range::{Multipart, Span};
 use crate::http::{BodyKind, Headers, RequestHead};
 use crate::routes::routing_path;
+use crate::sub_filter;
 use failed::{unopened_answer, unread_answer};
-use fields::{compressible, mark_compressed, take_kept};
+use fields::{compressible, mark_compressed, rewritable, take_kept};
 use pieces::{read_pieces, Piece};
 use send::{send, Body, Opened};
 use std::time::SystemTime;
@@ -41,6 +43,10 @@ use std::time::SystemTime;
 /// `writev`; larger ones go from the page cache to the socket by
 /// `sendfile`, after the head.
 const SENT_WITH_HEAD: u64 = 32 * 1024;
+
+/// The most `sub_filter` may make of a file: one it would make larger is
+/// answered 500 (a rule that makes a kilobyte of every byte).
+const MAX_MADE: u64 = 16 * 1024 * 1024;
 
 /// What a `files` route answers `head`, or `None` when the request goes
 /// on to the route's pool (`fallback=`): it asks for a file that is not
@@ -62,6 +68,24 @@ pub(super) fn serve(
         return Some(answer_unread(client, head, body_kind, 405, allow, shared));
     }
     let found = files.find(under, &head.headers);
+    // A precompressed copy holds none of `sub_filter`'s strings as
+    // written: a file of a type it rewrites is sent from the file itself
+    // (compressed after, with `gzip`).
+    let pool = shared.pool_config(client.route);
+    let found = match found {
+        Found::File(served) if served.encoding.is_some() && served.varies => {
+            let content_type = served.content_type.as_bytes();
+            match !pool.sub_filter.is_empty() && pool.sub_filter_types.lists(content_type) {
+                true => {
+                    let mut plain = head.headers.clone();
+                    plain.remove("accept-encoding");
+                    files.find(under, &plain)
+                }
+                false => Found::File(served),
+            }
+        }
+        found => found,
+    };
     // The route's own `limit_rate=`, for what it answers itself.
     if !(fallback && matches!(found, Found::Missing)) {
         client.pacing = files.pacing(client.pacing);
@@ -147,12 +171,20 @@ pub(super) fn serve(
     // This client's coding: over HTTP/1.1, as for relayed answers (see
     // `relay::client_takes_gzip`).
     let takes = gzip.filter(|_| client.takes_gzip);
+    // `sub_filter`, as nginx filters what it serves from disk: a file of
+    // a type it rewrites is read whole, rewritten, and sent whole with
+    // its new length (a range of the file is none of what is sent).
+    let rewriting = rewritable(pool, &served, kept, cache_control.as_deref()).then(|| {
+        let rendered = pool.sub_filter.for_request(&facts(head, client, shared));
+        pool.sub_filter
+            .substitution(&rendered, pool.sub_filter_once)
+    });
     // A client that takes gzip may hold the compressed copy, whose date
     // is the file's: a part of the file, for its `If-Range` date, would
     // be spliced onto gzip bytes. It gets the whole, as the cache has it.
     let dated_if_range =
         takes.is_some() && (head.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'));
-    let ranged = head.method == "GET" && !dated_if_range;
+    let ranged = head.method == "GET" && !dated_if_range && rewriting.is_none();
     let now = SystemTime::now();
     let fresh = cache_control.as_deref().zip(files.max_age());
     let reply = files::reply(&served, &head.headers, ranged, fresh, now);
@@ -180,6 +212,9 @@ pub(super) fn serve(
     if gzip.is_some() && !served.varies {
         fields.push("Vary", "Accept-Encoding");
     }
+    if rewriting.is_some() && matches!(status, 200 | 304) {
+        sub_filter::edit_validators(&mut fields, pool.sub_filter_last_modified);
+    }
     // Its 304 names the tag its 200 would: weak.
     let gzip = takes.filter(|_| matches!(status, 200 | 304));
     if gzip.is_some() {
@@ -197,39 +232,60 @@ pub(super) fn serve(
             shared,
         ));
     }
-    let compressed = match (gzip, body) {
-        (Some(gzip), Some((start, len))) if status == 200 && !head.is_head() => {
-            match read_pieces(&file, &[Piece::File(start, len)]) {
-                Ok(bytes) => {
-                    let compressed = gzip.compress(&bytes);
-                    client.count_gzip(&shared.metrics.gzip, len, compressed.len() as u64);
-                    Some(compressed)
-                }
+    // What is made of the file, rewritten, compressed, or both.
+    let made_of_it = gzip.is_some() || rewriting.is_some();
+    let made = match body {
+        Some((start, len)) if made_of_it && status == 200 && !head.is_head() => {
+            let bytes = match read_pieces(&file, &[Piece::File(start, len)]) {
+                Ok(bytes) => bytes,
                 Err(unread) => {
                     let opened = Opened(&file, &path, files.dir());
                     return Some(unread_answer(
                         client, head, body_kind, opened, unread, shared,
                     ));
                 }
+            };
+            let bytes = match &rewriting {
+                None => bytes,
+                Some(rewriting) => match rewriting.whole(&bytes, MAX_MADE) {
+                    Some(made) => made,
+                    None => {
+                        log::warn!(
+                            "{}: sub_filter makes more than {MAX_MADE} bytes of it; answered 500",
+                            path.display()
+                        );
+                        return Some(answer_unread(client, head, body_kind, 500, b"", shared));
+                    }
+                },
+            };
+            match gzip {
+                None => Some(bytes),
+                Some(gzip) => {
+                    let compressed = gzip.compress(&bytes);
+                    let (taken, sent) = (bytes.len() as u64, compressed.len() as u64);
+                    client.count_gzip(&shared.metrics.gzip, taken, sent);
+                    Some(compressed)
+                }
             }
         }
         _ => None,
     };
-    let body = match (&compressed, gzip) {
-        (Some(compressed), _) => Some((0, compressed.len() as u64)),
-        // A HEAD's: its length is not known without compressing it all,
-        // and a HEAD's answer may leave it out (RFC 9110 §8.6).
-        (None, Some(_)) if status == 200 => None,
-        (None, _) => body,
+    let body = match &made {
+        Some(made) => Some((0, made.len() as u64)),
+        // A HEAD's: its length is not known without compressing or
+        // rewriting it all, and a HEAD's answer may leave it out (RFC
+        // 9110 §8.6).
+        None if made_of_it && status == 200 => None,
+        None => body,
     };
     // A HEAD's answer says the length its GET's would have, and sends none.
     let sent_body = body.filter(|_| !head.is_head());
     // A small body is read before anything is sent: a file that turns out
     // shorter than it said (cut since, or a kernel file whose size is a
     // guess) can still be answered with an error.
-    let small = match (compressed, sent_body) {
+    let small = match (made, sent_body) {
         (_, None) => None,
-        (Some(compressed), Some(_)) => Some(compressed),
+        (Some(made), Some(_)) => Some(made),
         (None, Some((start, len))) if len <= SENT_WITH_HEAD => {
             match read_pieces(&file, &[Piece::File(start, len)]) {
                 Ok(bytes) => Some(bytes),
