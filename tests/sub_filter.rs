@@ -721,3 +721,21 @@ fn a_rewritten_file_is_compressed_after() {
         "<a href=\"https://www.example.test/a\">https://www.example.test/b</a>"
     );
 }
+
+/// A file the rules would make larger than 16 MiB is answered 500, not
+/// sent as it is.
+#[test]
+fn a_file_the_rules_would_make_too_large_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x.html"), "x".repeat(20_000)).unwrap();
+    let backend = serving(200, HTML, b"-");
+    let lines = format!(
+        "sub_filter = x '{}'\nsub_filter_once = false\nroute./s/ = files {}\n",
+        "y".repeat(1000),
+        dir.path().display()
+    );
+    let proxy = proxy_with(backend.addr, &lines);
+    let r = proxy.get_on("test.example", "/s/x.html", &[]);
+    assert_eq!(r.status, 500, "{}", r.head.raw);
+    assert!(!text(&r.body).contains('x'));
+}
