@@ -536,6 +536,27 @@ mod tests {
         assert!(slices.iter().all(|&n| n <= SLICE + MAX_TO), "{slices:?}");
     }
 
+    /// A piece of several slices, matches all through it, is rewritten
+    /// whole: each slice ends where the text before a match does, never
+    /// past it (where the match would go as it came).
+    #[test]
+    fn a_piece_of_many_slices_has_every_match_replaced() {
+        let mut body = vec![b'.'; 3 * SLICE];
+        for at in (0..body.len() - 2).step_by(1000) {
+            body[at..at + 2].copy_from_slice(b"ab");
+        }
+        let wanted = String::from_utf8(body.clone())
+            .unwrap()
+            .replace("ab", "XYZ");
+        for size in [SLICE - 1, body.len()] {
+            let made = String::from_utf8(rewritten("ab XYZ", false, &body, size)).unwrap();
+            assert!(
+                made == wanted,
+                "pieces of {size}: the rewritten body differs"
+            );
+        }
+    }
+
     /// A body read whole is rewritten whole while what it makes fits,
     /// and the rewriting it was asked of stays as it was.
     #[test]

@@ -362,6 +362,19 @@ fn a_head_of_a_rewritten_type_does_not_say_the_original_length() {
     assert_eq!(text(&r.body), "<a href=\"https://www.example.test/\">");
 }
 
+/// With rules on, a HEAD of a type they do not rewrite says the length
+/// its body would have, as without them.
+#[test]
+fn a_head_of_a_type_no_rule_rewrites_keeps_its_length() {
+    let page = b"{\"url\": \"http://app.internal/x\"}";
+    let backend = serving(200, &[("Content-Type", "application/json")], page);
+    let proxy = proxy_with(backend.addr, EVERY);
+    let r = proxy.connect().head("/");
+    assert_eq!(r.status, 200);
+    let length = page.len().to_string();
+    assert_eq!(r.header("content-length"), Some(&*length), "{}", r.head.raw);
+}
+
 #[test]
 fn the_cache_stores_the_rewritten_body_and_cuts_ranges_from_it() {
     let page = b"http://app.internal/ is where the application lives";
@@ -492,6 +505,90 @@ fn a_cached_rewritten_body_is_compressed_for_hits_too() {
     }
     assert_eq!(x_cache(&plain), "HIT");
     assert_eq!(text(&plain.body), page.replace(APP, WWW));
+    assert_eq!(backend.requests(), 1);
+}
+
+/// A rewritten body that streams is stored as its client got it, whole:
+/// one whose last read the rewriting hands on in several slices (each
+/// `x` becomes 100 bytes), and one whose end, the start of a string, is
+/// held back until the body is all read. The hit has every byte.
+#[test]
+fn a_rewritten_body_that_streams_is_stored_whole() {
+    let grows = (
+        "x".repeat(1000),
+        format!(
+            "sub_filter = x '{}'\nsub_filter_once = false\n",
+            "y".repeat(100)
+        ),
+        "y".repeat(100_000),
+    );
+    let page = "<p>http://app.internal/page</p>\n".repeat(50) + "http://app.int";
+    let held_back = (
+        page.clone(),
+        format!("{EVERY}response_buffer_size = 0\n"),
+        page.replace(APP, WWW),
+    );
+    for (page, rules, wanted) in [grows, held_back] {
+        let fields = &[
+            ("Content-Type", "text/html"),
+            ("Cache-Control", "max-age=60"),
+        ];
+        let backend = serving(200, fields, page.as_bytes());
+        let from_text = from_file(&format!("targets = {}\n{rules}", backend.addr));
+        let proxy = start_proxy(&[], |c| {
+            from_text(c);
+            c.cache_size = 8 << 20;
+        });
+        let miss = proxy.get_on("test.example", "/", &[]);
+        let hit = proxy.get_on("test.example", "/", &[]);
+        assert!(miss.head.is_chunked(), "it streamed: {}", miss.head.raw);
+        assert_eq!((x_cache(&miss), x_cache(&hit)), ("MISS", "HIT"));
+        for r in [&miss, &hit] {
+            assert_eq!(r.body.len(), wanted.len(), "{}", x_cache(r));
+            assert!(text(&r.body) == wanted, "{} differs", x_cache(r));
+        }
+        assert_eq!(backend.requests(), 1);
+    }
+}
+
+/// A client that leaves while a rewritten body streams to it does not
+/// take the cache's copy with it: the proxy reads on, and the rewritten
+/// body is stored whole.
+#[test]
+fn a_rewritten_body_is_stored_though_its_client_left() {
+    // 4 MiB, far more than the sockets between proxy and client hold
+    // unread: a write to the client fails before the body ends.
+    let page = "<p>http://app.internal/page</p>\n".repeat(128 * 1024);
+    let fields = &[
+        ("Content-Type", "text/html"),
+        ("Cache-Control", "max-age=60"),
+    ];
+    let backend = serving(200, fields, page.as_bytes());
+    let from_text = from_file(&format!("targets = {}\n{EVERY}", backend.addr));
+    let proxy = start_proxy(&[], |c| {
+        from_text(c);
+        c.cache_size = 64 << 20;
+    });
+    let mut client = proxy.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: test.example\r\n\r\n");
+    let head = client.reader.read_head().unwrap().unwrap();
+    assert!(head.is_chunked(), "{}", head.raw);
+    // Gone with most of the body unread.
+    drop(client);
+
+    let wanted = page.replace(APP, WWW);
+    let only_stored = [("Cache-Control", "only-if-cached")];
+    let mut stored = None;
+    let was_stored = wait_until(WAIT_LIMIT, || {
+        let r = proxy.get_on("test.example", "/", &only_stored);
+        let found = r.status == 200;
+        stored = found.then_some(r);
+        found
+    });
+    assert!(was_stored, "the body was not stored");
+    let stored = stored.unwrap();
+    assert_eq!(stored.body.len(), wanted.len());
+    assert!(text(&stored.body) == wanted, "the stored body differs");
     assert_eq!(backend.requests(), 1);
 }
 
