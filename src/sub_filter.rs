@@ -152,7 +152,10 @@ impl SubFilter {
             rules: self.rules.clone(),
             finder: self.finder.clone(),
             finds: (0..self.rules.len()).collect(),
-            to: rendered.0.clone(),
+            // Made for this filter's rules: one each, in their order.
+            to: (0..self.rules.len())
+                .map(|i| rendered.0.get(i).cloned().unwrap_or_default())
+                .collect(),
             once,
             used: vec![false; self.rules.len()],
             longest,
