@@ -2395,6 +2395,18 @@ fn out_of_descriptors_the_proxy_answers_503_and_blames_no_backend() {
     });
     assert!(refused);
     running.expect("cannot open a connection to a backend");
+    // Logged with no backend: none was reached.
+    let log = dir.path().join("access.log");
+    let refused_line = || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let line = text
+            .lines()
+            .find(|l| l.contains("GET /second") && l.contains(" 503 "));
+        line.map(str::to_string)
+    };
+    assert!(wait_until(WAIT_LIMIT, || refused_line().is_some()));
+    let line = refused_line().unwrap();
+    assert!(line.contains("upstream=- "), "{line}");
     // With room again, requests go through: the backend was never out.
     limit_descriptors(4096);
     assert_eq!(client.get("/third").status, 200);
