@@ -3078,26 +3078,7 @@ pub fn sub_filter(data: &[u8]) {
 
     let wire = b"GET /page HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
     let head = parse_request(wire, &RequestLimits::default()).expect("a plain request");
-    let facts = Facts {
-        head: &head,
-        sent_target: None,
-        client: std::net::Ipv4Addr::new(192, 0, 2, 10).into(),
-        peer: ([192, 0, 2, 10], 51_000).into(),
-        proxied_to: None,
-        proxy_tlvs: None,
-        server: (std::net::Ipv4Addr::new(192, 0, 2, 1), 8080).into(),
-        user: None,
-        jwt_claims: None,
-        scheme: "http",
-        tls: None,
-        server_name: None,
-        certificate: None,
-        request_id: None,
-        pool: Some("default"),
-        connection: Some((7, 3)),
-        route_host: None,
-        now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-    };
+    let facts = Facts::plain(&head);
     let rendered = filter.for_request(&facts);
     if let Some(texts) = filter.rendered_without_request() {
         assert!(texts.texts().eq(rendered.texts()), "{setting}");

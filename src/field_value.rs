@@ -93,9 +93,8 @@ impl<'a> Facts<'a> {
     }
 
     /// A plain HTTP request from 192.0.2.10:51000, and nothing else
-    /// known of it, now.
-    #[cfg(test)]
-    pub(crate) fn plain(head: &'a RequestHead) -> Facts<'a> {
+    /// known of it, now: for tests and fuzzing, which have no client.
+    pub fn plain(head: &'a RequestHead) -> Facts<'a> {
         Facts {
             head,
             sent_target: None,

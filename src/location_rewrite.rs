@@ -204,7 +204,8 @@ pub(crate) fn same_for_a_url(to: FieldValue) -> Result<FieldValue, String> {
 /// requests the cache answers from one entry (its key holds the scheme
 /// and host; the port and server name are the listener's and the
 /// route's).
-const SAME_FOR_A_URL: [&str; 5] = ["scheme", "host", "http_host", "server_port", "server_name"];
+pub(crate) const SAME_FOR_A_URL: [&str; 5] =
+    ["scheme", "host", "http_host", "server_port", "server_name"];
 
 /// Whether every variable `to` names is one of [`SAME_FOR_A_URL`].
 fn names_only_the_same_for_a_url(to: &str) -> bool {

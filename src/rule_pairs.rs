@@ -13,9 +13,9 @@ use regex::Captures;
 /// with them in turn.
 const MAX_RULES: usize = 32;
 
-/// The variables the settings' replacements may name, which no group may
-/// be named as (see [`named_groups`]).
-const VARIABLES: [&str; 5] = ["host", "scheme", "http_host", "server_port", "server_name"];
+// The variables the settings' replacements may name, which no group may
+// be named as (see `named_groups`).
+use crate::location_rewrite::SAME_FOR_A_URL as VARIABLES;
 
 /// The rules of `v` as `(from, to)`, in the order written; none when it
 /// is empty. `example` is a rule as the setting's are written, for the

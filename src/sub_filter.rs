@@ -38,6 +38,11 @@ pub struct SubFilter {
     rules: Arc<[Rule]>,
     /// Finds every rule's string; `None` without rules.
     finder: Option<AhoCorasick>,
+    /// The longest string to find.
+    longest: usize,
+    /// The replacements, when none names a variable: the same for every
+    /// request, made once.
+    fixed: Option<Rendered>,
 }
 
 #[derive(Debug)]
@@ -47,9 +52,10 @@ struct Rule {
 }
 
 /// The rules' replacements, their variables' values made for one
-/// request, in the order of the rules.
+/// request, in the order of the rules; shared by the bodies rewritten
+/// for it.
 #[derive(Clone, Debug, Default)]
-pub struct Rendered(Vec<Box<[u8]>>);
+pub struct Rendered(Arc<[Box<[u8]>]>);
 
 impl SubFilter {
     /// Comma separated rules, each two strings, `<find> <replacement>`,
@@ -102,7 +108,12 @@ impl SubFilter {
         }
         let finder = finder(rules.iter().map(|r| &r.from[..]))
             .map_err(|e| format!("the strings to find: {e}"))?;
+        let texts = rules
+            .iter()
+            .map(|r| r.to.text().map(|t| t.as_bytes().into()));
         Ok(SubFilter {
+            longest: (rules.iter()).map(|r| r.from.len()).max().unwrap_or(0),
+            fixed: texts.collect::<Option<_>>().map(Rendered),
             rules: rules.into(),
             finder,
         })
@@ -116,13 +127,13 @@ impl SubFilter {
     /// values as for a `location_rewrite` (percent-encoded where a URL
     /// cannot hold them).
     pub fn for_request(&self, facts: &Facts<'_>) -> Rendered {
-        let render = |rule: &Rule| match rule.to.text() {
-            Some(text) => text.as_bytes().into(),
-            None => {
-                let mut out = Vec::new();
-                rule.to.render_url(facts, &mut out);
-                out.into()
-            }
+        if let Some(fixed) = &self.fixed {
+            return fixed.clone();
+        }
+        let render = |rule: &Rule| {
+            let mut out = Vec::new();
+            rule.to.render_url(facts, &mut out);
+            out.into()
         };
         Rendered(self.rules.iter().map(render).collect())
     }
@@ -131,11 +142,7 @@ impl SubFilter {
     /// [`SubFilter::for_request`] renders them for any request; `None`
     /// when one does. For tests and fuzzing, which have no request.
     pub fn rendered_without_request(&self) -> Option<Rendered> {
-        let texts = self
-            .rules
-            .iter()
-            .map(|r| r.to.text().map(|t| t.as_bytes().into()));
-        texts.collect::<Option<_>>().map(Rendered)
+        self.fixed.clone()
     }
 
     /// The strings to find, as decoded, in the order of the rules: for
@@ -147,18 +154,14 @@ impl SubFilter {
     /// What rewrites one body, with the replacements `rendered` for its
     /// request; `once`: each rule replaces its first match alone.
     pub fn substitution(&self, rendered: &Rendered, once: bool) -> Substitution {
-        let longest = (self.rules.iter()).map(|r| r.from.len()).max().unwrap_or(0);
         Substitution {
             rules: self.rules.clone(),
             finder: self.finder.clone(),
             finds: (0..self.rules.len()).collect(),
-            // Made for this filter's rules: one each, in their order.
-            to: (0..self.rules.len())
-                .map(|i| rendered.0.get(i).cloned().unwrap_or_default())
-                .collect(),
+            to: rendered.clone(),
             once,
             used: vec![false; self.rules.len()],
-            longest,
+            longest: self.longest,
             pending: Vec::new(),
             at: 0,
         }
@@ -261,7 +264,7 @@ pub struct Substitution {
     finder: Option<AhoCorasick>,
     /// The rule each of the finder's strings is.
     finds: Vec<usize>,
-    to: Vec<Box<[u8]>>,
+    to: Rendered,
     once: bool,
     /// The rules that replaced their match, with `once`.
     used: Vec<bool>,
@@ -311,7 +314,9 @@ impl Substitution {
                 return false;
             };
             let rule = self.finds[m.pattern().as_usize()];
-            out.extend_from_slice(&self.to[rule]);
+            // Made for this filter's rules, one each: a missing one
+            // would be empty.
+            out.extend_from_slice(self.to.0.get(rule).map_or(&[][..], |to| to));
             self.at = m.end();
             if self.once {
                 self.used[rule] = true;

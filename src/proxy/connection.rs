@@ -270,15 +270,6 @@ fn count_and_log(
     line: LogLine,
     timing: Timing,
 ) {
-    let Timing {
-        time,
-        duration,
-        head_len,
-        taken_before,
-        pipelined,
-        accepted,
-        connection: (connection, served),
-    } = timing;
     // Counted under the pool whoever answered (one relaxed add, as
     // `observe`); its name, a shared count to touch, only for a log
     // that writes it.
@@ -309,7 +300,7 @@ fn count_and_log(
         false => (None, sent_head),
     };
     shared.log.log(Record {
-        time,
+        time: timing.time,
         client: client.real_ip,
         peer: Some(SocketAddr::new(client.peer, client.peer_port)),
         proxied_to: client.proxied_to,
@@ -324,8 +315,8 @@ fn count_and_log(
         referer: line.referer,
         user_agent: line.user_agent,
         cache: outcome.cache,
-        duration,
-        connection: Some((connection, served)),
+        duration: timing.duration,
+        connection: Some(timing.connection),
         // A client gone before anything reached it got no head.
         head_bytes: if outcome.status == 499 {
             0
@@ -333,9 +324,9 @@ fn count_and_log(
             client.head_bytes
         },
         request_length: Some(
-            (client.conn.taken() - taken_before)
+            (client.conn.taken() - timing.taken_before)
                 .saturating_sub(client.blank_before)
-                .max(head_len.unwrap_or_default()),
+                .max(timing.head_len.unwrap_or_default()),
         ),
         upstream_queue: client.upstream_queue,
         last_try: client.take_last_try(outcome.upstream.take()),
@@ -349,8 +340,10 @@ fn count_and_log(
             .then(|| tcp_info(client.conn.get_ref().0.tcp()))
             .flatten(),
         // From clocks read already: to the head, then the answer.
-        connection_time: Some(client.started.saturating_duration_since(accepted) + duration),
-        pipelined,
+        connection_time: Some(
+            client.started.saturating_duration_since(timing.accepted) + timing.duration,
+        ),
+        pipelined: timing.pipelined,
         termination: client.termination(),
         limit_req: client.limit_req,
         pool,

@@ -278,7 +278,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     (response.headers).edit_values("set-cookie", |c| cookie_flags.apply(c));
                 }
                 let substitution =
-                    sub_filter(pool_config, &mut response, &head.headers).then(|| {
+                    rewrites_body(pool_config, &mut response, &head.headers).then(|| {
                         (pool_config.sub_filter)
                             .substitution(&forwarded.sub_filter, pool_config.sub_filter_once)
                     });
@@ -353,7 +353,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
 /// Whether `sub_filter` rewrites the body of `response`: then, and for
 /// a `304` that validates such a body, its validators are made the
 /// rewritten body's, before the cache reads them.
-fn sub_filter(pool: &Config, response: &mut ResponseHead, request: &Headers) -> bool {
+fn rewrites_body(pool: &Config, response: &mut ResponseHead, request: &Headers) -> bool {
     if pool.sub_filter.is_empty() {
         return false;
     }
