@@ -62,6 +62,7 @@ pub mod digits;
 pub mod error_pages;
 pub mod field_value;
 pub mod files;
+pub mod gunzip;
 pub mod gzip;
 pub mod http;
 pub mod https_redirect;

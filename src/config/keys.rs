@@ -867,6 +867,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_number(v, 1..=9).map(|n| c.gzip_comp_level = n),
     },
     Key {
+        name: "gunzip",
+        default: "false",
+        help: "decode gzip-coded responses for clients that do not take gzip, as nginx's gunzip \
+               on: a backend or a cache that keeps pages compressed still serves curl and \
+               scripts",
+        apply: |c, v| parse_bool(v).map(|b| c.gunzip = b),
+    },
+    Key {
         name: "request_id_header",
         default: "",
         help: "a header field carrying an ID for each request (e.g. X-Request-ID): sent to the \

@@ -271,6 +271,9 @@ pub struct Config {
     pub gzip_min_length: u64,
     /// 1 (fastest) to 9 (smallest).
     pub gzip_comp_level: u32,
+    /// Decode gzip-coded responses for clients that do not take gzip
+    /// (see `crate::gunzip`).
+    pub gunzip: bool,
     /// The header field carrying each request's ID, if any.
     pub request_id_header: Option<Arc<str>>,
     /// The cookie that keeps a client on the target that served it.
@@ -558,6 +561,7 @@ impl Config {
             gzip_types: Default::default(),
             gzip_min_length: 0,
             gzip_comp_level: 1,
+            gunzip: false,
             request_id_header: None,
             sticky_cookie: None,
             sticky_cookie_nocache: false,
@@ -737,6 +741,7 @@ impl Config {
                 .map(Box::from)
                 .into_iter()
                 .collect(),
+            gunzip: self.gunzip,
         }
     }
 

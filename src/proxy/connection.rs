@@ -78,6 +78,7 @@ pub fn serve(
         client.jwt_claims = None;
         client.limit_req = None;
         client.takes_gzip = false;
+        client.lacks_gzip = false;
         client.sent_target = None;
         client.made_target = None;
         // Not the last request's: one refused before it is routed took

@@ -15,6 +15,7 @@ use crate::auth::jwt_keys::{self, JwtKeys};
 use crate::auth::{self, jwt};
 use crate::config::Config;
 use crate::digits::push_field;
+use crate::gzip;
 use crate::http::forward::FORWARDING_FIELDS;
 use crate::http::head::parse_request;
 use crate::http::headers::read_alike;
@@ -91,6 +92,7 @@ pub(super) fn exchange(
     // Read once for every answer to it, and only where some pool
     // compresses: `Accept-Encoding` is looked for in each head otherwise.
     client.takes_gzip = shared.gzip.iter().any(Option::is_some) && relay::client_takes_gzip(&head);
+    client.lacks_gzip = shared.gunzips_anywhere() && !gzip::accepted(&head.headers);
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);

@@ -1,7 +1,7 @@
 //! [`Shared`]: one generation of the settings, and what is found in it
 //! for the pool a request was routed to.
 
-use super::{AuthAnswers, CacheRules, Caching, Mirrors};
+use super::{AuthAnswers, CacheRules, Caching, Client, Mirrors};
 use crate::access_log::{LogSender, Record};
 use crate::cache::Cache;
 use crate::config::Config;
@@ -79,6 +79,18 @@ impl Shared {
     /// and how.
     pub fn gzip(&self, route: Option<usize>) -> Option<&Gzip> {
         self.gzip.get(self.pool_index(route))?.as_ref()
+    }
+
+    /// Whether a gzip-coded answer to this client, on that route, goes
+    /// decoded (`gunzip` on, and the client takes no gzip).
+    pub(super) fn gunzip(&self, route: Option<usize>, client: &Client) -> bool {
+        client.lacks_gzip && self.pool_config(route).gunzip
+    }
+
+    /// Whether some pool has `gunzip` on (`Accept-Encoding` is not read
+    /// for it otherwise).
+    pub(super) fn gunzips_anywhere(&self) -> bool {
+        self.config.gunzip || self.config.pools.iter().any(|p| p.config.gunzip)
     }
 
     /// With a `rate_limit`: the buckets the request fills (see

@@ -91,6 +91,9 @@ pub struct Settings {
     /// `Authorization` (RFC 9111 §3.5), its token taken out of the
     /// cache's own requests.
     pub credential_fields: Arc<[Box<str>]>,
+    /// A gzip-coded answer goes decoded to the clients that take no gzip
+    /// (`gunzip`): stored once, it is right for every client.
+    pub gunzip: bool,
 }
 
 impl Settings {
@@ -117,10 +120,15 @@ impl Settings {
     /// compressed answer to one client that takes gzip, keyed by the URL
     /// alone, would go to every client, those that take no coding too.
     /// Keyed so, it goes to those that send the same `Accept-Encoding`.
+    /// Not with `gunzip`, for a gzip-coded answer it decodes for them.
     pub fn key_names(&self, response: &ResponseHead) -> Vec<String> {
         let mut names = self.vary_names(response);
         let by_coding = "accept-encoding";
-        if crate::http::range::is_coded(&response.headers) && !names.iter().any(|n| n == by_coding)
+        let decoded_for_others =
+            self.gunzip && crate::gunzip::decodes(response.status, &response.headers);
+        if crate::http::range::is_coded(&response.headers)
+            && !decoded_for_others
+            && !names.iter().any(|n| n == by_coding)
         {
             names.push(by_coding.to_string());
             names.sort();
@@ -1095,6 +1103,21 @@ mod tests {
         // Not coded: what Vary names, nothing more.
         assert_eq!(names(&[("Vary", "Accept-Language")]), ["accept-language"]);
         assert!(names(&[("Content-Encoding", "identity")]).is_empty());
+        // With `gunzip`, a gzip-coded body is right for every client; one
+        // in another coding, or not to be transformed, is not.
+        let decoding = Settings {
+            gunzip: true,
+            ..settings()
+        };
+        let names = |resp: &[(&str, &str)]| decoding.key_names(&response(200, resp));
+        assert!(names(&[gzip]).is_empty());
+        assert_eq!(
+            names(&[gzip, ("Vary", "Accept-Encoding")]),
+            ["accept-encoding"]
+        );
+        assert_eq!(names(&[("Content-Encoding", "br")]), ["accept-encoding"]);
+        let kept = ("Cache-Control", "no-transform");
+        assert_eq!(names(&[gzip, kept]), ["accept-encoding"]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub(super) fn settings() -> Settings {
         never_stored: Arc::default(),
         rendered_fields: Arc::default(),
         credential_fields: Arc::default(),
+        gunzip: false,
     }
 }
 

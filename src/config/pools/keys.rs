@@ -61,6 +61,7 @@ pub const POOL_KEYS: &[&str] = &[
     "gzip_types",
     "gzip_min_length",
     "gzip_comp_level",
+    "gunzip",
     "rate_limit",
     "rate_limit_burst",
     "rate_limit_delay",

@@ -1,11 +1,12 @@
 //! Answering from a stored response: its 200, 304, 206 (one part or
 //! several) or 416, head and body in one `writev`.
 
-use super::{Answering, Status};
+use super::{decoded, Answering, Status};
 use crate::access_log::{By, Stage, Termination};
 use crate::cache::policy;
 use crate::cache::Entry;
 use crate::digits::push_field;
+use crate::gunzip;
 use crate::gzip::{self, Gzip};
 use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
@@ -63,6 +64,7 @@ pub(super) fn serve_entry(
         cache_name: _,
         gzip_counters,
         takes_gzip,
+        gunzip: _,
         ttl: _,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
@@ -76,6 +78,13 @@ pub(super) fn serve_entry(
         Status::Miss | Status::Filled { .. } => &cache.stats.misses,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    // `gunzip`: coded, for a client that takes no gzip.
+    let decoding = decoded::decodes(answering, entry);
+    let not_modified = policy::not_modified(&request.headers, &entry.head);
+    if decoding && !not_modified {
+        let how = (status, keep_alive);
+        return decoded::serve_decoded(client, answering, entry, how, upstream, own);
+    }
     let whole = &entry.record.body;
     let len = whole.len() as u64;
     // Compressed for some clients: it says so in Vary to every client,
@@ -84,6 +93,7 @@ pub(super) fn serve_entry(
     let replaced: &[&str] = match coding {
         Some(_) if takes_gzip => &gzip::REPLACED_FIELDS,
         Some(_) => &["vary"],
+        None if decoding => &gzip::REPLACED_FIELDS,
         None => &[],
     };
     // With fields set, removed or replaced, room for them and for the
@@ -99,118 +109,120 @@ pub(super) fn serve_entry(
     let mut multipart = None;
     // The body goes compressed: counted as it goes.
     let mut compressed_from = None;
-    let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) =
-        if policy::not_modified(&request.headers, &entry.head) {
-            let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
-            let kept = |name: &[u8]| {
-                !edits.edits(name)
-                    && !replaced
-                        .iter()
-                        .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
-            };
-            (entry.head.headers).write_named_where(NOT_MODIFIED_FIELDS, kept, &mut head);
-            // What the 200 would say of its validator and variants (RFC
-            // 9110 §15.4.5).
-            if coding.is_some() {
-                gzip::push_vary(&mut head, &entry.head.headers);
-                if takes_gzip {
-                    gzip::push_weak_etag(&mut head, &entry.head.headers);
-                }
-            }
-            (head.into(), b"", 304)
-        } else {
-            let dated_if_range = answering.dated_if_range(coding);
-            let ranged = if entry.head.status == 200 && !request.is_head() && !dated_if_range {
-                range::requested(&request.headers, &entry.head.headers, len)
-            } else {
-                Ranged::Whole
-            };
-            match ranged {
-                Ranged::Whole => {
-                    let compressed = coding.filter(|_| takes_gzip).and_then(|gzip| {
-                        let (compressed, made) =
-                            entry.compressed(|body| gzip.compress_to_keep(body))?;
-                        if made {
-                            cache.reweigh(entry);
-                        }
-                        Some(compressed)
-                    });
-                    // Uncompressed while another hit makes the copy: only
-                    // Vary is replaced then.
-                    let replaced: &[&str] = match (compressed, coding) {
-                        (Some(_), _) => &gzip::REPLACED_FIELDS,
-                        (None, Some(_)) => &["vary"],
-                        (None, None) => &[],
-                    };
-                    let sent = compressed.unwrap_or(whole);
-                    let body: &[u8] = if request.is_head() { b"" } else { sent };
-                    if compressed.is_some() && !request.is_head() {
-                        compressed_from = Some(len);
-                    }
-                    let served = entry.served_head(own_fields);
-                    // With an edited or replaced field stored, the head goes
-                    // less that field's lines, copied to the start of `tail`
-                    // (room was made for it) rather than into an allocation
-                    // of its own.
-                    let stored = &entry.head.headers;
-                    let replacing = replaced.iter().any(|name| stored.contains(name));
-                    let head = if edits.touches(&served) || replacing {
-                        edits.push_kept(&mut tail, &served, replaced);
-                        Cow::Borrowed(&b""[..])
-                    } else {
-                        served
-                    };
-                    match compressed {
-                        Some(_) => gzip::push_compressed_fields(&mut tail, &entry.head.headers),
-                        None if coding.is_some() => gzip::push_vary(&mut tail, &entry.head.headers),
-                        None => {}
-                    }
-                    if !forbids_content_length(entry.head.status) {
-                        push_field(&mut tail, "Content-Length", sent.len() as u64);
-                    }
-                    if entry.head.status == 200
-                        && compressed.is_none()
-                        && range::worth_announcing(&entry.head.headers, len)
-                    {
-                        tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
-                    }
-                    (head, body, entry.head.status)
-                }
-                Ranged::Part { start, end } => {
-                    let head = part_head(answering, entry, coding, (start, end, len), &mut tail);
-                    (head.into(), &whole[start as usize..=end as usize], 206)
-                }
-                Ranged::Parts(spans) => {
-                    let stored = &entry.head.headers;
-                    // Unique, and unguessable (a keyed hash of a counter):
-                    // no stored body holds it, by chance or by design.
-                    let boundary = crate::request_id::generate();
-                    let parts = Multipart::new(spans, len, stored.get("content-type"), boundary);
-                    parts.push_fields(&mut tail);
-                    let mut head = PARTIAL_CONTENT.to_vec();
-                    // Each part says the stored type; the response, its own,
-                    // and the Vary its 200 would.
-                    let fields = entry.served_fields(own_fields);
-                    let replaced: &[&str] = match coding {
-                        Some(_) => &["content-type", "content-range", "vary"],
-                        None => &["content-type", "content-range"],
-                    };
-                    edits.push_kept(&mut head, &fields, replaced);
-                    if coding.is_some() {
-                        gzip::push_vary(&mut tail, &entry.head.headers);
-                    }
-                    multipart = Some(parts);
-                    (head.into(), b"", 206)
-                }
-                Ranged::Unsatisfiable => {
-                    let mut head = b"HTTP/1.1 416 Range Not Satisfiable\r\n".to_vec();
-                    let now = format_http_date(SystemTime::now());
-                    let _ = write!(head, "Date: {now}\r\nContent-Range: bytes */{len}\r\n");
-                    head.extend_from_slice(b"Content-Length: 0\r\n");
-                    (head.into(), b"", 416)
-                }
-            }
+    let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) = if not_modified {
+        let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
+        let kept = |name: &[u8]| {
+            !edits.edits(name)
+                && !replaced
+                    .iter()
+                    .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
         };
+        (entry.head.headers).write_named_where(NOT_MODIFIED_FIELDS, kept, &mut head);
+        // What the 200 would say of its validator and variants (RFC
+        // 9110 §15.4.5).
+        if coding.is_some() {
+            gzip::push_vary(&mut head, &entry.head.headers);
+            if takes_gzip {
+                gzip::push_weak_etag(&mut head, &entry.head.headers);
+            }
+        }
+        if decoding {
+            gunzip::push_decoded_fields(&mut head, &entry.head.headers);
+        }
+        (head.into(), b"", 304)
+    } else {
+        let dated_if_range = answering.dated_if_range(coding);
+        let ranged = if entry.head.status == 200 && !request.is_head() && !dated_if_range {
+            range::requested(&request.headers, &entry.head.headers, len)
+        } else {
+            Ranged::Whole
+        };
+        match ranged {
+            Ranged::Whole => {
+                let compressed = coding.filter(|_| takes_gzip).and_then(|gzip| {
+                    let (compressed, made) =
+                        entry.compressed(|body| gzip.compress_to_keep(body))?;
+                    if made {
+                        cache.reweigh(entry);
+                    }
+                    Some(compressed)
+                });
+                // Uncompressed while another hit makes the copy: only
+                // Vary is replaced then.
+                let replaced: &[&str] = match (compressed, coding) {
+                    (Some(_), _) => &gzip::REPLACED_FIELDS,
+                    (None, Some(_)) => &["vary"],
+                    (None, None) => &[],
+                };
+                let sent = compressed.unwrap_or(whole);
+                let body: &[u8] = if request.is_head() { b"" } else { sent };
+                if compressed.is_some() && !request.is_head() {
+                    compressed_from = Some(len);
+                }
+                let served = entry.served_head(own_fields);
+                // With an edited or replaced field stored, the head goes
+                // less that field's lines, copied to the start of `tail`
+                // (room was made for it) rather than into an allocation
+                // of its own.
+                let stored = &entry.head.headers;
+                let replacing = replaced.iter().any(|name| stored.contains(name));
+                let head = if edits.touches(&served) || replacing {
+                    edits.push_kept(&mut tail, &served, replaced);
+                    Cow::Borrowed(&b""[..])
+                } else {
+                    served
+                };
+                match compressed {
+                    Some(_) => gzip::push_compressed_fields(&mut tail, &entry.head.headers),
+                    None if coding.is_some() => gzip::push_vary(&mut tail, &entry.head.headers),
+                    None => {}
+                }
+                if !forbids_content_length(entry.head.status) {
+                    push_field(&mut tail, "Content-Length", sent.len() as u64);
+                }
+                if entry.head.status == 200
+                    && compressed.is_none()
+                    && range::worth_announcing(&entry.head.headers, len)
+                {
+                    tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+                }
+                (head, body, entry.head.status)
+            }
+            Ranged::Part { start, end } => {
+                let head = part_head(answering, entry, coding, (start, end, len), &mut tail);
+                (head.into(), &whole[start as usize..=end as usize], 206)
+            }
+            Ranged::Parts(spans) => {
+                let stored = &entry.head.headers;
+                // Unique, and unguessable (a keyed hash of a counter):
+                // no stored body holds it, by chance or by design.
+                let boundary = crate::request_id::generate();
+                let parts = Multipart::new(spans, len, stored.get("content-type"), boundary);
+                parts.push_fields(&mut tail);
+                let mut head = PARTIAL_CONTENT.to_vec();
+                // Each part says the stored type; the response, its own,
+                // and the Vary its 200 would.
+                let fields = entry.served_fields(own_fields);
+                let replaced: &[&str] = match coding {
+                    Some(_) => &["content-type", "content-range", "vary"],
+                    None => &["content-type", "content-range"],
+                };
+                edits.push_kept(&mut head, &fields, replaced);
+                if coding.is_some() {
+                    gzip::push_vary(&mut tail, &entry.head.headers);
+                }
+                multipart = Some(parts);
+                (head.into(), b"", 206)
+            }
+            Ranged::Unsatisfiable => {
+                let mut head = b"HTTP/1.1 416 Range Not Satisfiable\r\n".to_vec();
+                let now = format_http_date(SystemTime::now());
+                let _ = write!(head, "Date: {now}\r\nContent-Range: bytes */{len}\r\n");
+                head.extend_from_slice(b"Content-Length: 0\r\n");
+                (head.into(), b"", 416)
+            }
+        }
+    };
     let ending = Ending {
         status,
         own,

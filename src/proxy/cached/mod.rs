@@ -21,6 +21,7 @@
 //!   and the request being answered ([`Answering`], [`Status`]).
 
 mod answer;
+mod decoded;
 mod fetch;
 mod fill;
 mod freshen;
@@ -144,6 +145,9 @@ struct Answering<'a> {
     gzip_counters: &'a GzipCounters,
     /// The client takes gzip (see [`super::relay::client_takes_gzip`]).
     takes_gzip: bool,
+    /// The client takes no gzip, and `gunzip` is on: a gzip-coded entry
+    /// goes decoded (see [`decoded`]).
+    gunzip: bool,
     /// `ttl` as it is now, which caps what was stored under an older one.
     ttl: Duration,
 }
@@ -168,6 +172,7 @@ impl<'a> Answering<'a> {
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,
             takes_gzip: shared.gzip(client.route).is_some() && client.takes_gzip,
+            gunzip: shared.gunzip(client.route, client),
             ttl: shared.caching(client.route).settings.ttl,
         }
     }
@@ -192,6 +197,7 @@ impl<'a> Answering<'a> {
             keep_alive: self.keep_alive,
             x_cache: Some(Status::Miss.name()),
             takes_gzip: self.takes_gzip,
+            gunzip: self.gunzip,
         }
     }
 }

@@ -50,8 +50,10 @@ impl<'a> StreamedPart<'a> {
         let request = answering.request;
         let head = &bodiless.head;
         let conditional = (CLIENT_CONDITIONS.iter()).any(|name| request.headers.contains(name));
-        // A body `sub_filter` rewrites has its length once it is whole.
-        let rewritten = fetched.substitution.is_some();
+        // A body `sub_filter` rewrites has its length once it is whole,
+        // and one `gunzip` decodes for this client has no ranges.
+        let rewritten =
+            fetched.substitution.is_some() || super::decoded::decodes(answering, bodiless);
         if !asks_a_range(request) || conditional || head.status != 200 || rewritten {
             return None;
         }

@@ -90,6 +90,9 @@ pub(super) struct Client {
     /// takes gzip (see `relay::client_takes_gzip`): with `gzip` on, the proxy's
     /// own answers to it may go compressed.
     pub(super) takes_gzip: bool,
+    /// The request's `Accept-Encoding` takes no gzip, and some pool has
+    /// `gunzip` on: a gzip-coded answer goes to it decoded there.
+    pub(super) lacks_gzip: bool,
     /// The user `auth_basic` accepted for the request being served, or
     /// its token's subject (`$remote_user`).
     pub(super) user: Option<String>,
@@ -280,6 +283,7 @@ impl Client {
                 .map(Arc::new),
             scheme: scheme_of(watch.client().tls().is_some()),
             takes_gzip: false,
+            lacks_gzip: false,
             user: None,
             jwt_claims: None,
             limit_req: None,

@@ -2,6 +2,7 @@
 //! answered, what stderr says, and the `$termination` the log gets.
 
 use crate::access_log::{By, Stage, Termination};
+use crate::gunzip::GunzipError;
 use crate::http::conn::is_timeout;
 use crate::http::{BodyError, HeadError};
 use std::fmt;
@@ -90,6 +91,9 @@ pub(in crate::proxy) enum Malformed {
     ClosedAfterInterim,
     #[error("connection closed inside the body")]
     ClosedInBody,
+    /// A body `gunzip` was decoding for the client.
+    #[error(transparent)]
+    Gzip(GunzipError),
 }
 
 impl Failure {
@@ -123,7 +127,7 @@ impl Failure {
             Failure::Timeout(phase) | Failure::Io(phase, _) => phase.stage(),
             Failure::Closed => Stage::Head,
             Failure::Malformed(m) => match m {
-                Malformed::Body(_) | Malformed::ClosedInBody => Stage::Data,
+                Malformed::Body(_) | Malformed::ClosedInBody | Malformed::Gzip(_) => Stage::Data,
                 _ => Stage::Head,
             },
             // A client that left while the answer was awaited told so
@@ -206,6 +210,10 @@ mod tests {
             (Failure::Malformed(Malformed::ClosedInBody), "SD"),
             (Failure::from(BodyError::Truncated), "SD"),
             (Failure::from(BodyError::BadChunk("size")), "PD"),
+            (
+                Failure::Malformed(Malformed::Gzip(GunzipError::Truncated)),
+                "PD",
+            ),
             (Failure::Client(None), "CD"),
             (Failure::Client(Some(408)), "cD"),
             (Failure::Client(Some(413)), "PD"),

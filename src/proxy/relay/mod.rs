@@ -59,6 +59,9 @@ pub(super) struct Relay {
     pub x_cache: Option<&'static str>,
     /// The client takes gzip, and `gzip` is on (see [`client_takes_gzip`]).
     pub takes_gzip: bool,
+    /// The client takes no gzip, and `gunzip` is on: a gzip-coded answer
+    /// goes decoded.
+    pub gunzip: bool,
 }
 
 /// Whether the client takes gzip over HTTP/1.1, as nginx's
@@ -146,7 +149,9 @@ pub(super) fn relay(
                 // may be waiting for the close.
                 drop(fetched.up.conn);
             }
-            let coded = prepared.compressed.as_deref().unwrap_or(&body);
+            let coded = (prepared.compressed.as_deref())
+                .or(prepared.decoded.as_deref())
+                .unwrap_or(&body);
             // Counted before it goes: a client that has it finds it counted.
             if prepared.compressed.is_some() {
                 let gzip = &shared.metrics.gzip;
@@ -196,7 +201,9 @@ pub(super) fn relay_part(
         upstream_reusable: may_reuse(&fetched.response, kind, &fetched.up),
         gathered: None,
         compressed: None,
+        decoded: None,
         encoder: None,
+        decoder: None,
         window: Some(window),
     };
     client.note_sent_head(&[&prepared.head]);

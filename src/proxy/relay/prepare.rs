@@ -5,6 +5,7 @@
 use super::bodies::may_reuse;
 use super::{Relay, CHUNK_FRAMING, GATHER_PATIENCE};
 use crate::digits::push_field;
+use crate::gunzip::{self, Decoder};
 use crate::gzip::{self, Encoder, Gzip};
 use crate::http::body::{content_length, decode_complete_chunked, forbids_content_length};
 use crate::http::conn::{SharedStream, Stream};
@@ -28,8 +29,12 @@ pub(super) struct Prepared {
     pub(super) gathered: Option<Gathered>,
     /// That body compressed, as the client gets it.
     pub(super) compressed: Option<Vec<u8>>,
+    /// That body decoded (`gunzip`), as the client gets it.
+    pub(super) decoded: Option<Vec<u8>>,
     /// For a body compressed as it streams.
     pub(super) encoder: Option<Encoder>,
+    /// For a body decoded as it streams.
+    pub(super) decoder: Option<Decoder>,
     /// For a client that gets one range of the body (see [`relay_part`](super::relay_part)).
     pub(super) window: Option<Window>,
 }
@@ -103,10 +108,28 @@ pub(super) fn prepare_response(
     // length unknown (what it becomes may be far larger than what came).
     let rewriting = fetched.substitution.as_ref();
     let substituting = rewriting.is_some();
+    // `gunzip`: a gzip-coded body goes decoded to a client that takes no
+    // gzip, whole when it was read whole and decodes within the buffer
+    // too, else as it streams (what it decodes to may be far larger).
+    // What the cache takes is the body as it came. A `HEAD`'s answer, or
+    // a `304`, says the fields its `200` would.
+    let decodes = how.gunzip && gunzip::decodes(response.status, &response.headers);
+    let decoding = decodes && kind != BodyKind::Empty;
+    let decode = |coded: &[u8]| match decoding {
+        true => Decoder::whole(coded, limit).map_err(|e| Failure::Malformed(Malformed::Gzip(e))),
+        false => Ok(None),
+    };
+    let mut decoded = None;
     let gathered = match kind {
         BodyKind::Empty => Some(Gathered::OnConnection(0)),
         BodyKind::Length(n) if n <= limit => match (gather(&mut up.conn, n as usize)?, rewriting) {
             (false, _) => None,
+            (true, None) if decoding => {
+                decoded = decode(&up.conn.buffered()[..n as usize])?;
+                decoded
+                    .is_some()
+                    .then_some(Gathered::OnConnection(n as usize))
+            }
             (true, None) => Some(Gathered::OnConnection(n as usize)),
             (true, Some(rewriting)) => (rewriting.whole(&up.conn.buffered()[..n as usize], limit))
                 .map(|made| {
@@ -125,8 +148,13 @@ pub(super) fn prepare_response(
             {}
             // A body whose trailer fields are passed on streams with
             // them, in chunks.
-            decode_complete_chunked(up.conn.buffered(), limit)
-                .filter(|whole| !passes_trailers || whole.trailers.is_empty())
+            let whole = decode_complete_chunked(up.conn.buffered(), limit)
+                .filter(|whole| !passes_trailers || whole.trailers.is_empty());
+            if let Some(whole) = &whole {
+                decoded = decode(&whole.body)?;
+            }
+            whole
+                .filter(|_| !decoding || decoded.is_some())
                 .and_then(|whole| {
                     let body = match rewriting {
                         Some(rewriting) => rewriting.whole(&whole.body, limit)?,
@@ -139,8 +167,10 @@ pub(super) fn prepare_response(
         _ => None,
     };
     // Sent with the length it turned out to have.
-    let kind = match &gathered {
-        Some(Gathered::Decoded(body)) => BodyKind::Length(body.len() as u64),
+    let kind = match (&gathered, &decoded) {
+        (Some(_), Some(body)) | (Some(Gathered::Decoded(body)), None) => {
+            BodyKind::Length(body.len() as u64)
+        }
         _ => kind,
     };
     // Read whole, the backend's part is over: the target is free for the
@@ -156,7 +186,9 @@ pub(super) fn prepare_response(
     // the backend's Content-Length for them (never on a 204), if it is
     // one number; another value says nothing a client could use.
     let described_length = match kind {
-        BodyKind::Empty if !forbids_content_length(response.status) && !substituting => {
+        BodyKind::Empty
+            if !forbids_content_length(response.status) && !substituting && !decodes =>
+        {
             content_length(&response.headers).ok().flatten()
         }
         _ => None,
@@ -191,8 +223,14 @@ pub(super) fn prepare_response(
     };
     let streams_compressed = compress.is_some() && gathered.is_none();
     let streams_substituted = substituting && gathered.is_none();
-    let mut coding_fields = Vec::with_capacity(if coding.is_some() { 128 } else { 0 });
-    if compress.is_some() {
+    let streams_decoded = decoding && gathered.is_none();
+    let mut coding_fields = Vec::with_capacity(if coding.is_some() || decodes { 128 } else { 0 });
+    if decodes {
+        gunzip::push_decoded_fields(&mut coding_fields, &response.headers);
+        for name in gzip::REPLACED_FIELDS {
+            response.headers.remove(name);
+        }
+    } else if compress.is_some() {
         gzip::push_compressed_fields(&mut coding_fields, &response.headers);
         for name in gzip::REPLACED_FIELDS {
             response.headers.remove(name);
@@ -209,7 +247,8 @@ pub(super) fn prepare_response(
     // closes one whose request body was cut short, see [`relay`]).
     let delimited_by_close = matches!(kind, BodyKind::Chunked | BodyKind::UntilClose)
         || streams_compressed
-        || streams_substituted;
+        || streams_substituted
+        || streams_decoded;
     let rechunk = delimited_by_close && how.version == Version::Http11;
     let keep_alive = how.keep_alive && (rechunk || !delimited_by_close);
     // Ours says what the cache did; the backend's (a cache behind it)
@@ -256,7 +295,7 @@ pub(super) fn prepare_response(
             head.extend_from_slice(b"Cache-Control: private\r\n");
         }
     }
-    if rechunk && compress.is_none() && !substituting && !announced.is_empty() {
+    if rechunk && compress.is_none() && !substituting && !decodes && !announced.is_empty() {
         head.extend_from_slice(b"Trailer: ");
         head.append(&mut announced);
         head.extend_from_slice(b"\r\n");
@@ -264,7 +303,7 @@ pub(super) fn prepare_response(
     match (kind, &compressed) {
         (_, Some(body)) => push_field(&mut head, "Content-Length", body.len() as u64),
         _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
-        (BodyKind::Length(n), None) if !streams_substituted => {
+        (BodyKind::Length(n), None) if !streams_substituted && !streams_decoded => {
             push_field(&mut head, "Content-Length", n)
         }
         // The length of a compressed body that did not come is unknown.
@@ -285,7 +324,9 @@ pub(super) fn prepare_response(
         upstream_reusable,
         gathered,
         compressed,
+        decoded,
         encoder: compress.filter(|_| streams_compressed).map(Gzip::encoder),
+        decoder: streams_decoded.then(Decoder::new),
         window: None,
     })
 }

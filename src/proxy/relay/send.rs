@@ -6,6 +6,7 @@ use super::client_out::{write_piece, ClientOut, ReadAhead};
 use super::prepare::{Prepared, Window};
 use super::{Broken, Tee, CHUNK_FRAMING, GATHER_PATIENCE};
 use crate::access_log::Stage;
+use crate::gunzip::{Decoder, GunzipError};
 use crate::gzip::Encoder;
 use crate::http::body::{last_chunk_with, LAST_CHUNK};
 use crate::http::conn::write_all_vectored_counting;
@@ -14,7 +15,7 @@ use crate::http::{BodyError, BodyKind, BodyReader, BufConn};
 use crate::metrics::GzipCounters;
 use crate::pace::Paced;
 use crate::proxy::client::CLIENT_CHECK_AFTER;
-use crate::proxy::origin::{Failure, Fetched, Phase};
+use crate::proxy::origin::{Failure, Fetched, Malformed, Phase};
 use crate::proxy::{Client, Shared};
 use crate::sub_filter::Substitution;
 use std::io::{IoSlice, Write};
@@ -70,13 +71,14 @@ pub(super) fn send_streamed(
     let to: &ClientStream = client.conn.get_ref();
     let head = head_unless_body_begins(&mut fetched.up.conn, prepared.kind, prepared.head, to)?;
     // Trailer fields end a body that goes on as it came: not one
-    // compressed, rewritten or cut to a range (a checksum would no longer
-    // be its).
+    // compressed, decoded, rewritten or cut to a range (a checksum would
+    // no longer be its).
     let trailers = shared.pool_config(client.route).pass_trailers
         && prepared.encoder.is_none()
+        && prepared.decoder.is_none()
         && substitution.is_none()
         && prepared.window.is_none();
-    let encoder = prepared.encoder;
+    let (encoder, decoder) = (prepared.encoder, prepared.decoder);
     let watched = client
         .conn
         .buffered()
@@ -102,6 +104,7 @@ pub(super) fn send_streamed(
             let framing = Framing {
                 chunked: prepared.rechunk,
                 encoder: encoder.map(|e| (e, &shared.metrics.gzip, client)),
+                decoder,
                 window: prepared.window,
                 trailers,
             };
@@ -170,6 +173,8 @@ struct Framing<'a> {
     /// Compressed as it goes, counted once it all went (in the metrics
     /// and the client's log line).
     encoder: Option<(Encoder, &'a GzipCounters, &'a Client)>,
+    /// Decoded as it goes (`gunzip`), a slice at a time.
+    decoder: Option<Decoder>,
     /// Only this range of it goes (never compressed).
     window: Option<Window>,
     /// Its trailer fields go too (`pass_trailers`), when chunked.
@@ -189,6 +194,7 @@ fn copy_body(
     let Framing {
         chunked,
         mut encoder,
+        mut decoder,
         mut window,
         trailers,
     } = framing;
@@ -205,6 +211,15 @@ fn copy_body(
         failure: Failure::Client(None),
         head_sent: head_was_sent || out.delivered() > 0,
         sent: sent.saturating_sub(out.unsent()),
+    };
+    // What went before a body that would not decode still goes.
+    let bad_gzip = |e: GunzipError, sent: u64| {
+        let _ = (&*out).flush();
+        Broken {
+            failure: Failure::Malformed(Malformed::Gzip(e)),
+            head_sent: head_was_sent || out.delivered() > 0,
+            sent: sent.saturating_sub(out.unsent()),
+        }
     };
     loop {
         // Every chunk one read brought, as one piece: a backend's many
@@ -238,12 +253,26 @@ fn copy_body(
             Some(window) => window.cut(piece),
             None => piece,
         };
-        let piece_out = match encoder.as_mut() {
-            Some((encoder, ..)) => encoder.push(piece),
-            None => piece,
+        let written = match decoder.as_mut() {
+            Some(decoder) => {
+                decoder.feed(piece);
+                let decoded = write_decoded(decoder, last, &mut to, &head, chunked, &mut size_line);
+                match decoded {
+                    Ok(result) => result.map(|n| sent += n),
+                    Err(e) => return Err(bad_gzip(e, sent)),
+                }
+            }
+            None => {
+                let piece_out = match encoder.as_mut() {
+                    Some((encoder, ..)) => encoder.push(piece),
+                    None => piece,
+                };
+                let (_, result) =
+                    write_piece(&mut to, &head, piece_out, chunked, b"", &mut size_line);
+                result.map(|()| sent += piece_out.len() as u64)
+            }
         };
-        let (_, result) = write_piece(&mut to, &head, piece_out, chunked, b"", &mut size_line);
-        if result.is_err() {
+        if written.is_err() {
             // The client is gone, but a response being stored is still
             // worth having whole (its waits do not watch the client
             // either): read on into the cache, then report the client.
@@ -252,7 +281,6 @@ fn copy_body(
             }
             return Err(client_gone(sent));
         }
-        sent += piece_out.len() as u64;
         if given_up {
             // Nothing will be stored: the response is now its client's
             // alone, not worth reading on once it has left, nor ahead of
@@ -266,6 +294,15 @@ fn copy_body(
         tee.finish();
     }
     let head = pending_head.take().unwrap_or_default();
+    // A body until the close ends with no last piece: what the decoder
+    // holds goes now, and a member cut short is found.
+    if let Some(decoder) = decoder.as_mut() {
+        match write_decoded(decoder, true, &mut to, &head, chunked, &mut size_line) {
+            Ok(result) => sent += result.map_err(|_| client_gone(sent))?,
+            Err(e) => return Err(bad_gzip(e, sent)),
+        }
+    }
+    let head = if decoder.is_some() { Vec::new() } else { head };
     let rest = match encoder {
         Some((encoder, counters, client)) => {
             let rest = encoder.finish();
@@ -292,6 +329,35 @@ fn copy_body(
     }
     to.flush().map_err(|_| client_gone(sent))?;
     Ok(sent)
+}
+
+/// Writes what `decoder` makes of what it was fed, a slice a write,
+/// `head` (unless empty) with the first; `ended` once the body was all
+/// fed. Returns the body bytes written, or the failed write; the outer
+/// error is the body's, which would not decode.
+fn write_decoded(
+    decoder: &mut Decoder,
+    ended: bool,
+    to: &mut &ClientOut<'_>,
+    mut head: &[u8],
+    chunked: bool,
+    size_line: &mut Vec<u8>,
+) -> Result<std::io::Result<u64>, GunzipError> {
+    let mut written = 0;
+    loop {
+        let (slice, more) = decoder.drain(ended)?;
+        if !head.is_empty() || !slice.is_empty() {
+            let (_, result) = write_piece(to, head, slice, chunked, b"", size_line);
+            if let Err(e) = result {
+                return Ok(Err(e));
+            }
+            written += slice.len() as u64;
+            head = b"";
+        }
+        if !more {
+            return Ok(Ok(written));
+        }
+    }
 }
 
 /// Reads the rest of a body into `copy` alone, its client gone: until it
