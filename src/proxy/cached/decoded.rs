@@ -43,18 +43,16 @@ pub(super) fn serve_decoded(
         true => Decoder::whole(&entry.record.body, client.response_buffer),
         false => Ok(None),
     };
-    let whole = match whole {
-        Ok(whole) => whole,
-        Err(e) => {
-            // What the backend sent, stored as it came: its clients that
-            // take gzip have it as it is, this one cannot.
-            log::warn!("a cached answer does not decode for a client without gzip: {e}");
-            return Err(Refusal {
-                upstream,
-                ..Refusal::new(502, keep_alive)
-            });
+    // What the backend sent, stored as it came: its clients that take
+    // gzip have it as it is, this one cannot.
+    let undecodable = |e: gunzip::GunzipError, upstream| {
+        log::warn!("a cached answer does not decode for a client without gzip: {e}");
+        Refusal {
+            upstream,
+            ..Refusal::new(502, keep_alive)
         }
     };
+    let whole = whole.map_err(|e| undecodable(e, upstream.clone()))?;
     // Past the buffer: decoded as it goes, its length unknown.
     let streams = has_body && whole.is_none();
     let chunked = streams && request.version == Version::Http11;
@@ -98,6 +96,7 @@ pub(super) fn serve_decoded(
                 return Err(Refusal::silent());
             }
         }
+        Err(Cut::Corrupt(e)) if written == 0 => return Err(undecodable(e.clone(), upstream)),
         Err(Cut::Corrupt(e)) => {
             log::warn!("a cached answer stopped decoding for a client without gzip: {e}");
             client.ended(Termination::new(By::Proxy, Stage::Data));

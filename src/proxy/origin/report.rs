@@ -1,7 +1,7 @@
 //! Failures and answers told to the target's health (toward `max_fails`),
 //! counted, and said on stderr at most once a minute for each cause.
 
-use super::Failure;
+use super::{Failure, Malformed};
 use crate::proxy::Client;
 use crate::upstream::retry_on::RetryOnStatus;
 use crate::upstream::Upstream;
@@ -23,7 +23,12 @@ pub(in crate::proxy) fn hold_against(target: &Upstream, f: &Failure, client: &Cl
     }
     let reason = f.to_string();
     warn_failure(target, &reason, client);
-    if !matches!(f, Failure::Stale(_)) {
+    // A body `gunzip` could not decode is one answer's fault, not the
+    // target's: it answered, and clients that take gzip are served it.
+    if !matches!(
+        f,
+        Failure::Stale(_) | Failure::Malformed(Malformed::Gzip(_))
+    ) {
         count_failure(target, &reason);
     }
 }

@@ -256,9 +256,9 @@ fn copy_body(
         let written = match decoder.as_mut() {
             Some(decoder) => {
                 decoder.feed(piece);
-                let decoded = write_decoded(decoder, last, &mut to, &head, chunked, &mut size_line);
-                match decoded {
-                    Ok(result) => result.map(|n| sent += n),
+                let framing = (chunked, &mut size_line);
+                match write_decoded(decoder, last, &mut to, &head, framing, &mut sent) {
+                    Ok(result) => result,
                     Err(e) => return Err(bad_gzip(e, sent)),
                 }
             }
@@ -297,8 +297,9 @@ fn copy_body(
     // A body until the close ends with no last piece: what the decoder
     // holds goes now, and a member cut short is found.
     if let Some(decoder) = decoder.as_mut() {
-        match write_decoded(decoder, true, &mut to, &head, chunked, &mut size_line) {
-            Ok(result) => sent += result.map_err(|_| client_gone(sent))?,
+        let framing = (chunked, &mut size_line);
+        match write_decoded(decoder, true, &mut to, &head, framing, &mut sent) {
+            Ok(result) => result.map_err(|_| client_gone(sent))?,
             Err(e) => return Err(bad_gzip(e, sent)),
         }
     }
@@ -331,31 +332,31 @@ fn copy_body(
     Ok(sent)
 }
 
-/// Writes what `decoder` makes of what it was fed, a slice a write,
-/// `head` (unless empty) with the first; `ended` once the body was all
-/// fed. Returns the body bytes written, or the failed write; the outer
-/// error is the body's, which would not decode.
+/// Writes what `decoder` makes of what it was fed, a slice a write (in a
+/// chunk each when `chunked`), `head` (unless empty) with the first;
+/// `ended` once the body was all fed. Counts the body bytes written in
+/// `sent`; returns the failed write, if one failed, inside the body's own
+/// error, if it would not decode.
 fn write_decoded(
     decoder: &mut Decoder,
     ended: bool,
     to: &mut &ClientOut<'_>,
     mut head: &[u8],
-    chunked: bool,
-    size_line: &mut Vec<u8>,
-) -> Result<std::io::Result<u64>, GunzipError> {
-    let mut written = 0;
+    (chunked, size_line): (bool, &mut Vec<u8>),
+    sent: &mut u64,
+) -> Result<std::io::Result<()>, GunzipError> {
     loop {
         let (slice, more) = decoder.drain(ended)?;
         if !head.is_empty() || !slice.is_empty() {
             let (_, result) = write_piece(to, head, slice, chunked, b"", size_line);
-            if let Err(e) = result {
-                return Ok(Err(e));
+            if result.is_err() {
+                return Ok(result);
             }
-            written += slice.len() as u64;
+            *sent += slice.len() as u64;
             head = b"";
         }
         if !more {
-            return Ok(Ok(written));
+            return Ok(Ok(()));
         }
     }
 }
