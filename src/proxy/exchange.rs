@@ -92,7 +92,7 @@ pub(super) fn exchange(
     // Read once for every answer to it, and only where some pool
     // compresses: `Accept-Encoding` is looked for in each head otherwise.
     client.takes_gzip = shared.gzip.iter().any(Option::is_some) && relay::client_takes_gzip(&head);
-    client.lacks_gzip = shared.gunzips_anywhere() && !gzip::accepted(&head.headers);
+    client.lacks_gzip = shared.gunzips && !gzip::accepted(&head.headers);
     let trusted = &shared.config.real_ip_from;
     client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);

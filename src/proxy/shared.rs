@@ -35,6 +35,8 @@ pub struct Shared {
     /// With `gzip` on: what is compressed, and how; for each pool,
     /// `targets`' first (see [`Shared::gzip`]).
     pub gzip: Vec<Option<Gzip>>,
+    /// Some pool has `gunzip` on (see [`Shared::gunzip`]).
+    pub gunzips: bool,
     /// With `auth_request_cache`: the sign-in services' yeses, kept for
     /// this configuration (a reload, which may change them, starts anew;
     /// new addresses of targets' names do not).
@@ -85,12 +87,6 @@ impl Shared {
     /// decoded (`gunzip` on, and the client takes no gzip).
     pub(super) fn gunzip(&self, route: Option<usize>, client: &Client) -> bool {
         client.lacks_gzip && self.pool_config(route).gunzip
-    }
-
-    /// Whether some pool has `gunzip` on (`Accept-Encoding` is not read
-    /// for it otherwise).
-    pub(super) fn gunzips_anywhere(&self) -> bool {
-        self.config.gunzip || self.config.pools.iter().any(|p| p.config.gunzip)
     }
 
     /// With a `rate_limit`: the buckets the request fills (see

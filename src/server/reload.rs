@@ -228,6 +228,7 @@ impl Control {
             limiters: limiters_for(&next, Some(old)),
             cache_rules: CacheRules::new(&next, &old.cache),
             gzip: next.pool_configs().map(Gzip::of).collect(),
+            gunzips: next.pool_configs().filter(|c| c.gunzip).count() > 0,
             auth_answers: match keep_idle {
                 true => old.auth_answers.clone(),
                 false => Default::default(),

@@ -135,6 +135,7 @@ impl Server {
             limiters: limiters_for(&config, None),
             cache_rules,
             gzip: config.pool_configs().map(Gzip::of).collect(),
+            gunzips: config.pool_configs().filter(|c| c.gunzip).count() > 0,
             auth_answers: Default::default(),
             config,
         };
