@@ -264,7 +264,7 @@ fn a_small_body_goes_decoded_with_its_decoded_length_to_a_client_without_gzip() 
 }
 
 #[test]
-fn a_client_that_takes_gzip_gets_the_backend_s_bytes_and_fields_untouched() {
+fn a_client_that_takes_gzip_gets_the_backend_s_bytes_and_fields_with_vary_named() {
     let coded = gzip(&page(5000));
     let backend = coded_origin(coded.clone(), CODED_AND_DIGESTED);
     let proxy = proxy_with(backend.addr, "");
@@ -273,7 +273,12 @@ fn a_client_that_takes_gzip_gets_the_backend_s_bytes_and_fields_untouched() {
         let r = client.get_with("/", &[("Accept-Encoding", taking)]);
         assert_eq!(r.status, 200, "{taking}");
         assert_as_it_came(&r, &coded, "gzip", taking);
-        for (name, _) in CODED_AND_DIGESTED {
+        // Others get it decoded: a cache in front must keep them apart.
+        assert_eq!(vary(&r), ["Cookie, Origin, Accept-Encoding"], "{taking}");
+        let fields = CODED_AND_DIGESTED
+            .iter()
+            .filter(|(name, _)| *name != "Vary");
+        for (name, _) in fields {
             let sent = CODED_AND_DIGESTED.iter().filter(|(n, _)| n == name);
             let sent: Vec<&str> = sent.map(|(_, value)| *value).collect();
             let got: Vec<&str> = r.head.get_all(name).collect();
@@ -620,6 +625,10 @@ fn one_stored_coded_entry_serves_clients_with_and_without_gzip() {
         let zipped = proxy.get_on("test.example", "/", &[GZIP]);
         assert_eq!(x_cache(&zipped), "HIT", "{why}");
         assert_as_it_came(&zipped, &coded, "gzip", &why);
+        assert_eq!(vary(&zipped), ["Accept-Encoding"], "{why}");
+        if !plain_first {
+            assert_eq!(vary(&first), ["Accept-Encoding"], "the miss");
+        }
         if plain_first {
             assert_decoded(&first, &page(5000), "the miss");
             assert_eq!(first.header("content-length"), Some("5000"));
@@ -672,6 +681,12 @@ fn a_conditional_hit_is_304_with_the_weak_etag_and_vary() {
         assert!(!r.head.has("content-encoding"), "{tag}: {}", r.head.raw);
         assert!(r.body.is_empty());
     }
+    // A client that takes gzip holds the coded bytes, under their own tag.
+    let holding = [("If-None-Match", "\"v1\""), GZIP];
+    let r = proxy.get_on("test.example", "/", &holding);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    assert_eq!(r.header("etag"), Some("\"v1\""), "{}", r.head.raw);
+    assert_eq!(vary(&r), ["Accept-Encoding"], "{}", r.head.raw);
     let other = proxy.get_on("test.example", "/", &[("If-None-Match", "W/\"v2\"")]);
     assert_eq!(other.status, 200);
     assert_decoded(&other, &page(5000), "another tag");
@@ -700,6 +715,7 @@ fn a_range_of_a_stored_coded_entry_is_cut_for_gzip_clients_alone() {
     let said = format!("bytes 0-9/{}", coded.len());
     assert_eq!(part.header("content-range"), Some(&*said));
     assert_eq!(part.header("content-encoding"), Some("gzip"));
+    assert_eq!(vary(&part), ["Accept-Encoding"], "{}", part.head.raw);
     assert_eq!(backend.requests(), 1);
 }
 

@@ -65,6 +65,7 @@ pub(super) fn serve_entry(
         gzip_counters,
         takes_gzip,
         gunzip: _,
+        lacks_gzip: _,
         ttl: _,
     } = *answering;
     let keep_alive = keep_alive && !shutting_down.load(Ordering::Relaxed);
@@ -90,16 +91,20 @@ pub(super) fn serve_entry(
     // Compressed for some clients: it says so in Vary to every client,
     // and goes compressed to this one if it takes gzip.
     let coding = gzip.filter(|g| g.suits(entry.head.status, &entry.head.headers, Some(len)));
+    // Decoded for the clients that take no gzip, as it is not for this
+    // one: it says so in Vary too.
+    let decoded_for_others = !decoding && decoded::varies(answering, entry);
     let replaced: &[&str] = match coding {
         Some(_) if takes_gzip => &gzip::REPLACED_FIELDS,
         Some(_) => &["vary"],
         None if decoding => &gzip::REPLACED_FIELDS,
+        None if decoded_for_others => &["vary"],
         None => &[],
     };
     // With fields set, removed or replaced, room for them and for the
     // stored head, which may be copied here (see `Ranged::Whole`): still
     // the one allocation a hit makes.
-    let room = if edits.is_empty() && coding.is_none() {
+    let room = if edits.is_empty() && replaced.is_empty() {
         128
     } else {
         256 + entry.record.head.len() + edits.set_lines().len() + own.len()
@@ -128,6 +133,8 @@ pub(super) fn serve_entry(
         }
         if decoding {
             gunzip::push_decoded_fields(&mut head, &entry.head.headers);
+        } else if decoded_for_others {
+            gzip::push_vary(&mut head, &entry.head.headers);
         }
         (head.into(), b"", 304)
     } else {
@@ -152,6 +159,7 @@ pub(super) fn serve_entry(
                 let replaced: &[&str] = match (compressed, coding) {
                     (Some(_), _) => &gzip::REPLACED_FIELDS,
                     (None, Some(_)) => &["vary"],
+                    (None, None) if decoded_for_others => &["vary"],
                     (None, None) => &[],
                 };
                 let sent = compressed.unwrap_or(whole);
@@ -174,7 +182,9 @@ pub(super) fn serve_entry(
                 };
                 match compressed {
                     Some(_) => gzip::push_compressed_fields(&mut tail, &entry.head.headers),
-                    None if coding.is_some() => gzip::push_vary(&mut tail, &entry.head.headers),
+                    None if coding.is_some() || decoded_for_others => {
+                        gzip::push_vary(&mut tail, &entry.head.headers)
+                    }
                     None => {}
                 }
                 if !forbids_content_length(entry.head.status) {
@@ -203,12 +213,13 @@ pub(super) fn serve_entry(
                 // Each part says the stored type; the response, its own,
                 // and the Vary its 200 would.
                 let fields = entry.served_fields(own_fields);
-                let replaced: &[&str] = match coding {
-                    Some(_) => &["content-type", "content-range", "vary"],
-                    None => &["content-type", "content-range"],
+                let varies = coding.is_some() || decoded_for_others;
+                let replaced: &[&str] = match varies {
+                    true => &["content-type", "content-range", "vary"],
+                    false => &["content-type", "content-range"],
                 };
                 edits.push_kept(&mut head, &fields, replaced);
-                if coding.is_some() {
+                if varies {
                     gzip::push_vary(&mut tail, &entry.head.headers);
                 }
                 multipart = Some(parts);
@@ -267,8 +278,8 @@ pub(super) fn serve_entry(
 /// The head of a 206 of bytes `start..=end` of `entry`'s `len`, a hit's
 /// or a streamed miss's (see [`StreamedPart`]): the stored status line
 /// replaced, its fields but the ones this part says itself; its framing,
-/// and the `Vary` its 200 would say with `coding` (RFC 9110 §15.3.7), go
-/// in `tail`.
+/// and the `Vary` its 200 would say with `coding` or `gunzip` (RFC 9110
+/// §15.3.7), go in `tail`.
 ///
 /// [`StreamedPart`]: super::streamed::StreamedPart
 pub(super) fn part_head(
@@ -285,12 +296,15 @@ pub(super) fn part_head(
     );
     let mut head = PARTIAL_CONTENT.to_vec();
     let fields = entry.served_fields(answering.own_fields);
-    let replaced: &[&str] = match coding {
-        Some(_) => &["content-range", "vary"],
-        None => &["content-range"],
+    // A part goes only to a client that takes gzip when `gunzip` decodes
+    // the entry for the others.
+    let varies = coding.is_some() || decoded::varies(answering, entry);
+    let replaced: &[&str] = match varies {
+        true => &["content-range", "vary"],
+        false => &["content-range"],
     };
     answering.edits.push_kept(&mut head, &fields, replaced);
-    if coding.is_some() {
+    if varies {
         gzip::push_vary(tail, &entry.head.headers);
     }
     head

@@ -21,9 +21,15 @@ use crate::proxy::{Client, Outcome, Refusal};
 use std::io::IoSlice;
 use std::sync::Arc;
 
+/// Whether `entry` goes decoded to the clients that take no gzip: then
+/// it says `Vary: Accept-Encoding` to every client.
+pub(super) fn varies(answering: &Answering<'_>, entry: &Entry) -> bool {
+    answering.gunzip && gunzip::decodes(entry.head.status, &entry.head.headers)
+}
+
 /// Whether `entry` goes decoded to this client.
 pub(super) fn decodes(answering: &Answering<'_>, entry: &Entry) -> bool {
-    answering.gunzip && gunzip::decodes(entry.head.status, &entry.head.headers)
+    answering.lacks_gzip && varies(answering, entry)
 }
 
 /// Answers with `entry` decoded (its `200`, not a `304`: see

@@ -145,9 +145,11 @@ struct Answering<'a> {
     gzip_counters: &'a GzipCounters,
     /// The client takes gzip (see [`super::relay::client_takes_gzip`]).
     takes_gzip: bool,
-    /// The client takes no gzip, and `gunzip` is on: a gzip-coded entry
-    /// goes decoded (see [`decoded`]).
+    /// `gunzip` is on: a gzip-coded entry goes decoded to a client that
+    /// takes no gzip, and says `Vary` to the others (see [`decoded`]).
     gunzip: bool,
+    /// The client takes no gzip.
+    lacks_gzip: bool,
     /// `ttl` as it is now, which caps what was stored under an older one.
     ttl: Duration,
 }
@@ -172,7 +174,8 @@ impl<'a> Answering<'a> {
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,
             takes_gzip: shared.gzip(client.route).is_some() && client.takes_gzip,
-            gunzip: shared.gunzip(client.route, client),
+            gunzip: shared.pool_config(client.route).gunzip,
+            lacks_gzip: client.lacks_gzip,
             ttl: shared.caching(client.route).settings.ttl,
         }
     }
@@ -197,7 +200,7 @@ impl<'a> Answering<'a> {
             keep_alive: self.keep_alive,
             x_cache: Some(Status::Miss.name()),
             takes_gzip: self.takes_gzip,
-            gunzip: self.gunzip,
+            gunzip: self.gunzip && self.lacks_gzip,
         }
     }
 }

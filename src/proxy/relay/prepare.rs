@@ -112,8 +112,10 @@ pub(super) fn prepare_response(
     // gzip, whole when it was read whole and decodes within the buffer
     // too, else as it streams (what it decodes to may be far larger).
     // What the cache takes is the body as it came. A `HEAD`'s answer, or
-    // a `304`, says the fields its `200` would.
-    let decodes = how.gunzip && gunzip::decodes(response.status, &response.headers);
+    // a `304`, says the fields its `200` would. One this client gets as it
+    // came says in `Vary` that others get it decoded.
+    let decodable = pool.gunzip && gunzip::decodes(response.status, &response.headers);
+    let decodes = decodable && how.gunzip;
     let decoding = decodes && kind != BodyKind::Empty;
     let decode = |coded: &[u8]| match decoding {
         true => Decoder::whole(coded, limit).map_err(|e| Failure::Malformed(Malformed::Gzip(e))),
@@ -224,7 +226,11 @@ pub(super) fn prepare_response(
     let streams_compressed = compress.is_some() && gathered.is_none();
     let streams_substituted = substituting && gathered.is_none();
     let streams_decoded = decoding && gathered.is_none();
-    let mut coding_fields = Vec::with_capacity(if coding.is_some() || decodes { 128 } else { 0 });
+    let mut coding_fields = Vec::with_capacity(if coding.is_some() || decodable {
+        128
+    } else {
+        0
+    });
     if decodes {
         gunzip::push_decoded_fields(&mut coding_fields, &response.headers);
         for name in gzip::REPLACED_FIELDS {
@@ -236,6 +242,7 @@ pub(super) fn prepare_response(
             response.headers.remove(name);
         }
     } else if coding.is_some()
+        || decodable
         || response.status == 206 && gzip.is_some_and(|g| g.suits_the_whole_of(&response.headers))
     {
         gzip::push_vary(&mut coding_fields, &response.headers);
