@@ -3100,3 +3100,276 @@ pub fn sub_filter(data: &[u8]) {
     let slow = sub_filter_reference(&rules, once, body);
     assert!(whole == slow, "{setting}: not what the slow way makes");
 }
+
+/// The most a `gunzip` input may decode to: past it, only the slices are
+/// checked (a few coded kilobytes can inflate to gigabytes, and each run
+/// must stay fast).
+const GUNZIP_MOST: u64 = 2 << 20;
+
+/// The two bytes a gzip member begins with.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// What `Decoder::whole` drains of `coded`, slice by slice, up to an error
+/// or past [`GUNZIP_MOST`]: the bytes and the error, if one came. Every
+/// slice is at most `SLICE`.
+fn gunzip_drained(coded: &[u8]) -> (Vec<u8>, Option<inverso::gunzip::GunzipError>) {
+    use inverso::gunzip::{Decoder, SLICE};
+    let mut decoder = Decoder::new();
+    decoder.feed(coded);
+    let mut made = Vec::new();
+    loop {
+        match decoder.drain(true) {
+            Ok((slice, more)) => {
+                assert!(slice.len() <= SLICE, "a slice of {} bytes", slice.len());
+                made.extend_from_slice(slice);
+                if !more || made.len() as u64 > GUNZIP_MOST {
+                    return (made, None);
+                }
+            }
+            Err(e) => return (made, Some(e)),
+        }
+    }
+}
+
+/// What the decoder makes of `coded` fed in pieces of `sizes` (cycled; a
+/// 0 feeds an empty piece; none: whole), draining after each until no more
+/// comes, the last piece saying the body ended or, with `end_apart`, a
+/// drain of its own after it. Once ended, another drain makes nothing.
+fn gunzip_fed(
+    coded: &[u8],
+    sizes: &[usize],
+    end_apart: bool,
+) -> Result<Vec<u8>, inverso::gunzip::GunzipError> {
+    use inverso::gunzip::{Decoder, SLICE};
+    let mut decoder = Decoder::new();
+    let mut made = Vec::new();
+    let mut drain_all = |decoder: &mut Decoder, ended: bool| loop {
+        let (slice, more) = decoder.drain(ended)?;
+        assert!(slice.len() <= SLICE, "a slice of {} bytes", slice.len());
+        made.extend_from_slice(slice);
+        // Fed whole, the drain that meets an error loses the part of a
+        // slice it made; in pieces, that part may have come out.
+        let most = GUNZIP_MOST + SLICE as u64;
+        assert!(made.len() as u64 <= most, "more than fed whole");
+        if !more {
+            return Ok(());
+        }
+    };
+    let (mut rest, mut size) = (coded, sizes.iter().cycle());
+    while !rest.is_empty() {
+        let n = size.next().map_or(rest.len(), |&n| n.min(rest.len()));
+        let (piece, after) = rest.split_at(n);
+        rest = after;
+        decoder.feed(piece);
+        drain_all(&mut decoder, rest.is_empty() && !end_apart)?;
+    }
+    drain_all(&mut decoder, true)?;
+    let (after_end, more) = decoder.drain(true)?;
+    assert!(after_end.is_empty() && !more, "drained past the end");
+    Ok(made)
+}
+
+/// `coded` decoded by flate2's own gzip reader, one member at a time (its
+/// header and trailer read by flate2, not zlib): the members' bytes, and
+/// how many bytes followed the last member that begin no other (left
+/// out, as the proxy leaves them out); `None` for an error. Past
+/// [`GUNZIP_MOST`], the bytes made so far.
+fn gunzip_by_flate2_members(mut rest: &[u8]) -> Option<(Vec<u8>, usize)> {
+    use std::io::Read;
+    let mut made = Vec::new();
+    if rest.is_empty() {
+        return Some((made, 0));
+    }
+    loop {
+        let mut member = flate2::bufread::GzDecoder::new(rest);
+        let room = GUNZIP_MOST + 1 - made.len() as u64;
+        (&mut member).take(room).read_to_end(&mut made).ok()?;
+        if made.len() as u64 > GUNZIP_MOST {
+            return Some((made, 0));
+        }
+        rest = member.into_inner();
+        if !rest.starts_with(&GZIP_MAGIC) {
+            return Some((made, rest.len()));
+        }
+    }
+}
+
+/// `text` split into `members` gzip members (the last one the rest),
+/// each at `level`, with `named` a file name, a comment and an extra
+/// field in its header; then what `trailing` says: 1, bytes that begin
+/// no member; 2, the first member again, cut short; 3, a lone 0x1f.
+fn gunzip_coded(text: &[u8], members: usize, level: u32, named: bool, trailing: u8) -> Vec<u8> {
+    use flate2::{Compression, GzBuilder};
+    use std::io::Write;
+    let member = |part: &[u8]| {
+        let mut builder = GzBuilder::new();
+        if named {
+            builder = (builder.filename("page.html"))
+                .comment("made by the fuzz target")
+                .extra(&b"ab\x04\x00wxyz"[..]);
+        }
+        let mut encoder = builder.write(Vec::new(), Compression::new(level));
+        encoder.write_all(part).expect("to a Vec");
+        encoder.finish().expect("to a Vec")
+    };
+    let step = text.len().div_ceil(members).max(1);
+    let mut parts: Vec<&[u8]> = text.chunks(step).collect();
+    while parts.len() < members {
+        parts.push(b"");
+    }
+    let coded: Vec<Vec<u8>> = parts.into_iter().map(member).collect();
+    let mut all = coded.concat();
+    match trailing {
+        1 => all.extend([&b"\0"[..], &text[..text.len().min(7)]].concat()),
+        2 => all.extend_from_slice(&coded[0][..coded[0].len() - 1]),
+        3 => all.push(0x1f),
+        _ => {}
+    }
+    all
+}
+
+/// A decoder's outcome told in a line: its length, not its bytes.
+fn gunzip_told(outcome: &Result<Vec<u8>, inverso::gunzip::GunzipError>) -> String {
+    match outcome {
+        Ok(made) => format!("{} bytes", made.len()),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+/// The gzip decoder (`gunzip`). The input is a byte of flags (1: the
+/// rest is a text to code as gzip, else the coded bytes themselves; 2:
+/// the end comes as a drain of its own; 4-8: the level, 0, 1, 6 or 9;
+/// 16-32: members less one; 64-128: what follows them, as
+/// [`gunzip_coded`] says), a byte of shape (1: headers with names and an
+/// extra field; the rest: times the text is repeated, less one, up to
+/// 16), a byte for a limit (that fraction of 255 of the decoded length),
+/// a count of piece sizes (up to 15) and a byte for each (under 200 as it
+/// is, else that many KiB past 199), and the body. Fed in those pieces,
+/// the bytes decode as fed whole (the same bytes, or an error both ways),
+/// in slices of at most `SLICE`; what decodes is what flate2 makes of it,
+/// member by member and, when it succeeds, with `MultiGzDecoder`; a text
+/// coded decodes to itself; and `whole` declines exactly the limits the
+/// decoded length passes.
+pub fn gunzip(data: &[u8]) {
+    use inverso::gunzip::{Decoder, GunzipError, SLICE};
+    use std::io::Read;
+    let [flags, shape, limit, count, rest @ ..] = data else {
+        return;
+    };
+    let (sizes, body) = rest.split_at(usize::from(count % 16).min(rest.len()));
+    let mut sizes: Vec<usize> = (sizes.iter())
+        .map(|&b| match b {
+            0..200 => usize::from(b),
+            _ => usize::from(b - 199) * 1024,
+        })
+        .collect();
+    if sizes.iter().all(|&n| n == 0) {
+        sizes.clear();
+    }
+    let end_apart = flags & 2 == 2;
+    let made_of_text = flags & 1 == 1;
+    let text = body.repeat(usize::from(shape >> 1) % 16 + 1);
+    let trailing = flags >> 6;
+    let coded = match made_of_text {
+        true => {
+            let level = [0, 1, 6, 9][usize::from(flags >> 2 & 3)];
+            let members = usize::from(flags >> 4 & 3) + 1;
+            gunzip_coded(&text, members, level, shape & 1 == 1, trailing)
+        }
+        false => body.to_vec(),
+    };
+
+    let (drained, error) = gunzip_drained(&coded);
+    let whole = match Decoder::whole(&coded, GUNZIP_MOST) {
+        // `whole` drains in slices sized by the gzip trailer, and so may
+        // pass the cap a slice ahead of `drained` on the way to an error
+        // (what the slice that meets it made is not handed out).
+        Ok(None) => {
+            assert!(drained.len() as u64 + SLICE as u64 > GUNZIP_MOST);
+            return;
+        }
+        other => other.map(|made| made.expect("within the limit")),
+    };
+    let unlimited = Decoder::whole(&coded, u64::MAX).map(|made| made.expect("no limit"));
+    assert!(unlimited == whole, "{} unlimited", gunzip_told(&unlimited));
+    match &whole {
+        Ok(made) => assert!(error.is_none() && made == &drained),
+        Err(e) => assert_eq!(Some(e), error.as_ref()),
+    }
+    if made_of_text {
+        let expected = match trailing {
+            2 => Err(GunzipError::Truncated),
+            _ => Ok(text.clone()),
+        };
+        assert!(whole == expected, "text coded: {}", gunzip_told(&whole));
+    }
+
+    // In pieces, as fed whole: the same bytes, or the same kind of error.
+    // (Not always zlib's same words for it: zlib-rs names a distance too
+    // far back found in its fast loop, which a whole body takes and small
+    // pieces do not, "repeated call with bad state".)
+    let unworded = |e: GunzipError| match e {
+        GunzipError::Corrupt(_) => GunzipError::Corrupt(String::new()),
+        truncated => truncated,
+    };
+    let pieces = gunzip_fed(&coded, &sizes, end_apart);
+    assert!(
+        pieces.clone().map_err(unworded) == whole.clone().map_err(unworded),
+        "pieces {sizes:?}, end apart {end_apart}: {}, whole {}",
+        gunzip_told(&pieces),
+        gunzip_told(&whole)
+    );
+
+    // A limit declines what decodes (before an error, if one comes) past
+    // it, and only that.
+    let decoded = drained.len() as u64;
+    let asked = decoded * u64::from(*limit) / 255;
+    for limit in [asked, decoded.saturating_sub(1), decoded] {
+        match Decoder::whole(&coded, limit) {
+            Ok(None) => match &whole {
+                Ok(made) => assert!(
+                    made.len() as u64 > limit,
+                    "{decoded} declined under {limit}"
+                ),
+                // Passed on the way to the error, up to a slice ahead of
+                // `drained` (see above).
+                Err(_) => assert!(decoded + SLICE as u64 > limit),
+            },
+            Ok(Some(made)) => assert!(whole.as_ref() == Ok(&made) && decoded <= limit),
+            Err(e) => assert!(whole.as_ref() == Err(&e) && decoded <= limit),
+        }
+    }
+
+    // flate2's reader, member by member, and, when it takes the bytes,
+    // its MultiGzDecoder (which, unlike the proxy and `gzip -d`, refuses
+    // bytes after the last member that begin none, and an empty body,
+    // which the proxy relays as the empty body it is).
+    // Either read stops past GUNZIP_MOST, which the proxy's decoder
+    // only passes on its way to an error.
+    let past_most = |made: &Vec<u8>| made.len() as u64 > GUNZIP_MOST;
+    let by_members = gunzip_by_flate2_members(&coded);
+    let ours = whole.as_ref().ok();
+    let theirs = by_members.as_ref().map(|(made, _)| made);
+    assert!(
+        theirs == ours || (theirs.is_some_and(past_most) && ours.is_none()),
+        "flate2 member by member: {:?} bytes, ours {}",
+        theirs.map(Vec::len),
+        gunzip_told(&whole)
+    );
+    let mut multi = Vec::new();
+    let reader = flate2::bufread::MultiGzDecoder::new(&coded[..]);
+    let taken = reader.take(GUNZIP_MOST + 1).read_to_end(&mut multi);
+    match taken {
+        Ok(_) if past_most(&multi) => assert!(ours.is_none(), "MultiGzDecoder makes more"),
+        Ok(_) => assert!(
+            Some(&multi) == ours,
+            "MultiGzDecoder: {} bytes, ours {}",
+            multi.len(),
+            gunzip_told(&whole)
+        ),
+        Err(_) => assert!(
+            ours.is_none() || coded.is_empty() || by_members.is_some_and(|(_, after)| after > 0),
+            "MultiGzDecoder refuses what decodes with nothing after it"
+        ),
+    }
+}

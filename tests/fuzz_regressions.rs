@@ -29,6 +29,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("jwt", checks::jwt),
     ("ocsp", checks::ocsp),
     ("sub_filter", checks::sub_filter),
+    ("gunzip", checks::gunzip),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
