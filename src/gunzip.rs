@@ -20,6 +20,10 @@ pub const SLICE: usize = 64 * 1024;
 /// zlib's largest window, which gzip's writers use.
 const WINDOW_BITS: u8 = 15;
 
+/// The most deflate makes of one coded byte (a run of 258 bytes in 2 bits,
+/// the format's longest match in its shortest code).
+const MOST_PER_BYTE: u64 = 1032;
+
 /// The two bytes every gzip member begins with (RFC 1952 §2.3.1).
 const MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -75,21 +79,87 @@ enum Stage {
     Trailing,
 }
 
+/// zlib's inflate over the members of one body.
+struct Members {
+    inflate: Decompress,
+    stage: Stage,
+    /// A byte of the body was taken (an empty body is an empty body).
+    began: bool,
+}
+
+impl Members {
+    fn new() -> Members {
+        Members {
+            inflate: Decompress::new_gzip(WINDOW_BITS),
+            stage: Stage::Member,
+            began: false,
+        }
+    }
+
+    /// Inflates `input`, which it moves past what it takes, into the
+    /// spare capacity of `out` (never more: the caller bounds what one
+    /// call makes by the room it gives); `ended` when `input` holds the
+    /// body's last byte. Returns whether `out` was filled (more may come
+    /// of what `input` holds). A body that ends inside a member, or is
+    /// not gzip, is an error.
+    fn inflate(
+        &mut self,
+        input: &mut &[u8],
+        out: &mut Vec<u8>,
+        ended: bool,
+    ) -> Result<bool, GunzipError> {
+        loop {
+            match self.stage {
+                Stage::Trailing => {
+                    *input = &[];
+                    return Ok(false);
+                }
+                Stage::Between if input.is_empty() => return Ok(false),
+                Stage::Between if input.len() < MAGIC.len() && !ended => return Ok(false),
+                Stage::Between if input.starts_with(&MAGIC) => {
+                    self.inflate.reset(true);
+                    self.stage = Stage::Member;
+                }
+                Stage::Between => {
+                    self.stage = Stage::Trailing;
+                    continue;
+                }
+                Stage::Member => {}
+            }
+            if out.len() == out.capacity() {
+                return Ok(true);
+            }
+            let before = (self.inflate.total_in(), self.inflate.total_out());
+            let status = (self.inflate)
+                .decompress_vec(input, out, FlushDecompress::None)
+                .map_err(|e| GunzipError::Corrupt(e.message().unwrap_or("not gzip").to_owned()))?;
+            let used = (self.inflate.total_in() - before.0) as usize;
+            let made = self.inflate.total_out() - before.1;
+            *input = &input[used..];
+            self.began |= used > 0;
+            if status == Status::StreamEnd {
+                self.stage = Stage::Between;
+            } else if used == 0 && made == 0 && out.len() < out.capacity() {
+                // All of the input taken in (zlib keeps what it cannot
+                // use yet): the member needs more than has come.
+                if ended && self.began {
+                    return Err(GunzipError::Truncated);
+                }
+                return Ok(false);
+            }
+        }
+    }
+}
+
 /// A gzip-coded body decoded as it comes: [`feed`](Decoder::feed) it the
 /// coded pieces, [`drain`](Decoder::drain) what they decode to.
 pub struct Decoder {
-    inflate: Decompress,
+    members: Members,
     /// The coded bytes fed and not yet decoded, from `at`.
     held: Vec<u8>,
     at: usize,
-    stage: Stage,
-    /// No byte of the body has come yet (an empty body is an empty body).
-    empty: bool,
-    /// What the last drain made.
+    /// What the last drain made: its capacity, [`SLICE`], bounds it.
     out: Vec<u8>,
-    /// The most a drain makes: [`SLICE`], or less for a body known to
-    /// decode to less (see [`Decoder::whole`]).
-    room: usize,
 }
 
 impl Default for Decoder {
@@ -100,30 +170,22 @@ impl Default for Decoder {
 
 impl Decoder {
     pub fn new() -> Decoder {
-        Decoder::with_room(SLICE)
-    }
-
-    fn with_room(room: usize) -> Decoder {
         Decoder {
-            inflate: Decompress::new_gzip(WINDOW_BITS),
+            members: Members::new(),
             held: Vec::new(),
             at: 0,
-            stage: Stage::Member,
-            empty: true,
             out: Vec::new(),
-            room,
         }
     }
 
     /// The body's next coded bytes.
     pub fn feed(&mut self, piece: &[u8]) {
-        if self.stage == Stage::Trailing {
+        if self.members.stage == Stage::Trailing {
             return;
         }
         self.held.drain(..self.at);
         self.at = 0;
         self.held.extend_from_slice(piece);
-        self.empty &= piece.is_empty();
     }
 
     /// The next at most [`SLICE`] decoded bytes; `ended` once the body
@@ -131,80 +193,45 @@ impl Decoder {
     /// next feed (the slice was filled). A body that ends inside a member,
     /// or is not gzip, is an error.
     pub fn drain(&mut self, ended: bool) -> Result<(&[u8], bool), GunzipError> {
-        // Zeroed once per body, then written over: `decompress` fills a
-        // slice, and so can make no more than it.
-        self.out.resize(self.room, 0);
-        let mut made = 0;
-        loop {
-            let input = &self.held[self.at..];
-            match self.stage {
-                Stage::Trailing => break,
-                Stage::Between if input.is_empty() => break,
-                Stage::Between if input.len() < MAGIC.len() && !ended => break,
-                Stage::Between if input.starts_with(&MAGIC) => {
-                    self.inflate.reset(true);
-                    self.stage = Stage::Member;
-                }
-                Stage::Between => {
-                    self.stage = Stage::Trailing;
-                    self.held = Vec::new();
-                    self.at = 0;
-                    break;
-                }
-                Stage::Member => {}
-            }
-            let input = &self.held[self.at..];
-            let before = (self.inflate.total_in(), self.inflate.total_out());
-            let status = (self.inflate)
-                .decompress(input, &mut self.out[made..], FlushDecompress::None)
-                .map_err(|e| GunzipError::Corrupt(e.message().unwrap_or("not gzip").to_owned()))?;
-            let used = (self.inflate.total_in() - before.0) as usize;
-            let produced = (self.inflate.total_out() - before.1) as usize;
-            self.at += used;
-            made += produced;
-            if status == Status::StreamEnd {
-                self.stage = Stage::Between;
-                continue;
-            }
-            if made == self.room {
-                return Ok((&self.out[..], true));
-            }
-            if used == 0 && produced == 0 {
-                // All of `input` taken in (zlib keeps what it cannot use
-                // yet): the member needs more than has come.
-                if ended && !self.empty {
-                    return Err(GunzipError::Truncated);
-                }
-                break;
-            }
-        }
-        Ok((&self.out[..made], false))
+        self.out.clear();
+        self.out.reserve_exact(SLICE);
+        let mut input = &self.held[self.at..];
+        let full = self.members.inflate(&mut input, &mut self.out, ended)?;
+        self.at = self.held.len() - input.len();
+        Ok((&self.out, full))
     }
 
     /// A body come whole, decoded, when it decodes to at most `limit`
     /// bytes (`None` past that: it streams, decoded as it goes).
     pub fn whole(body: &[u8], limit: u64) -> Result<Option<Vec<u8>>, GunzipError> {
         // A member ends with its length (RFC 1952 §2.3.1, modulo 2^32):
-        // the body's, for the one member nearly every server writes. A
-        // small body then costs a buffer its size, not a slice's (a cache
-        // hit of a 1 KiB page is decoded at every hit). One past it, so
-        // that the one drain that makes it all also finds the end; never
-        // under a page, so that a body whose last member says little (an
-        // empty one after the rest) is not decoded a byte at a time.
+        // the body's, for the one member nearly every server writes, so
+        // the output is allocated once, and decoded into in one call (a
+        // cache hit of a small page is decoded at every hit). One past
+        // it, so that the call that makes it all also finds the end; one
+        // past the limit at most, to find a body that passes it; and no
+        // more than deflate can make of the body (at most 1,032 bytes a
+        // byte), whatever its trailer says.
+        let past_limit = limit.saturating_add(1);
         let said = body.last_chunk::<4>().map_or(0, |n| u32::from_le_bytes(*n));
-        let room = (said as usize).saturating_add(1).clamp(4096, SLICE);
-        let mut decoder = Decoder::with_room(room);
-        decoder.feed(body);
-        let mut made = Vec::with_capacity((said as u64).min(limit) as usize);
+        let most = (body.len() as u64).saturating_mul(MOST_PER_BYTE);
+        let first = (u64::from(said) + 1).min(most).min(past_limit);
+        let mut made = Vec::with_capacity(usize::try_from(first).unwrap_or(usize::MAX));
+        let mut members = Members::new();
+        let mut input = body;
         loop {
-            let (slice, more) = decoder.drain(true)?;
-            if (made.len() + slice.len()) as u64 > limit {
+            let full = members.inflate(&mut input, &mut made, true)?;
+            let len = made.len() as u64;
+            if len > limit {
                 return Ok(None);
             }
-            made.extend_from_slice(slice);
-            if !more {
+            if !full {
                 return Ok(Some(made));
             }
+            // Said wrong (several members): grown a slice, or what it
+            // has, at a time.
+            let more = (len.max(SLICE as u64)).min(past_limit - len);
+            made.reserve_exact(usize::try_from(more).unwrap_or(usize::MAX));
         }
     }
 }
