@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
-#   scripts/bench.sh [proxy|cache|gzip|idle|files|tls|backend-tls|auth|subfilter|all]
-#                                                            (default: all)
+#   scripts/bench.sh [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|
+#                     subfilter|all]                       (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -42,6 +42,17 @@
 #          inverso compresses an entry once and keeps the copy; nginx's gzip
 #          filter compresses the cached body again at every hit. No direct
 #          row: the backend does not compress.
+#   gunzip cache hits served DECODED to clients that take no gzip (wrk
+#          sends no Accept-Encoding): inverso (cache on, gunzip = true) vs
+#          nginx proxy_cache with gunzip on, 64 keep-alive connections,
+#          /gz/1k.txt and /gz/64k.txt (1 KiB and 64 KiB decoded, gzip-coded
+#          by the backend). Both ask the backends for gzip whatever the
+#          client takes, keep the coded answer as one entry per URL and
+#          decode it again at every hit for a client that takes no gzip.
+#          Beside each, the same proxy's hits for a client that takes gzip
+#          (wrk with Accept-Encoding: gzip), which get the coded entry as
+#          it is: the difference is what decoding costs. No direct row: the
+#          backend compresses at every request, which no hit does.
 #   idle   memory per idle keep-alive connection (BENCH_IDLE_CONNS of them)
 #          for inverso, nginx and HAProxy.
 #   files  static files served by the web server itself, no proxying:
@@ -120,7 +131,8 @@
 #     `bind ... defer-accept`.
 #   - inverso: round robin (its default) over the same two backends,
 #     RUST_LOG=warn, persistence off, upstream_keepalive at its default;
-#     cache_size = 0 in proxy/idle mode, 256MiB in cache and gzip mode.
+#     cache_size = 0 in proxy/idle mode, 256MiB in cache, gzip and gunzip
+#     mode.
 #   - gzip mode: both at level 1 for text/plain of at least 256 bytes: nginx
 #     `gzip on; gzip_types text/plain; gzip_comp_level 1; gzip_min_length 256;
 #     gzip_proxied any; gzip_vary on;`, inverso `gzip = true` with
@@ -134,6 +146,28 @@
 #     does), which sends more bytes than nginx's zlib at level 1; but the
 #     copy inverso keeps with a cache entry, made once, is made at level 6
 #     at least, so its hits send fewer.
+#   - gunzip mode: the backend nginx compresses the text files of gzip
+#     mode under /gz/ (`location /gz/ { alias <dir>/; gzip on; gzip_types
+#     text/plain; gzip_min_length 0; gzip_comp_level 6; gzip_vary on;
+#     gzip_proxied any; }`, Cache-Control: max-age=600): dynamic gzip
+#     rather than gzip_static, so no .gz files to make; level 6 as a
+#     backend that compresses its answers (or `gzip -k` its files) uses,
+#     paid on misses alone; gzip_proxied any, since inverso's requests
+#     carry Via. Its answers say Vary: Accept-Encoding and are chunked.
+#     nginx-gunzip: cache mode's proxy_cache (X-Cache
+#     $upstream_cache_status) plus, in `location /`, `proxy_set_header
+#     Accept-Encoding gzip; proxy_ignore_headers Vary; gunzip on;`
+#     (without proxy_ignore_headers, nginx keeps a variant per client
+#     Accept-Encoding, as Vary says). inverso-gunzip: cache_size 256MiB,
+#     `gunzip = true`, `request_header.Accept-Encoding = gzip`,
+#     `cache_ignore_headers = Vary`. Before measuring, a curl probe: a first
+#     request without Accept-Encoding fills the cache; the second, without
+#     it, must be a hit (X-Cache: HIT), 200, without Content-Encoding, and
+#     the file's exact bytes; a third, with Accept-Encoding: gzip, must be
+#     a hit, 200, Content-Encoding: gzip, decoding to the file. The
+#     report shows what each sent (its length or chunked). If any check
+#     fails, or inverso-gunzip does not start, the mode stops with an
+#     error and measures nothing.
 #   - files mode: the three systems read the same files in the temp
 #     dir's www/c. "nginx" is an nginx of its own, not the backend, set up
 #     as one would serve static files and as inverso does it:
@@ -271,9 +305,9 @@
 #     proxy set up as for tls mode's runs, after them.
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
-# default takes about 18, of which `files`, `tls` and `backend-tls` about 2
-# each a repetition, `auth` under 1, `subfilter` about 1.5). For
-# README figures use BENCH_REPS=3 on a quiet machine: figures are then
+# default takes about 20, of which `files`, `tls` and `backend-tls` about 2
+# each a repetition, `auth` under 1, `subfilter` and `gunzip` about 1.5).
+# For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
 # Output: the report (Markdown) on stdout and in target/bench/results.md; raw
@@ -286,13 +320,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | idle | files | tls | backend-tls | auth | subfilter | all) ;;
+  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|idle|files|tls|backend-tls|auth|subfilter|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|all]" >&2
     exit 2
     ;;
 esac
@@ -596,6 +630,16 @@ $(nginx_http_common backend)
     listen 127.0.0.1:$BACKEND2 backlog=4096;
     root $TMP/www;
     location /c/ { add_header Cache-Control "max-age=600"; }
+    # gunzip mode: the same text files, always sent gzip-coded to a client
+    # that takes gzip, as a backend that compresses its answers does;
+    # gzip_proxied any: inverso's requests carry Via, which nginx's gzip
+    # filter otherwise takes as a reason not to compress.
+    location /gz/ {
+      alias $TMP/www/c/;
+      gzip on; gzip_types text/plain; gzip_min_length 0; gzip_comp_level 6;
+      gzip_vary on; gzip_proxied any;
+      add_header Cache-Control "max-age=600";
+    }
     $whoami
   }
 $tls_server
@@ -619,15 +663,19 @@ EOF
 }
 
 # start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS] [AUTH]
-# [SUB]: nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1: gzip on
-# for text/plain, level 1; TLS=1: the port takes HTTPS with
+# [SUB] [GUNZIP]: nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1:
+# gzip on for text/plain, level 1; TLS=1: the port takes HTTPS with
 # make_certificate's certificate; BACKEND_TLS=1: to the backends' ssl ports
 # over TLS, verifying their certificate; AUTH=1: every request first asked
 # of the sign-in service, auth_request; SUB=1: subfilter mode's rules
-# rewrite text/html bodies, sub_filter); sets VAR to its master's PID.
+# rewrite text/html bodies, sub_filter; GUNZIP=1: the backends always asked
+# for gzip, a gzip-coded answer decoded for a client that takes none,
+# gunzip on, and stored once whatever its Vary says); sets VAR to its
+# master's PID.
 start_nginx_proxy() {
   local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} backend_tls=${7:-0}
-  local auth=${8:-0} sub=${9:-0} conf=$TMP/$2.conf cache_http="" cache_loc="" sub_loc=""
+  local auth=${8:-0} sub=${9:-0} gunzip=${10:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
+  local sub_loc="" gunzip_loc=""
   local gzip_http="" listen_ssl="" ssl_server="" auth_http="" auth_loc="" auth_server=""
   local scheme=http b1=$BACKEND1 b2=$BACKEND2 ssl_loc=""
   if [[ $auth == 1 ]]; then
@@ -693,6 +741,15 @@ start_nginx_proxy() {
       sub_filter_types text/html;
       proxy_set_header Accept-Encoding \"\";"
   fi
+  if [[ $gunzip == 1 ]]; then
+    # The backends compress whatever the client takes; the cache keeps
+    # their coded answer and, Vary: Accept-Encoding unread, one entry per
+    # URL for every client, which nginx's gunzip filter decodes at each hit
+    # for a client that takes no gzip and lets through as it is otherwise.
+    gunzip_loc="proxy_set_header Accept-Encoding gzip;
+      proxy_ignore_headers Vary;
+      gunzip on;"
+  fi
   if [[ $cache == 1 ]]; then
     mkdir -p "$TMP/$name/cache"
     cache_http="proxy_cache_path $TMP/$name/cache levels=1:2 keys_zone=bench:16m max_size=256m inactive=10m use_temp_path=off;"
@@ -727,6 +784,7 @@ $(nginx_http_common "$name")
       $cache_loc
       $auth_loc
       $sub_loc
+      $gunzip_loc
     }
     $auth_server
   }
@@ -1394,6 +1452,66 @@ subfilter_same() {
   fi
 }
 
+# ---------------------------------------------------------------- gunzip
+
+GUNZIP_FAILED=0 # 1: the gunzip mode stopped before measuring (its checks failed)
+
+# gunzip_probe SYSTEM PORT BODY (gunzip mode): GET /gz/BODY.txt three
+# times. The first, taking no gzip (as wrk in the decoded cells), fills the
+# cache with the backend's gzip-coded answer; the second, taking no gzip,
+# must be a hit, 200, without Content-Encoding, its body the file's exact
+# bytes (decoded by the proxy); the third, taking gzip (as wrk in the gzip
+# cells), must be a hit, 200, Content-Encoding: gzip, its body (curl
+# without --compressed: as sent) decoding to the file. What it saw goes to
+# gunzipcheck.tsv; returns 1, having said why, on a wrong answer.
+gunzip_probe() {
+  local system=$1 port=$2 body=$3 url client ok=0
+  url=http://127.0.0.1:$port/gz/$body.txt
+  curl -s -o /dev/null --max-time 5 "$url" || true
+  for client in decoded gzip; do
+    gunzip_check "$system" "$url" "$body" "$client" || ok=1
+  done
+  return "$ok"
+}
+
+# gunzip_check SYSTEM URL BODY CLIENT: one request of gunzip_probe's, CLIENT
+# decoded (no Accept-Encoding) or gzip (Accept-Encoding: gzip).
+gunzip_check() {
+  local system=$1 url=$2 body=$3 client=$4 raw=$TMP/gunzip-probe-$1-$3-$4 heads
+  local code ce xc framing size decoded same=no want_ce=none ae=()
+  [[ $client == gzip ]] && want_ce=gzip ae=(-H 'Accept-Encoding: gzip')
+  : >"$raw"
+  heads=$(curl -s -D - -o "$raw" ${ae[@]+"${ae[@]}"} --max-time 5 "$url" | tr -d '\r' || true)
+  code=$(awk 'NR == 1 { print $2 }' <<<"$heads")
+  ce=$(awk -F': ' 'tolower($1) == "content-encoding" { print $2 }' <<<"$heads")
+  xc=$(awk -F': ' 'tolower($1) == "x-cache" { print $2 }' <<<"$heads")
+  framing=$(awk -F': ' 'tolower($1) == "content-length" { print "length " $2 }
+    tolower($1) == "transfer-encoding" { print $2 }' <<<"$heads" | paste -sd ' ')
+  size=$(wc -c <"$raw")
+  if [[ $ce == gzip ]]; then
+    gzip -dc <"$raw" >"$raw.decoded" 2>/dev/null || true
+  else
+    cp "$raw" "$raw.decoded"
+  fi
+  decoded=$(wc -c <"$raw.decoded")
+  cmp -s "$raw.decoded" "$TMP/www/c/$body.txt" && same=yes
+  rm -f "$raw" "$raw.decoded"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "$client" "${code:-none}" \
+    "${ce:-none}" "${xc:-none}" "${framing:-none}" "$size" "$decoded" "$same" \
+    >>"$OUT_DIR/gunzipcheck.tsv"
+  log "gunzip probe $system /gz/$body.txt ($client client): status ${code:-none}, Content-Encoding '${ce:-none}', X-Cache '${xc:-none}', ${framing:-no framing field}, $size bytes sent, $decoded decoded (file: $(body_size "$body"), same: $same)"
+  local problems=()
+  [[ $code == 200 ]] || problems+=("status '${code:-none}'")
+  [[ ${ce:-none} == "$want_ce" ]] || problems+=("Content-Encoding '${ce:-none}'")
+  [[ $xc == HIT ]] || problems+=("X-Cache '${xc:-none}'")
+  [[ $same == yes ]] || problems+=("$decoded bytes decoded that are not the file's")
+  if ((${#problems[@]} > 0)); then
+    log "error: $system /gz/$body.txt ($client client, 2nd request): ${problems[*]}; expected 200, a HIT, Content-Encoding '$want_ce' and the file"
+    note "gunzip mode: $system /gz/$body.txt ($client client) answered ${problems[*]}; expected 200, a HIT, Content-Encoding '$want_ce' and the file"
+    return 1
+  fi
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -1531,6 +1649,81 @@ mode_gzip() {
       "$(status_tree Threads "$inverso_pid")" >>"$OUT_DIR/mem.tsv"
     stop_pid "$inverso_pid"
   fi
+  stop_pid "$nginx_pid"
+}
+
+mode_gunzip() {
+  log "== gunzip mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_inverso nginx_pid inverso_pid s body rep client failed=()
+  pick_port p_nginx
+  pick_port p_inverso
+  start_nginx_proxy nginx_pid nginx-gunzip "$p_nginx" 1 0 0 0 0 0 1
+  # The backends say Vary: Accept-Encoding: unread, one entry per URL.
+  start_inverso inverso_pid inverso-gunzip "$p_inverso" 256MiB \
+    "gunzip = true" "request_header.Accept-Encoding = gzip" "cache_ignore_headers = Vary"
+  # This mode is about inverso's gunzip: without it, nothing to compare
+  # (start_inverso said why). No direct row: the backend would compress
+  # at every request, which neither proxy does on a hit.
+  [[ -n $inverso_pid ]] || failed+=(inverso-gunzip)
+  local -A ports=([nginx-gunzip]=$p_nginx [inverso-gunzip]=$p_inverso)
+  local -A pids=([nginx-gunzip]=$nginx_pid [inverso-gunzip]=$inverso_pid)
+  local systems=(nginx-gunzip inverso-gunzip)
+  # wrk's arguments for each kind of client: none for one that takes no
+  # gzip (wrk sends no Accept-Encoding of its own).
+  local -A takes=([decoded]="" [gzip]="Accept-Encoding: gzip")
+
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 1k 64k; do
+      if ! gunzip_probe "$s" "${ports[$s]}" "$body"; then
+        [[ " ${failed[*]-} " == *" $s "* ]] || failed+=("$s")
+      fi
+    done
+  done
+  if ((${#failed[@]} > 0)); then
+    local -A said=([nginx-gunzip]=nginx-gunzip/error.log [inverso-gunzip]=inverso-gunzip/stderr.log)
+    for s in "${systems[@]}"; do
+      [[ " ${failed[*]} " == *" $s "* && -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
+      log "$s's ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+    done
+    log "error: gunzip mode stopped, nothing measured: ${failed[*]} did not start or did not answer as expected (see above)"
+    note "gunzip mode stopped before measuring: ${failed[*]} did not start or did not answer as expected"
+    GUNZIP_FAILED=1
+    for s in inverso-gunzip nginx-gunzip; do
+      if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+    done
+    return 0
+  fi
+  local hdr=()
+  for s in "${systems[@]}"; do
+    for body in 1k 64k; do
+      for client in decoded gzip; do
+        hdr=()
+        [[ -n ${takes[$client]} ]] && hdr=(-H "${takes[$client]}")
+        warm_up "http://127.0.0.1:${ports[$s]}/gz/$body.txt" ${hdr[@]+"${hdr[@]}"}
+      done
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 1k 64k; do
+      for client in decoded gzip; do
+        hdr=()
+        [[ -n ${takes[$client]} ]] && hdr=(-H "${takes[$client]}")
+        for s in "${systems[@]}"; do
+          run_wrk gunzip "$body ka64 $client hit" "$s" "$rep" "${pids[$s]}" \
+            "http://127.0.0.1:${ports[$s]}/gz/$body.txt" 64 ${hdr[@]+"${hdr[@]}"}
+        done
+      done
+    done
+  done
+
+  for s in "${systems[@]}"; do
+    printf '%s\tgunzip\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+      "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+  done
+  stop_pid "$inverso_pid"
   stop_pid "$nginx_pid"
 }
 
@@ -2056,7 +2249,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
@@ -2076,6 +2269,8 @@ main() {
     >"$OUT_DIR/subfiltercheck.tsv"
   printf 'body\tnginx_sub_bytes\tinverso_sub_bytes\tsame\n' >"$OUT_DIR/subfiltersame.tsv"
   printf 'body\tbytes\trewritten_bytes\taddresses\thead_ends\n' >"$OUT_DIR/subfilterpages.tsv"
+  printf 'system\tbody\tclient\tstatus\tcontent_encoding\tx_cache\tframing\tsent_bytes\tdecoded_bytes\tsame_as_file\n' \
+    >"$OUT_DIR/gunzipcheck.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -2117,6 +2312,7 @@ main() {
     proxy) mode_proxy ;;
     cache) mode_cache ;;
     gzip) mode_gzip ;;
+    gunzip) mode_gunzip ;;
     idle) mode_idle ;;
     files) mode_files ;;
     tls) mode_tls ;;
@@ -2128,6 +2324,7 @@ main() {
       mode_idle
       mode_cache
       mode_gzip
+      mode_gunzip
       mode_files
       mode_tls
       mode_backend_tls
@@ -2145,6 +2342,8 @@ main() {
     die "the auth mode stopped before measuring (a proxy did not start or did not ask the service; see above)"
   ((SUBFILTER_FAILED == 0)) ||
     die "the subfilter mode stopped before measuring (a proxy did not start or did not answer the pages as expected; see above)"
+  ((GUNZIP_FAILED == 0)) ||
+    die "the gunzip mode stopped before measuring (a proxy did not start or did not answer decoded cache hits as expected; see above)"
 }
 
 main "$@"

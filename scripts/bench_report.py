@@ -5,7 +5,7 @@ Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
 idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
 authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
-info.txt there; prints the report and writes
+gunzipcheck.tsv, info.txt there; prints the report and writes
 OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
@@ -495,6 +495,79 @@ def gzip_section(runs, checks, clk_tck):
             + table(header, rows) + [""])
 
 
+def gunzip_section(runs, checks, clk_tck):
+    """gunzip mode: cache hits decoded for a client that takes no gzip,
+    beside the same proxy's hits for one that takes gzip (the coded entry
+    as it is)."""
+    order, cells = group(runs, "gunzip")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ nginx-gunzip", "p99 ÷ nginx-gunzip p99", "proxy CPU µs/req",
+              "req/s ÷ same proxy, gzip client", "CPU µs/req − same proxy, gzip client",
+              "bytes/resp",
+              "probe (2nd request)", "other CPU %"]
+    seen = {(c["system"], c["body"], c["client"]): c for c in checks}
+    rows = []
+    for name in order:
+        systems = cells[name]
+        ref = systems.get("nginx-gunzip")
+        body, client = name.split()[0], name.split()[2]
+        coded = cells.get(name.replace(" decoded ", " gzip ")) if client == "decoded" else None
+        for sysname, c in systems.items():
+            cpu = c.cpu_us_per_req(clk_tck)
+            base = coded.get(sysname) if coded else None
+            base_cpu = base.cpu_us_per_req(clk_tck) if base else None
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), ref.rps() if ref else None),
+                fmt_ratio(c.p99(), ref.p99() if ref else None),
+                "n/a" if cpu is None else f"{cpu:.1f}",
+                "—" if client != "decoded" else fmt_ratio(c.rps(), base.rps() if base else None),
+                "—" if client != "decoded" else
+                ("n/a" if cpu is None or base_cpu is None else f"{cpu - base_cpu:+.1f}"),
+                fmt_int(c.bytes_per_req()),
+                gunzip_label(seen.get((sysname, body, client))), c.other_cpu(),
+            ])
+    return (["## Cache hits decoded for clients that take no gzip: inverso `gunzip` vs "
+             "nginx proxy_cache + `gunzip on`", "",
+             "The backend nginx sends /gz/1k.txt and /gz/64k.txt (text/plain, 1 KiB and "
+             "64 KiB decoded) gzip-coded (`gzip on`, level 6, `Vary: Accept-Encoding`); "
+             "both proxies ask it for gzip whatever the client takes (nginx "
+             "`proxy_set_header Accept-Encoding gzip`, inverso `request_header."
+             "Accept-Encoding = gzip`), keep the coded answer as one entry per URL "
+             "(nginx `proxy_ignore_headers Vary`, inverso `cache_ignore_headers = Vary`) "
+             "and decode it again at every hit for a client that takes no gzip (nginx "
+             "`gunzip on`, inverso `gunzip = true`). decoded cells: wrk sends no "
+             "Accept-Encoding; gzip cells: `Accept-Encoding: gzip`, the coded entry sent "
+             "as it is, the reference. 64 keep-alive connections. The two columns "
+             "\"same proxy, gzip client\" set each decoded cell against the same "
+             "proxy's gzip cell of the same body: what decoding costs each, and sending "
+             "the larger decoded body (bytes/resp). probe: the second request of each "
+             "kind before measuring, with what framed its body.", ""]
+            + table(header, rows) + [""])
+
+
+def gunzip_label(check):
+    if check is None:
+        return "n/a"
+    want = "gzip" if check["client"] == "gzip" else "none"
+    problems = []
+    if check["status"] != "200":
+        problems.append(f"status {check['status']}")
+    if check["content_encoding"] != want:
+        problems.append(f"Content-Encoding {check['content_encoding']}")
+    if check["x_cache"] != "HIT":
+        problems.append(f"X-Cache {check['x_cache']}, not a hit")
+    if check["same_as_file"] != "yes":
+        problems.append(f"{check['decoded_bytes']} bytes decoded, not the file")
+    if problems:
+        return "**" + "; ".join(problems) + "**"
+    what = "gzip" if want == "gzip" else "decoded"
+    return f"{what}, HIT, {check['sent_bytes']} bytes, {check['framing']}"
+
+
 def files_section(runs, checks, clk_tck):
     order, cells = group(runs, "files")
     if not order:
@@ -620,6 +693,7 @@ def main():
     out += idle_section(idle)
     out += cache_section(runs, read_tsv(os.path.join(out_dir, "cachecheck.tsv")))
     out += gzip_section(runs, read_tsv(os.path.join(out_dir, "gzipcheck.tsv")), clk_tck)
+    out += gunzip_section(runs, read_tsv(os.path.join(out_dir, "gunzipcheck.tsv")), clk_tck)
     out += files_section(runs, read_tsv(os.path.join(out_dir, "filescheck.tsv")), clk_tck)
     out += tls_section(runs, read_tsv(os.path.join(out_dir, "tlscheck.tsv")),
                        read_tsv(os.path.join(out_dir, "tlsresume.tsv")), clk_tck)
