@@ -3065,15 +3065,7 @@ pub fn sub_filter(data: &[u8]) {
     let (flags, rest) = rest.split_first().unwrap_or((&0, &[]));
     let (count, rest) = rest.split_first().unwrap_or((&0, &[]));
     let (sizes, body) = rest.split_at(usize::from(count % 16).min(rest.len()));
-    let mut sizes: Vec<usize> = (sizes.iter())
-        .map(|&b| match b {
-            0..200 => usize::from(b),
-            _ => usize::from(b - 199) * 1024,
-        })
-        .collect();
-    if sizes.iter().all(|&n| n == 0) {
-        sizes.clear();
-    }
+    let sizes = piece_sizes(sizes);
     let (once, end_apart) = (flags & 1 == 1, flags & 2 == 2);
 
     let wire = b"GET /page HTTP/1.1\r\nHost: www.example.com\r\n\r\n";
@@ -3236,6 +3228,22 @@ fn gunzip_told(outcome: &Result<Vec<u8>, inverso::gunzip::GunzipError>) -> Strin
     }
 }
 
+/// The sizes of the pieces a body is fed in, a byte each: under 200 as
+/// it is, else that many KiB past 199; none (fed whole) when every one
+/// is 0.
+fn piece_sizes(bytes: &[u8]) -> Vec<usize> {
+    let sizes: Vec<usize> = (bytes.iter())
+        .map(|&b| match b {
+            0..200 => usize::from(b),
+            _ => usize::from(b - 199) * 1024,
+        })
+        .collect();
+    match sizes.iter().all(|&n| n == 0) {
+        true => Vec::new(),
+        false => sizes,
+    }
+}
+
 /// A decoding error without zlib's words for it, which are not always
 /// the same for the same bytes: zlib-rs names a fault found in its fast
 /// loop, which large inputs and outputs take and small ones do not,
@@ -3270,15 +3278,7 @@ pub fn gunzip(data: &[u8]) {
         return;
     };
     let (sizes, body) = rest.split_at(usize::from(count % 16).min(rest.len()));
-    let mut sizes: Vec<usize> = (sizes.iter())
-        .map(|&b| match b {
-            0..200 => usize::from(b),
-            _ => usize::from(b - 199) * 1024,
-        })
-        .collect();
-    if sizes.iter().all(|&n| n == 0) {
-        sizes.clear();
-    }
+    let sizes = piece_sizes(sizes);
     let end_apart = flags & 2 == 2;
     let made_of_text = flags & 1 == 1;
     let text = body.repeat(usize::from(shape >> 1) % 16 + 1);

@@ -43,7 +43,7 @@ pub enum GunzipError {
 /// no-transform`, RFC 9111 §5.2.2.6). A `HEAD`'s answer or a `304` of
 /// such a body is edited as its `200` would be.
 pub fn decodes(status: u16, headers: &Headers) -> bool {
-    if status == 206 || !(100..=599).contains(&status) || (100..200).contains(&status) {
+    if !(200..=599).contains(&status) || status == 206 {
         return false;
     }
     let mut codings = (headers.get_all("content-encoding"))
