@@ -244,6 +244,7 @@ pub(super) fn prepare_response(
     } else if coding.is_some()
         || decodable
         || response.status == 206 && gzip.is_some_and(|g| g.suits_the_whole_of(&response.headers))
+        || response.status == 206 && pool.gunzip && gunzip::decodes(200, &response.headers)
     {
         gzip::push_vary(&mut coding_fields, &response.headers);
         response.headers.remove("vary");
