@@ -643,6 +643,46 @@ fn one_stored_coded_entry_serves_clients_with_and_without_gzip() {
     }
 }
 
+/// A stored `Vary` of the backend's own is said once, with
+/// `Accept-Encoding` among its names, to both kinds of client.
+#[test]
+fn a_stored_vary_gains_accept_encoding_for_both_kinds_of_client() {
+    const VARYING: &[(&str, &str)] = &[
+        ("Content-Type", "text/html"),
+        ("Content-Encoding", "gzip"),
+        ("Cache-Control", "max-age=60"),
+        ("ETag", "\"v1\""),
+        ("Vary", "Cookie"),
+    ];
+    let coded = gzip(&page(5000));
+    let backend = coded_origin(coded.clone(), VARYING);
+    let proxy = cached_proxy(backend.addr, "gunzip = on\n");
+    let miss = proxy.get_on("test.example", "/", &[]);
+    assert_eq!(x_cache(&miss), "MISS");
+    let plain = proxy.get_on("test.example", "/", &[]);
+    let zipped = proxy.get_on("test.example", "/", &[GZIP]);
+    let held = [GZIP, ("If-None-Match", "\"v1\"")];
+    let kept = proxy.get_on("test.example", "/", &held);
+    assert_eq!(kept.status, 304, "{}", kept.head.raw);
+    for (r, why) in [
+        (&miss, "miss"),
+        (&plain, "plain hit"),
+        (&zipped, "gzip hit"),
+        (&kept, "gzip 304"),
+    ] {
+        assert_eq!(
+            vary(r),
+            ["Cookie, Accept-Encoding"],
+            "{why}: {}",
+            r.head.raw
+        );
+    }
+    assert_eq!((x_cache(&plain), x_cache(&zipped)), ("HIT", "HIT"));
+    assert_decoded(&plain, &page(5000), "plain hit");
+    assert_eq!(zipped.body, coded);
+    assert_eq!(backend.requests(), 1);
+}
+
 /// A stored entry that decodes past the buffer goes in chunks at each
 /// hit (ended by the close to HTTP/1.0); the miss that stored it too.
 #[test]
