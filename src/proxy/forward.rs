@@ -231,7 +231,6 @@ pub(super) fn forward(
         keep_alive,
         x_cache: cache.is_some().then_some("BYPASS"),
         takes_gzip,
-        gunzip: shared.gunzip(client.route, client),
     };
     let outcome = relay::relay(client, fetched, &how, None, shared)?;
     if let Some(cache) = cache {

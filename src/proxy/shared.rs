@@ -1,7 +1,7 @@
 //! [`Shared`]: one generation of the settings, and what is found in it
 //! for the pool a request was routed to.
 
-use super::{AuthAnswers, CacheRules, Caching, Client, Mirrors};
+use super::{AuthAnswers, CacheRules, Caching, Mirrors};
 use crate::access_log::{LogSender, Record};
 use crate::cache::Cache;
 use crate::config::Config;
@@ -35,7 +35,7 @@ pub struct Shared {
     /// With `gzip` on: what is compressed, and how; for each pool,
     /// `targets`' first (see [`Shared::gzip`]).
     pub gzip: Vec<Option<Gzip>>,
-    /// Some pool has `gunzip` on (see [`Shared::gunzip`]).
+    /// Some pool has `gunzip` on (`Client::lacks_gzip` is read for it).
     pub gunzips: bool,
     /// With `auth_request_cache`: the sign-in services' yeses, kept for
     /// this configuration (a reload, which may change them, starts anew;
@@ -81,12 +81,6 @@ impl Shared {
     /// and how.
     pub fn gzip(&self, route: Option<usize>) -> Option<&Gzip> {
         self.gzip.get(self.pool_index(route))?.as_ref()
-    }
-
-    /// Whether a gzip-coded answer to this client, on that route, goes
-    /// decoded (`gunzip` on, and the client takes no gzip).
-    pub(super) fn gunzip(&self, route: Option<usize>, client: &Client) -> bool {
-        client.lacks_gzip && self.pool_config(route).gunzip
     }
 
     /// With a `rate_limit`: the buckets the request fills (see

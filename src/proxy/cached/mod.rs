@@ -200,7 +200,6 @@ impl<'a> Answering<'a> {
             keep_alive: self.keep_alive,
             x_cache: Some(Status::Miss.name()),
             takes_gzip: self.takes_gzip,
-            gunzip: self.gunzip && self.lacks_gzip,
         }
     }
 }

@@ -59,9 +59,6 @@ pub(super) struct Relay {
     pub x_cache: Option<&'static str>,
     /// The client takes gzip, and `gzip` is on (see [`client_takes_gzip`]).
     pub takes_gzip: bool,
-    /// The client takes no gzip, and `gunzip` is on: a gzip-coded answer
-    /// goes decoded.
-    pub gunzip: bool,
 }
 
 /// Whether the client takes gzip over HTTP/1.1, as nginx's

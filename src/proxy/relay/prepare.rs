@@ -115,7 +115,7 @@ pub(super) fn prepare_response(
     // a `304`, says the fields its `200` would. One this client gets as it
     // came says in `Vary` that others get it decoded.
     let decodable = pool.gunzip && gunzip::decodes(response.status, &response.headers);
-    let decodes = decodable && how.gunzip;
+    let decodes = decodable && client.lacks_gzip;
     let decoding = decodes && kind != BodyKind::Empty;
     let decode = |coded: &[u8]| match decoding {
         true => Decoder::whole(coded, limit).map_err(|e| Failure::Malformed(Malformed::Gzip(e))),
