@@ -23,6 +23,7 @@
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
 //! - `json`: string escaping for the JSON log and `/status`.
+//! - `html`: text escaped for the HTML pages (a directory's listing, the admin page).
 //! - `json_value`: strict JSON reading, for JWTs and their key files.
 //! - `access`: which client addresses may send requests (`allow_from`, `deny_from`).
 //! - `auth`: who may send requests: users of an htpasswd file (`auth_basic`),
@@ -64,6 +65,7 @@ pub mod field_value;
 pub mod files;
 pub mod gunzip;
 pub mod gzip;
+pub mod html;
 pub mod http;
 pub mod https_redirect;
 pub mod json;

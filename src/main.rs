@@ -211,7 +211,7 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
     if loader.read_a_file() {
         reload_from.config = Some(args.config_path());
     }
-    serve(config, Some(reload_from), |_, _| {}, || {})
+    serve(config, Some(reload_from), |_| {}, || {})
 }
 
 fn run_demo(port: u16) -> Result<(), Failure> {
@@ -244,6 +244,8 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         ("gzip", "true".to_string()),
         // HTTPS on a port the system picks, with a certificate of its own.
         ("tls_port", "0".to_string()),
+        // The admin listener and its page, on another such port.
+        ("admin_port", "0".to_string()),
         ("tls_certificates", certificate.display().to_string()),
     ] {
         loader.flag(key, &value, "demo").map_err(Failure::usage)?;
@@ -251,12 +253,15 @@ fn run_demo(port: u16) -> Result<(), Failure> {
     let config = loader.build().map_err(Failure::usage)?;
     // Said once the proxy listens: the port it got (for `--port 0`), and
     // nothing at all if it could not bind.
-    let banner = |addr: std::net::SocketAddr, tls: Option<std::net::SocketAddr>| {
-        let url = format!("http://{addr}");
-        let https = tls.map_or_else(String::new, |tls| {
+    let banner = |server: &inverso::server::ServerHandle| {
+        let url = format!("http://{}", server.local_addr());
+        let https = server.tls_addr().map_or_else(String::new, |tls| {
             format!(
                 "\x20 curl -ik https://{tls}/cached       # over HTTPS (-k: the demo's certificate is its own)\n"
             )
+        });
+        let admin = server.admin_addr().map_or_else(String::new, |admin| {
+            format!("The admin listener's page, for a browser: http://{admin}/?refresh=5\n")
         });
         eprintln!(
             "\ninverso demo: the proxy listens on {url}, in front of {} ({}) and {} ({}).\n\
@@ -271,6 +276,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
          \x20 curl -i {url}/healthz       # answered by the proxy itself (a `return` route)\n\
          \x20 curl -i {url}/files/        # a page from a directory (a `files` route)\n\
          {https}\
+         {admin}\
          Each request is logged below, one line each. Ctrl-C stops everything.\n",
             a.name, a.addr, b.name, b.addr, api.name
         );

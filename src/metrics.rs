@@ -5,7 +5,7 @@
 //! somebody scrapes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds of the request-duration histogram, in seconds (the
 /// Prometheus client libraries' defaults, plus a finer start: most
@@ -82,6 +82,39 @@ pub struct Metrics {
     pub tls_resumed: AtomicU64,
     /// Responses sent compressed (`gzip`).
     pub gzip: GzipCounters,
+    /// When the process began: the same in every generation.
+    pub started: Started,
+}
+
+/// When the process began, by the monotonic clock (for its uptime, which
+/// a change of the wall clock does not move) and by the wall clock.
+#[derive(Debug)]
+pub struct Started {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl Default for Started {
+    fn default() -> Started {
+        Started {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+impl Started {
+    pub fn uptime(&self) -> Duration {
+        self.at.elapsed()
+    }
+
+    /// Seconds since the Unix epoch, as Prometheus's
+    /// `process_start_time_seconds` says it.
+    pub fn unix_seconds(&self) -> f64 {
+        self.wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
 }
 
 /// Responses sent compressed, and their body bytes before and after, as

@@ -7,7 +7,7 @@ use crate::{load, ConfigArgs, Failure};
 use anyhow::Context;
 use crossbeam_channel::{bounded, Sender};
 use inverso::config::{self, Config};
-use inverso::server::{ReloadError, StartError};
+use inverso::server::{ReloadError, ServerHandle, StartError};
 use inverso::{systemd, Server};
 use parking_lot::{Mutex, MutexGuard};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
@@ -17,14 +17,13 @@ use std::sync::Arc;
 /// Runs until SIGINT/SIGTERM. `reload_from`: how to read the configuration
 /// again on SIGHUP (the same file, environment and flags); `None` ignores
 /// SIGHUP (the demo).
-/// `started` is told the addresses the proxy listens on: `port`'s, and
-/// `tls_port`'s when it is set.
+/// `started` is shown the running server, for the addresses it listens on.
 /// `at_forced_exit`: what a second stop signal, which ends the process
 /// without unwinding, must still do (the demo's directory removed).
 pub(super) fn serve(
     config: Config,
     reload_from: Option<ConfigArgs>,
-    started: impl FnOnce(std::net::SocketAddr, Option<std::net::SocketAddr>),
+    started: impl FnOnce(&ServerHandle),
     at_forced_exit: impl Fn() + Send + 'static,
 ) -> Result<(), Failure> {
     // Before anything starts: a signal that came between "listening on"
@@ -52,7 +51,7 @@ pub(super) fn serve(
             false => Failure::from(error),
         }
     })?;
-    started(handle.local_addr(), handle.tls_addr());
+    started(&handle);
     let https = handle.tls_addr().map(|a| format!(", https on {a}"));
     systemd::notify(&format!(
         "READY=1\nSTATUS=serving on {}{}",

@@ -65,6 +65,16 @@ pub(super) fn handle(stream: TcpStream, current: &Current, gate: &Gate, timeout:
         reply.content_type,
         reply.body.len()
     );
+    // Nothing here is to be read as another type than it says, and the
+    // page (`GET /`) runs no script, loads nothing, and is framed by no
+    // other page.
+    out.push_str("X-Content-Type-Options: nosniff\r\n");
+    if reply.content_type.starts_with("text/html") {
+        out.push_str(
+            "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; \
+             frame-ancestors 'none'\r\nReferrer-Policy: no-referrer\r\n",
+        );
+    }
     if let Some(allow) = reply.allow {
         let _ = write!(out, "Allow: {allow}\r\n");
     }

@@ -41,6 +41,18 @@ pub fn metrics_text(shared: &Shared) -> String {
         sum,
     );
 
+    // The standard name, which dashboards read an uptime and restarts from.
+    family(
+        &mut out,
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since the Unix epoch, in seconds.",
+    );
+    let _ = writeln!(
+        out,
+        "process_start_time_seconds {:.3}",
+        m.started.unix_seconds()
+    );
     family(
         &mut out,
         "inverso_connections_in_flight",

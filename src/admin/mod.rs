@@ -1,4 +1,4 @@
-//! The admin listener: `GET /metrics` (Prometheus text format),
+//! The admin listener: `GET /` (a page for people), `GET /metrics` (Prometheus text format),
 //! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`,
 //! or `/` with `Surrogate-Key`: by tag, or with `Purge-Regex`: by pattern;
 //! soft with `Soft-Purge: 1`), `DELETE /cache`,
@@ -18,10 +18,12 @@
 //! - `listing`: `GET /cache/entries`.
 //! - `targets`: `GET`/`PUT /targets/<id>`.
 //! - `status`: `GET /status`.
+//! - `dashboard`: `GET /`, the same as a page to read in a browser.
 //! - `metrics_page`: `GET /metrics`, written with `prometheus`'s pieces.
 //! - here: [`Reply`], and the helpers several of them share.
 
 mod connection;
+mod dashboard;
 mod listener;
 mod listing;
 mod metrics_page;

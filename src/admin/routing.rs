@@ -1,6 +1,7 @@
 //! Which answer an admin request gets: its method and path, to the page
 //! or action that answers it.
 
+use super::dashboard::dashboard;
 use super::listing::cache_entries;
 use super::purge::{give_back_freed_memory, purge, soft_purge};
 use super::status::{push_cache_totals, stub_status};
@@ -35,6 +36,8 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
     }
     let read = matches!(method, "GET" | "HEAD");
     match path {
+        "/" if read => dashboard(target.split_once('?').map(|q| q.1), shared),
+        "/" => Reply::not_allowed("GET, HEAD, PURGE"),
         "/metrics" if read => Reply {
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             ..Reply::text(200, metrics_text(shared))

@@ -121,14 +121,8 @@ fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
 /// fetches, with how many keys it holds and how long ago it last came
 /// (`null`: never yet, and its scopes answer 503).
 fn push_fetched_keys(out: &mut String, shared: &Shared, now: Instant) {
-    let mut seen: Vec<&std::sync::Arc<crate::auth::jwt_keys::FetchedKeys>> = Vec::new();
-    for fetched in shared.config.fetched_jwt_keys() {
-        if !seen.iter().any(|s| std::sync::Arc::ptr_eq(s, fetched)) {
-            seen.push(fetched);
-        }
-    }
     out.push('[');
-    for (i, fetched) in seen.iter().enumerate() {
+    for (i, fetched) in shared.config.distinct_fetched_jwt_keys().iter().enumerate() {
         if i > 0 {
             out.push(',');
         }

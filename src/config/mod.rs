@@ -683,6 +683,18 @@ impl Config {
         })
     }
 
+    /// [`Config::fetched_jwt_keys`], each set once however many scopes
+    /// share it.
+    pub fn distinct_fetched_jwt_keys(&self) -> Vec<&Arc<crate::auth::jwt_keys::FetchedKeys>> {
+        let mut distinct: Vec<&Arc<crate::auth::jwt_keys::FetchedKeys>> = Vec::new();
+        for fetched in self.fetched_jwt_keys() {
+            if !distinct.iter().any(|seen| Arc::ptr_eq(seen, fetched)) {
+                distinct.push(fetched);
+            }
+        }
+        distinct
+    }
+
     pub fn effective_backend_timeout(&self) -> Duration {
         self.backend_timeout.unwrap_or(self.connection_timeout)
     }

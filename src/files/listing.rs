@@ -7,6 +7,7 @@
 //! `.`, nothing but files and directories.
 
 use crate::cache::policy::decode_percent;
+use crate::html::push_escaped;
 use crate::http::date::{format_http_date, format_listing_date};
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -74,7 +75,7 @@ impl Listing {
 
     fn html(&self, path: &str) -> String {
         let mut title = String::new();
-        push_html(
+        push_escaped(
             &mut title,
             &String::from_utf8_lossy(&decode_percent(path.as_bytes())),
         );
@@ -102,7 +103,7 @@ impl Listing {
                 out.push('/');
             }
             out.push_str("\">");
-            push_html(&mut out, &shown);
+            push_escaped(&mut out, &shown);
             out.push_str("</a>");
             let pad = NAME_WIDTH.saturating_sub(count.min(NAME_WIDTH)) + 1;
             out.extend(std::iter::repeat_n(' ', pad));
@@ -136,24 +137,6 @@ impl Listing {
         }
         out.push_str("\n]\n");
         out
-    }
-}
-
-/// `text` with what HTML reads as markup escaped, and a control
-/// character (a line feed, a terminal's escape, a bidirectional
-/// override) as `\u{fffd}`: a name cannot draw rows of its own, nor
-/// show its extension reversed (`invoice\u{202e}fdp.exe`).
-fn push_html(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            c if c.is_control() || crate::json::is_bidi_control(c) => out.push('\u{fffd}'),
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
 }
 
