@@ -11,8 +11,11 @@
 //! the client's reading of them, not the proxy's memory.
 
 use crate::gzip;
+use crate::http::body::{chunk_size_line, LAST_CHUNK};
+use crate::http::conn::write_all_vectored_counting;
 use crate::http::Headers;
 use flate2::{Decompress, FlushDecompress, Status};
+use std::io::{IoSlice, Write};
 
 /// The most one [`Decoder::drain`] makes.
 pub const SLICE: usize = 64 * 1024;
@@ -64,6 +67,59 @@ pub fn decodes(status: u16, headers: &Headers) -> bool {
 pub fn push_decoded_fields(out: &mut Vec<u8>, headers: &Headers) {
     gzip::push_vary(out, headers);
     gzip::push_weak_etag(out, headers);
+}
+
+/// Why a body [`write_decoded`] was writing was cut short.
+#[derive(Debug)]
+pub enum WriteCut {
+    /// Writing to the client failed: it left, or took nothing in time.
+    Client(std::io::Error),
+    /// The body stopped decoding.
+    Corrupt(GunzipError),
+}
+
+/// Writes `head`, then `coded` decoded a [`SLICE`] at a time (each a
+/// chunk when `chunked`, then the last chunk; else ended by the close).
+/// Returns the bytes written, the head's among them (chunk framing not
+/// counted).
+pub fn write_decoded(
+    out: &mut impl Write,
+    head: &[u8],
+    coded: &[u8],
+    chunked: bool,
+) -> (usize, Result<(), WriteCut>) {
+    let mut decoder = Decoder::new();
+    decoder.feed(coded);
+    let (mut head, mut sent, mut size_line) = (head, 0, Vec::new());
+    loop {
+        let (slice, more) = match decoder.drain(true) {
+            Ok(drained) => drained,
+            Err(e) => return (sent, Err(WriteCut::Corrupt(e))),
+        };
+        size_line.clear();
+        if chunked && !slice.is_empty() {
+            chunk_size_line(slice.len(), &mut size_line);
+        }
+        let crlf: &[u8] = if size_line.is_empty() { b"" } else { b"\r\n" };
+        let last: &[u8] = if chunked && !more { LAST_CHUNK } else { b"" };
+        let slices = &mut [
+            IoSlice::new(head),
+            IoSlice::new(&size_line),
+            IoSlice::new(slice),
+            IoSlice::new(crlf),
+            IoSlice::new(last),
+        ];
+        let (written, result) = write_all_vectored_counting(out, slices);
+        let framed = written.saturating_sub(head.len() + size_line.len());
+        sent += written.min(head.len()) + framed.min(slice.len());
+        if let Err(e) = result {
+            return (sent, Err(WriteCut::Client(e)));
+        }
+        head = b"";
+        if !more {
+            return (sent, Ok(()));
+        }
+    }
 }
 
 /// Where the decoding of a body stands.

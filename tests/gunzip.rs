@@ -934,3 +934,104 @@ fn with_gzip_on_too_a_coded_answer_is_coded_once() {
     assert_decoded(&plain, &page(5000), "takes none");
     assert_eq!(plain.header("content-length"), Some("5000"));
 }
+
+// ---------------------------------------------------------------- files
+
+/// A `files` route with `precompressed` over a directory holding copies
+/// alone (no plain file beside them): `page.html.gz` of `page(5000)`,
+/// `large.html.gz` of `page(LARGE)`, `bad.html.gz` that is no gzip, and
+/// `index.html`, the `fallback=` file; `lines` after.
+fn copies_alone(lines: &str) -> (Proxy, tempfile::TempDir, Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("page.html.gz"), gzip(&page(5000))).unwrap();
+    std::fs::write(dir.path().join("large.html.gz"), gzip(&page(LARGE))).unwrap();
+    std::fs::write(dir.path().join("bad.html.gz"), b"no gzip at all").unwrap();
+    std::fs::write(dir.path().join("index.html"), b"the fallback").unwrap();
+    let backend = Backend::echo("app");
+    let text = format!(
+        "targets = {}\nroute./s/ = files {} precompressed{lines}\n",
+        backend.addr,
+        dir.path().display()
+    );
+    (start_proxy(&[], from_file(&text)), dir, backend)
+}
+
+/// A site built with its `.gz` copies alone: a client that takes gzip
+/// gets the copy (nginx's `gzip_static`, which looks for no plain file);
+/// with `gunzip`, the others get it decoded: whole with its length,
+/// streamed in chunks past the buffer (or until the close to HTTP/1.0),
+/// a `Range` the whole, a `HEAD` no length, a `304` for its weak tag.
+#[test]
+fn a_gz_copy_alone_goes_to_gzip_clients_and_decoded_to_the_others() {
+    let (proxy, _dir, _app) = copies_alone("\ngunzip = on");
+    let mut client = proxy.connect();
+    let coded = client.get_with("/s/page.html", &[GZIP]);
+    assert_eq!(coded.status, 200, "{}", coded.head.raw);
+    assert_eq!(coded.body, gzip(&page(5000)));
+    assert_eq!(coded.header("content-encoding"), Some("gzip"));
+    assert!(coded.head.has_token("vary", "accept-encoding"));
+    let strong = coded.header("etag").unwrap().to_string();
+    assert!(strong.starts_with('"'), "{strong}");
+    for fields in NO_GZIP {
+        let why = format!("{fields:?}");
+        let r = client.get_with("/s/page.html", fields);
+        assert_eq!(r.status, 200, "{why}: {}", r.head.raw);
+        assert!(r.body == page(5000), "{why}: the decoded body differs");
+        assert_eq!(r.header("content-length"), Some("5000"), "{why}");
+        assert_eq!(r.header("content-encoding"), None, "{why}");
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert_eq!(r.header("etag"), Some(&*format!("W/{strong}")), "{why}");
+        assert_eq!(r.header("accept-ranges"), None, "{why}");
+        assert!(r.head.has_token("vary", "accept-encoding"), "{why}");
+    }
+    let ranged = client.get_with("/s/page.html", &[("Range", "bytes=0-9")]);
+    assert_eq!(ranged.status, 200, "{}", ranged.head.raw);
+    assert!(ranged.body == page(5000));
+    let weak = format!("W/{strong}");
+    let again = client.get_with("/s/page.html", &[("If-None-Match", &weak)]);
+    assert_eq!(again.status, 304, "{}", again.head.raw);
+    assert_eq!(again.header("etag"), Some(&*weak));
+    let head = client.head("/s/page.html");
+    assert_eq!(head.status, 200, "{}", head.head.raw);
+    assert_eq!(head.header("content-length"), None, "{}", head.head.raw);
+
+    let large = client.get("/s/large.html");
+    assert!(large.head.is_chunked(), "{}", large.head.raw);
+    assert!(large.body == page(LARGE), "the streamed body differs");
+    // The connection goes on after the last chunk.
+    assert_eq!(client.get("/s/page.html").body.len(), 5000);
+    let (old, closed) = get_http_10(&proxy, "/s/large.html");
+    assert!(old.body == page(LARGE), "the body to HTTP/1.0 differs");
+    assert!(closed, "{}", old.head.raw);
+}
+
+/// A copy that does not decode is the operator's file: a 500 for the
+/// clients without gzip (the client with gzip gets it as it is); one
+/// that is not there at all is still a 404.
+#[test]
+fn a_gz_copy_alone_that_does_not_decode_is_a_500() {
+    let (proxy, _dir, _app) = copies_alone("\ngunzip = on");
+    let mut client = proxy.connect();
+    let r = client.get("/s/bad.html");
+    assert_eq!(r.status, 500, "{}", r.head.raw);
+    let r = client.get_with("/s/bad.html", &[GZIP]);
+    assert_eq!((r.status, &r.body[..]), (200, &b"no gzip at all"[..]));
+    assert_eq!(client.get("/s/none.html").status, 404);
+}
+
+/// Without `gunzip`, a copy alone is not there for a client that takes
+/// no gzip (nginx's `gzip_static on`): 404, or the `fallback=` file.
+#[test]
+fn without_gunzip_a_gz_copy_alone_is_missing_for_clients_without_gzip() {
+    let (proxy, _dir, _app) = copies_alone("");
+    let mut client = proxy.connect();
+    assert_eq!(client.get("/s/page.html").status, 404);
+    let coded = client.get_with("/s/page.html", &[GZIP]);
+    assert_eq!(coded.body, gzip(&page(5000)));
+    let (proxy, _dir, _app) = copies_alone(" fallback=/index.html");
+    let mut client = proxy.connect();
+    let r = client.get("/s/page.html");
+    assert_eq!((r.status, &r.body[..]), (200, &b"the fallback"[..]));
+    let coded = client.get_with("/s/page.html", &[GZIP]);
+    assert_eq!(coded.body, gzip(&page(5000)));
+}

@@ -785,6 +785,29 @@ fn a_file_route_s_pages_are_rewritten_too() {
     let r = proxy.get_on("test.example", "/s/logo.txt", &[]);
     assert_eq!(text(&r.body), "http://app.internal/");
     assert!(r.head.has("etag"), "{}", r.head.raw);
+    // A copy alone, with no file to rewrite, goes as it is to a client
+    // that takes it (not the `fallback=` file, nor a 404).
+    std::fs::rename(
+        dir.path().join("page.html.gz"),
+        dir.path().join("only.html.gz"),
+    )
+    .unwrap();
+    let coded = std::fs::read(dir.path().join("only.html.gz")).unwrap();
+    let fallback = format!(
+        "{EVERY}route./s/ = files {} precompressed fallback=/logo.txt\n",
+        dir.path().display()
+    );
+    let proxy = proxy_with(backend.addr, &fallback);
+    let gzip = [("Accept-Encoding", "gzip")];
+    let r = proxy.get_on("test.example", "/s/only.html", &gzip);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(
+        r.head.get("content-encoding"),
+        Some("gzip"),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(r.body, coded);
 }
 
 /// With `gzip` too, a rewritten file goes compressed to a client that

@@ -35,6 +35,11 @@ pub enum Found {
     /// Nothing the route serves: no such file, a name it refuses, a
     /// directory without an index.
     Missing,
+    /// With `precompressed` and `gunzip`, a file whose `.gz` copy alone
+    /// is there, for a client that takes no gzip: decoded for it (nginx's
+    /// `gzip_static always` with `gunzip on`). Without `gunzip`, such a
+    /// file is missing for that client, as through nginx's `gzip_static on`.
+    GzipAlone(Served),
     /// The proxy may not read it (`EACCES`, `EPERM`).
     Forbidden(Unopened),
     /// Opening it failed otherwise: too many open files (see
@@ -84,45 +89,107 @@ impl Files {
     /// What `under` (the request's path below the route's prefix, as
     /// sent: escapes and all, without the query; empty or starting with
     /// `/`) names, for a request with the fields of `request`; what is
-    /// missing is the `fallback=` file, when there is one.
-    pub fn find(&self, under: &str, request: &Headers) -> Found {
+    /// missing is the `fallback=` file, when there is one. `gunzip`: a
+    /// `.gz` copy alone may be decoded for a client that takes no gzip.
+    pub fn find(&self, under: &str, request: &Headers, gunzip: bool) -> Found {
         let (path, file, meta) = match (self.find_named(under), &self.fallback_file) {
             (Ok(found), _) => found,
-            (Err(Found::Missing), Some(fallback)) => match self.open_file(fallback) {
-                Ok((file, meta)) => (fallback.clone(), file, meta),
-                Err(found) => return found,
-            },
+            (Err(Found::Missing), fallback) => {
+                if let Some(found) = self.copy_alone(under, request, gunzip) {
+                    return found;
+                }
+                let Some(fallback) = fallback else {
+                    return Found::Missing;
+                };
+                match self.open_file(fallback) {
+                    Ok((file, meta)) => (fallback.clone(), file, meta),
+                    Err(found) => return found,
+                }
+            }
             (Err(found), _) => return found,
         };
-        // The type, and the copies looked for, are the name's the request
-        // gives (a link `latest.js` to `v2.js` is `latest.js`), as nginx's.
         let name = path.file_name().map_or(&[][..], |n| n.as_bytes());
-        let content_type = mime::content_type(name);
-        let compressed = (PRECOMPRESSED.iter())
-            .filter(|(_, _, names)| self.precompressed && accepts_coding(request, names))
+        let own_encoding = mime::content_encoding(name);
+        let accepted = |names: &[&str]| accepts_coding(request, names);
+        Found::File(match self.copy_of(&path, accepted) {
+            Some((file, copy, meta, coding)) => self.served(file, copy, &meta, &path, Some(coding)),
+            None => self.served(file, path.clone(), &meta, &path, own_encoding),
+        })
+    }
+
+    /// With `precompressed`, what a file's copies are worth when the file
+    /// itself is not there (a site built with its compressed copies
+    /// alone): the copy the client takes, as nginx's `gzip_static` sends
+    /// it without looking for the file; for a client that takes neither,
+    /// the `.gz` copy, to be decoded ([`Found::GzipAlone`]) with `gunzip`.
+    fn copy_alone(&self, under: &str, request: &Headers, gunzip: bool) -> Option<Found> {
+        if !self.precompressed || under.ends_with('/') {
+            return None;
+        }
+        let path = relative_path(under)?;
+        let accepted = |names: &[&str]| accepts_coding(request, names);
+        if let Some((file, copy, meta, coding)) = self.copy_of(&path, accepted) {
+            return Some(Found::File(self.served(
+                file,
+                copy,
+                &meta,
+                &path,
+                Some(coding),
+            )));
+        }
+        let gzip = |names: &[&str]| gunzip && names.contains(&"gzip");
+        let (file, copy, meta, coding) = self.copy_of(&path, gzip)?;
+        Some(Found::GzipAlone(self.served(
+            file,
+            copy,
+            &meta,
+            &path,
+            Some(coding),
+        )))
+    }
+
+    /// With `precompressed`, the first copy of the file at `path` there
+    /// is of a coding `accepted` (given the names `Accept-Encoding` may
+    /// give it): opened, with its path and its coding.
+    fn copy_of(
+        &self,
+        path: &Path,
+        accepted: impl Fn(&[&str]) -> bool,
+    ) -> Option<(File, PathBuf, std::fs::Metadata, &'static str)> {
+        (PRECOMPRESSED.iter())
+            .filter(|(_, _, names)| self.precompressed && accepted(names))
             .find_map(|&(suffix, coding, _)| {
-                let mut copy = path.clone().into_os_string();
+                let mut copy = path.to_path_buf().into_os_string();
                 copy.push(".");
                 copy.push(suffix);
                 let (file, meta) = self.open_file(Path::new(&copy)).ok()?;
                 Some((file, PathBuf::from(copy), meta, coding))
-            });
-        let own_encoding = mime::content_encoding(name);
-        let (file, path, meta, encoding) = match compressed {
-            Some((file, copy, meta, coding)) => (file, copy, meta, Some(coding)),
-            None => (file, path, meta, own_encoding),
-        };
-        Found::File(Served {
+            })
+    }
+
+    /// `file`, opened at `opened`, served for the name at `named`: the
+    /// type is the name's the request gives (a link `latest.js` to
+    /// `v2.js` is `latest.js`, a copy `app.js.gz` is `app.js`), as nginx's.
+    fn served(
+        &self,
+        file: File,
+        opened: PathBuf,
+        meta: &std::fs::Metadata,
+        named: &Path,
+        encoding: Option<&'static str>,
+    ) -> Served {
+        let name = named.file_name().map_or(&[][..], |n| n.as_bytes());
+        Served {
             file,
-            path,
+            path: opened,
             len: meta.len(),
             // Whole seconds: what `Last-Modified` can say, and what a
             // client's `If-Modified-Since` is compared with.
             modified: UNIX_EPOCH + Duration::from_secs(meta.mtime().max(0) as u64),
-            content_type,
+            content_type: mime::content_type(name),
             encoding,
             varies: self.precompressed,
-        })
+        }
     }
 
     /// The regular file `under` names (see [`Files::find`]), its path

@@ -25,7 +25,7 @@ fn site() -> (tempfile::TempDir, Files) {
 
 impl Files {
     fn find_plain(&self, under: &str) -> Found {
-        self.find(under, &Headers::new())
+        self.find(under, &Headers::new(), false)
     }
 }
 
@@ -185,10 +185,10 @@ fn precompressed_copies_go_to_the_clients_that_take_them() {
     fs::write(root.join("app.js.br"), "brotli").unwrap();
     fs::write(root.join("docs/index.html.gz"), "gzipped index").unwrap();
     let asking = |coding: &str| request(&[("Accept-Encoding", coding)]);
-    let plain = files.find("/app.js", &asking("gzip, br"));
+    let plain = files.find("/app.js", &asking("gzip, br"), false);
     assert_eq!(body_of(plain), "let a = 1;", "off unless asked for");
     let files = files.with_precompressed();
-    let found = |under, coding| match files.find(under, &asking(coding)) {
+    let found = |under, coding| match files.find(under, &asking(coding), false) {
         Found::File(served) => {
             assert!(served.varies);
             if under == "/app.js" {
@@ -213,8 +213,63 @@ fn precompressed_copies_go_to_the_clients_that_take_them() {
     // The copy is asked for as the file is; by its own name it is a
     // file as any other.
     assert!(matches!(
-        files.find("/app.js.gz", &asking("identity")),
+        files.find("/app.js.gz", &asking("identity"), false),
         Found::File(Served { encoding: None, .. })
+    ));
+}
+
+#[test]
+fn a_copy_alone_goes_to_the_clients_that_take_it_and_with_gunzip_to_the_others() {
+    let (dir, files) = site();
+    let root = dir.path().join("site");
+    fs::write(root.join("only.css.gz"), "gzipped").unwrap();
+    fs::write(root.join("both.svg.br"), "brotli").unwrap();
+    fs::write(root.join("both.svg.gz"), "gzipped svg").unwrap();
+    fs::write(root.join("brotli.js.br"), "brotli").unwrap();
+    let asking = |coding: &str| request(&[("Accept-Encoding", coding)]);
+    // Off unless asked for: nothing but the file itself is looked for.
+    assert!(matches!(
+        files.find("/only.css", &asking("gzip"), true),
+        Found::Missing
+    ));
+    let files = files.with_precompressed();
+    let copy = |found: Found| match found {
+        Found::File(served) | Found::GzipAlone(served) => {
+            assert!(served.varies);
+            let name = served
+                .path
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            (served.content_type, served.encoding, name)
+        }
+        other => panic!("{other:?}"),
+    };
+    let css = mime::content_type(b"x.css");
+    let found = files.find("/only.css", &asking("gzip"), false);
+    assert!(matches!(found, Found::File(_)), "{found:?}");
+    assert_eq!(copy(found), (css, Some("gzip"), "only.css.gz".into()));
+    let found = files.find("/both.svg", &asking("br, gzip"), false);
+    assert_eq!(copy(found).1, Some("br"));
+    // A client that takes neither: decoded with gunzip, else missing.
+    let found = files.find("/only.css", &asking("identity"), true);
+    assert!(matches!(found, Found::GzipAlone(_)), "{found:?}");
+    assert_eq!(copy(found), (css, Some("gzip"), "only.css.gz".into()));
+    let found = files.find("/only.css", &Headers::new(), false);
+    assert!(matches!(found, Found::Missing), "{found:?}");
+    let found = files.find("/both.svg", &asking("br;q=0"), true);
+    assert_eq!(copy(found).2, "both.svg.gz");
+    // Only gzip is decoded; a directory's index is no copy alone.
+    assert!(matches!(
+        files.find("/brotli.js", &Headers::new(), true),
+        Found::Missing
+    ));
+    fs::write(root.join("docs/only.html.gz"), "x").unwrap();
+    assert!(matches!(
+        files.find("/docs/only.html/", &asking("gzip"), true),
+        Found::Missing
     ));
 }
 

@@ -11,9 +11,9 @@ use super::{Answering, Status};
 use crate::access_log::{By, Stage, Termination};
 use crate::cache::Entry;
 use crate::digits::push_field;
-use crate::gunzip::{self, Decoder};
+use crate::gunzip::{self, Decoder, WriteCut};
 use crate::gzip;
-use crate::http::body::{chunk_size_line, forbids_content_length, LAST_CHUNK};
+use crate::http::body::forbids_content_length;
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::Version;
 use crate::pace::Paced;
@@ -83,12 +83,12 @@ pub(super) fn serve_decoded(
     let pacing = client.pacing;
     let out = &mut Paced::new(client.conn.get_mut(), pacing);
     let (written, result) = match streams {
-        true => stream(out, &head, &entry.record.body, chunked),
+        true => gunzip::write_decoded(out, &head, &entry.record.body, chunked),
         false => {
             let body = whole.as_deref().unwrap_or_default();
             let slices = &mut [IoSlice::new(&head), IoSlice::new(body)];
             let (written, result) = write_all_vectored_counting(out, slices);
-            (written, result.map_err(|_| Cut::Client))
+            (written, result.map_err(WriteCut::Client))
         }
     };
     let sent = written.saturating_sub(head.len()) as u64;
@@ -96,14 +96,14 @@ pub(super) fn serve_decoded(
         Ok(()) => {}
         // Gone before a byte went out: logged 499; in the middle, as what
         // it got (see `answer::serve_entry`).
-        Err(Cut::Client) => {
+        Err(WriteCut::Client(_)) => {
             client.ended(Termination::new(By::Client, Stage::Data));
             if written == 0 {
                 return Err(Refusal::silent());
             }
         }
-        Err(Cut::Corrupt(e)) if written == 0 => return Err(undecodable(e.clone(), upstream)),
-        Err(Cut::Corrupt(e)) => {
+        Err(WriteCut::Corrupt(e)) if written == 0 => return Err(undecodable(e.clone(), upstream)),
+        Err(WriteCut::Corrupt(e)) => {
             log::warn!("a cached answer stopped decoding for a client without gzip: {e}");
             client.ended(Termination::new(By::Proxy, Stage::Data));
         }
@@ -116,53 +116,4 @@ pub(super) fn serve_decoded(
         cache: Some(status.name()),
         linger: result.is_ok(),
     })
-}
-
-/// Why a decoded answer was cut short.
-enum Cut {
-    Client,
-    Corrupt(gunzip::GunzipError),
-}
-
-/// Writes `head`, then `coded` decoded a slice at a time (each a chunk
-/// when `chunked`, then the last chunk). Returns the bytes written, the
-/// head's among them (chunk framing not counted).
-fn stream(
-    out: &mut impl std::io::Write,
-    head: &[u8],
-    coded: &[u8],
-    chunked: bool,
-) -> (usize, Result<(), Cut>) {
-    let mut decoder = Decoder::new();
-    decoder.feed(coded);
-    let (mut head, mut sent, mut size_line) = (head, 0, Vec::new());
-    loop {
-        let (slice, more) = match decoder.drain(true) {
-            Ok(drained) => drained,
-            Err(e) => return (sent, Err(Cut::Corrupt(e))),
-        };
-        size_line.clear();
-        if chunked && !slice.is_empty() {
-            chunk_size_line(slice.len(), &mut size_line);
-        }
-        let crlf: &[u8] = if size_line.is_empty() { b"" } else { b"\r\n" };
-        let last: &[u8] = if chunked && !more { LAST_CHUNK } else { b"" };
-        let slices = &mut [
-            IoSlice::new(head),
-            IoSlice::new(&size_line),
-            IoSlice::new(slice),
-            IoSlice::new(crlf),
-            IoSlice::new(last),
-        ];
-        let (written, result) = write_all_vectored_counting(out, slices);
-        let framed = written.saturating_sub(head.len() + size_line.len());
-        sent += written.min(head.len()) + framed.min(slice.len());
-        if result.is_err() {
-            return (sent, Err(Cut::Client));
-        }
-        head = b"";
-        if !more {
-            return (sent, Ok(()));
-        }
-    }
 }

@@ -102,13 +102,20 @@ fn described(served: &Served, kept: Option<&Headers>, cache_control: Option<&str
 /// 304's too, naming what its 200 would); a 200's coding said, and no
 /// ranges offered of what is not the file's bytes.
 pub(super) fn mark_compressed(fields: &mut Headers, status: u16) {
+    weaken_tag(fields);
+    if status == 200 {
+        fields.remove("accept-ranges");
+        fields.push("Content-Encoding", "gzip");
+    }
+}
+
+/// The file's tag made weak: it names the file's bytes, and what is sent
+/// is made of them (a client's `If-None-Match` is compared weakly, and
+/// still matches it).
+pub(super) fn weaken_tag(fields: &mut Headers) {
     let etag = fields.get("etag").map(|tag| [b"W/", tag].concat());
     fields.remove("etag");
     if let Some(etag) = etag {
         fields.push("ETag", etag);
-    }
-    if status == 200 {
-        fields.remove("accept-ranges");
-        fields.push("Content-Encoding", "gzip");
     }
 }

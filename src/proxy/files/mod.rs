@@ -6,6 +6,8 @@
 //! - `fields`: the fields of a file's answer that the backend's and
 //!   `gzip` decide.
 //! - `send`: an answer's head and body sent, and how that went (`Went`).
+//! - `gunzipped`: a `.gz` copy alone decoded for a client that takes no
+//!   gzip (`gunzip`).
 //! - `pieces`: the pieces of a file's body: read whole for a small one,
 //!   sent after the head (by `sendfile`, or through a buffer) for a
 //!   larger one.
@@ -19,6 +21,7 @@
 mod accel;
 mod failed;
 mod fields;
+mod gunzipped;
 mod pieces;
 mod send;
 
@@ -35,6 +38,7 @@ use crate::routes::routing_path;
 use crate::sub_filter;
 use failed::{unopened_answer, unread_answer};
 use fields::{compressible, mark_compressed, rewritable, take_kept};
+use gunzipped::serve_gunzipped;
 use pieces::{read_pieces, Piece};
 use send::{send, Body, Opened};
 use std::time::SystemTime;
@@ -67,11 +71,11 @@ pub(super) fn serve(
         let allow = b"Allow: GET, HEAD\r\n";
         return Some(answer_unread(client, head, body_kind, 405, allow, shared));
     }
-    let found = files.find(under, &head.headers);
+    let pool = shared.pool_config(client.route);
+    let found = files.find(under, &head.headers, pool.gunzip);
     // A precompressed copy holds none of `sub_filter`'s strings as
     // written: a file of a type it rewrites is sent from the file itself
-    // (compressed after, with `gzip`).
-    let pool = shared.pool_config(client.route);
+    // (compressed after, with `gzip`), when it is there.
     let found = match found {
         Found::File(served) if served.encoding.is_some() && served.varies => {
             let content_type = served.content_type.as_bytes();
@@ -79,7 +83,12 @@ pub(super) fn serve(
                 true => {
                     let mut plain = head.headers.clone();
                     plain.remove("accept-encoding");
-                    files.find(under, &plain)
+                    match files.find(under, &plain, false) {
+                        Found::File(file) if file.path == served.path.with_extension("") => {
+                            Found::File(file)
+                        }
+                        _ => Found::File(served),
+                    }
                 }
                 false => Found::File(served),
             }
@@ -92,6 +101,12 @@ pub(super) fn serve(
     }
     let served = match found {
         Found::File(served) => served,
+        Found::GzipAlone(served) => {
+            let request = (head, body_kind);
+            return Some(serve_gunzipped(
+                client, request, files, served, kept, shared,
+            ));
+        }
         Found::Missing if fallback => return None,
         Found::Missing => return Some(answer_unread(client, head, body_kind, 404, b"", shared)),
         // As nginx's: 403 for a file the proxy may not read, 500 for any

@@ -4,8 +4,9 @@
 use super::failed::{say_truncated, unreadable_while_sent, UNREADABLE};
 use super::pieces::{send_large, Piece};
 use crate::access_log::{By, Stage, Termination};
+use crate::gunzip::{self, WriteCut};
 use crate::http::conn::{is_timeout, write_all_vectored_counting, ClientStream};
-use crate::http::{BodyKind, Headers, RequestHead, ResponseHead};
+use crate::http::{BodyKind, Headers, RequestHead, ResponseHead, Version};
 use crate::pace::Paced;
 use crate::proxy::client::Client;
 use crate::proxy::{keep_alive_field, Outcome, Shared};
@@ -22,6 +23,9 @@ pub(super) enum Body<'a> {
     Bytes(&'a [u8]),
     /// Pieces of a file, and bytes between them, sent after the head.
     File(Opened<'a>, &'a [Piece<'a>]),
+    /// A gzip-coded file's bytes, sent decoded as they are decoded (see
+    /// `gunzipped`): in chunks, or to an HTTP/1.0 client until the close.
+    Decoded(Opened<'a>, &'a [u8]),
 }
 
 /// A file served, and where it was opened, under what directory (for
@@ -52,6 +56,8 @@ pub(super) enum Went {
     /// Reading the file failed (`EIO`): the error's number, for the
     /// warning.
     Unreadable(i32),
+    /// The file stopped decoding (`gunzip`).
+    Undecodable,
     /// The client is gone (closed, reset).
     ClientGone,
     /// The client took nothing within the send timeout.
@@ -81,7 +87,7 @@ impl Went {
     pub(super) fn termination(self) -> Option<Termination> {
         let by = match self {
             Went::Whole => return None,
-            Went::FileEnded | Went::Unreadable(_) => By::Proxy,
+            Went::FileEnded | Went::Unreadable(_) | Went::Undecodable => By::Proxy,
             Went::ClientGone => By::Client,
             Went::ClientSlow => By::ClientTimeout,
         };
@@ -101,7 +107,8 @@ impl Body<'_> {
 
 /// Sends the answer of `status` with `fields` and `length` (its
 /// `Content-Length`, when it has one: a HEAD's too), the fields of the
-/// route's pool and of the proxy added, and then `body`.
+/// route's pool and of the proxy added, and then `body` (a decoded one in
+/// chunks, or until the close).
 pub(super) fn send(
     client: &mut Client,
     head: &RequestHead,
@@ -110,9 +117,12 @@ pub(super) fn send(
     body: Body<'_>,
     shared: &Shared,
 ) -> Outcome {
+    let decoded = matches!(body, Body::Decoded(..));
+    let chunked = decoded && head.version == Version::Http11;
     let close = body_kind != BodyKind::Empty
         || !client.keeps_alive(head)
-        || shared.shutting_down.load(Ordering::Relaxed);
+        || shared.shutting_down.load(Ordering::Relaxed)
+        || (decoded && !chunked);
     let mut response = ResponseHead::new(status);
     response.headers = fields;
     let config = shared.pool_config(client.route);
@@ -125,6 +135,9 @@ pub(super) fn send(
     }
     if let Some(len) = length {
         response.headers.push("Content-Length", len.to_string());
+    }
+    if chunked {
+        response.headers.push("Transfer-Encoding", "chunked");
     }
     if close {
         response.headers.push("Connection", "close");
@@ -155,6 +168,21 @@ pub(super) fn send(
                 }
                 _ => {}
             }
+            (sent, went)
+        }
+        Body::Decoded(opened, coded) => {
+            let mut paced = Paced::new(stream, client.pacing);
+            let (written, result) = gunzip::write_decoded(&mut paced, &bytes, coded, chunked);
+            let sent = written.saturating_sub(bytes.len()) as u64;
+            let went = match result {
+                Ok(()) => Went::Whole,
+                Err(WriteCut::Client(e)) => Went::of_client(&e),
+                Err(WriteCut::Corrupt(e)) => {
+                    let path = opened.printable();
+                    log::warn!("{path}: stopped decoding for a client without gzip: {e}");
+                    Went::Undecodable
+                }
+            };
             (sent, went)
         }
         Body::None => (0, Went::of_write(&(&mut &*stream).write_all(&bytes))),
