@@ -1111,6 +1111,41 @@ fn without_health_check_host_probes_name_the_target_as_written() {
     );
 }
 
+/// With `health_check_port`, the probes go to that port of each target's
+/// address (a management port), naming it in their Host; the traffic
+/// port sees none, and what the management port answers puts the
+/// target down and back up.
+#[test]
+fn with_health_check_port_probes_go_to_the_management_port() {
+    let a = Backend::echo("a");
+    let well = Arc::new(AtomicBool::new(false));
+    let said = well.clone();
+    let management = Backend::start("management", move |_, out| {
+        let status = if said.load(Ordering::SeqCst) {
+            200
+        } else {
+            503
+        };
+        respond(out, status, &[], b"");
+        Action::KeepAlive
+    });
+    let port = management.addr.port();
+    let proxy = start_proxy(&[a.addr], |c| {
+        checks(c);
+        c.health_check_port = Some(port);
+        c.admin_port = Some(0);
+    });
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || probes_seen(&management) >= 3));
+    assert_eq!(healthy(&proxy, a.addr), "false");
+    let named = format!("127.0.0.1:{port}");
+    assert!(probe_hosts(&management).iter().all(|h| *h == named));
+    assert_eq!(probes_seen(&a), 0, "a probe reached the traffic port");
+    well.store(true, Ordering::SeqCst);
+    assert!(wait_until(WAIT_LIMIT, || healthy(&proxy, a.addr) == "true"));
+    assert_eq!(probes_seen(&a), 0, "a probe reached the traffic port");
+}
+
 #[test]
 fn a_reload_that_sets_health_check_host_brings_a_host_checking_target_back() {
     let a = Killable::start("a");

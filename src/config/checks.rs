@@ -540,6 +540,20 @@ impl Loader {
                 ),
             ));
         }
+        // A socket's path has no port to probe instead.
+        if let Some(port) = config.health_check_port {
+            if let Some(t) = config.targets.iter().find(|t| t.addr.tcp().is_none()) {
+                return Err(self.refused_in(
+                    scope,
+                    "health_check_port",
+                    format!(
+                        "is {port}, but {} is a Unix socket, which has no port: put it in a \
+                         pool of its own without health_check_port",
+                        t.name
+                    ),
+                ));
+            }
+        }
         // The answer to a HEAD has no body to hold the text.
         if config.health_check_method == "HEAD" && config.health_check_expect_body.is_some() {
             return Err(self.refused_in(
@@ -1032,6 +1046,40 @@ mod tests {
             e.to_string()
                 .starts_with("proxy.conf:3: health_check_method: is HEAD, but"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn health_check_port_is_a_port_and_refused_beside_a_unix_socket() {
+        let c = build("targets = 127.0.0.1:1\nhealth_check_port = 8081\n").unwrap();
+        assert_eq!(c.health_check_port, Some(8081));
+        let c = build("targets = 127.0.0.1:1\nhealth_check_port =\n").unwrap();
+        assert_eq!(c.health_check_port, None);
+        for bad in ["0", "65536", "+80", "http", "80 81"] {
+            let text = format!("targets = 127.0.0.1:1\nhealth_check_port = {bad}\n");
+            let e = build(&text).unwrap_err();
+            assert!(e.message.starts_with("health_check_port: "), "{bad}: {e}");
+        }
+        let e = build(
+            "targets = 127.0.0.1:1, unix:/run/app.sock\nhealth_check_path = /up\n\
+             health_check_port = 8081\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:3: health_check_port: is 8081, but unix:/run/app.sock is a Unix socket, \
+             which has no port: put it in a pool of its own without health_check_port"
+        );
+        // A pool's own, for its targets alone.
+        let c = build(
+            "targets = unix:/run/app.sock\npool.api = 127.0.0.1:2\nroute./api/ = api\n\
+             pool.api.health_check_port = 9000\n",
+        )
+        .unwrap();
+        assert_eq!(c.health_check_port, None);
+        assert_eq!(
+            c.pool_configs().nth(1).unwrap().health_check_port,
+            Some(9000)
         );
     }
 

@@ -494,6 +494,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_host).map(|h| c.health_check_host = h),
     },
     Key {
+        name: "health_check_port",
+        default: "",
+        help: "port the probes go to on each target's address, in the clear and without a \
+               PROXY header, as HAProxy's check port and nginx Plus's health_check port=: a \
+               health endpoint on a management port; empty = each target's own port",
+        apply: |c, v| optional(v, |v| parse_number(v, 1..=u16::MAX)).map(|p| c.health_check_port = p),
+    },
+    Key {
         name: "health_check_expect_status",
         default: "",
         help: "statuses a probe must get, comma separated, each one or a range (`200`, \

@@ -191,6 +191,9 @@ pub struct Config {
     pub health_check_tcp: bool,
     /// The Host the probes send; `None`: each target's own `host:port`.
     pub health_check_host: Option<String>,
+    /// The port the probes go to on each target's address (a management
+    /// port); `None`: the target's own.
+    pub health_check_port: Option<u16>,
     /// Statuses a probe must get, as ranges; empty: any 2xx or 3xx.
     pub health_check_expect_status: Arc<[(u16, u16)]>,
     /// Text a probe's body must hold.
@@ -522,6 +525,7 @@ impl Config {
             health_check_path: None,
             health_check_tcp: false,
             health_check_host: None,
+            health_check_port: None,
             health_check_expect_status: Arc::from([]),
             health_check_expect_body: None,
             health_check_disable_on_404: false,

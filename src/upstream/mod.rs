@@ -355,7 +355,13 @@ impl Upstreams {
             expect_body: config.health_check_expect_body.clone(),
             disable_on_404: config.health_check_disable_on_404,
         };
-        Checker::start(self.probes(), settings).map(Some)
+        let probes = match config.health_check_port {
+            Some(port) => (self.probes().into_iter())
+                .map(|p| p.at_port(port))
+                .collect(),
+            None => self.probes(),
+        };
+        Checker::start(probes, settings).map(Some)
     }
 
     /// Starts asking the agents of the targets that have one

@@ -105,6 +105,7 @@ pub const POOL_KEYS: &[&str] = &[
     "health_check_path",
     "health_check_tcp",
     "health_check_host",
+    "health_check_port",
     "health_check_expect_status",
     "health_check_expect_body",
     "health_check_disable_on_404",

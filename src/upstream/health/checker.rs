@@ -248,6 +248,32 @@ pub struct Probe {
     pub health: Arc<Health>,
 }
 
+impl Probe {
+    /// The probe sent to `port` of the target's address instead
+    /// (`health_check_port`): another listener, a management port, so in
+    /// the clear and without a PROXY header, as HAProxy's `check port`
+    /// probes unless told otherwise; its Host names that port. A Unix
+    /// socket has no port (the loader refuses the key beside one): its
+    /// probe stays as it was.
+    pub fn at_port(self, port: u16) -> Probe {
+        let Endpoint::Tcp(mut addr) = self.addr else {
+            return self;
+        };
+        addr.set_port(port);
+        let host = match self.host.rsplit_once(':') {
+            Some((host, was)) if was.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => &self.host,
+        };
+        Probe {
+            host: format!("{host}:{port}").into(),
+            addr: Endpoint::Tcp(addr),
+            tls: None,
+            send_proxy: None,
+            ..self
+        }
+    }
+}
+
 /// The checker threads, one per target (or the agents' threads, see
 /// [`Checker::ask_agents`]); stopped by [`Checker::stop`] (or
 /// on drop) without waiting for them: one in the middle of a probe ends
@@ -465,6 +491,36 @@ mod tests {
         assert_eq!(accepted.load(Ordering::SeqCst), 1, "no probe arrived");
         stop_within_limit(checker);
         assert!(h.usable(Instant::now()));
+    }
+
+    #[test]
+    fn a_probe_at_another_port_goes_there_in_the_clear_naming_it() {
+        let at = |name: &str, addr: Endpoint| {
+            let probe = Probe {
+                name: name.into(),
+                host: name.into(),
+                addr,
+                tls: None,
+                send_proxy: Some(crate::http::send_proxy::ProxyVersion::V2),
+                health: Arc::new(health(1, 10)),
+            };
+            probe.at_port(8081)
+        };
+        let moved = at(
+            "app:8000",
+            "10.0.0.5:8000".parse::<SocketAddr>().unwrap().into(),
+        );
+        assert_eq!(&*moved.host, "app:8081");
+        assert_eq!(moved.addr, Endpoint::Tcp("10.0.0.5:8081".parse().unwrap()));
+        assert!(moved.send_proxy.is_none() && moved.tls.is_none());
+        let v6 = at(
+            "[::1]:8000",
+            "[::1]:8000".parse::<SocketAddr>().unwrap().into(),
+        );
+        assert_eq!(&*v6.host, "[::1]:8081");
+        let socket = at("localhost", Endpoint::Unix("/run/app.sock".into()));
+        assert_eq!(socket.addr, Endpoint::Unix("/run/app.sock".into()));
+        assert_eq!(&*socket.host, "localhost");
     }
 
     /// A checker probing `addr` once an hour (rise and fall 1), and the
