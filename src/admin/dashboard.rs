@@ -216,7 +216,7 @@ fn push_cache(out: &mut String, shared: &Shared) {
         bytes as f64 * 100.0 / capacity.max(1) as f64,
     );
     out.push_str(
-        "<table>\n<tr><th>Hits</th><th>Misses</th><th>Hits of hits and misses</th>\
+        "<table>\n<tr><th>Hits</th><th>Misses</th><th>Hit ratio</th>\
          <th>Stale</th><th>Revalidated</th><th>Bypassed</th><th>Evicted</th>\
          <th>Snapshots written</th><th>Snapshots failed</th></tr>\n",
     );

@@ -14,16 +14,21 @@ use super::fields::{take_kept, weaken_tag};
 use super::pieces::{read_pieces, Piece};
 use super::send::{send, Body, Opened};
 use crate::files::{self, Files, Reply, Served};
-use crate::gunzip::{Decoder, GunzipError};
+use crate::gunzip::Decoder;
 use crate::http::{BodyKind, Headers, RequestHead};
 use crate::proxy::client::Client;
 use crate::proxy::{answer_unread, Outcome, Shared};
+use crate::throttle::OnceAMinute;
 use std::time::SystemTime;
 
 /// The largest copy decoded: it is read whole first. A larger one is
 /// answered 500, the file named in a warning; keep the plain file beside
 /// it.
 const MAX_CODED: u64 = 16 * 1024 * 1024;
+
+/// A copy that cannot be decoded is said at most once a minute: every
+/// request for it fails alike.
+pub(super) static UNDECODABLE: OnceAMinute = OnceAMinute::new();
 
 /// Answers `head` with the `.gz` copy `served` decoded; `kept` are the
 /// backend's fields for a file it named (`X-Accel-Redirect`).
@@ -74,23 +79,18 @@ pub(super) fn serve_gunzipped(
         );
     }
     if served.len > MAX_CODED {
-        log::warn!(
-            "{}: a .gz copy alone of more than {MAX_CODED} bytes is not decoded for a client \
-             without gzip (answered 500): keep the plain file beside it",
-            opened.printable()
-        );
+        if UNDECODABLE.due() {
+            log::warn!(
+                "{}: a .gz copy alone of more than {MAX_CODED} bytes is not decoded for a \
+                 client without gzip (answered 500): keep the plain file beside it",
+                opened.printable()
+            );
+        }
         return answer_unread(client, head, body_kind, 500, b"", shared);
     }
     let coded = match read_pieces(&served.file, &[Piece::File(0, served.len)]) {
         Ok(coded) => coded,
         Err(unread) => return unread_answer(client, head, body_kind, opened, unread, shared),
-    };
-    let undecodable = |client: &mut Client, e: GunzipError| {
-        log::warn!(
-            "{}: does not decode for a client without gzip (answered 500): {e}",
-            opened.printable()
-        );
-        answer_unread(client, head, body_kind, 500, b"", shared)
     };
     match Decoder::whole(&coded, client.response_buffer) {
         Ok(Some(decoded)) => {
@@ -102,6 +102,12 @@ pub(super) fn serve_gunzipped(
             let body = Body::Decoded(opened, &coded);
             send(client, head, body_kind, (200, fields, None), body, shared)
         }
-        Err(e) => undecodable(client, e),
+        Err(e) => {
+            if UNDECODABLE.due() {
+                let path = opened.printable();
+                log::warn!("{path}: does not decode for a client without gzip (answered 500): {e}");
+            }
+            answer_unread(client, head, body_kind, 500, b"", shared)
+        }
     }
 }

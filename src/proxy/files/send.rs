@@ -178,8 +178,10 @@ pub(super) fn send(
                 Ok(()) => Went::Whole,
                 Err(WriteCut::Client(e)) => Went::of_client(&e),
                 Err(WriteCut::Corrupt(e)) => {
-                    let path = opened.printable();
-                    log::warn!("{path}: stopped decoding for a client without gzip: {e}");
+                    if super::gunzipped::UNDECODABLE.due() {
+                        let path = opened.printable();
+                        log::warn!("{path}: stopped decoding for a client without gzip: {e}");
+                    }
                     Went::Undecodable
                 }
             };
