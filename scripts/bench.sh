@@ -51,8 +51,14 @@
 #          decode it again at every hit for a client that takes no gzip.
 #          Beside each, the same proxy's hits for a client that takes gzip
 #          (wrk with Accept-Encoding: gzip), which get the coded entry as
-#          it is: the difference is what decoding costs. No direct row: the
-#          backend compresses at every request, which no hit does.
+#          it is: the difference is what decoding costs. And the RELAYED
+#          path, in the same run and interleaved with them: the same two
+#          proxies without a cache (nginx-gunzip-relay, inverso-gunzip-relay),
+#          every request going to a backend that compresses it, its coded
+#          answer decoded as it is relayed to a client that takes no gzip
+#          (and sent as it came to one that takes gzip); the same bodies
+#          and the same two kinds of client. No direct row: the backend
+#          compresses at every request, which no hit does.
 #   idle   memory per idle keep-alive connection (BENCH_IDLE_CONNS of them)
 #          for inverso, nginx and HAProxy.
 #   files  static files served by the web server itself, no proxying:
@@ -131,8 +137,8 @@
 #     `bind ... defer-accept`.
 #   - inverso: round robin (its default) over the same two backends,
 #     RUST_LOG=warn, persistence off, upstream_keepalive at its default;
-#     cache_size = 0 in proxy/idle mode, 256MiB in cache, gzip and gunzip
-#     mode.
+#     cache_size = 0 in proxy/idle mode (and gunzip mode's relayed pair),
+#     256MiB in cache, gzip and gunzip mode.
 #   - gzip mode: both at level 1 for text/plain of at least 256 bytes: nginx
 #     `gzip on; gzip_types text/plain; gzip_comp_level 1; gzip_min_length 256;
 #     gzip_proxied any; gzip_vary on;`, inverso `gzip = true` with
@@ -165,9 +171,18 @@
 #     it, must be a hit (X-Cache: HIT), 200, without Content-Encoding, and
 #     the file's exact bytes; a third, with Accept-Encoding: gzip, must be
 #     a hit, 200, Content-Encoding: gzip, decoding to the file. The
-#     report shows what each sent (its length or chunked). If any check
-#     fails, or inverso-gunzip does not start, the mode stops with an
-#     error and measures nothing.
+#     relayed pair: nginx-gunzip-relay is nginx-gunzip without proxy_cache
+#     (proxy_pass to the backends with upstream keepalive, `proxy_set_header
+#     Accept-Encoding gzip; gunzip on;`), inverso-gunzip-relay is
+#     inverso-gunzip with cache_size 0 (`gunzip = true`,
+#     `request_header.Accept-Encoding = gzip`); the probe checks them the
+#     same way, except that each answer must carry no X-Cache at all (it
+#     came from a backend, not a cache). Their cells are named "relayed"
+#     where the cached pair's say "hit"; the report gives them a table of
+#     their own, inverso-gunzip-relay over nginx-gunzip-relay. The report
+#     shows what each sent (its length or chunked). If any check fails,
+#     or inverso-gunzip or inverso-gunzip-relay does not start, the mode
+#     stops with an error and measures nothing.
 #   - files mode: the three systems read the same files in the temp
 #     dir's www/c. "nginx" is an nginx of its own, not the backend, set up
 #     as one would serve static files and as inverso does it:
@@ -306,7 +321,7 @@
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
 # default takes about 20, of which `files`, `tls` and `backend-tls` about 2
-# each a repetition, `auth` under 1, `subfilter` and `gunzip` about 1.5).
+# each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3).
 # For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -1463,7 +1478,10 @@ GUNZIP_FAILED=0 # 1: the gunzip mode stopped before measuring (its checks failed
 # bytes (decoded by the proxy); the third, taking gzip (as wrk in the gzip
 # cells), must be a hit, 200, Content-Encoding: gzip, its body (curl
 # without --compressed: as sent) decoding to the file. What it saw goes to
-# gunzipcheck.tsv; returns 1, having said why, on a wrong answer.
+# gunzipcheck.tsv; returns 1, having said why, on a wrong answer. A
+# relayed system (its name ends in -relay: no cache) is checked the same
+# way, except that its answers must carry no X-Cache at all: each comes
+# from a backend, decoded as it is relayed.
 gunzip_probe() {
   local system=$1 port=$2 body=$3 url client ok=0
   url=http://127.0.0.1:$port/gz/$body.txt
@@ -1478,8 +1496,9 @@ gunzip_probe() {
 # decoded (no Accept-Encoding) or gzip (Accept-Encoding: gzip).
 gunzip_check() {
   local system=$1 url=$2 body=$3 client=$4 raw=$TMP/gunzip-probe-$1-$3-$4 heads
-  local code ce xc framing size decoded same=no want_ce=none ae=()
+  local code ce xc framing size decoded same=no want_ce=none ae=() want_xc=HIT want_what="a HIT"
   [[ $client == gzip ]] && want_ce=gzip ae=(-H 'Accept-Encoding: gzip')
+  [[ $system == *-relay ]] && want_xc=none want_what="no X-Cache (relayed)"
   : >"$raw"
   heads=$(curl -s -D - -o "$raw" ${ae[@]+"${ae[@]}"} --max-time 5 "$url" | tr -d '\r' || true)
   code=$(awk 'NR == 1 { print $2 }' <<<"$heads")
@@ -1503,11 +1522,11 @@ gunzip_check() {
   local problems=()
   [[ $code == 200 ]] || problems+=("status '${code:-none}'")
   [[ ${ce:-none} == "$want_ce" ]] || problems+=("Content-Encoding '${ce:-none}'")
-  [[ $xc == HIT ]] || problems+=("X-Cache '${xc:-none}'")
+  [[ ${xc:-none} == "$want_xc" ]] || problems+=("X-Cache '${xc:-none}'")
   [[ $same == yes ]] || problems+=("$decoded bytes decoded that are not the file's")
   if ((${#problems[@]} > 0)); then
-    log "error: $system /gz/$body.txt ($client client, 2nd request): ${problems[*]}; expected 200, a HIT, Content-Encoding '$want_ce' and the file"
-    note "gunzip mode: $system /gz/$body.txt ($client client) answered ${problems[*]}; expected 200, a HIT, Content-Encoding '$want_ce' and the file"
+    log "error: $system /gz/$body.txt ($client client, 2nd request): ${problems[*]}; expected 200, $want_what, Content-Encoding '$want_ce' and the file"
+    note "gunzip mode: $system /gz/$body.txt ($client client) answered ${problems[*]}; expected 200, $want_what, Content-Encoding '$want_ce' and the file"
     return 1
   fi
 }
@@ -1655,19 +1674,30 @@ mode_gzip() {
 mode_gunzip() {
   log "== gunzip mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
   local p_nginx p_inverso nginx_pid inverso_pid s body rep client failed=()
+  local p_nginx_relay p_inverso_relay nginx_relay_pid inverso_relay_pid
   pick_port p_nginx
   pick_port p_inverso
+  pick_port p_nginx_relay
+  pick_port p_inverso_relay
   start_nginx_proxy nginx_pid nginx-gunzip "$p_nginx" 1 0 0 0 0 0 1
   # The backends say Vary: Accept-Encoding: unread, one entry per URL.
   start_inverso inverso_pid inverso-gunzip "$p_inverso" 256MiB \
     "gunzip = true" "request_header.Accept-Encoding = gzip" "cache_ignore_headers = Vary"
+  # The relayed pair: no cache, every request goes to a backend, which
+  # compresses it, and its coded answer is decoded as it is relayed.
+  start_nginx_proxy nginx_relay_pid nginx-gunzip-relay "$p_nginx_relay" 0 0 0 0 0 0 1
+  start_inverso inverso_relay_pid inverso-gunzip-relay "$p_inverso_relay" 0 \
+    "gunzip = true" "request_header.Accept-Encoding = gzip"
   # This mode is about inverso's gunzip: without it, nothing to compare
   # (start_inverso said why). No direct row: the backend would compress
   # at every request, which neither proxy does on a hit.
   [[ -n $inverso_pid ]] || failed+=(inverso-gunzip)
-  local -A ports=([nginx-gunzip]=$p_nginx [inverso-gunzip]=$p_inverso)
-  local -A pids=([nginx-gunzip]=$nginx_pid [inverso-gunzip]=$inverso_pid)
-  local systems=(nginx-gunzip inverso-gunzip)
+  [[ -n $inverso_relay_pid ]] || failed+=(inverso-gunzip-relay)
+  local -A ports=([nginx-gunzip]=$p_nginx [inverso-gunzip]=$p_inverso
+    [nginx-gunzip-relay]=$p_nginx_relay [inverso-gunzip-relay]=$p_inverso_relay)
+  local -A pids=([nginx-gunzip]=$nginx_pid [inverso-gunzip]=$inverso_pid
+    [nginx-gunzip-relay]=$nginx_relay_pid [inverso-gunzip-relay]=$inverso_relay_pid)
+  local systems=(nginx-gunzip inverso-gunzip nginx-gunzip-relay inverso-gunzip-relay)
   # wrk's arguments for each kind of client: none for one that takes no
   # gzip (wrk sends no Accept-Encoding of its own).
   local -A takes=([decoded]="" [gzip]="Accept-Encoding: gzip")
@@ -1681,7 +1711,9 @@ mode_gunzip() {
     done
   done
   if ((${#failed[@]} > 0)); then
-    local -A said=([nginx-gunzip]=nginx-gunzip/error.log [inverso-gunzip]=inverso-gunzip/stderr.log)
+    local -A said=([nginx-gunzip]=nginx-gunzip/error.log [inverso-gunzip]=inverso-gunzip/stderr.log
+      [nginx-gunzip-relay]=nginx-gunzip-relay/error.log
+      [inverso-gunzip-relay]=inverso-gunzip-relay/stderr.log)
     for s in "${systems[@]}"; do
       [[ " ${failed[*]} " == *" $s "* && -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
       log "$s's ${said[$s]##*/}:"
@@ -1690,12 +1722,12 @@ mode_gunzip() {
     log "error: gunzip mode stopped, nothing measured: ${failed[*]} did not start or did not answer as expected (see above)"
     note "gunzip mode stopped before measuring: ${failed[*]} did not start or did not answer as expected"
     GUNZIP_FAILED=1
-    for s in inverso-gunzip nginx-gunzip; do
+    for s in inverso-gunzip-relay nginx-gunzip-relay inverso-gunzip nginx-gunzip; do
       if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
     done
     return 0
   fi
-  local hdr=()
+  local hdr=() kind
   for s in "${systems[@]}"; do
     for body in 1k 64k; do
       for client in decoded gzip; do
@@ -1712,7 +1744,9 @@ mode_gunzip() {
         hdr=()
         [[ -n ${takes[$client]} ]] && hdr=(-H "${takes[$client]}")
         for s in "${systems[@]}"; do
-          run_wrk gunzip "$body ka64 $client hit" "$s" "$rep" "${pids[$s]}" \
+          kind=hit
+          [[ $s == *-relay ]] && kind=relayed
+          run_wrk gunzip "$body ka64 $client $kind" "$s" "$rep" "${pids[$s]}" \
             "http://127.0.0.1:${ports[$s]}/gz/$body.txt" 64 ${hdr[@]+"${hdr[@]}"}
         done
       done
@@ -1723,6 +1757,8 @@ mode_gunzip() {
     printf '%s\tgunzip\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
       "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
   done
+  stop_pid "$inverso_relay_pid"
+  stop_pid "$nginx_relay_pid"
   stop_pid "$inverso_pid"
   stop_pid "$nginx_pid"
 }
@@ -2343,7 +2379,7 @@ main() {
   ((SUBFILTER_FAILED == 0)) ||
     die "the subfilter mode stopped before measuring (a proxy did not start or did not answer the pages as expected; see above)"
   ((GUNZIP_FAILED == 0)) ||
-    die "the gunzip mode stopped before measuring (a proxy did not start or did not answer decoded cache hits as expected; see above)"
+    die "the gunzip mode stopped before measuring (a proxy did not start or did not answer decoded cache hits or relayed answers as expected; see above)"
 }
 
 main "$@"
