@@ -886,6 +886,11 @@ mod jwt {
         let keys_status = || proxy.admin("GET", "/status", "").body_str();
         let none_yet = r#""jwt_keys":[{"pool":"idp","path":"/protocol/openid-connect/certs","keys":0,"fetched_s_ago":null,"every_s":1}]"#;
         assert!(keys_status().contains(none_yet), "{}", keys_status());
+        // The admin listener's page says the same, for people.
+        let page = proxy.admin("GET", "/", "").body_str();
+        let row = "<tr><td class=\"name\">idp</td><td class=\"name\">\
+                   /protocol/openid-connect/certs</td><td>0</td><td>not yet</td><td>1s</td></tr>";
+        assert!(page.contains(row), "{page}");
         let asked = &idp.seen()[0];
         assert_eq!(
             (asked.method(), asked.path()),
@@ -897,6 +902,13 @@ mod jwt {
         assert_eq!(backend.requests(), 1);
         let one = r#""jwt_keys":[{"pool":"idp","path":"/protocol/openid-connect/certs","keys":1,"fetched_s_ago":"#;
         assert!(keys_status().contains(one), "{}", keys_status());
+        let page = proxy.admin("GET", "/", "").body_str();
+        let row = "/protocol/openid-connect/certs</td><td>1</td><td>";
+        let (_, fetched) = page.split_once(row).unwrap_or_else(|| panic!("{page}"));
+        assert!(
+            fetched.split("</td>").next().unwrap().ends_with("s ago"),
+            "{page}"
+        );
         let forged = Issuer::new().bearer(r#"{"sub":"ann"}"#);
         let r = proxy.get_on("api.example", "/orders", &[("Authorization", &forged)]);
         assert_eq!(r.status, 401);
