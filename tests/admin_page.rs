@@ -82,12 +82,12 @@ fn the_page_shows_each_pool_with_its_targets_and_the_cache() {
         "{page}"
     );
     // Name, address, health, state, weight, in flight, max conns,
-    // requests, failures, time to answer.
+    // requests, failures, time to answer, last check (no active checks).
     let main_row = row(&page, &main.addr.to_string());
     assert!(main_row.starts_with("<tr class=\"up\">"), "{main_row}");
     let main_addr = main.addr.to_string();
     let expected = [
-        &main_addr, &main_addr, "up", "ready", "1", "0", "-", "1", "0", "-",
+        &main_addr, &main_addr, "up", "ready", "1", "0", "-", "1", "0", "-", "-",
     ];
     assert_eq!(cells(main_row), expected);
     // One failure (max_fails = 1) takes the dead target out.

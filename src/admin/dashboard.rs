@@ -1,7 +1,8 @@
 //! `GET /`: the proxy's state as a page to read in a browser, as HAProxy's
 //! statistics page (`stats uri`): each pool's targets (whether they take
 //! requests, their weight, requests in flight and in all, failures, the
-//! time to an answer), the cache's totals, the keys fetched for
+//! time to an answer, what their last health check found), the cache's
+//! totals, the keys fetched for
 //! `auth_jwt`. `?refresh=N` reloads it every N seconds (HAProxy's
 //! `stats refresh`).
 //!
@@ -144,7 +145,7 @@ fn push_pool(out: &mut String, pool: &Upstreams, now: Instant) {
         "<table>\n<tr><th class=\"name\">Target</th><th class=\"name\">Address</th>\
          <th class=\"name\">Health</th><th class=\"name\">State</th><th>Weight</th>\
          <th>In flight</th><th>Max conns</th><th>Requests</th><th>Failures</th>\
-         <th>Time to answer</th></tr>\n",
+         <th>Time to answer</th><th class=\"name\">Last check</th></tr>\n",
     );
     for target in pool.targets() {
         push_target(out, target, now);
@@ -182,15 +183,26 @@ fn push_target(out: &mut String, t: &Upstream, now: Instant) {
         Some(ns) => format!("{:.1} ms", ns as f64 / 1e6),
         None => "-".to_string(),
     };
-    let _ = writeln!(
+    let _ = write!(
         out,
         "</td><td class=\"name\">{health}</td><td class=\"name\">{state}</td><td>{}</td>\
-         <td>{}</td><td>{max_conns}</td><td>{}</td><td>{}</td><td>{answer_time}</td></tr>",
+         <td>{}</td><td>{max_conns}</td><td>{}</td><td>{}</td><td>{answer_time}</td>\
+         <td class=\"name\">",
         t.weight_now(),
         grouped(t.in_flight() as u64),
         grouped(t.stats.requests.load(Ordering::Relaxed)),
         grouped(t.stats.failures.load(Ordering::Relaxed)),
     );
+    // What the active checks last found, as HAProxy's `LastChk`.
+    match t.health.last_check() {
+        Some(last) => {
+            push_escaped(out, &last.said);
+            let ago = uptime(now.saturating_duration_since(last.at));
+            let _ = write!(out, ", {ago} ago");
+        }
+        None => out.push('-'),
+    }
+    out.push_str("</td></tr>\n");
 }
 
 fn push_cache(out: &mut String, shared: &Shared) {

@@ -5,6 +5,7 @@ use super::targets::push_name_and_address;
 use crate::json;
 use crate::metrics::STATUS_CLASSES;
 use crate::proxy::Shared;
+use crate::upstream::health::LastCheck;
 use crate::upstream::pools::Pools;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -56,7 +57,7 @@ pub fn status_json(shared: &Shared) -> String {
         let passive = t.health.passive();
         let _ = write!(
             out,
-            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"stopping\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{},\"response_ms\":{}}}",
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":{},\"stopping\":{},\"admin_state\":\"{}\",\"in_flight\":{},\"requests\":{},\"failures\":{},\"response_ms\":{},\"last_check\":",
             t.weight_now(),
             t.backup,
             // In force: an agent's `maxconn:N` may have changed it.
@@ -78,6 +79,8 @@ pub fn status_json(shared: &Shared) -> String {
                 None => "null".to_string(),
             },
         );
+        push_last_check(&mut out, t.health.last_check(), Instant::now());
+        out.push('}');
     }
     out.push_str("],\"pools\":");
     push_pools(&mut out, &shared.pools, Instant::now());
@@ -87,6 +90,20 @@ pub fn status_json(shared: &Shared) -> String {
     push_cache_totals(&mut out, shared);
     out.push_str("}\n");
     out
+}
+
+/// A target's `last_check`: what its last probe found and how long ago
+/// it ended, `null` without active checks or before the first.
+fn push_last_check(out: &mut String, last: Option<LastCheck>, now: Instant) {
+    let Some(last) = last else {
+        out.push_str("null");
+        return;
+    };
+    let _ = write!(out, "{{\"passed\":{},", last.passed);
+    json::push_key(out, "said");
+    json::push_str(out, &last.said);
+    let ago = now.saturating_duration_since(last.at).as_secs_f64();
+    let _ = write!(out, ",\"s_ago\":{ago:.3}}}");
 }
 
 /// `/status`'s `pools` array: each pool's name, how many targets it has

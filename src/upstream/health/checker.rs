@@ -3,7 +3,7 @@
 //! bringing it back (HAProxy's model), one checker's results at a time.
 
 use super::probe::{probe_once, ProbeError, Probed};
-use super::{Health, State, Streak};
+use super::{Health, LastCheck, State, Streak};
 use crate::config::Endpoint;
 use crate::upstream::admin_state::AdminState;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -32,6 +32,7 @@ impl Health {
         state.checker += 1;
         state.streak = Streak::default();
         state.last_probe = None;
+        state.last_check = None;
         if state.active_down {
             state.active_down = false;
             if state.down_until.is_none() && !state.agent_down {
@@ -40,6 +41,11 @@ impl Health {
         }
         let why = || "health checks are off".to_string();
         self.set_stopping(false, &mut state, Instant::now(), why);
+    }
+
+    /// What its last probe found (see [`LastCheck`]).
+    pub fn last_check(&self) -> Option<LastCheck> {
+        self.state.lock().last_check.clone()
     }
 
     /// Whether the checks keep the target out of rotation while up: its
@@ -80,6 +86,16 @@ impl Health {
             return;
         }
         let state = &mut *state;
+        let (passed, said) = match &result {
+            Ok(Probed::Passed) => (true, "passed".into()),
+            Ok(Probed::NotFound) => (true, "404 (disable-on-404)".into()),
+            Err(reason) => (false, reason.to_string().into()),
+        };
+        state.last_check = Some(LastCheck {
+            at: now,
+            passed,
+            said,
+        });
         match result {
             Ok(Probed::NotFound) => {
                 let why = || {
@@ -391,14 +407,27 @@ mod tests {
         h.probed(0, now, &settings, Err(ProbeError::Status(503)));
         assert!(!h.usable(now));
         h.probed(0, now, &settings, Ok(Probed::NotFound));
-        h.probed(0, now, &settings, Ok(Probed::NotFound));
+        let later = now + Duration::from_secs(1);
+        h.probed(0, later, &settings, Ok(Probed::NotFound));
         assert!(h.usable(now) && h.stopping());
-        // Checks turned off let it go.
+        let found = |passed, said: &str| LastCheck {
+            at: later,
+            passed,
+            said: said.into(),
+        };
+        assert_eq!(h.last_check(), Some(found(true, "404 (disable-on-404)")));
+        // Checks turned off let it go, and forget what they found.
         h.checks_off();
         assert!(!h.stopping() && h.takes_new_requests());
+        assert_eq!(h.last_check(), None);
         // A result of an older checker is not applied.
         h.probed(0, now, &settings, Ok(Probed::NotFound));
         assert!(!h.stopping());
+        assert_eq!(h.last_check(), None);
+        h.probed(1, later, &settings, Err(ProbeError::Status(503)));
+        assert_eq!(h.last_check(), Some(found(false, "status 503")));
+        h.probed(1, later, &settings, Ok(Probed::Passed));
+        assert_eq!(h.last_check(), Some(found(true, "passed")));
     }
 
     #[test]

@@ -108,6 +108,19 @@ struct State {
     /// turning checks off move it on, so that a result an old checker got
     /// just as it was stopped is not applied after.
     checker: u64,
+    /// What its last probe found, for the admin listener (HAProxy's
+    /// `LastChk`); `None` before the first, and once checks are off.
+    last_check: Option<LastCheck>,
+}
+
+/// What a target's last probe found, and when it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LastCheck {
+    pub at: Instant,
+    /// The target stays in (or comes back) by it.
+    pub passed: bool,
+    /// What it found: `passed`, or why it failed, as the "down" line says it.
+    pub said: Arc<str>,
 }
 
 impl State {
