@@ -47,7 +47,7 @@ fn a_denied_client_gets_403_and_no_backend_hears_of_it() {
     // The admin listener has admin_bind, not these lists: still reachable,
     // and it counts the refusals.
     let admin = proxy.handle().admin_addr().unwrap();
-    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     assert_eq!(metrics.status, 200);
     let text = metrics.body_str();
     assert!(

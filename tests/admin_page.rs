@@ -186,3 +186,46 @@ fn the_page_runs_nothing_and_reloads_when_asked() {
     assert_eq!(r.status, 405);
     assert_eq!(r.header("allow"), Some("GET, HEAD, PURGE"));
 }
+
+/// A page from a name pointed at 127.0.0.1 (DNS rebinding) is of the
+/// same origin as the admin listener there: over a loopback connection,
+/// a Host that is a name is refused, but for what tells nothing or names
+/// the Host's own site.
+#[test]
+fn over_loopback_a_host_that_is_a_name_reads_nothing() {
+    let a = Backend::echo("a");
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.admin_port = Some(0);
+        c.cache_size = 1 << 20;
+    });
+    let addr = proxy.handle().admin_addr().unwrap();
+    let ask = |method: &str, target: &str, host: &str| {
+        let request = format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        one_request(addr, request.as_bytes())
+    };
+    for target in [
+        "/",
+        "/status",
+        "/metrics",
+        "/stub_status",
+        "/cache",
+        "/nope",
+    ] {
+        for host in ["rebound.example", "rebound.example:9901"] {
+            let r = ask("GET", target, host);
+            assert_eq!(r.status, 403, "{target} {host}");
+            assert!(r.body_str().contains("loopback"), "{target} {host}");
+        }
+        for host in ["127.0.0.1", "localhost:9901", "[::1]:9901"] {
+            assert_ne!(ask("GET", target, host).status, 403, "{target} {host}");
+        }
+    }
+    let r = ask("DELETE", "/cache", "rebound.example");
+    assert_eq!(r.status, 403);
+    // What tells nothing, or names the Host's own site, is taken.
+    assert_eq!(ask("GET", "/healthz", "rebound.example").status, 200);
+    assert_eq!(ask("PURGE", "/a", "www.example.com").status, 404);
+    let own = ask("GET", "/cache/entries?url=/a", "www.example.com");
+    assert_eq!(own.status, 404, "nothing stored: {}", own.body_str());
+    assert!(own.body_str().contains("\"key\":\"www.example.com/a\""));
+}

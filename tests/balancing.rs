@@ -1144,7 +1144,7 @@ fn with_health_check_port_probes_go_to_the_management_port() {
     // What the last probe found, in /status and on the page.
     let failed = r#""last_check":{"passed":false,"said":"status 503","s_ago":"#;
     assert!(target_status(&proxy, a.addr).contains(failed));
-    let page = admin_request(&proxy, "GET", "/", "admin", "").body_str();
+    let page = admin_request(&proxy, "GET", "/", "127.0.0.1", "").body_str();
     assert!(page.contains("<td class=\"name\">status 503, "), "{page}");
     well.store(true, Ordering::SeqCst);
     assert!(wait_until(WAIT_LIMIT, || healthy(&proxy, a.addr) == "true"));
@@ -1336,7 +1336,7 @@ fn healthy(proxy: &Proxy, addr: SocketAddr) -> String {
 /// What `/status` says of the target at `addr`, from its name to the end
 /// of its `last_check`.
 fn target_status(proxy: &Proxy, addr: SocketAddr) -> String {
-    let status = admin_request(proxy, "GET", "/status", "admin", "").body_str();
+    let status = admin_request(proxy, "GET", "/status", "127.0.0.1", "").body_str();
     let at = (status.find(&format!("\"name\":\"{addr}\"")))
         .unwrap_or_else(|| panic!("no {addr} in {status}"));
     let object = &status[at..];
@@ -1537,7 +1537,7 @@ fn status_shows_each_target_its_own_max_fails_and_fail_timeout_or_the_keys() {
         c.targets[1].max_fails = Some(0);
         c.targets[1].fail_timeout = Some(Duration::from_secs(90));
     });
-    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let status = admin_request(&proxy, "GET", "/status", "127.0.0.1", "").body_str();
     let of = |addr: SocketAddr| {
         let at = status.find(&format!("\"name\":\"{addr}\"")).unwrap();
         status[at..].split('}').next().unwrap().to_string()
@@ -1861,7 +1861,7 @@ fn assert_logged_soon(proxy: &Proxy, fragment: &str) {
 
 fn queued_total(proxy: &Proxy) -> u64 {
     let admin = proxy.handle().admin_addr().unwrap();
-    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let text = metrics.body_str();
     let line = text
         .lines()
@@ -2692,7 +2692,7 @@ fn set_state(proxy: &Proxy, target: impl std::fmt::Display, state: &str) {
 
 /// The `admin_state` `GET /targets/<target>` reports.
 fn state_of(proxy: &Proxy, target: impl std::fmt::Display) -> String {
-    let response = admin_request(proxy, "GET", &format!("/targets/{target}"), "admin", "");
+    let response = admin_request(proxy, "GET", &format!("/targets/{target}"), "127.0.0.1", "");
     assert_eq!(response.status, 200, "{}", response.body_str());
     let body = response.body_str();
     let (_, rest) = body.split_once("\"admin_state\":\"").expect("admin_state");
@@ -2743,7 +2743,7 @@ fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_weigh
         r.body_str()
     );
     assert_eq!(shares(8), (6, 2));
-    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let status = admin_request(&proxy, "GET", "/status", "127.0.0.1", "").body_str();
     assert!(status.contains("\"weight\":3,"), "{status}");
     let gauge = |addr| format!("inverso_upstream_weight{{target=\"{addr}\",pool=\"default\"}}");
     assert_eq!(proxy.metric(&gauge(a.addr)), Some(3));
@@ -2777,7 +2777,7 @@ fn a_weight_given_on_the_admin_listener_counts_from_the_next_request_until_weigh
     let r = admin_request(&proxy, "PUT", &path, "127.0.0.1", "weight=3");
     assert_eq!(r.status, 409, "{}", r.body_str());
     assert!(r.body_str().contains("round_robin"), "{}", r.body_str());
-    let now = admin_request(&proxy, "GET", &path, "admin", "").body_str();
+    let now = admin_request(&proxy, "GET", &path, "127.0.0.1", "").body_str();
     assert!(now.contains("\"weight\":1,"), "{now}");
 }
 
@@ -2896,7 +2896,13 @@ fn a_request_in_flight_at_a_target_put_in_maintenance_finishes() {
     // Round robin sends the first to a, which holds it.
     let mut slow = take_the_slot(&proxy, &a);
     set_state(&proxy, a.addr, "maint");
-    let status = admin_request(&proxy, "GET", &format!("/targets/{}", a.addr), "x", "");
+    let status = admin_request(
+        &proxy,
+        "GET",
+        &format!("/targets/{}", a.addr),
+        "127.0.0.1",
+        "",
+    );
     assert!(
         status.body_str().contains("\"in_flight\":1"),
         "{}",
@@ -2937,7 +2943,7 @@ fn a_sticky_client_keeps_its_drained_target_but_not_one_in_maintenance() {
 
 /// `field` (a boolean or a number) in `/status` for the target at `addr`.
 fn status_of(proxy: &Proxy, addr: SocketAddr, field: &str) -> String {
-    let status = admin_request(proxy, "GET", "/status", "admin", "").body_str();
+    let status = admin_request(proxy, "GET", "/status", "127.0.0.1", "").body_str();
     let at = (status.find(&format!("\"name\":\"{addr}\"")))
         .unwrap_or_else(|| panic!("no {addr} in {status}"));
     let object = status[at..].split('}').next().unwrap();
@@ -3155,7 +3161,7 @@ fn targets_are_named_as_in_status_by_name_or_address() {
     assert_eq!(state_of(&proxy, a.addr), "maint");
     set_state(&proxy, a.addr, "drain\n");
     assert_eq!(state_of(&proxy, "app-a.internal:8080"), "drain");
-    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let status = admin_request(&proxy, "GET", "/status", "127.0.0.1", "").body_str();
     let of = |name: &str| {
         let at = status.find(&format!("\"name\":\"{name}\"")).unwrap();
         status[at..].split('}').next().unwrap().to_string()
@@ -3168,7 +3174,7 @@ fn targets_are_named_as_in_status_by_name_or_address() {
         of(&b.addr.to_string()).contains("\"admin_state\":\"ready\""),
         "{status}"
     );
-    let metrics = admin_request(&proxy, "GET", "/metrics", "admin", "").body_str();
+    let metrics = admin_request(&proxy, "GET", "/metrics", "127.0.0.1", "").body_str();
     for (state, value) in [("ready", 0), ("drain", 1), ("maint", 0)] {
         let line = format!(
             "inverso_upstream_admin_state{{target=\"app-a.internal:8080\",pool=\"default\",state=\"{state}\"}} {value}"
@@ -3186,7 +3192,7 @@ fn bad_target_state_requests_are_refused_and_change_nothing() {
     let unknown = admin_request(&proxy, "PUT", "/targets/10.9.9.9:80", "127.0.0.1", "drain");
     assert_eq!(unknown.status, 404);
     assert_eq!(
-        admin_request(&proxy, "GET", "/targets/nope", "x", "").status,
+        admin_request(&proxy, "GET", "/targets/nope", "127.0.0.1", "").status,
         404
     );
     for body in ["", "drained", "ready maint", "{\"state\":\"drain\"}"] {
@@ -3358,7 +3364,7 @@ fn least_time_sends_requests_to_the_target_that_answers_faster() {
     assert!((1..=3).contains(&slow_served), "{served:?}");
     // `/status` shows the times it picks by: the slow one's near the
     // 100 ms it waits (faded a little since), the fast one's below.
-    let status = admin_request(&proxy, "GET", "/status", "admin", "").body_str();
+    let status = admin_request(&proxy, "GET", "/status", "127.0.0.1", "").body_str();
     let response_ms = |addr: SocketAddr| -> f64 {
         let at = status
             .find(&format!("\"address\":\"{addr}\""))

@@ -123,7 +123,7 @@ fn a_large_body_is_compressed_as_it_streams_in_chunks() {
     // Kept alive through both, over one backend connection.
     assert_eq!(backend.connections(), 1);
     let admin = proxy.handle().admin_addr().unwrap();
-    let text = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n").body_str();
+    let text = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").body_str();
     let line = format!("inverso_gzip_bytes_in_total {}", 2 * len);
     assert!(text.lines().any(|l| l == line), "{line} in {text}");
     assert!(
@@ -321,7 +321,7 @@ fn a_cached_entry_is_stored_as_it_came_and_compressed_once_for_every_hit() {
 
     // Counted: the miss and two GET hits went compressed (not the HEAD).
     let admin = proxy.handle().admin_addr().unwrap();
-    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let text = metrics.body_str();
     let zipped = (miss.body.len() + 2 * hit.body.len()).to_string();
     for line in [

@@ -89,7 +89,7 @@ fn plain_http_is_redirected_and_https_proxied_on_one_kept_alive_connection() {
     assert_eq!(a.connections(), 1);
 
     let admin = proxy.handle().admin_addr().unwrap();
-    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let text = metrics.body_str();
     assert!(
         text.lines().any(|l| l == "inverso_https_redirects_total 2"),

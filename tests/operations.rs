@@ -197,7 +197,7 @@ fn admin(addr: SocketAddr, method: &str, target: &str, host: &str) -> Response {
 /// The samples of a Prometheus text page, `name{labels}` to value; checks
 /// that every sample's family was announced with `# HELP` and `# TYPE`.
 fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
-    let response = admin(addr, "GET", "/metrics", "admin");
+    let response = admin(addr, "GET", "/metrics", "127.0.0.1");
     assert_eq!(response.status, 200);
     assert!(response
         .header("content-type")
@@ -416,10 +416,10 @@ fn status_is_json_with_targets_and_cache() {
     assert_eq!(proxy.connect().get("/x").status, 200);
     assert_eq!(proxy.connect().get("/y").status, 502);
     assert!(wait_until(WAIT_LIMIT, || {
-        let s = Json::parse(&admin(admin_addr, "GET", "/status", "admin").body_str());
+        let s = Json::parse(&admin(admin_addr, "GET", "/status", "127.0.0.1").body_str());
         s.get("requests").num() == 2.0
     }));
-    let response = admin(admin_addr, "GET", "/status", "admin");
+    let response = admin(admin_addr, "GET", "/status", "127.0.0.1");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some("application/json"));
     let status = Json::parse(&response.body_str());
@@ -482,19 +482,22 @@ fn healthz_unknown_paths_and_wrong_methods() {
     let a = Backend::echo("a");
     let proxy = start_proxy(&[a.addr], with_admin);
     let admin_addr = proxy.handle().admin_addr().unwrap();
-    let ok = admin(admin_addr, "GET", "/healthz", "admin");
+    let ok = admin(admin_addr, "GET", "/healthz", "127.0.0.1");
     assert_eq!((ok.status, ok.body_str().as_str()), (200, "ok\n"));
     assert!(ok.head.has_token("connection", "close"));
-    assert_eq!(admin(admin_addr, "HEAD", "/healthz", "admin").status, 200);
-    assert_eq!(admin(admin_addr, "GET", "/nope", "admin").status, 404);
-    assert_eq!(admin(admin_addr, "POST", "/nope", "admin").status, 404);
+    assert_eq!(
+        admin(admin_addr, "HEAD", "/healthz", "127.0.0.1").status,
+        200
+    );
+    assert_eq!(admin(admin_addr, "GET", "/nope", "127.0.0.1").status, 404);
+    assert_eq!(admin(admin_addr, "POST", "/nope", "127.0.0.1").status, 404);
     for (method, path) in [
         ("POST", "/metrics"),
         ("DELETE", "/status"),
         ("POST", "/cache"),
         ("PUT", "/cache/entries"),
     ] {
-        let r = admin(admin_addr, method, path, "admin");
+        let r = admin(admin_addr, method, path, "127.0.0.1");
         assert_eq!(r.status, 405, "{method} {path}");
         assert!(r.header("allow").is_some(), "{method} {path}");
     }
@@ -524,9 +527,9 @@ fn healthz_says_shutting_down_while_requests_drain() {
     let handle = proxy.take_handle();
     let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
     assert!(wait_until(WAIT_LIMIT, || {
-        admin(admin_addr, "GET", "/healthz", "admin").status == 503
+        admin(admin_addr, "GET", "/healthz", "127.0.0.1").status == 503
     }));
-    let status = admin(admin_addr, "GET", "/status", "admin");
+    let status = admin(admin_addr, "GET", "/status", "127.0.0.1");
     assert!(
         status.body_str().contains("\"shutting_down\":true"),
         "{}",
@@ -560,14 +563,14 @@ fn a_reload_during_a_drain_is_refused() {
     let handle = proxy.take_handle();
     let shutdown = std::thread::spawn(move || handle.shutdown(Duration::from_secs(20)));
     assert!(wait_until(WAIT_LIMIT, || {
-        admin(admin_addr, "GET", "/healthz", "admin").status == 503
+        admin(admin_addr, "GET", "/healthz", "127.0.0.1").status == 503
     }));
     let refused = control.reload(next);
     assert!(
         matches!(refused, Err(inverso::server::ReloadError::ShuttingDown)),
         "{refused:?}"
     );
-    let status = admin(admin_addr, "GET", "/status", "admin");
+    let status = admin(admin_addr, "GET", "/status", "127.0.0.1");
     assert!(status.body_str().contains(&a.addr.to_string()));
     assert!(!status.body_str().contains(&b.addr.to_string()));
     release.open();
@@ -616,7 +619,12 @@ fn purge_removes_every_variant_and_only_on_the_admin_port() {
         Some("HIT")
     );
     // An absolute-form target carries its host itself.
-    let r = admin(admin_addr, "PURGE", "http://test.example/other", "admin");
+    let r = admin(
+        admin_addr,
+        "PURGE",
+        "http://test.example/other",
+        "127.0.0.1",
+    );
     assert_eq!(r.status, 200);
     assert_eq!(
         admin(admin_addr, "PURGE", "/other", "test.example").status,
@@ -801,7 +809,10 @@ fn access_log_lines_a_full_disk_refuses_are_counted() {
     assert!(wait_until(WAIT_LIMIT, || {
         scrape(admin_addr)["inverso_access_log_lost_lines_total"] == 50.0
     }));
-    assert_eq!(admin(admin_addr, "GET", "/healthz", "admin").status, 200);
+    assert_eq!(
+        admin(admin_addr, "GET", "/healthz", "127.0.0.1").status,
+        200
+    );
 }
 
 #[test]
@@ -1969,7 +1980,7 @@ fn a_stop_signal_during_a_reload_that_hangs_is_heard() {
     std::fs::write(&file, conf(b.addr, "state_file = states\n")).unwrap();
     running.signal("HUP");
     assert!(wait_until(WAIT_LIMIT, || {
-        let status = admin(admin_addr, "GET", "/status", "admin");
+        let status = admin(admin_addr, "GET", "/status", "127.0.0.1");
         status.body_str().contains(&b.addr.to_string())
     }));
     running.signal("TERM");
@@ -2252,7 +2263,7 @@ fn at_the_thread_limit_new_connections_get_503_and_the_admin_still_answers() {
     // A failure here (seen once, the admin port refusing connections)
     // says whether the proxy was still running, and all it said.
     let healthz = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        admin(admin_addr, "GET", "/healthz", "admin").status
+        admin(admin_addr, "GET", "/healthz", "127.0.0.1").status
     }));
     if healthz.as_ref().ok() != Some(&200) {
         let exited = running.child.try_wait();

@@ -839,7 +839,7 @@ fn upstream_in_flight(proxy: &Proxy, target: std::net::SocketAddr) -> u64 {
         .handle()
         .admin_addr()
         .expect("the admin listener is on");
-    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let sample = format!("inverso_upstream_in_flight{{target=\"{target}\",pool=\"default\"}} ");
     let text = metrics.body_str();
     let value = text.lines().find_map(|l| l.strip_prefix(&sample));

@@ -55,7 +55,7 @@ fn named(c: &mut Config) {
 
 fn admin_get(proxy: &Proxy, path: &str) -> String {
     let admin = proxy.handle().admin_addr().expect("admin listener");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     one_request(admin, request.as_bytes()).body_str()
 }
 

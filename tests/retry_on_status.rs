@@ -68,7 +68,7 @@ fn sample(proxy: &Proxy, metric: &str, target: SocketAddr) -> u64 {
         .handle()
         .admin_addr()
         .expect("the admin listener is on");
-    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n");
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     let prefix = format!("{metric}{{target=\"{target}\",pool=\"default\"}} ");
     let text = metrics.body_str();
     text.lines()

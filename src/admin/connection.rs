@@ -2,7 +2,7 @@
 //! checks its credentials, and writes the reply within a deadline.
 
 use super::listener::Gate;
-use super::{route, Reply};
+use super::{host_is_an_address, route, Reply};
 use crate::auth;
 use crate::config::Config;
 use crate::http::body::BodyKind;
@@ -28,13 +28,19 @@ const MAX_ADMIN_BODY: u64 = 1024;
 /// `PUT` would then set and save the states of targets no longer in force).
 pub(super) fn handle(stream: TcpStream, current: &Current, gate: &Gate, timeout: Duration) {
     let deadline = Instant::now() + timeout;
+    // Where a browser on this machine would reach it (see `refuse_rebound`).
+    let local = stream
+        .local_addr()
+        .is_ok_and(|a| a.ip().to_canonical().is_loopback());
     // For a `100 Continue`; the reply has its own deadline.
     let _ = stream.set_write_timeout(Some(timeout));
     let mut conn = BufConn::new(stream, 4096);
     let (reply, is_head) = match read_head(&mut conn, deadline) {
         Ok(Some(head)) => {
             // Before the body is read (or a `100 Continue` sent for it).
-            let reply = match refuse_unsigned(&head, &current.get().config) {
+            let refused = refuse_rebound(&head, local)
+                .or_else(|| refuse_unsigned(&head, &current.get().config));
+            let reply = match refused {
                 Some(refusal) => refusal,
                 None => match read_body(&mut conn, &head, deadline) {
                     Ok(Some(body)) => match gate.enter() {
@@ -109,6 +115,29 @@ fn write_within(stream: &mut TcpStream, mut bytes: &[u8], within: Duration) {
 
 /// The realm the admin listener asks a user and password for.
 const ADMIN_REALM: &str = "inverso admin";
+
+/// A `403` for a request over a loopback connection (`local`) whose Host
+/// is a name: a web page from a name an attacker points at 127.0.0.1
+/// (DNS rebinding) is of the same origin as a listener there, and could
+/// read its pages (the targets' addresses, the counts) or send it
+/// anything; no such page has an address or `localhost` for its Host. A
+/// connection to another address (a scraper on another host, naming this
+/// one) is not asked. Taken under any Host: `GET /healthz` (it tells
+/// nothing), `PURGE` (its Host names the site whose entries go; those
+/// that reach every site ask for an address themselves) and
+/// `/cache/entries` (the Host's own site's; another's asks the same).
+fn refuse_rebound(head: &RequestHead, local: bool) -> Option<Reply> {
+    let target = head.path_and_query();
+    let path = target.split('?').next().unwrap_or("");
+    let open = head.method == "PURGE" || matches!(path, "/healthz" | "/cache/entries");
+    (local && !open && !host_is_an_address(head)).then(|| {
+        Reply::text(
+            403,
+            "over a loopback address, the admin listener takes a Host that is an IP address \
+             or localhost (a page from a name pointed at 127.0.0.1 could read it)\n",
+        )
+    })
+}
 
 /// With `admin_auth_basic_user_file`: the 401 for a request without a
 /// user and password of the file. `GET /healthz` passes without: it says
