@@ -1035,3 +1035,46 @@ fn without_gunzip_a_gz_copy_alone_is_missing_for_clients_without_gzip() {
     let coded = client.get_with("/s/page.html", &[GZIP]);
     assert_eq!(coded.body, gzip(&page(5000)));
 }
+
+/// A copy alone is read whole to be decoded: up to 16 MiB of it (one of
+/// 2 MiB, its bytes random, is decoded), a larger one answered 500.
+#[test]
+fn a_gz_copy_alone_past_16_mib_is_not_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    // Random bytes, stored rather than compressed: the copy is as large.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut random = |len: usize| -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+    let stored = |body: &[u8]| {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::none());
+        encoder.write_all(body).unwrap();
+        encoder.finish().unwrap()
+    };
+    let two = random(2 << 20);
+    std::fs::write(dir.path().join("two.bin.gz"), stored(&two)).unwrap();
+    let seventeen = stored(&random(17 << 20));
+    std::fs::write(dir.path().join("seventeen.bin.gz"), &seventeen).unwrap();
+    let text = format!(
+        "targets = 127.0.0.1:1\nroute./s/ = files {} precompressed\ngunzip = on\n",
+        dir.path().display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    let r = client.get("/s/two.bin");
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert!(r.body == two, "the decoded body differs");
+    let r = client.get("/s/seventeen.bin");
+    assert_eq!(r.status, 500, "{}", r.head.raw);
+    // A client that takes gzip is sent it as it is.
+    let r = proxy.connect().get_with("/s/seventeen.bin", &[GZIP]);
+    assert_eq!(r.status, 200, "{}", r.head.raw);
+    assert_eq!(r.body.len(), seventeen.len());
+}
