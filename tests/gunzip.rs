@@ -1002,6 +1002,8 @@ fn a_gz_copy_alone_goes_to_gzip_clients_and_decoded_to_the_others() {
     assert_eq!(client.get("/s/page.html").body.len(), 5000);
     let (old, closed) = get_http_10(&proxy, "/s/large.html");
     assert!(old.body == page(LARGE), "the body to HTTP/1.0 differs");
+    // Ended by the close, which the head says, however the client asked.
+    assert_eq!(old.header("connection"), Some("close"), "{}", old.head.raw);
     assert!(closed, "{}", old.head.raw);
 }
 

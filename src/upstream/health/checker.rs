@@ -547,6 +547,9 @@ mod tests {
             "[::1]:8000".parse::<SocketAddr>().unwrap().into(),
         );
         assert_eq!(&*v6.host, "[::1]:8081");
+        // A name written without its port keeps all of it.
+        let bare = at("[::1]", "[::1]:80".parse::<SocketAddr>().unwrap().into());
+        assert_eq!(&*bare.host, "[::1]:8081");
         let socket = at("localhost", Endpoint::Unix("/run/app.sock".into()));
         assert_eq!(socket.addr, Endpoint::Unix("/run/app.sock".into()));
         assert_eq!(&*socket.host, "localhost");
