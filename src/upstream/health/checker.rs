@@ -525,11 +525,16 @@ mod tests {
     #[test]
     fn a_probe_at_another_port_goes_there_in_the_clear_naming_it() {
         let at = |name: &str, addr: Endpoint| {
+            // A target with `tls` and `send_proxy`: its traffic port's.
+            let tls = crate::upstream::BackendTls {
+                settings: crate::tls::backends::default_client_config(),
+                name: rustls_pki_types::ServerName::try_from("app").unwrap(),
+            };
             let probe = Probe {
                 name: name.into(),
                 host: name.into(),
                 addr,
-                tls: None,
+                tls: Some(tls),
                 send_proxy: Some(crate::http::send_proxy::ProxyVersion::V2),
                 health: Arc::new(health(1, 10)),
             };
@@ -553,6 +558,7 @@ mod tests {
         let socket = at("localhost", Endpoint::Unix("/run/app.sock".into()));
         assert_eq!(socket.addr, Endpoint::Unix("/run/app.sock".into()));
         assert_eq!(&*socket.host, "localhost");
+        assert!(socket.tls.is_some(), "left as it was");
     }
 
     /// A checker probing `addr` once an hour (rise and fall 1), and the
