@@ -148,6 +148,22 @@ impl Files {
         )))
     }
 
+    /// The file a precompressed copy `copy` was found in place of, when
+    /// it is there: what is made of the file itself (`sub_filter`
+    /// rewrites the file, never its coded copy).
+    pub fn file_of_copy(&self, copy: &Served) -> Option<Served> {
+        // A copy's name is the file's and the suffix of its coding; a file
+        // coded by its own name (`.svgz`) is no copy.
+        let suffix = copy.path.extension()?;
+        (PRECOMPRESSED.iter())
+            .find(|&&(s, coding, _)| suffix == s && copy.encoding == Some(coding))?;
+        let named = copy.path.with_extension("");
+        let (file, meta) = self.open_file(&named).ok()?;
+        let name = named.file_name().map_or(&[][..], |n| n.as_bytes());
+        let encoding = mime::content_encoding(name);
+        Some(self.served(file, named.clone(), &meta, &named, encoding))
+    }
+
     /// With `precompressed`, the first copy of the file at `path` there
     /// is of a coding `accepted` (given the names `Accept-Encoding` may
     /// give it): opened, with its path and its coding.

@@ -274,6 +274,32 @@ fn a_copy_alone_goes_to_the_clients_that_take_it_and_with_gunzip_to_the_others()
 }
 
 #[test]
+fn the_file_of_a_copy_is_found_when_it_is_there() {
+    let (dir, files) = site();
+    let root = dir.path().join("site");
+    fs::write(root.join("app.js.gz"), "gzipped").unwrap();
+    fs::write(root.join("only.css.gz"), "gzipped").unwrap();
+    fs::write(root.join("logo.svgz"), "svg gzipped by its name").unwrap();
+    fs::write(root.join("logo"), "not the svg").unwrap();
+    let files = files.with_precompressed();
+    let gzip = request(&[("Accept-Encoding", "gzip")]);
+    let find = |under| match files.find(under, &gzip, false) {
+        Found::File(served) => served,
+        other => panic!("{other:?}"),
+    };
+    let file = files.file_of_copy(&find("/app.js")).expect("app.js");
+    assert_eq!((file.path.to_str(), file.encoding), (Some("app.js"), None));
+    assert_eq!(io::read_to_string(file.file).unwrap(), "let a = 1;");
+    assert!(
+        files.file_of_copy(&find("/only.css")).is_none(),
+        "a copy alone"
+    );
+    let svgz = find("/logo.svgz");
+    assert_eq!(svgz.encoding, Some("gzip"));
+    assert!(files.file_of_copy(&svgz).is_none(), "coded by its own name");
+}
+
+#[test]
 fn the_type_is_the_names() {
     let (_dir, files) = site();
     let Found::File(served) = files.find_plain("/docs/") else {

@@ -134,10 +134,7 @@ impl Pools {
     /// pool, within the pool's `backend_timeout`, any 2xx taken.
     fn key_fetches(&self, config: &Config) -> Vec<KeyFetch> {
         let mut fetches: Vec<KeyFetch> = Vec::new();
-        for keys in config.fetched_jwt_keys() {
-            if fetches.iter().any(|f| Arc::ptr_eq(&f.keys, keys)) {
-                continue;
-            }
+        for keys in config.distinct_fetched_jwt_keys() {
             let pool = keys.from.pool;
             let asked = config.pool_configs().nth(pool).unwrap_or(config);
             fetches.push(KeyFetch {

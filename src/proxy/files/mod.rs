@@ -80,16 +80,7 @@ pub(super) fn serve(
         Found::File(served) if served.encoding.is_some() && served.varies => {
             let content_type = served.content_type.as_bytes();
             match !pool.sub_filter.is_empty() && pool.sub_filter_types.lists(content_type) {
-                true => {
-                    let mut plain = head.headers.clone();
-                    plain.remove("accept-encoding");
-                    match files.find(under, &plain, false) {
-                        Found::File(file) if file.path == served.path.with_extension("") => {
-                            Found::File(file)
-                        }
-                        _ => Found::File(served),
-                    }
-                }
+                true => Found::File(files.file_of_copy(&served).unwrap_or(served)),
                 false => Found::File(served),
             }
         }
