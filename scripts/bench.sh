@@ -1064,30 +1064,45 @@ probe() {
 
 body_size() { case $1 in 1k) echo 1024 ;; 64k) echo 65536 ;; esac }
 
+# probe_fetch RAW FILE URL [CURL_ARG...]: one GET of URL, read as the gzip
+# and gunzip probes read it (its body into RAW, removed after): sets
+# PROBE_HEADS (the head, without CRs), PROBE_CODE, PROBE_CE
+# (Content-Encoding), PROBE_XC (X-Cache), PROBE_SIZE (body bytes sent),
+# PROBE_DECODED (body bytes once gunzipped, when it says gzip) and
+# PROBE_SAME (yes when those are FILE's bytes).
+probe_fetch() {
+  local raw=$1 file=$2 url=$3
+  shift 3
+  : >"$raw"
+  PROBE_HEADS=$(curl -s -D - -o "$raw" "$@" --max-time 5 "$url" | tr -d '\r' || true)
+  PROBE_CODE=$(awk 'NR == 1 { print $2 }' <<<"$PROBE_HEADS")
+  PROBE_CE=$(awk -F': ' 'tolower($1) == "content-encoding" { print $2 }' <<<"$PROBE_HEADS")
+  PROBE_XC=$(awk -F': ' 'tolower($1) == "x-cache" { print $2 }' <<<"$PROBE_HEADS")
+  PROBE_SIZE=$(wc -c <"$raw")
+  if [[ $PROBE_CE == gzip ]]; then
+    gzip -dc <"$raw" >"$raw.decoded" 2>/dev/null || true
+  else
+    cp "$raw" "$raw.decoded"
+  fi
+  PROBE_DECODED=$(wc -c <"$raw.decoded")
+  PROBE_SAME=no
+  if cmp -s "$raw.decoded" "$file"; then PROBE_SAME=yes; fi
+  rm -f "$raw" "$raw.decoded"
+}
+
 # gzip_probe SYSTEM PORT BODY (gzip mode): the first request, taking gzip,
 # fills the cache; the second must be a hit, 200, Content-Encoding: gzip,
 # whose body (curl without --compressed: as sent) decodes to the file the
 # backend serves. What it saw goes to gzipcheck.tsv, with the compressed
 # size; every failed check is a note in the report.
 gzip_probe() {
-  local system=$1 port=$2 body=$3 url raw=$TMP/gzip-probe-$1-$3 heads code ce xc size decoded
-  local want same=no
+  local system=$1 port=$2 body=$3 url raw=$TMP/gzip-probe-$1-$3 code ce xc size decoded
+  local want same
   url=http://127.0.0.1:$port/c/$body.txt want=$(body_size "$body")
   curl -s -o /dev/null -H 'Accept-Encoding: gzip' --max-time 5 "$url" || true
-  : >"$raw"
-  heads=$(curl -s -D - -o "$raw" -H 'Accept-Encoding: gzip' --max-time 5 "$url" | tr -d '\r' || true)
-  code=$(awk 'NR == 1 { print $2 }' <<<"$heads")
-  ce=$(awk -F': ' 'tolower($1) == "content-encoding" { print $2 }' <<<"$heads")
-  xc=$(awk -F': ' 'tolower($1) == "x-cache" { print $2 }' <<<"$heads")
-  size=$(wc -c <"$raw")
-  if [[ $ce == gzip ]]; then
-    gzip -dc <"$raw" >"$raw.decoded" 2>/dev/null || true
-  else
-    cp "$raw" "$raw.decoded"
-  fi
-  decoded=$(wc -c <"$raw.decoded")
-  cmp -s "$raw.decoded" "$TMP/www/c/$body.txt" && same=yes
-  rm -f "$raw" "$raw.decoded"
+  probe_fetch "$raw" "$TMP/www/c/$body.txt" "$url" -H 'Accept-Encoding: gzip'
+  code=$PROBE_CODE ce=$PROBE_CE xc=$PROBE_XC size=$PROBE_SIZE
+  decoded=$PROBE_DECODED same=$PROBE_SAME
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "${ce:-none}" \
     "${xc:-none}" "$size" "$decoded" "$same" >>"$OUT_DIR/gzipcheck.tsv"
   log "gzip probe $system /c/$body.txt: status ${code:-none}, Content-Encoding '${ce:-none}', X-Cache '${xc:-none}', $size bytes sent, $decoded decoded (file: $want, same: $same)"
@@ -1495,26 +1510,15 @@ gunzip_probe() {
 # gunzip_check SYSTEM URL BODY CLIENT: one request of gunzip_probe's, CLIENT
 # decoded (no Accept-Encoding) or gzip (Accept-Encoding: gzip).
 gunzip_check() {
-  local system=$1 url=$2 body=$3 client=$4 raw=$TMP/gunzip-probe-$1-$3-$4 heads
-  local code ce xc framing size decoded same=no want_ce=none ae=() want_xc=HIT want_what="a HIT"
+  local system=$1 url=$2 body=$3 client=$4 raw=$TMP/gunzip-probe-$1-$3-$4
+  local code ce xc framing size decoded same want_ce=none ae=() want_xc=HIT want_what="a HIT"
   [[ $client == gzip ]] && want_ce=gzip ae=(-H 'Accept-Encoding: gzip')
   [[ $system == *-relay ]] && want_xc=none want_what="no X-Cache (relayed)"
-  : >"$raw"
-  heads=$(curl -s -D - -o "$raw" ${ae[@]+"${ae[@]}"} --max-time 5 "$url" | tr -d '\r' || true)
-  code=$(awk 'NR == 1 { print $2 }' <<<"$heads")
-  ce=$(awk -F': ' 'tolower($1) == "content-encoding" { print $2 }' <<<"$heads")
-  xc=$(awk -F': ' 'tolower($1) == "x-cache" { print $2 }' <<<"$heads")
+  probe_fetch "$raw" "$TMP/www/c/$body.txt" "$url" ${ae[@]+"${ae[@]}"}
+  code=$PROBE_CODE ce=$PROBE_CE xc=$PROBE_XC size=$PROBE_SIZE
+  decoded=$PROBE_DECODED same=$PROBE_SAME
   framing=$(awk -F': ' 'tolower($1) == "content-length" { print "length " $2 }
-    tolower($1) == "transfer-encoding" { print $2 }' <<<"$heads" | paste -sd ' ')
-  size=$(wc -c <"$raw")
-  if [[ $ce == gzip ]]; then
-    gzip -dc <"$raw" >"$raw.decoded" 2>/dev/null || true
-  else
-    cp "$raw" "$raw.decoded"
-  fi
-  decoded=$(wc -c <"$raw.decoded")
-  cmp -s "$raw.decoded" "$TMP/www/c/$body.txt" && same=yes
-  rm -f "$raw" "$raw.decoded"
+    tolower($1) == "transfer-encoding" { print $2 }' <<<"$PROBE_HEADS" | paste -sd ' ')
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "$client" "${code:-none}" \
     "${ce:-none}" "${xc:-none}" "${framing:-none}" "$size" "$decoded" "$same" \
     >>"$OUT_DIR/gunzipcheck.tsv"

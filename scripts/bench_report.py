@@ -459,6 +459,20 @@ def cache_section(runs, checks):
     return ["## Cache hits: inverso vs nginx proxy_cache", ""] + table(header, rows) + [""]
 
 
+def measured_cells(name, sysname, c, ref, clk_tck):
+    """The cells a table of proxies against a reference REF begins a row
+    with: the cell and system, req/s, p50, p99, errors, req/s and p99 over
+    REF's, and the proxy's CPU µs per request."""
+    cpu = c.cpu_us_per_req(clk_tck)
+    return [
+        name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+        c.errors(),
+        fmt_ratio(c.rps(), ref.rps() if ref else None),
+        fmt_ratio(c.p99(), ref.p99() if ref else None),
+        "n/a" if cpu is None else f"{cpu:.1f}",
+    ]
+
+
 def gzip_section(runs, checks, clk_tck):
     order, cells = group(runs, "gzip")
     if not order:
@@ -473,13 +487,7 @@ def gzip_section(runs, checks, clk_tck):
         ref = systems.get("nginx-gzip")
         for sysname, c in systems.items():
             check = seen.get((sysname, name.split()[0]))
-            cpu = c.cpu_us_per_req(clk_tck)
-            rows.append([
-                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
-                c.errors(),
-                fmt_ratio(c.rps(), ref.rps() if ref else None),
-                fmt_ratio(c.p99(), ref.p99() if ref else None),
-                "n/a" if cpu is None else f"{cpu:.1f}",
+            rows.append(measured_cells(name, sysname, c, ref, clk_tck) + [
                 "n/a" if check is None else
                 fmt_ratio(num(check["sent_bytes"]), num(check["decoded_bytes"])),
                 fmt_int(c.bytes_per_req()), gzip_label(check), c.other_cpu(),
@@ -563,12 +571,7 @@ def gunzip_rows(cells, names, ref_name, seen, clk_tck):
             cpu = c.cpu_us_per_req(clk_tck)
             base = coded.get(sysname) if coded else None
             base_cpu = base.cpu_us_per_req(clk_tck) if base else None
-            rows.append([
-                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
-                c.errors(),
-                fmt_ratio(c.rps(), ref.rps() if ref else None),
-                fmt_ratio(c.p99(), ref.p99() if ref else None),
-                "n/a" if cpu is None else f"{cpu:.1f}",
+            rows.append(measured_cells(name, sysname, c, ref, clk_tck) + [
                 "—" if client != "decoded" else fmt_ratio(c.rps(), base.rps() if base else None),
                 "—" if client != "decoded" else
                 ("n/a" if cpu is None or base_cpu is None else f"{cpu - base_cpu:+.1f}"),
