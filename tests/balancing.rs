@@ -1153,6 +1153,43 @@ fn with_health_check_port_probes_go_to_the_management_port() {
     assert!(target_status(&proxy, a.addr).contains(passed));
 }
 
+/// A target's own `check_port=N` wins over the pool's
+/// `health_check_port` for it alone: each management port hears only
+/// its target's probes, and each target is judged by its own.
+#[test]
+fn a_targets_check_port_wins_over_the_pools_health_check_port() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let pools_port = Backend::start("pool's", |_, out| {
+        respond(out, 200, &[], b"");
+        Action::KeepAlive
+    });
+    let bs_port = Backend::start("b's", |_, out| {
+        respond(out, 503, &[], b"");
+        Action::KeepAlive
+    });
+    let (shared, own) = (pools_port.addr.port(), bs_port.addr.port());
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.health_check_port = Some(shared);
+        c.targets[1].check_port = Some(own);
+        c.admin_port = Some(0);
+    });
+    // fall = 2: once a third probe has arrived, two have failed.
+    assert!(wait_until(WAIT_LIMIT, || probes_seen(&bs_port) >= 3));
+    assert!(wait_until(WAIT_LIMIT, || probes_seen(&pools_port) >= 3));
+    assert_eq!(healthy(&proxy, b.addr), "false");
+    assert_eq!(healthy(&proxy, a.addr), "true");
+    let named = |port: u16| format!("127.0.0.1:{port}");
+    assert!(probe_hosts(&pools_port).iter().all(|h| *h == named(shared)));
+    assert!(probe_hosts(&bs_port).iter().all(|h| *h == named(own)));
+    assert_eq!(
+        probes_seen(&a) + probes_seen(&b),
+        0,
+        "a probe reached a traffic port"
+    );
+    assert!((0..4).all(|_| get(&proxy, "/").1 == "a"), "b in rotation");
+}
+
 #[test]
 fn a_reload_that_sets_health_check_host_brings_a_host_checking_target_back() {
     let a = Killable::start("a");

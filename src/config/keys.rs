@@ -93,8 +93,8 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "backends, comma separated host:port or unix:PATH with optional weight=N, \
                max_conns=N, backup, down, max_fails=N, fail_timeout=D, tls, tls_name=NAME, \
-               send_proxy, send_proxy_v2, agent_port=N (agent_addr=IP, agent_inter=D, \
-               agent_send=TEXT)",
+               send_proxy, send_proxy_v2, check_port=N, agent_port=N (agent_addr=IP, \
+               agent_inter=D, agent_send=TEXT)",
         apply: |c, v| parse_targets(v).map(|t| c.targets = t),
     },
     Key {

@@ -100,6 +100,10 @@ pub struct Target {
     /// `agent_port=N` and the options that go with it: its agent, which
     /// says its weight and state (HAProxy's `agent-check`); `None`: none.
     pub agent: Option<AgentCheck>,
+    /// `check_port=N`: its health checks go to that port of its address
+    /// (HAProxy's `server ... check port N`), before the pool's
+    /// `health_check_port`; `None`: the pool's, else its own port.
+    pub check_port: Option<u16>,
 }
 
 /// Where and how a target's agent is asked (see
@@ -134,6 +138,7 @@ impl Target {
             tls: None,
             send_proxy: None,
             agent: None,
+            check_port: None,
         }
     }
 
@@ -299,6 +304,7 @@ mod tests {
             tls: None,
             send_proxy: None,
             agent: None,
+            check_port: None,
         };
         let addrs: Vec<SocketAddr> = vec![
             "10.0.0.5:80".parse().unwrap(),

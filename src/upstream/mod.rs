@@ -78,6 +78,9 @@ pub struct Upstream {
     /// Where and how its agent is asked (`agent_port=N`, see
     /// [`health::Agent`]).
     agent: Option<crate::config::AgentCheck>,
+    /// Where its health checks go instead of its own port: its
+    /// `check_port=N`, else the pool's `health_check_port`.
+    check_port: Option<u16>,
     /// Under `least_time`, its answers are timed (see [`latency`]), and
     /// a failure counts as an answer as slow as this (`backend_timeout`):
     /// a target that fails fast is no fast target.
@@ -188,6 +191,7 @@ impl Upstreams {
                     }),
                     send_proxy: t.send_proxy,
                     agent: t.agent.clone(),
+                    check_port: t.check_port.or(config.health_check_port),
                     failure_takes: (config.balance == Balance::LeastTime)
                         .then(|| config.effective_backend_timeout()),
                     weight: t.weight,
@@ -305,7 +309,9 @@ impl Upstreams {
         self.queue_timeout
     }
 
-    /// What the active checker probes.
+    /// Where each target takes requests, as probes: what the active
+    /// checker asks (each moved to its `check_port`) and where fetched
+    /// JWT keys are asked for.
     pub fn probes(&self) -> Vec<Probe> {
         self.targets
             .iter()
@@ -355,12 +361,12 @@ impl Upstreams {
             expect_body: config.health_check_expect_body.clone(),
             disable_on_404: config.health_check_disable_on_404,
         };
-        let probes = match config.health_check_port {
-            Some(port) => (self.probes().into_iter())
-                .map(|p| p.at_port(port))
-                .collect(),
-            None => self.probes(),
-        };
+        let probes = (self.targets.iter().zip(self.probes()))
+            .map(|(target, probe)| match target.check_port {
+                Some(port) => probe.at_port(port),
+                None => probe,
+            })
+            .collect();
         Checker::start(probes, settings).map(Some)
     }
 

@@ -300,6 +300,7 @@ mod tests {
             tls: None,
             send_proxy: None,
             agent: None,
+            check_port: None,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
+/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ check_port=N][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
 /// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
@@ -35,6 +35,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut tls_name = None;
         let mut send_proxy = None;
         let mut agent_port = None;
+        let mut check_port = None;
         let mut agent_addr = None;
         let mut agent_inter = None;
         let mut agent_send: Option<Box<[u8]>> = None;
@@ -104,6 +105,11 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     let port = parse_number(n, 1..=65_535).map_err(|m| bad("agent_port", m))?;
                     agent_port = Some(port as u16);
                 }
+                Some(("check_port", _)) if check_port.is_some() => return Err(once("check_port")),
+                Some(("check_port", n)) => {
+                    let port = parse_number(n, 1..=65_535).map_err(|m| bad("check_port", m))?;
+                    check_port = Some(port as u16);
+                }
                 Some(("agent_addr", _)) if agent_addr.is_some() => return Err(once("agent_addr")),
                 Some(("agent_addr", a)) => {
                     let ip = (a.strip_prefix('[')).and_then(|a| a.strip_suffix(']'));
@@ -140,8 +146,9 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     return Err(format!(
                         "target {name}: unknown option `{option}` (expected weight=N, \
                          max_conns=N, backup or down; for passive health, max_fails=N or \
-                         fail_timeout=D; for TLS, tls and tls_name=NAME; for a PROXY \
-                         protocol header, send_proxy or send_proxy_v2; for an agent, \
+                         fail_timeout=D; for health checks at another port, check_port=N; \
+                         for TLS, tls and tls_name=NAME; for a PROXY protocol header, \
+                         send_proxy or send_proxy_v2; for an agent, \
                          agent_port=N, agent_addr=IP, agent_inter=D and agent_send=TEXT)"
                     ))
                 }
@@ -199,6 +206,12 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                  Unix socket has not: give it with agent_addr=IP"
             ));
         }
+        if check_port.is_some() && matches!(written(name)?, Written::Unix(_)) {
+            return Err(format!(
+                "target {name}: check_port= is a port of its address, which a Unix socket \
+                 has not: take it away"
+            ));
+        }
         // As written; `at` gives it each address found.
         let as_written = Target {
             name: name.to_string(),
@@ -212,6 +225,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             tls,
             send_proxy,
             agent,
+            check_port,
         };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
@@ -270,6 +284,9 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         }
         if let Some(version) = target.send_proxy {
             options.push_str(&format!(", {}", version.option()));
+        }
+        if let Some(port) = target.check_port {
+            options.push_str(&format!(", checked on port {port}"));
         }
         if let Some(agent) = &target.agent {
             options.push_str(&format!(", agent on port {}", agent.port));
@@ -580,6 +597,42 @@ mod tests {
         }
     }
 
+    #[test]
+    fn check_port_is_a_port_given_once_and_refused_on_a_unix_socket() {
+        let targets = parse_targets("127.0.0.1:1 check_port=8081, 127.0.0.1:2").unwrap();
+        let ports: Vec<_> = targets.iter().map(|t| t.check_port).collect();
+        assert_eq!(ports, [Some(8081), None]);
+        assert_eq!(
+            target_lines(&Config::with_targets(targets)),
+            [
+                "# target 127.0.0.1:1 -> 127.0.0.1:1 (weight 1, checked on port 8081)",
+                "# target 127.0.0.1:2 -> 127.0.0.1:2 (weight 1)",
+            ]
+        );
+        for (bad, says) in [
+            (
+                "127.0.0.1:1 check_port=0",
+                "target 127.0.0.1:1: check_port: ",
+            ),
+            (
+                "127.0.0.1:1 check_port=65536",
+                "target 127.0.0.1:1: check_port: ",
+            ),
+            (
+                "127.0.0.1:1 check_port=1 check_port=2",
+                "check_port given twice",
+            ),
+            (
+                "unix:/run/app.sock check_port=8081",
+                "target unix:/run/app.sock: check_port= is a port of its address, which a \
+                 Unix socket has not",
+            ),
+        ] {
+            let e = parse_targets(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
     fn written_as(name: &str) -> Target {
         Target {
             name: name.into(),
@@ -593,6 +646,7 @@ mod tests {
             tls: None,
             send_proxy: None,
             agent: None,
+            check_port: None,
         }
     }
 
