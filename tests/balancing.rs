@@ -3,7 +3,7 @@
 
 mod support;
 
-use inverso::config::{Balance, Loader, LogFormat};
+use inverso::config::{Balance, LeastTimeMeasure, Loader, LogFormat};
 use inverso::realip::Cidr;
 use inverso::upstream::hash_on::HashOn;
 use inverso::upstream::retry_on::RetryOnStatus;
@@ -3377,6 +3377,44 @@ fn a_bad_target_state_is_quoted_with_its_control_characters_escaped() {
             .chars()
             .any(|c| (c.is_control() && c != '\n') || c == '\u{202e}'),
         "{text:?}"
+    );
+}
+
+/// `least_time_measure = last_byte` times an answer to its end, not to
+/// its head: a backend whose head comes at once and whose body takes
+/// long is the fast one by its heads, the slow one by its last bytes.
+#[test]
+fn least_time_by_last_byte_passes_over_the_target_whose_bodies_take_long() {
+    let trickling = Backend::start("trickling", |_, out| {
+        let _ =
+            out.write_all(b"HTTP/1.1 200 OK\r\nX-Backend: trickling\r\nContent-Length: 9\r\n\r\n");
+        let _ = out.flush();
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = out.write_all(b"trickling");
+        Action::KeepAlive
+    });
+    let late = Backend::start("late", |_, out| {
+        std::thread::sleep(Duration::from_millis(60));
+        respond(out, 200, &[("X-Backend", "late")], b"late");
+        Action::KeepAlive
+    });
+    let served_by = |measure| {
+        let proxy = start_proxy(&[trickling.addr, late.addr], |c| {
+            c.balance = Balance::LeastTime;
+            c.least_time_measure = measure;
+        });
+        let served = answers(&proxy, 8);
+        served.iter().filter(|s| *s == "late").count()
+    };
+    // One at a time, each target measured once, then the one that
+    // seems faster kept (a busy machine may slow an answer past the
+    // other's once or twice).
+    let by_head = served_by(LeastTimeMeasure::Header);
+    assert!(by_head <= 3, "late served {by_head} of 8 timed by the head");
+    let by_last_byte = served_by(LeastTimeMeasure::LastByte);
+    assert!(
+        by_last_byte >= 5,
+        "late served {by_last_byte} of 8 timed by the last byte"
     );
 }
 

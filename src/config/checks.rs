@@ -4,7 +4,7 @@
 
 use super::listeners::{listeners_overlap, target_at};
 use super::pools::Scope;
-use super::{printable, Balance, Config, ConfigError, Loader, Origin};
+use super::{printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, Origin};
 use crate::auth::jwt_keys;
 use crate::cache::persist::MAX_SNAPSHOT_BODY;
 use crate::realip::Cidr;
@@ -611,6 +611,18 @@ impl Loader {
             }
             _ => {}
         }
+        if config.least_time_measure == LeastTimeMeasure::LastByte
+            && config.balance != Balance::LeastTime
+        {
+            return Err(self.refused_in(
+                scope,
+                "least_time_measure",
+                format!(
+                    "is last_byte, but balance = {}: only balance = least_time reads it",
+                    config.balance.name()
+                ),
+            ));
+        }
         // Plain round robin is one atomic increment and has no notion of
         // weight: a weight there would be silently ignored.
         if config.balance == Balance::RoundRobin {
@@ -919,6 +931,34 @@ mod tests {
         ] {
             assert!(build(text).is_ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn least_time_measure_is_header_or_last_byte_and_last_byte_goes_with_least_time() {
+        use crate::config::LeastTimeMeasure::{Header, LastByte};
+        let c = build("targets = 127.0.0.1:1\n").unwrap();
+        assert_eq!(c.least_time_measure, Header);
+        for (written, measure) in [("header", Header), ("last_byte", LastByte)] {
+            let c = build(&format!(
+                "targets = 127.0.0.1:1\nbalance = least_time\nleast_time_measure = {written}\n"
+            ))
+            .unwrap();
+            assert_eq!(c.least_time_measure, measure);
+        }
+        // `header` is what every balance reads when it reads none.
+        build("targets = 127.0.0.1:1\nleast_time_measure = header\n").unwrap();
+        let e =
+            build("targets = 127.0.0.1:1\nbalance = least_conn\nleast_time_measure = last_byte\n")
+                .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert_eq!(
+            e.message,
+            "least_time_measure: is last_byte, but balance = least_conn: only balance = \
+             least_time reads it"
+        );
+        let e = build("targets = 127.0.0.1:1\nbalance = least_time\nleast_time_measure = body\n")
+            .unwrap_err();
+        assert_eq!(e.message, "least_time_measure: `body`: header or last_byte");
     }
 
     #[test]

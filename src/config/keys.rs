@@ -4,7 +4,7 @@
 //! more), and how its value is parsed into the [`Config`].
 
 use super::values::*;
-use super::{Balance, Config, FieldFamily, LogFormat, PoolRequest};
+use super::{Balance, Config, FieldFamily, LeastTimeMeasure, LogFormat, PoolRequest};
 use crate::auth::jwt_keys::JwtKeys;
 use crate::auth::jwt_require::Required;
 use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
@@ -383,6 +383,14 @@ pub const KEYS: &[Key] = &[
         help: "what balance = hash hashes: header:<Name>, cookie:<name> or query:<name>; \
                requests without it go round robin; empty = none (set with balance = hash only)",
         apply: |c, v| optional(v, HashOn::parse).map(|h| c.hash_on = h),
+    },
+    Key {
+        name: "least_time_measure",
+        default: "header",
+        help: "what balance = least_time times each answer by: header (to the response head) \
+               or last_byte (to the response's end, for backends whose answers differ most in \
+               how long their bodies take); last_byte with balance = least_time only",
+        apply: |c, v| LeastTimeMeasure::parse(v).map(|m| c.least_time_measure = m),
     },
     Key {
         name: "hash_balance_factor",

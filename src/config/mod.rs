@@ -57,7 +57,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 pub(crate) use suggest::nearest;
-pub use types::{weight_from, AgentCheck, Balance, Endpoint, LogFormat, Target, MAX_WEIGHT};
+pub use types::{
+    weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target, MAX_WEIGHT,
+};
 pub use values::{
     addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines, written, Addresses,
     PoolRequest, Written, MAX_ADDRESSES_PER_NAME,
@@ -171,6 +173,9 @@ pub struct Config {
     /// Under the hashing balances, a target past this percentage of the
     /// average load (by weight) is passed over; `None`: never.
     pub hash_balance_factor: Option<u32>,
+    /// What `balance = least_time` times answers by; `last_byte` set with
+    /// it alone.
+    pub least_time_measure: LeastTimeMeasure,
     /// Failures within `fail_timeout` that take a target out; 0 = never.
     pub max_fails: u32,
     pub fail_timeout: Duration,
@@ -515,6 +520,7 @@ impl Config {
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
             hash_balance_factor: None,
+            least_time_measure: LeastTimeMeasure::Header,
             hash_on: None,
             max_fails: 0,
             fail_timeout: Duration::from_secs(1),

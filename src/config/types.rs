@@ -236,13 +236,34 @@ pub enum Balance {
     WeightedRoundRobin,
     LeastConn,
     /// Fewest requests in flight, each counted by how long the target
-    /// has taken to answer lately (nginx Plus's `least_time header`).
+    /// has taken to answer lately (nginx Plus's `least_time`; to the
+    /// head or to the last byte, see [`LeastTimeMeasure`]).
     LeastTime,
     IpHash,
     UriHash,
     /// Consistent hashing of what `hash_on` names.
     Hash,
     RandomTwo,
+}
+
+/// What `least_time` times each answer by (`least_time_measure`, nginx
+/// Plus's `least_time header | last_byte`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeastTimeMeasure {
+    /// From the request sent to the response head.
+    Header,
+    /// From the target's pick to the response's last byte read.
+    LastByte,
+}
+
+impl LeastTimeMeasure {
+    pub(super) fn parse(v: &str) -> Result<LeastTimeMeasure, String> {
+        match v {
+            "header" => Ok(LeastTimeMeasure::Header),
+            "last_byte" => Ok(LeastTimeMeasure::LastByte),
+            _ => Err(format!("`{}`: header or last_byte", v.escape_debug())),
+        }
+    }
 }
 
 impl Balance {

@@ -1,5 +1,6 @@
 //! How long a target has taken to answer lately, for `balance =
-//! least_time`: a moving average of its response-head times that rises
+//! least_time`: a moving average of its times to a response head (or to
+//! a response's last byte, `least_time_measure = last_byte`) that rises
 //! at once to a slower answer and falls back slowly (Finagle's and
 //! Linkerd's "peak EWMA"), and fades while the target gets no request, so
 //! that one found slow once is tried again later rather than never.
@@ -31,7 +32,7 @@ impl Measure {
 }
 
 impl Latency {
-    /// A response head came `took` after the request was sent.
+    /// An answer took `took` (to its head, or to its last byte).
     pub fn observe(&self, took: Duration, now: Instant) {
         let took = took.as_nanos() as f64;
         let mut measure = self.0.lock();

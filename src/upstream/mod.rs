@@ -46,7 +46,7 @@ pub use pick::Pick;
 pub use slots::InFlight;
 pub use target::{BackendTls, UpstreamConn};
 
-use crate::config::{Balance, Config, Endpoint, Target};
+use crate::config::{Balance, Config, Endpoint, LeastTimeMeasure, Target};
 use crate::http::send_proxy::ProxyVersion;
 use crate::metrics::{PoolStats, TargetStats};
 use admin_state::AdminState;
@@ -81,10 +81,9 @@ pub struct Upstream {
     /// Where its health checks go instead of its own port: its
     /// `check_port=N`, else the pool's `health_check_port`.
     check_port: Option<u16>,
-    /// Under `least_time`, its answers are timed (see [`latency`]), and
-    /// a failure counts as an answer as slow as this (`backend_timeout`):
-    /// a target that fails fast is no fast target.
-    pub failure_takes: Option<Duration>,
+    /// Under `least_time`, how its answers are timed (see [`latency`]);
+    /// `None` otherwise.
+    pub least_time: Option<Timing>,
     pub weight: u32,
     pub backup: bool,
     /// Written `down`: in maintenance from the start (see
@@ -107,6 +106,16 @@ pub struct Upstream {
     /// Requests, failures and requests in flight (which `least_conn` and
     /// `random_two` read), for the admin listener too.
     pub stats: Arc<TargetStats>,
+}
+
+/// How `least_time` times a target's answers.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// To the head, or to the last byte (`least_time_measure`).
+    pub measure: LeastTimeMeasure,
+    /// A failure counts as an answer as slow as this (`backend_timeout`):
+    /// a target that fails fast is no fast target.
+    pub failure_takes: Duration,
 }
 
 /// The backends of one pool (`targets`, or a `pool.<name>`) and the
@@ -192,8 +201,10 @@ impl Upstreams {
                     send_proxy: t.send_proxy,
                     agent: t.agent.clone(),
                     check_port: t.check_port.or(config.health_check_port),
-                    failure_takes: (config.balance == Balance::LeastTime)
-                        .then(|| config.effective_backend_timeout()),
+                    least_time: (config.balance == Balance::LeastTime).then(|| Timing {
+                        measure: config.least_time_measure,
+                        failure_takes: config.effective_backend_timeout(),
+                    }),
                     weight: t.weight,
                     backup: t.backup,
                     down: t.down,

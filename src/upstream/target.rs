@@ -5,6 +5,7 @@ use super::admin_state::AdminState;
 use super::dial::{connect, handshake, no_delay, open, send_in_clear};
 use super::kept::{ForClient, KeptConns};
 use super::{slots, Upstream, Upstreams};
+use crate::config::LeastTimeMeasure;
 use crate::http::conn::{Kind, SharedStream, Socket as _, Stream};
 use crate::http::send_proxy;
 use crate::http::BufConn;
@@ -20,6 +21,11 @@ use std::time::Instant;
 const UPSTREAM_BUFFER: usize = 64 * 1024 + 1024;
 
 impl Upstream {
+    /// Whether its answers are timed for `least_time`, and by `measure`.
+    pub fn timed_by(&self, measure: LeastTimeMeasure) -> bool {
+        self.least_time.is_some_and(|t| t.measure == measure)
+    }
+
     /// Whether each connection carries one request
     /// (`upstream_keepalive = 0`).
     pub fn keeps_no_connection(&self) -> bool {

@@ -3,7 +3,9 @@
 
 use super::links::check_each_backend_in_one_pool;
 use super::{PoolConfig, Scope};
-use crate::config::{Balance, Config, ConfigError, FieldFamily, FieldKey, Loader, Setting};
+use crate::config::{
+    Balance, Config, ConfigError, FieldFamily, FieldKey, LeastTimeMeasure, Loader, Setting,
+};
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
 use crate::http::head::required_field;
 use crate::routes::{Route, CLOSE_UNANSWERED};
@@ -199,6 +201,9 @@ impl Loader {
         if sets("balance") && !sets("hash_on") && config.balance != Balance::Hash {
             config.hash_on = None;
         }
+        if sets("balance") && !sets("least_time_measure") && config.balance != Balance::LeastTime {
+            config.least_time_measure = LeastTimeMeasure::Header;
+        }
         // Another service's sign-in page is its own.
         if sets("auth_request") && !sets("auth_request_redirect") {
             config.auth_request_redirect = None;
@@ -381,6 +386,40 @@ mod tests {
             "cookie:tenant"
         );
         assert!(c.hash_on.is_none());
+    }
+
+    #[test]
+    fn least_time_measure_goes_with_the_balance_it_was_set_for() {
+        use crate::config::LeastTimeMeasure::{Header, LastByte};
+        let top =
+            "targets = 127.0.0.1:9001\nbalance = least_time\nleast_time_measure = last_byte\n";
+        let c = build(&format!("{top}pool.a = 127.0.0.1:9002\nroute./a/ = a\n")).unwrap();
+        assert_eq!(c.pools[0].config.least_time_measure, LastByte);
+        let c = build(&format!(
+            "{top}pool.a = 127.0.0.1:9002\npool.a.balance = least_conn\nroute./a/ = a\n"
+        ))
+        .unwrap();
+        assert_eq!(c.pools[0].config.least_time_measure, Header);
+        let c = build(
+            "targets = 127.0.0.1:9001\npool.a = 127.0.0.1:9002\npool.a.balance = least_time\n\
+             pool.a.least_time_measure = last_byte\nroute./a/ = a\n",
+        )
+        .unwrap();
+        assert_eq!(c.pools[0].config.least_time_measure, LastByte);
+        assert_eq!(c.least_time_measure, Header);
+        let e = build(
+            "targets = 127.0.0.1:9001\npool.a = 127.0.0.1:9002\n\
+             pool.a.least_time_measure = last_byte\nroute./a/ = a\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(
+            e.message.starts_with(
+                "pool.a.least_time_measure: is last_byte, but balance = round_robin: only \
+                 balance = least_time reads it"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

@@ -69,6 +69,7 @@ pub const POOL_KEYS: &[&str] = &[
     "rate_limit_key",
     "balance",
     "hash_on",
+    "least_time_measure",
     "max_fails",
     "fail_timeout",
     "retries",

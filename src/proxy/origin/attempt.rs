@@ -6,6 +6,7 @@ use super::exchange::send_request;
 use super::retry::may_send_again;
 use super::{Busy, Failure, Outgoing};
 use crate::cache::policy::OwnFields;
+use crate::config::LeastTimeMeasure;
 use crate::http::conn::{is_local_shortage, SharedStream, Stream};
 use crate::http::{BufConn, ResponseHead};
 use crate::proxy::Client;
@@ -81,7 +82,7 @@ pub(super) fn attempt(
                 client.upstream_status = Some(response.status);
                 if let Some(wait) = client.upstream_wait {
                     target.stats.header_times.observe(wait);
-                    if target.failure_takes.is_some() {
+                    if target.timed_by(LeastTimeMeasure::Header) {
                         target.stats.latency.observe(wait, Instant::now());
                     }
                 }

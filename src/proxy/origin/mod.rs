@@ -48,6 +48,7 @@ pub(super) use report::{hold_against, warn_failure};
 pub(super) use request::{facts, CLOSE_LINE};
 
 use super::{Client, Shared};
+use crate::config::LeastTimeMeasure;
 use crate::http::conn::Stream;
 use crate::http::{BodyKind, BodyReader, ResponseHead};
 use crate::routes::Route;
@@ -136,6 +137,9 @@ pub(super) struct Busy<'s> {
     /// The connection an answer came on, and how much had been read of
     /// it before the exchange and before the answer's body.
     reading: Option<Reading>,
+    /// The answer's body was read to its end: under `least_time_measure
+    /// = last_byte`, the time to the drop is the target's answer time.
+    read_whole: bool,
 }
 
 struct Reading {
@@ -154,6 +158,7 @@ impl<'s> Busy<'s> {
             began: Instant::now(),
             took: Some(took.clone()),
             reading: None,
+            read_whole: false,
         }
     }
 
@@ -178,6 +183,11 @@ impl<'s> Busy<'s> {
         });
     }
 
+    /// Ends the exchange, its answer read to the last byte.
+    pub(super) fn read_whole(mut self) {
+        self.read_whole = true;
+    }
+
     /// The exchange on `up` failed before an answer's head came whole:
     /// what went and came on it meanwhile is counted as an answer's is,
     /// as nginx counts a failed try's, with no body.
@@ -196,7 +206,11 @@ impl Drop for Busy<'_> {
         let Some(took) = &self.took else {
             return;
         };
-        let micros = u64::try_from(self.began.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let elapsed = self.began.elapsed();
+        if self.read_whole && self.target.timed_by(LeastTimeMeasure::LastByte) {
+            (self.target.stats.latency).observe(elapsed, Instant::now());
+        }
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         took.micros
             .store(micros.saturating_add(1), Ordering::Relaxed);
         // Without a connection, none: not an earlier target's either.
@@ -273,9 +287,13 @@ impl<'s> Fetched<'s> {
     }
 
     /// The exchange no longer counts as in flight for the target: its
-    /// part is over, though the client may not have its bytes yet.
-    pub(super) fn release(&mut self) {
-        self.busy = None;
+    /// part is over, though the client may not have its bytes yet;
+    /// `read_whole` when its answer came to its last byte.
+    pub(super) fn release(&mut self, read_whole: bool) {
+        match self.busy.take() {
+            Some(busy) if read_whole => busy.read_whole(),
+            _ => {}
+        }
     }
 }
 

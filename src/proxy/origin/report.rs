@@ -92,8 +92,8 @@ fn say_failure(target: &Upstream, reason: &str, client: (IpAddr, Option<&str>)) 
 /// One failure of `target`: toward `max_fails`, and in its failure count.
 fn count_failure(target: &Upstream, reason: &str) {
     let now = Instant::now();
-    if let Some(took) = target.failure_takes {
-        target.stats.latency.observe(took, now);
+    if let Some(timing) = target.least_time {
+        target.stats.latency.observe(timing.failure_takes, now);
     }
     target.health.failed(now, reason);
     target.stats.failures.fetch_add(1, Ordering::Relaxed);

@@ -190,7 +190,9 @@ fn read_body(
             }
         }
     }
-    drop(busy);
+    if let Some(busy) = busy {
+        busy.read_whole();
+    }
     if may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
     }

@@ -158,7 +158,7 @@ pub(super) fn relay(
         }
         None => {
             let streamed = send_streamed(client, &mut fetched, prepared, tee, shared);
-            fetched.release();
+            fetched.release(streamed.is_ok());
             streamed.map(|(sent, reusable)| {
                 if reusable {
                     reuse(client, target, fetched.up.conn);
@@ -205,7 +205,7 @@ pub(super) fn relay_part(
     };
     client.note_sent_head(&[&prepared.head]);
     let streamed = send_streamed(client, &mut fetched, prepared, Some(tee), shared);
-    fetched.release();
+    fetched.release(streamed.is_ok());
     let sent = streamed.map(|(sent, reusable)| {
         if reusable {
             reuse(client, target, fetched.up.conn);

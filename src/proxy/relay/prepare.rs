@@ -179,7 +179,7 @@ pub(super) fn prepare_response(
     // next pick (and its time taken) before the proxy's own work on the
     // body (compressing it), and long before a slow client has it all.
     if gathered.is_some() {
-        fetched.release();
+        fetched.release(true);
     }
     let up = &mut fetched.up;
     let response = &mut fetched.response;
