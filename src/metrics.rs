@@ -254,6 +254,9 @@ pub struct PoolStats {
     /// proxy itself (the pool's 403, 429, 413, 502, 504): HAProxy's
     /// `haproxy_backend_http_responses_total`.
     pub answers: StatusClasses,
+    /// Its requests waiting for a slot now (`max_queue` bounds them):
+    /// HAProxy's `haproxy_backend_current_queue`.
+    pub queued: AtomicUsize,
 }
 
 #[cfg(test)]

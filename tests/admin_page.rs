@@ -78,7 +78,9 @@ fn the_page_shows_each_pool_with_its_targets_and_the_cache() {
         "{page}"
     );
     assert!(
-        page.contains("Targets taking new requests: 1 of 2 · answers: 2xx 2, 5xx 1"),
+        page.contains(
+            "Targets taking new requests: 1 of 2 · waiting for a slot: 0 · answers: 2xx 2, 5xx 1"
+        ),
         "{page}"
     );
     // Name, address, health, state, weight, in flight, max conns,
@@ -105,7 +107,9 @@ fn the_page_shows_each_pool_with_its_targets_and_the_cache() {
 
     assert!(page.contains("<h2>Pool <code>api</code></h2>"), "{page}");
     assert!(
-        page.contains("Targets taking new requests: 1 of 2 · answers: 2xx 1"),
+        page.contains(
+            "Targets taking new requests: 1 of 2 · waiting for a slot: 0 · answers: 2xx 1"
+        ),
         "{page}"
     );
     let spare_row = row(&page, &spare.addr.to_string());

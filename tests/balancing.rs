@@ -1931,6 +1931,77 @@ fn a_request_past_max_conns_waits_for_a_slot() {
     assert_eq!(a.requests(), 2);
 }
 
+/// The value of `/metrics`' line for `series` (its name and labels).
+fn metric(proxy: &Proxy, series: &str) -> String {
+    let admin = proxy.handle().admin_addr().unwrap();
+    let metrics = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let text = metrics.body_str();
+    let value = text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+    value
+        .unwrap_or_else(|| panic!("no {series} in {text}"))
+        .to_string()
+}
+
+/// With `max_queue`, a request past those waiting already is answered
+/// 503 at once (`PQ`), and those waiting still get their slot; with 0,
+/// none waits.
+#[test]
+fn a_request_past_max_queue_is_refused_at_once_and_those_in_line_served() {
+    const QUEUE: &str = "inverso_pool_queue_current{pool=\"default\"}";
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.admin_port = Some(0);
+        // Far longer than the test: a 503 is the full queue's.
+        c.queue_timeout = Some(Duration::from_secs(60));
+        c.max_queue = Some(1);
+        c.log_format =
+            LogFormat::parse("$request_uri $status $termination $upstream_queue_time").unwrap();
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    let mut next = ask_in_line(&proxy, "/next", 1);
+    assert_eq!(metric(&proxy, QUEUE), "1");
+    let status = admin_request(&proxy, "GET", "/status", "127.0.0.1", "").body_str();
+    assert!(status.contains("\"usable\":1,\"queued\":1,"), "{status}");
+    let refused = send(&proxy, b"GET /refused HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(refused.status, 503);
+    assert_eq!(queued_total(&proxy), 1, "the refused one waited");
+    release.open();
+    assert_eq!(slow.response().body, b"/slow");
+    assert_eq!(next.response().body, b"/next");
+    assert!(wait_until(WAIT_LIMIT, || metric(&proxy, QUEUE) == "0"));
+    let served: Vec<String> = a.seen().iter().map(|s| s.path().to_string()).collect();
+    assert_eq!(served, ["/slow", "/next"]);
+    drop((slow, next));
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(
+        lines.iter().any(|l| l == "/refused 503 PQ 0.000"),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("/next 200 -- ")),
+        "{lines:?}"
+    );
+
+    // None waits: the slot taken, the next is refused at once.
+    let release = Gate::new();
+    let a = holding_backend("a", &release);
+    let proxy = start_proxy(&[a.addr], |c| {
+        c.targets[0].max_conns = Some(1);
+        c.queue_timeout = Some(Duration::from_secs(60));
+        c.max_queue = Some(0);
+    });
+    let mut slow = take_the_slot(&proxy, &a);
+    assert_eq!(send(&proxy, GET).status, 503);
+    release.open();
+    assert_eq!(slow.response().status, 200);
+    assert_eq!(a.requests(), 1);
+}
+
 #[test]
 fn requests_waiting_for_a_slot_get_it_in_the_order_they_came() {
     let release = Gate::new();

@@ -136,9 +136,11 @@ fn push_pool(out: &mut String, pool: &Upstreams, now: Instant) {
     push_escaped(out, pool.name());
     let _ = writeln!(
         out,
-        "</code></h2>\n<p>Targets taking new requests: {} of {} · answers: {}</p>",
+        "</code></h2>\n<p>Targets taking new requests: {} of {} · waiting for a slot: {} · \
+         answers: {}</p>",
         pool.usable(now),
         pool.targets().len(),
+        pool.stats().queued.load(Ordering::Relaxed),
         by_class(pool.stats().answers.counts()),
     );
     out.push_str(

@@ -123,6 +123,20 @@ pub fn metrics_text(shared: &Shared) -> String {
             pool.usable(now)
         );
     }
+    family(
+        &mut out,
+        "inverso_pool_queue_current",
+        "gauge",
+        "Requests of each pool waiting now for a free slot at a target at its max_conns.",
+    );
+    for pool in shared.pools.iter() {
+        let _ = writeln!(
+            out,
+            "inverso_pool_queue_current{{pool=\"{}\"}} {}",
+            label(pool.name()),
+            pool.stats().queued.load(Ordering::Relaxed)
+        );
+    }
 
     // Each target with its labels: its name, then its pool's (`default`
     // for `targets`), as HAProxy's per-server metrics carry their

@@ -120,9 +120,10 @@ fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
         json::push_str(out, pool.name());
         let _ = write!(
             out,
-            ",\"targets\":{},\"usable\":{},\"requests\":{{",
+            ",\"targets\":{},\"usable\":{},\"queued\":{},\"requests\":{{",
             pool.targets().len(),
-            pool.usable(now)
+            pool.usable(now),
+            pool.stats().queued.load(Ordering::Relaxed),
         );
         let counts = pool.stats().answers.counts();
         for (j, (class, n)) in STATUS_CLASSES.iter().zip(counts).enumerate() {
@@ -203,15 +204,17 @@ mod tests {
         let api = pools.get(1);
         api.stats().answers.count(200);
         api.stats().answers.count(502);
+        let seat = api.join_queue();
         pools.set_admin_state(&api.targets()[1], AdminState::Maint);
         let mut out = String::new();
         push_pools(&mut out, &pools, Instant::now());
         assert_eq!(
             out,
-            "[{\"name\":\"default\",\"targets\":1,\"usable\":1,\
+            "[{\"name\":\"default\",\"targets\":1,\"usable\":1,\"queued\":0,\
              \"requests\":{\"1xx\":0,\"2xx\":0,\"3xx\":0,\"4xx\":0,\"5xx\":0}},\
-             {\"name\":\"api\",\"targets\":2,\"usable\":1,\
+             {\"name\":\"api\",\"targets\":2,\"usable\":1,\"queued\":1,\
              \"requests\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":0,\"5xx\":1}}]"
         );
+        drop(seat);
     }
 }

@@ -158,6 +158,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_positive_duration).map(|d| c.queue_timeout = d),
     },
     Key {
+        name: "max_queue",
+        default: "",
+        help: "most requests waiting at once for a free slot when their targets are at their \
+               max_conns; one more is answered 503 at once; 0: none waits; empty = no limit",
+        apply: |c, v| {
+            optional(v, |v| parse_number(v, 0..=1_000_000)).map(|n| c.max_queue = n.map(|n| n as usize))
+        },
+    },
+    Key {
         name: "backend_timeout",
         default: "",
         help: "longest a backend may keep the proxy waiting: for the response head, on each read \

@@ -97,6 +97,10 @@ pub struct Config {
     /// The longest a request may wait for a target's free slot
     /// (`max_conns`); `None`: the connect timeout.
     pub queue_timeout: Option<Duration>,
+    /// The most requests of the pool waiting for a slot at once
+    /// (`max_queue`, nginx Plus's `queue N`); one more is answered 503 at
+    /// once. `None`: no limit.
+    pub max_queue: Option<usize>,
     /// Read and write timeout of backend connections (the wait for a
     /// response head too); `None`: `connection_timeout`.
     pub backend_timeout: Option<Duration>,
@@ -485,6 +489,7 @@ impl Config {
             keepalive_timeout: None,
             connect_timeout: None,
             queue_timeout: None,
+            max_queue: None,
             backend_timeout: None,
             tunnel_timeout: Duration::from_secs(1),
             path_to_persistence: None,
@@ -1107,6 +1112,23 @@ mod tests {
         assert_eq!(c.effective_connect_timeout(), Duration::from_secs(2));
         let e = build("targets = 127.0.0.1:1\nqueue_timeout = 0\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
+        // max_queue: none by default, 0 (none waits) to a million.
+        assert_eq!(build("targets = 127.0.0.1:1\n").unwrap().max_queue, None);
+        for (n, expected) in [("0", Some(0)), ("1000000", Some(1_000_000)), ("", None)] {
+            let c = build(&format!("targets = 127.0.0.1:1\nmax_queue = {n}\n")).unwrap();
+            assert_eq!(c.max_queue, expected, "{n}");
+        }
+        for bad in ["1000001", "-1", "x"] {
+            let e = build(&format!("targets = 127.0.0.1:1\nmax_queue = {bad}\n")).unwrap_err();
+            assert!(e.message.starts_with("max_queue: "), "{bad}: {e}");
+        }
+        let c = build(
+            "targets = 127.0.0.1:1\nmax_queue = 50\npool.api = 127.0.0.1:2\n\
+             pool.api.max_queue = 5\nroute./api/ = api\n",
+        )
+        .unwrap();
+        let queues: Vec<_> = c.pool_configs().map(|p| p.max_queue).collect();
+        assert_eq!(queues, [Some(50), Some(5)]);
 
         let e = build("targets = 127.0.0.1:1\nbalance = fastest\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");

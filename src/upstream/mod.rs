@@ -133,6 +133,8 @@ pub struct Upstreams {
     timeout: Duration,
     connect_timeout: Duration,
     queue_timeout: Duration,
+    /// `max_queue`; `None`: no limit.
+    max_queue: Option<usize>,
     retries: usize,
     /// `retry_timeout`; `None`: no limit.
     retry_timeout: Option<Duration>,
@@ -254,6 +256,7 @@ impl Upstreams {
             timeout: config.effective_backend_timeout(),
             connect_timeout: config.effective_connect_timeout(),
             queue_timeout: config.effective_queue_timeout(),
+            max_queue: config.max_queue,
             retries: config.effective_retries(),
             retry_timeout: (!config.retry_timeout.is_zero()).then_some(config.retry_timeout),
             retry_on_status: config.retry_on_status,

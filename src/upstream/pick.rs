@@ -204,6 +204,12 @@ impl Upstreams {
         slots::Waiting::at(self.lines(tried, stuck_to))
     }
 
+    /// A place among the pool's requests waiting for a slot, for as long
+    /// as it is held; `None` when `max_queue` of them wait already.
+    pub fn join_queue(&self) -> Option<slots::QueueSeat<'_>> {
+        slots::join_queue(&self.stats().queued, self.max_queue)
+    }
+
     /// Moves a request already waiting to the lines it would join now:
     /// out of those of targets drained or put into maintenance since
     /// (see [`slots::Waiting::move_to`]).

@@ -243,6 +243,29 @@ pub fn begin(stats: &TargetStats) -> Option<InFlight<'_>> {
     Some(InFlight { stats })
 }
 
+/// A request counted among its pool's waiting for a slot until it drops.
+#[derive(Debug)]
+pub struct QueueSeat<'a> {
+    queued: &'a AtomicUsize,
+}
+
+impl Drop for QueueSeat<'_> {
+    fn drop(&mut self) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts a request among the `queued`; `None` when `limit` of them are
+/// there already (`max_queue`; `None`: no limit).
+pub fn join_queue(queued: &AtomicUsize, limit: Option<usize>) -> Option<QueueSeat<'_>> {
+    let room = |n: usize| limit.is_none_or(|limit| n < limit);
+    (queued.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+        room(n).then_some(n + 1)
+    }))
+    .ok()?;
+    Some(QueueSeat { queued })
+}
+
 /// Whether the target's limit of requests are there already.
 pub fn is_full(stats: &TargetStats) -> bool {
     let limit = stats.waiting.limit();
@@ -253,6 +276,27 @@ pub fn is_full(stats: &TargetStats) -> bool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_queue_seat_is_given_below_the_limit_and_given_back_when_dropped() {
+        let queued = AtomicUsize::new(0);
+        let first = join_queue(&queued, Some(2)).unwrap();
+        let second = join_queue(&queued, Some(2)).unwrap();
+        assert!(join_queue(&queued, Some(2)).is_none());
+        assert_eq!(
+            queued.load(Ordering::Relaxed),
+            2,
+            "a refusal counts nothing"
+        );
+        drop(first);
+        assert_eq!(queued.load(Ordering::Relaxed), 1);
+        let third = join_queue(&queued, Some(2)).unwrap();
+        assert!(join_queue(&queued, Some(0)).is_none());
+        let unlimited: Vec<_> = (0..5).map(|_| join_queue(&queued, None).unwrap()).collect();
+        assert_eq!(queued.load(Ordering::Relaxed), 7);
+        drop((second, third, unlimited));
+        assert_eq!(queued.load(Ordering::Relaxed), 0);
+    }
 
     /// A target's counters with `max_conns = limit`.
     fn limited(limit: usize) -> Arc<TargetStats> {

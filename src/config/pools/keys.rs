@@ -79,6 +79,7 @@ pub const POOL_KEYS: &[&str] = &[
     "hash_balance_factor",
     "connect_timeout",
     "queue_timeout",
+    "max_queue",
     "backend_timeout",
     "tunnel_timeout",
     "upstream_keepalive",

@@ -14,7 +14,7 @@ use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::proxy::{relay, Client, Refusal, Shared};
 use crate::sub_filter;
 use crate::throttle::OnceAMinute;
-use crate::upstream::slots::Waiting;
+use crate::upstream::slots::{QueueSeat, Waiting};
 use crate::upstream::sticky::Sticky;
 use crate::upstream::{Pick, Upstream};
 use crate::variables::host_of;
@@ -26,11 +26,13 @@ use std::time::{Duration, Instant};
 const QUEUE_STEP: Duration = Duration::from_millis(250);
 
 /// A request's place in the queue for a slot (`max_conns`): since when
-/// it waits (`$upstream_queue_time`), and until when it may.
-struct InLine {
+/// it waits (`$upstream_queue_time`), and until when it may; counted
+/// among its pool's waiting (`max_queue`) while it is held.
+struct InLine<'s> {
     place: Waiting,
     since: Instant,
     until: Instant,
+    _seat: QueueSeat<'s>,
 }
 
 /// Sends `head` (rewritten for the backend in place) to a backend chosen
@@ -94,7 +96,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
     // An answer with a listed status, held until another target is chosen.
     let mut held: Option<Fetched<'s>> = None;
     // While the request waits for a slot (`max_conns`).
-    let mut queued: Option<InLine> = None;
+    let mut queued: Option<InLine<'s>> = None;
     let mut copied = false;
     let mut last_tried: Option<&Upstream> = None;
     loop {
@@ -127,22 +129,34 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 return Ok(answered);
             }
             (Pick::Full, None) => {
-                // Woken after a change of state: in the lines it may
-                // still take a slot from, and no other.
-                if let Some(line) = &mut queued {
-                    upstreams.requeue(&tried, stuck_to, &mut line.place);
-                }
-                let line = &*queued.get_or_insert_with(|| {
-                    // Before it is counted: whoever sees the count knows
-                    // the wait had begun.
-                    let since = Instant::now();
-                    shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
-                    InLine {
-                        place: upstreams.enqueue(&tried, stuck_to),
-                        since,
-                        until: since + upstreams.queue_timeout(),
+                let line = match &mut queued {
+                    // Woken after a change of state: in the lines it may
+                    // still take a slot from, and no other.
+                    Some(line) => {
+                        upstreams.requeue(&tried, stuck_to, &mut line.place);
+                        &*line
                     }
-                });
+                    None => {
+                        let Some(seat) = upstreams.join_queue() else {
+                            // As many wait as may (`max_queue`): refused
+                            // at once, as nginx Plus's full `queue`.
+                            client.waited_in_queue(Duration::ZERO);
+                            client.ended(Termination::new(By::Proxy, Stage::Queue));
+                            let keep_alive = send.keep_alive && send.body.is_buffered();
+                            return Err(Refusal::new(503, keep_alive));
+                        };
+                        // Before it is counted: whoever sees the count
+                        // knows the wait had begun.
+                        let since = Instant::now();
+                        shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+                        queued.insert(InLine {
+                            place: upstreams.enqueue(&tried, stuck_to),
+                            since,
+                            until: since + upstreams.queue_timeout(),
+                            _seat: seat,
+                        })
+                    }
+                };
                 let (since, until) = (line.since, line.until);
                 // In short steps, so that a shutdown is not kept waiting,
                 // nor a slot taken for a client that left meanwhile.
