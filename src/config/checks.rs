@@ -492,6 +492,33 @@ impl Loader {
         Ok(())
     }
 
+    /// Bodies written to disk have a bound, `max_body_size`: without one,
+    /// one upload could fill the disk.
+    pub(super) fn check_request_buffer_dir(
+        &self,
+        config: &Config,
+        scope: Scope<'_>,
+    ) -> Result<(), ConfigError> {
+        if config.request_buffer_dir.is_none() || config.max_body_size > 0 {
+            return Ok(());
+        }
+        Err(match scope {
+            Scope::Top => self.refused(
+                "request_buffer_dir",
+                "writes request bodies to disk, and max_body_size is 0 (no limit): one upload \
+                 could fill it; set max_body_size, the largest body written there (e.g. 100MiB)"
+                    .into(),
+            ),
+            Scope::Pool(_) => self.refused_in(
+                scope,
+                "max_body_size",
+                "is 0 (no limit), and request_buffer_dir writes request bodies to disk: one \
+                 upload could fill it; give the pool a limit"
+                    .into(),
+            ),
+        })
+    }
+
     /// The checks of what one pool of backends is given: the top-level
     /// keys' (`scope`), or a `pool.<name>`'s.
     pub(super) fn check_backends(
@@ -931,6 +958,51 @@ mod tests {
         ] {
             assert!(build(text).is_ok(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn request_buffer_dir_is_a_directory_bodies_can_be_written_to_with_a_limit_on_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().display();
+        let c = build(&format!(
+            "targets = 127.0.0.1:1\nmax_body_size = 10MiB\nrequest_buffer_dir = {path}\n"
+        ))
+        .unwrap();
+        assert_eq!(c.request_buffer_dir.as_deref(), Some(dir.path()));
+        assert_eq!(
+            build("targets = 127.0.0.1:1\n").unwrap().request_buffer_dir,
+            None
+        );
+        let e = build(&format!(
+            "targets = 127.0.0.1:1\nrequest_buffer_dir = {path}/missing\nmax_body_size = 1MiB\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert_eq!(
+            e.message,
+            format!(
+                "request_buffer_dir: {path}/missing: cannot write a request body there: no such \
+                 directory"
+            )
+        );
+        // Without a limit, one upload could fill the disk.
+        let e = build(&format!(
+            "targets = 127.0.0.1:1\n\nrequest_buffer_dir = {path}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:3");
+        assert!(e.message.contains("max_body_size is 0 (no limit)"), "{e}");
+        let e = build(&format!(
+            "targets = 127.0.0.1:1\nmax_body_size = 1MiB\nrequest_buffer_dir = {path}\n\
+             pool.up = 127.0.0.1:2\npool.up.max_body_size = 0\nroute./up/ = up\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:5");
+        assert!(
+            e.message
+                .starts_with("pool.up.max_body_size: is 0 (no limit)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1385,6 +1385,22 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "request_buffer_dir",
+        default: "",
+        help: "a directory where request bodies larger than request_buffer_size are read whole, \
+               each in a file of its own with no name, before a backend is contacted (nginx's \
+               client_body_temp_path); needs max_body_size; empty = they stream",
+        apply: |c, v| {
+            optional(v, |v| {
+                let dir = std::path::PathBuf::from(v);
+                crate::spool::check_dir(&dir)
+                    .map_err(|e| format!("{v}: cannot write a request body there: {e}"))?;
+                Ok(dir)
+            })
+            .map(|dir| c.request_buffer_dir = dir)
+        },
+    },
+    Key {
         name: "response_buffer_size",
         default: "64KiB",
         help: "response bodies with a Content-Length up to this (and chunked ones that arrived \

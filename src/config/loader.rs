@@ -296,6 +296,7 @@ impl Loader {
         }
         self.check_cache(&config, Scope::Top, None)?;
         self.check_auth(&config, Scope::Top)?;
+        self.check_request_buffer_dir(&config, Scope::Top)?;
         config.rewrites = Arc::new(self.build_rewrites()?);
         self.build_pools(&mut config)?;
         Ok(config)

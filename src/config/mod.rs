@@ -425,6 +425,10 @@ pub struct Config {
     /// Request bodies up to this are read whole before a backend is
     /// contacted; larger ones stream.
     pub request_buffer_size: u64,
+    /// Where request bodies larger than `request_buffer_size` are read
+    /// whole before a backend is contacted (`request_buffer_dir`, see
+    /// [`crate::spool`]); `None`: they stream.
+    pub request_buffer_dir: Option<PathBuf>,
     /// Response bodies with a Content-Length up to this are read whole
     /// before the client gets any, freeing the backend connection first;
     /// larger ones stream.
@@ -630,6 +634,7 @@ impl Config {
             max_body_size: 0,
             pacing: crate::pace::Pacing::OFF,
             request_buffer_size: 0,
+            request_buffer_dir: None,
             response_buffer_size: 0,
             client_header_timeout: Duration::from_secs(1),
             client_body_timeout: Duration::from_secs(1),

@@ -71,21 +71,25 @@ pub(super) fn forward(
     // or outgrows it, and goes on a Content-Length if it ended (nginx's
     // proxy_request_buffering does the same; many backends take no
     // chunked request at all).
+    // Past it, with `request_buffer_dir`, they are read whole to disk.
+    let spool_dir = shared.config.request_buffer_dir.as_deref();
     let body = match body_kind {
         BodyKind::Empty => RequestBody::Buffered(Vec::new()),
-        BodyKind::Length(n) if n > client.request_buffer => {
+        BodyKind::Length(n) if n > client.request_buffer && spool_dir.is_none() => {
             RequestBody::streamed(body_kind, client.max_body)
         }
-        _ if client.request_buffer == 0 => RequestBody::streamed(body_kind, client.max_body),
+        _ if client.request_buffer == 0 && spool_dir.is_none() => {
+            RequestBody::streamed(body_kind, client.max_body)
+        }
         _ => {
             if expect_continue {
                 client.send_continue()?;
                 expect_continue = false;
             }
-            client.read_body(body_kind)?
+            client.read_body(body_kind, spool_dir)?
         }
     };
-    client.body_read_whole = body.is_buffered();
+    client.body_read_whole = body.is_read_whole();
     if let RequestBody::Buffered(bytes) = &body {
         if !bytes.is_empty() && shared.config.logs_request_body() {
             client.request_body = Some(bytes.as_slice().into());

@@ -268,6 +268,7 @@ impl Loader {
         self.check_backends(&config, Scope::Pool(name))?;
         self.check_cache(&config, Scope::Pool(name), Some(top))?;
         self.check_auth(&config, Scope::Pool(name))?;
+        self.check_request_buffer_dir(&config, Scope::Pool(name))?;
         Ok(config)
     }
 }

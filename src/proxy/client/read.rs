@@ -12,7 +12,10 @@ use crate::http::{BodyKind, BodyReader};
 use crate::proxy::origin::{Failure, RequestBody};
 use crate::proxy::{client_body_status, Refusal};
 use crate::sched::{self, Peer};
+use crate::spool::{Spooled, Spooling};
+use crate::throttle::OnceAMinute;
 use std::io::Write;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Empty lines tolerated before a request-line (RFC 9112 §2.2 asks for at
@@ -240,25 +243,49 @@ impl Client {
     }
 
     /// Reads a request body whole if it ends within request_buffer_size;
-    /// past that (a chunked body: a longer Content-Length is never read
-    /// here), what was read becomes the start of a streamed body. So does
-    /// a whole chunked body with trailer fields to pass on: one sent with
-    /// a `Content-Length` would have nowhere to carry them.
-    pub(in crate::proxy) fn read_body(&mut self, kind: BodyKind) -> Result<RequestBody, Refusal> {
+    /// past that, it goes on to a file in `spool_dir` and is read whole
+    /// there (`request_buffer_dir`), or, without one, what was read
+    /// becomes the start of a streamed body. So does a whole chunked body
+    /// with trailer fields to pass on: one sent with a `Content-Length`
+    /// would have nowhere to carry them (nor is such a body written to
+    /// disk).
+    pub(in crate::proxy) fn read_body(
+        &mut self,
+        kind: BodyKind,
+        spool_dir: Option<&Path>,
+    ) -> Result<RequestBody, Refusal> {
         let mut rest = BodyReader::with_limit(kind, self.max_body);
         let mut body = Vec::new();
+        let trailers_to_pass = self.pass_trailers && kind == BodyKind::Chunked;
+        let spool_dir = spool_dir.filter(|_| !trailers_to_pass);
+        let mut spooling: Option<Spooling> = None;
         loop {
             match rest.next(&mut self.conn) {
                 Ok(Some(piece)) => {
+                    if let Some(file) = &mut spooling {
+                        file.write(piece).map_err(|e| self.not_spooled(e))?;
+                        continue;
+                    }
                     body.extend_from_slice(piece);
                     if body.len() as u64 > self.request_buffer {
-                        return Ok(RequestBody::streamed_from(kind, body, rest));
+                        let Some(dir) = spool_dir else {
+                            return Ok(RequestBody::streamed_from(kind, body, rest));
+                        };
+                        let mut file = Spooled::create(dir).map_err(|e| self.not_spooled(e))?;
+                        file.write(&body).map_err(|e| self.not_spooled(e))?;
+                        body = Vec::new();
+                        spooling = Some(file);
                     }
                 }
-                Ok(None) if self.pass_trailers && !rest.trailers().is_empty() => {
+                Ok(None) if trailers_to_pass && !rest.trailers().is_empty() => {
                     return Ok(RequestBody::streamed_from(kind, body, rest));
                 }
-                Ok(None) => return Ok(RequestBody::Buffered(body)),
+                Ok(None) => {
+                    return Ok(match spooling {
+                        Some(file) => RequestBody::Spooled(file.done()),
+                        None => RequestBody::Buffered(body),
+                    })
+                }
                 Err(e) => {
                     let status = client_body_status(&e);
                     // Gone (`CD`), slow (`cD`) or refused (`PD`).
@@ -270,6 +297,27 @@ impl Client {
                     });
                 }
             }
+        }
+    }
+}
+
+impl Client {
+    /// A body that could not be written to `request_buffer_dir` (a full
+    /// disk, most likely): the proxy's resource, answered 500 as nginx
+    /// answers it, the connection closed (the rest of the body unread).
+    fn not_spooled(&self, e: std::io::Error) -> Refusal {
+        static SAID: OnceAMinute = OnceAMinute::new();
+        if SAID.due() {
+            log::error!(
+                "cannot write a request body to request_buffer_dir: {e}; answering 500 (said \
+                 at most once a minute)"
+            );
+        }
+        self.ended(Termination::new(By::Resource, Stage::Data));
+        Refusal {
+            status: Some(500),
+            upstream: None,
+            keep_alive: false,
         }
     }
 }

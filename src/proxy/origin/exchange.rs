@@ -3,7 +3,7 @@
 //! asked for.
 
 use super::response_head::read_response_head;
-use super::upload::{send_buffered, stream_request_body};
+use super::upload::{send_buffered, send_spooled, stream_request_body};
 use super::{Failure, Malformed, Outgoing, Phase, RequestBody, Unsent};
 use crate::cache::policy::OwnFields;
 use crate::http::date::format_http_date;
@@ -104,6 +104,7 @@ fn send_with_body(
 ) -> Result<(), Failure> {
     match send.body {
         RequestBody::Buffered(bytes) => up.body_cut = !send_buffered(&mut up.conn, request, bytes)?,
+        RequestBody::Spooled(body) => up.body_cut = !send_spooled(&mut up.conn, request, body)?,
         RequestBody::Streamed { kind, unsent } => {
             // Taken before a byte goes: whatever happens next, it cannot be
             // sent again.

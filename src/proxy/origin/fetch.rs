@@ -142,7 +142,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                             // at once, as nginx Plus's full `queue`.
                             client.waited_in_queue(Duration::ZERO);
                             client.ended(Termination::new(By::Proxy, Stage::Queue));
-                            let keep_alive = send.keep_alive && send.body.is_buffered();
+                            let keep_alive = send.keep_alive && send.body.is_read_whole();
                             return Err(Refusal::new(503, keep_alive));
                         };
                         // Before it is counted: whoever sees the count
@@ -178,7 +178,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     // As HAProxy answers a request its queue timed out,
                     // and logs it (`sQ`).
                     client.ended(Termination::new(By::ServerTimeout, Stage::Queue));
-                    let keep_alive = send.keep_alive && send.body.is_buffered();
+                    let keep_alive = send.keep_alive && send.body.is_read_whole();
                     return Err(Refusal::new(503, keep_alive));
                 }
                 continue;
@@ -188,7 +188,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 // the last one tried told how it failed.
                 client.ended(Termination::new(By::Server, Stage::Connect));
                 return Err(last_failure.unwrap_or_else(|| {
-                    Refusal::new(502, send.keep_alive && send.body.is_buffered())
+                    Refusal::new(502, send.keep_alive && send.body.is_read_whole())
                 }));
             }
             // Every target drained or in maintenance: as HAProxy's 503
@@ -197,7 +197,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 client.ended(Termination::new(By::Server, Stage::Connect));
                 return Err(Refusal::new(
                     503,
-                    send.keep_alive && send.body.is_buffered(),
+                    send.keep_alive && send.body.is_read_whole(),
                 ));
             }
         };
@@ -221,7 +221,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
         let failed = |status: u16| Refusal {
             status: Some(status),
             upstream: Some(target.name.clone()),
-            keep_alive: send.keep_alive && send.body.is_buffered(),
+            keep_alive: send.keep_alive && send.body.is_read_whole(),
         };
         let own = &shared.cache_rules.of_pool(to.pool).own_fields;
         // The log tells how the last target tried ended the exchange.

@@ -23,7 +23,8 @@ pub(super) fn mirror(
     let body = match send.body {
         RequestBody::Buffered(body) => body.clone(),
         // Read from the client as it goes: there is no second copy of it.
-        RequestBody::Streamed { .. } => return shared.mirrors.dropped(),
+        // Nor is one read to disk copied to memory for the mirror.
+        RequestBody::Streamed { .. } | RequestBody::Spooled(_) => return shared.mirrors.dropped(),
     };
     shared.mirrors.send(Duplicate {
         pool: name.clone(),

@@ -52,6 +52,7 @@ use crate::config::LeastTimeMeasure;
 use crate::http::conn::Stream;
 use crate::http::{BodyKind, BodyReader, ResponseHead};
 use crate::routes::Route;
+use crate::spool::Spooled;
 use crate::sub_filter::Substitution;
 use crate::upstream::{InFlight, Upstream, UpstreamConn};
 use std::cell::Cell;
@@ -66,6 +67,8 @@ const MAX_RESPONSE_HEAD: usize = 32 * 1024;
 pub(super) enum RequestBody {
     /// Read whole from the client already (replayable).
     Buffered(Vec<u8>),
+    /// Read whole to disk (`request_buffer_dir`), as replayable.
+    Spooled(Spooled),
     /// Copied from the client while it is sent; cannot be replayed. The
     /// first attempt that sends it takes it: a second finds nothing (see
     /// [`retry_elsewhere`](retry::retry_elsewhere): a streamed body goes
@@ -99,8 +102,11 @@ impl RequestBody {
         }
     }
 
-    pub(super) fn is_buffered(&self) -> bool {
-        matches!(self, RequestBody::Buffered(_))
+    /// Whether it was read whole before a backend was asked: it may be
+    /// sent again, and the client connection is ready for its next
+    /// request whatever becomes of this one.
+    pub(super) fn is_read_whole(&self) -> bool {
+        matches!(self, RequestBody::Buffered(_) | RequestBody::Spooled(_))
     }
 }
 

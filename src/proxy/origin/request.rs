@@ -233,6 +233,7 @@ pub(super) fn upstream_request(
             push_field(&mut out, "Content-Length", b.len() as u64);
         }
         RequestBody::Buffered(_) => {}
+        RequestBody::Spooled(body) => push_field(&mut out, "Content-Length", body.len()),
         RequestBody::Streamed {
             kind: BodyKind::Length(n),
             ..

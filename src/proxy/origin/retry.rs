@@ -29,5 +29,5 @@ pub(super) fn retry_elsewhere(f: &Failure, idempotent: bool, body: &RequestBody)
 /// whose status `retry_on_status` lists. Only an idempotent one (the
 /// backend may have acted on it) whose body can be sent again (buffered).
 pub(super) fn may_send_again(idempotent: bool, body: &RequestBody) -> bool {
-    idempotent && body.is_buffered()
+    idempotent && body.is_read_whole()
 }

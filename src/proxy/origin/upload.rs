@@ -7,7 +7,12 @@ use crate::http::conn::{write_all_unless_answered, SharedStream, Source, Stream}
 use crate::http::head::find_head_end;
 use crate::http::{BodyReader, BufConn};
 use crate::proxy::client_body_status;
+use crate::spool::Spooled;
+use crate::throttle::OnceAMinute;
 use std::io::{self, IoSlice, Write};
+
+/// The most of a body read back from disk at a time.
+const SPOOLED_PIECE: usize = 64 * 1024;
 
 /// Sends a request with its whole body; returns whether all of the body
 /// went (see [`send_unless_answered`]).
@@ -17,6 +22,40 @@ pub(super) fn send_buffered(
     body: &[u8],
 ) -> Result<bool, Failure> {
     send_unless_answered(up, &mut [IoSlice::new(request), IoSlice::new(body)])
+}
+
+/// Sends a request with its body read back from disk (see
+/// [`crate::spool`]) a piece at a time, the head with the first; returns
+/// whether all of the body went (see [`send_unless_answered`]). A body
+/// that cannot be read back is the proxy's failure: 500.
+pub(super) fn send_spooled(
+    up: &mut BufConn<SharedStream<Stream>>,
+    request: &[u8],
+    body: &Spooled,
+) -> Result<bool, Failure> {
+    let mut piece = vec![0; SPOOLED_PIECE.min(usize::try_from(body.len()).unwrap_or(usize::MAX))];
+    let mut head = request;
+    let mut sent = 0;
+    loop {
+        let read = body.read_at(&mut piece, sent).map_err(|e| {
+            static UNREADABLE: OnceAMinute = OnceAMinute::new();
+            if UNREADABLE.due() {
+                log::error!(
+                    "cannot read a request body back from request_buffer_dir: {e}; answering \
+                     500 (said at most once a minute)"
+                );
+            }
+            Failure::Client(Some(500))
+        })?;
+        if !send_unless_answered(up, &mut [IoSlice::new(head), IoSlice::new(read)])? {
+            return Ok(false);
+        }
+        head = &[];
+        sent += read.len() as u64;
+        if sent >= body.len() {
+            return Ok(true);
+        }
+    }
 }
 
 /// Writes `bufs` to the backend whole, unless it answers first (see

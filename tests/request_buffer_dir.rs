@@ -1,0 +1,150 @@
+//! `request_buffer_dir`: request bodies larger than `request_buffer_size`
+//! read whole to disk before a backend is asked (nginx's
+//! `client_body_temp_path`), sent on with a `Content-Length`, and sent
+//! again on a retry.
+
+mod support;
+
+use inverso::Config;
+use std::path::Path;
+use std::time::Duration;
+use support::*;
+
+const MIB: u64 = 1024 * 1024;
+
+/// Bodies past 64 KiB go to `dir`, up to 8 MiB.
+fn spooling_to(dir: &Path) -> impl FnOnce(&mut Config) + '_ {
+    move |c| {
+        c.request_buffer_size = 64 * 1024;
+        c.request_buffer_dir = Some(dir.to_path_buf());
+        c.max_body_size = 8 * MIB;
+    }
+}
+
+/// What the echo backend says of a request with `body`.
+fn echoed(method: &str, path: &str, body: &[u8]) -> String {
+    format!("{method} {path} len={} fnv={:016x}", body.len(), fnv(body))
+}
+
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).unwrap().count()
+}
+
+#[test]
+fn a_large_upload_reaches_the_backend_only_once_it_is_whole() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(&[a.addr], spooling_to(dir.path()));
+    let body = pattern(MIB as usize);
+    let mut client = proxy.connect();
+    let head = format!(
+        "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    client.send(head.as_bytes());
+    let (first, second) = body.split_at(body.len() / 2);
+    client.send(first);
+    // Time for a proxy that streams to have asked the backend already:
+    // this one holds the half that came, and the backend hears nothing.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        a.connections(),
+        0,
+        "the backend was asked before the body was whole"
+    );
+    // The file has no name: nothing shows in the directory.
+    assert_eq!(files_in(dir.path()), 0);
+    client.send(second);
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(
+        response.body_str().contains(&echoed("POST", "/up", &body)),
+        "{}",
+        response.body_str()
+    );
+    let seen = a.seen();
+    assert_eq!(
+        seen[0].field_or("content-length", "-"),
+        body.len().to_string()
+    );
+    assert!(seen[0].body == body, "body bytes differ");
+    // The connection goes on.
+    assert_eq!(client.get("/after").status, 200);
+    assert_eq!(files_in(dir.path()), 0);
+}
+
+#[test]
+fn a_large_chunked_upload_goes_on_with_its_length_and_an_expectation_is_met_here() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(&[a.addr], spooling_to(dir.path()));
+    let body = pattern(300 * 1024);
+    let mut chunked = Vec::new();
+    for piece in body.chunks(10_000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let mut client = proxy.connect();
+    client.send(
+        b"PUT /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
+          Expect: 100-continue\r\n\r\n",
+    );
+    // Answered by the proxy, which is to read the body.
+    assert_eq!(client.response().status, 100);
+    client.send(&chunked);
+    let response = client.response();
+    assert_eq!(response.status, 200);
+    assert!(response
+        .body_str()
+        .contains(&echoed("PUT", "/chunked", &body)));
+    let seen = &a.seen()[0];
+    assert_eq!(seen.field_or("content-length", "-"), body.len().to_string());
+    assert!(!seen.head.has("transfer-encoding"), "{}", seen.head.raw);
+    assert!(!seen.head.has("expect"), "{}", seen.head.raw);
+}
+
+#[test]
+fn a_body_read_to_disk_is_sent_again_to_the_next_target() {
+    // The first target takes the request and closes without a word.
+    let closing = Backend::start("closing", |_, _| Action::Close);
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(&[closing.addr, a.addr], |c| {
+        spooling_to(dir.path())(c);
+        c.retries = Some(1);
+    });
+    let body = pattern(500 * 1024);
+    let response = proxy.connect().request("PUT", "/again", &[], &body);
+    assert_eq!(response.status, 200);
+    assert!(response
+        .body_str()
+        .contains(&echoed("PUT", "/again", &body)));
+    assert_eq!(closing.seen().len(), 1, "the first target was not tried");
+    assert!(
+        closing.seen()[0].body == body,
+        "the first try's body differs"
+    );
+    assert!(a.seen()[0].body == body, "the second try's body differs");
+}
+
+#[test]
+fn a_body_past_max_body_size_is_refused_as_it_comes() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(&[a.addr], |c| {
+        spooling_to(dir.path())(c);
+        c.max_body_size = 200 * 1024;
+    });
+    let mut client = proxy.connect();
+    client.send(b"POST /big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for _ in 0..30 {
+        client.send(format!("{:x}\r\n", 10_000).as_bytes());
+        client.send(&pattern(10_000));
+        client.send(b"\r\n");
+    }
+    assert_eq!(client.response().status, 413);
+    assert_eq!(a.requests(), 0);
+    assert_eq!(files_in(dir.path()), 0);
+}
