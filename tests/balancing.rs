@@ -1153,6 +1153,45 @@ fn with_health_check_port_probes_go_to_the_management_port() {
     assert!(target_status(&proxy, a.addr).contains(passed));
 }
 
+/// `health_check_fast_interval` probes a target on its way down far
+/// sooner than `health_check_interval` would; `health_check_down_interval`
+/// spaces the probes of one that is down.
+#[test]
+fn a_failing_target_is_probed_at_the_fast_interval_and_once_down_at_the_down_one() {
+    let a = Backend::echo("a");
+    let b = Backend::start("b", |seen, out| {
+        let status = if seen.path() == "/health" { 503 } else { 200 };
+        respond(out, status, &[("X-Backend", "b")], b"b");
+        Action::KeepAlive
+    });
+    let proxy = start_proxy(&[a.addr, b.addr], |c| {
+        checks(c);
+        c.admin_port = Some(0);
+        // After the first probe, only the fast interval brings another
+        // within the test, and only the down interval keeps them away.
+        c.health_check_interval = Duration::from_secs(3600);
+        c.health_check_fast_interval = Some(Duration::from_millis(20));
+        c.health_check_down_interval = Some(Duration::from_secs(3600));
+        c.health_check_fall = 3;
+    });
+    assert!(wait_until(WAIT_LIMIT, || healthy(&proxy, b.addr) == "false"));
+    let probed = probes_seen(&b);
+    assert_eq!(probed, 3, "down at the third failure");
+    // Time for a few more at the fast interval: none comes.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        probes_seen(&b),
+        probed,
+        "probed at the fast interval while down"
+    );
+    assert_eq!(
+        probes_seen(&a),
+        1,
+        "a target that passed waits the interval"
+    );
+    assert!((0..4).all(|_| get(&proxy, "/").1 == "a"), "b in rotation");
+}
+
 /// A target's own `check_port=N` wins over the pool's
 /// `health_check_port` for it alone: each management port hears only
 /// its target's probes, and each target is judged by its own.

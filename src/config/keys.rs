@@ -548,6 +548,25 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_positive_duration(v).map(|d| c.health_check_interval = d),
     },
     Key {
+        name: "health_check_fast_interval",
+        default: "",
+        help: "time between two probes of a target on its way down (a probe failed, fewer than \
+               health_check_fall in a row) or up (a probe passed, fewer than health_check_rise), \
+               as HAProxy's fastinter; empty = health_check_interval",
+        apply: |c, v| {
+            optional(v, parse_positive_duration).map(|d| c.health_check_fast_interval = d)
+        },
+    },
+    Key {
+        name: "health_check_down_interval",
+        default: "",
+        help: "time between two probes of a target that is down, as HAProxy's downinter; empty \
+               = health_check_interval",
+        apply: |c, v| {
+            optional(v, parse_positive_duration).map(|d| c.health_check_down_interval = d)
+        },
+    },
+    Key {
         name: "health_check_timeout",
         default: "",
         help: "longest a whole probe may take, connecting (within connect_timeout) and reading \

@@ -214,6 +214,12 @@ pub struct Config {
     /// The probes' method: `GET`, `HEAD` or `OPTIONS`.
     pub health_check_method: &'static str,
     pub health_check_interval: Duration,
+    /// Between the probes of a target on its way down or up (HAProxy's
+    /// `fastinter`); `None`: `health_check_interval`.
+    pub health_check_fast_interval: Option<Duration>,
+    /// Between the probes of a target that is down (HAProxy's
+    /// `downinter`); `None`: `health_check_interval`.
+    pub health_check_down_interval: Option<Duration>,
     /// How long a whole probe may take; `None`: the smaller of
     /// `backend_timeout` and the interval.
     pub health_check_timeout: Option<Duration>,
@@ -546,6 +552,8 @@ impl Config {
             health_check_disable_on_404: false,
             health_check_method: "GET",
             health_check_interval: Duration::from_secs(1),
+            health_check_fast_interval: None,
+            health_check_down_interval: None,
             health_check_timeout: None,
             health_check_rise: 1,
             health_check_fall: 1,
@@ -1080,6 +1088,29 @@ mod tests {
         assert_eq!(c.health_check_path.as_deref(), Some("/healthz?full=1"));
         assert_eq!(c.health_check_interval, Duration::from_millis(500));
         assert_eq!((c.health_check_rise, c.health_check_fall), (1, 5));
+        assert_eq!(
+            (c.health_check_fast_interval, c.health_check_down_interval),
+            (None, None)
+        );
+        let set = build(
+            "targets = 127.0.0.1:1\nhealth_check_fast_interval = 250ms\n\
+             health_check_down_interval = 1m\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                set.health_check_fast_interval,
+                set.health_check_down_interval
+            ),
+            (
+                Some(Duration::from_millis(250)),
+                Some(Duration::from_secs(60))
+            )
+        );
+        for key in ["health_check_fast_interval", "health_check_down_interval"] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{key} = 0\n")).unwrap_err();
+            assert!(e.message.starts_with(&format!("{key}: ")), "{e}");
+        }
         // A probe's bound: the interval, under a longer backend_timeout.
         assert_eq!(
             c.effective_health_check_timeout(),

@@ -367,6 +367,10 @@ impl Upstreams {
             host: (config.health_check_host.clone())
                 .or_else(|| config.request_headers.value_of("host").map(str::to_string)),
             interval: config.health_check_interval,
+            fast_interval: (config.health_check_fast_interval)
+                .unwrap_or(config.health_check_interval),
+            down_interval: (config.health_check_down_interval)
+                .unwrap_or(config.health_check_interval),
             timeout: config.effective_health_check_timeout(),
             connect_timeout: config.effective_connect_timeout(),
             rise: config.health_check_rise,

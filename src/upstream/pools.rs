@@ -147,6 +147,8 @@ impl Pools {
                     },
                     host: asked.request_headers.value_of("host").map(str::to_string),
                     interval: keys.every,
+                    fast_interval: keys.every,
+                    down_interval: keys.every,
                     timeout: asked.effective_backend_timeout(),
                     connect_timeout: asked.effective_connect_timeout(),
                     rise: 1,

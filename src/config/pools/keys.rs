@@ -113,6 +113,8 @@ pub const POOL_KEYS: &[&str] = &[
     "health_check_disable_on_404",
     "health_check_method",
     "health_check_interval",
+    "health_check_fast_interval",
+    "health_check_down_interval",
     "health_check_timeout",
     "health_check_rise",
     "health_check_fall",

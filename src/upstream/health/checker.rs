@@ -163,12 +163,20 @@ impl Health {
         }
     }
 
-    /// How long until the next probe is due, `interval` after the last
+    /// How long until the next probe is due, an interval after the last
     /// one began (whichever checker sent it) and once that one has ended;
     /// records that one begins now when it is due, until
-    /// [`Health::probe_ended`].
-    fn probe_due(&self, now: Instant, interval: Duration) -> Duration {
+    /// [`Health::probe_ended`]. The interval is the target's state's: on
+    /// its way down or up (probes counted towards `fall` or `rise`), the
+    /// fast one; down, the down one.
+    fn probe_due(&self, now: Instant, settings: &Active) -> Duration {
         let mut state = self.state.lock();
+        let out = state.active_down || state.streak.rise_pending;
+        let interval = match (out, state.streak.good, state.streak.bad) {
+            (true, 0, _) => settings.down_interval,
+            (true, _, _) | (false, _, 1..) => settings.fast_interval,
+            (false, _, 0) => settings.interval,
+        };
         if state.probe_in_flight {
             // Another checker's: looked at again shortly.
             return interval.min(IN_FLIGHT_POLL);
@@ -229,6 +237,10 @@ pub struct Active {
     /// (`10.0.0.2:8000`), which a backend that checks Host may refuse.
     pub host: Option<String>,
     pub interval: Duration,
+    /// Instead, for a target on its way down or up (HAProxy's
+    /// `fastinter`), and for one that is down (`downinter`).
+    pub fast_interval: Duration,
+    pub down_interval: Duration,
     /// The longest one probe may take, connecting and reading included
     /// (HAProxy's `timeout check`): a reply trickling in byte by byte
     /// fails at this deadline rather than holding the checker.
@@ -336,7 +348,7 @@ impl Checker {
 
 fn check_loop(probe: &Probe, checker: u64, settings: &Active, stopped: &Receiver<()>) {
     loop {
-        let wait = probe.health.probe_due(Instant::now(), settings.interval);
+        let wait = probe.health.probe_due(Instant::now(), settings);
         if !wait.is_zero() {
             match stopped.recv_timeout(wait) {
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -575,6 +587,8 @@ mod tests {
         };
         let settings = Active {
             interval: Duration::from_secs(3600),
+            fast_interval: Duration::from_secs(3600),
+            down_interval: Duration::from_secs(3600),
             timeout,
             connect_timeout: timeout,
             ..probing(1, 1)
@@ -642,6 +656,8 @@ mod tests {
         let healths: Vec<_> = probes.iter().map(|p| p.health.clone()).collect();
         let settings = Active {
             interval: Duration::from_millis(50),
+            fast_interval: Duration::from_millis(50),
+            down_interval: Duration::from_millis(50),
             timeout: Duration::from_millis(200),
             connect_timeout: Duration::from_millis(200),
             ..probing(1, 1)
@@ -680,6 +696,8 @@ mod tests {
         healths[1].set_admin_state(AdminState::Maint);
         let settings = Active {
             interval: Duration::from_millis(50),
+            fast_interval: Duration::from_millis(50),
+            down_interval: Duration::from_millis(50),
             timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             ..probing(1, 2)
@@ -861,24 +879,69 @@ mod tests {
         let settings = probing(2, 3);
         let t0 = Instant::now();
         let s = Duration::from_secs;
+        let every5 = Active {
+            interval: s(5),
+            fast_interval: s(5),
+            down_interval: s(5),
+            ..probing(2, 3)
+        };
         let probe = |at: Instant| {
             h.probe_ended();
             h.probed(0, at, &settings, Err(ProbeError::Status(503)));
         };
-        assert_eq!(h.probe_due(t0, s(5)), Duration::ZERO);
+        assert_eq!(h.probe_due(t0, &every5), Duration::ZERO);
         probe(t0);
-        assert_eq!(h.probe_due(t0 + s(1), s(5)), s(4));
-        assert_eq!(h.probe_due(t0 + s(5), s(5)), Duration::ZERO);
+        assert_eq!(h.probe_due(t0 + s(1), &every5), s(4));
+        assert_eq!(h.probe_due(t0 + s(5), &every5), Duration::ZERO);
         // A reload's checker shares this health: while the old one's
         // probe (slower than the interval) has not ended, it looks again
         // shortly rather than probing beside it...
-        assert_eq!(h.probe_due(t0 + s(11), s(5)), IN_FLIGHT_POLL);
+        assert_eq!(h.probe_due(t0 + s(11), &every5), IN_FLIGHT_POLL);
         probe(t0 + s(11));
         // ... and its first probe is the third in a row, due an interval
         // after the last began.
-        assert_eq!(h.probe_due(t0 + s(11), s(5)), Duration::ZERO);
+        assert_eq!(h.probe_due(t0 + s(11), &every5), Duration::ZERO);
         probe(t0 + s(12));
         assert!(!h.usable(t0 + s(12)));
-        assert_eq!(h.probe_due(t0 + s(13), s(5)), s(3));
+        assert_eq!(h.probe_due(t0 + s(13), &every5), s(3));
+    }
+
+    #[test]
+    fn a_target_on_its_way_down_or_up_is_probed_at_the_fast_interval_and_one_down_at_the_down_one()
+    {
+        let h = health(1, 3600);
+        let s = Duration::from_secs;
+        let settings = Active {
+            interval: s(10),
+            fast_interval: s(1),
+            down_interval: s(60),
+            ..probing(2, 3)
+        };
+        let t0 = Instant::now();
+        let mut at = t0;
+        // Probes `result`, and says when the next is due after it.
+        let mut next_after = |result: Result<Probed, ProbeError>| {
+            assert_eq!(h.probe_due(at, &settings), Duration::ZERO);
+            h.probe_ended();
+            h.probed(0, at, &settings, result);
+            let wait = h.probe_due(at, &settings);
+            at += wait;
+            wait
+        };
+        let failed = || Err(ProbeError::Status(503));
+        assert_eq!(next_after(Ok(Probed::Passed)), s(10), "up");
+        assert_eq!(next_after(failed()), s(1), "one failure of three");
+        assert_eq!(next_after(failed()), s(1), "two of three");
+        assert_eq!(next_after(failed()), s(60), "down");
+        assert_eq!(next_after(failed()), s(60), "still down");
+        assert_eq!(next_after(Ok(Probed::Passed)), s(1), "one pass of two");
+        assert_eq!(next_after(Ok(Probed::Passed)), s(10), "up again");
+        assert_eq!(next_after(failed()), s(1));
+        assert_eq!(
+            next_after(Ok(Probed::Passed)),
+            s(10),
+            "a pass ends the way down"
+        );
+        assert!(h.usable(at));
     }
 }

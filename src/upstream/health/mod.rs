@@ -246,6 +246,8 @@ mod test_support {
             },
             host: None,
             interval: Duration::from_secs(1),
+            fast_interval: Duration::from_secs(1),
+            down_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             rise,
