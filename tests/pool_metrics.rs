@@ -244,9 +244,9 @@ fn status_lists_each_pool_with_its_targets_usable_and_requests() {
     set_state(&proxy, &b.addr.to_string(), "maint");
     assert_eq!(
         status_pools(&proxy),
-        "[{\"name\":\"default\",\"targets\":1,\"usable\":1,\
+        "[{\"name\":\"default\",\"targets\":1,\"usable\":1,\"queued\":0,\
          \"requests\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":0,\"5xx\":0}},\
-         {\"name\":\"api\",\"targets\":2,\"usable\":1,\
+         {\"name\":\"api\",\"targets\":2,\"usable\":1,\"queued\":0,\
          \"requests\":{\"1xx\":0,\"2xx\":1,\"3xx\":0,\"4xx\":0,\"5xx\":0}}]"
     );
     // The fields that were there are still there, the targets first.
