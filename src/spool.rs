@@ -21,14 +21,6 @@ pub struct Spooled {
 }
 
 impl Spooled {
-    /// A file in `dir` to write a body to.
-    pub fn create(dir: &Path) -> io::Result<Spooling> {
-        Ok(Spooling {
-            file: unnamed_file(dir)?,
-            len: 0,
-        })
-    }
-
     pub fn len(&self) -> u64 {
         self.len
     }
@@ -59,6 +51,14 @@ pub struct Spooling {
 }
 
 impl Spooling {
+    /// A file in `dir` to write a body to.
+    pub fn create(dir: &Path) -> io::Result<Spooling> {
+        Ok(Spooling {
+            file: unnamed_file(dir)?,
+            len: 0,
+        })
+    }
+
     pub fn write(&mut self, piece: &[u8]) -> io::Result<()> {
         self.file.write_all(piece)?;
         self.len += piece.len() as u64;
@@ -143,7 +143,7 @@ mod tests {
     fn a_body_is_read_back_whole_from_any_offset_and_leaves_no_file_behind() {
         let dir = tempfile::tempdir().unwrap();
         check_dir(dir.path()).unwrap();
-        let mut spooling = Spooled::create(dir.path()).unwrap();
+        let mut spooling = Spooling::create(dir.path()).unwrap();
         let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         for piece in body.chunks(7_000) {
             spooling.write(piece).unwrap();

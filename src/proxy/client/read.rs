@@ -12,7 +12,7 @@ use crate::http::{BodyKind, BodyReader};
 use crate::proxy::origin::{Failure, RequestBody};
 use crate::proxy::{client_body_status, Refusal};
 use crate::sched::{self, Peer};
-use crate::spool::{Spooled, Spooling};
+use crate::spool::Spooling;
 use crate::throttle::OnceAMinute;
 use std::io::Write;
 use std::path::Path;
@@ -271,7 +271,7 @@ impl Client {
                         let Some(dir) = spool_dir else {
                             return Ok(RequestBody::streamed_from(kind, body, rest));
                         };
-                        let mut file = Spooled::create(dir).map_err(|e| self.not_spooled(e))?;
+                        let mut file = Spooling::create(dir).map_err(|e| self.not_spooled(e))?;
                         file.write(&body).map_err(|e| self.not_spooled(e))?;
                         body = Vec::new();
                         spooling = Some(file);
@@ -299,9 +299,7 @@ impl Client {
             }
         }
     }
-}
 
-impl Client {
     /// A body that could not be written to `request_buffer_dir` (a full
     /// disk, most likely): the proxy's resource, answered 500 as nginx
     /// answers it, the connection closed (the rest of the body unread).
