@@ -5,6 +5,7 @@
 
 mod support;
 
+use inverso::config::LogFormat;
 use inverso::Config;
 use std::path::Path;
 use std::time::Duration;
@@ -147,4 +148,35 @@ fn a_body_past_max_body_size_is_refused_as_it_comes() {
     assert_eq!(client.response().status, 413);
     assert_eq!(a.requests(), 0);
     assert_eq!(files_in(dir.path()), 0);
+}
+
+#[test]
+fn a_body_the_directory_cannot_take_is_answered_500_and_logged_rd() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("bodies");
+    std::fs::create_dir(&spool).unwrap();
+    let mut proxy = start_proxy(&[a.addr], |c| {
+        spooling_to(&spool)(c);
+        c.log_format = LogFormat::parse("$request_uri $status $termination").unwrap();
+    });
+    // Gone since the start (a disk unmounted, a directory cleaned up):
+    // no body can be written there, as on a full disk.
+    std::fs::remove_dir(&spool).unwrap();
+    let mut client = proxy.connect();
+    let response = client.post("/large", &pattern(MIB as usize));
+    assert_eq!(response.status, 500);
+    assert!(
+        client.is_closed(),
+        "the rest of the body would be read as a request"
+    );
+    assert_eq!(a.requests(), 0);
+    // A body within request_buffer_size still goes.
+    let small = pattern(10 * 1024);
+    assert_eq!(proxy.connect().post("/small", &small).status, 200);
+    assert!(a.seen()[0].body == small);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let lines = proxy.log_lines();
+    assert!(lines.iter().any(|l| l == "/large 500 RD"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "/small 200 --"), "{lines:?}");
 }
