@@ -85,7 +85,7 @@ pub mod rule_pairs;
 pub mod sched;
 pub mod secure_link;
 pub mod server;
-pub mod spool;
+mod spool;
 pub mod sub_filter;
 pub mod systemd;
 #[cfg(test)]

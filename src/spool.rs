@@ -25,10 +25,6 @@ impl Spooled {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Reads the body from `offset` into `buf`, as much as fits and is
     /// left (nothing at its end), and returns what it read. At an offset,
     /// not from a position: each try of the request reads from the start.
