@@ -35,8 +35,12 @@ pub(in crate::proxy) fn finish_bodiless(fetched: Fetched<'_>, client: &Client) {
         target,
         up,
         response,
-        ..
+        busy,
     } = fetched.after_head();
+    // Whole with its head: its last byte came with it.
+    if let Some(busy) = busy {
+        busy.read_whole();
+    }
     if may_reuse(&response, BodyKind::Empty, &up) {
         reuse(client, target, up.conn);
     }
