@@ -157,6 +157,19 @@ mod tests {
     }
 
     #[test]
+    fn a_file_found_shorter_than_its_body_is_an_error_not_an_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spooling = Spooling::create(dir.path()).unwrap();
+        spooling.write(&[7; 100]).unwrap();
+        let spooled = spooling.done();
+        spooled.file.set_len(60).unwrap();
+        let mut buf = [0; 64];
+        assert_eq!(spooled.read_at(&mut buf, 0).unwrap(), &[7; 60]);
+        let e = spooled.read_at(&mut buf, 60).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
     fn a_named_file_is_removed_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let mut file = named_then_removed(dir.path()).unwrap();
