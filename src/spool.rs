@@ -96,8 +96,10 @@ fn unnamed_file(dir: &Path) -> io::Result<File> {
     }
 }
 
+/// The number in the next named file's name.
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
 fn named_then_removed(dir: &Path) -> io::Result<File> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
     loop {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!(".inverso-body-{}-{n}", std::process::id()));
@@ -178,6 +180,21 @@ mod tests {
         let mut back = [0; 4];
         file.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(&back, b"body");
+    }
+
+    #[test]
+    fn a_name_taken_is_passed_over_and_another_error_is_told() {
+        let dir = tempfile::tempdir().unwrap();
+        let next = NEXT.load(Ordering::Relaxed);
+        for n in next..next + 3 {
+            let name = format!(".inverso-body-{}-{n}", std::process::id());
+            fs::write(dir.path().join(name), b"left by another").unwrap();
+        }
+        named_then_removed(dir.path()).unwrap();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3, "another's file removed");
+        let missing = dir.path().join("missing");
+        let e = named_then_removed(&missing).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
     #[test]
