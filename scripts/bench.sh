@@ -2,7 +2,7 @@
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
 #   scripts/bench.sh [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|
-#                     subfilter|all]                       (default: all)
+#                     subfilter|upload|all]                (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -117,6 +117,17 @@
 #          its own without, and inverso-sub over nginx-sub. No HAProxy: it
 #          has no body substitution (its rewriting rules touch the head
 #          alone; a body takes a Lua filter); no direct row either.
+#   upload request bodies: inverso's `request_buffer_dir` (a body past
+#          request_buffer_size read whole to an unnamed file before a
+#          backend is asked) against inverso streaming such a body and
+#          nginx buffering it as it does by default, in front of the same
+#          two backends: direct (the backend itself), nginx, inverso,
+#          inverso-spool. wrk POSTs a body of 64 KiB and of 1 MiB to
+#          /upload (bench_wrk.lua with BENCH_WRK_POST_BYTES), 16 and 64
+#          keep-alive connections, interleaved as in proxy mode. The report
+#          gives every system's req/s, p50, p99 and CPU over nginx's. No
+#          HAProxy: it buffers a body in memory at most (`option
+#          http-buffer-request`, up to its buffer size), never to disk.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -311,6 +322,51 @@
 #     bytes from the two (cmp of what curl got from each); if not, or if
 #     inverso-sub does not start, the mode stops with an error and
 #     measures nothing.
+#   - upload mode: in upload and all modes only, the backend nginx
+#     answers POST /upload having read the body whole into memory, as an
+#     application reads an upload: `client_max_body_size 2m;
+#     client_body_buffer_size 2m; mirror /_upload_read; mirror_request_body
+#     on; error_page 405 =200 @uploaded;` (the mirror module reads the body
+#     before its subrequest, an internal `return 204`; the static handler
+#     then refuses a POST to the empty file www/upload with 405, which
+#     error_page makes a 200), answering `cl=$http_content_length
+#     te=$http_transfer_encoding` (15 bytes for 1 MiB). Not a bare `return
+#     200`: nginx would discard the body (ngx_http_discard_request_body,
+#     from ngx_http_send_response), reading it but answering as soon as
+#     the head is in, before the body has all come, which is not what a
+#     backend that takes uploads does. nginx: proxy mode's nginx plus
+#     `client_max_body_size 2m` in `location /`, the rest of the request
+#     body handling at its defaults: proxy_request_buffering on,
+#     client_body_buffer_size two memory pages (8k on x86-64), so both
+#     bodies go to a file of client_body_temp_path (in the mode's temp
+#     dir, nginx-upload/client_body; unlinked once opened) before the
+#     backend is asked, and are sent from it with a Content-Length; its
+#     error_log there at `error` (nginx's default level; at warn, as the
+#     other nginx configs here, it would write a line per body so
+#     buffered). Seen on 2 cores: nginx's 64 KiB answers take some 40 ms
+#     (p50), and not with client_body_buffer_size 2m (the body in memory):
+#     likely its request head written apart from the body read from the
+#     file, the body's last segment held back (Nagle: nginx sets no
+#     TCP_NODELAY on connections to backends) until the backend's delayed
+#     ACK. That is nginx at its defaults; a tuned nginx keeps such bodies in
+#     memory. inverso: `max_body_size = 2MiB`, request_buffer_size at
+#     its default (64KiB): the 64 KiB body is read whole into memory, the
+#     1 MiB one streams to a backend as it comes, with the client's
+#     Content-Length. inverso-spool: the same plus `request_buffer_dir =`
+#     a directory of the mode's temp dir (inverso-spool/spool): the 1 MiB
+#     body is read whole into a file there with no name (O_TMPFILE) before
+#     a backend is asked, then sent with its Content-Length; the 64 KiB one
+#     as inverso's. Before measuring, a curl probe (no Expect:
+#     100-continue, as wrk sends none) POSTs each body to each system: it
+#     must get 200 and the backend's line saying the whole body came (its
+#     Content-Length, or chunked); for inverso-spool the spool dir must be
+#     empty after it. Then one 1 MiB POST sent slowly (curl --limit-rate
+#     512k, about 2 s) to nginx and to inverso-spool, meanwhile looking at
+#     their open files every 0.1 s: one in their temp (spool) dir must be
+#     seen, the body being read to disk, and for inverso-spool no entry in
+#     the dir. If any check fails, or inverso-spool does not start, the
+#     mode stops with an error and measures nothing. After the runs, the
+#     spool dir must be empty (a note in the report if not).
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
@@ -321,7 +377,8 @@
 #
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
 # default takes about 20, of which `files`, `tls` and `backend-tls` about 2
-# each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3).
+# each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3,
+# `upload` about 3).
 # For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -335,13 +392,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | all) ;;
+  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|all]" >&2
     exit 2
     ;;
 esac
@@ -607,10 +664,11 @@ BACKEND1_TLS="" BACKEND2_TLS="" # their ssl ports
 BACKEND_TLS_LOG=""              # one line per new TLS connection to them
 AUTH_WANTED=0    # 1: the backend nginx is the sign-in service too (auth mode)
 AUTH_SERVICE=""  # the service's port
+UPLOAD_WANTED=0  # 1: the backends take POSTs to /upload (upload mode)
 start_backends() {
   pick_port BACKEND1
   pick_port BACKEND2
-  local conf=$TMP/backend.conf tls_server="" auth_server="" whoami=""
+  local conf=$TMP/backend.conf tls_server="" auth_server="" whoami="" upload=""
   if [[ $BACKEND_TLS_WANTED == 1 ]]; then
     make_backend_certificate
     pick_port BACKEND1_TLS
@@ -627,6 +685,30 @@ start_backends() {
     location = /verify { add_header Remote-User ann; return 204; }
   }"
     whoami="location = /whoami { default_type text/plain; return 200 \"\$http_remote_user\\n\"; }"
+  fi
+  if [[ $UPLOAD_WANTED == 1 ]]; then
+    # POST /upload: the body read whole into memory before the answer, as
+    # an application reads an upload (`return` alone would discard it, the
+    # answer going out before the body has all come). The mirror module
+    # reads it (mirror_request_body on: "the client request body will be
+    # read prior to creating mirror subrequests"); its subrequest goes to
+    # an internal location answering 204, in the process. Then the static
+    # handler refuses a POST to the (empty) file www/upload with 405, which
+    # error_page turns into a 200 telling how the body came (the probe
+    # reads it): its Content-Length or Transfer-Encoding.
+    : >"$TMP/www/upload"
+    upload="location = /upload {
+      client_max_body_size 2m;
+      client_body_buffer_size 2m;
+      mirror /_upload_read;
+      mirror_request_body on;
+      error_page 405 =200 @uploaded;
+    }
+    location = /_upload_read { internal; return 204; }
+    location @uploaded {
+      default_type text/plain;
+      return 200 \"cl=\$http_content_length te=\$http_transfer_encoding\\n\";
+    }"
   fi
   {
     nginx_common backend
@@ -656,6 +738,7 @@ $(nginx_http_common backend)
       add_header Cache-Control "max-age=600";
     }
     $whoami
+    $upload
   }
 $tls_server
 $auth_server
@@ -678,19 +761,21 @@ EOF
 }
 
 # start_nginx_proxy VAR NAME PORT CACHE [GZIP] [TLS] [BACKEND_TLS] [AUTH]
-# [SUB] [GUNZIP]: nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1:
+# [SUB] [GUNZIP] [UPLOAD]: nginx as reverse proxy (CACHE=1: with proxy_cache; GZIP=1:
 # gzip on for text/plain, level 1; TLS=1: the port takes HTTPS with
 # make_certificate's certificate; BACKEND_TLS=1: to the backends' ssl ports
 # over TLS, verifying their certificate; AUTH=1: every request first asked
 # of the sign-in service, auth_request; SUB=1: subfilter mode's rules
 # rewrite text/html bodies, sub_filter; GUNZIP=1: the backends always asked
 # for gzip, a gzip-coded answer decoded for a client that takes none,
-# gunzip on, and stored once whatever its Vary says); sets VAR to its
-# master's PID.
+# gunzip on, and stored once whatever its Vary says; UPLOAD=1: request
+# bodies of up to 2 MiB taken, client_max_body_size 2m, buffered as nginx
+# does by default, past client_body_buffer_size to a file in its temp dir);
+# sets VAR to its master's PID.
 start_nginx_proxy() {
   local _var=$1 name=$2 port=$3 cache=$4 gzip=${5:-0} tls=${6:-0} backend_tls=${7:-0}
-  local auth=${8:-0} sub=${9:-0} gunzip=${10:-0} conf=$TMP/$2.conf cache_http="" cache_loc=""
-  local sub_loc="" gunzip_loc=""
+  local auth=${8:-0} sub=${9:-0} gunzip=${10:-0} upload=${11:-0} conf=$TMP/$2.conf
+  local cache_http="" cache_loc="" sub_loc="" gunzip_loc="" upload_loc=""
   local gzip_http="" listen_ssl="" ssl_server="" auth_http="" auth_loc="" auth_server=""
   local scheme=http b1=$BACKEND1 b2=$BACKEND2 ssl_loc=""
   if [[ $auth == 1 ]]; then
@@ -765,6 +850,17 @@ start_nginx_proxy() {
       proxy_ignore_headers Vary;
       gunzip on;"
   fi
+  if [[ $upload == 1 ]]; then
+    # proxy_request_buffering on and client_body_buffer_size (two memory
+    # pages, 8k on x86-64) at their defaults: a larger body goes to a file
+    # of client_body_temp_path (in $TMP/NAME, nginx_http_common), unlinked
+    # once opened, and is sent from it. The error log at nginx's default
+    # level, error: at warn, set for every other nginx here, each such body
+    # writes a line ("a client request body is buffered to a temporary
+    # file").
+    upload_loc="client_max_body_size 2m;
+      error_log $TMP/$name/error.log error;"
+  fi
   if [[ $cache == 1 ]]; then
     mkdir -p "$TMP/$name/cache"
     cache_http="proxy_cache_path $TMP/$name/cache levels=1:2 keys_zone=bench:16m max_size=256m inactive=10m use_temp_path=off;"
@@ -800,6 +896,7 @@ $(nginx_http_common "$name")
       $auth_loc
       $sub_loc
       $gunzip_loc
+      $upload_loc
     }
     $auth_server
   }
@@ -1478,6 +1575,89 @@ subfilter_same() {
   log "subfilter probe /$body.html: nginx-sub and inverso-sub sent the same bytes: $same${where:+ ($where)}"
   if [[ $same != yes ]]; then
     note "subfilter mode: nginx-sub and inverso-sub sent different bytes for /$body.html: $where"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------- upload
+
+UPLOAD_FAILED=0 # 1: the upload mode stopped before measuring (its checks failed)
+UPLOAD_SPOOL="" # inverso-spool's request_buffer_dir
+
+upload_bytes() { case $1 in 64k) echo 65536 ;; 1m) echo 1048576 ;; esac }
+
+# upload_probe SYSTEM PORT BODY (upload mode): POST /upload with the BODY
+# bytes wrk sends ($TMP/upload-BODY; no Expect: 100-continue, as wrk sends
+# none) must answer 200 with the backend's "cl=... te=...": how the body
+# reached it, a Content-Length of its size or chunked. For inverso-spool,
+# the spool directory must be empty afterwards (its files have no names).
+# Writes uploadcheck.tsv; returns 1, having said why, on a wrong answer.
+upload_probe() {
+  local system=$1 port=$2 body=$3 raw=$TMP/upload-probe-$1-$3 code got framing left=-
+  local want
+  want=$(upload_bytes "$body")
+  : >"$raw"
+  code=$(curl -s -o "$raw" -w '%{http_code}' -H 'Expect:' \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$TMP/upload-$body" \
+    --max-time 10 "http://127.0.0.1:$port/upload" || true)
+  got=$(head -c 200 "$raw" | tr -d '\r\n')
+  rm -f "$raw"
+  framing=none
+  case $got in
+    "cl=$want te=") framing="length $want" ;;
+    "cl= te=chunked") framing=chunked ;;
+  esac
+  if [[ $system == inverso-spool ]]; then left=$(find "$UPLOAD_SPOOL" -mindepth 1 | wc -l); fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "$framing" "${got:--}" \
+    "$left" >>"$OUT_DIR/uploadcheck.tsv"
+  log "upload probe $system POST /upload ($want bytes): status ${code:-none}, the backend got '${got}' ($framing)$([[ $left != - ]] && echo ", entries left in the spool dir: $left")"
+  if [[ $code != 200 || $framing == none ]]; then
+    log "error: $system POST /upload ($want bytes) answered status '${code:-none}' with '$got', expected 200 with the backend's cl=$want (or te=chunked)"
+    note "upload mode: $system POST /upload ($want bytes) answered status '${code:-none}' with '$got' instead of 200 and the whole body at the backend"
+    return 1
+  fi
+  if [[ $left != - && $left != 0 ]]; then
+    log "error: $system left $left entries in its spool dir after a POST"
+    note "upload mode: $system left $left entries in its spool dir after a POST"
+    return 1
+  fi
+}
+
+# upload_on_disk SYSTEM PID PORT DIR (upload mode): one POST of the 1 MiB
+# body sent slowly (curl --limit-rate 512k, about 2 s), meanwhile looking
+# (every 0.1 s) among the open files of PID and its children (nginx's
+# workers) for one in DIR: the body being read to disk. inverso-spool's
+# file has no name: entries in DIR must stay none meanwhile (nginx's has
+# one for the moment between its open and its unlink, which a look every
+# 0.1 s is unlikely to see; counted, not checked). Writes uploaddisk.tsv;
+# returns 1, having said why, if the POST failed or no file was seen, or
+# inverso-spool's had a name.
+upload_on_disk() {
+  local system=$1 pid=$2 port=$3 dir=$4 client i p fd seen=no named=0 n code
+  curl -s -o /dev/null -w '%{http_code}' -H 'Expect:' --limit-rate 512k \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$TMP/upload-1m" \
+    --max-time 10 "http://127.0.0.1:$port/upload" >"$TMP/upload-slow-$system" 2>/dev/null &
+  client=$!
+  PIDS+=("$client")
+  for ((i = 0; i < 100; i++)); do # at most 10 s: curl's --max-time
+    for p in $pid $(pgrep -P "$pid" 2>/dev/null || true); do
+      for fd in /proc/"$p"/fd/*; do
+        [[ $(readlink "$fd" 2>/dev/null) == "$dir"/* ]] && seen=yes
+      done
+    done
+    n=$(find "$dir" -mindepth 1 | wc -l)
+    ((n > named)) && named=$n
+    alive "$client" || break
+    sleep 0.1
+  done
+  wait "$client" 2>/dev/null || true
+  forget_pid "$client"
+  code=$(cat "$TMP/upload-slow-$system" 2>/dev/null || true)
+  printf '%s\t%s\t%s\t%s\n' "$system" "${code:-none}" "$seen" "$named" >>"$OUT_DIR/uploaddisk.tsv"
+  log "upload probe $system, a 1 MiB POST at 512 KiB/s: status ${code:-none}; a file open in $(basename "$dir"): $seen; most entries seen in it: $named"
+  if [[ $code != 200 || $seen != yes || ($system == inverso-spool && $named != 0) ]]; then
+    log "error: $system: a slow 1 MiB POST answered '${code:-none}', a file open in its $(basename "$dir") dir: $seen, entries with a name: $named (expected 200, yes, 0)"
+    note "upload mode: $system: a slow 1 MiB POST answered '${code:-none}', a file open in its $(basename "$dir") dir: $seen, entries with a name: $named (expected 200, yes, 0)"
     return 1
   fi
 }
@@ -2207,6 +2387,109 @@ mode_subfilter() {
   done
 }
 
+mode_upload() {
+  log "== upload mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_inverso p_spool nginx_pid inverso_pid="" spool_pid="" s body rep cell conns
+  local failed=() left
+  pick_port p_nginx
+  pick_port p_inverso
+  pick_port p_spool
+  # The bodies curl sends in the probes: the bytes wrk sends (bench_wrk.lua).
+  for body in 64k 1m; do
+    head -c "$(upload_bytes "$body")" /dev/zero | tr '\0' 'u' >"$TMP/upload-$body"
+  done
+  start_nginx_proxy nginx_pid nginx-upload "$p_nginx" 0 0 0 0 0 0 0 1
+  start_inverso inverso_pid inverso-upload "$p_inverso" 0 "max_body_size = 2MiB"
+  UPLOAD_SPOOL=$TMP/inverso-spool/spool
+  mkdir -p "$UPLOAD_SPOOL"
+  start_inverso spool_pid inverso-spool "$p_spool" 0 "max_body_size = 2MiB" \
+    "request_buffer_dir = $UPLOAD_SPOOL"
+  # This mode is about inverso's request_buffer_dir: without it, nothing to
+  # compare (start_inverso said why).
+  [[ -n $spool_pid ]] || failed+=(inverso-spool)
+
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [inverso]=$p_inverso
+    [inverso-spool]=$p_spool)
+  # direct: no proxy process, no CPU to count ("-").
+  local -A pids=([direct]=- [nginx]=$nginx_pid [inverso]=$inverso_pid
+    [inverso-spool]=$spool_pid)
+  local systems=(direct nginx inverso inverso-spool)
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 64k 1m; do
+      if ! upload_probe "$s" "${ports[$s]}" "$body"; then
+        [[ " ${failed[*]-} " == *" $s "* ]] || failed+=("$s")
+      fi
+    done
+  done
+  upload_on_disk nginx "$nginx_pid" "$p_nginx" "$TMP/nginx-upload/client_body" ||
+    failed+=("nginx (slow POST)")
+  if [[ -n $spool_pid ]]; then
+    upload_on_disk inverso-spool "$spool_pid" "$p_spool" "$UPLOAD_SPOOL" ||
+      failed+=("inverso-spool (slow POST)")
+  fi
+  if ((${#failed[@]} > 0)); then
+    local -A said=([nginx]=nginx-upload/error.log [inverso]=inverso-upload/stderr.log
+      [inverso-spool]=inverso-spool/stderr.log)
+    for s in nginx inverso inverso-spool; do
+      [[ " ${failed[*]} " == *" $s "* && -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
+      log "$s's ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+    done
+    log "error: upload mode stopped, nothing measured: ${failed[*]} did not start or did not answer as expected (see above)"
+    note "upload mode stopped before measuring: ${failed[*]} did not start or did not answer as expected"
+    UPLOAD_FAILED=1
+    for s in inverso-spool inverso nginx; do
+      if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+    done
+    return 0
+  fi
+  # 64 connections (wrk takes the last -c): the proxies' pools to the
+  # backends then hold what a run needs. POSTs, as measured: bench_wrk.lua
+  # reads BENCH_WRK_POST_BYTES.
+  for s in "${systems[@]}"; do
+    [[ -n ${pids[$s]} ]] || continue
+    for body in 64k 1m; do
+      BENCH_WRK_POST_BYTES=$(upload_bytes "$body") \
+        warm_up "http://127.0.0.1:${ports[$s]}/upload" -s "$SCRIPT_DIR/bench_wrk.lua" -c 64
+    done
+  done
+
+  for ((rep = 1; rep <= REPS; rep++)); do
+    for body in 64k 1m; do
+      for cell in ka16 ka64; do
+        conns=${cell//[a-z]/}
+        for s in "${systems[@]}"; do
+          BENCH_WRK_POST_BYTES=$(upload_bytes "$body") \
+            run_wrk upload "$body $cell" "$s" "$rep" "${pids[$s]}" \
+            "http://127.0.0.1:${ports[$s]}/upload" "$conns"
+        done
+      done
+    done
+  done
+
+  # Every body spooled is gone once its request is done: nothing left.
+  left=na
+  if [[ -n $spool_pid ]]; then left=$(find "$UPLOAD_SPOOL" -mindepth 1 | wc -l); fi
+  printf 'inverso-spool\tafter the runs\t%s\n' "$left" >>"$OUT_DIR/uploadspool.tsv"
+  log "inverso-spool's spool dir after the runs: $left entries"
+  if [[ $left != 0 ]]; then
+    note "upload mode: inverso-spool's spool dir held **$left** entries after the runs"
+  fi
+
+  for s in nginx inverso inverso-spool; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\tupload\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\tupload\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  for s in inverso-spool inverso nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+}
+
 # measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
 # while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
 # tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
@@ -2289,7 +2572,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
     >"$OUT_DIR/runs.tsv"
@@ -2311,6 +2594,9 @@ main() {
   printf 'body\tbytes\trewritten_bytes\taddresses\thead_ends\n' >"$OUT_DIR/subfilterpages.tsv"
   printf 'system\tbody\tclient\tstatus\tcontent_encoding\tx_cache\tframing\tsent_bytes\tdecoded_bytes\tsame_as_file\n' \
     >"$OUT_DIR/gunzipcheck.tsv"
+  printf 'system\tbody\tstatus\tframing\tbackend_got\tspool_left\n' >"$OUT_DIR/uploadcheck.tsv"
+  printf 'system\tstatus\tfile_seen\tnamed_entries\n' >"$OUT_DIR/uploaddisk.tsv"
+  printf 'system\twhen\tentries\n' >"$OUT_DIR/uploadspool.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -2331,6 +2617,9 @@ main() {
   case $MODE in backend-tls | all) BACKEND_TLS_WANTED=1 ;; esac
   # The sign-in service, and /whoami, only for the mode that asks it.
   case $MODE in auth | all) AUTH_WANTED=1 ;; esac
+  # POSTs to /upload, read whole by the backends, only for the mode that
+  # sends them.
+  case $MODE in upload | all) UPLOAD_WANTED=1 ;; esac
   start_backends
   check_quiet
 
@@ -2359,6 +2648,7 @@ main() {
     backend-tls) mode_backend_tls ;;
     auth) mode_auth ;;
     subfilter) mode_subfilter ;;
+    upload) mode_upload ;;
     all)
       mode_proxy
       mode_idle
@@ -2370,6 +2660,7 @@ main() {
       mode_backend_tls
       mode_auth
       mode_subfilter
+      mode_upload
       ;;
   esac
 
@@ -2384,6 +2675,8 @@ main() {
     die "the subfilter mode stopped before measuring (a proxy did not start or did not answer the pages as expected; see above)"
   ((GUNZIP_FAILED == 0)) ||
     die "the gunzip mode stopped before measuring (a proxy did not start or did not answer decoded cache hits or relayed answers as expected; see above)"
+  ((UPLOAD_FAILED == 0)) ||
+    die "the upload mode stopped before measuring (a proxy did not start, did not take the POSTs or did not read a body to disk as expected; see above)"
 }
 
 main "$@"

@@ -5,7 +5,8 @@ Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
 idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
 authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
-gunzipcheck.tsv, info.txt there; prints the report and writes
+gunzipcheck.tsv, uploadcheck.tsv, uploaddisk.tsv, uploadspool.tsv, info.txt
+there; prints the report and writes
 OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
@@ -371,6 +372,81 @@ def subfilter_section(runs, pages, checks, same, clk_tck):
              "measuring: the rewritten page from the -sub systems, the same bytes "
              "from both, and the page as served from the others.", ""]
             + rows + [""])
+
+
+def upload_section(runs, checks, disk, spool, clk_tck):
+    """upload mode: POSTs of 64 KiB and 1 MiB, direct and through nginx,
+    inverso (bodies past request_buffer_size streamed) and inverso-spool
+    (request_buffer_dir); every proxy over nginx."""
+    order, cells = group(runs, "upload")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ direct", "req/s ÷ nginx", "p50 ÷ nginx p50", "p99 ÷ nginx p99",
+              "proxy CPU µs/req", "CPU ÷ nginx", "bytes/resp", "backend got (probe)",
+              "other CPU %"]
+    seen = {(c["system"], c["body"]): c for c in checks}
+    rows = []
+    for name in order:
+        systems = cells[name]
+        direct, nginx = systems.get("direct"), systems.get("nginx")
+        nginx_cpu = nginx.cpu_us_per_req(clk_tck) if nginx else None
+        for sysname, c in systems.items():
+            cpu = c.cpu_us_per_req(clk_tck)
+            is_direct = sysname == "direct"
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), direct.rps() if direct else None),
+                fmt_ratio(c.rps(), nginx.rps() if nginx else None),
+                fmt_ratio(c.p50(), nginx.p50() if nginx else None),
+                fmt_ratio(c.p99(), nginx.p99() if nginx else None),
+                "—" if is_direct else ("n/a" if cpu is None else f"{cpu:.1f}"),
+                "—" if is_direct else fmt_ratio(cpu, nginx_cpu),
+                fmt_int(c.bytes_per_req()),
+                upload_label(seen.get((sysname, name.split()[0]))), c.other_cpu(),
+            ])
+    on_disk = "; ".join(
+        f"{d['system']}: status {d['status']}, a file open in its directory "
+        f"{d['file_seen']}, entries with a name seen {d['named_entries']}" for d in disk)
+    left = "; ".join(f"{r['system']} {r['when']}: {na(r['entries'])} entries" for r in spool)
+    return (["## Request bodies: inverso `request_buffer_dir` vs streaming vs nginx", "",
+             "wrk POSTs a body of 64 KiB or 1 MiB to /upload (Content-Length, no "
+             "`Expect`), 16 or 64 keep-alive connections; the backends read each body "
+             "whole into memory before answering 200 with a 15-byte line telling how "
+             "it came (nginx's mirror module, `mirror_request_body on`). direct: the "
+             "backend itself. nginx: proxy mode's nginx, `client_max_body_size 2m`, "
+             "request buffering at its defaults (`proxy_request_buffering on`, "
+             "`client_body_buffer_size` two memory pages): a body past that goes to an "
+             "unlinked file of `client_body_temp_path` before the backend is asked "
+             "(its error log at `error`, its default, not warn: a line per such body "
+             "otherwise). inverso: `max_body_size = 2MiB`, `request_buffer_size` at "
+             "its default, 64KiB: a 64 KiB body is read whole into memory, a 1 MiB one "
+             "streams to the backend as it comes. inverso-spool: the same plus "
+             "`request_buffer_dir`: a 1 MiB body is read whole into a file with no "
+             "name (O_TMPFILE) before the backend is asked, then sent with its "
+             "Content-Length; a 64 KiB one as inverso's. No HAProxy. Ratios are of "
+             "the medians; CPU ÷ nginx compares the proxies' CPU µs per request. "
+             "backend got: the probe's POST before measuring, the framing the backend "
+             "saw. A slow 1 MiB POST (512 KiB/s) before measuring, looking at the "
+             f"proxy's open files meanwhile: {on_disk or 'n/a'}. Spool directory: "
+             f"{left or 'n/a'}.", ""]
+            + table(header, rows) + [""])
+
+
+def upload_label(check):
+    if check is None:
+        return "n/a"
+    problems = []
+    if check["status"] != "200":
+        problems.append(f"status {check['status']}")
+    if check["framing"] == "none":
+        problems.append(f"answer '{check['backend_got']}'")
+    if check["spool_left"] not in ("-", "0"):
+        problems.append(f"{check['spool_left']} entries left in the spool dir")
+    if problems:
+        return "**" + "; ".join(problems) + "**"
+    return check["framing"] + (", spool dir empty" if check["spool_left"] == "0" else "")
 
 
 def subfilter_label(check, same, sub):
@@ -744,6 +820,9 @@ def main():
     out += subfilter_section(runs, read_tsv(os.path.join(out_dir, "subfilterpages.tsv")),
                              read_tsv(os.path.join(out_dir, "subfiltercheck.tsv")),
                              read_tsv(os.path.join(out_dir, "subfiltersame.tsv")), clk_tck)
+    out += upload_section(runs, read_tsv(os.path.join(out_dir, "uploadcheck.tsv")),
+                          read_tsv(os.path.join(out_dir, "uploaddisk.tsv")),
+                          read_tsv(os.path.join(out_dir, "uploadspool.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
