@@ -191,7 +191,11 @@ mod tests {
             fs::write(dir.path().join(name), b"left by another").unwrap();
         }
         named_then_removed(dir.path()).unwrap();
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3, "another's file removed");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            3,
+            "another's file removed"
+        );
         let missing = dir.path().join("missing");
         let e = named_then_removed(&missing).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);

@@ -180,3 +180,29 @@ fn a_body_the_directory_cannot_take_is_answered_500_and_logged_rd() {
     assert!(lines.iter().any(|l| l == "/large 500 RD"), "{lines:?}");
     assert!(lines.iter().any(|l| l == "/small 200 --"), "{lines:?}");
 }
+
+#[test]
+fn a_chunked_upload_whose_trailers_go_on_streams_rather_than_go_to_disk() {
+    let a = Backend::echo("a");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = start_proxy(&[a.addr], |c| {
+        spooling_to(dir.path())(c);
+        c.pass_trailers = true;
+    });
+    let body = pattern(200 * 1024);
+    let mut chunked = Vec::new();
+    for piece in body.chunks(50_000) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\nX-Checksum: 42\r\n\r\n");
+    let mut client = proxy.connect();
+    client.send(b"PUT /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    client.send(&chunked);
+    assert_eq!(client.response().status, 200);
+    let seen = &a.seen()[0];
+    assert!(seen.head.is_chunked(), "{}", seen.head.raw);
+    assert_eq!(seen.trailers, ["X-Checksum: 42"]);
+    assert!(seen.body == body, "body bytes differ");
+}
