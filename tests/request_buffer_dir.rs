@@ -27,6 +27,19 @@ fn echoed(method: &str, path: &str, body: &[u8]) -> String {
     format!("{method} {path} len={} fnv={:016x}", body.len(), fnv(body))
 }
 
+/// `body` chunked in pieces of `size`, the last chunk followed by
+/// `trailers` (field lines, each ending in CRLF).
+fn in_chunks(body: &[u8], size: usize, trailers: &str) -> Vec<u8> {
+    let mut chunked = Vec::new();
+    for piece in body.chunks(size) {
+        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        chunked.extend_from_slice(piece);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(format!("0\r\n{trailers}\r\n").as_bytes());
+    chunked
+}
+
 fn files_in(dir: &Path) -> usize {
     std::fs::read_dir(dir).unwrap().count()
 }
@@ -80,13 +93,7 @@ fn a_large_chunked_upload_goes_on_with_its_length_and_an_expectation_is_met_here
     let dir = tempfile::tempdir().unwrap();
     let proxy = start_proxy(&[a.addr], spooling_to(dir.path()));
     let body = pattern(300 * 1024);
-    let mut chunked = Vec::new();
-    for piece in body.chunks(10_000) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\n\r\n");
+    let chunked = in_chunks(&body, 10_000, "");
     let mut client = proxy.connect();
     client.send(
         b"PUT /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\
@@ -190,13 +197,7 @@ fn a_chunked_upload_whose_trailers_go_on_streams_rather_than_go_to_disk() {
         c.pass_trailers = true;
     });
     let body = pattern(200 * 1024);
-    let mut chunked = Vec::new();
-    for piece in body.chunks(50_000) {
-        chunked.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
-        chunked.extend_from_slice(piece);
-        chunked.extend_from_slice(b"\r\n");
-    }
-    chunked.extend_from_slice(b"0\r\nX-Checksum: 42\r\n\r\n");
+    let chunked = in_chunks(&body, 50_000, "X-Checksum: 42\r\n");
     let mut client = proxy.connect();
     client.send(b"PUT /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
     client.send(&chunked);

@@ -873,18 +873,23 @@ mod tests {
         assert!(!h.usable(now));
     }
 
+    /// `probing(2, 3)` at these intervals: up, on its way, down.
+    fn probing_every(interval: Duration, fast: Duration, down: Duration) -> Active {
+        Active {
+            interval,
+            fast_interval: fast,
+            down_interval: down,
+            ..probing(2, 3)
+        }
+    }
+
     #[test]
     fn a_new_checker_goes_on_with_the_old_ones_count_and_rhythm() {
         let h = health(1, 3600);
         let settings = probing(2, 3);
         let t0 = Instant::now();
         let s = Duration::from_secs;
-        let every5 = Active {
-            interval: s(5),
-            fast_interval: s(5),
-            down_interval: s(5),
-            ..probing(2, 3)
-        };
+        let every5 = probing_every(s(5), s(5), s(5));
         let probe = |at: Instant| {
             h.probe_ended();
             h.probed(0, at, &settings, Err(ProbeError::Status(503)));
@@ -911,12 +916,7 @@ mod tests {
     {
         let h = health(1, 3600);
         let s = Duration::from_secs;
-        let settings = Active {
-            interval: s(10),
-            fast_interval: s(1),
-            down_interval: s(60),
-            ..probing(2, 3)
-        };
+        let settings = probing_every(s(10), s(1), s(60));
         let t0 = Instant::now();
         let mut at = t0;
         // Probes `result`, and says when the next is due after it.
