@@ -73,12 +73,11 @@ pub(super) fn forward(
     // chunked request at all).
     // Past it, with `request_buffer_dir`, they are read whole to disk.
     let spool_dir = shared.config.request_buffer_dir.as_deref();
+    let past_buffer = client.request_buffer == 0
+        || matches!(body_kind, BodyKind::Length(n) if n > client.request_buffer);
     let body = match body_kind {
         BodyKind::Empty => RequestBody::Buffered(Vec::new()),
-        BodyKind::Length(n) if n > client.request_buffer && spool_dir.is_none() => {
-            RequestBody::streamed(body_kind, client.max_body)
-        }
-        _ if client.request_buffer == 0 && spool_dir.is_none() => {
+        _ if past_buffer && spool_dir.is_none() => {
             RequestBody::streamed(body_kind, client.max_body)
         }
         _ => {
