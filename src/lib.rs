@@ -61,6 +61,7 @@ pub mod cookie_rewrite;
 pub mod demo;
 pub mod digits;
 pub mod error_pages;
+pub mod fastcgi;
 pub mod field_value;
 pub mod files;
 pub mod gunzip;

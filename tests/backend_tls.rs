@@ -621,7 +621,7 @@ fn refusal(trust: &Trust, backend: &TlsBackend, name: &str) -> String {
         name: server_name(name, None).unwrap(),
     };
     let endpoint = Endpoint::Tcp(backend.addr);
-    let stream = open(&endpoint, Some(&tls)).unwrap();
+    let stream = open(&endpoint, Some(&tls), None).unwrap();
     connect(&stream, &endpoint, Duration::from_secs(10)).unwrap();
     let failure = handshake(&stream, Duration::from_secs(10)).unwrap_err();
     failure.to_string()

@@ -567,6 +567,20 @@ impl Loader {
                 ),
             ));
         }
+        // A FastCGI server is told where the script is, under the root.
+        if let Some(t) = config.targets.iter().find(|t| t.fastcgi) {
+            if config.fastcgi.root.is_empty() {
+                return Err(self.refused_in(
+                    scope,
+                    "targets",
+                    format!(
+                        "{} is a FastCGI server, and fastcgi_root is empty: set the directory \
+                         its scripts are in, as it sees them (fastcgi_root = /var/www/html)",
+                        t.as_written()
+                    ),
+                ));
+            }
+        }
         // A socket's path has no port to probe instead.
         if let Some(port) = config.health_check_port {
             if let Some(t) = config.targets.iter().find(|t| t.addr.tcp().is_none()) {
@@ -1159,6 +1173,51 @@ mod tests {
                 .starts_with("proxy.conf:3: health_check_method: is HEAD, but"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_fastcgi_target_needs_a_root_in_its_pool_and_no_tls_or_proxy_header() {
+        let c = build(
+            "targets = 127.0.0.1:9000 fastcgi, 127.0.0.1:9001\n\
+             fastcgi_root = /srv/www/\n\
+             fastcgi_index = index.php\n\
+             fastcgi_params = APP_ENV=production\n\
+             pool.php = unix:/run/php.sock fastcgi\n\
+             pool.php.fastcgi_root = /var/www\n",
+        )
+        .unwrap();
+        let flags: Vec<bool> = c.targets.iter().map(|t| t.fastcgi).collect();
+        assert_eq!(flags, [true, false]);
+        assert_eq!(c.fastcgi.root, "/srv/www");
+        let php = c.pool_configs().nth(1).unwrap();
+        assert_eq!(php.fastcgi.root, "/var/www");
+        assert_eq!(php.fastcgi.index.as_deref(), Some("index.php"), "inherited");
+        assert_eq!(
+            php.fastcgi.params,
+            [("APP_ENV".into(), "production".into())]
+        );
+        let e = build("targets = 127.0.0.1:9000 fastcgi\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:1: targets: 127.0.0.1:9000 is a FastCGI server, and fastcgi_root is \
+             empty: set the directory its scripts are in, as it sees them (fastcgi_root = \
+             /var/www/html)"
+        );
+        let e = build(
+            "targets = 127.0.0.1:1\nfastcgi_root = /srv\npool.php = 127.0.0.1:9000 fastcgi\n\
+             pool.php.fastcgi_root =\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("proxy.conf:3: pool.php: 127.0.0.1:9000 is a FastCGI"),
+            "{e}"
+        );
+        for (words, with) in [("tls", "tls"), ("send_proxy_v2", "send_proxy_v2")] {
+            let text = format!("fastcgi_root = /srv\ntargets = 127.0.0.1:9000 fastcgi {words}\n");
+            let e = build(&text).unwrap_err().to_string();
+            assert!(e.contains(&format!("fastcgi and {with} given both")), "{e}");
+        }
     }
 
     #[test]

@@ -228,6 +228,38 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.pass_trailers = b),
     },
     Key {
+        name: "fastcgi_root",
+        default: "",
+        help: "the directory a `fastcgi` target's scripts are under: DOCUMENT_ROOT, and \
+               SCRIPT_FILENAME is it and the request's path (nginx's `root` with \
+               $document_root$fastcgi_script_name; HAProxy's fcgi-app `docroot`), as the \
+               FastCGI server sees it (it need not exist here); an absolute path",
+        apply: |c, v| parse_fastcgi_root(v).map(|root| c.fastcgi.root = root),
+    },
+    Key {
+        name: "fastcgi_index",
+        default: "",
+        help: "the script a path ending in / names (index.php), as nginx's fastcgi_index; \
+               empty = none",
+        apply: |c, v| parse_fastcgi_index(v).map(|index| c.fastcgi.index = index),
+    },
+    Key {
+        name: "fastcgi_split_path_info",
+        default: "",
+        help: "a regular expression with two groups that splits the path into SCRIPT_NAME and \
+               PATH_INFO (^(.+\\.php)(/.*)$), as nginx's fastcgi_split_path_info; empty = the \
+               whole path is the script's",
+        apply: |c, v| parse_split_path_info(v).map(|re| c.fastcgi.split_path_info = re),
+    },
+    Key {
+        name: "fastcgi_params",
+        default: "",
+        help: "more variables a FastCGI server is sent, NAME=value, comma-separated \
+               (APP_ENV=production, HTTPS=on), as nginx's fastcgi_param; one of a name the \
+               proxy sends replaces it, and NAME= takes it out",
+        apply: |c, v| parse_fastcgi_params(v).map(|params| c.fastcgi.params = params),
+    },
+    Key {
         name: "max_connections",
         default: "10000",
         help: "most client connections served at once; more get 503",

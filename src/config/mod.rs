@@ -147,6 +147,9 @@ pub struct Config {
     /// client, and a chunked request's to the backend (those a trailer may
     /// carry).
     pub pass_trailers: bool,
+    /// How this pool's `fastcgi` targets are asked: `fastcgi_root`,
+    /// `fastcgi_index`, `fastcgi_split_path_info`, `fastcgi_params`.
+    pub fastcgi: crate::fastcgi::App,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,
     pub cache_unlabeled: bool,
@@ -459,6 +462,11 @@ impl Config {
             || (self.log_skip_statuses.iter()).any(|&(low, high)| (low..=high).contains(&status))
     }
 
+    /// Whether a target of this pool is a FastCGI server.
+    pub fn speaks_fastcgi(&self) -> bool {
+        self.targets.iter().any(|t| t.fastcgi)
+    }
+
     /// A config with every key at its default but no targets (which have
     /// none); for tests and embedders, who then set the fields they need.
     pub fn with_targets(targets: Vec<Target>) -> Config {
@@ -521,6 +529,7 @@ impl Config {
             cache: true,
             intercept_errors: false,
             pass_trailers: false,
+            fastcgi: crate::fastcgi::App::default(),
             cache_unlabeled: false,
             cache_valid: Arc::default(),
             cache_ignore_headers: Default::default(),

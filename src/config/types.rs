@@ -104,6 +104,9 @@ pub struct Target {
     /// (HAProxy's `server ... check port N`), before the pool's
     /// `health_check_port`; `None`: the pool's, else its own port.
     pub check_port: Option<u16>,
+    /// `fastcgi`: a FastCGI server (PHP-FPM), asked as the pool's
+    /// `fastcgi_*` keys say (see [`crate::fastcgi`]).
+    pub fastcgi: bool,
 }
 
 /// Where and how a target's agent is asked (see
@@ -139,6 +142,7 @@ impl Target {
             send_proxy: None,
             agent: None,
             check_port: None,
+            fastcgi: false,
         }
     }
 
@@ -326,6 +330,7 @@ mod tests {
             send_proxy: None,
             agent: None,
             check_port: None,
+            fastcgi: false,
         };
         let addrs: Vec<SocketAddr> = vec![
             "10.0.0.5:80".parse().unwrap(),

@@ -7,6 +7,7 @@ pub mod body;
 pub mod conn;
 pub mod date;
 pub mod edits;
+pub mod fastcgi;
 pub mod forward;
 pub mod head;
 pub mod headers;

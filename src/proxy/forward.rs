@@ -88,6 +88,19 @@ pub(super) fn forward(
             client.read_body(body_kind, spool_dir)?
         }
     };
+    // A FastCGI server is told the body's length before it comes
+    // (`CONTENT_LENGTH`): a chunked one past request_buffer_size, with
+    // nowhere to be read whole, cannot go to one.
+    let chunked_stream = matches!(
+        body,
+        RequestBody::Streamed {
+            kind: BodyKind::Chunked,
+            ..
+        }
+    );
+    if chunked_stream && shared.pool_config(client.route).speaks_fastcgi() {
+        return Err(Refusal::new(411, false));
+    }
     client.body_read_whole = body.is_read_whole();
     if let RequestBody::Buffered(bytes) = &body {
         if !bytes.is_empty() && shared.config.logs_request_body() {

@@ -4,16 +4,34 @@
 
 use super::BackendTls;
 use crate::config::Endpoint;
+use crate::fastcgi::App;
 use crate::http::conn::{Kind, Stream};
+use crate::http::fastcgi::FcgiStream;
 use crate::http::tls::{HandshakeError, TlsStream};
 use socket2::{Domain, SockAddr, SockRef, Socket, Type};
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A socket for `endpoint`, not connected yet (see [`connect`]): one a
 /// forced close may be shown before the connect begins. With `tls`, its
 /// session too, to begin once connected (see [`handshake`]).
-pub fn open(endpoint: &Endpoint, tls: Option<&BackendTls>) -> io::Result<Stream> {
+///
+/// With `fastcgi`, a FastCGI connection instead (the loader refuses
+/// `tls` beside it).
+pub fn open(
+    endpoint: &Endpoint,
+    tls: Option<&BackendTls>,
+    fastcgi: Option<&Arc<App>>,
+) -> io::Result<Stream> {
+    if let Some(app) = fastcgi {
+        let (domain, tcp) = match endpoint {
+            Endpoint::Tcp(addr) => (Domain::for_address(*addr), true),
+            Endpoint::Unix(_) => (Domain::UNIX, false),
+        };
+        let socket = Socket::new(domain, Type::STREAM, None)?;
+        return Ok(Kind::Fcgi(Box::new(FcgiStream::new(socket, tcp, app.clone()))).into());
+    }
     let kind = match (endpoint, tls) {
         (Endpoint::Tcp(addr), None) => {
             Kind::Tcp(Socket::new(Domain::for_address(*addr), Type::STREAM, None)?.into())
@@ -72,6 +90,7 @@ pub fn no_delay(stream: &Stream) -> io::Result<()> {
     match stream.kind() {
         Kind::Tcp(tcp) => tcp.set_nodelay(true),
         Kind::Tls(tls) => tls.tcp().set_nodelay(true),
+        Kind::Fcgi(fcgi) => fcgi.set_nodelay(),
         Kind::Unix(_) => Ok(()),
     }
 }
@@ -132,7 +151,7 @@ mod tests {
     fn a_unix_connect_fails_as_a_tcp_one_would_and_waits_no_longer_than_told() {
         let dir = tempfile::tempdir().unwrap();
         let connect_to = |endpoint: &Endpoint| {
-            let stream = open(endpoint, None)?;
+            let stream = open(endpoint, None, None)?;
             connect(&stream, endpoint, Duration::from_millis(50)).map(|()| stream)
         };
         let missing = Endpoint::Unix(dir.path().join("missing.sock"));

@@ -73,6 +73,8 @@ pub struct Upstream {
     pub addr: Endpoint,
     /// How it is spoken to over TLS (`tls`); `None`: plain HTTP.
     pub tls: Option<BackendTls>,
+    /// How it is asked as a FastCGI server (`fastcgi`); `None`: HTTP.
+    pub fastcgi: Option<Arc<crate::fastcgi::App>>,
     /// The PROXY header each connection to it starts with (`send_proxy`).
     pub send_proxy: Option<ProxyVersion>,
     /// Where and how its agent is asked (`agent_port=N`, see
@@ -165,6 +167,7 @@ impl Upstreams {
 
     /// A pool of the targets `config` gives, under `name`.
     pub fn named(config: &Config, name: Arc<str>) -> Upstreams {
+        let fastcgi = Arc::new(config.fastcgi.clone());
         let targets = config
             .targets
             .iter()
@@ -200,6 +203,7 @@ impl Upstreams {
                             .unwrap_or_else(crate::tls::backends::default_client_config),
                         name,
                     }),
+                    fastcgi: t.fastcgi.then(|| fastcgi.clone()),
                     send_proxy: t.send_proxy,
                     agent: t.agent.clone(),
                     check_port: t.check_port.or(config.health_check_port),
@@ -334,6 +338,7 @@ impl Upstreams {
                 host: t.host.clone(),
                 addr: t.addr.clone(),
                 tls: t.tls.clone(),
+                fastcgi: t.fastcgi.clone(),
                 send_proxy: t.send_proxy,
                 health: t.health.clone(),
             })

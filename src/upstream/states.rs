@@ -301,6 +301,7 @@ mod tests {
             send_proxy: None,
             agent: None,
             check_port: None,
+            fastcgi: false,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

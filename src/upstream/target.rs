@@ -47,8 +47,10 @@ impl Upstream {
             return;
         }
         conn.release_if_empty();
-        if let Kind::Tls(tls) = conn.get_ref().kind() {
-            tls.release_if_empty();
+        match conn.get_ref().kind() {
+            Kind::Tls(tls) => tls.release_if_empty(),
+            Kind::Fcgi(fcgi) => fcgi.release_if_empty(),
+            _ => {}
         }
         if self.send_proxy.is_some() {
             if let Some(kept) = kept.filter(|_| !self.keeps_no_connection()) {
@@ -153,7 +155,11 @@ impl Upstreams {
                 });
             }
         }
-        let stream = Arc::new(open(&target.addr, target.tls.as_ref())?);
+        let stream = Arc::new(open(
+            &target.addr,
+            target.tls.as_ref(),
+            target.fastcgi.as_ref(),
+        )?);
         stream.lend();
         in_use(&stream);
         let started = Instant::now();

@@ -213,7 +213,7 @@ fn as_followed(reference: &str) -> Cow<'_, str> {
 
 /// RFC 3986 §5.2.4, for a path that starts with `/`: what a client that
 /// follows the reference asks for.
-fn remove_dot_segments(path: &str) -> Cow<'_, str> {
+pub(crate) fn remove_dot_segments(path: &str) -> Cow<'_, str> {
     if !path.split('/').any(|s| s == "." || s == "..") {
         return Cow::Borrowed(path);
     }

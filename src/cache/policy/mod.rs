@@ -32,6 +32,7 @@ mod conditional;
 mod directives;
 mod ignore;
 mod key;
+pub(crate) use key::remove_dot_segments;
 mod params;
 mod pattern;
 mod tags;

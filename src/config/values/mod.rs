@@ -16,6 +16,7 @@
 
 mod auth;
 mod certificates;
+mod fastcgi;
 mod header_fields;
 mod scalars;
 mod targets;
@@ -29,6 +30,9 @@ pub(super) use auth::{
     parse_realm,
 };
 pub(super) use certificates::{backend_certificate, parse_certificates};
+pub(super) use fastcgi::{
+    parse_fastcgi_index, parse_fastcgi_params, parse_fastcgi_root, parse_split_path_info,
+};
 pub(super) use header_fields::{
     parse_cache_name, parse_cookie_attributes, parse_cookie_name, parse_device_token,
     parse_field_edit, parse_field_name, parse_host, parse_targeted_fields, MAX_FIELD_EDITS,

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::time::Duration;
 
-/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ check_port=N][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
+/// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ fastcgi][ check_port=N][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
 /// target only), or `unix:PATH` with the same options but TLS; each
 /// name is resolved once, here, so a
@@ -32,6 +32,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
         let mut backup = false;
         let mut down = false;
         let mut tls = false;
+        let mut fastcgi = false;
         let mut tls_name = None;
         let mut send_proxy = None;
         let mut agent_port = None;
@@ -61,6 +62,13 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     return Err(once("tls"));
                 }
                 tls = true;
+                continue;
+            }
+            if option == "fastcgi" {
+                if fastcgi {
+                    return Err(once("fastcgi"));
+                }
+                fastcgi = true;
                 continue;
             }
             if let Some(version) = [ProxyVersion::V1, ProxyVersion::V2]
@@ -148,7 +156,8 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                          max_conns=N, backup or down; for passive health, max_fails=N or \
                          fail_timeout=D; for health checks at another port, check_port=N; \
                          for TLS, tls and tls_name=NAME; for a PROXY protocol header, \
-                         send_proxy or send_proxy_v2; for an agent, \
+                         send_proxy or send_proxy_v2; for a FastCGI server, fastcgi; \
+                         for an agent, \
                          agent_port=N, agent_addr=IP, agent_inter=D and agent_send=TEXT)"
                     ))
                 }
@@ -212,6 +221,16 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                  has not: take it away"
             ));
         }
+        if fastcgi && (tls.is_some() || send_proxy.is_some()) {
+            let with = match send_proxy {
+                Some(version) if tls.is_none() => version.option(),
+                _ => "tls",
+            };
+            return Err(format!(
+                "target {name}: fastcgi and {with} given both (a FastCGI server takes \
+                 FastCGI records from the first byte, no TLS and no PROXY header)"
+            ));
+        }
         // As written; `at` gives it each address found.
         let as_written = Target {
             name: name.to_string(),
@@ -226,6 +245,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             send_proxy,
             agent,
             check_port,
+            fastcgi,
         };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
@@ -647,6 +667,7 @@ mod tests {
             send_proxy: None,
             agent: None,
             check_port: None,
+            fastcgi: false,
         }
     }
 

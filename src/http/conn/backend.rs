@@ -2,6 +2,7 @@
 
 use super::sys::{peek, recv_now};
 use super::Socket;
+use crate::http::fastcgi::FcgiStream;
 use crate::http::tls::TlsStream;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -26,14 +27,25 @@ pub struct Stream {
     lent: AtomicU64,
 }
 
-/// TCP, a Unix-domain stream socket (a `unix:PATH` target), or TLS over
-/// TCP (a target with `tls`). An enum, not a trait object: each call on
+/// TCP, a Unix-domain stream socket (a `unix:PATH` target), TLS over
+/// TCP (a target with `tls`), or FastCGI over either (with `fastcgi`). An enum, not a trait object: each call on
 /// a TCP backend costs one branch more than on the `TcpStream` itself,
 /// and nothing is allocated or called through a pointer.
 pub enum Kind {
     Tcp(TcpStream),
     Unix(UnixStream),
     Tls(Box<TlsStream>),
+    Fcgi(Box<FcgiStream>),
+}
+
+impl Kind {
+    /// Whether its bytes are not the socket's: what a wait on the socket
+    /// sees may give none (a TLS record that carries no data, a line of
+    /// FastCGI's stderr), and what the layer holds already it does not
+    /// see.
+    pub fn is_layered(&self) -> bool {
+        matches!(self, Kind::Tls(_) | Kind::Fcgi(_))
+    }
 }
 
 impl std::fmt::Debug for Stream {
@@ -42,6 +54,7 @@ impl std::fmt::Debug for Stream {
             Kind::Tcp(s) => s.fmt(f),
             Kind::Unix(s) => s.fmt(f),
             Kind::Tls(s) => f.debug_tuple("Tls").field(s.tcp()).finish(),
+            Kind::Fcgi(s) => s.fmt(f),
         }
     }
 }
@@ -110,6 +123,7 @@ impl Stream {
     pub fn has_waiting(&self) -> bool {
         match &self.kind {
             Kind::Tls(s) => s.has_waiting(),
+            Kind::Fcgi(s) => s.has_waiting(),
             _ => matches!(peek(self), Ok(n) if n > 0),
         }
     }
@@ -121,6 +135,7 @@ impl Stream {
     pub fn still_open(&self) -> bool {
         match &self.kind {
             Kind::Tls(s) => !s.peer_gone() && !s.has_waiting(),
+            Kind::Fcgi(s) => s.still_open(),
             _ => matches!(peek(self), Err(e) if e.kind() == io::ErrorKind::WouldBlock),
         }
     }
@@ -136,6 +151,7 @@ impl Socket for Stream {
     fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.counted_read(match &self.kind {
             Kind::Tls(s) => s.read_now(buf),
+            Kind::Fcgi(s) => s.read_now(buf),
             _ => recv_now(self.as_raw_fd(), buf),
         })
     }
@@ -144,6 +160,7 @@ impl Socket for Stream {
         match &self.kind {
             Kind::Tcp(s) => s.ack_now(),
             Kind::Tls(s) => s.tcp().ack_now(),
+            Kind::Fcgi(s) => s.ack_now(),
             Kind::Unix(_) => {}
         }
     }
@@ -157,6 +174,7 @@ impl Socket for Stream {
             Kind::Tcp(s) => s.shutdown(how),
             Kind::Unix(s) => s.shutdown(how),
             Kind::Tls(s) => s.shutdown(how),
+            Kind::Fcgi(s) => Socket::shutdown(&**s, how),
         }
     }
 
@@ -165,6 +183,7 @@ impl Socket for Stream {
             Kind::Tcp(s) => s.set_read_timeout(timeout),
             Kind::Unix(s) => s.set_read_timeout(timeout),
             Kind::Tls(s) => s.tcp().set_read_timeout(timeout),
+            Kind::Fcgi(s) => s.set_read_timeout(timeout),
         }
     }
 
@@ -173,6 +192,7 @@ impl Socket for Stream {
             Kind::Tcp(s) => s.set_write_timeout(timeout),
             Kind::Unix(s) => s.set_write_timeout(timeout),
             Kind::Tls(s) => s.tcp().set_write_timeout(timeout),
+            Kind::Fcgi(s) => s.set_write_timeout(timeout),
         }
     }
 
@@ -181,6 +201,7 @@ impl Socket for Stream {
             Kind::Tcp(s) => s.write_timeout(),
             Kind::Unix(s) => s.write_timeout(),
             Kind::Tls(s) => s.tcp().write_timeout(),
+            Kind::Fcgi(s) => s.write_timeout(),
         }
     }
 }
@@ -191,6 +212,7 @@ impl Read for &Stream {
             Kind::Tcp(s) => (&*s).read(buf),
             Kind::Unix(s) => (&*s).read(buf),
             Kind::Tls(s) => (&**s).read(buf),
+            Kind::Fcgi(s) => (&**s).read(buf),
         })
     }
 }
@@ -205,6 +227,7 @@ impl Write for &Stream {
             Kind::Tcp(s) => (&*s).write(buf),
             Kind::Unix(s) => socket2::SockRef::from(s).send_with_flags(buf, libc::MSG_NOSIGNAL),
             Kind::Tls(s) => (&**s).write(buf),
+            Kind::Fcgi(s) => s.write_vectored(&[IoSlice::new(buf)]),
         };
         self.counted_write(written)
     }
@@ -216,6 +239,7 @@ impl Write for &Stream {
                 socket2::SockRef::from(s).send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
             }
             Kind::Tls(s) => (&**s).write_vectored(bufs),
+            Kind::Fcgi(s) => s.write_vectored(bufs),
         };
         self.counted_write(written)
     }
@@ -251,6 +275,7 @@ impl AsFd for Stream {
             Kind::Tcp(s) => s.as_fd(),
             Kind::Unix(s) => s.as_fd(),
             Kind::Tls(s) => s.as_fd(),
+            Kind::Fcgi(s) => s.as_fd(),
         }
     }
 }
@@ -261,6 +286,7 @@ impl AsRawFd for Stream {
             Kind::Tcp(s) => s.as_raw_fd(),
             Kind::Unix(s) => s.as_raw_fd(),
             Kind::Tls(s) => s.as_raw_fd(),
+            Kind::Fcgi(s) => s.as_raw_fd(),
         }
     }
 }

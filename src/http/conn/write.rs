@@ -23,6 +23,7 @@ pub fn write_all_unless_answered(
 ) -> io::Result<bool> {
     let sent = match stream.kind() {
         Kind::Tls(s) => s.write_all_unless_answered(bufs, answered),
+        Kind::Fcgi(s) => s.write_all_unless_answered(bufs, answered),
         _ => send_all_unless_answered(stream, bufs, answered),
     }?;
     stream.count_sent(sent.bytes);

@@ -340,6 +340,21 @@ impl Client {
     /// in front named, not the one `real_ip_from` takes from a field: a
     /// kept connection serves the next request too), and where those to
     /// `send_proxy` targets are kept.
+    /// What a FastCGI server is told of this client's request:
+    /// `REMOTE_ADDR` is the client the log names (a trusted proxy's word
+    /// taken, as nginx's `$remote_addr` after `real_ip`).
+    pub(super) fn fastcgi_exchange(&self) -> crate::fastcgi::Exchange {
+        let port = match self.real_ip == self.peer {
+            true => self.peer_port,
+            false => 0,
+        };
+        crate::fastcgi::Exchange {
+            client: SocketAddr::new(self.real_ip, port),
+            server: self.server,
+            https: self.scheme == "https",
+        }
+    }
+
     pub(super) fn for_backend(&self) -> ForClient<'_> {
         ForClient {
             ends: ClientEnds {

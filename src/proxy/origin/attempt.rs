@@ -7,7 +7,7 @@ use super::retry::may_send_again;
 use super::{Busy, Failure, Outgoing};
 use crate::cache::policy::OwnFields;
 use crate::config::LeastTimeMeasure;
-use crate::http::conn::{is_local_shortage, SharedStream, Stream};
+use crate::http::conn::{is_local_shortage, Kind, SharedStream, Stream};
 use crate::http::{BufConn, ResponseHead};
 use crate::proxy::Client;
 use crate::upstream::{UpstreamConn, Upstreams};
@@ -67,6 +67,9 @@ pub(super) fn attempt(
         // client's perhaps. nginx closes such a connection too.
         if up.reused && !still_open(&up.conn) {
             continue; // dropped; the next pooled one, or a new one
+        }
+        if let Kind::Fcgi(fcgi) = up.conn.get_ref().kind() {
+            fcgi.begin(client.fastcgi_exchange());
         }
         // nginx's `$upstream_connect_time`: none for a pooled connection.
         client.upstream_connect = Some(match up.reused {

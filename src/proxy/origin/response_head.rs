@@ -3,7 +3,7 @@
 
 use super::{Failure, Malformed, Phase, MAX_RESPONSE_HEAD};
 use crate::access_log::Stage;
-use crate::http::conn::{wait_unless_left, Kind, SharedStream, Stream};
+use crate::http::conn::{wait_unless_left, SharedStream, Stream};
 use crate::http::head::find_head_end;
 use crate::http::BufConn;
 use crate::proxy::client::CLIENT_CHECK_AFTER;
@@ -75,14 +75,15 @@ fn fill_unless_client_leaves(
     // Over TLS the socket's bytes are not the plaintext: what the session
     // holds already a wait would not see, and what makes the socket
     // readable may give none (a TLS 1.3 session ticket, sent right after
-    // the handshake; part of a record). The wait is then taken up again,
+    // the handshake; part of a record); over FastCGI the same (a line of
+    // stderr, part of a record). The wait is then taken up again,
     // still watching the client, for what is left of the patience.
-    let tls = matches!(conn.get_ref().kind(), Kind::Tls(_));
+    let layered = conn.get_ref().kind().is_layered();
     let deadline = Instant::now() + patience;
     let mut watched = Some(client.conn.get_ref().0.as_ref());
     let backend_fd = conn.get_ref().as_raw_fd();
     loop {
-        if tls {
+        if layered {
             match conn.fill_now() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 done => return done,
@@ -97,7 +98,7 @@ fn fill_unless_client_leaves(
         if watched.is_none() {
             *watch = None;
         }
-        if !tls || watched.is_none() {
+        if !layered || watched.is_none() {
             return conn.fill();
         }
     }

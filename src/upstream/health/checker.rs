@@ -270,6 +270,9 @@ pub struct Probe {
     pub addr: Endpoint,
     /// Probes of a target with `tls` go over TLS, as its requests do.
     pub tls: Option<super::BackendTls>,
+    /// Probes of a `fastcgi` target are FastCGI requests, as its
+    /// requests are.
+    pub fastcgi: Option<Arc<crate::fastcgi::App>>,
     /// Probes of a `send_proxy` target start with the header too (as
     /// HAProxy's do), one that names no client: the backend expects one.
     pub send_proxy: Option<crate::http::send_proxy::ProxyVersion>,
@@ -296,6 +299,7 @@ impl Probe {
             host: format!("{host}:{port}").into(),
             addr: Endpoint::Tcp(addr),
             tls: None,
+            fastcgi: None,
             send_proxy: None,
             ..self
         }
@@ -547,6 +551,7 @@ mod tests {
                 host: name.into(),
                 addr,
                 tls: Some(tls),
+                fastcgi: None,
                 send_proxy: Some(crate::http::send_proxy::ProxyVersion::V2),
                 health: Arc::new(health(1, 10)),
             };
@@ -582,6 +587,7 @@ mod tests {
             host: "t:1".into(),
             addr: addr.into(),
             tls: None,
+            fastcgi: None,
             send_proxy: None,
             health: h.clone(),
         };
@@ -639,6 +645,7 @@ mod tests {
                 host: addr.to_string().into(),
                 addr: addr.into(),
                 tls: None,
+                fastcgi: None,
                 send_proxy: None,
                 health: Arc::new(health(1, 3600)),
             })

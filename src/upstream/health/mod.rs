@@ -233,6 +233,7 @@ mod test_support {
             host: addr.to_string().into(),
             addr: addr.into(),
             tls: None,
+            fastcgi: None,
             send_proxy: None,
             health: Arc::new(health(1, 60)),
         }

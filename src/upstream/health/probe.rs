@@ -185,7 +185,7 @@ fn get(
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let started = Instant::now();
     let layer_4 = matches!(settings.kind, ProbeKind::Connect);
-    let mut stream = super::open(&probe.addr, probe.tls.as_ref())
+    let mut stream = super::open(&probe.addr, probe.tls.as_ref(), probe.fastcgi.as_ref())
         .and_then(|stream| {
             match super::connect(&stream, &probe.addr, connect_within) {
                 // Only a connection that was made can be reset (a SYN is
@@ -684,6 +684,7 @@ mod tests {
             host: "t:1".into(),
             addr,
             tls: None,
+            fastcgi: None,
             send_proxy: None,
             health: Arc::new(health(1, 10)),
         };
