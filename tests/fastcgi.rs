@@ -176,7 +176,7 @@ fn answer(request: &Asked) -> Vec<u8> {
         "/moved.php" => stdout(b"Location: /elsewhere\r\n\r\n"),
         "/sized.php" => stdout(b"Content-Length: 5\r\nX-Script: sized\r\n\r\nsized"),
         "/cached.php" => {
-            let n = format!("{}", request.params["QUERY_STRING"]);
+            let n = &request.params["QUERY_STRING"];
             stdout(format!("Cache-Control: max-age=60\r\n\r\nversion {n}").as_bytes())
         }
         "/big.php" => {
