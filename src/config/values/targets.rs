@@ -305,6 +305,12 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         if let Some(version) = target.send_proxy {
             options.push_str(&format!(", {}", version.option()));
         }
+        if target.fastcgi {
+            options.push_str(&format!(
+                ", FastCGI with scripts under {}",
+                config.fastcgi.root
+            ));
+        }
         if let Some(port) = target.check_port {
             options.push_str(&format!(", checked on port {port}"));
         }
@@ -615,6 +621,25 @@ mod tests {
             let e = parse_targets(&format!("127.0.0.1:1 agent_port=9 {bad}")).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn fastcgi_is_a_word_given_once_and_check_says_where_the_scripts_are() {
+        let targets = parse_targets("127.0.0.1:9000 fastcgi, unix:/run/php.sock fastcgi").unwrap();
+        assert!(targets.iter().all(|t| t.fastcgi));
+        let mut config = Config::with_targets(targets);
+        config.fastcgi.root = "/srv/www".into();
+        assert_eq!(
+            target_lines(&config),
+            [
+                "# target 127.0.0.1:9000 -> 127.0.0.1:9000 (weight 1, FastCGI with scripts under \
+                 /srv/www)",
+                "# target unix:/run/php.sock -> unix:/run/php.sock (weight 1, FastCGI with \
+                 scripts under /srv/www)",
+            ]
+        );
+        let e = parse_targets("127.0.0.1:9000 fastcgi fastcgi").unwrap_err();
+        assert!(e.contains("fastcgi given twice"), "{e}");
     }
 
     #[test]
