@@ -32,7 +32,7 @@ pub struct App {
     /// `fastcgi_split_path_info`: its first group is `SCRIPT_NAME`, its
     /// second `PATH_INFO`.
     pub split_path_info: Option<regex::Regex>,
-    /// `fastcgi_param.<NAME>`, in the order written; an empty value
+    /// `fastcgi_params`, in the order written; an empty value
     /// takes the variable of that name out.
     pub params: Vec<(String, String)>,
 }

@@ -43,12 +43,13 @@ pub struct Begun {
 impl Encoder {
     /// Turns `input`, the next bytes of the HTTP request, into records
     /// appended to `out`. A request whose head is complete in it is said
-    /// (the answer is read for it from then on).
+    /// (the answer is read for it from then on), and takes `exchange`,
+    /// which is that request's alone.
     pub fn encode(
         &mut self,
         mut input: &[u8],
         app: &App,
-        exchange: Option<&Exchange>,
+        exchange: &mut Option<Exchange>,
         out: &mut Vec<u8>,
     ) -> Result<Option<Begun>, EncodeError> {
         let mut begun = None;
@@ -80,7 +81,8 @@ impl Encoder {
             input = &input[head_len - kept..];
             self.head.truncate(head_len);
             let head = std::mem::take(&mut self.head);
-            let (request_params, body_len, head_only) = read_head(&head, app, exchange)?;
+            let (request_params, body_len, head_only) =
+                read_head(&head, app, exchange.take().as_ref())?;
             push_begin(out);
             push_stream(out, PARAMS, &request_params);
             push_end(out, PARAMS);
@@ -167,7 +169,7 @@ mod tests {
         let mut begun = Vec::new();
         // Split everywhere, the head's end too.
         for piece in request.chunks(5) {
-            begun.extend(encoder.encode(piece, &app(), None, &mut out).unwrap());
+            begun.extend(encoder.encode(piece, &app(), &mut None, &mut out).unwrap());
         }
         assert_eq!(begun, [Begun { head_only: false }]);
         let records = records(&out);
@@ -191,7 +193,7 @@ mod tests {
         let mut encoder = Encoder::default();
         let mut out = Vec::new();
         let two = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        let begun = encoder.encode(two, &app(), None, &mut out).unwrap();
+        let begun = encoder.encode(two, &app(), &mut None, &mut out).unwrap();
         assert_eq!(begun, Some(Begun { head_only: false }), "the last one said");
         let records = records(&out);
         let begins = records.iter().filter(|(k, _)| *k == BEGIN_REQUEST).count();
@@ -201,7 +203,12 @@ mod tests {
         assert_eq!((begins, stdin_ends), (2, 2));
         let mut encoder = Encoder::default();
         let head = encoder
-            .encode(b"HEAD / HTTP/1.1\r\n\r\n", &app(), None, &mut Vec::new())
+            .encode(
+                b"HEAD / HTTP/1.1\r\n\r\n",
+                &app(),
+                &mut None,
+                &mut Vec::new(),
+            )
             .unwrap();
         assert_eq!(head, Some(Begun { head_only: true }));
     }
@@ -210,12 +217,12 @@ mod tests {
     fn a_chunked_body_or_a_head_that_never_ends_is_refused() {
         let mut out = Vec::new();
         let chunked = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let e = Encoder::default().encode(chunked, &app(), None, &mut out);
+        let e = Encoder::default().encode(chunked, &app(), &mut None, &mut out);
         assert!(matches!(e, Err(EncodeError::Chunked)), "{e:?}");
         let mut encoder = Encoder::default();
         let line = vec![b'a'; 64 * 1024];
         let e = (0..20)
-            .map(|_| encoder.encode(&line, &app(), None, &mut out))
+            .map(|_| encoder.encode(&line, &app(), &mut None, &mut out))
             .find(Result::is_err);
         assert!(matches!(e, Some(Err(EncodeError::HeadTooLarge))), "{e:?}");
     }

@@ -22,7 +22,9 @@ pub struct FcgiStream {
     socket: socket2::Socket,
     tcp: bool,
     app: Arc<App>,
-    /// Whom the next request's `REMOTE_ADDR` and the rest name.
+    /// Whom the next request's `REMOTE_ADDR` and the rest name; taken
+    /// by that request (one sent without being told, a health probe's,
+    /// names nobody).
     exchange: Mutex<Option<Exchange>>,
     writing: Mutex<Encoder>,
     reading: Mutex<Reading>,
@@ -99,10 +101,10 @@ impl FcgiStream {
     /// `bufs`, the next bytes of the HTTP request, as records.
     fn encode(&self, bufs: &[IoSlice<'_>]) -> io::Result<Vec<u8>> {
         let mut out = Vec::with_capacity(bufs.iter().map(|b| b.len()).sum::<usize>() + 512);
-        let exchange = *self.exchange.lock();
+        let mut exchange = self.exchange.lock();
         let mut writing = self.writing.lock();
         for buf in bufs {
-            let begun = (writing.encode(buf, &self.app, exchange.as_ref(), &mut out))
+            let begun = (writing.encode(buf, &self.app, &mut exchange, &mut out))
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             // Before a record goes: its answer may come at once.
             if let Some(begun) = begun {

@@ -11,7 +11,7 @@ use super::origin::CLOSE_LINE;
 use super::relay::may_reuse;
 use super::{Current, Shared};
 use crate::http::conn::{is_timeout, write_all_vectored_counting};
-use crate::http::conn::{SharedStream, Stream};
+use crate::http::conn::{Kind, SharedStream, Stream};
 use crate::http::head::{find_head_end, parse_response};
 use crate::http::send_proxy::ClientEnds;
 use crate::http::{BodyKind, BufConn};
@@ -235,6 +235,13 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
         // Bytes on an idle connection are no answer to this copy.
         if up.reused && !super::origin::still_open(&up.conn) {
             continue;
+        }
+        if let Kind::Fcgi(fcgi) = up.conn.get_ref().kind() {
+            fcgi.begin(crate::fastcgi::Exchange {
+                client: copy.ends.source,
+                server: copy.ends.destination,
+                https: copy.ends.tls.is_some(),
+            });
         }
         match send_and_read(&mut up, copy, is_head, target.keeps_no_connection()) {
             Answer::Read(status, reusable) => {

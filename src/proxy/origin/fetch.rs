@@ -305,6 +305,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                     head_len,
                     request_time,
                     busy: Some(busy),
+                    slot: None,
                     substitution,
                 };
                 // After a forced shutdown cut the connections, the answer

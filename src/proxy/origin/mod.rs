@@ -121,6 +121,9 @@ pub(super) struct Fetched<'s> {
     /// Counts the exchange in the target's in-flight requests; released
     /// as soon as the backend's part is over.
     busy: Option<Busy<'s>>,
+    /// The target's slot once the backend's part is over, held until its
+    /// connection is back in the pool (see [`Busy::end`]).
+    pub slot: Option<InFlight<'s>>,
     /// `sub_filter`'s rewriting of the body, when it rewrites this one:
     /// its fields were made the rewritten body's already (see `fetch`).
     pub substitution: Option<Substitution>,
@@ -136,7 +139,8 @@ pub(super) struct Fetched<'s> {
 pub(super) struct Busy<'s> {
     /// The target asked.
     target: &'s Upstream,
-    _slot: InFlight<'s>,
+    /// Taken out by [`Busy::end`] to outlive it.
+    slot: Option<InFlight<'s>>,
     began: Instant,
     /// `None` once it is known no backend was asked after all.
     took: Option<Arc<ExchangeTally>>,
@@ -160,7 +164,7 @@ impl<'s> Busy<'s> {
     fn new(target: &'s Upstream, slot: InFlight<'s>, took: &Arc<ExchangeTally>) -> Busy<'s> {
         Busy {
             target,
-            _slot: slot,
+            slot: Some(slot),
             began: Instant::now(),
             took: Some(took.clone()),
             reading: None,
@@ -189,9 +193,21 @@ impl<'s> Busy<'s> {
         });
     }
 
-    /// Ends the exchange, its answer read to the last byte.
-    pub(super) fn read_whole(mut self) {
+    /// Ends the exchange, its answer read to the last byte (see
+    /// [`Busy::end`]).
+    pub(super) fn read_whole(mut self) -> Option<InFlight<'s>> {
         self.read_whole = true;
+        self.end()
+    }
+
+    /// Ends the exchange, but for its slot at the target, which is the
+    /// caller's to drop once the connection is back in the pool (or
+    /// closed). Freed first, it would wake a request waiting for it
+    /// (`max_conns`) that, finding no idle connection, opens one more:
+    /// a FastCGI server that gives each connection a child of its own
+    /// (PHP-FPM) may have none left to take it.
+    pub(super) fn end(mut self) -> Option<InFlight<'s>> {
+        self.slot.take()
     }
 
     /// The exchange on `up` failed before an answer's head came whole:
@@ -292,14 +308,16 @@ impl<'s> Fetched<'s> {
         }
     }
 
-    /// The exchange no longer counts as in flight for the target: its
-    /// part is over, though the client may not have its bytes yet;
-    /// `read_whole` when its answer came to its last byte.
+    /// The exchange's part at the target is over, though the client may
+    /// not have its bytes yet; `read_whole` when its answer came to its
+    /// last byte. Its slot is kept in `slot`, to drop once the connection
+    /// is back in the pool.
     pub(super) fn release(&mut self, read_whole: bool) {
-        match self.busy.take() {
+        self.slot = match self.busy.take() {
             Some(busy) if read_whole => busy.read_whole(),
-            _ => {}
-        }
+            Some(busy) => busy.end(),
+            None => None,
+        };
     }
 }
 

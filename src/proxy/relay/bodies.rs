@@ -6,7 +6,7 @@ use super::Tee;
 use crate::http::body::{decode_complete_chunked, response_forbids_reuse};
 use crate::http::conn::{SharedStream, Stream};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn, ResponseHead};
-use crate::proxy::origin::{hold_against, AfterHead, Failure, Fetched, Malformed, Phase};
+use crate::proxy::origin::{hold_against, AfterHead, Busy, Failure, Fetched, Malformed, Phase};
 use crate::proxy::Client;
 use crate::upstream::{Upstream, UpstreamConn};
 use std::time::{Duration, Instant};
@@ -37,10 +37,9 @@ pub(in crate::proxy) fn finish_bodiless(fetched: Fetched<'_>, client: &Client) {
         response,
         busy,
     } = fetched.after_head();
-    // Whole with its head: its last byte came with it.
-    if let Some(busy) = busy {
-        busy.read_whole();
-    }
+    // Whole with its head: its last byte came with it. Its slot is
+    // freed once the connection is back (see `Busy::end`).
+    let _slot = busy.and_then(Busy::read_whole);
     if may_reuse(&response, BodyKind::Empty, &up) {
         reuse(client, target, up.conn);
     }
@@ -83,7 +82,7 @@ pub(in crate::proxy) fn discard(fetched: Fetched<'_>, request_is_head: bool, cli
         },
         BodyKind::UntilClose => false,
     };
-    drop(busy);
+    let _slot = busy.and_then(Busy::end);
     if arrived && may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
     }
@@ -194,9 +193,7 @@ fn read_body(
             }
         }
     }
-    if let Some(busy) = busy {
-        busy.read_whole();
-    }
+    let _slot = busy.and_then(Busy::read_whole);
     if may_reuse(&response, kind, &up) {
         reuse(client, target, up.conn);
     }

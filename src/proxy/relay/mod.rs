@@ -146,6 +146,7 @@ pub(super) fn relay(
                 // may be waiting for the close.
                 drop(fetched.up.conn);
             }
+            drop(fetched.slot.take());
             let coded = (prepared.compressed.as_deref())
                 .or(prepared.decoded.as_deref())
                 .unwrap_or(&body);
@@ -163,6 +164,7 @@ pub(super) fn relay(
                 if reusable {
                     reuse(client, target, fetched.up.conn);
                 }
+                drop(fetched.slot);
                 sent
             })
         }
@@ -210,6 +212,7 @@ pub(super) fn relay_part(
         if reusable {
             reuse(client, target, fetched.up.conn);
         }
+        drop(fetched.slot);
         sent
     });
     relayed(client, target, sent, 206, how.keep_alive, how)
