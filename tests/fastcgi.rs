@@ -282,7 +282,7 @@ fn a_request_reaches_the_responder_as_cgi_variables_and_its_output_comes_back_as
         !vars.contains_key("SERVER_SOFTWARE"),
         "taken out by fastcgi_params"
     );
-    assert!(php.last().keep_conn, "asked to keep the connection");
+    assert!(!php.last().keep_conn, "not asked to keep the connection");
     // A directory gets the index.
     let response = client.get("/blog/");
     assert_eq!(
@@ -292,9 +292,31 @@ fn a_request_reaches_the_responder_as_cgi_variables_and_its_output_comes_back_as
 }
 
 #[test]
-fn connections_to_the_responder_are_kept_and_reused_across_requests_and_clients() {
+fn by_default_each_request_has_a_connection_of_its_own_which_the_responder_closes() {
     let php = Responder::start();
     let proxy = proxy(&format!("{} fastcgi", php.addr), "");
+    let mut client = proxy.connect();
+    for path in ["/a.php", "/sized.php", "/missing.php", "/b.php"] {
+        let response = client.get(path);
+        assert!(matches!(response.status, 200 | 404), "{path}");
+        assert_eq!(
+            response.header("connection"),
+            None,
+            "the client's stays open"
+        );
+    }
+    assert_eq!(php.asked().len(), 4);
+    assert!(php.asked().iter().all(|a| !a.keep_conn));
+    assert_eq!(php.connections.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn connections_to_the_responder_are_kept_and_reused_across_requests_and_clients() {
+    let php = Responder::start();
+    let proxy = proxy(
+        &format!("{} fastcgi", php.addr),
+        "fastcgi_keep_conn = true\n",
+    );
     for _ in 0..3 {
         let mut client = proxy.connect();
         for path in ["/a.php", "/sized.php", "/missing.php"] {
@@ -430,4 +452,30 @@ fn a_responder_on_a_unix_socket_and_health_checks_that_ask_it() {
     assert!(wait_until(WAIT_LIMIT, || {
         (asked.lock().unwrap().iter()).any(|a| a.params["SCRIPT_NAME"] == "/ping.php")
     }));
+}
+
+#[test]
+fn kept_connections_are_no_more_than_max_conns_however_many_clients_wait() {
+    // PHP-FPM gives each kept connection a child: one more connection
+    // than it has children waits in its listen queue, unanswered.
+    let php = Responder::start();
+    let proxy = proxy(
+        &format!("{} fastcgi max_conns=2", php.addr),
+        "fastcgi_keep_conn = true\nqueue_timeout = 30s\n",
+    );
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let addr = proxy.addr;
+            std::thread::spawn(move || {
+                let mut client = Client::connect(addr);
+                (0..30).all(|i| client.get(&format!("/n.php?{i}")).status == 200)
+            })
+        })
+        .collect();
+    for client in clients {
+        assert!(client.join().unwrap());
+    }
+    assert_eq!(php.asked().len(), 180);
+    assert!(php.asked().iter().all(|a| a.keep_conn));
+    assert_eq!(php.connections.load(Ordering::SeqCst), 2);
 }

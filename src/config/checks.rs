@@ -580,6 +580,21 @@ impl Loader {
                     ),
                 ));
             }
+            // PHP-FPM holds a child for each kept connection, idle or not.
+            let unlimited = config
+                .targets
+                .iter()
+                .find(|t| t.fastcgi && t.max_conns.is_none());
+            if let Some(t) = unlimited.filter(|_| config.fastcgi.keep_conn) {
+                let why = format!(
+                    "is true, and {} has no max_conns: PHP-FPM gives each kept connection a \
+                     child of its own, and a connection past its pm.max_children waits \
+                     unanswered, a health probe's too; give it max_conns=N below \
+                     pm.max_children",
+                    t.as_written()
+                );
+                log::warn!("{}", self.refused_in(scope, "fastcgi_keep_conn", why));
+            }
         }
         // A socket's path has no port to probe instead.
         if let Some(port) = config.health_check_port {
@@ -1213,6 +1228,23 @@ mod tests {
                 .starts_with("proxy.conf:3: pool.php: 127.0.0.1:9000 is a FastCGI"),
             "{e}"
         );
+        let warned = |text: &str| crate::test_log::logged(|| build(text).unwrap()).1;
+        let kept = "fastcgi_root = /srv\nfastcgi_keep_conn = true\n";
+        let lines = warned(&format!("{kept}targets = 127.0.0.1:9000 fastcgi\n"));
+        assert_eq!(
+            lines,
+            [
+                "WARN proxy.conf:2: fastcgi_keep_conn: is true, and 127.0.0.1:9000 has no \
+              max_conns: PHP-FPM gives each kept connection a child of its own, and a \
+              connection past its pm.max_children waits unanswered, a health probe's too; \
+              give it max_conns=N below pm.max_children"
+            ]
+        );
+        assert!(warned(&format!(
+            "{kept}targets = 127.0.0.1:9000 fastcgi max_conns=7\n"
+        ))
+        .is_empty());
+        assert!(warned("fastcgi_root = /srv\ntargets = 127.0.0.1:9000 fastcgi\n").is_empty());
         for (words, with) in [("tls", "tls"), ("send_proxy_v2", "send_proxy_v2")] {
             let text = format!("fastcgi_root = /srv\ntargets = 127.0.0.1:9000 fastcgi {words}\n");
             let e = build(&text).unwrap_err().to_string();

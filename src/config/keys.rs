@@ -252,6 +252,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_split_path_info(v).map(|re| c.fastcgi.split_path_info = re),
     },
     Key {
+        name: "fastcgi_keep_conn",
+        default: "false",
+        help: "true: a FastCGI server is asked to keep each connection for the next request \
+               (FCGI_KEEP_CONN), as nginx's fastcgi_keep_conn; PHP-FPM then gives each kept \
+               connection a child of its own: set the targets' max_conns below its \
+               pm.max_children; false: a connection per request",
+        apply: |c, v| parse_bool(v).map(|b| c.fastcgi.keep_conn = b),
+    },
+    Key {
         name: "fastcgi_params",
         default: "",
         help: "more variables a FastCGI server is sent, NAME=value, comma-separated \

@@ -35,6 +35,10 @@ pub struct App {
     /// `fastcgi_params`, in the order written; an empty value
     /// takes the variable of that name out.
     pub params: Vec<(String, String)>,
+    /// `fastcgi_keep_conn`: the server is asked to keep each connection
+    /// open for the next request (`FCGI_KEEP_CONN`); else it closes it
+    /// after the answer, and each request has a connection of its own.
+    pub keep_conn: bool,
 }
 
 impl PartialEq for App {
@@ -44,6 +48,7 @@ impl PartialEq for App {
             && self.index == other.index
             && pattern(self) == pattern(other)
             && self.params == other.params
+            && self.keep_conn == other.keep_conn
     }
 }
 

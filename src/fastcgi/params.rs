@@ -242,6 +242,7 @@ mod tests {
             index: Some("index.php".into()),
             split_path_info: Some(regex::Regex::new(r"^(.+\.php)(/.*)$").unwrap()),
             params: Vec::new(),
+            keep_conn: false,
         }
     }
 

@@ -63,15 +63,14 @@ pub fn push_end(out: &mut Vec<u8>, kind: u8) {
     out.extend_from_slice(&header(kind, 0));
 }
 
-/// Appends `FCGI_BEGIN_REQUEST` for a responder that keeps the
-/// connection open after the request (`FCGI_KEEP_CONN`), so that it
-/// can be reused.
-pub fn push_begin(out: &mut Vec<u8>) {
+/// Appends `FCGI_BEGIN_REQUEST` for a responder, which with `keep_conn`
+/// keeps the connection open after the request (`FCGI_KEEP_CONN`), so
+/// that it can be reused, and else closes it.
+pub fn push_begin(out: &mut Vec<u8>, keep_conn: bool) {
     const RESPONDER: u16 = 1;
-    const KEEP_CONN: u8 = 1;
     out.extend_from_slice(&header(BEGIN_REQUEST, 8));
     out.extend_from_slice(&RESPONDER.to_be_bytes());
-    out.extend_from_slice(&[KEEP_CONN, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&[u8::from(keep_conn), 0, 0, 0, 0, 0]);
 }
 
 /// Appends one name-value pair (§3.4): each length in one byte below
@@ -184,8 +183,11 @@ mod tests {
     #[test]
     fn begin_asks_a_responder_to_keep_the_connection() {
         let mut out = Vec::new();
-        push_begin(&mut out);
+        push_begin(&mut out, true);
         assert_eq!(out, [1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]);
+        out.clear();
+        push_begin(&mut out, false);
+        assert_eq!(out, [1, 1, 0, 1, 0, 8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
         assert_eq!(Ended::parse(&[0, 0, 0, 0, 0, 0, 0, 0]), Ended::Complete);
         assert_eq!(Ended::parse(&[0, 0, 0, 0, 2, 0, 0, 0]), Ended::Refused(2));
     }

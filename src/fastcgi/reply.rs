@@ -4,6 +4,7 @@
 //! `FCGI_END_REQUEST` ends it.
 
 use super::record::{Ended, Header, END_REQUEST, HEADER_LEN, REQUEST_ID, STDERR, STDOUT};
+use super::request::Begun;
 use crate::digits::{push_field, Decimal};
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
 use crate::http::head::{is_tchar, reason_phrase};
@@ -54,7 +55,7 @@ enum State {
     /// The CGI header so far.
     Head {
         cgi: Vec<u8>,
-        head_only: bool,
+        request: Begun,
     },
     Body(Framing),
 }
@@ -97,11 +98,13 @@ pub enum ReplyError {
 
 impl Decoder {
     /// A request was sent: its reply is read from now on. A `HEAD`'s has
-    /// no body, whatever the server sends after its header.
-    pub fn begin(&mut self, head_only: bool) {
+    /// no body, whatever the server sends after its header; one to a
+    /// server not asked to keep the connection says `Connection: close`,
+    /// so the proxy does not pool it.
+    pub fn begin(&mut self, request: Begun) {
         self.state = State::Head {
             cgi: Vec::new(),
-            head_only,
+            request,
         };
     }
 
@@ -242,7 +245,7 @@ impl Decoder {
     fn stdout(&mut self, content: &[u8]) -> Result<(), ReplyError> {
         match &mut self.state {
             State::Idle => Err(ReplyError::Unasked),
-            State::Head { cgi, head_only } => {
+            State::Head { cgi, request } => {
                 let searched_from = cgi.len().saturating_sub(2);
                 cgi.extend_from_slice(content);
                 let Some((head_end, body_at)) = cgi_head_end(cgi, searched_from) else {
@@ -251,10 +254,10 @@ impl Decoder {
                         false => Ok(()),
                     };
                 };
-                let head_only = *head_only;
+                let request = *request;
                 let cgi = std::mem::take(cgi);
                 let mut head = Vec::with_capacity(head_end + 64);
-                let framing = http_head(&cgi[..head_end], head_only, &mut head)?;
+                let framing = http_head(&cgi[..head_end], request, &mut head)?;
                 match framing {
                     Framing::Chunked | Framing::Length(1..) => self.out.extend_from_slice(&head),
                     Framing::Nothing | Framing::Length(0) => self.held = head,
@@ -338,7 +341,7 @@ fn cgi_head_end(cgi: &[u8], searched_from: usize) -> Option<(usize, usize)> {
 /// status (200 without one; 302 with a `Location` alone, RFC 3875
 /// §6.2.3); the fields that frame or end a connection are the proxy's to
 /// write, not the script's.
-fn http_head(cgi: &[u8], head_only: bool, out: &mut Vec<u8>) -> Result<Framing, ReplyError> {
+fn http_head(cgi: &[u8], request: Begun, out: &mut Vec<u8>) -> Result<Framing, ReplyError> {
     let mut status = None;
     let mut length: Option<u64> = None;
     let mut location = false;
@@ -407,7 +410,10 @@ fn http_head(cgi: &[u8], head_only: bool, out: &mut Vec<u8>) -> Result<Framing, 
     if let Some(n) = length {
         push_field(out, "Content-Length", n);
     }
-    let bodiless = head_only || code == 204 || code == 304;
+    if !request.keep_conn {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    let bodiless = request.head_only || code == 204 || code == 304;
     let framing = match (bodiless, length) {
         (true, _) => Framing::Nothing,
         (false, Some(n)) => Framing::Length(n),
@@ -442,6 +448,11 @@ mod tests {
     use super::*;
     use crate::fastcgi::record::{header, push_stream};
 
+    const KEPT: Begun = Begun {
+        head_only: false,
+        keep_conn: true,
+    };
+
     fn end_request(status: u8) -> Vec<u8> {
         let mut out = header(END_REQUEST, 8).to_vec();
         out.extend_from_slice(&[0, 0, 0, 0, status, 0, 0, 0]);
@@ -463,7 +474,10 @@ mod tests {
     /// What the proxy reads of `bytes`, fed `by` bytes at a time.
     fn read(bytes: &[u8], head_only: bool, by: usize) -> Result<Vec<u8>, ReplyError> {
         let mut decoder = Decoder::default();
-        decoder.begin(head_only);
+        decoder.begin(Begun {
+            head_only,
+            keep_conn: true,
+        });
         let mut http = Vec::new();
         for part in bytes.chunks(by) {
             decoder.feed(part)?;
@@ -535,7 +549,7 @@ mod tests {
     #[test]
     fn the_last_of_a_known_length_waits_for_the_end_of_the_request() {
         let mut decoder = Decoder::default();
-        decoder.begin(false);
+        decoder.begin(KEPT);
         let mut bytes = Vec::new();
         push_stream(&mut bytes, STDOUT, b"Content-Length: 3\n\nabc");
         decoder.feed(&bytes).unwrap();
@@ -547,6 +561,24 @@ mod tests {
         let n = decoder.take(&mut buf);
         assert_eq!(&buf[..n], b"abc");
         assert!(decoder.is_idle());
+    }
+
+    #[test]
+    fn an_answer_on_a_connection_the_server_closes_says_so() {
+        let mut decoder = Decoder::default();
+        decoder.begin(Begun {
+            head_only: false,
+            keep_conn: false,
+        });
+        decoder
+            .feed(&reply(b"Content-Length: 2\n\nok", 100))
+            .unwrap();
+        let mut buf = [0; 100];
+        let n = decoder.take(&mut buf);
+        assert_eq!(
+            &buf[..n],
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        );
     }
 
     #[test]
@@ -567,7 +599,7 @@ mod tests {
         bytes.extend_from_slice(b"PHP Warning\n\0\0\0");
         bytes.extend(reply(b"\nok", 100));
         let mut decoder = Decoder::default();
-        decoder.begin(false);
+        decoder.begin(KEPT);
         decoder.feed(&bytes).unwrap();
         assert_eq!(decoder.said, ["PHP Warning"]);
         assert!(decoder.has_output());

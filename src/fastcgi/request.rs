@@ -38,6 +38,9 @@ pub enum EncodeError {
 pub struct Begun {
     /// A `HEAD` request: its answer has no body, whatever comes.
     pub head_only: bool,
+    /// The server was asked to keep the connection (see
+    /// [`App::keep_conn`]).
+    pub keep_conn: bool,
 }
 
 impl Encoder {
@@ -83,14 +86,17 @@ impl Encoder {
             let head = std::mem::take(&mut self.head);
             let (request_params, body_len, head_only) =
                 read_head(&head, app, exchange.take().as_ref())?;
-            push_begin(out);
+            push_begin(out, app.keep_conn);
             push_stream(out, PARAMS, &request_params);
             push_end(out, PARAMS);
             if body_len == 0 {
                 push_end(out, STDIN);
             }
             self.body_left = body_len;
-            begun = Some(Begun { head_only });
+            begun = Some(Begun {
+                head_only,
+                keep_conn: app.keep_conn,
+            });
         }
         Ok(begun)
     }
@@ -145,6 +151,7 @@ mod tests {
             index: None,
             split_path_info: None,
             params: Vec::new(),
+            keep_conn: false,
         }
     }
 
@@ -171,7 +178,13 @@ mod tests {
         for piece in request.chunks(5) {
             begun.extend(encoder.encode(piece, &app(), &mut None, &mut out).unwrap());
         }
-        assert_eq!(begun, [Begun { head_only: false }]);
+        assert_eq!(
+            begun,
+            [Begun {
+                head_only: false,
+                keep_conn: false
+            }]
+        );
         let records = records(&out);
         assert_eq!(records[0].0, BEGIN_REQUEST);
         let params: Vec<u8> = (records.iter())
@@ -194,7 +207,14 @@ mod tests {
         let mut out = Vec::new();
         let two = b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
         let begun = encoder.encode(two, &app(), &mut None, &mut out).unwrap();
-        assert_eq!(begun, Some(Begun { head_only: false }), "the last one said");
+        assert_eq!(
+            begun,
+            Some(Begun {
+                head_only: false,
+                keep_conn: false
+            }),
+            "the last one said"
+        );
         let records = records(&out);
         let begins = records.iter().filter(|(k, _)| *k == BEGIN_REQUEST).count();
         let stdin_ends = (records.iter())
@@ -210,7 +230,13 @@ mod tests {
                 &mut Vec::new(),
             )
             .unwrap();
-        assert_eq!(head, Some(Begun { head_only: true }));
+        assert_eq!(
+            head,
+            Some(Begun {
+                head_only: true,
+                keep_conn: false
+            })
+        );
     }
 
     #[test]

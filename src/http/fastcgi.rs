@@ -108,7 +108,7 @@ impl FcgiStream {
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             // Before a record goes: its answer may come at once.
             if let Some(begun) = begun {
-                self.reading.lock().decoder.begin(begun.head_only);
+                self.reading.lock().decoder.begin(begun);
             }
         }
         Ok(out)

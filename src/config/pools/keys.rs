@@ -51,6 +51,7 @@ pub const POOL_KEYS: &[&str] = &[
     "fastcgi_index",
     "fastcgi_split_path_info",
     "fastcgi_params",
+    "fastcgi_keep_conn",
     "cache",
     "ttl",
     "cache_valid",
