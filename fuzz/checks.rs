@@ -3380,3 +3380,99 @@ pub fn gunzip(data: &[u8]) {
         ),
     }
 }
+
+/// A FastCGI server's records turned into the HTTP response the proxy
+/// reads (`fastcgi::reply`), on any bytes (or, with a flag, any bytes as
+/// a script's output in well-formed records), fed in pieces of every
+/// size: it never panics; it reads the same response, or fails, however
+/// the bytes are cut; and what it gives is one response whose head
+/// parses and whose body, framed as the head says, ends exactly where
+/// the bytes do. No output of a script can make two responses of one,
+/// or one the proxy would read past.
+pub fn fastcgi_reply(data: &[u8]) {
+    use inverso::fastcgi::record::{header, push_stream, END_REQUEST, STDOUT};
+    use inverso::fastcgi::request::Begun;
+    let [flags, count, rest @ ..] = data else {
+        return;
+    };
+    let (sizes, bytes) = rest.split_at(usize::from(count % 16).min(rest.len()));
+    let sizes = piece_sizes(sizes);
+    let begun = Begun {
+        head_only: flags & 1 == 1,
+        keep_conn: flags & 2 == 2,
+    };
+    let wire = match flags & 4 == 4 {
+        true => {
+            let mut wire = Vec::new();
+            push_stream(&mut wire, STDOUT, bytes);
+            wire.extend_from_slice(&header(END_REQUEST, 8));
+            wire.extend_from_slice(&[0; 8]);
+            wire
+        }
+        false => bytes.to_vec(),
+    };
+    let whole = fastcgi_read(&wire, begun, &[]);
+    let pieces = fastcgi_read(&wire, begun, &sizes);
+    assert_eq!(whole, pieces, "fed in pieces of {sizes:?}");
+}
+
+/// What [`fastcgi_reply`] compares: `Err` for an error, `Ok(None)` for a
+/// reply not ended, else the response's status, fields and body.
+type FastcgiRead = Result<Option<(u16, Vec<(String, Vec<u8>)>, Vec<u8>)>, ()>;
+
+fn fastcgi_read(
+    wire: &[u8],
+    begun: inverso::fastcgi::request::Begun,
+    sizes: &[usize],
+) -> FastcgiRead {
+    let mut decoder = inverso::fastcgi::reply::Decoder::default();
+    decoder.begin(begun);
+    let mut out = Vec::new();
+    let mut rest = wire;
+    let mut size = sizes.iter().cycle();
+    while !rest.is_empty() {
+        let n = size.next().map_or(rest.len(), |&n| n.max(1)).min(rest.len());
+        decoder.feed(&rest[..n]).map_err(|_| ())?;
+        rest = &rest[n..];
+        let mut buf = [0; 333];
+        while decoder.has_output() {
+            let got = decoder.take(&mut buf);
+            out.extend_from_slice(&buf[..got]);
+        }
+    }
+    if !decoder.is_idle() {
+        return Ok(None);
+    }
+    let head_len = find_head_end(&out, &mut 0)
+        .expect("a head the proxy reads")
+        .expect("a whole head");
+    let head = parse_response(&out[..head_len]).expect("a head the proxy parses");
+    let body = &out[head_len..];
+    let kind = BodyKind::for_response(begun.head_only, &head).expect("framing the proxy reads");
+    let read = match kind {
+        BodyKind::Empty => {
+            assert!(body.is_empty(), "bytes past a bodiless answer");
+            Vec::new()
+        }
+        BodyKind::Length(n) => {
+            assert_eq!(body.len() as u64, n, "a body other than its length");
+            body.to_vec()
+        }
+        BodyKind::Chunked => {
+            let whole = decode_complete_chunked(body, u64::MAX).expect("whole chunks");
+            assert_eq!(whole.used, body.len(), "bytes past the last chunk");
+            whole.body
+        }
+        BodyKind::UntilClose => panic!("a response framed by its connection's close"),
+    };
+    assert_eq!(
+        head.headers.get_str("connection") == Some("close"),
+        !begun.keep_conn,
+        "says whether the connection goes on"
+    );
+    let fields = (head.headers.iter())
+        .filter(|(name, _)| !name.eq_ignore_ascii_case("transfer-encoding"))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_vec()))
+        .collect();
+    Ok(Some((head.status, fields, read)))
+}

@@ -30,6 +30,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("ocsp", checks::ocsp),
     ("sub_filter", checks::sub_filter),
     ("gunzip", checks::gunzip),
+    ("fastcgi_reply", checks::fastcgi_reply),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

@@ -359,8 +359,11 @@ fn http_head(cgi: &[u8], request: Begun, out: &mut Vec<u8>) -> Result<Framing, R
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
             return Err(ReplyError::BadHead("a field name that is no token"));
         }
-        if value.iter().any(|&b| b == b'\r' || b == 0) {
-            return Err(ReplyError::BadHead("a field value with CR or NUL"));
+        // RFC 9110 §5.5: visible characters, spaces and tabs, and bytes
+        // past ASCII; never a control character (a CR above all, which
+        // would end the line for some readers and not others).
+        if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+            return Err(ReplyError::BadHead("a field value with a control character"));
         }
         let named = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if named("status") {
@@ -621,6 +624,8 @@ mod tests {
             b"Bad Name: x\n\n",
             b"Content-Length: -1\n\n",
             b"Content-Length: 1\nContent-Length: 2\n\n",
+            b"X-A: a\x13b\n\n",
+            b"X-A: a\rb\n\n",
         ] {
             let e = read(&reply(cgi, 100), false, 100).unwrap_err();
             assert!(matches!(e, ReplyError::BadHead(_)), "{cgi:?}: {e:?}");
