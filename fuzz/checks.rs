@@ -3431,7 +3431,10 @@ fn fastcgi_read(
     let mut rest = wire;
     let mut size = sizes.iter().cycle();
     while !rest.is_empty() {
-        let n = size.next().map_or(rest.len(), |&n| n.max(1)).min(rest.len());
+        let n = size
+            .next()
+            .map_or(rest.len(), |&n| n.max(1))
+            .min(rest.len());
         decoder.feed(&rest[..n]).map_err(|_| ())?;
         rest = &rest[n..];
         let mut buf = [0; 333];

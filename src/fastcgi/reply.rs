@@ -363,7 +363,9 @@ fn http_head(cgi: &[u8], request: Begun, out: &mut Vec<u8>) -> Result<Framing, R
         // past ASCII; never a control character (a CR above all, which
         // would end the line for some readers and not others).
         if value.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
-            return Err(ReplyError::BadHead("a field value with a control character"));
+            return Err(ReplyError::BadHead(
+                "a field value with a control character",
+            ));
         }
         let named = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
         if named("status") {

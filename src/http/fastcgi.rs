@@ -2,7 +2,9 @@
 //! goes as FastCGI records, and the records read from it come back as an
 //! HTTP response (see [`crate::fastcgi`]).
 
-use super::conn::{peek, recv_now, send_all_unless_answered, Sent, Socket};
+use super::conn::{
+    give_buffer, peek, recv_now, send_all_unless_answered, take_buffer, Sent, Socket,
+};
 use crate::fastcgi::reply::Decoder;
 use crate::fastcgi::request::Encoder;
 use crate::fastcgi::{App, Exchange};
@@ -89,12 +91,16 @@ impl FcgiStream {
             && matches!(peek(self), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
-    /// Gives back the buffers of an idle connection.
+    /// Gives back the buffers of an idle connection (its read buffer to
+    /// the spare ones, for the next busy connection).
     pub fn release_if_empty(&self) {
         let mut reading = self.reading.lock();
         if reading.decoder.is_idle() {
             reading.decoder.release();
-            reading.raw = Vec::new();
+            let raw = std::mem::take(&mut reading.raw);
+            if raw.len() == READ_BUFFER {
+                give_buffer(raw);
+            }
         }
     }
 
@@ -154,8 +160,8 @@ impl FcgiStream {
             if decoder.has_output() {
                 return Ok(decoder.take(buf));
             }
-            if raw.len() < READ_BUFFER {
-                raw.resize(READ_BUFFER, 0);
+            if raw.is_empty() {
+                *raw = take_buffer(READ_BUFFER);
             }
             let n = recv(raw)?;
             if n == 0 {

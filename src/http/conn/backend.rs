@@ -28,9 +28,10 @@ pub struct Stream {
 }
 
 /// TCP, a Unix-domain stream socket (a `unix:PATH` target), TLS over
-/// TCP (a target with `tls`), or FastCGI over either (with `fastcgi`). An enum, not a trait object: each call on
-/// a TCP backend costs one branch more than on the `TcpStream` itself,
-/// and nothing is allocated or called through a pointer.
+/// TCP (a target with `tls`), or FastCGI over either (with `fastcgi`).
+/// An enum, not a trait object: each call on a TCP backend costs one
+/// branch more than on the `TcpStream` itself, and nothing is allocated
+/// or called through a pointer.
 pub enum Kind {
     Tcp(TcpStream),
     Unix(UnixStream),
