@@ -479,3 +479,33 @@ fn kept_connections_are_no_more_than_max_conns_however_many_clients_wait() {
     assert!(php.asked().iter().all(|a| a.keep_conn));
     assert_eq!(php.connections.load(Ordering::SeqCst), 2);
 }
+
+#[test]
+fn a_files_route_serves_files_and_sends_the_rest_to_a_front_controller() {
+    let php = Responder::start();
+    let public = tempfile::tempdir().unwrap();
+    std::fs::write(public.path().join("site.css"), "body {}").unwrap();
+    let text = format!(
+        "targets = 127.0.0.1:1\n\
+         route./ = files {} fallback=php\n\
+         pool.php = {} fastcgi\n\
+         pool.php.fastcgi_root = /var/www/public\n\
+         pool.php.fastcgi_script = /index.php\n",
+        public.path().display(),
+        php.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = proxy.connect();
+    let css = client.get("/site.css");
+    assert_eq!((css.status, css.body_str().as_str()), (200, "body {}"));
+    assert!(
+        php.asked().is_empty(),
+        "a file is served from the directory"
+    );
+    let page = client.get("/blog/hello?page=2");
+    let vars = printed(&page);
+    assert_eq!(vars["SCRIPT_FILENAME"], "/var/www/public/index.php");
+    assert_eq!(vars["SCRIPT_NAME"], "/index.php");
+    assert_eq!(vars["REQUEST_URI"], "/blog/hello?page=2");
+    assert_eq!(vars["QUERY_STRING"], "page=2");
+}

@@ -244,6 +244,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_fastcgi_index(v).map(|index| c.fastcgi.index = index),
     },
     Key {
+        name: "fastcgi_script",
+        default: "",
+        help: "the one script every request runs, whatever its path (a front controller: \
+               /index.php), as nginx's try_files ... /index.php; REQUEST_URI keeps the \
+               request's; empty = the script the path names",
+        apply: |c, v| parse_fastcgi_script(v).map(|script| c.fastcgi.script = script),
+    },
+    Key {
         name: "fastcgi_split_path_info",
         default: "",
         help: "a regular expression with two groups that splits the path into SCRIPT_NAME and \

@@ -57,6 +57,7 @@ const FILES: &[(&str, Made)] = &[
     ("/srv/shop/assets", Made::Dir),
     ("/srv/shop/build", Made::Dir),
     ("/srv/shop/public", Made::Dir),
+    ("/var/www/app/public", Made::Dir),
     ("/srv/spa/dist", Made::Dir),
     ("/srv/downloads", Made::Dir),
     ("/srv/app/private", Made::Dir),

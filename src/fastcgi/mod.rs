@@ -29,6 +29,9 @@ pub struct App {
     pub root: String,
     /// `fastcgi_index`: the script a path ending in `/` names.
     pub index: Option<String>,
+    /// `fastcgi_script`: the one script every request runs (a front
+    /// controller, `/index.php`), whatever its path.
+    pub script: Option<String>,
     /// `fastcgi_split_path_info`: its first group is `SCRIPT_NAME`, its
     /// second `PATH_INFO`.
     pub split_path_info: Option<regex::Regex>,
@@ -46,6 +49,7 @@ impl PartialEq for App {
         let pattern = |a: &App| a.split_path_info.as_ref().map(|r| r.as_str().to_owned());
         self.root == other.root
             && self.index == other.index
+            && self.script == other.script
             && pattern(self) == pattern(other)
             && self.params == other.params
             && self.keep_conn == other.keep_conn

@@ -42,7 +42,7 @@ pub struct Script {
 /// to `$uri` before `$fastcgi_script_name` is taken from it: `/a/../x.php`
 /// is `/x.php`, never a file outside the root), split by
 /// `fastcgi_split_path_info` and given `fastcgi_index` when it names a
-/// directory.
+/// directory; or `fastcgi_script` whatever the path.
 pub fn script(app: &App, target: &str) -> Result<Script, ParamsError> {
     let path = target.split('?').next().unwrap_or_default();
     let decoded = percent_decoded(path).ok_or(ParamsError::BadEscape)?;
@@ -54,6 +54,13 @@ pub fn script(app: &App, target: &str) -> Result<Script, ParamsError> {
         true => remove_dot_segments(&decoded).into_owned(),
         false => format!("/{decoded}"),
     };
+    if let Some(script) = &app.script {
+        return Ok(Script {
+            uri,
+            name: script.clone(),
+            path_info: String::new(),
+        });
+    }
     let split = (app.split_path_info.as_ref())
         .and_then(|re| re.captures(&uri))
         .and_then(|c| Some((c.get(1)?.as_str().to_owned(), c.get(2)?.as_str().to_owned())));
@@ -240,6 +247,7 @@ mod tests {
         App {
             root: "/srv/www".into(),
             index: Some("index.php".into()),
+            script: None,
             split_path_info: Some(regex::Regex::new(r"^(.+\.php)(/.*)$").unwrap()),
             params: Vec::new(),
             keep_conn: false,
@@ -341,6 +349,21 @@ mod tests {
             ..nul
         };
         assert_eq!(params(&app(), &bad, None), Err(ParamsError::BadEscape));
+    }
+
+    #[test]
+    fn a_front_controller_runs_whatever_the_path() {
+        let app = App {
+            script: Some("/index.php".into()),
+            ..app()
+        };
+        let vars = sent(&app, "/blog/2024/hello-world?page=2", &[]);
+        assert_eq!(vars["SCRIPT_NAME"], "/index.php");
+        assert_eq!(vars["SCRIPT_FILENAME"], "/srv/www/index.php");
+        assert_eq!(vars["REQUEST_URI"], "/blog/2024/hello-world?page=2");
+        assert_eq!(vars["DOCUMENT_URI"], "/blog/2024/hello-world");
+        assert_eq!(vars["QUERY_STRING"], "page=2");
+        assert_eq!(vars["PATH_INFO"], "");
     }
 
     #[test]

@@ -149,6 +149,7 @@ mod tests {
         App {
             root: "/srv".into(),
             index: None,
+            script: None,
             split_path_info: None,
             params: Vec::new(),
             keep_conn: false,

@@ -49,6 +49,7 @@ pub const POOL_KEYS: &[&str] = &[
     "pass_trailers",
     "fastcgi_root",
     "fastcgi_index",
+    "fastcgi_script",
     "fastcgi_split_path_info",
     "fastcgi_params",
     "fastcgi_keep_conn",

@@ -30,6 +30,23 @@ pub(in crate::config) fn parse_fastcgi_index(v: &str) -> Result<Option<String>, 
     Ok((!v.is_empty()).then(|| v.to_owned()))
 }
 
+/// `fastcgi_script`: a path under the root, from its `/`; empty for
+/// none.
+pub(in crate::config) fn parse_fastcgi_script(v: &str) -> Result<Option<String>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let dotted = v.split('/').any(|s| s == "." || s == "..");
+    if !v.starts_with('/') || v.ends_with('/') || dotted || v.bytes().any(|b| b.is_ascii_control())
+    {
+        return Err(format!(
+            "`{}` is not a script's path under fastcgi_root (/index.php)",
+            v.escape_debug()
+        ));
+    }
+    Ok(Some(v.to_owned()))
+}
+
 /// `fastcgi_split_path_info`: a regular expression with two groups
 /// (`SCRIPT_NAME`, `PATH_INFO`); empty for none.
 pub(in crate::config) fn parse_split_path_info(v: &str) -> Result<Option<regex::Regex>, String> {
@@ -95,6 +112,21 @@ mod tests {
         );
         assert_eq!(parse_fastcgi_index("").unwrap(), None);
         assert!(parse_fastcgi_index("a/index.php").is_err());
+        assert_eq!(
+            parse_fastcgi_script("/public/index.php")
+                .unwrap()
+                .as_deref(),
+            Some("/public/index.php")
+        );
+        assert_eq!(parse_fastcgi_script("").unwrap(), None);
+        for bad in ["index.php", "/app/", "/../index.php"] {
+            assert!(
+                parse_fastcgi_script(bad)
+                    .unwrap_err()
+                    .contains("not a script's path"),
+                "{bad}"
+            );
+        }
         let re = parse_split_path_info(r"^(.+\.php)(/.*)$").unwrap().unwrap();
         assert!(re.is_match("/a.php/b"));
         assert!(parse_split_path_info(r"^(.+\.php)")

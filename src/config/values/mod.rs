@@ -31,7 +31,8 @@ pub(super) use auth::{
 };
 pub(super) use certificates::{backend_certificate, parse_certificates};
 pub(super) use fastcgi::{
-    parse_fastcgi_index, parse_fastcgi_params, parse_fastcgi_root, parse_split_path_info,
+    parse_fastcgi_index, parse_fastcgi_params, parse_fastcgi_root, parse_fastcgi_script,
+    parse_split_path_info,
 };
 pub(super) use header_fields::{
     parse_cache_name, parse_cookie_attributes, parse_cookie_name, parse_device_token,
