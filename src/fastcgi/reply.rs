@@ -7,7 +7,7 @@ use super::record::{Ended, Header, END_REQUEST, HEADER_LEN, REQUEST_ID, STDERR, 
 use super::request::Begun;
 use crate::digits::{push_field, Decimal};
 use crate::http::body::{chunk_size_line, LAST_CHUNK};
-use crate::http::head::{is_tchar, reason_phrase};
+use crate::http::head::{is_tchar, reason_phrase, MAX_HEADERS};
 
 /// The most a CGI header may take, as a backend's HTTP head may.
 const MAX_CGI_HEAD: usize = 64 * 1024;
@@ -346,10 +346,17 @@ fn http_head(cgi: &[u8], request: Begun, out: &mut Vec<u8>) -> Result<Framing, R
     let mut length: Option<u64> = None;
     let mut location = false;
     let mut fields = Vec::with_capacity(cgi.len() + 32);
+    let mut count = 0;
     for line in cgi.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
             continue;
+        }
+        // As many as the proxy reads in any backend's head, with the
+        // framing field it adds.
+        count += 1;
+        if count >= MAX_HEADERS {
+            return Err(ReplyError::BadHead("more fields than a head may have"));
         }
         let (name, value) = line
             .iter()
@@ -627,6 +634,7 @@ mod tests {
             b"Content-Length: -1\n\n",
             b"Content-Length: 1\nContent-Length: 2\n\n",
             b"X-A: a\x13b\n\n",
+            &[b"X-A: b\n".repeat(300), b"\n".to_vec()].concat(),
             b"X-A: a\rb\n\n",
         ] {
             let e = read(&reply(cgi, 100), false, 100).unwrap_err();
