@@ -353,9 +353,9 @@ fn http_head(cgi: &[u8], request: Begun, out: &mut Vec<u8>) -> Result<Framing, R
             continue;
         }
         // As many as the proxy reads in any backend's head, with the
-        // framing field it adds.
+        // two fields added here (framing, and a close).
         count += 1;
-        if count >= MAX_HEADERS {
+        if count > MAX_HEADERS - 2 {
             return Err(ReplyError::BadHead("more fields than a head may have"));
         }
         let (name, value) = line
@@ -600,6 +600,19 @@ mod tests {
         assert_eq!(http, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n");
         let http = read(&reply(b"Status: 304\nETag: \"a\"\n\n", 100), false, 100).unwrap();
         assert_eq!(http, b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n");
+    }
+
+    #[test]
+    fn as_many_fields_as_leave_room_for_the_two_added_and_no_more() {
+        let fields = |n: usize| [b"X-A: b\n".repeat(n), b"\nbody".to_vec()].concat();
+        let http = read(&reply(&fields(254), 60_000), false, 100_000).unwrap();
+        let head_len = crate::http::head::find_head_end(&http, &mut 0)
+            .unwrap()
+            .unwrap();
+        let head = crate::http::head::parse_response(&http[..head_len]).unwrap();
+        assert_eq!(head.headers.iter().count(), 255, "and a framing field");
+        let e = read(&reply(&fields(255), 60_000), false, 100_000).unwrap_err();
+        assert!(matches!(e, ReplyError::BadHead(_)), "{e:?}");
     }
 
     #[test]
