@@ -2,7 +2,7 @@
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
 #   scripts/bench.sh [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|
-#                     subfilter|upload|all]                (default: all)
+#                     subfilter|upload|fastcgi|all]        (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -21,6 +21,9 @@
 #                     nginx `worker_priority`, inverso `worker_priority`,
 #                     HAProxy started under `nice` (it has no such directive);
 #                     empty = the same as everything else
+#   BENCH_FASTCGI_CHILDREN
+#                     fastcgi mode: php-fpm children of each proxy's pool
+#                     (pm = static; default 96, see the fastcgi notes below)
 #   BENCH_AUTH_CACHE  auth mode: how long each proxy keeps the sign-in
 #                     service's yes (e.g. 30s): nginx-auth a proxy_cache on
 #                     its /_auth location keyed on the client's address,
@@ -128,6 +131,25 @@
 #          gives every system's req/s, p50, p99 and CPU over nginx's. No
 #          HAProxy: it buffers a body in memory at most (`option
 #          http-buffer-request`, up to its buffer size), never to disk.
+#   fastcgi
+#          FastCGI backends: nginx (`fastcgi_pass`), HAProxy (`fcgi-app`,
+#          `proto fcgi`) and inverso (`targets = ... fastcgi`), cache off,
+#          each in front of php-fpm (Debian's, started by the script: one
+#          master, a pool of its own for each proxy, the same settings),
+#          running /small.php and /big.php, which echo a fixed string of 1 KiB
+#          and 64 KiB. 16 and 64 keep-alive connections, interleaved as in
+#          proxy mode. Two rounds, each with a php-fpm and proxies of its own:
+#          tcp, the pools on 127.0.0.1 ports, and unix, on Unix sockets in the
+#          temp dir (as Debian's php-fpm listens by default); the cells are
+#          named after them. Before measuring, each proxy must answer the two
+#          scripts, and /hello.php?x=1 (which prints the request method, URI,
+#          SCRIPT_NAME, QUERY_STRING and whether SCRIPT_FILENAME and
+#          DOCUMENT_ROOT are the script's and the docroot's), with 200 and the
+#          exact bytes the script prints; a proxy that does not (or does not
+#          start) is skipped, its rows n/a, and the rest measured. The report
+#          gives every proxy's req/s, p50, p99 and CPU over nginx's, and
+#          php-fpm's CPU per request in each run. No direct row: wrk speaks no
+#          FastCGI.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -367,6 +389,57 @@
 #     the dir. If any check fails, or inverso-spool does not start, the
 #     mode stops with an error and measures nothing. After the runs, the
 #     spool dir must be empty (a note in the report if not).
+#   - fastcgi mode: php-fpm (`php-fpmX.Y -F -y <conf>`, with -R when run as
+#     root; its pid file and error log in the temp dir; Debian's php.ini for
+#     FPM, opcache on as installed) with one pool per proxy, each `pm =
+#     static`, `pm.max_children = BENCH_FASTCGI_CHILDREN` (96),
+#     `pm.max_requests = 0`, `listen.mode = 0666` (nginx's workers may be
+#     another user), on a 127.0.0.1 port of its own (tcp round) or a Unix
+#     socket (unix round: nginx and inverso `unix:PATH`, HAProxy `unix@PATH`).
+#     Over TCP, a good part of the 64 KiB answers wait about 40 ms, whichever
+#     the proxy: php-fpm's last segment held back (Nagle) until the proxy's
+#     delayed ACK, it seems (the kernel's TcpExtDelayedACKs, `nstat`, grew by
+#     some 1,500 over 14,000 such requests through nginx in a test), so that
+#     those cells' req/s swing from run to run; hence the unix round, which
+#     has no such wait (its tail at 64 connections is 64 PHP workers sharing
+#     the cores). Not 8 children in one shared pool: a php-fpm child serves
+#     one connection at a time, and with FCGI_KEEP_CONN it stays with that
+#     connection, waiting for its next request, until the proxy closes it. So
+#     every connection a proxy holds, busy or idle in its pool, holds a child:
+#     nginx with 64 clients opens up to 64 (it cannot queue requests for a
+#     busy backend; NGINX Plus's `queue` can), and those past the children
+#     wait in php-fpm's listen queue until some child's connection closes (8
+#     children, tried: requests waiting up to 2 s through nginx, and at 64
+#     connections the 64 KiB cells' req/s a sixth of those with 96 through
+#     nginx, a thirtieth through HAProxy); and a proxy's idle connections from
+#     the run before would hold children the next proxy's run needs (nginx
+#     keeps about 60 after a 64-connection run). A pool per proxy, larger than
+#     the most connections it opens, keeps them apart. The docroot holds
+#     small.php and big.php (`<?php echo '...';` of a fixed text, the bytes
+#     gzip mode's 1k.txt and 64k.txt hold) and hello.php; PHP sends them as
+#     text/html without a length (chunked by the proxies, or given a length
+#     when a proxy reads the whole answer first). nginx: `upstream php {
+#     server ...; keepalive 32; }`, `fastcgi_pass php; fastcgi_keep_conn on;
+#     fastcgi_index index.php;`, fastcgi_buffer_size 16k and fastcgi_buffers 8
+#     16k (the 64 KiB answer in memory, as proxy mode's proxy_buffers), no
+#     `include fastcgi_params` but its params written out: SCRIPT_FILENAME
+#     ($document_root$fastcgi_script_name), QUERY_STRING, REQUEST_METHOD,
+#     CONTENT_TYPE, CONTENT_LENGTH, SCRIPT_NAME, REQUEST_URI, DOCUMENT_URI,
+#     DOCUMENT_ROOT, SERVER_PROTOCOL, REMOTE_ADDR, REMOTE_PORT, SERVER_ADDR,
+#     SERVER_PORT, SERVER_NAME; an access log as in proxy mode. HAProxy:
+#     `fcgi-app php` (docroot, `index index.php`, `option keep-conn`),
+#     `use-fcgi-app php`, `server php ... proto fcgi`, the rest as in proxy
+#     mode (http-reuse always). inverso: `targets = 127.0.0.1:PORT fastcgi`
+#     (or `unix:PATH fastcgi`), `fastcgi_root`, `fastcgi_index = index.php`,
+#     `fastcgi_keep_conn = true` (its default is a connection per request), no
+#     `max_conns` (nginx and HAProxy have no limit either; inverso warns of
+#     it), cache_size 0. After a round's runs, the connections each proxy
+#     still has open to its pool (ss) show that they are kept: about as many
+#     as a run's clients. (php-fpm's status page cannot tell: its `accepted
+#     conn` counts requests.) CPU µs/req counts the proxy's processes;
+#     php-fpm's (master and children of all pools: only the pool of the proxy
+#     measured works) is counted apart, per request of the run, and counts as
+#     neither "other CPU" nor the proxy's.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
@@ -378,7 +451,7 @@
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
 # default takes about 20, of which `files`, `tls` and `backend-tls` about 2
 # each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3,
-# `upload` about 3).
+# `upload` about 3, `fastcgi` about 4.5).
 # For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -392,13 +465,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | all) ;;
+  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|all]" >&2
     exit 2
     ;;
 esac
@@ -407,6 +480,7 @@ readonly SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 readonly REPS=${BENCH_REPS:-1}
 readonly IDLE_CONNS=${BENCH_IDLE_CONNS:-5000}
 readonly IDLE_TLS_CONNS=${BENCH_IDLE_TLS_CONNS:-1000}
+readonly FASTCGI_CHILDREN=${BENCH_FASTCGI_CHILDREN:-96}
 readonly WRK_TIMEOUT=${BENCH_TIMEOUT:-5}
 readonly NICE=${BENCH_NICE:-0}
 if ! [[ $NICE =~ ^-?[0-9]+$ ]] || ((NICE < -20 || NICE > 19)); then
@@ -454,7 +528,7 @@ if [[ -n $PROXY_NICE ]]; then
   PROXY_AT=$((PROXY_AT < -20 ? -20 : PROXY_AT > 19 ? 19 : PROXY_AT))
 fi
 readonly PROXY_AT
-for v in SECONDS_PER_RUN REPS IDLE_CONNS IDLE_TLS_CONNS WRK_TIMEOUT; do
+for v in SECONDS_PER_RUN REPS IDLE_CONNS IDLE_TLS_CONNS WRK_TIMEOUT FASTCGI_CHILDREN; do
   if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
     echo "bench: $v must be a positive integer, got '${!v}'" >&2
     exit 2
@@ -490,6 +564,14 @@ install_deps() {
       missing+=("$pkg")
     fi
   done
+  # php-fpm only for the mode that runs it; Debian names its binary after
+  # the PHP version (php-fpm8.2).
+  local want_fpm=0
+  case $MODE in fastcgi | all) want_fpm=1 ;; esac
+  if [[ $want_fpm == 1 ]]; then
+    find_php_fpm
+    [[ -n $PHP_FPM ]] || missing+=(php-fpm)
+  fi
   ((${#missing[@]} == 0)) && return 0
   [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root to install them"
   log "installing ${missing[*]} from Debian"
@@ -511,6 +593,23 @@ install_deps() {
     rm -f "$policy"
     trap - EXIT
   fi
+  if [[ $want_fpm == 1 ]]; then
+    find_php_fpm
+    [[ -n $PHP_FPM ]] || die "php-fpm installed, but no php-fpm binary found"
+  fi
+}
+
+PHP_FPM="" # the php-fpm binary (fastcgi mode)
+# find_php_fpm: sets PHP_FPM to php-fpm, or to Debian's php-fpmX.Y (the
+# newest, if several), in PATH or /usr/sbin (not in a user's PATH); "" if
+# none.
+find_php_fpm() {
+  local c best=""
+  for c in $(compgen -c php-fpm | sort -uV) /usr/sbin/php-fpm*; do
+    if [[ $c != */* ]]; then c=$(command -v "$c" 2>/dev/null) || continue; fi
+    [[ -x $c && ${c##*/} =~ ^php-fpm[0-9.]*$ ]] && best=$c
+  done
+  PHP_FPM=$best
 }
 
 # ---------------------------------------------------------------- processes
@@ -547,6 +646,22 @@ cpu_ticks_tree() {
     total=$((total + ${v:-0}))
   done
   echo "$total"
+}
+
+# cpu_ticks_many PID: cpu_ticks_tree for a parent of many children (php-fpm's
+# master and its pools), in one awk rather than two processes per child.
+cpu_ticks_many() {
+  local pid=$1 p files=()
+  for p in $pid $(pgrep -P "$pid" 2>/dev/null || true); do
+    [[ -r /proc/$p/stat ]] && files+=("/proc/$p/stat")
+  done
+  ((${#files[@]} > 0)) || {
+    echo 0
+    return 0
+  }
+  # cat: a child gone since the test is skipped, the rest still summed.
+  # Fields after "(comm) ": utime and stime are the 12th and 13th.
+  cat "${files[@]}" 2>/dev/null | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
 }
 
 # "busy all" ticks of the whole machine (/proc/stat): busy = user + nice +
@@ -659,6 +774,7 @@ start_nginx() {
 }
 
 BACKEND1="" BACKEND2="" BACKEND_PID=""
+APP_PID="" # php-fpm's master while fastcgi mode measures (run_wrk counts its CPU)
 BACKEND_TLS_WANTED=0 # 1: the backends listen with ssl too (backend-tls mode)
 BACKEND1_TLS="" BACKEND2_TLS="" # their ssl ports
 BACKEND_TLS_LOG=""              # one line per new TLS connection to them
@@ -936,21 +1052,87 @@ EOF
   start_nginx "$_var" "$name" "$conf" "$port"
 }
 
+# start_nginx_fastcgi VAR NAME PORT FCGI_ADDR (fastcgi mode): nginx passing
+# every request to php-fpm at FCGI_ADDR (127.0.0.1:PORT or unix:PATH) over
+# kept connections, its FastCGI params written out (no `include
+# fastcgi_params`; see the header comment); sets VAR to its master's PID.
+start_nginx_fastcgi() {
+  local _var=$1 name=$2 port=$3 faddr=$4 conf=$TMP/$2.conf
+  {
+    nginx_common "$name"
+    if [[ -n $PROXY_AT ]]; then echo "worker_priority $PROXY_AT;"; fi
+    cat <<EOF
+http {
+$(nginx_http_common "$name")
+  access_log $TMP/$name/access.log combined buffer=64k;
+  upstream php {
+    server $faddr;
+    keepalive 32;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$port backlog=4096 deferred;
+    root $FASTCGI_ROOT;
+    location / {
+      fastcgi_pass php;
+      fastcgi_keep_conn on;
+      fastcgi_index index.php;
+      fastcgi_buffer_size 16k;
+      fastcgi_buffers 8 16k;
+      fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
+      fastcgi_param QUERY_STRING \$query_string;
+      fastcgi_param REQUEST_METHOD \$request_method;
+      fastcgi_param CONTENT_TYPE \$content_type;
+      fastcgi_param CONTENT_LENGTH \$content_length;
+      fastcgi_param SCRIPT_NAME \$fastcgi_script_name;
+      fastcgi_param REQUEST_URI \$request_uri;
+      fastcgi_param DOCUMENT_URI \$document_uri;
+      fastcgi_param DOCUMENT_ROOT \$document_root;
+      fastcgi_param SERVER_PROTOCOL \$server_protocol;
+      fastcgi_param REMOTE_ADDR \$remote_addr;
+      fastcgi_param REMOTE_PORT \$remote_port;
+      fastcgi_param SERVER_ADDR \$server_addr;
+      fastcgi_param SERVER_PORT \$server_port;
+      fastcgi_param SERVER_NAME \$server_name;
+    }
+  }
+}
+EOF
+  } >"$conf"
+  start_nginx "$_var" "$name" "$conf" "$port"
+}
+
 # start_haproxy VAR PORT BACKENDS [BIND_OPTION...]: sets VAR to HAProxy's PID.
-# BACKENDS: plain (the backends' HTTP ports) or tls (their ssl ports, the
-# certificate verified as nginx and inverso do in backend-tls mode). The
-# BIND_OPTIONs end the frontend's bind line (ssl crt FILE).
+# BACKENDS: plain (the backends' HTTP ports), tls (their ssl ports, the
+# certificate verified as nginx and inverso do in backend-tls mode) or
+# fcgi:ADDR (php-fpm at ADDR, 127.0.0.1:PORT or unix@PATH, spoken to in
+# FastCGI: fastcgi mode). The BIND_OPTIONs end the frontend's bind line (ssl
+# crt FILE).
 start_haproxy() {
   local _port=$2 _conf=$TMP/haproxy.conf _pid _bind_extra=""
-  local _b1=$BACKEND1 _b2=$BACKEND2 _server_extra=""
+  local _b1=$BACKEND1 _b2=$BACKEND2 _server_extra="" _servers _fcgi_app=""
   case $3 in
-    plain) ;;
+    plain | fcgi:*) ;;
     tls)
       _b1=$BACKEND1_TLS _b2=$BACKEND2_TLS
       _server_extra=" ssl verify required ca-file $BACKEND_TLS_DIR/ca.pem sni str(localhost) verifyhost localhost"
       ;;
-    *) die "start_haproxy: backends '$3' is neither plain nor tls" ;;
+    *) die "start_haproxy: backends '$3' is none of plain, tls and fcgi:ADDR" ;;
   esac
+  _servers="  server b1 127.0.0.1:$_b1$_server_extra
+  server b2 127.0.0.1:$_b2$_server_extra"
+  if [[ $3 == fcgi:* ]]; then
+    # SCRIPT_FILENAME is docroot + SCRIPT_NAME (the path, index.php
+    # appended to one ending in /), as nginx's and inverso's. keep-conn
+    # (FCGI_KEEP_CONN) is its default, written out.
+    _fcgi_app="fcgi-app php
+  docroot $FASTCGI_ROOT
+  index index.php
+  option keep-conn
+"
+    _servers="  use-fcgi-app php
+  server php ${3#fcgi:} proto fcgi"
+  fi
   if (($# > 3)); then _bind_extra=" ${*:4}"; fi
   mkdir -p "$TMP/haproxy"
   cat >"$_conf" <<EOF
@@ -969,14 +1151,13 @@ defaults
   timeout server 120s
   timeout http-keep-alive 120s
 
-frontend fe
+${_fcgi_app}frontend fe
   bind 127.0.0.1:$_port defer-accept$_bind_extra
   default_backend be
 
 backend be
   balance roundrobin
-  server b1 127.0.0.1:$_b1$_server_extra
-  server b2 127.0.0.1:$_b2$_server_extra
+$_servers
 EOF
   local at=("${RUN[@]}")
   # `nice -n` adds to the caller's value.
@@ -1078,27 +1259,36 @@ truncate_logs() {
 # run_wrk MODE CELL SYSTEM REP PID URL CONNS [WRK_ARG...]
 # PID is the process whose CPU time is counted ("-" for none; empty = the
 # system is not running, the row reads n/a; BACKEND_PID in files mode). WRK_ARGs go to wrk as they are
-# (-H "Connection: close"). Appends one row to runs.tsv.
+# (-H "Connection: close"). Appends one row to runs.tsv. With APP_PID set
+# (php-fpm, fastcgi mode), that process tree's CPU is counted too, apart
+# (app_cpu_ticks; "-" without one).
 run_wrk() {
   local mode=$1 cell=$2 system=$3 rep=$4 pid=$5 url=$6 conns=$7
   shift 7
   local -a args=(-t "$WRK_THREADS" -c "$conns" -d "${SECONDS_PER_RUN}s"
     --timeout "${WRK_TIMEOUT}s" -s "$SCRIPT_DIR/bench_wrk.lua" "$@")
-  local na=$'na\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna'
+  # requests ... timeout; then cpu_ticks, other_cpu_pct and app_cpu_ticks
+  # are three more na
+  local na=$'na\tna\tna\tna\tna\tna\tna\tna\tna\tna'
   if [[ -z $pid ]]; then
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na na \
       >>"$OUT_DIR/runs.tsv"
     return 0
   fi
-  local t0=0 t1=0 b0 b1 w0 w1 m0 m1 out line
+  local t0=0 t1=0 b0 b1 w0 w1 m0 m1 a0=0 a1=0 app_ticks=- out line
   [[ $pid != - ]] && t0=$(cpu_ticks_tree "$pid")
+  [[ -n $APP_PID ]] && a0=$(cpu_ticks_many "$APP_PID")
   b0=$(cpu_ticks_tree "$BACKEND_PID") m0=$(machine_ticks)
   children_ticks w0
   # timeout: wrk stops by itself after -d, this only bounds a hung wrk.
   out=$(timeout $((SECONDS_PER_RUN + WRK_TIMEOUT + 30)) "${RUN[@]}" wrk "${args[@]}" "$url" 2>&1) || true
   children_ticks w1
   m1=$(machine_ticks) b1=$(cpu_ticks_tree "$BACKEND_PID")
-  local ticks=- backend_ticks=$((b1 - b0))
+  if [[ -n $APP_PID ]]; then
+    a1=$(cpu_ticks_many "$APP_PID")
+    app_ticks=$((a1 - a0))
+  fi
+  local ticks=- backend_ticks=$((b1 - b0 + a1 - a0))
   if [[ $pid != - ]]; then
     t1=$(cpu_ticks_tree "$pid")
     ticks=$((t1 - t0))
@@ -1118,7 +1308,7 @@ run_wrk() {
   if [[ -z $line ]]; then
     log "wrk failed for $system $cell: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
     note "wrk failed for $mode $cell $system (rep $rep)"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mode" "$cell" "$system" "$rep" "$na" na na na \
       >>"$OUT_DIR/runs.tsv"
     return 0
   fi
@@ -1129,7 +1319,7 @@ run_wrk() {
   printf '%s\t' "$mode" "$cell" "$system" "$rep" "${f[requests]}" "${f[duration_us]}" \
     "${f[bytes]}" "${f[p50_us]}" "${f[p99_us]}" "${f[connect]}" "${f[read]}" \
     "${f[write]}" "${f[status]}" "${f[timeout]}" >>"$OUT_DIR/runs.tsv"
-  printf '%s\t%s\n' "$ticks" "$other" >>"$OUT_DIR/runs.tsv"
+  printf '%s\t%s\t%s\n' "$ticks" "$other" "$app_ticks" >>"$OUT_DIR/runs.tsv"
   local errs=$((f[connect] + f[read] + f[write] + f[status] + f[timeout]))
   log "$(printf '%-6s %-12s %-14s %9.0f req/s  p99 %6.2f ms  errors %d  other CPU %d%%' \
     "$mode" "$cell" "$system" \
@@ -1712,6 +1902,160 @@ gunzip_check() {
     log "error: $system /gz/$body.txt ($client client, 2nd request): ${problems[*]}; expected 200, $want_what, Content-Encoding '$want_ce' and the file"
     note "gunzip mode: $system /gz/$body.txt ($client client) answered ${problems[*]}; expected 200, $want_what, Content-Encoding '$want_ce' and the file"
     return 1
+  fi
+}
+
+# ---------------------------------------------------------------- fastcgi
+
+FASTCGI_FAILED=0 # 1: the fastcgi mode measured nothing (php-fpm or every proxy failed)
+FASTCGI_ROOT=""  # the docroot php-fpm runs the scripts from
+FASTCGI_WANT=""  # what each script must print, one file per script
+
+# make_fastcgi_scripts (fastcgi mode): small.php and big.php in
+# FASTCGI_ROOT echo the bytes of gzip mode's 1k.txt and 64k.txt (text
+# holding no quote or backslash: a single-quoted PHP string as it is);
+# hello.php prints what the request told PHP, and "ok" for SCRIPT_FILENAME
+# and DOCUMENT_ROOT when they are its own file and the docroot (no path of
+# this machine in its answer). FASTCGI_WANT/NAME holds what each prints.
+make_fastcgi_scripts() {
+  FASTCGI_ROOT=$TMP/php/www FASTCGI_WANT=$TMP/php/want
+  mkdir -p "$FASTCGI_ROOT" "$FASTCGI_WANT"
+  local f name
+  for f in 1k 64k; do
+    name=small
+    [[ $f == 64k ]] && name=big
+    if grep -q "['\\]" "$TMP/www/c/$f.txt"; then die "$f.txt holds a quote or backslash"; fi
+    cp "$TMP/www/c/$f.txt" "$FASTCGI_WANT/$name"
+    {
+      printf "<?php\necho '"
+      cat "$TMP/www/c/$f.txt"
+      printf "';\n"
+    } >"$FASTCGI_ROOT/$name.php"
+  done
+  cat >"$FASTCGI_ROOT/hello.php" <<'EOF'
+<?php
+$s = $_SERVER;
+$same = function ($path, $want) {
+  return isset($path) && realpath($path) === $want ? 'ok' : 'wrong';
+};
+echo 'hello ', 6 * 7,
+  ' method=', $s['REQUEST_METHOD'] ?? '-',
+  ' uri=', $s['REQUEST_URI'] ?? '-',
+  ' script=', $s['SCRIPT_NAME'] ?? '-',
+  ' query=', $s['QUERY_STRING'] ?? '-',
+  ' x=', $_GET['x'] ?? '-',
+  ' script_filename=', $same($s['SCRIPT_FILENAME'] ?? null, __FILE__),
+  ' document_root=', $same($s['DOCUMENT_ROOT'] ?? null, __DIR__), "\n";
+EOF
+  printf 'hello 42 method=GET uri=/hello.php?x=1 script=/hello.php query=x=1 x=1 script_filename=ok document_root=ok\n' \
+    >"$FASTCGI_WANT/hello"
+}
+
+# start_php_fpm VAR POOL=ADDRESS... (fastcgi mode): one php-fpm master with
+# a pool for each POOL (the same settings: see the header comment)
+# listening on ADDRESS, 127.0.0.1:PORT or the path of a Unix socket; sets
+# VAR to the master's PID, or returns 1, having said why, if it does not
+# listen on every address.
+start_php_fpm() {
+  local _var=$1 dir=$TMP/php/fpm _pid pool addr i
+  shift
+  mkdir -p "$dir"
+  {
+    cat <<EOF
+; written by scripts/bench.sh
+[global]
+pid = $dir/php-fpm.pid
+error_log = $dir/error.log
+log_level = notice
+daemonize = no
+EOF
+    for pool in "$@"; do
+      # listen.mode: nginx's workers, run by root, are another user.
+      cat <<EOF
+
+[${pool%%=*}]
+listen = ${pool#*=}
+listen.mode = 0666
+listen.backlog = 4096
+pm = static
+pm.max_children = $FASTCGI_CHILDREN
+pm.max_requests = 0
+EOF
+    done
+  } >"$dir/php-fpm.conf"
+  # -F: in the foreground, our child, stopped by its PID. Run as root,
+  # php-fpm refuses to start its workers as root without -R.
+  local as_root=()
+  [[ $(id -u) == 0 ]] && as_root=(-R)
+  "${RUN[@]}" "$PHP_FPM" -F ${as_root[@]+"${as_root[@]}"} -y "$dir/php-fpm.conf" \
+    >"$dir/stdout.log" 2>&1 &
+  _pid=$!
+  PIDS+=("$_pid")
+  for pool in "$@"; do
+    addr=${pool#*=}
+    if [[ $addr == /* ]]; then
+      # The master binds every pool's socket before it starts a worker.
+      for ((i = 0; i < 100; i++)); do
+        [[ -S $addr ]] && break
+        alive "$_pid" || break
+        sleep 0.1
+      done
+      [[ -S $addr ]] && continue
+    elif wait_listening "$_pid" "${addr##*:}"; then
+      continue
+    fi
+    log "error: php-fpm did not listen on $addr (pool ${pool%%=*}); its log:"
+    tail -n 10 "$dir/error.log" "$dir/stdout.log" >&2 || true
+    note "fastcgi mode: php-fpm did not start: $(tail -n 2 "$dir/error.log" 2>/dev/null | tr '\n' ' ')"
+    stop_pid "$_pid"
+    return 1
+  done
+  printf -v "$_var" '%s' "$_pid"
+}
+
+# fastcgi_probe SYSTEM TRANSPORT PORT SCRIPT (fastcgi mode): GET
+# /SCRIPT.php (hello with ?x=1) must answer 200 with the exact bytes the
+# script prints (FASTCGI_WANT/SCRIPT). Writes fastcgicheck.tsv; returns 1,
+# having said why, on a wrong answer.
+fastcgi_probe() {
+  local system=$1 transport=$2 port=$3 script=$4 raw heads code ctype framing size same=no path
+  path=/$script.php
+  [[ $script == hello ]] && path+='?x=1'
+  mkdir -p "$TMP/fastcgi-probe"
+  raw=$TMP/fastcgi-probe/$system-$transport-$script
+  heads=$TMP/fastcgi-probe/$system-$transport-$script.heads
+  : >"$raw"
+  : >"$heads"
+  code=$(curl -s -D "$heads" -o "$raw" -w '%{http_code}' --max-time 5 \
+    "http://127.0.0.1:$port$path" || true)
+  ctype=$(tr -d '\r' <"$heads" | awk -F': ' 'tolower($1) == "content-type" { print $2 }')
+  framing=$(tr -d '\r' <"$heads" | awk -F': ' 'tolower($1) == "content-length" { print "length " $2 }
+    tolower($1) == "transfer-encoding" { print $2 }' | paste -sd ' ')
+  size=$(wc -c <"$raw")
+  if cmp -s "$raw" "$FASTCGI_WANT/$script"; then same=yes; fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$transport" "$script" "${code:-none}" \
+    "$size" "$same" "${framing:-none}" "${ctype:-none}" >>"$OUT_DIR/fastcgicheck.tsv"
+  log "fastcgi probe $system ($transport) $path: status ${code:-none}, $size bytes (the script's: $same), ${framing:-no framing field}, Content-Type '${ctype:-none}'"
+  if [[ $code != 200 || $same != yes ]]; then
+    log "error: $system ($transport) $path answered status '${code:-none}' with $size bytes$([[ $same == yes ]] || echo " that are not what the script prints ($(wc -c <"$FASTCGI_WANT/$script") bytes)"); expected 200 and the script's output"
+    if [[ $script == hello ]]; then
+      log "  got:  $(head -c 300 "$raw" | tr -d '\r' | head -n 3)"
+      log "  want: $(cat "$FASTCGI_WANT/$script")"
+    fi
+    note "fastcgi mode: $system ($transport) $path answered status '${code:-none}' with $size bytes (the script's output: $same); $system skipped over $transport"
+    return 1
+  fi
+}
+
+# fastcgi_held ADDR: the established connections to php-fpm at ADDR
+# (127.0.0.1:PORT, or unix:PATH: counted on php-fpm's side, where the
+# socket's path shows), from ss.
+fastcgi_held() {
+  local addr=$1
+  if [[ $addr == unix:* ]]; then
+    ss -Hxn 2>/dev/null | awk -v p="${addr#unix:}" '$2 == "ESTAB" && $5 == p { n++ } END { print n + 0 }'
+  else
+    ss -Htn state established "( dport = :${addr##*:} )" 2>/dev/null | awk 'END { print NR }'
   fi
 }
 
@@ -2490,6 +2834,153 @@ mode_upload() {
   done
 }
 
+mode_fastcgi() {
+  log "== fastcgi mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  make_fastcgi_scripts
+  local fpm_version opcache hv transport
+  # awk reads all: a reader that stops early would fail the pipe (pipefail).
+  fpm_version=$("$PHP_FPM" -v 2>/dev/null | awk 'NR == 1 { print $1, $2 }' || true)
+  opcache=$("$PHP_FPM" -i 2>/dev/null | awk -F' => ' '$1 == "opcache.enable" { print $2 }' || true)
+  note "fastcgi mode: $fpm_version ($(basename "$PHP_FPM")), Debian's php.ini for FPM, opcache.enable ${opcache:-n/a}; one master, a pool per proxy, each pm = static with $FASTCGI_CHILDREN children"
+  # fcgi-app came with HAProxy 2.1.
+  FASTCGI_HAPROXY=1
+  hv=$(haproxy -v | awk 'NR == 1 { print $3 }')
+  if ! printf '%s\n' 2.1 "${hv%%-*}" | sort -C -V; then
+    FASTCGI_HAPROXY=0
+    log "error: HAProxy $hv has no fcgi-app (2.1 and later); haproxy skipped"
+    note "fastcgi mode: HAProxy $hv has no fcgi-app (2.1 and later); haproxy skipped"
+  fi
+  FASTCGI_MEASURED=0
+  for transport in tcp unix; do
+    fastcgi_round "$transport" "$fpm_version" "${opcache:-n/a}"
+  done
+  if ((FASTCGI_MEASURED == 0)); then
+    log "error: fastcgi mode measured nothing: php-fpm did not start, or no proxy answered what the scripts print (see above)"
+    note "fastcgi mode measured nothing: php-fpm did not start, or no proxy answered what the scripts print"
+    FASTCGI_FAILED=1
+  fi
+}
+
+FASTCGI_HAPROXY=1  # 0: this HAProxy has no fcgi-app
+FASTCGI_MEASURED=0 # rounds of fastcgi mode that measured a proxy
+
+# fastcgi_round TRANSPORT FPM_VERSION OPCACHE (fastcgi mode): php-fpm with a
+# pool per proxy on TRANSPORT (tcp: a 127.0.0.1 port each; unix: a Unix
+# socket each, in the temp dir), the three proxies in front, each checked
+# and then measured, the cells "BODY kaN TRANSPORT"; all stopped after.
+fastcgi_round() {
+  local transport=$1 p_nginx p_haproxy p_inverso fpm_pid="" s body script rep cell conns ok
+  local nginx_pid="" haproxy_pid="" inverso_pid="" passed=() port
+  local -A fcgi=() # each proxy's pool: its address, as nginx and inverso write it
+  log "-- fastcgi mode over $transport"
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso
+  local pools=()
+  for s in nginx haproxy inverso; do
+    if [[ $transport == tcp ]]; then
+      pick_port port
+      fcgi[$s]=127.0.0.1:$port
+      pools+=("$s=127.0.0.1:$port")
+    else
+      fcgi[$s]=unix:$TMP/php/fpm/$s.sock
+      pools+=("$s=$TMP/php/fpm/$s.sock")
+    fi
+  done
+  if ! start_php_fpm fpm_pid "${pools[@]}"; then
+    log "error: fastcgi mode over $transport: php-fpm did not start, nothing measured (see above)"
+    return 0
+  fi
+  log "php-fpm ($2, opcache.enable $3) pid $fpm_pid: pools nginx ${fcgi[nginx]}, haproxy ${fcgi[haproxy]}, inverso ${fcgi[inverso]}, $FASTCGI_CHILDREN children each"
+  start_nginx_fastcgi nginx_pid "nginx-fastcgi-$transport" "$p_nginx" "${fcgi[nginx]}"
+  if [[ $FASTCGI_HAPROXY == 1 ]]; then
+    # HAProxy writes a Unix socket unix@PATH.
+    local ha=${fcgi[haproxy]}
+    [[ $ha == unix:* ]] && ha=unix@${ha#unix:}
+    start_haproxy haproxy_pid "$p_haproxy" "fcgi:$ha"
+  fi
+  # fastcgi_keep_conn: kept connections, as nginx's and HAProxy's (its
+  # default is a connection per request). No max_conns, as the others have
+  # none: the pool has children enough (inverso warns of it).
+  start_inverso inverso_pid "inverso-fastcgi-$transport" "$p_inverso" 0 \
+    "targets = ${fcgi[inverso]} fastcgi" "fastcgi_root = $FASTCGI_ROOT" \
+    "fastcgi_index = index.php" "fastcgi_keep_conn = true"
+
+  local -A ports=([nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
+  local -A pids=([nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
+  local -A said=([nginx]=nginx-fastcgi-$transport/error.log [haproxy]=haproxy/stderr.log
+    [inverso]=inverso-fastcgi-$transport/stderr.log)
+  local systems=(nginx haproxy inverso)
+  # A proxy that does not answer what the scripts print is skipped (its rows
+  # n/a), not the mode: so the mode runs with an inverso without FastCGI.
+  for s in "${systems[@]}"; do
+    if [[ -z ${pids[$s]} ]]; then
+      log "error: $s did not start; skipped"
+      printf '%s\t%s\t-\tnot started\t-\t-\t-\t-\n' "$s" "$transport" >>"$OUT_DIR/fastcgicheck.tsv"
+      continue
+    fi
+    ok=1
+    for script in small big hello; do
+      fastcgi_probe "$s" "$transport" "${ports[$s]}" "$script" || ok=0
+    done
+    if ((ok == 0)); then
+      log "error: $s does not answer what the scripts print over $transport; skipped. Its ${said[$s]##*/} and php-fpm's log:"
+      tail -n 10 "$TMP/${said[$s]}" "$TMP/php/fpm/error.log" >&2 || true
+      stop_pid "${pids[$s]}"
+      pids[$s]=""
+      continue
+    fi
+    passed+=("$s")
+  done
+  if ((${#passed[@]} > 0)); then
+    FASTCGI_MEASURED=$((FASTCGI_MEASURED + 1))
+    # 64 connections (wrk takes the last -c): the proxies' pools to php-fpm
+    # then hold what a run needs.
+    for s in "${passed[@]}"; do
+      for script in small big; do
+        warm_up "http://127.0.0.1:${ports[$s]}/$script.php" -c 64
+      done
+    done
+
+    APP_PID=$fpm_pid
+    for ((rep = 1; rep <= REPS; rep++)); do
+      for body in 1k 64k; do
+        script=small
+        [[ $body == 64k ]] && script=big
+        for cell in ka16 ka64; do
+          conns=${cell//[a-z]/}
+          for s in "${systems[@]}"; do
+            run_wrk fastcgi "$body $cell $transport" "$s" "$rep" "${pids[$s]}" \
+              "http://127.0.0.1:${ports[$s]}/$script.php" "$conns"
+          done
+        done
+      done
+    done
+    APP_PID=""
+    # Connections each proxy keeps to its pool after the runs: as many as a
+    # run's clients, or so, when they are kept and reused; none otherwise.
+    local held
+    for s in "${passed[@]}"; do
+      held=$(fastcgi_held "${fcgi[$s]}")
+      printf '%s\t%s\t%s\n' "$s" "$transport" "$held" >>"$OUT_DIR/fastcgiconns.tsv"
+      log "fastcgi $s ($transport): $held connections to its php-fpm pool open after the runs"
+    done
+  fi
+
+  for s in "${systems[@]}"; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\tfastcgi %s\t%s\t%s\n' "$s" "$transport" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\tfastcgi %s\tna\tna\n' "$s" "$transport" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  for s in inverso haproxy nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+  stop_pid "$fpm_pid"
+}
+
 # measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
 # while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
 # tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
@@ -2572,9 +3063,9 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
-  printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\n' \
+  printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\tapp_cpu_ticks\n' \
     >"$OUT_DIR/runs.tsv"
   printf 'system\tmode\tpeak_rss_kib\tthreads\n' >"$OUT_DIR/mem.tsv"
   printf 'system\tbody\tx_cache\n' >"$OUT_DIR/cachecheck.tsv"
@@ -2597,6 +3088,9 @@ main() {
   printf 'system\tbody\tstatus\tframing\tbackend_got\tspool_left\n' >"$OUT_DIR/uploadcheck.tsv"
   printf 'system\tstatus\tfile_seen\tnamed_entries\n' >"$OUT_DIR/uploaddisk.tsv"
   printf 'system\twhen\tentries\n' >"$OUT_DIR/uploadspool.tsv"
+  printf 'system\ttransport\tscript\tstatus\tbytes\tsame_as_script\tframing\tcontent_type\n' \
+    >"$OUT_DIR/fastcgicheck.tsv"
+  printf 'system\ttransport\theld\n' >"$OUT_DIR/fastcgiconns.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -2649,6 +3143,7 @@ main() {
     auth) mode_auth ;;
     subfilter) mode_subfilter ;;
     upload) mode_upload ;;
+    fastcgi) mode_fastcgi ;;
     all)
       mode_proxy
       mode_idle
@@ -2661,6 +3156,7 @@ main() {
       mode_auth
       mode_subfilter
       mode_upload
+      mode_fastcgi
       ;;
   esac
 
@@ -2677,6 +3173,8 @@ main() {
     die "the gunzip mode stopped before measuring (a proxy did not start or did not answer decoded cache hits or relayed answers as expected; see above)"
   ((UPLOAD_FAILED == 0)) ||
     die "the upload mode stopped before measuring (a proxy did not start, did not take the POSTs or did not read a body to disk as expected; see above)"
+  ((FASTCGI_FAILED == 0)) ||
+    die "the fastcgi mode stopped before measuring (php-fpm did not start, or no proxy answered what the scripts print; see above)"
 }
 
 main "$@"

@@ -5,8 +5,8 @@ Usage: bench_report.py OUT_DIR   (reads runs.tsv, mem.tsv, idle.tsv,
 idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
 authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
-gunzipcheck.tsv, uploadcheck.tsv, uploaddisk.tsv, uploadspool.tsv, info.txt
-there; prints the report and writes
+gunzipcheck.tsv, uploadcheck.tsv, uploaddisk.tsv, uploadspool.tsv,
+fastcgicheck.tsv, fastcgiconns.tsv, info.txt there; prints the report and writes
 OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
@@ -92,6 +92,16 @@ class Cell:
         vals = []
         for r in self.measured:
             ticks, reqs = num(r["cpu_ticks"]), num(r["requests"])
+            if ticks is not None and reqs:
+                vals.append(ticks * 1e6 / clk_tck / reqs)
+        return median(vals)
+
+    def app_us_per_req(self, clk_tck):
+        """CPU of the application server behind the proxy (php-fpm in
+        fastcgi mode) per request of the run."""
+        vals = []
+        for r in self.measured:
+            ticks, reqs = num(r.get("app_cpu_ticks")), num(r["requests"])
             if ticks is not None and reqs:
                 vals.append(ticks * 1e6 / clk_tck / reqs)
         return median(vals)
@@ -432,6 +442,99 @@ def upload_section(runs, checks, disk, spool, clk_tck):
              f"proxy's open files meanwhile: {on_disk or 'n/a'}. Spool directory: "
              f"{left or 'n/a'}.", ""]
             + table(header, rows) + [""])
+
+
+def fastcgi_section(runs, checks, conns, clk_tck):
+    """fastcgi mode: nginx, HAProxy and inverso in front of php-fpm, every
+    proxy over nginx, and php-fpm's CPU per request."""
+    order, cells = group(runs, "fastcgi")
+    if not order:
+        return []
+    header = ["cell", "system", "req/s", "p50 ms", "p99 ms", "errors",
+              "req/s ÷ nginx", "p50 ÷ nginx p50", "p99 ÷ nginx p99",
+              "proxy CPU µs/req", "CPU ÷ nginx", "php-fpm CPU µs/req", "bytes/resp",
+              "probe", "other CPU %"]
+    seen = {}
+    for c in checks:
+        seen.setdefault((c["system"], c["transport"]), []).append(c)
+    rows = []
+    for name in order:
+        systems = cells[name]
+        nginx = systems.get("nginx")
+        nginx_cpu = nginx.cpu_us_per_req(clk_tck) if nginx else None
+        script = "small" if name.split()[0] == "1k" else "big"
+        transport = name.split()[-1]
+        for sysname, c in systems.items():
+            cpu, app = c.cpu_us_per_req(clk_tck), c.app_us_per_req(clk_tck)
+            rows.append([
+                name, sysname, fmt_int(c.rps()), fmt_ms(c.p50()), fmt_ms(c.p99()),
+                c.errors(),
+                fmt_ratio(c.rps(), nginx.rps() if nginx else None),
+                fmt_ratio(c.p50(), nginx.p50() if nginx else None),
+                fmt_ratio(c.p99(), nginx.p99() if nginx else None),
+                "n/a" if cpu is None else f"{cpu:.1f}",
+                fmt_ratio(cpu, nginx_cpu),
+                "n/a" if app is None else f"{app:.1f}",
+                fmt_int(c.bytes_per_req()),
+                fastcgi_label(seen.get((sysname, transport), []), script), c.other_cpu(),
+            ])
+    held = "; ".join(f"{c['transport']} {c['system']} {na(c['held'])}" for c in conns)
+    return (["## FastCGI: inverso vs nginx and HAProxy in front of php-fpm", "",
+             "Each proxy passes every request to php-fpm (Debian's, one master with a "
+             "pool of its own for each proxy, the same settings: `pm = static`, the "
+             "children in the notes) over kept connections, cache off, and relays the "
+             "script's output: /small.php and /big.php echo a fixed text of 1 KiB and "
+             "64 KiB (text/html, no length from PHP). Two rounds, the cells named "
+             "after them: tcp, each pool on a 127.0.0.1 port; unix, each on a Unix "
+             "socket (as Debian's php-fpm listens by default), a php-fpm and proxies "
+             "of their own. Over TCP, a good part of the 64 KiB answers wait some 40 ms "
+             "whichever the proxy (p99, and p50 when many do): php-fpm's last segment "
+             "held back (Nagle) until the proxy's delayed ACK, it seems (the kernel's "
+             "TcpExtDelayedACKs count grows with them), so those cells' req/s swing "
+             "from run to run; a Unix socket has no such wait. At 64 connections, 64 "
+             "PHP workers share the cores with wrk and the proxy: the p99 there is "
+             "mostly the scheduler's. nginx: `fastcgi_pass` to an "
+             "upstream with `keepalive 32`, `fastcgi_keep_conn on`, its params "
+             "written out (no `include fastcgi_params`), `fastcgi_buffers 8 16k`; "
+             "HAProxy: `fcgi-app` (docroot, `index index.php`, `option keep-conn`), "
+             "`use-fcgi-app`, `server ... proto fcgi`, `http-reuse always`; inverso: "
+             "`targets = 127.0.0.1:PORT fastcgi`, `fastcgi_root`, `fastcgi_index = "
+             "index.php`, `fastcgi_keep_conn = true` (its default is a connection per "
+             "request), no `max_conns` (as the others have no limit). A pool per proxy: a php-fpm child serves one connection at a "
+             "time and, with FCGI_KEEP_CONN, stays with it until the proxy closes it, "
+             "so each connection a proxy keeps, busy or idle, holds a child; one pool "
+             "of a few children would leave requests waiting in its listen queue "
+             "behind idle connections. No direct row: wrk speaks no FastCGI. Ratios "
+             "are of the medians; proxy CPU µs/req counts the proxy's processes, "
+             "php-fpm CPU µs/req php-fpm's master and children over the same run. "
+             "probe: before measuring, /small.php, /big.php and /hello.php?x=1 (the "
+             "request's method, URI, SCRIPT_NAME and QUERY_STRING, and whether "
+             "SCRIPT_FILENAME and DOCUMENT_ROOT were the script's and the docroot's) "
+             "must answer 200 with the bytes the script prints; a proxy that does not "
+             "is skipped, its rows n/a. Connections each proxy kept open to its pool "
+             "after a round's runs (ss; as many as a run's clients, or about, when "
+             f"they are kept and reused, none if not): {held or 'n/a'}.", ""]
+            + table(header, rows) + [""])
+
+
+def fastcgi_label(checks, script):
+    """What the probe saw of one proxy over one transport: skipped (and
+    why) if any of its checks failed, else the framing of the script
+    measured in this cell."""
+    if not checks:
+        return "n/a"
+    bad = []
+    for c in checks:
+        if c["status"] == "not started":
+            return "**skipped: did not start**"
+        if c["status"] != "200" or c["same_as_script"] != "yes":
+            bad.append(f"{c['script']}.php status {c['status']}, {c['bytes']} bytes"
+                       + ("" if c["same_as_script"] == "yes" else ", not the script's output"))
+    if bad:
+        return "**skipped: " + "; ".join(bad) + "**"
+    mine = [c for c in checks if c["script"] == script]
+    framing = mine[0]["framing"] if mine else "n/a"
+    return f"200, the script's bytes ({len(checks)} scripts), {framing}"
 
 
 def upload_label(check):
@@ -823,6 +926,8 @@ def main():
     out += upload_section(runs, read_tsv(os.path.join(out_dir, "uploadcheck.tsv")),
                           read_tsv(os.path.join(out_dir, "uploaddisk.tsv")),
                           read_tsv(os.path.join(out_dir, "uploadspool.tsv")), clk_tck)
+    out += fastcgi_section(runs, read_tsv(os.path.join(out_dir, "fastcgicheck.tsv")),
+                           read_tsv(os.path.join(out_dir, "fastcgiconns.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
