@@ -3473,8 +3473,13 @@ fn fastcgi_read(
         !begun.keep_conn,
         "says whether the connection goes on"
     );
+    // Framed by a length when the body was whole at the first read, else
+    // in chunks: which, depends on how the bytes came.
     let fields = (head.headers.iter())
-        .filter(|(name, _)| !name.eq_ignore_ascii_case("transfer-encoding"))
+        .filter(|(name, _)| {
+            !name.eq_ignore_ascii_case("transfer-encoding")
+                && !name.eq_ignore_ascii_case("content-length")
+        })
         .map(|(name, value)| (name.to_ascii_lowercase(), value.to_vec()))
         .collect();
     Ok(Some((head.status, fields, read)))

@@ -21,6 +21,18 @@ pub struct Decoder {
     /// The HTTP response so far, not yet read, from `out_at`.
     out: Vec<u8>,
     out_at: usize,
+    /// The head of an answer the script gave no length, all but its
+    /// framing: held until the proxy reads it, when the framing is
+    /// known. The whole body here by then, it goes with its length
+    /// (which the proxy sends on as it came, with no chunk to undo);
+    /// else in chunks.
+    unframed_head: Option<Vec<u8>>,
+    /// The reply ended while `unframed_head` waited: the body is whole.
+    ended: bool,
+    /// Body bytes of such an answer not framed yet: what came by the
+    /// time the proxy reads goes as one chunk, however many records
+    /// brought it (PHP sends one per 4 KiB of output).
+    unframed: Vec<u8>,
     /// What goes out only once the reply has ended: the last bytes of a
     /// body of known length, or the whole head of an answer without a
     /// body. The proxy has then read `FCGI_END_REQUEST` before it takes
@@ -110,7 +122,18 @@ impl Decoder {
 
     /// Whether response bytes are waiting to be read.
     pub fn has_output(&self) -> bool {
-        self.out_at < self.out.len()
+        self.out_at < self.out.len() || self.unframed_head.is_some() || !self.unframed.is_empty()
+    }
+
+    /// How many response bytes are waiting to be read, about (the
+    /// framing of what is not framed yet aside).
+    pub fn waiting(&self) -> usize {
+        self.out.len() - self.out_at + self.unframed.len()
+    }
+
+    /// Whether a reply is being read: its end has not come.
+    pub fn is_reading(&self) -> bool {
+        !matches!(self.state, State::Idle)
     }
 
     /// Whether the connection stands between replies, with nothing read
@@ -124,6 +147,13 @@ impl Decoder {
 
     /// Copies response bytes into `buf`; how many.
     pub fn take(&mut self, buf: &mut [u8]) -> usize {
+        if self.out_at == self.out.len() {
+            // Framed straight into `buf` when it fits, copied once.
+            let framed = self.frame(buf);
+            if framed > 0 {
+                return framed;
+            }
+        }
         let waiting = &self.out[self.out_at..];
         let n = waiting.len().min(buf.len());
         buf[..n].copy_from_slice(&waiting[..n]);
@@ -140,6 +170,7 @@ impl Decoder {
         if !self.has_output() {
             self.out = Vec::new();
             self.out_at = 0;
+            self.unframed = Vec::new();
         }
         self.held = Vec::new();
     }
@@ -259,7 +290,8 @@ impl Decoder {
                 let mut head = Vec::with_capacity(head_end + 64);
                 let framing = http_head(&cgi[..head_end], request, &mut head)?;
                 match framing {
-                    Framing::Chunked | Framing::Length(1..) => self.out.extend_from_slice(&head),
+                    Framing::Chunked => self.unframed_head = Some(head),
+                    Framing::Length(1..) => self.out.extend_from_slice(&head),
                     Framing::Nothing | Framing::Length(0) => self.held = head,
                 }
                 self.state = State::Body(framing);
@@ -270,11 +302,7 @@ impl Decoder {
                     return Ok(());
                 }
                 match framing {
-                    Framing::Chunked => {
-                        chunk_size_line(content.len(), &mut self.out);
-                        self.out.extend_from_slice(content);
-                        self.out.extend_from_slice(b"\r\n");
-                    }
+                    Framing::Chunked => self.unframed.extend_from_slice(content),
                     Framing::Length(left) => {
                         let take = content
                             .len()
@@ -295,13 +323,64 @@ impl Decoder {
         }
     }
 
+    /// Frames what waits of an answer the script gave no length: its
+    /// head, once (with a `Content-Length` when the body is whole, else
+    /// for chunks), and the body since the last read as one chunk (or as
+    /// it is, with a length). Into `buf` when it all fits there (how
+    /// many bytes), else into `out` (0).
+    fn frame(&mut self, buf: &mut [u8]) -> usize {
+        let body_len = self.unframed.len();
+        let (mut before, after): (Vec<u8>, &[u8]) = match self.unframed_head.take() {
+            None if body_len == 0 => return 0,
+            None => (Vec::with_capacity(16), b"\r\n"),
+            Some(mut head) if self.ended => {
+                push_field(&mut head, "Content-Length", body_len as u64);
+                head.extend_from_slice(b"\r\n");
+                (head, b"")
+            }
+            Some(mut head) => {
+                head.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                match body_len {
+                    0 => (head, b""),
+                    _ => (head, b"\r\n"),
+                }
+            }
+        };
+        let chunked = !after.is_empty();
+        if chunked {
+            chunk_size_line(body_len, &mut before);
+        }
+        self.ended = false;
+        let total = before.len() + body_len + after.len();
+        if total <= buf.len() {
+            let (head, rest) = buf.split_at_mut(before.len());
+            head.copy_from_slice(&before);
+            let (body, tail) = rest.split_at_mut(body_len);
+            body.copy_from_slice(&self.unframed);
+            tail[..after.len()].copy_from_slice(after);
+            self.unframed.clear();
+            return total;
+        }
+        self.out.extend_from_slice(&before);
+        self.out.extend_from_slice(&self.unframed);
+        self.out.extend_from_slice(after);
+        self.unframed.clear();
+        0
+    }
+
     /// `FCGI_END_REQUEST`, complete: the response ends.
     fn end(&mut self) -> Result<(), ReplyError> {
         match std::mem::take(&mut self.state) {
             State::Idle => Err(ReplyError::Unasked),
             State::Head { .. } => Err(ReplyError::NoHead),
             State::Body(Framing::Length(left @ 1..)) => Err(ReplyError::Short(left)),
+            // Not read yet: it goes whole, with its length.
+            State::Body(Framing::Chunked) if self.unframed_head.is_some() => {
+                self.ended = true;
+                Ok(())
+            }
             State::Body(Framing::Chunked) => {
+                self.frame(&mut []);
                 self.out.extend_from_slice(LAST_CHUNK);
                 Ok(())
             }
@@ -337,7 +416,10 @@ fn cgi_head_end(cgi: &[u8], searched_from: usize) -> Option<(usize, usize)> {
 }
 
 /// Writes the HTTP head of the CGI header `cgi` (its lines, without the
-/// blank one) into `out`, and says how its body goes. `Status` gives the
+/// blank one) into `out`, and says how its body goes: with
+/// [`Framing::Chunked`], all but the framing field and the blank line,
+/// which [`Decoder::frame`] writes once it knows whether the body is
+/// whole. `Status` gives the
 /// status (200 without one; 302 with a `Location` alone, RFC 3875
 /// §6.2.3); the fields that frame or end a connection are the proxy's to
 /// write, not the script's.
@@ -429,10 +511,7 @@ fn http_head(cgi: &[u8], request: Begun, out: &mut Vec<u8>) -> Result<Framing, R
     let framing = match (bodiless, length) {
         (true, _) => Framing::Nothing,
         (false, Some(n)) => Framing::Length(n),
-        (false, None) => {
-            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
-            Framing::Chunked
-        }
+        (false, None) => return Ok(Framing::Chunked),
     };
     out.extend_from_slice(b"\r\n");
     Ok(framing)
@@ -504,14 +583,28 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_without_a_length_goes_in_chunks_ended_by_the_end_of_the_request() {
+    fn a_reply_without_a_length_goes_with_one_when_whole_else_in_a_chunk_a_read() {
         let cgi = b"Content-Type: text/html\nX-Powered-By: PHP\n\n<p>hello</p>";
         let head = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Powered-By: PHP\r\n\
                     Transfer-Encoding: chunked\r\n\r\n";
-        // A chunk for each record's piece as it came.
+        // Whole by the time the proxy reads, in however many records it
+        // came: with its length.
         let http = read(&reply(cgi, 5), false, 1000).unwrap();
-        let want = format!("{head}2\r\n<p\r\n5\r\n>hell\r\n5\r\no</p>\r\n0\r\n\r\n");
-        assert_eq!(String::from_utf8(http).unwrap(), want);
+        let whole = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Powered-By: PHP\r\n\
+                     Content-Length: 12\r\n\r\n<p>hello</p>";
+        assert_eq!(String::from_utf8(http).unwrap(), whole);
+        // Read as it comes: in chunks, one for what came before each read.
+        let mut decoder = Decoder::default();
+        decoder.begin(KEPT);
+        let bytes = reply(cgi, 5);
+        let (first, rest) = bytes.split_at(bytes.len() - 24);
+        decoder.feed(first).unwrap();
+        let mut buf = [0; 200];
+        let n = decoder.take(&mut buf);
+        decoder.feed(rest).unwrap();
+        let m = decoder.take(&mut buf[n..]);
+        let want = format!("{head}c\r\n<p>hello</p>\r\n0\r\n\r\n");
+        assert_eq!(String::from_utf8_lossy(&buf[..n + m]), want);
         for by in [1, 3] {
             let http = read(&reply(cgi, 5), false, by).unwrap();
             assert!(http.starts_with(head.as_bytes()), "fed by {by}");
@@ -553,7 +646,7 @@ mod tests {
         // No field at all.
         let http = read(&reply(b"\r\nbody", 100), false, 100).unwrap();
         assert!(
-            http.ends_with(b"chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n"),
+            http.ends_with(b"OK\r\nContent-Length: 4\r\n\r\nbody"),
             "{http:?}"
         );
     }

@@ -62,10 +62,6 @@ impl FcgiStream {
         }
     }
 
-    pub fn is_tcp(&self) -> bool {
-        self.tcp
-    }
-
     pub fn set_nodelay(&self) -> io::Result<()> {
         match self.tcp {
             true => self.socket.set_nodelay(true),
@@ -148,7 +144,11 @@ impl FcgiStream {
     }
 
     /// Reads response bytes into `buf`, reading records from the socket
-    /// with `recv` until some come (or the socket ends: `Ok(0)`).
+    /// with `recv` until some come (or the socket ends: `Ok(0)`). Once
+    /// some have, what else has arrived is read too, without waiting, up
+    /// to what `buf` takes: a reply that came in many records (PHP sends
+    /// one per 4 KiB of output) is read in as few reads, and its body
+    /// goes on in as few chunks and writes, as came in the meantime.
     fn read_with(
         &self,
         buf: &mut [u8],
@@ -156,23 +156,32 @@ impl FcgiStream {
     ) -> io::Result<usize> {
         let mut reading = self.reading.lock();
         let Reading { decoder, raw } = &mut *reading;
-        loop {
-            if decoder.has_output() {
-                return Ok(decoder.take(buf));
-            }
-            if raw.is_empty() {
-                *raw = take_buffer(READ_BUFFER);
-            }
+        if raw.is_empty() {
+            *raw = take_buffer(READ_BUFFER);
+        }
+        while !decoder.has_output() {
             let n = recv(raw)?;
             if n == 0 {
                 return Ok(0);
             }
-            let fed = decoder.feed(&raw[..n]);
-            for said in decoder.said.drain(..) {
-                log::warn!("FastCGI server {} said on stderr: {said}", self.peer());
-            }
-            fed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            self.feed(decoder, &raw[..n])?;
         }
+        while decoder.is_reading() && decoder.waiting() < buf.len() {
+            match recv_now(self.socket.as_raw_fd(), raw) {
+                Ok(n) if n > 0 => self.feed(decoder, &raw[..n])?,
+                // Its end, an error, or nothing yet: the next read's.
+                _ => break,
+            }
+        }
+        Ok(decoder.take(buf))
+    }
+
+    fn feed(&self, decoder: &mut Decoder, bytes: &[u8]) -> io::Result<()> {
+        let fed = decoder.feed(bytes);
+        for said in decoder.said.drain(..) {
+            log::warn!("FastCGI server {} said on stderr: {said}", self.peer());
+        }
+        fed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
     /// The server's address, for the log.
