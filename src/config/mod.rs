@@ -148,7 +148,8 @@ pub struct Config {
     /// carry).
     pub pass_trailers: bool,
     /// How this pool's `fastcgi` targets are asked: `fastcgi_root`,
-    /// `fastcgi_index`, `fastcgi_split_path_info`, `fastcgi_params`.
+    /// `fastcgi_index`, `fastcgi_script`, `fastcgi_split_path_info`,
+    /// `fastcgi_params`, `fastcgi_keep_conn`.
     pub fastcgi: crate::fastcgi::App,
     /// `None`: an eighth of `cache_size`.
     pub max_object_size: Option<u64>,

@@ -335,14 +335,10 @@ impl Client {
         })
     }
 
-    /// Whom a connection to a backend is made for: the two ends of this
-    /// connection as a PROXY header names them (the client a PROXY header
-    /// in front named, not the one `real_ip_from` takes from a field: a
-    /// kept connection serves the next request too), and where those to
-    /// `send_proxy` targets are kept.
     /// What a FastCGI server is told of this client's request:
     /// `REMOTE_ADDR` is the client the log names (a trusted proxy's word
-    /// taken, as nginx's `$remote_addr` after `real_ip`).
+    /// taken, as nginx's `$remote_addr` after `real_ip`; its port then
+    /// unknown, and not sent).
     pub(super) fn fastcgi_exchange(&self) -> crate::fastcgi::Exchange {
         let port = match self.real_ip == self.peer {
             true => self.peer_port,
@@ -355,6 +351,11 @@ impl Client {
         }
     }
 
+    /// Whom a connection to a backend is made for: the two ends of this
+    /// connection as a PROXY header names them (the client a PROXY header
+    /// in front named, not the one `real_ip_from` takes from a field: a
+    /// kept connection serves the next request too), and where those to
+    /// `send_proxy` targets are kept.
     pub(super) fn for_backend(&self) -> ForClient<'_> {
         ForClient {
             ends: ClientEnds {

@@ -146,7 +146,7 @@ pub(super) fn relay(
                 // may be waiting for the close.
                 drop(fetched.up.conn);
             }
-            drop(fetched.slot.take());
+            drop(fetched.slot);
             let coded = (prepared.compressed.as_deref())
                 .or(prepared.decoded.as_deref())
                 .unwrap_or(&body);
