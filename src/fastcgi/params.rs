@@ -398,6 +398,8 @@ mod tests {
         assert_eq!(vars["APP_ENV"], "production");
         assert_eq!(vars["SERVER_NAME"], "www.example");
         assert!(!vars.contains_key("HTTP_ACCEPT"));
+        assert_eq!(vars["HTTP_HOST"], "a.example", "the others stay");
+        assert_eq!(vars["SCRIPT_FILENAME"], "/srv/www/index.php");
     }
 
     #[test]
