@@ -84,15 +84,13 @@ pub fn params(
     exchange: Option<&Exchange>,
 ) -> Result<Vec<u8>, ParamsError> {
     let script = script(app, request.target)?;
+    // Fields the proxy sends once (it refuses a request with two).
     let field = |name: &str| {
-        let values: Vec<&[u8]> = (request.headers.iter())
-            .filter(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value)
-            .collect();
-        (!values.is_empty()).then(|| values.concat())
+        (request.headers.iter())
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value))
     };
     let host = field("host");
-    let host = host.as_deref().map(String::from_utf8_lossy);
     let (host_name, host_port) = match host.as_deref() {
         Some(host) => split_port(host),
         None => ("", None),
@@ -133,12 +131,9 @@ pub fn params(
         set("PATH_TRANSLATED", format!("{root}{}", script.path_info));
     }
     set("PATH_INFO", script.path_info);
-    let content = |name| field(name).map(|v| String::from_utf8_lossy(&v).into_owned());
-    set("CONTENT_TYPE", content("content-type").unwrap_or_default());
-    set(
-        "CONTENT_LENGTH",
-        content("content-length").unwrap_or_default(),
-    );
+    let content = |name| field(name).map(Cow::into_owned).unwrap_or_default();
+    set("CONTENT_TYPE", content("content-type"));
+    set("CONTENT_LENGTH", content("content-length"));
     set("SERVER_NAME", server_name);
     set("SERVER_PORT", server_port);
     set(
@@ -206,18 +201,13 @@ fn push_fields<'a>(vars: &mut Vec<Var<'a>>, headers: &'a [httparse::Header<'a>])
             true => b"; ",
             false => b", ",
         };
-        let mut all = headers[i..]
-            .iter()
-            .filter(|e| e.name.eq_ignore_ascii_case(name));
-        let value = match (all.next(), all.next()) {
-            (Some(one), None) => Cow::Borrowed(one.value),
-            _ => {
-                let values: Vec<&[u8]> = (headers[i..].iter())
-                    .filter(|e| e.name.eq_ignore_ascii_case(name))
-                    .map(|e| e.value)
-                    .collect();
-                Cow::Owned(values.join(joiner))
-            }
+        let values: Vec<&[u8]> = (headers[i..].iter())
+            .filter(|e| e.name.eq_ignore_ascii_case(name))
+            .map(|e| e.value)
+            .collect();
+        let value = match values[..] {
+            [one] => Cow::Borrowed(one),
+            _ => Cow::Owned(values.join(joiner)),
         };
         vars.push((Cow::Owned(var), value));
     }

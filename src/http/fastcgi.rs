@@ -152,33 +152,54 @@ impl FcgiStream {
     fn read_with(
         &self,
         buf: &mut [u8],
+        recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        // Out of the lock while the socket is read: nothing that looks
+        // at the connection waits on its backend.
+        let mut raw = std::mem::take(&mut self.reading.lock().raw);
+        if raw.is_empty() {
+            raw = take_buffer(READ_BUFFER);
+        }
+        let read = self.read_into(buf, &mut raw, recv);
+        self.reading.lock().raw = raw;
+        read
+    }
+
+    fn read_into(
+        &self,
+        buf: &mut [u8],
+        raw: &mut [u8],
         mut recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let mut reading = self.reading.lock();
-        let Reading { decoder, raw } = &mut *reading;
-        if raw.is_empty() {
-            *raw = take_buffer(READ_BUFFER);
-        }
-        while !decoder.has_output() {
+        while !self.reading.lock().decoder.has_output() {
             let n = recv(raw)?;
             if n == 0 {
                 return Ok(0);
             }
-            self.feed(decoder, &raw[..n])?;
+            self.feed(&raw[..n])?;
         }
-        while decoder.is_reading() && decoder.waiting() < buf.len() {
+        while self.wants_more(buf.len()) {
             match recv_now(self.socket.as_raw_fd(), raw) {
-                Ok(n) if n > 0 => self.feed(decoder, &raw[..n])?,
+                Ok(n) if n > 0 => self.feed(&raw[..n])?,
                 // Its end, an error, or nothing yet: the next read's.
                 _ => break,
             }
         }
-        Ok(decoder.take(buf))
+        Ok(self.reading.lock().decoder.take(buf))
     }
 
-    fn feed(&self, decoder: &mut Decoder, bytes: &[u8]) -> io::Result<()> {
-        let fed = decoder.feed(bytes);
-        for said in decoder.said.drain(..) {
+    /// Whether the reply goes on and less than `room` of it is read.
+    fn wants_more(&self, room: usize) -> bool {
+        let reading = self.reading.lock();
+        reading.decoder.is_reading() && reading.decoder.waiting() < room
+    }
+
+    fn feed(&self, bytes: &[u8]) -> io::Result<()> {
+        let (fed, said) = {
+            let decoder = &mut self.reading.lock().decoder;
+            (decoder.feed(bytes), std::mem::take(&mut decoder.said))
+        };
+        for said in said {
             log::warn!("FastCGI server {} said on stderr: {said}", self.peer());
         }
         fed.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
