@@ -56,7 +56,10 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             family.messages()
         )?;
     }
-    for (key, setting) in (loader.pool_and_route_settings()).chain(loader.rewrite_settings()) {
+    let named = (loader.pool_and_route_settings())
+        .chain(loader.rewrite_settings())
+        .chain(loader.stream_settings());
+    for (key, setting) in named {
         let line = format!(
             "{} = {}",
             config::printable(&key),

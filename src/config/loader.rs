@@ -5,6 +5,7 @@ use super::keys::find_key;
 use super::listeners::listeners_overlap;
 use super::pools::{PoolKey, RouteKey, Scope};
 use super::rewrites::RewriteKey;
+use super::streams::StreamKey;
 use super::suggest::{file_only, file_only_keys, unknown_key_message, FILE_ONLY};
 use super::{Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, KEYS};
 use std::collections::BTreeMap;
@@ -40,6 +41,8 @@ pub struct Loader {
     pub(super) route_keys: Vec<RouteKey>,
     /// The `rewrite.*` keys, in the file's order.
     pub(super) rewrite_keys: Vec<RewriteKey>,
+    /// The `stream.*` keys, in the file's order.
+    pub(super) stream_keys: Vec<StreamKey>,
     /// The file name whole-file errors are reported against.
     pub(super) file: String,
     /// Whether a file was read (else defaults, environment and flags only).
@@ -76,6 +79,7 @@ impl Loader {
             pool_field_keys: Vec::new(),
             route_keys: Vec::new(),
             rewrite_keys: Vec::new(),
+            stream_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
             backend_tls: Default::default(),
@@ -132,6 +136,10 @@ impl Loader {
             }
             if let Some(name) = key.strip_prefix("rewrite.") {
                 self.rewrite_key(name, value.trim(), origin)?;
+                continue;
+            }
+            if let Some(name) = key.strip_prefix("stream.") {
+                self.stream_key(name, value.trim(), origin)?;
                 continue;
             }
             let Some(spec) = find_key(key) else {

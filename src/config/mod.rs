@@ -18,6 +18,7 @@
 //! - `fields`: the `request_header.*` and `response_header.*` keys.
 //! - `pools`: the `pool.*` and `route.*` keys.
 //! - `rewrites`: the `rewrite.*` keys.
+//! - `streams`: the `stream.*` keys.
 //! - `checks`: what keys mean together, refused or warned of.
 //! - `types`: the small types a [`Config`] holds: targets, balancing, log format.
 //! - `error`: a [`ConfigError`], and where a value came from.
@@ -36,6 +37,7 @@ mod pools;
 #[cfg(test)]
 mod readme_examples;
 mod rewrites;
+mod streams;
 mod suggest;
 mod types;
 mod values;
@@ -52,6 +54,7 @@ pub use listeners::{is_listener, target_at};
 pub use load::load;
 pub use loader::{Loader, Setting};
 pub use pools::{PoolConfig, DEFAULT_POOL, MAX_POOLS, POOL_KEYS};
+pub use streams::StreamListener;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,6 +84,9 @@ pub struct Config {
     /// answer it with a redirect, before it is routed, in the order
     /// written (none for a pool's settings: they are the proxy's).
     pub rewrites: Arc<crate::rewrite::Rewrites>,
+    /// `stream.<name>`: TCP listeners whose connections are relayed to a
+    /// pool's targets as bytes (none for a pool's settings).
+    pub streams: Arc<[StreamListener]>,
     /// How often targets written as names are resolved again while the
     /// proxy runs; `None`: only at start-up and on reload.
     pub resolve_interval: Option<Duration>,
@@ -500,6 +506,7 @@ impl Config {
             pools: Vec::new(),
             routes: Arc::default(),
             rewrites: Arc::default(),
+            streams: Arc::new([]),
             resolve_interval: None,
             cache_size: 0,
             ttl: Duration::ZERO,

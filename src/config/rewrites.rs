@@ -254,7 +254,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "flag --set: `rewrite.old`: pool.*, route.* and rewrite.* keys are read from the \
+            "flag --set: `rewrite.old`: pool.*, route.*, rewrite.* and stream.* keys are read from the \
              configuration file only"
         );
         let c = l.build().unwrap();

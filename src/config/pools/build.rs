@@ -62,14 +62,16 @@ impl Loader {
         self.resolve_key_requests(top, &mut pools)?;
         self.check_mirrors(top, &mut pools)?;
         self.warn_of_sign_in_loops(top, &pools);
-        // Asked by `auth_request` or for keys, or sent copies by `mirror`.
+        top.streams = self.build_streams(top, &pools)?;
+        // Asked by `auth_request` or for keys, sent copies by `mirror`,
+        // or a stream's.
         let asked = |i: usize, name: &str| {
             (std::iter::once(&*top).chain(pools.iter().map(|p| &p.config))).any(|c| {
                 [&c.auth_request, &c.auth_jwt_key_request]
                     .into_iter()
                     .any(|asked| asked.as_ref().is_some_and(|a| a.pool == i))
                     || c.mirror.as_deref() == Some(name)
-            })
+            }) || top.streams.iter().any(|s| s.pool == i)
         };
         for (i, pool) in pools.iter().enumerate() {
             if !top.routes.iter().any(|r| r.pool == i + 1) && !asked(i + 1, &pool.name) {

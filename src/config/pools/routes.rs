@@ -200,7 +200,7 @@ fn pool_index(name: &str, pools: &[PoolConfig]) -> Result<usize, String> {
 }
 
 /// [`pool_index`] among the pools called `names`.
-pub(super) fn index_named<'a>(
+pub(in crate::config) fn index_named<'a>(
     name: &str,
     mut names: impl Iterator<Item = &'a str> + Clone,
 ) -> Result<usize, String> {
