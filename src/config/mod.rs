@@ -54,11 +54,11 @@ pub use listeners::{is_listener, target_at};
 pub use load::load;
 pub use loader::{Loader, Setting};
 pub use pools::{PoolConfig, DEFAULT_POOL, MAX_POOLS, POOL_KEYS};
-pub use streams::StreamListener;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+pub use streams::StreamListener;
 pub(crate) use suggest::nearest;
 pub use types::{
     weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target, MAX_WEIGHT,

@@ -84,7 +84,8 @@ impl Loader {
     ) -> Result<Arc<[StreamListener]>, ConfigError> {
         let mut streams: Vec<StreamListener> = Vec::with_capacity(self.stream_keys.len());
         for StreamKey { name, setting } in &self.stream_keys {
-            let refused = |m: String| ConfigError::at(&setting.origin, format!("stream.{name}: {m}"));
+            let refused =
+                |m: String| ConfigError::at(&setting.origin, format!("stream.{name}: {m}"));
             let stream = parse(name, &setting.value, top.bind, pools).map_err(refused)?;
             let pool = match stream.pool.checked_sub(1) {
                 Some(i) => &pools[i].config,
@@ -100,6 +101,58 @@ impl Loader {
             streams.push(stream);
         }
         Ok(streams.into())
+    }
+}
+
+impl Config {
+    /// The `stream.<name>` of that name.
+    pub fn stream_named(&self, name: &str) -> Option<&StreamListener> {
+        self.streams.iter().find(|s| *s.name == *name)
+    }
+
+    /// The streams as a reload puts them in force, `was` the settings
+    /// running: the listeners stay those running (binding others waits
+    /// for a restart), each with the pool these settings give it, its own
+    /// key's or else the pool of the name it had. Whether the listeners
+    /// written differ from those running (the reload says a restart is
+    /// needed); an error for a running stream whose pool is gone or
+    /// cannot take it.
+    pub fn keep_streams_of(&mut self, was: &Config) -> Result<bool, String> {
+        let listens = |s: &StreamListener| (s.name.clone(), s.listen, s.proxy_protocol);
+        if self
+            .streams
+            .iter()
+            .map(listens)
+            .eq(was.streams.iter().map(listens))
+        {
+            return Ok(false);
+        }
+        let mut kept = Vec::with_capacity(was.streams.len());
+        for running in was.streams.iter() {
+            let pool_name = self
+                .stream_named(&running.name)
+                .map_or(&running.pool_name, |s| &s.pool_name)
+                .clone();
+            let names = self.pools.iter().map(|p| &*p.name);
+            let pool = index_named(&pool_name, names)
+                .map_err(|m| format!("stream.{} listens until a restart: {m}", running.name))?;
+            let stream = StreamListener {
+                pool,
+                pool_name,
+                ..running.clone()
+            };
+            check_pool(&stream, self.config_of_pool(pool))
+                .map_err(|m| format!("stream.{}: {m}", running.name))?;
+            kept.push(stream);
+        }
+        self.streams = kept.into();
+        Ok(true)
+    }
+
+    /// The settings of the pool at `index` (0: `targets`, the top level's).
+    fn config_of_pool(&self, index: usize) -> &Config {
+        let pool = index.checked_sub(1).and_then(|i| self.pools.get(i));
+        pool.map_or(self, |p| &p.config)
     }
 }
 
@@ -123,15 +176,8 @@ fn parse(
             Some(("listen", at)) if listen.is_none() => listen = Some(listen_at(at, bind)?),
             Some(("listen", _)) => return Err("listen= given twice".into()),
             None if word == "proxy_protocol" && !proxy_protocol => proxy_protocol = true,
-            None if word == "proxy_protocol" => {
-                return Err("proxy_protocol given twice".into())
-            }
-            _ => {
-                return Err(format!(
-                    "unknown option `{}`: {SHAPE}",
-                    word.escape_debug()
-                ))
-            }
+            None if word == "proxy_protocol" => return Err("proxy_protocol given twice".into()),
+            _ => return Err(format!("unknown option `{}`: {SHAPE}", word.escape_debug())),
         }
     }
     let Some(listen) = listen else {
@@ -246,7 +292,15 @@ mod tests {
         )
         .unwrap();
         let shown: Vec<_> = (c.streams.iter())
-            .map(|s| (&*s.name, s.listen.to_string(), s.pool, &*s.pool_name, s.proxy_protocol))
+            .map(|s| {
+                (
+                    &*s.name,
+                    s.listen.to_string(),
+                    s.pool,
+                    &*s.pool_name,
+                    s.proxy_protocol,
+                )
+            })
             .collect();
         assert_eq!(
             shown,
@@ -263,19 +317,46 @@ mod tests {
     #[test]
     fn a_stream_that_cannot_be_served_is_refused_at_its_line() {
         for (text, says) in [
-            ("stream.s = nope listen=9", "proxy.conf:2: stream.s: no pool is named `nope`"),
-            ("stream.s = default", "proxy.conf:2: stream.s: no listen=: a stream is"),
-            ("stream.s =", "proxy.conf:2: stream.s: a stream is `<pool> listen="),
-            ("stream.s = default listen=70000", "stream.s: listen=70000: expected a port"),
-            ("stream.s = default listen=host:80", "listen=host:80: expected a port"),
-            ("stream.s = default listen=9 listen=10", "stream.s: listen= given twice"),
-            ("stream.s = default listen=9 tls", "stream.s: unknown option `tls`"),
+            (
+                "stream.s = nope listen=9",
+                "proxy.conf:2: stream.s: no pool is named `nope`",
+            ),
+            (
+                "stream.s = default",
+                "proxy.conf:2: stream.s: no listen=: a stream is",
+            ),
+            (
+                "stream.s =",
+                "proxy.conf:2: stream.s: a stream is `<pool> listen=",
+            ),
+            (
+                "stream.s = default listen=70000",
+                "stream.s: listen=70000: expected a port",
+            ),
+            (
+                "stream.s = default listen=host:80",
+                "listen=host:80: expected a port",
+            ),
+            (
+                "stream.s = default listen=9 listen=10",
+                "stream.s: listen= given twice",
+            ),
+            (
+                "stream.s = default listen=9 tls",
+                "stream.s: unknown option `tls`",
+            ),
             (
                 "stream.s = default listen=9 proxy_protocol proxy_protocol",
                 "proxy_protocol given twice",
             ),
-            ("stream.a/b = default listen=9", "proxy.conf:2: `stream.a/b`: a stream's name is"),
-            ("stream. = default listen=9", "`stream.`: a stream's name is 1 to 64"),
+            (
+                "stream.a/b = default listen=9",
+                "proxy.conf:2: `stream.a/b`: a stream's name is",
+            ),
+            (
+                "stream. = default listen=9",
+                "`stream.`: a stream's name is 1 to 64",
+            ),
             (
                 "stream.s = default listen=9\nstream.s = default listen=10",
                 "proxy.conf:3: duplicate key `stream.s` (first set on line 2)",
@@ -312,7 +393,10 @@ mod tests {
             ),
         ] {
             let message = refused(text);
-            assert!(message.contains(says), "{text}:\n{message}\nshould say {says}");
+            assert!(
+                message.contains(says),
+                "{text}:\n{message}\nshould say {says}"
+            );
         }
         // Port 0 is a free port each: never a clash.
         let c = build("port = 0\nstream.a = default listen=0\nstream.b = default listen=0\n");
@@ -330,6 +414,10 @@ mod tests {
         let mut l = Loader::new();
         l.file("proxy.conf", "targets = 127.0.0.1:1\n").unwrap();
         let e = l.flag("stream.s", "default listen=9", "--set").unwrap_err();
-        assert!(e.to_string().contains("read from the configuration file only"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("read from the configuration file only"),
+            "{e}"
+        );
     }
 }

@@ -74,6 +74,7 @@ mod refusal;
 mod relay;
 mod rewriting;
 mod shared;
+pub mod tcp;
 mod tunnel;
 mod watch;
 

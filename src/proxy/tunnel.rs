@@ -165,7 +165,9 @@ pub(super) fn run(
         client.ended(Termination::new(By::Server, Stage::Data));
         return Ok(closing(0));
     }
-    let (to_client, ended) = relay_both_ways(client_stream, up_stream, idle);
+    let Relayed {
+        to_client, ended, ..
+    } = relay_both_ways(client_stream, up_stream, idle);
     // A forced shutdown cuts tunnels as it does any exchange: whatever
     // each side then saw is its doing.
     if client.watch.cut() {
@@ -176,17 +178,19 @@ pub(super) fn run(
     Ok(closing(early + to_client))
 }
 
+/// What [`relay_both_ways`] copied, and what ended it if it was not both
+/// sides closing: the first direction to fail tells it, as the other's
+/// failure is then of the proxy's closing (see [`Ended::termination`]).
+pub(super) struct Relayed {
+    pub to_client: u64,
+    pub to_backend: u64,
+    pub ended: Option<Termination>,
+}
+
 /// Copies client -> backend on a helper thread and backend -> client on
 /// this one, until both directions have ended, either fails, or neither
-/// sends anything for `idle`. Returns the bytes sent to the client, and
-/// what ended the tunnel if it was not both sides closing: the first
-/// direction to fail tells it, as the other's failure is then of the
-/// proxy's closing (see [`Ended::termination`]).
-fn relay_both_ways(
-    client: &ClientStream,
-    up: &Stream,
-    idle: Duration,
-) -> (u64, Option<Termination>) {
+/// sends anything for `idle`.
+pub(super) fn relay_both_ways(client: &ClientStream, up: &Stream, idle: Duration) -> Relayed {
     let sockets: [&dyn Socket; 2] = [client, up];
     for s in sockets {
         let _ = s.set_read_timeout(Some(idle));
@@ -201,7 +205,8 @@ fn relay_both_ways(
             let _ = first.set(how);
         }
     };
-    let sent = std::thread::scope(|scope| {
+    let to_backend = AtomicU64::new(0);
+    let to_client = std::thread::scope(|scope| {
         // `scope.spawn` would panic if the system refused a thread.
         let upward = std::thread::Builder::new()
             .name("tunnel".into())
@@ -209,7 +214,8 @@ fn relay_both_ways(
             .spawn_scoped(scope, || {
                 // A client's failure (a reset) or the tunnel idling out
                 // ends both sides at once.
-                let ended = pump(client, up, &activity, idle).1;
+                let (copied, ended) = pump(client, up, &activity, idle);
+                to_backend.store(copied, Ordering::Relaxed);
                 tell(&ended, false);
                 if !matches!(ended, Ended::Done | Ended::Gone) {
                     close_both(client, up);
@@ -263,7 +269,11 @@ fn relay_both_ways(
         }
         sent
     });
-    (sent, first.get().copied())
+    Relayed {
+        to_client,
+        to_backend: to_backend.into_inner(),
+        ended: first.get().copied(),
+    }
 }
 
 /// How a direction of the tunnel ended.

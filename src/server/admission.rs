@@ -84,13 +84,14 @@ pub(super) fn register(
     inner: &Arc<Inner>,
     stream: &Arc<ClientStream>,
     client: IpAddr,
+    proxy_protocol: bool,
     config: &Config,
 ) -> Result<Slot, Option<Refusing>> {
     let client = ratelimit::counted_as(client);
     let mut connections = inner.connections.lock();
     // Behind a PROXY protocol balancer the peer is the balancer: the
     // client is known, and checked, once its header is read.
-    let per_client = if config.proxy_protocol {
+    let per_client = if proxy_protocol {
         0
     } else {
         config.max_connections_per_client
@@ -121,18 +122,24 @@ pub(super) fn register(
 
 /// Answers 503 to `stream` from `peer`, which reached `server`, and logs
 /// it. One to `tls_port` is closed unanswered: an answer over TLS would
-/// take the handshake the limit is there to spare.
+/// take the handshake the limit is there to spare; and so is one to a
+/// `stream.<name>` (`stream_name`), which speaks no HTTP.
 #[inline(never)]
 pub(super) fn refuse(
     stream: Arc<ClientStream>,
     (peer, server): (SocketAddr, SocketAddr),
     shared: &Shared,
     refusing: Refusing,
+    stream_name: Option<&str>,
 ) {
     let (time, started) = (SystemTime::now(), Instant::now());
-    let refused = match &*stream {
-        ClientStream::Tcp(tcp) => reject(tcp, 503, None, shared),
-        ClientStream::Tls(tls) => {
+    let refused = match (&*stream, stream_name) {
+        (ClientStream::Tcp(tcp), None) => reject(tcp, 503, None, shared),
+        (ClientStream::Tcp(tcp), Some(name)) => {
+            let _ = tcp.shutdown(Shutdown::Both);
+            Refused::of_stream(name)
+        }
+        (ClientStream::Tls(tls), _) => {
             let _ = tls.tcp().shutdown(Shutdown::Both);
             Refused::default()
         }
@@ -248,4 +255,14 @@ pub(super) struct Refused {
     client: Option<SocketAddr>,
     head_bytes: u64,
     bytes: u64,
+}
+
+impl Refused {
+    /// A connection to `stream.<name>` closed unanswered.
+    pub(super) fn of_stream(name: &str) -> Refused {
+        Refused {
+            request_line: crate::proxy::tcp::request_line(name),
+            ..Refused::default()
+        }
+    }
 }

@@ -56,6 +56,62 @@ pub(super) fn serve(
     drop(slot);
 }
 
+/// Serves the connection `stream` from `peer` to the listener of
+/// `stream.<name>`: its PROXY header first under the stream's
+/// `proxy_protocol` (the client it names counted in `slot` as at
+/// accept), then its bytes relayed by `proxy::tcp`.
+pub(super) fn serve_stream(
+    stream: Arc<ClientStream>,
+    peer: SocketAddr,
+    mut slot: Slot,
+    inner: &Inner,
+    inherited: Inherited,
+    name: &Arc<str>,
+) {
+    let accepted = Instant::now();
+    let shared = inner.current.get();
+    let config = &shared.config;
+    let tcp = stream.tcp();
+    let _ = tcp.set_nodelay(true);
+    let proxied = match config.stream_named(name) {
+        Some(listener) if listener.proxy_protocol => {
+            let limit = config.client_header_timeout.min(config.connection_timeout);
+            let header = match proxy_protocol::read_header(tcp, accepted + limit) {
+                Ok(header) => header,
+                Err(why) => {
+                    proxy_protocol::warn_of(peer.ip().to_canonical(), &why);
+                    return;
+                }
+            };
+            let named = header.source.map(proxy::canonical);
+            if let Some(client) = named {
+                if !slot.claim(client.ip(), config.max_connections_per_client) {
+                    let (time, started) = (SystemTime::now(), Instant::now());
+                    let _ = tcp.shutdown(Shutdown::Both);
+                    let refused = Refused::of_stream(name);
+                    let server = header.destination.unwrap_or(inherited.addr);
+                    log_rejected(refused, 503, (client, server), time, started, &shared);
+                    return;
+                }
+            }
+            Some(header)
+        }
+        _ => None,
+    };
+    drop(shared);
+    let connection = (peer, slot.id + 1, accepted);
+    proxy::tcp::serve(
+        &slot.watch,
+        connection,
+        proxied,
+        &inner.current,
+        inherited,
+        name,
+    );
+    // Leaving the registry frees the slot only once the socket is done with.
+    drop(slot);
+}
+
 /// A connection to `tls_port` that ended before its first request.
 struct Ended;
 

@@ -26,6 +26,8 @@ pub struct ServerHandle {
     pub(super) workers: Arc<Workers>,
     /// Those of `tls_port`, when it is on.
     pub(super) tls_workers: Option<Arc<Workers>>,
+    /// Those of each `stream.<name>`, by its name.
+    pub(super) stream_workers: Vec<(Arc<str>, Arc<Workers>)>,
     pub(super) access_log: Option<AccessLog>,
     pub(super) timer: Option<Timer>,
     pub(super) stop_tx: Sender<()>,
@@ -54,6 +56,13 @@ impl ServerHandle {
     /// The address HTTPS is accepted on, when `tls_port` is set.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.tls_workers.as_ref().map(|w| w.local_addr())
+    }
+
+    /// The address the listener of `stream.<name>` is bound to.
+    pub fn stream_addr(&self, name: &str) -> Option<SocketAddr> {
+        (self.stream_workers.iter())
+            .find(|(n, _)| **n == *name)
+            .map(|(_, w)| w.local_addr())
     }
 
     /// The response cache, when `cache_size` is not 0.
@@ -105,7 +114,11 @@ impl ServerHandle {
             inner.shutting_down.store(true, Ordering::SeqCst);
         }
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
-        for workers in std::iter::once(&self.workers).chain(&self.tls_workers) {
+        let streams = self.stream_workers.iter().map(|(_, w)| w);
+        for workers in std::iter::once(&self.workers)
+            .chain(&self.tls_workers)
+            .chain(streams)
+        {
             let _ = socket2::SockRef::from(&workers.listener).shutdown(Shutdown::Read);
         }
         // Under `reuse_port` a new process may share the admin port too: it

@@ -41,6 +41,10 @@ pub enum ReloadError {
     StateFile(String),
     #[error("path_to_log: {0}")]
     LogIsSnapshot(String),
+    /// A stream's listener runs until a restart: its pool must still be
+    /// there to take its connections.
+    #[error("{0}")]
+    Stream(String),
     /// A drain finishes on the settings it began with.
     #[error("a shutdown has begun")]
     ShuttingDown,
@@ -138,6 +142,11 @@ impl Control {
             self.refused();
             Err(e)
         };
+        match next.keep_streams_of(was) {
+            Ok(true) => reloaded.needs_restart.push("stream"),
+            Ok(false) => {}
+            Err(why) => return refused(ReloadError::Stream(why)),
+        }
         if let Some(why) = next.state_file_shared() {
             return refused(ReloadError::StateFile(why));
         }

@@ -5,7 +5,7 @@
 use super::limiters::limiters_for;
 use super::listener::{bind, set_inherited_options, start_listening};
 use super::reload::restart_resolver;
-use super::workers::Workers;
+use super::workers::{Listening, Workers};
 use super::{Census, Connections, Inner, ServerHandle};
 use crate::access_log::{AccessLog, Outputs, Syslog};
 use crate::admin::Admin;
@@ -35,6 +35,12 @@ pub enum StartError {
     TlsBind { addr: SocketAddr, error: io::Error },
     #[error("cannot listen on {addr} (admin): {error}")]
     AdminBind { addr: SocketAddr, error: io::Error },
+    #[error("cannot listen on {addr} (stream.{name}): {error}")]
+    StreamBind {
+        name: Arc<str>,
+        addr: SocketAddr,
+        error: io::Error,
+    },
     #[error("cannot open the access log: {0}")]
     AccessLog(io::Error),
     #[error("cannot start a thread: {0}")]
@@ -82,6 +88,7 @@ impl Server {
             ),
             None => None,
         };
+        let stream_listeners = bind_streams(&config)?;
         let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: config.listen_addr(),
             error,
@@ -175,18 +182,45 @@ impl Server {
             let addr = admin.local_addr().unwrap_or(addr);
             start_listening(admin).map_err(|error| StartError::AdminBind { addr, error })?;
         }
-        let workers = Workers::start((listener, inherited), &inner, worker_priority, false)?;
+        for (name, listener) in &stream_listeners {
+            start_listening(listener).map_err(|error| StartError::StreamBind {
+                name: name.clone(),
+                addr: listener.local_addr().unwrap_or(addr),
+                error,
+            })?;
+        }
+        let workers = Workers::start(
+            (listener, inherited),
+            &inner,
+            worker_priority,
+            Listening::Http,
+        )?;
         log::info!("listening on {addr}");
         let tls_workers = match tls_listener {
             Some(listener) => {
                 let inherited =
                     set_inherited_options(&listener, inherited.timeout, inherited.deferred);
-                let workers = Workers::start((listener, inherited), &inner, worker_priority, true)?;
+                let workers = Workers::start(
+                    (listener, inherited),
+                    &inner,
+                    worker_priority,
+                    Listening::Tls,
+                )?;
                 log::info!("listening on {} (TLS)", workers.local_addr());
                 Some(workers)
             }
             None => None,
         };
+        let mut stream_workers = Vec::with_capacity(stream_listeners.len());
+        for (name, listener) in stream_listeners {
+            // A server may speak first (a database's greeting, SMTP's):
+            // its connections are not held back until the client speaks.
+            let inherited = set_inherited_options(&listener, inherited.timeout, false);
+            let kind = Listening::Stream(name.clone());
+            let workers = Workers::start((listener, inherited), &inner, worker_priority, kind)?;
+            log::info!("listening on {} (stream.{name})", workers.local_addr());
+            stream_workers.push((name, workers));
+        }
         log_error_pages(&inner.current.get().config);
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
@@ -202,12 +236,27 @@ impl Server {
             admin,
             workers,
             tls_workers,
+            stream_workers,
             access_log: Some(access_log),
             timer,
             stop_tx,
             stop_rx,
         })
     }
+}
+
+/// Binds each `stream.<name>`'s listener (listening begins with the
+/// others', once everything is ready).
+fn bind_streams(config: &Config) -> Result<Vec<(Arc<str>, TcpListener)>, StartError> {
+    (config.streams.iter())
+        .map(|stream| {
+            let (name, addr) = (stream.name.clone(), stream.listen);
+            match bind(addr, config.reuse_port) {
+                Ok(listener) => Ok((name, listener)),
+                Err(error) => Err(StartError::StreamBind { name, addr, error }),
+            }
+        })
+        .collect()
 }
 
 /// Says which error pages are in force (at start and on every reload), so

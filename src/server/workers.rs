@@ -3,7 +3,7 @@
 //! a connection, the ones not needed retiring.
 
 use super::admission::{refuse, register, Refusing};
-use super::connection::{client_stream, serve};
+use super::connection::{client_stream, serve, serve_stream};
 use super::start::StartError;
 use super::Inner;
 use crate::http::conn::is_timeout;
@@ -27,6 +27,17 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 /// past their age: how late after it one may be closed.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// Whose a listener is.
+#[derive(Clone, Debug)]
+pub(super) enum Listening {
+    /// `port`'s: HTTP.
+    Http,
+    /// `tls_port`'s: HTTP after a TLS handshake.
+    Tls,
+    /// A `stream.<name>`'s, by its name: bytes relayed to a pool's target.
+    Stream(Arc<str>),
+}
+
 /// The worker threads and the listener they share. An idle worker is a
 /// thread blocked in `accept`; the one that gets a connection serves it
 /// itself, after making sure another thread is left accepting. No hand-off:
@@ -45,9 +56,9 @@ pub(super) struct Workers {
     next_sweep: AtomicU64,
     /// The idle workers a busy minute did not need (see [`Surplus`]).
     surplus: Surplus,
-    /// The listener is `tls_port`'s: its connections begin with a TLS
-    /// handshake.
-    tls: bool,
+    /// Whose listener it is: what its connections begin with, and how
+    /// they are served.
+    kind: Listening,
     /// What its connections come with, the address they reach
     /// (`$server_addr`, `$server_port`) among it (see `set_inherited_options`).
     inherited: Inherited,
@@ -59,7 +70,7 @@ impl Workers {
         (listener, inherited): (TcpListener, Inherited),
         inner: &Arc<Inner>,
         priority: Option<i32>,
-        tls: bool,
+        kind: Listening,
     ) -> Result<Arc<Workers>, StartError> {
         let workers = Arc::new(Workers {
             listener,
@@ -69,7 +80,7 @@ impl Workers {
             started: Instant::now(),
             next_sweep: AtomicU64::new(0),
             surplus: Surplus::new(),
-            tls,
+            kind,
             inherited,
         });
         spawn_worker(&workers).map_err(StartError::Thread)?;
@@ -253,25 +264,47 @@ fn work(workers: &Arc<Workers>) {
         workers.surplus.note(was_idle.saturating_sub(1));
         let last = was_idle == 1;
         let shared = inner.current.get();
-        let Some(stream) = client_stream(stream, workers.tls, &shared.config) else {
+        let tls = matches!(workers.kind, Listening::Tls);
+        let Some(stream) = client_stream(stream, tls, &shared.config) else {
             workers.idle.fetch_add(1, Ordering::SeqCst);
             continue;
         };
         let registered = if last && spawn_worker(workers).is_err() {
             Err(Refusing::new(inner))
         } else {
-            register(inner, &stream, peer.ip().to_canonical(), &shared.config)
+            let proxied = match &workers.kind {
+                Listening::Stream(name) => {
+                    (shared.config.stream_named(name)).is_some_and(|s| s.proxy_protocol)
+                }
+                _ => shared.config.proxy_protocol,
+            };
+            register(
+                inner,
+                &stream,
+                peer.ip().to_canonical(),
+                proxied,
+                &shared.config,
+            )
         };
         match registered {
             Ok(slot) => {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
                 let inherited = workers.inherited.accepted_by(stream.tcp());
-                serve(stream, peer, slot, inner, inherited);
+                match &workers.kind {
+                    Listening::Stream(name) => {
+                        serve_stream(stream, peer, slot, inner, inherited, name)
+                    }
+                    _ => serve(stream, peer, slot, inner, inherited),
+                }
             }
             Err(Some(refusing)) => {
                 let server = workers.inherited.accepted_by(stream.tcp()).addr;
-                refuse(stream, (peer, server), &shared, refusing)
+                let stream_name = match &workers.kind {
+                    Listening::Stream(name) => Some(&**name),
+                    _ => None,
+                };
+                refuse(stream, (peer, server), &shared, refusing, stream_name)
             }
             // A shutdown began: dropped, as a connection accepted then is.
             Err(None) => {}

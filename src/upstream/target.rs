@@ -119,6 +119,34 @@ pub struct UpstreamConn {
 }
 
 impl Upstreams {
+    /// A new connection to `target`, within `connect_timeout`: connected,
+    /// its PROXY header sent (a `send_proxy` target's, naming `client`),
+    /// its TLS handshake made. `in_use` is shown the socket before
+    /// anything waits on it (see [`Upstreams::checkout`]). The caller
+    /// sets its timeouts for what follows.
+    pub fn dial(
+        &self,
+        target: &Upstream,
+        client: Option<&send_proxy::ClientEnds>,
+        in_use: impl FnOnce(&Arc<Stream>),
+    ) -> io::Result<Arc<Stream>> {
+        let stream = Arc::new(open(
+            &target.addr,
+            target.tls.as_ref(),
+            target.fastcgi.as_ref(),
+        )?);
+        in_use(&stream);
+        let started = Instant::now();
+        let left = || self.connect_timeout.saturating_sub(started.elapsed());
+        connect(&stream, &target.addr, self.connect_timeout)?;
+        no_delay(&stream)?;
+        if let Some(version) = target.send_proxy {
+            send_in_clear(&stream, &send_proxy::header(version, client), left())?;
+        }
+        handshake(&stream, left())?;
+        Ok(stream)
+    }
+
     /// An idle pooled connection to `target`, or a new one when none is
     /// left or `fresh` is asked for. To a `send_proxy` target, the one
     /// `client` kept instead, or a new one that starts with the PROXY
@@ -155,25 +183,8 @@ impl Upstreams {
                 });
             }
         }
-        let stream = Arc::new(open(
-            &target.addr,
-            target.tls.as_ref(),
-            target.fastcgi.as_ref(),
-        )?);
+        let stream = self.dial(target, client.as_ref().map(|c| &c.ends), in_use)?;
         stream.lend();
-        in_use(&stream);
-        let started = Instant::now();
-        connect(&stream, &target.addr, self.connect_timeout)?;
-        no_delay(&stream)?;
-        if let Some(version) = target.send_proxy {
-            let header = send_proxy::header(version, client.as_ref().map(|c| &c.ends));
-            let left = self.connect_timeout.saturating_sub(started.elapsed());
-            send_in_clear(&stream, &header, left)?;
-        }
-        handshake(
-            &stream,
-            self.connect_timeout.saturating_sub(started.elapsed()),
-        )?;
         stream.set_read_timeout(Some(self.timeout))?;
         stream.set_write_timeout(Some(self.timeout))?;
         Ok(UpstreamConn {

@@ -33,8 +33,8 @@ use super::keys::Apply;
 use super::{values, Target};
 use super::{Config, Setting};
 pub(super) use keys::on_line;
-pub(super) use routes::index_named;
 pub use keys::POOL_KEYS;
+pub(super) use routes::index_named;
 pub(super) use scope::Scope;
 use std::sync::Arc;
 

@@ -67,7 +67,11 @@ pub(in crate::proxy) fn warn_failure(target: &Upstream, reason: &str, client: &C
 /// with the count of those not said: a dead backend under load fails
 /// every request, each in the access log already. Returns whether it was
 /// said.
-fn say_failure(target: &Upstream, reason: &str, client: (IpAddr, Option<&str>)) -> bool {
+pub(in crate::proxy) fn say_failure(
+    target: &Upstream,
+    reason: &str,
+    client: (IpAddr, Option<&str>),
+) -> bool {
     let failures = &target.stats.failures_said;
     let Some(quiet) = failures.failed_because(Instant::now(), reason) else {
         return false;
@@ -90,7 +94,7 @@ fn say_failure(target: &Upstream, reason: &str, client: (IpAddr, Option<&str>)) 
 }
 
 /// One failure of `target`: toward `max_fails`, and in its failure count.
-fn count_failure(target: &Upstream, reason: &str) {
+pub(in crate::proxy) fn count_failure(target: &Upstream, reason: &str) {
     let now = Instant::now();
     if let Some(timing) = target.least_time {
         target.stats.latency.observe(timing.failure_takes, now);

@@ -1,0 +1,301 @@
+//! `stream.<name>`: a TCP connection relayed to a target of a pool as
+//! bytes, HAProxy's `mode tcp` and nginx's `stream { proxy_pass }`. The
+//! target is the pool's balancer's pick (by the client's address for
+//! `ip_hash`), within its `max_conns` (waiting in its queue), past the
+//! targets that cannot be connected (each a failure toward its
+//! `max_fails`, the next tried within `retries`); then both directions
+//! are copied as an upgraded connection's are (`tunnel`), until both
+//! sides have closed, either fails, or both stay silent for the pool's
+//! `tunnel_timeout`.
+//!
+//! One access-log line per connection as it ends: the request line `TCP
+//! <name>`, the status nginx's stream module gives a session (200, 403
+//! for one the access lists refuse, 502 when no target could be
+//! connected, 503 when none had room or took connections), the bytes
+//! sent to the client (and `$request_length` those received from it),
+//! the target and HAProxy's termination state.
+
+use super::origin::{count_failure, say_failure};
+use super::tunnel::{relay_both_ways, Relayed};
+use super::{ConnWatch, Current, Inherited, Shared};
+use crate::access_log::{By, Record, Stage, Termination};
+use crate::config::StreamListener;
+use crate::http::conn::{is_local_shortage, is_timeout, Socket as _};
+use crate::http::proxy_protocol;
+use crate::http::send_proxy::{ClientEnds, ClientTls};
+use crate::throttle::OnceAMinute;
+use crate::upstream::slots::{QueueSeat, Waiting};
+use crate::upstream::{InFlight, Pick, Upstream, Upstreams};
+use crate::upstream_tries::UpstreamTry;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The longest one wait for a slot at a target lasts before the
+/// connection looks again (whether the server is shutting down included).
+const QUEUE_STEP: Duration = Duration::from_millis(250);
+
+/// The access log's request line for a connection to `stream.<name>`.
+pub fn request_line(name: &str) -> String {
+    format!("TCP {name}")
+}
+
+/// Serves the connection `watch` holds, to the listener of the stream
+/// `name`, from `peer` (or the client its PROXY header, `proxied`,
+/// named), accepted at `accepted`, the `connection`th of the server.
+pub fn serve(
+    watch: &Arc<ConnWatch>,
+    (peer, connection, accepted): (SocketAddr, u64, Instant),
+    proxied: Option<proxy_protocol::Header>,
+    current: &Current,
+    inherited: Inherited,
+    name: &str,
+) {
+    let shared = current.get();
+    // A reload keeps every running stream (see `Config::keep_streams_of`),
+    // and a shutdown that closed the connection first wants no more of it.
+    let Some(stream) = shared.config.stream_named(name) else {
+        return;
+    };
+    if !watch.begin_request() {
+        return;
+    }
+    let client = proxied
+        .as_ref()
+        .and_then(|h| h.source)
+        .map_or(peer, super::canonical);
+    let ends = ClientEnds {
+        source: client,
+        destination: (proxied.as_ref())
+            .and_then(|h| h.destination)
+            .unwrap_or(inherited.addr),
+        tls: (proxied.as_ref())
+            .is_some_and(|h| h.tls)
+            .then(ClientTls::default),
+    };
+    let mut session = Session {
+        record: Record::refused(
+            SystemTime::now(),
+            client,
+            ends.destination,
+            request_line(name),
+            0,
+            Duration::ZERO,
+        ),
+        accepted,
+    };
+    session.record.connection = Some((connection, 1));
+    session.record.proxied_to = proxied.as_ref().and_then(|h| h.destination);
+    session.record.proxy_tlvs = (proxied.as_ref())
+        .filter(|h| !h.tlvs.is_empty())
+        .map(|h| Arc::from(&*h.tlvs));
+    session.record.pool = Some(stream.pool_name.clone());
+    session.record.status = relay(watch, stream, &ends, &shared, &mut session.record);
+    session.log(&shared);
+}
+
+/// A connection's line in the making.
+struct Session {
+    record: Record,
+    accepted: Instant,
+}
+
+impl Session {
+    fn log(mut self, shared: &Shared) {
+        let record = &mut self.record;
+        record.duration = self.accepted.elapsed();
+        if shared.config.log_skips(false, record.status) {
+            return;
+        }
+        record.show_pool = !shared.config.pools.is_empty();
+        shared.log.log(self.record);
+    }
+}
+
+/// Relays the connection to a target of `stream`'s pool, noting in
+/// `record` what it did; its status.
+fn relay(
+    watch: &ConnWatch,
+    stream: &StreamListener,
+    ends: &ClientEnds,
+    shared: &Shared,
+    record: &mut Record,
+) -> u16 {
+    let client = watch.client();
+    let pool = shared.config_of_pool(stream.pool);
+    let closed = |record: &mut Record, termination, status| {
+        let _ = client.shutdown(Shutdown::Both);
+        record.termination = termination;
+        status
+    };
+    if !crate::access::admits(ends.source.ip(), &pool.allow_from, &pool.deny_from) {
+        shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+        return closed(record, Termination::new(By::Proxy, Stage::Request), 403);
+    }
+    let upstreams = shared.pools.get(stream.pool);
+    let connected = match connect(watch, upstreams, ends, shared, record) {
+        Ok(connected) => connected,
+        Err((status, termination)) => return closed(record, termination, status),
+    };
+    let Relayed {
+        to_client,
+        to_backend,
+        ended,
+    } = relay_both_ways(client, &connected.stream, pool.tunnel_timeout);
+    let last = &mut record.last_try;
+    last.response = Some(connected.picked.elapsed());
+    last.bytes_sent = Some(to_backend);
+    last.bytes_received = Some(to_client);
+    record.bytes = to_client;
+    record.request_length = Some(to_backend);
+    record.termination = match ended {
+        // A forced shutdown cuts sessions as it does any exchange.
+        _ if watch.cut() => Termination::new(By::Killed, Stage::Data),
+        Some(ended) => ended,
+        None => Termination::NORMAL,
+    };
+    drop(connected);
+    200
+}
+
+/// A target's connection, counted in its in-flight number (against its
+/// `max_conns`) until dropped.
+struct Connected<'s> {
+    stream: Arc<crate::http::conn::Stream>,
+    picked: Instant,
+    _slot: InFlight<'s>,
+}
+
+/// A connection's place in the queue for a slot (`max_conns`): since
+/// when it waits, until when it may, counted among its pool's waiting
+/// (`max_queue`) while held.
+struct InLine<'s> {
+    place: Waiting,
+    since: Instant,
+    until: Instant,
+    _seat: QueueSeat<'s>,
+}
+
+/// The first target of the pool that can be connected, the others tried
+/// before it in `record`; or the status and termination the client's
+/// connection is closed with.
+fn connect<'s>(
+    watch: &ConnWatch,
+    upstreams: &'s Upstreams,
+    ends: &ClientEnds,
+    shared: &Shared,
+    record: &mut Record,
+) -> Result<Connected<'s>, (u16, Termination)> {
+    let mut tried = vec![false; upstreams.targets().len()];
+    let mut retries_left = upstreams.retries();
+    let mut queued: Option<InLine<'s>> = None;
+    // How the last target tried failed, told when none is left.
+    let mut failed = None;
+    loop {
+        let waiting = queued.as_ref().map(|line| &line.place);
+        let (index, slot) = match upstreams.pick(ends.source.ip(), "", None, &tried, None, waiting)
+        {
+            Pick::Chosen(index, slot) => (index, slot),
+            Pick::Full => {
+                let line = match &mut queued {
+                    Some(line) => {
+                        upstreams.requeue(&tried, None, &mut line.place);
+                        &*line
+                    }
+                    None => {
+                        let Some(seat) = upstreams.join_queue() else {
+                            return Err((503, Termination::new(By::Proxy, Stage::Queue)));
+                        };
+                        let since = Instant::now();
+                        shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
+                        queued.insert(InLine {
+                            place: upstreams.enqueue(&tried, None),
+                            since,
+                            until: since + upstreams.queue_timeout(),
+                            _seat: seat,
+                        })
+                    }
+                };
+                // In short steps, so that a shutdown is not kept waiting.
+                let step = line.until.min(Instant::now() + QUEUE_STEP);
+                let woken = upstreams.wait_for_slot(&tried, None, &line.place, step);
+                let now = Instant::now();
+                record.upstream_queue = Some(now.saturating_duration_since(line.since));
+                if !woken && (now >= line.until || shared.shutting_down.load(Ordering::Relaxed)) {
+                    return Err((503, Termination::new(By::ServerTimeout, Stage::Queue)));
+                }
+                continue;
+            }
+            Pick::Unavailable if failed.is_none() => {
+                return Err((503, Termination::new(By::Server, Stage::Connect)));
+            }
+            Pick::Nothing | Pick::Unavailable => {
+                let by = failed.unwrap_or(By::Server);
+                return Err((502, Termination::new(by, Stage::Connect)));
+            }
+        };
+        queued = None;
+        tried[index] = true;
+        let target = &upstreams.targets()[index];
+        let picked = Instant::now();
+        let dialed = upstreams.dial(target, Some(ends), |s| watch.watch_backend(s));
+        let earlier = std::mem::replace(
+            &mut record.last_try,
+            UpstreamTry {
+                upstream: Some(target.name.clone()),
+                connect: Some(picked.elapsed()),
+                ..UpstreamTry::default()
+            },
+        );
+        if earlier.upstream.is_some() {
+            record.earlier_tries.push(earlier);
+        }
+        let e = match dialed {
+            Ok(stream) => {
+                target.health.succeeded(picked);
+                return Ok(Connected {
+                    stream,
+                    picked,
+                    _slot: slot,
+                });
+            }
+            Err(e) => e,
+        };
+        if watch.cut() {
+            record.last_try.status = Some(502);
+            return Err((502, Termination::new(By::Killed, Stage::Connect)));
+        }
+        if is_local_shortage(&e) {
+            static SHORT: OnceAMinute = OnceAMinute::new();
+            if SHORT.due() {
+                log::error!(
+                    "cannot open a connection to a backend: {e}; closing a stream's \
+                     connection (this process's limits: see `max_connections`; said at most \
+                     once a minute)"
+                );
+            }
+            return Err((503, Termination::new(By::Resource, Stage::Connect)));
+        }
+        // As the HTTP side logs a failed try: 504 for a timeout, else 502.
+        let (status, by) = match is_timeout(&e) {
+            true => (504, By::ServerTimeout),
+            false => (502, By::Server),
+        };
+        record.last_try.status = Some(status);
+        held_against(target, &e, ends);
+        failed = Some(by);
+        if retries_left == 0 {
+            return Err((502, Termination::new(by, Stage::Connect)));
+        }
+        retries_left -= 1;
+    }
+}
+
+/// A target that could not be connected: said (at most once a minute for
+/// each cause) and counted toward its `max_fails`.
+fn held_against(target: &Upstream, e: &std::io::Error, ends: &ClientEnds) {
+    let reason = format!("cannot connect: {e}");
+    say_failure(target, &reason, (ends.source.ip(), None));
+    count_failure(target, &reason);
+}
