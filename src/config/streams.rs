@@ -210,10 +210,15 @@ fn listen_at(at: &str, bind: IpAddr) -> Result<SocketAddr, String> {
 /// among them.
 fn check_pool(stream: &StreamListener, pool: &Config) -> Result<(), String> {
     let pool_name = &stream.pool_name;
-    if matches!(pool.balance, Balance::UriHash | Balance::Hash) {
+    let by_request = match pool.balance {
+        Balance::UriHash => Some("uri_hash"),
+        Balance::Hash => Some("hash"),
+        _ => None,
+    };
+    if let Some(balance) = by_request {
         return Err(format!(
-            "pool `{pool_name}` balances by a request's URI or fields, which a TCP connection \
-             has none of (`ip_hash` balances by the client's address)"
+            "pool `{pool_name}` balances by `{balance}`, a request's URI or fields, which a TCP \
+             connection has none of (`ip_hash` balances by the client's address)"
         ));
     }
     if let Some(t) = pool.targets.iter().find(|t| t.fastcgi) {
@@ -375,12 +380,12 @@ mod tests {
             ),
             (
                 "balance = uri_hash\nstream.s = default listen=9",
-                "pool `default` balances by a request's URI or fields",
+                "pool `default` balances by `uri_hash`, a request's URI or fields",
             ),
             (
                 "pool.h = 127.0.0.1:2\npool.h.balance = hash\npool.h.hash_on = header:X-Key\n\
                  stream.s = h listen=9",
-                "stream.s: pool `h` balances by a request's URI or fields",
+                "stream.s: pool `h` balances by `hash`, a request's URI or fields",
             ),
             (
                 "pool.php = 127.0.0.1:9000 fastcgi\npool.php.fastcgi_root = /srv\n\
