@@ -945,3 +945,92 @@ fn a_reload_moves_a_stream_to_its_new_pool_and_keeps_its_listener_until_a_restar
     );
     assert_eq!(greeted_by(&mut Client::connect(addr)), "b");
 }
+
+/// Three HTTPS backends holding their own certificates behind one
+/// stream that reads each client's hello: `shop.example`, any name under
+/// `example.org`, and the rest (an IP address dialled: no name).
+#[test]
+fn tls_passes_through_to_the_pool_of_the_name_the_hello_asks_for() {
+    use support::tls_client::{client_settings, TlsClient};
+    let pki = Pki::new();
+    let serving = |names: &[&str]| TlsSetup::serving(&pki.ca.leaf(names), &pki.ca);
+    let shop = TlsBackend::echo("shop", serving(&["shop.example"]));
+    let org = TlsBackend::echo("org", serving(&["a.example.org", "b.example.org"]));
+    let rest = TlsBackend::echo("rest", serving(&["127.0.0.1"]));
+    let text = format!(
+        "targets = {}\npool.shop = {}\npool.org = {}\n{}\
+         stream.https = default listen=127.0.0.1:0\n\
+         stream.https.Shop.Example = shop\nstream.https.*.example.org = org\n",
+        rest.addr,
+        shop.addr,
+        org.addr,
+        "log_format = $request|$status|$ssl_server_name|$pool|$upstream_addr|$termination\n",
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "https");
+    let settings = Arc::new(client_settings(&pki.ca, rustls::ALL_VERSIONS, None));
+    for (name, answered_by) in [
+        ("shop.example", "shop"),
+        ("a.example.org", "org"),
+        ("b.example.org", "org"),
+        ("127.0.0.1", "rest"),
+    ] {
+        // The handshake is the backend's own: its certificate verified
+        // by the client for the name it asked for.
+        let mut client = TlsClient::connect(addr, &settings, name);
+        let response = client.get("/");
+        assert_eq!(response.header("x-backend"), Some(answered_by), "{name}");
+    }
+    assert_eq!(shop.handshakes.lock().unwrap().len(), 1);
+    assert_eq!(org.handshakes.lock().unwrap().len(), 2);
+    let lines = wait_for_lines(&proxy, "https", 4);
+    let mut lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    lines.sort();
+    let line = |sni: &str, pool: &str, at: &TlsBackend| {
+        format!("TCP https|200|{sni}|{pool}|{}|--", at.addr)
+    };
+    assert_eq!(
+        lines,
+        [
+            line("-", "default", &rest),
+            line("a.example.org", "org", &org),
+            line("b.example.org", "org", &org),
+            line("shop.example", "shop", &shop),
+        ]
+    );
+}
+
+#[test]
+fn a_stream_reading_hellos_closes_a_client_that_sends_none_in_time() {
+    let (named, rest) = (Upstream::greeting("named"), Upstream::greeting("rest"));
+    let text = format!(
+        "targets = {}\npool.x = {}\nclient_header_timeout = 300ms\n{TEMPLATE}\
+         stream.s = default listen=127.0.0.1:0\nstream.s.x.example = x\n",
+        rest.addr, named.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    // Silent, then half a record: closed unanswered, no target asked.
+    let mut silent = Client::connect(addr);
+    assert_eq!(silent.read_until_closed(), b"");
+    let mut partial = Client::connect(addr);
+    assert_eq!(turned_away(&mut partial, &[22, 3, 1, 0, 200, 1]), b"");
+    assert_eq!(rest.accepted() + named.accepted(), 0);
+    // Bytes that are no TLS go on to the stream's own pool at once, as
+    // they came.
+    let mut plain = Client::connect(addr);
+    assert_eq!(session(&mut plain, b"PING\r\n"), b"rest\r\nPING\r\n");
+    assert_eq!((rest.accepted(), named.accepted()), (1, 0));
+    let lines = wait_for_lines(&proxy, "s", 3);
+    let ends: Vec<(&str, &str)> = (lines.iter())
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[1], f[5])
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [("400", "cR"), ("400", "cR"), ("200", "--")],
+        "{lines:?}"
+    );
+}

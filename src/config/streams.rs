@@ -1,16 +1,22 @@
 //! `stream.<name> = <pool> listen=[ADDR:]PORT [proxy_protocol]`: a TCP
 //! listener whose connections are relayed, bytes as they come, to a
 //! target of a pool (HAProxy's `mode tcp`, nginx's `stream` block; see
-//! `crate::proxy::tcp`). In the file only.
+//! `crate::proxy::tcp`); and `stream.<name>.<host> = <pool>`, the pool
+//! of the TLS clients whose hello asks for that host (nginx's
+//! `ssl_preread`). In the file only.
 
 use super::listeners::listeners_overlap;
 use super::pools::{index_named, on_line, PoolConfig};
 use super::{Balance, Config, ConfigError, Loader, Origin, Setting};
+use crate::routes::{parse_host, HostPattern};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-/// The most `stream.*` keys: each is a listener and its workers.
+/// The most `stream.<name>` keys: each is a listener and its workers.
 const MAX_STREAMS: usize = 100;
+/// The most `stream.<name>.<host>` keys of one stream (each hello is
+/// matched against them in turn).
+const MAX_NAMES: usize = 1000;
 
 /// One `stream.<name>` as it is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,40 +32,91 @@ pub struct StreamListener {
     /// Each connection starts with a PROXY protocol header naming the
     /// client, from a balancer in front.
     pub proxy_protocol: bool,
+    /// `stream.<name>.<host>`: the pools of the TLS clients whose hello
+    /// asks for those hosts, most specific first; none: no hello is read,
+    /// every connection goes to `pool`.
+    pub(crate) by_name: Arc<[ByName]>,
 }
 
-/// A `stream.<name>` key as read.
+/// One `stream.<name>.<host> = <pool>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ByName {
+    pub host: HostPattern,
+    pub pool: usize,
+    pub pool_name: Arc<str>,
+}
+
+impl StreamListener {
+    /// Whether a connection's TLS hello is read to choose its pool.
+    pub fn reads_hello(&self) -> bool {
+        !self.by_name.is_empty()
+    }
+
+    /// The pool, by index and name, of a connection whose hello asked for
+    /// `host` (`None`: for none, or no hello came).
+    pub fn pool_for(&self, host: Option<&str>) -> (usize, &Arc<str>) {
+        (self.by_name.iter().find(|b| b.host.matches(host)))
+            .map_or((self.pool, &self.pool_name), |b| (b.pool, &b.pool_name))
+    }
+}
+
+/// A `stream.<name>` or `stream.<name>.<host>` key as read.
 #[derive(Clone, Debug)]
 pub(super) struct StreamKey {
     name: String,
+    host: Option<String>,
     setting: Setting,
 }
 
+impl StreamKey {
+    fn key(&self) -> String {
+        match &self.host {
+            Some(host) => format!("stream.{}.{host}", self.name),
+            None => format!("stream.{}", self.name),
+        }
+    }
+}
+
 impl Loader {
-    /// Takes `stream.<name> = value` from the file; it is read at
+    /// Takes `stream.<name> = value` or `stream.<name>.<host> = value`
+    /// (`key` is what follows `stream.`) from the file; it is read at
     /// [`Loader::build`], once the pools are known.
     pub(super) fn stream_key(
         &mut self,
-        name: &str,
+        key: &str,
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
+        let (name, host) = match key.split_once('.') {
+            Some((name, host)) => (name, Some(host.to_ascii_lowercase())),
+            None => (key, None),
+        };
         check_name(name).map_err(|m| ConfigError::at(&origin, m))?;
-        if let Some(first) = self.stream_keys.iter().find(|k| k.name == name) {
+        let same = |k: &&StreamKey| k.name == name && k.host == host;
+        if let Some(first) = self.stream_keys.iter().find(same) {
             let first = on_line(&first.setting);
             return Err(ConfigError::at(
                 &origin,
-                format!("duplicate key `stream.{name}`{first}"),
+                format!("duplicate key `stream.{key}`{first}"),
             ));
         }
-        if self.stream_keys.len() >= MAX_STREAMS {
+        let (most, what) = match host {
+            None => (MAX_STREAMS, "streams".to_string()),
+            Some(_) => (MAX_NAMES, format!("host names for `stream.{name}`")),
+        };
+        let alike = |k: &&StreamKey| match host {
+            None => k.host.is_none(),
+            Some(_) => k.name == name && k.host.is_some(),
+        };
+        if self.stream_keys.iter().filter(alike).count() >= most {
             return Err(ConfigError::at(
                 &origin,
-                format!("`stream.{name}`: more than {MAX_STREAMS} streams"),
+                format!("`stream.{key}`: more than {most} {what}"),
             ));
         }
         self.stream_keys.push(StreamKey {
             name: name.to_string(),
+            host,
             setting: Setting {
                 value: value.to_string(),
                 origin,
@@ -68,30 +125,28 @@ impl Loader {
         Ok(())
     }
 
-    /// Every `stream.<name>` key with its value and origin, in the file's
+    /// Every `stream.*` key with its value and origin, in the file's
     /// order.
     pub fn stream_settings(&self) -> impl Iterator<Item = (String, &Setting)> {
-        (self.stream_keys.iter()).map(|k| (format!("stream.{}", k.name), &k.setting))
+        (self.stream_keys.iter()).map(|k| (k.key(), &k.setting))
     }
 
     /// The streams, each refused at its line when it cannot be served:
     /// its pool unknown or unfit for bytes alone, its address another
-    /// listener's.
+    /// listener's, a host name's key for no stream.
     pub(super) fn build_streams(
         &self,
         top: &Config,
         pools: &[PoolConfig],
     ) -> Result<Arc<[StreamListener]>, ConfigError> {
-        let mut streams: Vec<StreamListener> = Vec::with_capacity(self.stream_keys.len());
-        for StreamKey { name, setting } in &self.stream_keys {
+        let pool_of = |i: usize| i.checked_sub(1).map_or(top, |i| &pools[i].config);
+        let mut streams: Vec<StreamListener> = Vec::new();
+        let listeners = self.stream_keys.iter().filter(|k| k.host.is_none());
+        for key in listeners {
             let refused =
-                |m: String| ConfigError::at(&setting.origin, format!("stream.{name}: {m}"));
-            let stream = parse(name, &setting.value, top.bind, pools).map_err(refused)?;
-            let pool = match stream.pool.checked_sub(1) {
-                Some(i) => &pools[i].config,
-                None => top,
-            };
-            check_pool(&stream, pool).map_err(refused)?;
+                |m: String| ConfigError::at(&key.setting.origin, format!("{}: {m}", key.key()));
+            let stream = parse(&key.name, &key.setting.value, top.bind, pools).map_err(refused)?;
+            check_pool(stream.listen, &stream.pool_name, pool_of(stream.pool)).map_err(refused)?;
             if let Some(taken) = taken_by(&stream, top, &streams) {
                 return Err(refused(format!(
                     "{} is also {taken}'s address and port",
@@ -100,8 +155,58 @@ impl Loader {
             }
             streams.push(stream);
         }
+        let mut by_names: Vec<Vec<ByName>> = vec![Vec::new(); streams.len()];
+        for key in &self.stream_keys {
+            let Some(host) = &key.host else {
+                continue;
+            };
+            let refused =
+                |m: String| ConfigError::at(&key.setting.origin, format!("{}: {m}", key.key()));
+            let Some(at) = streams.iter().position(|s| *s.name == *key.name) else {
+                return Err(refused(format!(
+                    "there is no `stream.{}` to take it: give one, e.g. `stream.{} = <pool> \
+                     listen=443`",
+                    key.name, key.name
+                )));
+            };
+            let by_name = by_name(host, &key.setting.value, pools).map_err(&refused)?;
+            check_pool(
+                streams[at].listen,
+                &by_name.pool_name,
+                pool_of(by_name.pool),
+            )
+            .map_err(&refused)?;
+            if let Some(first) = by_names[at].iter().find(|b| b.host == by_name.host) {
+                return Err(refused(format!("`{}` is named twice", first.host)));
+            }
+            by_names[at].push(by_name);
+        }
+        for (stream, mut by_name) in streams.iter_mut().zip(by_names) {
+            // Stable: among equals, the order written.
+            by_name.sort_by_key(|b| std::cmp::Reverse(b.host.rank()));
+            stream.by_name = by_name.into();
+        }
         Ok(streams.into())
     }
+}
+
+/// `stream.<name>.<host> = <pool>`: `host` a name, or `*.` and a name.
+fn by_name(host: &str, value: &str, pools: &[PoolConfig]) -> Result<ByName, String> {
+    let host = match parse_host(host)? {
+        HostPattern::Any => {
+            return Err("a host after the stream's name: `stream.<name>.<host> = <pool>`".into())
+        }
+        host => host,
+    };
+    let mut words = value.split_whitespace();
+    let (Some(pool_name), None) = (words.next(), words.next()) else {
+        return Err("a host name's key is `stream.<name>.<host> = <pool>`, one pool".into());
+    };
+    Ok(ByName {
+        host,
+        pool: index_named(pool_name, pools.iter().map(|p| &*p.name))?,
+        pool_name: pool_name.into(),
+    })
 }
 
 impl Config {
@@ -112,11 +217,11 @@ impl Config {
 
     /// The streams as a reload puts them in force, `was` the settings
     /// running: the listeners stay those running (binding others waits
-    /// for a restart), each with the pool these settings give it, its own
-    /// key's or else the pool of the name it had. Whether the listeners
-    /// written differ from those running (the reload says a restart is
-    /// needed); an error for a running stream whose pool is gone or
-    /// cannot take it.
+    /// for a restart), each with the pools these settings give it (its
+    /// own keys', or else those of the names it had). Whether the
+    /// listeners written differ from those running (the reload says a
+    /// restart is needed); an error for a running stream whose pool is
+    /// gone or cannot take it.
     pub fn keep_streams_of(&mut self, was: &Config) -> Result<bool, String> {
         let listens = |s: &StreamListener| (s.name.clone(), s.listen, s.proxy_protocol);
         if self
@@ -129,24 +234,42 @@ impl Config {
         }
         let mut kept = Vec::with_capacity(was.streams.len());
         for running in was.streams.iter() {
-            let pool_name = self
-                .stream_named(&running.name)
-                .map_or(&running.pool_name, |s| &s.pool_name)
-                .clone();
-            let names = self.pools.iter().map(|p| &*p.name);
-            let pool = index_named(&pool_name, names)
-                .map_err(|m| format!("stream.{} listens until a restart: {m}", running.name))?;
-            let stream = StreamListener {
-                pool,
-                pool_name,
-                ..running.clone()
+            let stream = match self.stream_named(&running.name) {
+                Some(written) => StreamListener {
+                    listen: running.listen,
+                    proxy_protocol: running.proxy_protocol,
+                    ..written.clone()
+                },
+                None => self
+                    .pools_again(running)
+                    .map_err(|m| format!("stream.{} listens until a restart: {m}", running.name))?,
             };
-            check_pool(&stream, self.config_of_pool(pool))
-                .map_err(|m| format!("stream.{}: {m}", running.name))?;
             kept.push(stream);
         }
         self.streams = kept.into();
         Ok(true)
+    }
+
+    /// `stream` with its pools found again by name in these settings.
+    fn pools_again(&self, stream: &StreamListener) -> Result<StreamListener, String> {
+        let find = |name: &str| {
+            let pool = index_named(name, self.pools.iter().map(|p| &*p.name))?;
+            check_pool(stream.listen, name, self.config_of_pool(pool))?;
+            Ok::<usize, String>(pool)
+        };
+        let by_name = (stream.by_name.iter())
+            .map(|b| {
+                Ok(ByName {
+                    pool: find(&b.pool_name)?,
+                    ..b.clone()
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(StreamListener {
+            pool: find(&stream.pool_name)?,
+            by_name,
+            ..stream.clone()
+        })
     }
 
     /// The settings of the pool at `index` (0: `targets`, the top level's).
@@ -189,6 +312,7 @@ fn parse(
         pool,
         pool_name: pool_name.into(),
         proxy_protocol,
+        by_name: Arc::new([]),
     })
 }
 
@@ -205,11 +329,10 @@ fn listen_at(at: &str, bind: IpAddr) -> Result<SocketAddr, String> {
     })
 }
 
-/// A connection carries no request: the pool may not balance by one,
-/// nor speak FastCGI to its targets, nor have the stream's own listener
-/// among them.
-fn check_pool(stream: &StreamListener, pool: &Config) -> Result<(), String> {
-    let pool_name = &stream.pool_name;
+/// A connection carries no request: the pool `pool_name` of a stream
+/// listening at `listen` may not balance by one, nor speak FastCGI to its
+/// targets, nor have the stream's own listener among them.
+fn check_pool(listen: SocketAddr, pool_name: &str, pool: &Config) -> Result<(), String> {
     let by_request = match pool.balance {
         Balance::UriHash => Some("uri_hash"),
         Balance::Hash => Some("hash"),
@@ -227,7 +350,7 @@ fn check_pool(stream: &StreamListener, pool: &Config) -> Result<(), String> {
             t.name
         ));
     }
-    if let Some(t) = super::target_at(stream.listen, &pool.targets) {
+    if let Some(t) = super::target_at(listen, &pool.targets) {
         return Err(format!(
             "pool `{pool_name}`'s target {} is the stream's own listener (its connections \
              would come back to it)",
@@ -412,6 +535,102 @@ mod tests {
              balance = ip_hash\n",
         );
         assert_eq!(c.unwrap().streams.len(), 2);
+    }
+
+    #[test]
+    fn host_names_choose_a_pool_the_most_specific_first() {
+        let c = build(
+            "pool.a = 127.0.0.1:2\npool.b = 127.0.0.1:3\npool.c = 127.0.0.1:4\n\
+             stream.tls.*.example.com = a\n\
+             stream.tls = default listen=443\n\
+             stream.tls.*.shop.example.com = b\n\
+             stream.tls.WWW.Example.COM = c\n\
+             stream.plain = a listen=5432\n",
+        )
+        .unwrap();
+        let tls = c.stream_named("tls").unwrap();
+        let order: Vec<String> = tls.by_name.iter().map(|b| b.host.to_string()).collect();
+        assert_eq!(
+            order,
+            ["www.example.com", "*.shop.example.com", "*.example.com"]
+        );
+        assert!(tls.reads_hello() && !c.stream_named("plain").unwrap().reads_hello());
+        for (host, pool) in [
+            (Some("www.example.com"), "c"),
+            (Some("x.shop.example.com"), "b"),
+            (Some("shop.example.com"), "a"),
+            (Some("example.com"), "default"),
+            (None, "default"),
+        ] {
+            let (index, name) = tls.pool_for(host);
+            assert_eq!(&**name, pool, "{host:?}");
+            assert_eq!(
+                index,
+                ["default", "a", "b", "c"]
+                    .iter()
+                    .position(|p| *p == pool)
+                    .unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_host_name_s_key_that_cannot_be_served_is_refused_at_its_line() {
+        let base = "pool.a = 127.0.0.1:2\nstream.tls = default listen=443\n";
+        for (text, says) in [
+            ("stream.other.a.example = a", "proxy.conf:4: stream.other.a.example: there is no `stream.other`"),
+            ("stream.tls.a.example = nope", "proxy.conf:4: stream.tls.a.example: no pool is named `nope`"),
+            ("stream.tls.a.example = a b", "a host name's key is `stream.<name>.<host> = <pool>`"),
+            ("stream.tls.a.example =", "a host name's key is"),
+            ("stream.tls.a b = a", "`a b` is no host"),
+            ("stream.tls.a.example = a\nstream.tls.A.Example = a", "proxy.conf:5: duplicate key `stream.tls.A.Example`"),
+            (
+                "pool.php = 127.0.0.1:9000 fastcgi\npool.php.fastcgi_root = /srv\n\
+                 stream.tls.a.example = php",
+                "proxy.conf:6: stream.tls.a.example: pool `php`'s target 127.0.0.1:9000 speaks FastCGI",
+            ),
+        ] {
+            let message = refused(&format!("{base}{text}\n"));
+            assert!(message.contains(says), "{text}:\n{message}\nshould say {says}");
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_running_listeners_with_the_pools_written_now() {
+        let was = build("pool.a = 127.0.0.1:2\nstream.s = a listen=9000\nstream.s.x.example = a\n")
+            .unwrap();
+        // The same listeners: nothing to restart, the new pools in force.
+        let mut next =
+            build("pool.a = 127.0.0.1:2\npool.b = 127.0.0.1:3\nstream.s = b listen=9000\n")
+                .unwrap();
+        assert_eq!(next.keep_streams_of(&was), Ok(false));
+        assert_eq!(
+            next.stream_named("s")
+                .unwrap()
+                .pool_for(Some("x.example"))
+                .1
+                .as_ref(),
+            "b"
+        );
+        // Listening elsewhere: the running address, the pools written.
+        let mut next = build("pool.b = 127.0.0.1:3\nstream.s = b listen=9001\n").unwrap();
+        assert_eq!(next.keep_streams_of(&was), Ok(true));
+        let kept = next.stream_named("s").unwrap();
+        assert_eq!(
+            (kept.listen.port(), kept.pool, &*kept.pool_name),
+            (9000, 1, "b")
+        );
+        // Taken out: its pools found again by name, or the reload refused.
+        let mut next = build("pool.z = 127.0.0.1:9\npool.a = 127.0.0.1:2\n").unwrap();
+        assert_eq!(next.keep_streams_of(&was), Ok(true));
+        let kept = next.stream_named("s").unwrap();
+        assert_eq!((kept.pool, kept.by_name[0].pool), (2, 2));
+        let mut next = build("pool.z = 127.0.0.1:9\n").unwrap();
+        let e = next.keep_streams_of(&was).unwrap_err();
+        assert!(
+            e.starts_with("stream.s listens until a restart: no pool is named `a`"),
+            "{e}"
+        );
     }
 
     #[test]

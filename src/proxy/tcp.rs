@@ -8,6 +8,11 @@
 //! sides have closed, either fails, or both stay silent for the pool's
 //! `tunnel_timeout`.
 //!
+//! A stream with `stream.<name>.<host>` keys first reads the client's
+//! TLS hello (`tls::client_hello`), within `client_header_timeout`, and
+//! takes the pool of the host it asks for; the bytes read go to the
+//! target first, as they came (TLS passed through, never ended here).
+//!
 //! One access-log line per connection as it ends: the request line `TCP
 //! <name>`, the status nginx's stream module gives a session (200, 403
 //! for one the access lists refuse, 502 when no target could be
@@ -20,14 +25,16 @@ use super::tunnel::{relay_both_ways, Relayed};
 use super::{ConnWatch, Current, Inherited, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
-use crate::http::conn::{is_local_shortage, is_timeout, Socket as _};
+use crate::http::conn::{is_local_shortage, is_timeout, Socket as _, Stream};
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::throttle::OnceAMinute;
+use crate::tls::client_hello::{self, Hello};
 use crate::upstream::slots::{QueueSeat, Waiting};
 use crate::upstream::{InFlight, Pick, Upstream, Upstreams};
 use crate::upstream_tries::UpstreamTry;
-use std::net::{Shutdown, SocketAddr};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -91,7 +98,9 @@ pub fn serve(
         .filter(|h| !h.tlvs.is_empty())
         .map(|h| Arc::from(&*h.tlvs));
     session.record.pool = Some(stream.pool_name.clone());
-    session.record.status = relay(watch, stream, &ends, &shared, &mut session.record);
+    let due =
+        accepted + (shared.config.client_header_timeout).min(shared.config.connection_timeout);
+    session.record.status = relay(watch, (stream, due), &ends, &shared, &mut session.record);
     session.log(&shared);
 }
 
@@ -113,36 +122,63 @@ impl Session {
     }
 }
 
-/// Relays the connection to a target of `stream`'s pool, noting in
-/// `record` what it did; its status.
+/// Relays the connection to a target of `stream`'s pool (the one its TLS
+/// hello chose, read by `hello_due` when the stream reads one), noting
+/// in `record` what it did; its status.
 fn relay(
     watch: &ConnWatch,
-    stream: &StreamListener,
+    (stream, hello_due): (&StreamListener, Instant),
     ends: &ClientEnds,
     shared: &Shared,
     record: &mut Record,
 ) -> u16 {
     let client = watch.client();
-    let pool = shared.config_of_pool(stream.pool);
     let closed = |record: &mut Record, termination, status| {
         let _ = client.shutdown(Shutdown::Both);
         record.termination = termination;
         status
     };
+    let (early, pool_index) = match stream.reads_hello() {
+        false => (Vec::new(), stream.pool),
+        true => match read_hello(client.tcp(), hello_due) {
+            Ok((early, hello)) => {
+                let host = match hello {
+                    Hello::Named(host) => Some(host),
+                    _ => None,
+                };
+                let (pool, pool_name) = stream.pool_for(host.as_deref());
+                record.pool = Some(pool_name.clone());
+                record.server_name = host.map(Arc::from);
+                (early, pool)
+            }
+            // nginx's stream answers a preread that fails 400.
+            Err(termination) => return closed(record, termination, 400),
+        },
+    };
+    let pool = shared.config_of_pool(pool_index);
     if !crate::access::admits(ends.source.ip(), &pool.allow_from, &pool.deny_from) {
         shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
         return closed(record, Termination::new(By::Proxy, Stage::Request), 403);
     }
-    let upstreams = shared.pools.get(stream.pool);
+    let upstreams = shared.pools.get(pool_index);
     let connected = match connect(watch, upstreams, ends, shared, record) {
         Ok(connected) => connected,
         Err((status, termination)) => return closed(record, termination, status),
     };
+    // The hello read goes first, as it came.
+    let up: &Stream = &connected.stream;
+    let sent_early = up
+        .set_write_timeout(Some(pool.tunnel_timeout))
+        .and_then(|()| (&*up).write_all(&early));
+    if sent_early.is_err() {
+        return closed(record, Termination::new(By::Server, Stage::Data), 502);
+    }
     let Relayed {
         to_client,
         to_backend,
         ended,
-    } = relay_both_ways(client, &connected.stream, pool.tunnel_timeout);
+    } = relay_both_ways(client, up, pool.tunnel_timeout);
+    let to_backend = to_backend + early.len() as u64;
     let last = &mut record.last_try;
     last.response = Some(connected.picked.elapsed());
     last.bytes_sent = Some(to_backend);
@@ -159,10 +195,40 @@ fn relay(
     200
 }
 
+/// Reads the start of a connection until it tells its TLS hello (see
+/// [`client_hello::read`]), by `due`: the bytes read, which go to the
+/// target first, and what they said; or how the client failed to say
+/// it (closed, or `client_header_timeout` passed).
+fn read_hello(mut tcp: &TcpStream, due: Instant) -> Result<(Vec<u8>, Hello), Termination> {
+    let mut read = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let left = due.saturating_duration_since(Instant::now());
+        if left.is_zero() || tcp.set_read_timeout(Some(left)).is_err() {
+            return Err(Termination::new(By::ClientTimeout, Stage::Request));
+        }
+        match tcp.read(&mut chunk) {
+            Ok(0) => return Err(Termination::new(By::Client, Stage::Request)),
+            Ok(n) => read.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if is_timeout(&e) => {
+                return Err(Termination::new(By::ClientTimeout, Stage::Request))
+            }
+            Err(_) => return Err(Termination::new(By::Client, Stage::Request)),
+        }
+        match client_hello::read(&read) {
+            Hello::Incomplete if read.len() < client_hello::MAX_HELLO_BYTES => {}
+            // Larger than any hello read: sent on to the stream's pool.
+            Hello::Incomplete => return Ok((read, Hello::Unnamed)),
+            hello => return Ok((read, hello)),
+        }
+    }
+}
+
 /// A target's connection, counted in its in-flight number (against its
 /// `max_conns`) until dropped.
 struct Connected<'s> {
-    stream: Arc<crate::http::conn::Stream>,
+    stream: Arc<Stream>,
     picked: Instant,
     _slot: InFlight<'s>,
 }

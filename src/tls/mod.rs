@@ -23,6 +23,7 @@
 
 pub mod backends;
 pub mod client_cert;
+pub mod client_hello;
 pub mod ocsp;
 pub mod suites;
 pub mod trust;
