@@ -3484,3 +3484,63 @@ fn fastcgi_read(
         .collect();
     Ok(Some((head.status, fields, read)))
 }
+
+/// The bytes a connection begins with, read for a TLS hello's host name
+/// (`stream.<name>.<host>`): any bytes, or (first byte odd) any bytes as
+/// a hello's extensions, in records of the size the second byte says.
+/// What is decided stays decided as more bytes come, a whole hello is
+/// never incomplete, and a name read is one a host key can be.
+pub fn client_hello(data: &[u8]) {
+    use inverso::tls::client_hello::{read, Hello};
+    let [flags, record, rest @ ..] = data else {
+        return;
+    };
+    let wire = match flags & 1 == 1 {
+        true => wrapped_hello(rest, usize::from(*record).max(1)),
+        false => data.to_vec(),
+    };
+    let whole = read(&wire);
+    if flags & 1 == 1 && rest.len() < 8 * 1024 {
+        assert_ne!(whole, Hello::Incomplete, "a whole hello");
+    }
+    if let Hello::Named(host) = &whole {
+        assert!(!host.is_empty() && host.len() <= 253, "{host:?}");
+        assert!(
+            (host.bytes()).all(|b| b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'-' | b'.' | b'_')),
+            "{host:?}"
+        );
+        assert!(!host.ends_with('.'), "{host:?}");
+    }
+    // Every start of it says as much or asks for more.
+    let step = (wire.len() / 256).max(1);
+    for end in (0..wire.len()).step_by(step) {
+        let start = read(&wire[..end]);
+        assert!(
+            start == Hello::Incomplete || start == whole,
+            "{end} of {} bytes: {start:?}, whole {whole:?}",
+            wire.len()
+        );
+    }
+}
+
+/// A ClientHello whose extensions are `extensions`, in handshake records
+/// of at most `record` bytes.
+fn wrapped_hello(extensions: &[u8], record: usize) -> Vec<u8> {
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(extensions.len() as u16).to_be_bytes());
+    body.extend_from_slice(extensions);
+    let mut message = vec![1];
+    message.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+    message.extend_from_slice(&body);
+    let mut wire = Vec::new();
+    for fragment in message.chunks(record) {
+        wire.extend_from_slice(&[22, 3, 1]);
+        wire.extend_from_slice(&(fragment.len() as u16).to_be_bytes());
+        wire.extend_from_slice(fragment);
+    }
+    wire
+}

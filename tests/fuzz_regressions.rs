@@ -31,6 +31,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("sub_filter", checks::sub_filter),
     ("gunzip", checks::gunzip),
     ("fastcgi_reply", checks::fastcgi_reply),
+    ("client_hello", checks::client_hello),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
