@@ -72,6 +72,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     }
     write_pools(&mut out, &config)?;
     write_rewrites(&mut out, &config, &loader)?;
+    write_streams(&mut out, &config)?;
     if let Some(syslog) = inverso::access_log::Syslog::of(&config) {
         writeln!(out, "# {}", config::escape_controls(&syslog.describe()))?;
     }
@@ -357,6 +358,26 @@ fn write_rewrites(
             rule.name(),
             setting.origin
         )?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of the streams: where each listens, and which pool
+/// takes which connections.
+fn write_streams(out: &mut impl std::io::Write, config: &Config) -> std::io::Result<()> {
+    for stream in config.streams.iter() {
+        let behind = match stream.proxy_protocol {
+            true => ", each connection's PROXY header read first",
+            false => "",
+        };
+        writeln!(
+            out,
+            "# stream {}: TCP on {}{behind}, to pool {}",
+            stream.name, stream.listen, stream.pool_name
+        )?;
+        for (host, pool) in stream.names() {
+            writeln!(out, "#   a TLS hello asking for {host}: to pool {pool}")?;
+        }
     }
     Ok(())
 }

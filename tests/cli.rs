@@ -1239,3 +1239,49 @@ fn a_fifo_as_a_users_or_pem_file_is_an_error_not_a_hang() {
         assert!(stderr.contains("not a regular file"), "{key}: {stderr}");
     }
 }
+
+#[test]
+fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\npool.blog = 127.0.0.1:9002\n\
+         stream.https.*.example.com = blog\nstream.https = default listen=8443 proxy_protocol\n\
+         stream.https.blog.example.com = blog\nstream.pg = blog listen=127.0.0.1:5432\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let said: Vec<&str> = (stdout.lines())
+        .skip_while(|l| !l.starts_with("# stream "))
+        .take(4)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "# stream https: TCP on 0.0.0.0:8443, each connection's PROXY header read first, \
+             to pool default",
+            "#   a TLS hello asking for blog.example.com: to pool blog",
+            "#   a TLS hello asking for *.example.com: to pool blog",
+            "# stream pg: TCP on 127.0.0.1:5432, to pool blog",
+        ],
+        "{stdout}"
+    );
+    // The keys as written, each with its line.
+    assert!(
+        stdout.contains("stream.https.blog.example.com = blog"),
+        "{stdout}"
+    );
+    // A pool a stream takes is not one nothing sends requests to.
+    let dir = conf(
+        "targets = 127.0.0.1:9001\npool.blog = 127.0.0.1:9002\npool.idle = 127.0.0.1:9003\n\
+         stream.https = default listen=8443\nstream.https.blog.example.com = blog\n",
+    );
+    let out = inverso(
+        dir.path(),
+        &["check", "--config", "proxy.conf"],
+        &[("RUST_LOG", "warn")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let unsent: Vec<&str> = (stderr.lines())
+        .filter(|l| l.contains("no route sends requests to it"))
+        .collect();
+    assert_eq!(unsent.len(), 1, "{stderr}");
+    assert!(unsent[0].contains("pool.idle"), "{stderr}");
+}

@@ -52,6 +52,12 @@ impl StreamListener {
         !self.by_name.is_empty()
     }
 
+    /// Each `stream.<name>.<host>`: its host as written (lower case) and
+    /// its pool's name, in the order tried.
+    pub fn names(&self) -> impl Iterator<Item = (String, &str)> {
+        (self.by_name.iter()).map(|b| (b.host.to_string(), &*b.pool_name))
+    }
+
     /// The pool, by index and name, of a connection whose hello asked for
     /// `host` (`None`: for none, or no hello came).
     pub fn pool_for(&self, host: Option<&str>) -> (usize, &Arc<str>) {
