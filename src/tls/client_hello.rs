@@ -137,12 +137,13 @@ fn server_name(body: &[u8]) -> Option<String> {
     None
 }
 
-/// A DNS host name as SNI carries it (ASCII, no IP address literal
-/// checked here): lower-cased, its trailing dot dropped.
+/// A DNS host name as SNI carries it (RFC 6066 §3: ASCII, no IP address
+/// literal checked here): lower-cased, its one trailing dot dropped; none
+/// with an empty label (`a..b`, `.a`), which no host key is.
 fn host_name(name: &[u8]) -> Option<String> {
     let name = name.strip_suffix(b".").unwrap_or(name);
-    let valid = !name.is_empty()
-        && name.len() <= 253
+    let valid = name.len() <= 253
+        && name.split(|&b| b == b'.').all(|label| !label.is_empty())
         && (name.iter()).all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
     valid.then(|| String::from_utf8_lossy(name).to_ascii_lowercase())
 }
@@ -216,6 +217,10 @@ mod tests {
             vec![(16, vec![0, 3, 2, b'h', b'2'])],
             vec![sni(&[(1, b"other-kind")])],
             vec![sni(&[(0, b"")])],
+            vec![sni(&[(0, b".")])],
+            vec![sni(&[(0, b"a..example")])],
+            vec![sni(&[(0, b"a.example..")])],
+            vec![sni(&[(0, b".a.example")])],
             vec![sni(&[(0, b"bad name")])],
             vec![sni(&[(0, b"caf\xc3\xa9.example")])],
             vec![sni(&[(0, "a".repeat(254).as_bytes())])],
