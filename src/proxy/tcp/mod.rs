@@ -20,12 +20,14 @@
 //! sent to the client (and `$request_length` those received from it),
 //! the target and HAProxy's termination state.
 
+mod polled;
+
 use super::origin::{count_failure, say_failure};
 use super::tunnel::{relay_both_ways, Relayed};
 use super::{ConnWatch, Current, Inherited, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
-use crate::http::conn::{is_local_shortage, is_timeout, Socket as _, Stream};
+use crate::http::conn::{is_local_shortage, is_timeout, Kind, Socket as _, Stream};
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::throttle::OnceAMinute;
@@ -173,11 +175,16 @@ fn relay(
     if sent_early.is_err() {
         return closed(record, Termination::new(By::Server, Stage::Data), 502);
     }
+    // Over TLS the bytes are the session's, which one thread per
+    // direction reads and writes as an upgrade's tunnel does.
     let Relayed {
         to_client,
         to_backend,
         ended,
-    } = relay_both_ways(client, up, pool.tunnel_timeout);
+    } = match up.kind() {
+        Kind::Tcp(_) | Kind::Unix(_) => polled::relay(client.tcp(), up, pool.tunnel_timeout),
+        Kind::Tls(_) | Kind::Fcgi(_) => relay_both_ways(client, up, pool.tunnel_timeout),
+    };
     let to_backend = to_backend + early.len() as u64;
     let last = &mut record.last_try;
     last.response = Some(connected.picked.elapsed());

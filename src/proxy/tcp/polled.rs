@@ -1,0 +1,350 @@
+//! Both directions of a stream's connection copied by one thread: both
+//! sockets non-blocking, `poll` waiting for whichever can move bytes next.
+//! The tunnel of an upgraded HTTP connection gives each direction a
+//! thread of its own (and may speak TLS to its backend); a stream's
+//! connection to a plain TCP or Unix target needs no second thread, whose
+//! start would cost each connection as much as the rest of its work
+//! (`Connection: close` through a TCP proxy opens one a request).
+//!
+//! Each direction reads its source into a buffer of its own and writes
+//! it out as its destination takes it; a source's end is passed on as a
+//! half-close once what came before it went, while the other direction
+//! goes on. A failed read or write ends its direction at once, and the
+//! first failure names the side at fault; the connection ends when both
+//! directions have, or when nothing has moved either way for `idle`.
+
+use super::super::tunnel::Relayed;
+use crate::access_log::{By, Stage, Termination};
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::{Duration, Instant};
+
+/// Bytes each direction holds at most between its read and its write.
+const BUFFER: usize = 16 * 1024;
+
+/// A socket as both directions use it: read, written, half-closed.
+pub(super) trait Side: AsFd + Sized {
+    fn socket(&self) -> socket2::SockRef<'_> {
+        socket2::SockRef::from(self)
+    }
+}
+
+impl<T: AsFd> Side for T {}
+
+/// One direction: from a source to a destination, through its buffer.
+struct Direction {
+    buf: Box<[u8]>,
+    /// What the buffer holds still to write: `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// The source has ended (its end passed on once the buffer is
+    /// written), or failed.
+    source_ended: bool,
+    /// Nothing more goes this way: the end passed on, or a failure.
+    done: bool,
+    copied: u64,
+    /// Who the source and the destination are, for a failure's blame.
+    source: By,
+    destination: By,
+}
+
+impl Direction {
+    fn new(source: By, destination: By) -> Direction {
+        Direction {
+            buf: vec![0; BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            source_ended: false,
+            done: false,
+            copied: 0,
+            source,
+            destination,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.start < self.end
+    }
+
+    fn wants_read(&self) -> bool {
+        !self.done && !self.source_ended && !self.pending()
+    }
+
+    fn wants_write(&self) -> bool {
+        !self.done && self.pending()
+    }
+
+    /// Moves what it can without waiting: whether anything moved, and
+    /// the side whose failure ended it, if one did.
+    fn step(&mut self, from: &impl Side, to: &impl Side) -> (bool, Option<By>) {
+        let mut moved = false;
+        while !self.done {
+            if self.wants_read() {
+                match (&*from.socket()).read(&mut self.buf) {
+                    Ok(0) => self.source_ended = true,
+                    Ok(n) => (self.start, self.end, moved) = (0, n, true),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (moved, None),
+                    Err(_) => return (moved, Some(self.fail(self.source))),
+                }
+            }
+            if self.pending() {
+                match (&*to.socket()).write(&self.buf[self.start..self.end]) {
+                    Ok(n) => {
+                        self.start += n;
+                        self.copied += n as u64;
+                        moved |= n > 0;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (moved, None),
+                    Err(_) => return (moved, Some(self.fail(self.destination))),
+                }
+            } else if self.source_ended {
+                let _ = to.socket().shutdown(Shutdown::Write);
+                self.done = true;
+            }
+        }
+        (moved, None)
+    }
+
+    fn fail(&mut self, by: By) -> By {
+        self.done = true;
+        by
+    }
+}
+
+/// Copies `client` to `up` and back on this thread alone, until both
+/// directions have ended, one fails, or nothing has moved for `idle`.
+///
+/// A side's failure ends the connection: the other side is told the end
+/// of the stream after what it was sent, and given [`CLOSE_GRACE`] to
+/// close in turn (a lingering close: closed at once with unread bytes,
+/// the socket would reset, and a reset can destroy what is still on its
+/// way to that side). Idling out closes both at once.
+pub(super) fn relay(client: &impl Side, up: &impl Side, idle: Duration) -> Relayed {
+    let mut upward = Direction::new(By::Client, By::Server);
+    let mut downward = Direction::new(By::Server, By::Client);
+    let relayed = |upward: &Direction, downward: &Direction, ended| Relayed {
+        to_client: downward.copied,
+        to_backend: upward.copied,
+        ended,
+    };
+    let nonblocking = [client.socket(), up.socket()]
+        .iter()
+        .try_for_each(|s| s.set_nonblocking(true));
+    if nonblocking.is_err() {
+        close(client, up);
+        let failed = Termination::new(By::Resource, Stage::Data);
+        return relayed(&upward, &downward, Some(failed));
+    }
+    let mut last_moved = Instant::now();
+    while !(upward.done && downward.done) {
+        let (up_moved, up_failed) = upward.step(client, up);
+        let (down_moved, down_failed) = downward.step(up, client);
+        if let Some(at_fault) = up_failed.or(down_failed) {
+            match at_fault {
+                By::Client => linger(up, client),
+                _ => linger(client, up),
+            }
+            let failed = Termination::new(at_fault, Stage::Data);
+            return relayed(&upward, &downward, Some(failed));
+        }
+        if up_moved || down_moved {
+            last_moved = Instant::now();
+            continue;
+        }
+        if upward.done && downward.done {
+            break;
+        }
+        let left = idle.saturating_sub(last_moved.elapsed());
+        if left.is_zero() || !wait(client, up, [&upward, &downward], left) {
+            close(client, up);
+            // Bytes the backend has not taken tell it stalled; otherwise
+            // the client's timeout, as HAProxy's `timeout tunnel` is told.
+            let by = match upward.pending() && !downward.pending() {
+                true => By::ServerTimeout,
+                false => By::ClientTimeout,
+            };
+            return relayed(&upward, &downward, Some(Termination::new(by, Stage::Data)));
+        }
+    }
+    relayed(&upward, &downward, None)
+}
+
+/// How long a side is given to close after the other failed.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+fn close(client: &impl Side, up: &impl Side) {
+    let _ = client.socket().shutdown(Shutdown::Both);
+    let _ = up.socket().shutdown(Shutdown::Both);
+}
+
+/// `failed` is shut; `left` is told the end of the stream and read (what
+/// it sends dropped) until it closes, or for [`CLOSE_GRACE`].
+fn linger(left: &impl Side, failed: &impl Side) {
+    let _ = failed.socket().shutdown(Shutdown::Both);
+    let _ = left.socket().shutdown(Shutdown::Write);
+    let until = Instant::now() + CLOSE_GRACE;
+    let mut dropped = [0u8; 4096];
+    loop {
+        match (&*left.socket()).read(&mut dropped) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+        let grace = until.saturating_duration_since(Instant::now());
+        if grace.is_zero() || !poll(&mut [interest(left, true, false)], grace) {
+            let _ = left.socket().shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Waits for either socket to be ready for what the directions want of
+/// it (`upward` reads `client`, `downward` reads `up`), for at most
+/// `left`: whether one is.
+fn wait(
+    client: &impl Side,
+    up: &impl Side,
+    [upward, downward]: [&Direction; 2],
+    left: Duration,
+) -> bool {
+    let mut fds = [
+        interest(client, upward.wants_read(), downward.wants_write()),
+        interest(up, downward.wants_read(), upward.wants_write()),
+    ];
+    poll(&mut fds, left)
+}
+
+/// What a wait on `side` asks of it. A socket nothing is asked of is
+/// left out (-1, which `poll` skips): its hang-up would end every wait
+/// at once.
+fn interest(side: &impl AsFd, reads: bool, writes: bool) -> libc::pollfd {
+    let events = (if reads { libc::POLLIN } else { 0 }) | (if writes { libc::POLLOUT } else { 0 });
+    libc::pollfd {
+        fd: if events == 0 {
+            -1
+        } else {
+            side.as_fd().as_raw_fd()
+        },
+        events,
+        revents: 0,
+    }
+}
+
+/// Waits for at most `left` for one of `fds` to be ready: whether one is
+/// (a wait the system refuses is told as none).
+fn poll(fds: &mut [libc::pollfd], left: Duration) -> bool {
+    let deadline = Instant::now() + left;
+    loop {
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        // Rounded up: a wait of less than a millisecond is not a spin.
+        let ms = libc::c_int::try_from(ms + 1).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `fds` is a slice of initialized pollfd we own, passed
+        // with its length; the descriptors are sockets open for the call
+        // (borrowed from their owners), or -1, which poll skips.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        match ready {
+            n if n > 0 => return true,
+            0 if Instant::now() >= deadline => return false,
+            0 => {}
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+    use std::thread;
+
+    /// A relay between two socket pairs, on a thread: the client's end,
+    /// the backend's end, and the relay's outcome.
+    fn relayed(idle: Duration) -> (UnixStream, UnixStream, thread::JoinHandle<Relayed>) {
+        let (client, client_side) = UnixStream::pair().unwrap();
+        let (up, up_side) = UnixStream::pair().unwrap();
+        let relay = thread::spawn(move || relay(&client_side, &up_side, idle));
+        (client, up, relay)
+    }
+
+    #[test]
+    fn each_end_is_passed_on_after_what_came_before_it() {
+        let (mut client, mut up, relay) = relayed(Duration::from_secs(10));
+        client.write_all(b"question").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut asked = Vec::new();
+        up.read_to_end(&mut asked).unwrap();
+        assert_eq!(asked, b"question");
+        // The other way still goes after the client's end.
+        up.write_all(b"the answer").unwrap();
+        drop(up);
+        let mut answered = Vec::new();
+        client.read_to_end(&mut answered).unwrap();
+        assert_eq!(answered, b"the answer");
+        let relayed = relay.join().unwrap();
+        assert_eq!((relayed.to_backend, relayed.to_client), (8, 10));
+        assert_eq!(relayed.ended, None);
+    }
+
+    #[test]
+    fn silence_both_ways_ends_it_as_the_client_s_timeout() {
+        let (mut client, mut up, relay) = relayed(Duration::from_millis(50));
+        let relayed = relay.join().unwrap();
+        assert_eq!(
+            relayed.ended,
+            Some(Termination::new(By::ClientTimeout, Stage::Data))
+        );
+        // Both closed.
+        assert_eq!(client.read(&mut [0; 8]).unwrap(), 0);
+        assert_eq!(up.read(&mut [0; 8]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_backend_that_takes_nothing_is_the_one_that_timed_out() {
+        let (client, _up, relay) = relayed(Duration::from_millis(200));
+        // More than the socket buffers and the relay's hold: the writer
+        // blocks until the relay gives up and closes.
+        let writer = thread::spawn(move || {
+            let chunk = [7u8; 64 * 1024];
+            let mut client = client;
+            for _ in 0..1024 {
+                if client.write_all(&chunk).is_err() {
+                    return true;
+                }
+            }
+            false
+        });
+        let relayed = relay.join().unwrap();
+        assert_eq!(
+            relayed.ended,
+            Some(Termination::new(By::ServerTimeout, Stage::Data))
+        );
+        assert!(writer.join().unwrap(), "the client's writes never failed");
+    }
+
+    #[test]
+    fn a_side_that_fails_ends_it_and_the_other_is_told_the_end() {
+        let (mut client, up, relay) = relayed(Duration::from_secs(10));
+        client.write_all(b"x").unwrap();
+        // The backend goes away without reading: the next write to it fails.
+        drop(up);
+        client.write_all(b"more").unwrap();
+        let relayed = relay.join().unwrap();
+        assert_eq!(
+            relayed.ended.map(|t| t.as_str().to_string()),
+            Some("SD".into())
+        );
+        assert_eq!(
+            client.read(&mut [0; 8]).unwrap(),
+            0,
+            "the client's end of stream"
+        );
+    }
+}
