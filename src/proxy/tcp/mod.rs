@@ -4,9 +4,9 @@
 //! `ip_hash`), within its `max_conns` (waiting in its queue), past the
 //! targets that cannot be connected (each a failure toward its
 //! `max_fails`, the next tried within `retries`); then both directions
-//! are copied as an upgraded connection's are (`tunnel`), until both
-//! sides have closed, either fails, or both stay silent for the pool's
-//! `tunnel_timeout`.
+//! are copied by this thread (`polled`; over TLS to the target, as an
+//! upgraded connection's are, `tunnel`), until both sides have closed,
+//! either fails, or both stay silent for the pool's `tunnel_timeout`.
 //!
 //! A stream with `stream.<name>.<host>` keys first reads the client's
 //! TLS hello (`tls::client_hello`), within `client_header_timeout`, and
