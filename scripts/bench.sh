@@ -2,7 +2,7 @@
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
 #   scripts/bench.sh [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|
-#                     subfilter|upload|fastcgi|all]        (default: all)
+#                     subfilter|upload|fastcgi|tcp|all]    (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -150,6 +150,22 @@
 #          gives every proxy's req/s, p50, p99 and CPU over nginx's, and
 #          php-fpm's CPU per request in each run. No direct row: wrk speaks no
 #          FastCGI.
+#   tcp    TCP proxying (layer 4) of HTTP traffic, as `mode tcp` is used in
+#          front of web servers: nginx's stream module (`stream { upstream
+#          ...; server { listen ...; proxy_pass ...; } }`), HAProxy `mode
+#          tcp` and inverso's `stream.web = default listen=...` (its HTTP
+#          port unused), each relaying every client connection, as bytes,
+#          to one of the same two backends as proxy mode (round robin);
+#          direct (wrk to the backend) as the ceiling. 1 KiB and 64 KiB with
+#          64 keep-alive connections, 1 KiB with 64 sending "Connection:
+#          close" (a TCP connection to the proxy, and from it to a backend,
+#          per request: where a thread-per-connection relay pays most) and
+#          1 KiB with 256 keep-alive connections (its p99). Interleaved as in
+#          proxy mode. Before measuring, each proxy must answer /1k and /64k
+#          with 200, the file's exact bytes and the backend's own head (as
+#          direct gets it, the Date line aside), and keep the connection for
+#          a second request; one that does not (or does not start) is
+#          skipped, its rows n/a, and the rest measured.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -440,6 +456,30 @@
 #     php-fpm's (master and children of all pools: only the pool of the proxy
 #     measured works) is counted apart, per request of the run, and counts as
 #     neither "other CPU" nor the proxy's.
+#   - tcp mode: nginx (`worker_processes auto`, as every nginx here) loads
+#     its stream module (Debian's libnginx-mod-stream, installed if missing:
+#     `load_module` of the .so in its modules path, unless built in):
+#     `upstream backends { server ...; server ...; }` (round robin, no
+#     keepalive: a stream has no requests to reuse a connection for),
+#     `listen 127.0.0.1:PORT backlog=4096` (the stream module has no
+#     `deferred`), `proxy_pass backends`, proxy_timeout at its default
+#     (10m), and an access_log of one line per session (`log_format` of the
+#     address, time, status, bytes both ways, session time and upstream,
+#     buffer=64k). HAProxy: `mode tcp`, `option tcplog` (a line per
+#     connection, to its stdout as in every mode), `balance roundrobin`,
+#     nbthread = cores, timeouts client/server 120s, `bind` without
+#     defer-accept (nginx's stream cannot defer, and inverso defers no
+#     stream's listener). inverso: proxy mode's file (`targets` the two
+#     backends, cache_size 0) plus `stream.web = default
+#     listen=127.0.0.1:PORT`, the pool's tunnel_timeout at its default
+#     (1h): one thread per connection copying both ways (poll); its access log
+#     (a line per connection) to /dev/null. All three leave the client's
+#     bytes as they are: no PROXY header, nothing of HTTP read. The
+#     backends answer keep-alive requests on the connection the proxy
+#     opened for the client; "Connection: close" makes the backend close
+#     it, which each proxy passes on to wrk, which reconnects. CPU µs/req
+#     counts the proxy's processes; every proxy's relay costs are per
+#     connection, so the close64 cell is where they show.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
@@ -451,7 +491,7 @@
 # A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
 # default takes about 20, of which `files`, `tls` and `backend-tls` about 2
 # each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3,
-# `upload` about 3, `fastcgi` about 4.5).
+# `upload` about 3, `fastcgi` about 4.5, `tcp` about 3).
 # For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -465,13 +505,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | all) ;;
+  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | tcp | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|tcp|all]" >&2
     exit 2
     ;;
 esac
@@ -572,6 +612,13 @@ install_deps() {
     find_php_fpm
     [[ -n $PHP_FPM ]] || missing+=(php-fpm)
   fi
+  # nginx's stream module only for the mode that proxies TCP; Debian builds
+  # it as a module of its own package (libnginx-mod-stream).
+  local want_stream=0
+  case $MODE in tcp | all) want_stream=1 ;; esac
+  if [[ $want_stream == 1 ]] && ! nginx_stream_module; then
+    missing+=(libnginx-mod-stream)
+  fi
   ((${#missing[@]} == 0)) && return 0
   [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root to install them"
   log "installing ${missing[*]} from Debian"
@@ -597,6 +644,28 @@ install_deps() {
     find_php_fpm
     [[ -n $PHP_FPM ]] || die "php-fpm installed, but no php-fpm binary found"
   fi
+  if [[ $want_stream == 1 ]]; then
+    nginx_stream_module || die "libnginx-mod-stream installed, but nginx has no stream module"
+  fi
+}
+
+NGINX_STREAM_LOAD="" # the load_module line nginx's stream configs start with (tcp mode)
+# nginx_stream_module: whether nginx has its stream module, built in or as
+# a dynamic module in its modules path (Debian's libnginx-mod-stream); sets
+# NGINX_STREAM_LOAD to the load_module line a config needs for it ("" when
+# built in). Our configs load it themselves: they include nothing from
+# /etc/nginx (modules-enabled).
+nginx_stream_module() {
+  local v dir so
+  NGINX_STREAM_LOAD=""
+  command -v nginx >/dev/null 2>&1 || return 1
+  v=" $(nginx -V 2>&1 | tr '\n' ' ') "
+  [[ $v == *" --with-stream "* ]] && return 0
+  [[ $v == *" --with-stream=dynamic "* ]] || return 1
+  dir=$(tr ' ' '\n' <<<"$v" | sed -n 's/^--modules-path=//p')
+  so=${dir:-/usr/lib/nginx/modules}/ngx_stream_module.so
+  [[ -f $so ]] || return 1
+  NGINX_STREAM_LOAD="load_module $so;"
 }
 
 PHP_FPM="" # the php-fpm binary (fastcgi mode)
@@ -1102,22 +1171,72 @@ EOF
   start_nginx "$_var" "$name" "$conf" "$port"
 }
 
+# start_nginx_stream VAR NAME PORT (tcp mode): nginx's stream module relaying
+# each connection to one of the two backends, round robin (its default), as
+# bytes; a line logged per connection when it ends; sets VAR to its master's
+# PID.
+start_nginx_stream() {
+  local _var=$1 name=$2 port=$3 conf=$TMP/$2.conf
+  {
+    # load_module: in the main context, before the block that uses it.
+    if [[ -n $NGINX_STREAM_LOAD ]]; then echo "$NGINX_STREAM_LOAD"; fi
+    nginx_common "$name"
+    if [[ -n $PROXY_AT ]]; then echo "worker_priority $PROXY_AT;"; fi
+    cat <<EOF
+stream {
+  log_format tcp '\$remote_addr [\$time_local] \$protocol \$status \$bytes_sent '
+                 '\$bytes_received \$session_time "\$upstream_addr"';
+  access_log $TMP/$name/access.log tcp buffer=64k;
+  upstream backends {
+    server 127.0.0.1:$BACKEND1;
+    server 127.0.0.1:$BACKEND2;
+  }
+  server {
+    listen 127.0.0.1:$port backlog=4096;
+    proxy_pass backends;
+  }
+}
+EOF
+  } >"$conf"
+  start_nginx "$_var" "$name" "$conf" "$port"
+}
+
 # start_haproxy VAR PORT BACKENDS [BIND_OPTION...]: sets VAR to HAProxy's PID.
 # BACKENDS: plain (the backends' HTTP ports), tls (their ssl ports, the
 # certificate verified as nginx and inverso do in backend-tls mode) or
 # fcgi:ADDR (php-fpm at ADDR, 127.0.0.1:PORT or unix@PATH, spoken to in
-# FastCGI: fastcgi mode). The BIND_OPTIONs end the frontend's bind line (ssl
-# crt FILE).
+# FastCGI: fastcgi mode) or tcp (the backends' HTTP ports, relayed as bytes
+# in `mode tcp`, without defer-accept: tcp mode). The BIND_OPTIONs end the
+# frontend's bind line (ssl crt FILE).
 start_haproxy() {
   local _port=$2 _conf=$TMP/haproxy.conf _pid _bind_extra=""
   local _b1=$BACKEND1 _b2=$BACKEND2 _server_extra="" _servers _fcgi_app=""
+  local _defaults="  mode http
+  log global
+  option httplog
+  http-reuse always
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s
+  timeout http-keep-alive 120s" _defer=" defer-accept"
   case $3 in
     plain | fcgi:*) ;;
+    tcp)
+      # A line logged per connection, when it ends (as nginx's stream
+      # access_log and inverso's); nothing of HTTP. No defer-accept: nginx's
+      # stream listen has no `deferred`, and inverso defers no stream's.
+      _defaults="  mode tcp
+  log global
+  option tcplog
+  timeout connect 5s
+  timeout client 120s
+  timeout server 120s" _defer=""
+      ;;
     tls)
       _b1=$BACKEND1_TLS _b2=$BACKEND2_TLS
       _server_extra=" ssl verify required ca-file $BACKEND_TLS_DIR/ca.pem sni str(localhost) verifyhost localhost"
       ;;
-    *) die "start_haproxy: backends '$3' is none of plain, tls and fcgi:ADDR" ;;
+    *) die "start_haproxy: backends '$3' is none of plain, tls, fcgi:ADDR and tcp" ;;
   esac
   _servers="  server b1 127.0.0.1:$_b1$_server_extra
   server b2 127.0.0.1:$_b2$_server_extra"
@@ -1142,17 +1261,10 @@ global
   log stdout format raw local0
 
 defaults
-  mode http
-  log global
-  option httplog
-  http-reuse always
-  timeout connect 5s
-  timeout client 120s
-  timeout server 120s
-  timeout http-keep-alive 120s
+$_defaults
 
 ${_fcgi_app}frontend fe
-  bind 127.0.0.1:$_port defer-accept$_bind_extra
+  bind 127.0.0.1:$_port$_defer$_bind_extra
   default_backend be
 
 backend be
@@ -2056,6 +2168,51 @@ fastcgi_held() {
     ss -Hxn 2>/dev/null | awk -v p="${addr#unix:}" '$2 == "ESTAB" && $5 == p { n++ } END { print n + 0 }'
   else
     ss -Htn state established "( dport = :${addr##*:} )" 2>/dev/null | awk 'END { print NR }'
+  fi
+}
+
+# ---------------------------------------------------------------- tcp
+
+TCP_FAILED=0 # 1: the tcp mode measured nothing (direct or every proxy failed its probe)
+
+# tcp_probe SYSTEM PORT BODY (tcp mode): GET /BODY through a TCP proxy must
+# answer 200 with the file's exact bytes and the backend's own head, byte
+# for byte but for its Date line (direct's, probed first: the two backend
+# ports are one server block), nothing added or rewritten; and a second GET
+# on the same connection (curl, two URLs) must reuse it, the relayed
+# connection kept open between requests. Writes tcpcheck.tsv; returns 1,
+# having said why, on a wrong answer.
+tcp_probe() {
+  local system=$1 port=$2 body=$3 dir=$TMP/tcp-probe raw heads code size connects
+  local same=no head_same=no reused=no url=http://127.0.0.1:$2/$3
+  mkdir -p "$dir"
+  raw=$dir/$system-$body heads=$dir/$system-$body.heads
+  : >"$raw"
+  : >"$heads"
+  code=$(curl -s -D "$heads" -o "$raw" -w '%{http_code}' --max-time 5 "$url" || true)
+  size=$(wc -c <"$raw")
+  if cmp -s "$raw" "$TMP/www/$body"; then same=yes; fi
+  grep -av '^Date: ' "$heads" >"$heads.nodate" || true
+  if [[ $system == direct ]]; then
+    cp "$heads.nodate" "$dir/want-$body.head"
+    head_same=yes
+  elif [[ -s $heads.nodate ]] && cmp -s "$heads.nodate" "$dir/want-$body.head"; then
+    head_same=yes
+  fi
+  # num_connects of each transfer: "1 0" when the second reused the first's.
+  connects=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects} ' --max-time 5 "$url" "$url" ||
+    true)
+  [[ $connects == "1 0 " ]] && reused=yes
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "$size" "$same" \
+    "$head_same" "$reused" >>"$OUT_DIR/tcpcheck.tsv"
+  log "tcp probe $system /$body: status ${code:-none}, $size bytes (the file's: $same), head as direct's but Date: $head_same, 2nd request on the same connection: $reused"
+  if [[ $code != 200 || $same != yes || $head_same != yes || $reused != yes ]]; then
+    log "error: $system /$body answered status '${code:-none}' with $size bytes (the file's: $same), the backend's head: $head_same, a second request on its connection: $reused; expected 200, the file, the backend's head and the connection kept"
+    if [[ $head_same != yes && $system != direct ]]; then
+      diff <(tr -d '\r' <"$dir/want-$body.head") <(tr -d '\r' <"$heads.nodate") | head -n 10 >&2 || true
+    fi
+    note "tcp mode: $system /$body answered status '${code:-none}' with $size bytes (the file's: $same; the backend's head: $head_same; connection kept: $reused); $system skipped"
+    return 1
   fi
 }
 
@@ -2981,6 +3138,102 @@ fastcgi_round() {
   stop_pid "$fpm_pid"
 }
 
+# tcp mode: HTTP relayed at layer 4, each client connection to one of the
+# two backends (round robin), its bytes copied both ways: nginx's stream
+# module, HAProxy's `mode tcp` and inverso's `stream.web`; direct as the
+# ceiling. Each checked first (tcp_probe); one that fails is skipped, its
+# rows n/a.
+mode_tcp() {
+  log "== tcp mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_haproxy p_inverso p_inverso_http nginx_pid haproxy_pid inverso_pid=""
+  local s body rep cell kind conns close=() ok passed=()
+  nginx_stream_module || die "nginx has no stream module (libnginx-mod-stream)"
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso
+  pick_port p_inverso_http
+  start_nginx_stream nginx_pid nginx-tcp "$p_nginx"
+  start_haproxy haproxy_pid "$p_haproxy" tcp
+  # Its HTTP port listens (start_inverso waits for it) but takes nothing.
+  start_inverso inverso_pid inverso-tcp "$p_inverso_http" 0 \
+    "stream.web = default listen=127.0.0.1:$p_inverso"
+  if [[ -n $inverso_pid ]] && ! wait_listening "$inverso_pid" "$p_inverso"; then
+    log "error: inverso-tcp does not listen on its stream's port; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/inverso-tcp/stderr.log" >&2 || true
+    note "tcp mode: inverso-tcp did not listen on its stream's port (stream.web)"
+    stop_pid "$inverso_pid"
+    inverso_pid=""
+  fi
+
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
+  local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
+  local -A said=([nginx]=nginx-tcp/error.log [haproxy]=haproxy/stderr.log
+    [inverso]=inverso-tcp/stderr.log)
+  local systems=(direct nginx haproxy inverso)
+  # direct first: its head is what the proxies must pass on as it is.
+  for s in "${systems[@]}"; do
+    if [[ -z ${pids[$s]} ]]; then
+      log "error: $s did not start; skipped"
+      printf '%s\t-\tnot started\t-\t-\t-\t-\n' "$s" >>"$OUT_DIR/tcpcheck.tsv"
+      continue
+    fi
+    ok=1
+    for body in 1k 64k; do
+      tcp_probe "$s" "${ports[$s]}" "$body" || ok=0
+    done
+    if ((ok == 0)); then
+      if [[ $s == direct ]]; then
+        log "error: tcp mode: the backends do not answer as expected; nothing measured"
+        note "tcp mode measured nothing: the backends did not answer as expected"
+        TCP_FAILED=1
+        break
+      fi
+      log "error: $s does not relay the backend's bytes; skipped. Its ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+      stop_pid "${pids[$s]}"
+      pids[$s]=""
+      continue
+    fi
+    [[ $s == direct ]] || passed+=("$s")
+  done
+  if ((TCP_FAILED == 0 && ${#passed[@]} == 0)); then
+    log "error: tcp mode: no proxy relayed the backend's bytes; nothing measured"
+    note "tcp mode measured nothing: no proxy relayed the backend's bytes"
+    TCP_FAILED=1
+  fi
+
+  if ((TCP_FAILED == 0)); then
+    for s in direct "${passed[@]}"; do
+      for body in 1k 64k; do
+        warm_up "http://127.0.0.1:${ports[$s]}/$body"
+      done
+    done
+    for ((rep = 1; rep <= REPS; rep++)); do
+      for cell in "1k ka64" "64k ka64" "1k close64" "1k ka256"; do
+        body=${cell%% *} kind=${cell#* }
+        conns=${kind//[a-z]/} close=()
+        [[ $kind == close* ]] && close=(-H "Connection: close")
+        for s in "${systems[@]}"; do
+          run_wrk tcp "$cell" "$s" "$rep" "${pids[$s]}" \
+            "http://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
+        done
+      done
+    done
+  fi
+
+  for s in nginx haproxy inverso; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\ttcp\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\ttcp\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  for s in inverso haproxy nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+}
+
 # measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
 # while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
 # tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
@@ -3063,7 +3316,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns,tcpcheck}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\tapp_cpu_ticks\n' \
     >"$OUT_DIR/runs.tsv"
@@ -3091,6 +3344,8 @@ main() {
   printf 'system\ttransport\tscript\tstatus\tbytes\tsame_as_script\tframing\tcontent_type\n' \
     >"$OUT_DIR/fastcgicheck.tsv"
   printf 'system\ttransport\theld\n' >"$OUT_DIR/fastcgiconns.tsv"
+  printf 'system\tbody\tstatus\tbytes\tsame_as_file\thead_as_direct\treused\n' \
+    >"$OUT_DIR/tcpcheck.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -3144,6 +3399,7 @@ main() {
     subfilter) mode_subfilter ;;
     upload) mode_upload ;;
     fastcgi) mode_fastcgi ;;
+    tcp) mode_tcp ;;
     all)
       mode_proxy
       mode_idle
@@ -3157,6 +3413,7 @@ main() {
       mode_subfilter
       mode_upload
       mode_fastcgi
+      mode_tcp
       ;;
   esac
 
@@ -3175,6 +3432,8 @@ main() {
     die "the upload mode stopped before measuring (a proxy did not start, did not take the POSTs or did not read a body to disk as expected; see above)"
   ((FASTCGI_FAILED == 0)) ||
     die "the fastcgi mode stopped before measuring (php-fpm did not start, or no proxy answered what the scripts print; see above)"
+  ((TCP_FAILED == 0)) ||
+    die "the tcp mode stopped before measuring (the backends, or every proxy, did not answer the backend's exact bytes; see above)"
 }
 
 main "$@"

@@ -6,8 +6,8 @@ idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
 authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
 gunzipcheck.tsv, uploadcheck.tsv, uploaddisk.tsv, uploadspool.tsv,
-fastcgicheck.tsv, fastcgiconns.tsv, info.txt there; prints the report and writes
-OUT_DIR/results.md)
+fastcgicheck.tsv, fastcgiconns.tsv, tcpcheck.tsv, info.txt there; prints the
+report and writes OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -146,7 +146,7 @@ def table(header, rows):
 
 def throughput_rows(runs, clk_tck, mode, *extras):
     """The table of a mode whose systems are direct, nginx, haproxy and
-    inverso (proxy, tls, backend-tls). Each extra(cell, system) -> (heading,
+    inverso (proxy, tls, backend-tls, tcp). Each extra(cell, system) -> (heading,
     value): one more column, before "other CPU %"; extra(None, None) gives
     the heading."""
     order, cells = group(runs, mode)
@@ -515,6 +515,80 @@ def fastcgi_section(runs, checks, conns, clk_tck):
              "after a round's runs (ss; as many as a run's clients, or about, when "
              f"they are kept and reused, none if not): {held or 'n/a'}.", ""]
             + table(header, rows) + [""])
+
+
+def tcp_section(runs, checks, clk_tck):
+    """tcp mode: direct, nginx (stream), HAProxy (mode tcp) and inverso
+    (stream.web) relaying HTTP as bytes to the same two backends."""
+    seen = {(c["system"], c["body"]): c for c in checks}
+    started = {c["system"]: c for c in checks if c["status"] == "not started"}
+    _, cells = group(runs, "tcp")
+
+    def cpu_column(cell, system):
+        if cell is None:
+            return ("CPU ÷ nginx", None)
+        if system == "direct":
+            return (None, "—")
+        c, nginx = cells[cell].get(system), cells[cell].get("nginx")
+        return (None, fmt_ratio(c.cpu_us_per_req(clk_tck) if c else None,
+                                nginx.cpu_us_per_req(clk_tck) if nginx else None))
+
+    def probe_column(cell, system):
+        if cell is None:
+            return ("probe", None)
+        if system in started:
+            return (None, "**skipped: did not start**")
+        return (None, tcp_label([seen[(system, b)] for b in ("1k", "64k")
+                                 if (system, b) in seen], cell.split()[0]))
+
+    rows = throughput_rows(runs, clk_tck, "tcp", cpu_column, probe_column)
+    if not rows:
+        return []
+    return (["## TCP streams: inverso `stream` vs nginx `stream` and HAProxy `mode tcp`", "",
+             "HTTP relayed at layer 4: each proxy takes a client's connection, picks one "
+             "of the same two backends as proxy mode (round robin, per connection) and "
+             "copies the bytes both ways, reading nothing of HTTP, until either side "
+             "closes. nginx: the stream module, `upstream` of the two backends, `listen` "
+             "(no `deferred`: the stream module has none), `proxy_pass`, a log line per "
+             "session; HAProxy: `mode tcp`, `option tcplog`, `balance roundrobin`, "
+             "nbthread = cores, no defer-accept; inverso: `stream.web = default "
+             "listen=...` (its HTTP port unused), one thread per connection copying "
+             "both ways (poll). direct: wrk to the backend, the ceiling. close64: every request "
+             "is a connection to the proxy and one from it to a backend (the backend "
+             "closes, the proxy passes the close on, wrk reconnects): the relays' cost "
+             "per connection. ka256: 256 keep-alive connections, for the tail (p99). "
+             "Ratios are of the medians; proxy CPU µs/req counts the proxy's processes. "
+             "probe: before measuring, /1k and /64k through each proxy: status 200, the "
+             "file's exact bytes, the backend's head as direct gets it (its Date line "
+             "aside: nothing added or rewritten), and a second request on the same "
+             "connection (curl, two URLs); a proxy that fails is skipped, its rows "
+             "n/a.", ""]
+            + rows + [""])
+
+
+def tcp_label(checks, body):
+    """What the probe saw of one system: skipped (and why) if any check
+    failed, else that the body measured in this cell was relayed as it is."""
+    if not checks:
+        return "n/a"
+    bad = []
+    for c in checks:
+        problems = []
+        if c["status"] != "200":
+            problems.append(f"status {c['status']}")
+        if c["same_as_file"] != "yes":
+            problems.append(f"{c['bytes']} bytes, not the file")
+        if c["head_as_direct"] != "yes":
+            problems.append("head not the backend's")
+        if c["reused"] != "yes":
+            problems.append("connection not kept")
+        if problems:
+            bad.append(f"/{c['body']} " + ", ".join(problems))
+    if bad:
+        return "**skipped: " + "; ".join(bad) + "**"
+    mine = [c for c in checks if c["body"] == body]
+    size = mine[0]["bytes"] if mine else "n/a"
+    return f"200, the file's {size} bytes, the backend's head, connection kept"
 
 
 def fastcgi_label(checks, script):
@@ -928,6 +1002,7 @@ def main():
                           read_tsv(os.path.join(out_dir, "uploadspool.tsv")), clk_tck)
     out += fastcgi_section(runs, read_tsv(os.path.join(out_dir, "fastcgicheck.tsv")),
                            read_tsv(os.path.join(out_dir, "fastcgiconns.tsv")), clk_tck)
+    out += tcp_section(runs, read_tsv(os.path.join(out_dir, "tcpcheck.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
