@@ -83,44 +83,27 @@ pub fn serve(
             .is_some_and(|h| h.tls)
             .then(ClientTls::default),
     };
-    let mut session = Session {
-        record: Record::refused(
-            SystemTime::now(),
-            client,
-            ends.destination,
-            request_line(name),
-            0,
-            Duration::ZERO,
-        ),
-        accepted,
-    };
-    session.record.connection = Some((connection, 1));
-    session.record.proxied_to = proxied.as_ref().and_then(|h| h.destination);
-    session.record.proxy_tlvs = (proxied.as_ref())
+    let mut record = Record::refused(
+        SystemTime::now(),
+        client,
+        ends.destination,
+        request_line(name),
+        0,
+        Duration::ZERO,
+    );
+    record.connection = Some((connection, 1));
+    record.proxied_to = proxied.as_ref().and_then(|h| h.destination);
+    record.proxy_tlvs = (proxied.as_ref())
         .filter(|h| !h.tlvs.is_empty())
         .map(|h| Arc::from(&*h.tlvs));
-    session.record.pool = Some(stream.pool_name.clone());
+    record.pool = Some(stream.pool_name.clone());
     let due =
         accepted + (shared.config.client_header_timeout).min(shared.config.connection_timeout);
-    session.record.status = relay(watch, (stream, due), &ends, &shared, &mut session.record);
-    session.log(&shared);
-}
-
-/// A connection's line in the making.
-struct Session {
-    record: Record,
-    accepted: Instant,
-}
-
-impl Session {
-    fn log(mut self, shared: &Shared) {
-        let record = &mut self.record;
-        record.duration = self.accepted.elapsed();
-        if shared.config.log_skips(false, record.status) {
-            return;
-        }
+    record.status = relay(watch, (stream, due), &ends, &shared, &mut record);
+    record.duration = accepted.elapsed();
+    if !shared.config.log_skips(false, record.status) {
         record.show_pool = !shared.config.pools.is_empty();
-        shared.log.log(self.record);
+        shared.log.log(record);
     }
 }
 
@@ -169,11 +152,12 @@ fn relay(
     };
     // The hello read goes first, as it came.
     let up: &Stream = &connected.stream;
-    let sent_early = up
-        .set_write_timeout(Some(pool.tunnel_timeout))
-        .and_then(|()| (&*up).write_all(&early));
-    if sent_early.is_err() {
-        return closed(record, Termination::new(By::Server, Stage::Data), 502);
+    if !early.is_empty() {
+        let sent = (up.set_write_timeout(Some(pool.tunnel_timeout)))
+            .and_then(|()| (&*up).write_all(&early));
+        if sent.is_err() {
+            return closed(record, Termination::new(By::Server, Stage::Data), 502);
+        }
     }
     // Over TLS the bytes are the session's, which one thread per
     // direction reads and writes as an upgrade's tunnel does.
