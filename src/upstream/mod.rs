@@ -42,7 +42,7 @@ mod target;
 
 pub use dial::{connect, handshake, no_delay, open, send_in_clear};
 pub use kept::{ForClient, KeptConns};
-pub use pick::Pick;
+pub use pick::{InLine, Pick};
 pub use slots::InFlight;
 pub use target::{BackendTls, UpstreamConn};
 

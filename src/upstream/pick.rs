@@ -7,8 +7,31 @@ use super::slots::{self, InFlight};
 use super::{Upstream, Upstreams};
 use crate::metrics::TargetStats;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The longest one wait for a slot at a target (`max_conns`) lasts before
+/// the waiter looks again (whether its client left, whether the server is
+/// shutting down).
+const QUEUE_STEP: Duration = Duration::from_millis(250);
+
+/// A place in the queue for a slot (`max_conns`): since when it waits
+/// (`$upstream_queue_time`), and until when it may (`queue_timeout`);
+/// counted among its pool's waiting (`max_queue`) while it is held.
+pub struct InLine<'s> {
+    place: slots::Waiting,
+    pub since: Instant,
+    pub until: Instant,
+    _seat: slots::QueueSeat<'s>,
+}
+
+impl InLine<'_> {
+    /// Its place, which [`Upstreams::pick`] gives its turn.
+    pub fn place(&self) -> &slots::Waiting {
+        &self.place
+    }
+}
 
 /// What [`Upstreams::choose`] found.
 enum Choice {
@@ -264,6 +287,44 @@ impl Upstreams {
                 .enumerate()
                 .any(|(i, t)| !t.backup && could_serve(t, i, tried, now));
         (could_serve_stuck(target, index, tried, now) && !primary_back).then_some(index)
+    }
+
+    /// After [`Pick::Full`]: takes a place in line in `queued` (counted
+    /// in `joined` as it is taken), or moves the one held to the lines it
+    /// would join now, and waits one step for a slot ([`QUEUE_STEP`], to
+    /// the place's `until` at most). Whether a slot may have freed, and
+    /// the place; `None` when `max_queue` wait already, and no place was
+    /// taken.
+    pub fn wait_in_line<'s, 'q>(
+        &'s self,
+        queued: &'q mut Option<InLine<'s>>,
+        tried: &[bool],
+        stuck_to: Option<&str>,
+        joined: &AtomicU64,
+    ) -> Option<(bool, &'q InLine<'s>)> {
+        let line = match queued {
+            // Woken after a change of state: in the lines it may still
+            // take a slot from, and no other.
+            Some(line) => {
+                self.requeue(tried, stuck_to, &mut line.place);
+                &*line
+            }
+            None => {
+                let seat = self.join_queue()?;
+                // Before it is counted: whoever sees the count knows the
+                // wait had begun.
+                let since = Instant::now();
+                joined.fetch_add(1, Ordering::Relaxed);
+                queued.insert(InLine {
+                    place: self.enqueue(tried, stuck_to),
+                    since,
+                    until: since + self.queue_timeout(),
+                    _seat: seat,
+                })
+            }
+        };
+        let step = line.until.min(Instant::now() + QUEUE_STEP);
+        Some((self.wait_for_slot(tried, stuck_to, &line.place, step), line))
     }
 
     /// Waits, after [`Pick::Full`], until a slot may have freed or `until`

@@ -14,26 +14,11 @@ use crate::http::{Headers, RequestHead, ResponseHead};
 use crate::proxy::{relay, Client, Refusal, Shared};
 use crate::sub_filter;
 use crate::throttle::OnceAMinute;
-use crate::upstream::slots::{QueueSeat, Waiting};
 use crate::upstream::sticky::Sticky;
-use crate::upstream::{Pick, Upstream};
+use crate::upstream::{InLine, Pick, Upstream};
 use crate::variables::host_of;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// The longest one wait for a slot at a target (`max_conns`) lasts before
-/// the request looks again, whether the server is shutting down included.
-const QUEUE_STEP: Duration = Duration::from_millis(250);
-
-/// A request's place in the queue for a slot (`max_conns`): since when
-/// it waits (`$upstream_queue_time`), and until when it may; counted
-/// among its pool's waiting (`max_queue`) while it is held.
-struct InLine<'s> {
-    place: Waiting,
-    since: Instant,
-    until: Instant,
-    _seat: QueueSeat<'s>,
-}
 
 /// Sends `head` (rewritten for the backend in place) to a backend chosen
 /// by the balancer and reads its final response head, trying other
@@ -101,7 +86,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
     let mut last_tried: Option<&Upstream> = None;
     loop {
         let stuck_to = client.sticky.as_ref().and_then(Sticky::stuck_to);
-        let waiting = queued.as_ref().map(|line| &line.place);
+        let waiting = queued.as_ref().map(InLine::place);
         let key = client.hash_key();
         let picked = upstreams.pick(client.real_ip, uri, key, &tried, stuck_to, waiting);
         let (index, mut busy) = match (picked, held.take()) {
@@ -129,39 +114,18 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 return Ok(answered);
             }
             (Pick::Full, None) => {
-                let line = match &mut queued {
-                    // Woken after a change of state: in the lines it may
-                    // still take a slot from, and no other.
-                    Some(line) => {
-                        upstreams.requeue(&tried, stuck_to, &mut line.place);
-                        &*line
-                    }
-                    None => {
-                        let Some(seat) = upstreams.join_queue() else {
-                            // As many wait as may (`max_queue`): refused
-                            // at once, as nginx Plus's full `queue`.
-                            client.waited_in_queue(Duration::ZERO);
-                            client.ended(Termination::new(By::Proxy, Stage::Queue));
-                            let keep_alive = send.keep_alive && send.body.is_read_whole();
-                            return Err(Refusal::new(503, keep_alive));
-                        };
-                        // Before it is counted: whoever sees the count
-                        // knows the wait had begun.
-                        let since = Instant::now();
-                        shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
-                        queued.insert(InLine {
-                            place: upstreams.enqueue(&tried, stuck_to),
-                            since,
-                            until: since + upstreams.queue_timeout(),
-                            _seat: seat,
-                        })
-                    }
+                let joined = &shared.metrics.queued;
+                let Some((woken, line)) =
+                    upstreams.wait_in_line(&mut queued, &tried, stuck_to, joined)
+                else {
+                    // As many wait as may (`max_queue`): refused at once,
+                    // as nginx Plus's full `queue`.
+                    client.waited_in_queue(Duration::ZERO);
+                    client.ended(Termination::new(By::Proxy, Stage::Queue));
+                    let keep_alive = send.keep_alive && send.body.is_read_whole();
+                    return Err(Refusal::new(503, keep_alive));
                 };
                 let (since, until) = (line.since, line.until);
-                // In short steps, so that a shutdown is not kept waiting,
-                // nor a slot taken for a client that left meanwhile.
-                let step = until.min(Instant::now() + QUEUE_STEP);
-                let woken = upstreams.wait_for_slot(&tried, stuck_to, &line.place, step);
                 let now = Instant::now();
                 // A wait that ends the request is logged too, as HAProxy
                 // logs `Tw` with its `sQ` and `CQ`: how long the queue

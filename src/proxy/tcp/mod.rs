@@ -32,18 +32,13 @@ use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::throttle::OnceAMinute;
 use crate::tls::client_hello::{self, Hello};
-use crate::upstream::slots::{QueueSeat, Waiting};
-use crate::upstream::{InFlight, Pick, Upstream, Upstreams};
+use crate::upstream::{InFlight, InLine, Pick, Upstream, Upstreams};
 use crate::upstream_tries::UpstreamTry;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-
-/// The longest one wait for a slot at a target lasts before the
-/// connection looks again (whether the server is shutting down included).
-const QUEUE_STEP: Duration = Duration::from_millis(250);
 
 /// The access log's request line for a connection to `stream.<name>`.
 pub fn request_line(name: &str) -> String {
@@ -224,16 +219,6 @@ struct Connected<'s> {
     _slot: InFlight<'s>,
 }
 
-/// A connection's place in the queue for a slot (`max_conns`): since
-/// when it waits, until when it may, counted among its pool's waiting
-/// (`max_queue`) while held.
-struct InLine<'s> {
-    place: Waiting,
-    since: Instant,
-    until: Instant,
-    _seat: QueueSeat<'s>,
-}
-
 /// The first target of the pool that can be connected, the others tried
 /// before it in `record`; or the status and termination the client's
 /// connection is closed with.
@@ -250,36 +235,20 @@ fn connect<'s>(
     // How the last target tried failed, told when none is left.
     let mut failed = None;
     loop {
-        let waiting = queued.as_ref().map(|line| &line.place);
+        let waiting = queued.as_ref().map(InLine::place);
         let (index, slot) = match upstreams.pick(ends.source.ip(), "", None, &tried, None, waiting)
         {
             Pick::Chosen(index, slot) => (index, slot),
             Pick::Full => {
-                let line = match &mut queued {
-                    Some(line) => {
-                        upstreams.requeue(&tried, None, &mut line.place);
-                        &*line
-                    }
-                    None => {
-                        let Some(seat) = upstreams.join_queue() else {
-                            return Err((503, Termination::new(By::Proxy, Stage::Queue)));
-                        };
-                        let since = Instant::now();
-                        shared.metrics.queued.fetch_add(1, Ordering::Relaxed);
-                        queued.insert(InLine {
-                            place: upstreams.enqueue(&tried, None),
-                            since,
-                            until: since + upstreams.queue_timeout(),
-                            _seat: seat,
-                        })
-                    }
+                let joined = &shared.metrics.queued;
+                let Some((woken, line)) = upstreams.wait_in_line(&mut queued, &tried, None, joined)
+                else {
+                    return Err((503, Termination::new(By::Proxy, Stage::Queue)));
                 };
-                // In short steps, so that a shutdown is not kept waiting.
-                let step = line.until.min(Instant::now() + QUEUE_STEP);
-                let woken = upstreams.wait_for_slot(&tried, None, &line.place, step);
                 let now = Instant::now();
                 record.upstream_queue = Some(now.saturating_duration_since(line.since));
-                if !woken && (now >= line.until || shared.shutting_down.load(Ordering::Relaxed)) {
+                let over = now >= line.until || shared.shutting_down.load(Ordering::Relaxed);
+                if !woken && over {
                     return Err((503, Termination::new(By::ServerTimeout, Stage::Queue)));
                 }
                 continue;
