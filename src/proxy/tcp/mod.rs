@@ -161,7 +161,11 @@ fn relay(
         to_backend,
         ended,
     } = match up.kind() {
-        Kind::Tcp(_) | Kind::Unix(_) => polled::relay(client.tcp(), up, pool.tunnel_timeout),
+        Kind::Tcp(_) | Kind::Unix(_) => {
+            let open = &shared.metrics.connections;
+            let crowded = || crate::sched::crowded(open.load(Ordering::Relaxed));
+            polled::relay(client.tcp(), up, pool.tunnel_timeout, &crowded)
+        }
         Kind::Tls(_) | Kind::Fcgi(_) => relay_both_ways(client, up, pool.tunnel_timeout),
     };
     let to_backend = to_backend + early.len() as u64;

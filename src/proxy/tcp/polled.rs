@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 /// Bytes each direction holds at most between its read and its write.
 const BUFFER: usize = 16 * 1024;
+/// Turns yielded before a wait, and waits made without yielding after
+/// yields that found nothing: as `sched`'s before a worker's read.
+const YIELDS: u8 = 3;
+const SKIP_AFTER_MISS: u8 = 4;
 
 /// A socket as both directions use it: read, written, half-closed.
 pub(super) trait Side: AsFd + Sized {
@@ -44,6 +48,8 @@ struct Direction {
     /// Nothing more goes this way: the end passed on, or a failure.
     done: bool,
     copied: u64,
+    /// What was read since the last wait (see [`Direction::ack_if_bulk`]).
+    burst: usize,
     /// Who the source and the destination are, for a failure's blame.
     source: By,
     destination: By,
@@ -58,6 +64,7 @@ impl Direction {
             source_ended: false,
             done: false,
             copied: 0,
+            burst: 0,
             source,
             destination,
         }
@@ -83,7 +90,10 @@ impl Direction {
             if self.wants_read() {
                 match (&*from.socket()).read(&mut self.buf) {
                     Ok(0) => self.source_ended = true,
-                    Ok(n) => (self.start, self.end, moved) = (0, n, true),
+                    Ok(n) => {
+                        (self.start, self.end, moved) = (0, n, true);
+                        self.burst += n;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (moved, None),
                     Err(_) => return (moved, Some(self.fail(self.source))),
@@ -108,6 +118,18 @@ impl Direction {
         (moved, None)
     }
 
+    /// Before a wait: a source that sent a buffer's worth or more since
+    /// the last is in the middle of something large, and may hold its
+    /// last, partial segment until what it sent is acknowledged (Nagle),
+    /// which Linux delays up to 40 ms: the acknowledgement goes now
+    /// (`TCP_QUICKACK`; nothing on a Unix socket), as a worker's read
+    /// inside a body sends it.
+    fn ack_if_bulk(&mut self, from: &impl Side) {
+        if std::mem::take(&mut self.burst) >= BUFFER {
+            let _ = from.socket().set_quickack(true);
+        }
+    }
+
     fn fail(&mut self, by: By) -> By {
         self.done = true;
         by
@@ -122,7 +144,17 @@ impl Direction {
 /// close in turn (a lingering close: closed at once with unread bytes,
 /// the socket would reset, and a reset can destroy what is still on its
 /// way to that side). Idling out closes both at once.
-pub(super) fn relay(client: &impl Side, up: &impl Side, idle: Duration) -> Relayed {
+///
+/// `crowded` (see [`crate::sched::crowded`]): before a wait, the thread
+/// yields its turn a few times, looking again after each, as a worker
+/// does before a read: under load the bytes come while others run, and
+/// the sleep and the wake-up are saved.
+pub(super) fn relay(
+    client: &impl Side,
+    up: &impl Side,
+    idle: Duration,
+    crowded: &dyn Fn() -> bool,
+) -> Relayed {
     let mut upward = Direction::new(By::Client, By::Server);
     let mut downward = Direction::new(By::Server, By::Client);
     let relayed = |upward: &Direction, downward: &Direction, ended| Relayed {
@@ -139,6 +171,9 @@ pub(super) fn relay(client: &impl Side, up: &impl Side, idle: Duration) -> Relay
         return relayed(&upward, &downward, Some(failed));
     }
     let mut last_moved = Instant::now();
+    // Yields left before the next wait, and waits left without yielding
+    // after yields that did not pay off.
+    let (mut yields, mut skip) = (YIELDS, 0);
     while !(upward.done && downward.done) {
         let (up_moved, up_failed) = upward.step(client, up);
         let (down_moved, down_failed) = downward.step(up, client);
@@ -152,11 +187,23 @@ pub(super) fn relay(client: &impl Side, up: &impl Side, idle: Duration) -> Relay
         }
         if up_moved || down_moved {
             last_moved = Instant::now();
+            yields = YIELDS;
             continue;
         }
         if upward.done && downward.done {
             break;
         }
+        if yields > 0 && skip == 0 && crowded() {
+            yields -= 1;
+            std::thread::yield_now();
+            continue;
+        }
+        skip = match yields {
+            0 => SKIP_AFTER_MISS,
+            _ => skip.saturating_sub(1),
+        };
+        upward.ack_if_bulk(client);
+        downward.ack_if_bulk(up);
         let left = idle.saturating_sub(last_moved.elapsed());
         if left.is_zero() || !wait(client, up, [&upward, &downward], left) {
             close(client, up);
@@ -270,7 +317,7 @@ mod tests {
     fn relayed(idle: Duration) -> (UnixStream, UnixStream, thread::JoinHandle<Relayed>) {
         let (client, client_side) = UnixStream::pair().unwrap();
         let (up, up_side) = UnixStream::pair().unwrap();
-        let relay = thread::spawn(move || relay(&client_side, &up_side, idle));
+        let relay = thread::spawn(move || relay(&client_side, &up_side, idle, &|| false));
         (client, up, relay)
     }
 
