@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 /// The most `stream.<name>` keys: each is a listener and its workers.
 const MAX_STREAMS: usize = 100;
-/// The most `stream.<name>.<host>` keys of one stream (each hello is
-/// matched against them in turn).
-const MAX_NAMES: usize = 1000;
+/// The most `stream.<name>.<host>` keys in all (a hello is matched
+/// against its stream's in turn), as many as routes may be.
+const MAX_NAMES: usize = 10_000;
 
 /// One `stream.<name>` as it is served.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,13 +107,10 @@ impl Loader {
             ));
         }
         let (most, what) = match host {
-            None => (MAX_STREAMS, "streams".to_string()),
-            Some(_) => (MAX_NAMES, format!("host names for `stream.{name}`")),
+            None => (MAX_STREAMS, "streams"),
+            Some(_) => (MAX_NAMES, "stream host names"),
         };
-        let alike = |k: &&StreamKey| match host {
-            None => k.host.is_none(),
-            Some(_) => k.name == name && k.host.is_some(),
-        };
+        let alike = |k: &&StreamKey| k.host.is_some() == host.is_some();
         if self.stream_keys.iter().filter(alike).count() >= most {
             return Err(ConfigError::at(
                 &origin,

@@ -38,6 +38,16 @@ pub(super) enum Listening {
     Stream(Arc<str>),
 }
 
+impl Listening {
+    /// The stream's name, for a stream's listener.
+    fn stream(&self) -> Option<&Arc<str>> {
+        match self {
+            Listening::Stream(name) => Some(name),
+            Listening::Http | Listening::Tls => None,
+        }
+    }
+}
+
 /// The worker threads and the listener they share. An idle worker is a
 /// thread blocked in `accept`; the one that gets a connection serves it
 /// itself, after making sure another thread is left accepting. No hand-off:
@@ -272,11 +282,9 @@ fn work(workers: &Arc<Workers>) {
         let registered = if last && spawn_worker(workers).is_err() {
             Err(Refusing::new(inner))
         } else {
-            let proxied = match &workers.kind {
-                Listening::Stream(name) => {
-                    (shared.config.stream_named(name)).is_some_and(|s| s.proxy_protocol)
-                }
-                _ => shared.config.proxy_protocol,
+            let proxied = match workers.kind.stream() {
+                Some(name) => (shared.config.stream_named(name)).is_some_and(|s| s.proxy_protocol),
+                None => shared.config.proxy_protocol,
             };
             register(
                 inner,
@@ -291,19 +299,14 @@ fn work(workers: &Arc<Workers>) {
                 crate::sched::set_batch(shared.config.batch_scheduling);
                 drop(shared);
                 let inherited = workers.inherited.accepted_by(stream.tcp());
-                match &workers.kind {
-                    Listening::Stream(name) => {
-                        serve_stream(stream, peer, slot, inner, inherited, name)
-                    }
-                    _ => serve(stream, peer, slot, inner, inherited),
+                match workers.kind.stream() {
+                    Some(name) => serve_stream(stream, peer, slot, inner, inherited, name),
+                    None => serve(stream, peer, slot, inner, inherited),
                 }
             }
             Err(Some(refusing)) => {
                 let server = workers.inherited.accepted_by(stream.tcp()).addr;
-                let stream_name = match &workers.kind {
-                    Listening::Stream(name) => Some(&**name),
-                    _ => None,
-                };
+                let stream_name = workers.kind.stream().map(|name| &**name);
                 refuse(stream, (peer, server), &shared, refusing, stream_name)
             }
             // A shutdown began: dropped, as a connection accepted then is.
