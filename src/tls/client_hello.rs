@@ -10,9 +10,11 @@
 /// The largest ClientHello read (its handshake message, every record's
 /// worth): browsers' run to 2 KiB with post-quantum key shares.
 pub const MAX_HELLO: usize = 16 * 1024;
-/// The bytes a hello of [`MAX_HELLO`] may take on the wire: its records'
-/// headers besides (a record carries at least one byte of it).
-pub const MAX_HELLO_BYTES: usize = MAX_HELLO + 5 * 64;
+/// The bytes a hello of [`MAX_HELLO`] takes on the wire in up to 64
+/// records (its handshake header and the records' besides): clients send
+/// theirs in one or two; one cut in more, smaller records is read as far
+/// as that, and taken as naming none.
+pub const MAX_HELLO_BYTES: usize = MAX_HELLO + 4 + 5 * 64;
 
 /// TLS's record type of a handshake, and its message type of a
 /// ClientHello; the `server_name` extension, and its `host_name` entry.
@@ -208,6 +210,28 @@ mod tests {
             more.extend_from_slice(b"\x17\x03\x03garbage");
             assert_eq!(read(&more), named);
         }
+    }
+
+    #[test]
+    fn a_hello_up_to_the_largest_read_is_read_and_one_past_it_is_not() {
+        let named = sni(&[(0, b"large.example")]);
+        // A padding extension (RFC 7685) making the hello's body `len`.
+        let of_len = |len: usize, record: usize| {
+            let bare = hello(&[named.clone(), (21, vec![])], MAX_RECORD).len() - 5 - 4;
+            let padding = (21, vec![0; len - bare]);
+            hello(&[named.clone(), padding], record)
+        };
+        // As large as the read goes, in 64 records: within the bytes the
+        // caller reads for it.
+        let largest = of_len(MAX_HELLO, (MAX_HELLO + 4).div_ceil(64));
+        assert_eq!(largest.len(), MAX_HELLO_BYTES);
+        assert_eq!(read(&largest), Hello::Named("large.example".into()));
+        // A browser's, 2 KiB with post-quantum key shares, in one record.
+        assert_eq!(
+            read(&of_len(2048, MAX_RECORD)),
+            Hello::Named("large.example".into())
+        );
+        assert_eq!(read(&of_len(MAX_HELLO + 1, MAX_RECORD)), Hello::Unnamed);
     }
 
     #[test]
