@@ -226,6 +226,11 @@ mod tests {
         let largest = of_len(MAX_HELLO, (MAX_HELLO + 4).div_ceil(64));
         assert_eq!(largest.len(), MAX_HELLO_BYTES);
         assert_eq!(read(&largest), Hello::Named("large.example".into()));
+        // In records of the largest size (the first a whole one).
+        let in_full_records = of_len(MAX_HELLO, MAX_RECORD);
+        let first = u16::from_be_bytes([in_full_records[3], in_full_records[4]]);
+        assert_eq!(usize::from(first), MAX_RECORD);
+        assert_eq!(read(&in_full_records), Hello::Named("large.example".into()));
         // A browser's, 2 KiB with post-quantum key shares, in one record.
         assert_eq!(
             read(&of_len(2048, MAX_RECORD)),
@@ -278,10 +283,12 @@ mod tests {
             vec![HANDSHAKE, 2, 0, 0, 1, 1],
             vec![HANDSHAKE, 3, 1, 0, 0],
             vec![HANDSHAKE, 3, 1, 0x40, 0x01],
-            // A handshake that is a ServerHello, and a ClientHello whose
-            // length is past the largest read.
+            // A handshake that is a ServerHello, and ClientHellos whose
+            // length is past the largest read: one cut short, one whose
+            // length's high byte alone is too much.
             [&named[..5], &[2], &named[6..]].concat(),
             [&named[..6], &[1, 0, 0]].concat(),
+            [&named[..6], &[1], &named[7..]].concat(),
         ] {
             assert_eq!(read(&not_hello), Hello::Unnamed, "{not_hello:?}");
         }
