@@ -72,9 +72,7 @@ pub fn read(bytes: &[u8]) -> Hello {
                 return server_name(body).map_or(Hello::Unnamed, Hello::Named);
             }
         }
-        if end < 5 + len {
-            return Hello::Incomplete;
-        }
+        // A record cut short leaves nothing: the next look asks for more.
         rest = &rest[end..];
     }
 }
