@@ -9,9 +9,9 @@
 //! Each direction reads its source into a buffer of its own and writes
 //! it out as its destination takes it; a source's end is passed on as a
 //! half-close once what came before it went, while the other direction
-//! goes on. A failed read or write ends its direction at once, and the
-//! first failure names the side at fault; the connection ends when both
-//! directions have, or when nothing has moved either way for `idle`.
+//! goes on. The connection ends when both directions have, when a read
+//! or write fails (the side at fault named, the other given a lingering
+//! close), or when nothing has moved either way for `idle`.
 
 use super::super::tunnel::Relayed;
 use crate::access_log::{By, Stage, Termination};
@@ -43,7 +43,7 @@ struct Direction {
     start: usize,
     end: usize,
     /// The source has ended (its end passed on once the buffer is
-    /// written), or failed.
+    /// written).
     source_ended: bool,
     /// Nothing more goes this way: the end passed on, or a failure.
     done: bool,
@@ -101,6 +101,8 @@ impl Direction {
             }
             if self.pending() {
                 match (&*to.socket()).write(&self.buf[self.start..self.end]) {
+                    // A socket takes a byte or says why not: never nothing.
+                    Ok(0) => return (moved, Some(self.fail(self.destination))),
                     Ok(n) => {
                         self.start += n;
                         self.copied += n as u64;
