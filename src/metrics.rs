@@ -5,6 +5,7 @@
 //! somebody scrapes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Upper bounds of the request-duration histogram, in seconds (the
@@ -84,6 +85,30 @@ pub struct Metrics {
     pub gzip: GzipCounters,
     /// When the process began: the same in every generation.
     pub started: Started,
+    /// Each `stream.<name>`'s counts, by its name: set as the server
+    /// starts (its streams are those of the start, until a restart).
+    pub streams: OnceLock<Vec<(Arc<str>, StreamStats)>>,
+}
+
+impl Metrics {
+    /// The counts of the stream `name`.
+    pub fn stream(&self, name: &str) -> Option<&StreamStats> {
+        let streams = self.streams.get()?;
+        streams.iter().find(|(n, _)| **n == *name).map(|(_, s)| s)
+    }
+}
+
+/// A `stream.<name>`'s connections, as HAProxy counts a frontend's
+/// sessions and bytes.
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    /// Connections ended, by the class of the status their line logged.
+    pub ended: StatusClasses,
+    /// Connections open now.
+    pub open: AtomicUsize,
+    /// Bytes received from the clients, and sent to them.
+    pub received: AtomicU64,
+    pub sent: AtomicU64,
 }
 
 /// When the process began, by the monotonic clock (for its uptime, which

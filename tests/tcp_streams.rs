@@ -1034,3 +1034,54 @@ fn a_stream_reading_hellos_closes_a_client_that_sends_none_in_time() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn metrics_count_each_stream_s_connections_by_class_and_their_bytes() {
+    let g = Upstream::greeting("g");
+    let text = format!(
+        "targets = 127.0.0.1:1\npool.p = {}\npool.dead = {}\n\
+         stream.s = p listen=127.0.0.1:0\nstream.gone = dead listen=127.0.0.1:0\n",
+        g.addr,
+        dead_addr()
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let sample = |name: &str, labels: &str| proxy.metric(&format!("{name}{{{labels}}}"));
+    let mut open = Client::connect(stream_addr(&proxy, "s"));
+    assert_eq!(greeted_by(&mut open), "g");
+    assert_eq!(
+        sample("inverso_stream_connections_current", "stream=\"s\""),
+        Some(1)
+    );
+    for _ in 0..2 {
+        let mut client = Client::connect(stream_addr(&proxy, "s"));
+        assert_eq!(session(&mut client, b"hello"), b"g\r\nhello");
+    }
+    let mut refused = Client::connect(stream_addr(&proxy, "gone"));
+    assert_eq!(turned_away(&mut refused, b"x"), b"");
+    let ended = |stream: &str, class: &str| {
+        sample(
+            "inverso_stream_connections_total",
+            &format!("stream=\"{stream}\",class=\"{class}\""),
+        )
+    };
+    assert!(wait_until(WAIT_LIMIT, || ended("gone", "5xx") == Some(1)));
+    assert!(wait_until(WAIT_LIMIT, || ended("s", "2xx") == Some(2)));
+    assert_eq!(ended("s", "5xx"), Some(0));
+    // Of those ended: 5 bytes each from the clients, 8 each to them.
+    assert_eq!(
+        sample("inverso_stream_bytes_received_total", "stream=\"s\""),
+        Some(10)
+    );
+    assert_eq!(
+        sample("inverso_stream_bytes_sent_total", "stream=\"s\""),
+        Some(16)
+    );
+    assert_eq!(
+        sample("inverso_stream_connections_current", "stream=\"s\""),
+        Some(1)
+    );
+    drop(open);
+    assert!(wait_until(WAIT_LIMIT, || {
+        sample("inverso_stream_connections_current", "stream=\"s\"") == Some(0)
+    }));
+}

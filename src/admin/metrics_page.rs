@@ -3,12 +3,13 @@
 
 use super::prometheus::{counter, family, histogram_lines, label, labeled_counter};
 use crate::cache::Named;
-use crate::metrics::STATUS_CLASSES;
+use crate::metrics::{StreamStats, STATUS_CLASSES};
 use crate::proxy::Shared;
 use crate::upstream::admin_state::AdminState;
 use crate::upstream::Upstream;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 /// The Prometheus text exposition format (version 0.0.4).
@@ -137,6 +138,11 @@ pub fn metrics_text(shared: &Shared) -> String {
             pool.stats().queued.load(Ordering::Relaxed)
         );
     }
+
+    stream_families(
+        &mut out,
+        shared.metrics.streams.get().map_or(&[], |s| &s[..]),
+    );
 
     // Each target with its labels: its name, then its pool's (`default`
     // for `targets`), as HAProxy's per-server metrics carry their
@@ -523,4 +529,59 @@ pub fn metrics_text(shared: &Shared) -> String {
         load(&s.snapshot_writes)
     );
     out
+}
+
+/// Each `stream.<name>`'s connections and bytes, as HAProxy's frontend
+/// sessions and bytes: nothing without streams.
+fn stream_families(out: &mut String, streams: &[(Arc<str>, StreamStats)]) {
+    if streams.is_empty() {
+        return;
+    }
+    family(
+        out,
+        "inverso_stream_connections_total",
+        "counter",
+        "Connections each stream (stream.<name>) has ended, by the status class of their log line.",
+    );
+    for (name, stats) in streams {
+        let name = label(name);
+        for (class, n) in STATUS_CLASSES.iter().zip(stats.ended.counts()) {
+            let _ = writeln!(
+                out,
+                "inverso_stream_connections_total{{stream=\"{name}\",class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    type Sample = fn(&StreamStats) -> u64;
+    let per_stream: [(&str, &str, &str, Sample); 3] = [
+        (
+            "inverso_stream_connections_current",
+            "gauge",
+            "Connections open on each stream now.",
+            |s| s.open.load(Ordering::Relaxed) as u64,
+        ),
+        (
+            "inverso_stream_bytes_received_total",
+            "counter",
+            "Bytes each stream received from its clients, of connections ended.",
+            |s| s.received.load(Ordering::Relaxed),
+        ),
+        (
+            "inverso_stream_bytes_sent_total",
+            "counter",
+            "Bytes each stream sent to its clients, of connections ended.",
+            |s| s.sent.load(Ordering::Relaxed),
+        ),
+    ];
+    for (metric, kind, help, value) in per_stream {
+        family(out, metric, kind, help);
+        for (name, stats) in streams {
+            let _ = writeln!(
+                out,
+                "{metric}{{stream=\"{}\"}} {}",
+                label(name),
+                value(stats)
+            );
+        }
+    }
 }

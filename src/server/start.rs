@@ -15,6 +15,7 @@ use crate::cache::Cache;
 use crate::config::{self, Config};
 use crate::gzip::Gzip;
 use crate::limits::{self, Limits};
+use crate::metrics::{Metrics, StreamStats};
 use crate::proxy::{CacheRules, Current, Mirrors, Shared};
 use crate::upstream::{pools::Pools, state_file};
 use crossbeam_channel::bounded;
@@ -129,7 +130,12 @@ impl Server {
         if let Some(path) = &config.state_file {
             restore_states(&pools, path);
         }
-        let (shutting_down, metrics) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let (shutting_down, metrics) =
+            (Arc::new(AtomicBool::new(false)), Arc::<Metrics>::default());
+        let stream_stats = stream_listeners
+            .iter()
+            .map(|(name, _)| (name.clone(), StreamStats::default()));
+        let _ = metrics.streams.set(stream_stats.collect());
         let connections = Arc::new(Mutex::new(Connections::default()));
         let shared = Shared {
             census: Census(connections.clone()),

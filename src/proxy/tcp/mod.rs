@@ -94,8 +94,19 @@ pub fn serve(
     record.pool = Some(stream.pool_name.clone());
     let due =
         accepted + (shared.config.client_header_timeout).min(shared.config.connection_timeout);
+    let stats = shared.metrics.stream(name);
+    if let Some(stats) = stats {
+        stats.open.fetch_add(1, Ordering::Relaxed);
+    }
     record.status = relay(watch, (stream, due), &ends, &shared, &mut record);
     record.duration = accepted.elapsed();
+    if let Some(stats) = stats {
+        stats.open.fetch_sub(1, Ordering::Relaxed);
+        stats.ended.count(record.status);
+        let received = record.request_length.unwrap_or(0);
+        stats.received.fetch_add(received, Ordering::Relaxed);
+        stats.sent.fetch_add(record.bytes, Ordering::Relaxed);
+    }
     if !shared.config.log_skips(false, record.status) {
         record.show_pool = !shared.config.pools.is_empty();
         shared.log.log(record);
