@@ -892,6 +892,18 @@ mod tests {
         Loader::new().file("proxy.conf", text)?.build()
     }
 
+    /// [`build`] of `text` after a `targets` line: its first line is
+    /// line 2.
+    pub(super) fn build_after_targets(text: &str) -> Result<Config, ConfigError> {
+        build(&format!("targets = 127.0.0.1:1\n{text}"))
+    }
+
+    /// What the loader says of `text` after a `targets` line: refused.
+    #[track_caller]
+    pub(super) fn refused_after_targets(text: &str) -> String {
+        build_after_targets(text).unwrap_err().to_string()
+    }
+
     #[test]
     fn every_default_parses() {
         let mut c = Config::blank();

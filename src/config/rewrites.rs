@@ -74,19 +74,8 @@ impl Loader {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
+    use super::super::tests::{build_after_targets as build, refused_after_targets as refused};
     use super::*;
-
-    fn build(text: &str) -> Result<Config, ConfigError> {
-        let text = format!("targets = 127.0.0.1:1\n{text}");
-        Loader::new().file("proxy.conf", &text)?.build()
-    }
-
-    /// What the loader says of `text` (after a targets line): refused.
-    #[track_caller]
-    fn refused(text: &str) -> String {
-        build(text).unwrap_err().to_string()
-    }
 
     #[test]
     fn rules_are_read_in_the_file_s_order_and_pools_have_none_of_their_own() {

@@ -400,17 +400,8 @@ fn check_name(name: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{build_after_targets as build, refused_after_targets as refused};
     use super::*;
-
-    fn build(text: &str) -> Result<Config, ConfigError> {
-        let text = format!("targets = 127.0.0.1:1\n{text}");
-        Loader::new().file("proxy.conf", &text)?.build()
-    }
-
-    #[track_caller]
-    fn refused(text: &str) -> String {
-        build(text).unwrap_err().to_string()
-    }
 
     #[test]
     fn a_stream_names_its_pool_and_where_it_listens() {
