@@ -343,6 +343,59 @@ mod tests {
     }
 
     #[test]
+    fn under_load_it_yields_a_few_turns_and_still_waits_and_ends() {
+        let (client, client_side) = UnixStream::pair().unwrap();
+        let (mut up, up_side) = UnixStream::pair().unwrap();
+        let looks = std::sync::atomic::AtomicUsize::new(0);
+        let crowded = || {
+            looks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            true
+        };
+        let relayed = thread::scope(|scope| {
+            let relay =
+                scope.spawn(|| relay(&client_side, &up_side, Duration::from_millis(100), &crowded));
+            let mut client = client;
+            client.write_all(b"ping").unwrap();
+            let mut got = [0; 4];
+            up.read_exact(&mut got).unwrap();
+            assert_eq!(&got, b"ping");
+            relay.join().unwrap()
+        });
+        // Silence then: it yielded before its first waits, then waited
+        // (the idle timeout came), rather than yield on and on.
+        assert_eq!(
+            relayed.ended,
+            Some(Termination::new(By::ClientTimeout, Stage::Data))
+        );
+        let looked = looks.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            (1..=2 * usize::from(YIELDS)).contains(&looked),
+            "{looked} looks"
+        );
+    }
+
+    #[test]
+    fn a_destination_slow_to_take_its_bytes_is_waited_for() {
+        let (mut client, mut up, relay) = relayed(Duration::from_secs(5));
+        // More than the sockets and the relay hold: its writes to the
+        // backend wait for room, which comes once the backend reads.
+        let sent = vec![7u8; 1 << 20];
+        let writer = thread::spawn(move || {
+            client.write_all(&sent).unwrap();
+            client.shutdown(Shutdown::Write).unwrap();
+            client
+        });
+        thread::sleep(Duration::from_millis(300));
+        let mut got = Vec::new();
+        up.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), 1 << 20);
+        drop(up);
+        drop(writer.join().unwrap());
+        let relayed = relay.join().unwrap();
+        assert_eq!((relayed.to_backend, relayed.ended), (1 << 20, None));
+    }
+
+    #[test]
     fn silence_both_ways_ends_it_as_the_client_s_timeout() {
         let (mut client, mut up, relay) = relayed(Duration::from_millis(50));
         let relayed = relay.join().unwrap();
