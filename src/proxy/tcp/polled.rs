@@ -396,6 +396,29 @@ mod tests {
     }
 
     #[test]
+    fn a_client_that_resets_is_the_one_that_aborted() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pair = || {
+            let near = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            (near, listener.accept().unwrap().0)
+        };
+        let ((client, client_side), (_up, up_side)) = (pair(), pair());
+        let relay =
+            thread::spawn(move || relay(&client_side, &up_side, Duration::from_secs(5), &|| false));
+        // Closed with bytes unread and no linger: a reset, not an end.
+        socket2::SockRef::from(&client)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(client);
+        let relayed = relay.join().unwrap();
+        assert_eq!(
+            relayed.ended.map(|t| t.as_str().to_string()),
+            Some("CD".into())
+        );
+    }
+
+    #[test]
     fn silence_both_ways_ends_it_as_the_client_s_timeout() {
         let (mut client, mut up, relay) = relayed(Duration::from_millis(50));
         let relayed = relay.join().unwrap();
