@@ -370,13 +370,22 @@ fn write_streams(out: &mut impl std::io::Write, config: &Config) -> std::io::Res
             true => ", each connection's PROXY header read first",
             false => "",
         };
+        let (over, alpn) = match (stream.tls, stream.alpn.join(",")) {
+            (false, _) => ("TCP", String::new()),
+            (true, alpn) if alpn.is_empty() => ("TLS ended", String::new()),
+            (true, alpn) => ("TLS ended", format!(" (ALPN {alpn})")),
+        };
         writeln!(
             out,
-            "# stream {}: TCP on {}{behind}, to pool {}",
+            "# stream {}: {over} on {}{alpn}{behind}, to pool {}",
             stream.name, stream.listen, stream.pool_name
         )?;
+        let asking = match stream.tls {
+            true => "a handshake naming",
+            false => "a TLS hello asking for",
+        };
         for (host, pool) in stream.names() {
-            writeln!(out, "#   a TLS hello asking for {host}: to pool {pool}")?;
+            writeln!(out, "#   {asking} {host}: to pool {pool}")?;
         }
     }
     Ok(())

@@ -1027,6 +1027,45 @@ fn check_warns_of_a_certificate_that_has_expired() {
     );
 }
 
+/// A stream that ends TLS is said as such, with what it offers in ALPN
+/// and the hosts its handshakes name; it needs no `tls_port`.
+#[test]
+fn check_says_a_stream_ends_tls_and_what_it_offers() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let dir = conf(
+        "targets = 127.0.0.1:9001
+pool.b = 127.0.0.1:9002
+tls_certificates = site.pem
+         stream.grpc = default listen=127.0.0.1:8443 tls alpn=h2
+         stream.grpc.b.example = b
+stream.raw = b listen=127.0.0.1:9443 tls
+",
+    );
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    std::fs::write(dir.path().join("site.pem"), pem).unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let said: Vec<&str> = (stdout.lines())
+        .skip_while(|l| !l.starts_with("# stream "))
+        .take(3)
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "# stream grpc: TLS ended on 127.0.0.1:8443 (ALPN h2), to pool default",
+            "#   a handshake naming b.example: to pool b",
+            "# stream raw: TLS ended on 127.0.0.1:9443, to pool b",
+        ],
+        "{stdout}"
+    );
+}
+
 #[test]
 fn check_warns_of_a_sign_in_redirect_to_a_page_that_is_asked_too() {
     let recipe = "targets = 127.0.0.1:9001\npath_to_persistence =\npool.sso = 127.0.0.1:9002\n\

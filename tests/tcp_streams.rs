@@ -1085,3 +1085,224 @@ fn metrics_count_each_stream_s_connections_by_class_and_their_bytes() {
         sample("inverso_stream_connections_current", "stream=\"s\"") == Some(0)
     }));
 }
+
+/// What a TLS client of a stream that ends TLS reads until the proxy ends
+/// the session: the bytes, and whether it said `close_notify` first.
+fn read_to_the_end(client: &mut support::tls_client::TlsClient) -> (Vec<u8>, bool) {
+    let mut read = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match client.reader.stream.read(&mut chunk) {
+            Ok(0) => return (read, true),
+            Ok(n) => read.extend_from_slice(&chunk[..n]),
+            Err(_) => return (read, false),
+        }
+    }
+}
+
+/// A TLS client of `addr` asking for `name`, offering `alpn`, trusting
+/// `pki`'s authority and showing `shown` when asked for a certificate.
+fn tls_client_of(
+    addr: SocketAddr,
+    pki: &Pki,
+    name: &str,
+    alpn: &[&str],
+    shown: Option<support::tls_client::Shown>,
+) -> std::io::Result<support::tls_client::TlsClient> {
+    use support::tls_client::{client_settings, TlsClient};
+    let mut settings = client_settings(&pki.ca, rustls::ALL_VERSIONS, shown);
+    settings.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    TlsClient::try_connect(addr, &Arc::new(settings), name)
+}
+
+/// `stream.<name> = <pool> listen=... tls alpn=...`: the handshake is the
+/// proxy's, with `tls_port`'s certificates (no `tls_port` needed), the
+/// host it names chooses the pool, and the session's bytes reach the
+/// target in the clear, half-closes passed on both ways.
+#[test]
+fn a_stream_with_tls_ends_it_and_relays_the_session_in_the_clear() {
+    let (main, other) = (Upstream::greeting("main"), Upstream::greeting("other"));
+    let pki = Pki::new();
+    let served = pki.ca.leaf(&["localhost", "other.test"]);
+    let entry = served.write_apart(&pki.ca, pki.dir.path(), "served");
+    let text = format!(
+        "targets = {}\npool.o = {}\ntls_certificates = {entry}\n\
+         log_format = $request|$status|$ssl_protocol|$ssl_alpn_protocol|$ssl_server_name|\
+         $pool|$termination|$request_length\n\
+         stream.s = default listen=127.0.0.1:0 tls alpn=x-echo,h2\n\
+         stream.s.other.test = o\n",
+        main.addr, other.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    for (name, alpn, agreed, greeting) in [
+        // The stream's order of preference chooses among those offered.
+        ("localhost", &["h2", "x-echo"][..], Some("x-echo"), "main"),
+        ("localhost", &["h2"][..], Some("h2"), "main"),
+        ("other.test", &[][..], None, "other"),
+    ] {
+        let mut client = tls_client_of(addr, &pki, name, alpn, None).unwrap();
+        let said = client.conn().alpn_protocol().map(|p| p.to_vec());
+        assert_eq!(
+            said.as_deref(),
+            agreed.map(str::as_bytes),
+            "{name} {alpn:?}"
+        );
+        client.send(b"ping\r\n");
+        // The client's end of the session (`close_notify`) is passed on as
+        // the end of its bytes; the target's end comes back the same way.
+        client.reader.stream.conn.send_close_notify();
+        client.reader.stream.flush().unwrap();
+        let (read, closed_cleanly) = read_to_the_end(&mut client);
+        assert_eq!(read, format!("{greeting}\r\nping\r\n").as_bytes(), "{name}");
+        assert!(closed_cleanly, "{name}: the proxy said close_notify");
+    }
+    assert_eq!((main.accepted(), other.accepted()), (2, 1));
+    assert_eq!(main.received(0), b"ping\r\n", "in the clear");
+    let lines = wait_for_lines(&proxy, "s", 3);
+    assert_eq!(
+        lines,
+        [
+            "TCP s|200|TLSv1.3|x-echo|localhost|default|--|6",
+            "TCP s|200|TLSv1.3|h2|localhost|default|--|6",
+            "TCP s|200|TLSv1.3|-|other.test|o|--|6",
+        ]
+    );
+}
+
+/// A client that speaks no TLS, or too slowly, to a stream that ends TLS
+/// is closed with no target asked, logged 400 as a hello that never came;
+/// one the client certificate checks refuse is closed the same way.
+#[test]
+fn a_stream_with_tls_closes_clients_whose_handshake_fails_and_checks_their_certificates() {
+    let echo = Upstream::greeting("e");
+    let pki = Pki::new();
+    let ca = pki.ca.write(pki.dir.path(), "ca.pem");
+    let text = format!(
+        "targets = {}\ntls_certificates = {}\nclient_header_timeout = 300ms\nadmin_port = 0\n\
+         tls_verify_client = on\ntls_client_ca = {}\n\
+         log_format = $request|$status|$request_length|$bytes_sent|$ssl_client_s_dn|$termination\n\
+         stream.s = default listen=127.0.0.1:0 tls\n",
+        echo.addr,
+        pki.entry,
+        ca.display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let mut plain = Client::connect(addr);
+    assert_eq!(turned_away(&mut plain, b"PING\r\n"), b"");
+    let mut silent = Client::connect(addr);
+    assert_eq!(silent.read_until_closed(), b"");
+    // No certificate: the proxy refuses it once it has the client's
+    // part (TLS 1.3), so the client learns of it at its first read.
+    let mut nameless = tls_client_of(addr, &pki, "localhost", &[], None)
+        .expect("the client's side of the handshake completes");
+    let _ = nameless.reader.stream.write_all(b"hi");
+    assert_eq!(read_to_the_end(&mut nameless).0, b"");
+    assert_eq!(echo.accepted(), 0);
+    let lines = wait_for_lines(&proxy, "s", 3);
+    let ends: Vec<(&str, &str)> = (lines.iter())
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[1], f[5])
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [("400", "CR"), ("400", "cR"), ("400", "CR")],
+        "{lines:?}"
+    );
+    // With a certificate of the authority: served.
+    let shown = pki.ca.client_leaf("alice").shown();
+    let mut alice = tls_client_of(addr, &pki, "localhost", &[], Some(shown)).unwrap();
+    alice.send(b"hi\r\n");
+    alice.reader.stream.conn.send_close_notify();
+    alice.reader.stream.flush().unwrap();
+    assert_eq!(read_to_the_end(&mut alice).0, b"e\r\nhi\r\n");
+    let line = wait_for_lines(&proxy, "s", 4).pop().unwrap();
+    assert_eq!(line, "TCP s|200|4|7|CN=alice|--");
+    let metrics = proxy.admin("GET", "/metrics", "").body_str();
+    assert!(
+        metrics.contains("inverso_tls_handshakes_total{result=\"failed\"} 3"),
+        "{metrics}"
+    );
+}
+
+/// A target written `send_proxy_v2` behind a stream that ends TLS is told
+/// what the handshake agreed, as one behind `tls_port` is: the ALPN
+/// protocol and the host asked for among the header's TLVs.
+#[test]
+fn a_stream_with_tls_tells_a_send_proxy_v2_target_the_protocol_and_the_host() {
+    let echo = Upstream::echo();
+    let pki = Pki::new();
+    let text = format!(
+        "targets = {} send_proxy_v2\ntls_certificates = {}\n\
+         stream.s = default listen=127.0.0.1:0 tls alpn=x-echo\n",
+        echo.addr, pki.entry
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let mut client = tls_client_of(addr, &pki, "localhost", &["x-echo"], None).unwrap();
+    client.send(b"hi");
+    client.reader.stream.conn.send_close_notify();
+    client.reader.stream.flush().unwrap();
+    read_to_the_end(&mut client);
+    assert!(wait_until(WAIT_LIMIT, || echo.open() == 0));
+    let got = echo.received(0);
+    assert_eq!(&got[..12], b"\r\n\r\n\0\r\nQUIT\n", "signature: {got:?}");
+    let len = usize::from(u16::from_be_bytes([got[14], got[15]]));
+    let tlvs = &got[28..16 + len];
+    let has = |kind: u8, value: &[u8]| {
+        let mut tlv = vec![kind, 0, value.len() as u8];
+        tlv.extend_from_slice(value);
+        tlvs.windows(tlv.len()).any(|w| w == tlv)
+    };
+    assert!(has(0x01, b"x-echo"), "ALPN: {tlvs:?}");
+    assert!(has(0x02, b"localhost"), "authority: {tlvs:?}");
+    assert_eq!(&got[16 + len..], b"hi");
+}
+
+/// A reload puts a TLS stream's new certificate and protocols in force
+/// for the next handshake, with no `tls_port` to reload for; and takes
+/// `tls` on or off for the next connection.
+#[test]
+fn a_reload_gives_a_tls_stream_its_new_certificate_and_protocols() {
+    let echo = Upstream::greeting("e");
+    let pki = Pki::new();
+    let renewed = pki.ca.leaf(&["localhost"]);
+    let renewed_entry = renewed.write_apart(&pki.ca, pki.dir.path(), "renewed");
+    let text = |entry: &str, options: &str| {
+        format!(
+            "targets = {}\ntls_certificates = {entry}\n\
+             stream.s = default listen=127.0.0.1:0 {options}\n",
+            echo.addr
+        )
+    };
+    let proxy = start_proxy(&[], from_file(&text(&pki.entry, "tls alpn=one")));
+    let addr = stream_addr(&proxy, "s");
+    let client = tls_client_of(addr, &pki, "localhost", &["one", "two"], None).unwrap();
+    assert_eq!(client.server_cert(), pki.localhost.der);
+    assert_eq!(client.conn().alpn_protocol(), Some(&b"one"[..]));
+
+    let next = proxy.config_for(&[], from_file(&text(&renewed_entry, "tls alpn=two")));
+    let reloaded = proxy.handle().control().reload(next).unwrap();
+    assert!(
+        reloaded.needs_restart.is_empty(),
+        "{:?}",
+        reloaded.needs_restart
+    );
+    let client = tls_client_of(addr, &pki, "localhost", &["one", "two"], None).unwrap();
+    assert_eq!(client.server_cert(), renewed.der);
+    assert_eq!(client.conn().alpn_protocol(), Some(&b"two"[..]));
+
+    let next = proxy.config_for(
+        &[],
+        from_file(&format!(
+            "targets = {}\nstream.s = default listen=127.0.0.1:0\n",
+            echo.addr
+        )),
+    );
+    proxy.handle().control().reload(next).unwrap();
+    let mut plain = Client::connect(addr);
+    assert_eq!(session(&mut plain, b"in the clear"), b"e\r\nin the clear");
+}

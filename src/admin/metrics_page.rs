@@ -402,13 +402,13 @@ pub fn metrics_text(shared: &Shared) -> String {
     labeled_counter(
         &mut out,
         ("inverso_tls_handshakes_total", "result"),
-        "TLS handshakes on tls_port: completed, or failed (the client gave up or timed out, spoke plain HTTP, or shared no protocol version or cipher suite).",
+        "TLS handshakes on tls_port and streams that end TLS: completed, or failed (the client gave up or timed out, spoke plain HTTP, or shared no protocol version or cipher suite).",
         &[("ok", &m.tls_handshakes), ("failed", &m.tls_handshake_failures)],
     );
     counter(
         &mut out,
         "inverso_tls_sessions_resumed_total",
-        "Completed TLS handshakes on tls_port that resumed an earlier session (a ticket or a session ID) instead of making a new one.",
+        "Completed TLS handshakes on tls_port and streams that end TLS that resumed an earlier session (a ticket or a session ID) instead of making a new one.",
         m.tls_resumed.load(Ordering::Relaxed),
     );
     let gzip = &m.gzip;

@@ -171,35 +171,14 @@ impl Loader {
                     .into(),
             ));
         }
-        let Some(port) = config.tls_port else {
-            let set_alone = [
-                ("tls_protocols", config.tls_protocols != Default::default()),
-                ("tls_ciphers", config.tls_choice.suites_chosen()),
-                ("tls_groups", config.tls_choice.groups_chosen()),
-                (
-                    "tls_prefer_server_ciphers",
-                    config.tls_choice.prefer_own_order,
-                ),
-                ("tls_strict_sni", config.tls_strict_sni),
-                ("tls_session_tickets", !config.tls_session_tickets),
-            ];
-            if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {
-                return Err(self.refused(
-                    key,
-                    "is set, but tls_port is not: nothing would take TLS".into(),
-                ));
-            }
-            return match (&config.tls_served, verify) {
-                (Some(_), _) => Err(self.refused(
-                    "tls_certificates",
-                    "is set, but tls_port is not: nothing would take TLS".into(),
-                )),
-                (None, VerifyClient::Off) => Ok(()),
-                (None, _) => Err(self.refused(
-                    "tls_verify_client",
-                    "is set, but tls_port is not: clients show certificates over TLS alone".into(),
-                )),
-            };
+        let streams_take_tls = self.streams_take_tls();
+        let port = match config.tls_port {
+            Some(port) => Some(port),
+            // A stream that ends TLS takes these keys as `tls_port` does,
+            // and says at its line when there is no certificate.
+            None if streams_take_tls && config.tls_served.is_none() => return Ok(()),
+            None if streams_take_tls => None,
+            None => return self.tls_set_alone(config, verify),
         };
         let Some(served) = config.tls_served.clone() else {
             return Err(self.refused(
@@ -207,12 +186,14 @@ impl Loader {
                 "is set, but tls_certificates is empty: there is no certificate to serve".into(),
             ));
         };
-        if port != 0 && port == config.port {
-            return Err(self.refused("tls_port", format!("{port} is also `port`")));
-        }
-        let admin_shares = listeners_overlap(config.admin_bind, config.bind);
-        if port != 0 && config.admin_port == Some(port) && admin_shares {
-            return Err(self.refused("tls_port", format!("{port} is also `admin_port`")));
+        if let Some(port) = port.filter(|&port| port != 0) {
+            if port == config.port {
+                return Err(self.refused("tls_port", format!("{port} is also `port`")));
+            }
+            let admin_shares = listeners_overlap(config.admin_bind, config.bind);
+            if config.admin_port == Some(port) && admin_shares {
+                return Err(self.refused("tls_port", format!("{port} is also `admin_port`")));
+            }
         }
         let client_auth = match (&config.tls_client_ca, verify) {
             (Some(ca), VerifyClient::Optional | VerifyClient::On) => {
@@ -265,6 +246,41 @@ impl Loader {
         ));
         config.tls_client_auth = client_auth;
         Ok(())
+    }
+
+    /// With neither `tls_port` nor a stream that ends TLS, no `tls_*` key
+    /// may be set: nothing would take TLS.
+    fn tls_set_alone(
+        &self,
+        config: &Config,
+        verify: crate::tls::VerifyClient,
+    ) -> Result<(), ConfigError> {
+        use crate::tls::VerifyClient;
+        let set_alone = [
+            ("tls_protocols", config.tls_protocols != Default::default()),
+            ("tls_ciphers", config.tls_choice.suites_chosen()),
+            ("tls_groups", config.tls_choice.groups_chosen()),
+            (
+                "tls_prefer_server_ciphers",
+                config.tls_choice.prefer_own_order,
+            ),
+            ("tls_strict_sni", config.tls_strict_sni),
+            ("tls_session_tickets", !config.tls_session_tickets),
+            ("tls_certificates", config.tls_served.is_some()),
+        ];
+        if let Some((key, _)) = set_alone.iter().find(|(_, set)| *set) {
+            return Err(self.refused(
+                key,
+                "is set, but tls_port is not, nor a stream's `tls`: nothing would take TLS".into(),
+            ));
+        }
+        match verify {
+            VerifyClient::Off => Ok(()),
+            _ => Err(self.refused(
+                "tls_verify_client",
+                "is set, but tls_port is not: clients show certificates over TLS alone".into(),
+            )),
+        }
     }
 
     /// `auth_basic` and `auth_basic_user_file` go together: a realm with
@@ -1648,6 +1664,59 @@ mod tests {
         let (c, lines) = strict(&format!("{}, {}", named.display(), nameless.display()));
         assert!(c.unwrap().tls.is_some());
         assert_eq!(saying(&lines, "names no host"), 1, "{lines:?}");
+    }
+
+    #[test]
+    fn a_stream_that_ends_tls_takes_tls_port_s_settings_without_tls_port() {
+        let dir = tempfile::tempdir().unwrap();
+        let named = certificate(dir.path(), "named.pem", &["a.test"]);
+        let conf = |more: &str| {
+            format!(
+                "targets = 127.0.0.1:1
+tls_certificates = {}
+tls_protocols = TLSv1.3
+                 tls_strict_sni = on
+{more}",
+                named.display()
+            )
+        };
+        let c = build(&conf(
+            "stream.mqtt = default listen=8883 tls alpn=mqtt,x-other
+             stream.plain = default listen=1883
+",
+        ))
+        .unwrap();
+        let https = c
+            .tls
+            .as_ref()
+            .expect("the settings are made for the stream");
+        assert_eq!(
+            https.alpn_protocols,
+            [b"http/1.1".to_vec(), b"http/1.0".to_vec()]
+        );
+        let mqtt = c.stream_tls(c.stream_named("mqtt").unwrap()).unwrap();
+        assert_eq!(mqtt.alpn_protocols, [b"mqtt".to_vec(), b"x-other".to_vec()]);
+        assert!(Arc::ptr_eq(&mqtt.session_storage, &https.session_storage));
+        assert!(c.stream_tls(c.stream_named("plain").unwrap()).is_none());
+        // Without `alpn=`, none is offered: HTTP's would say to speak HTTP.
+        let c = build(&conf(
+            "stream.s = default listen=8883 tls
+",
+        ))
+        .unwrap();
+        let offered = c.stream_tls(c.stream_named("s").unwrap()).unwrap();
+        assert!(offered.alpn_protocols.is_empty());
+        // With no stream ending TLS and no tls_port, the keys are refused.
+        let e = build(&conf(
+            "stream.s = default listen=8883
+",
+        ))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("tls_protocols: is set, but tls_port is not, nor a stream's `tls`"),
+            "{e}"
+        );
     }
 
     #[test]

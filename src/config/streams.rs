@@ -32,9 +32,15 @@ pub struct StreamListener {
     /// Each connection starts with a PROXY protocol header naming the
     /// client, from a balancer in front.
     pub proxy_protocol: bool,
+    /// TLS is ended here (`tls`), with `tls_port`'s certificates and
+    /// settings, the bytes relayed being the session's.
+    pub tls: bool,
+    /// The protocols offered in ALPN (`alpn=`) when `tls`, in the order
+    /// written; none: none agreed.
+    pub alpn: Arc<[&'static str]>,
     /// `stream.<name>.<host>`: the pools of the TLS clients whose hello
-    /// asks for those hosts, most specific first; none: no hello is read,
-    /// every connection goes to `pool`.
+    /// asks for those hosts, most specific first; none: every connection
+    /// goes to `pool`.
     pub(crate) by_name: Arc<[ByName]>,
 }
 
@@ -47,9 +53,10 @@ pub(crate) struct ByName {
 }
 
 impl StreamListener {
-    /// Whether a connection's TLS hello is read to choose its pool.
+    /// Whether a connection's TLS hello is read, and passed on, to choose
+    /// its pool (with `tls`, the handshake tells the host).
     pub fn reads_hello(&self) -> bool {
-        !self.by_name.is_empty()
+        !self.by_name.is_empty() && !self.tls
     }
 
     /// Each `stream.<name>.<host>`: its host as written (lower case) and
@@ -134,6 +141,21 @@ impl Loader {
         (self.stream_keys.iter()).map(|k| (k.key(), &k.setting))
     }
 
+    /// Whether a stream ends TLS (`tls` among its options): `tls_port`'s
+    /// settings are then read without `tls_port` too. Asked before the
+    /// streams are built, which needs the pools.
+    pub(super) fn streams_take_tls(&self) -> bool {
+        (self.stream_keys.iter())
+            .filter(|k| k.host.is_none())
+            .any(|k| {
+                k.setting
+                    .value
+                    .split_whitespace()
+                    .skip(1)
+                    .any(|w| w == "tls")
+            })
+    }
+
     /// The streams, each refused at its line when it cannot be served:
     /// its pool unknown or unfit for bytes alone, its address another
     /// listener's, a host name's key for no stream.
@@ -150,6 +172,13 @@ impl Loader {
                 |m: String| ConfigError::at(&key.setting.origin, format!("{}: {m}", key.key()));
             let stream = parse(&key.name, &key.setting.value, top.bind, pools).map_err(refused)?;
             check_pool(stream.listen, &stream.pool_name, pool_of(stream.pool)).map_err(refused)?;
+            if stream.tls && top.tls.is_none() {
+                return Err(refused(
+                    "tls: there is no certificate to serve: set `tls_certificates` (a stream \
+                     ends TLS with tls_port's certificates and settings)"
+                        .into(),
+                ));
+            }
             if let Some(taken) = taken_by(&stream, top, &streams) {
                 return Err(refused(format!(
                     "{} is also {taken}'s address and port",
@@ -218,6 +247,20 @@ impl Config {
         self.streams.iter().find(|s| *s.name == *name)
     }
 
+    /// The settings `stream` ends TLS with: `tls_port`'s, offering its
+    /// own protocols in ALPN (none without `alpn=`, as nginx's stream
+    /// does: HTTP's would tell a client to speak HTTP to a stream). The
+    /// same sessions and ticket key: a client resumes on either. `None`
+    /// for a stream that ends no TLS.
+    pub fn stream_tls(&self, stream: &StreamListener) -> Option<Arc<rustls::ServerConfig>> {
+        let https = self.tls.as_ref().filter(|_| stream.tls)?;
+        let mut settings = (**https).clone();
+        settings.alpn_protocols = (stream.alpn.iter())
+            .map(|p| p.as_bytes().to_vec())
+            .collect();
+        Some(Arc::new(settings))
+    }
+
     /// The streams as a reload puts them in force, `was` the settings
     /// running: the listeners stay those running (binding others waits
     /// for a restart), each with the pools these settings give it (its
@@ -282,39 +325,60 @@ impl Config {
     }
 }
 
-/// `<pool> listen=[ADDR:]PORT [proxy_protocol]`, a port alone on `bind`.
+/// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]`, a
+/// port alone on `bind`.
 fn parse(
     name: &str,
     value: &str,
     bind: IpAddr,
     pools: &[PoolConfig],
 ) -> Result<StreamListener, String> {
-    const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol]`, \
-                         e.g. `stream.postgres = db listen=5432`";
+    const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol] \
+                         [tls [alpn=PROTOCOL,...]]`, e.g. `stream.postgres = db listen=5432`";
     let mut words = value.split_whitespace();
     let Some(pool_name) = words.next() else {
         return Err(SHAPE.into());
     };
     let pool = index_named(pool_name, pools.iter().map(|p| &*p.name))?;
-    let (mut listen, mut proxy_protocol) = (None, false);
+    let (mut listen, mut alpn) = (None, None);
+    let (mut proxy_protocol, mut tls) = (false, false);
     for word in words {
+        let flag = match word {
+            "proxy_protocol" => Some(&mut proxy_protocol),
+            "tls" => Some(&mut tls),
+            _ => None,
+        };
+        if let Some(flag) = flag {
+            if std::mem::replace(flag, true) {
+                return Err(format!("{word} given twice"));
+            }
+            continue;
+        }
         match word.split_once('=') {
             Some(("listen", at)) if listen.is_none() => listen = Some(listen_at(at, bind)?),
-            Some(("listen", _)) => return Err("listen= given twice".into()),
-            None if word == "proxy_protocol" && !proxy_protocol => proxy_protocol = true,
-            None if word == "proxy_protocol" => return Err("proxy_protocol given twice".into()),
+            Some(("alpn", names)) if alpn.is_none() => {
+                alpn = Some(crate::tls::alpn::parse_list(names)?)
+            }
+            Some((option @ ("listen" | "alpn"), _)) => {
+                return Err(format!("{option}= given twice"))
+            }
             _ => return Err(format!("unknown option `{}`: {SHAPE}", word.escape_debug())),
         }
     }
     let Some(listen) = listen else {
         return Err(format!("no listen=: {SHAPE}"));
     };
+    if alpn.is_some() && !tls {
+        return Err("alpn= names what a TLS handshake agrees: it goes with `tls`".into());
+    }
     Ok(StreamListener {
         name: name.into(),
         listen,
         pool,
         pool_name: pool_name.into(),
         proxy_protocol,
+        tls,
+        alpn: alpn.unwrap_or_default().into(),
         by_name: Arc::new([]),
     })
 }
@@ -464,8 +528,34 @@ mod tests {
                 "stream.s: listen= given twice",
             ),
             (
+                "stream.s = default listen=9 ssl",
+                "stream.s: unknown option `ssl`: a stream is `<pool> listen=[ADDR:]PORT \
+                 [proxy_protocol] [tls [alpn=PROTOCOL,...]]`",
+            ),
+            (
                 "stream.s = default listen=9 tls",
-                "stream.s: unknown option `tls`",
+                "proxy.conf:2: stream.s: tls: there is no certificate to serve: set \
+                 `tls_certificates`",
+            ),
+            (
+                "stream.s = default listen=9 alpn=h2",
+                "stream.s: alpn= names what a TLS handshake agrees: it goes with `tls`",
+            ),
+            (
+                "stream.s = default listen=9 tls tls",
+                "stream.s: tls given twice",
+            ),
+            (
+                "stream.s = default listen=9 tls alpn=h2 alpn=h2",
+                "stream.s: alpn= given twice",
+            ),
+            (
+                "stream.s = default listen=9 tls alpn=h2,h2",
+                "stream.s: alpn= names `h2` twice",
+            ),
+            (
+                "stream.s = default listen=9 tls alpn=",
+                "stream.s: alpn=: `` is not a protocol's name",
             ),
             (
                 "stream.s = default listen=9 proxy_protocol proxy_protocol",

@@ -79,6 +79,19 @@ pub enum HandshakeError {
     Io(io::Error),
 }
 
+impl HandshakeError {
+    /// Says why the handshake with the client at `peer` failed, in the
+    /// debug log: a client's failure is no fault of the proxy's.
+    pub fn say_of(&self, peer: std::net::SocketAddr) {
+        match self {
+            HandshakeError::Tls(e) => {
+                log::debug!("client {peer}: {}", crate::tls::words::handshake_failure(e))
+            }
+            other => log::debug!("client {peer}: TLS handshake: {other}"),
+        }
+    }
+}
+
 /// What a client's TLS handshake agreed, for the log and the `$ssl_*`
 /// variables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,8 +103,9 @@ pub struct Agreed {
     /// Whether the handshake resumed an earlier session (by a ticket or
     /// an ID) rather than making a new one: `$ssl_session_reused`.
     pub resumed: bool,
-    /// The protocol agreed in ALPN (`http/1.1`, `http/1.0`): none when
-    /// the client offered none (`$ssl_alpn_protocol`).
+    /// The protocol agreed in ALPN (`http/1.1`, `http/1.0`, or one a
+    /// TLS stream offers): none when the client offered none
+    /// (`$ssl_alpn_protocol`).
     pub alpn: Option<&'static str>,
     /// The key exchange group, as OpenSSL names it (`X25519`,
     /// `prime256v1`, `X25519MLKEM768`): none for a TLS 1.2 session
@@ -203,6 +217,34 @@ impl TlsStream {
         result
     }
 
+    /// [`TlsStream::handshake`] with a client, counted in `metrics`; a
+    /// resumed session's certificate is checked again as of now under
+    /// `client_auth` (see [`crate::tls::ClientAuth::check_again`]).
+    pub fn accept(
+        &self,
+        (limit, read_timeout): (Duration, Duration),
+        client_auth: Option<&crate::tls::ClientAuth>,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<(), HandshakeError> {
+        let checked = self.handshake(limit, read_timeout).and_then(|()| {
+            match client_auth.filter(|_| self.resumed()) {
+                Some(auth) => {
+                    (auth.check_again(&self.client_certificates())).map_err(HandshakeError::Tls)
+                }
+                None => Ok(()),
+            }
+        });
+        let counter = match checked {
+            Ok(()) => &metrics.tls_handshakes,
+            Err(_) => &metrics.tls_handshake_failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if checked.is_ok() && self.resumed() {
+            metrics.tls_resumed.fetch_add(1, Ordering::Relaxed);
+        }
+        checked
+    }
+
     /// Waits for the client's first byte, and tells a request sent in
     /// plain HTTP from a TLS hello.
     fn refuse_plain_http(&self, limit: Duration) -> Result<(), HandshakeError> {
@@ -232,11 +274,7 @@ impl TlsStream {
             .and_then(|s| s.suite().as_str())
             .unwrap_or("-");
         // Only those this proxy offers can be agreed.
-        let alpn = match session.alpn_protocol() {
-            Some(b"http/1.1") => Some("http/1.1"),
-            Some(b"http/1.0") => Some("http/1.0"),
-            _ => None,
-        };
+        let alpn = session.alpn_protocol().and_then(crate::tls::alpn::agreed);
         let group = session.negotiated_key_exchange_group();
         Agreed {
             protocol: version,
@@ -599,6 +637,11 @@ impl TlsStream {
         let Some(mut session) = self.session.try_lock_for(CLOSING_PATIENCE) else {
             return;
         };
+        // A handshake that failed, or never began, says nothing in TLS: a
+        // client that spoke none, or was refused, gets no record of it.
+        if session.is_handshaking() {
+            return;
+        }
         session.send_close_notify();
         while session.wants_write() {
             if session.write_tls(&mut *out).is_err() {

@@ -2,6 +2,7 @@
 //! TLS handshake first, then its requests, through `proxy::serve`.
 
 use super::admission::{log_rejected, reject, Refused, Slot};
+use super::workers::Listening;
 use super::Inner;
 use crate::config::Config;
 use crate::http::conn::ClientStream;
@@ -9,7 +10,6 @@ use crate::http::proxy_protocol;
 use crate::http::tls::{HandshakeError, TlsStream};
 use crate::proxy::{self, Inherited};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -162,19 +162,14 @@ fn begin_tls(
             return Err(Ended);
         }
     }
-    let limit = limit.saturating_sub(accepted.elapsed());
-    let handshake = tls.handshake(limit, inner.inherited.read_timeout);
-    let Err(failure) = handshake.and_then(|()| check_resumed(tls, config)) else {
-        inner.metrics.tls_handshakes.fetch_add(1, Ordering::Relaxed);
-        if tls.resumed() {
-            inner.metrics.tls_resumed.fetch_add(1, Ordering::Relaxed);
-        }
+    let limits = (
+        limit.saturating_sub(accepted.elapsed()),
+        inner.inherited.read_timeout,
+    );
+    let auth = config.tls_client_auth.as_deref();
+    let Err(failure) = tls.accept(limits, auth, &inner.metrics) else {
         return Ok(proxied);
     };
-    inner
-        .metrics
-        .tls_handshake_failures
-        .fetch_add(1, Ordering::Relaxed);
     if let HandshakeError::PlainHttp = failure {
         let (time, started) = (SystemTime::now(), Instant::now());
         let text = "The plain HTTP request was sent to the HTTPS port\n";
@@ -182,38 +177,30 @@ fn begin_tls(
         // The client a PROXY header named, read before the handshake.
         let client = proxied.and_then(|header| header.source).unwrap_or(peer);
         log_rejected(refused, 400, (client, server), time, started, &shared);
-    } else if let HandshakeError::Tls(e) = &failure {
-        log::debug!("client {peer}: {}", crate::tls::words::handshake_failure(e));
     } else {
-        log::debug!("client {peer}: TLS handshake: {failure}");
+        failure.say_of(peer);
     }
     Err(Ended)
 }
 
-/// A resumed session's client certificate, checked again as of now
-/// (see [`crate::tls::ClientAuth::check_again`]).
-fn check_resumed(tls: &TlsStream, config: &Config) -> Result<(), HandshakeError> {
-    match &config.tls_client_auth {
-        Some(auth) if tls.resumed() => {
-            (auth.check_again(&tls.client_certificates())).map_err(HandshakeError::Tls)
-        }
-        _ => Ok(()),
-    }
-}
-
 /// The accepted `tcp` as the connection it is: a plain one, or the start
-/// of a TLS one (its handshake is the serving thread's); `None` when the
-/// settings cannot start a TLS session.
+/// of a TLS one on `tls_port` or to a stream that ends TLS (its handshake
+/// is the serving thread's); `None` when the settings cannot start a TLS
+/// session.
 #[inline(never)]
 pub(super) fn client_stream(
     tcp: TcpStream,
-    tls: bool,
+    listening: &Listening,
     config: &Config,
 ) -> Option<Arc<ClientStream>> {
-    if !tls {
+    let settings = match listening {
+        Listening::Http => None,
+        Listening::Tls => Some(config.tls.clone()?),
+        Listening::Stream(name) => (config.stream_named(name)).and_then(|s| config.stream_tls(s)),
+    };
+    let Some(settings) = settings else {
         return Some(Arc::new(ClientStream::Tcp(tcp)));
-    }
-    let settings = config.tls.clone()?;
+    };
     match TlsStream::accepting(tcp, settings) {
         Ok(session) => Some(Arc::new(ClientStream::Tls(Box::new(session)))),
         Err(e) => {

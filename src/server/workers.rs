@@ -34,7 +34,8 @@ pub(super) enum Listening {
     Http,
     /// `tls_port`'s: HTTP after a TLS handshake.
     Tls,
-    /// A `stream.<name>`'s, by its name: bytes relayed to a pool's target.
+    /// A `stream.<name>`'s, by its name: bytes relayed to a pool's target
+    /// (a TLS session's, with the stream's `tls`).
     Stream(Arc<str>),
 }
 
@@ -274,8 +275,7 @@ fn work(workers: &Arc<Workers>) {
         workers.surplus.note(was_idle.saturating_sub(1));
         let last = was_idle == 1;
         let shared = inner.current.get();
-        let tls = matches!(workers.kind, Listening::Tls);
-        let Some(stream) = client_stream(stream, tls, &shared.config) else {
+        let Some(stream) = client_stream(stream, &workers.kind, &shared.config) else {
             workers.idle.fetch_add(1, Ordering::SeqCst);
             continue;
         };

@@ -21,6 +21,7 @@
 //! TLS to backends, the other way round, is [`backends`]'s. Why a
 //! handshake failed, either way, is said by [`words`].
 
+pub mod alpn;
 pub mod backends;
 pub mod client_cert;
 pub mod client_hello;

@@ -4,14 +4,18 @@
 //! `ip_hash`), within its `max_conns` (waiting in its queue), past the
 //! targets that cannot be connected (each a failure toward its
 //! `max_fails`, the next tried within `retries`); then both directions
-//! are copied by this thread (`polled`; over TLS to the target, as an
-//! upgraded connection's are, `tunnel`), until both sides have closed,
-//! either fails, or both stay silent for the pool's `tunnel_timeout`.
+//! are copied by this thread (`polled`; over TLS to the client or the
+//! target, as an upgraded connection's are, `tunnel`), until both sides
+//! have closed, either fails, or both stay silent for the pool's
+//! `tunnel_timeout`.
 //!
 //! A stream with `stream.<name>.<host>` keys first reads the client's
 //! TLS hello (`tls::client_hello`), within `client_header_timeout`, and
 //! takes the pool of the host it asks for; the bytes read go to the
-//! target first, as they came (TLS passed through, never ended here).
+//! target first, as they came (TLS passed through). A stream with `tls`
+//! ends TLS instead: the handshake is made here in that time (`tls_port`'s
+//! certificates, the client's checked as there), the host it named
+//! chooses the pool, and the session's bytes are relayed.
 //!
 //! One access-log line per connection as it ends: the request line `TCP
 //! <name>`, the status nginx's stream module gives a session (200, 403
@@ -30,7 +34,9 @@ use crate::config::StreamListener;
 use crate::http::conn::{is_local_shortage, is_timeout, Kind, Socket as _, Stream};
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
+use crate::http::tls::HandshakeError;
 use crate::throttle::OnceAMinute;
+use crate::tls::client_cert::ClientCertificate;
 use crate::tls::client_hello::{self, Hello};
 use crate::upstream::{InFlight, InLine, Pick, Upstream, Upstreams};
 use crate::upstream_tries::UpstreamTry;
@@ -69,7 +75,7 @@ pub fn serve(
         .as_ref()
         .and_then(|h| h.source)
         .map_or(peer, super::canonical);
-    let ends = ClientEnds {
+    let mut ends = ClientEnds {
         source: client,
         destination: (proxied.as_ref())
             .and_then(|h| h.destination)
@@ -98,7 +104,8 @@ pub fn serve(
     if let Some(stats) = stats {
         stats.open.fetch_add(1, Ordering::Relaxed);
     }
-    record.status = relay(watch, (stream, due), &ends, &shared, &mut record);
+    let opening = (stream, due, inherited.read_timeout);
+    record.status = relay(watch, opening, &mut ends, &shared, &mut record);
     record.duration = accepted.elapsed();
     if let Some(stats) = stats {
         stats.open.fetch_sub(1, Ordering::Relaxed);
@@ -113,13 +120,15 @@ pub fn serve(
     }
 }
 
-/// Relays the connection to a target of `stream`'s pool (the one its TLS
-/// hello chose, read by `hello_due` when the stream reads one), noting
-/// in `record` what it did; its status.
+/// Relays the connection to a target of `stream`'s pool (the one the
+/// host its TLS hello asks for chose, when the stream reads hellos or
+/// ends TLS; the hello read, or the handshake made, by `hello_due`, then
+/// reads waiting `read_timeout`), noting in `record` what it did, and in
+/// `ends` the TLS agreed; its status.
 fn relay(
     watch: &ConnWatch,
-    (stream, hello_due): (&StreamListener, Instant),
-    ends: &ClientEnds,
+    (stream, hello_due, read_timeout): (&StreamListener, Instant, Duration),
+    ends: &mut ClientEnds,
     shared: &Shared,
     record: &mut Record,
 ) -> u16 {
@@ -129,23 +138,48 @@ fn relay(
         record.termination = termination;
         status
     };
-    let (early, pool_index) = match stream.reads_hello() {
-        false => (Vec::new(), stream.pool),
-        true => match read_hello(client.tcp(), hello_due) {
-            Ok((early, hello)) => {
-                let host = match hello {
-                    Hello::Named(host) => Some(host),
+    let mut early = Vec::new();
+    let host = if let Some(tls) = client.tls() {
+        let limits = (
+            hello_due.saturating_duration_since(Instant::now()),
+            read_timeout,
+        );
+        let auth = shared.config.tls_client_auth.as_deref();
+        if let Err(failure) = tls.accept(limits, auth, &shared.metrics) {
+            failure.say_of(ends.source);
+            let by = match failure {
+                HandshakeError::Late(_) => By::ClientTimeout,
+                _ => By::Client,
+            };
+            // As a hello that never came: the session never began.
+            return closed(record, Termination::new(by, Stage::Request), 400);
+        }
+        let agreed = tls.agreed();
+        record.tls = Some(agreed);
+        record.client_certificate = ClientCertificate::of(&tls.client_certificates()).map(Arc::new);
+        ends.tls = Some(ClientTls {
+            agreed: Some(agreed),
+            server_name: tls.server_name(),
+        });
+        tls.server_name()
+    } else if stream.reads_hello() {
+        match read_hello(client.tcp(), hello_due) {
+            Ok((read, hello)) => {
+                early = read;
+                match hello {
+                    Hello::Named(host) => Some(Arc::from(host)),
                     _ => None,
-                };
-                let (pool, pool_name) = stream.pool_for(host.as_deref());
-                record.pool = Some(pool_name.clone());
-                record.server_name = host.map(Arc::from);
-                (early, pool)
+                }
             }
             // nginx's stream answers a preread that fails 400.
             Err(termination) => return closed(record, termination, 400),
-        },
+        }
+    } else {
+        None
     };
+    let (pool_index, pool_name) = stream.pool_for(host.as_deref());
+    record.pool = Some(pool_name.clone());
+    record.server_name = host;
     let pool = shared.config_of_pool(pool_index);
     if !crate::access::admits(ends.source.ip(), &pool.allow_from, &pool.deny_from) {
         shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
@@ -165,19 +199,19 @@ fn relay(
             return closed(record, Termination::new(By::Server, Stage::Data), 502);
         }
     }
-    // Over TLS the bytes are the session's, which one thread per
-    // direction reads and writes as an upgrade's tunnel does.
+    // Over TLS either way the bytes are the session's, which one thread
+    // per direction reads and writes as an upgrade's tunnel does.
     let Relayed {
         to_client,
         to_backend,
         ended,
     } = match up.kind() {
-        Kind::Tcp(_) | Kind::Unix(_) => {
+        Kind::Tcp(_) | Kind::Unix(_) if client.tls().is_none() => {
             let open = &shared.metrics.connections;
             let crowded = || crate::sched::crowded(open.load(Ordering::Relaxed));
             polled::relay(client.tcp(), up, pool.tunnel_timeout, &crowded)
         }
-        Kind::Tls(_) | Kind::Fcgi(_) => relay_both_ways(client, up, pool.tunnel_timeout),
+        _ => relay_both_ways(client, up, pool.tunnel_timeout),
     };
     let to_backend = to_backend + early.len() as u64;
     let last = &mut record.last_try;
