@@ -89,6 +89,7 @@ pub mod server;
 mod spool;
 pub mod sub_filter;
 pub mod systemd;
+pub mod tcp_keepalive;
 #[cfg(test)]
 mod test_log;
 pub mod thread_stack;

@@ -1306,3 +1306,83 @@ fn a_reload_gives_a_tls_stream_its_new_certificate_and_protocols() {
     let mut plain = Client::connect(addr);
     assert_eq!(session(&mut plain, b"in the clear"), b"e\r\nin the clear");
 }
+
+/// The kernel's timer on the TCP connection from `local` to `remote`, as
+/// `/proc/net/tcp` says it (IPv4): which one runs (0 none, 1
+/// retransmission, 2 keepalive) and when it fires, in seconds from now.
+fn tcp_timer(local: SocketAddr, remote: SocketAddr) -> Option<(u8, f64)> {
+    let hex = |addr: SocketAddr| match addr {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => unreachable!("IPv4 only"),
+    };
+    let (local, remote) = (hex(local), hex(remote));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields[1] != local || fields[2] != remote {
+            return None;
+        }
+        let (timer, when) = fields[5].split_once(':')?;
+        let ticks = u64::from_str_radix(when, 16).ok()?;
+        // In clock ticks of USER_HZ, 100 a second on Linux.
+        Some((timer.parse().ok()?, ticks as f64 / 100.0))
+    })
+}
+
+/// `so_keepalive=IDLE:INTERVAL:COUNT`: a quiet session's sockets, the
+/// client's and the target's, run the kernel's keepalive timer at the
+/// idle time written; without it, none runs.
+#[test]
+fn so_keepalive_has_the_kernel_probe_a_quiet_session_both_ways() {
+    let echo = Upstream::greeting("e");
+    let text = format!(
+        "targets = {}\nstream.ka = default listen=127.0.0.1:0 so_keepalive=45s:5s:3\n\
+         stream.plain = default listen=127.0.0.1:0\n",
+        echo.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    for (name, keepalive) in [("ka", true), ("plain", false)] {
+        let addr = stream_addr(&proxy, name);
+        let mut client = Client::connect(addr);
+        assert_eq!(greeted_by(&mut client), "e");
+        let me = client.reader.stream.local_addr().unwrap();
+        // The proxy's end of the client's connection, and of the target's
+        // (the one the target's end of which is the newest connection).
+        let toward_client = || tcp_timer(addr, me);
+        let toward_target = || {
+            let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            let target = format!("0100007F:{:04X}", echo.addr.port());
+            let ports: Vec<u16> = (table.lines().skip(1))
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split_whitespace().collect();
+                    (f[2] == target && f[3] == "01")
+                        .then(|| u16::from_str_radix(f[1].split_once(':').unwrap().1, 16).unwrap())
+                })
+                .collect();
+            let [port] = ports[..] else {
+                panic!("one connection to the target expected: {ports:?}");
+            };
+            tcp_timer(SocketAddr::from(([127, 0, 0, 1], port)), echo.addr)
+        };
+        for (side, timer) in [
+            ("client", &toward_client as &dyn Fn() -> _),
+            ("target", &toward_target),
+        ] {
+            if keepalive {
+                let set = wait_until(
+                    WAIT_LIMIT,
+                    || matches!(timer(), Some((2, when)) if when > 30.0 && when <= 45.0),
+                );
+                assert!(set, "{name} {side}: {:?}", timer());
+            } else {
+                assert_eq!(timer().map(|(t, _)| t), Some(0), "{name} {side}");
+            }
+        }
+        assert_eq!(session(&mut client, b"bye"), b"bye");
+        assert!(wait_until(WAIT_LIMIT, || echo.open() == 0));
+    }
+}

@@ -9,6 +9,7 @@ use super::listeners::listeners_overlap;
 use super::pools::{index_named, on_line, PoolConfig};
 use super::{Balance, Config, ConfigError, Loader, Origin, Setting};
 use crate::routes::{parse_host, HostPattern};
+use crate::tcp_keepalive::Keepalive;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -38,6 +39,9 @@ pub struct StreamListener {
     /// The protocols offered in ALPN (`alpn=`) when `tls`, in the order
     /// written; none: none agreed.
     pub alpn: Arc<[&'static str]>,
+    /// TCP keepalive probes on the client's socket and the target's
+    /// (`so_keepalive`).
+    pub keepalive: Option<Keepalive>,
     /// `stream.<name>.<host>`: the pools of the TLS clients whose hello
     /// asks for those hosts, most specific first; none: every connection
     /// goes to `pool`.
@@ -325,8 +329,8 @@ impl Config {
     }
 }
 
-/// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]`, a
-/// port alone on `bind`.
+/// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]
+/// [so_keepalive[=IDLE:INTERVAL:COUNT]]`, a port alone on `bind`.
 fn parse(
     name: &str,
     value: &str,
@@ -334,18 +338,20 @@ fn parse(
     pools: &[PoolConfig],
 ) -> Result<StreamListener, String> {
     const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol] \
-                         [tls [alpn=PROTOCOL,...]]`, e.g. `stream.postgres = db listen=5432`";
+                         [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]]`, \
+                         e.g. `stream.postgres = db listen=5432`";
     let mut words = value.split_whitespace();
     let Some(pool_name) = words.next() else {
         return Err(SHAPE.into());
     };
     let pool = index_named(pool_name, pools.iter().map(|p| &*p.name))?;
-    let (mut listen, mut alpn) = (None, None);
-    let (mut proxy_protocol, mut tls) = (false, false);
+    let (mut listen, mut alpn, mut keepalive) = (None, None, None);
+    let (mut proxy_protocol, mut tls, mut so_keepalive) = (false, false, false);
     for word in words {
         let flag = match word {
             "proxy_protocol" => Some(&mut proxy_protocol),
             "tls" => Some(&mut tls),
+            "so_keepalive" => Some(&mut so_keepalive),
             _ => None,
         };
         if let Some(flag) = flag {
@@ -359,7 +365,10 @@ fn parse(
             Some(("alpn", names)) if alpn.is_none() => {
                 alpn = Some(crate::tls::alpn::parse_list(names)?)
             }
-            Some((option @ ("listen" | "alpn"), _)) => {
+            Some(("so_keepalive", value)) if keepalive.is_none() => {
+                keepalive = Some(Keepalive::parse(value)?)
+            }
+            Some((option @ ("listen" | "alpn" | "so_keepalive"), _)) => {
                 return Err(format!("{option}= given twice"))
             }
             _ => return Err(format!("unknown option `{}`: {SHAPE}", word.escape_debug())),
@@ -371,6 +380,10 @@ fn parse(
     if alpn.is_some() && !tls {
         return Err("alpn= names what a TLS handshake agrees: it goes with `tls`".into());
     }
+    if so_keepalive && keepalive.is_some() {
+        return Err("so_keepalive given twice".into());
+    }
+    let keepalive = keepalive.or(so_keepalive.then(Keepalive::default));
     Ok(StreamListener {
         name: name.into(),
         listen,
@@ -379,6 +392,7 @@ fn parse(
         proxy_protocol,
         tls,
         alpn: alpn.unwrap_or_default().into(),
+        keepalive,
         by_name: Arc::new([]),
     })
 }
@@ -498,6 +512,19 @@ mod tests {
         );
         // A pool a stream uses is not one no route sends requests to.
         assert!(build("").unwrap().streams.is_empty());
+        // TCP keepalive: the system's settings, or those written.
+        let c = build(
+            "stream.a = default listen=9 so_keepalive
+             stream.b = default listen=10 so_keepalive=10m::4
+stream.c = default listen=11
+",
+        )
+        .unwrap();
+        let keepalive = |name| c.stream_named(name).unwrap().keepalive;
+        assert_eq!(keepalive("a"), Some(Keepalive::default()));
+        let written = Keepalive::parse("10m::4").unwrap();
+        assert_eq!(keepalive("b"), Some(written));
+        assert_eq!(keepalive("c"), None);
     }
 
     #[test]
@@ -530,7 +557,7 @@ mod tests {
             (
                 "stream.s = default listen=9 ssl",
                 "stream.s: unknown option `ssl`: a stream is `<pool> listen=[ADDR:]PORT \
-                 [proxy_protocol] [tls [alpn=PROTOCOL,...]]`",
+                 [proxy_protocol] [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]]`",
             ),
             (
                 "stream.s = default listen=9 tls",
@@ -556,6 +583,18 @@ mod tests {
             (
                 "stream.s = default listen=9 tls alpn=",
                 "stream.s: alpn=: `` is not a protocol's name",
+            ),
+            (
+                "stream.s = default listen=9 so_keepalive so_keepalive=::3",
+                "stream.s: so_keepalive given twice",
+            ),
+            (
+                "stream.s = default listen=9 so_keepalive=::3 so_keepalive=::3",
+                "stream.s: so_keepalive= given twice",
+            ),
+            (
+                "stream.s = default listen=9 so_keepalive=30m",
+                "stream.s: so_keepalive=30m: expected IDLE:INTERVAL:COUNT",
             ),
             (
                 "stream.s = default listen=9 proxy_protocol proxy_protocol",

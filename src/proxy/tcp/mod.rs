@@ -35,6 +35,7 @@ use crate::http::conn::{is_local_shortage, is_timeout, Kind, Socket as _, Stream
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::HandshakeError;
+use crate::tcp_keepalive::Keepalive;
 use crate::throttle::OnceAMinute;
 use crate::tls::client_cert::ClientCertificate;
 use crate::tls::client_hello::{self, Hello};
@@ -42,6 +43,7 @@ use crate::upstream::{InFlight, InLine, Pick, Upstream, Upstreams};
 use crate::upstream_tries::UpstreamTry;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -138,6 +140,9 @@ fn relay(
         record.termination = termination;
         status
     };
+    if let Some(keepalive) = &stream.keepalive {
+        probe_quiet(keepalive, client.tcp(), ends.source);
+    }
     let mut early = Vec::new();
     let host = if let Some(tls) = client.tls() {
         let limits = (
@@ -192,6 +197,9 @@ fn relay(
     };
     // The hello read goes first, as it came.
     let up: &Stream = &connected.stream;
+    if let (Some(keepalive), Kind::Tcp(_) | Kind::Tls(_)) = (&stream.keepalive, up.kind()) {
+        probe_quiet(keepalive, up, ends.source);
+    }
     if !early.is_empty() {
         let sent = (up.set_write_timeout(Some(pool.tunnel_timeout)))
             .and_then(|()| (&*up).write_all(&early));
@@ -228,6 +236,15 @@ fn relay(
     };
     drop(connected);
     200
+}
+
+/// Sets `so_keepalive`'s probes on `socket`, of the connection of
+/// `client`: a failure (which no socket of TCP should meet) is said, and
+/// the connection served without them.
+fn probe_quiet(keepalive: &Keepalive, socket: &impl AsFd, client: SocketAddr) {
+    if let Err(e) = keepalive.apply(socket) {
+        log::debug!("client {client}: cannot set so_keepalive: {e}");
+    }
 }
 
 /// Reads the start of a connection until it tells its TLS hello (see
