@@ -574,6 +574,34 @@ fn past_max_conns_a_connection_waits_for_a_slot_then_is_closed_at_queue_timeout(
     proxy.shutdown(Duration::from_secs(1));
 }
 
+/// A client that closes while it waits for a slot gives its place up at
+/// once, long before `queue_timeout`: logged 499 `CQ`, its target never
+/// connected.
+#[test]
+fn a_client_that_leaves_the_queue_gives_up_its_place_and_is_logged_cq() {
+    let g = Upstream::greeting("g");
+    let text = format!(
+        "targets = 127.0.0.1:1\npool.p = {} max_conns=1\nqueue_timeout = 1h\n{TEMPLATE}\
+         stream.s = p listen=127.0.0.1:0\n",
+        g.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let mut first = Client::connect(addr);
+    assert_eq!(greeted_by(&mut first), "g");
+    let gone = Client::connect(addr);
+    drop(gone);
+    let lines = wait_for_lines(&proxy, "s", 1);
+    let fields: Vec<&str> = lines[0].split('|').collect();
+    assert_eq!(
+        (fields[1], fields[4], fields[5]),
+        ("499", "-", "CQ"),
+        "{lines:?}"
+    );
+    assert_eq!(session(&mut first, b"still"), b"still");
+    assert_eq!(g.accepted(), 1);
+}
+
 #[test]
 fn max_connections_and_max_connections_per_client_count_stream_connections() {
     let http = Backend::echo("http");

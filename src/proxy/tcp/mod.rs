@@ -31,7 +31,7 @@ use super::tunnel::{relay_both_ways, Relayed};
 use super::{ConnWatch, Current, Inherited, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
-use crate::http::conn::{is_local_shortage, is_timeout, Kind, Socket as _, Stream};
+use crate::http::conn::{is_local_shortage, is_timeout, Kind, Leaving as _, Socket as _, Stream};
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::HandshakeError;
@@ -313,6 +313,11 @@ fn connect<'s>(
                 };
                 let now = Instant::now();
                 record.upstream_queue = Some(now.saturating_duration_since(line.since));
+                // Its place goes to the next: nobody is left to relay for
+                // (HAProxy's `CQ`; logged 499, as an HTTP client's leaving).
+                if watch.client().peer_gone() {
+                    return Err((499, Termination::new(By::Client, Stage::Queue)));
+                }
                 let over = now >= line.until || shared.shutting_down.load(Ordering::Relaxed);
                 if !woken && over {
                     return Err((503, Termination::new(By::ServerTimeout, Stage::Queue)));
