@@ -2,7 +2,7 @@
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
 #   scripts/bench.sh [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|
-#                     subfilter|upload|fastcgi|tcp|all]    (default: all)
+#                     subfilter|upload|fastcgi|tcp|tcp-tls|all]  (default: all)
 #
 # Environment:
 #   BENCH_SECONDS     seconds per measured wrk run            (default 10)
@@ -166,6 +166,25 @@
 #          direct gets it, the Date line aside), and keep the connection for
 #          a second request; one that does not (or does not start) is
 #          skipped, its rows n/a, and the rest measured.
+#   tcp-tls
+#          TLS ended at layer 4: HTTPS clients (wrk over https, as tls
+#          mode) to nginx's stream module (`listen ... ssl`), HAProxy
+#          `mode tcp` (`bind ... ssl crt`) and inverso's `stream.web =
+#          default listen=... tls`, each making the client's handshake with
+#          tls mode's certificate and relaying the decrypted bytes, as
+#          they are, to one of the same two backends over plain TCP (round
+#          robin); direct (the backend over plain HTTP, no TLS at all) as
+#          the ceiling. 1 KiB and 64 KiB, each with 64 keep-alive
+#          connections and with 64 sending "Connection: close" (a TLS
+#          handshake with the proxy, and a TCP connection from it to a
+#          backend, per request). Interleaved as in proxy mode. Before
+#          measuring, each proxy is probed as in tcp mode, over https
+#          (curl -k): /1k and /64k answered 200 with the file's exact bytes
+#          and the backend's own head, and a second request kept on the
+#          same connection; then the TLS client of tls mode records the
+#          protocol and cipher agreed and whether the proxy resumes a
+#          session offered back to it. One that fails (or does not start)
+#          is skipped, its rows n/a, and the rest measured.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -480,6 +499,33 @@
 #     it, which each proxy passes on to wrk, which reconnects. CPU µs/req
 #     counts the proxy's processes; every proxy's relay costs are per
 #     connection, so the close64 cell is where they show.
+#   - tcp-tls mode: the same three as tcp mode (the same stream blocks,
+#     log lines, timeouts, nbthread, no defer-accept, round robin), each
+#     ending TLS with tls mode's self-signed ECDSA P-256 certificate (made
+#     once if tls mode did not run), TLS 1.2 and 1.3 allowed, no ALPN
+#     (wrk offers none; curl's is declined). nginx: `listen
+#     127.0.0.1:PORT ssl backlog=4096`, ssl_certificate +
+#     ssl_certificate_key, `ssl_protocols TLSv1.2 TLSv1.3`, resumption at
+#     the stream module's defaults: session tickets on (keys OpenSSL makes
+#     at start-up, shared by the workers), `ssl_session_cache none` (no
+#     session IDs kept: TLS 1.2 clients resume by ticket alone; unlike tls
+#     mode's nginx, which sets shared:SSL:10m). HAProxy: `mode tcp`, `bind
+#     127.0.0.1:PORT ssl crt <chain and key in one file>`, its defaults:
+#     TLS 1.2 at least (ssl-min-ver), tickets on, and a session cache shared
+#     by its threads (tune.ssl.cachesize 20000). inverso: `tls_certificates
+#     = <chain> key=<key>` and `stream.web = default listen=127.0.0.1:PORT
+#     tls`, no tls_port (its HTTP port unused), tls_protocols and
+#     tls_session_tickets at their defaults (TLS 1.2 and 1.3; tickets that
+#     hold the session, encrypted with a key made at start-up, and TLS 1.2
+#     session IDs kept in memory); rustls (ring); a thread a direction per
+#     connection. So all three resume a session by ticket, as the probe
+#     checks; wrk offers its session again after "Connection: close" (see
+#     tls mode), so the close64 handshakes are resumed ones (in TLS 1.3
+#     still an ECDHE key exchange, no certificate nor signature). The
+#     backends answer keep-alive requests on the connection the proxy
+#     opened for the client; "Connection: close" makes the backend close
+#     it, which each proxy passes on to wrk as a TLS close. CPU µs/req
+#     counts the proxy's processes; wrk's own TLS work shares the cores.
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
@@ -488,10 +534,10 @@
 #     ssl, SNI localhost, no certificate check) to a fresh process of each
 #     proxy set up as for tls mode's runs, after them.
 #
-# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 5 minutes; the
-# default takes about 20, of which `files`, `tls` and `backend-tls` about 2
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 6 minutes; the
+# default takes about 23, of which `files`, `tls` and `backend-tls` about 2
 # each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3,
-# `upload` about 3, `fastcgi` about 4.5, `tcp` about 3).
+# `upload` about 3, `fastcgi` about 4.5, `tcp` about 3, `tcp-tls` about 3).
 # For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -505,13 +551,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | tcp | all) ;;
+  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | tcp | tcp-tls | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|tcp|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|tcp|tcp-tls|all]" >&2
     exit 2
     ;;
 esac
@@ -615,7 +661,7 @@ install_deps() {
   # nginx's stream module only for the mode that proxies TCP; Debian builds
   # it as a module of its own package (libnginx-mod-stream).
   local want_stream=0
-  case $MODE in tcp | all) want_stream=1 ;; esac
+  case $MODE in tcp | tcp-tls | all) want_stream=1 ;; esac
   if [[ $want_stream == 1 ]] && ! nginx_stream_module; then
     missing+=(libnginx-mod-stream)
   fi
@@ -1171,12 +1217,23 @@ EOF
   start_nginx "$_var" "$name" "$conf" "$port"
 }
 
-# start_nginx_stream VAR NAME PORT (tcp mode): nginx's stream module relaying
-# each connection to one of the two backends, round robin (its default), as
-# bytes; a line logged per connection when it ends; sets VAR to its master's
-# PID.
+# start_nginx_stream VAR NAME PORT [tls] (tcp mode): nginx's stream module
+# relaying each connection to one of the two backends, round robin (its
+# default), as bytes; a line logged per connection when it ends; sets VAR to
+# its master's PID. With tls (tcp-tls mode), the listener ends TLS with the
+# benchmark's certificate (tls mode's), TLS 1.2 and 1.3, its session
+# resumption at nginx's defaults (ssl_session_tickets on, ssl_session_cache
+# none).
 start_nginx_stream() {
-  local _var=$1 name=$2 port=$3 conf=$TMP/$2.conf
+  local _var=$1 name=$2 port=$3 tls=${4:-} conf=$TMP/$2.conf
+  local listen_ssl="" ssl_server=""
+  if [[ $tls == tls ]]; then
+    listen_ssl=" ssl"
+    ssl_server="
+    ssl_certificate $TLS_DIR/cert.pem;
+    ssl_certificate_key $TLS_DIR/key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;"
+  fi
   {
     # load_module: in the main context, before the block that uses it.
     if [[ -n $NGINX_STREAM_LOAD ]]; then echo "$NGINX_STREAM_LOAD"; fi
@@ -1192,7 +1249,7 @@ stream {
     server 127.0.0.1:$BACKEND2;
   }
   server {
-    listen 127.0.0.1:$port backlog=4096;
+    listen 127.0.0.1:$port$listen_ssl backlog=4096;$ssl_server
     proxy_pass backends;
   }
 }
@@ -2173,23 +2230,37 @@ fastcgi_held() {
 
 # ---------------------------------------------------------------- tcp
 
-TCP_FAILED=0 # 1: the tcp mode measured nothing (direct or every proxy failed its probe)
+TCP_FAILED=0     # 1: the tcp mode measured nothing (direct or every proxy failed its probe)
+TCP_TLS_FAILED=0 # 1: the tcp-tls mode measured nothing (the same, over TLS)
 
-# tcp_probe SYSTEM PORT BODY (tcp mode): GET /BODY through a TCP proxy must
-# answer 200 with the file's exact bytes and the backend's own head, byte
-# for byte but for its Date line (direct's, probed first: the two backend
-# ports are one server block), nothing added or rewritten; and a second GET
-# on the same connection (curl, two URLs) must reuse it, the relayed
-# connection kept open between requests. Writes tcpcheck.tsv; returns 1,
-# having said why, on a wrong answer.
+# tcp_probe SYSTEM PORT BODY [tls] (tcp mode): GET /BODY through a TCP proxy
+# must answer 200 with the file's exact bytes and the backend's own head,
+# byte for byte but for its Date line (direct's, probed first: the two
+# backend ports are one server block), nothing added or rewritten; and a
+# second GET on the same connection (curl, two URLs) must reuse it, the
+# relayed connection kept open between requests. Writes tcpcheck.tsv;
+# returns 1, having said why, on a wrong answer. With tls (tcp-tls mode),
+# the same over https (curl -k, HTTP/1.1) to every system but direct (plain
+# HTTP, the head the others must give), and then a TLS client
+# (scripts/bench_tls.py, as tls_probe) records the protocol and cipher
+# agreed and whether the proxy resumes a session offered back to it; writes
+# tcptlscheck.tsv instead.
 tcp_probe() {
-  local system=$1 port=$2 body=$3 dir=$TMP/tcp-probe raw heads code size connects
-  local same=no head_same=no reused=no url=http://127.0.0.1:$2/$3
+  local system=$1 port=$2 body=$3 tls=${4:-} raw heads code size connects
+  local same=no head_same=no reused=no url=http://127.0.0.1:$2/$3 curl_tls=()
+  local mode=tcp dir=$TMP/tcp-probe tsv=$OUT_DIR/tcpcheck.tsv tls_cols="" out=""
+  if [[ $tls == tls ]]; then
+    mode=tcp-tls dir=$TMP/tcp-tls-probe tsv=$OUT_DIR/tcptlscheck.tsv
+    if [[ $system != direct ]]; then
+      url=https://127.0.0.1:$2/$3 curl_tls=(-k --http1.1 --proto "=https")
+    fi
+  fi
   mkdir -p "$dir"
   raw=$dir/$system-$body heads=$dir/$system-$body.heads
   : >"$raw"
   : >"$heads"
-  code=$(curl -s -D "$heads" -o "$raw" -w '%{http_code}' --max-time 5 "$url" || true)
+  code=$(curl -s ${curl_tls[@]+"${curl_tls[@]}"} -D "$heads" -o "$raw" -w '%{http_code}' \
+    --max-time 5 "$url" || true)
   size=$(wc -c <"$raw")
   if cmp -s "$raw" "$TMP/www/$body"; then same=yes; fi
   grep -av '^Date: ' "$heads" >"$heads.nodate" || true
@@ -2200,19 +2271,42 @@ tcp_probe() {
     head_same=yes
   fi
   # num_connects of each transfer: "1 0" when the second reused the first's.
-  connects=$(curl -s -o /dev/null -o /dev/null -w '%{num_connects} ' --max-time 5 "$url" "$url" ||
-    true)
+  connects=$(curl -s ${curl_tls[@]+"${curl_tls[@]}"} -o /dev/null -o /dev/null \
+    -w '%{num_connects} ' --max-time 5 "$url" "$url" || true)
   [[ $connects == "1 0 " ]] && reused=yes
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$body" "${code:-none}" "$size" "$same" \
-    "$head_same" "$reused" >>"$OUT_DIR/tcpcheck.tsv"
-  log "tcp probe $system /$body: status ${code:-none}, $size bytes (the file's: $same), head as direct's but Date: $head_same, 2nd request on the same connection: $reused"
+  local -A f=()
+  if [[ $tls == tls ]]; then
+    if [[ $system == direct ]]; then
+      f=([version]=- [cipher]=- [resumed]=-)
+    elif out=$(timeout 30 python3 "$SCRIPT_DIR/bench_tls.py" 127.0.0.1 "$port" "/$body" 2>&1); then
+      local kv
+      for kv in $out; do f[${kv%%=*}]=${kv#*=}; done
+      # What curl saw must be what this client saw.
+      if [[ ${f[status]:-} != "$code" || ${f[bytes]:-} != "$size" ]]; then
+        f[version]="${f[version]:-none}(status ${f[status]:-none}, ${f[bytes]:-none} bytes)"
+        code="${code:-none}/python:${f[status]:-none}"
+      fi
+    else
+      log "error: $system: TLS check failed: $(tail -n 2 <<<"$out" | tr '\n' ' ')"
+      f=([version]=failed [cipher]=- [resumed]=-)
+      code="${code:-none}/TLS check failed"
+    fi
+    tls_cols=$'\t'"${f[version]:-none}"$'\t'"${f[cipher]:-none}"$'\t'"${f[resumed]:-none}"
+  fi
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s%s\n' "$system" "$body" "${code:-none}" "$size" "$same" \
+    "$head_same" "$reused" "$tls_cols" >>"$tsv"
+  log "$mode probe $system /$body: status ${code:-none}, $size bytes (the file's: $same), head as direct's but Date: $head_same, 2nd request on the same connection: $reused${out:+; $out}"
   if [[ $code != 200 || $same != yes || $head_same != yes || $reused != yes ]]; then
     log "error: $system /$body answered status '${code:-none}' with $size bytes (the file's: $same), the backend's head: $head_same, a second request on its connection: $reused; expected 200, the file, the backend's head and the connection kept"
     if [[ $head_same != yes && $system != direct ]]; then
       diff <(tr -d '\r' <"$dir/want-$body.head") <(tr -d '\r' <"$heads.nodate") | head -n 10 >&2 || true
     fi
-    note "tcp mode: $system /$body answered status '${code:-none}' with $size bytes (the file's: $same; the backend's head: $head_same; connection kept: $reused); $system skipped"
+    note "$mode mode: $system /$body answered status '${code:-none}' with $size bytes (the file's: $same; the backend's head: $head_same; connection kept: $reused); $system skipped"
     return 1
+  fi
+  if [[ $tls == tls && $system != direct && ${f[resumed]:-} != yes ]]; then
+    log "warning: $system did not resume a TLS session offered back to it"
+    note "tcp-tls mode: $system did not resume a TLS session offered back to it: its close64 handshakes are all full ones"
   fi
 }
 
@@ -3234,6 +3328,115 @@ mode_tcp() {
   done
 }
 
+# tcp-tls mode: HTTPS ended at layer 4, each client's TLS session made by
+# the proxy with tls mode's certificate, its decrypted bytes relayed to one
+# of the two backends (round robin): nginx's stream module (`listen ...
+# ssl`), HAProxy's `mode tcp` (`bind ... ssl crt`) and inverso's
+# `stream.web = default listen=... tls`; direct (plain HTTP to the backend)
+# as the ceiling. Each checked first (tcp_probe ... tls); one that fails is
+# skipped, its rows n/a.
+mode_tcp_tls() {
+  log "== tcp-tls mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_haproxy p_inverso p_inverso_http nginx_pid haproxy_pid inverso_pid=""
+  local s body rep cell kind conns close=() ok passed=()
+  nginx_stream_module || die "nginx has no stream module (libnginx-mod-stream)"
+  [[ -n $TLS_DIR ]] || make_certificate
+  pick_port p_nginx
+  pick_port p_haproxy
+  pick_port p_inverso
+  pick_port p_inverso_http
+  start_nginx_stream nginx_pid nginx-tcp-tls "$p_nginx" tls
+  start_haproxy haproxy_pid "$p_haproxy" tcp ssl crt "$TLS_DIR/combined.pem"
+  # A file name is a word of tls_certificates: it must not hold a space.
+  if [[ $TLS_DIR =~ [[:space:]] ]]; then
+    log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
+    note "tcp-tls mode: the temp dir holds a space, so inverso-tcp-tls was not started"
+  else
+    # Its HTTP port listens (start_inverso waits for it) but takes nothing;
+    # no tls_port: the stream alone takes TLS.
+    start_inverso inverso_pid inverso-tcp-tls "$p_inverso_http" 0 \
+      "tls_certificates = $TLS_DIR/cert.pem key=$TLS_DIR/key.pem" \
+      "stream.web = default listen=127.0.0.1:$p_inverso tls"
+  fi
+  if [[ -n $inverso_pid ]] && ! wait_listening "$inverso_pid" "$p_inverso"; then
+    log "error: inverso-tcp-tls does not listen on its stream's port; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/inverso-tcp-tls/stderr.log" >&2 || true
+    note "tcp-tls mode: inverso-tcp-tls did not listen on its stream's port (stream.web ... tls)"
+    stop_pid "$inverso_pid"
+    inverso_pid=""
+  fi
+
+  # direct: the backend over plain HTTP, the ceiling; the others over https.
+  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
+  local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
+  local -A schemes=([direct]=http [nginx]=https [haproxy]=https [inverso]=https)
+  local -A said=([nginx]=nginx-tcp-tls/error.log [haproxy]=haproxy/stderr.log
+    [inverso]=inverso-tcp-tls/stderr.log)
+  local systems=(direct nginx haproxy inverso)
+  # direct first: its head is what the proxies must pass on as it is.
+  for s in "${systems[@]}"; do
+    if [[ -z ${pids[$s]} ]]; then
+      log "error: $s did not start; skipped"
+      printf '%s\t-\tnot started\t-\t-\t-\t-\t-\t-\t-\n' "$s" >>"$OUT_DIR/tcptlscheck.tsv"
+      continue
+    fi
+    ok=1
+    for body in 1k 64k; do
+      tcp_probe "$s" "${ports[$s]}" "$body" tls || ok=0
+    done
+    if ((ok == 0)); then
+      if [[ $s == direct ]]; then
+        log "error: tcp-tls mode: the backends do not answer as expected; nothing measured"
+        note "tcp-tls mode measured nothing: the backends did not answer as expected"
+        TCP_TLS_FAILED=1
+        break
+      fi
+      log "error: $s does not relay the backend's bytes over TLS; skipped. Its ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+      stop_pid "${pids[$s]}"
+      pids[$s]=""
+      continue
+    fi
+    [[ $s == direct ]] || passed+=("$s")
+  done
+  if ((TCP_TLS_FAILED == 0 && ${#passed[@]} == 0)); then
+    log "error: tcp-tls mode: no proxy relayed the backend's bytes over TLS; nothing measured"
+    note "tcp-tls mode measured nothing: no proxy relayed the backend's bytes over TLS"
+    TCP_TLS_FAILED=1
+  fi
+
+  if ((TCP_TLS_FAILED == 0)); then
+    for s in direct "${passed[@]}"; do
+      for body in 1k 64k; do
+        warm_up "${schemes[$s]}://127.0.0.1:${ports[$s]}/$body"
+      done
+    done
+    for ((rep = 1; rep <= REPS; rep++)); do
+      for cell in "1k ka64" "64k ka64" "1k close64" "64k close64"; do
+        body=${cell%% *} kind=${cell#* }
+        conns=${kind//[a-z]/} close=()
+        [[ $kind == close* ]] && close=(-H "Connection: close")
+        for s in "${systems[@]}"; do
+          run_wrk tcp-tls "$cell" "$s" "$rep" "${pids[$s]}" \
+            "${schemes[$s]}://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
+        done
+      done
+    done
+  fi
+
+  for s in nginx haproxy inverso; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\ttcp-tls\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\ttcp-tls\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  for s in inverso haproxy nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+}
+
 # measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
 # while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
 # tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
@@ -3316,7 +3519,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns,tcpcheck}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns,tcpcheck,tcptlscheck}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\tapp_cpu_ticks\n' \
     >"$OUT_DIR/runs.tsv"
@@ -3346,6 +3549,8 @@ main() {
   printf 'system\ttransport\theld\n' >"$OUT_DIR/fastcgiconns.tsv"
   printf 'system\tbody\tstatus\tbytes\tsame_as_file\thead_as_direct\treused\n' \
     >"$OUT_DIR/tcpcheck.tsv"
+  printf 'system\tbody\tstatus\tbytes\tsame_as_file\thead_as_direct\treused\tversion\tcipher\tresumed\n' \
+    >"$OUT_DIR/tcptlscheck.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -3400,6 +3605,7 @@ main() {
     upload) mode_upload ;;
     fastcgi) mode_fastcgi ;;
     tcp) mode_tcp ;;
+    tcp-tls) mode_tcp_tls ;;
     all)
       mode_proxy
       mode_idle
@@ -3414,6 +3620,7 @@ main() {
       mode_upload
       mode_fastcgi
       mode_tcp
+      mode_tcp_tls
       ;;
   esac
 
@@ -3434,6 +3641,8 @@ main() {
     die "the fastcgi mode stopped before measuring (php-fpm did not start, or no proxy answered what the scripts print; see above)"
   ((TCP_FAILED == 0)) ||
     die "the tcp mode stopped before measuring (the backends, or every proxy, did not answer the backend's exact bytes; see above)"
+  ((TCP_TLS_FAILED == 0)) ||
+    die "the tcp-tls mode stopped before measuring (the backends, or every proxy, did not answer the backend's exact bytes over TLS; see above)"
 }
 
 main "$@"

@@ -6,8 +6,8 @@ idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
 authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
 gunzipcheck.tsv, uploadcheck.tsv, uploaddisk.tsv, uploadspool.tsv,
-fastcgicheck.tsv, fastcgiconns.tsv, tcpcheck.tsv, info.txt there; prints the
-report and writes OUT_DIR/results.md)
+fastcgicheck.tsv, fastcgiconns.tsv, tcpcheck.tsv, tcptlscheck.tsv, info.txt
+there; prints the report and writes OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -146,9 +146,9 @@ def table(header, rows):
 
 def throughput_rows(runs, clk_tck, mode, *extras):
     """The table of a mode whose systems are direct, nginx, haproxy and
-    inverso (proxy, tls, backend-tls, tcp). Each extra(cell, system) -> (heading,
-    value): one more column, before "other CPU %"; extra(None, None) gives
-    the heading."""
+    inverso (proxy, tls, backend-tls, tcp, tcp-tls). Each extra(cell,
+    system) -> (heading, value): one more column, before "other CPU %";
+    extra(None, None) gives the heading."""
     order, cells = group(runs, mode)
     if not order:
         return []
@@ -563,6 +563,63 @@ def tcp_section(runs, checks, clk_tck):
              "aside: nothing added or rewritten), and a second request on the same "
              "connection (curl, two URLs); a proxy that fails is skipped, its rows "
              "n/a.", ""]
+            + rows + [""])
+
+
+def tcp_tls_section(runs, checks, clk_tck):
+    """tcp-tls mode: direct (plain HTTP), nginx (stream, `listen ... ssl`),
+    HAProxy (mode tcp, `bind ... ssl crt`) and inverso (`stream.web ... tls`)
+    ending TLS and relaying the decrypted bytes to the same two backends."""
+    seen = {(c["system"], c["body"]): c for c in checks}
+    started = {c["system"]: c for c in checks if c["status"] == "not started"}
+    _, cells = group(runs, "tcp-tls")
+
+    def cpu_column(cell, system):
+        if cell is None:
+            return ("CPU ÷ nginx", None)
+        if system == "direct":
+            return (None, "—")
+        c, nginx = cells[cell].get(system), cells[cell].get("nginx")
+        return (None, fmt_ratio(c.cpu_us_per_req(clk_tck) if c else None,
+                                nginx.cpu_us_per_req(clk_tck) if nginx else None))
+
+    def probe_column(cell, system):
+        if cell is None:
+            return ("probe", None)
+        if system in started:
+            return (None, "**skipped: did not start**")
+        mine = [seen[(system, b)] for b in ("1k", "64k") if (system, b) in seen]
+        label = tcp_label(mine, cell.split()[0])
+        if system == "direct" or label.startswith("**") or label == "n/a":
+            return (None, label + (" (plain HTTP)" if system == "direct" else ""))
+        tls = [c for c in mine if c["body"] == cell.split()[0]]
+        return (None, label + "; " + tls_label(tls[0] if tls else None))
+
+    rows = throughput_rows(runs, clk_tck, "tcp-tls", cpu_column, probe_column)
+    if not rows:
+        return []
+    return (["## TLS ended by TCP streams: inverso `stream ... tls` vs nginx `stream` "
+             "`listen ... ssl` and HAProxy `mode tcp` `bind ... ssl`", "",
+             "HTTPS ended at layer 4: each proxy makes the client's TLS handshake (tls "
+             "mode's self-signed ECDSA P-256 certificate, TLS 1.2 and 1.3 allowed, no "
+             "ALPN) and relays the decrypted bytes, reading nothing of HTTP, to one of "
+             "the same two backends over plain TCP (round robin, per connection), set up "
+             "otherwise as in tcp mode. Session resumption at each one's defaults: "
+             "nginx's stream module session tickets on and `ssl_session_cache none`; "
+             "HAProxy tickets on and its shared session cache; inverso "
+             "(`stream.web = default listen=... tls`, rustls with ring) tickets that "
+             "hold the session and TLS 1.2 session IDs in memory. direct: wrk to the "
+             "backend over plain HTTP, no TLS, the ceiling. close64: every request is a "
+             "TLS handshake with the proxy (a resumed one: wrk offers its session again, "
+             "see the TLS termination section) and a TCP connection from it to a "
+             "backend. Ratios are of the medians; proxy CPU µs/req counts the proxy's "
+             "processes, and wrk's own TLS work shares the same cores. probe: before "
+             "measuring, /1k and /64k through each proxy over https (curl -k): status "
+             "200, the file's exact bytes, the backend's head as direct gets it (its "
+             "Date line aside) and a second request on the same connection; then what "
+             "a python ssl client (the same OpenSSL as wrk's) agreed and whether the "
+             "proxy resumed the session offered back to it. A proxy that fails is "
+             "skipped, its rows n/a.", ""]
             + rows + [""])
 
 
@@ -1003,6 +1060,7 @@ def main():
     out += fastcgi_section(runs, read_tsv(os.path.join(out_dir, "fastcgicheck.tsv")),
                            read_tsv(os.path.join(out_dir, "fastcgiconns.tsv")), clk_tck)
     out += tcp_section(runs, read_tsv(os.path.join(out_dir, "tcpcheck.tsv")), clk_tck)
+    out += tcp_tls_section(runs, read_tsv(os.path.join(out_dir, "tcptlscheck.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
