@@ -371,6 +371,7 @@ fn write_streams(out: &mut impl std::io::Write, config: &Config) -> std::io::Res
             false => "",
         };
         let (over, alpn) = match (stream.tls, stream.alpn.join(",")) {
+            _ if stream.udp => ("UDP", String::new()),
             (false, _) => ("TCP", String::new()),
             (true, alpn) if alpn.is_empty() => ("TLS ended", String::new()),
             (true, alpn) => ("TLS ended", format!(" (ALPN {alpn})")),

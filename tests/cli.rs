@@ -1028,20 +1028,18 @@ fn check_warns_of_a_certificate_that_has_expired() {
 }
 
 /// A stream that ends TLS is said as such, with what it offers in ALPN
-/// and the hosts its handshakes name; it needs no `tls_port`.
+/// and the hosts its handshakes name; it needs no `tls_port`. A `udp`
+/// one may share a TCP one's port.
 #[test]
 fn check_says_a_stream_ends_tls_and_what_it_offers() {
     let key = rcgen::KeyPair::generate().unwrap();
     let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
     let cert = params.self_signed(&key).unwrap();
     let dir = conf(
-        "targets = 127.0.0.1:9001
-pool.b = 127.0.0.1:9002
-tls_certificates = site.pem
-         stream.grpc = default listen=127.0.0.1:8443 tls alpn=h2
-         stream.grpc.b.example = b
-stream.raw = b listen=127.0.0.1:9443 tls
-",
+        "targets = 127.0.0.1:9001\npool.b = 127.0.0.1:9002\ntls_certificates = site.pem\n\
+         stream.grpc = default listen=127.0.0.1:8443 tls alpn=h2\n\
+         stream.grpc.b.example = b\nstream.raw = b listen=127.0.0.1:9443 tls\n\
+         stream.dns = b listen=127.0.0.1:8443 udp responses=1\n",
     );
     let pem = format!("{}{}", cert.pem(), key.serialize_pem());
     std::fs::write(dir.path().join("site.pem"), pem).unwrap();
@@ -1053,7 +1051,7 @@ stream.raw = b listen=127.0.0.1:9443 tls
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let said: Vec<&str> = (stdout.lines())
         .skip_while(|l| !l.starts_with("# stream "))
-        .take(3)
+        .take(4)
         .collect();
     assert_eq!(
         said,
@@ -1061,6 +1059,7 @@ stream.raw = b listen=127.0.0.1:9443 tls
             "# stream grpc: TLS ended on 127.0.0.1:8443 (ALPN h2), to pool default",
             "#   a handshake naming b.example: to pool b",
             "# stream raw: TLS ended on 127.0.0.1:9443, to pool b",
+            "# stream dns: UDP on 127.0.0.1:8443, to pool b",
         ],
         "{stdout}"
     );

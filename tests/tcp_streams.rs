@@ -684,6 +684,25 @@ fn a_session_idle_for_tunnel_timeout_is_closed_both_ways_and_logged_cd() {
     proxy.shutdown(Duration::from_secs(1));
 }
 
+/// A stream's own `timeout=` (nginx's `proxy_timeout`) is its sessions'
+/// idle timeout, whatever its pool's `tunnel_timeout`.
+#[test]
+fn a_stream_s_own_timeout_comes_before_its_pool_s_tunnel_timeout() {
+    let echo = Upstream::echo();
+    let text = format!(
+        "targets = 127.0.0.1:1\npool.p = {}\npool.p.tunnel_timeout = 1h\n{TEMPLATE}\
+         stream.s = p listen=127.0.0.1:0 timeout=300ms\n",
+        echo.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = Client::connect(stream_addr(&proxy, "s"));
+    client.send(b"x");
+    assert_eq!(client.reader.read_exact_body(1).unwrap(), b"x");
+    assert!(client.is_closed(), "the client's side not closed");
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert!(lines[0].ends_with("|cD"), "{}", lines[0]);
+}
+
 #[test]
 fn each_connection_has_one_combined_line_when_it_ends() {
     let echo = Upstream::echo();

@@ -1672,18 +1672,14 @@ mod tests {
         let named = certificate(dir.path(), "named.pem", &["a.test"]);
         let conf = |more: &str| {
             format!(
-                "targets = 127.0.0.1:1
-tls_certificates = {}
-tls_protocols = TLSv1.3
-                 tls_strict_sni = on
-{more}",
+                "targets = 127.0.0.1:1\ntls_certificates = {}\ntls_protocols = TLSv1.3\n\
+                 tls_strict_sni = on\n{more}",
                 named.display()
             )
         };
         let c = build(&conf(
-            "stream.mqtt = default listen=8883 tls alpn=mqtt,x-other
-             stream.plain = default listen=1883
-",
+            "stream.mqtt = default listen=8883 tls alpn=mqtt,x-other\n\
+             stream.plain = default listen=1883\n",
         ))
         .unwrap();
         let https = c
@@ -1699,19 +1695,11 @@ tls_protocols = TLSv1.3
         assert!(Arc::ptr_eq(&mqtt.session_storage, &https.session_storage));
         assert!(c.stream_tls(c.stream_named("plain").unwrap()).is_none());
         // Without `alpn=`, none is offered: HTTP's would say to speak HTTP.
-        let c = build(&conf(
-            "stream.s = default listen=8883 tls
-",
-        ))
-        .unwrap();
+        let c = build(&conf("stream.s = default listen=8883 tls\n")).unwrap();
         let offered = c.stream_tls(c.stream_named("s").unwrap()).unwrap();
         assert!(offered.alpn_protocols.is_empty());
         // With no stream ending TLS and no tls_port, the keys are refused.
-        let e = build(&conf(
-            "stream.s = default listen=8883
-",
-        ))
-        .unwrap_err();
+        let e = build(&conf("stream.s = default listen=8883\n")).unwrap_err();
         assert!(
             e.message
                 .starts_with("tls_protocols: is set, but tls_port is not, nor a stream's `tls`"),

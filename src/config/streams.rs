@@ -12,6 +12,7 @@ use crate::routes::{parse_host, HostPattern};
 use crate::tcp_keepalive::Keepalive;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The most `stream.<name>` keys: each is a listener and its workers.
 const MAX_STREAMS: usize = 100;
@@ -42,6 +43,17 @@ pub struct StreamListener {
     /// TCP keepalive probes on the client's socket and the target's
     /// (`so_keepalive`).
     pub keepalive: Option<Keepalive>,
+    /// How long a session may carry nothing either way (`timeout=`,
+    /// nginx's `proxy_timeout`); `None`: the pool's `tunnel_timeout`, or
+    /// [`UDP_TIMEOUT`] for `udp`.
+    pub timeout: Option<Duration>,
+    /// Datagrams (`udp`) rather than a TCP listener: each client address
+    /// a session with a target of its own (see `crate::proxy::udp`).
+    pub udp: bool,
+    /// With `udp`, the datagrams a target answers each of the client's
+    /// with (`responses=N`, nginx's `proxy_responses`): the session ends
+    /// once they have all come; `None`: it ends when it idles out.
+    pub responses: Option<u32>,
     /// `stream.<name>.<host>`: the pools of the TLS clients whose hello
     /// asks for those hosts, most specific first; none: every connection
     /// goes to `pool`.
@@ -67,6 +79,16 @@ impl StreamListener {
     /// its pool's name, in the order tried.
     pub fn names(&self) -> impl Iterator<Item = (String, &str)> {
         (self.by_name.iter()).map(|b| (b.host.to_string(), &*b.pool_name))
+    }
+
+    /// How long a session may carry nothing either way before it is
+    /// closed, `pool` the settings of the pool it went to.
+    pub fn idle_timeout(&self, pool: &Config) -> Duration {
+        let otherwise = match self.udp {
+            true => UDP_TIMEOUT,
+            false => pool.tunnel_timeout,
+        };
+        self.timeout.unwrap_or(otherwise)
     }
 
     /// The pool, by index and name, of a connection whose hello asked for
@@ -175,7 +197,7 @@ impl Loader {
             let refused =
                 |m: String| ConfigError::at(&key.setting.origin, format!("{}: {m}", key.key()));
             let stream = parse(&key.name, &key.setting.value, top.bind, pools).map_err(refused)?;
-            check_pool(stream.listen, &stream.pool_name, pool_of(stream.pool)).map_err(refused)?;
+            check_pool(&stream, &stream.pool_name, pool_of(stream.pool)).map_err(refused)?;
             if stream.tls && top.tls.is_none() {
                 return Err(refused(
                     "tls: there is no certificate to serve: set `tls_certificates` (a stream \
@@ -205,13 +227,15 @@ impl Loader {
                     key.name, key.name
                 )));
             };
+            if streams[at].udp {
+                return Err(refused(format!(
+                    "`stream.{}` is `udp`: its datagrams carry no TLS hello to choose a pool by",
+                    key.name
+                )));
+            }
             let by_name = by_name(host, &key.setting.value, pools).map_err(&refused)?;
-            check_pool(
-                streams[at].listen,
-                &by_name.pool_name,
-                pool_of(by_name.pool),
-            )
-            .map_err(&refused)?;
+            check_pool(&streams[at], &by_name.pool_name, pool_of(by_name.pool))
+                .map_err(&refused)?;
             if let Some(first) = by_names[at].iter().find(|b| b.host == by_name.host) {
                 return Err(refused(format!("`{}` is named twice", first.host)));
             }
@@ -273,7 +297,7 @@ impl Config {
     /// restart is needed); an error for a running stream whose pool is
     /// gone or cannot take it.
     pub fn keep_streams_of(&mut self, was: &Config) -> Result<bool, String> {
-        let listens = |s: &StreamListener| (s.name.clone(), s.listen, s.proxy_protocol);
+        let listens = |s: &StreamListener| (s.name.clone(), s.listen, s.proxy_protocol, s.udp);
         if self
             .streams
             .iter()
@@ -285,12 +309,13 @@ impl Config {
         let mut kept = Vec::with_capacity(was.streams.len());
         for running in was.streams.iter() {
             let stream = match self.stream_named(&running.name) {
-                Some(written) => StreamListener {
+                // A TCP listener cannot take datagrams, nor the other way.
+                Some(written) if written.udp == running.udp => StreamListener {
                     listen: running.listen,
                     proxy_protocol: running.proxy_protocol,
                     ..written.clone()
                 },
-                None => self
+                _ => self
                     .pools_again(running)
                     .map_err(|m| format!("stream.{} listens until a restart: {m}", running.name))?,
             };
@@ -304,7 +329,7 @@ impl Config {
     fn pools_again(&self, stream: &StreamListener) -> Result<StreamListener, String> {
         let find = |name: &str| {
             let pool = index_named(name, self.pools.iter().map(|p| &*p.name))?;
-            check_pool(stream.listen, name, self.config_of_pool(pool))?;
+            check_pool(stream, name, self.config_of_pool(pool))?;
             Ok::<usize, String>(pool)
         };
         let by_name = (stream.by_name.iter())
@@ -330,7 +355,9 @@ impl Config {
 }
 
 /// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]
-/// [so_keepalive[=IDLE:INTERVAL:COUNT]]`, a port alone on `bind`.
+/// [so_keepalive[=IDLE:INTERVAL:COUNT]] [timeout=DUR]`, or `<pool>
+/// listen=[ADDR:]PORT udp [responses=N] [timeout=DUR]`; a port alone on
+/// `bind`.
 fn parse(
     name: &str,
     value: &str,
@@ -338,20 +365,23 @@ fn parse(
     pools: &[PoolConfig],
 ) -> Result<StreamListener, String> {
     const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol] \
-                         [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]]`, \
-                         e.g. `stream.postgres = db listen=5432`";
+                         [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
+                         [timeout=DURATION]`, e.g. `stream.postgres = db listen=5432`, or \
+                         `<pool> listen=[ADDR:]PORT udp [responses=N] [timeout=DURATION]`";
     let mut words = value.split_whitespace();
     let Some(pool_name) = words.next() else {
         return Err(SHAPE.into());
     };
     let pool = index_named(pool_name, pools.iter().map(|p| &*p.name))?;
     let (mut listen, mut alpn, mut keepalive) = (None, None, None);
-    let (mut proxy_protocol, mut tls, mut so_keepalive) = (false, false, false);
+    let (mut timeout, mut responses) = (None, None);
+    let (mut proxy_protocol, mut tls, mut so_keepalive, mut udp) = (false, false, false, false);
     for word in words {
         let flag = match word {
             "proxy_protocol" => Some(&mut proxy_protocol),
             "tls" => Some(&mut tls),
             "so_keepalive" => Some(&mut so_keepalive),
+            "udp" => Some(&mut udp),
             _ => None,
         };
         if let Some(flag) = flag {
@@ -368,7 +398,13 @@ fn parse(
             Some(("so_keepalive", value)) if keepalive.is_none() => {
                 keepalive = Some(Keepalive::parse(value)?)
             }
-            Some((option @ ("listen" | "alpn" | "so_keepalive"), _)) => {
+            Some(("timeout", value)) if timeout.is_none() => {
+                timeout = Some(positive_duration(value)?)
+            }
+            Some(("responses", value)) if responses.is_none() => {
+                responses = Some(count_of_responses(value)?)
+            }
+            Some((option @ ("listen" | "alpn" | "so_keepalive" | "timeout" | "responses"), _)) => {
                 return Err(format!("{option}= given twice"))
             }
             _ => return Err(format!("unknown option `{}`: {SHAPE}", word.escape_debug())),
@@ -384,6 +420,19 @@ fn parse(
         return Err("so_keepalive given twice".into());
     }
     let keepalive = keepalive.or(so_keepalive.then(Keepalive::default));
+    let tcp_only = [
+        ("tls", tls),
+        ("proxy_protocol", proxy_protocol),
+        ("so_keepalive", keepalive.is_some()),
+    ];
+    if let Some((option, _)) = tcp_only.iter().find(|(_, set)| udp && *set) {
+        return Err(format!(
+            "{option} is for a TCP stream; a `udp` one relays datagrams as they come"
+        ));
+    }
+    if responses.is_some() && !udp {
+        return Err("responses= counts a target's datagrams: it goes with `udp`".into());
+    }
     Ok(StreamListener {
         name: name.into(),
         listen,
@@ -393,8 +442,40 @@ fn parse(
         tls,
         alpn: alpn.unwrap_or_default().into(),
         keepalive,
+        timeout,
+        udp,
+        responses,
         by_name: Arc::new([]),
     })
+}
+
+/// How long a `udp` stream's session may carry nothing either way when
+/// `timeout=` does not say: a session of datagrams has no end of its own,
+/// and each holds a thread, so a quiet one is not kept for the pool's
+/// `tunnel_timeout` (nginx keeps it for `proxy_timeout`, 10 minutes).
+pub const UDP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The most `responses=` may say: a session that waits for more is one
+/// that idles out.
+const MAX_RESPONSES: u32 = 1_000_000;
+
+/// `timeout=`: a duration of at least a millisecond.
+fn positive_duration(value: &str) -> Result<Duration, String> {
+    match super::parse_duration(value)? {
+        d if d.is_zero() => Err("timeout=0: a session would end at once".into()),
+        d => Ok(d),
+    }
+}
+
+/// `responses=`: 1 to [`MAX_RESPONSES`].
+fn count_of_responses(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(n) if (1..=MAX_RESPONSES).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "responses={}: expected a count of datagrams from 1 to {MAX_RESPONSES}",
+            value.escape_debug()
+        )),
+    }
 }
 
 /// `PORT` (on `bind`), `ADDR:PORT` or `[V6]:PORT`.
@@ -410,10 +491,12 @@ fn listen_at(at: &str, bind: IpAddr) -> Result<SocketAddr, String> {
     })
 }
 
-/// A connection carries no request: the pool `pool_name` of a stream
-/// listening at `listen` may not balance by one, nor speak FastCGI to its
-/// targets, nor have the stream's own listener among them.
-fn check_pool(listen: SocketAddr, pool_name: &str, pool: &Config) -> Result<(), String> {
+/// A connection carries no request: the pool `pool_name` of `stream` may
+/// not balance by one, nor speak FastCGI to its targets, nor have the
+/// stream's own listener among them; a `udp` stream's targets are
+/// addresses that take datagrams, spoken to as they are.
+fn check_pool(stream: &StreamListener, pool_name: &str, pool: &Config) -> Result<(), String> {
+    let listen = stream.listen;
     let by_request = match pool.balance {
         Balance::UriHash => Some("uri_hash"),
         Balance::Hash => Some("hash"),
@@ -431,6 +514,23 @@ fn check_pool(listen: SocketAddr, pool_name: &str, pool: &Config) -> Result<(), 
             t.name
         ));
     }
+    if stream.udp {
+        let by_udp = |t: &super::Target| {
+            let why = match () {
+                _ if t.addr.tcp().is_none() => "is a Unix socket",
+                _ if t.tls.is_some() => "is spoken to over TLS",
+                _ if t.send_proxy.is_some() => "is sent a PROXY header",
+                _ => return None,
+            };
+            Some(why)
+        };
+        if let Some((t, why)) = (pool.targets.iter()).find_map(|t| by_udp(t).map(|why| (t, why))) {
+            return Err(format!(
+                "pool `{pool_name}`'s target {} {why}, which datagrams cannot be",
+                t.name
+            ));
+        }
+    }
     if let Some(t) = super::target_at(listen, &pool.targets) {
         return Err(format!(
             "pool `{pool_name}`'s target {} is the stream's own listener (its connections \
@@ -442,8 +542,9 @@ fn check_pool(listen: SocketAddr, pool_name: &str, pool: &Config) -> Result<(), 
 }
 
 /// What else listens at `stream`'s address and port, if anything: `port`,
-/// `tls_port`, `admin_port` or an earlier stream (port 0 takes a free
-/// port each: never another's).
+/// `tls_port`, `admin_port` or an earlier stream, of TCP or of UDP as it
+/// is (DNS takes port 53 of both; port 0 takes a free port each: never
+/// another's).
 fn taken_by(stream: &StreamListener, top: &Config, streams: &[StreamListener]) -> Option<String> {
     let port = stream.listen.port();
     let clash = |addr: SocketAddr| {
@@ -454,11 +555,12 @@ fn taken_by(stream: &StreamListener, top: &Config, streams: &[StreamListener]) -
         top.tls_addr().map(|a| ("tls_port", a)),
         top.admin_addr().map(|a| ("admin_port", a)),
     ];
-    if let Some((key, _)) = own.into_iter().flatten().find(|(_, a)| clash(*a)) {
+    let of_tcp = own.into_iter().flatten().filter(|_| !stream.udp);
+    if let Some((key, _)) = of_tcp.into_iter().find(|(_, a)| clash(*a)) {
         return Some(format!("`{key}`"));
     }
     (streams.iter())
-        .find(|s| clash(s.listen))
+        .find(|s| s.udp == stream.udp && clash(s.listen))
         .map(|s| format!("`stream.{}`", s.name))
 }
 
@@ -512,12 +614,28 @@ mod tests {
         );
         // A pool a stream uses is not one no route sends requests to.
         assert!(build("").unwrap().streams.is_empty());
+        // One port for TCP and UDP (DNS): no clash; timeouts as written,
+        // else the pool's for TCP and 30 s for UDP.
+        let c = build(
+            "pool.dns = 127.0.0.1:5353\npool.dns.tunnel_timeout = 2h\n\
+             stream.dns = dns listen=53 timeout=90s\n\
+             stream.dns_udp = dns listen=53 udp responses=2\n\
+             stream.dns_quiet = dns listen=54 udp timeout=2s\nstream.tcp = dns listen=55\n",
+        )
+        .unwrap();
+        let pool = &c.pools[0].config;
+        let timeout = |name| c.stream_named(name).unwrap().idle_timeout(pool);
+        assert_eq!(timeout("dns"), Duration::from_secs(90));
+        assert_eq!(timeout("dns_udp"), UDP_TIMEOUT);
+        assert_eq!(timeout("dns_quiet"), Duration::from_secs(2));
+        assert_eq!(timeout("tcp"), Duration::from_secs(7200));
+        let udp = c.stream_named("dns_udp").unwrap();
+        assert!(udp.udp && !c.stream_named("dns").unwrap().udp);
+        assert_eq!(udp.responses, Some(2));
         // TCP keepalive: the system's settings, or those written.
         let c = build(
-            "stream.a = default listen=9 so_keepalive
-             stream.b = default listen=10 so_keepalive=10m::4
-stream.c = default listen=11
-",
+            "stream.a = default listen=9 so_keepalive\n\
+             stream.b = default listen=10 so_keepalive=10m::4\nstream.c = default listen=11\n",
         )
         .unwrap();
         let keepalive = |name| c.stream_named(name).unwrap().keepalive;
@@ -557,7 +675,9 @@ stream.c = default listen=11
             (
                 "stream.s = default listen=9 ssl",
                 "stream.s: unknown option `ssl`: a stream is `<pool> listen=[ADDR:]PORT \
-                 [proxy_protocol] [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]]`",
+                 [proxy_protocol] [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
+                 [timeout=DURATION]`, e.g. `stream.postgres = db listen=5432`, or `<pool> \
+                 listen=[ADDR:]PORT udp [responses=N] [timeout=DURATION]`",
             ),
             (
                 "stream.s = default listen=9 tls",
@@ -595,6 +715,59 @@ stream.c = default listen=11
             (
                 "stream.s = default listen=9 so_keepalive=30m",
                 "stream.s: so_keepalive=30m: expected IDLE:INTERVAL:COUNT",
+            ),
+            (
+                "stream.s = default listen=9 udp tls",
+                "stream.s: tls is for a TCP stream; a `udp` one relays datagrams",
+            ),
+            (
+                "stream.s = default listen=9 udp proxy_protocol",
+                "stream.s: proxy_protocol is for a TCP stream",
+            ),
+            (
+                "stream.s = default listen=9 udp so_keepalive",
+                "stream.s: so_keepalive is for a TCP stream",
+            ),
+            (
+                "stream.s = default listen=9 responses=1",
+                "stream.s: responses= counts a target's datagrams: it goes with `udp`",
+            ),
+            (
+                "stream.s = default listen=9 udp responses=0",
+                "stream.s: responses=0: expected a count of datagrams from 1 to 1000000",
+            ),
+            (
+                "stream.s = default listen=9 udp udp",
+                "stream.s: udp given twice",
+            ),
+            (
+                "stream.s = default listen=9 timeout=0",
+                "stream.s: timeout=0: a session would end at once",
+            ),
+            (
+                "stream.s = default listen=9 timeout=soon",
+                "`soon` is not a duration",
+            ),
+            (
+                "stream.s = default listen=9 udp\nstream.s.a.example = default",
+                "proxy.conf:3: stream.s.a.example: `stream.s` is `udp`: its datagrams carry no \
+                 TLS hello",
+            ),
+            (
+                "stream.a = default listen=127.0.0.1:53 udp\nstream.b = default listen=53 udp",
+                "stream.b: 0.0.0.0:53 is also `stream.a`'s address and port",
+            ),
+            (
+                "pool.u = unix:/run/dns.sock\nstream.s = u listen=53 udp",
+                "pool `u`'s target unix:/run/dns.sock is a Unix socket, which datagrams cannot be",
+            ),
+            (
+                "pool.t = 127.0.0.1:853 tls\nstream.s = t listen=53 udp",
+                "pool `t`'s target 127.0.0.1:853 is spoken to over TLS",
+            ),
+            (
+                "pool.p = 127.0.0.1:53 send_proxy\nstream.s = p listen=53 udp",
+                "pool `p`'s target 127.0.0.1:53 is sent a PROXY header",
             ),
             (
                 "stream.s = default listen=9 proxy_protocol proxy_protocol",
@@ -743,6 +916,11 @@ stream.c = default listen=11
             (kept.listen.port(), kept.pool, &*kept.pool_name),
             (9000, 1, "b")
         );
+        // Datagrams written where bytes are taken: a restart, the running
+        // listener kept meanwhile.
+        let mut next = build("pool.a = 127.0.0.1:2\nstream.s = a listen=9000 udp\n").unwrap();
+        assert_eq!(next.keep_streams_of(&was), Ok(true));
+        assert!(!next.stream_named("s").unwrap().udp);
         // Taken out: its pools found again by name, or the reload refused.
         let mut next = build("pool.z = 127.0.0.1:9\npool.a = 127.0.0.1:2\n").unwrap();
         assert_eq!(next.keep_streams_of(&was), Ok(true));

@@ -76,6 +76,7 @@ mod rewriting;
 mod shared;
 pub mod tcp;
 mod tunnel;
+pub mod udp;
 mod watch;
 
 pub use auth_answers::AuthAnswers;

@@ -8,6 +8,7 @@ use crate::access_log::AccessLog;
 use crate::admin::Admin;
 use crate::cache::timer::Timer;
 use crate::cache::Cache;
+use crate::proxy::udp::UdpStream;
 use crossbeam_channel::{Receiver, Sender};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::Ordering;
@@ -28,6 +29,8 @@ pub struct ServerHandle {
     pub(super) tls_workers: Option<Arc<Workers>>,
     /// Those of each `stream.<name>`, by its name.
     pub(super) stream_workers: Vec<(Arc<str>, Arc<Workers>)>,
+    /// Those of each `udp` stream, by its name.
+    pub(super) udp_streams: Vec<(Arc<str>, UdpStream)>,
     pub(super) access_log: Option<AccessLog>,
     pub(super) timer: Option<Timer>,
     pub(super) stop_tx: Sender<()>,
@@ -58,11 +61,13 @@ impl ServerHandle {
         self.tls_workers.as_ref().map(|w| w.local_addr())
     }
 
-    /// The address the listener of `stream.<name>` is bound to.
+    /// The address the listener (or, for `udp`, the socket) of
+    /// `stream.<name>` is bound to.
     pub fn stream_addr(&self, name: &str) -> Option<SocketAddr> {
-        (self.stream_workers.iter())
-            .find(|(n, _)| **n == *name)
-            .map(|(_, w)| w.local_addr())
+        let tcp = (self.stream_workers.iter()).find(|(n, _)| **n == *name);
+        let udp = (self.udp_streams.iter()).find(|(n, _)| **n == *name);
+        tcp.map(|(_, w)| w.local_addr())
+            .or_else(|| udp.and_then(|(_, u)| u.local_addr()))
     }
 
     /// The response cache, when `cache_size` is not 0.
@@ -121,6 +126,9 @@ impl ServerHandle {
         {
             let _ = socket2::SockRef::from(&workers.listener).shutdown(Shutdown::Read);
         }
+        // Datagrams have no end to wait for: each session ends (and is
+        // logged) now.
+        self.udp_streams.clear();
         // Under `reuse_port` a new process may share the admin port too: it
         // is left at once as well, so that health checks reach the process
         // that serves, not the one draining (see below otherwise).

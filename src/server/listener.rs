@@ -5,7 +5,7 @@
 use super::workers::WORKER_IDLE;
 use crate::proxy::{self, Inherited};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::time::Duration;
 
 /// Connections the kernel completes and queues before they are accepted:
@@ -65,15 +65,34 @@ pub(super) fn set_inherited_options(
 /// listens at once: a second process on the port is refused here, not
 /// once both have loaded their snapshots.
 pub(super) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let socket = bound(addr, socket2::Type::STREAM, reuse_port)?;
+    if !reuse_port {
+        socket.listen(LISTEN_BACKLOG)?;
+    }
+    Ok(socket.into())
+}
+
+/// A `udp` stream's socket, bound as [`bind`] binds a listener.
+pub(super) fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+    Ok(bound(addr, socket2::Type::DGRAM, reuse_port)?.into())
+}
+
+/// A socket of `kind` bound to `addr`, IPv4 taken too on `::`, with
+/// `SO_REUSEPORT` under `reuse_port`.
+fn bound(addr: SocketAddr, kind: socket2::Type, reuse_port: bool) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket};
+    let socket = Socket::new(Domain::for_address(addr), kind, None)?;
     // `bind = ::` takes IPv4 too (README), whatever the system's default
     // is (Linux's net.ipv6.bindv6only, on in some distributions and on
     // the BSDs); `::ffff:127.0.0.1` can be bound only so.
     if addr.is_ipv6() {
         socket.set_only_v6(false)?;
     }
-    socket.set_reuse_address(true)?;
+    // For datagrams SO_REUSEADDR would let a second process bind the
+    // port beside this one, unrefused, and take its datagrams.
+    if kind == socket2::Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
     if reuse_port {
         #[cfg(unix)]
         socket.set_reuse_port(true)?;
@@ -84,10 +103,7 @@ pub(super) fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener
         ));
     }
     socket.bind(&addr.into())?;
-    if !reuse_port {
-        socket.listen(LISTEN_BACKLOG)?;
-    }
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// Starts taking connections on a listener [`bind`] made (again, and

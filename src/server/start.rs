@@ -3,7 +3,7 @@
 //! then the listeners, all of them only once everything is ready.
 
 use super::limiters::limiters_for;
-use super::listener::{bind, set_inherited_options, start_listening};
+use super::listener::{bind, bind_udp, set_inherited_options, start_listening};
 use super::reload::restart_resolver;
 use super::workers::{Listening, Workers};
 use super::{Census, Connections, Inner, ServerHandle};
@@ -16,12 +16,13 @@ use crate::config::{self, Config};
 use crate::gzip::Gzip;
 use crate::limits::{self, Limits};
 use crate::metrics::{Metrics, StreamStats};
+use crate::proxy::udp::UdpStream;
 use crate::proxy::{CacheRules, Current, Mirrors, Shared};
 use crate::upstream::{pools::Pools, state_file};
 use crossbeam_channel::bounded;
 use parking_lot::{Condvar, Mutex};
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
@@ -89,7 +90,7 @@ impl Server {
             ),
             None => None,
         };
-        let stream_listeners = bind_streams(&config)?;
+        let (stream_listeners, udp_sockets) = bind_streams(&config)?;
         let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: config.listen_addr(),
             error,
@@ -132,9 +133,8 @@ impl Server {
         }
         let (shutting_down, metrics) =
             (Arc::new(AtomicBool::new(false)), Arc::<Metrics>::default());
-        let stream_stats = stream_listeners
-            .iter()
-            .map(|(name, _)| (name.clone(), StreamStats::default()));
+        let stream_stats =
+            (config.streams.iter()).map(|s| (s.name.clone(), StreamStats::default()));
         let _ = metrics.streams.set(stream_stats.collect());
         let connections = Arc::new(Mutex::new(Connections::default()));
         let shared = Shared {
@@ -227,6 +227,16 @@ impl Server {
             log::info!("listening on {} (stream.{name})", workers.local_addr());
             stream_workers.push((name, workers));
         }
+        let mut udp_streams = Vec::with_capacity(udp_sockets.len());
+        for (name, socket) in udp_sockets {
+            let current = Arc::clone(&inner.current);
+            let stream =
+                UdpStream::start(socket, name.clone(), current).map_err(StartError::Thread)?;
+            if let Some(addr) = stream.local_addr() {
+                log::info!("listening on {addr} (stream.{name}, UDP)");
+            }
+            udp_streams.push((name, stream));
+        }
         log_error_pages(&inner.current.get().config);
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
@@ -243,6 +253,7 @@ impl Server {
             workers,
             tls_workers,
             stream_workers,
+            udp_streams,
             access_log: Some(access_log),
             timer,
             stop_tx,
@@ -251,18 +262,22 @@ impl Server {
     }
 }
 
+/// The streams' listeners and sockets, by name.
+type StreamSockets = (Vec<(Arc<str>, TcpListener)>, Vec<(Arc<str>, UdpSocket)>);
+
 /// Binds each `stream.<name>`'s listener (listening begins with the
-/// others', once everything is ready).
-fn bind_streams(config: &Config) -> Result<Vec<(Arc<str>, TcpListener)>, StartError> {
-    (config.streams.iter())
-        .map(|stream| {
-            let (name, addr) = (stream.name.clone(), stream.listen);
-            match bind(addr, config.reuse_port) {
-                Ok(listener) => Ok((name, listener)),
-                Err(error) => Err(StartError::StreamBind { name, addr, error }),
-            }
-        })
-        .collect()
+/// others', once everything is ready), or its socket for `udp`.
+fn bind_streams(config: &Config) -> Result<StreamSockets, StartError> {
+    let (mut tcp, mut udp) = (Vec::new(), Vec::new());
+    for stream in config.streams.iter() {
+        let (name, addr) = (stream.name.clone(), stream.listen);
+        let bound = match stream.udp {
+            false => bind(addr, config.reuse_port).map(|l| tcp.push((name.clone(), l))),
+            true => bind_udp(addr, config.reuse_port).map(|s| udp.push((name.clone(), s))),
+        };
+        bound.map_err(|error| StartError::StreamBind { name, addr, error })?;
+    }
+    Ok((tcp, udp))
 }
 
 /// Says which error pages are in force (at start and on every reload), so

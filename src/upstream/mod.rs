@@ -43,7 +43,7 @@ mod target;
 pub use dial::{connect, handshake, no_delay, open, send_in_clear};
 pub use kept::{ForClient, KeptConns};
 pub use pick::{InLine, Pick};
-pub use slots::InFlight;
+pub use slots::{Held, InFlight};
 pub use target::{BackendTls, UpstreamConn};
 
 use crate::config::{Balance, Config, Endpoint, LeastTimeMeasure, Target};

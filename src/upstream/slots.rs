@@ -216,12 +216,45 @@ pub struct InFlight<'a> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
-        // The limit now, not the one it began under: one a reload set
-        // since is waited for by requests that this one's end lets in.
-        if self.stats.waiting.limit() > 0 {
-            self.stats.waiting.slot_freed();
+        end(self.stats);
+    }
+}
+
+impl InFlight<'_> {
+    /// The same request, held by a guard that owns `stats`, its target's
+    /// counters (those it was counted at): for a request that outlives the
+    /// settings it was picked under on another thread (a UDP session).
+    pub fn held_by(self, stats: &Arc<TargetStats>) -> Held {
+        debug_assert!(
+            std::ptr::eq(self.stats, &**stats),
+            "an in-flight request moved to another target's counters"
+        );
+        std::mem::forget(self);
+        Held {
+            stats: Arc::clone(stats),
         }
+    }
+}
+
+/// An [`InFlight`] that owns its target's counters.
+#[derive(Debug)]
+pub struct Held {
+    stats: Arc<TargetStats>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        end(&self.stats);
+    }
+}
+
+/// A request at the target of `stats` ends, its slot freed.
+fn end(stats: &TargetStats) {
+    stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+    // The limit now, not the one it began under: one a reload set since
+    // is waited for by requests that this one's end lets in.
+    if stats.waiting.limit() > 0 {
+        stats.waiting.slot_freed();
     }
 }
 

@@ -6,8 +6,8 @@
 //! `max_fails`, the next tried within `retries`); then both directions
 //! are copied by this thread (`polled`; over TLS to the client or the
 //! target, as an upgraded connection's are, `tunnel`), until both sides
-//! have closed, either fails, or both stay silent for the pool's
-//! `tunnel_timeout`.
+//! have closed, either fails, or both stay silent for the stream's
+//! `timeout=` (else the pool's `tunnel_timeout`).
 //!
 //! A stream with `stream.<name>.<host>` keys first reads the client's
 //! TLS hello (`tls::client_hello`), within `client_header_timeout`, and
@@ -191,6 +191,7 @@ fn relay(
         return closed(record, Termination::new(By::Proxy, Stage::Request), 403);
     }
     let upstreams = shared.pools.get(pool_index);
+    let idle = stream.idle_timeout(pool);
     let connected = match connect(watch, upstreams, ends, shared, record) {
         Ok(connected) => connected,
         Err((status, termination)) => return closed(record, termination, status),
@@ -201,8 +202,7 @@ fn relay(
         probe_quiet(keepalive, up, ends.source);
     }
     if !early.is_empty() {
-        let sent = (up.set_write_timeout(Some(pool.tunnel_timeout)))
-            .and_then(|()| (&*up).write_all(&early));
+        let sent = (up.set_write_timeout(Some(idle))).and_then(|()| (&*up).write_all(&early));
         if sent.is_err() {
             return closed(record, Termination::new(By::Server, Stage::Data), 502);
         }
@@ -217,9 +217,9 @@ fn relay(
         Kind::Tcp(_) | Kind::Unix(_) if client.tls().is_none() => {
             let open = &shared.metrics.connections;
             let crowded = || crate::sched::crowded(open.load(Ordering::Relaxed));
-            polled::relay(client.tcp(), up, pool.tunnel_timeout, &crowded)
+            polled::relay(client.tcp(), up, idle, &crowded)
         }
-        _ => relay_both_ways(client, up, pool.tunnel_timeout),
+        _ => relay_both_ways(client, up, idle),
     };
     let to_backend = to_backend + early.len() as u64;
     let last = &mut record.last_try;

@@ -1,0 +1,258 @@
+//! UDP streams (`stream.<name> = <pool> listen=[ADDR:]PORT udp
+//! [responses=N] [timeout=DUR]`, nginx's `listen ... udp` in a `stream`
+//! block), over real sockets: a session per client address and port, each
+//! with a target of the pool's balancer; datagrams relayed whole both
+//! ways; a session's end by its answers, by its timeout or by a target
+//! that refuses datagrams, each counted where it is a failure; the access
+//! lists; the log's line per session; shutdown.
+//!
+//! The targets are tiny UDP servers of this file's ([`Answerer`]).
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+/// A UDP target: answers each datagram `times` times with its name, `:`
+/// and the datagram, and keeps where each came from.
+#[derive(Clone)]
+struct Answerer {
+    addr: SocketAddr,
+    /// The source of each datagram received, in order.
+    sources: Arc<Mutex<Vec<SocketAddr>>>,
+    received: Arc<AtomicUsize>,
+}
+
+impl Answerer {
+    fn start(name: &str, times: usize) -> Answerer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let answerer = Answerer {
+            addr: socket.local_addr().unwrap(),
+            sources: Arc::default(),
+            received: Arc::default(),
+        };
+        let (a, name) = (answerer.clone(), name.to_string());
+        std::thread::spawn(move || {
+            let mut datagram = [0u8; 65_536];
+            // Bounded: the tests send a few datagrams each.
+            for _ in 0..100_000 {
+                let Ok((n, from)) = socket.recv_from(&mut datagram) else {
+                    return;
+                };
+                a.sources.lock().unwrap().push(from);
+                a.received.fetch_add(1, Ordering::SeqCst);
+                let mut answer = format!("{name}:").into_bytes();
+                answer.extend_from_slice(&datagram[..n]);
+                for _ in 0..times {
+                    let _ = socket.send_to(&answer, from);
+                }
+            }
+        });
+        answerer
+    }
+
+    fn received(&self) -> usize {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// The distinct source ports its datagrams came from: a session each.
+    fn sessions(&self) -> BTreeSet<u16> {
+        (self.sources.lock().unwrap().iter())
+            .map(SocketAddr::port)
+            .collect()
+    }
+}
+
+/// A client socket of its own (its own session), waiting at most
+/// [`IO_TIMEOUT`] for an answer.
+fn client() -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    socket
+}
+
+/// Sends `datagram` to `addr` from `socket` and gives the answer.
+#[track_caller]
+fn ask(socket: &UdpSocket, addr: SocketAddr, datagram: &str) -> String {
+    socket.send_to(datagram.as_bytes(), addr).unwrap();
+    answer(socket)
+}
+
+/// The next datagram `socket` receives.
+#[track_caller]
+fn answer(socket: &UdpSocket) -> String {
+    let mut buf = [0u8; 65_536];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// The template the tests read: each field between `|`.
+const TEMPLATE: &str = "log_format = $request|$status|$request_length|$bytes_sent|\
+                        $upstream_addr|$termination\n";
+
+/// Waits until the log has `n` lines for the stream `name`, and gives
+/// them.
+#[track_caller]
+fn wait_for_lines(proxy: &Proxy, name: &str, n: usize) -> Vec<String> {
+    let start = format!("UDP {name}|");
+    let lines = || -> Vec<String> {
+        (proxy.log_lines().into_iter())
+            .filter(|l| l.starts_with(&start))
+            .collect()
+    };
+    let arrived = wait_until(WAIT_LIMIT, || lines().len() >= n);
+    assert!(arrived, "{n} lines expected: {:?}", proxy.log_lines());
+    lines()
+}
+
+/// Where the stream `name` takes datagrams.
+#[track_caller]
+fn stream_addr(proxy: &Proxy, name: &str) -> SocketAddr {
+    (proxy.handle().stream_addr(name)).unwrap_or_else(|| panic!("no stream {name}"))
+}
+
+/// `responses=1`: each session is one question and its answer, the next
+/// one from the same address a new session, with the next target of
+/// round robin; every datagram whole both ways.
+#[test]
+fn each_question_is_a_session_of_its_own_under_responses_1_balanced_round_robin() {
+    let (a, b) = (Answerer::start("a", 1), Answerer::start("b", 1));
+    let text = format!(
+        "targets = {}, {}\n{TEMPLATE}stream.dns = default listen=127.0.0.1:0 udp responses=1\n",
+        a.addr, b.addr
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let addr = stream_addr(&proxy, "dns");
+    let one = client();
+    let large = "x".repeat(60_000);
+    let mut answered_by = Vec::new();
+    for question in ["q1", "q2", &large, "q4"] {
+        let answer = ask(&one, addr, question);
+        let (by, echoed) = answer.split_once(':').unwrap();
+        assert_eq!(echoed, question, "whole");
+        answered_by.push(by.to_string());
+        // The session has ended (its line logged) before the next begins.
+        wait_for_lines(&proxy, "dns", answered_by.len());
+    }
+    assert_eq!(answered_by, ["a", "b", "a", "b"]);
+    // A session each: a socket of its own toward the target each time.
+    assert_eq!((a.sessions().len(), b.sessions().len()), (2, 2));
+    let lines = wait_for_lines(&proxy, "dns", 4);
+    let line = |at: &Answerer, length: usize| {
+        format!("UDP dns|200|{length}|{}|{}|--", length + 2, at.addr)
+    };
+    assert_eq!(
+        lines,
+        [line(&a, 2), line(&b, 2), line(&a, 60_000), line(&b, 2)]
+    );
+    let metrics = proxy.admin("GET", "/metrics", "").body_str();
+    assert!(
+        metrics.contains("inverso_stream_connections_total{stream=\"dns\",class=\"2xx\"} 4"),
+        "{metrics}"
+    );
+}
+
+/// Without `responses=`, a client's datagrams go to one target in one
+/// session, its answers all relayed (two a question here), until the
+/// session has been quiet for `timeout=`.
+#[test]
+fn a_session_carries_many_datagrams_both_ways_until_it_idles_out() {
+    let (a, b) = (Answerer::start("a", 2), Answerer::start("b", 2));
+    let text = format!(
+        "targets = {}, {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp timeout=300ms\n",
+        a.addr, b.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let (one, two) = (client(), client());
+    for question in ["1", "22", "333"] {
+        assert_eq!(ask(&one, addr, question), format!("a:{question}"));
+        assert_eq!(answer(&one), format!("a:{question}"));
+    }
+    assert_eq!(ask(&two, addr, "other"), "b:other");
+    assert_eq!(a.sessions().len(), 1, "one socket toward a for the session");
+    let lines = wait_for_lines(&proxy, "s", 2);
+    let mut lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("UDP s|200|5|14|{}|cD", b.addr),
+            format!("UDP s|200|6|24|{}|cD", a.addr),
+        ]
+    );
+}
+
+/// With `responses=`, a target that leaves a question unanswered for the
+/// timeout has failed: 502 `sD`, counted toward its `max_fails`, so the
+/// next session goes to the other.
+#[test]
+fn answers_owed_past_the_timeout_are_the_target_s_failure() {
+    let (silent, b) = (Answerer::start("silent", 0), Answerer::start("b", 1));
+    let text = format!(
+        "targets = {} max_fails=1, {}\nfail_timeout = 1h\n{TEMPLATE}\
+         stream.s = default listen=127.0.0.1:0 udp responses=1 timeout=200ms\n",
+        silent.addr, b.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let unanswered = client();
+    unanswered.send_to(b"q", addr).unwrap();
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines[0], format!("UDP s|502|1|0|{}|sD", silent.addr));
+    assert_eq!(silent.received(), 1);
+    // Round robin would give the silent target every other session.
+    for _ in 0..3 {
+        assert_eq!(ask(&client(), addr, "q"), "b:q");
+    }
+    assert_eq!(silent.received(), 1);
+}
+
+/// A target whose port takes no datagrams (an ICMP port unreachable ends
+/// the session: 502 `SD`), and a client the access lists refuse (its
+/// datagram dropped: 403 `PR`), are each logged, no answer sent.
+#[test]
+fn a_refusing_target_and_a_refused_client_are_logged() {
+    let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let nobody = closed.local_addr().unwrap();
+    drop(closed);
+    let b = Answerer::start("b", 1);
+    let text = format!(
+        "targets = {}\npool.open = {}\npool.open.deny_from = 127.0.0.1\n{TEMPLATE}\
+         stream.gone = default listen=127.0.0.1:0 udp responses=1\n\
+         stream.denied = open listen=127.0.0.1:0 udp\n",
+        nobody, b.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    client().send_to(b"q", stream_addr(&proxy, "gone")).unwrap();
+    let lines = wait_for_lines(&proxy, "gone", 1);
+    assert_eq!(lines, [format!("UDP gone|502|1|0|{nobody}|SD")]);
+    client()
+        .send_to(b"q", stream_addr(&proxy, "denied"))
+        .unwrap();
+    let lines = wait_for_lines(&proxy, "denied", 1);
+    assert_eq!(lines, ["UDP denied|403|1|0|-|PR"]);
+    assert_eq!(b.received(), 0);
+}
+
+/// Shutdown ends the sessions still open, each logged.
+#[test]
+fn shutdown_ends_open_sessions_and_logs_each() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp timeout=1h\n",
+        a.addr
+    );
+    let mut proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    assert_eq!(ask(&client(), addr, "q"), "a:q");
+    proxy.shutdown(Duration::from_secs(1));
+    let lines: Vec<String> = (proxy.log_lines().into_iter())
+        .filter(|l| l.starts_with("UDP s|"))
+        .collect();
+    assert_eq!(lines, [format!("UDP s|200|1|3|{}|KD", a.addr)]);
+}
