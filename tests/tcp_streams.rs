@@ -1433,3 +1433,31 @@ fn so_keepalive_has_the_kernel_probe_a_quiet_session_both_ways() {
         assert!(wait_until(WAIT_LIMIT, || echo.open() == 0));
     }
 }
+
+/// A client the access lists refuse is closed before any handshake, as
+/// nginx's `deny` comes before its `ssl` phase: no handshake is made for
+/// it, nor counted.
+#[test]
+fn a_stream_with_tls_refuses_a_denied_client_before_its_handshake() {
+    let echo = Upstream::greeting("e");
+    let pki = Pki::new();
+    let text = format!(
+        "targets = {}\ndeny_from = 127.0.0.1\ntls_certificates = {}\nadmin_port = 0\n\
+         {TEMPLATE}stream.s = default listen=127.0.0.1:0 tls\n",
+        echo.addr, pki.entry
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let refused = tls_client_of(stream_addr(&proxy, "s"), &pki, "localhost", &[], None);
+    assert!(refused.is_err(), "a handshake was made");
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert!(
+        lines[0].starts_with("TCP s|403|") && lines[0].ends_with("|PR"),
+        "{lines:?}"
+    );
+    let metrics = proxy.admin("GET", "/metrics", "").body_str();
+    for result in ["ok", "failed"] {
+        let none = format!("inverso_tls_handshakes_total{{result=\"{result}\"}} 0");
+        assert!(metrics.contains(&none), "{metrics}");
+    }
+    assert_eq!(echo.accepted(), 0);
+}

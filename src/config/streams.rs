@@ -69,10 +69,15 @@ pub(crate) struct ByName {
 }
 
 impl StreamListener {
+    /// Whether the host a TLS client asks for chooses the pool.
+    pub fn by_host(&self) -> bool {
+        !self.by_name.is_empty()
+    }
+
     /// Whether a connection's TLS hello is read, and passed on, to choose
     /// its pool (with `tls`, the handshake tells the host).
     pub fn reads_hello(&self) -> bool {
-        !self.by_name.is_empty() && !self.tls
+        self.by_host() && !self.tls
     }
 
     /// Each `stream.<name>.<host>`: its host as written (lower case) and

@@ -143,6 +143,19 @@ fn relay(
     if let Some(keepalive) = &stream.keepalive {
         probe_quiet(keepalive, client.tcp(), ends.source);
     }
+    let admitted = |pool: &crate::config::Config| {
+        let admits = crate::access::admits(ends.source.ip(), &pool.allow_from, &pool.deny_from);
+        if !admits {
+            shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
+        }
+        admits
+    };
+    let denied = Termination::new(By::Proxy, Stage::Request);
+    // A client refused whatever host it names is refused before its
+    // handshake, as nginx's `deny` comes before its `ssl` phase.
+    if !stream.by_host() && !admitted(shared.config_of_pool(stream.pool)) {
+        return closed(record, denied, 403);
+    }
     let mut early = Vec::new();
     let host = if let Some(tls) = client.tls() {
         let limits = (
@@ -186,9 +199,8 @@ fn relay(
     record.pool = Some(pool_name.clone());
     record.server_name = host;
     let pool = shared.config_of_pool(pool_index);
-    if !crate::access::admits(ends.source.ip(), &pool.allow_from, &pool.deny_from) {
-        shared.metrics.access_denied.fetch_add(1, Ordering::Relaxed);
-        return closed(record, Termination::new(By::Proxy, Stage::Request), 403);
+    if stream.by_host() && !admitted(pool) {
+        return closed(record, denied, 403);
     }
     let upstreams = shared.pools.get(pool_index);
     let idle = stream.idle_timeout(pool);
