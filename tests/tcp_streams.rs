@@ -1127,6 +1127,18 @@ fn metrics_count_each_stream_s_connections_by_class_and_their_bytes() {
         sample("inverso_stream_connections_current", "stream=\"s\""),
         Some(1)
     );
+    // `/status` says the same of each stream, with how it is served.
+    let status = proxy.admin("GET", "/status", "").body_str();
+    let (_, streams) = status.split_once("\"streams\":").expect("streams");
+    assert!(
+        streams.starts_with(
+            "[{\"name\":\"s\",\"protocol\":\"tcp\",\"listen\":\"127.0.0.1:0\",\"pool\":\"p\",\
+             \"open\":1,\"bytes_received\":10,\"bytes_sent\":16,\
+             \"ended\":{\"1xx\":0,\"2xx\":2,\"3xx\":0,\"4xx\":0,\"5xx\":0}},\
+             {\"name\":\"gone\",\"protocol\":\"tcp\""
+        ),
+        "{streams}"
+    );
     drop(open);
     assert!(wait_until(WAIT_LIMIT, || {
         sample("inverso_stream_connections_current", "stream=\"s\"") == Some(0)

@@ -84,6 +84,8 @@ pub fn status_json(shared: &Shared) -> String {
     }
     out.push_str("],\"pools\":");
     push_pools(&mut out, &shared.pools, Instant::now());
+    out.push_str(",\"streams\":");
+    push_streams(&mut out, shared);
     out.push_str(",\"jwt_keys\":");
     push_fetched_keys(&mut out, shared, Instant::now());
     out.push_str(",\"cache\":");
@@ -127,6 +129,51 @@ fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
         );
         let counts = pool.stats().answers.counts();
         for (j, (class, n)) in STATUS_CLASSES.iter().zip(counts).enumerate() {
+            let comma = if j > 0 { "," } else { "" };
+            let _ = write!(out, "{comma}\"{class}\":{n}");
+        }
+        out.push_str("}}");
+    }
+    out.push(']');
+}
+
+/// `/status`'s `streams` array: each `stream.<name>` running, how it is
+/// served, and its connections (a `udp` one's sessions) and bytes, as
+/// `/metrics`' `inverso_stream_*` count them.
+fn push_streams(out: &mut String, shared: &Shared) {
+    out.push('[');
+    let running = shared.metrics.streams.get().map_or(&[][..], |s| &s[..]);
+    // A reload keeps every running stream: each is found.
+    let found = (running.iter()).filter_map(|(name, stats)| {
+        (shared.config.stream_named(name)).map(|stream| (name, stats, stream))
+    });
+    for (i, (name, stats, stream)) in found.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(out, "name");
+        json::push_str(out, name);
+        let protocol = match (stream.udp, stream.tls) {
+            (true, _) => "udp",
+            (false, true) => "tls",
+            (false, false) => "tcp",
+        };
+        let _ = write!(
+            out,
+            ",\"protocol\":\"{protocol}\",\"listen\":\"{}\",",
+            stream.listen
+        );
+        json::push_key(out, "pool");
+        json::push_str(out, &stream.pool_name);
+        let _ = write!(
+            out,
+            ",\"open\":{},\"bytes_received\":{},\"bytes_sent\":{},\"ended\":{{",
+            stats.open.load(Ordering::Relaxed),
+            stats.received.load(Ordering::Relaxed),
+            stats.sent.load(Ordering::Relaxed),
+        );
+        for (j, (class, n)) in STATUS_CLASSES.iter().zip(stats.ended.counts()).enumerate() {
             let comma = if j > 0 { "," } else { "" };
             let _ = write!(out, "{comma}\"{class}\":{n}");
         }
