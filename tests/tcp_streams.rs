@@ -1473,3 +1473,52 @@ fn a_stream_with_tls_refuses_a_denied_client_before_its_handshake() {
     }
     assert_eq!(echo.accepted(), 0);
 }
+
+/// Through a stream that ends TLS, much more than the sockets hold goes
+/// both ways intact: 8 MiB from the target to a client slow to read them
+/// (the session's records wait for room, sent as it comes, the last ones
+/// too, with nothing more to send after them), then 2 MiB echoed back in
+/// 16 KiB turns, then each side's end.
+#[test]
+fn a_stream_with_tls_relays_more_than_the_sockets_hold_both_ways() {
+    let large: String = (0..8 << 20)
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let source = Upstream::greeting(&large);
+    let pki = Pki::new();
+    let text = format!(
+        "targets = {}\ntls_certificates = {}\nstream.s = default listen=127.0.0.1:0 tls\n",
+        source.addr, pki.entry
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = tls_client_of(stream_addr(&proxy, "s"), &pki, "localhost", &[], None).unwrap();
+    let mut got = vec![0u8; large.len() + 2];
+    let mut at = 0;
+    while at < got.len() {
+        // Slow throughout: the proxy's writes find no room, to the last.
+        std::thread::sleep(Duration::from_millis(1));
+        let n = client.reader.stream.read(&mut got[at..]).unwrap();
+        assert!(n > 0, "ended after {at} bytes");
+        at += n;
+    }
+    assert!(
+        got[..large.len()] == *large.as_bytes(),
+        "the greeting intact"
+    );
+    assert_eq!(&got[large.len()..], b"\r\n");
+    let turn: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+    for round in 0..128 {
+        client.send(&turn);
+        let mut back = vec![0u8; turn.len()];
+        client.reader.stream.read_exact(&mut back).unwrap();
+        assert!(back == turn, "round {round}");
+    }
+    client.reader.stream.conn.send_close_notify();
+    client.reader.stream.flush().unwrap();
+    let (rest, clean) = read_to_the_end(&mut client);
+    assert!(
+        rest.is_empty() && clean,
+        "{} bytes more, clean end: {clean}",
+        rest.len()
+    );
+}

@@ -429,8 +429,21 @@ impl TlsStream {
                 }
             }
         }
-        let _ = (&self.tcp).write_all(&out);
-        out.clear();
+        // What a socket that does not wait (a stream's relay) leaves is
+        // kept, after records [`TlsStream::write_now`] kept: every write
+        // sends those first, and a record cut short would break the
+        // session.
+        let mut sent = 0;
+        while sent < out.len() {
+            match (&self.tcp).write(&out[sent..]) {
+                Ok(0) => break,
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => sent = out.len(),
+            }
+        }
+        out.drain(..sent);
     }
 
     /// Whether the client closed the connection (a `close_notify`, or the

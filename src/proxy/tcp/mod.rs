@@ -4,8 +4,8 @@
 //! `ip_hash`), within its `max_conns` (waiting in its queue), past the
 //! targets that cannot be connected (each a failure toward its
 //! `max_fails`, the next tried within `retries`); then both directions
-//! are copied by this thread (`polled`; over TLS to the client or the
-//! target, as an upgraded connection's are, `tunnel`), until both sides
+//! are copied by this thread (`polled`, the client's TLS too; over TLS to
+//! the target, as an upgraded connection's are, `tunnel`), until both sides
 //! have closed, either fails, or both stay silent for the stream's
 //! `timeout=` (else the pool's `tunnel_timeout`).
 //!
@@ -31,7 +31,9 @@ use super::tunnel::{relay_both_ways, Relayed};
 use super::{ConnWatch, Current, Inherited, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
-use crate::http::conn::{is_local_shortage, is_timeout, Kind, Leaving as _, Socket as _, Stream};
+use crate::http::conn::{
+    is_local_shortage, is_timeout, ClientStream, Kind, Leaving as _, Socket as _, Stream,
+};
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::HandshakeError;
@@ -219,17 +221,20 @@ fn relay(
             return closed(record, Termination::new(By::Server, Stage::Data), 502);
         }
     }
-    // Over TLS either way the bytes are the session's, which one thread
-    // per direction reads and writes as an upgrade's tunnel does.
+    // Over TLS to the target the bytes are the session's, which one
+    // thread per direction reads and writes as an upgrade's tunnel does.
+    let open = &shared.metrics.connections;
+    let crowded = || crate::sched::crowded(open.load(Ordering::Relaxed));
     let Relayed {
         to_client,
         to_backend,
         ended,
-    } = match up.kind() {
-        Kind::Tcp(_) | Kind::Unix(_) if client.tls().is_none() => {
-            let open = &shared.metrics.connections;
-            let crowded = || crate::sched::crowded(open.load(Ordering::Relaxed));
-            polled::relay(client.tcp(), up, idle, &crowded)
+    } = match (&**client, up.kind()) {
+        (ClientStream::Tcp(tcp), Kind::Tcp(_) | Kind::Unix(_)) => {
+            polled::relay(tcp, up, idle, &crowded)
+        }
+        (ClientStream::Tls(tls), Kind::Tcp(_) | Kind::Unix(_)) => {
+            polled::relay(&**tls, up, idle, &crowded)
         }
         _ => relay_both_ways(client, up, idle),
     };

@@ -4,7 +4,10 @@
 //! thread of its own (and may speak TLS to its backend); a stream's
 //! connection to a plain TCP or Unix target needs no second thread, whose
 //! start would cost each connection as much as the rest of its work
-//! (`Connection: close` through a TCP proxy opens one a request).
+//! (`Connection: close` through a TCP proxy opens one a request), nor
+//! does one whose client's TLS the stream ended: the session is read and
+//! written without waiting, its records the socket did not take sent as
+//! it takes them.
 //!
 //! Each direction reads its source into a buffer of its own and writes
 //! it out as its destination takes it; a source's end is passed on as a
@@ -27,14 +30,69 @@ const BUFFER: usize = 16 * 1024;
 const YIELDS: u8 = 3;
 const SKIP_AFTER_MISS: u8 = 4;
 
-/// A socket as both directions use it: read, written, half-closed.
+/// A socket as both directions use it: read and written without waiting
+/// (`WouldBlock` when it can take or give nothing now), half-closed.
 pub(super) trait Side: AsFd + Sized {
     fn socket(&self) -> socket2::SockRef<'_> {
         socket2::SockRef::from(self)
     }
+
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&*self.socket()).read(buf)
+    }
+
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        (&*self.socket()).write(buf)
+    }
+
+    /// Whether bytes it took wait to go out (a TLS session's records).
+    fn unsent(&self) -> bool {
+        false
+    }
+
+    /// Sends what it can of those bytes.
+    fn send_unsent(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Says the end of what it is sent.
+    fn end_writing(&self) {
+        let _ = self.socket().shutdown(Shutdown::Write);
+    }
 }
 
-impl<T: AsFd> Side for T {}
+impl Side for std::net::TcpStream {}
+impl Side for std::os::unix::net::UnixStream {}
+impl Side for crate::http::conn::Stream {}
+
+/// A client's TLS session, ended by the stream: its plaintext read and
+/// written, its records going out as the socket takes them.
+impl Side for crate::http::tls::TlsStream {
+    fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        crate::http::tls::TlsStream::read_now(self, buf)
+    }
+
+    fn write_now(&self, buf: &[u8]) -> io::Result<usize> {
+        // Nothing taken while earlier records wait for room.
+        match crate::http::tls::TlsStream::write_now(self, &[io::IoSlice::new(buf)])? {
+            0 => Err(io::ErrorKind::WouldBlock.into()),
+            taken => Ok(taken),
+        }
+    }
+
+    fn unsent(&self) -> bool {
+        self.has_unsent()
+    }
+
+    fn send_unsent(&self) -> io::Result<()> {
+        crate::http::tls::TlsStream::write_now(self, &[]).map(drop)
+    }
+
+    /// `close_notify`, then the end of the TCP stream.
+    fn end_writing(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
 
 /// One direction: from a source to a destination, through its buffer.
 struct Direction {
@@ -86,9 +144,12 @@ impl Direction {
     /// the side whose failure ended it, if one did.
     fn step(&mut self, from: &impl Side, to: &impl Side) -> (bool, Option<By>) {
         let mut moved = false;
+        if !self.done && to.unsent() && to.send_unsent().is_err() {
+            return (moved, Some(self.fail(self.destination)));
+        }
         while !self.done {
             if self.wants_read() {
-                match (&*from.socket()).read(&mut self.buf) {
+                match from.read_now(&mut self.buf) {
                     Ok(0) => self.source_ended = true,
                     Ok(n) => {
                         (self.start, self.end, moved) = (0, n, true);
@@ -100,7 +161,7 @@ impl Direction {
                 }
             }
             if self.pending() {
-                match (&*to.socket()).write(&self.buf[self.start..self.end]) {
+                match to.write_now(&self.buf[self.start..self.end]) {
                     // A socket takes a byte or says why not: never nothing.
                     Ok(0) => return (moved, Some(self.fail(self.destination))),
                     Ok(n) => {
@@ -113,7 +174,11 @@ impl Direction {
                     Err(_) => return (moved, Some(self.fail(self.destination))),
                 }
             } else if self.source_ended {
-                let _ = to.socket().shutdown(Shutdown::Write);
+                // What the destination took goes before its end.
+                if to.unsent() {
+                    return (moved, None);
+                }
+                to.end_writing();
                 self.done = true;
             }
         }
@@ -262,8 +327,16 @@ fn wait(
     left: Duration,
 ) -> bool {
     let mut fds = [
-        interest(client, upward.wants_read(), downward.wants_write()),
-        interest(up, downward.wants_read(), upward.wants_write()),
+        interest(
+            client,
+            upward.wants_read(),
+            downward.wants_write() || client.unsent(),
+        ),
+        interest(
+            up,
+            downward.wants_read(),
+            upward.wants_write() || up.unsent(),
+        ),
     ];
     poll(&mut fds, left)
 }
