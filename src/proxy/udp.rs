@@ -49,6 +49,11 @@ const SESSION_STACK: usize = 64 * 1024;
 /// Datagram buffers kept between answers: a quiet session holds none.
 const MAX_SPARE: usize = 16;
 
+/// How long a session's thread waits for another session once its own
+/// has ended: a thread started for each would cost more than the rest of
+/// a short session's work (a DNS question and its answer).
+const THREAD_KEPT: Duration = Duration::from_secs(10);
+
 /// The access log's request line for a session of `stream.<name>`.
 pub fn request_line(name: &str) -> String {
     format!("UDP {name}")
@@ -169,12 +174,30 @@ struct Begun {
     in_flight: Held,
 }
 
+/// A session handed to a thread to serve: all it needs, owned.
+struct Work {
+    session: Arc<Session>,
+    answers: Answers,
+    record: Record,
+    shared: Arc<Shared>,
+    _in_flight: Held,
+}
+
 impl Relay {
     /// Takes datagrams until the stream stops; each session is served on
-    /// a thread of its own, which this one waits for before it returns.
+    /// a thread of its own (one idle after an earlier session, or a new
+    /// one), which this one waits for before it returns.
     fn run(self) {
         let mut datagram = vec![0u8; MAX_DATAGRAM];
+        // Of no room: a session goes to a thread that waits for one, or to
+        // a new thread.
+        let (handoff, idle) = crossbeam_channel::bounded::<Work>(0);
         std::thread::scope(|scope| {
+            let threads = Threads {
+                scope,
+                handoff,
+                idle,
+            };
             while !self.stopping.load(Ordering::SeqCst) {
                 let (length, client) = match self.socket.recv_from(&mut datagram) {
                     Ok(received) => received,
@@ -202,8 +225,10 @@ impl Relay {
                         continue;
                     }
                 }
-                self.begin(scope, client, datagram);
+                self.begin(&threads, client, datagram);
             }
+            // The threads waiting for sessions leave once it is gone.
+            drop(threads.handoff);
         });
     }
 
@@ -211,7 +236,7 @@ impl Relay {
     /// none can begin, the datagram dropped and its refusal logged.
     fn begin<'scope>(
         &'scope self,
-        scope: &'scope Scope<'scope, '_>,
+        threads: &Threads<'scope, '_>,
         client: SocketAddr,
         datagram: &[u8],
     ) {
@@ -266,12 +291,28 @@ impl Relay {
         if let Some(stats) = shared.metrics.stream(&self.name) {
             stats.open.fetch_add(1, Ordering::Relaxed);
         }
+        let work = Work {
+            session,
+            answers,
+            record,
+            shared,
+            _in_flight: in_flight,
+        };
+        let work = match threads.handoff.try_send(work) {
+            Ok(()) => return,
+            Err(unsent) => unsent.into_inner(),
+        };
+        let idle = threads.idle.clone();
         let started = std::thread::Builder::new()
             .name("udp-session".into())
             .stack_size(SESSION_STACK)
-            .spawn_scoped(scope, move || {
-                let _held = in_flight;
-                self.serve(&session, &answers, record, &shared);
+            .spawn_scoped(threads.scope, move || {
+                self.serve(work);
+                // Kept a while for the next session, which spares it a
+                // thread's start.
+                while let Ok(work) = idle.recv_timeout(THREAD_KEPT) {
+                    self.serve(work);
+                }
             });
         if let Err(e) = started {
             self.sessions.lock().remove(&client);
@@ -285,11 +326,18 @@ impl Relay {
         }
     }
 
-    /// Relays the target's answers to `session` back to its client until
-    /// the session ends, then logs it.
-    fn serve(&self, session: &Session, answers: &Answers, mut record: Record, shared: &Shared) {
+    /// Relays the target's answers to the session of `work` back to its
+    /// client until the session ends, then logs it.
+    fn serve(&self, work: Work) {
+        let Work {
+            session,
+            answers,
+            mut record,
+            shared,
+            _in_flight,
+        } = work;
         let target = &shared.pools.get(answers.pool).targets()[answers.target];
-        let (answered, termination, status) = self.relay_answers(session, answers, target);
+        let (answered, termination, status) = self.relay_answers(&session, &answers, target);
         record.status = status;
         record.termination = termination;
         record.bytes = answered;
@@ -298,7 +346,7 @@ impl Relay {
         record.last_try.bytes_sent = Some(received);
         record.last_try.bytes_received = Some(answered);
         record.last_try.response = Some(session.began.elapsed());
-        self.ended(record, shared, Some(session.began));
+        self.ended(record, &shared, Some(session.began));
     }
 
     /// Sends the target's datagrams on to the client until the session
@@ -419,6 +467,14 @@ impl Relay {
             shared.log.log(record);
         }
     }
+}
+
+/// The threads that serve sessions, and the way to hand a session to
+/// one that waits for one.
+struct Threads<'scope, 'env> {
+    scope: &'scope Scope<'scope, 'env>,
+    handoff: crossbeam_channel::Sender<Work>,
+    idle: crossbeam_channel::Receiver<Work>,
 }
 
 /// What a session's answers are relayed by.
