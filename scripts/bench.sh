@@ -2,10 +2,11 @@
 # Benchmark inverso against nginx and HAProxy on this machine, all on 127.0.0.1.
 #
 #   scripts/bench.sh [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|
-#                     subfilter|upload|fastcgi|tcp|tcp-tls|all]  (default: all)
+#                     subfilter|upload|fastcgi|tcp|tcp-tls|udp|all]
+#                                                             (default: all)
 #
 # Environment:
-#   BENCH_SECONDS     seconds per measured wrk run            (default 10)
+#   BENCH_SECONDS     seconds per measured wrk (or dnsperf) run (default 10)
 #   BENCH_REPS        repetitions of the whole round          (default 1)
 #   BENCH_IDLE_CONNS  idle keep-alive connections (idle mode) (default 5000)
 #   BENCH_IDLE_TLS_CONNS
@@ -185,6 +186,30 @@
 #          protocol and cipher agreed and whether the proxy resumes a
 #          session offered back to it. One that fails (or does not start)
 #          is skipped, its rows n/a, and the rest measured.
+#   udp    UDP proxying, DNS as the classic use: dnsperf (Debian's, installed
+#          if missing) asking for names of a small local zone through nginx's
+#          stream module (`listen ... udp`, `proxy_responses 1`) and
+#          inverso's `stream.dns = default listen=... udp responses=1
+#          timeout=5s`, each relaying every query to one of two DNS servers
+#          (round robin, per session), and direct to one of them as the
+#          ceiling. The servers: two dnsmasq processes (Debian's
+#          dnsmasq-base, installed if missing) answering the zone from
+#          memory. Two cells: c1 (`dnsperf -c 1 -T 1`: one client socket,
+#          so one session at a time in each proxy, up to 100 queries
+#          outstanding on it) and c64 (`-c 64 -T 2`: 64 client sockets, each
+#          its own session, the same 100 outstanding in all), no -Q (as fast
+#          as it goes). Interleaved as in proxy mode. The report gives
+#          queries/s, dnsperf's average, standard deviation and maximum
+#          latency (it has no percentiles), lost queries, answers other than
+#          NOERROR, the proxy's CPU per query and the queries per session
+#          each proxy ended (a session ends once no query of it is owed an
+#          answer, so even c1 makes many). No HAProxy: its
+#          community edition proxies no UDP (UDP load balancing is HAProxy
+#          Enterprise's UDP module, or ALOHA's). Before measuring, each path
+#          must answer three names of the zone (dig) with their exact
+#          addresses and then a 1 s dnsperf run with every query answered
+#          NOERROR and none lost; one that fails (or does not start) is
+#          skipped, its rows n/a, and the rest measured.
 #
 # Choices worth knowing when reading the numbers:
 #   - Backends: one dedicated nginx listening on two ports, static files,
@@ -526,6 +551,45 @@
 #     opened for the client; "Connection: close" makes the backend close
 #     it, which each proxy passes on to wrk as a TLS close. CPU µs/req
 #     counts the proxy's processes; wrk's own TLS work shares the cores.
+#   - udp mode: the DNS servers are two dnsmasq processes (`dnsmasq
+#     --keep-in-foreground --port=P --listen-address=127.0.0.1
+#     --bind-interfaces --no-resolv --no-hosts --addn-hosts=<file>
+#     --local=/bench.test/ --log-facility=-`, as nobody when run as root),
+#     each answering the same zone, 300 names h1.bench.test ... with
+#     addresses of their own (10.53.x.y, so that a probe can tell a right
+#     answer from a wrong one), from memory: no upstream, no query log.
+#     dnsmasq is single-threaded and cheap, which leaves the cores to the
+#     proxy and dnsperf; the two processes share the HTTP backends' role,
+#     and their CPU counts as the backends'. dnsperf: `-s 127.0.0.1 -p
+#     PORT -d <file> -l BENCH_SECONDS -t 5`, the file an A query for each
+#     of the 300 names, -q at its default (100 outstanding), no EDNS; the
+#     queries are 32 bytes, the answers 48. nginx: its stream module as
+#     in tcp mode (worker_processes auto, the same log line per session,
+#     buffer=64k), `upstream dns { server ...; server ...; }` (round robin),
+#     `listen 127.0.0.1:PORT udp` (no reuseport: the workers share one
+#     socket, its datagrams taken by whichever worker wakes; nginx's own
+#     DNS example adds `reuseport`, a socket per worker, the kernel
+#     spreading clients over them by address and port),
+#     `proxy_pass dns; proxy_responses 1; proxy_timeout 5s;` (a session
+#     ends with the answer to each of its queries, as DNS wants; the 5 s
+#     bound is dnsperf's own timeout). inverso: `targets` the two dnsmasq
+#     ports, `stream.dns = default listen=127.0.0.1:PORT udp responses=1
+#     timeout=5s` (its HTTP port unused), a thread for the stream's
+#     datagrams and one per session waiting for its answers; its access
+#     log (a line per session) to /dev/null; an admin_port whose
+#     inverso_stream_connections_total, read before and after each run,
+#     counts its sessions (nginx's: the lines of its session log, give or
+#     take what its 64 KiB buffer holds). A session is a client's address
+#     and port, and ends, in both, once none of its queries is owed an
+#     answer: with c1 all of dnsperf's queries go by one session at a time
+#     (a new one whenever the 100 outstanding all got answers), with c64
+#     each of the 64 sockets has its own, ended and begun again as its
+#     one or two outstanding queries are answered: about one session per
+#     query, a new upstream socket each (and in inverso a thread). Lost
+#     queries are dnsperf's: sent and not answered within its timeout (5
+#     s) or by the end of the run. CPU µs/query counts the proxy's
+#     processes over the queries answered; dnsperf's own CPU counts
+#     neither as the proxy's nor as "other".
 #   - Idle memory: VmRSS of the proxy (all its processes) before and while
 #     BENCH_IDLE_CONNS connections sit idle after one request each
 #     (scripts/bench_idle.py); kernel socket buffers are not in RSS. A
@@ -534,10 +598,11 @@
 #     ssl, SNI localhost, no certificate check) to a fresh process of each
 #     proxy set up as for tls mode's runs, after them.
 #
-# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 6 minutes; the
-# default takes about 23, of which `files`, `tls` and `backend-tls` about 2
+# A quick run: BENCH_SECONDS=2 scripts/bench.sh (about 6.5 minutes; the
+# default takes about 24, of which `files`, `tls` and `backend-tls` about 2
 # each a repetition, `auth` under 1, `subfilter` about 1.5, `gunzip` about 3,
-# `upload` about 3, `fastcgi` about 4.5, `tcp` about 3, `tcp-tls` about 3).
+# `upload` about 3, `fastcgi` about 4.5, `tcp` about 3, `tcp-tls` about 3,
+# `udp` about 1.5).
 # For README figures use BENCH_REPS=3 on a quiet machine: figures are then
 # medians and the errors are summed.
 #
@@ -551,13 +616,13 @@ umask 022 # files and dirs we create must be readable by nginx's workers
 
 readonly MODE=${1:-all}
 case $MODE in
-  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | tcp | tcp-tls | all) ;;
+  proxy | cache | gzip | gunzip | idle | files | tls | backend-tls | auth | subfilter | upload | fastcgi | tcp | tcp-tls | udp | all) ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
     exit 0
     ;;
   *)
-    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|tcp|tcp-tls|all]" >&2
+    echo "usage: $0 [proxy|cache|gzip|gunzip|idle|files|tls|backend-tls|auth|subfilter|upload|fastcgi|tcp|tcp-tls|udp|all]" >&2
     exit 2
     ;;
 esac
@@ -661,9 +726,19 @@ install_deps() {
   # nginx's stream module only for the mode that proxies TCP; Debian builds
   # it as a module of its own package (libnginx-mod-stream).
   local want_stream=0
-  case $MODE in tcp | tcp-tls | all) want_stream=1 ;; esac
+  case $MODE in tcp | tcp-tls | udp | all) want_stream=1 ;; esac
   if [[ $want_stream == 1 ]] && ! nginx_stream_module; then
     missing+=(libnginx-mod-stream)
+  fi
+  # udp mode's DNS load generator, servers and probe: dnsperf, dnsmasq
+  # (dnsmasq-base: the binary without Debian's system service) and dig.
+  local want_dns=0
+  case $MODE in udp | all) want_dns=1 ;; esac
+  if [[ $want_dns == 1 ]]; then
+    command -v dnsperf >/dev/null 2>&1 || missing+=(dnsperf)
+    command -v dig >/dev/null 2>&1 || missing+=(dnsutils)
+    find_dnsmasq
+    [[ -n $DNSMASQ ]] || missing+=(dnsmasq-base)
   fi
   ((${#missing[@]} == 0)) && return 0
   [[ $(id -u) == 0 ]] || die "missing ${missing[*]}; run as root to install them"
@@ -693,6 +768,18 @@ install_deps() {
   if [[ $want_stream == 1 ]]; then
     nginx_stream_module || die "libnginx-mod-stream installed, but nginx has no stream module"
   fi
+  if [[ $want_dns == 1 ]]; then
+    find_dnsmasq
+    [[ -n $DNSMASQ ]] || die "dnsmasq-base installed, but no dnsmasq binary found"
+  fi
+}
+
+DNSMASQ="" # the dnsmasq binary (udp mode)
+# find_dnsmasq: sets DNSMASQ to dnsmasq in PATH or /usr/sbin (not in a
+# user's PATH), "" if none.
+find_dnsmasq() {
+  DNSMASQ=$(command -v dnsmasq 2>/dev/null || true)
+  if [[ -z $DNSMASQ && -x /usr/sbin/dnsmasq ]]; then DNSMASQ=/usr/sbin/dnsmasq; fi
 }
 
 NGINX_STREAM_LOAD="" # the load_module line nginx's stream configs start with (tcp mode)
@@ -2310,6 +2397,279 @@ tcp_probe() {
   fi
 }
 
+# ---------------------------------------------------------------- udp
+
+UDP_FAILED=0 # 1: the udp mode measured nothing (direct or every proxy failed its probe)
+DNS_DIR=""   # the zone's hosts file and dnsperf's query file (udp mode)
+DNS1="" DNS2="" DNS1_PID="" DNS2_PID="" # the two dnsmasq servers
+readonly DNS_NAMES=300 # names in the zone, h1.bench.test ... h300.bench.test
+
+# dns_address I: the address h<I>.bench.test has in the zone.
+dns_address() { echo "10.53.$(($1 / 256)).$(($1 % 256))"; }
+
+# make_dns_zone: the zone the servers answer (a hosts file, a distinct
+# address per name, so that a wrong answer shows) and the query file
+# dnsperf reads (an A query per name), in $DNS_DIR.
+make_dns_zone() {
+  local i
+  DNS_DIR=$TMP/dns
+  mkdir -p "$DNS_DIR"
+  for ((i = 1; i <= DNS_NAMES; i++)); do
+    printf '%s h%d.bench.test\n' "$(dns_address "$i")" "$i"
+  done >"$DNS_DIR/hosts"
+  for ((i = 1; i <= DNS_NAMES; i++)); do printf 'h%d.bench.test A\n' "$i"; done >"$DNS_DIR/queries"
+}
+
+# pick_udp_port VAR: pick_port's port, free for UDP on 127.0.0.1 too (the
+# DNS servers take both; the proxies' UDP listeners need it).
+pick_udp_port() {
+  local _p _i
+  for ((_i = 0; _i < 20; _i++)); do
+    pick_port _p
+    if python3 -c 'import socket,sys; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("127.0.0.1", int(sys.argv[1])))' \
+      "$_p" 2>/dev/null; then
+      printf -v "$1" '%s' "$_p"
+      return 0
+    fi
+  done
+  die "no port free for both TCP and UDP found"
+}
+
+# dns_ask PORT I: what dig gets for h<I>.bench.test's A record at
+# 127.0.0.1:PORT (the address alone when answered; one try, 1 s). dig
+# takes an answer only from the address and port it asked: a proxy that
+# answered from another socket would time out here.
+dns_ask() {
+  { timeout 5 dig +short +time=1 +tries=1 -p "$1" @127.0.0.1 "h$2.bench.test" A 2>&1 || true; } |
+    tr '\n' ' ' | sed 's/ $//'
+}
+
+# wait_udp_answering PID PORT: waits (bounded, some 10 to 60 s) until PORT
+# answers h1.bench.test rightly, as long as PID lives. Fails otherwise.
+wait_udp_answering() {
+  local pid=$1 port=$2 i want
+  want=$(dns_address 1)
+  for ((i = 0; i < 50; i++)); do
+    alive "$pid" || return 1
+    [[ $(dns_ask "$port" 1) == "$want" ]] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# start_dnsmasq VAR NAME PORT: a dnsmasq answering the zone on
+# 127.0.0.1:PORT (UDP and TCP) from memory, no upstream, no query log, in
+# the foreground (as nobody when run as root); sets VAR to its PID.
+start_dnsmasq() {
+  local _var=$1 name=$2 port=$3 _pid user=()
+  mkdir -p "$TMP/$name"
+  if [[ $(id -u) == 0 ]]; then user=(--user=nobody --group=nogroup); fi
+  "${RUN[@]}" "$DNSMASQ" --keep-in-foreground --port="$port" --listen-address=127.0.0.1 \
+    --bind-interfaces --no-resolv --no-hosts --addn-hosts="$DNS_DIR/hosts" \
+    --local=/bench.test/ --pid-file="$TMP/$name/dnsmasq.pid" --log-facility=- \
+    ${user[@]+"${user[@]}"} >"$TMP/$name/stderr.log" 2>&1 &
+  _pid=$!
+  PIDS+=("$_pid")
+  if ! wait_udp_answering "$_pid" "$port"; then
+    cat "$TMP/$name/stderr.log" >&2 || true
+    die "$name (dnsmasq on 127.0.0.1:$port) did not start or does not answer the zone"
+  fi
+  printf -v "$_var" '%s' "$_pid"
+}
+
+start_dns_backends() {
+  pick_udp_port DNS1
+  pick_udp_port DNS2
+  start_dnsmasq DNS1_PID dns1 "$DNS1"
+  start_dnsmasq DNS2_PID dns2 "$DNS2"
+  log "DNS servers (dnsmasq) on 127.0.0.1:$DNS1 and :$DNS2 (pids $DNS1_PID, $DNS2_PID), $DNS_NAMES names of bench.test"
+}
+
+# start_nginx_udp VAR NAME PORT (udp mode): nginx's stream module taking
+# datagrams on 127.0.0.1:PORT and relaying each session's to one of the two
+# DNS servers (round robin), a session ended by the answer to each of its
+# queries (proxy_responses 1) or 5 s of quiet; a line logged per session.
+# Sets VAR to its master's PID, or to "" if it did not start or answer.
+start_nginx_udp() {
+  local _var=$1 name=$2 port=$3 conf=$TMP/$2.conf _pid
+  printf -v "$_var" '%s' ""
+  {
+    if [[ -n $NGINX_STREAM_LOAD ]]; then echo "$NGINX_STREAM_LOAD"; fi
+    nginx_common "$name"
+    if [[ -n $PROXY_AT ]]; then echo "worker_priority $PROXY_AT;"; fi
+    cat <<NGINX
+stream {
+  log_format udp '\$remote_addr [\$time_local] \$protocol \$status \$bytes_sent '
+                 '\$bytes_received \$session_time "\$upstream_addr"';
+  access_log $TMP/$name/access.log udp buffer=64k;
+  upstream dns {
+    server 127.0.0.1:$DNS1;
+    server 127.0.0.1:$DNS2;
+  }
+  server {
+    listen 127.0.0.1:$port udp;
+    proxy_pass dns;
+    proxy_responses 1;
+    proxy_timeout 5s;
+  }
+}
+NGINX
+  } >"$conf"
+  "${RUN[@]}" nginx -p "$TMP/$name" -c "$conf" -e "$TMP/$name/error.log" \
+    >"$TMP/$name/stdout.log" 2>&1 &
+  _pid=$!
+  PIDS+=("$_pid")
+  if ! wait_udp_answering "$_pid" "$port"; then
+    log "error: $name does not answer on udp port $port; its cells read n/a. error.log:"
+    tail -n 20 "$TMP/$name/error.log" >&2 || true
+    note "udp mode: $name did not start or did not answer on its udp port"
+    stop_pid "$_pid"
+    return 0
+  fi
+  printf -v "$_var" '%s' "$_pid"
+}
+
+# dnsperf_stats OUT: dnsperf's summary as "k=v" words: sent, completed,
+# lost, noerror (answers with that rcode), qps, run_s, avg_s, min_s,
+# max_s, stddev_s; a figure missing from OUT reads na.
+dnsperf_stats() {
+  awk '
+    /Queries sent:/ { sent = $3 }
+    /Queries completed:/ { completed = $3 }
+    /Queries lost:/ { lost = $3 }
+    /Response codes:/ { for (i = 3; i < NF; i++) if ($i == "NOERROR") noerror = $(i + 1) + 0 }
+    /Run time \(s\):/ { run = $4 }
+    /Queries per second:/ { qps = $4 }
+    /Average Latency \(s\):/ { avg = $4; mn = $6; mx = $8; gsub(/[,)]/, "", mn); gsub(/[,)]/, "", mx) }
+    /Latency StdDev \(s\):/ { sd = $4 }
+    function v(x) { return x == "" ? "na" : x }
+    END {
+      if (completed != "" && noerror == "") noerror = 0
+      printf "sent=%s completed=%s lost=%s noerror=%s qps=%s run_s=%s avg_s=%s min_s=%s max_s=%s stddev_s=%s\n",
+        v(sent), v(completed), v(lost), v(noerror), v(qps), v(run), v(avg), v(mn), v(mx), v(sd)
+    }' <<<"$1"
+}
+
+# udp_probe SYSTEM PORT (udp mode): three names of the zone (the first, one
+# in the middle, the last) must be answered with their exact addresses
+# (dig, one try each), then a 1 s dnsperf run (4 clients) must have every
+# query answered NOERROR and none lost; it warms the path up too. Writes
+# udpcheck.tsv; returns 1, having said why, on a wrong answer.
+udp_probe() {
+  local system=$1 port=$2 i got want right=0 wrong="" out kv
+  for i in 1 $((DNS_NAMES / 2)) "$DNS_NAMES"; do
+    got=$(dns_ask "$port" "$i") want=$(dns_address "$i")
+    if [[ $got == "$want" ]]; then
+      right=$((right + 1))
+    else
+      wrong+=" h$i.bench.test: '${got:-nothing}' (not $want);"
+    fi
+  done
+  out=$(timeout 30 "${RUN[@]}" dnsperf -s 127.0.0.1 -p "$port" -d "$DNS_DIR/queries" -l 1 \
+    -c 4 -T 1 -t 2 2>&1) || true
+  local -A f=()
+  for kv in $(dnsperf_stats "$out"); do f[${kv%%=*}]=${kv#*=}; done
+  printf '%s\t%s/3\t%s\t%s\t%s\t%s\n' "$system" "$right" "${f[sent]}" "${f[completed]}" \
+    "${f[noerror]}" "${f[lost]}" >>"$OUT_DIR/udpcheck.tsv"
+  log "udp probe $system: $right/3 names answered rightly (dig); dnsperf 1 s: ${f[sent]} sent, ${f[completed]} answered, ${f[noerror]} NOERROR, ${f[lost]} lost"
+  if ((right != 3)) || [[ ${f[sent]} == na || ${f[sent]} == 0 || ${f[completed]} != "${f[sent]}" ||
+    ${f[noerror]} != "${f[sent]}" || ${f[lost]} != 0 ]]; then
+    log "error: $system:${wrong:- every name right;} dnsperf: ${f[sent]} sent, ${f[completed]} answered, ${f[noerror]} NOERROR, ${f[lost]} lost; expected the zone's addresses and every query answered NOERROR"
+    [[ ${f[sent]} == na ]] && tail -n 5 <<<"$out" >&2
+    note "udp mode: $system answered $right/3 names rightly; of ${f[sent]} dnsperf queries ${f[completed]} answered, ${f[noerror]} NOERROR, ${f[lost]} lost; $system skipped"
+    return 1
+  fi
+}
+
+UDP_ADMIN="" # inverso-udp's admin port, for its stream's session count
+
+# udp_sessions SYSTEM: sessions the proxy has ended so far (inverso: its
+# stream's inverso_stream_connections_total, every class) or during the
+# run (nginx: lines of its stream access log, which truncate_logs empties
+# after each run; the last up to 64 KiB of lines may still be in its
+# buffer, counted with the next run); na for direct or when unknown.
+udp_sessions() {
+  case $1 in
+    inverso)
+      [[ -n $UDP_ADMIN ]] || {
+        echo na
+        return 0
+      }
+      curl -s --max-time 5 "http://127.0.0.1:$UDP_ADMIN/metrics" 2>/dev/null | awk '
+        /^inverso_stream_connections_total\{stream="dns"/ { n += $2; seen = 1 }
+        END { print seen ? n : "na" }' || echo na
+      ;;
+    nginx) if [[ -f $TMP/nginx-udp/access.log ]]; then wc -l <"$TMP/nginx-udp/access.log"; else echo na; fi ;;
+    *) echo na ;;
+  esac
+}
+
+# run_dnsperf CELL SYSTEM REP PID PORT CLIENTS THREADS (udp mode): one
+# measured dnsperf run of SECONDS_PER_RUN seconds, as fast as it goes (no
+# -Q), to 127.0.0.1:PORT. PID is the proxy whose CPU time is counted ("-"
+# for none: direct; empty: the system is not running, the row reads n/a).
+# The DNS servers' CPU is counted apart, dnsperf's from `times`; the
+# sessions the proxy ended during the run too (udp_sessions). Appends one
+# row to udpruns.tsv.
+run_dnsperf() {
+  local cell=$1 system=$2 rep=$3 pid=$4 port=$5 clients=$6 threads=$7
+  local na=$'na\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna\tna'
+  if [[ -z $pid ]]; then
+    printf 'udp\t%s\t%s\t%s\t%s\n' "$cell" "$system" "$rep" "$na" >>"$OUT_DIR/udpruns.tsv"
+    return 0
+  fi
+  local t0=0 t1=0 b0 b1 w0 w1 m0 m1 out kv ticks=- s0 s1 sessions=na
+  s0=$(udp_sessions "$system")
+  [[ $pid != - ]] && t0=$(cpu_ticks_tree "$pid")
+  b0=$(($(cpu_ticks_tree "$DNS1_PID") + $(cpu_ticks_tree "$DNS2_PID"))) m0=$(machine_ticks)
+  children_ticks w0
+  # timeout: dnsperf stops by itself after -l and its -t for the last
+  # queries; this only bounds a hung one.
+  out=$(timeout $((SECONDS_PER_RUN + 5 + 30)) "${RUN[@]}" dnsperf -s 127.0.0.1 -p "$port" \
+    -d "$DNS_DIR/queries" -l "$SECONDS_PER_RUN" -t 5 -c "$clients" -T "$threads" 2>&1) || true
+  children_ticks w1
+  m1=$(machine_ticks) b1=$(($(cpu_ticks_tree "$DNS1_PID") + $(cpu_ticks_tree "$DNS2_PID")))
+  if [[ $pid != - ]]; then
+    t1=$(cpu_ticks_tree "$pid")
+    ticks=$((t1 - t0))
+  fi
+  local other
+  other=$(awk -v m0="$m0" -v m1="$m1" -v ours=$((t1 - t0 + b1 - b0 + w1 - w0)) 'BEGIN {
+    split(m0, a, " "); split(m1, b, " "); total = b[2] - a[2]
+    o = total > 0 ? (b[1] - a[1] - ours) * 100 / total : 0
+    printf "%.0f", (o < 0 ? 0 : o) }')
+  # Sessions that began in the run and ended by its end (dnsperf waits
+  # for its last answers): inverso's count is a counter, nginx's log
+  # lines are this run's alone.
+  s1=$(udp_sessions "$system")
+  if [[ $s1 =~ ^[0-9]+$ ]]; then
+    case $system in
+      inverso) [[ $s0 =~ ^[0-9]+$ ]] && sessions=$((s1 - s0)) ;;
+      nginx) sessions=$s1 ;;
+    esac
+  fi
+  truncate_logs
+  local -A f=()
+  for kv in $(dnsperf_stats "$out"); do f[${kv%%=*}]=${kv#*=}; done
+  if [[ ${f[completed]} == na || ${f[qps]} == na ]]; then
+    log "dnsperf failed for $system $cell: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+    note "dnsperf failed for udp $cell $system (rep $rep)"
+    printf 'udp\t%s\t%s\t%s\t%s\n' "$cell" "$system" "$rep" "$na" >>"$OUT_DIR/udpruns.tsv"
+    return 0
+  fi
+  {
+    printf 'udp\t%s\t%s\t%s' "$cell" "$system" "$rep"
+    printf '\t%s' "${f[sent]}" "${f[completed]}" "${f[lost]}" "${f[noerror]}" "${f[qps]}" \
+      "${f[run_s]}" "${f[avg_s]}" "${f[min_s]}" "${f[max_s]}" "${f[stddev_s]}" "$ticks" \
+      $((b1 - b0)) $((w1 - w0)) "$other" "$sessions"
+    printf '\n'
+  } >>"$OUT_DIR/udpruns.tsv"
+  log "$(printf '%-6s %-12s %-14s %9.0f q/s  avg %6.3f ms  max %7.2f ms  lost %d  sessions %s  other CPU %d%%' \
+    udp "$cell" "$system" "${f[qps]}" \
+    "$(awk -v a="${f[avg_s]}" 'BEGIN { print a * 1000 }')" \
+    "$(awk -v a="${f[max_s]}" 'BEGIN { print a * 1000 }')" "${f[lost]}" "$sessions" "$other")"
+}
+
 # ---------------------------------------------------------------- modes
 
 mode_proxy() {
@@ -3437,6 +3797,117 @@ mode_tcp_tls() {
   done
 }
 
+# udp mode: DNS over UDP, dnsperf asking for names of the zone through
+# nginx's stream module (`listen ... udp`, proxy_responses 1) and inverso's
+# `stream.dns = default listen=... udp responses=1 timeout=5s`, each in
+# front of the two dnsmasq servers (round robin); direct (dnsperf to one of
+# them) as the ceiling. No HAProxy: its community edition proxies no UDP.
+# Each checked first (udp_probe); one that fails is skipped, its rows n/a.
+mode_udp() {
+  log "== udp mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  local p_nginx p_inverso p_inverso_http p_admin nginx_pid inverso_pid="" s rep cell passed=()
+  local clients threads
+  nginx_stream_module || die "nginx has no stream module (libnginx-mod-stream)"
+  find_dnsmasq
+  [[ -n $DNSMASQ ]] || die "no dnsmasq (dnsmasq-base)"
+  make_dns_zone
+  start_dns_backends
+  note "udp mode: $(dnsperf -h 2>&1 | awk '/^Version/ { print "dnsperf " $2; exit }'), $("$DNSMASQ" --version | awk 'NR == 1 { print $1, $3 }'); HAProxy has no row: its community edition proxies no UDP"
+  pick_udp_port p_nginx
+  pick_udp_port p_inverso
+  pick_port p_inverso_http
+  pick_port p_admin
+  start_nginx_udp nginx_pid nginx-udp "$p_nginx"
+  # Its HTTP port listens (start_inverso waits for it) but takes nothing;
+  # the pool (`default`) is `targets`: the DNS servers. The admin port
+  # tells how many sessions its stream ended (/metrics).
+  start_inverso inverso_pid inverso-udp "$p_inverso_http" 0 \
+    "targets = 127.0.0.1:$DNS1, 127.0.0.1:$DNS2" \
+    "stream.dns = default listen=127.0.0.1:$p_inverso udp responses=1 timeout=5s" \
+    "admin_port = $p_admin"
+  if [[ -n $inverso_pid ]]; then UDP_ADMIN=$p_admin; fi
+  if [[ -n $inverso_pid ]] && ! wait_udp_answering "$inverso_pid" "$p_inverso"; then
+    log "error: inverso-udp does not answer on its stream's udp port; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/inverso-udp/stderr.log" >&2 || true
+    note "udp mode: inverso-udp did not answer on its stream's port (stream.dns ... udp)"
+    stop_pid "$inverso_pid"
+    inverso_pid=""
+  fi
+
+  local -A ports=([direct]=$DNS1 [nginx]=$p_nginx [inverso]=$p_inverso)
+  local -A pids=([direct]=- [nginx]=$nginx_pid [inverso]=$inverso_pid)
+  local -A said=([nginx]=nginx-udp/error.log [inverso]=inverso-udp/stderr.log)
+  local systems=(direct nginx inverso)
+  for s in "${systems[@]}"; do
+    if [[ -z ${pids[$s]} ]]; then
+      log "error: $s did not start; skipped"
+      printf '%s\tnot started\t-\t-\t-\t-\n' "$s" >>"$OUT_DIR/udpcheck.tsv"
+      continue
+    fi
+    if ! udp_probe "$s" "${ports[$s]}"; then
+      if [[ $s == direct ]]; then
+        log "error: udp mode: the DNS servers do not answer as expected; nothing measured"
+        note "udp mode measured nothing: the DNS servers did not answer as expected"
+        UDP_FAILED=1
+        break
+      fi
+      log "error: $s does not relay the DNS answers; skipped. Its ${said[$s]##*/}:"
+      tail -n 10 "$TMP/${said[$s]}" >&2 || true
+      stop_pid "${pids[$s]}"
+      pids[$s]=""
+      continue
+    fi
+    [[ $s == direct ]] || passed+=("$s")
+  done
+  if ((UDP_FAILED == 0 && ${#passed[@]} == 0)); then
+    log "error: udp mode: no proxy relayed the DNS answers; nothing measured"
+    note "udp mode measured nothing: no proxy relayed the DNS answers"
+    UDP_FAILED=1
+  fi
+
+  if ((UDP_FAILED == 0)); then
+    # The probe's 1 s dnsperf run was each path's warm-up; its sessions'
+    # log lines go.
+    truncate_logs
+    for ((rep = 1; rep <= REPS; rep++)); do
+      # dnsperf's -c (client sockets) and -T (threads) of each cell.
+      for cell in "c1 T1" "c64 T2"; do
+        clients=${cell%% *} threads=${cell#* }
+        for s in "${systems[@]}"; do
+          run_dnsperf "$clients" "$s" "$rep" "${pids[$s]}" "${ports[$s]}" \
+            "${clients#c}" "${threads#T}"
+        done
+      done
+    done
+  fi
+
+  local warnings
+  for s in nginx inverso; do
+    if [[ -n ${pids[$s]} ]]; then
+      printf '%s\tudp\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
+    else
+      printf '%s\tudp\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+    fi
+  done
+  # What the proxies said meanwhile (a target counted failed, sessions
+  # dropped at max_connections): a note, so that lost queries have a why.
+  for s in nginx inverso; do
+    [[ -n ${pids[$s]} && -s $TMP/${said[$s]} ]] || continue
+    warnings=$(grep -c . "$TMP/${said[$s]}" || true)
+    if ((warnings > 0)); then
+      log "udp mode: $s wrote $warnings line(s) to its ${said[$s]##*/}; the last:"
+      tail -n 5 "$TMP/${said[$s]}" >&2 || true
+      note "udp mode: $s wrote $warnings line(s) to its ${said[$s]##*/}, the last: $(tail -n 1 "$TMP/${said[$s]}" | cut -c1-300)"
+    fi
+  done
+  for s in inverso nginx; do
+    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
+  done
+  stop_pid "$DNS2_PID"
+  stop_pid "$DNS1_PID"
+}
+
 # measure_idle SYSTEM PID PORT [tls]: RSS of the process tree before and
 # while IDLE_CONNS idle keep-alive connections are open (idle.tsv); with
 # tls, IDLE_TLS_CONNS idle TLS connections to a TLS port (idle_tls.tsv).
@@ -3519,7 +3990,7 @@ main() {
     log "warning: open-file limit $NOFILE is low for $idle_n idle connections"
 
   mkdir -p "$OUT_DIR"
-  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns,tcpcheck,tcptlscheck}.tsv \
+  rm -f "$OUT_DIR"/{runs,mem,idle,idle_tls,cachecheck,gzipcheck,filescheck,tlscheck,tlsresume,backendtlscheck,backendtlsconns,authcheck,authcount,subfilterpages,subfiltercheck,subfiltersame,gunzipcheck,uploadcheck,uploaddisk,uploadspool,fastcgicheck,fastcgiconns,tcpcheck,tcptlscheck,udpruns,udpcheck}.tsv \
     "$OUT_DIR/info.txt" "$OUT_DIR/results.md"
   printf 'mode\tcell\tsystem\trep\trequests\tduration_us\tbytes\tp50_us\tp99_us\tconnect\tread\twrite\tstatus\ttimeout\tcpu_ticks\tother_cpu_pct\tapp_cpu_ticks\n' \
     >"$OUT_DIR/runs.tsv"
@@ -3551,6 +4022,9 @@ main() {
     >"$OUT_DIR/tcpcheck.tsv"
   printf 'system\tbody\tstatus\tbytes\tsame_as_file\thead_as_direct\treused\tversion\tcipher\tresumed\n' \
     >"$OUT_DIR/tcptlscheck.tsv"
+  printf 'mode\tcell\tsystem\trep\tsent\tcompleted\tlost\tnoerror\tqps\trun_s\tavg_s\tmin_s\tmax_s\tstddev_s\tcpu_ticks\tdns_cpu_ticks\tclient_cpu_ticks\tother_cpu_pct\tsessions\n' \
+    >"$OUT_DIR/udpruns.tsv"
+  printf 'system\tnames_right\tsent\tcompleted\tnoerror\tlost\n' >"$OUT_DIR/udpcheck.tsv"
   local f
   for f in idle idle_tls; do
     printf 'system\tconns\tok\tfailed\tstill_open\trss_before_kib\trss_after_kib\tthreads_before\tthreads_after\n' \
@@ -3606,6 +4080,7 @@ main() {
     fastcgi) mode_fastcgi ;;
     tcp) mode_tcp ;;
     tcp-tls) mode_tcp_tls ;;
+    udp) mode_udp ;;
     all)
       mode_proxy
       mode_idle
@@ -3621,6 +4096,7 @@ main() {
       mode_fastcgi
       mode_tcp
       mode_tcp_tls
+      mode_udp
       ;;
   esac
 
@@ -3643,6 +4119,8 @@ main() {
     die "the tcp mode stopped before measuring (the backends, or every proxy, did not answer the backend's exact bytes; see above)"
   ((TCP_TLS_FAILED == 0)) ||
     die "the tcp-tls mode stopped before measuring (the backends, or every proxy, did not answer the backend's exact bytes over TLS; see above)"
+  ((UDP_FAILED == 0)) ||
+    die "the udp mode stopped before measuring (the DNS servers, or every proxy, did not answer the zone's names; see above)"
 }
 
 main "$@"

@@ -6,8 +6,8 @@ idle_tls.tsv, cachecheck.tsv, gzipcheck.tsv, filescheck.tsv, tlscheck.tsv,
 tlsresume.tsv, backendtlscheck.tsv, backendtlsconns.tsv, authcheck.tsv,
 authcount.tsv, subfilterpages.tsv, subfiltercheck.tsv, subfiltersame.tsv,
 gunzipcheck.tsv, uploadcheck.tsv, uploaddisk.tsv, uploadspool.tsv,
-fastcgicheck.tsv, fastcgiconns.tsv, tcpcheck.tsv, tcptlscheck.tsv, info.txt
-there; prints the report and writes OUT_DIR/results.md)
+fastcgicheck.tsv, fastcgiconns.tsv, tcpcheck.tsv, tcptlscheck.tsv,
+udpruns.tsv, udpcheck.tsv, info.txt there; prints the report and writes OUT_DIR/results.md)
 
 With several repetitions, every figure is the median over them, except
 errors and requests, which are summed, so that no error can hide.
@@ -623,6 +623,133 @@ def tcp_tls_section(runs, checks, clk_tck):
             + rows + [""])
 
 
+def udp_section(udp_runs, checks, clk_tck):
+    """udp mode: dnsperf (DNS over UDP) direct to one dnsmasq, and through
+    nginx (stream, `listen ... udp`) and inverso (`stream.dns ... udp`) in
+    front of two. udpruns.tsv has dnsperf's own figures, not wrk's."""
+    cells, order = {}, []
+    for r in udp_runs:
+        if r["cell"] not in cells:
+            cells[r["cell"]] = {}
+            order.append(r["cell"])
+        cells[r["cell"]].setdefault(r["system"], []).append(r)
+    if not order:
+        return []
+    seen = {c["system"]: c for c in checks}
+
+    def measured(rows):
+        return [r for r in rows if num(r["qps"]) is not None]
+
+    def med(rows, key):
+        return median(num(r[key]) for r in measured(rows))
+
+    def per_query(rows, key):
+        vals = []
+        for r in measured(rows):
+            ticks, done = num(r[key]), num(r["completed"])
+            if ticks is not None and done:
+                vals.append(ticks * 1e6 / clk_tck / done)
+        return median(vals)
+
+    def count(rows, what):
+        """Summed over repetitions: lost queries, or answers whose rcode
+        was not NOERROR; bold when any."""
+        m = measured(rows)
+        if not m:
+            return "n/a"
+        sent = sum(num(r["sent"]) or 0 for r in m)
+        if what == "lost":
+            n = sum(num(r["lost"]) or 0 for r in m)
+        else:
+            n = sum((num(r["completed"]) or 0) - (num(r["noerror"]) or 0) for r in m)
+        if n == 0:
+            return "0"
+        return f"**{n:,.0f}** ({n * 100 / sent:.2f}%)" if sent else f"**{n:,.0f}**"
+
+    def per_session(rows):
+        """Queries answered per session the proxy ended in the run
+        (median): 1 when every query is a session of its own."""
+        vals = []
+        for r in measured(rows):
+            n, done = num(r.get("sessions")), num(r["completed"])
+            if n and done:
+                vals.append(done / n)
+        v = median(vals)
+        return "—" if not vals and rows and rows[0]["system"] == "direct" else (
+            "n/a" if v is None else f"{v:,.1f}")
+
+    def ms(v):
+        return "n/a" if v is None else f"{v * 1000:.3f}"
+
+    def probe(system):
+        c = seen.get(system)
+        if c is None:
+            return "n/a"
+        if c["names_right"] == "not started":
+            return "**skipped: did not start**"
+        ok = (c["names_right"] == "3/3" and c["sent"] not in ("na", "0")
+              and c["completed"] == c["sent"] and c["noerror"] == c["sent"]
+              and c["lost"] == "0")
+        said = (f"{c['names_right']} names right, {c['completed']}/{c['sent']} "
+                f"answered ({c['noerror']} NOERROR, {c['lost']} lost)")
+        return said if ok else f"**skipped: {said}**"
+
+    header = ["cell", "system", "queries/s", "avg ms", "stddev ms", "max ms", "lost",
+              "not NOERROR", "q/s ÷ direct", "q/s ÷ nginx", "avg ÷ nginx avg",
+              "proxy CPU µs/query", "CPU ÷ nginx", "DNS servers' CPU µs/query",
+              "queries/session", "probe", "other CPU %"]
+    rows = []
+    for name in order:
+        systems = cells[name]
+        direct, nginx = systems.get("direct", []), systems.get("nginx", [])
+        for sysname, rs in systems.items():
+            qps, avg = med(rs, "qps"), med(rs, "avg_s")
+            cpu = None if sysname == "direct" else per_query(rs, "cpu_ticks")
+            other = med(rs, "other_cpu_pct")
+            rows.append([
+                name, sysname, fmt_int(qps), ms(avg), ms(med(rs, "stddev_s")),
+                ms(med(rs, "max_s")), count(rs, "lost"), count(rs, "rcode"),
+                fmt_ratio(qps, med(direct, "qps")), fmt_ratio(qps, med(nginx, "qps")),
+                fmt_ratio(avg, med(nginx, "avg_s")),
+                "—" if sysname == "direct" else ("n/a" if cpu is None else f"{cpu:.1f}"),
+                "—" if sysname == "direct" else fmt_ratio(cpu, per_query(nginx, "cpu_ticks")),
+                (lambda v: "n/a" if v is None else f"{v:.1f}")(per_query(rs, "dns_cpu_ticks")),
+                per_session(rs), probe(sysname),
+                "n/a" if other is None else f"{other:.0f}",
+            ])
+    return (["## UDP streams (DNS): inverso `stream ... udp` vs nginx `stream` "
+             "`listen ... udp`", "",
+             "DNS over UDP: dnsperf asks for the A records of 300 names of a local zone "
+             "(bench.test, a distinct address each), as fast as it goes (no -Q, up to "
+             "100 queries outstanding), through each proxy in front of two DNS servers "
+             "(two dnsmasq processes answering the zone from memory; round robin, per "
+             "session), or direct to one of them, the ceiling. A session is a client "
+             "address and port. nginx: the stream module, `upstream` of the two servers, "
+             "`listen 127.0.0.1:PORT udp`, `proxy_pass`, `proxy_responses 1`, "
+             "`proxy_timeout 5s`, a log line per session; inverso: `targets` the two "
+             "servers and `stream.dns = default listen=127.0.0.1:PORT udp responses=1 "
+             "timeout=5s` (its HTTP port unused), a log line per session to /dev/null. "
+             "A session ends, in both, once none of its queries is owed an answer. c1: "
+             "`dnsperf -c 1 -T 1`, one client socket: one session at a time, a new one "
+             "whenever its outstanding queries all got answers; c64: `-c 64 -T 2`, 64 "
+             "sockets, each a session of its own, ended and begun again as its one or two "
+             "outstanding queries are answered: about a session per query, each with a "
+             "new socket to a server (and in inverso a thread of its own). No HAProxy row: its community edition proxies no UDP (that is "
+             "HAProxy Enterprise's UDP module). Latencies are dnsperf's (average, "
+             "standard deviation and maximum: it gives no percentiles); lost: queries "
+             "sent and not answered within 5 s or by the run's end; not NOERROR: "
+             "answers with another rcode. queries/session: the queries answered over "
+             "the sessions the proxy ended in the run (inverso: its "
+             "inverso_stream_connections_total; nginx: the lines of its session log, "
+             "give or take the up to 64 KiB still in its buffer). Figures are medians "
+             "over repetitions, lost and not NOERROR are summed. CPU µs/query: the proxy's processes (and, "
+             "apart, the two DNS servers') over the queries answered. probe: before "
+             "measuring, h1, h150 and h300 (dig, one try) answered with their exact "
+             "addresses, then a 1 s dnsperf run (4 clients) with every query answered "
+             "NOERROR; a path that fails is skipped, its rows n/a.", ""]
+            + table(header, rows) + [""])
+
+
 def tcp_label(checks, body):
     """What the probe saw of one system: skipped (and why) if any check
     failed, else that the body measured in this cell was relayed as it is."""
@@ -1061,6 +1188,8 @@ def main():
                            read_tsv(os.path.join(out_dir, "fastcgiconns.tsv")), clk_tck)
     out += tcp_section(runs, read_tsv(os.path.join(out_dir, "tcpcheck.tsv")), clk_tck)
     out += tcp_tls_section(runs, read_tsv(os.path.join(out_dir, "tcptlscheck.tsv")), clk_tck)
+    out += udp_section(read_tsv(os.path.join(out_dir, "udpruns.tsv")),
+                       read_tsv(os.path.join(out_dir, "udpcheck.tsv")), clk_tck)
     if notes:
         out += ["## Notes", ""] + notes + [""]
     text = "\n".join(out)
