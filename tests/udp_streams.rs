@@ -256,3 +256,28 @@ fn shutdown_ends_open_sessions_and_logs_each() {
         .collect();
     assert_eq!(lines, [format!("UDP s|200|1|3|{}|KD", a.addr)]);
 }
+
+/// On `::` (IPv4 taken too), an IPv4 client is the IPv4 address it is,
+/// as over TCP: for the access lists, and in the log.
+#[test]
+fn an_ipv4_client_of_a_stream_on_the_ipv6_wildcard_is_its_ipv4_address() {
+    if UdpSocket::bind("[::]:0").is_err() {
+        eprintln!("no IPv6 here: skipped");
+        return;
+    }
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = 127.0.0.1:1\npool.p = {}\npool.p.deny_from = 127.0.0.1\n\
+         log_format = $request|$status|$remote_addr\n\
+         stream.s = p listen=[::]:0 udp responses=1\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let port = stream_addr(&proxy, "s").port();
+    client()
+        .send_to(b"q", SocketAddr::from(([127, 0, 0, 1], port)))
+        .unwrap();
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines, ["UDP s|403|127.0.0.1"]);
+    assert_eq!(a.received(), 0);
+}

@@ -256,9 +256,12 @@ impl Relay {
             return;
         }
         let server = self.socket.local_addr().unwrap_or(client);
+        // An IPv4 client of a socket on `::` is written as IPv4, as a TCP
+        // one is, for the access lists, `ip_hash` and the log.
+        let source = super::canonical(client);
         let mut record = Record::refused(
             SystemTime::now(),
-            client,
+            source,
             server,
             request_line(&self.name),
             0,
@@ -269,7 +272,7 @@ impl Relay {
             session,
             target,
             in_flight,
-        } = match pick(stream, client, &shared, &mut record) {
+        } = match pick(stream, source, &shared, &mut record) {
             Ok(begun) => begun,
             Err((status, termination)) => {
                 record.status = status;
@@ -393,7 +396,8 @@ impl Relay {
                         .owed(answers.per_request)
                         .is_some_and(|owed| count < owed)
                     {
-                        held_against(target, "answered no datagram in time", answers.client);
+                        let client = super::canonical(answers.client);
+                        held_against(target, "answered no datagram in time", client);
                         let status = if count == 0 { 502 } else { 200 };
                         return (
                             bytes,
@@ -407,7 +411,8 @@ impl Relay {
                     // ECONNREFUSED: the target's host said no one takes
                     // datagrams at its port.
                     self.end(answers.client, session, || true);
-                    held_against(target, &format!("datagrams refused: {e}"), answers.client);
+                    let client = super::canonical(answers.client);
+                    held_against(target, &format!("datagrams refused: {e}"), client);
                     let status = if count == 0 { 502 } else { 200 };
                     return (bytes, Termination::new(By::Server, Stage::Data), status);
                 }
