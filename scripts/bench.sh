@@ -3598,94 +3598,7 @@ fastcgi_round() {
 # ceiling. Each checked first (tcp_probe); one that fails is skipped, its
 # rows n/a.
 mode_tcp() {
-  log "== tcp mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
-  local p_nginx p_haproxy p_inverso p_inverso_http nginx_pid haproxy_pid inverso_pid=""
-  local s body rep cell kind conns close=() ok passed=()
-  nginx_stream_module || die "nginx has no stream module (libnginx-mod-stream)"
-  pick_port p_nginx
-  pick_port p_haproxy
-  pick_port p_inverso
-  pick_port p_inverso_http
-  start_nginx_stream nginx_pid nginx-tcp "$p_nginx"
-  start_haproxy haproxy_pid "$p_haproxy" tcp
-  # Its HTTP port listens (start_inverso waits for it) but takes nothing.
-  start_inverso inverso_pid inverso-tcp "$p_inverso_http" 0 \
-    "stream.web = default listen=127.0.0.1:$p_inverso"
-  if [[ -n $inverso_pid ]] && ! wait_listening "$inverso_pid" "$p_inverso"; then
-    log "error: inverso-tcp does not listen on its stream's port; its cells read n/a. stderr:"
-    tail -n 20 "$TMP/inverso-tcp/stderr.log" >&2 || true
-    note "tcp mode: inverso-tcp did not listen on its stream's port (stream.web)"
-    stop_pid "$inverso_pid"
-    inverso_pid=""
-  fi
-
-  local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
-  local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
-  local -A said=([nginx]=nginx-tcp/error.log [haproxy]=haproxy/stderr.log
-    [inverso]=inverso-tcp/stderr.log)
-  local systems=(direct nginx haproxy inverso)
-  # direct first: its head is what the proxies must pass on as it is.
-  for s in "${systems[@]}"; do
-    if [[ -z ${pids[$s]} ]]; then
-      log "error: $s did not start; skipped"
-      printf '%s\t-\tnot started\t-\t-\t-\t-\n' "$s" >>"$OUT_DIR/tcpcheck.tsv"
-      continue
-    fi
-    ok=1
-    for body in 1k 64k; do
-      tcp_probe "$s" "${ports[$s]}" "$body" || ok=0
-    done
-    if ((ok == 0)); then
-      if [[ $s == direct ]]; then
-        log "error: tcp mode: the backends do not answer as expected; nothing measured"
-        note "tcp mode measured nothing: the backends did not answer as expected"
-        TCP_FAILED=1
-        break
-      fi
-      log "error: $s does not relay the backend's bytes; skipped. Its ${said[$s]##*/}:"
-      tail -n 10 "$TMP/${said[$s]}" >&2 || true
-      stop_pid "${pids[$s]}"
-      pids[$s]=""
-      continue
-    fi
-    [[ $s == direct ]] || passed+=("$s")
-  done
-  if ((TCP_FAILED == 0 && ${#passed[@]} == 0)); then
-    log "error: tcp mode: no proxy relayed the backend's bytes; nothing measured"
-    note "tcp mode measured nothing: no proxy relayed the backend's bytes"
-    TCP_FAILED=1
-  fi
-
-  if ((TCP_FAILED == 0)); then
-    for s in direct "${passed[@]}"; do
-      for body in 1k 64k; do
-        warm_up "http://127.0.0.1:${ports[$s]}/$body"
-      done
-    done
-    for ((rep = 1; rep <= REPS; rep++)); do
-      for cell in "1k ka64" "64k ka64" "1k close64" "1k ka256"; do
-        body=${cell%% *} kind=${cell#* }
-        conns=${kind//[a-z]/} close=()
-        [[ $kind == close* ]] && close=(-H "Connection: close")
-        for s in "${systems[@]}"; do
-          run_wrk tcp "$cell" "$s" "$rep" "${pids[$s]}" \
-            "http://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
-        done
-      done
-    done
-  fi
-
-  for s in nginx haproxy inverso; do
-    if [[ -n ${pids[$s]} ]]; then
-      printf '%s\ttcp\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
-        "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
-    else
-      printf '%s\ttcp\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
-    fi
-  done
-  for s in inverso haproxy nginx; do
-    if [[ -n ${pids[$s]} ]]; then stop_pid "${pids[$s]}"; fi
-  done
+  relay_at_layer4 tcp
 }
 
 # tcp-tls mode: HTTPS ended at layer 4, each client's TLS session made by
@@ -3696,62 +3609,86 @@ mode_tcp() {
 # as the ceiling. Each checked first (tcp_probe ... tls); one that fails is
 # skipped, its rows n/a.
 mode_tcp_tls() {
-  log "== tcp-tls mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
+  relay_at_layer4 tcp-tls
+}
+
+# relay_at_layer4 MODE (tcp or tcp-tls): the two modes' one body. tcp-tls
+# differs in the proxies' set-up (each ends TLS with tls mode's
+# certificate), the probe (over https), the scheme wrk and the warm-up use
+# (direct stays plain HTTP) and its last cell (64 KiB with "Connection:
+# close" where tcp measures 256 connections).
+relay_at_layer4() {
+  local mode=$1
+  log "== $mode mode: ${SECONDS_PER_RUN}s per run, $REPS repetition(s)"
   local p_nginx p_haproxy p_inverso p_inverso_http nginx_pid haproxy_pid inverso_pid=""
-  local s body rep cell kind conns close=() ok passed=()
+  local s body rep cell kind conns close=() ok passed=() nothing=0
+  local tls="" over="" scheme=http check=tcpcheck.tsv not_started='-\t-\t-\t-'
+  local cells=("1k ka64" "64k ka64" "1k close64" "1k ka256")
+  if [[ $mode == tcp-tls ]]; then
+    tls=tls over=" over TLS" scheme=https check=tcptlscheck.tsv not_started='-\t-\t-\t-\t-\t-\t-'
+    cells=("1k ka64" "64k ka64" "1k close64" "64k close64")
+  fi
   nginx_stream_module || die "nginx has no stream module (libnginx-mod-stream)"
-  [[ -n $TLS_DIR ]] || make_certificate
+  [[ -z $tls || -n $TLS_DIR ]] || make_certificate
   pick_port p_nginx
   pick_port p_haproxy
   pick_port p_inverso
   pick_port p_inverso_http
-  start_nginx_stream nginx_pid nginx-tcp-tls "$p_nginx" tls
-  start_haproxy haproxy_pid "$p_haproxy" tcp ssl crt "$TLS_DIR/combined.pem"
-  # A file name is a word of tls_certificates: it must not hold a space.
-  if [[ $TLS_DIR =~ [[:space:]] ]]; then
-    log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
-    note "tcp-tls mode: the temp dir holds a space, so inverso-tcp-tls was not started"
+  if [[ -z $tls ]]; then
+    start_nginx_stream nginx_pid nginx-tcp "$p_nginx"
+    start_haproxy haproxy_pid "$p_haproxy" tcp
+    # Its HTTP port listens (start_inverso waits for it) but takes nothing.
+    start_inverso inverso_pid inverso-tcp "$p_inverso_http" 0 \
+      "stream.web = default listen=127.0.0.1:$p_inverso"
   else
-    # Its HTTP port listens (start_inverso waits for it) but takes nothing;
-    # no tls_port: the stream alone takes TLS.
-    start_inverso inverso_pid inverso-tcp-tls "$p_inverso_http" 0 \
-      "tls_certificates = $TLS_DIR/cert.pem key=$TLS_DIR/key.pem" \
-      "stream.web = default listen=127.0.0.1:$p_inverso tls"
+    start_nginx_stream nginx_pid nginx-tcp-tls "$p_nginx" tls
+    start_haproxy haproxy_pid "$p_haproxy" tcp ssl crt "$TLS_DIR/combined.pem"
+    # A file name is a word of tls_certificates: it must not hold a space.
+    if [[ $TLS_DIR =~ [[:space:]] ]]; then
+      log "the temp dir '$TMP' holds a space; inverso's tls_certificates cannot name it"
+      note "tcp-tls mode: the temp dir holds a space, so inverso-tcp-tls was not started"
+    else
+      # Its HTTP port listens (start_inverso waits for it) but takes
+      # nothing; no tls_port: the stream alone takes TLS.
+      start_inverso inverso_pid inverso-tcp-tls "$p_inverso_http" 0 \
+        "tls_certificates = $TLS_DIR/cert.pem key=$TLS_DIR/key.pem" \
+        "stream.web = default listen=127.0.0.1:$p_inverso tls"
+    fi
   fi
   if [[ -n $inverso_pid ]] && ! wait_listening "$inverso_pid" "$p_inverso"; then
-    log "error: inverso-tcp-tls does not listen on its stream's port; its cells read n/a. stderr:"
-    tail -n 20 "$TMP/inverso-tcp-tls/stderr.log" >&2 || true
-    note "tcp-tls mode: inverso-tcp-tls did not listen on its stream's port (stream.web ... tls)"
+    log "error: inverso-$mode does not listen on its stream's port; its cells read n/a. stderr:"
+    tail -n 20 "$TMP/inverso-$mode/stderr.log" >&2 || true
+    note "$mode mode: inverso-$mode did not listen on its stream's port (stream.web${tls:+ ... tls})"
     stop_pid "$inverso_pid"
     inverso_pid=""
   fi
 
-  # direct: the backend over plain HTTP, the ceiling; the others over https.
   local -A ports=([direct]=$BACKEND1 [nginx]=$p_nginx [haproxy]=$p_haproxy [inverso]=$p_inverso)
   local -A pids=([direct]=- [nginx]=$nginx_pid [haproxy]=$haproxy_pid [inverso]=$inverso_pid)
-  local -A schemes=([direct]=http [nginx]=https [haproxy]=https [inverso]=https)
-  local -A said=([nginx]=nginx-tcp-tls/error.log [haproxy]=haproxy/stderr.log
-    [inverso]=inverso-tcp-tls/stderr.log)
+  # direct: the backend over plain HTTP, the ceiling; the others as the mode says.
+  local -A schemes=([direct]=http [nginx]=$scheme [haproxy]=$scheme [inverso]=$scheme)
+  local -A said=([nginx]=nginx-$mode/error.log [haproxy]=haproxy/stderr.log
+    [inverso]=inverso-$mode/stderr.log)
   local systems=(direct nginx haproxy inverso)
   # direct first: its head is what the proxies must pass on as it is.
   for s in "${systems[@]}"; do
     if [[ -z ${pids[$s]} ]]; then
       log "error: $s did not start; skipped"
-      printf '%s\t-\tnot started\t-\t-\t-\t-\t-\t-\t-\n' "$s" >>"$OUT_DIR/tcptlscheck.tsv"
+      printf "%s\t-\tnot started\t$not_started\n" "$s" >>"$OUT_DIR/$check"
       continue
     fi
     ok=1
     for body in 1k 64k; do
-      tcp_probe "$s" "${ports[$s]}" "$body" tls || ok=0
+      tcp_probe "$s" "${ports[$s]}" "$body" $tls || ok=0
     done
     if ((ok == 0)); then
       if [[ $s == direct ]]; then
-        log "error: tcp-tls mode: the backends do not answer as expected; nothing measured"
-        note "tcp-tls mode measured nothing: the backends did not answer as expected"
-        TCP_TLS_FAILED=1
+        log "error: $mode mode: the backends do not answer as expected; nothing measured"
+        note "$mode mode measured nothing: the backends did not answer as expected"
+        nothing=1
         break
       fi
-      log "error: $s does not relay the backend's bytes over TLS; skipped. Its ${said[$s]##*/}:"
+      log "error: $s does not relay the backend's bytes$over; skipped. Its ${said[$s]##*/}:"
       tail -n 10 "$TMP/${said[$s]}" >&2 || true
       stop_pid "${pids[$s]}"
       pids[$s]=""
@@ -3759,37 +3696,41 @@ mode_tcp_tls() {
     fi
     [[ $s == direct ]] || passed+=("$s")
   done
-  if ((TCP_TLS_FAILED == 0 && ${#passed[@]} == 0)); then
-    log "error: tcp-tls mode: no proxy relayed the backend's bytes over TLS; nothing measured"
-    note "tcp-tls mode measured nothing: no proxy relayed the backend's bytes over TLS"
-    TCP_TLS_FAILED=1
+  if ((nothing == 0 && ${#passed[@]} == 0)); then
+    log "error: $mode mode: no proxy relayed the backend's bytes$over; nothing measured"
+    note "$mode mode measured nothing: no proxy relayed the backend's bytes$over"
+    nothing=1
   fi
 
-  if ((TCP_TLS_FAILED == 0)); then
+  if ((nothing == 0)); then
     for s in direct "${passed[@]}"; do
       for body in 1k 64k; do
         warm_up "${schemes[$s]}://127.0.0.1:${ports[$s]}/$body"
       done
     done
     for ((rep = 1; rep <= REPS; rep++)); do
-      for cell in "1k ka64" "64k ka64" "1k close64" "64k close64"; do
+      for cell in "${cells[@]}"; do
         body=${cell%% *} kind=${cell#* }
         conns=${kind//[a-z]/} close=()
         [[ $kind == close* ]] && close=(-H "Connection: close")
         for s in "${systems[@]}"; do
-          run_wrk tcp-tls "$cell" "$s" "$rep" "${pids[$s]}" \
+          run_wrk "$mode" "$cell" "$s" "$rep" "${pids[$s]}" \
             "${schemes[$s]}://127.0.0.1:${ports[$s]}/$body" "$conns" ${close[@]+"${close[@]}"}
         done
       done
     done
   fi
+  case $mode in
+    tcp) TCP_FAILED=$nothing ;;
+    tcp-tls) TCP_TLS_FAILED=$nothing ;;
+  esac
 
   for s in nginx haproxy inverso; do
     if [[ -n ${pids[$s]} ]]; then
-      printf '%s\ttcp-tls\t%s\t%s\n' "$s" "$(status_tree VmHWM "${pids[$s]}")" \
+      printf '%s\t%s\t%s\t%s\n' "$s" "$mode" "$(status_tree VmHWM "${pids[$s]}")" \
         "$(status_tree Threads "${pids[$s]}")" >>"$OUT_DIR/mem.tsv"
     else
-      printf '%s\ttcp-tls\tna\tna\n' "$s" >>"$OUT_DIR/mem.tsv"
+      printf '%s\t%s\tna\tna\n' "$s" "$mode" >>"$OUT_DIR/mem.tsv"
     fi
   done
   for s in inverso haproxy nginx; do
