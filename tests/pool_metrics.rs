@@ -38,8 +38,8 @@ fn status_pools(proxy: &Proxy) -> String {
     let body = response.body_str();
     let (_, rest) = body.split_once("\"pools\":").expect("pools");
     let (pools, _) = rest
-        .split_once(",\"jwt_keys\":")
-        .expect("jwt_keys after pools");
+        .split_once(",\"streams\":")
+        .expect("streams after pools");
     pools.to_string()
 }
 
