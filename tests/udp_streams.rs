@@ -18,7 +18,9 @@ use std::time::Duration;
 use support::*;
 
 /// A UDP target: answers each datagram `times` times with its name, `:`
-/// and the datagram, and keeps where each came from.
+/// and the datagram, and keeps where each came from. One that begins with
+/// `mute` gets no answer; one that begins with `hold` is answered only
+/// along with the next datagram that does not, before it.
 #[derive(Clone)]
 struct Answerer {
     addr: SocketAddr,
@@ -38,6 +40,7 @@ impl Answerer {
         let (a, name) = (answerer.clone(), name.to_string());
         std::thread::spawn(move || {
             let mut datagram = [0u8; 65_536];
+            let mut held = Vec::new();
             // Bounded: the tests send a few datagrams each.
             for _ in 0..100_000 {
                 let Ok((n, from)) = socket.recv_from(&mut datagram) else {
@@ -47,8 +50,17 @@ impl Answerer {
                 a.received.fetch_add(1, Ordering::SeqCst);
                 let mut answer = format!("{name}:").into_bytes();
                 answer.extend_from_slice(&datagram[..n]);
-                for _ in 0..times {
-                    let _ = socket.send_to(&answer, from);
+                if datagram[..n].starts_with(b"mute") {
+                    continue;
+                }
+                held.push(answer);
+                if datagram[..n].starts_with(b"hold") {
+                    continue;
+                }
+                for answer in held.drain(..) {
+                    for _ in 0..times {
+                        let _ = socket.send_to(&answer, from);
+                    }
                 }
             }
         });
@@ -280,4 +292,136 @@ fn an_ipv4_client_of_a_stream_on_the_ipv6_wildcard_is_its_ipv4_address() {
     let lines = wait_for_lines(&proxy, "s", 1);
     assert_eq!(lines, ["UDP s|403|127.0.0.1"]);
     assert_eq!(a.received(), 0);
+}
+
+/// Under `responses=`, the answers owed are for every datagram of the
+/// session: two questions (the first held by the target until the second
+/// comes) are owed two answers, both relayed before the session ends.
+#[test]
+fn answers_are_owed_for_each_of_the_session_s_datagrams() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp responses=1\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let one = client();
+    one.send_to(b"hold", addr).unwrap();
+    assert_eq!(ask(&one, addr, "q2"), "a:hold");
+    assert_eq!(answer(&one), "a:q2");
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines, [format!("UDP s|200|6|10|{}|--", a.addr)]);
+    assert_eq!(a.sessions().len(), 1);
+}
+
+/// A session that idled out is out of the table: the client's next
+/// datagram begins another (with the next target), and is answered.
+#[test]
+fn after_a_session_idles_out_the_client_s_next_datagram_begins_another() {
+    let (a, b) = (Answerer::start("a", 1), Answerer::start("b", 1));
+    let text = format!(
+        "targets = {}, {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp timeout=200ms\n",
+        a.addr, b.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let one = client();
+    assert_eq!(ask(&one, addr, "q"), "a:q");
+    assert_eq!(
+        wait_for_lines(&proxy, "s", 1),
+        [format!("UDP s|200|1|3|{}|cD", a.addr)]
+    );
+    assert_eq!(ask(&one, addr, "again"), "b:again");
+    assert_eq!(
+        wait_for_lines(&proxy, "s", 2)[1],
+        format!("UDP s|200|5|7|{}|cD", b.addr)
+    );
+}
+
+/// The timeout is for a quiet session: one whose datagrams keep coming
+/// outlives it, in one session with one target.
+#[test]
+fn a_busy_session_outlives_its_timeout() {
+    let (a, b) = (Answerer::start("a", 1), Answerer::start("b", 1));
+    let text = format!(
+        "targets = {}, {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp timeout=1500ms\n",
+        a.addr, b.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let one = client();
+    // Seven questions 400 ms apart (longer than the relay's own waits, so
+    // that the session's quiet is looked at between them): nearly three
+    // seconds in all, never more than a second and a half quiet.
+    for _ in 0..7 {
+        assert_eq!(ask(&one, addr, "q"), "a:q");
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    assert_eq!((a.sessions().len(), b.received()), (1, 0));
+}
+
+/// A target's answer clears its failures (as a response does for HTTP):
+/// two sessions it left unanswered, with one answered between, do not
+/// reach its `max_fails=2`, so it is not passed over for the backup.
+#[test]
+fn an_answered_session_clears_the_target_s_failures() {
+    let (a, backup) = (Answerer::start("a", 1), Answerer::start("backup", 1));
+    let text = format!(
+        "targets = {} max_fails=2, {} backup\nfail_timeout = 1h\n{TEMPLATE}\
+         stream.s = default listen=127.0.0.1:0 udp responses=1 timeout=200ms\n",
+        a.addr, backup.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    client().send_to(b"mute", addr).unwrap();
+    wait_for_lines(&proxy, "s", 1);
+    assert_eq!(ask(&client(), addr, "q"), "a:q");
+    wait_for_lines(&proxy, "s", 2);
+    client().send_to(b"mute", addr).unwrap();
+    let lines = wait_for_lines(&proxy, "s", 3);
+    assert_eq!(lines[2], format!("UDP s|502|4|0|{}|sD", a.addr));
+    assert_eq!(ask(&client(), addr, "q"), "a:q");
+    assert_eq!(backup.received(), 0);
+}
+
+/// With every target out by the operator's hand (in maintenance), a
+/// session cannot begin: 503 `SC`, as for TCP streams and HTTP.
+#[test]
+fn with_every_target_in_maintenance_a_datagram_is_refused_503() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let put = proxy.admin("PUT", &format!("/targets/{}", a.addr), "maint");
+    assert_eq!(put.status, 200, "{}", put.body_str());
+    client().send_to(b"q", stream_addr(&proxy, "s")).unwrap();
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines, ["UDP s|503|1|0|-|SC"]);
+    assert_eq!(a.received(), 0);
+}
+
+/// A target no datagram can be sent to (Linux refuses to connect a UDP
+/// socket to the broadcast address without `SO_BROADCAST`: `EACCES`) is a
+/// failed try, each logged; with `retries = 1`, two such tries end it:
+/// 502 `SC`, the target after them never tried.
+#[test]
+fn targets_that_take_no_datagrams_are_tried_up_to_retries() {
+    let b = Answerer::start("b", 1);
+    let text = format!(
+        "targets = 255.255.255.255:9, 255.255.255.255:10, {}\nretries = 1\n\
+         log_format = $request|$status|$upstream_addr|$upstream_connect_time|$termination\n\
+         stream.s = default listen=127.0.0.1:0 udp responses=1\n",
+        b.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    client().send_to(b"q", stream_addr(&proxy, "s")).unwrap();
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(
+        lines,
+        ["UDP s|502|255.255.255.255:9, 255.255.255.255:10|0.000, 0.000|SC"]
+    );
+    assert_eq!(b.received(), 0);
 }
