@@ -1049,10 +1049,7 @@ fn check_says_a_stream_ends_tls_and_what_it_offers() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let said: Vec<&str> = (stdout.lines())
-        .skip_while(|l| !l.starts_with("# stream "))
-        .take(4)
-        .collect();
+    let said = stream_lines(&stdout, 4);
     assert_eq!(
         said,
         [
@@ -1278,6 +1275,14 @@ fn a_fifo_as_a_users_or_pem_file_is_an_error_not_a_hang() {
     }
 }
 
+/// The first `n` lines of `check`'s account of the streams.
+fn stream_lines(stdout: &str, n: usize) -> Vec<&str> {
+    (stdout.lines())
+        .skip_while(|l| !l.starts_with("# stream "))
+        .take(n)
+        .collect()
+}
+
 #[test]
 fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
     let (code, stdout, stderr) = check(
@@ -1286,10 +1291,7 @@ fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
          stream.https.blog.example.com = blog\nstream.pg = blog listen=127.0.0.1:5432\n",
     );
     assert_eq!(code, Some(0), "{stderr}");
-    let said: Vec<&str> = (stdout.lines())
-        .skip_while(|l| !l.starts_with("# stream "))
-        .take(4)
-        .collect();
+    let said = stream_lines(&stdout, 4);
     assert_eq!(
         said,
         [

@@ -179,6 +179,16 @@ fn wait_for_lines(proxy: &Proxy, name: &str, n: usize) -> Vec<String> {
     lines
 }
 
+/// The status and the termination state of each of `lines` ([`TEMPLATE`]'s).
+fn statuses_and_ends(lines: &[String]) -> Vec<(&str, &str)> {
+    (lines.iter())
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f[1], f[5])
+        })
+        .collect()
+}
+
 /// The template the log tests read: each field between `|`.
 const TEMPLATE: &str =
     "log_format = $request|$status|$request_length|$bytes_sent|$upstream_addr|$termination\n";
@@ -1069,12 +1079,7 @@ fn a_stream_reading_hellos_closes_a_client_that_sends_none_in_time() {
     assert_eq!(session(&mut plain, b"PING\r\n"), b"rest\r\nPING\r\n");
     assert_eq!((rest.accepted(), named.accepted()), (1, 0));
     let lines = wait_for_lines(&proxy, "s", 3);
-    let ends: Vec<(&str, &str)> = (lines.iter())
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            (f[1], f[5])
-        })
-        .collect();
+    let ends = statuses_and_ends(&lines);
     assert_eq!(
         ends,
         [("400", "cR"), ("400", "cR"), ("200", "--")],
@@ -1260,12 +1265,7 @@ fn a_stream_with_tls_closes_clients_whose_handshake_fails_and_checks_their_certi
     assert_eq!(read_to_the_end(&mut nameless).0, b"");
     assert_eq!(echo.accepted(), 0);
     let lines = wait_for_lines(&proxy, "s", 3);
-    let ends: Vec<(&str, &str)> = (lines.iter())
-        .map(|l| {
-            let f: Vec<&str> = l.split('|').collect();
-            (f[1], f[5])
-        })
-        .collect();
+    let ends = statuses_and_ends(&lines);
     assert_eq!(
         ends,
         [("400", "CR"), ("400", "cR"), ("400", "CR")],
