@@ -921,6 +921,12 @@ mod tests {
             (kept.listen.port(), kept.pool, &*kept.pool_name),
             (9000, 1, "b")
         );
+        // The PROXY protocol turned on is the listener's: a restart, the
+        // running one taking connections without it meanwhile.
+        let mut next =
+            build("pool.a = 127.0.0.1:2\nstream.s = a listen=9000 proxy_protocol\n").unwrap();
+        assert_eq!(next.keep_streams_of(&was), Ok(true));
+        assert!(!next.stream_named("s").unwrap().proxy_protocol);
         // Datagrams written where bytes are taken: a restart, the running
         // listener kept meanwhile.
         let mut next = build("pool.a = 127.0.0.1:2\nstream.s = a listen=9000 udp\n").unwrap();
