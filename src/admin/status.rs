@@ -127,14 +127,18 @@ fn push_pools(out: &mut String, pools: &Pools, now: Instant) {
             pool.usable(now),
             pool.stats().queued.load(Ordering::Relaxed),
         );
-        let counts = pool.stats().answers.counts();
-        for (j, (class, n)) in STATUS_CLASSES.iter().zip(counts).enumerate() {
-            let comma = if j > 0 { "," } else { "" };
-            let _ = write!(out, "{comma}\"{class}\":{n}");
-        }
+        push_classes(out, pool.stats().answers.counts());
         out.push_str("}}");
     }
     out.push(']');
+}
+
+/// The members of a counts-by-class object: `"1xx":N,...,"5xx":N`.
+fn push_classes(out: &mut String, counts: impl IntoIterator<Item = u64>) {
+    for (j, (class, n)) in STATUS_CLASSES.iter().zip(counts).enumerate() {
+        let comma = if j > 0 { "," } else { "" };
+        let _ = write!(out, "{comma}\"{class}\":{n}");
+    }
 }
 
 /// `/status`'s `streams` array: each `stream.<name>` running, how it is
@@ -173,10 +177,7 @@ fn push_streams(out: &mut String, shared: &Shared) {
             stats.received.load(Ordering::Relaxed),
             stats.sent.load(Ordering::Relaxed),
         );
-        for (j, (class, n)) in STATUS_CLASSES.iter().zip(stats.ended.counts()).enumerate() {
-            let comma = if j > 0 { "," } else { "" };
-            let _ = write!(out, "{comma}\"{class}\":{n}");
-        }
+        push_classes(out, stats.ended.counts());
         out.push_str("}}");
     }
     out.push(']');

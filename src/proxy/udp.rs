@@ -19,7 +19,7 @@
 //! One thread takes the stream's datagrams, and one more waits for each
 //! session's answers: at most `max_connections` sessions a stream.
 
-use super::origin::{count_failure, say_failure};
+use super::origin::fail_for_stream;
 use super::{Current, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
@@ -75,6 +75,7 @@ impl UdpStream {
         let socket = Arc::new(socket);
         let stopping = Arc::new(AtomicBool::new(false));
         let relay = Relay {
+            local: socket.local_addr().ok(),
             socket: Arc::clone(&socket),
             name,
             current,
@@ -111,6 +112,8 @@ impl Drop for UdpStream {
 /// What the stream's thread, and its sessions', share.
 struct Relay {
     socket: Arc<UdpSocket>,
+    /// Its address, each session's `$server_addr`.
+    local: Option<SocketAddr>,
     name: Arc<str>,
     current: Arc<Current>,
     stopping: Arc<AtomicBool>,
@@ -255,7 +258,7 @@ impl Relay {
             }
             return;
         }
-        let server = self.socket.local_addr().unwrap_or(client);
+        let server = self.local.unwrap_or(client);
         // An IPv4 client of a socket on `::` is written as IPv4, as a TCP
         // one is, for the access lists, `ip_hash` and the log.
         let source = super::canonical(client);
@@ -397,7 +400,7 @@ impl Relay {
                         .is_some_and(|owed| count < owed)
                     {
                         let client = super::canonical(answers.client);
-                        held_against(target, "answered no datagram in time", client);
+                        fail_for_stream(target, "answered no datagram in time", client.ip());
                         let status = if count == 0 { 502 } else { 200 };
                         return (
                             bytes,
@@ -412,7 +415,7 @@ impl Relay {
                     // datagrams at its port.
                     self.end(answers.client, session, || true);
                     let client = super::canonical(answers.client);
-                    held_against(target, &format!("datagrams refused: {e}"), client);
+                    fail_for_stream(target, &format!("datagrams refused: {e}"), client.ip());
                     let status = if count == 0 { 502 } else { 200 };
                     return (bytes, Termination::new(By::Server, Stage::Data), status);
                 }
@@ -458,19 +461,11 @@ impl Relay {
     /// stream's metrics.
     fn ended(&self, mut record: Record, shared: &Shared, began: Option<Instant>) {
         record.duration = began.map_or(Duration::ZERO, |b| b.elapsed());
-        if let Some(stats) = shared.metrics.stream(&self.name) {
-            stats.ended.count(record.status);
-            let received = record.request_length.unwrap_or(0);
-            stats.received.fetch_add(received, Ordering::Relaxed);
-            stats.sent.fetch_add(record.bytes, Ordering::Relaxed);
-            if began.is_some() {
-                stats.open.fetch_sub(1, Ordering::Relaxed);
-            }
+        let stats = shared.metrics.stream(&self.name);
+        if let Some(stats) = stats.filter(|_| began.is_some()) {
+            stats.open.fetch_sub(1, Ordering::Relaxed);
         }
-        if !shared.config.log_skips(false, record.status) {
-            record.show_pool = !shared.config.pools.is_empty();
-            shared.log.log(record);
-        }
+        super::tcp::session_ended(record, stats, shared);
     }
 }
 
@@ -551,7 +546,7 @@ fn pick(
             }
             Err(e) => {
                 record.last_try.status = Some(502);
-                held_against(target, &format!("cannot send datagrams: {e}"), client);
+                fail_for_stream(target, &format!("cannot send datagrams: {e}"), client.ip());
                 failed = true;
                 if retries_left == 0 {
                     return Err((502, Termination::new(By::Server, Stage::Connect)));
@@ -584,11 +579,4 @@ fn is_quiet(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
     )
-}
-
-/// A target that failed a session: said (at most once a minute for each
-/// cause) and counted toward its `max_fails`.
-fn held_against(target: &Upstream, reason: &str, client: SocketAddr) {
-    say_failure(target, reason, (client.ip(), None));
-    count_failure(target, reason);
 }

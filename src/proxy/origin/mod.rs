@@ -44,7 +44,7 @@ pub(super) use attempt::still_open;
 pub(super) use failure::{Failure, Malformed, Phase};
 pub(super) use fetch::{fetch, fetch_from};
 pub(super) use mirrored::mirror_cache_request;
-pub(super) use report::{count_failure, hold_against, say_failure, warn_failure};
+pub(super) use report::{fail_for_stream, hold_against, warn_failure};
 pub(super) use request::{facts, CLOSE_LINE};
 
 use super::{Client, Shared};

@@ -62,6 +62,14 @@ pub(in crate::proxy) fn warn_failure(target: &Upstream, reason: &str, client: &C
     say_failure(target, reason, (client.real_ip, request_id));
 }
 
+/// A failure of `target` a stream's connection or session met (no
+/// request: nothing else to tell): said, as [`say_failure`] says, and
+/// counted toward its `max_fails`.
+pub(in crate::proxy) fn fail_for_stream(target: &Upstream, reason: &str, client: IpAddr) {
+    say_failure(target, reason, (client, None));
+    count_failure(target, reason);
+}
+
 /// Says `reason`, a failure of `target` met by `client` (its address, and
 /// its request's ID), at most once a minute for each target and cause,
 /// with the count of those not said: a dead backend under load fails

@@ -26,7 +26,7 @@
 
 mod polled;
 
-use super::origin::{count_failure, say_failure};
+use super::origin::fail_for_stream;
 use super::tunnel::{relay_both_ways, Relayed};
 use super::{ConnWatch, Current, Inherited, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
@@ -37,11 +37,12 @@ use crate::http::conn::{
 use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::HandshakeError;
+use crate::metrics::StreamStats;
 use crate::tcp_keepalive::Keepalive;
 use crate::throttle::OnceAMinute;
 use crate::tls::client_cert::ClientCertificate;
 use crate::tls::client_hello::{self, Hello};
-use crate::upstream::{InFlight, InLine, Pick, Upstream, Upstreams};
+use crate::upstream::{InFlight, InLine, Pick, Upstreams};
 use crate::upstream_tries::UpstreamTry;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -113,6 +114,14 @@ pub fn serve(
     record.duration = accepted.elapsed();
     if let Some(stats) = stats {
         stats.open.fetch_sub(1, Ordering::Relaxed);
+    }
+    session_ended(record, stats, &shared);
+}
+
+/// A stream's connection (or a `udp` one's session) that ended, or never
+/// began: counted in its stream's `stats` by status and bytes, and logged.
+pub(super) fn session_ended(mut record: Record, stats: Option<&StreamStats>, shared: &Shared) {
+    if let Some(stats) = stats {
         stats.ended.count(record.status);
         let received = record.request_length.unwrap_or(0);
         stats.received.fetch_add(received, Ordering::Relaxed);
@@ -397,19 +406,11 @@ fn connect<'s>(
             false => (502, By::Server),
         };
         record.last_try.status = Some(status);
-        held_against(target, &e, ends);
+        fail_for_stream(target, &format!("cannot connect: {e}"), ends.source.ip());
         failed = Some(by);
         if retries_left == 0 {
             return Err((502, Termination::new(by, Stage::Connect)));
         }
         retries_left -= 1;
     }
-}
-
-/// A target that could not be connected: said (at most once a minute for
-/// each cause) and counted toward its `max_fails`.
-fn held_against(target: &Upstream, e: &std::io::Error, ends: &ClientEnds) {
-    let reason = format!("cannot connect: {e}");
-    say_failure(target, &reason, (ends.source.ip(), None));
-    count_failure(target, &reason);
 }
