@@ -509,6 +509,96 @@ fn a_target_written_tls_is_spoken_to_over_tls() {
     assert_eq!(secure.failed_handshakes(), 0);
 }
 
+/// A session with a `tls` target is relayed by the stream's one thread
+/// as a plain one is: more than the sockets hold each way, to a slow
+/// reader, and each side's end passed on once what came before it went
+/// (the target's as `close_notify`).
+#[test]
+fn a_tls_target_s_session_carries_more_than_the_sockets_hold_and_its_ends() {
+    const GREETING: usize = 8 << 20;
+    let pki = Pki::new();
+    let ca_file = pki.ca.write(pki.dir.path(), "backend-ca.pem");
+    let setup = TlsSetup::serving(&pki.ca.leaf(&["127.0.0.1"]), &pki.ca);
+    let secure = TlsBackend::start_raw("secure", setup, |_, mut session: TlsStream| {
+        let greeting: Vec<u8> = (0..GREETING).map(|i| b'a' + (i % 26) as u8).collect();
+        if session
+            .write_all(&greeting)
+            .and_then(|()| session.flush())
+            .is_err()
+        {
+            return;
+        }
+        let mut chunk = [0u8; 4096];
+        // Bounded: each read waits at most the I/O timeout.
+        for _ in 0..10_000 {
+            match session.read(&mut chunk) {
+                Ok(0) => {
+                    // The client's end came: a last word, then ours.
+                    let _ = session.write_all(b"bye\n");
+                    let _ = session.shutdown(std::net::Shutdown::Write);
+                    return;
+                }
+                Err(_) => return,
+                Ok(n) => {
+                    if session
+                        .write_all(&chunk[..n])
+                        .and_then(|()| session.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let text = format!(
+        "targets = {} tls\nbackend_tls_ca = {}\nstream.s = default listen=127.0.0.1:0\n{TEMPLATE}",
+        secure.addr,
+        ca_file.display()
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut client = TcpStream::connect(stream_addr(&proxy, "s")).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = vec![0u8; GREETING];
+    let mut at = 0;
+    while at < got.len() {
+        // Slow throughout: the proxy's writes find no room, to the last.
+        std::thread::sleep(Duration::from_millis(1));
+        let n = client.read(&mut got[at..]).unwrap();
+        assert!(n > 0, "ended after {at} bytes");
+        at += n;
+    }
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, &b)| b == b'a' + (i % 26) as u8),
+        "the greeting intact"
+    );
+    let turn: Vec<u8> = (0..16 * 1024).map(|i| (i % 251) as u8).collect();
+    for round in 0..128 {
+        client.write_all(&turn).unwrap();
+        let mut back = vec![0u8; turn.len()];
+        client.read_exact(&mut back).unwrap();
+        assert!(back == turn, "round {round}");
+    }
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"bye\n", "the target's last word, then its end");
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(statuses_and_ends(&lines), [("200", "--")], "{lines:?}");
+    for _ in 0..100 {
+        if secure.closed() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(secure.close_notifies(), 1, "our end said as close_notify");
+    assert_eq!(secure.handshakes().len(), 1);
+}
+
 #[test]
 fn a_client_the_access_lists_refuse_is_closed_at_once_and_logged_403() {
     let http = Backend::echo("http");

@@ -4,8 +4,8 @@
 //! `ip_hash`), within its `max_conns` (waiting in its queue), past the
 //! targets that cannot be connected (each a failure toward its
 //! `max_fails`, the next tried within `retries`); then both directions
-//! are copied by this thread (`polled`, the client's TLS too; over TLS to
-//! the target, as an upgraded connection's are, `tunnel`), until both sides
+//! are copied by this thread (`polled`; a TLS session's bytes, the
+//! client's or the target's, as the session reads and writes them), until both sides
 //! have closed, either fails, or both stay silent for the stream's
 //! `timeout=` (else the pool's `tunnel_timeout`).
 //!
@@ -26,8 +26,10 @@
 
 mod polled;
 
+use polled::Side;
+
 use super::origin::fail_for_stream;
-use super::tunnel::{relay_both_ways, Relayed};
+use super::tunnel::Relayed;
 use super::{ConnWatch, Current, Inherited, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
@@ -230,22 +232,15 @@ fn relay(
             return closed(record, Termination::new(By::Server, Stage::Data), 502);
         }
     }
-    // Over TLS to the target the bytes are the session's, which one
-    // thread per direction reads and writes as an upgrade's tunnel does.
     let open = &shared.metrics.connections;
     let crowded = || crate::sched::crowded(open.load(Ordering::Relaxed));
     let Relayed {
         to_client,
         to_backend,
         ended,
-    } = match (&**client, up.kind()) {
-        (ClientStream::Tcp(tcp), Kind::Tcp(_) | Kind::Unix(_)) => {
-            polled::relay(tcp, up, idle, &crowded)
-        }
-        (ClientStream::Tls(tls), Kind::Tcp(_) | Kind::Unix(_)) => {
-            polled::relay(&**tls, up, idle, &crowded)
-        }
-        _ => relay_both_ways(client, up, idle),
+    } = match &**client {
+        ClientStream::Tcp(tcp) => relay_to(tcp, up, idle, &crowded),
+        ClientStream::Tls(tls) => relay_to(&**tls, up, idle, &crowded),
     };
     let to_backend = to_backend + early.len() as u64;
     let last = &mut record.last_try;
@@ -262,6 +257,22 @@ fn relay(
     };
     drop(connected);
     200
+}
+
+/// Relays `client`'s connection to `up` (see [`polled`]): over TLS to a
+/// target the bytes relayed are the session's.
+fn relay_to(
+    client: &impl Side,
+    up: &Stream,
+    idle: Duration,
+    crowded: &dyn Fn() -> bool,
+) -> Relayed {
+    match up.kind() {
+        Kind::Tls(sealed) => polled::relay(client, &**sealed, idle, crowded),
+        // TCP or Unix: FastCGI is no stream's target (the configuration
+        // refuses it).
+        _ => polled::relay(client, up, idle, crowded),
+    }
 }
 
 /// Sets `so_keepalive`'s probes on `socket`, of the connection of
