@@ -76,6 +76,7 @@ pub mod location_rewrite;
 pub mod metrics;
 pub mod pace;
 pub mod patterns;
+mod poll;
 pub mod proxy;
 pub mod ratelimit;
 pub mod realip;

@@ -425,3 +425,80 @@ fn targets_that_take_no_datagrams_are_tried_up_to_retries() {
     );
     assert_eq!(b.received(), 0);
 }
+
+/// The threads of this process whose name begins `udp`: a stream's, and
+/// (were there any) its sessions'.
+fn udp_threads() -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    (tasks.flatten())
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|n| n.starts_with("udp"))
+        })
+        .count()
+}
+
+/// Sessions open at once take a socket each and no thread: the stream's
+/// one thread waits for all of them, and each is answered in turn while
+/// the others stay open.
+#[test]
+fn two_hundred_sessions_open_at_once_are_served_by_the_stream_s_one_thread() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp timeout=1h\n",
+        a.addr
+    );
+    let mut proxy = start_proxy(&[], from_file_with_admin(&text));
+    let addr = stream_addr(&proxy, "s");
+    let clients: Vec<UdpSocket> = (0..200).map(|_| client()).collect();
+    for (i, client) in clients.iter().enumerate() {
+        assert_eq!(ask(client, addr, &format!("q{i}")), format!("a:q{i}"));
+    }
+    // Each again, the last first: every session still open.
+    for (i, client) in clients.iter().enumerate().rev() {
+        assert_eq!(ask(client, addr, &format!("r{i}")), format!("a:r{i}"));
+    }
+    assert_eq!(a.sessions().len(), 200, "a socket toward a for each");
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(status.contains("\"open\":200"), "{status}");
+    // Other tests' streams run beside this one, a thread each.
+    let threads = udp_threads();
+    assert!(threads < 50, "{threads} threads named udp for 200 sessions");
+    proxy.shutdown(Duration::from_secs(1));
+    let lines: Vec<String> = (proxy.log_lines().into_iter())
+        .filter(|l| l.starts_with("UDP s|"))
+        .collect();
+    assert_eq!(lines.len(), 200, "a line a session: {lines:?}");
+    assert!(lines.iter().all(|l| l.ends_with("|KD")), "{lines:?}");
+}
+
+/// At `max_connections` sessions a stream, a new client's datagram is
+/// dropped (nginx's stream drops it too, with no connection to take it);
+/// once one ends, the next client's begins a session.
+#[test]
+fn past_max_connections_sessions_a_new_client_s_datagram_is_dropped() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\nmax_connections = 2\n{TEMPLATE}\
+         stream.s = default listen=127.0.0.1:0 udp timeout=1s\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let (one, two, three) = (client(), client(), client());
+    assert_eq!(ask(&one, addr, "1"), "a:1");
+    assert_eq!(ask(&two, addr, "2"), "a:2");
+    three
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    three.send_to(b"3", addr).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(
+        three.recv_from(&mut buf).is_err(),
+        "no answer past the limit"
+    );
+    assert_eq!(a.received(), 2, "the third datagram went nowhere");
+    // The two sessions idle out; the third client is served then.
+    wait_for_lines(&proxy, "s", 2);
+    three.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    assert_eq!(ask(&three, addr, "3"), "a:3");
+}

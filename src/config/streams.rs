@@ -456,8 +456,9 @@ fn parse(
 
 /// How long a `udp` stream's session may carry nothing either way when
 /// `timeout=` does not say: a session of datagrams has no end of its own,
-/// and each holds a thread, so a quiet one is not kept for the pool's
-/// `tunnel_timeout` (nginx keeps it for `proxy_timeout`, 10 minutes).
+/// and each holds a socket, so a quiet one is not kept for the pool's
+/// `tunnel_timeout` (nginx keeps it for `proxy_timeout`, 10 minutes); a
+/// NAT forgets a quiet UDP flow after about as long.
 pub const UDP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most `responses=` may say: a session that waits for more is one

@@ -16,53 +16,46 @@
 //! datagram from that client begins a new session. One access-log line a
 //! session: `UDP <name>`.
 //!
-//! One thread takes the stream's datagrams, and one more waits for each
-//! session's answers: at most `max_connections` sessions a stream.
+//! One thread serves a stream: it waits (`poll`) for the stream's socket
+//! and every session's at once, as nginx's event loop does, and passes on
+//! what each has. A session costs a socket and a table entry, no thread:
+//! at most `max_connections` sessions a stream.
 
 use super::origin::fail_for_stream;
 use super::{Current, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
 use crate::config::StreamListener;
+use crate::poll::{poll, pollfd};
 use crate::throttle::OnceAMinute;
 use crate::upstream::{Held, Pick, Upstream};
 use crate::upstream_tries::UpstreamTry;
-use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::thread::{JoinHandle, Scope};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The largest datagram UDP carries (over IPv4; IPv6's jumbograms aside).
 const MAX_DATAGRAM: usize = 65_535;
 
-/// How often a thread blocked on a socket looks up to see whether the
+/// The longest the stream's thread waits before it looks whether the
 /// stream is stopping.
 const STEP: Duration = Duration::from_millis(250);
 
-/// A session's thread: little is on its stack (a datagram's buffer is on
-/// the heap).
-const SESSION_STACK: usize = 64 * 1024;
-
-/// Datagram buffers kept between answers: a quiet session holds none.
-const MAX_SPARE: usize = 16;
-
-/// How long a session's thread waits for another session once its own
-/// has ended: a thread started for each would cost more than the rest of
-/// a short session's work (a DNS question and its answer).
-const THREAD_KEPT: Duration = Duration::from_secs(10);
+/// Datagrams taken from one socket before the others have their turn.
+const BURST: usize = 64;
 
 /// The access log's request line for a session of `stream.<name>`.
 pub fn request_line(name: &str) -> String {
     format!("UDP {name}")
 }
 
-/// A `udp` stream being served: the thread taking its datagrams, which
-/// serves its sessions.
+/// A `udp` stream being served: the thread that relays its datagrams.
 pub struct UdpStream {
-    socket: Arc<UdpSocket>,
+    local: Option<SocketAddr>,
     stopping: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -71,35 +64,37 @@ impl UdpStream {
     /// Serves `stream.<name>`'s datagrams arriving at `socket`, by the
     /// settings `current` holds when each session begins.
     pub fn start(socket: UdpSocket, name: Arc<str>, current: Arc<Current>) -> io::Result<Self> {
-        socket.set_read_timeout(Some(STEP))?;
-        let socket = Arc::new(socket);
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr().ok();
         let stopping = Arc::new(AtomicBool::new(false));
-        let relay = Relay {
-            local: socket.local_addr().ok(),
-            socket: Arc::clone(&socket),
+        let mut relay = Relay {
+            socket,
+            local,
             name,
             current,
             stopping: Arc::clone(&stopping),
-            sessions: Mutex::new(HashMap::new()),
-            spare: Mutex::new(Vec::new()),
+            sessions: Vec::new(),
+            by_client: HashMap::new(),
+            next_quiet: None,
+            datagram: vec![0; MAX_DATAGRAM].into_boxed_slice(),
         };
         let thread = std::thread::Builder::new()
             .name("udp".into())
             .spawn(move || relay.run())?;
         Ok(UdpStream {
-            socket,
+            local,
             stopping,
             thread: Some(thread),
         })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.socket.local_addr().ok()
+        self.local
     }
 }
 
 /// Dropped, it takes no more datagrams, and ends its sessions (each
-/// logged) within a step of their wait.
+/// logged) within a step of its wait.
 impl Drop for UdpStream {
     fn drop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -109,145 +104,174 @@ impl Drop for UdpStream {
     }
 }
 
-/// What the stream's thread, and its sessions', share.
+/// A stream's thread and what it serves.
 struct Relay {
-    socket: Arc<UdpSocket>,
+    socket: UdpSocket,
     /// Its address, each session's `$server_addr`.
     local: Option<SocketAddr>,
     name: Arc<str>,
     current: Arc<Current>,
     stopping: Arc<AtomicBool>,
-    /// The sessions by client address; one ends by taking itself out.
-    sessions: Mutex<HashMap<SocketAddr, Arc<Session>>>,
-    /// Buffers for the targets' datagrams, taken while one is passed on.
-    spare: Mutex<Vec<Vec<u8>>>,
+    sessions: Vec<Session>,
+    /// Each session's index in `sessions`, by its client's address.
+    by_client: HashMap<SocketAddr, usize>,
+    /// No session's quiet time ends before this; `None` without sessions.
+    next_quiet: Option<Instant>,
+    /// Where each datagram is read, either way.
+    datagram: Box<[u8]>,
 }
 
 /// One client address's session.
 struct Session {
+    client: SocketAddr,
     /// Connected to the target.
     socket: UdpSocket,
-    /// Datagrams and bytes from the client, sent on to the target.
-    requests: AtomicU64,
-    received: AtomicU64,
-    /// When a datagram last passed either way, in milliseconds from
-    /// `began`.
-    last: AtomicU64,
-    began: Instant,
-}
-
-impl Session {
-    fn touch(&self) {
-        let since = self.began.elapsed().as_millis();
-        self.last
-            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    fn quiet_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
-        self.began.elapsed().saturating_sub(last)
-    }
-
-    /// Sends the client's `datagram` on (one that cannot be sent is lost,
-    /// as a datagram may be). Counted first: its answers may come back
-    /// before the count would otherwise have been made.
-    fn forward(&self, datagram: &[u8]) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        if self.socket.send(datagram).is_err() {
-            self.requests.fetch_sub(1, Ordering::Relaxed);
-            return;
-        }
-        let length = datagram.len() as u64;
-        self.received.fetch_add(length, Ordering::Relaxed);
-        self.touch();
-    }
-
-    /// The target's datagrams owed for the client's so far, under
-    /// `responses=` (`per_request`).
-    fn owed(&self, per_request: Option<u32>) -> Option<u64> {
-        per_request.map(|n| u64::from(n) * self.requests.load(Ordering::Relaxed))
-    }
-}
-
-/// A session begun: its target (by index in the stream's pool) and what
-/// holds its place there.
-struct Begun {
-    session: Arc<Session>,
+    /// The target, by its pool's index and its own there.
+    pool: usize,
     target: usize,
-    in_flight: Held,
-}
-
-/// A session handed to a thread to serve: all it needs, owned.
-struct Work {
-    session: Arc<Session>,
-    answers: Answers,
+    /// `responses=`: the target's datagrams each of the client's is owed.
+    per_request: Option<u32>,
+    /// How long it may stay quiet both ways.
+    idle: Duration,
+    /// Datagrams and bytes from the client sent on to the target.
+    requests: u64,
+    received: u64,
+    /// Datagrams from the target, and the bytes of them sent on to the
+    /// client.
+    answers: u64,
+    answered: u64,
+    began: Instant,
+    /// When a datagram last passed either way.
+    last: Instant,
     record: Record,
+    /// The settings it began under.
     shared: Arc<Shared>,
     _in_flight: Held,
 }
 
-impl Relay {
-    /// Takes datagrams until the stream stops; each session is served on
-    /// a thread of its own (one idle after an earlier session, or a new
-    /// one), which this one waits for before it returns.
-    fn run(self) {
-        let mut datagram = vec![0u8; MAX_DATAGRAM];
-        // Of no room: a session goes to a thread that waits for one, or to
-        // a new thread.
-        let (handoff, idle) = crossbeam_channel::bounded::<Work>(0);
-        std::thread::scope(|scope| {
-            let threads = Threads {
-                scope,
-                handoff,
-                idle,
-            };
-            while !self.stopping.load(Ordering::SeqCst) {
-                let (length, client) = match self.socket.recv_from(&mut datagram) {
-                    Ok(received) => received,
-                    Err(e) if is_quiet(&e) => continue,
-                    Err(e) => {
-                        static FAILING: OnceAMinute = OnceAMinute::new();
-                        if FAILING.due() {
-                            log::warn!(
-                                "stream.{}: cannot read a datagram: {e} (said at most once a \
-                                 minute)",
-                                self.name
-                            );
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
-                        continue;
-                    }
-                };
-                let datagram = &datagram[..length];
-                // Forwarded under the lock: the session cannot end between
-                // being found and the datagram going out.
-                {
-                    let sessions = self.sessions.lock();
-                    if let Some(session) = sessions.get(&client) {
-                        session.forward(datagram);
-                        continue;
-                    }
-                }
-                self.begin(&threads, client, datagram);
-            }
-            // The threads waiting for sessions leave once it is gone.
-            drop(threads.handoff);
-        });
+impl Session {
+    /// Sends the client's `datagram` on (one that cannot be sent is lost,
+    /// as a datagram may be).
+    fn forward(&mut self, datagram: &[u8], now: Instant) {
+        if self.socket.send(datagram).is_ok() {
+            self.requests += 1;
+            self.received += datagram.len() as u64;
+            self.last = now;
+        }
     }
 
-    /// A new session for `client`, its first datagram sent on: or, when
-    /// none can begin, the datagram dropped and its refusal logged.
-    fn begin<'scope>(
-        &'scope self,
-        threads: &Threads<'scope, '_>,
-        client: SocketAddr,
-        datagram: &[u8],
-    ) {
+    /// Whether the target has given every answer owed under `responses=`
+    /// (without it, never).
+    fn answered(&self) -> bool {
+        (self.per_request).is_some_and(|n| self.answers >= u64::from(n) * self.requests)
+    }
+
+    /// Whether answers are owed that have not come.
+    fn owes(&self) -> bool {
+        (self.per_request).is_some_and(|n| self.answers < u64::from(n) * self.requests)
+    }
+
+    fn quiet_until(&self) -> Instant {
+        self.last + self.idle
+    }
+
+    fn target(&self) -> &Upstream {
+        &self.shared.pools.get(self.pool).targets()[self.target]
+    }
+
+    /// Its target's failure: `what` it did.
+    fn failed(&self, what: &str) {
+        let client = super::canonical(self.client);
+        fail_for_stream(self.target(), what, client.ip());
+    }
+}
+
+/// A session's socket toward its target, the target (by index in the
+/// stream's pool) and what holds its place there.
+struct Begun {
+    socket: UdpSocket,
+    target: usize,
+    in_flight: Held,
+}
+
+impl Relay {
+    /// Relays datagrams both ways until the stream stops, then ends the
+    /// sessions open.
+    fn run(&mut self) {
+        let mut polled = Vec::new();
+        while !self.stopping.load(Ordering::SeqCst) {
+            polled.clear();
+            polled.push(pollfd(self.socket.as_raw_fd(), libc::POLLIN));
+            (polled)
+                .extend((self.sessions.iter()).map(|s| pollfd(s.socket.as_raw_fd(), libc::POLLIN)));
+            let now = Instant::now();
+            let wait =
+                (self.next_quiet).map_or(STEP, |at| at.saturating_duration_since(now).min(STEP));
+            if let Err(e) = poll(&mut polled, wait) {
+                static FAILING: OnceAMinute = OnceAMinute::new();
+                if FAILING.due() {
+                    log::warn!(
+                        "stream.{}: cannot wait for datagrams: {e} (said at most once a minute)",
+                        self.name
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            // The last first: a session that ends takes the place of the
+            // last, whose turn has passed.
+            for i in (0..self.sessions.len()).rev() {
+                if polled[i + 1].revents != 0 {
+                    self.pass_answers(i);
+                }
+            }
+            if polled[0].revents != 0 {
+                self.take_datagrams();
+            }
+            if self.next_quiet.is_some_and(|at| Instant::now() >= at) {
+                self.end_quiet();
+            }
+        }
+        for i in (0..self.sessions.len()).rev() {
+            self.end(i, Termination::new(By::Killed, Stage::Data), 200);
+        }
+    }
+
+    /// Takes the clients' datagrams waiting (up to a burst), each sent on
+    /// in its session, a new one for a client without one.
+    fn take_datagrams(&mut self) {
+        for _ in 0..BURST {
+            let (length, client) = match self.socket.recv_from(&mut self.datagram) {
+                Ok(received) => received,
+                Err(e) if is_quiet(&e) => return,
+                Err(e) => {
+                    static FAILING: OnceAMinute = OnceAMinute::new();
+                    if FAILING.due() {
+                        log::warn!(
+                            "stream.{}: cannot read a datagram: {e} (said at most once a minute)",
+                            self.name
+                        );
+                    }
+                    return;
+                }
+            };
+            let now = Instant::now();
+            match self.by_client.get(&client) {
+                Some(&i) => self.sessions[i].forward(&self.datagram[..length], now),
+                None => self.begin(client, length, now),
+            }
+        }
+    }
+
+    /// A new session for `client`, its first datagram (the first `length`
+    /// bytes read) sent on: or, when none can begin, the datagram dropped
+    /// and its refusal logged.
+    fn begin(&mut self, client: SocketAddr, length: usize, now: Instant) {
         let shared = self.current.get();
         let Some(stream) = shared.config.stream_named(&self.name).filter(|s| s.udp) else {
             return;
         };
-        if self.sessions.lock().len() >= shared.config.max_connections {
+        if self.sessions.len() >= shared.config.max_connections {
             static FULL: OnceAMinute = OnceAMinute::new();
             if FULL.due() {
                 log::warn!(
@@ -272,7 +296,7 @@ impl Relay {
         );
         record.pool = Some(stream.pool_name.clone());
         let Begun {
-            session,
+            socket,
             target,
             in_flight,
         } = match pick(stream, source, &shared, &mut record) {
@@ -280,181 +304,120 @@ impl Relay {
             Err((status, termination)) => {
                 record.status = status;
                 record.termination = termination;
-                record.request_length = Some(datagram.len() as u64);
+                record.request_length = Some(length as u64);
                 self.ended(record, &shared, None);
                 return;
             }
         };
-        let answers = Answers {
-            client,
-            idle: stream.idle_timeout(shared.config_of_pool(stream.pool)),
-            per_request: stream.responses,
-            pool: stream.pool,
-            target,
-        };
-        session.forward(datagram);
-        self.sessions.lock().insert(client, Arc::clone(&session));
         if let Some(stats) = shared.metrics.stream(&self.name) {
             stats.open.fetch_add(1, Ordering::Relaxed);
         }
-        let work = Work {
-            session,
-            answers,
+        let mut session = Session {
+            client,
+            socket,
+            pool: stream.pool,
+            target,
+            per_request: stream.responses,
+            idle: stream.idle_timeout(shared.config_of_pool(stream.pool)),
+            requests: 0,
+            received: 0,
+            answers: 0,
+            answered: 0,
+            began: now,
+            last: now,
             record,
-            shared,
+            shared: Arc::clone(&shared),
             _in_flight: in_flight,
         };
-        let work = match threads.handoff.try_send(work) {
-            Ok(()) => return,
-            Err(unsent) => unsent.into_inner(),
-        };
-        let idle = threads.idle.clone();
-        let started = std::thread::Builder::new()
-            .name("udp-session".into())
-            .stack_size(SESSION_STACK)
-            .spawn_scoped(threads.scope, move || {
-                self.serve(work);
-                // Kept a while for the next session, which spares it a
-                // thread's start.
-                while let Ok(work) = idle.recv_timeout(THREAD_KEPT) {
-                    self.serve(work);
-                }
-            });
-        if let Err(e) = started {
-            self.sessions.lock().remove(&client);
-            if let Some(stats) = self.current.get().metrics.stream(&self.name) {
-                stats.open.fetch_sub(1, Ordering::Relaxed);
-            }
-            static UNSTARTED: OnceAMinute = OnceAMinute::new();
-            if UNSTARTED.due() {
-                log::warn!("cannot start a UDP session's thread: {e} (said at most once a minute)");
-            }
+        session.forward(&self.datagram[..length], now);
+        let until = session.quiet_until();
+        self.next_quiet = Some(self.next_quiet.map_or(until, |at| at.min(until)));
+        let answered = session.answered();
+        self.by_client.insert(client, self.sessions.len());
+        self.sessions.push(session);
+        if answered {
+            // Its datagram could not be sent: nothing is owed.
+            self.end(self.sessions.len() - 1, Termination::NORMAL, 200);
         }
     }
 
-    /// Relays the target's answers to the session of `work` back to its
-    /// client until the session ends, then logs it.
-    fn serve(&self, work: Work) {
-        let Work {
-            session,
-            answers,
-            mut record,
-            shared,
-            _in_flight,
-        } = work;
-        let target = &shared.pools.get(answers.pool).targets()[answers.target];
-        let (answered, termination, status) = self.relay_answers(&session, &answers, target);
-        record.status = status;
-        record.termination = termination;
-        record.bytes = answered;
-        let received = session.received.load(Ordering::Relaxed);
-        record.request_length = Some(received);
-        record.last_try.bytes_sent = Some(received);
-        record.last_try.bytes_received = Some(answered);
-        record.last_try.response = Some(session.began.elapsed());
-        self.ended(record, &shared, Some(session.began));
-    }
-
-    /// Sends the target's datagrams on to the client until the session
-    /// ends; the bytes sent, how it ended and the status to log.
-    fn relay_answers(
-        &self,
-        session: &Session,
-        answers: &Answers,
-        target: &Upstream,
-    ) -> (u64, Termination, u16) {
-        let (mut count, mut bytes) = (0u64, 0u64);
-        let picked = session.began;
-        let _ = session
-            .socket
-            .set_read_timeout(Some(answers.idle.min(STEP)));
-        let answered = |count: u64| {
-            move || (session.owed(answers.per_request)).is_some_and(|owed| count >= owed)
-        };
-        loop {
-            if answered(count)() && self.end(answers.client, session, answered(count)) {
-                return (bytes, Termination::NORMAL, 200);
-            }
-            match self.pass_answer(session, answers.client) {
-                Ok(sent) => {
-                    if count == 0 {
-                        target.health.succeeded(picked);
+    /// Sends the target's datagrams waiting for the `i`th session (up to
+    /// a burst) on to its client; ends it once they are all it owed, or
+    /// when the target refuses its datagrams.
+    fn pass_answers(&mut self, i: usize) {
+        for _ in 0..BURST {
+            let session = &mut self.sessions[i];
+            match session.socket.recv(&mut self.datagram) {
+                Ok(length) => {
+                    if session.answers == 0 {
+                        session.target().health.succeeded(session.began);
                     }
-                    count += 1;
-                    session.touch();
-                    bytes += sent.unwrap_or(0) as u64;
-                }
-                Err(e) if is_quiet(&e) => {
-                    if self.stopping.load(Ordering::SeqCst) {
-                        self.end(answers.client, session, || true);
-                        return (bytes, Termination::new(By::Killed, Stage::Data), 200);
-                    }
-                    let idle = || session.quiet_for() >= answers.idle;
-                    if !idle() || !self.end(answers.client, session, idle) {
-                        continue;
-                    }
-                    // Answers owed and none came in time: the target's
-                    // failure, as nginx counts one under `proxy_responses`.
-                    if session
-                        .owed(answers.per_request)
-                        .is_some_and(|owed| count < owed)
+                    session.answers += 1;
+                    session.last = Instant::now();
+                    if (self
+                        .socket
+                        .send_to(&self.datagram[..length], session.client))
+                    .is_ok()
                     {
-                        let client = super::canonical(answers.client);
-                        fail_for_stream(target, "answered no datagram in time", client.ip());
-                        let status = if count == 0 { 502 } else { 200 };
-                        return (
-                            bytes,
-                            Termination::new(By::ServerTimeout, Stage::Data),
-                            status,
-                        );
+                        session.answered += length as u64;
                     }
-                    return (bytes, Termination::new(By::ClientTimeout, Stage::Data), 200);
+                    if session.answered() {
+                        self.end(i, Termination::NORMAL, 200);
+                        return;
+                    }
                 }
+                Err(e) if is_quiet(&e) => return,
                 Err(e) => {
                     // ECONNREFUSED: the target's host said no one takes
                     // datagrams at its port.
-                    self.end(answers.client, session, || true);
-                    let client = super::canonical(answers.client);
-                    fail_for_stream(target, &format!("datagrams refused: {e}"), client.ip());
-                    let status = if count == 0 { 502 } else { 200 };
-                    return (bytes, Termination::new(By::Server, Stage::Data), status);
+                    session.failed(&format!("datagrams refused: {e}"));
+                    let status = if session.answers == 0 { 502 } else { 200 };
+                    self.end(i, Termination::new(By::Server, Stage::Data), status);
+                    return;
                 }
             }
         }
     }
 
-    /// Waits for the target's next datagram to `session` and sends it on
-    /// to `client`: its length, if it went out. A buffer is held only
-    /// while there is a datagram to pass.
-    fn pass_answer(&self, session: &Session, client: SocketAddr) -> io::Result<Option<usize>> {
-        // Waits without taking it: a datagram is read whole or cut short.
-        session.socket.peek(&mut [0u8; 1])?;
-        let mut datagram = (self.spare.lock().pop()).unwrap_or_else(|| vec![0; MAX_DATAGRAM]);
-        let passed = (session.socket.recv(&mut datagram))
-            .map(|length| (self.socket.send_to(&datagram[..length], client)).ok());
-        let mut spare = self.spare.lock();
-        if spare.len() < MAX_SPARE {
-            spare.push(datagram);
+    /// Ends the sessions quiet for their timeout: owing answers, the
+    /// target's failure (as nginx counts one under `proxy_responses`).
+    fn end_quiet(&mut self) {
+        let now = Instant::now();
+        let mut next: Option<Instant> = None;
+        // The last first, as in `run`.
+        for i in (0..self.sessions.len()).rev() {
+            let session = &self.sessions[i];
+            let until = session.quiet_until();
+            if now < until {
+                next = Some(next.map_or(until, |at| at.min(until)));
+            } else if session.owes() {
+                session.failed("answered no datagram in time");
+                let status = if session.answers == 0 { 502 } else { 200 };
+                self.end(i, Termination::new(By::ServerTimeout, Stage::Data), status);
+            } else {
+                self.end(i, Termination::new(By::ClientTimeout, Stage::Data), 200);
+            }
         }
-        passed
+        self.next_quiet = next;
     }
 
-    /// Takes `session` out of the table, so that the client's next
-    /// datagram begins another, if it is `still` over once no datagram
-    /// can be forwarded to it (one forwarded since may keep it). Whether
-    /// it ended.
-    fn end(&self, client: SocketAddr, session: &Session, still: impl Fn() -> bool) -> bool {
-        let mut sessions = self.sessions.lock();
-        if !still() {
-            return false;
+    /// Ends the `i`th session, which the last takes the place of, and logs
+    /// it: the client's next datagram begins another.
+    fn end(&mut self, i: usize, termination: Termination, status: u16) {
+        let session = self.sessions.swap_remove(i);
+        self.by_client.remove(&session.client);
+        if let Some(moved) = self.sessions.get(i) {
+            self.by_client.insert(moved.client, i);
         }
-        if sessions
-            .get(&client)
-            .is_some_and(|s| std::ptr::eq(&**s, session))
-        {
-            sessions.remove(&client);
-        }
-        true
+        let mut record = session.record;
+        record.status = status;
+        record.termination = termination;
+        record.bytes = session.answered;
+        record.request_length = Some(session.received);
+        record.last_try.bytes_sent = Some(session.received);
+        record.last_try.bytes_received = Some(session.answered);
+        record.last_try.response = Some(session.began.elapsed());
+        self.ended(record, &session.shared, Some(session.began));
     }
 
     /// Logs a session that ended (or never began), counted in the
@@ -467,26 +430,6 @@ impl Relay {
         }
         super::tcp::session_ended(record, stats, shared);
     }
-}
-
-/// The threads that serve sessions, and the way to hand a session to
-/// one that waits for one.
-struct Threads<'scope, 'env> {
-    scope: &'scope Scope<'scope, 'env>,
-    handoff: crossbeam_channel::Sender<Work>,
-    idle: crossbeam_channel::Receiver<Work>,
-}
-
-/// What a session's answers are relayed by.
-struct Answers {
-    client: SocketAddr,
-    /// How long it may stay quiet both ways.
-    idle: Duration,
-    /// `responses=`: the target's datagrams each of the client's is owed.
-    per_request: Option<u32>,
-    /// The target, by its pool's index and its own there.
-    pool: usize,
-    target: usize,
 }
 
 /// A target for `client`'s session, its socket connected there; or the
@@ -533,13 +476,7 @@ fn pick(
         match connected_to(target) {
             Ok(socket) => {
                 return Ok(Begun {
-                    session: Arc::new(Session {
-                        socket,
-                        requests: AtomicU64::new(0),
-                        received: AtomicU64::new(0),
-                        last: AtomicU64::new(0),
-                        began: Instant::now(),
-                    }),
+                    socket,
                     target: index,
                     in_flight: slot.held_by(&target.stats),
                 });
@@ -558,7 +495,8 @@ fn pick(
 }
 
 /// A socket of the session's own, connected to `target`: only its
-/// datagrams come back through it.
+/// datagrams come back through it. It never waits: the stream's thread
+/// does, for every socket at once.
 fn connected_to(target: &Upstream) -> io::Result<UdpSocket> {
     let Some(addr) = target.addr.tcp() else {
         // Refused by the configuration: a Unix socket takes no datagrams
@@ -570,6 +508,7 @@ fn connected_to(target: &Upstream) -> io::Result<UdpSocket> {
         SocketAddr::V6(_) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0))?,
     };
     socket.connect(addr)?;
+    socket.set_nonblocking(true)?;
     Ok(socket)
 }
 

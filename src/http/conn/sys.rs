@@ -1,44 +1,16 @@
-//! The system calls under the reads and waits: `poll`, reads that never
-//! wait, a look that takes nothing, a read retried through signals.
+//! The system calls under the reads and waits: reads that never wait, a
+//! look that takes nothing, a read retried through signals.
 
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
+pub(super) use crate::poll::{poll, pollfd};
+
 /// Whether `fd` has something to read (data, or its end) within `patience`.
 pub(in crate::http) fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {
     let mut fds = [pollfd(fd, libc::POLLIN)];
     Ok(poll(&mut fds, patience)? > 0)
-}
-
-/// A `poll` entry asking `events` of `fd` (a negative one is skipped).
-pub(super) fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    }
-}
-
-/// `poll(2)` on `fds` for up to `patience` (at most `i32::MAX` ms):
-/// how many have events.
-pub(super) fn poll(fds: &mut [libc::pollfd], patience: Duration) -> io::Result<usize> {
-    // Rounded up: a wait of 0.4 ms is one of 1 ms, not a busy look.
-    let ms = patience
-        .as_nanos()
-        .div_ceil(1_000_000)
-        .min(i32::MAX as u128) as i32;
-    loop {
-        // SAFETY: `fds` is a valid array of as many pollfds as the count says.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 /// One `recv` that does not block, whatever the socket's mode.

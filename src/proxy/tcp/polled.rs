@@ -360,25 +360,7 @@ fn interest(side: &impl AsFd, reads: bool, writes: bool) -> libc::pollfd {
 /// Waits for at most `left` for one of `fds` to be ready: whether one is
 /// (a wait the system refuses is told as none).
 fn poll(fds: &mut [libc::pollfd], left: Duration) -> bool {
-    let deadline = Instant::now() + left;
-    loop {
-        let ms = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis();
-        // Rounded up: a wait of less than a millisecond is not a spin.
-        let ms = libc::c_int::try_from(ms + 1).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `fds` is a slice of initialized pollfd we own, passed
-        // with its length; the descriptors are sockets open for the call
-        // (borrowed from their owners), or -1, which poll skips.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        match ready {
-            n if n > 0 => return true,
-            0 if Instant::now() >= deadline => return false,
-            0 => {}
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => return false,
-        }
-    }
+    crate::poll::poll(fds, left).is_ok_and(|ready| ready > 0)
 }
 
 #[cfg(test)]
