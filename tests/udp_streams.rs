@@ -502,3 +502,90 @@ fn past_max_connections_sessions_a_new_client_s_datagram_is_dropped() {
     three.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
     assert_eq!(ask(&three, addr, "3"), "a:3");
 }
+
+/// `requests=N` (nginx's `proxy_requests`): a session takes N of the
+/// client's datagrams; the next begins another session, while the first
+/// still passes its answers on until it ends.
+#[test]
+fn under_requests_2_a_client_s_third_datagram_begins_another_session() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp requests=2 \
+         timeout=300ms\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let one = client();
+    for question in ["1", "22", "333"] {
+        assert_eq!(ask(&one, addr, question), format!("a:{question}"));
+    }
+    assert_eq!(a.sessions().len(), 2, "a socket toward a for each session");
+    let mut lines = wait_for_lines(&proxy, "s", 2);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("UDP s|200|3|5|{}|cD", a.addr),
+            format!("UDP s|200|3|7|{}|cD", a.addr),
+        ]
+    );
+}
+
+/// `requests=1 responses=1`, nginx's recipe for DNS: a question whose
+/// answer never comes holds up none of the client's next ones, each a
+/// session of its own.
+#[test]
+fn under_requests_1_responses_1_an_unanswered_question_holds_up_no_other() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp requests=1 \
+         responses=1 timeout=300ms\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let one = client();
+    one.send_to(b"mute", addr).unwrap();
+    assert_eq!(ask(&one, addr, "q"), "a:q");
+    let mut lines = wait_for_lines(&proxy, "s", 2);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            format!("UDP s|200|1|3|{}|--", a.addr),
+            format!("UDP s|502|4|0|{}|sD", a.addr),
+        ]
+    );
+}
+
+/// Sessions that end leave the others as they were: the first of three
+/// idles out while the other two go on, each still in its own session.
+#[test]
+fn the_sessions_left_when_one_ends_go_on_in_their_own() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp timeout=400ms\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let (first, second, third) = (client(), client(), client());
+    assert_eq!(ask(&first, addr, "f"), "a:f");
+    // Bounded: 10 rounds of 100 ms, the first's session idling out
+    // among them.
+    for round in 0..10 {
+        assert_eq!(
+            ask(&second, addr, &format!("s{round}")),
+            format!("a:s{round}")
+        );
+        assert_eq!(
+            ask(&third, addr, &format!("t{round}")),
+            format!("a:t{round}")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines, [format!("UDP s|200|1|3|{}|cD", a.addr)]);
+    assert_eq!(a.sessions().len(), 3, "no session begun again");
+}

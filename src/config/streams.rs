@@ -54,6 +54,10 @@ pub struct StreamListener {
     /// with (`responses=N`, nginx's `proxy_responses`): the session ends
     /// once they have all come; `None`: it ends when it idles out.
     pub responses: Option<u32>,
+    /// With `udp`, the client's datagrams a session takes (`requests=N`,
+    /// nginx's `proxy_requests`): the client's next one begins another,
+    /// while this one waits for its answers; `None`: no limit.
+    pub requests: Option<u32>,
     /// `stream.<name>.<host>`: the pools of the TLS clients whose hello
     /// asks for those hosts, most specific first; none: every connection
     /// goes to `pool`.
@@ -361,7 +365,8 @@ impl Config {
 
 /// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]
 /// [so_keepalive[=IDLE:INTERVAL:COUNT]] [timeout=DUR]`, or `<pool>
-/// listen=[ADDR:]PORT udp [responses=N] [timeout=DUR]`; a port alone on
+/// listen=[ADDR:]PORT udp [requests=N] [responses=N] [timeout=DUR]`; a
+/// port alone on
 /// `bind`.
 fn parse(
     name: &str,
@@ -372,14 +377,15 @@ fn parse(
     const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol] \
                          [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
                          [timeout=DURATION]`, e.g. `stream.postgres = db listen=5432`, or \
-                         `<pool> listen=[ADDR:]PORT udp [responses=N] [timeout=DURATION]`";
+                         `<pool> listen=[ADDR:]PORT udp [requests=N] [responses=N] \
+                         [timeout=DURATION]`";
     let mut words = value.split_whitespace();
     let Some(pool_name) = words.next() else {
         return Err(SHAPE.into());
     };
     let pool = index_named(pool_name, pools.iter().map(|p| &*p.name))?;
     let (mut listen, mut alpn, mut keepalive) = (None, None, None);
-    let (mut timeout, mut responses) = (None, None);
+    let (mut timeout, mut requests, mut responses) = (None, None, None);
     let (mut proxy_protocol, mut tls, mut so_keepalive, mut udp) = (false, false, false, false);
     for word in words {
         let flag = match word {
@@ -406,12 +412,17 @@ fn parse(
             Some(("timeout", value)) if timeout.is_none() => {
                 timeout = Some(positive_duration(value)?)
             }
+            Some(("requests", value)) if requests.is_none() => {
+                requests = Some(count_of_datagrams("requests", value)?)
+            }
             Some(("responses", value)) if responses.is_none() => {
-                responses = Some(count_of_responses(value)?)
+                responses = Some(count_of_datagrams("responses", value)?)
             }
-            Some((option @ ("listen" | "alpn" | "so_keepalive" | "timeout" | "responses"), _)) => {
-                return Err(format!("{option}= given twice"))
-            }
+            Some((
+                option
+                @ ("listen" | "alpn" | "so_keepalive" | "timeout" | "requests" | "responses"),
+                _,
+            )) => return Err(format!("{option}= given twice")),
             _ => return Err(format!("unknown option `{}`: {SHAPE}", word.escape_debug())),
         }
     }
@@ -438,6 +449,9 @@ fn parse(
     if responses.is_some() && !udp {
         return Err("responses= counts a target's datagrams: it goes with `udp`".into());
     }
+    if requests.is_some() && !udp {
+        return Err("requests= counts a client's datagrams: it goes with `udp`".into());
+    }
     Ok(StreamListener {
         name: name.into(),
         listen,
@@ -450,6 +464,7 @@ fn parse(
         timeout,
         udp,
         responses,
+        requests,
         by_name: Arc::new([]),
     })
 }
@@ -461,9 +476,9 @@ fn parse(
 /// NAT forgets a quiet UDP flow after about as long.
 pub const UDP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The most `responses=` may say: a session that waits for more is one
-/// that idles out.
-const MAX_RESPONSES: u32 = 1_000_000;
+/// The most `requests=` and `responses=` may say: a session that takes
+/// or waits for more is one that idles out.
+const MAX_DATAGRAMS: u32 = 1_000_000;
 
 /// `timeout=`: a duration of at least a millisecond.
 fn positive_duration(value: &str) -> Result<Duration, String> {
@@ -473,12 +488,12 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
     }
 }
 
-/// `responses=`: 1 to [`MAX_RESPONSES`].
-fn count_of_responses(value: &str) -> Result<u32, String> {
+/// `requests=` or `responses=` (`option`): 1 to [`MAX_DATAGRAMS`].
+fn count_of_datagrams(option: &str, value: &str) -> Result<u32, String> {
     match value.parse::<u32>() {
-        Ok(n) if (1..=MAX_RESPONSES).contains(&n) => Ok(n),
+        Ok(n) if (1..=MAX_DATAGRAMS).contains(&n) => Ok(n),
         _ => Err(format!(
-            "responses={}: expected a count of datagrams from 1 to {MAX_RESPONSES}",
+            "{option}={}: expected a count of datagrams from 1 to {MAX_DATAGRAMS}",
             value.escape_debug()
         )),
     }
@@ -625,7 +640,7 @@ mod tests {
         let c = build(
             "pool.dns = 127.0.0.1:5353\npool.dns.tunnel_timeout = 2h\n\
              stream.dns = dns listen=53 timeout=90s\n\
-             stream.dns_udp = dns listen=53 udp responses=2\n\
+             stream.dns_udp = dns listen=53 udp requests=3 responses=2\n\
              stream.dns_quiet = dns listen=54 udp timeout=2s\nstream.tcp = dns listen=55\n",
         )
         .unwrap();
@@ -637,7 +652,8 @@ mod tests {
         assert_eq!(timeout("tcp"), Duration::from_secs(7200));
         let udp = c.stream_named("dns_udp").unwrap();
         assert!(udp.udp && !c.stream_named("dns").unwrap().udp);
-        assert_eq!(udp.responses, Some(2));
+        assert_eq!((udp.requests, udp.responses), (Some(3), Some(2)));
+        assert_eq!(c.stream_named("dns_quiet").unwrap().requests, None);
         // TCP keepalive: the system's settings, or those written.
         let c = build(
             "stream.a = default listen=9 so_keepalive\n\
@@ -683,7 +699,7 @@ mod tests {
                 "stream.s: unknown option `ssl`: a stream is `<pool> listen=[ADDR:]PORT \
                  [proxy_protocol] [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
                  [timeout=DURATION]`, e.g. `stream.postgres = db listen=5432`, or `<pool> \
-                 listen=[ADDR:]PORT udp [responses=N] [timeout=DURATION]`",
+                 listen=[ADDR:]PORT udp [requests=N] [responses=N] [timeout=DURATION]`",
             ),
             (
                 "stream.s = default listen=9 tls",
@@ -741,6 +757,18 @@ mod tests {
             (
                 "stream.s = default listen=9 udp responses=0",
                 "stream.s: responses=0: expected a count of datagrams from 1 to 1000000",
+            ),
+            (
+                "stream.s = default listen=9 requests=1",
+                "stream.s: requests= counts a client's datagrams: it goes with `udp`",
+            ),
+            (
+                "stream.s = default listen=9 udp requests=-1",
+                "stream.s: requests=-1: expected a count of datagrams from 1 to 1000000",
+            ),
+            (
+                "stream.s = default listen=9 udp requests=2 requests=2",
+                "stream.s: requests= given twice",
             ),
             (
                 "stream.s = default listen=9 udp udp",

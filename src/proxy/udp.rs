@@ -13,8 +13,9 @@
 //! passed either way for the stream's timeout (owing answers, that counts
 //! as the target's failure, toward its `max_fails`); or when the target
 //! refuses datagrams (an ICMP port unreachable: a failure too). The next
-//! datagram from that client begins a new session. One access-log line a
-//! session: `UDP <name>`.
+//! datagram from that client begins a new session, as does the one after
+//! the `requests=` a session takes (the session then waiting for its
+//! answers alone). One access-log line a session: `UDP <name>`.
 //!
 //! One thread serves a stream: it waits (`poll`) for the stream's socket
 //! and every session's at once, as nginx's event loop does, and passes on
@@ -131,6 +132,8 @@ struct Session {
     target: usize,
     /// `responses=`: the target's datagrams each of the client's is owed.
     per_request: Option<u32>,
+    /// `requests=`: the client's datagrams it takes.
+    most_requests: Option<u32>,
     /// How long it may stay quiet both ways.
     idle: Duration,
     /// Datagrams and bytes from the client sent on to the target.
@@ -164,6 +167,12 @@ impl Session {
     /// (without it, never).
     fn answered(&self) -> bool {
         (self.per_request).is_some_and(|n| self.answers >= u64::from(n) * self.requests)
+    }
+
+    /// Whether it has taken all the client's datagrams it may: the
+    /// client's next one begins another session.
+    fn full(&self) -> bool {
+        (self.most_requests).is_some_and(|n| self.requests >= u64::from(n))
     }
 
     /// Whether answers are owed that have not come.
@@ -257,7 +266,13 @@ impl Relay {
             };
             let now = Instant::now();
             match self.by_client.get(&client) {
-                Some(&i) => self.sessions[i].forward(&self.datagram[..length], now),
+                Some(&i) => {
+                    let session = &mut self.sessions[i];
+                    session.forward(&self.datagram[..length], now);
+                    if session.full() {
+                        self.by_client.remove(&client);
+                    }
+                }
                 None => self.begin(client, length, now),
             }
         }
@@ -318,6 +333,7 @@ impl Relay {
             pool: stream.pool,
             target,
             per_request: stream.responses,
+            most_requests: stream.requests,
             idle: stream.idle_timeout(shared.config_of_pool(stream.pool)),
             requests: 0,
             received: 0,
@@ -333,7 +349,9 @@ impl Relay {
         let until = session.quiet_until();
         self.next_quiet = Some(self.next_quiet.map_or(until, |at| at.min(until)));
         let answered = session.answered();
-        self.by_client.insert(client, self.sessions.len());
+        if !session.full() {
+            self.by_client.insert(client, self.sessions.len());
+        }
         self.sessions.push(session);
         if answered {
             // Its datagram could not be sent: nothing is owed.
@@ -404,10 +422,20 @@ impl Relay {
     /// Ends the `i`th session, which the last takes the place of, and logs
     /// it: the client's next datagram begins another.
     fn end(&mut self, i: usize, termination: Termination, status: u16) {
+        let last = self.sessions.len() - 1;
         let session = self.sessions.swap_remove(i);
-        self.by_client.remove(&session.client);
+        // A session full under `requests=` is no longer its client's.
+        if self.by_client.get(&session.client) == Some(&i) {
+            self.by_client.remove(&session.client);
+        }
         if let Some(moved) = self.sessions.get(i) {
-            self.by_client.insert(moved.client, i);
+            if let Some(at) = self
+                .by_client
+                .get_mut(&moved.client)
+                .filter(|at| **at == last)
+            {
+                *at = i;
+            }
         }
         let mut record = session.record;
         record.status = status;
