@@ -589,3 +589,35 @@ fn the_sessions_left_when_one_ends_go_on_in_their_own() {
     assert_eq!(lines, [format!("UDP s|200|1|3|{}|cD", a.addr)]);
     assert_eq!(a.sessions().len(), 3, "no session begun again");
 }
+
+/// On a wildcard address each answer leaves from the address its
+/// question was sent to, as a resolver that checks where its answer came
+/// from needs (on Linux the whole of 127/8 is the host's): the log's
+/// `$server_addr` is that address too. On `::`, an IPv4 question's.
+#[test]
+fn on_a_wildcard_an_answer_leaves_from_the_address_its_question_came_to() {
+    let a = Answerer::start("a", 1);
+    let v6 = UdpSocket::bind("[::]:0").is_ok();
+    let text = format!(
+        "targets = {}\nlog_format = $request|$status|$server_addr|$remote_addr\n\
+         stream.v4 = default listen=0.0.0.0:0 udp responses=1\n{}",
+        a.addr,
+        if v6 { "stream.v6 = default listen=[::]:0 udp responses=1\n" } else { "" }
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let mut streams = vec![("v4", [127, 0, 0, 2])];
+    if v6 {
+        streams.push(("v6", [127, 0, 0, 3]));
+    }
+    for (name, ip) in streams {
+        let to = SocketAddr::from((ip, stream_addr(&proxy, name).port()));
+        let one = client();
+        one.send_to(b"q", to).unwrap();
+        let mut buf = [0u8; 64];
+        let (n, from) = one.recv_from(&mut buf).expect("an answer");
+        assert_eq!(&buf[..n], b"a:q");
+        assert_eq!(from, to, "{name}: the answer's source");
+        let lines = wait_for_lines(&proxy, name, 1);
+        assert_eq!(lines, [format!("UDP {name}|200|{}|127.0.0.1", to.ip())]);
+    }
+}

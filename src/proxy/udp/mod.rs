@@ -8,7 +8,8 @@
 //! no queue: with none free, it is dropped). The session's own socket,
 //! connected to that target, carries the client's datagrams there and the
 //! target's back, each whole and as it came, sent from the stream's
-//! address. A session ends once the target has answered each of the
+//! address (on a wildcard, the one the session's first datagram came to:
+//! `destination`). A session ends once the target has answered each of the
 //! client's datagrams with `responses=` of its own; when nothing has
 //! passed either way for the stream's timeout (owing answers, that counts
 //! as the target's failure, toward its `max_fails`); or when the target
@@ -22,6 +23,8 @@
 //! what each has. A session costs a socket and a table entry, no thread:
 //! at most `max_connections` sessions a stream.
 
+mod destination;
+
 use super::origin::fail_for_stream;
 use super::{Current, Shared};
 use crate::access_log::{By, Record, Stage, Termination};
@@ -32,7 +35,7 @@ use crate::upstream::{Held, Pick, Upstream};
 use crate::upstream_tries::UpstreamTry;
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -67,6 +70,9 @@ impl UdpStream {
     pub fn start(socket: UdpSocket, name: Arc<str>, current: Arc<Current>) -> io::Result<Self> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr().ok();
+        if local.is_some_and(|l| l.ip().is_unspecified()) {
+            destination::tell_destinations(&socket)?;
+        }
         let stopping = Arc::new(AtomicBool::new(false));
         let mut relay = Relay {
             socket,
@@ -108,7 +114,8 @@ impl Drop for UdpStream {
 /// A stream's thread and what it serves.
 struct Relay {
     socket: UdpSocket,
-    /// Its address, each session's `$server_addr`.
+    /// Its address: each session's `$server_addr` but on a wildcard,
+    /// where it is the address the client's first datagram came to.
     local: Option<SocketAddr>,
     name: Arc<str>,
     current: Arc<Current>,
@@ -125,6 +132,9 @@ struct Relay {
 /// One client address's session.
 struct Session {
     client: SocketAddr,
+    /// The address its answers leave from, on a wildcard: the one the
+    /// client's first datagram came to.
+    reply_from: Option<IpAddr>,
     /// Connected to the target.
     socket: UdpSocket,
     /// The target, by its pool's index and its own there.
@@ -250,7 +260,8 @@ impl Relay {
     /// in its session, a new one for a client without one.
     fn take_datagrams(&mut self) {
         for _ in 0..BURST {
-            let (length, client) = match self.socket.recv_from(&mut self.datagram) {
+            let (length, client, to) = match destination::receive(&self.socket, &mut self.datagram)
+            {
                 Ok(received) => received,
                 Err(e) if is_quiet(&e) => return,
                 Err(e) => {
@@ -273,15 +284,16 @@ impl Relay {
                         self.by_client.remove(&client);
                     }
                 }
-                None => self.begin(client, length, now),
+                None => self.begin(client, to, length, now),
             }
         }
     }
 
     /// A new session for `client`, its first datagram (the first `length`
-    /// bytes read) sent on: or, when none can begin, the datagram dropped
-    /// and its refusal logged.
-    fn begin(&mut self, client: SocketAddr, length: usize, now: Instant) {
+    /// bytes read, sent `to` that address when the kernel told it) sent
+    /// on: or, when none can begin, the datagram dropped and its refusal
+    /// logged.
+    fn begin(&mut self, client: SocketAddr, to: Option<IpAddr>, length: usize, now: Instant) {
         let shared = self.current.get();
         let Some(stream) = shared.config.stream_named(&self.name).filter(|s| s.udp) else {
             return;
@@ -297,7 +309,10 @@ impl Relay {
             }
             return;
         }
-        let server = self.local.unwrap_or(client);
+        let server = match (to, self.local) {
+            (Some(ip), Some(local)) => super::canonical(SocketAddr::new(ip, local.port())),
+            (_, local) => local.unwrap_or(client),
+        };
         // An IPv4 client of a socket on `::` is written as IPv4, as a TCP
         // one is, for the access lists, `ip_hash` and the log.
         let source = super::canonical(client);
@@ -329,6 +344,7 @@ impl Relay {
         }
         let mut session = Session {
             client,
+            reply_from: to,
             socket,
             pool: stream.pool,
             target,
@@ -372,10 +388,9 @@ impl Relay {
                     }
                     session.answers += 1;
                     session.last = Instant::now();
-                    if (self
-                        .socket
-                        .send_to(&self.datagram[..length], session.client))
-                    .is_ok()
+                    let answer = &self.datagram[..length];
+                    if destination::send(&self.socket, answer, session.reply_from, session.client)
+                        .is_ok()
                     {
                         session.answered += length as u64;
                     }
