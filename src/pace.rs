@@ -55,6 +55,19 @@ impl Pacing {
         }
     }
 
+    /// How many of `want` bytes one that has passed `sent` bytes,
+    /// `elapsed` after its first, may pass now; or how long until some
+    /// may (see [`Pacing::step`]). All of them when it is off.
+    pub fn allowed(self, sent: u64, elapsed: Duration, want: usize) -> Result<usize, Duration> {
+        if self.is_off() || want == 0 {
+            return Ok(want);
+        }
+        match self.step(sent, elapsed, want) {
+            Step::Write(n) => Ok(n),
+            Step::Wait(wait) => Err(wait),
+        }
+    }
+
     /// What one write carries at most once the first part has gone, and
     /// waits for: a tenth of a second's worth, at least [`MIN_SLICE`] or
     /// a second's worth.
@@ -132,10 +145,7 @@ impl<W: Write> Paced<W> {
             return Ok(want);
         }
         let began = *self.began.get_or_insert_with(Instant::now);
-        match self.pacing.step(self.sent, began.elapsed(), want) {
-            Step::Write(n) => Ok(n),
-            Step::Wait(wait) => Err(wait),
-        }
+        self.pacing.allowed(self.sent, began.elapsed(), want)
     }
 
     /// How long until the pace allows some of `want` bytes: `None` when

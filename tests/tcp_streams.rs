@@ -276,6 +276,47 @@ fn four_mebibytes_go_both_ways_intact() {
     assert!(client.is_closed());
 }
 
+/// `upload_rate=` and `download_rate=` (nginx's `proxy_upload_rate` and
+/// `proxy_download_rate`): each holds its own direction to its rate, the
+/// bytes arriving whole. The one time asserted is a lower bound, which a
+/// slow machine only makes easier to meet.
+#[test]
+fn each_way_s_rate_holds_that_way_back_and_the_bytes_arrive_whole() {
+    let echo = Upstream::echo();
+    let text = format!(
+        "targets = {}\nstream.up = default listen=127.0.0.1:0 upload_rate=512KiB/s\n\
+         stream.down = default listen=127.0.0.1:0 download_rate=512KiB\n",
+        echo.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let body = pattern(512 << 10);
+    for name in ["up", "down"] {
+        let mut client = Client::connect(stream_addr(&proxy, name));
+        let began = std::time::Instant::now();
+        let mut writer = client.reader.stream.try_clone().unwrap();
+        let sent = body.clone();
+        let writing = std::thread::spawn(move || {
+            for piece in sent.chunks(64 * 1024) {
+                writer.write_all(piece)?;
+            }
+            writer.shutdown(std::net::Shutdown::Write)
+        });
+        let echoed = client.reader.read_exact_body(body.len()).unwrap();
+        let took = began.elapsed();
+        writing.join().unwrap().unwrap();
+        assert_eq!(
+            (echoed.len(), fnv(&echoed)),
+            (body.len(), fnv(&body)),
+            "{name}"
+        );
+        assert!(client.is_closed(), "{name}: the end follows");
+        // All but the tenth of a second's worth credited at the start, at
+        // 512 KiB a second, less a tenth for the slices' rounding.
+        let least = (512.0 - 51.2) / 512.0 * 0.9;
+        assert!(took.as_secs_f64() >= least, "{name}: {took:?}");
+    }
+}
+
 #[test]
 fn successive_connections_alternate_between_two_targets_by_round_robin() {
     let (a, b) = (Upstream::greeting("a"), Upstream::greeting("b"));

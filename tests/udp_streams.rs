@@ -602,7 +602,11 @@ fn on_a_wildcard_an_answer_leaves_from_the_address_its_question_came_to() {
         "targets = {}\nlog_format = $request|$status|$server_addr|$remote_addr\n\
          stream.v4 = default listen=0.0.0.0:0 udp responses=1\n{}",
         a.addr,
-        if v6 { "stream.v6 = default listen=[::]:0 udp responses=1\n" } else { "" }
+        if v6 {
+            "stream.v6 = default listen=[::]:0 udp responses=1\n"
+        } else {
+            ""
+        }
     );
     let proxy = start_proxy(&[], from_file(&text));
     let mut streams = vec![("v4", [127, 0, 0, 2])];

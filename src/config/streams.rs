@@ -50,6 +50,11 @@ pub struct StreamListener {
     /// Datagrams (`udp`) rather than a TCP listener: each client address
     /// a session with a target of its own (see `crate::proxy::udp`).
     pub udp: bool,
+    /// How fast a TCP session's client is read (`upload_rate=`, nginx's
+    /// `proxy_upload_rate`) and its target (`download_rate=`, nginx's
+    /// `proxy_download_rate`), in bytes a second; 0: as fast as they send.
+    pub upload_rate: u64,
+    pub download_rate: u64,
     /// With `udp`, the datagrams a target answers each of the client's
     /// with (`responses=N`, nginx's `proxy_responses`): the session ends
     /// once they have all come; `None`: it ends when it idles out.
@@ -88,6 +93,12 @@ impl StreamListener {
     /// its pool's name, in the order tried.
     pub fn names(&self) -> impl Iterator<Item = (String, &str)> {
         (self.by_name.iter()).map(|b| (b.host.to_string(), &*b.pool_name))
+    }
+
+    /// How fast a session's client and its target are read, in that
+    /// order (`upload_rate=`, `download_rate=`).
+    pub fn pacing(&self) -> [crate::pace::Pacing; 2] {
+        [self.upload_rate, self.download_rate].map(|rate| crate::pace::Pacing { rate, after: 0 })
     }
 
     /// How long a session may carry nothing either way before it is
@@ -364,7 +375,8 @@ impl Config {
 }
 
 /// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]
-/// [so_keepalive[=IDLE:INTERVAL:COUNT]] [timeout=DUR]`, or `<pool>
+/// [so_keepalive[=IDLE:INTERVAL:COUNT]] [timeout=DUR] [upload_rate=RATE]
+/// [download_rate=RATE]`, or `<pool>
 /// listen=[ADDR:]PORT udp [requests=N] [responses=N] [timeout=DUR]`; a
 /// port alone on
 /// `bind`.
@@ -376,7 +388,7 @@ fn parse(
 ) -> Result<StreamListener, String> {
     const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol] \
                          [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
-                         [timeout=DURATION]`, e.g. `stream.postgres = db listen=5432`, or \
+                         [timeout=DURATION] [upload_rate=RATE] [download_rate=RATE]`, e.g. `stream.postgres = db listen=5432`, or \
                          `<pool> listen=[ADDR:]PORT udp [requests=N] [responses=N] \
                          [timeout=DURATION]`";
     let mut words = value.split_whitespace();
@@ -386,6 +398,7 @@ fn parse(
     let pool = index_named(pool_name, pools.iter().map(|p| &*p.name))?;
     let (mut listen, mut alpn, mut keepalive) = (None, None, None);
     let (mut timeout, mut requests, mut responses) = (None, None, None);
+    let (mut upload_rate, mut download_rate) = (None, None);
     let (mut proxy_protocol, mut tls, mut so_keepalive, mut udp) = (false, false, false, false);
     for word in words {
         let flag = match word {
@@ -412,6 +425,12 @@ fn parse(
             Some(("timeout", value)) if timeout.is_none() => {
                 timeout = Some(positive_duration(value)?)
             }
+            Some(("upload_rate", value)) if upload_rate.is_none() => {
+                upload_rate = Some(positive_rate("upload_rate", value)?)
+            }
+            Some(("download_rate", value)) if download_rate.is_none() => {
+                download_rate = Some(positive_rate("download_rate", value)?)
+            }
             Some(("requests", value)) if requests.is_none() => {
                 requests = Some(count_of_datagrams("requests", value)?)
             }
@@ -419,8 +438,8 @@ fn parse(
                 responses = Some(count_of_datagrams("responses", value)?)
             }
             Some((
-                option
-                @ ("listen" | "alpn" | "so_keepalive" | "timeout" | "requests" | "responses"),
+                option @ ("listen" | "alpn" | "so_keepalive" | "timeout" | "upload_rate"
+                | "download_rate" | "requests" | "responses"),
                 _,
             )) => return Err(format!("{option}= given twice")),
             _ => return Err(format!("unknown option `{}`: {SHAPE}", word.escape_debug())),
@@ -440,6 +459,8 @@ fn parse(
         ("tls", tls),
         ("proxy_protocol", proxy_protocol),
         ("so_keepalive", keepalive.is_some()),
+        ("upload_rate=", upload_rate.is_some()),
+        ("download_rate=", download_rate.is_some()),
     ];
     if let Some((option, _)) = tcp_only.iter().find(|(_, set)| udp && *set) {
         return Err(format!(
@@ -462,6 +483,8 @@ fn parse(
         alpn: alpn.unwrap_or_default().into(),
         keepalive,
         timeout,
+        upload_rate: upload_rate.unwrap_or(0),
+        download_rate: download_rate.unwrap_or(0),
         udp,
         responses,
         requests,
@@ -485,6 +508,16 @@ fn positive_duration(value: &str) -> Result<Duration, String> {
     match super::parse_duration(value)? {
         d if d.is_zero() => Err("timeout=0: a session would end at once".into()),
         d => Ok(d),
+    }
+}
+
+/// `upload_rate=` or `download_rate=` (`option`): bytes a second, more
+/// than none (a stream without one is not paced).
+fn positive_rate(option: &str, value: &str) -> Result<u64, String> {
+    match super::parse_rate(value) {
+        Ok(0) => Err(format!("{option}=0: leave it out for no limit")),
+        Ok(rate) => Ok(rate),
+        Err(e) => Err(format!("{option}={}: {e}", value.escape_debug())),
     }
 }
 
@@ -665,6 +698,15 @@ mod tests {
         let written = Keepalive::parse("10m::4").unwrap();
         assert_eq!(keepalive("b"), Some(written));
         assert_eq!(keepalive("c"), None);
+        // Rates each way, in bytes a second; none without them.
+        let c = build(
+            "stream.a = default listen=9 upload_rate=64KiB download_rate=1MiB/s\n\
+             stream.b = default listen=10 download_rate=100\n",
+        )
+        .unwrap();
+        let rates = |name| c.stream_named(name).unwrap().pacing().map(|p| p.rate);
+        assert_eq!(rates("a"), [64 << 10, 1 << 20]);
+        assert_eq!(rates("b"), [0, 100]);
     }
 
     #[test]
@@ -698,8 +740,8 @@ mod tests {
                 "stream.s = default listen=9 ssl",
                 "stream.s: unknown option `ssl`: a stream is `<pool> listen=[ADDR:]PORT \
                  [proxy_protocol] [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
-                 [timeout=DURATION]`, e.g. `stream.postgres = db listen=5432`, or `<pool> \
-                 listen=[ADDR:]PORT udp [requests=N] [responses=N] [timeout=DURATION]`",
+                 [timeout=DURATION] [upload_rate=RATE] [download_rate=RATE]`, e.g. \
+                 `stream.postgres = db listen=5432`, or `<pool> listen=[ADDR:]PORT udp",
             ),
             (
                 "stream.s = default listen=9 tls",
@@ -757,6 +799,22 @@ mod tests {
             (
                 "stream.s = default listen=9 udp responses=0",
                 "stream.s: responses=0: expected a count of datagrams from 1 to 1000000",
+            ),
+            (
+                "stream.s = default listen=9 udp upload_rate=1MiB",
+                "stream.s: upload_rate= is for a TCP stream",
+            ),
+            (
+                "stream.s = default listen=9 download_rate=0",
+                "stream.s: download_rate=0: leave it out for no limit",
+            ),
+            (
+                "stream.s = default listen=9 upload_rate=fast",
+                "stream.s: upload_rate=fast: `fast` is not a size",
+            ),
+            (
+                "stream.s = default listen=9 upload_rate=1k upload_rate=1k",
+                "stream.s: upload_rate= given twice",
             ),
             (
                 "stream.s = default listen=9 requests=1",

@@ -40,6 +40,7 @@ use crate::http::proxy_protocol;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::HandshakeError;
 use crate::metrics::StreamStats;
+use crate::pace::Pacing;
 use crate::tcp_keepalive::Keepalive;
 use crate::throttle::OnceAMinute;
 use crate::tls::client_cert::ClientCertificate;
@@ -239,8 +240,8 @@ fn relay(
         to_backend,
         ended,
     } = match &**client {
-        ClientStream::Tcp(tcp) => relay_to(tcp, up, idle, &crowded),
-        ClientStream::Tls(tls) => relay_to(&**tls, up, idle, &crowded),
+        ClientStream::Tcp(tcp) => relay_to(tcp, up, idle, &crowded, stream.pacing()),
+        ClientStream::Tls(tls) => relay_to(&**tls, up, idle, &crowded, stream.pacing()),
     };
     let to_backend = to_backend + early.len() as u64;
     let last = &mut record.last_try;
@@ -266,12 +267,13 @@ fn relay_to(
     up: &Stream,
     idle: Duration,
     crowded: &dyn Fn() -> bool,
+    pacing: [Pacing; 2],
 ) -> Relayed {
     match up.kind() {
-        Kind::Tls(sealed) => polled::relay(client, &**sealed, idle, crowded),
+        Kind::Tls(sealed) => polled::relay(client, &**sealed, idle, crowded, pacing),
         // TCP or Unix: FastCGI is no stream's target (the configuration
         // refuses it).
-        _ => polled::relay(client, up, idle, crowded),
+        _ => polled::relay(client, up, idle, crowded, pacing),
     }
 }
 

@@ -18,6 +18,7 @@
 
 use super::super::tunnel::Relayed;
 use crate::access_log::{By, Stage, Termination};
+use crate::pace::Pacing;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd};
@@ -111,10 +112,15 @@ struct Direction {
     /// Who the source and the destination are, for a failure's blame.
     source: By,
     destination: By,
+    /// How fast the source is read (`upload_rate=`, `download_rate=`),
+    /// counted from `began`; and, when it is ahead, when it may read next.
+    pacing: Pacing,
+    began: Instant,
+    paused_until: Option<Instant>,
 }
 
 impl Direction {
-    fn new(source: By, destination: By) -> Direction {
+    fn new(source: By, destination: By, pacing: Pacing) -> Direction {
         Direction {
             buf: vec![0; BUFFER].into_boxed_slice(),
             start: 0,
@@ -125,6 +131,9 @@ impl Direction {
             burst: 0,
             source,
             destination,
+            pacing,
+            began: Instant::now(),
+            paused_until: None,
         }
     }
 
@@ -140,6 +149,23 @@ impl Direction {
         !self.done && self.pending()
     }
 
+    /// Whether a wait is for its source to have bytes: it wants them,
+    /// and its pacing lets it read.
+    fn waits_to_read(&self) -> bool {
+        self.wants_read() && self.paused_until.is_none()
+    }
+
+    /// How many bytes it may read now (a buffer's worth, or what its
+    /// pacing allows); `None`, paused until some may.
+    fn room(&mut self) -> Option<usize> {
+        if self.pacing.is_off() {
+            return Some(self.buf.len());
+        }
+        let allowed = (self.pacing).allowed(self.copied, self.began.elapsed(), self.buf.len());
+        self.paused_until = allowed.err().map(|wait| Instant::now() + wait);
+        allowed.ok()
+    }
+
     /// Moves what it can without waiting: whether anything moved, and
     /// the side whose failure ended it, if one did.
     fn step(&mut self, from: &impl Side, to: &impl Side) -> (bool, Option<By>) {
@@ -149,7 +175,10 @@ impl Direction {
         }
         while !self.done {
             if self.wants_read() {
-                match from.read_now(&mut self.buf) {
+                let Some(room) = self.room() else {
+                    return (moved, None);
+                };
+                match from.read_now(&mut self.buf[..room]) {
                     Ok(0) => self.source_ended = true,
                     Ok(n) => {
                         (self.start, self.end, moved) = (0, n, true);
@@ -216,14 +245,20 @@ impl Direction {
 /// yields its turn a few times, looking again after each, as a worker
 /// does before a read: under load the bytes come while others run, and
 /// the sleep and the wake-up are saved.
+///
+/// `pacing`: how fast the client is read (`upload_rate=`), and the target
+/// (`download_rate=`): a direction ahead of its rate reads nothing until
+/// it may (its source's bytes wait in the sockets' buffers, as nginx's
+/// `proxy_upload_rate` and `proxy_download_rate` leave them).
 pub(super) fn relay(
     client: &impl Side,
     up: &impl Side,
     idle: Duration,
     crowded: &dyn Fn() -> bool,
+    [upload, download]: [Pacing; 2],
 ) -> Relayed {
-    let mut upward = Direction::new(By::Client, By::Server);
-    let mut downward = Direction::new(By::Server, By::Client);
+    let mut upward = Direction::new(By::Client, By::Server, upload);
+    let mut downward = Direction::new(By::Server, By::Client, download);
     let relayed = |upward: &Direction, downward: &Direction, ended| Relayed {
         to_client: downward.copied,
         to_backend: upward.copied,
@@ -272,6 +307,21 @@ pub(super) fn relay(
         upward.ack_if_bulk(client);
         downward.ack_if_bulk(up);
         let left = idle.saturating_sub(last_moved.elapsed());
+        // A paced direction's turn is no activity: only a wait as long as
+        // the idle time left can find the connection idle.
+        let resume = [upward.paused_until, downward.paused_until]
+            .into_iter()
+            .flatten()
+            .min();
+        let patience = resume.map_or(left, |at| {
+            left.min(at.saturating_duration_since(Instant::now()))
+        });
+        if !left.is_zero() && patience < left {
+            wait(client, up, [&upward, &downward], patience);
+            upward.paused_until = None;
+            downward.paused_until = None;
+            continue;
+        }
         if left.is_zero() || !wait(client, up, [&upward, &downward], left) {
             close(client, up);
             // Bytes the backend has not taken tell it stalled; otherwise
@@ -329,12 +379,12 @@ fn wait(
     let mut fds = [
         interest(
             client,
-            upward.wants_read(),
+            upward.waits_to_read(),
             downward.wants_write() || client.unsent(),
         ),
         interest(
             up,
-            downward.wants_read(),
+            downward.waits_to_read(),
             upward.wants_write() || up.unsent(),
         ),
     ];
@@ -374,7 +424,8 @@ mod tests {
     fn relayed(idle: Duration) -> (UnixStream, UnixStream, thread::JoinHandle<Relayed>) {
         let (client, client_side) = UnixStream::pair().unwrap();
         let (up, up_side) = UnixStream::pair().unwrap();
-        let relay = thread::spawn(move || relay(&client_side, &up_side, idle, &|| false));
+        let relay =
+            thread::spawn(move || relay(&client_side, &up_side, idle, &|| false, [Pacing::OFF; 2]));
         (client, up, relay)
     }
 
@@ -407,8 +458,15 @@ mod tests {
             true
         };
         let relayed = thread::scope(|scope| {
-            let relay =
-                scope.spawn(|| relay(&client_side, &up_side, Duration::from_millis(100), &crowded));
+            let relay = scope.spawn(|| {
+                relay(
+                    &client_side,
+                    &up_side,
+                    Duration::from_millis(100),
+                    &crowded,
+                    [Pacing::OFF; 2],
+                )
+            });
             let mut client = client;
             client.write_all(b"ping").unwrap();
             let mut got = [0; 4];
@@ -459,8 +517,15 @@ mod tests {
             (near, listener.accept().unwrap().0)
         };
         let ((client, client_side), (_up, up_side)) = (pair(), pair());
-        let relay =
-            thread::spawn(move || relay(&client_side, &up_side, Duration::from_secs(5), &|| false));
+        let relay = thread::spawn(move || {
+            relay(
+                &client_side,
+                &up_side,
+                Duration::from_secs(5),
+                &|| false,
+                [Pacing::OFF; 2],
+            )
+        });
         // Closed with bytes unread and no linger: a reset, not an end.
         socket2::SockRef::from(&client)
             .set_linger(Some(Duration::ZERO))
