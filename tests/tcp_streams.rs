@@ -1396,10 +1396,13 @@ fn a_stream_with_tls_closes_clients_whose_handshake_fails_and_checks_their_certi
     assert_eq!(read_to_the_end(&mut nameless).0, b"");
     assert_eq!(echo.accepted(), 0);
     let lines = wait_for_lines(&proxy, "s", 3);
-    let ends = statuses_and_ends(&lines);
+    // In any order: a silent client's line may be written after the
+    // next client's, whose connection began once the first was closed.
+    let mut ends = statuses_and_ends(&lines);
+    ends.sort();
     assert_eq!(
         ends,
-        [("400", "CR"), ("400", "cR"), ("400", "CR")],
+        [("400", "CR"), ("400", "CR"), ("400", "cR")],
         "{lines:?}"
     );
     // With a certificate of the authority: served.

@@ -27,6 +27,8 @@ struct Answerer {
     /// The source of each datagram received, in order.
     sources: Arc<Mutex<Vec<SocketAddr>>>,
     received: Arc<AtomicUsize>,
+    /// The first datagram received.
+    first: Arc<Mutex<Option<Vec<u8>>>>,
 }
 
 impl Answerer {
@@ -36,6 +38,7 @@ impl Answerer {
             addr: socket.local_addr().unwrap(),
             sources: Arc::default(),
             received: Arc::default(),
+            first: Arc::default(),
         };
         let (a, name) = (answerer.clone(), name.to_string());
         std::thread::spawn(move || {
@@ -48,6 +51,7 @@ impl Answerer {
                 };
                 a.sources.lock().unwrap().push(from);
                 a.received.fetch_add(1, Ordering::SeqCst);
+                (a.first.lock().unwrap()).get_or_insert_with(|| datagram[..n].to_vec());
                 let mut answer = format!("{name}:").into_bytes();
                 answer.extend_from_slice(&datagram[..n]);
                 if datagram[..n].starts_with(b"mute") {
@@ -69,6 +73,10 @@ impl Answerer {
 
     fn received(&self) -> usize {
         self.received.load(Ordering::SeqCst)
+    }
+
+    fn first_datagram(&self) -> Option<Vec<u8>> {
+        self.first.lock().unwrap().clone()
     }
 
     /// The distinct source ports its datagrams came from: a session each.
@@ -623,5 +631,77 @@ fn on_a_wildcard_an_answer_leaves_from_the_address_its_question_came_to() {
         assert_eq!(from, to, "{name}: the answer's source");
         let lines = wait_for_lines(&proxy, name, 1);
         assert_eq!(lines, [format!("UDP {name}|200|{}|127.0.0.1", to.ip())]);
+    }
+}
+
+/// What `/status` says of the target at `addr`, from its name to the end
+/// of its `last_check`.
+fn target_status(proxy: &Proxy, addr: SocketAddr) -> String {
+    let status = proxy.admin("GET", "/status", "").body_str();
+    let at = (status.find(&format!("\"name\":\"{addr}\"")))
+        .unwrap_or_else(|| panic!("no {addr} in {status}"));
+    let object = &status[at..];
+    let end = object.find("\"last_check\":").expect("last_check") + "\"last_check\":".len();
+    let close = match object[end..].starts_with("null") {
+        true => "null".len(),
+        false => object[end..].find('}').unwrap() + 1,
+    };
+    object[..end + close].to_string()
+}
+
+/// `health_check_udp` (nginx Plus's `health_check udp`): each target is
+/// sent the datagram, written with `\xHH` escapes, and must answer it
+/// (with `health_check_expect_body` in the answer): one that refuses
+/// datagrams, one that never answers and one whose answer lacks the text
+/// are taken out, and sessions go to the one left.
+#[test]
+fn udp_health_checks_take_out_targets_that_refuse_stay_silent_or_answer_wrongly() {
+    let (a, b) = (Answerer::start("a", 1), Answerer::start("b", 1));
+    // No one takes datagrams at a port just let go.
+    let refusing = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // Bound, never read.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let text = format!(
+        "targets = {}, {}, {refusing}, {silent_addr}\n{TEMPLATE}\
+         health_check_udp = \\x01pi\\\\ng\nhealth_check_expect_body = a:\n\
+         health_check_interval = 100ms\nhealth_check_timeout = 300ms\nhealth_check_fall = 1\n\
+         stream.s = default listen=127.0.0.1:0 udp responses=1\n",
+        a.addr, b.addr
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let said = |addr| {
+        let status = target_status(&proxy, addr);
+        let said = status
+            .split("\"said\":\"")
+            .nth(1)
+            .map(|s| s.split('"').next().unwrap());
+        (
+            status.contains("\"healthy\":true"),
+            said.unwrap_or("").to_string(),
+        )
+    };
+    let settled = wait_until(WAIT_LIMIT, || {
+        [b.addr, refusing, silent_addr].iter().all(|&t| !said(t).0) && said(a.addr).0
+    });
+    assert!(
+        settled,
+        "{:?}",
+        [a.addr, b.addr, refusing, silent_addr].map(said)
+    );
+    assert_eq!(said(a.addr), (true, "passed".into()));
+    assert_eq!(said(b.addr), (false, "answer without `a:`".into()));
+    assert_eq!(said(refusing), (false, "datagrams refused".into()));
+    assert_eq!(said(silent_addr), (false, "no reply within 300ms".into()));
+    // The probes' datagram, as its escapes write it.
+    let probe = b"\x01pi\\ng";
+    assert!(a.received() >= 1);
+    assert_eq!(a.first_datagram().as_deref(), Some(&probe[..]));
+    let addr = stream_addr(&proxy, "s");
+    for i in 0..4 {
+        assert_eq!(ask(&client(), addr, &format!("q{i}")), format!("a:q{i}"));
     }
 }

@@ -583,6 +583,39 @@ impl Loader {
                 ),
             ));
         }
+        // A datagram is a third way, and a Unix socket takes none from
+        // here.
+        if config.health_check_udp.is_some() {
+            let other = match (&config.health_check_path, config.health_check_tcp) {
+                (Some(path), _) => Some(format!(
+                    "health_check_path is set too ({})",
+                    printable(path)
+                )),
+                (None, true) => Some("health_check_tcp is true too".to_string()),
+                (None, false) => None,
+            };
+            if let Some(other) = other {
+                return Err(self.refused_in(
+                    scope,
+                    "health_check_udp",
+                    format!(
+                        "is set, but {other}: a target is probed one way; keep the one its \
+                         service answers"
+                    ),
+                ));
+            }
+            if let Some(t) = config.targets.iter().find(|t| t.addr.tcp().is_none()) {
+                return Err(self.refused_in(
+                    scope,
+                    "health_check_udp",
+                    format!(
+                        "is set, but {} is a Unix socket, which takes no datagram from here: \
+                         put it in a pool of its own",
+                        t.name
+                    ),
+                ));
+            }
+        }
         // A FastCGI server is told where the script is, under the root.
         if let Some(t) = config.targets.iter().find(|t| t.fastcgi) {
             if config.fastcgi.root.is_empty() {
@@ -1299,6 +1332,43 @@ mod tests {
         assert_eq!(
             c.pool_configs().nth(1).unwrap().health_check_port,
             Some(9000)
+        );
+    }
+
+    #[test]
+    fn health_check_udp_is_a_datagram_refused_beside_other_probes_and_unix_sockets() {
+        let c = build("targets = 127.0.0.1:1\nhealth_check_udp = \\x00hi\n").unwrap();
+        assert_eq!(c.health_check_udp.as_deref(), Some(&b"\x00hi"[..]));
+        let c = build("targets = 127.0.0.1:1\nhealth_check_udp =\n").unwrap();
+        assert_eq!(c.health_check_udp, None);
+        let e = build("targets = 127.0.0.1:1\nhealth_check_udp = \\q\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(
+            e.message.starts_with("health_check_udp: a backslash"),
+            "{e}"
+        );
+        for (other, says) in [
+            (
+                "health_check_path = /up",
+                "health_check_path is set too (/up)",
+            ),
+            ("health_check_tcp = true", "health_check_tcp is true too"),
+        ] {
+            let text = format!("targets = 127.0.0.1:1\n{other}\nhealth_check_udp = q\n");
+            let e = build(&text).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "proxy.conf:3: health_check_udp: is set, but {says}: a target is probed one \
+                     way; keep the one its service answers"
+                )
+            );
+        }
+        let e = build("targets = unix:/run/dns.sock\nhealth_check_udp = q\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:2: health_check_udp: is set, but unix:/run/dns.sock is a Unix socket, \
+             which takes no datagram from here: put it in a pool of its own"
         );
     }
 

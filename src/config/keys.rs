@@ -553,6 +553,16 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_bool(v).map(|b| c.health_check_tcp = b),
     },
     Key {
+        name: "health_check_udp",
+        default: "",
+        help: "probe every target by sending this datagram and waiting for one back (for \
+               DNS, syslog, RADIUS behind a udp stream), as nginx Plus's `health_check udp` \
+               with a `match`; written as text, \\xHH for any byte (\\x00), \\\\ for a \
+               backslash; an answer must hold health_check_expect_body when set; not with \
+               health_check_path or health_check_tcp; empty = none",
+        apply: |c, v| optional(v, super::values::datagram::parse).map(|d| c.health_check_udp = d),
+    },
+    Key {
         name: "health_check_host",
         default: "",
         help: "Host the probes send (a backend that checks Host answers 400 to an address); \

@@ -346,17 +346,19 @@ impl Upstreams {
     }
 
     /// Starts the active health checker, when `health_check_path` is set
-    /// (a `GET`) or `health_check_tcp` is on (a connect alone). Both set,
-    /// which only a `Config` built by hand can be (the loader refuses it):
-    /// the `GET`, which connects too.
+    /// (a `GET`), `health_check_tcp` is on (a connect alone) or
+    /// `health_check_udp` is set (a datagram). More than one, which only
+    /// a `Config` built by hand can have (the loader refuses it): the
+    /// `GET`, which connects too, else the connect.
     pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
-        let kind = match &config.health_check_path {
-            Some(path) => ProbeKind::Http {
+        let kind = match (&config.health_check_path, &config.health_check_udp) {
+            (Some(path), _) => ProbeKind::Http {
                 method: config.health_check_method,
                 path: path.clone(),
             },
-            None if config.health_check_tcp => ProbeKind::Connect,
-            None => {
+            (None, _) if config.health_check_tcp => ProbeKind::Connect,
+            (None, Some(datagram)) => ProbeKind::Datagram(datagram.as_slice().into()),
+            (None, None) => {
                 // Off, perhaps since a reload: nothing is held down by them.
                 for target in &self.targets {
                     target.health.checks_off();

@@ -112,6 +112,7 @@ pub const POOL_KEYS: &[&str] = &[
     "sub_filter_last_modified",
     "health_check_path",
     "health_check_tcp",
+    "health_check_udp",
     "health_check_host",
     "health_check_port",
     "health_check_expect_status",

@@ -13,9 +13,11 @@
 //! - `auth`: `auth_request` and its redirect and fields, and
 //!   `auth_basic`'s realm and users.
 //! - `certificates`: `tls_certificates` and `backend_tls_certificate`.
+//! - `datagram`: `health_check_udp`'s datagram, written as text.
 
 mod auth;
 mod certificates;
+pub(super) mod datagram;
 mod fastcgi;
 mod header_fields;
 mod scalars;

@@ -212,9 +212,14 @@ pub enum ProbeKind {
     /// (`health_check_tcp`, HAProxy's plain `check`): a backend that
     /// accepts is up, whatever it does next.
     Connect,
+    /// This datagram sent, and one awaited back (`health_check_udp`,
+    /// nginx Plus's `health_check udp`): a service of datagrams (DNS)
+    /// that answers is up.
+    Datagram(Arc<[u8]>),
 }
 
-/// As the "down" line names the check: its path, or `by connect`.
+/// As the "down" line names the check: its path, `by connect` or `by
+/// datagram`.
 impl std::fmt::Display for ProbeKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -224,6 +229,7 @@ impl std::fmt::Display for ProbeKind {
             } => f.write_str(path),
             ProbeKind::Http { method, path } => write!(f, "{method} {path}"),
             ProbeKind::Connect => f.write_str("by connect"),
+            ProbeKind::Datagram(_) => f.write_str("by datagram"),
         }
     }
 }
@@ -725,6 +731,10 @@ mod tests {
     #[test]
     fn a_failed_connect_probe_is_logged_as_one() {
         assert_eq!(ProbeKind::Connect.to_string(), "by connect");
+        assert_eq!(
+            ProbeKind::Datagram(Arc::from(&b"q"[..])).to_string(),
+            "by datagram"
+        );
         let http = |method, path: &str| ProbeKind::Http {
             method,
             path: path.into(),

@@ -54,6 +54,10 @@ pub enum ProbeError {
     Status(u16),
     #[error("body without `{0}`")]
     Body(Arc<str>),
+    #[error("datagrams refused")]
+    Refused,
+    #[error("answer without `{0}`")]
+    Answer(Arc<str>),
     #[error("body larger than {0} bytes")]
     BodyTooLarge(usize),
     #[error("body cut short")]
@@ -82,6 +86,9 @@ pub enum ProbeError {
 /// `disable-on-404` goes before its `http-check expect`).
 pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<Probed, ProbeError> {
     let within = Within::from_now(settings.timeout);
+    if let ProbeKind::Datagram(datagram) = &settings.kind {
+        return by_datagram(probe, datagram, settings.expect_body.as_deref(), &within);
+    }
     let soft_404 = settings.disable_on_404;
     let Some(answer) = get(probe, settings, &within, "inverso-health-check", soft_404)? else {
         return Ok(Probed::Passed);
@@ -100,6 +107,55 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<Probed, Pro
     found
         .then_some(Probed::Passed)
         .ok_or_else(|| ProbeError::Body(expected.clone()))
+}
+
+/// [`ProbeKind::Datagram`]: `datagram` sent from a socket of the probe's
+/// own to the target's address (or its check port), and the first
+/// datagram back, within the time, judged: any passes, or one that holds
+/// `expected` when that is set. A target whose host refuses datagrams
+/// (an ICMP port unreachable) fails at once. Nothing of `tls` or
+/// `send_proxy`, which are its connections'.
+fn by_datagram(
+    probe: &Probe,
+    datagram: &[u8],
+    expected: Option<&str>,
+    within: &Within,
+) -> Result<Probed, ProbeError> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+    // The loader refuses `health_check_udp` beside a Unix socket.
+    let addr = (probe.addr.tcp()).ok_or_else(|| {
+        ProbeError::Connect(io::Error::new(io::ErrorKind::Unsupported, "a Unix socket"))
+    })?;
+    let socket = match addr {
+        SocketAddr::V4(_) => UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)),
+    }
+    .map_err(ProbeError::Local)?;
+    socket.connect(addr).map_err(ProbeError::Connect)?;
+    // An earlier probe's refusal may come back at the send.
+    let refused = |otherwise: fn(io::Error) -> ProbeError| {
+        move |e: io::Error| match e.kind() {
+            io::ErrorKind::ConnectionRefused => ProbeError::Refused,
+            _ => within.failed(e, otherwise),
+        }
+    };
+    socket.send(datagram).map_err(refused(ProbeError::Send))?;
+    let mut answer = vec![0u8; 64 * 1024];
+    socket
+        .set_read_timeout(Some(within.left()?))
+        .map_err(ProbeError::Receive)?;
+    let length = socket
+        .recv(&mut answer)
+        .map_err(refused(ProbeError::Receive))?;
+    let answer = &answer[..length];
+    match expected {
+        Some(text)
+            if !text.is_empty() && !answer.windows(text.len()).any(|w| w == text.as_bytes()) =>
+        {
+            Err(ProbeError::Answer(text.into()))
+        }
+        _ => Ok(Probed::Passed),
+    }
 }
 
 /// A probe that did not fail.
@@ -224,6 +280,8 @@ fn get(
         // target at the default interval).
         ProbeKind::Connect => return Ok(None),
         ProbeKind::Http { method, path } => (method, path),
+        // Made without a connection (see `probe_once`).
+        ProbeKind::Datagram(_) => return Ok(None),
     };
     stream
         .set_write_timeout(Some(within.left()?))
