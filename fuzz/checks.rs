@@ -3486,10 +3486,11 @@ fn fastcgi_read(
 }
 
 /// The bytes a connection begins with, read for a TLS hello's host name
-/// (`stream.<name>.<host>`): any bytes, or (first byte odd) any bytes as
-/// a hello's extensions, in records of the size the second byte says.
-/// What is decided stays decided as more bytes come, a whole hello is
-/// never incomplete, and a name read is one a host key can be.
+/// and protocols (`stream.<name>.<host>`, `stream.<name>.alpn:<p>`): any
+/// bytes, or (first byte odd) any bytes as a hello's extensions, in
+/// records of the size the second byte says. What is decided stays
+/// decided as more bytes come, a whole hello is never incomplete, and a
+/// name or protocol read is one a key can be.
 pub fn client_hello(data: &[u8]) {
     use inverso::tls::client_hello::{read, Hello};
     let [flags, record, rest @ ..] = data else {
@@ -3503,15 +3504,24 @@ pub fn client_hello(data: &[u8]) {
     if flags & 1 == 1 && rest.len() < 8 * 1024 {
         assert_ne!(whole, Hello::Incomplete, "a whole hello");
     }
-    if let Hello::Named(host) = &whole {
-        assert!(!host.is_empty() && host.len() <= 253, "{host:?}");
-        assert!(
-            (host.bytes()).all(|b| b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || matches!(b, b'-' | b'.' | b'_')),
-            "{host:?}"
-        );
-        assert!(!host.ends_with('.'), "{host:?}");
+    if let Hello::Asked(asked) = &whole {
+        assert!(asked.host.is_some() || !asked.protocols.is_empty(), "{asked:?}");
+        if let Some(host) = &asked.host {
+            assert!(!host.is_empty() && host.len() <= 253, "{host:?}");
+            assert!(
+                (host.bytes()).all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'-' | b'.' | b'_')),
+                "{host:?}"
+            );
+            assert!(!host.ends_with('.'), "{host:?}");
+        }
+        // Protocols a key can name: visible ASCII, at most 16.
+        assert!(asked.protocols.len() <= 16, "{asked:?}");
+        for protocol in &asked.protocols {
+            assert!(!protocol.is_empty() && protocol.len() <= 255, "{protocol:?}");
+            assert!(protocol.bytes().all(|b| b.is_ascii_graphic()), "{protocol:?}");
+        }
     }
     // Every start of it says as much or asks for more.
     let step = (wire.len() / 256).max(1);

@@ -5,7 +5,7 @@
 
 use crate::{load, ConfigArgs, Failure};
 use anyhow::Context;
-use inverso::config::{self, Config, Loader};
+use inverso::config::{self, Asking, Config, Loader};
 use inverso::files::listing::Format;
 use inverso::ratelimit::Limit;
 use std::io::Write as _;
@@ -381,12 +381,14 @@ fn write_streams(out: &mut impl std::io::Write, config: &Config) -> std::io::Res
             "# stream {}: {over} on {}{alpn}{behind}, to pool {}",
             stream.name, stream.listen, stream.pool_name
         )?;
-        let asking = match stream.tls {
-            true => "a handshake naming",
-            false => "a TLS hello asking for",
-        };
-        for (host, pool) in stream.names() {
-            writeln!(out, "#   {asking} {host}: to pool {pool}")?;
+        for (asking, pool) in stream.hello_keys() {
+            let asking = match (asking, stream.tls) {
+                (Asking::Host(host), true) => format!("a handshake naming {host}"),
+                (Asking::Host(host), false) => format!("a TLS hello asking for {host}"),
+                (Asking::Protocol(p), true) => format!("a handshake agreeing {p} in ALPN"),
+                (Asking::Protocol(p), false) => format!("a TLS hello offering {p} in ALPN"),
+            };
+            writeln!(out, "#   {asking}: to pool {pool}")?;
         }
     }
     Ok(())

@@ -1288,15 +1288,17 @@ fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
     let (code, stdout, stderr) = check(
         "targets = 127.0.0.1:9001\npool.blog = 127.0.0.1:9002\n\
          stream.https.*.example.com = blog\nstream.https = default listen=8443 proxy_protocol\n\
-         stream.https.blog.example.com = blog\nstream.pg = blog listen=127.0.0.1:5432\n",
+         stream.https.blog.example.com = blog\nstream.pg = blog listen=127.0.0.1:5432\n\
+         stream.https.alpn:acme-tls/1 = default\n",
     );
     assert_eq!(code, Some(0), "{stderr}");
-    let said = stream_lines(&stdout, 4);
+    let said = stream_lines(&stdout, 5);
     assert_eq!(
         said,
         [
             "# stream https: TCP on 0.0.0.0:8443, each connection's PROXY header read first, \
              to pool default",
+            "#   a TLS hello offering acme-tls/1 in ALPN: to pool default",
             "#   a TLS hello asking for blog.example.com: to pool blog",
             "#   a TLS hello asking for *.example.com: to pool blog",
             "# stream pg: TCP on 127.0.0.1:5432, to pool blog",

@@ -1188,6 +1188,47 @@ fn tls_passes_through_to_the_pool_of_the_name_the_hello_asks_for() {
     );
 }
 
+/// `stream.<name>.alpn:<protocol> = <pool>` (HAProxy's `req.ssl_alpn`,
+/// nginx's `map $ssl_preread_alpn_protocols`): a hello that offers the
+/// protocol goes to that pool, whatever host it asks for (an ACME client
+/// answering TLS-ALPN-01 challenges beside the sites); one that does not
+/// offer it, by its host.
+#[test]
+fn a_protocol_offered_in_alpn_chooses_the_pool_before_the_host() {
+    use support::tls_client::{client_settings, TlsClient};
+    let pki = Pki::new();
+    let serving = |names: &[&str]| TlsSetup::serving(&pki.ca.leaf(names), &pki.ca);
+    let shop = TlsBackend::echo("shop", serving(&["shop.example"]));
+    let acme = TlsBackend::echo("acme", serving(&["shop.example", "127.0.0.1"]));
+    let rest = TlsBackend::echo("rest", serving(&["127.0.0.1"]));
+    let text = format!(
+        "targets = {}\npool.shop = {}\npool.acme = {}\n\
+         stream.https = default listen=127.0.0.1:0\n\
+         stream.https.shop.example = shop\nstream.https.alpn:acme-tls/1 = acme\n",
+        rest.addr, shop.addr, acme.addr,
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "https");
+    for (name, offered, answered_by) in [
+        ("shop.example", &[][..], "shop"),
+        ("shop.example", &["http/1.1"][..], "shop"),
+        ("shop.example", &["acme-tls/1"][..], "acme"),
+        ("127.0.0.1", &["http/1.1", "acme-tls/1"][..], "acme"),
+        ("127.0.0.1", &["ACME-TLS/1"][..], "rest"),
+    ] {
+        let mut settings = client_settings(&pki.ca, rustls::ALL_VERSIONS, None);
+        settings.alpn_protocols = offered.iter().map(|p| p.as_bytes().to_vec()).collect();
+        let mut client = TlsClient::connect(addr, &Arc::new(settings), name);
+        let response = client.get("/");
+        assert_eq!(
+            response.header("x-backend"),
+            Some(answered_by),
+            "{name} {offered:?}"
+        );
+    }
+    assert_eq!(acme.handshakes.lock().unwrap().len(), 2);
+}
+
 #[test]
 fn a_stream_reading_hellos_closes_a_client_that_sends_none_in_time() {
     let (named, rest) = (Upstream::greeting("named"), Upstream::greeting("rest"));
@@ -1317,23 +1358,25 @@ fn tls_client_of(
 #[test]
 fn a_stream_with_tls_ends_it_and_relays_the_session_in_the_clear() {
     let (main, other) = (Upstream::greeting("main"), Upstream::greeting("other"));
+    let grpc = Upstream::greeting("grpc");
     let pki = Pki::new();
     let served = pki.ca.leaf(&["localhost", "other.test"]);
     let entry = served.write_apart(&pki.ca, pki.dir.path(), "served");
     let text = format!(
-        "targets = {}\npool.o = {}\ntls_certificates = {entry}\n\
+        "targets = {}\npool.o = {}\npool.g = {}\ntls_certificates = {entry}\n\
          log_format = $request|$status|$ssl_protocol|$ssl_alpn_protocol|$ssl_server_name|\
          $pool|$termination|$request_length\n\
          stream.s = default listen=127.0.0.1:0 tls alpn=x-echo,h2\n\
-         stream.s.other.test = o\n",
-        main.addr, other.addr
+         stream.s.other.test = o\nstream.s.alpn:h2 = g\n",
+        main.addr, other.addr, grpc.addr
     );
     let proxy = start_proxy(&[], from_file(&text));
     let addr = stream_addr(&proxy, "s");
     for (name, alpn, agreed, greeting) in [
-        // The stream's order of preference chooses among those offered.
+        // The stream's order of preference chooses among those offered;
+        // the protocol agreed, the pool (`alpn:h2`).
         ("localhost", &["h2", "x-echo"][..], Some("x-echo"), "main"),
-        ("localhost", &["h2"][..], Some("h2"), "main"),
+        ("localhost", &["h2"][..], Some("h2"), "grpc"),
         ("other.test", &[][..], None, "other"),
     ] {
         let mut client = tls_client_of(addr, &pki, name, alpn, None).unwrap();
@@ -1352,14 +1395,17 @@ fn a_stream_with_tls_ends_it_and_relays_the_session_in_the_clear() {
         assert_eq!(read, format!("{greeting}\r\nping\r\n").as_bytes(), "{name}");
         assert!(closed_cleanly, "{name}: the proxy said close_notify");
     }
-    assert_eq!((main.accepted(), other.accepted()), (2, 1));
+    assert_eq!(
+        (main.accepted(), other.accepted(), grpc.accepted()),
+        (1, 1, 1)
+    );
     assert_eq!(main.received(0), b"ping\r\n", "in the clear");
     let lines = wait_for_lines(&proxy, "s", 3);
     assert_eq!(
         lines,
         [
             "TCP s|200|TLSv1.3|x-echo|localhost|default|--|6",
-            "TCP s|200|TLSv1.3|h2|localhost|default|--|6",
+            "TCP s|200|TLSv1.3|h2|localhost|g|--|6",
             "TCP s|200|TLSv1.3|-|other.test|o|--|6",
         ]
     );

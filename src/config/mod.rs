@@ -58,7 +58,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-pub use streams::StreamListener;
+pub use streams::{Asking, StreamListener};
 pub(crate) use suggest::nearest;
 pub use types::{
     weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target, MAX_WEIGHT,

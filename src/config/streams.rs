@@ -63,36 +63,74 @@ pub struct StreamListener {
     /// nginx's `proxy_requests`): the client's next one begins another,
     /// while this one waits for its answers; `None`: no limit.
     pub requests: Option<u32>,
-    /// `stream.<name>.<host>`: the pools of the TLS clients whose hello
-    /// asks for those hosts, most specific first; none: every connection
-    /// goes to `pool`.
-    pub(crate) by_name: Arc<[ByName]>,
+    /// `stream.<name>.alpn:<protocol>` and `stream.<name>.<host>`: the
+    /// pools of the TLS clients whose hello offers those protocols or
+    /// asks for those hosts, in the order tried (the protocols as
+    /// written, then the hosts, most specific first); none: every
+    /// connection goes to `pool`.
+    pub(crate) by_hello: Arc<[ByHello]>,
 }
 
-/// One `stream.<name>.<host> = <pool>`.
+/// One `stream.<name>.<host> = <pool>` or `stream.<name>.alpn:<protocol>
+/// = <pool>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct ByName {
-    pub host: HostPattern,
+pub(crate) struct ByHello {
+    pub key: HelloKey,
     pub pool: usize,
     pub pool_name: Arc<str>,
 }
 
+/// What of a TLS hello chooses a pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum HelloKey {
+    /// The host it asks for (SNI).
+    Host(HostPattern),
+    /// A protocol it offers in ALPN (with `tls`: the one agreed).
+    Protocol(&'static str),
+}
+
+/// A host or protocol key, as `check` says it.
+pub enum Asking<'a> {
+    /// As written (lower case; `*.` and a name for its subdomains).
+    Host(String),
+    Protocol(&'a str),
+}
+
+/// What precedes a protocol in its key: `stream.<name>.alpn:h2`.
+const PROTOCOL_KEY: &str = "alpn:";
+
+/// As written after the stream's name: `shop.example`, `alpn:h2`.
+impl std::fmt::Display for HelloKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HelloKey::Host(host) => write!(f, "{host}"),
+            HelloKey::Protocol(protocol) => write!(f, "{PROTOCOL_KEY}{protocol}"),
+        }
+    }
+}
+
 impl StreamListener {
-    /// Whether the host a TLS client asks for chooses the pool.
-    pub fn by_host(&self) -> bool {
-        !self.by_name.is_empty()
+    /// Whether what a TLS client's hello asks for chooses the pool.
+    pub fn chooses_by_hello(&self) -> bool {
+        !self.by_hello.is_empty()
     }
 
     /// Whether a connection's TLS hello is read, and passed on, to choose
-    /// its pool (with `tls`, the handshake tells the host).
+    /// its pool (with `tls`, the handshake tells the host and protocol).
     pub fn reads_hello(&self) -> bool {
-        self.by_host() && !self.tls
+        self.chooses_by_hello() && !self.tls
     }
 
-    /// Each `stream.<name>.<host>`: its host as written (lower case) and
-    /// its pool's name, in the order tried.
-    pub fn names(&self) -> impl Iterator<Item = (String, &str)> {
-        (self.by_name.iter()).map(|b| (b.host.to_string(), &*b.pool_name))
+    /// Each host or protocol key, and its pool's name, in the order
+    /// tried.
+    pub fn hello_keys(&self) -> impl Iterator<Item = (Asking<'_>, &str)> {
+        (self.by_hello.iter()).map(|b| {
+            let asking = match &b.key {
+                HelloKey::Host(host) => Asking::Host(host.to_string()),
+                HelloKey::Protocol(protocol) => Asking::Protocol(protocol),
+            };
+            (asking, &*b.pool_name)
+        })
     }
 
     /// How fast a session's client and its target are read, in that
@@ -112,9 +150,14 @@ impl StreamListener {
     }
 
     /// The pool, by index and name, of a connection whose hello asked for
-    /// `host` (`None`: for none, or no hello came).
-    pub fn pool_for(&self, host: Option<&str>) -> (usize, &Arc<str>) {
-        (self.by_name.iter().find(|b| b.host.matches(host)))
+    /// `host` (`None`: for none, or no hello came) and offered
+    /// `protocols`.
+    pub fn pool_for(&self, host: Option<&str>, protocols: &[&str]) -> (usize, &Arc<str>) {
+        let chooses = |b: &&ByHello| match &b.key {
+            HelloKey::Host(pattern) => pattern.matches(host),
+            HelloKey::Protocol(protocol) => protocols.contains(protocol),
+        };
+        (self.by_hello.iter().find(chooses))
             .map_or((self.pool, &self.pool_name), |b| (b.pool, &b.pool_name))
     }
 }
@@ -146,8 +189,16 @@ impl Loader {
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
+        // A host is lower-cased; a protocol is as written (ALPN's
+        // names are compared byte for byte).
         let (name, host) = match key.split_once('.') {
-            Some((name, host)) => (name, Some(host.to_ascii_lowercase())),
+            Some((name, rest)) => match rest.get(..PROTOCOL_KEY.len()) {
+                Some(prefix) if prefix.eq_ignore_ascii_case(PROTOCOL_KEY) => (
+                    name,
+                    Some(format!("{PROTOCOL_KEY}{}", &rest[PROTOCOL_KEY.len()..])),
+                ),
+                _ => (name, Some(rest.to_ascii_lowercase())),
+            },
             None => (key, None),
         };
         check_name(name).map_err(|m| ConfigError::at(&origin, m))?;
@@ -161,7 +212,7 @@ impl Loader {
         }
         let (most, what) = match host {
             None => (MAX_STREAMS, "streams"),
-            Some(_) => (MAX_NAMES, "stream host names"),
+            Some(_) => (MAX_NAMES, "stream host and protocol keys"),
         };
         let alike = |k: &&StreamKey| k.host.is_some() == host.is_some();
         if self.stream_keys.iter().filter(alike).count() >= most {
@@ -233,7 +284,7 @@ impl Loader {
             }
             streams.push(stream);
         }
-        let mut by_names: Vec<Vec<ByName>> = vec![Vec::new(); streams.len()];
+        let mut by_hellos: Vec<Vec<ByHello>> = vec![Vec::new(); streams.len()];
         for key in &self.stream_keys {
             let Some(host) = &key.host else {
                 continue;
@@ -253,37 +304,62 @@ impl Loader {
                     key.name
                 )));
             }
-            let by_name = by_name(host, &key.setting.value, pools).map_err(&refused)?;
-            check_pool(&streams[at], &by_name.pool_name, pool_of(by_name.pool))
+            let by_hello = by_hello(host, &key.setting.value, pools).map_err(&refused)?;
+            check_pool(&streams[at], &by_hello.pool_name, pool_of(by_hello.pool))
                 .map_err(&refused)?;
-            if let Some(first) = by_names[at].iter().find(|b| b.host == by_name.host) {
-                return Err(refused(format!("`{}` is named twice", first.host)));
+            if let HelloKey::Protocol(protocol) = by_hello.key {
+                let stream = &streams[at];
+                if stream.tls && !stream.alpn.contains(&protocol) {
+                    return Err(refused(format!(
+                        "`stream.{}` ends TLS, and agrees only the protocols of its alpn= \
+                         ({}): `{protocol}` is never agreed",
+                        stream.name,
+                        match stream.alpn.join(",") {
+                            offered if offered.is_empty() => "none".to_string(),
+                            offered => offered,
+                        }
+                    )));
+                }
             }
-            by_names[at].push(by_name);
+            if let Some(first) = by_hellos[at].iter().find(|b| b.key == by_hello.key) {
+                return Err(refused(format!("`{}` is named twice", first.key)));
+            }
+            by_hellos[at].push(by_hello);
         }
-        for (stream, mut by_name) in streams.iter_mut().zip(by_names) {
-            // Stable: among equals, the order written.
-            by_name.sort_by_key(|b| std::cmp::Reverse(b.host.rank()));
-            stream.by_name = by_name.into();
+        for (stream, mut by_hello) in streams.iter_mut().zip(by_hellos) {
+            // Protocols first, then hosts, the most specific first;
+            // stable: among equals, the order written.
+            by_hello.sort_by_key(|b| match &b.key {
+                HelloKey::Protocol(_) => (0, std::cmp::Reverse((0, 0))),
+                HelloKey::Host(host) => (1, std::cmp::Reverse(host.rank())),
+            });
+            stream.by_hello = by_hello.into();
         }
         Ok(streams.into())
     }
 }
 
-/// `stream.<name>.<host> = <pool>`: `host` a name, or `*.` and a name.
-fn by_name(host: &str, value: &str, pools: &[PoolConfig]) -> Result<ByName, String> {
-    let host = match parse_host(host)? {
-        HostPattern::Any => {
-            return Err("a host after the stream's name: `stream.<name>.<host> = <pool>`".into())
-        }
-        host => host,
+/// `stream.<name>.<host> = <pool>`, `host` a name or `*.` and a name,
+/// or `stream.<name>.alpn:<protocol> = <pool>` (`key` what follows the
+/// stream's name).
+fn by_hello(key: &str, value: &str, pools: &[PoolConfig]) -> Result<ByHello, String> {
+    let key = match key.strip_prefix(PROTOCOL_KEY) {
+        Some(protocol) => HelloKey::Protocol(crate::tls::alpn::protocol(protocol)?),
+        None => match parse_host(key)? {
+            HostPattern::Any => {
+                return Err(
+                    "a host after the stream's name: `stream.<name>.<host> = <pool>`".into(),
+                )
+            }
+            host => HelloKey::Host(host),
+        },
     };
     let mut words = value.split_whitespace();
     let (Some(pool_name), None) = (words.next(), words.next()) else {
-        return Err("a host name's key is `stream.<name>.<host> = <pool>`, one pool".into());
+        return Err(format!("`stream.<name>.{key} = <pool>` takes one pool"));
     };
-    Ok(ByName {
-        host,
+    Ok(ByHello {
+        key,
         pool: index_named(pool_name, pools.iter().map(|p| &*p.name))?,
         pool_name: pool_name.into(),
     })
@@ -352,9 +428,9 @@ impl Config {
             check_pool(stream, name, self.config_of_pool(pool))?;
             Ok::<usize, String>(pool)
         };
-        let by_name = (stream.by_name.iter())
+        let by_hello = (stream.by_hello.iter())
             .map(|b| {
-                Ok(ByName {
+                Ok(ByHello {
                     pool: find(&b.pool_name)?,
                     ..b.clone()
                 })
@@ -362,7 +438,7 @@ impl Config {
             .collect::<Result<_, String>>()?;
         Ok(StreamListener {
             pool: find(&stream.pool_name)?,
-            by_name,
+            by_hello,
             ..stream.clone()
         })
     }
@@ -488,7 +564,7 @@ fn parse(
         udp,
         responses,
         requests,
-        by_name: Arc::new([]),
+        by_hello: Arc::new([]),
     })
 }
 
@@ -846,6 +922,18 @@ mod tests {
                  TLS hello",
             ),
             (
+                "stream.s = default listen=9\nstream.s.alpn:h2 = default\nstream.s.ALPN:h2 = default",
+                "proxy.conf:4: duplicate key `stream.s.ALPN:h2` (first set on line 3)",
+            ),
+            (
+                "stream.s = default listen=9\nstream.s.alpn: = default",
+                "stream.s.alpn:: `` is not a protocol's name",
+            ),
+            (
+                "stream.s = default listen=9\nstream.s.alpn:h2 = default default",
+                "stream.s.alpn:h2: `stream.<name>.alpn:h2 = <pool>` takes one pool",
+            ),
+            (
                 "stream.a = default listen=127.0.0.1:53 udp\nstream.b = default listen=53 udp",
                 "stream.b: 0.0.0.0:53 is also `stream.a`'s address and port",
             ),
@@ -925,6 +1013,38 @@ mod tests {
         assert_eq!(c.unwrap().streams.len(), 2);
     }
 
+    /// A stream that ends TLS is chosen by the protocol agreed, which is
+    /// one of its `alpn=` or none.
+    #[test]
+    fn a_tls_stream_s_protocol_key_names_one_it_may_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let pem = dir.path().join("site.pem");
+        std::fs::write(&pem, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        let text = |alpn: &str| {
+            format!(
+                "tls_certificates = {}\nstream.s = default listen=9 tls {alpn}\n\
+                 stream.s.alpn:h2 = default\n",
+                pem.display()
+            )
+        };
+        assert!(build(&text("alpn=h2,http/1.1")).is_ok());
+        for (alpn, offered) in [("alpn=x-echo", "x-echo"), ("", "none")] {
+            let e = build(&text(alpn)).unwrap_err();
+            assert_eq!(
+                e.message,
+                format!(
+                    "stream.s.alpn:h2: `stream.s` ends TLS, and agrees only the protocols of its \
+                     alpn= ({offered}): `h2` is never agreed"
+                )
+            );
+        }
+    }
+
     #[test]
     fn host_names_choose_a_pool_the_most_specific_first() {
         let c = build(
@@ -933,14 +1053,22 @@ mod tests {
              stream.tls = default listen=443\n\
              stream.tls.*.shop.example.com = b\n\
              stream.tls.WWW.Example.COM = c\n\
+             stream.tls.ALPN:acme-tls/1 = b\n\
+             stream.tls.alpn:h2 = a\n\
              stream.plain = a listen=5432\n",
         )
         .unwrap();
         let tls = c.stream_named("tls").unwrap();
-        let order: Vec<String> = tls.by_name.iter().map(|b| b.host.to_string()).collect();
+        let order: Vec<String> = tls.by_hello.iter().map(|b| b.key.to_string()).collect();
         assert_eq!(
             order,
-            ["www.example.com", "*.shop.example.com", "*.example.com"]
+            [
+                "alpn:acme-tls/1",
+                "alpn:h2",
+                "www.example.com",
+                "*.shop.example.com",
+                "*.example.com"
+            ]
         );
         assert!(tls.reads_hello() && !c.stream_named("plain").unwrap().reads_hello());
         for (host, pool) in [
@@ -950,7 +1078,7 @@ mod tests {
             (Some("example.com"), "default"),
             (None, "default"),
         ] {
-            let (index, name) = tls.pool_for(host);
+            let (index, name) = tls.pool_for(host, &["http/1.1"]);
             assert_eq!(&**name, pool, "{host:?}");
             assert_eq!(
                 index,
@@ -960,6 +1088,18 @@ mod tests {
                     .unwrap()
             );
         }
+        // A protocol offered comes before the host: the first key's that
+        // the hello offers, in the order written.
+        for (offered, pool) in [
+            (&["acme-tls/1"][..], "b"),
+            (&["h2", "acme-tls/1"], "b"),
+            (&["h2", "http/1.1"], "a"),
+            (&["H2"], "c"),
+            (&[], "c"),
+        ] {
+            let (_, name) = tls.pool_for(Some("www.example.com"), offered);
+            assert_eq!(&**name, pool, "{offered:?}");
+        }
     }
 
     #[test]
@@ -968,8 +1108,8 @@ mod tests {
         for (text, says) in [
             ("stream.other.a.example = a", "proxy.conf:4: stream.other.a.example: there is no `stream.other`"),
             ("stream.tls.a.example = nope", "proxy.conf:4: stream.tls.a.example: no pool is named `nope`"),
-            ("stream.tls.a.example = a b", "a host name's key is `stream.<name>.<host> = <pool>`"),
-            ("stream.tls.a.example =", "a host name's key is"),
+            ("stream.tls.a.example = a b", "`stream.<name>.a.example = <pool>` takes one pool"),
+            ("stream.tls.a.example =", "takes one pool"),
             ("stream.tls.a b = a", "`a b` is no host"),
             ("stream.tls.a.example = a\nstream.tls.A.Example = a", "proxy.conf:5: duplicate key `stream.tls.A.Example`"),
             (
@@ -995,7 +1135,7 @@ mod tests {
         assert_eq!(
             next.stream_named("s")
                 .unwrap()
-                .pool_for(Some("x.example"))
+                .pool_for(Some("x.example"), &[])
                 .1
                 .as_ref(),
             "b"
@@ -1023,7 +1163,7 @@ mod tests {
         let mut next = build("pool.z = 127.0.0.1:9\npool.a = 127.0.0.1:2\n").unwrap();
         assert_eq!(next.keep_streams_of(&was), Ok(true));
         let kept = next.stream_named("s").unwrap();
-        assert_eq!((kept.pool, kept.by_name[0].pool), (2, 2));
+        assert_eq!((kept.pool, kept.by_hello[0].pool), (2, 2));
         let mut next = build("pool.z = 127.0.0.1:9\n").unwrap();
         let e = next.keep_streams_of(&was).unwrap_err();
         assert!(

@@ -51,6 +51,19 @@ pub fn parse_list(value: &str) -> Result<Vec<&'static str>, String> {
     Ok(offered.into_iter().map(kept).collect())
 }
 
+/// `name` as a key names it (`stream.<name>.alpn:<protocol>`): checked as
+/// `alpn=`'s names are, kept as theirs.
+pub fn protocol(name: &str) -> Result<&'static str, String> {
+    check(name).map_err(|_| {
+        format!(
+            "`{}` is not a protocol's name (1 to {MAX_NAME} visible ASCII characters, as \
+             `alpn:acme-tls/1`)",
+            name.escape_debug()
+        )
+    })?;
+    Ok(kept(name))
+}
+
 /// A name as ALPN carries it: 1 to 255 bytes, here of visible ASCII
 /// (the registered names are, and a config file's text can say no
 /// other without ambiguity).

@@ -1,7 +1,8 @@
-//! The host name a TLS client's hello asks for (SNI, RFC 6066 §3), read
-//! from the bytes a connection begins with, without taking part in the
-//! handshake: what a `stream.<name>` passing TLS through chooses its pool
-//! by (nginx's `ssl_preread`, HAProxy's `req.ssl_sni`).
+//! The host name a TLS client's hello asks for (SNI, RFC 6066 §3) and the
+//! protocols it offers (ALPN, RFC 7301), read from the bytes a connection
+//! begins with, without taking part in the handshake: what a
+//! `stream.<name>` passing TLS through chooses its pool by (nginx's
+//! `ssl_preread`, HAProxy's `req.ssl_sni` and `req.ssl_alpn`).
 //!
 //! The bytes are untrusted: every length is checked against what is
 //! there before it is used, and a hello larger than [`MAX_HELLO`] is not
@@ -22,6 +23,9 @@ const HANDSHAKE: u8 = 22;
 const CLIENT_HELLO: u8 = 1;
 const SERVER_NAME: u16 = 0;
 const HOST_NAME: u8 = 0;
+const ALPN: u16 = 16;
+/// The most protocols of a hello's ALPN kept: clients offer two or three.
+const MAX_PROTOCOLS: usize = 16;
 /// A record's largest plaintext (RFC 8446 §5.1).
 const MAX_RECORD: usize = 1 << 14;
 
@@ -30,12 +34,24 @@ const MAX_RECORD: usize = 1 << 14;
 pub enum Hello {
     /// They begin a ClientHello (or could): more are needed to tell.
     Incomplete,
-    /// A ClientHello asking for this host name (lower case, without a
-    /// trailing dot).
-    Named(String),
-    /// A ClientHello that asks for none (an IP address was dialled), or
-    /// bytes that are no TLS hello, or one malformed or too large.
+    /// A ClientHello, and what it asks for.
+    Asked(Asked),
+    /// A ClientHello that asks for no host and offers no protocol (an IP
+    /// address was dialled by an old client), or bytes that are no TLS
+    /// hello, or one malformed or too large.
     Unnamed,
+}
+
+/// What a ClientHello asks for: one of the two at least.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Asked {
+    /// The host name (SNI), lower case, without a trailing dot; none
+    /// when it names none, or none valid.
+    pub host: Option<String>,
+    /// The protocols it offers (ALPN), in its order: those of visible
+    /// ASCII (the only ones a configuration names), at most
+    /// [`MAX_PROTOCOLS`].
+    pub protocols: Vec<String>,
 }
 
 /// Reads the hello `bytes` begin with.
@@ -69,7 +85,12 @@ pub fn read(bytes: &[u8]) -> Hello {
                 return Hello::Unnamed;
             }
             if let Some(body) = message.get(4..4 + body_len) {
-                return server_name(body).map_or(Hello::Unnamed, Hello::Named);
+                return match asked(body) {
+                    Some(asked) if asked.host.is_some() || !asked.protocols.is_empty() => {
+                        Hello::Asked(asked)
+                    }
+                    _ => Hello::Unnamed,
+                };
             }
         }
         // A record cut short leaves nothing: the next look asks for more.
@@ -108,33 +129,65 @@ impl<'a> Bytes<'a> {
     }
 }
 
-/// The host name of a ClientHello's body (RFC 8446 §4.1.2, RFC 5246
-/// §7.4.1.2): none without a `server_name` extension, or with one that
-/// is malformed or names no valid host.
-fn server_name(body: &[u8]) -> Option<String> {
+/// What a ClientHello's body (RFC 8446 §4.1.2, RFC 5246 §7.4.1.2) asks
+/// for: none when its structure is malformed; a `server_name` extension
+/// that names no valid host names none, and an ALPN list malformed
+/// offers none.
+fn asked(body: &[u8]) -> Option<Asked> {
     let mut hello = Bytes(body);
     hello.take(2 + 32)?; // legacy_version, random
     hello.short()?; // legacy_session_id
     hello.long()?; // cipher_suites
     hello.short()?; // legacy_compression_methods
+    let mut asked = Asked::default();
+    // TLS 1.0's hello may end here, without extensions.
+    if hello.0.is_empty() {
+        return Some(asked);
+    }
     let mut extensions = hello.long()?;
     while !extensions.0.is_empty() {
         let kind = extensions.u16()?;
-        let mut data = extensions.long()?;
-        if kind != SERVER_NAME {
-            continue;
+        let data = extensions.long()?;
+        match kind {
+            SERVER_NAME if asked.host.is_none() => asked.host = server_name(data),
+            ALPN if asked.protocols.is_empty() => asked.protocols = protocols(data),
+            _ => {}
         }
-        let mut names = data.long()?;
-        while !names.0.is_empty() {
-            let kind = names.u8()?;
-            let name = names.long()?;
-            if kind == HOST_NAME {
-                return host_name(name.0);
-            }
+    }
+    Some(asked)
+}
+
+/// The host name of a `server_name` extension's data: its first
+/// `host_name` entry's, if valid.
+fn server_name(mut data: Bytes<'_>) -> Option<String> {
+    let mut names = data.long()?;
+    while !names.0.is_empty() {
+        let kind = names.u8()?;
+        let name = names.long()?;
+        if kind == HOST_NAME {
+            return host_name(name.0);
         }
-        return None;
     }
     None
+}
+
+/// The protocols of an ALPN extension's data, in its order: those of
+/// visible ASCII; none when the list is malformed.
+fn protocols(mut data: Bytes<'_>) -> Vec<String> {
+    let Some(mut list) = data.long() else {
+        return Vec::new();
+    };
+    let mut protocols = Vec::new();
+    while !list.0.is_empty() {
+        let Some(name) = list.short() else {
+            return Vec::new();
+        };
+        let visible = !name.0.is_empty() && name.0.iter().all(u8::is_ascii_graphic);
+        if visible && protocols.len() < MAX_PROTOCOLS {
+            protocols.push(String::from_utf8_lossy(name.0).into_owned());
+        }
+    }
+    protocols
 }
 
 /// A DNS host name as SNI carries it (RFC 6066 §3: ASCII, no IP address
@@ -192,9 +245,29 @@ mod tests {
         (SERVER_NAME, data)
     }
 
+    /// What a hello asking for `host` and offering `protocols` reads as.
+    fn asked(host: Option<&str>, protocols: &[&str]) -> Hello {
+        Hello::Asked(Asked {
+            host: host.map(str::to_string),
+            protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        })
+    }
+
+    /// An ALPN extension offering `protocols` as written.
+    fn alpn(protocols: &[&[u8]]) -> (u16, Vec<u8>) {
+        let mut list = Vec::new();
+        for protocol in protocols {
+            list.push(protocol.len() as u8);
+            list.extend_from_slice(protocol);
+        }
+        let mut data = (list.len() as u16).to_be_bytes().to_vec();
+        data.extend_from_slice(&list);
+        (ALPN, data)
+    }
+
     #[test]
     fn the_name_is_read_from_one_record_or_many_and_in_any_piece() {
-        let named = Hello::Named("shop.example.com".into());
+        let named = asked(Some("shop.example.com"), &["h2"]);
         let alpn = (16, vec![0, 3, 2, b'h', b'2']);
         for record in [1, 7, 100, MAX_RECORD] {
             let wire = hello(&[alpn.clone(), sni(&[(0, b"Shop.Example.COM.")])], record);
@@ -223,25 +296,51 @@ mod tests {
         // caller reads for it.
         let largest = of_len(MAX_HELLO, (MAX_HELLO + 4).div_ceil(64));
         assert_eq!(largest.len(), MAX_HELLO_BYTES);
-        assert_eq!(read(&largest), Hello::Named("large.example".into()));
+        assert_eq!(read(&largest), asked(Some("large.example"), &[]));
         // In records of the largest size (the first a whole one).
         let in_full_records = of_len(MAX_HELLO, MAX_RECORD);
         let first = u16::from_be_bytes([in_full_records[3], in_full_records[4]]);
         assert_eq!(usize::from(first), MAX_RECORD);
-        assert_eq!(read(&in_full_records), Hello::Named("large.example".into()));
+        assert_eq!(read(&in_full_records), asked(Some("large.example"), &[]));
         // A browser's, 2 KiB with post-quantum key shares, in one record.
         assert_eq!(
             read(&of_len(2048, MAX_RECORD)),
-            Hello::Named("large.example".into())
+            asked(Some("large.example"), &[])
         );
         assert_eq!(read(&of_len(MAX_HELLO + 1, MAX_RECORD)), Hello::Unnamed);
+    }
+
+    #[test]
+    fn the_protocols_offered_are_read_in_their_order_with_a_name_or_without() {
+        let both = hello(
+            &[sni(&[(0, b"a.example")]), alpn(&[b"acme-tls/1", b"h2"])],
+            7,
+        );
+        assert_eq!(read(&both), asked(Some("a.example"), &["acme-tls/1", "h2"]));
+        let alone = hello(&[alpn(&[b"h2", b"http/1.1"])], MAX_RECORD);
+        assert_eq!(read(&alone), asked(None, &["h2", "http/1.1"]));
+        // Names no key can say are left out; a list cut short offers none,
+        // and leaves the name as it was.
+        let odd = hello(&[alpn(&[b"", b"sp ace", b"\xff", b"ok"])], MAX_RECORD);
+        assert_eq!(read(&odd), asked(None, &["ok"]));
+        let cut = (ALPN, vec![0, 5, 2, b'h', b'2', 9, b'x']);
+        let wire = hello(&[cut, sni(&[(0, b"b.example")])], MAX_RECORD);
+        assert_eq!(read(&wire), asked(Some("b.example"), &[]));
+        // At most MAX_PROTOCOLS of them.
+        let many: Vec<Vec<u8>> = (0..40).map(|i| format!("p{i}").into_bytes()).collect();
+        let many: Vec<&[u8]> = many.iter().map(Vec::as_slice).collect();
+        let Hello::Asked(read_many) = read(&hello(&[alpn(&many)], MAX_RECORD)) else {
+            panic!("a hello");
+        };
+        assert_eq!(read_many.protocols.len(), MAX_PROTOCOLS);
+        assert_eq!(read_many.protocols[15], "p15");
     }
 
     #[test]
     fn a_hello_without_a_valid_name_is_unnamed() {
         for extensions in [
             vec![],
-            vec![(16, vec![0, 3, 2, b'h', b'2'])],
+            vec![alpn(&[b""])],
             vec![sni(&[(1, b"other-kind")])],
             vec![sni(&[(0, b"")])],
             vec![sni(&[(0, b".")])],

@@ -71,7 +71,8 @@ impl Loader {
                     .into_iter()
                     .any(|asked| asked.as_ref().is_some_and(|a| a.pool == i))
                     || c.mirror.as_deref() == Some(name)
-            }) || (top.streams.iter()).any(|s| s.pool == i || s.by_name.iter().any(|b| b.pool == i))
+            }) || (top.streams.iter())
+                .any(|s| s.pool == i || s.by_hello.iter().any(|b| b.pool == i))
         };
         for (i, pool) in pools.iter().enumerate() {
             if !top.routes.iter().any(|r| r.pool == i + 1) && !asked(i + 1, &pool.name) {

@@ -167,11 +167,11 @@ fn relay(
     let denied = Termination::new(By::Proxy, Stage::Request);
     // A client refused whatever host it names is refused before its
     // handshake, as nginx's `deny` comes before its `ssl` phase.
-    if !stream.by_host() && !admitted(shared.config_of_pool(stream.pool)) {
+    if !stream.chooses_by_hello() && !admitted(shared.config_of_pool(stream.pool)) {
         return closed(record, denied, 403);
     }
     let mut early = Vec::new();
-    let host = if let Some(tls) = client.tls() {
+    let (host, protocols) = if let Some(tls) = client.tls() {
         let limits = (
             hello_due.saturating_duration_since(Instant::now()),
             read_timeout,
@@ -193,27 +193,31 @@ fn relay(
             agreed: Some(agreed),
             server_name: tls.server_name(),
         });
-        tls.server_name()
+        (
+            tls.server_name(),
+            Vec::from_iter(agreed.alpn.map(str::to_string)),
+        )
     } else if stream.reads_hello() {
         match read_hello(client.tcp(), hello_due) {
             Ok((read, hello)) => {
                 early = read;
                 match hello {
-                    Hello::Named(host) => Some(Arc::from(host)),
-                    _ => None,
+                    Hello::Asked(asked) => (asked.host.map(Arc::from), asked.protocols),
+                    _ => (None, Vec::new()),
                 }
             }
             // nginx's stream answers a preread that fails 400.
             Err(termination) => return closed(record, termination, 400),
         }
     } else {
-        None
+        (None, Vec::new())
     };
-    let (pool_index, pool_name) = stream.pool_for(host.as_deref());
+    let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
+    let (pool_index, pool_name) = stream.pool_for(host.as_deref(), &protocols);
     record.pool = Some(pool_name.clone());
     record.server_name = host;
     let pool = shared.config_of_pool(pool_index);
-    if stream.by_host() && !admitted(pool) {
+    if stream.chooses_by_hello() && !admitted(pool) {
         return closed(record, denied, 403);
     }
     let upstreams = shared.pools.get(pool_index);
