@@ -3505,7 +3505,10 @@ pub fn client_hello(data: &[u8]) {
         assert_ne!(whole, Hello::Incomplete, "a whole hello");
     }
     if let Hello::Asked(asked) = &whole {
-        assert!(asked.host.is_some() || !asked.protocols.is_empty(), "{asked:?}");
+        assert!(
+            asked.host.is_some() || !asked.protocols.is_empty(),
+            "{asked:?}"
+        );
         if let Some(host) = &asked.host {
             assert!(!host.is_empty() && host.len() <= 253, "{host:?}");
             assert!(
@@ -3519,8 +3522,14 @@ pub fn client_hello(data: &[u8]) {
         // Protocols a key can name: visible ASCII, at most 16.
         assert!(asked.protocols.len() <= 16, "{asked:?}");
         for protocol in &asked.protocols {
-            assert!(!protocol.is_empty() && protocol.len() <= 255, "{protocol:?}");
-            assert!(protocol.bytes().all(|b| b.is_ascii_graphic()), "{protocol:?}");
+            assert!(
+                !protocol.is_empty() && protocol.len() <= 255,
+                "{protocol:?}"
+            );
+            assert!(
+                protocol.bytes().all(|b| b.is_ascii_graphic()),
+                "{protocol:?}"
+            );
         }
     }
     // Every start of it says as much or asks for more.

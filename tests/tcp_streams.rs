@@ -1702,3 +1702,70 @@ fn a_stream_with_tls_relays_more_than_the_sockets_hold_both_ways() {
         rest.len()
     );
 }
+
+/// A Redis-like server of one role: every line it reads is answered
+/// `role:<role>` (and a `PING`, `+PONG`), as `INFO replication` says.
+fn redis_of_role(role: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                let mut line = [0u8; 1024];
+                // Bounded: each read waits at most the I/O timeout.
+                for _ in 0..1_000 {
+                    match stream.read(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) if line[..n].starts_with(b"PING") => {
+                            let _ = stream.write_all(b"+PONG\r\n");
+                        }
+                        Ok(_) => {
+                            let info = format!("$24\r\n# Replication\r\nrole:{role}\r\n");
+                            let _ = stream.write_all(info.as_bytes());
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// `health_check_send` and `health_check_expect` under `health_check_tcp`
+/// (HAProxy's `tcp-check send` and `tcp-check expect string`): HAProxy's
+/// recipe for Redis, `INFO replication` answered `role:master`, takes the
+/// replica out, and the stream sends every connection to the master.
+#[test]
+fn tcp_checks_that_converse_send_sessions_to_the_redis_master_alone() {
+    let (master, replica) = (redis_of_role("master"), redis_of_role("slave"));
+    let text = format!(
+        "targets = {master}, {replica}\nhealth_check_tcp = true\n\
+         health_check_send = INFO replication\\r\\n\nhealth_check_expect = role:master\n\
+         health_check_interval = 100ms\nhealth_check_fall = 1\n\
+         stream.redis = default listen=127.0.0.1:0\n"
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let healthy = |addr: SocketAddr| status_field(&proxy, &addr.to_string(), "healthy");
+    let settled = wait_until(WAIT_LIMIT, || {
+        healthy(replica) == "false" && healthy(master) == "true"
+    });
+    assert!(
+        settled,
+        "master {}, replica {}",
+        healthy(master),
+        healthy(replica)
+    );
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(
+        status.contains("\"said\":\"reply without `role:master`\""),
+        "{status}"
+    );
+    for _ in 0..4 {
+        let mut client = Client::connect(stream_addr(&proxy, "redis"));
+        client.send(b"INFO replication\r\n");
+        let answer = client.reader.read_exact_body(33).unwrap();
+        assert_eq!(answer, b"$24\r\n# Replication\r\nrole:master\r\n");
+    }
+}

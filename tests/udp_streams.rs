@@ -650,8 +650,8 @@ fn target_status(proxy: &Proxy, addr: SocketAddr) -> String {
 }
 
 /// `health_check_udp` (nginx Plus's `health_check udp`): each target is
-/// sent the datagram, written with `\xHH` escapes, and must answer it
-/// (with `health_check_expect_body` in the answer): one that refuses
+/// sent `health_check_send`'s datagram, written with `\xHH` escapes, and
+/// must answer it (with `health_check_expect` in the answer): one that refuses
 /// datagrams, one that never answers and one whose answer lacks the text
 /// are taken out, and sessions go to the one left.
 #[test]
@@ -667,7 +667,7 @@ fn udp_health_checks_take_out_targets_that_refuse_stay_silent_or_answer_wrongly(
     let silent_addr = silent.local_addr().unwrap();
     let text = format!(
         "targets = {}, {}, {refusing}, {silent_addr}\n{TEMPLATE}\
-         health_check_udp = \\x01pi\\\\ng\nhealth_check_expect_body = a:\n\
+         health_check_udp = true\nhealth_check_send = \\x01pi\\\\ng\nhealth_check_expect = a:\n\
          health_check_interval = 100ms\nhealth_check_timeout = 300ms\nhealth_check_fall = 1\n\
          stream.s = default listen=127.0.0.1:0 udp responses=1\n",
         a.addr, b.addr
@@ -693,7 +693,7 @@ fn udp_health_checks_take_out_targets_that_refuse_stay_silent_or_answer_wrongly(
         [a.addr, b.addr, refusing, silent_addr].map(said)
     );
     assert_eq!(said(a.addr), (true, "passed".into()));
-    assert_eq!(said(b.addr), (false, "answer without `a:`".into()));
+    assert_eq!(said(b.addr), (false, "reply without `a:`".into()));
     assert_eq!(said(refusing), (false, "datagrams refused".into()));
     assert_eq!(said(silent_addr), (false, "no reply within 300ms".into()));
     // The probes' datagram, as its escapes write it.

@@ -585,7 +585,7 @@ impl Loader {
         }
         // A datagram is a third way, and a Unix socket takes none from
         // here.
-        if config.health_check_udp.is_some() {
+        if config.health_check_udp {
             let other = match (&config.health_check_path, config.health_check_tcp) {
                 (Some(path), _) => Some(format!(
                     "health_check_path is set too ({})",
@@ -599,7 +599,7 @@ impl Loader {
                     scope,
                     "health_check_udp",
                     format!(
-                        "is set, but {other}: a target is probed one way; keep the one its \
+                        "is true, but {other}: a target is probed one way; keep the one its \
                          service answers"
                     ),
                 ));
@@ -609,10 +609,19 @@ impl Loader {
                     scope,
                     "health_check_udp",
                     format!(
-                        "is set, but {} is a Unix socket, which takes no datagram from here: \
+                        "is true, but {} is a Unix socket, which takes no datagram from here: \
                          put it in a pool of its own",
                         t.name
                     ),
+                ));
+            }
+            if config.health_check_send.is_none() {
+                return Err(self.refused_in(
+                    scope,
+                    "health_check_udp",
+                    "is true, but health_check_send is empty: a probe's datagram is what it \
+                     sends (for DNS, a question)"
+                        .into(),
                 ));
             }
         }
@@ -1336,16 +1345,28 @@ mod tests {
     }
 
     #[test]
-    fn health_check_udp_is_a_datagram_refused_beside_other_probes_and_unix_sockets() {
-        let c = build("targets = 127.0.0.1:1\nhealth_check_udp = \\x00hi\n").unwrap();
-        assert_eq!(c.health_check_udp.as_deref(), Some(&b"\x00hi"[..]));
-        let c = build("targets = 127.0.0.1:1\nhealth_check_udp =\n").unwrap();
-        assert_eq!(c.health_check_udp, None);
-        let e = build("targets = 127.0.0.1:1\nhealth_check_udp = \\q\n").unwrap_err();
+    fn health_check_udp_sends_a_datagram_refused_beside_other_probes_and_unix_sockets() {
+        let c = build(
+            "targets = 127.0.0.1:1\nhealth_check_udp = true\nhealth_check_send = \\x00hi\\r\\n\n\
+             health_check_expect = ok\n",
+        )
+        .unwrap();
+        assert!(c.health_check_udp);
+        assert_eq!(c.health_check_send.as_deref(), Some(&b"\x00hi\r\n"[..]));
+        assert_eq!(c.health_check_expect.as_deref(), Some(&b"ok"[..]));
+        let c = build("targets = 127.0.0.1:1\nhealth_check_send =\n").unwrap();
+        assert_eq!((c.health_check_udp, c.health_check_send), (false, None));
+        let e = build("targets = 127.0.0.1:1\nhealth_check_send = \\q\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
         assert!(
-            e.message.starts_with("health_check_udp: a backslash"),
+            e.message.starts_with("health_check_send: a backslash"),
             "{e}"
+        );
+        let e = build("targets = 127.0.0.1:1\nhealth_check_udp = true\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:2: health_check_udp: is true, but health_check_send is empty: a probe's \
+             datagram is what it sends (for DNS, a question)"
         );
         for (other, says) in [
             (
@@ -1354,20 +1375,24 @@ mod tests {
             ),
             ("health_check_tcp = true", "health_check_tcp is true too"),
         ] {
-            let text = format!("targets = 127.0.0.1:1\n{other}\nhealth_check_udp = q\n");
+            let text = format!(
+                "targets = 127.0.0.1:1\n{other}\nhealth_check_udp = true\nhealth_check_send = q\n"
+            );
             let e = build(&text).unwrap_err();
             assert_eq!(
                 e.to_string(),
                 format!(
-                    "proxy.conf:3: health_check_udp: is set, but {says}: a target is probed one \
+                    "proxy.conf:3: health_check_udp: is true, but {says}: a target is probed one \
                      way; keep the one its service answers"
                 )
             );
         }
-        let e = build("targets = unix:/run/dns.sock\nhealth_check_udp = q\n").unwrap_err();
+        let e =
+            build("targets = unix:/run/dns.sock\nhealth_check_udp = true\nhealth_check_send = q\n")
+                .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "proxy.conf:2: health_check_udp: is set, but unix:/run/dns.sock is a Unix socket, \
+            "proxy.conf:2: health_check_udp: is true, but unix:/run/dns.sock is a Unix socket, \
              which takes no datagram from here: put it in a pool of its own"
         );
     }

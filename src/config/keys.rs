@@ -554,13 +554,29 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "health_check_udp",
+        default: "false",
+        help: "probe every target by sending health_check_send as a datagram and waiting for \
+               one back (holding health_check_expect, when set), as nginx Plus's \
+               `health_check udp`: for the targets of a udp stream (DNS, syslog, RADIUS); not \
+               with health_check_path or health_check_tcp",
+        apply: |c, v| parse_bool(v).map(|b| c.health_check_udp = b),
+    },
+    Key {
+        name: "health_check_send",
         default: "",
-        help: "probe every target by sending this datagram and waiting for one back (for \
-               DNS, syslog, RADIUS behind a udp stream), as nginx Plus's `health_check udp` \
-               with a `match`; written as text, \\xHH for any byte (\\x00), \\\\ for a \
-               backslash; an answer must hold health_check_expect_body when set; not with \
-               health_check_path or health_check_tcp; empty = none",
-        apply: |c, v| optional(v, super::values::datagram::parse).map(|d| c.health_check_udp = d),
+        help: "what a probe sends: once connected under health_check_tcp (HAProxy's tcp-check \
+               send: PING\\r\\n to Redis), or as its datagram under health_check_udp; text, \
+               \\r \\n \\t, \\xHH for any byte, \\\\ for a backslash; at most 1232 bytes; \
+               empty = nothing sent",
+        apply: |c, v| optional(v, super::values::escaped::parse).map(|b| c.health_check_send = b),
+    },
+    Key {
+        name: "health_check_expect",
+        default: "",
+        help: "what the reply to a probe under health_check_tcp or health_check_udp must hold \
+               (HAProxy's tcp-check expect string: +PONG, role:master, a banner's 220), \
+               written as health_check_send is; empty = any reply, or, by connecting, none",
+        apply: |c, v| optional(v, super::values::escaped::parse).map(|b| c.health_check_expect = b),
     },
     Key {
         name: "health_check_host",

@@ -208,9 +208,16 @@ pub struct Config {
     /// Active health checks by connecting alone, when there is no
     /// `health_check_path` (the loader refuses both in one scope).
     pub health_check_tcp: bool,
-    /// Active health checks by a datagram sent and one awaited back
-    /// (`health_check_udp`), when neither of the others is set.
-    pub health_check_udp: Option<Vec<u8>>,
+    /// Active health checks by a datagram sent (`health_check_send`) and
+    /// one awaited back (`health_check_udp`), when neither of the others
+    /// is set.
+    pub health_check_udp: bool,
+    /// What a probe by connecting sends once connected, and a probe by
+    /// datagram sends (`health_check_send`).
+    pub health_check_send: Option<Vec<u8>>,
+    /// What the reply of a probe by connecting or by datagram must hold
+    /// (`health_check_expect`).
+    pub health_check_expect: Option<Vec<u8>>,
     /// The Host the probes send; `None`: each target's own `host:port`.
     pub health_check_host: Option<String>,
     /// The port the probes go to on each target's address (a management
@@ -565,7 +572,9 @@ impl Config {
             slow_start: Duration::ZERO,
             health_check_path: None,
             health_check_tcp: false,
-            health_check_udp: None,
+            health_check_udp: false,
+            health_check_send: None,
+            health_check_expect: None,
             health_check_host: None,
             health_check_port: None,
             health_check_expect_status: Arc::from([]),

@@ -351,14 +351,14 @@ impl Upstreams {
     /// a `Config` built by hand can have (the loader refuses it): the
     /// `GET`, which connects too, else the connect.
     pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {
-        let kind = match (&config.health_check_path, &config.health_check_udp) {
-            (Some(path), _) => ProbeKind::Http {
+        let kind = match &config.health_check_path {
+            Some(path) => ProbeKind::Http {
                 method: config.health_check_method,
                 path: path.clone(),
             },
-            (None, _) if config.health_check_tcp => ProbeKind::Connect,
-            (None, Some(datagram)) => ProbeKind::Datagram(datagram.as_slice().into()),
-            (None, None) => {
+            None if config.health_check_tcp => ProbeKind::Connect,
+            None if config.health_check_udp => ProbeKind::Datagram,
+            None => {
                 // Off, perhaps since a reload: nothing is held down by them.
                 for target in &self.targets {
                     target.health.checks_off();
@@ -384,6 +384,8 @@ impl Upstreams {
             fall: config.health_check_fall,
             expect_status: config.health_check_expect_status.clone(),
             expect_body: config.health_check_expect_body.clone(),
+            send: config.health_check_send.as_deref().map(Arc::from),
+            expect: config.health_check_expect.as_deref().map(Arc::from),
             disable_on_404: config.health_check_disable_on_404,
         };
         let probes = (self.targets.iter().zip(self.probes()))

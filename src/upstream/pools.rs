@@ -155,6 +155,8 @@ impl Pools {
                     fall: 1,
                     expect_status: Arc::new([(200, 299)]),
                     expect_body: None,
+                    send: None,
+                    expect: None,
                     disable_on_404: false,
                 },
             });

@@ -244,24 +244,22 @@ impl Loader {
         // Of the kinds of probe (a GET, a connect, a datagram), the one a
         // pool chooses is the one it has: its own `health_check_tcp =
         // true` under a top-level health_check_path checks its targets by
-        // connecting alone, and its own health_check_path (or
-        // health_check_udp) under a top-level `health_check_tcp` with
-        // GETs (datagrams), or, empty, with none (as under a top-level
-        // path). `health_check_tcp = false` chooses none: it turns off its
-        // own kind alone. Two chosen for the pool are refused below.
+        // connecting, and its own health_check_path (or `health_check_udp
+        // = true`) under a top-level `health_check_tcp` with GETs
+        // (datagrams), or, an empty path, with none (as under a top-level
+        // path). `false` chooses none: it turns off its own kind alone.
+        // Two chosen for the pool are refused below.
         let [path, tcp, udp] = [
             sets("health_check_path"),
             sets("health_check_tcp") && config.health_check_tcp,
-            sets("health_check_udp"),
+            sets("health_check_udp") && config.health_check_udp,
         ];
         if path || tcp || udp {
             if !path {
                 config.health_check_path = None;
             }
             config.health_check_tcp &= tcp;
-            if !udp {
-                config.health_check_udp = None;
-            }
+            config.health_check_udp &= udp;
         }
         // A burst or a key it takes from the top level goes with a rate
         // the pool turned off (`pool.<name>.rate_limit =`): nothing; so
@@ -363,30 +361,26 @@ mod tests {
              pool.a.health_check_path =\n"
         ));
         assert_eq!(each, vec![(None, false), tcp.clone()]);
-        // A datagram of its own replaces either; a top-level datagram
-        // gives way to a pool's own GET.
-        let udp = |c: &Config| c.health_check_udp.clone();
+        // Datagrams of its own replace either; top-level datagrams give
+        // way to a pool's own GET.
         for top in ["health_check_path = /up", "health_check_tcp = true"] {
             let c = build(&format!(
-                "targets = 127.0.0.1:9001\n{top}\n{pools}pool.a.health_check_udp = ping\n"
+                "targets = 127.0.0.1:9001\n{top}\n{pools}pool.a.health_check_udp = true\n\
+                 pool.a.health_check_send = ping\n"
             ))
             .unwrap();
             let a = &c.pools[0].config;
-            assert_eq!(
-                (&a.health_check_path, a.health_check_tcp),
-                (&None, false),
-                "{top}"
-            );
-            assert_eq!(udp(a), Some(b"ping".to_vec()), "{top}");
-            assert_eq!(udp(&c.pools[1].config), None, "{top}");
+            let kind = (&a.health_check_path, a.health_check_tcp, a.health_check_udp);
+            assert_eq!(kind, (&None, false, true), "{top}");
+            assert!(!c.pools[1].config.health_check_udp, "{top}");
         }
         let c = build(&format!(
-            "targets = 127.0.0.1:9001\nhealth_check_udp = ping\n{pools}\
-             pool.a.health_check_path = /up\n"
+            "targets = 127.0.0.1:9001\nhealth_check_udp = true\nhealth_check_send = ping\n\
+             {pools}pool.a.health_check_path = /up\n"
         ))
         .unwrap();
-        assert_eq!(udp(&c.pools[0].config), None);
-        assert_eq!(udp(&c.pools[1].config), Some(b"ping".to_vec()));
+        assert!(!c.pools[0].config.health_check_udp);
+        assert!(c.pools[1].config.health_check_udp);
         // Both set for one pool: refused there, with the pool's line.
         let e = refused(&format!(
             "targets = 127.0.0.1:9001\n{pools}pool.a.health_check_tcp = true\n\

@@ -13,11 +13,11 @@
 //! - `auth`: `auth_request` and its redirect and fields, and
 //!   `auth_basic`'s realm and users.
 //! - `certificates`: `tls_certificates` and `backend_tls_certificate`.
-//! - `datagram`: `health_check_udp`'s datagram, written as text.
+//! - `escaped`: what a health probe sends and looks for, written as text.
 
 mod auth;
 mod certificates;
-pub(super) mod datagram;
+pub(super) mod escaped;
 mod fastcgi;
 mod header_fields;
 mod scalars;

@@ -212,10 +212,10 @@ pub enum ProbeKind {
     /// (`health_check_tcp`, HAProxy's plain `check`): a backend that
     /// accepts is up, whatever it does next.
     Connect,
-    /// This datagram sent, and one awaited back (`health_check_udp`,
-    /// nginx Plus's `health_check udp`): a service of datagrams (DNS)
-    /// that answers is up.
-    Datagram(Arc<[u8]>),
+    /// [`Active::send`] sent as a datagram, and one awaited back
+    /// (`health_check_udp`, nginx Plus's `health_check udp`): a service
+    /// of datagrams (DNS) that answers is up.
+    Datagram,
 }
 
 /// As the "down" line names the check: its path, `by connect` or `by
@@ -229,7 +229,7 @@ impl std::fmt::Display for ProbeKind {
             } => f.write_str(path),
             ProbeKind::Http { method, path } => write!(f, "{method} {path}"),
             ProbeKind::Connect => f.write_str("by connect"),
-            ProbeKind::Datagram(_) => f.write_str("by datagram"),
+            ProbeKind::Datagram => f.write_str("by datagram"),
         }
     }
 }
@@ -260,6 +260,11 @@ pub struct Active {
     pub expect_status: Arc<[(u16, u16)]>,
     /// Text the body must hold (`health_check_expect_body`).
     pub expect_body: Option<Arc<str>>,
+    /// What a probe by connecting sends once connected, and a probe by
+    /// datagram sends (`health_check_send`); the reply must hold `expect`
+    /// (`health_check_expect`).
+    pub send: Option<Arc<[u8]>>,
+    pub expect: Option<Arc<[u8]>>,
     /// A `404` keeps the target up but out of rotation
     /// (`health_check_disable_on_404`).
     pub disable_on_404: bool,
@@ -731,10 +736,7 @@ mod tests {
     #[test]
     fn a_failed_connect_probe_is_logged_as_one() {
         assert_eq!(ProbeKind::Connect.to_string(), "by connect");
-        assert_eq!(
-            ProbeKind::Datagram(Arc::from(&b"q"[..])).to_string(),
-            "by datagram"
-        );
+        assert_eq!(ProbeKind::Datagram.to_string(), "by datagram");
         let http = |method, path: &str| ProbeKind::Http {
             method,
             path: path.into(),

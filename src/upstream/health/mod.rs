@@ -255,6 +255,8 @@ mod test_support {
             fall,
             expect_status: Arc::from([]),
             expect_body: None,
+            send: None,
+            expect: None,
             disable_on_404: false,
         }
     }

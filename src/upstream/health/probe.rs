@@ -56,7 +56,7 @@ pub enum ProbeError {
     Body(Arc<str>),
     #[error("datagrams refused")]
     Refused,
-    #[error("answer without `{0}`")]
+    #[error("reply without `{0}`")]
     Answer(Arc<str>),
     #[error("body larger than {0} bytes")]
     BodyTooLarge(usize),
@@ -71,7 +71,10 @@ pub enum ProbeError {
 /// closed as soon as it is made: nothing is sent (but the PROXY header of
 /// a `send_proxy` target, whose fate is not waited for) or read, so a backend
 /// that accepts and never answers, or resets the connection at once, is
-/// up (HAProxy's layer-4 check).
+/// up (HAProxy's layer-4 check); unless [`Active::send`] or
+/// [`Active::expect`] make a conversation of it (see [`converse`]).
+///
+/// [`ProbeKind::Datagram`]: see [`by_datagram`].
 ///
 /// To a target with `tls`, connecting takes the TLS handshake too, in the
 /// same time: a certificate that would fail a request fails the probe
@@ -86,8 +89,8 @@ pub enum ProbeError {
 /// `disable-on-404` goes before its `http-check expect`).
 pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<Probed, ProbeError> {
     let within = Within::from_now(settings.timeout);
-    if let ProbeKind::Datagram(datagram) = &settings.kind {
-        return by_datagram(probe, datagram, settings.expect_body.as_deref(), &within);
+    if let ProbeKind::Datagram = settings.kind {
+        return by_datagram(probe, settings, &within);
     }
     let soft_404 = settings.disable_on_404;
     let Some(answer) = get(probe, settings, &within, "inverso-health-check", soft_404)? else {
@@ -109,18 +112,13 @@ pub(super) fn probe_once(probe: &Probe, settings: &Active) -> Result<Probed, Pro
         .ok_or_else(|| ProbeError::Body(expected.clone()))
 }
 
-/// [`ProbeKind::Datagram`]: `datagram` sent from a socket of the probe's
-/// own to the target's address (or its check port), and the first
-/// datagram back, within the time, judged: any passes, or one that holds
-/// `expected` when that is set. A target whose host refuses datagrams
-/// (an ICMP port unreachable) fails at once. Nothing of `tls` or
-/// `send_proxy`, which are its connections'.
-fn by_datagram(
-    probe: &Probe,
-    datagram: &[u8],
-    expected: Option<&str>,
-    within: &Within,
-) -> Result<Probed, ProbeError> {
+/// [`ProbeKind::Datagram`]: [`Active::send`] sent as a datagram from a
+/// socket of the probe's own to the target's address (or its check
+/// port), and the first datagram back, within the time, judged: any
+/// passes, or one that holds [`Active::expect`] when that is set. A
+/// target whose host refuses datagrams (an ICMP port unreachable) fails
+/// at once. Nothing of `tls` or `send_proxy`, which are its connections'.
+fn by_datagram(probe: &Probe, settings: &Active, within: &Within) -> Result<Probed, ProbeError> {
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
     // The loader refuses `health_check_udp` beside a Unix socket.
     let addr = (probe.addr.tcp()).ok_or_else(|| {
@@ -139,6 +137,7 @@ fn by_datagram(
             _ => within.failed(e, otherwise),
         }
     };
+    let datagram = settings.send.as_deref().unwrap_or_default();
     socket.send(datagram).map_err(refused(ProbeError::Send))?;
     let mut answer = vec![0u8; 64 * 1024];
     socket
@@ -147,15 +146,67 @@ fn by_datagram(
     let length = socket
         .recv(&mut answer)
         .map_err(refused(ProbeError::Receive))?;
-    let answer = &answer[..length];
-    match expected {
-        Some(text)
-            if !text.is_empty() && !answer.windows(text.len()).any(|w| w == text.as_bytes()) =>
-        {
-            Err(ProbeError::Answer(text.into()))
+    match &settings.expect {
+        Some(expected) if memchr::memmem::find(&answer[..length], expected).is_none() => {
+            Err(ProbeError::Answer(shown(expected)))
         }
         _ => Ok(Probed::Passed),
     }
+}
+
+/// Under [`Active::send`] and [`Active::expect`], a connect's
+/// conversation, as HAProxy's `tcp-check send` and `tcp-check expect
+/// string`: what to send sent once connected, then the reply read until
+/// it holds what is expected (a banner, SMTP's `220`, with nothing sent;
+/// `+PONG` to Redis's `PING`; `role:master` in its `INFO replication`),
+/// within the probe's time and the first [`MAX_PROBE_BODY`] bytes.
+fn converse(
+    stream: &mut crate::http::conn::Stream,
+    settings: &Active,
+    within: &Within,
+) -> Result<(), ProbeError> {
+    if let Some(send) = &settings.send {
+        stream
+            .set_write_timeout(Some(within.left()?))
+            .map_err(ProbeError::Send)?;
+        stream
+            .write_all(send)
+            .map_err(|e| within.failed(e, ProbeError::Send))?;
+    }
+    let Some(expected) = &settings.expect else {
+        return Ok(());
+    };
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // A reply that came without the text, however it ended, is told as
+    // such; none at all in time is late.
+    let without = || ProbeError::Answer(shown(expected));
+    while memchr::memmem::find(&reply, expected).is_none() {
+        if reply.len() >= MAX_PROBE_BODY {
+            return Err(without());
+        }
+        let read = (within.left())
+            .and_then(|left| {
+                stream
+                    .set_read_timeout(Some(left))
+                    .map_err(ProbeError::Receive)
+            })
+            .and_then(|()| {
+                (stream.read(&mut chunk)).map_err(|e| within.failed(e, ProbeError::Receive))
+            });
+        match read {
+            Ok(0) => return Err(without()),
+            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Err(ProbeError::Late(_)) if !reply.is_empty() => return Err(without()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// `bytes` as a message shows them: text, other bytes escaped (`\r\n`).
+fn shown(bytes: &[u8]) -> Arc<str> {
+    bytes.escape_ascii().to_string().into()
 }
 
 /// A probe that did not fail.
@@ -240,7 +291,10 @@ fn get(
 ) -> Result<Option<Answer>, ProbeError> {
     let connect_within = settings.timeout.min(settings.connect_timeout);
     let started = Instant::now();
-    let layer_4 = matches!(settings.kind, ProbeKind::Connect);
+    // A connect alone: no conversation follows.
+    let layer_4 = matches!(settings.kind, ProbeKind::Connect)
+        && settings.send.is_none()
+        && settings.expect.is_none();
     let mut stream = super::open(&probe.addr, probe.tls.as_ref(), probe.fastcgi.as_ref())
         .and_then(|stream| {
             match super::connect(&stream, &probe.addr, connect_within) {
@@ -275,13 +329,16 @@ fn get(
             }
         })?;
     let (method, path) = match &settings.kind {
-        // Dropped here: a plain close, nothing waited for (the proxy's
-        // side keeps a TIME_WAIT a minute, one per probe: a dozen per
-        // target at the default interval).
-        ProbeKind::Connect => return Ok(None),
+        // Dropped once it is over: a plain close, nothing waited for (the
+        // proxy's side keeps a TIME_WAIT a minute, one per probe: a dozen
+        // per target at the default interval).
+        ProbeKind::Connect => {
+            converse(&mut stream, settings, within)?;
+            return Ok(None);
+        }
         ProbeKind::Http { method, path } => (method, path),
         // Made without a connection (see `probe_once`).
-        ProbeKind::Datagram(_) => return Ok(None),
+        ProbeKind::Datagram => return Ok(None),
     };
     stream
         .set_write_timeout(Some(within.left()?))
@@ -444,6 +501,75 @@ mod tests {
         drop(probe);
         server.join().unwrap();
         result
+    }
+
+    /// One probe by connecting, under `send` and `expect`, of a server
+    /// that writes `first` at once, then `reply` in two pieces once it
+    /// has read something: the probe's result and what the server read.
+    fn conversation(
+        send: Option<&[u8]>,
+        expect: Option<&[u8]>,
+        first: &'static [u8],
+        reply: &'static [u8],
+    ) -> (Result<Probed, ProbeError>, Vec<u8>) {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let _ = stream.write_all(first);
+            let mut read = vec![0u8; 1024];
+            let n = stream.read(&mut read).unwrap_or(0);
+            read.truncate(n);
+            if n > 0 {
+                let (a, b) = reply.split_at(reply.len() / 2);
+                let _ = stream.write_all(a);
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = stream.write_all(b);
+            }
+            // Held until the prober is done with it.
+            let _ = stream.read(&mut [0u8; 64]);
+            read
+        });
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            timeout: Duration::from_millis(500),
+            send: send.map(Arc::from),
+            expect: expect.map(Arc::from),
+            ..probing(1, 1)
+        };
+        let probe = probe_at(addr);
+        let result = probe_once(&probe, &settings);
+        drop(probe);
+        (result, server.join().unwrap())
+    }
+
+    #[test]
+    fn a_connect_with_send_and_expect_is_a_conversation_judged_by_its_reply() {
+        let ping = Some(&b"PING\r\n"[..]);
+        // Redis: PING answered +PONG, in two pieces; or not.
+        let (passed, read) = conversation(ping, Some(b"+PONG"), b"", b"+PONG\r\n");
+        assert_eq!(passed.unwrap(), Probed::Passed);
+        assert_eq!(read, b"PING\r\n");
+        let (failed, _) = conversation(ping, Some(b"+PONG"), b"", b"-LOADING\r\n");
+        assert_eq!(failed.unwrap_err().to_string(), "reply without `+PONG`");
+        // A banner, nothing sent (SMTP): the server speaks first.
+        let (greeted, read) = conversation(None, Some(b"220 "), b"220 mail ready\r\n", b"");
+        assert_eq!(greeted.unwrap(), Probed::Passed);
+        assert_eq!(read, b"", "nothing sent");
+        // Sent alone: passed once sent, as HAProxy's tcp-check send.
+        let (sent, read) = conversation(Some(b"QUIT\r\n"), None, b"", b"");
+        assert_eq!(sent.unwrap(), Probed::Passed);
+        assert_eq!(read, b"QUIT\r\n");
+        // Silent: late, as any probe.
+        let (late, _) = conversation(None, Some(b"220 "), b"", b"");
+        assert!(matches!(late, Err(ProbeError::Late(_))), "{late:?}");
+        // Shown escaped when it is not text.
+        let (odd, _) = conversation(ping, Some(b"+OK\r\n"), b"", b"-ERR\r\n");
+        assert_eq!(odd.unwrap_err().to_string(), "reply without `+OK\\r\\n`");
     }
 
     #[test]

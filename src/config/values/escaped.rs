@@ -1,10 +1,12 @@
-//! `health_check_udp`: a datagram written as text, `\xHH` for any byte
-//! (a DNS question is mostly binary) and `\\` for a backslash, as
-//! nginx Plus's `match { send ...; }` writes one.
+//! `health_check_send` and `health_check_expect`: bytes written as text,
+//! `\r`, `\n` and `\t` for a line's ends and a tab, `\xHH` for any byte
+//! (a DNS question is mostly binary) and `\\` for a backslash, as nginx
+//! Plus's `match { send ...; expect ...; }` and HAProxy's `tcp-check send`
+//! write them.
 
-/// The most a probe's datagram may hold: one that fits a packet on any
-/// network (IPv6's least MTU less its headers).
-pub const MAX_DATAGRAM: usize = 1_232;
+/// The most a probe sends or looks for: a datagram that fits a packet on
+/// any network (IPv6's least MTU less its headers).
+pub const MAX_BYTES: usize = 1_232;
 
 /// The bytes `value` writes.
 pub fn parse(value: &str) -> Result<Vec<u8>, String> {
@@ -17,8 +19,13 @@ pub fn parse(value: &str) -> Result<Vec<u8>, String> {
             continue;
         }
         match rest {
-            [b'\\', after @ ..] => {
-                bytes.push(b'\\');
+            [escaped @ (b'\\' | b'r' | b'n' | b't'), after @ ..] => {
+                bytes.push(match escaped {
+                    b'r' => b'\r',
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    _ => b'\\',
+                });
                 rest = after;
             }
             [b'x', high, low, after @ ..] => {
@@ -38,14 +45,16 @@ pub fn parse(value: &str) -> Result<Vec<u8>, String> {
             [b'x', ..] => return Err("\\x takes two hexadecimal digits (\\x0a)".into()),
             _ => {
                 return Err(
-                    "a backslash begins \\xHH (a byte in hexadecimal) or \\\\ (a backslash)".into(),
+                    "a backslash begins \\r, \\n, \\t, \\xHH (a byte in hexadecimal) \
+                            or \\\\ (a backslash)"
+                        .into(),
                 )
             }
         }
     }
-    if bytes.len() > MAX_DATAGRAM {
+    if bytes.is_empty() || bytes.len() > MAX_BYTES {
         return Err(format!(
-            "{} bytes: a probe's datagram holds at most {MAX_DATAGRAM}",
+            "{} bytes: a probe sends or looks for 1 to {MAX_BYTES}",
             bytes.len()
         ));
     }
@@ -59,30 +68,29 @@ mod tests {
     #[test]
     fn text_and_escapes_are_the_bytes_they_write() {
         assert_eq!(parse("ping").unwrap(), b"ping");
+        assert_eq!(parse("PING\\r\\n\\tx").unwrap(), b"PING\r\n\tx");
         assert_eq!(parse("\\x00\\x2aA\\\\b\\xFf").unwrap(), b"\x00\x2aA\\b\xff");
         // A DNS question for the root's NS records.
         let dns =
-            "\\x12\\x34\\x01\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x01";
+            "\\x12\\x34\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\x01";
         assert_eq!(parse(dns).unwrap().len(), 17);
-        assert_eq!(
-            parse(&"a".repeat(MAX_DATAGRAM)).unwrap().len(),
-            MAX_DATAGRAM
-        );
+        assert_eq!(parse(&"a".repeat(MAX_BYTES)).unwrap().len(), MAX_BYTES);
     }
 
     #[test]
-    fn a_bad_escape_or_a_datagram_too_long_is_refused() {
+    fn a_bad_escape_or_a_length_out_of_range_is_refused() {
         for (bad, says) in [
             ("\\x4", "\\x takes two hexadecimal digits"),
             ("\\xzz", "`\\xzz` is no byte"),
-            ("\\n", "a backslash begins \\xHH"),
+            ("\\q", "a backslash begins \\r, \\n"),
             ("end\\", "a backslash begins"),
             ("\\xé", "is no byte"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
-        let e = parse(&"a".repeat(MAX_DATAGRAM + 1)).unwrap_err();
-        assert!(e.contains("at most 1232"), "{e}");
+        let e = parse(&"a".repeat(MAX_BYTES + 1)).unwrap_err();
+        assert!(e.contains("1 to 1232"), "{e}");
+        assert!(parse("").unwrap_err().contains("0 bytes"));
     }
 }
