@@ -705,3 +705,29 @@ fn udp_health_checks_take_out_targets_that_refuse_stay_silent_or_answer_wrongly(
         assert_eq!(ask(&client(), addr, &format!("q{i}")), format!("a:q{i}"));
     }
 }
+
+/// `responses=0` (nginx's `proxy_responses 0`, for syslog): nothing is
+/// awaited, so each datagram is a session that ends as it is sent on,
+/// and no quiet session waits out its timeout.
+#[test]
+fn under_responses_0_each_datagram_is_sent_on_and_its_session_ends_at_once() {
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.syslog = default listen=127.0.0.1:0 udp responses=0 \
+         timeout=1h\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let addr = stream_addr(&proxy, "syslog");
+    let sender = client();
+    for line in ["mute 1", "mute 2", "mute 3"] {
+        sender.send_to(line.as_bytes(), addr).unwrap();
+    }
+    let lines = wait_for_lines(&proxy, "syslog", 3);
+    let line = format!("UDP syslog|200|6|0|{}|--", a.addr);
+    assert_eq!(lines, [line.clone(), line.clone(), line]);
+    assert!(wait_until(WAIT_LIMIT, || a.received() == 3));
+    assert_eq!(a.sessions().len(), 3, "a session each");
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(status.contains("\"open\":0"), "{status}");
+}

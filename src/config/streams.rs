@@ -57,7 +57,8 @@ pub struct StreamListener {
     pub download_rate: u64,
     /// With `udp`, the datagrams a target answers each of the client's
     /// with (`responses=N`, nginx's `proxy_responses`): the session ends
-    /// once they have all come; `None`: it ends when it idles out.
+    /// once they have all come (`responses=0`, as each is sent: syslog);
+    /// `None`: it ends when it idles out.
     pub responses: Option<u32>,
     /// With `udp`, the client's datagrams a session takes (`requests=N`,
     /// nginx's `proxy_requests`): the client's next one begins another,
@@ -508,10 +509,10 @@ fn parse(
                 download_rate = Some(positive_rate("download_rate", value)?)
             }
             Some(("requests", value)) if requests.is_none() => {
-                requests = Some(count_of_datagrams("requests", value)?)
+                requests = Some(count_of_datagrams("requests", value, 1)?)
             }
             Some(("responses", value)) if responses.is_none() => {
-                responses = Some(count_of_datagrams("responses", value)?)
+                responses = Some(count_of_datagrams("responses", value, 0)?)
             }
             Some((
                 option @ ("listen" | "alpn" | "so_keepalive" | "timeout" | "upload_rate"
@@ -597,12 +598,13 @@ fn positive_rate(option: &str, value: &str) -> Result<u64, String> {
     }
 }
 
-/// `requests=` or `responses=` (`option`): 1 to [`MAX_DATAGRAMS`].
-fn count_of_datagrams(option: &str, value: &str) -> Result<u32, String> {
+/// `requests=` or `responses=` (`option`): `least` (1, or 0 for answers
+/// none of which is awaited) to [`MAX_DATAGRAMS`].
+fn count_of_datagrams(option: &str, value: &str, least: u32) -> Result<u32, String> {
     match value.parse::<u32>() {
-        Ok(n) if (1..=MAX_DATAGRAMS).contains(&n) => Ok(n),
+        Ok(n) if (least..=MAX_DATAGRAMS).contains(&n) => Ok(n),
         _ => Err(format!(
-            "{option}={}: expected a count of datagrams from 1 to {MAX_DATAGRAMS}",
+            "{option}={}: expected a count of datagrams from {least} to {MAX_DATAGRAMS}",
             value.escape_debug()
         )),
     }
@@ -873,8 +875,8 @@ mod tests {
                 "stream.s: responses= counts a target's datagrams: it goes with `udp`",
             ),
             (
-                "stream.s = default listen=9 udp responses=0",
-                "stream.s: responses=0: expected a count of datagrams from 1 to 1000000",
+                "stream.s = default listen=9 udp responses=1000001",
+                "stream.s: responses=1000001: expected a count of datagrams from 0 to 1000000",
             ),
             (
                 "stream.s = default listen=9 udp upload_rate=1MiB",
@@ -897,8 +899,8 @@ mod tests {
                 "stream.s: requests= counts a client's datagrams: it goes with `udp`",
             ),
             (
-                "stream.s = default listen=9 udp requests=-1",
-                "stream.s: requests=-1: expected a count of datagrams from 1 to 1000000",
+                "stream.s = default listen=9 udp requests=0",
+                "stream.s: requests=0: expected a count of datagrams from 1 to 1000000",
             ),
             (
                 "stream.s = default listen=9 udp requests=2 requests=2",

@@ -370,7 +370,8 @@ impl Relay {
         }
         self.sessions.push(session);
         if answered {
-            // Its datagram could not be sent: nothing is owed.
+            // None owed: `responses=0` (syslog), or its datagram could not
+            // be sent.
             self.end(self.sessions.len() - 1, Termination::NORMAL, 200);
         }
     }
