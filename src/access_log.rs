@@ -95,6 +95,7 @@ mod tests {
             scheme: "http",
             tls: None,
             server_name: None,
+            offered_protocols: None,
             client_certificate: None,
         }
     }

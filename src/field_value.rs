@@ -534,7 +534,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         },
         Var::SslAlpnProtocol => facts.tls.and_then(|tls| tls.alpn).unwrap_or_default(),
         Var::SslCurve => facts.tls.and_then(|tls| tls.group).unwrap_or_default(),
-        Var::SslEarlyData | Var::Http2 | Var::Http3 => "",
+        // A stream's alone: HTTP reads no hello of its own.
+        Var::SslEarlyData | Var::Http2 | Var::Http3 | Var::SslPrereadAlpnProtocols => "",
         Var::SslServerName => facts.server_name.unwrap_or_default(),
         Var::SslClientVerify => match (facts.tls, certificate) {
             (None, _) => "",

@@ -63,6 +63,7 @@ pub enum Var {
     Http2,
     Http3,
     SslServerName,
+    SslPrereadAlpnProtocols,
     SslClientVerify,
     SslClientFingerprint,
     SslClientSDn,
@@ -214,6 +215,9 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("http2", Var::Http2),
     ("http3", Var::Http3),
     ("ssl_server_name", Var::SslServerName),
+    // A stream that passes TLS through reads the host from the hello.
+    ("ssl_preread_server_name", Var::SslServerName),
+    ("ssl_preread_alpn_protocols", Var::SslPrereadAlpnProtocols),
     ("ssl_client_verify", Var::SslClientVerify),
     ("ssl_client_fingerprint", Var::SslClientFingerprint),
     ("ssl_client_s_dn", Var::SslClientSDn),

@@ -1203,6 +1203,7 @@ fn a_protocol_offered_in_alpn_chooses_the_pool_before_the_host() {
     let rest = TlsBackend::echo("rest", serving(&["127.0.0.1"]));
     let text = format!(
         "targets = {}\npool.shop = {}\npool.acme = {}\n\
+         log_format = $request|$ssl_preread_server_name|$ssl_preread_alpn_protocols|$pool\n\
          stream.https = default listen=127.0.0.1:0\n\
          stream.https.shop.example = shop\nstream.https.alpn:acme-tls/1 = acme\n",
         rest.addr, shop.addr, acme.addr,
@@ -1227,6 +1228,18 @@ fn a_protocol_offered_in_alpn_chooses_the_pool_before_the_host() {
         );
     }
     assert_eq!(acme.handshakes.lock().unwrap().len(), 2);
+    let mut lines = wait_for_lines(&proxy, "https", 5);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "TCP https|-|ACME-TLS/1|default",
+            "TCP https|-|http/1.1,acme-tls/1|acme",
+            "TCP https|shop.example|-|shop",
+            "TCP https|shop.example|acme-tls/1|acme",
+            "TCP https|shop.example|http/1.1|shop",
+        ]
+    );
 }
 
 #[test]

@@ -129,6 +129,9 @@ pub struct Record {
     pub tls: Option<crate::http::tls::Agreed>,
     /// There, the host name the client's hello asked for (SNI).
     pub server_name: Option<Arc<str>>,
+    /// The protocols a hello a stream read (passing TLS through) offered
+    /// in ALPN, comma separated as nginx's `$ssl_preread_alpn_protocols`.
+    pub offered_protocols: Option<Box<str>>,
     /// The certificate the client showed there (`tls_verify_client`).
     pub client_certificate: Option<Arc<ClientCertificate>>,
 }
@@ -216,6 +219,7 @@ impl Record {
             scheme: "http",
             tls: None,
             server_name: None,
+            offered_protocols: None,
             client_certificate: None,
         }
     }

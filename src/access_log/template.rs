@@ -214,6 +214,7 @@ impl Template {
                 group: Some("X25519"),
             }),
             server_name: Some("www.example.com".into()),
+            offered_protocols: None,
             client_certificate: None,
         };
         let mut line = String::new();
@@ -535,6 +536,7 @@ fn write_var(
         // not spoken. Empty, as nginx's for a request without them.
         Var::SslEarlyData | Var::Http2 | Var::Http3 => out.own(Some("")),
         Var::SslServerName => out.text(r.server_name.as_deref()),
+        Var::SslPrereadAlpnProtocols => out.text(r.offered_protocols.as_deref()),
         // nginx's: whether the client showed a certificate that passed (a
         // failed one fails the handshake, and never makes a request).
         Var::SslClientVerify => out.own(match (r.tls, &r.client_certificate) {
@@ -728,6 +730,7 @@ mod tests {
                 group: Some("X25519"),
             }),
             server_name: Some("shop.example".into()),
+            offered_protocols: None,
             client_certificate: Some(Arc::new(ClientCertificate {
                 byte_sequence: ":AQID:".into(),
                 chain: None,
@@ -776,6 +779,7 @@ mod tests {
             scheme: "http",
             tls: None,
             server_name: None,
+            offered_protocols: None,
             client_certificate: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()

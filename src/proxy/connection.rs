@@ -357,6 +357,7 @@ fn count_and_log(
         scheme: client.scheme,
         tls: client.tls,
         server_name: client.server_name.clone(),
+        offered_protocols: None,
         client_certificate: client.certificate.clone(),
     });
 }

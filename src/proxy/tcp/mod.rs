@@ -212,6 +212,9 @@ fn relay(
     } else {
         (None, Vec::new())
     };
+    if stream.reads_hello() && !protocols.is_empty() {
+        record.offered_protocols = Some(protocols.join(",").into());
+    }
     let protocols: Vec<&str> = protocols.iter().map(String::as_str).collect();
     let (pool_index, pool_name) = stream.pool_for(host.as_deref(), &protocols);
     record.pool = Some(pool_name.clone());
