@@ -2375,6 +2375,7 @@ pub fn log_line(data: &[u8]) {
             group: Some("X25519"),
         }),
         server_name: server_name.filter(|_| tls).map(Arc::from),
+        offered_protocols: None,
         client_certificate: (tls && flags & 32 != 0).then(|| {
             Arc::new(ClientCertificate {
                 byte_sequence: certificate_bytes.into(),

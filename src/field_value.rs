@@ -534,8 +534,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         },
         Var::SslAlpnProtocol => facts.tls.and_then(|tls| tls.alpn).unwrap_or_default(),
         Var::SslCurve => facts.tls.and_then(|tls| tls.group).unwrap_or_default(),
-        // A stream's alone: HTTP reads no hello of its own.
-        Var::SslEarlyData | Var::Http2 | Var::Http3 | Var::SslPrereadAlpnProtocols => "",
+        Var::SslEarlyData | Var::Http2 | Var::Http3 => "",
         Var::SslServerName => facts.server_name.unwrap_or_default(),
         Var::SslClientVerify => match (facts.tls, certificate) {
             (None, _) => "",
@@ -595,7 +594,8 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         | Var::TcpinfoSndCwnd
         | Var::TcpinfoRcvSpace
         | Var::ConnectionTime
-        | Var::Pipe => "",
+        | Var::Pipe
+        | Var::SslPrereadAlpnProtocols => "",
         // The response's: `write_pieces` leaves their places to `Pending`.
         Var::Status
         | Var::BodyBytesSent
@@ -884,6 +884,7 @@ mod tests {
                 "$ssl_protocol $ssl_cipher $ssl_server_name",
                 "TLSv1.3 TLS13_AES_128_GCM_SHA256 shop.example",
             ),
+            ("$ssl_preread_server_name", "shop.example"),
             ("[$ssl_session_reused]", "[.]"),
             ("$ssl_alpn_protocol", "http/1.1"),
             ("$ssl_curve", "X25519"),

@@ -108,6 +108,7 @@ impl Var {
                 | Var::TcpinfoRcvSpace
                 | Var::ConnectionTime
                 | Var::Pipe
+                | Var::SslPrereadAlpnProtocols
         )
     }
 

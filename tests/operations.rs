@@ -2537,6 +2537,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         scheme: "http",
         tls: None,
         server_name: None,
+        offered_protocols: None,
         client_certificate: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.

@@ -730,7 +730,7 @@ mod tests {
                 group: Some("X25519"),
             }),
             server_name: Some("shop.example".into()),
-            offered_protocols: None,
+            offered_protocols: Some("h2,http/1.1".into()),
             client_certificate: Some(Arc::new(ClientCertificate {
                 byte_sequence: ":AQID:".into(),
                 chain: None,
@@ -960,6 +960,7 @@ mod tests {
             ("$http2", ""),
             ("$http3", ""),
             ("$ssl_server_name", "shop.example"),
+            ("$ssl_preread_alpn_protocols", "h2,http/1.1"),
             ("$ssl_client_verify", "SUCCESS"),
             (
                 "$ssl_client_fingerprint",
