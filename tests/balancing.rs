@@ -1143,14 +1143,14 @@ fn with_health_check_port_probes_go_to_the_management_port() {
     assert_eq!(probes_seen(&a), 0, "a probe reached the traffic port");
     // What the last probe found, in /status and on the page.
     let failed = r#""last_check":{"passed":false,"said":"status 503","s_ago":"#;
-    assert!(target_status(&proxy, a.addr).contains(failed));
+    assert!(proxy.target_status(a.addr).contains(failed));
     let page = admin_request(&proxy, "GET", "/", "127.0.0.1", "").body_str();
     assert!(page.contains("<td class=\"name\">status 503, "), "{page}");
     well.store(true, Ordering::SeqCst);
     assert!(wait_until(WAIT_LIMIT, || healthy(&proxy, a.addr) == "true"));
     assert_eq!(probes_seen(&a), 0, "a probe reached the traffic port");
     let passed = r#""last_check":{"passed":true,"said":"passed","s_ago":"#;
-    assert!(target_status(&proxy, a.addr).contains(passed));
+    assert!(proxy.target_status(a.addr).contains(passed));
 }
 
 /// `health_check_fast_interval` probes a target on its way down far
@@ -1404,24 +1404,9 @@ fn up(proxy: &Proxy, addr: SocketAddr, pool: &str) -> Option<u64> {
 
 /// `healthy` in `/status` for the target at `addr`.
 fn healthy(proxy: &Proxy, addr: SocketAddr) -> String {
-    let object = target_status(proxy, addr);
+    let object = proxy.target_status(addr);
     let (_, value) = object.split_once("\"healthy\":").expect("healthy");
     value.split(',').next().unwrap().to_string()
-}
-
-/// What `/status` says of the target at `addr`, from its name to the end
-/// of its `last_check`.
-fn target_status(proxy: &Proxy, addr: SocketAddr) -> String {
-    let status = admin_request(proxy, "GET", "/status", "127.0.0.1", "").body_str();
-    let at = (status.find(&format!("\"name\":\"{addr}\"")))
-        .unwrap_or_else(|| panic!("no {addr} in {status}"));
-    let object = &status[at..];
-    let end = object.find("\"last_check\":").expect("last_check") + "\"last_check\":".len();
-    let close = match object[end..].starts_with("null") {
-        true => "null".len(),
-        false => object[end..].find('}').unwrap() + 1,
-    };
-    object[..end + close].to_string()
 }
 
 #[test]

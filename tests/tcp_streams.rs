@@ -512,29 +512,46 @@ fn a_listener_with_proxy_protocol_takes_the_client_a_balancer_names() {
     }
 }
 
+/// A TLS target that sends `greeting` bytes of the alphabet first, then
+/// echoes what it reads; at the client's end of its session, it says
+/// `farewell` and ends its own (`close_notify`), or, without one, leaves.
+fn tls_echo(setup: TlsSetup, greeting: usize, farewell: Option<&'static [u8]>) -> TlsBackend {
+    TlsBackend::start_raw("secure", setup, move |_, mut session: TlsStream| {
+        let greeting: Vec<u8> = (0..greeting).map(|i| b'a' + (i % 26) as u8).collect();
+        let sent = |session: &mut TlsStream, bytes: &[u8]| {
+            session
+                .write_all(bytes)
+                .and_then(|()| session.flush())
+                .is_ok()
+        };
+        if !sent(&mut session, &greeting) {
+            return;
+        }
+        let mut chunk = [0u8; 4096];
+        // Bounded: each read waits at most the I/O timeout.
+        for _ in 0..10_000 {
+            match session.read(&mut chunk) {
+                Ok(0) => {
+                    if let Some(farewell) = farewell {
+                        sent(&mut session, farewell);
+                        let _ = session.shutdown(std::net::Shutdown::Write);
+                    }
+                    return;
+                }
+                Err(_) => return,
+                Ok(n) if !sent(&mut session, &chunk[..n]) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+}
+
 #[test]
 fn a_target_written_tls_is_spoken_to_over_tls() {
     let pki = Pki::new();
     let ca_file = pki.ca.write(pki.dir.path(), "backend-ca.pem");
     let setup = TlsSetup::serving(&pki.ca.leaf(&["127.0.0.1"]), &pki.ca);
-    let secure = TlsBackend::start_raw("secure", setup, |_, mut session: TlsStream| {
-        let mut chunk = [0u8; 4096];
-        // Bounded: each read waits at most the I/O timeout.
-        for _ in 0..10_000 {
-            match session.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if session
-                        .write_all(&chunk[..n])
-                        .and_then(|()| session.flush())
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+    let secure = tls_echo(setup, 0, None);
     let text = format!(
         "targets = 127.0.0.1:1\npool.secure = {} tls\nbackend_tls_ca = {}\n\
          stream.s = secure listen=127.0.0.1:0\n",
@@ -560,38 +577,7 @@ fn a_tls_target_s_session_carries_more_than_the_sockets_hold_and_its_ends() {
     let pki = Pki::new();
     let ca_file = pki.ca.write(pki.dir.path(), "backend-ca.pem");
     let setup = TlsSetup::serving(&pki.ca.leaf(&["127.0.0.1"]), &pki.ca);
-    let secure = TlsBackend::start_raw("secure", setup, |_, mut session: TlsStream| {
-        let greeting: Vec<u8> = (0..GREETING).map(|i| b'a' + (i % 26) as u8).collect();
-        if session
-            .write_all(&greeting)
-            .and_then(|()| session.flush())
-            .is_err()
-        {
-            return;
-        }
-        let mut chunk = [0u8; 4096];
-        // Bounded: each read waits at most the I/O timeout.
-        for _ in 0..10_000 {
-            match session.read(&mut chunk) {
-                Ok(0) => {
-                    // The client's end came: a last word, then ours.
-                    let _ = session.write_all(b"bye\n");
-                    let _ = session.shutdown(std::net::Shutdown::Write);
-                    return;
-                }
-                Err(_) => return,
-                Ok(n) => {
-                    if session
-                        .write_all(&chunk[..n])
-                        .and_then(|()| session.flush())
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        }
-    });
+    let secure = tls_echo(setup, GREETING, Some(b"bye\n"));
     let text = format!(
         "targets = {} tls\nbackend_tls_ca = {}\nstream.s = default listen=127.0.0.1:0\n{TEMPLATE}",
         secure.addr,

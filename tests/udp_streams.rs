@@ -634,21 +634,6 @@ fn on_a_wildcard_an_answer_leaves_from_the_address_its_question_came_to() {
     }
 }
 
-/// What `/status` says of the target at `addr`, from its name to the end
-/// of its `last_check`.
-fn target_status(proxy: &Proxy, addr: SocketAddr) -> String {
-    let status = proxy.admin("GET", "/status", "").body_str();
-    let at = (status.find(&format!("\"name\":\"{addr}\"")))
-        .unwrap_or_else(|| panic!("no {addr} in {status}"));
-    let object = &status[at..];
-    let end = object.find("\"last_check\":").expect("last_check") + "\"last_check\":".len();
-    let close = match object[end..].starts_with("null") {
-        true => "null".len(),
-        false => object[end..].find('}').unwrap() + 1,
-    };
-    object[..end + close].to_string()
-}
-
 /// `health_check_udp` (nginx Plus's `health_check udp`): each target is
 /// sent `health_check_send`'s datagram, written with `\xHH` escapes, and
 /// must answer it (with `health_check_expect` in the answer): one that refuses
@@ -674,7 +659,7 @@ fn udp_health_checks_take_out_targets_that_refuse_stay_silent_or_answer_wrongly(
     );
     let proxy = start_proxy(&[], from_file_with_admin(&text));
     let said = |addr| {
-        let status = target_status(&proxy, addr);
+        let status = proxy.target_status(addr);
         let said = status
             .split("\"said\":\"")
             .nth(1)

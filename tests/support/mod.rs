@@ -953,6 +953,21 @@ impl Proxy {
         one_request(addr, request.as_bytes())
     }
 
+    /// What `/status` says of the target at `addr`, from its name to the
+    /// end of its `last_check`.
+    pub fn target_status(&self, addr: SocketAddr) -> String {
+        let status = self.admin("GET", "/status", "").body_str();
+        let at = (status.find(&format!("\"name\":\"{addr}\"")))
+            .unwrap_or_else(|| panic!("no {addr} in {status}"));
+        let object = &status[at..];
+        let end = object.find("\"last_check\":").expect("last_check") + "\"last_check\":".len();
+        let close = match object[end..].starts_with("null") {
+            true => "null".len(),
+            false => object[end..].find('}').unwrap() + 1,
+        };
+        object[..end + close].to_string()
+    }
+
     /// The value of the sample `name` (with its labels, as the page
     /// writes it) on the admin listener's `/metrics`, if it is there.
     pub fn metric(&self, name: &str) -> Option<u64> {
