@@ -245,7 +245,12 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
                         config::printable(path)
                     ),
                 },
-                None if settings.health_check_tcp => ", health_check_tcp".to_string(),
+                None if settings.health_check_tcp => {
+                    format!(", health_check_tcp{}", conversation(settings))
+                }
+                None if settings.health_check_udp => {
+                    format!(", health_check_udp{}", conversation(settings))
+                }
                 None => String::new(),
             }
         )?;
@@ -360,6 +365,20 @@ fn write_rewrites(
         )?;
     }
     Ok(())
+}
+
+/// What a probe by connecting or by datagram sends and expects, for
+/// `check`'s pool lines: ` sending "PING\r\n" expecting "+PONG"`.
+fn conversation(settings: &Config) -> String {
+    let shown = |bytes: &Option<Vec<u8>>| bytes.as_deref().map(|b| b.escape_ascii().to_string());
+    let mut said = String::new();
+    if let Some(send) = shown(&settings.health_check_send) {
+        said += &format!(" sending \"{send}\"");
+    }
+    if let Some(expect) = shown(&settings.health_check_expect) {
+        said += &format!(" expecting \"{expect}\"");
+    }
+    said
 }
 
 /// `check`'s account of the streams: where each listens, and which pool

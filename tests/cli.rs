@@ -742,14 +742,21 @@ fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
          pool.api = 127.0.0.1:9002\n\
          pool.api.health_check_tcp = true\n\
          pool.web = 127.0.0.1:9003\n\
+         pool.redis = 127.0.0.1:9004\npool.redis.health_check_tcp = true\n\
+         pool.redis.health_check_send = PING\\r\\n\npool.redis.health_check_expect = +PONG\n\
+         pool.dns = 127.0.0.1:9005\npool.dns.health_check_udp = true\n\
+         pool.dns.health_check_send = \\x00\\x01q\n\
          route./api/ = api\n\
-         route./web/ = web\n",
+         route./web/ = web\nroute./r/ = redis\nroute./d/ = dns\n",
     );
     assert_eq!(code, Some(0), "stderr: {stderr}");
     for line in [
         "pool.api.health_check_tcp = true",
         "# pool api: balance round_robin, health_check_tcp\n",
         "# pool web: balance round_robin, health_check_path /up\n",
+        "# pool redis: balance round_robin, health_check_tcp sending \"PING\\r\\n\" expecting \
+         \"+PONG\"\n",
+        "# pool dns: balance round_robin, health_check_udp sending \"\\x00\\x01q\"\n",
     ] {
         assert!(stdout.contains(line), "no {line:?} in {stdout}");
     }
