@@ -716,3 +716,57 @@ fn under_responses_0_each_datagram_is_sent_on_and_its_session_ends_at_once() {
     let status = proxy.admin("GET", "/status", "").body_str();
     assert!(status.contains("\"open\":0"), "{status}");
 }
+
+/// Under `responses=3`, answers still owed at the timeout are the
+/// target's failure (`sD`) even after some came: three datagrams (the
+/// first held by the target, the second never answered) are owed nine
+/// answers and get six; the line says 200, for the answers relayed.
+#[test]
+fn answers_still_owed_after_some_came_end_the_session_as_the_target_s_timeout() {
+    let a = Answerer::start("a", 3);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=127.0.0.1:0 udp responses=3 \
+         timeout=300ms\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let one = client();
+    one.send_to(b"hold1", addr).unwrap();
+    one.send_to(b"mute", addr).unwrap();
+    one.send_to(b"q3", addr).unwrap();
+    let answers: Vec<String> = (0..6).map(|_| answer(&one)).collect();
+    assert_eq!(
+        answers,
+        ["a:hold1", "a:hold1", "a:hold1", "a:q3", "a:q3", "a:q3"]
+    );
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines, [format!("UDP s|200|11|33|{}|sD", a.addr)]);
+    assert_eq!(a.sessions().len(), 1);
+}
+
+/// A datagram its session cannot send on (65,527 bytes from an IPv6
+/// client: more than an IPv4 target's UDP takes) owes no answer under
+/// `responses=`: its session ends at once, nothing sent, and the stream
+/// goes on to serve the client's next.
+#[test]
+fn a_datagram_that_cannot_be_sent_on_ends_its_session_at_once() {
+    let Ok(one) = UdpSocket::bind("[::1]:0") else {
+        eprintln!("no IPv6 here: skipped");
+        return;
+    };
+    one.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let a = Answerer::start("a", 1);
+    let text = format!(
+        "targets = {}\n{TEMPLATE}stream.s = default listen=[::1]:0 udp responses=1\n",
+        a.addr
+    );
+    let proxy = start_proxy(&[], from_file(&text));
+    let addr = stream_addr(&proxy, "s");
+    let largest_v6 = vec![b'x'; 65_527];
+    one.send_to(&largest_v6, addr).unwrap();
+    let lines = wait_for_lines(&proxy, "s", 1);
+    assert_eq!(lines, [format!("UDP s|200|0|0|{}|--", a.addr)]);
+    assert_eq!(ask(&one, addr, "q"), "a:q");
+    assert_eq!(a.received(), 1, "the large one never reached the target");
+}

@@ -592,4 +592,30 @@ mod tests {
             "the client's end of stream"
         );
     }
+
+    /// A paced direction may read the slice its rate credits it with at
+    /// the start (one not paced, a buffer's worth); once ahead of its
+    /// rate, it may read nothing, is paused for as long as the rate takes
+    /// to earn the next slice, and meanwhile waits for no bytes.
+    #[test]
+    fn a_direction_ahead_of_its_rate_is_paused_until_its_next_slice_is_due() {
+        let mut unpaced = Direction::new(By::Client, By::Server, Pacing::OFF);
+        assert_eq!(unpaced.room(), Some(BUFFER));
+        // 1 KiB a second: slices of 1 KiB, the first credited at once.
+        let pacing = Pacing {
+            rate: 1024,
+            after: 0,
+        };
+        let mut paced = Direction::new(By::Client, By::Server, pacing);
+        assert_eq!(paced.room(), Some(1024));
+        assert!(paced.waits_to_read());
+        // A minute's worth ahead: the next slice is a second away (then
+        // looked at again).
+        paced.copied = 61 * 1024;
+        let before = Instant::now();
+        assert_eq!(paced.room(), None);
+        let paused_until = paced.paused_until.expect("paused");
+        assert!(paused_until >= before + Duration::from_secs(1));
+        assert!(paced.wants_read() && !paced.waits_to_read());
+    }
 }

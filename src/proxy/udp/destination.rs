@@ -96,7 +96,7 @@ fn destination_of(msg: &libc::msghdr) -> Option<IpAddr> {
                 }
                 (libc::IPPROTO_IPV6, libc::IPV6_PKTINFO) => {
                     let info: libc::in6_pktinfo = ptr::read_unaligned(data.cast());
-                    return Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                    return unicast_v6(Ipv6Addr::from(info.ipi6_addr.s6_addr)).map(IpAddr::V6);
                 }
                 _ => cmsg = libc::CMSG_NXTHDR(msg, cmsg),
             }
@@ -105,15 +105,29 @@ fn destination_of(msg: &libc::msghdr) -> Option<IpAddr> {
     None
 }
 
-/// The local address an IPv4 datagram came to: its header's, but for a
-/// broadcast or multicast one, which no answer may come from (the
-/// address of the interface it came in by, then).
+/// The local address an IPv4 datagram came to, for its answer to leave
+/// from: the kernel's `ipi_spec_dst`, which is the header's destination
+/// for a datagram to one of the host's addresses, and for a broadcast or
+/// multicast one, which no answer may come from, the address of the
+/// interface it came in by. (A subnet's broadcast address, such as
+/// 127.255.255.255, is not 255.255.255.255: no test of the header's
+/// address alone tells it.)
 fn local_v4(info: &libc::in_pktinfo) -> Ipv4Addr {
-    let to = Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
-    match to.is_broadcast() || to.is_multicast() {
-        true => Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr)),
-        false => to,
-    }
+    Ipv4Addr::from(u32::from_be(info.ipi_spec_dst.s_addr))
+}
+
+/// The address an IPv6 datagram (or an IPv4 one, mapped, on `::`) came
+/// to, for its answer to leave from: none for a multicast or broadcast
+/// one, which no answer may come from (the kernel then picks its route's
+/// address). IPv6's pktinfo tells no interface address to go by; an
+/// IPv4 subnet's broadcast on `::` is not told apart (bind the stream to
+/// `0.0.0.0` for broadcasts).
+fn unicast_v6(to: Ipv6Addr) -> Option<Ipv6Addr> {
+    let other = match to.to_ipv4_mapped() {
+        Some(v4) => v4.is_broadcast() || v4.is_multicast(),
+        None => to.is_multicast(),
+    };
+    (!other).then_some(to)
 }
 
 /// Sends `datagram` to `to` from `socket`, without waiting, from the
@@ -217,22 +231,33 @@ mod tests {
         to: impl Fn(u16) -> SocketAddr,
     ) -> (SocketAddr, Option<IpAddr>) {
         let server = UdpSocket::bind(wildcard).unwrap();
-        tell_destinations(&server).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port();
+        answered(&server, &client, to(port))
+    }
+
+    /// `client`'s question, sent `to` (an address of `server`'s), read
+    /// by `server` told its destination, and answered from there: where
+    /// the answer came from, and the destination told.
+    fn answered(
+        server: &UdpSocket,
+        client: &UdpSocket,
+        to: SocketAddr,
+    ) -> (SocketAddr, Option<IpAddr>) {
+        tell_destinations(server).unwrap();
         server
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let port = server.local_addr().unwrap().port();
-        client.send_to(b"question", to(port)).unwrap();
+        client.send_to(b"question", to).unwrap();
         let mut buf = [0u8; 64];
         // Waits for it (the read timeout), then reads it with the call.
         server.peek_from(&mut buf).unwrap();
-        let (n, source, destination) = receive(&server, &mut buf).unwrap();
+        let (n, source, destination) = receive(server, &mut buf).unwrap();
         assert_eq!(&buf[..n], b"question");
-        send(&server, b"answer", destination, source).unwrap();
+        send(server, b"answer", destination, source).unwrap();
         let (n, from) = client.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"answer");
         (from, destination)
@@ -268,6 +293,20 @@ mod tests {
     }
 
     #[test]
+    fn on_the_ipv6_wildcard_a_multicast_or_broadcast_destination_is_none_to_answer_from() {
+        for (to, from) in [
+            ("ff02::fb", None),
+            ("::ffff:255.255.255.255", None),
+            ("::ffff:239.255.80.1", None),
+            ("::ffff:127.0.0.2", Some("::ffff:127.0.0.2")),
+            ("2001:db8::5", Some("2001:db8::5")),
+        ] {
+            let from = from.map(|f: &str| f.parse().unwrap());
+            assert_eq!(unicast_v6(to.parse().unwrap()), from, "{to}");
+        }
+    }
+
+    #[test]
     fn without_being_asked_the_kernel_tells_no_destination() {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -282,5 +321,40 @@ mod tests {
             (n, source, destination),
             (1, client.local_addr().unwrap(), None)
         );
+    }
+
+    /// A question broadcast to the loopback's subnet (127.255.255.255, a
+    /// broadcast address other than 255.255.255.255) is answered from the
+    /// address of the interface it came in by: no datagram may leave from
+    /// a broadcast address.
+    #[test]
+    fn a_question_broadcast_to_a_subnet_is_answered_from_its_interface_s_address() {
+        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.set_broadcast(true).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let to = SocketAddr::from(([127, 255, 255, 255], port));
+        let (from, destination) = answered(&server, &client, to);
+        let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+        assert_eq!((from.ip(), destination), (loopback, Some(loopback)));
+    }
+
+    /// A question sent to a multicast group the socket joined on the
+    /// loopback is answered from the loopback's address, not the group's.
+    #[test]
+    fn a_question_to_a_multicast_group_is_answered_from_its_interface_s_address() {
+        let server = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let group = Ipv4Addr::new(239, 255, 80, 1);
+        server
+            .join_multicast_v4(&group, &Ipv4Addr::LOCALHOST)
+            .unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        (socket2::SockRef::from(&client))
+            .set_multicast_if_v4(&Ipv4Addr::LOCALHOST)
+            .unwrap();
+        let to = SocketAddr::from((group, server.local_addr().unwrap().port()));
+        let (from, destination) = answered(&server, &client, to);
+        let loopback = IpAddr::from(Ipv4Addr::LOCALHOST);
+        assert_eq!((from.ip(), destination), (loopback, Some(loopback)));
     }
 }
