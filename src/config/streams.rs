@@ -453,10 +453,8 @@ impl Config {
 
 /// `<pool> listen=[ADDR:]PORT [proxy_protocol] [tls [alpn=P,...]]
 /// [so_keepalive[=IDLE:INTERVAL:COUNT]] [timeout=DUR] [upload_rate=RATE]
-/// [download_rate=RATE]`, or `<pool>
-/// listen=[ADDR:]PORT udp [requests=N] [responses=N] [timeout=DUR]`; a
-/// port alone on
-/// `bind`.
+/// [download_rate=RATE]`, or `<pool> listen=[ADDR:]PORT udp [requests=N]
+/// [responses=N] [timeout=DUR]`; a port alone on `bind`.
 fn parse(
     name: &str,
     value: &str,
@@ -465,9 +463,9 @@ fn parse(
 ) -> Result<StreamListener, String> {
     const SHAPE: &str = "a stream is `<pool> listen=[ADDR:]PORT [proxy_protocol] \
                          [tls [alpn=PROTOCOL,...]] [so_keepalive[=IDLE:INTERVAL:COUNT]] \
-                         [timeout=DURATION] [upload_rate=RATE] [download_rate=RATE]`, e.g. `stream.postgres = db listen=5432`, or \
-                         `<pool> listen=[ADDR:]PORT udp [requests=N] [responses=N] \
-                         [timeout=DURATION]`";
+                         [timeout=DURATION] [upload_rate=RATE] [download_rate=RATE]`, e.g. \
+                         `stream.postgres = db listen=5432`, or `<pool> listen=[ADDR:]PORT udp \
+                         [requests=N] [responses=N] [timeout=DURATION]`";
     let mut words = value.split_whitespace();
     let Some(pool_name) = words.next() else {
         return Err(SHAPE.into());
