@@ -583,6 +583,21 @@ impl Loader {
                 ),
             ));
         }
+        // What a probe sends and expects is for connects and datagrams:
+        // a GET has its own (health_check_expect_body).
+        if !(config.health_check_tcp || config.health_check_udp) {
+            let set = [
+                ("health_check_send", config.health_check_send.is_some()),
+                ("health_check_expect", config.health_check_expect.is_some()),
+            ];
+            for (key, _) in set.into_iter().filter(|(_, set)| *set) {
+                if self.sets(scope, key) {
+                    let why = "is set, but no probe of these targets connects alone or sends a \
+                               datagram (health_check_tcp, health_check_udp): it is not read";
+                    log::warn!("{}", self.refused_in(scope, key, why.into()));
+                }
+            }
+        }
         // A datagram is a third way, and a Unix socket takes none from
         // here.
         if config.health_check_udp {
@@ -1617,6 +1632,31 @@ mod tests {
         let path = dir.join(file);
         std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
         path
+    }
+
+    #[test]
+    fn what_a_probe_sends_set_where_no_probe_sends_it_is_warned_of() {
+        let words = "no probe of these targets connects alone or sends a datagram";
+        for (text, warned) in [
+            ("health_check_path = /up\nhealth_check_send = PING\n", 1),
+            ("health_check_expect = +PONG\n", 1),
+            ("health_check_tcp = true\nhealth_check_send = PING\n", 0),
+            (
+                "health_check_udp = true\nhealth_check_send = q\nhealth_check_expect = a\n",
+                0,
+            ),
+            // Set for the pools that connect: the one that takes it, but
+            // probes by GET, is not warned of what it did not set.
+            (
+                "health_check_path = /up\npool.api = 127.0.0.1:2\n\
+                 pool.api.health_check_tcp = true\npool.api.health_check_send = PING\n",
+                0,
+            ),
+        ] {
+            let (c, lines) = warnings(&format!("targets = 127.0.0.1:1\n{text}"));
+            c.unwrap();
+            assert_eq!(saying(&lines, words), warned, "{text}: {lines:?}");
+        }
     }
 
     #[test]
