@@ -249,6 +249,23 @@ fn a_half_closed_client_still_gets_the_whole_echo_and_http_is_served_beside() {
     assert_eq!(echo.received(0), &sent[..KEPT.min(sent.len())]);
 }
 
+/// What an echo target sends back of `body`, written (then the end of
+/// the client's stream) on a thread of its own while this one reads: the
+/// echo answers as it reads, so neither side's buffers fill for good.
+fn echo_of(client: &mut Client, body: &[u8]) -> Vec<u8> {
+    let mut writer = client.reader.stream.try_clone().unwrap();
+    let sent = body.to_vec();
+    let writing = std::thread::spawn(move || {
+        for piece in sent.chunks(64 * 1024) {
+            writer.write_all(piece)?;
+        }
+        writer.shutdown(std::net::Shutdown::Write)
+    });
+    let echoed = client.reader.read_exact_body(body.len()).unwrap();
+    writing.join().unwrap().unwrap();
+    echoed
+}
+
 #[test]
 fn four_mebibytes_go_both_ways_intact() {
     let echo = Upstream::echo();
@@ -259,18 +276,7 @@ fn four_mebibytes_go_both_ways_intact() {
     let proxy = start_proxy(&[], from_file(&text));
     let mut client = Client::connect(stream_addr(&proxy, "big"));
     let body = pattern(4 << 20);
-    // Written on a thread of its own while this one reads: the echo
-    // answers as it reads, so neither side's buffers fill for good.
-    let mut writer = client.reader.stream.try_clone().unwrap();
-    let sent = body.clone();
-    let writing = std::thread::spawn(move || {
-        for piece in sent.chunks(64 * 1024) {
-            writer.write_all(piece)?;
-        }
-        writer.shutdown(std::net::Shutdown::Write)
-    });
-    let echoed = client.reader.read_exact_body(body.len()).unwrap();
-    writing.join().unwrap().unwrap();
+    let echoed = echo_of(&mut client, &body);
     assert_eq!((echoed.len(), fnv(&echoed)), (body.len(), fnv(&body)));
     // Nothing more: the end of the stream follows.
     assert!(client.is_closed());
@@ -293,17 +299,8 @@ fn each_way_s_rate_holds_that_way_back_and_the_bytes_arrive_whole() {
     for name in ["up", "down"] {
         let mut client = Client::connect(stream_addr(&proxy, name));
         let began = std::time::Instant::now();
-        let mut writer = client.reader.stream.try_clone().unwrap();
-        let sent = body.clone();
-        let writing = std::thread::spawn(move || {
-            for piece in sent.chunks(64 * 1024) {
-                writer.write_all(piece)?;
-            }
-            writer.shutdown(std::net::Shutdown::Write)
-        });
-        let echoed = client.reader.read_exact_body(body.len()).unwrap();
+        let echoed = echo_of(&mut client, &body);
         let took = began.elapsed();
-        writing.join().unwrap().unwrap();
         assert_eq!(
             (echoed.len(), fnv(&echoed)),
             (body.len(), fnv(&body)),
