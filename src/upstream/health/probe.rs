@@ -195,6 +195,7 @@ fn converse(
                 (stream.read(&mut chunk)).map_err(|e| within.failed(e, ProbeError::Receive))
             });
         match read {
+            Ok(0) if reply.is_empty() => return Err(ProbeError::Closed),
             Ok(0) => return Err(without()),
             Ok(n) => reply.extend_from_slice(&chunk[..n]),
             Err(ProbeError::Late(_)) if !reply.is_empty() => return Err(without()),
@@ -505,7 +506,8 @@ mod tests {
 
     /// One probe by connecting, under `send` and `expect`, of a server
     /// that writes `first` at once, then `reply` in two pieces once it
-    /// has read something: the probe's result and what the server read.
+    /// has read something (or, with none, closes): the probe's result and
+    /// what the server read.
     fn conversation(
         send: Option<&[u8]>,
         expect: Option<&[u8]>,
@@ -524,6 +526,9 @@ mod tests {
             let mut read = vec![0u8; 1024];
             let n = stream.read(&mut read).unwrap_or(0);
             read.truncate(n);
+            if n > 0 && reply.is_empty() {
+                return read;
+            }
             if n > 0 {
                 let (a, b) = reply.split_at(reply.len() / 2);
                 let _ = stream.write_all(a);
@@ -564,6 +569,9 @@ mod tests {
         let (sent, read) = conversation(Some(b"QUIT\r\n"), None, b"", b"");
         assert_eq!(sent.unwrap(), Probed::Passed);
         assert_eq!(read, b"QUIT\r\n");
+        // Closed with no reply: said so.
+        let (closed, _) = conversation(Some(b"QUIT\r\n"), Some(b"221"), b"", b"");
+        assert!(matches!(closed, Err(ProbeError::Closed)), "{closed:?}");
         // Silent: late, as any probe.
         let (late, _) = conversation(None, Some(b"220 "), b"", b"");
         assert!(matches!(late, Err(ProbeError::Late(_))), "{late:?}");
