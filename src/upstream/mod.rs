@@ -346,8 +346,9 @@ impl Upstreams {
     }
 
     /// Starts the active health checker, when `health_check_path` is set
-    /// (a `GET`), `health_check_tcp` is on (a connect alone) or
-    /// `health_check_udp` is set (a datagram). More than one, which only
+    /// (a `GET`), `health_check_tcp` is on (a connect, and what
+    /// `health_check_send` and `_expect` say) or `health_check_udp` (a
+    /// datagram). More than one, which only
     /// a `Config` built by hand can have (the loader refuses it): the
     /// `GET`, which connects too, else the connect.
     pub fn start_checker(&self, config: &Config) -> io::Result<Option<Checker>> {

@@ -5,7 +5,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Duration;
 
-pub(super) use crate::poll::{poll, pollfd};
+use crate::poll::{poll, pollfd};
 
 /// Whether `fd` has something to read (data, or its end) within `patience`.
 pub(in crate::http) fn readable_within(fd: RawFd, patience: Duration) -> io::Result<bool> {

@@ -2,8 +2,9 @@
 //! send it what it has not taken yet meanwhile.
 
 use super::source::read_acking_or;
-use super::sys::{poll, pollfd, readable_within};
+use super::sys::readable_within;
 use super::{Leaving, Source, Stream};
+use crate::poll::{poll, pollfd};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! Writing buffers whole, or unless the peer answers first.
 
-use super::sys::{peek, poll, pollfd};
+use super::sys::peek;
 use super::{Kind, Socket, Stream};
+use crate::poll::{poll, pollfd};
 use std::io::{self, IoSlice, Write};
 use std::time::Duration;
 

@@ -5,9 +5,9 @@
 //! targets that cannot be connected (each a failure toward its
 //! `max_fails`, the next tried within `retries`); then both directions
 //! are copied by this thread (`polled`; a TLS session's bytes, the
-//! client's or the target's, as the session reads and writes them), until both sides
-//! have closed, either fails, or both stay silent for the stream's
-//! `timeout=` (else the pool's `tunnel_timeout`).
+//! client's or the target's, as the session reads and writes them),
+//! until both sides have closed, either fails, or both stay silent for
+//! the stream's `timeout=` (else the pool's `tunnel_timeout`).
 //!
 //! A stream with `stream.<name>.<host>` keys first reads the client's
 //! TLS hello (`tls::client_hello`), within `client_header_timeout`, and

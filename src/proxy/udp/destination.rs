@@ -201,7 +201,7 @@ fn send_with<T: Copy>(
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
     // SAFETY: CMSG_SPACE only computes a size, which fits `control` for
-    // both families' pktinfo (32 and 32 bytes of 64).
+    // both families' pktinfo (32 and 40 bytes of 64).
     msg.msg_controllen = unsafe { libc::CMSG_SPACE(data_length) } as _;
     debug_assert!(msg.msg_controllen <= size_of_val(&control));
     // SAFETY: the control buffer is aligned and holds `msg_controllen`

@@ -121,7 +121,9 @@ struct Relay {
     current: Arc<Current>,
     stopping: Arc<AtomicBool>,
     sessions: Vec<Session>,
-    /// Each session's index in `sessions`, by its client's address.
+    /// Each session's index in `sessions`, by its client's address: those
+    /// that take the client's next datagram (not those full under
+    /// `requests=`, which wait for their answers alone).
     by_client: HashMap<SocketAddr, usize>,
     /// No session's quiet time ends before this; `None` without sessions.
     next_quiet: Option<Instant>,
@@ -152,7 +154,7 @@ struct Session {
     /// Datagrams from the target, and the bytes of them sent on to the
     /// client.
     answers: u64,
-    answered: u64,
+    answer_bytes: u64,
     began: Instant,
     /// When a datagram last passed either way.
     last: Instant,
@@ -187,7 +189,16 @@ impl Session {
 
     /// Whether answers are owed that have not come.
     fn owes(&self) -> bool {
-        (self.per_request).is_some_and(|n| self.answers < u64::from(n) * self.requests)
+        self.per_request.is_some() && !self.answered()
+    }
+
+    /// The status of a session its target failed: 502 when it answered
+    /// nothing, else 200 for what it answered.
+    fn failed_status(&self) -> u16 {
+        match self.answers {
+            0 => 502,
+            _ => 200,
+        }
     }
 
     fn quiet_until(&self) -> Instant {
@@ -354,7 +365,7 @@ impl Relay {
             requests: 0,
             received: 0,
             answers: 0,
-            answered: 0,
+            answer_bytes: 0,
             began: now,
             last: now,
             record,
@@ -393,7 +404,7 @@ impl Relay {
                     if destination::send(&self.socket, answer, session.reply_from, session.client)
                         .is_ok()
                     {
-                        session.answered += length as u64;
+                        session.answer_bytes += length as u64;
                     }
                     if session.answered() {
                         self.end(i, Termination::NORMAL, 200);
@@ -405,7 +416,7 @@ impl Relay {
                     // ECONNREFUSED: the target's host said no one takes
                     // datagrams at its port.
                     session.failed(&format!("datagrams refused: {e}"));
-                    let status = if session.answers == 0 { 502 } else { 200 };
+                    let status = session.failed_status();
                     self.end(i, Termination::new(By::Server, Stage::Data), status);
                     return;
                 }
@@ -426,7 +437,7 @@ impl Relay {
                 next = Some(next.map_or(until, |at| at.min(until)));
             } else if session.owes() {
                 session.failed("answered no datagram in time");
-                let status = if session.answers == 0 { 502 } else { 200 };
+                let status = session.failed_status();
                 self.end(i, Termination::new(By::ServerTimeout, Stage::Data), status);
             } else {
                 self.end(i, Termination::new(By::ClientTimeout, Stage::Data), 200);
@@ -456,10 +467,10 @@ impl Relay {
         let mut record = session.record;
         record.status = status;
         record.termination = termination;
-        record.bytes = session.answered;
+        record.bytes = session.answer_bytes;
         record.request_length = Some(session.received);
         record.last_try.bytes_sent = Some(session.received);
-        record.last_try.bytes_received = Some(session.answered);
+        record.last_try.bytes_received = Some(session.answer_bytes);
         record.last_try.response = Some(session.began.elapsed());
         self.ended(record, &session.shared, Some(session.began));
     }
