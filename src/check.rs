@@ -154,6 +154,18 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             )?;
         }
     }
+    if let Some(acme) = config.acme() {
+        let summary = inverso::acme::summary(acme);
+        writeln!(out, "# acme_domains {}", config::printable(&summary))?;
+        if config.port != 80 {
+            writeln!(
+                out,
+                "# acme_domains: the ACME server asks for its tokens on port 80 of each name: \
+                 it must reach `port` {}",
+                config.port
+            )?;
+        }
+    }
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())

@@ -51,6 +51,7 @@
 
 pub mod access;
 pub mod access_log;
+pub mod acme;
 pub mod admin;
 pub mod auth;
 pub mod cache;

@@ -172,6 +172,35 @@ impl Loader {
             ));
         }
         let streams_take_tls = self.streams_take_tls();
+        if config.acme().is_some() {
+            if config.tls_port.is_none() && !streams_take_tls {
+                return Err(self.refused(
+                    "acme_domains",
+                    "is set, but tls_port is not, nor a stream's `tls`: the certificate would \
+                     serve nothing"
+                        .into(),
+                ));
+            }
+            // The ACME client's certificate alone is served until some
+            // are written.
+            if config.tls_served.is_none() {
+                let none = crate::tls::Certificates::load(&[]);
+                config.tls_served = none.ok().map(Arc::new);
+            }
+        } else if let Some(key) = [
+            "acme_directory",
+            "acme_email",
+            "acme_state_dir",
+            "acme_directory_ca",
+        ]
+        .into_iter()
+        .find(|key| !matches!(self.settings[*key].origin, Origin::Default))
+        {
+            return Err(self.refused(
+                key,
+                "is set, but acme_domains is empty: no certificate is ordered".into(),
+            ));
+        }
         let port = match config.tls_port {
             Some(port) => Some(port),
             // A stream that ends TLS takes these keys as `tls_port` does,
@@ -243,6 +272,7 @@ impl Loader {
             &config.tls_choice,
             config.tls_strict_sni,
             config.tls_session_tickets,
+            config.acme_issued.clone(),
         ));
         config.tls_client_auth = client_auth;
         Ok(())

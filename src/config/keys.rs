@@ -720,6 +720,56 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "acme_domains",
+        default: "",
+        help: "comma separated host names of one certificate that inverso gets from acme_directory \
+               (Let's Encrypt) itself, proving each name by HTTP-01 on `port` (which the names' \
+               port 80 must reach), serves on tls_port and renews when a third of its lifetime \
+               is left; no wildcards; empty = off",
+        apply: |c, v| crate::acme::parse_domains(v).map(|d| c.acme_keys.domains = d),
+    },
+    Key {
+        name: "acme_directory",
+        default: crate::acme::LETS_ENCRYPT,
+        help: "the ACME server's directory URL: https:// (http:// to this machine alone); \
+               Let's Encrypt's staging server for trials: \
+               https://acme-staging-v02.api.letsencrypt.org/directory",
+        apply: |c, v| {
+            crate::acme::http::Url::parse(v)?;
+            c.acme_keys.directory = v.to_string();
+            Ok(())
+        },
+    },
+    Key {
+        name: "acme_email",
+        default: "",
+        help: "the address the ACME server's account gives, for its notices; empty = none",
+        apply: |c, v| crate::acme::parse_email(v).map(|e| c.acme_keys.email = e),
+    },
+    Key {
+        name: "acme_state_dir",
+        default: "acme",
+        help: "the directory the ACME account's key and the certificate are kept in (a folder \
+               per ACME server), made if missing, readable by inverso's user alone",
+        apply: |c, v| match optional_path(v) {
+            Some(dir) => {
+                c.acme_keys.state_dir = dir;
+                Ok(())
+            }
+            None => Err("cannot be empty: the certificate must be kept somewhere".into()),
+        },
+    },
+    Key {
+        name: "acme_directory_ca",
+        default: "",
+        help: "PEM file of the authorities trusted for an https acme_directory instead of the \
+               system's (a company's own ACME server); empty = the system's",
+        apply: |c, v| {
+            c.acme_keys.directory_ca = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
         name: "tls_protocols",
         default: "TLSv1.2, TLSv1.3",
         help: "the TLS versions tls_port speaks, as nginx's ssl_protocols: TLSv1.2, TLSv1.3 \

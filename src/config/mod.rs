@@ -274,6 +274,12 @@ pub struct Config {
     /// The settings `tls_port` takes TLS with, made of the keys above
     /// once they are all read.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The `acme_*` keys: certificates from an ACME server, on when
+    /// `acme_domains` names a host (see [`Config::acme`]).
+    pub acme_keys: crate::acme::AcmeSettings,
+    /// What `tls` serves of the ACME client's certificate: this
+    /// generation's slot, which the running client fills.
+    pub acme_issued: Arc<crate::acme::IssuedSlot>,
     /// `backend_tls_verify`, `backend_tls_ca` and
     /// `backend_tls_certificate`, and the TLS settings made of them when
     /// a target has `tls` (at load and at every reload; `None`, with
@@ -591,6 +597,14 @@ impl Config {
             tls_port: None,
             tls_certificates: Vec::new(),
             tls_served: None,
+            acme_keys: crate::acme::AcmeSettings {
+                domains: Vec::new(),
+                directory: crate::acme::LETS_ENCRYPT.to_string(),
+                email: None,
+                state_dir: PathBuf::from("acme"),
+                directory_ca: None,
+            },
+            acme_issued: Default::default(),
             tls_verify_client: Default::default(),
             tls_protocols: Default::default(),
             tls_choice: Default::default(),
@@ -690,6 +704,11 @@ impl Config {
     /// Every target of every pool.
     pub fn all_targets(&self) -> impl Iterator<Item = &Target> {
         self.pool_configs().flat_map(|c| c.targets.iter())
+    }
+
+    /// The ACME client's settings, when `acme_domains` turns it on.
+    pub fn acme(&self) -> Option<&crate::acme::AcmeSettings> {
+        Some(&self.acme_keys).filter(|keys| !keys.domains.is_empty())
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

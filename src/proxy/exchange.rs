@@ -115,6 +115,17 @@ pub(super) fn exchange(
         }
     }
     let mut line = LogLine::of(&head, &shared.config);
+    // An ACME server proving a name of `acme_domains`: before the access
+    // lists, routes and the redirect to HTTPS, which would keep it from
+    // the answer (it asks from its own addresses, over plain HTTP).
+    if let Some(acme) = &shared.acme {
+        let asks = matches!(head.method.as_str(), "GET" | "HEAD");
+        if let Some(answer) = acme.answer(&head.path_and_query()).filter(|_| asks) {
+            let outcome =
+                answer_unread_with(client, &head, body_kind, (200, Some(&answer)), b"", shared);
+            return (outcome, line);
+        }
+    }
     // After the log line, which shows the request as it came (a forged
     // claim is worth seeing there); before anything else reads them.
     if !from_proxy {

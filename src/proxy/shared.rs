@@ -46,6 +46,9 @@ pub struct Shared {
     /// What the client connections are doing: the same in every
     /// generation.
     pub census: crate::server::Census,
+    /// The ACME client, with `acme_domains`: the same in every
+    /// generation (its settings change at a restart alone).
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl Shared {

@@ -33,6 +33,8 @@ pub struct ServerHandle {
     pub(super) udp_streams: Vec<(Arc<str>, UdpStream)>,
     pub(super) access_log: Option<AccessLog>,
     pub(super) timer: Option<Timer>,
+    /// The ACME client's thread, stopped with the server.
+    pub(super) _acme: Option<crate::acme::AcmeThread>,
     pub(super) stop_tx: Sender<()>,
     pub(super) stop_rx: Receiver<()>,
 }

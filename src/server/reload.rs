@@ -112,7 +112,8 @@ impl Control {
             worker_priority,
             defer_accept,
             reuse_port,
-            path_to_persistence
+            path_to_persistence,
+            acme_keys
         );
         // The certificates are read again at every reload (a renewed
         // one is served from then on), and the checks of clients' own
@@ -231,6 +232,9 @@ impl Control {
                 keys.take_keys_of(before);
             }
         }
+        if let Some(acme) = &old.acme {
+            acme.serve_into(&next.acme_issued);
+        }
         let mut pools = Pools::new(&next);
         pools.keep_state_of(&old.pools, keep_idle);
         let replaced = self.inner.current.replace(Shared {
@@ -250,6 +254,7 @@ impl Control {
             metrics: self.inner.metrics.clone(),
             mirrors: old.mirrors.clone(),
             census: old.census.clone(),
+            acme: old.acme.clone(),
         });
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps

@@ -8,6 +8,7 @@ use super::reload::restart_resolver;
 use super::workers::{Listening, Workers};
 use super::{Census, Connections, Inner, ServerHandle};
 use crate::access_log::{AccessLog, Outputs, Syslog};
+use crate::acme::Acme;
 use crate::admin::Admin;
 use crate::cache::persist;
 use crate::cache::timer::{self, Timer};
@@ -137,7 +138,18 @@ impl Server {
             (config.streams.iter()).map(|s| (s.name.clone(), StreamStats::default()));
         let _ = metrics.streams.set(stream_stats.collect());
         let connections = Arc::new(Mutex::new(Connections::default()));
+        // Before any connection: a certificate kept from before is
+        // served from the first handshake.
+        let (acme, acme_thread) = match config.acme() {
+            Some(settings) => {
+                let (acme, thread) = Acme::start(settings.clone()).map_err(StartError::Thread)?;
+                acme.serve_into(&config.acme_issued);
+                (Some(acme), Some(thread))
+            }
+            None => (None, None),
+        };
         let shared = Shared {
+            acme,
             census: Census(connections.clone()),
             cache: cache.clone(),
             pools,
@@ -256,6 +268,7 @@ impl Server {
             udp_streams,
             access_log: Some(access_log),
             timer,
+            _acme: acme_thread,
             stop_tx,
             stop_rx,
         })

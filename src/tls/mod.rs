@@ -363,7 +363,7 @@ fn staple(
     }
 }
 
-fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
+pub(crate) fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
     let Ok(der) = key.end_entity_cert() else {
         return false;
     };
@@ -374,17 +374,30 @@ fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
 /// Picks the certificate a client is given; `strict` (`tls_strict_sni`)
 /// gives none, refusing the handshake, to a client that named no host a
 /// certificate is valid for.
+///
+/// The certificate the ACME client got (`issued`) goes first for the
+/// names it is valid for, and is the first of all when `tls_certificates`
+/// has none.
 #[derive(Debug)]
 struct ByName {
     certificates: Arc<Certificates>,
     strict: bool,
+    issued: Arc<crate::acme::IssuedSlot>,
 }
 
 impl ResolvesServerCert for ByName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name();
+        let issued = self.issued.get();
+        if let (Some(key), Some(name)) = (&issued, name.and_then(|n| ServerName::try_from(n).ok()))
+        {
+            if valid_for(key, &name) {
+                return issued;
+            }
+        }
         let found = (self.certificates.for_name(name, self.strict))
-            .map(|entry| entry.served(SystemTime::now()).clone());
+            .map(|entry| entry.served(SystemTime::now()).clone())
+            .or_else(|| issued.filter(|_| !self.strict));
         if found.is_none() {
             log::debug!(
                 "TLS handshake refused (tls_strict_sni): no certificate for {}",
@@ -573,6 +586,7 @@ pub fn server_config(
     choice: &suites::TlsChoice,
     strict_sni: bool,
     tickets: bool,
+    issued: Arc<crate::acme::IssuedSlot>,
 ) -> Arc<ServerConfig> {
     // Every version keeps a suite of its own (see `TlsChoice::provider`).
     let builder = ServerConfig::builder_with_provider(Arc::new(choice.provider()))
@@ -585,6 +599,7 @@ pub fn server_config(
     let mut config = builder.with_cert_resolver(Arc::new(ByName {
         certificates,
         strict: strict_sni,
+        issued,
     }));
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.ignore_client_order = choice.prefer_own_order;
@@ -631,6 +646,17 @@ pub fn with_sessions_of(next: &ServerConfig, was: &ServerConfig) -> Arc<ServerCo
 
 fn provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
+}
+
+/// The chain and key of one PEM file (the ACME client's), checked as a
+/// `tls_certificates` entry is.
+pub(crate) fn load_certified(path: &Path) -> Result<CertifiedKey, CertificateError> {
+    let files = CertificateFiles {
+        chain: path.to_path_buf(),
+        key: None,
+        ocsp: None,
+    };
+    load_one(&files, &provider())
 }
 
 fn load_one(
@@ -796,6 +822,7 @@ mod tests {
                 &choice,
                 false,
                 tickets,
+                Default::default(),
             )
         };
         let (on, off) = (config(true), config(false));

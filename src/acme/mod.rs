@@ -1,0 +1,452 @@
+//! Certificates from an ACME server (RFC 8555: Let's Encrypt, ZeroSSL,
+//! a company's own step-ca), as nginx's `acme_certificate`, HAProxy's
+//! `acme` section and Caddy do: `acme_domains` names the hosts, and a
+//! thread of its own orders one certificate for them all, proves each
+//! name by HTTP-01 (the proxy answers the server's
+//! `/.well-known/acme-challenge/<token>` on its plain port, see
+//! [`Acme::answer`]), keeps it in `acme_state_dir` with the account's
+//! key, serves it on `tls_port` from the next handshake (see
+//! [`IssuedSlot`]), and orders the next when a third of its lifetime is
+//! left.
+//!
+//! What is kept, under a folder per ACME server (its host and port: the
+//! staging server's certificate is not taken for production's):
+//! `account.key`, the account's P-256 key (PKCS#8 PEM), and
+//! `certificate.pem`, the chain and then its private key, as
+//! `tls_certificates` reads one file. Both are written to a temporary
+//! file, synced and renamed, readable by the proxy's user alone.
+
+pub mod http;
+mod jws;
+mod order;
+mod state;
+
+use crossbeam_channel::{bounded, select, Receiver, Sender};
+use parking_lot::{Mutex, RwLock};
+use rustls::sign::CertifiedKey;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use state::Stored;
+
+/// Let's Encrypt's production server: what `acme_directory` is unless
+/// set.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// The path an HTTP-01 challenge is asked at, the token after it.
+pub const CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+
+/// After a failed order, the next waits this long, doubled at each
+/// failure up to [`MAX_RETRY`]: Let's Encrypt allows 5 failed
+/// validations of a name an hour.
+const FIRST_RETRY: Duration = Duration::from_secs(120);
+const MAX_RETRY: Duration = Duration::from_secs(12 * 3600);
+
+/// The longest the thread sleeps before looking at the certificate
+/// again (a clock set forward, a certificate replaced by hand).
+const LOOK_AGAIN: Duration = Duration::from_secs(12 * 3600);
+
+/// How long one exchange with the ACME server may take.
+const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The `acme_*` keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// The names of the one certificate, as written.
+    pub domains: Vec<String>,
+    /// The directory's URL, checked by [`http::Url::parse`].
+    pub directory: String,
+    pub email: Option<String>,
+    pub state_dir: PathBuf,
+    /// Authorities trusted for an `https` directory instead of the
+    /// system's.
+    pub directory_ca: Option<PathBuf>,
+}
+
+impl AcmeSettings {
+    /// The folder this directory's account and certificate are kept in.
+    pub fn folder(&self) -> PathBuf {
+        let folder = match http::Url::parse(&self.directory) {
+            Ok(url) => {
+                let host = url.host.trim_start_matches('[').trim_end_matches(']');
+                format!("{}_{}", host.replace(':', "_"), url.port)
+            }
+            Err(_) => "unknown".to_string(),
+        };
+        self.state_dir.join(folder)
+    }
+}
+
+/// Let's Encrypt's limit of names on one certificate.
+const MAX_DOMAINS: usize = 100;
+
+/// `acme_domains`: host names, comma separated, each once, at most
+/// [`MAX_DOMAINS`]; lower-cased, as certificates and SNI compare them.
+pub fn parse_domains(v: &str) -> Result<Vec<String>, String> {
+    let mut domains: Vec<String> = Vec::new();
+    if v.trim().is_empty() {
+        return Ok(domains);
+    }
+    for name in v.split(',').map(str::trim) {
+        let name = name.to_ascii_lowercase();
+        if name.starts_with("*.") {
+            return Err(format!(
+                "`{name}`: a wildcard is proven by DNS-01, which inverso does not do: name each host"
+            ));
+        }
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            return Err(format!("`{name}`: an address, not a host name"));
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if name.len() > 253 || !name.split('.').all(label_ok) {
+            return Err(format!("`{name}` is not a host name"));
+        }
+        if domains.contains(&name) {
+            return Err(format!("`{name}` is named twice"));
+        }
+        domains.push(name);
+    }
+    if domains.len() > MAX_DOMAINS {
+        return Err(format!(
+            "{} names: at most {MAX_DOMAINS} go on one certificate",
+            domains.len()
+        ));
+    }
+    Ok(domains)
+}
+
+/// `acme_email`: one address, or none.
+pub fn parse_email(v: &str) -> Result<Option<String>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let well_formed = v.split_once('@').is_some_and(|(user, host)| {
+        !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
+    }) && !v
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b",<>\"".contains(&b));
+    match well_formed {
+        true => Ok(Some(v.to_string())),
+        false => Err(format!(
+            "`{v}` is not an email address (one, as ops@example.com)"
+        )),
+    }
+}
+
+/// What `inverso check` says of the ACME client: the server, the
+/// folder, and the certificate kept there, if any, and when it is due.
+pub fn summary(settings: &AcmeSettings) -> String {
+    let date = crate::http::date::format_rfc3339;
+    let kept = match Stored::read(settings) {
+        Ok(Some(stored)) => {
+            let due = state::renewal_due(&stored.key)
+                .map(date)
+                .unwrap_or_default();
+            format!(
+                "a certificate valid until {}, renewed from {due}",
+                date(stored.not_after)
+            )
+        }
+        Ok(None) => "no certificate yet: one is ordered at start".to_string(),
+        Err(why) => format!("{why}: a new one is ordered at start"),
+    };
+    format!(
+        "{} from {}, kept in {}: {kept}",
+        settings.domains.join(", "),
+        settings.directory,
+        settings.folder().display()
+    )
+}
+
+/// The certificate the ACME client got, as one generation of the
+/// settings serves it on `tls_port`: made empty by the loader, filled
+/// by the running client when the settings come in force (see
+/// [`Acme::serve_into`]) and at every certificate after.
+#[derive(Debug, Default)]
+pub struct IssuedSlot(RwLock<Option<Arc<CertifiedKey>>>);
+
+impl IssuedSlot {
+    pub fn get(&self) -> Option<Arc<CertifiedKey>> {
+        self.0.read().clone()
+    }
+}
+
+/// The running client: its settings, the tokens it is answering, and the
+/// certificate in force.
+pub struct Acme {
+    settings: AcmeSettings,
+    /// Token → key authorization, while the server may ask for it.
+    challenges: RwLock<HashMap<String, String>>,
+    current: Mutex<Option<Arc<CertifiedKey>>>,
+    slots: Mutex<Vec<Weak<IssuedSlot>>>,
+}
+
+/// Stops the client's thread when dropped (after the exchange it is
+/// in, if any).
+pub struct AcmeThread {
+    _stop: Sender<()>,
+}
+
+impl Acme {
+    /// The client of `settings`, serving the certificate kept from
+    /// before when there is one; its thread orders one when there is
+    /// none or it is due.
+    pub fn start(settings: AcmeSettings) -> std::io::Result<(Arc<Acme>, AcmeThread)> {
+        let acme = Arc::new(Acme {
+            settings,
+            challenges: RwLock::default(),
+            current: Mutex::new(None),
+            slots: Mutex::default(),
+        });
+        match state::Stored::read(&acme.settings) {
+            Ok(Some(stored)) => {
+                log::info!(
+                    "acme: serving the certificate for {} kept in {}, valid until {}",
+                    acme.settings.domains.join(", "),
+                    stored.path.display(),
+                    crate::http::date::format_rfc3339(stored.not_after)
+                );
+                acme.put(stored.key);
+            }
+            Ok(None) => {}
+            Err(why) => log::warn!("acme: {why}; a new certificate is ordered"),
+        }
+        let (stop, stopped) = bounded(1);
+        let running = acme.clone();
+        std::thread::Builder::new()
+            .name("acme".into())
+            .spawn(move || running.run(&stopped))?;
+        Ok((acme, AcmeThread { _stop: stop }))
+    }
+
+    pub fn settings(&self) -> &AcmeSettings {
+        &self.settings
+    }
+
+    /// Has `slot` (a generation of the settings coming in force) serve
+    /// the certificate in force now and every one after.
+    pub fn serve_into(&self, slot: &Arc<IssuedSlot>) {
+        let mut slots = self.slots.lock();
+        slots.retain(|s| s.strong_count() > 0);
+        if !slots.iter().any(|s| s.as_ptr() == Arc::as_ptr(slot)) {
+            slots.push(Arc::downgrade(slot));
+        }
+        *slot.0.write() = self.current.lock().clone();
+    }
+
+    /// The key authorization a request for `path` is answered with, when
+    /// it asks for a token being proven (RFC 8555 §8.3).
+    pub fn answer(&self, path: &str) -> Option<String> {
+        let token = path.strip_prefix(CHALLENGE_PATH)?;
+        self.challenges.read().get(token).cloned()
+    }
+
+    fn put(&self, key: Arc<CertifiedKey>) {
+        let mut current = self.current.lock();
+        *current = Some(key.clone());
+        let mut slots = self.slots.lock();
+        slots.retain(|slot| match slot.upgrade() {
+            Some(slot) => {
+                *slot.0.write() = Some(key.clone());
+                true
+            }
+            None => false,
+        });
+    }
+
+    /// Orders a certificate whenever none is in force or the one in
+    /// force is due, waiting longer after each failure, until stopped.
+    fn run(&self, stopped: &Receiver<()>) {
+        let mut failures = 0u32;
+        loop {
+            let wait = match failures {
+                0 => self.until_due(),
+                n => retry_after(n),
+            };
+            if !wait.is_zero() {
+                select! {
+                    recv(stopped) -> _ => return,
+                    default(wait.min(LOOK_AGAIN)) => {}
+                }
+                if wait > LOOK_AGAIN {
+                    continue;
+                }
+            }
+            let domains = self.settings.domains.join(", ");
+            log::info!(
+                "acme: ordering a certificate for {domains} from {}",
+                self.settings.directory
+            );
+            match self.obtain() {
+                Ok(stored) => {
+                    failures = 0;
+                    log::info!(
+                        "acme: a certificate for {domains} is in force, valid until {}; kept in {}",
+                        crate::http::date::format_rfc3339(stored.not_after),
+                        stored.path.display()
+                    );
+                    self.put(stored.key);
+                }
+                Err(why) => {
+                    failures += 1;
+                    log::warn!(
+                        "acme: no certificate for {domains}: {why}; trying again in {}s",
+                        retry_after(failures).as_secs()
+                    );
+                }
+            }
+        }
+    }
+
+    /// How long until the certificate in force is due for renewal: at
+    /// once without one.
+    fn until_due(&self) -> Duration {
+        let current = self.current.lock().clone();
+        let due = current.as_deref().and_then(state::renewal_due);
+        match due {
+            Some(due) => due.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// One order, from the account to the certificate kept.
+    fn obtain(&self) -> Result<Stored, String> {
+        let settings = &self.settings;
+        let directory = http::Url::parse(&settings.directory)?;
+        let keys = crate::tls::backends::BackendTlsKeys {
+            ca: settings.directory_ca.clone(),
+            ..Default::default()
+        };
+        let client = http::Client {
+            tls: crate::tls::backends::client_config(&keys).map_err(|e| e.to_string())?,
+            timeout: EXCHANGE_TIMEOUT,
+        };
+        let account = state::account_key(settings)?;
+        let mut session = order::Session::open(&client, &account, &directory)?;
+        session.account(settings.email.as_deref())?;
+        let issued = session.order(&settings.domains, self)?;
+        state::Stored::write(settings, &issued)
+    }
+}
+
+/// How long after the `failures`-th failure in a row the next order is
+/// made.
+fn retry_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY)
+}
+
+impl order::Answers for Acme {
+    fn publish(&self, token: &str, key_authorization: String) {
+        self.challenges
+            .write()
+            .insert(token.to_string(), key_authorization);
+    }
+
+    fn withdraw(&self, token: &str) {
+        self.challenges.write().remove(token);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(directory: &str) -> AcmeSettings {
+        AcmeSettings {
+            domains: vec!["shop.test".into()],
+            directory: directory.into(),
+            email: None,
+            state_dir: PathBuf::from("/var/lib/inverso/acme"),
+            directory_ca: None,
+        }
+    }
+
+    #[test]
+    fn domains_are_host_names_each_once() {
+        assert_eq!(
+            parse_domains("Shop.Example, www.shop.example").unwrap(),
+            ["shop.example", "www.shop.example"]
+        );
+        assert!(parse_domains("").unwrap().is_empty());
+        for (bad, says) in [
+            ("*.shop.example", "DNS-01"),
+            ("10.0.0.1", "an address"),
+            ("::1", "an address"),
+            ("shop.example, shop.example", "twice"),
+            ("shop..example", "not a host name"),
+            ("-shop.example", "not a host name"),
+            ("shop_example.com", "not a host name"),
+            ("shop.example,", "not a host name"),
+        ] {
+            let e = parse_domains(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let many: Vec<String> = (0..101).map(|i| format!("h{i}.example")).collect();
+        assert!(parse_domains(&many.join(","))
+            .unwrap_err()
+            .contains("at most 100"));
+    }
+
+    #[test]
+    fn an_email_is_one_address() {
+        assert_eq!(
+            parse_email(" ops@shop.example ").unwrap().as_deref(),
+            Some("ops@shop.example")
+        );
+        assert_eq!(parse_email("").unwrap(), None);
+        for bad in [
+            "ops",
+            "ops@",
+            "@shop.example",
+            "ops@localhost",
+            "a@b.example, c@d.example",
+            "a b@c.example",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn each_server_has_a_folder_of_its_own() {
+        let production = settings(LETS_ENCRYPT).folder();
+        let staging = settings("https://acme-staging-v02.api.letsencrypt.org/directory").folder();
+        assert_eq!(
+            production,
+            PathBuf::from("/var/lib/inverso/acme/acme-v02.api.letsencrypt.org_443")
+        );
+        assert_ne!(production, staging);
+        let local = settings("http://[::1]:14000/dir").folder();
+        assert_eq!(local, PathBuf::from("/var/lib/inverso/acme/__1_14000"));
+    }
+
+    #[test]
+    fn a_token_is_answered_while_published_and_only_under_the_challenge_path() {
+        use order::Answers as _;
+        let acme = Acme {
+            settings: settings(LETS_ENCRYPT),
+            challenges: RwLock::default(),
+            current: Mutex::new(None),
+            slots: Mutex::default(),
+        };
+        acme.publish("tok-1", "tok-1.thumb".into());
+        assert_eq!(
+            acme.answer("/.well-known/acme-challenge/tok-1").as_deref(),
+            Some("tok-1.thumb")
+        );
+        assert_eq!(acme.answer("/tok-1"), None);
+        assert_eq!(acme.answer("/.well-known/acme-challenge/tok-2"), None);
+        assert_eq!(acme.answer("/.well-known/acme-challenge/tok-1/x"), None);
+        acme.withdraw("tok-1");
+        assert_eq!(acme.answer("/.well-known/acme-challenge/tok-1"), None);
+    }
+}

@@ -1,0 +1,365 @@
+//! One certificate ordered from an ACME server (RFC 8555 §7): the
+//! account made or found, an order for the names, each authorization
+//! proven by HTTP-01 (the proxy answers the server's request for the
+//! token, see [`super::Acme::answer`]), the order finalized with a
+//! certificate request for a new key, and the chain downloaded.
+
+use super::http::{Answer, Client, Url};
+use super::jws::{AccountKey, Signer};
+use crate::json_value::{self, Value};
+use std::time::{Duration, Instant};
+
+/// How often a request refused for its nonce is sent again with a new
+/// one (RFC 8555 §6.5: the server says `badNonce` with a fresh one).
+const NONCE_RETRIES: usize = 3;
+
+/// The longest an authorization or the order is waited for.
+const MAX_WAIT: Duration = Duration::from_secs(120);
+
+/// Between two looks at something the server is working on, unless it
+/// says (`Retry-After`); at most [`MAX_POLL`] even when it says more.
+const POLL: Duration = Duration::from_secs(1);
+const MAX_POLL: Duration = Duration::from_secs(10);
+
+/// Where the server takes each kind of request (its directory).
+struct Directory {
+    new_nonce: Url,
+    new_account: Url,
+    new_order: Url,
+}
+
+/// Requests to one ACME server by one account.
+pub struct Session<'a> {
+    client: &'a Client,
+    key: &'a AccountKey,
+    directory: Directory,
+    nonce: Option<String>,
+    /// The account's URL, once made or found.
+    account: Option<String>,
+}
+
+/// A certificate's chain (PEM, as the server gave it) and the private
+/// key (PEM) it was requested for.
+pub struct Issued {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// What the proxy answers while authorizations are proven: a token
+/// published, and taken back.
+pub trait Answers {
+    fn publish(&self, token: &str, key_authorization: String);
+    fn withdraw(&self, token: &str);
+}
+
+impl<'a> Session<'a> {
+    /// Reads the directory at `url`.
+    pub fn open(client: &'a Client, key: &'a AccountKey, url: &Url) -> Result<Session<'a>, String> {
+        let answer = client.ask("GET", url, None)?;
+        let directory = json_of(&answer, "the directory")?;
+        let endpoint = |name: &str| {
+            let text = (directory.get(name).and_then(Value::as_str))
+                .ok_or_else(|| format!("the directory has no `{name}`"))?;
+            Url::parse(text).map_err(|e| format!("the directory's `{name}`: {e}"))
+        };
+        Ok(Session {
+            client,
+            key,
+            directory: Directory {
+                new_nonce: endpoint("newNonce")?,
+                new_account: endpoint("newAccount")?,
+                new_order: endpoint("newOrder")?,
+            },
+            nonce: answer.nonce,
+            account: None,
+        })
+    }
+
+    /// Makes the account, or finds the one of this key (the server
+    /// answers 200 with its URL: RFC 8555 §7.3.1), agreeing to the
+    /// server's terms of service.
+    pub fn account(&mut self, email: Option<&str>) -> Result<(), String> {
+        let mut payload = String::from(r#"{"termsOfServiceAgreed":true"#);
+        if let Some(email) = email {
+            payload.push_str(r#","contact":["#);
+            crate::json::push_str(&mut payload, &format!("mailto:{email}"));
+            payload.push(']');
+        }
+        payload.push('}');
+        let url = self.directory.new_account.clone();
+        let answer = self.post(&url, &payload)?;
+        let location = answer
+            .location
+            .ok_or("the server made the account but gave no URL for it (`Location`)")?;
+        self.account = Some(location);
+        Ok(())
+    }
+
+    /// Orders a certificate for `domains`, proving each by HTTP-01 with
+    /// `answers`, for a key made now.
+    pub fn order(&mut self, domains: &[String], answers: &dyn Answers) -> Result<Issued, String> {
+        let mut payload = String::from(r#"{"identifiers":["#);
+        for (i, domain) in domains.iter().enumerate() {
+            if i > 0 {
+                payload.push(',');
+            }
+            payload.push_str(r#"{"type":"dns","value":"#);
+            crate::json::push_str(&mut payload, domain);
+            payload.push('}');
+        }
+        payload.push_str("]}");
+        let url = self.directory.new_order.clone();
+        let answer = self.post(&url, &payload)?;
+        let order_url = (answer.location.as_deref())
+            .ok_or("the server made the order but gave no URL for it (`Location`)")
+            .and_then(|u| Url::parse(u).map_err(|_| "the order's URL is not one"))?;
+        let order = json_of(&answer, "the order")?;
+        let authorizations = (order.get("authorizations").and_then(Value::as_array))
+            .ok_or("the order lists no authorizations")?;
+        for authorization in authorizations {
+            let url = authorization
+                .as_str()
+                .ok_or("an authorization that is not a URL")?;
+            self.authorize(&parse_url(url)?, answers)?;
+        }
+        let finalize = order
+            .get("finalize")
+            .and_then(Value::as_str)
+            .ok_or("the order has no `finalize` URL")?;
+        let (csr, key_pem) = request_for(domains)?;
+        let payload = format!(r#"{{"csr":"{csr}"}}"#);
+        let answer = self.post(&parse_url(finalize)?, &payload)?;
+        let order = self.wait_for(
+            &order_url,
+            json_of(&answer, "the order")?,
+            &answer,
+            "the order",
+        )?;
+        let certificate = order
+            .get("certificate")
+            .and_then(Value::as_str)
+            .ok_or("the order is valid but names no certificate")?;
+        let answer = self.post(&parse_url(certificate)?, "")?;
+        let chain_pem = String::from_utf8(answer.body)
+            .map_err(|_| "the certificate is not PEM text".to_string())?;
+        Ok(Issued { chain_pem, key_pem })
+    }
+
+    /// Proves the authorization at `url`, unless it is valid already:
+    /// the token published, the server told to look, its verdict waited
+    /// for, the token taken back whatever it was.
+    fn authorize(&mut self, url: &Url, answers: &dyn Answers) -> Result<(), String> {
+        let answer = self.post(url, "")?;
+        let authorization = json_of(&answer, "an authorization")?;
+        let name = (authorization.get("identifier"))
+            .and_then(|i| i.get("value"))
+            .and_then(Value::as_str)
+            .unwrap_or("a name")
+            .to_string();
+        match status(&authorization) {
+            "valid" => return Ok(()),
+            "pending" => {}
+            other => return Err(format!("the authorization for {name} is {other}")),
+        }
+        let challenges = (authorization.get("challenges").and_then(Value::as_array))
+            .ok_or_else(|| format!("the authorization for {name} offers no challenges"))?;
+        let http_01 = (challenges.iter())
+            .find(|c| c.get("type").and_then(Value::as_str) == Some("http-01"))
+            .ok_or_else(|| format!("the authorization for {name} offers no http-01 challenge"))?;
+        let (Some(token), Some(challenge)) = (
+            http_01.get("token").and_then(Value::as_str),
+            http_01.get("url").and_then(Value::as_str),
+        ) else {
+            return Err(format!(
+                "the http-01 challenge for {name} has no token or URL"
+            ));
+        };
+        // base64url (RFC 8555 §8.3): nothing else goes into a path.
+        if token.is_empty()
+            || !(token.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("the http-01 token for {name} is not base64url"));
+        }
+        answers.publish(token, self.key.key_authorization(token));
+        let proven = (|| {
+            self.post(&parse_url(challenge)?, "{}")?;
+            let answer = self.post(url, "")?;
+            let first = json_of(&answer, "an authorization")?;
+            self.wait_for(
+                url,
+                first,
+                &answer,
+                &format!("the authorization for {name}"),
+            )
+        })();
+        answers.withdraw(token);
+        proven.map(drop)
+    }
+
+    /// `first`, the state of what `url` names, looked at again until it
+    /// is `valid`; `invalid` is an error that says the server's reason.
+    fn wait_for(
+        &mut self,
+        url: &Url,
+        first: Value,
+        answer: &Answer,
+        what: &str,
+    ) -> Result<Value, String> {
+        let deadline = Instant::now() + MAX_WAIT;
+        let mut state = first;
+        let mut retry_after = answer.retry_after;
+        loop {
+            match status(&state) {
+                "valid" => return Ok(state),
+                "invalid" => {
+                    return Err(format!("{what} is invalid{}", reason(&state)));
+                }
+                _ if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "{what} is still {} after {MAX_WAIT:?}",
+                        status(&state)
+                    ));
+                }
+                _ => {}
+            }
+            std::thread::sleep(
+                retry_after
+                    .unwrap_or(POLL)
+                    .clamp(Duration::from_millis(100), MAX_POLL),
+            );
+            let answer = self.post(url, "")?;
+            retry_after = answer.retry_after;
+            state = json_of(&answer, what)?;
+        }
+    }
+
+    /// POSTs `payload` (empty: a POST-as-GET) to `url`, signed; a 4xx
+    /// or 5xx is an error saying the server's problem document. A
+    /// refused nonce is tried again with the one the refusal brought.
+    fn post(&mut self, url: &Url, payload: &str) -> Result<Answer, String> {
+        let text = &url.text;
+        for _ in 0..=NONCE_RETRIES {
+            let nonce = self.fresh_nonce()?;
+            let signer = match &self.account {
+                Some(account) => Signer::Account(account),
+                None => Signer::Key,
+            };
+            let body = self.key.sign(signer, &nonce, text, payload)?;
+            let answer = self.client.ask("POST", url, Some(&body))?;
+            self.nonce = answer.nonce.clone();
+            if answer.status < 400 {
+                return Ok(answer);
+            }
+            let problem = json_value::parse(&answer.body).ok();
+            let kind = problem
+                .as_ref()
+                .and_then(|p| p.get("type"))
+                .and_then(Value::as_str);
+            if kind == Some("urn:ietf:params:acme:error:badNonce") {
+                continue;
+            }
+            let detail = (problem.as_ref())
+                .and_then(|p| p.get("detail"))
+                .and_then(Value::as_str);
+            return Err(format!(
+                "{text}: {} {}{}",
+                answer.status,
+                detail.unwrap_or("(no detail)"),
+                kind.map(|k| format!(" ({k})")).unwrap_or_default()
+            ));
+        }
+        Err(format!(
+            "{text}: the server refused {} nonces in a row",
+            NONCE_RETRIES + 1
+        ))
+    }
+
+    /// The nonce the last answer brought, or a new one.
+    fn fresh_nonce(&mut self) -> Result<String, String> {
+        if let Some(nonce) = self.nonce.take() {
+            return Ok(nonce);
+        }
+        let url = self.directory.new_nonce.clone();
+        let answer = self.client.ask("HEAD", &url, None)?;
+        answer
+            .nonce
+            .ok_or_else(|| format!("{}: no Replay-Nonce", url.text))
+    }
+}
+
+/// A certificate request (DER, base64url) for `domains`, and its new
+/// private key (PEM): P-256, as the account's.
+fn request_for(domains: &[String]) -> Result<(String, String), String> {
+    use base64::Engine as _;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| format!("a key for the certificate: {e}"))?;
+    let mut params = rcgen::CertificateParams::new(domains.to_vec())
+        .map_err(|e| format!("a certificate request: {e}"))?;
+    // The names go in the subject alternative names alone, as Let's
+    // Encrypt reads them; a subject rcgen would fill in is none.
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    let request =
+        (params.serialize_request(&key)).map_err(|e| format!("a certificate request: {e}"))?;
+    let csr = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(request.der());
+    Ok((csr, key.serialize_pem()))
+}
+
+fn parse_url(text: &str) -> Result<Url, String> {
+    Url::parse(text).map_err(|e| format!("the server gave a URL that is not one: {e}"))
+}
+
+fn json_of(answer: &Answer, what: &str) -> Result<Value, String> {
+    json_value::parse(&answer.body).map_err(|e| format!("{what} is not JSON: {e}"))
+}
+
+fn status(state: &Value) -> &str {
+    state
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("(no status)")
+}
+
+/// What the server said went wrong with an invalid authorization (its
+/// challenges' `error`) or order (its own), after `: `.
+fn reason(state: &Value) -> String {
+    let own = state.get("error");
+    let of_challenge = (state.get("challenges").and_then(Value::as_array))
+        .and_then(|all| all.iter().find_map(|c| c.get("error")));
+    let detail = (own.or(of_challenge))
+        .and_then(|e| e.get("detail"))
+        .and_then(Value::as_str);
+    detail.map(|d| format!(": {d}")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_names_the_domains_and_its_key_is_pem() {
+        let (csr, key) = request_for(&["shop.test".into(), "www.shop.test".into()]).unwrap();
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(csr)
+            .unwrap();
+        // The names, as dNSName entries of the extension request.
+        for name in [&b"shop.test"[..], b"www.shop.test"] {
+            assert!(der.windows(name.len()).any(|w| w == name));
+        }
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+    }
+
+    #[test]
+    fn an_invalid_state_says_the_servers_reason() {
+        let state = json_value::parse(
+            br#"{"status":"invalid","challenges":[{"type":"http-01","error":{"detail":"got 404"}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(reason(&state), ": got 404");
+        let state =
+            json_value::parse(br#"{"status":"invalid","error":{"detail":"bad CSR"}}"#).unwrap();
+        assert_eq!(reason(&state), ": bad CSR");
+        let state = json_value::parse(br#"{"status":"invalid"}"#).unwrap();
+        assert_eq!(reason(&state), "");
+    }
+}
