@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod acme_server;
 pub mod ocsp;
 pub mod pki;
 pub mod tls_backend;
