@@ -753,9 +753,10 @@ fn acme_conf(backend: &Backend, server: &AcmeServer, state: &Path, more: &str) -
     )
 }
 
-/// Starts inverso on `text` and tells `server` where to validate.
+/// Starts inverso on `text` (with the admin listener) and tells
+/// `server` where to validate.
 fn start(text: &str, server: &AcmeServer) -> Proxy {
-    let proxy = start_proxy(&[], from_file(text));
+    let proxy = start_proxy(&[], from_file_with_admin(text));
     server.set_proxy_addr(proxy.addr);
     proxy
 }
@@ -959,6 +960,17 @@ fn a_certificate_due_is_renewed_and_served_without_a_restart() {
         path.exists() && certificates_in(&path).first() == Some(&second)
     });
     assert!(written, "certificate.pem does not hold the renewed one");
+    // The metric for an alert says the certificate in force.
+    let until = inverso::tls::x509::not_after(&second).unwrap();
+    let until = until
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let metric = format!(
+        "inverso_tls_certificate_expiry_seconds{{file=\"{}\"}}",
+        path.display()
+    );
+    assert_eq!(proxy.metric(&metric), Some(until));
     // The renewed certificate is not due: nothing more is ordered.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(server.issued().len(), 2, "{}", server.describe());

@@ -1334,3 +1334,46 @@ fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
     assert_eq!(unsent.len(), 1, "{stderr}");
     assert!(unsent[0].contains("pool.idle"), "{stderr}");
 }
+
+/// `check` says where ACME certificates come from and are kept, that
+/// none is kept yet, and that the names' port 80 must reach `port`; with
+/// a certificate kept, until when it is valid and when it is renewed.
+#[test]
+fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
+    let text = "targets = 127.0.0.1:9001\nport = 8080\ntls_port = 8443\n\
+                acme_domains = shop.test, www.shop.test\nacme_state_dir = state\n";
+    let dir = conf(text);
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let folder = "state/acme-v02.api.letsencrypt.org_443";
+    let expected = format!(
+        "# acme_domains shop.test, www.shop.test from \
+         https://acme-v02.api.letsencrypt.org/directory, kept in {folder}: \
+         no certificate yet: one is ordered at start"
+    );
+    assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+    assert!(stdout.contains("it must reach `port` 8080"), "{stdout}");
+    // A certificate kept: 90 days from a day ago, renewed 30 before.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["shop.test".to_string(), "www.shop.test".to_string()];
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.not_before = rcgen::date_time_ymd(2026, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2099, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let kept = dir.path().join(folder);
+    std::fs::create_dir_all(&kept).unwrap();
+    let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+    std::fs::write(kept.join("certificate.pem"), pem).unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let expected = format!(
+        "kept in {folder}: a certificate valid until 2099-01-01T00:00:00.000Z, renewed from 2074-"
+    );
+    assert!(stdout.contains(&expected), "{stdout}");
+}

@@ -219,14 +219,16 @@ impl Client {
             .to_socket_addrs()
             .map_err(|e| format!("{}: {e}", url.host))?
             .collect();
+        let tls = match url.tls {
+            true => Some(BackendTls {
+                settings: self.tls.clone(),
+                name: crate::tls::backends::server_name(bare, None)?,
+            }),
+            false => None,
+        };
         let mut why = format!("{}: no address", url.host);
         let started = Instant::now();
         for addr in addrs {
-            let tls = url.tls.then(|| BackendTls {
-                settings: self.tls.clone(),
-                name: crate::tls::backends::server_name(bare, None)
-                    .unwrap_or_else(|_| rustls_pki_types::ServerName::try_from("invalid").unwrap()),
-            });
             let endpoint = Endpoint::Tcp(addr);
             let left = within.saturating_sub(started.elapsed());
             let made = crate::upstream::open(&endpoint, tls.as_ref(), None).and_then(|stream| {

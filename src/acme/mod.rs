@@ -228,8 +228,9 @@ impl Acme {
         Ok((acme, AcmeThread { _stop: stop }))
     }
 
-    pub fn settings(&self) -> &AcmeSettings {
-        &self.settings
+    /// Where the certificate in force is kept.
+    pub fn certificate_path(&self) -> PathBuf {
+        state::certificate_path(&self.settings)
     }
 
     /// Has `slot` (a generation of the settings coming in force) serve

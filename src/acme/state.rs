@@ -29,7 +29,7 @@ impl Stored {
     /// valid for every name of `acme_domains` and not expired; an error
     /// for one that cannot be read (it is ordered anew).
     pub fn read(settings: &AcmeSettings) -> Result<Option<Stored>, String> {
-        let path = settings.folder().join(CERTIFICATE);
+        let path = certificate_path(settings);
         if !path.exists() {
             return Ok(None);
         }
@@ -90,10 +90,14 @@ impl Stored {
                 return Err(why);
             }
         };
-        let path = folder.join(CERTIFICATE);
+        let path = certificate_path(settings);
         std::fs::rename(&candidate, &path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Stored { path, ..stored })
     }
+}
+
+pub fn certificate_path(settings: &AcmeSettings) -> PathBuf {
+    settings.folder().join(CERTIFICATE)
 }
 
 /// The account's key, read, or made and kept when there is none.

@@ -365,9 +365,16 @@ pub fn metrics_text(shared: &Shared) -> String {
             &mut out,
             "inverso_tls_certificate_expiry_seconds",
             "gauge",
-            "When each certificate of tls_certificates stops being valid (its notAfter), in seconds since the Unix epoch.",
+            "When each certificate of tls_certificates, and the one the ACME client got, stops being valid (its notAfter), in seconds since the Unix epoch.",
         );
-        for (path, until) in served.valid_until() {
+        let acme = (shared.acme.as_ref()).zip(shared.config.acme_issued.get());
+        let acme = acme.map(|(acme, key)| {
+            let until = key.end_entity_cert().ok();
+            let until = until.and_then(|der| crate::tls::x509::not_after(der));
+            (acme.certificate_path(), until)
+        });
+        let acme = acme.as_ref().map(|(path, until)| (path.as_path(), *until));
+        for (path, until) in served.valid_until().chain(acme) {
             let Some(secs) = until.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             else {
                 continue;

@@ -187,15 +187,7 @@ impl Loader {
                 let none = crate::tls::Certificates::load(&[]);
                 config.tls_served = none.ok().map(Arc::new);
             }
-        } else if let Some(key) = [
-            "acme_directory",
-            "acme_email",
-            "acme_state_dir",
-            "acme_directory_ca",
-        ]
-        .into_iter()
-        .find(|key| !matches!(self.settings[*key].origin, Origin::Default))
-        {
+        } else if let Some((key, _)) = acme_set_alone(config).into_iter().find(|(_, set)| *set) {
             return Err(self.refused(
                 key,
                 "is set, but acme_domains is empty: no certificate is ordered".into(),
@@ -1037,6 +1029,21 @@ fn same_file(a: &Path, b: &Path) -> bool {
         || matches!((resolved(a), resolved(b)), (Some(a), Some(b)) if a == b)
 }
 
+/// The `acme_*` keys other than `acme_domains`, and whether each is set
+/// to other than its default.
+fn acme_set_alone(config: &Config) -> [(&'static str, bool); 4] {
+    let keys = &config.acme_keys;
+    [
+        (
+            "acme_directory",
+            keys.directory != crate::acme::LETS_ENCRYPT,
+        ),
+        ("acme_email", keys.email.is_some()),
+        ("acme_state_dir", keys.state_dir != Path::new("acme")),
+        ("acme_directory_ca", keys.directory_ca.is_some()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1765,6 +1772,60 @@ mod tests {
         let (c, lines) = warnings("targets = 127.0.0.1:1 tls\n");
         c.unwrap();
         assert_eq!(saying(&lines, "backend_tls_verify"), 0, "{lines:?}");
+    }
+
+    #[test]
+    fn acme_serves_tls_port_alone_and_its_keys_need_acme_domains() {
+        let base = "targets = 127.0.0.1:1\n";
+        let c = build(&format!(
+            "{base}tls_port = 8443\nacme_domains = Shop.Test\n"
+        ))
+        .unwrap();
+        assert!(c.tls.is_some(), "no certificate of its own is needed");
+        let acme = c.acme().unwrap();
+        assert_eq!(acme.domains, ["shop.test"]);
+        assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+        assert_eq!(acme.state_dir, Path::new("acme"));
+        assert!(build(base).unwrap().acme().is_none());
+        let e = build(&format!("{base}acme_domains = shop.test\n")).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("acme_domains: is set, but tls_port is not"),
+            "{e}"
+        );
+        for (line, key) in [
+            ("acme_email = ops@shop.test", "acme_email"),
+            ("acme_directory = https://ca.test/dir", "acme_directory"),
+            ("acme_state_dir = /var/lib/inverso/acme", "acme_state_dir"),
+            (
+                "acme_directory_ca = /etc/inverso/ca.pem",
+                "acme_directory_ca",
+            ),
+        ] {
+            let e = build(&format!("{base}tls_port = 8443\n{line}\n")).unwrap_err();
+            let says = format!("{key}: is set, but acme_domains is empty");
+            assert!(e.message.starts_with(&says), "{e}");
+        }
+        // The default written out is no setting.
+        let written = format!(
+            "{base}acme_directory = {}\nacme_state_dir = acme\n",
+            crate::acme::LETS_ENCRYPT
+        );
+        assert!(build(&written).is_ok());
+        for (line, says) in [
+            ("acme_domains = shop.test, *.shop.test", "DNS-01"),
+            ("acme_directory = http://ca.test/d", "http:// only to this"),
+            ("acme_email = ops", "not an email address"),
+            ("acme_state_dir =", "cannot be empty"),
+        ] {
+            let domains = match line.starts_with("acme_domains") {
+                true => "",
+                false => "acme_domains = shop.test\n",
+            };
+            let text = format!("{base}tls_port = 8443\n{domains}{line}\n");
+            let e = build(&text).unwrap_err();
+            assert!(e.message.contains(says), "{line}: {e}");
+        }
     }
 
     #[test]
