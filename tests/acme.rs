@@ -1065,3 +1065,54 @@ fn an_https_directory_is_trusted_by_acme_directory_ca() {
     let cert = wait_served(&proxy, &server, "www.shop.test", |_| true);
     assert_eq!(cert, server.issued()[0].der);
 }
+
+/// A reload that leaves the `acme_*` keys as they were keeps serving the
+/// certificate; one that adds a name starts the client anew, which serves
+/// the certificate kept for the names it has while it orders the next,
+/// for all three.
+#[test]
+fn a_reload_keeps_the_certificate_and_a_new_name_orders_the_next() {
+    let server = AcmeServer::start(AcmeOptions::default());
+    let backend = Backend::echo("a");
+    let state = tempfile::tempdir().unwrap();
+    let text = acme_conf(&backend, &server, state.path(), "");
+    let proxy = start(&text, &server);
+    let first = wait_served(&proxy, &server, "shop.test", |_| true);
+    let reload = |text: &str| {
+        let next = proxy.config_for(&[], from_file_with_admin(text));
+        proxy.handle().control().reload(next).unwrap()
+    };
+    let reloaded = reload(&text);
+    assert!(
+        reloaded.needs_restart.is_empty(),
+        "{:?}",
+        reloaded.needs_restart
+    );
+    assert_eq!(
+        served(&proxy, &trusting(&server), "shop.test").as_deref(),
+        Some(first.as_slice()),
+        "the reload dropped the certificate"
+    );
+    assert_eq!(server.orders().len(), 1);
+
+    let more = text.replace(
+        "acme_domains = shop.test, www.shop.test",
+        "acme_domains = shop.test, www.shop.test, api.shop.test",
+    );
+    assert_ne!(more, text);
+    reload(&more);
+    // The one kept goes on for its names until the next comes.
+    let now = served(&proxy, &trusting(&server), "www.shop.test");
+    let next = wait_served(&proxy, &server, "api.shop.test", |c| c != first.as_slice());
+    if let Some(now) = now {
+        assert!(now == first || now == next, "a third certificate");
+    }
+    assert_eq!(server.orders().len(), 2, "{}", server.describe());
+    let mut names = server.orders()[1].identifiers.clone();
+    names.sort();
+    assert_eq!(names, ["api.shop.test", "shop.test", "www.shop.test"]);
+    assert_eq!(
+        served(&proxy, &trusting(&server), "shop.test").as_deref(),
+        Some(next.as_slice())
+    );
+}

@@ -147,15 +147,14 @@ pub fn parse_email(v: &str) -> Result<Option<String>, String> {
 pub fn summary(settings: &AcmeSettings) -> String {
     let date = crate::http::date::format_rfc3339;
     let kept = match Stored::read(settings) {
-        Ok(Some(stored)) => {
-            let due = state::renewal_due(&stored.key)
-                .map(date)
-                .unwrap_or_default();
-            format!(
-                "a certificate valid until {}, renewed from {due}",
-                date(stored.not_after)
-            )
-        }
+        Ok(Some(Stored {
+            lacks: Some(name), ..
+        })) => format!("a certificate not valid for {name}: a new one is ordered at start"),
+        Ok(Some(stored)) => format!(
+            "a certificate valid until {}, renewed from {}",
+            date(stored.not_after),
+            date(stored.due)
+        ),
         Ok(None) => "no certificate yet: one is ordered at start".to_string(),
         Err(why) => format!("{why}: a new one is ordered at start"),
     };
@@ -186,7 +185,8 @@ pub struct Acme {
     settings: AcmeSettings,
     /// Token → key authorization, while the server may ask for it.
     challenges: RwLock<HashMap<String, String>>,
-    current: Mutex<Option<Arc<CertifiedKey>>>,
+    /// The certificate in force, and when the next is ordered.
+    current: Mutex<Option<(Arc<CertifiedKey>, SystemTime)>>,
     slots: Mutex<Vec<Weak<IssuedSlot>>>,
 }
 
@@ -209,13 +209,18 @@ impl Acme {
         });
         match state::Stored::read(&acme.settings) {
             Ok(Some(stored)) => {
-                log::info!(
-                    "acme: serving the certificate for {} kept in {}, valid until {}",
-                    acme.settings.domains.join(", "),
-                    stored.path.display(),
-                    crate::http::date::format_rfc3339(stored.not_after)
-                );
-                acme.put(stored.key);
+                let until = crate::http::date::format_rfc3339(stored.not_after);
+                let path = stored.path.display();
+                match &stored.lacks {
+                    None => log::info!(
+                        "acme: serving the certificate kept in {path}, valid until {until}"
+                    ),
+                    Some(name) => log::info!(
+                        "acme: serving the certificate kept in {path} for the names it has \
+                         until one for {name} too comes"
+                    ),
+                }
+                acme.put(stored.key, stored.due);
             }
             Ok(None) => {}
             Err(why) => log::warn!("acme: {why}; a new certificate is ordered"),
@@ -226,6 +231,10 @@ impl Acme {
             .name("acme".into())
             .spawn(move || running.run(&stopped))?;
         Ok((acme, AcmeThread { _stop: stop }))
+    }
+
+    pub fn settings(&self) -> &AcmeSettings {
+        &self.settings
     }
 
     /// Where the certificate in force is kept.
@@ -241,7 +250,7 @@ impl Acme {
         if !slots.iter().any(|s| s.as_ptr() == Arc::as_ptr(slot)) {
             slots.push(Arc::downgrade(slot));
         }
-        *slot.0.write() = self.current.lock().clone();
+        *slot.0.write() = self.current.lock().as_ref().map(|(key, _)| key.clone());
     }
 
     /// The key authorization a request for `path` is answered with, when
@@ -251,9 +260,9 @@ impl Acme {
         self.challenges.read().get(token).cloned()
     }
 
-    fn put(&self, key: Arc<CertifiedKey>) {
+    fn put(&self, key: Arc<CertifiedKey>, due: SystemTime) {
         let mut current = self.current.lock();
-        *current = Some(key.clone());
+        *current = Some((key.clone(), due));
         let mut slots = self.slots.lock();
         slots.retain(|slot| match slot.upgrade() {
             Some(slot) => {
@@ -295,7 +304,7 @@ impl Acme {
                         crate::http::date::format_rfc3339(stored.not_after),
                         stored.path.display()
                     );
-                    self.put(stored.key);
+                    self.put(stored.key, stored.due);
                 }
                 Err(why) => {
                     failures += 1;
@@ -311,12 +320,9 @@ impl Acme {
     /// How long until the certificate in force is due for renewal: at
     /// once without one.
     fn until_due(&self) -> Duration {
-        let current = self.current.lock().clone();
-        let due = current.as_deref().and_then(state::renewal_due);
-        match due {
-            Some(due) => due.duration_since(SystemTime::now()).unwrap_or_default(),
-            None => Duration::ZERO,
-        }
+        let due = self.current.lock().as_ref().map(|(_, due)| *due);
+        let due = due.unwrap_or(SystemTime::UNIX_EPOCH);
+        due.duration_since(SystemTime::now()).unwrap_or_default()
     }
 
     /// One order, from the account to the certificate kept.

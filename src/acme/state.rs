@@ -22,46 +22,56 @@ pub struct Stored {
     pub path: PathBuf,
     pub key: Arc<CertifiedKey>,
     pub not_after: SystemTime,
+    /// When the next is ordered: once two thirds of its lifetime have
+    /// passed (Let's Encrypt's advice: 30 days before the end of 90, 2
+    /// days of 6), or at once when it lacks a name of `acme_domains`.
+    pub due: SystemTime,
+    /// A name of `acme_domains` it is not valid for.
+    pub lacks: Option<String>,
 }
 
 impl Stored {
-    /// The certificate kept for `settings`' server, when it is there,
-    /// valid for every name of `acme_domains` and not expired; an error
-    /// for one that cannot be read (it is ordered anew).
+    /// The certificate kept for `settings`' server, when it is there and
+    /// not expired (one that lacks a name of `acme_domains` is served,
+    /// for the names it has, until the next comes); an error for one
+    /// that cannot be read (it is ordered anew).
     pub fn read(settings: &AcmeSettings) -> Result<Option<Stored>, String> {
         let path = certificate_path(settings);
         if !path.exists() {
             return Ok(None);
         }
-        let stored = Stored::load(&path)?;
-        if let Some(name) = (settings.domains.iter()).find(|d| !names(&stored.key, d)) {
-            log::info!(
-                "acme: {} is not valid for {name} (acme_domains changed): a new one is ordered",
-                path.display()
-            );
-            return Ok(None);
-        }
+        let mut stored = Stored::load(&path)?;
         if stored.not_after <= SystemTime::now() {
             log::info!("acme: {} has expired: a new one is ordered", path.display());
             return Ok(None);
+        }
+        stored.lacks = (settings.domains.iter())
+            .find(|d| !names(&stored.key, d))
+            .cloned();
+        if stored.lacks.is_some() {
+            stored.due = SystemTime::UNIX_EPOCH;
         }
         Ok(Some(stored))
     }
 
     fn load(path: &Path) -> Result<Stored, String> {
         let key = crate::tls::load_certified(path).map_err(|e| e.to_string())?;
-        let not_after = (key.end_entity_cert().ok())
-            .and_then(|der| crate::tls::x509::not_after(der))
-            .ok_or_else(|| {
-                format!(
-                    "{}: the certificate has no readable validity",
-                    path.display()
-                )
-            })?;
+        let validity = (key.end_entity_cert().ok()).and_then(|der| crate::tls::x509::validity(der));
+        let (not_before, not_after) = validity.ok_or_else(|| {
+            format!(
+                "{}: the certificate has no readable validity",
+                path.display()
+            )
+        })?;
+        let lifetime = not_after
+            .duration_since(not_before)
+            .unwrap_or(Duration::ZERO);
         Ok(Stored {
             path: path.to_path_buf(),
             key: Arc::new(key),
             not_after,
+            due: not_after - lifetime / 3,
+            lacks: None,
         })
     }
 
@@ -121,18 +131,6 @@ pub fn account_key(settings: &AcmeSettings) -> Result<AccountKey, String> {
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
     AccountKey::from_pkcs8(&pkcs8).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// When `key`'s certificate is due for renewal: once two thirds of its
-/// lifetime have passed (Let's Encrypt's advice: 30 days before the end
-/// of 90, 2 days of 6); `None` when it has no validity to read.
-pub fn renewal_due(key: &CertifiedKey) -> Option<SystemTime> {
-    let der = key.end_entity_cert().ok()?;
-    let (not_before, not_after) = crate::tls::x509::validity(der)?;
-    let lifetime = not_after
-        .duration_since(not_before)
-        .unwrap_or(Duration::ZERO);
-    Some(not_after - lifetime / 3)
 }
 
 fn names(key: &CertifiedKey, domain: &str) -> bool {
@@ -224,8 +222,7 @@ mod tests {
         assert_eq!(stored.path, settings.folder().join("certificate.pem"));
         let read = Stored::read(&settings).unwrap().expect("kept");
         assert_eq!(read.key.cert, stored.key.cert);
-        let due = renewal_due(&read.key).unwrap();
-        let left = due.duration_since(SystemTime::now()).unwrap();
+        let left = read.due.duration_since(SystemTime::now()).unwrap();
         // 90 days from a day ago: due 30 days before its end, in 59.
         assert!(left > Duration::from_secs(58 * DAY as u64), "{left:?}");
         assert!(left < Duration::from_secs(60 * DAY as u64), "{left:?}");
@@ -235,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_for_other_names_or_expired_is_not_served() {
+    fn a_certificate_lacking_a_name_is_due_and_one_expired_not_served() {
         let dir = tempfile::tempdir().unwrap();
         let settings = settings(dir.path());
         let refused = Stored::write(&settings, &issued(&["shop.test"], -1, 89));
@@ -247,7 +244,11 @@ mod tests {
         Stored::write(&settings, &issued(&["shop.test", "www.shop.test"], -1, 89)).unwrap();
         let mut more = settings.clone();
         more.domains.push("api.shop.test".into());
-        assert!(Stored::read(&more).unwrap().is_none(), "acme_domains grew");
+        let lacking = Stored::read(&more)
+            .unwrap()
+            .expect("served for the names it has");
+        assert_eq!(lacking.lacks.as_deref(), Some("api.shop.test"));
+        assert!(lacking.due <= SystemTime::now(), "ordered at once");
         Stored::write(&settings, &issued(&["shop.test", "www.shop.test"], -90, -1)).unwrap();
         assert!(Stored::read(&settings).unwrap().is_none(), "expired");
     }

@@ -33,8 +33,6 @@ pub struct ServerHandle {
     pub(super) udp_streams: Vec<(Arc<str>, UdpStream)>,
     pub(super) access_log: Option<AccessLog>,
     pub(super) timer: Option<Timer>,
-    /// The ACME client's thread, stopped with the server.
-    pub(super) _acme: Option<crate::acme::AcmeThread>,
     pub(super) stop_tx: Sender<()>,
     pub(super) stop_rx: Receiver<()>,
 }
@@ -145,6 +143,7 @@ impl ServerHandle {
         if let Some(resolver) = inner.resolver.lock().take() {
             resolver.stop();
         }
+        drop(inner.acme.lock().take());
         drop(inner.idle_closer.lock().take());
         inner.close_idle();
         let mut clean = inner.wait_drained(Instant::now() + grace);

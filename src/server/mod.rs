@@ -73,6 +73,9 @@ struct Inner {
     checker: Mutex<Vec<Checker>>,
     /// The thread that looks targets' names up again (`resolve_interval`).
     resolver: Mutex<Option<Resolver>>,
+    /// The ACME client's thread (`acme_domains`), which a reload that
+    /// changes its settings starts anew.
+    acme: Mutex<Option<crate::acme::AcmeThread>>,
     /// What asks the thread that closes idle connections after a reload
     /// shortened their timeout (see `Control::close_idle_after`); dropped,
     /// it stops the thread.

@@ -6,6 +6,7 @@ use super::limiters::limiters_for;
 use super::start::{log_error_pages, warn_of_limits};
 use super::Inner;
 use crate::access_log::Syslog;
+use crate::acme::Acme;
 use crate::config::{self, Config};
 use crate::gzip::Gzip;
 use crate::proxy::{CacheRules, ConnWatch, Shared};
@@ -112,8 +113,7 @@ impl Control {
             worker_priority,
             defer_accept,
             reuse_port,
-            path_to_persistence,
-            acme_keys
+            path_to_persistence
         );
         // The certificates are read again at every reload (a renewed
         // one is served from then on), and the checks of clients' own
@@ -232,9 +232,7 @@ impl Control {
                 keys.take_keys_of(before);
             }
         }
-        if let Some(acme) = &old.acme {
-            acme.serve_into(&next.acme_issued);
-        }
+        let acme = self.acme_for(old.acme.as_ref(), &next);
         let mut pools = Pools::new(&next);
         pools.keep_state_of(&old.pools, keep_idle);
         let replaced = self.inner.current.replace(Shared {
@@ -254,13 +252,43 @@ impl Control {
             metrics: self.inner.metrics.clone(),
             mirrors: old.mirrors.clone(),
             census: old.census.clone(),
-            acme: old.acme.clone(),
+            acme,
         });
         // Requests begun before the swap keep the old generation, pools
         // included, for as long as they run; nothing takes from or sweeps
         // those pools any more (but those the new one goes on with), so
         // no connection to an old address is used again.
         replaced.pools.retire(&self.inner.current.get().pools);
+    }
+
+    /// The ACME client for `next`: the one `running`, serving `next` too,
+    /// while its settings stay; one started anew on the new ones (the
+    /// one before stopped after the exchange it is in), or none.
+    fn acme_for(&self, running: Option<&Arc<Acme>>, next: &Config) -> Option<Arc<Acme>> {
+        let acme = match (running, next.acme()) {
+            (Some(acme), Some(settings)) if acme.settings() == settings => Some(acme.clone()),
+            (_, settings) => {
+                let mut thread = self.inner.acme.lock();
+                drop(thread.take());
+                let started = settings.map(|settings| Acme::start(settings.clone()));
+                match started {
+                    Some(Ok((acme, started))) => {
+                        log::info!("reload: the ACME client starts anew on its new settings");
+                        *thread = Some(started);
+                        Some(acme)
+                    }
+                    Some(Err(e)) => {
+                        log::error!("reload: cannot start the ACME client's thread: {e}");
+                        None
+                    }
+                    None => None,
+                }
+            }
+        };
+        if let Some(acme) = &acme {
+            acme.serve_into(&next.acme_issued);
+        }
+        acme
     }
 
     /// Looks up every target written as a name once, now, with `resolve`

@@ -171,6 +171,7 @@ impl Server {
             current: Arc::new(Current::new(shared)),
             checker: Mutex::new(Vec::new()),
             resolver: Mutex::new(None),
+            acme: Mutex::new(acme_thread),
             idle_closer: Mutex::new(None),
             lookup_failures: Mutex::default(),
             connections,
@@ -268,7 +269,6 @@ impl Server {
             udp_streams,
             access_log: Some(access_log),
             timer,
-            _acme: acme_thread,
             stop_tx,
             stop_rx,
         })
