@@ -1116,3 +1116,62 @@ fn a_reload_keeps_the_certificate_and_a_new_name_orders_the_next() {
         Some(next.as_slice())
     );
 }
+
+/// A CA that asks for External Account Binding takes the account bound
+/// with `acme_eab_kid` and `acme_eab_hmac_key`, and refuses it unbound
+/// or bound with another key.
+#[test]
+fn an_account_is_bound_to_the_one_the_ca_gave_when_it_asks() {
+    let mac_key = b"the CA's MAC key, 32 bytes long!".to_vec();
+    let server = AcmeServer::start(AcmeOptions {
+        eab: Some(("kid-7".into(), mac_key.clone())),
+        ..AcmeOptions::default()
+    });
+    let backend = Backend::echo("a");
+    let state = tempfile::tempdir().unwrap();
+    // Unbound: refused, no certificate.
+    let unbound = start(&acme_conf(&backend, &server, state.path(), ""), &server);
+    let refused = wait_until(WAIT_LIMIT, || {
+        let done = server
+            .problems()
+            .iter()
+            .any(|p| p.starts_with("externalAccountRequired"));
+        if !done {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done
+    });
+    assert!(refused, "{}", server.describe());
+    assert!(server.accounts().is_empty());
+    drop(unbound);
+    // Bound with another key: refused.
+    let wrong = format!(
+        "acme_eab_kid = kid-7\nacme_eab_hmac_key = {}\n",
+        b64(b"another key")
+    );
+    let state = tempfile::tempdir().unwrap();
+    let proxy = start(&acme_conf(&backend, &server, state.path(), &wrong), &server);
+    let refused = wait_until(WAIT_LIMIT, || {
+        let done = server
+            .problems()
+            .iter()
+            .any(|p| p.contains("the MAC does not verify"));
+        if !done {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done
+    });
+    assert!(refused, "{}", server.describe());
+    assert!(server.accounts().is_empty());
+    drop(proxy);
+    // Bound as the CA said: issued.
+    let right = format!(
+        "acme_eab_kid = kid-7\nacme_eab_hmac_key = {}\n",
+        b64(&mac_key)
+    );
+    let state = tempfile::tempdir().unwrap();
+    let proxy = start(&acme_conf(&backend, &server, state.path(), &right), &server);
+    let cert = wait_served(&proxy, &server, "shop.test", |_| true);
+    assert_eq!(server.accounts().len(), 1);
+    assert_eq!(cert, server.issued()[0].der);
+}

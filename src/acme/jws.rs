@@ -64,6 +64,25 @@ impl AccountKey {
         format!("{token}.{}", self.thumbprint())
     }
 
+    /// External Account Binding (RFC 8555 §7.3.4): this key, signed with
+    /// the MAC key a CA gave for an account made on its site (ZeroSSL,
+    /// Google Trust Services), for the `newAccount` request to `url`.
+    pub fn external_binding(&self, kid: &str, mac_key: &[u8], url: &str) -> String {
+        let mut protected = String::from(r#"{"alg":"HS256","kid":"#);
+        push_str(&mut protected, kid);
+        protected.push_str(r#","url":"#);
+        push_str(&mut protected, url);
+        protected.push('}');
+        let protected = URL_SAFE_NO_PAD.encode(protected);
+        let payload = URL_SAFE_NO_PAD.encode(&self.jwk);
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, mac_key);
+        let tag = ring::hmac::sign(&key, format!("{protected}.{payload}").as_bytes());
+        format!(
+            r#"{{"protected":"{protected}","payload":"{payload}","signature":"{}"}}"#,
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        )
+    }
+
     /// The request body posting `payload` (JSON, or empty for a
     /// POST-as-GET) to `url`, with `nonce`.
     pub fn sign(
@@ -162,6 +181,24 @@ mod tests {
         assert_eq!(field(&header, "kid"), "https://ca/acct/7");
         assert!(header.get("jwk").is_none());
         assert_eq!(field(&jws, "payload"), "");
+    }
+
+    #[test]
+    fn an_external_binding_signs_the_account_key_with_the_mac_key() {
+        let key = AccountKey::from_pkcs8(&AccountKey::generate().unwrap()).unwrap();
+        let binding = key.external_binding("kid-1", b"secret", "https://ca/new-acct");
+        let jws = parse(binding.as_bytes()).unwrap();
+        let header = parse(&decoded(field(&jws, "protected"))).unwrap();
+        assert_eq!(field(&header, "alg"), "HS256");
+        assert_eq!(field(&header, "kid"), "kid-1");
+        assert_eq!(field(&header, "url"), "https://ca/new-acct");
+        assert_eq!(decoded(field(&jws, "payload")), key.jwk.as_bytes());
+        let signed = format!("{}.{}", field(&jws, "protected"), field(&jws, "payload"));
+        let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
+        let tag = decoded(field(&jws, "signature"));
+        ring::hmac::verify(&mac, signed.as_bytes(), &tag).unwrap();
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"other");
+        assert!(ring::hmac::verify(&other, signed.as_bytes(), &tag).is_err());
     }
 
     #[test]

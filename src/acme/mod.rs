@@ -63,6 +63,22 @@ pub struct AcmeSettings {
     /// Authorities trusted for an `https` directory instead of the
     /// system's.
     pub directory_ca: Option<PathBuf>,
+    /// `acme_eab_kid` and `acme_eab_hmac_key` (both or neither: the
+    /// loader checks): External Account Binding, the key ID and MAC key
+    /// a CA gives for an account made on its site, which its ACME
+    /// accounts must be bound to (ZeroSSL, Google Trust Services).
+    pub eab_kid: Option<String>,
+    pub eab_mac_key: Option<MacKey>,
+}
+
+/// A MAC key, which `Debug` does not show.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MacKey(pub Vec<u8>);
+
+impl std::fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MacKey(..)")
+    }
 }
 
 impl AcmeSettings {
@@ -76,6 +92,29 @@ impl AcmeSettings {
             Err(_) => "unknown".to_string(),
         };
         self.state_dir.join(folder)
+    }
+
+    /// The key ID and MAC key accounts are bound with, when both are set.
+    fn binding(&self) -> Option<(&str, &[u8])> {
+        Some((
+            self.eab_kid.as_deref()?,
+            self.eab_mac_key.as_ref()?.0.as_slice(),
+        ))
+    }
+}
+
+/// `acme_eab_hmac_key`: base64url, as CAs hand it out (padding, and the
+/// standard alphabet, taken too).
+pub fn parse_mac_key(v: &str) -> Result<Option<MacKey>, String> {
+    use base64::Engine as _;
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let url_safe = v.trim_end_matches('=').replace('+', "-").replace('/', "_");
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(url_safe) {
+        Ok(key) if !key.is_empty() => Ok(Some(MacKey(key))),
+        _ => Err("not a base64url key (as the CA gives it with the key ID)".into()),
     }
 }
 
@@ -339,7 +378,7 @@ impl Acme {
         };
         let account = state::account_key(settings)?;
         let mut session = order::Session::open(&client, &account, &directory)?;
-        session.account(settings.email.as_deref())?;
+        session.account(settings.email.as_deref(), settings.binding())?;
         let issued = session.order(&settings.domains, self)?;
         state::Stored::write(settings, &issued)
     }
@@ -375,6 +414,8 @@ mod tests {
             email: None,
             state_dir: PathBuf::from("/var/lib/inverso/acme"),
             directory_ca: None,
+            eab_kid: None,
+            eab_mac_key: None,
         }
     }
 

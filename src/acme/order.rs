@@ -78,15 +78,25 @@ impl<'a> Session<'a> {
     /// Makes the account, or finds the one of this key (the server
     /// answers 200 with its URL: RFC 8555 §7.3.1), agreeing to the
     /// server's terms of service.
-    pub fn account(&mut self, email: Option<&str>) -> Result<(), String> {
+    /// With `binding` (a key ID and MAC key from the CA), the account is
+    /// bound to the one made on the CA's site.
+    pub fn account(
+        &mut self,
+        email: Option<&str>,
+        binding: Option<(&str, &[u8])>,
+    ) -> Result<(), String> {
+        let url = self.directory.new_account.clone();
         let mut payload = String::from(r#"{"termsOfServiceAgreed":true"#);
         if let Some(email) = email {
             payload.push_str(r#","contact":["#);
             crate::json::push_str(&mut payload, &format!("mailto:{email}"));
             payload.push(']');
         }
+        if let Some((kid, mac_key)) = binding {
+            payload.push_str(r#","externalAccountBinding":"#);
+            payload.push_str(&self.key.external_binding(kid, mac_key, &url.text));
+        }
         payload.push('}');
-        let url = self.directory.new_account.clone();
         let answer = self.post(&url, &payload)?;
         let location = answer
             .location

@@ -181,6 +181,8 @@ mod tests {
             email: None,
             state_dir: dir.to_path_buf(),
             directory_ca: None,
+            eab_kid: None,
+            eab_mac_key: None,
         }
     }
 

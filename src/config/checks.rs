@@ -181,6 +181,18 @@ impl Loader {
                         .into(),
                 ));
             }
+            let keys = &config.acme_keys;
+            let (kid, mac_key) = (keys.eab_kid.is_some(), keys.eab_mac_key.is_some());
+            if kid != mac_key {
+                let (set, empty) = match kid {
+                    true => ("acme_eab_kid", "acme_eab_hmac_key"),
+                    false => ("acme_eab_hmac_key", "acme_eab_kid"),
+                };
+                return Err(self.refused(
+                    set,
+                    format!("is set, but {empty} is empty: the binding needs both"),
+                ));
+            }
             // The ACME client's certificate alone is served until some
             // are written.
             if config.tls_served.is_none() {
@@ -1031,7 +1043,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The `acme_*` keys other than `acme_domains`, and whether each is set
 /// to other than its default.
-fn acme_set_alone(config: &Config) -> [(&'static str, bool); 4] {
+fn acme_set_alone(config: &Config) -> [(&'static str, bool); 6] {
     let keys = &config.acme_keys;
     [
         (
@@ -1041,6 +1053,8 @@ fn acme_set_alone(config: &Config) -> [(&'static str, bool); 4] {
         ("acme_email", keys.email.is_some()),
         ("acme_state_dir", keys.state_dir != Path::new("acme")),
         ("acme_directory_ca", keys.directory_ca.is_some()),
+        ("acme_eab_kid", keys.eab_kid.is_some()),
+        ("acme_eab_hmac_key", keys.eab_mac_key.is_some()),
     ]
 }
 
@@ -1801,6 +1815,8 @@ mod tests {
                 "acme_directory_ca = /etc/inverso/ca.pem",
                 "acme_directory_ca",
             ),
+            ("acme_eab_kid = kid-1", "acme_eab_kid"),
+            ("acme_eab_hmac_key = c2VjcmV0", "acme_eab_hmac_key"),
         ] {
             let e = build(&format!("{base}tls_port = 8443\n{line}\n")).unwrap_err();
             let says = format!("{key}: is set, but acme_domains is empty");
@@ -1817,6 +1833,12 @@ mod tests {
             ("acme_directory = http://ca.test/d", "http:// only to this"),
             ("acme_email = ops", "not an email address"),
             ("acme_state_dir =", "cannot be empty"),
+            ("acme_eab_kid = kid-1", "acme_eab_hmac_key is empty"),
+            ("acme_eab_hmac_key = c2VjcmV0", "acme_eab_kid is empty"),
+            (
+                "acme_eab_kid = k\nacme_eab_hmac_key = !!",
+                "not a base64url key",
+            ),
         ] {
             let domains = match line.starts_with("acme_domains") {
                 true => "",

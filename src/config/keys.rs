@@ -770,6 +770,24 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "acme_eab_kid",
+        default: "",
+        help: "External Account Binding: the key ID a CA that asks for one (ZeroSSL, Google \
+               Trust Services) gives for an account made on its site, with acme_eab_hmac_key; \
+               empty = none (Let's Encrypt asks for none)",
+        apply: |c, v| {
+            c.acme_keys.eab_kid = Some(v.trim()).filter(|v| !v.is_empty()).map(String::from);
+            Ok(())
+        },
+    },
+    Key {
+        name: "acme_eab_hmac_key",
+        default: "",
+        help: "External Account Binding: the MAC key (base64url) given with acme_eab_kid; \
+               empty = none",
+        apply: |c, v| crate::acme::parse_mac_key(v).map(|k| c.acme_keys.eab_mac_key = k),
+    },
+    Key {
         name: "tls_protocols",
         default: "TLSv1.2, TLSv1.3",
         help: "the TLS versions tls_port speaks, as nginx's ssl_protocols: TLSv1.2, TLSv1.3 \

@@ -603,6 +603,8 @@ impl Config {
                 email: None,
                 state_dir: PathBuf::from("acme"),
                 directory_ca: None,
+                eab_kid: None,
+                eab_mac_key: None,
             },
             acme_issued: Default::default(),
             tls_verify_client: Default::default(),

@@ -48,6 +48,9 @@ pub struct AcmeOptions {
     /// The `Retry-After` (seconds) sent with a pending authorization or
     /// a processing order.
     pub retry_after: u32,
+    /// External Account Binding asked of new accounts: the key ID and
+    /// MAC key a CA would give on its site.
+    pub eab: Option<(String, Vec<u8>)>,
 }
 
 impl Default for AcmeOptions {
@@ -56,6 +59,7 @@ impl Default for AcmeOptions {
             validity: Vec::new(),
             https: false,
             retry_after: 1,
+            eab: None,
         }
     }
 }
@@ -796,6 +800,11 @@ impl Inner {
         if payload.get("termsOfServiceAgreed") != Some(&Value::Bool(true)) {
             return Err(malformed("termsOfServiceAgreed is not true"));
         }
+        if let Some((kid, mac_key)) = &self.options.eab {
+            let binding = (payload.get("externalAccountBinding"))
+                .ok_or_else(|| problem(400, "externalAccountRequired", "no binding"))?;
+            self.check_binding(binding, kid, mac_key, &v.key)?;
+        }
         let mut contact = Vec::new();
         if let Some(list) = payload.get("contact") {
             let list = list
@@ -822,6 +831,42 @@ impl Inner {
         state.accounts.push(account);
         let url = self.account_url(state.accounts.len() - 1);
         Ok(Answer::json(201, body).with("Location", url))
+    }
+
+    /// RFC 8555 §7.3.4: an HS256 JWS by `mac_key`, naming `kid` and the
+    /// newAccount URL, whose payload is the account's own key.
+    fn check_binding(
+        &self,
+        binding: &Value,
+        kid: &str,
+        mac_key: &[u8],
+        account_key: &[u8],
+    ) -> Result<(), Problem> {
+        let unauthorized = |why: &str| problem(401, "unauthorized", format!("binding: {why}"));
+        let part = |name: &str| (binding.get(name).and_then(Value::as_str)).unwrap_or_default();
+        let (protected, payload) = (part("protected"), part("payload"));
+        let header = unb64(protected)
+            .and_then(|h| json_value::parse(&h).ok())
+            .ok_or_else(|| unauthorized("protected is not JSON"))?;
+        let field = |name: &str| header.get(name).and_then(Value::as_str);
+        if field("alg") != Some("HS256") || field("kid") != Some(kid) {
+            return Err(unauthorized("not HS256 by the key ID given"));
+        }
+        if field("url") != Some(self.url("/new-account").as_str()) {
+            return Err(unauthorized("url is not newAccount's"));
+        }
+        let mac = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, mac_key);
+        let signed = format!("{protected}.{payload}");
+        let tag = unb64(part("signature")).unwrap_or_default();
+        ring::hmac::verify(&mac, signed.as_bytes(), &tag)
+            .map_err(|_| unauthorized("the MAC does not verify"))?;
+        let jwk = unb64(payload)
+            .and_then(|p| json_value::parse(&p).ok())
+            .ok_or_else(|| unauthorized("payload is not a JWK"))?;
+        match point_of(&jwk)? == account_key {
+            true => Ok(()),
+            false => Err(unauthorized("payload is another key than the account's")),
+        }
     }
 
     fn new_order(&self, account: usize, v: &Verified) -> Result<Answer, Problem> {
