@@ -198,6 +198,7 @@ impl Acme {
 }
 
 use inverso::json_value as json;
+use json::Value;
 
 fn json_of(r: &Response) -> json::Value {
     json::parse(&r.body).unwrap_or_else(|e| panic!("{e}: {}", describe_response(r)))
@@ -807,6 +808,13 @@ fn folder(state: &Path, server: &AcmeServer) -> PathBuf {
     state.join(authority.replace(':', "_"))
 }
 
+/// `/status`'s `acme` object.
+fn acme_status(proxy: &Proxy) -> Value {
+    let body = proxy.admin("GET", "/status", "").body_str();
+    let status = json::parse(body.as_bytes()).unwrap();
+    status.get("acme").cloned().unwrap()
+}
+
 /// The certificates of a PEM file, in order.
 fn certificates_in(path: &Path) -> Vec<Vec<u8>> {
     let text = std::fs::read(path).unwrap();
@@ -960,6 +968,13 @@ fn a_certificate_due_is_renewed_and_served_without_a_restart() {
         path.exists() && certificates_in(&path).first() == Some(&second)
     });
     assert!(written, "certificate.pem does not hold the renewed one");
+    // `/status` says the certificate in force and when the next comes.
+    let status = acme_status(&proxy);
+    let valid_until = status.get("valid_until").and_then(Value::as_str).unwrap();
+    let until = inverso::tls::x509::not_after(&second).unwrap();
+    assert_eq!(valid_until, inverso::http::date::format_rfc3339(until));
+    assert!(status.get("renewed_from").and_then(Value::as_str).is_some());
+    assert_eq!(status.get("failed"), Some(&Value::Null));
     // The metric for an alert says the certificate in force.
     let until = inverso::tls::x509::not_after(&second).unwrap();
     let until = until
@@ -982,7 +997,7 @@ fn a_failed_validation_writes_no_certificate_and_plain_http_goes_on() {
     let backend = Backend::echo("a");
     let state = tempfile::tempdir().unwrap();
     let text = acme_conf(&backend, &server, state.path(), "");
-    let proxy = start_proxy(&[], from_file(&text));
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
     // The server validates at an address where nobody answers.
     server.set_proxy_addr(dead_addr());
     let failed = wait_until(ISSUE_LIMIT, || {
@@ -1002,6 +1017,17 @@ fn a_failed_validation_writes_no_certificate_and_plain_http_goes_on() {
         served(&proxy, &trusting(&server), "shop.test").is_none(),
         "a certificate is served"
     );
+    // `/status` says why, and when the next order is made.
+    let failed = wait_until(WAIT_LIMIT, || {
+        acme_status(&proxy).get("failed") != Some(&Value::Null)
+    });
+    assert!(failed);
+    let status = acme_status(&proxy);
+    let failure = status.get("failed").unwrap();
+    let why = failure.get("why").and_then(Value::as_str).unwrap();
+    assert!(why.contains("is invalid"), "{why}");
+    assert!(failure.get("next").and_then(Value::as_str).is_some());
+    assert_eq!(status.get("valid_until"), Some(&Value::Null));
     let r = proxy.get_on("shop.test", "/still-here", &[]);
     assert_eq!(r.status, 200);
     assert!(

@@ -227,6 +227,27 @@ pub struct Acme {
     /// The certificate in force, and when the next is ordered.
     current: Mutex<Option<(Arc<CertifiedKey>, SystemTime)>>,
     slots: Mutex<Vec<Weak<IssuedSlot>>>,
+    /// Why the last order failed, and when the next is made; `None`
+    /// once one succeeds.
+    failed: Mutex<Option<Failed>>,
+}
+
+/// An order that failed.
+#[derive(Clone, Debug)]
+pub struct Failed {
+    pub why: String,
+    pub at: SystemTime,
+    pub next: SystemTime,
+}
+
+/// What `/status` says of the client.
+#[derive(Debug)]
+pub struct AcmeStatus {
+    /// The certificate in force: until when it is valid, and from when
+    /// the next is ordered.
+    pub valid_until: Option<SystemTime>,
+    pub renewed_from: Option<SystemTime>,
+    pub failed: Option<Failed>,
 }
 
 /// Stops the client's thread when dropped (after the exchange it is
@@ -245,6 +266,7 @@ impl Acme {
             challenges: RwLock::default(),
             current: Mutex::new(None),
             slots: Mutex::default(),
+            failed: Mutex::new(None),
         });
         match state::Stored::read(&acme.settings) {
             Ok(Some(stored)) => {
@@ -338,6 +360,7 @@ impl Acme {
             match self.obtain() {
                 Ok(stored) => {
                     failures = 0;
+                    *self.failed.lock() = None;
                     log::info!(
                         "acme: a certificate for {domains} is in force, valid until {}; kept in {}",
                         crate::http::date::format_rfc3339(stored.not_after),
@@ -347,12 +370,28 @@ impl Acme {
                 }
                 Err(why) => {
                     failures += 1;
+                    let again = retry_after(failures);
                     log::warn!(
                         "acme: no certificate for {domains}: {why}; trying again in {}s",
-                        retry_after(failures).as_secs()
+                        again.as_secs()
                     );
+                    let at = SystemTime::now();
+                    let next = at + again;
+                    *self.failed.lock() = Some(Failed { why, at, next });
                 }
             }
+        }
+    }
+
+    pub fn status(&self) -> AcmeStatus {
+        let current = self.current.lock().clone();
+        let valid_until = (current.as_ref())
+            .and_then(|(key, _)| key.end_entity_cert().ok())
+            .and_then(|der| crate::tls::x509::not_after(der));
+        AcmeStatus {
+            valid_until,
+            renewed_from: current.map(|(_, due)| due),
+            failed: self.failed.lock().clone(),
         }
     }
 
@@ -485,6 +524,7 @@ mod tests {
             challenges: RwLock::default(),
             current: Mutex::new(None),
             slots: Mutex::default(),
+            failed: Mutex::new(None),
         };
         acme.publish("tok-1", "tok-1.thumb".into());
         assert_eq!(

@@ -90,6 +90,8 @@ pub fn status_json(shared: &Shared) -> String {
     push_fetched_keys(&mut out, shared, Instant::now());
     out.push_str(",\"cache\":");
     push_cache_totals(&mut out, shared);
+    out.push_str(",\"acme\":");
+    push_acme(&mut out, shared);
     out.push_str("}\n");
     out
 }
@@ -209,6 +211,48 @@ fn push_fetched_keys(out: &mut String, shared: &Shared, now: Instant) {
         );
     }
     out.push(']');
+}
+
+/// `/status`'s `acme` object: the names, the certificate in force (until
+/// when, and from when the next is ordered) and the last order's failure
+/// while no order has succeeded since; `null` without `acme_domains`.
+fn push_acme(out: &mut String, shared: &Shared) {
+    let Some(acme) = &shared.acme else {
+        out.push_str("null");
+        return;
+    };
+    let date = |out: &mut String, at: Option<std::time::SystemTime>| {
+        let text = at.map(crate::http::date::format_rfc3339);
+        json::push_opt_str(out, text.as_deref());
+    };
+    let status = acme.status();
+    out.push_str("{\"domains\":[");
+    for (i, domain) in acme.settings().domains.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::push_str(out, domain);
+    }
+    out.push_str("],\"directory\":");
+    json::push_str(out, &acme.settings().directory);
+    out.push_str(",\"valid_until\":");
+    date(out, status.valid_until);
+    out.push_str(",\"renewed_from\":");
+    date(out, status.renewed_from);
+    out.push_str(",\"failed\":");
+    match &status.failed {
+        None => out.push_str("null"),
+        Some(failed) => {
+            out.push_str("{\"why\":");
+            json::push_str(out, &failed.why);
+            out.push_str(",\"at\":");
+            date(out, Some(failed.at));
+            out.push_str(",\"next\":");
+            date(out, Some(failed.next));
+            out.push('}');
+        }
+    }
+    out.push('}');
 }
 
 /// `/status`'s `cache` object: what the cache holds in all, and its counters.
