@@ -484,6 +484,32 @@ mod tests {
             .contains("at most 100"));
     }
 
+    proptest::proptest! {
+        /// Whatever a configuration holds: a list of host names or an
+        /// error, never a panic; what is taken is lower case, each once.
+        #[test]
+        fn any_domains_value_is_taken_or_refused(v in "[a-zA-Z0-9.*:, _-]{0,80}") {
+            if let Ok(domains) = parse_domains(&v) {
+                for d in &domains {
+                    proptest::prop_assert_eq!(d, &d.to_ascii_lowercase());
+                    proptest::prop_assert_eq!(domains.iter().filter(|o| *o == d).count(), 1);
+                }
+            }
+        }
+
+        /// An ACME URL, from a configuration or a server's answer: parsed
+        /// to a host and a path beginning with `/`, or refused.
+        #[test]
+        fn any_url_is_parsed_or_refused(v in "(https?://)?[a-z0-9.:\\[\\]/ %?#-]{0,60}") {
+            if let Ok(url) = http::Url::parse(&v) {
+                proptest::prop_assert!(url.path.starts_with('/'));
+                proptest::prop_assert!(!url.host.is_empty());
+                proptest::prop_assert!(url.port != 0);
+                proptest::prop_assert_eq!(url.text, v);
+            }
+        }
+    }
+
     #[test]
     fn an_email_is_one_address() {
         assert_eq!(
