@@ -1201,3 +1201,52 @@ fn an_account_is_bound_to_the_one_the_ca_gave_when_it_asks() {
     assert_eq!(server.accounts().len(), 1);
     assert_eq!(cert, server.issued()[0].der);
 }
+
+/// A server with renewal information (RFC 9773) that suggests renewing
+/// now has the certificate renewed at once, the order naming the one it
+/// replaces; one that suggests later leaves the next alone.
+#[test]
+fn renewal_information_that_says_now_renews_and_names_the_certificate_replaced() {
+    let now = std::time::SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let server = AcmeServer::start(AcmeOptions {
+        renewal_info: true,
+        windows: vec![
+            Some((now - 2 * hour, now - hour)),
+            Some((now + 240 * hour, now + 264 * hour)),
+        ],
+        ..AcmeOptions::default()
+    });
+    let backend = Backend::echo("a");
+    let state = tempfile::tempdir().unwrap();
+    let proxy = start(&acme_conf(&backend, &server, state.path(), ""), &server);
+    let renewed = wait_until(ISSUE_LIMIT, || {
+        let done = server.issued().len() >= 2;
+        if !done {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        done
+    });
+    assert!(renewed, "no renewal\n{}", server.describe());
+    let issued = server.issued();
+    let orders = server.orders();
+    assert_eq!(orders[0].replaces, None);
+    let first_id = inverso::tls::x509::renewal_id(&issued[0].der).unwrap();
+    assert_eq!(orders[1].replaces.as_deref(), Some(first_id.as_str()));
+    let second = issued[1].der.clone();
+    wait_served(&proxy, &server, "shop.test", |c| c == second.as_slice());
+    // The second is asked about too, and its window, ten days on, is
+    // when it is renewed (not day 60 of 90).
+    let asked = wait_until(WAIT_LIMIT, || server.renewal_info_asked().contains(&1));
+    assert!(asked, "{:?}", server.renewal_info_asked());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.issued().len(), 2, "{}", server.describe());
+    let drawn_in_window = || {
+        let status = acme_status(&proxy);
+        let from = status.get("renewed_from").and_then(Value::as_str);
+        let from = from.and_then(inverso::http::date::parse_rfc3339);
+        from.is_some_and(|from| from >= now + 240 * hour && from <= now + 264 * hour)
+    };
+    let drawn = wait_until(WAIT_LIMIT, drawn_in_window);
+    assert!(drawn, "{:?}", acme_status(&proxy));
+}

@@ -27,7 +27,7 @@ use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use state::Stored;
 
@@ -47,6 +47,10 @@ const MAX_RETRY: Duration = Duration::from_secs(12 * 3600);
 /// The longest the thread sleeps before looking at the certificate
 /// again (a clock set forward, a certificate replaced by hand).
 const LOOK_AGAIN: Duration = Duration::from_secs(12 * 3600);
+
+/// How often the server's renewal information is asked when it says
+/// nothing of it (`Retry-After`): RFC 9773 §4.3 suggests every 6 hours.
+const RENEWAL_INFO_EVERY: Duration = Duration::from_secs(6 * 3600);
 
 /// How long one exchange with the ACME server may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -335,22 +339,36 @@ impl Acme {
     }
 
     /// Orders a certificate whenever none is in force or the one in
-    /// force is due, waiting longer after each failure, until stopped.
+    /// force is due, waiting longer after each failure, until stopped;
+    /// asks the server's renewal information (RFC 9773) about the one in
+    /// force meanwhile, which may make it due sooner (a certificate
+    /// about to be revoked) or later.
     fn run(&self, stopped: &Receiver<()>) {
         let mut failures = 0u32;
+        let mut retry_at: Option<Instant> = None;
+        let mut ask_info_at = Instant::now();
         loop {
-            let wait = match failures {
-                0 => self.until_due(),
-                n => retry_after(n),
+            let now = Instant::now();
+            let due_in = match retry_at {
+                Some(at) => at.saturating_duration_since(now),
+                None => {
+                    if now >= ask_info_at {
+                        ask_info_at = now + self.consult_renewal_info();
+                    }
+                    self.until_due()
+                }
             };
-            if !wait.is_zero() {
+            if !due_in.is_zero() {
+                let ask_in = ask_info_at.saturating_duration_since(now);
+                let sleep = match retry_at {
+                    Some(_) => due_in,
+                    None => due_in.min(ask_in),
+                };
                 select! {
                     recv(stopped) -> _ => return,
-                    default(wait.min(LOOK_AGAIN)) => {}
+                    default(sleep.min(LOOK_AGAIN)) => {}
                 }
-                if wait > LOOK_AGAIN {
-                    continue;
-                }
+                continue;
             }
             let domains = self.settings.domains.join(", ");
             log::info!(
@@ -359,7 +377,7 @@ impl Acme {
             );
             match self.obtain() {
                 Ok(stored) => {
-                    failures = 0;
+                    (failures, retry_at) = (0, None);
                     *self.failed.lock() = None;
                     log::info!(
                         "acme: a certificate for {domains} is in force, valid until {}; kept in {}",
@@ -367,6 +385,7 @@ impl Acme {
                         stored.path.display()
                     );
                     self.put(stored.key, stored.due);
+                    ask_info_at = Instant::now();
                 }
                 Err(why) => {
                     failures += 1;
@@ -375,10 +394,52 @@ impl Acme {
                         "acme: no certificate for {domains}: {why}; trying again in {}s",
                         again.as_secs()
                     );
+                    retry_at = Some(Instant::now() + again);
                     let at = SystemTime::now();
                     let next = at + again;
                     *self.failed.lock() = Some(Failed { why, at, next });
                 }
+            }
+        }
+    }
+
+    /// Asks the server when the certificate in force should be renewed,
+    /// and makes it due then: a time drawn at random within the window
+    /// it suggests (RFC 9773 §4.2), so that its clients do not all come
+    /// at once. Returns when to ask again.
+    fn consult_renewal_info(&self) -> Duration {
+        let current = self.current.lock().clone();
+        let Some((key, _)) = current else {
+            return LOOK_AGAIN;
+        };
+        let leaf = key.end_entity_cert().ok();
+        let Some(id) = leaf.and_then(|der| crate::tls::x509::renewal_id(der)) else {
+            return LOOK_AGAIN;
+        };
+        let window = self.session_with(|session| session.renewal_window(&id));
+        match window {
+            Ok(Some(window)) => {
+                let due = within(&window);
+                let not_after = leaf.and_then(|der| crate::tls::x509::not_after(der));
+                let due = not_after.map_or(due, |end| due.min(end));
+                log::debug!(
+                    "acme: the server suggests renewing from {}; drawn: {}",
+                    crate::http::date::format_rfc3339(window.start),
+                    crate::http::date::format_rfc3339(due)
+                );
+                let mut current = self.current.lock();
+                if let Some((in_force, at)) = current.as_mut() {
+                    if Arc::ptr_eq(in_force, &key) {
+                        *at = due;
+                    }
+                }
+                let again = window.ask_again.unwrap_or(RENEWAL_INFO_EVERY);
+                again.clamp(Duration::from_secs(3600), Duration::from_secs(86_400))
+            }
+            Ok(None) => LOOK_AGAIN,
+            Err(why) => {
+                log::warn!("acme: cannot ask the server's renewal information: {why}");
+                Duration::from_secs(3600)
             }
         }
     }
@@ -406,6 +467,24 @@ impl Acme {
     /// One order, from the account to the certificate kept.
     fn obtain(&self) -> Result<Stored, String> {
         let settings = &self.settings;
+        let current = self.current.lock().clone();
+        let leaf = current
+            .as_ref()
+            .and_then(|(key, _)| key.end_entity_cert().ok());
+        let replaces = leaf.and_then(|der| crate::tls::x509::renewal_id(der));
+        let issued = self.session_with(|session| {
+            session.account(settings.email.as_deref(), settings.binding())?;
+            session.order(&settings.domains, self, replaces.as_deref())
+        })?;
+        state::Stored::write(settings, &issued)
+    }
+
+    /// `work` in a session with the server, by the account's key.
+    fn session_with<T>(
+        &self,
+        work: impl FnOnce(&mut order::Session<'_>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let settings = &self.settings;
         let directory = http::Url::parse(&settings.directory)?;
         let keys = crate::tls::backends::BackendTlsKeys {
             ca: settings.directory_ca.clone(),
@@ -417,10 +496,20 @@ impl Acme {
         };
         let account = state::account_key(settings)?;
         let mut session = order::Session::open(&client, &account, &directory)?;
-        session.account(settings.email.as_deref(), settings.binding())?;
-        let issued = session.order(&settings.domains, self)?;
-        state::Stored::write(settings, &issued)
+        work(&mut session)
     }
+}
+
+/// A time within `window`, drawn at random.
+fn within(window: &order::Window) -> SystemTime {
+    use ring::rand::SecureRandom as _;
+    let span = window.end.duration_since(window.start).unwrap_or_default();
+    let mut bytes = [0u8; 8];
+    let drawn = match ring::rand::SystemRandom::new().fill(&mut bytes) {
+        Ok(()) => u64::from_le_bytes(bytes) % span.as_secs().max(1),
+        Err(_) => 0,
+    };
+    window.start + Duration::from_secs(drawn).min(span)
 }
 
 /// How long after the `failures`-th failure in a row the next order is

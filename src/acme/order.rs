@@ -7,7 +7,7 @@
 use super::http::{Answer, Client, Url};
 use super::jws::{AccountKey, Signer};
 use crate::json_value::{self, Value};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How often a request refused for its nonce is sent again with a new
 /// one (RFC 8555 §6.5: the server says `badNonce` with a fresh one).
@@ -26,6 +26,17 @@ struct Directory {
     new_nonce: Url,
     new_account: Url,
     new_order: Url,
+    /// ACME Renewal Information (RFC 9773), when the server has it.
+    renewal_info: Option<Url>,
+}
+
+/// When the server suggests a certificate be renewed (RFC 9773 §4.2),
+/// and when to ask again.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Window {
+    pub start: SystemTime,
+    pub end: SystemTime,
+    pub ask_again: Option<Duration>,
 }
 
 /// Requests to one ACME server by one account.
@@ -69,6 +80,7 @@ impl<'a> Session<'a> {
                 new_nonce: endpoint("newNonce")?,
                 new_account: endpoint("newAccount")?,
                 new_order: endpoint("newOrder")?,
+                renewal_info: endpoint("renewalInfo").ok(),
             },
             nonce: answer.nonce,
             account: None,
@@ -107,7 +119,16 @@ impl<'a> Session<'a> {
 
     /// Orders a certificate for `domains`, proving each by HTTP-01 with
     /// `answers`, for a key made now.
-    pub fn order(&mut self, domains: &[String], answers: &dyn Answers) -> Result<Issued, String> {
+    /// With `replaces` (the certificate renewed, as RFC 9773 §5 names
+    /// it), a server with renewal information is told which one this
+    /// order renews (its limits spare a renewal); a server that refuses
+    /// it is asked again without.
+    pub fn order(
+        &mut self,
+        domains: &[String],
+        answers: &dyn Answers,
+        replaces: Option<&str>,
+    ) -> Result<Issued, String> {
         let mut payload = String::from(r#"{"identifiers":["#);
         for (i, domain) in domains.iter().enumerate() {
             if i > 0 {
@@ -117,9 +138,24 @@ impl<'a> Session<'a> {
             crate::json::push_str(&mut payload, domain);
             payload.push('}');
         }
-        payload.push_str("]}");
+        payload.push(']');
         let url = self.directory.new_order.clone();
-        let answer = self.post(&url, &payload)?;
+        let replacing = replaces.filter(|_| self.directory.renewal_info.is_some());
+        let answer = match replacing {
+            Some(id) => {
+                let mut with = payload.clone();
+                with.push_str(r#","replaces":"#);
+                crate::json::push_str(&mut with, id);
+                with.push('}');
+                payload.push('}');
+                self.post(&url, &with)
+                    .or_else(|_| self.post(&url, &payload))?
+            }
+            None => {
+                payload.push('}');
+                self.post(&url, &payload)?
+            }
+        };
         let order_url = (answer.location.as_deref())
             .ok_or("the server made the order but gave no URL for it (`Location`)")
             .and_then(|u| Url::parse(u).map_err(|_| "the order's URL is not one"))?;
@@ -153,6 +189,36 @@ impl<'a> Session<'a> {
         let chain_pem = String::from_utf8(answer.body)
             .map_err(|_| "the certificate is not PEM text".to_string())?;
         Ok(Issued { chain_pem, key_pem })
+    }
+
+    /// The window the server suggests renewing the certificate `id`
+    /// (its [`crate::tls::x509::renewal_id`]) in; `None` from a server
+    /// without renewal information.
+    pub fn renewal_window(&self, id: &str) -> Result<Option<Window>, String> {
+        let Some(base) = &self.directory.renewal_info else {
+            return Ok(None);
+        };
+        let url = parse_url(&format!("{}/{id}", base.text.trim_end_matches('/')))?;
+        let answer = self.client.ask("GET", &url, None)?;
+        if answer.status != 200 {
+            return Err(format!("{}: {}", url.text, answer.status));
+        }
+        let info = json_of(&answer, "the renewal information")?;
+        let window = info.get("suggestedWindow");
+        let at = |name: &str| {
+            (window.and_then(|w| w.get(name)).and_then(Value::as_str))
+                .and_then(crate::http::date::parse_rfc3339)
+                .ok_or_else(|| format!("the renewal information has no `suggestedWindow.{name}`"))
+        };
+        let (start, end) = (at("start")?, at("end")?);
+        if end < start {
+            return Err("the renewal information's window ends before it starts".into());
+        }
+        Ok(Some(Window {
+            start,
+            end,
+            ask_again: answer.retry_after,
+        }))
     }
 
     /// Proves the authorization at `url`, unless it is valid already:

@@ -215,6 +215,57 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     out
 }
 
+/// An RFC 3339 timestamp (`2025-01-02T04:00:00Z`, with a fraction of a
+/// second and an offset as `+01:00` taken too), as ACME servers write
+/// them; `None` for anything else, or a time before 1970.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    let number = |from: usize, len: usize| -> Option<i64> {
+        let digits = b.get(from..from + len)?;
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let at = |i: usize, c: u8| b.get(i).is_some_and(|&x| x.eq_ignore_ascii_case(&c));
+    if !(at(4, b'-') && at(7, b'-') && at(10, b'T') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
+    let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut i = 19;
+    if at(i, b'.') {
+        i += 1;
+        let digits = b[i..].iter().take_while(|d| d.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        i += digits;
+    }
+    let offset = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && at(i + 3, b':') => {
+            let minutes = number(i + 1, 2)? * 60 + number(i + 4, 2)?;
+            if *sign == b'+' {
+                minutes * 60
+            } else {
+                -minutes * 60
+            }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month as u32, day as u32);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
 /// Parses the three date formats RFC 9110 §5.6.7 says a recipient must
 /// accept: IMF-fixdate, RFC 850 and asctime. `None` for anything else
 /// (callers treat an invalid date as "in the past", as the RFC says for
@@ -273,6 +324,43 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc_3339_timestamps_are_read_with_fractions_and_offsets() {
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), at(0));
+        assert_eq!(parse_rfc3339("2025-01-02T04:00:00Z"), at(1_735_790_400));
+        assert_eq!(
+            parse_rfc3339("2025-01-02T04:00:00.123456Z"),
+            at(1_735_790_400)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-01-02T05:30:00+01:30"),
+            at(1_735_790_400)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-01-01T23:00:00-05:00"),
+            at(1_735_790_400)
+        );
+        assert_eq!(parse_rfc3339("2025-01-02t04:00:00z"), at(1_735_790_400));
+        let t = SystemTime::now();
+        let back = parse_rfc3339(&format_rfc3339(t)).unwrap();
+        assert!(t.duration_since(back).unwrap() < Duration::from_secs(1));
+        for bad in [
+            "",
+            "2025-01-02",
+            "2025-01-02T04:00:00",
+            "2025-13-02T04:00:00Z",
+            "2025-01-02T24:00:00Z",
+            "2025-01-02T04:00:00.Z",
+            "2025-01-02T04:00:00+0100",
+            "2025-01-02T04:00:00Zjunk",
+            "1969-12-31T23:59:59Z",
+            "２025-01-02T04:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn a_two_digit_year_is_the_nearest_not_over_50_years_ahead() {

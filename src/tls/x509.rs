@@ -161,6 +161,76 @@ pub(super) fn tbs_fields(certificate: &[u8]) -> Option<TbsFields<'_>> {
     })
 }
 
+/// What ACME Renewal Information (RFC 9773 §4.1) names `certificate`
+/// by: the `keyIdentifier` of its authority key identifier extension
+/// (which of its issuer's keys signed it) and its serial number's bytes
+/// as DER holds them, each base64url, joined by a dot.
+pub fn renewal_id(certificate: &[u8]) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    let serial = tbs_fields(certificate)?.serial;
+    let key_id = authority_key_id(certificate)?;
+    Some(format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(key_id),
+        URL_SAFE_NO_PAD.encode(serial)
+    ))
+}
+
+/// The `keyIdentifier` of `certificate`'s authority key identifier
+/// (RFC 5280 §4.2.1.1), when it has one.
+fn authority_key_id(certificate: &[u8]) -> Option<&[u8]> {
+    // id-ce-authorityKeyIdentifier, 2.5.29.35.
+    let value = extension(certificate, &[0x55, 0x1d, 0x23])?;
+    let (SEQUENCE, fields, _) = next(value)? else {
+        return None;
+    };
+    // keyIdentifier [0] IMPLICIT OCTET STRING: the first field, if any.
+    match next(fields)? {
+        (0x80, key_id, _) if !key_id.is_empty() => Some(key_id),
+        _ => None,
+    }
+}
+
+/// The value (the OCTET STRING's content) of `certificate`'s extension
+/// `oid`.
+fn extension<'a>(certificate: &'a [u8], oid: &[u8]) -> Option<&'a [u8]> {
+    let (_, cert, _) = next(certificate)?;
+    let (SEQUENCE, tbs, _) = next(cert)? else {
+        return None;
+    };
+    // Past version, serial, signature, issuer, validity, subject and the
+    // key, to the optional fields: `[3] EXPLICIT Extensions` is the last.
+    let mut rest = tbs;
+    let mut extensions = None;
+    while let Some((tag, content, after)) = next(rest) {
+        if tag == 0xa3 {
+            extensions = Some(content);
+        }
+        rest = after;
+    }
+    let (SEQUENCE, mut list, _) = next(extensions?)? else {
+        return None;
+    };
+    while let Some((SEQUENCE, one, after)) = next(list) {
+        list = after;
+        let (OID, id, rest) = next(one)? else {
+            continue;
+        };
+        if id != oid {
+            continue;
+        }
+        // `critical BOOLEAN DEFAULT FALSE` may come before the value.
+        let (tag, value, after) = next(rest)?;
+        let (tag, value) = match tag {
+            0x01 => next(after).map(|(t, v, _)| (t, v))?,
+            _ => (tag, value),
+        };
+        return (tag == 0x04).then_some(value);
+    }
+    None
+}
+
 /// The key's bits of a `SubjectPublicKeyInfo` first in `der`.
 fn public_key(der: &[u8]) -> Option<&[u8]> {
     let (SEQUENCE, info, _) = next(der)? else {
@@ -328,6 +398,32 @@ fn digits(text: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_renewal_id_is_rfc_9773s() {
+        // RFC 9773 §4.1's example: this key identifier and serial.
+        let key_id = [
+            0x69, 0x88, 0x5B, 0x6B, 0x87, 0x46, 0x40, 0x41, 0xE1, 0xB3, 0x7B, 0x84, 0x7B, 0xA0,
+            0xAE, 0x2C, 0xDE, 0x01, 0xC8, 0xD4,
+        ];
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(key_id.to_vec());
+        let issuer = rcgen::Issuer::new(ca, rcgen::KeyPair::generate().unwrap());
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut leaf = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        leaf.use_authority_key_identifier_extension = true;
+        leaf.serial_number = Some(rcgen::SerialNumber::from_slice(&[0x87, 0x65, 0x43, 0x21]));
+        let cert = leaf.signed_by(&key, &issuer).unwrap();
+        assert_eq!(
+            renewal_id(cert.der()).as_deref(),
+            Some("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
+        );
+        let alone = rcgen::CertificateParams::new(vec!["a.test".to_string()]).unwrap();
+        let alone = alone.self_signed(&key).unwrap();
+        assert_eq!(renewal_id(alone.der()), None, "no authority key identifier");
+        assert_eq!(renewal_id(b"\x30\x03\x02\x01\x00"), None);
+    }
 
     /// A certificate valid until `not_after` (Unix seconds), as rcgen
     /// writes one.

@@ -51,6 +51,11 @@ pub struct AcmeOptions {
     /// External Account Binding asked of new accounts: the key ID and
     /// MAC key a CA would give on its site.
     pub eab: Option<(String, Vec<u8>)>,
+    /// ACME Renewal Information (RFC 9773): `renewalInfo` in the
+    /// directory, and the window suggested for the certificate issued
+    /// `i`-th (0, 1, ...) where given; otherwise from 60 to 61 days on.
+    pub renewal_info: bool,
+    pub windows: Vec<Option<(SystemTime, SystemTime)>>,
 }
 
 impl Default for AcmeOptions {
@@ -60,6 +65,8 @@ impl Default for AcmeOptions {
             https: false,
             retry_after: 1,
             eab: None,
+            renewal_info: false,
+            windows: Vec::new(),
         }
     }
 }
@@ -134,6 +141,8 @@ pub struct OrderSeen {
     pub account: String,
     pub identifiers: Vec<String>,
     pub status: String,
+    /// The certificate it said it replaces (RFC 9773 §5).
+    pub replaces: Option<String>,
 }
 
 struct Account {
@@ -144,6 +153,7 @@ struct Account {
 
 struct Order {
     account: usize,
+    replaces: Option<String>,
     identifiers: Vec<String>,
     authzs: Vec<usize>,
     status: &'static str,
@@ -182,6 +192,8 @@ struct State {
     dns_posts: usize,
     requests: Vec<String>,
     proxy_addr: Option<SocketAddr>,
+    /// The certificates renewal information was asked about, by index.
+    renewal_info_asked: Vec<usize>,
 }
 
 struct Inner {
@@ -408,6 +420,12 @@ impl AcmeServer {
         self.state().bad_nonces_sent
     }
 
+    /// The certificates renewal information was asked about, by index,
+    /// in order.
+    pub fn renewal_info_asked(&self) -> Vec<usize> {
+        self.state().renewal_info_asked.clone()
+    }
+
     pub fn orders(&self) -> Vec<OrderSeen> {
         let state = self.state();
         state
@@ -417,6 +435,7 @@ impl AcmeServer {
                 account: self.inner.account_url(o.account),
                 identifiers: o.identifiers.clone(),
                 status: o.status.to_string(),
+                replaces: o.replaces.clone(),
             })
             .collect()
     }
@@ -609,6 +628,9 @@ impl Inner {
             ("GET", "/directory") => Ok(self.directory()),
             ("HEAD", "/new-nonce") => Ok(Answer::json(200, String::new())),
             ("GET", "/new-nonce") => Ok(Answer::json(204, String::new())),
+            ("GET", path) if path.starts_with("/renewal-info/") => {
+                self.renewal_info(&path["/renewal-info/".len()..])
+            }
             ("POST", _) => self.post(request),
             (_, "/directory" | "/new-nonce") => {
                 Err(problem(405, "malformed", "method not allowed"))
@@ -622,16 +644,46 @@ impl Inner {
     }
 
     fn directory(&self) -> Answer {
+        let renewal_info = match self.options.renewal_info {
+            true => format!("\"renewalInfo\":\"{}/renewal-info/\",", self.base),
+            false => String::new(),
+        };
         Answer::json(
             200,
             format!(
                 "{{\"newNonce\":\"{0}/new-nonce\",\"newAccount\":\"{0}/new-account\",\
                  \"newOrder\":\"{0}/new-order\",\"revokeCert\":\"{0}/revoke-cert\",\
-                 \"keyChange\":\"{0}/key-change\",\
+                 \"keyChange\":\"{0}/key-change\",{renewal_info}\
                  \"meta\":{{\"termsOfService\":\"{0}/terms\"}}}}",
                 self.base
             ),
         )
+    }
+
+    /// The certificate issued that RFC 9773 names `id`.
+    fn issued_as(&self, state: &State, id: &str) -> Option<usize> {
+        (state.issued.iter())
+            .position(|c| inverso::tls::x509::renewal_id(&c.der).as_deref() == Some(id))
+    }
+
+    /// `GET renewalInfo/<id>`: the window for that certificate.
+    fn renewal_info(&self, id: &str) -> Result<Answer, Problem> {
+        let mut state = self.state.lock().unwrap();
+        let i = (self.issued_as(&state, id))
+            .ok_or_else(|| problem(404, "malformed", format!("no certificate {id}")))?;
+        state.renewal_info_asked.push(i);
+        let now = SystemTime::now();
+        let (start, end) = (self.options.windows.get(i).copied().flatten()).unwrap_or((
+            now + Duration::from_secs(60 * 86_400),
+            now + Duration::from_secs(61 * 86_400),
+        ));
+        let date = inverso::http::date::format_rfc3339;
+        let body = format!(
+            "{{\"suggestedWindow\":{{\"start\":\"{}\",\"end\":\"{}\"}}}}",
+            date(start),
+            date(end)
+        );
+        Ok(Answer::json(200, body).with("Retry-After", "21600".to_string()))
     }
 
     // ------------------------------------------------------------ JWS
@@ -919,8 +971,15 @@ impl Inner {
             });
             authzs.push(authz);
         }
+        let replaces = (payload.get("replaces").and_then(Value::as_str)).map(String::from);
+        if let Some(id) = &replaces {
+            if self.issued_as(&state, id).is_none() {
+                return Err(malformed(format!("replaces {id}: no such certificate")));
+            }
+        }
         state.orders.push(Order {
             account,
+            replaces,
             identifiers,
             authzs,
             status: "pending",
