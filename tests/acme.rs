@@ -254,14 +254,14 @@ fn csr_with(names: &[&str], cn: Option<&str>, key: &rcgen::KeyPair) -> String {
 }
 
 /// The `http-01` challenge of an authorization's JSON: url and token;
-/// asserts a `dns-01` is offered beside it.
+/// asserts a `dns-01` and a `tls-alpn-01` are offered beside it.
 fn http01(authz: &json::Value) -> (String, String) {
     let challenges = authz
         .get("challenges")
         .and_then(json::Value::as_array)
         .unwrap();
     let kinds: Vec<String> = challenges.iter().map(|c| str_of(c, "type")).collect();
-    assert_eq!(kinds, ["http-01", "dns-01"], "{authz:?}");
+    assert_eq!(kinds, ["http-01", "dns-01", "tls-alpn-01"], "{authz:?}");
     let c = &challenges[0];
     (str_of(c, "url"), str_of(c, "token"))
 }

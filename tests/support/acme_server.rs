@@ -192,6 +192,7 @@ struct State {
     dns_posts: usize,
     requests: Vec<String>,
     proxy_addr: Option<SocketAddr>,
+    proxy_tls_addr: Option<SocketAddr>,
     /// The certificates renewal information was asked about, by index.
     renewal_info_asked: Vec<usize>,
 }
@@ -409,6 +410,11 @@ impl AcmeServer {
     /// Validations wait for it (at most [`WAIT_LIMIT`]).
     pub fn set_proxy_addr(&self, addr: SocketAddr) {
         self.state().proxy_addr = Some(addr);
+    }
+
+    /// Where `tls-alpn-01` validations go: the proxy's TLS address.
+    pub fn set_proxy_tls_addr(&self, addr: SocketAddr) {
+        self.state().proxy_tls_addr = Some(addr);
     }
 
     /// The next POST with a good nonce is answered `badNonce` all the same.
@@ -952,7 +958,7 @@ impl Inner {
         for name in &identifiers {
             let authz = state.authzs.len();
             let mut challenges = Vec::new();
-            for kind in ["http-01", "dns-01"] {
+            for kind in ["http-01", "dns-01", "tls-alpn-01"] {
                 challenges.push(state.challenges.len());
                 state.challenges.push(Challenge {
                     authz,
@@ -1080,10 +1086,51 @@ impl Inner {
         let token = state.challenges[i].token.clone();
         let expected = format!("{token}.{}", state.accounts[account].thumbprint);
         let answer = up(&state).with("Retry-After", self.retry_after());
+        let by_alpn = state.challenges[i].kind == "tls-alpn-01";
         drop(state);
         let inner = self.clone();
-        std::thread::spawn(move || inner.validate(i, &host, &token, &expected));
+        std::thread::spawn(move || match by_alpn {
+            true => inner.validate_by_alpn(i, &host, &expected),
+            false => inner.validate(i, &host, &token, &expected),
+        });
         Ok(answer)
+    }
+
+    /// RFC 8737: a TLS handshake with the proxy's TLS port naming `host`
+    /// and offering `acme-tls/1` alone must agree on it, and give a
+    /// certificate for `host` whose critical acmeIdentifier extension
+    /// holds the SHA-256 of the key authorization.
+    fn validate_by_alpn(self: Arc<Self>, challenge: usize, host: &str, expected: &str) {
+        let lock = || self.state.lock().unwrap();
+        super::wait_until(WAIT_LIMIT, || lock().proxy_tls_addr.is_some());
+        let addr = lock().proxy_tls_addr;
+        let found = match addr {
+            Some(addr) => alpn_certificate(addr, host),
+            None => Err("no proxy TLS address".to_string()),
+        };
+        let digest = ring::digest::digest(&ring::digest::SHA256, expected.as_bytes());
+        let holds = |der: &[u8], part: &[u8]| der.windows(part.len()).any(|w| w == part);
+        // id-pe-acmeIdentifier (1.3.6.1.5.5.7.1.31), critical, then an
+        // OCTET STRING of the OCTET STRING of the digest.
+        let oid = [
+            0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x1f, 0x01, 0x01, 0xff,
+        ];
+        let value = [&[0x04, 0x22, 0x04, 0x20][..], digest.as_ref()].concat();
+        let (passed, body) = match &found {
+            Ok(der) if !holds(der, &oid) => (false, "no critical acmeIdentifier".to_string()),
+            Ok(der) if !holds(der, &value) => (false, "another key authorization".to_string()),
+            Ok(der) if !holds(der, host.as_bytes()) => (false, "not for the name".to_string()),
+            Ok(_) => (true, String::new()),
+            Err(e) => (false, e.clone()),
+        };
+        self.judged(
+            challenge,
+            host,
+            "tls-alpn-01",
+            (u16::from(passed) * 200, body),
+            passed,
+            expected,
+        );
     }
 
     fn validate(self: Arc<Self>, challenge: usize, host: &str, token: &str, expected: &str) {
@@ -1097,10 +1144,24 @@ impl Inner {
             None => (0, "(no proxy address)".to_string()),
         };
         let passed = status == 200 && body.trim_end() == expected;
-        let mut state = lock();
+        self.judged(challenge, host, &path, (status, body), passed, expected);
+    }
+
+    /// Records a validation of `challenge` and what it makes of its
+    /// authorization and order.
+    fn judged(
+        &self,
+        challenge: usize,
+        host: &str,
+        path: &str,
+        (status, body): (u16, String),
+        passed: bool,
+        expected: &str,
+    ) {
+        let mut state = self.state.lock().unwrap();
         state.validations.push(Validation {
             host: host.to_string(),
-            path: path.clone(),
+            path: path.to_string(),
             status,
             body: body.clone(),
             passed,
@@ -1117,7 +1178,9 @@ impl Inner {
                 state.orders[order].status = "ready";
             }
         } else {
-            let error = format!("GET {path} with Host {host}: status {status}, body {body:?}; expected {expected:?}");
+            let error = format!(
+                "{path} with Host {host}: status {status}, body {body:?}; expected {expected:?}"
+            );
             state.challenges[challenge].status = "invalid";
             state.challenges[challenge].error = Some(error.clone());
             state.authzs[authz].status = "invalid";
@@ -1368,6 +1431,77 @@ fn point_of(jwk: &Value) -> Result<Vec<u8>, Problem> {
     point.extend(coordinate("x")?);
     point.extend(coordinate("y")?);
     Ok(point)
+}
+
+/// The certificate a handshake with `addr` naming `host` and offering
+/// `acme-tls/1` alone is given, once that protocol is agreed.
+fn alpn_certificate(addr: SocketAddr, host: &str) -> Result<Vec<u8>, String> {
+    let mut config = rustls::ClientConfig::builder_with_provider(super::pki::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let name =
+        rustls::pki_types::ServerName::try_from(host.to_string()).map_err(|e| e.to_string())?;
+    let mut tls =
+        rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let mut tcp = TcpStream::connect_timeout(&addr, IO_TIMEOUT).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)
+            .map_err(|e| format!("handshake: {e}"))?;
+    }
+    if tls.alpn_protocol() != Some(b"acme-tls/1") {
+        return Err(format!("ALPN agreed: {:?}", tls.alpn_protocol()));
+    }
+    let certificate = tls.peer_certificates().and_then(|c| c.first());
+    certificate
+        .map(|c| c.to_vec())
+        .ok_or_else(|| "no certificate".to_string())
+}
+
+/// Takes any certificate: `tls-alpn-01`'s is self-signed.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        super::pki::provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 /// `GET path` with `Host: host` on `addr`: the status and the body.
