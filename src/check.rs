@@ -157,12 +157,18 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     if let Some(acme) = config.acme() {
         let summary = inverso::acme::summary(acme);
         writeln!(out, "# acme_domains {}", config::printable(&summary))?;
-        if config.port != 80 {
+        let (port, key, wanted) = match acme.challenge {
+            inverso::acme::Challenge::Http01 => (config.port, "`port`", 80),
+            inverso::acme::Challenge::TlsAlpn01 => {
+                (config.tls_port.unwrap_or(443), "tls_port", 443)
+            }
+        };
+        if port != wanted {
             writeln!(
                 out,
-                "# acme_domains: the ACME server asks for its tokens on port 80 of each name: \
-                 it must reach `port` {}",
-                config.port
+                "# acme_domains: the ACME server proves each name on its port {wanted} \
+                 ({}): it must reach {key} {port}",
+                acme.challenge.name()
             )?;
         }
     }

@@ -1250,3 +1250,37 @@ fn renewal_information_that_says_now_renews_and_names_the_certificate_replaced()
     let drawn = wait_until(WAIT_LIMIT, drawn_in_window);
     assert!(drawn, "{:?}", acme_status(&proxy));
 }
+
+/// `acme_challenge = tls-alpn-01`: each name is proven by a handshake
+/// with `tls_port` offering `acme-tls/1` (RFC 8737), no http-01 token
+/// asked for; the certificate issued is then served, and a client offering
+/// `acme-tls/1` once nothing is proven is refused.
+#[test]
+fn tls_alpn_01_proves_each_name_on_the_tls_port() {
+    let server = AcmeServer::start(AcmeOptions::default());
+    let backend = Backend::echo("a");
+    let state = tempfile::tempdir().unwrap();
+    let more = "acme_challenge = tls-alpn-01\n";
+    let proxy = start(&acme_conf(&backend, &server, state.path(), more), &server);
+    server.set_proxy_tls_addr(tls_addr(&proxy));
+    let cert = wait_served(&proxy, &server, "shop.test", |_| true);
+    assert_eq!(cert, server.issued()[0].der);
+    let validations = server.validations();
+    let mut hosts: Vec<&str> = validations.iter().map(|v| v.host.as_str()).collect();
+    hosts.sort_unstable();
+    assert_eq!(hosts, ["shop.test", "www.shop.test"], "{validations:?}");
+    for v in &validations {
+        assert!(v.passed && v.path == "tls-alpn-01", "{v:?}");
+    }
+    // Nothing is being proven now: a validation's handshake is refused.
+    let mut config = (*trusting(&server)).clone();
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    let refused = TlsClient::try_connect(tls_addr(&proxy), &Arc::new(config), "shop.test");
+    assert!(
+        refused.is_err(),
+        "a certificate for acme-tls/1 with nothing proven"
+    );
+    // Browsers go on as before.
+    let mut client = TlsClient::connect(tls_addr(&proxy), &trusting(&server), "www.shop.test");
+    assert_eq!(client.get("/after").status, 200);
+}

@@ -1358,7 +1358,10 @@ fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
          no certificate yet: one is ordered at start"
     );
     assert!(stdout.lines().any(|l| l == expected), "{stdout}");
-    assert!(stdout.contains("it must reach `port` 8080"), "{stdout}");
+    assert!(
+        stdout.contains("on its port 80 (http-01): it must reach `port` 8080"),
+        "{stdout}"
+    );
     // A certificate kept: 90 days from a day ago, renewed 30 before.
     let key = rcgen::KeyPair::generate().unwrap();
     let names = vec!["shop.test".to_string(), "www.shop.test".to_string()];

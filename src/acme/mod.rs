@@ -6,7 +6,7 @@
 //! `/.well-known/acme-challenge/<token>` on its plain port, see
 //! [`Acme::answer`]), keeps it in `acme_state_dir` with the account's
 //! key, serves it on `tls_port` from the next handshake (see
-//! [`IssuedSlot`]), and orders the next when a third of its lifetime is
+//! [`AcmeSlot`]), and orders the next when a third of its lifetime is
 //! left.
 //!
 //! What is kept, under a folder per ACME server (its host and port: the
@@ -26,7 +26,7 @@ use parking_lot::{Mutex, RwLock};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use state::Stored;
@@ -73,7 +73,44 @@ pub struct AcmeSettings {
     /// accounts must be bound to (ZeroSSL, Google Trust Services).
     pub eab_kid: Option<String>,
     pub eab_mac_key: Option<MacKey>,
+    /// `acme_challenge`: how each name is proven.
+    pub challenge: Challenge,
 }
+
+/// How the ACME server is shown that the proxy answers for a name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Challenge {
+    /// A token asked for over HTTP, on port 80 of the name (RFC 8555
+    /// §8.3): `port`.
+    #[default]
+    Http01,
+    /// A TLS handshake offering `acme-tls/1`, on port 443 of the name
+    /// (RFC 8737): `tls_port`.
+    TlsAlpn01,
+}
+
+impl Challenge {
+    pub fn parse(v: &str) -> Result<Challenge, String> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "http-01" => Ok(Challenge::Http01),
+            "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
+            _ => Err(format!(
+                "`{v}`: http-01 or tls-alpn-01 (dns-01, for wildcards, is not done)"
+            )),
+        }
+    }
+
+    /// As ACME names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+/// The protocol a `tls-alpn-01` validation offers in ALPN (RFC 8737 §6.2).
+pub const ACME_TLS: &[u8] = b"acme-tls/1";
 
 /// A MAC key, which `Debug` does not show.
 #[derive(Clone, PartialEq, Eq)]
@@ -209,16 +246,28 @@ pub fn summary(settings: &AcmeSettings) -> String {
     )
 }
 
-/// The certificate the ACME client got, as one generation of the
-/// settings serves it on `tls_port`: made empty by the loader, filled
-/// by the running client when the settings come in force (see
-/// [`Acme::serve_into`]) and at every certificate after.
-#[derive(Debug, Default)]
-pub struct IssuedSlot(RwLock<Option<Arc<CertifiedKey>>>);
+/// The ACME client as one generation of the settings' TLS sees it: made
+/// empty by the loader, given the running client when the settings come
+/// in force (see [`Acme::serve_into`]).
+#[derive(Default)]
+pub struct AcmeSlot(RwLock<Option<Arc<Acme>>>);
 
-impl IssuedSlot {
-    pub fn get(&self) -> Option<Arc<CertifiedKey>> {
-        self.0.read().clone()
+impl std::fmt::Debug for AcmeSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AcmeSlot")
+    }
+}
+
+impl AcmeSlot {
+    /// The certificate in force.
+    pub fn certificate(&self) -> Option<Arc<CertifiedKey>> {
+        self.0.read().as_ref()?.certificate()
+    }
+
+    /// The certificate a `tls-alpn-01` validation of `name` is given
+    /// (RFC 8737), while the client proves that name.
+    pub fn proving(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        self.0.read().as_ref()?.proving.read().get(name).cloned()
     }
 }
 
@@ -226,11 +275,13 @@ impl IssuedSlot {
 /// certificate in force.
 pub struct Acme {
     settings: AcmeSettings,
-    /// Token → key authorization, while the server may ask for it.
+    /// Token → key authorization, while the server may ask for it
+    /// (`http-01`).
     challenges: RwLock<HashMap<String, String>>,
+    /// Name → the certificate a validation of it is given (`tls-alpn-01`).
+    proving: RwLock<HashMap<String, Arc<CertifiedKey>>>,
     /// The certificate in force, and when the next is ordered.
     current: Mutex<Option<(Arc<CertifiedKey>, SystemTime)>>,
-    slots: Mutex<Vec<Weak<IssuedSlot>>>,
     /// Why the last order failed, and when the next is made; `None`
     /// once one succeeds.
     failed: Mutex<Option<Failed>>,
@@ -268,8 +319,8 @@ impl Acme {
         let acme = Arc::new(Acme {
             settings,
             challenges: RwLock::default(),
+            proving: RwLock::default(),
             current: Mutex::new(None),
-            slots: Mutex::default(),
             failed: Mutex::new(None),
         });
         match state::Stored::read(&acme.settings) {
@@ -308,14 +359,14 @@ impl Acme {
     }
 
     /// Has `slot` (a generation of the settings coming in force) serve
-    /// the certificate in force now and every one after.
-    pub fn serve_into(&self, slot: &Arc<IssuedSlot>) {
-        let mut slots = self.slots.lock();
-        slots.retain(|s| s.strong_count() > 0);
-        if !slots.iter().any(|s| s.as_ptr() == Arc::as_ptr(slot)) {
-            slots.push(Arc::downgrade(slot));
-        }
-        *slot.0.write() = self.current.lock().as_ref().map(|(key, _)| key.clone());
+    /// this client's certificates.
+    pub fn serve_into(self: &Arc<Self>, slot: &AcmeSlot) {
+        *slot.0.write() = Some(self.clone());
+    }
+
+    /// The certificate in force.
+    pub fn certificate(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.lock().as_ref().map(|(key, _)| key.clone())
     }
 
     /// The key authorization a request for `path` is answered with, when
@@ -326,16 +377,7 @@ impl Acme {
     }
 
     fn put(&self, key: Arc<CertifiedKey>, due: SystemTime) {
-        let mut current = self.current.lock();
-        *current = Some((key.clone(), due));
-        let mut slots = self.slots.lock();
-        slots.retain(|slot| match slot.upgrade() {
-            Some(slot) => {
-                *slot.0.write() = Some(key.clone());
-                true
-            }
-            None => false,
-        });
+        *self.current.lock() = Some((key, due));
     }
 
     /// Orders a certificate whenever none is in force or the one in
@@ -520,15 +562,47 @@ fn retry_after(failures: u32) -> Duration {
 }
 
 impl order::Answers for Acme {
-    fn publish(&self, token: &str, key_authorization: String) {
+    fn kind(&self) -> &'static str {
+        self.settings.challenge.name()
+    }
+
+    fn publish(&self, name: &str, token: &str, key_authorization: String) -> Result<(), String> {
+        if self.settings.challenge == Challenge::TlsAlpn01 {
+            let key = alpn_certificate(name, &key_authorization)?;
+            self.proving.write().insert(name.to_string(), key);
+            return Ok(());
+        }
         self.challenges
             .write()
             .insert(token.to_string(), key_authorization);
+        Ok(())
     }
 
-    fn withdraw(&self, token: &str) {
+    fn withdraw(&self, name: &str, token: &str) {
         self.challenges.write().remove(token);
+        self.proving.write().remove(name);
     }
+}
+
+/// The certificate a `tls-alpn-01` validation of `name` is given (RFC
+/// 8737 §3): self-signed, for `name` alone, with the critical
+/// acmeIdentifier extension holding the SHA-256 of the key
+/// authorization.
+fn alpn_certificate(name: &str, key_authorization: &str) -> Result<Arc<CertifiedKey>, String> {
+    let failed = |e: rcgen::Error| format!("a tls-alpn-01 certificate: {e}");
+    let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
+    let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).map_err(failed)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params.custom_extensions = vec![rcgen::CustomExtension::new_acme_identifier(digest.as_ref())];
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(failed)?;
+    let cert = params.self_signed(&key).map_err(failed)?;
+    let der = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let signing = rustls::crypto::ring::sign::any_supported_type(&der)
+        .map_err(|e| format!("a tls-alpn-01 certificate: {e}"))?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![cert.der().clone()],
+        signing,
+    )))
 }
 
 #[cfg(test)]
@@ -544,6 +618,7 @@ mod tests {
             directory_ca: None,
             eab_kid: None,
             eab_mac_key: None,
+            challenge: Challenge::Http01,
         }
     }
 
@@ -637,11 +712,12 @@ mod tests {
         let acme = Acme {
             settings: settings(LETS_ENCRYPT),
             challenges: RwLock::default(),
+            proving: RwLock::default(),
             current: Mutex::new(None),
-            slots: Mutex::default(),
             failed: Mutex::new(None),
         };
-        acme.publish("tok-1", "tok-1.thumb".into());
+        acme.publish("shop.test", "tok-1", "tok-1.thumb".into())
+            .unwrap();
         assert_eq!(
             acme.answer("/.well-known/acme-challenge/tok-1").as_deref(),
             Some("tok-1.thumb")
@@ -649,7 +725,7 @@ mod tests {
         assert_eq!(acme.answer("/tok-1"), None);
         assert_eq!(acme.answer("/.well-known/acme-challenge/tok-2"), None);
         assert_eq!(acme.answer("/.well-known/acme-challenge/tok-1/x"), None);
-        acme.withdraw("tok-1");
+        acme.withdraw("shop.test", "tok-1");
         assert_eq!(acme.answer("/.well-known/acme-challenge/tok-1"), None);
     }
 }

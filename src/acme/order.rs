@@ -56,11 +56,13 @@ pub struct Issued {
     pub key_pem: String,
 }
 
-/// What the proxy answers while authorizations are proven: a token
-/// published, and taken back.
+/// What the proxy answers while authorizations are proven: the kind of
+/// challenge it takes, a name's token published, and taken back.
 pub trait Answers {
-    fn publish(&self, token: &str, key_authorization: String);
-    fn withdraw(&self, token: &str);
+    /// The challenge's `type` (`http-01`, `tls-alpn-01`).
+    fn kind(&self) -> &'static str;
+    fn publish(&self, name: &str, token: &str, key_authorization: String) -> Result<(), String>;
+    fn withdraw(&self, name: &str, token: &str);
 }
 
 impl<'a> Session<'a> {
@@ -239,24 +241,25 @@ impl<'a> Session<'a> {
         }
         let challenges = (authorization.get("challenges").and_then(Value::as_array))
             .ok_or_else(|| format!("the authorization for {name} offers no challenges"))?;
-        let http_01 = (challenges.iter())
-            .find(|c| c.get("type").and_then(Value::as_str) == Some("http-01"))
-            .ok_or_else(|| format!("the authorization for {name} offers no http-01 challenge"))?;
+        let kind = answers.kind();
+        let chosen = (challenges.iter())
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+            .ok_or_else(|| format!("the authorization for {name} offers no {kind} challenge"))?;
         let (Some(token), Some(challenge)) = (
-            http_01.get("token").and_then(Value::as_str),
-            http_01.get("url").and_then(Value::as_str),
+            chosen.get("token").and_then(Value::as_str),
+            chosen.get("url").and_then(Value::as_str),
         ) else {
             return Err(format!(
-                "the http-01 challenge for {name} has no token or URL"
+                "the {kind} challenge for {name} has no token or URL"
             ));
         };
         // base64url (RFC 8555 §8.3): nothing else goes into a path.
         if token.is_empty()
             || !(token.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(format!("the http-01 token for {name} is not base64url"));
+            return Err(format!("the {kind} token for {name} is not base64url"));
         }
-        answers.publish(token, self.key.key_authorization(token));
+        answers.publish(&name, token, self.key.key_authorization(token))?;
         let proven = (|| {
             self.post(&parse_url(challenge)?, "{}")?;
             let answer = self.post(url, "")?;
@@ -268,7 +271,7 @@ impl<'a> Session<'a> {
                 &format!("the authorization for {name}"),
             )
         })();
-        answers.withdraw(token);
+        answers.withdraw(&name, token);
         proven.map(drop)
     }
 

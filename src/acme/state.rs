@@ -183,6 +183,7 @@ mod tests {
             directory_ca: None,
             eab_kid: None,
             eab_mac_key: None,
+            challenge: Default::default(),
         }
     }
 

@@ -367,7 +367,7 @@ pub fn metrics_text(shared: &Shared) -> String {
             "gauge",
             "When each certificate of tls_certificates, and the one the ACME client got, stops being valid (its notAfter), in seconds since the Unix epoch.",
         );
-        let acme = (shared.acme.as_ref()).zip(shared.config.acme_issued.get());
+        let acme = (shared.acme.as_ref()).and_then(|acme| Some((acme, acme.certificate()?)));
         let acme = acme.map(|(acme, key)| {
             let until = key.end_entity_cert().ok();
             let until = until.and_then(|der| crate::tls::x509::not_after(der));

@@ -182,6 +182,12 @@ impl Loader {
                 ));
             }
             let keys = &config.acme_keys;
+            if keys.challenge == crate::acme::Challenge::TlsAlpn01 && config.tls_port.is_none() {
+                return Err(self.refused(
+                    "acme_challenge",
+                    "tls-alpn-01 is answered on tls_port, which is not set".into(),
+                ));
+            }
             let (kid, mac_key) = (keys.eab_kid.is_some(), keys.eab_mac_key.is_some());
             if kid != mac_key {
                 let (set, empty) = match kid {
@@ -276,8 +282,16 @@ impl Loader {
             &config.tls_choice,
             config.tls_strict_sni,
             config.tls_session_tickets,
-            config.acme_issued.clone(),
+            config.acme_slot.clone(),
         ));
+        // `tls-alpn-01`: agreed with a validation alone, as no browser
+        // offers it.
+        let proving = config.acme().map(|acme| acme.challenge);
+        if let (Some(tls), Some(crate::acme::Challenge::TlsAlpn01)) = (&mut config.tls, proving) {
+            let mut with = (**tls).clone();
+            with.alpn_protocols.push(crate::acme::ACME_TLS.to_vec());
+            *tls = Arc::new(with);
+        }
         config.tls_client_auth = client_auth;
         Ok(())
     }
@@ -1043,7 +1057,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// The `acme_*` keys other than `acme_domains`, and whether each is set
 /// to other than its default.
-fn acme_set_alone(config: &Config) -> [(&'static str, bool); 6] {
+fn acme_set_alone(config: &Config) -> [(&'static str, bool); 7] {
     let keys = &config.acme_keys;
     [
         (
@@ -1055,6 +1069,7 @@ fn acme_set_alone(config: &Config) -> [(&'static str, bool); 6] {
         ("acme_directory_ca", keys.directory_ca.is_some()),
         ("acme_eab_kid", keys.eab_kid.is_some()),
         ("acme_eab_hmac_key", keys.eab_mac_key.is_some()),
+        ("acme_challenge", keys.challenge != Default::default()),
     ]
 }
 
@@ -1817,6 +1832,7 @@ mod tests {
             ),
             ("acme_eab_kid = kid-1", "acme_eab_kid"),
             ("acme_eab_hmac_key = c2VjcmV0", "acme_eab_hmac_key"),
+            ("acme_challenge = tls-alpn-01", "acme_challenge"),
         ] {
             let e = build(&format!("{base}tls_port = 8443\n{line}\n")).unwrap_err();
             let says = format!("{key}: is set, but acme_domains is empty");
@@ -1838,6 +1854,10 @@ mod tests {
             (
                 "acme_eab_kid = k\nacme_eab_hmac_key = !!",
                 "not a base64url key",
+            ),
+            (
+                "acme_challenge = dns-01",
+                "dns-01, for wildcards, is not done",
             ),
         ] {
             let domains = match line.starts_with("acme_domains") {

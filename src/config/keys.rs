@@ -770,6 +770,14 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "acme_challenge",
+        default: "http-01",
+        help: "how each name of acme_domains is proven: http-01, a token asked for on port 80 \
+               of the name (`port`), or tls-alpn-01, a TLS handshake on its port 443 \
+               (tls_port), for a site that has no port 80",
+        apply: |c, v| crate::acme::Challenge::parse(v).map(|ch| c.acme_keys.challenge = ch),
+    },
+    Key {
         name: "acme_eab_kid",
         default: "",
         help: "External Account Binding: the key ID a CA that asks for one (ZeroSSL, Google \

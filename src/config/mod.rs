@@ -277,9 +277,9 @@ pub struct Config {
     /// The `acme_*` keys: certificates from an ACME server, on when
     /// `acme_domains` names a host (see [`Config::acme`]).
     pub acme_keys: crate::acme::AcmeSettings,
-    /// What `tls` serves of the ACME client's certificate: this
-    /// generation's slot, which the running client fills.
-    pub acme_issued: Arc<crate::acme::IssuedSlot>,
+    /// The ACME client as `tls` sees it: this generation's slot, which
+    /// the running client is put in.
+    pub acme_slot: Arc<crate::acme::AcmeSlot>,
     /// `backend_tls_verify`, `backend_tls_ca` and
     /// `backend_tls_certificate`, and the TLS settings made of them when
     /// a target has `tls` (at load and at every reload; `None`, with
@@ -605,8 +605,9 @@ impl Config {
                 directory_ca: None,
                 eab_kid: None,
                 eab_mac_key: None,
+                challenge: Default::default(),
             },
-            acme_issued: Default::default(),
+            acme_slot: Default::default(),
             tls_verify_client: Default::default(),
             tls_protocols: Default::default(),
             tls_choice: Default::default(),

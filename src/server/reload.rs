@@ -286,7 +286,7 @@ impl Control {
             }
         };
         if let Some(acme) = &acme {
-            acme.serve_into(&next.acme_issued);
+            acme.serve_into(&next.acme_slot);
         }
         acme
     }

@@ -143,7 +143,7 @@ impl Server {
         let (acme, acme_thread) = match config.acme() {
             Some(settings) => {
                 let (acme, thread) = Acme::start(settings.clone()).map_err(StartError::Thread)?;
-                acme.serve_into(&config.acme_issued);
+                acme.serve_into(&config.acme_slot);
                 (Some(acme), Some(thread))
             }
             None => (None, None),

@@ -375,20 +375,26 @@ pub(crate) fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
 /// gives none, refusing the handshake, to a client that named no host a
 /// certificate is valid for.
 ///
-/// The certificate the ACME client got (`issued`) goes first for the
-/// names it is valid for, and is the first of all when `tls_certificates`
-/// has none.
+/// The certificate the ACME client got goes first for the names it is
+/// valid for, and is the first of all when `tls_certificates` has none;
+/// a `tls-alpn-01` validation (its hello offers `acme-tls/1`) is given
+/// the certificate that proves the name it asks for, or none.
 #[derive(Debug)]
 struct ByName {
     certificates: Arc<Certificates>,
     strict: bool,
-    issued: Arc<crate::acme::IssuedSlot>,
+    acme: Arc<crate::acme::AcmeSlot>,
 }
 
 impl ResolvesServerCert for ByName {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name();
-        let issued = self.issued.get();
+        let validating =
+            (hello.alpn()).is_some_and(|mut offered| offered.any(|p| p == crate::acme::ACME_TLS));
+        if validating {
+            return name.and_then(|name| self.acme.proving(name));
+        }
+        let issued = self.acme.certificate();
         if let (Some(key), Some(name)) = (&issued, name.and_then(|n| ServerName::try_from(n).ok()))
         {
             if valid_for(key, &name) {
@@ -586,7 +592,7 @@ pub fn server_config(
     choice: &suites::TlsChoice,
     strict_sni: bool,
     tickets: bool,
-    issued: Arc<crate::acme::IssuedSlot>,
+    acme: Arc<crate::acme::AcmeSlot>,
 ) -> Arc<ServerConfig> {
     // Every version keeps a suite of its own (see `TlsChoice::provider`).
     let builder = ServerConfig::builder_with_provider(Arc::new(choice.provider()))
@@ -599,7 +605,7 @@ pub fn server_config(
     let mut config = builder.with_cert_resolver(Arc::new(ByName {
         certificates,
         strict: strict_sni,
-        issued,
+        acme,
     }));
     config.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     config.ignore_client_order = choice.prefer_own_order;
