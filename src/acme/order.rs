@@ -1,8 +1,11 @@
 //! One certificate ordered from an ACME server (RFC 8555 §7): the
 //! account made or found, an order for the names, each authorization
-//! proven by HTTP-01 (the proxy answers the server's request for the
-//! token, see [`super::Acme::answer`]), the order finalized with a
-//! certificate request for a new key, and the chain downloaded.
+//! proven by the challenge the proxy takes (HTTP-01: it answers the
+//! server's request for the token, see [`super::Acme::answer`];
+//! TLS-ALPN-01: its TLS port gives the validation a certificate made for
+//! it), the order finalized with a certificate request for a new key,
+//! and the chain downloaded; and when the server suggests the
+//! certificate in force be renewed (RFC 9773).
 
 use super::http::{Answer, Client, Url};
 use super::jws::{AccountKey, Signer};
@@ -119,9 +122,8 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Orders a certificate for `domains`, proving each by HTTP-01 with
-    /// `answers`, for a key made now.
-    /// With `replaces` (the certificate renewed, as RFC 9773 §5 names
+    /// Orders a certificate for `domains`, proving each with `answers`,
+    /// for a key made now. With `replaces` (the certificate renewed, as RFC 9773 §5 names
     /// it), a server with renewal information is told which one this
     /// order renews (its limits spare a renewal); a server that refuses
     /// it is asked again without.
@@ -131,32 +133,27 @@ impl<'a> Session<'a> {
         answers: &dyn Answers,
         replaces: Option<&str>,
     ) -> Result<Issued, String> {
-        let mut payload = String::from(r#"{"identifiers":["#);
+        let mut identifiers = String::from(r#""identifiers":["#);
         for (i, domain) in domains.iter().enumerate() {
             if i > 0 {
-                payload.push(',');
+                identifiers.push(',');
             }
-            payload.push_str(r#"{"type":"dns","value":"#);
-            crate::json::push_str(&mut payload, domain);
-            payload.push('}');
+            identifiers.push_str(r#"{"type":"dns","value":"#);
+            crate::json::push_str(&mut identifiers, domain);
+            identifiers.push('}');
         }
-        payload.push(']');
+        identifiers.push(']');
         let url = self.directory.new_order.clone();
-        let replacing = replaces.filter(|_| self.directory.renewal_info.is_some());
-        let answer = match replacing {
+        let plain = format!("{{{identifiers}}}");
+        let answer = match replaces.filter(|_| self.directory.renewal_info.is_some()) {
             Some(id) => {
-                let mut with = payload.clone();
-                with.push_str(r#","replaces":"#);
+                let mut with = format!(r#"{{{identifiers},"replaces":"#);
                 crate::json::push_str(&mut with, id);
                 with.push('}');
-                payload.push('}');
                 self.post(&url, &with)
-                    .or_else(|_| self.post(&url, &payload))?
+                    .or_else(|_| self.post(&url, &plain))?
             }
-            None => {
-                payload.push('}');
-                self.post(&url, &payload)?
-            }
+            None => self.post(&url, &plain)?,
         };
         let order_url = (answer.location.as_deref())
             .ok_or("the server made the order but gave no URL for it (`Location`)")
