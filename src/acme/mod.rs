@@ -4,10 +4,12 @@
 //! thread of its own orders one certificate for them all, proves each
 //! name by HTTP-01 (the proxy answers the server's
 //! `/.well-known/acme-challenge/<token>` on its plain port, see
-//! [`Acme::answer`]), keeps it in `acme_state_dir` with the account's
-//! key, serves it on `tls_port` from the next handshake (see
+//! [`Acme::answer`]) or TLS-ALPN-01 (a handshake on `tls_port` offering
+//! `acme-tls/1` is given a certificate made for the name, see
+//! [`AcmeSlot::proving`]), keeps it in `acme_state_dir` with the
+//! account's key, serves it on `tls_port` from the next handshake (see
 //! [`AcmeSlot`]), and orders the next when a third of its lifetime is
-//! left.
+//! left, or when the server's renewal information (RFC 9773) says.
 //!
 //! What is kept, under a folder per ACME server (its host and port: the
 //! staging server's certificate is not taken for production's):
@@ -19,7 +21,10 @@
 pub mod http;
 mod jws;
 mod order;
+mod settings;
 mod state;
+
+pub use settings::{parse_domains, parse_email, parse_mac_key, AcmeSettings, Challenge, MacKey};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
@@ -55,172 +60,8 @@ const RENEWAL_INFO_EVERY: Duration = Duration::from_secs(6 * 3600);
 /// How long one exchange with the ACME server may take.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The `acme_*` keys.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AcmeSettings {
-    /// The names of the one certificate, as written.
-    pub domains: Vec<String>,
-    /// The directory's URL, checked by [`http::Url::parse`].
-    pub directory: String,
-    pub email: Option<String>,
-    pub state_dir: PathBuf,
-    /// Authorities trusted for an `https` directory instead of the
-    /// system's.
-    pub directory_ca: Option<PathBuf>,
-    /// `acme_eab_kid` and `acme_eab_hmac_key` (both or neither: the
-    /// loader checks): External Account Binding, the key ID and MAC key
-    /// a CA gives for an account made on its site, which its ACME
-    /// accounts must be bound to (ZeroSSL, Google Trust Services).
-    pub eab_kid: Option<String>,
-    pub eab_mac_key: Option<MacKey>,
-    /// `acme_challenge`: how each name is proven.
-    pub challenge: Challenge,
-}
-
-/// How the ACME server is shown that the proxy answers for a name.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Challenge {
-    /// A token asked for over HTTP, on port 80 of the name (RFC 8555
-    /// §8.3): `port`.
-    #[default]
-    Http01,
-    /// A TLS handshake offering `acme-tls/1`, on port 443 of the name
-    /// (RFC 8737): `tls_port`.
-    TlsAlpn01,
-}
-
-impl Challenge {
-    pub fn parse(v: &str) -> Result<Challenge, String> {
-        match v.trim().to_ascii_lowercase().as_str() {
-            "http-01" => Ok(Challenge::Http01),
-            "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
-            _ => Err(format!(
-                "`{v}`: http-01 or tls-alpn-01 (dns-01, for wildcards, is not done)"
-            )),
-        }
-    }
-
-    /// As ACME names it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Challenge::Http01 => "http-01",
-            Challenge::TlsAlpn01 => "tls-alpn-01",
-        }
-    }
-}
-
 /// The protocol a `tls-alpn-01` validation offers in ALPN (RFC 8737 §6.2).
 pub const ACME_TLS: &[u8] = b"acme-tls/1";
-
-/// A MAC key, which `Debug` does not show.
-#[derive(Clone, PartialEq, Eq)]
-pub struct MacKey(pub Vec<u8>);
-
-impl std::fmt::Debug for MacKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("MacKey(..)")
-    }
-}
-
-impl AcmeSettings {
-    /// The folder this directory's account and certificate are kept in.
-    pub fn folder(&self) -> PathBuf {
-        let folder = match http::Url::parse(&self.directory) {
-            Ok(url) => {
-                let host = url.host.trim_start_matches('[').trim_end_matches(']');
-                format!("{}_{}", host.replace(':', "_"), url.port)
-            }
-            Err(_) => "unknown".to_string(),
-        };
-        self.state_dir.join(folder)
-    }
-
-    /// The key ID and MAC key accounts are bound with, when both are set.
-    fn binding(&self) -> Option<(&str, &[u8])> {
-        Some((
-            self.eab_kid.as_deref()?,
-            self.eab_mac_key.as_ref()?.0.as_slice(),
-        ))
-    }
-}
-
-/// `acme_eab_hmac_key`: base64url, as CAs hand it out (padding, and the
-/// standard alphabet, taken too).
-pub fn parse_mac_key(v: &str) -> Result<Option<MacKey>, String> {
-    use base64::Engine as _;
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    let url_safe = v.trim_end_matches('=').replace('+', "-").replace('/', "_");
-    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(url_safe) {
-        Ok(key) if !key.is_empty() => Ok(Some(MacKey(key))),
-        _ => Err("not a base64url key (as the CA gives it with the key ID)".into()),
-    }
-}
-
-/// Let's Encrypt's limit of names on one certificate.
-const MAX_DOMAINS: usize = 100;
-
-/// `acme_domains`: host names, comma separated, each once, at most
-/// [`MAX_DOMAINS`]; lower-cased, as certificates and SNI compare them.
-pub fn parse_domains(v: &str) -> Result<Vec<String>, String> {
-    let mut domains: Vec<String> = Vec::new();
-    if v.trim().is_empty() {
-        return Ok(domains);
-    }
-    for name in v.split(',').map(str::trim) {
-        let name = name.to_ascii_lowercase();
-        if name.starts_with("*.") {
-            return Err(format!(
-                "`{name}`: a wildcard is proven by DNS-01, which inverso does not do: name each host"
-            ));
-        }
-        if name.parse::<std::net::IpAddr>().is_ok() {
-            return Err(format!("`{name}`: an address, not a host name"));
-        }
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        };
-        if name.len() > 253 || !name.split('.').all(label_ok) {
-            return Err(format!("`{name}` is not a host name"));
-        }
-        if domains.contains(&name) {
-            return Err(format!("`{name}` is named twice"));
-        }
-        domains.push(name);
-    }
-    if domains.len() > MAX_DOMAINS {
-        return Err(format!(
-            "{} names: at most {MAX_DOMAINS} go on one certificate",
-            domains.len()
-        ));
-    }
-    Ok(domains)
-}
-
-/// `acme_email`: one address, or none.
-pub fn parse_email(v: &str) -> Result<Option<String>, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    let well_formed = v.split_once('@').is_some_and(|(user, host)| {
-        !user.is_empty() && host.contains('.') && !host.starts_with('.') && !host.ends_with('.')
-    }) && !v
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control() || b",<>\"".contains(&b));
-    match well_formed {
-        true => Ok(Some(v.to_string())),
-        false => Err(format!(
-            "`{v}` is not an email address (one, as ops@example.com)"
-        )),
-    }
-}
 
 /// What `inverso check` says of the ACME client: the server, the
 /// folder, and the certificate kept there, if any, and when it is due.
@@ -622,45 +463,7 @@ mod tests {
         }
     }
 
-    #[test]
-    fn domains_are_host_names_each_once() {
-        assert_eq!(
-            parse_domains("Shop.Example, www.shop.example").unwrap(),
-            ["shop.example", "www.shop.example"]
-        );
-        assert!(parse_domains("").unwrap().is_empty());
-        for (bad, says) in [
-            ("*.shop.example", "DNS-01"),
-            ("10.0.0.1", "an address"),
-            ("::1", "an address"),
-            ("shop.example, shop.example", "twice"),
-            ("shop..example", "not a host name"),
-            ("-shop.example", "not a host name"),
-            ("shop_example.com", "not a host name"),
-            ("shop.example,", "not a host name"),
-        ] {
-            let e = parse_domains(bad).unwrap_err();
-            assert!(e.contains(says), "{bad}: {e}");
-        }
-        let many: Vec<String> = (0..101).map(|i| format!("h{i}.example")).collect();
-        assert!(parse_domains(&many.join(","))
-            .unwrap_err()
-            .contains("at most 100"));
-    }
-
     proptest::proptest! {
-        /// Whatever a configuration holds: a list of host names or an
-        /// error, never a panic; what is taken is lower case, each once.
-        #[test]
-        fn any_domains_value_is_taken_or_refused(v in "[a-zA-Z0-9.*:, _-]{0,80}") {
-            if let Ok(domains) = parse_domains(&v) {
-                for d in &domains {
-                    proptest::prop_assert_eq!(d, &d.to_ascii_lowercase());
-                    proptest::prop_assert_eq!(domains.iter().filter(|o| *o == d).count(), 1);
-                }
-            }
-        }
-
         /// An ACME URL, from a configuration or a server's answer: parsed
         /// to a host and a path beginning with `/`, or refused.
         #[test]
@@ -672,38 +475,6 @@ mod tests {
                 proptest::prop_assert_eq!(url.text, v);
             }
         }
-    }
-
-    #[test]
-    fn an_email_is_one_address() {
-        assert_eq!(
-            parse_email(" ops@shop.example ").unwrap().as_deref(),
-            Some("ops@shop.example")
-        );
-        assert_eq!(parse_email("").unwrap(), None);
-        for bad in [
-            "ops",
-            "ops@",
-            "@shop.example",
-            "ops@localhost",
-            "a@b.example, c@d.example",
-            "a b@c.example",
-        ] {
-            assert!(parse_email(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn each_server_has_a_folder_of_its_own() {
-        let production = settings(LETS_ENCRYPT).folder();
-        let staging = settings("https://acme-staging-v02.api.letsencrypt.org/directory").folder();
-        assert_eq!(
-            production,
-            PathBuf::from("/var/lib/inverso/acme/acme-v02.api.letsencrypt.org_443")
-        );
-        assert_ne!(production, staging);
-        let local = settings("http://[::1]:14000/dir").folder();
-        assert_eq!(local, PathBuf::from("/var/lib/inverso/acme/__1_14000"));
     }
 
     #[test]
