@@ -187,6 +187,7 @@ mod tests {
         }
     }
 
+    #[test]
     fn domains_are_host_names_each_once() {
         assert_eq!(
             parse_domains("Shop.Example, www.shop.example").unwrap(),
