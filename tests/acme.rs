@@ -200,6 +200,18 @@ impl Acme {
 use inverso::json_value as json;
 use json::Value;
 
+/// [`wait_until`], asking every 50 ms: each question here is a
+/// handshake with the proxy or a look at the ACME server's records.
+fn wait_slowly(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    wait_until(limit, || {
+        let ok = done();
+        if !ok {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ok
+    })
+}
+
 fn json_of(r: &Response) -> json::Value {
     json::parse(&r.body).unwrap_or_else(|e| panic!("{e}: {}", describe_response(r)))
 }
@@ -783,13 +795,9 @@ fn wait_served(
 ) -> Vec<u8> {
     let config = trusting(server);
     let mut last = None;
-    let ok = wait_until(ISSUE_LIMIT, || {
+    let ok = wait_slowly(ISSUE_LIMIT, || {
         last = served(proxy, &config, name);
-        let ok = last.as_deref().is_some_and(&wanted);
-        if !ok {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ok
+        last.as_deref().is_some_and(&wanted)
     });
     assert!(
         ok,
@@ -949,13 +957,7 @@ fn a_certificate_due_is_renewed_and_served_without_a_restart() {
     let backend = Backend::echo("a");
     let state = tempfile::tempdir().unwrap();
     let proxy = start(&acme_conf(&backend, &server, state.path(), ""), &server);
-    let renewed = wait_until(ISSUE_LIMIT, || {
-        let done = server.issued().len() >= 2;
-        if !done {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        done
-    });
+    let renewed = wait_slowly(ISSUE_LIMIT, || server.issued().len() >= 2);
     assert!(renewed, "no renewal\n{}", server.describe());
     let issued = server.issued();
     assert_ne!(issued[0].serial, issued[1].serial);
@@ -1000,13 +1002,9 @@ fn a_failed_validation_writes_no_certificate_and_plain_http_goes_on() {
     let proxy = start_proxy(&[], from_file_with_admin(&text));
     // The server validates at an address where nobody answers.
     server.set_proxy_addr(dead_addr());
-    let failed = wait_until(ISSUE_LIMIT, || {
-        let done = server.validations().iter().any(|v| !v.passed)
-            && server.orders().iter().any(|o| o.status == "invalid");
-        if !done {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        done
+    let failed = wait_slowly(ISSUE_LIMIT, || {
+        server.validations().iter().any(|v| !v.passed)
+            && server.orders().iter().any(|o| o.status == "invalid")
     });
     assert!(failed, "no failed validation\n{}", server.describe());
     assert!(server.issued().is_empty());
@@ -1157,15 +1155,11 @@ fn an_account_is_bound_to_the_one_the_ca_gave_when_it_asks() {
     let state = tempfile::tempdir().unwrap();
     // Unbound: refused, no certificate.
     let unbound = start(&acme_conf(&backend, &server, state.path(), ""), &server);
-    let refused = wait_until(WAIT_LIMIT, || {
-        let done = server
+    let refused = wait_slowly(WAIT_LIMIT, || {
+        server
             .problems()
             .iter()
-            .any(|p| p.starts_with("externalAccountRequired"));
-        if !done {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        done
+            .any(|p| p.starts_with("externalAccountRequired"))
     });
     assert!(refused, "{}", server.describe());
     assert!(server.accounts().is_empty());
@@ -1177,15 +1171,11 @@ fn an_account_is_bound_to_the_one_the_ca_gave_when_it_asks() {
     );
     let state = tempfile::tempdir().unwrap();
     let proxy = start(&acme_conf(&backend, &server, state.path(), &wrong), &server);
-    let refused = wait_until(WAIT_LIMIT, || {
-        let done = server
+    let refused = wait_slowly(WAIT_LIMIT, || {
+        server
             .problems()
             .iter()
-            .any(|p| p.contains("the MAC does not verify"));
-        if !done {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        done
+            .any(|p| p.contains("the MAC does not verify"))
     });
     assert!(refused, "{}", server.describe());
     assert!(server.accounts().is_empty());
@@ -1220,13 +1210,7 @@ fn renewal_information_that_says_now_renews_and_names_the_certificate_replaced()
     let backend = Backend::echo("a");
     let state = tempfile::tempdir().unwrap();
     let proxy = start(&acme_conf(&backend, &server, state.path(), ""), &server);
-    let renewed = wait_until(ISSUE_LIMIT, || {
-        let done = server.issued().len() >= 2;
-        if !done {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        done
-    });
+    let renewed = wait_slowly(ISSUE_LIMIT, || server.issued().len() >= 2);
     assert!(renewed, "no renewal\n{}", server.describe());
     let issued = server.issued();
     let orders = server.orders();
