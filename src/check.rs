@@ -155,8 +155,9 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         }
     }
     if let Some(acme) = config.acme() {
-        let summary = inverso::acme::summary(acme);
-        writeln!(out, "# acme_domains {}", config::printable(&summary))?;
+        for line in inverso::acme::summary(acme) {
+            writeln!(out, "# acme_domains {}", config::printable(&line))?;
+        }
         let (port, key, wanted) = match acme.challenge {
             inverso::acme::Challenge::Http01 => (config.port, "`port`", 80),
             inverso::acme::Challenge::TlsAlpn01 => {

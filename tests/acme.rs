@@ -817,10 +817,20 @@ fn folder(state: &Path, server: &AcmeServer) -> PathBuf {
 }
 
 /// `/status`'s `acme` object.
-fn acme_status(proxy: &Proxy) -> Value {
+fn acme_object(proxy: &Proxy) -> Value {
     let body = proxy.admin("GET", "/status", "").body_str();
     let status = json::parse(body.as_bytes()).unwrap();
     status.get("acme").cloned().unwrap()
+}
+
+/// `/status`' object for the first certificate of `acme_domains`.
+fn acme_status(proxy: &Proxy) -> Value {
+    certificates_of(&acme_object(proxy)).remove(0)
+}
+
+fn certificates_of(acme: &Value) -> Vec<Value> {
+    let certificates = acme.get("certificates").and_then(Value::as_array);
+    certificates.expect("certificates").to_vec()
 }
 
 /// The certificates of a PEM file, in order.
@@ -907,8 +917,9 @@ fn a_certificate_is_issued_for_both_names_and_served_by_sni() {
     .unwrap();
     assert_eq!(key.public_key().as_ref(), accounts[0].key.as_slice());
 
-    // certificate.pem: the chain, then the key.
-    let path = folder(state.path(), &server).join("certificate.pem");
+    // shop.test.pem (the certificate's first name): the chain, then the
+    // key.
+    let path = folder(state.path(), &server).join("shop.test.pem");
     assert_eq!(
         certificates_in(&path),
         [issued[0].der.clone(), server.ca_der().to_vec()]
@@ -916,7 +927,7 @@ fn a_certificate_is_issued_for_both_names_and_served_by_sni() {
     let text = std::fs::read_to_string(&path).unwrap();
     let key_at = text
         .find("PRIVATE KEY-----")
-        .expect("a key in certificate.pem");
+        .expect("a key in shop.test.pem");
     assert!(
         key_at > text.rfind("-----END CERTIFICATE-----").unwrap(),
         "{text}"
@@ -965,11 +976,11 @@ fn a_certificate_due_is_renewed_and_served_without_a_restart() {
     let second = issued[1].der.clone();
     let cert = wait_served(&proxy, &server, "shop.test", |c| c == second.as_slice());
     assert_ne!(cert, issued[0].der);
-    let path = folder(state.path(), &server).join("certificate.pem");
+    let path = folder(state.path(), &server).join("shop.test.pem");
     let written = wait_until(WAIT_LIMIT, || {
         path.exists() && certificates_in(&path).first() == Some(&second)
     });
-    assert!(written, "certificate.pem does not hold the renewed one");
+    assert!(written, "shop.test.pem does not hold the renewed one");
     // `/status` says the certificate in force and when the next comes.
     let status = acme_status(&proxy);
     let valid_until = status.get("valid_until").and_then(Value::as_str).unwrap();
@@ -1008,9 +1019,7 @@ fn a_failed_validation_writes_no_certificate_and_plain_http_goes_on() {
     });
     assert!(failed, "no failed validation\n{}", server.describe());
     assert!(server.issued().is_empty());
-    assert!(!folder(state.path(), &server)
-        .join("certificate.pem")
-        .exists());
+    assert!(!folder(state.path(), &server).join("shop.test.pem").exists());
     assert!(
         served(&proxy, &trusting(&server), "shop.test").is_none(),
         "a certificate is served"
@@ -1033,6 +1042,109 @@ fn a_failed_validation_writes_no_certificate_and_plain_http_goes_on() {
         "{}",
         r.body_str()
     );
+}
+
+/// Each group of `acme_domains` (`;` between them) is a certificate of
+/// its own: ordered apart, kept in a file named by its first name,
+/// served for its names; a name that can no longer be proven (its
+/// address is another machine's now) holds up its own certificate
+/// alone.
+#[test]
+fn each_group_of_names_is_a_certificate_of_its_own_and_fails_alone() {
+    let server = AcmeServer::start(AcmeOptions {
+        elsewhere: vec!["gone.test".into()],
+        ..AcmeOptions::default()
+    });
+    let backend = Backend::echo("a");
+    let state = tempfile::tempdir().unwrap();
+    let text = acme_conf(&backend, &server, state.path(), "").replace(
+        "acme_domains = shop.test, www.shop.test",
+        "acme_domains = shop.test, www.shop.test; blog.test; gone.test",
+    );
+    let proxy = start(&text, &server);
+    let shop = wait_served(&proxy, &server, "shop.test", |_| true);
+    let blog = wait_served(&proxy, &server, "blog.test", |c| c != shop.as_slice());
+    assert_eq!(
+        served(&proxy, &trusting(&server), "www.shop.test").as_deref(),
+        Some(shop.as_slice())
+    );
+    // An order a group, each for its names.
+    let failed = wait_slowly(ISSUE_LIMIT, || {
+        server
+            .validations()
+            .iter()
+            .any(|v| v.host == "gone.test" && !v.passed)
+    });
+    assert!(failed, "{}", server.describe());
+    let mut ordered: Vec<Vec<String>> = (server.orders().iter())
+        .map(|o| {
+            let mut names = o.identifiers.clone();
+            names.sort();
+            names
+        })
+        .collect();
+    ordered.sort();
+    assert_eq!(
+        ordered,
+        [
+            vec!["blog.test"],
+            vec!["gone.test"],
+            vec!["shop.test", "www.shop.test"]
+        ],
+        "{}",
+        server.describe()
+    );
+    let issued = server.issued();
+    assert_eq!(issued.len(), 2, "{}", server.describe());
+    assert!(issued.iter().any(|i| i.der == shop) && issued.iter().any(|i| i.der == blog));
+    // Each kept in its own file; none for the name that failed.
+    let folder = folder(state.path(), &server);
+    assert_eq!(certificates_in(&folder.join("shop.test.pem"))[0], shop);
+    assert_eq!(certificates_in(&folder.join("blog.test.pem"))[0], blog);
+    assert!(!folder.join("gone.test.pem").exists());
+    // `/status`: each certificate in the order written, the third failed.
+    let third_failed = wait_until(WAIT_LIMIT, || {
+        certificates_of(&acme_object(&proxy))[2].get("failed") != Some(&Value::Null)
+    });
+    assert!(third_failed, "{:?}", acme_object(&proxy));
+    let acme = acme_object(&proxy);
+    assert_eq!(
+        acme.get("directory").and_then(Value::as_str),
+        Some(server.directory_url().as_str())
+    );
+    let certificates = certificates_of(&acme);
+    let domains = |c: &Value| -> Vec<String> {
+        let names = c.get("domains").and_then(Value::as_array).unwrap();
+        names
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    let listed: Vec<Vec<String>> = certificates.iter().map(domains).collect();
+    assert_eq!(
+        listed,
+        [
+            vec!["shop.test", "www.shop.test"],
+            vec!["blog.test"],
+            vec!["gone.test"]
+        ]
+    );
+    for good in &certificates[..2] {
+        assert!(good.get("valid_until").and_then(Value::as_str).is_some());
+        assert_eq!(good.get("failed"), Some(&Value::Null));
+    }
+    assert_eq!(certificates[2].get("valid_until"), Some(&Value::Null));
+    let why = certificates[2].get("failed").and_then(|f| f.get("why"));
+    let why = why.and_then(Value::as_str).unwrap();
+    assert!(why.contains("is invalid"), "{why}");
+    // An expiry gauge a certificate in force.
+    for file in ["shop.test.pem", "blog.test.pem"] {
+        let metric = format!(
+            "inverso_tls_certificate_expiry_seconds{{file=\"{}\"}}",
+            folder.join(file).display()
+        );
+        assert!(proxy.metric(&metric).is_some(), "{metric}");
+    }
 }
 
 #[test]

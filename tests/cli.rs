@@ -1335,13 +1335,13 @@ fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
     assert!(unsent[0].contains("pool.idle"), "{stderr}");
 }
 
-/// `check` says where ACME certificates come from and are kept, that
+/// `check` says where each ACME certificate comes from and is kept, that
 /// none is kept yet, and that the names' port 80 must reach `port`; with
 /// a certificate kept, until when it is valid and when it is renewed.
 #[test]
 fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
     let text = "targets = 127.0.0.1:9001\nport = 8080\ntls_port = 8443\n\
-                acme_domains = shop.test, www.shop.test\nacme_state_dir = state\n";
+                acme_domains = shop.test, www.shop.test; blog.test\nacme_state_dir = state\n";
     let dir = conf(text);
     let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1352,12 +1352,17 @@ fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
         String::from_utf8_lossy(&out.stderr)
     );
     let folder = "state/acme-v02.api.letsencrypt.org_443";
-    let expected = format!(
-        "# acme_domains shop.test, www.shop.test from \
-         https://acme-v02.api.letsencrypt.org/directory, kept in {folder}: \
-         no certificate yet: one is ordered at start"
-    );
-    assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+    for (names, file) in [
+        ("shop.test, www.shop.test", "shop.test"),
+        ("blog.test", "blog.test"),
+    ] {
+        let expected = format!(
+            "# acme_domains {names} from \
+             https://acme-v02.api.letsencrypt.org/directory, kept in {folder}/{file}.pem: \
+             no certificate yet: one is ordered at start"
+        );
+        assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+    }
     assert!(
         stdout.contains("on its port 80 (http-01): it must reach `port` 8080"),
         "{stdout}"
@@ -1372,11 +1377,18 @@ fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
     let kept = dir.path().join(folder);
     std::fs::create_dir_all(&kept).unwrap();
     let pem = format!("{}{}", cert.pem(), key.serialize_pem());
-    std::fs::write(kept.join("certificate.pem"), pem).unwrap();
+    std::fs::write(kept.join("shop.test.pem"), pem).unwrap();
     let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let expected = format!(
-        "kept in {folder}: a certificate valid until 2099-01-01T00:00:00.000Z, renewed from 2074-"
+        "kept in {folder}/shop.test.pem: a certificate valid until 2099-01-01T00:00:00.000Z, \
+         renewed from 2074-"
     );
     assert!(stdout.contains(&expected), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "kept in {folder}/blog.test.pem: no certificate yet"
+        )),
+        "{stdout}"
+    );
 }

@@ -26,7 +26,7 @@ mod state;
 
 pub use settings::{parse_domains, parse_email, parse_mac_key, AcmeSettings, Challenge, MacKey};
 
-use crossbeam_channel::{bounded, select, Receiver, Sender};
+use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
 use parking_lot::{Mutex, RwLock};
 use rustls::sign::CertifiedKey;
 use std::collections::HashMap;
@@ -63,28 +63,32 @@ const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The protocol a `tls-alpn-01` validation offers in ALPN (RFC 8737 §6.2).
 pub const ACME_TLS: &[u8] = b"acme-tls/1";
 
-/// What `inverso check` says of the ACME client: the server, the
-/// folder, and the certificate kept there, if any, and when it is due.
-pub fn summary(settings: &AcmeSettings) -> String {
+/// What `inverso check` says of the ACME client, a line a certificate:
+/// its names, the server, the file it is kept in, and whether one is
+/// kept there and when it is due.
+pub fn summary(settings: &AcmeSettings) -> Vec<String> {
     let date = crate::http::date::format_rfc3339;
-    let kept = match Stored::read(settings) {
-        Ok(Some(Stored {
-            lacks: Some(name), ..
-        })) => format!("a certificate not valid for {name}: a new one is ordered at start"),
-        Ok(Some(stored)) => format!(
-            "a certificate valid until {}, renewed from {}",
-            date(stored.not_after),
-            date(stored.due)
-        ),
-        Ok(None) => "no certificate yet: one is ordered at start".to_string(),
-        Err(why) => format!("{why}: a new one is ordered at start"),
+    let line = |names: &Vec<String>| {
+        let kept = match Stored::read(settings, names) {
+            Ok(Some(Stored {
+                lacks: Some(name), ..
+            })) => format!("a certificate not valid for {name}: a new one is ordered at start"),
+            Ok(Some(stored)) => format!(
+                "a certificate valid until {}, renewed from {}",
+                date(stored.not_after),
+                date(stored.due)
+            ),
+            Ok(None) => "no certificate yet: one is ordered at start".to_string(),
+            Err(why) => format!("{why}: a new one is ordered at start"),
+        };
+        format!(
+            "{} from {}, kept in {}: {kept}",
+            names.join(", "),
+            settings.directory,
+            state::certificate_path(settings, names).display()
+        )
     };
-    format!(
-        "{} from {}, kept in {}: {kept}",
-        settings.domains.join(", "),
-        settings.directory,
-        settings.folder().display()
-    )
+    settings.certificates.iter().map(line).collect()
 }
 
 /// The ACME client as one generation of the settings' TLS sees it: made
@@ -100,9 +104,12 @@ impl std::fmt::Debug for AcmeSlot {
 }
 
 impl AcmeSlot {
-    /// The certificate in force.
-    pub fn certificate(&self) -> Option<Arc<CertifiedKey>> {
-        self.0.read().as_ref()?.certificate()
+    /// The certificates in force, in the order `acme_domains` names
+    /// them.
+    pub fn certificates(&self) -> Vec<Arc<CertifiedKey>> {
+        let acme = self.0.read().clone();
+        let in_force = acme.iter().flat_map(|acme| acme.in_force());
+        in_force.map(|(_, key)| key).collect()
     }
 
     /// The certificate a `tls-alpn-01` validation of `name` is given
@@ -112,8 +119,8 @@ impl AcmeSlot {
     }
 }
 
-/// The running client: its settings, the tokens it is answering, and the
-/// certificate in force.
+/// The running client: its settings, the tokens it is answering, and
+/// each certificate.
 pub struct Acme {
     settings: AcmeSettings,
     /// Token → key authorization, while the server may ask for it
@@ -121,11 +128,48 @@ pub struct Acme {
     challenges: RwLock<HashMap<String, String>>,
     /// Name → the certificate a validation of it is given (`tls-alpn-01`).
     proving: RwLock<HashMap<String, Arc<CertifiedKey>>>,
-    /// The certificate in force, and when the next is ordered.
+    /// One a group of `acme_domains`.
+    certificates: Vec<Certificate>,
+}
+
+/// One certificate of `acme_domains`, ordered, renewed and failing
+/// apart from the others: a name that can no longer be proven holds up
+/// its own certificate alone.
+struct Certificate {
+    names: Vec<String>,
+    /// The one in force, and when the next is ordered.
     current: Mutex<Option<(Arc<CertifiedKey>, SystemTime)>>,
     /// Why the last order failed, and when the next is made; `None`
     /// once one succeeds.
     failed: Mutex<Option<Failed>>,
+}
+
+impl Certificate {
+    fn in_force(&self) -> Option<Arc<CertifiedKey>> {
+        self.current.lock().as_ref().map(|(key, _)| key.clone())
+    }
+
+    fn put(&self, key: Arc<CertifiedKey>, due: SystemTime) {
+        *self.current.lock() = Some((key, due));
+    }
+
+    /// How long until the one in force is due for renewal: at once
+    /// without one.
+    fn until_due(&self) -> Duration {
+        let due = self.current.lock().as_ref().map(|(_, due)| *due);
+        let due = due.unwrap_or(SystemTime::UNIX_EPOCH);
+        due.duration_since(SystemTime::now()).unwrap_or_default()
+    }
+}
+
+/// When the client next looks after a certificate.
+struct Schedule {
+    /// Failed orders in a row.
+    failures: u32,
+    /// When the next order is made after a failure.
+    retry_at: Option<Instant>,
+    /// When the server's renewal information is asked next.
+    ask_info_at: Instant,
 }
 
 /// An order that failed.
@@ -136,11 +180,12 @@ pub struct Failed {
     pub next: SystemTime,
 }
 
-/// What `/status` says of the client.
+/// What `/status` says of a certificate.
 #[derive(Debug)]
 pub struct AcmeStatus {
-    /// The certificate in force: until when it is valid, and from when
-    /// the next is ordered.
+    pub names: Vec<String>,
+    /// The one in force: until when it is valid, and from when the next
+    /// is ordered.
     pub valid_until: Option<SystemTime>,
     pub renewed_from: Option<SystemTime>,
     pub failed: Option<Failed>,
@@ -153,18 +198,36 @@ pub struct AcmeThread {
 }
 
 impl Acme {
-    /// The client of `settings`, serving the certificate kept from
-    /// before when there is one; its thread orders one when there is
-    /// none or it is due.
+    /// The client of `settings`, serving the certificates kept from
+    /// before; its thread orders each that is not there or is due.
     pub fn start(settings: AcmeSettings) -> std::io::Result<(Arc<Acme>, AcmeThread)> {
+        let certificates = (settings.certificates.iter())
+            .map(|names| Certificate {
+                names: names.clone(),
+                current: Mutex::new(None),
+                failed: Mutex::new(None),
+            })
+            .collect();
         let acme = Arc::new(Acme {
             settings,
             challenges: RwLock::default(),
             proving: RwLock::default(),
-            current: Mutex::new(None),
-            failed: Mutex::new(None),
+            certificates,
         });
-        match state::Stored::read(&acme.settings) {
+        for certificate in &acme.certificates {
+            acme.serve_kept(certificate);
+        }
+        let (stop, stopped) = bounded(1);
+        let running = acme.clone();
+        std::thread::Builder::new()
+            .name("acme".into())
+            .spawn(move || running.run(&stopped))?;
+        Ok((acme, AcmeThread { _stop: stop }))
+    }
+
+    /// Serves the certificate kept for `certificate`'s names, if any.
+    fn serve_kept(&self, certificate: &Certificate) {
+        match Stored::read(&self.settings, &certificate.names) {
             Ok(Some(stored)) => {
                 let until = crate::http::date::format_rfc3339(stored.not_after);
                 let path = stored.path.display();
@@ -177,26 +240,15 @@ impl Acme {
                          until one for {name} too comes"
                     ),
                 }
-                acme.put(stored.key, stored.due);
+                certificate.put(stored.key, stored.due);
             }
             Ok(None) => {}
             Err(why) => log::warn!("acme: {why}; a new certificate is ordered"),
         }
-        let (stop, stopped) = bounded(1);
-        let running = acme.clone();
-        std::thread::Builder::new()
-            .name("acme".into())
-            .spawn(move || running.run(&stopped))?;
-        Ok((acme, AcmeThread { _stop: stop }))
     }
 
     pub fn settings(&self) -> &AcmeSettings {
         &self.settings
-    }
-
-    /// Where the certificate in force is kept.
-    pub fn certificate_path(&self) -> PathBuf {
-        state::certificate_path(&self.settings)
     }
 
     /// Has `slot` (a generation of the settings coming in force) serve
@@ -205,9 +257,12 @@ impl Acme {
         *slot.0.write() = Some(self.clone());
     }
 
-    /// The certificate in force.
-    pub fn certificate(&self) -> Option<Arc<CertifiedKey>> {
-        self.current.lock().as_ref().map(|(key, _)| key.clone())
+    /// The certificates in force, each with the file it is kept in.
+    pub fn in_force(&self) -> Vec<(PathBuf, Arc<CertifiedKey>)> {
+        let path = |c: &Certificate| state::certificate_path(&self.settings, &c.names);
+        (self.certificates.iter())
+            .filter_map(|c| Some((path(c), c.in_force()?)))
+            .collect()
     }
 
     /// The key authorization a request for `path` is answered with, when
@@ -217,82 +272,93 @@ impl Acme {
         self.challenges.read().get(token).cloned()
     }
 
-    fn put(&self, key: Arc<CertifiedKey>, due: SystemTime) {
-        *self.current.lock() = Some((key, due));
-    }
-
-    /// Orders a certificate whenever none is in force or the one in
-    /// force is due, waiting longer after each failure, until stopped;
-    /// asks the server's renewal information (RFC 9773) about the one in
-    /// force meanwhile, which may make it due sooner (a certificate
-    /// about to be revoked) or later.
+    /// Looks after each certificate until stopped: orders it whenever
+    /// none is in force or the one in force is due, waiting longer after
+    /// each failure, and asks the server's renewal information (RFC
+    /// 9773) about the one in force meanwhile, which may make it due
+    /// sooner (a certificate about to be revoked) or later.
     fn run(&self, stopped: &Receiver<()>) {
-        let mut failures = 0u32;
-        let mut retry_at: Option<Instant> = None;
-        let mut ask_info_at = Instant::now();
+        let start = Instant::now();
+        let mut schedules: Vec<Schedule> = (self.certificates.iter())
+            .map(|_| Schedule {
+                failures: 0,
+                retry_at: None,
+                ask_info_at: start,
+            })
+            .collect();
         loop {
-            let now = Instant::now();
-            let due_in = match retry_at {
-                Some(at) => at.saturating_duration_since(now),
-                None => {
-                    if now >= ask_info_at {
-                        ask_info_at = now + self.consult_renewal_info();
-                    }
-                    self.until_due()
+            let mut sleep = LOOK_AGAIN;
+            for (certificate, schedule) in self.certificates.iter().zip(&mut schedules) {
+                if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
+                    return;
                 }
-            };
-            if !due_in.is_zero() {
-                let ask_in = ask_info_at.saturating_duration_since(now);
-                let sleep = match retry_at {
-                    Some(_) => due_in,
-                    None => due_in.min(ask_in),
-                };
-                select! {
-                    recv(stopped) -> _ => return,
-                    default(sleep.min(LOOK_AGAIN)) => {}
-                }
-                continue;
+                sleep = sleep.min(self.look_after(certificate, schedule));
             }
-            let domains = self.settings.domains.join(", ");
-            log::info!(
-                "acme: ordering a certificate for {domains} from {}",
-                self.settings.directory
-            );
-            match self.obtain() {
-                Ok(stored) => {
-                    (failures, retry_at) = (0, None);
-                    *self.failed.lock() = None;
-                    log::info!(
-                        "acme: a certificate for {domains} is in force, valid until {}; kept in {}",
-                        crate::http::date::format_rfc3339(stored.not_after),
-                        stored.path.display()
-                    );
-                    self.put(stored.key, stored.due);
-                    ask_info_at = Instant::now();
-                }
-                Err(why) => {
-                    failures += 1;
-                    let again = retry_after(failures);
-                    log::warn!(
-                        "acme: no certificate for {domains}: {why}; trying again in {}s",
-                        again.as_secs()
-                    );
-                    retry_at = Some(Instant::now() + again);
-                    let at = SystemTime::now();
-                    let next = at + again;
-                    *self.failed.lock() = Some(Failed { why, at, next });
-                }
+            select! {
+                recv(stopped) -> _ => return,
+                default(sleep) => {}
             }
         }
     }
 
-    /// Asks the server when the certificate in force should be renewed,
-    /// and makes it due then: a time drawn at random within the window
-    /// it suggests (RFC 9773 §4.2), so that its clients do not all come
-    /// at once. Returns when to ask again.
-    fn consult_renewal_info(&self) -> Duration {
-        let current = self.current.lock().clone();
-        let Some((key, _)) = current else {
+    /// Does what is due for `certificate` now, if anything; returns how
+    /// long until something is.
+    fn look_after(&self, certificate: &Certificate, schedule: &mut Schedule) -> Duration {
+        let now = Instant::now();
+        match schedule.retry_at {
+            Some(at) if at > now => return at - now,
+            Some(_) => {}
+            None => {
+                if now >= schedule.ask_info_at {
+                    schedule.ask_info_at = now + self.consult_renewal_info(certificate);
+                }
+                let due_in = certificate.until_due();
+                if !due_in.is_zero() {
+                    return due_in.min(schedule.ask_info_at.saturating_duration_since(now));
+                }
+            }
+        }
+        let names = certificate.names.join(", ");
+        log::info!(
+            "acme: ordering a certificate for {names} from {}",
+            self.settings.directory
+        );
+        match self.obtain(certificate) {
+            Ok(stored) => {
+                (schedule.failures, schedule.retry_at) = (0, None);
+                *certificate.failed.lock() = None;
+                log::info!(
+                    "acme: a certificate for {names} is in force, valid until {}; kept in {}",
+                    crate::http::date::format_rfc3339(stored.not_after),
+                    stored.path.display()
+                );
+                certificate.put(stored.key, stored.due);
+                // Its renewal information is asked at once.
+                schedule.ask_info_at = Instant::now();
+                Duration::ZERO
+            }
+            Err(why) => {
+                schedule.failures += 1;
+                let again = retry_after(schedule.failures);
+                log::warn!(
+                    "acme: no certificate for {names}: {why}; trying again in {}s",
+                    again.as_secs()
+                );
+                schedule.retry_at = Some(Instant::now() + again);
+                let at = SystemTime::now();
+                let next = at + again;
+                *certificate.failed.lock() = Some(Failed { why, at, next });
+                again
+            }
+        }
+    }
+
+    /// Asks the server when `certificate`'s one in force should be
+    /// renewed, and makes it due then: a time drawn at random within the
+    /// window it suggests (RFC 9773 §4.2), so that its clients do not
+    /// all come at once. Returns when to ask again.
+    fn consult_renewal_info(&self, certificate: &Certificate) -> Duration {
+        let Some(key) = certificate.in_force() else {
             return LOOK_AGAIN;
         };
         let leaf = key.end_entity_cert().ok();
@@ -310,7 +376,7 @@ impl Acme {
                     crate::http::date::format_rfc3339(window.start),
                     crate::http::date::format_rfc3339(due)
                 );
-                let mut current = self.current.lock();
+                let mut current = certificate.current.lock();
                 if let Some((in_force, at)) = current.as_mut() {
                     if Arc::ptr_eq(in_force, &key) {
                         *at = due;
@@ -327,39 +393,35 @@ impl Acme {
         }
     }
 
-    pub fn status(&self) -> AcmeStatus {
-        let current = self.current.lock().clone();
-        let valid_until = (current.as_ref())
-            .and_then(|(key, _)| key.end_entity_cert().ok())
-            .and_then(|der| crate::tls::x509::not_after(der));
-        AcmeStatus {
-            valid_until,
-            renewed_from: current.map(|(_, due)| due),
-            failed: self.failed.lock().clone(),
-        }
-    }
-
-    /// How long until the certificate in force is due for renewal: at
-    /// once without one.
-    fn until_due(&self) -> Duration {
-        let due = self.current.lock().as_ref().map(|(_, due)| *due);
-        let due = due.unwrap_or(SystemTime::UNIX_EPOCH);
-        due.duration_since(SystemTime::now()).unwrap_or_default()
+    /// Each certificate's state, in the order `acme_domains` names them.
+    pub fn status(&self) -> Vec<AcmeStatus> {
+        let status = |certificate: &Certificate| {
+            let current = certificate.current.lock().clone();
+            let valid_until = (current.as_ref())
+                .and_then(|(key, _)| key.end_entity_cert().ok())
+                .and_then(|der| crate::tls::x509::not_after(der));
+            AcmeStatus {
+                names: certificate.names.clone(),
+                valid_until,
+                renewed_from: current.map(|(_, due)| due),
+                failed: certificate.failed.lock().clone(),
+            }
+        };
+        self.certificates.iter().map(status).collect()
     }
 
     /// One order, from the account to the certificate kept.
-    fn obtain(&self) -> Result<Stored, String> {
+    fn obtain(&self, certificate: &Certificate) -> Result<Stored, String> {
         let settings = &self.settings;
-        let current = self.current.lock().clone();
-        let leaf = current
-            .as_ref()
-            .and_then(|(key, _)| key.end_entity_cert().ok());
+        let in_force = certificate.in_force();
+        let leaf = in_force.as_ref().and_then(|key| key.end_entity_cert().ok());
         let replaces = leaf.and_then(|der| crate::tls::x509::renewal_id(der));
+        let names = &certificate.names;
         let issued = self.session_with(|session| {
             session.account(settings.email.as_deref(), settings.binding())?;
-            session.order(&settings.domains, self, replaces.as_deref())
+            session.order(names, self, replaces.as_deref())
         })?;
-        state::Stored::write(settings, &issued)
+        state::Stored::write(settings, names, &issued)
     }
 
     /// `work` in a session with the server, by the account's key.
@@ -452,7 +514,7 @@ mod tests {
 
     fn settings(directory: &str) -> AcmeSettings {
         AcmeSettings {
-            domains: vec!["shop.test".into()],
+            certificates: vec![vec!["shop.test".into()]],
             directory: directory.into(),
             email: None,
             state_dir: PathBuf::from("/var/lib/inverso/acme"),
@@ -484,8 +546,7 @@ mod tests {
             settings: settings(LETS_ENCRYPT),
             challenges: RwLock::default(),
             proving: RwLock::default(),
-            current: Mutex::new(None),
-            failed: Mutex::new(None),
+            certificates: Vec::new(),
         };
         acme.publish("shop.test", "tok-1", "tok-1.thumb".into())
             .unwrap();

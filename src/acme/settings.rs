@@ -8,8 +8,9 @@ use super::http;
 /// The `acme_*` keys.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AcmeSettings {
-    /// The names of the one certificate, as written.
-    pub domains: Vec<String>,
+    /// The names of each certificate, as written: `acme_domains`'
+    /// groups, separated by `;`.
+    pub certificates: Vec<Vec<String>>,
     /// The directory's URL, checked by [`http::Url::parse`].
     pub directory: String,
     pub email: Option<String>,
@@ -109,13 +110,28 @@ pub fn parse_mac_key(v: &str) -> Result<Option<MacKey>, String> {
 /// Let's Encrypt's limit of names on one certificate.
 const MAX_DOMAINS: usize = 100;
 
-/// `acme_domains`: host names, comma separated, each once, at most
-/// [`MAX_DOMAINS`]; lower-cased, as certificates and SNI compare them.
-pub fn parse_domains(v: &str) -> Result<Vec<String>, String> {
-    let mut domains: Vec<String> = Vec::new();
+/// `acme_domains`: the names of each certificate, its host names comma
+/// separated, the certificates separated by `;`: each name once in all,
+/// at most [`MAX_DOMAINS`] on a certificate; lower-cased, as
+/// certificates and SNI compare them.
+pub fn parse_domains(v: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut certificates: Vec<Vec<String>> = Vec::new();
     if v.trim().is_empty() {
-        return Ok(domains);
+        return Ok(certificates);
     }
+    for group in v.split(';') {
+        if group.trim().is_empty() {
+            return Err("an empty certificate: `;` separates certificates' names".into());
+        }
+        let names = parse_names(group, &certificates)?;
+        certificates.push(names);
+    }
+    Ok(certificates)
+}
+
+/// One certificate's names, none of them on an earlier one.
+fn parse_names(v: &str, earlier: &[Vec<String>]) -> Result<Vec<String>, String> {
+    let mut domains: Vec<String> = Vec::new();
     for name in v.split(',').map(str::trim) {
         let name = name.to_ascii_lowercase();
         if name.starts_with("*.") {
@@ -136,14 +152,14 @@ pub fn parse_domains(v: &str) -> Result<Vec<String>, String> {
         if name.len() > 253 || !name.split('.').all(label_ok) {
             return Err(format!("`{name}` is not a host name"));
         }
-        if domains.contains(&name) {
+        if domains.contains(&name) || earlier.iter().flatten().any(|n| *n == name) {
             return Err(format!("`{name}` is named twice"));
         }
         domains.push(name);
     }
     if domains.len() > MAX_DOMAINS {
         return Err(format!(
-            "{} names: at most {MAX_DOMAINS} go on one certificate",
+            "{} names: at most {MAX_DOMAINS} go on one certificate (`;` begins another)",
             domains.len()
         ));
     }
@@ -176,7 +192,7 @@ mod tests {
 
     fn settings(directory: &str) -> AcmeSettings {
         AcmeSettings {
-            domains: vec!["shop.test".into()],
+            certificates: vec![vec!["shop.test".into()]],
             directory: directory.into(),
             email: None,
             state_dir: PathBuf::from("/var/lib/inverso/acme"),
@@ -191,7 +207,14 @@ mod tests {
     fn domains_are_host_names_each_once() {
         assert_eq!(
             parse_domains("Shop.Example, www.shop.example").unwrap(),
-            ["shop.example", "www.shop.example"]
+            [["shop.example", "www.shop.example"]]
+        );
+        assert_eq!(
+            parse_domains("shop.example, www.shop.example; blog.example").unwrap(),
+            [
+                vec!["shop.example", "www.shop.example"],
+                vec!["blog.example"]
+            ]
         );
         assert!(parse_domains("").unwrap().is_empty());
         for (bad, says) in [
@@ -203,6 +226,9 @@ mod tests {
             ("-shop.example", "not a host name"),
             ("shop_example.com", "not a host name"),
             ("shop.example,", "not a host name"),
+            ("shop.example; www.shop.example, Shop.example", "twice"),
+            ("shop.example;", "an empty certificate"),
+            (";shop.example", "an empty certificate"),
         ] {
             let e = parse_domains(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
@@ -211,6 +237,9 @@ mod tests {
         assert!(parse_domains(&many.join(","))
             .unwrap_err()
             .contains("at most 100"));
+        let (first, second) = many.split_at(50);
+        let two = format!("{}; {}", first.join(","), second.join(","));
+        assert_eq!(parse_domains(&two).unwrap().len(), 2, "100 on each");
     }
 
     #[test]
@@ -249,12 +278,14 @@ mod tests {
         /// Whatever a configuration holds: a list of host names or an
         /// error, never a panic; what is taken is lower case, each once.
         #[test]
-        fn any_domains_value_is_taken_or_refused(v in "[a-zA-Z0-9.*:, _-]{0,80}") {
-            if let Ok(domains) = parse_domains(&v) {
+        fn any_domains_value_is_taken_or_refused(v in "[a-zA-Z0-9.*:,; _-]{0,80}") {
+            if let Ok(certificates) = parse_domains(&v) {
+                let domains: Vec<&String> = certificates.iter().flatten().collect();
                 for d in &domains {
-                    proptest::prop_assert_eq!(d, &d.to_ascii_lowercase());
+                    proptest::prop_assert_eq!(*d, &d.to_ascii_lowercase());
                     proptest::prop_assert_eq!(domains.iter().filter(|o| *o == d).count(), 1);
                 }
+                proptest::prop_assert!(certificates.iter().all(|names| !names.is_empty()));
             }
         }
     }

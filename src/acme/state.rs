@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 const ACCOUNT_KEY: &str = "account.key";
-const CERTIFICATE: &str = "certificate.pem";
 
 /// A certificate kept, read back as `tls_certificates` reads one.
 pub struct Stored {
@@ -24,19 +23,19 @@ pub struct Stored {
     pub not_after: SystemTime,
     /// When the next is ordered: once two thirds of its lifetime have
     /// passed (Let's Encrypt's advice: 30 days before the end of 90, 2
-    /// days of 6), or at once when it lacks a name of `acme_domains`.
+    /// days of 6), or at once when it lacks one of its names.
     pub due: SystemTime,
-    /// A name of `acme_domains` it is not valid for.
+    /// One of its names of `acme_domains` it is not valid for.
     pub lacks: Option<String>,
 }
 
 impl Stored {
-    /// The certificate kept for `settings`' server, when it is there and
-    /// not expired (one that lacks a name of `acme_domains` is served,
-    /// for the names it has, until the next comes); an error for one
-    /// that cannot be read (it is ordered anew).
-    pub fn read(settings: &AcmeSettings) -> Result<Option<Stored>, String> {
-        let path = certificate_path(settings);
+    /// The certificate kept from `settings`' server for `names`, when it
+    /// is there and not expired (one that lacks a name is served, for the
+    /// names it has, until the next comes); an error for one that cannot
+    /// be read (it is ordered anew).
+    pub fn read(settings: &AcmeSettings, names: &[String]) -> Result<Option<Stored>, String> {
+        let path = certificate_path(settings, names);
         if !path.exists() {
             return Ok(None);
         }
@@ -45,9 +44,7 @@ impl Stored {
             log::info!("acme: {} has expired: a new one is ordered", path.display());
             return Ok(None);
         }
-        stored.lacks = (settings.domains.iter())
-            .find(|d| !names(&stored.key, d))
-            .cloned();
+        stored.lacks = lacking(&stored.key, names).cloned();
         if stored.lacks.is_some() {
             stored.due = SystemTime::UNIX_EPOCH;
         }
@@ -75,24 +72,27 @@ impl Stored {
         })
     }
 
-    /// Keeps `issued` and reads it back, checking that the chain is one,
-    /// for that key, valid for every name asked: what a CA sends is not
-    /// served before it is.
-    pub fn write(settings: &AcmeSettings, issued: &Issued) -> Result<Stored, String> {
-        let folder = settings.folder();
-        create_private_dir(&folder)?;
+    /// Keeps `issued` for `names` and reads it back, checking that the
+    /// chain is one, for that key, valid for every name asked: what a CA
+    /// sends is not served before it is.
+    pub fn write(
+        settings: &AcmeSettings,
+        names: &[String],
+        issued: &Issued,
+    ) -> Result<Stored, String> {
+        create_private_dir(&settings.folder())?;
+        let path = certificate_path(settings, names);
         // Checked before anything is written over the one in force.
-        let candidate = folder.join(format!("{CERTIFICATE}.new"));
+        let candidate = path.with_extension("pem.new");
         write_file(
             &candidate,
             format!("{}\n{}", issued.chain_pem.trim_end(), issued.key_pem),
         )?;
-        let checked = Stored::load(&candidate).and_then(|stored| {
-            match (settings.domains.iter()).find(|d| !names(&stored.key, d)) {
+        let checked =
+            Stored::load(&candidate).and_then(|stored| match lacking(&stored.key, names) {
                 Some(name) => Err(format!("the certificate issued is not valid for {name}")),
                 None => Ok(stored),
-            }
-        });
+            });
         let stored = match checked {
             Ok(stored) => stored,
             Err(why) => {
@@ -100,14 +100,16 @@ impl Stored {
                 return Err(why);
             }
         };
-        let path = certificate_path(settings);
         std::fs::rename(&candidate, &path).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Stored { path, ..stored })
     }
 }
 
-pub fn certificate_path(settings: &AcmeSettings) -> PathBuf {
-    settings.folder().join(CERTIFICATE)
+/// Where the certificate for `names` is kept: `<its first name>.pem` in
+/// the server's folder.
+pub fn certificate_path(settings: &AcmeSettings, names: &[String]) -> PathBuf {
+    let first = names.first().map_or("certificate", String::as_str);
+    settings.folder().join(format!("{first}.pem"))
 }
 
 /// The account's key, read, or made and kept when there is none.
@@ -133,8 +135,12 @@ pub fn account_key(settings: &AcmeSettings) -> Result<AccountKey, String> {
     AccountKey::from_pkcs8(&pkcs8).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-fn names(key: &CertifiedKey, domain: &str) -> bool {
-    ServerName::try_from(domain).is_ok_and(|name| crate::tls::valid_for(key, &name))
+/// The first of `names` that `key` is not valid for.
+fn lacking<'a>(key: &CertifiedKey, names: &'a [String]) -> Option<&'a String> {
+    let valid = |domain: &&String| {
+        ServerName::try_from(domain.as_str()).is_ok_and(|name| crate::tls::valid_for(key, &name))
+    };
+    names.iter().find(|domain| !valid(domain))
 }
 
 fn create_private_dir(folder: &Path) -> Result<(), String> {
@@ -176,7 +182,7 @@ mod tests {
 
     fn settings(dir: &Path) -> AcmeSettings {
         AcmeSettings {
-            domains: vec!["shop.test".into(), "www.shop.test".into()],
+            certificates: vec![names()],
             directory: "http://127.0.0.1:14000/dir".into(),
             email: None,
             state_dir: dir.to_path_buf(),
@@ -185,6 +191,10 @@ mod tests {
             eab_mac_key: None,
             challenge: Default::default(),
         }
+    }
+
+    fn names() -> Vec<String> {
+        vec!["shop.test".into(), "www.shop.test".into()]
     }
 
     const DAY: i64 = 86_400;
@@ -217,13 +227,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let settings = settings(dir.path());
         assert!(
-            Stored::read(&settings).unwrap().is_none(),
+            Stored::read(&settings, &names()).unwrap().is_none(),
             "nothing kept yet"
         );
-        let stored =
-            Stored::write(&settings, &issued(&["shop.test", "www.shop.test"], -1, 89)).unwrap();
-        assert_eq!(stored.path, settings.folder().join("certificate.pem"));
-        let read = Stored::read(&settings).unwrap().expect("kept");
+        let stored = Stored::write(
+            &settings,
+            &names(),
+            &issued(&["shop.test", "www.shop.test"], -1, 89),
+        )
+        .unwrap();
+        assert_eq!(stored.path, settings.folder().join("shop.test.pem"));
+        let read = Stored::read(&settings, &names()).unwrap().expect("kept");
         assert_eq!(read.key.cert, stored.key.cert);
         let left = read.due.duration_since(SystemTime::now()).unwrap();
         // 90 days from a day ago: due 30 days before its end, in 59.
@@ -238,40 +252,77 @@ mod tests {
     fn a_certificate_lacking_a_name_is_due_and_one_expired_not_served() {
         let dir = tempfile::tempdir().unwrap();
         let settings = settings(dir.path());
-        let refused = Stored::write(&settings, &issued(&["shop.test"], -1, 89));
+        let refused = Stored::write(&settings, &names(), &issued(&["shop.test"], -1, 89));
         assert!(refused
             .err()
             .unwrap()
             .contains("not valid for www.shop.test"));
-        assert!(!settings.folder().join("certificate.pem").exists());
-        Stored::write(&settings, &issued(&["shop.test", "www.shop.test"], -1, 89)).unwrap();
-        let mut more = settings.clone();
-        more.domains.push("api.shop.test".into());
-        let lacking = Stored::read(&more)
+        assert!(!settings.folder().join("shop.test.pem").exists());
+        Stored::write(
+            &settings,
+            &names(),
+            &issued(&["shop.test", "www.shop.test"], -1, 89),
+        )
+        .unwrap();
+        let mut more = names();
+        more.push("api.shop.test".into());
+        let lacking = Stored::read(&settings, &more)
             .unwrap()
             .expect("served for the names it has");
         assert_eq!(lacking.lacks.as_deref(), Some("api.shop.test"));
         assert!(lacking.due <= SystemTime::now(), "ordered at once");
-        Stored::write(&settings, &issued(&["shop.test", "www.shop.test"], -90, -1)).unwrap();
-        assert!(Stored::read(&settings).unwrap().is_none(), "expired");
+        Stored::write(
+            &settings,
+            &names(),
+            &issued(&["shop.test", "www.shop.test"], -90, -1),
+        )
+        .unwrap();
+        assert!(
+            Stored::read(&settings, &names()).unwrap().is_none(),
+            "expired"
+        );
     }
 
     #[test]
     fn a_bad_chain_keeps_the_certificate_in_force() {
         let dir = tempfile::tempdir().unwrap();
         let settings = settings(dir.path());
-        let good =
-            Stored::write(&settings, &issued(&["shop.test", "www.shop.test"], -1, 89)).unwrap();
+        let good = Stored::write(
+            &settings,
+            &names(),
+            &issued(&["shop.test", "www.shop.test"], -1, 89),
+        )
+        .unwrap();
         let mut other_key = issued(&["shop.test", "www.shop.test"], -1, 89);
         other_key.key_pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
-        assert!(Stored::write(&settings, &other_key).is_err());
+        assert!(Stored::write(&settings, &names(), &other_key).is_err());
         let garbage = Issued {
             chain_pem: "<html>oops</html>".into(),
             key_pem: other_key.key_pem.clone(),
         };
-        assert!(Stored::write(&settings, &garbage).is_err());
-        let read = Stored::read(&settings).unwrap().unwrap();
+        assert!(Stored::write(&settings, &names(), &garbage).is_err());
+        let read = Stored::read(&settings, &names()).unwrap().unwrap();
         assert_eq!(read.key.cert, good.key.cert);
+    }
+
+    #[test]
+    fn each_certificate_is_kept_in_a_file_named_by_its_first_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let blog = vec!["blog.test".to_string()];
+        Stored::write(
+            &settings,
+            &names(),
+            &issued(&["shop.test", "www.shop.test"], -1, 89),
+        )
+        .unwrap();
+        let written = Stored::write(&settings, &blog, &issued(&["blog.test"], -1, 60)).unwrap();
+        assert_eq!(written.path, settings.folder().join("blog.test.pem"));
+        let shop = Stored::read(&settings, &names()).unwrap().unwrap();
+        let read = Stored::read(&settings, &blog).unwrap().unwrap();
+        assert_ne!(shop.key.cert, read.key.cert);
+        assert_eq!(read.key.cert, written.key.cert);
+        assert_eq!(read.lacks, None);
     }
 
     #[test]

@@ -367,13 +367,13 @@ pub fn metrics_text(shared: &Shared) -> String {
             "gauge",
             "When each certificate of tls_certificates, and the one the ACME client got, stops being valid (its notAfter), in seconds since the Unix epoch.",
         );
-        let acme = (shared.acme.as_ref()).and_then(|acme| Some((acme, acme.certificate()?)));
-        let acme = acme.map(|(acme, key)| {
-            let until = key.end_entity_cert().ok();
-            let until = until.and_then(|der| crate::tls::x509::not_after(der));
-            (acme.certificate_path(), until)
-        });
-        let acme = acme.as_ref().map(|(path, until)| (path.as_path(), *until));
+        let acme: Vec<_> = (shared.acme.iter().flat_map(|acme| acme.in_force()))
+            .map(|(path, key)| {
+                let until = key.end_entity_cert().ok();
+                (path, until.and_then(|der| crate::tls::x509::not_after(der)))
+            })
+            .collect();
+        let acme = acme.iter().map(|(path, until)| (path.as_path(), *until));
         for (path, until) in served.valid_until().chain(acme) {
             let Some(secs) = until.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
             else {

@@ -213,29 +213,40 @@ fn push_fetched_keys(out: &mut String, shared: &Shared, now: Instant) {
     out.push(']');
 }
 
-/// `/status`'s `acme` object: the names, the certificate in force (until
-/// when, and from when the next is ordered) and the last order's failure
-/// while no order has succeeded since; `null` without `acme_domains`.
+/// `/status`'s `acme` object: the server, and each certificate's names,
+/// the one in force (until when, and from when the next is ordered) and
+/// its last order's failure while none has succeeded since; `null`
+/// without `acme_domains`.
 fn push_acme(out: &mut String, shared: &Shared) {
     let Some(acme) = &shared.acme else {
         out.push_str("null");
         return;
     };
+    out.push_str("{\"directory\":");
+    json::push_str(out, &acme.settings().directory);
+    out.push_str(",\"certificates\":[");
+    for (i, status) in acme.status().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_acme_certificate(out, status);
+    }
+    out.push_str("]}");
+}
+
+fn push_acme_certificate(out: &mut String, status: &crate::acme::AcmeStatus) {
     let date = |out: &mut String, at: Option<std::time::SystemTime>| {
         let text = at.map(crate::http::date::format_rfc3339);
         json::push_opt_str(out, text.as_deref());
     };
-    let status = acme.status();
     out.push_str("{\"domains\":[");
-    for (i, domain) in acme.settings().domains.iter().enumerate() {
+    for (i, domain) in status.names.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         json::push_str(out, domain);
     }
-    out.push_str("],\"directory\":");
-    json::push_str(out, &acme.settings().directory);
-    out.push_str(",\"valid_until\":");
+    out.push_str("],\"valid_until\":");
     date(out, status.valid_until);
     out.push_str(",\"renewed_from\":");
     date(out, status.renewed_from);

@@ -1812,7 +1812,7 @@ mod tests {
         .unwrap();
         assert!(c.tls.is_some(), "no certificate of its own is needed");
         let acme = c.acme().unwrap();
-        assert_eq!(acme.domains, ["shop.test"]);
+        assert_eq!(acme.certificates, [["shop.test"]]);
         assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
         assert_eq!(acme.state_dir, Path::new("acme"));
         assert!(build(base).unwrap().acme().is_none());

@@ -726,7 +726,7 @@ pub const KEYS: &[Key] = &[
                (Let's Encrypt) itself, proving each name by HTTP-01 on `port` (which the names' \
                port 80 must reach), serves on tls_port and renews when a third of its lifetime \
                is left; no wildcards; empty = off",
-        apply: |c, v| crate::acme::parse_domains(v).map(|d| c.acme_keys.domains = d),
+        apply: |c, v| crate::acme::parse_domains(v).map(|d| c.acme_keys.certificates = d),
     },
     Key {
         name: "acme_directory",

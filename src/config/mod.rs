@@ -598,7 +598,7 @@ impl Config {
             tls_certificates: Vec::new(),
             tls_served: None,
             acme_keys: crate::acme::AcmeSettings {
-                domains: Vec::new(),
+                certificates: Vec::new(),
                 directory: crate::acme::LETS_ENCRYPT.to_string(),
                 email: None,
                 state_dir: PathBuf::from("acme"),
@@ -711,7 +711,7 @@ impl Config {
 
     /// The ACME client's settings, when `acme_domains` turns it on.
     pub fn acme(&self) -> Option<&crate::acme::AcmeSettings> {
-        Some(&self.acme_keys).filter(|keys| !keys.domains.is_empty())
+        Some(&self.acme_keys).filter(|keys| !keys.certificates.is_empty())
     }
 
     pub fn listen_addr(&self) -> SocketAddr {

@@ -375,8 +375,9 @@ pub(crate) fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
 /// gives none, refusing the handshake, to a client that named no host a
 /// certificate is valid for.
 ///
-/// The certificate the ACME client got goes first for the names it is
-/// valid for, and is the first of all when `tls_certificates` has none;
+/// The certificates the ACME client got go first for the names they are
+/// valid for, and the first of them is the first of all when
+/// `tls_certificates` has none;
 /// a `tls-alpn-01` validation (its hello offers `acme-tls/1`) is given
 /// the certificate that proves the name it asks for, or none.
 #[derive(Debug)]
@@ -394,16 +395,15 @@ impl ResolvesServerCert for ByName {
         if validating {
             return name.and_then(|name| self.acme.proving(name));
         }
-        let issued = self.acme.certificate();
-        if let (Some(key), Some(name)) = (&issued, name.and_then(|n| ServerName::try_from(n).ok()))
-        {
-            if valid_for(key, &name) {
-                return issued;
+        let issued = self.acme.certificates();
+        if let Some(name) = name.and_then(|n| ServerName::try_from(n).ok()) {
+            if let Some(key) = issued.iter().find(|key| valid_for(key, &name)) {
+                return Some(key.clone());
             }
         }
         let found = (self.certificates.for_name(name, self.strict))
             .map(|entry| entry.served(SystemTime::now()).clone())
-            .or_else(|| issued.filter(|_| !self.strict));
+            .or_else(|| issued.into_iter().next().filter(|_| !self.strict));
         if found.is_none() {
             log::debug!(
                 "TLS handshake refused (tls_strict_sni): no certificate for {}",

@@ -56,6 +56,9 @@ pub struct AcmeOptions {
     /// `i`-th (0, 1, ...) where given; otherwise from 60 to 61 days on.
     pub renewal_info: bool,
     pub windows: Vec<Option<(SystemTime, SystemTime)>>,
+    /// Names whose address is another machine's: an `http-01`
+    /// validation of one finds nobody.
+    pub elsewhere: Vec<String>,
 }
 
 impl Default for AcmeOptions {
@@ -67,6 +70,7 @@ impl Default for AcmeOptions {
             eab: None,
             renewal_info: false,
             windows: Vec::new(),
+            elsewhere: Vec::new(),
         }
     }
 }
@@ -1137,11 +1141,12 @@ impl Inner {
         let lock = || self.state.lock().unwrap();
         super::wait_until(WAIT_LIMIT, || lock().proxy_addr.is_some());
         let addr = lock().proxy_addr;
+        let addr = addr.filter(|_| !self.options.elsewhere.iter().any(|n| n == host));
         let path = format!("/.well-known/acme-challenge/{token}");
         let (status, body) = match addr.map(|addr| fetch(addr, host, &path)) {
             Some(Ok((status, body))) => (status, body),
             Some(Err(e)) => (0, format!("({e})")),
-            None => (0, "(no proxy address)".to_string()),
+            None => (0, "(nobody at the name's address)".to_string()),
         };
         let passed = status == 200 && body.trim_end() == expected;
         self.judged(challenge, host, &path, (status, body), passed, expected);
