@@ -722,10 +722,11 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "acme_domains",
         default: "",
-        help: "comma separated host names of one certificate that inverso gets from acme_directory \
-               (Let's Encrypt) itself, proving each name by HTTP-01 on `port` (which the names' \
-               port 80 must reach), serves on tls_port and renews when a third of its lifetime \
-               is left; no wildcards; empty = off",
+        help: "host names of the certificates inverso gets from acme_directory (Let's Encrypt) \
+               itself, a certificate's names comma separated, `;` between certificates; proves \
+               each name by HTTP-01 on `port` (which the names' port 80 must reach), serves them \
+               on tls_port and renews each when a third of its lifetime is left; no wildcards; \
+               empty = off",
         apply: |c, v| crate::acme::parse_domains(v).map(|d| c.acme_keys.certificates = d),
     },
     Key {
