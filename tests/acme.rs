@@ -212,6 +212,12 @@ fn wait_slowly(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     })
 }
 
+/// Waits (bounded) until `server` has answered a request with a problem
+/// that `found` matches.
+fn refused_with(server: &AcmeServer, found: impl Fn(&str) -> bool) -> bool {
+    wait_slowly(WAIT_LIMIT, || server.problems().iter().any(|p| found(p)))
+}
+
 fn json_of(r: &Response) -> json::Value {
     json::parse(&r.body).unwrap_or_else(|e| panic!("{e}: {}", describe_response(r)))
 }
@@ -1267,12 +1273,7 @@ fn an_account_is_bound_to_the_one_the_ca_gave_when_it_asks() {
     let state = tempfile::tempdir().unwrap();
     // Unbound: refused, no certificate.
     let unbound = start(&acme_conf(&backend, &server, state.path(), ""), &server);
-    let refused = wait_slowly(WAIT_LIMIT, || {
-        server
-            .problems()
-            .iter()
-            .any(|p| p.starts_with("externalAccountRequired"))
-    });
+    let refused = refused_with(&server, |p| p.starts_with("externalAccountRequired"));
     assert!(refused, "{}", server.describe());
     assert!(server.accounts().is_empty());
     drop(unbound);
@@ -1283,12 +1284,7 @@ fn an_account_is_bound_to_the_one_the_ca_gave_when_it_asks() {
     );
     let state = tempfile::tempdir().unwrap();
     let proxy = start(&acme_conf(&backend, &server, state.path(), &wrong), &server);
-    let refused = wait_slowly(WAIT_LIMIT, || {
-        server
-            .problems()
-            .iter()
-            .any(|p| p.contains("the MAC does not verify"))
-    });
+    let refused = refused_with(&server, |p| p.contains("the MAC does not verify"));
     assert!(refused, "{}", server.describe());
     assert!(server.accounts().is_empty());
     drop(proxy);

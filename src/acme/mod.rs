@@ -512,19 +512,6 @@ fn alpn_certificate(name: &str, key_authorization: &str) -> Result<Arc<Certified
 mod tests {
     use super::*;
 
-    fn settings(directory: &str) -> AcmeSettings {
-        AcmeSettings {
-            certificates: vec![vec!["shop.test".into()]],
-            directory: directory.into(),
-            email: None,
-            state_dir: PathBuf::from("/var/lib/inverso/acme"),
-            directory_ca: None,
-            eab_kid: None,
-            eab_mac_key: None,
-            challenge: Challenge::Http01,
-        }
-    }
-
     proptest::proptest! {
         /// An ACME URL, from a configuration or a server's answer: parsed
         /// to a host and a path beginning with `/`, or refused.
@@ -543,7 +530,7 @@ mod tests {
     fn a_token_is_answered_while_published_and_only_under_the_challenge_path() {
         use order::Answers as _;
         let acme = Acme {
-            settings: settings(LETS_ENCRYPT),
+            settings: AcmeSettings::example(LETS_ENCRYPT),
             challenges: RwLock::default(),
             proving: RwLock::default(),
             certificates: Vec::new(),

@@ -123,10 +123,10 @@ impl<'a> Session<'a> {
     }
 
     /// Orders a certificate for `domains`, proving each with `answers`,
-    /// for a key made now. With `replaces` (the certificate renewed, as RFC 9773 §5 names
-    /// it), a server with renewal information is told which one this
-    /// order renews (its limits spare a renewal); a server that refuses
-    /// it is asked again without.
+    /// for a key made now. With `replaces` (the certificate renewed, as
+    /// RFC 9773 §5 names it), a server with renewal information is told
+    /// which one this order renews (its limits spare a renewal); a
+    /// server that refuses it is asked again without.
     pub fn order(
         &mut self,
         domains: &[String],

@@ -186,11 +186,9 @@ pub fn parse_email(v: &str) -> Result<Option<String>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::acme::LETS_ENCRYPT;
-
-    fn settings(directory: &str) -> AcmeSettings {
+impl AcmeSettings {
+    /// shop.test from `directory`, kept in /var/lib/inverso/acme.
+    pub(crate) fn example(directory: &str) -> AcmeSettings {
         AcmeSettings {
             certificates: vec![vec!["shop.test".into()]],
             directory: directory.into(),
@@ -201,6 +199,16 @@ mod tests {
             eab_mac_key: None,
             challenge: Challenge::Http01,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acme::LETS_ENCRYPT;
+
+    fn settings(directory: &str) -> AcmeSettings {
+        AcmeSettings::example(directory)
     }
 
     #[test]

@@ -183,13 +183,8 @@ mod tests {
     fn settings(dir: &Path) -> AcmeSettings {
         AcmeSettings {
             certificates: vec![names()],
-            directory: "http://127.0.0.1:14000/dir".into(),
-            email: None,
             state_dir: dir.to_path_buf(),
-            directory_ca: None,
-            eab_kid: None,
-            eab_mac_key: None,
-            challenge: Default::default(),
+            ..AcmeSettings::example("http://127.0.0.1:14000/dir")
         }
     }
 

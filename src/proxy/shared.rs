@@ -46,8 +46,9 @@ pub struct Shared {
     /// What the client connections are doing: the same in every
     /// generation.
     pub census: crate::server::Census,
-    /// The ACME client, with `acme_domains`: the same in every
-    /// generation (its settings change at a restart alone).
+    /// The ACME client, with `acme_domains`: the same from one
+    /// generation to the next while its settings stay (a reload that
+    /// changes them starts another).
     pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
