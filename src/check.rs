@@ -158,19 +158,30 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         for line in inverso::acme::summary(acme) {
             writeln!(out, "# acme_domains {}", config::printable(&line))?;
         }
-        let (port, key, wanted) = match acme.challenge {
-            inverso::acme::Challenge::Http01 => (config.port, "`port`", 80),
+        let reached = match acme.challenge {
+            inverso::acme::Challenge::Http01 => Some((config.port, "`port`", 80)),
             inverso::acme::Challenge::TlsAlpn01 => {
-                (config.tls_port.unwrap_or(443), "tls_port", 443)
+                Some((config.tls_port.unwrap_or(443), "tls_port", 443))
             }
+            inverso::acme::Challenge::Dns01 => None,
         };
-        if port != wanted {
-            writeln!(
+        match (reached, acme.dns_update()) {
+            (Some((port, key, wanted)), _) if port != wanted => writeln!(
                 out,
                 "# acme_domains: the ACME server proves each name on its port {wanted} \
                  ({}): it must reach {key} {port}",
                 acme.challenge.name()
-            )?;
+            )?,
+            (None, Some(dns)) => writeln!(
+                out,
+                "# acme_domains: each name is proven by a TXT record at _acme-challenge.<name> \
+                 in zone {}, written by {} with key {}, its validation asked for {}s after",
+                dns.zone,
+                dns.server,
+                dns.key.name,
+                acme.dns_wait.as_secs()
+            )?,
+            _ => {}
         }
     }
     write_state_file(&mut out, &config)?;

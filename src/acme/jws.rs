@@ -64,6 +64,13 @@ impl AccountKey {
         format!("{token}.{}", self.thumbprint())
     }
 
+    /// The TXT record a DNS-01 challenge is answered with (RFC 8555
+    /// §8.4): the key authorization's SHA-256, base64url.
+    pub fn dns_record(key_authorization: &str) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, key_authorization.as_bytes());
+        URL_SAFE_NO_PAD.encode(digest)
+    }
+
     /// External Account Binding (RFC 8555 §7.3.4): this key, signed with
     /// the MAC key a CA gave for an account made on its site (ZeroSSL,
     /// Google Trust Services), for the `newAccount` request to `url`.

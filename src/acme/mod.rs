@@ -18,13 +18,17 @@
 //! `tls_certificates` reads one file. Both are written to a temporary
 //! file, synced and renamed, readable by the proxy's user alone.
 
+pub mod dns_update;
 pub mod http;
 mod jws;
 mod order;
 mod settings;
 mod state;
 
-pub use settings::{parse_domains, parse_email, parse_mac_key, AcmeSettings, Challenge, MacKey};
+pub use settings::{
+    parse_dns_server, parse_domains, parse_email, parse_mac_key, parse_zone, AcmeSettings,
+    Challenge, MacKey,
+};
 
 use crossbeam_channel::{bounded, select, Receiver, Sender, TryRecvError};
 use parking_lot::{Mutex, RwLock};
@@ -128,6 +132,9 @@ pub struct Acme {
     challenges: RwLock<HashMap<String, String>>,
     /// Name → the certificate a validation of it is given (`tls-alpn-01`).
     proving: RwLock<HashMap<String, Arc<CertifiedKey>>>,
+    /// Token → the TXT record written for it, its name and value
+    /// (`dns-01`), taken out once the server has looked.
+    records: Mutex<HashMap<String, (String, String)>>,
     /// One a group of `acme_domains`.
     certificates: Vec<Certificate>,
 }
@@ -212,6 +219,7 @@ impl Acme {
             settings,
             challenges: RwLock::default(),
             proving: RwLock::default(),
+            records: Mutex::default(),
             certificates,
         });
         for certificate in &acme.certificates {
@@ -470,20 +478,40 @@ impl order::Answers for Acme {
     }
 
     fn publish(&self, name: &str, token: &str, key_authorization: String) -> Result<(), String> {
-        if self.settings.challenge == Challenge::TlsAlpn01 {
-            let key = alpn_certificate(name, &key_authorization)?;
-            self.proving.write().insert(name.to_string(), key);
-            return Ok(());
+        match self.settings.challenge {
+            Challenge::Http01 => {
+                let mut challenges = self.challenges.write();
+                challenges.insert(token.to_string(), key_authorization);
+            }
+            Challenge::TlsAlpn01 => {
+                let key = alpn_certificate(name, &key_authorization)?;
+                self.proving.write().insert(name.to_string(), key);
+            }
+            Challenge::Dns01 => {
+                let dns = self
+                    .settings
+                    .dns_update()
+                    .ok_or("dns-01 without acme_dns_server")?;
+                let value = jws::AccountKey::dns_record(&key_authorization);
+                let record = (format!("_acme-challenge.{name}"), value);
+                dns.add_txt(&record.0, &record.1)?;
+                self.records.lock().insert(token.to_string(), record);
+                // For the zone's secondaries, which the ACME server may ask.
+                std::thread::sleep(self.settings.dns_wait);
+            }
         }
-        self.challenges
-            .write()
-            .insert(token.to_string(), key_authorization);
         Ok(())
     }
 
     fn withdraw(&self, name: &str, token: &str) {
         self.challenges.write().remove(token);
         self.proving.write().remove(name);
+        let record = self.records.lock().remove(token);
+        if let (Some((at, value)), Some(dns)) = (record, self.settings.dns_update()) {
+            if let Err(why) = dns.delete_txt(&at, &value) {
+                log::warn!("acme: {why}: the record stays");
+            }
+        }
     }
 }
 
@@ -533,6 +561,7 @@ mod tests {
             settings: AcmeSettings::example(LETS_ENCRYPT),
             challenges: RwLock::default(),
             proving: RwLock::default(),
+            records: Mutex::default(),
             certificates: Vec::new(),
         };
         acme.publish("shop.test", "tok-1", "tok-1.thumb".into())

@@ -2,7 +2,9 @@
 //! the account's contact and binding, and how names are proven.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use super::dns_update::{DnsUpdate, TsigKey};
 use super::http;
 
 /// The `acme_*` keys.
@@ -26,6 +28,15 @@ pub struct AcmeSettings {
     pub eab_mac_key: Option<MacKey>,
     /// `acme_challenge`: how each name is proven.
     pub challenge: Challenge,
+    /// `acme_dns_server`, `acme_dns_zone` and `acme_dns_key`: where and
+    /// with which key `dns-01` records are written (all three with
+    /// `dns-01`, none without: the loader checks).
+    pub dns_server: Option<String>,
+    pub dns_zone: Option<String>,
+    pub dns_key: Option<TsigKey>,
+    /// `acme_dns_wait`: how long after its record is written a name's
+    /// validation is asked for, for the zone's other servers to have it.
+    pub dns_wait: Duration,
 }
 
 /// How the ACME server is shown that the proxy answers for a name.
@@ -38,6 +49,9 @@ pub enum Challenge {
     /// A TLS handshake offering `acme-tls/1`, on port 443 of the name
     /// (RFC 8737): `tls_port`.
     TlsAlpn01,
+    /// A TXT record at `_acme-challenge.<name>` (RFC 8555 §8.4), written
+    /// by a DNS update: the one challenge that proves a wildcard.
+    Dns01,
 }
 
 impl Challenge {
@@ -45,9 +59,8 @@ impl Challenge {
         match v.trim().to_ascii_lowercase().as_str() {
             "http-01" => Ok(Challenge::Http01),
             "tls-alpn-01" => Ok(Challenge::TlsAlpn01),
-            _ => Err(format!(
-                "`{v}`: http-01 or tls-alpn-01 (dns-01, for wildcards, is not done)"
-            )),
+            "dns-01" => Ok(Challenge::Dns01),
+            _ => Err(format!("`{v}`: http-01, tls-alpn-01 or dns-01")),
         }
     }
 
@@ -56,6 +69,7 @@ impl Challenge {
         match self {
             Challenge::Http01 => "http-01",
             Challenge::TlsAlpn01 => "tls-alpn-01",
+            Challenge::Dns01 => "dns-01",
         }
     }
 }
@@ -81,6 +95,15 @@ impl AcmeSettings {
             Err(_) => "unknown".to_string(),
         };
         self.state_dir.join(folder)
+    }
+
+    /// Where `dns-01` records are written, when the three keys are set.
+    pub fn dns_update(&self) -> Option<DnsUpdate> {
+        Some(DnsUpdate {
+            server: self.dns_server.clone()?,
+            zone: self.dns_zone.clone()?,
+            key: self.dns_key.clone()?,
+        })
     }
 
     /// The key ID and MAC key accounts are bound with, when both are set.
@@ -134,24 +157,7 @@ fn parse_names(v: &str, earlier: &[Vec<String>]) -> Result<Vec<String>, String> 
     let mut domains: Vec<String> = Vec::new();
     for name in v.split(',').map(str::trim) {
         let name = name.to_ascii_lowercase();
-        if name.starts_with("*.") {
-            return Err(format!(
-                "`{name}`: a wildcard is proven by DNS-01, which inverso does not do: name each host"
-            ));
-        }
-        if name.parse::<std::net::IpAddr>().is_ok() {
-            return Err(format!("`{name}`: an address, not a host name"));
-        }
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        };
-        if name.len() > 253 || !name.split('.').all(label_ok) {
-            return Err(format!("`{name}` is not a host name"));
-        }
+        host_name(name.strip_prefix("*.").unwrap_or(&name)).map_err(|e| format!("`{name}`{e}"))?;
         if domains.contains(&name) || earlier.iter().flatten().any(|n| *n == name) {
             return Err(format!("`{name}` is named twice"));
         }
@@ -164,6 +170,58 @@ fn parse_names(v: &str, earlier: &[Vec<String>]) -> Result<Vec<String>, String> 
         ));
     }
     Ok(domains)
+}
+
+/// Whether `name` is a host name; what it is instead, after its name.
+fn host_name(name: &str) -> Result<(), &'static str> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Err(": an address, not a host name");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if name.len() > 253 || !name.split('.').all(label_ok) {
+        return Err(" is not a host name");
+    }
+    Ok(())
+}
+
+/// `acme_dns_zone`: a zone's name, lower-cased, without its final dot.
+pub fn parse_zone(v: &str) -> Result<Option<String>, String> {
+    let zone = v.trim().trim_end_matches('.').to_ascii_lowercase();
+    if zone.is_empty() {
+        return Ok(None);
+    }
+    host_name(&zone).map_err(|e| format!("`{zone}`{e}"))?;
+    Ok(Some(zone))
+}
+
+/// `acme_dns_server`: `host:port`, or a host alone for port 53.
+pub fn parse_dns_server(v: &str) -> Result<Option<String>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(addr) = v.parse::<std::net::SocketAddr>() {
+        return Ok(Some(addr.to_string()));
+    }
+    if let Ok(ip) = v.trim_start_matches('[').trim_end_matches(']').parse() {
+        return Ok(Some(std::net::SocketAddr::new(ip, 53).to_string()));
+    }
+    let (host, port) = match v.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse::<u16>().ok().filter(|&p| p != 0)),
+        None => (v, Some(53)),
+    };
+    match (host_name(host), port) {
+        (Ok(()), Some(port)) => Ok(Some(format!("{host}:{port}"))),
+        _ => Err(format!(
+            "`{v}`: the zone's primary server as host:port (port 53 unless given)"
+        )),
+    }
 }
 
 /// `acme_email`: one address, or none.
@@ -198,6 +256,10 @@ impl AcmeSettings {
             eab_kid: None,
             eab_mac_key: None,
             challenge: Challenge::Http01,
+            dns_server: None,
+            dns_zone: None,
+            dns_key: None,
+            dns_wait: Duration::from_secs(30),
         }
     }
 }
@@ -225,8 +287,14 @@ mod tests {
             ]
         );
         assert!(parse_domains("").unwrap().is_empty());
+        assert_eq!(
+            parse_domains("*.Shop.example, shop.example").unwrap(),
+            [["*.shop.example", "shop.example"]]
+        );
         for (bad, says) in [
-            ("*.shop.example", "DNS-01"),
+            ("*.10.0.0.1", "an address"),
+            ("*.*.shop.example", "not a host name"),
+            ("www.*.shop.example", "not a host name"),
             ("10.0.0.1", "an address"),
             ("::1", "an address"),
             ("shop.example, shop.example", "twice"),
@@ -267,6 +335,36 @@ mod tests {
         ] {
             assert!(parse_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_dns_server_is_host_and_port_and_a_zone_a_name() {
+        for (v, taken) in [
+            ("ns1.shop.test", "ns1.shop.test:53"),
+            ("ns1.shop.test:5353", "ns1.shop.test:5353"),
+            ("127.0.0.1", "127.0.0.1:53"),
+            ("127.0.0.1:5353", "127.0.0.1:5353"),
+            ("[::1]", "[::1]:53"),
+            ("::1", "[::1]:53"),
+            ("[::1]:5353", "[::1]:5353"),
+        ] {
+            assert_eq!(parse_dns_server(v).unwrap().as_deref(), Some(taken), "{v}");
+        }
+        assert_eq!(parse_dns_server(" ").unwrap(), None);
+        for bad in [
+            "ns1.shop.test:0",
+            "ns1.shop.test:x",
+            "ns1 shop:53",
+            "http://ns1:53",
+        ] {
+            assert!(parse_dns_server(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_zone("Shop.Test.").unwrap().as_deref(),
+            Some("shop.test")
+        );
+        assert_eq!(parse_zone("").unwrap(), None);
+        assert!(parse_zone("shop..test").is_err());
     }
 
     #[test]

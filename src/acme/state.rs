@@ -106,9 +106,11 @@ impl Stored {
 }
 
 /// Where the certificate for `names` is kept: `<its first name>.pem` in
-/// the server's folder.
+/// the server's folder, a wildcard's `*` written `_wildcard` (no host
+/// name has a `_`).
 pub fn certificate_path(settings: &AcmeSettings, names: &[String]) -> PathBuf {
     let first = names.first().map_or("certificate", String::as_str);
+    let first = first.replace('*', "_wildcard");
     settings.folder().join(format!("{first}.pem"))
 }
 
@@ -135,10 +137,15 @@ pub fn account_key(settings: &AcmeSettings) -> Result<AccountKey, String> {
     AccountKey::from_pkcs8(&pkcs8).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The first of `names` that `key` is not valid for.
+/// The first of `names` that `key` is not valid for; a wildcard's is
+/// any name one label under it.
 fn lacking<'a>(key: &CertifiedKey, names: &'a [String]) -> Option<&'a String> {
     let valid = |domain: &&String| {
-        ServerName::try_from(domain.as_str()).is_ok_and(|name| crate::tls::valid_for(key, &name))
+        let name = match domain.strip_prefix("*.") {
+            Some(parent) => format!("wildcard-check.{parent}"),
+            None => domain.to_string(),
+        };
+        ServerName::try_from(name).is_ok_and(|name| crate::tls::valid_for(key, &name))
     };
     names.iter().find(|domain| !valid(domain))
 }
@@ -318,6 +325,33 @@ mod tests {
         assert_ne!(shop.key.cert, read.key.cert);
         assert_eq!(read.key.cert, written.key.cert);
         assert_eq!(read.lacks, None);
+    }
+
+    #[test]
+    fn a_wildcard_is_covered_by_a_wildcard_certificate_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let names = vec!["*.shop.test".to_string(), "shop.test".to_string()];
+        let written = Stored::write(
+            &settings,
+            &names,
+            &issued(&["*.shop.test", "shop.test"], -1, 89),
+        );
+        let written = written.unwrap();
+        assert_eq!(written.lacks, None);
+        let file = settings.folder().join("_wildcard.shop.test.pem");
+        assert_eq!(written.path, file);
+        let read = Stored::read(&settings, &names).unwrap().unwrap();
+        assert_eq!(read.lacks, None, "not due at once");
+        let no_wildcard = Stored::write(
+            &settings,
+            &names,
+            &issued(&["www.shop.test", "shop.test"], -1, 89),
+        );
+        assert!(no_wildcard
+            .err()
+            .unwrap()
+            .contains("not valid for *.shop.test"));
     }
 
     #[test]

@@ -188,6 +188,7 @@ impl Loader {
                     "tls-alpn-01 is answered on tls_port, which is not set".into(),
                 ));
             }
+            self.check_dns_01(keys)?;
             let (kid, mac_key) = (keys.eab_kid.is_some(), keys.eab_mac_key.is_some());
             if kid != mac_key {
                 let (set, empty) = match kid {
@@ -1055,11 +1056,70 @@ fn same_file(a: &Path, b: &Path) -> bool {
         || matches!((resolved(a), resolved(b)), (Some(a), Some(b)) if a == b)
 }
 
+impl Loader {
+    /// With `dns-01`: the three keys that say where records go, and each
+    /// name in the zone; without it: none of them, and no wildcard.
+    fn check_dns_01(&self, keys: &crate::acme::AcmeSettings) -> Result<(), ConfigError> {
+        let names = keys.certificates.iter().flatten();
+        if keys.challenge != crate::acme::Challenge::Dns01 {
+            let set = dns_keys_set(keys).into_iter().find(|(_, set)| *set);
+            if let Some((key, _)) = set {
+                return Err(self.refused(key, "is set, but acme_challenge is not dns-01".into()));
+            }
+            if let Some(wildcard) = names.clone().find(|n| n.starts_with("*.")) {
+                return Err(self.refused(
+                    "acme_domains",
+                    format!("`{wildcard}`: a wildcard is proven by dns-01 alone (acme_challenge)"),
+                ));
+            }
+            return Ok(());
+        }
+        let unset = dns_keys_set(keys)
+            .into_iter()
+            .take(3)
+            .find(|(_, set)| !*set);
+        if let Some((key, _)) = unset {
+            return Err(self.refused(
+                "acme_challenge",
+                format!("dns-01 writes its records with a DNS update, but {key} is empty"),
+            ));
+        }
+        let zone = keys.dns_zone.as_deref().unwrap_or_default();
+        let outside = names.map(|n| n.trim_start_matches("*.")).find(|name| {
+            *name != zone
+                && !name
+                    .strip_suffix(zone)
+                    .is_some_and(|head| head.ends_with('.'))
+        });
+        if let Some(name) = outside {
+            return Err(self.refused(
+                "acme_domains",
+                format!("`{name}` is not in acme_dns_zone {zone}, where its record is written"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `acme_dns_*` keys, and whether each is set (by value, as
+/// [`acme_set_alone`]).
+fn dns_keys_set(keys: &crate::acme::AcmeSettings) -> [(&'static str, bool); 4] {
+    [
+        ("acme_dns_server", keys.dns_server.is_some()),
+        ("acme_dns_zone", keys.dns_zone.is_some()),
+        ("acme_dns_key", keys.dns_key.is_some()),
+        (
+            "acme_dns_wait",
+            keys.dns_wait != std::time::Duration::from_secs(30),
+        ),
+    ]
+}
+
 /// The `acme_*` keys other than `acme_domains`, and whether each is set
 /// to other than its default.
-fn acme_set_alone(config: &Config) -> [(&'static str, bool); 7] {
+fn acme_set_alone(config: &Config) -> Vec<(&'static str, bool)> {
     let keys = &config.acme_keys;
-    [
+    let mut set = vec![
         (
             "acme_directory",
             keys.directory != crate::acme::LETS_ENCRYPT,
@@ -1070,7 +1130,9 @@ fn acme_set_alone(config: &Config) -> [(&'static str, bool); 7] {
         ("acme_eab_kid", keys.eab_kid.is_some()),
         ("acme_eab_hmac_key", keys.eab_mac_key.is_some()),
         ("acme_challenge", keys.challenge != Default::default()),
-    ]
+    ];
+    set.extend(dns_keys_set(keys));
+    set
 }
 
 #[cfg(test)]
@@ -1804,6 +1866,45 @@ mod tests {
     }
 
     #[test]
+    fn dns_01_needs_its_three_keys_and_every_name_in_the_zone() {
+        let base = "targets = 127.0.0.1:1\ntls_port = 8443\nacme_challenge = dns-01\n";
+        let dns = "acme_dns_server = 127.0.0.1:5353\nacme_dns_zone = Shop.Test.\n\
+                   acme_dns_key = hmac-sha256:acme:c2VjcmV0\n";
+        let c = build(&format!(
+            "{base}{dns}acme_domains = *.shop.test, shop.test; api.eu.shop.test\n"
+        ))
+        .unwrap();
+        let acme = c.acme().unwrap();
+        let update = acme.dns_update().unwrap();
+        assert_eq!(update.zone, "shop.test");
+        assert_eq!(update.server, "127.0.0.1:5353");
+        assert_eq!(update.key.name, "acme");
+        assert_eq!(acme.dns_wait, std::time::Duration::from_secs(30));
+        for (domains, says) in [
+            (
+                "shop.other",
+                "`shop.other` is not in acme_dns_zone shop.test",
+            ),
+            ("*.notshop.test", "`notshop.test` is not in acme_dns_zone"),
+            ("xshop.test", "`xshop.test` is not in acme_dns_zone"),
+        ] {
+            let e = build(&format!("{base}{dns}acme_domains = {domains}\n")).unwrap_err();
+            assert!(e.message.contains(says), "{domains}: {e}");
+        }
+        for missing in ["acme_dns_server", "acme_dns_zone", "acme_dns_key"] {
+            let text: String = (dns.lines())
+                .filter(|l| !l.starts_with(missing))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = build(&format!("{base}{text}acme_domains = shop.test\n")).unwrap_err();
+            assert!(
+                e.message.contains(&format!("but {missing} is empty")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn acme_serves_tls_port_alone_and_its_keys_need_acme_domains() {
         let base = "targets = 127.0.0.1:1\n";
         let c = build(&format!(
@@ -1833,6 +1934,8 @@ mod tests {
             ("acme_eab_kid = kid-1", "acme_eab_kid"),
             ("acme_eab_hmac_key = c2VjcmV0", "acme_eab_hmac_key"),
             ("acme_challenge = tls-alpn-01", "acme_challenge"),
+            ("acme_dns_server = 127.0.0.1", "acme_dns_server"),
+            ("acme_dns_wait = 1m", "acme_dns_wait"),
         ] {
             let e = build(&format!("{base}tls_port = 8443\n{line}\n")).unwrap_err();
             let says = format!("{key}: is set, but acme_domains is empty");
@@ -1845,7 +1948,10 @@ mod tests {
         );
         assert!(build(&written).is_ok());
         for (line, says) in [
-            ("acme_domains = shop.test, *.shop.test", "DNS-01"),
+            (
+                "acme_domains = shop.test, *.shop.test",
+                "`*.shop.test`: a wildcard is proven by dns-01 alone",
+            ),
             ("acme_directory = http://ca.test/d", "http:// only to this"),
             ("acme_email = ops", "not an email address"),
             ("acme_state_dir =", "cannot be empty"),
@@ -1857,7 +1963,11 @@ mod tests {
             ),
             (
                 "acme_challenge = dns-01",
-                "dns-01, for wildcards, is not done",
+                "dns-01 writes its records with a DNS update, but acme_dns_server is empty",
+            ),
+            (
+                "acme_dns_zone = shop.test",
+                "acme_dns_zone: is set, but acme_challenge is not dns-01",
             ),
         ] {
             let domains = match line.starts_with("acme_domains") {

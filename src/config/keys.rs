@@ -774,9 +774,42 @@ pub const KEYS: &[Key] = &[
         name: "acme_challenge",
         default: "http-01",
         help: "how each name of acme_domains is proven: http-01, a token asked for on port 80 \
-               of the name (`port`), or tls-alpn-01, a TLS handshake on its port 443 \
-               (tls_port), for a site that has no port 80",
+               of the name (`port`), tls-alpn-01, a TLS handshake on its port 443 (tls_port), \
+               for a site that has no port 80, or dns-01, a TXT record written by a DNS update \
+               (acme_dns_server), for wildcards and names not reachable from the Internet",
         apply: |c, v| crate::acme::Challenge::parse(v).map(|ch| c.acme_keys.challenge = ch),
+    },
+    Key {
+        name: "acme_dns_server",
+        default: "",
+        help: "dns-01: the primary server of acme_dns_zone, as host:port (53 unless given), \
+               which takes DNS updates (RFC 2136) signed with acme_dns_key; empty = none",
+        apply: |c, v| crate::acme::parse_dns_server(v).map(|s| c.acme_keys.dns_server = s),
+    },
+    Key {
+        name: "acme_dns_zone",
+        default: "",
+        help: "dns-01: the zone the names of acme_domains are in, whose \
+               _acme-challenge.<name> TXT records are written; empty = none",
+        apply: |c, v| crate::acme::parse_zone(v).map(|z| c.acme_keys.dns_zone = z),
+    },
+    Key {
+        name: "acme_dns_key",
+        default: "",
+        help: "dns-01: the TSIG key updates are signed with, as nsupdate -y takes it: \
+               [hmac-sha256:|hmac-sha512:]name:secret (base64, as tsig-keygen writes it); a \
+               secret: keep the file readable by inverso's user alone; empty = none",
+        apply: |c, v| {
+            let key = (!v.trim().is_empty()).then(|| crate::acme::dns_update::TsigKey::parse(v));
+            key.transpose().map(|k| c.acme_keys.dns_key = k)
+        },
+    },
+    Key {
+        name: "acme_dns_wait",
+        default: "30s",
+        help: "dns-01: how long after a record is written its validation is asked for, for \
+               the zone's other servers to take it from the primary",
+        apply: |c, v| parse_duration(v).map(|d| c.acme_keys.dns_wait = d),
     },
     Key {
         name: "acme_eab_kid",
