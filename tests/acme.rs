@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use support::acme_server::{b64, thumbprint, AcmeOptions, AcmeServer};
+use support::dns_server::DnsServer;
 use support::pki::provider;
 use support::tls_client::TlsClient;
 use support::*;
@@ -1151,6 +1152,104 @@ fn each_group_of_names_is_a_certificate_of_its_own_and_fails_alone() {
         );
         assert!(proxy.metric(&metric).is_some(), "{metric}");
     }
+}
+
+/// The secret of the TSIG key the test zone's primary takes updates with.
+const TSIG_SECRET: &[u8] = b"a secret the zone's primary knows";
+
+/// A primary server for shop.test taking updates signed with
+/// `inverso-acme`, and an ACME server reading its TXT records; and
+/// proxy.conf for `*.shop.test, shop.test` proven by dns-01, its key's
+/// secret `secret`.
+fn dns_01_setup(secret: &[u8], state: &Path) -> (Arc<DnsServer>, AcmeServer, Backend, String) {
+    use base64::Engine as _;
+    let keys = [("inverso-acme", "hmac-sha256", TSIG_SECRET)];
+    let dns = Arc::new(DnsServer::start("shop.test", &keys));
+    let server = AcmeServer::start(AcmeOptions {
+        dns: Some(dns.clone()),
+        ..AcmeOptions::default()
+    });
+    let backend = Backend::echo("a");
+    let more = format!(
+        "acme_challenge = dns-01\nacme_dns_server = {}\nacme_dns_zone = shop.test\n\
+         acme_dns_key = hmac-sha256:inverso-acme:{}\nacme_dns_wait = 0s\n",
+        dns.addr,
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    );
+    let text = acme_conf(&backend, &server, state, &more).replace(
+        "acme_domains = shop.test, www.shop.test",
+        "acme_domains = *.shop.test, shop.test",
+    );
+    (dns, server, backend, text)
+}
+
+/// dns-01: each name's TXT record is written by a signed DNS update to
+/// the zone's primary, read there by the ACME server, then deleted; a
+/// wildcard is proven so, and its certificate served for any name one
+/// label under it.
+#[test]
+fn dns_01_proves_a_wildcard_by_a_signed_update_and_takes_the_record_back() {
+    let state = tempfile::tempdir().unwrap();
+    let (dns, server, _backend, text) = dns_01_setup(TSIG_SECRET, state.path());
+    let proxy = start(&text, &server);
+    let cert = wait_served(&proxy, &server, "anything.shop.test", |_| true);
+    assert_eq!(
+        served(&proxy, &trusting(&server), "shop.test").as_deref(),
+        Some(cert.as_slice())
+    );
+    let issued = server.issued();
+    assert_eq!(issued.len(), 1, "{}", server.describe());
+    let mut names = issued[0].names.clone();
+    names.sort();
+    assert_eq!(names, ["*.shop.test", "shop.test"]);
+    // Two authorizations of shop.test (the wildcard's and its own), each
+    // proven by its record; nothing asked over HTTP.
+    let validations = server.validations();
+    assert_eq!(validations.len(), 2, "{validations:?}");
+    for v in &validations {
+        assert!(v.passed, "{v:?}");
+        assert_eq!(v.path, "_acme-challenge.shop.test");
+    }
+    assert_eq!(server.dns01_posts(), 2);
+    // Each record deleted once looked at, by an update of its own.
+    let gone = wait_until(WAIT_LIMIT, || {
+        dns.txt("_acme-challenge.shop.test").is_empty() && dns.answered().len() == 4
+    });
+    assert!(
+        gone,
+        "{:?} {:?}",
+        dns.txt("_acme-challenge.shop.test"),
+        dns.answered()
+    );
+    assert!(
+        dns.answered().iter().all(|(rcode, _)| *rcode == 0),
+        "{:?}",
+        dns.answered()
+    );
+    let kept = folder(state.path(), &server).join("_wildcard.shop.test.pem");
+    assert_eq!(certificates_in(&kept)[0], cert);
+}
+
+/// A key the primary does not know by that secret: the update is
+/// refused, and the order fails saying so, no record left behind.
+#[test]
+fn dns_01_with_a_wrong_secret_fails_saying_the_servers_refusal() {
+    let state = tempfile::tempdir().unwrap();
+    let (dns, server, _backend, text) = dns_01_setup(b"another secret", state.path());
+    let proxy = start(&text, &server);
+    let failed = wait_slowly(ISSUE_LIMIT, || {
+        acme_status(&proxy).get("failed") != Some(&Value::Null)
+    });
+    assert!(failed, "{}", server.describe());
+    let status = acme_status(&proxy);
+    let why = status.get("failed").and_then(|f| f.get("why"));
+    let why = why.and_then(Value::as_str).unwrap();
+    assert!(why.contains("_acme-challenge.shop.test"), "{why}");
+    assert!(why.contains("NOTAUTH"), "{why}");
+    assert_eq!(dns.answered()[0], (9, "BADSIG".to_string()));
+    assert!(dns.txt("_acme-challenge.shop.test").is_empty());
+    assert!(server.issued().is_empty());
+    assert_eq!(server.dns01_posts(), 0, "the server was not asked to look");
 }
 
 #[test]

@@ -59,6 +59,9 @@ pub struct AcmeOptions {
     /// Names whose address is another machine's: an `http-01`
     /// validation of one finds nobody.
     pub elsewhere: Vec<String>,
+    /// The DNS a `dns-01` validation reads TXT records from; without
+    /// it, one fails ("no DNS here").
+    pub dns: Option<Arc<super::dns_server::DnsServer>>,
 }
 
 impl Default for AcmeOptions {
@@ -71,6 +74,7 @@ impl Default for AcmeOptions {
             renewal_info: false,
             windows: Vec::new(),
             elsewhere: Vec::new(),
+            dns: None,
         }
     }
 }
@@ -168,6 +172,8 @@ struct Order {
 struct Authz {
     account: usize,
     order: usize,
+    /// For `*.<identifier>`.
+    wildcard: bool,
     identifier: String,
     status: &'static str,
     challenges: Vec<usize>,
@@ -944,9 +950,7 @@ impl Inner {
             let kind = identifier.get("type").and_then(Value::as_str);
             let value = identifier.get("value").and_then(Value::as_str);
             match (kind, value) {
-                (Some("dns"), Some(name)) if !name.is_empty() && !name.starts_with("*.") => {
-                    identifiers.push(name.to_string())
-                }
+                (Some("dns"), Some(name)) if !name.is_empty() => identifiers.push(name.to_string()),
                 _ => {
                     return Err(problem(
                         400,
@@ -962,7 +966,13 @@ impl Inner {
         for name in &identifiers {
             let authz = state.authzs.len();
             let mut challenges = Vec::new();
-            for kind in ["http-01", "dns-01", "tls-alpn-01"] {
+            // RFC 8555 §7.1.4: a wildcard's authorization is for the name
+            // under it, and proven by dns-01 alone.
+            let (name, kinds) = match name.strip_prefix("*.") {
+                Some(under) => (under, &["dns-01"][..]),
+                None => (name.as_str(), &["http-01", "dns-01", "tls-alpn-01"][..]),
+            };
+            for &kind in kinds {
                 challenges.push(state.challenges.len());
                 state.challenges.push(Challenge {
                     authz,
@@ -975,7 +985,8 @@ impl Inner {
             state.authzs.push(Authz {
                 account,
                 order,
-                identifier: name.clone(),
+                wildcard: kinds.len() == 1,
+                identifier: name.to_string(),
                 status: "pending",
                 challenges,
             });
@@ -1078,6 +1089,8 @@ impl Inner {
         }
         if state.challenges[i].kind == "dns-01" {
             state.dns_posts += 1;
+        }
+        if state.challenges[i].kind == "dns-01" && self.options.dns.is_none() {
             state.challenges[i].status = "invalid";
             state.challenges[i].error = Some("no DNS here: dns-01 cannot pass".into());
             state.authzs[authz].status = "invalid";
@@ -1090,12 +1103,13 @@ impl Inner {
         let token = state.challenges[i].token.clone();
         let expected = format!("{token}.{}", state.accounts[account].thumbprint);
         let answer = up(&state).with("Retry-After", self.retry_after());
-        let by_alpn = state.challenges[i].kind == "tls-alpn-01";
+        let kind = state.challenges[i].kind;
         drop(state);
         let inner = self.clone();
-        std::thread::spawn(move || match by_alpn {
-            true => inner.validate_by_alpn(i, &host, &expected),
-            false => inner.validate(i, &host, &token, &expected),
+        std::thread::spawn(move || match kind {
+            "tls-alpn-01" => inner.validate_by_alpn(i, &host, &expected),
+            "dns-01" => inner.validate_by_dns(i, &host, &expected),
+            _ => inner.validate(i, &host, &token, &expected),
         });
         Ok(answer)
     }
@@ -1135,6 +1149,19 @@ impl Inner {
             passed,
             expected,
         );
+    }
+
+    /// RFC 8555 §8.4: a TXT record at `_acme-challenge.<host>` holding
+    /// the key authorization's SHA-256, base64url.
+    fn validate_by_dns(self: Arc<Self>, challenge: usize, host: &str, expected: &str) {
+        let digest = ring::digest::digest(&ring::digest::SHA256, expected.as_bytes());
+        let wanted = b64(digest.as_ref());
+        let name = format!("_acme-challenge.{host}");
+        let found = (self.options.dns.as_ref()).map_or_else(Vec::new, |dns| dns.txt(&name));
+        let passed = found.contains(&wanted);
+        let body = format!("TXT {found:?}");
+        let status = u16::from(passed) * 200;
+        self.judged(challenge, host, &name, (status, body), passed, &wanted);
     }
 
     fn validate(self: Arc<Self>, challenge: usize, host: &str, token: &str, expected: &str) {
@@ -1367,9 +1394,10 @@ impl Inner {
             .collect();
         format!(
             "{{\"identifier\":{{\"type\":\"dns\",\"value\":{}}},\"status\":\"{}\",\
-             \"expires\":\"2099-01-01T00:00:00Z\",\"challenges\":[{}]}}",
+             \"expires\":\"2099-01-01T00:00:00Z\",\"wildcard\":{},\"challenges\":[{}]}}",
             json_string(&authz.identifier),
             authz.status,
+            authz.wildcard,
             challenges.join(",")
         )
     }

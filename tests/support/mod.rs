@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod acme_server;
+pub mod dns_server;
 pub mod ocsp;
 pub mod pki;
 pub mod tls_backend;
