@@ -33,7 +33,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "# {}: OK", loader.source())?;
     for (key, setting) in loader.effective() {
-        let line = format!("{key} = {}", config::printable(&setting.value));
+        let line = format!("{key} = {}", shown(key, &setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
     // The fields set and removed on every request and response, in the
@@ -63,7 +63,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         let line = format!(
             "{} = {}",
             config::printable(&key),
-            config::printable(&setting.value)
+            shown(&key, &setting.value)
         );
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
@@ -187,6 +187,24 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     write_state_file(&mut out, &config)?;
     out.flush().context("cannot write the output")?;
     Ok(())
+}
+
+/// The keys whose values are secrets: `check`'s output is pasted into
+/// tickets and chats, so it says they are set, not what they are.
+const SECRET_KEYS: [&str; 3] = ["acme_dns_key", "acme_eab_hmac_key", "secure_link_secret"];
+
+/// `value` as `check` prints it for `key` (`pool.<name>.<key>` too).
+fn shown(key: &str, value: &str) -> String {
+    let name = key.rsplit('.').next().unwrap_or(key);
+    if value.trim().is_empty() || !SECRET_KEYS.contains(&name) {
+        return config::printable(value);
+    }
+    match (name, value.rsplit_once(':')) {
+        // The algorithm and the key's name, which the DNS server's
+        // configuration is checked against.
+        ("acme_dns_key", Some((named, _))) => format!("{}:(secret)", config::printable(named)),
+        _ => "(secret)".to_string(),
+    }
 }
 
 /// `check`'s account of a users file (`key`'s): how many users it read

@@ -1335,6 +1335,42 @@ fn check_says_where_each_stream_listens_and_which_pool_takes_which_hello() {
     assert!(unsent[0].contains("pool.idle"), "{stderr}");
 }
 
+/// With dns-01, `check` says where each name's record is written, and
+/// with which key (not its secret), instead of a port to reach.
+#[test]
+fn check_says_where_dns_01_records_are_written() {
+    let text = "targets = 127.0.0.1:9001\nport = 8080\ntls_port = 8443\n\
+                acme_domains = *.shop.test, shop.test\nacme_challenge = dns-01\n\
+                acme_dns_server = 127.0.0.1:5353\nacme_dns_zone = shop.test\n\
+                acme_dns_key = inverso-acme:c2VjcmV0LXNlY3JldA==\nacme_dns_wait = 1m\n";
+    let dir = conf(text);
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = "# acme_domains: each name is proven by a TXT record at \
+                    _acme-challenge.<name> in zone shop.test, written by 127.0.0.1:5353 with key \
+                    inverso-acme, its validation asked for 60s after";
+    assert!(stdout.lines().any(|l| l == expected), "{stdout}");
+    assert!(
+        stdout.contains("_wildcard.shop.test.pem: no certificate yet"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("port 80"), "{stdout}");
+    assert!(
+        !stdout.contains("c2VjcmV0"),
+        "the secret is not shown: {stdout}"
+    );
+    assert!(
+        stdout.contains("acme_dns_key = inverso-acme:(secret)"),
+        "{stdout}"
+    );
+}
+
 /// `check` says where each ACME certificate comes from and is kept, that
 /// none is kept yet, and that the names' port 80 must reach `port`; with
 /// a certificate kept, until when it is valid and when it is renewed.
