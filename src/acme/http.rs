@@ -289,6 +289,86 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_bracketed_host_takes_the_default_port_and_a_path_no_fragment() {
+        let url = Url::parse("https://[::1]/dir").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("[::1]", 443));
+        for refused in [
+            "https://[::1/dir",
+            "https://ca.example/a#b",
+            "https://ca.example/a\u{1}b",
+        ] {
+            assert!(Url::parse(refused).is_err(), "{refused:?}");
+        }
+    }
+
+    /// What a server answering `reply` to one request made of it gave
+    /// back; with `keep_open`, the server closes the connection only
+    /// once the client is done, as one that ignores `Connection: close`.
+    fn held(reply: Vec<u8>, keep_open: bool) -> Result<Answer, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut chunk).unwrap();
+                got.extend_from_slice(&chunk[..n]);
+            }
+            // The client may stop reading before the end: not an error here.
+            let _ = socket.write_all(&reply);
+            if keep_open {
+                let _ = wait.recv_timeout(Duration::from_secs(30));
+            }
+        });
+        let client = Client {
+            tls: crate::tls::backends::default_client_config(),
+            timeout: Duration::from_secs(3),
+        };
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x")).unwrap();
+        let answer = client.ask("GET", &url, None);
+        drop(done);
+        server.join().unwrap();
+        answer
+    }
+
+    #[test]
+    fn an_answer_is_read_to_its_length_without_waiting_for_the_close() {
+        let answer = held(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            true,
+        );
+        assert_eq!(answer.unwrap().body, b"hello");
+    }
+
+    #[test]
+    fn a_body_of_256_kib_is_taken_and_an_endless_one_cut_there() {
+        let mut reply =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {MAX_BODY}\r\n\r\n").into_bytes();
+        reply.resize(reply.len() + MAX_BODY, b'x');
+        let answer = held(reply, false).unwrap();
+        assert_eq!(answer.body.len(), 256 * 1024);
+        // No length, no close: the client stops at its limit.
+        let mut reply = b"HTTP/1.1 200 OK\r\n\r\n".to_vec();
+        reply.resize(reply.len() + 300 * 1024, b'x');
+        let e = held(reply, true).unwrap_err();
+        assert!(e.contains("over 256 KiB"), "{e}");
+    }
+
+    #[test]
+    fn a_head_of_12_kib_is_taken_and_an_endless_one_cut_at_16() {
+        let mut reply = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+        reply.resize(reply.len() + 12 * 1024, b'p');
+        reply.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(held(reply, false).unwrap().body, b"ok");
+        let mut reply = b"HTTP/1.1 200 OK\r\nX-Pad: ".to_vec();
+        reply.resize(reply.len() + 20 * 1024 + 7, b'p');
+        let e = held(reply, true).unwrap_err();
+        assert!(e.contains("head over 16 KiB"), "{e}");
+    }
+
     /// One exchange with a server that answers `reply` to whatever comes,
     /// and what it was sent.
     fn asked(

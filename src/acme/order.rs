@@ -425,6 +425,391 @@ mod tests {
         assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use std::io::{Read as _, Write as _};
+    use std::sync::{Arc, Mutex};
+
+    /// A request the scripted server took: what its JWS said.
+    #[derive(Clone, Debug)]
+    struct Took {
+        method: String,
+        path: String,
+        payload: String,
+        kid: Option<String>,
+    }
+
+    /// What the script answers: a status, more header lines, a body.
+    struct Reply(u16, String, String);
+
+    type Script = dyn Fn(&str, &Took, &[Took]) -> Reply + Send + Sync;
+
+    /// An ACME server on 127.0.0.1 that answers as `script` (given its
+    /// base URL, the request, and those before it) says. Every answer
+    /// brings a fresh nonce; a POST with a nonce it did not give, or
+    /// gave and took already, is refused `badNonce`, and so are the
+    /// first `refuse` POSTs whatever their nonce.
+    fn scripted(refuse: usize, script: Box<Script>) -> (String, Arc<Mutex<Vec<Took>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::<Took>::new()));
+        let (base2, log2) = (base.clone(), log.clone());
+        std::thread::spawn(move || {
+            let mut given = std::collections::HashSet::new();
+            let mut refused = 0;
+            for (n, socket) in listener.incoming().enumerate() {
+                let Ok(mut socket) = socket else { return };
+                let mut got = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                    match socket.read(&mut chunk) {
+                        Ok(0) | Err(_) => break 0,
+                        Ok(k) => got.extend_from_slice(&chunk[..k]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&got[..head_end]).to_string();
+                let length: usize = (head.lines())
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                while got.len() < head_end + length {
+                    match socket.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => got.extend_from_slice(&chunk[..k]),
+                    }
+                }
+                let mut words = head.split(' ');
+                let method = words.next().unwrap_or("").to_string();
+                let path = words.next().unwrap_or("").to_string();
+                let mut took = Took {
+                    method,
+                    path,
+                    payload: String::new(),
+                    kid: None,
+                };
+                let mut reply = None;
+                if took.method == "POST" {
+                    let jws = json_value::parse(&got[head_end..]).unwrap();
+                    let part = |name: &str| {
+                        let text = jws.get(name).and_then(Value::as_str).unwrap();
+                        String::from_utf8(URL_SAFE_NO_PAD.decode(text).unwrap()).unwrap()
+                    };
+                    let header = json_value::parse(part("protected").as_bytes()).unwrap();
+                    let field = |n: &str| header.get(n).and_then(Value::as_str).map(str::to_string);
+                    took.kid = field("kid");
+                    took.payload = part("payload");
+                    let fresh = field("nonce").is_some_and(|nonce| given.remove(&nonce));
+                    if !fresh || refused < refuse {
+                        refused += 1;
+                        reply = Some(Reply(
+                            400,
+                            String::new(),
+                            r#"{"type":"urn:ietf:params:acme:error:badNonce","detail":"stale"}"#
+                                .into(),
+                        ));
+                    }
+                }
+                let reply = reply.unwrap_or_else(|| {
+                    let before = log2.lock().unwrap().clone();
+                    let reply = script(&base2, &took, &before);
+                    log2.lock().unwrap().push(took);
+                    reply
+                });
+                let nonce = format!("nonce-{n}");
+                given.insert(nonce.clone());
+                let Reply(status, more, body) = reply;
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\nReplay-Nonce: {nonce}\r\n{more}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes());
+            }
+        });
+        (base, log)
+    }
+
+    fn directory(base: &str, renewal_info: bool) -> Reply {
+        let mut body = format!(
+            r#"{{"newNonce":"{base}/nonce","newAccount":"{base}/account","newOrder":"{base}/order""#
+        );
+        if renewal_info {
+            body.push_str(&format!(r#","renewalInfo":"{base}/renewal-info/""#));
+        }
+        body.push('}');
+        Reply(200, String::new(), body)
+    }
+
+    fn client() -> Client {
+        Client {
+            tls: crate::tls::backends::default_client_config(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Tokens published and withdrawn, in order.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<String>>);
+
+    impl Answers for Recorded {
+        fn kind(&self) -> &'static str {
+            "http-01"
+        }
+        fn publish(
+            &self,
+            name: &str,
+            token: &str,
+            key_authorization: String,
+        ) -> Result<(), String> {
+            (self.0.lock().unwrap()).push(format!("+{name} {token} {key_authorization}"));
+            Ok(())
+        }
+        fn withdraw(&self, name: &str, token: &str) {
+            self.0.lock().unwrap().push(format!("-{name} {token}"));
+        }
+    }
+
+    const PEM: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+
+    /// A server that takes an account, an order for two names (the first
+    /// authorized already, the second proven with `token`, processing
+    /// once, then `verdict`), and issues [`PEM`].
+    fn ca(token: &'static str, verdict: &'static str) -> Box<Script> {
+        Box::new(move |base, took, before| {
+            let posted = |path: &str| before.iter().filter(|t| t.path == path).count();
+            let json = |status: u16, more: String, body: String| Reply(status, more, body);
+            let retry = "Retry-After: 0\r\n".to_string();
+            match (took.method.as_str(), took.path.as_str()) {
+                ("GET", "/dir") => directory(base, true),
+                ("HEAD", "/nonce") => Reply(200, String::new(), String::new()),
+                ("POST", "/account") => {
+                    json(201, format!("Location: {base}/acct/1\r\n"), "{}".into())
+                }
+                ("POST", "/order") => json(
+                    201,
+                    format!("Location: {base}/order/1\r\n"),
+                    format!(
+                        r#"{{"status":"pending","authorizations":["{base}/authz/a","{base}/authz/b"],"finalize":"{base}/order/1/finalize"}}"#
+                    ),
+                ),
+                ("POST", "/authz/a") => json(200, String::new(), r#"{"status":"valid"}"#.into()),
+                ("POST", "/authz/b") => {
+                    let status = match (posted("/chall/b"), posted("/authz/b")) {
+                        (0, _) => "pending",
+                        (_, 1) => "processing",
+                        _ => verdict,
+                    };
+                    json(
+                        200,
+                        retry,
+                        format!(
+                            r#"{{"status":"{status}","identifier":{{"type":"dns","value":"b.test"}},"challenges":[{{"type":"dns-01","url":"{base}/chall/dns","token":"dns"}},{{"type":"http-01","url":"{base}/chall/b","token":"{token}","error":{{"detail":"got 404"}}}}]}}"#
+                        ),
+                    )
+                }
+                ("POST", "/chall/b") => {
+                    json(200, String::new(), r#"{"status":"processing"}"#.into())
+                }
+                ("POST", "/order/1/finalize") => {
+                    json(200, retry, r#"{"status":"processing"}"#.into())
+                }
+                ("POST", "/order/1") => json(
+                    200,
+                    String::new(),
+                    format!(r#"{{"status":"valid","certificate":"{base}/cert/1"}}"#),
+                ),
+                ("POST", "/cert/1") => Reply(200, String::new(), PEM.into()),
+                _ => json(404, String::new(), r#"{"detail":"no such thing"}"#.into()),
+            }
+        })
+    }
+
+    fn new_key() -> AccountKey {
+        AccountKey::from_pkcs8(&AccountKey::generate().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_certificate_is_ordered_proven_and_downloaded() {
+        // The first POST is refused for its nonce: sent again, it goes through.
+        let (base, log) = scripted(1, ca("tok_1-A", "valid"));
+        let (client, key) = (client(), new_key());
+        let mut session =
+            Session::open(&client, &key, &Url::parse(&format!("{base}/dir")).unwrap()).unwrap();
+        session
+            .account(Some("ops@shop.test"), Some(("kid-1", b"mac")))
+            .unwrap();
+        assert_eq!(
+            session.account.as_deref(),
+            Some(format!("{base}/acct/1").as_str())
+        );
+        let answers = Recorded::default();
+        let domains = ["a.test".to_string(), "b.test".to_string()];
+        let issued = session.order(&domains, &answers, Some("AAA.BBB")).unwrap();
+        assert_eq!(issued.chain_pem, PEM);
+        assert!(issued.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let keyauth = key.key_authorization("tok_1-A");
+        assert_eq!(
+            *answers.0.lock().unwrap(),
+            [
+                format!("+b.test tok_1-A {keyauth}"),
+                "-b.test tok_1-A".to_string()
+            ]
+        );
+        let log = log.lock().unwrap();
+        let account = &log.iter().find(|t| t.path == "/account").unwrap();
+        assert!(account.kid.is_none(), "a new account names its key");
+        assert!(
+            account
+                .payload
+                .contains(r#""contact":["mailto:ops@shop.test"]"#),
+            "{}",
+            account.payload
+        );
+        assert!(
+            account.payload.contains(r#""externalAccountBinding":{"#),
+            "{}",
+            account.payload
+        );
+        let order = log.iter().find(|t| t.path == "/order").unwrap();
+        assert_eq!(
+            order.payload,
+            r#"{"identifiers":[{"type":"dns","value":"a.test"},{"type":"dns","value":"b.test"}],"replaces":"AAA.BBB"}"#
+        );
+        let posts_after = log
+            .iter()
+            .filter(|t| t.method == "POST" && t.path != "/account");
+        for took in posts_after {
+            assert_eq!(
+                took.kid.as_deref(),
+                Some(format!("{base}/acct/1").as_str()),
+                "{}",
+                took.path
+            );
+        }
+        assert!(log
+            .iter()
+            .any(|t| t.path == "/chall/b" && t.payload == "{}"));
+        let finalize = log.iter().find(|t| t.path == "/order/1/finalize").unwrap();
+        assert!(
+            finalize.payload.starts_with(r#"{"csr":""#),
+            "{}",
+            finalize.payload
+        );
+        // The dns-01 challenge was left alone.
+        assert!(!log.iter().any(|t| t.path == "/chall/dns"));
+    }
+
+    #[test]
+    fn an_invalid_authorization_says_why_and_its_token_is_withdrawn() {
+        let (base, _) = scripted(0, ca("tok", "invalid"));
+        let (client, key) = (client(), new_key());
+        let mut session =
+            Session::open(&client, &key, &Url::parse(&format!("{base}/dir")).unwrap()).unwrap();
+        session.account(None, None).unwrap();
+        let answers = Recorded::default();
+        let e = (session.order(&["a.test".into(), "b.test".into()], &answers, None))
+            .err()
+            .unwrap();
+        assert!(e.contains("b.test is invalid: got 404"), "{e}");
+        assert_eq!(answers.0.lock().unwrap().last().unwrap(), "-b.test tok");
+    }
+
+    #[test]
+    fn a_token_that_is_not_base64url_is_not_published() {
+        for token in ["../../etc", "a.b", ""] {
+            let (base, _) = scripted(0, ca(token, "valid"));
+            let (client, key) = (client(), new_key());
+            let mut session =
+                Session::open(&client, &key, &Url::parse(&format!("{base}/dir")).unwrap()).unwrap();
+            session.account(None, None).unwrap();
+            let answers = Recorded::default();
+            let e = (session.order(&["b.test".into()], &answers, None))
+                .err()
+                .unwrap();
+            assert!(e.contains("not base64url"), "{token}: {e}");
+            assert!(answers.0.lock().unwrap().is_empty(), "{token}");
+        }
+    }
+
+    #[test]
+    fn a_refusal_says_the_servers_problem_and_nonces_are_retried_a_few_times() {
+        let (base, log) = scripted(0, ca("tok", "valid"));
+        let (client, key) = (client(), new_key());
+        let url = Url::parse(&format!("{base}/dir")).unwrap();
+        let mut session = Session::open(&client, &key, &url).unwrap();
+        let e = session
+            .post(&parse_url(&format!("{base}/nowhere")).unwrap(), "")
+            .unwrap_err();
+        assert!(e.ends_with(": 404 no such thing"), "{e}");
+        assert_eq!(log.lock().unwrap().len(), 2, "asked once");
+        let (base, _) = scripted(4, ca("tok", "valid"));
+        let url = Url::parse(&format!("{base}/dir")).unwrap();
+        let mut session = Session::open(&client, &key, &url).unwrap();
+        let e = session.account(None, None).unwrap_err();
+        assert!(e.contains("refused 4 nonces in a row"), "{e}");
+    }
+
+    #[test]
+    fn the_renewal_window_is_read_and_checked() {
+        let (base, _) = scripted(
+            0,
+            Box::new(|base, took, _| {
+                let window = |start: &str, end: &str| {
+                    let body =
+                        format!(r#"{{"suggestedWindow":{{"start":"{start}","end":"{end}"}}}}"#);
+                    Reply(200, "Retry-After: 21600\r\n".into(), body)
+                };
+                match took.path.as_str() {
+                    "/dir" => directory(base, true),
+                    "/renewal-info/due" => window("2025-01-02T00:00:00Z", "2025-01-03T00:00:00Z"),
+                    "/renewal-info/now" => window("2025-01-02T00:00:00Z", "2025-01-02T00:00:00Z"),
+                    "/renewal-info/backwards" => {
+                        window("2025-01-03T00:00:00Z", "2025-01-02T00:00:00Z")
+                    }
+                    _ => Reply(404, String::new(), "{}".into()),
+                }
+            }),
+        );
+        let (client, key) = (client(), new_key());
+        let session =
+            Session::open(&client, &key, &Url::parse(&format!("{base}/dir")).unwrap()).unwrap();
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(
+            session.renewal_window("due").unwrap(),
+            Some(Window {
+                start: at(1_735_776_000),
+                end: at(1_735_862_400),
+                ask_again: Some(Duration::from_secs(21600)),
+            })
+        );
+        let now = session.renewal_window("now").unwrap().unwrap();
+        assert_eq!((now.start, now.end), (at(1_735_776_000), at(1_735_776_000)));
+        assert!(session
+            .renewal_window("backwards")
+            .unwrap_err()
+            .contains("ends before"));
+        assert!(session.renewal_window("gone").unwrap_err().contains("404"));
+    }
+
+    #[test]
+    fn a_server_without_renewal_information_suggests_no_window() {
+        let (base, log) = scripted(0, Box::new(|base, _, _| directory(base, false)));
+        let (client, key) = (client(), new_key());
+        let session =
+            Session::open(&client, &key, &Url::parse(&format!("{base}/dir")).unwrap()).unwrap();
+        assert_eq!(session.renewal_window("due").unwrap(), None);
+        assert_eq!(
+            log.lock().unwrap().len(),
+            1,
+            "the directory alone was asked"
+        );
+    }
+
     #[test]
     fn an_invalid_state_says_the_servers_reason() {
         let state = json_value::parse(

@@ -380,6 +380,82 @@ mod tests {
         assert_eq!(local, PathBuf::from("/var/lib/inverso/acme/__1_14000"));
     }
 
+    #[test]
+    fn a_name_and_a_list_may_be_as_long_as_allowed_and_no_longer() {
+        // 253 characters: three labels of 63 and one of 61, dotted.
+        let label = "a".repeat(63);
+        let longest = format!("{label}.{label}.{label}.{}", "b".repeat(61));
+        assert_eq!(longest.len(), 253);
+        assert_eq!(parse_domains(&longest).unwrap(), [[longest.clone()]]);
+        let over = format!("{label}.{label}.{label}.{}", "b".repeat(62));
+        assert!(parse_domains(&over)
+            .unwrap_err()
+            .contains("not a host name"));
+        let hundred: Vec<String> = (0..100).map(|i| format!("h{i}.example")).collect();
+        assert_eq!(parse_domains(&hundred.join(",")).unwrap()[0].len(), 100);
+    }
+
+    #[test]
+    fn an_email_has_no_list_or_angle_brackets_or_control_bytes() {
+        for bad in [
+            "a@b.example,c@d.example",
+            "<ops@shop.example>",
+            "\"ops\"@shop.example",
+            "ops\u{1}@shop.example",
+            "ops@.example",
+            "ops@example.",
+        ] {
+            assert!(parse_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_challenge_is_one_of_three_and_named_as_acme_names_it() {
+        assert_eq!(Challenge::parse(" HTTP-01 ").unwrap(), Challenge::Http01);
+        assert_eq!(
+            Challenge::parse("tls-alpn-01").unwrap(),
+            Challenge::TlsAlpn01
+        );
+        assert_eq!(Challenge::parse("dns-01").unwrap(), Challenge::Dns01);
+        assert!(Challenge::parse("dns-02").unwrap_err().contains("dns-01"));
+        assert_eq!(Challenge::Http01.name(), "http-01");
+        assert_eq!(Challenge::TlsAlpn01.name(), "tls-alpn-01");
+        assert_eq!(Challenge::Dns01.name(), "dns-01");
+    }
+
+    #[test]
+    fn a_mac_key_is_base64url_or_standard_and_not_shown() {
+        // "secret", in both alphabets, padded or not.
+        for written in ["c2VjcmV0", " c2VjcmV0 "] {
+            assert_eq!(
+                parse_mac_key(written).unwrap(),
+                Some(MacKey(b"secret".to_vec()))
+            );
+        }
+        // 0xfb 0xff: `-_` in base64url, `+/` in the standard alphabet.
+        assert_eq!(
+            parse_mac_key("-_8").unwrap(),
+            Some(MacKey(vec![0xfb, 0xff]))
+        );
+        assert_eq!(
+            parse_mac_key("+/8=").unwrap(),
+            Some(MacKey(vec![0xfb, 0xff]))
+        );
+        assert_eq!(parse_mac_key("  ").unwrap(), None);
+        assert!(parse_mac_key("not base64!").is_err());
+        assert!(parse_mac_key("=").is_err(), "an empty key");
+        let shown = format!("{:?}", MacKey(b"secret".to_vec()));
+        assert_eq!(shown, "MacKey(..)");
+        let mut with = settings(LETS_ENCRYPT);
+        assert_eq!(with.binding(), None);
+        with.eab_kid = Some("kid-1".into());
+        assert_eq!(with.binding(), None, "a key ID alone");
+        with.eab_mac_key = Some(MacKey(b"secret".to_vec()));
+        assert_eq!(with.binding(), Some(("kid-1", &b"secret"[..])));
+        with.eab_kid = None;
+        assert_eq!(with.binding(), None, "a MAC key alone");
+    }
+
     proptest::proptest! {
         /// Whatever a configuration holds: a list of host names or an
         /// error, never a panic; what is taken is lower case, each once.

@@ -363,6 +363,41 @@ mod tests {
     }
 
     #[test]
+    fn rfc_3339_fields_are_each_checked_and_each_counted() {
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        // 2025-01-02T00:00:00Z is 1_735_776_000.
+        assert_eq!(
+            parse_rfc3339("2025-01-02T04:05:06Z"),
+            at(1_735_776_000 + 4 * 3600 + 5 * 60 + 6)
+        );
+        assert_eq!(
+            parse_rfc3339("2025-01-02T23:59:59Z"),
+            at(1_735_776_000 + 86_399)
+        );
+        // A leap second is read as the second before it.
+        assert_eq!(
+            parse_rfc3339("2025-01-02T23:59:60Z"),
+            at(1_735_776_000 + 86_399)
+        );
+        // Each separator in its place, each field in its range, an
+        // offset of exactly `+hh:mm`.
+        for bad in [
+            "2025x01-02T04:00:00Z",
+            "2025-01x02T04:00:00Z",
+            "2025-01-02x04:00:00Z",
+            "2025-01-02T04x00:00Z",
+            "2025-01-02T04:00x00Z",
+            "2025-01-32T04:00:00Z",
+            "2025-01-02T04:60:00Z",
+            "2025-01-02T04:00:61Z",
+            "2025-01-02T04:00:00+01x00",
+            "2025-01-02T04:00:00+01:00x",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn a_two_digit_year_is_the_nearest_not_over_50_years_ahead() {
         let now = to_civil(SystemTime::now()).year;
         let year_of = |yy: i64| {

@@ -425,6 +425,40 @@ mod tests {
         assert_eq!(renewal_id(b"\x30\x03\x02\x01\x00"), None);
     }
 
+    /// A certificate reduced to what [`extension`] reads: a TBS of a
+    /// serial and `[3]` extensions holding `one` (each an extension's
+    /// fields: the OID, maybe `critical`, the value).
+    fn with_extensions(one: &[Vec<u8>]) -> Vec<u8> {
+        let list: Vec<u8> = one.iter().flat_map(|e| tlv(SEQUENCE, e)).collect();
+        let tbs = [tlv(INTEGER, &[7]), tlv(0xa3, &tlv(SEQUENCE, &list))].concat();
+        tlv(SEQUENCE, &tlv(SEQUENCE, &tbs))
+    }
+
+    const AKI: [u8; 3] = [0x55, 0x1d, 0x23];
+
+    #[test]
+    fn an_extension_is_found_past_others_and_a_critical_flag() {
+        let aki = |key_id: &[u8]| tlv(0x04, &tlv(SEQUENCE, &tlv(0x80, key_id)));
+        let other = [tlv(OID, &[0x55, 0x1d, 0x11]), tlv(0x04, &[0x30, 0x00])].concat();
+        let plain = with_extensions(&[other.clone(), [tlv(OID, &AKI), aki(&[9, 8])].concat()]);
+        assert_eq!(authority_key_id(&plain), Some(&[9u8, 8][..]));
+        // `critical TRUE` written before the value.
+        let critical = [tlv(OID, &AKI), tlv(0x01, &[0xff]), aki(&[5])].concat();
+        let critical = with_extensions(&[other.clone(), critical]);
+        assert_eq!(authority_key_id(&critical), Some(&[5u8][..]));
+        assert_eq!(
+            extension(&critical, &[0x55, 0x1d, 0x11]),
+            Some(&[0x30u8, 0x00][..])
+        );
+        // An empty key identifier is none.
+        let empty = with_extensions(&[[tlv(OID, &AKI), aki(&[])].concat()]);
+        assert_eq!(authority_key_id(&empty), None);
+        // A value that is not an OCTET STRING is no value.
+        let odd = with_extensions(&[[tlv(OID, &AKI), tlv(0x05, &[])].concat()]);
+        assert_eq!(extension(&odd, &AKI), None);
+        assert_eq!(extension(&plain, &[0x55, 0x1d, 0x0f]), None);
+    }
+
     /// A certificate valid until `not_after` (Unix seconds), as rcgen
     /// writes one.
     fn made_until(year: i32, month: u8, day: u8) -> Vec<u8> {
