@@ -1,22 +1,24 @@
 //! Certificates from an ACME server (RFC 8555: Let's Encrypt, ZeroSSL,
 //! a company's own step-ca), as nginx's `acme_certificate`, HAProxy's
-//! `acme` section and Caddy do: `acme_domains` names the hosts, and a
-//! thread of its own orders one certificate for them all, proves each
-//! name by HTTP-01 (the proxy answers the server's
+//! `acme` section and Caddy do: `acme_domains` names the hosts of each
+//! certificate, and a thread of its own orders each, proves each name by
+//! HTTP-01 (the proxy answers the server's
 //! `/.well-known/acme-challenge/<token>` on its plain port, see
-//! [`Acme::answer`]) or TLS-ALPN-01 (a handshake on `tls_port` offering
+//! [`Acme::answer`]), TLS-ALPN-01 (a handshake on `tls_port` offering
 //! `acme-tls/1` is given a certificate made for the name, see
-//! [`AcmeSlot::proving`]), keeps it in `acme_state_dir` with the
-//! account's key, serves it on `tls_port` from the next handshake (see
-//! [`AcmeSlot`]), and orders the next when a third of its lifetime is
-//! left, or when the server's renewal information (RFC 9773) says.
+//! [`AcmeSlot::proving`]) or DNS-01 (a TXT record written by a signed
+//! DNS update, see [`dns_update`]), keeps it in `acme_state_dir` with
+//! the account's key, serves it on `tls_port` from the next handshake
+//! (see [`AcmeSlot`]), and orders the next when a third of its lifetime
+//! is left, or when the server's renewal information (RFC 9773) says.
 //!
 //! What is kept, under a folder per ACME server (its host and port: the
 //! staging server's certificate is not taken for production's):
-//! `account.key`, the account's P-256 key (PKCS#8 PEM), and
-//! `certificate.pem`, the chain and then its private key, as
-//! `tls_certificates` reads one file. Both are written to a temporary
-//! file, synced and renamed, readable by the proxy's user alone.
+//! `account.key`, the account's P-256 key (PKCS#8 PEM), and a file a
+//! certificate, named by its first name (`shop.example.pem`), the chain
+//! and then its private key, as `tls_certificates` reads one file. Each
+//! is written to a temporary file, synced and renamed, readable by the
+//! proxy's user alone.
 
 pub mod dns_update;
 pub mod http;
