@@ -1209,6 +1209,9 @@ fn dns_01_proves_a_wildcard_by_a_signed_update_and_takes_the_record_back() {
     for v in &validations {
         assert!(v.passed, "{v:?}");
         assert_eq!(v.path, "_acme-challenge.shop.test");
+        // Both records written before the server was asked to look at
+        // either: one wait for the zone's secondaries, not one a name.
+        assert_eq!(v.body.matches('"').count(), 4, "{v:?}");
     }
     assert_eq!(server.dns01_posts(), 2);
     // Each record deleted once looked at, by an update of its own.

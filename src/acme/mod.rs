@@ -498,11 +498,17 @@ impl order::Answers for Acme {
                 let record = (format!("_acme-challenge.{name}"), value);
                 dns.add_txt(&record.0, &record.1)?;
                 self.records.lock().insert(token.to_string(), record);
-                // For the zone's secondaries, which the ACME server may ask.
-                std::thread::sleep(self.settings.dns_wait);
             }
         }
         Ok(())
+    }
+
+    /// For the zone's secondaries, which the ACME server may ask: one wait
+    /// for all the records of an order.
+    fn settle(&self) {
+        if self.settings.challenge == Challenge::Dns01 {
+            std::thread::sleep(self.settings.dns_wait);
+        }
     }
 
     fn withdraw(&self, name: &str, token: &str) {

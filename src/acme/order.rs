@@ -62,10 +62,21 @@ pub struct Issued {
 /// What the proxy answers while authorizations are proven: the kind of
 /// challenge it takes, a name's token published, and taken back.
 pub trait Answers {
-    /// The challenge's `type` (`http-01`, `tls-alpn-01`).
+    /// The challenge's `type` (`http-01`, `tls-alpn-01`, `dns-01`).
     fn kind(&self) -> &'static str;
     fn publish(&self, name: &str, token: &str, key_authorization: String) -> Result<(), String>;
+    /// Once every answer of an order is published, before the server is
+    /// told to look: time for them to reach where it looks.
+    fn settle(&self) {}
     fn withdraw(&self, name: &str, token: &str);
+}
+
+/// An authorization whose answer is published.
+struct Pending {
+    name: String,
+    token: String,
+    authorization: Url,
+    challenge: Url,
 }
 
 impl<'a> Session<'a> {
@@ -161,12 +172,14 @@ impl<'a> Session<'a> {
         let order = json_of(&answer, "the order")?;
         let authorizations = (order.get("authorizations").and_then(Value::as_array))
             .ok_or("the order lists no authorizations")?;
+        let mut urls = Vec::new();
         for authorization in authorizations {
             let url = authorization
                 .as_str()
                 .ok_or("an authorization that is not a URL")?;
-            self.authorize(&parse_url(url)?, answers)?;
+            urls.push(parse_url(url)?);
         }
+        self.authorize(&urls, answers)?;
         let finalize = order
             .get("finalize")
             .and_then(Value::as_str)
@@ -220,10 +233,39 @@ impl<'a> Session<'a> {
         }))
     }
 
-    /// Proves the authorization at `url`, unless it is valid already:
-    /// the token published, the server told to look, its verdict waited
-    /// for, the token taken back whatever it was.
-    fn authorize(&mut self, url: &Url, answers: &dyn Answers) -> Result<(), String> {
+    /// Proves the authorizations at `urls` that are not valid already:
+    /// every answer published, then (once they have settled) the server
+    /// told to look at each and its verdict waited for; the answers
+    /// taken back whatever it was.
+    fn authorize(&mut self, urls: &[Url], answers: &dyn Answers) -> Result<(), String> {
+        let mut published = Vec::new();
+        let proven = (|| {
+            for url in urls {
+                if let Some(pending) = self.publish(url, answers)? {
+                    published.push(pending);
+                }
+            }
+            if !published.is_empty() {
+                answers.settle();
+            }
+            for pending in &published {
+                self.post(&pending.challenge, "{}")?;
+                let answer = self.post(&pending.authorization, "")?;
+                let first = json_of(&answer, "an authorization")?;
+                let what = format!("the authorization for {}", pending.name);
+                self.wait_for(&pending.authorization, first, &answer, &what)?;
+            }
+            Ok(())
+        })();
+        for pending in &published {
+            answers.withdraw(&pending.name, &pending.token);
+        }
+        proven
+    }
+
+    /// Publishes the answer to the authorization at `url`, unless it is
+    /// valid already.
+    fn publish(&mut self, url: &Url, answers: &dyn Answers) -> Result<Option<Pending>, String> {
         let answer = self.post(url, "")?;
         let authorization = json_of(&answer, "an authorization")?;
         let name = (authorization.get("identifier"))
@@ -232,7 +274,7 @@ impl<'a> Session<'a> {
             .unwrap_or("a name")
             .to_string();
         match status(&authorization) {
-            "valid" => return Ok(()),
+            "valid" => return Ok(None),
             "pending" => {}
             other => return Err(format!("the authorization for {name} is {other}")),
         }
@@ -256,20 +298,14 @@ impl<'a> Session<'a> {
         {
             return Err(format!("the {kind} token for {name} is not base64url"));
         }
+        let challenge = parse_url(challenge)?;
         answers.publish(&name, token, self.key.key_authorization(token))?;
-        let proven = (|| {
-            self.post(&parse_url(challenge)?, "{}")?;
-            let answer = self.post(url, "")?;
-            let first = json_of(&answer, "an authorization")?;
-            self.wait_for(
-                url,
-                first,
-                &answer,
-                &format!("the authorization for {name}"),
-            )
-        })();
-        answers.withdraw(&name, token);
-        proven.map(drop)
+        Ok(Some(Pending {
+            name,
+            token: token.to_string(),
+            authorization: url.clone(),
+            challenge,
+        }))
     }
 
     /// `first`, the state of what `url` names, looked at again until it
