@@ -176,7 +176,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
                 out,
                 "# acme_domains: each name is proven by a TXT record at _acme-challenge.<name> \
                  in zone {}, written by {} with key {}, its validation asked for {}s after",
-                dns.zone,
+                dns.zones.join(", "),
                 dns.server,
                 dns.key.name,
                 acme.dns_wait.as_secs()

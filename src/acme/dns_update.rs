@@ -102,17 +102,33 @@ impl TsigKey {
     }
 }
 
-/// A zone's primary server, and the key it takes updates signed with.
+/// The primary server of some zones, and the key it takes updates
+/// signed with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsUpdate {
     /// `host:port`, looked up at each update.
     pub server: String,
-    /// The zone updated: lower case, without the final dot.
-    pub zone: String,
+    /// The zones updated: lower case, without the final dot.
+    pub zones: Vec<String>,
     pub key: TsigKey,
 }
 
+/// Whether `name` is `zone` or under it.
+pub fn in_zone(name: &str, zone: &str) -> bool {
+    name == zone
+        || name
+            .strip_suffix(zone)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
 impl DnsUpdate {
+    /// The zone `name` is in: the longest of [`DnsUpdate::zones`] it is
+    /// under, as a zone delegated from another is its own.
+    pub fn zone_of(&self, name: &str) -> Option<&str> {
+        let under = self.zones.iter().filter(|zone| in_zone(name, zone));
+        under.max_by_key(|zone| zone.len()).map(String::as_str)
+    }
+
     /// Adds the TXT record `value` at `name`, beside any there.
     pub fn add_txt(&self, name: &str, value: &str) -> Result<(), String> {
         self.send(name, value, CLASS_IN, TTL)
@@ -130,7 +146,8 @@ impl DnsUpdate {
         let now = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let message = update_message(id, &self.zone, name, value, class, ttl)?;
+        let zone = self.zone_of(name).ok_or("in none of acme_dns_zone")?;
+        let message = update_message(id, zone, name, value, class, ttl)?;
         let signed = sign(message, id, &self.key, now)?;
         let answer = self.exchange(&signed)?;
         read_answer(&answer, id)
@@ -363,6 +380,30 @@ mod tests {
         covered.extend_from_slice(&[1, 2, 3, 4, 5, 6, 1, 44, 0, 0, 0, 0]);
         let check = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"secret");
         assert!(ring::hmac::verify(&check, &covered, mac).is_ok());
+    }
+
+    #[test]
+    fn a_name_is_updated_in_the_longest_zone_it_is_under() {
+        let update = DnsUpdate {
+            server: "127.0.0.1:53".into(),
+            zones: vec![
+                "shop.test".into(),
+                "eu.shop.test".into(),
+                "blog.test".into(),
+            ],
+            key: TsigKey::parse("k:c2VjcmV0").unwrap(),
+        };
+        for (name, zone) in [
+            ("_acme-challenge.shop.test", Some("shop.test")),
+            ("_acme-challenge.api.eu.shop.test", Some("eu.shop.test")),
+            ("_acme-challenge.blog.test", Some("blog.test")),
+            ("_acme-challenge.xblog.test", None),
+            ("_acme-challenge.neu.shop.test", Some("shop.test")),
+        ] {
+            assert_eq!(update.zone_of(name), zone, "{name}");
+        }
+        assert!(in_zone("shop.test", "shop.test"));
+        assert!(!in_zone("xshop.test", "shop.test"));
     }
 
     #[test]

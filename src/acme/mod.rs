@@ -28,7 +28,7 @@ mod settings;
 mod state;
 
 pub use settings::{
-    parse_dns_server, parse_domains, parse_email, parse_mac_key, parse_zone, AcmeSettings,
+    parse_dns_server, parse_domains, parse_email, parse_mac_key, parse_zones, AcmeSettings,
     Challenge, MacKey,
 };
 

@@ -32,7 +32,7 @@ pub struct AcmeSettings {
     /// with which key `dns-01` records are written (all three with
     /// `dns-01`, none without: the loader checks).
     pub dns_server: Option<String>,
-    pub dns_zone: Option<String>,
+    pub dns_zones: Vec<String>,
     pub dns_key: Option<TsigKey>,
     /// `acme_dns_wait`: how long after its record is written a name's
     /// validation is asked for, for the zone's other servers to have it.
@@ -101,7 +101,7 @@ impl AcmeSettings {
     pub fn dns_update(&self) -> Option<DnsUpdate> {
         Some(DnsUpdate {
             server: self.dns_server.clone()?,
-            zone: self.dns_zone.clone()?,
+            zones: Some(self.dns_zones.clone()).filter(|z| !z.is_empty())?,
             key: self.dns_key.clone()?,
         })
     }
@@ -190,14 +190,22 @@ fn host_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// `acme_dns_zone`: a zone's name, lower-cased, without its final dot.
-pub fn parse_zone(v: &str) -> Result<Option<String>, String> {
-    let zone = v.trim().trim_end_matches('.').to_ascii_lowercase();
-    if zone.is_empty() {
-        return Ok(None);
+/// `acme_dns_zone`: zones' names, comma separated, each once;
+/// lower-cased, without their final dots.
+pub fn parse_zones(v: &str) -> Result<Vec<String>, String> {
+    let mut zones: Vec<String> = Vec::new();
+    if v.trim().is_empty() {
+        return Ok(zones);
     }
-    host_name(&zone).map_err(|e| format!("`{zone}`{e}"))?;
-    Ok(Some(zone))
+    for zone in v.split(',') {
+        let zone = zone.trim().trim_end_matches('.').to_ascii_lowercase();
+        host_name(&zone).map_err(|e| format!("`{zone}`{e}"))?;
+        if zones.contains(&zone) {
+            return Err(format!("`{zone}` is named twice"));
+        }
+        zones.push(zone);
+    }
+    Ok(zones)
 }
 
 /// `acme_dns_server`: `host:port`, or a host alone for port 53.
@@ -257,7 +265,7 @@ impl AcmeSettings {
             eab_mac_key: None,
             challenge: Challenge::Http01,
             dns_server: None,
-            dns_zone: None,
+            dns_zones: Vec::new(),
             dns_key: None,
             dns_wait: Duration::from_secs(30),
         }
@@ -360,11 +368,15 @@ mod tests {
             assert!(parse_dns_server(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            parse_zone("Shop.Test.").unwrap().as_deref(),
-            Some("shop.test")
+            parse_zones("Shop.Test., blog.test").unwrap(),
+            ["shop.test", "blog.test"]
         );
-        assert_eq!(parse_zone("").unwrap(), None);
-        assert!(parse_zone("shop..test").is_err());
+        assert!(parse_zones("").unwrap().is_empty());
+        assert!(parse_zones("shop..test").is_err());
+        assert!(parse_zones("shop.test,").is_err());
+        assert!(parse_zones("shop.test, Shop.test")
+            .unwrap_err()
+            .contains("twice"));
     }
 
     #[test]

@@ -1084,17 +1084,19 @@ impl Loader {
                 format!("dns-01 writes its records with a DNS update, but {key} is empty"),
             ));
         }
-        let zone = keys.dns_zone.as_deref().unwrap_or_default();
-        let outside = names.map(|n| n.trim_start_matches("*.")).find(|name| {
-            *name != zone
-                && !name
-                    .strip_suffix(zone)
-                    .is_some_and(|head| head.ends_with('.'))
+        let zones = &keys.dns_zones;
+        let outside = (names.map(|n| n.trim_start_matches("*."))).find(|name| {
+            !zones
+                .iter()
+                .any(|zone| crate::acme::dns_update::in_zone(name, zone))
         });
         if let Some(name) = outside {
             return Err(self.refused(
                 "acme_domains",
-                format!("`{name}` is not in acme_dns_zone {zone}, where its record is written"),
+                format!(
+                    "`{name}` is in none of acme_dns_zone ({}), where its record would be written",
+                    zones.join(", ")
+                ),
             ));
         }
         Ok(())
@@ -1106,7 +1108,7 @@ impl Loader {
 fn dns_keys_set(keys: &crate::acme::AcmeSettings) -> [(&'static str, bool); 4] {
     [
         ("acme_dns_server", keys.dns_server.is_some()),
-        ("acme_dns_zone", keys.dns_zone.is_some()),
+        ("acme_dns_zone", !keys.dns_zones.is_empty()),
         ("acme_dns_key", keys.dns_key.is_some()),
         (
             "acme_dns_wait",
@@ -1876,21 +1878,27 @@ mod tests {
         .unwrap();
         let acme = c.acme().unwrap();
         let update = acme.dns_update().unwrap();
-        assert_eq!(update.zone, "shop.test");
+        assert_eq!(update.zones, ["shop.test"]);
         assert_eq!(update.server, "127.0.0.1:5353");
         assert_eq!(update.key.name, "acme");
         assert_eq!(acme.dns_wait, std::time::Duration::from_secs(30));
         for (domains, says) in [
             (
                 "shop.other",
-                "`shop.other` is not in acme_dns_zone shop.test",
+                "`shop.other` is in none of acme_dns_zone (shop.test)",
             ),
-            ("*.notshop.test", "`notshop.test` is not in acme_dns_zone"),
-            ("xshop.test", "`xshop.test` is not in acme_dns_zone"),
+            (
+                "*.notshop.test",
+                "`notshop.test` is in none of acme_dns_zone",
+            ),
+            ("xshop.test", "`xshop.test` is in none of acme_dns_zone"),
         ] {
             let e = build(&format!("{base}{dns}acme_domains = {domains}\n")).unwrap_err();
             assert!(e.message.contains(says), "{domains}: {e}");
         }
+        let two = dns.replace("Shop.Test.", "shop.test, blog.test");
+        let c = build(&format!("{base}{two}acme_domains = shop.test; blog.test\n")).unwrap();
+        assert_eq!(c.acme().unwrap().dns_zones, ["shop.test", "blog.test"]);
         for missing in ["acme_dns_server", "acme_dns_zone", "acme_dns_key"] {
             let text: String = (dns.lines())
                 .filter(|l| !l.starts_with(missing))

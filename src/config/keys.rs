@@ -782,16 +782,18 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "acme_dns_server",
         default: "",
-        help: "dns-01: the primary server of acme_dns_zone, as host:port (53 unless given), \
-               which takes DNS updates (RFC 2136) signed with acme_dns_key; empty = none",
+        help: "dns-01: the primary server of the zones of acme_dns_zone, as host:port (53 \
+               unless given), which takes DNS updates (RFC 2136) signed with acme_dns_key; \
+               empty = none",
         apply: |c, v| crate::acme::parse_dns_server(v).map(|s| c.acme_keys.dns_server = s),
     },
     Key {
         name: "acme_dns_zone",
         default: "",
-        help: "dns-01: the zone the names of acme_domains are in, whose \
-               _acme-challenge.<name> TXT records are written; empty = none",
-        apply: |c, v| crate::acme::parse_zone(v).map(|z| c.acme_keys.dns_zone = z),
+        help: "dns-01: the zones the names of acme_domains are in, comma separated, where \
+               their _acme-challenge.<name> TXT records are written (each in the longest zone \
+               it is under); empty = none",
+        apply: |c, v| crate::acme::parse_zones(v).map(|z| c.acme_keys.dns_zones = z),
     },
     Key {
         name: "acme_dns_key",

@@ -607,7 +607,7 @@ impl Config {
                 eab_mac_key: None,
                 challenge: Default::default(),
                 dns_server: None,
-                dns_zone: None,
+                dns_zones: Vec::new(),
                 dns_key: None,
                 dns_wait: std::time::Duration::from_secs(30),
             },
