@@ -113,9 +113,9 @@ impl AcmeSlot {
     /// The certificates in force, in the order `acme_domains` names
     /// them.
     pub fn certificates(&self) -> Vec<Arc<CertifiedKey>> {
-        let acme = self.0.read().clone();
-        let in_force = acme.iter().flat_map(|acme| acme.in_force());
-        in_force.map(|(_, key)| key).collect()
+        let acme = self.0.read();
+        let certificates = acme.iter().flat_map(|acme| &acme.certificates);
+        certificates.filter_map(Certificate::in_force).collect()
     }
 
     /// The certificate a `tls-alpn-01` validation of `name` is given
