@@ -189,14 +189,10 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The keys whose values are secrets: `check`'s output is pasted into
-/// tickets and chats, so it says they are set, not what they are.
-const SECRET_KEYS: [&str; 3] = ["acme_dns_key", "acme_eab_hmac_key", "secure_link_secret"];
-
 /// `value` as `check` prints it for `key` (`pool.<name>.<key>` too).
 fn shown(key: &str, value: &str) -> String {
     let name = key.rsplit('.').next().unwrap_or(key);
-    if value.trim().is_empty() || !SECRET_KEYS.contains(&name) {
+    if value.trim().is_empty() || !config::SECRET_KEYS.contains(&name) {
         return config::printable(value);
     }
     match (name, value.rsplit_once(':')) {

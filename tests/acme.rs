@@ -213,6 +213,13 @@ fn wait_slowly(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     })
 }
 
+/// `items` in order, for lists whose order the server or a map chose.
+fn sorted<T: Clone + Ord>(items: &[T]) -> Vec<T> {
+    let mut items = items.to_vec();
+    items.sort();
+    items
+}
+
 /// Waits (bounded) until `server` has answered a request with a problem
 /// that `found` matches.
 fn refused_with(server: &AcmeServer, found: impl Fn(&str) -> bool) -> bool {
@@ -869,9 +876,7 @@ fn a_certificate_is_issued_for_both_names_and_served_by_sni() {
     let issued = server.issued();
     assert_eq!(issued.len(), 1, "{}", server.describe());
     assert_eq!(cert, issued[0].der);
-    let mut names = issued[0].names.clone();
-    names.sort();
-    assert_eq!(names, ["shop.test", "www.shop.test"]);
+    assert_eq!(sorted(&issued[0].names), ["shop.test", "www.shop.test"]);
     // The other name is served the same certificate.
     assert_eq!(
         served(&proxy, &trusting(&server), "www.shop.test").as_deref(),
@@ -881,16 +886,20 @@ fn a_certificate_is_issued_for_both_names_and_served_by_sni() {
     // One order, for the two names.
     let orders = server.orders();
     assert_eq!(orders.len(), 1, "{}", server.describe());
-    let mut identifiers = orders[0].identifiers.clone();
-    identifiers.sort();
-    assert_eq!(identifiers, ["shop.test", "www.shop.test"]);
+    assert_eq!(
+        sorted(&orders[0].identifiers),
+        ["shop.test", "www.shop.test"]
+    );
     // The validations: each name's Host, its token's path, passed; the
     // proxy answered them itself; dns-01 was left alone.
     let tokens = server.http01_tokens();
     let validations = server.validations();
-    let mut hosts: Vec<&str> = validations.iter().map(|v| v.host.as_str()).collect();
-    hosts.sort_unstable();
-    assert_eq!(hosts, ["shop.test", "www.shop.test"], "{validations:?}");
+    let hosts: Vec<&str> = validations.iter().map(|v| v.host.as_str()).collect();
+    assert_eq!(
+        sorted(&hosts),
+        ["shop.test", "www.shop.test"],
+        "{validations:?}"
+    );
     for v in &validations {
         assert!(v.passed, "{v:?}");
         let token = v.path.strip_prefix("/.well-known/acme-challenge/").unwrap();
@@ -1083,14 +1092,12 @@ fn each_group_of_names_is_a_certificate_of_its_own_and_fails_alone() {
             .any(|v| v.host == "gone.test" && !v.passed)
     });
     assert!(failed, "{}", server.describe());
-    let mut ordered: Vec<Vec<String>> = (server.orders().iter())
-        .map(|o| {
-            let mut names = o.identifiers.clone();
-            names.sort();
-            names
-        })
+    let orders: Vec<Vec<String>> = server
+        .orders()
+        .iter()
+        .map(|o| sorted(&o.identifiers))
         .collect();
-    ordered.sort();
+    let ordered = sorted(&orders);
     assert_eq!(
         ordered,
         [
@@ -1199,9 +1206,7 @@ fn dns_01_proves_a_wildcard_by_a_signed_update_and_takes_the_record_back() {
     );
     let issued = server.issued();
     assert_eq!(issued.len(), 1, "{}", server.describe());
-    let mut names = issued[0].names.clone();
-    names.sort();
-    assert_eq!(names, ["*.shop.test", "shop.test"]);
+    assert_eq!(sorted(&issued[0].names), ["*.shop.test", "shop.test"]);
     // Two authorizations of shop.test (the wildcard's and its own), each
     // proven by its record; nothing asked over HTTP.
     let validations = server.validations();
@@ -1352,9 +1357,10 @@ fn a_reload_keeps_the_certificate_and_a_new_name_orders_the_next() {
         assert!(now == first || now == next, "a third certificate");
     }
     assert_eq!(server.orders().len(), 2, "{}", server.describe());
-    let mut names = server.orders()[1].identifiers.clone();
-    names.sort();
-    assert_eq!(names, ["api.shop.test", "shop.test", "www.shop.test"]);
+    assert_eq!(
+        sorted(&server.orders()[1].identifiers),
+        ["api.shop.test", "shop.test", "www.shop.test"]
+    );
     assert_eq!(
         served(&proxy, &trusting(&server), "shop.test").as_deref(),
         Some(next.as_slice())
@@ -1460,9 +1466,12 @@ fn tls_alpn_01_proves_each_name_on_the_tls_port() {
     let cert = wait_served(&proxy, &server, "shop.test", |_| true);
     assert_eq!(cert, server.issued()[0].der);
     let validations = server.validations();
-    let mut hosts: Vec<&str> = validations.iter().map(|v| v.host.as_str()).collect();
-    hosts.sort_unstable();
-    assert_eq!(hosts, ["shop.test", "www.shop.test"], "{validations:?}");
+    let hosts: Vec<&str> = validations.iter().map(|v| v.host.as_str()).collect();
+    assert_eq!(
+        sorted(&hosts),
+        ["shop.test", "www.shop.test"],
+        "{validations:?}"
+    );
     for v in &validations {
         assert!(v.passed && v.path == "tls-alpn-01", "{v:?}");
     }

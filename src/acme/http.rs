@@ -100,14 +100,13 @@ impl Url {
 }
 
 /// What came back: the status, the fields ACME reads, and the body.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub nonce: Option<String>,
     pub location: Option<String>,
     /// `Retry-After` in seconds (the date form is read as none).
     pub retry_after: Option<Duration>,
-    pub content_type: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -206,7 +205,6 @@ impl Client {
             retry_after: field("retry-after")
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_secs),
-            content_type: field("content-type"),
             body,
         })
     }
@@ -411,7 +409,6 @@ mod tests {
         assert_eq!(answer.nonce.as_deref(), Some("abc"));
         assert_eq!(answer.location.as_deref(), Some("http://127.0.0.1/o/1"));
         assert_eq!(answer.retry_after, Some(Duration::from_secs(3)));
-        assert_eq!(answer.content_type.as_deref(), Some("application/json"));
         assert_eq!(answer.body, b"{}");
         assert!(sent.starts_with("POST /new-order HTTP/1.1\r\n"), "{sent}");
         assert!(

@@ -70,6 +70,10 @@ pub struct Key {
     pub(super) apply: Apply,
 }
 
+/// The keys whose values are secrets, which listings (`inverso check`,
+/// pasted into tickets and chats) say are set, not what they are.
+pub const SECRET_KEYS: [&str; 3] = ["acme_dns_key", "acme_eab_hmac_key", "secure_link_secret"];
+
 /// Every key proxy.conf understands.
 pub const KEYS: &[Key] = &[
     Key {
@@ -1657,4 +1661,16 @@ fn with_suites(
         );
     }
     Ok(choice)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_secret_key_is_a_key() {
+        for secret in SECRET_KEYS {
+            assert!(KEYS.iter().any(|k| k.name == secret), "{secret}");
+        }
+    }
 }

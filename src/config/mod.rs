@@ -49,7 +49,7 @@ use crate::ratelimit::{Limit, Rate};
 pub use error::{escape_controls, printable, ConfigError, Origin};
 pub use fields::FieldFamily;
 use fields::FieldKey;
-pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING};
+pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING, SECRET_KEYS};
 pub use listeners::{is_listener, target_at};
 pub use load::load;
 pub use loader::{Loader, Setting};
