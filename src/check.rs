@@ -32,6 +32,12 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "# {}: OK", loader.source())?;
+    if let [_, included @ ..] = loader.files_read() {
+        if !included.is_empty() {
+            let names: Vec<String> = included.iter().map(|n| config::printable(n)).collect();
+            writeln!(out, "# included, in order: {}", names.join(", "))?;
+        }
+    }
     for (key, setting) in loader.effective() {
         let line = format!("{key} = {}", shown(key, &setting.value));
         writeln!(out, "{line:<48} # {}", setting.origin)?;

@@ -230,6 +230,91 @@ fn check_rejects_a_duplicate_key() {
     );
 }
 
+/// `include` lines read more files from the directory of the file that
+/// names them; `check` says which, in order, and each key's own line.
+#[test]
+fn check_reads_included_files_and_names_each_key_s_file_and_line() {
+    let dir = conf("port = 9000\ninclude = conf.d/*.conf\ninclude = secret.conf\n");
+    let sites = dir.path().join("conf.d");
+    std::fs::create_dir(&sites).unwrap();
+    std::fs::write(sites.join("b-api.conf"), "route./api = api\n").unwrap();
+    std::fs::write(
+        sites.join("a-pools.conf"),
+        "targets = 127.0.0.1:9001\npool.api = 127.0.0.1:9002\n",
+    )
+    .unwrap();
+    // Neither a hidden file nor a directory is a configuration file.
+    std::fs::write(sites.join(".a-pools.conf.swp"), "nonsense\n").unwrap();
+    std::fs::create_dir(sites.join("old.conf")).unwrap();
+    std::fs::write(
+        dir.path().join("secret.conf"),
+        "secure_link_secret = s3cret\n",
+    )
+    .unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "# included, in order: conf.d/a-pools.conf, conf.d/b-api.conf, secret.conf\n"
+        ),
+        "{stdout}"
+    );
+    let line_of = |key: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default()
+    };
+    assert!(
+        line_of("targets = ").ends_with("# conf.d/a-pools.conf:1"),
+        "{stdout}"
+    );
+    assert!(
+        line_of("pool.api = ").ends_with("# conf.d/a-pools.conf:2"),
+        "{stdout}"
+    );
+    assert!(
+        line_of("route./api = ").ends_with("# conf.d/b-api.conf:1"),
+        "{stdout}"
+    );
+    assert!(
+        line_of("secure_link_secret = (secret)").ends_with("# secret.conf:1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("s3cret"), "{stdout}");
+
+    // A mistake in an included file is reported at its own line.
+    std::fs::write(
+        sites.join("b-api.conf"),
+        "route./api = api\nroute./api = api\n",
+    )
+    .unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "conf.d/b-api.conf:2: route./api: a second route for /api (first set on line 1)"
+        ),
+        "{stderr}"
+    );
+    // A file named without a wildcard must be there.
+    std::fs::remove_file(dir.path().join("secret.conf")).unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("proxy.conf:3: include secret.conf: cannot read secret.conf"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_rejects_a_config_without_targets() {
     assert_rejected("port = 9000\n", None, &["targets"]);
@@ -1157,6 +1242,45 @@ fn systemd_is_told_when_the_proxy_is_ready_reloads_and_stops() {
         "{refused}"
     );
     assert!(refused.contains("nope"), "{refused}");
+
+    signal(libc::SIGTERM);
+    assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");
+    assert!(child.0.wait().unwrap().success());
+}
+
+/// A reload reads the included files again: one added since is read,
+/// and a mistake in it refuses the reload at its own line.
+#[test]
+fn a_reload_reads_the_included_files_again() {
+    let (dir, systemd, mut child) = under_systemd(
+        "port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\npath_to_persistence =\n\
+         include = conf.d/*.conf\n",
+    );
+    let heard = || heard(&systemd);
+    let pid = libc::pid_t::try_from(child.0.id()).unwrap();
+    // SAFETY: signals to the child this test started, not yet reaped.
+    let signal = |sig| unsafe { libc::kill(pid, sig) };
+    assert!(heard().starts_with("READY=1\n"));
+
+    let sites = dir.path().join("conf.d");
+    std::fs::create_dir(&sites).unwrap();
+    std::fs::write(
+        sites.join("site.conf"),
+        "pool.api = 127.0.0.1:9002\nnope = 1\n",
+    )
+    .unwrap();
+    signal(libc::SIGHUP);
+    assert!(heard().starts_with("RELOADING=1\n"));
+    let refused = heard();
+    assert!(
+        refused
+            .starts_with("READY=1\nSTATUS=reload refused: conf.d/site.conf:2: unknown key `nope`"),
+        "{refused}"
+    );
+    std::fs::write(sites.join("site.conf"), "pool.api = 127.0.0.1:9002\n").unwrap();
+    signal(libc::SIGHUP);
+    assert!(heard().starts_with("RELOADING=1\n"));
+    assert_eq!(heard(), "READY=1\nSTATUS=configuration reloaded");
 
     signal(libc::SIGTERM);
     assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");

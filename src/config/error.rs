@@ -64,6 +64,20 @@ pub fn escape_controls(text: &str) -> String {
     out
 }
 
+/// ` (first set on line N)` for a key set again at `again` that was
+/// first set at `first` in the same file; ` (first set at FILE:N)` when
+/// that was another file (one an `include` read); nothing when it was
+/// not set in a file.
+pub(crate) fn first_set(first: &Origin, again: &Origin) -> String {
+    match (first, again) {
+        (Origin::File { path, line }, Origin::File { path: now, .. }) if path == now => {
+            format!(" (first set on line {line})")
+        }
+        (Origin::File { .. }, _) => format!(" (first set at {first})"),
+        _ => String::new(),
+    }
+}
+
 impl ConfigError {
     pub(super) fn at(origin: &Origin, message: impl Into<String>) -> Self {
         ConfigError {

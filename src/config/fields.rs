@@ -104,7 +104,7 @@ impl Loader {
             .clone()
             .find(|k| k.name.eq_ignore_ascii_case(name))
         {
-            let first = pools::on_line(&first.setting);
+            let first = pools::on_line(&first.setting, &origin);
             return Err(ConfigError::at(
                 &origin,
                 format!("duplicate key `{prefix}{name}`{first}"),

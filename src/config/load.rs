@@ -8,9 +8,9 @@ use std::path::Path;
 /// address blocks in `deny_from` or thousands of routes (each some tens of
 /// bytes, 100,000 blocks near 2 MiB); anything larger than this is some
 /// other file (or /dev/zero), refused before it fills the memory.
-const MAX_CONFIG_BYTES: u64 = 16 << 20;
+pub(super) const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
-fn read_config_file(path: &Path) -> std::io::Result<String> {
+pub(super) fn read_config_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
     // A FIFO would hang `check`, or a SIGHUP's reload and with it the

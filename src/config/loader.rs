@@ -1,13 +1,15 @@
 //! The [`Loader`]: raw values from the file, the environment and flags,
 //! each over the one before, built into a typed [`Config`].
 
+use super::include::{IncludeSource, OnDisk, MAX_DEPTH, MAX_FILES};
 use super::keys::find_key;
 use super::listeners::listeners_overlap;
+use super::load::MAX_CONFIG_BYTES;
 use super::pools::{PoolKey, RouteKey, Scope};
 use super::rewrites::RewriteKey;
 use super::streams::StreamKey;
 use super::suggest::{file_only, file_only_keys, unknown_key_message, FILE_ONLY};
-use super::{Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, KEYS};
+use super::{first_set, Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, KEYS};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -47,6 +49,9 @@ pub struct Loader {
     pub(super) file: String,
     /// Whether a file was read (else defaults, environment and flags only).
     pub(super) file_read: bool,
+    /// The files read, the main one first, then those it includes in the
+    /// order read.
+    pub(super) files: Vec<String>,
     /// The TLS settings for backends as made, by the keys they were made
     /// of: one for every pool that sets none of its own, so their files
     /// are read, and their sessions kept, once.
@@ -82,6 +87,7 @@ impl Loader {
             stream_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
+            files: Vec::new(),
             backend_tls: Default::default(),
         }
     }
@@ -98,18 +104,52 @@ impl Loader {
     }
 
     /// Reads proxy.conf text: `key = value` lines, `#` comments and blank
-    /// lines ignored. Unknown and repeated keys are errors.
+    /// lines ignored. Unknown and repeated keys are errors. The files its
+    /// `include` lines name are read from the disk, from `path`'s
+    /// directory.
     pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
+        self.file_including(path, text, &mut OnDisk)
+    }
+
+    /// [`Loader::file`], with the files `include` lines name taken from
+    /// `source`.
+    pub fn file_including(
+        &mut self,
+        path: &str,
+        text: &str,
+        source: &mut dyn IncludeSource,
+    ) -> Result<&mut Self, ConfigError> {
         self.file = path.to_string();
         self.file_read = true;
-        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        self.files = vec![path.to_string()];
+        let mut reading = Reading {
+            seen: BTreeMap::new(),
+            within: vec![source.identity(path)],
+            bytes: text.len(),
+        };
+        self.lines(path, text, source, &mut reading)?;
+        Ok(self)
+    }
+
+    /// The files read, the main one first (none when no file was).
+    pub fn files_read(&self) -> &[String] {
+        &self.files
+    }
+
+    /// Takes the lines of `text`, read from the file `path`.
+    fn lines(
+        &mut self,
+        path: &str,
+        text: &str,
+        source: &mut dyn IncludeSource,
+        reading: &mut Reading,
+    ) -> Result<(), ConfigError> {
         // Some editors start a UTF-8 file with a byte order mark.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (index, raw) in text.lines().enumerate() {
-            let line = index + 1;
             let origin = Origin::File {
                 path: path.to_string(),
-                line,
+                line: index + 1,
             };
             let content = strip_comment(raw).trim();
             if content.is_empty() {
@@ -122,6 +162,10 @@ impl Loader {
                 ));
             };
             let key = key.trim();
+            if key == "include" {
+                self.include(value.trim(), &origin, source, reading)?;
+                continue;
+            }
             if let Some((family, name)) = FieldFamily::of(key) {
                 self.field_key(family, name, value.trim(), origin)?;
                 continue;
@@ -145,15 +189,52 @@ impl Loader {
             let Some(spec) = find_key(key) else {
                 return Err(ConfigError::at(&origin, unknown_key_message(key)));
             };
-            if let Some(first) = seen.insert(spec.name, line) {
+            if let Some(first) = reading.seen.get(spec.name) {
                 return Err(ConfigError::at(
                     &origin,
-                    format!("duplicate key `{key}` (first set on line {first})"),
+                    format!("duplicate key `{key}`{}", first_set(first, &origin)),
                 ));
             }
+            reading.seen.insert(spec.name, origin.clone());
             self.put(spec.name, value.trim(), origin);
         }
-        Ok(self)
+        Ok(())
+    }
+
+    /// Reads the files `pattern` names, written at `origin`, in order.
+    fn include(
+        &mut self,
+        pattern: &str,
+        origin: &Origin,
+        source: &mut dyn IncludeSource,
+        reading: &mut Reading,
+    ) -> Result<(), ConfigError> {
+        let Origin::File { path, .. } = origin else {
+            return Ok(());
+        };
+        let refused = |why: String| ConfigError::at(origin, format!("include {pattern}: {why}"));
+        if reading.within.len() >= MAX_DEPTH {
+            let why = format!("files include files more than {MAX_DEPTH} deep");
+            return Err(refused(why));
+        }
+        for file in source.read(path, pattern).map_err(refused)? {
+            if reading.within.contains(&file.identity) {
+                let why = format!("{} is being read already (an include cycle)", file.name);
+                return Err(refused(why));
+            }
+            reading.bytes += file.text.len();
+            if self.files.len() >= MAX_FILES || reading.bytes as u64 > MAX_CONFIG_BYTES {
+                let why = format!(
+                    "more than {MAX_FILES} files or {MAX_CONFIG_BYTES} bytes in all: not a configuration"
+                );
+                return Err(refused(why));
+            }
+            self.files.push(file.name.clone());
+            reading.within.push(file.identity);
+            self.lines(&file.name, &file.text, source, reading)?;
+            reading.within.pop();
+        }
+        Ok(())
     }
 
     /// Applies `INVERSO_<KEY>` variables. Other variables are ignored.
@@ -172,6 +253,10 @@ impl Loader {
                 continue;
             }
             let key = rest.to_ascii_lowercase();
+            if key == "include" {
+                log::warn!("{var}: `include` is read from the configuration file only; ignored");
+                continue;
+            }
             if let Some(family) = FieldFamily::named_at_start_of(&key) {
                 log::warn!("{var}: {}; ignored", file_only(family, &key));
                 continue;
@@ -309,6 +394,17 @@ impl Loader {
         self.build_pools(&mut config)?;
         Ok(config)
     }
+}
+
+/// What reading a file and the files it includes keeps track of.
+struct Reading {
+    /// Where each key was set, for the one set twice.
+    seen: BTreeMap<&'static str, Origin>,
+    /// The files being read, the one including the next first: a file
+    /// among them included again would be read without end.
+    within: Vec<String>,
+    /// Bytes read in all.
+    bytes: usize,
 }
 
 /// `#` starts a comment anywhere on a line (values never contain `#`).

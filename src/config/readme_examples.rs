@@ -38,6 +38,8 @@ enum Made {
     Crl,
     /// A JWKS of one HMAC key, as `auth_jwt_key_file` reads.
     Jwks,
+    /// A configuration file an `include` reads, with a secret in it.
+    Conf,
 }
 
 /// Every path an example names, and what is made in its place.
@@ -62,6 +64,7 @@ const FILES: &[(&str, Made)] = &[
     ("/srv/downloads", Made::Dir),
     ("/srv/app/private", Made::Dir),
     ("/var/lib/acme/challenges", Made::Dir),
+    ("/run/secrets/inverso.conf", Made::Conf),
 ];
 
 /// Backend names the examples use, which resolve nowhere but where they
@@ -287,6 +290,7 @@ impl Fixtures {
                 Made::ChainAndKey => format!("{other}{other_key}"),
                 Made::Ca => ca.clone(),
                 Made::Crl => crl.clone(),
+                Made::Conf => "secure_link_secret = s3cret\n".to_string(),
                 Made::Jwks => {
                     r#"{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#
                         .to_string()

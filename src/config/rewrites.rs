@@ -32,7 +32,7 @@ impl Loader {
         }
         check_name(name).map_err(|m| ConfigError::at(&origin, m))?;
         if let Some(first) = self.rewrite_keys.iter().find(|k| k.name == name) {
-            let first = on_line(&first.setting);
+            let first = on_line(&first.setting, &origin);
             return Err(ConfigError::at(
                 &origin,
                 format!("duplicate key `rewrite.{name}`{first}"),

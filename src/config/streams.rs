@@ -205,7 +205,7 @@ impl Loader {
         check_name(name).map_err(|m| ConfigError::at(&origin, m))?;
         let same = |k: &&StreamKey| k.name == name && k.host == host;
         if let Some(first) = self.stream_keys.iter().find(same) {
-            let first = on_line(&first.setting);
+            let first = on_line(&first.setting, &origin);
             return Err(ConfigError::at(
                 &origin,
                 format!("duplicate key `stream.{key}`{first}"),

@@ -219,7 +219,11 @@ impl Loader {
         if let Some(first) = (self.pool_keys.iter()).find(|k| k.pool == pool && k.key == key) {
             return Err(ConfigError::at(
                 &origin,
-                format!("duplicate key `{}`{}", shown(key), on_line(&first.setting)),
+                format!(
+                    "duplicate key `{}`{}",
+                    shown(key),
+                    on_line(&first.setting, &origin)
+                ),
             ));
         }
         let pools = (self.pool_keys.iter()).filter(|k| k.key.is_none() && k.pool != pool);
@@ -274,7 +278,7 @@ impl Loader {
         {
             return Err(ConfigError::at(
                 &origin,
-                format!("duplicate key `{key}`{}", on_line(&first.setting)),
+                format!("duplicate key `{key}`{}", on_line(&first.setting, &origin)),
             ));
         }
         if mine.count() >= super::values::MAX_FIELD_EDITS {
@@ -350,12 +354,10 @@ impl Loader {
     }
 }
 
-/// ` (first set on line N)` for a setting read from the file.
-pub(in crate::config) fn on_line(setting: &Setting) -> String {
-    match &setting.origin {
-        Origin::File { line, .. } => format!(" (first set on line {line})"),
-        _ => String::new(),
-    }
+/// ` (first set on line N)` for a setting read from a file, set again at
+/// `again` (see [`first_set`](crate::config::first_set)).
+pub(in crate::config) fn on_line(setting: &Setting, again: &Origin) -> String {
+    crate::config::first_set(&setting.origin, again)
 }
 
 #[cfg(test)]

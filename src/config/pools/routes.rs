@@ -62,7 +62,7 @@ impl Loader {
             if let Some(first) = seen.get(&written) {
                 return Err(refused(format!(
                     "a second route for {written}{}",
-                    on_line(first)
+                    on_line(first, &setting.origin)
                 )));
             }
             seen.insert(written, setting);
