@@ -364,6 +364,11 @@ mod tests {
         loader.env([("INVERSO_INCLUDE".to_string(), "conf.d/*.conf".to_string())]);
         assert_eq!(loader.files_read(), ["proxy.conf"]);
         assert!(loader.build().is_ok());
+        let flag = loader.flag("include", "conf.d/*.conf", "--set");
+        assert_eq!(
+            flag.err().map(|e| e.to_string()).as_deref(),
+            Some("flag --set: `include` is read from the configuration file only")
+        );
     }
 
     #[test]

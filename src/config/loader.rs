@@ -284,6 +284,10 @@ impl Loader {
     /// Applies a command-line override of one key.
     pub fn flag(&mut self, key: &str, value: &str, flag: &str) -> Result<&mut Self, ConfigError> {
         let origin = Origin::Flag(flag.to_string());
+        if key == "include" {
+            let why = "`include` is read from the configuration file only";
+            return Err(ConfigError::at(&origin, why));
+        }
         if let Some((family, _)) = FieldFamily::of(key) {
             return Err(ConfigError::at(&origin, file_only(family, key)));
         }
