@@ -73,6 +73,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         );
         writeln!(out, "{line:<48} # {}", setting.origin)?;
     }
+    write_list_sizes(&mut out, &loader)?;
     for line in config::target_lines(&config) {
         writeln!(out, "{line}")?;
     }
@@ -207,6 +208,25 @@ fn shown(key: &str, value: &str) -> String {
         ("acme_dns_key", Some((named, _))) => format!("{}:(secret)", config::printable(named)),
         _ => "(secret)".to_string(),
     }
+}
+
+/// How many blocks each list of addresses that reads a file holds in all
+/// (a file that is not the one meant shows at once).
+fn write_list_sizes(out: &mut impl std::io::Write, loader: &config::Loader) -> std::io::Result<()> {
+    let top = loader.effective().map(|(key, s)| (key.to_string(), s));
+    let named = loader.pool_and_route_settings();
+    for (key, setting) in top.chain(named) {
+        let name = key.rsplit('.').next().unwrap_or(&key);
+        if !config::ADDRESS_LISTS.contains(&name) || !setting.value.contains("file:") {
+            continue;
+        }
+        // Read as the configuration was a moment ago: it loaded.
+        if let Ok(count) = config::address_blocks(&setting.value) {
+            let noun = if count == 1 { "block" } else { "blocks" };
+            writeln!(out, "# {}: {count} {noun} in all", config::printable(&key))?;
+        }
+    }
+    Ok(())
 }
 
 /// `check`'s account of a users file (`key`'s): how many users it read

@@ -218,6 +218,47 @@ fn a_reload_turns_the_lists_on_and_off_from_the_next_request() {
     assert_eq!(a.requests(), 2);
 }
 
+/// Lists read from files (`file:<path>`, as published lists come, with
+/// their comments), a pool's own too, and read again by a reload.
+#[test]
+fn lists_are_read_from_files_and_read_again_by_a_reload() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let dir = tempfile::tempdir().unwrap();
+    let (drop, staff) = (dir.path().join("drop.txt"), dir.path().join("staff.txt"));
+    std::fs::write(
+        &drop,
+        "; Spamhaus DROP List\n192.0.2.0/24 ; SBL1\n127.0.0.1\n",
+    )
+    .unwrap();
+    std::fs::write(&staff, "# the office\n198.51.100.0/24\n").unwrap();
+    let text = format!(
+        "targets = {a}\ndeny_from = 203.0.113.9, file:{}\n\
+         pool.admin = {b}\nroute./admin = admin\npool.admin.allow_from = file:{}\n",
+        drop.display(),
+        staff.display(),
+        a = a.addr,
+        b = b.addr,
+    );
+    let proxy = start_proxy(&[a.addr], from_file(&text));
+    let mut client = proxy.connect();
+    let refused = client.get("/");
+    assert_refused(&mut client, &refused);
+
+    std::fs::write(&drop, "192.0.2.0/24\n").unwrap();
+    let next = proxy.config_for(&[a.addr], from_file(&text));
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(proxy.connect().get("/").status, 200);
+    let mut client = proxy.connect();
+    let refused = client.get("/admin/users");
+    assert_refused(&mut client, &refused);
+
+    std::fs::write(&staff, "198.51.100.0/24\n127.0.0.1\n").unwrap();
+    let next = proxy.config_for(&[a.addr], from_file(&text));
+    proxy.handle().control().reload(next).unwrap();
+    assert_eq!(proxy.connect().get("/admin/users").status, 200);
+    assert_eq!((a.requests(), b.requests()), (1, 1));
+}
+
 #[test]
 fn behind_a_proxy_protocol_balancer_the_client_its_header_names_is_checked() {
     let a = Backend::echo("a");

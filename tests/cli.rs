@@ -315,6 +315,42 @@ fn check_reads_included_files_and_names_each_key_s_file_and_line() {
     );
 }
 
+/// A list of addresses read from a file: `check` says how many blocks it
+/// holds in all, and a bad line is refused at its file's line.
+#[test]
+fn check_counts_the_blocks_a_list_file_holds_and_names_a_bad_line() {
+    let dir = conf(
+        "targets = 127.0.0.1:9001\ndeny_from = 203.0.113.9, file:drop.txt\n\
+         pool.api = 127.0.0.1:9002\npool.api.allow_from = file:drop.txt\n",
+    );
+    let list = dir.path().join("drop.txt");
+    std::fs::write(&list, "; DROP\n192.0.2.0/24 ; SBL1\n2001:db8::/32\n").unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("\n# deny_from: 3 blocks in all\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n# pool.api.allow_from: 2 blocks in all\n"),
+        "{stdout}"
+    );
+    std::fs::write(&list, "192.0.2.0/24\nexample.com\n").unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("proxy.conf:2: deny_from: drop.txt:2: `example.com` is not an address"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_rejects_a_config_without_targets() {
     assert_rejected("port = 9000\n", None, &["targets"]);

@@ -67,8 +67,8 @@ pub use types::{
     weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target, MAX_WEIGHT,
 };
 pub use values::{
-    addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines, written, Addresses,
-    PoolRequest, Written, MAX_ADDRESSES_PER_NAME,
+    address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines,
+    written, Addresses, PoolRequest, Written, ADDRESS_LISTS, MAX_ADDRESSES_PER_NAME,
 };
 
 /// The effective configuration of one proxy process.

@@ -40,6 +40,8 @@ enum Made {
     Jwks,
     /// A configuration file an `include` reads, with a secret in it.
     Conf,
+    /// A list of address blocks as a feed publishes it.
+    Blocks,
 }
 
 /// Every path an example names, and what is made in its place.
@@ -65,6 +67,7 @@ const FILES: &[(&str, Made)] = &[
     ("/srv/app/private", Made::Dir),
     ("/var/lib/acme/challenges", Made::Dir),
     ("/run/secrets/inverso.conf", Made::Conf),
+    ("/etc/inverso/drop.txt", Made::Blocks),
 ];
 
 /// Backend names the examples use, which resolve nowhere but where they
@@ -291,6 +294,7 @@ impl Fixtures {
                 Made::Ca => ca.clone(),
                 Made::Crl => crl.clone(),
                 Made::Conf => "secure_link_secret = s3cret\n".to_string(),
+                Made::Blocks => "; DROP\n192.0.2.0/24 ; SBL1\n".to_string(),
                 Made::Jwks => {
                     r#"{"keys":[{"kty":"oct","k":"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY"}]}"#
                         .to_string()

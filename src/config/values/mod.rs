@@ -12,10 +12,12 @@
 //!   cache names, Host values and targeted fields it sends.
 //! - `auth`: `auth_request` and its redirect and fields, and
 //!   `auth_basic`'s realm and users.
+//! - `blocks`: lists of address blocks, written or read from files.
 //! - `certificates`: `tls_certificates` and `backend_tls_certificate`.
 //! - `escaped`: what a health probe sends and looks for, written as text.
 
 mod auth;
+mod blocks;
 mod certificates;
 pub(super) mod escaped;
 mod fastcgi;
@@ -31,6 +33,8 @@ pub(super) use auth::{
     optional_jwks, optional_users, parse_auth_fields, parse_auth_redirect, parse_auth_request,
     parse_realm,
 };
+pub(super) use blocks::parse_cidrs;
+pub use blocks::{address_blocks, ADDRESS_LISTS};
 pub(super) use certificates::{backend_certificate, parse_certificates};
 pub(super) use fastcgi::{
     parse_fastcgi_index, parse_fastcgi_params, parse_fastcgi_root, parse_fastcgi_script,
@@ -41,9 +45,8 @@ pub(super) use header_fields::{
     parse_field_edit, parse_field_name, parse_host, parse_targeted_fields, MAX_FIELD_EDITS,
 };
 pub(super) use scalars::{
-    optional, optional_path, optional_port, parse_bool, parse_cidrs, parse_expected_body,
-    parse_fail_timeout, parse_max_fails, parse_number, parse_positive_duration, parse_size_in,
-    parse_status_ranges,
+    optional, optional_path, optional_port, parse_bool, parse_expected_body, parse_fail_timeout,
+    parse_max_fails, parse_number, parse_positive_duration, parse_size_in, parse_status_ranges,
 };
 pub use scalars::{parse_duration, parse_rate, parse_size};
 pub(super) use targets::parse_targets;

@@ -1,7 +1,6 @@
 //! Plain values: numbers, durations, sizes, rates, booleans, paths,
 //! ports, address blocks, and a health probe's statuses and body.
 
-use crate::realip::Cidr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -144,14 +143,6 @@ pub(in crate::config) fn parse_bool(v: &str) -> Result<bool, String> {
 
 pub(in crate::config) fn optional_path(v: &str) -> Option<PathBuf> {
     (!v.is_empty()).then(|| PathBuf::from(v))
-}
-
-/// `10.0.0.0/8, 192.168.1.10, ...`; empty = none.
-pub(in crate::config) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
-    if v.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    v.split(',').map(|item| Cidr::parse(item.trim())).collect()
 }
 
 /// `200, 204, 300-399`: the statuses a health probe passes with, each one

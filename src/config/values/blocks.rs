@@ -1,0 +1,143 @@
+//! Lists of address blocks (`real_ip_from`, `allow_from`, `deny_from`,
+//! `auth_basic_except_from`), written in the value or read from files
+//! named `file:<path>`, one block a line, as HAProxy's `src -f <file>`
+//! reads them: the lists published as files (a CDN's addresses, a
+//! country's blocks, a feed of networks to refuse) are used as they come.
+
+use crate::realip::Cidr;
+use std::io::Read;
+use std::path::Path;
+
+/// The keys that hold lists of address blocks.
+pub const ADDRESS_LISTS: [&str; 4] = [
+    "real_ip_from",
+    "allow_from",
+    "deny_from",
+    "auth_basic_except_from",
+];
+
+/// How many blocks the list `value` holds, its files' included.
+pub fn address_blocks(value: &str) -> Result<usize, String> {
+    parse_cidrs(value).map(|blocks| blocks.len())
+}
+
+/// The largest list file read: a million blocks fit in it; a larger file
+/// is some other file.
+const MAX_LIST_BYTES: u64 = 16 << 20;
+
+/// `10.0.0.0/8, 2001:db8::/32, file:/etc/inverso/drop.txt`: the blocks
+/// written, and those of each file, in order; empty: none.
+pub(in crate::config) fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, String> {
+    if v.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut blocks = Vec::new();
+    for item in v.split(',').map(str::trim) {
+        match item.strip_prefix("file:") {
+            Some(path) => read_list(Path::new(path.trim()), &mut blocks)?,
+            None => blocks.push(Cidr::parse(item)?),
+        }
+    }
+    Ok(blocks)
+}
+
+/// Reads the blocks of the file at `path` into `blocks`: one a line,
+/// blank lines and comments (from `#` or `;`, as Spamhaus's DROP list
+/// writes them, to the end of the line) left out.
+fn read_list(path: &Path, blocks: &mut Vec<Cidr>) -> Result<(), String> {
+    let shown = path.display();
+    if path.as_os_str().is_empty() {
+        return Err("`file:` needs a path, e.g. `file:/etc/inverso/blocklist.txt`".into());
+    }
+    let mut text = String::new();
+    // Only a regular file: a FIFO would hang the start or a reload.
+    crate::cache::persist::open_regular(path)
+        .and_then(|file| file.take(MAX_LIST_BYTES + 1).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if text.len() as u64 > MAX_LIST_BYTES {
+        return Err(format!(
+            "{shown} is larger than {MAX_LIST_BYTES} bytes: not a list of addresses"
+        ));
+    }
+    for (index, line) in text.lines().enumerate() {
+        let block = line.split(['#', ';']).next().unwrap_or_default().trim();
+        if block.is_empty() {
+            continue;
+        }
+        let block = Cidr::parse(block).map_err(|e| format!("{shown}:{}: {e}", index + 1))?;
+        blocks.push(block);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("list.txt");
+        std::fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        (dir, path)
+    }
+
+    fn shown(blocks: &[Cidr]) -> Vec<String> {
+        blocks.iter().map(|b| b.to_string()).collect()
+    }
+
+    #[test]
+    fn a_file_adds_its_blocks_where_it_is_named() {
+        let (_dir, path) = listed(
+            "; Spamhaus DROP List\n1.10.16.0/20 ; SBL256894\n\n# a comment\n  2001:db8::/32  \n192.0.2.7\n",
+        );
+        let blocks = parse_cidrs(&format!("10.0.0.0/8, file:{path}, 198.51.100.0/24")).unwrap();
+        assert_eq!(
+            shown(&blocks),
+            [
+                "10.0.0.0/8",
+                "1.10.16.0/20",
+                "2001:db8::/32",
+                "192.0.2.7/32",
+                "198.51.100.0/24"
+            ]
+        );
+        // A file of comments alone is an empty list, as an empty value.
+        let (_dir, path) = listed("# nothing yet\n");
+        assert!(parse_cidrs(&format!("file:{path}")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_bad_line_is_named_by_its_file_and_line() {
+        let (_dir, path) = listed("10.0.0.0/8\n\nexample.com\n");
+        let e = parse_cidrs(&format!("file:{path}")).unwrap_err();
+        assert_eq!(
+            e,
+            format!("{path}:3: `example.com` is not an address or address/prefix")
+        );
+        let (_dir, path) = listed("10.1.2.3/8\n");
+        let e = parse_cidrs(&format!("file:{path}")).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{path}:1: `10.1.2.3/8` has bits set")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_a_directory_and_no_path_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.txt").display().to_string();
+        let e = parse_cidrs(&format!("file:{missing}")).unwrap_err();
+        assert!(e.starts_with(&format!("cannot read {missing}: ")), "{e}");
+        let e = parse_cidrs(&format!("file:{}", dir.path().display())).unwrap_err();
+        assert!(e.starts_with("cannot read "), "{e}");
+        assert!(parse_cidrs("file:").unwrap_err().contains("needs a path"));
+    }
+
+    #[test]
+    fn a_file_too_large_to_be_a_list_is_refused() {
+        let (_dir, path) = listed(&"# padding line\n".repeat(1_200_000));
+        let e = parse_cidrs(&format!("file:{path}")).unwrap_err();
+        assert!(e.ends_with("not a list of addresses"), "{e}");
+    }
+}
