@@ -948,6 +948,7 @@ pub fn rewrite(data: &[u8]) {
             server_name: https.then_some("www.example.com"),
             certificate: None,
             request_id: Some("r-1"),
+            trace: None,
             pool: Some("default"),
             connection: Some((7, 3)),
             route_host: None,
@@ -2354,6 +2355,7 @@ pub fn log_line(data: &[u8]) {
         pool: (flags & 16 != 0).then(|| "api".into()),
         show_pool: flags & 1 != 0,
         request_id,
+        trace: None,
         heads: (flags & 2 != 0).then(|| {
             Box::new(Heads {
                 request: request_fields,

@@ -88,6 +88,7 @@ mod tests {
             pool: Some("api".into()),
             show_pool: false,
             request_id: None,
+            trace: None,
             heads: None,
             fields: None,
             response_head: None,

@@ -75,6 +75,8 @@ pub struct Facts<'a> {
     pub server_name: Option<&'a str>,
     pub certificate: Option<&'a ClientCertificate>,
     pub request_id: Option<&'a str>,
+    /// The request's place in a trace, with `trace_context`.
+    pub trace: Option<crate::trace_context::TraceContext>,
     pub pool: Option<&'a str>,
     /// The client connection's serial number and the requests it has
     /// carried, this one included (`$connection`, `$connection_requests`).
@@ -110,6 +112,7 @@ impl<'a> Facts<'a> {
             server_name: None,
             certificate: None,
             request_id: None,
+            trace: None,
             pool: None,
             connection: None,
             route_host: None,
@@ -504,6 +507,10 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         Var::Referer => return push_field(facts, "referer", out),
         Var::UserAgent => return push_field(facts, "user_agent", out),
         Var::RequestId => facts.request_id.unwrap_or_default(),
+        Var::OtelTraceId | Var::OtelSpanId | Var::OtelParentId | Var::OtelParentSampled => {
+            let value = crate::trace_context::variable(facts.trace.as_ref(), var);
+            return out.extend_from_slice(value.unwrap_or_default().as_bytes());
+        }
         Var::Host => {
             let field = || {
                 head.headers
@@ -833,6 +840,7 @@ mod tests {
             scheme: "https",
             user: Some("ann"),
             request_id: Some("r-1"),
+            trace: crate::trace_context::TraceMode::Inject.begin(None),
             pool: Some("api"),
             connection: Some((7, 3)),
             route_host: Some("*.shop.example"),
@@ -841,6 +849,9 @@ mod tests {
             ..facts(&head)
         };
         let pid = std::process::id().to_string();
+        // A trace begun here: no parent, none sampled.
+        let trace = over_tls.trace.unwrap();
+        let traced = format!("{} {} [] 0", trace.trace_id(), trace.span_id());
         let cases = [
             ("$remote_addr:$remote_port", "192.0.2.10:51000"),
             (
@@ -878,6 +889,10 @@ mod tests {
                 "https://r.example/ curl/8",
             ),
             ("$request_id $pool $scheme $https", "r-1 api https on"),
+            (
+                "$otel_trace_id $otel_span_id [$otel_parent_id] $otel_parent_sampled",
+                &traced,
+            ),
             ("$server_name", "*.shop.example"),
             ("$connection/$connection_requests", "7/3"),
             (

@@ -97,6 +97,7 @@ mod test_log;
 pub mod thread_stack;
 pub mod throttle;
 pub mod tls;
+pub mod trace_context;
 pub mod upstream;
 pub mod upstream_tries;
 pub mod variables;

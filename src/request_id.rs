@@ -28,6 +28,12 @@ pub fn is_well_formed(id: &str) -> bool {
 /// by each process, so unique across restarts and instances. Also the
 /// boundary of a multipart answer from the cache, which no body may hold.
 pub fn generate() -> String {
+    format!("{:032x}", random_u128())
+}
+
+/// 128 bits that do not repeat within the process and are not foreseen
+/// from outside it (see [`generate`]): request IDs, and a trace's IDs.
+pub fn random_u128() -> u128 {
     static KEY: OnceLock<RandomState> = OnceLock::new();
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
@@ -38,7 +44,7 @@ pub fn generate() -> String {
         hasher.write_u64(salt);
         hasher.finish()
     };
-    format!("{:016x}{:016x}", half(0), half(1))
+    u128::from(half(0)) << 64 | u128::from(half(1))
 }
 
 #[cfg(test)]

@@ -2530,6 +2530,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         pool: None,
         show_pool: false,
         request_id: None,
+        trace: None,
         heads: None,
         fields: None,
         response_head: None,

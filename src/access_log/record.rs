@@ -8,6 +8,7 @@ use crate::http::date::{format_rfc3339, LogClock};
 use crate::http::Headers;
 use crate::json;
 use crate::tls::client_cert::ClientCertificate;
+use crate::trace_context::TraceContext;
 use crate::upstream_tries::UpstreamTry;
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -111,6 +112,8 @@ pub struct Record {
     pub show_pool: bool,
     /// The request's ID, when `request_id_header` is set.
     pub request_id: Option<String>,
+    /// The request's place in a trace, with `trace_context`.
+    pub trace: Option<TraceContext>,
     /// The request head received and the response head sent, when
     /// `log_headers` is on.
     pub heads: Option<Box<Heads>>,
@@ -212,6 +215,7 @@ impl Record {
             pool: None,
             show_pool: false,
             request_id: None,
+            trace: None,
             heads: None,
             fields: None,
             response_head: None,
@@ -241,7 +245,8 @@ impl Record {
     /// (null when absent), `duration_ms`, `upstream_ms` (null when
     /// absent), `termination` (`$termination`), with pools defined
     /// `pool` (null for a request that went to no pool), with
-    /// `request_id_header` `request_id`, and with
+    /// `request_id_header` `request_id`, with `trace_context` `trace_id`
+    /// and `span_id` (the proxy's), and with
     /// `log_headers` `request_headers` and `response_headers` as arrays of
     /// `[name, value]` pairs.
     pub fn to_json(&self) -> String {
@@ -302,6 +307,13 @@ impl Record {
             json::push_key(out, "request_id");
             json::push_str(out, id);
         }
+        if let Some(trace) = &self.trace {
+            for (key, id) in [("trace_id", trace.trace_id()), ("span_id", trace.span_id())] {
+                out.push(',');
+                json::push_key(out, key);
+                json::push_str(out, &id);
+            }
+        }
         if let Some(heads) = &self.heads {
             for (key, fields) in [
                 ("request_headers", &heads.request),
@@ -329,7 +341,8 @@ impl Record {
     /// The line as written (without newline): the combined log format (its
     /// user the one `Authorization: Basic` claims), then
     /// `upstream=`, `cache=`, `duration_ms=`, `upstream_ms=`, with pools
-    /// defined `pool=` and with `request_id_header` `request_id=`. Quoted fields escape `"`,
+    /// defined `pool=`, with `request_id_header` `request_id=` and with
+    /// `trace_context` `trace_id=`. Quoted fields escape `"`,
     /// `\` and non-printable bytes as `\xHH`, so a client cannot forge lines.
     pub fn format(&self) -> String {
         let mut line = String::with_capacity(160);
@@ -378,6 +391,10 @@ impl Record {
             // (see `request_id::is_well_formed`); escaped all the same.
             line.push_str(" request_id=");
             escape_into(line, id);
+        }
+        if let Some(trace) = &self.trace {
+            line.push_str(" trace_id=");
+            line.push_str(&trace.trace_id());
         }
         if let Some(heads) = &self.heads {
             // Each head as one quoted field, its lines joined by CRLF
@@ -494,6 +511,27 @@ mod tests {
             "{}",
             r.format()
         );
+    }
+
+    #[test]
+    fn a_trace_follows_the_request_id_in_both_formats() {
+        let mut r = record();
+        r.request_id = Some("4f1c-x".into());
+        r.trace = crate::trace_context::TraceMode::Propagate.begin(Some(
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ));
+        let span = r.trace.map(|t| t.span_id()).unwrap_or_default();
+        assert!(
+            r.format()
+                .ends_with(" request_id=4f1c-x trace_id=4bf92f3577b34da6a3ce929d0e0e4736"),
+            "{}",
+            r.format()
+        );
+        let json = r.to_json();
+        let expected = format!(
+            r#""request_id":"4f1c-x","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"{span}"}}"#
+        );
+        assert!(json.ends_with(&expected), "{json}");
     }
 
     #[test]

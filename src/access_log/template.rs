@@ -201,6 +201,7 @@ impl Template {
             pool: Some(crate::config::DEFAULT_POOL.into()),
             show_pool: false,
             request_id: Some("2f1b9c4e8d7a6b50".into()),
+            trace: None,
             heads: None,
             fields: Some(RequestFields::take(&self.fields, &headers)),
             response_head: None,
@@ -507,6 +508,9 @@ fn write_var(
         Var::Referer => out.text(r.referer.as_deref()),
         Var::UserAgent => out.text(r.user_agent.as_deref()),
         Var::RequestId => out.text(r.request_id.as_deref()),
+        Var::OtelTraceId | Var::OtelSpanId | Var::OtelParentId | Var::OtelParentSampled => {
+            out.own(crate::trace_context::variable(r.trace.as_ref(), var).as_deref())
+        }
         Var::Host => {
             let field = || r.fields.as_ref().and_then(|f| f.get("host"));
             let host = (request.and_then(|l| l.authority()).or_else(field))
@@ -717,6 +721,13 @@ mod tests {
             route_host: Some("*.shop.example".into()),
             show_pool: false,
             request_id: Some("4f1c-x".into()),
+            trace: Some(crate::trace_context::TraceContext {
+                trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
+                span_id: 0x53995c3f42cd8ad8,
+                parent_id: Some(0x00f067aa0ba902b7),
+                flags: 1,
+                continued: true,
+            }),
             heads: None,
             fields: Some(RequestFields::take(&names, &headers)),
             response_head: None,
@@ -773,6 +784,7 @@ mod tests {
             limit_req: None,
             pool: None,
             request_id: None,
+            trace: None,
             fields: None,
             response_head: None,
             upstream_fields: None,
@@ -941,6 +953,10 @@ mod tests {
             ("$http_referer", "https://ref.example/"),
             ("$http_user_agent", "curl/8"),
             ("$request_id", "4f1c-x"),
+            ("$otel_trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("$otel_span_id", "53995c3f42cd8ad8"),
+            ("$otel_parent_id", "00f067aa0ba902b7"),
+            ("$otel_parent_sampled", "1"),
             ("$host", "app.example.com"),
             ("$http_host", "App.Example.com:8080"),
             ("$http_x_request_id", "abc-123"),
@@ -1205,6 +1221,7 @@ mod tests {
         for r in [record(), bare_record(), hostile, empty] {
             let r = Record {
                 request_id: None,
+                trace: None,
                 ..r
             };
             assert_eq!(line(combined, &r), r.format());

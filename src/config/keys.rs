@@ -1118,6 +1118,15 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, parse_field_name).map(|n| c.request_id_header = n),
     },
     Key {
+        name: "trace_context",
+        default: "off",
+        help: "W3C trace context (traceparent), as nginx's otel_trace_context: propagate \
+               continues a client's trace (or begins one) and sends the backend the proxy's span \
+               as its parent; inject begins a new one for every request; extract reads the \
+               client's for the log alone; off",
+        apply: |c, v| crate::trace_context::TraceMode::parse(v).map(|m| c.trace_context = m),
+    },
+    Key {
         name: "sticky_cookie",
         default: "",
         help: "a cookie naming the target that served a client, which then keeps serving it while \

@@ -323,6 +323,8 @@ pub struct Config {
     pub gunzip: bool,
     /// The header field carrying each request's ID, if any.
     pub request_id_header: Option<Arc<str>>,
+    /// What is done with requests' `traceparent` (`trace_context`).
+    pub trace_context: crate::trace_context::TraceMode,
     /// The cookie that keeps a client on the target that served it.
     pub sticky_cookie: Option<Arc<str>>,
     /// A response that sets the sticky cookie is marked `private`, so that
@@ -644,6 +646,7 @@ impl Config {
             gzip_comp_level: 1,
             gunzip: false,
             request_id_header: None,
+            trace_context: Default::default(),
             sticky_cookie: None,
             sticky_cookie_nocache: false,
             sticky_cookie_attributes: Arc::from(""),

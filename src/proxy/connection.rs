@@ -90,6 +90,7 @@ pub fn serve(
         client.begin_anew();
         client.take_gzip_sizes();
         client.request_body = None;
+        client.trace = None;
         client.head_bytes = 0;
         client.pacing = Pacing::OFF;
         client.watch.set_idle();
@@ -350,6 +351,7 @@ fn count_and_log(
         pool,
         show_pool: !shared.config.pools.is_empty(),
         request_id: client.request_id.as_ref().map(|(_, id)| id.clone()),
+        trace: client.trace,
         heads,
         fields: line.fields,
         response_head,

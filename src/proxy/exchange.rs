@@ -27,6 +27,7 @@ use crate::request_id;
 use crate::routes::{Ambiguous, Asked, Lookup, Return, CLOSE_UNANSWERED};
 use crate::secure_link::{self, Verdict};
 use crate::throttle::OnceAMinute;
+use crate::trace_context::TraceMode;
 use crate::upstream::hash_on::HashOn;
 use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
@@ -113,6 +114,14 @@ pub(super) fn exchange(
         if let Some(given) = given.filter(|g| from_proxy && request_id::is_well_formed(g)) {
             *id = given.to_string();
         }
+    }
+    // One field, or the trace is none: two would be two traces.
+    if shared.config.trace_context != TraceMode::Off {
+        let mut traceparents = head.headers.get_all("traceparent");
+        let traceparent = traceparents
+            .next()
+            .filter(|_| traceparents.next().is_none());
+        client.trace = shared.config.trace_context.begin(traceparent);
     }
     let mut line = LogLine::of(&head, &shared.config);
     // An ACME server proving a name of `acme_domains`: before the access

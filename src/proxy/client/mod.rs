@@ -181,6 +181,8 @@ pub(super) struct Client {
     gzip_sizes: Cell<Option<(u64, u64)>>,
     /// With `request_id_header`: the field's name and this request's ID.
     pub(super) request_id: Option<(Arc<str>, String)>,
+    /// With `trace_context`: this request's place in a trace.
+    pub(super) trace: Option<crate::trace_context::TraceContext>,
     /// This request's body (if any) was read to its end before it went to
     /// a backend: nothing of the request is left on the connection.
     pub(super) body_read_whole: bool,
@@ -316,6 +318,7 @@ impl Client {
             upstream_fields: None,
             gzip_sizes: Cell::new(None),
             request_id: None,
+            trace: None,
             body_read_whole: false,
             request_body: None,
             sticky: None,

@@ -152,6 +152,16 @@ pub(super) fn prepare_request(
     if let Some((name, id)) = &client.request_id {
         head.headers.set(name, id);
     }
+    if let Some(trace) = client
+        .trace
+        .filter(|_| shared.config.trace_context.injects())
+    {
+        head.headers.set("traceparent", trace.traceparent());
+        // Another trace's state goes with the trace it came with.
+        if !trace.continued {
+            head.headers.remove("tracestate");
+        }
+    }
     Forwarding {
         path,
         host,
@@ -185,6 +195,7 @@ pub(in crate::proxy) fn facts<'a>(
         server_name: client.server_name.as_deref(),
         certificate: client.certificate.as_deref(),
         request_id: client.request_id.as_ref().map(|(_, id)| id.as_str()),
+        trace: client.trace,
         // From the route: `client.pool` is taken for the log before a
         // revalidation in the background renders these.
         pool: (shared.routed_pool(client.route)).map(|i| &**shared.pools.get(i).shared_name()),
