@@ -73,11 +73,21 @@ impl IncludeSource for OnDisk {
         } else {
             vec![file]
         };
+        // Bounded before all is read: a pattern that names a directory of
+        // something else is refused without reading it whole.
+        if names.len() > MAX_FILES {
+            return Err(format!("matches more than {MAX_FILES} files"));
+        }
         let mut files = Vec::with_capacity(names.len());
+        let mut bytes = 0;
         for name in names {
             let path = dir.join(&name);
             let text = super::load::read_config_file(&path)
                 .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            bytes += text.len() as u64;
+            if bytes > super::load::MAX_CONFIG_BYTES {
+                return Err(format!("more than {} bytes", super::load::MAX_CONFIG_BYTES));
+            }
             let name = path.display().to_string();
             files.push(Included {
                 identity: self.identity(&name),

@@ -163,7 +163,7 @@ impl Loader {
             };
             let key = key.trim();
             if key == "include" {
-                self.include(value.trim(), &origin, source, reading)?;
+                self.include((path, value.trim()), &origin, source, reading)?;
                 continue;
             }
             if let Some((family, name)) = FieldFamily::of(key) {
@@ -201,17 +201,15 @@ impl Loader {
         Ok(())
     }
 
-    /// Reads the files `pattern` names, written at `origin`, in order.
+    /// Reads the files `pattern`, written in the file `path` at `origin`,
+    /// names, in order.
     fn include(
         &mut self,
-        pattern: &str,
+        (path, pattern): (&str, &str),
         origin: &Origin,
         source: &mut dyn IncludeSource,
         reading: &mut Reading,
     ) -> Result<(), ConfigError> {
-        let Origin::File { path, .. } = origin else {
-            return Ok(());
-        };
         let refused = |why: String| ConfigError::at(origin, format!("include {pattern}: {why}"));
         if reading.within.len() >= MAX_DEPTH {
             let why = format!("files include files more than {MAX_DEPTH} deep");
