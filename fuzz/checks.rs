@@ -3566,3 +3566,325 @@ fn wrapped_hello(extensions: &[u8], record: usize) -> Vec<u8> {
     }
     wire
 }
+
+/// What an ACME server, a DNS server or an operator gives the ACME
+/// client, the first byte saying which reader takes the rest (see
+/// [`ACME_READERS`]): each gives a value within its limits or an error.
+pub fn acme(data: &[u8]) {
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    ACME_READERS[usize::from(which) % ACME_READERS.len()](rest);
+}
+
+/// The readers of [`acme`], by the first byte of the input modulo their
+/// number: a seed keeps its reader only while this order does.
+const ACME_READERS: &[fn(&[u8])] = &[
+    acme_answer,
+    acme_endless_answer,
+    acme_documents,
+    acme_date,
+    acme_dns_answer,
+    acme_settings,
+];
+
+/// Reads of at most `size` bytes each from what `data` is.
+struct Trickle<'a> {
+    data: &'a [u8],
+    size: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.size.min(out.len()).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+/// The HTTP client's answer, from a server sending the rest then closing
+/// (the first byte: whether it answers a HEAD, and how many bytes a read
+/// brings). Read in reads of that size and in reads as large as the
+/// client takes, an answer under the head's limit is the same; one read
+/// is within the limits, its body too.
+fn acme_answer(data: &[u8]) {
+    use inverso::acme::http::Answer;
+    let Some((&how, wire)) = data.split_first() else {
+        return;
+    };
+    let head_request = how & 1 == 1;
+    let size = 1 + usize::from(how >> 1);
+    let mut small = Trickle { data: wire, size };
+    let trickled = Answer::read(&mut small, head_request, |_| Ok(()));
+    let mut whole = std::io::Cursor::new(wire);
+    let at_once = Answer::read(&mut whole, head_request, |_| Ok(()));
+    if wire.len() <= 16 * 1024 {
+        assert_eq!(format!("{trickled:?}"), format!("{at_once:?}"));
+    }
+    if let Ok(answer) = &at_once {
+        acme_answer_holds(answer, wire, head_request);
+    }
+    // Out of time after the first read (`before_read` failing): an
+    // error, or the same answer when one read was enough.
+    let mut reads = 0;
+    let mut again = Trickle { data: wire, size };
+    let timed = Answer::read(&mut again, head_request, |_| {
+        reads += 1;
+        match reads > 1 {
+            true => Err("no answer within 1s".into()),
+            false => Ok(()),
+        }
+    });
+    match timed {
+        Ok(_) => assert_eq!(format!("{timed:?}"), format!("{trickled:?}")),
+        Err(e) => assert!(!e.is_empty()),
+    }
+}
+
+/// What holds of any answer read: a status of three digits, a body
+/// within 256 KiB and none to a HEAD, and `Retry-After` when given as
+/// seconds.
+fn acme_answer_holds(answer: &inverso::acme::http::Answer, wire: &[u8], head_request: bool) {
+    assert!((100..=999).contains(&answer.status), "{}", answer.status);
+    assert!(answer.body.len() <= 256 * 1024);
+    if head_request {
+        assert!(answer.body.is_empty());
+    }
+    if let Some(after) = answer.retry_after {
+        let text = format!("{}", after.as_secs());
+        assert!(
+            wire.windows(text.len()).any(|w| w == text.as_bytes()),
+            "{text}"
+        );
+    }
+    for field in [&answer.nonce, &answer.location].into_iter().flatten() {
+        assert_eq!(field.trim(), field);
+    }
+}
+
+/// An answer that never ends: the rest's first half, then its second
+/// half again and again (a body without end, a head without end). The
+/// client stops at its limits, having read at most a little past them.
+fn acme_endless_answer(data: &[u8]) {
+    use inverso::acme::http::Answer;
+    let (start, again) = data.split_at(data.len() / 2);
+    if again.is_empty() {
+        return;
+    }
+    struct Endless<'a> {
+        start: &'a [u8],
+        again: &'a [u8],
+        at: usize,
+        given: usize,
+    }
+    impl std::io::Read for Endless<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let mut n = 0;
+            while n < out.len() {
+                let byte = match self.start.get(self.given + n) {
+                    Some(&b) => b,
+                    None => {
+                        let b = self.again[self.at];
+                        self.at = (self.at + 1) % self.again.len();
+                        b
+                    }
+                };
+                out[n] = byte;
+                n += 1;
+            }
+            self.given += n;
+            Ok(n)
+        }
+    }
+    let mut endless = Endless {
+        start,
+        again,
+        at: 0,
+        given: 0,
+    };
+    let answer = Answer::read(&mut endless, false, |_| Ok(()));
+    // A head of 16 KiB and a body of 256 KiB, and a read of 8 KiB past
+    // each.
+    assert!(
+        endless.given <= 2 * 16 * 1024 + 256 * 1024 + 2 * 8192,
+        "{} bytes read",
+        endless.given
+    );
+    if let Ok(answer) = &answer {
+        acme_answer_holds(answer, data, false);
+    }
+}
+
+/// A JSON document an ACME server answers, as each reader of one takes
+/// it: a directory, an order, an authorization (for each challenge
+/// type), a renewal information, a problem; what one reads is as the
+/// document says it.
+fn acme_documents(data: &[u8]) {
+    use inverso::acme::http::Url;
+    use inverso::acme::order::{
+        authorizations, reason, status, url_field, Chosen, Directory, Problem, Window,
+    };
+    use inverso::json_value::{self, Value};
+    let problem = Problem::read(data);
+    assert!(!problem.told().is_empty());
+    let Ok(document) = json_value::parse(data) else {
+        assert!(problem.kind.is_none() && problem.detail.is_none());
+        return;
+    };
+    let text = |name: &str| document.get(name).and_then(Value::as_str);
+    assert_eq!(problem.kind.as_deref(), text("type"));
+    assert_eq!(problem.detail.as_deref(), text("detail"));
+    let url_holds = |url: &Url, given: Option<&str>| {
+        assert_eq!(Some(url.text.as_str()), given);
+        assert!(url.path.starts_with('/') && !url.host.is_empty() && url.port != 0);
+    };
+    if let Ok(directory) = Directory::read(&document) {
+        url_holds(&directory.new_nonce, text("newNonce"));
+        url_holds(&directory.new_account, text("newAccount"));
+        url_holds(&directory.new_order, text("newOrder"));
+        if let Some(url) = &directory.renewal_info {
+            url_holds(url, text("renewalInfo"));
+        }
+    }
+    if let Ok(urls) = authorizations(&document) {
+        let listed = document.get("authorizations").and_then(Value::as_array);
+        assert_eq!(urls.len(), listed.map_or(0, <[Value]>::len));
+    }
+    for field in ["finalize", "certificate"] {
+        if let Ok(url) = url_field(&document, field, "none") {
+            url_holds(&url, text(field));
+        }
+    }
+    for kind in ["http-01", "dns-01", "tls-alpn-01"] {
+        match Chosen::read(&document, kind) {
+            Ok(Some(chosen)) => {
+                assert_eq!(status(&document), "pending");
+                assert!(!chosen.token.is_empty());
+                assert!(chosen
+                    .token
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                assert!(chosen.url.path.starts_with('/'));
+            }
+            Ok(None) => assert_eq!(status(&document), "valid"),
+            Err(e) => assert!(!e.is_empty()),
+        }
+    }
+    let after = Some(Duration::from_secs(21600));
+    if let Ok(window) = Window::read(&document, after) {
+        assert!(window.start <= window.end);
+        assert_eq!(window.ask_again, after);
+    }
+    let said = reason(&document);
+    assert!(said.is_empty() || said.starts_with(": "));
+}
+
+/// An RFC 3339 date, as a renewal window's ends are read: one read is
+/// written as the access log writes it and reads back the same (to the
+/// second); and the same text as `Retry-After` is seconds or nothing.
+fn acme_date(data: &[u8]) {
+    use inverso::acme::http::Answer;
+    use inverso::http::date::{format_rfc3339, parse_rfc3339};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Some(at) = parse_rfc3339(text) {
+        let written = format_rfc3339(at);
+        let back = parse_rfc3339(&written).expect("a date written reads back");
+        let secs =
+            |t: std::time::SystemTime| t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).ok();
+        assert_eq!(secs(back), secs(at), "{written}");
+    }
+    if text.contains(['\r', '\n']) {
+        return;
+    }
+    let wire = format!("HTTP/1.1 503 X\r\nRetry-After: {text}\r\nContent-Length: 0\r\n\r\n");
+    let mut cursor = std::io::Cursor::new(wire.as_bytes());
+    if let Ok(answer) = Answer::read(&mut cursor, false, |_| Ok(())) {
+        let seconds = text.trim().parse::<u64>().ok();
+        assert_eq!(answer.retry_after, seconds.map(Duration::from_secs));
+    }
+}
+
+/// A DNS server's answer to an update: the rest, its ID (the first two
+/// bytes) asked for, or another. Taken only as an answer, to that ID,
+/// saying NOERROR.
+fn acme_dns_answer(data: &[u8]) {
+    use inverso::acme::dns_update::read_answer;
+    let id = match data {
+        [a, b, ..] => u16::from_be_bytes([*a, *b]),
+        _ => 0,
+    };
+    for asked in [id, id.wrapping_add(1)] {
+        if read_answer(data, asked).is_ok() {
+            assert!(data.len() >= 4);
+            assert_eq!(asked, id);
+            assert!(data[2] & 0x80 != 0 && data[3] & 0x0f == 0);
+        }
+    }
+}
+
+/// The `acme_*` keys' values, each read by its parser: a value taken is
+/// within its limits and reads back the same.
+fn acme_settings(data: &[u8]) {
+    use inverso::acme::dns_update::TsigKey;
+    use inverso::acme::http::Url;
+    use inverso::acme::state::from_pem;
+    use inverso::acme::{
+        parse_dns_server, parse_domains, parse_email, parse_mac_key, parse_zones, Challenge,
+    };
+    let _ = from_pem(data);
+    let Ok(v) = std::str::from_utf8(data) else {
+        return;
+    };
+    let name_holds = |name: &str| {
+        let bare = name.strip_prefix("*.").unwrap_or(name);
+        assert!(!bare.is_empty() && bare.len() <= 253, "{name:?}");
+        assert!(!bare.ends_with('.'), "{name:?}");
+        assert!(
+            bare.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b)),
+            "{name:?}"
+        );
+    };
+    if let Ok(key) = TsigKey::parse(v) {
+        assert!(!key.secret.is_empty());
+        assert!(key.name.len() <= 253, "{key:?}");
+        assert_eq!(key.name, key.name.to_ascii_lowercase());
+        assert!(!key.name.ends_with('.'), "{key:?}");
+    }
+    if let Ok(certificates) = parse_domains(v) {
+        let mut all = std::collections::HashSet::new();
+        for names in &certificates {
+            assert!((1..=100).contains(&names.len()));
+            for name in names {
+                name_holds(name);
+                assert!(all.insert(name.clone()), "{name} twice");
+            }
+        }
+        let written: Vec<String> = certificates.iter().map(|names| names.join(",")).collect();
+        assert_eq!(parse_domains(&written.join(";")), Ok(certificates));
+    }
+    if let Ok(zones) = parse_zones(v) {
+        zones.iter().for_each(|zone| name_holds(zone));
+        assert_eq!(parse_zones(&zones.join(",")), Ok(zones));
+    }
+    if let Ok(Some(server)) = parse_dns_server(v) {
+        assert_eq!(parse_dns_server(&server), Ok(Some(server.clone())));
+    }
+    if let Ok(Some(email)) = parse_email(v) {
+        assert_eq!(parse_email(&email), Ok(Some(email.clone())));
+    }
+    if let Ok(Some(key)) = parse_mac_key(v) {
+        assert!(!key.0.is_empty());
+    }
+    if let Ok(challenge) = Challenge::parse(v) {
+        assert_eq!(Challenge::parse(challenge.name()), Ok(challenge));
+    }
+    if let Ok(url) = Url::parse(v) {
+        assert!(url.path.starts_with('/') && !url.host.is_empty() && url.port != 0);
+        assert_eq!(url.text, v);
+        assert_eq!(Url::parse(&url.text), Ok(url));
+    }
+}

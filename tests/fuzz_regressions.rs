@@ -32,6 +32,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("gunzip", checks::gunzip),
     ("fastcgi_reply", checks::fastcgi_reply),
     ("client_hello", checks::client_hello),
+    ("acme", checks::acme),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

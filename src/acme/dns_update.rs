@@ -8,7 +8,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long the server may take to connect, or to answer an update.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,27 +149,58 @@ impl DnsUpdate {
         let zone = self.zone_of(name).ok_or("in none of acme_dns_zone")?;
         let message = update_message(id, zone, name, value, class, ttl)?;
         let signed = sign(message, id, &self.key, now)?;
-        let answer = self.exchange(&signed)?;
+        let answer = self.exchange(&signed, TIMEOUT)?;
         read_answer(&answer, id)
     }
 
-    fn exchange(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+    /// Sends `message` and reads the answer, all `within`: a server
+    /// that sends its answer a byte at a time is not waited for longer
+    /// than one that sends nothing (a timeout on each read alone would
+    /// let it hold the client for days).
+    fn exchange(&self, message: &[u8], within: Duration) -> Result<Vec<u8>, String> {
         let server = &self.server;
         let addr = (server.to_socket_addrs().ok())
             .and_then(|mut addrs| addrs.next())
             .ok_or_else(|| format!("{server}: no address"))?;
+        let deadline = Instant::now() + within;
         let io = |e: std::io::Error| format!("{server}: {e}");
-        let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(io)?;
-        stream.set_read_timeout(Some(TIMEOUT)).map_err(io)?;
-        stream.set_write_timeout(Some(TIMEOUT)).map_err(io)?;
+        let mut stream = TcpStream::connect_timeout(&addr, within).map_err(io)?;
+        let late = || format!("{server}: no answer within {within:?}");
+        let left = || {
+            Some(deadline.saturating_duration_since(Instant::now()))
+                .filter(|d| !d.is_zero())
+                .ok_or_else(late)
+        };
+        stream.set_write_timeout(Some(left()?)).map_err(io)?;
         let length = u16::try_from(message.len()).map_err(|_| "the update is too long")?;
         let mut framed = length.to_be_bytes().to_vec();
         framed.extend_from_slice(message);
         stream.write_all(&framed).map_err(io)?;
+        let mut read_exact = |out: &mut [u8]| {
+            let mut at = 0;
+            while at < out.len() {
+                stream.set_read_timeout(Some(left()?)).map_err(io)?;
+                match stream.read(&mut out[at..]) {
+                    Ok(0) => return Err(format!("{server}: closed before its answer")),
+                    Ok(n) => at += n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return Err(late())
+                    }
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            Ok(())
+        };
         let mut length = [0u8; 2];
-        stream.read_exact(&mut length).map_err(io)?;
+        read_exact(&mut length)?;
         let mut answer = vec![0u8; usize::from(u16::from_be_bytes(length))];
-        stream.read_exact(&mut answer).map_err(io)?;
+        read_exact(&mut answer)?;
         Ok(answer)
     }
 }
@@ -246,7 +277,8 @@ fn sign(mut message: Vec<u8>, id: u16, key: &TsigKey, now: u64) -> Result<Vec<u8
 }
 
 /// The server's verdict on the update `id`: its RCODE, said by name.
-fn read_answer(answer: &[u8], id: u16) -> Result<(), String> {
+#[doc(hidden)]
+pub fn read_answer(answer: &[u8], id: u16) -> Result<(), String> {
     let [a, b, flags_high, flags_low, ..] = *answer else {
         return Err("an answer shorter than a DNS header".into());
     };
@@ -404,6 +436,37 @@ mod tests {
         }
         assert!(in_zone("shop.test", "shop.test"));
         assert!(!in_zone("xshop.test", "shop.test"));
+    }
+
+    /// A server that answers a byte at a time, each within the time a
+    /// read may take, is given no longer than one that does not answer.
+    #[test]
+    fn an_answer_trickling_in_is_cut_at_the_exchanges_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let update = DnsUpdate {
+            server: listener.local_addr().unwrap().to_string(),
+            zones: vec!["shop.test".into()],
+            key: TsigKey::parse("k:c2VjcmV0").unwrap(),
+        };
+        let server = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            // A length of 60 bytes, then a byte every 50 ms: 3 s in all.
+            let _ = socket.write_all(&[0, 60]);
+            for _ in 0..60 {
+                std::thread::sleep(Duration::from_millis(50));
+                if socket.write_all(&[0]).is_err() {
+                    break;
+                }
+            }
+        });
+        // Each byte comes well within a read's time: only a deadline for
+        // the whole exchange says this (with one for each read alone, the
+        // 60 bytes are read, and refused as no DNS answer).
+        let e = update
+            .exchange(b"update", Duration::from_millis(400))
+            .unwrap_err();
+        assert!(e.contains("no answer within"), "{e}");
+        server.join().unwrap();
     }
 
     #[test]

@@ -110,6 +110,83 @@ pub struct Answer {
     pub body: Vec<u8>,
 }
 
+impl Answer {
+    /// The answer `stream` brings to a request (`head_request`: to a
+    /// HEAD), read whole within [`MAX_HEAD`] and [`MAX_BODY`];
+    /// `before_read` is called before each read (the time left set
+    /// on the socket, an error once there is none).
+    #[doc(hidden)]
+    pub fn read<S: Read>(
+        stream: &mut S,
+        head_request: bool,
+        mut before_read: impl FnMut(&mut S) -> Result<(), String>,
+    ) -> Result<Answer, String> {
+        let mut got = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 8192];
+        let mut scanned = 0;
+        let head_len = loop {
+            match find_head_end(&got, &mut scanned) {
+                Ok(Some(len)) => break len,
+                Ok(None) if got.len() > MAX_HEAD => return Err("a head over 16 KiB".into()),
+                Ok(None) => {}
+                Err(e) => return Err(format!("a malformed answer: {e}")),
+            }
+            before_read(stream)?;
+            match stream.read(&mut chunk) {
+                Ok(0) => return Err("closed before an answer".into()),
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        };
+        let head =
+            parse_response(&got[..head_len]).map_err(|e| format!("a malformed answer: {e}"))?;
+        let kind = BodyKind::for_response(head_request, &head)
+            .map_err(|e| format!("a malformed answer: {e}"))?;
+        got.drain(..head_len);
+        // Asked with `Connection: close`: the body ends at its length,
+        // or at the close.
+        let whole = |got: &[u8]| match kind {
+            BodyKind::Empty => true,
+            BodyKind::Length(n) => got.len() as u64 >= n,
+            BodyKind::Chunked | BodyKind::UntilClose => false,
+        };
+        while !whole(&got) {
+            if got.len() > MAX_BODY + MAX_HEAD {
+                return Err("an answer over 256 KiB".into());
+            }
+            before_read(stream)?;
+            match stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        let mut conn = BufConn::holding(got);
+        let mut reader = BodyReader::new(kind);
+        let mut body = Vec::new();
+        loop {
+            match reader.next(&mut conn) {
+                Ok(Some(piece)) => body.extend_from_slice(piece),
+                Ok(None) => break,
+                Err(e) => return Err(format!("the answer's body: {e}")),
+            }
+            if body.len() > MAX_BODY {
+                return Err("an answer over 256 KiB".into());
+            }
+        }
+        let field = |name: &str| head.headers.get_str(name).map(|v| v.trim().to_string());
+        Ok(Answer {
+            status: head.status,
+            nonce: field("replay-nonce"),
+            location: field("location"),
+            retry_after: field("retry-after")
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_secs),
+            body,
+        })
+    }
+}
+
 /// Asks ACME servers: over TLS with `tls`, every exchange within
 /// `timeout`.
 pub struct Client {
@@ -144,68 +221,8 @@ impl Client {
         let failed = |e: std::io::Error| e.to_string();
         stream.set_write_timeout(Some(left()?)).map_err(failed)?;
         stream.write_all(request.as_bytes()).map_err(failed)?;
-        let mut got = Vec::with_capacity(4096);
-        let mut chunk = [0u8; 8192];
-        let mut scanned = 0;
-        let head_len = loop {
-            match find_head_end(&got, &mut scanned) {
-                Ok(Some(len)) => break len,
-                Ok(None) if got.len() > MAX_HEAD => return Err("a head over 16 KiB".into()),
-                Ok(None) => {}
-                Err(e) => return Err(format!("a malformed answer: {e}")),
-            }
-            stream.set_read_timeout(Some(left()?)).map_err(failed)?;
-            match stream.read(&mut chunk) {
-                Ok(0) => return Err("closed before an answer".into()),
-                Ok(n) => got.extend_from_slice(&chunk[..n]),
-                Err(e) => return Err(failed(e)),
-            }
-        };
-        let head =
-            parse_response(&got[..head_len]).map_err(|e| format!("a malformed answer: {e}"))?;
-        let kind = BodyKind::for_response(method == "HEAD", &head)
-            .map_err(|e| format!("a malformed answer: {e}"))?;
-        got.drain(..head_len);
-        // Asked with `Connection: close`: the body ends at its length,
-        // or at the close.
-        let whole = |got: &[u8]| match kind {
-            BodyKind::Empty => true,
-            BodyKind::Length(n) => got.len() as u64 >= n,
-            BodyKind::Chunked | BodyKind::UntilClose => false,
-        };
-        while !whole(&got) {
-            if got.len() > MAX_BODY + MAX_HEAD {
-                return Err("an answer over 256 KiB".into());
-            }
-            stream.set_read_timeout(Some(left()?)).map_err(failed)?;
-            match stream.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => got.extend_from_slice(&chunk[..n]),
-                Err(e) => return Err(failed(e)),
-            }
-        }
-        let mut conn = BufConn::holding(got);
-        let mut reader = BodyReader::new(kind);
-        let mut body = Vec::new();
-        loop {
-            match reader.next(&mut conn) {
-                Ok(Some(piece)) => body.extend_from_slice(piece),
-                Ok(None) => break,
-                Err(e) => return Err(format!("the answer's body: {e}")),
-            }
-            if body.len() > MAX_BODY {
-                return Err("an answer over 256 KiB".into());
-            }
-        }
-        let field = |name: &str| head.headers.get_str(name).map(|v| v.trim().to_string());
-        Ok(Answer {
-            status: head.status,
-            nonce: field("replay-nonce"),
-            location: field("location"),
-            retry_after: field("retry-after")
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_secs),
-            body,
+        Answer::read(&mut stream, method == "HEAD", |stream| {
+            stream.set_read_timeout(Some(left()?)).map_err(failed)
         })
     }
 
@@ -431,6 +448,33 @@ mod tests {
             (Some("n1"), 0)
         );
         assert!(sent.starts_with("HEAD "));
+    }
+
+    #[test]
+    fn an_answer_is_read_from_any_reader_and_one_cut_short_is_an_error() {
+        let read = |wire: &[u8]| Answer::read(&mut std::io::Cursor::new(wire), false, |_| Ok(()));
+        let answer = read(b"HTTP/1.1 200 OK\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\nok");
+        let answer = answer.unwrap();
+        assert_eq!(answer.body, b"ok");
+        assert_eq!(answer.retry_after, Some(Duration::from_secs(7)));
+        for cut in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok"[..],
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            b"HTTP/1.1 200 OK\r\n",
+        ] {
+            assert!(read(cut).is_err(), "{:?}", String::from_utf8_lossy(cut));
+        }
+        // Out of time (the socket's deadline passed): said as it is.
+        let mut reads = 0;
+        let wire = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+        let timed = Answer::read(&mut std::io::Cursor::new(&wire[..]), false, |_| {
+            reads += 1;
+            match reads {
+                1 => Ok(()),
+                _ => Err("no answer within 1s".to_string()),
+            }
+        });
+        assert_eq!(timed.unwrap_err(), "no answer within 1s");
     }
 
     #[test]

@@ -23,9 +23,12 @@
 pub mod dns_update;
 pub mod http;
 mod jws;
-mod order;
+// Public for the fuzz targets alone: they read what a server answers.
+#[doc(hidden)]
+pub mod order;
 mod settings;
-mod state;
+#[doc(hidden)]
+pub mod state;
 
 pub use settings::{
     parse_dns_server, parse_domains, parse_email, parse_mac_key, parse_zones, AcmeSettings,

@@ -25,12 +25,30 @@ const POLL: Duration = Duration::from_secs(1);
 const MAX_POLL: Duration = Duration::from_secs(10);
 
 /// Where the server takes each kind of request (its directory).
-struct Directory {
-    new_nonce: Url,
-    new_account: Url,
-    new_order: Url,
+#[derive(Debug)]
+pub struct Directory {
+    pub new_nonce: Url,
+    pub new_account: Url,
+    pub new_order: Url,
     /// ACME Renewal Information (RFC 9773), when the server has it.
-    renewal_info: Option<Url>,
+    pub renewal_info: Option<Url>,
+}
+
+impl Directory {
+    /// The endpoints the directory document `directory` names.
+    pub fn read(directory: &Value) -> Result<Directory, String> {
+        let endpoint = |name: &str| {
+            let text = (directory.get(name).and_then(Value::as_str))
+                .ok_or_else(|| format!("the directory has no `{name}`"))?;
+            Url::parse(text).map_err(|e| format!("the directory's `{name}`: {e}"))
+        };
+        Ok(Directory {
+            new_nonce: endpoint("newNonce")?,
+            new_account: endpoint("newAccount")?,
+            new_order: endpoint("newOrder")?,
+            renewal_info: endpoint("renewalInfo").ok(),
+        })
+    }
 }
 
 /// When the server suggests a certificate be renewed (RFC 9773 §4.2),
@@ -79,25 +97,147 @@ struct Pending {
     challenge: Url,
 }
 
+/// The challenge of an authorization the proxy answers.
+#[derive(Debug)]
+pub struct Chosen {
+    /// The name it proves, as the server says it (`a name` when it does
+    /// not).
+    pub name: String,
+    /// base64url, so it goes into a path as it is.
+    pub token: String,
+    pub url: Url,
+}
+
+impl Chosen {
+    /// The challenge of `kind` the authorization document
+    /// `authorization` offers; `None` when it is valid already.
+    pub fn read(authorization: &Value, kind: &str) -> Result<Option<Chosen>, String> {
+        let name = (authorization.get("identifier"))
+            .and_then(|i| i.get("value"))
+            .and_then(Value::as_str)
+            .unwrap_or("a name")
+            .to_string();
+        match status(authorization) {
+            "valid" => return Ok(None),
+            "pending" => {}
+            other => return Err(format!("the authorization for {name} is {other}")),
+        }
+        let challenges = (authorization.get("challenges").and_then(Value::as_array))
+            .ok_or_else(|| format!("the authorization for {name} offers no challenges"))?;
+        let chosen = (challenges.iter())
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+            .ok_or_else(|| format!("the authorization for {name} offers no {kind} challenge"))?;
+        let (Some(token), Some(challenge)) = (
+            chosen.get("token").and_then(Value::as_str),
+            chosen.get("url").and_then(Value::as_str),
+        ) else {
+            return Err(format!(
+                "the {kind} challenge for {name} has no token or URL"
+            ));
+        };
+        // base64url (RFC 8555 §8.3): nothing else goes into a path.
+        if token.is_empty()
+            || !(token.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!("the {kind} token for {name} is not base64url"));
+        }
+        Ok(Some(Chosen {
+            name,
+            token: token.to_string(),
+            url: parse_url(challenge)?,
+        }))
+    }
+}
+
+impl Window {
+    /// The window the renewal information document `info` suggests,
+    /// to be asked again after `ask_again` (its `Retry-After`).
+    pub fn read(info: &Value, ask_again: Option<Duration>) -> Result<Window, String> {
+        let window = info.get("suggestedWindow");
+        let at = |name: &str| {
+            (window.and_then(|w| w.get(name)).and_then(Value::as_str))
+                .and_then(crate::http::date::parse_rfc3339)
+                .ok_or_else(|| format!("the renewal information has no `suggestedWindow.{name}`"))
+        };
+        let (start, end) = (at("start")?, at("end")?);
+        if end < start {
+            return Err("the renewal information's window ends before it starts".into());
+        }
+        Ok(Window {
+            start,
+            end,
+            ask_again,
+        })
+    }
+}
+
+/// What a refusal's problem document (RFC 8555 §6.7) says: its `type`
+/// and `detail`, each when it is there (and the body JSON).
+#[derive(Debug, Default)]
+pub struct Problem {
+    pub kind: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Problem {
+    /// What `body` says; nothing when it is not JSON.
+    pub fn read(body: &[u8]) -> Problem {
+        let Ok(problem) = json_value::parse(body) else {
+            return Problem::default();
+        };
+        let text = |name: &str| {
+            problem
+                .get(name)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Problem {
+            kind: text("type"),
+            detail: text("detail"),
+        }
+    }
+
+    /// Its detail, then its type in brackets.
+    pub fn told(&self) -> String {
+        format!(
+            "{}{}",
+            self.detail.as_deref().unwrap_or("(no detail)"),
+            (self.kind.as_ref())
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default()
+        )
+    }
+}
+
+/// The authorizations the order document `order` lists.
+pub fn authorizations(order: &Value) -> Result<Vec<Url>, String> {
+    let authorizations = (order.get("authorizations").and_then(Value::as_array))
+        .ok_or("the order lists no authorizations")?;
+    let mut urls = Vec::new();
+    for authorization in authorizations {
+        let url = authorization
+            .as_str()
+            .ok_or("an authorization that is not a URL")?;
+        urls.push(parse_url(url)?);
+    }
+    Ok(urls)
+}
+
+/// The URL `state` (an order) gives as `field`; `missing` when none.
+pub fn url_field(state: &Value, field: &str, missing: &str) -> Result<Url, String> {
+    let text = (state.get(field).and_then(Value::as_str)).ok_or(missing)?;
+    parse_url(text)
+}
+
 impl<'a> Session<'a> {
     /// Reads the directory at `url`.
     pub fn open(client: &'a Client, key: &'a AccountKey, url: &Url) -> Result<Session<'a>, String> {
         let answer = client.ask("GET", url, None)?;
-        let directory = json_of(&answer, "the directory")?;
-        let endpoint = |name: &str| {
-            let text = (directory.get(name).and_then(Value::as_str))
-                .ok_or_else(|| format!("the directory has no `{name}`"))?;
-            Url::parse(text).map_err(|e| format!("the directory's `{name}`: {e}"))
-        };
+        let directory = Directory::read(&json_of(&answer, "the directory")?)?;
         Ok(Session {
             client,
             key,
-            directory: Directory {
-                new_nonce: endpoint("newNonce")?,
-                new_account: endpoint("newAccount")?,
-                new_order: endpoint("newOrder")?,
-                renewal_info: endpoint("renewalInfo").ok(),
-            },
+            directory,
             nonce: answer.nonce,
             account: None,
         })
@@ -170,34 +310,23 @@ impl<'a> Session<'a> {
             .ok_or("the server made the order but gave no URL for it (`Location`)")
             .and_then(|u| Url::parse(u).map_err(|_| "the order's URL is not one"))?;
         let order = json_of(&answer, "the order")?;
-        let authorizations = (order.get("authorizations").and_then(Value::as_array))
-            .ok_or("the order lists no authorizations")?;
-        let mut urls = Vec::new();
-        for authorization in authorizations {
-            let url = authorization
-                .as_str()
-                .ok_or("an authorization that is not a URL")?;
-            urls.push(parse_url(url)?);
-        }
-        self.authorize(&urls, answers)?;
-        let finalize = order
-            .get("finalize")
-            .and_then(Value::as_str)
-            .ok_or("the order has no `finalize` URL")?;
+        self.authorize(&authorizations(&order)?, answers)?;
+        let finalize = url_field(&order, "finalize", "the order has no `finalize` URL")?;
         let (csr, key_pem) = request_for(domains)?;
         let payload = format!(r#"{{"csr":"{csr}"}}"#);
-        let answer = self.post(&parse_url(finalize)?, &payload)?;
+        let answer = self.post(&finalize, &payload)?;
         let order = self.wait_for(
             &order_url,
             json_of(&answer, "the order")?,
             &answer,
             "the order",
         )?;
-        let certificate = order
-            .get("certificate")
-            .and_then(Value::as_str)
-            .ok_or("the order is valid but names no certificate")?;
-        let answer = self.post(&parse_url(certificate)?, "")?;
+        let certificate = url_field(
+            &order,
+            "certificate",
+            "the order is valid but names no certificate",
+        )?;
+        let answer = self.post(&certificate, "")?;
         let chain_pem = String::from_utf8(answer.body)
             .map_err(|_| "the certificate is not PEM text".to_string())?;
         Ok(Issued { chain_pem, key_pem })
@@ -216,21 +345,7 @@ impl<'a> Session<'a> {
             return Err(format!("{}: {}", url.text, answer.status));
         }
         let info = json_of(&answer, "the renewal information")?;
-        let window = info.get("suggestedWindow");
-        let at = |name: &str| {
-            (window.and_then(|w| w.get(name)).and_then(Value::as_str))
-                .and_then(crate::http::date::parse_rfc3339)
-                .ok_or_else(|| format!("the renewal information has no `suggestedWindow.{name}`"))
-        };
-        let (start, end) = (at("start")?, at("end")?);
-        if end < start {
-            return Err("the renewal information's window ends before it starts".into());
-        }
-        Ok(Some(Window {
-            start,
-            end,
-            ask_again: answer.retry_after,
-        }))
+        Window::read(&info, answer.retry_after).map(Some)
     }
 
     /// Proves the authorizations at `urls` that are not valid already:
@@ -268,43 +383,16 @@ impl<'a> Session<'a> {
     fn publish(&mut self, url: &Url, answers: &dyn Answers) -> Result<Option<Pending>, String> {
         let answer = self.post(url, "")?;
         let authorization = json_of(&answer, "an authorization")?;
-        let name = (authorization.get("identifier"))
-            .and_then(|i| i.get("value"))
-            .and_then(Value::as_str)
-            .unwrap_or("a name")
-            .to_string();
-        match status(&authorization) {
-            "valid" => return Ok(None),
-            "pending" => {}
-            other => return Err(format!("the authorization for {name} is {other}")),
-        }
-        let challenges = (authorization.get("challenges").and_then(Value::as_array))
-            .ok_or_else(|| format!("the authorization for {name} offers no challenges"))?;
-        let kind = answers.kind();
-        let chosen = (challenges.iter())
-            .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-            .ok_or_else(|| format!("the authorization for {name} offers no {kind} challenge"))?;
-        let (Some(token), Some(challenge)) = (
-            chosen.get("token").and_then(Value::as_str),
-            chosen.get("url").and_then(Value::as_str),
-        ) else {
-            return Err(format!(
-                "the {kind} challenge for {name} has no token or URL"
-            ));
+        let Some(chosen) = Chosen::read(&authorization, answers.kind())? else {
+            return Ok(None);
         };
-        // base64url (RFC 8555 §8.3): nothing else goes into a path.
-        if token.is_empty()
-            || !(token.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(format!("the {kind} token for {name} is not base64url"));
-        }
-        let challenge = parse_url(challenge)?;
-        answers.publish(&name, token, self.key.key_authorization(token))?;
+        let key_authorization = self.key.key_authorization(&chosen.token);
+        answers.publish(&chosen.name, &chosen.token, key_authorization)?;
         Ok(Some(Pending {
-            name,
-            token: token.to_string(),
+            name: chosen.name,
+            token: chosen.token,
             authorization: url.clone(),
-            challenge,
+            challenge: chosen.url,
         }))
     }
 
@@ -362,23 +450,11 @@ impl<'a> Session<'a> {
             if answer.status < 400 {
                 return Ok(answer);
             }
-            let problem = json_value::parse(&answer.body).ok();
-            let kind = problem
-                .as_ref()
-                .and_then(|p| p.get("type"))
-                .and_then(Value::as_str);
-            if kind == Some("urn:ietf:params:acme:error:badNonce") {
+            let problem = Problem::read(&answer.body);
+            if problem.kind.as_deref() == Some("urn:ietf:params:acme:error:badNonce") {
                 continue;
             }
-            let detail = (problem.as_ref())
-                .and_then(|p| p.get("detail"))
-                .and_then(Value::as_str);
-            return Err(format!(
-                "{text}: {} {}{}",
-                answer.status,
-                detail.unwrap_or("(no detail)"),
-                kind.map(|k| format!(" ({k})")).unwrap_or_default()
-            ));
+            return Err(format!("{text}: {} {}", answer.status, problem.told()));
         }
         Err(format!(
             "{text}: the server refused {} nonces in a row",
@@ -424,7 +500,7 @@ fn json_of(answer: &Answer, what: &str) -> Result<Value, String> {
     json_value::parse(&answer.body).map_err(|e| format!("{what} is not JSON: {e}"))
 }
 
-fn status(state: &Value) -> &str {
+pub fn status(state: &Value) -> &str {
     state
         .get("status")
         .and_then(Value::as_str)
@@ -433,7 +509,7 @@ fn status(state: &Value) -> &str {
 
 /// What the server said went wrong with an invalid authorization (its
 /// challenges' `error`) or order (its own), after `: `.
-fn reason(state: &Value) -> String {
+pub fn reason(state: &Value) -> String {
     let own = state.get("error");
     let of_challenge = (state.get("challenges").and_then(Value::as_array))
         .and_then(|all| all.iter().find_map(|c| c.get("error")));

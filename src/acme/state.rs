@@ -174,7 +174,7 @@ fn to_pem(label: &str, der: &[u8]) -> String {
     pem
 }
 
-fn from_pem(pem: &[u8]) -> Option<Vec<u8>> {
+pub fn from_pem(pem: &[u8]) -> Option<Vec<u8>> {
     use rustls_pki_types::pem::PemObject as _;
     match rustls_pki_types::PrivateKeyDer::from_pem_slice(pem).ok()? {
         rustls_pki_types::PrivateKeyDer::Pkcs8(der) => Some(der.secret_pkcs8_der().to_vec()),

@@ -215,6 +215,9 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     out
 }
 
+/// 9999-12-31T23:59:59Z, the last second RFC 3339 writes in UTC.
+const LAST_RFC3339: i64 = 253_402_300_799;
+
 /// An RFC 3339 timestamp (`2025-01-02T04:00:00Z`, with a fraction of a
 /// second and an offset as `+01:00` taken too), as ACME servers write
 /// them; `None` for anything else, or a time before 1970.
@@ -233,7 +236,7 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let (year, month, day) = (number(0, 4)?, number(5, 2)?, number(8, 2)?);
     let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=days_in_month(year, month)).contains(&day)
         || hour > 23
         || minute > 59
         || second > 60
@@ -252,7 +255,11 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let offset = match b.get(i..)? {
         [b'Z' | b'z'] => 0,
         [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && at(i + 3, b':') => {
-            let minutes = number(i + 1, 2)? * 60 + number(i + 4, 2)?;
+            let (hours, minutes) = (number(i + 1, 2)?, number(i + 4, 2)?);
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let minutes = hours * 60 + minutes;
             if *sign == b'+' {
                 minutes * 60
             } else {
@@ -263,7 +270,25 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     };
     let days = days_from_civil(year, month as u32, day as u32);
     let secs = days * 86_400 + hour * 3600 + minute * 60 + second.min(59) - offset;
+    // Past 9999-12-31T23:59:59Z (9999 late in the day, a negative
+    // offset) is a time RFC 3339 cannot write in UTC, nor
+    // `format_rfc3339` in a form read back.
+    if secs > LAST_RFC3339 {
+        return None;
+    }
     Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// The days of `month` (1 to 12) of `year`, by the Gregorian calendar
+/// (RFC 3339 §5.7: `2026-02-29` is no date).
+fn days_in_month(year: i64, month: i64) -> i64 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Parses the three date formats RFC 9110 §5.6.7 says a recipient must
@@ -357,6 +382,51 @@ mod tests {
             "2025-01-02T04:00:00Zjunk",
             "1969-12-31T23:59:59Z",
             "２025-01-02T04:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    /// Found by the `acme` fuzz target: `9999-12-31T23:59:59-10:00` was
+    /// read as a time in the year 10000, which `format_rfc3339` writes in
+    /// a form not read back.
+    #[test]
+    fn rfc_3339_times_end_with_the_year_9999_in_utc_and_offsets_within_a_day() {
+        let at = |secs: u64| Some(UNIX_EPOCH + Duration::from_secs(secs));
+        let last = parse_rfc3339("9999-12-31T23:59:59Z");
+        assert_eq!(last, at(253_402_300_799));
+        assert_eq!(format_rfc3339(last.unwrap()), "9999-12-31T23:59:59.000Z");
+        assert_eq!(
+            parse_rfc3339("9999-12-31T23:59:59+10:00"),
+            at(253_402_264_799)
+        );
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59-10:00"), None);
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:60-00:01"), None);
+        assert_eq!(
+            parse_rfc3339("2025-01-02T04:00:00+23:59"),
+            at(1_735_704_060)
+        );
+        for bad in ["2025-01-02T04:00:00+24:00", "2025-01-02T04:00:00-01:60"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc_3339_days_are_those_of_their_month() {
+        for good in [
+            "2024-02-29T00:00:00Z",
+            "2000-02-29T00:00:00Z",
+            "2026-04-30T00:00:00Z",
+            "2026-12-31T00:00:00Z",
+        ] {
+            assert!(parse_rfc3339(good).is_some(), "{good}");
+        }
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "1900-02-29T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-11-31T00:00:00Z",
         ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
