@@ -10,6 +10,7 @@
 //! matches nothing (or a directory that is not there) reads nothing; a
 //! file named without them must exist.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The longest chain of files each included by the one before (the main
@@ -99,6 +100,41 @@ impl IncludeSource for OnDisk {
     }
 }
 
+/// Files in memory by path, found as [`OnDisk`] finds them on the disk:
+/// for tests, and for fuzzing the loader without reading the disk.
+#[doc(hidden)]
+pub struct InMemory(pub BTreeMap<String, String>);
+
+impl IncludeSource for InMemory {
+    fn identity(&self, name: &str) -> String {
+        name.to_string()
+    }
+
+    fn read(&mut self, from: &str, pattern: &str) -> Result<Vec<Included>, String> {
+        let (dir, file) = resolve(from, pattern)?;
+        let in_dir = (self.0.keys())
+            .map(Path::new)
+            .filter(|path| path.parent() == Some(dir.as_path()))
+            .filter_map(|path| path.file_name()?.to_str().map(String::from));
+        let names = match has_wildcards(&file) {
+            true => chosen(&file, in_dir.collect()),
+            false => vec![file],
+        };
+        let read = |name: String| {
+            let name = dir.join(name).display().to_string();
+            match self.0.get(&name) {
+                Some(text) => Ok(Included {
+                    identity: name.clone(),
+                    text: text.clone(),
+                    name,
+                }),
+                None => Err(format!("cannot read {name}: No such file or directory")),
+            }
+        };
+        names.into_iter().map(read).collect()
+    }
+}
+
 /// `pattern` read from the file `from`: the directory it names (from
 /// `from`'s, unless absolute) and the file name, wildcards and all.
 pub(super) fn resolve(from: &str, pattern: &str) -> Result<(PathBuf, String), String> {
@@ -184,40 +220,6 @@ pub(super) fn matches(pattern: &str, name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::config::{ConfigError, Loader};
-    use std::collections::BTreeMap;
-
-    /// Files in memory, found as [`OnDisk`] finds them on the disk.
-    struct InMemory(BTreeMap<String, String>);
-
-    impl IncludeSource for InMemory {
-        fn identity(&self, name: &str) -> String {
-            name.to_string()
-        }
-
-        fn read(&mut self, from: &str, pattern: &str) -> Result<Vec<Included>, String> {
-            let (dir, file) = resolve(from, pattern)?;
-            let in_dir = (self.0.keys())
-                .map(Path::new)
-                .filter(|path| path.parent() == Some(dir.as_path()))
-                .filter_map(|path| path.file_name()?.to_str().map(String::from));
-            let names = match has_wildcards(&file) {
-                true => chosen(&file, in_dir.collect()),
-                false => vec![file],
-            };
-            let read = |name: String| {
-                let name = dir.join(name).display().to_string();
-                match self.0.get(&name) {
-                    Some(text) => Ok(Included {
-                        identity: name.clone(),
-                        text: text.clone(),
-                        name,
-                    }),
-                    None => Err(format!("cannot read {name}: No such file or directory")),
-                }
-            };
-            names.into_iter().map(read).collect()
-        }
-    }
 
     /// `proxy.conf` holding `main`, beside `files` (path, text), loaded.
     fn load(main: &str, files: &[(&str, &str)]) -> Result<Loader, ConfigError> {

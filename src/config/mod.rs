@@ -51,7 +51,7 @@ pub(crate) use error::first_set;
 pub use error::{escape_controls, printable, ConfigError, Origin};
 pub use fields::FieldFamily;
 use fields::FieldKey;
-pub use include::{IncludeSource, Included, OnDisk};
+pub use include::{InMemory, IncludeSource, Included, OnDisk};
 pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING, SECRET_KEYS};
 pub use listeners::{is_listener, target_at};
 pub use load::load;
