@@ -75,6 +75,7 @@ pub mod json_value;
 pub mod limits;
 pub mod location_rewrite;
 pub mod metrics;
+pub mod otel;
 pub mod pace;
 pub mod patterns;
 mod poll;

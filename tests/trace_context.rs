@@ -4,6 +4,10 @@
 
 mod support;
 
+use inverso::json_value::Value as Json;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -174,4 +178,149 @@ fn a_cache_hit_is_logged_in_the_client_s_trace() {
         line.contains(&format!(r#""trace_id":"{TRACE}","span_id":""#)),
         "{line}"
     );
+}
+
+/// A collector: takes OTLP/HTTP posts, keeps their bodies, answers 200.
+fn collector() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies: Arc<Mutex<Vec<String>>> = Arc::default();
+    let kept = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut got = Vec::new();
+            let mut buf = [0u8; 8192];
+            let head_end = loop {
+                if let Some(at) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&got[..head_end]).to_lowercase();
+            let length: usize = (head.lines())
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            while got.len() < head_end + length {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            assert!(head.starts_with("post /v1/traces http/1.1\r\n"), "{head}");
+            assert!(
+                head.contains("\r\ncontent-type: application/json\r\n"),
+                "{head}"
+            );
+            let body = String::from_utf8_lossy(&got[head_end..head_end + length]).into_owned();
+            kept.lock().unwrap().push(body);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        }
+    });
+    (addr, bodies)
+}
+
+/// Every span of the bodies a collector took, with its resource's
+/// `service.name`.
+fn spans_of(bodies: &[String]) -> Vec<(String, Json)> {
+    let mut spans = Vec::new();
+    for body in bodies {
+        let doc = inverso::json_value::parse(body.as_bytes()).unwrap();
+        let Some(Json::Array(resources)) = doc.get("resourceSpans") else {
+            panic!("{body}")
+        };
+        for resource in resources {
+            let attributes = resource.get("resource").and_then(|r| r.get("attributes"));
+            let Some(Json::Array(attributes)) = attributes else {
+                panic!("{body}")
+            };
+            let service = (attributes.iter())
+                .find(|a| a.get("key").and_then(Json::as_str) == Some("service.name"))
+                .and_then(|a| a.get("value")?.get("stringValue")?.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let Some(Json::Array(scopes)) = resource.get("scopeSpans") else {
+                panic!("{body}")
+            };
+            for scope in scopes {
+                let Some(Json::Array(list)) = scope.get("spans") else {
+                    panic!("{body}")
+                };
+                spans.extend(list.iter().map(|s| (service.clone(), s.clone())));
+            }
+        }
+    }
+    spans
+}
+
+#[test]
+fn each_traced_request_is_a_span_sent_to_the_collector() {
+    let backend = tracing_backend();
+    let (at, bodies) = collector();
+    let text = format!(
+        "targets = {}\ntrace_context = propagate\notel_exporter = http://{at}\n\
+         otel_service_name = shop-edge\n",
+        backend.addr
+    );
+    let mut proxy = start_proxy(&[backend.addr], from_file(&text));
+    let mut client = proxy.connect();
+    let continued = client.get_with("/a?x=1", &[("traceparent", GIVEN)]);
+    let begun = client.get("/b");
+    let sent_span = parts(&field(&continued, "traceparent"))[2].clone();
+    let begun_trace = parts(&field(&begun, "traceparent"))[1].clone();
+    let both = || spans_of(&bodies.lock().unwrap()).len() == 2;
+    assert!(wait_until(WAIT_LIMIT, both), "{:?}", bodies.lock().unwrap());
+    let spans = spans_of(&bodies.lock().unwrap());
+    let text = |span: &Json, key: &str| span.get(key).and_then(Json::as_str).map(String::from);
+    let (service, first) = &spans[0];
+    assert_eq!(service, "shop-edge");
+    assert_eq!(text(first, "traceId").as_deref(), Some(TRACE));
+    assert_eq!(
+        text(first, "spanId"),
+        Some(sent_span),
+        "the span the backend was told of"
+    );
+    assert_eq!(
+        text(first, "parentSpanId").as_deref(),
+        Some("00f067aa0ba902b7")
+    );
+    assert_eq!(text(first, "name").as_deref(), Some("GET"));
+    let query = (bodies.lock().unwrap().iter())
+        .any(|b| b.contains(r#"{"key":"url.query","value":{"stringValue":"x=1"}}"#));
+    assert!(query, "{:?}", bodies.lock().unwrap());
+    let (_, second) = &spans[1];
+    assert_eq!(text(second, "traceId"), Some(begun_trace));
+    assert!(second.get("parentSpanId").is_none());
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+}
+
+/// A collector that is not there loses spans, not requests.
+#[test]
+fn a_collector_that_is_down_costs_no_request() {
+    let backend = tracing_backend();
+    let gone = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let text = format!(
+        "targets = {}\ntrace_context = propagate\notel_exporter = http://{gone}\n",
+        backend.addr
+    );
+    let mut proxy = start_proxy(&[backend.addr], from_file(&text));
+    let mut client = proxy.connect();
+    for path in ["/1", "/2", "/3"] {
+        assert_eq!(client.get(path).status, 200);
+    }
+    assert_eq!(backend.requests(), 3);
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert!(config_error(&format!(
+        "targets = {}\notel_exporter = http://{gone}\n",
+        backend.addr
+    ))
+    .contains("otel_exporter: sends the spans of traced requests: set trace_context"));
 }

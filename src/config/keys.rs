@@ -1127,6 +1127,21 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| crate::trace_context::TraceMode::parse(v).map(|m| c.trace_context = m),
     },
     Key {
+        name: "otel_exporter",
+        default: "",
+        help: "an OpenTelemetry collector's OTLP/HTTP URL (http://host[:4318][/v1/traces]) that \
+               each traced request's span is sent to, as nginx's otel_exporter; needs \
+               trace_context; empty = no spans sent",
+        apply: |c, v| optional(v, crate::otel::Collector::parse).map(|o| c.otel_exporter = o),
+    },
+    Key {
+        name: "otel_service_name",
+        default: "inverso",
+        help: "the service.name the spans sent to otel_exporter are of, as nginx's \
+               otel_service_name",
+        apply: |c, v| crate::otel::parse_service_name(v).map(|n| c.otel_service_name = n),
+    },
+    Key {
         name: "sticky_cookie",
         default: "",
         help: "a cookie naming the target that served a client, which then keeps serving it while \

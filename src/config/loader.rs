@@ -392,6 +392,13 @@ impl Loader {
         self.check_cache(&config, Scope::Top, None)?;
         self.check_auth(&config, Scope::Top)?;
         self.check_request_buffer_dir(&config, Scope::Top)?;
+        // Spans are of traced requests alone: with none, none would go.
+        if config.otel_exporter.is_some()
+            && config.trace_context == crate::trace_context::TraceMode::Off
+        {
+            let why = "sends the spans of traced requests: set trace_context (propagate)";
+            return Err(self.refused("otel_exporter", why.into()));
+        }
         config.rewrites = Arc::new(self.build_rewrites()?);
         self.build_pools(&mut config)?;
         Ok(config)

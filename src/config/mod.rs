@@ -325,6 +325,10 @@ pub struct Config {
     pub request_id_header: Option<Arc<str>>,
     /// What is done with requests' `traceparent` (`trace_context`).
     pub trace_context: crate::trace_context::TraceMode,
+    /// Where spans are sent (`otel_exporter`).
+    pub otel_exporter: Option<crate::otel::Collector>,
+    /// The service the spans are of (`otel_service_name`).
+    pub otel_service_name: Arc<str>,
     /// The cookie that keeps a client on the target that served it.
     pub sticky_cookie: Option<Arc<str>>,
     /// A response that sets the sticky cookie is marked `private`, so that
@@ -647,6 +651,8 @@ impl Config {
             gunzip: false,
             request_id_header: None,
             trace_context: Default::default(),
+            otel_exporter: None,
+            otel_service_name: "inverso".into(),
             sticky_cookie: None,
             sticky_cookie_nocache: false,
             sticky_cookie_attributes: Arc::from(""),

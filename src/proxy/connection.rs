@@ -301,7 +301,7 @@ fn count_and_log(
         ),
         false => (None, sent_head),
     };
-    shared.log.log(Record {
+    let record = Record {
         time: timing.time,
         client: client.real_ip,
         peer: Some(SocketAddr::new(client.peer, client.peer_port)),
@@ -361,7 +361,11 @@ fn count_and_log(
         server_name: client.server_name.clone(),
         offered_protocols: None,
         client_certificate: client.certificate.clone(),
-    });
+    };
+    if let Some(otel) = &shared.otel {
+        otel.export(&record);
+    }
+    shared.log.log(record);
 }
 
 /// Applies the settings of `shared` (generation `seen`) to the connection.

@@ -50,6 +50,9 @@ pub struct Shared {
     /// generation to the next while its settings stay (a reload that
     /// changes them starts another).
     pub acme: Option<Arc<crate::acme::Acme>>,
+    /// With `otel_exporter`: where this generation's spans go (its
+    /// thread ends once the generation's last request is done).
+    pub otel: Option<Arc<crate::otel::Exporter>>,
 }
 
 impl Shared {

@@ -149,6 +149,7 @@ impl Server {
             None => (None, None),
         };
         let shared = Shared {
+            otel: crate::otel::Exporter::for_config(&config, None),
             acme,
             census: Census(connections.clone()),
             cache: cache.clone(),
