@@ -32,8 +32,13 @@ fn conf(text: &str) -> tempfile::TempDir {
 }
 
 fn check(text: &str) -> (Option<i32>, String, String) {
-    let dir = conf(text);
-    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    check_in(conf(text).path())
+}
+
+/// `inverso check` of the `proxy.conf` in `dir`: its exit code, stdout
+/// and stderr.
+fn check_in(dir: &Path) -> (Option<i32>, String, String) {
+    let out = inverso(dir, &["check", "--config", "proxy.conf"], &[]);
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -251,14 +256,8 @@ fn check_reads_included_files_and_names_each_key_s_file_and_line() {
         "secure_link_secret = s3cret\n",
     )
     .unwrap();
-    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stdout, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
         stdout.contains(
             "# included, in order: conf.d/a-pools.conf, conf.d/b-api.conf, secret.conf\n"
@@ -295,9 +294,8 @@ fn check_reads_included_files_and_names_each_key_s_file_and_line() {
         "route./api = api\nroute./api = api\n",
     )
     .unwrap();
-    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains(
             "conf.d/b-api.conf:2: route./api: a second route for /api (first set on line 1)"
@@ -306,9 +304,8 @@ fn check_reads_included_files_and_names_each_key_s_file_and_line() {
     );
     // A file named without a wildcard must be there.
     std::fs::remove_file(dir.path().join("secret.conf")).unwrap();
-    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("proxy.conf:3: include secret.conf: cannot read secret.conf"),
         "{stderr}"
@@ -325,14 +322,8 @@ fn check_counts_the_blocks_a_list_file_holds_and_names_a_bad_line() {
     );
     let list = dir.path().join("drop.txt");
     std::fs::write(&list, "; DROP\n192.0.2.0/24 ; SBL1\n2001:db8::/32\n").unwrap();
-    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, stdout, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
     assert!(
         stdout.contains("\n# deny_from: 3 blocks in all\n"),
         "{stdout}"
@@ -342,9 +333,8 @@ fn check_counts_the_blocks_a_list_file_holds_and_names_a_bad_line() {
         "{stdout}"
     );
     std::fs::write(&list, "192.0.2.0/24\nexample.com\n").unwrap();
-    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let (code, _, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("proxy.conf:2: deny_from: drop.txt:2: `example.com` is not an address"),
         "{stderr}"
