@@ -36,8 +36,8 @@ impl TraceMode {
     }
 
     /// The trace context of a request whose `traceparent` field says
-    /// `given` (the last one, or none): `None` when off, or when
-    /// extracting from a request without a valid one.
+    /// `given` (none when it has none, or more than one): `None` when
+    /// off, or when extracting from a request without a valid one.
     pub fn begin(self, given: Option<&[u8]>) -> Option<TraceContext> {
         let given = given.and_then(parse_traceparent);
         let new = || TraceContext {
