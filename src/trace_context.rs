@@ -259,10 +259,39 @@ mod tests {
     #[test]
     fn modes_are_read_by_name() {
         assert_eq!(TraceMode::parse("propagate"), Ok(TraceMode::Propagate));
+        assert_eq!(TraceMode::parse("inject"), Ok(TraceMode::Inject));
+        assert_eq!(TraceMode::parse("extract"), Ok(TraceMode::Extract));
+        assert_eq!(TraceMode::parse("off"), Ok(TraceMode::Off));
         assert_eq!(TraceMode::parse("ignore"), Ok(TraceMode::Off));
         assert_eq!(TraceMode::parse(""), Ok(TraceMode::Off));
         assert!(TraceMode::parse("on")
             .unwrap_err()
             .contains("one of off, extract"));
+    }
+
+    #[test]
+    fn the_otel_variables_name_the_trace_the_span_and_the_parent() {
+        let continued = TraceMode::Propagate.begin(Some(GIVEN)).unwrap();
+        let var = |v| variable(Some(&continued), v);
+        assert_eq!(
+            var(Var::OtelTraceId).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(
+            var(Var::OtelSpanId),
+            Some(format!("{:016x}", continued.span_id))
+        );
+        assert_eq!(continued.span_id().len(), 16);
+        assert_eq!(var(Var::OtelParentId).as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(var(Var::OtelParentSampled).as_deref(), Some("1"));
+        // Another variable is not the trace's; no trace, no value.
+        assert_eq!(var(Var::RemoteAddr), None);
+        assert_eq!(variable(None, Var::OtelTraceId), None);
+        let begun = TraceMode::Inject.begin(None).unwrap();
+        assert_eq!(variable(Some(&begun), Var::OtelParentId), None);
+        assert_eq!(
+            variable(Some(&begun), Var::OtelParentSampled).as_deref(),
+            Some("0")
+        );
     }
 }

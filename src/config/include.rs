@@ -445,4 +445,94 @@ mod tests {
             assert!(resolved("proxy.conf", bad).is_err(), "{bad}");
         }
     }
+
+    /// Files in all past 16 MiB refuse the include, the bound itself not.
+    #[test]
+    fn the_files_of_a_configuration_are_bounded_in_bytes_in_all() {
+        let main = "include = big.conf\n";
+        let bound = crate::config::load::MAX_CONFIG_BYTES as usize;
+        let big = format!("#{}", "-".repeat(bound - main.len() - 1));
+        let loader = load(main, &[("big.conf", &big)]).unwrap();
+        assert_eq!(loader.files_read(), ["proxy.conf", "big.conf"]);
+        let e = error(main, &[("big.conf", &format!("{big}-"))]);
+        assert!(
+            e.starts_with("proxy.conf:1: include big.conf: more than"),
+            "{e}"
+        );
+    }
+
+    /// A directory of `name`s (and texts) made on the disk, its path.
+    fn on_disk(files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let path = dir.path().display().to_string();
+        (dir, path)
+    }
+
+    #[test]
+    fn on_the_disk_a_pattern_reads_the_files_it_matches_in_order() {
+        let (_dir, at) = on_disk(&[
+            ("conf.d/b.conf", "port = 2\n"),
+            ("conf.d/a.conf", "port = 1\n"),
+            ("conf.d/.a.conf.swp", "nonsense\n"),
+            ("conf.d/old.conf/x", "nonsense\n"),
+            ("keys.conf", "secure_link_secret = s\n"),
+        ]);
+        let from = format!("{at}/proxy.conf");
+        let read = OnDisk.read(&from, "conf.d/*.conf").unwrap();
+        let names: Vec<&str> = read.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [format!("{at}/conf.d/a.conf"), format!("{at}/conf.d/b.conf")]
+        );
+        assert_eq!(read[1].text, "port = 2\n");
+        let canonical = std::fs::canonicalize(&read[0].name).unwrap();
+        assert_eq!(read[0].identity, canonical.display().to_string());
+        assert_eq!(
+            OnDisk.identity(&format!("{at}/conf.d/./a.conf")),
+            read[0].identity
+        );
+        assert_ne!(read[0].identity, read[1].identity);
+        let read = OnDisk.read(&from, "keys.conf").unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].text, "secure_link_secret = s\n");
+    }
+
+    #[test]
+    fn on_the_disk_a_missing_directory_matches_nothing_and_a_file_is_no_directory() {
+        let (_dir, at) = on_disk(&[("a.conf", "port = 1\n")]);
+        let from = format!("{at}/proxy.conf");
+        assert!(OnDisk.read(&from, "none.d/*.conf").unwrap().is_empty());
+        let e = OnDisk.read(&from, "a.conf/*.conf").err().unwrap();
+        assert!(e.starts_with(&format!("cannot list {at}/a.conf: ")), "{e}");
+        assert!(OnDisk.read(&from, "none.conf").is_err());
+    }
+
+    #[test]
+    fn on_the_disk_the_files_a_pattern_matches_are_bounded_in_count() {
+        let names: Vec<String> = (0..=MAX_FILES).map(|n| format!("{n:04}.conf")).collect();
+        let files: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "")).collect();
+        let (_dir, at) = on_disk(&files);
+        let from = format!("{at}/proxy.conf");
+        let e = OnDisk.read(&from, "*.conf").err().unwrap();
+        assert_eq!(e, format!("matches more than {MAX_FILES} files"));
+        std::fs::remove_file(format!("{at}/0000.conf")).unwrap();
+        assert_eq!(OnDisk.read(&from, "*.conf").unwrap().len(), MAX_FILES);
+    }
+
+    #[test]
+    fn on_the_disk_the_files_a_pattern_matches_are_bounded_in_bytes() {
+        let half = crate::config::load::MAX_CONFIG_BYTES as usize / 2;
+        let text = format!("#{}", "-".repeat(half - 1));
+        let (_dir, at) = on_disk(&[("a.conf", &text), ("b.conf", &text)]);
+        let from = format!("{at}/proxy.conf");
+        assert_eq!(OnDisk.read(&from, "*.conf").unwrap().len(), 2);
+        std::fs::write(format!("{at}/b.conf"), format!("{text}-")).unwrap();
+        let e = OnDisk.read(&from, "*.conf").err().unwrap();
+        assert!(e.starts_with("more than "), "{e}");
+    }
 }

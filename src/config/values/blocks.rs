@@ -139,5 +139,20 @@ mod tests {
         let (_dir, path) = listed(&"# padding line\n".repeat(1_200_000));
         let e = parse_cidrs(&format!("file:{path}")).unwrap_err();
         assert!(e.ends_with("not a list of addresses"), "{e}");
+        // The bound exactly: read whole and taken; a byte more, refused
+        // (not read cut short).
+        let at_most = format!("192.0.2.7\n#{}\n", "-".repeat(MAX_LIST_BYTES as usize - 12));
+        let (_dir, path) = listed(&at_most);
+        assert_eq!(address_blocks(&format!("file:{path}")), Ok(1));
+        let (_dir, path) = listed(&format!("{at_most} "));
+        let e = parse_cidrs(&format!("file:{path}")).unwrap_err();
+        assert!(e.ends_with("not a list of addresses"), "{e}");
+    }
+
+    #[test]
+    fn the_blocks_are_counted_with_those_of_their_files() {
+        let (_dir, path) = listed("192.0.2.0/24\n2001:db8::/32\n");
+        assert_eq!(address_blocks(&format!("10.0.0.0/8, file:{path}")), Ok(3));
+        assert_eq!(address_blocks(""), Ok(0));
     }
 }
