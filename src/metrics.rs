@@ -48,6 +48,11 @@ pub struct Metrics {
     pub address_changes: AtomicU64,
     /// Requests refused 403 by `allow_from` or `deny_from`.
     pub access_denied: AtomicU64,
+    /// Spans `otel_exporter` sent (the collector answered 2xx), dropped
+    /// for a full queue, and lost with a batch that failed.
+    pub otel_spans_sent: AtomicU64,
+    pub otel_spans_dropped: AtomicU64,
+    pub otel_spans_failed: AtomicU64,
     /// Requests refused by `auth_basic` or `auth_jwt`: without
     /// credentials, with wrong ones, and (403) with a token whose claims
     /// `auth_jwt_require` refuses.

@@ -8,6 +8,7 @@
 use crate::access_log::Record;
 use crate::config::Config;
 use crate::json;
+use crate::metrics::Metrics;
 use crate::throttle::OnceAMinute;
 use crate::trace_context::TraceContext;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
@@ -104,7 +105,9 @@ struct Span {
 /// left and ends.
 pub struct Exporter {
     spans: Sender<Span>,
-    /// Spans dropped for a full queue since the last warning.
+    /// `inverso_otel_spans_total`'s counts, and spans dropped for a full
+    /// queue since the last warning.
+    metrics: Arc<Metrics>,
     dropped: Arc<AtomicU64>,
     /// What it was started with: a reload that changes neither keeps it.
     settings: (Collector, Arc<str>),
@@ -113,16 +116,21 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the thread that sends to `collector`, naming the service
     /// `service`.
-    pub fn start(collector: Collector, service: Arc<str>) -> std::io::Result<Exporter> {
+    pub fn start(
+        collector: Collector,
+        service: Arc<str>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Exporter> {
         let (spans, queue) = crossbeam_channel::bounded(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let counted = dropped.clone();
         let settings = (collector.clone(), service.clone());
+        let counts = (metrics.clone(), dropped.clone());
         std::thread::Builder::new()
             .name("otel".into())
-            .spawn(move || send_batches(&queue, &collector, &service, &counted))?;
+            .spawn(move || send_batches(&queue, (&collector, &service), &counts))?;
         Ok(Exporter {
             spans,
+            metrics,
             dropped,
             settings,
         })
@@ -131,13 +139,17 @@ impl Exporter {
     /// The exporter `config` asks for: `old` when it is the same, else a
     /// new one (none without `otel_exporter`, or when no thread can be
     /// started: said, and the proxy serves without).
-    pub fn for_config(config: &Config, old: Option<&Arc<Exporter>>) -> Option<Arc<Exporter>> {
+    pub fn for_config(
+        config: &Config,
+        old: Option<&Arc<Exporter>>,
+        metrics: &Arc<Metrics>,
+    ) -> Option<Arc<Exporter>> {
         let collector = config.otel_exporter.clone()?;
         let service = config.otel_service_name.clone();
         if let Some(old) = old.filter(|old| old.settings == (collector.clone(), service.clone())) {
             return Some(old.clone());
         }
-        match Exporter::start(collector, service) {
+        match Exporter::start(collector, service, metrics.clone()) {
             Ok(exporter) => Some(Arc::new(exporter)),
             Err(e) => {
                 log::error!("otel_exporter: cannot start its thread: {e}; no spans are sent");
@@ -163,6 +175,9 @@ impl Exporter {
             user_agent: record.user_agent.clone(),
         };
         if let Err(TrySendError::Full(_)) = self.spans.try_send(span) {
+            self.metrics
+                .otel_spans_dropped
+                .fetch_add(1, Ordering::Relaxed);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -170,7 +185,11 @@ impl Exporter {
 
 /// The exporter's thread: a batch at most every [`FLUSH_EVERY`], or as
 /// soon as [`BATCH`] spans wait; what is left once every sender is gone.
-fn send_batches(queue: &Receiver<Span>, to: &Collector, service: &str, dropped: &AtomicU64) {
+fn send_batches(
+    queue: &Receiver<Span>,
+    (to, service): (&Collector, &str),
+    (metrics, dropped): &(Arc<Metrics>, Arc<AtomicU64>),
+) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut due = Instant::now() + FLUSH_EVERY;
     loop {
@@ -185,7 +204,14 @@ fn send_batches(queue: &Receiver<Span>, to: &Collector, service: &str, dropped: 
         if batch.len() >= BATCH || Instant::now() >= due || ended {
             if !batch.is_empty() {
                 let body = encode(&batch, service);
-                if let Err(why) = post(to, &body) {
+                let count = batch.len() as u64;
+                let posted = post(to, &body);
+                let counted = match posted {
+                    Ok(()) => &metrics.otel_spans_sent,
+                    Err(_) => &metrics.otel_spans_failed,
+                };
+                counted.fetch_add(count, Ordering::Relaxed);
+                if let Err(why) = posted {
                     static FAILING: OnceAMinute = OnceAMinute::new();
                     if FAILING.due() {
                         log::warn!(

@@ -264,7 +264,7 @@ fn each_traced_request_is_a_span_sent_to_the_collector() {
     let (at, bodies) = collector();
     let text = format!(
         "targets = {}\ntrace_context = propagate\notel_exporter = http://{at}\n\
-         otel_service_name = shop-edge\n",
+         otel_service_name = shop-edge\nadmin_port = 0\n",
         backend.addr
     );
     let mut proxy = start_proxy(&[backend.addr], from_file(&text));
@@ -296,6 +296,14 @@ fn each_traced_request_is_a_span_sent_to_the_collector() {
     let (_, second) = &spans[1];
     assert_eq!(text(second, "traceId"), Some(begun_trace));
     assert!(second.get("parentSpanId").is_none());
+    // Counted once the collector has answered.
+    let sent = || spans_counted(&proxy, "sent").as_deref() == Some("2");
+    assert!(
+        wait_until(WAIT_LIMIT, sent),
+        "{:?}",
+        spans_counted(&proxy, "sent")
+    );
+    assert_eq!(spans_counted(&proxy, "failed").as_deref(), Some("0"));
     assert!(proxy.shutdown(Duration::from_secs(5)));
 }
 
@@ -308,7 +316,7 @@ fn a_collector_that_is_down_costs_no_request() {
         .local_addr()
         .unwrap();
     let text = format!(
-        "targets = {}\ntrace_context = propagate\notel_exporter = http://{gone}\n",
+        "targets = {}\ntrace_context = propagate\notel_exporter = http://{gone}\nadmin_port = 0\n",
         backend.addr
     );
     let mut proxy = start_proxy(&[backend.addr], from_file(&text));
@@ -317,10 +325,29 @@ fn a_collector_that_is_down_costs_no_request() {
         assert_eq!(client.get(path).status, 200);
     }
     assert_eq!(backend.requests(), 3);
+    let failed = || spans_counted(&proxy, "failed").as_deref() == Some("3");
+    assert!(
+        wait_until(WAIT_LIMIT, failed),
+        "{:?}",
+        spans_counted(&proxy, "failed")
+    );
+    assert_eq!(spans_counted(&proxy, "sent").as_deref(), Some("0"));
     assert!(proxy.shutdown(Duration::from_secs(5)));
     assert!(config_error(&format!(
         "targets = {}\notel_exporter = http://{gone}\n",
         backend.addr
     ))
     .contains("otel_exporter: sends the spans of traced requests: set trace_context"));
+}
+
+/// `inverso_otel_spans_total{result="<result>"}` as the admin listener
+/// says it.
+fn spans_counted(proxy: &Proxy, result: &str) -> Option<String> {
+    let admin = proxy.handle().admin_addr().unwrap();
+    let page = one_request(admin, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    let prefix = format!("inverso_otel_spans_total{{result=\"{result}\"}} ");
+    let body = page.body_str();
+    body.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map(String::from)
 }

@@ -300,6 +300,16 @@ pub fn metrics_text(shared: &Shared) -> String {
     );
     labeled_counter(
         &mut out,
+        ("inverso_otel_spans_total", "result"),
+        "Spans of traced requests for otel_exporter: sent (the collector answered 2xx), dropped (the queue was full), or failed (lost with a batch the collector did not take).",
+        &[
+            ("sent", &m.otel_spans_sent),
+            ("dropped", &m.otel_spans_dropped),
+            ("failed", &m.otel_spans_failed),
+        ],
+    );
+    labeled_counter(
+        &mut out,
         ("inverso_auth_refused_total", "reason"),
         "Requests refused by auth_basic or auth_jwt: 401 without credentials or a token (a browser's first request), 401 with a user or password not in auth_basic_user_file or a token not taken (wrong), 403 with a valid token whose claims do not meet auth_jwt_require (forbidden).",
         &[

@@ -235,7 +235,7 @@ impl Control {
         let acme = self.acme_for(old.acme.as_ref(), &next);
         let mut pools = Pools::new(&next);
         pools.keep_state_of(&old.pools, keep_idle);
-        let otel = crate::otel::Exporter::for_config(&next, old.otel.as_ref());
+        let otel = crate::otel::Exporter::for_config(&next, old.otel.as_ref(), &old.metrics);
         let replaced = self.inner.current.replace(Shared {
             otel,
             limiters: limiters_for(&next, Some(old)),

@@ -149,7 +149,7 @@ impl Server {
             None => (None, None),
         };
         let shared = Shared {
-            otel: crate::otel::Exporter::for_config(&config, None),
+            otel: crate::otel::Exporter::for_config(&config, None, &metrics),
             acme,
             census: Census(connections.clone()),
             cache: cache.clone(),
