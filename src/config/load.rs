@@ -11,17 +11,24 @@ use std::path::Path;
 pub(super) const MAX_CONFIG_BYTES: u64 = 16 << 20;
 
 pub(super) fn read_config_file(path: &Path) -> std::io::Result<String> {
+    read_bounded(path, "a configuration file")
+}
+
+/// The text of the regular file at `path`, of at most
+/// [`MAX_CONFIG_BYTES`]: a larger one is said not to be `what` (a
+/// configuration file, a list of addresses). A FIFO would hang `check`,
+/// or a SIGHUP's reload and with it the signal thread: only a regular
+/// file is read.
+pub(super) fn read_bounded(path: &Path, what: &str) -> std::io::Result<String> {
     use std::io::Read;
     let mut text = String::new();
-    // A FIFO would hang `check`, or a SIGHUP's reload and with it the
-    // signal thread: only a regular file is read.
     crate::cache::persist::open_regular(path)?
         .take(MAX_CONFIG_BYTES + 1)
         .read_to_string(&mut text)?;
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("larger than {MAX_CONFIG_BYTES} bytes: not a configuration file"),
+            format!("larger than {MAX_CONFIG_BYTES} bytes: not {what}"),
         ));
     }
     Ok(text)

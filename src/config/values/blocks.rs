@@ -5,7 +5,6 @@
 //! country's blocks, a feed of networks to refuse) are used as they come.
 
 use crate::realip::Cidr;
-use std::io::Read;
 use std::path::Path;
 
 /// The keys that hold lists of address blocks.
@@ -20,10 +19,6 @@ pub const ADDRESS_LISTS: [&str; 4] = [
 pub fn address_blocks(value: &str) -> Result<usize, String> {
     parse_cidrs(value).map(|blocks| blocks.len())
 }
-
-/// The largest list file read: a million blocks fit in it; a larger file
-/// is some other file.
-const MAX_LIST_BYTES: u64 = 16 << 20;
 
 /// `10.0.0.0/8, 2001:db8::/32, file:/etc/inverso/drop.txt`: the blocks
 /// written, and those of each file, in order; empty: none.
@@ -49,16 +44,9 @@ fn read_list(path: &Path, blocks: &mut Vec<Cidr>) -> Result<(), String> {
     if path.as_os_str().is_empty() {
         return Err("`file:` needs a path, e.g. `file:/etc/inverso/blocklist.txt`".into());
     }
-    let mut text = String::new();
-    // Only a regular file: a FIFO would hang the start or a reload.
-    crate::cache::persist::open_regular(path)
-        .and_then(|file| file.take(MAX_LIST_BYTES + 1).read_to_string(&mut text))
+    // As a configuration file is read: 16 MiB at most, a million blocks.
+    let text = crate::config::load::read_bounded(path, "a list of addresses")
         .map_err(|e| format!("cannot read {shown}: {e}"))?;
-    if text.len() as u64 > MAX_LIST_BYTES {
-        return Err(format!(
-            "{shown} is larger than {MAX_LIST_BYTES} bytes: not a list of addresses"
-        ));
-    }
     for (index, line) in text.lines().enumerate() {
         let block = line.split(['#', ';']).next().unwrap_or_default().trim();
         if block.is_empty() {
@@ -141,7 +129,10 @@ mod tests {
         assert!(e.ends_with("not a list of addresses"), "{e}");
         // The bound exactly: read whole and taken; a byte more, refused
         // (not read cut short).
-        let at_most = format!("192.0.2.7\n#{}\n", "-".repeat(MAX_LIST_BYTES as usize - 12));
+        let at_most = format!(
+            "192.0.2.7\n#{}\n",
+            "-".repeat(crate::config::load::MAX_CONFIG_BYTES as usize - 12)
+        );
         let (_dir, path) = listed(&at_most);
         assert_eq!(address_blocks(&format!("file:{path}")), Ok(1));
         let (_dir, path) = listed(&format!("{at_most} "));
