@@ -11,6 +11,40 @@ use crate::realip::Cidr;
 use std::path::Path;
 use std::sync::Arc;
 
+/// What `cache_vary` names that the backend never gets as the client sent
+/// it, so that a key made of the client's value says nothing of the
+/// answer: a field `request_header.*` or `request_id_header` writes (or
+/// removes), any cookie while `request_header.Cookie` removes them, or the
+/// `sticky_cookie`, which the proxy takes out before the cache sees the
+/// request.
+fn vary_unread(config: &Config) -> Option<String> {
+    let vary = &config.cache_vary;
+    let written = |name: &str| {
+        config.request_headers.edits(name.as_bytes())
+            || (config.request_id_header.as_deref()).is_some_and(|f| f.eq_ignore_ascii_case(name))
+    };
+    if let Some(field) = vary.fields().find(|f| written(f)) {
+        return Some(format!(
+            "names {field}, which the proxy writes or removes itself \
+             (request_header.*, request_id_header): the backend never gets the client's"
+        ));
+    }
+    if let Some(cookie) = vary.cookies().next().filter(|_| written("cookie")) {
+        return Some(format!(
+            "names the cookie {cookie}, but request_header.Cookie takes the cookies \
+             out of what the backend gets"
+        ));
+    }
+    let sticky = config.sticky_cookie.as_deref();
+    if let Some(cookie) = vary.cookies().find(|c| Some(*c) == sticky) {
+        return Some(format!(
+            "names {cookie}, the sticky_cookie, which the proxy takes out of every \
+             request before the cache sees it"
+        ));
+    }
+    None
+}
+
 impl Loader {
     /// `key: message`, placed where the value of `key` came from: for
     /// checks that span keys, after each key has parsed.
@@ -46,6 +80,10 @@ impl Loader {
                      before the cache sees it: it would bypass nothing"
                 ),
             ));
+        }
+        if let Some(why) = vary_unread(config) {
+            let key = self.first_set_in(scope, &["cache_vary", "sticky_cookie"]);
+            return Err(self.refused_in(scope, key, why));
         }
         let key = self.first_set_in(
             scope,
@@ -1653,6 +1691,55 @@ mod tests {
             }
         }
         assert!(!snapshot.exists());
+    }
+
+    #[test]
+    fn cache_vary_may_not_name_what_the_backend_never_gets_as_the_client_sent_it() {
+        let refused = |text: &str, place: &str, says: &str| {
+            let e = build(&format!("targets = 127.0.0.1:1\n{text}")).unwrap_err();
+            assert_eq!(e.place, place, "{e}");
+            assert!(e.message.contains(says), "{e}");
+        };
+        refused(
+            "request_header.X-Device = $http_user_agent\ncache_vary = header:X-Device\n",
+            "proxy.conf:3",
+            "cache_vary: names x-device, which the proxy writes or removes itself",
+        );
+        refused(
+            "request_id_header = X-Request-Id\ncache_vary = header:X-Request-ID\n",
+            "proxy.conf:3",
+            "names x-request-id",
+        );
+        refused(
+            "cache_vary = cookie:lang\nrequest_header.Cookie =\n",
+            "proxy.conf:2",
+            "request_header.Cookie takes the cookies",
+        );
+        refused(
+            "sticky_cookie = SERVERID\ncache_vary = cookie:SERVERID\n",
+            "proxy.conf:3",
+            "SERVERID, the sticky_cookie",
+        );
+        // A pool's, at the pool's line.
+        refused(
+            "pool.api = 127.0.0.1:2\npool.api.sticky_cookie = SRV\n\
+             pool.api.cache_vary = cookie:SRV, header:X-Device\n",
+            "proxy.conf:4",
+            "pool.api.cache_vary: names SRV",
+        );
+        for fine in [
+            "cache_vary = cookie:lang, header:X-Device\nsticky_cookie = SERVERID\n",
+            "cache_vary = header:X-Device\nrequest_header.Cookie =\n",
+            "cache_vary = cookie:lang\nrequest_header.X-Device = phone\n",
+        ] {
+            let c = build(&format!("targets = 127.0.0.1:1\n{fine}")).unwrap();
+            assert!(!c.cache_vary.is_empty(), "{fine}");
+        }
+        refused(
+            "cache_vary = query:lang\n",
+            "proxy.conf:2",
+            "in the key already",
+        );
     }
 
     #[test]

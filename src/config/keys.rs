@@ -7,7 +7,7 @@ use super::values::*;
 use super::{Balance, Config, FieldFamily, LeastTimeMeasure, LogFormat, PoolRequest};
 use crate::auth::jwt_keys::JwtKeys;
 use crate::auth::jwt_require::Required;
-use crate::cache::policy::{BypassCookies, CacheValid, IgnoredHeaders, IgnoredParams};
+use crate::cache::policy::{BypassCookies, CacheValid, CacheVary, IgnoredHeaders, IgnoredParams};
 use crate::error_pages::ErrorPages;
 use crate::field_value::FieldValue;
 use crate::patterns::PathPrefixes;
@@ -423,6 +423,14 @@ pub const KEYS: &[Key] = &[
                are neither answered from the cache nor stored, as nginx's proxy_cache_bypass and \
                proxy_no_cache on $cookie_: `wordpress_logged_in_*, wp-postpass_*`; empty = none",
         apply: |c, v| BypassCookies::parse(v).map(|b| c.cache_bypass_cookies = b),
+    },
+    Key {
+        name: "cache_vary",
+        default: "",
+        help: "cookies and request fields every stored response is keyed on besides its own \
+               Vary, as nginx's proxy_cache_key with $cookie_lang added: `cookie:lang, \
+               cookie:currency, header:X-Device`; at most 8; empty = none",
+        apply: |c, v| CacheVary::parse(v).map(|n| c.cache_vary = n),
     },
     Key {
         name: "cache_key_ignore_params",

@@ -182,6 +182,9 @@ pub struct Config {
     /// Requests carrying one of these cookies neither are answered from
     /// the cache nor have their answers stored; empty: off.
     pub cache_bypass_cookies: crate::cache::policy::BypassCookies,
+    /// The cookies and request fields every stored response is keyed on
+    /// besides its `Vary`; empty: none.
+    pub cache_vary: crate::cache::policy::CacheVary,
     /// Query parameters left out of the cache key; empty: off.
     pub cache_key_ignore_params: crate::cache::policy::IgnoredParams,
     pub balance: Balance,
@@ -573,6 +576,7 @@ impl Config {
             surrogate_keys: false,
             ignore_client_cache_control: false,
             cache_bypass_cookies: Default::default(),
+            cache_vary: Default::default(),
             cache_key_ignore_params: Default::default(),
             targeted_cache_control: Arc::from([]),
             balance: Balance::RoundRobin,
@@ -850,6 +854,7 @@ impl Config {
                 .into_iter()
                 .collect(),
             gunzip: self.gunzip,
+            vary: self.cache_vary.clone(),
         }
     }
 

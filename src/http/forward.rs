@@ -10,7 +10,7 @@ use std::net::IpAddr;
 /// Fields that describe a single connection (RFC 9110 §7.6.1, plus the
 /// non-standard ones clients still send). The framing fields are also
 /// dropped: the proxy frames each message it forwards itself.
-const HOP_BY_HOP: &[&str] = &[
+pub(crate) const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",

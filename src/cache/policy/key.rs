@@ -5,7 +5,7 @@
 use super::IgnoredParams;
 use crate::http::forward::is_hop_by_hop;
 use crate::http::head::{push_canonical_authority, split_absolute};
-use crate::http::headers::{list_elements, read_alike};
+use crate::http::headers::{cookie_named, cookie_pairs, list_elements, read_alike};
 use crate::http::{Headers, RequestHead, ResponseHead};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -415,18 +415,47 @@ pub fn vary_names(response: &ResponseHead) -> Vec<String> {
 /// request's `Connection` names) counts as absent: the key describes the
 /// request the backend answered, or a client could file the answer to
 /// its stripped request under the variant of a field it never reached.
+///
+/// A name `cookie:<name>` (see [`COOKIE_VARIANT`]) stands for that one
+/// cookie in the request's `Cookie` fields: absent when none carries it,
+/// else each of its values as sent (quotes kept), in their order.
 pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String {
     let mut key = primary.to_string();
     for name in vary {
         key.push('\n');
         key.push_str(name);
-        if is_hop_by_hop(request, name) || !request.contains(name) {
+        if is_hop_by_hop(request, field_of(name)) {
             continue;
         }
-        key.push('=');
-        push_variant_value(&mut key, name, request.get_all(name));
+        if let Some(cookie) = name.strip_prefix(COOKIE_VARIANT) {
+            let mut values = (request.get_all("cookie").flat_map(cookie_pairs))
+                .filter_map(|pair| cookie_named(pair, cookie))
+                .peekable();
+            if values.peek().is_some() {
+                key.push('=');
+                push_variant_value(&mut key, name, values);
+            }
+            continue;
+        }
+        if request.contains(name) {
+            key.push('=');
+            push_variant_value(&mut key, name, request.get_all(name));
+        }
     }
     key
+}
+
+/// What starts the name a variant key gives one cookie (`cookie:lang`,
+/// for `cache_vary`): no field name holds a `:`, so it is no field's.
+pub const COOKIE_VARIANT: &str = "cookie:";
+
+/// The request field a variant key's name is read from: the name itself,
+/// or `cookie` for a cookie's (`cookie:lang`).
+pub fn field_of(name: &str) -> &str {
+    match name.starts_with(COOKIE_VARIANT) {
+        true => "cookie",
+        false => name,
+    }
 }
 
 /// Whether `request` carries a field that `vary` names in another spelling
@@ -449,7 +478,7 @@ pub fn variant_key(primary: &str, vary: &[String], request: &Headers) -> String 
 pub fn spells_a_varying_field_otherwise(request: &Headers, vary: &[String]) -> bool {
     !vary.is_empty()
         && request.iter().any(|(name, _)| {
-            vary.iter()
+            (vary.iter().map(|v| field_of(v)))
                 .any(|v| read_alike(v.as_bytes(), name.as_bytes()) && !v.eq_ignore_ascii_case(name))
         })
 }
@@ -779,6 +808,35 @@ mod tests {
             }
             let key = variant_key("h/", &[name.to_string()], &h);
             proptest::prop_assert_eq!(respell_key(&key), key);
+        }
+
+        /// So is one keyed on a cookie (`cache_vary`), whatever its
+        /// values, and one value never shares a key with another.
+        #[test]
+        fn cookie_variant_keys_are_respelled_as_they_are(
+            values in proptest::collection::vec(
+                proptest::collection::vec(
+                    proptest::prop_oneof![
+                        proptest::sample::select(b" ,\"\\%\t=;a".to_vec()),
+                        proptest::num::u8::ANY,
+                    ],
+                    0..12,
+                ),
+                0..3,
+            ),
+        ) {
+            let vary = ["cookie:lang".to_string()];
+            let mut h = Headers::new();
+            for v in &values {
+                let mut field = b"x=1; lang=".to_vec();
+                field.extend_from_slice(v);
+                h.push("Cookie", &field[..]);
+            }
+            let key = variant_key("h/", &vary, &h);
+            proptest::prop_assert_eq!(respell_key(&key), key.clone());
+            let mut other = Headers::new();
+            other.push("Cookie", "lang=\u{1}");
+            proptest::prop_assert_ne!(variant_key("h/", &vary, &other), key);
         }
 
         /// Normalising a path twice changes nothing more, hex case never
@@ -1389,6 +1447,45 @@ mod tests {
         assert_ne!(keyed("X-Lang", &["EN"]), keyed("X-Lang", &["en"]));
         // An empty field is not an absent one.
         assert_ne!(keyed("Accept", &[" "]), keyed("Accept", &[]));
+    }
+
+    #[test]
+    fn a_cookie_variant_is_that_cookie_s_values_alone() {
+        let vary = ["accept-encoding".to_string(), "cookie:lang".to_string()];
+        let key_of = |cookies: &[&str]| {
+            let mut h = Headers::new();
+            h.push("Accept-Encoding", "gzip");
+            for c in cookies {
+                h.push("Cookie", *c);
+            }
+            variant_key("k", &vary, &h)
+        };
+        assert_eq!(
+            key_of(&["sid=1; lang=fr; _ga=x"]),
+            "k\naccept-encoding=gzip\ncookie:lang=fr"
+        );
+        // Other cookies, and their order, are not the variant's.
+        assert_eq!(key_of(&["lang=fr"]), key_of(&["_ga=y", "lang=fr; sid=2"]));
+        // Absent is a variant of its own, apart from an empty value; the
+        // name is compared as sent.
+        assert_eq!(key_of(&[]), "k\naccept-encoding=gzip\ncookie:lang");
+        assert_eq!(key_of(&["Lang=fr", "xlang=fr"]), key_of(&[]));
+        assert_ne!(key_of(&["lang="]), key_of(&[]));
+        // Each value as sent, in order, quotes kept.
+        assert_eq!(
+            key_of(&["lang=fr", "lang=\"de\""]),
+            "k\naccept-encoding=gzip\ncookie:lang=fr%0A\"de\""
+        );
+        assert_ne!(key_of(&["lang=fr; lang=de"]), key_of(&["lang=de; lang=fr"]));
+        // A client's Connection cannot make the proxy drop its Cookie
+        // (see `is_protected`): the backend gets it, and the key holds it.
+        let mut h = Headers::new();
+        h.push("Accept-Encoding", "gzip");
+        h.push("Cookie", "lang=fr");
+        h.push("Connection", "Cookie");
+        assert_eq!(variant_key("k", &vary, &h), key_of(&["lang=fr"]));
+        assert_eq!(field_of("cookie:lang"), "cookie");
+        assert_eq!(field_of("accept-encoding"), "accept-encoding");
     }
 
     #[test]

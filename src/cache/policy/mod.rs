@@ -13,6 +13,8 @@
 //!   `cache_ignore_headers` setting).
 //! - `bypass`: cookies that keep a request away from the cache (the
 //!   `cache_bypass_cookies` setting).
+//! - `cache_vary`: the cookies and fields every response is keyed on
+//!   besides its own `Vary` (the `cache_vary` setting).
 //! - `key`: cache keys and Vary.
 //! - `params`: query parameters left out of the key (the
 //!   `cache_key_ignore_params` setting).
@@ -28,6 +30,7 @@
 //! `policy::X`.
 
 mod bypass;
+mod cache_vary;
 mod conditional;
 mod directives;
 mod ignore;
@@ -41,11 +44,12 @@ mod test_support;
 mod valid;
 
 pub use bypass::BypassCookies;
+pub use cache_vary::CacheVary;
 pub use conditional::{head_describes, not_modified, refresh_from_304, same_validator, validators};
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use ignore::IgnoredHeaders;
 pub use key::{
-    decode_percent, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
+    decode_percent, field_of, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
     primary_keys_of_uri, push_path, respell_key, spells_a_varying_field_otherwise, split_key,
     variant_key, vary_names, PrefixKeys,
 };
@@ -95,6 +99,8 @@ pub struct Settings {
     /// A gzip-coded answer goes decoded to the clients that take no gzip
     /// (`gunzip`): stored once, it is right for every client.
     pub gunzip: bool,
+    /// What every response is keyed on besides its `Vary` (`cache_vary`).
+    pub vary: CacheVary,
 }
 
 impl Settings {
@@ -122,8 +128,14 @@ impl Settings {
     /// alone, would go to every client, those that take no coding too.
     /// Keyed so, it goes to those that send the same `Accept-Encoding`.
     /// Not with `gunzip`, for a gzip-coded answer it decodes for them.
+    /// With them, the cookies and fields `cache_vary` names.
     pub fn key_names(&self, response: &ResponseHead) -> Vec<String> {
         let mut names = self.vary_names(response);
+        if !self.vary.is_empty() {
+            names.extend(self.vary.names().iter().cloned());
+            names.sort();
+            names.dedup();
+        }
         let by_coding = "accept-encoding";
         let decoded_for_others =
             self.gunzip && crate::gunzip::decodes(response.status, &response.headers);
@@ -215,8 +227,9 @@ pub fn storable(
     }
     let vary = settings.key_names(response);
     if !settings.rendered_fields.is_empty() {
-        let rendered =
-            |name: &String| (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(name));
+        let rendered = |name: &String| {
+            (settings.rendered_fields.iter()).any(|f| f.eq_ignore_ascii_case(field_of(name)))
+        };
         if vary.iter().any(rendered) {
             return None;
         }
@@ -1119,6 +1132,48 @@ mod tests {
         assert_eq!(names(&[("Content-Encoding", "br")]), ["accept-encoding"]);
         let kept = ("Cache-Control", "no-transform");
         assert_eq!(names(&[gzip, kept]), ["accept-encoding"]);
+    }
+
+    #[test]
+    fn key_names_add_what_cache_vary_names_to_every_response_once() {
+        let varying = Settings {
+            vary: CacheVary::parse("cookie:lang, header:Accept-Language").unwrap(),
+            ..settings()
+        };
+        let names = |resp: &[(&str, &str)]| varying.key_names(&response(200, resp));
+        assert_eq!(names(&[]), ["accept-language", "cookie:lang"]);
+        assert_eq!(
+            names(&[
+                ("Vary", "Accept-Language, Origin"),
+                ("Content-Encoding", "gzip")
+            ]),
+            [
+                "accept-encoding",
+                "accept-language",
+                "cookie:lang",
+                "origin"
+            ]
+        );
+        // Stored when Vary is not read too: the names are the operator's.
+        let unread = Settings {
+            ignored: IgnoredHeaders::parse("Vary").unwrap(),
+            ..varying.clone()
+        };
+        assert_eq!(
+            unread.key_names(&response(200, &[("Vary", "Origin")])),
+            ["accept-language", "cookie:lang"]
+        );
+        // A cookie the backend is sent otherwise (`request_header.Cookie`)
+        // keys nothing it answered: not stored.
+        let rendered = Settings {
+            rendered_fields: Arc::from(["Cookie".into()]),
+            ..varying
+        };
+        let fresh = [("Cache-Control", "max-age=60")];
+        let req = get(&[("Cookie", "lang=fr")]);
+        let resp = response(200, &fresh);
+        assert!(storable(&req, &resp, SystemTime::now(), &settings()).is_some());
+        assert!(storable(&req, &resp, SystemTime::now(), &rendered).is_none());
     }
 
     #[test]

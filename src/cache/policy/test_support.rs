@@ -19,6 +19,7 @@ pub(super) fn settings() -> Settings {
         rendered_fields: Arc::default(),
         credential_fields: Arc::default(),
         gunzip: false,
+        vary: Default::default(),
     }
 }
 

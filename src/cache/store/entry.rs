@@ -288,7 +288,7 @@ impl Entry {
 
     /// The request fields it was keyed on (its Vary, as the key spells
     /// it: what the rules in force when it was stored read of it).
-    pub fn vary_names(&self) -> impl Iterator<Item = &str> {
+    pub fn vary_names(&self) -> impl Iterator<Item = &str> + Clone {
         let variant = self.key().split('\n').skip(1);
         variant.map(|part| part.split('=').next().unwrap_or(part))
     }

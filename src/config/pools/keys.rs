@@ -60,6 +60,7 @@ pub const POOL_KEYS: &[&str] = &[
     "cache_ignore_headers",
     "cache_min_uses",
     "cache_bypass_cookies",
+    "cache_vary",
     "ignore_client_cache_control",
     "stale_if_error",
     "stale_while_revalidate",

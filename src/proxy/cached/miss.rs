@@ -48,7 +48,7 @@ pub(super) fn through_cache(
     let keep_alive = client.keeps_alive(&request);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
-    let ttl = shared.caching(client.route).settings.ttl;
+    let settings = &shared.caching(client.route).settings;
     let ignored = &shared.config.cache_key_ignore_params;
     let primary = policy::primary_key(&request, client.scheme, ignored);
     let answering = Answering::new(&request, keep_alive, cache, client, shared);
@@ -58,7 +58,9 @@ pub(super) fn through_cache(
     let mut stored: Option<Arc<Entry>> = None;
     let mut waited = false;
     loop {
-        if let Some((entry, usable)) = look_up(cache, &primary, &request, &req_cc, no_cache, ttl) {
+        if let Some((entry, usable)) =
+            look_up(cache, &primary, &request, &req_cc, no_cache, settings)
+        {
             let served = match usable {
                 Use::Fresh => Some(Status::Hit),
                 Use::AllowedStale => Some(Status::Stale),

@@ -103,19 +103,23 @@ pub(super) fn serve(
 }
 
 /// The entry stored under `primary` for this request, and how it may be
-/// used. `ttl` as it is now caps what was stored under an older one (or
-/// read from a crafted snapshot).
+/// used. The rules as they are now (`settings`) judge what was stored
+/// under older ones (or read from a crafted snapshot): `ttl` caps its
+/// freshness, and one not keyed on what `cache_vary` names is none.
 fn look_up(
     cache: &Cache,
     primary: &str,
     request: &RequestHead,
     req_cc: &CacheControl,
     no_cache: bool,
-    ttl: Duration,
+    settings: &policy::Settings,
 ) -> Option<(Arc<Entry>, Use)> {
     let entry = cache.lookup(primary, &request.headers)?;
+    if !settings.vary.keyed(entry.vary_names()) {
+        return None;
+    }
     let mut as_stored = entry.as_stored(SystemTime::now());
-    as_stored.fresh = as_stored.fresh.min(ttl);
+    as_stored.fresh = as_stored.fresh.min(settings.ttl);
     let usable = policy::usable(req_cc, no_cache, &as_stored);
     Some((entry, usable))
 }

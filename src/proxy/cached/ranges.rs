@@ -51,90 +51,90 @@ pub(in crate::proxy) fn serve_range(
     let primary = policy::primary_key(request, client.scheme, ignored);
     let req_cc = CacheControl::parse(&request.headers);
     let no_cache = req_cc.request_no_cache(&request.headers);
-    let ttl = shared.caching(client.route).settings.ttl;
+    let settings = &shared.caching(client.route).settings;
+    let ttl = settings.ttl;
     let keep_alive = client.keeps_alive(request);
     // What the cache may do on its own for this client: what `serve`
     // does only for requests without credentials or no-store.
-    let on_its_own = !(shared.caching(client.route).settings).has_credentials(&request.headers)
-        && !req_cc.no_store;
+    let on_its_own = !settings.has_credentials(&request.headers) && !req_cc.no_store;
     let answering = Answering::new(request, keep_alive, cache, client, shared);
     // The cookies of an answer this request brought, which are its own.
     let mut cookies = Vec::new();
-    let (entry, status, upstream) = match look_up(cache, &primary, request, &req_cc, no_cache, ttl)
-    {
-        Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
-        Some((entry, Use::AllowedStale)) => (entry, Status::Stale, None),
-        Some((entry, Use::StaleRevalidating)) if on_its_own => {
-            client.after_response = Some(Refresh::of(request, &entry, primary));
-            (entry, Status::Stale, None)
-        }
-        // RFC 9111 §5.2.1.7, as in `serve`.
-        _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
-        Some((entry, Use::Validate))
-            if on_its_own && entry.within_stale_window(SystemTime::now(), ttl) =>
-        {
-            let job = Refresh::of(request, &entry, primary.clone());
-            match revalidate(client, job, Some(&answering), shared) {
-                // Stored from the answer to this very request: used
-                // even if it says max-age=0.
-                Refreshed::Stored {
-                    now,
-                    upstream,
-                    set_cookies,
-                } => {
-                    cookies = set_cookies;
-                    let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
-                    let status = if same_body {
-                        Status::Revalidated
-                    } else {
-                        Status::Miss
-                    };
-                    (now, status, Some(upstream))
-                }
-                // Not if purged meanwhile (see `stale_fallback`): the
-                // range then goes to the origin as it is.
-                Refreshed::OriginFailed { upstream } => {
-                    let stored = Some(entry);
-                    let now = stale_fallback(&stored, true, &answering, &primary)?;
-                    (now, Status::Stale, upstream)
-                }
-                // One range of a new 200 went out as it came.
-                Refreshed::Streamed(streamed) => {
-                    let stored = Some(entry);
-                    let or_stale = |r| stale_or(r, client, &answering, &stored, &primary);
-                    return Some(streamed.or_else(or_stale));
-                }
-                // As on a miss (see `range_asked_instead`): left unread,
-                // and the URL's ranges go as they are for a while.
-                Refreshed::Unstorable(fetched) if range_asked_instead(request, &fetched) => {
-                    cache.keep_conditions(&primary);
-                    return None;
-                }
-                // Another status is the answer to the part too: sent as it
-                // came (a server may always ignore a range).
-                Refreshed::Unstorable(fetched) => {
-                    let how = answering.as_miss();
-                    let relayed = relay::relay(client, *fetched, &how, None, shared);
-                    let counted = |_: &Outcome| {
-                        cache.stats.misses.fetch_add(1, Ordering::Relaxed);
-                    };
-                    return Some(relayed.inspect(counted));
-                }
-                Refreshed::NotStored | Refreshed::Skipped => return None,
+    let (entry, status, upstream) =
+        match look_up(cache, &primary, request, &req_cc, no_cache, settings) {
+            Some((entry, Use::Fresh)) => (entry, Status::Hit, None),
+            Some((entry, Use::AllowedStale)) => (entry, Status::Stale, None),
+            Some((entry, Use::StaleRevalidating)) if on_its_own => {
+                client.after_response = Some(Refresh::of(request, &entry, primary));
+                (entry, Status::Stale, None)
             }
-        }
-        // Nothing stored: fetched whole for the cache, and the part cut
-        // from what is stored (one range streamed as it comes), as
-        // nginx's `proxy_cache` does, so that a client that only ever
-        // asks for parts fills it. Misses of the same key wait for one
-        // another's fill, as whole ones do.
-        None if on_its_own
-            && fills_on_a_miss(request, &req_cc, &primary, cache, shared, client) =>
-        {
-            return through_cache(client, request.clone(), cache, shared);
-        }
-        _ => return None,
-    };
+            // RFC 9111 §5.2.1.7, as in `serve`.
+            _ if req_cc.only_if_cached => return Some(Err(Refusal::new(504, keep_alive))),
+            Some((entry, Use::Validate))
+                if on_its_own && entry.within_stale_window(SystemTime::now(), ttl) =>
+            {
+                let job = Refresh::of(request, &entry, primary.clone());
+                match revalidate(client, job, Some(&answering), shared) {
+                    // Stored from the answer to this very request: used
+                    // even if it says max-age=0.
+                    Refreshed::Stored {
+                        now,
+                        upstream,
+                        set_cookies,
+                    } => {
+                        cookies = set_cookies;
+                        let same_body = Arc::ptr_eq(&now.record.body, &entry.record.body);
+                        let status = if same_body {
+                            Status::Revalidated
+                        } else {
+                            Status::Miss
+                        };
+                        (now, status, Some(upstream))
+                    }
+                    // Not if purged meanwhile (see `stale_fallback`): the
+                    // range then goes to the origin as it is.
+                    Refreshed::OriginFailed { upstream } => {
+                        let stored = Some(entry);
+                        let now = stale_fallback(&stored, true, &answering, &primary)?;
+                        (now, Status::Stale, upstream)
+                    }
+                    // One range of a new 200 went out as it came.
+                    Refreshed::Streamed(streamed) => {
+                        let stored = Some(entry);
+                        let or_stale = |r| stale_or(r, client, &answering, &stored, &primary);
+                        return Some(streamed.or_else(or_stale));
+                    }
+                    // As on a miss (see `range_asked_instead`): left unread,
+                    // and the URL's ranges go as they are for a while.
+                    Refreshed::Unstorable(fetched) if range_asked_instead(request, &fetched) => {
+                        cache.keep_conditions(&primary);
+                        return None;
+                    }
+                    // Another status is the answer to the part too: sent as it
+                    // came (a server may always ignore a range).
+                    Refreshed::Unstorable(fetched) => {
+                        let how = answering.as_miss();
+                        let relayed = relay::relay(client, *fetched, &how, None, shared);
+                        let counted = |_: &Outcome| {
+                            cache.stats.misses.fetch_add(1, Ordering::Relaxed);
+                        };
+                        return Some(relayed.inspect(counted));
+                    }
+                    Refreshed::NotStored | Refreshed::Skipped => return None,
+                }
+            }
+            // Nothing stored: fetched whole for the cache, and the part cut
+            // from what is stored (one range streamed as it comes), as
+            // nginx's `proxy_cache` does, so that a client that only ever
+            // asks for parts fills it. Misses of the same key wait for one
+            // another's fill, as whole ones do.
+            None if on_its_own
+                && fills_on_a_miss(request, &req_cc, &primary, cache, shared, client) =>
+            {
+                return through_cache(client, request.clone(), cache, shared);
+            }
+            _ => return None,
+        };
     Some(serve_entry(
         client, &answering, &entry, status, upstream, &cookies,
     ))
