@@ -44,6 +44,7 @@
 //! - `limits`: the process limits that would stop it short of `max_connections`.
 //! - `tls`: the certificates and settings of `tls_port`.
 //! - `demo`: the built-in origin servers of `inverso demo`.
+//! - `pid_file`: the process ID file (`pid_file`) that `inverso signal` reads.
 
 // The library serves its own binary: its docs are read with
 // `cargo doc --document-private-items`, where links to private items resolve.
@@ -78,6 +79,7 @@ pub mod metrics;
 pub mod otel;
 pub mod pace;
 pub mod patterns;
+pub mod pid_file;
 mod poll;
 pub mod proxy;
 pub mod ratelimit;

@@ -10,7 +10,8 @@
 //! - `check`: `inverso check`, the effective settings printed.
 //! - `inspect`: `inverso cache inspect`, what a snapshot holds.
 //! - here: the command line, the configuration loaded from it, the
-//!   demo's setup, and errors turned into exit codes.
+//!   demo's setup, `inverso signal` (the signal sent to the process the
+//!   `pid_file` names), and errors turned into exit codes.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -52,6 +53,22 @@ enum Command {
     /// Work with cache snapshot files.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Signal the running proxy whose ID the configuration's pid_file holds.
+    Signal {
+        /// reload (SIGHUP), reopen the access log (SIGUSR1), or stop
+        /// gracefully (SIGTERM).
+        action: Action,
+        #[command(flatten)]
+        args: ConfigArgs,
+    },
+}
+
+/// What `inverso signal` asks of the running proxy, as `nginx -s`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Action {
+    Reload,
+    Reopen,
+    Stop,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +147,7 @@ fn main() -> ExitCode {
         Some(Command::Cache(CacheCommand::Inspect { file })) => {
             inspect::run(&file).map_err(Failure::from)
         }
+        Some(Command::Signal { action, args }) => signal(action, &args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -212,6 +230,38 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
         reload_from.config = Some(args.config_path());
     }
     serve(config, Some(reload_from), |_| {}, || {})
+}
+
+/// `inverso signal`: the signal for `action` sent to the process the
+/// configuration's `pid_file` names.
+fn signal(action: Action, args: &ConfigArgs) -> Result<(), Failure> {
+    let (config, loader) = load(args)?;
+    let Some(path) = config.pid_file else {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "{}: pid_file is not set: no process to signal",
+            loader.source()
+        )));
+    };
+    let pid = inverso::pid_file::read(&path)?;
+    let (signal, name) = match action {
+        Action::Reload => (libc::SIGHUP, "SIGHUP"),
+        Action::Reopen => (libc::SIGUSR1, "SIGUSR1"),
+        Action::Stop => (libc::SIGTERM, "SIGTERM"),
+    };
+    // `read` gives a pid above 1 that fits a pid_t: one process, never a
+    // group (0, -1) nor init.
+    let target = libc::pid_t::try_from(pid).context("a process ID past pid_t")?;
+    // SAFETY: kill(2) touches no memory of ours.
+    if unsafe { libc::kill(target, signal) } != 0 {
+        let error = std::io::Error::last_os_error();
+        let why = match error.raw_os_error() {
+            Some(libc::ESRCH) => format!("no process {pid} (a pid_file left by one that died?)"),
+            _ => format!("cannot signal process {pid}: {error}"),
+        };
+        return Err(anyhow::anyhow!("{}: {why}", path.display()).into());
+    }
+    eprintln!("inverso: sent {name} to process {pid}");
+    Ok(())
 }
 
 fn run_demo(port: u16) -> Result<(), Failure> {

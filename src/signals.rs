@@ -1,5 +1,6 @@
-//! Serving until a stop: the server started, systemd told how it goes,
-//! and signals turned into actions on their own threads: SIGINT/SIGTERM
+//! Serving until a stop: the server started, its `pid_file` written
+//! (and removed at the end), systemd told how it goes, and signals
+//! turned into actions on their own threads: SIGINT/SIGTERM
 //! a graceful shutdown (a second one exits at once), SIGHUP a reload,
 //! SIGUSR1 a reopen of the access-log file.
 
@@ -40,6 +41,7 @@ pub(super) fn serve(
             systemd::SNAPSHOT_LOAD_ALLOWANCE.as_micros()
         ));
     }
+    let pid_file = config.pid_file.clone();
     // A file the configuration names that cannot be opened (`check`
     // refuses it too) is a bad configuration; a port taken, the system's
     // limits, a failure at run time.
@@ -51,6 +53,21 @@ pub(super) fn serve(
             false => Failure::from(error),
         }
     })?;
+    // Once listening: a process that could not bind leaves the file of
+    // the one still running (an upgrade's old process) as it was.
+    if let Some(path) = &pid_file {
+        if let Err(e) = inverso::pid_file::write(path) {
+            handle.shutdown(std::time::Duration::ZERO);
+            return Err(Failure::usage(
+                anyhow::Error::new(e).context("cannot start"),
+            ));
+        }
+    }
+    let remove_pid_file = move || {
+        if let Some(path) = &pid_file {
+            inverso::pid_file::remove_if_ours(path);
+        }
+    };
     started(&handle);
     let https = handle.tls_addr().map(|a| format!(", https on {a}"));
     systemd::notify(&format!(
@@ -58,6 +75,8 @@ pub(super) fn serve(
         handle.local_addr(),
         https.unwrap_or_default()
     ));
+    let remove_pid_file = Arc::new(remove_pid_file);
+    let forced_remove_pid_file = remove_pid_file.clone();
     let trigger = handle.stop_trigger();
     let control = handle.control();
     let reloads = match reload_from {
@@ -94,6 +113,7 @@ pub(super) fn serve(
                         } else {
                             log::warn!("second signal: exiting now");
                             at_forced_exit();
+                            forced_remove_pid_file();
                             std::process::exit(1);
                         }
                     }
@@ -104,6 +124,7 @@ pub(super) fn serve(
     if !handle.wait_configured() {
         log::warn!("some connections were cut at the end of the grace period");
     }
+    remove_pid_file();
     log::info!("stopped");
     Ok(())
 }

@@ -1578,3 +1578,108 @@ fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
         "{stdout}"
     );
 }
+
+/// `pid_file` holds the process's ID while it runs, and `inverso signal`
+/// reloads it, has it reopen its log and stops it through that file
+/// (`nginx -s`); the file is gone once it has stopped.
+#[test]
+fn inverso_signal_reloads_reopens_and_stops_the_process_its_pid_file_names() {
+    let (dir, systemd, mut child) = under_systemd(
+        "port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\npath_to_persistence =\n\
+         pid_file = inverso.pid\npath_to_log = access.log\n",
+    );
+    let heard = || heard(&systemd);
+    assert!(heard().starts_with("READY=1\n"));
+    let pid_path = dir.path().join("inverso.pid");
+    let pid = child.0.id();
+    assert_eq!(
+        std::fs::read_to_string(&pid_path).unwrap(),
+        format!("{pid}\n")
+    );
+    let signal = |action: &str| {
+        let out = inverso(
+            dir.path(),
+            &["signal", action, "--config", "proxy.conf"],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+
+    let (code, stderr) = signal("reload");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stderr, format!("inverso: sent SIGHUP to process {pid}\n"));
+    assert!(heard().starts_with("RELOADING=1\n"));
+    assert_eq!(heard(), "READY=1\nSTATUS=configuration reloaded");
+
+    // As logrotate does: the file renamed, then the log reopened.
+    let log = dir.path().join("access.log");
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    let (code, stderr) = signal("reopen");
+    assert_eq!(code, Some(0), "{stderr}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !log.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(log.exists(), "the access log was not reopened");
+
+    let (code, stderr) = signal("stop");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");
+    assert!(child.0.wait().unwrap().success());
+    assert!(!pid_path.exists());
+
+    // Nothing runs now: said, as is a file left by a process that died.
+    let (code, stderr) = signal("reload");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("is inverso running?"), "{stderr}");
+    std::fs::write(&pid_path, format!("{pid}\n")).unwrap();
+    let (code, stderr) = signal("stop");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains(&format!("no process {pid}")), "{stderr}");
+    std::fs::write(&pid_path, "0\n").unwrap();
+    let (code, stderr) = signal("stop");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("does not hold a process ID"), "{stderr}");
+}
+
+/// Without `pid_file` there is no process to signal: a usage error, and
+/// an action that is none is refused by the command line.
+#[test]
+fn inverso_signal_needs_a_pid_file_and_an_action_it_knows() {
+    let dir = conf("targets = 127.0.0.1:9001\n");
+    let out = inverso(
+        dir.path(),
+        &["signal", "reload", "--config", "proxy.conf"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("proxy.conf: pid_file is not set: no process to signal"),
+        "{stderr}"
+    );
+    let out = inverso(
+        dir.path(),
+        &["signal", "restart", "--config", "proxy.conf"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("reload, reopen, stop"));
+}
+
+/// A pid_file that cannot be written stops the start, as nginx's does.
+#[test]
+fn a_pid_file_that_cannot_be_written_is_a_configuration_error() {
+    let dir = conf(
+        "port = 0\nbind = 127.0.0.1\ntargets = 127.0.0.1:9001\npath_to_persistence =\n\
+         pid_file = missing/inverso.pid\n",
+    );
+    let out = inverso(dir.path(), &["--config", "proxy.conf"], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot start: cannot write missing/inverso.pid"),
+        "{stderr}"
+    );
+}

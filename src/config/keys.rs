@@ -203,6 +203,17 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "pid_file",
+        default: "",
+        help: "file the process writes its ID to once it listens, and removes when it stops, \
+               as nginx's pid: for init scripts, logrotate and `inverso signal`; a change waits \
+               for a restart; empty = none",
+        apply: |c, v| {
+            c.pid_file = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
         name: "error_pages",
         default: "",
         help: "directory of <status>.html bodies for the proxy's own errors (502.html, 503.html, \

@@ -118,6 +118,8 @@ pub struct Config {
     pub tunnel_timeout: Duration,
     pub path_to_persistence: Option<PathBuf>,
     pub path_to_log: Option<PathBuf>,
+    /// Where the process writes its ID once it listens (`pid_file`).
+    pub pid_file: Option<PathBuf>,
     /// `error_pages`: the bodies read from its directory for the proxy's
     /// own errors (none when off).
     pub error_pages: crate::error_pages::ErrorPages,
@@ -548,6 +550,7 @@ impl Config {
             tunnel_timeout: Duration::from_secs(1),
             path_to_persistence: None,
             path_to_log: None,
+            pid_file: None,
             error_pages: Default::default(),
             request_headers: FieldEdits::default(),
             response_headers: FieldEdits::default(),

@@ -113,7 +113,8 @@ impl Control {
             worker_priority,
             defer_accept,
             reuse_port,
-            path_to_persistence
+            path_to_persistence,
+            pid_file
         );
         // The certificates are read again at every reload (a renewed
         // one is served from then on), and the checks of clients' own
