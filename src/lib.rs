@@ -30,6 +30,7 @@
 //!   bearers of a signed token (`auth_jwt`).
 //! - `cidr_set`: lists of address blocks, searched by address in a handful of steps.
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
+//! - `error_limit`: clients refused for the errors they cause (`error_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
 //! - `routes`: which pool of backends serves a request (`route.<host><path>`).
 //! - `rewrite`: paths changed by regular expressions, or answered with a
@@ -62,6 +63,7 @@ pub mod cookie_flags;
 pub mod cookie_rewrite;
 pub mod demo;
 pub mod digits;
+pub mod error_limit;
 pub mod error_pages;
 pub mod fastcgi;
 pub mod field_value;

@@ -37,6 +37,8 @@ pub struct Metrics {
     pub queued: AtomicU64,
     /// Requests refused 429 by `rate_limit`.
     pub rate_limited: AtomicU64,
+    /// Requests refused 429 by `error_limit`.
+    pub error_limited: AtomicU64,
     /// Requests held back to the rate by `rate_limit_delay`.
     pub rate_limit_delayed: AtomicU64,
     /// Requests `rate_limit_dry_run` let through that a limit would have

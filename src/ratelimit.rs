@@ -315,6 +315,43 @@ impl Limiter {
         }
     }
 
+    /// Whether `who`'s bucket holds a token at `now`, none taken; if not,
+    /// how long until it will (see `error_limit`, which takes them as
+    /// errors come, not as requests do).
+    pub fn has_token(&self, who: Who<'_>, now: Instant) -> Result<(), Duration> {
+        let client = self.key_of(who);
+        let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
+        let buckets = self.shards[shard].lock();
+        let Some(bucket) = buckets.get(&client) else {
+            return Ok(());
+        };
+        let tokens = self.refilled(bucket, now);
+        match tokens >= 1.0 {
+            true => Ok(()),
+            false => Err(Duration::from_secs_f64((1.0 - tokens) / self.rate)),
+        }
+    }
+
+    /// Takes a token from `who`'s bucket, one it holds or not: an empty
+    /// bucket goes into debt, down to a full bucket's worth below empty,
+    /// so that a client that goes on while refused stays refused, and one
+    /// that stops is back within twice the time a bucket takes to fill.
+    pub fn spend(&self, who: Who<'_>, now: Instant) {
+        let client = self.key_of(who);
+        let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
+        let mut buckets = self.shards[shard].lock();
+        if !buckets.contains_key(&client) && buckets.len() >= MAX_CLIENTS / SHARDS {
+            self.make_room(&mut buckets, now);
+        }
+        let full = Bucket {
+            tokens: self.capacity,
+            seen: now,
+        };
+        let bucket = buckets.entry(client).or_insert(full);
+        bucket.tokens = (self.refilled(bucket, now) - 1.0).max(-self.capacity);
+        bucket.seen = now;
+    }
+
     /// The bucket `who` takes its token from.
     fn key_of(&self, who: Who<'_>) -> Key {
         match who {
@@ -374,6 +411,8 @@ pub struct Limiters {
     pub pools: Vec<Option<Arc<Limiter>>>,
     /// For each route, in the order of `Routes::get`.
     pub routes: Vec<Option<Arc<Limiter>>>,
+    /// With `error_limit`: every client address's errors.
+    pub errors: Option<Arc<crate::error_limit::ErrorLimit>>,
 }
 
 impl Limiters {

@@ -276,6 +276,12 @@ pub fn metrics_text(shared: &Shared) -> String {
     );
     counter(
         &mut out,
+        "inverso_error_limited_total",
+        "Requests answered 429 because their client had caused more errors than error_limit allows.",
+        m.error_limited.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
         "inverso_rate_limit_delayed_total",
         "Requests held back to the rate before going on, under a rate_limit_delay.",
         m.rate_limit_delayed.load(Ordering::Relaxed),

@@ -982,6 +982,12 @@ impl Config {
                 "is set, but sticky_cookie is not: there is no cookie to expire",
             ));
         }
+        if !self.error_limit_statuses.is_empty() && self.error_limit.is_none() {
+            wrong.push((
+                "error_limit_statuses",
+                "is set, but error_limit is not: without a rate nothing is counted",
+            ));
+        }
         if self.rate_limit.is_some() {
             return wrong;
         }
@@ -1691,6 +1697,32 @@ mod tests {
             }
         }
         assert!(!snapshot.exists());
+    }
+
+    #[test]
+    fn error_limit_reads_its_rate_and_statuses_and_statuses_alone_are_refused() {
+        let c = build("targets = 127.0.0.1:1\nerror_limit = 60/m\n").unwrap();
+        assert_eq!(
+            c.error_limit.map(|r| r.to_string()).as_deref(),
+            Some("60/m")
+        );
+        assert!(c.error_limit_statuses.is_empty());
+        let c = build(
+            "targets = 127.0.0.1:1\nerror_limit = 10/s\nerror_limit_statuses = 400-404, 500-599\n",
+        )
+        .unwrap();
+        assert_eq!(*c.error_limit_statuses, [(400, 404), (500, 599)]);
+        let e = build("targets = 127.0.0.1:1\nerror_limit_statuses = 404\n").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(e.message.contains("is set, but error_limit is not"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nerror_limit = 10\n").unwrap_err();
+        assert!(
+            e.message.starts_with("error_limit: `10` is not a rate"),
+            "{e}"
+        );
+        let e = build("targets = 127.0.0.1:1\nerror_limit = 1/s\nerror_limit_statuses = 4xx\n")
+            .unwrap_err();
+        assert!(e.message.contains("is not a status"), "{e}");
     }
 
     #[test]

@@ -1327,6 +1327,21 @@ pub const KEYS: &[Key] = &[
         },
     },
     Key {
+        name: "error_limit",
+        default: "",
+        help: "client errors (4xx answers) one client address may cause over time (`60/m`), as \
+               HAProxy's http_err_rate deny and fail2ban: past it, its requests are refused \
+               429 until it stops for a while; empty = no limit",
+        apply: |c, v| optional(v, Rate::parse).map(|r| c.error_limit = r),
+    },
+    Key {
+        name: "error_limit_statuses",
+        default: "",
+        help: "the statuses error_limit counts, as HAProxy's http-err-codes: `400-404, 500-599`; \
+               empty = 400 to 499 but 429 and 499",
+        apply: |c, v| parse_status_ranges(v).map(|r| c.error_limit_statuses = r.into()),
+    },
+    Key {
         name: "max_header_size",
         default: "16KiB",
         help: "largest request head (request line + fields); larger gets 431",

@@ -382,6 +382,11 @@ pub struct Config {
     /// What a request's bucket is keyed on; `None`: its client's address
     /// (as for a request that does not carry what this names).
     pub rate_limit_key: Option<crate::upstream::hash_on::HashOn>,
+    /// Client errors one client address may cause over time; past it,
+    /// its requests are refused 429.
+    pub error_limit: Option<Rate>,
+    /// The statuses `error_limit` counts; empty: 4xx but 429 and 499.
+    pub error_limit_statuses: Arc<[(u16, u16)]>,
     /// Largest request head (request line and fields) in bytes; 431 past it.
     pub max_header_size: usize,
     /// Most header fields in a request head; 431 past it.
@@ -678,6 +683,8 @@ impl Config {
             rate_limit_dry_run: false,
             mirror: None,
             rate_limit_key: None,
+            error_limit: None,
+            error_limit_statuses: Arc::from([]),
             max_header_size: 0,
             max_headers: 0,
             max_uri_length: 0,

@@ -77,6 +77,7 @@ pub fn serve(
         client.user = None;
         client.jwt_claims = None;
         client.limit_req = None;
+        client.error_limited = false;
         client.takes_gzip = false;
         client.lacks_gzip = false;
         client.sent_target = None;
@@ -272,6 +273,10 @@ fn count_and_log(
     line: LogLine,
     timing: Timing,
 ) {
+    if let Some(errors) = &shared.limiters.errors {
+        let refused = client.error_limited;
+        errors.note(client.real_ip, outcome.status, refused, Instant::now());
+    }
     // Counted under the pool whoever answered (one relaxed add, as
     // `observe`); its name, a shared count to touch, only for a log
     // that writes it.

@@ -32,7 +32,7 @@ use crate::upstream::hash_on::HashOn;
 use crate::upstream::sticky::{self, Sticky};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Whether `name`, read with `_` as `-`, is a field the proxy writes or
 /// frames the message with itself.
@@ -69,6 +69,15 @@ fn secure_link_refusal(
         client.made_target = Some(to);
     }
     None
+}
+
+/// A `Retry-After` field line for a wait: whole seconds, rounded up, at
+/// least one.
+fn retry_after(wait: Duration) -> Vec<u8> {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut field = Vec::new();
+    push_field(&mut field, "Retry-After", seconds.max(1));
+    field
 }
 
 /// One request/response exchange, from a complete head in the client's
@@ -132,6 +141,18 @@ pub(super) fn exchange(
         if let Some(answer) = acme.answer(&head.path_and_query()).filter(|_| asks) {
             let outcome =
                 answer_unread_with(client, &head, body_kind, (200, Some(&answer)), b"", shared);
+            return (outcome, line);
+        }
+    }
+    // Before anything else is done for a client refused for its errors
+    // (a redirect, a route's answer); after the ACME server's, which may
+    // ask from an address shared with a scanner.
+    if let Some(errors) = &shared.limiters.errors {
+        if let Err(wait) = errors.admit(client.real_ip, Instant::now()) {
+            client.error_limited = true;
+            shared.metrics.error_limited.fetch_add(1, Ordering::Relaxed);
+            client.ended(REFUSED);
+            let outcome = answer_unread(client, &head, body_kind, 429, &retry_after(wait), shared);
             return (outcome, line);
         }
     }
@@ -332,11 +353,8 @@ pub(super) fn exchange(
                 client.limit_req = Some("REJECTED");
                 shared.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
                 client.ended(REFUSED);
-                // Whole seconds, rounded up, at least one.
-                let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                let mut retry_after = Vec::new();
-                push_field(&mut retry_after, "Retry-After", seconds.max(1));
-                let outcome = answer_unread(client, &head, body_kind, 429, &retry_after, shared);
+                let outcome =
+                    answer_unread(client, &head, body_kind, 429, &retry_after(wait), shared);
                 return (outcome, line);
             }
         }

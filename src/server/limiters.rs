@@ -3,6 +3,7 @@
 //! their buckets, new ones elsewhere.
 
 use crate::config::Config;
+use crate::error_limit::ErrorLimit;
 use crate::proxy::Shared;
 use crate::ratelimit::{Limiter, Limiters};
 use crate::upstream::hash_on::HashOn;
@@ -96,5 +97,18 @@ pub(super) fn limiters_for(config: &Config, running: Option<&Shared>) -> Limiter
     Limiters {
         pools: pool_limiters(config, running),
         routes: route_limiters(config, running),
+        errors: error_limit_for(config, running),
+    }
+}
+
+/// The `error_limit` buckets `config` asks for: the running ones when a
+/// reload leaves the limit and its statuses as they were, else new ones.
+fn error_limit_for(config: &Config, running: Option<&Shared>) -> Option<Arc<ErrorLimit>> {
+    let rate = config.error_limit?;
+    let statuses = &config.error_limit_statuses;
+    let kept = running.and_then(|old| old.limiters.errors.clone());
+    match kept.filter(|kept| kept.is(rate, statuses)) {
+        Some(kept) => Some(kept),
+        None => Some(Arc::new(ErrorLimit::new(rate, statuses.clone()))),
     }
 }

@@ -102,6 +102,9 @@ pub(super) struct Client {
     /// For the log: what the rate limits did with the request being
     /// served (`$limit_req_status`); none when none applied.
     pub(super) limit_req: Option<&'static str>,
+    /// The request being served was refused by `error_limit`: its answer
+    /// counts against the client whatever its status.
+    pub(super) error_limited: bool,
     /// Field lines every final response to the request being served
     /// carries: the `response_header.*` whose values hold variables, as
     /// rendered for it, and the cookies its `auth_request` service set.
@@ -289,6 +292,7 @@ impl Client {
             user: None,
             jwt_claims: None,
             limit_req: None,
+            error_limited: false,
             response_fields: Vec::new(),
             pending_fields: Vec::new(),
             upstream: None,
