@@ -438,10 +438,23 @@ fn write_rewrites(
 }
 
 /// What a probe by connecting or by datagram sends and expects, for
-/// `check`'s pool lines: ` sending "PING\r\n" expecting "+PONG"`.
+/// `check`'s pool lines: ` sending "PING\r\n" expecting "+PONG"`, or,
+/// by connecting, ` conversing: expect "220", send "QUIT\r\n"`.
 fn conversation(settings: &Config) -> String {
+    use inverso::config::ProbeStep;
     let shown = |bytes: &Option<Vec<u8>>| bytes.as_deref().map(|b| b.escape_ascii().to_string());
     let mut said = String::new();
+    if let Some(steps) =
+        (settings.health_check_conversation.as_ref()).filter(|_| settings.health_check_tcp)
+    {
+        let steps: Vec<String> = (steps.iter())
+            .map(|step| match step {
+                ProbeStep::Send(b) => format!("send \"{}\"", b.escape_ascii()),
+                ProbeStep::Expect(b) => format!("expect \"{}\"", b.escape_ascii()),
+            })
+            .collect();
+        said += &format!(" conversing: {}", steps.join(", "));
+    }
     if let Some(send) = shown(&settings.health_check_send) {
         said += &format!(" sending \"{send}\"");
     }

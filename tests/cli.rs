@@ -857,8 +857,10 @@ fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
          pool.redis.health_check_send = PING\\r\\n\npool.redis.health_check_expect = +PONG\n\
          pool.dns = 127.0.0.1:9005\npool.dns.health_check_udp = true\n\
          pool.dns.health_check_send = \\x00\\x01q\n\
+         pool.mail = 127.0.0.1:9006\npool.mail.health_check_tcp = true\n\
+         pool.mail.health_check_conversation = expect 220 | send QUIT\\r\\n\n\
          route./api/ = api\n\
-         route./web/ = web\nroute./r/ = redis\nroute./d/ = dns\n",
+         route./web/ = web\nroute./r/ = redis\nroute./d/ = dns\nroute./m/ = mail\n",
     );
     assert_eq!(code, Some(0), "stderr: {stderr}");
     for line in [
@@ -868,6 +870,8 @@ fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
         "# pool redis: balance round_robin, health_check_tcp sending \"PING\\r\\n\" expecting \
          \"+PONG\"\n",
         "# pool dns: balance round_robin, health_check_udp sending \"\\x00\\x01q\"\n",
+        "# pool mail: balance round_robin, health_check_tcp conversing: expect \"220\", send \
+         \"QUIT\\r\\n\"\n",
     ] {
         assert!(stdout.contains(line), "no {line:?} in {stdout}");
     }

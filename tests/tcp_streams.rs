@@ -1765,3 +1765,92 @@ fn tcp_checks_that_converse_send_sessions_to_the_redis_master_alone() {
         assert_eq!(answer, b"$24\r\n# Replication\r\nrole:master\r\n");
     }
 }
+
+/// A mail-server-like target: each connection greeted with `banner`, an
+/// `EHLO` answered `to_ehlo`, a `QUIT` with `221` (and counted in the
+/// count returned) before the close.
+fn smtp_like(banner: &'static [u8], to_ehlo: &'static [u8]) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let quits = Arc::new(AtomicUsize::new(0));
+    let counted = quits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let quits = counted.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+                if stream.write_all(banner).is_err() {
+                    return;
+                }
+                let mut read = Vec::new();
+                let mut chunk = [0u8; 1024];
+                // Bounded: each read waits at most the I/O timeout.
+                for _ in 0..1_000 {
+                    match stream.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => read.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Some(end) = read.windows(2).position(|w| w == b"\r\n") {
+                        let line: Vec<u8> = read.drain(..end + 2).collect();
+                        if line.starts_with(b"EHLO ") {
+                            let _ = stream.write_all(to_ehlo);
+                        } else if line.starts_with(b"QUIT") {
+                            quits.fetch_add(1, Ordering::SeqCst);
+                            let _ = stream.write_all(b"221 bye\r\n");
+                            return;
+                        } else {
+                            let _ = stream.write_all(b"500 what?\r\n");
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, quits)
+}
+
+/// `health_check_conversation` under `health_check_tcp` (HAProxy's list
+/// of `tcp-check` rules): SMTP's banner awaited, `EHLO` sent and answered
+/// `250`, then `QUIT`. A server whose banner holds a `250` but that
+/// refuses the `EHLO` is taken out, its step named in `/status`; the one
+/// that answers is kept, and every session goes to it.
+#[test]
+fn tcp_checks_in_steps_take_out_a_mail_server_that_refuses_the_ehlo() {
+    let (good, quits) = smtp_like(
+        b"220 mail.test ESMTP\r\n",
+        b"250-mail.test\r\n250 SIZE 10240000\r\n",
+    );
+    let (refusing, _) = smtp_like(b"220 mail.test 250 ready\r\n", b"554 5.7.1 go away\r\n");
+    let text = format!(
+        "targets = {good}, {refusing}\nhealth_check_tcp = true\n\
+         health_check_conversation = expect 220 | send EHLO inverso.check\\r\\n | expect 250 \
+         | send QUIT\\r\\n\n\
+         health_check_interval = 100ms\nhealth_check_fall = 1\n\
+         stream.smtp = default listen=127.0.0.1:0\n"
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let healthy = |addr: SocketAddr| status_field(&proxy, &addr.to_string(), "healthy");
+    // The good one's conversation ran whole, to its QUIT.
+    let quit = || quits.load(Ordering::SeqCst) > 0;
+    let settled = wait_until(WAIT_LIMIT, || {
+        healthy(refusing) == "false" && healthy(good) == "true" && quit()
+    });
+    assert!(
+        settled,
+        "good {}, refusing {}, a QUIT: {}",
+        healthy(good),
+        healthy(refusing),
+        quit()
+    );
+    let status = proxy.admin("GET", "/status", "").body_str();
+    assert!(
+        status.contains("\"said\":\"step 3: reply without `250`\""),
+        "{status}"
+    );
+    for _ in 0..4 {
+        let mut client = Client::connect(stream_addr(&proxy, "smtp"));
+        let banner = client.reader.read_exact_body(21).unwrap();
+        assert_eq!(banner, b"220 mail.test ESMTP\r\n");
+    }
+}

@@ -685,6 +685,38 @@ impl Loader {
                 }
             }
         }
+        // A conversation in steps is the one exchange's keys made longer:
+        // with them in one scope, which was meant cannot be told. (A pool
+        // has the one it sets, see `build_pool`, but for a datagram's.)
+        if config.health_check_conversation.is_some() {
+            let beside = [
+                ("health_check_send", config.health_check_send.is_some()),
+                ("health_check_expect", config.health_check_expect.is_some()),
+            ];
+            let mut beside =
+                (beside.into_iter()).filter(|(key, set)| *set && self.sets(scope, key));
+            if let Some((other, _)) = beside.next() {
+                return Err(self.refused_in(
+                    scope,
+                    "health_check_conversation",
+                    format!(
+                        "is set, and {other} too: a probe converses one way; write the \
+                         exchange as steps of the conversation alone (`send <text> | expect \
+                         <text>`), or empty it"
+                    ),
+                ));
+            }
+            // Datagrams and GETs do not converse (a pool's own
+            // health_check_udp does not read the top level's steps).
+            if !config.health_check_tcp && self.sets(scope, "health_check_conversation") {
+                let why = "is set, but no probe of these targets connects alone \
+                           (health_check_tcp): it is not read";
+                log::warn!(
+                    "{}",
+                    self.refused_in(scope, "health_check_conversation", why.into())
+                );
+            }
+        }
         // A datagram is a third way, and a Unix socket takes none from
         // here.
         if config.health_check_udp {
@@ -1531,6 +1563,158 @@ mod tests {
             c.pool_configs().nth(1).unwrap().health_check_port,
             Some(9000)
         );
+    }
+
+    #[test]
+    fn health_check_conversation_is_read_in_steps_and_a_bad_one_named_by_its_line_and_step() {
+        use crate::config::ProbeStep::{Expect, Send};
+        let c = build(
+            "targets = 127.0.0.1:1\nhealth_check_tcp = true\nhealth_check_conversation = \
+             expect 220 | send EHLO inverso.check\\r\\n | expect 250 | send QUIT\\r\\n\n",
+        )
+        .unwrap();
+        let steps = c.health_check_conversation.unwrap();
+        assert_eq!(
+            &*steps,
+            [
+                Expect(b"220".as_slice().into()),
+                Send(b"EHLO inverso.check\r\n".as_slice().into()),
+                Expect(b"250".as_slice().into()),
+                Send(b"QUIT\r\n".as_slice().into()),
+            ]
+        );
+        let c = build("targets = 127.0.0.1:1\nhealth_check_conversation =\n").unwrap();
+        assert_eq!(c.health_check_conversation, None);
+        for (bad, says) in [
+            ("expect 220 | sned EHLO", "step 2: `sned`: each step is"),
+            ("send PING\\r\\n | expect", "step 2: expect what?"),
+            ("expect 220 || send QUIT", "step 2: empty"),
+            ("send \\q", "step 1: a backslash begins"),
+        ] {
+            let text = format!(
+                "targets = 127.0.0.1:1\nhealth_check_tcp = true\nhealth_check_conversation = {bad}\n"
+            );
+            let e = build(&text).unwrap_err();
+            assert_eq!(e.place, "proxy.conf:3", "{bad}");
+            assert!(
+                e.message
+                    .starts_with(&format!("health_check_conversation: {says}")),
+                "{bad}: {e}"
+            );
+        }
+        let many = vec!["send a"; 17].join(" | ");
+        let e = build(&format!(
+            "targets = 127.0.0.1:1\nhealth_check_tcp = true\nhealth_check_conversation = {many}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy.conf:3: health_check_conversation: step 17: one too many: a conversation \
+             takes 1 to 16 steps"
+        );
+        let e = build(
+            "targets = 127.0.0.1:1\npool.mail = 127.0.0.1:2\npool.mail.health_check_tcp = true\n\
+             pool.mail.health_check_conversation = expect 220 | hello\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:4");
+        assert!(
+            e.message
+                .starts_with("pool.mail.health_check_conversation: step 2: `hello`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn health_check_conversation_is_refused_beside_the_one_exchange_in_one_scope() {
+        for other in [
+            "health_check_send = PING\\r\\n",
+            "health_check_expect = +PONG",
+        ] {
+            let key = other.split(' ').next().unwrap();
+            let text = format!(
+                "targets = 127.0.0.1:1\nhealth_check_tcp = true\n{other}\n\
+                 health_check_conversation = send PING\\r\\n | expect +PONG\n"
+            );
+            assert_eq!(
+                build(&text).unwrap_err().to_string(),
+                format!(
+                    "proxy.conf:4: health_check_conversation: is set, and {key} too: a probe \
+                     converses one way; write the exchange as steps of the conversation alone \
+                     (`send <text> | expect <text>`), or empty it"
+                )
+            );
+        }
+        let e = build(
+            "targets = 127.0.0.1:1\npool.redis = 127.0.0.1:2\npool.redis.health_check_tcp = true\n\
+             pool.redis.health_check_expect = +PONG\n\
+             pool.redis.health_check_conversation = send PING\\r\\n\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "proxy.conf:5: pool.redis.health_check_conversation: is set, and \
+                 health_check_expect too"
+            ),
+            "{e}"
+        );
+        // A pool has the way it sets, not the top level's.
+        let c = build(
+            "targets = 127.0.0.1:1\nhealth_check_tcp = true\nhealth_check_send = PING\\r\\n\n\
+             health_check_expect = +PONG\n\
+             pool.mail = 127.0.0.1:2\npool.mail.health_check_conversation = expect 220\n",
+        )
+        .unwrap();
+        let mail = c.pool_configs().nth(1).unwrap();
+        assert_eq!(
+            (&mail.health_check_send, &mail.health_check_expect),
+            (&None, &None)
+        );
+        assert_eq!(mail.health_check_conversation.as_ref().unwrap().len(), 1);
+        assert!(c.health_check_send.is_some() && c.health_check_conversation.is_none());
+        let c = build(
+            "targets = 127.0.0.1:1\nhealth_check_tcp = true\n\
+             health_check_conversation = expect 220 | send QUIT\\r\\n\n\
+             pool.redis = 127.0.0.1:2\npool.redis.health_check_send = PING\\r\\n\n",
+        )
+        .unwrap();
+        let redis = c.pool_configs().nth(1).unwrap();
+        assert_eq!(redis.health_check_conversation, None);
+        assert_eq!(redis.health_check_send.as_deref(), Some(&b"PING\r\n"[..]));
+        assert_eq!(c.health_check_conversation.as_ref().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_conversation_set_where_no_probe_connects_alone_is_warned_of() {
+        let words = "health_check_conversation: is set, but no probe of these targets connects \
+                     alone (health_check_tcp): it is not read";
+        for (text, warned) in [
+            ("health_check_conversation = expect 220\n", 1),
+            (
+                "health_check_path = /up\nhealth_check_conversation = expect 220\n",
+                1,
+            ),
+            (
+                "health_check_udp = true\nhealth_check_send = q\n\
+                 pool.mail = 127.0.0.1:2\npool.mail.health_check_conversation = expect 220\n",
+                1,
+            ),
+            (
+                "health_check_tcp = true\nhealth_check_conversation = expect 220\n",
+                0,
+            ),
+            // Set for the pools that connect: the one that takes it, but
+            // probes by GET, is not warned of what it did not set.
+            (
+                "health_check_tcp = true\nhealth_check_conversation = expect 220\n\
+                 pool.api = 127.0.0.1:2\npool.api.health_check_path = /up\n",
+                0,
+            ),
+        ] {
+            let (c, lines) = warnings(&format!("targets = 127.0.0.1:1\n{text}"));
+            c.unwrap();
+            assert_eq!(saying(&lines, words), warned, "{text}: {lines:?}");
+        }
     }
 
     #[test]

@@ -602,6 +602,19 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| optional(v, super::values::escaped::parse).map(|b| c.health_check_expect = b),
     },
     Key {
+        name: "health_check_conversation",
+        default: "",
+        help: "under health_check_tcp, a probe's exchange in steps, as HAProxy's tcp-check \
+               rules: `expect 220 | send EHLO inverso.check\\r\\n | expect 250 | send \
+               QUIT\\r\\n`; each expect reads what came since the last send; texts written \
+               as health_check_send is (a | is \\x7c); 1 to 16 steps; not beside \
+               health_check_send or health_check_expect; empty = none",
+        apply: |c, v| {
+            optional(v, super::values::conversation::parse)
+                .map(|steps| c.health_check_conversation = steps)
+        },
+    },
+    Key {
         name: "health_check_host",
         default: "",
         help: "Host the probes send (a backend that checks Host answers 400 to an address); \

@@ -68,7 +68,7 @@ pub use types::{
 };
 pub use values::{
     address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines,
-    written, Addresses, PoolRequest, Written, ADDRESS_LISTS, MAX_ADDRESSES_PER_NAME,
+    written, Addresses, PoolRequest, ProbeStep, Written, ADDRESS_LISTS, MAX_ADDRESSES_PER_NAME,
 };
 
 /// The effective configuration of one proxy process.
@@ -226,6 +226,10 @@ pub struct Config {
     /// What the reply of a probe by connecting or by datagram must hold
     /// (`health_check_expect`).
     pub health_check_expect: Option<Vec<u8>>,
+    /// Instead of those two, a probe by connecting's exchange in steps
+    /// (`health_check_conversation`; the loader refuses both in one
+    /// scope).
+    pub health_check_conversation: Option<Arc<[ProbeStep]>>,
     /// The Host the probes send; `None`: each target's own `host:port`.
     pub health_check_host: Option<String>,
     /// The port the probes go to on each target's address (a management
@@ -602,6 +606,7 @@ impl Config {
             health_check_udp: false,
             health_check_send: None,
             health_check_expect: None,
+            health_check_conversation: None,
             health_check_host: None,
             health_check_port: None,
             health_check_expect_status: Arc::from([]),

@@ -347,7 +347,8 @@ impl Upstreams {
 
     /// Starts the active health checker, when `health_check_path` is set
     /// (a `GET`), `health_check_tcp` is on (a connect, and what
-    /// `health_check_send` and `_expect` say) or `health_check_udp` (a
+    /// `health_check_send` and `_expect`, or `health_check_conversation`,
+    /// say) or `health_check_udp` (a
     /// datagram). More than one, which only
     /// a `Config` built by hand can have (the loader refuses it): the
     /// `GET`, which connects too, else the connect.
@@ -387,6 +388,7 @@ impl Upstreams {
             expect_body: config.health_check_expect_body.clone(),
             send: config.health_check_send.as_deref().map(Arc::from),
             expect: config.health_check_expect.as_deref().map(Arc::from),
+            conversation: config.health_check_conversation.clone(),
             disable_on_404: config.health_check_disable_on_404,
         };
         let probes = (self.targets.iter().zip(self.probes()))

@@ -157,6 +157,7 @@ impl Pools {
                     expect_body: None,
                     send: None,
                     expect: None,
+                    conversation: None,
                     disable_on_404: false,
                 },
             });

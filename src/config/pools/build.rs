@@ -261,6 +261,20 @@ impl Loader {
             config.health_check_tcp &= tcp;
             config.health_check_udp &= udp;
         }
+        // Of the two ways a connect converses, the one a pool sets is the
+        // one it has (both set by the pool are refused below); a datagram
+        // still sends the top level's health_check_send.
+        let [conversation, one_exchange] = [
+            sets("health_check_conversation"),
+            sets("health_check_send") || sets("health_check_expect"),
+        ];
+        if conversation && !one_exchange && config.health_check_tcp {
+            config.health_check_send = None;
+            config.health_check_expect = None;
+        }
+        if one_exchange && !conversation {
+            config.health_check_conversation = None;
+        }
         // A burst or a key it takes from the top level goes with a rate
         // the pool turned off (`pool.<name>.rate_limit =`): nothing; so
         // does a sticky cookie's marking or attributes without it.

@@ -116,6 +116,7 @@ pub const POOL_KEYS: &[&str] = &[
     "health_check_udp",
     "health_check_send",
     "health_check_expect",
+    "health_check_conversation",
     "health_check_host",
     "health_check_port",
     "health_check_expect_status",

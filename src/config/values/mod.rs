@@ -15,10 +15,12 @@
 //! - `blocks`: lists of address blocks, written or read from files.
 //! - `certificates`: `tls_certificates` and `backend_tls_certificate`.
 //! - `escaped`: what a health probe sends and looks for, written as text.
+//! - `conversation`: a probe's exchange in steps of those.
 
 mod auth;
 mod blocks;
 mod certificates;
+pub(super) mod conversation;
 pub(super) mod escaped;
 mod fastcgi;
 mod header_fields;
@@ -36,6 +38,7 @@ pub(super) use auth::{
 pub(super) use blocks::parse_cidrs;
 pub use blocks::{address_blocks, ADDRESS_LISTS};
 pub(super) use certificates::{backend_certificate, parse_certificates};
+pub use conversation::ProbeStep;
 pub(super) use fastcgi::{
     parse_fastcgi_index, parse_fastcgi_params, parse_fastcgi_root, parse_fastcgi_script,
     parse_split_path_info,

@@ -265,6 +265,10 @@ pub struct Active {
     /// (`health_check_expect`).
     pub send: Option<Arc<[u8]>>,
     pub expect: Option<Arc<[u8]>>,
+    /// Instead of `send` and `expect`, a probe by connecting's exchange
+    /// in steps (`health_check_conversation`), whose failures name their
+    /// step.
+    pub conversation: Option<Arc<[crate::config::ProbeStep]>>,
     /// A `404` keeps the target up but out of rotation
     /// (`health_check_disable_on_404`).
     pub disable_on_404: bool,

@@ -257,6 +257,7 @@ mod test_support {
             expect_body: None,
             send: None,
             expect: None,
+            conversation: None,
             disable_on_404: false,
         }
     }

@@ -4,6 +4,7 @@
 //! `auth_jwt_key_request` asks for).
 
 use super::checker::{Active, Probe, ProbeKind};
+use crate::config::ProbeStep;
 use crate::http::body::decode_complete_chunked;
 use crate::http::conn::{is_local_shortage, is_timeout, Socket as _};
 use crate::http::head::{find_head_end, parse_response, HeadError};
@@ -62,6 +63,9 @@ pub enum ProbeError {
     BodyTooLarge(usize),
     #[error("body cut short")]
     BodyCut,
+    /// A step of `health_check_conversation`, by its number from 1.
+    #[error("step {0}: {1}")]
+    Step(usize, Box<ProbeError>),
 }
 
 /// One probe on a fresh connection, all within `settings.timeout`.
@@ -72,7 +76,8 @@ pub enum ProbeError {
 /// a `send_proxy` target, whose fate is not waited for) or read, so a backend
 /// that accepts and never answers, or resets the connection at once, is
 /// up (HAProxy's layer-4 check); unless [`Active::send`] or
-/// [`Active::expect`] make a conversation of it (see [`converse`]).
+/// [`Active::expect`], or [`Active::conversation`], make a conversation
+/// of it (see [`converse`]).
 ///
 /// [`ProbeKind::Datagram`]: see [`by_datagram`].
 ///
@@ -154,38 +159,93 @@ fn by_datagram(probe: &Probe, settings: &Active, within: &Within) -> Result<Prob
     }
 }
 
-/// Under [`Active::send`] and [`Active::expect`], a connect's
-/// conversation, as HAProxy's `tcp-check send` and `tcp-check expect
-/// string`: what to send sent once connected, then the reply read until
-/// it holds what is expected (a banner, SMTP's `220`, with nothing sent;
-/// `+PONG` to Redis's `PING`; `role:master` in its `INFO replication`),
-/// within the probe's time and the first [`MAX_PROBE_BODY`] bytes.
+/// A connect's conversation, as HAProxy's `tcp-check send` and `tcp-check
+/// expect string` rules: [`Active::conversation`]'s steps in turn, or
+/// else [`Active::send`] and [`Active::expect`] as up to two of them (a
+/// banner, SMTP's `220`, with nothing sent; `+PONG` to Redis's `PING`;
+/// `role:master` in its `INFO replication`). A send is made once the
+/// steps before it are done, and an expect reads until what came since
+/// the last send (or the connect) holds its text, within the probe's time
+/// and [`MAX_PROBE_BODY`] bytes more: a banner's `250` does not answer
+/// the `EHLO` sent after it. A step of `health_check_conversation` that
+/// fails is named ([`ProbeError::Step`]); the one exchange's are not.
 fn converse(
     stream: &mut crate::http::conn::Stream,
     settings: &Active,
     within: &Within,
 ) -> Result<(), ProbeError> {
-    if let Some(send) = &settings.send {
-        stream
-            .set_write_timeout(Some(within.left()?))
-            .map_err(ProbeError::Send)?;
-        stream
-            .write_all(send)
-            .map_err(|e| within.failed(e, ProbeError::Send))?;
-    }
-    let Some(expected) = &settings.expect else {
-        return Ok(());
+    let one_exchange: Vec<ProbeStep>;
+    let (steps, numbered) = match &settings.conversation {
+        Some(steps) => (&steps[..], true),
+        None => {
+            let send = (settings.send.clone()).map(ProbeStep::Send);
+            let expect = (settings.expect.clone()).map(ProbeStep::Expect);
+            one_exchange = [send, expect].into_iter().flatten().collect();
+            (&one_exchange[..], false)
+        }
     };
+    // What came since the last send.
     let mut reply = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        // Of a conversation, what arrived before a send is no answer to
+        // it, read or not. (The one exchange's send comes first: what
+        // came before it, a banner, is read after it, as it always was.)
+        if numbered && matches!(step, ProbeStep::Send(_)) {
+            discard_arrived(stream);
+        }
+        take_step(stream, step, &mut reply, within).map_err(|e| match numbered {
+            true => ProbeError::Step(i + 1, Box::new(e)),
+            false => e,
+        })?;
+    }
+    Ok(())
+}
+
+/// Reads and drops what has arrived on `stream`, without waiting, up to
+/// [`MAX_PROBE_BODY`] bytes; a close or an error is left for the next
+/// step to meet.
+fn discard_arrived(stream: &crate::http::conn::Stream) {
     let mut chunk = [0u8; 4096];
+    let mut dropped = 0;
+    while dropped < MAX_PROBE_BODY {
+        match stream.read_now(&mut chunk) {
+            Ok(n) if n > 0 => dropped += n,
+            _ => return,
+        }
+    }
+}
+
+/// One step of [`converse`], with what came since the last send in
+/// `reply`.
+fn take_step(
+    stream: &mut crate::http::conn::Stream,
+    step: &ProbeStep,
+    reply: &mut Vec<u8>,
+    within: &Within,
+) -> Result<(), ProbeError> {
+    let expected = match step {
+        ProbeStep::Send(send) => {
+            // What came before is no answer to what is sent now.
+            reply.clear();
+            stream
+                .set_write_timeout(Some(within.left()?))
+                .map_err(ProbeError::Send)?;
+            return stream
+                .write_all(send)
+                .map_err(|e| within.failed(e, ProbeError::Send));
+        }
+        ProbeStep::Expect(expected) => expected,
+    };
+    let mut chunk = [0u8; 4096];
+    let mut read = 0;
     // A reply that came without the text, however it ended, is told as
     // such; none at all in time is late.
     let without = || ProbeError::Answer(shown(expected));
-    while memchr::memmem::find(&reply, expected).is_none() {
-        if reply.len() >= MAX_PROBE_BODY {
+    while memchr::memmem::find(reply, expected).is_none() {
+        if read >= MAX_PROBE_BODY {
             return Err(without());
         }
-        let read = (within.left())
+        let got = (within.left())
             .and_then(|left| {
                 stream
                     .set_read_timeout(Some(left))
@@ -194,10 +254,13 @@ fn converse(
             .and_then(|()| {
                 (stream.read(&mut chunk)).map_err(|e| within.failed(e, ProbeError::Receive))
             });
-        match read {
+        match got {
             Ok(0) if reply.is_empty() => return Err(ProbeError::Closed),
             Ok(0) => return Err(without()),
-            Ok(n) => reply.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                reply.extend_from_slice(&chunk[..n]);
+                read += n;
+            }
             Err(ProbeError::Late(_)) if !reply.is_empty() => return Err(without()),
             Err(e) => return Err(e),
         }
@@ -295,7 +358,8 @@ fn get(
     // A connect alone: no conversation follows.
     let layer_4 = matches!(settings.kind, ProbeKind::Connect)
         && settings.send.is_none()
-        && settings.expect.is_none();
+        && settings.expect.is_none()
+        && settings.conversation.is_none();
     let mut stream = super::open(&probe.addr, probe.tls.as_ref(), probe.fastcgi.as_ref())
         .and_then(|stream| {
             match super::connect(&stream, &probe.addr, connect_within) {
@@ -578,6 +642,237 @@ mod tests {
         // Shown escaped when it is not text.
         let (odd, _) = conversation(ping, Some(b"+OK\r\n"), b"", b"-ERR\r\n");
         assert_eq!(odd.unwrap_err().to_string(), "reply without `+OK\\r\\n`");
+    }
+
+    /// What a scripted server does, in turn, on the one connection it
+    /// takes.
+    enum Act {
+        Write(&'static [u8]),
+        /// Reads until what it read in all ends with this (or the
+        /// connection does, which ends the script).
+        ReadTo(&'static [u8]),
+        Close,
+    }
+
+    fn send(text: &[u8]) -> ProbeStep {
+        ProbeStep::Send(text.into())
+    }
+
+    fn expect(text: &[u8]) -> ProbeStep {
+        ProbeStep::Expect(text.into())
+    }
+
+    /// One probe by connecting, conversing in `steps` within `timeout`,
+    /// of a server that plays `script`, then (unless it closed) holds the
+    /// connection until the prober is done with it: the probe's result
+    /// and all the server read.
+    fn steps_with(
+        steps: &[ProbeStep],
+        script: Vec<Act>,
+        timeout: Duration,
+    ) -> (Result<Probed, ProbeError>, Vec<u8>) {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let mut read = Vec::new();
+            let mut chunk = [0u8; 1024];
+            let mut more = |stream: &mut std::net::TcpStream, read: &mut Vec<u8>| {
+                let n = stream.read(&mut chunk).unwrap_or(0);
+                read.extend_from_slice(&chunk[..n]);
+                n > 0
+            };
+            for act in script {
+                match act {
+                    Act::Write(bytes) => stream.write_all(bytes).unwrap(),
+                    Act::ReadTo(end) => {
+                        while !read.ends_with(end) {
+                            if !more(&mut stream, &mut read) {
+                                return read;
+                            }
+                        }
+                    }
+                    Act::Close => return read,
+                }
+            }
+            while more(&mut stream, &mut read) {}
+            read
+        });
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            timeout,
+            conversation: Some(steps.into()),
+            ..probing(1, 1)
+        };
+        let probe = probe_at(addr);
+        let result = probe_once(&probe, &settings);
+        drop(probe);
+        (result, server.join().unwrap())
+    }
+
+    /// `expect 220 | send EHLO inverso.check\r\n | expect 250 | send
+    /// QUIT\r\n`.
+    fn smtp_steps() -> [ProbeStep; 4] {
+        [
+            expect(b"220"),
+            send(b"EHLO inverso.check\r\n"),
+            expect(b"250"),
+            send(b"QUIT\r\n"),
+        ]
+    }
+
+    #[test]
+    fn a_conversation_in_steps_waits_for_each_reply_before_the_next_send() {
+        use Act::*;
+        // SMTP: the banner first, then EHLO answered 250, then QUIT.
+        let (passed, read) = steps_with(
+            &smtp_steps(),
+            vec![
+                Write(b"220 mail.example ESMTP\r\n"),
+                ReadTo(b"\r\n"),
+                Write(b"250-mail.example\r\n250 SIZE 10240000\r\n"),
+                ReadTo(b"QUIT\r\n"),
+            ],
+            Duration::from_secs(10),
+        );
+        assert_eq!(passed.unwrap(), Probed::Passed);
+        assert_eq!(read, b"EHLO inverso.check\r\nQUIT\r\n");
+        // Redis with a password: AUTH, then INFO.
+        let redis = [
+            send(b"AUTH s3cret\r\n"),
+            expect(b"+OK"),
+            send(b"INFO replication\r\n"),
+            expect(b"role:master"),
+        ];
+        let (passed, read) = steps_with(
+            &redis,
+            vec![
+                ReadTo(b"\r\n"),
+                Write(b"+OK\r\n"),
+                ReadTo(b"INFO replication\r\n"),
+                Write(b"$24\r\n# Replication\r\nrole:master\r\n"),
+            ],
+            Duration::from_secs(10),
+        );
+        assert_eq!(passed.unwrap(), Probed::Passed);
+        assert_eq!(read, b"AUTH s3cret\r\nINFO replication\r\n");
+        // No banner: nothing is sent before it (no pregreet), and the
+        // first step is the one that fails.
+        let (silent, read) = steps_with(&smtp_steps(), vec![], Duration::from_millis(300));
+        assert_eq!(
+            silent.unwrap_err().to_string(),
+            "step 1: no reply within 300ms"
+        );
+        assert_eq!(read, b"", "sent before the banner");
+    }
+
+    #[test]
+    fn an_expect_after_a_send_is_not_answered_by_what_came_before_it() {
+        use Act::*;
+        // A 250 in the banner, then a refusal of the EHLO.
+        let (refused, read) = steps_with(
+            &smtp_steps(),
+            vec![
+                Write(b"220 mail 250 ready\r\n"),
+                ReadTo(b"\r\n"),
+                Write(b"554 5.7.1 go away\r\n"),
+            ],
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "step 3: reply without `250`"
+        );
+        assert_eq!(
+            read, b"EHLO inverso.check\r\n",
+            "went on past the failed step"
+        );
+        // The same banner, then nothing at all.
+        let (silent, _) = steps_with(
+            &smtp_steps(),
+            vec![Write(b"220 mail 250 ready\r\n"), ReadTo(b"\r\n")],
+            Duration::from_millis(300),
+        );
+        assert_eq!(
+            silent.unwrap_err().to_string(),
+            "step 3: no reply within 300ms"
+        );
+        // Two expects with no send between search the same reply.
+        let twice = [expect(b"220"), expect(b"ESMTP"), send(b"QUIT\r\n")];
+        let (passed, _) = steps_with(
+            &twice,
+            vec![Write(b"220 mail ESMTP\r\n")],
+            Duration::from_secs(10),
+        );
+        assert_eq!(passed.unwrap(), Probed::Passed);
+    }
+
+    #[test]
+    fn what_arrived_unread_before_a_send_is_dropped_at_it() {
+        use std::net::{TcpListener, TcpStream};
+        let banner = b"220 mail 250 ready\r\n";
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream.write_all(banner).unwrap();
+            let mut read = [0u8; 64];
+            let n = stream.read(&mut read).unwrap_or(0);
+            let _ = stream.write_all(b"554 go away\r\n");
+            // Held until the prober is done with it.
+            let _ = stream.read(&mut [0u8; 64]);
+            read[..n].to_vec()
+        });
+        let tcp = TcpStream::connect(addr).unwrap();
+        // The whole banner has come, and nothing of it is read.
+        let mut peeked = [0u8; 64];
+        loop {
+            match tcp.peek(&mut peeked).unwrap() {
+                0 => panic!("closed before its banner"),
+                n if n >= banner.len() => break,
+                _ => {}
+            }
+        }
+        let mut stream = crate::http::conn::Stream::from(crate::http::conn::Kind::Tcp(tcp));
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            conversation: Some([send(b"EHLO x\r\n"), expect(b"250")].into()),
+            ..patient()
+        };
+        let result = converse(&mut stream, &settings, &Within::from_now(settings.timeout));
+        drop(stream);
+        assert_eq!(server.join().unwrap(), b"EHLO x\r\n");
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "step 2: reply without `250`"
+        );
+    }
+
+    #[test]
+    fn a_conversation_cut_short_names_the_step_it_was_at() {
+        use Act::*;
+        let (closed, read) = steps_with(
+            &smtp_steps(),
+            vec![Write(b"220 mail ready\r\n"), ReadTo(b"\r\n"), Close],
+            Duration::from_secs(10),
+        );
+        let closed = closed.unwrap_err();
+        assert_eq!(closed.to_string(), "step 3: closed without a reply");
+        assert!(
+            matches!(&closed, ProbeError::Step(3, e) if matches!(**e, ProbeError::Closed)),
+            "{closed:?}"
+        );
+        assert_eq!(read, b"EHLO inverso.check\r\n");
+        // Closed at once: the banner's step fails.
+        let (closed, _) = steps_with(&smtp_steps(), vec![Close], Duration::from_secs(10));
+        assert_eq!(
+            closed.unwrap_err().to_string(),
+            "step 1: closed without a reply"
+        );
     }
 
     #[test]
