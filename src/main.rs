@@ -178,6 +178,13 @@ impl ConfigArgs {
 }
 
 fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
+    let flags = flags(args)?;
+    let explicit = args.config.is_some();
+    config::load(&args.config_path(), explicit, inverso_env()?, &flags).map_err(Failure::usage)
+}
+
+/// The keys the command line sets: `(key, value, flag name)`.
+fn flags(args: &ConfigArgs) -> Result<Vec<(&str, String, &'static str)>, Failure> {
     let mut flags: Vec<(&str, String, &str)> = Vec::new();
     if let Some(port) = &args.port {
         flags.push(("port", port.clone(), "--port"));
@@ -196,8 +203,7 @@ fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
         };
         flags.push((key.trim(), value.to_string(), "--set"));
     }
-    let explicit = args.config.is_some();
-    config::load(&args.config_path(), explicit, inverso_env()?, &flags).map_err(Failure::usage)
+    Ok(flags)
 }
 
 /// The `INVERSO_*` variables of the environment. Others are not ours to
@@ -234,14 +240,20 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
 
 /// `inverso signal`: the signal for `action` sent to the process the
 /// configuration's `pid_file` names.
+/// Only that key is read: the rest of the file need not build (a target
+/// whose name does not resolve must not keep the proxy from stopping).
 fn signal(action: Action, args: &ConfigArgs) -> Result<(), Failure> {
-    let (config, loader) = load(args)?;
-    let Some(path) = config.pid_file else {
+    let explicit = args.config.is_some();
+    let flags = flags(args)?;
+    let loader = config::read(&args.config_path(), explicit, inverso_env()?, &flags)
+        .map_err(Failure::usage)?;
+    let Some(path) = loader.value_of("pid_file").filter(|p| !p.is_empty()) else {
         return Err(Failure::usage(anyhow::anyhow!(
             "{}: pid_file is not set: no process to signal",
             loader.source()
         )));
     };
+    let path = PathBuf::from(path);
     let pid = inverso::pid_file::read(&path)?;
     let (signal, name) = match action {
         Action::Reload => (libc::SIGHUP, "SIGHUP"),

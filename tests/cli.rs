@@ -1627,6 +1627,13 @@ fn inverso_signal_reloads_reopens_and_stops_the_process_its_pid_file_names() {
     }
     assert!(log.exists(), "the access log was not reopened");
 
+    // Only pid_file is read: a file that would not load (a value that is
+    // no value, a target's name gone from DNS) does not keep it running.
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        "targets = 127.0.0.1:9001\npid_file = inverso.pid\nmax_connections = many\n",
+    )
+    .unwrap();
     let (code, stderr) = signal("stop");
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(heard(), "STOPPING=1\nSTATUS=shutting down");

@@ -43,6 +43,20 @@ pub fn load(
     env: impl IntoIterator<Item = (String, String)>,
     flags: &[(&str, String, &str)],
 ) -> Result<(Config, Loader), ConfigError> {
+    let loader = read(path, path_is_explicit, env, flags)?;
+    let config = loader.build()?;
+    Ok((config, loader))
+}
+
+/// [`load`]'s values as written, not built: for what needs one key
+/// alone (`inverso signal`'s `pid_file`), which a target's name that does
+/// not resolve, or a certificate's file gone, must not keep from it.
+pub fn read(
+    path: &Path,
+    path_is_explicit: bool,
+    env: impl IntoIterator<Item = (String, String)>,
+    flags: &[(&str, String, &str)],
+) -> Result<Loader, ConfigError> {
     let mut loader = Loader::new();
     let name = path.display().to_string();
     match read_config_file(path) {
@@ -63,6 +77,5 @@ pub fn load(
     for (key, value, flag) in flags {
         loader.flag(key, value, flag)?;
     }
-    let config = loader.build()?;
-    Ok((config, loader))
+    Ok(loader)
 }

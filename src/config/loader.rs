@@ -312,6 +312,12 @@ impl Loader {
         );
     }
 
+    /// The value of `key` as written where it was set last (or its
+    /// default), not parsed.
+    pub fn value_of(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(|s| s.value.as_str())
+    }
+
     /// Every key with its effective value and origin, in key-table order.
     pub fn effective(&self) -> impl Iterator<Item = (&'static str, &Setting)> {
         KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
