@@ -67,6 +67,21 @@ impl ErrorLimit {
         }
     }
 
+    /// The addresses refused at `now` (see [`Limiter::empty_at`]).
+    pub fn refused_at(&self, now: Instant, most: usize) -> (Vec<(IpAddr, Duration)>, bool) {
+        self.buckets.empty_at(now, most)
+    }
+
+    /// Lets `client` in again, its errors forgotten; whether it had any.
+    pub fn forgive(&self, client: IpAddr) -> bool {
+        self.buckets.forget(client)
+    }
+
+    /// The rate, as written.
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
     /// Counts the answer `client` was given: an error of the statuses
     /// counted, or a request this limit refused (`refused`), whatever its
     /// status.

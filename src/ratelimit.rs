@@ -352,6 +352,34 @@ impl Limiter {
         bucket.seen = now;
     }
 
+    /// The addresses whose buckets hold no token at `now`, each with how
+    /// long until one will (an IPv6 client's /64 as its first address),
+    /// the longest waits first, at most `most` of them; and whether there
+    /// were more.
+    pub fn empty_at(&self, now: Instant, most: usize) -> (Vec<(IpAddr, Duration)>, bool) {
+        let mut empty: Vec<(IpAddr, Duration)> = Vec::new();
+        for shard in &self.shards {
+            for (key, bucket) in shard.lock().iter() {
+                let tokens = self.refilled(bucket, now);
+                if let (Key::Address(ip), true) = (key, tokens < 1.0) {
+                    empty.push((*ip, Duration::from_secs_f64((1.0 - tokens) / self.rate)));
+                }
+            }
+        }
+        empty.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let more = empty.len() > most;
+        empty.truncate(most);
+        (empty, more)
+    }
+
+    /// Forgets `client`'s bucket (it starts full again); whether there
+    /// was one.
+    pub fn forget(&self, client: IpAddr) -> bool {
+        let key = self.key_of(Who::Address(client));
+        let shard = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        self.shards[shard].lock().remove(&key).is_some()
+    }
+
     /// The bucket `who` takes its token from.
     fn key_of(&self, who: Who<'_>) -> Key {
         match who {

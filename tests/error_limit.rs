@@ -120,3 +120,50 @@ fn a_reload_that_keeps_the_limit_keeps_the_counts_and_one_that_changes_it_starts
     proxy.reload(&[], from_file_with_admin(&other));
     assert_eq!(client.get("/").status, 200);
 }
+
+#[test]
+fn the_admin_listener_lists_the_clients_refused_and_lets_one_in_again() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let backend = origin(asked.clone());
+    let proxy = proxy_with(&backend, "");
+    let listed = proxy.admin("GET", "/error_limit", "");
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.body_str(),
+        "{\"rate\":\"3/h\",\"refused\":[],\"truncated\":false}\n"
+    );
+    let mut scanner = Client::connect_from(address(6), proxy.addr);
+    for _ in 0..3 {
+        assert_eq!(scanner.get("/missing").status, 404);
+    }
+    // One error short of the limit: counted, not listed.
+    let mut other = Client::connect_from(address(7), proxy.addr);
+    assert_eq!(other.get("/missing").status, 404);
+    assert_eq!(scanner.get("/").status, 429);
+    let listed = proxy.admin("GET", "/error_limit", "").body_str();
+    assert!(
+        listed.starts_with(
+            "{\"rate\":\"3/h\",\"refused\":[{\"address\":\"127.0.0.6\",\"admitted_in_s\":"
+        ),
+        "{listed}"
+    );
+    assert!(listed.ends_with("}],\"truncated\":false}\n"), "{listed}");
+
+    let forgiven = proxy.admin("DELETE", "/error_limit/127.0.0.6", "");
+    assert_eq!(forgiven.status, 200, "{}", forgiven.body_str());
+    assert_eq!(
+        forgiven.body_str(),
+        "{\"address\":\"127.0.0.6\",\"forgiven\":true}\n"
+    );
+    assert_eq!(scanner.get("/").status, 200);
+    assert!(proxy
+        .admin("GET", "/error_limit", "")
+        .body_str()
+        .contains("\"refused\":[]"));
+    assert_eq!(
+        proxy.admin("DELETE", "/error_limit/192.0.2.1", "").status,
+        404
+    );
+    assert_eq!(proxy.admin("DELETE", "/error_limit/nope", "").status, 400);
+    assert_eq!(proxy.admin("PUT", "/error_limit", "").status, 405);
+}

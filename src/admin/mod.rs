@@ -2,7 +2,8 @@
 //! `GET /status` (JSON), `GET /healthz`, `PURGE /path?query` (or `/prefix*`,
 //! or `/` with `Surrogate-Key`: by tag, or with `Purge-Regex`: by pattern;
 //! soft with `Soft-Purge: 1`), `DELETE /cache`,
-//! `GET /cache` and `GET /cache/entries` (what the cache holds), and `GET`/`PUT /targets/<name>` (a target's state:
+//! `GET /cache` and `GET /cache/entries` (what the cache holds), `GET /error_limit`
+//! and `DELETE /error_limit/<address>` (the clients refused for their errors), and `GET`/`PUT /targets/<name>` (a target's state:
 //! `ready`, `drain`, `maint`). Off unless `admin_port` is set; bound to
 //! `admin_bind` (loopback by default) because it can empty the cache and
 //! take targets out of rotation.
@@ -17,6 +18,7 @@
 //! - `purge`: `PURGE` of a URL, a prefix, tags or a pattern, hard or soft.
 //! - `listing`: `GET /cache/entries`.
 //! - `targets`: `GET`/`PUT /targets/<id>`.
+//! - `refused`: `GET /error_limit`, `DELETE /error_limit/<address>`.
 //! - `status`: `GET /status`.
 //! - `dashboard`: `GET /`, the same as a page to read in a browser.
 //! - `metrics_page`: `GET /metrics`, written with `prometheus`'s pieces.
@@ -29,6 +31,7 @@ mod listing;
 mod metrics_page;
 mod prometheus;
 mod purge;
+mod refused;
 mod routing;
 mod status;
 mod targets;

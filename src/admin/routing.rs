@@ -4,6 +4,7 @@
 use super::dashboard::dashboard;
 use super::listing::cache_entries;
 use super::purge::{give_back_freed_memory, purge, soft_purge};
+use super::refused::{forgive, refused_clients};
 use super::status::{push_cache_totals, stub_status};
 use super::targets::target_state;
 use super::{host_is_an_address, metrics_text, status_json, Reply};
@@ -33,6 +34,9 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
     let path = target.split('?').next().unwrap_or("");
     if let Some(id) = path.strip_prefix("/targets/") {
         return target_state(head, id, body, shared);
+    }
+    if let Some(address) = path.strip_prefix("/error_limit/") {
+        return forgive(head, address, shared);
     }
     let read = matches!(method, "GET" | "HEAD");
     match path {
@@ -94,6 +98,8 @@ pub fn route(head: &RequestHead, body: &[u8], shared: &Shared) -> Reply {
         "/cache" => Reply::not_allowed("GET, HEAD, DELETE, PURGE"),
         "/cache/entries" if read => cache_entries(head, target.split_once('?').map(|q| q.1), shared),
         "/cache/entries" => Reply::not_allowed("GET, HEAD, PURGE"),
+        "/error_limit" if read => refused_clients(shared),
+        "/error_limit" => Reply::not_allowed("GET, HEAD, PURGE"),
         _ => Reply::text(404, "404 Not Found\n"),
     }
 }
