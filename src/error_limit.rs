@@ -135,6 +135,41 @@ mod tests {
     }
 
     #[test]
+    fn the_refused_are_listed_longest_wait_first_and_one_is_let_in_again() {
+        let errors = limit("2/m", &[]);
+        let t = Instant::now();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Three errors for one, four for another, one for a third (not
+        // refused); an IPv6 client listed by its /64.
+        for (client, n) in [("192.0.2.1", 3), ("192.0.2.2", 4), ("192.0.2.3", 1), ("2001:db8::7", 3)] {
+            for _ in 0..n {
+                errors.note(ip(client), 404, false, t);
+            }
+        }
+        let (refused, more) = errors.refused_at(t, 10);
+        let listed: Vec<(String, u64)> = (refused.iter())
+            .map(|(a, w)| (a.to_string(), w.as_secs()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("192.0.2.2".to_string(), 90),
+                ("192.0.2.1".to_string(), 60),
+                ("2001:db8::".to_string(), 60),
+            ]
+        );
+        assert!(!more);
+        let (two, more) = errors.refused_at(t, 2);
+        assert_eq!(two.len(), 2);
+        assert!(more);
+        assert!(errors.forgive(ip("2001:db8::1234")), "the same /64");
+        assert!(errors.admit(ip("2001:db8::7"), t).is_ok());
+        assert!(!errors.forgive(ip("2001:db8::7")));
+        assert!(!errors.forgive(ip("198.51.100.1")));
+        assert_eq!(errors.refused_at(t, 10).0.len(), 2);
+    }
+
+    #[test]
     fn the_statuses_counted_are_the_listed_ones_or_client_errors_but_429_and_499() {
         let default = limit("10/m", &[]);
         let counted: Vec<u16> = (100..600).filter(|&s| default.counts(s)).collect();
