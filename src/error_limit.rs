@@ -141,7 +141,12 @@ mod tests {
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         // Three errors for one, four for another, one for a third (not
         // refused); an IPv6 client listed by its /64.
-        for (client, n) in [("192.0.2.1", 3), ("192.0.2.2", 4), ("192.0.2.3", 1), ("2001:db8::7", 3)] {
+        for (client, n) in [
+            ("192.0.2.1", 3),
+            ("192.0.2.2", 4),
+            ("192.0.2.3", 1),
+            ("2001:db8::7", 3),
+        ] {
             for _ in 0..n {
                 errors.note(ip(client), 404, false, t);
             }

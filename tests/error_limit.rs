@@ -167,3 +167,28 @@ fn the_admin_listener_lists_the_clients_refused_and_lets_one_in_again() {
     assert_eq!(proxy.admin("DELETE", "/error_limit/nope", "").status, 400);
     assert_eq!(proxy.admin("PUT", "/error_limit", "").status, 405);
 }
+
+#[test]
+fn an_address_excepted_is_neither_counted_nor_refused() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let backend = origin(asked.clone());
+    let proxy = proxy_with(
+        &backend,
+        "error_limit_except_from = 127.0.0.8/32, 10.0.0.0/8\n",
+    );
+    let mut monitor = Client::connect_from(address(8), proxy.addr);
+    for _ in 0..6 {
+        assert_eq!(monitor.get("/missing").status, 404);
+    }
+    assert_eq!(monitor.get("/").status, 200);
+    assert!(proxy
+        .admin("GET", "/error_limit", "")
+        .body_str()
+        .contains("\"refused\":[]"));
+    // Its neighbour is not.
+    let mut scanner = Client::connect_from(address(9), proxy.addr);
+    for _ in 0..3 {
+        assert_eq!(scanner.get("/missing").status, 404);
+    }
+    assert_eq!(scanner.get("/").status, 429);
+}

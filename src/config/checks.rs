@@ -1020,6 +1020,12 @@ impl Config {
                 "is set, but error_limit is not: without a rate nothing is counted",
             ));
         }
+        if !self.error_limit_except_from.is_empty() && self.error_limit.is_none() {
+            wrong.push((
+                "error_limit_except_from",
+                "is set, but error_limit is not: without a rate no one is refused",
+            ));
+        }
         if self.rate_limit.is_some() {
             return wrong;
         }
@@ -1899,6 +1905,13 @@ mod tests {
         let e = build("targets = 127.0.0.1:1\nerror_limit_statuses = 404\n").unwrap_err();
         assert_eq!(e.place, "proxy.conf:2");
         assert!(e.message.contains("is set, but error_limit is not"), "{e}");
+        let e = build("targets = 127.0.0.1:1\nerror_limit_except_from = 10.0.0.0/8\n").unwrap_err();
+        assert!(e.message.contains("is set, but error_limit is not"), "{e}");
+        let c = build(
+            "targets = 127.0.0.1:1\nerror_limit = 1/s\nerror_limit_except_from = 10.0.0.0/8\n",
+        )
+        .unwrap();
+        assert!(c.error_limit_except_from.holds("10.1.2.3".parse().unwrap()));
         let e = build("targets = 127.0.0.1:1\nerror_limit = 10\n").unwrap_err();
         assert!(
             e.message.starts_with("error_limit: `10` is not a rate"),

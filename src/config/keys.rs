@@ -1355,6 +1355,14 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_status_ranges(v).map(|r| c.error_limit_statuses = r.into()),
     },
     Key {
+        name: "error_limit_except_from",
+        default: "",
+        help: "client addresses and blocks error_limit never refuses nor counts, as HAProxy's \
+               `track-sc0 src unless { src -f allowlist }`: a monitoring host, a scanner of your \
+               own; the client as logged; empty = none",
+        apply: |c, v| parse_cidrs(v).map(|list| c.error_limit_except_from = list.into()),
+    },
+    Key {
         name: "max_header_size",
         default: "16KiB",
         help: "largest request head (request line + fields); larger gets 431",

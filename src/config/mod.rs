@@ -391,6 +391,8 @@ pub struct Config {
     pub error_limit: Option<Rate>,
     /// The statuses `error_limit` counts; empty: 4xx but 429 and 499.
     pub error_limit_statuses: Arc<[(u16, u16)]>,
+    /// Clients `error_limit` neither refuses nor counts.
+    pub error_limit_except_from: CidrList,
     /// Largest request head (request line and fields) in bytes; 431 past it.
     pub max_header_size: usize,
     /// Most header fields in a request head; 431 past it.
@@ -690,6 +692,7 @@ impl Config {
             rate_limit_key: None,
             error_limit: None,
             error_limit_statuses: Arc::from([]),
+            error_limit_except_from: CidrList::default(),
             max_header_size: 0,
             max_headers: 0,
             max_uri_length: 0,

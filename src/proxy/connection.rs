@@ -273,7 +273,9 @@ fn count_and_log(
     line: LogLine,
     timing: Timing,
 ) {
-    if let Some(errors) = &shared.limiters.errors {
+    let errors = (shared.limiters.errors.as_ref())
+        .filter(|_| !shared.config.error_limit_except_from.holds(client.real_ip));
+    if let Some(errors) = errors {
         let refused = client.error_limited;
         errors.note(client.real_ip, outcome.status, refused, Instant::now());
     }

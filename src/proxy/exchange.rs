@@ -147,7 +147,9 @@ pub(super) fn exchange(
     // Before anything else is done for a client refused for its errors
     // (a redirect, a route's answer); after the ACME server's, which may
     // ask from an address shared with a scanner.
-    if let Some(errors) = &shared.limiters.errors {
+    let errors = (shared.limiters.errors.as_ref())
+        .filter(|_| !shared.config.error_limit_except_from.holds(client.real_ip));
+    if let Some(errors) = errors {
         if let Err(wait) = errors.admit(client.real_ip, Instant::now()) {
             client.error_limited = true;
             shared.metrics.error_limited.fetch_add(1, Ordering::Relaxed);

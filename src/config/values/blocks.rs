@@ -8,11 +8,12 @@ use crate::realip::Cidr;
 use std::path::Path;
 
 /// The keys that hold lists of address blocks.
-pub const ADDRESS_LISTS: [&str; 4] = [
+pub const ADDRESS_LISTS: [&str; 5] = [
     "real_ip_from",
     "allow_from",
     "deny_from",
     "auth_basic_except_from",
+    "error_limit_except_from",
 ];
 
 /// How many blocks the list `value` holds, its files' included.
