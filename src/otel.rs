@@ -100,11 +100,19 @@ struct Span {
     user_agent: Option<String>,
 }
 
+/// What the exporter's thread is given.
+enum Message {
+    Span(Box<Span>),
+    /// Send what waits now, then say so (a shutdown, whose process ends
+    /// before the thread would otherwise send its last batch).
+    Flush(Sender<()>),
+}
+
 /// The sending side, kept with a generation of the settings: when the
 /// last request of that generation is done, its thread sends what is
 /// left and ends.
 pub struct Exporter {
-    spans: Sender<Span>,
+    spans: Sender<Message>,
     /// `inverso_otel_spans_total`'s counts, and spans dropped for a full
     /// queue since the last warning.
     metrics: Arc<Metrics>,
@@ -174,7 +182,7 @@ impl Exporter {
             cache: record.cache,
             user_agent: record.user_agent.clone(),
         };
-        if let Err(TrySendError::Full(_)) = self.spans.try_send(span) {
+        if let Err(TrySendError::Full(_)) = self.spans.try_send(Message::Span(Box::new(span))) {
             self.metrics
                 .otel_spans_dropped
                 .fetch_add(1, Ordering::Relaxed);
@@ -183,25 +191,47 @@ impl Exporter {
     }
 }
 
+impl Exporter {
+    /// Sends the spans that wait now, and returns once they are sent (or
+    /// failed), or once `within` has passed: at a shutdown, after the
+    /// last request, so that its spans are not lost with the process.
+    pub fn flush(&self, within: Duration) {
+        let (done, flushed) = crossbeam_channel::bounded(1);
+        if self
+            .spans
+            .send_timeout(Message::Flush(done), within)
+            .is_ok()
+        {
+            let _ = flushed.recv_timeout(within);
+        }
+    }
+}
+
 /// The exporter's thread: a batch at most every [`FLUSH_EVERY`], or as
-/// soon as [`BATCH`] spans wait; what is left once every sender is gone.
+/// soon as [`BATCH`] spans wait, or when asked to flush; what is left once
+/// every sender is gone.
 fn send_batches(
-    queue: &Receiver<Span>,
+    queue: &Receiver<Message>,
     (to, service): (&Collector, &str),
     (metrics, dropped): &(Arc<Metrics>, Arc<AtomicU64>),
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut due = Instant::now() + FLUSH_EVERY;
     loop {
+        let mut flushed = None;
         let ended = match queue.recv_timeout(due.saturating_duration_since(Instant::now())) {
-            Ok(span) => {
-                batch.push(span);
+            Ok(Message::Span(span)) => {
+                batch.push(*span);
+                false
+            }
+            Ok(Message::Flush(done)) => {
+                flushed = Some(done);
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
             Err(RecvTimeoutError::Disconnected) => true,
         };
-        if batch.len() >= BATCH || Instant::now() >= due || ended {
+        if batch.len() >= BATCH || Instant::now() >= due || ended || flushed.is_some() {
             if !batch.is_empty() {
                 let body = encode(&batch, service);
                 let count = batch.len() as u64;
@@ -232,6 +262,9 @@ fn send_batches(
                 }
             }
             due = Instant::now() + FLUSH_EVERY;
+        }
+        if let Some(done) = flushed {
+            let _ = done.send(());
         }
         if ended {
             return;

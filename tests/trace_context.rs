@@ -307,6 +307,53 @@ fn each_traced_request_is_a_span_sent_to_the_collector() {
     assert!(proxy.shutdown(Duration::from_secs(5)));
 }
 
+/// The last requests' spans are sent before the process stops, not
+/// lost with it: they are at the collector once the binary, stopped by
+/// SIGTERM, has exited (their batch would be due up to a second later,
+/// the process gone by then).
+#[test]
+fn a_shutdown_sends_the_spans_that_wait() {
+    let backend = tracing_backend();
+    let (at, bodies) = collector();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("proxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "bind = 127.0.0.1\nport = 0\ntargets = {}\npath_to_persistence =\n\
+             trace_context = propagate\notel_exporter = http://{at}\n",
+            backend.addr
+        ),
+    )
+    .unwrap();
+    // Told where it listens as systemd is (`READY=1`, `STATUS=serving on`).
+    let socket = dir.path().join("notify");
+    let systemd = std::os::unix::net::UnixDatagram::bind(&socket).unwrap();
+    systemd.set_read_timeout(Some(WAIT_LIMIT)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_inverso"))
+        .arg("--config")
+        .arg(&conf)
+        .env("RUST_LOG", "off")
+        .env("NOTIFY_SOCKET", &socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = [0u8; 512];
+    let n = systemd.recv(&mut ready).expect("never ready");
+    let ready = String::from_utf8_lossy(&ready[..n]).into_owned();
+    let addr: std::net::SocketAddr = (ready.strip_prefix("READY=1\nSTATUS=serving on "))
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("{ready}"));
+    let answered = Client::connect(addr).get_with("/last", &[("traceparent", GIVEN)]);
+    assert_eq!(answered.status, 200);
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: a signal to the child this test started, not yet reaped.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let spans = spans_of(&bodies.lock().unwrap());
+    assert_eq!(spans.len(), 1, "{:?}", bodies.lock().unwrap());
+}
+
 /// A collector that is not there loses spans, not requests.
 #[test]
 fn a_collector_that_is_down_costs_no_request() {

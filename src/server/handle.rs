@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 
 /// After the grace period, how long to wait for forcibly closed connections.
 const FORCED_CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// At a shutdown, the longest the spans of the last requests may take to
+/// reach the collector (`otel_exporter`): a collector that is down costs
+/// the stop no more than this.
+const OTEL_FLUSH_WAIT: Duration = Duration::from_secs(5);
 
 /// A running server.
 pub struct ServerHandle {
@@ -162,6 +166,11 @@ impl ServerHandle {
         // rather than a refused connection, and `/status` shows the drain.
         if let Some(admin) = self.admin.take() {
             admin.finish();
+        }
+        // The last requests' spans, which the process would end before
+        // their batch is due: within an exchange's time with a collector.
+        if let Some(otel) = &inner.current.get().otel {
+            otel.flush(OTEL_FLUSH_WAIT);
         }
         // The final snapshot, once no request can change the cache any more.
         if let Some(timer) = self.timer.take() {
