@@ -615,6 +615,9 @@ def good_client(port, seed, deadline):
                     extra.append(("If-None-Match", etag))
                 if rng.random() < 0.4:
                     extra.append(("Accept-Encoding", "gzip"))
+                if rng.random() < 0.3:
+                    # cache_vary's cookie: a copy per value, the body the same.
+                    extra.append(("Cookie", "sid=%d; lang=%s" % (rng.randint(0, 99), rng.choice(["en", "fr", "de"]))))
                 last = i == n - 1
                 if last and rng.random() < 0.3:
                     extra.append(("Connection", "close"))
@@ -963,6 +966,11 @@ def main():
             "shutdown_timeout = 5s",
             "upstream_keepalive = %d" % (8 + v),
             "max_header_size = 16KiB",
+            # Exercised, never reached: every client here is 127.0.0.1,
+            # the bad ones' 4xx would refuse the good ones too.
+            "error_limit = 100000/s",
+            "cache_vary = cookie:lang",
+            "pid_file = %s" % os.path.join(workdir, "inverso.pid"),
         ]
         if v == 1:
             lines.append("balance = weighted_round_robin")
@@ -1047,11 +1055,19 @@ def main():
         except (OSError, Malformed, EOFError):
             pass
         time.sleep(2.5)  # a unit_time or two: the snapshot written
+        pid_file = os.path.join(workdir, "inverso.pid")
+        try:
+            if int(open(pid_file).read()) != proc.pid:
+                failures.append("pid_file does not hold the process's ID")
+        except (OSError, ValueError) as e:
+            failures.append("pid_file unreadable while running: %s" % e)
         proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(timeout=5 + 10)
             if rc != 0:
                 failures.append("exit code %d after SIGTERM" % rc)
+            if os.path.exists(pid_file):
+                failures.append("pid_file left after a clean stop")
         except subprocess.TimeoutExpired:
             failures.append("no exit within the grace period after SIGTERM")
             proc.kill()
