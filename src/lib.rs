@@ -22,6 +22,7 @@
 //! - `admin`: the admin listener: metrics, status, health, purge, target states.
 //! - `metrics`: the counters behind `/metrics` and `/status`.
 //! - `digits`: numbers and addresses as text, without `core::fmt`.
+//! - `dns`: SRV queries asked of a DNS server, for targets written `srv:NAME`.
 //! - `json`: string escaping for the JSON log and `/status`.
 //! - `html`: text escaped for the HTML pages (a directory's listing, the admin page).
 //! - `json_value`: strict JSON reading, for JWTs and their key files.
@@ -63,6 +64,7 @@ pub mod cookie_flags;
 pub mod cookie_rewrite;
 pub mod demo;
 pub mod digits;
+pub mod dns;
 pub mod error_limit;
 pub mod error_pages;
 pub mod fastcgi;

@@ -6,6 +6,7 @@
 //! One message an update, over TCP (RFC 1035 §4.2.2: each message after
 //! its length), so that no answer is truncated.
 
+use crate::dns::{encode_name, random_id};
 use std::io::{Read as _, Write as _};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant, SystemTime};
@@ -305,35 +306,6 @@ fn rcode_name(rcode: u8) -> String {
         _ => return format!("RCODE {rcode}"),
     };
     name.to_string()
-}
-
-/// `name` in wire form (RFC 1035 §3.1), lower case, without compression.
-fn encode_name(name: &str) -> Result<Vec<u8>, String> {
-    let name = name.trim_end_matches('.');
-    let mut wire = Vec::with_capacity(name.len() + 2);
-    if !name.is_empty() {
-        for label in name.split('.') {
-            let length = u8::try_from(label.len())
-                .ok()
-                .filter(|&l| (1..=63).contains(&l));
-            let length =
-                length.ok_or_else(|| format!("`{name}`: a label empty or over 63 bytes"))?;
-            wire.push(length);
-            wire.extend(label.bytes().map(|b| b.to_ascii_lowercase()));
-        }
-    }
-    wire.push(0);
-    if wire.len() > 255 {
-        return Err(format!("`{name}`: over 255 bytes"));
-    }
-    Ok(wire)
-}
-
-fn random_id() -> u16 {
-    use ring::rand::SecureRandom as _;
-    let mut id = [0u8; 2];
-    let _ = ring::rand::SystemRandom::new().fill(&mut id);
-    u16::from_be_bytes(id)
 }
 
 #[cfg(test)]

@@ -92,14 +92,24 @@ pub const KEYS: &[Key] = &[
                 .map_err(|_| format!("`{v}` is not an IP address"))
         },
     },
+    // Before `targets`, whose `srv:` names are looked up as it is read.
+    Key {
+        name: "resolver",
+        default: "",
+        help: "the DNS server targets written srv:NAME are looked up at, <ip>[:<port>] (port \
+               53 by default; Consul's is 8600); empty = the first nameserver of \
+               /etc/resolv.conf",
+        apply: |c, v| parse_resolver(v).map(|r| c.resolver = r),
+    },
     Key {
         name: "targets",
         default: "",
-        help: "backends, comma separated host:port or unix:PATH with optional weight=N, \
+        help: "backends, comma separated host:port, unix:PATH or srv:NAME (DNS SRV records: \
+               addresses and ports) with optional weight=N, \
                max_conns=N, backup, down, max_fails=N, fail_timeout=D, tls, tls_name=NAME, \
                send_proxy, send_proxy_v2, check_port=N, agent_port=N (agent_addr=IP, \
                agent_inter=D, agent_send=TEXT)",
-        apply: |c, v| parse_targets(v).map(|t| c.targets = t),
+        apply: |c, v| parse_targets(v, c.resolver).map(|t| c.targets = t),
     },
     Key {
         name: "resolve_interval",

@@ -67,8 +67,9 @@ pub use types::{
     weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target, MAX_WEIGHT,
 };
 pub use values::{
-    address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, target_lines,
-    written, Addresses, PoolRequest, ProbeStep, Written, ADDRESS_LISTS, MAX_ADDRESSES_PER_NAME,
+    address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, service_domain,
+    target_lines, written, Addresses, PoolRequest, ProbeStep, Written, ADDRESS_LISTS,
+    MAX_ADDRESSES_PER_NAME,
 };
 
 /// The effective configuration of one proxy process.
@@ -93,6 +94,10 @@ pub struct Config {
     /// How often targets written as names are resolved again while the
     /// proxy runs; `None`: only at start-up and on reload.
     pub resolve_interval: Option<Duration>,
+    /// The DNS server `srv:` targets' SRV records are asked of
+    /// (`resolver`); `None`: the first `nameserver` of resolv.conf, read
+    /// at each lookup.
+    pub resolver: Option<SocketAddr>,
     pub cache_size: u64,
     pub ttl: Duration,
     pub unit_time: Duration,
@@ -549,6 +554,7 @@ impl Config {
             rewrites: Arc::default(),
             streams: Arc::new([]),
             resolve_interval: None,
+            resolver: None,
             cache_size: 0,
             ttl: Duration::ZERO,
             unit_time: Duration::from_secs(1),

@@ -77,6 +77,8 @@ const NAMES: &[(&str, &str)] = &[
     ("app1.internal:8443", "localhost:8443"),
     ("app2.internal:8443", "localhost:8444"),
     ("id.example.com:443", "localhost:8445"),
+    // Consul's DNS is not there to ask: a name takes its place.
+    ("srv:_http._tcp.web.service.consul", "localhost:8446"),
 ];
 
 /// Keys an example leaves out because the text around it has them:

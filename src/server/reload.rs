@@ -492,7 +492,9 @@ pub(super) fn restart_resolver(inner: &Arc<Inner>) -> io::Result<()> {
     let weak = Arc::downgrade(inner);
     let step = move || match weak.upgrade() {
         Some(inner) => {
-            Control { inner }.re_resolve(&resolve::system);
+            // The `resolver` in force now: a reload may have changed it.
+            let resolver = inner.current.get().config.resolver;
+            Control { inner }.re_resolve(&|name: &str| resolve::via(name, resolver));
             true
         }
         None => false,

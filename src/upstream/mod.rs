@@ -193,7 +193,14 @@ impl Upstreams {
                         (Endpoint::Tcp(addr), Some(ServerName::DnsName(name))) => {
                             format!("{}:{}", name.as_ref(), addr.port()).into()
                         }
-                        (Endpoint::Tcp(_), _) => written.clone(),
+                        // An `srv:` name is no host: its domain is.
+                        (Endpoint::Tcp(addr), _) => match crate::config::written(&written) {
+                            Ok(crate::config::Written::Srv(service)) => {
+                                let domain = crate::config::service_domain(service);
+                                format!("{domain}:{}", addr.port()).into()
+                            }
+                            _ => written.clone(),
+                        },
                         (Endpoint::Unix(_), _) => "localhost".into(),
                     },
                     written,

@@ -8,8 +8,11 @@
 //!
 //! The lookup is the system resolver's (`getaddrinfo`), which blocks: it
 //! runs on this thread alone, never on a request's. It says nothing of
-//! the answer's TTL, so names are looked up every interval instead. The
-//! resolver is a parameter ([`Resolve`]) so tests can play DNS.
+//! the answer's TTL, so names are looked up every interval instead. A
+//! target written `srv:NAME` is looked up the same way, its SRV records
+//! asked of the `resolver` in force (see [`crate::dns::srv`]), their TTL
+//! not read either. The resolver is a parameter ([`Resolve`]) so tests
+//! can play DNS.
 
 use crate::config::{self, Addresses, Target, Written};
 use crate::throttle::Throttle;
@@ -19,16 +22,26 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Turns a target as written (`app:8000`) into the addresses it gives,
+/// Turns a target as written (`app:8000`, `srv:_http._tcp.app.test`)
+/// into the addresses it gives,
 /// in any order ([`config::addresses_of`] makes the set of them): the
 /// system resolver's ([`system`]) or a test's.
 pub type Resolve<'a> = dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + 'a;
 
 /// The system resolver, as start-up and reloads ask it: every address it
-/// gives (see [`config::lookup`]).
+/// gives (see [`config::lookup`]); for `srv:NAME`, those its SRV records
+/// give, asked of resolv.conf's first `nameserver` (see [`via`]).
 pub fn system(name: &str) -> io::Result<Vec<SocketAddr>> {
+    via(name, None)
+}
+
+/// [`system`], but for `srv:NAME`, whose SRV records are asked of
+/// `resolver` (the key of that name; `None`: resolv.conf's first
+/// `nameserver`, see [`crate::dns::srv::lookup`]).
+pub fn via(name: &str, resolver: Option<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
     match config::written(name) {
         Ok(Written::Name { host, port }) => config::lookup(host, port),
+        Ok(Written::Srv(service)) => crate::dns::srv::lookup(service, resolver),
         Ok(Written::Address(addr)) => Ok(vec![addr]),
         // Never looked up (see `is_named`): a path has no addresses.
         Ok(Written::Unix(_)) => Err(io::Error::new(
@@ -104,12 +117,13 @@ impl Failures {
     }
 }
 
-/// Whether `target` was written as a name, the only kind looked up again:
-/// an address written as one is meant as that address.
+/// Whether `target` was written as a name (`srv:NAME` too), the only
+/// kind looked up again: an address written as one is meant as that
+/// address.
 pub fn is_named(target: &Target) -> bool {
     matches!(
         config::written(target.as_written()),
-        Ok(Written::Name { .. })
+        Ok(Written::Name { .. } | Written::Srv(_))
     )
 }
 
@@ -525,8 +539,9 @@ mod tests {
             ["127.0.0.1:8080".parse().unwrap()]
         );
         assert_eq!(
-            system("no port").unwrap_err().kind(),
+            via("no port", None).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
+        assert!(is_named(&target("srv:_http._tcp.app.test", "10.0.0.5:80")));
     }
 }

@@ -11,6 +11,7 @@ pub mod acme_server;
 pub mod dns_server;
 pub mod ocsp;
 pub mod pki;
+pub mod srv_dns;
 pub mod tls_backend;
 pub mod tls_client;
 

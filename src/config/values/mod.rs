@@ -52,10 +52,11 @@ pub(super) use scalars::{
     parse_max_fails, parse_number, parse_positive_duration, parse_size_in, parse_status_ranges,
 };
 pub use scalars::{parse_duration, parse_rate, parse_size};
-pub(super) use targets::parse_targets;
+pub(super) use targets::{parse_resolver, parse_targets};
 // For `config`'s tests, which write a socket path one byte too long.
 #[cfg(test)]
 pub(super) use targets::max_unix_path;
 pub use targets::{
-    addresses_of, lookup, target_lines, written, Addresses, Written, MAX_ADDRESSES_PER_NAME,
+    addresses_of, lookup, service_domain, target_lines, written, Addresses, Written,
+    MAX_ADDRESSES_PER_NAME,
 };

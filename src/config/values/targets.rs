@@ -11,11 +11,16 @@ use std::time::Duration;
 
 /// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ fastcgi][ check_port=N][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
 /// (`max_fails` and `fail_timeout` override the global keys for that
-/// target only), or `unix:PATH` with the same options but TLS; each
+/// target only), or `unix:PATH` with the same options but TLS, or
+/// `srv:NAME` with the same options, whose SRV records give addresses
+/// and ports (asked of `resolver`, see [`crate::dns::srv`]); each
 /// name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s, and stands for a
 /// target per address it gives (see [`addresses_of`] and [`Target::at`]).
-pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
+pub(in crate::config) fn parse_targets(
+    v: &str,
+    resolver: Option<SocketAddr>,
+) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     for item in v.split(',') {
         let mut words = item.split_whitespace();
@@ -180,6 +185,7 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
                     }
                     Written::Address(addr) => addr.ip().to_string(),
                     Written::Name { host, .. } => host.to_string(),
+                    Written::Srv(name) => service_domain(name).to_string(),
                 };
                 let name = crate::tls::backends::server_name(&host, tls_name)
                     .map_err(|m| format!("target {name}: tls_name: {m}"))?;
@@ -247,22 +253,25 @@ pub(in crate::config) fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
             check_port,
             fastcgi,
         };
+        // A name stands for a target per address it gives.
+        let spread = |answer: std::io::Result<Vec<SocketAddr>>| {
+            let found = answer
+                .map(addresses_of)
+                .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
+            if let Some(warning) = found.cap_warning(name) {
+                log::warn!("{warning}");
+            }
+            Ok::<_, String>(as_written.at(&found.used))
+        };
         let found = match written(name)? {
             // A path, not a name: nothing to look up.
             Written::Unix(path) => vec![Target {
                 addr: Endpoint::Unix(path.to_path_buf()),
-                ..as_written
+                ..as_written.clone()
             }],
             Written::Address(addr) => as_written.at(&[addr]),
-            Written::Name { host, port } => {
-                let found = lookup(host, port)
-                    .map(addresses_of)
-                    .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
-                if let Some(warning) = found.cap_warning(name) {
-                    log::warn!("{warning}");
-                }
-                as_written.at(&found.used)
-            }
+            Written::Name { host, port } => spread(lookup(host, port))?,
+            Written::Srv(service) => spread(crate::dns::srv::lookup(service, resolver))?,
         };
         for target in found {
             // By address: `127.0.0.1:80` and `localhost:80` are one backend.
@@ -350,12 +359,19 @@ pub fn target_lines(config: &Config) -> Vec<String> {
 }
 
 /// How a target is written: as an address, as a name for the system
-/// resolver (the only kind re-resolved while the proxy runs, see
-/// `resolve_interval`), or as a Unix socket's path (`unix:PATH`).
+/// resolver, as the name of SRV records (`srv:NAME`: addresses and
+/// ports; names of both kinds are the only targets re-resolved while the
+/// proxy runs, see `resolve_interval`), or as a Unix socket's path
+/// (`unix:PATH`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Written<'a> {
     Address(SocketAddr),
-    Name { host: &'a str, port: u16 },
+    Name {
+        host: &'a str,
+        port: u16,
+    },
+    /// The name after `srv:` (`_http._tcp.app.service.consul`).
+    Srv(&'a str),
     Unix(&'a Path),
 }
 
@@ -430,6 +446,9 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
     if let Some(path) = name.strip_prefix("unix:") {
         return unix_path(path).map(Written::Unix);
     }
+    if let Some(service) = name.strip_prefix("srv:") {
+        return srv_name(service).map(Written::Srv);
+    }
     if let Some((scheme, rest)) = name.split_once("://") {
         let rest = rest.trim_end_matches('/');
         let hint = match scheme.to_ascii_lowercase().as_str() {
@@ -482,6 +501,98 @@ pub fn written(name: &str) -> Result<Written<'_>, String> {
     }
 }
 
+/// The longest name a `srv:` target may have, without a final dot (RFC
+/// 1035 §2.3.4: 255 bytes in wire form, its length bytes counted).
+const MAX_SRV_NAME: usize = 253;
+
+/// The name of a `srv:NAME` target: a DNS name (letters, digits, `-` and
+/// `_`, as `_http._tcp.app.service.consul`; labels of 1 to 63 bytes, at
+/// most 253 bytes in all, a final dot allowed), without a port, which
+/// its records give.
+fn srv_name(service: &str) -> Result<&str, String> {
+    let name = format!("srv:{service}");
+    let name = name.escape_debug();
+    if service.is_empty() {
+        return Err(format!(
+            "target `{name}` has no name (write srv:_http._tcp.app.service.consul)"
+        ));
+    }
+    if service.contains(':') {
+        return Err(format!(
+            "target `{name}`: an SRV name takes no port, its records give them"
+        ));
+    }
+    let bare = service.strip_suffix('.').unwrap_or(service);
+    if bare.len() > MAX_SRV_NAME {
+        return Err(format!(
+            "target `{name}`: the name is {} bytes, and a DNS name is at most {MAX_SRV_NAME}",
+            bare.len()
+        ));
+    }
+    for label in bare.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "target `{name}`: a label of a DNS name is 1 to 63 bytes, not {}",
+                label.len()
+            ));
+        }
+        if let Some(c) = label
+            .chars()
+            .find(|&c| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        {
+            return Err(format!(
+                "target `{name}`: `{}` has no place in a DNS name (letters, digits, `-`, `_` \
+                 and dots between labels)",
+                c.escape_debug()
+            ));
+        }
+    }
+    Ok(service)
+}
+
+/// The domain a `srv:` name is of: the name without the service and
+/// protocol labels that begin with `_` (`app.service.consul` for
+/// `_http._tcp.app.service.consul`), as RFC 6125 §6.2.1 takes it for a
+/// certificate's name. It is the TLS server name of such a target's
+/// addresses and, with each one's port, its `Host` where the proxy
+/// writes one (a request without, a health check).
+pub fn service_domain(service: &str) -> &str {
+    let mut domain = service.trim_end_matches('.');
+    for _ in 0..2 {
+        match domain.split_once('.') {
+            Some((label, rest)) if label.starts_with('_') => domain = rest,
+            _ => break,
+        }
+    }
+    domain
+}
+
+/// `resolver`: a DNS server's `<ip>:<port>` or `<ip>` (port 53), an IPv6
+/// address in brackets with a port; empty: `None`.
+pub(in crate::config) fn parse_resolver(v: &str) -> Result<Option<SocketAddr>, String> {
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let addr = match v.parse::<SocketAddr>() {
+        Ok(addr) => addr,
+        Err(_) => {
+            let ip = v.strip_prefix('[').and_then(|v| v.strip_suffix(']'));
+            let ip = ip.unwrap_or(v).parse::<IpAddr>().map_err(|_| {
+                format!(
+                    "`{}` is not a DNS server's address: write <ip>:<port> or <ip> (port 53), \
+                     as 127.0.0.1:8600 for Consul's",
+                    v.escape_debug()
+                )
+            })?;
+            SocketAddr::new(ip, crate::dns::srv::DNS_PORT)
+        }
+    };
+    if addr.port() == 0 {
+        return Err(format!("`{v}`: port 0 is no DNS server's"));
+    }
+    Ok(Some(addr))
+}
+
 /// The longest path a Unix socket may be reached at: `sun_path` of
 /// `sockaddr_un` less its terminating NUL (107 bytes on Linux, 103 on
 /// the BSDs and macOS). A longer one cannot be connected to at all.
@@ -529,6 +640,77 @@ fn unix_path(path: &str) -> Result<&Path, String> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// Targets as `targets` reads them, no `srv:` among them.
+    fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
+        super::parse_targets(v, None)
+    }
+
+    #[test]
+    fn an_srv_target_is_a_dns_name_without_a_port() {
+        assert_eq!(
+            written("srv:_http._tcp.app.service.consul"),
+            Ok(Written::Srv("_http._tcp.app.service.consul"))
+        );
+        assert_eq!(written("srv:app.test."), Ok(Written::Srv("app.test.")));
+        let longest = vec!["a".repeat(63); 4].join(".");
+        let longest = &longest[..253];
+        assert_eq!(
+            written(&format!("srv:{longest}")),
+            Ok(Written::Srv(longest))
+        );
+        for (bad, says) in [
+            ("srv:", "has no name"),
+            ("srv:_http._tcp.app.test:80", "takes no port"),
+            ("srv:_http.._tcp", "1 to 63 bytes, not 0"),
+            (
+                &format!("srv:{}.test", "a".repeat(64)),
+                "1 to 63 bytes, not 64",
+            ),
+            (&format!("srv:{longest}a"), "at most 253"),
+            ("srv:_http._tcp.app test", "` ` has no place"),
+            ("srv:_http._tcp.app/x", "`/` has no place"),
+            ("srv:app@10.0.0.1", "`@` has no place"),
+            ("srv:a\u{1}b", "has no place"),
+        ] {
+            let e = written(bad).unwrap_err();
+            assert!(e.contains(says), "{bad:?}: {e}");
+            assert!(!e.contains('\u{1}'), "{bad:?}: {e}");
+            // The options are refused before any lookup.
+            assert!(parse_targets(&format!("{bad} weight=2")).is_err());
+        }
+    }
+
+    #[test]
+    fn an_srv_names_domain_is_the_name_without_its_service_labels() {
+        assert_eq!(
+            service_domain("_http._tcp.app.service.consul"),
+            "app.service.consul"
+        );
+        assert_eq!(service_domain("_http._tcp.App.test."), "App.test");
+        assert_eq!(service_domain("app.test"), "app.test");
+        assert_eq!(service_domain("_a._b._c.test"), "_c.test");
+    }
+
+    #[test]
+    fn a_resolver_is_an_address_with_port_53_unless_one_is_given() {
+        let ok = |v: &str| parse_resolver(v).unwrap();
+        assert_eq!(ok(""), None);
+        assert_eq!(ok("127.0.0.1:8600"), "127.0.0.1:8600".parse().ok());
+        assert_eq!(ok("10.0.0.53"), "10.0.0.53:53".parse().ok());
+        assert_eq!(ok("::1"), "[::1]:53".parse().ok());
+        assert_eq!(ok("[::1]"), "[::1]:53".parse().ok());
+        assert_eq!(ok("[::1]:8600"), "[::1]:8600".parse().ok());
+        for bad in [
+            "consul:8600",
+            "127.0.0.1:",
+            "127.0.0.1:0",
+            "1.2.3.4:99999",
+            "fe80::1%eth0",
+        ] {
+            assert!(parse_resolver(bad).is_err(), "{bad}");
+        }
+    }
 
     fn addrs(list: &[&str]) -> Vec<SocketAddr> {
         list.iter().map(|a| a.parse().unwrap()).collect()
