@@ -293,6 +293,21 @@ impl Limiter {
     /// wait first (zero but under `rate_limit_delay`); if not, how long
     /// until it may.
     pub fn admit(&self, who: Who<'_>, now: Instant) -> Result<Duration, Duration> {
+        self.with_bucket(who, now, |bucket| {
+            if bucket.tokens >= 1.0 {
+                bucket.tokens -= 1.0;
+                let short = (self.wait_below - bucket.tokens).max(0.0);
+                Ok(Duration::from_secs_f64(short / self.rate))
+            } else {
+                Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
+            }
+        })
+    }
+
+    /// Runs `take` on `who`'s bucket, refilled to `now` (a full one for
+    /// a client not in the table, room made for it when the table is
+    /// full), under its shard's lock.
+    fn with_bucket<T>(&self, who: Who<'_>, now: Instant, take: impl FnOnce(&mut Bucket) -> T) -> T {
         let client = self.key_of(who);
         let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
         let mut buckets = self.shards[shard].lock();
@@ -306,13 +321,7 @@ impl Limiter {
         let bucket = buckets.entry(client).or_insert(full);
         bucket.tokens = self.refilled(bucket, now);
         bucket.seen = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            let short = (self.wait_below - bucket.tokens).max(0.0);
-            Ok(Duration::from_secs_f64(short / self.rate))
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / self.rate))
-        }
+        take(bucket)
     }
 
     /// Whether `who`'s bucket holds a token at `now`, none taken; if not,
@@ -337,19 +346,9 @@ impl Limiter {
     /// so that a client that goes on while refused stays refused, and one
     /// that stops is back within twice the time a bucket takes to fill.
     pub fn spend(&self, who: Who<'_>, now: Instant) {
-        let client = self.key_of(who);
-        let shard = (self.hasher.hash_one(client) % SHARDS as u64) as usize;
-        let mut buckets = self.shards[shard].lock();
-        if !buckets.contains_key(&client) && buckets.len() >= MAX_CLIENTS / SHARDS {
-            self.make_room(&mut buckets, now);
-        }
-        let full = Bucket {
-            tokens: self.capacity,
-            seen: now,
-        };
-        let bucket = buckets.entry(client).or_insert(full);
-        bucket.tokens = (self.refilled(bucket, now) - 1.0).max(-self.capacity);
-        bucket.seen = now;
+        self.with_bucket(who, now, |bucket| {
+            bucket.tokens = (bucket.tokens - 1.0).max(-self.capacity);
+        });
     }
 
     /// The addresses whose buckets hold no token at `now`, each with how

@@ -14,7 +14,6 @@ use inverso::cache::policy::CacheVary;
 use inverso::Config;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use support::*;
 
@@ -22,21 +21,6 @@ fn cache_on(c: &mut Config, vary: &str) {
     c.cache_size = 4 << 20;
     c.max_object_size = Some(256 * 1024);
     c.cache_vary = CacheVary::parse(vary).unwrap();
-}
-
-fn origin() -> Backend {
-    let numbered = AtomicUsize::new(0);
-    Backend::start("origin", move |seen, out| {
-        let n = numbered.fetch_add(1, Ordering::SeqCst) + 1;
-        let body = format!("{} #{n}", seen.path());
-        respond(
-            out,
-            200,
-            &[("Cache-Control", "max-age=60")],
-            body.as_bytes(),
-        );
-        Action::KeepAlive
-    })
 }
 
 // One request per connection, each returning once the proxy is done with
@@ -59,7 +43,7 @@ fn admin(addr: SocketAddr, method: &str, target: &str) -> Response {
 
 #[test]
 fn each_value_of_the_cookie_has_a_copy_of_its_own() {
-    let backend = origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| cache_on(c, "cookie:lang"));
     expect(&with_cookie(&proxy, "/p", "lang=fr"), 200, "MISS", "/p #1");
     expect(&with_cookie(&proxy, "/p", "lang=de"), 200, "MISS", "/p #2");
@@ -83,7 +67,7 @@ fn each_value_of_the_cookie_has_a_copy_of_its_own() {
 
 #[test]
 fn a_named_field_keys_responses_that_do_not_vary_on_it() {
-    let backend = origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| cache_on(c, "header:X-Device"));
     let phone = [("X-Device", "phone")];
     expect(&get_with(&proxy, "/p", &phone), 200, "MISS", "/p #1");
@@ -94,7 +78,7 @@ fn a_named_field_keys_responses_that_do_not_vary_on_it() {
 
 #[test]
 fn a_purge_and_an_unsafe_request_drop_every_copy() {
-    let backend = origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| {
         cache_on(c, "cookie:lang");
         c.admin_port = Some(0);
@@ -115,7 +99,7 @@ fn a_purge_and_an_unsafe_request_drop_every_copy() {
 
 #[test]
 fn entries_stored_before_a_reload_that_names_a_cookie_are_not_served() {
-    let backend = origin();
+    let backend = numbered_fresh_origin();
     let proxy = start_proxy(&[backend.addr], |c| cache_on(c, ""));
     expect(&with_cookie(&proxy, "/p", "lang=fr"), 200, "MISS", "/p #1");
     // One copy for every language, as nginx's key without the cookie.
@@ -141,7 +125,7 @@ fn persisted(path: &Path) -> impl FnOnce(&mut Config) + '_ {
 fn copies_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cache.bin");
-    let backend = origin();
+    let backend = numbered_fresh_origin();
     let mut first = start_proxy(&[backend.addr], persisted(&file));
     with_cookie(&first, "/p", "lang=fr");
     with_cookie(&first, "/p", "lang=\"de\"");
