@@ -133,6 +133,16 @@ fn late(server: SocketAddr, within: Duration) -> io::Error {
     )
 }
 
+/// What a failed read from `server` means: nothing (`None`: interrupted,
+/// read again), the try's time spent, or the error as it came.
+fn read_failed(e: io::Error, server: SocketAddr, within: Duration) -> Option<io::Error> {
+    match e.kind() {
+        io::ErrorKind::Interrupted => None,
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Some(late(server, within)),
+        _ => Some(io::Error::new(e.kind(), format!("{server}: {e}"))),
+    }
+}
+
 /// What is left of `within` from `started`, or the timeout's error.
 fn left(started: Instant, within: Duration, server: SocketAddr) -> io::Result<Duration> {
     Some(within.saturating_sub(started.elapsed()))
@@ -168,16 +178,10 @@ fn over_udp(
             .map_err(io)?;
         let n = match socket.recv(&mut buffer) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(late(server, within))
-            }
-            Err(e) => return Err(io(e)),
+            Err(e) => match read_failed(e, server, within) {
+                None => continue,
+                Some(e) => return Err(e),
+            },
         };
         match parse_reply(&buffer[..n], id, name) {
             Err(e) if e.is_anothers() => continue,
@@ -221,16 +225,11 @@ fn over_tcp(
                     ))
                 }
                 Ok(n) => at += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return Err(late(server, within))
+                Err(e) => {
+                    if let Some(e) = read_failed(e, server, within) {
+                        return Err(e);
+                    }
                 }
-                Err(e) => return Err(io(e)),
             }
         }
         Ok(())
