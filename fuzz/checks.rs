@@ -3900,3 +3900,42 @@ fn acme_settings(data: &[u8]) {
         assert_eq!(Url::parse(&url.text), Ok(url));
     }
 }
+
+/// The name the `dns` target's replies answer (its seeds are replies to
+/// the query for it with ID 0x1234).
+const SRV_NAME: &str = "_http._tcp.app.test";
+
+/// What a DNS server says to an SRV query (`srv:` targets): the first
+/// byte chooses. 0: the rest is a reply to the query for [`SRV_NAME`]
+/// with ID 0x1234, read, and the addresses it gives made (every host
+/// "resolving" to 127.0.0.1): the records used are of one priority, the
+/// lowest, each once, and every address is at a used record's port.
+/// 1: the rest is the text of an `/etc/resolv.conf`.
+pub fn dns(data: &[u8]) {
+    use inverso::dns::{message, srv};
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    if which % 2 == 1 {
+        if let Ok(text) = std::str::from_utf8(rest) {
+            let _ = srv::first_nameserver(text);
+        }
+        return;
+    }
+    let Ok(reply) = message::parse_reply(rest, 0x1234, SRV_NAME) else {
+        return;
+    };
+    let used = srv::used_records(&reply);
+    if let Some(lowest) = reply.records.iter().map(|r| r.priority).min() {
+        assert!(used.iter().all(|r| r.priority == lowest), "{reply:?}");
+    }
+    for pair in used.windows(2) {
+        assert!((&pair[0].target, pair[0].port) < (&pair[1].target, pair[1].port));
+    }
+    let local = |_: &str, port: u16| Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
+    if let Ok(addresses) = srv::addresses(&reply, &local) {
+        for addr in addresses {
+            assert!(used.iter().any(|r| r.port == addr.port()), "{addr} {reply:?}");
+        }
+    }
+}

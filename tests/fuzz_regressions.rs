@@ -33,6 +33,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("fastcgi_reply", checks::fastcgi_reply),
     ("client_hello", checks::client_hello),
     ("acme", checks::acme),
+    ("dns", checks::dns),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.
