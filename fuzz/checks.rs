@@ -472,8 +472,52 @@ pub fn snapshot(data: &[u8]) {
         max_record_bytes: 1 << 20,
         max_total_bytes: 4 << 20,
     };
-    let _ = read_records(data, 0, &limits);
+    if let Ok(loaded) = read_records(data, 0, &limits) {
+        for record in &loaded.records {
+            if let Ok(key) = std::str::from_utf8(&record.key) {
+                respelled_for_good(key);
+            }
+        }
+    }
     let _ = read_records(data, u64::MAX, &LoadLimits::UNLIMITED);
+    snapshot_keys(data);
+}
+
+/// A stored key respelled as a load does (`Cache::load`) is spelled so
+/// for good: the next snapshot writes it so, and the next load finds it
+/// unchanged.
+fn respelled_for_good(key: &str) {
+    use inverso::cache::policy::respell_key;
+    let once = respell_key(key);
+    assert_eq!(respell_key(&once), once, "{key:?}");
+}
+
+/// Snapshot keys apart from the format's checksums (which keep mutated
+/// records from loading): the input's lines as a key's variant part
+/// (`cache_vary`'s `cookie:<name>` among them) respelled for good, and
+/// as the `Cookie` fields of a request whose variant key, made as a
+/// stored response's is, loads back unchanged.
+fn snapshot_keys(data: &[u8]) {
+    use inverso::cache::policy::{respell_key, variant_key, CacheVary};
+    if let Ok(text) = std::str::from_utf8(data) {
+        respelled_for_good(&format!("h/\n{text}"));
+    }
+    let vary = CacheVary::parse("cookie:lang, cookie:Cur, header:X-Device").expect("parses");
+    let mut names = vec!["accept-encoding".to_string()];
+    names.extend(vary.names().iter().cloned());
+    names.sort();
+    let mut headers = Headers::new();
+    for line in data.split(|&b| b == b'\n') {
+        headers.push("Cookie", line);
+    }
+    headers.push("X-Device", data);
+    let key = variant_key("h/", &names, &headers);
+    assert_eq!(respell_key(&key), key);
+    assert!(vary.keyed(
+        key.split('\n')
+            .skip(1)
+            .map(|p| p.split('=').next().unwrap_or(p))
+    ));
 }
 
 /// HTTP Basic sign-in: the first line is an `Authorization` value (a
@@ -3935,7 +3979,10 @@ pub fn dns(data: &[u8]) {
     let local = |_: &str, port: u16| Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
     if let Ok(addresses) = srv::addresses(&reply, &local) {
         for addr in addresses {
-            assert!(used.iter().any(|r| r.port == addr.port()), "{addr} {reply:?}");
+            assert!(
+                used.iter().any(|r| r.port == addr.port()),
+                "{addr} {reply:?}"
+            );
         }
     }
 }

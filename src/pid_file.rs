@@ -8,7 +8,8 @@
 //! (`reuse_port`), the new process has written its own over it by the time
 //! the old one exits.
 
-use std::io::Write;
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 /// Why a process ID file could not be written or read.
@@ -47,7 +48,7 @@ pub fn write(path: &Path) -> Result<(), PidFileError> {
     let mut temporary = name.to_os_string();
     temporary.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(temporary);
-    let written = std::fs::File::create(&temporary)
+    let written = create_new(&temporary)
         .and_then(|mut file| writeln!(file, "{}", std::process::id()))
         .and_then(|()| std::fs::rename(&temporary, path));
     if let Err(e) = written {
@@ -55,6 +56,23 @@ pub fn write(path: &Path) -> Result<(), PidFileError> {
         return Err(failed(e));
     }
     Ok(())
+}
+
+/// A new file at `path`, never one already there: the temporary name is
+/// one anyone can tell, and a link left at it in a directory others may
+/// write to would have the file it points at truncated and written with
+/// the proxy's rights. What is there is removed first (a link itself, not
+/// the file it points at), as one left by a process of the same ID that
+/// died; made again by then, it is an error.
+fn create_new(path: &Path) -> io::Result<File> {
+    let open = || OpenOptions::new().write(true).create_new(true).open(path);
+    match open() {
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            open()
+        }
+        opened => opened,
+    }
 }
 
 /// Removes `path` if it names this process; leaves it otherwise (another
@@ -71,13 +89,16 @@ pub fn remove_if_ours(path: &Path) {
 /// process groups to `kill`, 1 is init), with a line feed or not.
 pub fn read(path: &Path) -> Result<u32, PidFileError> {
     use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MOST_BYTES).read_to_string(&mut text))
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|file| file.take(MOST_BYTES).read_to_end(&mut bytes))
         .map_err(|source| PidFileError::Read {
             path: path.to_path_buf(),
             source,
         })?;
+    // Read as bytes: a file that is no text (or is cut within a
+    // character) holds no process ID, and is not one that cannot be read.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let trimmed = text.trim_end_matches(['\n', '\r']);
     match trimmed.parse::<u32>() {
         Ok(pid) if pid > 1 && i32::try_from(pid).is_ok() && !trimmed.starts_with('+') => Ok(pid),
@@ -113,6 +134,22 @@ mod tests {
     }
 
     #[test]
+    fn a_link_at_the_temporary_name_is_replaced_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inverso.pid");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let temporary = dir
+            .path()
+            .join(format!("inverso.pid.{}.tmp", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &temporary).unwrap();
+        write(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(read(&path).unwrap(), std::process::id());
+        assert!(temporary.symlink_metadata().is_err(), "left behind");
+    }
+
+    #[test]
     fn what_is_no_process_id_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("inverso.pid");
@@ -139,6 +176,18 @@ mod tests {
         assert!(
             matches!(read(&path), Err(PidFileError::NotAPid { found, .. }) if found.len() == 32)
         );
+        // Nor is a file of no text, or one cut within a character.
+        let mut cut = b"7".repeat(31);
+        cut.extend_from_slice("é".as_bytes());
+        for bad in [b"\xff\xfe12\n".to_vec(), cut, "é".as_bytes().to_vec()] {
+            std::fs::write(&path, &bad).unwrap();
+            let e = read(&path).unwrap_err();
+            assert!(
+                matches!(e, PidFileError::NotAPid { .. }),
+                "{:?}: {e}",
+                String::from_utf8_lossy(&bad)
+            );
+        }
         let e = read(&dir.path().join("none.pid")).unwrap_err();
         assert!(e.to_string().contains("is inverso running?"), "{e}");
         let e = write(&dir.path().join("missing").join("inverso.pid")).unwrap_err();

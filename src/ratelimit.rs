@@ -901,6 +901,61 @@ mod tests {
     }
 
     #[test]
+    fn a_bucket_in_debt_is_waited_out_token_by_token() {
+        // Capacity 2, refilled at 1/s: four spends leave it 2 in debt,
+        // and more leave it there (a full bucket's worth at most).
+        let limiter = limiter("1/s", 1, None);
+        let t0 = Instant::now();
+        assert_eq!(limiter.has_token(ip(1), t0), Ok(()));
+        for _ in 0..6 {
+            limiter.spend(ip(1), t0);
+        }
+        // Three seconds to be back at one token, none taken by asking.
+        assert_eq!(limiter.has_token(ip(1), t0), Err(Duration::from_secs(3)));
+        let t1 = t0 + Duration::from_secs(1);
+        assert_eq!(limiter.has_token(ip(1), t1), Err(Duration::from_secs(2)));
+        assert_eq!(
+            limiter.has_token(ip(1), t0 + Duration::from_secs(3)),
+            Ok(())
+        );
+        assert_eq!(limiter.has_token(ip(2), t0), Ok(()), "each its own");
+    }
+
+    #[test]
+    fn spent_buckets_stay_bounded_too() {
+        let limiter = limiter("1/h", 0, None);
+        let t0 = Instant::now();
+        for n in 0..(MAX_CLIENTS as u32 + 5_000) {
+            limiter.spend(ip(n), t0);
+        }
+        assert!(limiter.clients() <= MAX_CLIENTS);
+        assert!(limiter.clients() > MAX_CLIENTS / 2, "{}", limiter.clients());
+    }
+
+    #[test]
+    fn spending_makes_room_only_for_a_new_address_in_a_full_shard() {
+        let most = MAX_CLIENTS / SHARDS;
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(10);
+        // Not full yet: nothing is forgotten.
+        let growing = limiter("1/h", 2, None);
+        let shard = fill_shard_of(&growing, ip(0), most - 2, 0, t0);
+        growing.shards[shard].lock().remove(&growing.key_of(ip(0)));
+        growing.spend(ip(0), later);
+        assert_eq!(growing.shards[shard].lock().len(), most - 1);
+        // Full, with the address in debt the one seen longest ago: it
+        // stays in debt, not forgotten to make room for itself.
+        let full = limiter("1/h", 2, None);
+        let shard = fill_shard_of(&full, ip(0), most - 1, 0, t0);
+        for _ in 0..6 {
+            full.spend(ip(0), t0);
+        }
+        full.spend(ip(0), later);
+        assert!(full.has_token(ip(0), later).is_err());
+        assert_eq!(full.shards[shard].lock().len(), most);
+    }
+
+    #[test]
     fn a_spent_address_in_a_full_shard_stays_limited() {
         let limiter = limiter("1/h", 0, None);
         let t0 = Instant::now();

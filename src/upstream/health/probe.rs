@@ -811,6 +811,98 @@ mod tests {
         assert_eq!(passed.unwrap(), Probed::Passed);
     }
 
+    /// A connected pair of plain TCP streams on 127.0.0.1: the prober's,
+    /// as a probe holds it (and a handle on its socket), and the server's.
+    fn tcp_pair() -> (
+        crate::http::conn::Stream,
+        std::net::TcpStream,
+        std::net::TcpStream,
+    ) {
+        use socket2::{Domain, Socket, Type};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // Room for more than a probe reads to arrive unread.
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4 * MAX_PROBE_BODY).unwrap();
+        socket
+            .connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let tcp = std::net::TcpStream::from(socket);
+        let (server, _) = listener.accept().unwrap();
+        let handle = tcp.try_clone().unwrap();
+        let stream = crate::http::conn::Stream::from(crate::http::conn::Kind::Tcp(tcp));
+        (stream, handle, server)
+    }
+
+    /// Waits until `len` bytes have arrived on `tcp`, none of them read.
+    fn arrived(tcp: &std::net::TcpStream, len: usize) {
+        let mut peeked = vec![0u8; len];
+        while tcp.peek(&mut peeked).unwrap() < len {}
+    }
+
+    #[test]
+    fn the_one_exchange_still_reads_a_banner_that_came_before_its_send() {
+        // `health_check_send` and `health_check_expect` alone: what came
+        // before the send is read after it, as it always was.
+        let (mut stream, tcp, mut server) = tcp_pair();
+        let banner = b"220 mail ready\r\n";
+        server.write_all(banner).unwrap();
+        arrived(&tcp, banner.len());
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            send: Some(Arc::from(&b"NOOP\r\n"[..])),
+            expect: Some(Arc::from(&b"220"[..])),
+            ..patient()
+        };
+        let result = converse(&mut stream, &settings, &Within::from_now(settings.timeout));
+        assert!(result.is_ok(), "{result:?}");
+        drop((stream, tcp));
+        let mut read = Vec::new();
+        server.read_to_end(&mut read).unwrap();
+        assert_eq!(read, b"NOOP\r\n");
+    }
+
+    #[test]
+    fn what_arrived_is_dropped_up_to_the_limit_and_a_close_ends_it() {
+        // More than the limit arrived: what is past it is left.
+        let (stream, mut tcp, mut server) = tcp_pair();
+        let flood = vec![b'x'; MAX_PROBE_BODY + 10_000];
+        let len = flood.len();
+        let writer = std::thread::spawn(move || server.write_all(&flood).unwrap());
+        arrived(&tcp, len);
+        discard_arrived(&stream);
+        writer.join().unwrap();
+        let mut left = Vec::new();
+        tcp.read_to_end(&mut left).unwrap();
+        assert!(!left.is_empty() && left.len() <= 10_000, "{}", left.len());
+        // A connection closed (its end read already): returns at once.
+        let (stream, mut tcp, server) = tcp_pair();
+        drop(server);
+        assert_eq!(tcp.read(&mut [0u8; 8]).unwrap(), 0);
+        discard_arrived(&stream);
+    }
+
+    #[test]
+    fn an_expect_reads_no_more_than_the_limit_looking_for_its_text() {
+        // The text only past the limit and a chunk: not read that far.
+        let (mut stream, _, mut server) = tcp_pair();
+        let mut reply = vec![b'x'; MAX_PROBE_BODY + 4096];
+        reply.extend_from_slice(b"220 ready\r\n");
+        let writer = std::thread::spawn(move || {
+            let _ = server.write_all(&reply);
+            // Held until the prober is done with it.
+            let _ = server.read(&mut [0u8; 64]);
+        });
+        let settings = Active {
+            kind: ProbeKind::Connect,
+            expect: Some(Arc::from(&b"220"[..])),
+            ..patient()
+        };
+        let result = converse(&mut stream, &settings, &Within::from_now(settings.timeout));
+        drop(stream);
+        writer.join().unwrap();
+        assert_eq!(result.unwrap_err().to_string(), "reply without `220`");
+    }
+
     #[test]
     fn what_arrived_unread_before_a_send_is_dropped_at_it() {
         use std::net::{TcpListener, TcpStream};
