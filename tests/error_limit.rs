@@ -192,3 +192,41 @@ fn an_address_excepted_is_neither_counted_nor_refused() {
     }
     assert_eq!(scanner.get("/").status, 429);
 }
+
+/// Behind a proxy `real_ip_from` trusts, each client it names is counted
+/// apart, and the proxy itself never: a malformed head, which names no
+/// one, is the proxy's (not the client's of the request before it on the
+/// connection), and refusing the proxy would refuse everyone behind it.
+#[test]
+fn behind_a_trusted_proxy_its_clients_are_counted_and_the_proxy_never() {
+    let asked = Arc::new(AtomicUsize::new(0));
+    let backend = origin(asked.clone());
+    let proxy = proxy_with(&backend, "real_ip_from = 127.0.0.0/8\n");
+    let get = |lb: &mut Client, path: &str, client: &str| {
+        lb.get_with(path, &[("X-Forwarded-For", client)]).status
+    };
+    // One more than the limit: each is counted once its connection's
+    // thread is done with it, the last perhaps after the check below.
+    for _ in 0..4 {
+        let mut lb = Client::connect_from(address(10), proxy.addr);
+        assert_eq!(get(&mut lb, "/", "192.0.2.1"), 200);
+        lb.send(b"GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(lb.response().status, 400);
+    }
+    let mut lb = Client::connect_from(address(10), proxy.addr);
+    assert_eq!(
+        get(&mut lb, "/", "192.0.2.1"),
+        200,
+        "charged another's errors"
+    );
+    for _ in 0..3 {
+        assert_eq!(get(&mut lb, "/missing", "192.0.2.2"), 404);
+    }
+    assert_eq!(get(&mut lb, "/", "192.0.2.2"), 429);
+    assert_eq!(get(&mut lb, "/", "192.0.2.3"), 200);
+    // Without a client named, the request is the proxy's: never refused.
+    for _ in 0..4 {
+        assert_eq!(lb.get("/missing").status, 404);
+    }
+    assert_eq!(lb.get("/").status, 200);
+}

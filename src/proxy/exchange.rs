@@ -71,6 +71,16 @@ fn secure_link_refusal(
     None
 }
 
+/// Whether `error_limit` counts and refuses the client of the request
+/// being served: not one `error_limit_except_from` names, nor a proxy
+/// `real_ip_from` trusts (a request it sends is a client's it names, or,
+/// when it names none, refusing it would refuse every client behind it).
+pub(super) fn error_limited(client: &Client, shared: &Shared) -> bool {
+    let config = &shared.config;
+    !config.error_limit_except_from.holds(client.real_ip)
+        && !config.real_ip_from.holds(client.real_ip)
+}
+
 /// A `Retry-After` field line for a wait: whole seconds, rounded up, at
 /// least one.
 fn retry_after(wait: Duration) -> Vec<u8> {
@@ -147,8 +157,7 @@ pub(super) fn exchange(
     // Before anything else is done for a client refused for its errors
     // (a redirect, a route's answer); after the ACME server's, which may
     // ask from an address shared with a scanner.
-    let errors = (shared.limiters.errors.as_ref())
-        .filter(|_| !shared.config.error_limit_except_from.holds(client.real_ip));
+    let errors = (shared.limiters.errors.as_ref()).filter(|_| error_limited(client, shared));
     if let Some(errors) = errors {
         if let Err(wait) = errors.admit(client.real_ip, Instant::now()) {
             client.error_limited = true;
