@@ -177,10 +177,19 @@ impl ConfigArgs {
     }
 }
 
+/// The configuration the command line names, built.
 fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
-    let flags = flags(args)?;
+    let loader = read(args)?;
+    let config = loader.build().map_err(Failure::usage)?;
+    Ok((config, loader))
+}
+
+/// The configuration the command line names, its values as written (see
+/// [`config::read`]).
+fn read(args: &ConfigArgs) -> Result<Loader, Failure> {
     let explicit = args.config.is_some();
-    config::load(&args.config_path(), explicit, inverso_env()?, &flags).map_err(Failure::usage)
+    config::read(&args.config_path(), explicit, inverso_env()?, &flags(args)?)
+        .map_err(Failure::usage)
 }
 
 /// The keys the command line sets: `(key, value, flag name)`.
@@ -243,10 +252,7 @@ fn run(args: &ConfigArgs) -> Result<(), Failure> {
 /// Only that key is read: the rest of the file need not build (a target
 /// whose name does not resolve must not keep the proxy from stopping).
 fn signal(action: Action, args: &ConfigArgs) -> Result<(), Failure> {
-    let explicit = args.config.is_some();
-    let flags = flags(args)?;
-    let loader = config::read(&args.config_path(), explicit, inverso_env()?, &flags)
-        .map_err(Failure::usage)?;
+    let loader = read(args)?;
     let Some(path) = loader.value_of("pid_file").filter(|p| !p.is_empty()) else {
         return Err(Failure::usage(anyhow::anyhow!(
             "{}: pid_file is not set: no process to signal",

@@ -1,7 +1,7 @@
 //! A configuration loaded the way the binary does: proxy.conf read from
 //! disk (a regular file, of bounded size), then the environment and flags.
 
-use super::{Config, ConfigError, Loader};
+use super::{ConfigError, Loader};
 use std::path::Path;
 
 /// Most configurations are a few dozen lines, but one may carry a country's
@@ -36,21 +36,10 @@ pub(super) fn read_bounded(path: &Path, what: &str) -> std::io::Result<String> {
 
 /// Reads a configuration the way the binary does: the file (if `path` is
 /// given it must exist; the default `proxy.conf` may be absent), then the
-/// environment, then flags `(key, value, flag name)`.
-pub fn load(
-    path: &Path,
-    path_is_explicit: bool,
-    env: impl IntoIterator<Item = (String, String)>,
-    flags: &[(&str, String, &str)],
-) -> Result<(Config, Loader), ConfigError> {
-    let loader = read(path, path_is_explicit, env, flags)?;
-    let config = loader.build()?;
-    Ok((config, loader))
-}
-
-/// [`load`]'s values as written, not built: for what needs one key
-/// alone (`inverso signal`'s `pid_file`), which a target's name that does
-/// not resolve, or a certificate's file gone, must not keep from it.
+/// environment, then flags `(key, value, flag name)`. The values as
+/// written, not built ([`Loader::build`]): what needs one key alone
+/// (`inverso signal`'s `pid_file`) is not kept from it by a target's name
+/// that does not resolve, or a certificate's file gone.
 pub fn read(
     path: &Path,
     path_is_explicit: bool,

@@ -54,7 +54,7 @@ use fields::FieldKey;
 pub use include::{InMemory, IncludeSource, Included, OnDisk};
 pub use keys::{Key, KEYS, MAX_HEADER_SIZE_CEILING, SECRET_KEYS};
 pub use listeners::{is_listener, target_at};
-pub use load::{load, read};
+pub use load::read;
 pub use loader::{Loader, Setting};
 pub use pools::{PoolConfig, DEFAULT_POOL, MAX_POOLS, POOL_KEYS};
 use std::net::{IpAddr, SocketAddr};
