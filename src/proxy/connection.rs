@@ -2,7 +2,7 @@
 //! each on the settings in force when it begins, logged once answered.
 
 use super::client::{linger, Client, HeadRead};
-use super::exchange::{error_limited, exchange};
+use super::exchange::{error_limit_of, exchange};
 use super::log_line::LogLine;
 use super::own_answer::refused_head;
 use super::{cached, first_line, starts_a_head_request, ConnWatch, Current, Inherited};
@@ -273,8 +273,7 @@ fn count_and_log(
     line: LogLine,
     timing: Timing,
 ) {
-    let errors = (shared.limiters.errors.as_ref()).filter(|_| error_limited(client, shared));
-    if let Some(errors) = errors {
+    if let Some(errors) = error_limit_of(client, shared) {
         let refused = client.error_limited;
         errors.note(client.real_ip, outcome.status, refused, Instant::now());
     }

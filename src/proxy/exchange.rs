@@ -15,6 +15,7 @@ use crate::auth::jwt_keys::{self, JwtKeys};
 use crate::auth::{self, jwt};
 use crate::config::Config;
 use crate::digits::push_field;
+use crate::error_limit::ErrorLimit;
 use crate::gzip;
 use crate::http::forward::FORWARDING_FIELDS;
 use crate::http::head::parse_request;
@@ -71,14 +72,17 @@ fn secure_link_refusal(
     None
 }
 
-/// Whether `error_limit` counts and refuses the client of the request
-/// being served: not one `error_limit_except_from` names, nor a proxy
-/// `real_ip_from` trusts (a request it sends is a client's it names, or,
-/// when it names none, refusing it would refuse every client behind it).
-pub(super) fn error_limited(client: &Client, shared: &Shared) -> bool {
+/// The `error_limit` that counts and refuses the client of the request
+/// being served, if any: none for one `error_limit_except_from` names,
+/// nor for a proxy `real_ip_from` trusts (a request it sends is a
+/// client's it names, or, when it names none, refusing it would refuse
+/// every client behind it).
+pub(super) fn error_limit_of<'s>(client: &Client, shared: &'s Shared) -> Option<&'s ErrorLimit> {
     let config = &shared.config;
-    !config.error_limit_except_from.holds(client.real_ip)
-        && !config.real_ip_from.holds(client.real_ip)
+    let errors = shared.limiters.errors.as_deref()?;
+    let spared = config.error_limit_except_from.holds(client.real_ip)
+        || config.real_ip_from.holds(client.real_ip);
+    (!spared).then_some(errors)
 }
 
 /// A `Retry-After` field line for a wait: whole seconds, rounded up, at
@@ -157,8 +161,7 @@ pub(super) fn exchange(
     // Before anything else is done for a client refused for its errors
     // (a redirect, a route's answer); after the ACME server's, which may
     // ask from an address shared with a scanner.
-    let errors = (shared.limiters.errors.as_ref()).filter(|_| error_limited(client, shared));
-    if let Some(errors) = errors {
+    if let Some(errors) = error_limit_of(client, shared) {
         if let Err(wait) = errors.admit(client.real_ip, Instant::now()) {
             client.error_limited = true;
             shared.metrics.error_limited.fetch_add(1, Ordering::Relaxed);

@@ -107,8 +107,6 @@ fn error_limit_for(config: &Config, running: Option<&Shared>) -> Option<Arc<Erro
     let rate = config.error_limit?;
     let statuses = &config.error_limit_statuses;
     let kept = running.and_then(|old| old.limiters.errors.clone());
-    match kept.filter(|kept| kept.is(rate, statuses)) {
-        Some(kept) => Some(kept),
-        None => Some(Arc::new(ErrorLimit::new(rate, statuses.clone()))),
-    }
+    let kept = kept.filter(|kept| kept.is(rate, statuses));
+    Some(kept.unwrap_or_else(|| Arc::new(ErrorLimit::new(rate, statuses.clone()))))
 }
