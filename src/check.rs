@@ -166,7 +166,11 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             writeln!(out, "# acme_domains {}", config::printable(&line))?;
         }
         let reached = match acme.challenge {
-            inverso::acme::Challenge::Http01 => Some((config.port, "`port`", 80)),
+            // Answered on every plain HTTP listener: `listen`'s too.
+            inverso::acme::Challenge::Http01 => {
+                let on_80 = config.listen.iter().any(|l| l.port() == 80);
+                Some((if on_80 { 80 } else { config.port }, "`port`", 80))
+            }
             inverso::acme::Challenge::TlsAlpn01 => {
                 Some((config.tls_port.unwrap_or(443), "tls_port", 443))
             }

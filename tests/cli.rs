@@ -1557,6 +1557,16 @@ fn check_says_where_the_acme_certificate_comes_from_and_when_it_is_renewed() {
         stdout.contains("on its port 80 (http-01): it must reach `port` 8080"),
         "{stdout}"
     );
+    // Every plain HTTP listener answers the challenge: `listen`'s too.
+    std::fs::write(
+        dir.path().join("proxy.conf"),
+        format!("{text}listen = 80\n"),
+    )
+    .unwrap();
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("acme_domains shop.test"), "{stdout}");
+    assert!(!stdout.contains("it must reach"), "{stdout}");
     // A certificate kept: 90 days from a day ago, renewed 30 before.
     let key = rcgen::KeyPair::generate().unwrap();
     let names = vec!["shop.test".to_string(), "www.shop.test".to_string()];

@@ -2666,6 +2666,79 @@ fn with_reuse_port_a_proxy_that_drains_leaves_the_admin_port_at_once_too() {
     assert!(new.shutdown(Duration::from_secs(5)));
 }
 
+// ---------------------------------------------------------------- listen
+
+#[test]
+fn listen_serves_http_on_more_addresses_as_on_port() {
+    let a = Backend::echo("a");
+    let text = format!(
+        "targets = {}\nlisten = 127.0.0.1:0, 127.0.0.1:0\n\
+         request_header.X-Arrived-On = $server_addr:$server_port\n",
+        a.addr
+    );
+    let mut proxy = start_proxy(&[a.addr], from_file(&text));
+    let more = proxy.handle().listen_addrs();
+    assert_eq!(more.len(), 2);
+    let all: Vec<SocketAddr> = std::iter::once(proxy.addr).chain(more.clone()).collect();
+    assert!(
+        all[0] != all[1] && all[1] != all[2] && all[0] != all[2],
+        "{all:?}"
+    );
+    for (i, &addr) in all.iter().enumerate() {
+        let r = Client::connect(addr).get(&format!("/on/{i}"));
+        assert_eq!(r.status, 200, "on {addr}");
+    }
+    // Each request says which listener took it, as nginx's `$server_port`.
+    let arrived: Vec<String> = (a.seen().iter())
+        .map(|s| s.field_or("x-arrived-on", "-"))
+        .collect();
+    let expected: Vec<String> = all.iter().map(SocketAddr::to_string).collect();
+    assert_eq!(arrived, expected);
+
+    // A change waits for a restart; the addresses listened on stay.
+    let mut next = proxy.config_for(&[a.addr], from_file(&text));
+    next.listen = vec![SocketAddr::from(([127, 0, 0, 1], 0))];
+    let reloaded = proxy.handle().control().reload(next).unwrap();
+    assert_eq!(reloaded.needs_restart, ["listen"]);
+    assert_eq!(proxy.handle().listen_addrs(), more);
+    assert_eq!(Client::connect(more[1]).get("/after").status, 200);
+
+    // A target at one of them is refused: requests would loop.
+    let mut looping = proxy.config_for(&[a.addr], from_file(&text));
+    looping.targets = vec![target(a.addr), target(more[0])];
+    let e = proxy.handle().control().reload(looping).unwrap_err();
+    assert!(e.to_string().contains(&more[0].to_string()), "{e}");
+
+    // A stop leaves every one of them.
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    for addr in all {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{addr} still taken"
+        );
+    }
+}
+
+#[test]
+fn a_listen_address_that_cannot_be_bound_stops_the_start_naming_it() {
+    let a = Backend::echo("a");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap();
+    let mut config = inverso::Config::with_targets(vec![target(a.addr)]);
+    config.bind = [127, 0, 0, 1].into();
+    config.port = 0;
+    config.listen = vec![at];
+    (config.log_to_stdout, config.path_to_log) = (false, None);
+    config.path_to_persistence = None;
+    match inverso::Server::start(config) {
+        Err(e @ inverso::server::StartError::ListenBind { .. }) => {
+            assert!(e.to_string().contains(&format!("{at} (listen)")), "{e}")
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("started with {at} taken"),
+    }
+}
+
 #[test]
 fn empty_lines_between_requests_start_the_head_and_its_timeout() {
     // keepalive_timeout is how long a connection waits for its next

@@ -2,7 +2,7 @@
 //! together mean nothing, or other than they say, are refused or warned
 //! of; and the TLS settings those checks let through are made.
 
-use super::listeners::{listeners_overlap, target_at};
+use super::listeners::{clashes, listeners_overlap, target_at};
 use super::pools::Scope;
 use super::{printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, Origin};
 use crate::auth::jwt_keys;
@@ -622,6 +622,30 @@ impl Loader {
         })
     }
 
+    /// Each of `listen`'s addresses can be bound beside the proxy's other
+    /// listeners and `listen`'s others (refused here, not as a bind error
+    /// once `check` has said the configuration is fine).
+    pub(super) fn check_listen(&self, config: &Config) -> Result<(), ConfigError> {
+        let others = [
+            Some(("port", config.listen_addr())),
+            config.tls_addr().map(|a| ("tls_port", a)),
+            config.admin_addr().map(|a| ("admin_port", a)),
+        ];
+        for (i, &addr) in config.listen.iter().enumerate() {
+            let earlier = config.listen[..i].iter().map(|&a| ("listen", a));
+            if let Some((key, at)) = (others.into_iter().flatten())
+                .chain(earlier)
+                .find(|&(_, at)| clashes(addr, at))
+            {
+                return Err(self.refused(
+                    "listen",
+                    format!("{addr} takes the connections of {at} (`{key}`)"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The checks of what one pool of backends is given: the top-level
     /// keys' (`scope`), or a `pool.<name>`'s.
     pub(super) fn check_backends(
@@ -632,17 +656,19 @@ impl Loader {
         // A target that is this proxy's own listener: the first request
         // would be forwarded to itself, again and again, until every
         // connection slot is taken.
-        if config.port != 0 {
-            if let Some(t) = target_at(config.listen_addr(), &config.targets) {
-                return Err(self.refused_in(
-                    scope,
-                    "targets",
-                    format!(
-                        "{} is this proxy's own address (bind {}, port {}): requests would loop",
-                        t.name, config.bind, config.port
-                    ),
-                ));
-            }
+        let own = (config.http_addrs().into_iter()).filter(|at| at.port() != 0);
+        if let Some((t, at)) = own
+            .into_iter()
+            .find_map(|at| target_at(at, &config.targets).map(|t| (t, at)))
+        {
+            return Err(self.refused_in(
+                scope,
+                "targets",
+                format!(
+                    "{} is this proxy's own address ({at}): requests would loop",
+                    t.name
+                ),
+            ));
         }
         // A probe is a GET or a connect alone; with both asked for, which
         // one was meant cannot be told.

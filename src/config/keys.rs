@@ -92,6 +92,15 @@ pub const KEYS: &[Key] = &[
                 .map_err(|_| format!("`{v}` is not an IP address"))
         },
     },
+    // After `bind`, the address of those written as a port alone.
+    Key {
+        name: "listen",
+        default: "",
+        help: "more addresses plain HTTP is served on as on `port` (nginx's further `listen` \
+               lines, HAProxy's `bind`s), comma separated PORT (on `bind`), ADDR:PORT or \
+               [IPv6]:PORT; needs a restart; empty = `bind:port` alone",
+        apply: |c, v| super::listeners::parse_listen(v, c.bind).map(|l| c.listen = l),
+    },
     // Before `targets`, whose `srv:` names are looked up as it is read.
     Key {
         name: "resolver",

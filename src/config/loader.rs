@@ -353,6 +353,7 @@ impl Loader {
         {
             return Err(self.refused("admin_port", format!("{} is also `port`", config.port)));
         }
+        self.check_listen(&config)?;
         self.check_tls(&mut config)?;
         self.backend_tls_for(&mut config, Scope::Top)?;
         self.check_backends(&config, Scope::Top)?;

@@ -77,6 +77,8 @@ pub use values::{
 pub struct Config {
     pub port: u16,
     pub bind: IpAddr,
+    /// `listen`: more addresses plain HTTP is served on, as `port` is.
+    pub listen: Vec<SocketAddr>,
     pub targets: Vec<Target>,
     /// `pool.<name>`: the other pools of backends, in the order written;
     /// none but `targets` when no such key is set.
@@ -548,6 +550,7 @@ impl Config {
         Config {
             port: 0,
             bind: IpAddr::from([0, 0, 0, 0]),
+            listen: Vec::new(),
             targets: Vec::new(),
             pools: Vec::new(),
             routes: Arc::default(),
@@ -760,6 +763,13 @@ impl Config {
 
     pub fn listen_addr(&self) -> SocketAddr {
         SocketAddr::new(self.bind, self.port)
+    }
+
+    /// Every address plain HTTP is served on: `bind:port`, then `listen`'s.
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        let mut addrs = vec![self.listen_addr()];
+        addrs.extend(&self.listen);
+        addrs
     }
 
     /// Other targets tried after a failure: `retries`, or by default

@@ -5,7 +5,7 @@
 //! of the TLS clients whose hello asks for that host (nginx's
 //! `ssl_preread`). In the file only.
 
-use super::listeners::listeners_overlap;
+use super::listeners::clashes;
 use super::pools::{index_named, on_line, PoolConfig};
 use super::{Balance, Config, ConfigError, Loader, Origin, Setting};
 use crate::routes::{parse_host, HostPattern};
@@ -490,7 +490,9 @@ fn parse(
             continue;
         }
         match word.split_once('=') {
-            Some(("listen", at)) if listen.is_none() => listen = Some(listen_at(at, bind)?),
+            Some(("listen", at)) if listen.is_none() => {
+                listen = Some(listen_at(at, bind).map_err(|e| format!("listen={e}"))?)
+            }
             Some(("alpn", names)) if alpn.is_none() => {
                 alpn = Some(crate::tls::alpn::parse_list(names)?)
             }
@@ -608,14 +610,15 @@ fn count_of_datagrams(option: &str, value: &str, least: u32) -> Result<u32, Stri
     }
 }
 
-/// `PORT` (on `bind`), `ADDR:PORT` or `[V6]:PORT`.
-fn listen_at(at: &str, bind: IpAddr) -> Result<SocketAddr, String> {
+/// `PORT` (on `bind`), `ADDR:PORT` or `[V6]:PORT`: a stream's `listen=`,
+/// and each address of the `listen` key.
+pub(super) fn listen_at(at: &str, bind: IpAddr) -> Result<SocketAddr, String> {
     if let Ok(port) = at.parse::<u16>() {
         return Ok(SocketAddr::new(bind, port));
     }
     at.parse::<SocketAddr>().map_err(|_| {
         format!(
-            "listen={}: expected a port (on `bind`'s address), ADDR:PORT or [IPv6]:PORT",
+            "{}: expected a port (on `bind`'s address), ADDR:PORT or [IPv6]:PORT",
             at.escape_debug()
         )
     })
@@ -676,16 +679,14 @@ fn check_pool(stream: &StreamListener, pool_name: &str, pool: &Config) -> Result
 /// is (DNS takes port 53 of both; port 0 takes a free port each: never
 /// another's).
 fn taken_by(stream: &StreamListener, top: &Config, streams: &[StreamListener]) -> Option<String> {
-    let port = stream.listen.port();
-    let clash = |addr: SocketAddr| {
-        port != 0 && addr.port() == port && listeners_overlap(addr.ip(), stream.listen.ip())
-    };
+    let clash = |addr: SocketAddr| clashes(stream.listen, addr);
     let own = [
         Some(("port", top.listen_addr())),
         top.tls_addr().map(|a| ("tls_port", a)),
         top.admin_addr().map(|a| ("admin_port", a)),
     ];
-    let of_tcp = own.into_iter().flatten().filter(|_| !stream.udp);
+    let listen = top.listen.iter().map(|&a| ("listen", a));
+    let of_tcp = (own.into_iter().flatten().chain(listen)).filter(|_| !stream.udp);
     if let Some((key, _)) = of_tcp.into_iter().find(|(_, a)| clash(*a)) {
         return Some(format!("`{key}`"));
     }

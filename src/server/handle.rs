@@ -29,6 +29,8 @@ pub struct ServerHandle {
     pub(super) cache: Option<Arc<Cache>>,
     pub(super) admin: Option<Admin>,
     pub(super) workers: Arc<Workers>,
+    /// Those of each of `listen`'s addresses.
+    pub(super) listen_workers: Vec<Arc<Workers>>,
     /// Those of `tls_port`, when it is on.
     pub(super) tls_workers: Option<Arc<Workers>>,
     /// Those of each `stream.<name>`, by its name.
@@ -58,6 +60,11 @@ impl ServerHandle {
     /// The address the server accepts connections on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The addresses of `listen`, as bound (a port 0 given its number).
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listen_workers.iter().map(|w| w.local_addr()).collect()
     }
 
     /// The address HTTPS is accepted on, when `tls_port` is set.
@@ -125,6 +132,7 @@ impl ServerHandle {
         // Every thread blocked in `accept` returns (EINVAL) and sees the flag.
         let streams = self.stream_workers.iter().map(|(_, w)| w);
         for workers in std::iter::once(&self.workers)
+            .chain(&self.listen_workers)
             .chain(&self.tls_workers)
             .chain(streams)
         {

@@ -92,8 +92,9 @@ struct Inner {
     next_id: AtomicU64,
     /// What accepted sockets come with (see `set_inherited_options`).
     inherited: Inherited,
-    /// The address actually listened on (a reload keeps it).
-    listening: SocketAddr,
+    /// The addresses plain HTTP is actually served on, `port`'s first (a
+    /// reload keeps them).
+    listening: Vec<SocketAddr>,
 }
 
 /// What the client connections are doing, counted for the admin

@@ -113,6 +113,7 @@ impl Control {
             worker_priority,
             defer_accept,
             reuse_port,
+            listen,
             path_to_persistence,
             pid_file
         );
@@ -155,15 +156,16 @@ impl Control {
         if let Some(why) = next.log_shares_snapshot() {
             return refused(ReloadError::LogIsSnapshot(why));
         }
-        // Checked by the file's `port` as it was loaded; the port listened
-        // on is the running one, which a reload keeps.
-        let listening = self.inner.listening;
-        if let Some(t) =
-            (next.pool_configs()).find_map(|c| config::target_at(listening, &c.targets))
+        // Checked by the file's `port` and `listen` as it was loaded; the
+        // addresses listened on are the running ones, which a reload keeps.
+        let listening = &self.inner.listening;
+        if let Some((t, at)) = (next.pool_configs())
+            .flat_map(|c| listening.iter().map(move |&at| (c, at)))
+            .find_map(|(c, at)| config::target_at(at, &c.targets).map(|t| (t, at)))
         {
             return refused(ReloadError::Loop {
                 target: t.name.clone(),
-                listening: self.inner.listening,
+                listening: at,
             });
         }
         let syslog = Syslog::of(&next);
@@ -316,7 +318,7 @@ impl Control {
             let shared = self.inner.current.get();
             let mut failures = self.inner.lookup_failures.lock();
             let targets: Vec<_> = shared.config.all_targets().cloned().collect();
-            resolve::look_up(&targets, resolve, self.inner.listening, &mut failures)
+            resolve::look_up(&targets, resolve, &self.inner.listening, &mut failures)
         };
         if changes.is_empty() {
             return 0;

@@ -34,6 +34,8 @@ use std::sync::Arc;
 pub enum StartError {
     #[error("cannot listen on {addr}: {error}")]
     Bind { addr: SocketAddr, error: io::Error },
+    #[error("cannot listen on {addr} (listen): {error}")]
+    ListenBind { addr: SocketAddr, error: io::Error },
     #[error("cannot listen on {addr} (tls_port): {error}")]
     TlsBind { addr: SocketAddr, error: io::Error },
     #[error("cannot listen on {addr} (admin): {error}")]
@@ -91,11 +93,21 @@ impl Server {
             ),
             None => None,
         };
+        let more_listeners = (config.listen.iter())
+            .map(|&addr| {
+                bind(addr, config.reuse_port)
+                    .map_err(|error| StartError::ListenBind { addr, error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let (stream_listeners, udp_sockets) = bind_streams(&config)?;
         let addr = listener.local_addr().map_err(|error| StartError::Bind {
             addr: config.listen_addr(),
             error,
         })?;
+        let listening = std::iter::once(Ok(addr))
+            .chain(more_listeners.iter().map(TcpListener::local_addr))
+            .collect::<io::Result<Vec<_>>>()
+            .map_err(|error| StartError::Bind { addr, error })?;
         let worker_priority = config.worker_priority;
         let inherited =
             set_inherited_options(&listener, config.connection_timeout, config.defer_accept);
@@ -179,7 +191,7 @@ impl Server {
             drained: Condvar::new(),
             next_id: AtomicU64::new(0),
             inherited,
-            listening: addr,
+            listening,
         });
         let first = inner.current.get();
         first.mirrors.attach(&inner.current);
@@ -194,6 +206,10 @@ impl Server {
         // listen before any is served, so that none fails with another
         // already taking connections.
         start_listening(&listener).map_err(|error| StartError::Bind { addr, error })?;
+        for more in &more_listeners {
+            let addr = more.local_addr().unwrap_or(addr);
+            start_listening(more).map_err(|error| StartError::ListenBind { addr, error })?;
+        }
         if let Some(tls) = &tls_listener {
             let addr = tls.local_addr().unwrap_or(addr);
             start_listening(tls).map_err(|error| StartError::TlsBind { addr, error })?;
@@ -216,6 +232,18 @@ impl Server {
             Listening::Http,
         )?;
         log::info!("listening on {addr}");
+        let mut listen_workers = Vec::with_capacity(more_listeners.len());
+        for listener in more_listeners {
+            let inherited = set_inherited_options(&listener, inherited.timeout, inherited.deferred);
+            let workers = Workers::start(
+                (listener, inherited),
+                &inner,
+                worker_priority,
+                Listening::Http,
+            )?;
+            log::info!("listening on {} (listen)", workers.local_addr());
+            listen_workers.push(workers);
+        }
         let tls_workers = match tls_listener {
             Some(listener) => {
                 let inherited =
@@ -265,6 +293,7 @@ impl Server {
             cache,
             admin,
             workers,
+            listen_workers,
             tls_workers,
             stream_workers,
             udp_streams,

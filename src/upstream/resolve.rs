@@ -153,12 +153,12 @@ fn names(targets: &[Target]) -> Vec<(&str, Vec<SocketAddr>)> {
 /// another order is no change). A name that does not resolve keeps the
 /// addresses it had (DNS down for a moment must not take a backend away),
 /// with a warning at most once a minute per name; so does one of which
-/// an address is now `own`, the address the proxy listens on (requests
-/// would loop, which a reload refuses too).
+/// an address is now one of `own`, the addresses the proxy serves HTTP
+/// on (requests would loop, which a reload refuses too).
 pub fn look_up(
     targets: &[Target],
     resolve: &Resolve<'_>,
-    own: SocketAddr,
+    own: &[SocketAddr],
     failures: &mut Failures,
 ) -> Vec<Change> {
     failures.keep_only(targets);
@@ -193,9 +193,9 @@ pub fn look_up(
 }
 
 /// The addresses an answer gives (see [`config::addresses_of`]), unless
-/// there are none or one is the proxy's own (`own`, as
+/// there are none or one is the proxy's own (one of `own`, as
 /// [`config::is_listener`] tells).
-fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
+fn usable(answer: Vec<SocketAddr>, own: &[SocketAddr]) -> io::Result<Addresses> {
     let found = config::addresses_of(answer);
     if found.used.is_empty() {
         return Err(io::Error::new(
@@ -206,7 +206,7 @@ fn usable(answer: Vec<SocketAddr>, own: SocketAddr) -> io::Result<Addresses> {
     match found
         .used
         .iter()
-        .find(|&&addr| config::is_listener(own, addr))
+        .find(|&&addr| own.iter().any(|&own| config::is_listener(own, addr)))
     {
         Some(addr) => Err(io::Error::other(format!(
             "it now resolves to {addr}, this proxy's own address (requests would loop)"
@@ -309,7 +309,7 @@ mod tests {
                 other => panic!("{other} is an address, never looked up"),
             }
         };
-        let changes = look_up(&targets, &resolve, OWN, &mut Failures::default());
+        let changes = look_up(&targets, &resolve, &[OWN], &mut Failures::default());
         assert_eq!(asked.load(Ordering::SeqCst), 2);
         assert_eq!(
             changes,
@@ -331,16 +331,16 @@ mod tests {
         let targets = [target("app:80", "10.0.0.5:80")];
         let mut failures = Failures::default();
         let down = |_: &str| -> io::Result<Vec<SocketAddr>> { Err(io::ErrorKind::NotFound.into()) };
-        assert!(look_up(&targets, &down, OWN, &mut failures).is_empty());
-        assert!(look_up(&targets, &down, OWN, &mut failures).is_empty());
+        assert!(look_up(&targets, &down, &[OWN], &mut failures).is_empty());
+        assert!(look_up(&targets, &down, &[OWN], &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1);
         let up =
             |_: &str| -> io::Result<Vec<SocketAddr>> { Ok(vec!["10.0.0.5:80".parse().unwrap()]) };
-        assert!(look_up(&targets, &up, OWN, &mut failures).is_empty());
+        assert!(look_up(&targets, &up, &[OWN], &mut failures).is_empty());
         assert!(failures.0.is_empty(), "the failure ended");
         // A name a reload removed is forgotten.
-        look_up(&targets, &down, OWN, &mut failures);
-        look_up(&[], &down, OWN, &mut failures);
+        look_up(&targets, &down, &[OWN], &mut failures);
+        look_up(&[], &down, &[OWN], &mut failures);
         assert!(failures.0.is_empty());
     }
 
@@ -351,7 +351,7 @@ mod tests {
         let home = |_: &str| -> io::Result<Vec<SocketAddr>> {
             Ok(vec!["127.0.0.1:8080".parse().unwrap()])
         };
-        assert!(look_up(&targets, &home, OWN, &mut failures).is_empty());
+        assert!(look_up(&targets, &home, &[OWN], &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1, "said as a failure");
     }
 
@@ -383,7 +383,7 @@ mod tests {
         let mut failures = Failures::default();
         let mut step = |targets: &mut Vec<Target>, now: &[&str]| {
             *answer.lock().unwrap() = addrs(now);
-            let changes = look_up(targets, &resolve, OWN, &mut failures);
+            let changes = look_up(targets, &resolve, &[OWN], &mut failures);
             assert_eq!(apply(targets, &changes), changes.len());
             changes
         };
@@ -458,11 +458,11 @@ mod tests {
         let home = |_: &str| -> io::Result<Vec<SocketAddr>> {
             Ok(addrs(&["10.0.0.5:8080", "127.0.0.1:8080"]))
         };
-        assert!(look_up(&targets, &home, OWN, &mut failures).is_empty());
+        assert!(look_up(&targets, &home, &[OWN], &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1, "said as a failure");
         // Nor is an empty answer.
         let empty = |_: &str| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
-        assert!(look_up(&targets, &empty, OWN, &mut failures).is_empty());
+        assert!(look_up(&targets, &empty, &[OWN], &mut failures).is_empty());
     }
 
     #[test]
@@ -473,7 +473,7 @@ mod tests {
                 .map(|i| SocketAddr::from(([10, 0, 1, i], 80)))
                 .collect())
         };
-        let changes = look_up(&targets, &many, OWN, &mut Failures::default());
+        let changes = look_up(&targets, &many, &[OWN], &mut Failures::default());
         assert_eq!(changes[0].now.len(), config::MAX_ADDRESSES_PER_NAME);
         assert_eq!(changes[0].left_out, 2);
         assert!(
