@@ -323,6 +323,7 @@ pub fn routes(data: &[u8]) {
             target,
             headers: &headers,
             client: std::net::Ipv4Addr::LOCALHOST.into(),
+            listener: (std::net::Ipv4Addr::UNSPECIFIED, 8080).into(),
         };
         // No request, no condition met (a negated one neither) but on the
         // path alone; a stored GET never came through a route that sends

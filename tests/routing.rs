@@ -1002,6 +1002,47 @@ fn a_route_may_take_only_the_requests_that_meet_its_condition() {
 }
 
 #[test]
+fn a_listen_condition_gives_a_listener_routes_of_its_own() {
+    // A public port and an internal one (HAProxy's two frontends, nginx's
+    // two `server` blocks): `/admin/` is served on the internal one alone,
+    // and `/` by another pool there.
+    let (public, internal) = (cacheable_echo("public"), cacheable_echo("internal"));
+    let main = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = main.local_addr().unwrap().port();
+    let text = format!(
+        "port = {port}\nbind = 127.0.0.1\nlisten = 127.0.0.1:0\n\
+         targets = {}\npool.internal = {}\n\
+         route./ if not listen {port} = internal\n\
+         route./admin/ if listen 127.0.0.1:{port} = return 404\n\
+         route./admin/ = internal\n",
+        public.addr, internal.addr
+    );
+    let mut loader = inverso::config::Loader::new();
+    loader.file("proxy.conf", &text).unwrap();
+    let mut config = loader.build().unwrap();
+    (config.log_to_stdout, config.path_to_log) = (false, None);
+    config.path_to_persistence = None;
+    config.cache_size = 1 << 20;
+    let handle = inverso::Server::start_on(main, config).unwrap();
+    let (at_port, at_listen) = (handle.local_addr(), handle.listen_addrs()[0]);
+    let get = |addr: SocketAddr, path: &str| {
+        let r = Client::connect(addr).get(path);
+        (r.status, r.header("x-backend").unwrap_or("-").to_string())
+    };
+    for _ in 0..2 {
+        assert_eq!(get(at_port, "/page"), (200, "public".into()));
+        assert_eq!(get(at_listen, "/page"), (200, "internal".into()));
+        assert_eq!(get(at_port, "/admin/users").0, 404);
+        assert_eq!(get(at_listen, "/admin/users"), (200, "internal".into()));
+    }
+    // One URL, two pools by listener: the conditional route's requests
+    // go around the cache (never answered with what `public` stored),
+    // the others are cached as usual.
+    assert_eq!((public.requests(), internal.requests()), (1, 3));
+    assert!(handle.shutdown(Duration::from_secs(5)));
+}
+
+#[test]
 fn a_route_on_what_the_path_ends_in_or_matches_takes_those_paths_and_is_cached() {
     // HAProxy's classic `acl static path_end .jpg .css` with `use_backend
     // static if static`, and nginx's `location ~ \.php(/|$) { return 403; }`.

@@ -197,6 +197,7 @@ pub(super) fn exchange(
         target: &target,
         headers: &head.headers,
         client: client.real_ip,
+        listener: client.server,
     };
     let routes = &shared.config.routes;
     client.route = match routes.route_asked(head.authority(), &target, Lookup::Request(&asked)) {

@@ -13,7 +13,7 @@ use crate::realip::Cidr;
 use crate::rewrite::Pattern;
 use crate::upstream::balancer::stable_hash;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Longest value a condition compares with.
 const MAX_VALUE_LEN: usize = 256;
@@ -33,6 +33,9 @@ pub struct Asked<'a> {
     /// The client's address as the access lists see it (after
     /// `proxy_protocol` and `real_ip_from`).
     pub client: IpAddr,
+    /// The listener the connection came to (`port`, `tls_port` or one of
+    /// `listen`), as bound: never what a PROXY header says.
+    pub listener: SocketAddr,
 }
 
 /// Whom a route is looked up for, as its condition sees it.
@@ -95,6 +98,10 @@ pub enum Condition {
     PathReg(Pattern),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
+    /// A connection to one of these listeners: HAProxy's frontends, each
+    /// with its own `bind` lines and rules; nginx's `server` blocks, each
+    /// with its own `listen`.
+    Listener(Box<[ListenerAt]>),
     /// The clients whose address hashes into the first this many
     /// hundredths (nginx's `split_clients`): a client stays in its share.
     Share(u8),
@@ -104,6 +111,46 @@ pub enum Condition {
     /// Each of these (`if cookie canary 1 and not method POST`); none is
     /// itself a conjunction.
     All(Box<[Condition]>),
+}
+
+/// A listener a `listen` condition names: a port on whichever address,
+/// or one address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ListenerAt {
+    Port(u16),
+    Addr(SocketAddr),
+}
+
+impl ListenerAt {
+    fn parse(at: &str) -> Result<ListenerAt, String> {
+        if let Ok(port) = at.parse::<u16>() {
+            return Ok(ListenerAt::Port(port));
+        }
+        match at.parse::<SocketAddr>() {
+            Ok(addr) => Ok(ListenerAt::Addr(crate::proxy::canonical(addr))),
+            Err(_) => Err(format!(
+                "`listen {}`: a listener is a PORT (on any address), ADDR:PORT or [IPv6]:PORT, \
+                 comma separated (`listen 8081`, `listen 10.0.0.5:80`)",
+                at.escape_debug()
+            )),
+        }
+    }
+
+    fn takes(self, listener: SocketAddr) -> bool {
+        match self {
+            ListenerAt::Port(port) => listener.port() == port,
+            ListenerAt::Addr(addr) => crate::proxy::canonical(listener) == addr,
+        }
+    }
+}
+
+impl fmt::Display for ListenerAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenerAt::Port(port) => write!(f, "{port}"),
+            ListenerAt::Addr(addr) => write!(f, "{addr}"),
+        }
+    }
 }
 
 /// Where a `path_beg`, `path_end` or `path_sub` text is looked for.
@@ -206,6 +253,7 @@ impl Condition {
                      `if header_reg <Name> <pattern>`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
                      `if client <address or block>[,...]`, `if share <N>%`, \
+                     `if listen [<address>:]<port>[,...]`, \
                      `if path_beg [-i] <beginning>[,...]`, `if path_end <ending>[,...]`, \
                      `if path_sub [-i] <text>[,...]` or `if path_reg <pattern>`, or one of \
                      these negated (`if not cookie beta`)";
@@ -284,6 +332,17 @@ impl Condition {
                     .map(Cidr::parse)
                     .collect::<Result<Vec<Cidr>, String>>()?;
                 Ok(Condition::Client(blocks.into()))
+            }
+            ["listen", list] => {
+                let mut listeners = (list.split(','))
+                    .map(ListenerAt::parse)
+                    .collect::<Result<Vec<_>, String>>()?;
+                listeners.sort();
+                listeners.dedup();
+                if listeners.len() > MAX_TEXTS {
+                    return Err(format!("`listen {list}`: up to {MAX_TEXTS} listeners"));
+                }
+                Ok(Condition::Listener(listeners.into()))
             }
             [keyword @ ("path_beg" | "path_end" | "path_sub"), list]
             | [keyword @ ("path_beg" | "path_end" | "path_sub"), "-i", list] => {
@@ -403,6 +462,7 @@ impl Condition {
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
             Condition::Share(percent) => share_of(asked.client) < *percent,
+            Condition::Listener(at) => at.iter().any(|at| at.takes(asked.listener)),
             Condition::PathText(..) | Condition::PathReg(_) => self.holds_for_path(path),
             Condition::Not(negated) => !negated.holds(asked, path),
             Condition::All(each) => each.iter().all(|c| c.holds(asked, path)),
@@ -465,6 +525,10 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
+            Condition::Listener(at) => {
+                let at: Vec<String> = at.iter().map(ListenerAt::to_string).collect();
+                return write!(f, "listen {}", at.join(","));
+            }
             // `-i` shown where it is not the keyword's own way.
             Condition::PathText(how, any_case, texts) => {
                 let flag = match *any_case && *how != PathMatch::Ends {
@@ -494,6 +558,44 @@ mod tests {
             target: "/p?beta=1&x&q=a%20b",
             headers,
             client: client.parse().unwrap(),
+            listener: ([0, 0, 0, 0], 8080).into(),
+        }
+    }
+
+    #[test]
+    fn listen_takes_the_connections_to_its_listeners() {
+        let headers = Headers::new();
+        let on = |listener: &str| Asked {
+            listener: listener.parse().unwrap(),
+            ..asked("GET", &headers, "10.1.2.3")
+        };
+        let holds = |text: &str, listener: &str| {
+            let condition = Condition::parse(text).unwrap();
+            condition.met(Lookup::Request(&on(listener)), "/p")
+        };
+        assert!(holds("listen 8081", "0.0.0.0:8081"));
+        assert!(holds("listen 8081", "[::]:8081"));
+        assert!(!holds("listen 8081", "0.0.0.0:8080"));
+        assert!(holds("listen 10.0.0.5:80,8081", "10.0.0.5:80"));
+        assert!(!holds("listen 10.0.0.5:80", "10.0.0.6:80"));
+        // As a dual-stack socket writes an IPv4 address, or as written.
+        assert!(holds("listen 10.0.0.5:80", "[::ffff:10.0.0.5]:80"));
+        assert!(holds("listen [::ffff:10.0.0.5]:80", "10.0.0.5:80"));
+        assert!(holds("listen [::1]:80", "[::1]:80"));
+        assert!(holds("not listen 8081", "0.0.0.0:8080"));
+        // No request, no listener: a bare lookup and a stored GET meet
+        // none, and such a route sends its requests around the cache.
+        let condition = Condition::parse("listen 8081").unwrap();
+        assert!(!condition.met(Lookup::Bare, "/p"));
+        assert!(!condition.met(Lookup::StoredGet, "/p"));
+        assert!(condition.reads_past_the_key());
+        // Shown sorted, each once, as a key would write it.
+        let shown = Condition::parse("listen 8081,10.0.0.5:80,8081").unwrap();
+        assert_eq!(shown.to_string(), "listen 8081,10.0.0.5:80");
+        assert_eq!(Condition::parse(&shown.to_string()), Ok(shown));
+        for bad in ["listen host:80", "listen 70000", "listen 8081,", "listen"] {
+            let e = Condition::parse(bad).unwrap_err();
+            assert!(e.contains("listen"), "{bad}: {e}");
         }
     }
 

@@ -277,6 +277,7 @@ mod tests {
                 target: "/",
                 headers,
                 client: "127.0.0.1".parse().unwrap(),
+                listener: ([0, 0, 0, 0], 8080).into(),
             };
             let index = r
                 .route_asked(None, target, Lookup::Request(&asked))
@@ -330,6 +331,7 @@ mod tests {
                 target: "/",
                 headers,
                 client: client.parse().unwrap(),
+                listener: ([0, 0, 0, 0], 8080).into(),
             }
         }
         use crate::http::Headers;
