@@ -64,6 +64,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     }
     let named = (loader.pool_and_route_settings())
         .chain(loader.rewrite_settings())
+        .chain(loader.deny_settings())
         .chain(loader.stream_settings());
     for (key, setting) in named {
         let line = format!(
@@ -78,6 +79,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         writeln!(out, "{line}")?;
     }
     write_pools(&mut out, &config)?;
+    write_denials(&mut out, &config, &loader)?;
     write_rewrites(&mut out, &config, &loader)?;
     write_streams(&mut out, &config)?;
     if let Some(syslog) = inverso::access_log::Syslog::of(&config) {
@@ -434,6 +436,33 @@ fn write_rewrites(
         writeln!(
             out,
             "# rewrite {} ({}): {rule_text}",
+            rule.name(),
+            setting.origin
+        )?;
+    }
+    Ok(())
+}
+
+/// `check`'s account of the `deny.<name>` rules: each with its line and
+/// what it refuses, in the order they are tried.
+fn write_denials(
+    out: &mut impl std::io::Write,
+    config: &Config,
+    loader: &Loader,
+) -> std::io::Result<()> {
+    if config.deny.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "# deny rules, in the order they are tried (the first met refuses, before rewrites and \
+         routes):"
+    )?;
+    for (rule, (_, setting)) in config.deny.iter().zip(loader.deny_settings()) {
+        let rule_text = config::printable(&rule.to_string());
+        writeln!(
+            out,
+            "# deny {} ({}): {rule_text}",
             rule.name(),
             setting.origin
         )?;

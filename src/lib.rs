@@ -63,6 +63,7 @@ pub mod config;
 pub mod cookie_flags;
 pub mod cookie_rewrite;
 pub mod demo;
+pub mod deny;
 pub mod digits;
 pub mod dns;
 pub mod error_limit;

@@ -846,6 +846,30 @@ fn check_shows_each_rewrite_rule_with_its_line_in_the_order_they_are_tried() {
 }
 
 #[test]
+fn check_shows_each_deny_rule_with_its_line_in_the_order_they_are_tried() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         deny.z-bots = if header_reg User-Agent (?i)bot\n\
+         deny.a-probes = 444 if path_sub /.git,/.env\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let key = "deny.z-bots = if header_reg User-Agent (?i)bot";
+    let key_line = stdout.lines().find(|l| l.starts_with(key));
+    assert!(
+        key_line.is_some_and(|l| l.ends_with(" # proxy.conf:2")),
+        "{stdout}"
+    );
+    for line in [
+        "# deny z-bots (proxy.conf:2): 403 if header_reg user-agent (?i)bot",
+        "# deny a-probes (proxy.conf:3): 444 if path_sub /.env,/.git",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in {stdout}");
+    }
+    let first = stdout.find("# deny z-bots").unwrap();
+    assert!(first < stdout.find("# deny a-probes").unwrap(), "{stdout}");
+}
+
+#[test]
 fn check_shows_each_pool_s_health_check_and_refuses_both_kinds_in_one() {
     let (code, stdout, stderr) = check(
         "targets = 127.0.0.1:9001\n\

@@ -2415,3 +2415,75 @@ fn a_route_s_rate_limit_is_shown_by_check_and_refused_where_it_means_nothing() {
         );
     }
 }
+
+#[test]
+fn deny_rules_refuse_before_any_route_or_rewrite_whatever_the_path() {
+    let (main, api) = (Backend::echo("main"), Backend::echo("api"));
+    let text = format!(
+        "targets = {}\npool.api = {}\n\
+         route./api/ = api\n\
+         route./api/v1/ if cookie beta = api\n\
+         rewrite.old = ^/old/(.*)$ /api/$1\n\
+         deny.bots = if header_reg User-Agent (?i)(bot|crawler)\n\
+         deny.probes = 444 if path_sub /.env,/.git\n\
+         deny.writes = 429 if method POST and not client 10.0.0.0/8\n\
+         log_format = $status $termination $request_uri\n",
+        main.addr, api.addr
+    );
+    let proxy = start_proxy(&[], from_file_with_admin(&text));
+    let bot: &[(&str, &str)] = &[("User-Agent", "FooBot/2.1")];
+    // Under every route, the longest and the conditional too, and before
+    // a rewrite would send the path elsewhere.
+    for path in ["/", "/page", "/api/x", "/api/v1/x", "/old/x"] {
+        assert_eq!(
+            via(&proxy, "site.test", path, bot),
+            (403, "-".into()),
+            "{path}"
+        );
+        assert_eq!(via(&proxy, "site.test", path, &[]).0, 200, "{path}");
+    }
+    // 444: closed unanswered, however the path is spelled.
+    for path in ["/app/.env", "/.git;x/config", "/%2e%67it/HEAD"] {
+        let mut client = proxy.connect();
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: site.test\r\n\r\n").as_bytes());
+        assert!(client.read_until_closed().is_empty(), "{path}");
+    }
+    // A path servers read in different ways is no way past them.
+    assert_eq!(via(&proxy, "site.test", "/x/../.env", &[]).0, 400);
+    let r = proxy.exchange(|client| {
+        client.send(b"POST /api/x HTTP/1.1\r\nHost: site.test\r\nContent-Length: 2\r\n\r\nhi");
+        client.response()
+    });
+    assert_eq!(r.status, 429);
+    // Nothing refused reached a backend: 10 GETs of 200 did.
+    assert_eq!(main.requests() + api.requests(), 5);
+    assert_eq!(proxy.metric("inverso_denied_total{rule=\"bots\"}"), Some(5));
+    assert_eq!(
+        proxy.metric("inverso_denied_total{rule=\"probes\"}"),
+        Some(3)
+    );
+    assert_eq!(
+        proxy.metric("inverso_denied_total{rule=\"writes\"}"),
+        Some(1)
+    );
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 15));
+    let lines = proxy.log_lines();
+    for line in [
+        "403 PR /api/v1/x",
+        "444 PR /app/.env",
+        "400 PR /x/../.env",
+        "429 PR /api/x",
+    ] {
+        assert!(lines.contains(&line.to_string()), "{line}: {lines:?}");
+    }
+    // A reload that keeps a rule's name keeps its count.
+    proxy.reload(
+        &[],
+        from_file_with_admin(&text.replace("deny.writes", "deny.posts")),
+    );
+    assert_eq!(proxy.metric("inverso_denied_total{rule=\"bots\"}"), Some(5));
+    assert_eq!(
+        proxy.metric("inverso_denied_total{rule=\"posts\"}"),
+        Some(0)
+    );
+}

@@ -376,6 +376,20 @@ pub fn metrics_text(shared: &Shared) -> String {
             rule.applied()
         );
     }
+    family(
+        &mut out,
+        "inverso_denied_total",
+        "counter",
+        "Requests each deny.<name> rule refused.",
+    );
+    for rule in shared.config.deny.iter() {
+        let _ = writeln!(
+            out,
+            "inverso_denied_total{{rule=\"{}\"}} {}",
+            label(rule.name()),
+            rule.refused()
+        );
+    }
     if let Some(served) = &shared.config.tls_served {
         family(
             &mut out,

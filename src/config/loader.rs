@@ -6,7 +6,7 @@ use super::keys::find_key;
 use super::listeners::listeners_overlap;
 use super::load::MAX_CONFIG_BYTES;
 use super::pools::{PoolKey, RouteKey, Scope};
-use super::rewrites::RewriteKey;
+use super::rewrites::RuleKeys;
 use super::streams::StreamKey;
 use super::suggest::{file_only, file_only_keys, unknown_key_message, FILE_ONLY};
 use super::{first_set, Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, KEYS};
@@ -42,7 +42,9 @@ pub struct Loader {
     /// The `route.*` keys, in the file's order.
     pub(super) route_keys: Vec<RouteKey>,
     /// The `rewrite.*` keys, in the file's order.
-    pub(super) rewrite_keys: Vec<RewriteKey>,
+    pub(super) rewrite_keys: RuleKeys,
+    /// The `deny.*` keys, in the file's order.
+    pub(super) deny_keys: RuleKeys,
     /// The `stream.*` keys, in the file's order.
     pub(super) stream_keys: Vec<StreamKey>,
     /// The file name whole-file errors are reported against.
@@ -83,7 +85,8 @@ impl Loader {
             pool_keys: Vec::new(),
             pool_field_keys: Vec::new(),
             route_keys: Vec::new(),
-            rewrite_keys: Vec::new(),
+            rewrite_keys: RuleKeys::rewrites(),
+            deny_keys: RuleKeys::denials(),
             stream_keys: Vec::new(),
             file: "configuration".to_string(),
             file_read: false,
@@ -179,7 +182,11 @@ impl Loader {
                 continue;
             }
             if let Some(name) = key.strip_prefix("rewrite.") {
-                self.rewrite_key(name, value.trim(), origin)?;
+                self.rewrite_keys.take(name, value.trim(), origin)?;
+                continue;
+            }
+            if let Some(name) = key.strip_prefix("deny.") {
+                self.deny_keys.take(name, value.trim(), origin)?;
                 continue;
             }
             if let Some(name) = key.strip_prefix("stream.") {
@@ -407,6 +414,7 @@ impl Loader {
             return Err(self.refused("otel_exporter", why.into()));
         }
         config.rewrites = Arc::new(self.build_rewrites()?);
+        config.deny = Arc::new(self.build_denials()?);
         self.build_pools(&mut config)?;
         Ok(config)
     }

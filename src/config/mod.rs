@@ -90,6 +90,10 @@ pub struct Config {
     /// answer it with a redirect, before it is routed, in the order
     /// written (none for a pool's settings: they are the proxy's).
     pub rewrites: Arc<crate::rewrite::Rewrites>,
+    /// `deny.<name>`: the rules that refuse a request before it is
+    /// rewritten or routed, in the order written (none for a pool's
+    /// settings).
+    pub deny: Arc<crate::deny::DenyRules>,
     /// `stream.<name>`: TCP listeners whose connections are relayed to a
     /// pool's targets as bytes (none for a pool's settings).
     pub streams: Arc<[StreamListener]>,
@@ -555,6 +559,7 @@ impl Config {
             pools: Vec::new(),
             routes: Arc::default(),
             rewrites: Arc::default(),
+            deny: Arc::default(),
             streams: Arc::new([]),
             resolve_interval: None,
             resolver: None,

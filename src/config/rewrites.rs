@@ -1,50 +1,81 @@
-//! `rewrite.<name> = <pattern> <replacement> [<flag>] [host=<hosts>]`:
-//! the rules that
-//! change a request's path, or answer it with a redirect, before it is
-//! routed (see [`crate::rewrite`]). In the file only, tried in its order.
+//! The families of named rules, in the file only and tried in its order:
+//! `rewrite.<name> = <pattern> <replacement> [<flag>] [host=<hosts>]`,
+//! the rules that change a request's path, or answer it with a redirect,
+//! before it is routed (see [`crate::rewrite`]), and `deny.<name> =
+//! [<status>] if <condition>`, those that refuse it before that (see
+//! [`crate::deny`]).
 
 use super::pools::on_line;
 use super::{ConfigError, Loader, Origin, Setting};
+use crate::deny::{DenyRule, DenyRules, MAX_DENY_RULES};
 use crate::rewrite::{check_name, Rewrites, Rule, MAX_REWRITES};
 
-/// A `rewrite.<name>` key as read.
+/// A key of a family of named rules (`rewrite.<name>`, `deny.<name>`),
+/// as read.
 #[derive(Clone, Debug)]
-pub(super) struct RewriteKey {
+pub(super) struct RuleKey {
     name: String,
     setting: Setting,
 }
 
-impl Loader {
-    /// Takes `rewrite.<name> = value` from the file; its rule is read at
-    /// [`Loader::build`], as a route's is.
-    pub(super) fn rewrite_key(
+/// The keys of one family of named rules, in the file's order (the order
+/// its rules are tried in); each rule is read at [`Loader::build`], as a
+/// route's is.
+#[derive(Clone, Debug)]
+pub(super) struct RuleKeys {
+    family: &'static str,
+    /// A key of the family as written, for messages.
+    example: &'static str,
+    max: usize,
+    keys: Vec<RuleKey>,
+}
+
+impl RuleKeys {
+    pub(super) fn rewrites() -> RuleKeys {
+        RuleKeys::new("rewrite", crate::rewrite::EXAMPLE, MAX_REWRITES)
+    }
+
+    pub(super) fn denials() -> RuleKeys {
+        let example = "deny.bots = if header_reg User-Agent (?i)(bot|scan)";
+        RuleKeys::new("deny", example, MAX_DENY_RULES)
+    }
+
+    fn new(family: &'static str, example: &'static str, max: usize) -> RuleKeys {
+        RuleKeys {
+            family,
+            example,
+            max,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Takes `<family>.<name> = value` from the file.
+    pub(super) fn take(
         &mut self,
         name: &str,
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
+        let family = self.family;
+        let refused = |message: String| Err(ConfigError::at(&origin, message));
         if name.is_empty() {
-            return Err(ConfigError::at(
-                &origin,
-                "`rewrite.` needs a name after the dot, \
-                 e.g. `rewrite.old-blog = ^/blog/(.*)$ /articles/$1 permanent`",
+            return refused(format!(
+                "`{family}.` needs a name after the dot, e.g. `{}`",
+                self.example
             ));
         }
-        check_name(name).map_err(|m| ConfigError::at(&origin, m))?;
-        if let Some(first) = self.rewrite_keys.iter().find(|k| k.name == name) {
+        check_name(family, self.example, name).or_else(refused)?;
+        if let Some(first) = self.keys.iter().find(|k| k.name == name) {
             let first = on_line(&first.setting, &origin);
-            return Err(ConfigError::at(
-                &origin,
-                format!("duplicate key `rewrite.{name}`{first}"),
+            return refused(format!("duplicate key `{family}.{name}`{first}"));
+        }
+        if self.keys.len() >= self.max {
+            return refused(format!(
+                "`{family}.{name}`: more than {} {family} rules",
+                self.max
             ));
         }
-        if self.rewrite_keys.len() >= MAX_REWRITES {
-            return Err(ConfigError::at(
-                &origin,
-                format!("`rewrite.{name}`: more than {MAX_REWRITES} rewrite rules"),
-            ));
-        }
-        self.rewrite_keys.push(RewriteKey {
+        self.keys.push(RuleKey {
             name: name.to_string(),
             setting: Setting {
                 value: value.to_string(),
@@ -54,21 +85,45 @@ impl Loader {
         Ok(())
     }
 
+    /// Every key with its value and origin, in the file's order.
+    pub(super) fn settings(&self) -> impl Iterator<Item = (String, &Setting)> {
+        (self.keys.iter()).map(|k| (format!("{}.{}", self.family, k.name), &k.setting))
+    }
+
+    /// Each rule `parse` reads of its key, refused at its line when it
+    /// cannot be read.
+    fn build<T>(&self, parse: fn(&str, &str) -> Result<T, String>) -> Result<Vec<T>, ConfigError> {
+        let family = self.family;
+        (self.keys.iter())
+            .map(|RuleKey { name, setting }| {
+                parse(name, &setting.value)
+                    .map_err(|m| ConfigError::at(&setting.origin, format!("{family}.{name}: {m}")))
+            })
+            .collect()
+    }
+}
+
+impl Loader {
     /// Every `rewrite.<name>` key with its value and origin, in the
     /// file's order (the order its rules are tried in).
     pub fn rewrite_settings(&self) -> impl Iterator<Item = (String, &Setting)> {
-        (self.rewrite_keys.iter()).map(|k| (format!("rewrite.{}", k.name), &k.setting))
+        self.rewrite_keys.settings()
     }
 
-    /// The rules, each refused at its line when it cannot be read.
+    /// Every `deny.<name>` key with its value and origin, in the file's
+    /// order (the order its rules are tried in).
+    pub fn deny_settings(&self) -> impl Iterator<Item = (String, &Setting)> {
+        self.deny_keys.settings()
+    }
+
+    /// The rewrite rules, each refused at its line when it cannot be read.
     pub(super) fn build_rewrites(&self) -> Result<Rewrites, ConfigError> {
-        let mut rules = Vec::with_capacity(self.rewrite_keys.len());
-        for RewriteKey { name, setting } in &self.rewrite_keys {
-            let rule = Rule::parse(name, &setting.value)
-                .map_err(|m| ConfigError::at(&setting.origin, format!("rewrite.{name}: {m}")))?;
-            rules.push(rule);
-        }
-        Ok(Rewrites::new(rules))
+        self.rewrite_keys.build(Rule::parse).map(Rewrites::new)
+    }
+
+    /// The deny rules, each refused at its line when it cannot be read.
+    pub(super) fn build_denials(&self) -> Result<DenyRules, ConfigError> {
+        self.deny_keys.build(DenyRule::parse).map(DenyRules::new)
     }
 }
 
@@ -228,6 +283,62 @@ mod tests {
     }
 
     #[test]
+    fn deny_rules_are_read_in_the_file_s_order_and_refused_at_their_line() {
+        let c = build(
+            "deny.bots = if header_reg User-Agent (?i)bot\n\
+             deny.probes = 444 if path_sub /.env\n\
+             pool.api = 127.0.0.1:9002\n",
+        )
+        .unwrap();
+        let rules: Vec<String> = (c.deny.iter())
+            .map(|r| format!("{} {r}", r.name()))
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                "bots 403 if header_reg user-agent (?i)bot",
+                "probes 444 if path_sub /.env"
+            ]
+        );
+        // The proxy's, as rewrites: a pool has none of its own.
+        assert!(c.pools[0].config.deny.is_empty());
+        for (text, message) in [
+            (
+                "deny.a = 200 if method POST",
+                "proxy.conf:2: deny.a: `200`: a rule refuses",
+            ),
+            (
+                "deny.a = if",
+                "proxy.conf:2: deny.a: `if`: a rule is `[<status>] if <condition>`",
+            ),
+            (
+                "deny. = if method POST",
+                "proxy.conf:2: `deny.` needs a name after the dot",
+            ),
+            (
+                "deny.a b = if method POST",
+                "proxy.conf:2: `deny.a b`: a rule's name is",
+            ),
+            (
+                "deny.a = if method POST\ndeny.a = if method PUT",
+                "proxy.conf:3: duplicate key `deny.a`",
+            ),
+        ] {
+            let e = refused(text);
+            assert!(e.starts_with(message), "{text}: {e}");
+        }
+        let rules: String = (0..MAX_DENY_RULES)
+            .map(|i| format!("deny.r{i} = if query q{i}\n"))
+            .collect();
+        assert_eq!(build(&rules).unwrap().deny.iter().count(), 100);
+        let message = refused(&format!("{rules}deny.more = if query m\n"));
+        assert_eq!(
+            message,
+            "proxy.conf:102: `deny.more`: more than 100 deny rules"
+        );
+    }
+
+    #[test]
     fn rewrite_keys_come_from_the_file_alone() {
         let mut l = Loader::new();
         l.file(
@@ -243,7 +354,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             e.to_string(),
-            "flag --set: `rewrite.old`: pool.*, route.*, rewrite.* and stream.* keys are read from the \
+            "flag --set: `rewrite.old`: pool.*, route.*, rewrite.*, deny.* and stream.* keys are read from the \
              configuration file only"
         );
         let c = l.build().unwrap();

@@ -8,13 +8,13 @@ use super::{FieldFamily, KEYS};
 /// `rewrite.old-blog`) that only the file holds, where they stand in
 /// order; an environment variable's name cannot spell their `.` and `/`
 /// either. (The field families have their own message: [`file_only`].)
-pub(super) const FILE_ONLY: [&str; 4] = ["pool", "route", "rewrite", "stream"];
+pub(super) const FILE_ONLY: [&str; 5] = ["pool", "route", "rewrite", "deny", "stream"];
 
 /// Why a key of [`FILE_ONLY`] given elsewhere than in the file is not
 /// taken.
 pub(super) fn file_only_keys(key: &str) -> String {
     format!(
-        "`{}`: pool.*, route.*, rewrite.* and stream.* keys are read from the configuration file only",
+        "`{}`: pool.*, route.*, rewrite.*, deny.* and stream.* keys are read from the configuration file only",
         key.escape_debug()
     )
 }
@@ -34,7 +34,7 @@ pub(super) fn file_only(family: FieldFamily, key: &str) -> String {
 /// The families of [`FILE_ONLY`]: what follows the dot, what a key of
 /// each is set to, what one key stands for, and what the dot needs, for
 /// a key written without it (`pool = 10.0.0.5:80`).
-const NAMED_AFTER_A_DOT: [(&str, &str, &str, &str, &str); 4] = [
+const NAMED_AFTER_A_DOT: [(&str, &str, &str, &str, &str); 5] = [
     ("pool", "<name>", "host:port, ...", "pool", "a name"),
     (
         "route",
@@ -47,6 +47,13 @@ const NAMED_AFTER_A_DOT: [(&str, &str, &str, &str, &str); 4] = [
         "rewrite",
         "<name>",
         "<pattern> <replacement> [<flag>] [host=<hosts>]",
+        "rule",
+        "a name",
+    ),
+    (
+        "deny",
+        "<name>",
+        "[<status>] if <condition>",
         "rule",
         "a name",
     ),

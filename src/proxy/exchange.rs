@@ -175,6 +175,13 @@ pub(super) fn exchange(
     if !from_proxy {
         realip::drop_claims(&mut head.headers);
     }
+    // `deny.<name>`: before a rule rewrites the path or a route is
+    // chosen, so that no route escapes them.
+    if !shared.config.deny.is_empty() {
+        if let Some(outcome) = deny_by_rule(client, &head, body_kind, shared) {
+            return (outcome, line);
+        }
+    }
     // `rewrite.<name>`: after the log line is taken (it shows the request
     // as it came, as nginx's `$request`), before routing, which goes by
     // the new path. A rule that redirects is answered below, where a
@@ -192,13 +199,7 @@ pub(super) fn exchange(
         },
     };
     let target = head.path_and_query();
-    let asked = Asked {
-        method: &head.method,
-        target: &target,
-        headers: &head.headers,
-        client: client.real_ip,
-        listener: client.server,
-    };
+    let asked = asked_of(client, &head, &target);
     let routes = &shared.config.routes;
     client.route = match routes.route_asked(head.authority(), &target, Lookup::Request(&asked)) {
         Ok(route) => route,
@@ -653,4 +654,46 @@ fn render_response_fields(
         client.response_fields = fields;
         client.pending_fields = pending;
     }
+}
+
+/// What a route's or a deny rule's condition reads of a request.
+fn asked_of<'a>(client: &Client, head: &'a RequestHead, target: &'a str) -> Asked<'a> {
+    Asked {
+        method: &head.method,
+        target,
+        headers: &head.headers,
+        client: client.real_ip,
+        listener: client.server,
+    }
+}
+
+/// The answer of the first `deny.<name>` rule the request meets: its
+/// status (the proxy's page for it), or, for 444, the connection closed
+/// unanswered; 400 for a path servers read in ways a rule cannot tell
+/// apart. `None`: no rule refuses it.
+fn deny_by_rule(
+    client: &mut Client,
+    head: &RequestHead,
+    body_kind: BodyKind,
+    shared: &Shared,
+) -> Option<Outcome> {
+    let target = head.path_and_query();
+    let status = match shared
+        .config
+        .deny
+        .refusing(&asked_of(client, head, &target), &target)
+    {
+        Ok(None) => return None,
+        Ok(Some(rule)) => rule.status,
+        Err(Ambiguous) => 400,
+    };
+    client.route = None;
+    client.ended(REFUSED);
+    Some(match status {
+        CLOSE_UNANSWERED => Outcome {
+            linger: false,
+            ..Outcome::closing(CLOSE_UNANSWERED, 0)
+        },
+        status => answer_unread(client, head, body_kind, status, b"", shared),
+    })
 }

@@ -36,7 +36,7 @@ mod rule;
 mod rules;
 
 pub use made::{Rewritten, Unusable};
-pub use rule::{check_name, compile as compile_pattern, named_groups, Flag, Pattern};
+pub use rule::{check_name, compile as compile_pattern, named_groups, Flag, Pattern, EXAMPLE};
 pub use rules::{HostRules, Rewrites};
 
 use crate::routes::HostPattern;

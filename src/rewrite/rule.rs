@@ -14,6 +14,9 @@ use std::sync::Arc;
 /// Longest name a rule may have (as a pool's).
 const MAX_NAME_LEN: usize = 64;
 
+/// A `rewrite.<name>` key as written, for messages.
+pub const EXAMPLE: &str = "rewrite.old-blog = ^/blog/(.*)$ /articles/$1 permanent";
+
 /// Most hosts one rule's `host=` may name.
 const MAX_HOSTS: usize = 32;
 
@@ -60,15 +63,17 @@ impl Flag {
     }
 }
 
-/// A rule's name: letters, digits, `-` and `_`, as a pool's.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// Whether `name` may name a rule of `family` (`rewrite`, `deny`): 1 to
+/// 64 letters, digits, `-` or `_`, as a pool's; else what to write,
+/// after `example`, a key of the family.
+pub fn check_name(family: &str, example: &str, name: &str) -> Result<(), String> {
     let valid = (1..=MAX_NAME_LEN).contains(&name.len())
         && (name.bytes()).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     match valid {
         true => Ok(()),
         false => Err(format!(
-            "`rewrite.{}`: a rule's name is 1 to {MAX_NAME_LEN} letters, digits, `-` or `_` \
-             (e.g. `rewrite.old-blog = ^/blog/(.*)$ /articles/$1 permanent`)",
+            "`{family}.{}`: a rule's name is 1 to {MAX_NAME_LEN} letters, digits, `-` or `_` \
+             (e.g. `{example}`)",
             name.escape_debug()
         )),
     }
@@ -79,7 +84,7 @@ impl Rule {
     /// key whose value is `value`: `<pattern> <replacement> [<flag>]
     /// [host=<hosts>]`, split at whitespace (neither holds any).
     pub fn parse(name: &str, value: &str) -> Result<Rule, String> {
-        check_name(name)?;
+        check_name("rewrite", EXAMPLE, name)?;
         let mut words = value.split_whitespace();
         let (Some(pattern), Some(written)) = (words.next(), words.next()) else {
             return Err(

@@ -228,6 +228,9 @@ impl Control {
         if let Some(rewrites) = Arc::get_mut(&mut next.rewrites) {
             rewrites.keep_counts_of(&old.config.rewrites);
         }
+        if let Some(deny) = Arc::get_mut(&mut next.deny) {
+            deny.keep_counts_of(&old.config.deny);
+        }
         // Keys fetched as before serve until the new settings' own fetch
         // comes, rather than a 503 to every token meanwhile.
         for keys in next.fetched_jwt_keys() {

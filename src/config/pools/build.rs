@@ -184,6 +184,7 @@ impl Loader {
         config.pools = Vec::new();
         config.routes = Arc::default();
         config.rewrites = Arc::default();
+        config.deny = Arc::default();
         for key in (self.pool_keys.iter()).filter(|k| k.pool == name) {
             let shown = match key.key {
                 Some(k) => format!("pool.{name}.{k}"),
