@@ -3953,8 +3953,9 @@ const SRV_NAME: &str = "_http._tcp.app.test";
 /// What a DNS server says to an SRV query (`srv:` targets): the first
 /// byte chooses. 0: the rest is a reply to the query for [`SRV_NAME`]
 /// with ID 0x1234, read, and the addresses it gives made (every host
-/// "resolving" to 127.0.0.1): the records used are of one priority, the
-/// lowest, each once, and every address is at a used record's port.
+/// "resolving" to 127.0.0.1): the records used are each host and port
+/// once, by priority, every address is at a used record's port, with a
+/// weight a target may have, and the primaries come first.
 /// 1: the rest is the text of an `/etc/resolv.conf`.
 pub fn dns(data: &[u8]) {
     use inverso::dns::{message, srv};
@@ -3971,19 +3972,24 @@ pub fn dns(data: &[u8]) {
         return;
     };
     let used = srv::used_records(&reply);
-    if let Some(lowest) = reply.records.iter().map(|r| r.priority).min() {
-        assert!(used.iter().all(|r| r.priority == lowest), "{reply:?}");
-    }
     for pair in used.windows(2) {
-        assert!((&pair[0].target, pair[0].port) < (&pair[1].target, pair[1].port));
+        let key = |r: &message::Srv| (r.priority, r.target.clone(), r.port);
+        assert!(key(pair[0]) < key(pair[1]), "{reply:?}");
     }
     let local = |_: &str, port: u16| Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))]);
-    if let Ok(addresses) = srv::addresses(&reply, &local) {
-        for addr in addresses {
+    if let Ok(found) = srv::addresses(SRV_NAME, &reply, &local) {
+        for f in &found {
             assert!(
-                used.iter().any(|r| r.port == addr.port()),
-                "{addr} {reply:?}"
+                used.iter().any(|r| r.port == f.addr.port()),
+                "{f} {reply:?}"
             );
+            let weight = f.weight.unwrap_or_default();
+            assert!((1..=inverso::config::MAX_WEIGHT).contains(&weight), "{f}");
         }
+        assert!(found.first().is_some_and(|f| !f.backup), "{reply:?}");
+        assert!(
+            found.windows(2).all(|p| p[0].backup <= p[1].backup),
+            "{reply:?}"
+        );
     }
 }

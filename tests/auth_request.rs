@@ -1127,7 +1127,7 @@ fn kept_yeses_outlive_new_addresses_of_targets_but_not_a_reload() {
     assert_eq!(questions(&gate).len(), 1);
     // `resolve_interval` finds the target's name at another address.
     let moved = app2.addr;
-    let resolve = move |_: &str| Ok::<_, std::io::Error>(vec![moved]);
+    let resolve = move |_: &str| Ok::<_, std::io::Error>(vec![moved.into()]);
     assert_eq!(proxy.handle().control().re_resolve(&resolve), 1);
     let r = client.get_with("/a", &ann);
     assert_eq!((r.status, app2.requests()), (200, 1));

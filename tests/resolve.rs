@@ -4,7 +4,7 @@
 
 mod support;
 
-use inverso::config::{Loader, Target};
+use inverso::config::{Found, Loader, Target};
 use inverso::upstream::resolve;
 use inverso::{Config, Server};
 use std::io;
@@ -37,12 +37,12 @@ impl FakeDns {
         *self.answer.lock().unwrap() = answer;
     }
 
-    fn resolve(&self, name: &str) -> io::Result<Vec<SocketAddr>> {
+    fn resolve(&self, name: &str) -> io::Result<Vec<Found>> {
         assert_eq!(name, SVC, "only names are looked up");
         self.asked.fetch_add(1, Ordering::SeqCst);
         let answer = *self.answer.lock().unwrap();
         answer
-            .map(|addr| vec![addr])
+            .map(|addr| vec![addr.into()])
             .ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 }
@@ -147,7 +147,7 @@ fn targets_written_as_addresses_are_never_looked_up() {
 
     // Nor is the step taken at all when no target is a name.
     let mut plain = start_proxy(&[a.addr], |_| {});
-    let never = |name: &str| -> io::Result<Vec<SocketAddr>> { panic!("{name} looked up") };
+    let never = |name: &str| -> io::Result<Vec<Found>> { panic!("{name} looked up") };
     assert_eq!(plain.handle().control().re_resolve(&never), 0);
     plain.shutdown(Duration::from_secs(1));
     proxy.shutdown(Duration::from_secs(1));
@@ -211,10 +211,10 @@ fn lookups_overtaken_by_a_reload_are_dropped_and_the_next_step_builds_on_the_rel
     };
     // A reload comes while the lookup is under way (it found b): the
     // reload's own address (a) stands, and its second target too.
-    let racing = |name: &str| -> io::Result<Vec<SocketAddr>> {
+    let racing = |name: &str| -> io::Result<Vec<Found>> {
         assert_eq!(name, SVC);
         control.reload(reloaded(a.addr)).unwrap();
-        Ok(vec![b.addr])
+        Ok(vec![b.addr.into()])
     };
     assert_eq!(control.re_resolve(&racing), 0);
     let status = admin_get(&proxy, "/status");
@@ -364,9 +364,9 @@ fn a_pool_s_target_follows_its_name() {
 struct Replicas(Arc<Mutex<Vec<SocketAddr>>>);
 
 impl Replicas {
-    fn resolve(&self, name: &str) -> io::Result<Vec<SocketAddr>> {
+    fn resolve(&self, name: &str) -> io::Result<Vec<Found>> {
         assert_eq!(name, SVC, "only names are looked up");
-        Ok(self.0.lock().unwrap().clone())
+        Ok(self.0.lock().unwrap().iter().map(|&a| a.into()).collect())
     }
 }
 

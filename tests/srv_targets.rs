@@ -70,14 +70,15 @@ fn requests_are_spread_over_the_addresses_of_the_lowest_priority_records() {
     );
     let mut proxy = start_proxy(&[], from_file_with_admin(&conf));
 
-    // Round robin over the two of priority 10; weights are not read.
+    // Round robin over the two of priority 10, which has no notion of
+    // weight.
     let seen = backends_of(&proxy, 4);
     assert_eq!(seen.iter().filter(|b| *b == "a").count(), 2, "{seen:?}");
     assert_eq!(seen.iter().filter(|b| *b == "b").count(), 2, "{seen:?}");
     assert_eq!(
         standby.requests(),
         0,
-        "priority 20 is the fallback, not taken"
+        "priority 20 is a backup, not taken while the others serve"
     );
 
     // Each a target named by the name and its address.
@@ -228,5 +229,220 @@ fn with_resolve_interval_a_record_added_later_becomes_a_target() {
     let asked = dns.udp_queries();
     assert!(wait_until(WAIT_LIMIT, || dns.udp_queries() > asked + 1));
     assert_eq!(backends_of(&proxy, 2), ["b", "b"]);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// `SVC` answered with records of (priority, weight, backend).
+fn dns_with(records: &[(u16, u16, &Backend)]) -> SrvDns {
+    let dns = SrvDns::start();
+    let hosts: Vec<String> = (0..records.len())
+        .map(|i| format!("node-{i}.test"))
+        .collect();
+    for host in &hosts {
+        dns.host(host, LOOPBACK);
+    }
+    let records: Vec<(u16, u16, u16, &str)> = (records.iter().zip(&hosts))
+        .map(|(&(priority, weight, b), host)| (priority, weight, b.addr.port(), host.as_str()))
+        .collect();
+    dns.set(SVC, &records);
+    dns
+}
+
+#[test]
+fn the_records_of_a_higher_priority_are_backups_serving_while_the_others_are_down() {
+    let (a, standby) = (Backend::echo("a"), Backend::echo("standby"));
+    let dns = dns_with(&[(10, 1, &a), (20, 1, &standby)]);
+    let conf = format!("resolver = {}\ntargets = srv:{SVC}\n", dns.addr);
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    assert_eq!(backends_of(&proxy, 6), ["a"; 6]);
+    assert_eq!(standby.requests(), 0);
+    proxy.shutdown(Duration::from_secs(1));
+
+    // The same records, the primary's port closed: the backup answers,
+    // from the first request on (a retry).
+    let down = dead_addr();
+    dns.set(
+        SVC,
+        &[
+            (10, 1, down.port(), "node-0.test"),
+            (20, 1, standby.addr.port(), "node-1.test"),
+        ],
+    );
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    assert_eq!(backends_of(&proxy, 4), ["standby"; 4]);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn the_records_weights_spread_requests_under_weighted_round_robin() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let dns = dns_with(&[(10, 3, &a), (10, 1, &b)]);
+    let conf = format!(
+        "resolver = {}\ntargets = srv:{SVC}\nbalance = weighted_round_robin\n",
+        dns.addr
+    );
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    let served = backends_of(&proxy, 40);
+    for window in served.windows(4) {
+        let a_count = window.iter().filter(|n| *n == "a").count();
+        assert_eq!(a_count, 3, "{served:?}");
+    }
+    assert_eq!((a.requests(), b.requests()), (30, 10));
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn check_lists_each_addresss_weight_and_backup_from_its_record() {
+    let (a, b, standby) = (
+        Backend::echo("a"),
+        Backend::echo("b"),
+        Backend::echo("standby"),
+    );
+    let dns = dns_with(&[(10, 3, &a), (10, 0, &b), (20, 5, &standby)]);
+    let name = |backend: &Backend| format!("srv:{SVC}@{0} -> {0}", backend.addr);
+    // Under the default round robin too, though it reads no weight.
+    for balance in ["", "balance = weighted_round_robin\n"] {
+        let conf = format!("resolver = {}\ntargets = srv:{SVC}\n{balance}", dns.addr);
+        let (code, stdout, stderr) = inverso_check(&conf, "error");
+        assert_eq!(code, Some(0), "{stderr}");
+        for line in [
+            format!("# target srv:{SVC} resolves to 3 addresses, each a target of its own:"),
+            format!("# target {} (weight 3)\n", name(&a)),
+            format!("# target {} (weight 1)\n", name(&b)),
+            format!("# target {} (weight 5, backup)\n", name(&standby)),
+        ] {
+            assert!(stdout.contains(&line), "{line} in {stdout}");
+        }
+    }
+
+    // `weight=` written is every address's; `backup` written makes the
+    // lowest priority's backups, and leaves the others out.
+    let conf = format!(
+        "resolver = {}\ntargets = 127.0.0.1:1, srv:{SVC} weight=2 backup\n\
+         balance = weighted_round_robin\n",
+        dns.addr
+    );
+    let (code, stdout, stderr) = inverso_check(&conf, "error");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "# target srv:{SVC} resolves to 2 addresses, each a target of its own:"
+        )),
+        "{stdout}"
+    );
+    for backend in [&a, &b] {
+        let line = format!("# target {} (weight 2, backup)\n", name(backend));
+        assert!(stdout.contains(&line), "{line} in {stdout}");
+    }
+    assert!(!stdout.contains(&standby.addr.to_string()), "{stdout}");
+}
+
+#[test]
+fn a_host_that_does_not_resolve_is_left_out_with_a_warning_naming_it() {
+    let a = Backend::echo("a");
+    let dns = dns_with(&[(10, 1, &a)]);
+    // A name with a space is no host name: never asked of the system
+    // resolver, it does not resolve without a lookup on the network.
+    dns.set(
+        SVC,
+        &[
+            (10, 1, a.addr.port(), "node-0.test"),
+            (10, 1, 8000, "no host.test"),
+        ],
+    );
+    let conf = format!("resolver = {}\ntargets = srv:{SVC}\n", dns.addr);
+    let (code, stdout, stderr) = inverso_check(&conf, "warn");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&format!("# target srv:{SVC} -> {} (weight 1)", a.addr)),
+        "{stdout}"
+    );
+    let warned: Vec<&str> = (stderr.lines())
+        .filter(|l| l.contains("do not resolve"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(
+        warned[0].contains("left out: no\\032host.test (no host name)"),
+        "{stderr}"
+    );
+
+    // None resolves: the start stops, naming it.
+    dns.set(SVC, &[(10, 1, 8000, "no host.test")]);
+    let e = config_error(&conf);
+    assert!(
+        e.ends_with("its SRV record's host no\\032host.test does not resolve: no host name"),
+        "{e}"
+    );
+}
+
+fn admin_put(proxy: &Proxy, path: &str, body: &str) -> Response {
+    let admin = proxy.handle().admin_addr().expect("admin listener");
+    let request = format!(
+        "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    one_request(admin, request.as_bytes())
+}
+
+#[test]
+fn with_resolve_interval_a_records_new_priority_and_weight_are_followed() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let dns = dns_with(&[(10, 1, &a), (20, 1, &b)]);
+    let conf = format!(
+        "resolver = {}\ntargets = srv:{SVC}\nresolve_interval = 1s\n\
+         balance = weighted_round_robin\n",
+        dns.addr
+    );
+    let mut proxy = start_proxy(&[], from_file_with_admin(&conf));
+    assert_eq!(backends_of(&proxy, 4), ["a"; 4]);
+    let records = |a_record: (u16, u16), b_record: (u16, u16)| {
+        dns.set(
+            SVC,
+            &[
+                (a_record.0, a_record.1, a.addr.port(), "node-0.test"),
+                (b_record.0, b_record.1, b.addr.port(), "node-1.test"),
+            ],
+        );
+    };
+    let target = |backend: &Backend| format!("/targets/srv:{SVC}@{}", backend.addr);
+    let weight_of = |backend: &Backend| {
+        let listed = admin_get(&proxy, &target(backend));
+        let at = listed.find("\"weight\":").expect("a weight") + "\"weight\":".len();
+        listed[at..]
+            .split([',', '}'])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    // The priorities swap: b is the primary, a its backup.
+    records((20, 1), (10, 1));
+    assert!(
+        wait_until(WAIT_LIMIT, || backends_of(&proxy, 2) == ["b", "b"]),
+        "b never became the primary"
+    );
+    let status = admin_get(&proxy, "/status");
+    let a_entry = format!("\"address\":\"{}\"", a.addr);
+    let a_at = status.find(&a_entry).expect("a listed");
+    let a_entry = &status[a_at..];
+    let a_entry = &a_entry[..a_entry.find("\"max_conns\"").expect("its max_conns")];
+    assert!(a_entry.contains("\"backup\":true"), "{status}");
+
+    // A weight given on the admin listener holds while its record's is
+    // as it was, another record's changing meanwhile...
+    let r = admin_put(&proxy, &target(&b), "weight=7");
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    records((20, 2), (10, 1));
+    assert!(
+        wait_until(WAIT_LIMIT, || weight_of(&a) == "2"),
+        "a never took its record's new weight"
+    );
+    assert_eq!(weight_of(&b), "7");
+    // ... and gives way to the record's once that changes.
+    records((20, 2), (10, 4));
+    assert!(
+        wait_until(WAIT_LIMIT, || weight_of(&b) == "4"),
+        "b never took its record's new weight"
+    );
     proxy.shutdown(Duration::from_secs(1));
 }

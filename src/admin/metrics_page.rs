@@ -259,7 +259,7 @@ pub fn metrics_text(shared: &Shared) -> String {
     counter(
         &mut out,
         "inverso_target_address_changes_total",
-        "Names whose set of addresses changed while the proxy ran (resolve_interval): one came, one went, or it moved.",
+        "Names whose set of addresses changed while the proxy ran (resolve_interval): one came, one went, it moved, or an SRV record gave it another weight or priority.",
         m.address_changes.load(Ordering::Relaxed),
     );
     counter(

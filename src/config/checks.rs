@@ -898,9 +898,11 @@ impl Loader {
             ));
         }
         // Plain round robin is one atomic increment and has no notion of
-        // weight: a weight there would be silently ignored.
+        // weight: a weight there would be silently ignored. Not so an SRV
+        // record's, which no one wrote here (Kubernetes gives every
+        // record one): it is left unread, as the README says.
         if config.balance == Balance::RoundRobin {
-            if let Some(t) = config.targets.iter().find(|t| t.weight != 1) {
+            if let Some(t) = (config.targets.iter()).find(|t| t.weight != 1 && !t.record_weight) {
                 return Err(self.refused_in(
                     scope,
                     "targets",

@@ -68,7 +68,7 @@ pub use types::{
 };
 pub use values::{
     address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, service_domain,
-    target_lines, written, Addresses, PoolRequest, ProbeStep, Written, ADDRESS_LISTS,
+    target_lines, written, Addresses, Found, PoolRequest, ProbeStep, Written, ADDRESS_LISTS,
     MAX_ADDRESSES_PER_NAME,
 };
 

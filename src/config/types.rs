@@ -2,6 +2,7 @@
 //! written, the backends (targets and where each is reached) and how
 //! requests are spread over them.
 
+use super::values::{Addresses, Found};
 use crate::access_log::Template;
 use crate::http::send_proxy::ProxyVersion;
 use std::fmt;
@@ -107,6 +108,13 @@ pub struct Target {
     /// `fastcgi`: a FastCGI server (PHP-FPM), asked as the pool's
     /// `fastcgi_*` keys say (see [`crate::fastcgi`]).
     pub fastcgi: bool,
+    /// Its weight is its SRV record's (`srv:NAME` written without
+    /// `weight=`), given again at each lookup (see [`Target::at`]).
+    pub record_weight: bool,
+    /// A backup because its SRV record's priority is above the lowest,
+    /// not because `backup` was written: a lookup where the record is
+    /// of the lowest makes it a primary again.
+    pub record_backup: bool,
 }
 
 /// Where and how a target's agent is asked (see
@@ -143,6 +151,8 @@ impl Target {
             agent: None,
             check_port: None,
             fastcgi: false,
+            record_weight: false,
+            record_backup: false,
         }
     }
 
@@ -171,23 +181,50 @@ impl Target {
             .map_or(&self.name, |(written, _)| written)
     }
 
-    /// The targets this one, named as written, stands for at `addrs`
+    /// The addresses of `answer` that this target, as written, is spread
+    /// over (see [`addresses_of`](super::addresses_of)): written `backup`,
+    /// those of an SRV name's lowest priority are its backups, and the
+    /// fallback records are not used, as nginx Plus does.
+    pub fn addresses_in(&self, mut answer: Vec<Found>) -> Addresses {
+        if self.backup_written() {
+            answer.retain(|f| !f.backup);
+        }
+        super::addresses_of(answer)
+    }
+
+    /// Whether `backup` was written for it, rather than given by its SRV
+    /// record's priority.
+    fn backup_written(&self) -> bool {
+        self.backup && !self.record_backup
+    }
+
+    /// The targets this one, named as written, stands for at `found`
     /// (sorted, as [`addresses_of`](super::addresses_of) gives them), each with its options
-    /// (weight, `max_conns`, `backup`, `max_fails`, `fail_timeout`). One address keeps the name as written,
+    /// (weight, `max_conns`, `backup`, `max_fails`, `fail_timeout`), and
+    /// what an SRV record says of its address: its weight where no
+    /// `weight=` was written, `backup` where its priority is above the
+    /// lowest. One address keeps the name as written,
     /// so a name giving one address is the target it has always been
     /// (its sticky cookie, `ip_hash` points and metrics label); of
     /// several, each is named `name@address` (`app:8000@10.0.0.5:8000`):
     /// unique, and the same for an address whatever else the name gives.
-    pub fn at(&self, addrs: &[SocketAddr]) -> Vec<Target> {
+    pub fn at(&self, found: &[Found]) -> Vec<Target> {
         let written = self.as_written();
-        addrs
+        let backup_written = self.backup_written();
+        found
             .iter()
-            .map(|&addr| Target {
-                name: match addrs.len() {
+            .map(|f| Target {
+                name: match found.len() {
                     1 => written.to_string(),
-                    _ => format!("{written}@{addr}"),
+                    _ => format!("{written}@{}", f.addr),
                 },
-                addr: Endpoint::Tcp(addr),
+                addr: Endpoint::Tcp(f.addr),
+                weight: match f.weight {
+                    Some(weight) if self.record_weight => weight,
+                    _ => self.weight,
+                },
+                backup: backup_written || f.backup,
+                record_backup: f.backup && !backup_written,
                 ..self.clone()
             })
             .collect()
@@ -331,10 +368,12 @@ mod tests {
             agent: None,
             check_port: None,
             fastcgi: false,
+            record_weight: false,
+            record_backup: false,
         };
-        let addrs: Vec<SocketAddr> = vec![
-            "10.0.0.5:80".parse().unwrap(),
-            "10.0.0.6:80".parse().unwrap(),
+        let addrs: Vec<Found> = vec![
+            "10.0.0.5:80".parse::<SocketAddr>().unwrap().into(),
+            "10.0.0.6:80".parse::<SocketAddr>().unwrap().into(),
         ];
         let mut c = Config::with_targets(written.at(&addrs));
         c.max_fails = 1;

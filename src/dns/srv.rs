@@ -4,12 +4,15 @@
 //! else the first `nameserver` of resolv.conf), over UDP, and again over
 //! TCP when the reply comes back truncated (RFC 1035 §4.2.2, RFC 7766).
 //!
-//! Of the records, only those of the lowest priority are used: the others
-//! are the fallback, for when all of those fail, which is not followed.
-//! Their weights are not read either: each address is a target of its
-//! own, balanced as the `weight=` written for the name says. A record's
-//! host is found among the reply's additional records, else asked of the
-//! system resolver, as a target written as a name is.
+//! As nginx Plus's `service=` takes them: the records of the lowest
+//! priority (of those that give an address) give the primary addresses,
+//! those of every other priority the fallback, used as `backup` targets
+//! are; each address has its
+//! record's weight (see `Target::at` for what `weight=` and `backup`
+//! written for the name make of them). A record's host is found among
+//! the reply's additional records, else asked of the system resolver,
+//! as a target written as a name is; one that does not resolve is left
+//! out, with a warning, while another gives an address.
 //!
 //! Everything is bounded: [`TRY_TIMEOUT`] a try, [`TRIES`] tries, a
 //! reply of at most [`MAX_REPLY`] bytes, [`MAX_HOST_LOOKUPS`] hosts asked
@@ -17,6 +20,7 @@
 
 use super::message::{self, parse_reply, Reply, ReplyError, Srv};
 use super::random_id;
+use crate::config::{Found, MAX_WEIGHT};
 use std::io::{self, Read as _, Write as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -41,16 +45,20 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The most of resolv.conf read: it is a few lines.
 const MAX_RESOLV_CONF: u64 = 64 * 1024;
 
-/// Every address the SRV records of `name` give, in no particular order
-/// (see `config::addresses_of`), asked of `server`, or of the first
-/// `nameserver` of resolv.conf (read now) when `None`; never none.
-pub fn lookup(name: &str, server: Option<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
+/// Every address the SRV records of `name` give, each with its record's
+/// weight and priority, the primaries first but otherwise in no
+/// particular order (see `config::addresses_of`), asked of `server`, or of
+/// the first `nameserver` of resolv.conf (read now) when `None`; never
+/// none.
+pub fn lookup(name: &str, server: Option<SocketAddr>) -> io::Result<Vec<Found>> {
     let server = match server {
         Some(server) => server,
         None => system_nameserver()?,
     };
     let reply = ask(name, server)?;
-    addresses(&reply, &|host, port| crate::config::lookup(host, port))
+    addresses(name, &reply, &|host, port| {
+        crate::config::lookup(host, port)
+    })
 }
 
 /// The first `nameserver` of resolv.conf.
@@ -249,19 +257,27 @@ fn over_tcp(
     Ok(reply)
 }
 
-/// The records `reply` gives that are used: those of the lowest
-/// priority, each (host and port) once, sorted, so that the order a
-/// server shuffles them in does not matter.
+/// The records `reply` gives that are used: each host and port once, of
+/// the lowest priority it is given with, and of its largest weight
+/// there; sorted by priority, then host and port, so that the order a
+/// server shuffles them in does not matter and the primaries' hosts are
+/// looked up first.
 pub fn used_records(reply: &Reply) -> Vec<&Srv> {
-    let Some(lowest) = reply.records.iter().map(|r| r.priority).min() else {
-        return Vec::new();
-    };
-    let mut used: Vec<&Srv> = (reply.records.iter())
-        .filter(|r| r.priority == lowest)
-        .collect();
-    used.sort_by(|a, b| (&a.target, a.port).cmp(&(&b.target, b.port)));
+    let mut used: Vec<&Srv> = reply.records.iter().collect();
+    used.sort_by(|a, b| {
+        let key = |r: &Srv| (r.priority, std::cmp::Reverse(r.weight));
+        ((&a.target, a.port).cmp(&(&b.target, b.port))).then_with(|| key(a).cmp(&key(b)))
+    });
     used.dedup_by(|a, b| (&a.target, a.port) == (&b.target, b.port));
+    used.sort_by(|a, b| (a.priority, &a.target, a.port).cmp(&(b.priority, &b.target, b.port)));
     used
+}
+
+/// The weight of an SRV record's addresses: RFC 2782's 0 ("very small
+/// chance of being selected") is the least a target has, 1, and past
+/// [`MAX_WEIGHT`] is that, as an agent's is.
+pub fn weight_of(record: &Srv) -> u32 {
+    u32::from(record.weight).clamp(1, MAX_WEIGHT)
 }
 
 /// Whether `host` can be asked of the system resolver: a name of
@@ -273,73 +289,136 @@ fn is_host_name(host: &str) -> bool {
         && (host.bytes()).all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-/// The addresses `reply`'s used records give (see [`used_records`]),
-/// each at its record's port: its host's addresses among the additional
-/// records, else `resolve`'s (the system resolver's). A record whose host
-/// is `.` says the service is not available there, and gives none; a
-/// host that does not resolve makes the whole lookup fail, as a name that
-/// does not, so that while the proxy runs the name keeps its addresses
-/// rather than losing one of them for a moment's failure.
-pub fn addresses(
+/// The hosts of a name's records that gave no address, each with why.
+#[derive(Debug, Default)]
+struct Unresolved(Vec<(String, io::Error)>);
+
+impl Unresolved {
+    /// `a.test (no address returned), b.test (...)`.
+    fn listed(&self) -> String {
+        let each: Vec<String> = (self.0.iter())
+            .map(|(host, e)| format!("{host} ({e})"))
+            .collect();
+        each.join(", ")
+    }
+
+    /// The error when no record gave an address and these did not
+    /// resolve, saying which.
+    fn error(mut self) -> io::Error {
+        match self.0.len() {
+            1 => {
+                let (host, e) = self.0.remove(0);
+                let message = format!("its SRV record's host {host} does not resolve: {e}");
+                io::Error::new(e.kind(), message)
+            }
+            _ => io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no host of its SRV records resolves: {}", self.listed()),
+            ),
+        }
+    }
+}
+
+/// The addresses `record` gives at its port: its host's among the
+/// additional records of `reply`, else `resolve`'s (the system
+/// resolver's), unless `lookups` are spent (`Ok(None)`).
+fn addresses_of_record(
+    record: &Srv,
     reply: &Reply,
     resolve: &dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
-) -> io::Result<Vec<SocketAddr>> {
+    lookups: &mut usize,
+) -> io::Result<Option<Vec<SocketAddr>>> {
+    let given: Vec<SocketAddr> = (reply.addresses.iter())
+        .filter(|(owner, _)| *owner == record.target)
+        .map(|&(_, ip)| SocketAddr::new(ip, record.port))
+        .collect();
+    if !given.is_empty() {
+        return Ok(Some(given));
+    }
+    if !is_host_name(&record.target) {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "no host name"));
+    }
+    if *lookups == MAX_HOST_LOOKUPS {
+        return Ok(None);
+    }
+    *lookups += 1;
+    match resolve(&record.target, record.port)? {
+        // Else it would count as a priority that gives addresses.
+        none if none.is_empty() => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no address returned",
+        )),
+        addrs => Ok(Some(addrs)),
+    }
+}
+
+/// The addresses `reply`'s used records give (see [`used_records`]),
+/// each at its record's port and with its weight (see [`weight_of`]),
+/// `backup` where its priority is above the lowest of those that give
+/// one: a fallback whose primaries all went is what is left to use.
+///
+/// A record whose host is `.` (or whose port is 0) says the service is
+/// not available there, and gives none. One whose host does not resolve
+/// is left out, with one warning naming every such host of the lookup,
+/// so that one instance deregistered but still listed does not take
+/// the others away; when no record gives an address, the lookup fails,
+/// naming those hosts, as a name that does not resolve (while the proxy
+/// runs, the name keeps the addresses it had).
+pub fn addresses(
+    name: &str,
+    reply: &Reply,
+    resolve: &dyn Fn(&str, u16) -> io::Result<Vec<SocketAddr>>,
+) -> io::Result<Vec<Found>> {
     let used = used_records(reply);
     if used.is_empty() {
         return Err(io::Error::new(io::ErrorKind::NotFound, "no SRV records"));
     }
-    let mut found = Vec::new();
-    let mut looked_up = 0;
+    let mut given: Vec<(&Srv, Vec<SocketAddr>)> = Vec::new();
+    let mut unresolved = Unresolved::default();
+    let mut lookups = 0;
     let mut not_looked_up = 0;
-    for record in &used {
+    for record in used {
         if record.target == "." || record.port == 0 {
             continue;
         }
-        let given = (reply.addresses.iter())
-            .filter(|(owner, _)| *owner == record.target)
-            .map(|&(_, ip)| SocketAddr::new(ip, record.port));
-        let before = found.len();
-        found.extend(given);
-        if found.len() > before {
-            continue;
+        match addresses_of_record(record, reply, resolve, &mut lookups) {
+            Ok(Some(addrs)) => given.push((record, addrs)),
+            Ok(None) => not_looked_up += 1,
+            Err(e) => unresolved.0.push((record.target.clone(), e)),
         }
-        if !is_host_name(&record.target) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("an SRV record's host, `{}`, is no host name", record.target),
-            ));
-        }
-        if looked_up == MAX_HOST_LOOKUPS {
-            not_looked_up += 1;
-            continue;
-        }
-        looked_up += 1;
-        let addrs = resolve(&record.target, record.port).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!(
-                    "its SRV record's host {} does not resolve: {e}",
-                    record.target
-                ),
-            )
-        })?;
-        found.extend(addrs);
     }
     if not_looked_up > 0 {
         log::warn!(
-            "{not_looked_up} hosts of SRV records not looked up: at most {MAX_HOST_LOOKUPS} are \
-             asked of the system resolver for one name (a DNS server that gives their addresses \
-             with the records has none looked up)"
+            "srv:{name}: {not_looked_up} hosts of SRV records not looked up: at most \
+             {MAX_HOST_LOOKUPS} are asked of the system resolver for one name (a DNS server \
+             that gives their addresses with the records has none looked up)"
         );
     }
-    if found.is_empty() {
+    let Some(lowest) = given.iter().map(|(r, _)| r.priority).min() else {
+        if !unresolved.0.is_empty() {
+            return Err(unresolved.error());
+        }
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             "no address: its SRV records say the service is not available (a host of `.`, or \
              port 0)",
         ));
+    };
+    if !unresolved.0.is_empty() {
+        log::warn!(
+            "srv:{name}: the hosts of some of its SRV records do not resolve, and their records \
+             are left out: {}",
+            unresolved.listed()
+        );
     }
-    Ok(found)
+    let found = given.into_iter().flat_map(|(record, addrs)| {
+        addrs.into_iter().map(move |addr| Found {
+            addr,
+            weight: Some(weight_of(record)),
+            backup: record.priority != lowest,
+        })
+    });
+    Ok(found.collect())
 }
 
 #[cfg(test)]
@@ -370,33 +449,111 @@ mod tests {
         panic!("{host} looked up, though the reply gave its address")
     }
 
-    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
-        list.iter().map(|a| a.parse().unwrap()).collect()
+    const NAME: &str = "_http._tcp.app.test";
+
+    /// `addr` as a record of `weight` gives it, a backup or not.
+    fn found(addr: &str, weight: u32, backup: bool) -> Found {
+        Found {
+            addr: addr.parse().unwrap(),
+            weight: Some(weight),
+            backup,
+        }
+    }
+
+    fn weighed(priority: u16, weight: u16, port: u16, target: &str) -> Srv {
+        Srv {
+            weight,
+            ..srv(priority, port, target)
+        }
     }
 
     #[test]
-    fn only_the_records_of_the_lowest_priority_are_used_each_once() {
+    fn the_lowest_priority_gives_the_primaries_and_every_other_the_backups() {
         let r = reply(
             vec![
                 srv(20, 9000, "standby.test"),
-                srv(10, 8002, "b.test"),
+                weighed(10, 3, 8002, "b.test"),
                 srv(10, 8001, "a.test"),
                 srv(10, 8001, "a.test"),
-                srv(30, 9001, "far.test"),
+                weighed(30, 1, 9001, "far.test"),
+                // Listed again at a higher priority: a primary still.
+                srv(40, 8001, "a.test"),
             ],
             &[
                 ("a.test", "10.0.0.1"),
                 ("b.test", "10.0.0.2"),
                 ("standby.test", "10.0.0.9"),
+                ("far.test", "10.0.0.10"),
             ],
         );
-        let used: Vec<(u16, &str)> = (used_records(&r).iter())
-            .map(|s| (s.port, &*s.target))
+        let used: Vec<(u16, u16, &str)> = (used_records(&r).iter())
+            .map(|s| (s.priority, s.port, &*s.target))
             .collect();
-        assert_eq!(used, [(8001, "a.test"), (8002, "b.test")]);
         assert_eq!(
-            addresses(&r, &no_lookup).unwrap(),
-            addrs(&["10.0.0.1:8001", "10.0.0.2:8002"])
+            used,
+            [
+                (10, 8001, "a.test"),
+                (10, 8002, "b.test"),
+                (20, 9000, "standby.test"),
+                (30, 9001, "far.test")
+            ]
+        );
+        assert_eq!(
+            addresses(NAME, &r, &no_lookup).unwrap(),
+            [
+                found("10.0.0.1:8001", 7, false),
+                found("10.0.0.2:8002", 3, false),
+                found("10.0.0.9:9000", 7, true),
+                found("10.0.0.10:9001", 1, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_weight_of_0_is_1_and_one_past_the_most_a_target_has_is_that() {
+        let r = reply(
+            vec![
+                weighed(1, 0, 8001, "a.test"),
+                weighed(1, 1, 8002, "a.test"),
+                weighed(1, u16::MAX, 8003, "a.test"),
+                weighed(1, 10_000, 8004, "a.test"),
+            ],
+            &[("a.test", "10.0.0.1")],
+        );
+        let weights: Vec<Option<u32>> = (addresses(NAME, &r, &no_lookup).unwrap().iter())
+            .map(|f| f.weight)
+            .collect();
+        assert_eq!(weights, [Some(1), Some(1), Some(MAX_WEIGHT), Some(10_000)]);
+    }
+
+    #[test]
+    fn an_address_given_by_several_records_is_used_once_as_the_best_of_them() {
+        // Two hosts at one address: a primary and a backup record, and
+        // two records of the lowest priority with weights 2 and 5.
+        let r = reply(
+            vec![
+                weighed(1, 2, 8001, "a.test"),
+                weighed(1, 5, 8001, "a-again.test"),
+                weighed(2, 9, 8001, "a-standby.test"),
+                weighed(2, 4, 8002, "b.test"),
+                weighed(3, 6, 8002, "b-far.test"),
+            ],
+            &[
+                ("a.test", "10.0.0.1"),
+                ("a-again.test", "10.0.0.1"),
+                ("a-standby.test", "10.0.0.1"),
+                ("b.test", "10.0.0.2"),
+                ("b-far.test", "10.0.0.2"),
+            ],
+        );
+        let used = crate::config::addresses_of(addresses(NAME, &r, &no_lookup).unwrap()).used;
+        assert_eq!(
+            used,
+            [
+                found("10.0.0.1:8001", 5, false),
+                found("10.0.0.2:8002", 6, true)
+            ],
+            "the larger weight of one priority; a primary over a backup"
         );
     }
 
@@ -411,22 +568,91 @@ mod tests {
             asked.borrow_mut().push(host.to_string());
             Ok(vec![SocketAddr::from(([10, 0, 0, 2], port))])
         };
+        let addrs: Vec<SocketAddr> = (addresses(NAME, &r, &resolve).unwrap().iter())
+            .map(|f| f.addr)
+            .collect();
         assert_eq!(
-            addresses(&r, &resolve).unwrap(),
-            addrs(&["10.0.0.1:8001", "[fd00::1]:8001", "10.0.0.2:8002"])
+            addrs,
+            ["10.0.0.1:8001", "[fd00::1]:8001", "10.0.0.2:8002"].map(|a| a.parse().unwrap())
         );
         assert_eq!(*asked.borrow(), ["b.test"]);
-        // One that does not resolve fails the lookup, saying which.
-        let fail = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> {
-            Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                "no address returned",
-            ))
-        };
-        let e = addresses(&r, &fail).unwrap_err();
+    }
+
+    fn fail(_: &str, _: u16) -> io::Result<Vec<SocketAddr>> {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no address returned",
+        ))
+    }
+
+    #[test]
+    fn a_host_that_does_not_resolve_is_left_out_with_a_warning_naming_it() {
+        let r = reply(
+            vec![
+                srv(1, 8001, "a.test"),
+                srv(1, 8002, "gone.test"),
+                srv(1, 8003, "gone-too.test"),
+                srv(2, 9000, "standby.test"),
+            ],
+            &[("a.test", "10.0.0.1"), ("standby.test", "10.0.0.9")],
+        );
+        let (answer, logged) = crate::test_log::logged(|| addresses(NAME, &r, &fail));
+        assert_eq!(
+            answer.unwrap(),
+            [
+                found("10.0.0.1:8001", 7, false),
+                found("10.0.0.9:9000", 7, true)
+            ]
+        );
+        assert_eq!(
+            logged,
+            [format!(
+                "WARN srv:{NAME}: the hosts of some of its SRV records do not resolve, and their \
+                 records are left out: gone-too.test (no address returned), gone.test (no \
+                 address returned)"
+            )],
+            "once for the lookup"
+        );
+        // Those of the lowest priority all gone: the next is the primary.
+        let r = reply(
+            vec![srv(1, 8002, "gone.test"), srv(2, 9000, "standby.test")],
+            &[("standby.test", "10.0.0.9")],
+        );
+        assert_eq!(
+            addresses(NAME, &r, &fail).unwrap(),
+            [found("10.0.0.9:9000", 7, false)]
+        );
+        // So when the system resolver answers with no address.
+        let nothing = |_: &str, _: u16| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
+        assert_eq!(
+            addresses(NAME, &r, &nothing).unwrap(),
+            [found("10.0.0.9:9000", 7, false)]
+        );
+    }
+
+    #[test]
+    fn when_no_host_resolves_the_lookup_fails_naming_them() {
+        let one = reply(vec![srv(1, 8001, "a.test"), srv(1, 8002, ".")], &[]);
+        let e = addresses(NAME, &one, &fail).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert_eq!(
             e.to_string(),
-            "its SRV record's host b.test does not resolve: no address returned"
+            "its SRV record's host a.test does not resolve: no address returned"
+        );
+        let two = reply(vec![srv(1, 8001, "a.test"), srv(2, 8002, "b.test")], &[]);
+        let e = addresses(NAME, &two, &fail).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "no host of its SRV records resolves: a.test (no address returned), b.test (no \
+             address returned)"
+        );
+        // A host with a byte no host name has is not asked for.
+        let r = reply(vec![srv(1, 80, "a\\032b.test")], &[]);
+        let e = addresses(NAME, &r, &no_lookup).unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("a\\032b.test does not resolve: no host name"),
+            "{e}"
         );
     }
 
@@ -440,26 +666,18 @@ mod tests {
             ],
             &[("a.test", "10.0.0.1"), ("b.test", "10.0.0.2")],
         );
-        // Priority 0 is the lowest: its one record, port 0, gives nothing.
-        let e = addresses(&r, &no_lookup).unwrap_err();
+        // Priority 0's one record, port 0, gives nothing: priority 1's
+        // are the primaries.
+        assert_eq!(
+            addresses(NAME, &r, &no_lookup).unwrap(),
+            [found("10.0.0.1:8002", 7, false)]
+        );
+        let r = reply(vec![srv(1, 8001, "."), srv(2, 0, "b.test")], &[]);
+        let e = addresses(NAME, &r, &no_lookup).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
         assert!(e.to_string().contains("not available"), "{e}");
-        let r = reply(
-            vec![srv(1, 8001, "."), srv(1, 8002, "a.test")],
-            &[("a.test", "10.0.0.1")],
-        );
-        assert_eq!(
-            addresses(&r, &no_lookup).unwrap(),
-            addrs(&["10.0.0.1:8002"])
-        );
-        let r = reply(vec![srv(1, 8001, ".")], &[]);
-        assert!(addresses(&r, &no_lookup).is_err());
-        let none = addresses(&reply(Vec::new(), &[]), &no_lookup).unwrap_err();
+        let none = addresses(NAME, &reply(Vec::new(), &[]), &no_lookup).unwrap_err();
         assert_eq!(none.to_string(), "no SRV records");
-        // A host with a byte no host name has is not asked for.
-        let r = reply(vec![srv(1, 80, "a\\032b.test")], &[]);
-        let e = addresses(&r, &no_lookup).unwrap_err();
-        assert!(e.to_string().contains("no host name"), "{e}");
     }
 
     #[test]
@@ -484,7 +702,6 @@ mod tests {
     /// `records`: the client asks again over TCP, and takes that.
     #[test]
     fn a_truncated_reply_is_asked_again_over_tcp() {
-        const NAME: &str = "_http._tcp.app.test";
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let server = udp.local_addr().unwrap();
         let Ok(tcp) = TcpListener::bind(server) else {
@@ -536,8 +753,8 @@ mod tests {
             [srv(1, 8001, "h")].map(|s| Srv { weight: 1, ..s })
         );
         assert_eq!(
-            addresses(&reply, &no_lookup).unwrap(),
-            addrs(&["10.0.0.1:8001"])
+            addresses(NAME, &reply, &no_lookup).unwrap(),
+            [found("10.0.0.1:8001", 1, false)]
         );
     }
 

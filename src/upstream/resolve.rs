@@ -11,10 +11,12 @@
 //! the answer's TTL, so names are looked up every interval instead. A
 //! target written `srv:NAME` is looked up the same way, its SRV records
 //! asked of the `resolver` in force (see [`crate::dns::srv`]), their TTL
-//! not read either. The resolver is a parameter ([`Resolve`]) so tests
-//! can play DNS.
+//! not read either; a record whose weight or priority changed changes
+//! its address's weight or `backup` as an address that came or went
+//! does. The resolver is a parameter ([`Resolve`]) so tests can play
+//! DNS.
 
-use crate::config::{self, Addresses, Target, Written};
+use crate::config::{self, Addresses, Found, Target, Written};
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -23,26 +25,28 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Turns a target as written (`app:8000`, `srv:_http._tcp.app.test`)
-/// into the addresses it gives,
+/// into the addresses it gives (with what SRV records say of each),
 /// in any order ([`config::addresses_of`] makes the set of them): the
 /// system resolver's ([`system`]) or a test's.
-pub type Resolve<'a> = dyn Fn(&str) -> io::Result<Vec<SocketAddr>> + 'a;
+pub type Resolve<'a> = dyn Fn(&str) -> io::Result<Vec<Found>> + 'a;
 
 /// The system resolver, as start-up and reloads ask it: every address it
 /// gives (see [`config::lookup`]); for `srv:NAME`, those its SRV records
 /// give, asked of resolv.conf's first `nameserver` (see [`via`]).
-pub fn system(name: &str) -> io::Result<Vec<SocketAddr>> {
+pub fn system(name: &str) -> io::Result<Vec<Found>> {
     via(name, None)
 }
 
 /// [`system`], but for `srv:NAME`, whose SRV records are asked of
 /// `resolver` (the key of that name; `None`: resolv.conf's first
 /// `nameserver`, see [`crate::dns::srv::lookup`]).
-pub fn via(name: &str, resolver: Option<SocketAddr>) -> io::Result<Vec<SocketAddr>> {
+pub fn via(name: &str, resolver: Option<SocketAddr>) -> io::Result<Vec<Found>> {
     match config::written(name) {
-        Ok(Written::Name { host, port }) => config::lookup(host, port),
+        Ok(Written::Name { host, port }) => {
+            config::lookup(host, port).map(|a| a.into_iter().map(Found::from).collect())
+        }
         Ok(Written::Srv(service)) => crate::dns::srv::lookup(service, resolver),
-        Ok(Written::Address(addr)) => Ok(vec![addr]),
+        Ok(Written::Address(addr)) => Ok(vec![addr.into()]),
         // Never looked up (see `is_named`): a path has no addresses.
         Ok(Written::Unix(_)) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -53,14 +57,17 @@ pub fn via(name: &str, resolver: Option<SocketAddr>) -> io::Result<Vec<SocketAdd
 }
 
 /// A target written as a name whose set of addresses changed: one came,
-/// one went, or it moved.
+/// one went, it moved, or an SRV record gave one another weight or
+/// priority.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Change {
     /// As written in `targets`.
     pub name: String,
-    /// Its addresses before and now, sorted.
-    pub was: Vec<SocketAddr>,
-    pub now: Vec<SocketAddr>,
+    /// Its addresses before and now, sorted (see [`Found::order`]), with
+    /// what SRV records gave them that the name's targets take (see
+    /// [`Found::of`]).
+    pub was: Vec<Found>,
+    pub now: Vec<Found>,
     /// Addresses the name gives past [`config::MAX_ADDRESSES_PER_NAME`],
     /// not used.
     pub left_out: usize,
@@ -88,9 +95,9 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// `10.0.0.5:8000, 10.0.0.6:8000`.
-fn listed(addrs: &[SocketAddr]) -> String {
-    let listed: Vec<String> = addrs.iter().map(SocketAddr::to_string).collect();
+/// `10.0.0.5:8000, 10.0.0.6:8000 (weight 2, backup)`.
+fn listed(addrs: &[Found]) -> String {
+    let listed: Vec<String> = addrs.iter().map(Found::to_string).collect();
     listed.join(", ")
 }
 
@@ -127,31 +134,34 @@ pub fn is_named(target: &Target) -> bool {
     )
 }
 
-/// Each name among `targets`, once, in their order, with the addresses
-/// its targets are at (sorted).
-fn names(targets: &[Target]) -> Vec<(&str, Vec<SocketAddr>)> {
-    let mut names: Vec<(&str, Vec<SocketAddr>)> = Vec::new();
+/// Each name among `targets`, once, in their order: its first target
+/// (which has the options written for it) and what its targets are at
+/// (sorted, see [`Found::order`]).
+fn names(targets: &[Target]) -> Vec<(&Target, Vec<Found>)> {
+    let mut names: Vec<(&Target, Vec<Found>)> = Vec::new();
     for target in targets.iter().filter(|t| is_named(t)) {
         // A name's targets are all at TCP addresses.
-        let Some(addr) = target.addr.tcp() else {
+        let Some(found) = Found::of(target) else {
             continue;
         };
         let name = target.as_written();
-        match names.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, addrs)) => addrs.push(addr),
-            None => names.push((name, vec![addr])),
+        match names.iter_mut().find(|(n, _)| n.as_written() == name) {
+            Some((_, found_before)) => found_before.push(found),
+            None => names.push((target, vec![found])),
         }
     }
-    for (_, addrs) in &mut names {
-        addrs.sort_unstable();
+    for (_, found) in &mut names {
+        found.sort_unstable_by_key(Found::order);
     }
     names
 }
 
 /// Looks up each target written as a name, once, with `resolve`; returns
-/// those whose set of addresses changed (compared as sets: an answer in
-/// another order is no change). A name that does not resolve keeps the
-/// addresses it had (DNS down for a moment must not take a backend away),
+/// those whose targets would change: an address came or went, or an SRV
+/// record's weight or priority that the name takes changed (compared as
+/// sets: an answer in another order is no change). A name that does
+/// not resolve keeps the addresses it had (DNS down for a moment must
+/// not take a backend away),
 /// with a warning at most once a minute per name; so does one of which
 /// an address is now one of `own`, the addresses the proxy serves HTTP
 /// on (requests would loop, which a reload refuses too).
@@ -163,18 +173,24 @@ pub fn look_up(
 ) -> Vec<Change> {
     failures.keep_only(targets);
     let mut changes = Vec::new();
-    for (name, was) in names(targets) {
-        match resolve(name).and_then(|answer| usable(answer, own)) {
-            Ok(now) => {
+    for (first, was) in names(targets) {
+        let name = first.as_written();
+        match resolve(name).and_then(|answer| usable(first.addresses_in(answer), own)) {
+            Ok(found) => {
                 if failures.recovered(name) {
                     log::info!("target {name} resolves again");
                 }
-                if now.used != was {
+                // As its targets would take them: a weight= written
+                // makes a record's weight no change.
+                let now: Vec<Found> = (first.at(&found.used).iter())
+                    .filter_map(Found::of)
+                    .collect();
+                if now != was {
                     changes.push(Change {
                         name: name.to_string(),
                         was,
-                        now: now.used,
-                        left_out: now.left_out,
+                        now,
+                        left_out: found.left_out,
                     });
                 }
             }
@@ -192,24 +208,21 @@ pub fn look_up(
     changes
 }
 
-/// The addresses an answer gives (see [`config::addresses_of`]), unless
-/// there are none or one is the proxy's own (one of `own`, as
+/// The addresses of an answer a name takes (see [`Target::addresses_in`]),
+/// unless there are none or one is the proxy's own (one of `own`, as
 /// [`config::is_listener`] tells).
-fn usable(answer: Vec<SocketAddr>, own: &[SocketAddr]) -> io::Result<Addresses> {
-    let found = config::addresses_of(answer);
+fn usable(found: Addresses, own: &[SocketAddr]) -> io::Result<Addresses> {
     if found.used.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
             "no address returned",
         ));
     }
-    match found
-        .used
-        .iter()
-        .find(|&&addr| own.iter().any(|&own| config::is_listener(own, addr)))
-    {
-        Some(addr) => Err(io::Error::other(format!(
-            "it now resolves to {addr}, this proxy's own address (requests would loop)"
+    let is_own = |addr| own.iter().any(|&own| config::is_listener(own, addr));
+    match found.used.iter().find(|f| is_own(f.addr)) {
+        Some(f) => Err(io::Error::other(format!(
+            "it now resolves to {}, this proxy's own address (requests would loop)",
+            f.addr
         ))),
         None => Ok(found),
     }
@@ -218,8 +231,9 @@ fn usable(answer: Vec<SocketAddr>, own: &[SocketAddr]) -> io::Result<Addresses> 
 /// Gives each name in `changes` its new addresses: its targets are
 /// replaced, where the first of them stood, by one per address (see
 /// [`Target::at`]), with the options written for it (weight, `max_conns`,
-/// `backup`, `max_fails`, `fail_timeout`). Returns how many names were
-/// found; one that is no longer among `targets` is skipped.
+/// `backup`, `max_fails`, `fail_timeout`) and what its SRV records now
+/// say. Returns how many names were found; one that is no longer among
+/// `targets` is skipped.
 pub fn apply(targets: &mut Vec<Target>, changes: &[Change]) -> usize {
     let mut applied = 0;
     for change in changes {
@@ -289,6 +303,12 @@ mod tests {
         Target::new(name, addr.parse::<SocketAddr>().unwrap())
     }
 
+    fn addrs(list: &[&str]) -> Vec<Found> {
+        (list.iter())
+            .map(|a| a.parse::<SocketAddr>().unwrap().into())
+            .collect()
+    }
+
     #[test]
     fn only_names_are_looked_up_and_only_moves_reported() {
         let targets = [
@@ -301,11 +321,11 @@ mod tests {
         assert!(!is_named(&targets[4]), "a Unix socket's path is no name");
         let asked = Arc::new(AtomicUsize::new(0));
         let count = asked.clone();
-        let resolve = move |name: &str| -> io::Result<Vec<SocketAddr>> {
+        let resolve = move |name: &str| -> io::Result<Vec<Found>> {
             count.fetch_add(1, Ordering::SeqCst);
             match name {
-                "app:80" => Ok(vec!["10.0.0.7:80".parse().unwrap()]),
-                "db:80" => Ok(vec!["10.0.0.6:80".parse().unwrap()]),
+                "app:80" => Ok(addrs(&["10.0.0.7:80"])),
+                "db:80" => Ok(addrs(&["10.0.0.6:80"])),
                 other => panic!("{other} is an address, never looked up"),
             }
         };
@@ -315,8 +335,8 @@ mod tests {
             changes,
             [Change {
                 name: "app:80".into(),
-                was: vec!["10.0.0.5:80".parse().unwrap()],
-                now: vec!["10.0.0.7:80".parse().unwrap()],
+                was: addrs(&["10.0.0.5:80"]),
+                now: addrs(&["10.0.0.7:80"]),
                 left_out: 0,
             }]
         );
@@ -330,12 +350,11 @@ mod tests {
     fn a_name_that_fails_keeps_its_address_and_its_failure_is_remembered_until_it_resolves() {
         let targets = [target("app:80", "10.0.0.5:80")];
         let mut failures = Failures::default();
-        let down = |_: &str| -> io::Result<Vec<SocketAddr>> { Err(io::ErrorKind::NotFound.into()) };
+        let down = |_: &str| -> io::Result<Vec<Found>> { Err(io::ErrorKind::NotFound.into()) };
         assert!(look_up(&targets, &down, &[OWN], &mut failures).is_empty());
         assert!(look_up(&targets, &down, &[OWN], &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1);
-        let up =
-            |_: &str| -> io::Result<Vec<SocketAddr>> { Ok(vec!["10.0.0.5:80".parse().unwrap()]) };
+        let up = |_: &str| -> io::Result<Vec<Found>> { Ok(addrs(&["10.0.0.5:80"])) };
         assert!(look_up(&targets, &up, &[OWN], &mut failures).is_empty());
         assert!(failures.0.is_empty(), "the failure ended");
         // A name a reload removed is forgotten.
@@ -348,15 +367,9 @@ mod tests {
     fn a_name_that_comes_to_resolve_to_the_proxy_itself_stays_where_it_was() {
         let targets = [target("app:8080", "10.0.0.5:8080")];
         let mut failures = Failures::default();
-        let home = |_: &str| -> io::Result<Vec<SocketAddr>> {
-            Ok(vec!["127.0.0.1:8080".parse().unwrap()])
-        };
+        let home = |_: &str| -> io::Result<Vec<Found>> { Ok(addrs(&["127.0.0.1:8080"])) };
         assert!(look_up(&targets, &home, &[OWN], &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1, "said as a failure");
-    }
-
-    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
-        list.iter().map(|a| a.parse().unwrap()).collect()
     }
 
     #[test]
@@ -374,7 +387,7 @@ mod tests {
         ];
         let answer = Arc::new(std::sync::Mutex::new(addrs(&["10.0.0.5:80"])));
         let dns = answer.clone();
-        let resolve = move |name: &str| -> io::Result<Vec<SocketAddr>> {
+        let resolve = move |name: &str| -> io::Result<Vec<Found>> {
             match name {
                 "app:80" => Ok(dns.lock().unwrap().clone()),
                 _ => Ok(addrs(&["10.0.0.9:80"])),
@@ -448,6 +461,87 @@ mod tests {
         assert_eq!(targets[1].weight, 2);
     }
 
+    /// `addr` as an SRV record of `weight` gives it, a backup or not.
+    fn record(addr: &str, weight: u32, backup: bool) -> Found {
+        Found {
+            weight: Some(weight),
+            backup,
+            ..addrs(&[addr])[0]
+        }
+    }
+
+    #[test]
+    fn a_records_new_weight_or_priority_is_a_change_and_its_target_takes_it() {
+        const SRV: &str = "srv:_http._tcp.app.test";
+        let written = Target {
+            record_weight: true,
+            ..target(SRV, "0.0.0.0:0")
+        };
+        let answer = Arc::new(std::sync::Mutex::new(vec![
+            record("10.0.0.5:80", 3, false),
+            record("10.0.0.6:80", 1, true),
+        ]));
+        let mut targets = written.at(&answer.lock().unwrap());
+        let dns = answer.clone();
+        let resolve = move |_: &str| -> io::Result<Vec<Found>> { Ok(dns.lock().unwrap().clone()) };
+        let mut failures = Failures::default();
+        let mut step = |targets: &mut Vec<Target>, now: Vec<Found>| {
+            *answer.lock().unwrap() = now;
+            let changes = look_up(targets, &resolve, &[OWN], &mut failures);
+            apply(targets, &changes);
+            changes
+        };
+        let shares = |targets: &[Target]| -> Vec<(u32, bool)> {
+            targets.iter().map(|t| (t.weight, t.backup)).collect()
+        };
+        let same = vec![
+            record("10.0.0.6:80", 1, true),
+            record("10.0.0.5:80", 3, false),
+        ];
+        assert!(step(&mut targets, same).is_empty());
+
+        // The first's weight is now 4; the second's priority the lowest.
+        let changes = step(
+            &mut targets,
+            vec![
+                record("10.0.0.5:80", 4, false),
+                record("10.0.0.6:80", 1, false),
+            ],
+        );
+        assert_eq!(
+            changes[0].to_string(),
+            format!(
+                "target {SRV} now resolves to 10.0.0.5:80 (weight 4), 10.0.0.6:80 (weight 1) \
+                 (was 10.0.0.5:80 (weight 3), 10.0.0.6:80 (weight 1, backup))"
+            )
+        );
+        assert_eq!(shares(&targets), [(4, false), (1, false)]);
+        // And back to a backup, which the target takes, as nothing wrote it.
+        step(
+            &mut targets,
+            vec![
+                record("10.0.0.5:80", 4, false),
+                record("10.0.0.6:80", 2, true),
+            ],
+        );
+        assert_eq!(shares(&targets), [(4, false), (2, true)]);
+
+        // With weight= written, a record's weight changes nothing.
+        let mut weighed: Vec<Target> = (targets.iter())
+            .map(|t| Target {
+                weight: 7,
+                record_weight: false,
+                ..t.clone()
+            })
+            .collect();
+        let moved = vec![
+            record("10.0.0.5:80", 9, false),
+            record("10.0.0.6:80", 9, true),
+        ];
+        assert!(step(&mut weighed, moved).is_empty());
+        assert_eq!(shares(&weighed), [(7, false), (7, true)]);
+    }
+
     #[test]
     fn an_answer_with_the_proxy_itself_among_its_addresses_is_not_used() {
         let targets = [
@@ -455,22 +549,21 @@ mod tests {
             target("app:8080@10.0.0.6:8080", "10.0.0.6:8080"),
         ];
         let mut failures = Failures::default();
-        let home = |_: &str| -> io::Result<Vec<SocketAddr>> {
-            Ok(addrs(&["10.0.0.5:8080", "127.0.0.1:8080"]))
-        };
+        let home =
+            |_: &str| -> io::Result<Vec<Found>> { Ok(addrs(&["10.0.0.5:8080", "127.0.0.1:8080"])) };
         assert!(look_up(&targets, &home, &[OWN], &mut failures).is_empty());
         assert_eq!(failures.0.len(), 1, "said as a failure");
         // Nor is an empty answer.
-        let empty = |_: &str| -> io::Result<Vec<SocketAddr>> { Ok(Vec::new()) };
+        let empty = |_: &str| -> io::Result<Vec<Found>> { Ok(Vec::new()) };
         assert!(look_up(&targets, &empty, &[OWN], &mut failures).is_empty());
     }
 
     #[test]
     fn a_change_says_how_many_addresses_past_the_most_a_name_may_use_were_left_out() {
         let targets = [target("app:80", "10.0.0.5:80")];
-        let many = |_: &str| -> io::Result<Vec<SocketAddr>> {
+        let many = |_: &str| -> io::Result<Vec<Found>> {
             Ok((0..config::MAX_ADDRESSES_PER_NAME as u8 + 2)
-                .map(|i| SocketAddr::from(([10, 0, 1, i], 80)))
+                .map(|i| SocketAddr::from(([10, 0, 1, i], 80)).into())
                 .collect())
         };
         let changes = look_up(&targets, &many, &[OWN], &mut Failures::default());
@@ -536,7 +629,7 @@ mod tests {
     fn the_system_resolver_takes_addresses_as_they_are() {
         assert_eq!(
             system("127.0.0.1:8080").unwrap(),
-            ["127.0.0.1:8080".parse().unwrap()]
+            addrs(&["127.0.0.1:8080"])
         );
         assert_eq!(
             via("no port", None).unwrap_err().kind(),

@@ -623,10 +623,17 @@ pub fn save_or_warn(path: &Path, upstreams: &Pools, during: &str) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Balance, Config, Target};
+    use crate::config::{Balance, Config, Found, Target};
 
     fn target(name: &str, addr: &str) -> Target {
         Target::new(name, addr.parse().unwrap())
+    }
+
+    /// 127.0.0.1 at each of `ports`, as a lookup finds it.
+    fn found(ports: &[u16]) -> Vec<Found> {
+        (ports.iter())
+            .map(|&p| SocketAddr::from(([127, 0, 0, 1], p)).into())
+            .collect()
     }
 
     fn upstreams(targets: Vec<Target>) -> Pools {
@@ -637,10 +644,7 @@ mod tests {
 
     /// `app:80` giving two addresses, and two targets written as such.
     fn three_of_a_name_and_two() -> Pools {
-        let mut targets = target("app:80", "127.0.0.1:1").at(&[
-            "127.0.0.1:1".parse().unwrap(),
-            "127.0.0.1:2".parse().unwrap(),
-        ]);
+        let mut targets = target("app:80", "127.0.0.1:1").at(&found(&[1, 2]));
         targets.push(target("127.0.0.1:3", "127.0.0.1:3"));
         targets.push(target("db.internal:5432", "127.0.0.1:4"));
         upstreams(targets)
@@ -812,10 +816,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let generation = || {
-            let mut config = Config::with_targets(target("app:80", "127.0.0.1:1").at(&[
-                "127.0.0.1:1".parse().unwrap(),
-                "127.0.0.1:2".parse().unwrap(),
-            ]));
+            let mut config =
+                Config::with_targets(target("app:80", "127.0.0.1:1").at(&found(&[1, 2])));
             config.balance = Balance::LeastConn;
             Pools::new(&config)
         };
@@ -1075,7 +1077,7 @@ mod tests {
         assert_eq!(names("app:80@127.0.0.1:2"), ["app:80@127.0.0.1:2"]);
         // The name that gave two addresses gives one now: its line for
         // that one still finds it, not the others'.
-        let one = upstreams(target("app:80", "127.0.0.1:1").at(&["127.0.0.1:1".parse().unwrap()]));
+        let one = upstreams(target("app:80", "127.0.0.1:1").at(&found(&[1])));
         assert_eq!(targets_named(&one, "app:80@127.0.0.1:1").len(), 1);
         assert!(targets_named(&one, "app:80@127.0.0.1:2").is_empty());
         for unknown in [

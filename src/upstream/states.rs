@@ -191,9 +191,13 @@ mod tests {
     use super::super::sticky;
     use super::super::test_support::all;
     use super::*;
-    use crate::config::{Config, Endpoint, Target};
+    use crate::config::{Config, Endpoint, Found, Target};
     use std::net::SocketAddr;
     use std::time::{Duration, Instant};
+
+    fn found(addrs: &[SocketAddr]) -> Vec<Found> {
+        addrs.iter().map(|&a| a.into()).collect()
+    }
 
     #[test]
     fn the_address_of_a_name_that_comes_to_give_several_is_the_same_target_renamed() {
@@ -203,7 +207,7 @@ mod tests {
             "127.0.0.1:2".parse().unwrap(),
         );
         let generation = |addrs: &[SocketAddr]| {
-            let mut config = Config::with_targets(written.at(addrs));
+            let mut config = Config::with_targets(written.at(&found(addrs)));
             config.max_fails = 1;
             Upstreams::new(&config)
         };
@@ -255,7 +259,7 @@ mod tests {
         let written = Target::new("app:80", "127.0.0.1:1".parse().unwrap());
         let addrs: [SocketAddr; 4] = [1, 2, 3, 4].map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
         let generation = |addrs: &[SocketAddr], weight: u32| {
-            let mut targets = written.at(addrs);
+            let mut targets = written.at(&found(addrs));
             targets.iter_mut().for_each(|t| t.weight = weight);
             Upstreams::new(&Config::with_targets(targets))
         };
@@ -302,6 +306,8 @@ mod tests {
             agent: None,
             check_port: None,
             fastcgi: false,
+            record_weight: false,
+            record_backup: false,
         };
         let generation = |own: Option<u32>, keys: (u32, u64)| {
             let mut config =

@@ -252,11 +252,13 @@ pub(in crate::config) fn parse_targets(
             agent,
             check_port,
             fastcgi,
+            record_weight: weight.is_none() && matches!(written(name)?, Written::Srv(_)),
+            record_backup: false,
         };
         // A name stands for a target per address it gives.
-        let spread = |answer: std::io::Result<Vec<SocketAddr>>| {
+        let spread = |answer: std::io::Result<Vec<Found>>| {
             let found = answer
-                .map(addresses_of)
+                .map(|answer| as_written.addresses_in(answer))
                 .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
             if let Some(warning) = found.cap_warning(name) {
                 log::warn!("{warning}");
@@ -269,8 +271,10 @@ pub(in crate::config) fn parse_targets(
                 addr: Endpoint::Unix(path.to_path_buf()),
                 ..as_written.clone()
             }],
-            Written::Address(addr) => as_written.at(&[addr]),
-            Written::Name { host, port } => spread(lookup(host, port))?,
+            Written::Address(addr) => as_written.at(&[Found::from(addr)]),
+            Written::Name { host, port } => {
+                spread(lookup(host, port).map(|a| a.into_iter().map(Found::from).collect()))?
+            }
             Written::Srv(service) => spread(crate::dns::srv::lookup(service, resolver))?,
         };
         for target in found {
@@ -384,9 +388,9 @@ pub const MAX_ADDRESSES_PER_NAME: usize = 64;
 /// The addresses a target as written stands for: see [`addresses_of`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Addresses {
-    /// Sorted, without duplicates, of one family; at most
-    /// [`MAX_ADDRESSES_PER_NAME`].
-    pub used: Vec<SocketAddr>,
+    /// Without duplicates, of one family, the primaries first, each part
+    /// sorted (see [`Found::order`]); at most [`MAX_ADDRESSES_PER_NAME`].
+    pub used: Vec<Found>,
     /// Addresses of that family past the cap, not used.
     pub left_out: usize,
 }
@@ -404,21 +408,87 @@ impl Addresses {
     }
 }
 
+/// An address a name gives, with what its SRV record says of it: a
+/// name the system resolver looks up gives neither a weight nor a
+/// backup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Found {
+    pub addr: SocketAddr,
+    /// Its record's weight, 1 to [`MAX_WEIGHT`]; `None`: the one written
+    /// for the name (see [`Target::at`]).
+    pub weight: Option<u32>,
+    /// Its record's priority is above the lowest: a fallback, used as a
+    /// `backup` target is.
+    pub backup: bool,
+}
+
+impl Found {
+    /// The order a name's addresses are used in: primaries first, so
+    /// that the cap leaves backups out before them; then by address, so
+    /// that the order a DNS server rotates its answers in does not count.
+    pub fn order(&self) -> (bool, SocketAddr) {
+        (self.backup, self.addr)
+    }
+
+    /// Of the records of one address, the one it takes is the highest so
+    /// ranked: the primary, else the larger weight (nginx Plus's choice).
+    fn rank(&self) -> (bool, Option<u32>) {
+        (!self.backup, self.weight)
+    }
+
+    /// What `target` was made of, as [`Target::at`] made it: the weight
+    /// and backup its record gave it, where they are the record's.
+    pub fn of(target: &Target) -> Option<Found> {
+        Some(Found {
+            addr: target.addr.tcp()?,
+            weight: target.record_weight.then_some(target.weight),
+            backup: target.record_backup,
+        })
+    }
+}
+
+impl From<SocketAddr> for Found {
+    fn from(addr: SocketAddr) -> Found {
+        Found {
+            addr,
+            weight: None,
+            backup: false,
+        }
+    }
+}
+
+/// `10.0.0.5:8000`, and what its record gave it: `10.0.0.5:8000 (weight
+/// 3, backup)`.
+impl std::fmt::Display for Found {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.addr)?;
+        match (self.weight, self.backup) {
+            (None, false) => Ok(()),
+            (None, true) => write!(f, " (backup)"),
+            (Some(w), false) => write!(f, " (weight {w})"),
+            (Some(w), true) => write!(f, " (weight {w}, backup)"),
+        }
+    }
+}
+
 /// The addresses of a resolver's answer that become targets: those of
 /// the family of its first address (a dual-stack `localhost` gives `::1`
 /// and `127.0.0.1`, a backend usually listens on one of them: two
 /// targets, one refusing every connection, is nginx's known annoyance),
-/// each once, sorted, so that the set does not depend on the order a DNS
-/// server rotates its answers in, and at most [`MAX_ADDRESSES_PER_NAME`]
-/// of them. The one rule for start-up, reloads and re-resolution alike.
-pub fn addresses_of(answer: impl IntoIterator<Item = SocketAddr>) -> Addresses {
-    let mut answer = answer.into_iter().peekable();
-    let Some(family) = answer.peek().map(SocketAddr::is_ipv4) else {
+/// each once (of two SRV records giving one, as `Found::rank` says),
+/// sorted (see [`Found::order`]), so that the set does not depend on the
+/// order a DNS server rotates its answers in, and at most
+/// [`MAX_ADDRESSES_PER_NAME`] of them. The one rule for start-up, reloads
+/// and re-resolution alike.
+pub fn addresses_of<T: Into<Found>>(answer: impl IntoIterator<Item = T>) -> Addresses {
+    let mut answer = answer.into_iter().map(Into::into).peekable();
+    let Some(family) = answer.peek().map(|f: &Found| f.addr.is_ipv4()) else {
         return Addresses::default();
     };
-    let mut used: Vec<SocketAddr> = answer.filter(|a| a.is_ipv4() == family).collect();
-    used.sort_unstable();
-    used.dedup();
+    let mut used: Vec<Found> = answer.filter(|f| f.addr.is_ipv4() == family).collect();
+    used.sort_unstable_by(|a, b| (a.addr.cmp(&b.addr)).then_with(|| b.rank().cmp(&a.rank())));
+    used.dedup_by_key(|f| f.addr);
+    used.sort_unstable_by_key(Found::order);
     let left_out = used.len().saturating_sub(MAX_ADDRESSES_PER_NAME);
     used.truncate(MAX_ADDRESSES_PER_NAME);
     Addresses { used, left_out }
@@ -712,8 +782,10 @@ mod tests {
         }
     }
 
-    fn addrs(list: &[&str]) -> Vec<SocketAddr> {
-        list.iter().map(|a| a.parse().unwrap()).collect()
+    fn addrs(list: &[&str]) -> Vec<Found> {
+        (list.iter())
+            .map(|a| a.parse::<SocketAddr>().unwrap().into())
+            .collect()
     }
 
     #[test]
@@ -740,7 +812,7 @@ mod tests {
             addrs(&["10.0.0.5:80", "10.0.0.6:80", "10.0.0.7:80"])
         );
         assert_eq!(a, b, "the order of the answer does not matter");
-        assert_eq!(addresses_of([]), Addresses::default());
+        assert_eq!(addresses_of(Vec::<Found>::new()), Addresses::default());
     }
 
     #[test]
@@ -753,9 +825,9 @@ mod tests {
         let found = addresses_of(answer);
         assert_eq!(found.used.len(), MAX_ADDRESSES_PER_NAME);
         assert_eq!(found.left_out, 100 - MAX_ADDRESSES_PER_NAME);
-        assert_eq!(found.used[0], SocketAddr::from(([10, 0, 0, 0], 80)));
+        assert_eq!(found.used[0].addr, SocketAddr::from(([10, 0, 0, 0], 80)));
         assert_eq!(
-            found.used[MAX_ADDRESSES_PER_NAME - 1],
+            found.used[MAX_ADDRESSES_PER_NAME - 1].addr,
             SocketAddr::from(([10, 0, 0, MAX_ADDRESSES_PER_NAME as u8 - 1], 80))
         );
         assert_eq!(
@@ -875,6 +947,8 @@ mod tests {
             agent: None,
             check_port: None,
             fastcgi: false,
+            record_weight: false,
+            record_backup: false,
         }
     }
 
@@ -901,7 +975,7 @@ mod tests {
         let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, ["app:8000@10.0.0.5:8000", "app:8000@[fd00::6]:8000"]);
         for (t, addr) in targets.iter().zip(&several) {
-            assert_eq!(t.addr, Endpoint::Tcp(*addr));
+            assert_eq!(t.addr, Endpoint::Tcp(addr.addr));
             assert_eq!(t.as_written(), "app:8000");
             assert_eq!((t.weight, t.backup, t.max_conns), (3, true, Some(7)));
             // Spread again from one of its own targets: the same.
@@ -910,6 +984,96 @@ mod tests {
         // An address keeps its name whatever else the name gives.
         let more = written_as("app:8000").at(&addrs(&["10.0.0.4:8000", "10.0.0.5:8000"]));
         assert_eq!(more[1].name, targets[0].name);
+    }
+
+    /// `srv:NAME` as written without options, then with `extra` on it.
+    fn srv_written(extra: impl FnOnce(&mut Target)) -> Target {
+        let mut t = Target {
+            record_weight: true,
+            ..Target::new("srv:_http._tcp.app.test", "0.0.0.0:0".parse().unwrap())
+        };
+        extra(&mut t);
+        t
+    }
+
+    /// What an SRV lookup gives: two primaries of weights 3 and 0 (so
+    /// 1), and a backup of weight 5 at one of their addresses too.
+    fn srv_answer() -> Vec<Found> {
+        let found = |addr: &str, weight, backup| Found {
+            addr: addr.parse().unwrap(),
+            weight: Some(weight),
+            backup,
+        };
+        vec![
+            found("10.0.0.6:80", 1, false),
+            found("10.0.0.5:80", 3, false),
+            found("10.0.0.9:80", 5, true),
+            found("10.0.0.5:80", 5, true),
+        ]
+    }
+
+    /// Each target's address, weight and backup.
+    fn shares(targets: &[Target]) -> Vec<(String, u32, bool)> {
+        (targets.iter())
+            .map(|t| (t.addr.to_string(), t.weight, t.backup))
+            .collect()
+    }
+
+    #[test]
+    fn an_srv_names_addresses_have_their_records_weights_and_priorities() {
+        let written = srv_written(|_| {});
+        let targets = written.at(&written.addresses_in(srv_answer()).used);
+        assert_eq!(
+            shares(&targets),
+            [
+                ("10.0.0.5:80".into(), 3, false),
+                ("10.0.0.6:80".into(), 1, false),
+                ("10.0.0.9:80".into(), 5, true),
+            ]
+        );
+        // Spread again from any of them, a backup too: the same.
+        for t in &targets {
+            assert_eq!(t.at(&t.addresses_in(srv_answer()).used), targets);
+        }
+        assert_eq!(
+            target_lines(&Config::with_targets(targets))[1..],
+            [
+                "# target srv:_http._tcp.app.test@10.0.0.5:80 -> 10.0.0.5:80 (weight 3)",
+                "# target srv:_http._tcp.app.test@10.0.0.6:80 -> 10.0.0.6:80 (weight 1)",
+                "# target srv:_http._tcp.app.test@10.0.0.9:80 -> 10.0.0.9:80 (weight 5, backup)",
+            ]
+        );
+    }
+
+    #[test]
+    fn weight_written_for_an_srv_name_is_every_addresss() {
+        let written = srv_written(|t| (t.weight, t.record_weight) = (2, false));
+        let targets = written.at(&written.addresses_in(srv_answer()).used);
+        assert_eq!(
+            shares(&targets),
+            [
+                ("10.0.0.5:80".into(), 2, false),
+                ("10.0.0.6:80".into(), 2, false),
+                ("10.0.0.9:80".into(), 2, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn backup_written_for_an_srv_name_makes_the_primaries_backups_and_drops_the_rest() {
+        let written = srv_written(|t| t.backup = true);
+        let targets = written.at(&written.addresses_in(srv_answer()).used);
+        assert_eq!(
+            shares(&targets),
+            [
+                ("10.0.0.5:80".into(), 3, true),
+                ("10.0.0.6:80".into(), 1, true)
+            ]
+        );
+        assert!(targets.iter().all(|t| !t.record_backup));
+        for t in &targets {
+            assert_eq!(t.at(&t.addresses_in(srv_answer()).used), targets);
+        }
     }
 
     #[test]
