@@ -397,7 +397,11 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             None => String::new(),
         };
         let limit = route_limit(route);
-        writeln!(out, "# route {route} -> {pool}{rewrite}{limit}")?;
+        let own = match route.own_settings() {
+            own if own.is_empty() => String::new(),
+            own => format!(", {own} in place of its pool's"),
+        };
+        writeln!(out, "# route {route} -> {pool}{rewrite}{limit}{own}")?;
     }
     Ok(())
 }

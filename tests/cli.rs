@@ -796,7 +796,8 @@ fn check_shows_each_pool_and_the_routes_in_the_order_they_are_tried() {
          pool.api = 127.0.0.1:9002 weight=2, 127.0.0.1:9003\n\
          pool.api.balance = least_conn\n\
          route./api/ = api rewrite=/\n\
-         route.Shop.Example/api/ = default\n",
+         route.Shop.Example/api/ = default\n\
+         route./upload/ = default max_body_size=102400k backend_timeout=600s cache=no\n",
     );
     assert_eq!(code, Some(0), "stderr: {stderr}");
     for line in [
@@ -805,6 +806,8 @@ fn check_shows_each_pool_and_the_routes_in_the_order_they_are_tried() {
         "# target 127.0.0.1:9002 -> 127.0.0.1:9002 (weight 2)",
         "# route shop.example/api/ -> default",
         "# route /api/ -> api, its prefix rewritten to /",
+        "# route /upload/ -> default, max_body_size=100MiB backend_timeout=10m cache=off in \
+         place of its pool's",
     ] {
         assert!(stdout.contains(line), "no {line:?} in {stdout}");
     }

@@ -2487,3 +2487,157 @@ fn deny_rules_refuse_before_any_route_or_rewrite_whatever_the_path() {
         Some(0)
     );
 }
+
+// ------------------------------------ a route's own pool settings
+
+/// `POST path` of `len` bytes on a connection of its own; with `whole`
+/// false only its head goes (a 413 is answered from the head).
+fn post_of(proxy: &Proxy, path: &str, len: usize, whole: bool) -> u16 {
+    proxy.exchange(|client| {
+        let head =
+            format!("POST {path} HTTP/1.1\r\nHost: site.test\r\nContent-Length: {len}\r\n\r\n");
+        client.send(head.as_bytes());
+        if whole {
+            client.send(&pattern(len));
+        }
+        client.response().status
+    })
+}
+
+#[test]
+fn a_route_s_max_body_size_takes_bodies_its_pool_s_limit_refuses() {
+    // nginx's `location /upload/ { client_max_body_size 10m; proxy_pass
+    // http://app; }` beside the site's 1m, on the same backends.
+    let app = Backend::echo("app");
+    let routes = "route./upload/ = default max_body_size=10m\n\
+                  route./avatar/ = default max_body_size=64KiB\n";
+    let text = |routes: &str| format!("targets = {}\nmax_body_size = 1m\n{routes}", app.addr);
+    let proxy = start_proxy(&[], from_file(&text(routes)));
+    let two_mib = 2 << 20;
+    assert_eq!(post_of(&proxy, "/upload/photo", two_mib, true), 200);
+    assert_eq!(post_of(&proxy, "/form", two_mib, false), 413);
+    // Lower than its pool's too.
+    assert_eq!(post_of(&proxy, "/avatar/me", 128 << 10, false), 413);
+    assert_eq!(post_of(&proxy, "/form", 128 << 10, true), 200);
+    // A chunked body is counted as it comes, against the route's limit.
+    let chunked_upload = || {
+        proxy.exchange(|client| {
+            let head = "POST /upload/photo HTTP/1.1\r\nHost: site.test\r\n\
+                        Transfer-Encoding: chunked\r\n\r\n";
+            client.send(head.as_bytes());
+            client.send(&chunked(&pattern(two_mib), 64 << 10, ""));
+            client.response().status
+        })
+    };
+    assert_eq!(chunked_upload(), 200);
+    assert_eq!(app.requests(), 3);
+    // A reload puts the routes as written now in force.
+    proxy.reload(&[], from_file(&text("route./upload/ = default\n")));
+    assert_eq!(post_of(&proxy, "/upload/photo", two_mib, false), 413);
+}
+
+/// A backend that answers `/wait/<ms>/...` and `/stall/<ms>/...` that
+/// many milliseconds late (a stall: after the head and half the body),
+/// the rest at once, each with a body of 10 bytes.
+fn late_backend() -> Backend {
+    use std::io::Write as _;
+    Backend::start("late", |seen, out| {
+        let path = seen.path().to_string();
+        let mut parts = path.split('/').skip(1);
+        let (how, ms) = (parts.next(), parts.next().and_then(|ms| ms.parse().ok()));
+        let late = Duration::from_millis(ms.unwrap_or(0));
+        if how == Some("wait") {
+            std::thread::sleep(late);
+        }
+        let head = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345";
+        if out.write_all(head.as_bytes()).is_err() {
+            return Action::Close;
+        }
+        if how == Some("stall") {
+            std::thread::sleep(late);
+        }
+        match out.write_all(b"67890") {
+            Ok(()) => Action::KeepAlive,
+            Err(_) => Action::Close,
+        }
+    })
+}
+
+#[test]
+fn a_route_s_backend_timeout_cuts_its_requests_alone() {
+    // HAProxy's `http-request set-timeout server 1s if { path_beg
+    // /wait/2000/ }`: the route waits 1 s, the rest of the site 30 s, on
+    // the same backend's connections. Without the cache, the wait for
+    // the head watches the client too; with it (a response it may
+    // store), the socket's timeouts alone bound it.
+    for cache_size in [0, 1 << 20] {
+        backend_timeouts_of_routes(cache_size);
+    }
+}
+
+fn backend_timeouts_of_routes(cache_size: u64) {
+    let late = late_backend();
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\nbackend_timeout = 30s\n\
+         route./wait/2000/ = default backend_timeout=1s\n\
+         route./wait/0/ = default backend_timeout=1s\n\
+         route./stall/2000/ = default backend_timeout=1s\n",
+        late.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = cache_size;
+    });
+    let status = |path: &str| proxy.get_on("site.test", path, &[]).status;
+    // The head 2 s late: 504 at 1 s.
+    assert_eq!(status("/wait/2000/report"), 504, "cache_size {cache_size}");
+    // Answered at once on the route: its connection goes back to the pool
+    // with the route's timeout on it...
+    assert_eq!(status("/wait/0/x"), 200);
+    let connections = late.connections();
+    // ...and the next request on it, the pool's, waits the pool's 30 s.
+    assert_eq!(status("/wait/1500/export"), 200, "cache_size {cache_size}");
+    assert_eq!(late.connections(), connections, "not the pooled connection");
+    // A body that stalls past the route's timeout is cut short there.
+    let cut = proxy.exchange(|client| {
+        client.send(b"GET /stall/2000/x HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        client.try_response(false).map(|r| r.status)
+    });
+    assert!(cut.is_err(), "the stalled body came whole: {cut:?}");
+    let whole = proxy.exchange(|client| {
+        client.send(b"GET /stall/1500/x HTTP/1.1\r\nHost: site.test\r\n\r\n");
+        client.try_response(false).map(|r| r.body)
+    });
+    assert_eq!(whole.unwrap(), b"1234567890", "cache_size {cache_size}");
+}
+
+#[test]
+fn a_route_s_cache_off_keeps_its_answers_from_the_cache_as_a_pool_s_would() {
+    // nginx's `location /account/ { proxy_cache off; proxy_pass
+    // http://app; }`; and `cache=on` for a feed of a pool kept from it.
+    let (app, api) = (cacheable_echo("app"), cacheable_echo("api"));
+    let mut tweak = Some(from_file(&format!(
+        "targets = {}\npool.api = {}\npool.api.cache = false\nroute./api/ = api\n\
+         route./api/feed = api cache=on\nroute./account/ = default cache=off\n\
+         cache_status = edge\n",
+        app.addr, api.addr
+    )));
+    let proxy = start_proxy(&[], |c| {
+        (tweak.take().unwrap())(c);
+        c.cache_size = 1 << 20;
+    });
+    assert_eq!(x_caches(&proxy, "/", &[&[], &[]]), ["MISS", "HIT"]);
+    assert_eq!(app.requests(), 1);
+    // As from a pool with `cache = false`: asked each time, and no word
+    // of a cache.
+    for _ in 0..2 {
+        let r = proxy.get_on("site.test", "/account/me", &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-cache"), None, "{}", r.head.raw);
+        assert_eq!(r.header("cache-status"), None, "{}", r.head.raw);
+    }
+    assert_eq!(app.requests(), 3);
+    assert_eq!(x_caches(&proxy, "/api/feed", &[&[], &[]]), ["MISS", "HIT"]);
+    assert_eq!(x_caches(&proxy, "/api/users", &[&[], &[]]), ["-", "-"]);
+    assert_eq!(api.requests(), 3);
+}

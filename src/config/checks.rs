@@ -4,7 +4,9 @@
 
 use super::listeners::{clashes, listeners_overlap, target_at};
 use super::pools::Scope;
-use super::{printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, Origin};
+use super::{
+    printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, Origin, PoolConfig,
+};
 use crate::auth::jwt_keys;
 use crate::cache::persist::MAX_SNAPSHOT_BODY;
 use crate::realip::Cidr;
@@ -134,6 +136,29 @@ impl Loader {
             self.check_cache(&kept(&pool.config), Scope::Pool(&pool.name), Some(&top))?;
         }
         Ok(())
+    }
+
+    /// The cache's checks of the pool at `index` (0: `targets`, whose
+    /// settings are `top`), whose `cache` is false, for a route's
+    /// `cache=on`: its requests use the cache with the pool's rules, so
+    /// those are checked as a pool's that uses it, with a cache (without
+    /// one in the file, a reload may keep the running one, as
+    /// [`Loader::check_cache_kept`] checks against).
+    pub(super) fn check_cache_turned_on(
+        &self,
+        top: &Config,
+        pools: &[PoolConfig],
+        index: usize,
+    ) -> Result<(), ConfigError> {
+        let on = |c: &Config| Config {
+            cache: true,
+            cache_size: c.cache_size.max(1),
+            ..c.clone()
+        };
+        match index.checked_sub(1).and_then(|i| pools.get(i)) {
+            None => self.check_cache(&on(top), Scope::Top, None),
+            Some(pool) => self.check_cache(&on(&pool.config), Scope::Pool(&pool.name), Some(top)),
+        }
     }
 
     /// The TLS settings for the backends of `scope`, made (their files

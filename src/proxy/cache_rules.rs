@@ -3,7 +3,7 @@
 
 use crate::cache::{policy, Cache};
 use crate::config::Config;
-use crate::routes::{Lookup, Routes};
+use crate::routes::{Lookup, Route, Routes};
 use std::sync::Arc;
 
 /// What the cache's rules give for one generation of the settings, for
@@ -15,12 +15,18 @@ pub struct CacheRules {
     ///
     /// [`Shared::caching`]: super::Shared::caching
     pools: Vec<Caching>,
+    /// For each pool, `targets`' first, that a route's `cache=` turns the
+    /// other way than the pool's `cache`: how that route's requests use
+    /// the cache (see [`CacheRules::of_route`]).
+    turned: Vec<Option<Caching>>,
 }
 
 /// How the requests of one pool use the cache.
 pub struct Caching {
     /// Whether they do: with a cache, and `cache` on.
     pub on: bool,
+    /// The `cache` they follow, with a cache or without.
+    cache: bool,
     pub settings: Arc<policy::Settings>,
     /// The fields for the cache alone that it reads and clients never
     /// get (none without a cache: then they pass through as any other),
@@ -34,10 +40,15 @@ pub struct Caching {
 
 impl Caching {
     fn new(config: &Config, with_cache: bool) -> Caching {
-        let settings = Arc::new(config.cache_settings());
-        let on = with_cache && config.cache;
+        Caching::following(Arc::new(config.cache_settings()), with_cache, config.cache)
+    }
+
+    /// Under `settings`, as `cache` says.
+    fn following(settings: Arc<policy::Settings>, with_cache: bool, cache: bool) -> Caching {
+        let on = with_cache && cache;
         Caching {
             on,
+            cache,
             own_fields: match on {
                 true => settings.targeting.own_fields(),
                 false => policy::OwnFields::default(),
@@ -53,12 +64,19 @@ impl Caching {
 impl CacheRules {
     pub fn new(config: &Config, cache: &Option<Arc<Cache>>) -> CacheRules {
         let with_cache = cache.is_some();
-        CacheRules {
-            top: Caching::new(config, with_cache),
-            pools: (config.pools.iter())
-                .map(|p| Caching::new(&p.config, with_cache))
-                .collect(),
-        }
+        let top = Caching::new(config, with_cache);
+        let pools: Vec<Caching> = (config.pools.iter())
+            .map(|p| Caching::new(&p.config, with_cache))
+            .collect();
+        let turned = (std::iter::once(&top).chain(&pools).enumerate())
+            .map(|(pool, of_pool)| {
+                let other = !of_pool.cache;
+                let turns = |r: &Route| r.pool == pool && r.own_settings().cache == Some(other);
+                (config.routes.iter().any(turns))
+                    .then(|| Caching::following(of_pool.settings.clone(), with_cache, other))
+            })
+            .collect();
+        CacheRules { top, pools, turned }
     }
 
     /// Pool `index`'s (0: `targets`').
@@ -69,10 +87,24 @@ impl CacheRules {
         }
     }
 
+    /// For a request to pool `index` that took `route`: the pool's, or,
+    /// with the route's `cache=` the other way, the pool's rules with the
+    /// cache turned as the route says.
+    pub(super) fn of_route(&self, index: usize, route: Option<&Route>) -> &Caching {
+        let pooled = self.of_pool(index);
+        match route.and_then(|r| r.own_settings().cache) {
+            Some(cache) if cache != pooled.cache => (self.turned.get(index))
+                .and_then(Option::as_ref)
+                .unwrap_or(pooled),
+            _ => pooled,
+        }
+    }
+
     /// The settings a stored response under `key` (a snapshot's) is
     /// judged by: those of the pool its URL is routed to. `None` when
-    /// that pool does not use the cache, when a route redirects its URL,
-    /// or when no request could be routed there (see [`Routes::route`]):
+    /// that pool (or the route, with its `cache=`) does not use the
+    /// cache, when a route redirects its URL, or when no request could
+    /// be routed there (see [`Routes::route`]):
     /// nothing would ever find it. Conditional routes that together
     /// take every request for a URL (`cookie a` and `not cookie a`) are
     /// not seen as such: the entry loads under the pool of the route
@@ -86,8 +118,47 @@ impl CacheRules {
         if route.is_some_and(|r| r.answers_itself()) {
             return None;
         }
-        let pool = route.map_or(0, |r| r.pool);
-        let caching = self.of_pool(pool);
+        let caching = self.of_route(route.map_or(0, |r| r.pool), route);
         caching.on.then_some(&*caching.settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Loader;
+
+    #[test]
+    fn a_route_s_cache_turns_its_pool_s_the_other_way_for_its_requests_alone() {
+        let mut loader = Loader::new();
+        let text = "targets = 127.0.0.1:9001\npool.app = 127.0.0.1:9002\npool.app.cache = false\n\
+                    pool.app.cache_valid = 200 1m\nroute./app/ = app\n\
+                    route./app/feed = app cache=on\nroute./account/ = default cache=off\n\
+                    route./still/ = default cache=on\n";
+        let config = loader.file("proxy.conf", text).unwrap().build().unwrap();
+        let routes = &config.routes;
+        let route = |path: &str| routes.iter().find(|r| r.to_string() == path);
+        let cache = Some(Arc::new(Cache::new(1 << 20, 1 << 16)));
+        let rules = CacheRules::new(&config, &cache);
+        let on = |pool: usize, path: Option<&str>| rules.of_route(pool, path.and_then(route)).on;
+        assert!(on(0, None) && on(0, Some("/still/")));
+        assert!(!on(0, Some("/account/")));
+        assert!(!on(1, Some("/app/")) && on(1, Some("/app/feed")));
+        // Turned on, it has the pool's rules, and the fields they read.
+        let feed = rules.of_route(1, route("/app/feed"));
+        assert!(Arc::ptr_eq(&feed.settings, &rules.of_pool(1).settings));
+        assert!(rules
+            .of_route(0, route("/account/"))
+            .surrogate_capability
+            .is_none());
+        assert!(rules.of_pool(0).surrogate_capability.is_some());
+        // A snapshot's entries load under the route's word.
+        assert!(rules.settings_of_key("h/account/x", routes).is_none());
+        assert!(rules.settings_of_key("h/app/feed", routes).is_some());
+        assert!(rules.settings_of_key("h/app/x", routes).is_none());
+        assert!(rules.settings_of_key("h/x", routes).is_some());
+        // Without a cache, no route turns one on.
+        let rules = CacheRules::new(&config, &None);
+        assert!(!rules.of_route(1, route("/app/feed")).on);
     }
 }

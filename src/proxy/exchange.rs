@@ -221,7 +221,10 @@ pub(super) fn exchange(
     render_response_fields(client, &head, settings, shared);
     client.pacing = settings.pacing;
     client.pass_trailers = settings.pass_trailers;
-    client.max_body = match settings.max_body_size {
+    // A route's own limit: nginx's `client_max_body_size` in a `location`.
+    let route = shared.taken(client.route);
+    let max_body = route.and_then(|r| r.own_settings().max_body_size);
+    client.max_body = match max_body.unwrap_or(settings.max_body_size) {
         0 => u64::MAX,
         n => n,
     };
@@ -238,7 +241,6 @@ pub(super) fn exchange(
     // client still sends unread. Not a request a rule redirects (a
     // `host=` rule's redirect for a host a catch-all route drops); one a
     // rule failed on is dropped as the rest, not told of it in a 500.
-    let route = client.route.and_then(|i| shared.config.routes.get(i));
     let dropped = route.and_then(|r| r.returned()).map(|r| r.status) == Some(CLOSE_UNANSWERED);
     if dropped && !matches!(rule_answer, Some(RuleAnswer::Redirect(..))) {
         client.ended(REFUSED);

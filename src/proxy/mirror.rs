@@ -229,7 +229,8 @@ fn exchange(upstreams: &Upstreams, target: &Upstream, copy: &Duplicate) -> Optio
             ends: copy.ends.clone(),
             kept: None,
         };
-        let Ok(mut up) = upstreams.checkout(target, fresh, Some(client), |_| {}) else {
+        let timeout = upstreams.backend_timeout();
+        let Ok(mut up) = upstreams.checkout(target, fresh, Some(client), timeout, |_| {}) else {
             return None;
         };
         // Bytes on an idle connection are no answer to this copy.

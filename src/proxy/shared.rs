@@ -8,10 +8,12 @@ use crate::config::Config;
 use crate::gzip::Gzip;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Limiter, Limiters};
+use crate::routes::Route;
 use crate::upstream::pools::Pools;
 use crate::upstream::Upstreams;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// What every connection thread shares: one generation of the settings.
 /// A reload builds a new one; a request keeps the one it started with.
@@ -73,15 +75,29 @@ impl Shared {
         pool.map_or(&self.config, |pool| &pool.config)
     }
 
-    /// How requests routed to that pool use the cache.
+    /// How requests routed to that pool by `route` use the cache: as the
+    /// pool's `cache`, or the route's `cache=`.
     pub fn caching(&self, route: Option<usize>) -> &Caching {
-        self.cache_rules.of_pool(self.pool_index(route))
+        (self.cache_rules).of_route(self.pool_index(route), self.taken(route))
     }
 
     /// The cache, for a request that took `route`: none when the pool's
-    /// `cache` is off.
+    /// `cache` is off (or the route's `cache=`).
     pub fn cache_for(&self, route: Option<usize>) -> Option<&Arc<Cache>> {
         self.cache.as_ref().filter(|_| self.caching(route).on)
+    }
+
+    /// The longest the backend may keep a request that took `route`
+    /// waiting: the route's `backend_timeout=`, or its pool's.
+    pub fn backend_timeout(&self, route: Option<usize>) -> Duration {
+        self.backend_timeout_to(self.pool_index(route), self.taken(route))
+    }
+
+    /// [`Shared::backend_timeout`] for a request to the pool at `index`
+    /// that took `route`, if any.
+    pub(super) fn backend_timeout_to(&self, index: usize, route: Option<&Route>) -> Duration {
+        (route.and_then(|r| r.own_settings().backend_timeout))
+            .unwrap_or_else(|| self.pools.get(index).backend_timeout())
     }
 
     /// With `gzip` on for that pool: what of its answers is compressed,
@@ -99,13 +115,17 @@ impl Shared {
     /// The pool a request that took `route` goes to (0 for `targets`);
     /// none for a route that answers itself (a redirect, a `return`).
     pub(super) fn routed_pool(&self, route: Option<usize>) -> Option<usize> {
-        let taken = route.and_then(|i| self.config.routes.get(i));
+        let taken = self.taken(route);
         (!taken.is_some_and(|r| r.answers_itself())).then(|| self.pool_index(route))
     }
 
     pub(super) fn pool_index(&self, route: Option<usize>) -> usize {
-        let route = route.and_then(|i| self.config.routes.get(i));
-        route.map_or(0, |r| r.pool)
+        self.taken(route).map_or(0, |r| r.pool)
+    }
+
+    /// The route at `route`, the index a request's routing gave.
+    pub(super) fn taken(&self, route: Option<usize>) -> Option<&Route> {
+        route.and_then(|i| self.config.routes.get(i))
     }
 }
 

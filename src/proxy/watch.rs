@@ -209,7 +209,8 @@ mod tests {
             addr.to_string(),
             addr,
         )]));
-        let checkout = upstreams.checkout(&upstreams.targets()[0], true, None, |stream| {
+        let timeout = upstreams.backend_timeout();
+        let checkout = upstreams.checkout(&upstreams.targets()[0], true, None, timeout, |stream| {
             watch.watch_backend(stream)
         });
         assert!(
@@ -230,7 +231,8 @@ mod tests {
         let watch = ConnWatch::new(client, Duration::from_secs(5), 0);
         watch.close();
         let upstreams = Upstreams::new(&Config::with_targets(vec![Target::unix(&path)]));
-        let checkout = upstreams.checkout(&upstreams.targets()[0], true, None, |stream| {
+        let timeout = upstreams.backend_timeout();
+        let checkout = upstreams.checkout(&upstreams.targets()[0], true, None, timeout, |stream| {
             watch.watch_backend(stream)
         });
         // Linux connects a Unix socket shut down before, but keeps the

@@ -4,7 +4,7 @@
 
 use super::paths::{path_is_under, routing_path};
 use super::spec::parse_spec;
-use super::{Answer, Route};
+use super::{Answer, OwnSettings, Route};
 
 /// `return <status> [<text>]`: the proxy answers `status` itself, with
 /// `text` as the body, or without one its own page for the status
@@ -83,6 +83,7 @@ impl Route {
             condition: None,
             files: None,
             rate_limit: None,
+            own: OwnSettings::default(),
         };
         // `/old/` to `/old/new/` (or to `/old`) would send its clients
         // round until 414: where a path under the route is sent, it is
@@ -152,6 +153,7 @@ impl Route {
             condition: None,
             files: None,
             rate_limit: None,
+            own: OwnSettings::default(),
         })
     }
 

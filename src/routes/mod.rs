@@ -23,6 +23,8 @@
 //!   route a request goes to (or [`Ambiguous`]).
 //! - `route`: one route made and read ([`Route`]): its pool, files,
 //!   `rewrite=`, `cookie_paths`, `rate_limit=` and `if` condition.
+//! - `own`: a route's own `max_body_size=`, `backend_timeout=` and
+//!   `cache=` ([`OwnSettings`]), in place of its pool's.
 //! - `answers`: routes that answer themselves: redirects ([`Redirect`])
 //!   and `return`s ([`Return`]).
 //! - `rewriting`: the matched prefix replaced in what a backend is sent,
@@ -43,6 +45,7 @@ use std::sync::Arc;
 mod answers;
 mod condition;
 mod index;
+mod own;
 mod paths;
 mod rewriting;
 mod route;
@@ -51,6 +54,7 @@ mod table;
 
 pub use answers::{Redirect, Return, CLOSE_UNANSWERED, MAX_RETURN_TEXT, REDIRECT_STATUSES};
 pub use condition::{Asked, Condition, Lookup};
+pub use own::OwnSettings;
 pub use paths::{is_ambiguous, other_reading, routing_path, unambiguous_reading};
 pub(crate) use spec::{host_of, parse_host, HostPattern};
 pub use table::{Ambiguous, Routes, MAX_ROUTES};
@@ -86,6 +90,9 @@ pub struct Route {
     /// `rate_limit=` and its burst: buckets of the route's own, which its
     /// requests fill as well as their pool's.
     rate_limit: Option<Limit>,
+    /// `max_body_size=`, `backend_timeout=`, `cache=`: in place of its
+    /// pool's keys for its requests.
+    own: OwnSettings,
 }
 
 /// A `files` route's directory, and whether a missing file goes to the

@@ -4,7 +4,7 @@
 
 use super::paths::{is_ambiguous, routing_path};
 use super::spec::{parse_spec, HostPattern};
-use super::{Condition, FilesRoute, Route};
+use super::{Condition, FilesRoute, OwnSettings, Route};
 use crate::files::Files;
 use crate::ratelimit::{Limit, Rate};
 use std::fmt;
@@ -42,6 +42,7 @@ impl Route {
             condition: None,
             files: None,
             rate_limit: None,
+            own: OwnSettings::default(),
         })
     }
 
@@ -70,6 +71,7 @@ impl Route {
                 internal: false,
             }),
             rate_limit: None,
+            own: OwnSettings::default(),
         })
     }
 

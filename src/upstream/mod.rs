@@ -116,7 +116,11 @@ pub struct Timing {
     /// To the head, or to the last byte (`least_time_measure`).
     pub measure: LeastTimeMeasure,
     /// A failure counts as an answer as slow as this (`backend_timeout`):
-    /// a target that fails fast is no fast target.
+    /// a target that fails fast is no fast target. The pool's, whatever
+    /// a route's own `backend_timeout=` the failed request had: it
+    /// weighs the target against the pool's others for every route, and
+    /// one failure on a route allowed ten minutes would otherwise keep
+    /// the target from the pool's other requests for long.
     pub failure_takes: Duration,
 }
 

@@ -6,14 +6,14 @@ use super::dial::{connect, handshake, no_delay, open, send_in_clear};
 use super::kept::{ForClient, KeptConns};
 use super::{slots, Upstream, Upstreams};
 use crate::config::LeastTimeMeasure;
-use crate::http::conn::{Kind, SharedStream, Socket as _, Stream};
+use crate::http::conn::{Kind, SharedStream, Stream};
 use crate::http::send_proxy;
 use crate::http::BufConn;
 use rustls_pki_types::ServerName;
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Buffer for reading a backend's responses: large enough that a 64 KiB
 /// response arrives in one read and leaves in one write (read straight
@@ -148,7 +148,8 @@ impl Upstreams {
     }
 
     /// An idle pooled connection to `target`, or a new one when none is
-    /// left or `fresh` is asked for. To a `send_proxy` target, the one
+    /// left or `fresh` is asked for, either reading and writing within
+    /// `timeout` (the pool's `backend_timeout`, or a route's own). To a `send_proxy` target, the one
     /// `client` kept instead, or a new one that starts with the PROXY
     /// header naming `client` (`UNKNOWN`, `LOCAL` with none); `client` is
     /// read for no other target.
@@ -162,6 +163,7 @@ impl Upstreams {
         target: &Upstream,
         fresh: bool,
         client: Option<ForClient<'_>>,
+        timeout: Duration,
         in_use: impl FnOnce(&Arc<Stream>),
     ) -> io::Result<UpstreamConn> {
         if !fresh {
@@ -173,6 +175,7 @@ impl Upstreams {
             if let Some(conn) = idle {
                 conn.get_ref().lend();
                 in_use(&conn.get_ref().0);
+                conn.get_ref().0.time_out_after(timeout)?;
                 return Ok(UpstreamConn {
                     received_from: conn.get_ref().received(),
                     sent_from: conn.get_ref().sent(),
@@ -185,8 +188,7 @@ impl Upstreams {
         }
         let stream = self.dial(target, client.as_ref().map(|c| &c.ends), in_use)?;
         stream.lend();
-        stream.set_read_timeout(Some(self.timeout))?;
-        stream.set_write_timeout(Some(self.timeout))?;
+        stream.time_out_after(timeout)?;
         Ok(UpstreamConn {
             received_from: stream.received(),
             sent_from: stream.sent(),

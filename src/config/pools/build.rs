@@ -56,7 +56,7 @@ impl Loader {
         }
         check_each_backend_in_one_pool(top, &pools, |pool| self.pool_origin(pool))?;
         self.check_sticky_cookies(top, &pools)?;
-        top.routes = Arc::new(self.build_routes(&pools)?);
+        top.routes = Arc::new(self.build_routes(top, &pools)?);
         self.read_more_error_pages(top, &mut pools)?;
         self.resolve_auth_requests(top, &mut pools)?;
         self.resolve_key_requests(top, &mut pools)?;

@@ -1,16 +1,17 @@
 //! `route.<host><path> = ...`: each route to a pool, to a redirect, to
-//! a `return`, or to files, with its condition and its rate limit.
+//! a `return`, or to files, with its condition, its rate limit and (to a
+//! pool) the pool's settings it has its own of.
 
 use super::keys::on_line;
 use super::{PoolConfig, RouteKey, DEFAULT_POOL};
-use crate::config::values::parse_number;
+use crate::config::values::{parse_bool, parse_number, parse_positive_duration};
 use crate::config::{
-    nearest, parse_duration, parse_rate, parse_size, ConfigError, Loader, Setting,
+    nearest, parse_duration, parse_rate, parse_size, Config, ConfigError, Loader, Setting,
 };
 use crate::files::{listing, Files, MAX_MAX_AGE};
 use crate::ratelimit::Rate;
-use crate::routes::{Condition, Route, Routes};
-use std::collections::HashMap;
+use crate::routes::{Condition, OwnSettings, Route, Routes};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What a route answers with instead of a pool: `redirect <status> <to>`
@@ -22,11 +23,18 @@ pub(super) const RETURN: &str = "return";
 pub(super) const FILES: &str = "files";
 
 impl Loader {
-    /// The routes, each to a pool by name (`default` for `targets`).
-    pub(super) fn build_routes(&self, pools: &[PoolConfig]) -> Result<Routes, ConfigError> {
+    /// The routes, each to a pool by name (`default` for `targets`, whose
+    /// settings are `top`).
+    pub(super) fn build_routes(
+        &self,
+        top: &Config,
+        pools: &[PoolConfig],
+    ) -> Result<Routes, ConfigError> {
         let mut routes: Vec<Route> = Vec::new();
         // Each route as written, and where.
         let mut seen: HashMap<String, &Setting> = HashMap::new();
+        // The pools a route's `cache=on` was checked for.
+        let mut cache_checked = HashSet::new();
         for RouteKey { spec, setting } in &self.route_keys {
             let refused =
                 |m: String| ConfigError::at(&setting.origin, format!("route.{spec}: {m}"));
@@ -48,6 +56,10 @@ impl Loader {
                      to a pool or to files instead"
                 )));
             }
+            if let Some(option) = (words.clone().find_map(own_option)).filter(|_| has_no_pool(pool))
+            {
+                return Err(refused(no_pool_for(pool, option)));
+            }
             let route = match pool {
                 REDIRECT => redirect_route(place, words),
                 RETURN => return_route(place, &setting.value),
@@ -57,6 +69,15 @@ impl Loader {
             let mut route = route.map_err(refused)?;
             if let Some(condition) = condition {
                 route = route.on_condition(Condition::parse(condition).map_err(refused)?);
+            }
+            let of_pool = match route.pool {
+                0 => top,
+                i => pools.get(i - 1).map_or(top, |p| &p.config),
+            };
+            own_spools_unlimited(&route, of_pool).map_err(refused)?;
+            if turns_cache_on(&route, of_pool) && cache_checked.insert(route.pool) {
+                self.check_cache_turned_on(top, pools, route.pool)
+                    .map_err(|e| refused(format!("cache=on: {e}")))?;
             }
             let written = route.to_string();
             if let Some(first) = seen.get(&written) {
@@ -91,7 +112,8 @@ fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
 }
 
 /// `route.<spec> = <pool> [rewrite=<path> [cookie_paths]]
-/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] [rate_limit_delay=<N>]]`, `words` being what
+/// [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] [rate_limit_delay=<N>]]
+/// [max_body_size=<size>] [backend_timeout=<duration>] [cache=on|off]`, `words` being what
 /// comes after the pool's name.
 fn pool_route<'a>(
     spec: &str,
@@ -102,8 +124,9 @@ fn pool_route<'a>(
     let index = pool_index(pool, pools)?;
     let (mut rewrite, mut cookie_paths) = (None, false);
     let mut limit = RouteLimit::default();
+    let mut own = OwnSettings::default();
     for option in words {
-        if limit.read(option)? {
+        if limit.read(option)? || read_own(&mut own, option)? {
             continue;
         }
         match (option.strip_prefix("rewrite="), option) {
@@ -114,8 +137,10 @@ fn pool_route<'a>(
                 return Err(format!(
                     "unknown option `{}` (a route is `<pool>`, `<pool> rewrite=/path/ \
                      [cookie_paths] [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] \
-                     [rate_limit_delay=<N>]]`, `redirect <status> <to>`, \
-                     `return <status> [<text>]` or `files <directory>`)",
+                     [rate_limit_delay=<N>]] [max_body_size=<size>] \
+                     [backend_timeout=<duration>] [cache=on|off]`, \
+                     `redirect <status> <to>`, `return <status> [<text>]` or \
+                     `files <directory>`)",
                     option.escape_debug()
                 ))
             }
@@ -126,7 +151,93 @@ fn pool_route<'a>(
         true => route.with_cookie_paths()?,
         false => route,
     };
-    limit.apply(route)
+    limit.apply(route)?.with_own_settings(own)
+}
+
+/// The options of a route's own settings: its pool's keys of those names.
+const OWN_OPTIONS: [&str; 3] = ["max_body_size", "backend_timeout", "cache"];
+
+/// The name of the option of [`OWN_OPTIONS`] `word` sets, if any.
+fn own_option(word: &str) -> Option<&'static str> {
+    let key = word.split_once('=')?.0;
+    OWN_OPTIONS.into_iter().find(|option| *option == key)
+}
+
+/// Whether a route with `kind` in place of a pool's name has no exchange
+/// of its own with a pool's backends.
+fn has_no_pool(kind: &str) -> bool {
+    matches!(kind, REDIRECT | RETURN | FILES)
+}
+
+/// Why a route with `kind` in place of a pool's name refuses `option`,
+/// one of [`OWN_OPTIONS`].
+fn no_pool_for(kind: &str, option: &str) -> String {
+    let why = match kind {
+        FILES => {
+            "serves its files itself (what its fallback= sends to a pool goes with that \
+             pool's settings)"
+        }
+        _ => "is answered by the proxy itself, with no exchange with a pool's backends",
+    };
+    format!(
+        "{option}=: a {kind} route {why}: set it on a route to a pool \
+         (`route.<path> = <pool> {option}=...`)"
+    )
+}
+
+/// Takes `option` into `own` if it is one of [`OWN_OPTIONS`], its value
+/// read as the key of its name reads it: whether it was.
+fn read_own(own: &mut OwnSettings, option: &str) -> Result<bool, String> {
+    let Some((key, written)) = option.split_once('=') else {
+        return Ok(false);
+    };
+    match key {
+        "max_body_size" => once(&mut own.max_body_size, key, written, parse_size)?,
+        "backend_timeout" => once(
+            &mut own.backend_timeout,
+            key,
+            written,
+            parse_positive_duration,
+        )?,
+        "cache" => once(&mut own.cache, key, written, parse_bool)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// `slot` set once, to `written` as `parse` reads it; a bad value named
+/// with its option.
+fn once<T>(
+    slot: &mut Option<T>,
+    key: &str,
+    written: &str,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("{key}= given twice"));
+    }
+    *slot = Some(parse(written).map_err(|e| format!("{key}={written}: {e}"))?);
+    Ok(())
+}
+
+/// A route's `max_body_size=0` (no limit) refused where `request_buffer_dir`
+/// writes bodies to disk, as a pool's `max_body_size = 0` is: one upload
+/// could fill it.
+fn own_spools_unlimited(route: &Route, pool: &Config) -> Result<(), String> {
+    match route.own_settings().max_body_size {
+        Some(0) if pool.request_buffer_dir.is_some() => Err(
+            "max_body_size=0: no limit, and request_buffer_dir writes request bodies to disk: \
+             one upload could fill it; give the route a limit"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Whether the route's `cache=on` turns the cache on for requests its
+/// pool, `cache = false`, keeps from it.
+fn turns_cache_on(route: &Route, pool: &Config) -> bool {
+    route.own_settings().cache == Some(true) && !pool.cache
 }
 
 /// Whether a word of a route's value is one of [`RouteLimit`]'s options.
@@ -151,19 +262,6 @@ impl RouteLimit {
         let Some((key, written)) = option.split_once('=') else {
             return Ok(false);
         };
-        /// `slot` set once, to `written` as `parse` reads it.
-        fn once<T>(
-            slot: &mut Option<T>,
-            key: &str,
-            written: &str,
-            parse: impl FnOnce(&str) -> Result<T, String>,
-        ) -> Result<(), String> {
-            if slot.is_some() {
-                return Err(format!("{key}= given twice"));
-            }
-            *slot = Some(parse(written).map_err(|e| format!("{key}={written}: {e}"))?);
-            Ok(())
-        }
         let count = |v: &str| parse_number(v, 0..=1_000_000);
         match key {
             "rate_limit" => once(&mut self.rate, key, written, Rate::parse)?,
@@ -414,6 +512,147 @@ mod tests {
             .unwrap();
         assert_eq!(signin.rate_limit().unwrap().delay, Some(0));
         assert_eq!(limit("/"), None);
+    }
+
+    #[test]
+    fn a_route_to_a_pool_takes_settings_of_its_own_in_place_of_the_pool_s() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nmax_body_size = 1m\n\
+             route./upload/ = default max_body_size=10m rate_limit=5/m\n\
+             route./reports/export = default backend_timeout=10m cache=off\n\
+             route./big/ = default max_body_size=0 backend_timeout=1500ms cache=yes\n\
+             route./ = default\n",
+        )
+        .unwrap();
+        let own = |path: &str| {
+            let route = c.routes.iter().find(|r| r.to_string() == path).unwrap();
+            *route.own_settings()
+        };
+        let upload = own("/upload/");
+        assert_eq!(upload.max_body_size, Some(10 << 20));
+        assert_eq!((upload.backend_timeout, upload.cache), (None, None));
+        let export = own("/reports/export");
+        assert_eq!(export.backend_timeout, Some(Duration::from_secs(600)));
+        assert_eq!((export.max_body_size, export.cache), (None, Some(false)));
+        let big = own("/big/");
+        assert_eq!(big.max_body_size, Some(0));
+        assert_eq!(big.cache, Some(true));
+        assert!(own("/").is_empty());
+        // Shown as a route's line writes them, as the keys read them back.
+        assert_eq!(upload.to_string(), "max_body_size=10MiB");
+        assert_eq!(
+            big.to_string(),
+            "max_body_size=0 backend_timeout=1500ms cache=on"
+        );
+    }
+
+    #[test]
+    fn a_route_s_own_settings_are_refused_with_the_option_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let www = dir.path().display();
+        let base = "targets = 127.0.0.1:9001\npool.app = 127.0.0.1:9002\nroute./app/ = app\n";
+        for (line, says) in [
+            (
+                "route./u/ = app max_body_size=lots".to_string(),
+                "proxy.conf:4: route./u/: max_body_size=lots: `lots` is not a size",
+            ),
+            (
+                "route./u/ = app max_body_size=10mb".into(),
+                "proxy.conf:4: route./u/: max_body_size=10mb: `10mb`: use KiB, MiB or GiB",
+            ),
+            (
+                "route./u/ = app max_body_size=1m max_body_size=2m".into(),
+                "proxy.conf:4: route./u/: max_body_size= given twice",
+            ),
+            (
+                "route./u/ = app backend_timeout=0".into(),
+                "proxy.conf:4: route./u/: backend_timeout=0: must be greater than zero",
+            ),
+            (
+                "route./u/ = app backend_timeout=soon".into(),
+                "backend_timeout=soon: `soon` is not a duration",
+            ),
+            (
+                "route./u/ = app backend_timeout=1s cache=off backend_timeout=2s".into(),
+                "backend_timeout= given twice",
+            ),
+            (
+                "route./u/ = app cache=maybe".into(),
+                "proxy.conf:4: route./u/: cache=maybe: `maybe` is not a boolean",
+            ),
+            (
+                "route./u/ = app cache=off cache=on".into(),
+                "cache= given twice",
+            ),
+            (
+                "route./u/ = app cache".into(),
+                "unknown option `cache` (a route is `<pool>`",
+            ),
+            (
+                "route./u/ = return 200 cache=off".into(),
+                "proxy.conf:4: route./u/: cache=: a return route is answered by the proxy \
+                 itself, with no exchange with a pool's backends: set it on a route to a pool",
+            ),
+            (
+                "route./u/ = redirect 301 /v/ max_body_size=1m".into(),
+                "proxy.conf:4: route./u/: max_body_size=: a redirect route is answered by the \
+                 proxy itself",
+            ),
+            (
+                format!("route./u/ = files {www} fallback=app backend_timeout=1s"),
+                "proxy.conf:4: route./u/: backend_timeout=: a files route serves its files \
+                 itself (what its fallback= sends to a pool goes with that pool's settings)",
+            ),
+            (
+                format!("request_buffer_dir = {www}\nmax_body_size = 1m\nroute./u/ = app max_body_size=0"),
+                "proxy.conf:6: route./u/: max_body_size=0: no limit, and request_buffer_dir \
+                 writes request bodies to disk",
+            ),
+            (
+                format!("request_buffer_dir = {www}\nmax_body_size = 1m\nroute./u/ = app max_body_size=1g"),
+                "",
+            ),
+        ] {
+            let result = build(&format!("{base}{line}\n"));
+            match says {
+                "" => assert!(result.is_ok(), "{line}: {:?}", result.err()),
+                says => {
+                    let e = result.map(|_| ()).unwrap_err().to_string();
+                    assert!(e.contains(says), "{line}: {e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_route_s_cache_on_checks_its_pool_s_cache_rules_as_a_pool_s_that_uses_it() {
+        // Cache-Control unread, and no lifetime of the pool's own: with
+        // the cache on, nothing would ever be stored.
+        let base = "targets = 127.0.0.1:9001\n\
+                    cache_ignore_headers = Cache-Control, Expires, X-Accel-Expires, \
+                    Surrogate-Control\ncache = false\n\
+                    pool.s = 127.0.0.1:9002\nroute./s/ = s\n";
+        assert!(build(base).is_ok());
+        assert!(build(&format!("{base}route./t/ = s cache=off\n")).is_ok());
+        let e = build(&format!("{base}route./t/ = s cache=on\n"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "proxy.conf:6: route./t/: cache=on: proxy.conf:4: pool.s: cache_ignore_headers \
+                 (the top level's): Cache-Control is not read"
+            ),
+            "{e}"
+        );
+        let lifetimes = format!("{base}pool.s.cache_valid = 200 1s\nroute./t/ = s cache=on\n");
+        assert!(build(&lifetimes).is_ok());
+        // So is `targets`', the top level's.
+        let e = build(&format!("{base}route./t/ = default cache=on\n"))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("proxy.conf:6: route./t/: cache=on: "), "{e}");
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub struct Stream {
     /// `upstream_keepalive_time` and `upstream_keepalive_requests` limit.
     opened: Instant,
     lent: AtomicU64,
+    /// The read and write timeout its socket has, in nanoseconds (0:
+    /// none set yet), as [`Stream::time_out_after`] set it.
+    timeout: AtomicU64,
 }
 
 /// TCP, a Unix-domain stream socket (a `unix:PATH` target), TLS over
@@ -68,6 +71,7 @@ impl From<Kind> for Stream {
             sent: AtomicU64::new(0),
             opened: Instant::now(),
             lent: AtomicU64::new(0),
+            timeout: AtomicU64::new(0),
         }
     }
 }
@@ -80,6 +84,23 @@ impl Stream {
     /// Counts one more exchange on it.
     pub fn lend(&self) {
         add(&self.lent, 1);
+    }
+
+    /// Gives its socket `timeout` to read and write with, for the
+    /// exchange it is lent for (its pool's `backend_timeout`, or a
+    /// route's own). Each exchange sets what it needs and nothing is put
+    /// back after it: the system calls are made only when an exchange
+    /// wants another than the last one (after a route's own, the pool's
+    /// again; a new connection's first).
+    pub fn time_out_after(&self, timeout: Duration) -> io::Result<()> {
+        let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        if self.timeout.load(Ordering::Relaxed) == nanos {
+            return Ok(());
+        }
+        self.set_read_timeout(Some(timeout))?;
+        self.set_write_timeout(Some(timeout))?;
+        self.timeout.store(nanos, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The exchanges it was lent for, and how long ago it was opened.

@@ -20,6 +20,18 @@ pub(in crate::proxy) fn still_open(conn: &BufConn<SharedStream<Stream>>) -> bool
     conn.buffered().is_empty() && conn.get_ref().still_open()
 }
 
+/// What the exchanges of a request go by, from its pool and its route.
+pub(super) struct Terms<'a> {
+    /// The longest the backend may keep it waiting (the pool's
+    /// `backend_timeout`, or the route's own): for the response head,
+    /// and, as the socket's timeouts, on each read and write of the
+    /// bodies.
+    pub timeout: Duration,
+    /// The cache's own fields, taken out of an interim response passed
+    /// on.
+    pub own: &'a OwnFields,
+}
+
 /// One target, `busy`'s: send the request, read the response head (what
 /// went and came on a connection that failed noted in `busy`). A pooled
 /// connection the backend closed while it idled fails before any response
@@ -39,7 +51,7 @@ pub(super) fn attempt(
     request: &[u8],
     send: &Outgoing<'_>,
     idempotent: bool,
-    own: &OwnFields,
+    terms: &Terms<'_>,
 ) -> Result<(UpstreamConn, ResponseHead, usize, SystemTime), Failure> {
     let target = busy.target;
     let replayable = may_send_again(idempotent, send.body);
@@ -51,7 +63,7 @@ pub(super) fn attempt(
         // Whom a PROXY header names, made only for a target sent one.
         let for_client = target.send_proxy.is_some().then(|| client.for_backend());
         let mut up = upstreams
-            .checkout(target, fresh, for_client, |stream| {
+            .checkout(target, fresh, for_client, terms.timeout, |stream| {
                 client.watch.watch_backend(stream)
             })
             .map_err(|e| {
@@ -76,10 +88,8 @@ pub(super) fn attempt(
             true => Duration::ZERO,
             false => connecting.elapsed(),
         });
-        let watch = send
-            .abandon_if_client_leaves
-            .then(|| upstreams.backend_timeout());
-        match send_request(&mut up, request, send, client, watch, own) {
+        let watch = send.abandon_if_client_leaves.then_some(terms.timeout);
+        match send_request(&mut up, request, send, client, watch, terms.own) {
             Ok((response, head_len)) => {
                 target.stats.responses.count(response.status);
                 client.upstream_status = Some(response.status);

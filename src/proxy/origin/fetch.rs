@@ -2,7 +2,7 @@
 //! queue at `max_conns`, other targets tried after a failure, and answers
 //! whose status `retry_on_status` lists held while another is asked.
 
-use super::attempt::attempt;
+use super::attempt::{attempt, Terms};
 use super::mirrored::mirror;
 use super::report::{hold_against, report_answer};
 use super::request::{prepare_request, upstream_request};
@@ -52,6 +52,10 @@ pub(in crate::proxy) fn fetch_from<'s>(
 ) -> Result<Fetched<'s>, Refusal> {
     let upstreams = shared.pools.get(to.pool);
     let pool_config = shared.config_of_pool(to.pool);
+    let terms = Terms {
+        timeout: shared.backend_timeout_to(to.pool, to.route),
+        own: &shared.cache_rules.of_route(to.pool, to.route).own_fields,
+    };
     let edits = &pool_config.request_headers;
     let forwarded = prepare_request(head, send, client, to, shared);
     // With a route's `rewrite=`: the backend's redirects and its cookies'
@@ -187,11 +191,10 @@ pub(in crate::proxy) fn fetch_from<'s>(
             upstream: Some(target.name.clone()),
             keep_alive: send.keep_alive && send.body.is_read_whole(),
         };
-        let own = &shared.cache_rules.of_pool(to.pool).own_fields;
         // The log tells how the last target tried ended the exchange.
         client.begin_anew();
         let attempted = attempt(
-            client, upstreams, &mut busy, &request, send, idempotent, own,
+            client, upstreams, &mut busy, &request, send, idempotent, &terms,
         );
         if let Err(f) = &attempted {
             client.failed(f);

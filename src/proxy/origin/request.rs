@@ -140,7 +140,8 @@ pub(super) fn prepare_request(
             proto: client.scheme,
             host: host.as_deref(),
             via: shared.config.via.then(|| via_entry(head.version)),
-            surrogate_capability: (shared.cache_rules.of_pool(to.pool).surrogate_capability)
+            surrogate_capability: (shared.cache_rules.of_route(to.pool, to.route))
+                .surrogate_capability
                 .as_deref(),
         },
     );

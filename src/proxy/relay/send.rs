@@ -65,7 +65,7 @@ pub(super) fn send_streamed(
     tee: Option<&mut Tee<'_>>,
     shared: &Shared,
 ) -> Result<(u64, bool), Broken> {
-    let patience = shared.pool(client.route).backend_timeout();
+    let patience = shared.backend_timeout(client.route);
     let mut reader = BodyReader::new(prepared.kind);
     let substitution = fetched.substitution.take();
     let to: &ClientStream = client.conn.get_ref();
