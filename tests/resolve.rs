@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::srv_dns::SrvDns;
 use support::*;
 
 /// The name the tests' DNS knows.
@@ -690,4 +691,192 @@ fn the_name_of_several_targets_stands_for_each_of_them_at_the_admin_listener() {
     assert_eq!((a.requests(), b.requests()), (0, 0));
     assert_eq!(put("nothing:80", "ready").status, 404);
     proxy.shutdown(Duration::from_secs(1));
+}
+
+// ------------------------------------------- a name that does not resolve yet
+
+/// A name that resolves nowhere (RFC 6761 §6.4): the system resolver
+/// fails it at once, at start-up and at a reload.
+const NOT_YET: &str = "app.invalid:1234";
+
+/// proxy.conf's lines that keep a name that does not resolve waiting.
+const WAIT: &str = "unresolved_targets = wait\nresolve_interval = 1h\n";
+
+/// A resolver that gives `NOT_YET` the address `at`; any other name is a
+/// test failure.
+fn giving(at: SocketAddr) -> impl Fn(&str) -> io::Result<Vec<Found>> {
+    move |name: &str| {
+        assert_eq!(name, NOT_YET, "only names are looked up");
+        Ok(vec![Found::from(at)])
+    }
+}
+
+fn not_resolving(name: &str) -> io::Result<Vec<Found>> {
+    assert_eq!(name, NOT_YET, "only names are looked up");
+    Err(io::ErrorKind::NotFound.into())
+}
+
+/// What a request gets from a proxy whose every target is down and
+/// cannot be reached.
+fn status_when_every_target_is_down() -> u16 {
+    let mut down = start_proxy(&[dead_addr()], |_| {});
+    let status = down.connect().get("/").status;
+    down.shutdown(Duration::from_secs(1));
+    status
+}
+
+#[test]
+fn a_proxy_starts_with_a_name_that_does_not_resolve_and_serves_it_once_it_does() {
+    let a = Backend::echo("a");
+    let mut proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!("{WAIT}targets = {NOT_YET}\n")),
+    );
+    let control = proxy.handle().control();
+    let all_down = status_when_every_target_is_down();
+    assert_eq!(all_down, 502);
+    for _ in 0..3 {
+        assert_eq!(proxy.connect().get("/").status, all_down);
+    }
+    let status = admin_get(&proxy, "/status");
+    assert!(
+        status.contains(&format!(
+            "{{\"name\":\"{NOT_YET}\",\"address\":null,\"pool\":\"default\",\"weight\":1,"
+        )),
+        "{status}"
+    );
+    assert!(status.contains("\"healthy\":false"), "{status}");
+    // Still nothing: still waiting.
+    assert_eq!(control.re_resolve(&not_resolving), 0);
+    assert_eq!(proxy.connect().get("/").status, all_down);
+
+    assert_eq!(control.re_resolve(&giving(a.addr)), 1);
+    for _ in 0..3 {
+        assert_eq!(backend_of(&proxy), "a");
+    }
+    let status = admin_get(&proxy, "/status");
+    let target = format!("\"name\":\"{NOT_YET}\",\"address\":\"{}\"", a.addr);
+    assert!(status.contains(&target), "{status}");
+    assert!(!status.contains("\"address\":null"), "{status}");
+    let metrics = admin_get(&proxy, "/metrics");
+    assert!(
+        metrics.contains("\ninverso_target_address_changes_total 1\n"),
+        "{metrics}"
+    );
+    // From then on a name like any other: the same address, no change.
+    assert_eq!(control.re_resolve(&giving(a.addr)), 0);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// A pool of a name that resolves (`localhost`) and one that does not
+/// serves from the first; the second joins it once it resolves.
+#[test]
+fn a_pool_with_one_name_resolved_and_one_not_serves_from_the_resolved_one() {
+    let (top, c) = (Backend::echo("top"), Backend::echo("c"));
+    let a = echo_on(localhost_ip(), "a");
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "{WAIT}targets = {}\npool.app = localhost:{}, {NOT_YET}\nroute./app/ = app\n",
+            top.addr,
+            a.port()
+        )),
+    );
+    let served = |n: usize| {
+        let mut seen: Vec<String> = (0..n)
+            .map(|_| {
+                let response = proxy.connect().get("/app/x");
+                assert_eq!(response.status, 200);
+                response.header("x-backend").unwrap().to_string()
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    assert_eq!(served(4), ["a", "a", "a", "a"]);
+    let status = admin_get(&proxy, "/status");
+    assert!(
+        status.contains(&format!(
+            "{{\"name\":\"{NOT_YET}\",\"address\":null,\"pool\":\"app\","
+        )),
+        "{status}"
+    );
+    let dns = |name: &str| match name {
+        NOT_YET => Ok(vec![Found::from(c.addr)]),
+        _ => resolve::system(name),
+    };
+    assert_eq!(proxy.handle().control().re_resolve(&dns), 1);
+    assert_eq!(served(4), ["a", "a", "c", "c"]);
+    assert_eq!(backend_of(&proxy), "top");
+}
+
+#[test]
+fn a_reload_with_a_name_that_does_not_resolve_is_taken_with_wait_and_refused_with_refuse() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let mut proxy = start_proxy(&[a.addr], |c| c.admin_port = Some(0));
+    let control = proxy.handle().control();
+    let targets = format!("targets = {}, {NOT_YET}\n", a.addr);
+    let refused = config_error(&format!("resolve_interval = 1h\n{targets}"));
+    assert!(
+        refused.starts_with("proxy.conf:2: targets: target `app.invalid:1234` does not resolve"),
+        "{refused}"
+    );
+    let refused = config_error(&format!(
+        "resolve_interval = 1h\nunresolved_targets = refuse\n{targets}"
+    ));
+    assert!(refused.contains("does not resolve"), "{refused}");
+
+    let next = proxy.config_for(&[], from_file_with_admin(&format!("{WAIT}{targets}")));
+    control.reload(next).unwrap();
+    assert_eq!(served_by(&proxy, 4), ["a", "a", "a", "a"]);
+    let status = admin_get(&proxy, "/status");
+    assert!(
+        status.contains(&format!("{{\"name\":\"{NOT_YET}\",\"address\":null,")),
+        "{status}"
+    );
+    assert_eq!(control.re_resolve(&giving(b.addr)), 1);
+    assert_eq!(served_by(&proxy, 4), ["a", "a", "b", "b"]);
+    proxy.shutdown(Duration::from_secs(1));
+}
+
+/// The backends that answered `n` requests, sorted.
+fn served_by(proxy: &Proxy, n: usize) -> Vec<String> {
+    let mut seen: Vec<String> = (0..n).map(|_| backend_of(proxy)).collect();
+    seen.sort();
+    seen
+}
+
+/// An `srv:` name without records waits as a name does, and the
+/// `resolve_interval` thread itself, asking the DNS server the test
+/// plays, gives it its addresses once the records are there: no step
+/// driven by the test.
+#[test]
+fn an_srv_name_without_records_waits_for_them_and_the_thread_finds_them() {
+    const SRV: &str = "_http._tcp.app.test";
+    let a = Backend::echo("a");
+    let dns = SrvDns::start();
+    let proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!(
+            "resolver = {}\nunresolved_targets = wait\nresolve_interval = 1s\n\
+             targets = srv:{SRV}\n",
+            dns.addr
+        )),
+    );
+    assert_eq!(
+        proxy.connect().get("/").status,
+        status_when_every_target_is_down()
+    );
+    let status = admin_get(&proxy, "/status");
+    assert!(
+        status.contains(&format!("{{\"name\":\"srv:{SRV}\",\"address\":null,")),
+        "{status}"
+    );
+    dns.host("node.test", std::net::Ipv4Addr::LOCALHOST);
+    dns.set(SRV, &[(10, 1, a.addr.port(), "node.test")]);
+    let served_by_a = || proxy.connect().get("/").header("x-backend") == Some("a");
+    assert!(
+        wait_until(WAIT_LIMIT, served_by_a),
+        "the records were not followed"
+    );
 }

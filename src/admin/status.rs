@@ -5,6 +5,7 @@ use super::targets::push_name_and_address;
 use crate::json;
 use crate::metrics::STATUS_CLASSES;
 use crate::proxy::Shared;
+use crate::upstream::admin_state::AdminState;
 use crate::upstream::health::LastCheck;
 use crate::upstream::pools::Pools;
 use std::fmt::Write as _;
@@ -82,6 +83,7 @@ pub fn status_json(shared: &Shared) -> String {
         push_last_check(&mut out, t.health.last_check(), Instant::now());
         out.push('}');
     }
+    push_unresolved(&mut out, shared);
     out.push_str("],\"pools\":");
     push_pools(&mut out, &shared.pools, Instant::now());
     out.push_str(",\"streams\":");
@@ -94,6 +96,40 @@ pub fn status_json(shared: &Shared) -> String {
     push_acme(&mut out, shared);
     out.push_str("}\n");
     out
+}
+
+/// The names that gave no address yet (`unresolved_targets = wait`),
+/// after the targets, each as a target that is down with no address (as
+/// HAProxy's stats page shows a server whose name does not resolve): its
+/// options as written, nothing counted.
+fn push_unresolved(out: &mut String, shared: &Shared) {
+    let listed = shared.pools.targets().count();
+    let configs = shared.config.pool_configs().zip(shared.pools.iter());
+    let unresolved = configs.flat_map(|(c, pool)| c.unresolved.iter().map(move |t| (c, pool, t)));
+    for (i, (config, pool, t)) in unresolved.enumerate() {
+        if listed + i > 0 {
+            out.push(',');
+        }
+        out.push('{');
+        json::push_key(out, "name");
+        json::push_str(out, &t.name);
+        out.push_str(",\"address\":null,");
+        json::push_key(out, "pool");
+        json::push_str(out, pool.name());
+        let _ = write!(
+            out,
+            ",\"weight\":{},\"backup\":{},\"max_conns\":{},\"max_fails\":{},\"fail_timeout_ms\":{},\"healthy\":false,\"stopping\":false,\"admin_state\":\"{}\",\"in_flight\":0,\"requests\":0,\"failures\":0,\"response_ms\":null,\"last_check\":null}}",
+            t.weight,
+            t.backup,
+            t.max_conns.map_or("null".to_string(), |n| n.to_string()),
+            config.max_fails_of(t),
+            config.fail_timeout_of(t).as_millis(),
+            match t.down {
+                true => AdminState::Maint,
+                false => AdminState::Ready,
+            },
+        );
+    }
 }
 
 /// A target's `last_check`: what its last probe found and how long ago

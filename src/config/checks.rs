@@ -173,7 +173,7 @@ impl Loader {
         let keys = &config.backend_tls_keys;
         let named = keys.ca.is_some() || keys.certificate.is_some();
         if config.backend_tls.is_some()
-            || (!named && config.targets.iter().all(|t| t.tls.is_none()))
+            || (!named && config.written_targets().all(|t| t.tls.is_none()))
         {
             return Ok(());
         }
@@ -811,7 +811,7 @@ impl Loader {
             }
         }
         // A FastCGI server is told where the script is, under the root.
-        if let Some(t) = config.targets.iter().find(|t| t.fastcgi) {
+        if let Some(t) = config.written_targets().find(|t| t.fastcgi) {
             if config.fastcgi.root.is_empty() {
                 return Err(self.refused_in(
                     scope,
@@ -879,7 +879,7 @@ impl Loader {
                 ),
             ));
         }
-        if config.targets.iter().all(|t| t.backup) {
+        if config.written_targets().all(|t| t.backup) {
             return Err(self.refused_in(
                 scope,
                 "targets",
@@ -927,7 +927,10 @@ impl Loader {
         // record's, which no one wrote here (Kubernetes gives every
         // record one): it is left unread, as the README says.
         if config.balance == Balance::RoundRobin {
-            if let Some(t) = (config.targets.iter()).find(|t| t.weight != 1 && !t.record_weight) {
+            if let Some(t) = config
+                .written_targets()
+                .find(|t| t.weight != 1 && !t.record_weight)
+            {
                 return Err(self.refused_in(
                     scope,
                     "targets",

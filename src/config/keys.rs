@@ -4,7 +4,9 @@
 //! more), and how its value is parsed into the [`Config`].
 
 use super::values::*;
-use super::{Balance, Config, FieldFamily, LeastTimeMeasure, LogFormat, PoolRequest};
+use super::{
+    Balance, Config, FieldFamily, LeastTimeMeasure, LogFormat, PoolRequest, UnresolvedTargets,
+};
 use crate::auth::jwt_keys::JwtKeys;
 use crate::auth::jwt_require::Required;
 use crate::cache::policy::{BypassCookies, CacheValid, CacheVary, IgnoredHeaders, IgnoredParams};
@@ -110,6 +112,16 @@ pub const KEYS: &[Key] = &[
                /etc/resolv.conf",
         apply: |c, v| parse_resolver(v).map(|r| c.resolver = r),
     },
+    // Before `targets`, which reads it as its names are looked up.
+    Key {
+        name: "unresolved_targets",
+        default: "refuse",
+        help: "what a start or reload does with a target written as a name (host:port or \
+               srv:NAME) that does not resolve: refuse (the configuration is refused), or wait \
+               (it is kept with no address, with a warning, and looked up again every \
+               resolve_interval, which it needs, until it does; HAProxy's init-addr none)",
+        apply: |c, v| UnresolvedTargets::parse(v).map(|u| c.unresolved_targets = u),
+    },
     Key {
         name: "targets",
         default: "",
@@ -118,7 +130,11 @@ pub const KEYS: &[Key] = &[
                max_conns=N, backup, down, max_fails=N, fail_timeout=D, tls, tls_name=NAME, \
                send_proxy, send_proxy_v2, check_port=N, agent_port=N (agent_addr=IP, \
                agent_inter=D, agent_send=TEXT)",
-        apply: |c, v| parse_targets(v, c.resolver).map(|t| c.targets = t),
+        apply: |c, v| {
+            let (targets, unresolved) = parse_targets(v, c.resolver, c.unresolved_targets)?;
+            (c.targets, c.unresolved) = (targets, unresolved);
+            Ok(())
+        },
     },
     Key {
         name: "resolve_interval",

@@ -9,7 +9,10 @@ use super::pools::{PoolKey, RouteKey, Scope};
 use super::rewrites::RuleKeys;
 use super::streams::StreamKey;
 use super::suggest::{file_only, file_only_keys, unknown_key_message, FILE_ONLY};
-use super::{first_set, Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, KEYS};
+use super::{
+    first_set, Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, UnresolvedTargets,
+    KEYS,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -340,7 +343,16 @@ impl Loader {
         }
         config.request_headers = self.field_edits(FieldFamily::Request, &config)?;
         config.response_headers = self.field_edits(FieldFamily::Response, &config)?;
-        if config.targets.is_empty() {
+        if config.unresolved_targets == UnresolvedTargets::Wait && config.resolve_interval.is_none()
+        {
+            return Err(self.refused(
+                "unresolved_targets",
+                "wait needs resolve_interval (e.g. `resolve_interval = 5s`): a name that does \
+                 not resolve would never be looked up again"
+                    .into(),
+            ));
+        }
+        if config.targets.is_empty() && config.unresolved.is_empty() {
             let setting = &self.settings["targets"];
             let place = match &setting.origin {
                 Origin::Default => self.file.clone(),

@@ -64,7 +64,8 @@ use std::time::Duration;
 pub use streams::{Asking, StreamListener};
 pub(crate) use suggest::nearest;
 pub use types::{
-    weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target, MAX_WEIGHT,
+    weight_from, AgentCheck, Balance, Endpoint, LeastTimeMeasure, LogFormat, Target,
+    UnresolvedTargets, MAX_WEIGHT,
 };
 pub use values::{
     address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, service_domain,
@@ -80,6 +81,13 @@ pub struct Config {
     /// `listen`: more addresses plain HTTP is served on, as `port` is.
     pub listen: Vec<SocketAddr>,
     pub targets: Vec<Target>,
+    /// Targets written as names that gave no address when the file was
+    /// read (`unresolved_targets = wait`), as written: none of them is a
+    /// backend until a new lookup (`resolve_interval`) gives it addresses.
+    pub unresolved: Vec<Target>,
+    /// `unresolved_targets`: whether a name that does not resolve
+    /// refuses the configuration or waits in `unresolved`.
+    pub unresolved_targets: UnresolvedTargets,
     /// `pool.<name>`: the other pools of backends, in the order written;
     /// none but `targets` when no such key is set.
     pub pools: Vec<PoolConfig>,
@@ -523,7 +531,7 @@ impl Config {
 
     /// Whether a target of this pool is a FastCGI server.
     pub fn speaks_fastcgi(&self) -> bool {
-        self.targets.iter().any(|t| t.fastcgi)
+        self.written_targets().any(|t| t.fastcgi)
     }
 
     /// A config with every key at its default but no targets (which have
@@ -556,6 +564,8 @@ impl Config {
             bind: IpAddr::from([0, 0, 0, 0]),
             listen: Vec::new(),
             targets: Vec::new(),
+            unresolved: Vec::new(),
+            unresolved_targets: UnresolvedTargets::Refuse,
             pools: Vec::new(),
             routes: Arc::default(),
             rewrites: Arc::default(),
@@ -759,6 +769,18 @@ impl Config {
     /// Every target of every pool.
     pub fn all_targets(&self) -> impl Iterator<Item = &Target> {
         self.pool_configs().flat_map(|c| c.targets.iter())
+    }
+
+    /// Its targets, and the names that gave no address yet as written:
+    /// what the file gives each its options, to be checked as written.
+    pub fn written_targets(&self) -> impl Iterator<Item = &Target> {
+        self.targets.iter().chain(&self.unresolved)
+    }
+
+    /// [`Config::written_targets`] of every pool: the names among them
+    /// are those looked up again.
+    pub fn all_written_targets(&self) -> impl Iterator<Item = &Target> {
+        self.pool_configs().flat_map(Config::written_targets)
     }
 
     /// The ACME client's settings, when `acme_domains` turns it on.
@@ -1361,6 +1383,101 @@ mod tests {
             .unwrap_err()
             .message
             .contains("at least 1s"));
+    }
+
+    /// Names under `.invalid` never resolve (RFC 6761 §6.4).
+    const NOWHERE: &str = "app.invalid:8000";
+
+    #[test]
+    fn unresolved_targets_refuses_by_default_and_with_wait_keeps_the_name_without_address() {
+        let with = |v: &str, targets: &str| {
+            build(&format!(
+                "resolve_interval = 5s\nunresolved_targets = {v}\ntargets = {targets}\n"
+            ))
+        };
+        let e = build(&format!("resolve_interval = 5s\ntargets = {NOWHERE}\n")).unwrap_err();
+        assert!(e.message.contains("does not resolve"), "{e}");
+        let e = with("refuse", NOWHERE).unwrap_err();
+        assert!(e.message.contains("does not resolve"), "{e}");
+        let c = with(
+            "wait",
+            &format!("127.0.0.1:1, {NOWHERE} max_conns=3, db.invalid:5432"),
+        )
+        .unwrap();
+        assert_eq!(c.unresolved_targets, UnresolvedTargets::Wait);
+        assert_eq!(
+            c.targets,
+            [Target::new("127.0.0.1:1", "127.0.0.1:1".parse().unwrap())]
+        );
+        let names: Vec<&str> = c.unresolved.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, [NOWHERE, "db.invalid:5432"]);
+        assert!(c.unresolved.iter().all(Target::has_no_address));
+        assert_eq!(c.unresolved[0].max_conns, Some(3), "its options as written");
+        // Every name of the pool waiting is a pool still: no address yet.
+        let c = with("wait", NOWHERE).unwrap();
+        assert!(c.targets.is_empty());
+        assert_eq!(c.unresolved.len(), 1);
+        // What is wrong with a name as written, or with its options, is
+        // no lookup's to wait for.
+        for (bad, says) in [
+            ("app.invalid", "needs a port"),
+            ("http://app.invalid:80", "without a scheme"),
+            ("app.invalid:80 weight=0", "weight"),
+            (
+                "app.invalid:80 weight=2",
+                "balance = round_robin ignores weights",
+            ),
+            ("app.invalid:80, app.invalid:80", "listed twice"),
+        ] {
+            let e = with("wait", bad).unwrap_err();
+            assert!(e.message.contains(says), "{bad}: {e}");
+        }
+        let e = with("sometimes", "127.0.0.1:1").unwrap_err();
+        assert_eq!(e.place, "proxy.conf:2");
+        assert!(
+            e.message
+                .contains("unresolved_targets: `sometimes`: refuse or wait"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unresolved_targets_wait_needs_resolve_interval() {
+        for interval in ["", "resolve_interval = 0\n"] {
+            let e = build(&format!(
+                "targets = 127.0.0.1:1\n{interval}unresolved_targets = wait\n"
+            ))
+            .unwrap_err();
+            assert!(e.place.starts_with("proxy.conf:"), "{e}");
+            assert!(
+                e.to_string()
+                    .contains(": unresolved_targets: wait needs resolve_interval"),
+                "{e}"
+            );
+        }
+        let e = build(&format!("unresolved_targets = wait\ntargets = {NOWHERE}\n")).unwrap_err();
+        assert_eq!(e.place, "proxy.conf:1");
+        assert!(build("targets = 127.0.0.1:1\nunresolved_targets = refuse\n").is_ok());
+    }
+
+    #[test]
+    fn a_pool_of_names_that_do_not_resolve_waits_too_and_check_lists_them_without_address() {
+        let c = build(&format!(
+            "resolve_interval = 5s\nunresolved_targets = wait\ntargets = 127.0.0.1:1\n\
+             pool.app = {NOWHERE} backup, 127.0.0.1:2\nroute./app/ = app\n"
+        ))
+        .unwrap();
+        let app = &c.pools[0].config;
+        assert_eq!(app.targets.len(), 1);
+        assert_eq!(app.unresolved.len(), 1);
+        assert_eq!(
+            target_lines(app),
+            [
+                "# target 127.0.0.1:2 -> 127.0.0.1:2 (weight 1)",
+                "# target app.invalid:8000 -> (no address yet) (weight 1, backup)",
+            ]
+        );
+        assert!(c.unresolved.is_empty(), "the top level's own resolved");
     }
 
     #[test]

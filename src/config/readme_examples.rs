@@ -79,6 +79,8 @@ const NAMES: &[(&str, &str)] = &[
     ("id.example.com:443", "localhost:8445"),
     // Consul's DNS is not there to ask: a name takes its place.
     ("srv:_http._tcp.web.service.consul", "localhost:8446"),
+    // A Compose service's name, which may or may not resolve.
+    ("app:8000", "localhost:8447"),
 ];
 
 /// Keys an example leaves out because the text around it has them:

@@ -641,7 +641,7 @@ fn check_pool(stream: &StreamListener, pool_name: &str, pool: &Config) -> Result
              connection has none of (`ip_hash` balances by the client's address)"
         ));
     }
-    if let Some(t) = pool.targets.iter().find(|t| t.fastcgi) {
+    if let Some(t) = pool.written_targets().find(|t| t.fastcgi) {
         return Err(format!(
             "pool `{pool_name}`'s target {} speaks FastCGI, which needs HTTP requests",
             t.name
@@ -657,7 +657,10 @@ fn check_pool(stream: &StreamListener, pool_name: &str, pool: &Config) -> Result
             };
             Some(why)
         };
-        if let Some((t, why)) = (pool.targets.iter()).find_map(|t| by_udp(t).map(|why| (t, why))) {
+        if let Some((t, why)) = pool
+            .written_targets()
+            .find_map(|t| by_udp(t).map(|why| (t, why)))
+        {
             return Err(format!(
                 "pool `{pool_name}`'s target {} {why}, which datagrams cannot be",
                 t.name

@@ -198,6 +198,13 @@ impl Target {
         self.backup && !self.record_backup
     }
 
+    /// Whether it is a name as written that gave no address yet (see
+    /// [`Config::unresolved`](super::Config::unresolved)): it stands at
+    /// port 0, where no target written or looked up is.
+    pub fn has_no_address(&self) -> bool {
+        matches!(self.addr, Endpoint::Tcp(addr) if addr.port() == 0)
+    }
+
     /// The targets this one, named as written, stands for at `found`
     /// (sorted, as [`addresses_of`](super::addresses_of) gives them), each with its options
     /// (weight, `max_conns`, `backup`, `max_fails`, `fail_timeout`), and
@@ -285,6 +292,28 @@ pub enum Balance {
     /// Consistent hashing of what `hash_on` names.
     Hash,
     RandomTwo,
+}
+
+/// What a start or a reload does with a target written as a name
+/// (`host:port`, `srv:NAME`) that does not resolve (`unresolved_targets`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnresolvedTargets {
+    /// The configuration is refused: a typo shows at once, not as 502s.
+    Refuse,
+    /// The name is kept with no address, and looked up again every
+    /// `resolve_interval` until it resolves (HAProxy's `init-addr none`):
+    /// a backend's container may well start after the proxy.
+    Wait,
+}
+
+impl UnresolvedTargets {
+    pub(super) fn parse(v: &str) -> Result<UnresolvedTargets, String> {
+        match v {
+            "refuse" => Ok(UnresolvedTargets::Refuse),
+            "wait" => Ok(UnresolvedTargets::Wait),
+            _ => Err(format!("`{}`: refuse or wait", v.escape_debug())),
+        }
+    }
 }
 
 /// What `least_time` times each answer by (`least_time_measure`, nginx

@@ -308,8 +308,10 @@ impl Control {
     /// target's health starts afresh while its counters and drain or
     /// maintenance state stay. Targets that keep their address keep
     /// everything, their idle connections too (the settings are the
-    /// same). A name that does not resolve keeps its addresses. Returns
-    /// how many names changed.
+    /// same). A name that does not resolve keeps its addresses; one that
+    /// had none yet (`unresolved_targets = wait`) and now resolves
+    /// becomes targets as a name's new addresses do. Returns how many
+    /// names changed.
     ///
     /// The lookups run without the reload's lock (they may block for
     /// seconds); their results are dropped if a generation came in force
@@ -320,7 +322,7 @@ impl Control {
         let changes = {
             let shared = self.inner.current.get();
             let mut failures = self.inner.lookup_failures.lock();
-            let targets: Vec<_> = shared.config.all_targets().cloned().collect();
+            let targets: Vec<_> = shared.config.all_written_targets().cloned().collect();
             resolve::look_up(&targets, resolve, &self.inner.listening, &mut failures)
         };
         if changes.is_empty() {
@@ -334,9 +336,9 @@ impl Control {
         }
         let old = self.inner.current.get();
         let mut next = old.config.clone();
-        let mut changed = resolve::apply(&mut next.targets, &changes);
+        let mut changed = follow(&mut next, &changes);
         for pool in &mut next.pools {
-            changed += resolve::apply(&mut pool.config.targets, &changes);
+            changed += follow(&mut pool.config, &changes);
         }
         self.install(&old, next, true);
         for change in &changes {
@@ -475,6 +477,13 @@ fn close_idle_when_due(inner: &Weak<Inner>, asks: &Receiver<IdleClose>) {
     }
 }
 
+/// Puts `changes` in force among the targets of one pool's `config`:
+/// names that gave no address yet and now do become targets too.
+fn follow(config: &mut Config, changes: &[resolve::Change]) -> usize {
+    resolve::admit(&mut config.targets, &mut config.unresolved, changes);
+    resolve::apply(&mut config.targets, changes)
+}
+
 /// Replaces the thread that looks targets' names up again with one for
 /// the `resolve_interval` now in force; none when it is off, when every
 /// target is written as an address, or once shutdown has begun.
@@ -490,7 +499,7 @@ pub(super) fn restart_resolver(inner: &Arc<Inner>) -> io::Result<()> {
     let Some(interval) = config.resolve_interval else {
         return Ok(());
     };
-    if !config.all_targets().any(resolve::is_named) {
+    if !config.all_written_targets().any(resolve::is_named) {
         return Ok(());
     }
     // Weak: the thread must not keep a stopped server alive.

@@ -208,7 +208,10 @@ impl Upstreams {
                 return Choice::Wait;
             }
         }
-        if tried.contains(&true) {
+        // None at all (every name of the pool gave no address yet, see
+        // `unresolved_targets`): as when every target is down and the
+        // last one tried could not be reached, a 502.
+        if tried.contains(&true) || self.targets.is_empty() {
             return Choice::Nothing;
         }
         // The last resort is for targets that are down, not for those the

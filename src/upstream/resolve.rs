@@ -95,8 +95,12 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// `10.0.0.5:8000, 10.0.0.6:8000 (weight 2, backup)`.
+/// `10.0.0.5:8000, 10.0.0.6:8000 (weight 2, backup)`; `no address` for
+/// a name that had none yet (see [`config::Config::unresolved`]).
 fn listed(addrs: &[Found]) -> String {
+    if addrs.is_empty() {
+        return "no address".into();
+    }
     let listed: Vec<String> = addrs.iter().map(Found::to_string).collect();
     listed.join(", ")
 }
@@ -136,7 +140,8 @@ pub fn is_named(target: &Target) -> bool {
 
 /// Each name among `targets`, once, in their order: its first target
 /// (which has the options written for it) and what its targets are at
-/// (sorted, see [`Found::order`]).
+/// (sorted, see [`Found::order`]): nothing for one that gave no address
+/// yet.
 fn names(targets: &[Target]) -> Vec<(&Target, Vec<Found>)> {
     let mut names: Vec<(&Target, Vec<Found>)> = Vec::new();
     for target in targets.iter().filter(|t| is_named(t)) {
@@ -144,10 +149,11 @@ fn names(targets: &[Target]) -> Vec<(&Target, Vec<Found>)> {
         let Some(found) = Found::of(target) else {
             continue;
         };
+        let found = Some(found).filter(|_| !target.has_no_address());
         let name = target.as_written();
         match names.iter_mut().find(|(n, _)| n.as_written() == name) {
-            Some((_, found_before)) => found_before.push(found),
-            None => names.push((target, vec![found])),
+            Some((_, found_before)) => found_before.extend(found),
+            None => names.push((target, found.into_iter().collect())),
         }
     }
     for (_, found) in &mut names {
@@ -161,10 +167,11 @@ fn names(targets: &[Target]) -> Vec<(&Target, Vec<Found>)> {
 /// record's weight or priority that the name takes changed (compared as
 /// sets: an answer in another order is no change). A name that does
 /// not resolve keeps the addresses it had (DNS down for a moment must
-/// not take a backend away),
-/// with a warning at most once a minute per name; so does one of which
-/// an address is now one of `own`, the addresses the proxy serves HTTP
-/// on (requests would loop, which a reload refuses too).
+/// not take a backend away), with a warning at most once a minute per
+/// name (one as written with no address yet, see
+/// [`Target::has_no_address`], stays without); so does one of which an
+/// address is now one of `own`, the addresses the proxy serves HTTP on
+/// (requests would loop, which a reload refuses too).
 pub fn look_up(
     targets: &[Target],
     resolve: &Resolve<'_>,
@@ -196,10 +203,13 @@ pub fn look_up(
             }
             Err(e) => {
                 if failures.failed(name, Instant::now()) {
+                    let stays = match was.is_empty() {
+                        true => "it has no address until it does".into(),
+                        false => format!("it stays at {}", listed(&was)),
+                    };
                     log::warn!(
-                        "target {name} does not resolve: {e}; it stays at {} (said at most once \
-                         a minute while it lasts)",
-                        listed(&was)
+                        "target {name} does not resolve: {e}; {stays} (said at most once a \
+                         minute while it lasts)"
                     );
                 }
             }
@@ -226,6 +236,20 @@ fn usable(found: Addresses, own: &[SocketAddr]) -> io::Result<Addresses> {
         ))),
         None => Ok(found),
     }
+}
+
+/// Moves each name of `unresolved` (as written, with no address) that
+/// `changes` gives addresses to to the end of `targets`, for [`apply`]
+/// to spread over them.
+pub fn admit(targets: &mut Vec<Target>, unresolved: &mut Vec<Target>, changes: &[Change]) {
+    let resolved = |t: &Target| {
+        changes
+            .iter()
+            .any(|c| c.name == t.name && !c.now.is_empty())
+    };
+    let (now, still) = std::mem::take(unresolved).into_iter().partition(resolved);
+    *unresolved = still;
+    targets.extend::<Vec<Target>>(now);
 }
 
 /// Gives each name in `changes` its new addresses: its targets are
@@ -592,6 +616,52 @@ mod tests {
             failures.failed("gone:80", t0),
             "a name taken out is forgotten"
         );
+    }
+
+    #[test]
+    fn a_name_with_no_address_yet_is_looked_up_and_admitted_once_it_resolves() {
+        let mut targets = vec![target("10.0.0.1:80", "10.0.0.1:80")];
+        let mut unresolved = vec![target("app:80", "0.0.0.0:0")];
+        assert!(unresolved[0].has_no_address());
+        let mut failures = Failures::default();
+        let mut step =
+            |targets: &mut Vec<Target>, unresolved: &mut Vec<Target>, resolve: &Resolve<'_>| {
+                let all: Vec<Target> = targets.iter().chain(&*unresolved).cloned().collect();
+                let changes = look_up(&all, resolve, &[OWN], &mut failures);
+                admit(targets, unresolved, &changes);
+                assert_eq!(apply(targets, &changes), changes.len());
+                changes
+            };
+        let down = |_: &str| -> io::Result<Vec<Found>> { Err(io::ErrorKind::NotFound.into()) };
+        assert!(step(&mut targets, &mut unresolved, &down).is_empty());
+        // Nor is one at the proxy's own address taken.
+        let home = |_: &str| -> io::Result<Vec<Found>> { Ok(addrs(&["127.0.0.1:8080"])) };
+        assert!(step(&mut targets, &mut unresolved, &home).is_empty());
+        assert_eq!((targets.len(), unresolved.len()), (1, 1), "still waiting");
+
+        let up = |_: &str| -> io::Result<Vec<Found>> { Ok(addrs(&["10.0.0.6:80", "10.0.0.5:80"])) };
+        let changes = step(&mut targets, &mut unresolved, &up);
+        assert_eq!(
+            changes,
+            [Change {
+                name: "app:80".into(),
+                was: Vec::new(),
+                now: addrs(&["10.0.0.5:80", "10.0.0.6:80"]),
+                left_out: 0,
+            }]
+        );
+        assert_eq!(
+            changes[0].to_string(),
+            "target app:80 now resolves to 10.0.0.5:80, 10.0.0.6:80 (was no address)"
+        );
+        assert!(unresolved.is_empty());
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["10.0.0.1:80", "app:80@10.0.0.5:80", "app:80@10.0.0.6:80"]
+        );
+        // From then on, a name like any other.
+        assert!(step(&mut targets, &mut unresolved, &up).is_empty());
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl Loader {
             (key.apply)(&mut config, &key.setting.value)
                 .map_err(|m| ConfigError::at(&key.setting.origin, format!("{shown}: {m}")))?;
         }
-        if config.targets.is_empty() {
+        if config.targets.is_empty() && config.unresolved.is_empty() {
             return Err(ConfigError::at(
                 &targets.origin,
                 format!("pool.{name}: at least one backend is required, e.g. `pool.{name} = 10.0.0.5:8080`"),

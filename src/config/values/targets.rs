@@ -2,7 +2,7 @@
 //! `check`'s account of them.
 
 use super::scalars::{parse_duration, parse_fail_timeout, parse_max_fails, parse_number};
-use crate::config::{AgentCheck, Config, Endpoint, Target, MAX_WEIGHT};
+use crate::config::{AgentCheck, Config, Endpoint, Target, UnresolvedTargets, MAX_WEIGHT};
 use crate::digits::percent_decoded;
 use crate::http::send_proxy::ProxyVersion;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -17,11 +17,16 @@ use std::time::Duration;
 /// name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s, and stands for a
 /// target per address it gives (see [`addresses_of`] and [`Target::at`]).
+/// With `unresolved_targets = wait`, a name that does not resolve is
+/// said and kept as written instead, in the second list (see
+/// [`Config::unresolved`]).
 pub(in crate::config) fn parse_targets(
     v: &str,
     resolver: Option<SocketAddr>,
-) -> Result<Vec<Target>, String> {
+    unresolved_targets: UnresolvedTargets,
+) -> Result<(Vec<Target>, Vec<Target>), String> {
     let mut targets = Vec::new();
+    let mut unresolved: Vec<Target> = Vec::new();
     for item in v.split(',') {
         let mut words = item.split_whitespace();
         let Some(name) = words.next() else {
@@ -256,10 +261,21 @@ pub(in crate::config) fn parse_targets(
             record_backup: false,
         };
         // A name stands for a target per address it gives.
-        let spread = |answer: std::io::Result<Vec<Found>>| {
-            let found = answer
-                .map(|answer| as_written.addresses_in(answer))
-                .map_err(|e| format!("target `{name}` does not resolve: {e}"))?;
+        let mut spread = |answer: std::io::Result<Vec<Found>>| {
+            let found = match answer {
+                Ok(answer) => as_written.addresses_in(answer),
+                Err(_) if unresolved.iter().any(|t| t.name == name) => {
+                    return Err(format!("target {name} is listed twice"))
+                }
+                Err(e) if unresolved_targets == UnresolvedTargets::Wait => {
+                    log::warn!(
+                        "target {name} does not resolve yet: {e}; it has no address until it does"
+                    );
+                    unresolved.push(as_written.clone());
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(format!("target `{name}` does not resolve: {e}")),
+            };
             if let Some(warning) = found.cap_warning(name) {
                 log::warn!("{warning}");
             }
@@ -288,15 +304,16 @@ pub(in crate::config) fn parse_targets(
             targets.push(target);
         }
     }
-    Ok(targets)
+    Ok((targets, unresolved))
 }
 
 /// `check`'s account of the targets: each with its address and options,
 /// and a name that gives several addresses said once, before its targets.
 /// A target's `max_fails` and `fail_timeout` are said where they are not
 /// the global keys' (those lines come before, with the other keys).
+/// A name that gave no address yet comes last, said so.
 pub fn target_lines(config: &Config) -> Vec<String> {
-    let targets = &config.targets[..];
+    let targets: Vec<&Target> = config.written_targets().collect();
     let mut lines = Vec::new();
     for (i, target) in targets.iter().enumerate() {
         let written = target.as_written();
@@ -354,10 +371,11 @@ pub fn target_lines(config: &Config) -> Vec<String> {
         if fail_timeout != config.fail_timeout {
             options.push_str(&format!(", fail_timeout {fail_timeout:?}"));
         }
-        lines.push(format!(
-            "# target {} -> {} ({options})",
-            target.name, target.addr
-        ));
+        let at = match target.has_no_address() {
+            true => "(no address yet)".to_string(),
+            false => target.addr.to_string(),
+        };
+        lines.push(format!("# target {} -> {at} ({options})", target.name));
     }
     lines
 }
@@ -713,7 +731,7 @@ mod tests {
 
     /// Targets as `targets` reads them, no `srv:` among them.
     fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
-        super::parse_targets(v, None)
+        super::parse_targets(v, None, UnresolvedTargets::Refuse).map(|(targets, _)| targets)
     }
 
     #[test]
