@@ -232,28 +232,21 @@ impl Server {
             Listening::Http,
         )?;
         log::info!("listening on {addr}");
+        // The other listeners' workers: their sockets take the options
+        // `port`'s took, but for `defer`.
+        let start_workers = |listener: TcpListener, defer: bool, kind: Listening| {
+            let inherited = set_inherited_options(&listener, inherited.timeout, defer);
+            Workers::start((listener, inherited), &inner, worker_priority, kind)
+        };
         let mut listen_workers = Vec::with_capacity(more_listeners.len());
         for listener in more_listeners {
-            let inherited = set_inherited_options(&listener, inherited.timeout, inherited.deferred);
-            let workers = Workers::start(
-                (listener, inherited),
-                &inner,
-                worker_priority,
-                Listening::Http,
-            )?;
+            let workers = start_workers(listener, inherited.deferred, Listening::Http)?;
             log::info!("listening on {} (listen)", workers.local_addr());
             listen_workers.push(workers);
         }
         let tls_workers = match tls_listener {
             Some(listener) => {
-                let inherited =
-                    set_inherited_options(&listener, inherited.timeout, inherited.deferred);
-                let workers = Workers::start(
-                    (listener, inherited),
-                    &inner,
-                    worker_priority,
-                    Listening::Tls,
-                )?;
+                let workers = start_workers(listener, inherited.deferred, Listening::Tls)?;
                 log::info!("listening on {} (TLS)", workers.local_addr());
                 Some(workers)
             }
@@ -263,9 +256,7 @@ impl Server {
         for (name, listener) in stream_listeners {
             // A server may speak first (a database's greeting, SMTP's):
             // its connections are not held back until the client speaks.
-            let inherited = set_inherited_options(&listener, inherited.timeout, false);
-            let kind = Listening::Stream(name.clone());
-            let workers = Workers::start((listener, inherited), &inner, worker_priority, kind)?;
+            let workers = start_workers(listener, false, Listening::Stream(name.clone()))?;
             log::info!("listening on {} (stream.{name})", workers.local_addr());
             stream_workers.push((name, workers));
         }

@@ -87,6 +87,19 @@ mod tests {
         build(text).unwrap_err().to_string()
     }
 
+    /// `text` builds when `says` is empty, else is refused saying it.
+    #[track_caller]
+    pub(super) fn assert_built_or_refused(text: &str, says: &str) {
+        let result = build(text);
+        match says {
+            "" => assert!(result.is_ok(), "{text}: {:?}", result.err()),
+            says => {
+                let e = result.map(|_| ()).unwrap_err().to_string();
+                assert!(e.contains(says), "{text}: {e}");
+            }
+        }
+    }
+
     pub(super) const TWO_POOLS: &str = "\
 targets = 127.0.0.1:9001
 balance = least_conn
@@ -182,14 +195,7 @@ route.static.example = static
             ("pool.redirect = 127.0.0.1:9005", "`redirect` is what a route that answers itself says"),
             ("pool.return = 127.0.0.1:9005", "`return` is what a route that answers itself says"),
         ] {
-            let result = build(&format!("{base}{line}\n"));
-            match says {
-                "" => assert!(result.is_ok(), "{line}: {:?}", result.err()),
-                says => {
-                    let e = result.map(|_| ()).unwrap_err().to_string();
-                    assert!(e.contains(says), "{line}: {e}");
-                }
-            }
+            assert_built_or_refused(&format!("{base}{line}\n"), says);
         }
     }
 }
