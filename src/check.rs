@@ -351,9 +351,10 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             continue;
         }
         if let Some(answer) = route.returned() {
-            let text = match &answer.text {
-                Some(text) => format!(" \"{}\"", text.escape_debug()),
-                None => String::new(),
+            let text = match (&answer.text, &answer.content_type) {
+                (Some(text), Some(of)) => format!(" \"{}\" ({of})", text.escape_debug()),
+                (Some(text), None) => format!(" \"{}\"", text.escape_debug()),
+                (None, _) => String::new(),
             };
             writeln!(out, "# route {route} -> return {}{text}", answer.status)?;
             continue;

@@ -849,6 +849,24 @@ fn check_shows_each_rewrite_rule_with_its_line_in_the_order_they_are_tried() {
 }
 
 #[test]
+fn check_shows_what_a_route_answers_itself() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         route./old/ = redirect 301 /new/\n\
+         route./healthz = return 200 ok\n\
+         route./status.json = return 200 type=application/json {\"ok\": true}\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    for line in [
+        "# route /old/ -> redirect 301 to /new/",
+        "# route /healthz -> return 200 \"ok\"",
+        "# route /status.json -> return 200 \"{\\\"ok\\\": true}\" (application/json)",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "no {line:?} in {stdout}");
+    }
+}
+
+#[test]
 fn check_shows_each_deny_rule_with_its_line_in_the_order_they_are_tried() {
     let (code, stdout, stderr) = check(
         "targets = 127.0.0.1:9001\n\

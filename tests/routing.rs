@@ -822,6 +822,8 @@ fn a_route_may_return_a_fixed_answer() {
              route./up = return 200\n\
              route./.git/ = return 404\n\
              route./secret/ = return 403\n\
+             route./status.json = return 200 type=application/json {{\"status\": \"ok\"}}\n\
+             route./maintenance = return 503 type=text/html;charset=utf-8 <h1>Back soon</h1>\n\
              route.old.site.test = return 410 this site is gone\n",
             main.addr,
             pages.path().display()
@@ -848,6 +850,19 @@ fn a_route_may_return_a_fixed_answer() {
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     let r = proxy.get_on("site.test", "/secret/x", &[]);
     assert_eq!((r.status, r.body_str().as_str()), (403, "403 Forbidden\n"));
+    // A text of its own type: a JSON status, an HTML maintenance page.
+    let r = proxy.get_on("site.test", "/status.json", &[]);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, "{\"status\": \"ok\"}")
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let r = proxy.get_on("site.test", "/maintenance", &[]);
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (503, "<h1>Back soon</h1>")
+    );
+    assert_eq!(r.header("content-type"), Some("text/html;charset=utf-8"));
     let r = proxy.get_on("old.site.test", "/any/page", &[]);
     assert_eq!(
         (r.status, r.body_str().as_str()),

@@ -8,7 +8,7 @@ use super::own_answer::{answer_unread_with, deny, refused_head, REFUSED};
 use super::refusal::answer_refusal;
 use super::rewriting::{rewrite, RuleAnswer};
 use super::{answer_unread, client_cert, files, first_line, forward_auth, location_field};
-use super::{origin, relay, Client, Outcome, Shared};
+use super::{origin, relay, Client, Outcome, OwnText, Shared, PLAIN};
 use crate::access;
 use crate::access_log::{By, Stage, Termination};
 use crate::auth::jwt_keys::{self, JwtKeys};
@@ -25,7 +25,7 @@ use crate::https_redirect;
 use crate::ratelimit::{self, Keys};
 use crate::realip;
 use crate::request_id;
-use crate::routes::{Ambiguous, Asked, Lookup, Return, CLOSE_UNANSWERED};
+use crate::routes::{Ambiguous, Asked, Lookup, CLOSE_UNANSWERED};
 use crate::secure_link::{self, Verdict};
 use crate::throttle::OnceAMinute;
 use crate::trace_context::TraceMode;
@@ -153,8 +153,8 @@ pub(super) fn exchange(
     if let Some(acme) = &shared.acme {
         let asks = matches!(head.method.as_str(), "GET" | "HEAD");
         if let Some(answer) = acme.answer(&head.path_and_query()).filter(|_| asks) {
-            let outcome =
-                answer_unread_with(client, &head, body_kind, (200, Some(&answer)), b"", shared);
+            let answer = (200, Some(OwnText::plain(&answer)));
+            let outcome = answer_unread_with(client, &head, body_kind, answer, b"", shared);
             return (outcome, line);
         }
     }
@@ -291,8 +291,12 @@ pub(super) fn exchange(
         return (outcome, line);
     }
     // `route./healthz = return 200 ok`, `route./.git/ = return 404`.
-    if let Some(Return { status, text }) = route.and_then(|r| r.returned()) {
-        let answer = (*status, text.as_deref());
+    if let Some(returned) = route.and_then(|r| r.returned()) {
+        let text = returned.text.as_deref().map(|body| OwnText {
+            body,
+            content_type: returned.content_type.as_deref().unwrap_or(PLAIN),
+        });
+        let answer = (returned.status, text);
         let outcome = answer_unread_with(client, &head, body_kind, answer, b"", shared);
         return (outcome, line);
     }

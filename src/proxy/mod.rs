@@ -86,7 +86,9 @@ pub use current::Current;
 pub use inherited::{canonical, Inherited};
 pub use mirror::Mirrors;
 pub use own_response::ErrorResponse;
-pub use own_response::{coded_response, error_response, own_response, starts_a_head_request};
+pub use own_response::{
+    coded_response, error_response, own_response, starts_a_head_request, OwnText, PLAIN,
+};
 pub use shared::Shared;
 pub use watch::{ConnWatch, Phase};
 

@@ -1,7 +1,7 @@
 //! A request the proxy answers itself before reading its body: a
 //! refusal, a redirect, a `return`.
 
-use super::{Client, Outcome, Shared};
+use super::{Client, Outcome, OwnText, Shared};
 use crate::access_log::{By, Stage, Termination};
 use crate::http::{BodyKind, RequestHead, Version};
 use std::borrow::Cow;
@@ -92,7 +92,7 @@ pub(super) fn answer_unread_with(
     client: &mut Client,
     head: &RequestHead,
     body_kind: BodyKind,
-    (status, text): (u16, Option<&str>),
+    (status, text): (u16, Option<OwnText<'_>>),
     fields: &[u8],
     shared: &Shared,
 ) -> Outcome {

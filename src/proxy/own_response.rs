@@ -72,13 +72,34 @@ pub fn error_response<'p>(
     own_response(status, close, fields, None, config)
 }
 
-/// [`error_response`], with `text` (plain text) as the body when given
-/// (a `return` route's).
+/// What the proxy's own body says, when it is not its page for the
+/// status: a `return` route's text (of its `type=`), the ACME server's
+/// key authorization.
+#[derive(Clone, Copy, Debug)]
+pub struct OwnText<'a> {
+    pub body: &'a str,
+    pub content_type: &'a str,
+}
+
+/// The type of a text given without one.
+pub const PLAIN: &str = "text/plain; charset=utf-8";
+
+impl<'a> OwnText<'a> {
+    pub fn plain(body: &'a str) -> OwnText<'a> {
+        OwnText {
+            body,
+            content_type: PLAIN,
+        }
+    }
+}
+
+/// [`error_response`], with `text` as the body when given (a `return`
+/// route's).
 pub fn own_response<'p>(
     status: u16,
     close: bool,
     fields: &[u8],
-    text: Option<&'p str>,
+    text: Option<OwnText<'p>>,
     config: &'p Config,
 ) -> ErrorResponse<'p> {
     coded_response(status, close, fields, text, config, None)
@@ -95,13 +116,12 @@ pub fn coded_response<'p>(
     status: u16,
     close: bool,
     fields: &[u8],
-    text: Option<&'p str>,
+    text: Option<OwnText<'p>>,
     config: &'p Config,
     gzip: Option<ForClient<'_>>,
 ) -> ErrorResponse<'p> {
-    const PLAIN: &str = "text/plain; charset=utf-8";
     let page = match text {
-        Some(text) => Some((text.as_bytes(), PLAIN)),
+        Some(text) => Some((text.body.as_bytes(), text.content_type)),
         None => (config.error_pages.get(status)).map(|page| (page, PAGE_CONTENT_TYPE)),
     };
     // With a page, no body is made here (an empty String allocates nothing).

@@ -14,6 +14,8 @@ use super::{Answer, OwnSettings, Route};
 pub struct Return {
     pub status: u16,
     pub text: Option<Box<str>>,
+    /// The text's `Content-Type` (`type=`); `None`: plain text.
+    pub content_type: Option<Box<str>>,
 }
 
 /// Longest text a `return` route may answer with.
@@ -38,6 +40,30 @@ pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
 /// Longest `to` a redirect route may give.
 const MAX_REDIRECT_LEN: usize = 2048;
+
+/// Longest `type=` a `return` route may give.
+const MAX_MEDIA_TYPE_LEN: usize = 128;
+
+/// Whether `media_type` is a media type a `Content-Type` may say
+/// (RFC 9110 §8.3.1): `type/subtype` of tokens, with `;name=value`
+/// parameters of tokens (`text/html;charset=utf-8`), no space or quote.
+fn check_media_type(media_type: &str) -> Result<(), String> {
+    let token = |t: &str| !t.is_empty() && t.bytes().all(crate::http::head::is_tchar);
+    let mut parts = media_type.split(';');
+    let essence = parts.next().and_then(|e| e.split_once('/'));
+    let valid = media_type.len() <= MAX_MEDIA_TYPE_LEN
+        && essence.is_some_and(|(kind, sub)| token(kind) && token(sub))
+        && parts.all(|p| p.split_once('=').is_some_and(|(n, v)| token(n) && token(v)));
+    match valid {
+        true => Ok(()),
+        false => Err(format!(
+            "type={}: a media type is `type/subtype`, with `;name=value` parameters, of \
+             letters, digits and `!#$%&'*+-.^_`|~`, at most {MAX_MEDIA_TYPE_LEN} bytes \
+             (`type=application/json`, `type=text/html;charset=utf-8`)",
+            media_type.escape_debug()
+        )),
+    }
+}
 
 impl Route {
     /// A route (`spec` as for [`Route::parse`]) that answers `status` with
@@ -106,7 +132,21 @@ impl Route {
     /// as the body if given: an endpoint for a load balancer's health
     /// checks (`return 200 ok`), a path no backend should see (`return
     /// 404`), a site taken down (`return 503 back soon`).
-    pub fn returning(spec: &str, status: u16, text: Option<&str>) -> Result<Route, String> {
+    pub fn returning(
+        spec: &str,
+        status: u16,
+        text: Option<&str>,
+        content_type: Option<&str>,
+    ) -> Result<Route, String> {
+        if let Some(content_type) = content_type {
+            if text.is_none() {
+                return Err(format!(
+                    "return {status} type={content_type}: a type is the text's, and there is \
+                     no text after it"
+                ));
+            }
+            check_media_type(content_type)?;
+        }
         if status == CLOSE_UNANSWERED && text.is_some() {
             return Err(
                 "return 444 closes the connection without an answer: it takes no text".into(),
@@ -149,7 +189,11 @@ impl Route {
             pool: 0,
             rewrite: None,
             cookie_paths: false,
-            answer: Some(Answer::Return(Return { status, text })),
+            answer: Some(Answer::Return(Return {
+                status,
+                text,
+                content_type: content_type.map(Box::from),
+            })),
             condition: None,
             files: None,
             rate_limit: None,
@@ -193,36 +237,67 @@ mod tests {
 
     #[test]
     fn a_return_route_answers_a_status_and_its_text_alone() {
-        let route = Route::returning("/healthz", 200, Some("ok")).unwrap();
+        let route = Route::returning("/healthz", 200, Some("ok"), None).unwrap();
         let answer = route.returned().unwrap();
         assert_eq!((answer.status, answer.text.as_deref()), (200, Some("ok")));
         assert!(route.answers_itself() && route.redirect().is_none());
         assert_eq!(route.redirect_for("/healthz"), None);
         assert_eq!(route.to_string(), "/healthz");
-        let bare = Route::returning("example.com/.git/", 404, None).unwrap();
+        let bare = Route::returning("example.com/.git/", 404, None, None).unwrap();
         assert_eq!(bare.returned().unwrap().text, None);
-        let bare = Route::returning("/up", 200, None).unwrap();
+        let bare = Route::returning("/up", 200, None, None).unwrap();
         assert_eq!(bare.returned().unwrap().text.as_deref(), Some("200 OK\n"));
         for status in [401, 405, 407, 426] {
-            let e = Route::returning("/x", status, None).unwrap_err();
+            let e = Route::returning("/x", status, None, None).unwrap_err();
             assert!(e.contains("which a route cannot give"), "{e}");
         }
         for status in [200, 203, 400, 403, 404, 410, 451, 503, 599] {
-            assert!(Route::returning("/x", status, None).is_ok(), "{status}");
+            assert!(
+                Route::returning("/x", status, None, None).is_ok(),
+                "{status}"
+            );
         }
         // No body, or a redirect's.
         for status in [100, 101, 199, 204, 205, 206, 301, 304, 308, 399, 600] {
-            let e = Route::returning("/x", status, None).unwrap_err();
+            let e = Route::returning("/x", status, None, None).unwrap_err();
             assert!(
                 e.contains("a route returns 200 to 203, or 400 to 599"),
                 "{e}"
             );
         }
         for text in ["two\nlines", "\u{1b}[31m", &"x".repeat(MAX_RETURN_TEXT + 1)] {
-            let e = Route::returning("/x", 200, Some(text)).unwrap_err();
+            let e = Route::returning("/x", 200, Some(text), None).unwrap_err();
             assert!(e.contains("one line of at most"), "{e}");
         }
         assert!(!Route::parse("/api/", 1, None).unwrap().answers_itself());
+    }
+
+    #[test]
+    fn a_return_text_may_say_its_type() {
+        let route = |of: &str| Route::returning("/x", 200, Some("{}"), Some(of));
+        for of in [
+            "application/json",
+            "text/html;charset=utf-8",
+            "application/vnd.api+json",
+        ] {
+            let answer = route(of).unwrap();
+            let returned = answer.returned().unwrap();
+            assert_eq!(returned.content_type.as_deref(), Some(of));
+        }
+        for of in [
+            "json",
+            "text/",
+            "/html",
+            "text/html;",
+            "text/html;charset",
+            "a b/c",
+            "x/y\"z",
+        ] {
+            let e = route(of).unwrap_err();
+            assert!(e.contains("a media type is `type/subtype`"), "{of}: {e}");
+        }
+        let e = Route::returning("/x", 404, None, Some("application/json")).unwrap_err();
+        assert!(e.contains("there is no text after it"), "{e}");
     }
 
     #[test]

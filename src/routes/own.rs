@@ -147,7 +147,7 @@ mod tests {
         let dir = Arc::new(Files::open(env!("CARGO_MANIFEST_DIR")).unwrap());
         let files = Route::serving_files("/s/", dir, Some(1)).unwrap();
         assert!(files.with_own_settings(own).is_err());
-        let answered = Route::returning("/r", 200, None).unwrap();
+        let answered = Route::returning("/r", 200, None, None).unwrap();
         assert!(answered.clone().with_own_settings(own).is_err());
         // Nothing of its own is nothing to refuse.
         assert!(answered.with_own_settings(OwnSettings::default()).is_ok());

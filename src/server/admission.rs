@@ -237,6 +237,7 @@ pub(super) fn reject(
         }
     }
     let head_request = proxy::starts_a_head_request(received);
+    let text = text.map(proxy::OwnText::plain);
     let response = own_response(status, true, b"", text, &shared.config);
     let sent = response.send(&mut stream, head_request);
     let _ = stream.shutdown(Shutdown::Write);

@@ -182,7 +182,7 @@ route.static.example = static
             ("route./x/ if method POST = redirect 307 /y/", ""),
             ("route./healthz = return 200 all is well", ""),
             ("route./.git/ = return 404", ""),
-            ("route./x = return", "`` is no status: a route that answers itself is `return <status> [<text>]`"),
+            ("route./x = return", "`` is no status: a route that answers itself is `return <status> [type=<media type>] [<text>]`"),
             ("route./x = return +200 ok", "`+200` is no status"),
             ("route./x = return 0200 ok", "`0200` is no status"),
             ("route./x = redirect 0301 /y/", "`0301` is no status"),

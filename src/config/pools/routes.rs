@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// What a route answers with instead of a pool: `redirect <status> <to>`
-/// or `return <status> [<text>]`.
+/// or `return <status> [type=<media type>] [<text>]`.
 pub(super) const REDIRECT: &str = "redirect";
 
 pub(super) const RETURN: &str = "return";
@@ -139,7 +139,7 @@ fn pool_route<'a>(
                      [cookie_paths] [rate_limit=<N>/s|m|h [rate_limit_burst=<N>] \
                      [rate_limit_delay=<N>]] [max_body_size=<size>] \
                      [backend_timeout=<duration>] [cache=on|off]`, \
-                     `redirect <status> <to>`, `return <status> [<text>]` or \
+                     `redirect <status> <to>`, `return <status> [type=<media type>] [<text>]` or \
                      `files <directory>`)",
                     option.escape_debug()
                 ))
@@ -472,16 +472,23 @@ fn status_of(word: &str, usage: &str) -> Result<u16, String> {
     Ok((word.bytes()).fold(0, |n, digit| n * 10 + u16::from(digit - b'0')))
 }
 
-/// `route.<spec> = return <status> [<text>]`, `value` being the whole
-/// value: the text is the rest of it after the status, spaces and all.
+/// `route.<spec> = return <status> [type=<media type>] [<text>]`,
+/// `value` being the whole value: the text is the rest of it after the
+/// status (and the type), spaces and all.
 fn return_route(spec: &str, value: &str) -> Result<Route, String> {
-    let usage = "a route that answers itself is `return <status> [<text>]`, e.g. \
-                 `return 200 ok` or `return 404`";
-    let rest = value.trim_start().strip_prefix(RETURN).unwrap_or_default();
-    let rest = rest.trim_start();
-    let (status, text) = rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len()));
+    let usage = "a route that answers itself is `return <status> [type=<media type>] [<text>]`, \
+                 e.g. `return 200 ok`, `return 404` or `return 200 type=application/json {}`";
+    fn first_word(rest: &str) -> (&str, &str) {
+        let rest = rest.trim_start();
+        rest.split_at(rest.find(char::is_whitespace).unwrap_or(rest.len()))
+    }
+    let (status, rest) = first_word(value.trim_start().strip_prefix(RETURN).unwrap_or_default());
+    let (content_type, text) = match first_word(rest) {
+        (word, text) if word.starts_with("type=") => (word.strip_prefix("type="), text),
+        _ => (None, rest),
+    };
     let text = Some(text.trim()).filter(|t| !t.is_empty());
-    Route::returning(spec, status_of(status, usage)?, text)
+    Route::returning(spec, status_of(status, usage)?, text, content_type)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::field_value::Answer;
 use crate::gzip::ForClient;
 use crate::metrics::GzipCounters;
-use crate::proxy::{coded_response, Shared};
+use crate::proxy::{coded_response, OwnText, Shared};
 use crate::upstream_tries::UpstreamTry;
 
 impl Client {
@@ -57,7 +57,7 @@ impl Client {
         close: bool,
         head_request: bool,
         fields: &[u8],
-        text: Option<&str>,
+        text: Option<OwnText<'_>>,
         shared: &Shared,
     ) -> u64 {
         let config = shared.pool_config(self.route);
@@ -70,7 +70,7 @@ impl Client {
         status: u16,
         (close, head_request): (bool, bool),
         fields: &[u8],
-        text: Option<&str>,
+        text: Option<OwnText<'_>>,
         config: &Config,
         gzip: Option<(ForClient<'_>, &GzipCounters)>,
     ) -> u64 {
