@@ -153,6 +153,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         )?;
     }
     if let Some(served) = &config.tls_served {
+        write_certificate_directories(&mut out, served)?;
         for stapled in served.stapled() {
             writeln!(
                 out,
@@ -231,6 +232,37 @@ fn write_list_sizes(out: &mut impl std::io::Write, loader: &config::Loader) -> s
             let noun = if count == 1 { "block" } else { "blocks" };
             writeln!(out, "# {}: {count} {noun} in all", config::printable(&key))?;
         }
+    }
+    Ok(())
+}
+
+/// The files each directory of `tls_certificates` was found to hold, in
+/// the order read: a site dropped there but not served shows at once.
+fn write_certificate_directories(
+    out: &mut impl std::io::Write,
+    served: &inverso::tls::Certificates,
+) -> std::io::Result<()> {
+    let mut listed: Vec<(&std::path::Path, Vec<String>)> = Vec::new();
+    for files in served.files() {
+        let Some(dir) = &files.directory else {
+            continue;
+        };
+        let name = files.chain.file_name().unwrap_or_default();
+        let name = config::printable(&name.to_string_lossy());
+        match listed.last_mut() {
+            Some((last, names)) if *last == dir.as_path() => names.push(name),
+            _ => listed.push((dir, vec![name])),
+        }
+    }
+    for (dir, names) in listed {
+        let noun = if names.len() == 1 { "file" } else { "files" };
+        writeln!(
+            out,
+            "# tls_certificates {}: {} certificate {noun}: {}",
+            config::printable(&dir.display().to_string()),
+            names.len(),
+            names.join(", ")
+        )?;
     }
     Ok(())
 }

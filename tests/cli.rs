@@ -1194,6 +1194,37 @@ fn check_warns_of_a_certificate_that_has_expired() {
     );
 }
 
+/// `check` lists the certificate files a directory of `tls_certificates`
+/// gave, in the order they are read: a site dropped there but not served
+/// (a hidden or misnamed file) shows at once.
+#[test]
+fn check_lists_the_certificate_files_of_a_directory() {
+    let dir = conf("targets = 127.0.0.1:9001\ntls_port = 8443\ntls_certificates = certs/\n");
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    for (file, name) in [
+        ("b.pem", "b.test"),
+        ("a.crt", "a.test"),
+        (".c.pem", "c.test"),
+    ] {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let pem = format!("{}{}", cert.pem(), key.serialize_pem());
+        std::fs::write(certs.join(file), pem).unwrap();
+    }
+    let out = inverso(dir.path(), &["check", "--config", "proxy.conf"], &[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stdout.contains("# tls_certificates certs/: 2 certificate files: a.crt, b.pem\n"),
+        "{stdout}"
+    );
+}
+
 /// A stream that ends TLS is said as such, with what it offers in ALPN
 /// and the hosts its handshakes name; it needs no `tls_port`. A `udp`
 /// one may share a TCP one's port.

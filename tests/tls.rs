@@ -1117,6 +1117,43 @@ fn a_reload_serves_the_renewed_certificate_to_new_connections() {
     assert_eq!(paths, ["/before", "/renewed", "/resumed", "/kept"]);
 }
 
+/// A directory as `tls_certificates` (HAProxy's `crt <dir>/`): each
+/// name gets its own certificate from it, and a site dropped into it is
+/// served after a reload.
+#[test]
+fn a_directory_of_certificates_serves_each_by_name_and_a_site_added_after_a_reload() {
+    let pki = Pki::new();
+    let certs = pki.dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let a = pki.ca.leaf(&["a.test"]);
+    let b = pki.ca.leaf(&["b.test"]);
+    a.write(&pki.ca, &certs, "a.test.pem");
+    b.write(&pki.ca, &certs, "b.test.pem");
+    let backend = Backend::echo("app");
+    let written = format!("{}/", certs.display());
+    let text = tls_conf(&backend.addr.to_string(), &written, "");
+    let proxy = start_tls(&text, |_| {});
+    let addr = tls_addr(&proxy);
+    let config = pki.client();
+    let mut to_b = TlsClient::connect(addr, &config, "b.test");
+    assert!(to_b.server_cert() == b.der, "b.test did not get b.test");
+    assert_eq!(to_b.get("/b").status, 200);
+    let to_a = TlsClient::connect(addr, &config, "a.test");
+    assert!(to_a.server_cert() == a.der, "a.test did not get a.test");
+    // Not served before it is there and the proxy reloaded.
+    assert!(TlsClient::try_connect(addr, &config, "c.test").is_err());
+
+    let c = pki.ca.leaf(&["c.test"]);
+    c.write(&pki.ca, &certs, "c.test.pem");
+    let next = proxy.config_for(&[], from_file_with_admin(&text));
+    proxy.handle().control().reload(next).unwrap();
+    let mut to_c = TlsClient::connect(addr, &config, "c.test");
+    assert!(to_c.server_cert() == c.der, "c.test did not get c.test");
+    assert_eq!(to_c.get("/c").status, 200);
+    let to_a = TlsClient::connect(addr, &config, "a.test");
+    assert!(to_a.server_cert() == a.der, "a.test lost its certificate");
+}
+
 /// Turning TLS off waits for a restart, as the port does: the reload
 /// reports `tls_port`, and the port goes on serving its certificate
 /// (nothing else listens there until the restart).

@@ -1278,7 +1278,7 @@ fn acme_set_alone(config: &Config) -> Vec<(&'static str, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::tests::build;
+    use crate::config::tests::{build, certificate};
     use std::path::PathBuf;
 
     #[test]
@@ -2124,18 +2124,6 @@ mod tests {
 
     /// A PEM file `file` in `dir`: a self-signed certificate for `names`
     /// and its key (served, or taken as its own authority).
-    fn certificate(dir: &Path, file: &str, names: &[&str]) -> PathBuf {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let cert = rcgen::CertificateParams::new(names)
-            .unwrap()
-            .self_signed(&key)
-            .unwrap();
-        let path = dir.join(file);
-        std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
-        path
-    }
-
     #[test]
     fn what_a_probe_sends_set_where_no_probe_sends_it_is_warned_of() {
         let words = "no probe of these targets connects alone or sends a datagram";

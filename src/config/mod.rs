@@ -1009,6 +1009,24 @@ mod tests {
         Loader::new().file("proxy.conf", text)?.build()
     }
 
+    /// A self-signed certificate for `names` with its key after it, in
+    /// the file `file` of `dir`.
+    pub(super) fn certificate(
+        dir: &std::path::Path,
+        file: &str,
+        names: &[&str],
+    ) -> std::path::PathBuf {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let cert = rcgen::CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let path = dir.join(file);
+        std::fs::write(&path, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        path
+    }
+
     /// [`build`] of `text` after a `targets` line: its first line is
     /// line 2.
     pub(super) fn build_after_targets(text: &str) -> Result<Config, ConfigError> {

@@ -6,10 +6,11 @@
 //! Each entry is a PEM file with a certificate chain (the server's own
 //! certificate first, then the intermediates), and its private key in the
 //! same file or in the one `key=` names: HAProxy's `crt` and certbot's
-//! `fullchain.pem` plus `privkey.pem` alike. A client is given the first
-//! certificate valid for the name it asks for (SNI), or the first one of
-//! all when none is, or when it names none, as nginx's default server
-//! does.
+//! `fullchain.pem` plus `privkey.pem` alike; or a directory of such files
+//! each holding its key, HAProxy's `crt <dir>/` (see [`directory`]). A
+//! client is given the first certificate valid for the name it asks for
+//! (SNI), or the first one of all when none is, or when it names none, as
+//! nginx's default server does.
 //!
 //! A certificate is stapled with its authority's OCSP response when
 //! there is one (`ocsp=`, or the chain's file name with `.ocsp` after it,
@@ -25,6 +26,7 @@ pub mod alpn;
 pub mod backends;
 pub mod client_cert;
 pub mod client_hello;
+pub mod directory;
 pub mod ocsp;
 pub mod suites;
 pub mod trust;
@@ -91,12 +93,14 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 const SESSION_CACHE: usize = 20_000;
 
 /// One `tls_certificates` entry as written: the chain's file, the key's
-/// when it is another, and the OCSP response's when it is named.
+/// when it is another, and the OCSP response's when it is named; or one
+/// file of a directory written there, and that directory as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateFiles {
     pub chain: PathBuf,
     pub key: Option<PathBuf>,
     pub ocsp: Option<PathBuf>,
+    pub directory: Option<PathBuf>,
 }
 
 impl CertificateFiles {
@@ -134,6 +138,21 @@ pub enum CertificateError {
         path.display()
     )]
     NoKey { path: PathBuf },
+    #[error(
+        "{}: no PEM private key in it: a file of a directory holds its key after its chain \
+         (`cat fullchain.pem privkey.pem > {}`)",
+        path.display(),
+        path.display()
+    )]
+    NoKeyInDirectory { path: PathBuf },
+    #[error("{}: no certificate file in the directory (`*.pem` or `*.crt`)", path.display())]
+    EmptyDirectory { path: PathBuf },
+    #[error(
+        "{}: more than {} certificate files in the directory",
+        path.display(),
+        directory::MAX_FILES
+    )]
+    TooManyFiles { path: PathBuf },
     #[error(
         "{}: the private key is encrypted, and would need its password at every start: \
          write it out decrypted (`openssl pkey -in <key> -out <new key>`), readable by inverso's user alone",
@@ -661,6 +680,7 @@ pub(crate) fn load_certified(path: &Path) -> Result<CertifiedKey, CertificateErr
         chain: path.to_path_buf(),
         key: None,
         ocsp: None,
+        directory: None,
     };
     load_one(&files, &provider())
 }
@@ -690,6 +710,8 @@ fn load_one(
             return Err(
                 if contains(&key_text, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
                     CertificateError::EncryptedKey { path }
+                } else if files.directory.is_some() {
+                    CertificateError::NoKeyInDirectory { path }
                 } else {
                     CertificateError::NoKey { path }
                 },
@@ -776,6 +798,7 @@ mod tests {
             chain: chain_path,
             key,
             ocsp: None,
+            directory: None,
         }])
     }
 
