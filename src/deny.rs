@@ -7,7 +7,8 @@
 //! would otherwise be written once per route.
 
 use crate::routes::CLOSE_UNANSWERED;
-use crate::routes::{other_reading, unambiguous_reading, Ambiguous, Asked, Condition, Lookup};
+use crate::routes::{other_reading, path_of_target, unambiguous_reading};
+use crate::routes::{Ambiguous, Asked, Condition, Lookup};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -123,10 +124,7 @@ impl DenyRules {
         asked: &Asked<'_>,
         target: &str,
     ) -> Result<Option<&DenyRule>, Ambiguous> {
-        let path = match target.starts_with('/') {
-            true => &target[..target.find('?').unwrap_or(target.len())],
-            false => "/",
-        };
+        let path = path_of_target(target);
         let read = unambiguous_reading(path).ok_or(Ambiguous)?;
         let other = other_reading(path);
         let meets = |rule: &&DenyRule| {

@@ -55,7 +55,7 @@ mod table;
 pub use answers::{Redirect, Return, CLOSE_UNANSWERED, MAX_RETURN_TEXT, REDIRECT_STATUSES};
 pub use condition::{Asked, Condition, Lookup};
 pub use own::OwnSettings;
-pub use paths::{is_ambiguous, other_reading, routing_path, unambiguous_reading};
+pub use paths::{is_ambiguous, other_reading, path_of_target, routing_path, unambiguous_reading};
 pub(crate) use spec::{host_of, parse_host, HostPattern};
 pub use table::{Ambiguous, Routes, MAX_ROUTES};
 

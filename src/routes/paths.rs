@@ -13,6 +13,16 @@ pub(super) fn path_is_under(path: &str, prefix: &str) -> bool {
     }
 }
 
+/// The path a request-target names, without its query: `/` for one
+/// that is no path (`*`, an authority), which routes and rules read as
+/// the site's root.
+pub fn path_of_target(target: &str) -> &str {
+    match target.starts_with('/') {
+        true => &target[..target.find('?').unwrap_or(target.len())],
+        false => "/",
+    }
+}
+
 /// A path as routes match it (see the module's documentation): encoded
 /// unreserved characters decoded (the cache key's spelling, and `.`),
 /// runs of `/` merged. Paths with dot-segments are refused before (see

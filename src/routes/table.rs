@@ -2,7 +2,7 @@
 //! route of it a request goes to.
 
 use super::index::Index;
-use super::paths::{other_reading, path_is_under, unambiguous_reading};
+use super::paths::{other_reading, path_is_under, path_of_target, unambiguous_reading};
 use super::spec::{host_of, HostPattern};
 use super::{Lookup, Route};
 // For the links of the docs: routes refuse what it says is ambiguous.
@@ -108,10 +108,7 @@ impl Routes {
         if self.routes.is_empty() {
             return Ok(None);
         }
-        let path = match target.starts_with('/') {
-            true => &target[..target.find('?').unwrap_or(target.len())],
-            false => "/",
-        };
+        let path = path_of_target(target);
         let Some(read) = unambiguous_reading(path) else {
             return Err(Ambiguous);
         };
