@@ -44,7 +44,7 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     }
     // The fields set and removed on every request and response, in the
     // file's order.
-    for (family, key, setting) in loader.field_settings() {
+    for (family, key, conditional, setting) in loader.field_settings() {
         let line = format!(
             "{} = {}",
             config::printable(&key),
@@ -55,9 +55,13 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
         } else {
             "set on"
         };
+        let to_whom = match conditional {
+            true => " when its condition is met",
+            false => "",
+        };
         writeln!(
             out,
-            "{line:<48} # {} ({does} {})",
+            "{line:<48} # {} ({does} {}{to_whom})",
             setting.origin,
             family.messages()
         )?;

@@ -694,6 +694,29 @@ fn check_prints_request_header_keys_among_response_header_ones_in_file_order() {
 }
 
 #[test]
+fn check_says_which_requests_a_conditional_field_key_is_for() {
+    let (code, stdout, stderr) = check(
+        "targets = 127.0.0.1:9001\n\
+         response_header.X-Frame-Options if path_beg /embed/ =\n\
+         response_header.X-Frame-Options = DENY\n",
+    );
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let lines: Vec<&str> = stdout.lines().filter(|l| l.contains("_header.")).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("response_header.X-Frame-Options if path_beg /embed/ = ")
+            && lines[0].ends_with(
+                "# proxy.conf:2 (removed from every response when its condition is met)"
+            ),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].ends_with("# proxy.conf:3 (set on every response)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_rejects_a_request_header_key_it_cannot_use() {
     assert_rejected(
         "targets = 127.0.0.1:9001\nrequest_header.Host =\n",

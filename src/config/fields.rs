@@ -3,7 +3,8 @@
 //! removes.
 
 use super::{pools, values, Config, ConfigError, Loader, Origin, Setting};
-use crate::http::edits::FieldEdits;
+use crate::http::edits::{FieldEdit, FieldEdits};
+use crate::routes::Condition;
 
 /// A key family that sets (or, with an empty value, removes) a header
 /// field: `request_header.X-Backend-Auth = s3cret` on every request sent
@@ -69,13 +70,105 @@ impl FieldFamily {
     }
 }
 
-/// A `request_header.<Name>` or `response_header.<Name>` key as read: the
-/// name as written, and its value.
+/// A `request_header.<Name> [if <condition>]` or `response_header.<Name>
+/// [if <condition>]` key as read: the name and the condition as written,
+/// and its value.
 #[derive(Clone, Debug)]
 pub(super) struct FieldKey {
     pub(super) family: FieldFamily,
     pub(super) name: String,
+    pub(super) condition: Option<String>,
     pub(super) setting: Setting,
+}
+
+impl FieldKey {
+    /// The key `<family prefix><spec> = value`, `spec` being the name and
+    /// any condition; `scope` (`pool.api.`) is written before it in
+    /// messages.
+    pub(super) fn read(
+        family: FieldFamily,
+        scope: &str,
+        spec: &str,
+        setting: Setting,
+    ) -> Result<FieldKey, ConfigError> {
+        let prefix = family.prefix();
+        if spec.is_empty() {
+            let example = match scope {
+                "" => family.examples().0,
+                _ => "Host",
+            };
+            return Err(ConfigError::at(
+                &setting.origin,
+                format!("`{scope}{prefix}` needs a field name after the dot, e.g. `{scope}{prefix}{example}`"),
+            ));
+        }
+        let Ok((name, condition)) = pools::split_condition(spec) else {
+            return Err(ConfigError::at(
+                &setting.origin,
+                format!(
+                    "{scope}{prefix}{spec}: `{}` is not a header field name, nor one followed \
+                     by `if <condition>`",
+                    spec.escape_debug()
+                ),
+            ));
+        };
+        Ok(FieldKey {
+            family,
+            name: name.to_string(),
+            condition: condition.map(|c| c.split_whitespace().collect::<Vec<_>>().join(" ")),
+            setting,
+        })
+    }
+
+    /// The key as written, but for spaces: `response_header.X-A if
+    /// cookie b`.
+    pub(super) fn written(&self) -> String {
+        let condition = self.condition.as_deref().map(|c| format!(" if {c}"));
+        format!(
+            "{}{}{}",
+            self.family.prefix(),
+            self.name,
+            condition.unwrap_or_default()
+        )
+    }
+
+    /// Whether `other` is the same key: one family, one field name in any
+    /// case, and one condition or none.
+    fn same_as(&self, other: &FieldKey) -> bool {
+        self.family == other.family
+            && self.name.eq_ignore_ascii_case(&other.name)
+            && self.condition == other.condition
+    }
+
+    /// The key `keys` already hold that `self` would set again, as a
+    /// `duplicate key` error; or one more than
+    /// [`values::MAX_FIELD_EDITS`] of its family.
+    pub(super) fn refused_beside<'k>(
+        &self,
+        keys: impl Iterator<Item = &'k FieldKey> + Clone,
+        scope: &str,
+    ) -> Result<(), ConfigError> {
+        let origin = &self.setting.origin;
+        if let Some(first) = keys.clone().find(|k| k.same_as(self)) {
+            let first = pools::on_line(&first.setting, origin);
+            return Err(ConfigError::at(
+                origin,
+                format!("duplicate key `{scope}{}`{first}", self.written()),
+            ));
+        }
+        let prefix = self.family.prefix();
+        if keys.filter(|k| k.family == self.family).count() >= values::MAX_FIELD_EDITS {
+            return Err(ConfigError::at(
+                origin,
+                format!(
+                    "`{scope}{}`: more than {} {scope}{prefix}* keys",
+                    self.written(),
+                    values::MAX_FIELD_EDITS
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Loader {
@@ -85,62 +178,25 @@ impl Loader {
     pub(super) fn field_key(
         &mut self,
         family: FieldFamily,
-        name: &str,
+        spec: &str,
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
-        let prefix = family.prefix();
-        if name.is_empty() {
-            return Err(ConfigError::at(
-                &origin,
-                format!(
-                    "`{prefix}` needs a field name after the dot, e.g. `{prefix}{}`",
-                    family.examples().0
-                ),
-            ));
-        }
-        let mut same_family = self.field_keys.iter().filter(|k| k.family == family);
-        if let Some(first) = same_family
-            .clone()
-            .find(|k| k.name.eq_ignore_ascii_case(name))
-        {
-            let first = pools::on_line(&first.setting, &origin);
-            return Err(ConfigError::at(
-                &origin,
-                format!("duplicate key `{prefix}{name}`{first}"),
-            ));
-        }
-        if same_family.nth(values::MAX_FIELD_EDITS - 1).is_some() {
-            return Err(ConfigError::at(
-                &origin,
-                format!(
-                    "`{prefix}{name}`: more than {} {prefix}* keys",
-                    values::MAX_FIELD_EDITS
-                ),
-            ));
-        }
-        self.field_keys.push(FieldKey {
-            family,
-            name: name.to_string(),
-            setting: Setting {
-                value: value.to_string(),
-                origin,
-            },
-        });
+        let setting = Setting {
+            value: value.to_string(),
+            origin,
+        };
+        let key = FieldKey::read(family, "", spec, setting)?;
+        key.refused_beside(self.field_keys.iter(), "")?;
+        self.field_keys.push(key);
         Ok(())
     }
 
-    /// Every `request_header.<Name>` and `response_header.<Name>` key (the
-    /// family's prefix and the name as written) with its family, value
-    /// and origin, in the file's order.
-    pub fn field_settings(&self) -> impl Iterator<Item = (FieldFamily, String, &Setting)> {
-        (self.field_keys.iter()).map(|k| {
-            (
-                k.family,
-                format!("{}{}", k.family.prefix(), k.name),
-                &k.setting,
-            )
-        })
+    /// Every `request_header.<Name>` and `response_header.<Name>` key (as
+    /// written, with its condition) with its family, whether it has a
+    /// condition, its value and origin, in the file's order.
+    pub fn field_settings(&self) -> impl Iterator<Item = (FieldFamily, String, bool, &Setting)> {
+        (self.field_keys.iter()).map(|k| (k.family, k.written(), k.condition.is_some(), &k.setting))
     }
 
     /// The fields the keys of `family` set and remove, each checked where
@@ -165,12 +221,23 @@ impl Loader {
         config: &Config,
     ) -> Result<FieldEdits, ConfigError> {
         let mut edits = Vec::new();
-        for FieldKey { name, setting, .. } in keys {
+        for key in keys {
+            let FieldKey { name, setting, .. } = key;
             let refused = |message: String| {
-                let key = format!("{scope}{}{name}", family.prefix());
+                let key = format!("{scope}{}", key.written());
                 ConfigError::at(&setting.origin, format!("{key}: {message}"))
             };
             let value = values::parse_field_edit(family, name, &setting.value).map_err(refused)?;
+            let when = key.condition.as_deref().map(Condition::parse).transpose();
+            let when = when.map_err(refused)?;
+            // The name backends answer to, which the pool's probes send
+            // and its redirects are read against, is one.
+            if family == FieldFamily::Request && when.is_some() && name.eq_ignore_ascii_case("host")
+            {
+                return Err(refused(
+                    "a pool's backends are sent one Host: set it without a condition".to_string(),
+                ));
+            }
             // As a backend that reads `_` as `-` would read a request's.
             let same = |id: &str| match family {
                 FieldFamily::Request => id.eq_ignore_ascii_case(&name.replace('_', "-")),
@@ -194,7 +261,11 @@ impl Loader {
                         .to_string(),
                 ));
             }
-            edits.push((name.clone(), value));
+            edits.push(FieldEdit {
+                name: name.clone(),
+                value,
+                when,
+            });
         }
         FieldEdits::new(edits).map_err(|message| ConfigError {
             place: self.file.clone(),
@@ -457,7 +528,7 @@ mod tests {
         assert_eq!(edits, [("X-A", Some("1"))]);
         let shown: Vec<_> = l
             .field_settings()
-            .map(|(f, k, s)| (f, k, s.value.clone(), s.origin.to_string()))
+            .map(|(f, k, _, s)| (f, k, s.value.clone(), s.origin.to_string()))
             .collect();
         assert_eq!(
             shown,
@@ -734,7 +805,7 @@ mod tests {
         // Both families, in the file's order, for `check`.
         let shown: Vec<_> = l
             .field_settings()
-            .map(|(f, k, s)| (f, k, s.origin.to_string()))
+            .map(|(f, k, _, s)| (f, k, s.origin.to_string()))
             .collect();
         assert_eq!(
             shown,
@@ -771,5 +842,82 @@ mod tests {
         );
         let text = format!("{text}response_header.Strict-Transport-Security = max-age=63072000\n");
         assert!(build(&text).is_ok(), "HSTS beside the redirect");
+    }
+
+    #[test]
+    fn a_field_key_may_hold_a_condition_and_one_name_several_conditions() {
+        let text = "targets = 127.0.0.1:1\n\
+                    response_header.X-Frame-Options = DENY\n\
+                    response_header.x-frame-options  if  path_beg /embed/ =\n\
+                    response_header.X-Frame-Options if path_beg /partners/ = SAMEORIGIN\n\
+                    pool.api = 127.0.0.2:1\n\
+                    pool.api.response_header.Access-Control-Allow-Origin if header Origin https://a.example = https://a.example\n\
+                    request_header.X-Internal if client 10.0.0.0/8 = yes\n";
+        let mut loader = Loader::new();
+        loader.file("proxy.conf", text).unwrap();
+        let keys: Vec<(String, bool)> = (loader.field_settings())
+            .map(|(_, key, conditional, _)| (key, conditional))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("response_header.X-Frame-Options".to_string(), false),
+                (
+                    "response_header.x-frame-options if path_beg /embed/".to_string(),
+                    true
+                ),
+                (
+                    "response_header.X-Frame-Options if path_beg /partners/".to_string(),
+                    true
+                ),
+                (
+                    "request_header.X-Internal if client 10.0.0.0/8".to_string(),
+                    true
+                ),
+            ]
+        );
+        let c = loader.build().unwrap();
+        assert!(c.response_headers.per_request());
+        assert_eq!(c.response_headers.set_lines(), b"");
+        assert!(c.request_headers.per_request());
+    }
+
+    #[test]
+    fn a_field_key_s_condition_is_checked_where_it_is_written() {
+        for (line, says) in [
+            (
+                "response_header.X-A if cookie a = 1\nresponse_header.x-a  if  cookie a = 2",
+                "duplicate key `response_header.x-a if cookie a` (first set on line 2)",
+            ),
+            (
+                "response_header.X-A if = 1",
+                "response_header.X-A if: `X-A if` is not a header field name, nor one followed by \
+                 `if <condition>`",
+            ),
+            (
+                "response_header.X-A if colour blue = 1",
+                "response_header.X-A if colour blue: `if colour blue`",
+            ),
+            (
+                "response_header.X-A when cookie a = 1",
+                "`X-A when cookie a` is not a header field name",
+            ),
+            (
+                "request_header.Host if cookie a = h.example",
+                "one Host: set it without a condition",
+            ),
+            (
+                "pool.api = 127.0.0.2:1\npool.api.response_header.X-A if cookie a = 1\n\
+                 pool.api.response_header.X-A if cookie a = 2",
+                "duplicate key `pool.api.response_header.X-A if cookie a`",
+            ),
+        ] {
+            let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
+            assert!(e.to_string().contains(says), "{line}: {e}");
+        }
+        // One name without a condition, and with two others: three keys.
+        let text = "targets = 127.0.0.1:1\nresponse_header.X-A if cookie a = 1\n\
+                    response_header.X-A if cookie b = 2\nresponse_header.X-A = 3\n";
+        assert!(build(text).is_ok());
     }
 }

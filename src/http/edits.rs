@@ -1,7 +1,9 @@
 //! Header fields the operator sets or removes: on every response sent to a
 //! client (`response_header.<Name>`, nginx's `add_header ... always` and
 //! `proxy_hide_header`), and on every request sent to a backend
-//! (`request_header.<Name>`, nginx's `proxy_set_header`). Applied as each
+//! (`request_header.<Name>`, nginx's `proxy_set_header`), or on the
+//! requests that meet a condition (`response_header.<Name> if <condition>`,
+//! HAProxy's `http-response set-header ... if <acl>`). Applied as each
 //! head is written, never to what is stored or read: the cache keeps what
 //! the backend sent, and keys and matches what the client sent.
 //!
@@ -11,8 +13,13 @@
 use super::head::is_tchar;
 use super::headers::Headers;
 use crate::field_value::{Facts, FieldValue, Pending};
+use crate::routes::{path_of_target, unambiguous_reading, Asked, Condition, Lookup};
 use std::fmt;
 use std::sync::Arc;
+
+/// Most edits one set holds: a pool's own keys beside the top level's
+/// it does not replace, 64 of each. [`Chosen`] has a bit for each.
+const MAX_EDITS: usize = 128;
 
 /// The fields to set and remove, in configuration order. Empty by default,
 /// and then every method is a no-op: a response path asks
@@ -21,69 +28,143 @@ use std::sync::Arc;
 #[derive(Clone, PartialEq, Eq)]
 pub struct FieldEdits {
     edits: Arc<[Edit]>,
-    /// `Name: value\r\n` for every field set, in order: written after the
-    /// fields of each head as it is, built once per configuration. Without
-    /// those whose value holds variables, rendered for each request (see
-    /// [`FieldEdits::render_variable_lines`]).
+    /// `Name: value\r\n` for every field set to a fixed value whatever
+    /// the request, in order: written after the fields of each head as
+    /// it is, built once per configuration. The others are rendered for
+    /// each request (see [`Applied::render_variable_lines`]).
     set_lines: Arc<[u8]>,
-    /// Some value holds variables.
-    has_variables: bool,
+    /// [`FieldEdits::set_lines`] and the lines of the other fields set to
+    /// a fixed value without a condition: what the answers to a request
+    /// no condition was asked of get (see [`Chosen::UNCONDITIONAL`]).
+    unconditional_lines: Arc<[u8]>,
+    /// What some edit sends varies from request to request.
+    per_request: bool,
+    /// Some edit has a condition.
+    conditional: bool,
 }
 
-/// An edited name as written, with the value it is set to; `None` removes
-/// the field.
-type Edit = (Box<str>, Option<FieldValue>);
+/// One field set or removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldEdit {
+    /// As written.
+    pub name: String,
+    /// `None` removes the field.
+    pub value: Option<FieldValue>,
+    /// Only for the requests that meet it; of the edits of one name, the
+    /// first whose condition a request meets, else the one without.
+    pub when: Option<Condition>,
+}
+
+impl From<(String, Option<FieldValue>)> for FieldEdit {
+    fn from((name, value): (String, Option<FieldValue>)) -> FieldEdit {
+        FieldEdit {
+            name,
+            value,
+            when: None,
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Edit {
+    name: Box<str>,
+    value: Option<FieldValue>,
+    when: Option<Condition>,
+    /// Its line is in [`FieldEdits::set_lines`].
+    fixed: bool,
+    /// What it sends varies from request to request: a value with
+    /// variables, or a field some edit's condition decides.
+    varies: bool,
+}
+
+impl Edit {
+    /// A field set to a value rendered, or chosen, for each request.
+    fn per_request(&self) -> bool {
+        self.value.is_some() && !self.fixed
+    }
+
+    fn named(&self, name: &[u8]) -> bool {
+        self.name.len() == name.len() && self.name.as_bytes().eq_ignore_ascii_case(name)
+    }
+}
+
+/// Which edits apply to one request: of each name, the first (as
+/// written) whose condition the request meets, else the one without.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Chosen(Option<u128>);
+
+impl Chosen {
+    /// The edits without a condition: for a request no condition was
+    /// asked of (one never routed), or a set without conditions.
+    pub const UNCONDITIONAL: Chosen = Chosen(None);
+
+    fn takes(self, index: usize, edit: &Edit) -> bool {
+        match self.0 {
+            None => edit.when.is_none(),
+            Some(bits) => bits >> index & 1 == 1,
+        }
+    }
+}
 
 impl Default for FieldEdits {
     fn default() -> Self {
         FieldEdits {
             edits: Arc::from([]),
             set_lines: Arc::from([]),
-            has_variables: false,
+            unconditional_lines: Arc::from([]),
+            per_request: false,
+            conditional: false,
         }
     }
 }
 
 impl FieldEdits {
-    /// Edits from `(name, value)` pairs, `None` removing the field. Names
-    /// must be tokens and values (trimmed) visible ASCII with spaces and
-    /// tabs inside (RFC 9110 §5.5, without obs-text): anything else, which
-    /// could split a head, is refused here whatever the caller checked.
+    /// Edits in configuration order. Names must be tokens and values
+    /// (trimmed) visible ASCII with spaces and tabs inside (RFC 9110 §5.5,
+    /// without obs-text): anything else, which could split a head, is
+    /// refused here whatever the caller checked.
     pub fn new(
-        edits: impl IntoIterator<Item = (String, Option<FieldValue>)>,
+        edits: impl IntoIterator<Item = impl Into<FieldEdit>>,
     ) -> Result<FieldEdits, String> {
-        let mut list = Vec::new();
-        let mut set_lines = Vec::new();
-        let mut has_variables = false;
-        for (name, value) in edits {
-            if name.is_empty() || !name.bytes().all(is_tchar) {
-                return Err(format!(
-                    "`{}` is not a header field name",
-                    name.escape_debug()
-                ));
+        let edits: Vec<FieldEdit> = edits.into_iter().map(Into::into).collect();
+        if edits.len() > MAX_EDITS {
+            return Err(format!("more than {MAX_EDITS} fields edited"));
+        }
+        for FieldEdit { name, value, .. } in &edits {
+            check(name, value.as_ref())?;
+        }
+        // A fixed value whose line may not be sent (another edit of its
+        // name, with a condition, may replace it) is rendered as the
+        // request is.
+        let has_condition = |name: &str| {
+            (edits.iter()).any(|e| e.when.is_some() && e.name.eq_ignore_ascii_case(name))
+        };
+        let chosen: Vec<bool> = edits.iter().map(|e| has_condition(&e.name)).collect();
+        let (mut set_lines, mut unconditional_lines) = (Vec::new(), Vec::new());
+        let mut list = Vec::with_capacity(edits.len());
+        for (FieldEdit { name, value, when }, chosen) in edits.into_iter().zip(chosen) {
+            let text = value.as_ref().and_then(FieldValue::text);
+            let fixed = text.is_some() && !chosen;
+            if let Some(text) = text.filter(|_| when.is_none()) {
+                push_line(&mut unconditional_lines, &name, text.as_bytes());
             }
-            if let Some(value) = &value {
-                let source = value.source();
-                if let Some(bad) = source.bytes().find(|&b| !is_value_byte(b)) {
-                    return Err(format!(
-                        "the value of {name} holds the byte {bad:#04x}: only visible ASCII, \
-                         spaces and tabs may"
-                    ));
-                }
-                if source.trim() != source {
-                    return Err(format!("the value of {name} is not trimmed"));
-                }
-                match value.text() {
-                    Some(text) => push_line(&mut set_lines, &name, text.as_bytes()),
-                    None => has_variables = true,
-                }
+            if let Some(text) = text.filter(|_| fixed) {
+                push_line(&mut set_lines, &name, text.as_bytes());
             }
-            list.push((name.into_boxed_str(), value));
+            list.push(Edit {
+                varies: chosen || (value.is_some() && !fixed),
+                name: name.into_boxed_str(),
+                value,
+                when,
+                fixed,
+            });
         }
         Ok(FieldEdits {
+            per_request: list.iter().any(|e| e.varies),
+            conditional: list.iter().any(|e| e.when.is_some()),
             edits: list.into(),
             set_lines: set_lines.into(),
-            has_variables,
+            unconditional_lines: unconditional_lines.into(),
         })
     }
 
@@ -94,60 +175,175 @@ impl FieldEdits {
     /// Each edited name as configured, with the value it is set to (`None`:
     /// removed).
     pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        (self.edits.iter()).map(|(n, v)| (&**n, v.as_ref().map(FieldValue::source)))
+        (self.edits.iter()).map(|e| (&*e.name, e.value.as_ref().map(FieldValue::source)))
     }
 
     /// The text the field `name` (any case) is set to, if it is set to
-    /// text without variables.
+    /// text on every request (without variables or a condition).
     pub fn value_of(&self, name: &str) -> Option<&str> {
         (self.edits.iter())
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.as_ref()?.text())
+            .find(|e| e.fixed && e.name.eq_ignore_ascii_case(name))
+            .and_then(|e| e.value.as_ref()?.text())
     }
 
-    /// The names of the fields set to values that hold variables.
+    /// The names of the fields whose values are rendered, or which are
+    /// set or removed as conditions decide, for each request.
     pub fn rendered_names(&self) -> impl Iterator<Item = Box<str>> + '_ {
         (self.edits.iter())
-            .filter(|(_, v)| v.as_ref().is_some_and(|v| v.text().is_none()))
-            .map(|(name, _)| name.clone())
+            .filter(|e| e.varies)
+            .map(|e| e.name.clone())
     }
 
-    /// Whether some value holds variables: then the lines of those fields
-    /// are rendered for each request ([`FieldEdits::render_variable_lines`]),
-    /// after [`FieldEdits::set_lines`].
-    pub fn has_variables(&self) -> bool {
-        self.has_variables
+    /// Whether what some edit sends varies from request to request (a
+    /// value with variables, a condition): then which edits apply is
+    /// chosen for each request ([`FieldEdits::choose`]), and the lines of
+    /// those fields rendered ([`Applied::render_variable_lines`]) after
+    /// [`FieldEdits::set_lines`].
+    pub fn per_request(&self) -> bool {
+        self.per_request
     }
 
-    /// Whether the field `name` (any case) is set or removed: every field
-    /// of that name that comes with a message is dropped.
+    /// Whether some edit, with a condition or without, sets or removes
+    /// the field `name` (any case).
     pub fn edits(&self, name: &[u8]) -> bool {
-        self.edits
-            .iter()
-            .any(|(n, _)| n.len() == name.len() && n.as_bytes().eq_ignore_ascii_case(name))
+        self.edits.iter().any(|e| e.named(name))
     }
 
-    /// The lines of the fields set, each ending in CRLF: what every head
-    /// gets after its own fields (but those whose value holds variables).
+    /// The lines of the fields set to a fixed value on every request,
+    /// each ending in CRLF: what every head gets after its own fields.
     pub fn set_lines(&self) -> &[u8] {
         &self.set_lines
     }
 
-    /// Appends the lines of the fields set to values with variables,
-    /// rendered for the request `facts` tells of: what a head that has
+    /// Which edits apply to the request `asked`, whose request-target is
+    /// `target`: of each field, the first edit (as written) whose
+    /// condition it meets, else the one without. A path is read as routes
+    /// read it (the one a route was chosen by); one servers read in
+    /// several ways, as it came.
+    pub fn choose(&self, asked: &Asked<'_>, target: &str) -> Chosen {
+        if !self.conditional {
+            return Chosen::UNCONDITIONAL;
+        }
+        let path = path_of_target(target);
+        let read = unambiguous_reading(path).unwrap_or(path.into());
+        let meets = |c: &Condition| c.met(Lookup::Request(asked), &read);
+        let mut bits = 0u128;
+        let chosen_of_name = |bits: u128, edit: &Edit| {
+            (self.edits.iter().enumerate())
+                .any(|(i, e)| bits >> i & 1 == 1 && e.named(edit.name.as_bytes()))
+        };
+        for (i, edit) in self.edits.iter().enumerate() {
+            if edit.when.as_ref().is_some_and(meets) && !chosen_of_name(bits, edit) {
+                bits |= 1 << i;
+            }
+        }
+        for (i, edit) in self.edits.iter().enumerate() {
+            if edit.when.is_none() && !chosen_of_name(bits, edit) {
+                bits |= 1 << i;
+            }
+        }
+        Chosen(Some(bits))
+    }
+
+    /// These edits as they apply to one request.
+    pub fn applied(&self, chosen: Chosen) -> Applied<'_> {
+        Applied {
+            edits: self,
+            chosen,
+        }
+    }
+
+    /// [`FieldEdits::applied`] to a request no condition was asked of.
+    pub fn unconditional(&self) -> Applied<'_> {
+        self.applied(Chosen::UNCONDITIONAL)
+    }
+}
+
+/// A name that is a token and a value that cannot split a head.
+fn check(name: &str, value: Option<&FieldValue>) -> Result<(), String> {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(format!(
+            "`{}` is not a header field name",
+            name.escape_debug()
+        ));
+    }
+    let Some(source) = value.map(FieldValue::source) else {
+        return Ok(());
+    };
+    if let Some(bad) = source.bytes().find(|&b| !is_value_byte(b)) {
+        return Err(format!(
+            "the value of {name} holds the byte {bad:#04x}: only visible ASCII, \
+             spaces and tabs may"
+        ));
+    }
+    if source.trim() != source {
+        return Err(format!("the value of {name} is not trimmed"));
+    }
+    Ok(())
+}
+
+/// [`FieldEdits`] as they apply to one request ([`Chosen`]).
+#[derive(Clone, Copy)]
+pub struct Applied<'a> {
+    edits: &'a FieldEdits,
+    chosen: Chosen,
+}
+
+impl<'a> Applied<'a> {
+    fn taken(self) -> impl Iterator<Item = &'a Edit> {
+        let chosen = self.chosen;
+        (self.edits.edits.iter().enumerate())
+            .filter(move |(i, e)| chosen.takes(*i, e))
+            .map(|(_, e)| e)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.edits.is_empty()
+    }
+
+    /// See [`FieldEdits::value_of`].
+    pub fn value_of(self, name: &str) -> Option<&'a str> {
+        self.edits.value_of(name)
+    }
+
+    /// The lines every head gets after its own fields:
+    /// [`FieldEdits::set_lines`], or, to a request no condition was asked
+    /// of, those of every field set to a fixed value without a condition
+    /// (a request never routed is rendered nothing).
+    pub fn set_lines(self) -> &'a [u8] {
+        match self.chosen {
+            Chosen::UNCONDITIONAL => &self.edits.unconditional_lines,
+            _ => self.edits.set_lines(),
+        }
+    }
+
+    /// The fields set to values rendered, or chosen, for this request:
+    /// not those [`Applied::set_lines`] holds.
+    fn rendered(self) -> impl Iterator<Item = &'a Edit> {
+        let unconditional = self.chosen == Chosen::UNCONDITIONAL;
+        let fixed = |e: &Edit| e.value.as_ref().and_then(FieldValue::text).is_some();
+        (self.taken()).filter(move |e| e.per_request() && !(unconditional && fixed(e)))
+    }
+
+    /// Whether the field `name` (any case) is set or removed: every field
+    /// of that name that comes with a message is dropped.
+    pub fn edits(self, name: &[u8]) -> bool {
+        !self.is_empty() && self.taken().any(|e| e.named(name))
+    }
+
+    /// Appends the lines of the fields set to values rendered or chosen
+    /// for the request `facts` tells of: what a head that has
     /// [`FieldEdits::set_lines`] lacks, but for those that name the
-    /// response's variables ([`FieldEdits::pending`]). A value that
-    /// renders empty sends no field (as nginx's `proxy_set_header`),
-    /// though the message's own fields of that name are removed all the
-    /// same.
-    pub fn render_variable_lines(&self, facts: &Facts<'_>, out: &mut Vec<u8>) {
-        for (name, set) in self.edits.iter() {
-            let Some(set) = (set.as_ref()).filter(|v| v.text().is_none() && !v.of_response())
-            else {
+    /// response's variables ([`Applied::pending`]). A value that renders
+    /// empty sends no field (as nginx's `proxy_set_header`), though the
+    /// message's own fields of that name are removed all the same.
+    pub fn render_variable_lines(self, facts: &Facts<'_>, out: &mut Vec<u8>) {
+        for edit in self.rendered() {
+            let Some(set) = edit.value.as_ref().filter(|v| !v.of_response()) else {
                 continue;
             };
             let line = out.len();
-            for part in [name.as_bytes(), b": "] {
+            for part in [edit.name.as_bytes(), b": "] {
                 out.extend_from_slice(part);
             }
             let value = out.len();
@@ -163,30 +359,32 @@ impl FieldEdits {
     /// Appends the fields set to values that name the response's
     /// variables, rendered as far as the request `facts` tells of goes:
     /// each response head finishes them.
-    pub fn pending(&self, facts: &Facts<'_>, out: &mut Vec<Pending>) {
-        for (name, set) in self.edits.iter() {
-            if let Some(set) = set.as_ref().filter(|v| v.of_response()) {
-                out.push(set.pending(name, facts));
+    pub fn pending(self, facts: &Facts<'_>, out: &mut Vec<Pending>) {
+        for edit in self.taken() {
+            if let Some(set) = edit.value.as_ref().filter(|v| v.of_response()) {
+                out.push(set.pending(&edit.name, facts));
             }
         }
     }
 
     /// Takes every edited field out of a parsed head (to be written, then
     /// followed by [`FieldEdits::set_lines`]).
-    pub fn remove_from(&self, headers: &mut Headers) {
+    pub fn remove_from(self, headers: &mut Headers) {
         if !self.is_empty() {
             headers.retain(|name, _| !self.edits(name));
         }
     }
 
-    /// [`FieldEdits::remove_from`] with `_` and `-` taken for one another,
+    /// [`Applied::remove_from`] with `_` and `-` taken for one another,
     /// as backends that read `_` as `-` (CGI, WSGI, Rack) read names: for
     /// a request, whose `X_Debug` such a backend would otherwise take for
     /// the `X-Debug` removed, or `X_Backend_Auth` for the one set.
-    pub fn remove_read_alike_from(&self, headers: &mut Headers) {
+    pub fn remove_read_alike_from(self, headers: &mut Headers) {
         if !self.is_empty() {
             headers.retain(|name, _| {
-                !(self.edits.iter()).any(|(n, _)| super::headers::read_alike(n.as_bytes(), name))
+                !self
+                    .taken()
+                    .any(|e| super::headers::read_alike(e.name.as_bytes(), name))
             });
         }
     }
@@ -194,7 +392,7 @@ impl FieldEdits {
     /// Whether a serialized head (`Name: value\r\n` lines, as
     /// [`Headers::write_to`] writes them, maybe after a status line) has a
     /// line of an edited field.
-    pub fn touches(&self, lines: &[u8]) -> bool {
+    pub fn touches(self, lines: &[u8]) -> bool {
         !self.is_empty()
             && lines
                 .split(|&b| b == b'\n')
@@ -205,7 +403,7 @@ impl FieldEdits {
     /// and of the fields named in `also` (any case). A status line is
     /// kept: its "name" (what comes before a colon) has a space in it, and
     /// no field name has.
-    pub fn push_kept(&self, out: &mut Vec<u8>, lines: &[u8], also: &[&str]) {
+    pub fn push_kept(self, out: &mut Vec<u8>, lines: &[u8], also: &[&str]) {
         if self.is_empty() && also.is_empty() {
             out.extend_from_slice(lines);
             return;
@@ -272,7 +470,7 @@ mod tests {
             ("X-Args".to_string(), parsed("[$args]")),
         ])
         .unwrap();
-        assert!(e.has_variables());
+        assert!(e.per_request());
         assert_eq!(e.set_lines(), b"X-Fixed: 5$\r\n");
         let head = crate::http::RequestHead {
             method: "GET".into(),
@@ -281,7 +479,8 @@ mod tests {
             headers: Headers::new(),
         };
         let mut variable = Vec::new();
-        e.render_variable_lines(&Facts::plain(&head), &mut variable);
+        e.unconditional()
+            .render_variable_lines(&Facts::plain(&head), &mut variable);
         assert_eq!(
             String::from_utf8(variable).unwrap(),
             "X-Path: /p\r\nX-Args: []\r\n"
@@ -294,7 +493,7 @@ mod tests {
         let rendered: Vec<String> = e.rendered_names().map(String::from).collect();
         assert_eq!(rendered, ["X-Path", "X-Absent", "X-Args"]);
         assert!(
-            !edits(&[("X-A", Some("$uri"))]).has_variables(),
+            !edits(&[("X-A", Some("$uri"))]).per_request(),
             "text as it came"
         );
     }
@@ -316,10 +515,10 @@ mod tests {
         };
         let facts = Facts::plain(&head);
         let mut now = Vec::new();
-        e.render_variable_lines(&facts, &mut now);
+        e.unconditional().render_variable_lines(&facts, &mut now);
         assert_eq!(now, b"X-Path: /p\r\n");
         let mut pending = Vec::new();
-        e.pending(&facts, &mut pending);
+        e.unconditional().pending(&facts, &mut pending);
         let answer = crate::field_value::Answer {
             status: 304,
             cache: Some("HIT"),
@@ -340,10 +539,12 @@ mod tests {
         let none = FieldEdits::default();
         assert!(none.is_empty());
         assert_eq!(none.set_lines(), b"");
-        assert!(!none.touches(b"HTTP/1.1 200 OK\r\nServer: x\r\n"));
+        assert!(!none
+            .unconditional()
+            .touches(b"HTTP/1.1 200 OK\r\nServer: x\r\n"));
         let mut h = Headers::new();
         h.push("Server", "x");
-        none.remove_from(&mut h);
+        none.unconditional().remove_from(&mut h);
         assert_eq!(h.len(), 1);
     }
 
@@ -366,7 +567,7 @@ mod tests {
         h.push("X-Powered-By", "Express");
         h.push("Content-Type", "text/html");
         h.push("X-FRAME-OPTIONS", "ALLOW-FROM x");
-        e.remove_from(&mut h);
+        e.unconditional().remove_from(&mut h);
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["Content-Type"]);
         // `check` shows them so, in configuration order.
@@ -384,10 +585,12 @@ mod tests {
         assert_eq!(e.value_of("server"), None);
         assert_eq!(e.value_of("X-Other"), None);
         let head = b"HTTP/1.1 200 Server: odd reason\r\nserver: app\r\nServer-Timing: db;dur=5\r\nX-Frame-Options: SAMEORIGIN\r\nX-Other: Server: x\r\n";
-        assert!(e.touches(head));
-        assert!(!e.touches(b"HTTP/1.1 200 OK\r\nServer-Timing: a\r\n"));
+        assert!(e.unconditional().touches(head));
+        assert!(!e
+            .unconditional()
+            .touches(b"HTTP/1.1 200 OK\r\nServer-Timing: a\r\n"));
         let mut out = Vec::new();
-        e.push_kept(&mut out, head, &["x-other"]);
+        e.unconditional().push_kept(&mut out, head, &["x-other"]);
         assert_eq!(
             out,
             b"HTTP/1.1 200 Server: odd reason\r\nServer-Timing: db;dur=5\r\n"
@@ -399,7 +602,7 @@ mod tests {
         let head = b"HTTP/1.1 200 OK\r\nServer: app\r\nX-Cache: HIT\r\nX-Other: 1\r\n";
         let kept = |e: &FieldEdits, also: &[&str]| {
             let mut out = Vec::new();
-            e.push_kept(&mut out, head, also);
+            e.unconditional().push_kept(&mut out, head, also);
             String::from_utf8(out).unwrap()
         };
         let server = edits(&[("Server", None)]);
@@ -428,7 +631,7 @@ mod tests {
         ] {
             h.push(name, "v");
         }
-        e.remove_read_alike_from(&mut h);
+        e.unconditional().remove_read_alike_from(&mut h);
         let names: Vec<&str> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["X-Debugs", "X.Debug"]);
     }
@@ -445,5 +648,115 @@ mod tests {
         }
         let ok = edits(&[("X-A", Some("tab\there, \"quoted\"; ok"))]);
         assert_eq!(ok.set_lines(), b"X-A: tab\there, \"quoted\"; ok\r\n");
+    }
+
+    /// `(name, value, condition)` edits, conditions as a key's `if`.
+    fn conditional(list: &[(&str, Option<&str>, Option<&str>)]) -> FieldEdits {
+        FieldEdits::new(list.iter().map(|(name, value, when)| FieldEdit {
+            name: name.to_string(),
+            value: value.map(FieldValue::fixed),
+            when: when.map(|c| Condition::parse(c).unwrap()),
+        }))
+        .unwrap()
+    }
+
+    /// The lines `edits` give a request of `method` for `target` with the
+    /// fields `fields`, and whether they take the field `name` away.
+    fn applied_to(
+        edits: &FieldEdits,
+        (method, target): (&str, &str),
+        fields: &[(&str, &str)],
+        name: &str,
+    ) -> (String, bool) {
+        let mut headers = Headers::new();
+        for (n, v) in fields {
+            headers.push(n, v);
+        }
+        let asked = Asked {
+            method,
+            target,
+            headers: &headers,
+            client: "192.0.2.10".parse().unwrap(),
+            listener: "127.0.0.1:80".parse().unwrap(),
+        };
+        let applied = edits.applied(edits.choose(&asked, target));
+        let head = crate::http::RequestHead {
+            method: method.into(),
+            target: target.into(),
+            version: crate::http::Version::Http11,
+            headers: headers.clone(),
+        };
+        let mut lines = applied.set_lines().to_vec();
+        applied.render_variable_lines(&Facts::plain(&head), &mut lines);
+        (
+            String::from_utf8(lines).unwrap(),
+            applied.edits(name.as_bytes()),
+        )
+    }
+
+    #[test]
+    fn of_one_name_the_first_condition_met_applies_else_the_one_without() {
+        let e = conditional(&[
+            ("X-Frame-Options", Some("DENY"), None),
+            ("X-Frame-Options", None, Some("path_beg /embed/")),
+            (
+                "X-Frame-Options",
+                Some("SAMEORIGIN"),
+                Some("path_beg /embed/,/partners/"),
+            ),
+            ("X-Other", Some("1"), None),
+        ]);
+        assert!(e.per_request());
+        // Only the field no condition decides is in every head as it is.
+        assert_eq!(e.set_lines(), b"X-Other: 1\r\n");
+        let names: Vec<Box<str>> = e.rendered_names().collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        let get = |target| applied_to(&e, ("GET", target), &[], "x-frame-options");
+        assert_eq!(
+            get("/"),
+            ("X-Other: 1\r\nX-Frame-Options: DENY\r\n".into(), true)
+        );
+        // Removed: the first met, though the next is met too.
+        assert_eq!(get("/embed/v"), ("X-Other: 1\r\n".into(), true));
+        assert_eq!(
+            get("/partners/p?x"),
+            ("X-Other: 1\r\nX-Frame-Options: SAMEORIGIN\r\n".into(), true)
+        );
+        // A request no condition was asked of (a malformed one's 400):
+        // the one without, in the lines every head gets.
+        let none = e.unconditional();
+        assert!(none.edits(b"x-frame-options"));
+        assert_eq!(none.set_lines(), b"X-Frame-Options: DENY\r\nX-Other: 1\r\n");
+        let mut lines = Vec::new();
+        let head = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/embed/".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        none.render_variable_lines(&Facts::plain(&head), &mut lines);
+        assert_eq!(lines, b"", "nothing rendered twice");
+    }
+
+    #[test]
+    fn a_field_whose_conditions_are_not_met_is_left_as_it_came() {
+        let e = conditional(&[
+            ("X-Api", Some("v2"), Some("header X-Version 2")),
+            ("Server", None, Some("not client 10.0.0.0/8")),
+        ]);
+        assert_eq!(e.set_lines(), b"");
+        let asked = |fields: &[(&str, &str)], name| applied_to(&e, ("GET", "/"), fields, name);
+        assert_eq!(asked(&[], "x-api"), (String::new(), false));
+        assert_eq!(
+            asked(&[("X-Version", "2")], "x-api"),
+            ("X-Api: v2\r\n".into(), true)
+        );
+        // The client is not in 10/8: the condition holds, the field goes.
+        assert_eq!(asked(&[], "server"), (String::new(), true));
+        let mut h = Headers::new();
+        h.push("X-Api", "v1");
+        e.unconditional().remove_from(&mut h);
+        assert_eq!(h.len(), 1, "no condition asked: nothing applies");
+        assert_eq!(e.value_of("x-api"), None);
     }
 }

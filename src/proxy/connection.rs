@@ -9,6 +9,7 @@ use super::{cached, first_line, starts_a_head_request, ConnWatch, Current, Inher
 use super::{Outcome, Shared};
 use crate::access_log::{By, Heads, Record, Stage, Termination};
 use crate::http::conn::{tcp_info, Socket as _};
+use crate::http::edits::Chosen;
 use crate::http::proxy_protocol;
 use crate::pace::Pacing;
 use crate::request_id;
@@ -86,6 +87,7 @@ pub fn serve(
         // none, and is answered under the top level's settings.
         client.route = None;
         client.response_fields.clear();
+        client.response_edits = Chosen::UNCONDITIONAL;
         client.pending_fields.clear();
         client.forget_backend();
         client.begin_anew();

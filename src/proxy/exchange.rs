@@ -25,7 +25,7 @@ use crate::https_redirect;
 use crate::ratelimit::{self, Keys};
 use crate::realip;
 use crate::request_id;
-use crate::routes::{Ambiguous, Asked, Lookup, CLOSE_UNANSWERED};
+use crate::routes::{Ambiguous, Lookup, CLOSE_UNANSWERED};
 use crate::secure_link::{self, Verdict};
 use crate::throttle::OnceAMinute;
 use crate::trace_context::TraceMode;
@@ -199,7 +199,7 @@ pub(super) fn exchange(
         },
     };
     let target = head.path_and_query();
-    let asked = asked_of(client, &head, &target);
+    let asked = client.asked(&head, &target);
     let routes = &shared.config.routes;
     client.route = match routes.route_asked(head.authority(), &target, Lookup::Request(&asked)) {
         Ok(route) => route,
@@ -554,7 +554,7 @@ pub(super) fn exchange(
     // variables: one may tell the backend who the client is
     // (`$remote_user`), and its answer is then for them alone.
     let edits = &settings.request_headers;
-    if !edits.has_variables() {
+    if !edits.per_request() {
         for name in std::iter::once("authorization").chain(settings.jwt_token_field()) {
             if edits.edits(name.as_bytes()) {
                 head.headers.remove(name);
@@ -599,7 +599,7 @@ fn names_variables(settings: &Config, shared: &Shared) -> bool {
     let asked = (settings.auth_request.as_ref()).map(|a| shared.config_of_pool(a.pool));
     let redirect = settings.auth_request_redirect.as_ref();
     (std::iter::once(settings).chain(asked))
-        .any(|c| c.request_headers.has_variables() || c.response_headers.has_variables())
+        .any(|c| c.request_headers.per_request() || c.response_headers.per_request())
         || redirect.is_some_and(|url| url.text().is_none())
 }
 
@@ -648,7 +648,10 @@ fn render_response_fields(
     shared: &Shared,
 ) {
     let edits = &settings.response_headers;
-    if edits.has_variables() {
+    if edits.per_request() {
+        let target = head.path_and_query();
+        client.response_edits = edits.choose(&client.asked(head, &target), &target);
+        let edits = edits.applied(client.response_edits);
         // The fixed ones are in each head already (`set_lines`).
         let mut fields = std::mem::take(&mut client.response_fields);
         let mut pending = std::mem::take(&mut client.pending_fields);
@@ -659,17 +662,6 @@ fn render_response_fields(
         edits.pending(&facts, &mut pending);
         client.response_fields = fields;
         client.pending_fields = pending;
-    }
-}
-
-/// What a route's or a deny rule's condition reads of a request.
-fn asked_of<'a>(client: &Client, head: &'a RequestHead, target: &'a str) -> Asked<'a> {
-    Asked {
-        method: &head.method,
-        target,
-        headers: &head.headers,
-        client: client.real_ip,
-        listener: client.server,
     }
 }
 
@@ -687,7 +679,7 @@ fn deny_by_rule(
     let status = match shared
         .config
         .deny
-        .refusing(&asked_of(client, head, &target), &target)
+        .refusing(&client.asked(head, &target), &target)
     {
         Ok(None) => return None,
         Ok(Some(rule)) => rule.status,

@@ -16,7 +16,7 @@ use crate::access_log::{By, Stage, Termination};
 use crate::config::PoolRequest;
 use crate::field_value::FieldValue;
 use crate::http::conn::write_all_vectored;
-use crate::http::edits::FieldEdits;
+use crate::http::edits::Applied;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::push_canonical_authority;
 use crate::http::headers::read_alike;
@@ -112,7 +112,7 @@ pub(super) fn ask(
         route: None,
     };
     // What the client's answers get: its pool's.
-    let edits = &settings.response_headers;
+    let edits = client.response_edits(settings);
     // The gateway's targets are chosen by its pool's `hash_on`, not by the
     // request's pool's (a gateway that keeps sessions in memory is asked
     // by the same target each time); the request's sticky cookie names
@@ -244,7 +244,7 @@ const DENIED: Termination = Termination::new(By::Proxy, Stage::Request);
 /// Appends a `Set-Cookie` line for each cookie of the gateway's answer
 /// `given`, but where `response_header.Set-Cookie` (`edits`) removes the
 /// application's: then the gateway's go too.
-fn push_cookies(given: &Headers, edits: &FieldEdits, out: &mut Vec<u8>) {
+fn push_cookies(given: &Headers, edits: Applied<'_>, out: &mut Vec<u8>) {
     if !edits.edits(b"set-cookie") {
         for cookie in given.get_all("set-cookie") {
             for part in [&b"Set-Cookie: "[..], cookie, b"\r\n"] {

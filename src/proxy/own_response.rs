@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error_pages::PAGE_CONTENT_TYPE;
 use crate::gzip::{self, ForClient};
 use crate::http::conn::write_all_vectored;
+use crate::http::edits::Applied;
 use crate::http::head::reason_phrase;
 use crate::http::ResponseHead;
 use std::borrow::Cow;
@@ -102,7 +103,8 @@ pub fn own_response<'p>(
     text: Option<OwnText<'p>>,
     config: &'p Config,
 ) -> ErrorResponse<'p> {
-    coded_response(status, close, fields, text, config, None)
+    let edits = config.response_headers.unconditional();
+    coded_response(status, close, fields, text, (config, edits), None)
 }
 
 /// [`own_response`] with `gzip` on for the request it answers: its body
@@ -117,7 +119,7 @@ pub fn coded_response<'p>(
     close: bool,
     fields: &[u8],
     text: Option<OwnText<'p>>,
-    config: &'p Config,
+    (config, edits): (&'p Config, Applied<'_>),
     gzip: Option<ForClient<'_>>,
 ) -> ErrorResponse<'p> {
     let page = match text {
@@ -168,7 +170,7 @@ pub fn coded_response<'p>(
     if close {
         head.headers.push("Connection", "close");
     }
-    let set = config.response_headers.set_lines();
+    let set = edits.set_lines();
     let mut bytes = Vec::with_capacity(192 + fields.len() + set.len());
     head.write_start(&mut bytes);
     // The proxy's own fields stand for a backend's here: no `ETag` or

@@ -5,7 +5,7 @@
 
 use super::balancer::stable_hash;
 use crate::cache::policy::CacheControl;
-use crate::http::edits::FieldEdits;
+use crate::http::edits::Applied;
 use crate::http::headers::{cookie_named, cookie_pairs, Headers};
 use std::sync::Arc;
 
@@ -201,7 +201,7 @@ pub fn set_cookie_line(name: &str, value: &str, attributes: &str) -> String {
 /// marked `private`, as HAProxy's `nocache` does, lest a cache in front
 /// hand one client's cookie to all. One already `private` or `no-store`
 /// is left as it is; `no-cache` still lets a cache store it.
-pub fn shared_caches_may_store(headers: &Headers, edits: &FieldEdits) -> bool {
+pub fn shared_caches_may_store(headers: &Headers, edits: Applied<'_>) -> bool {
     let cc = match edits.edits(b"cache-control") {
         false => CacheControl::parse(headers),
         // The operator's value; one with variables is not read here,

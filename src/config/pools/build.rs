@@ -35,13 +35,8 @@ impl Loader {
         // A key for a pool that has no targets would set nothing.
         let keys = (self.pool_keys.iter())
             .filter_map(|k| Some((&*k.pool, k.key?.to_string(), &k.setting)));
-        let fields = (self.pool_field_keys.iter()).map(|(pool, f)| {
-            (
-                &**pool,
-                format!("{}{}", f.family.prefix(), f.name),
-                &f.setting,
-            )
-        });
+        let fields =
+            (self.pool_field_keys.iter()).map(|(pool, f)| (&**pool, f.written(), &f.setting));
         let mut all = keys.chain(fields);
         if let Some((pool, key, setting)) =
             all.find(|(pool, ..)| !pools.iter().any(|p| *p.name == **pool))

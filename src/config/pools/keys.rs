@@ -266,40 +266,14 @@ impl Loader {
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
-        let key = format!("pool.{pool}.{}{name}", family.prefix());
-        if name.is_empty() {
-            return Err(ConfigError::at(
-                &origin,
-                format!("`{key}` needs a field name after the dot, e.g. `{key}Host`"),
-            ));
-        }
-        let mine = (self.pool_field_keys.iter()).filter(|(p, k)| p == pool && k.family == family);
-        if let Some((_, first)) = mine
-            .clone()
-            .find(|(_, k)| k.name.eq_ignore_ascii_case(name))
-        {
-            return Err(ConfigError::at(
-                &origin,
-                format!("duplicate key `{key}`{}", on_line(&first.setting, &origin)),
-            ));
-        }
-        if mine.count() >= super::values::MAX_FIELD_EDITS {
-            return Err(ConfigError::at(
-                &origin,
-                format!(
-                    "`{key}`: more than {} such keys",
-                    super::values::MAX_FIELD_EDITS
-                ),
-            ));
-        }
-        let field = FieldKey {
-            family,
-            name: name.to_string(),
-            setting: Setting {
-                value: value.to_string(),
-                origin,
-            },
+        let setting = Setting {
+            value: value.to_string(),
+            origin,
         };
+        let scope = format!("pool.{pool}.");
+        let field = FieldKey::read(family, &scope, name, setting)?;
+        let mine = (self.pool_field_keys.iter()).filter(|(p, _)| p == pool);
+        field.refused_beside(mine.map(|(_, k)| k), &scope)?;
         self.pool_field_keys.push((pool.to_string(), field));
         Ok(())
     }
@@ -345,12 +319,8 @@ impl Loader {
             };
             (key, &k.setting)
         });
-        let fields = (self.pool_field_keys.iter()).map(|(pool, k)| {
-            (
-                format!("pool.{pool}.{}{}", k.family.prefix(), k.name),
-                &k.setting,
-            )
-        });
+        let fields = (self.pool_field_keys.iter())
+            .map(|(pool, k)| (format!("pool.{pool}.{}", k.written()), &k.setting));
         let routes = (self.route_keys.iter()).map(|k| (format!("route.{}", k.spec), &k.setting));
         pools.chain(fields).chain(routes)
     }

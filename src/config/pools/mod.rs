@@ -30,11 +30,12 @@ mod scope;
 use super::keys::Apply;
 // Named as `super::Target` and `super::values` by code here from when
 // the pools were one file in `config`.
-use super::{values, Target};
+use super::Target;
 use super::{Config, Setting};
 pub(super) use keys::on_line;
 pub use keys::POOL_KEYS;
 pub(super) use routes::index_named;
+pub(in crate::config) use routes::split_condition;
 pub(super) use scope::Scope;
 use std::sync::Arc;
 

@@ -93,9 +93,10 @@ impl Loader {
     }
 }
 
-/// `route./api/ if cookie canary 1`: the route's place, then what else a
-/// request must carry for it, if anything.
-fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
+/// `route./api/ if cookie canary 1`: the route's place (or the field a
+/// header key edits), then what else a request must carry for it, if
+/// anything.
+pub(in crate::config) fn split_condition(spec: &str) -> Result<(&str, Option<&str>), String> {
     let Some(end) = spec.find(char::is_whitespace) else {
         return Ok((spec, None));
     };

@@ -43,7 +43,7 @@ use super::{Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, OwnFields, Use};
 use crate::cache::{Cache, Entry};
 use crate::gzip::Gzip;
-use crate::http::edits::FieldEdits;
+use crate::http::edits::Applied;
 use crate::http::RequestHead;
 use crate::metrics::GzipCounters;
 use crate::pace::Pacing;
@@ -141,7 +141,7 @@ struct Answering<'a> {
     pacing: Pacing,
     /// The fields `response_header.*` sets and removes: applied to what is
     /// served, never to what is stored.
-    edits: &'a FieldEdits,
+    edits: Applied<'a>,
     /// With `gzip` on: what is compressed.
     gzip: Option<&'a Gzip>,
     /// The cache's name in `Cache-Status` (`cache_status`).
@@ -173,7 +173,7 @@ impl<'a> Answering<'a> {
             shutting_down: &shared.shutting_down,
             own_fields: &shared.caching(client.route).own_fields,
             pacing: shared.pool_config(client.route).pacing,
-            edits: &shared.pool_config(client.route).response_headers,
+            edits: client.response_edits(shared.pool_config(client.route)),
             gzip: shared.gzip(client.route),
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,

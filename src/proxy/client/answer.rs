@@ -6,6 +6,7 @@ use super::Client;
 use crate::config::Config;
 use crate::field_value::Answer;
 use crate::gzip::ForClient;
+use crate::http::edits::Applied;
 use crate::metrics::GzipCounters;
 use crate::proxy::{coded_response, OwnText, Shared};
 use crate::upstream_tries::UpstreamTry;
@@ -77,10 +78,11 @@ impl Client {
         // A field `response_header.*` sets replaces the answer's own of
         // that name (a redirect's `Location`), as it does a backend's.
         let mut extra = Vec::with_capacity(fields.len());
-        config.response_headers.push_kept(&mut extra, fields, &[]);
+        let edits = self.response_edits(config);
+        edits.push_kept(&mut extra, fields, &[]);
         self.push_own_fields(&mut extra, status, None);
         let coding = gzip.map(|(coding, _)| coding);
-        let response = coded_response(status, close, &extra, text, config, coding);
+        let response = coded_response(status, close, &extra, text, (config, edits), coding);
         self.send_response(response, head_request, gzip.map(|(_, counted)| counted))
     }
 
@@ -100,7 +102,8 @@ impl Client {
         let config = shared.pool_config(self.route);
         let gzip = self.gzip_of(shared);
         let coding = gzip.map(|(coding, _)| coding);
-        let response = coded_response(status, close, &fields, None, config, coding);
+        let edits = self.response_edits(config);
+        let response = coded_response(status, close, &fields, None, (config, edits), coding);
         self.send_response(response, head_request, gzip.map(|(_, counted)| counted))
     }
 
@@ -140,6 +143,13 @@ impl Client {
                 head.extend_from_slice(part);
             }
         }
+    }
+
+    /// The `response_header.*` of `config` (the pool's the request was
+    /// routed to, or the top level's) as they apply to the request being
+    /// served.
+    pub(in crate::proxy) fn response_edits<'c>(&self, config: &'c Config) -> Applied<'c> {
+        config.response_headers.applied(self.response_edits)
     }
 
     /// Writes the fields of this request's own into the head of a final

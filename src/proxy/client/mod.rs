@@ -29,12 +29,14 @@ use crate::access_log::Termination;
 use crate::config::Config;
 use crate::field_value::Pending;
 use crate::http::conn::{ClientStream, SharedStream, Socket as _};
+use crate::http::edits::Chosen;
 use crate::http::head::RequestLimits;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::TlsStream;
 use crate::http::{BufConn, RequestHead};
 use crate::metrics::GzipCounters;
 use crate::pace::Pacing;
+use crate::routes::Asked;
 use crate::tls::client_cert::ClientCertificate;
 use crate::upstream::sticky::Sticky;
 use crate::upstream::{ForClient, KeptConns};
@@ -110,6 +112,9 @@ pub(super) struct Client {
     /// rendered for it, and the cookies its `auth_request` service set.
     /// Empty for most: a buffer kept from request to request.
     pub(super) response_fields: Vec<u8>,
+    /// Which of its pool's `response_header.*` apply to the request being
+    /// served, as their conditions chose when it was routed.
+    pub(super) response_edits: Chosen,
     /// The `response_header.*` whose values name the response's
     /// variables (`$status`, `$upstream_addr`), rendered as far as the
     /// request goes: each final response head finishes them.
@@ -256,6 +261,19 @@ impl ReadTimeout {
 }
 
 impl Client {
+    /// What a condition (a route's, a deny rule's, a header edit's) reads
+    /// of the request `head` from this client, whose request-target is
+    /// `target`.
+    pub(in crate::proxy) fn asked<'a>(&self, head: &'a RequestHead, target: &'a str) -> Asked<'a> {
+        Asked {
+            method: &head.method,
+            target,
+            headers: &head.headers,
+            client: self.real_ip,
+            listener: self.server,
+        }
+    }
+
     /// A connection just accepted from `peer`, its socket watched by
     /// `watch`, with what it `inherited` from the listener (its timeouts
     /// become its idle and read timeout).
@@ -294,6 +312,7 @@ impl Client {
             limit_req: None,
             error_limited: false,
             response_fields: Vec::new(),
+            response_edits: Chosen::UNCONDITIONAL,
             pending_fields: Vec::new(),
             upstream: None,
             started: Instant::now(),

@@ -44,13 +44,20 @@ pub(super) fn prepare_request(
     shared: &Shared,
 ) -> Forwarding {
     let pool = shared.config_of_pool(to.pool);
+    // Chosen, and rendered, from the request as the client sent it
+    // (less what the proxy took out before anything read it: an
+    // underscored name, its own cookie).
     let edits = &pool.request_headers;
-    // From the request as the client sent it (less what the proxy took
-    // out before anything read it: an underscored name, its own cookie).
     let mut rendered = Vec::new();
-    if edits.has_variables() {
-        edits.render_variable_lines(&facts(head, client, shared), &mut rendered);
-    }
+    let edits = match edits.per_request() {
+        true => {
+            let target = head.path_and_query();
+            let edits = edits.applied(edits.choose(&client.asked(head, &target), &target));
+            edits.render_variable_lines(&facts(head, client, shared), &mut rendered);
+            edits
+        }
+        false => edits.unconditional(),
+    };
     let location_rewrite = match pool.location_rewrite.is_empty() {
         true => Rendered::default(),
         false => pool

@@ -94,7 +94,7 @@ pub(super) fn prepare_response(
     shared: &Shared,
 ) -> Result<Prepared, Failure> {
     let pool = shared.pool_config(client.route);
-    let (edits, passes_trailers) = (&pool.response_headers, pool.pass_trailers);
+    let (edits, passes_trailers) = (client.response_edits(pool), pool.pass_trailers);
     let gzip = shared.gzip(client.route);
     let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
