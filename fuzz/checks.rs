@@ -305,8 +305,13 @@ pub fn routes(data: &[u8]) {
     let routes = &config.routes;
     route_limits(&loader, routes);
     for request in requests {
-        // `host target [cookie]`: the cookie for routes' conditions.
+        // `host target [cookie]`: the cookie for routes' conditions; a
+        // host after `https://` for a request that came over HTTPS.
         let (host, rest) = request.split_once(' ').unwrap_or(("", request));
+        let (host, https) = match host.strip_prefix("https://") {
+            Some(host) => (host, true),
+            None => (host, false),
+        };
         let (target, cookie) = rest.split_once(' ').unwrap_or((rest, ""));
         let valid = check_target_bytes(target.as_bytes()).is_ok()
             && (target.starts_with('/') || target == "*");
@@ -324,6 +329,7 @@ pub fn routes(data: &[u8]) {
             headers: &headers,
             client: std::net::Ipv4Addr::LOCALHOST.into(),
             listener: (std::net::Ipv4Addr::UNSPECIFIED, 8080).into(),
+            https,
         };
         // No request, no condition met (a negated one neither) but on the
         // path alone; a stored GET never came through a route that sends
@@ -339,9 +345,21 @@ pub fn routes(data: &[u8]) {
             bare.is_none_or(Condition::reads_the_path_alone),
             "{request}"
         );
-        let stored = found(Lookup::StoredGet);
+        let stored = found(Lookup::StoredGet { https });
         assert!(!stored.is_some_and(|c| c.reads_past_the_key()), "{request}");
-        let Ok(Some(index)) = routes.route_asked(host, target, Lookup::Request(&asked)) else {
+        // A GET the cache may answer goes where what is stored for its URL
+        // under its scheme is judged to have gone (a snapshot's entry).
+        let routed = routes.route_asked(host, target, Lookup::Request(&asked));
+        if let Ok(index) = &routed {
+            let condition = index
+                .and_then(|i| routes.get(i))
+                .and_then(|r| r.condition());
+            if !condition.is_some_and(Condition::reads_past_the_key) {
+                let stored = routes.route_asked(host, target, Lookup::StoredGet { https });
+                assert_eq!(stored.as_ref(), Ok(index), "{request}");
+            }
+        }
+        let Ok(Some(index)) = routed else {
             continue;
         };
         let route = routes.get(index).expect("a route found is there");

@@ -168,6 +168,7 @@ mod tests {
             headers,
             client: "192.0.2.7".parse().unwrap(),
             listener: ([0, 0, 0, 0], 8080).into(),
+            https: false,
         }
     }
 

@@ -4,8 +4,11 @@
 //! a request came over plain HTTP is not decided here: it is the scheme
 //! `X-Forwarded-Proto` is sent with (see [`crate::realip::client_scheme`]),
 //! so a backend is never told `https` for a request this would redirect,
-//! nor the other way round. This module says where a request goes, with
-//! which status, and which paths stay on plain HTTP.
+//! nor the other way round; a route's `if https` reads that scheme too.
+//! Nor whether to redirect: that is the `redirect_to_https` of the pool
+//! a request is routed to, a pool's own or the top level's. This module
+//! says where a request goes, with which status, and which paths stay on
+//! plain HTTP.
 
 use crate::http::head::{path_and_query_of, push_host_name};
 use crate::http::RequestHead;

@@ -2656,3 +2656,251 @@ fn a_route_s_cache_off_keeps_its_answers_from_the_cache_as_a_pool_s_would() {
     assert_eq!(x_caches(&proxy, "/api/users", &[&[], &[]]), ["-", "-"]);
     assert_eq!(api.requests(), 3);
 }
+
+// ----------------------------------------------------------- the scheme
+
+/// The proxy in front that says a request came over HTTPS: 127.0.0.1,
+/// in `real_ip_from`; 127.0.0.2 is a client that reached the port itself.
+const IN_FRONT: [u8; 4] = [127, 0, 0, 1];
+const ITSELF: [u8; 4] = [127, 0, 0, 2];
+const OVER_TLS: &[(&str, &str)] = &[("X-Forwarded-Proto", "https")];
+
+/// `GET target` on `Host: host` with `fields`, from `source`, on a
+/// connection of its own, waited out as [`Proxy::exchange`] does.
+fn get_from(
+    proxy: &Proxy,
+    source: [u8; 4],
+    host: &str,
+    target: &str,
+    fields: &[(&str, &str)],
+) -> Response {
+    let mut client = Client::connect_from(source.into(), proxy.addr);
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n");
+    for (name, value) in fields {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    client.send(format!("{request}\r\n").as_bytes());
+    let r = client.response();
+    drop(client);
+    proxy.assert_becomes_idle();
+    r
+}
+
+/// The backend that answered `r` (`-` for none) and its `X-Cache`.
+fn answered(r: &Response) -> (String, String) {
+    let backend = r.header("x-backend").unwrap_or("-").to_string();
+    (backend, x_cache(r).to_string())
+}
+
+fn pair(backend: &str, cache: &str) -> (String, String) {
+    (backend.to_string(), cache.to_string())
+}
+
+#[test]
+fn an_https_route_takes_the_requests_that_are_https_each_scheme_cached_apart() {
+    let (main, secure) = (cacheable_echo("main"), cacheable_echo("secure"));
+    let proxy = start_proxy(&[], |c: &mut Config| {
+        from_file(&format!(
+            "targets = {}\npool.secure = {}\nreal_ip_from = 127.0.0.1\n\
+             route./ if https = secure\n",
+            main.addr, secure.addr
+        ))(c);
+        c.cache_size = 1 << 20;
+    });
+    let get = |source, fields: &[(&str, &str)]| {
+        answered(&get_from(&proxy, source, "site.test", "/page", fields))
+    };
+    // One URL, a pool per scheme: neither answered with what the other
+    // stored (the scheme is in the cache's key), each cached.
+    assert_eq!(get(IN_FRONT, OVER_TLS), pair("secure", "MISS"));
+    assert_eq!(get(IN_FRONT, &[]), pair("main", "MISS"));
+    assert_eq!(get(IN_FRONT, OVER_TLS), pair("secure", "HIT"));
+    assert_eq!(
+        get(IN_FRONT, &[("X-Forwarded-Proto", "http")]),
+        pair("main", "HIT")
+    );
+    // A client's own claim is not the word of a proxy in front.
+    assert_eq!(get(ITSELF, OVER_TLS), pair("main", "HIT"));
+    assert_eq!((main.requests(), secure.requests()), (1, 1));
+}
+
+#[test]
+fn an_https_route_is_taken_over_a_proxy_header_s_tls_and_not_over_plain_http() {
+    // A balancer's PROXY v2 header with its SSL field, as
+    // `redirect_to_https` reads it.
+    let (main, secure) = (Backend::echo("main"), Backend::echo("secure"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.secure = {}\nproxy_protocol = true\n\
+             route./ if https = secure\n",
+            main.addr, secure.addr
+        )),
+    );
+    let header = |ssl: bool| {
+        let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00".to_vec();
+        v2.push(if ssl { 0x14 } else { 0x0c });
+        v2.extend_from_slice(&[198, 51, 100, 9, 127, 0, 0, 1, 0x30, 0x39, 0, 80]);
+        if ssl {
+            v2.extend_from_slice(&[0x20, 0, 5, 0x01, 0, 0, 0, 0]);
+        }
+        v2
+    };
+    for (ssl, backend) in [(true, "secure"), (false, "main")] {
+        let mut client = proxy.connect();
+        client.send(&header(ssl));
+        client.send(b"GET /p HTTP/1.1\r\nHost: site.test\r\nX-Forwarded-Proto: https\r\n\r\n");
+        assert_eq!(
+            client.response().header("x-backend"),
+            Some(backend),
+            "{ssl}"
+        );
+    }
+}
+
+#[test]
+fn a_deny_rule_refuses_what_is_not_https() {
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\nreal_ip_from = 127.0.0.1\n\
+             deny.plain_admin = if not https and path_beg /admin/\n",
+            main.addr
+        )),
+    );
+    let status = |source, target, fields: &[(&str, &str)]| {
+        get_from(&proxy, source, "site.test", target, fields)
+    };
+    assert_eq!(status(IN_FRONT, "/admin/x", OVER_TLS).status, 200);
+    assert_eq!(status(IN_FRONT, "/admin/x", &[]).status, 403);
+    assert_eq!(status(ITSELF, "/admin/x", OVER_TLS).status, 403);
+    assert_eq!(status(ITSELF, "/page", &[]).status, 200);
+    assert_eq!(main.requests(), 2);
+}
+
+#[test]
+fn a_host_redirected_by_a_route_on_the_scheme_keeps_its_path_and_query() {
+    // README's recipe: one site sent to HTTPS, a legacy one left on HTTP.
+    let (shop, legacy) = (Backend::echo("shop"), Backend::echo("legacy"));
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\npool.legacy = {}\nreal_ip_from = 127.0.0.1\n\
+             route.legacy.example.com = legacy\n\
+             route.shop.example.com if not https = redirect 301 https://shop.example.com\n",
+            shop.addr, legacy.addr
+        )),
+    );
+    let r = get_from(
+        &proxy,
+        IN_FRONT,
+        "Shop.Example.com",
+        "/cart?item=7&q=a%20b",
+        &[],
+    );
+    assert_eq!(r.status, 301, "{}", r.head.raw);
+    assert_eq!(
+        r.header("location"),
+        Some("https://shop.example.com/cart?item=7&q=a%20b")
+    );
+    let r = get_from(&proxy, ITSELF, "shop.example.com", "/", OVER_TLS);
+    assert_eq!(r.header("location"), Some("https://shop.example.com/"));
+    let r = get_from(&proxy, IN_FRONT, "shop.example.com", "/cart", OVER_TLS);
+    assert_eq!(answered(&r).0, "shop");
+    let r = get_from(&proxy, IN_FRONT, "legacy.example.com", "/p?x=1", &[]);
+    assert_eq!((r.status, answered(&r).0), (200, "legacy".into()));
+    assert_eq!((shop.requests(), legacy.requests()), (1, 1));
+}
+
+#[test]
+fn a_pool_redirects_to_https_or_stays_on_plain_http_as_its_own_key_says() {
+    let (shop, legacy) = (Backend::echo("shop"), Backend::echo("legacy"));
+    let (shop_addr, legacy_addr) = (shop.addr, legacy.addr);
+    let start = |keys: &str| {
+        start_proxy(
+            &[],
+            from_file(&format!(
+                "targets = {shop_addr}\npool.legacy = {legacy_addr}\nreal_ip_from = 127.0.0.1\n\
+                 route.legacy.example.com = legacy\nredirect_to_https_except = /healthz\n{keys}"
+            )),
+        )
+    };
+    let get = |proxy: &Proxy, host: &str, target: &str, fields: &[(&str, &str)]| {
+        let r = get_from(proxy, IN_FRONT, host, target, fields);
+        (
+            r.status,
+            r.header("location").unwrap_or("-").to_string(),
+            answered(&r).0,
+        )
+    };
+    let redirected = |to: &str| (301, to.to_string(), "-".to_string());
+    let served = |by: &str| (200, "-".to_string(), by.to_string());
+    // Everything but the legacy site, or the legacy site alone.
+    for keys in [
+        "redirect_to_https = true\npool.legacy.redirect_to_https = false\n",
+        "pool.legacy.redirect_to_https = true\n",
+    ] {
+        let proxy = start(keys);
+        let legacy_redirects = !keys.starts_with("redirect_to_https = true");
+        let (shop_plain, legacy_plain) = match legacy_redirects {
+            false => (
+                redirected("https://shop.example.com/cart?x=1"),
+                served("legacy"),
+            ),
+            true => (
+                served("shop"),
+                redirected("https://legacy.example.com/cart?x=1"),
+            ),
+        };
+        assert_eq!(
+            get(&proxy, "shop.example.com", "/cart?x=1", &[]),
+            shop_plain,
+            "{keys}"
+        );
+        assert_eq!(
+            get(&proxy, "legacy.example.com", "/cart?x=1", &[]),
+            legacy_plain,
+            "{keys}"
+        );
+        // Over HTTPS, and the top level's exceptions, served either way.
+        for host in ["shop.example.com", "legacy.example.com"] {
+            let by = host.split('.').next().unwrap();
+            assert_eq!(get(&proxy, host, "/cart", OVER_TLS), served(by), "{keys}");
+            assert_eq!(get(&proxy, host, "/healthz", &[]), served(by), "{keys}");
+        }
+    }
+}
+
+#[test]
+fn what_an_https_route_stored_is_loaded_from_a_snapshot_under_its_pool() {
+    // Only the HTTPS pool caches: its entry, under the `https://` key,
+    // comes back at the next start, judged by that pool's rules.
+    let (main, secure) = (cacheable_echo("main"), cacheable_echo("secure"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.bin");
+    let start = || {
+        let mut tweak = Some(from_file(&format!(
+            "targets = {}\ncache = false\npool.secure = {}\npool.secure.cache = true\n\
+             real_ip_from = 127.0.0.1\nroute./ if https = secure\n",
+            main.addr, secure.addr
+        )));
+        start_proxy(&[], |c| {
+            (tweak.take().unwrap())(c);
+            c.cache_size = 1 << 20;
+            c.path_to_persistence = Some(file.clone());
+        })
+    };
+    let mut first = start();
+    assert_eq!(
+        x_caches(&first, "/page", &[OVER_TLS, OVER_TLS]),
+        ["MISS", "HIT"]
+    );
+    assert!(first.shutdown(Duration::from_secs(5)));
+    let second = start();
+    assert_eq!(second.handle().cache().expect("a cache").len(), 1);
+    assert_eq!(x_caches(&second, "/page", &[OVER_TLS]), ["HIT"]);
+    // Plain HTTP goes to `targets`, which caches nothing.
+    assert_eq!(x_caches(&second, "/page", &[&[]]), ["-"]);
+    assert_eq!((secure.requests(), main.requests()), (1, 1));
+}

@@ -999,6 +999,35 @@ fn redirect_to_https_leaves_requests_over_tls_alone() {
     assert_eq!(proxy.metric("inverso_https_redirects_total"), Some(1));
 }
 
+/// A route's `if https` takes what came to the TLS port, whatever the
+/// client says, and a deny rule's `if not https` what came to the plain one.
+#[test]
+fn an_https_route_takes_the_tls_port_s_requests_and_a_rule_refuses_the_others() {
+    let pki = Pki::new();
+    let (main, secure) = (Backend::echo("main"), Backend::echo("secure"));
+    let more = format!(
+        "pool.secure = {}\nroute./ if https = secure\n\
+         deny.plain = 403 if not https and path_beg /account/\n",
+        secure.addr
+    );
+    let proxy = start_tls(&tls_conf(&main.addr.to_string(), &pki.entry, &more), |_| {});
+    let mut client = TlsClient::connect(tls_addr(&proxy), &pki.client(), "localhost");
+    let said_http = [("X-Forwarded-Proto", "http")];
+    for path in ["/p", "/account/x"] {
+        let r = client.request("GET", path, &said_http, b"");
+        assert_eq!(
+            (r.status, r.header("x-backend")),
+            (200, Some("secure")),
+            "{path}"
+        );
+    }
+    let mut plain = proxy.connect();
+    let r = plain.get_with("/p", &[("X-Forwarded-Proto", "https")]);
+    assert_eq!((r.status, r.header("x-backend")), (200, Some("main")));
+    assert_eq!(plain.get("/account/x").status, 403);
+    assert_eq!((main.requests(), secure.requests()), (1, 2));
+}
+
 /// Runs `exchange` on a new TLS connection, closes it, and waits until
 /// the proxy is done with it: what the exchange stored is stored.
 fn tls_exchange<T>(

@@ -585,7 +585,8 @@ impl Loader {
         }
     }
 
-    /// `redirect_to_https_except` means nothing without the redirect. The
+    /// `redirect_to_https_except` means nothing without the redirect, at
+    /// the top level or in a pool (once the pools are built). The
     /// redirect without `real_ip_from` or `proxy_protocol` is warned about,
     /// not refused: no request can then be `https`, and every one is
     /// redirected, which behind a TLS terminator sends browsers round in a
@@ -594,28 +595,34 @@ impl Loader {
     /// challenges in `redirect_to_https_except` going to a backend) is
     /// what nginx's `server { listen 80; return 301 ...; }` is for.
     pub(super) fn check_https_redirect(&self, config: &Config) -> Result<(), ConfigError> {
-        if !config.redirect_to_https {
+        let pool = (config.pools.iter()).find(|p| p.config.redirect_to_https);
+        if !config.redirect_to_https && pool.is_none() {
             if !config.redirect_to_https_except.is_empty() {
                 return Err(self.refused(
                     "redirect_to_https_except",
-                    "is set, but redirect_to_https is not: there is no redirect to except from"
+                    "is set, but redirect_to_https is not, nor a pool's: there is no redirect \
+                     to except from"
                         .into(),
                 ));
             }
             return Ok(());
         }
         if config.real_ip_from.is_empty() && !config.proxy_protocol && config.tls_port.is_none() {
-            log::warn!(
-                "{}: redirect_to_https: neither real_ip_from, proxy_protocol nor tls_port is set, so no \
-                 request can be https: every request{} is redirected, and behind a TLS \
-                 terminator the redirected ones come back to be redirected again, in a loop \
-                 (list the terminator in real_ip_from: its X-Forwarded-Proto says https)",
-                self.settings["redirect_to_https"].origin,
+            let scope = match pool.filter(|_| !config.redirect_to_https) {
+                Some(pool) => Scope::Pool(&pool.name),
+                None => Scope::Top,
+            };
+            let why = format!(
+                "neither real_ip_from, proxy_protocol nor tls_port is set, so no request can be \
+                 https: every request{} is redirected, and behind a TLS terminator the \
+                 redirected ones come back to be redirected again, in a loop (list the \
+                 terminator in real_ip_from: its X-Forwarded-Proto says https)",
                 match config.redirect_to_https_except.is_empty() {
                     true => "",
                     false => " but those redirect_to_https_except lists",
                 }
             );
+            log::warn!("{}", self.refused_in(scope, "redirect_to_https", why));
         }
         Ok(())
     }
@@ -2103,6 +2110,70 @@ mod tests {
         // redirects is a use).
         let c = build("targets = 127.0.0.1:1\nredirect_to_https = true\n").unwrap();
         assert!(c.redirect_to_https);
+    }
+
+    #[test]
+    fn a_pool_redirects_to_https_or_not_whatever_the_top_level_does() {
+        let pools = "targets = 127.0.0.1:1\nreal_ip_from = 10.0.0.0/8\n\
+                     pool.shop = 127.0.0.1:2\npool.legacy = 127.0.0.1:3\n";
+        let c = build(&format!(
+            "{pools}redirect_to_https = true\npool.legacy.redirect_to_https = false\n"
+        ))
+        .unwrap();
+        let each = |c: &Config| -> Vec<bool> {
+            (c.pools.iter())
+                .map(|p| p.config.redirect_to_https)
+                .collect()
+        };
+        assert!(c.redirect_to_https);
+        assert_eq!(each(&c), Vec::from([true, false]));
+        // The other way: one pool redirects, and the exceptions are for it.
+        let c = build(&format!(
+            "{pools}pool.shop.redirect_to_https = on\nredirect_to_https_except = /healthz\n"
+        ))
+        .unwrap();
+        assert!(!c.redirect_to_https);
+        assert_eq!(each(&c), Vec::from([true, false]));
+        let e = build(&format!(
+            "{pools}pool.shop.redirect_to_https = false\nredirect_to_https_except = /healthz\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:6");
+        assert!(
+            e.message.contains("redirect_to_https is not, nor a pool's"),
+            "{e}"
+        );
+        let e = build(&format!("{pools}pool.shop.redirect_to_https = maybe\n")).unwrap_err();
+        assert_eq!(e.place, "proxy.conf:5");
+        assert!(
+            e.message.starts_with("pool.shop.redirect_to_https: "),
+            "{e}"
+        );
+        // Its redirects' Location is the proxy's, a top-level one too.
+        let e = build(&format!(
+            "{pools}response_header.Location = /x\npool.shop.redirect_to_https = true\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.place, "proxy.conf:6");
+        assert!(e.message.contains("writes Location"), "{e}");
+        let e = build(&format!(
+            "{pools}redirect_to_https = true\npool.legacy.redirect_to_https = false\n\
+             pool.shop.response_header.Location = /x\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("writes Location"), "{e}");
+        let c = build(&format!(
+            "{pools}redirect_to_https = true\npool.legacy.redirect_to_https = false\n\
+             pool.legacy.response_header.Location = /x\n"
+        ));
+        assert!(c.is_ok(), "a pool that does not redirect: {c:?}");
+        // Nothing can be https: warned of where the pool's redirect is set.
+        let (c, lines) = warnings(
+            "targets = 127.0.0.1:1\npool.shop = 127.0.0.1:2\npool.shop.redirect_to_https = true\n",
+        );
+        c.unwrap();
+        let warning = "proxy.conf:3: pool.shop.redirect_to_https: neither real_ip_from";
+        assert_eq!(saying(&lines, warning), 1, "{lines:?}");
     }
 
     /// Building `text` as `build` does, with the warnings it logs.

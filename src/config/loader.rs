@@ -399,7 +399,6 @@ impl Loader {
         if let Some(why) = config.log_shares_snapshot() {
             return Err(self.refused("path_to_log", why));
         }
-        self.check_https_redirect(&config)?;
         // The heads would be copied at every request and never written.
         if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
             return Err(self.refused(
@@ -428,6 +427,7 @@ impl Loader {
         config.rewrites = Arc::new(self.build_rewrites()?);
         config.deny = Arc::new(self.build_denials()?);
         self.build_pools(&mut config)?;
+        self.check_https_redirect(&config)?;
         Ok(config)
     }
 }

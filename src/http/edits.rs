@@ -678,6 +678,7 @@ mod tests {
             headers: &headers,
             client: "192.0.2.10".parse().unwrap(),
             listener: "127.0.0.1:80".parse().unwrap(),
+            https: false,
         };
         let applied = edits.applied(edits.choose(&asked, target));
         let head = crate::http::RequestHead {

@@ -113,7 +113,9 @@ impl CacheRules {
     pub fn settings_of_key(&self, key: &str, routes: &Routes) -> Option<&policy::Settings> {
         let primary = &key[..key.find('\n').unwrap_or(key.len())];
         let (authority, path) = policy::split_key(primary);
-        let route = (routes.route_asked(Some(authority), path, Lookup::StoredGet)).ok()?;
+        let https = policy::is_https_key(primary);
+        let lookup = Lookup::StoredGet { https };
+        let route = (routes.route_asked(Some(authority), path, lookup)).ok()?;
         let route = route.and_then(|i| routes.get(i));
         if route.is_some_and(|r| r.answers_itself()) {
             return None;

@@ -253,8 +253,10 @@ pub(super) fn exchange(
     // After the access lists, so that a refused client is refused on
     // either scheme; before the rate limit, so that a page is counted
     // once, when the browser asks again over HTTPS, as nginx's `return`
-    // (its rewrite phase) comes before `limit_req`.
-    if shared.config.redirect_to_https && client.scheme == "http" {
+    // (its rewrite phase) comes before `limit_req`. The pool's word, as
+    // nginx's `return` in one `server` of several; the paths excepted
+    // are the top level's for every pool.
+    if settings.redirect_to_https && client.scheme == "http" {
         let except = &shared.config.redirect_to_https_except;
         let sent = client.sent_target.as_deref().unwrap_or(&head.target);
         if let Some(redirect) = https_redirect::redirect(&head, sent, except) {

@@ -4,7 +4,8 @@
 //! nginx's `map $cookie_canary $pool`; or what its path begins with,
 //! ends in, holds or matches (`if path_end .jpg,.png`), HAProxy's
 //! `path_beg`, `path_end`, `path_sub` and `path_reg`, nginx's
-//! `location ~`. Each may be negated (`if not
+//! `location ~`; or whether it came over HTTPS (`if https`), HAProxy's
+//! `ssl_fc`, nginx's `$scheme`. Each may be negated (`if not
 //! client 10.0.0.0/8`): HAProxy's `!` before an ACL, nginx's `if
 //! ($cookie_beta = "")`.
 
@@ -36,6 +37,9 @@ pub struct Asked<'a> {
     /// The listener the connection came to (`port`, `tls_port` or one of
     /// `listen`), as bound: never what a PROXY header says.
     pub listener: SocketAddr,
+    /// Whether it is `https` as `X-Forwarded-Proto` tells the backend and
+    /// `redirect_to_https` reads it (see [`crate::realip::client_scheme`]).
+    pub https: bool,
 }
 
 /// Whom a route is looked up for, as its condition sees it.
@@ -49,13 +53,15 @@ pub enum Lookup<'a> {
     Bare,
     /// A request: a condition is met as the request meets it.
     Request(&'a Asked<'a>),
-    /// What the cache stored for a `GET` of the URL (a snapshot's): met
-    /// by a condition on the method alone that takes `GET` (`method
-    /// GET,HEAD`, `not method POST`), by no other, negated or not: a
-    /// route that reads past the cache's key sends its requests around
-    /// the cache, so nothing stored came through it. A condition on the
-    /// path alone is met as the URL's path meets it.
-    StoredGet,
+    /// What the cache stored for a `GET` of the URL (a snapshot's), under
+    /// a key for `https` or not: met by a condition on the method alone
+    /// that takes `GET` (`method GET,HEAD`, `not method POST`) and by
+    /// one on the scheme as the key's scheme meets it (`https`, `not
+    /// https`), by no other, negated or not: a route that reads past the
+    /// cache's key sends its requests around the cache, so nothing
+    /// stored came through it. A condition on the path alone is met as
+    /// the URL's path meets it.
+    StoredGet { https: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,6 +111,9 @@ pub enum Condition {
     /// The clients whose address hashes into the first this many
     /// hundredths (nginx's `split_clients`): a client stays in its share.
     Share(u8),
+    /// A request that is `https` (see [`Asked::https`]): HAProxy's
+    /// `ssl_fc`, nginx's `$scheme = https`.
+    Https,
     /// The requests that do not meet this one (`if not cookie beta`),
     /// itself neither a negation nor a conjunction.
     Not(Box<Condition>),
@@ -199,7 +208,7 @@ impl Condition {
     /// Reads what follows `if ` in a route's key: `header <Name>
     /// [<value>]`, `header_reg <Name> <pattern>`, `cookie <name>
     /// [<value>]`, `query <name> [<value>]`, `method <M>[,<M>...]`,
-    /// `client <block>[,<block>...]`, `share <N>%`, `path_beg`,
+    /// `client <block>[,<block>...]`, `share <N>%`, `https`, `path_beg`,
     /// `path_end` or `path_sub <text>[,<text>...]`, or `path_reg
     /// <pattern>`, each may be
     /// negated by a `not` before it, or several joined by `and`.
@@ -253,7 +262,7 @@ impl Condition {
                      `if header_reg <Name> <pattern>`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
                      `if client <address or block>[,...]`, `if share <N>%`, \
-                     `if listen [<address>:]<port>[,...]`, \
+                     `if listen [<address>:]<port>[,...]`, `if https`, \
                      `if path_beg [-i] <beginning>[,...]`, `if path_end <ending>[,...]`, \
                      `if path_sub [-i] <text>[,...]` or `if path_reg <pattern>`, or one of \
                      these negated (`if not cookie beta`)";
@@ -315,6 +324,7 @@ impl Condition {
                 }
                 Ok(Condition::Method(methods.into()))
             }
+            ["https"] => Ok(Condition::Https),
             ["share", percent] => {
                 let share = (percent.strip_suffix('%'))
                     .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
@@ -391,7 +401,7 @@ impl Condition {
             }
             (Condition::All(each), _) => each.iter().all(|c| c.met(lookup, path)),
             (_, Lookup::Bare) => false,
-            (_, Lookup::StoredGet) => self.takes_stored_get(),
+            (_, Lookup::StoredGet { https }) => self.takes_stored_get(https),
         }
     }
 
@@ -417,14 +427,18 @@ impl Condition {
     }
 
     /// Whether a stored `GET` could have come through a route with this
-    /// condition (see [`Lookup::StoredGet`]); one `met` reads itself (on
-    /// the path, or joined by `and`) never comes here.
-    fn takes_stored_get(&self) -> bool {
+    /// condition (see [`Lookup::StoredGet`]) under a key for `https` or
+    /// not; one `met` reads itself (on the path, or joined by `and`)
+    /// never comes here.
+    fn takes_stored_get(&self, https: bool) -> bool {
         match self {
             Condition::Method(methods) => methods.iter().any(|m| &**m == "GET"),
+            Condition::Https => https,
             // `not method POST` takes a GET; `not cookie beta` does, but
             // sends it around the cache.
-            Condition::Not(negated) => !negated.reads_past_the_key() && !negated.takes_stored_get(),
+            Condition::Not(negated) => {
+                !negated.reads_past_the_key() && !negated.takes_stored_get(https)
+            }
             _ => false,
         }
     }
@@ -463,6 +477,7 @@ impl Condition {
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
             Condition::Share(percent) => share_of(asked.client) < *percent,
             Condition::Listener(at) => at.iter().any(|at| at.takes(asked.listener)),
+            Condition::Https => asked.https,
             Condition::PathText(..) | Condition::PathReg(_) => self.holds_for_path(path),
             Condition::Not(negated) => !negated.holds(asked, path),
             Condition::All(each) => each.iter().all(|c| c.holds(asked, path)),
@@ -476,10 +491,15 @@ impl Condition {
     /// answered must not answer the other's clients. Negated, it reads
     /// the same (`not cookie beta` sends the requests without the cookie
     /// to one pool, those with it to another). The path is the key's,
-    /// however spelled: one key is one path as routes read it.
+    /// however spelled: one key is one path as routes read it; so is the
+    /// scheme, the key of an `https` request beginning `https://`: what
+    /// one scheme's pool stored never answers the other's requests.
     pub fn reads_past_the_key(&self) -> bool {
         match self {
-            Condition::Method(_) | Condition::PathText(..) | Condition::PathReg(_) => false,
+            Condition::Method(_)
+            | Condition::Https
+            | Condition::PathText(..)
+            | Condition::PathReg(_) => false,
             Condition::Not(negated) => negated.reads_past_the_key(),
             Condition::All(each) => each.iter().any(Condition::reads_past_the_key),
             _ => true,
@@ -525,6 +545,7 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
+            Condition::Https => return f.write_str("https"),
             Condition::Listener(at) => {
                 let at: Vec<String> = at.iter().map(ListenerAt::to_string).collect();
                 return write!(f, "listen {}", at.join(","));
@@ -552,6 +573,9 @@ impl fmt::Display for Condition {
 mod tests {
     use super::*;
 
+    /// A stored GET under a key for plain HTTP.
+    const STORED_GET: Lookup<'static> = Lookup::StoredGet { https: false };
+
     fn asked<'a>(method: &'a str, headers: &'a Headers, client: &str) -> Asked<'a> {
         Asked {
             method,
@@ -559,6 +583,44 @@ mod tests {
             headers,
             client: client.parse().unwrap(),
             listener: ([0, 0, 0, 0], 8080).into(),
+            https: false,
+        }
+    }
+
+    #[test]
+    fn https_takes_the_requests_that_are_https_and_a_stored_get_as_its_key_is() {
+        let headers = Headers::new();
+        let plain = asked("GET", &headers, "10.1.2.3");
+        let tls = Asked {
+            https: true,
+            ..asked("GET", &headers, "10.1.2.3")
+        };
+        let met = |text: &str, lookup| Condition::parse(text).unwrap().met(lookup, "/p");
+        assert!(met("https", Lookup::Request(&tls)));
+        assert!(!met("https", Lookup::Request(&plain)));
+        assert!(met("not https", Lookup::Request(&plain)));
+        assert!(!met("not https", Lookup::Request(&tls)));
+        assert!(met("https and client 10.0.0.0/8", Lookup::Request(&tls)));
+        assert!(!met("not https and method POST", Lookup::Request(&plain)));
+        // The scheme is in the cache's key: such a route is cached, each
+        // scheme's answers under a key of their own, and what a snapshot
+        // holds is met as its key's scheme is.
+        for text in ["https", "not https", "https and path_end .jpg"] {
+            let c = Condition::parse(text).unwrap();
+            assert!(!c.reads_past_the_key(), "{text}");
+        }
+        let stored = |https| Lookup::StoredGet { https };
+        assert!(met("https", stored(true)) && !met("https", stored(false)));
+        assert!(met("not https", stored(false)) && !met("not https", stored(true)));
+        assert!(met("not https and not method POST", stored(false)));
+        assert!(!met("https and cookie c", stored(true)));
+        // Without a request, no scheme: neither is met.
+        assert!(!met("https", Lookup::Bare) && !met("not https", Lookup::Bare));
+        let c = Condition::parse("  https ").unwrap();
+        assert_eq!((c.to_string(), c), ("https".to_string(), Condition::Https));
+        for bad in ["https on", "https 443", "HTTPS", "not https https"] {
+            let e = Condition::parse(bad).unwrap_err();
+            assert!(e.contains("a condition is"), "{bad}: {e}");
         }
     }
 
@@ -587,7 +649,7 @@ mod tests {
         // none, and such a route sends its requests around the cache.
         let condition = Condition::parse("listen 8081").unwrap();
         assert!(!condition.met(Lookup::Bare, "/p"));
-        assert!(!condition.met(Lookup::StoredGet, "/p"));
+        assert!(!condition.met(STORED_GET, "/p"));
         assert!(condition.reads_past_the_key());
         // Shown sorted, each once, as a key would write it.
         let shown = Condition::parse("listen 8081,10.0.0.5:80,8081").unwrap();
@@ -645,7 +707,7 @@ mod tests {
         let met = |text: &str, lookup: Lookup<'_>, path: &str| {
             Condition::parse(text).unwrap().met(lookup, path)
         };
-        for lookup in [Lookup::Request(&request), Lookup::Bare, Lookup::StoredGet] {
+        for lookup in [Lookup::Request(&request), Lookup::Bare, STORED_GET] {
             let holds = |text: &str, path: &str| met(text, lookup, path);
             assert!(holds("path_end .jpg,.png", "/a/b.png"));
             // In any case, as extensions are written both ways.
@@ -691,12 +753,12 @@ mod tests {
         // Beside what only a request has, met only for a request.
         let mixed = "path_end .jpg and method GET,HEAD";
         assert!(met(mixed, Lookup::Request(&request), "/a.jpg"));
-        assert!(met(mixed, Lookup::StoredGet, "/a.jpg"));
+        assert!(met(mixed, STORED_GET, "/a.jpg"));
         assert!(!met(mixed, Lookup::Bare, "/a.jpg"));
         let mixed = "path_end .jpg and not cookie beta";
         assert!(met(mixed, Lookup::Request(&request), "/a.jpg"));
         assert!(!met(mixed, Lookup::Bare, "/a.jpg"));
-        assert!(!met(mixed, Lookup::StoredGet, "/a.jpg"));
+        assert!(!met(mixed, STORED_GET, "/a.jpg"));
         // The path is the cache key's: a route on it is cached as any other.
         for text in [
             "path_end .jpg",
@@ -765,6 +827,8 @@ mod tests {
             "not method POST,PUT",
             "not client 10.0.0.0/8",
             "not share 10%",
+            "https",
+            "not https",
             "header upgrade websocket and not cookie beta and not method POST",
             "path_end .css,.js",
             r"path_reg ^/(img|css)/.*\.(png|css)$",
@@ -952,7 +1016,7 @@ mod tests {
 
     #[test]
     fn a_stored_get_meets_a_negated_method_condition_that_takes_get() {
-        let met = |text: &str| Condition::parse(text).unwrap().met(Lookup::StoredGet, "/p");
+        let met = |text: &str| Condition::parse(text).unwrap().met(STORED_GET, "/p");
         assert!(met("not method POST"));
         assert!(met("not method POST,PUT,DELETE"));
         assert!(met("not method POST and not method PUT"));
@@ -1032,7 +1096,7 @@ mod tests {
             share.met(Lookup::Request(&one), "/p"),
             share.met(Lookup::Request(&again), "/p")
         );
-        assert!(share.reads_past_the_key() && !share.met(Lookup::StoredGet, "/p"));
+        assert!(share.reads_past_the_key() && !share.met(STORED_GET, "/p"));
         let wider = (0..=255u8).filter(|a| {
             let ip = format!("10.{a}.0.1");
             all.met(Lookup::Request(&asked("GET", &headers, &ip)), "/p")
@@ -1043,8 +1107,8 @@ mod tests {
     #[test]
     fn a_stored_get_meets_the_method_conditions_that_take_get_alone() {
         let met = |text: &str, lookup| Condition::parse(text).unwrap().met(lookup, "/p");
-        assert!(met("method GET,HEAD", Lookup::StoredGet));
-        assert!(!met("method POST", Lookup::StoredGet));
+        assert!(met("method GET,HEAD", STORED_GET));
+        assert!(!met("method POST", STORED_GET));
         for text in [
             "cookie c",
             "header x",
@@ -1053,7 +1117,7 @@ mod tests {
         ] {
             assert!(!met(text, Lookup::Bare), "{text}");
         }
-        assert!(!met("client 0.0.0.0/0", Lookup::StoredGet));
+        assert!(!met("client 0.0.0.0/0", STORED_GET));
     }
 
     #[test]
@@ -1116,7 +1180,7 @@ mod tests {
         assert!(!both.reads_past_the_key());
         let mixed = Condition::parse("method GET,HEAD and cookie c").unwrap();
         assert!(mixed.reads_past_the_key());
-        assert!(!mixed.met(Lookup::StoredGet, "/p") && both.met(Lookup::StoredGet, "/p"));
+        assert!(!mixed.met(STORED_GET, "/p") && both.met(STORED_GET, "/p"));
         let many = ["cookie c"; 9].join(" and ");
         let e = Condition::parse(&many).unwrap_err();
         assert!(e.contains("at most 8 conditions"), "{e}");

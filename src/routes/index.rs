@@ -235,7 +235,7 @@ mod tests {
                     "/éa/",
                     "/a-b/x",
                 ] {
-                    for lookup in [Lookup::Bare, Lookup::StoredGet] {
+                    for lookup in [Lookup::Bare, Lookup::StoredGet { https: false }] {
                         let scanned = (sorted.iter()).position(|r| r.matches(host, path, lookup));
                         let found = index.find(&sorted, host, path, lookup);
                         assert_eq!(

@@ -235,7 +235,7 @@ mod tests {
             ("/static/app.js.map", 0),
             ("/static/x.php", 3),
         ] {
-            for lookup in [Lookup::Bare, Lookup::StoredGet] {
+            for lookup in [Lookup::Bare, Lookup::StoredGet { https: false }] {
                 let index = r.route_asked(None, target, lookup).unwrap();
                 let pool = index.and_then(|i| r.get(i)).map_or(0, |route| route.pool);
                 assert_eq!(pool, want, "{target}");
@@ -275,6 +275,7 @@ mod tests {
                 headers,
                 client: "127.0.0.1".parse().unwrap(),
                 listener: ([0, 0, 0, 0], 8080).into(),
+                https: false,
             };
             let index = r
                 .route_asked(None, target, Lookup::Request(&asked))
@@ -329,6 +330,7 @@ mod tests {
                 headers,
                 client: client.parse().unwrap(),
                 listener: ([0, 0, 0, 0], 8080).into(),
+                https: false,
             }
         }
         use crate::http::Headers;
@@ -356,8 +358,8 @@ mod tests {
         assert_eq!(pool(Lookup::Bare, "/admin/x"), 1);
         assert_eq!(pool(Lookup::Bare, "/w/x"), 1);
         // A stored GET came through no route that reads past the key.
-        assert_eq!(pool(Lookup::StoredGet, "/page"), 1);
-        assert_eq!(pool(Lookup::StoredGet, "/w/x"), 1);
+        assert_eq!(pool(Lookup::StoredGet { https: false }, "/page"), 1);
+        assert_eq!(pool(Lookup::StoredGet { https: false }, "/w/x"), 1);
         assert_eq!(
             on("/", 2, "not  cookie session").to_string(),
             "/ if not cookie session"

@@ -242,7 +242,7 @@ pub(crate) fn remove_dot_segments(path: &str) -> Cow<'_, str> {
 /// evicted.
 pub fn respell_key(key: &str) -> String {
     let (primary, variant) = key.split_at(key.find('\n').unwrap_or(key.len()));
-    let scheme = match primary.starts_with(HTTPS_PREFIX) {
+    let scheme = match is_https_key(primary) {
         true => HTTPS_PREFIX,
         false => "",
     };
@@ -253,6 +253,12 @@ pub fn respell_key(key: &str) -> String {
     push_path(&mut respelled, path);
     respelled.push_str(&respell_variant(variant));
     respelled
+}
+
+/// Whether `primary`, a primary key, is that of a request that came over
+/// HTTPS (see [`primary_key`]).
+pub fn is_https_key(primary: &str) -> bool {
+    primary.starts_with(HTTPS_PREFIX)
 }
 
 /// A primary key's authority and its path and query, whatever its

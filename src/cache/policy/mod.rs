@@ -49,9 +49,9 @@ pub use conditional::{head_describes, not_modified, refresh_from_304, same_valid
 pub use directives::{surrogate_capability, CacheControl, OwnFields, Targeting};
 pub use ignore::IgnoredHeaders;
 pub use key::{
-    decode_percent, field_of, key_authority, keys_of_reference, prefix_keys_of_uri, primary_key,
-    primary_keys_of_uri, push_path, respell_key, spells_a_varying_field_otherwise, split_key,
-    variant_key, vary_names, PrefixKeys,
+    decode_percent, field_of, is_https_key, key_authority, keys_of_reference, prefix_keys_of_uri,
+    primary_key, primary_keys_of_uri, push_path, respell_key, spells_a_varying_field_otherwise,
+    split_key, variant_key, vary_names, PrefixKeys,
 };
 pub use params::IgnoredParams;
 pub use pattern::{KeyPattern, PatternError, MAX_PATTERN_LEN, MAX_PATTERN_SIZE, PURGE_REGEX};

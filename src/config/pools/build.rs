@@ -237,6 +237,18 @@ impl Loader {
                 FieldFamily::Response => config.response_headers = edits,
             }
         }
+        // A pool's own redirect to HTTPS writes Location itself, as the
+        // top level's does: a top-level response_header.Location would
+        // go out beside it.
+        let sets_location = || {
+            (config.response_headers.iter())
+                .any(|(field, _)| field.eq_ignore_ascii_case("location"))
+        };
+        if config.redirect_to_https && sets_location() {
+            let why = "is on, and response_header.Location is set: the proxy writes Location \
+                       on its redirects itself";
+            return Err(self.refused_in(Scope::Pool(name), "redirect_to_https", why.into()));
+        }
         // Of the kinds of probe (a GET, a connect, a datagram), the one a
         // pool chooses is the one it has: its own `health_check_tcp =
         // true` under a top-level health_check_path checks its targets by

@@ -13,11 +13,14 @@ use crate::routes::MAX_ROUTES;
 /// `allow`, `deny` and `client_max_body_size` in a `location`), and
 /// whether and for how long what it answers is cached (`proxy_cache`,
 /// `proxy_cache_valid`, `proxy_ignore_headers`, `proxy_cache_bypass`),
-/// and what of it is compressed (`gzip` in a `location`).
+/// and what of it is compressed (`gzip` in a `location`), and whether a
+/// request that came over plain HTTP is sent to HTTPS (nginx's `return
+/// 301 https://...` in one `server` of several).
 /// The others are the proxy's: among them the cache key's rules
 /// (`cache_key_ignore_params`), which a purge applies without knowing
 /// which pool a URL's answers came from.
 pub const POOL_KEYS: &[&str] = &[
+    "redirect_to_https",
     "allow_from",
     "deny_from",
     "secure_link",

@@ -271,6 +271,7 @@ impl Client {
             headers: &head.headers,
             client: self.real_ip,
             listener: self.server,
+            https: self.scheme == "https",
         }
     }
 
