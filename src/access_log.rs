@@ -8,7 +8,9 @@
 //! record queued before it to the old file, then opens the path afresh.
 //!
 //! With `log_syslog`, each line also goes to syslog, one datagram each
-//! (see `syslog`), from the same thread.
+//! (see `syslog`), from the same thread; and a request routed to a pool
+//! with a file of its own (`pool.<name>.path_to_log`) has its line
+//! written there too, reopened with the main file.
 //!
 //! # Layout
 //! - `record`: what is logged about one request ([`Record`]), and its
@@ -18,12 +20,15 @@
 //!   finishes it, [`LogSender`] queues records and reopens.
 //! - `writer`: the writer thread's loop, and its outputs taking each
 //!   message in turn.
+//! - `pool_files`: each pool's own file (`pool.<name>.path_to_log`), a
+//!   copy of the lines of the requests routed to it.
 //! - `sink`: one output, buffered: the log file opened, and writes that
 //!   fail counted and said.
 //! - `syslog`: each line also as a syslog datagram.
 //! - `termination`: why and where an exchange ended (`$termination`).
 
 mod channel;
+mod pool_files;
 mod record;
 mod sink;
 mod syslog;
@@ -32,6 +37,7 @@ mod termination;
 mod writer;
 
 pub use channel::{AccessLog, LogSender, Outputs};
+pub use pool_files::PoolFile;
 pub use record::{Heads, Record};
 pub use sink::open_log_file;
 pub use syslog::{fit_to_datagram, parse_tag, Facility, Syslog, SyslogTarget, MAX_DATAGRAM};

@@ -5,6 +5,7 @@
 
 use crate::{load, ConfigArgs, Failure};
 use anyhow::Context;
+use inverso::access_log::PoolFile;
 use inverso::config::{self, Asking, Config, Loader};
 use inverso::files::listing::Format;
 use inverso::ratelimit::Limit;
@@ -18,6 +19,9 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     if let Some(path) = &config.path_to_log {
         inverso::access_log::open_log_file(path)
             .map_err(|e| Failure::usage(anyhow::anyhow!("path_to_log: {e}")))?;
+    }
+    for file in PoolFile::all_of(&config) {
+        file.open().map_err(Failure::usage)?;
     }
     // And the snapshot's directory, created if missing, as a run would.
     if let Some(path) = config

@@ -1803,3 +1803,36 @@ fn a_pid_file_that_cannot_be_written_is_a_configuration_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_shows_a_pools_own_log_and_it_or_a_run_stops_on_one_it_cannot_open() {
+    let pools = "pool.shop = 127.0.0.1:9002\nroute./shop/ = shop\n";
+    let base = format!("port = 0\ntargets = 127.0.0.1:9001\ncache_size = 0\n{pools}");
+    let dir = conf(&format!("{base}pool.shop.path_to_log = shop.log\n"));
+    let (code, stdout, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = (stdout.lines())
+        .find(|l| l.starts_with("pool.shop.path_to_log ="))
+        .unwrap_or_else(|| panic!("not shown: {stdout}"));
+    assert!(
+        line.starts_with("pool.shop.path_to_log = shop.log "),
+        "{line}"
+    );
+    assert!(line.contains("proxy.conf:6"), "{line}");
+    // Made, as a run makes it.
+    assert!(dir.path().join("shop.log").exists());
+    let unopenable = format!("{base}pool.shop.path_to_log = missing/shop.log\n");
+    std::fs::write(dir.path().join("proxy.conf"), unopenable).unwrap();
+    for args in [
+        &["check", "--config", "proxy.conf"][..],
+        &["--config", "proxy.conf"],
+    ] {
+        let out = inverso(dir.path(), args, &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("pool.shop.path_to_log: cannot open "),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -2493,6 +2493,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         file: Some(fifo.clone()),
         format: LogFormat::Combined,
         syslog: None,
+        pool_files: Vec::new(),
     })
     .unwrap();
     let sender = log.sender();
@@ -2547,7 +2548,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
     }
     std::thread::sleep(Duration::from_millis(300));
     let other = dir.path().join("other.log");
-    let refused = sender.reopen(Some(other.clone()), LogFormat::Json, None);
+    let refused = sender.reopen(Some(other.clone()), LogFormat::Json, None, Vec::new());
     assert!(refused.is_err(), "the reopen should have timed out");
     // The reader catches up.
     let drain = std::thread::spawn(move || {

@@ -2,9 +2,10 @@
 //! [`LogSender`] queues records and reopens the outputs, over one bounded
 //! channel so that each takes effect in order with the records.
 
+use super::pool_files::PoolSinks;
 use super::sink::open_log_file;
 use super::writer::write_loop;
-use super::{Record, Syslog};
+use super::{PoolFile, Record, Syslog};
 use crate::config::LogFormat;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
 use std::io;
@@ -21,12 +22,13 @@ const STALL_WAIT: Duration = Duration::from_secs(5);
 
 pub(super) enum Message {
     Record(Box<Record>),
-    /// Flush, then open the file again (or another one), and say how it
+    /// Flush, then open the files again (or others), and say how it
     /// went; open the syslog socket again (or another one).
     Reopen {
         file: Option<PathBuf>,
         format: LogFormat,
         syslog: Option<Syslog>,
+        pool_files: Vec<PoolFile>,
         done: Sender<io::Result<()>>,
         /// Taken by whichever comes first: the writer, which then does
         /// the reopen, or the caller giving up on it, and then it is not
@@ -45,6 +47,8 @@ pub struct Outputs {
     pub format: LogFormat,
     /// Where a copy of each line goes as a syslog message, if anywhere.
     pub syslog: Option<Syslog>,
+    /// The pools' own files, each taking a copy of its requests' lines.
+    pub pool_files: Vec<PoolFile>,
 }
 
 /// A cheap handle request threads use to log.
@@ -74,10 +78,11 @@ impl LogSender {
     }
 
     /// Writes out every record queued so far, then reopens the log file at
-    /// `file` (the same path after logrotate moved it away, or a new one
-    /// after a reload) and switches to `format`; sends to `syslog` from
-    /// then on, its socket opened afresh (a restarted daemon's). On
-    /// failure the old file stays in use. Returns once the writer has done it.
+    /// `file` and the pools' `pool_files` (the same paths after logrotate
+    /// moved them away, or new ones after a reload) and switches to
+    /// `format`; sends to `syslog` from then on, its socket opened afresh
+    /// (a restarted daemon's). If any file cannot be opened, the old files
+    /// all stay in use. Returns once the writer has done it.
     ///
     /// Waits at most `STALL_WAIT` (5 s) for the writer: behind a queue that
     /// whatever reads stdout stopped emptying, it would wait for good, and
@@ -88,6 +93,7 @@ impl LogSender {
         file: Option<PathBuf>,
         format: LogFormat,
         syslog: Option<Syslog>,
+        pool_files: Vec<PoolFile>,
     ) -> io::Result<()> {
         let stalled = || io::Error::other("the access log is stalled (its reader stopped reading)");
         let (done, result) = bounded(1);
@@ -96,6 +102,7 @@ impl LogSender {
             file,
             format,
             syslog,
+            pool_files,
             done,
             claimed: claimed.clone(),
         };
@@ -127,12 +134,13 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// Opens the log file (append) and starts the writer.
+    /// Opens the log files (append) and starts the writer.
     pub fn start(outputs: Outputs) -> io::Result<AccessLog> {
         let file = match &outputs.file {
             Some(path) => Some(open_log_file(path)?),
             None => None,
         };
+        let pools = PoolSinks::open(&outputs.pool_files)?;
         let (tx, rx) = bounded(CHANNEL_CAPACITY);
         let lost = Arc::new(AtomicU64::new(0));
         let counted = lost.clone();
@@ -140,7 +148,7 @@ impl AccessLog {
         let thread = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                write_loop(rx, outputs, file, counted);
+                write_loop(rx, outputs, file, pools, counted);
                 drop(done);
             })?;
         Ok(AccessLog {
@@ -207,6 +215,7 @@ mod tests {
             file: Some(path.clone()),
             format: LogFormat::Combined,
             syslog: None,
+            pool_files: Vec::new(),
         })
         .unwrap();
         let sender = log.sender();
@@ -214,7 +223,7 @@ mod tests {
         let rotated = dir.path().join("access.log.1");
         std::fs::rename(&path, &rotated).unwrap();
         sender
-            .reopen(Some(path.clone()), LogFormat::Json, None)
+            .reopen(Some(path.clone()), LogFormat::Json, None, Vec::new())
             .unwrap();
         sender.log(record());
         log.finish();
@@ -224,7 +233,9 @@ mod tests {
         );
         let now = std::fs::read_to_string(&path).unwrap();
         assert!(now.starts_with("{\"time\""), "{now}");
-        assert!(sender.reopen(None, LogFormat::Json, None).is_err());
+        assert!(sender
+            .reopen(None, LogFormat::Json, None, Vec::new())
+            .is_err());
     }
 
     #[test]
@@ -252,7 +263,7 @@ mod tests {
         drop(daemon);
         std::fs::remove_file(&path).unwrap();
         sender
-            .reopen(None, LogFormat::Combined, Some(syslog))
+            .reopen(None, LogFormat::Combined, Some(syslog), Vec::new())
             .unwrap();
         let daemon = UnixDatagram::bind(&path).unwrap();
         daemon

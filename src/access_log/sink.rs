@@ -45,7 +45,8 @@ pub fn open_log_file(path: &Path) -> io::Result<File> {
 /// lines it could not take are counted (see [`LogSender::lost`](super::LogSender::lost)) and said
 /// (see [`Failures`]).
 pub(super) struct Sink<W: Write> {
-    name: &'static str,
+    /// Which output, in its warnings.
+    name: Box<str>,
     inner: W,
     /// Whole lines not written yet.
     buf: Vec<u8>,
@@ -96,14 +97,20 @@ fn ends_mid_line(path: &Path, written: &File) -> bool {
 }
 
 impl<W: Write> Sink<W> {
-    pub(super) fn new(name: &'static str, inner: W) -> Self {
+    pub(super) fn new(name: &str, inner: W) -> Self {
         Sink {
-            name,
+            name: name.into(),
             inner,
             buf: Vec::with_capacity(SINK_BUFFER),
             cut: false,
             failures: Failures::default(),
         }
+    }
+
+    /// The sink, its warnings naming it `name` (a pool's file its key).
+    pub(super) fn named(mut self, name: String) -> Self {
+        self.name = name.into();
+        self
     }
 
     pub(super) fn write(&mut self, line: &[u8], lost: &AtomicU64) {
@@ -131,7 +138,7 @@ impl<W: Write> Sink<W> {
             self.cut = self.buf[written - 1] != b'\n';
         }
         match result {
-            Ok(()) => self.failures.recovered(self.name),
+            Ok(()) => self.failures.recovered(&self.name),
             Err(e) => {
                 let unwritten = &self.buf[written..];
                 let lines = unwritten.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -153,7 +160,7 @@ impl<W: Write> Sink<W> {
 
     fn lose(&mut self, lines: u64, e: &io::Error, lost: &AtomicU64) {
         lost.fetch_add(lines, Ordering::Relaxed);
-        self.failures.failed(self.name, e, lines);
+        self.failures.failed(&self.name, e, lines);
     }
 }
 

@@ -2,9 +2,10 @@
 //! written in batches while requests keep coming.
 
 use super::channel::{Message, Outputs};
+use super::pool_files::PoolSinks;
 use super::sink::{open_log_file, Sink};
 use super::syslog::SyslogSink;
-use super::{Record, Syslog};
+use super::{PoolFile, Record, Syslog};
 use crate::config::LogFormat;
 use crate::http::date::LogClock;
 use crossbeam_channel::Receiver;
@@ -23,6 +24,8 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(5);
 struct Sinks {
     stdout: Option<Sink<io::StdoutLock<'static>>>,
     file: Option<Sink<File>>,
+    /// A copy of each line routed to a pool with a file of its own.
+    pools: PoolSinks,
     syslog: Option<SyslogSink>,
     format: LogFormat,
     lost: Arc<AtomicU64>,
@@ -40,11 +43,12 @@ impl Sinks {
                 file,
                 format,
                 syslog,
+                pool_files,
                 done,
                 claimed,
             } => {
                 if !claimed.swap(true, Ordering::SeqCst) {
-                    let _ = done.send(self.reopen(file, format, syslog));
+                    let _ = done.send(self.reopen(file, format, syslog, &pool_files));
                 }
             }
             Message::Close => return false,
@@ -66,6 +70,7 @@ impl Sinks {
         if let Some(sink) = &mut self.file {
             sink.write(line.as_bytes(), &self.lost);
         }
+        (self.pools).write(record.pool.as_deref(), line.as_bytes(), &self.lost);
     }
 
     fn flush(&mut self) {
@@ -75,6 +80,7 @@ impl Sinks {
         if let Some(sink) = &mut self.file {
             sink.flush(&self.lost);
         }
+        self.pools.flush(&self.lost);
     }
 
     fn reopen(
@@ -82,13 +88,17 @@ impl Sinks {
         path: Option<PathBuf>,
         format: LogFormat,
         syslog: Option<Syslog>,
+        pool_files: &[PoolFile],
     ) -> io::Result<()> {
         self.flush();
-        // A fresh file deserves a fresh warning if it fails too.
-        self.file = match &path {
+        // A fresh file deserves a fresh warning if it fails too. Every
+        // file is opened before any is switched to: all or none.
+        let file = match &path {
             Some(path) => Some(Sink::for_file(path, open_log_file(path)?)),
             None => None,
         };
+        self.pools = PoolSinks::open(pool_files)?;
+        self.file = file;
         self.format = format;
         match (&mut self.syslog, syslog) {
             (Some(sink), Some(settings)) if *sink.settings() == settings => sink.reconnect(),
@@ -102,6 +112,7 @@ pub(super) fn write_loop(
     rx: Receiver<Message>,
     outputs: Outputs,
     file: Option<File>,
+    pools: PoolSinks,
     lost: Arc<AtomicU64>,
 ) {
     let mut sinks = Sinks {
@@ -113,6 +124,7 @@ pub(super) fn write_loop(
             .as_deref()
             .zip(file)
             .map(|(path, f)| Sink::for_file(path, f)),
+        pools,
         syslog: outputs.syslog.map(SyslogSink::new),
         format: outputs.format,
         lost,

@@ -1000,36 +1000,50 @@ fn no_lifetime(config: &Config) -> Option<String> {
 
 impl Config {
     /// Why `state_file` may not be the file it is: another writer's, which
-    /// rewrites it whole (the snapshot's, the log's), so that each would
+    /// rewrites it whole (the snapshot's, a log's), so that each would
     /// overwrite the other. Checked again at a reload, with the
     /// `path_to_persistence` kept until a restart.
     pub fn state_file_shared(&self) -> Option<String> {
         let state_file = self.state_file.as_deref()?;
-        let others = [
-            ("path_to_persistence", &self.path_to_persistence),
-            ("path_to_log", &self.path_to_log),
-        ];
-        let (key, _) = (others.iter())
-            .find(|(_, p)| p.as_deref().is_some_and(|p| same_file(p, state_file)))?;
+        let snapshot =
+            (self.path_to_persistence.as_deref()).map(|p| ("path_to_persistence".to_string(), p));
+        let logs = self.log_files().map(|(pool, p)| (log_key(pool), p));
+        let (key, _) =
+            (snapshot.into_iter().chain(logs)).find(|(_, p)| same_file(p, state_file))?;
         Some(format!(
             "{} is also {key}: each needs a file of its own",
             state_file.display()
         ))
     }
 
-    /// Why `path_to_log` may not be the file it is: the snapshot's, which
-    /// every snapshot is renamed over (the log's lines then go on into a
-    /// file no longer on disk), and which a reopen would append lines to.
-    /// Checked again at a reload, with the `path_to_persistence` and
-    /// `cache_size` kept until a restart.
-    pub fn log_shares_snapshot(&self) -> Option<String> {
-        let log = self.path_to_log.as_deref()?;
-        let snapshot = (self.path_to_persistence.as_deref()).filter(|_| self.cache_size > 0)?;
-        same_file(log, snapshot).then(|| {
-            format!(
-                "{} is also path_to_persistence: each needs a file of its own",
-                log.display()
-            )
+    /// The access log's files: `path_to_log` (pool `None`), then each
+    /// pool's own.
+    fn log_files(&self) -> impl Iterator<Item = (Option<&str>, &Path)> {
+        let main = self.path_to_log.as_deref().map(|p| (None, p));
+        let pools =
+            (self.pools.iter()).filter_map(|p| Some((Some(&*p.name), p.path_to_log.as_deref()?)));
+        main.into_iter().chain(pools)
+    }
+
+    /// Why a log file may not be the file it is, and whose it is (`None`:
+    /// `path_to_log`, else the pool's): the snapshot's, which every
+    /// snapshot is renamed over (the log's lines then go on into a file no
+    /// longer on disk), and which a reopen would append lines to; for a
+    /// pool's, `path_to_log`'s too, which has its lines already. Checked
+    /// again at a reload, with the `path_to_persistence` and `cache_size`
+    /// kept until a restart.
+    pub fn log_file_refused(&self) -> Option<(Option<&str>, String)> {
+        let snapshot = (self.path_to_persistence.as_deref()).filter(|_| self.cache_size > 0);
+        let main = self.path_to_log.as_deref();
+        self.log_files().find_map(|(pool, log)| {
+            let why = if snapshot.is_some_and(|s| same_file(log, s)) {
+                "is also path_to_persistence: each needs a file of its own"
+            } else if pool.is_some() && main.is_some_and(|m| same_file(log, m)) {
+                "is also path_to_log, which has every line already: each would be written twice"
+            } else {
+                return None;
+            };
+            Some((pool, format!("{} {why}", log.display())))
         })
     }
 
@@ -1177,11 +1191,19 @@ impl Config {
     }
 }
 
+/// The key of the log file `pool` names (`None`: `path_to_log`).
+pub(crate) fn log_key(pool: Option<&str>) -> String {
+    match pool {
+        Some(pool) => format!("pool.{pool}.path_to_log"),
+        None => "path_to_log".to_string(),
+    }
+}
+
 /// Whether two paths name one file: as written, once relative ones are
 /// taken from the working directory (`./cache.bin` is `cache.bin`), or as
 /// the system resolves them (links, `..`): the file, or for one not made
 /// yet (a first start), its directory, with its name.
-fn same_file(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     let absolute = |p: &Path| match std::env::current_dir() {
         Ok(cwd) => cwd.join(p),
         Err(_) => p.to_path_buf(),

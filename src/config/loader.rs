@@ -393,12 +393,6 @@ impl Loader {
         if let Some(why) = config.snapshot_leaves_out() {
             log::warn!("{}", self.refused("max_object_size", why));
         }
-        if let Some(why) = config.state_file_shared() {
-            return Err(self.refused("state_file", why));
-        }
-        if let Some(why) = config.log_shares_snapshot() {
-            return Err(self.refused("path_to_log", why));
-        }
         // The heads would be copied at every request and never written.
         if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
             return Err(self.refused(
@@ -428,6 +422,14 @@ impl Loader {
         config.deny = Arc::new(self.build_denials()?);
         self.build_pools(&mut config)?;
         self.check_https_redirect(&config)?;
+        // Once the pools, with their own log files, are built.
+        if let Some(why) = config.state_file_shared() {
+            return Err(self.refused("state_file", why));
+        }
+        if let Some((pool, why)) = config.log_file_refused() {
+            let scope = pool.map_or(Scope::Top, Scope::Pool);
+            return Err(self.refused_in(scope, "path_to_log", why));
+        }
         Ok(config)
     }
 }

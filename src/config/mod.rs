@@ -47,6 +47,7 @@ use crate::cidr_set::CidrList;
 use crate::field_value::FieldValue;
 use crate::http::edits::FieldEdits;
 use crate::ratelimit::{Limit, Rate};
+pub(crate) use checks::{log_key, same_file};
 pub(crate) use error::first_set;
 pub use error::{escape_controls, printable, ConfigError, Origin};
 pub use fields::FieldFamily;

@@ -5,7 +5,7 @@
 use super::limiters::limiters_for;
 use super::start::{log_error_pages, warn_of_limits};
 use super::Inner;
-use crate::access_log::Syslog;
+use crate::access_log::{PoolFile, Syslog};
 use crate::acme::Acme;
 use crate::config::{self, Config};
 use crate::gzip::Gzip;
@@ -40,8 +40,9 @@ pub enum ReloadError {
     /// and again with the one kept until a restart.
     #[error("state_file: {0}")]
     StateFile(String),
-    #[error("path_to_log: {0}")]
-    LogIsSnapshot(String),
+    /// A log file that is another file the proxy writes.
+    #[error("{key}: {why}")]
+    LogFile { key: String, why: String },
     /// A stream's listener runs until a restart: its pool must still be
     /// there to take its connections.
     #[error("{0}")]
@@ -60,14 +61,16 @@ pub struct Reloaded {
 
 impl Control {
     /// Writes out the records queued so far, then reopens `path_to_log`
-    /// (after logrotate renamed it) and the syslog socket (after the
-    /// daemon restarted). On failure the old file stays in use.
+    /// and the pools' own files (after logrotate renamed them) and the
+    /// syslog socket (after the daemon restarted). On failure the old
+    /// files stay in use.
     pub fn reopen_log(&self) -> io::Result<()> {
         let shared = self.inner.current.get();
         shared.log.reopen(
             shared.config.path_to_log.clone(),
             shared.config.log_format.clone(),
             Syslog::of(&shared.config),
+            PoolFile::all_of(&shared.config),
         )
     }
 
@@ -80,8 +83,8 @@ impl Control {
     /// cache rules change for every request that begins from now on;
     /// requests in flight finish on the old settings. Keys that need a
     /// restart keep their old values and are reported (and logged). Fails,
-    /// changing nothing, if a new `path_to_log` cannot be opened, or once
-    /// a shutdown has begun.
+    /// changing nothing, if a new `path_to_log` (or a pool's own file)
+    /// cannot be opened, or once a shutdown has begun.
     pub fn reload(&self, mut next: Config) -> Result<Reloaded, ReloadError> {
         let _installing = self.inner.current.installing();
         // Checked under the lock the shutdown sets its flag with.
@@ -153,8 +156,9 @@ impl Control {
         if let Some(why) = next.state_file_shared() {
             return refused(ReloadError::StateFile(why));
         }
-        if let Some(why) = next.log_shares_snapshot() {
-            return refused(ReloadError::LogIsSnapshot(why));
+        if let Some((pool, why)) = next.log_file_refused() {
+            let key = config::log_key(pool);
+            return refused(ReloadError::LogFile { key, why });
         }
         // Checked by the file's `port` and `listen` as it was loaded; the
         // addresses listened on are the running ones, which a reload keeps.
@@ -168,14 +172,14 @@ impl Control {
                 listening: at,
             });
         }
-        let syslog = Syslog::of(&next);
+        let (syslog, pool_files) = (Syslog::of(&next), PoolFile::all_of(&next));
         if next.path_to_log != was.path_to_log
             || next.log_format != was.log_format
             || syslog != Syslog::of(was)
+            || pool_files != PoolFile::all_of(was)
         {
-            if let Err(e) =
-                (old.log).reopen(next.path_to_log.clone(), next.log_format.clone(), syslog)
-            {
+            let (file, format) = (next.path_to_log.clone(), next.log_format.clone());
+            if let Err(e) = (old.log).reopen(file, format, syslog, pool_files) {
                 return refused(ReloadError::Log(e));
             }
         }

@@ -7,7 +7,7 @@ use super::listener::{bind, bind_udp, set_inherited_options, start_listening};
 use super::reload::restart_resolver;
 use super::workers::{Listening, Workers};
 use super::{Census, Connections, Inner, ServerHandle};
-use crate::access_log::{AccessLog, Outputs, Syslog};
+use crate::access_log::{AccessLog, Outputs, PoolFile, Syslog};
 use crate::acme::Acme;
 use crate::admin::Admin;
 use crate::cache::persist;
@@ -116,6 +116,7 @@ impl Server {
             file: config.path_to_log.clone(),
             format: config.log_format.clone(),
             syslog: Syslog::of(&config),
+            pool_files: PoolFile::all_of(&config),
         })
         .map_err(StartError::AccessLog)?;
         let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));

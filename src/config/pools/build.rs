@@ -17,8 +17,10 @@ impl Loader {
     pub(in crate::config) fn build_pools(&self, top: &mut Config) -> Result<(), ConfigError> {
         let mut pools: Vec<PoolConfig> = Vec::new();
         for targets in self.pool_keys.iter().filter(|k| k.key.is_none()) {
-            let config = self.build_pool(top, &targets.pool, &targets.setting)?;
+            let mut config = self.build_pool(top, &targets.pool, &targets.setting)?;
             let own = |key| self.sets(Scope::Pool(&targets.pool), key);
+            // Its own file is a copy: the main log stays the top level's.
+            let path_to_log = std::mem::replace(&mut config.path_to_log, top.path_to_log.clone());
             pools.push(PoolConfig {
                 name: targets.pool.as_str().into(),
                 config,
@@ -30,6 +32,7 @@ impl Loader {
                 ]
                 .into_iter()
                 .any(own),
+                path_to_log: path_to_log.filter(|_| own("path_to_log")),
             });
         }
         // A key for a pool that has no targets would set nothing.
@@ -309,7 +312,8 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::pools::tests::{build, refused, TWO_POOLS};
+    use crate::config::pools::tests::{assert_built_or_refused, build, refused, TWO_POOLS};
+    use std::path::Path;
     use std::time::Duration;
 
     #[test]
@@ -770,5 +774,51 @@ mod tests {
         assert_eq!(queue("busy"), Duration::from_secs(60));
         assert_eq!(queue("plain"), Duration::from_secs(10));
         assert_eq!(c.effective_queue_timeout(), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_pool_logs_to_a_file_of_its_own_besides_the_main_log() {
+        let c = build(
+            "targets = 127.0.0.1:9001\npath_to_log = all.log\npool.shop = 127.0.0.1:9002\n\
+             pool.shop.path_to_log = shop.log\npool.blog = 127.0.0.1:9003\n\
+             pool.blog.path_to_log = ./shop.log\npool.api = 127.0.0.1:9004\n\
+             pool.old = 127.0.0.1:9005\npool.old.path_to_log =\n",
+        )
+        .unwrap();
+        let own: Vec<Option<&str>> = (c.pools.iter())
+            .map(|p| p.path_to_log.as_deref().and_then(|p| p.to_str()))
+            .collect();
+        // Two pools may share one; one that sets none, or an empty one,
+        // logs to the main log alone.
+        assert_eq!(own, [Some("shop.log"), Some("./shop.log"), None, None]);
+        for pool in &c.pools {
+            assert_eq!(
+                pool.config.path_to_log.as_deref(),
+                Some(Path::new("all.log"))
+            );
+        }
+    }
+
+    #[test]
+    fn a_pools_log_may_not_be_another_file_the_proxy_writes() {
+        let base = "targets = 127.0.0.1:9001\npool.shop = 127.0.0.1:9002\n";
+        for (lines, says) in [
+            // The snapshot's default name, with the cache on by default.
+            (
+                "pool.shop.path_to_log = ./cache.bin\n",
+                "proxy.conf:3: pool.shop.path_to_log: ./cache.bin is also path_to_persistence",
+            ),
+            ("cache_size = 0\npool.shop.path_to_log = ./cache.bin\n", ""),
+            (
+                "path_to_log = all.log\npool.shop.path_to_log = ./all.log\n",
+                "proxy.conf:4: pool.shop.path_to_log: ./all.log is also path_to_log",
+            ),
+            (
+                "pool.shop.path_to_log = run/f\nstate_file = run/f\n",
+                "proxy.conf:4: state_file: run/f is also pool.shop.path_to_log",
+            ),
+        ] {
+            assert_built_or_refused(&format!("{base}{lines}"), says);
+        }
     }
 }

@@ -13,9 +13,10 @@ use crate::routes::MAX_ROUTES;
 /// `allow`, `deny` and `client_max_body_size` in a `location`), and
 /// whether and for how long what it answers is cached (`proxy_cache`,
 /// `proxy_cache_valid`, `proxy_ignore_headers`, `proxy_cache_bypass`),
-/// and what of it is compressed (`gzip` in a `location`), and whether a
-/// request that came over plain HTTP is sent to HTTPS (nginx's `return
-/// 301 https://...` in one `server` of several).
+/// what of it is compressed (`gzip` in a `location`), whether a request
+/// that came over plain HTTP is sent to HTTPS (nginx's `return 301
+/// https://...` in one `server` of several), and the file its requests
+/// are logged to besides the main log (`access_log` in a `server`).
 /// The others are the proxy's: among them the cache key's rules
 /// (`cache_key_ignore_params`), which a purge applies without knowing
 /// which pool a URL's answers came from.
@@ -132,6 +133,7 @@ pub const POOL_KEYS: &[&str] = &[
     "health_check_timeout",
     "health_check_rise",
     "health_check_fall",
+    "path_to_log",
 ];
 
 /// What a pool sets, for a message: [`POOL_KEYS`], the health checks'

@@ -37,6 +37,7 @@ pub use keys::POOL_KEYS;
 pub(super) use routes::index_named;
 pub(in crate::config) use routes::split_condition;
 pub(super) use scope::Scope;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Most pools one configuration may define.
@@ -56,6 +57,9 @@ pub struct PoolConfig {
     /// `rate_limit_key`: its requests then fill buckets of their own, not
     /// the top level's.
     pub own_rate_limit: bool,
+    /// Its own access log (`pool.<name>.path_to_log`), which takes a copy
+    /// of the lines of the requests routed to it; `None` when it sets none.
+    pub path_to_log: Option<PathBuf>,
 }
 
 /// A `pool.<name>` or `pool.<name>.<key>` key as read.
