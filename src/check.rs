@@ -13,7 +13,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
-    let (config, loader) = load(args)?;
+    let (config, loader) = load(args, config::LastAddresses::default())?;
     // What a run would open first: a log file it cannot open stops it
     // (created if missing, as nginx -t creates its logs).
     if let Some(path) = &config.path_to_log {

@@ -15,7 +15,7 @@
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use inverso::config::{self, Config, Loader};
+use inverso::config::{self, Config, LastAddresses, Loader};
 use inverso::demo;
 use std::path::PathBuf;
 
@@ -177,10 +177,11 @@ impl ConfigArgs {
     }
 }
 
-/// The configuration the command line names, built.
-fn load(args: &ConfigArgs) -> Result<(Config, Loader), Failure> {
-    let loader = read(args)?;
-    let config = loader.build().map_err(Failure::usage)?;
+/// The configuration the command line names, built; a name that does not
+/// resolve keeps what `last` gives it (a reload's, the addresses in force).
+fn load(args: &ConfigArgs, last: LastAddresses) -> Result<(Config, Loader), Failure> {
+    let mut loader = read(args)?;
+    let config = (loader.keep_last_addresses(last).build()).map_err(Failure::usage)?;
     Ok((config, loader))
 }
 
@@ -235,7 +236,7 @@ fn inverso_env() -> Result<Vec<(String, String)>, Failure> {
 }
 
 fn run(args: &ConfigArgs) -> Result<(), Failure> {
-    let (config, loader) = load(args)?;
+    let (config, loader) = load(args, LastAddresses::default())?;
     // The default file may be absent at start-up, but once read it is the
     // configuration: a reload that finds it gone (mid-replacement by a
     // tool that deletes, then writes) is refused like any file that does

@@ -180,7 +180,7 @@ fn reload(args: &ConfigArgs, control: &inverso::Control, stopping: &Mutex<bool>)
         }
         systemd::reloading();
     }
-    let reloaded = match load(args) {
+    let reloaded = match load(args, control.last_addresses()) {
         // Checked with the cache that stays on until a restart.
         Ok((config, loader)) => match loader.check_cache_kept(&config, control.cache_size()) {
             Ok(()) => match control.reload(config) {

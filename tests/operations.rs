@@ -1773,6 +1773,46 @@ fn a_reload_that_finds_the_start_up_file_gone_is_refused() {
     running.assert_exits_cleanly();
 }
 
+/// SIGHUP while the DNS server the test plays has lost an `srv:` name's
+/// records: the reload is taken (`refuse`, the default), the name keeps
+/// the addresses it had, and the warning names it and the error.
+#[test]
+fn sighup_while_a_name_does_not_resolve_keeps_its_last_addresses() {
+    const SRV: &str = "_http._tcp.app.test";
+    let a = Backend::echo("a");
+    let dns = support::srv_dns::SrvDns::start();
+    dns.host("node.test", std::net::Ipv4Addr::LOCALHOST);
+    dns.set(SRV, &[(10, 1, a.addr.port(), "node.test")]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = |extra: &str| {
+        let text = format!(
+            "bind = 127.0.0.1\nport = 0\ncache_size = 0\npath_to_persistence =\n\
+             resolver = {}\ntargets = srv:{SRV}\n{extra}",
+            dns.addr
+        );
+        std::fs::write(dir.path().join("proxy.conf"), text).unwrap();
+    };
+    file("");
+    let mut running = Running::start(dir.path());
+    let addr = address_after(&running.expect("listening on "), "listening on ");
+    let served = || one_request(addr, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(served().header("x-backend"), Some("a"));
+
+    dns.set(SRV, &[]);
+    file("connect_timeout = 3s\n");
+    running.signal("HUP");
+    let warned = running.expect("as before this reload");
+    assert!(
+        warned.contains(&format!("target srv:{SRV} does not resolve: "))
+            && warned.contains(&format!("it stays at {}", a.addr)),
+        "{warned}"
+    );
+    running.expect("new configuration in force");
+    assert_eq!(served().header("x-backend"), Some("a"));
+    running.signal("TERM");
+    running.assert_exits_cleanly();
+}
+
 #[test]
 fn sighup_reads_the_error_pages_again_and_a_bad_one_refuses_the_reload() {
     let dir = tempfile::tempdir().unwrap();

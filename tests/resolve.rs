@@ -839,6 +839,56 @@ fn a_reload_with_a_name_that_does_not_resolve_is_taken_with_wait_and_refused_wit
     proxy.shutdown(Duration::from_secs(1));
 }
 
+/// A reload (SIGHUP) while a name that had addresses does not resolve
+/// keeps them, as HAProxy's `init-addr last`: a DNS failure at that
+/// moment does not empty its pool, under `wait` and `refuse` alike. A
+/// name new to the reload has none to keep: refused, or waiting, as ever.
+#[test]
+fn a_reload_while_a_name_does_not_resolve_keeps_its_last_addresses() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    const NEW: &str = "new.invalid:1234";
+    let mut proxy = start_proxy(
+        &[],
+        from_file_with_admin(&format!("{WAIT}targets = {NOT_YET}\n")),
+    );
+    let control = proxy.handle().control();
+    assert_eq!(control.re_resolve(&giving(a.addr)), 1);
+    assert_eq!(served_by(&proxy, 2), ["a", "a"]);
+    // As SIGHUP reloads: the file read again, `NOT_YET` failing its
+    // lookup then (`.invalid` never resolves).
+    let reload = |text: &str| -> Result<(), String> {
+        let tweak = from_file_keeping(text, control.last_addresses())?;
+        let mut next = proxy.config_for(&[], tweak);
+        next.admin_port = Some(0);
+        control.reload(next).map(drop).map_err(|e| e.to_string())
+    };
+
+    reload(&format!("{WAIT}targets = {NOT_YET}\n")).unwrap();
+    assert_eq!(served_by(&proxy, 2), ["a", "a"]);
+    let status = admin_get(&proxy, "/status");
+    let kept = format!("\"name\":\"{NOT_YET}\",\"address\":\"{}\"", a.addr);
+    assert!(status.contains(&kept), "{status}");
+
+    let refuse = "resolve_interval = 1h\nunresolved_targets = refuse\n";
+    reload(&format!("{refuse}targets = {NOT_YET}, {}\n", b.addr)).unwrap();
+    assert_eq!(served_by(&proxy, 4), ["a", "a", "b", "b"]);
+
+    let e = reload(&format!("{refuse}targets = {NOT_YET}, {NEW}\n")).unwrap_err();
+    assert!(
+        e.contains(&format!("target `{NEW}` does not resolve")),
+        "{e}"
+    );
+    reload(&format!("{WAIT}targets = {NOT_YET}, {NEW}\n")).unwrap();
+    assert_eq!(served_by(&proxy, 2), ["a", "a"]);
+    let status = admin_get(&proxy, "/status");
+    assert!(status.contains(&kept), "{status}");
+    assert!(
+        status.contains(&format!("{{\"name\":\"{NEW}\",\"address\":null,")),
+        "{status}"
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
 /// The backends that answered `n` requests, sorted.
 fn served_by(proxy: &Proxy, n: usize) -> Vec<String> {
     let mut seen: Vec<String> = (0..n).map(|_| backend_of(proxy)).collect();

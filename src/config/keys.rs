@@ -119,7 +119,9 @@ pub const KEYS: &[Key] = &[
         help: "what a start or reload does with a target written as a name (host:port or \
                srv:NAME) that does not resolve: refuse (the configuration is refused), or wait \
                (it is kept with no address, with a warning, and looked up again every \
-               resolve_interval, which it needs, until it does; HAProxy's init-addr none)",
+               resolve_interval, which it needs, until it does; HAProxy's init-addr none); \
+               under either, a reload keeps the running addresses of a name that does not \
+               resolve then (HAProxy's init-addr last)",
         apply: |c, v| UnresolvedTargets::parse(v).map(|u| c.unresolved_targets = u),
     },
     Key {
@@ -131,7 +133,8 @@ pub const KEYS: &[Key] = &[
                send_proxy, send_proxy_v2, check_port=N, agent_port=N (agent_addr=IP, \
                agent_inter=D, agent_send=TEXT)",
         apply: |c, v| {
-            let (targets, unresolved) = parse_targets(v, c.resolver, c.unresolved_targets)?;
+            let (targets, unresolved) =
+                parse_targets(v, c.resolver, c.unresolved_targets, &c.last_addresses)?;
             (c.targets, c.unresolved) = (targets, unresolved);
             Ok(())
         },

@@ -10,8 +10,8 @@ use super::rewrites::RuleKeys;
 use super::streams::StreamKey;
 use super::suggest::{file_only, file_only_keys, unknown_key_message, FILE_ONLY};
 use super::{
-    first_set, Config, ConfigError, FieldFamily, FieldKey, LogFormat, Origin, UnresolvedTargets,
-    KEYS,
+    first_set, Config, ConfigError, FieldFamily, FieldKey, LastAddresses, LogFormat, Origin,
+    UnresolvedTargets, KEYS,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,6 +61,9 @@ pub struct Loader {
     /// of: one for every pool that sets none of its own, so their files
     /// are read, and their sessions kept, once.
     pub(super) backend_tls: std::cell::RefCell<Vec<BackendTlsMade>>,
+    /// At a reload, the addresses of the names in force (see
+    /// [`Loader::keep_last_addresses`]).
+    last_addresses: LastAddresses,
 }
 
 impl Default for Loader {
@@ -95,6 +98,7 @@ impl Loader {
             file_read: false,
             files: Vec::new(),
             backend_tls: Default::default(),
+            last_addresses: LastAddresses::default(),
         }
     }
 
@@ -333,9 +337,19 @@ impl Loader {
         KEYS.iter().map(|k| (k.name, &self.settings[k.name]))
     }
 
+    /// For a reload: a name that does not resolve as the file is built
+    /// keeps the addresses `last` gives it (those in force, see
+    /// `Control::last_addresses`), with a warning, rather than being
+    /// refused or kept waiting with none (see [`LastAddresses`]).
+    pub fn keep_last_addresses(&mut self, last: LastAddresses) -> &mut Self {
+        self.last_addresses = last;
+        self
+    }
+
     /// Parses every value into a [`Config`], resolving target names.
     pub fn build(&self) -> Result<Config, ConfigError> {
         let mut config = Config::blank();
+        config.last_addresses = self.last_addresses.clone();
         for key in KEYS {
             let setting = &self.settings[key.name];
             (key.apply)(&mut config, &setting.value)
@@ -429,6 +443,11 @@ impl Loader {
         if let Some((pool, why)) = config.log_file_refused() {
             let scope = pool.map_or(Scope::Top, Scope::Pool);
             return Err(self.refused_in(scope, "path_to_log", why));
+        }
+        // Read by `targets` alone: no stale addresses ride along.
+        config.last_addresses = LastAddresses::default();
+        for pool in &mut config.pools {
+            pool.config.last_addresses = LastAddresses::default();
         }
         Ok(config)
     }

@@ -69,9 +69,9 @@ pub use types::{
     UnresolvedTargets, MAX_WEIGHT,
 };
 pub use values::{
-    address_blocks, addresses_of, lookup, parse_duration, parse_rate, parse_size, service_domain,
-    target_lines, written, Addresses, Found, PoolRequest, ProbeStep, Written, ADDRESS_LISTS,
-    MAX_ADDRESSES_PER_NAME,
+    address_blocks, addresses_of, does_not_resolve, listed, lookup, parse_duration, parse_rate,
+    parse_size, service_domain, target_lines, written, Addresses, Found, LastAddresses,
+    PoolRequest, ProbeStep, Written, ADDRESS_LISTS, MAX_ADDRESSES_PER_NAME,
 };
 
 /// The effective configuration of one proxy process.
@@ -89,6 +89,10 @@ pub struct Config {
     /// `unresolved_targets`: whether a name that does not resolve
     /// refuses the configuration or waits in `unresolved`.
     pub unresolved_targets: UnresolvedTargets,
+    /// While a reload's file is read, the addresses of the names in force,
+    /// for a name that does not resolve then to keep (see
+    /// [`Loader::keep_last_addresses`]); empty once it is built.
+    pub last_addresses: LastAddresses,
     /// `pool.<name>`: the other pools of backends, in the order written;
     /// none but `targets` when no such key is set.
     pub pools: Vec<PoolConfig>,
@@ -567,6 +571,7 @@ impl Config {
             targets: Vec::new(),
             unresolved: Vec::new(),
             unresolved_targets: UnresolvedTargets::Refuse,
+            last_addresses: LastAddresses::default(),
             pools: Vec::new(),
             routes: Arc::default(),
             rewrites: Arc::default(),
@@ -1458,6 +1463,63 @@ mod tests {
                 .contains("unresolved_targets: `sometimes`: refuse or wait"),
             "{e}"
         );
+    }
+
+    /// A reload's file (see [`Loader::keep_last_addresses`]): a name that
+    /// does not resolve keeps the addresses in force, with a warning
+    /// naming it and the error, under `refuse` and `wait` alike, in a
+    /// pool too, and with the options the file now writes for it.
+    #[test]
+    fn a_reload_keeps_the_last_addresses_of_a_name_that_does_not_resolve() {
+        let was: Vec<Found> = ["10.0.0.5:8000", "10.0.0.6:8000"]
+            .iter()
+            .map(|a| a.parse::<SocketAddr>().unwrap().into())
+            .collect();
+        let last = LastAddresses::new([(NOWHERE.to_string(), was)]);
+        let reload = |text: &str| {
+            let mut loader = Loader::new();
+            loader.file("proxy.conf", text).unwrap();
+            crate::test_log::logged(|| loader.keep_last_addresses(last.clone()).build())
+        };
+        let warned = format!("WARN target {NOWHERE} does not resolve: ");
+        for v in ["refuse", "wait"] {
+            let (c, logged) = reload(&format!(
+                "resolve_interval = 5s\nunresolved_targets = {v}\n\
+                 targets = {NOWHERE} max_conns=3\n"
+            ));
+            let c = c.unwrap();
+            assert!(c.unresolved.is_empty(), "{v}");
+            let at: Vec<(String, Option<SocketAddr>, Option<usize>)> = (c.targets.iter())
+                .map(|t| (t.name.clone(), t.addr.tcp(), t.max_conns))
+                .collect();
+            assert_eq!(
+                at,
+                ["10.0.0.5:8000", "10.0.0.6:8000"].map(|a| (
+                    format!("{NOWHERE}@{a}"),
+                    a.parse().ok(),
+                    Some(3)
+                ))
+            );
+            assert!(c.last_addresses.is_empty(), "not kept past the build");
+            assert_eq!(logged.len(), 1, "{logged:?}");
+            assert!(logged[0].starts_with(&warned), "{logged:?}");
+            assert!(
+                logged[0]
+                    .ends_with("; it stays at 10.0.0.5:8000, 10.0.0.6:8000, as before this reload"),
+                "{logged:?}"
+            );
+        }
+        let (c, _) = reload(&format!(
+            "resolve_interval = 5s\ntargets = 127.0.0.1:1\npool.app = {NOWHERE}\n\
+             route./app/ = app\n"
+        ));
+        assert_eq!(c.unwrap().pools[0].config.targets.len(), 2, "a pool's too");
+        // A name it had no address for is refused, or waits, as ever.
+        let (e, _) = reload("resolve_interval = 5s\ntargets = db.invalid:5432\n");
+        assert!(e.unwrap_err().message.contains("does not resolve"));
+        let (c, _) =
+            reload("resolve_interval = 5s\nunresolved_targets = wait\ntargets = db.invalid:5432\n");
+        assert_eq!(c.unwrap().unresolved.len(), 1);
     }
 
     #[test]

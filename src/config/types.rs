@@ -295,7 +295,9 @@ pub enum Balance {
 }
 
 /// What a start or a reload does with a target written as a name
-/// (`host:port`, `srv:NAME`) that does not resolve (`unresolved_targets`).
+/// (`host:port`, `srv:NAME`) that does not resolve (`unresolved_targets`);
+/// at a reload, only for one that had no address (see
+/// [`LastAddresses`](super::LastAddresses)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UnresolvedTargets {
     /// The configuration is refused: a typo shows at once, not as 502s.

@@ -7,7 +7,7 @@ use super::start::{log_error_pages, warn_of_limits};
 use super::Inner;
 use crate::access_log::{PoolFile, Syslog};
 use crate::acme::Acme;
-use crate::config::{self, Config};
+use crate::config::{self, Config, LastAddresses};
 use crate::gzip::Gzip;
 use crate::proxy::{CacheRules, ConnWatch, Shared};
 use crate::upstream::resolve::{self, Resolve, Resolver};
@@ -352,6 +352,15 @@ impl Control {
         // The probes go to the new addresses.
         self.restart_checker();
         changed
+    }
+
+    /// The addresses each target written as a name is at now, for the
+    /// next reload's file to keep for a name that does not resolve then
+    /// (see [`Loader::keep_last_addresses`](crate::config::Loader::keep_last_addresses)).
+    pub fn last_addresses(&self) -> LastAddresses {
+        let shared = self.inner.current.get();
+        let targets: Vec<_> = shared.config.all_written_targets().cloned().collect();
+        resolve::last_addresses(&targets)
     }
 
     /// Once the keepalive_timeout that settings `generation` shortened

@@ -16,7 +16,7 @@
 //! does. The resolver is a parameter ([`Resolve`]) so tests can play
 //! DNS.
 
-use crate::config::{self, Addresses, Found, Target, Written};
+use crate::config::{self, listed, Addresses, Found, LastAddresses, Target, Written};
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -95,16 +95,6 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// `10.0.0.5:8000, 10.0.0.6:8000 (weight 2, backup)`; `no address` for
-/// a name that had none yet (see [`config::Config::unresolved`]).
-fn listed(addrs: &[Found]) -> String {
-    if addrs.is_empty() {
-        return "no address".into();
-    }
-    let listed: Vec<String> = addrs.iter().map(Found::to_string).collect();
-    listed.join(", ")
-}
-
 /// Which names failed to resolve, so each failure is said when it begins,
 /// at most once a minute while it lasts, and when it ends.
 #[derive(Debug, Default)]
@@ -162,6 +152,13 @@ fn names(targets: &[Target]) -> Vec<(&Target, Vec<Found>)> {
     names
 }
 
+/// What each name among `targets` is at, for a reload to keep where it
+/// does not resolve then.
+pub fn last_addresses(targets: &[Target]) -> LastAddresses {
+    let names = names(targets).into_iter();
+    LastAddresses::new(names.map(|(first, found)| (first.as_written().to_string(), found)))
+}
+
 /// Looks up each target written as a name, once, with `resolve`; returns
 /// those whose targets would change: an address came or went, or an SRV
 /// record's weight or priority that the name takes changed (compared as
@@ -203,13 +200,9 @@ pub fn look_up(
             }
             Err(e) => {
                 if failures.failed(name, Instant::now()) {
-                    let stays = match was.is_empty() {
-                        true => "it has no address until it does".into(),
-                        false => format!("it stays at {}", listed(&was)),
-                    };
                     log::warn!(
-                        "target {name} does not resolve: {e}; {stays} (said at most once a \
-                         minute while it lasts)"
+                        "{} (said at most once a minute while it lasts)",
+                        config::does_not_resolve(name, &e, &was)
                     );
                 }
             }

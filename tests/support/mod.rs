@@ -15,7 +15,7 @@ pub mod srv_dns;
 pub mod tls_backend;
 pub mod tls_client;
 
-use inverso::config::{Config, Loader, Target};
+use inverso::config::{Config, LastAddresses, Loader, Target};
 use inverso::{Server, ServerHandle};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -817,15 +817,23 @@ fn proxy_config(targets: &[SocketAddr], log_path: &std::path::Path) -> Config {
 /// keeps its own: the access log's path, no stdout log, no snapshot, no
 /// cache (a test that wants one sets `cache_size` after).
 pub fn from_file(text: &str) -> impl FnOnce(&mut Config) {
+    from_file_keeping(text, LastAddresses::default()).unwrap_or_else(|e| panic!("{e}\nin:\n{text}"))
+}
+
+/// [`from_file`] as a reload (SIGHUP) builds it: a name that does not
+/// resolve keeps what `last` gives it (`Control::last_addresses`); the
+/// loader's error if it refuses `text`.
+pub fn from_file_keeping(
+    text: &str,
+    last: LastAddresses,
+) -> Result<impl FnOnce(&mut Config), String> {
     // `port = 0`: the loader's check of a target at the proxy's own
     // address would otherwise compare with the default port.
     let text = format!("port = 0\n{text}");
     let mut loader = Loader::new();
     loader.file("proxy.conf", &text).unwrap();
-    let built = loader
-        .build()
-        .unwrap_or_else(|e| panic!("{e}\nin:\n{text}"));
-    move |c: &mut Config| {
+    let built = (loader.keep_last_addresses(last).build()).map_err(|e| e.to_string())?;
+    Ok(move |c: &mut Config| {
         let log = c.path_to_log.take();
         *c = built;
         c.path_to_log = log;
@@ -833,7 +841,7 @@ pub fn from_file(text: &str) -> impl FnOnce(&mut Config) {
         c.path_to_persistence = None;
         c.connection_timeout = Duration::from_secs(5);
         c.cache_size = 0;
-    }
+    })
 }
 
 /// `body` framed in chunks of `piece` bytes (each size line followed by

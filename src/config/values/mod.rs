@@ -57,6 +57,6 @@ pub(super) use targets::{parse_resolver, parse_targets};
 #[cfg(test)]
 pub(super) use targets::max_unix_path;
 pub use targets::{
-    addresses_of, lookup, service_domain, target_lines, written, Addresses, Found, Written,
-    MAX_ADDRESSES_PER_NAME,
+    addresses_of, does_not_resolve, listed, lookup, service_domain, target_lines, written,
+    Addresses, Found, LastAddresses, Written, MAX_ADDRESSES_PER_NAME,
 };

@@ -5,8 +5,10 @@ use super::scalars::{parse_duration, parse_fail_timeout, parse_max_fails, parse_
 use crate::config::{AgentCheck, Config, Endpoint, Target, UnresolvedTargets, MAX_WEIGHT};
 use crate::digits::percent_decoded;
 use crate::http::send_proxy::ProxyVersion;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// `host:port[ weight=N][ max_conns=N][ backup][ down][ max_fails=N][ fail_timeout=D][ tls][ tls_name=NAME][ send_proxy|send_proxy_v2][ fastcgi][ check_port=N][ agent_port=N[ agent_addr=IP][ agent_inter=D][ agent_send=TEXT]], ...`
@@ -17,13 +19,16 @@ use std::time::Duration;
 /// name is resolved once, here, so a
 /// typo is a start-up error rather than a stream of 502s, and stands for a
 /// target per address it gives (see [`addresses_of`] and [`Target::at`]).
-/// With `unresolved_targets = wait`, a name that does not resolve is
-/// said and kept as written instead, in the second list (see
-/// [`Config::unresolved`]).
+/// A name that does not resolve but had addresses in the running
+/// configuration (`last`, at a reload) keeps them, whatever
+/// `unresolved_targets` says. Else, with `unresolved_targets = wait`, a
+/// name that does not resolve is said and kept as written instead, in the
+/// second list (see [`Config::unresolved`]).
 pub(in crate::config) fn parse_targets(
     v: &str,
     resolver: Option<SocketAddr>,
     unresolved_targets: UnresolvedTargets,
+    last: &LastAddresses,
 ) -> Result<(Vec<Target>, Vec<Target>), String> {
     let mut targets = Vec::new();
     let mut unresolved: Vec<Target> = Vec::new();
@@ -262,7 +267,7 @@ pub(in crate::config) fn parse_targets(
         };
         // A name stands for a target per address it gives.
         let mut spread = |answer: std::io::Result<Vec<Found>>| {
-            let found = match answer {
+            let found = match answer.or_else(|e| last.kept(name, e)) {
                 Ok(answer) => as_written.addresses_in(answer),
                 Err(_) if unresolved.iter().any(|t| t.name == name) => {
                     return Err(format!("target {name} is listed twice"))
@@ -424,6 +429,63 @@ impl Addresses {
             )
         })
     }
+}
+
+/// The addresses each target written as a name stands at in the running
+/// configuration, by the name as written: what a reload keeps for a name
+/// that does not resolve at that moment, as HAProxy's `init-addr last`
+/// does, and as `resolve_interval` keeps them when a lookup fails. A
+/// moment's DNS failure must not take a pool's backends away, nor refuse
+/// a reload made for something else: the name resolved before, so it is
+/// no typo. Empty at start-up and for `check`.
+#[derive(Clone, Debug, Default)]
+pub struct LastAddresses(Arc<HashMap<String, Vec<Found>>>);
+
+impl LastAddresses {
+    /// From each name as written and what its targets are at; a name
+    /// with no address yet has none to keep.
+    pub fn new(names: impl IntoIterator<Item = (String, Vec<Found>)>) -> LastAddresses {
+        let known = names.into_iter().filter(|(_, found)| !found.is_empty());
+        LastAddresses(Arc::new(known.collect()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// What `name`, whose lookup failed with `e`, is taken to give: its
+    /// last addresses, with a warning naming it and `e`; else `e`.
+    fn kept(&self, name: &str, e: std::io::Error) -> std::io::Result<Vec<Found>> {
+        let Some(found) = self.0.get(name) else {
+            return Err(e);
+        };
+        log::warn!(
+            "{}, as before this reload",
+            does_not_resolve(name, &e, found)
+        );
+        Ok(found.clone())
+    }
+}
+
+/// The warning for a name that did not resolve and keeps the addresses
+/// `was` (or has none until it resolves): `target app:8000 does not
+/// resolve: ...; it stays at 10.0.0.5:8000`.
+pub fn does_not_resolve(name: &str, e: &std::io::Error, was: &[Found]) -> String {
+    let stays = match was.is_empty() {
+        true => "it has no address until it does".into(),
+        false => format!("it stays at {}", listed(was)),
+    };
+    format!("target {name} does not resolve: {e}; {stays}")
+}
+
+/// `10.0.0.5:8000, 10.0.0.6:8000 (weight 2, backup)`; `no address` for
+/// a name that had none yet (see [`Config::unresolved`]).
+pub fn listed(addrs: &[Found]) -> String {
+    if addrs.is_empty() {
+        return "no address".into();
+    }
+    let listed: Vec<String> = addrs.iter().map(Found::to_string).collect();
+    listed.join(", ")
 }
 
 /// An address a name gives, with what its SRV record says of it: a
@@ -731,7 +793,8 @@ mod tests {
 
     /// Targets as `targets` reads them, no `srv:` among them.
     fn parse_targets(v: &str) -> Result<Vec<Target>, String> {
-        super::parse_targets(v, None, UnresolvedTargets::Refuse).map(|(targets, _)| targets)
+        let none = LastAddresses::default();
+        super::parse_targets(v, None, UnresolvedTargets::Refuse, &none).map(|(targets, _)| targets)
     }
 
     #[test]
