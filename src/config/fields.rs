@@ -89,8 +89,12 @@ impl FieldKey {
         family: FieldFamily,
         scope: &str,
         spec: &str,
-        setting: Setting,
+        (value, origin): (&str, Origin),
     ) -> Result<FieldKey, ConfigError> {
+        let setting = Setting {
+            value: value.to_string(),
+            origin,
+        };
         let prefix = family.prefix();
         if spec.is_empty() {
             let example = match scope {
@@ -172,9 +176,10 @@ impl FieldKey {
 }
 
 impl Loader {
-    /// Takes `request_header.<name> = value` or `response_header.<name> =
-    /// value` from the file: one key per field name and family, in any
-    /// case (two spellings of one name are one field).
+    /// Takes `request_header.<name> [if <condition>] = value` or
+    /// `response_header.<name> [if <condition>] = value` from the file:
+    /// one key per family, field name, in any case (two spellings of one
+    /// name are one field), and condition.
     pub(super) fn field_key(
         &mut self,
         family: FieldFamily,
@@ -182,11 +187,7 @@ impl Loader {
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
-        let setting = Setting {
-            value: value.to_string(),
-            origin,
-        };
-        let key = FieldKey::read(family, "", spec, setting)?;
+        let key = FieldKey::read(family, "", spec, (value, origin))?;
         key.refused_beside(self.field_keys.iter(), "")?;
         self.field_keys.push(key);
         Ok(())

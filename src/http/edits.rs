@@ -139,12 +139,12 @@ impl FieldEdits {
         let has_condition = |name: &str| {
             (edits.iter()).any(|e| e.when.is_some() && e.name.eq_ignore_ascii_case(name))
         };
-        let chosen: Vec<bool> = edits.iter().map(|e| has_condition(&e.name)).collect();
+        let decided: Vec<bool> = edits.iter().map(|e| has_condition(&e.name)).collect();
         let (mut set_lines, mut unconditional_lines) = (Vec::new(), Vec::new());
         let mut list = Vec::with_capacity(edits.len());
-        for (FieldEdit { name, value, when }, chosen) in edits.into_iter().zip(chosen) {
+        for (FieldEdit { name, value, when }, decided) in edits.into_iter().zip(decided) {
             let text = value.as_ref().and_then(FieldValue::text);
-            let fixed = text.is_some() && !chosen;
+            let fixed = text.is_some() && !decided;
             if let Some(text) = text.filter(|_| when.is_none()) {
                 push_line(&mut unconditional_lines, &name, text.as_bytes());
             }
@@ -152,7 +152,7 @@ impl FieldEdits {
                 push_line(&mut set_lines, &name, text.as_bytes());
             }
             list.push(Edit {
-                varies: chosen || (value.is_some() && !fixed),
+                varies: decided || (value.is_some() && !fixed),
                 name: name.into_boxed_str(),
                 value,
                 when,

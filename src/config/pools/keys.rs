@@ -271,12 +271,8 @@ impl Loader {
         value: &str,
         origin: Origin,
     ) -> Result<(), ConfigError> {
-        let setting = Setting {
-            value: value.to_string(),
-            origin,
-        };
         let scope = format!("pool.{pool}.");
-        let field = FieldKey::read(family, &scope, name, setting)?;
+        let field = FieldKey::read(family, &scope, name, (value, origin))?;
         let mine = (self.pool_field_keys.iter()).filter(|(p, _)| p == pool);
         field.refused_beside(mine.map(|(_, k)| k), &scope)?;
         self.pool_field_keys.push((pool.to_string(), field));
