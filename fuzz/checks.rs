@@ -280,6 +280,29 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// A `return` text rendered for a request: a fixed one as it is; into
+/// markup, no variable's value (the request's cookie, its path) opens a
+/// tag the text does not.
+fn returned_body(answer: &inverso::routes::Return, head: RequestHead) {
+    let mut rendered = Vec::new();
+    let Some(body) = answer.body(|| Facts::plain(&head), &mut rendered) else {
+        return;
+    };
+    let text = answer.text.as_ref().expect("a body is a text's");
+    if let Some(fixed) = text.text() {
+        assert_eq!(body, fixed.as_bytes());
+    }
+    let markup = answer
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.contains("html"));
+    let tags = |b: &[u8]| b.iter().filter(|&&c| c == b'<').count();
+    assert!(
+        !markup || tags(body) <= tags(text.source().as_bytes()),
+        "{text:?}"
+    );
+}
+
 /// Routes and the requests they route: lines beginning `route.` are
 /// route keys (beside three pools), the others `host target` pairs. No
 /// request target a client may send makes routing panic, a rewritten
@@ -287,7 +310,8 @@ pub fn config(data: &[u8]) {
 /// back under a route is a path, its `Set-Cookie` changes in its `Path`
 /// values alone, and a redirect never leaves for a host the client names
 /// (no `//` or `\` at its start, a URL's host as written). Each route
-/// has the `rate_limit=` its line writes, and only such a line.
+/// has the `rate_limit=` its line writes, and only such a line. A
+/// `return` text is rendered for each request it answers.
 pub fn routes(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -381,10 +405,19 @@ pub fn routes(data: &[u8]) {
         if let Some(answer) = route.returned() {
             // A body the proxy writes whole with its length: one line
             // (a bare 2xx's, its status line with its end).
-            let text = answer.text.as_deref().unwrap_or_default();
+            let text = answer.text.as_ref().map_or("", |t| t.source());
             let line = text.strip_suffix('\n').unwrap_or(text);
             assert!(!line.chars().any(char::is_control), "{text:?}");
             assert!(route.rewritten(target).is_none() && route.redirect().is_none());
+            returned_body(
+                answer,
+                RequestHead {
+                    method: "GET".into(),
+                    target: target.into(),
+                    version: Version::Http11,
+                    headers: headers.clone(),
+                },
+            );
         }
         assert!(!is_ambiguous(path), "{target} was routed");
         if let Some(sent) = route.rewritten(target) {

@@ -391,9 +391,11 @@ fn write_pools(out: &mut impl std::io::Write, config: &Config) -> std::io::Resul
             continue;
         }
         if let Some(answer) = route.returned() {
-            let text = match (&answer.text, &answer.content_type) {
-                (Some(text), Some(of)) => format!(" \"{}\" ({of})", text.escape_debug()),
-                (Some(text), None) => format!(" \"{}\"", text.escape_debug()),
+            // As written: `$$` and the variables' names.
+            let text = answer.text.as_ref().map(|t| t.source().escape_debug());
+            let text = match (text, &answer.content_type) {
+                (Some(text), Some(of)) => format!(" \"{text}\" ({of})"),
+                (Some(text), None) => format!(" \"{text}\""),
                 (None, _) => String::new(),
             };
             writeln!(out, "# route {route} -> return {}{text}", answer.status)?;

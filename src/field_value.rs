@@ -314,9 +314,7 @@ impl FieldValue {
                     out.extend_from_slice(text.as_bytes());
                     continue;
                 }
-                Piece::Named(Named::Var(var)) => write_var(*var, facts, &mut value),
-                Piece::Named(Named::Field(name)) => push_field(facts, name, &mut value),
-                Piece::Named(named) => push_named(facts, named, &mut value),
+                Piece::Named(named) => push_request_named(facts, named, &mut value),
             }
             for (i, &b) in value.iter().enumerate() {
                 let escape = || {
@@ -364,11 +362,46 @@ impl FieldValue {
             match piece {
                 Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
                 Piece::Named(Named::Var(var)) if var.after_response() => hole(*var, out.len()),
-                Piece::Named(Named::Var(var)) => write_var(*var, facts, out),
-                Piece::Named(Named::Field(name)) => push_field(facts, name, out),
-                Piece::Named(named) => push_named(facts, named, out),
+                Piece::Named(named) => push_request_named(facts, named, out),
             }
         }
+    }
+
+    /// Appends the value for the request `facts` tells of as a body's
+    /// text (a `return` route's): the text as written, each variable's
+    /// value passed through `write`, which escapes it for the body's
+    /// type. The response's variables are nothing here.
+    pub fn render_each(
+        &self,
+        facts: &Facts<'_>,
+        out: &mut Vec<u8>,
+        mut write: impl FnMut(&[u8], &mut Vec<u8>),
+    ) {
+        let pieces = match &self.kind {
+            Kind::Text(text) => return out.extend_from_slice(text.as_bytes()),
+            Kind::Variables { pieces, .. } => pieces,
+        };
+        let mut value = Vec::new();
+        for piece in pieces.iter() {
+            match piece {
+                Piece::Text(text) => out.extend_from_slice(text.as_bytes()),
+                Piece::Named(Named::Var(var)) if var.after_response() => {}
+                Piece::Named(named) => {
+                    value.clear();
+                    push_request_named(facts, named, &mut value);
+                    write(&value, out);
+                }
+            }
+        }
+    }
+}
+
+/// Appends what `named`, known of the request, stands for.
+fn push_request_named(facts: &Facts<'_>, named: &Named, out: &mut Vec<u8>) {
+    match named {
+        Named::Var(var) => write_var(*var, facts, out),
+        Named::Field(name) => push_field(facts, name, out),
+        named => push_named(facts, named, out),
     }
 }
 

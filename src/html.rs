@@ -1,5 +1,6 @@
 //! Text written into HTML pages: the autoindex listing of a `files`
-//! route and the admin listener's page.
+//! route, the admin listener's page, and a request's values in a
+//! `return` route's HTML text.
 
 /// `text` with what HTML reads as markup escaped, and a control
 /// character (a line feed, a terminal's escape, a bidirectional

@@ -1,4 +1,5 @@
-//! Just enough JSON writing for the access log and the admin listener:
+//! Just enough JSON writing for the access log, the admin listener and a
+//! request's values in a `return` route's JSON text:
 //! strings escaped per RFC 8259 §7, everything else written by the caller.
 
 use std::fmt::Write as _;

@@ -877,12 +877,15 @@ fn check_shows_what_a_route_answers_itself() {
         "targets = 127.0.0.1:9001\n\
          route./old/ = redirect 301 /new/\n\
          route./healthz = return 200 ok\n\
-         route./status.json = return 200 type=application/json {\"ok\": true}\n",
+         route./status.json = return 200 type=application/json {\"ok\": true}\n\
+         route./ip = return 200 $remote_addr (costs $$5)\n",
     );
     assert_eq!(code, Some(0), "stderr: {stderr}");
     for line in [
         "# route /old/ -> redirect 301 to /new/",
         "# route /healthz -> return 200 \"ok\"",
+        // As written: not rendered, its `$$` still two.
+        "# route /ip -> return 200 \"$remote_addr (costs $$5)\"",
         "# route /status.json -> return 200 \"{\\\"ok\\\": true}\" (application/json)",
     ] {
         assert!(stdout.lines().any(|l| l == line), "no {line:?} in {stdout}");

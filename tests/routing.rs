@@ -885,6 +885,79 @@ fn a_route_may_return_a_fixed_answer() {
 }
 
 #[test]
+fn a_route_s_return_text_says_what_it_knows_of_each_request() {
+    // nginx's `return 200 "$remote_addr"`: what is my IP, a health
+    // endpoint naming the instance, a page echoing what a client sent.
+    let main = Backend::echo("main");
+    let proxy = start_proxy(
+        &[],
+        from_file(&format!(
+            "targets = {}\ngzip = true\ngzip_min_length = 64\n\
+             route./ip = return 200 $remote_addr\n\
+             route./echo = return 200 $remote_addr $request_uri [$http_x_name] $host\n\
+             route./long = return 200 $request_uri $request_uri $request_uri $request_uri\n\
+             route./who = return 200 type=application/json {{\"host\":\"$hostname\",\"name\":\"$http_x_name\"}}\n\
+             route./hello = return 200 type=text/html <p>Hello, $http_x_name</p>\n\
+             route./price = return 200 costs $$5\n",
+            main.addr,
+        )),
+    );
+    let r = proxy.get_on("site.test", "/ip", &[]);
+    assert_eq!((r.status, r.body_str().as_str()), (200, "127.0.0.1"));
+    assert_eq!(r.header("content-length"), Some("9"));
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let fields = [("X-Name", "Ann")];
+    let r = proxy.get_on("Site.Test:8080", "/echo/a?b=1", &fields);
+    let want = "127.0.0.1 /echo/a?b=1 [Ann] site.test";
+    assert_eq!(
+        (r.status, r.body_str().as_str()),
+        (200, want),
+        "{}",
+        r.head.raw
+    );
+    assert_eq!(r.header("content-length"), Some(&*want.len().to_string()));
+    // Each request its own text; what it lacks is nothing.
+    let r = proxy.get_on("other.test", "/echo", &[]);
+    assert_eq!(r.body_str(), "127.0.0.1 /echo [] other.test");
+    // Split in two writes, and a HEAD: the same length.
+    let r = proxy.exchange(|client| {
+        client.send(b"HEAD /echo/a?b=1 HTTP/1.1\r\nHost: Site");
+        client.send(b".Test:8080\r\nX-Name: Ann\r\n\r\n");
+        client.head_response()
+    });
+    assert_eq!(r.header("content-length"), Some(&*want.len().to_string()));
+    // Compressed as it is rendered, when it is long enough.
+    let target = "/long/a-path-long-enough";
+    let r = proxy.get_on("site.test", target, &[("Accept-Encoding", "gzip")]);
+    assert_eq!(r.header("content-encoding"), Some("gzip"), "{}", r.head.raw);
+    assert_eq!(r.header("content-length"), Some(&*r.body.len().to_string()));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut text)
+        .unwrap();
+    assert_eq!(text, [target; 4].join(" "));
+    // Into JSON and HTML, a value is text of that type.
+    let fields = [("X-Name", "<script>\"x\"</script>")];
+    let r = proxy.get_on("site.test", "/who", &fields);
+    let host = inverso::variables::hostname();
+    assert_eq!(
+        r.body_str(),
+        format!("{{\"host\":\"{host}\",\"name\":\"<script>\\\"x\\\"</script>\"}}")
+    );
+    let r = proxy.get_on("site.test", "/hello", &fields);
+    assert_eq!(
+        r.body_str(),
+        "<p>Hello, &lt;script&gt;&quot;x&quot;&lt;/script&gt;</p>"
+    );
+    // A text without variables is as it was; `$$` a dollar.
+    let r = proxy.get_on("site.test", "/price", &[]);
+    assert_eq!(
+        (r.body_str().as_str(), r.header("content-length")),
+        ("costs $5", Some("8"))
+    );
+    assert_eq!(main.requests(), 0);
+}
+
+#[test]
 fn return_444_closes_the_connection_without_an_answer() {
     // nginx's `server { listen 80 default_server; return 444; }` beside
     // the site's own, and a path scanners ask for.

@@ -294,7 +294,9 @@ pub(super) fn exchange(
     }
     // `route./healthz = return 200 ok`, `route./.git/ = return 404`.
     if let Some(returned) = route.and_then(|r| r.returned()) {
-        let text = returned.text.as_deref().map(|body| OwnText {
+        let mut rendered = Vec::new();
+        let body = returned.body(|| origin::facts(&head, client, shared), &mut rendered);
+        let text = body.map(|body| OwnText {
             body,
             content_type: returned.content_type.as_deref().unwrap_or(PLAIN),
         });

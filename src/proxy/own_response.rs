@@ -78,7 +78,9 @@ pub fn error_response<'p>(
 /// key authorization.
 #[derive(Clone, Copy, Debug)]
 pub struct OwnText<'a> {
-    pub body: &'a str,
+    /// Any bytes: a `return` text's variables may bring what is not
+    /// UTF-8 (a client's field).
+    pub body: &'a [u8],
     pub content_type: &'a str,
 }
 
@@ -88,7 +90,7 @@ pub const PLAIN: &str = "text/plain; charset=utf-8";
 impl<'a> OwnText<'a> {
     pub fn plain(body: &'a str) -> OwnText<'a> {
         OwnText {
-            body,
+            body: body.as_bytes(),
             content_type: PLAIN,
         }
     }
@@ -123,7 +125,7 @@ pub fn coded_response<'p>(
     gzip: Option<ForClient<'_>>,
 ) -> ErrorResponse<'p> {
     let page = match text {
-        Some(text) => Some((text.body.as_bytes(), text.content_type)),
+        Some(text) => Some((text.body, text.content_type)),
         None => (config.error_pages.get(status)).map(|page| (page, PAGE_CONTENT_TYPE)),
     };
     // With a page, no body is made here (an empty String allocates nothing).

@@ -5,6 +5,8 @@
 use super::paths::{path_is_under, routing_path};
 use super::spec::parse_spec;
 use super::{Answer, OwnSettings, Route};
+use crate::config::FieldFamily;
+use crate::field_value::{Facts, FieldValue};
 
 /// `return <status> [<text>]`: the proxy answers `status` itself, with
 /// `text` as the body, or without one its own page for the status
@@ -13,9 +15,75 @@ use super::{Answer, OwnSettings, Route};
 #[derive(Clone, Debug)]
 pub struct Return {
     pub status: u16,
-    pub text: Option<Box<str>>,
+    /// As written; its variables, if any, rendered at each answer
+    /// ([`Return::body`]).
+    pub text: Option<FieldValue>,
     /// The text's `Content-Type` (`type=`); `None`: plain text.
     pub content_type: Option<Box<str>>,
+    escape: Escape,
+}
+
+/// How a variable's value is written into a `return` text: as text of
+/// the text's type. A client's `$http_<name>` or `$request_uri` echoed
+/// raw into an HTML page would run its script on the site's origin
+/// (reflected XSS), and one with a `"` would end a JSON string early and
+/// write keys of its own; nginx leaves that to whoever writes the
+/// `return`, and a route has no other way to escape it.
+#[derive(Clone, Copy, Debug)]
+enum Escape {
+    /// Byte for byte: a body may hold any.
+    Raw,
+    /// HTML and XML: `&<>"'` as references, controls as U+FFFD.
+    Markup,
+    /// Inside a JSON string (RFC 8259 §7).
+    Json,
+}
+
+impl Escape {
+    fn of(content_type: Option<&str>) -> Escape {
+        let essence = content_type
+            .and_then(|t| t.split(';').next())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match essence.as_str() {
+            "text/html" | "text/xml" | "application/xml" => Escape::Markup,
+            e if e.ends_with("+xml") => Escape::Markup,
+            "application/json" => Escape::Json,
+            e if e.ends_with("+json") => Escape::Json,
+            _ => Escape::Raw,
+        }
+    }
+
+    fn write(self, value: &[u8], out: &mut Vec<u8>) {
+        let push = match self {
+            Escape::Raw => return out.extend_from_slice(value),
+            Escape::Markup => crate::html::push_escaped,
+            Escape::Json => crate::json::push_escaped,
+        };
+        // A byte that is not UTF-8 has no character to escape to.
+        let mut escaped = String::with_capacity(value.len());
+        push(&mut escaped, &String::from_utf8_lossy(value));
+        out.extend_from_slice(escaped.as_bytes());
+    }
+}
+
+impl Return {
+    /// The body: the text as it is when it holds no variable, else
+    /// rendered into `rendered` for the request `facts` tells of (made
+    /// only then: a fixed text costs nothing per request).
+    pub fn body<'a, 'f>(
+        &'a self,
+        facts: impl FnOnce() -> Facts<'f>,
+        rendered: &'a mut Vec<u8>,
+    ) -> Option<&'a [u8]> {
+        let text = self.text.as_ref()?;
+        if let Some(fixed) = text.text() {
+            return Some(fixed.as_bytes());
+        }
+        let escape = self.escape;
+        text.render_each(&facts(), rendered, |value, out| escape.write(value, out));
+        Some(rendered)
+    }
 }
 
 /// Longest text a `return` route may answer with.
@@ -63,6 +131,31 @@ fn check_media_type(media_type: &str) -> Result<(), String> {
             media_type.escape_debug()
         )),
     }
+}
+
+/// A `return` route's text, with the variables a request's field may
+/// name (nginx's `return 200 "$remote_addr"`), checked; a `$` that
+/// starts none is refused, as in a field's value, for `$$`.
+fn return_text(status: u16, text: &str) -> Result<FieldValue, String> {
+    if text.len() > MAX_RETURN_TEXT || text.chars().any(char::is_control) {
+        return Err(format!(
+            "return {status}: the text is one line of at most {MAX_RETURN_TEXT} bytes, \
+             with no control character (a tab included)"
+        ));
+    }
+    // Read as a response's field, so that a variable of a backend's
+    // answer is told apart from an unknown one, then refused: a `return`
+    // has no backend.
+    let value = FieldValue::parse(text, FieldFamily::Response)
+        .map_err(|e| format!("return {status}: {e}"))?;
+    if value.of_response() {
+        return Err(format!(
+            "return {status}: the text names a variable of a backend's answer (`$status`, \
+             `$upstream_*`, ...), and a `return` route answers before any backend: it may \
+             name the request's (`$remote_addr`, `$host`, `$request_uri`, `$http_<name>`)"
+        ));
+    }
+    Ok(value)
 }
 
 impl Route {
@@ -167,20 +260,15 @@ impl Route {
                 "return {status}: a {status} must say `{field}`, which a route cannot give"
             ));
         }
-        if let Some(text) = text {
-            if text.len() > MAX_RETURN_TEXT || text.chars().any(char::is_control) {
-                return Err(format!(
-                    "return {status}: the text is one line of at most {MAX_RETURN_TEXT} bytes, \
-                     with no control character (a tab included)"
-                ));
-            }
-        }
-        // A 2xx has no page of the proxy's own (nor the `Allow` of its
-        // answer to an OPTIONS): its status line, as text.
-        let text = text.map(Box::from).or_else(|| {
-            let reason = crate::http::head::reason_phrase(status);
-            (status < 300).then(|| format!("{status} {reason}\n").into())
-        });
+        let text = match text {
+            Some(text) => Some(return_text(status, text)?),
+            // A 2xx has no page of the proxy's own (nor the `Allow` of
+            // its answer to an OPTIONS): its status line, as text.
+            None => (status < 300).then(|| {
+                let reason = crate::http::head::reason_phrase(status);
+                FieldValue::fixed(&format!("{status} {reason}\n"))
+            }),
+        };
         let (host, path) = parse_spec(spec)?;
         Ok(Route {
             server_name: host.server_name(),
@@ -193,6 +281,7 @@ impl Route {
                 status,
                 text,
                 content_type: content_type.map(Box::from),
+                escape: Escape::of(content_type),
             })),
             condition: None,
             files: None,
@@ -239,14 +328,16 @@ mod tests {
     fn a_return_route_answers_a_status_and_its_text_alone() {
         let route = Route::returning("/healthz", 200, Some("ok"), None).unwrap();
         let answer = route.returned().unwrap();
-        assert_eq!((answer.status, answer.text.as_deref()), (200, Some("ok")));
+        let text = answer.text.as_ref().and_then(FieldValue::text);
+        assert_eq!((answer.status, text), (200, Some("ok")));
         assert!(route.answers_itself() && route.redirect().is_none());
         assert_eq!(route.redirect_for("/healthz"), None);
         assert_eq!(route.to_string(), "/healthz");
         let bare = Route::returning("example.com/.git/", 404, None, None).unwrap();
-        assert_eq!(bare.returned().unwrap().text, None);
+        assert!(bare.returned().unwrap().text.is_none());
         let bare = Route::returning("/up", 200, None, None).unwrap();
-        assert_eq!(bare.returned().unwrap().text.as_deref(), Some("200 OK\n"));
+        let text = bare.returned().unwrap().text.as_ref();
+        assert_eq!(text.and_then(FieldValue::text), Some("200 OK\n"));
         for status in [401, 405, 407, 426] {
             let e = Route::returning("/x", status, None, None).unwrap_err();
             assert!(e.contains("which a route cannot give"), "{e}");
@@ -270,6 +361,60 @@ mod tests {
             assert!(e.contains("one line of at most"), "{e}");
         }
         assert!(!Route::parse("/api/", 1, None).unwrap().answers_itself());
+    }
+
+    #[test]
+    fn a_return_text_s_variables_are_rendered_for_each_request_as_text_of_its_type() {
+        let mut headers = crate::http::Headers::new();
+        headers.push("Host", "site.test");
+        headers.push("X-Name", "<b>\"Ann\" & co</b>");
+        headers.push("X-Bytes", &b"caf\xe9"[..]);
+        let head = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/x?a=1".into(),
+            version: crate::http::Version::Http11,
+            headers,
+        };
+        let body = |text: &str, of: Option<&str>| {
+            let route = Route::returning("/x", 200, Some(text), of).unwrap();
+            let mut rendered = Vec::new();
+            let answer = route.returned().unwrap();
+            let body = answer.body(|| Facts::plain(&head), &mut rendered);
+            String::from_utf8_lossy(body.unwrap()).into_owned()
+        };
+        let plain = body("$remote_addr ${request_uri}, $host $$5", None);
+        assert_eq!(plain, "192.0.2.10 /x?a=1, site.test $5");
+        let html = "<p>$http_x_name</p>";
+        assert_eq!(
+            body(html, Some("text/html;charset=utf-8")),
+            "<p>&lt;b&gt;&quot;Ann&quot; &amp; co&lt;/b&gt;</p>"
+        );
+        assert_eq!(
+            body("<n>$http_x_name</n>", Some("image/svg+xml")),
+            "<n>&lt;b&gt;&quot;Ann&quot; &amp; co&lt;/b&gt;</n>"
+        );
+        assert_eq!(
+            body("{\"n\":\"$http_x_name\"}", Some("application/vnd.api+json")),
+            "{\"n\":\"<b>\\\"Ann\\\" & co</b>\"}"
+        );
+        // Other types, plain text among them: byte for byte.
+        assert_eq!(
+            body("$http_x_name", Some("text/css")),
+            "<b>\"Ann\" & co</b>"
+        );
+        let route = Route::returning("/x", 200, Some("[$http_x_bytes]"), None).unwrap();
+        let mut rendered = Vec::new();
+        let answer = route.returned().unwrap();
+        let raw = answer.body(|| Facts::plain(&head), &mut rendered);
+        assert_eq!(raw, Some(&b"[caf\xe9]"[..]));
+        // A fixed text is sent as made, nothing rendered for it.
+        let route = Route::returning("/x", 200, Some("5$$ ok"), None).unwrap();
+        let mut rendered = Vec::new();
+        let answer = route.returned().unwrap();
+        let fixed = answer.body(|| unreachable!("no variable to render"), &mut rendered);
+        assert_eq!(fixed, Some(&b"5$ ok"[..]));
+        assert!(rendered.is_empty());
+        assert_eq!(answer.text.as_ref().map(FieldValue::source), Some("5$$ ok"));
     }
 
     #[test]

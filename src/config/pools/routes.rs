@@ -829,9 +829,63 @@ mod tests {
                 .unwrap()
                 .and_then(|i| c.routes.get(i));
             let answer = route.and_then(|r| r.returned()).unwrap();
-            (answer.status, answer.text.as_deref().map(str::to_string))
+            (
+                answer.status,
+                answer.text.as_ref().map(|t| t.source().to_string()),
+            )
         };
         assert_eq!(text("/healthz"), (200, Some("all is   well".to_string())));
         assert_eq!(text("/gone/x"), (410, None));
+    }
+
+    #[test]
+    fn a_return_route_s_text_may_name_the_request_s_variables() {
+        let c = build(
+            "targets = 127.0.0.1:9001\nroute./ip = return 200 $remote_addr\n\
+             route./price = return 200 costs $$5\n\
+             route./who = return 200 type=application/json {\"host\":\"${host}\"}\n",
+        )
+        .unwrap();
+        let text = |path: &str| {
+            let index = c.routes.route(None, path).unwrap().unwrap();
+            let answer = c.routes.get(index).and_then(|r| r.returned()).unwrap();
+            let text = answer.text.clone().unwrap();
+            (text.source().to_string(), text.text().map(str::to_string))
+        };
+        assert_eq!(text("/ip"), ("$remote_addr".into(), None));
+        assert_eq!(
+            text("/price"),
+            ("costs $$5".into(), Some("costs $5".into()))
+        );
+        assert_eq!(text("/who"), ("{\"host\":\"${host}\"}".into(), None));
+        let refused = |line: &str, says: &str| {
+            let text = format!("targets = 127.0.0.1:9001\n{line}\n");
+            assert_built_or_refused(&text, says);
+            assert_built_or_refused(&text, "proxy.conf:2: route./x: return 200: ");
+        };
+        refused(
+            "route./x = return 200 $remote_adr",
+            "unknown variable `$remote_adr` (did you mean `$remote_addr`?)",
+        );
+        refused(
+            "route./x = return 200 costs $5",
+            "unknown variable `$5`; `$$` writes a dollar sign",
+        );
+        refused(
+            "route./x = return 200 100 $",
+            "starts no variable name (`$status`, `${status}`); `$$` writes a dollar sign",
+        );
+        refused(
+            "route./x = return 200 $status",
+            "a variable of a backend's answer",
+        );
+        refused(
+            "route./x = return 200 $upstream_addr",
+            "a variable of a backend's answer",
+        );
+        refused(
+            "route./x = return 200 $request_body",
+            "the access log's alone",
+        );
     }
 }
