@@ -184,3 +184,72 @@ fn an_answer_to_a_request_never_routed_gets_the_keys_without_a_condition() {
     assert_eq!(all(&r, "x-frame-options"), ["DENY"], "{}", r.head.raw);
     assert_eq!(backend.requests(), 0);
 }
+
+/// Fields chosen by the status of each answer, whoever gives it: a
+/// backend, the cache, or the proxy itself.
+const BY_STATUS: &str = "
+route./teapot = return 418
+response_header.Cache-Control = max-age=60
+response_header.Cache-Control if status 404,410 = no-store
+response_header.Server if status 5xx =
+response_header.X-Redirected if status 3xx and path_beg /old/ = yes
+response_header.X-Not-Modified if status 304 = 1
+";
+
+/// A backend that answers `/missing` 404, `/down` 503, `/old/...` 301
+/// and anything else 200 with an ETag, each naming itself in `Server`.
+fn status_backend() -> Backend {
+    Backend::start("status", |seen, out| {
+        let (status, extra) = match seen.path() {
+            "/missing" => ("404 Not Found", ""),
+            "/down" => ("503 Service Unavailable", ""),
+            p if p.starts_with("/old/") => ("301 Moved Permanently", "Location: /new/\r\n"),
+            _ => ("200 OK", "ETag: \"v1\"\r\n"),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nServer: app/1\r\nCache-Control: max-age=600\r\n{extra}\
+             Content-Length: 2\r\n\r\n"
+        );
+        let _ = out.write_all(head.as_bytes());
+        let _ = out.write_all(b"ok");
+        Action::KeepAlive
+    })
+}
+
+#[test]
+fn a_field_the_status_decides_goes_on_the_answers_of_that_status_alone() {
+    let backend = status_backend();
+    let text = format!("targets = {}\n{BY_STATUS}", backend.addr);
+    let rules = from_file(&text);
+    let proxy = start_proxy(&[backend.addr], |c| {
+        rules(c);
+        c.cache_size = 1 << 20;
+    });
+    let mut client = proxy.connect();
+    for (path, status, cache_control, server) in [
+        ("/page", 200, "max-age=60", Some("app/1")),
+        ("/missing", 404, "no-store", Some("app/1")),
+        ("/down", 503, "max-age=60", None),
+        ("/old/a", 301, "max-age=60", Some("app/1")),
+        ("/teapot", 418, "max-age=60", None),
+    ] {
+        let r = client.get(path);
+        assert_eq!(r.status, status, "{path}");
+        assert_eq!(all(&r, "cache-control"), [cache_control], "{}", r.head.raw);
+        assert_eq!(r.header("server"), server, "{}", r.head.raw);
+        let redirected: &[&str] = if status == 301 { &["yes"] } else { &[] };
+        assert_eq!(all(&r, "x-redirected"), redirected, "{}", r.head.raw);
+    }
+    // From the cache: a hit keeps the 200's fields, and a client's own
+    // conditional request gets its 304's.
+    let r = client.get("/page");
+    assert_eq!(r.header("x-cache"), Some("HIT"), "{}", r.head.raw);
+    assert_eq!(all(&r, "cache-control"), ["max-age=60"]);
+    assert_eq!(all(&r, "x-not-modified"), Vec::<&str>::new());
+    let r = client.get_with("/page", &[("If-None-Match", "\"v1\"")]);
+    assert_eq!(r.status, 304, "{}", r.head.raw);
+    assert_eq!(all(&r, "x-not-modified"), ["1"], "{}", r.head.raw);
+    assert_eq!(all(&r, "cache-control"), ["max-age=60"]);
+    // The stored answer is the backend's: only what is sent is edited.
+    assert_eq!(backend.requests(), 4, "/teapot is the proxy's own");
+}

@@ -4,6 +4,7 @@
 
 use super::{pools, values, Config, ConfigError, Loader, Origin, Setting};
 use crate::http::edits::{FieldEdit, FieldEdits};
+use crate::http::status_rule::{StatusRule, StatusTest};
 use crate::routes::Condition;
 
 /// A key family that sets (or, with an empty value, removes) a header
@@ -229,7 +230,18 @@ impl Loader {
                 ConfigError::at(&setting.origin, format!("{key}: {message}"))
             };
             let value = values::parse_field_edit(family, name, &setting.value).map_err(refused)?;
-            let when = key.condition.as_deref().map(Condition::parse).transpose();
+            let (asked, on_status) = match key.condition.as_deref() {
+                Some(condition) => split_status(condition).map_err(refused)?,
+                None => (None, None),
+            };
+            if family == FieldFamily::Request && on_status.is_some() {
+                return Err(refused(
+                    "a request is sent on before there is a status: only a response_header \
+                     key's condition may name one"
+                        .to_string(),
+                ));
+            }
+            let when = asked.as_deref().map(Condition::parse).transpose();
             let when = when.map_err(refused)?;
             // The name backends answer to, which the pool's probes send
             // and its redirects are read against, is one.
@@ -266,12 +278,61 @@ impl Loader {
                 name: name.clone(),
                 value,
                 when,
+                on_status,
             });
         }
         FieldEdits::new(edits).map_err(|message| ConfigError {
             place: self.file.clone(),
             message,
         })
+    }
+}
+
+/// A response field's condition as written, split into what the request
+/// is asked (its other parts, joined by `and` again), and what the
+/// response's status is (`status <list>` and `not status <list>` parts).
+fn split_status(condition: &str) -> Result<(Option<String>, Option<StatusRule>), String> {
+    let words: Vec<&str> = condition.split_whitespace().collect();
+    let (mut asked, mut tests) = (Vec::new(), Vec::new());
+    for part in words.split(|w| *w == "and") {
+        let (negated, list) = match part {
+            [] => {
+                return Err(format!(
+                    "`if {condition}`: `and` needs a condition on each side"
+                ))
+            }
+            ["status", list @ ..] => (false, list),
+            ["not", "status", list @ ..] => (true, list),
+            _ => {
+                asked.push(part.join(" "));
+                continue;
+            }
+        };
+        let ranges = status_list(&list.join(" "))?;
+        tests.push(StatusTest { negated, ranges });
+    }
+    let asked = (!asked.is_empty()).then(|| asked.join(" and "));
+    Ok((asked, StatusRule::new(tests)))
+}
+
+/// `404`, `4xx`, `500-504`, or several of them with commas between.
+fn status_list(list: &str) -> Result<Box<[(u16, u16)]>, String> {
+    let mut ranges = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let class = item.strip_suffix("xx").or_else(|| item.strip_suffix("XX"));
+        match class.and_then(|c| c.parse::<u16>().ok()) {
+            Some(class @ 1..=5) => ranges.push((class * 100, class * 100 + 99)),
+            _ => ranges.extend(values::parse_status_ranges(item)?),
+        }
+    }
+    match ranges.len() {
+        0 => Err(
+            "`status` needs statuses after it: `status 404`, `status 5xx`, \
+                  `status 500-504,404`"
+                .to_string(),
+        ),
+        33.. => Err(format!("`status {list}`: at most 32 statuses or ranges")),
+        _ => Ok(ranges.into()),
     }
 }
 
@@ -912,6 +973,30 @@ mod tests {
                  pool.api.response_header.X-A if cookie a = 2",
                 "duplicate key `pool.api.response_header.X-A if cookie a`",
             ),
+            (
+                "request_header.X-A if status 404 = 1",
+                "only a response_header key's condition may name one",
+            ),
+            (
+                "response_header.X-A if status = 1",
+                "`status` needs statuses after it",
+            ),
+            (
+                "response_header.X-A if status 404,6xx = 1",
+                "`6xx` is not a status (100 to 599)",
+            ),
+            (
+                "response_header.X-A if status 404 and = 1",
+                "`and` needs a condition on each side",
+            ),
+            (
+                "response_header.X-A if status 404 = 1\nresponse_header.X-A = $uri",
+                "X-A is set by the response's status, so its values are text without variables",
+            ),
+            (
+                "route./x if status 404 = default",
+                "only a response_header key's condition may name one",
+            ),
         ] {
             let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
             assert!(e.to_string().contains(says), "{line}: {e}");
@@ -920,5 +1005,8 @@ mod tests {
         let text = "targets = 127.0.0.1:1\nresponse_header.X-A if cookie a = 1\n\
                     response_header.X-A if cookie b = 2\nresponse_header.X-A = 3\n";
         assert!(build(text).is_ok());
+        let text = "targets = 127.0.0.1:1\nresponse_header.Cache-Control if status 4xx, 500-504 \
+                    and not status 404 and method GET,HEAD = no-store\n";
+        build(text).unwrap();
     }
 }

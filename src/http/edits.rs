@@ -3,15 +3,17 @@
 //! `proxy_hide_header`), and on every request sent to a backend
 //! (`request_header.<Name>`, nginx's `proxy_set_header`), or on the
 //! requests that meet a condition (`response_header.<Name> if <condition>`,
-//! HAProxy's `http-response set-header ... if <acl>`). Applied as each
-//! head is written, never to what is stored or read: the cache keeps what
-//! the backend sent, and keys and matches what the client sent.
+//! HAProxy's `http-response set-header ... if <acl>`), or on the responses
+//! of some statuses (`... if status 404`). Applied as each head is
+//! written, never to what is stored or read: the cache keeps what the
+//! backend sent, and keys and matches what the client sent.
 //!
 //! This module knows names and bytes; which names the configuration may
 //! edit, in which direction, is the configuration's business.
 
 use super::head::is_tchar;
 use super::headers::Headers;
+use super::status_rule::StatusRule;
 use crate::field_value::{Facts, FieldValue, Pending};
 use crate::routes::{path_of_target, unambiguous_reading, Asked, Condition, Lookup};
 use std::fmt;
@@ -41,6 +43,8 @@ pub struct FieldEdits {
     per_request: bool,
     /// Some edit has a condition.
     conditional: bool,
+    /// Some edit has a condition on the response's status.
+    by_status: bool,
 }
 
 /// One field set or removed.
@@ -53,6 +57,9 @@ pub struct FieldEdit {
     /// Only for the requests that meet it; of the edits of one name, the
     /// first whose condition a request meets, else the one without.
     pub when: Option<Condition>,
+    /// Only on the responses of these statuses: part of the condition as
+    /// `when` is (a response field's alone).
+    pub on_status: Option<StatusRule>,
 }
 
 impl From<(String, Option<FieldValue>)> for FieldEdit {
@@ -61,6 +68,7 @@ impl From<(String, Option<FieldValue>)> for FieldEdit {
             name,
             value,
             when: None,
+            on_status: None,
         }
     }
 }
@@ -70,6 +78,11 @@ struct Edit {
     name: Box<str>,
     value: Option<FieldValue>,
     when: Option<Condition>,
+    on_status: Option<StatusRule>,
+    /// Some edit of its name has a condition on the status: its line, a
+    /// fixed one, is written as each response is (see
+    /// [`Applied::push_set_lines`]), not rendered as the request is routed.
+    by_status: bool,
     /// Its line is in [`FieldEdits::set_lines`].
     fixed: bool,
     /// What it sends varies from request to request: a value with
@@ -83,13 +96,19 @@ impl Edit {
         self.value.is_some() && !self.fixed
     }
 
+    fn conditional(&self) -> bool {
+        self.when.is_some() || self.on_status.is_some()
+    }
+
     fn named(&self, name: &[u8]) -> bool {
         self.name.len() == name.len() && self.name.as_bytes().eq_ignore_ascii_case(name)
     }
 }
 
-/// Which edits apply to one request: of each name, the first (as
-/// written) whose condition the request meets, else the one without.
+/// Which edits may apply to one request, as it is routed: those whose
+/// condition it meets (but for its part on the status), and those
+/// without. Which of them do, of each name, is settled for each response
+/// (see [`FieldEdits::for_response`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Chosen(Option<u128>);
 
@@ -100,7 +119,7 @@ impl Chosen {
 
     fn takes(self, index: usize, edit: &Edit) -> bool {
         match self.0 {
-            None => edit.when.is_none(),
+            None => !edit.conditional(),
             Some(bits) => bits >> index & 1 == 1,
         }
     }
@@ -114,6 +133,7 @@ impl Default for FieldEdits {
             unconditional_lines: Arc::from([]),
             per_request: false,
             conditional: false,
+            by_status: false,
         }
     }
 }
@@ -135,17 +155,38 @@ impl FieldEdits {
         }
         // A fixed value whose line may not be sent (another edit of its
         // name, with a condition, may replace it) is rendered as the
-        // request is.
-        let has_condition = |name: &str| {
-            (edits.iter()).any(|e| e.when.is_some() && e.name.eq_ignore_ascii_case(name))
+        // request is, or, if the status decides it, written as the
+        // response is.
+        let of_name = |name: &str, with: fn(&FieldEdit) -> bool| {
+            (edits.iter()).any(|e| with(e) && e.name.eq_ignore_ascii_case(name))
         };
-        let decided: Vec<bool> = edits.iter().map(|e| has_condition(&e.name)).collect();
+        let decided: Vec<(bool, bool)> = (edits.iter())
+            .map(|e| {
+                let by_status = of_name(&e.name, |e| e.on_status.is_some());
+                (
+                    by_status || of_name(&e.name, |e| e.when.is_some()),
+                    by_status,
+                )
+            })
+            .collect();
         let (mut set_lines, mut unconditional_lines) = (Vec::new(), Vec::new());
         let mut list = Vec::with_capacity(edits.len());
-        for (FieldEdit { name, value, when }, decided) in edits.into_iter().zip(decided) {
+        for (edit, (decided, by_status)) in edits.into_iter().zip(decided) {
+            let FieldEdit {
+                name,
+                value,
+                when,
+                on_status,
+            } = edit;
             let text = value.as_ref().and_then(FieldValue::text);
+            if by_status && value.is_some() && text.is_none() {
+                return Err(format!(
+                    "{name} is set by the response's status, so its values are text \
+                     without variables"
+                ));
+            }
             let fixed = text.is_some() && !decided;
-            if let Some(text) = text.filter(|_| when.is_none()) {
+            if let Some(text) = text.filter(|_| when.is_none() && on_status.is_none()) {
                 push_line(&mut unconditional_lines, &name, text.as_bytes());
             }
             if let Some(text) = text.filter(|_| fixed) {
@@ -156,12 +197,15 @@ impl FieldEdits {
                 name: name.into_boxed_str(),
                 value,
                 when,
+                on_status,
+                by_status,
                 fixed,
             });
         }
         Ok(FieldEdits {
             per_request: list.iter().any(|e| e.varies),
-            conditional: list.iter().any(|e| e.when.is_some()),
+            conditional: list.iter().any(Edit::conditional),
+            by_status: list.iter().any(|e| e.on_status.is_some()),
             edits: list.into(),
             set_lines: set_lines.into(),
             unconditional_lines: unconditional_lines.into(),
@@ -215,11 +259,11 @@ impl FieldEdits {
         &self.set_lines
     }
 
-    /// Which edits apply to the request `asked`, whose request-target is
-    /// `target`: of each field, the first edit (as written) whose
-    /// condition it meets, else the one without. A path is read as routes
-    /// read it (the one a route was chosen by); one servers read in
-    /// several ways, as it came.
+    /// Which edits may apply to the request `asked`, whose
+    /// request-target is `target`: those whose condition it meets, but
+    /// for its part on the status, and those without. A path is read as
+    /// routes read it (the one a route was chosen by); one servers read
+    /// in several ways, as it came.
     pub fn choose(&self, asked: &Asked<'_>, target: &str) -> Chosen {
         if !self.conditional {
             return Chosen::UNCONDITIONAL;
@@ -227,30 +271,57 @@ impl FieldEdits {
         let path = path_of_target(target);
         let read = unambiguous_reading(path).unwrap_or(path.into());
         let meets = |c: &Condition| c.met(Lookup::Request(asked), &read);
+        let bits = (self.edits.iter().enumerate())
+            .filter(|(_, edit)| edit.when.as_ref().is_none_or(meets))
+            .fold(0u128, |bits, (i, _)| bits | 1 << i);
+        Chosen(Some(bits))
+    }
+
+    /// Of the edits `chosen` for a request, those that apply to its
+    /// response of `status` (`None`: to the request itself, or before
+    /// there is a response): of each field, the first (as written) whose
+    /// condition holds, else the one without.
+    fn settled(&self, chosen: Chosen, status: Option<u16>) -> Chosen {
+        let Chosen(Some(candidates)) = chosen else {
+            return chosen;
+        };
+        let holds = |e: &Edit| match (&e.on_status, status) {
+            (None, _) => true,
+            (Some(rule), Some(status)) => rule.met(status),
+            (Some(_), None) => false,
+        };
         let mut bits = 0u128;
         let chosen_of_name = |bits: u128, edit: &Edit| {
             (self.edits.iter().enumerate())
                 .any(|(i, e)| bits >> i & 1 == 1 && e.named(edit.name.as_bytes()))
         };
-        for (i, edit) in self.edits.iter().enumerate() {
-            if edit.when.as_ref().is_some_and(meets) && !chosen_of_name(bits, edit) {
-                bits |= 1 << i;
-            }
-        }
-        for (i, edit) in self.edits.iter().enumerate() {
-            if edit.when.is_none() && !chosen_of_name(bits, edit) {
-                bits |= 1 << i;
+        for conditional in [true, false] {
+            for (i, edit) in self.edits.iter().enumerate() {
+                let candidate = candidates >> i & 1 == 1 && edit.conditional() == conditional;
+                if candidate && holds(edit) && !chosen_of_name(bits, edit) {
+                    bits |= 1 << i;
+                }
             }
         }
         Chosen(Some(bits))
     }
 
-    /// These edits as they apply to one request.
+    /// These edits as they apply to one request: to the request sent on,
+    /// or to the fields rendered for its responses as it is routed (a
+    /// field the status decides is written by [`Applied::push_set_lines`]
+    /// as each response is).
     pub fn applied(&self, chosen: Chosen) -> Applied<'_> {
         Applied {
             edits: self,
-            chosen,
+            candidates: chosen,
+            chosen: self.settled(chosen, None),
         }
+    }
+
+    /// These edits as they apply to a response of `status` to a request
+    /// they were `chosen` for.
+    pub fn for_response(&self, chosen: Chosen, status: u16) -> Applied<'_> {
+        self.applied(chosen).at(status)
     }
 
     /// [`FieldEdits::applied`] to a request no condition was asked of.
@@ -282,14 +353,29 @@ fn check(name: &str, value: Option<&FieldValue>) -> Result<(), String> {
     Ok(())
 }
 
-/// [`FieldEdits`] as they apply to one request ([`Chosen`]).
+/// [`FieldEdits`] as they apply to one request ([`Chosen`]), or to one
+/// response to it.
 #[derive(Clone, Copy)]
 pub struct Applied<'a> {
     edits: &'a FieldEdits,
+    /// As the request was routed.
+    candidates: Chosen,
+    /// Settled, for the request or a response.
     chosen: Chosen,
 }
 
 impl<'a> Applied<'a> {
+    /// These edits as they apply to a response of `status`.
+    pub fn at(self, status: u16) -> Applied<'a> {
+        match self.edits.by_status {
+            true => Applied {
+                chosen: self.edits.settled(self.candidates, Some(status)),
+                ..self
+            },
+            false => self,
+        }
+    }
+
     fn taken(self) -> impl Iterator<Item = &'a Edit> {
         let chosen = self.chosen;
         (self.edits.edits.iter().enumerate())
@@ -317,12 +403,29 @@ impl<'a> Applied<'a> {
         }
     }
 
+    /// Appends [`Applied::set_lines`] and the lines of the fields the
+    /// response's status decides: what every response head gets after
+    /// its own fields.
+    pub fn push_set_lines(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.set_lines());
+        if !self.edits.by_status || self.chosen == Chosen::UNCONDITIONAL {
+            return;
+        }
+        for edit in self.taken().filter(|e| e.by_status) {
+            if let Some(text) = edit.value.as_ref().and_then(FieldValue::text) {
+                push_line(out, &edit.name, text.as_bytes());
+            }
+        }
+    }
+
     /// The fields set to values rendered, or chosen, for this request:
-    /// not those [`Applied::set_lines`] holds.
+    /// not those [`Applied::set_lines`] holds, nor those the status
+    /// decides.
     fn rendered(self) -> impl Iterator<Item = &'a Edit> {
         let unconditional = self.chosen == Chosen::UNCONDITIONAL;
         let fixed = |e: &Edit| e.value.as_ref().and_then(FieldValue::text).is_some();
-        (self.taken()).filter(move |e| e.per_request() && !(unconditional && fixed(e)))
+        (self.taken())
+            .filter(move |e| e.per_request() && !e.by_status && !(unconditional && fixed(e)))
     }
 
     /// Whether the field `name` (any case) is set or removed: every field
@@ -656,6 +759,7 @@ mod tests {
             name: name.to_string(),
             value: value.map(FieldValue::fixed),
             when: when.map(|c| Condition::parse(c).unwrap()),
+            on_status: None,
         }))
         .unwrap()
     }
@@ -759,5 +863,108 @@ mod tests {
         e.unconditional().remove_from(&mut h);
         assert_eq!(h.len(), 1, "no condition asked: nothing applies");
         assert_eq!(e.value_of("x-api"), None);
+    }
+
+    #[test]
+    fn a_field_the_status_decides_is_settled_for_each_response() {
+        use crate::http::status_rule::StatusTest;
+        let on = |negated, ranges: &[(u16, u16)]| {
+            StatusRule::new(vec![StatusTest {
+                negated,
+                ranges: ranges.into(),
+            }])
+        };
+        let edit = |name: &str, value: Option<&str>, when: Option<&str>, on_status| FieldEdit {
+            name: name.to_string(),
+            value: value.map(FieldValue::fixed),
+            when: when.map(|c| Condition::parse(c).unwrap()),
+            on_status,
+        };
+        let e = FieldEdits::new([
+            edit("Cache-Control", Some("max-age=60"), None, None),
+            edit(
+                "Cache-Control",
+                Some("no-store"),
+                None,
+                on(false, &[(404, 404)]),
+            ),
+            edit("Server", None, None, on(false, &[(500, 599)])),
+            edit(
+                "X-Api",
+                Some("1"),
+                Some("path_beg /api"),
+                on(true, &[(300, 399)]),
+            ),
+            edit("X-Fixed", Some("f"), None, None),
+        ])
+        .unwrap();
+        // Only the field nothing decides is in every head as it is.
+        assert_eq!(e.set_lines(), b"X-Fixed: f\r\n");
+        let headers = Headers::new();
+        let asked = |target| Asked {
+            method: "GET",
+            target,
+            headers: &headers,
+            client: "192.0.2.10".parse().unwrap(),
+            listener: "127.0.0.1:80".parse().unwrap(),
+            https: false,
+        };
+        let sent = |target, status| {
+            let applied = e.for_response(e.choose(&asked(target), target), status);
+            let mut lines = Vec::new();
+            applied.push_set_lines(&mut lines);
+            (String::from_utf8(lines).unwrap(), applied.edits(b"server"))
+        };
+        assert_eq!(
+            sent("/", 200),
+            ("X-Fixed: f\r\nCache-Control: max-age=60\r\n".into(), false)
+        );
+        assert_eq!(
+            sent("/", 404),
+            ("X-Fixed: f\r\nCache-Control: no-store\r\n".into(), false)
+        );
+        assert_eq!(
+            sent("/", 503),
+            ("X-Fixed: f\r\nCache-Control: max-age=60\r\n".into(), true)
+        );
+        assert_eq!(
+            sent("/api/x", 200),
+            (
+                "X-Fixed: f\r\nCache-Control: max-age=60\r\nX-Api: 1\r\n".into(),
+                false
+            )
+        );
+        assert_eq!(
+            sent("/api/x", 301).0,
+            "X-Fixed: f\r\nCache-Control: max-age=60\r\n"
+        );
+        // Nothing of them is rendered as the request is routed, and an
+        // answer to a request never routed gets the one without a
+        // condition.
+        let routed = e.applied(e.choose(&asked("/api/x"), "/api/x"));
+        let head = crate::http::RequestHead {
+            method: "GET".into(),
+            target: "/api/x".into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        };
+        let mut rendered = Vec::new();
+        routed.render_variable_lines(&Facts::plain(&head), &mut rendered);
+        assert_eq!(rendered, b"");
+        let mut lines = Vec::new();
+        e.unconditional().at(404).push_set_lines(&mut lines);
+        assert_eq!(lines, b"Cache-Control: max-age=60\r\nX-Fixed: f\r\n");
+        // Its values are fixed: a variable's would be rendered before
+        // there is a status to choose it by.
+        let varied = FieldEdits::new([
+            edit("X-B", Some("a"), None, on(false, &[(200, 200)])),
+            FieldEdit {
+                value: Some(
+                    FieldValue::parse("$uri", crate::config::FieldFamily::Response).unwrap(),
+                ),
+                ..edit("x-b", None, None, None)
+            },
+        ]);
+        assert!(varied.unwrap_err().contains("without variables"));
     }
 }

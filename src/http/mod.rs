@@ -15,6 +15,7 @@ pub mod proxy_protocol;
 pub mod proxy_tlv;
 pub mod range;
 pub mod send_proxy;
+pub mod status_rule;
 pub mod structured;
 pub mod tls;
 

@@ -111,8 +111,9 @@ pub(super) fn ask(
         pool: asked.pool,
         route: None,
     };
-    // What the client's answers get: its pool's.
-    let edits = client.response_edits(settings);
+    // What the client's answers get: its pool's (the fields a status
+    // decides, for the answer that is given).
+    let edits = settings.response_headers.applied(client.response_edits);
     // The gateway's targets are chosen by its pool's `hash_on`, not by the
     // request's pool's (a gateway that keeps sessions in memory is asked
     // by the same target each time); the request's sticky cookie names
@@ -208,6 +209,7 @@ pub(super) fn ask(
         !accel && !name.eq_ignore_ascii_case(b"content-length")
     });
     let closing = !keep_alive || shared.shutting_down.load(Ordering::Relaxed);
+    let edits = client.response_edits(settings, answer.status);
     edits.remove_from(&mut answer.headers);
     answer.version = Version::Http11;
     let mut bytes = Vec::with_capacity(512);
@@ -216,7 +218,7 @@ pub(super) fn ask(
         crate::digits::push_field(&mut bytes, "Content-Length", body.len() as u64);
     }
     client.push_own_fields(&mut bytes, answer.status, None);
-    bytes.extend_from_slice(edits.set_lines());
+    edits.push_set_lines(&mut bytes);
     push_connection_header(&mut bytes, !closing, head.version);
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);

@@ -172,8 +172,7 @@ pub fn coded_response<'p>(
     if close {
         head.headers.push("Connection", "close");
     }
-    let set = edits.set_lines();
-    let mut bytes = Vec::with_capacity(192 + fields.len() + set.len());
+    let mut bytes = Vec::with_capacity(192 + fields.len() + edits.set_lines().len());
     head.write_start(&mut bytes);
     // The proxy's own fields stand for a backend's here: no `ETag` or
     // `Vary` of their own to carry over.
@@ -183,7 +182,7 @@ pub fn coded_response<'p>(
         (None, None) => {}
     }
     bytes.extend_from_slice(fields);
-    bytes.extend_from_slice(set);
+    edits.push_set_lines(&mut bytes);
     bytes.extend_from_slice(b"\r\n");
     let head_len = bytes.len();
     let page = match gzipped {

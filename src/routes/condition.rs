@@ -325,6 +325,11 @@ impl Condition {
                 Ok(Condition::Method(methods.into()))
             }
             ["https"] => Ok(Condition::Https),
+            ["status", ..] => Err(format!(
+                "`if {}`: a request is routed, or refused, before there is a status to \
+                 read: only a response_header key's condition may name one",
+                text.escape_debug()
+            )),
             ["share", percent] => {
                 let share = (percent.strip_suffix('%'))
                     .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))

@@ -59,7 +59,7 @@ pub(super) fn serve_entry(
         shutting_down,
         own_fields,
         pacing,
-        edits,
+        edits: _,
         gzip,
         cache_name: _,
         gzip_counters,
@@ -91,6 +91,20 @@ pub(super) fn serve_entry(
     // Compressed for some clients: it says so in Vary to every client,
     // and goes compressed to this one if it takes gzip.
     let coding = gzip.filter(|g| g.suits(entry.head.status, &entry.head.headers, Some(len)));
+    let ranged = match not_modified {
+        true => Ranged::Whole,
+        false => ranged_of(answering, entry, coding, len),
+    };
+    // The fields `response_header.*` decides by the status are those of
+    // the status served.
+    let code = match (not_modified, &ranged) {
+        (true, _) => 304,
+        (false, Ranged::Whole) => entry.head.status,
+        (false, Ranged::Part { .. } | Ranged::Parts(_)) => 206,
+        (false, Ranged::Unsatisfiable) => 416,
+    };
+    let answering = &answering.at(code);
+    let edits = answering.edits;
     // Decoded for the clients that take no gzip, as it is not for this
     // one: it says so in Vary too.
     let decoded_for_others = !decoding && decoded::varies(answering, entry);
@@ -138,12 +152,6 @@ pub(super) fn serve_entry(
         }
         (head.into(), b"", 304)
     } else {
-        let dated_if_range = answering.dated_if_range(coding);
-        let ranged = if entry.head.status == 200 && !request.is_head() && !dated_if_range {
-            range::requested(&request.headers, &entry.head.headers, len)
-        } else {
-            Ranged::Whole
-        };
         match ranged {
             Ranged::Whole => {
                 let compressed = coding.filter(|_| takes_gzip).and_then(|gzip| {
@@ -196,7 +204,7 @@ pub(super) fn serve_entry(
                 {
                     tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                 }
-                (head, body, entry.head.status)
+                (head, body, code)
             }
             Ranged::Part { start, end } => {
                 let head = part_head(answering, entry, coding, (start, end, len), &mut tail);
@@ -273,6 +281,17 @@ pub(super) fn serve_entry(
         cache: Some(status.name()),
         linger: result.is_ok(),
     })
+}
+
+/// The parts of `entry` (`len` bytes long, served with `coding`) the
+/// request asks for.
+fn ranged_of(answering: &Answering<'_>, entry: &Entry, coding: Option<&Gzip>, len: u64) -> Ranged {
+    let request = answering.request;
+    let dated_if_range = answering.dated_if_range(coding);
+    match entry.head.status == 200 && !request.is_head() && !dated_if_range {
+        true => range::requested(&request.headers, &entry.head.headers, len),
+        false => Ranged::Whole,
+    }
 }
 
 /// The head of a 206 of bytes `start..=end` of `entry`'s `len`, a hit's
@@ -367,7 +386,7 @@ impl Ending<'_> {
             };
             cache_status::push(tail, name, member);
         }
-        tail.extend_from_slice(edits.set_lines());
+        edits.push_set_lines(tail);
         // A 304's cookies for this client are the backend's too: gone when
         // `Set-Cookie` is removed.
         edits.push_kept(tail, own, &[]);

@@ -44,6 +44,7 @@ pub(super) fn serve_decoded(
 ) -> Result<Outcome, Refusal> {
     let request = answering.request;
     let code = entry.head.status;
+    let answering = &answering.at(code);
     let has_body = !request.is_head() && !forbids_content_length(code);
     let whole = match has_body {
         true => Decoder::whole(&entry.record.body, client.response_buffer),

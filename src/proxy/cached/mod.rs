@@ -140,7 +140,8 @@ struct Answering<'a> {
     /// (`X-Accel-Limit-Rate`), and whatever a failed backend said.
     pacing: Pacing,
     /// The fields `response_header.*` sets and removes: applied to what is
-    /// served, never to what is stored.
+    /// served, never to what is stored; settled for the status served by
+    /// [`Answering::at`].
     edits: Applied<'a>,
     /// With `gzip` on: what is compressed.
     gzip: Option<&'a Gzip>,
@@ -159,6 +160,14 @@ struct Answering<'a> {
 }
 
 impl<'a> Answering<'a> {
+    /// As it answers with `status`: the fields the status decides.
+    fn at(&self, status: u16) -> Answering<'a> {
+        Answering {
+            edits: self.edits.at(status),
+            ..*self
+        }
+    }
+
     fn new(
         request: &'a RequestHead,
         keep_alive: bool,
@@ -173,7 +182,8 @@ impl<'a> Answering<'a> {
             shutting_down: &shared.shutting_down,
             own_fields: &shared.caching(client.route).own_fields,
             pacing: shared.pool_config(client.route).pacing,
-            edits: client.response_edits(shared.pool_config(client.route)),
+            edits: (shared.pool_config(client.route).response_headers)
+                .applied(client.response_edits),
             gzip: shared.gzip(client.route),
             cache_name: shared.config.cache_status.as_deref(),
             gzip_counters: &shared.metrics.gzip,

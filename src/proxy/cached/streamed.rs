@@ -100,6 +100,7 @@ impl<'a> StreamedPart<'a> {
         let mut cookies = Vec::new();
         (fetched.response.headers).write_named(&["set-cookie"], &mut cookies);
         let mut tail = Vec::with_capacity(256);
+        let answering = &answering.at(206);
         let mut head = part_head(answering, entry, coding, span, &mut tail);
         let ending = Ending {
             status: Status::Filled { fwd },

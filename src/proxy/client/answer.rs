@@ -78,7 +78,7 @@ impl Client {
         // A field `response_header.*` sets replaces the answer's own of
         // that name (a redirect's `Location`), as it does a backend's.
         let mut extra = Vec::with_capacity(fields.len());
-        let edits = self.response_edits(config);
+        let edits = self.response_edits(config, status);
         edits.push_kept(&mut extra, fields, &[]);
         self.push_own_fields(&mut extra, status, None);
         let coding = gzip.map(|(coding, _)| coding);
@@ -102,7 +102,7 @@ impl Client {
         let config = shared.pool_config(self.route);
         let gzip = self.gzip_of(shared);
         let coding = gzip.map(|(coding, _)| coding);
-        let edits = self.response_edits(config);
+        let edits = self.response_edits(config, status);
         let response = coded_response(status, close, &fields, None, (config, edits), coding);
         self.send_response(response, head_request, gzip.map(|(_, counted)| counted))
     }
@@ -146,10 +146,14 @@ impl Client {
     }
 
     /// The `response_header.*` of `config` (the pool's the request was
-    /// routed to, or the top level's) as they apply to the request being
-    /// served.
-    pub(in crate::proxy) fn response_edits<'c>(&self, config: &'c Config) -> Applied<'c> {
-        config.response_headers.applied(self.response_edits)
+    /// routed to, or the top level's) as they apply to a response of
+    /// `status` to the request being served.
+    pub(in crate::proxy) fn response_edits<'c>(
+        &self,
+        config: &'c Config,
+        status: u16,
+    ) -> Applied<'c> {
+        (config.response_headers).for_response(self.response_edits, status)
     }
 
     /// Writes the fields of this request's own into the head of a final

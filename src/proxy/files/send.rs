@@ -126,7 +126,7 @@ pub(super) fn send(
     let mut response = ResponseHead::new(status);
     response.headers = fields;
     let config = shared.pool_config(client.route);
-    let edits = client.response_edits(config);
+    let edits = client.response_edits(config, status);
     edits.remove_from(&mut response.headers);
     // The operator's `Cache-Control` says how long, as a backend's does
     // (see `take_kept`): the route's `Expires` would say otherwise to the
@@ -147,7 +147,7 @@ pub(super) fn send(
     response.write_start(&mut bytes);
     bytes.extend_from_slice(keep_alive_field(head.version, close));
     client.push_own_fields(&mut bytes, status, None);
-    bytes.extend_from_slice(edits.set_lines());
+    edits.push_set_lines(&mut bytes);
     bytes.extend_from_slice(b"\r\n");
     client.note_sent_head(&[&bytes]);
     let stream: &ClientStream = client.conn.get_ref();

@@ -94,7 +94,8 @@ pub(super) fn prepare_response(
     shared: &Shared,
 ) -> Result<Prepared, Failure> {
     let pool = shared.pool_config(client.route);
-    let (edits, passes_trailers) = (client.response_edits(pool), pool.pass_trailers);
+    let status = fetched.response.status;
+    let (edits, passes_trailers) = (client.response_edits(pool, status), pool.pass_trailers);
     let gzip = shared.gzip(client.route);
     let cache_name = shared.config.cache_status.as_deref();
     let up = &mut fetched.up;
@@ -271,7 +272,7 @@ pub(super) fn prepare_response(
     response.version = Version::Http11;
     response.write_start(&mut head);
     head.extend_from_slice(&coding_fields);
-    head.extend_from_slice(edits.set_lines());
+    edits.push_set_lines(&mut head);
     if let Some(status) = how.x_cache {
         let _ = write!(head, "X-Cache: {status}\r\n");
         if let Some(name) = cache_name {
