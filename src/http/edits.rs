@@ -85,6 +85,9 @@ struct Edit {
     by_status: bool,
     /// Its line is in [`FieldEdits::set_lines`].
     fixed: bool,
+    /// A bit for each edit of its name, itself among them (as in
+    /// [`Chosen`]).
+    same_name: u128,
     /// What it sends varies from request to request: a value with
     /// variables, or a field some edit's condition decides.
     varies: bool,
@@ -169,9 +172,17 @@ impl FieldEdits {
                 )
             })
             .collect();
+        let same_name: Vec<u128> = (edits.iter())
+            .map(|e| {
+                let same = (edits.iter().enumerate())
+                    .filter(|(_, other)| other.name.eq_ignore_ascii_case(&e.name));
+                same.fold(0, |bits, (i, _)| bits | 1 << i)
+            })
+            .collect();
         let (mut set_lines, mut unconditional_lines) = (Vec::new(), Vec::new());
         let mut list = Vec::with_capacity(edits.len());
-        for (edit, (decided, by_status)) in edits.into_iter().zip(decided) {
+        let each = edits.into_iter().zip(decided).zip(same_name);
+        for ((edit, (decided, by_status)), same_name) in each {
             let FieldEdit {
                 name,
                 value,
@@ -200,6 +211,7 @@ impl FieldEdits {
                 on_status,
                 by_status,
                 fixed,
+                same_name,
             });
         }
         Ok(FieldEdits {
@@ -291,14 +303,10 @@ impl FieldEdits {
             (Some(_), None) => false,
         };
         let mut bits = 0u128;
-        let chosen_of_name = |bits: u128, edit: &Edit| {
-            (self.edits.iter().enumerate())
-                .any(|(i, e)| bits >> i & 1 == 1 && e.named(edit.name.as_bytes()))
-        };
         for conditional in [true, false] {
             for (i, edit) in self.edits.iter().enumerate() {
                 let candidate = candidates >> i & 1 == 1 && edit.conditional() == conditional;
-                if candidate && holds(edit) && !chosen_of_name(bits, edit) {
+                if candidate && holds(edit) && bits & edit.same_name == 0 {
                     bits |= 1 << i;
                 }
             }
