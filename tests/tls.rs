@@ -1183,6 +1183,61 @@ fn a_directory_of_certificates_serves_each_by_name_and_a_site_added_after_a_relo
     assert!(to_a.server_cert() == a.der, "a.test lost its certificate");
 }
 
+/// A directory of chains with their keys beside them (nginx's `a.crt`
+/// and `a.key`, HAProxy's `b.pem` and `b.pem.key`): each name gets its
+/// own certificate, a renewed pair is served after a reload, and a key
+/// that cannot be read refuses the next one, the pair in force kept.
+#[test]
+fn a_directory_of_chains_with_their_keys_beside_them_serves_each_name() {
+    let pki = Pki::new();
+    let certs = pki.dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    let a = pki.ca.leaf(&["a.test"]);
+    a.write_apart(&pki.ca, &certs, "a");
+    let b = pki.ca.leaf(&["b.test"]);
+    let b_chain = certs.join("b.pem");
+    std::fs::write(&b_chain, format!("{}{}", b.cert_pem, pki.ca.pem)).unwrap();
+    let b_key = certs.join("b.pem.key");
+    std::fs::write(&b_key, &b.key_pem).unwrap();
+    let backend = Backend::echo("app");
+    let text = tls_conf(&backend.addr.to_string(), &certs.display().to_string(), "");
+    let proxy = start_tls(&text, |_| {});
+    let addr = tls_addr(&proxy);
+    let config = pki.client();
+    let mut to_a = TlsClient::connect(addr, &config, "a.test");
+    assert!(to_a.server_cert() == a.der, "a.test did not get a.test");
+    assert_eq!(to_a.get("/a").status, 200);
+    let mut to_b = TlsClient::connect(addr, &config, "b.test");
+    assert!(to_b.server_cert() == b.der, "b.test did not get b.test");
+    assert_eq!(to_b.get("/b").status, 200);
+
+    // Renewed: another certificate and another key, both rewritten.
+    let renewed = pki.ca.leaf(&["a.test"]);
+    renewed.write_apart(&pki.ca, &certs, "a");
+    let next = proxy.config_for(&[], from_file_with_admin(&text));
+    proxy.handle().control().reload(next).unwrap();
+    let mut to_a = TlsClient::connect(addr, &config, "a.test");
+    assert!(
+        to_a.server_cert() == renewed.der,
+        "the old a.test after the reload"
+    );
+    assert_eq!(to_a.get("/renewed").status, 200);
+
+    // A key that cannot be read refuses the reload, naming it.
+    std::fs::remove_file(&b_key).unwrap();
+    std::fs::create_dir(&b_key).unwrap();
+    let refused = from_file_keeping(&text, proxy.handle().control().last_addresses())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(
+        refused.contains(&format!("{}: ", b_key.display())),
+        "{refused}"
+    );
+    let mut to_b = TlsClient::connect(addr, &config, "b.test");
+    assert!(to_b.server_cert() == b.der, "b.test lost its certificate");
+    assert_eq!(to_b.get("/kept").status, 200);
+}
+
 /// Turning TLS off waits for a restart, as the port does: the reload
 /// reports `tls_port`, and the port goes on serving its certificate
 /// (nothing else listens there until the restart).

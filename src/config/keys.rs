@@ -784,10 +784,11 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "comma separated PEM files, each a certificate chain and its private key, or \
                the chain with ` key=<file>` naming the key's, and ` ocsp=<file>` its OCSP \
-               response to staple (else <chain>.ocsp when there is one), or directories of \
-               such files with their keys in them (those ending in .pem or .crt, by name); a \
-               client gets the first valid for the name it asks (SNI), else the first; read \
-               again on reload",
+               response to staple (else <chain>.ocsp when there is one), a key neither in \
+               the chain's file nor named read from <chain>.key, else <name>.key for a \
+               <name>.crt; or directories of such files (those ending in .pem or .crt, by \
+               name); a client gets the first valid for the name it asks (SNI), else the \
+               first; read again on reload",
         apply: |c, v| {
             let (files, served) = parse_certificates(v)?;
             c.tls_certificates = files;

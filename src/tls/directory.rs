@@ -1,7 +1,8 @@
 //! A `tls_certificates` entry that names a directory, as HAProxy's
 //! `crt /etc/haproxy/certs/`: a site is added by dropping its PEM file
-//! there (a certbot deploy hook writes the chain and key in one) and
-//! reloading.
+//! there (a certbot deploy hook writes the chain and key in one), or its
+//! chain and its key beside it (`site.crt` and `site.key`, as nginx keeps
+//! them), and reloading.
 //!
 //! Its certificate files are the names ending in `.pem` or `.crt`, so
 //! that what HAProxy keeps beside a certificate (`site.pem.ocsp`,
@@ -24,7 +25,8 @@ pub const MAX_FILES: usize = 1_000;
 
 /// The entries for the certificate files of `dir` (as written), in the
 /// order of their names, each read as a file written alone would be:
-/// its key in the same file, its OCSP response as `<file>.ocsp` beside it.
+/// its key in the same file or beside it (see [`super::private_key`]),
+/// its OCSP response as `<file>.ocsp` beside it.
 pub fn listed(dir: &Path) -> Result<Vec<CertificateFiles>, CertificateError> {
     let unlistable = |error| CertificateError::Unreadable {
         path: dir.to_path_buf(),

@@ -5,9 +5,11 @@
 //!
 //! Each entry is a PEM file with a certificate chain (the server's own
 //! certificate first, then the intermediates), and its private key in the
-//! same file or in the one `key=` names: HAProxy's `crt` and certbot's
-//! `fullchain.pem` plus `privkey.pem` alike; or a directory of such files
-//! each holding its key, HAProxy's `crt <dir>/` (see [`directory`]). A
+//! same file, in the one `key=` names, or beside it (`site.pem.key`,
+//! `site.crt.key`, `site.key` for a `site.crt`: see [`private_key`]):
+//! HAProxy's `crt`, nginx's `ssl_certificate` and certbot's
+//! `fullchain.pem` plus `privkey.pem` alike; or a directory of such
+//! files, HAProxy's `crt <dir>/` (see [`directory`]). A
 //! client is given the first certificate valid for the name it asks for
 //! (SNI), or the first one of all when none is, or when it names none, as
 //! nginx's default server does.
@@ -28,6 +30,7 @@ pub mod client_cert;
 pub mod client_hello;
 pub mod directory;
 pub mod ocsp;
+pub mod private_key;
 pub mod suites;
 pub mod trust;
 pub mod words;
@@ -41,7 +44,7 @@ use rustls::server::{
 use rustls::sign::CertifiedKey;
 use rustls::{RootCertStore, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, ServerName};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,7 +96,7 @@ const MAX_PEM_FILE: u64 = 1 << 20;
 const SESSION_CACHE: usize = 20_000;
 
 /// One `tls_certificates` entry as written: the chain's file, the key's
-/// when it is another, and the OCSP response's when it is named; or one
+/// when `key=` names it, and the OCSP response's when it is named; or one
 /// file of a directory written there, and that directory as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CertificateFiles {
@@ -134,17 +137,27 @@ pub enum CertificateError {
     NoCertificate { path: PathBuf },
     #[error(
         "{}: no PEM private key in it (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE KEY` or \
-         `EC PRIVATE KEY`); name the key's file with `key=`",
-        path.display()
-    )]
-    NoKey { path: PathBuf },
-    #[error(
-        "{}: no PEM private key in it: a file of a directory holds its key after its chain \
-         (`cat fullchain.pem privkey.pem > {}`)",
+         `EC PRIVATE KEY`), nor a {} beside it; name the key's file with `key=`",
         path.display(),
+        private_key::names(beside)
+    )]
+    NoKey { path: PathBuf, beside: Vec<PathBuf> },
+    #[error(
+        "{}: no PEM private key in it, nor a {} beside it: a file of a directory holds its \
+         key after its chain (`cat fullchain.pem privkey.pem > {}`), or has it in a file \
+         of that name",
+        path.display(),
+        private_key::names(beside),
         path.display()
     )]
-    NoKeyInDirectory { path: PathBuf },
+    NoKeyInDirectory { path: PathBuf, beside: Vec<PathBuf> },
+    #[error(
+        "{}: no PEM private key in it (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE KEY` or \
+         `EC PRIVATE KEY`), for the certificate {}",
+        path.display(),
+        chain.display()
+    )]
+    NotAKey { path: PathBuf, chain: PathBuf },
     #[error("{}: no certificate file in the directory (`*.pem` or `*.crt`)", path.display())]
     EmptyDirectory { path: PathBuf },
     #[error(
@@ -698,27 +711,7 @@ fn load_one(
             path: files.chain.clone(),
         });
     }
-    let key_path = files.key.as_ref().unwrap_or(&files.chain);
-    let key_text = match &files.key {
-        Some(path) => read_pem(path)?,
-        None => chain_text,
-    };
-    let key = match PrivateKeyDer::from_pem_slice(&key_text) {
-        Ok(key) => key,
-        Err(rustls_pki_types::pem::Error::NoItemsFound) => {
-            let path = key_path.clone();
-            return Err(
-                if contains(&key_text, b"-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-                    CertificateError::EncryptedKey { path }
-                } else if files.directory.is_some() {
-                    CertificateError::NoKeyInDirectory { path }
-                } else {
-                    CertificateError::NoKey { path }
-                },
-            );
-        }
-        Err(e) => return Err(malformed(key_path, e)),
-    };
+    let (key, key_path) = private_key::read(files, &chain_text)?;
     let signing = provider
         .key_provider
         .load_private_key(key)
@@ -733,7 +726,7 @@ fn load_one(
         }
         Err(rustls::Error::InconsistentKeys(_)) => Err(CertificateError::KeyMismatch {
             chain: files.chain.clone(),
-            key: key_path.clone(),
+            key: key_path,
         }),
         Err(e) => Err(malformed(&files.chain, e)),
     }

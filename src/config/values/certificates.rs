@@ -75,8 +75,8 @@ fn certificate_entries(v: &str) -> Result<Vec<Written>, String> {
             if let Some(option) = options.first() {
                 return Err(format!(
                     "`{entry}`: `{option}`: {} is a directory, whose files each hold their own \
-                     key (and have their OCSP response beside them, as <file>.ocsp): name a \
-                     file to give it options",
+                     key or have it beside them, as <file>.key (and their OCSP response, as \
+                     <file>.ocsp): name a file to give it options",
                     chain.display()
                 ));
             }
@@ -108,8 +108,9 @@ fn file_options(
             _ => {
                 return Err(format!(
                     "`{entry}`: unknown option `{word}`: an entry is a PEM file, then \
-                     `key=<file>` when the private key is in another, and `ocsp=<file>` \
-                     for its OCSP response, or a directory of PEM files"
+                     `key=<file>` when the private key is in another (none is needed for \
+                     <file>.key beside it), and `ocsp=<file>` for its OCSP response, or a directory \
+                     of PEM files"
                 ))
             }
         };
@@ -227,11 +228,145 @@ mod tests {
         std::fs::write(&keyless, chain).unwrap();
         let e = refused_after_targets(&tls(&written));
         let says = format!(
-            "proxy.conf:3: tls_certificates: {}: no PEM private key in it: a file of a \
-             directory holds its key after its chain",
+            "proxy.conf:3: tls_certificates: {}: no PEM private key in it, nor a `b.pem.key` \
+             beside it: a file of a directory holds its key after its chain",
             keyless.display()
         );
         assert!(e.starts_with(&says), "{e}");
+    }
+
+    /// A certificate for `names` with its key in a file of its own:
+    /// `chain` holds the chain alone, `key` the key (as nginx's
+    /// `ssl_certificate` and `ssl_certificate_key`); returns their paths.
+    fn apart(
+        dir: &Path,
+        chain: &str,
+        key: &str,
+        names: &[&str],
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let chain = certificate(dir, chain, names);
+        let both = std::fs::read_to_string(&chain).unwrap();
+        let at = both.find("-----BEGIN PRIVATE KEY").unwrap();
+        std::fs::write(&chain, &both[..at]).unwrap();
+        let key = dir.join(key);
+        std::fs::write(&key, &both[at..]).unwrap();
+        (chain, key)
+    }
+
+    /// The key `certificate` wrote in `file`, alone.
+    fn key_of(file: &Path) -> String {
+        let both = std::fs::read_to_string(file).unwrap();
+        both[both.find("-----BEGIN PRIVATE KEY").unwrap()..].to_string()
+    }
+
+    #[test]
+    fn a_directory_s_certificate_without_its_key_has_it_beside_it_as_haproxy_and_nginx_keep_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir.path().join("certs");
+        std::fs::create_dir(&certs).unwrap();
+        // nginx's pair, and HAProxy's `site.pem.key` and `site.crt.key`.
+        apart(&certs, "a.crt", "a.key", &["a.test"]);
+        apart(&certs, "b.pem", "b.pem.key", &["b.test"]);
+        apart(&certs, "c.crt", "c.crt.key", &["c.test"]);
+        // A file with its own key keeps it: what is beside it is not read.
+        let d = certificate(&certs, "d.pem", &["d.test"]);
+        std::fs::write(certs.join("d.pem.key"), "not a key").unwrap();
+        std::fs::write(certs.join("d.key"), "not a key").unwrap();
+        let written = certs.display().to_string();
+        assert_eq!(
+            served_chains(&written),
+            ["a.crt", "b.pem", "c.crt", "d.pem"],
+            "a .key is no certificate of its own"
+        );
+        // HAProxy's name comes first: `c.crt.key` is read, not `c.key`.
+        std::fs::write(certs.join("c.key"), key_of(&d)).unwrap();
+        assert_eq!(served_chains(&written).len(), 4);
+        // `.pem` is not stripped, as HAProxy strips `.crt` alone: a
+        // `b.key` is not `b.pem`'s.
+        std::fs::rename(certs.join("b.pem.key"), certs.join("b.key")).unwrap();
+        let e = refused_after_targets(&tls(&written));
+        let says = format!(
+            "proxy.conf:3: tls_certificates: {}: no PEM private key in it, nor a `b.pem.key` \
+             beside it: a file of a directory holds its key after its chain",
+            certs.join("b.pem").display()
+        );
+        assert!(e.starts_with(&says), "{e}");
+    }
+
+    #[test]
+    fn a_file_written_alone_has_its_key_beside_it_unless_key_names_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, key) = apart(dir.path(), "site.crt", "site.key", &["site.test"]);
+        let entry = chain.display().to_string();
+        assert_eq!(served_chains(&entry), ["site.crt"]);
+        // ` key=` is read whatever is beside the chain.
+        let elsewhere = dir.path().join("elsewhere.key");
+        std::fs::rename(&key, &elsewhere).unwrap();
+        std::fs::write(&key, "not a key").unwrap();
+        let named = format!("{entry} key={}", elsewhere.display());
+        assert_eq!(served_chains(&named), ["site.crt"]);
+        // Without a key anywhere, the message names where it was looked for.
+        std::fs::remove_file(&key).unwrap();
+        let e = refused_after_targets(&tls(&entry));
+        let says = format!(
+            "proxy.conf:3: tls_certificates: {entry}: no PEM private key in it \
+             (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`), nor a \
+             `site.crt.key` or `site.key` beside it; name the key's file with `key=`"
+        );
+        assert!(e.starts_with(&says), "{e}");
+    }
+
+    #[test]
+    fn a_key_beside_that_is_another_certificate_s_is_refused_naming_both_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, key) = apart(dir.path(), "a.crt", "a.key", &["a.test"]);
+        let other = certificate(dir.path(), "other.pem", &["a.test"]);
+        let secret = key_of(&other);
+        std::fs::write(&key, &secret).unwrap();
+        let e = refused_after_targets(&tls(&dir.path().display().to_string()));
+        let says = format!(
+            "proxy.conf:3: tls_certificates: {}: the private key does not belong to the \
+             certificate {}",
+            key.display(),
+            chain.display()
+        );
+        assert!(e.starts_with(&says), "{e}");
+        for line in secret.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!e.contains(line), "the key is shown: {e}");
+        }
+    }
+
+    #[test]
+    fn a_key_beside_that_cannot_be_read_or_holds_no_key_is_refused_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, key) = apart(dir.path(), "a.pem", "a.pem.key", &["a.test"]);
+        let entry = chain.display().to_string();
+        let naming_it = format!("proxy.conf:3: tls_certificates: {}: ", key.display());
+        // In the way of the read as a file without permission to read it
+        // would be (the tests may run as root, who reads any).
+        std::fs::remove_file(&key).unwrap();
+        std::fs::create_dir(&key).unwrap();
+        let e = refused_after_targets(&tls(&entry));
+        assert!(e.starts_with(&naming_it), "{e}");
+        assert!(e.contains("not a regular file"), "{e}");
+        std::fs::remove_dir(&key).unwrap();
+        // A certificate where the key should be.
+        std::fs::copy(&chain, &key).unwrap();
+        let e = refused_after_targets(&tls(&entry));
+        let says = format!(
+            "{naming_it}no PEM private key in it (`-----BEGIN PRIVATE KEY-----`, `RSA PRIVATE \
+             KEY` or `EC PRIVATE KEY`), for the certificate {entry}"
+        );
+        assert!(e.starts_with(&says), "{e}");
+        // A key cut short: said, and not shown.
+        let secret = key_of(&certificate(dir.path(), "other.pem", &["a.test"]));
+        let cut = &secret[..secret.len() - 30];
+        std::fs::write(&key, cut).unwrap();
+        let e = refused_after_targets(&tls(&entry));
+        assert!(e.starts_with(&naming_it), "{e}");
+        for line in cut.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!e.contains(line), "the key is shown: {e}");
+        }
     }
 
     #[test]
