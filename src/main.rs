@@ -189,7 +189,7 @@ fn load(args: &ConfigArgs, last: LastAddresses) -> Result<(Config, Loader), Fail
 /// [`config::read`]).
 fn read(args: &ConfigArgs) -> Result<Loader, Failure> {
     let explicit = args.config.is_some();
-    config::read(&args.config_path(), explicit, inverso_env()?, &flags(args)?)
+    config::read(&args.config_path(), explicit, environment()?, &flags(args)?)
         .map_err(Failure::usage)
 }
 
@@ -216,19 +216,24 @@ fn flags(args: &ConfigArgs) -> Result<Vec<(&str, String, &'static str)>, Failure
     Ok(flags)
 }
 
-/// The `INVERSO_*` variables of the environment. Others are not ours to
-/// judge (`std::env::vars` would panic on any that is not UTF-8); one of
-/// ours that is not UTF-8 is a configuration error.
-fn inverso_env() -> Result<Vec<(String, String)>, Failure> {
+/// The variables of the environment: `INVERSO_*` ones set keys, and any
+/// may be a file's `{$NAME}`. One that is not UTF-8 is not ours to judge
+/// (`std::env::vars` would panic on it) and is left out, as if not set;
+/// one of ours that is not UTF-8 is a configuration error.
+fn environment() -> Result<Vec<(String, String)>, Failure> {
     let mut vars = Vec::new();
     for (name, value) in std::env::vars_os() {
-        let Some(name) = name.to_str().filter(|n| n.starts_with("INVERSO_")) else {
+        let Some(name) = name.to_str() else {
             continue;
         };
-        let Some(value) = value.to_str() else {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "{name}: the value is not UTF-8"
-            )));
+        let value = match value.to_str() {
+            Some(value) => value,
+            None if name.starts_with("INVERSO_") => {
+                return Err(Failure::usage(anyhow::anyhow!(
+                    "{name}: the value is not UTF-8"
+                )))
+            }
+            None => continue,
         };
         vars.push((name.to_string(), value.to_string()));
     }
@@ -300,7 +305,7 @@ fn run_demo(port: u16) -> Result<(), Failure> {
         site.path().display()
     );
     loader.file("demo", &routing).map_err(Failure::usage)?;
-    loader.env(inverso_env()?);
+    loader.env(environment()?);
     for (key, value) in [
         ("bind", "127.0.0.1".to_string()),
         ("port", port.to_string()),

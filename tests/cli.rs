@@ -312,6 +312,51 @@ fn check_reads_included_files_and_names_each_key_s_file_and_line() {
     );
 }
 
+/// `{$NAME}` in a value: read from the environment the process was
+/// started with, shown expanded by `check`, a secret still hidden.
+#[test]
+fn check_expands_environment_variables_in_values_and_hides_a_secret_s() {
+    let dir = conf(
+        "port = 9000\ntargets = {$APP_HOST}:9001, {$APP_HOST}:{$APP_PORT_2:9002}\n\
+         secure_link_secret = {$LINK_SECRET}\n",
+    );
+    let run = |env: &[(&str, &str)]| {
+        let mut command = command(dir.path(), &["check", "--config", "proxy.conf"]);
+        for name in ["APP_HOST", "APP_PORT_2", "LINK_SECRET"] {
+            command.env_remove(name);
+        }
+        let out = command.envs(env.iter().copied()).output().unwrap();
+        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let env = [("APP_HOST", "127.0.0.1"), ("LINK_SECRET", "from-the-env")];
+    let (code, stdout, stderr) = run(&env);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let line_of = |key: &str| {
+        (stdout.lines())
+            .find(|l| l.starts_with(key))
+            .unwrap_or_default()
+    };
+    let targets = line_of("targets = ");
+    assert!(
+        targets.starts_with("targets = 127.0.0.1:9001, 127.0.0.1:9002 "),
+        "{stdout}"
+    );
+    assert!(targets.ends_with("# proxy.conf:2"), "{stdout}");
+    assert!(
+        line_of("secure_link_secret = (secret)").ends_with("# proxy.conf:3"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("from-the-env"), "{stdout}");
+
+    let (code, _, stderr) = run(&env[1..]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("proxy.conf:2: environment variable APP_HOST is not set"),
+        "{stderr}"
+    );
+}
+
 /// A list of addresses read from a file: `check` says how many blocks it
 /// holds in all, and a bad line is refused at its file's line.
 #[test]

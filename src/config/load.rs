@@ -1,5 +1,6 @@
 //! A configuration loaded the way the binary does: proxy.conf read from
-//! disk (a regular file, of bounded size), then the environment and flags.
+//! disk (a regular file, of bounded size), its `{$NAME}`s from the
+//! environment, then the environment's keys and flags over it.
 
 use super::{ConfigError, Loader};
 use std::path::Path;
@@ -35,8 +36,9 @@ pub(super) fn read_bounded(path: &Path, what: &str) -> std::io::Result<String> {
 }
 
 /// Reads a configuration the way the binary does: the file (if `path` is
-/// given it must exist; the default `proxy.conf` may be absent), then the
-/// environment, then flags `(key, value, flag name)`. The values as
+/// given it must exist; the default `proxy.conf` may be absent), its
+/// `{$NAME}`s read from `env`, then the environment's `INVERSO_<KEY>`s,
+/// then flags `(key, value, flag name)`. The values as
 /// written, not built ([`Loader::build`]): what needs one key alone
 /// (`inverso signal`'s `pid_file`) is not kept from it by a target's name
 /// that does not resolve, or a certificate's file gone.
@@ -47,6 +49,8 @@ pub fn read(
     flags: &[(&str, String, &str)],
 ) -> Result<Loader, ConfigError> {
     let mut loader = Loader::new();
+    // First, for the file's `{$NAME}`s: its keys still win over the file's.
+    loader.env(env);
     let name = path.display().to_string();
     match read_config_file(path) {
         Ok(text) => {
@@ -62,7 +66,6 @@ pub fn read(
             })
         }
     }
-    loader.env(env);
     for (key, value, flag) in flags {
         loader.flag(key, value, flag)?;
     }

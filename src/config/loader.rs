@@ -1,6 +1,7 @@
 //! The [`Loader`]: raw values from the file, the environment and flags,
 //! each over the one before, built into a typed [`Config`].
 
+use super::expand::{expand, Environment};
 use super::include::{IncludeSource, OnDisk, MAX_DEPTH, MAX_FILES};
 use super::keys::find_key;
 use super::listeners::listeners_overlap;
@@ -13,6 +14,7 @@ use super::{
     first_set, Config, ConfigError, FieldFamily, FieldKey, LastAddresses, LogFormat, Origin,
     UnresolvedTargets, KEYS,
 };
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -64,6 +66,9 @@ pub struct Loader {
     /// At a reload, the addresses of the names in force (see
     /// [`Loader::keep_last_addresses`]).
     last_addresses: LastAddresses,
+    /// The variables given to [`Loader::env`], which a file's `{$NAME}`
+    /// reads.
+    environment: Environment,
 }
 
 impl Default for Loader {
@@ -99,6 +104,7 @@ impl Loader {
             files: Vec::new(),
             backend_tls: Default::default(),
             last_addresses: LastAddresses::default(),
+            environment: Environment::default(),
         }
     }
 
@@ -116,7 +122,9 @@ impl Loader {
     /// Reads proxy.conf text: `key = value` lines, `#` comments and blank
     /// lines ignored. Unknown and repeated keys are errors. The files its
     /// `include` lines name are read from the disk, from `path`'s
-    /// directory.
+    /// directory. A value's `{$NAME}` is the variable NAME of those given
+    /// to [`Loader::env`] before; a key set by those, or by a flag, keeps
+    /// their value.
     pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
         self.file_including(path, text, &mut OnDisk)
     }
@@ -172,32 +180,34 @@ impl Loader {
                 ));
             };
             let key = key.trim();
+            let value = self.expanded(value.trim(), &origin, reading)?;
+            let value = value.as_ref();
             if key == "include" {
-                self.include((path, value.trim()), &origin, source, reading)?;
+                self.include((path, value), &origin, source, reading)?;
                 continue;
             }
             if let Some((family, name)) = FieldFamily::of(key) {
-                self.field_key(family, name, value.trim(), origin)?;
+                self.field_key(family, name, value, origin)?;
                 continue;
             }
             if let Some(rest) = key.strip_prefix("pool.") {
-                self.pool_key(rest, value.trim(), origin)?;
+                self.pool_key(rest, value, origin)?;
                 continue;
             }
             if let Some(spec) = key.strip_prefix("route.") {
-                self.route_key(spec.trim(), value.trim(), origin)?;
+                self.route_key(spec.trim(), value, origin)?;
                 continue;
             }
             if let Some(name) = key.strip_prefix("rewrite.") {
-                self.rewrite_keys.take(name, value.trim(), origin)?;
+                self.rewrite_keys.take(name, value, origin)?;
                 continue;
             }
             if let Some(name) = key.strip_prefix("deny.") {
-                self.deny_keys.take(name, value.trim(), origin)?;
+                self.deny_keys.take(name, value, origin)?;
                 continue;
             }
             if let Some(name) = key.strip_prefix("stream.") {
-                self.stream_key(name, value.trim(), origin)?;
+                self.stream_key(name, value, origin)?;
                 continue;
             }
             let Some(spec) = find_key(key) else {
@@ -210,9 +220,44 @@ impl Loader {
                 ));
             }
             reading.seen.insert(spec.name, origin.clone());
-            self.put(spec.name, value.trim(), origin);
+            if !self.set_over_the_file(spec.name) {
+                self.put(spec.name, value, origin);
+            }
         }
         Ok(())
+    }
+
+    /// `value`, read at `origin`, with its `{$NAME}`s expanded (and
+    /// trimmed again, as any value is, for what a variable holds).
+    fn expanded<'v>(
+        &self,
+        value: &'v str,
+        origin: &Origin,
+        reading: &mut Reading,
+    ) -> Result<Cow<'v, str>, ConfigError> {
+        let expanded =
+            expand(value, &self.environment).map_err(|e| ConfigError::at(origin, e.to_string()))?;
+        // A variable may hold far more than its reference takes: the
+        // bound on a configuration's bytes is on what is parsed.
+        reading.bytes += expanded.len().saturating_sub(value.len());
+        if reading.bytes as u64 > MAX_CONFIG_BYTES {
+            let why = format!(
+                "with environment variables expanded, more than {MAX_CONFIG_BYTES} bytes in all: \
+                 not a configuration"
+            );
+            return Err(ConfigError::at(origin, why));
+        }
+        Ok(match expanded {
+            Cow::Borrowed(value) => Cow::Borrowed(value),
+            Cow::Owned(value) => Cow::Owned(value.trim().to_string()),
+        })
+    }
+
+    /// Whether `key` was set by the environment or a flag: the file, read
+    /// after them for its `{$NAME}`s, comes below them all the same.
+    fn set_over_the_file(&self, key: &str) -> bool {
+        (self.settings.get(key))
+            .is_some_and(|s| matches!(s.origin, Origin::Env(_) | Origin::Flag(_)))
     }
 
     /// Reads the files `pattern`, written in the file `path` at `origin`,
@@ -249,9 +294,12 @@ impl Loader {
         Ok(())
     }
 
-    /// Applies `INVERSO_<KEY>` variables. Other variables are ignored.
+    /// Applies `INVERSO_<KEY>` variables, and keeps every variable for
+    /// the `{$NAME}`s of a file read after (see [`Loader::file`]). Their
+    /// own values are taken as they are: no `{$NAME}` in them is read.
     pub fn env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
         for (var, value) in vars {
+            self.environment.set(&var, &value);
             let Some(rest) = var.strip_prefix("INVERSO_") else {
                 continue;
             };

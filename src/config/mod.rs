@@ -22,12 +22,14 @@
 //! - `checks`: what keys mean together, refused or warned of.
 //! - `types`: the small types a [`Config`] holds: targets, balancing, log format.
 //! - `error`: a [`ConfigError`], and where a value came from.
+//! - `expand`: a value's `{$NAME}`s, the environment's variables.
 //! - `listeners`: whether an address reaches one of the proxy's own listeners.
 //! - `suggest`: the messages for keys not taken, with "did you mean" hints.
 //! - `load`: loading the way the binary does, proxy.conf read from disk.
 
 mod checks;
 mod error;
+mod expand;
 mod fields;
 mod include;
 mod keys;

@@ -10,8 +10,7 @@
 //! or a comment.
 
 use super::suggest::FILE_ONLY;
-use super::tests::build;
-use super::{FieldFamily, KEYS, POOL_KEYS};
+use super::{Config, ConfigError, FieldFamily, Loader, KEYS, POOL_KEYS};
 use std::collections::BTreeSet;
 
 const README: &str = include_str!("../../README.md");
@@ -82,6 +81,10 @@ const NAMES: &[(&str, &str)] = &[
     // A Compose service's name, which may or may not resolve.
     ("app:8000", "localhost:8447"),
 ];
+
+/// The environment variables the examples' `{$NAME}`s read, as a
+/// container's settings would give them.
+const ENVIRONMENT: &[(&str, &str)] = &[("APP_HOST", "192.0.2.10"), ("APP_HOST_2", "192.0.2.11")];
 
 /// Keys an example leaves out because the text around it has them:
 /// `(the document, a line of the example, the keys added, why)`.
@@ -323,8 +326,20 @@ impl Fixtures {
 struct Used {
     files: BTreeSet<&'static str>,
     names: BTreeSet<&'static str>,
+    environment: BTreeSet<&'static str>,
     context: BTreeSet<&'static str>,
     refused: BTreeSet<&'static str>,
+}
+
+/// `text` built as proxy.conf, with the variables of [`ENVIRONMENT`].
+fn build(text: &str) -> Result<Config, ConfigError> {
+    let environment = ENVIRONMENT
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()));
+    Loader::new()
+        .env(environment)
+        .file("proxy.conf", text)?
+        .build()
 }
 
 /// Loads one example as `check` would, with what it needs added; `Err`
@@ -361,6 +376,11 @@ fn load(fixtures: &Fixtures, doc: &str, lines: &[&str], used: &mut Used) -> Resu
         if text.contains(name) {
             text = text.replace(name, instead);
             used.names.insert(name);
+        }
+    }
+    for (name, _) in ENVIRONMENT {
+        if text.contains(&format!("{{${name}}}")) || text.contains(&format!("{{${name}:")) {
+            used.environment.insert(name);
         }
     }
     let refused = REFUSED.iter().find(|(line, _)| has(line));
@@ -410,6 +430,10 @@ fn the_configuration_examples_of_the_readme_and_proxy_conf_load() {
     );
     assert_eq!(
         stale(NAMES.iter().map(|n| n.0).collect(), &used.names),
+        none
+    );
+    assert_eq!(
+        stale(ENVIRONMENT.iter().map(|e| e.0).collect(), &used.environment),
         none
     );
     assert_eq!(
