@@ -10,23 +10,28 @@
 //! With `log_syslog`, each line also goes to syslog, one datagram each
 //! (see `syslog`), from the same thread; and a request routed to a pool
 //! with a file of its own (`pool.<name>.path_to_log`) has its line
-//! written there too, reopened with the main file.
+//! written there too, reopened with the main file: the same line, or
+//! one in the pool's own format (`pool.<name>.log_format`).
 //!
 //! # Layout
 //! - `record`: what is logged about one request ([`Record`]), and its
 //!   combined and JSON lines, their fields escaped.
 //! - `template`: a `log_format` template and the lines it writes.
+//! - `captures`: what a record carries for the formats in use
+//!   ([`Captures`]), the main one's and the pools' own.
 //! - `channel`: the writer thread's handles: [`AccessLog`] starts and
 //!   finishes it, [`LogSender`] queues records and reopens.
 //! - `writer`: the writer thread's loop, and its outputs taking each
 //!   message in turn.
 //! - `pool_files`: each pool's own file (`pool.<name>.path_to_log`), a
-//!   copy of the lines of the requests routed to it.
+//!   copy of the lines of the requests routed to it, in its own format
+//!   if it has one.
 //! - `sink`: one output, buffered: the log file opened, and writes that
 //!   fail counted and said.
 //! - `syslog`: each line also as a syslog datagram.
 //! - `termination`: why and where an exchange ended (`$termination`).
 
+mod captures;
 mod channel;
 mod pool_files;
 mod record;
@@ -36,6 +41,7 @@ mod template;
 mod termination;
 mod writer;
 
+pub use captures::Captures;
 pub use channel::{AccessLog, LogSender, Outputs};
 pub use pool_files::PoolFile;
 pub use record::{Heads, Record};

@@ -93,19 +93,11 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
     if let Some(syslog) = inverso::access_log::Syslog::of(&config) {
         writeln!(out, "# {}", config::escape_controls(&syslog.describe()))?;
     }
-    if let config::LogFormat::Template(template) = &config.log_format {
-        // Whole (a template runs longer than the values `printable` shows
-        // whole), and what it was taken to say, on a made-up request.
-        writeln!(
-            out,
-            "# log_format template: {}",
-            config::escape_controls(template.source())
-        )?;
-        writeln!(
-            out,
-            "# a line looks like:   {}",
-            config::escape_controls(&template.example_line())
-        )?;
+    write_template(&mut out, "", &config.log_format)?;
+    for pool in &config.pools {
+        if let Some(format) = &pool.log_format {
+            write_template(&mut out, &format!("pool {}: ", pool.name), format)?;
+        }
     }
     write_error_pages(&mut out, "", &config.error_pages)?;
     for pool in &config.pools {
@@ -289,6 +281,23 @@ fn write_users(
     let count = users.len();
     let noun = if count == 1 { "user" } else { "users" };
     writeln!(out, "# {key}: {count} {noun} in {path}")
+}
+
+/// A `log_format` template (`whose`: a pool's own, else the main log's)
+/// whole, as a template runs longer than the values `printable` shows
+/// whole, and what it was taken to say, on a made-up request.
+fn write_template(
+    out: &mut impl std::io::Write,
+    whose: &str,
+    format: &config::LogFormat,
+) -> std::io::Result<()> {
+    let config::LogFormat::Template(template) = format else {
+        return Ok(());
+    };
+    let source = config::escape_controls(template.source());
+    writeln!(out, "# {whose}log_format template: {source}")?;
+    let example = config::escape_controls(&template.example_line());
+    writeln!(out, "# {whose}a line looks like:   {example}")
 }
 
 /// `check`'s account of `error_pages`: each page found, or that none was

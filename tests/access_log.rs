@@ -160,3 +160,100 @@ fn a_pools_file_that_cannot_be_opened_stops_the_start_naming_its_key() {
         Ok(_) => panic!("started"),
     }
 }
+
+/// The one line of `lines`, parsed as JSON.
+#[track_caller]
+fn one_json(lines: &[String]) -> inverso::json_value::Value {
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    inverso::json_value::parse(lines[0].as_bytes()).unwrap_or_else(|e| panic!("{e:?}: {lines:?}"))
+}
+
+#[test]
+fn a_pools_file_takes_its_own_format_and_the_main_log_keeps_its_own() {
+    let sites = Sites::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (shop_log, blog_log) = (in_dir(&dir, "shop.log"), in_dir(&dir, "blog.log"));
+    let conf = format!(
+        "{}pool.shop.log_format = json\n\
+         pool.blog.log_format = site=$pool \"$request\" $status\n",
+        sites.conf(&shop_log, &blog_log)
+    );
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    for path in ["/shop/cart?id=7", "/blog/post"] {
+        get(&proxy, path);
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let shop = one_json(&lines(&shop_log));
+    let request = shop.get("request").and_then(|r| r.as_str());
+    assert_eq!(request, Some("GET /shop/cart?id=7 HTTP/1.1"));
+    assert_eq!(shop.get("pool").and_then(|p| p.as_str()), Some("shop"));
+    assert_eq!(
+        lines(&blog_log),
+        ["site=blog \"GET /blog/post HTTP/1.1\" 200"]
+    );
+    // The main log: combined lines, the pools' as every other.
+    let main = proxy.log_lines();
+    assert_eq!(main.len(), 2, "{main:?}");
+    for (path, pool) in [("/shop/cart?id=7", "shop"), ("/blog/post", "blog")] {
+        assert!(one_for(&main, path), "{path}: {main:?}");
+        let line = main.iter().find(|l| l.contains(path)).unwrap();
+        assert!(line.starts_with("127.0.0.1 - - ["), "{line}");
+        assert!(line.ends_with(&format!(" pool={pool}")), "{line}");
+    }
+}
+
+#[test]
+fn a_pools_template_gets_the_values_only_it_names() {
+    // The request field, the backend's field and the field sent that
+    // the shop's template names, and the main one does not: a record
+    // carries them all the same.
+    let sites = Sites::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (shop_log, blog_log) = (in_dir(&dir, "shop.log"), in_dir(&dir, "blog.log"));
+    let conf = format!(
+        "{}log_format = \"$request\" main=$http_x_main\n\
+         pool.shop.log_format = customer=$http_x_customer up=$upstream_http_x_backend \
+         sent=$sent_http_x_backend\n",
+        sites.conf(&shop_log, &blog_log)
+    );
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    let fields = [("X-Customer", "acme"), ("X-Main", "m1")];
+    for path in ["/shop/cart", "/about"] {
+        assert_eq!(proxy.connect().get_with(path, &fields).status, 200);
+    }
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    assert_eq!(lines(&shop_log), ["customer=acme up=shop sent=shop"]);
+    let mut main = proxy.log_lines();
+    main.sort();
+    assert_eq!(
+        main,
+        [
+            "\"GET /about HTTP/1.1\" main=m1",
+            "\"GET /shop/cart HTTP/1.1\" main=m1"
+        ]
+    );
+}
+
+#[test]
+fn a_reload_applies_a_pools_changed_format() {
+    let sites = Sites::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (shop_log, blog_log) = (in_dir(&dir, "shop.log"), in_dir(&dir, "blog.log"));
+    let conf = sites.conf(&shop_log, &blog_log);
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    get(&proxy, "/shop/before");
+    let json = format!("{conf}pool.shop.log_format = json\n");
+    proxy
+        .handle()
+        .control()
+        .reload(proxy.config_for(&[], from_file(&json)))
+        .unwrap();
+    get(&proxy, "/shop/after");
+    assert!(proxy.shutdown(Duration::from_secs(5)));
+    let shop = lines(&shop_log);
+    assert_eq!(shop.len(), 2, "{shop:?}");
+    assert!(one_for(&shop[..1], "/shop/before"), "{shop:?}");
+    let after = one_json(&shop[1..]);
+    let request = after.get("request").and_then(|r| r.as_str());
+    assert_eq!(request, Some("GET /shop/after HTTP/1.1"));
+}

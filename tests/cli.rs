@@ -1884,3 +1884,43 @@ fn check_shows_a_pools_own_log_and_it_or_a_run_stops_on_one_it_cannot_open() {
         );
     }
 }
+
+#[test]
+fn check_shows_a_pools_own_log_format_and_a_line_its_template_writes() {
+    let pools = "pool.shop = 127.0.0.1:9002\nroute./shop/ = shop\n\
+                 pool.shop.path_to_log = shop.log\npool.blog = 127.0.0.1:9003\n\
+                 route./blog/ = blog\npool.blog.path_to_log = blog.log\n";
+    let base = format!("port = 0\ntargets = 127.0.0.1:9001\ncache_size = 0\n{pools}");
+    let dir = conf(&format!(
+        "{base}pool.shop.log_format = json\npool.blog.log_format = $status $http_x_site\n"
+    ));
+    let (code, stdout, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(0), "{stderr}");
+    let shown = |key: &str| {
+        (stdout.lines())
+            .find(|l| l.starts_with(&format!("{key} =")))
+            .unwrap_or_else(|| panic!("{key} not shown: {stdout}"))
+            .to_string()
+    };
+    let shop = shown("pool.shop.log_format");
+    assert!(shop.starts_with("pool.shop.log_format = json "), "{shop}");
+    assert!(shop.contains("proxy.conf:10"), "{shop}");
+    assert!(shown("pool.blog.log_format").contains("proxy.conf:11"));
+    assert!(
+        stdout.contains("\n# pool blog: log_format template: $status $http_x_site\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\n# pool blog: a line looks like:   200 -\n"),
+        "{stdout}"
+    );
+    // Where it would have nowhere to write: refused, as a run is.
+    let nowhere = format!("{base}pool.api = 127.0.0.1:9004\npool.api.log_format = json\n");
+    std::fs::write(dir.path().join("proxy.conf"), nowhere).unwrap();
+    let (code, _, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("proxy.conf:11: pool.api.log_format: the format of the pool's own file"),
+        "{stderr}"
+    );
+}

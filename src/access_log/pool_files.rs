@@ -1,9 +1,15 @@
 //! Each pool's own file (`pool.<name>.path_to_log`): the lines of the
 //! requests routed to that pool, besides the main log's (stdout,
-//! `path_to_log`, syslog), which keeps every line.
+//! `path_to_log`, syslog), which keeps every line. They are the main
+//! log's lines, or lines of the pool's own format
+//! (`pool.<name>.log_format`), made by the writer thread as the main
+//! ones are: a record's line is made twice only when two formats are in
+//! use.
 
 use super::sink::{open_log_file, Sink};
-use crate::config::{log_key, same_file, Config};
+use super::Record;
+use crate::config::{log_key, same_file, Config, LogFormat};
+use crate::http::date::LogClock;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
@@ -16,6 +22,9 @@ use std::sync::Arc;
 pub struct PoolFile {
     pub pool: Arc<str>,
     pub path: PathBuf,
+    /// The format of its lines when not the main log's; `None`: the main
+    /// log's line is written as it is.
+    pub format: Option<LogFormat>,
 }
 
 impl PoolFile {
@@ -27,6 +36,7 @@ impl PoolFile {
                 Some(PoolFile {
                     pool: p.name.clone(),
                     path: p.path_to_log.clone()?,
+                    format: (p.log_format.clone()).filter(|f| *f != config.log_format),
                 })
             })
             .collect()
@@ -48,9 +58,13 @@ impl PoolFile {
 /// so that their lines go out in one write a batch, as the main file's do.
 #[derive(Default)]
 pub(super) struct PoolSinks {
-    sinks: Vec<Sink<File>>,
+    /// Each file, and the format of its lines (one a file: the
+    /// configuration refuses a file shared in two formats).
+    sinks: Vec<(Sink<File>, Option<LogFormat>)>,
     /// Each pool with a file of its own, and that file's place in `sinks`.
     by_pool: HashMap<Arc<str>, usize>,
+    /// A line in a pool's own format, its memory kept from one to the next.
+    line: String,
 }
 
 impl PoolSinks {
@@ -64,7 +78,7 @@ impl PoolSinks {
                 Some(at) => at,
                 None => {
                     let sink = Sink::for_file(&file.path, file.open()?).named(file.key());
-                    open.sinks.push(sink);
+                    open.sinks.push((sink, file.format.clone()));
                     paths.push(&file.path);
                     paths.len() - 1
                 }
@@ -74,16 +88,33 @@ impl PoolSinks {
         Ok(open)
     }
 
-    /// Adds `line` to the file of `pool`, if it has one.
-    pub(super) fn write(&mut self, pool: Option<&str>, line: &[u8], lost: &AtomicU64) {
-        let at = pool.and_then(|p| self.by_pool.get(p)).copied();
-        if let Some(sink) = at.and_then(|at| self.sinks.get_mut(at)) {
-            sink.write(line, lost);
-        }
+    /// Adds `record`'s line to the file of its pool, if it has one: `main`,
+    /// the main log's line, or one made in the file's own format.
+    pub(super) fn write(
+        &mut self,
+        record: &Record,
+        main: &str,
+        clock: &mut LogClock,
+        lost: &AtomicU64,
+    ) {
+        let at = (record.pool.as_deref()).and_then(|p| self.by_pool.get(p));
+        let Some((sink, format)) = at.and_then(|&at| self.sinks.get_mut(at)) else {
+            return;
+        };
+        let line = match format {
+            Some(format) => {
+                self.line.clear();
+                record.write_as(format, &mut self.line, clock);
+                self.line.push('\n');
+                &self.line
+            }
+            None => main,
+        };
+        sink.write(line.as_bytes(), lost);
     }
 
     pub(super) fn flush(&mut self, lost: &AtomicU64) {
-        for sink in &mut self.sinks {
+        for (sink, _) in &mut self.sinks {
             sink.flush(lost);
         }
     }
@@ -92,13 +123,31 @@ impl PoolSinks {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access_log::tests::record;
     use std::sync::atomic::Ordering;
 
     fn file(pool: &str, path: &Path) -> PoolFile {
         PoolFile {
             pool: pool.into(),
             path: path.to_path_buf(),
+            format: None,
         }
+    }
+
+    /// Writes, for each of `pools`, a record routed there whose main line
+    /// is the pool's name.
+    fn write_each(sinks: &mut PoolSinks, pools: &[Option<&str>]) {
+        let (lost, mut clock) = (AtomicU64::new(0), LogClock::new());
+        for pool in pools {
+            let r = Record {
+                pool: pool.map(Arc::from),
+                ..record()
+            };
+            let main = format!("{}\n", pool.unwrap_or("-"));
+            sinks.write(&r, &main, &mut clock, &lost);
+        }
+        sinks.flush(&lost);
+        assert_eq!(lost.load(Ordering::Relaxed), 0);
     }
 
     #[test]
@@ -115,15 +164,36 @@ mod tests {
         ];
         let mut sinks = PoolSinks::open(&files).unwrap();
         assert_eq!(sinks.sinks.len(), 2);
-        let lost = AtomicU64::new(0);
-        for pool in [Some("web"), Some("api"), Some("img"), Some("other"), None] {
-            let line = format!("{}\n", pool.unwrap_or("-"));
-            sinks.write(pool, line.as_bytes(), &lost);
-        }
-        sinks.flush(&lost);
+        let pools = [Some("web"), Some("api"), Some("img"), Some("other"), None];
+        write_each(&mut sinks, &pools);
         assert_eq!(std::fs::read_to_string(&shared).unwrap(), "web\nimg\n");
         assert_eq!(std::fs::read_to_string(&own).unwrap(), "api\n");
-        assert_eq!(lost.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_file_with_a_format_of_its_own_gets_lines_made_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (json, plain) = (dir.path().join("api.log"), dir.path().join("web.log"));
+        let files = [
+            PoolFile {
+                format: Some(LogFormat::Json),
+                ..file("api", &json)
+            },
+            file("web", &plain),
+        ];
+        let mut sinks = PoolSinks::open(&files).unwrap();
+        write_each(&mut sinks, &[Some("api"), Some("web"), Some("api")]);
+        let lines = std::fs::read_to_string(&json).unwrap();
+        let lines: Vec<&str> = lines.lines().collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        for line in lines {
+            let value = crate::json_value::parse(line.as_bytes()).unwrap();
+            assert!(
+                matches!(value, crate::json_value::Value::Object(_)),
+                "{line}"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(&plain).unwrap(), "web\n");
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl Template {
             escape: self.escape,
         };
         // The response head's fields, read once for all `$sent_http_`.
-        let mut sent: Option<Vec<(String, String)>> = None;
+        let mut sent: Option<Cow<'_, [(String, String)]>> = None;
         for part in &self.parts {
             match part {
                 Piece::Text(text) => out.line.push_str(text),
@@ -257,8 +257,7 @@ impl Template {
                     out.text(value.as_deref().map(String::from_utf8_lossy).as_deref());
                 }
                 Piece::Named(Named::SentField(name)) => {
-                    let head = record.response_head.as_deref().unwrap_or_default();
-                    let fields = sent.get_or_insert_with(|| Heads::fields_of(head));
+                    let fields = sent.get_or_insert_with(|| sent_fields(record));
                     let values = (fields.iter())
                         .filter(|(field, _)| variables::names_field(name, field))
                         .map(|(_, value)| Cow::from(value.as_str()));
@@ -289,6 +288,16 @@ impl Template {
                 }
             }
         }
+    }
+}
+
+/// The fields of the response head sent: read from it as it went, or,
+/// with `log_headers` (which a main combined or JSON line writes beside a
+/// pool's own template), as those heads have them.
+fn sent_fields(record: &Record) -> Cow<'_, [(String, String)]> {
+    match (&record.response_head, &record.heads) {
+        (None, Some(heads)) => Cow::Borrowed(&heads.response),
+        (head, _) => Cow::Owned(Heads::fields_of(head.as_deref().unwrap_or_default())),
     }
 }
 
@@ -1083,6 +1092,20 @@ mod tests {
                 &r
             ),
             "Accept, Cookie|app/1|-"
+        );
+        // With `log_headers` (a main combined line beside a pool's
+        // template), the head sent is in the heads the record carries.
+        let r = Record {
+            response_head: None,
+            heads: Some(Box::new(Heads {
+                request: Vec::new(),
+                response: Heads::fields_of(r.response_head.as_deref().unwrap_or_default()),
+            })),
+            ..r
+        };
+        assert_eq!(
+            line("$sent_http_vary|$sent_http_x_a", &r),
+            "Accept-Encoding, Origin|1"
         );
     }
 

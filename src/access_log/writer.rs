@@ -24,7 +24,8 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(5);
 struct Sinks {
     stdout: Option<Sink<io::StdoutLock<'static>>>,
     file: Option<Sink<File>>,
-    /// A copy of each line routed to a pool with a file of its own.
+    /// A copy of each line routed to a pool with a file of its own, or
+    /// one in its own format.
     pools: PoolSinks,
     syslog: Option<SyslogSink>,
     format: LogFormat,
@@ -70,7 +71,7 @@ impl Sinks {
         if let Some(sink) = &mut self.file {
             sink.write(line.as_bytes(), &self.lost);
         }
-        (self.pools).write(record.pool.as_deref(), line.as_bytes(), &self.lost);
+        (self.pools).write(record, line, &mut self.clock, &self.lost);
     }
 
     fn flush(&mut self) {

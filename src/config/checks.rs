@@ -5,7 +5,8 @@
 use super::listeners::{clashes, listeners_overlap, target_at};
 use super::pools::Scope;
 use super::{
-    printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, Origin, PoolConfig,
+    printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, LogFormat, Origin,
+    PoolConfig,
 };
 use crate::auth::jwt_keys;
 use crate::cache::persist::MAX_SNAPSHOT_BODY;
@@ -1007,7 +1008,7 @@ impl Config {
         let state_file = self.state_file.as_deref()?;
         let snapshot =
             (self.path_to_persistence.as_deref()).map(|p| ("path_to_persistence".to_string(), p));
-        let logs = self.log_files().map(|(pool, p)| (log_key(pool), p));
+        let logs = self.log_files().map(|(pool, p, _)| (log_key(pool), p));
         let (key, _) =
             (snapshot.into_iter().chain(logs)).find(|(_, p)| same_file(p, state_file))?;
         Some(format!(
@@ -1017,11 +1018,13 @@ impl Config {
     }
 
     /// The access log's files: `path_to_log` (pool `None`), then each
-    /// pool's own.
-    fn log_files(&self) -> impl Iterator<Item = (Option<&str>, &Path)> {
-        let main = self.path_to_log.as_deref().map(|p| (None, p));
-        let pools =
-            (self.pools.iter()).filter_map(|p| Some((Some(&*p.name), p.path_to_log.as_deref()?)));
+    /// pool's own; each with the format of its lines.
+    fn log_files(&self) -> impl Iterator<Item = (Option<&str>, &Path, &LogFormat)> {
+        let main = (self.path_to_log.as_deref()).map(|p| (None, p, &self.log_format));
+        let pools = (self.pools.iter()).filter_map(|p| {
+            let format = p.log_format.as_ref().unwrap_or(&self.log_format);
+            Some((Some(&*p.name), p.path_to_log.as_deref()?, format))
+        });
         main.into_iter().chain(pools)
     }
 
@@ -1029,22 +1032,37 @@ impl Config {
     /// `path_to_log`, else the pool's): the snapshot's, which every
     /// snapshot is renamed over (the log's lines then go on into a file no
     /// longer on disk), and which a reopen would append lines to; for a
-    /// pool's, `path_to_log`'s too, which has its lines already. Checked
-    /// again at a reload, with the `path_to_persistence` and `cache_size`
-    /// kept until a restart.
+    /// pool's, `path_to_log`'s too, which has its lines already, and
+    /// another pool's in another format (a reader of the file could not
+    /// tell which lines to parse how). Checked again at a reload, with the
+    /// `path_to_persistence` and `cache_size` kept until a restart.
     pub fn log_file_refused(&self) -> Option<(Option<&str>, String)> {
         let snapshot = (self.path_to_persistence.as_deref()).filter(|_| self.cache_size > 0);
         let main = self.path_to_log.as_deref();
-        self.log_files().find_map(|(pool, log)| {
-            let why = if snapshot.is_some_and(|s| same_file(log, s)) {
-                "is also path_to_persistence: each needs a file of its own"
-            } else if pool.is_some() && main.is_some_and(|m| same_file(log, m)) {
-                "is also path_to_log, which has every line already: each would be written twice"
-            } else {
-                return None;
-            };
-            Some((pool, format!("{} {why}", log.display())))
-        })
+        let files: Vec<_> = self.log_files().collect();
+        files
+            .iter()
+            .enumerate()
+            .find_map(|(i, &(pool, log, format))| {
+                let why = if snapshot.is_some_and(|s| same_file(log, s)) {
+                    "is also path_to_persistence: each needs a file of its own".to_string()
+                } else if pool.is_some() && main.is_some_and(|m| same_file(log, m)) {
+                    "is also path_to_log, which has every line already: each would be written twice"
+                        .to_string()
+                } else {
+                    // An earlier pool's file that is this one, in another format.
+                    let (other, ..) = (files.iter().take(i)).find(|(other, o, f)| {
+                        pool.is_some() && other.is_some() && same_file(log, o) && *f != format
+                    })?;
+                    format!(
+                        "is also {}, in another log_format: a file holds lines of one format, so \
+                         that what reads it can parse each (give both pools the same \
+                         log_format, or each a file of its own)",
+                        log_key(*other)
+                    )
+                };
+                Some((pool, format!("{} {why}", log.display())))
+            })
     }
 
     /// Why an entry the cache may store would be left out of its snapshot:

@@ -455,15 +455,6 @@ impl Loader {
         if let Some(why) = config.snapshot_leaves_out() {
             log::warn!("{}", self.refused("max_object_size", why));
         }
-        // The heads would be copied at every request and never written.
-        if config.log_headers && matches!(config.log_format, LogFormat::Template(_)) {
-            return Err(self.refused(
-                "log_headers",
-                "adds the heads to combined and json lines; a log_format template writes \
-                 only what it names (a request field as $http_<name>)"
-                    .into(),
-            ));
-        }
         if let Some((key, why)) = config.set_in_vain().first() {
             return Err(self.refused(key, why.to_string()));
         }
@@ -484,7 +475,17 @@ impl Loader {
         config.deny = Arc::new(self.build_denials()?);
         self.build_pools(&mut config)?;
         self.check_https_redirect(&config)?;
-        // Once the pools, with their own log files, are built.
+        // Once the pools, with their own log files and formats, are built.
+        // The heads would be copied at every request and never written.
+        let template = |f: &LogFormat| matches!(f, LogFormat::Template(_));
+        if config.log_headers && config.log_formats().all(template) {
+            return Err(self.refused(
+                "log_headers",
+                "adds the heads to combined and json lines; a log_format template writes \
+                 only what it names (a request field as $http_<name>)"
+                    .into(),
+            ));
+        }
         if let Some(why) = config.state_file_shared() {
             return Err(self.refused("state_file", why));
         }

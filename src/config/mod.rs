@@ -927,43 +927,11 @@ impl Config {
         }
     }
 
-    /// Whether each response head sent is kept for the log: `log_headers`
-    /// writes it, a template its `$sent_http_<name>` fields.
-    pub fn logs_response_head(&self) -> bool {
-        self.log_headers
-            || matches!(&self.log_format, LogFormat::Template(t) if t.names_sent_fields())
-    }
-
-    /// Whether the fields of each backend's answer are kept for the log:
-    /// a template writes its `$upstream_http_<name>`.
-    pub fn logs_upstream_fields(&self) -> bool {
-        matches!(&self.log_format, LogFormat::Template(t) if t.names_upstream_fields())
-    }
-
-    /// Whether the kernel is asked what it measured of each client
-    /// connection for the log: a template writes a `$tcpinfo_*`.
-    pub fn logs_tcp_info(&self) -> bool {
-        matches!(&self.log_format, LogFormat::Template(t) if t.names_tcp_info())
-    }
-
-    /// Whether a verified token's claims are kept for the log: a template
-    /// writes a `$jwt_claim_<name>`.
-    pub fn logs_jwt_claims(&self) -> bool {
-        matches!(&self.log_format, LogFormat::Template(t) if t.names_jwt_claims())
-    }
-
-    /// Whether request bodies read whole are kept for the log: a
-    /// template writes `$request_body`.
-    pub fn logs_request_body(&self) -> bool {
-        matches!(&self.log_format, LogFormat::Template(t) if t.names_request_body())
-    }
-
-    /// Whether access-log records name the pool a request went to: the
-    /// combined and JSON lines do with pools defined, a template that
-    /// writes `$pool` always.
-    pub fn logs_pool(&self) -> bool {
-        !self.pools.is_empty()
-            || matches!(&self.log_format, LogFormat::Template(t) if t.names_pool())
+    /// The access log's formats: `log_format`, then each pool's own (see
+    /// [`crate::access_log::Captures`], what a record carries for them).
+    pub fn log_formats(&self) -> impl Iterator<Item = &LogFormat> {
+        let pools = self.pools.iter().filter_map(|p| p.log_format.as_ref());
+        std::iter::once(&self.log_format).chain(pools)
     }
 
     /// Whether `client` (as the access lists see it) is spared

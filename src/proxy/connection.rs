@@ -287,7 +287,7 @@ fn count_and_log(
         pool.stats().answers.count(outcome.status);
     }
     let pool = pool
-        .filter(|_| shared.config.logs_pool())
+        .filter(|_| shared.log_captures.pool())
         .map(|pool| pool.shared_name().clone());
     let sent_head = client.sent_head.take();
     // `log_skip_paths`, `log_skip_statuses`: counted above all the same.
@@ -345,7 +345,7 @@ fn count_and_log(
             .and_then(|route| route.server_name().cloned()),
         gzip_sizes: client.take_gzip_sizes(),
         request_body: client.request_body.take(),
-        tcp_info: (shared.config.logs_tcp_info())
+        tcp_info: (shared.log_captures.tcp_info())
             .then(|| tcp_info(client.conn.get_ref().0.tcp()))
             .flatten(),
         // From clocks read already: to the head, then the answer.
@@ -389,7 +389,7 @@ fn take_settings(client: &mut Client, shared: &Shared, seen: u64, timeout: &mut 
     let idle = shared.config.effective_keepalive_timeout();
     client.idle_timeout = idle;
     client.watch.set_idle_timeout(idle, seen);
-    client.sent_head = shared.config.logs_response_head().then(Vec::new);
+    client.sent_head = shared.log_captures.response_head().then(Vec::new);
     client.crowded = sched::crowded(shared.metrics.connections.load(Ordering::Relaxed));
     client.apply_limits(&shared.config);
 }

@@ -146,7 +146,7 @@ pub(super) fn exchange(
             .filter(|_| traceparents.next().is_none());
         client.trace = shared.config.trace_context.begin(traceparent);
     }
-    let mut line = LogLine::of(&head, &shared.config);
+    let mut line = LogLine::of(&head, shared);
     // An ACME server proving a name of `acme_domains`: before the access
     // lists, routes and the redirect to HTTPS, which would keep it from
     // the answer (it asks from its own addresses, over plain HTTP).
@@ -448,7 +448,7 @@ pub(super) fn exchange(
                     (settings.auth_jwt_require.as_ref()).is_none_or(|r| r.holds(&verified.claims));
                 // The claims are kept only for what names them.
                 let (logged, used) = (
-                    shared.config.logs_jwt_claims(),
+                    shared.log_captures.jwt_claims(),
                     allowed && names_variables(settings, shared),
                 );
                 let claims = (logged || used).then(|| Arc::new(verified.claims));

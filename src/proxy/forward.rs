@@ -103,7 +103,7 @@ pub(super) fn forward(
     }
     client.body_read_whole = body.is_read_whole();
     if let RequestBody::Buffered(bytes) = &body {
-        if !bytes.is_empty() && shared.config.logs_request_body() {
+        if !bytes.is_empty() && shared.log_captures.request_body() {
             client.request_body = Some(bytes.as_slice().into());
         }
     }

@@ -1,8 +1,8 @@
 //! The request fields the access log shows ([`LogLine`]).
 
+use super::Shared;
 use crate::access_log::RequestFields;
 use crate::auth;
-use crate::config::Config;
 use crate::http::{Headers, RequestHead};
 use crate::json_value::Value;
 use crate::variables;
@@ -20,7 +20,7 @@ pub(super) struct LogLine {
     pub(super) user_agent: Option<String>,
     /// With `log_headers`: the request's fields.
     pub(super) headers: Option<Vec<(String, String)>>,
-    /// Those a `log_format` template names.
+    /// Those a `log_format` template names, the main one or a pool's.
     pub(super) fields: Option<RequestFields>,
     /// Its path is one `log_skip_paths` lists.
     pub(super) quiet_path: bool,
@@ -40,7 +40,8 @@ impl LogLine {
         }
     }
 
-    pub(super) fn of(head: &RequestHead, config: &Config) -> Self {
+    pub(super) fn of(head: &RequestHead, shared: &Shared) -> Self {
+        let config = &shared.config;
         let headers = config.log_headers.then(|| {
             head.headers
                 .iter()
@@ -56,7 +57,7 @@ impl LogLine {
             referer: logged_field(&head.headers, "referer"),
             user_agent: logged_field(&head.headers, "user_agent"),
             headers,
-            fields: (config.log_format.request_fields())
+            fields: (shared.log_captures.request_fields())
                 .map(|names| RequestFields::take(names, &head.headers)),
             quiet_path: !config.log_skip_paths.is_empty() && {
                 let target = head.path_and_query();

@@ -2,7 +2,7 @@
 //! for the pool a request was routed to.
 
 use super::{AuthAnswers, CacheRules, Caching, Mirrors};
-use crate::access_log::{LogSender, Record};
+use crate::access_log::{Captures, LogSender, Record};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::gzip::Gzip;
@@ -22,6 +22,9 @@ pub struct Shared {
     /// `targets` and each `pool.<name>`.
     pub pools: Pools,
     pub log: LogSender,
+    /// What each record carries for the log's formats in this
+    /// generation, made once, not per request.
+    pub log_captures: Captures,
     pub cache: Option<Arc<Cache>>,
     /// The same flag in every generation.
     pub shutting_down: Arc<AtomicBool>,

@@ -5,7 +5,7 @@
 use super::limiters::limiters_for;
 use super::start::{log_error_pages, warn_of_limits};
 use super::Inner;
-use crate::access_log::{PoolFile, Syslog};
+use crate::access_log::{Captures, PoolFile, Syslog};
 use crate::acme::Acme;
 use crate::config::{self, Config, LastAddresses};
 use crate::gzip::Gzip;
@@ -256,6 +256,7 @@ impl Control {
                 true => old.auth_answers.clone(),
                 false => Default::default(),
             },
+            log_captures: Captures::of(&next),
             config: next,
             pools,
             log: self.inner.log.clone(),

@@ -7,7 +7,7 @@ use super::listener::{bind, bind_udp, set_inherited_options, start_listening};
 use super::reload::restart_resolver;
 use super::workers::{Listening, Workers};
 use super::{Census, Connections, Inner, ServerHandle};
-use crate::access_log::{AccessLog, Outputs, PoolFile, Syslog};
+use crate::access_log::{AccessLog, Captures, Outputs, PoolFile, Syslog};
 use crate::acme::Acme;
 use crate::admin::Admin;
 use crate::cache::persist;
@@ -168,6 +168,7 @@ impl Server {
             cache: cache.clone(),
             pools,
             log: access_log.sender(),
+            log_captures: Captures::of(&config),
             mirrors: Mirrors::new(Arc::clone(&metrics), Arc::clone(&shutting_down)),
             shutting_down,
             metrics,

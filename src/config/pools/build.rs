@@ -4,7 +4,8 @@
 use super::links::check_each_backend_in_one_pool;
 use super::{PoolConfig, Scope};
 use crate::config::{
-    Balance, Config, ConfigError, FieldFamily, FieldKey, LeastTimeMeasure, Loader, Setting,
+    Balance, Config, ConfigError, FieldFamily, FieldKey, LeastTimeMeasure, Loader, LogFormat,
+    Setting,
 };
 use crate::error_pages::{warn_of_unused_pages, ErrorPages};
 use crate::http::head::required_field;
@@ -19,8 +20,7 @@ impl Loader {
         for targets in self.pool_keys.iter().filter(|k| k.key.is_none()) {
             let mut config = self.build_pool(top, &targets.pool, &targets.setting)?;
             let own = |key| self.sets(Scope::Pool(&targets.pool), key);
-            // Its own file is a copy: the main log stays the top level's.
-            let path_to_log = std::mem::replace(&mut config.path_to_log, top.path_to_log.clone());
+            let (path_to_log, log_format) = self.own_log(top, &mut config, &targets.pool)?;
             pools.push(PoolConfig {
                 name: targets.pool.as_str().into(),
                 config,
@@ -32,7 +32,8 @@ impl Loader {
                 ]
                 .into_iter()
                 .any(own),
-                path_to_log: path_to_log.filter(|_| own("path_to_log")),
+                path_to_log,
+                log_format,
             });
         }
         // A key for a pool that has no targets would set nothing.
@@ -86,6 +87,31 @@ impl Loader {
         }
         top.pools = pools;
         Ok(())
+    }
+
+    /// The pool's own log file and its format, if it sets them, taken out
+    /// of its settings (`config`): its file is a copy, and the main log
+    /// stays the top level's, in the top level's format.
+    fn own_log(
+        &self,
+        top: &Config,
+        config: &mut Config,
+        pool: &str,
+    ) -> Result<(Option<PathBuf>, Option<LogFormat>), ConfigError> {
+        let own = |key| self.sets(Scope::Pool(pool), key);
+        let path_to_log = std::mem::replace(&mut config.path_to_log, top.path_to_log.clone())
+            .filter(|_| own("path_to_log"));
+        let log_format = std::mem::replace(&mut config.log_format, top.log_format.clone());
+        let log_format = own("log_format").then_some(log_format);
+        if log_format.is_some() && path_to_log.is_none() {
+            let why = format!(
+                "the format of the pool's own file, and it has none: its lines go to the main \
+                 log alone, in the main log_format (set `pool.{pool}.path_to_log = {pool}.log` \
+                 too, or take this key out)"
+            );
+            return Err(self.refused_in(Scope::Pool(pool), "log_format", why));
+        }
+        Ok((path_to_log, log_format))
     }
 
     /// The `error_pages` pages the proxy answers with besides its own
@@ -820,5 +846,89 @@ mod tests {
         ] {
             assert_built_or_refused(&format!("{base}{lines}"), says);
         }
+    }
+
+    #[test]
+    fn a_pools_own_file_may_have_a_format_of_its_own() {
+        let c = build(
+            "targets = 127.0.0.1:9001\npool.shop = 127.0.0.1:9002\n\
+             pool.shop.path_to_log = shop.log\npool.shop.log_format = json\n\
+             pool.blog = 127.0.0.1:9003\npool.blog.path_to_log = blog.log\n\
+             pool.blog.log_format = $remote_addr \"$http_x_customer\"\n\
+             pool.api = 127.0.0.1:9004\npool.api.path_to_log = api.log\n",
+        )
+        .unwrap();
+        let formats: Vec<Option<&LogFormat>> =
+            c.pools.iter().map(|p| p.log_format.as_ref()).collect();
+        assert_eq!(formats[0], Some(&LogFormat::Json));
+        assert!(matches!(formats[1], Some(LogFormat::Template(t))
+            if t.source() == "$remote_addr \"$http_x_customer\""));
+        assert_eq!(formats[2], None, "the main log's");
+        // The main log keeps its own, in every pool's settings too.
+        assert_eq!(c.log_format, LogFormat::Combined);
+        assert!((c.pools.iter()).all(|p| p.config.log_format == LogFormat::Combined));
+        // Read as the top-level key is.
+        let e = refused(
+            "targets = 127.0.0.1:9001\npool.shop = 127.0.0.1:9002\n\
+             pool.shop.path_to_log = shop.log\npool.shop.log_format = $stauts\n",
+        );
+        assert!(
+            e.starts_with("proxy.conf:4: pool.shop.log_format: unknown variable `$stauts`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pools_format_without_a_file_of_its_own_is_refused() {
+        let base = "targets = 127.0.0.1:9001\npath_to_log = all.log\npool.shop = 127.0.0.1:9002\n";
+        for own_file in ["", "pool.shop.path_to_log =\n"] {
+            let e = refused(&format!("{base}{own_file}pool.shop.log_format = json\n"));
+            assert!(
+                e.contains(
+                    ": pool.shop.log_format: the format of the pool's own file, and it has none"
+                ),
+                "{e}"
+            );
+            assert!(e.contains("pool.shop.path_to_log = shop.log"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_file_two_pools_share_has_one_format() {
+        let base = "targets = 127.0.0.1:9001\npool.shop = 127.0.0.1:9002\n\
+                    pool.shop.path_to_log = sites.log\npool.blog = 127.0.0.1:9003\n\
+                    pool.blog.path_to_log = ./sites.log\n";
+        let mixed = "proxy.conf:5: pool.blog.path_to_log: ./sites.log is also \
+                     pool.shop.path_to_log, in another log_format";
+        for (formats, says) in [
+            ("pool.shop.log_format = json\n", mixed),
+            ("pool.blog.log_format = json\n", mixed),
+            (
+                "pool.shop.log_format = json\npool.blog.log_format = $status\n",
+                mixed,
+            ),
+            // The same, written by both or by one as the main log's.
+            (
+                "pool.shop.log_format = json\npool.blog.log_format = json\n",
+                "",
+            ),
+            ("log_format = json\npool.shop.log_format = json\n", ""),
+            (
+                "pool.shop.log_format = $status\npool.blog.log_format = $status\n",
+                "",
+            ),
+        ] {
+            assert_built_or_refused(&format!("{base}{formats}"), says);
+        }
+    }
+
+    #[test]
+    fn log_headers_is_refused_only_when_no_format_in_use_writes_heads() {
+        let base = "targets = 127.0.0.1:9001\nlog_headers = true\nlog_format = $status\n\
+                    pool.shop = 127.0.0.1:9002\npool.shop.path_to_log = shop.log\n";
+        let refused = "proxy.conf:2: log_headers: adds the heads to combined and json lines";
+        assert_built_or_refused(base, refused);
+        assert_built_or_refused(&format!("{base}pool.shop.log_format = $uri\n"), refused);
+        assert_built_or_refused(&format!("{base}pool.shop.log_format = json\n"), "");
     }
 }

@@ -16,7 +16,8 @@ use crate::routes::MAX_ROUTES;
 /// what of it is compressed (`gzip` in a `location`), whether a request
 /// that came over plain HTTP is sent to HTTPS (nginx's `return 301
 /// https://...` in one `server` of several), and the file its requests
-/// are logged to besides the main log (`access_log` in a `server`).
+/// are logged to besides the main log, and in what format (`access_log`
+/// in a `server`, with its `log_format`).
 /// The others are the proxy's: among them the cache key's rules
 /// (`cache_key_ignore_params`), which a purge applies without knowing
 /// which pool a URL's answers came from.
@@ -134,6 +135,7 @@ pub const POOL_KEYS: &[&str] = &[
     "health_check_rise",
     "health_check_fall",
     "path_to_log",
+    "log_format",
 ];
 
 /// What a pool sets, for a message: [`POOL_KEYS`], the health checks'

@@ -31,7 +31,7 @@ use super::keys::Apply;
 // Named as `super::Target` and `super::values` by code here from when
 // the pools were one file in `config`.
 use super::Target;
-use super::{Config, Setting};
+use super::{Config, LogFormat, Setting};
 pub(super) use keys::on_line;
 pub use keys::POOL_KEYS;
 pub(super) use routes::index_named;
@@ -60,6 +60,9 @@ pub struct PoolConfig {
     /// Its own access log (`pool.<name>.path_to_log`), which takes a copy
     /// of the lines of the requests routed to it; `None` when it sets none.
     pub path_to_log: Option<PathBuf>,
+    /// The format of the lines in that file (`pool.<name>.log_format`);
+    /// `None` when it sets none: the main log's.
+    pub log_format: Option<LogFormat>,
 }
 
 /// A `pool.<name>` or `pool.<name>.<key>` key as read.

@@ -204,7 +204,7 @@ pub(in crate::proxy) fn fetch_from<'s>(
                 busy.answered_on(&up, head_len);
                 // As the backend wrote them, before `Location` is made
                 // the client's.
-                if shared.config.logs_upstream_fields() {
+                if shared.log_captures.upstream_fields() {
                     client.upstream_fields = Some(response.headers.clone());
                 }
                 // A `Location` a route's `rewrite=` put back under its
