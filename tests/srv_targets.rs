@@ -232,6 +232,35 @@ fn with_resolve_interval_a_record_added_later_becomes_a_target() {
     proxy.shutdown(Duration::from_secs(1));
 }
 
+#[test]
+fn a_short_ttl_is_followed_long_before_resolve_interval() {
+    let (a, b) = (Backend::echo("a"), Backend::echo("b"));
+    let dns = dns_for(&[&a]);
+    dns.ttl(1);
+    let conf = format!(
+        "resolver = {}\ntargets = srv:{SVC}\nresolve_interval = 1h\n",
+        dns.addr
+    );
+    let mut proxy = start_proxy(&[], from_file(&conf));
+    // Start-up's lookup read no TTL, so the name is asked again after the
+    // floor; from that answer on its TTL says when.
+    let asked = dns.udp_queries();
+    assert!(
+        wait_until(WAIT_LIMIT, || dns.udp_queries() > asked),
+        "never asked again after start-up"
+    );
+    assert_eq!(backends_of(&proxy, 2), ["a", "a"]);
+
+    // The instance moves: followed after its records' TTL, not the hour.
+    dns.host("node-1.test", LOOPBACK);
+    dns.set(SVC, &[(10, 1, b.addr.port(), "node-1.test")]);
+    assert!(
+        wait_until(WAIT_LIMIT, || backends_of(&proxy, 2) == ["b", "b"]),
+        "the move was not followed"
+    );
+    proxy.shutdown(Duration::from_secs(1));
+}
+
 /// `SVC` answered with records of (priority, weight, backend).
 fn dns_with(records: &[(u16, u16, &Backend)]) -> SrvDns {
     let dns = SrvDns::start();

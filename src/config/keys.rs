@@ -142,9 +142,10 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "resolve_interval",
         default: "",
-        help: "how often targets written as names are resolved again while the proxy runs \
-               (a changed address takes effect as a reload would); empty or 0 = only at \
-               start-up and reload",
+        help: "the longest targets written as names keep their addresses without being \
+               resolved again while the proxy runs: host:port names every interval, srv:NAME \
+               at its records' TTL, at least 1s and at most this (a changed address takes \
+               effect as a reload would); empty or 0 = only at start-up and reload",
         apply: |c, v| optional(v, parse_resolve_interval).map(|d| c.resolve_interval = d.flatten()),
     },
     Key {

@@ -25,6 +25,10 @@ const OPCODE_MASK: u16 = 0x7800;
 const RCODE_MASK: u16 = 0x000f;
 const RCODE_NXDOMAIN: u16 = 3;
 
+/// A TTL is a signed number of seconds in RFC 1035; RFC 2181 §8 made it
+/// unsigned but no larger, so that this bit is never set.
+const TTL_TOP_BIT: u32 = 1 << 31;
+
 /// A name is at most 255 bytes in wire form (RFC 1035 §2.3.4).
 const MAX_NAME: usize = 255;
 /// The most CNAME records followed from the name asked to the one its
@@ -87,6 +91,11 @@ pub struct Reply {
     /// (written as [`Srv::target`] is): the servers that know them (Consul,
     /// CoreDNS) give the targets' addresses with the records.
     pub addresses: Vec<(String, IpAddr)>,
+    /// How long, in seconds, the answer may be kept: the smallest TTL of
+    /// the records it is read from (the CNAMEs followed, the SRV records
+    /// and the A and AAAA records of their hosts), each as RFC 2181 §8
+    /// reads it (see [`ttl_of`]); `None` when no record counts.
+    pub ttl: Option<u32>,
 }
 
 /// The query for the SRV records of `name`, with ID `id` and RD set, as
@@ -103,6 +112,17 @@ pub fn query(id: u16, name: &str) -> Result<Vec<u8>, String> {
     m.extend_from_slice(&TYPE_SRV.to_be_bytes());
     m.extend_from_slice(&CLASS_IN.to_be_bytes());
     Ok(m)
+}
+
+/// A record's TTL as RFC 2181 §8 has it read: "Implementations should
+/// treat TTL values received with the most significant bit set as if the
+/// entire value received was zero."
+pub fn ttl_of(raw: u32) -> u32 {
+    if raw & TTL_TOP_BIT == 0 {
+        raw
+    } else {
+        0
+    }
 }
 
 /// `name` as the reply's names are read: lower case, no final dot.
@@ -160,17 +180,20 @@ pub fn parse_reply(reply: &[u8], id: u16, name: &str) -> Result<Reply, ReplyErro
                 continue;
             }
             match (section, record.kind) {
-                (1, TYPE_SRV) => records.push((record.owner, r.srv(record.data)?)),
+                (1, TYPE_SRV) => {
+                    let srv = r.srv(record.data)?;
+                    records.push((record.owner, srv, record.ttl));
+                }
                 (1, TYPE_CNAME) => {
                     let (to, end) = r.name(record.data.0)?;
                     if end != record.data.1 {
                         return Err(ReplyError::Malformed("a CNAME's name past its data"));
                     }
-                    cnames.push((record.owner, to));
+                    cnames.push((record.owner, to, record.ttl));
                 }
                 (3, TYPE_A | TYPE_AAAA) => {
                     let ip = r.address(&record)?;
-                    addresses.push((record.owner, ip));
+                    addresses.push((record.owner, ip, record.ttl));
                 }
                 _ => {}
             }
@@ -179,21 +202,36 @@ pub fn parse_reply(reply: &[u8], id: u16, name: &str) -> Result<Reply, ReplyErro
     // The name the SRV records are at: the one asked, or where its CNAMEs
     // lead (a server answering for a CNAME gives the chain first).
     let mut owner = normal(name);
+    let mut ttls = Vec::new();
     for _ in 0..MAX_CNAMES {
-        match cnames.iter().find(|(from, _)| *from == owner) {
-            Some((_, to)) => owner = to.clone(),
+        match cnames.iter().find(|(from, _, _)| *from == owner) {
+            Some((_, to, ttl)) => {
+                owner = to.clone();
+                ttls.push(*ttl);
+            }
             None => break,
         }
     }
-    let records = records
-        .into_iter()
-        .filter(|(at, _)| *at == owner)
-        .map(|(_, srv)| srv)
-        .collect();
+    let (records, records_ttls): (Vec<Srv>, Vec<u32>) = (records.into_iter())
+        .filter(|(at, _, _)| *at == owner)
+        .map(|(_, srv, ttl)| (srv, ttl))
+        .unzip();
+    ttls.extend(records_ttls);
+    // Only the addresses of the records' hosts: another's, given beside,
+    // says nothing of how long these hold.
+    let of_a_host = |owner: &String| records.iter().any(|srv| srv.target == *owner);
+    ttls.extend(
+        (addresses.iter())
+            .filter(|(owner, _, _)| of_a_host(owner))
+            .map(|(_, _, ttl)| *ttl),
+    );
     Ok(Reply {
         truncated: false,
         records,
-        addresses,
+        addresses: (addresses.into_iter())
+            .map(|(owner, ip, _)| (owner, ip))
+            .collect(),
+        ttl: ttls.into_iter().min(),
     })
 }
 
@@ -212,6 +250,8 @@ struct Record {
     owner: String,
     kind: u16,
     class: u16,
+    /// Read as [`ttl_of`] reads it.
+    ttl: u32,
     data: (usize, usize),
 }
 
@@ -296,8 +336,7 @@ impl<'a> Reader<'a> {
         let fixed = (self.bytes(at, 10)).ok_or(ReplyError::Malformed("a record cut short"))?;
         let kind = u16::from_be_bytes([fixed[0], fixed[1]]);
         let class = u16::from_be_bytes([fixed[2], fixed[3]]);
-        // fixed[4..8]: the TTL, not kept (names are asked again every
-        // resolve_interval).
+        let ttl = ttl_of(u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]));
         let len = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
         let start = at + 10;
         if self.bytes(start, len).is_none() {
@@ -309,6 +348,7 @@ impl<'a> Reader<'a> {
                 owner,
                 kind,
                 class,
+                ttl,
                 data,
             },
             data.1,
@@ -385,12 +425,17 @@ mod tests {
         }
 
         /// A record owned by the name at `owner` (wire bytes, a pointer
-        /// maybe), of `kind`, with `data`.
-        fn record(mut self, owner: &[u8], kind: u16, data: &[u8]) -> Build {
+        /// maybe), of `kind`, with `data`, for a minute.
+        fn record(self, owner: &[u8], kind: u16, data: &[u8]) -> Build {
+            self.record_for(60, owner, kind, data)
+        }
+
+        /// [`Build::record`] with a TTL of `ttl`, as sent.
+        fn record_for(mut self, ttl: u32, owner: &[u8], kind: u16, data: &[u8]) -> Build {
             self.m.extend_from_slice(owner);
             self.m.extend_from_slice(&kind.to_be_bytes());
             self.m.extend_from_slice(&CLASS_IN.to_be_bytes());
-            self.m.extend_from_slice(&60u32.to_be_bytes());
+            self.m.extend_from_slice(&ttl.to_be_bytes());
             self.m.extend_from_slice(&(data.len() as u16).to_be_bytes());
             self.m.extend_from_slice(data);
             self
@@ -500,6 +545,49 @@ mod tests {
         let got = parse_reply(&reply.m, ID, NAME).unwrap();
         assert_eq!(got.records.len(), 1);
         assert_eq!((got.records[0].port, &*got.records[0].target), (80, "h"));
+    }
+
+    /// SRV records for hosts `a` and `b` with `ttls` (of the first, the
+    /// second), and A records of `a` and of `other` with the next two.
+    fn reply_with_ttls(ttls: [u32; 4]) -> Vec<u8> {
+        Build::new(0, [2, 0, 2])
+            .record_for(ttls[0], &QNAME, TYPE_SRV, &srv_data(1, 1, 80, b"\x01a\x00"))
+            .record_for(ttls[1], &QNAME, TYPE_SRV, &srv_data(1, 1, 81, b"\x01b\x00"))
+            .record_for(ttls[2], b"\x01a\x00", TYPE_A, &[10, 0, 0, 1])
+            .record_for(ttls[3], b"\x05other\x00", TYPE_A, &[10, 0, 0, 9])
+            .m
+    }
+
+    #[test]
+    fn the_ttl_is_the_smallest_of_the_records_and_of_their_hosts_addresses() {
+        let ttl = |ttls| parse_reply(&reply_with_ttls(ttls), ID, NAME).unwrap().ttl;
+        assert_eq!(ttl([300, 30, 60, 60]), Some(30), "the second SRV record's");
+        assert_eq!(ttl([300, 300, 10, 60]), Some(10), "a host's address's");
+        assert_eq!(
+            ttl([300, 300, 300, 5]),
+            Some(300),
+            "not of an address no record names"
+        );
+        assert_eq!(ttl([300, 0, 300, 300]), Some(0), "Consul's default");
+        // A CNAME followed counts too.
+        let alias = b"\x03web\x04test\x00";
+        let reply = Build::new(0, [2, 0, 0]).record_for(7, &QNAME, TYPE_CNAME, alias);
+        let at_alias = (0xc000 | (reply.m.len() - alias.len()) as u16).to_be_bytes();
+        let reply = reply.record(&at_alias, TYPE_SRV, &srv_data(1, 1, 80, b"\x01h\x00"));
+        assert_eq!(parse_reply(&reply.m, ID, NAME).unwrap().ttl, Some(7));
+        // No record: nothing to say how long "none" holds.
+        let none = Build::new(0, [0, 0, 0]);
+        assert_eq!(parse_reply(&none.m, ID, NAME).unwrap().ttl, None);
+    }
+
+    #[test]
+    fn a_ttl_with_its_top_bit_set_is_zero_as_rfc_2181_says() {
+        let ttl = |ttls| parse_reply(&reply_with_ttls(ttls), ID, NAME).unwrap().ttl;
+        let top = (1 << 31) - 1;
+        assert_eq!(ttl([top; 4]), Some(top), "the largest TTL there is");
+        assert_eq!(ttl([u32::MAX, top, top, top]), Some(0));
+        assert_eq!(ttl([top + 1, top, top, top]), Some(0));
+        assert_eq!(ttl_of(u32::MAX), 0);
     }
 
     #[test]

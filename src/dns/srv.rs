@@ -45,19 +45,41 @@ const RESOLV_CONF: &str = "/etc/resolv.conf";
 /// The most of resolv.conf read: it is a few lines.
 const MAX_RESOLV_CONF: u64 = 64 * 1024;
 
+/// What a lookup of a target's name gives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Answer {
+    pub found: Vec<Found>,
+    /// How long, in seconds, the answer may be kept (see
+    /// [`Reply::ttl`]); `None` where the resolver does not say, as the
+    /// system resolver does not.
+    pub ttl: Option<u32>,
+}
+
+impl From<Vec<Found>> for Answer {
+    fn from(found: Vec<Found>) -> Answer {
+        Answer { found, ttl: None }
+    }
+}
+
 /// Every address the SRV records of `name` give, each with its record's
 /// weight and priority, the primaries first but otherwise in no
 /// particular order (see `config::addresses_of`), asked of `server`, or of
 /// the first `nameserver` of resolv.conf (read now) when `None`; never
-/// none.
-pub fn lookup(name: &str, server: Option<SocketAddr>) -> io::Result<Vec<Found>> {
+/// none. With the reply's TTL: a host whose addresses it does not give
+/// is looked up by the system resolver, which says no TTL, so the
+/// reply's records alone count.
+pub fn lookup(name: &str, server: Option<SocketAddr>) -> io::Result<Answer> {
     let server = match server {
         Some(server) => server,
         None => system_nameserver()?,
     };
     let reply = ask(name, server)?;
-    addresses(name, &reply, &|host, port| {
+    let found = addresses(name, &reply, &|host, port| {
         crate::config::lookup(host, port)
+    })?;
+    Ok(Answer {
+        found,
+        ttl: reply.ttl,
     })
 }
 
@@ -438,6 +460,7 @@ mod tests {
     fn reply(records: Vec<Srv>, addresses: &[(&str, &str)]) -> Reply {
         Reply {
             truncated: false,
+            ttl: None,
             records,
             addresses: (addresses.iter())
                 .map(|(owner, ip)| (owner.to_string(), ip.parse().unwrap()))

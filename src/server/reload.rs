@@ -8,9 +8,10 @@ use super::Inner;
 use crate::access_log::{Captures, PoolFile, Syslog};
 use crate::acme::Acme;
 use crate::config::{self, Config, LastAddresses};
+use crate::dns::srv::Answer;
 use crate::gzip::Gzip;
 use crate::proxy::{CacheRules, ConnWatch, Shared};
-use crate::upstream::resolve::{self, Resolve, Resolver};
+use crate::upstream::resolve::{self, Due, Lookups, Resolve, ResolveTimed, Resolver};
 use crate::upstream::{pools::Pools, state_file};
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, SendError};
 use std::io;
@@ -323,13 +324,31 @@ impl Control {
     /// meanwhile: a reload looked its names up itself, maybe with other
     /// targets, and the next interval looks again.
     pub fn re_resolve(&self, resolve: &Resolve<'_>) -> usize {
+        let resolve = |name: &str| resolve(name).map(Answer::from);
+        self.re_resolve_due(&resolve, &|_| true).0
+    }
+
+    /// [`Control::re_resolve`] of the names `due` takes, with `resolve`
+    /// saying each answer's TTL where it reads one; returns, too, what was
+    /// looked up, for the resolve thread's schedule.
+    fn re_resolve_due(
+        &self,
+        resolve: &ResolveTimed<'_>,
+        due: &Due<'_>,
+    ) -> (usize, Vec<resolve::Looked>) {
         let seen = self.inner.current.generation();
-        let changes = {
+        let Lookups { changes, looked } = {
             let shared = self.inner.current.get();
             let mut failures = self.inner.lookup_failures.lock();
             let targets: Vec<_> = shared.config.all_written_targets().cloned().collect();
-            resolve::look_up(&targets, resolve, &self.inner.listening, &mut failures)
+            resolve::look_up_due(&targets, resolve, &self.inner.listening, &mut failures, due)
         };
+        (self.follow_changes(seen, &changes), looked)
+    }
+
+    /// Puts `changes`, looked up against generation `seen`, in force;
+    /// returns how many names changed.
+    fn follow_changes(&self, seen: u64, changes: &[resolve::Change]) -> usize {
         if changes.is_empty() {
             return 0;
         }
@@ -341,12 +360,12 @@ impl Control {
         }
         let old = self.inner.current.get();
         let mut next = old.config.clone();
-        let mut changed = follow(&mut next, &changes);
+        let mut changed = follow(&mut next, changes);
         for pool in &mut next.pools {
-            changed += follow(&mut pool.config, &changes);
+            changed += follow(&mut pool.config, changes);
         }
         self.install(&old, next, true);
-        for change in &changes {
+        for change in changes {
             log::info!("{change}");
         }
         (self.inner.metrics.address_changes).fetch_add(changed as u64, Ordering::Relaxed);
@@ -516,17 +535,17 @@ pub(super) fn restart_resolver(inner: &Arc<Inner>) -> io::Result<()> {
     if !config.all_written_targets().any(resolve::is_named) {
         return Ok(());
     }
+    let targets: Vec<_> = config.all_written_targets().cloned().collect();
+    let schedule = resolve::schedule(&targets, interval, Instant::now());
     // Weak: the thread must not keep a stopped server alive.
     let weak = Arc::downgrade(inner);
-    let step = move || match weak.upgrade() {
-        Some(inner) => {
-            // The `resolver` in force now: a reload may have changed it.
-            let resolver = inner.current.get().config.resolver;
-            Control { inner }.re_resolve(&|name: &str| resolve::via(name, resolver));
-            true
-        }
-        None => false,
+    let step = move |due: &Due<'_>| {
+        let inner = weak.upgrade()?;
+        // The `resolver` in force now: a reload may have changed it.
+        let resolver = inner.current.get().config.resolver;
+        let resolve = |name: &str| resolve::answer_via(name, resolver);
+        Some(Control { inner }.re_resolve_due(&resolve, due).1)
     };
-    *resolver = Some(Resolver::start(interval, step)?);
+    *resolver = Some(Resolver::start(schedule, step)?);
     Ok(())
 }

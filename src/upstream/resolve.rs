@@ -8,15 +8,20 @@
 //!
 //! The lookup is the system resolver's (`getaddrinfo`), which blocks: it
 //! runs on this thread alone, never on a request's. It says nothing of
-//! the answer's TTL, so names are looked up every interval instead. A
-//! target written `srv:NAME` is looked up the same way, its SRV records
-//! asked of the `resolver` in force (see [`crate::dns::srv`]), their TTL
-//! not read either; a record whose weight or priority changed changes
-//! its address's weight or `backup` as an address that came or went
-//! does. The resolver is a parameter ([`Resolve`]) so tests can play
+//! the answer's TTL, so such names are looked up every interval. A
+//! target written `srv:NAME` has its SRV records asked of the `resolver`
+//! in force (see [`crate::dns::srv`]), whose reply's TTL says when to ask
+//! again (see [`schedule`]); a record whose weight or priority changed
+//! changes its address's weight or `backup` as an address that came or
+//! went does. The resolver is a parameter ([`Resolve`]) so tests can play
 //! DNS.
 
+mod schedule;
+
+pub use schedule::{Looked, Schedule, MIN_WAIT};
+
 use crate::config::{self, listed, Addresses, Found, LastAddresses, Target, Written};
+use crate::dns::srv::Answer;
 use crate::throttle::Throttle;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -30,6 +35,13 @@ use std::time::{Duration, Instant};
 /// system resolver's ([`system`]) or a test's.
 pub type Resolve<'a> = dyn Fn(&str) -> io::Result<Vec<Found>> + 'a;
 
+/// [`Resolve`], with the answer's TTL where the resolver reads one
+/// ([`answer_via`]'s).
+pub type ResolveTimed<'a> = dyn Fn(&str) -> io::Result<Answer> + 'a;
+
+/// Which names, as written, a step looks up (those whose answer ran out).
+pub type Due<'a> = dyn Fn(&str) -> bool + 'a;
+
 /// The system resolver, as start-up and reloads ask it: every address it
 /// gives (see [`config::lookup`]); for `srv:NAME`, those its SRV records
 /// give, asked of resolv.conf's first `nameserver` (see [`via`]).
@@ -41,12 +53,17 @@ pub fn system(name: &str) -> io::Result<Vec<Found>> {
 /// `resolver` (the key of that name; `None`: resolv.conf's first
 /// `nameserver`, see [`crate::dns::srv::lookup`]).
 pub fn via(name: &str, resolver: Option<SocketAddr>) -> io::Result<Vec<Found>> {
+    answer_via(name, resolver).map(|answer| answer.found)
+}
+
+/// [`via`], with the TTL of an `srv:` name's reply (the system resolver
+/// gives none).
+pub fn answer_via(name: &str, resolver: Option<SocketAddr>) -> io::Result<Answer> {
     match config::written(name) {
-        Ok(Written::Name { host, port }) => {
-            config::lookup(host, port).map(|a| a.into_iter().map(Found::from).collect())
-        }
+        Ok(Written::Name { host, port }) => config::lookup(host, port)
+            .map(|a| Answer::from(a.into_iter().map(Found::from).collect::<Vec<_>>())),
         Ok(Written::Srv(service)) => crate::dns::srv::lookup(service, resolver),
-        Ok(Written::Address(addr)) => Ok(vec![addr.into()]),
+        Ok(Written::Address(addr)) => Ok(Answer::from(vec![Found::from(addr)])),
         // Never looked up (see `is_named`): a path has no addresses.
         Ok(Written::Unix(_)) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -159,6 +176,14 @@ pub fn last_addresses(targets: &[Target]) -> LastAddresses {
     LastAddresses::new(names.map(|(first, found)| (first.as_written().to_string(), found)))
 }
 
+/// What a step's lookups gave: the names whose targets change, and each
+/// name looked up, for the [`Schedule`].
+#[derive(Debug, Default)]
+pub struct Lookups {
+    pub changes: Vec<Change>,
+    pub looked: Vec<Looked>,
+}
+
 /// Looks up each target written as a name, once, with `resolve`; returns
 /// those whose targets would change: an address came or went, or an SRV
 /// record's weight or priority that the name takes changed (compared as
@@ -175,11 +200,38 @@ pub fn look_up(
     own: &[SocketAddr],
     failures: &mut Failures,
 ) -> Vec<Change> {
+    let resolve = |name: &str| resolve(name).map(Answer::from);
+    look_up_due(targets, &resolve, own, failures, &|_| true).changes
+}
+
+/// [`look_up`] of the names `due` takes, with the TTL of each answer
+/// (none for a lookup that failed: it is tried again after the interval,
+/// as every name was before TTLs were read).
+pub fn look_up_due(
+    targets: &[Target],
+    resolve: &ResolveTimed<'_>,
+    own: &[SocketAddr],
+    failures: &mut Failures,
+    due: &Due<'_>,
+) -> Lookups {
     failures.keep_only(targets);
-    let mut changes = Vec::new();
-    for (first, was) in names(targets) {
+    let mut lookups = Lookups::default();
+    let names = names(targets).into_iter();
+    for (first, was) in names.filter(|(first, _)| due(first.as_written())) {
         let name = first.as_written();
-        match resolve(name).and_then(|answer| usable(first.addresses_in(answer), own)) {
+        let answer = resolve(name);
+        let at = Instant::now();
+        let ttl = answer.as_ref().ok().and_then(|a| a.ttl);
+        let answer = answer.and_then(|answer| usable(first.addresses_in(answer.found), own));
+        // An answer not taken is a failure, tried again as one.
+        let ttl = ttl.filter(|_| answer.is_ok());
+        let looked = Looked {
+            name: name.to_string(),
+            ttl,
+            at,
+        };
+        lookups.looked.push(looked);
+        match answer {
             Ok(found) => {
                 if failures.recovered(name) {
                     log::info!("target {name} resolves again");
@@ -190,7 +242,7 @@ pub fn look_up(
                     .filter_map(Found::of)
                     .collect();
                 if now != was {
-                    changes.push(Change {
+                    lookups.changes.push(Change {
                         name: name.to_string(),
                         was,
                         now,
@@ -199,7 +251,7 @@ pub fn look_up(
                 }
             }
             Err(e) => {
-                if failures.failed(name, Instant::now()) {
+                if failures.failed(name, at) {
                     log::warn!(
                         "{} (said at most once a minute while it lasts)",
                         config::does_not_resolve(name, &e, &was)
@@ -208,7 +260,7 @@ pub fn look_up(
             }
         }
     }
-    changes
+    lookups
 }
 
 /// The addresses of an answer a name takes (see [`Target::addresses_in`]),
@@ -266,8 +318,28 @@ pub fn apply(targets: &mut Vec<Target>, changes: &[Change]) -> usize {
     applied
 }
 
-/// The thread that calls a step every interval. Dropping (or stopping) it
-/// ends the thread at its next wake-up without waiting for it: a lookup
+/// The schedule of a thread that starts at `now` with `targets`. Their
+/// lookup at start-up or at the reload read no TTL, so a name whose
+/// resolver reads one (`srv:`) is taken as if that answer were not to be
+/// kept at all, and asked again after [`MIN_WAIT`], from when on its
+/// TTL rules; one the system resolver looks up waits the interval, as
+/// after any of its answers.
+pub fn schedule(targets: &[Target], interval: Duration, now: Instant) -> Schedule {
+    let looked = names(targets).into_iter().map(|(first, _)| {
+        let name = first.as_written();
+        let reads_ttl = matches!(config::written(name), Ok(Written::Srv(_)));
+        Looked {
+            name: name.to_string(),
+            ttl: reads_ttl.then_some(0),
+            at: now,
+        }
+    });
+    Schedule::new(interval, looked.collect())
+}
+
+/// The thread that calls a step whenever a name is due (see
+/// [`Schedule`]). Dropping (or stopping) it ends the thread at once if it
+/// waits, else once its step ends, without waiting for it: a lookup
 /// under way may block for as long as the system resolver's timeouts, and
 /// neither a reload nor a shutdown should wait that. What such a lookup
 /// finds is not used: the server drops results from before a generation
@@ -278,31 +350,41 @@ pub struct Resolver {
 }
 
 impl Resolver {
-    /// Calls `step` every `interval` until stopped, or until `step` says
-    /// there is nothing left to do it for (the server is gone).
+    /// Calls `step` with the names due, as `schedule` has them, until
+    /// stopped, or until `step` says there is nothing left to do it for
+    /// (`None`: the server is gone); what it looked up says when next.
     pub fn start(
-        interval: Duration,
-        step: impl FnMut() -> bool + Send + 'static,
+        schedule: Schedule,
+        step: impl FnMut(&Due<'_>) -> Option<Vec<Looked>> + Send + 'static,
     ) -> io::Result<Resolver> {
         let (stop, stopped) = bounded(1);
         std::thread::Builder::new()
             .name("resolve".into())
-            .spawn(move || every(interval, &stopped, step))?;
+            .spawn(move || when_due(schedule, &stopped, step))?;
         Ok(Resolver { _stop: stop })
     }
 
     pub fn stop(self) {}
 }
 
-fn every(interval: Duration, stopped: &Receiver<()>, mut step: impl FnMut() -> bool) {
+fn when_due(
+    mut schedule: Schedule,
+    stopped: &Receiver<()>,
+    mut step: impl FnMut(&Due<'_>) -> Option<Vec<Looked>>,
+) {
     loop {
-        match stopped.recv_timeout(interval) {
-            Err(RecvTimeoutError::Timeout) => {}
-            _ => return,
-        }
-        if !step() {
+        let woken = match schedule.next() {
+            Some(due) => stopped.recv_timeout(due.saturating_duration_since(Instant::now())),
+            None => stopped.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        if !matches!(woken, Err(RecvTimeoutError::Timeout)) {
             return;
         }
+        let began = Instant::now();
+        let Some(looked) = step(&|name| schedule.is_due(name, began)) else {
+            return;
+        };
+        schedule.took(began, looked, Instant::now());
     }
 }
 
@@ -658,10 +740,21 @@ mod tests {
     }
 
     #[test]
-    fn the_thread_steps_every_interval_until_stopped_or_told_to_end() {
+    fn the_thread_steps_when_due_until_stopped_or_told_to_end() {
+        let every = |interval: Duration| {
+            let targets = [target("app:80", "10.0.0.5:80")];
+            schedule(&targets, interval, Instant::now())
+        };
         let (tx, rx) = crossbeam_channel::unbounded();
-        let resolver =
-            Resolver::start(Duration::from_millis(1), move || tx.send(()).is_ok()).unwrap();
+        let step = move |due: &Due<'_>| {
+            let looked = Looked {
+                name: "app:80".into(),
+                ttl: None,
+                at: Instant::now(),
+            };
+            (tx.send(()).is_ok() && due("app:80")).then(|| vec![looked])
+        };
+        let resolver = Resolver::start(every(Duration::from_millis(1)), step).unwrap();
         for _ in 0..3 {
             rx.recv_timeout(Duration::from_secs(10)).expect("a step");
         }
@@ -677,15 +770,54 @@ mod tests {
 
         // A step that says the server is gone ends it too.
         let (tx, rx) = crossbeam_channel::unbounded::<()>();
-        let _resolver = Resolver::start(Duration::from_millis(1), move || {
+        let _resolver = Resolver::start(every(Duration::from_millis(1)), move |_: &Due<'_>| {
             let _ = &tx;
-            false
+            None
         })
         .unwrap();
         assert!(matches!(
             rx.recv_timeout(Duration::from_secs(10)),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected)
         ));
+    }
+
+    #[test]
+    fn only_the_names_due_are_looked_up_each_with_its_answers_ttl() {
+        const SRV: &str = "srv:_http._tcp.app.test";
+        let targets = [
+            target("app:80", "10.0.0.5:80"),
+            target(SRV, "10.0.0.6:80"),
+            target("db:80", "10.0.0.7:80"),
+        ];
+        let t0 = Instant::now();
+        // After start-up, whose lookup read no TTL: `srv:` after the
+        // floor, the others after the interval.
+        let hour = Duration::from_secs(3600);
+        let first = schedule(&targets, hour, t0);
+        assert_eq!(first.next(), Some(t0 + MIN_WAIT));
+        assert!(first.is_due(SRV, t0 + MIN_WAIT) && !first.is_due("app:80", t0 + MIN_WAIT));
+
+        let resolve = |name: &str| -> io::Result<Answer> {
+            match name {
+                SRV => Ok(Answer {
+                    found: addrs(&["10.0.0.6:80"]),
+                    ttl: Some(5),
+                }),
+                // At the proxy's own address: not taken, nor its TTL.
+                "db:80" => Ok(Answer {
+                    found: addrs(&["127.0.0.1:8080"]),
+                    ttl: Some(5),
+                }),
+                other => panic!("{other} looked up, though not due"),
+            }
+        };
+        let due = |name: &str| name != "app:80";
+        let lookups = look_up_due(&targets, &resolve, &[OWN], &mut Failures::default(), &due);
+        assert!(lookups.changes.is_empty());
+        let ttls: Vec<(&str, Option<u32>)> = (lookups.looked.iter())
+            .map(|l| (l.name.as_str(), l.ttl))
+            .collect();
+        assert_eq!(ttls, [(SRV, Some(5)), ("db:80", None)]);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! A name in the table with records is answered with them, and the A
 //! records of their hosts the test gave in the additional section (as
 //! Consul does); a name in the table without records is answered with
-//! none (NOERROR); any other name NXDOMAIN. With [`SrvDns::truncate`]
+//! none (NOERROR); any other name NXDOMAIN. Every record has the TTL
+//! [`SrvDns::ttl`] sets, else [`DEFAULT_TTL`]. With [`SrvDns::truncate`]
 //! set, a UDP reply comes with TC and nothing else, so that the client
 //! asks again over TCP.
 
@@ -20,10 +21,14 @@ use std::time::Duration;
 /// One SRV record: priority, weight, port, target host.
 pub type Record = (u16, u16, u16, String);
 
+/// The records' TTL, in seconds, unless the test sets another.
+pub const DEFAULT_TTL: u32 = 30;
+
 #[derive(Default)]
 struct Table {
     records: HashMap<String, Vec<Record>>,
     hosts: HashMap<String, Ipv4Addr>,
+    ttl: Option<u32>,
 }
 
 #[derive(Default)]
@@ -81,6 +86,11 @@ impl SrvDns {
     pub fn host(&self, host: &str, ip: Ipv4Addr) {
         let mut table = self.state.table.lock().unwrap();
         table.hosts.insert(host.to_ascii_lowercase(), ip);
+    }
+
+    /// The TTL of every record from now on.
+    pub fn ttl(&self, seconds: u32) {
+        self.state.table.lock().unwrap().ttl = Some(seconds);
     }
 
     pub fn truncate(&self, on: bool) {
@@ -174,13 +184,15 @@ fn reply(query: &[u8], state: &State, truncate: bool) -> Option<Vec<u8>> {
     let mut answers: Vec<u8> = Vec::new();
     let mut additional: Vec<u8> = Vec::new();
     let (mut an, mut ar) = (0u16, 0u16);
+    let ttl = table.ttl.unwrap_or(DEFAULT_TTL).to_be_bytes();
     match records {
         None => flags |= 3,
         Some(_) if truncate => flags |= 0x0200,
         Some(records) if kind == 33 => {
             for (priority, weight, port, host) in records {
                 let target = encode(host);
-                answers.extend_from_slice(&[0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 30]);
+                answers.extend_from_slice(&[0xc0, 12, 0, 33, 0, 1]);
+                answers.extend_from_slice(&ttl);
                 answers.extend_from_slice(&(6 + target.len() as u16).to_be_bytes());
                 for field in [priority, weight, port] {
                     answers.extend_from_slice(&field.to_be_bytes());
@@ -189,7 +201,9 @@ fn reply(query: &[u8], state: &State, truncate: bool) -> Option<Vec<u8>> {
                 an += 1;
                 if let Some(ip) = table.hosts.get(&host.to_ascii_lowercase()) {
                     additional.extend_from_slice(&target);
-                    additional.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 30, 0, 4]);
+                    additional.extend_from_slice(&[0, 1, 0, 1]);
+                    additional.extend_from_slice(&ttl);
+                    additional.extend_from_slice(&[0, 4]);
                     additional.extend_from_slice(&ip.octets());
                     ar += 1;
                 }

@@ -296,7 +296,9 @@ pub(in crate::config) fn parse_targets(
             Written::Name { host, port } => {
                 spread(lookup(host, port).map(|a| a.into_iter().map(Found::from).collect()))?
             }
-            Written::Srv(service) => spread(crate::dns::srv::lookup(service, resolver))?,
+            Written::Srv(service) => {
+                spread(crate::dns::srv::lookup(service, resolver).map(|a| a.found))?
+            }
         };
         for target in found {
             // By address: `127.0.0.1:80` and `localhost:80` are one backend.
