@@ -11,7 +11,7 @@
 //! the answer's TTL, so such names are looked up every interval. A
 //! target written `srv:NAME` has its SRV records asked of the `resolver`
 //! in force (see [`crate::dns::srv`]), whose reply's TTL says when to ask
-//! again (see [`schedule`]); a record whose weight or priority changed
+//! again (see [`Schedule`]); a record whose weight or priority changed
 //! changes its address's weight or `backup` as an address that came or
 //! went does. The resolver is a parameter ([`Resolve`]) so tests can play
 //! DNS.
