@@ -354,6 +354,7 @@ pub fn routes(data: &[u8]) {
             client: std::net::Ipv4Addr::LOCALHOST.into(),
             listener: (std::net::Ipv4Addr::UNSPECIFIED, 8080).into(),
             https,
+            geoip: None,
         };
         // No request, no condition met (a negated one neither) but on the
         // path alone; a stored GET never came through a route that sends
@@ -1060,6 +1061,7 @@ pub fn rewrite(data: &[u8]) {
             pool: Some("default"),
             connection: Some((7, 3)),
             route_host: None,
+            geoip: None,
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };
         is_args_field(&facts, &head);
@@ -2486,6 +2488,7 @@ pub fn log_line(data: &[u8]) {
         }),
         server_name: server_name.filter(|_| tls).map(Arc::from),
         offered_protocols: None,
+        country: None,
         client_certificate: (tls && flags & 32 != 0).then(|| {
             Arc::new(ClientCertificate {
                 byte_sequence: certificate_bytes.into(),
@@ -4043,4 +4046,38 @@ pub fn dns(data: &[u8]) {
             "{reply:?}"
         );
     }
+}
+
+/// A MaxMind DB file (`geoip_database`): refused, or read; then, whatever
+/// its tree and data section hold, every lookup ends with a country of
+/// two capitals or none. The addresses looked up are fixed ones (in
+/// both families) and the file's own first bytes as one of each.
+pub fn geoip(data: &[u8]) {
+    use inverso::geoip::GeoIp;
+    use std::net::IpAddr;
+    let Ok(db) = GeoIp::parse(data.to_vec()) else {
+        return;
+    };
+    let mut own = [0u8; 16];
+    for (to, from) in own.iter_mut().zip(data) {
+        *to = *from;
+    }
+    let v4 = [own[0], own[1], own[2], own[3]];
+    let addresses: [IpAddr; 5] = [
+        IpAddr::from(own),
+        IpAddr::from(v4),
+        IpAddr::from([192, 0, 2, 1]),
+        IpAddr::from([0u8; 16]),
+        IpAddr::from([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+    ];
+    for ip in addresses {
+        if let Some(country) = db.country(ip) {
+            let code = country.as_str();
+            assert!(
+                code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()),
+                "{code:?}"
+            );
+        }
+    }
+    let _ = db.summary();
 }

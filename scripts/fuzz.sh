@@ -23,7 +23,8 @@ seconds="${FUZZ_SECONDS:-60}"
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
     targets=(request_head chunked response_head config snapshot proxy_header routes auth rewrite range
-        cache_rules x509 client_fields log_line jwt ocsp sub_filter gunzip fastcgi_reply client_hello acme dns)
+        cache_rules x509 client_fields log_line jwt ocsp sub_filter gunzip fastcgi_reply client_hello acme dns
+        geoip)
 fi
 
 # With an explicit --target, RUSTFLAGS reach the fuzzed code only, not build

@@ -109,6 +109,7 @@ mod tests {
             tls: None,
             server_name: None,
             offered_protocols: None,
+            country: None,
             client_certificate: None,
         }
     }

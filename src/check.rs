@@ -108,6 +108,9 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             write_error_pages(&mut out, &whose, &pool.config.error_pages)?;
         }
     }
+    if let Some(db) = &config.geoip {
+        writeln!(out, "# geoip_database: {}", db.summary())?;
+    }
     let key = "auth_basic_user_file";
     write_users(&mut out, key, &config.auth_users)?;
     for pool in &config.pools {

@@ -55,6 +55,10 @@ impl DenyRule {
         &self.name
     }
 
+    pub fn condition(&self) -> &Condition {
+        &self.condition
+    }
+
     /// How many requests the rule refused.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -169,6 +173,7 @@ mod tests {
             client: "192.0.2.7".parse().unwrap(),
             listener: ([0, 0, 0, 0], 8080).into(),
             https: false,
+            geoip: None,
         }
     }
 

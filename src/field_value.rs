@@ -84,6 +84,9 @@ pub struct Facts<'a> {
     /// The host of the route the request took, as written
     /// (`$server_name`).
     pub route_host: Option<&'a str>,
+    /// `geoip_database`, for `$geoip_country_code`: looked up only by a
+    /// value that names it.
+    pub geoip: Option<&'a crate::geoip::GeoIp>,
     pub now: SystemTime,
 }
 
@@ -116,6 +119,7 @@ impl<'a> Facts<'a> {
             pool: None,
             connection: None,
             route_host: None,
+            geoip: None,
             now: SystemTime::now(),
         }
     }
@@ -508,6 +512,12 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
             None => "",
         },
         Var::Hostname => variables::hostname(),
+        Var::GeoipCountryCode => {
+            if let Some(country) = facts.geoip.and_then(|db| db.country(facts.client)) {
+                out.extend_from_slice(country.as_str().as_bytes());
+            }
+            return;
+        }
         Var::Pid => {
             out.extend_from_slice(Decimal::new(u64::from(std::process::id())).as_bytes());
             return;
@@ -769,6 +779,26 @@ mod tests {
         }
     }
 
+    #[test]
+    fn geoip_country_code_is_the_client_s_country_or_nothing() {
+        use crate::geoip::writer::{country_record, Writer};
+        let mut w = Writer::new(4, 24);
+        let at = w.data(&country_record(Some("DE"), None));
+        w.insert("192.0.2.0/24", at);
+        let db = crate::geoip::GeoIp::parse(w.finish("GeoLite2-Country")).unwrap();
+        let head = head("/a", &[]);
+        let known = Facts {
+            geoip: Some(&db),
+            ..facts(&head)
+        };
+        assert_eq!(rendered("[$geoip_country_code]", &known), "[DE]");
+        let elsewhere = Facts {
+            client: [10, 0, 0, 1].into(),
+            ..known
+        };
+        assert_eq!(rendered("[$geoip_country_code]", &elsewhere), "[]");
+    }
+
     fn rendered_url(value: &str, facts: &Facts<'_>) -> String {
         rendered_by(value, |v, out| v.render_url(facts, out))
     }
@@ -951,6 +981,8 @@ mod tests {
                 "-----BEGIN%20CERTIFICATE-----%0AAQID%0A-----END%20CERTIFICATE-----%0A",
             ),
             ("5$$ ${uri}x", "5$ /a/bx"),
+            // Without geoip_database: nothing (see below).
+            ("[$geoip_country_code]", "[]"),
         ];
         for (value, expected) in cases {
             assert_eq!(rendered(value, &over_tls), expected, "{value}");

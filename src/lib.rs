@@ -33,6 +33,7 @@
 //! - `ratelimit`: requests per client address over time (`rate_limit`).
 //! - `error_limit`: clients refused for the errors they cause (`error_limit`).
 //! - `realip`: the client's address as trusted proxies in front name it.
+//! - `geoip`: the client's country, from a MaxMind DB file (`geoip_database`).
 //! - `routes`: which pool of backends serves a request (`route.<host><path>`).
 //! - `rewrite`: paths changed by regular expressions, or answered with a
 //!   redirect, before routing (`rewrite.<name>`).
@@ -71,6 +72,7 @@ pub mod error_pages;
 pub mod fastcgi;
 pub mod field_value;
 pub mod files;
+pub mod geoip;
 pub mod gunzip;
 pub mod gzip;
 pub mod html;

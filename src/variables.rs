@@ -96,6 +96,7 @@ pub enum Var {
     TcpinfoRcvSpace,
     ConnectionTime,
     Pipe,
+    GeoipCountryCode,
 }
 
 impl Var {
@@ -257,6 +258,8 @@ pub const VARIABLES: &[(&str, Var)] = &[
     ("tcpinfo_rcv_space", Var::TcpinfoRcvSpace),
     ("connection_time", Var::ConnectionTime),
     ("pipe", Var::Pipe),
+    // nginx's geoip module's: the client's country (`geoip_database`).
+    ("geoip_country_code", Var::GeoipCountryCode),
 ];
 
 /// Longest variable name compared with the known ones for a hint (the

@@ -1,6 +1,9 @@
 //! The `inverso` binary: `check` on good and bad configurations, and the
 //! precedence of flags, environment and file.
 
+#[path = "support/mmdb.rs"]
+mod mmdb;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -1921,6 +1924,32 @@ fn check_shows_a_pools_own_log_format_and_a_line_its_template_writes() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(
         stderr.contains("proxy.conf:11: pool.api.log_format: the format of the pool's own file"),
+        "{stderr}"
+    );
+}
+
+/// `check` says what `geoip_database` is; a file that is none stops it
+/// with exit code 2 at its line, as any bad value.
+#[test]
+fn check_shows_the_geoip_database_and_refuses_a_file_that_is_none() {
+    let mut db = mmdb::Writer::new(6, 28);
+    let record = db.data(&mmdb::country_record(Some("DE"), None));
+    db.insert("192.0.2.0/24", record);
+    let bytes = db.finish("GeoLite2-Country");
+    let text = "targets = 127.0.0.1:9001\ngeoip_database = country.mmdb\n\
+                deny.geo = if country XX\n";
+    let dir = conf(text);
+    std::fs::write(dir.path().join("country.mmdb"), &bytes).unwrap();
+    let (code, stdout, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(0), "stderr: {stderr}");
+    let line = "# geoip_database: GeoLite2-Country, built 2023-11-14T22:13:20";
+    assert!(stdout.contains(line), "{stdout}");
+    assert!(stdout.contains("IPv6 tree of "), "{stdout}");
+    std::fs::write(dir.path().join("country.mmdb"), &bytes[..bytes.len() - 20]).unwrap();
+    let (code, _, stderr) = check_in(dir.path());
+    assert_eq!(code, Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.contains("proxy.conf:2: geoip_database: country.mmdb: "),
         "{stderr}"
     );
 }

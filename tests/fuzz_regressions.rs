@@ -34,6 +34,7 @@ const TARGETS: &[(&str, Check)] = &[
     ("client_hello", checks::client_hello),
     ("acme", checks::acme),
     ("dns", checks::dns),
+    ("geoip", checks::geoip),
 ];
 
 /// Every file in `dir`, sorted; none when it does not exist.

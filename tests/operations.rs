@@ -2584,6 +2584,7 @@ fn a_reopen_given_up_on_is_never_applied_later() {
         tls: None,
         server_name: None,
         offered_protocols: None,
+        country: None,
         client_certificate: None,
     };
     // Enough to fill the pipe and the writer's buffer: the writer blocks.

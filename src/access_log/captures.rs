@@ -16,6 +16,7 @@ pub struct Captures {
     upstream_fields: bool,
     tcp_info: bool,
     jwt_claims: bool,
+    country: bool,
     request_body: bool,
     pool: bool,
     /// Every request field a template names, each once.
@@ -43,6 +44,7 @@ impl Captures {
             upstream_fields: any(Template::names_upstream_fields),
             tcp_info: any(Template::names_tcp_info),
             jwt_claims: any(Template::names_jwt_claims),
+            country: any(Template::names_country),
             request_body: any(Template::names_request_body),
             // The combined and JSON lines write it with pools defined, and
             // a pool's own file is found by it.
@@ -73,6 +75,12 @@ impl Captures {
     /// `$jwt_claim_<name>`.
     pub fn jwt_claims(&self) -> bool {
         self.jwt_claims
+    }
+
+    /// Whether each record carries the client's country: a template
+    /// writes `$geoip_country_code`.
+    pub fn country(&self) -> bool {
+        self.country
     }
 
     /// Whether request bodies read whole are kept: a template writes

@@ -137,6 +137,9 @@ pub struct Record {
     pub offered_protocols: Option<Box<str>>,
     /// The certificate the client showed there (`tls_verify_client`).
     pub client_certificate: Option<Arc<ClientCertificate>>,
+    /// The client's country, when a template writes it
+    /// (`$geoip_country_code`) and `geoip_database` knows it.
+    pub country: Option<crate::geoip::Country>,
 }
 
 /// Header fields of one exchange, as `(name, value)` in wire order.
@@ -224,6 +227,7 @@ impl Record {
             tls: None,
             server_name: None,
             offered_protocols: None,
+            country: None,
             client_certificate: None,
         }
     }

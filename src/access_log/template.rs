@@ -47,6 +47,7 @@ struct Names {
     request_body: bool,
     tcp_info: bool,
     jwt_claims: bool,
+    country: bool,
 }
 
 impl Template {
@@ -93,6 +94,7 @@ impl Template {
                 Named::SentField(_) => &mut names.sent_fields,
                 Named::UpstreamField(_) | Named::UpstreamCookie(_) => &mut names.upstream_fields,
                 Named::JwtClaim(_) => &mut names.jwt_claims,
+                Named::Var(Var::GeoipCountryCode) => &mut names.country,
                 _ => continue,
             };
             *flag = true;
@@ -122,6 +124,12 @@ impl Template {
     /// backend's fields.
     pub fn names_upstream_fields(&self) -> bool {
         self.names.upstream_fields
+    }
+
+    /// Whether it writes `$geoip_country_code`: only then is the client's
+    /// country looked up for the record.
+    pub fn names_country(&self) -> bool {
+        self.names.country
     }
 
     /// Whether it writes `$request_body`: only then is a body kept.
@@ -216,6 +224,7 @@ impl Template {
             }),
             server_name: Some("www.example.com".into()),
             offered_protocols: None,
+            country: None,
             client_certificate: None,
         };
         let mut line = String::new();
@@ -443,6 +452,7 @@ fn write_var(
         Var::ProxyProtocolServerPort => out.number(r.proxied_to.map(|to| u64::from(to.port()))),
         Var::Hostname => out.text(Some(variables::hostname())),
         Var::Pid => out.number(Some(u64::from(std::process::id()))),
+        Var::GeoipCountryCode => out.own(r.country.as_ref().map(|c| c.as_str())),
         // As the combined line writes it: its spaces escaped too, since
         // nginx's `combined` has it unquoted.
         Var::RemoteUser => match out.escape {
@@ -751,6 +761,7 @@ mod tests {
             }),
             server_name: Some("shop.example".into()),
             offered_protocols: Some("h2,http/1.1".into()),
+            country: crate::geoip::Country::parse("DE"),
             client_certificate: Some(Arc::new(ClientCertificate {
                 byte_sequence: ":AQID:".into(),
                 chain: None,
@@ -801,6 +812,7 @@ mod tests {
             tls: None,
             server_name: None,
             offered_protocols: None,
+            country: None,
             client_certificate: None,
             request_line: "GET / HTTP/1.0".into(),
             ..record()
@@ -894,10 +906,27 @@ mod tests {
     }
 
     #[test]
+    fn geoip_country_code_writes_the_country_the_record_carries() {
+        let template = Template::parse("[$geoip_country_code]").unwrap();
+        assert!(template.names_country());
+        assert!(!Template::parse("$remote_addr").unwrap().names_country());
+        let mut r = record();
+        r.country = None;
+        assert_eq!(line("[$geoip_country_code]", &r), "[-]");
+        assert_eq!(
+            line("escape=json {\"c\":\"$geoip_country_code\"}", &r),
+            "{\"c\":\"\"}"
+        );
+        r.country = crate::geoip::Country::parse("DE");
+        assert_eq!(line("[$geoip_country_code]", &r), "[DE]");
+    }
+
+    #[test]
     fn every_variable_is_written_for_a_full_record() {
         let pid = std::process::id().to_string();
         let cases = [
             ("$remote_addr", "192.0.2.10"),
+            ("$geoip_country_code", "DE"),
             ("$remote_port", "51000"),
             ("$realip_remote_addr", "192.0.2.10"),
             ("$realip_remote_port", "51000"),

@@ -243,6 +243,9 @@ impl Loader {
             }
             let when = asked.as_deref().map(Condition::parse).transpose();
             let when = when.map_err(refused)?;
+            if let Some(when) = &when {
+                when.needs_geoip(config.geoip.is_some()).map_err(refused)?;
+            }
             // The name backends answer to, which the pool's probes send
             // and its redirects are read against, is one.
             if family == FieldFamily::Request && when.is_some() && name.eq_ignore_ascii_case("host")

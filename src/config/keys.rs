@@ -62,6 +62,18 @@ fn parse_hash_balance_factor(v: &str) -> Result<Option<u32>, String> {
     }
 }
 
+/// `geoip_database`: the file read whole, now (at start-up and at each
+/// reload, so that a weekly `geoipupdate` is taken); empty is none.
+fn optional_geoip(v: &str) -> Result<Option<Arc<crate::geoip::GeoIp>>, String> {
+    match v {
+        "" => Ok(None),
+        path => match crate::geoip::GeoIp::read(std::path::Path::new(path)) {
+            Ok(db) => Ok(Some(Arc::new(db))),
+            Err(e) => Err(format!("{}: {e}", super::printable(path))),
+        },
+    }
+}
+
 pub(super) type Apply = fn(&mut Config, &str) -> Result<(), String>;
 
 /// One configuration key.
@@ -1440,6 +1452,15 @@ pub const KEYS: &[Key] = &[
         default: "",
         help: "addresses and blocks (10.0.0.0/8) of proxies in front whose X-Forwarded-For names the client (for the log and ip_hash) and whose X-Forwarded-Proto: https is passed on; empty = none",
         apply: |c, v| parse_cidrs(v).map(|list| c.real_ip_from = list.into()),
+    },
+    Key {
+        name: "geoip_database",
+        default: "",
+        help: "a MaxMind DB file (GeoLite2-Country, GeoIP2-City, DB-IP's country lite) naming each \
+               client's country (after real_ip_from and proxy_protocol) for `if country` \
+               conditions and $geoip_country_code; read whole into memory at start-up and \
+               reload; empty = none",
+        apply: |c, v| optional_geoip(v).map(|db| c.geoip = db),
     },
     Key {
         name: "proxy_protocol",

@@ -472,7 +472,7 @@ impl Loader {
             return Err(self.refused("otel_exporter", why.into()));
         }
         config.rewrites = Arc::new(self.build_rewrites()?);
-        config.deny = Arc::new(self.build_denials()?);
+        config.deny = Arc::new(self.build_denials(config.geoip.is_some())?);
         self.build_pools(&mut config)?;
         self.check_https_redirect(&config)?;
         // Once the pools, with their own log files and formats, are built.

@@ -429,6 +429,8 @@ pub struct Config {
     pub underscores_in_headers: bool,
     /// Proxies in front whose `X-Forwarded-For` names the client.
     pub real_ip_from: CidrList,
+    /// `geoip_database`, read whole: the clients' countries.
+    pub geoip: Option<Arc<crate::geoip::GeoIp>>,
     /// Every client connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
     /// Requests that came over plain HTTP are answered with a redirect to
@@ -730,6 +732,7 @@ impl Config {
             max_uri_length: 0,
             underscores_in_headers: false,
             real_ip_from: CidrList::default(),
+            geoip: None,
             proxy_protocol: false,
             redirect_to_https: false,
             redirect_to_https_except: Default::default(),

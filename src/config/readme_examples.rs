@@ -41,6 +41,8 @@ enum Made {
     Conf,
     /// A list of address blocks as a feed publishes it.
     Blocks,
+    /// A MaxMind DB country database of one network.
+    Mmdb,
 }
 
 /// Every path an example names, and what is made in its place.
@@ -67,6 +69,7 @@ const FILES: &[(&str, Made)] = &[
     ("/var/lib/acme/challenges", Made::Dir),
     ("/run/secrets/inverso.conf", Made::Conf),
     ("/etc/inverso/drop.txt", Made::Blocks),
+    ("/usr/share/GeoIP/GeoLite2-Country.mmdb", Made::Mmdb),
 ];
 
 /// Backend names the examples use, which resolve nowhere but where they
@@ -292,6 +295,14 @@ impl Fixtures {
                 Made::Dir => {
                     std::fs::create_dir(&at).unwrap();
                     std::fs::write(at.join("index.html"), "<p>index</p>\n").unwrap();
+                    continue;
+                }
+                Made::Mmdb => {
+                    use crate::geoip::writer::{country_record, Writer};
+                    let mut db = Writer::new(6, 24);
+                    let record = db.data(&country_record(Some("DE"), None));
+                    db.insert("192.0.2.0/24", record);
+                    std::fs::write(&at, db.finish("GeoLite2-Country")).unwrap();
                     continue;
                 }
                 Made::Users => users.clone(),

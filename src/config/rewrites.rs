@@ -92,7 +92,10 @@ impl RuleKeys {
 
     /// Each rule `parse` reads of its key, refused at its line when it
     /// cannot be read.
-    fn build<T>(&self, parse: fn(&str, &str) -> Result<T, String>) -> Result<Vec<T>, ConfigError> {
+    fn build<T>(
+        &self,
+        parse: impl Fn(&str, &str) -> Result<T, String>,
+    ) -> Result<Vec<T>, ConfigError> {
         let family = self.family;
         (self.keys.iter())
             .map(|RuleKey { name, setting }| {
@@ -121,9 +124,15 @@ impl Loader {
         self.rewrite_keys.build(Rule::parse).map(Rewrites::new)
     }
 
-    /// The deny rules, each refused at its line when it cannot be read.
-    pub(super) fn build_denials(&self) -> Result<DenyRules, ConfigError> {
-        self.deny_keys.build(DenyRule::parse).map(DenyRules::new)
+    /// The deny rules, each refused at its line when it cannot be read
+    /// (or reads a country while `geoip` says no database is set).
+    pub(super) fn build_denials(&self, geoip: bool) -> Result<DenyRules, ConfigError> {
+        let parse = |name: &str, value: &str| {
+            let rule = DenyRule::parse(name, value)?;
+            rule.condition().needs_geoip(geoip)?;
+            Ok(rule)
+        };
+        self.deny_keys.build(parse).map(DenyRules::new)
     }
 }
 

@@ -367,6 +367,11 @@ fn count_and_log(
         tls: client.tls,
         server_name: client.server_name.clone(),
         offered_protocols: None,
+        // Looked up here, under the settings the request ran with, and
+        // only for a template that writes it.
+        country: (shared.log_captures.country())
+            .then(|| shared.config.geoip.as_ref()?.country(client.real_ip))
+            .flatten(),
         client_certificate: client.certificate.clone(),
     };
     if let Some(otel) = &shared.otel {

@@ -199,7 +199,7 @@ pub(super) fn exchange(
         },
     };
     let target = head.path_and_query();
-    let asked = client.asked(&head, &target);
+    let asked = client.asked(&head, &target, shared);
     let routes = &shared.config.routes;
     client.route = match routes.route_asked(head.authority(), &target, Lookup::Request(&asked)) {
         Ok(route) => route,
@@ -654,7 +654,7 @@ fn render_response_fields(
     let edits = &settings.response_headers;
     if edits.per_request() {
         let target = head.path_and_query();
-        client.response_edits = edits.choose(&client.asked(head, &target), &target);
+        client.response_edits = edits.choose(&client.asked(head, &target, shared), &target);
         let edits = edits.applied(client.response_edits);
         // The fixed ones are in each head already (`set_lines`).
         let mut fields = std::mem::take(&mut client.response_fields);
@@ -683,7 +683,7 @@ fn deny_by_rule(
     let status = match shared
         .config
         .deny
-        .refusing(&client.asked(head, &target), &target)
+        .refusing(&client.asked(head, &target, shared), &target)
     {
         Ok(None) => return None,
         Ok(Some(rule)) => rule.status,

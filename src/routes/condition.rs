@@ -5,10 +5,13 @@
 //! ends in, holds or matches (`if path_end .jpg,.png`), HAProxy's
 //! `path_beg`, `path_end`, `path_sub` and `path_reg`, nginx's
 //! `location ~`; or whether it came over HTTPS (`if https`), HAProxy's
-//! `ssl_fc`, nginx's `$scheme`. Each may be negated (`if not
+//! `ssl_fc`, nginx's `$scheme`; or in which country its client is (`if
+//! country DE,AT`, with `geoip_database`), nginx's `geoip2` and `map`.
+//! Each may be negated (`if not
 //! client 10.0.0.0/8`): HAProxy's `!` before an ACL, nginx's `if
 //! ($cookie_beta = "")`.
 
+use crate::geoip::{Country, GeoIp};
 use crate::http::Headers;
 use crate::realip::Cidr;
 use crate::rewrite::Pattern;
@@ -25,6 +28,9 @@ const MAX_PARTS: usize = 8;
 /// Most texts one `path_beg`, `path_end` or `path_sub` lists.
 const MAX_TEXTS: usize = 32;
 
+/// Most countries one `country` lists: the world's 249 codes.
+const MAX_COUNTRIES: usize = 256;
+
 /// What of a request a condition reads.
 pub struct Asked<'a> {
     pub method: &'a str,
@@ -40,6 +46,16 @@ pub struct Asked<'a> {
     /// Whether it is `https` as `X-Forwarded-Proto` tells the backend and
     /// `redirect_to_https` reads it (see [`crate::realip::client_scheme`]).
     pub https: bool,
+    /// `geoip_database`, for a `country` condition: looked up only by one
+    /// that reads it, a walk of at most 128 steps.
+    pub geoip: Option<&'a GeoIp>,
+}
+
+impl Asked<'_> {
+    /// The client's country, when the database knows it.
+    pub fn country(&self) -> Option<Country> {
+        self.geoip.and_then(|db| db.country(self.client))
+    }
 }
 
 /// Whom a route is looked up for, as its condition sees it.
@@ -104,6 +120,10 @@ pub enum Condition {
     PathReg(Pattern),
     /// A client address in one of these blocks.
     Client(Box<[Cidr]>),
+    /// A client in one of these countries, sorted, each once, as
+    /// `geoip_database` names it (nginx's `geoip2` and `map`, HAProxy's
+    /// `src,map_ip(country.map)`); one it names none for is in none.
+    Country(Box<[Country]>),
     /// A connection to one of these listeners: HAProxy's frontends, each
     /// with its own `bind` lines and rules; nginx's `server` blocks, each
     /// with its own `listen`.
@@ -261,7 +281,8 @@ impl Condition {
         let usage = "a condition is `if header <Name> [<value>]`, \
                      `if header_reg <Name> <pattern>`, `if cookie <name> [<value>]`, \
                      `if query <name> [<value>]`, `if method <METHOD>[,<METHOD>...]`, \
-                     `if client <address or block>[,...]`, `if share <N>%`, \
+                     `if client <address or block>[,...]`, `if country <CC>[,...]`, \
+                     `if share <N>%`, \
                      `if listen [<address>:]<port>[,...]`, `if https`, \
                      `if path_beg [-i] <beginning>[,...]`, `if path_end <ending>[,...]`, \
                      `if path_sub [-i] <text>[,...]` or `if path_reg <pattern>`, or one of \
@@ -348,6 +369,25 @@ impl Condition {
                     .collect::<Result<Vec<Cidr>, String>>()?;
                 Ok(Condition::Client(blocks.into()))
             }
+            ["country", list] => {
+                let mut countries = (list.split(','))
+                    .map(|cc| Country::parse(cc).ok_or(cc))
+                    .collect::<Result<Vec<Country>, &str>>()
+                    .map_err(|cc| {
+                        format!(
+                            "`country {}`: `{}` is not a country's code: two capital letters \
+                             (ISO 3166-1, as `DE`, `US`), comma separated",
+                            list.escape_debug(),
+                            cc.escape_debug()
+                        )
+                    })?;
+                countries.sort();
+                countries.dedup();
+                if countries.len() > MAX_COUNTRIES {
+                    return Err(format!("`country {list}`: up to {MAX_COUNTRIES} countries"));
+                }
+                Ok(Condition::Country(countries.into()))
+            }
             ["listen", list] => {
                 let mut listeners = (list.split(','))
                     .map(ListenerAt::parse)
@@ -407,6 +447,29 @@ impl Condition {
             (Condition::All(each), _) => each.iter().all(|c| c.met(lookup, path)),
             (_, Lookup::Bare) => false,
             (_, Lookup::StoredGet { https }) => self.takes_stored_get(https),
+        }
+    }
+
+    /// Refuses a condition on the client's country without a database
+    /// (`geoip`) to read it from: no client would be in the country, every
+    /// one outside it.
+    pub fn needs_geoip(&self, geoip: bool) -> Result<(), String> {
+        match self.names_country() && !geoip {
+            true => Err(format!(
+                "`if {self}` reads the client's country: set geoip_database to a MaxMind DB \
+                 file (GeoLite2-Country.mmdb)"
+            )),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether it reads the client's country.
+    fn names_country(&self) -> bool {
+        match self {
+            Condition::Country(_) => true,
+            Condition::Not(negated) => negated.names_country(),
+            Condition::All(each) => each.iter().any(Condition::names_country),
+            _ => false,
         }
     }
 
@@ -480,6 +543,9 @@ impl Condition {
             }
             Condition::Method(methods) => methods.iter().any(|m| **m == *asked.method),
             Condition::Client(blocks) => blocks.iter().any(|b| b.contains(asked.client)),
+            Condition::Country(countries) => {
+                asked.country().is_some_and(|c| countries.contains(&c))
+            }
             Condition::Share(percent) => share_of(asked.client) < *percent,
             Condition::Listener(at) => at.iter().any(|at| at.takes(asked.listener)),
             Condition::Https => asked.https,
@@ -550,6 +616,10 @@ impl fmt::Display for Condition {
                 return f.write_str(&each.join(" and "));
             }
             Condition::Share(percent) => return write!(f, "share {percent}%"),
+            Condition::Country(countries) => {
+                let codes: Vec<&str> = countries.iter().map(Country::as_str).collect();
+                return write!(f, "country {}", codes.join(","));
+            }
             Condition::Https => return f.write_str("https"),
             Condition::Listener(at) => {
                 let at: Vec<String> = at.iter().map(ListenerAt::to_string).collect();
@@ -589,6 +659,7 @@ mod tests {
             client: client.parse().unwrap(),
             listener: ([0, 0, 0, 0], 8080).into(),
             https: false,
+            geoip: None,
         }
     }
 
@@ -627,6 +698,64 @@ mod tests {
             let e = Condition::parse(bad).unwrap_err();
             assert!(e.contains("a condition is"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn country_takes_the_clients_the_database_places_there() {
+        use crate::geoip::writer::{country_record, Writer};
+        let mut w = Writer::new(6, 24);
+        for (network, iso) in [("192.0.2.0/24", "DE"), ("2001:db8::/32", "FR")] {
+            let at = w.data(&country_record(Some(iso), None));
+            w.insert(network, at);
+        }
+        let db = GeoIp::parse(w.finish("GeoLite2-Country")).unwrap();
+        let headers = Headers::new();
+        let from = |ip: &str| Asked {
+            geoip: Some(&db),
+            ..asked("GET", &headers, ip)
+        };
+        let met = |text: &str, ip: &str| {
+            Condition::parse(text)
+                .unwrap()
+                .met(Lookup::Request(&from(ip)), "/p")
+        };
+        assert!(met("country DE", "192.0.2.7"));
+        assert!(met("country FR,DE", "2001:db8::1"));
+        assert!(!met("country FR", "192.0.2.7"));
+        // No country known: in none, outside every one.
+        assert!(!met("country DE", "10.0.0.1"));
+        assert!(met("not country DE", "10.0.0.1"));
+        assert!(met("not country FR and method GET,HEAD", "192.0.2.7"));
+        // Without a database, none.
+        let none = asked("GET", &headers, "192.0.2.7");
+        let c = Condition::parse("country DE").unwrap();
+        assert!(!c.met(Lookup::Request(&none), "/p"));
+        // No request, no client: met by no lookup without one, negated
+        // neither; it reads past the cache's key as `client` does.
+        for text in ["country DE", "not country DE"] {
+            let c = Condition::parse(text).unwrap();
+            assert!(
+                !c.met(Lookup::Bare, "/p") && !c.met(STORED_GET, "/p"),
+                "{text}"
+            );
+            assert!(c.reads_past_the_key(), "{text}");
+        }
+        let c = Condition::parse("country FR,DE,FR").unwrap();
+        assert_eq!(c.to_string(), "country DE,FR");
+        for bad in ["country de", "country DEU", "country DE,", "country"] {
+            assert!(Condition::parse(bad).is_err(), "{bad}");
+        }
+        // Refused without a database, in an `and` or negated too.
+        for text in ["country DE", "not country DE", "method POST and country DE"] {
+            let c = Condition::parse(text).unwrap();
+            let e = c.needs_geoip(false).unwrap_err();
+            assert!(e.contains("set geoip_database"), "{e}");
+            assert!(c.needs_geoip(true).is_ok());
+        }
+        assert!(Condition::parse("client 10.0.0.0/8")
+            .unwrap()
+            .needs_geoip(false)
+            .is_ok());
     }
 
     #[test]

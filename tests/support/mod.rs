@@ -9,6 +9,7 @@
 
 pub mod acme_server;
 pub mod dns_server;
+pub mod mmdb;
 pub mod ocsp;
 pub mod pki;
 pub mod srv_dns;

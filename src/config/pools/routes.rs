@@ -68,7 +68,11 @@ impl Loader {
             };
             let mut route = route.map_err(refused)?;
             if let Some(condition) = condition {
-                route = route.on_condition(Condition::parse(condition).map_err(refused)?);
+                let condition = Condition::parse(condition).map_err(refused)?;
+                condition
+                    .needs_geoip(top.geoip.is_some())
+                    .map_err(refused)?;
+                route = route.on_condition(condition);
             }
             let of_pool = match route.pool {
                 0 => top,

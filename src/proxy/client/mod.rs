@@ -22,7 +22,7 @@ pub(super) use read::HeadRead;
 
 use super::cached;
 use super::origin::ExchangeTally;
-use super::{ConnWatch, Inherited};
+use super::{ConnWatch, Inherited, Shared};
 // `answer` names these as `super::...`, which from there is this module.
 use super::{starts_a_head_request, ErrorResponse};
 use crate::access_log::Termination;
@@ -263,8 +263,14 @@ impl ReadTimeout {
 impl Client {
     /// What a condition (a route's, a deny rule's, a header edit's) reads
     /// of the request `head` from this client, whose request-target is
-    /// `target`.
-    pub(in crate::proxy) fn asked<'a>(&self, head: &'a RequestHead, target: &'a str) -> Asked<'a> {
+    /// `target`, under the settings of `shared` (`geoip_database`, if a
+    /// condition asks the country).
+    pub(in crate::proxy) fn asked<'a>(
+        &self,
+        head: &'a RequestHead,
+        target: &'a str,
+        shared: &'a Shared,
+    ) -> Asked<'a> {
         Asked {
             method: &head.method,
             target,
@@ -272,6 +278,7 @@ impl Client {
             client: self.real_ip,
             listener: self.server,
             https: self.scheme == "https",
+            geoip: shared.config.geoip.as_deref(),
         }
     }
 

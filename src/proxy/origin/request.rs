@@ -52,7 +52,7 @@ pub(super) fn prepare_request(
     let edits = match edits.per_request() {
         true => {
             let target = head.path_and_query();
-            let edits = edits.applied(edits.choose(&client.asked(head, &target), &target));
+            let edits = edits.applied(edits.choose(&client.asked(head, &target, shared), &target));
             edits.render_variable_lines(&facts(head, client, shared), &mut rendered);
             edits
         }
@@ -212,6 +212,7 @@ pub(in crate::proxy) fn facts<'a>(
             .and_then(|i| shared.config.routes.get(i))
             .and_then(|route| route.server_name())
             .map(|name| &**name),
+        geoip: shared.config.geoip.as_deref(),
         now: SystemTime::now(),
     }
 }
