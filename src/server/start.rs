@@ -50,6 +50,10 @@ pub enum StartError {
     AccessLog(io::Error),
     #[error("cannot start a thread: {0}")]
     Thread(io::Error),
+    /// Its listener's second handle (which stopping it closes), or its
+    /// thread.
+    #[error("cannot start the admin listener: {0}")]
+    Admin(io::Error),
     #[error("path_to_persistence: {}: {error}", path.display())]
     Persistence { path: PathBuf, error: io::Error },
 }
@@ -276,7 +280,7 @@ impl Server {
         warn_of_limits(&inner.current.get().config);
         let admin = match admin {
             Some(listener) => {
-                Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Thread)?)
+                Some(Admin::start(listener, inner.current.clone()).map_err(StartError::Admin)?)
             }
             None => None,
         };
