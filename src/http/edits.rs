@@ -561,6 +561,16 @@ mod tests {
     use super::*;
     use crate::config::FieldFamily;
 
+    /// A `GET` of `target` without fields.
+    fn request_for(target: &str) -> crate::http::RequestHead {
+        crate::http::RequestHead {
+            method: "GET".into(),
+            target: target.into(),
+            version: crate::http::Version::Http11,
+            headers: Headers::new(),
+        }
+    }
+
     fn edits(pairs: &[(&str, Option<&str>)]) -> FieldEdits {
         FieldEdits::new(
             pairs
@@ -583,12 +593,7 @@ mod tests {
         .unwrap();
         assert!(e.per_request());
         assert_eq!(e.set_lines(), b"X-Fixed: 5$\r\n");
-        let head = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/p".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let head = request_for("/p");
         let mut variable = Vec::new();
         e.unconditional()
             .render_variable_lines(&Facts::plain(&head), &mut variable);
@@ -618,12 +623,7 @@ mod tests {
             ("X-Both".to_string(), parsed("$uri $status")),
         ])
         .unwrap();
-        let head = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/p".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let head = request_for("/p");
         let facts = Facts::plain(&head);
         let mut now = Vec::new();
         e.unconditional().render_variable_lines(&facts, &mut now);
@@ -842,12 +842,7 @@ mod tests {
         assert!(none.edits(b"x-frame-options"));
         assert_eq!(none.set_lines(), b"X-Frame-Options: DENY\r\nX-Other: 1\r\n");
         let mut lines = Vec::new();
-        let head = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/embed/".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let head = request_for("/embed/");
         none.render_variable_lines(&Facts::plain(&head), &mut lines);
         assert_eq!(lines, b"", "nothing rendered twice");
     }
@@ -952,12 +947,7 @@ mod tests {
         // answer to a request never routed gets the one without a
         // condition.
         let routed = e.applied(e.choose(&asked("/api/x"), "/api/x"));
-        let head = crate::http::RequestHead {
-            method: "GET".into(),
-            target: "/api/x".into(),
-            version: crate::http::Version::Http11,
-            headers: Headers::new(),
-        };
+        let head = request_for("/api/x");
         let mut rendered = Vec::new();
         routed.render_variable_lines(&Facts::plain(&head), &mut rendered);
         assert_eq!(rendered, b"");
