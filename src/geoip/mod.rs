@@ -25,7 +25,6 @@ pub use metadata::Metadata;
 
 use decode::{Section, Value};
 use std::fmt;
-use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::Path;
 use tree::{Found, Tree};
@@ -96,21 +95,13 @@ impl fmt::Debug for GeoIp {
 impl GeoIp {
     /// The database in the file at `path`.
     pub fn read(path: &Path) -> Result<GeoIp, GeoIpError> {
-        let io = |e: std::io::Error| GeoIpError::Io(e.to_string());
-        let file = std::fs::File::open(path).map_err(io)?;
-        let size = file.metadata().map_err(io)?.len();
-        if size > MAX_FILE_SIZE {
-            return Err(GeoIpError::TooLarge);
+        // A regular file alone: a FIFO would hang `check`, or a reload
+        // and the signal thread with it.
+        match crate::cache::persist::read_regular(path, MAX_FILE_SIZE) {
+            Ok(Some(bytes)) => GeoIp::parse(bytes),
+            Ok(None) => Err(GeoIpError::TooLarge),
+            Err(e) => Err(GeoIpError::Io(e.to_string())),
         }
-        let mut bytes = Vec::with_capacity(size as usize);
-        // Bounded even if the file grows as it is read.
-        file.take(MAX_FILE_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io)?;
-        if bytes.len() as u64 > MAX_FILE_SIZE {
-            return Err(GeoIpError::TooLarge);
-        }
-        GeoIp::parse(bytes)
     }
 
     /// The database `bytes` hold, its metadata and tree checked.

@@ -358,7 +358,7 @@ fn staple(
         chain: files.chain.clone(),
         error,
     };
-    let bytes = match read_at_most(&path, ocsp::MAX_RESPONSE) {
+    let bytes = match crate::cache::persist::read_regular(&path, ocsp::MAX_RESPONSE) {
         Ok(Some(bytes)) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(None),
         Err(error) if named => return Err(CertificateError::Unreadable { path, error }),
@@ -733,7 +733,7 @@ fn load_one(
 }
 
 fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
-    match read_at_most(path, MAX_PEM_FILE) {
+    match crate::cache::persist::read_regular(path, MAX_PEM_FILE) {
         Ok(Some(text)) => Ok(text),
         Ok(None) => Err(CertificateError::TooLarge {
             path: path.to_path_buf(),
@@ -749,15 +749,6 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, CertificateError> {
 /// named as certificates may be anything, and is not read whole first.
 /// A regular file only: a FIFO would hang `check`, or a reload and with
 /// it the signal thread.
-fn read_at_most(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read as _;
-    let mut text = Vec::new();
-    crate::cache::persist::open_regular(path)?
-        .take(limit + 1)
-        .read_to_end(&mut text)?;
-    Ok((text.len() as u64 <= limit).then_some(text))
-}
-
 fn contains(text: &[u8], part: &[u8]) -> bool {
     text.windows(part.len()).any(|w| w == part)
 }

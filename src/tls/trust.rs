@@ -70,7 +70,7 @@ fn read_all<T: PemObject>(
     what: &'static str,
     label: &'static str,
 ) -> Result<Vec<T>, TrustError> {
-    let text = match super::read_at_most(path, MAX_TRUST_FILE) {
+    let text = match crate::cache::persist::read_regular(path, MAX_TRUST_FILE) {
         Ok(Some(text)) => text,
         Ok(None) => {
             return Err(TrustError::TooLarge {

@@ -165,6 +165,20 @@ pub(crate) fn open_regular(path: &Path) -> io::Result<File> {
     Ok(file)
 }
 
+/// The bytes of the regular file at `path` (see [`open_regular`]), or
+/// `None` when it holds more than `limit`: read whole, its size known
+/// before, and bounded even if it grows as it is read.
+pub(crate) fn read_regular(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let file = open_regular(path)?;
+    let size = file.metadata()?.len();
+    if size > limit {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= limit).then_some(bytes))
+}
+
 /// Parses a snapshot from any reader; see [`load_snapshot`]. Arbitrary input never
 /// panics and never makes it allocate more than the input holds or the limits allow.
 pub fn read_records(

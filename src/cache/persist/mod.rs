@@ -63,10 +63,10 @@ pub use format::{
     write_records, Record, SnapshotStats, FORMAT_VERSION, MAGIC, MAX_SNAPSHOT_BODY,
     REVALIDATION_WINDOW_MS,
 };
-pub(crate) use load::open_regular;
 pub use load::{
     load_snapshot, read_records, scan_records, scan_snapshot, Damage, LoadLimits, Loaded, Part,
 };
+pub(crate) use load::{open_regular, read_regular};
 pub use write::{ensure_directory, set_aside, write_atomically, write_snapshot};
 
 use std::io;
