@@ -175,6 +175,7 @@ pub(super) fn ask(
             metrics.auth_requests_denied.fetch_add(1, Ordering::Relaxed);
             client.ended(DENIED);
             let mut fields = location_field(render_url(to, head, client, shared));
+            let edits = client.response_edits(settings, 302);
             push_cookies(&fetched.response.headers, edits, &mut fields);
             // Its body is not sent: read if it came whole, or let go.
             relay::discard(fetched, false, client);
