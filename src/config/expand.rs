@@ -159,7 +159,7 @@ mod tests {
     /// `proxy.conf` holding `text`, read with the variables `vars`.
     fn load(text: &str, vars: &[(&str, &str)]) -> Result<Loader, ConfigError> {
         let mut l = Loader::new();
-        l.env(env(vars));
+        l.variables(env(vars));
         l.file("proxy.conf", text)?;
         Ok(l)
     }
@@ -295,15 +295,18 @@ mod tests {
     }
 
     #[test]
-    fn the_environment_and_flags_win_over_the_file_whichever_comes_first() {
+    fn variables_set_no_key_and_the_environment_and_flags_come_over_the_file() {
         let mut l = Loader::new();
-        l.env(env(&[("INVERSO_PORT", "2000"), ("P", "1000")]));
-        l.flag("ttl", "9s", "--set").unwrap();
+        let vars = env(&[("INVERSO_PORT", "2000"), ("P", "1000")]);
+        l.variables(vars.clone());
         l.file(
             "proxy.conf",
             "targets = 127.0.0.1:1\nport = {$P}\nttl = 5s\n",
         )
         .unwrap();
+        assert_eq!(l.value_of("port"), Some("1000"));
+        l.env(vars);
+        l.flag("ttl", "9s", "--set").unwrap();
         let c = l.build().unwrap();
         assert_eq!(c.port, 2000);
         assert_eq!(c.ttl, std::time::Duration::from_secs(9));
@@ -318,7 +321,7 @@ mod tests {
         let load = |vars: &[(&str, &str)]| {
             let files = files.iter().map(|(p, t)| (p.to_string(), t.to_string()));
             let mut l = Loader::new();
-            l.env(env(vars));
+            l.variables(env(vars));
             l.file_including(
                 "proxy.conf",
                 "targets = 127.0.0.1:1\ninclude = {$CONF_DIR}/*.conf\n",

@@ -45,12 +45,11 @@ pub(super) fn read_bounded(path: &Path, what: &str) -> std::io::Result<String> {
 pub fn read(
     path: &Path,
     path_is_explicit: bool,
-    env: impl IntoIterator<Item = (String, String)>,
+    env: Vec<(String, String)>,
     flags: &[(&str, String, &str)],
 ) -> Result<Loader, ConfigError> {
     let mut loader = Loader::new();
-    // First, for the file's `{$NAME}`s: its keys still win over the file's.
-    loader.env(env);
+    loader.variables(env.iter().cloned());
     let name = path.display().to_string();
     match read_config_file(path) {
         Ok(text) => {
@@ -66,6 +65,7 @@ pub fn read(
             })
         }
     }
+    loader.env(env);
     for (key, value, flag) in flags {
         loader.flag(key, value, flag)?;
     }

@@ -66,8 +66,8 @@ pub struct Loader {
     /// At a reload, the addresses of the names in force (see
     /// [`Loader::keep_last_addresses`]).
     last_addresses: LastAddresses,
-    /// The variables given to [`Loader::env`], which a file's `{$NAME}`
-    /// reads.
+    /// The variables given to [`Loader::variables`], which a file's
+    /// `{$NAME}` reads.
     environment: Environment,
 }
 
@@ -123,8 +123,7 @@ impl Loader {
     /// lines ignored. Unknown and repeated keys are errors. The files its
     /// `include` lines name are read from the disk, from `path`'s
     /// directory. A value's `{$NAME}` is the variable NAME of those given
-    /// to [`Loader::env`] before; a key set by those, or by a flag, keeps
-    /// their value.
+    /// to [`Loader::variables`] before.
     pub fn file(&mut self, path: &str, text: &str) -> Result<&mut Self, ConfigError> {
         self.file_including(path, text, &mut OnDisk)
     }
@@ -220,9 +219,7 @@ impl Loader {
                 ));
             }
             reading.seen.insert(spec.name, origin.clone());
-            if !self.set_over_the_file(spec.name) {
-                self.put(spec.name, value, origin);
-            }
+            self.put(spec.name, value, origin);
         }
         Ok(())
     }
@@ -251,13 +248,6 @@ impl Loader {
             Cow::Borrowed(value) => Cow::Borrowed(value),
             Cow::Owned(value) => Cow::Owned(value.trim().to_string()),
         })
-    }
-
-    /// Whether `key` was set by the environment or a flag: the file, read
-    /// after them for its `{$NAME}`s, comes below them all the same.
-    fn set_over_the_file(&self, key: &str) -> bool {
-        (self.settings.get(key))
-            .is_some_and(|s| matches!(s.origin, Origin::Env(_) | Origin::Flag(_)))
     }
 
     /// Reads the files `pattern`, written in the file `path` at `origin`,
@@ -294,12 +284,20 @@ impl Loader {
         Ok(())
     }
 
-    /// Applies `INVERSO_<KEY>` variables, and keeps every variable for
-    /// the `{$NAME}`s of a file read after (see [`Loader::file`]). Their
-    /// own values are taken as they are: no `{$NAME}` in them is read.
-    pub fn env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
+    /// Keeps `vars` for the `{$NAME}`s of a file read after (see
+    /// [`Loader::file`]); sets no key.
+    pub fn variables(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
         for (var, value) in vars {
             self.environment.set(&var, &value);
+        }
+        self
+    }
+
+    /// Applies `INVERSO_<KEY>` variables. Other variables are ignored
+    /// (see [`Loader::variables`]); a value is taken as it is: no
+    /// `{$NAME}` in it is read.
+    pub fn env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
+        for (var, value) in vars {
             let Some(rest) = var.strip_prefix("INVERSO_") else {
                 continue;
             };

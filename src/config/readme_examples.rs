@@ -348,7 +348,7 @@ fn build(text: &str) -> Result<Config, ConfigError> {
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_string()));
     Loader::new()
-        .env(environment)
+        .variables(environment)
         .file("proxy.conf", text)?
         .build()
 }
