@@ -128,7 +128,7 @@ pub(super) fn serve_entry(
     let mut multipart = None;
     // The body goes compressed: counted as it goes.
     let mut compressed_from = None;
-    let (head, body, code): (Cow<'_, [u8]>, &[u8], u16) = if not_modified {
+    let (head, body): (Cow<'_, [u8]>, &[u8]) = if not_modified {
         let mut head = b"HTTP/1.1 304 Not Modified\r\n".to_vec();
         let kept = |name: &[u8]| {
             !edits.edits(name)
@@ -150,7 +150,7 @@ pub(super) fn serve_entry(
         } else if decoded_for_others {
             gzip::push_vary(&mut head, &entry.head.headers);
         }
-        (head.into(), b"", 304)
+        (head.into(), b"")
     } else {
         match ranged {
             Ranged::Whole => {
@@ -204,11 +204,11 @@ pub(super) fn serve_entry(
                 {
                     tail.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                 }
-                (head, body, code)
+                (head, body)
             }
             Ranged::Part { start, end } => {
                 let head = part_head(answering, entry, coding, (start, end, len), &mut tail);
-                (head.into(), &whole[start as usize..=end as usize], 206)
+                (head.into(), &whole[start as usize..=end as usize])
             }
             Ranged::Parts(spans) => {
                 let stored = &entry.head.headers;
@@ -231,14 +231,14 @@ pub(super) fn serve_entry(
                     gzip::push_vary(&mut tail, &entry.head.headers);
                 }
                 multipart = Some(parts);
-                (head.into(), b"", 206)
+                (head.into(), b"")
             }
             Ranged::Unsatisfiable => {
                 let mut head = b"HTTP/1.1 416 Range Not Satisfiable\r\n".to_vec();
                 let now = format_http_date(SystemTime::now());
                 let _ = write!(head, "Date: {now}\r\nContent-Range: bytes */{len}\r\n");
                 head.extend_from_slice(b"Content-Length: 0\r\n");
-                (head.into(), b"", 416)
+                (head.into(), b"")
             }
         }
     };
