@@ -173,7 +173,7 @@ mod tests {
             client: "192.0.2.7".parse().unwrap(),
             listener: ([0, 0, 0, 0], 8080).into(),
             https: false,
-            geoip: None,
+            geoip: crate::geoip::Geo::default(),
         }
     }
 

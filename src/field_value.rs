@@ -86,7 +86,7 @@ pub struct Facts<'a> {
     pub route_host: Option<&'a str>,
     /// `geoip_database`, for `$geoip_country_code`: looked up only by a
     /// value that names it.
-    pub geoip: Option<&'a crate::geoip::GeoIp>,
+    pub geoip: crate::geoip::Geo<'a>,
     pub now: SystemTime,
 }
 
@@ -119,7 +119,7 @@ impl<'a> Facts<'a> {
             pool: None,
             connection: None,
             route_host: None,
-            geoip: None,
+            geoip: crate::geoip::Geo::default(),
             now: SystemTime::now(),
         }
     }
@@ -513,7 +513,7 @@ fn write_var(var: Var, facts: &Facts<'_>, out: &mut Vec<u8>) {
         },
         Var::Hostname => variables::hostname(),
         Var::GeoipCountryCode => {
-            if let Some(country) = facts.geoip.and_then(|db| db.country(facts.client)) {
+            if let Some(country) = facts.geoip.country(facts.client) {
                 out.extend_from_slice(country.as_str().as_bytes());
             }
             return;
@@ -788,7 +788,7 @@ mod tests {
         let db = crate::geoip::GeoIp::parse(w.finish("GeoLite2-Country")).unwrap();
         let head = head("/a", &[]);
         let known = Facts {
-            geoip: Some(&db),
+            geoip: crate::geoip::Geo::each_time(Some(&db)),
             ..facts(&head)
         };
         assert_eq!(rendered("[$geoip_country_code]", &known), "[DE]");

@@ -69,7 +69,18 @@ fn a_country_is_refused_answered_forwarded_and_logged() {
     // The peer itself, not named by a trusted proxy, has no country.
     let mut own = proxy.connect();
     assert_eq!(own.get("/").body, b"[]");
-    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 7));
+    // Each request on one connection is its own client's: the country
+    // found for one is not kept for the next.
+    for (client, body) in [("198.51.100.7", "[FR]"), ("192.0.2.1", "[]")] {
+        let r = own.get_with("/", &[("X-Forwarded-For", client)]);
+        assert_eq!(r.body, body.as_bytes(), "{client}");
+    }
+    assert_eq!(
+        own.get_with("/", &[("X-Forwarded-For", "203.0.113.9")])
+            .status,
+        403
+    );
+    assert!(wait_until(WAIT_LIMIT, || proxy.log_lines().len() == 10));
     assert!(proxy.shutdown(Duration::from_secs(5)));
     let lines = proxy.log_lines();
     for line in [
@@ -92,9 +103,14 @@ fn a_reload_reads_the_database_again() {
     let proxy = start_proxy(&[], from_file(&config(&backend, &db)));
     assert_eq!(from(&proxy, "203.0.113.9", "/").0, 403);
     assert_eq!(from(&proxy, "192.0.2.1", "/").0, 200);
+    let mut kept_alive = proxy.connect();
+    let client = [("X-Forwarded-For", "192.0.2.1")];
+    assert_eq!(kept_alive.get_with("/", &client).status, 200);
     // A weekly update moved XX's network.
     write_database(&db, 32, "192.0.2.0/24");
     proxy.reload(&[], from_file(&config(&backend, &db)));
+    // A connection open across the reload asks the new database.
+    assert_eq!(kept_alive.get_with("/", &client).status, 403);
     assert_eq!(from(&proxy, "203.0.113.9", "/"), (200, "[]".into()));
     assert_eq!(from(&proxy, "192.0.2.1", "/").0, 403);
     // A file cut short is refused, saying why: a reload keeps what runs.

@@ -13,6 +13,7 @@
 //! locks. The file is not trusted: whatever its bytes, a lookup ends in
 //! a bounded number of steps with a country or none, never a panic.
 
+mod asked;
 mod decode;
 mod metadata;
 mod tree;
@@ -21,6 +22,7 @@ mod tree;
 #[path = "../../tests/support/mmdb.rs"]
 pub(crate) mod writer;
 
+pub use asked::{Geo, KeptCountry};
 pub use metadata::Metadata;
 
 use decode::{Section, Value};

@@ -791,7 +791,7 @@ mod tests {
             client: "192.0.2.10".parse().unwrap(),
             listener: "127.0.0.1:80".parse().unwrap(),
             https: false,
-            geoip: None,
+            geoip: crate::geoip::Geo::default(),
         };
         let applied = edits.applied(edits.choose(&asked, target));
         let head = crate::http::RequestHead {
@@ -912,7 +912,7 @@ mod tests {
             client: "192.0.2.10".parse().unwrap(),
             listener: "127.0.0.1:80".parse().unwrap(),
             https: false,
-            geoip: None,
+            geoip: crate::geoip::Geo::default(),
         };
         let sent = |target, status| {
             let applied = e.for_response(e.choose(&asked(target), target), status);

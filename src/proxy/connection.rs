@@ -370,7 +370,7 @@ fn count_and_log(
         // Looked up here, under the settings the request ran with, and
         // only for a template that writes it.
         country: (shared.log_captures.country())
-            .then(|| shared.config.geoip.as_ref()?.country(client.real_ip))
+            .then(|| client.geoip(shared).country(client.real_ip))
             .flatten(),
         client_certificate: client.certificate.clone(),
     };

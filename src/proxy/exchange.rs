@@ -118,7 +118,7 @@ pub(super) fn exchange(
     client.takes_gzip = shared.gzip.iter().any(Option::is_some) && relay::client_takes_gzip(&head);
     client.lacks_gzip = shared.gunzips && !gzip::accepted(&head.headers);
     let trusted = &shared.config.real_ip_from;
-    client.real_ip = realip::client_address(client.peer, &head.headers, trusted);
+    client.set_real_ip(realip::client_address(client.peer, &head.headers, trusted));
     client.scheme = realip::client_scheme(client.peer, client.tls_in_front, &head.headers, trusted);
     let from_proxy = realip::is_trusted(client.peer, trusted);
     // Before the cache reads the request: one with a certificate is an

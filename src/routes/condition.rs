@@ -11,7 +11,7 @@
 //! client 10.0.0.0/8`): HAProxy's `!` before an ACL, nginx's `if
 //! ($cookie_beta = "")`.
 
-use crate::geoip::{Country, GeoIp};
+use crate::geoip::{Country, Geo};
 use crate::http::Headers;
 use crate::realip::Cidr;
 use crate::rewrite::Pattern;
@@ -48,13 +48,13 @@ pub struct Asked<'a> {
     pub https: bool,
     /// `geoip_database`, for a `country` condition: looked up only by one
     /// that reads it, a walk of at most 128 steps.
-    pub geoip: Option<&'a GeoIp>,
+    pub geoip: Geo<'a>,
 }
 
 impl Asked<'_> {
     /// The client's country, when the database knows it.
     pub fn country(&self) -> Option<Country> {
-        self.geoip.and_then(|db| db.country(self.client))
+        self.geoip.country(self.client)
     }
 }
 
@@ -659,7 +659,7 @@ mod tests {
             client: client.parse().unwrap(),
             listener: ([0, 0, 0, 0], 8080).into(),
             https: false,
-            geoip: None,
+            geoip: Geo::default(),
         }
     }
 
@@ -708,10 +708,10 @@ mod tests {
             let at = w.data(&country_record(Some(iso), None));
             w.insert(network, at);
         }
-        let db = GeoIp::parse(w.finish("GeoLite2-Country")).unwrap();
+        let db = crate::geoip::GeoIp::parse(w.finish("GeoLite2-Country")).unwrap();
         let headers = Headers::new();
         let from = |ip: &str| Asked {
-            geoip: Some(&db),
+            geoip: Geo::each_time(Some(&db)),
             ..asked("GET", &headers, ip)
         };
         let met = |text: &str, ip: &str| {

@@ -276,7 +276,7 @@ mod tests {
                 client: "127.0.0.1".parse().unwrap(),
                 listener: ([0, 0, 0, 0], 8080).into(),
                 https: false,
-                geoip: None,
+                geoip: crate::geoip::Geo::default(),
             };
             let index = r
                 .route_asked(None, target, Lookup::Request(&asked))
@@ -332,7 +332,7 @@ mod tests {
                 client: client.parse().unwrap(),
                 listener: ([0, 0, 0, 0], 8080).into(),
                 https: false,
-                geoip: None,
+                geoip: crate::geoip::Geo::default(),
             }
         }
         use crate::http::Headers;

@@ -28,6 +28,7 @@ use super::{starts_a_head_request, ErrorResponse};
 use crate::access_log::Termination;
 use crate::config::Config;
 use crate::field_value::Pending;
+use crate::geoip::{Geo, KeptCountry};
 use crate::http::conn::{ClientStream, SharedStream, Socket as _};
 use crate::http::edits::Chosen;
 use crate::http::head::RequestLimits;
@@ -70,6 +71,9 @@ pub(super) struct Client {
     /// trusted proxy in front names (see [`crate::realip`]). Logged, and
     /// what `ip_hash` hashes.
     pub(super) real_ip: IpAddr,
+    /// `real_ip`'s country, once a condition, a value or the log of the
+    /// request has asked it (see [`crate::geoip::Geo`]).
+    country: KeptCountry,
     /// The client came over TLS: to `tls_port`, or to a proxy in front
     /// whose PROXY header says so.
     pub(super) tls_in_front: bool,
@@ -266,7 +270,7 @@ impl Client {
     /// `target`, under the settings of `shared` (`geoip_database`, if a
     /// condition asks the country).
     pub(in crate::proxy) fn asked<'a>(
-        &self,
+        &'a self,
         head: &'a RequestHead,
         target: &'a str,
         shared: &'a Shared,
@@ -278,8 +282,20 @@ impl Client {
             client: self.real_ip,
             listener: self.server,
             https: self.scheme == "https",
-            geoip: shared.config.geoip.as_deref(),
+            geoip: self.geoip(shared),
         }
+    }
+
+    /// Where the request's conditions, values and log line read its
+    /// client's country from.
+    pub(in crate::proxy) fn geoip<'a>(&'a self, shared: &'a Shared) -> Geo<'a> {
+        Geo::kept_in(shared.config.geoip.as_deref(), &self.country)
+    }
+
+    /// Takes `real_ip` as the request's client (see [`crate::realip`]).
+    pub(super) fn set_real_ip(&mut self, real_ip: IpAddr) {
+        self.real_ip = real_ip;
+        self.country.forget();
     }
 
     /// A connection just accepted from `peer`, its socket watched by
@@ -306,6 +322,7 @@ impl Client {
             proxy_tlvs: None,
             server: inherited.addr,
             real_ip: peer.ip().to_canonical(),
+            country: KeptCountry::default(),
             tls_in_front: watch.client().tls().is_some(),
             tls: watch.client().tls().map(TlsStream::agreed),
             server_name: watch.client().tls().and_then(TlsStream::server_name),
@@ -408,7 +425,7 @@ impl Client {
     /// address and scheme behind a trusted proxy): a request refused
     /// before its fields are read is the connection's own.
     pub(super) fn forget_forwarded(&mut self) {
-        self.real_ip = self.peer;
+        self.set_real_ip(self.peer);
         self.scheme = scheme_of(self.tls_in_front);
     }
 

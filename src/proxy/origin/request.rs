@@ -212,7 +212,7 @@ pub(in crate::proxy) fn facts<'a>(
             .and_then(|i| shared.config.routes.get(i))
             .and_then(|route| route.server_name())
             .map(|name| &**name),
-        geoip: shared.config.geoip.as_deref(),
+        geoip: client.geoip(shared),
         now: SystemTime::now(),
     }
 }
