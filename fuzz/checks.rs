@@ -354,7 +354,7 @@ pub fn routes(data: &[u8]) {
             client: std::net::Ipv4Addr::LOCALHOST.into(),
             listener: (std::net::Ipv4Addr::UNSPECIFIED, 8080).into(),
             https,
-            geoip: None,
+            geoip: inverso::geoip::Geo::default(),
         };
         // No request, no condition met (a negated one neither) but on the
         // path alone; a stored GET never came through a route that sends
@@ -1061,7 +1061,7 @@ pub fn rewrite(data: &[u8]) {
             pool: Some("default"),
             connection: Some((7, 3)),
             route_host: None,
-            geoip: None,
+            geoip: inverso::geoip::Geo::default(),
             now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         };
         is_args_field(&facts, &head);
