@@ -194,6 +194,8 @@ response_header.Cache-Control if status 404,410 = no-store
 response_header.Server if status 5xx =
 response_header.X-Redirected if status 3xx and path_beg /old/ = yes
 response_header.X-Not-Modified if status 304 = 1
+response_header.X-Refused if status 400 = malformed
+response_header.X-Refused if status 400 and path_beg / = routed
 ";
 
 /// A backend that answers `/missing` 404, `/down` 503, `/old/...` 301
@@ -252,4 +254,21 @@ fn a_field_the_status_decides_goes_on_the_answers_of_that_status_alone() {
     assert_eq!(all(&r, "cache-control"), ["max-age=60"]);
     // The stored answer is the backend's: only what is sent is edited.
     assert_eq!(backend.requests(), 4, "/teapot is the proxy's own");
+}
+
+#[test]
+fn a_request_never_routed_gets_the_fields_its_status_chooses() {
+    let backend = status_backend();
+    let text = format!("targets = {}\n{BY_STATUS}", backend.addr);
+    let proxy = start_proxy(&[backend.addr], from_file(&text));
+    let mut client = proxy.connect();
+    client.send(b"GET /old/a HTTP/1.1\r\nHost: a\r\nNo colon here\r\n\r\n");
+    let r = client.response();
+    assert_eq!(r.status, 400);
+    // Keys with a condition on the request are not asked of a request
+    // never read, whatever its path said.
+    assert_eq!(all(&r, "x-refused"), ["malformed"], "{}", r.head.raw);
+    assert_eq!(all(&r, "cache-control"), ["max-age=60"], "{}", r.head.raw);
+    assert_eq!(all(&r, "x-redirected"), Vec::<&str>::new());
+    assert_eq!(backend.requests(), 0);
 }

@@ -36,9 +36,13 @@ pub struct FieldEdits {
     /// each request (see [`Applied::render_variable_lines`]).
     set_lines: Arc<[u8]>,
     /// [`FieldEdits::set_lines`] and the lines of the other fields set to
-    /// a fixed value without a condition: what the answers to a request
-    /// no condition was asked of get (see [`Chosen::UNCONDITIONAL`]).
+    /// a fixed value without a condition, but for those some status
+    /// decides: what the answers to a request no condition was asked of
+    /// get (see [`Chosen::UNCONDITIONAL`]).
     unconditional_lines: Arc<[u8]>,
+    /// A bit for each edit without a condition on the request: those a
+    /// request never routed may take, as its answer's status says.
+    unrouted: u128,
     /// What some edit sends varies from request to request.
     per_request: bool,
     /// Some edit has a condition.
@@ -134,6 +138,7 @@ impl Default for FieldEdits {
             edits: Arc::from([]),
             set_lines: Arc::from([]),
             unconditional_lines: Arc::from([]),
+            unrouted: 0,
             per_request: false,
             conditional: false,
             by_status: false,
@@ -197,7 +202,7 @@ impl FieldEdits {
                 ));
             }
             let fixed = text.is_some() && !decided;
-            if let Some(text) = text.filter(|_| when.is_none() && on_status.is_none()) {
+            if let Some(text) = text.filter(|_| when.is_none() && !by_status) {
                 push_line(&mut unconditional_lines, &name, text.as_bytes());
             }
             if let Some(text) = text.filter(|_| fixed) {
@@ -214,7 +219,11 @@ impl FieldEdits {
                 same_name,
             });
         }
+        let unrouted = (list.iter().enumerate())
+            .filter(|(_, e)| e.when.is_none())
+            .fold(0u128, |bits, (i, _)| bits | 1 << i);
         Ok(FieldEdits {
+            unrouted,
             per_request: list.iter().any(|e| e.varies),
             conditional: list.iter().any(Edit::conditional),
             by_status: list.iter().any(|e| e.on_status.is_some()),
@@ -323,6 +332,7 @@ impl FieldEdits {
             edits: self,
             candidates: chosen,
             chosen: self.settled(chosen, None),
+            status: None,
         }
     }
 
@@ -370,17 +380,21 @@ pub struct Applied<'a> {
     candidates: Chosen,
     /// Settled, for the request or a response.
     chosen: Chosen,
+    /// The response's, once [`Applied::at`] has it.
+    status: Option<u16>,
 }
 
 impl<'a> Applied<'a> {
     /// These edits as they apply to a response of `status`.
     pub fn at(self, status: u16) -> Applied<'a> {
-        match self.edits.by_status {
-            true => Applied {
-                chosen: self.edits.settled(self.candidates, Some(status)),
-                ..self
-            },
-            false => self,
+        let chosen = match self.edits.by_status {
+            true => self.edits.settled(self.candidates, Some(status)),
+            false => self.chosen,
+        };
+        Applied {
+            chosen,
+            status: Some(status),
+            ..self
         }
     }
 
@@ -413,15 +427,27 @@ impl<'a> Applied<'a> {
 
     /// Appends [`Applied::set_lines`] and the lines of the fields the
     /// response's status decides: what every response head gets after
-    /// its own fields.
+    /// its own fields. To a request never routed, of those fields the
+    /// edits without a condition on the request: a malformed request's
+    /// 400 gets `if status 400`'s.
     pub fn push_set_lines(self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.set_lines());
-        if !self.edits.by_status || self.chosen == Chosen::UNCONDITIONAL {
+        if !self.edits.by_status {
             return;
         }
-        for edit in self.taken().filter(|e| e.by_status) {
-            if let Some(text) = edit.value.as_ref().and_then(FieldValue::text) {
-                push_line(out, &edit.name, text.as_bytes());
+        let chosen = match self.chosen {
+            Chosen::UNCONDITIONAL => {
+                (self.edits).settled(Chosen(Some(self.edits.unrouted)), self.status)
+            }
+            chosen => chosen,
+        };
+        for (i, edit) in self.edits.edits.iter().enumerate() {
+            let text = edit.value.as_ref().and_then(FieldValue::text);
+            match text {
+                Some(text) if edit.by_status && chosen.takes(i, edit) => {
+                    push_line(out, &edit.name, text.as_bytes())
+                }
+                _ => {}
             }
         }
     }
@@ -944,16 +970,33 @@ mod tests {
             "X-Fixed: f\r\nCache-Control: max-age=60\r\n"
         );
         // Nothing of them is rendered as the request is routed, and an
-        // answer to a request never routed gets the one without a
-        // condition.
+        // answer to a request never routed gets those without a condition
+        // on the request, as its status chooses them.
         let routed = e.applied(e.choose(&asked("/api/x"), "/api/x"));
         let head = request_for("/api/x");
         let mut rendered = Vec::new();
         routed.render_variable_lines(&Facts::plain(&head), &mut rendered);
         assert_eq!(rendered, b"");
-        let mut lines = Vec::new();
-        e.unconditional().at(404).push_set_lines(&mut lines);
-        assert_eq!(lines, b"Cache-Control: max-age=60\r\nX-Fixed: f\r\n");
+        let unrouted = |status: Option<u16>| {
+            let mut lines = Vec::new();
+            match status {
+                Some(status) => e.unconditional().at(status).push_set_lines(&mut lines),
+                None => e.unconditional().push_set_lines(&mut lines),
+            }
+            String::from_utf8(lines).unwrap()
+        };
+        assert_eq!(
+            unrouted(Some(404)),
+            "X-Fixed: f\r\nCache-Control: no-store\r\n"
+        );
+        assert_eq!(
+            unrouted(Some(400)),
+            "X-Fixed: f\r\nCache-Control: max-age=60\r\n"
+        );
+        assert_eq!(
+            unrouted(None),
+            "X-Fixed: f\r\nCache-Control: max-age=60\r\n"
+        );
         // Its values are fixed: a variable's would be rendered before
         // there is a status to choose it by.
         let varied = FieldEdits::new([

@@ -105,7 +105,7 @@ pub fn own_response<'p>(
     text: Option<OwnText<'p>>,
     config: &'p Config,
 ) -> ErrorResponse<'p> {
-    let edits = config.response_headers.unconditional();
+    let edits = config.response_headers.unconditional().at(status);
     coded_response(status, close, fields, text, (config, edits), None)
 }
 
