@@ -838,12 +838,15 @@ mod jwt {
     }
 
     /// An identity provider's `jwks_uri`: answers each `GET` with the
-    /// status and body it is given, then closes.
+    /// status and body it is given, said good for an hour, then closes.
     fn key_server(served: &Arc<Mutex<(u16, String)>>) -> Backend {
         let served = served.clone();
         Backend::start("idp", move |_, out| {
             let (status, body) = served.lock().unwrap().clone();
-            let fields = [("Content-Type", "application/json")];
+            let fields = [
+                ("Content-Type", "application/json"),
+                ("Cache-Control", "max-age=3600"),
+            ];
             respond(out, status, &fields, body.as_bytes());
             Action::Close
         })
@@ -902,6 +905,12 @@ mod jwt {
         assert_eq!(backend.requests(), 1);
         let one = r#""jwt_keys":[{"pool":"idp","path":"/protocol/openid-connect/certs","keys":1,"fetched_s_ago":"#;
         assert!(keys_status().contains(one), "{}", keys_status());
+        // auth_jwt_key_cache wins over the hour the answer says.
+        assert!(
+            keys_status().contains(r#""every_s":1}]"#),
+            "{}",
+            keys_status()
+        );
         let page = proxy.admin("GET", "/", "").body_str();
         let row = "/protocol/openid-connect/certs</td><td>1</td><td>";
         let (_, fetched) = page.split_once(row).unwrap_or_else(|| panic!("{page}"));
@@ -977,6 +986,114 @@ mod jwt {
         );
         assert_eq!(r.status, 401, "the key withdrawn is no longer taken");
         assert!(backend.seen().iter().all(|r| r.path() == "/orders"));
+    }
+
+    const DISCOVERY: &str = "/realms/shop/.well-known/openid-configuration";
+
+    /// An identity provider behind a pool named `id.example.com` (its
+    /// `request_header.Host`): its discovery document at [`DISCOVERY`]
+    /// is `document`, and its key set, at `/realms/shop/certs`, says it
+    /// may be kept an hour.
+    fn provider(document: &Arc<Mutex<String>>, keys: String) -> Backend {
+        let document = document.clone();
+        Backend::start("idp", move |request, out| {
+            let json = ("Content-Type", "application/json");
+            match request.path() {
+                DISCOVERY => {
+                    let document = document.lock().unwrap().clone();
+                    respond(out, 200, &[json], document.as_bytes())
+                }
+                "/realms/shop/certs" => {
+                    let fields = [json, ("Cache-Control", "public, max-age=3600")];
+                    respond(out, 200, &fields, keys.as_bytes())
+                }
+                _ => respond(out, 404, &[], b""),
+            }
+            Action::Close
+        })
+    }
+
+    fn document(issuer: &str, jwks_uri: &str) -> String {
+        format!(r#"{{"issuer":"{issuer}","jwks_uri":"{jwks_uri}"}}"#)
+    }
+
+    const SHOP: &str = "https://id.example.com/realms/shop";
+    const SHOP_KEYS: &str = "https://id.example.com/realms/shop/certs";
+
+    /// A configuration asking the [`provider`] for keys of issuer
+    /// [`SHOP`].
+    fn asking_the_provider(backend: &Backend, idp: &Backend, more: &str) -> String {
+        format!(
+            "targets = {}\nauth_jwt = api\nauth_jwt_issuer = {SHOP}\n\
+             pool.idp = {}\npool.idp.request_header.Host = id.example.com\n\
+             auth_jwt_key_request = idp {DISCOVERY}\n{more}",
+            backend.addr, idp.addr
+        )
+    }
+
+    #[test]
+    fn keys_are_found_from_the_providers_discovery_document_and_kept_as_long_as_they_say() {
+        let backend = Backend::echo("api");
+        let issuer = Issuer::new();
+        let found = Arc::new(Mutex::new(document(SHOP, SHOP_KEYS)));
+        let idp = provider(&found, issuer.jwks());
+        let text = asking_the_provider(&backend, &idp, "");
+        let proxy = start_proxy(&[backend.addr], from_file_with_admin(&text));
+        let claims = format!(r#"{{"sub":"ann","iss":"{SHOP}","exp":{}}}"#, now() + 600);
+        assert!(becomes(&proxy, &issuer.bearer(&claims), 200));
+        let forged = Issuer::new().bearer(&claims);
+        let r = proxy.get_on("api.example", "/orders", &[("Authorization", &forged)]);
+        assert_eq!(r.status, 401);
+        let asked: Vec<String> = idp.seen().iter().map(|r| r.path().to_string()).collect();
+        assert_eq!(asked[..2], [DISCOVERY, "/realms/shop/certs"], "{asked:?}");
+        let hosts = idp
+            .seen()
+            .iter()
+            .map(|r| r.field_or("host", ""))
+            .collect::<Vec<_>>();
+        assert!(hosts.iter().all(|h| h == "id.example.com"), "{hosts:?}");
+        // The key set said an hour, and no auth_jwt_key_cache says else.
+        let status = proxy.admin("GET", "/status", "").body_str();
+        let said = format!(r#""path":"{DISCOVERY}","keys":1,"#);
+        let every = r#""every_s":3600}"#;
+        assert!(status.contains(&said) && status.contains(every), "{status}");
+    }
+
+    #[test]
+    fn a_discovery_document_of_another_issuer_or_host_gives_no_keys_until_it_is_right() {
+        let issuer = Issuer::new();
+        let claims = format!(r#"{{"sub":"ann","iss":"{SHOP}","exp":{}}}"#, now() + 600);
+        let token = issuer.bearer(&claims);
+        for wrong in [
+            document("https://id.example.com/realms/other", SHOP_KEYS),
+            document(SHOP, "https://keys.example.net/realms/shop/certs"),
+        ] {
+            let backend = Backend::echo("api");
+            let found = Arc::new(Mutex::new(wrong.clone()));
+            let idp = provider(&found, issuer.jwks());
+            // A failure is tried again within the cache time.
+            let text = asking_the_provider(&backend, &idp, "auth_jwt_key_cache = 1s\n");
+            let proxy = start_proxy(&[backend.addr], from_file_with_admin(&text));
+            let failed = || proxy.metric("inverso_jwt_key_fetches_total{result=\"failed\"}");
+            assert!(wait_until(Duration::from_secs(10), || failed() >= Some(1)));
+            let r = proxy.get_on("api.example", "/orders", &[("Authorization", &token)]);
+            assert_eq!(r.status, 503, "{wrong}");
+            let paths = || {
+                idp.seen()
+                    .iter()
+                    .map(|r| r.path().to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert!(
+                paths().iter().all(|p| p == DISCOVERY),
+                "{wrong}: {:?}",
+                paths()
+            );
+            assert_eq!(backend.requests(), 0);
+            // Keys come once the document is the issuer's, of its host.
+            *found.lock().unwrap() = document(SHOP, SHOP_KEYS);
+            assert!(becomes(&proxy, &token, 200), "{wrong}");
+        }
     }
 
     #[test]

@@ -272,7 +272,7 @@ fn push_fetched_keys(out: &mut String, shared: &Shared, now: Instant) {
             out,
             "</td><td>{}</td><td>{ago}</td><td>{}</td></tr>",
             fetched.current().map_or(0, |k| k.len()),
-            uptime(fetched.every),
+            uptime(fetched.every()),
         );
     }
     out.push_str("</table>\n");

@@ -240,7 +240,7 @@ fn push_fetched_keys(out: &mut String, shared: &Shared, now: Instant) {
         let ago = fetched.came().map_or("null".to_string(), |t| {
             format!("{:.3}", now.saturating_duration_since(t).as_secs_f64())
         });
-        let every = fetched.every.as_secs();
+        let every = fetched.every().as_secs();
         let _ = write!(
             out,
             ",\"keys\":{keys},\"fetched_s_ago\":{ago},\"every_s\":{every}}}"

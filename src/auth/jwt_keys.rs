@@ -1,8 +1,9 @@
 //! Where the keys `auth_jwt` checks tokens against come from: a file read
 //! with the configuration (`auth_jwt_key_file`), or a pool asked for them
-//! and asked again every `auth_jwt_key_cache` (`auth_jwt_key_request`,
-//! nginx Plus's), so that the keys an identity provider rotates are
-//! followed without a reload. The fetching itself is a thread of the
+//! and asked again every `auth_jwt_key_cache` or as long as the key set's
+//! answer says it may be used (`auth_jwt_key_request`, nginx Plus's), so
+//! that the keys an identity provider rotates are followed without a
+//! reload. The fetching itself is a thread of the
 //! server's (see `crate::upstream::health::Checker::fetch_keys`); here is
 //! what requests and that thread share.
 
@@ -13,8 +14,23 @@ use parking_lot::{Mutex, RwLock};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// `auth_jwt_key_cache`'s default.
+/// How long a fetched set is used when neither `auth_jwt_key_cache` nor
+/// the set's answer says (nginx Plus's `auth_jwt_key_cache` default is
+/// none, a fetch per request; 10 minutes is what `jwks-rsa` caches).
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(600);
+
+/// The shortest a key set's own answer may have it used, without
+/// `auth_jwt_key_cache` (its `max-age=0`, an `Expires` past): a provider
+/// that says its keys may change any time is asked twice a minute, not
+/// for every token; a rotation is followed sooner anyway (see
+/// [`MIN_REFETCH`]).
+pub const MIN_SAID_CACHE: Duration = Duration::from_secs(30);
+
+/// The longest a key set's own answer may have it used, without
+/// `auth_jwt_key_cache`: a key the provider withdrew (a leaked one) stops
+/// being taken within a day, however long its set said it was good for;
+/// a token naming a new key is no sign of a key withdrawn.
+pub const MAX_SAID_CACHE: Duration = Duration::from_secs(24 * 3600);
 
 /// The soonest keys are fetched again after a token named a key not
 /// among them, counted from the last fetch: a provider that began to sign
@@ -58,10 +74,21 @@ impl JwtKeys {
     pub fn summary(&self) -> String {
         match self {
             JwtKeys::File(keys) => keys.summary(),
-            JwtKeys::Fetched(fetched) => format!(
-                "GET {} of pool {}, every {:?} once running",
-                fetched.from.path, fetched.from.pool_name, fetched.every
-            ),
+            JwtKeys::Fetched(fetched) => {
+                let every = match fetched.cache {
+                    Some(every) => format!("every {every:?}"),
+                    None => format!(
+                        "as long as its answer's Cache-Control or Expires says ({:?} to {:?}; \
+                         {:?} without)",
+                        MIN_SAID_CACHE, MAX_SAID_CACHE, DEFAULT_CACHE
+                    ),
+                };
+                let from = &fetched.from;
+                format!(
+                    "GET {} of pool {}, {every} once running",
+                    from.path, from.pool_name
+                )
+            }
         }
     }
 
@@ -80,9 +107,14 @@ impl JwtKeys {
 pub struct FetchedKeys {
     /// The pool and path asked.
     pub from: PoolRequest,
-    /// `auth_jwt_key_cache`: how long a set is used before it is asked
-    /// for again.
-    pub every: Duration,
+    /// `auth_jwt_key_cache`, when set: how long a set is used before it
+    /// is asked for again; `None`: as long as its answer says (see
+    /// [`cache_time`]).
+    pub cache: Option<Duration>,
+    /// `auth_jwt_issuer`: the issuer a discovery document must name.
+    pub issuer: Option<Arc<str>>,
+    /// How long the set in force is used (see [`cache_time`]).
+    every: Mutex<Duration>,
     keys: RwLock<Option<Arc<Jwks>>>,
     /// When a set last came (the same as before, or new).
     came: Mutex<Option<Instant>>,
@@ -96,18 +128,25 @@ impl std::fmt::Debug for FetchedKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FetchedKeys")
             .field("from", &self.from)
-            .field("every", &self.every)
+            .field("cache", &self.cache)
+            .field("issuer", &self.issuer)
             .field("has_keys", &self.keys.read().is_some())
             .finish()
     }
 }
 
 impl FetchedKeys {
-    pub fn new(from: PoolRequest, every: Duration) -> FetchedKeys {
+    pub fn new(
+        from: PoolRequest,
+        cache: Option<Duration>,
+        issuer: Option<Arc<str>>,
+    ) -> FetchedKeys {
         let (wake, woken) = bounded(1);
         FetchedKeys {
             from,
-            every,
+            cache,
+            issuer,
+            every: Mutex::new(cache_time(cache, None)),
             keys: RwLock::new(None),
             came: Mutex::new(None),
             wake,
@@ -122,6 +161,19 @@ impl FetchedKeys {
     /// When a set last came; `None` before the first.
     pub fn came(&self) -> Option<Instant> {
         *self.came.lock()
+    }
+
+    /// How long the set in force is used before it is asked for again.
+    pub fn every(&self) -> Duration {
+        *self.every.lock()
+    }
+
+    /// Uses the set that came for as long as its answer `said` (see
+    /// [`cache_time`]), and says how long that is.
+    pub fn use_for(&self, said: Option<Duration>) -> Duration {
+        let every = cache_time(self.cache, said);
+        *self.every.lock() = every;
+        every
     }
 
     /// Puts `keys` in force; whether they differ from those before.
@@ -164,6 +216,19 @@ impl FetchedKeys {
     }
 }
 
+/// How long a set that came is used: `auth_jwt_key_cache` when the
+/// operator set it (as nginx Plus's wins over the answer), else what its
+/// answer `said` (its `Cache-Control: max-age`, or `Expires`, as RFC 9111
+/// §4.2.1 reads them) within [`MIN_SAID_CACHE`] and [`MAX_SAID_CACHE`],
+/// else [`DEFAULT_CACHE`].
+pub fn cache_time(set: Option<Duration>, said: Option<Duration>) -> Duration {
+    match (set, said) {
+        (Some(set), _) => set,
+        (None, Some(said)) => said.clamp(MIN_SAID_CACHE, MAX_SAID_CACHE),
+        (None, None) => DEFAULT_CACHE,
+    }
+}
+
 /// When the fetcher asks next, having last asked at `asked`: `every`
 /// after a set came, [`RETRY`] (or `every`, if shorter) after a failure;
 /// no later than [`MIN_REFETCH`] after it when a token since `woken` it.
@@ -202,7 +267,7 @@ mod tests {
 
     #[test]
     fn fetched_keys_are_none_until_a_set_comes_and_a_new_set_replaces_it() {
-        let fetched = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
+        let fetched = FetchedKeys::new(from("idp", "/jwks"), Some(Duration::from_secs(600)), None);
         assert!(fetched.current().is_none());
         assert!(fetched.came().is_none());
         let before = Instant::now();
@@ -219,19 +284,22 @@ mod tests {
 
     #[test]
     fn a_reload_takes_the_keys_of_the_same_request_only_and_keeps_its_own() {
-        let before = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
+        let before = FetchedKeys::new(from("idp", "/jwks"), Some(Duration::from_secs(600)), None);
         before.put(keys(ONE_KEY));
-        let elsewhere = FetchedKeys::new(from("idp", "/other"), Duration::from_secs(600));
+        let elsewhere =
+            FetchedKeys::new(from("idp", "/other"), Some(Duration::from_secs(600)), None);
         elsewhere.take_keys_of(&before);
         assert!(elsewhere.current().is_none());
-        let other_pool = FetchedKeys::new(from("sso", "/jwks"), Duration::from_secs(600));
+        let other_pool =
+            FetchedKeys::new(from("sso", "/jwks"), Some(Duration::from_secs(600)), None);
         other_pool.take_keys_of(&before);
         assert!(other_pool.current().is_none());
         // Another cache time is the same request.
-        let same = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(60));
+        let same = FetchedKeys::new(from("idp", "/jwks"), Some(Duration::from_secs(60)), None);
         same.take_keys_of(&before);
         assert_eq!(same.current().as_deref(), Some(&keys(ONE_KEY)));
-        let fetched_first = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(60));
+        let fetched_first =
+            FetchedKeys::new(from("idp", "/jwks"), Some(Duration::from_secs(60)), None);
         fetched_first.put(keys(OTHER_KEY));
         fetched_first.take_keys_of(&before);
         assert_eq!(fetched_first.current().as_deref(), Some(&keys(OTHER_KEY)));
@@ -254,6 +322,42 @@ mod tests {
     }
 
     #[test]
+    fn a_set_is_used_as_long_as_its_answer_says_within_bounds_unless_the_operator_says() {
+        let (minute, hour) = (Duration::from_secs(60), Duration::from_secs(3600));
+        assert_eq!(cache_time(None, None), DEFAULT_CACHE);
+        assert_eq!(cache_time(None, Some(hour)), hour);
+        assert_eq!(cache_time(None, Some(Duration::ZERO)), MIN_SAID_CACHE);
+        assert_eq!(
+            cache_time(None, Some(Duration::from_secs(29))),
+            MIN_SAID_CACHE
+        );
+        assert_eq!(cache_time(None, Some(hour * 24 * 365)), MAX_SAID_CACHE);
+        // auth_jwt_key_cache set wins, whatever the answer says.
+        assert_eq!(cache_time(Some(minute), Some(hour)), minute);
+        assert_eq!(cache_time(Some(hour), None), hour);
+        assert_eq!(
+            cache_time(Some(Duration::from_secs(1)), Some(hour)),
+            Duration::from_secs(1)
+        );
+
+        let fetched = FetchedKeys::new(from("idp", "/jwks"), None, None);
+        assert_eq!(fetched.every(), DEFAULT_CACHE, "before any answer");
+        assert_eq!(fetched.use_for(Some(hour)), hour);
+        assert_eq!(fetched.every(), hour);
+        assert_eq!(fetched.use_for(None), DEFAULT_CACHE);
+        assert_eq!(
+            JwtKeys::Fetched(Arc::new(fetched)).summary(),
+            "GET /jwks of pool idp, as long as its answer's Cache-Control or Expires says \
+             (30s to 86400s; 600s without) once running"
+        );
+        let set = FetchedKeys::new(from("idp", "/jwks"), Some(minute), None);
+        assert_eq!(
+            (set.every(), set.use_for(Some(hour)), set.every()),
+            (minute, minute, minute)
+        );
+    }
+
+    #[test]
     fn a_scope_that_took_the_top_levels_keys_is_one_source_with_it() {
         // `check` lists a pool's keys only when they are not the top
         // level's: the one file or request, not an equal one.
@@ -262,14 +366,10 @@ mod tests {
         let read_again = JwtKeys::File(Arc::new(keys(ONE_KEY)));
         assert!(file.same_as(&inherited));
         assert!(!file.same_as(&read_again));
-        let request = JwtKeys::Fetched(Arc::new(FetchedKeys::new(
-            from("idp", "/jwks"),
-            DEFAULT_CACHE,
-        )));
-        let asked_again = JwtKeys::Fetched(Arc::new(FetchedKeys::new(
-            from("idp", "/jwks"),
-            DEFAULT_CACHE,
-        )));
+        let request =
+            JwtKeys::Fetched(Arc::new(FetchedKeys::new(from("idp", "/jwks"), None, None)));
+        let asked_again =
+            JwtKeys::Fetched(Arc::new(FetchedKeys::new(from("idp", "/jwks"), None, None)));
         assert!(request.same_as(&request.clone()));
         assert!(!request.same_as(&asked_again));
         assert!(!file.same_as(&request) && !request.same_as(&file));
@@ -284,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_wake_is_pending_once_however_many_tokens_ask() {
-        let fetched = FetchedKeys::new(from("idp", "/jwks"), Duration::from_secs(600));
+        let fetched = FetchedKeys::new(from("idp", "/jwks"), Some(Duration::from_secs(600)), None);
         assert!(fetched.woken().try_recv().is_err());
         fetched.ask_again();
         fetched.ask_again();

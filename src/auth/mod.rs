@@ -2,9 +2,11 @@
 //! the proxy or of a pool, against an htpasswd file, as nginx's
 //! `auth_basic` with `auth_basic_user_file` and HAProxy's `userlist` with
 //! `http_auth`; and, in [`jwt`], `auth_jwt`: JSON Web Tokens checked
-//! against an identity provider's keys, read or fetched ([`jwt_keys`]),
-//! and what their claims must say ([`jwt_require`]).
+//! against an identity provider's keys, read or fetched ([`jwt_keys`],
+//! found from its discovery document: [`discovery`]), and what their
+//! claims must say ([`jwt_require`]).
 
+pub mod discovery;
 pub mod htpasswd;
 pub mod jwt;
 pub mod jwt_keys;

@@ -8,7 +8,6 @@ use super::{
     printable, Balance, Config, ConfigError, LeastTimeMeasure, Loader, LogFormat, Origin,
     PoolConfig,
 };
-use crate::auth::jwt_keys;
 use crate::cache::persist::MAX_SNAPSHOT_BODY;
 use crate::realip::Cidr;
 use std::path::Path;
@@ -502,7 +501,7 @@ impl Loader {
                 "and auth_jwt_key_file are both set: the keys come from one of them",
             );
         }
-        let key_cache_set = config.auth_jwt_key_cache != jwt_keys::DEFAULT_CACHE;
+        let key_cache_set = config.auth_jwt_key_cache.is_some();
         if config.auth_jwt_key_request.is_none()
             && config.auth_jwt.is_some()
             && key_cache_set

@@ -1585,24 +1585,28 @@ pub const KEYS: &[Key] = &[
         name: "auth_jwt_key_request",
         default: "",
         help: "`<pool> <path>`: the keys a token must be signed by, fetched with a GET of path \
-               from that pool (an identity provider's jwks_uri), as nginx Plus's \
+               from that pool (an identity provider's jwks_uri, or its OpenID discovery \
+               document, whose jwks_uri of the same host is then asked), as nginx Plus's \
                auth_jwt_key_request, and again every auth_jwt_key_cache; the last set that came \
                is kept while a fetch fails; instead of auth_jwt_key_file; empty = none",
         apply: |c, v| PoolRequest::parse(v).map(|asked| c.auth_jwt_key_request = asked),
     },
     Key {
         name: "auth_jwt_key_cache",
-        default: "10m",
+        default: "",
         help: "how long keys auth_jwt_key_request fetched are used before they are fetched \
                again (sooner, 5s after the last fetch at most, when a token names a key they \
-               lack: the provider rotated its keys); at least 1s",
+               lack: the provider rotated its keys); at least 1s; empty = as long as the key \
+               set's Cache-Control max-age (or Expires) says, 30s to 24h, else 10m",
         apply: |c, v| {
-            let every = parse_duration(v)?;
-            if every < std::time::Duration::from_secs(1) {
-                return Err("less than 1s: keys would be fetched for every request".into());
-            }
-            c.auth_jwt_key_cache = every;
-            Ok(())
+            let parse = |v: &str| {
+                let every = parse_duration(v)?;
+                if every < std::time::Duration::from_secs(1) {
+                    return Err("less than 1s: keys would be fetched for every request".into());
+                }
+                Ok(every)
+            };
+            optional(v, parse).map(|every| c.auth_jwt_key_cache = every)
         },
     },
     Key {

@@ -71,8 +71,8 @@ pub use types::{
     UnresolvedTargets, MAX_WEIGHT,
 };
 pub use values::{
-    address_blocks, addresses_of, does_not_resolve, listed, lookup, parse_duration, parse_rate,
-    parse_size, service_domain, target_lines, written, Addresses, Found, LastAddresses,
+    address_blocks, addresses_of, does_not_resolve, is_origin_path, listed, lookup, parse_duration,
+    parse_rate, parse_size, service_domain, target_lines, written, Addresses, Found, LastAddresses,
     PoolRequest, ProbeStep, Written, ADDRESS_LISTS, MAX_ADDRESSES_PER_NAME,
 };
 
@@ -463,8 +463,8 @@ pub struct Config {
     /// `auth_jwt_key_request`: the pool and path keys are fetched from.
     pub auth_jwt_key_request: Option<PoolRequest>,
     /// `auth_jwt_key_cache`: how long fetched keys are used before they
-    /// are asked for again.
-    pub auth_jwt_key_cache: Duration,
+    /// are asked for again; `None`: as long as their answer says.
+    pub auth_jwt_key_cache: Option<Duration>,
     /// `auth_jwt_require`: what a valid token's claims must say.
     pub auth_jwt_require: Option<Arc<crate::auth::jwt_require::Required>>,
     /// `auth_jwt_header`: the field the token comes in, in place of
@@ -746,7 +746,7 @@ impl Config {
             auth_jwt_keys: None,
             auth_jwt_key_request: None,
             auth_jwt_require: None,
-            auth_jwt_key_cache: crate::auth::jwt_keys::DEFAULT_CACHE,
+            auth_jwt_key_cache: None,
             auth_jwt_header: None,
             auth_jwt_cookie: None,
             auth_jwt_issuer: None,

@@ -144,10 +144,22 @@ const CONTEXT: &[(&str, &str, &str, &str)] = &[
         "keys fetched for the pool of the section's first example",
     ),
     (
+        "README.md",
+        "pool.api.auth_jwt_key_request = idp /realms/shop/.well-known/openid-configuration",
+        "pool.api = 10.0.0.9:8080\nroute./api/ = api\npool.api.auth_jwt = api\n",
+        "keys found from the discovery document for the pool of the section's first example",
+    ),
+    (
         "proxy.conf",
         "auth_jwt_key_request = idp /realms/shop/protocol/openid-connect/certs",
         "auth_jwt = api\n",
         "keys fetched in place of the file of the example above",
+    ),
+    (
+        "proxy.conf",
+        "auth_jwt_key_request = idp /realms/shop/.well-known/openid-configuration",
+        "auth_jwt = api\npool.idp = id.example.com:443 tls\n",
+        "keys found from the discovery document of the provider of the example above",
     ),
     (
         "README.md",

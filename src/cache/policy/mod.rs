@@ -422,6 +422,25 @@ pub fn must_revalidate(fresh: Duration, cc: &CacheControl, response: &ResponseHe
     cc.forbids_stale() || only_revalidated
 }
 
+/// How much longer `response`, asked at `request_time` and arrived at
+/// `response_time`, is fresh by what it says of itself: its explicit
+/// lifetime less its age on arrival (§4.2, no heuristic); `None` when it
+/// says nothing of its lifetime (no-cache and no-store are about
+/// storing, and say none). For a client that keeps what it fetched
+/// (the keys `auth_jwt_key_request` fetches), rather than this cache.
+pub fn freshness_left(
+    response: &ResponseHead,
+    request_time: SystemTime,
+    response_time: SystemTime,
+) -> Option<Duration> {
+    let cc = CacheControl::parse(&response.headers);
+    let lifetime = explicit_freshness(&cc, response, response_time)?;
+    // In whole seconds, as the fields count: the milliseconds the request
+    // took do not make `max-age=3600` good for 3599 s.
+    let age = initial_age(response, request_time, response_time).as_secs();
+    Some(lifetime.saturating_sub(Duration::from_secs(age)))
+}
+
 /// s-maxage, then max-age, then Expires minus Date (§4.2.1).
 fn explicit_freshness(
     cc: &CacheControl,

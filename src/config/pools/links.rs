@@ -95,12 +95,15 @@ impl Loader {
             };
             let key = "auth_jwt_key_request";
             asked.pool = self.pool_named(scope, key, &asked.pool_name, &names)?.0;
-            let every = config.auth_jwt_key_cache;
-            let same = |f: &&Arc<FetchedKeys>| f.from == *asked && f.every == every;
+            let (cache, issuer) = (config.auth_jwt_key_cache, &config.auth_jwt_issuer);
+            // A discovery document must name each scope's own issuer.
+            let same =
+                |f: &&Arc<FetchedKeys>| f.from == *asked && f.cache == cache && f.issuer == *issuer;
             let fetched = match made.iter().find(same) {
                 Some(fetched) => fetched.clone(),
                 None => {
-                    let fetched = Arc::new(FetchedKeys::new(asked.clone(), every));
+                    let issuer = issuer.clone();
+                    let fetched = Arc::new(FetchedKeys::new(asked.clone(), cache, issuer));
                     made.push(fetched.clone());
                     fetched
                 }
@@ -270,7 +273,8 @@ mod tests {
              pool.same = 127.0.0.1:9003\npool.same.auth_jwt_key_request = idp /jwks\n\
              pool.slow = 127.0.0.1:9004\npool.slow.auth_jwt_key_cache = 1h\n\
              pool.own = 127.0.0.1:9005\npool.own.auth_jwt_key_request = default /keys\n\
-             route./same/ = same\nroute./slow/ = slow\nroute./own/ = own\n",
+             pool.iss = 127.0.0.1:9006\npool.iss.auth_jwt_issuer = https://id.example.com\n\
+             route./same/ = same\nroute./slow/ = slow\nroute./own/ = own\nroute./iss/ = iss\n",
         )
         .unwrap();
         let fetched = |i: usize| match &c.pool_configs().nth(i).unwrap().auth_jwt_keys {
@@ -283,10 +287,14 @@ mod tests {
         assert!(std::sync::Arc::ptr_eq(&top, &fetched(1)));
         assert!(std::sync::Arc::ptr_eq(&top, &fetched(2)));
         // Another cache time or another request: a set of its own.
-        assert_eq!(fetched(3).every, std::time::Duration::from_secs(3600));
+        assert_eq!(top.cache, None);
+        assert_eq!(fetched(3).cache, Some(std::time::Duration::from_secs(3600)));
         assert!(!std::sync::Arc::ptr_eq(&top, &fetched(3)));
         assert_eq!((fetched(4).from.pool, &*fetched(4).from.path), (0, "/keys"));
-        assert_eq!(c.fetched_jwt_keys().count(), 5);
+        // Another issuer: the discovery document is checked for each.
+        assert_eq!(fetched(5).issuer.as_deref(), Some("https://id.example.com"));
+        assert!(!std::sync::Arc::ptr_eq(&top, &fetched(5)));
+        assert_eq!(c.fetched_jwt_keys().count(), 6);
     }
 
     #[test]

@@ -32,11 +32,7 @@ impl PoolRequest {
                 v.escape_debug()
             ));
         };
-        // `//x` reads as another host to some servers.
-        if !path.starts_with('/')
-            || path.starts_with("//")
-            || !path.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if !is_origin_path(path) {
             return Err(format!(
                 "`{}` is not a path: it starts with one `/`, and holds visible ASCII only",
                 path.escape_debug()
@@ -48,6 +44,13 @@ impl PoolRequest {
             path: path.into(),
         }))
     }
+}
+
+/// Whether `path` may be sent as a request's target: origin-form, one
+/// `/` first (`//x` reads as another host to some servers), and visible
+/// ASCII only (nothing that would end the request line).
+pub fn is_origin_path(path: &str) -> bool {
+    path.starts_with('/') && !path.starts_with("//") && path.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// `auth_request`: a [`PoolRequest`] of a pool of its own.

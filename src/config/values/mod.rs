@@ -30,7 +30,7 @@ mod targets;
 // Named as `super::DEFAULT_POOL` by `parse_auth_request`, from when the
 // values were one file in `config`.
 use super::DEFAULT_POOL;
-pub use auth::PoolRequest;
+pub use auth::{is_origin_path, PoolRequest};
 pub(super) use auth::{
     optional_jwks, optional_users, parse_auth_fields, parse_auth_redirect, parse_auth_request,
     parse_realm,

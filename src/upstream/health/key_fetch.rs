@@ -1,16 +1,23 @@
 //! `auth_jwt_key_request`: a thread per set of keys fetched asks a
 //! target of the pool for it on a fresh connection, as a probe does,
 //! at start-up (and at each reload, or new addresses of the pool's
-//! targets), then every `auth_jwt_key_cache`, [`RETRY`] after a failure,
-//! and sooner when a token names a key the set lacks (see
-//! [`next_fetch`]). A set that came whole and parses is put in force; a
-//! failure keeps the one before.
+//! targets), then every `auth_jwt_key_cache` or as long as the set's
+//! answer says (see [`cache_time`]), [`RETRY`] after a failure, and
+//! sooner when a token names a key the set lacks (see [`next_fetch`]). A
+//! set that came whole and parses is put in force; a failure keeps the
+//! one before. The path may give the provider's discovery document
+//! instead, whose `jwks_uri` is then asked of the same target (see
+//! [`crate::auth::discovery`]).
 
-use super::checker::{Active, Checker, Probe};
+use super::checker::{Active, Checker, Probe, ProbeKind};
 use super::probe::fetch_body;
 use super::AdminState;
+use crate::auth::discovery::KeyDocument;
 use crate::auth::jwt::Jwks;
+#[cfg(doc)]
+use crate::auth::jwt_keys::cache_time;
 use crate::auth::jwt_keys::{next_fetch, FetchedKeys, RETRY};
+use crate::cache::policy::freshness_left;
 use crate::json_value::MAX_JSON;
 use crate::metrics::Metrics;
 use crate::throttle::Throttle;
@@ -18,7 +25,7 @@ use crossbeam_channel::{bounded, select, Receiver};
 use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 /// One set of keys to fetch, and where from.
 pub struct KeyFetch {
@@ -58,14 +65,19 @@ fn fetch_loop(fetch: &KeyFetch, metrics: &Metrics, stopped: &Receiver<()>) {
             return;
         }
         let got_keys = match fetched {
-            Ok(keys) => {
+            Ok(came) => {
                 metrics.jwt_key_fetches.fetch_add(1, Ordering::Relaxed);
-                let count = keys.len();
-                let changed = fetch.keys.put(keys);
+                let count = came.keys.len();
+                fetch.keys.use_for(came.said);
+                let changed = fetch.keys.put(came.keys);
                 let recovered = said.recovered();
+                let found = match &came.jwks_path {
+                    Some(path) => format!(", its jwks_uri {path}"),
+                    None => String::new(),
+                };
                 if changed || recovered {
                     log::info!(
-                        "auth_jwt_key_request: {count} key(s) from pool {} ({}) in force",
+                        "auth_jwt_key_request: {count} key(s) from pool {} ({}{found}) in force",
                         from.pool_name,
                         from.path
                     );
@@ -89,7 +101,7 @@ fn fetch_loop(fetch: &KeyFetch, metrics: &Metrics, stopped: &Receiver<()>) {
                          {why}{again}; {kept}; trying again within {:?}",
                         from.pool_name,
                         from.path,
-                        RETRY.min(fetch.keys.every)
+                        RETRY.min(fetch.keys.every())
                     );
                 }
                 false
@@ -100,7 +112,7 @@ fn fetch_loop(fetch: &KeyFetch, metrics: &Metrics, stopped: &Receiver<()>) {
         while fetch.keys.woken().try_recv().is_ok() {}
         let mut woken = false;
         loop {
-            let due = next_fetch(asked, got_keys, fetch.keys.every, woken);
+            let due = next_fetch(asked, got_keys, fetch.keys.every(), woken);
             let wait = due.saturating_duration_since(Instant::now());
             if wait.is_zero() {
                 break;
@@ -114,10 +126,20 @@ fn fetch_loop(fetch: &KeyFetch, metrics: &Metrics, stopped: &Receiver<()>) {
     }
 }
 
+/// A set that came, and for how long its answer says it may be used.
+#[derive(Debug, PartialEq)]
+struct Came {
+    keys: Jwks,
+    /// Where the set was, when a discovery document said.
+    jwks_path: Option<String>,
+    /// How much longer the set's answer is fresh, when it says.
+    said: Option<Duration>,
+}
+
 /// The keys of the first target that gives a set, those that may take
 /// requests tried first and those in maintenance never; or why none did
 /// (the last target's reason).
-fn fetch_once(fetch: &KeyFetch) -> Result<Jwks, String> {
+fn fetch_once(fetch: &KeyFetch) -> Result<Came, String> {
     let now = Instant::now();
     let mut targets: Vec<&Probe> = (fetch.targets.iter())
         .filter(|t| t.health.admin_state() != AdminState::Maint)
@@ -126,16 +148,65 @@ fn fetch_once(fetch: &KeyFetch) -> Result<Jwks, String> {
     targets.sort_by_key(|t| !t.health.usable(now));
     let mut why = "every target of the pool is in maintenance".to_string();
     for target in targets {
-        let body = fetch_body(target, &fetch.settings, MAX_JSON);
-        match body
-            .map_err(|e| e.to_string())
-            .and_then(|b| Jwks::parse(&b))
-        {
-            Ok(keys) => return Ok(keys),
+        match keys_of(target, fetch) {
+            Ok(came) => return Ok(came),
             Err(e) => why = format!("{}: {e}", target.name),
         }
     }
     Err(why)
+}
+
+/// The key set `target` gives: at the path asked, or at the `jwks_uri`
+/// of the discovery document found there, both asked at each fetch (a
+/// provider may move its keys during a rotation). Redirects are not
+/// followed (a 3xx is no 2xx): the pool's `Host` and targets are the
+/// provider's.
+fn keys_of(target: &Probe, fetch: &KeyFetch) -> Result<Came, String> {
+    let (body, said) = fetch_document(target, &fetch.settings)?;
+    let discovery = match KeyDocument::read(&body)? {
+        KeyDocument::Keys(keys) => {
+            let jwks_path = None;
+            return Ok(Came {
+                keys,
+                jwks_path,
+                said,
+            });
+        }
+        KeyDocument::Discovery(discovery) => discovery,
+    };
+    let refused = |e: crate::auth::discovery::DiscoveryError| e.to_string();
+    discovery
+        .check_issuer(fetch.keys.issuer.as_deref())
+        .map_err(refused)?;
+    let asked = fetch.settings.host.as_deref().unwrap_or(&target.host);
+    let path = discovery.jwks_path(asked).map_err(refused)?;
+    let settings = Active {
+        kind: ProbeKind::Http {
+            method: "GET",
+            path: path.clone(),
+        },
+        ..fetch.settings.clone()
+    };
+    let in_jwks = |e: String| format!("jwks_uri {path}: {e}");
+    let (body, said) = fetch_document(target, &settings).map_err(in_jwks)?;
+    let keys = Jwks::parse(&body).map_err(in_jwks)?;
+    let jwks_path = Some(path);
+    Ok(Came {
+        keys,
+        jwks_path,
+        said,
+    })
+}
+
+/// The body of a `GET` under `settings` (at most [`MAX_JSON`] bytes, as
+/// a key file), and how much longer its answer says it is fresh.
+fn fetch_document(
+    target: &Probe,
+    settings: &Active,
+) -> Result<(Vec<u8>, Option<Duration>), String> {
+    let asked = SystemTime::now();
+    let (head, body) = fetch_body(target, settings, MAX_JSON).map_err(|e| e.to_string())?;
+    Ok((body, freshness_left(&head, asked, SystemTime::now())))
 }
 
 #[cfg(test)]
@@ -161,12 +232,12 @@ mod tests {
 
     /// A key server answering one connection with each of `replies` in
     /// turn, then closing it; `stop` is dropped as the last one comes.
-    /// Joined, it fails if they do not all come within 10 s (rather than
-    /// hold the test).
+    /// Joined, it gives the requests it read, and fails if they do not
+    /// all come within 10 s (rather than hold the test).
     fn key_server(
         replies: Vec<String>,
         stop: Option<Sender<()>>,
-    ) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    ) -> (SocketAddr, std::thread::JoinHandle<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -183,15 +254,19 @@ mod tests {
                 }
             };
             let (last, mut stop) = (replies.len() - 1, stop);
+            let mut asked = Vec::new();
             for (i, reply) in replies.iter().enumerate() {
                 let mut stream = accept();
                 stream.set_nonblocking(false).unwrap();
                 if i == last {
                     stop.take();
                 }
-                let _ = stream.read(&mut [0u8; 1024]);
+                let mut request = [0u8; 1024];
+                let n = stream.read(&mut request).unwrap_or(0);
+                asked.push(String::from_utf8_lossy(&request[..n]).into_owned());
                 let _ = stream.write_all(reply.as_bytes());
             }
+            asked
         });
         (addr, server)
     }
@@ -203,7 +278,7 @@ mod tests {
             path: "/jwks".into(),
         };
         KeyFetch {
-            keys: Arc::new(FetchedKeys::new(from, every)),
+            keys: Arc::new(FetchedKeys::new(from, Some(every), None)),
             targets,
             // Time enough for a fetch to succeed on a loaded machine.
             settings: Active {
@@ -236,7 +311,10 @@ mod tests {
         targets[0].health.set_admin_state(AdminState::Maint);
         targets[1].health.failed(Instant::now(), "refused");
         let fetch = fetch_from(targets, Duration::from_secs(600));
-        assert_eq!(fetch_once(&fetch), Jwks::parse(KEYS.as_bytes()));
+        assert_eq!(
+            fetch_once(&fetch).map(|c| c.keys),
+            Jwks::parse(KEYS.as_bytes())
+        );
         server.join().unwrap();
         assert!(!was_asked(&in_maintenance));
         assert!(!was_asked(&taken_out));
@@ -287,5 +365,175 @@ mod tests {
         );
         assert_eq!(metrics.jwt_key_fetches.load(Ordering::Relaxed), 4);
         assert_eq!(metrics.jwt_key_fetches_failed.load(Ordering::Relaxed), 1);
+    }
+
+    /// [`fetch_from`] of a provider's discovery document, the pool's
+    /// `request_header.Host` naming it, and `issuer` the scope's.
+    fn discovering(addr: SocketAddr, issuer: Option<&str>) -> KeyFetch {
+        let from = PoolRequest {
+            pool_name: "idp".into(),
+            pool: 1,
+            path: "/.well-known/openid-configuration".into(),
+        };
+        let fetch = fetch_from(vec![probe_at(addr)], Duration::from_secs(600));
+        KeyFetch {
+            keys: Arc::new(FetchedKeys::new(from.clone(), None, issuer.map(Into::into))),
+            settings: Active {
+                kind: ProbeKind::Http {
+                    method: "GET",
+                    path: from.path.to_string(),
+                },
+                host: Some("id.example.com".into()),
+                ..fetch.settings
+            },
+            ..fetch
+        }
+    }
+
+    fn document(jwks_uri: &str) -> String {
+        let issuer = "https://id.example.com/realms/shop";
+        answer(
+            200,
+            &format!(r#"{{"issuer":"{issuer}","jwks_uri":"{jwks_uri}"}}"#),
+        )
+    }
+
+    #[test]
+    fn a_discovery_document_has_its_jwks_uri_asked_of_the_same_target() {
+        let keys_answer = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: public, max-age=3600\r\nAge: 600\r\n\
+             Content-Length: {}\r\n\r\n{KEYS}",
+            KEYS.len()
+        );
+        let replies = vec![
+            document("https://id.example.com:443/realms/shop/certs?v=2"),
+            keys_answer,
+        ];
+        let (addr, server) = key_server(replies, None);
+        let fetch = discovering(addr, Some("https://id.example.com/realms/shop"));
+        let came = fetch_once(&fetch).unwrap();
+        let asked = server.join().unwrap();
+        assert_eq!(Ok(&came.keys), Jwks::parse(KEYS.as_bytes()).as_ref());
+        assert_eq!(came.jwks_path.as_deref(), Some("/realms/shop/certs?v=2"));
+        // Its max-age less the age it had on arrival.
+        let said = came.said.unwrap();
+        assert!(
+            said <= Duration::from_secs(3000) && said > Duration::from_secs(2900),
+            "{said:?}"
+        );
+        assert!(
+            asked[0].starts_with("GET /.well-known/openid-configuration HTTP/1.1\r\n"),
+            "{asked:?}"
+        );
+        assert!(
+            asked[1].starts_with("GET /realms/shop/certs?v=2 HTTP/1.1\r\n"),
+            "{asked:?}"
+        );
+        assert!(
+            asked
+                .iter()
+                .all(|a| a.contains("\r\nHost: id.example.com\r\n")),
+            "{asked:?}"
+        );
+    }
+
+    #[test]
+    fn a_discovery_document_of_another_issuer_or_host_gives_no_keys_and_nothing_more_is_asked() {
+        for (reply, issuer, says) in [
+            (
+                document("https://id.example.com/certs"),
+                Some("https://id.example.com/realms/other"),
+                "names issuer \"https://id.example.com/realms/shop\", auth_jwt_issuer asks for",
+            ),
+            (
+                document("https://www.googleapis.com/oauth2/v3/certs"),
+                None,
+                "jwks_uri \"https://www.googleapis.com/oauth2/v3/certs\" is on host",
+            ),
+            (
+                document("ftp://id.example.com/certs"),
+                None,
+                "is not an http(s) URL of a path",
+            ),
+            // Not followed: the pool's targets and Host are the provider's.
+            (
+                "HTTP/1.1 302 Found\r\nLocation: https://elsewhere.example/certs\r\n\
+                 Content-Length: 0\r\n\r\n"
+                    .to_string(),
+                None,
+                "status 302",
+            ),
+        ] {
+            let (addr, server) = key_server(vec![reply], None);
+            let e = fetch_once(&discovering(addr, issuer)).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{addr}: ")) && e.contains(says),
+                "{e}"
+            );
+            assert_eq!(server.join().unwrap().len(), 1);
+        }
+        // The key set's own failure says where it was asked.
+        let replies = vec![document("/certs"), answer(404, "")];
+        let (addr, server) = key_server(replies, None);
+        let e = fetch_once(&discovering(addr, None)).unwrap_err();
+        assert_eq!(e, format!("{addr}: jwks_uri /certs: status 404"));
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_key_sets_answer_says_how_long_it_is_used_within_bounds() {
+        use crate::auth::jwt_keys::{cache_time, DEFAULT_CACHE, MAX_SAID_CACHE, MIN_SAID_CACHE};
+        use crate::http::date::format_http_date;
+        let now = SystemTime::now();
+        let used_for = |fields: &str| {
+            let head = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 0\r\n\r\n");
+            let head = crate::http::head::parse_response(head.as_bytes()).unwrap();
+            cache_time(None, freshness_left(&head, now, now))
+        };
+        let date = format_http_date(now);
+        let in_two_hours = format_http_date(now + Duration::from_secs(7200));
+        let hour = Duration::from_secs(3600);
+        for (fields, used) in [
+            ("Cache-Control: max-age=3600\r\n", hour),
+            (
+                "Cache-Control: public, max-age=3600, must-revalidate\r\n",
+                hour,
+            ),
+            // A cache in between already kept it 10 minutes.
+            (
+                "Cache-Control: max-age=3600\r\nAge: 600\r\n",
+                hour - DEFAULT_CACHE,
+            ),
+            ("Cache-Control: s-maxage=7200, max-age=60\r\n", 2 * hour),
+            (
+                &format!("Date: {date}\r\nExpires: {in_two_hours}\r\n"),
+                2 * hour,
+            ),
+            // max-age goes before Expires.
+            (
+                &format!("Cache-Control: max-age=3600\r\nExpires: {in_two_hours}\r\n"),
+                hour,
+            ),
+            // Fresh no time at all, or a year: the bounds.
+            ("Cache-Control: max-age=0\r\n", MIN_SAID_CACHE),
+            ("Cache-Control: max-age=10\r\n", MIN_SAID_CACHE),
+            ("Expires: 0\r\n", MIN_SAID_CACHE),
+            ("Cache-Control: max-age=nope\r\n", MIN_SAID_CACHE),
+            ("Cache-Control: max-age=31536000\r\n", MAX_SAID_CACHE),
+            (
+                "Cache-Control: max-age=99999999999999999999999\r\n",
+                MAX_SAID_CACHE,
+            ),
+            // Nothing said of how long: the default.
+            ("", DEFAULT_CACHE),
+            ("Cache-Control: no-cache\r\n", DEFAULT_CACHE),
+            ("Cache-Control: no-store, private\r\n", DEFAULT_CACHE),
+            ("Cache-Control: max-age =60\r\n", DEFAULT_CACHE),
+        ] {
+            let got = used_for(fields);
+            // A Date names a whole second.
+            let near = got.abs_diff(used) <= Duration::from_secs(1);
+            assert!(near, "{fields:?}: {got:?}, not {used:?}");
+        }
     }
 }

@@ -282,19 +282,21 @@ pub enum Probed {
     NotFound,
 }
 
-/// The body of a `GET` of `settings`' path from `probe`'s target, whole
-/// and at most `limit` bytes (the keys `auth_jwt_key_request` fetches),
-/// on a fresh connection opened as a probe's, within `settings.timeout`;
-/// a final status `expect_status` does not list is an error.
+/// The final head and body of a `GET` of `settings`' path from
+/// `probe`'s target, whole and at most `limit` bytes (the keys
+/// `auth_jwt_key_request` fetches, and how long they may be used), on a
+/// fresh connection opened as a probe's, within `settings.timeout`; a
+/// final status `expect_status` does not list is an error.
 pub(super) fn fetch_body(
     probe: &Probe,
     settings: &Active,
     limit: usize,
-) -> Result<Vec<u8>, ProbeError> {
+) -> Result<(crate::http::ResponseHead, Vec<u8>), ProbeError> {
     let within = Within::from_now(settings.timeout);
     let answer = get(probe, settings, &within, "inverso", false)?.ok_or(ProbeError::Closed)?;
+    let head = answer.head.clone();
     match read_body(answer, &within, limit)? {
-        (body, BodyRead::Whole) => Ok(body),
+        (body, BodyRead::Whole) => Ok((head, body)),
         (_, BodyRead::PastLimit) => Err(ProbeError::BodyTooLarge(limit)),
         (_, BodyRead::Cut) => Err(ProbeError::BodyCut),
     }
@@ -1073,7 +1075,7 @@ mod tests {
             expect_status: Arc::new([(200, 299)]),
             ..patient()
         };
-        let result = fetch_body(&probe_at(addr), &settings, limit);
+        let result = fetch_body(&probe_at(addr), &settings, limit).map(|(_, body)| body);
         (result, server.join().unwrap())
     }
 
