@@ -6,6 +6,7 @@
 //! file system, and a file that turns bad later cannot break a running
 //! proxy, only the reload that would read it.
 
+use crate::gzip::Coding;
 use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -52,9 +53,9 @@ pub struct ErrorPages {
 
 struct Page {
     bytes: Box<[u8]>,
-    /// The page gzip'd, made by the first answer that sends it so (see
-    /// [`ErrorPages::gzipped`]).
-    gzipped: OnceLock<Box<[u8]>>,
+    /// The page compressed, in each coding, made by the first answer that
+    /// sends it so (see [`ErrorPages::compressed`]).
+    compressed: [OnceLock<Box<[u8]>>; Coding::ALL.len()],
 }
 
 impl ErrorPages {
@@ -103,14 +104,21 @@ impl ErrorPages {
         self.page(status).map(|page| &page.bytes[..])
     }
 
-    /// The page for `status` gzip'd by `compress`, if the directory has
-    /// one. Compressed once, by the first answer that wants it, and kept
-    /// until a reload reads the pages again: the page does not change in
-    /// between, and a flood of 404s to a scanner compresses nothing.
-    /// Nothing is compressed for a page no client that takes gzip gets.
-    pub fn gzipped(&self, status: u16, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> Option<&[u8]> {
+    /// The page for `status` compressed with `coding` by `compress`, if
+    /// the directory has one. Compressed once, by the first answer that
+    /// wants it, and kept until a reload reads the pages again: the page
+    /// does not change in between, and a flood of 404s to a scanner
+    /// compresses nothing. Nothing is compressed for a page no client
+    /// that takes the coding gets.
+    pub fn compressed(
+        &self,
+        status: u16,
+        coding: Coding,
+        compress: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Option<&[u8]> {
         let page = self.page(status)?;
-        Some(page.gzipped.get_or_init(|| compress(&page.bytes).into()))
+        let copy = page.compressed.get(coding.index())?;
+        Some(copy.get_or_init(|| compress(&page.bytes).into()))
     }
 
     fn page(&self, status: u16) -> Option<&Page> {
@@ -197,7 +205,7 @@ fn read_page(path: &Path) -> Result<Option<Arc<Page>>, ErrorPagesError> {
     }
     Ok(Some(Arc::new(Page {
         bytes: page.into(),
-        gzipped: OnceLock::new(),
+        compressed: Default::default(),
     })))
 }
 
@@ -275,10 +283,19 @@ mod tests {
             made += 1;
             page.to_ascii_uppercase()
         };
-        assert_eq!(pages.gzipped(403, &mut compress), Some(&b"<H1>NO</H1>"[..]));
-        assert_eq!(clone.gzipped(403, &mut compress), Some(&b"<H1>NO</H1>"[..]));
-        assert_eq!(pages.gzipped(502, &mut compress), None);
+        let gzip = Coding::Gzip;
+        assert_eq!(
+            pages.compressed(403, gzip, &mut compress),
+            Some(&b"<H1>NO</H1>"[..])
+        );
+        assert_eq!(
+            clone.compressed(403, gzip, &mut compress),
+            Some(&b"<H1>NO</H1>"[..])
+        );
+        assert_eq!(pages.compressed(502, gzip, &mut compress), None);
         assert_eq!(made, 1);
+        let copy = clone.compressed(403, Coding::Brotli, <[u8]>::to_vec);
+        assert_eq!(copy, Some(&b"<h1>no</h1>"[..]), "a copy of its own");
         assert_eq!(pages.get(403), Some(&b"<h1>no</h1>"[..]));
     }
 

@@ -1,18 +1,54 @@
-//! Responses compressed with gzip for the clients that take it (`gzip`),
-//! as nginx's `gzip on` and HAProxy's `compression algo gzip`: backends
-//! that send text as they make it (gunicorn, Node, Puma, PHP) leave
-//! compression to the proxy in front of them.
+//! Responses compressed with gzip or Brotli for the clients that take it
+//! (`gzip`, `brotli`), as nginx's `gzip on` (and its ngx_brotli module's
+//! `brotli on`), Caddy's `encode` and HAProxy's `compression
+//! algo gzip`: backends that send text as they make it (gunicorn, Node,
+//! Puma, PHP) leave compression to the proxy in front of them. Both
+//! codings follow the same rules; the client's `Accept-Encoding` picks
+//! one ([`Accepts`]).
 //!
 //! What the cache stores is the response as the backend sent it; a hit
-//! for a client that takes gzip is served from a compressed copy made
-//! once per entry (see `cache::store::Entry::compressed`), where nginx
-//! compresses the stored body again for every hit.
+//! for a client that takes a coding is served from a compressed copy
+//! made once per entry and coding (see `cache::store::Entry::compressed`),
+//! where nginx compresses the stored body again for every hit.
 
 use crate::http::Headers;
 use crate::patterns::{Listing, NamePatterns};
+use brotli::CompressorWriter;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::io::Write;
+
+/// A content coding responses are compressed with (RFC 9110 §8.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Brotli,
+}
+
+impl Coding {
+    pub const ALL: [Coding; 2] = [Coding::Gzip, Coding::Brotli];
+
+    /// Its name in `Content-Encoding`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Brotli => "br",
+        }
+    }
+
+    /// The key that turns it on, which names its metrics too.
+    pub fn key(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Brotli => "brotli",
+        }
+    }
+
+    /// Its place in [`Coding::ALL`], for what is kept per coding.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
 
 /// The statuses whose bodies are compressed: nginx's (200, 403, 404) and
 /// HAProxy's (200 to 203). A 206 is a part of the uncompressed body, and
@@ -99,51 +135,148 @@ fn spell_type(written: &str) -> Result<Vec<u8>, String> {
     Ok(written.to_ascii_lowercase().into_bytes())
 }
 
-/// The least level of a cache entry's compressed copy: made once, sent
-/// many times, it is worth the CPU (with zlib-rs, 1 is a quick coder with
-/// fixed codes, which leaves text 35-50% larger than 6 does, for a quarter
-/// to a half of its CPU: measured on 1 to 64 KiB of this README).
+/// The least gzip level of a cache entry's compressed copy: made once,
+/// sent many times, it is worth the CPU (with zlib-rs, 1 is a quick coder
+/// with fixed codes, which leaves text 35-50% larger than 6 does, for a
+/// quarter to a half of its CPU: measured on 1 to 64 KiB of this README).
 pub const KEPT_LEVEL: u32 = 6;
 
-fn compress_at(body: &[u8], level: Compression) -> Vec<u8> {
-    let mut encoder = GzEncoder::new(Vec::with_capacity(body.len() / 3 + 64), level);
-    // Writing to a Vec cannot fail.
-    let _ = encoder.write_all(body);
-    encoder.finish().unwrap_or_default()
+/// The least Brotli quality of a cache entry's copy, made once: the knee
+/// of the curve. Measured on 64 KiB of this README and of JSON, 5 makes
+/// them 35% and 9% of their size (2's 38% and 10%) for three times 2's
+/// CPU (13 to 26 MB/s); 7 saves 1% more at half that speed, 9 is ten
+/// times slower and 10 and 11 slower still: too slow to hold up the hit
+/// that makes the copy.
+pub const KEPT_QUALITY: u32 = 5;
+
+/// The Brotli window (log2 of its bytes): 512 KiB, ngx_brotli's default,
+/// bounds what each streaming encoder holds; bodies are mostly far
+/// smaller.
+const BROTLI_WINDOW: u32 = 19;
+
+/// The Brotli encoder's own output buffer, drained at every piece.
+const BROTLI_BUFFER: usize = 4096;
+
+/// An encoder writing into a `Vec` it owns, of either coding.
+trait CodingWriter: Write {
+    fn output(&mut self) -> &mut Vec<u8>;
+    fn output_ref(&self) -> &[u8];
+    /// The end of the stream: what it still holds, and the trailer.
+    fn end(self: Box<Self>) -> Vec<u8>;
 }
 
-/// The settings in force, when `gzip` is on.
+impl CodingWriter for GzEncoder<Vec<u8>> {
+    fn output(&mut self) -> &mut Vec<u8> {
+        self.get_mut()
+    }
+    fn output_ref(&self) -> &[u8] {
+        self.get_ref()
+    }
+    fn end(self: Box<Self>) -> Vec<u8> {
+        self.finish().unwrap_or_default()
+    }
+}
+
+impl CodingWriter for CompressorWriter<Vec<u8>> {
+    fn output(&mut self) -> &mut Vec<u8> {
+        self.get_mut()
+    }
+    fn output_ref(&self) -> &[u8] {
+        self.get_ref()
+    }
+    fn end(self: Box<Self>) -> Vec<u8> {
+        self.into_inner()
+    }
+}
+
+/// An encoder of `coding` at `level` (gzip's 1 to 9, Brotli's quality
+/// 0 to 11), boxed: one type for both, and Brotli's state (some 5 KiB
+/// before its tables, which it allocates) kept off a worker's small stack.
+fn writer(coding: Coding, level: u32, capacity: usize) -> Box<dyn CodingWriter> {
+    let out = Vec::with_capacity(capacity);
+    match coding {
+        Coding::Gzip => Box::new(GzEncoder::new(out, Compression::new(level.clamp(1, 9)))),
+        Coding::Brotli => Box::new(CompressorWriter::new(
+            out,
+            BROTLI_BUFFER,
+            level.min(11),
+            BROTLI_WINDOW,
+        )),
+    }
+}
+
+fn compress_at(coding: Coding, body: &[u8], level: u32) -> Vec<u8> {
+    let mut encoder = writer(coding, level, body.len() / 3 + 64);
+    // Writing to a Vec cannot fail.
+    let _ = encoder.write_all(body);
+    encoder.end()
+}
+
+/// The settings in force, when `gzip` or `brotli` is on.
 #[derive(Clone, Debug)]
 pub struct Gzip {
     types: MediaTypes,
     min_length: u64,
-    level: Compression,
+    /// `gzip_comp_level`, when `gzip` is on.
+    gzip_level: Option<u32>,
+    /// `brotli_comp_level`, when `brotli` is on.
+    brotli_level: Option<u32>,
 }
 
 impl Gzip {
-    /// The settings of `config`, when `gzip` is on.
+    /// The settings of `config`, when `gzip` or `brotli` is on.
     pub fn of(config: &crate::config::Config) -> Option<Gzip> {
-        config.gzip.then(|| {
-            let types = config.gzip_types.clone();
-            Gzip::new(types, config.gzip_min_length, config.gzip_comp_level)
+        (config.gzip || config.brotli).then(|| Gzip {
+            types: config.gzip_types.clone(),
+            min_length: config.gzip_min_length,
+            gzip_level: config.gzip.then_some(config.gzip_comp_level),
+            brotli_level: config.brotli.then_some(config.brotli_comp_level),
         })
     }
 
-    /// `level` from 1 (fastest) to 9 (smallest).
+    /// gzip alone, `level` from 1 (fastest) to 9 (smallest).
     pub fn new(types: MediaTypes, min_length: u64, level: u32) -> Gzip {
         Gzip {
             types,
             min_length,
-            level: Compression::new(level.clamp(1, 9)),
+            gzip_level: Some(level.clamp(1, 9)),
+            brotli_level: None,
         }
     }
 
+    /// These settings with Brotli on too, at `quality` (0 to 11).
+    pub fn with_brotli(self, quality: u32) -> Gzip {
+        Gzip {
+            brotli_level: Some(quality.min(11)),
+            ..self
+        }
+    }
+
+    fn level(&self, coding: Coding) -> Option<u32> {
+        match coding {
+            Coding::Gzip => self.gzip_level,
+            Coding::Brotli => self.brotli_level,
+        }
+    }
+
+    /// The coding a client that says `accepts` gets, of those on.
+    pub fn coding_for(&self, accepts: Accepts) -> Option<Coding> {
+        accepts.choice(|c| self.level(c).is_some())
+    }
+
+    /// These settings and the coding a client that says `accepts` gets,
+    /// if it takes one of those on.
+    pub fn taken_by(&self, accepts: Accepts) -> Option<(&Gzip, Coding)> {
+        Some((self, self.coding_for(accepts)?))
+    }
+
     /// Whether a response with this status and these fields goes out
-    /// compressed to a client that takes gzip: a listed type, not coded
-    /// already, not a part of a body, not forbidden to be transformed
-    /// (RFC 9111 §5.2.2.6), and a body of at least `gzip_min_length` when
-    /// its length is known (`None`: chunked or until the close; a HEAD's
-    /// `Content-Length` describes the body of the GET).
+    /// compressed to a client that takes a coding: a listed type, not
+    /// coded already, not a part of a body, not forbidden to be
+    /// transformed (RFC 9111 §5.2.2.6), and a body of at least
+    /// `gzip_min_length` when its length is known (`None`: chunked or
+    /// until the close; a HEAD's `Content-Length` describes the body of
+    /// the GET).
     pub fn suits(&self, status: u16, headers: &Headers, length: Option<u64>) -> bool {
         if !STATUSES.contains(&status) || length.is_some_and(|n| n == 0 || n < self.min_length) {
             return false;
@@ -162,102 +295,175 @@ impl Gzip {
     }
 
     /// A whole body, compressed.
-    pub fn compress(&self, body: &[u8]) -> Vec<u8> {
-        compress_at(body, self.level)
+    pub fn compress(&self, coding: Coding, body: &[u8]) -> Vec<u8> {
+        compress_at(coding, body, self.level(coding).unwrap_or_default())
     }
 
     /// A cache entry's body, compressed once for all the hits it will
-    /// serve: at [`KEPT_LEVEL`] at least, as a file precompressed for
-    /// nginx's `gzip_static` would be.
-    pub fn compress_to_keep(&self, body: &[u8]) -> Vec<u8> {
-        compress_at(body, Compression::new(self.level.level().max(KEPT_LEVEL)))
+    /// serve: at [`KEPT_LEVEL`] (gzip) or [`KEPT_QUALITY`] (Brotli) at
+    /// least, as a file precompressed for nginx's `gzip_static` would be.
+    pub fn compress_to_keep(&self, coding: Coding, body: &[u8]) -> Vec<u8> {
+        let least = match coding {
+            Coding::Gzip => KEPT_LEVEL,
+            Coding::Brotli => KEPT_QUALITY,
+        };
+        let level = self.level(coding).unwrap_or_default().max(least);
+        compress_at(coding, body, level)
     }
 
-    pub fn encoder(&self) -> Encoder {
-        Encoder(GzEncoder::new(Vec::new(), self.level))
+    pub fn encoder(&self, coding: Coding) -> Encoder {
+        let level = self.level(coding).unwrap_or_default();
+        Encoder {
+            coding,
+            writer: writer(coding, level, 0),
+        }
     }
 }
 
-/// `gzip` as it stands for one request: its pool's settings, and whether
-/// its client takes gzip (see `proxy::relay::client_takes_gzip`). A response
-/// [`Gzip::suits`] says `Vary: Accept-Encoding` whether or not this
-/// client takes it.
+/// Compression as it stands for one request: its pool's settings, and
+/// the coding its client gets of them (see `proxy::relay::client_accepts`).
+/// A response [`Gzip::suits`] says `Vary: Accept-Encoding` whether or not
+/// this client takes a coding.
 #[derive(Clone, Copy, Debug)]
 pub struct ForClient<'g> {
     pub gzip: &'g Gzip,
-    pub takes: bool,
+    pub coding: Option<Coding>,
 }
 
 /// A body compressed as it streams.
-pub struct Encoder(GzEncoder<Vec<u8>>);
+pub struct Encoder {
+    coding: Coding,
+    writer: Box<dyn CodingWriter>,
+}
 
 impl Encoder {
+    pub fn coding(&self) -> Coding {
+        self.coding
+    }
+
     /// Compresses a piece and returns all of it that can be decoded so far:
     /// each piece is flushed (a sync flush costs some bytes, and keeps a
     /// page flushed as it renders, or an event, from being held back
     /// until more comes).
     pub fn push(&mut self, piece: &[u8]) -> &[u8] {
-        let out = self.0.get_mut();
-        out.clear();
+        self.writer.output().clear();
         // Writing to a Vec cannot fail.
-        let _ = self.0.write_all(piece).and_then(|()| self.0.flush());
-        self.0.get_ref()
+        let _ = self
+            .writer
+            .write_all(piece)
+            .and_then(|()| self.writer.flush());
+        self.writer.output_ref()
     }
 
     /// The end of the stream: what the encoder still holds, and the trailer.
     pub fn finish(mut self) -> Vec<u8> {
-        self.0.get_mut().clear();
-        self.0.finish().unwrap_or_default()
+        self.writer.output().clear();
+        self.writer.end()
     }
 }
+
+/// What a request's `Accept-Encoding` says of the codings the proxy
+/// makes (RFC 9110 §12.5.3): each one's weight in thousandths, 0 for
+/// one it does not take.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepts {
+    gzip: u16,
+    br: u16,
+}
+
+impl Accepts {
+    pub fn of(request: &Headers) -> Accepts {
+        Accepts {
+            gzip: weight_of(request, &GZIP_NAMES),
+            br: weight_of(request, &["br"]),
+        }
+    }
+
+    /// The coding of those `on` it takes with the greater weight, Brotli
+    /// at equal weights (browsers send `gzip, deflate, br, zstd`, each of
+    /// weight 1: Brotli makes text some 15-20% smaller).
+    pub fn choice(self, on: impl Fn(Coding) -> bool) -> Option<Coding> {
+        let weight = |coding, w| if on(coding) { w } else { 0 };
+        let (gzip, br) = (
+            weight(Coding::Gzip, self.gzip),
+            weight(Coding::Brotli, self.br),
+        );
+        match (gzip, br) {
+            (0, 0) => None,
+            (gzip, br) if br >= gzip => Some(Coding::Brotli),
+            _ => Some(Coding::Gzip),
+        }
+    }
+}
+
+/// The names of gzip in `Accept-Encoding`.
+const GZIP_NAMES: [&str; 2] = ["gzip", "x-gzip"];
 
 /// Whether a request's `Accept-Encoding` takes gzip (RFC 9110 §12.5.3):
 /// `gzip` (or `x-gzip`) with a weight above 0, or `*` when gzip is not
 /// named. No field, an empty one, or a weight that does not parse: no.
 pub fn accepted(request: &Headers) -> bool {
-    accepts_coding(request, &["gzip", "x-gzip"])
+    accepts_coding(request, &GZIP_NAMES)
 }
 
 /// Whether a request's `Accept-Encoding` takes the content coding of
 /// one of `names` (any case), as [`accepted`] reads it for gzip.
 pub fn accepts_coding(request: &Headers, names: &[&str]) -> bool {
-    let mut star = false;
+    weight_of(request, names) > 0
+}
+
+/// The weight in thousandths a request's `Accept-Encoding` gives the
+/// coding of one of `names`: the first element that names it says, else
+/// `*`. An element whose weight does not parse takes nothing.
+fn weight_of(request: &Headers, names: &[&str]) -> u16 {
+    let mut star = 0;
     for element in request.tokens("accept-encoding") {
         let mut parts = element.split(';');
         let coding = parts.next().unwrap_or("").trim();
-        let weighted = parts.all(|p| match p.trim().split_once('=') {
-            Some((q, v)) if q.trim().eq_ignore_ascii_case("q") => weight_above_zero(v.trim()),
-            _ => true,
+        let weight = parts.try_fold(1000, |weight, p| match p.trim().split_once('=') {
+            Some((q, v)) if q.trim().eq_ignore_ascii_case("q") => parse_weight(v.trim()),
+            _ => Some(weight),
         });
+        let weight = weight.unwrap_or(0);
         if names.iter().any(|name| coding.eq_ignore_ascii_case(name)) {
-            return weighted;
+            return weight;
         }
-        star |= coding == "*" && weighted;
+        if coding == "*" {
+            star = star.max(weight);
+        }
     }
     star
 }
 
-/// Whether `v` is a weight (RFC 9110 §12.4.2: `0` to `1`, at most three
-/// decimals) above 0. Anything else (`inf`, `1e0`, `+1`, `0.0001`) is no
-/// weight, and takes nothing.
-fn weight_above_zero(v: &str) -> bool {
+/// A weight (RFC 9110 §12.4.2: `0` to `1`, at most three decimals) in
+/// thousandths. Anything else (`inf`, `1e0`, `+1`, `0.0001`) is no weight.
+fn parse_weight(v: &str) -> Option<u16> {
     let (whole, decimals) = v.split_once('.').unwrap_or((v, ""));
-    let decimals_fit = decimals.len() <= 3 && decimals.bytes().all(|b| b.is_ascii_digit());
+    if decimals.len() > 3 || !decimals.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let thousandths = decimals
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .fold(0u16, |n, b| n * 10 + u16::from(b - b'0'));
     match whole {
-        "1" => decimals_fit && decimals.bytes().all(|b| b == b'0'),
-        "0" => decimals_fit && decimals.bytes().any(|b| b != b'0'),
-        _ => false,
+        "1" if thousandths == 0 => Some(1000),
+        "0" => Some(thousandths),
+        _ => None,
     }
 }
 
 /// The field lines a response sent compressed has in place of its `ETag`,
 /// `Vary` and `Accept-Ranges` (see [`push_vary`], [`push_weak_etag`]),
-/// and `Content-Encoding: gzip`. `headers` are the response's fields as
-/// the backend sent them.
-pub fn push_compressed_fields(out: &mut Vec<u8>, headers: &Headers) {
+/// and `Content-Encoding` naming `coding`. `headers` are the response's
+/// fields as the backend sent them.
+pub fn push_compressed_fields(out: &mut Vec<u8>, headers: &Headers, coding: Coding) {
     push_vary(out, headers);
     push_weak_etag(out, headers);
-    out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+    out.extend_from_slice(b"Content-Encoding: ");
+    out.extend_from_slice(coding.name().as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `Vary` with `Accept-Encoding` among its names, for a response that is
@@ -489,11 +695,11 @@ mod tests {
         let body: Vec<u8> = (0..50_000u32)
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
-        let whole = gzip.compress(&body);
+        let whole = gzip.compress(Coding::Gzip, &body);
         assert!(whole.len() < body.len());
         assert_eq!(gunzip(&whole), body);
 
-        let mut encoder = gzip.encoder();
+        let mut encoder = gzip.encoder(Coding::Gzip);
         let mut streamed = Vec::new();
         let mut pushed = 0;
         for piece in body.chunks(7000) {
@@ -506,13 +712,13 @@ mod tests {
         }
         streamed.extend_from_slice(&encoder.finish());
         assert_eq!(gunzip(&streamed), body);
-        assert_eq!(gunzip(&gzip.encoder().finish()), b"");
+        assert_eq!(gunzip(&gzip.encoder(Coding::Gzip).finish()), b"");
 
         // What the cache keeps is made once, harder.
         let text = page_like(60_000);
-        let kept = gzip.compress_to_keep(&text);
+        let kept = gzip.compress_to_keep(Coding::Gzip, &text);
         assert_eq!(gunzip(&kept), text);
-        assert!(kept.len() < gzip.compress(&text).len());
+        assert!(kept.len() < gzip.compress(Coding::Gzip, &text).len());
     }
 
     #[test]
@@ -526,9 +732,9 @@ mod tests {
                 (1..=9)
                     .map(|level| {
                         let gzip = Gzip::new(MediaTypes::default(), 0, level);
-                        let mut encoder = gzip.encoder();
+                        let mut encoder = gzip.encoder(Coding::Gzip);
                         let _ = encoder.push(&body[..1000]);
-                        gzip.compress(&body)
+                        gzip.compress(Coding::Gzip, &body)
                     })
                     .collect::<Vec<_>>()
             })
@@ -541,6 +747,108 @@ mod tests {
         assert!(compressed[8].len() <= compressed[0].len());
     }
 
+    fn unbrotli(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        brotli::Decompressor::new(bytes, 4096)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn brotli_wins_at_equal_weights_and_the_heavier_coding_otherwise() {
+        use Coding::{Brotli, Gzip as Gz};
+        let both = gzip().with_brotli(5);
+        let gzip_alone = gzip();
+        for (value, with_both, with_gzip_alone) in [
+            ("gzip, deflate, br, zstd", Some(Brotli), Some(Gz)),
+            ("br, gzip", Some(Brotli), Some(Gz)),
+            ("gzip;q=1, br;q=0.5", Some(Gz), Some(Gz)),
+            ("gzip;q=0.5, br;q=0.5", Some(Brotli), Some(Gz)),
+            ("gzip;q=0.4, br;q=0.5", Some(Brotli), Some(Gz)),
+            ("gzip, br;q=0", Some(Gz), Some(Gz)),
+            ("br;q=0, *", Some(Gz), Some(Gz)),
+            ("BR", Some(Brotli), None),
+            ("br;q=0.001", Some(Brotli), None),
+            ("br;q=x, gzip;q=0.1", Some(Gz), Some(Gz)),
+            ("*", Some(Brotli), Some(Gz)),
+            ("*;q=0.5, gzip", Some(Gz), Some(Gz)),
+            ("*, gzip;q=0.2", Some(Brotli), Some(Gz)),
+            ("gzip;q=0, br;q=0", None, None),
+            ("*;q=0", None, None),
+            ("identity", None, None),
+            ("identity;q=0, br", Some(Brotli), None),
+            ("deflate, zstd", None, None),
+            ("", None, None),
+        ] {
+            let accepts = Accepts::of(&headers(&[("Accept-Encoding", value)]));
+            assert_eq!(both.coding_for(accepts), with_both, "{value:?}");
+            assert_eq!(gzip_alone.coding_for(accepts), with_gzip_alone, "{value:?}");
+        }
+        assert_eq!(both.coding_for(Accepts::default()), None);
+        let two_lines = headers(&[("Accept-Encoding", "gzip"), ("Accept-Encoding", "br")]);
+        assert_eq!(both.coding_for(Accepts::of(&two_lines)), Some(Brotli));
+        let mut config = crate::config::Config::with_targets(Vec::new());
+        config.brotli = true;
+        let brotli_alone = Gzip::of(&config).unwrap();
+        let gzip_only = Accepts::of(&headers(&[("Accept-Encoding", "gzip")]));
+        assert_eq!(brotli_alone.coding_for(gzip_only), None);
+        let browser = Accepts::of(&headers(&[("Accept-Encoding", "gzip, br")]));
+        assert_eq!(brotli_alone.coding_for(browser), Some(Brotli));
+    }
+
+    #[test]
+    fn a_brotli_body_whole_streamed_or_kept_decodes_to_what_went_in() {
+        let brotli = gzip().with_brotli(5);
+        let body = page_like(70_000);
+        let whole = brotli.compress(Coding::Brotli, &body);
+        assert!(whole.len() < brotli.compress(Coding::Gzip, &body).len());
+        assert_eq!(unbrotli(&whole), body);
+
+        let mut encoder = brotli.encoder(Coding::Brotli);
+        assert_eq!(encoder.coding(), Coding::Brotli);
+        let mut streamed = Vec::new();
+        let mut pushed = 0;
+        for piece in body.chunks(7000) {
+            streamed.extend_from_slice(encoder.push(piece));
+            pushed += piece.len();
+            // Flushed: all that went in so far decodes before the end.
+            let mut partial = Vec::new();
+            let _ = brotli::Decompressor::new(&streamed[..], 4096).read_to_end(&mut partial);
+            assert_eq!(partial, body[..pushed]);
+        }
+        streamed.extend_from_slice(&encoder.finish());
+        assert_eq!(unbrotli(&streamed), body);
+        assert_eq!(unbrotli(&brotli.encoder(Coding::Brotli).finish()), b"");
+        assert_eq!(
+            unbrotli(&brotli.compress_to_keep(Coding::Brotli, &body)),
+            body
+        );
+    }
+
+    #[test]
+    fn every_brotli_quality_compresses_within_half_a_worker_threads_stack() {
+        let body = page_like(20_000);
+        let compressed = std::thread::Builder::new()
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                (0..=11)
+                    .map(|quality| {
+                        let brotli = gzip().with_brotli(quality);
+                        let mut encoder = brotli.encoder(Coding::Brotli);
+                        let _ = encoder.push(&body[..1000]);
+                        brotli.compress(Coding::Brotli, &body)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        for (quality, bytes) in compressed.iter().enumerate() {
+            assert_eq!(unbrotli(bytes), page_like(20_000), "quality {quality}");
+        }
+    }
+
     fn page_like(len: usize) -> Vec<u8> {
         (0..len)
             .map(|i| b"<p>some text, and more</p>\n"[i % 27] ^ (i / 997) as u8)
@@ -551,17 +859,17 @@ mod tests {
     fn compressed_fields_weaken_the_etag_and_vary_on_accept_encoding() {
         let mut out = Vec::new();
         let h = headers(&[("ETag", "\"v1\""), ("Vary", "Origin")]);
-        push_compressed_fields(&mut out, &h);
+        push_compressed_fields(&mut out, &h, Coding::Gzip);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "Vary: Origin, Accept-Encoding\r\nETag: W/\"v1\"\r\nContent-Encoding: gzip\r\n"
         );
         let mut out = Vec::new();
         let h = headers(&[("ETag", "W/\"v1\""), ("Vary", "accept-encoding, origin")]);
-        push_compressed_fields(&mut out, &h);
+        push_compressed_fields(&mut out, &h, Coding::Brotli);
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "Vary: accept-encoding, origin\r\nETag: W/\"v1\"\r\nContent-Encoding: gzip\r\n"
+            "Vary: accept-encoding, origin\r\nETag: W/\"v1\"\r\nContent-Encoding: br\r\n"
         );
         let mut out = Vec::new();
         push_vary(&mut out, &headers(&[("Vary", "*")]));

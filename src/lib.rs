@@ -14,7 +14,8 @@
 //! - `cache`: the LRU store and its snapshot file.
 //! - `error_pages`: the operator's bodies for the proxy's own error answers.
 //! - `files`: files served from a directory (`route./static/ = files /srv/www`).
-//! - `gzip`: responses compressed for the clients that take it (`gzip`).
+//! - `gzip`: responses compressed for the clients that take it (`gzip`,
+//!   `brotli`).
 //! - `patterns`: name lists with `*` prefixes, as several settings write them.
 //! - `access_log`: request records to one writer thread, stdout, a file and
 //!   syslog (`log_syslog`); the combined, JSON and template

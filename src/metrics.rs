@@ -88,8 +88,10 @@ pub struct Metrics {
     pub tls_handshake_failures: AtomicU64,
     /// Of the completed, those that resumed an earlier session.
     pub tls_resumed: AtomicU64,
-    /// Responses sent compressed (`gzip`).
-    pub gzip: GzipCounters,
+    /// Responses sent compressed with gzip (`gzip`).
+    pub gzip: CodingCounters,
+    /// Responses sent compressed with Brotli (`brotli`).
+    pub brotli: CodingCounters,
     /// When the process began: the same in every generation.
     pub started: Started,
     /// Each `stream.<name>`'s counts, by its name: set as the server
@@ -98,6 +100,14 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Where the responses sent compressed with `coding` are counted.
+    pub fn compressed(&self, coding: crate::gzip::Coding) -> &CodingCounters {
+        match coding {
+            crate::gzip::Coding::Gzip => &self.gzip,
+            crate::gzip::Coding::Brotli => &self.brotli,
+        }
+    }
+
     /// The counts of the stream `name`.
     pub fn stream(&self, name: &str) -> Option<&StreamStats> {
         let streams = self.streams.get()?;
@@ -154,13 +164,13 @@ impl Started {
 /// in bandwidth (a cache hit served from an entry's compressed copy counts
 /// as compressed again).
 #[derive(Debug, Default)]
-pub struct GzipCounters {
+pub struct CodingCounters {
     pub responses: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
 }
 
-impl GzipCounters {
+impl CodingCounters {
     pub fn count(&self, bytes_in: u64, bytes_out: u64) {
         self.responses.fetch_add(1, Ordering::Relaxed);
         self.bytes_in.fetch_add(bytes_in, Ordering::Relaxed);

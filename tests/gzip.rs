@@ -8,7 +8,7 @@
 mod support;
 
 use flate2::read::GzDecoder;
-use inverso::gzip::MediaTypes;
+use inverso::gzip::{Coding, MediaTypes};
 use inverso::Config;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -655,7 +655,9 @@ fn a_revalidated_entry_keeps_its_compressed_copy() {
     assert_eq!(x_cache(&client.get_with("/doc", &[GZIP])), "MISS");
     let copy_of = |entries: &[Arc<inverso::cache::Entry>]| {
         assert_eq!(entries.len(), 1);
-        let (copy, made) = entries[0].compressed(|_| panic!("no copy")).unwrap();
+        let (copy, made) = entries[0]
+            .compressed(Coding::Gzip, |_| panic!("no copy"))
+            .unwrap();
         assert!(!made);
         copy.as_ptr() as usize
     };

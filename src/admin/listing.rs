@@ -8,6 +8,7 @@ use crate::auth;
 use crate::cache::store::unix_ms;
 use crate::cache::{policy, Entry, Listed, Listing};
 use crate::config::escape_controls;
+use crate::gzip::Coding;
 use crate::http::head::{push_canonical_authority, split_absolute};
 use crate::http::RequestHead;
 use crate::json;
@@ -274,8 +275,8 @@ fn listed_key(key: &str) -> std::borrow::Cow<'_, str> {
 /// (seconds it may still stand in once stale: the whole window while it
 /// is fresh), both under `ttl` as it is now, whether it has a validator
 /// to be revalidated with, the request fields it varies on, its
-/// `Surrogate-Key` tags, and the size of its gzip copy (`null` until a
-/// hit made one).
+/// `Surrogate-Key` tags, and the sizes of its gzip and Brotli copies
+/// (`null` until a hit made one).
 fn push_entry(out: &mut String, listed: &Listed, now: SystemTime, ttl: Duration) {
     let entry = &listed.entry;
     let record = &entry.record;
@@ -302,12 +303,15 @@ fn push_entry(out: &mut String, listed: &Listed, now: SystemTime, ttl: Duration)
     push_list(out, entry.vary_names());
     out.push_str("],\"tags\":[");
     push_list(out, entry.tags().iter());
-    out.push_str("],\"gzip_bytes\":");
-    match entry.compressed_len() {
-        Some(n) => {
-            let _ = write!(out, "{n}");
+    out.push(']');
+    for coding in Coding::ALL {
+        let _ = write!(out, ",\"{}_bytes\":", coding.key());
+        match entry.compressed_len(coding) {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => out.push_str("null"),
         }
-        None => out.push_str("null"),
     }
     out.push('}');
 }
@@ -422,7 +426,7 @@ mod tests {
             ("Surrogate-Key", "product-42 home"),
         ];
         let entry = stored("h/p\naccept-encoding=gzip", &fields, 1_000_000);
-        entry.compressed(|_| vec![0; 7]);
+        entry.compressed(Coding::Gzip, |_| vec![0; 7]);
         let weight = entry.weight();
         let json = entry_json(entry, 1_000_010.0);
         assert_eq!(
@@ -431,7 +435,7 @@ mod tests {
                 "{{\"key\":\"h/p\\naccept-encoding=gzip\",\"status\":200,\"body_bytes\":5,\
                  \"weight\":{weight},\"age\":10,\"fresh_for\":50,\"stale_window_left\":30,\
                  \"validator\":true,\"vary\":[\"accept-encoding\"],\
-                 \"tags\":[\"home\",\"product-42\"],\"gzip_bytes\":7}}"
+                 \"tags\":[\"home\",\"product-42\"],\"gzip_bytes\":7,\"brotli_bytes\":null}}"
             )
         );
         // Stale: a negative `fresh_for`, even half a second past, and
@@ -443,7 +447,7 @@ mod tests {
             "{json}"
         );
         assert!(
-            json.contains("\"validator\":false,\"vary\":[],\"tags\":[],\"gzip_bytes\":null}"),
+            json.contains("\"validator\":false,\"vary\":[],\"tags\":[],\"gzip_bytes\":null,\"brotli_bytes\":null}"),
             "{json}"
         );
         let json = entry_json(plain(), 1_000_060.5);

@@ -3,6 +3,7 @@
 
 use super::prometheus::{counter, family, histogram_lines, label, labeled_counter};
 use crate::cache::Named;
+use crate::gzip::Coding;
 use crate::metrics::{StreamStats, STATUS_CLASSES};
 use crate::proxy::Shared;
 use crate::upstream::admin_state::AdminState;
@@ -448,25 +449,31 @@ pub fn metrics_text(shared: &Shared) -> String {
         "Completed TLS handshakes on tls_port and streams that end TLS that resumed an earlier session (a ticket or a session ID) instead of making a new one.",
         m.tls_resumed.load(Ordering::Relaxed),
     );
-    let gzip = &m.gzip;
-    counter(
-        &mut out,
-        "inverso_gzip_responses_total",
-        "Responses sent compressed with gzip (relayed, cached, files, own answers).",
-        gzip.responses.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "inverso_gzip_bytes_in_total",
-        "Body bytes of the responses sent compressed, before compression.",
-        gzip.bytes_in.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "inverso_gzip_bytes_out_total",
-        "Body bytes of the responses sent compressed, as sent.",
-        gzip.bytes_out.load(Ordering::Relaxed),
-    );
+    for coding in Coding::ALL {
+        let (counters, name) = (m.compressed(coding), coding.key());
+        counter(
+            &mut out,
+            &format!("inverso_{name}_responses_total"),
+            &format!(
+                "Responses sent compressed with {name} (relayed, cached, files, own answers)."
+            ),
+            counters.responses.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            &format!("inverso_{name}_bytes_in_total"),
+            &format!(
+                "Body bytes of the responses sent compressed with {name}, before compression."
+            ),
+            counters.bytes_in.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            &format!("inverso_{name}_bytes_out_total"),
+            &format!("Body bytes of the responses sent compressed with {name}, as sent."),
+            counters.bytes_out.load(Ordering::Relaxed),
+        );
+    }
     counter(
         &mut out,
         "inverso_access_log_lost_lines_total",

@@ -1188,6 +1188,20 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_number(v, 1..=9).map(|n| c.gzip_comp_level = n),
     },
     Key {
+        name: "brotli",
+        default: "false",
+        help: "compress responses with Brotli (br) for clients that take it, by the rules of \
+               gzip, its gzip_types and gzip_min_length, as nginx's ngx_brotli module; br \
+               goes to a client that weighs it no lower than gzip",
+        apply: |c, v| parse_bool(v).map(|b| c.brotli = b),
+    },
+    Key {
+        name: "brotli_comp_level",
+        default: "2",
+        help: "Brotli quality, 0 (fastest) to 11 (smallest), as ngx_brotli's brotli_comp_level",
+        apply: |c, v| parse_number(v, 0..=11).map(|n| c.brotli_comp_level = n),
+    },
+    Key {
         name: "gunzip",
         default: "false",
         help: "decode gzip-coded responses for clients that do not take gzip, as nginx's gunzip \

@@ -353,6 +353,11 @@ pub struct Config {
     pub gzip_min_length: u64,
     /// 1 (fastest) to 9 (smallest).
     pub gzip_comp_level: u32,
+    /// Compress responses with Brotli for clients that take it, by the
+    /// rules of `gzip` and its `gzip_types` and `gzip_min_length`.
+    pub brotli: bool,
+    /// Brotli's quality, 0 (fastest) to 11 (smallest).
+    pub brotli_comp_level: u32,
     /// Decode gzip-coded responses for clients that do not take gzip
     /// (see `crate::gunzip`).
     pub gunzip: bool,
@@ -701,6 +706,8 @@ impl Config {
             gzip_types: Default::default(),
             gzip_min_length: 0,
             gzip_comp_level: 1,
+            brotli: false,
+            brotli_comp_level: 2,
             gunzip: false,
             request_id_header: None,
             trace_context: Default::default(),
@@ -1930,6 +1937,13 @@ mod tests {
             MediaTypes::parse(crate::gzip::DEFAULT_TYPES).unwrap()
         );
         assert_eq!((c.gzip_min_length, c.gzip_comp_level), (256, 1));
+        assert_eq!((c.brotli, c.brotli_comp_level), (false, 2));
+        let c = build("targets = 127.0.0.1:1\nbrotli = on\nbrotli_comp_level = 11\n").unwrap();
+        assert!(
+            !c.gzip && crate::gzip::Gzip::of(&c).is_some(),
+            "Brotli alone"
+        );
+        assert_eq!((c.brotli, c.brotli_comp_level), (true, 11));
         let c = build(
             "targets = 127.0.0.1:1\ngzip = on\ngzip_types = text/*, application/json\n\
              gzip_min_length = 1KiB\ngzip_comp_level = 6\n",
@@ -1948,6 +1962,8 @@ mod tests {
             ("gzip_min_length = 1KB", "KB"),
             ("gzip_comp_level = 0", "out of range (1..=9)"),
             ("gzip_comp_level = 10", "out of range (1..=9)"),
+            ("brotli = maybe", "not a boolean"),
+            ("brotli_comp_level = 12", "out of range (0..=11)"),
         ] {
             let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{line}");

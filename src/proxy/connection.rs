@@ -8,6 +8,7 @@ use super::own_answer::refused_head;
 use super::{cached, first_line, starts_a_head_request, ConnWatch, Current, Inherited};
 use super::{Outcome, Shared};
 use crate::access_log::{By, Heads, Record, Stage, Termination};
+use crate::gzip::Accepts;
 use crate::http::conn::{tcp_info, Socket as _};
 use crate::http::edits::Chosen;
 use crate::http::proxy_protocol;
@@ -79,7 +80,7 @@ pub fn serve(
         client.jwt_claims = None;
         client.limit_req = None;
         client.error_limited = false;
-        client.takes_gzip = false;
+        client.accepts = Accepts::default();
         client.lacks_gzip = false;
         client.sent_target = None;
         client.made_target = None;

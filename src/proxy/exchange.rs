@@ -115,7 +115,10 @@ pub(super) fn exchange(
     client.conn.consume(head_len);
     // Read once for every answer to it, and only where some pool
     // compresses: `Accept-Encoding` is looked for in each head otherwise.
-    client.takes_gzip = shared.gzip.iter().any(Option::is_some) && relay::client_takes_gzip(&head);
+    client.accepts = match shared.gzip.iter().any(Option::is_some) {
+        true => relay::client_accepts(&head),
+        false => Default::default(),
+    };
     client.lacks_gzip = shared.gunzips && !gzip::accepted(&head.headers);
     let trusted = &shared.config.real_ip_from;
     client.set_real_ip(realip::client_address(client.peer, &head.headers, trusted));

@@ -187,14 +187,14 @@ pub(super) fn forward(
     let is_head = head.is_head();
     let version = head.version;
     let gzip = shared.gzip(client.route);
-    let takes_gzip = gzip.is_some() && client.takes_gzip;
+    let takes = gzip.and_then(|g| g.coding_for(client.accepts));
     // A client that takes gzip may hold a compressed answer, whose date
     // is the plain body's too: a part of the plain body, sent for its
     // `If-Range` date, would be spliced onto gzip bytes. Such a part of a
     // body gzip compresses is not relayed: the whole is asked for, and
     // goes compressed, as the cache answers it (`cached::answer::serve_entry`).
     // A part of a type gzip leaves alone (a `.zip` resumed) is.
-    let resumed_by_date = takes_gzip
+    let resumed_by_date = takes.is_some()
         && head.method == "GET"
         && head.headers.contains("range")
         && (head.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'))
@@ -246,7 +246,7 @@ pub(super) fn forward(
         version,
         keep_alive,
         x_cache: cache.is_some().then_some("BYPASS"),
-        takes_gzip,
+        takes,
     };
     let outcome = relay::relay(client, fetched, &how, None, shared)?;
     if let Some(cache) = cache {

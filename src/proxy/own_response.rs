@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::error_pages::PAGE_CONTENT_TYPE;
-use crate::gzip::{self, ForClient};
+use crate::gzip::{self, Coding, ForClient};
 use crate::http::conn::write_all_vectored;
 use crate::http::edits::Applied;
 use crate::http::head::reason_phrase;
@@ -22,8 +22,9 @@ pub struct ErrorResponse<'p> {
     head_len: usize,
     page: &'p [u8],
     pub body_len: u64,
-    /// The body's length before it was compressed, when it was.
-    pub gzipped_from: Option<u64>,
+    /// The coding the body went in and its length before, when it was
+    /// compressed.
+    pub gzipped_from: Option<(Coding, u64)>,
 }
 
 impl ErrorResponse<'_> {
@@ -142,16 +143,16 @@ pub fn coded_response<'p>(
     );
     head.headers.push("Content-Type", content_type);
     let coding = gzip.filter(|g| g.gzip.suits(status, &head.headers, Some(body.len() as u64)));
-    let gzipped: Option<Cow<'p, [u8]>> = coding.filter(|g| g.takes).map(|g| {
+    let takes = coding.and_then(|g| g.coding);
+    let gzipped: Option<Cow<'p, [u8]>> = coding.zip(takes).map(|(g, takes)| {
         let kept = text.is_none().then(|| {
             let gzip = g.gzip;
-            config
-                .error_pages
-                .gzipped(status, |page| gzip.compress_to_keep(page))
+            (config.error_pages)
+                .compressed(status, takes, |page| gzip.compress_to_keep(takes, page))
         });
         match kept.flatten() {
             Some(kept) => Cow::Borrowed(kept),
-            None => Cow::Owned(g.gzip.compress(body)),
+            None => Cow::Owned(g.gzip.compress(takes, body)),
         }
     });
     let body_len = gzipped.as_deref().map_or(body.len(), <[u8]>::len);
@@ -176,10 +177,10 @@ pub fn coded_response<'p>(
     head.write_start(&mut bytes);
     // The proxy's own fields stand for a backend's here: no `ETag` or
     // `Vary` of their own to carry over.
-    match (&gzipped, coding) {
-        (Some(_), _) => gzip::push_compressed_fields(&mut bytes, &head.headers),
-        (None, Some(_)) => gzip::push_vary(&mut bytes, &head.headers),
-        (None, None) => {}
+    match (&gzipped, takes, coding) {
+        (Some(_), Some(takes), _) => gzip::push_compressed_fields(&mut bytes, &head.headers, takes),
+        (_, _, Some(_)) => gzip::push_vary(&mut bytes, &head.headers),
+        _ => {}
     }
     bytes.extend_from_slice(fields);
     edits.push_set_lines(&mut bytes);
@@ -201,6 +202,6 @@ pub fn coded_response<'p>(
         head_len,
         page,
         body_len: body_len as u64,
-        gzipped_from: coding.filter(|g| g.takes).map(|_| body.len() as u64),
+        gzipped_from: takes.map(|takes| (takes, body.len() as u64)),
     }
 }

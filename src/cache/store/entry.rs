@@ -1,9 +1,10 @@
 //! One stored response: its head cleaned for storing, its times, its
-//! weight against the capacity, and its compressed copy.
+//! weight against the capacity, and its compressed copies.
 
 use super::{primary_of, unix_ms};
 use crate::cache::persist::Record;
 use crate::cache::policy::{self, Lifetime, OwnFields, Settings};
+use crate::gzip::Coding;
 use crate::http::forward::strip_hop_by_hop;
 use crate::http::head::parse_response;
 use crate::http::headers::push_lines_except;
@@ -54,9 +55,10 @@ pub struct Entry {
     /// purge by tag reads them only while it is on): so a reload that
     /// turns it on finds them, as a restart would.
     pub(super) tags: policy::Tags,
-    /// The body compressed (`gzip`), made at the first hit that wants
-    /// it: never written to a snapshot (a start makes it again).
-    compressed: CompressedCopy,
+    /// The body compressed in each coding (`gzip`, `brotli`), made at
+    /// the first hit that wants it: never written to a snapshot (a start
+    /// makes it again).
+    compressed: [CompressedCopy; Coding::ALL.len()],
 }
 
 /// An entry's compressed body, and whether a hit is making it.
@@ -136,7 +138,7 @@ impl Entry {
             served_len,
             hidden,
             tags,
-            compressed: CompressedCopy::default(),
+            compressed: Default::default(),
         }
     }
 
@@ -169,7 +171,7 @@ impl Entry {
         }
     }
 
-    /// The entry with `old`'s compressed copy, when one was made of the
+    /// The entry with `old`'s compressed copies, when they were made of the
     /// same body (an entry refreshed by a 304 or a HEAD): a revalidation
     /// is not a reason to compress the body again.
     pub fn with_copy_of(mut self, old: &Entry) -> Entry {
@@ -262,15 +264,20 @@ impl Entry {
         &self.tags
     }
 
-    /// The body compressed by `compress`, made once, and whether this
-    /// call made it: then the entry weighs more (see [`Cache::reweigh`]).
+    /// The body compressed with `coding` by `compress`, made once, and
+    /// whether this call made it: then the entry weighs more (see
+    /// [`Cache::reweigh`]).
     /// `None` while another hit is making it: this one goes uncompressed
     /// rather than wait (the response says `Vary: Accept-Encoding` either
     /// way), so that the first hits on a large entry are not held up.
     ///
     /// [`Cache::reweigh`]: super::Cache::reweigh
-    pub fn compressed(&self, compress: impl FnOnce(&[u8]) -> Vec<u8>) -> Option<(&[u8], bool)> {
-        let copy = &self.compressed;
+    pub fn compressed(
+        &self,
+        coding: Coding,
+        compress: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Option<(&[u8], bool)> {
+        let copy = self.compressed.get(coding.index())?;
         if let Some(made) = copy.copy.get() {
             return Some((made, false));
         }
@@ -281,9 +288,11 @@ impl Entry {
         Some((made, true))
     }
 
-    /// The size of the body compressed, once a hit has made it.
-    pub fn compressed_len(&self) -> Option<usize> {
-        self.compressed.copy.get().map(|c| c.len())
+    /// The size of the body compressed with `coding`, once a hit has
+    /// made it.
+    pub fn compressed_len(&self, coding: Coding) -> Option<usize> {
+        let copy = self.compressed.get(coding.index())?;
+        copy.copy.get().map(|c| c.len())
     }
 
     /// The request fields it was keyed on (its Vary, as the key spells
@@ -343,7 +352,10 @@ impl Entry {
     /// many times `cache_size`.
     pub fn weight(&self) -> u64 {
         let record = &self.record;
-        let compressed = self.compressed.copy.get().map_or(0, |c| c.len());
+        let compressed: usize = (self.compressed.iter())
+            .filter_map(|c| c.copy.get())
+            .map(|c| c.len())
+            .sum();
         let variant = record.key.contains(&b'\n');
         let key_copies = 3 + usize::from(variant);
         let index = self.head.headers.len() * Headers::INDEX_BYTES_PER_FIELD;

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::cache::policy::{Lifetime, Settings};
+use crate::gzip::Coding;
 use crate::http::Headers;
 use crate::http::ResponseHead;
 use proptest::prelude::*;
@@ -162,7 +163,7 @@ proptest! {
                     let key = make(u, v, 0, 0, 1).key().to_string();
                     let held = cache.state.lock().lru.peek(key.as_str()).cloned();
                     if let Some(e) = held {
-                        e.compressed(|_| vec![b'z'; b]);
+                        e.compressed(Coding::Gzip, |_| vec![b'z'; b]);
                         cache.reweigh(&e);
                     }
                 }

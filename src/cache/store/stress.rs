@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::cache::policy::{Lifetime, Settings};
+use crate::gzip::Coding;
 use crate::http::Headers;
 use crate::http::ResponseHead;
 use std::time::Duration;
@@ -56,7 +57,7 @@ fn concurrent_operations_keep_the_invariants() {
                         let mut req = Headers::new();
                         req.push(names[rnd(2) as usize], format!("v{}", rnd(3)));
                         if let Some(e) = cache.lookup(&primary, &req) {
-                            if let Some((_, true)) = e.compressed(|b| b.repeat(2)) {
+                            if let Some((_, true)) = e.compressed(Coding::Gzip, |b| b.repeat(2)) {
                                 cache.reweigh(&e);
                             }
                         }

@@ -4,6 +4,7 @@ use super::purge::{MAX_TRACKED_GROUPS, MAX_TRACKED_INVALIDATIONS};
 use super::*;
 use crate::cache::persist::Record;
 use crate::cache::policy::{Lifetime, Settings};
+use crate::gzip::Coding;
 use crate::http::Headers;
 use crate::http::ResponseHead;
 use std::borrow::Cow;
@@ -19,9 +20,9 @@ fn a_hit_while_another_makes_the_compressed_copy_goes_without_it() {
     let e = entry("h/a", "some text to compress", 60, None);
     let mut during = None;
     let (made, by_us) = e
-        .compressed(|body| {
+        .compressed(Coding::Gzip, |body| {
             // Another hit, while this one compresses: not held up.
-            during = Some(e.compressed(|_| unreachable!()).is_none());
+            during = Some(e.compressed(Coding::Gzip, |_| unreachable!()).is_none());
             body.to_ascii_uppercase()
         })
         .unwrap();
@@ -30,13 +31,18 @@ fn a_hit_while_another_makes_the_compressed_copy_goes_without_it() {
         (&b"SOME TEXT TO COMPRESS"[..], true, Some(true))
     );
     // Made: every later hit has it, none makes it again.
-    assert_eq!(e.compressed(|_| unreachable!()), Some((made, false)));
-    assert_eq!(e.compressed_len(), Some(21));
+    let again = e.compressed(Coding::Gzip, |_| unreachable!());
+    assert_eq!(again, Some((made, false)));
+    assert_eq!(e.compressed_len(Coding::Gzip), Some(21));
     // A copy of the entry shares it.
-    assert_eq!(
-        e.clone().compressed(|_| unreachable!()),
-        Some((made, false))
-    );
+    let copy = e.clone();
+    let copied = copy.compressed(Coding::Gzip, |_| unreachable!());
+    assert_eq!(copied, Some((made, false)));
+    // Each coding has a copy of its own, made once too.
+    assert_eq!(e.compressed_len(Coding::Brotli), None);
+    let (br, by_us) = e.compressed(Coding::Brotli, <[u8]>::to_vec).unwrap();
+    assert_eq!((br, by_us), (&b"some text to compress"[..], true));
+    assert_eq!(e.compressed_len(Coding::Brotli), Some(21));
 }
 
 fn entry(key: &str, body: &str, fresh: u64, vary: Option<&str>) -> Entry {
@@ -1813,13 +1819,17 @@ fn a_reweigh_counts_the_compressed_copy_and_changes_the_generation_only_when_it_
         assert!(cache.insert_shared(x.clone()));
     }
     let before = cache.generation();
-    b.compressed(|_| vec![b'z'; 50]);
+    b.compressed(Coding::Gzip, |_| vec![b'z'; 50]);
     cache.reweigh(&b);
     assert_eq!(cache.bytes(), stored + 50);
+    // Both codings' copies count.
+    b.compressed(Coding::Brotli, |_| vec![b'z'; 40]);
+    cache.reweigh(&b);
+    assert_eq!(cache.bytes(), stored + 90);
     assert_eq!(cache.generation(), before, "nothing to snapshot");
     assert_eq!(cache.stats.evictions.load(Ordering::Relaxed), 0);
     // Past the capacity: the least recently used goes, and is written.
-    c.compressed(|_| vec![b'z'; 500]);
+    c.compressed(Coding::Gzip, |_| vec![b'z'; 500]);
     cache.reweigh(&c);
     assert!(cache.lookup("h/a", &Headers::new()).is_none());
     assert_eq!(cache.bytes(), b.weight() + c.weight());

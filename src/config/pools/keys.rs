@@ -73,6 +73,8 @@ pub const POOL_KEYS: &[&str] = &[
     "gzip_types",
     "gzip_min_length",
     "gzip_comp_level",
+    "brotli",
+    "brotli_comp_level",
     "gunzip",
     "rate_limit",
     "rate_limit_burst",

@@ -62,8 +62,8 @@ pub(super) fn serve_entry(
         edits: _,
         gzip,
         cache_name: _,
-        gzip_counters,
-        takes_gzip,
+        metrics,
+        takes,
         gunzip: _,
         lacks_gzip: _,
         ttl: _,
@@ -109,7 +109,7 @@ pub(super) fn serve_entry(
     // one: it says so in Vary too.
     let decoded_for_others = !decoding && decoded::varies(answering, entry);
     let replaced: &[&str] = match coding {
-        Some(_) if takes_gzip => &gzip::REPLACED_FIELDS,
+        Some(_) if takes.is_some() => &gzip::REPLACED_FIELDS,
         Some(_) => &["vary"],
         None if decoding => &gzip::REPLACED_FIELDS,
         None if decoded_for_others => &["vary"],
@@ -141,7 +141,7 @@ pub(super) fn serve_entry(
         // 9110 §15.4.5).
         if coding.is_some() {
             gzip::push_vary(&mut head, &entry.head.headers);
-            if takes_gzip {
+            if takes.is_some() {
                 gzip::push_weak_etag(&mut head, &entry.head.headers);
             }
         }
@@ -154,13 +154,13 @@ pub(super) fn serve_entry(
     } else {
         match ranged {
             Ranged::Whole => {
-                let compressed = coding.filter(|_| takes_gzip).and_then(|gzip| {
+                let compressed = coding.zip(takes).and_then(|(gzip, takes)| {
                     let (compressed, made) =
-                        entry.compressed(|body| gzip.compress_to_keep(body))?;
+                        entry.compressed(takes, |body| gzip.compress_to_keep(takes, body))?;
                     if made {
                         cache.reweigh(entry);
                     }
-                    Some(compressed)
+                    Some((takes, compressed))
                 });
                 // Uncompressed while another hit makes the copy: only
                 // Vary is replaced then.
@@ -170,10 +170,10 @@ pub(super) fn serve_entry(
                     (None, None) if decoded_for_others => &["vary"],
                     (None, None) => &[],
                 };
-                let sent = compressed.unwrap_or(whole);
+                let sent = compressed.map_or(&whole[..], |(_, copy)| copy);
                 let body: &[u8] = if request.is_head() { b"" } else { sent };
-                if compressed.is_some() && !request.is_head() {
-                    compressed_from = Some(len);
+                if !request.is_head() {
+                    compressed_from = compressed.map(|(takes, _)| (takes, len));
                 }
                 let served = entry.served_head(own_fields);
                 // With an edited or replaced field stored, the head goes
@@ -189,7 +189,9 @@ pub(super) fn serve_entry(
                     served
                 };
                 match compressed {
-                    Some(_) => gzip::push_compressed_fields(&mut tail, &entry.head.headers),
+                    Some((takes, _)) => {
+                        gzip::push_compressed_fields(&mut tail, &entry.head.headers, takes)
+                    }
                     None if coding.is_some() || decoded_for_others => {
                         gzip::push_vary(&mut tail, &entry.head.headers)
                     }
@@ -251,8 +253,8 @@ pub(super) fn serve_entry(
     ending.push(&mut tail, client, answering, entry);
     client.note_sent_head(&[&head, &tail]);
     // Counted before it goes: a client that has it finds it counted.
-    if let Some(len) = compressed_from {
-        client.count_gzip(gzip_counters, len, body.len() as u64);
+    if let Some((coding, len)) = compressed_from {
+        client.count_compressed((metrics, coding), len, body.len() as u64);
     }
     let pacing = client.pacing;
     let out = &mut Paced::new(client.conn.get_mut(), pacing);

@@ -42,10 +42,10 @@ use super::relay::Relay;
 use super::{Client, Outcome, Refusal, Shared};
 use crate::cache::policy::{self, CacheControl, OwnFields, Use};
 use crate::cache::{Cache, Entry};
-use crate::gzip::Gzip;
+use crate::gzip::{Coding, Gzip};
 use crate::http::edits::Applied;
 use crate::http::RequestHead;
-use crate::metrics::GzipCounters;
+use crate::metrics::Metrics;
 use crate::pace::Pacing;
 use miss::through_cache;
 use overrides::overrides_method;
@@ -147,9 +147,11 @@ struct Answering<'a> {
     gzip: Option<&'a Gzip>,
     /// The cache's name in `Cache-Status` (`cache_status`).
     cache_name: Option<&'a str>,
-    gzip_counters: &'a GzipCounters,
-    /// The client takes gzip (see [`super::relay::client_takes_gzip`]).
-    takes_gzip: bool,
+    /// Where what goes compressed is counted.
+    metrics: &'a Metrics,
+    /// The coding this client gets of those `gzip` makes, if any (see
+    /// [`super::relay::client_accepts`]).
+    takes: Option<Coding>,
     /// `gunzip` is on: a gzip-coded entry goes decoded to a client that
     /// takes no gzip, and says `Vary` to the others (see [`decoded`]).
     gunzip: bool,
@@ -186,8 +188,10 @@ impl<'a> Answering<'a> {
                 .applied(client.response_edits),
             gzip: shared.gzip(client.route),
             cache_name: shared.config.cache_status.as_deref(),
-            gzip_counters: &shared.metrics.gzip,
-            takes_gzip: shared.gzip(client.route).is_some() && client.takes_gzip,
+            metrics: &shared.metrics,
+            takes: shared
+                .gzip(client.route)
+                .and_then(|g| g.coding_for(client.accepts)),
             gunzip: shared.pool_config(client.route).gunzip,
             lacks_gzip: client.lacks_gzip,
             ttl: shared.caching(client.route).settings.ttl,
@@ -202,7 +206,7 @@ impl<'a> Answering<'a> {
     /// answer, as nginx sends a gzipped one.
     fn dated_if_range(&self, coding: Option<&Gzip>) -> bool {
         coding.is_some()
-            && self.takes_gzip
+            && self.takes.is_some()
             && (self.request.headers.get_str("if-range")).is_some_and(|c| !c.starts_with('"'))
     }
 
@@ -213,7 +217,7 @@ impl<'a> Answering<'a> {
             version: self.request.version,
             keep_alive: self.keep_alive,
             x_cache: Some(Status::Miss.name()),
-            takes_gzip: self.takes_gzip,
+            takes: self.takes,
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::field_value::Answer;
 use crate::gzip::ForClient;
 use crate::http::edits::Applied;
-use crate::metrics::GzipCounters;
+use crate::metrics::Metrics;
 use crate::proxy::{coded_response, OwnText, Shared};
 use crate::upstream_tries::UpstreamTry;
 
@@ -73,7 +73,7 @@ impl Client {
         fields: &[u8],
         text: Option<OwnText<'_>>,
         config: &Config,
-        gzip: Option<(ForClient<'_>, &GzipCounters)>,
+        gzip: Option<(ForClient<'_>, &Metrics)>,
     ) -> u64 {
         // A field `response_header.*` sets replaces the answer's own of
         // that name (a redirect's `Location`), as it does a backend's.
@@ -109,25 +109,27 @@ impl Client {
 
     /// With `gzip` on for the pool the request went to: how its answers
     /// are compressed for this client, and where that is counted.
-    fn gzip_of<'s>(&self, shared: &'s Shared) -> Option<(ForClient<'s>, &'s GzipCounters)> {
+    fn gzip_of<'s>(&self, shared: &'s Shared) -> Option<(ForClient<'s>, &'s Metrics)> {
         let gzip = shared.gzip(self.route)?;
         let coding = ForClient {
             gzip,
-            takes: self.takes_gzip,
+            coding: gzip.coding_for(self.accepts),
         };
-        Some((coding, &shared.metrics.gzip))
+        Some((coding, &shared.metrics))
     }
 
     fn send_response(
         &mut self,
         response: super::ErrorResponse<'_>,
         head_request: bool,
-        gzip: Option<&GzipCounters>,
+        gzip: Option<&Metrics>,
     ) -> u64 {
         self.note_sent_head(&[response.head()]);
         // Counted before it goes: a client that has it finds it counted.
-        if let (Some(counters), Some(from), false) = (gzip, response.gzipped_from, head_request) {
-            self.count_gzip(counters, from, response.body_len);
+        if let (Some(metrics), Some((coding, from)), false) =
+            (gzip, response.gzipped_from, head_request)
+        {
+            self.count_compressed((metrics, coding), from, response.body_len);
         }
         let sent = response.send(self.conn.get_mut(), head_request);
         if sent.is_none() {

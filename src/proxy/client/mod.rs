@@ -29,13 +29,14 @@ use crate::access_log::Termination;
 use crate::config::Config;
 use crate::field_value::Pending;
 use crate::geoip::{Geo, KeptCountry};
+use crate::gzip::{Accepts, Coding};
 use crate::http::conn::{ClientStream, SharedStream, Socket as _};
 use crate::http::edits::Chosen;
 use crate::http::head::RequestLimits;
 use crate::http::send_proxy::{ClientEnds, ClientTls};
 use crate::http::tls::TlsStream;
 use crate::http::{BufConn, RequestHead};
-use crate::metrics::GzipCounters;
+use crate::metrics::Metrics;
 use crate::pace::Pacing;
 use crate::routes::Asked;
 use crate::tls::client_cert::ClientCertificate;
@@ -92,10 +93,10 @@ pub(super) struct Client {
     pub(super) timeout: Duration,
     /// keepalive_timeout: the longest the wait for a next request may be.
     pub(super) idle_timeout: Duration,
-    /// The request being served is HTTP/1.1 and its `Accept-Encoding`
-    /// takes gzip (see `relay::client_takes_gzip`): with `gzip` on, the proxy's
-    /// own answers to it may go compressed.
-    pub(super) takes_gzip: bool,
+    /// The codings the request being served takes, when it is HTTP/1.1
+    /// (see `relay::client_accepts`): with `gzip` or `brotli` on, the
+    /// proxy's own answers to it may go compressed.
+    pub(super) accepts: Accepts,
     /// The request's `Accept-Encoding` takes no gzip, and some pool has
     /// `gunzip` on: a gzip-coded answer goes to it decoded there.
     pub(super) lacks_gzip: bool,
@@ -330,7 +331,7 @@ impl Client {
                 .and_then(|tls| ClientCertificate::of(&tls.client_certificates()))
                 .map(Arc::new),
             scheme: scheme_of(watch.client().tls().is_some()),
-            takes_gzip: false,
+            accepts: Accepts::default(),
             lacks_gzip: false,
             user: None,
             jwt_claims: None,
@@ -484,14 +485,20 @@ impl Client {
         }
     }
 
-    /// Counts an answer that went compressed, `bytes_in` of body made
-    /// `bytes_out`: in the metrics, and for this request's log line.
-    pub(super) fn count_gzip(&self, counters: &GzipCounters, bytes_in: u64, bytes_out: u64) {
-        counters.count(bytes_in, bytes_out);
+    /// Counts an answer that went compressed with `coding`, `bytes_in` of
+    /// body made `bytes_out`: in the metrics, and for this request's log
+    /// line.
+    pub(super) fn count_compressed(
+        &self,
+        (metrics, coding): (&Metrics, Coding),
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        metrics.compressed(coding).count(bytes_in, bytes_out);
         self.gzip_sizes.set(Some((bytes_in, bytes_out)));
     }
 
-    /// What [`Client::count_gzip`] said of this request, taken.
+    /// What [`Client::count_compressed`] said of this request, taken.
     pub(super) fn take_gzip_sizes(&self) -> Option<(u64, u64)> {
         self.gzip_sizes.take()
     }

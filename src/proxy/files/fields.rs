@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::files::Served;
-use crate::gzip::Gzip;
+use crate::gzip::{Coding, Gzip};
 use crate::http::Headers;
 use crate::sub_filter;
 
@@ -101,11 +101,11 @@ fn described(served: &Served, kept: Option<&Headers>, cache_control: Option<&str
 /// The fields of an answer compressed for its client: its tag weak (a
 /// 304's too, naming what its 200 would); a 200's coding said, and no
 /// ranges offered of what is not the file's bytes.
-pub(super) fn mark_compressed(fields: &mut Headers, status: u16) {
+pub(super) fn mark_compressed(fields: &mut Headers, status: u16, coding: Coding) {
     weaken_tag(fields);
     if status == 200 {
         fields.remove("accept-ranges");
-        fields.push("Content-Encoding", "gzip");
+        fields.push("Content-Encoding", coding.name());
     }
 }
 

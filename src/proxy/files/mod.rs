@@ -121,21 +121,22 @@ pub(super) fn serve(
             if gzip.is_some() {
                 fields.push("Vary", "Accept-Encoding");
             }
-            let (body, len) = match gzip.filter(|_| client.takes_gzip) {
+            let (body, len) = match gzip.and_then(|g| g.taken_by(client.accepts)) {
                 None => {
                     let len = listed.len() as u64;
                     (listed, Some(len))
                 }
-                Some(gzip) => {
-                    fields.push("Content-Encoding", "gzip");
+                Some((gzip, coding)) => {
+                    fields.push("Content-Encoding", coding.name());
                     // A HEAD's answer leaves out the length that only
                     // compressing would tell (RFC 9110 §8.6).
                     match head.is_head() {
                         true => (Vec::new(), None),
                         false => {
-                            let compressed = gzip.compress(&listed);
+                            let compressed = gzip.compress(coding, &listed);
                             let len = compressed.len() as u64;
-                            client.count_gzip(&shared.metrics.gzip, listed.len() as u64, len);
+                            let counted = (&*shared.metrics, coding);
+                            client.count_compressed(counted, listed.len() as u64, len);
                             (compressed, Some(len))
                         }
                     }
@@ -175,8 +176,8 @@ pub(super) fn serve(
         .gzip(client.route)
         .filter(|&gzip| compressible(gzip, &served, kept, cache_control.as_deref()));
     // This client's coding: over HTTP/1.1, as for relayed answers (see
-    // `relay::client_takes_gzip`).
-    let takes = gzip.filter(|_| client.takes_gzip);
+    // `relay::client_accepts`).
+    let takes = gzip.and_then(|g| g.taken_by(client.accepts));
     // `sub_filter`, as nginx filters what it serves from disk: a file of
     // a type it rewrites is read whole, rewritten, and sent whole with
     // its new length (a range of the file is none of what is sent).
@@ -223,8 +224,8 @@ pub(super) fn serve(
     }
     // Its 304 names the tag its 200 would: weak.
     let gzip = takes.filter(|_| matches!(status, 200 | 304));
-    if gzip.is_some() {
-        mark_compressed(&mut fields, status);
+    if let Some((_, coding)) = gzip {
+        mark_compressed(&mut fields, status, coding);
     }
     let (file, path) = (served.file, served.path);
     if let Some(spans) = spans {
@@ -266,10 +267,10 @@ pub(super) fn serve(
             };
             match gzip {
                 None => Some(bytes),
-                Some(gzip) => {
-                    let compressed = gzip.compress(&bytes);
+                Some((gzip, coding)) => {
+                    let compressed = gzip.compress(coding, &bytes);
                     let (taken, sent) = (bytes.len() as u64, compressed.len() as u64);
-                    client.count_gzip(&shared.metrics.gzip, taken, sent);
+                    client.count_compressed((&shared.metrics, coding), taken, sent);
                     Some(compressed)
                 }
             }

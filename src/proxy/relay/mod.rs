@@ -31,7 +31,7 @@ pub(super) use tee::Tee;
 
 use super::origin::{hold_against, Failure, Fetched};
 use super::{Client, Outcome, Refusal, Shared};
-use crate::gzip;
+use crate::gzip::{Accepts, Coding};
 use crate::http::conn::Taken;
 use crate::http::{BodyKind, RequestHead, Version};
 use crate::upstream::Upstream;
@@ -57,16 +57,20 @@ pub(super) struct Relay {
     /// With the cache on, the `X-Cache` the response carries (`MISS`,
     /// `BYPASS`): it replaces any the backend sent, and the log shows it.
     pub x_cache: Option<&'static str>,
-    /// The client takes gzip, and `gzip` is on (see [`client_takes_gzip`]).
-    pub takes_gzip: bool,
+    /// The coding the client gets of those its pool's `gzip` and
+    /// `brotli` make (see [`client_accepts`]).
+    pub takes: Option<Coding>,
 }
 
-/// Whether the client takes gzip over HTTP/1.1, as nginx's
+/// The codings the client takes over HTTP/1.1, as nginx's
 /// `gzip_http_version` (a body whose compressed length is not known in
 /// advance would end an HTTP/1.0 connection): read once per request
-/// (`Client::takes_gzip`), its pool's `gzip` asked apart.
-pub(super) fn client_takes_gzip(request: &RequestHead) -> bool {
-    request.version == Version::Http11 && gzip::accepted(&request.headers)
+/// (`Client::accepts`), its pool's `gzip` and `brotli` asked apart.
+pub(super) fn client_accepts(request: &RequestHead) -> Accepts {
+    match request.version {
+        Version::Http11 => Accepts::of(&request.headers),
+        _ => Accepts::default(),
+    }
 }
 
 /// Sends the response head and streams the body to the client, and puts
@@ -147,13 +151,13 @@ pub(super) fn relay(
                 drop(fetched.up.conn);
             }
             drop(fetched.slot);
-            let coded = (prepared.compressed.as_deref())
+            let coded = (prepared.compressed.as_ref().map(|(_, c)| &c[..]))
                 .or(prepared.decoded.as_deref())
                 .unwrap_or(&body);
             // Counted before it goes: a client that has it finds it counted.
-            if prepared.compressed.is_some() {
-                let gzip = &shared.metrics.gzip;
-                client.count_gzip(gzip, body.len() as u64, coded.len() as u64);
+            if let Some((coding, _)) = prepared.compressed {
+                let counted = (&*shared.metrics, coding);
+                client.count_compressed(counted, body.len() as u64, coded.len() as u64);
             }
             send_gathered(client, prepared.head, &body, coded, tee)
         }

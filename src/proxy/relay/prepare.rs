@@ -6,7 +6,7 @@ use super::bodies::may_reuse;
 use super::{Relay, CHUNK_FRAMING, GATHER_PATIENCE};
 use crate::digits::push_field;
 use crate::gunzip::{self, Decoder};
-use crate::gzip::{self, Encoder, Gzip};
+use crate::gzip::{self, Coding, Encoder};
 use crate::http::body::{content_length, decode_complete_chunked, forbids_content_length};
 use crate::http::conn::{SharedStream, Stream};
 use crate::http::forward::strip_hop_by_hop;
@@ -27,8 +27,8 @@ pub(super) struct Prepared {
     pub(super) upstream_reusable: bool,
     /// The whole body, read before the head goes out.
     pub(super) gathered: Option<Gathered>,
-    /// That body compressed, as the client gets it.
-    pub(super) compressed: Option<Vec<u8>>,
+    /// That body compressed, as the client gets it, and its coding.
+    pub(super) compressed: Option<(Coding, Vec<u8>)>,
     /// That body decoded (`gunzip`), as the client gets it.
     pub(super) decoded: Option<Vec<u8>>,
     /// For a body compressed as it streams.
@@ -85,8 +85,8 @@ pub(super) enum Gathered {
 /// dynamic page, not an event stream: what trickles in is not waited for).
 /// The fields `response_header.*` names replace the backend's in the head
 /// (what the cache stores was taken before: see `Storing::tee`), and with
-/// `gzip` a body of a type it lists goes out compressed to a client that
-/// takes it.
+/// `gzip` or `brotli` a body of a type listed goes out compressed to a
+/// client that takes it.
 pub(super) fn prepare_response(
     fetched: &mut Fetched<'_>,
     how: &Relay,
@@ -208,20 +208,20 @@ pub(super) fn prepare_response(
     // that hop alone.
     strip_hop_by_hop(&mut response.headers, false);
     // A response gzip may compress says in `Vary` that it is compressed
-    // for some clients, and is compressed for this one if it takes gzip:
-    // whole when it was read whole, else as it streams, in chunks.
+    // for some clients, and is compressed for this one if it takes a
+    // coding: whole when it was read whole, else as it streams, in chunks.
     let length = match kind {
         BodyKind::Length(n) => Some(n),
         BodyKind::Empty => described_length,
         _ => None,
     };
     let coding = gzip.filter(|g| g.suits(response.status, &response.headers, length));
-    let compress = coding.filter(|_| how.takes_gzip);
+    let compress = coding.zip(how.takes);
     let compressed = match (compress, &gathered, kind) {
-        (Some(g), Some(Gathered::OnConnection(n)), BodyKind::Length(_)) => {
-            Some(g.compress(&up.conn.buffered()[..*n]))
+        (Some((g, c)), Some(Gathered::OnConnection(n)), BodyKind::Length(_)) => {
+            Some((c, g.compress(c, &up.conn.buffered()[..*n])))
         }
-        (Some(g), Some(Gathered::Decoded(body)), _) => Some(g.compress(body)),
+        (Some((g, c)), Some(Gathered::Decoded(body)), _) => Some((c, g.compress(c, body))),
         _ => None,
     };
     let streams_compressed = compress.is_some() && gathered.is_none();
@@ -237,8 +237,8 @@ pub(super) fn prepare_response(
         for name in gzip::REPLACED_FIELDS {
             response.headers.remove(name);
         }
-    } else if compress.is_some() {
-        gzip::push_compressed_fields(&mut coding_fields, &response.headers);
+    } else if let Some((_, takes)) = compress {
+        gzip::push_compressed_fields(&mut coding_fields, &response.headers, takes);
         for name in gzip::REPLACED_FIELDS {
             response.headers.remove(name);
         }
@@ -310,7 +310,7 @@ pub(super) fn prepare_response(
         head.extend_from_slice(b"\r\n");
     }
     match (kind, &compressed) {
-        (_, Some(body)) => push_field(&mut head, "Content-Length", body.len() as u64),
+        (_, Some((_, body))) => push_field(&mut head, "Content-Length", body.len() as u64),
         _ if rechunk => head.extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
         (BodyKind::Length(n), None) if !streams_substituted && !streams_decoded => {
             push_field(&mut head, "Content-Length", n)
@@ -334,7 +334,7 @@ pub(super) fn prepare_response(
         gathered,
         compressed,
         decoded,
-        encoder: compress.filter(|_| streams_compressed).map(Gzip::encoder),
+        encoder: (compress.filter(|_| streams_compressed)).map(|(g, c)| g.encoder(c)),
         decoder: streams_decoded.then(Decoder::new),
         window: None,
     })

@@ -12,7 +12,7 @@ use crate::http::body::{last_chunk_with, LAST_CHUNK};
 use crate::http::conn::write_all_vectored_counting;
 use crate::http::conn::{ClientStream, Leaving, Pending, SharedStream, Stream, WatchingClose};
 use crate::http::{BodyError, BodyKind, BodyReader, BufConn};
-use crate::metrics::GzipCounters;
+use crate::metrics::Metrics;
 use crate::pace::Paced;
 use crate::proxy::client::CLIENT_CHECK_AFTER;
 use crate::proxy::origin::{Failure, Fetched, Malformed, Phase};
@@ -103,7 +103,7 @@ pub(super) fn send_streamed(
         |conn| {
             let framing = Framing {
                 chunked: prepared.rechunk,
-                encoder: encoder.map(|e| (e, &shared.metrics.gzip, client)),
+                encoder: encoder.map(|e| (e, &*shared.metrics, client)),
                 decoder,
                 window: prepared.window,
                 trailers,
@@ -172,7 +172,7 @@ struct Framing<'a> {
     chunked: bool,
     /// Compressed as it goes, counted once it all went (in the metrics
     /// and the client's log line).
-    encoder: Option<(Encoder, &'a GzipCounters, &'a Client)>,
+    encoder: Option<(Encoder, &'a Metrics, &'a Client)>,
     /// Decoded as it goes (`gunzip`), a slice at a time.
     decoder: Option<Decoder>,
     /// Only this range of it goes (never compressed).
@@ -305,11 +305,12 @@ fn copy_body(
     }
     let head = if decoder.is_some() { Vec::new() } else { head };
     let rest = match encoder {
-        Some((encoder, counters, client)) => {
+        Some((encoder, metrics, client)) => {
+            let coding = encoder.coding();
             let rest = encoder.finish();
             // Counted before the last bytes go: a client that has them
             // finds it counted.
-            client.count_gzip(counters, taken, sent + rest.len() as u64);
+            client.count_compressed((metrics, coding), taken, sent + rest.len() as u64);
             rest
         }
         None => Vec::new(),
