@@ -34,6 +34,13 @@ pub(super) fn check(args: &ConfigArgs) -> Result<(), Failure> {
             Failure::usage(inverso::server::StartError::Persistence { path, error })
         })?;
     }
+    // And the disk tier's, created if missing too.
+    if let Some(path) = (config.cache_disk_dir.as_ref()).filter(|_| config.cache_size > 0) {
+        std::fs::create_dir_all(path).map_err(|error| {
+            let path = path.clone();
+            Failure::usage(inverso::server::StartError::DiskDir { path, error })
+        })?;
+    }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     writeln!(out, "# {}: OK", loader.source())?;
     if let [_, included @ ..] = loader.files_read() {

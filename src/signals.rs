@@ -46,7 +46,10 @@ pub(super) fn serve(
     // refuses it too) is a bad configuration; a port taken, the system's
     // limits, a failure at run time.
     let handle = Server::start(config).map_err(|e| {
-        let named_file = matches!(e, StartError::AccessLog(_) | StartError::Persistence { .. });
+        let named_file = matches!(
+            e,
+            StartError::AccessLog(_) | StartError::Persistence { .. } | StartError::DiskDir { .. }
+        );
         let error = anyhow::Error::new(e).context("cannot start");
         match named_file {
             true => Failure::usage(error),

@@ -572,7 +572,60 @@ pub fn metrics_text(shared: &Shared) -> String {
         load(&s.snapshot_micros) as f64 / 1e6,
         load(&s.snapshot_writes)
     );
+    if let Some(disk) = cache.disk() {
+        disk_families(&mut out, disk);
+    }
     out
+}
+
+/// The disk tier's (`cache_disk_dir`): nothing without one.
+fn disk_families(out: &mut String, disk: &crate::cache::disk::Disk) {
+    let s = &disk.stats;
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    for (name, help, value) in [
+        (
+            "inverso_cache_disk_entries",
+            "Responses kept on disk (cache_disk_dir), each a file.",
+            disk.len() as u64,
+        ),
+        (
+            "inverso_cache_disk_bytes",
+            "Bytes of the files kept on disk.",
+            disk.bytes(),
+        ),
+        (
+            "inverso_cache_disk_capacity_bytes",
+            "The disk tier's capacity (cache_disk_size).",
+            disk.capacity(),
+        ),
+    ] {
+        family(out, name, "gauge", help);
+        let _ = writeln!(out, "{name} {value}");
+    }
+    for (name, help, value) in [
+        (
+            "inverso_cache_disk_hits_total",
+            "Responses read back from disk into memory (and served as hits).",
+            &s.hits,
+        ),
+        (
+            "inverso_cache_disk_writes_total",
+            "Responses evicted from memory written to disk.",
+            &s.writes,
+        ),
+        (
+            "inverso_cache_disk_dropped_total",
+            "Responses evicted from memory not written: the writer was behind.",
+            &s.dropped,
+        ),
+        (
+            "inverso_cache_disk_damaged_total",
+            "Files found damaged or missing when read back (each dropped, a miss).",
+            &s.damaged,
+        ),
+    ] {
+        counter(out, name, help, load(value));
+    }
 }
 
 /// Each `stream.<name>`'s connections and bytes, as HAProxy's frontend

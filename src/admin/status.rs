@@ -311,7 +311,7 @@ pub(super) fn push_cache_totals(out: &mut String, shared: &Shared) {
             let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
             let _ = write!(
                 out,
-                "{{\"enabled\":true,\"entries\":{},\"bytes\":{},\"capacity\":{},\"hits\":{},\"misses\":{},\"stale\":{},\"revalidated\":{},\"bypass\":{},\"evictions\":{},\"snapshot_writes\":{},\"snapshot_failures\":{}}}",
+                "{{\"enabled\":true,\"entries\":{},\"bytes\":{},\"capacity\":{},\"hits\":{},\"misses\":{},\"stale\":{},\"revalidated\":{},\"bypass\":{},\"evictions\":{},\"snapshot_writes\":{},\"snapshot_failures\":{}",
                 cache.len(),
                 cache.bytes(),
                 cache.capacity(),
@@ -324,6 +324,17 @@ pub(super) fn push_cache_totals(out: &mut String, shared: &Shared) {
                 load(&s.snapshot_writes),
                 load(&s.snapshot_failures),
             );
+            if let Some(disk) = cache.disk() {
+                let _ = write!(
+                    out,
+                    ",\"disk\":{{\"entries\":{},\"bytes\":{},\"capacity\":{},\"hits\":{}}}",
+                    disk.len(),
+                    disk.bytes(),
+                    disk.capacity(),
+                    load(&disk.stats.hits),
+                );
+            }
+            out.push('}');
         }
     }
 }

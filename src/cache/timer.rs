@@ -2,6 +2,7 @@
 //! window and, if the cache changed, write a snapshot. Also the start-up
 //! load and the final snapshot at shutdown.
 
+use super::disk;
 use super::persist::{self, LoadLimits, PersistError, SnapshotStats};
 use super::policy::Settings;
 use super::store::{unix_ms, Cache};
@@ -172,6 +173,8 @@ fn set_aside(path: &Path, label: &str) -> String {
 pub struct Timer {
     stop: Sender<()>,
     thread: Option<JoinHandle<()>>,
+    /// The disk tier's thread, stopped after the timer's.
+    disk: Option<disk::Worker>,
 }
 
 impl Timer {
@@ -188,9 +191,11 @@ impl Timer {
             .name("cache-timer".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
-                    let expired = cache.expire_due(SystemTime::now());
-                    if expired > 0 {
-                        log::debug!("cache: {expired} entries expired");
+                    let now = SystemTime::now();
+                    let expired = cache.expire_due(now);
+                    let on_disk = cache.disk().map_or(0, |d| d.expire_due(now));
+                    if expired + on_disk > 0 {
+                        log::debug!("cache: {expired} entries expired, {on_disk} on disk");
                     }
                     if let Some(file) = &mut file {
                         file.write_if_needed(&cache, Moment::Tick);
@@ -205,7 +210,14 @@ impl Timer {
         Ok(Timer {
             stop,
             thread: Some(thread),
+            disk: None,
         })
+    }
+
+    /// The timer, stopping the disk tier's thread after its own.
+    pub fn with_disk(mut self, disk: Option<disk::Worker>) -> Timer {
+        self.disk = disk;
+        self
     }
 
     /// Stops the thread after a last snapshot.
@@ -217,6 +229,9 @@ impl Timer {
         let _ = self.stop.try_send(());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        if let Some(disk) = self.disk.take() {
+            disk.finish();
         }
     }
 }

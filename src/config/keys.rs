@@ -167,6 +167,22 @@ pub const KEYS: &[Key] = &[
         apply: |c, v| parse_size(v).map(|n| c.cache_size = n),
     },
     Key {
+        name: "cache_disk_dir",
+        default: "",
+        help: "directory that keeps the responses evicted from memory, one file each, and \
+               gives them back on a hit (nginx's proxy_cache_path); empty = memory only",
+        apply: |c, v| {
+            c.cache_disk_dir = optional_path(v);
+            Ok(())
+        },
+    },
+    Key {
+        name: "cache_disk_size",
+        default: "1GiB",
+        help: "bytes of files cache_disk_dir keeps at most (nginx's max_size)",
+        apply: |c, v| parse_size(v).map(|n| c.cache_disk_size = n),
+    },
+    Key {
         name: "cache",
         default: "true",
         help: "answer requests from the cache and store their responses (with cache_size > 0); \

@@ -143,6 +143,11 @@ pub struct Config {
     /// either way before it is closed.
     pub tunnel_timeout: Duration,
     pub path_to_persistence: Option<PathBuf>,
+    /// `cache_disk_dir`: where entries evicted from memory go, one file
+    /// each; `None`: nowhere (the disk tier is off).
+    pub cache_disk_dir: Option<PathBuf>,
+    /// `cache_disk_size`: bytes of files the disk tier keeps at most.
+    pub cache_disk_size: u64,
     pub path_to_log: Option<PathBuf>,
     /// Where the process writes its ID once it listens (`pid_file`).
     pub pid_file: Option<PathBuf>,
@@ -599,6 +604,8 @@ impl Config {
             backend_timeout: None,
             tunnel_timeout: Duration::from_secs(1),
             path_to_persistence: None,
+            cache_disk_dir: None,
+            cache_disk_size: 1 << 30,
             path_to_log: None,
             pid_file: None,
             error_pages: Default::default(),

@@ -119,6 +119,8 @@ impl Control {
             reuse_port,
             listen,
             path_to_persistence,
+            cache_disk_dir,
+            cache_disk_size,
             pid_file
         );
         // The certificates are read again at every reload (a renewed

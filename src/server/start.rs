@@ -10,6 +10,7 @@ use super::{Census, Connections, Inner, ServerHandle};
 use crate::access_log::{AccessLog, Captures, Outputs, PoolFile, Syslog};
 use crate::acme::Acme;
 use crate::admin::Admin;
+use crate::cache::disk::{self, Disk};
 use crate::cache::persist;
 use crate::cache::timer::{self, Timer};
 use crate::cache::Cache;
@@ -56,6 +57,8 @@ pub enum StartError {
     Admin(io::Error),
     #[error("path_to_persistence: {}: {error}", path.display())]
     Persistence { path: PathBuf, error: io::Error },
+    #[error("cache_disk_dir: {}: {error}", path.display())]
+    DiskDir { path: PathBuf, error: io::Error },
 }
 
 pub struct Server;
@@ -123,7 +126,13 @@ impl Server {
             pool_files: PoolFile::all_of(&config),
         })
         .map_err(StartError::AccessLog)?;
-        let cache = (config.cache_size > 0).then(|| Arc::new(new_cache(&config)));
+        let (cache, disk_worker) = match config.cache_size > 0 {
+            true => {
+                let (cache, worker) = new_cache(&config)?;
+                (Some(Arc::new(cache)), worker)
+            }
+            false => (None, None),
+        };
         let cache_rules = CacheRules::new(&config, &cache);
         if let (Some(cache), Some(path)) = (&cache, &config.path_to_persistence) {
             persist::ensure_directory(path).map_err(|error| StartError::Persistence {
@@ -141,7 +150,8 @@ impl Server {
                     config.unit_time,
                     config.path_to_persistence.clone(),
                 )
-                .map_err(StartError::Thread)?,
+                .map_err(StartError::Thread)?
+                .with_disk(disk_worker),
             ),
             None => None,
         };
@@ -354,8 +364,22 @@ fn restore_states(pools: &Pools, path: &std::path::Path) {
     }
 }
 
-fn new_cache(config: &Config) -> Cache {
-    Cache::new(config.cache_size, config.effective_max_object_size())
+/// The cache, with its disk tier and that tier's thread when
+/// `cache_disk_dir` is set.
+fn new_cache(config: &Config) -> Result<(Cache, Option<disk::Worker>), StartError> {
+    let max_object_size = config.effective_max_object_size();
+    let cache = Cache::new(config.cache_size, max_object_size);
+    let Some(dir) = &config.cache_disk_dir else {
+        return Ok((cache, None));
+    };
+    let (disk, worker) =
+        Disk::start(dir, config.cache_disk_size, max_object_size).map_err(|error| {
+            StartError::DiskDir {
+                path: dir.clone(),
+                error,
+            }
+        })?;
+    Ok((cache.with_disk(disk), Some(worker)))
 }
 
 /// Raises the descriptor limit as far as `max_connections` needs and the

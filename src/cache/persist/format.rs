@@ -139,6 +139,30 @@ fn write_record<W: Write>(out: &mut W, r: &Record, len: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// One record framed as in a snapshot (length, checksum, payload), for a
+/// file of its own (the disk tier's); `None` written when the format
+/// cannot hold it.
+pub(crate) fn write_framed<W: Write>(out: &mut W, record: &Record) -> io::Result<Option<u64>> {
+    let Some(len) = record.payload_len() else {
+        return Ok(None);
+    };
+    write_record(out, record, len)?;
+    Ok(Some(8 + u64::from(len)))
+}
+
+/// The record [`write_framed`] wrote, which must be all of `bytes`:
+/// `None` for a length that is not the bytes', a checksum that fails or
+/// fields that do not add up.
+pub(crate) fn read_framed(bytes: &[u8]) -> Option<Record> {
+    let (len, rest) = bytes.split_first_chunk::<4>()?;
+    let (crc, payload) = rest.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_le_bytes(*len)).ok()?;
+    if payload.len() != len || crc32fast::hash(payload) != u32::from_le_bytes(*crc) {
+        return None;
+    }
+    decode(payload)
+}
+
 pub(super) fn trailer(count: u64) -> [u8; TRAILER_LEN as usize] {
     let mut t = [0u8; TRAILER_LEN as usize];
     t[..4].copy_from_slice(&END_MARKER.to_le_bytes());

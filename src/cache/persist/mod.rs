@@ -59,6 +59,7 @@ mod load;
 mod lock;
 mod write;
 
+pub(crate) use format::{read_framed, write_framed};
 pub use format::{
     write_records, Record, SnapshotStats, FORMAT_VERSION, MAGIC, MAX_SNAPSHOT_BODY,
     REVALIDATION_WINDOW_MS,

@@ -10,13 +10,18 @@ impl Cache {
     /// stored makes [`Cache::insert_filled`] drop it, as it may predate
     /// the change.
     pub fn begin_fill(self: &Arc<Self>) -> Fill {
+        Fill {
+            cache: self.clone(),
+            since: self.fill_begun(),
+        }
+    }
+
+    /// A fill counted as begun; its epoch, for [`Cache::fill_ended`].
+    pub(super) fn fill_begun(&self) -> u64 {
         let mut state = self.state.lock();
         let since = state.epoch;
         *state.fills.entry(since).or_default() += 1;
-        Fill {
-            cache: self.clone(),
-            since,
-        }
+        since
     }
 
     /// `insert_shared` for the response of `fill`: not stored if its key
@@ -42,11 +47,18 @@ pub struct Fill {
 
 impl Drop for Fill {
     fn drop(&mut self) {
-        let mut state = self.cache.state.lock();
-        if let Some(count) = state.fills.get_mut(&self.since) {
+        self.cache.fill_ended(self.since);
+    }
+}
+
+impl Cache {
+    /// A fill begun in epoch `since` is over.
+    pub(super) fn fill_ended(&self, since: u64) {
+        let mut state = self.state.lock();
+        if let Some(count) = state.fills.get_mut(&since) {
             *count -= 1;
             if *count == 0 {
-                state.fills.remove(&self.since);
+                state.fills.remove(&since);
             }
         }
         // Invalidations no fill in flight began before are of no use.

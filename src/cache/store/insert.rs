@@ -37,6 +37,7 @@ impl Cache {
         // `Connection: Vary` makes it hop-by-hop, which `sanitize` drops).
         let names: Vec<String> = entry.vary_names().map(str::to_string).collect();
         let weight = entry.weight();
+        let generation = self.disk_generation();
         let mut state = self.state.lock();
         // A fill that an invalidation or a newer entry overtook says
         // nothing of what the key holds now: that stays, stored or not.
@@ -109,20 +110,26 @@ impl Cache {
         }
         let removed = state.lru.insert(key.clone(), entry, weight);
         let mut stored = true;
-        let mut evicted = 0;
-        for (k, _) in &removed {
-            if *k == key {
+        let mut evicted = Vec::new();
+        for (k, e) in removed {
+            if k == key {
                 // Our own key comes back when it replaced an older entry
                 // (first) or when it did not fit (last).
                 stored = state.lru.contains_key(&key);
                 continue;
             }
-            evicted += 1;
-            state.forget_variant(k);
+            state.forget_variant(&k);
+            evicted.push(e);
         }
         drop(state);
-        drop((removed, superseded)); // entries freed outside the lock
-        self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
+        drop(superseded); // entries freed outside the lock
+        let n = evicted.len() as u64;
+        self.stats.evictions.fetch_add(n, Ordering::Relaxed);
+        self.to_disk(evicted, generation);
+        if let Some(disk) = self.disk.as_ref().filter(|_| stored) {
+            // What the disk holds for the key is older than this.
+            disk.forget(&key);
+        }
         self.changed();
         stored
     }
@@ -133,6 +140,7 @@ impl Cache {
     /// Nothing if it is no longer what its key holds.
     pub fn reweigh(&self, entry: &Arc<Entry>) {
         let key = entry.key();
+        let generation = self.disk_generation();
         let mut state = self.state.lock();
         if !(state.lru.peek(key)).is_some_and(|held| Arc::ptr_eq(held, entry)) {
             return;
@@ -140,13 +148,13 @@ impl Cache {
         // In place: moved to another slot, it could slip behind a purge's
         // walk under way and outlive the purge.
         let removed = state.lru.set_weight(key, entry.weight());
-        let mut evicted = 0;
         for (k, _) in &removed {
-            evicted += 1;
             state.forget_variant(k);
         }
         drop(state);
-        drop(removed); // entries freed outside the lock
+        let evicted = removed.len() as u64;
+        // Freed outside the lock, or handed to the disk.
+        self.to_disk(removed.into_iter().map(|(_, e)| e), generation);
         if evicted > 0 {
             self.stats.evictions.fetch_add(evicted, Ordering::Relaxed);
             self.changed();

@@ -5,6 +5,7 @@ use crate::cache::policy;
 use crate::http::Headers;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
 impl Cache {
     /// The key a request's response is (or would be) stored under.
@@ -33,6 +34,42 @@ impl Cache {
             self.touched.store(true, Ordering::Relaxed);
         }
         found
+    }
+
+    /// [`Cache::lookup`], and on a miss the disk tier's entry for the
+    /// request, if any, moved back to memory (rebuilt under `settings`,
+    /// the request's, as a snapshot's record is) and served as any hit.
+    /// An invalidation while its file was read keeps it out of memory:
+    /// served to this request, which began before it, but not kept.
+    pub fn lookup_or_promote(
+        &self,
+        primary: &str,
+        request: &Headers,
+        settings: &policy::Settings,
+    ) -> Option<Arc<Entry>> {
+        if let Some(found) = self.lookup(primary, request) {
+            return Some(found);
+        }
+        let disk = self.disk.as_ref()?;
+        let names = (self.state.lock().vary.get(primary)).map(|v| v.names.clone());
+        let key = match names {
+            Some(names) => policy::variant_key(primary, &names, request),
+            None => disk.key_for(primary, request),
+        };
+        let since = self.fill_begun();
+        let promoted = disk.take(&key).and_then(|(record, soft)| {
+            let entry = Entry::from_record(record, settings)?;
+            Some(Arc::new(match soft {
+                Some(at) => entry.outdated(UNIX_EPOCH + Duration::from_millis(at)),
+                None => entry,
+            }))
+        });
+        if let Some(entry) = &promoted {
+            self.insert_checked(entry.clone(), Some(since), None);
+        }
+        self.fill_ended(since);
+        // Another request promoted it first.
+        promoted.or_else(|| self.lookup(primary, request))
     }
 
     /// Whether entries were read since the last call (recency changed).

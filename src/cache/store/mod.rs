@@ -49,6 +49,7 @@ pub use listing::{Listed, Listing};
 pub use purge::{Named, Purge};
 pub use stats::Stats;
 
+use super::disk::{Disk, Target};
 use super::lru::Lru;
 use super::policy;
 use super::uses::Uses;
@@ -68,7 +69,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// removes").
 const SWEEP_SLICE: usize = 1024;
 
-fn primary_of(key: &str) -> &str {
+pub(crate) fn primary_of(key: &str) -> &str {
     key.split('\n').next().unwrap_or(key)
 }
 
@@ -105,7 +106,7 @@ struct State {
 /// The entries a purge that walks the cache drops (see
 /// [`Cache::invalidate_group`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Group {
+pub(crate) enum Group {
     /// Those whose primary key starts with one of these (`PURGE
     /// /products/*`, under both schemes).
     Prefixes(Vec<String>),
@@ -121,25 +122,30 @@ impl Group {
     /// prefix or a pattern is read from the key alone, which the walk
     /// finds in the LRU's slot, without touching the entry's own memory.
     fn holds(&self, key: &str, entry: &Entry) -> bool {
+        self.holds_tagged(key, &entry.tags)
+    }
+
+    /// [`Group::holds`] for an entry of these tags (one on disk).
+    pub(crate) fn holds_tagged(&self, key: &str, tags: &policy::Tags) -> bool {
         match self {
             Group::Prefixes(prefixes) => {
                 let primary = primary_of(key);
                 prefixes.iter().any(|p| primary.starts_with(p.as_str()))
             }
-            Group::Tags(tags) => entry.tags.shares_any(tags),
+            Group::Tags(named) => tags.shares_any(named),
             Group::Pattern(pattern) => pattern.matches(primary_of(key)),
         }
     }
 }
 
 #[derive(Default)]
-struct Variants {
-    names: Vec<String>,
+pub(crate) struct Variants {
+    pub(crate) names: Vec<String>,
     /// A set, not a list: a client choosing the values of the fields a
     /// URL varies on makes as many variants as it likes (one per
     /// `Accept-Encoding` spelling), and each insert, eviction and expiry
     /// finds its own here under the cache lock.
-    keys: BTreeSet<String>,
+    pub(crate) keys: BTreeSet<String>,
 }
 
 impl State {
@@ -177,6 +183,8 @@ pub struct Cache {
     pub stats: Stats,
     /// Misses counted for `cache_min_uses`.
     pub uses: Uses,
+    /// Where entries evicted for room go (`cache_disk_dir`).
+    disk: Option<Arc<Disk>>,
 }
 
 impl Cache {
@@ -200,7 +208,38 @@ impl Cache {
             touched: AtomicBool::new(false),
             stats: Stats::default(),
             uses: Uses::default(),
+            disk: None,
         }
+    }
+
+    /// The cache with a disk tier behind it.
+    pub fn with_disk(mut self, disk: Arc<Disk>) -> Cache {
+        self.disk = Some(disk);
+        self
+    }
+
+    pub fn disk(&self) -> Option<&Arc<Disk>> {
+        self.disk.as_ref()
+    }
+
+    /// The disk tier's purge generation, read before an eviction (see
+    /// [`Disk::generation`]).
+    fn disk_generation(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.generation())
+    }
+
+    /// Hands the entries evicted for room to the disk tier, if any.
+    fn to_disk(&self, evicted: impl IntoIterator<Item = Arc<Entry>>, generation: u64) {
+        if let Some(disk) = &self.disk {
+            for entry in evicted {
+                disk.offer(entry, generation);
+            }
+        }
+    }
+
+    /// Purges what `target` names on disk too; how many it named there.
+    fn purge_disk(&self, target: impl FnOnce() -> Target, purge: Purge) -> usize {
+        self.disk.as_ref().map_or(0, |d| d.purge(&target(), purge))
     }
 
     /// Largest body stored; larger responses are only streamed.

@@ -1,7 +1,7 @@
 //! Purges: of URLs, of every entry of a group (a prefix, a tag, a
 //! pattern) by a walk in slices of the lock, hard or soft, and clears.
 
-use super::{unix_ms, Cache, Entry, Group, SWEEP_SLICE};
+use super::{unix_ms, Cache, Entry, Group, Target, SWEEP_SLICE};
 use crate::cache::lru::{Pick, Sweep};
 use crate::cache::policy;
 use parking_lot::MutexGuard;
@@ -122,8 +122,11 @@ impl Cache {
         if !out.is_empty() {
             self.changed();
         }
-        drop(out); // entries freed outside the lock
-        named
+        // Entries freed outside the lock.
+        drop(out);
+        // After memory: an entry evicted meanwhile carries the disk's
+        // generation from before this, and its write is not entered.
+        named + self.purge_disk(|| Target::Primaries(primaries.to_vec()), purge)
     }
 
     /// Purges every entry whose primary key starts with one of `prefixes`
@@ -168,7 +171,8 @@ impl Cache {
     /// outdated copy takes the slot of what it replaces, so the walk does
     /// not meet it again.
     fn invalidate_group(&self, group: &Group, purge: Purge) -> usize {
-        self.invalidate_group_by(group, purge, SWEEP_SLICE, || {}).0
+        let named = self.invalidate_group_by(group, purge, SWEEP_SLICE, || {}).0;
+        named + self.purge_disk(|| Target::Group(group.clone()), purge)
     }
 
     /// [`Cache::invalidate_group`] by `slice` slots per hold of the lock,
@@ -264,6 +268,6 @@ impl Cache {
         drop(state);
         drop((gone, vary));
         self.changed();
-        n
+        n + self.purge_disk(|| Target::All, Purge::Hard)
     }
 }

@@ -114,7 +114,7 @@ fn look_up(
     no_cache: bool,
     settings: &policy::Settings,
 ) -> Option<(Arc<Entry>, Use)> {
-    let entry = cache.lookup(primary, &request.headers)?;
+    let entry = cache.lookup_or_promote(primary, &request.headers, settings)?;
     if !settings.vary.keyed(entry.vary_names()) {
         return None;
     }

@@ -1,0 +1,242 @@
+//! The disk tier: entries the memory LRU evicts for room go to files of
+//! their own in `cache_disk_dir`, up to `cache_disk_size` bytes of files,
+//! and come back to memory when asked for (a victim cache, as nginx's
+//! `proxy_cache_path ... max_size=` keeps its bodies on disk).
+//!
+//! A request thread never waits for the disk: evicted entries are handed
+//! to one writer thread over a bounded channel (dropped and counted when
+//! it is full). A hit reads its file outside every lock. Every purge
+//! reaches the index, and counts: a write enqueued before a purge is not
+//! entered (the purge generation), so that a purge cannot be undone by
+//! a write still on its way.
+//!
+//! # Layout
+//! - `file`: one entry's file, its name, and reading it back (whole, or
+//!   its head only).
+//! - `index`: which keys have a file, its own LRU by bytes, Vary index
+//!   and purges.
+//! - `writer`: the thread that takes the directory's lock, scans it,
+//!   then writes files ([`Worker`]).
+//! - `scan`: the index rebuilt from the directory at start-up.
+//! - here: [`Disk`], what the memory store calls.
+
+mod file;
+mod index;
+mod scan;
+mod writer;
+
+pub(crate) use index::Target;
+pub use writer::Worker;
+
+use super::persist::{read_regular, Record};
+use super::store::{unix_ms, Entry, Purge};
+use crate::http::Headers;
+use crossbeam_channel::{bounded, Sender, TrySendError};
+use file::Refused;
+use index::{Doomed, Index};
+use parking_lot::Mutex;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Evicted entries waiting for the writer, at most: past this, one more
+/// is dropped (and counted) rather than have a request wait for a disk.
+const QUEUE: usize = 256;
+/// Files deleted per hold of the index lock.
+const DELETE_SLICE: usize = 256;
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct DiskStats {
+    /// Entries promoted from a file to memory.
+    pub hits: AtomicU64,
+    /// Files written and entered.
+    pub writes: AtomicU64,
+    /// Evicted entries dropped because the writer's queue was full.
+    pub dropped: AtomicU64,
+    /// Writes not entered: a purge came after they were enqueued.
+    pub discarded: AtomicU64,
+    /// Files found damaged or missing when promoted.
+    pub damaged: AtomicU64,
+    /// Files that could not be written.
+    pub write_failures: AtomicU64,
+}
+
+/// An evicted entry for the writer, and the purge generation it was
+/// evicted in.
+pub struct Job {
+    entry: Arc<Entry>,
+    generation: u64,
+}
+
+pub struct Disk {
+    dir: PathBuf,
+    index: Mutex<Index>,
+    /// Bumped under the index lock by every purge; see [`Disk::generation`].
+    purges: AtomicU64,
+    jobs: Sender<Job>,
+    /// The largest body a file may hold (`max_object_size`).
+    max_body: u64,
+    scanned: AtomicBool,
+    pub stats: DiskStats,
+}
+
+impl Disk {
+    /// The tier in `dir` (created if missing), of `capacity` bytes of
+    /// files, and its thread, which waits for the directory's lock and
+    /// scans it before it writes.
+    pub fn start(dir: &Path, capacity: u64, max_body: u64) -> io::Result<(Arc<Disk>, Worker)> {
+        std::fs::create_dir_all(dir)?;
+        let (jobs, queued) = bounded(QUEUE);
+        let disk = Arc::new(Disk {
+            dir: dir.to_path_buf(),
+            index: Mutex::new(Index::new(capacity)),
+            purges: AtomicU64::new(0),
+            jobs,
+            max_body,
+            scanned: AtomicBool::new(false),
+            stats: DiskStats::default(),
+        });
+        let worker = writer::spawn(disk.clone(), queued)?;
+        Ok((disk, worker))
+    }
+
+    /// The purge generation, read before an eviction: a write whose
+    /// generation is not the index's when it is entered is dropped. A
+    /// purge goes to memory before it counts here, so an entry evicted
+    /// while it ran carries the generation before it.
+    pub fn generation(&self) -> u64 {
+        self.purges.load(Ordering::SeqCst)
+    }
+
+    /// Hands an entry memory evicted for room to the writer, or drops it
+    /// when the writer is behind.
+    pub fn offer(&self, entry: Arc<Entry>, generation: u64) {
+        if entry.record.keep_until() <= unix_ms(SystemTime::now()) {
+            return;
+        }
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
+            self.jobs.try_send(Job { entry, generation })
+        {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The key a request's response is stored under on disk.
+    pub fn key_for(&self, primary: &str, request: &Headers) -> String {
+        self.index.lock().key_for(primary, request)
+    }
+
+    /// The record stored under `key`, taken out of the tier (its file
+    /// read outside the lock, checked, then deleted), with the time of
+    /// a soft purge since it was written. A damaged or missing file is
+    /// dropped, said once, and a miss.
+    pub fn take(&self, key: &str) -> Option<(Record, Option<u64>)> {
+        let (id, name, size, soft) = {
+            let index = self.index.lock();
+            let held = index.peek(key)?;
+            (held.id, held.name.clone(), held.size, held.soft)
+        };
+        let path = file::path_of(&self.dir, &name);
+        let read = read_regular(&path, size)
+            .map_err(Refused::Io)
+            .and_then(|bytes| bytes.ok_or(Refused::Damaged("larger than when it was written")))
+            .and_then(|bytes| file::decode(&bytes))
+            .and_then(|record| match record.key == key.as_bytes() {
+                true => Ok(record),
+                false => Err(Refused::Damaged("holds another key")),
+            });
+        let mut index = self.index.lock();
+        let taken = index.take(key, id).is_some();
+        if taken {
+            // Under the lock, as every deletion: a file written again for
+            // the key is entered under it too.
+            let _ = std::fs::remove_file(&path);
+        }
+        drop(index);
+        match read {
+            Ok(record) if taken => {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                Some((record, soft))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                if taken {
+                    self.stats.damaged.fetch_add(1, Ordering::Relaxed);
+                    let cause = crate::cache::timer::with_causes(&e);
+                    log::warn!("cache_disk_dir: {}: {cause}; dropped", path.display());
+                }
+                None
+            }
+        }
+    }
+
+    /// Memory stored a response under `key`: what the tier holds for it
+    /// is older, and goes.
+    pub fn forget(&self, key: &str) {
+        let doomed = self.index.lock().forget(key);
+        self.delete(doomed);
+    }
+
+    /// Purges what `target` names; returns how many entries it named.
+    pub(crate) fn purge(&self, target: &Target, purge: Purge) -> usize {
+        let mut index = self.index.lock();
+        self.purges.fetch_add(1, Ordering::SeqCst);
+        let (named, doomed) = index.purge(target, purge);
+        drop(index);
+        self.delete(doomed);
+        named
+    }
+
+    /// Drops the entries past their `keep_until` at `now`; returns how many.
+    pub fn expire_due(&self, now: SystemTime) -> usize {
+        let doomed = self.index.lock().expire(unix_ms(now));
+        let n = doomed.len();
+        self.delete(doomed);
+        n
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of the files indexed.
+    pub fn bytes(&self) -> u64 {
+        self.index.lock().bytes()
+    }
+
+    /// `cache_disk_size`.
+    pub fn capacity(&self) -> u64 {
+        self.index.lock().capacity()
+    }
+
+    /// Whether the start-up scan is over (until then, lookups miss what
+    /// it has not reached).
+    pub fn is_scanned(&self) -> bool {
+        self.scanned.load(Ordering::Acquire)
+    }
+
+    /// Deletes the files of `doomed` whose key the index does not hold
+    /// (again), a slice at a time under the lock: the writer enters a
+    /// file under it, so a file written again for a key is never deleted
+    /// as the old one's.
+    fn delete(&self, doomed: Doomed) {
+        for slice in doomed.chunks(DELETE_SLICE) {
+            let index = self.index.lock();
+            for (key, name) in slice {
+                if !index.holds(key) {
+                    let _ = std::fs::remove_file(file::path_of(&self.dir, name));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
