@@ -6,6 +6,7 @@ mod support;
 
 use inverso::cache::Cache;
 use inverso::Config;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,18 +56,29 @@ fn cache_of(proxy: &Proxy) -> &Arc<Cache> {
     proxy.handle().cache().expect("the cache is on")
 }
 
-/// Waits until the disk tier has scanned its directory and every one of
-/// the URLS is in memory or on disk (what memory evicted is written).
-fn settled(proxy: &Proxy) {
-    let cache = cache_of(proxy);
+/// The keys stored in memory or on disk (a response read back from disk
+/// is in both: its file stays).
+fn stored(cache: &Cache) -> BTreeSet<String> {
+    let in_memory = cache.entries().into_iter().map(|e| e.key().to_string());
     let disk = cache.disk().expect("the disk tier is on");
-    let all = || disk.is_scanned() && cache.len() + disk.len() == URLS;
+    in_memory.chain(disk.keys()).collect()
+}
+
+/// Waits until the disk tier has scanned its directory and `n` keys are
+/// in memory or on disk (what memory evicted is written).
+fn settled_with(cache: &Cache, n: usize) {
+    let disk = cache.disk().expect("the disk tier is on");
+    let all = || disk.is_scanned() && stored(cache).len() == n;
     assert!(
         wait_until(Duration::from_secs(10), all),
         "{} in memory, {} on disk",
         cache.len(),
         disk.len()
     );
+}
+
+fn settled(proxy: &Proxy) {
+    settled_with(cache_of(proxy), URLS);
 }
 
 fn path(i: usize) -> String {
@@ -119,13 +131,19 @@ fn what_memory_evicts_is_served_from_disk_and_survives_a_restart() {
         cache_of(&first).len()
     );
     for i in 0..URLS {
-        // Each hit moves one back to memory, which evicts another.
+        // Each hit reads one back to memory, which evicts another.
         settled(&first);
         assert_eq!(x_cache(&first, i), "HIT", "{}", path(i));
     }
     assert_eq!(backend.requests(), URLS);
     let hits = metric(&first, "inverso_cache_disk_hits_total");
     assert!(hits >= 7.0, "{hits} hits from disk");
+    // Those read back kept their files: evicted again, none is written
+    // again, so each response was written once.
+    settled(&first);
+    let writes = || metric(&first, "inverso_cache_disk_writes_total");
+    assert!(wait_until(WAIT_LIMIT, || writes() >= URLS as f64));
+    assert_eq!(writes(), URLS as f64);
     assert_eq!(
         metric(&first, "inverso_cache_disk_capacity_bytes"),
         (1u64 << 30) as f64
@@ -195,10 +213,8 @@ fn variants_evicted_to_disk_are_found_by_what_they_vary_on() {
         assert_eq!(ask("/v", language), "MISS");
     }
     let cache = cache_of(&proxy);
-    let disk = cache.disk().unwrap();
-    let written = || disk.is_scanned() && cache.len() + disk.len() == languages.len();
     for language in languages {
-        assert!(wait_until(Duration::from_secs(10), written));
+        settled_with(cache, languages.len());
         assert_eq!(ask("/v", language), "HIT", "{language}");
     }
     assert_eq!(backend.requests(), languages.len());

@@ -134,6 +134,11 @@ impl Index {
         self.lru.capacity()
     }
 
+    /// Every key with a file, most recently used first.
+    pub fn keys(&self) -> Vec<String> {
+        self.lru.iter().map(|(key, _)| key.clone()).collect()
+    }
+
     pub fn holds(&self, key: &str) -> bool {
         self.lru.contains_key(key)
     }
@@ -193,7 +198,18 @@ impl Index {
         }
     }
 
-    /// Takes `key` out (promoted to memory) if it is still entry `id`.
+    /// Whether `key` is still file `id`.
+    pub fn holds_file(&self, key: &str, id: u64) -> bool {
+        self.lru.peek(key).is_some_and(|h| h.id == id)
+    }
+
+    /// `key`, read back to memory, as the most recently used, if it is
+    /// still file `id`.
+    pub fn touch(&mut self, key: &str, id: u64) -> bool {
+        self.holds_file(key, id) && self.lru.get(key).is_some()
+    }
+
+    /// Takes `key` out (its file found damaged) if it is still file `id`.
     pub fn take(&mut self, key: &str, id: u64) -> Option<Held> {
         self.lru.peek(key).filter(|h| h.id == id)?;
         let held = self.lru.remove(key)?;
@@ -202,10 +218,11 @@ impl Index {
     }
 
     /// Memory stored a response under `key`: its file, and the files it
-    /// makes unreachable (those of its URL keyed the other way), go.
-    pub fn forget(&mut self, key: &str) -> Doomed {
+    /// makes unreachable (those of its URL keyed the other way), go;
+    /// nothing when it is file `kept`, the response read back from it.
+    pub fn forget(&mut self, key: &str, kept: Option<u64>) -> Doomed {
         let mut doomed = Doomed::new();
-        if self.lru.is_empty() {
+        if self.lru.is_empty() || kept.is_some_and(|id| self.holds_file(key, id)) {
             return doomed;
         }
         self.remove_into(key, &mut doomed);
@@ -388,7 +405,7 @@ mod tests {
         assert_eq!(index.key_for("h/v", &req), key);
         assert_eq!(index.key_for("h/w", &req), "h/w");
         // The URL stored without Vary since: the variant is unreachable.
-        let doomed = index.forget("h/v");
+        let doomed = index.forget("h/v", None);
         assert_eq!(names(&doomed), vec![key.as_str()]);
         assert_eq!(index.key_for("h/v", &req), "h/v");
         index.insert(key.clone(), held("v", 10, ""));

@@ -74,8 +74,11 @@ pub struct Job {
 pub struct Disk {
     dir: PathBuf,
     index: Mutex<Index>,
-    /// Bumped under the index lock by every purge; see [`Disk::generation`].
+    /// Bumped under the index lock as every purge begins and ends; see
+    /// [`Disk::generation`].
     purges: AtomicU64,
+    /// Purges begun and not yet ended (see [`Disk::begin_purge`]).
+    purging: AtomicU64,
     jobs: Sender<Job>,
     /// The largest body a file may hold (`max_object_size`).
     max_body: u64,
@@ -94,6 +97,7 @@ impl Disk {
             dir: dir.to_path_buf(),
             index: Mutex::new(Index::new(capacity)),
             purges: AtomicU64::new(0),
+            purging: AtomicU64::new(0),
             jobs,
             max_body,
             scanned: AtomicBool::new(false),
@@ -103,18 +107,26 @@ impl Disk {
         Ok((disk, worker))
     }
 
-    /// The purge generation, read before an eviction: a write whose
-    /// generation is not the index's when it is entered is dropped. A
-    /// purge goes to memory before it counts here, so an entry evicted
-    /// while it ran carries the generation before it.
+    /// The purge generation, read before an eviction: a write evicted in
+    /// another than the index's when it is entered, or while a purge is
+    /// under way, is dropped (see [`Disk::purged_since`]).
     pub fn generation(&self) -> u64 {
         self.purges.load(Ordering::SeqCst)
+    }
+
+    /// Whether a write of an entry evicted in `generation` may predate a
+    /// purge: one began or ended since, or one is under way (the memory
+    /// store's part of it may not have reached the entry when it was
+    /// evicted).
+    fn purged_since(&self, generation: u64) -> bool {
+        generation != self.generation() || self.purging.load(Ordering::SeqCst) > 0
     }
 
     /// Hands an entry memory evicted for room to the writer, or drops it
     /// when the writer is behind.
     pub fn offer(&self, entry: Arc<Entry>, generation: u64) {
-        if entry.record.keep_until() <= unix_ms(SystemTime::now()) {
+        let record = &entry.record;
+        if record.keep_until() <= unix_ms(SystemTime::now()) || record.payload_len().is_none() {
             return;
         }
         if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
@@ -129,11 +141,15 @@ impl Disk {
         self.index.lock().key_for(primary, request)
     }
 
-    /// The record stored under `key`, taken out of the tier (its file
-    /// read outside the lock, checked, then deleted), with the time of
-    /// a soft purge since it was written. A damaged or missing file is
-    /// dropped, said once, and a miss.
-    pub fn take(&self, key: &str) -> Option<(Record, Option<u64>)> {
+    /// The record stored under `key` (its file read outside the lock and
+    /// checked), with the time of a soft purge since it was written and
+    /// the file's id. The file stays, the most recently used: memory
+    /// holds a copy, not the only one, so that a response read back and
+    /// evicted again is not written again, and a cache whose hot set is
+    /// larger than memory reads its files rather than rewrites them. A
+    /// damaged or missing file is dropped, said once, and a miss; so is
+    /// one purged while it was read.
+    pub fn read(&self, key: &str) -> Option<(Record, Option<u64>, u64)> {
         let (id, name, size, soft) = {
             let index = self.index.lock();
             let held = index.peek(key)?;
@@ -149,21 +165,25 @@ impl Disk {
                 false => Err(Refused::Damaged("holds another key")),
             });
         let mut index = self.index.lock();
-        let taken = index.take(key, id).is_some();
-        if taken {
+        let (held, damaged) = match read {
+            // Not if purged, or written again, while it was read.
+            Ok(_) => (index.touch(key, id), false),
+            Err(_) => (false, index.take(key, id).is_some()),
+        };
+        if damaged {
             // Under the lock, as every deletion: a file written again for
             // the key is entered under it too.
             let _ = std::fs::remove_file(&path);
         }
         drop(index);
         match read {
-            Ok(record) if taken => {
+            Ok(record) if held => {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
-                Some((record, soft))
+                Some((record, soft, id))
             }
             Ok(_) => None,
             Err(e) => {
-                if taken {
+                if damaged {
                     self.stats.damaged.fetch_add(1, Ordering::Relaxed);
                     let cause = crate::cache::timer::with_causes(&e);
                     log::warn!("cache_disk_dir: {}: {cause}; dropped", path.display());
@@ -174,20 +194,33 @@ impl Disk {
     }
 
     /// Memory stored a response under `key`: what the tier holds for it
-    /// is older, and goes.
-    pub fn forget(&self, key: &str) {
-        let doomed = self.index.lock().forget(key);
+    /// is older, and goes, unless it is file `kept` (the response was read
+    /// back from it).
+    pub fn forget(&self, key: &str, kept: Option<u64>) {
+        let doomed = self.index.lock().forget(key, kept);
         self.delete(doomed);
     }
 
-    /// Purges what `target` names; returns how many entries it named.
-    pub(crate) fn purge(&self, target: &Target, purge: Purge) -> usize {
+    /// Purges what `target` names, the first part of a purge of the whole
+    /// cache, which [`Disk::end_purge`] ends once memory's part is done:
+    /// the disk first, so that a request reading a file back meanwhile
+    /// began before the purge, and memory refuses what it read; an entry
+    /// memory evicts before its part is done is not written. Returns how
+    /// many entries it named.
+    pub(crate) fn begin_purge(&self, target: &Target, purge: Purge) -> usize {
+        self.purging.fetch_add(1, Ordering::SeqCst);
         let mut index = self.index.lock();
         self.purges.fetch_add(1, Ordering::SeqCst);
         let (named, doomed) = index.purge(target, purge);
         drop(index);
         self.delete(doomed);
         named
+    }
+
+    /// See [`Disk::begin_purge`].
+    pub(crate) fn end_purge(&self) {
+        self.purges.fetch_add(1, Ordering::SeqCst);
+        self.purging.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Drops the entries past their `keep_until` at `now`; returns how many.
@@ -200,6 +233,12 @@ impl Disk {
 
     pub fn len(&self) -> usize {
         self.index.lock().len()
+    }
+
+    /// Every key with a file (for tests and inspection: a copy of them
+    /// all, under the index lock).
+    pub fn keys(&self) -> Vec<String> {
+        self.index.lock().keys()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -141,12 +141,16 @@ impl Disk {
     fn write(&self, job: Job) {
         let entry = &job.entry;
         let record = &entry.record;
+        let key = entry.key();
+        // Read back from its file, which is still there: written already.
+        if (entry.disk_id()).is_some_and(|id| self.index.lock().holds_file(key, id)) {
+            return;
+        }
         let keep_until = record.keep_until();
-        if keep_until <= unix_ms(SystemTime::now()) || job.generation != self.generation() {
+        if keep_until <= unix_ms(SystemTime::now()) || self.purged_since(job.generation) {
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let key = entry.key();
         let name = file::name_of(key);
         let path = path_of(&self.dir, &name);
         let tmp = temporary_of(&path);
@@ -156,7 +160,10 @@ impl Disk {
             .and_then(|()| file::write_new(&tmp, record));
         let size = match written {
             Ok(Some(size)) => size,
-            Ok(None) => return,
+            Ok(None) => {
+                let _ = fs::remove_file(&tmp);
+                return;
+            }
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 if self.stats.write_failures.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -175,7 +182,7 @@ impl Disk {
             soft: None,
         };
         let mut index = self.index.lock();
-        if job.generation != self.generation() {
+        if self.purged_since(job.generation) {
             drop(index);
             let _ = fs::remove_file(&tmp);
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);

@@ -60,7 +60,7 @@ impl Record {
     }
 
     /// The payload length on disk, or `None` if the record cannot be represented.
-    pub(super) fn payload_len(&self) -> Option<u32> {
+    pub(crate) fn payload_len(&self) -> Option<u32> {
         let variable = [self.key.len(), self.head.len(), self.body.len()]
             .into_iter()
             .try_fold(0u64, |sum, n| sum.checked_add(u64::try_from(n).ok()?))?;

@@ -55,6 +55,9 @@ pub struct Entry {
     /// purge by tag reads them only while it is on): so a reload that
     /// turns it on finds them, as a restart would.
     pub(super) tags: policy::Tags,
+    /// The file of the disk tier it was read back from, while it is the
+    /// same response (see [`Entry::read_from_disk`]).
+    disk_id: Option<u64>,
     /// The body compressed in each coding (`gzip`, `brotli`), made at
     /// the first hit that wants it: never written to a snapshot (a start
     /// makes it again).
@@ -138,8 +141,24 @@ impl Entry {
             served_len,
             hidden,
             tags,
+            disk_id: None,
             compressed: Default::default(),
         }
+    }
+
+    /// The entry read back from the disk tier's file `id`: a copy of it,
+    /// which the file stays beside (evicted again, it is not written
+    /// again; stored, it does not replace the file).
+    pub fn read_from_disk(self, id: u64) -> Entry {
+        Entry {
+            disk_id: Some(id),
+            ..self
+        }
+    }
+
+    /// See [`Entry::read_from_disk`].
+    pub fn disk_id(&self) -> Option<u64> {
+        self.disk_id
     }
 
     /// The status line and fields sent with every response served from
@@ -187,6 +206,8 @@ impl Entry {
     /// origin fails.
     pub fn outdated(&self, now: SystemTime) -> Entry {
         let mut entry = self.clone();
+        // Another response than its file's, which goes when it is stored.
+        entry.disk_id = None;
         let record = &mut entry.record;
         let window = record.stale_until.saturating_sub(record.expires_at);
         record.expires_at = record.expires_at.min(unix_ms(now)).max(record.stored_at);

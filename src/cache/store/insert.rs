@@ -37,6 +37,7 @@ impl Cache {
         // `Connection: Vary` makes it hop-by-hop, which `sanitize` drops).
         let names: Vec<String> = entry.vary_names().map(str::to_string).collect();
         let weight = entry.weight();
+        let disk_id = entry.disk_id();
         let generation = self.disk_generation();
         let mut state = self.state.lock();
         // A fill that an invalidation or a newer entry overtook says
@@ -127,8 +128,9 @@ impl Cache {
         self.stats.evictions.fetch_add(n, Ordering::Relaxed);
         self.to_disk(evicted, generation);
         if let Some(disk) = self.disk.as_ref().filter(|_| stored) {
-            // What the disk holds for the key is older than this.
-            disk.forget(&key);
+            // What the disk holds for the key is older than this, unless
+            // this was read from it.
+            disk.forget(&key, disk_id);
         }
         self.changed();
         stored

@@ -37,10 +37,11 @@ impl Cache {
     }
 
     /// [`Cache::lookup`], and on a miss the disk tier's entry for the
-    /// request, if any, moved back to memory (rebuilt under `settings`,
-    /// the request's, as a snapshot's record is) and served as any hit.
-    /// An invalidation while its file was read keeps it out of memory:
-    /// served to this request, which began before it, but not kept.
+    /// request, if any, copied back to memory (rebuilt under `settings`,
+    /// the request's, as a snapshot's record is; its file stays) and
+    /// served as any hit. A purge while its file was read keeps it out of
+    /// memory: served to this request, which began before it, but not
+    /// kept.
     pub fn lookup_or_promote(
         &self,
         primary: &str,
@@ -57,8 +58,8 @@ impl Cache {
             None => disk.key_for(primary, request),
         };
         let since = self.fill_begun();
-        let promoted = disk.take(&key).and_then(|(record, soft)| {
-            let entry = Entry::from_record(record, settings)?;
+        let promoted = disk.read(&key).and_then(|(record, soft, id)| {
+            let entry = Entry::from_record(record, settings)?.read_from_disk(id);
             Some(Arc::new(match soft {
                 Some(at) => entry.outdated(UNIX_EPOCH + Duration::from_millis(at)),
                 None => entry,

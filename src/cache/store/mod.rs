@@ -237,9 +237,22 @@ impl Cache {
         }
     }
 
-    /// Purges what `target` names on disk too; how many it named there.
-    fn purge_disk(&self, target: impl FnOnce() -> Target, purge: Purge) -> usize {
-        self.disk.as_ref().map_or(0, |d| d.purge(&target(), purge))
+    /// A purge of `target` from the disk tier, if any, and from memory
+    /// (`in_memory`), in the order [`Disk::begin_purge`] tells; how many
+    /// entries both named.
+    fn purge_both(
+        &self,
+        target: impl FnOnce() -> Target,
+        purge: Purge,
+        in_memory: impl FnOnce() -> usize,
+    ) -> usize {
+        let Some(disk) = &self.disk else {
+            return in_memory();
+        };
+        let on_disk = disk.begin_purge(&target(), purge);
+        let named = in_memory();
+        disk.end_purge();
+        named + on_disk
     }
 
     /// Largest body stored; larger responses are only streamed.

@@ -82,6 +82,14 @@ impl Cache {
     ///
     /// [`Fill`]: super::Fill
     pub fn invalidate_all(&self, primaries: &[String], purge: Purge) -> usize {
+        let target = || Target::Primaries(primaries.to_vec());
+        self.purge_both(target, purge, || {
+            self.invalidate_in_memory(primaries, purge)
+        })
+    }
+
+    /// [`Cache::invalidate_all`] of what memory holds.
+    fn invalidate_in_memory(&self, primaries: &[String], purge: Purge) -> usize {
         let mut state = self.state.lock();
         state.epoch += 1;
         let epoch = state.epoch;
@@ -124,9 +132,7 @@ impl Cache {
         }
         // Entries freed outside the lock.
         drop(out);
-        // After memory: an entry evicted meanwhile carries the disk's
-        // generation from before this, and its write is not entered.
-        named + self.purge_disk(|| Target::Primaries(primaries.to_vec()), purge)
+        named
     }
 
     /// Purges every entry whose primary key starts with one of `prefixes`
@@ -171,8 +177,11 @@ impl Cache {
     /// outdated copy takes the slot of what it replaces, so the walk does
     /// not meet it again.
     fn invalidate_group(&self, group: &Group, purge: Purge) -> usize {
-        let named = self.invalidate_group_by(group, purge, SWEEP_SLICE, || {}).0;
-        named + self.purge_disk(|| Target::Group(group.clone()), purge)
+        self.purge_both(
+            || Target::Group(group.clone()),
+            purge,
+            || self.invalidate_group_by(group, purge, SWEEP_SLICE, || {}).0,
+        )
     }
 
     /// [`Cache::invalidate_group`] by `slice` slots per hold of the lock,
@@ -253,6 +262,10 @@ impl Cache {
 
     /// Drops everything; returns how many entries there were.
     pub fn clear(&self) -> usize {
+        self.purge_both(|| Target::All, Purge::Hard, || self.clear_memory())
+    }
+
+    fn clear_memory(&self) -> usize {
         let mut state = self.state.lock();
         state.epoch += 1;
         if !state.fills.is_empty() {
@@ -268,6 +281,6 @@ impl Cache {
         drop(state);
         drop((gone, vary));
         self.changed();
-        n + self.purge_disk(|| Target::All, Purge::Hard)
+        n
     }
 }
