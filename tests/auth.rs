@@ -1136,6 +1136,10 @@ mod jwt {
             let e = config_error(&format!("{base}{more}"));
             assert!(e.contains(&says), "{more}: {e}");
         }
+        // The default it had before it followed the answers, as the
+        // proxy.conf shipped then writes it, still loads.
+        let (code, _, err) = inverso_check(&format!("{base}auth_jwt_key_cache = 10m\n"), "");
+        assert_eq!(code, Some(0), "{err}");
         // A pool's own file in place of the top level's request, and the
         // other way round: each scope has the source it names.
         let (code, out, err) = inverso_check(

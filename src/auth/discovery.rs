@@ -11,6 +11,7 @@
 
 use super::jwt::Jwks;
 use crate::json_value::{self, Value};
+use crate::variables::host_of;
 
 /// What a fetch of `auth_jwt_key_request`'s path gave.
 #[derive(Debug, PartialEq)]
@@ -121,7 +122,8 @@ impl Discovery {
             true => rest.to_string(),
             false => format!("/{rest}"),
         };
-        if !crate::config::is_origin_path(&path) {
+        // A request line no server takes, and a log line of a megabyte.
+        if !crate::config::is_origin_path(&path) || path.len() > crate::rewrite::MAX_TARGET_LEN {
             return Err(not_a_url());
         }
         if let Some(authority) = authority {
@@ -155,18 +157,6 @@ fn split_url(uri: &str) -> Option<(Option<&str>, &str)> {
         return None;
     }
     Some((Some(authority), path))
-}
-
-/// An authority's host, its port left out (`[::1]:8080` is `[::1]`).
-fn host_of(authority: &str) -> &str {
-    let port_from = match authority.starts_with('[') {
-        true => authority.find(']').map(|end| end + 1),
-        false => authority.rfind(':'),
-    };
-    match port_from {
-        Some(at) => authority.get(..at).unwrap_or(authority),
-        None => authority,
-    }
 }
 
 /// A value of the document as a log line shows it: quoted, escaped, and
@@ -352,6 +342,7 @@ mod tests {
             "https://id.example.com/a b",
             "https://id.example.com/é",
             "https://id.example.com//evil.example/certs",
+            &format!("/{}", "a".repeat(crate::rewrite::MAX_TARGET_LEN)),
         ] {
             let e = at(not_a_url).jwks_path(asked);
             assert!(

@@ -207,7 +207,11 @@ impl FetchedKeys {
         if std::ptr::eq(self, before) {
             return;
         }
-        if self.from.pool_name == before.from.pool_name && self.from.path == before.from.path {
+        // A set another issuer's discovery document gave is not this one's.
+        let same_request = self.from.pool_name == before.from.pool_name
+            && self.from.path == before.from.path
+            && self.issuer == before.issuer;
+        if same_request {
             let mut keys = self.keys.write();
             if keys.is_none() {
                 keys.clone_from(&before.keys.read());
@@ -294,6 +298,11 @@ mod tests {
             FetchedKeys::new(from("sso", "/jwks"), Some(Duration::from_secs(600)), None);
         other_pool.take_keys_of(&before);
         assert!(other_pool.current().is_none());
+        // Another issuer's: what its discovery document gave is not ours.
+        let issuer = Some("https://id.example.com/realms/b".into());
+        let other_issuer = FetchedKeys::new(from("idp", "/jwks"), None, issuer);
+        other_issuer.take_keys_of(&before);
+        assert!(other_issuer.current().is_none());
         // Another cache time is the same request.
         let same = FetchedKeys::new(from("idp", "/jwks"), Some(Duration::from_secs(60)), None);
         same.take_keys_of(&before);

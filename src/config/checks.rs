@@ -501,7 +501,11 @@ impl Loader {
                 "and auth_jwt_key_file are both set: the keys come from one of them",
             );
         }
-        let key_cache_set = config.auth_jwt_key_cache.is_some();
+        // Written as the default it had before it followed the answers
+        // (`10m`, as the proxy.conf shipped then says): not refused where
+        // it does nothing, so such a file still loads.
+        let key_cache_set =
+            (config.auth_jwt_key_cache).is_some_and(|c| c != crate::auth::jwt_keys::DEFAULT_CACHE);
         if config.auth_jwt_key_request.is_none()
             && config.auth_jwt.is_some()
             && key_cache_set
