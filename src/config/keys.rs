@@ -64,6 +64,21 @@ fn parse_hash_balance_factor(v: &str) -> Result<Option<u32>, String> {
 
 /// `geoip_database`: the file read whole, now (at start-up and at each
 /// reload, so that a weekly `geoipupdate` is taken); empty is none.
+/// `brotli_comp_level`: up to [`crate::gzip::MAX_BROTLI_QUALITY`], past
+/// which an encoder's memory is too much for a response compressed as it
+/// is relayed.
+fn brotli_quality(v: &str) -> Result<u32, String> {
+    let most = crate::gzip::MAX_BROTLI_QUALITY;
+    match parse_number(v, 0..=11)? {
+        n if n > most => Err(format!(
+            "{n} is above {most}: from 7 on a Brotli encoder holds 8 to 28 MiB for each \
+             response it compresses, where 6 holds under 2 MiB (ngx_brotli's 11 is for files \
+             compressed ahead: a `files` route sends their .br copies)"
+        )),
+        n => Ok(n),
+    }
+}
+
 fn optional_geoip(v: &str) -> Result<Option<Arc<crate::geoip::GeoIp>>, String> {
     match v {
         "" => Ok(None),
@@ -1214,8 +1229,9 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "brotli_comp_level",
         default: "2",
-        help: "Brotli quality, 0 (fastest) to 11 (smallest), as ngx_brotli's brotli_comp_level",
-        apply: |c, v| parse_number(v, 0..=11).map(|n| c.brotli_comp_level = n),
+        help: "Brotli quality, 0 (fastest) to 6, as ngx_brotli's brotli_comp_level (7 to 11 \
+               are refused: each response compressed would hold 8 to 28 MiB)",
+        apply: |c, v| brotli_quality(v).map(|n| c.brotli_comp_level = n),
     },
     Key {
         name: "gunzip",

@@ -1945,12 +1945,12 @@ mod tests {
         );
         assert_eq!((c.gzip_min_length, c.gzip_comp_level), (256, 1));
         assert_eq!((c.brotli, c.brotli_comp_level), (false, 2));
-        let c = build("targets = 127.0.0.1:1\nbrotli = on\nbrotli_comp_level = 11\n").unwrap();
+        let c = build("targets = 127.0.0.1:1\nbrotli = on\nbrotli_comp_level = 6\n").unwrap();
         assert!(
             !c.gzip && crate::gzip::Gzip::of(&c).is_some(),
             "Brotli alone"
         );
-        assert_eq!((c.brotli, c.brotli_comp_level), (true, 11));
+        assert_eq!((c.brotli, c.brotli_comp_level), (true, 6));
         let c = build(
             "targets = 127.0.0.1:1\ngzip = on\ngzip_types = text/*, application/json\n\
              gzip_min_length = 1KiB\ngzip_comp_level = 6\n",
@@ -1971,6 +1971,10 @@ mod tests {
             ("gzip_comp_level = 10", "out of range (1..=9)"),
             ("brotli = maybe", "not a boolean"),
             ("brotli_comp_level = 12", "out of range (0..=11)"),
+            (
+                "brotli_comp_level = 7",
+                "7 is above 6: from 7 on a Brotli encoder holds",
+            ),
         ] {
             let e = build(&format!("targets = 127.0.0.1:1\n{line}\n")).unwrap_err();
             assert_eq!(e.place, "proxy.conf:2", "{line}");
