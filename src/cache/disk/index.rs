@@ -3,6 +3,7 @@
 //! and the purges it takes. Knows no files: what it drops is returned
 //! (`Doomed`) for the caller to delete.
 
+use super::recent::Recent;
 use crate::cache::lru::Lru;
 use crate::cache::policy::{self, Tags};
 use crate::cache::store::{primary_of, Group, Purge, Variants};
@@ -37,6 +38,17 @@ pub(crate) enum Target {
     Primaries(Vec<String>),
     Group(Group),
     All,
+}
+
+impl Target {
+    /// Whether it names the entry of `key` with `tags`.
+    pub(crate) fn holds(&self, key: &str, tags: &Tags) -> bool {
+        match self {
+            Target::All => true,
+            Target::Primaries(primaries) => primaries.iter().any(|p| p == primary_of(key)),
+            Target::Group(group) => group.holds_tagged(key, tags),
+        }
+    }
 }
 
 /// URLs a scan under way remembers purged one by one; past this, a purge
@@ -100,6 +112,8 @@ pub struct Index {
     next_id: u64,
     /// While the start-up scan runs.
     scan: Option<ScanPurges>,
+    /// The purges writes on their way may predate.
+    pub recent: Recent,
 }
 
 /// The request fields a key varies on, as the key spells them.
@@ -119,6 +133,7 @@ impl Index {
             vary: HashMap::new(),
             next_id: 0,
             scan: Some(ScanPurges::default()),
+            recent: Recent::default(),
         }
     }
 

@@ -6,9 +6,9 @@
 //! A request thread never waits for the disk: evicted entries are handed
 //! to one writer thread over a bounded channel (dropped and counted when
 //! it is full). A hit reads its file outside every lock. Every purge
-//! reaches the index, and counts: a write enqueued before a purge is not
-//! entered (the purge generation), so that a purge cannot be undone by
-//! a write still on its way.
+//! reaches the index, and is remembered a while: a write evicted before a
+//! purge that names it ended is not entered (see `recent`), so that a
+//! purge cannot be undone by a write still on its way.
 //!
 //! # Layout
 //! - `file`: one entry's file, its name, and reading it back (whole, or
@@ -22,6 +22,7 @@
 
 mod file;
 mod index;
+mod recent;
 mod scan;
 mod writer;
 
@@ -77,8 +78,6 @@ pub struct Disk {
     /// Bumped under the index lock as every purge begins and ends; see
     /// [`Disk::generation`].
     purges: AtomicU64,
-    /// Purges begun and not yet ended (see [`Disk::begin_purge`]).
-    purging: AtomicU64,
     jobs: Sender<Job>,
     /// The largest body a file may hold (`max_object_size`).
     max_body: u64,
@@ -97,7 +96,6 @@ impl Disk {
             dir: dir.to_path_buf(),
             index: Mutex::new(Index::new(capacity)),
             purges: AtomicU64::new(0),
-            purging: AtomicU64::new(0),
             jobs,
             max_body,
             scanned: AtomicBool::new(false),
@@ -107,19 +105,16 @@ impl Disk {
         Ok((disk, worker))
     }
 
-    /// The purge generation, read before an eviction: a write evicted in
-    /// another than the index's when it is entered, or while a purge is
-    /// under way, is dropped (see [`Disk::purged_since`]).
+    /// The purge generation, read before an eviction: a write is dropped
+    /// if a purge that names it ended after it, or is under way (see
+    /// [`recent`]).
     pub fn generation(&self) -> u64 {
         self.purges.load(Ordering::SeqCst)
     }
 
-    /// Whether a write of an entry evicted in `generation` may predate a
-    /// purge: one began or ended since, or one is under way (the memory
-    /// store's part of it may not have reached the entry when it was
-    /// evicted).
-    fn purged_since(&self, generation: u64) -> bool {
-        generation != self.generation() || self.purging.load(Ordering::SeqCst) > 0
+    /// The next purge generation, under the index lock.
+    fn next_generation(&self) -> u64 {
+        self.purges.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// Hands an entry memory evicted for room to the writer, or drops it
@@ -206,21 +201,23 @@ impl Disk {
     /// the disk first, so that a request reading a file back meanwhile
     /// began before the purge, and memory refuses what it read; an entry
     /// memory evicts before its part is done is not written. Returns how
-    /// many entries it named.
-    pub(crate) fn begin_purge(&self, target: &Target, purge: Purge) -> usize {
-        self.purging.fetch_add(1, Ordering::SeqCst);
+    /// many entries it named, and the purge's generation for
+    /// [`Disk::end_purge`].
+    pub(crate) fn begin_purge(&self, target: &Target, purge: Purge) -> (usize, u64) {
         let mut index = self.index.lock();
-        self.purges.fetch_add(1, Ordering::SeqCst);
+        let begun = self.next_generation();
+        index.recent.begin(begun, target.clone());
         let (named, doomed) = index.purge(target, purge);
         drop(index);
         self.delete(doomed);
-        named
+        (named, begun)
     }
 
     /// See [`Disk::begin_purge`].
-    pub(crate) fn end_purge(&self) {
-        self.purges.fetch_add(1, Ordering::SeqCst);
-        self.purging.fetch_sub(1, Ordering::SeqCst);
+    pub(crate) fn end_purge(&self, begun: u64) {
+        let mut index = self.index.lock();
+        let ended = self.next_generation();
+        index.recent.end(begun, ended);
     }
 
     /// Drops the entries past their `keep_until` at `now`; returns how many.

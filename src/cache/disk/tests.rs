@@ -57,8 +57,8 @@ fn written(disk: &Disk, n: u64) {
 
 /// A purge of `target` from the disk alone, begun and ended.
 fn purge(disk: &Disk, target: &Target, purge: Purge) -> usize {
-    let named = disk.begin_purge(target, purge);
-    disk.end_purge();
+    let (named, begun) = disk.begin_purge(target, purge);
+    disk.end_purge(begun);
     named
 }
 
@@ -124,7 +124,7 @@ fn purges_reach_the_files() {
 }
 
 #[test]
-fn a_write_enqueued_before_a_purge_is_not_entered() {
+fn a_write_enqueued_before_a_purge_naming_it_is_not_entered() {
     let dir = tempfile::tempdir().unwrap();
     let (disk, _worker) = started(dir.path(), 1 << 20);
     let before = disk.generation();
@@ -135,13 +135,14 @@ fn a_write_enqueued_before_a_purge_is_not_entered() {
     );
     disk.offer(entry("/a", "t"), before);
     // Evicted while a purge is under way (memory's part not done yet).
-    disk.begin_purge(&Target::Primaries(vec!["GET h/c".into()]), Purge::Hard);
+    let (_, begun) = disk.begin_purge(&Target::Primaries(vec!["GET h/c".into()]), Purge::Hard);
     disk.offer(entry("/c", "t"), disk.generation());
     wait_for("discarded", || {
         disk.stats.discarded.load(Ordering::Relaxed) == 2
     });
-    disk.end_purge();
-    disk.offer(entry("/b", "t"), disk.generation());
+    disk.end_purge(begun);
+    // Evicted before those purges, of another URL: written.
+    disk.offer(entry("/b", "t"), before);
     written(&disk, 1);
     assert!(disk.read("GET h/c").is_none());
     assert!(disk.read("GET h/a").is_none());

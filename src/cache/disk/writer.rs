@@ -136,8 +136,8 @@ fn lock(dir: &Path, stop: &Receiver<()>) -> Option<File> {
 
 impl Disk {
     /// Writes an evicted entry's file under a temporary name, then
-    /// renames it and enters it under the index lock, unless a purge came
-    /// since it was evicted.
+    /// renames it and enters it under the index lock, unless a purge that
+    /// names it ended since it was evicted, or is under way.
     fn write(&self, job: Job) {
         let entry = &job.entry;
         let record = &entry.record;
@@ -147,7 +147,8 @@ impl Disk {
             return;
         }
         let keep_until = record.keep_until();
-        if keep_until <= unix_ms(SystemTime::now()) || self.purged_since(job.generation) {
+        let purged = || (self.index.lock().recent).names(job.generation, key, entry.tags());
+        if keep_until <= unix_ms(SystemTime::now()) || purged() {
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -182,7 +183,7 @@ impl Disk {
             soft: None,
         };
         let mut index = self.index.lock();
-        if self.purged_since(job.generation) {
+        if index.recent.names(job.generation, key, entry.tags()) {
             drop(index);
             let _ = fs::remove_file(&tmp);
             self.stats.discarded.fetch_add(1, Ordering::Relaxed);

@@ -249,9 +249,9 @@ impl Cache {
         let Some(disk) = &self.disk else {
             return in_memory();
         };
-        let on_disk = disk.begin_purge(&target(), purge);
+        let (on_disk, begun) = disk.begin_purge(&target(), purge);
         let named = in_memory();
-        disk.end_purge();
+        disk.end_purge(begun);
         named + on_disk
     }
 
