@@ -131,9 +131,21 @@ impl Disk {
         }
     }
 
-    /// The key a request's response is stored under on disk.
-    pub fn key_for(&self, primary: &str, request: &Headers) -> String {
-        self.index.lock().key_for(primary, request)
+    /// The key a request's response is stored under on disk, when a file
+    /// is there: under the variant of the fields the URL varies on in
+    /// memory (`names`), else on disk.
+    pub fn held_key(
+        &self,
+        primary: &str,
+        names: Option<&[String]>,
+        request: &Headers,
+    ) -> Option<String> {
+        let index = self.index.lock();
+        let key = match names {
+            Some(names) => crate::cache::policy::variant_key(primary, names, request),
+            None => index.key_for(primary, request),
+        };
+        index.holds(&key).then_some(key)
     }
 
     /// The record stored under `key` (its file read outside the lock and

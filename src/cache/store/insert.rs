@@ -83,6 +83,9 @@ impl Cache {
             if old.is_some() {
                 self.changed();
             }
+            if let Some(disk) = &self.disk {
+                disk.forget(&key, None);
+            }
             return false;
         }
         // The newest response for a URI decides whether it varies (RFC

@@ -53,10 +53,8 @@ impl Cache {
         }
         let disk = self.disk.as_ref()?;
         let names = (self.state.lock().vary.get(primary)).map(|v| v.names.clone());
-        let key = match names {
-            Some(names) => policy::variant_key(primary, &names, request),
-            None => disk.key_for(primary, request),
-        };
+        // A miss that is not on disk either (the most) costs no more.
+        let key = disk.held_key(primary, names.as_deref(), request)?;
         let since = self.fill_begun();
         let promoted = disk.read(&key).and_then(|(record, soft, id)| {
             let entry = Entry::from_record(record, settings)?.read_from_disk(id);
@@ -69,8 +67,7 @@ impl Cache {
             self.insert_checked(entry.clone(), Some(since), None);
         }
         self.fill_ended(since);
-        // Another request promoted it first.
-        promoted.or_else(|| self.lookup(primary, request))
+        promoted
     }
 
     /// Whether entries were read since the last call (recency changed).
