@@ -6,7 +6,6 @@
 
 mod support;
 
-use flate2::read::GzDecoder;
 use inverso::gzip::{Coding, MediaTypes};
 use inverso::Config;
 use std::io::Read;
@@ -35,14 +34,6 @@ fn unbrotli(bytes: &[u8]) -> Vec<u8> {
     brotli::Decompressor::new(bytes, 4096)
         .read_to_end(&mut out)
         .expect("a Brotli stream");
-    out
-}
-
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("a gzip stream");
     out
 }
 

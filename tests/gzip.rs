@@ -31,14 +31,6 @@ fn cache_on(c: &mut Config) {
     c.admin_port = Some(0);
 }
 
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .expect("a gzip stream");
-    out
-}
-
 /// Text that compresses well, and that a test can tell from other text.
 fn page(len: usize) -> Vec<u8> {
     let line = b"<p>inverso compresses what it relays, once per cached entry</p>\n";

@@ -1509,3 +1509,13 @@ pub fn has_ipv6_loopback() -> bool {
     }
     bound
 }
+
+/// A gzip stream decoded whole.
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a gzip stream");
+    out
+}
